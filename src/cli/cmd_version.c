@@ -1,0 +1,12 @@
+/* `whatstyle version`: prints the version of the binary. */
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+#define WS_VERSION "0.1.0"
+
+int ws_cmd_version(int argc, char **argv)
+{
+    printf("whatstyle %s\n", WS_VERSION);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* Unit tests for src/core: buffers, arena, JSON writer and parser. */
+#include "harness.h"
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+
+static void buf_grows_and_caps(void)
+{
+    ws_buf b = WS_BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ_INT(ws_buf_printf(&b, "%d,", i), 0);
+    CHECK(b.len > 2000);
+    CHECK_EQ_INT(b.data[b.len], 0);
+    ws_buf_free(&b);
+    ws_buf capped = {.limit = 8};
+    CHECK_EQ_INT(ws_buf_puts(&capped, "12345678"), 0);
+    CHECK_EQ_INT(ws_buf_putc(&capped, 'x'), WS_ETOOBIG);
+    CHECK_EQ_INT(capped.len, 8);
+    ws_buf_free(&capped);
+}
+
+static int hook_calls;
+static void count_hook(void *arg) { hook_calls += *(int *)arg; }
+
+static void arena_allocates_and_runs_hooks(void)
+{
+    ws_arena *a = ws_arena_new(64);
+    static int one = 1;
+    for (int i = 0; i < 100; i++) {
+        char *p = ws_arena_alloc(a, 100);
+        memset(p, 'x', 100);
+        CHECK(((uintptr_t)p & 15) == 0);
+    }
+    ws_arena_on_free(a, count_hook, &one);
+    ws_arena_on_free(a, count_hook, &one);
+    ws_arena_free(a);
+    CHECK_EQ_INT(hook_calls, 2);
+    ws_arena_free(NULL);
+}
+
+static void json_writer_escapes(void)
+{
+    ws_buf b = WS_BUF_INIT;
+    ws_json_put_str(&b, "a\"b\\c\n\x01\xf0\x9f\x98\x80", 11);
+    CHECK_EQ_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\xf0\x9f\x98\x80\"");
+    ws_buf_reset(&b);
+    ws_json_put_num(&b, 0.1);
+    CHECK_EQ_STR(b.data, "0.1");
+    ws_buf_reset(&b);
+    ws_json_put_num(&b, -42);
+    CHECK_EQ_STR(b.data, "-42");
+    ws_buf_free(&b);
+}
+
+static void json_parses_documents(void)
+{
+    const char *text = " {\"a\": [1, 2.5e1, true, null, \"x\\u00e9\\ud83d\\ude00\"], \"b\": {\"c\": \"d\"}} ";
+    ws_json_doc *doc = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_json_parse(text, strlen(text), &doc, &err), 0);
+    const ws_json *root = ws_json_root(doc);
+    const ws_json *a = ws_json_get(root, "a");
+    CHECK(a && a->type == WS_JSON_ARRAY && a->len == 5);
+    CHECK_NEAR(ws_json_at(a, 1)->number, 25, 0);
+    CHECK(ws_json_at(a, 2)->boolean);
+    CHECK_EQ_INT(ws_json_at(a, 3)->type, WS_JSON_NULL);
+    CHECK_EQ_STR(ws_json_at(a, 4)->str, "x\xc3\xa9\xf0\x9f\x98\x80");
+    CHECK_EQ_STR(ws_json_get_str(ws_json_get(root, "b"), "c"), "d");
+    CHECK(ws_json_get(root, "zz") == NULL);
+    ws_json_doc_free(doc);
+}
+
+static void json_rejects_bad_input(void)
+{
+    const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01", "tru", "[1] x", "\"\x01\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ws_json_doc *doc = NULL;
+        ws_error err = {0};
+        CHECK(ws_json_parse(bad[i], strlen(bad[i]), &doc, &err) == WS_EFORMAT);
+        CHECK(doc == NULL);
+        CHECK(strstr(err.msg, "invalid JSON at byte") != NULL);
+    }
+    char deep[400];
+    memset(deep, '[', sizeof deep);
+    ws_json_doc *doc = NULL;
+    CHECK(ws_json_parse(deep, sizeof deep, &doc, NULL) == WS_EFORMAT);
+}
+
+WS_TEST_MAIN(T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
+             T(json_parses_documents), T(json_rejects_bad_input))

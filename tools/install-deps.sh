@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages WhatStyle needs to build, test and fuzz (idempotent).
+set -euo pipefail
+PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format-14
+      libzip-dev zlib1g-dev zip unzip python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
