@@ -822,16 +822,19 @@ static void replica_serves_reads(void)
     CHECK_EQ_INT(ws_store_user_create(s, a, "mia", NULL, NULL, &u, &err), 0);
     ws_conversation c = {.user_id = u.id, .message = "m", .response = "r", .confidence = 1};
     CHECK_EQ_INT(ws_store_conv_insert(s, &c, NULL, &err), 0);
-    /* streaming replication is asynchronous: wait (bounded) until the replica has it */
+    /* streaming replication is asynchronous: wait (bounded, 10 s) until the replica has
+     * the schema and the row */
     size_t n = 0;
-    for (int i = 0; i < 100 && n == 0; i++) {
+    int rc = 0;
+    for (int i = 0; i < 200 && n == 0; i++) {
         ws_conversation *items;
         const char *next;
-        if (ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err) < 0)
-            break;
+        rc = ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err);
         if (n == 0)
             usleep(50 * 1000);
     }
+    if (rc < 0)
+        fprintf(stderr, "replica read: %s\n", err.msg);
     CHECK_EQ_INT(n, 1);
     /* the replica refuses writes: a store opened on it alone cannot create users */
     ws_store *ro = NULL;
@@ -839,6 +842,8 @@ static void replica_serves_reads(void)
     CHECK_EQ_INT(ws_store_open(&rcfg, &ro, &err), 0);
     if (ro) {
         CHECK_EQ_INT(ws_store_user_create(ro, a, "nope", NULL, NULL, NULL, &err), WS_EIO);
+        if (!strstr(err.msg, "read-only"))
+            fprintf(stderr, "replica write: %s\n", err.msg);
         CHECK(strstr(err.msg, "read-only") != NULL);
         ws_store_close(ro);
     }
