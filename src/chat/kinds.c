@@ -1,5 +1,5 @@
 /* What kind of message a body is: media placeholders, deleted-message notices, iOS system
- * events printed as if sent by a person, and "edited" markers — in the languages WhatsApp
+ * events printed as if sent by a person (marked by a leading LRM), and "edited" markers — in the languages WhatsApp
  * exports most often. Matching ignores ASCII case, leading direction marks and trailing
  * spaces/dots. */
 #include <stdbool.h>
@@ -51,20 +51,6 @@ static const char *const deleted_exact[] = {
     "\xD8\xAA\xD9\x85 \xD8\xAD\xD8\xB0\xD9\x81 \xD9\x87\xD8\xB0\xD9\x87 \xD8\xA7\xD9\x84\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x84\xD8\xA9", /* تم حذف هذه الرسالة */
     "\xD9\x84\xD9\x82\xD8\xAF \xD8\xAD\xD8\xB0\xD9\x81\xD8\xAA \xD9\x87\xD8\xB0\xD9\x87 \xD8\xA7\xD9\x84\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x84\xD8\xA9", /* لقد حذفت هذه الرسالة */
     "\xE0\xA4\xAF\xE0\xA4\xB9 \xE0\xA4\xB8\xE0\xA4\x82\xE0\xA4\xA6\xE0\xA5\x87\xE0\xA4\xB6 \xE0\xA4\xB9\xE0\xA4\x9F\xE0\xA4\xBE \xE0\xA4\xA6\xE0\xA4\xBF\xE0\xA4\xAF\xE0\xA4\xBE \xE0\xA4\x97\xE0\xA4\xAF\xE0\xA4\xBE \xE0\xA4\xA5\xE0\xA4\xBE", /* यह संदेश हटा दिया गया था */
-};
-
-/* iOS prints these system events with the group (or a person) as author. */
-static const char *const system_contains[] = {
-    "end-to-end encrypted", "end-to-end encryption", "cifrados de extremo a extremo",
-    "criptografia de ponta a ponta", "Ende-zu-Ende-verschl\xC3\xBCsselt", "chiffr\xC3\xA9s de bout en bout",
-    "crittografati end-to-end", "end-to-end versleuteld", "u\xC3\xA7tan uca \xC5\x9Fifreli",
-    "created group", "created this group", "changed the subject", "changed the group name",
-    "changed this group's icon", "changed the group description", "deleted this group's icon",
-    "changed their phone number", "security code with", "joined using this group's invite link",
-    "joined using this group", "now an admin", "no longer an admin", "disappearing messages",
-    "This chat is with a business account", "Missed voice call", "Missed video call",
-    "pinned a message", "changed the settings", " added ", " removed ", " left",
-    "You were added", "You joined",
 };
 
 static const char *const edited_suffix[] = {
@@ -163,11 +149,12 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     for (size_t i = 0; i < COUNT(media_suffix); i++)
         if (ends_with(s, len, media_suffix[i], &at) && at > 0)
             return WS_MSG_MEDIA;
-    /* iOS system events start with a left-to-right mark */
-    if (n >= 3 && ws__chat_mark_len(text, n) == 3 && (unsigned char)text[2] == 0x8E)
-        for (size_t i = 0; i < COUNT(system_contains); i++)
-            if (contains(s, len, system_contains[i]))
-                return WS_MSG_SYSTEM;
+    /* iOS prints group events (created, added, left, encryption, calls...) as if sent by the
+     * group or a person, and starts their text with a left-to-right mark; what people type
+     * never does. Media and deletions carry the mark too, and were matched above. */
+    if (n >= 3 && (unsigned char)text[0] == 0xE2 && (unsigned char)text[1] == 0x80 &&
+        (unsigned char)text[2] == 0x8E)
+        return WS_MSG_SYSTEM;
     if (contains(s, len, "Messages and calls are end-to-end encrypted") ||
         contains(s, len, "Messages to this group are now secured with end-to-end encryption"))
         return WS_MSG_SYSTEM;
