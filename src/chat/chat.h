@@ -79,6 +79,8 @@ const char *ws_chat_date_order_name(ws_date_order o);        /* "dmy", "mdy", "y
 uint64_t ws_chat_invalid_utf8(const ws_chat_reader *r);     /* bad sequences replaced so far */
 uint64_t ws_chat_lines_skipped(const ws_chat_reader *r);    /* lines before the first header */
 bool ws_chat_is_empty(const ws_chat_reader *r);             /* input had no bytes */
+/* Bytes of chat text read so far in this pass, and (if known, else 0) the total. */
+uint64_t ws_chat_bytes_read(const ws_chat_reader *r, uint64_t *total);
 void ws_chat_close(ws_chat_reader *r);                      /* NULL is a no-op */
 
 const char *ws_msg_kind_name(ws_msg_kind k);   /* "text", "system", "media", "deleted" */

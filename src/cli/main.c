@@ -11,6 +11,7 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"parse", ws_cmd_parse, "read a WhatsApp export (.txt or .zip) and print its messages"},
     {"version", ws_cmd_version, "print the version"},
 };
 
