@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,9 +171,16 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     pthread_mutex_unlock(&s->writer_mu);
 }
 
+/* Background threads yield to the event loops when the CPU is short (Linux: per-thread nice). */
+static void lower_priority(void)
+{
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+}
+
 static void *writer_main(void *arg)
 {
     ws_server *s = arg;
+    lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
     for (;;) {
@@ -299,6 +308,7 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
 static void *trainer_main(void *arg)
 {
     ws_server *s = arg;
+    lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
     while (!atomic_load(&s->stopping)) {
