@@ -3,7 +3,8 @@
  * client only accepts SSE), Bearer key authentication (the REST prologue), Origin
  * validation against DNS rebinding, sessions (Mcp-Session-Id, kept in the cache so every
  * instance sees them), and the tools table: reply_as, train_style, training_status,
- * style_profile, list_conversations, each with input and output JSON Schemas. */
+ * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
+ * resources (style profile, recent conversations) and logging/setLevel. */
 #include "server/server_int.h"
 
 #include <stdio.h>
@@ -269,7 +270,8 @@ static void m_initialize(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
     rpc_result_open(b, id);
     ws_buf_puts(b, "{\"protocolVersion\":");
     ws_json_put_cstr(b, version);
-    ws_buf_puts(b, ",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
+    ws_buf_puts(b, ",\"capabilities\":{\"tools\":{\"listChanged\":false},"
+                   "\"resources\":{\"subscribe\":false,\"listChanged\":false},\"logging\":{}},"
                    "\"serverInfo\":{\"name\":\"whatstyle\",\"title\":\"WhatStyle\",\"version\":\"0.1.0\"},"
                    "\"instructions\":\"Learn how a person chats from their WhatsApp export "
                    "(train_style, then training_status until completed) and reply as they would (reply_as).\"}}");
@@ -341,6 +343,85 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         ws_buf_puts(b, "}],\"isError\":true}}");
     }
     ws_buf_free(&out);
+}
+
+/* ---- resources: the same data as style_profile / list_conversations, for clients that
+ * attach context rather than call tools ---- */
+
+typedef struct mcp_resource {
+    const char *uri, *name, *title, *description;
+    tool_fn read;
+} mcp_resource;
+
+static const mcp_resource resources[] = {
+    {"whatstyle://style-profile", "style-profile", "Style profile",
+     "The measured writing style of your trained persona (JSON).", t_style_profile},
+    {"whatstyle://conversations", "conversations", "Recent conversations",
+     "Your 20 most recent exchanges with the clone (JSON).", t_list_conversations},
+};
+
+static void m_resources_list(const ws_json *id, ws_buf *b)
+{
+    rpc_result_open(b, id);
+    ws_buf_puts(b, "{\"resources\":[");
+    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++) {
+        ws_buf_puts(b, i ? ",{\"uri\":" : "{\"uri\":");
+        ws_json_put_cstr(b, resources[i].uri);
+        ws_buf_puts(b, ",\"name\":");
+        ws_json_put_cstr(b, resources[i].name);
+        ws_buf_puts(b, ",\"title\":");
+        ws_json_put_cstr(b, resources[i].title);
+        ws_buf_puts(b, ",\"description\":");
+        ws_json_put_cstr(b, resources[i].description);
+        ws_buf_puts(b, ",\"mimeType\":\"application/json\"}");
+    }
+    ws_buf_puts(b, "]}}");
+}
+
+static void m_resources_read(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b)
+{
+    const char *uri = params ? ws_json_get_str(params, "uri") : NULL;
+    const mcp_resource *res = NULL;
+    for (size_t i = 0; uri && i < sizeof resources / sizeof resources[0]; i++)
+        if (!strcmp(resources[i].uri, uri))
+            res = &resources[i];
+    if (!res) {
+        rpc_error(b, id, -32002, "Resource not found");
+        return;
+    }
+    static const ws_json empty_obj = {.type = WS_JSON_OBJECT};
+    ws_buf out = WS_BUF_INIT;
+    mcp_call c = {.s = ctx->app, .r = ctx->scratch, .args = &empty_obj, .out = &out, .arena = ctx->arena};
+    if (res->read(&c) != 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s (%s)", c.e.msg, c.e.code ? c.e.code : "error");
+        rpc_error(b, id, -32603, msg);
+    } else {
+        rpc_result_open(b, id);
+        ws_buf_puts(b, "{\"contents\":[{\"uri\":");
+        ws_json_put_cstr(b, res->uri);
+        ws_buf_puts(b, ",\"mimeType\":\"application/json\",\"text\":");
+        ws_json_put_str(b, out.data ? out.data : "{}", out.len);
+        ws_buf_puts(b, "}]}}");
+    }
+    ws_buf_free(&out);
+}
+
+/* logging/setLevel: accepted and remembered per request only — this server sends no log
+ * notifications (its logs go to stdout as JSON), so any valid level is fine. */
+static void m_set_level(const ws_json *id, const ws_json *params, ws_buf *b)
+{
+    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
+                                         "critical", "alert", "emergency"};
+    const char *lv = params ? ws_json_get_str(params, "level") : NULL;
+    for (size_t i = 0; lv && i < sizeof levels / sizeof levels[0]; i++) {
+        if (!strcmp(levels[i], lv)) {
+            rpc_result_open(b, id);
+            ws_buf_puts(b, "{}}");
+            return;
+        }
+    }
+    rpc_error(b, id, -32602, "Invalid params: unknown log level");
 }
 
 /* ---- HTTP side ------------------------------------------------------------------------- */
@@ -520,6 +601,15 @@ int ws_mcp_handle(ws_http_ctx *ctx)
         m_tools_list(id, &b);
     } else if (!strcmp(method->str, "tools/call")) {
         m_tools_call(ctx, id, params, &b);
+    } else if (!strcmp(method->str, "resources/list")) {
+        m_resources_list(id, &b);
+    } else if (!strcmp(method->str, "resources/read")) {
+        m_resources_read(ctx, id, params, &b);
+    } else if (!strcmp(method->str, "resources/templates/list")) {
+        rpc_result_open(&b, id);
+        ws_buf_puts(&b, "{\"resourceTemplates\":[]}}");
+    } else if (!strcmp(method->str, "logging/setLevel")) {
+        m_set_level(id, params, &b);
     } else {
         rpc_error(&b, id, -32601, "Method not found");
     }

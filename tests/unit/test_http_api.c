@@ -544,7 +544,10 @@ static void mcp_over_http(void)
     const char *unk = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, unk, strlen(unk), &r), 200);
     CHECK(strstr(r.body, "\"code\":-32602"));
-    const char *nom = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/list\"}";
+    const char *rl = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"resources/read\",\"params\":{\"uri\":\"whatstyle://style-profile\"}}";
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, rl, strlen(rl), &r), 200);
+    CHECK(strstr(r.body, "\"contents\":[{\"uri\":\"whatstyle://style-profile\""));
+    const char *nom = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"prompts/list\"}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, nom, strlen(nom), &r), 200);
     CHECK(strstr(r.body, "\"code\":-32601"));
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, "{oops", 5, &r), 400);
