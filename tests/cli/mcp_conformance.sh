@@ -8,11 +8,7 @@ set -euo pipefail
 bindir=$(cd "$(dirname "$1")" && pwd)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root/tests/mcp"
-sum=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -x node_modules/.bin/node ] || [ "$(cat node_modules/.ws-lock-sha 2>/dev/null)" != "$sum" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$sum" > node_modules/.ws-lock-sha
-fi
+bash install.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 work=$(mktemp -d)
 pids=()
