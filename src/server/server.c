@@ -160,6 +160,7 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     if (!w->conv.created_at)
         w->conv.created_at = ws_store_now_ms();
     pthread_mutex_lock(&s->writer_mu);
+    bool was_empty = s->wq_head == NULL;
     if (s->wq_tail)
         s->wq_tail->next = w;
     else
@@ -167,7 +168,10 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     s->wq_tail = w;
     s->wq_len++;
     ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
-    pthread_cond_signal(&s->writer_cv);
+    /* the writer drains the whole queue before it sleeps: wake it only on empty -> non-empty
+     * (one futex call per batch instead of one per reply) */
+    if (was_empty)
+        pthread_cond_signal(&s->writer_cv);
     pthread_mutex_unlock(&s->writer_mu);
 }
 
