@@ -58,6 +58,9 @@ struct loop_ctx {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop_async;
+    uv_async_t stream_async;     /* pool threads have streamed data to send */
+    pthread_mutex_t stream_mu;
+    exch *stream_list;           /* exchanges with pending streamed data */
     uv_timer_t drain_timer;
     int fd;                      /* listening socket, handed to uv_tcp_open */
     pthread_t thread;
@@ -108,6 +111,13 @@ struct exch {
     int rc;
     bool keep_alive;
     bool is_head;
+    /* streaming (ws_http_stream_*): spend is filled by the pool thread under smu */
+    bool streaming;
+    bool in_stream_list;         /* under lc->stream_mu */
+    exch *stream_next;
+    pthread_mutex_t smu;
+    ws_buf spend;
+    _Atomic bool gone;           /* the connection closed while streaming */
 };
 
 static void conn_close(conn *c);
@@ -185,6 +195,58 @@ const char *ws_http_query_param(ws_http_ctx *ctx, const char *name)
     if (ws_http_url_decode(v.p, v.len, out, v.len + 1, true) < 0)
         return NULL;
     return out;
+}
+
+/* ---- streaming (pool thread side) ------------------------------------------------------ */
+
+static void stream_notify(exch *ex)
+{
+    loop_ctx *lc = ex->c->lc;
+    pthread_mutex_lock(&lc->stream_mu);
+    if (!ex->in_stream_list) {
+        ex->stream_next = lc->stream_list;
+        lc->stream_list = ex;
+        ex->in_stream_list = true;
+    }
+    pthread_mutex_unlock(&lc->stream_mu);
+    uv_async_send(&lc->stream_async);
+}
+
+int ws_http_stream_begin(ws_http_ctx *ctx)
+{
+    exch *ex = (exch *)ctx;
+    if (ctx->on_loop || ex->req.minor_version == 0 || ex->streaming)
+        return WS_EUNSUPPORTED;
+    pthread_mutex_init(&ex->smu, NULL);
+    ex->streaming = true;
+    pthread_mutex_lock(&ex->smu);
+    ws_buf_printf(&ex->spend, "HTTP/1.1 %d %s\r\nServer: whatstyle\r\nContent-Type: %s\r\n"
+                  "Transfer-Encoding: chunked\r\n", ctx->status, ws_http_reason(ctx->status),
+                  ctx->content_type ? ctx->content_type : "application/json");
+    if (ctx->headers.len)
+        ws_buf_append(&ex->spend, ctx->headers.data, ctx->headers.len);
+    ws_buf_puts(&ex->spend, "\r\n");
+    pthread_mutex_unlock(&ex->smu);
+    stream_notify(ex);
+    return 0;
+}
+
+int ws_http_stream_write(ws_http_ctx *ctx, const void *data, size_t n)
+{
+    exch *ex = (exch *)ctx;
+    if (!ex->streaming)
+        return WS_EUNSUPPORTED;
+    if (atomic_load(&ex->gone))
+        return WS_EIO;
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&ex->smu);
+    ws_buf_printf(&ex->spend, "%zx\r\n", n);
+    ws_buf_append(&ex->spend, data, n);
+    ws_buf_puts(&ex->spend, "\r\n");
+    pthread_mutex_unlock(&ex->smu);
+    stream_notify(ex);
+    return 0;
 }
 
 /* ---- routing --------------------------------------------------------------------------- */
@@ -410,6 +472,10 @@ static void exch_free(exch *ex)
     ws_buf_free(&ex->ctx.out);
     ws_buf_free(&ex->ctx.headers);
     ws_buf_free(&ex->body);
+    if (ex->streaming) {
+        pthread_mutex_destroy(&ex->smu);
+        ws_buf_free(&ex->spend);
+    }
     ws_arena_free(ex->ctx.arena);
 }
 
@@ -470,11 +536,95 @@ static void work_cb(uv_work_t *w)
     ex->rc = ex->c->lc->srv->cfg.routes[ex->route].handler(&ex->ctx);
 }
 
+static void stream_unlist(exch *ex)
+{
+    loop_ctx *lc = ex->c->lc;
+    pthread_mutex_lock(&lc->stream_mu);
+    if (ex->in_stream_list) {
+        for (exch **pp = &lc->stream_list; *pp; pp = &(*pp)->stream_next) {
+            if (*pp == ex) {
+                *pp = ex->stream_next;
+                break;
+            }
+        }
+        ex->in_stream_list = false;
+    }
+    pthread_mutex_unlock(&lc->stream_mu);
+}
+
+/* Moves what the pool thread streamed onto the connection. */
+static void stream_drain(exch *ex)
+{
+    conn *c = ex->c;
+    pthread_mutex_lock(&ex->smu);
+    if (ex->spend.len && !c->closing)
+        conn_put(c, ex->spend.data, ex->spend.len);
+    ws_buf_reset(&ex->spend);
+    pthread_mutex_unlock(&ex->smu);
+}
+
+static void on_stream_async(uv_async_t *a)
+{
+    loop_ctx *lc = a->data;
+    pthread_mutex_lock(&lc->stream_mu);
+    exch *list = lc->stream_list;
+    lc->stream_list = NULL;
+    for (exch *e = list; e; e = e->stream_next)
+        e->in_stream_list = false;
+    pthread_mutex_unlock(&lc->stream_mu);
+    for (exch *e = list, *next; e; e = next) {
+        next = e->stream_next;
+        stream_drain(e);
+        if (!e->c->closing)
+            conn_flush(e->c);
+    }
+}
+
+static void on_write_timeout(uv_timer_t *t);
+
+/* The handler of a streamed response returned: last piece, terminator, done. */
+static void stream_end(conn *c, exch *ex)
+{
+    stream_drain(ex);
+    char hdr[32];
+    if (ex->ctx.out.len) {
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", ex->ctx.out.len);
+        conn_put(c, hdr, (size_t)n);
+        conn_put(c, ex->ctx.out.data, ex->ctx.out.len);
+        conn_put(c, "\r\n", 2);
+    }
+    conn_put(c, "0\r\n\r\n", 5);
+    ws_http_server *s = c->lc->srv;
+    if (s->rm) {
+        int cls = ex->ctx.status / 100 - 1;
+        if (cls >= 0 && cls < 5)
+            ws_metric_add(s->rm[ex->route].by_class[cls], 1);
+        ws_metric_observe(s->rm[ex->route].latency, ws_now_s() - ex->ctx.start_s);
+    }
+    c->state = ST_WRITING;
+    if (conn_flush(c)) {
+        finish_request(c);
+        if (!c->closing)
+            process(c);
+    } else if (!c->closing) {
+        timer_arm(c, s->cfg.write_timeout_ms, on_write_timeout);
+    }
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
     exch *ex = w->data;
     conn *c = ex->c;
     c->in_pool = false;
+    if (ex->streaming) {
+        stream_unlist(ex);
+        if (c->closing) {
+            conn_close(c);
+            return;
+        }
+        stream_end(c, ex);
+        return;
+    }
     if (status < 0 || ex->rc < 0)
         ws_http_error(&ex->ctx, 500, "internal", "internal error");
     if (c->closing) {
@@ -826,6 +976,7 @@ static void maybe_finish_loop(loop_ctx *lc)
         return;
     lc->finished = true;
     uv_close((uv_handle_t *)&lc->stop_async, NULL);
+    uv_close((uv_handle_t *)&lc->stream_async, NULL);
     if (lc->drain_timer_on)
         uv_close((uv_handle_t *)&lc->drain_timer, NULL);
 }
@@ -833,6 +984,8 @@ static void maybe_finish_loop(loop_ctx *lc)
 static void conn_close(conn *c)
 {
     c->closing = true;
+    if (c->ex && c->ex->streaming)
+        atomic_store(&c->ex->gone, true);
     if (c->in_pool || c->torn)
         return;           /* in the pool: after_work_cb comes back here */
     c->torn = true;
@@ -1152,6 +1305,9 @@ int ws_http_server_start(ws_http_server *s, ws_error *err)
         lc->fd = -1;
         uv_async_init(&lc->loop, &lc->stop_async, on_stop);
         lc->stop_async.data = lc;
+        uv_async_init(&lc->loop, &lc->stream_async, on_stream_async);
+        lc->stream_async.data = lc;
+        pthread_mutex_init(&lc->stream_mu, NULL);
         int r = uv_listen((uv_stream_t *)&lc->listener, 4096, on_connection);
         if (r != 0)
             return ws_error_set(err, WS_EIO, "listen: %s", uv_strerror(r));
@@ -1201,6 +1357,7 @@ void ws_http_server_free(ws_http_server *s)
         if (lc->srv) {
             uv_run(&lc->loop, UV_RUN_NOWAIT);
             uv_loop_close(&lc->loop);
+            pthread_mutex_destroy(&lc->stream_mu);
         }
     }
     free(s->loops);

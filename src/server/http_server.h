@@ -102,6 +102,15 @@ bool ws_http_server_draining(const ws_http_server *s);
 void ws_http_server_wait(ws_http_server *s);
 void ws_http_server_free(ws_http_server *s);           /* NULL is a no-op */
 
+/* Streaming responses (server-sent events). Only from a handler running on the thread pool
+ * (ctx->on_loop false) of an HTTP/1.1 request. ws_http_stream_begin sends the head now
+ * (ctx->status, content_type and the headers added so far) with the chunked transfer
+ * coding; ws_http_stream_write queues a piece that the loop sends at once. When the handler
+ * returns, ctx->out (if not empty) goes as the last piece and the response ends.
+ * Errors: WS_EUNSUPPORTED (on the loop, or HTTP/1.0), WS_EIO (the client is gone: stop). */
+int ws_http_stream_begin(ws_http_ctx *ctx);
+int ws_http_stream_write(ws_http_ctx *ctx, const void *data, size_t n);
+
 /* Response helpers. */
 void ws_http_header_add(ws_http_ctx *ctx, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

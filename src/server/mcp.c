@@ -1,17 +1,21 @@
 /* MCP server at /mcp: protocol revision 2025-11-25 over Streamable HTTP (JSON-RPC 2.0 in
  * POST bodies; answers as application/json, or as a one-event text/event-stream when the
- * client only accepts SSE), Bearer key authentication (the REST prologue), Origin
+ * client only accepts SSE; train_style with a progressToken streams notifications/progress
+ * over SSE until the job is final), Bearer key authentication (the REST prologue), Origin
  * validation against DNS rebinding, sessions (Mcp-Session-Id, kept in the cache so every
  * instance sees them), and the tools table: reply_as, train_style, training_status,
  * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
  * resources (style profile, recent conversations) and logging/setLevel. */
 #include "server/server_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/mem.h"
+#include "core/progress.h"
 
 #define MCP_LATEST "2025-11-25"
 #define MCP_SESSION_TTL_MS (24LL * 3600 * 1000)
@@ -303,7 +307,104 @@ static void m_tools_list(const ws_json *id, ws_buf *b)
     ws_buf_puts(b, "]}}");
 }
 
-static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b)
+#define MCP_MAX_PROGRESS_STREAMS 4             /* each holds a pool thread while it lasts */
+#define MCP_PROGRESS_MAX_S (30 * 60)            /* then the stream ends with the current status */
+static _Atomic int progress_streams;
+
+static void sse_event(ws_http_ctx *ctx, ws_buf *json, bool *alive)
+{
+    ws_buf ev = WS_BUF_INIT;
+    ws_buf_puts(&ev, "event: message\ndata: ");
+    ws_buf_append(&ev, json->data, json->len);
+    ws_buf_puts(&ev, "\n\n");
+    if (ws_http_stream_write(ctx, ev.data, ev.len) != 0)
+        *alive = false;
+    ws_buf_free(&ev);
+}
+
+/* train_style with a progressToken, to a client that accepts SSE: the answer is an event
+ * stream of notifications/progress (the job's progress, 0..100) that ends with the tool
+ * result once the training job is final. Returns false (nothing sent) when streaming is not
+ * possible; the caller then answers at once with the queued job. */
+static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *token,
+                            const char *job_id, const char *persona)
+{
+    ws_server *s = ctx->app;
+    if (atomic_fetch_add(&progress_streams, 1) >= MCP_MAX_PROGRESS_STREAMS) {
+        atomic_fetch_sub(&progress_streams, 1);
+        return false;
+    }
+    ctx->status = 200;
+    ctx->content_type = "text/event-stream";
+    ws_http_header_add(ctx, "Cache-Control", "no-cache");
+    if (ws_http_stream_begin(ctx) != 0) {
+        atomic_fetch_sub(&progress_streams, 1);
+        ws_buf_reset(&ctx->headers);
+        return false;
+    }
+    bool alive = true;
+    double last = -1, t0 = ws_now_s();
+    char status[16] = "queued";
+    ws_buf job = WS_BUF_INIT, ev = WS_BUF_INIT;
+    while (alive && !atomic_load(&s->stopping) && ws_now_s() - t0 < MCP_PROGRESS_MAX_S) {
+        ws_op_error e = {0};
+        ws_buf_reset(&job);
+        if (ws_op_job(s, ctx->scratch, job_id, &job, &e) != 0)
+            break;
+        ws_json_doc *d = NULL;
+        double progress = 0;
+        if (ws_json_parse(job.data, job.len, &d, NULL) == 0) {
+            const char *st = ws_json_get_str(ws_json_root(d), "status");
+            snprintf(status, sizeof status, "%s", st ? st : "queued");
+            ws_json_get_num(ws_json_root(d), "progress", &progress);
+        }
+        ws_json_doc_free(d);
+        bool final = strcmp(status, "queued") && strcmp(status, "running");
+        double pct = (double)(int)((final ? 1.0 : progress) * 100);
+        if (pct > last) {   /* progress must increase */
+            ws_buf_reset(&ev);
+            ws_buf_puts(&ev, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+            put_id(&ev, token);
+            ws_buf_printf(&ev, ",\"progress\":%g,\"total\":100,\"message\":", pct);
+            ws_json_put_cstr(&ev, status);
+            ws_buf_puts(&ev, "}}");
+            sse_event(ctx, &ev, &alive);
+            last = pct;
+        }
+        if (final)
+            break;
+        usleep(200 * 1000);
+    }
+    /* the tool result: the job as it stands now */
+    ws_buf out = WS_BUF_INIT;
+    ws_buf_putc(&out, '{');
+    ws_buf_puts(&out, "\"job_id\":");
+    ws_json_put_cstr(&out, job_id);
+    ws_buf_puts(&out, ",\"status\":");
+    ws_json_put_cstr(&out, status);
+    ws_buf_puts(&out, ",\"persona\":");
+    ws_json_put_cstr(&out, persona);
+    ws_buf_putc(&out, '}');
+    ws_buf_reset(&ev);
+    rpc_result_open(&ev, id);
+    ws_buf_puts(&ev, "{\"content\":[{\"type\":\"text\",\"text\":");
+    ws_json_put_str(&ev, out.data, out.len);
+    ws_buf_printf(&ev, "}],\"structuredContent\":%s,\"isError\":false}}", out.data);
+    if (alive) {
+        ws_buf_puts(&ctx->out, "event: message\ndata: ");
+        ws_buf_append(&ctx->out, ev.data, ev.len);
+        ws_buf_puts(&ctx->out, "\n\n");   /* sent as the last piece when the handler returns */
+    }
+    ws_buf_free(&out);
+    ws_buf_free(&ev);
+    ws_buf_free(&job);
+    atomic_fetch_sub(&progress_streams, 1);
+    return true;
+}
+
+/* Returns true when the answer was streamed (nothing more to write). */
+static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b,
+                         bool sse_ok)
 {
     ws_server *s = ctx->app;
     const char *name = params ? ws_json_get_str(params, "name") : NULL;
@@ -315,7 +416,7 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         char msg[160];
         snprintf(msg, sizeof msg, "Unknown tool: %.100s", name ? name : "(no name)");
         rpc_error(b, id, -32602, msg);
-        return;
+        return false;
     }
     const ws_json *args = ws_json_get(params, "arguments");
     static const ws_json empty_obj = {.type = WS_JSON_OBJECT};
@@ -323,12 +424,30 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         args = &empty_obj;
     if (args->type != WS_JSON_OBJECT) {
         rpc_error(b, id, -32602, "arguments must be an object");
-        return;
+        return false;
     }
     ws_metric_add(s->m_mcp_calls, 1);
     ws_buf out = WS_BUF_INIT;
     mcp_call c = {.s = s, .r = ctx->scratch, .args = args, .out = &out, .arena = ctx->arena};
     int rc = t->fn(&c);
+    const ws_json *meta = ws_json_get(params, "_meta");
+    const ws_json *token = meta && meta->type == WS_JSON_OBJECT ? ws_json_get(meta, "progressToken") : NULL;
+    if (rc == 0 && sse_ok && t->fn == t_train_style && token &&
+        (token->type == WS_JSON_STRING || token->type == WS_JSON_NUMBER)) {
+        ws_json_doc *d = NULL;
+        bool streamed = false;
+        if (ws_json_parse(out.data, out.len, &d, NULL) == 0) {
+            const char *job = ws_json_get_str(ws_json_root(d), "job_id");
+            const char *persona = ws_json_get_str(ws_json_root(d), "persona");
+            if (job)
+                streamed = stream_training(ctx, id, token, job, persona ? persona : "");
+        }
+        ws_json_doc_free(d);
+        if (streamed) {
+            ws_buf_free(&out);
+            return true;
+        }
+    }
     rpc_result_open(b, id);
     if (rc == 0) {
         ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
@@ -343,6 +462,7 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         ws_buf_puts(b, "}],\"isError\":true}}");
     }
     ws_buf_free(&out);
+    return false;
 }
 
 /* ---- resources: the same data as style_profile / list_conversations, for clients that
@@ -600,7 +720,10 @@ int ws_mcp_handle(ws_http_ctx *ctx)
     } else if (!strcmp(method->str, "tools/list")) {
         m_tools_list(id, &b);
     } else if (!strcmp(method->str, "tools/call")) {
-        m_tools_call(ctx, id, params, &b);
+        if (m_tools_call(ctx, id, params, &b, wants_sse)) {
+            ws_buf_free(&b);
+            return 0;
+        }
     } else if (!strcmp(method->str, "resources/list")) {
         m_resources_list(id, &b);
     } else if (!strcmp(method->str, "resources/read")) {

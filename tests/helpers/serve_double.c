@@ -2,7 +2,8 @@
  * (tests/unit/ai_double.h) for the Node clients of tests/mcp/ and the benchmarks, until
  * SIGTERM/SIGINT. Creates users and keys and writes them as JSON to INFO_FILE:
  *   {"port":N,"key":"...","key2":"...","admin_key":"...","bench_key":"..."}
- * Usage: helper_serve_double DATA_DIR INFO_FILE [PORT] [THREADS] */
+ * Usage: helper_serve_double DATA_DIR INFO_FILE [PORT] [THREADS]
+ * WS_TEST_TRAIN_DELAY_MS makes each training run take that long (progress tests). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     counting_ai *ai = counting_ai_new();
+    if (getenv("WS_TEST_TRAIN_DELAY_MS"))
+        ai->train_delay_ms = atoi(getenv("WS_TEST_TRAIN_DELAY_MS"));
     ws_server_config cfg = {.data_dir = argv[1], .host = "127.0.0.1",
                             .port = argc > 3 ? atoi(argv[3]) : 0,
                             .threads = argc > 4 ? atoi(argv[4]) : 0,

@@ -128,6 +128,20 @@ await step("bad arguments are tool errors, unknown tools protocol errors", async
   await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }), /-32602|Unknown tool/);
 });
 
+await step("train_style with a progress token streams progress over SSE", async () => {
+  const seen = [];
+  const r = await client.callTool(
+    { name: "train_style", arguments: { persona: "Ann", export_text: chat } },
+    undefined,
+    { onprogress: (p) => seen.push(p) },
+  );
+  assert.equal(r.isError, false, r.content?.[0]?.text);
+  assert.equal(r.structuredContent.status, "completed");
+  assert.ok(seen.length >= 2, JSON.stringify(seen));
+  assert.equal(seen[seen.length - 1].progress, 100);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].progress > seen[i - 1].progress);
+});
+
 await step("another user's job is invisible", async () => {
   const other = await connect(info.key2);
   const r = await other.client.callTool({ name: "training_status", arguments: { job_id: jobId } });

@@ -581,7 +581,51 @@ static void mcp_over_http(void)
     teardown();
 }
 
+static void mcp_streams_training_progress(void)
+{
+    setup();
+    ai->train_delay_ms = 900;
+    start(0);
+    char key[WS_KEY_LEN + 1];
+    make_key("progress", WS_ROLE_USER, 0, key, NULL);
+    http_resp r = {0};
+    ws_buf tc = WS_BUF_INIT;
+    ws_buf_puts(&tc, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
+                     "\"train_style\",\"_meta\":{\"progressToken\":\"tok-1\"},\"arguments\":{\"persona\":\"Ann\",\"export_text\":");
+    ws_json_put_cstr(&tc, chat_txt);
+    ws_buf_puts(&tc, "}}}");
+    const char *acc = "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, acc, tc.data, tc.len, &r), 200);
+    char hv[64];
+    CHECK(hc_header(&r, "Transfer-Encoding", hv, sizeof hv) && !strcmp(hv, "chunked"));
+    CHECK(hc_header(&r, "Content-Type", hv, sizeof hv) && !strcmp(hv, "text/event-stream"));
+    /* progress notifications 0 .. 100, increasing, then the result */
+    const char *p0 = strstr(r.body, "\"progressToken\":\"tok-1\",\"progress\":0,");
+    const char *mid = strstr(r.body, "\"message\":\"running\"");
+    const char *p100 = strstr(r.body, "\"progress\":100,\"total\":100,\"message\":\"completed\"");
+    const char *res = strstr(r.body, "\"id\":9,\"result\":");
+    CHECK(p0 && mid && p100 && res && p0 < mid && mid < p100 && p100 < res);
+    if (getenv("WS_TEST_VERBOSE"))
+        fprintf(stderr, "%s\n", r.raw.data);
+    CHECK(res && strstr(res, "\"structuredContent\":{\"job_id\":"));
+    CHECK(strstr(r.body, "\r\n0\r\n\r\n") != NULL);   /* the chunked body ended properly */
+    /* without SSE in Accept: the plain JSON answer (queued) */
+    ws_buf_reset(&tc);
+    ws_buf_puts(&tc, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":{\"name\":"
+                     "\"train_style\",\"_meta\":{\"progressToken\":2},\"arguments\":{\"persona\":\"Bob\",\"export_text\":");
+    ws_json_put_cstr(&tc, chat_txt);
+    ws_buf_puts(&tc, "}}}");
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, "Content-Type: application/json\r\nAccept: application/json\r\n",
+                            tc.data, tc.len, &r), 200);
+    CHECK(strstr(r.body, "\\\"status\\\":\\\"queued\\\""));
+    ws_buf_free(&tc);
+    hc_free(&r);
+    stop();
+    teardown();
+}
+
 WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_contract_end_to_end), T(api_rejects_bad_input),
              T(api_isolates_users), T(api_rate_limits_per_key_and_user),
              T(api_deletes_everything_of_a_user), T(api_survives_restart),
-             T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http))
+             T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
+             T(mcp_streams_training_progress))
