@@ -22,7 +22,7 @@
 typedef struct serve_opts {
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key,
         *key_rate_limit, *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections,
-        *keepalive_ms, *no_training;
+        *keepalive_ms, *head_timeout_ms, *no_training;
 } serve_opts;
 
 typedef struct opt_row {
@@ -37,7 +37,8 @@ static const opt_row opt_rows[] = {
     O(tls_key, "tls-key"), O(key_rate_limit, "key-rate-limit"),
     O(user_rate_limit, "user-rate-limit"), O(max_export_mb, "max-export-mb"),
     O(allowed_origins, "allowed-origins"), O(store_connections, "store-connections"),
-    O(keepalive_ms, "keepalive-ms"), O(no_training, "no-training"),
+    O(keepalive_ms, "keepalive-ms"), O(head_timeout_ms, "head-timeout-ms"),
+    O(no_training, "no-training"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -72,6 +73,7 @@ static void usage(FILE *f)
                "  --allowed-origins LIST Origins accepted at /mcp besides localhost\n"
                "  --store-connections N  store pool size (8)\n"
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
+               "  --head-timeout-ms N    a request head must arrive within (10000)\n"
                "  --no-training          do not run the training worker here\n");
 }
 
@@ -196,7 +198,8 @@ int ws_cmd_serve(int argc, char **argv)
         to_int(o.user_rate_limit, "--user-rate-limit", 0, 100000000, &cfg.user_rate_limit) ||
         to_int(o.max_export_mb, "--max-export-mb", 1, 4096, &mb) ||
         to_int(o.store_connections, "--store-connections", 1, 256, &cfg.store_connections) ||
-        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms))
+        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms) ||
+        to_int(o.head_timeout_ms, "--head-timeout-ms", 1, 3600000, &cfg.head_timeout_ms))
         goto out;
     cfg.max_export_bytes = (size_t)mb << 20;
     if (!!cfg.tls_cert != !!cfg.tls_key) {

@@ -25,7 +25,7 @@ key=$("$bin" keys create --data "$data" --user alice --rate-limit 5 2>/dev/null)
 [[ $key == ws_live_* ]] || fail "no key"
 "$bin" keys list --data "$data" | grep -q "active" || fail "keys list"
 
-printf '# test config\nthreads = 2\nuser_rate_limit = 1000\n' > "$data/serve.conf"
+printf '# test config\nthreads = 2\nuser_rate_limit = 1000\nhead_timeout_ms = 700\n' > "$data/serve.conf"
 start --config "$data/serve.conf"
 base="http://127.0.0.1:$port"
 grep -q "listening on 127.0.0.1:$port" "$data/log" || fail "no listening line"
@@ -52,6 +52,12 @@ import socket,sys
 s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read()); print(s.recv(100).decode().split("\r\n")[0])' "$port")
 [[ $resp == "HTTP/1.1 400"* ]] || fail "bad request line: $resp"
 [ "$(code -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" $base/healthz)" = 431 ] || fail "431"
+# a slow client (half a request head, then nothing) gets 408 after the head timeout (0.7 s)
+resp=$(timeout 5 python3 -c '
+import socket,sys,time
+s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+t=time.time(); d=s.recv(100).decode(); print(d.split("\r\n")[0], "%.1f" % (time.time()-t))' "$port")
+[[ $resp == "HTTP/1.1 408"* ]] || fail "slow client: $resp"
 curl -s $base/metrics > "$data/metrics"
 grep -q '^ws_http_requests_total{route="/healthz",method="GET",code="2xx"}' "$data/metrics" || fail metrics
 grep -q '^# TYPE ws_http_request_duration_seconds histogram' "$data/metrics" || fail "metrics histogram"
