@@ -4,5 +4,7 @@
 #define WS_CLI_COMMANDS_H
 
 int ws_cmd_version(int argc, char **argv);
+int ws_cmd_migrate(int argc, char **argv);
+int ws_cmd_keys(int argc, char **argv);
 
 #endif

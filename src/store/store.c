@@ -376,6 +376,35 @@ char *ws_store_url_for_data_dir(const char *dir, ws_error *err)
     return ws_buf_take(&b);
 }
 
+int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
+                      ws_store **out, ws_error *err)
+{
+    *out = NULL;
+    const char *env = getenv("WHATSTYLE_DATABASE_URL");
+    const char *renv = getenv("WHATSTYLE_REPLICA_URL");
+    char *own = NULL;
+    const char *url = database_url;
+    if (!url && env && *env)
+        url = env;
+    if (!url && data_dir) {
+        own = ws_store_url_for_data_dir(data_dir, err);
+        if (!own)
+            return err ? err->code : WS_EIO;
+        url = own;
+    }
+    if (!url) {
+        return ws_error_set(err, WS_EINVAL,
+                            "no database: give --data DIR or --database-url URL"
+                            " (or set WHATSTYLE_DATABASE_URL)");
+    }
+    ws_store_config cfg = {.url = url,
+                           .replica_url = replica_url ? replica_url
+                                          : (url != own && renv && *renv ? renv : NULL)};
+    int rc = ws_store_open(&cfg, out, err);
+    free(own);
+    return rc;
+}
+
 int ws_store_ping(ws_store *s, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
