@@ -835,8 +835,9 @@ int ws_store_job_create(ws_store *s, ws_arena *a, const char *user_id, const cha
         return rc;
     rc = q(s, s->db, a,
            "INSERT INTO training_jobs (job_id, user_id, status, progress, samples_processed,"
-           " params, s3_data_path, created_at, updated_at)"
-           " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5) RETURNING " JOB_COLS,
+           " params, s3_data_path, created_at, updated_at, seq)"
+           " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5,"
+           " (SELECT COALESCE(MAX(seq), 0) + 1 FROM training_jobs)) RETURNING " JOB_COLS,
            p, NP(p), &r, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
@@ -954,7 +955,7 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbres r = {0};
     rc = q(s, reader(s), a,
            "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
-           " ORDER BY created_at DESC, job_id DESC LIMIT $2",
+           " ORDER BY created_at DESC, seq DESC LIMIT $2",
            p, NP(p), &r, err);
     if (rc < 0)
         return rc;
@@ -981,11 +982,11 @@ int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *
            s->drv->is_pg
                ? "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
                  " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY created_at, job_id LIMIT 1"
+                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1"
                  " FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS
                : "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
                  " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY created_at, job_id LIMIT 1)"
+                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1)"
                  " RETURNING " JOB_COLS,
            p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)

@@ -868,13 +868,18 @@ static void sqlite_refuses_replica_and_bad_urls(void)
     ws_store_close(NULL);
     ws_store_config gone = {.url = "postgresql://127.0.0.1:1/none", .timeout_ms = 2000};
     CHECK_EQ_INT(ws_store_open(&gone, &s, &err), WS_EIO);
-    char *url = ws_store_url_for_data_dir("/tmp/ws_test_store_dir/a/b", &err);
+    char dir[128], want[160], sub[140];
+    snprintf(dir, sizeof dir, "/tmp/ws_test_store_dir_%d", (int)getpid());
+    snprintf(sub, sizeof sub, "%s/a/b", dir);
+    snprintf(want, sizeof want, "sqlite:%s/whatstyle.db", sub);
+    char *url = ws_store_url_for_data_dir(sub, &err);
     CHECK(url != NULL);
-    CHECK_EQ_STR(url, "sqlite:/tmp/ws_test_store_dir/a/b/whatstyle.db");
+    CHECK_EQ_STR(url, want);
     free(url);
-    rmdir("/tmp/ws_test_store_dir/a/b");
-    rmdir("/tmp/ws_test_store_dir/a");
-    rmdir("/tmp/ws_test_store_dir");
+    rmdir(sub);
+    snprintf(sub, sizeof sub, "%s/a", dir);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backends),
