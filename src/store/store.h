@@ -76,6 +76,23 @@ char *ws_store_url_for_data_dir(const char *dir, ws_error *err);
 int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
                       ws_store **out, ws_error *err);
 
+/* ---- a pool of handles for worker threads --------------------------------------------- */
+
+/* A thread-safe pool of up to max ws_store handles opened lazily from one config (which is
+ * copied). For an event-loop server: in a uv_queue_work callback, acquire a handle, make
+ * the store calls, release it; the loop thread never touches the database. */
+typedef struct ws_store_pool ws_store_pool;
+
+int ws_store_pool_new(const ws_store_config *cfg, int max, ws_store_pool **out, ws_error *err);
+/* Closes every handle; all must have been released. NULL is a no-op. */
+void ws_store_pool_free(ws_store_pool *p);
+/* Hands out an idle handle, opens a new one while fewer than max exist, else waits up to
+ * timeout_ms (0 = forever) for a release: WS_EAGAIN on timeout, WS_EIO if opening failed. */
+int ws_store_pool_acquire(ws_store_pool *p, int timeout_ms, ws_store **out, ws_error *err);
+/* Returns a handle to the pool. broken = true closes it instead (after an WS_EIO the
+ * connection may be unusable); the next acquire opens a fresh one. */
+void ws_store_pool_release(ws_store_pool *p, ws_store *s, bool broken);
+
 /* "sqlite" or "postgres". */
 const char *ws_store_backend(const ws_store *s);
 

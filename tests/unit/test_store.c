@@ -795,6 +795,77 @@ STORE_TEST(delete_user_erases_everything_they_own)
     ws_arena_free(a);
 }
 
+/* ------------------------------------------------------------------ pool */
+
+typedef struct pool_worker {
+    ws_store_pool *pool;
+    const char *user_id;
+    int inserted, errors;
+} pool_worker;
+
+static void *pool_thread(void *arg)
+{
+    pool_worker *w = arg;
+    for (int i = 0; i < 10; i++) {
+        ws_store *s = NULL;
+        ws_error err = {0};
+        if (ws_store_pool_acquire(w->pool, 10000, &s, &err) < 0) {
+            w->errors++;
+            continue;
+        }
+        ws_conversation c = {.user_id = w->user_id, .message = "m", .response = "r"};
+        int rc = ws_store_conv_insert(s, &c, NULL, &err);
+        w->inserted += rc == 0;
+        w->errors += rc != 0;
+        ws_store_pool_release(w->pool, s, rc == WS_EIO);
+    }
+    return NULL;
+}
+
+STORE_TEST(pool_hands_out_at_most_max_handles)
+{
+    ws_arena *a = ws_arena_new(0);
+    ws_error err = {0};
+    ws_user u;
+    CHECK_EQ_INT(ws_store_user_create(s, a, "nora", NULL, NULL, &u, &err), 0);
+    ws_store_pool *pool = NULL;
+    ws_store_config cfg = {.url = cur_url};
+    CHECK_EQ_INT(ws_store_pool_new(&cfg, 2, &pool, &err), 0);
+    if (!pool)
+        goto out;
+    ws_store *h1 = NULL, *h2 = NULL, *h3 = NULL;
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 1000, &h1, &err), 0);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 1000, &h2, &err), 0);
+    CHECK(h1 && h2 && h1 != h2);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), WS_EAGAIN);
+    ws_store_pool_release(pool, h2, false);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), 0);
+    CHECK(h3 == h2);   /* the idle handle is reused, not a third one opened */
+    ws_store_pool_release(pool, h3, true);   /* broken: closed, a new one may open */
+    ws_store_pool_release(pool, h1, false);
+    pool_worker w[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        w[t] = (pool_worker){pool, u.id, 0, 0};
+        pthread_create(&th[t], NULL, pool_thread, &w[t]);
+    }
+    int total = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_INT(w[t].errors, 0);
+        total += w[t].inserted;
+    }
+    CHECK_EQ_INT(total, 40);
+    ws_conversation *items;
+    size_t n;
+    const char *next;
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 100, NULL, &items, &n, &next, &err), 0);
+    CHECK_EQ_INT(n, 40);
+    ws_store_pool_free(pool);
+out:
+    ws_arena_free(a);
+}
+
 /* ------------------------------------------------------------------ read replica */
 
 static void replica_serves_reads(void)
@@ -888,4 +959,5 @@ WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backe
              T(jobs_claimed_once_by_concurrent_workers), T(conversations_keyset_pagination),
              T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
              T(export_holds_everything), T(delete_user_erases_everything_they_own),
+             T(pool_hands_out_at_most_max_handles),
              T(replica_serves_reads), T(sqlite_refuses_replica_and_bad_urls))
