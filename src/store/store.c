@@ -1157,7 +1157,7 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbres r = {0};
     rc = q(s, reader(s), a,
            "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
-           " AND (created_at < $2 OR (created_at = $2 AND conversation_id < $3))"
+           " AND (created_at, conversation_id) < ($2, $3)"
            " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
            p, NP(p), &r, err);
     if (rc < 0)
