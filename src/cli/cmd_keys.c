@@ -128,8 +128,7 @@ static int keys_list(ws_store *s, const char *user)
     printf("%-18s %-20s %-7s %-6s %-8s %-21s %s\n", "KEY ID", "USER", "ROLE", "RATE", "STATUS",
            "CREATED", "LAST USED");
     for (size_t i = 0; i < n; i++) {
-        ws_user u;
-        const char *name = ws_store_user_get(s, a, keys[i].user_id, &u, NULL) == 0 ? u.name : "?";
+        const char *name = keys[i].user_name ? keys[i].user_name : "?";
         char created[32], used[32];
         fmt_time(keys[i].created_at, created, sizeof created);
         fmt_time(keys[i].last_used_at, used, sizeof used);

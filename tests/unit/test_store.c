@@ -271,6 +271,16 @@ STORE_TEST(keys_create_authenticate_revoke)
     CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
     CHECK_EQ_INT(ws_store_key_revoke(s, "ws_live_00000000", NULL, &err), WS_ENOENT);
 
+    /* a suspended user's keys do not authenticate until reactivated */
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, false, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), WS_EPERM);
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, true, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
+    CHECK_EQ_STR(got.user_name, "dana");
+    CHECK_EQ_INT(ws_store_user_set_active(s, "usr_nope", true, &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_store_key_list(s, a, p.user_id, &keys, &n, &err), 0);
+    CHECK(n == 2 && !strcmp(keys[0].user_name, "dana") && keys[0].user_is_active);
+
     /* an expired key does not authenticate */
     char old[WS_KEY_LEN + 1];
     CHECK_EQ_INT(ws_auth_key_create(s, "dana", WS_ROLE_USER, 0, NULL, ws_store_now_ms() - 1000,
