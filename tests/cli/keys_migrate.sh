@@ -44,6 +44,7 @@ secret=${LAST_KEY:17}
 cat "$tmp/data"/whatstyle.db* > "$tmp/dbdump"
 grep -q "$hash" "$tmp/dbdump" || fail "sqlite: key hash not stored"
 if grep -q -- "$secret" "$tmp/dbdump"; then fail "sqlite: plaintext key stored"; fi
+[ "$(stat -c %a "$tmp/data/whatstyle.db")" = 600 ] || fail "sqlite: database file is not owner-only"
 # keys on a fresh data dir migrate the embedded database by themselves
 "$bin" keys create --data "$tmp/fresh" --user zed | tail -n 1 | grep -q '^ws_live_' || fail "sqlite: keys on a fresh dir"
 if "$bin" migrate 2>/dev/null; then fail "migrate without a database succeeded"; fi
