@@ -60,4 +60,12 @@ stored=$(ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgre
 [ "$stored" = "$(printf %s "$LAST_KEY" | sha256sum | cut -d' ' -f1)" ] || fail "postgres: stored hash $stored"
 # WHATSTYLE_DATABASE_URL stands in for --database-url
 WHATSTYLE_DATABASE_URL=$WS_PG_URL "$bin" migrate --status | grep -q "postgres: schema version 1 of 1" || fail "env URL"
+# concurrent migrators on a fresh database: all succeed, exactly one applies the migration
+ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "create database race" \
+  || fail "postgres: create database"
+race_url="postgresql://postgres@127.0.0.1:$WS_PG_PORT/race"
+for i in 1 2 3 4; do "$bin" migrate --database-url "$race_url" > "$tmp/race.$i" 2>&1 & done
+wait || true
+for i in 1 2 3 4; do grep -q "schema version 1" "$tmp/race.$i" || fail "concurrent migrate $i: $(cat "$tmp/race.$i")"; done
+[ "$(cat "$tmp"/race.* | grep -c 'applied 1 migration')" -eq 1 ] || fail "concurrent migrate: $(cat "$tmp"/race.*)"
 echo "keys_migrate: ok"
