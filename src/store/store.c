@@ -384,8 +384,8 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
                       ws_store **out, ws_error *err)
 {
     *out = NULL;
-    const char *env = getenv("WHATSTYLE_DATABASE_URL");
-    const char *renv = getenv("WHATSTYLE_REPLICA_URL");
+    const char *env = getenv("WS_STORE_URL");
+    const char *renv = getenv("WS_STORE_REPLICA_URL");
     char *own = NULL;
     const char *url = database_url;
     if (!url && env && *env)
@@ -399,7 +399,7 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
     if (!url) {
         return ws_error_set(err, WS_EINVAL,
                             "no database: give --data DIR or --database-url URL"
-                            " (or set WHATSTYLE_DATABASE_URL)");
+                            " (or set WS_STORE_URL)");
     }
     ws_store_config cfg = {.url = url,
                            .replica_url = replica_url ? replica_url
