@@ -378,6 +378,18 @@ static size_t valid_utf8_prefix(const unsigned char *s, size_t n)
             }
             return i;
         }
+        /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
+        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
+            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+            i += 3;
+            continue;
+        }
+        if (c >= 0xF0 && c <= 0xF3 && i + 3 < n && (s[i + 1] & 0xC0) == 0x80 &&
+            (c != 0xF0 || s[i + 1] >= 0x90) &&
+            (s[i + 2] & 0xC0) == 0x80 && (s[i + 3] & 0xC0) == 0x80) {
+            i += 4;
+            continue;
+        }
         size_t bad;
         size_t k = utf8_seq(s + i, n - i, &bad);
         if (!k)

@@ -113,7 +113,8 @@ static void stats_add(chat_stats *st, const ws_message *m)
         /* most chats have few people: a scan of the first ones beats hashing */
         size_t i, few = st->authors.count < 16 ? st->authors.count : 16;
         for (i = 0; i < few; i++)
-            if (st->authors.lens[i] == m->author_len && memcmp(st->authors.items[i], m->author, m->author_len) == 0)
+            if (st->authors.lens[i] == m->author_len && st->authors.items[i][0] == m->author[0] &&
+                memcmp(st->authors.items[i], m->author, m->author_len) == 0)
                 break;
         if (i == few)
             ws_strset_add(&st->authors, m->author, m->author_len);
