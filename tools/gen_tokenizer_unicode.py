@@ -4,10 +4,10 @@
 Run: HF_HUB_OFFLINE=1 /work/venv-ref/bin/python tools/gen_tokenizer_unicode.py
 
 Character classes (bits): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face
-`tokenizers` (Oniguruma) sees them, and W = \\w as the Rust `regex` crate sees it (used only for
-added tokens with single_word). L/N/S are read from the engine itself (it runs a Split
-pre-tokenizer over every code point) and cross-checked against Python's unicodedata; the engine
-knows a newer Unicode than this Python, so the engine wins where they differ.
+`tokenizers` (Oniguruma) sees them, and W = \\w as the Rust `regex` crate inside it sees it (used only
+for added tokens with single_word). All four are read from the engine itself (a Split
+pre-tokenizer, or an added token, run over every code point); L and N are cross-checked against
+Python's unicodedata: the engine knows a newer Unicode than this Python, so the engine wins.
 
 NFC tables (canonical combining class, full canonical decompositions, primary compositions) come
 from Python's unicodedata, then are adjusted to the older Unicode data compiled into `tokenizers`'
@@ -19,8 +19,7 @@ import os
 import sys
 import unicodedata
 
-import regex
-from tokenizers import Regex, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "nn", "tokenizer_unidata.h")
 SEP = "\x01"
@@ -33,6 +32,19 @@ def engine_class(pattern):
     pt = pre_tokenizers.Split(Regex(pattern), behavior="removed")
     rest = set("".join(p for p, _ in pt.pre_tokenize_str(s)))
     return {c for c in ALL if chr(c) not in rest}
+
+
+def engine_word_chars():
+    """Code points the engine's single_word check treats as word characters (Rust regex \\w):
+    an added token "\\x02" with single_word=True is matched before c only when c is not one."""
+    tok = Tokenizer(models.BPE())
+    tok.add_tokens([AddedToken("\x02", single_word=True, normalized=False)])
+    cps = [c for c in ALL if c not in (2, 0x20)]
+    enc = tok.encode("".join("\x02" + chr(c) + " " for c in cps))
+    matched = {o[0] for o in enc.offsets}
+    word = {c for i, c in enumerate(cps) if 3 * i not in matched}
+    print(f"\\w (single_word): {len(word)} code points")
+    return word
 
 
 def ud_class(prefix):
@@ -52,10 +64,8 @@ def main():
             print(f"{pat}: {sorted(hex(c) for c in eng)}")
         for c in eng:
             bits[c] = bits.get(c, 0) | bit
-    word = regex.compile(r"[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]")
-    for c in ALL:
-        if word.match(chr(c)):
-            bits[c] = bits.get(c, 0) | 8
+    for c in engine_word_chars():
+        bits[c] = bits.get(c, 0) | 8
 
     # two-level table: stage1[cp >> 8] -> block, stage2[block * 256 + (cp & 255)]
     blocks, index, stage1 = [], {}, []

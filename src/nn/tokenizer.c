@@ -1262,6 +1262,11 @@ int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, boo
 
 char *ws_tokenizer_decode(const ws_tokenizer *t, const int32_t *ids, size_t n, bool skip_special)
 {
+    return ws_tokenizer_decode_len(t, ids, n, skip_special, NULL);
+}
+
+char *ws_tokenizer_decode_len(const ws_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, size_t *len)
+{
     ws_buf raw = WS_BUF_INIT, out = WS_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         const char *b;
@@ -1274,6 +1279,8 @@ char *ws_tokenizer_decode(const ws_tokenizer *t, const int32_t *ids, size_t n, b
     }
     ws_utf8_sanitize(raw.data ? raw.data : "", raw.len, &out);
     ws_buf_free(&raw);
+    if (len)
+        *len = out.len;
     return ws_buf_take(&out);
 }
 

@@ -12,7 +12,7 @@
 #include "nn/tokenizer.h"
 
 #define REF_DIR "tests/reference/tokenizer/"
-static const char *const tok_names[] = {"smollm2", "gpt2", "llama3", "qwen2"};
+static const char *const tok_names[] = {"smollm2", "gpt2", "llama3", "qwen2", "mixed"};
 #define N_TOKS (sizeof tok_names / sizeof tok_names[0])
 
 static ws_tokenizer *load_named(const char *name)

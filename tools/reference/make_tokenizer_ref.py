@@ -10,6 +10,7 @@ real model family's tokenizer.json:
            lstrip/rstrip/single_word/normalized flags, merges in the legacy "a b" format
   llama3   Split(Llama-3 regex) + ByteLevel(no regex), ignore_merges, <|begin_of_text|> template
   qwen2    NFC normalizer, Split(Qwen2 regex, single digits) + ByteLevel(no regex), <|im_*|>
+  mixed    every other Split behaviour, string patterns, invert, contiguous Digits, missing bytes + <unk>
 Then loads each with transformers' PreTrainedTokenizerFast(tokenizer_file=...) and writes
 cases.jsonl, one line per (tokenizer, text):
   {"tok", "text" | "hex" (raw bytes, possibly invalid UTF-8, encoded as Python's
@@ -59,12 +60,17 @@ SPECIAL_MIXES = {
                 "<|im_start|><|im_end|>", "<|im_start", "< |im_end|>"],
     "gpt2": ["<|endoftext|>hello<|endoftext|>", "a <mask> b", "a<mask>b", "x   <mask>   y", "<mask>",
              "hello world is hello world", "hello worldly", "xhello world", "done.<mask> ok",
-             "cafe\u0301 time, café time", "[TAG]x [TAG] [TAG]", "<|endoftext|><mask>"],
+             "cafe\u0301 time, café time", "[TAG]x [TAG] [TAG]", "<|endoftext|><mask>",
+             "hello world\U0003d2d7", "\u058c<mask>\U000f69ae", "Ⓐ<mask>", "<mask>\u0301", "_<mask>_", "1<mask>"],
     "llama3": ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "text<|eot_id|>",
                "<|reserved_special_token_3|> <|reserved_special_token_12|>", "<|eot_id", "<|begin_of_text|>"],
+    "mixed": ["a--b--c", "--start and end--", "x::y::z ::", "a|b||c |", "12 345 6789x9", "ÿþ\x00\x01 rare bytes \u0f00",
+              "-- :: | 99"],
     "qwen2": ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nhey<|im_end|>\n",
               "<tool_call>{\"a\":1}</tool_call>", "<|endoftext|>", "café!and cafe\u0301!", "x<|im_end|>y"],
 }
+# characters whose bytes never occur in the training corpus (unknown bytes for "mixed")
+UNSEEN = ["\x1e\x1d\x1c x \U00100000\U00100001 ok", "\U0010fffd", "a\x1eb\x1dc"]
 INVALID = [b"abc\xff def", b"\xc3\x28 \xa0\xa1 \xe2\x82 \xf0\x90\x80", b"\xed\xa0\x80 surrogate", b"\xf4\x90\x80\x80 big",
            b"ok \xe2\x28\xa1 \xc0\xaf", b"\x80\x80\x80", "trunc 👍".encode()[:-1]]
 
@@ -90,14 +96,15 @@ def corpus():
     return base * 3 + lines
 
 
-def train(pre, normalizer, specials, vocab_size):
-    tok = Tokenizer(models.BPE())
+def train(pre, normalizer, specials, vocab_size, full_alphabet=True, unk=None):
+    tok = Tokenizer(models.BPE(unk_token=unk, fuse_unk=unk is not None))
     if normalizer:
         tok.normalizer = normalizer
     tok.pre_tokenizer = pre
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet() if full_alphabet else [],
+                                  show_progress=False)
     tok.train_from_iterator(corpus(), trainer=trainer)
     return tok
 
@@ -142,6 +149,17 @@ def build():
     t.add_tokens([AddedToken("café!", special=False, normalized=True)])
     t.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     toks["qwen2"] = (t, None)
+    # (d) the other split behaviours, non-regex splits, contiguous digits, an incomplete byte
+    # alphabet with a fused <unk>
+    t = train(pre_tokenizers.Sequence([
+        pre_tokenizers.Split("--", behavior="merged_with_next"),
+        pre_tokenizers.Split("::", behavior="merged_with_previous"),
+        pre_tokenizers.Split("|", behavior="removed"),
+        pre_tokenizers.Split(Regex(QWEN2_RE), behavior="contiguous", invert=True),
+        pre_tokenizers.Digits(individual_digits=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)]),
+        None, ["<unk>"], 400, full_alphabet=False, unk="<unk>")
+    toks["mixed"] = (t, None)
     return toks
 
 
@@ -175,7 +193,7 @@ def main():
         path = save(name, tok, tweak)
         hf = PreTrainedTokenizerFast(tokenizer_file=path)
         raw = Tokenizer.from_file(path)
-        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + random_texts(rnd, 60)]
+        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + UNSEEN + random_texts(rnd, 60)]
         texts += [(b.decode("utf-8", "replace"), b.hex()) for b in INVALID]
         for text, hexs in texts:
             ids = hf(text)["input_ids"]
