@@ -13,6 +13,8 @@ typedef struct {
 static const subcommand subcommands[] = {
     {"parse", ws_cmd_parse, "read a WhatsApp export (.txt or .zip) and print its messages"},
     {"version", ws_cmd_version, "print the version"},
+    {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
+    {"keys", ws_cmd_keys, "create, list and revoke API keys"},
 };
 
 static void usage(FILE *f)
