@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/utf8.h"
 
 /* ---- Unicode (tokenizer_unicode.c) ---- */
 enum {
@@ -40,7 +41,6 @@ static inline size_t ws_utf8_prev(const char *s, size_t i)
     do i--; while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80);
     return i;
 }
-size_t ws_utf8_put(char *out, uint32_t cp);   /* writes 1-4 bytes, returns the count */
 
 /* Length of the longest valid UTF-8 prefix of s. */
 size_t ws_utf8_valid_prefix(const char *s, size_t len);

@@ -15,23 +15,6 @@ unsigned ws_uni_class(uint32_t cp)
     return uni_stage2[(size_t)uni_stage1[cp >> 8] * 256 + (cp & 255)];
 }
 
-size_t ws_utf8_put(char *out, uint32_t cp)
-{
-    unsigned char *u = (unsigned char *)out;
-    if (cp < 0x80) { u[0] = (unsigned char)cp; return 1; }
-    if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    u[0] = (unsigned char)(0xF0 | (cp >> 18));
-    u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* Length of the well-formed sequence at s[i] (> 0), or minus the length of the maximal
  * ill-formed subpart to replace (< 0). */
