@@ -232,20 +232,22 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
     for (size_t i = 0; i < ws_st_count(st); i++) {
         const ws_st_tensor *t = ws_st_at(st, i);
         int layer = -1, n = 0;
-        char mod[64] = "", ab = 0;
-        /* base_model.model.model.layers.<l>.<module>.lora_<A|B>[.<adapter>].weight */
-        if (sscanf(t->name, "base_model.model.model.layers.%d.%63[a-z_.]%n", &layer, mod, &n) != 2) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: unexpected tensor '%.100s'", path, t->name);
-            goto out;
-        }
-        char *lp = strstr(mod, ".lora_");
+        char ab = 0;
         int ti = -1;
-        if (lp && (lp[6] == 'A' || lp[6] == 'B') && t->name[n] == '\0') {
-            ab = lp[6];
-            *lp = '\0';
-            for (int k = 0; k < WS_LORA_NT; k++)
-                if (!strcmp(mod, target_modules[k]))
-                    ti = k;
+        /* base_model.model.model.layers.<l>.<module>.lora_<A|B>[.<adapter>].weight */
+        if (sscanf(t->name, "base_model.model.model.layers.%d.%n", &layer, &n) == 1 && n > 0) {
+            const char *rest = t->name + n, *lp = strstr(rest, ".lora_");
+            if (lp && (lp[6] == 'A' || lp[6] == 'B') && lp[7] == '.') {
+                const char *tail = lp + 8;
+                const char *w = strstr(tail, "weight");
+                if (w && !strcmp(w, "weight") && (w == tail || (w > tail && w[-1] == '.'))) {
+                    ab = lp[6];
+                    for (int k = 0; k < WS_LORA_NT; k++)
+                        if (strlen(target_modules[k]) == (size_t)(lp - rest) &&
+                            !strncmp(rest, target_modules[k], (size_t)(lp - rest)))
+                            ti = k;
+                }
+            }
         }
         if (ti < 0 || layer < 0 || layer >= mc->n_layers || !(cfg.targets & (1u << ti))) {
             rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s' does not fit the adapter config or the base",

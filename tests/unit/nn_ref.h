@@ -60,6 +60,8 @@ static inline void nn_ref_close(nn_ref *r)
 static inline float *nn_ref_f32(nn_ref *r, const char *name, size_t *numel)
 {
     const ws_st_tensor *t = ws_st_find(r->st, name);
+    if (numel)
+        *numel = 0;
     if (!t) {
         fprintf(stderr, "reference tensor %s missing\n", name);
         return NULL;

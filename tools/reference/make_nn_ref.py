@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 B, T = 2, 16
 STEPS, ACCUM = 10, 2
 TRAIN = dict(lr=1e-2, min_lr=1e-3, warmup=3, beta1=0.9, beta2=0.95, eps=1e-8, wd=0.1, clip=1.0)
-LORA = dict(r=4, alpha=8, lr=1e-2, min_lr=1e-3, warmup=3, wd=0.01, clip=1.0,
+LORA = dict(r=4, alpha=8, lr=3e-3, min_lr=3e-4, warmup=3, wd=0.01, clip=1.0,
             targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 MASKED_PREFIX = 5   # targets at positions < 5 of each row are ignored (loss on "reply" tokens only)
 
@@ -72,7 +72,7 @@ def make_model(arch, kw):
             elif n.endswith("bias"):
                 p.copy_(0.1 * torch.randn_like(p))
             elif "embed" in n:
-                p.copy_(0.5 * torch.randn_like(p))
+                p.copy_(0.3 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p) / math.sqrt(p.shape[1]))
     return m.float().eval()
