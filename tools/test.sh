@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh || { echo "dependency install failed"; echo "0 passed, 1 failed"; exit 1; }
+# the MiniLM sentence encoder for the reference checks of test_bert (skipped when unavailable)
+bash tools/setup-minilm.sh || echo "MiniLM model not installed; its reference checks will be skipped"
 passed=0; failed=0
 step() { # step NAME COMMAND...
   local name=$1; shift
