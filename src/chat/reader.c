@@ -783,9 +783,26 @@ const char *ws_msg_kind_name(ws_msg_kind k)
     return "text";
 }
 
+static void put_digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void ws_datetime_format(const ws_datetime *t, char out[20])
 {
-    snprintf(out, 20, "%04u-%02u-%02uT%02u:%02u:%02u", (unsigned)t->year % 10000u,
-             (unsigned)t->month % 100u, (unsigned)t->day % 100u, (unsigned)t->hour % 100u,
-             (unsigned)t->minute % 100u, (unsigned)t->second % 100u);
+    put_digits(out, (unsigned)t->year % 10000u, 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)t->month % 100u, 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)t->day % 100u, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)t->hour % 100u, 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)t->minute % 100u, 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)t->second % 100u, 2);
+    out[19] = '\0';
 }
