@@ -10,12 +10,27 @@
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
     int field[3];        /* date fields in written order */
-    int digits[3];       /* how many digits each had */
+    int digits[6];       /* how many digits field[0..2], hour, minute, second had */
     int hour, minute, second;
     int ampm;            /* 0 none, 1 AM, 2 PM */
     bool us_marker;      /* spelled "AM"/"PM" exactly, as en-US writes it */
     size_t body;         /* offset of the body (author + text) in the line */
+    unsigned short pos[6];   /* where field[0..2], hour, minute, second start */
+    bool no_template;        /* layouts the template path must not learn */
 } chat_header;
+
+/* A learned header layout (see header.c). */
+typedef struct chat_template {
+    unsigned char lit[64], litmask[64], digitmask[64];
+    size_t len;
+    int fields;
+    chat_header proto;
+} chat_template;
+
+/* Learns the layout of a header the grammar accepted; false when it cannot be templated. */
+bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *t);
+/* True when line s[0..n) has the template's layout; fills h as the grammar would. */
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h);
 
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */

@@ -9,6 +9,7 @@
  * ("AM", "p.m.", "a. m." with ASCII space, NBSP or U+202F, "ص"/"م", "午後", ...).
  * Unbracketed iOS lines without " - " are accepted only with seconds in the time and an
  * "author: " after it, so ordinary text that starts with a date is not taken for a header. */
+#include <stdint.h>
 #include <string.h>
 
 #include "chat/chat_int.h"
@@ -18,6 +19,8 @@ typedef const unsigned char *bytes;
 size_t ws__chat_mark_len(const char *str, size_t n)
 {
     bytes s = (bytes)str;
+    if (n == 0 || s[0] < 0xD8)
+        return 0;
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0x8E || s[2] == 0x8F || (s[2] >= 0xAA && s[2] <= 0xAE)))
         return 3; /* LRM, RLM, LRE..RLO */
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9)
@@ -59,7 +62,7 @@ static size_t skip_spaces(const char *s, size_t n, size_t i)
 }
 
 /* One digit at s: value 0-9 and its byte length, or -1. */
-static int digit_at(const char *str, size_t n, size_t *len)
+static inline int digit_at(const char *str, size_t n, size_t *len)
 {
     bytes s = (bytes)str;
     if (n >= 1 && s[0] >= '0' && s[0] <= '9') {
@@ -103,6 +106,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
 {
     size_t i = *pi;
     char sep;
+    h->pos[0] = (unsigned short)i;
     if (!(h->digits[0] = number(s, n, &i, 4, &h->field[0])) || h->digits[0] == 3)
         return false;
     i = skip_marks(s, n, i);
@@ -112,6 +116,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
     if (sep == '.' && i < n && s[i] == ' ')
         i++;
     i = skip_marks(s, n, i);
+    h->pos[1] = (unsigned short)i;
     if (!(h->digits[1] = number(s, n, &i, 2, &h->field[1])))
         return false;
     i = skip_marks(s, n, i);
@@ -121,6 +126,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
     if (sep == '.' && i < n && s[i] == ' ')
         i++;
     i = skip_marks(s, n, i);
+    h->pos[2] = (unsigned short)i;
     if (!(h->digits[2] = number(s, n, &i, 4, &h->field[2])))
         return false;
     if (h->digits[0] == 4 ? h->digits[2] > 2 : (h->digits[2] != 2 && h->digits[2] != 4))
@@ -186,7 +192,12 @@ static int parse_marker(const char *s, size_t n, size_t *pi, bool *us)
             }
         }
     }
+    unsigned char first = i < n ? (unsigned char)s[i] : 0;
+    if (first < 0x80 && first != 'v' && first != 'n')
+        return 0;
     for (size_t k = 0; k < sizeof other_markers / sizeof other_markers[0]; k++) {
+        if ((unsigned char)other_markers[k].text[0] != first)
+            continue;
         size_t len = strlen(other_markers[k].text);
         if (n - i >= len && memcmp(s + i, other_markers[k].text, len) == 0) {
             *pi = i + len;
@@ -200,20 +211,26 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
 {
     size_t i = *pi;
     char sep;
-    if (!number(s, n, &i, 2, &h->hour))
+    h->pos[3] = (unsigned short)i;
+    if (!(h->digits[3] = number(s, n, &i, 2, &h->hour)))
         return false;
     if (i >= n || (s[i] != ':' && s[i] != '.'))
         return false;
     sep = s[i++];
-    if (number(s, n, &i, 2, &h->minute) != 2)
+    h->pos[4] = (unsigned short)i;
+    if ((h->digits[4] = number(s, n, &i, 2, &h->minute)) != 2)
         return false;
     *has_seconds = false;
     h->second = 0;
     if (i + 2 < n && s[i] == sep) {
         size_t j = i + 1;
-        if (number(s, n, &j, 2, &h->second) == 2) {
+        h->pos[5] = (unsigned short)j;
+        if ((h->digits[5] = number(s, n, &j, 2, &h->second)) == 2) {
             i = j;
             *has_seconds = true;
+        } else {
+            h->digits[5] = 0;
+            h->second = 0;
         }
     }
     if (i < n && s[i] == '.' && (i + 1 >= n || s[i + 1] == ' ' || s[i + 1] == ']'))
@@ -314,6 +331,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
                 !memmem(s + i, n - i, ": ", 2))
                 return false;
             h->body = i;
+            h->no_template = true;
             return true;
         }
         if (i < n && s[i] != ' ')
@@ -364,4 +382,83 @@ bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t)
     if (order == WS_DATE_MDY)
         return make_date(f[2], dg[2], f[0], f[1], t) || make_date(f[2], dg[2], f[1], f[0], t);
     return make_date(f[2], dg[2], f[1], f[0], t) || make_date(f[2], dg[2], f[0], f[1], t);
+}
+
+/* ------------------------------------------------------------------ templates
+ * Most exports print every header in one layout ("13/01/2024, 10:00 - "). A template is a
+ * header already accepted by the grammar with its ASCII digits turned into wildcards; a line
+ * with the same bytes around digits in the same places is a header of the same layout, and
+ * its fields are read by position. This is only a faster path to the grammar's answer. */
+
+static bool is_ascii_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *t)
+{
+    memset(t, 0, sizeof *t);
+    if (h->no_template || h->body > sizeof t->lit)
+        return false;
+    int fields = h->digits[5] == 2 ? 6 : 5;
+    for (int f = 0; f < fields; f++)
+        for (int k = 0; k < h->digits[f]; k++)
+            if (!is_ascii_digit(s[h->pos[f] + k]))
+                return false; /* Eastern Arabic digits: the grammar handles those */
+    t->len = h->body;
+    memcpy(t->lit, s, t->len);
+    memset(t->litmask, 0xFF, t->len);
+    for (int f = 0; f < fields; f++)
+        for (int k = 0; k < h->digits[f]; k++) {
+            t->lit[h->pos[f] + k] = 0;
+            t->litmask[h->pos[f] + k] = 0;
+            t->digitmask[h->pos[f] + k] = 0xFF;
+        }
+    t->proto = *h;
+    t->fields = fields;
+    return true;
+}
+
+static int read_digits(const char *s, int count)
+{
+    int v = 0;
+    for (int k = 0; k < count; k++)
+        v = v * 10 + (s[k] - '0');
+    return v;
+}
+
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h)
+{
+    if (n <= t->len || !t->len)
+        return false;
+    /* eight bytes at a time: literal bytes equal, wildcard bytes ASCII digits */
+    size_t words = (t->len + 7) / 8;
+    uint64_t copy[8];
+    const unsigned char *src = (const unsigned char *)s;
+    if (n < words * 8) { /* a short line: pad it */
+        memset(copy, 0, sizeof copy);
+        memcpy(copy, s, n);
+        src = (const unsigned char *)copy;
+    }
+    for (size_t w = 0; w < words; w++) {
+        uint64_t word, lit, litmask, digitmask;
+        memcpy(&word, src + w * 8, 8);
+        memcpy(&lit, t->lit + w * 8, 8);
+        memcpy(&litmask, t->litmask + w * 8, 8);
+        memcpy(&digitmask, t->digitmask + w * 8, 8);
+        if ((word ^ lit) & litmask)
+            return false;
+        uint64_t x = word ^ 0x3030303030303030ull;
+        uint64_t not_digit = (((x & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
+        if (not_digit & digitmask)
+            return false;
+    }
+    /* literals surround every field, so digit counts (and so values) are the grammar's */
+    *h = t->proto;
+    int *dst[6] = {&h->field[0], &h->field[1], &h->field[2], &h->hour, &h->minute, &h->second};
+    for (int f = 0; f < t->fields; f++)
+        *dst[f] = read_digits(s + h->pos[f], h->digits[f]);
+    if (h->minute > 59 || h->second > 59 || h->hour > 24)
+        return false;
+    return true;
 }

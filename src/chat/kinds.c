@@ -2,7 +2,9 @@
  * events printed as if sent by a person (marked by a leading LRM), and "edited" markers — in the languages WhatsApp
  * exports most often. Matching ignores ASCII case, leading direction marks and trailing
  * spaces/dots. */
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,6 +64,8 @@ static const char *const edited_suffix[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define COUNT_EDITED COUNT(edited_suffix)
+#define COUNT_MEDIA_SUFFIX COUNT(media_suffix)
 
 /* Trims leading direction marks and trailing spaces, dots and marks. */
 static void trim(const char **s, size_t *n)
@@ -81,21 +85,58 @@ static void trim(const char **s, size_t *n)
     }
 }
 
-static bool equals_any(const char *s, size_t n, const char *const *list, size_t count)
+/* Lengths that occur in a table, so most bodies are rejected without a comparison. */
+typedef struct length_filter {
+    uint64_t bits[4];     /* lengths 0..255 */
+    uint64_t first[4];    /* first bytes (both ASCII cases) */
+    unsigned short lens[128];
+} length_filter;
+
+static length_filter deleted_lengths, media_lengths;
+static size_t edited_lens[COUNT_EDITED], media_suffix_lens[COUNT_MEDIA_SUFFIX];
+static pthread_once_t filters_once = PTHREAD_ONCE_INIT;
+
+static void fill_filter(length_filter *f, const char *const *list, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && i < 128; i++) {
         size_t len = strlen(list[i]);
-        while (len && list[i][len - 1] == '.')
-            len--;
-        if (len == n && strncasecmp(s, list[i], n) == 0)
-            return true;
+        f->lens[i] = (unsigned short)len;
+        unsigned char c = (unsigned char)list[i][0], lc = c, uc = c;
+        if (c >= 'A' && c <= 'Z') lc = (unsigned char)(c + 32);
+        if (c >= 'a' && c <= 'z') uc = (unsigned char)(c - 32);
+        f->first[lc >> 6] |= 1ull << (lc & 63);
+        f->first[uc >> 6] |= 1ull << (uc & 63);
+        if (len < 256)
+            f->bits[len >> 6] |= 1ull << (len & 63);
     }
+}
+
+_Static_assert(COUNT(deleted_exact) <= 128 && COUNT(media_exact) <= 128, "length_filter.lens too small");
+
+static void init_filters(void)
+{
+    for (size_t i = 0; i < COUNT_EDITED; i++)
+        edited_lens[i] = strlen(edited_suffix[i]);
+    for (size_t i = 0; i < COUNT_MEDIA_SUFFIX; i++)
+        media_suffix_lens[i] = strlen(media_suffix[i]);
+    fill_filter(&deleted_lengths, deleted_exact, COUNT(deleted_exact));
+    fill_filter(&media_lengths, media_exact, COUNT(media_exact));
+}
+
+static bool equals_any(const char *s, size_t n, const char *const *list, size_t count,
+                       const length_filter *f)
+{
+    unsigned char c = n ? (unsigned char)s[0] : 0;
+    if (n >= 256 || !(f->bits[n >> 6] & (1ull << (n & 63))) || !(f->first[c >> 6] & (1ull << (c & 63))))
+        return false;
+    for (size_t i = 0; i < count; i++)
+        if (f->lens[i] == n && strncasecmp(s, list[i], n) == 0)
+            return true;
     return false;
 }
 
-static bool ends_with(const char *s, size_t n, const char *suffix, size_t *at)
+static bool ends_with(const char *s, size_t n, const char *suffix, size_t len, size_t *at)
 {
-    size_t len = strlen(suffix);
     if (len > n || strncasecmp(s + n - len, suffix, len) != 0)
         return false;
     *at = n - len;
@@ -105,6 +146,12 @@ static bool ends_with(const char *s, size_t n, const char *suffix, size_t *at)
 static bool contains(const char *s, size_t n, const char *needle)
 {
     return memmem(s, n, needle, strlen(needle)) != NULL;
+}
+
+static bool starts_with(const char *s, size_t n, const char *prefix)
+{
+    size_t len = strlen(prefix);
+    return n >= len && memcmp(s, prefix, len) == 0;
 }
 
 /* "<attached: 00000012-PHOTO-2021-03-12-14-05-32.jpg>" in any language. */
@@ -134,20 +181,21 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     const char *s = text;
     size_t len = n, at;
     *edited = false;
+    pthread_once(&filters_once, init_filters);
     trim(&s, &len);
-    for (size_t i = 0; i < COUNT(edited_suffix); i++)
-        if (ends_with(s, len, edited_suffix[i], &at)) {
+    for (size_t i = 0; len && s[len - 1] == '>' && i < COUNT(edited_suffix); i++)
+        if (ends_with(s, len, edited_suffix[i], edited_lens[i], &at)) {
             *edited = true;
             len = at;
             trim(&s, &len);
             break;
         }
-    if (equals_any(s, len, deleted_exact, COUNT(deleted_exact)))
+    if (equals_any(s, len, deleted_exact, COUNT(deleted_exact), &deleted_lengths))
         return WS_MSG_DELETED;
-    if (equals_any(s, len, media_exact, COUNT(media_exact)) || is_attachment_ref(s, len))
+    if (equals_any(s, len, media_exact, COUNT(media_exact), &media_lengths) || is_attachment_ref(s, len))
         return WS_MSG_MEDIA;
-    for (size_t i = 0; i < COUNT(media_suffix); i++)
-        if (ends_with(s, len, media_suffix[i], &at) && at > 0)
+    for (size_t i = 0; len && s[len - 1] == ')' && i < COUNT(media_suffix); i++)
+        if (ends_with(s, len, media_suffix[i], media_suffix_lens[i], &at) && at > 0)
             return WS_MSG_MEDIA;
     /* iOS prints group events (created, added, left, encryption, calls...) as if sent by the
      * group or a person, and starts their text with a left-to-right mark; what people type
@@ -155,8 +203,8 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     if (n >= 3 && (unsigned char)text[0] == 0xE2 && (unsigned char)text[1] == 0x80 &&
         (unsigned char)text[2] == 0x8E)
         return WS_MSG_SYSTEM;
-    if (contains(s, len, "Messages and calls are end-to-end encrypted") ||
-        contains(s, len, "Messages to this group are now secured with end-to-end encryption"))
+    if (len > 20 && s[0] == 'M' && (starts_with(s, len, "Messages and calls are end-to-end encrypted") ||
+                                     starts_with(s, len, "Messages to this group are now secured with end-to-end encryption")))
         return WS_MSG_SYSTEM;
     return WS_MSG_TEXT;
 }

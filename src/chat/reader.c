@@ -9,12 +9,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "chat/chat_int.h"
 #include "core/buf.h"
 #include "core/mem.h"
 
 #define CHUNK (1u << 20)
+#define WORDS_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 
 /* ------------------------------------------------------------------ byte sources */
 
@@ -202,6 +206,11 @@ struct ws_chat_reader {
     ws_chat_options opt;
     char *buf;               /* input window: [pos, end) not yet consumed */
     size_t buf_cap, pos, end;
+    uint64_t window_offset;  /* offset in the source of buf[0] */
+    uint64_t line_offset;    /* offset in the source of the last line returned */
+    size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
+    bool cr_known;           /* cr_at is up to date for the bytes in the window */
+    size_t utf8_ok;          /* bytes of buf before this index (from the current line) are valid UTF-8 */
     bool eof, first_line;
     uint64_t line_no;
 
@@ -209,12 +218,15 @@ struct ws_chat_reader {
     bool empty, seen_header;
     uint64_t invalid_utf8, skipped;
 
+    chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
+    unsigned n_templates, next_template;
+
     /* the message being assembled and the one last returned */
     bool have_cur;
-    chat_header cur_h;
+    ws_datetime cur_ts;
     uint64_t cur_line;
     size_t cur_first_len;      /* bytes of the body that came from the header line */
-    ws_buf cur_body, out_body, out_author;
+    ws_buf cur_body, out_body;
     ws_buf fixed;              /* scratch for a line with invalid UTF-8 repaired */
 };
 
@@ -223,7 +235,10 @@ static const ws_chat_options default_options;
 /* Fills the window so that a complete line (or the rest of the input) is available. */
 static int refill(ws_chat_reader *r, ws_error *err)
 {
+    r->cr_known = false;
+    r->utf8_ok = r->utf8_ok > r->pos ? r->utf8_ok - r->pos : 0;
     if (r->pos > 0) {
+        r->window_offset += r->pos;
         memmove(r->buf, r->buf + r->pos, r->end - r->pos);
         r->end -= r->pos;
         r->pos = 0;
@@ -263,9 +278,14 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
             return 0;
         size_t n = nl ? (size_t)(nl - start) : avail;
         r->pos += nl ? n + 1 : n;
-        char *cr = memchr(start, '\r', n);
-        if (cr) {
-            size_t k = (size_t)(cr - start);
+        /* one search for '\r' serves every line up to the next one found */
+        if (!r->cr_known || r->cr_at < (size_t)(start - r->buf)) {
+            char *cr = memchr(start, '\r', (size_t)(r->buf + r->end - start));
+            r->cr_at = cr ? (size_t)(cr - r->buf) : r->end;
+            r->cr_known = true;
+        }
+        if (r->cr_at < (size_t)(start - r->buf) + n) {
+            size_t k = r->cr_at - (size_t)(start - r->buf);
             if (k + 1 < n) {
                 /* a lone CR ends a line too: hand back the first part, keep the rest */
                 r->pos -= (nl ? n + 1 : n) - (k + 1);
@@ -275,6 +295,7 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
             }
         }
         r->line_no++;
+        r->line_offset = r->window_offset + (uint64_t)(start - r->buf);
         *line = start;
         *len = n;
         if (r->first_line) {
@@ -290,7 +311,7 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
 
 /* Length of the valid UTF-8 sequence at s, or 0 (with *bad = bytes of the maximal invalid
  * subpart, at least 1). */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+static inline size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 {
     unsigned char c = s[0];
     size_t need;
@@ -320,28 +341,78 @@ static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
     return need;
 }
 
-/* Returns the line itself when it is valid UTF-8, else a repaired copy in r->fixed. */
+/* Length of the longest valid UTF-8 prefix of s[0..n). ASCII runs are skipped 16 bytes at a
+ * time (SSE2) or 8 (portable words); multi-byte sequences are checked inline. */
+static size_t valid_utf8_prefix(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+#if defined(__SSE2__)
+        if (i + 16 <= n) {
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)));
+            if (!mask) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(mask);
+        } else
+#endif
+        if (WORDS_LITTLE_ENDIAN && i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t high = w & 0x8080808080808080ull;
+            if (!high) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(high) >> 3; /* little-endian: first high byte */
+        } else if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        unsigned char c = s[i];
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+                i += 2;
+                continue;
+            }
+            return i;
+        }
+        /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
+        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
+            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+            i += 3;
+            continue;
+        }
+        if (c >= 0xF0 && c <= 0xF3 && i + 3 < n && (s[i + 1] & 0xC0) == 0x80 &&
+            (c != 0xF0 || s[i + 1] >= 0x90) &&
+            (s[i + 2] & 0xC0) == 0x80 && (s[i + 3] & 0xC0) == 0x80) {
+            i += 4;
+            continue;
+        }
+        size_t bad;
+        size_t k = utf8_seq(s + i, n - i, &bad);
+        if (!k)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+/* Returns the line itself when it is valid UTF-8, else a repaired copy in r->fixed. The
+ * window is validated ahead in one pass, so most lines cost one comparison. */
 static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
 {
     const unsigned char *s = (const unsigned char *)*line;
-    size_t n = *len, i = 0;
-    /* fast path: ASCII words */
-    while (i + 8 <= n) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull)
-            break;
-        i += 8;
-    }
-    size_t first_bad = n, bad;
-    for (; i < n;) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
-        if (!k) {
-            first_bad = i;
-            break;
-        }
-        i += k;
-    }
+    size_t n = *len, i, bad;
+    size_t a = (size_t)(*line - r->buf), b = a + n;
+    if (b <= r->utf8_ok)
+        return;
+    size_t from = a > r->utf8_ok ? a : r->utf8_ok;
+    r->utf8_ok = from + valid_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
+    if (b <= r->utf8_ok)
+        return;
+    size_t first_bad = valid_utf8_prefix(s, n);
     if (first_bad == n)
         return;
     ws_buf_reset(&r->fixed);
@@ -370,6 +441,50 @@ static inline bool maybe_header(const char *s, size_t n)
     return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
 }
 
+/* Positions the reader at the start of its range (the whole input by default). */
+static int seek_start(ws_chat_reader *r, ws_error *err)
+{
+    int rc = source_rewind(&r->src, err);
+    if (rc)
+        return rc;
+    r->pos = r->end = 0;
+    r->cr_known = false;
+    r->utf8_ok = 0;
+    r->eof = false;
+    r->first_line = r->opt.range_start == 0;
+    r->line_no = 0;
+    r->window_offset = 0;
+    if (r->opt.range_start) {
+        if (r->src.kind == SRC_ZIP)
+            return ws_error_set(err, WS_EINVAL, "%s: a byte range needs a plain text export", r->src.path);
+        if (r->src.kind == SRC_FILE && lseek(r->src.fd, (off_t)r->opt.range_start, SEEK_SET) < 0)
+            return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", r->src.path, strerror(errno));
+        if (r->src.kind == SRC_MEM)
+            r->src.mem_pos = r->opt.range_start < r->src.mem_len ? r->opt.range_start : r->src.mem_len;
+        r->window_offset = r->opt.range_start;
+        r->src.read_total = r->opt.range_start;
+    }
+    return 0;
+}
+
+/* Is this line a message header? Known layouts first, then the full grammar. */
+static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+{
+    for (unsigned k = 0; k < r->n_templates; k++)
+        if (ws__chat_template_match(&r->templates[k], line, len, h))
+            return true;
+    if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
+        return false;
+    if (!ws__chat_parse_header(line, len, h))
+        return false;
+    if (ws__chat_template_make(line, h, &r->templates[r->next_template])) {
+        r->next_template = (r->next_template + 1) % 4;
+        if (r->n_templates < 4)
+            r->n_templates++;
+    }
+    return true;
+}
+
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
 static int detect_order(ws_chat_reader *r, ws_error *err)
 {
@@ -381,9 +496,7 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
     ws_date_order decided = WS_DATE_AUTO;
     while ((rc = next_line(r, &line, &len, err)) == 1) {
         chat_header h;
-        if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
-            continue;
-        if (!ws__chat_parse_header(line, len, &h))
+        if (!header_of(r, line, len, &h))
             continue;
         if (h.digits[0] == 4) {
             ymd_lines++;
@@ -427,11 +540,7 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
         r->order = WS_DATE_DMY;
     else
         r->order = us_votes * 2 > dm_lines ? WS_DATE_MDY : WS_DATE_DMY;
-    r->pos = r->end = 0;
-    r->eof = false;
-    r->first_line = true;
-    r->line_no = 0;
-    return source_rewind(&r->src, err);
+    return seek_start(r, err);
 }
 
 static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error *err)
@@ -467,7 +576,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     r->order = r->opt.date_order;
     if (r->order == WS_DATE_AUTO && !r->empty)
         return detect_order(r, err);
-    return 0;
+    return r->opt.range_start ? seek_start(r, err) : 0;
 }
 
 int ws_chat_open_file(const char *path, const ws_chat_options *opt, ws_chat_reader **out,
@@ -541,17 +650,21 @@ static void emit(ws_chat_reader *r, ws_message *msg)
     r->have_cur = false;
 
     memset(msg, 0, sizeof *msg);
-    ws__chat_resolve(&r->cur_h, r->order, &msg->ts);
+    msg->ts = r->cur_ts;
     msg->line = r->cur_line;
     char *body = r->out_body.data;
     size_t len = r->out_body.len;
-    char *colon = memmem(body, r->cur_first_len, ": ", 2);
+    char *colon = NULL;
+    for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ') {
+            colon = p;
+            break;
+        }
     if (colon && colon > body && !(memchr(body, '"', (size_t)(colon - body)) &&
                                    ws__chat_is_system_text(body, r->cur_first_len))) {
-        ws_buf_reset(&r->out_author);
-        ws_buf_append(&r->out_author, body, (size_t)(colon - body));
-        msg->author = r->out_author.data;
-        msg->author_len = r->out_author.len;
+        *colon = '\0'; /* the author is terminated in place */
+        msg->author = body;
+        msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
         msg->kind = ws__chat_classify(msg->text, msg->text_len, &msg->edited);
@@ -576,16 +689,20 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
     while ((rc = next_line(r, &line, &len, err)) == 1) {
         repair_utf8(r, &line, &len);
         chat_header h;
-        ws_datetime probe;
-        bool is_header = (maybe_header(line, len) || ws__chat_mark_len(line, len)) &&
-                         ws__chat_parse_header(line, len, &h) && ws__chat_resolve(&h, r->order, &probe);
+        ws_datetime ts;
+        bool is_header = header_of(r, line, len, &h) && ws__chat_resolve(&h, r->order, &ts);
+        if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
+            r->eof = true;   /* the next range begins here */
+            r->pos = r->end;
+            break;
+        }
         if (is_header) {
             bool had = r->have_cur;
             if (had)
                 emit(r, msg);
             r->have_cur = true;
             r->seen_header = true;
-            r->cur_h = h;
+            r->cur_ts = ts;
             r->cur_line = r->line_no;
             ws_buf_reset(&r->cur_body);
             ws_buf_append(&r->cur_body, line + h.body, len - h.body);
@@ -597,8 +714,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);
-        } else {
-            r->skipped++;
+        } else if (!r->opt.range_start) {
+            r->skipped++;   /* lines before the first header of the file */
         }
     }
     if (rc < 0)
@@ -607,9 +724,14 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         emit(r, msg);
         return 1;
     }
-    if (!r->seen_header)
+    if (!r->seen_header && !r->opt.range_start)
         return ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", r->src.path);
     return 0;
+}
+
+bool ws_chat_is_zip(const ws_chat_reader *r)
+{
+    return r->src.kind == SRC_ZIP;
 }
 
 ws_date_order ws_chat_date_order(const ws_chat_reader *r)
@@ -646,7 +768,6 @@ void ws_chat_close(ws_chat_reader *r)
     free(r->buf);
     ws_buf_free(&r->cur_body);
     ws_buf_free(&r->out_body);
-    ws_buf_free(&r->out_author);
     ws_buf_free(&r->fixed);
     free(r);
 }
@@ -662,9 +783,26 @@ const char *ws_msg_kind_name(ws_msg_kind k)
     return "text";
 }
 
+static void put_digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void ws_datetime_format(const ws_datetime *t, char out[20])
 {
-    snprintf(out, 20, "%04u-%02u-%02uT%02u:%02u:%02u", (unsigned)t->year % 10000u,
-             (unsigned)t->month % 100u, (unsigned)t->day % 100u, (unsigned)t->hour % 100u,
-             (unsigned)t->minute % 100u, (unsigned)t->second % 100u);
+    put_digits(out, (unsigned)t->year % 10000u, 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)t->month % 100u, 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)t->day % 100u, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)t->hour % 100u, 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)t->minute % 100u, 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)t->second % 100u, 2);
+    out[19] = '\0';
 }

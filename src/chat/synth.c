@@ -72,7 +72,7 @@ void ws_chat_checksum_add(uint64_t *checksum, const ws_message *m)
 void ws_chat_synth_next(ws_chat_synth *s, ws_buf *out, uint64_t *checksum)
 {
     uint64_t r = next_rand(s);
-    s->minutes += (long long)(r % 97);
+    s->minutes += (long long)(r % 13);
     int y, mo, d;
     day_of(s->minutes / 1440, &y, &mo, &d);
     ws_message m = {0};

@@ -1,8 +1,10 @@
 /* `whatstyle parse FILE`: reads a WhatsApp export and prints its messages as JSON Lines,
  * a JSON array or CSV, or (--stats) a JSON summary of the whole chat. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat/chat.h"
 #include "cli/commands.h"
@@ -87,20 +89,166 @@ static void put_message(ws_buf *b, const ws_message *m, out_format fmt, char ts[
         ws_buf_puts(b, "null");
     ws_buf_puts(b, ",\"text\":");
     ws_json_put_str(b, m->text, m->text_len);
-    ws_buf_printf(b, ",\"kind\":\"%s\"", ws_msg_kind_name(m->kind));
-    if (m->edited)
-        ws_buf_puts(b, ",\"edited\":true");
-    ws_buf_printf(b, ",\"line\":%llu}", (unsigned long long)m->line);
+    ws_buf_puts(b, ",\"kind\":\"");
+    ws_buf_puts(b, ws_msg_kind_name(m->kind));
+    ws_buf_puts(b, m->edited ? "\",\"edited\":true,\"line\":" : "\",\"line\":");
+    char num[24], *p = num + sizeof num;
+    uint64_t v = m->line;
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10));
+    ws_buf_append(b, p, (size_t)(num + sizeof num - p));
+    ws_buf_putc(b, '}');
 }
 
-static int datetime_cmp(const ws_datetime *a, const ws_datetime *b)
+static long long datetime_key(const ws_datetime *t)
 {
-    int av[6] = {a->year, a->month, a->day, a->hour, a->minute, a->second};
-    int bv[6] = {b->year, b->month, b->day, b->hour, b->minute, b->second};
-    for (int i = 0; i < 6; i++)
-        if (av[i] != bv[i])
-            return av[i] < bv[i] ? -1 : 1;
-    return 0;
+    return ((((t->year * 13LL + t->month) * 32 + t->day) * 24 + t->hour) * 60 + t->minute) * 60 + t->second;
+}
+
+/* The --stats summary of a run of messages; runs over parts of a file merge in order. */
+typedef struct chat_stats {
+    uint64_t count, kinds[4], invalid_utf8, skipped;
+    long long first, last;
+    ws_strset authors;
+} chat_stats;
+
+static void stats_add(chat_stats *st, const ws_message *m)
+{
+    if (m->author) {
+        /* most chats have few people: a scan of the first ones beats hashing */
+        size_t i, few = st->authors.count < 16 ? st->authors.count : 16;
+        for (i = 0; i < few; i++)
+            if (st->authors.lens[i] == m->author_len && st->authors.items[i][0] == m->author[0] &&
+                memcmp(st->authors.items[i], m->author, m->author_len) == 0)
+                break;
+        if (i == few)
+            ws_strset_add(&st->authors, m->author, m->author_len);
+    }
+    st->kinds[m->kind]++;
+    long long k = datetime_key(&m->ts);
+    if (!st->count || k < st->first)
+        st->first = k;
+    if (!st->count || k > st->last)
+        st->last = k;
+    st->count++;
+}
+
+static void stats_merge(chat_stats *into, chat_stats *from)
+{
+    for (size_t i = 0; i < from->authors.count; i++)
+        ws_strset_add(&into->authors, from->authors.items[i], from->authors.lens[i]);
+    for (int k = 0; k < 4; k++)
+        into->kinds[k] += from->kinds[k];
+    if (from->count && (!into->count || from->first < into->first))
+        into->first = from->first;
+    if (from->count && (!into->count || from->last > into->last))
+        into->last = from->last;
+    into->count += from->count;
+    into->invalid_utf8 += from->invalid_utf8;
+    into->skipped += from->skipped;
+}
+
+static void key_format(long long k, char out[20])
+{
+    ws_datetime t;
+    t.second = (int)(k % 60); k /= 60;
+    t.minute = (int)(k % 60); k /= 60;
+    t.hour = (int)(k % 24); k /= 24;
+    t.day = (int)(k % 32); k /= 32;
+    t.month = (int)(k % 13); k /= 13;
+    t.year = (int)k;
+    ws_datetime_format(&t, out);
+}
+
+/* One part of a file read by its own thread for --stats. */
+typedef struct stats_part {
+    const char *path;
+    ws_chat_options opt;
+    chat_stats st;
+    ws_error err;
+    int rc;
+} stats_part;
+
+static void *stats_part_run(void *arg)
+{
+    stats_part *part = arg;
+    ws_chat_reader *r = NULL;
+    ws_message m;
+    part->rc = ws_chat_open_file(part->path, &part->opt, &r, &part->err);
+    if (part->rc)
+        return NULL;
+    while ((part->rc = ws_chat_next(r, &m, &part->err)) == 1)
+        stats_add(&part->st, &m);
+    part->st.invalid_utf8 = ws_chat_invalid_utf8(r);
+    part->st.skipped = ws_chat_lines_skipped(r);
+    ws_chat_close(r);
+    return NULL;
+}
+
+/* The first line start at or after offset in the file, or 0 when there is none. */
+static uint64_t line_start_after(const char *path, uint64_t offset)
+{
+    FILE *f = fopen(path, "rb");
+    uint64_t at = 0;
+    if (!f || fseeko(f, (off_t)offset - 1, SEEK_SET) != 0)
+        goto out;
+    int c;
+    uint64_t pos = offset - 1;
+    while ((c = getc(f)) != EOF) {
+        pos++;
+        if (c == '\n') {
+            at = pos;
+            break;
+        }
+    }
+out:
+    if (f)
+        fclose(f);
+    return at;
+}
+
+/* --stats with one thread per core over line-aligned parts of a large text export.
+ * Returns 1 when it did the work (rc in *rc), 0 when the file is not suited. */
+static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, ws_error *err, int *rc)
+{
+    enum { MAX_PARTS = 8 };
+    uint64_t size = 0;
+    ws_chat_bytes_read(r, &size);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cores < 1 ? 1 : cores > MAX_PARTS ? MAX_PARTS : (int)cores;
+    if (ws_chat_is_zip(r) || size < (8u << 20) || n < 2)
+        return 0;
+    stats_part parts[MAX_PARTS];
+    pthread_t threads[MAX_PARTS];
+    uint64_t cut[MAX_PARTS + 1];
+    cut[0] = 0;
+    cut[n] = 0;
+    for (int k = 1; k < n; k++) {
+        cut[k] = line_start_after(path, size / (uint64_t)n * (uint64_t)k);
+        if (!cut[k] || cut[k] <= cut[k - 1])
+            return 0;
+    }
+    ws_chat_options base = {.date_order = ws_chat_date_order(r)};
+    for (int k = 0; k < n; k++) {
+        memset(&parts[k], 0, sizeof parts[k]);
+        parts[k].path = path;
+        parts[k].opt = base;
+        parts[k].opt.range_start = cut[k];
+        parts[k].opt.range_end = cut[k + 1];
+        pthread_create(&threads[k], NULL, stats_part_run, &parts[k]);
+    }
+    *rc = 0;
+    for (int k = 0; k < n; k++) {
+        pthread_join(threads[k], NULL);
+        if (parts[k].rc < 0 && !*rc) {
+            *rc = parts[k].rc;
+            *err = parts[k].err;
+        }
+        stats_merge(st, &parts[k].st);
+        ws_strset_free(&parts[k].st.authors);
+    }
+    return 1;
 }
 
 int ws_cmd_parse(int argc, char **argv)
@@ -169,9 +317,8 @@ int ws_cmd_parse(int argc, char **argv)
     }
 
     ws_buf out = WS_BUF_INIT;
-    ws_strset authors = WS_STRSET_INIT;
-    uint64_t count = 0, kinds[4] = {0};
-    ws_datetime first = {0}, last = {0};
+    chat_stats st = {0};
+    uint64_t count = 0;
     ws_message m;
     ws_progress bar;
     uint64_t total = 0;
@@ -182,15 +329,14 @@ int ws_cmd_parse(int argc, char **argv)
         ws_buf_puts(&out, "[");
     if (!stats && fmt == OUT_CSV)
         ws_buf_puts(&out, "ts,author,text,kind,edited\n");
+    if (stats && stats_parallel(path, r, &st, &err, &rc)) {
+        if (rc < 0)
+            goto fail;
+        goto summary;
+    }
     while ((rc = ws_chat_next(r, &m, &err)) == 1) {
         if (stats) {
-            if (m.author)
-                ws_strset_add(&authors, m.author, m.author_len);
-            kinds[m.kind]++;
-            if (!count || datetime_cmp(&m.ts, &first) < 0)
-                first = m.ts;
-            if (!count || datetime_cmp(&m.ts, &last) > 0)
-                last = m.ts;
+            stats_add(&st, &m);
         } else {
             char ts[20];
             ws_datetime_format(&m.ts, ts);
@@ -205,45 +351,49 @@ int ws_cmd_parse(int argc, char **argv)
         if ((count & 0xFFFF) == 0)
             ws_progress_update(&bar, ws_chat_bytes_read(r, NULL), NULL);
     }
-    if (rc < 0) {
-        flush_if_big(&out, true);
-        fflush(stdout);
-        fprintf(stderr, "whatstyle parse: %s\n", err.msg);
-        goto out;
-    }
+    if (rc < 0)
+        goto fail;
+    st.invalid_utf8 = ws_chat_invalid_utf8(r);
+    st.skipped = ws_chat_lines_skipped(r);
+summary:
     ws_progress_finish(&bar, NULL);
     if (stats) {
         char a[20], b[20];
-        ws_datetime_format(&first, a);
-        ws_datetime_format(&last, b);
-        ws_buf_printf(&out, "{\"messages\":%llu,\"participants\":[", (unsigned long long)count);
-        for (size_t i = 0; i < authors.count; i++) {
+        key_format(st.first, a);
+        key_format(st.last, b);
+        ws_buf_printf(&out, "{\"messages\":%llu,\"participants\":[", (unsigned long long)st.count);
+        for (size_t i = 0; i < st.authors.count; i++) {
             if (i)
                 ws_buf_putc(&out, ',');
-            ws_json_put_str(&out, authors.items[i], authors.lens[i]);
+            ws_json_put_str(&out, st.authors.items[i], st.authors.lens[i]);
         }
         ws_buf_puts(&out, "],\"first\":");
-        if (count)
+        if (st.count)
             ws_buf_printf(&out, "\"%s\",\"last\":\"%s\"", a, b);
         else
             ws_buf_puts(&out, "null,\"last\":null");
         ws_buf_printf(&out, ",\"date_order\":\"%s\",\"kinds\":{\"text\":%llu,\"system\":%llu,"
                       "\"media\":%llu,\"deleted\":%llu},\"invalid_utf8\":%llu,\"lines_skipped\":%llu}\n",
-                      ws_chat_date_order_name(ws_chat_date_order(r)), (unsigned long long)kinds[0],
-                      (unsigned long long)kinds[1], (unsigned long long)kinds[2],
-                      (unsigned long long)kinds[3], (unsigned long long)ws_chat_invalid_utf8(r),
-                      (unsigned long long)ws_chat_lines_skipped(r));
+                      ws_chat_date_order_name(ws_chat_date_order(r)), (unsigned long long)st.kinds[0],
+                      (unsigned long long)st.kinds[1], (unsigned long long)st.kinds[2],
+                      (unsigned long long)st.kinds[3], (unsigned long long)st.invalid_utf8,
+                      (unsigned long long)st.skipped);
     } else if (fmt == OUT_JSON) {
         ws_buf_puts(&out, count ? "\n]\n" : "]\n");
     }
     flush_if_big(&out, true);
-    if (ws_chat_invalid_utf8(r))
+    if (st.invalid_utf8)
         fprintf(stderr, "whatstyle parse: warning: %s: %llu invalid UTF-8 sequences replaced by U+FFFD\n",
-                path, (unsigned long long)ws_chat_invalid_utf8(r));
+                path, (unsigned long long)st.invalid_utf8);
     rc = 0;
+    goto out;
+fail:
+    flush_if_big(&out, true);
+    fflush(stdout);
+    fprintf(stderr, "whatstyle parse: %s\n", err.msg);
 out:
     ws_buf_free(&out);
-    ws_strset_free(&authors);
+    ws_strset_free(&st.authors);
     ws_chat_close(r);
     return rc ? 1 : 0;
 }

@@ -40,6 +40,10 @@ struct ws_store {
 
 #define USER_COLS "user_id, name, phone_number, model_version, subscription_tier, created_at," \
                   " last_active, is_active"
+/* with the owner's name and state: FROM api_keys k JOIN users u ON u.user_id = k.user_id */
+#define KEY_JOIN_COLS "k.key_id, k.user_id, k.client_name, k.role, k.rate_limit, k.is_active," \
+                      " k.created_at, k.expires_at, k.last_used_at, u.name, u.is_active"
+#define KEY_JOIN " FROM api_keys k JOIN users u ON u.user_id = k.user_id"
 #define KEY_COLS "key_id, user_id, client_name, role, rate_limit, is_active, created_at," \
                  " expires_at, last_used_at"
 #define JOB_COLS "job_id, user_id, status, progress, samples_processed, params, metrics," \
@@ -376,6 +380,35 @@ char *ws_store_url_for_data_dir(const char *dir, ws_error *err)
     return ws_buf_take(&b);
 }
 
+int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
+                      ws_store **out, ws_error *err)
+{
+    *out = NULL;
+    const char *env = getenv("WS_STORE_URL");
+    const char *renv = getenv("WS_STORE_REPLICA_URL");
+    char *own = NULL;
+    const char *url = database_url;
+    if (!url && env && *env)
+        url = env;
+    if (!url && data_dir) {
+        own = ws_store_url_for_data_dir(data_dir, err);
+        if (!own)
+            return err ? err->code : WS_EIO;
+        url = own;
+    }
+    if (!url) {
+        return ws_error_set(err, WS_EINVAL,
+                            "no database: give --data DIR or --database-url URL"
+                            " (or set WS_STORE_URL)");
+    }
+    ws_store_config cfg = {.url = url,
+                           .replica_url = replica_url ? replica_url
+                                          : (url != own && renv && *renv ? renv : NULL)};
+    int rc = ws_store_open(&cfg, out, err);
+    free(own);
+    return rc;
+}
+
 int ws_store_ping(ws_store *s, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
@@ -567,6 +600,21 @@ int ws_store_user_touch(ws_store *s, const char *user_id, ws_error *err)
     return rc;
 }
 
+int ws_store_user_set_active(ws_store *s, const char *user_id, bool active, ws_error *err)
+{
+    ws_arena *a = ws_arena_new(256);
+    ws_dbp p[] = {DBP_S(user_id)};
+    ws_dbres r = {0};
+    int rc = q(s, s->db, a,
+               active ? "UPDATE users SET is_active = TRUE WHERE user_id = $1 RETURNING user_id"
+                      : "UPDATE users SET is_active = FALSE WHERE user_id = $1 RETURNING user_id",
+               p, NP(p), &r, err);
+    if (rc == 0 && r.nrows == 0)
+        rc = ws_error_set(err, WS_ENOENT, "no such user");
+    ws_arena_free(a);
+    return rc;
+}
+
 int ws_store_user_delete(ws_store *s, const char *user_id, ws_error *err)
 {
     static const char *const deletes[] = {
@@ -619,6 +667,8 @@ static void fill_key(const ws_dbres *r, int i, ws_api_key *k)
     k->created_at = cell_i64(r, i, 6);
     k->expires_at = cell_i64(r, i, 7);
     k->last_used_at = cell_i64(r, i, 8);
+    k->user_name = cell(r, i, 9);
+    k->user_is_active = cell_bool(r, i, 10);
 }
 
 static bool is_hex64(const char *h)
@@ -670,7 +720,7 @@ int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key,
         return ws_error_set(err, WS_EINVAL, "key hash must be 64 lowercase hex digits");
     ws_dbp p[] = {DBP_S(hashed_key)};
     ws_dbres r = {0};
-    int rc = q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys WHERE hashed_key = $1", p,
+    int rc = q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.hashed_key = $1", p,
                NP(p), &r, err);
     if (rc < 0)
         return rc;
@@ -688,10 +738,10 @@ int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key 
     *items = NULL;
     *n = 0;
     int rc = user_id
-                 ? q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys WHERE user_id = $1"
-                     " ORDER BY created_at DESC, key_id", p, NP(p), &r, err)
-                 : q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys"
-                     " ORDER BY created_at DESC, key_id", NULL, 0, &r, err);
+                 ? q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.user_id = $1"
+                     " ORDER BY k.created_at DESC, k.key_id", p, NP(p), &r, err)
+                 : q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN
+                     " ORDER BY k.created_at DESC, k.key_id", NULL, 0, &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -806,8 +856,9 @@ int ws_store_job_create(ws_store *s, ws_arena *a, const char *user_id, const cha
         return rc;
     rc = q(s, s->db, a,
            "INSERT INTO training_jobs (job_id, user_id, status, progress, samples_processed,"
-           " params, s3_data_path, created_at, updated_at)"
-           " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5) RETURNING " JOB_COLS,
+           " params, s3_data_path, created_at, updated_at, seq)"
+           " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5,"
+           " (SELECT COALESCE(MAX(seq), 0) + 1 FROM training_jobs)) RETURNING " JOB_COLS,
            p, NP(p), &r, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
@@ -925,7 +976,7 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbres r = {0};
     rc = q(s, reader(s), a,
            "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
-           " ORDER BY created_at DESC, job_id DESC LIMIT $2",
+           " ORDER BY created_at DESC, seq DESC LIMIT $2",
            p, NP(p), &r, err);
     if (rc < 0)
         return rc;
@@ -952,11 +1003,11 @@ int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *
            s->drv->is_pg
                ? "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
                  " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY created_at, job_id LIMIT 1"
+                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1"
                  " FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS
                : "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
                  " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY created_at, job_id LIMIT 1)"
+                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1)"
                  " RETURNING " JOB_COLS,
            p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
@@ -1127,7 +1178,7 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbres r = {0};
     rc = q(s, reader(s), a,
            "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
-           " AND (created_at < $2 OR (created_at = $2 AND conversation_id < $3))"
+           " AND (created_at, conversation_id) < ($2, $3)"
            " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
            p, NP(p), &r, err);
     if (rc < 0)

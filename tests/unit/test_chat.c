@@ -780,6 +780,24 @@ static void generated_million_messages(void)
     CHECK(got == want);
     printf("generated export: %zu bytes, %llu messages\n", b.len, (unsigned long long)count);
     ws_chat_close(r);
+    /* three readers over byte ranges split at line starts give the same messages */
+    size_t cut[4] = {0, b.len / 3, b.len / 3 * 2, 0};
+    for (int k = 1; k < 3; k++)
+        cut[k] = (size_t)((char *)memchr(b.data + cut[k], '\n', b.len - cut[k]) - b.data) + 1;
+    uint64_t split = 1469598103934665603ull;
+    count = 0;
+    for (int k = 0; k < 3; k++) {
+        ws_chat_options opt = {.date_order = WS_DATE_DMY, .range_start = cut[k], .range_end = cut[k + 1]};
+        CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &opt, &r, &err), 0);
+        while (r && (rc = ws_chat_next(r, &m, &err)) == 1) {
+            ws_chat_checksum_add(&split, &m);
+            count++;
+        }
+        CHECK_EQ_INT(rc, 0);
+        ws_chat_close(r);
+    }
+    CHECK_EQ_INT(count, n);
+    CHECK(split == want);
     ws_buf_free(&b);
 }
 

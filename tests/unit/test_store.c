@@ -271,6 +271,16 @@ STORE_TEST(keys_create_authenticate_revoke)
     CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
     CHECK_EQ_INT(ws_store_key_revoke(s, "ws_live_00000000", NULL, &err), WS_ENOENT);
 
+    /* a suspended user's keys do not authenticate until reactivated */
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, false, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), WS_EPERM);
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, true, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
+    CHECK_EQ_STR(got.user_name, "dana");
+    CHECK_EQ_INT(ws_store_user_set_active(s, "usr_nope", true, &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_store_key_list(s, a, p.user_id, &keys, &n, &err), 0);
+    CHECK(n == 2 && !strcmp(keys[0].user_name, "dana") && keys[0].user_is_active);
+
     /* an expired key does not authenticate */
     char old[WS_KEY_LEN + 1];
     CHECK_EQ_INT(ws_auth_key_create(s, "dana", WS_ROLE_USER, 0, NULL, ws_store_now_ms() - 1000,
@@ -795,6 +805,77 @@ STORE_TEST(delete_user_erases_everything_they_own)
     ws_arena_free(a);
 }
 
+/* ------------------------------------------------------------------ pool */
+
+typedef struct pool_worker {
+    ws_store_pool *pool;
+    const char *user_id;
+    int inserted, errors;
+} pool_worker;
+
+static void *pool_thread(void *arg)
+{
+    pool_worker *w = arg;
+    for (int i = 0; i < 10; i++) {
+        ws_store *s = NULL;
+        ws_error err = {0};
+        if (ws_store_pool_acquire(w->pool, 10000, &s, &err) < 0) {
+            w->errors++;
+            continue;
+        }
+        ws_conversation c = {.user_id = w->user_id, .message = "m", .response = "r"};
+        int rc = ws_store_conv_insert(s, &c, NULL, &err);
+        w->inserted += rc == 0;
+        w->errors += rc != 0;
+        ws_store_pool_release(w->pool, s, rc == WS_EIO);
+    }
+    return NULL;
+}
+
+STORE_TEST(pool_hands_out_at_most_max_handles)
+{
+    ws_arena *a = ws_arena_new(0);
+    ws_error err = {0};
+    ws_user u;
+    CHECK_EQ_INT(ws_store_user_create(s, a, "nora", NULL, NULL, &u, &err), 0);
+    ws_store_pool *pool = NULL;
+    ws_store_config cfg = {.url = cur_url};
+    CHECK_EQ_INT(ws_store_pool_new(&cfg, 2, &pool, &err), 0);
+    if (!pool)
+        goto out;
+    ws_store *h1 = NULL, *h2 = NULL, *h3 = NULL;
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 1000, &h1, &err), 0);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 1000, &h2, &err), 0);
+    CHECK(h1 && h2 && h1 != h2);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), WS_EAGAIN);
+    ws_store_pool_release(pool, h2, false);
+    CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), 0);
+    CHECK(h3 == h2);   /* the idle handle is reused, not a third one opened */
+    ws_store_pool_release(pool, h3, true);   /* broken: closed, a new one may open */
+    ws_store_pool_release(pool, h1, false);
+    pool_worker w[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        w[t] = (pool_worker){pool, u.id, 0, 0};
+        pthread_create(&th[t], NULL, pool_thread, &w[t]);
+    }
+    int total = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_INT(w[t].errors, 0);
+        total += w[t].inserted;
+    }
+    CHECK_EQ_INT(total, 40);
+    ws_conversation *items;
+    size_t n;
+    const char *next;
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 100, NULL, &items, &n, &next, &err), 0);
+    CHECK_EQ_INT(n, 40);
+    ws_store_pool_free(pool);
+out:
+    ws_arena_free(a);
+}
+
 /* ------------------------------------------------------------------ read replica */
 
 static void replica_serves_reads(void)
@@ -851,6 +932,31 @@ static void replica_serves_reads(void)
     ws_store_close(s);
 }
 
+/* PostgreSQL: a connection killed by the server fails one call, then the store reconnects. */
+static void pg_reconnects_after_backend_killed(void)
+{
+    const char *pg = getenv("WS_TEST_PG_URL");
+    if (!pg || !*pg)
+        return;
+    ws_error err = {0};
+    ws_store *s = NULL;
+    ws_store_config cfg = {.url = pg};
+    CHECK_EQ_INT(ws_store_open(&cfg, &s, &err), 0);
+    if (!s)
+        return;
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    PGconn *admin = PQconnectdb(pg);
+    PGresult *r = PQexec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'whatstyle'");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1);
+    PQclear(r);
+    PQfinish(admin);
+    int first = ws_store_ping(s, &err);
+    CHECK(first == 0 || first == WS_EIO);
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    ws_store_close(s);
+}
+
 static void sqlite_refuses_replica_and_bad_urls(void)
 {
     ws_store *s = NULL;
@@ -868,13 +974,18 @@ static void sqlite_refuses_replica_and_bad_urls(void)
     ws_store_close(NULL);
     ws_store_config gone = {.url = "postgresql://127.0.0.1:1/none", .timeout_ms = 2000};
     CHECK_EQ_INT(ws_store_open(&gone, &s, &err), WS_EIO);
-    char *url = ws_store_url_for_data_dir("/tmp/ws_test_store_dir/a/b", &err);
+    char dir[128], want[160], sub[140];
+    snprintf(dir, sizeof dir, "/tmp/ws_test_store_dir_%d", (int)getpid());
+    snprintf(sub, sizeof sub, "%s/a/b", dir);
+    snprintf(want, sizeof want, "sqlite:%s/whatstyle.db", sub);
+    char *url = ws_store_url_for_data_dir(sub, &err);
     CHECK(url != NULL);
-    CHECK_EQ_STR(url, "sqlite:/tmp/ws_test_store_dir/a/b/whatstyle.db");
+    CHECK_EQ_STR(url, want);
     free(url);
-    rmdir("/tmp/ws_test_store_dir/a/b");
-    rmdir("/tmp/ws_test_store_dir/a");
-    rmdir("/tmp/ws_test_store_dir");
+    rmdir(sub);
+    snprintf(sub, sizeof sub, "%s/a", dir);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backends),
@@ -883,4 +994,6 @@ WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backe
              T(jobs_claimed_once_by_concurrent_workers), T(conversations_keyset_pagination),
              T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
              T(export_holds_everything), T(delete_user_erases_everything_they_own),
-             T(replica_serves_reads), T(sqlite_refuses_replica_and_bad_urls))
+             T(pool_hands_out_at_most_max_handles),
+             T(replica_serves_reads), T(pg_reconnects_after_backend_killed),
+             T(sqlite_refuses_replica_and_bad_urls))

@@ -41,10 +41,13 @@ CREATE TABLE training_jobs (
     created_at        INTEGER NOT NULL,
     started_at        INTEGER,
     completed_at      INTEGER,
-    updated_at        INTEGER NOT NULL
+    updated_at        INTEGER NOT NULL,
+    -- creation order (FIFO claims even within one millisecond); set by the insert
+    seq               INTEGER NOT NULL
 );
 CREATE INDEX training_jobs_user ON training_jobs(user_id, created_at);
-CREATE INDEX training_jobs_status ON training_jobs(status, created_at);
+CREATE INDEX training_jobs_status ON training_jobs(status, seq);
+CREATE INDEX training_jobs_seq ON training_jobs(seq);
 
 CREATE TABLE conversations (
     conversation_id    INTEGER PRIMARY KEY AUTOINCREMENT,
