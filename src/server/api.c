@@ -76,7 +76,13 @@ static int rate_check(ws_http_ctx *ctx, ws_req *r)
         {"user", r->p.user_id, s->cfg.user_rate_limit},
     };
     for (int i = 0; i < 2; i++) {
-        snprintf(key, sizeof key, "rl:%s:%s", checks[i].kind, checks[i].id);
+        size_t kl = strlen(checks[i].kind), il = strlen(checks[i].id);
+        if (3 + kl + 1 + il + 1 > sizeof key)
+            continue;
+        memcpy(key, "rl:", 3);
+        memcpy(key + 3, checks[i].kind, kl);
+        key[3 + kl] = ':';
+        memcpy(key + 4 + kl, checks[i].id, il + 1);
         if (ws_cache_rate_check(s->cache, key, checks[i].limit, 60, &rr, &err) != 0)
             continue;   /* the cache is down: fail open rather than refuse every request */
         if (!rr.allowed) {
@@ -183,13 +189,22 @@ static void digest_normalised(EVP_MD_CTX *md, const char *s)
     EVP_DigestUpdate(md, buf, n);
 }
 
+/* SHA-256 fetched once: an implicit fetch on every digest costs a lookup under a lock. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_turn *context,
                             size_t n_context, char *out, size_t out_size)
 {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_DigestInit_ex(md, sha256_md ? sha256_md : EVP_sha256(), NULL);
     digest_normalised(md, message);
     for (size_t i = 0; i < n_context; i++) {
         digest_normalised(md, context[i].author ? context[i].author : "");
@@ -197,9 +212,13 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
     }
     EVP_DigestFinal_ex(md, d, &dl);
     EVP_MD_CTX_free(md);
+    static const char digits[] = "0123456789abcdef";
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < dl; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    for (unsigned i = 0; i < dl; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * dl] = '\0';
     snprintf(out, out_size, "reply:%s:%s:%s", r->p.user_id, r->model_version, hex);
 }
 

@@ -101,6 +101,7 @@ struct exch {
     conn *c;
     uv_work_t work;
     size_t head_len;
+    const char *parsed_in;       /* the input buffer the head slices point into */
     size_t consumed;             /* input bytes this request used (head + raw body) */
     int64_t content_length;      /* -1 when chunked or none */
     bool chunked;
@@ -399,16 +400,39 @@ static void queue_response(conn *c, exch *ex)
     if (ctx->close || c->lc->draining)
         ex->keep_alive = false;
     bool no_body = ctx->status == 204 || ctx->status == 304 || ctx->status < 200;
+    /* the head without printf: this is the hot path of every response */
     char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: whatstyle\r\n", ctx->status,
-                     ws_http_reason(ctx->status), date_now(c->lc));
-    conn_put(c, head, (size_t)n);
+    size_t n = 0;
+    const char *reason = ws_http_reason(ctx->status);
+    const char *date = date_now(c->lc);
+    const char *ct = ctx->content_type ? ctx->content_type : "application/json";
+    int st = ctx->status >= 100 && ctx->status <= 999 ? ctx->status : 500;
+    memcpy(head, "HTTP/1.1 ", 9);
+    head[9] = (char)('0' + st / 100);
+    head[10] = (char)('0' + st / 10 % 10);
+    head[11] = (char)('0' + st % 10);
+    head[12] = ' ';
+    n = 13;
+#define PUT(str, len) do { size_t l_ = (len); if (n + l_ < sizeof head) { memcpy(head + n, (str), l_); n += l_; } } while (0)
+    PUT(reason, strlen(reason));
+    PUT("\r\nDate: ", 8);
+    PUT(date, strlen(date));
+    PUT("\r\nServer: whatstyle\r\n", 21);
     if (!no_body) {
-        n = snprintf(head, sizeof head, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                     ctx->content_type ? ctx->content_type : "application/json", ctx->out.len);
-        conn_put(c, head, (size_t)n);
+        char num[24];
+        size_t k = sizeof num, v = ctx->out.len;
+        do {
+            num[--k] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        PUT("Content-Type: ", 14);
+        PUT(ct, strlen(ct));
+        PUT("\r\nContent-Length: ", 18);
+        PUT(num + k, sizeof num - k);
+        PUT("\r\n", 2);
     }
+#undef PUT
+    conn_put(c, head, n);
     if (!ex->keep_alive)
         conn_put(c, "Connection: close\r\n", 19);
     else if (ex->req.minor_version == 0)
@@ -644,14 +668,13 @@ static bool dispatch(conn *c)
     exch *ex = c->ex;
     c->state = ST_HANDLING;
     timer_off(c);
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
+    /* The input buffer may have moved (grown for the body) since the head was parsed: then
+     * parse it again, so the slices point into the current buffer. */
+    if (ex->parsed_in != c->buf) {
+        ws_http_parse_request(c->buf, ex->head_len, &ex->req);
+        bool mismatch;
+        ex->route = route_find(s, &ex->req, ex->ctx.params, &mismatch);
     }
-    /* The input buffer may have moved since the head was parsed: parse it again. */
-    ws_http_parse_request(c->buf, ex->head_len, &ex->req);
-    bool mismatch;
-    ex->route = route_find(s, &ex->req, ex->ctx.params, &mismatch);
     if (ex->chunked) {
         ex->ctx.body = ex->body.data;
         ex->ctx.body_len = ex->body.len;
@@ -667,6 +690,12 @@ static bool dispatch(conn *c)
         rc = r->handler(&ex->ctx);
     }
     if (rc == WS_EAGAIN) {
+        /* no reading while a pool thread holds the request: the input buffer must not move
+         * (the body and the head slices point into it) */
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
         ex->work.data = ex;
         c->in_pool = true;
         if (uv_queue_work(&c->lc->loop, &ex->work, work_cb, after_work_cb) == 0)
@@ -811,6 +840,7 @@ static void process(conn *c)
                 return;
             }
             c->ex = exch_new(c, &c->lc->scratch, (size_t)r);
+            c->ex->parsed_in = c->buf;
             c->state = ST_BODY;
             if (!begin_body(c, c->ex))
                 return;
@@ -926,6 +956,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
+            if (c->state == ST_WRITING || c->state == ST_HANDLING) {
+                /* pipelined input piles up behind a response being written: wait */
+                uv_read_stop(st);
+                c->reading = false;
+                return;
+            }
             process(c);     /* buffer full: lets the parser answer 431/413 */
             if (!c->closing && (c->state == ST_HEAD || c->state == ST_BODY))
                 conn_close(c);
