@@ -23,14 +23,14 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 # --- whatstyle ----------------------------------------------------------------------------
 "$bin/helper_serve_double" "$work" "$work/info.json" 0 "$threads" > "$work/serve.log" 2>&1 &
 srv=$!
-for _ in $(seq 1 100); do [ -s "$work/info.json" ] && break; sleep 0.05; done
+for _ in $(seq 1 400); do [ -s "$work/info.json" ] && break; sleep 0.05; done
 port=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["port"])' "$work/info.json")
 key=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_key"])' "$work/info.json")
 base="http://127.0.0.1:$port"
 job=$(curl -s -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' \
   --data-binary @"$root/tests/fixtures/server/chat_ann_bob.txt" "$base/v1/exports?persona=Ann" |
   python3 -c 'import json,sys;print(json.load(sys.stdin)["job_id"])')
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
   curl -s -H "Authorization: Bearer $key" "$base/v1/training-jobs/$job" | grep -q completed && break; sleep 0.05
 done
 body='{"message":"are we still on for coffee tomorrow?","context":[{"author":"Bob","text":"hey"}]}'

@@ -18,7 +18,7 @@ trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' 
 # training runs take 0.6 s so progress streaming has something to report
 WS_TEST_TRAIN_DELAY_MS=600 "$bindir/helper_serve_double" "$work" "$work/info.json" 0 2 > "$work/log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/info.json" ] && break; sleep 0.05; done
+for _ in $(seq 1 400); do [ -s "$work/info.json" ] && break; sleep 0.05; done
 [ -s "$work/info.json" ] || { cat "$work/log"; exit 1; }
 cp "$root/tests/fixtures/server/chat_ann_bob.txt" "$work/chat.txt"
 

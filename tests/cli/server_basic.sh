@@ -16,7 +16,7 @@ start() {
   port=$(free_port)
   "$bin" serve --port "$port" --host 127.0.0.1 --data "$data" "$@" > "$data/log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0; sleep 0.05; done
   fail "server did not come up"
 }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }

@@ -18,7 +18,7 @@ key=$("$bin" keys create --data "$data" --user tls-user 2>/dev/null)
 pid=$!
 base="https://localhost:$port"
 c=(curl -s --cacert "$data/cert.pem" --resolve "localhost:$port:127.0.0.1")
-for _ in $(seq 1 100); do "${c[@]}" -f "$base/healthz" >/dev/null && break; sleep 0.05; done
+for _ in $(seq 1 400); do "${c[@]}" -f "$base/healthz" >/dev/null && break; sleep 0.05; done
 grep -q "(https)" "$data/log" || fail "not https"
 [ "$("${c[@]}" "$base/healthz")" = '{"status":"ok"}' ] || fail "healthz over TLS"
 out=$("${c[@]}" -v "$base/healthz" 2>&1)
