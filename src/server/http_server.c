@@ -47,6 +47,7 @@ struct ws_http_server {
     SSL_CTX *ssl_ctx;
     _Atomic bool stopping;
     _Atomic long n_conns;
+    _Atomic size_t body_bytes;   /* reserved by large bodies being received or handled */
     bool started;
     bool own_metrics;
     route_metrics *rm;           /* n_routes + 1 (last: unmatched) */
@@ -108,6 +109,7 @@ struct exch {
     ws_http_chunked dec;
     ws_buf body;                 /* decoded chunked body */
     size_t body_cap;
+    size_t reserved;             /* of srv->body_bytes */
     size_t route;
     int rc;
     bool keep_alive;
@@ -489,10 +491,14 @@ static exch *exch_new(conn *c, const ws_http_request *req, size_t head_len)
     return ex;
 }
 
+#define LARGE_BODY (1u << 20)
+
 static void exch_free(exch *ex)
 {
     if (!ex)
         return;
+    if (ex->reserved)
+        atomic_fetch_sub(&ex->c->lc->srv->body_bytes, ex->reserved);
     ws_buf_free(&ex->ctx.out);
     ws_buf_free(&ex->ctx.headers);
     ws_buf_free(&ex->body);
@@ -759,6 +765,17 @@ static bool begin_body(conn *c, exch *ex)
         snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes", ex->body_cap);
         early_error(c, ex, 413, "payload_too_large", msg);
         return false;
+    }
+    if (ex->content_length > LARGE_BODY) {
+        /* large bodies share one memory budget, so many slow uploads cannot exhaust memory */
+        size_t want = (size_t)ex->content_length;
+        size_t before = atomic_fetch_add(&s->body_bytes, want);
+        ex->reserved = want;
+        if (before + want > s->cfg.max_body_total) {
+            ws_http_header_add(&ex->ctx, "Retry-After", "5");
+            early_error(c, ex, 503, "busy", "too many large uploads at once; retry shortly");
+            return false;
+        }
     }
     if (ex->chunked)
         ex->body.limit = ex->body_cap;
@@ -1285,6 +1302,8 @@ int ws_http_server_new(const ws_http_config *cfg, ws_http_server **out, ws_error
         s->cfg.max_body_bytes = 1024 * 1024;
     if (!s->cfg.max_connections)
         s->cfg.max_connections = 20000;
+    if (!s->cfg.max_body_total)
+        s->cfg.max_body_total = (size_t)1 << 30;
     if (!s->cfg.head_timeout_ms)
         s->cfg.head_timeout_ms = 10000;
     if (!s->cfg.body_timeout_ms)

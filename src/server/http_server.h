@@ -76,6 +76,8 @@ typedef struct ws_http_config {
     size_t max_head_bytes;       /* request line + headers; default 16 KiB (431 above) */
     size_t max_body_bytes;       /* default 1 MiB (413 above) unless a route says more */
     size_t max_connections;      /* per server; default 20000 (further accepts are closed) */
+    size_t max_body_total;       /* bytes of large (> 1 MiB) bodies buffered at once over all
+                                  * connections; default 1 GiB (503 + Retry-After above) */
     int head_timeout_ms;         /* whole head must arrive within; default 10000 */
     int body_timeout_ms;         /* max gap between body reads; default 15000 */
     int keepalive_timeout_ms;    /* idle keep-alive connection; default 120000 */

@@ -162,7 +162,14 @@ static int h_item(ws_http_ctx *ctx)
     return 0;
 }
 
+static int h_len(ws_http_ctx *ctx)
+{
+    ws_buf_printf(&ctx->out, "%zu", ctx->body_len);
+    return 0;
+}
+
 static const ws_http_route test_routes[] = {
+    {"POST", "/big", h_len, 0, 8u << 20},
     {"GET", "/hello", h_hello, 0, 0},
     {"POST", "/echo", h_echo, 0, 64},
     {"GET", "/slow", h_slow, WS_ROUTE_BLOCKING, 0},
@@ -175,7 +182,7 @@ static ws_http_server *start_server(int threads)
                           .n_routes = sizeof test_routes / sizeof test_routes[0],
                           .max_head_bytes = 1024, .head_timeout_ms = 300,
                           .body_timeout_ms = 300, .keepalive_timeout_ms = 2000,
-                          .drain_timeout_ms = 3000};
+                          .drain_timeout_ms = 3000, .max_body_total = 3u << 20};
     ws_http_server *s = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_http_server_new(&cfg, &s, &err), 0);
@@ -391,8 +398,38 @@ static void server_drains_in_flight_requests(void)
     ws_http_server_free(s);
 }
 
+static void server_caps_large_bodies_in_total(void)
+{
+    ws_http_server *s = start_server(1);
+    ws_buf r = WS_BUF_INIT;
+    const char *head = "POST /big HTTP/1.1\r\nContent-Length: 2500000\r\n\r\n";
+    int a = dial(ws_http_server_port(s));
+    send_all(a, head, strlen(head));
+    send_all(a, "0123456789", 10);            /* a slow upload holds its reservation */
+    usleep(50000);
+    int b = dial(ws_http_server_port(s));
+    send_all(b, head, strlen(head));
+    CHECK_EQ_INT(read_response(b, &r), 503);  /* 2 x 2.5 MB > the 3 MB budget */
+    CHECK(r.data && strstr(r.data, "Retry-After: 5"));
+    close(b);
+    close(a);                                 /* releases the reservation */
+    usleep(50000);
+    int c = dial(ws_http_server_port(s));
+    send_all(c, head, strlen(head));
+    char *body = calloc(1, 2500000);
+    send_all(c, body, 2500000);
+    free(body);
+    CHECK_EQ_INT(read_response(c, &r), 200);
+    CHECK(r.data && strstr(r.data, "\r\n\r\n2500000"));
+    close(c);
+    ws_buf_free(&r);
+    ws_http_server_stop(s);
+    ws_http_server_wait(s);
+    ws_http_server_free(s);
+}
+
 WS_TEST_MAIN(T(parser_parses_complete_head), T(parser_needs_more_for_every_prefix),
              T(parser_rejects_bad_input), T(chunked_decodes_in_pieces),
              T(metrics_render_prometheus_text), T(server_keepalive_and_routes),
              T(server_pipelining_and_bodies), T(server_times_out_slow_clients),
-             T(server_drains_in_flight_requests))
+             T(server_drains_in_flight_requests), T(server_caps_large_bodies_in_total))
