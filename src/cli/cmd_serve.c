@@ -20,9 +20,9 @@
 #include "server/server.h"
 
 typedef struct serve_opts {
-    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key,
-        *key_rate_limit, *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections,
-        *keepalive_ms, *head_timeout_ms, *no_training;
+    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
+        *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
+        *head_timeout_ms, *no_training;
 } serve_opts;
 
 typedef struct opt_row {
@@ -30,14 +30,27 @@ typedef struct opt_row {
     size_t offset;
 } opt_row;
 
-#define O(field, name) {name, offsetof(serve_opts, field)}
+#define O(field, name)                                                                                       \
+    {                                                                                                        \
+        name, offsetof(serve_opts, field)                                                                    \
+    }
 static const opt_row opt_rows[] = {
-    O(port, "port"), O(host, "host"), O(threads, "threads"), O(data, "data"), O(store, "store"),
-    O(store_replica, "store-replica"), O(cache, "cache"), O(tls_cert, "tls-cert"),
-    O(tls_key, "tls-key"), O(key_rate_limit, "key-rate-limit"),
-    O(user_rate_limit, "user-rate-limit"), O(max_export_mb, "max-export-mb"),
-    O(allowed_origins, "allowed-origins"), O(store_connections, "store-connections"),
-    O(keepalive_ms, "keepalive-ms"), O(head_timeout_ms, "head-timeout-ms"),
+    O(port, "port"),
+    O(host, "host"),
+    O(threads, "threads"),
+    O(data, "data"),
+    O(store, "store"),
+    O(store_replica, "store-replica"),
+    O(cache, "cache"),
+    O(tls_cert, "tls-cert"),
+    O(tls_key, "tls-key"),
+    O(key_rate_limit, "key-rate-limit"),
+    O(user_rate_limit, "user-rate-limit"),
+    O(max_export_mb, "max-export-mb"),
+    O(allowed_origins, "allowed-origins"),
+    O(store_connections, "store-connections"),
+    O(keepalive_ms, "keepalive-ms"),
+    O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"),
 };
 
@@ -173,8 +186,8 @@ int ws_cmd_serve(int argc, char **argv)
     const struct {
         const char *env;
         char **slot;
-    } envs[] = {{"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica},
-                {"WS_CACHE_URL", &o.cache}};
+    } envs[] = {
+        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -187,13 +200,18 @@ int ws_cmd_serve(int argc, char **argv)
         usage(stderr);
         goto out;
     }
-    ws_server_config cfg = {.data_dir = o.data, .store_url = o.store,
-                            .store_replica_url = o.store_replica, .cache_url = o.cache,
-                            .host = o.host, .tls_cert = o.tls_cert, .tls_key = o.tls_key,
+    ws_server_config cfg = {.data_dir = o.data,
+                            .store_url = o.store,
+                            .store_replica_url = o.store_replica,
+                            .cache_url = o.cache,
+                            .host = o.host,
+                            .tls_cert = o.tls_cert,
+                            .tls_key = o.tls_key,
                             .allowed_origins = o.allowed_origins,
                             .no_training = o.no_training && strcmp(o.no_training, "0") != 0};
     int mb = 64;
-    if (to_int(o.port, "--port", 0, 65535, &cfg.port) || to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
+    if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
+        to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
         to_int(o.key_rate_limit, "--key-rate-limit", 0, 100000000, &cfg.key_rate_limit) ||
         to_int(o.user_rate_limit, "--user-rate-limit", 0, 100000000, &cfg.user_rate_limit) ||
         to_int(o.max_export_mb, "--max-export-mb", 1, 4096, &mb) ||
@@ -224,8 +242,8 @@ int ws_cmd_serve(int argc, char **argv)
         ret = 1;
         goto out;
     }
-    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0",
-           ws_server_port(srv), cfg.tls_cert ? "https" : "http");
+    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0", ws_server_port(srv),
+           cfg.tls_cert ? "https" : "http");
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

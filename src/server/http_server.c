@@ -35,7 +35,7 @@ typedef struct conn conn;
 typedef struct exch exch;
 
 typedef struct route_metrics {
-    ws_metric *by_class[5];      /* 1xx..5xx */
+    ws_metric *by_class[5]; /* 1xx..5xx */
     ws_metric *latency;
 } route_metrics;
 
@@ -47,10 +47,10 @@ struct ws_http_server {
     SSL_CTX *ssl_ctx;
     _Atomic bool stopping;
     _Atomic long n_conns;
-    _Atomic size_t body_bytes;   /* reserved by large bodies being received or handled */
+    _Atomic size_t body_bytes; /* reserved by large bodies being received or handled */
     bool started;
     bool own_metrics;
-    route_metrics *rm;           /* n_routes + 1 (last: unmatched) */
+    route_metrics *rm; /* n_routes + 1 (last: unmatched) */
     ws_metric *m_conns, *m_accepted, *m_inflight, *m_rejected;
 };
 
@@ -59,22 +59,22 @@ struct loop_ctx {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop_async;
-    uv_async_t stream_async;     /* pool threads have streamed data to send */
+    uv_async_t stream_async; /* pool threads have streamed data to send */
     pthread_mutex_t stream_mu;
-    exch *stream_list;           /* exchanges with pending streamed data */
+    exch *stream_list; /* exchanges with pending streamed data */
     uv_timer_t drain_timer;
-    int fd;                      /* listening socket, handed to uv_tcp_open */
+    int fd; /* listening socket, handed to uv_tcp_open */
     pthread_t thread;
     bool thread_started;
     bool draining;
-    bool finished;               /* loop handles closed after draining */
+    bool finished; /* loop handles closed after draining */
     bool drain_timer_on;
-    conn *conns;                 /* all open connections */
+    conn *conns; /* all open connections */
     long n_conns;
-    ws_http_request scratch;     /* head parsing before an exchange exists */
+    ws_http_request scratch; /* head parsing before an exchange exists */
     char date[40];
     time_t date_sec;
-    char tls_in[65536];          /* ciphertext read buffer */
+    char tls_in[65536]; /* ciphertext read buffer */
 };
 
 struct conn {
@@ -82,7 +82,7 @@ struct conn {
     uv_timer_t timer;
     loop_ctx *lc;
     conn *prev, *next;
-    char *buf;                   /* plaintext input */
+    char *buf; /* plaintext input */
     size_t len, cap;
     int state;
     int pending_closes;
@@ -91,7 +91,7 @@ struct conn {
     exch *ex;
     uv_write_t wreq;
     bool writing;
-    ws_buf wbuf, wfly;           /* output waiting / in flight */
+    ws_buf wbuf, wfly; /* output waiting / in flight */
     SSL *ssl;
     char peer[64];
 };
@@ -102,25 +102,25 @@ struct exch {
     conn *c;
     uv_work_t work;
     size_t head_len;
-    const char *parsed_in;       /* the input buffer the head slices point into */
-    size_t consumed;             /* input bytes this request used (head + raw body) */
-    int64_t content_length;      /* -1 when chunked or none */
+    const char *parsed_in;  /* the input buffer the head slices point into */
+    size_t consumed;        /* input bytes this request used (head + raw body) */
+    int64_t content_length; /* -1 when chunked or none */
     bool chunked;
     ws_http_chunked dec;
-    ws_buf body;                 /* decoded chunked body */
+    ws_buf body; /* decoded chunked body */
     size_t body_cap;
-    size_t reserved;             /* of srv->body_bytes */
+    size_t reserved; /* of srv->body_bytes */
     size_t route;
     int rc;
     bool keep_alive;
     bool is_head;
     /* streaming (ws_http_stream_*): spend is filled by the pool thread under smu */
     bool streaming;
-    bool in_stream_list;         /* under lc->stream_mu */
+    bool in_stream_list; /* under lc->stream_mu */
     exch *stream_next;
     pthread_mutex_t smu;
     ws_buf spend;
-    _Atomic bool gone;           /* the connection closed while streaming */
+    _Atomic bool gone; /* the connection closed while streaming */
 };
 
 static void conn_close(conn *c);
@@ -223,8 +223,10 @@ int ws_http_stream_begin(ws_http_ctx *ctx)
     pthread_mutex_init(&ex->smu, NULL);
     ex->streaming = true;
     pthread_mutex_lock(&ex->smu);
-    ws_buf_printf(&ex->spend, "HTTP/1.1 %d %s\r\nServer: whatstyle\r\nContent-Type: %s\r\n"
-                  "Transfer-Encoding: chunked\r\n", ctx->status, ws_http_reason(ctx->status),
+    ws_buf_printf(&ex->spend,
+                  "HTTP/1.1 %d %s\r\nServer: whatstyle\r\nContent-Type: %s\r\n"
+                  "Transfer-Encoding: chunked\r\n",
+                  ctx->status, ws_http_reason(ctx->status),
                   ctx->content_type ? ctx->content_type : "application/json");
     if (ctx->headers.len)
         ws_buf_append(&ex->spend, ctx->headers.data, ctx->headers.len);
@@ -279,8 +281,8 @@ static bool pattern_match(const char *pat, ws_http_slice path, ws_http_slice *pa
 }
 
 /* Returns the route index, ROUTE_NONE; *method_mismatch when the path matched another method. */
-static size_t route_find(const ws_http_server *s, const ws_http_request *req,
-                         ws_http_slice *params, bool *method_mismatch)
+static size_t route_find(const ws_http_server *s, const ws_http_request *req, ws_http_slice *params,
+                         bool *method_mismatch)
 {
     *method_mismatch = false;
     for (size_t i = 0; i < s->cfg.n_routes; i++) {
@@ -415,7 +417,14 @@ static void queue_response(conn *c, exch *ex)
     head[11] = (char)('0' + st % 10);
     head[12] = ' ';
     n = 13;
-#define PUT(str, len) do { size_t l_ = (len); if (n + l_ < sizeof head) { memcpy(head + n, (str), l_); n += l_; } } while (0)
+#define PUT(str, len)                                                                                        \
+    do {                                                                                                     \
+        size_t l_ = (len);                                                                                   \
+        if (n + l_ < sizeof head) {                                                                          \
+            memcpy(head + n, (str), l_);                                                                     \
+            n += l_;                                                                                         \
+        }                                                                                                    \
+    } while (0)
     PUT(reason, strlen(reason));
     PUT("\r\nDate: ", 8);
     PUT(date, strlen(date));
@@ -794,7 +803,7 @@ static void on_timeout(uv_timer_t *t)
     conn *c = t->data;
     c->timer_on = false;
     if (c->state == ST_HEAD && c->len == 0) {
-        conn_close(c);   /* idle keep-alive connection */
+        conn_close(c); /* idle keep-alive connection */
         return;
     }
     if (c->state == ST_HEAD || c->state == ST_BODY) {
@@ -838,8 +847,7 @@ static void process(conn *c)
                     ws_http_request empty = {0};
                     exch *ex = exch_new(c, &empty, 0);
                     ws_metric_add(s->m_inflight, 1);
-                    early_error(c, ex, 431, "headers_too_large",
-                                "request head is over the size limit");
+                    early_error(c, ex, 431, "headers_too_large", "request head is over the size limit");
                 } else if (!c->timer_on) {
                     timer_arm(c, s->cfg.head_timeout_ms, on_timeout);
                 }
@@ -852,8 +860,7 @@ static void process(conn *c)
                 if (r == -1)
                     early_error(c, ex, 400, "bad_request", "malformed request");
                 else
-                    early_error(c, ex, 431, "headers_too_large",
-                                "request head is over the size limit");
+                    early_error(c, ex, 431, "headers_too_large", "request head is over the size limit");
                 return;
             }
             c->ex = exch_new(c, &c->lc->scratch, (size_t)r);
@@ -867,18 +874,16 @@ static void process(conn *c)
             exch *ex = c->ex;
             if (ex->chunked) {
                 size_t used = 0;
-                int r = ws_http_decode_chunked(&ex->dec, c->buf + ex->head_len,
-                                               c->len - ex->head_len, &ex->body, &used);
+                int r = ws_http_decode_chunked(&ex->dec, c->buf + ex->head_len, c->len - ex->head_len,
+                                               &ex->body, &used);
                 if (r < 0) {
                     early_error(c, ex, r == WS_ETOOBIG ? 413 : 400,
                                 r == WS_ETOOBIG ? "payload_too_large" : "bad_request",
-                                r == WS_ETOOBIG ? "request body is over the limit"
-                                                : "bad chunked encoding");
+                                r == WS_ETOOBIG ? "request body is over the limit" : "bad chunked encoding");
                     return;
                 }
                 /* the raw chunks are decoded: drop them from the input */
-                memmove(c->buf + ex->head_len, c->buf + ex->head_len + used,
-                        c->len - ex->head_len - used);
+                memmove(c->buf + ex->head_len, c->buf + ex->head_len + used, c->len - ex->head_len - used);
                 c->len -= used;
                 if (r == 0)
                     return;
@@ -979,7 +984,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
                 c->reading = false;
                 return;
             }
-            process(c);     /* buffer full: lets the parser answer 431/413 */
+            process(c); /* buffer full: lets the parser answer 431/413 */
             if (!c->closing && (c->state == ST_HEAD || c->state == ST_BODY))
                 conn_close(c);
             return;
@@ -1040,7 +1045,7 @@ static void conn_close(conn *c)
     if (c->ex && c->ex->streaming)
         atomic_store(&c->ex->gone, true);
     if (c->in_pool || c->torn)
-        return;           /* in the pool: after_work_cb comes back here */
+        return; /* in the pool: after_work_cb comes back here */
     c->torn = true;
     if (c->ex) {
         exch_free(c->ex);
@@ -1247,8 +1252,8 @@ static int tls_init(ws_http_server *s, ws_error *err)
         char buf[256];
         ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
         SSL_CTX_free(ctx);
-        return ws_error_set(err, WS_EINVAL, "TLS: cannot load %s / %s: %s", s->cfg.tls_cert,
-                            s->cfg.tls_key, buf);
+        return ws_error_set(err, WS_EINVAL, "TLS: cannot load %s / %s: %s", s->cfg.tls_cert, s->cfg.tls_key,
+                            buf);
     }
     s->ssl_ctx = ctx;
     return 0;
@@ -1258,12 +1263,12 @@ static void register_metrics(ws_http_server *s)
 {
     ws_metrics *m = s->cfg.metrics;
     if (!m) {
-        m = s->cfg.metrics = ws_metrics_new();   /* private registry; freed with the server */
+        m = s->cfg.metrics = ws_metrics_new(); /* private registry; freed with the server */
         s->own_metrics = true;
     }
     s->m_conns = ws_metrics_gauge(m, "ws_http_connections", NULL, "Open HTTP connections.");
-    s->m_accepted = ws_metrics_counter(m, "ws_http_connections_accepted_total", NULL,
-                                       "Accepted HTTP connections.");
+    s->m_accepted =
+        ws_metrics_counter(m, "ws_http_connections_accepted_total", NULL, "Accepted HTTP connections.");
     s->m_rejected = ws_metrics_counter(m, "ws_http_connections_rejected_total", NULL,
                                        "Connections closed at once because of max_connections.");
     s->m_inflight = ws_metrics_gauge(m, "ws_http_requests_in_flight", NULL,
@@ -1276,12 +1281,12 @@ static void register_metrics(ws_http_server *s)
         for (int k = 0; k < 5; k++) {
             snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%dxx\"", pat, meth, k + 1);
             s->rm[i].by_class[k] = ws_metrics_counter(m, "ws_http_requests_total", labels,
-                                                       "HTTP requests answered, by route and status class.");
+                                                      "HTTP requests answered, by route and status class.");
         }
         snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\"", pat, meth);
-        s->rm[i].latency = ws_metrics_histogram(m, "ws_http_request_duration_seconds", labels,
-                                                "Time from a complete request head to the response being queued.",
-                                                NULL, 0);
+        s->rm[i].latency =
+            ws_metrics_histogram(m, "ws_http_request_duration_seconds", labels,
+                                 "Time from a complete request head to the response being queued.", NULL, 0);
     }
 }
 

@@ -35,13 +35,13 @@ static bool version_supported(const char *v, size_t n)
 typedef struct mcp_call {
     ws_server *s;
     ws_req *r;
-    const ws_json *args;      /* object (maybe empty) */
-    ws_buf *out;              /* structured result, a JSON object */
+    const ws_json *args; /* object (maybe empty) */
+    ws_buf *out;         /* structured result, a JSON object */
     ws_op_error e;
     ws_arena *arena;
 } mcp_call;
 
-typedef int (*tool_fn)(mcp_call *c);   /* 0 ok, 1 tool error in c->e */
+typedef int (*tool_fn)(mcp_call *c); /* 0 ok, 1 tool error in c->e */
 
 typedef struct mcp_tool {
     const char *name;
@@ -140,7 +140,8 @@ static int t_train_style(mcp_call *c)
     if (!persona || !*persona)
         return bad_arg(c, "\"persona\" (the participant to learn) is required");
     if ((text && text->type == WS_JSON_STRING) == (b64 && b64->type == WS_JSON_STRING))
-        return bad_arg(c, "give exactly one of \"export_text\" (the .txt export) or \"export_base64\" (a .txt or .zip, base64)");
+        return bad_arg(c, "give exactly one of \"export_text\" (the .txt export) or \"export_base64\" (a "
+                          ".txt or .zip, base64)");
     if (text && text->type == WS_JSON_STRING)
         return ws_op_train(c->s, c->r, text->str, text->len, persona, budget, c->out, &c->e);
     unsigned char *raw = ws_arena_alloc(c->arena, b64->len / 4 * 3 + 4);
@@ -179,12 +180,14 @@ static int t_list_conversations(mcp_call *c)
 #define S_NULLABLE_STR "{\"type\":[\"string\",\"null\"]}"
 #define S_NULLABLE_NUM "{\"type\":[\"number\",\"null\"]}"
 #define S_NULLABLE_OBJ "{\"type\":[\"object\",\"null\"]}"
-#define S_JOB                                                                                  \
-    "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},"                   \
-    "\"status\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"completed\",\"failed\",\"cancelled\"]}," \
-    "\"progress\":{\"type\":\"number\"},\"samples_processed\":{\"type\":\"integer\"},"          \
-    "\"created_at\":" S_NULLABLE_NUM ",\"started_at\":" S_NULLABLE_NUM ",\"completed_at\":" S_NULLABLE_NUM "," \
-    "\"params\":" S_NULLABLE_OBJ ",\"metrics\":" S_NULLABLE_OBJ ",\"error\":" S_NULLABLE_STR "}," \
+#define S_JOB                                                                                                \
+    "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},"                                 \
+    "\"status\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"completed\",\"failed\","             \
+    "\"cancelled\"]},"                                                                                       \
+    "\"progress\":{\"type\":\"number\"},\"samples_processed\":{\"type\":\"integer\"},"                       \
+    "\"created_at\":" S_NULLABLE_NUM ",\"started_at\":" S_NULLABLE_NUM ",\"completed_at\":" S_NULLABLE_NUM   \
+    ","                                                                                                      \
+    "\"params\":" S_NULLABLE_OBJ ",\"metrics\":" S_NULLABLE_OBJ ",\"error\":" S_NULLABLE_STR "},"            \
     "\"required\":[\"job_id\",\"status\",\"samples_processed\",\"error\"]}"
 
 static const mcp_tool tools[] = {
@@ -196,8 +199,10 @@ static const mcp_tool tools[] = {
      "\"description\":\"Earlier turns, oldest first.\",\"items\":{\"type\":\"object\",\"properties\":"
      "{\"author\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}},"
      "\"required\":[\"message\"]}",
-     "{\"type\":\"object\",\"properties\":{\"reply\":{\"type\":\"string\"},\"confidence\":{\"type\":\"number\"},"
-     "\"fallback\":{\"type\":\"boolean\"},\"cached\":{\"type\":\"boolean\"},\"model_version\":{\"type\":\"string\"},"
+     "{\"type\":\"object\",\"properties\":{\"reply\":{\"type\":\"string\"},\"confidence\":{\"type\":"
+     "\"number\"},"
+     "\"fallback\":{\"type\":\"boolean\"},\"cached\":{\"type\":\"boolean\"},\"model_version\":{\"type\":"
+     "\"string\"},"
      "\"processing_time_ms\":{\"type\":\"number\"}},\"required\":[\"reply\",\"confidence\",\"fallback\","
      "\"cached\",\"model_version\",\"processing_time_ms\"]}",
      t_reply_as},
@@ -213,8 +218,7 @@ static const mcp_tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
      "\"persona\":{\"type\":\"string\"}},\"required\":[\"job_id\",\"status\"]}",
      t_train_style},
-    {"training_status", "Training job status",
-     "Status and progress of one of your training jobs.",
+    {"training_status", "Training job status", "Status and progress of one of your training jobs.",
      "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\",\"minLength\":1}},"
      "\"required\":[\"job_id\"]}",
      S_JOB, t_training_status},
@@ -225,12 +229,12 @@ static const mcp_tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"model_version\":{\"type\":\"string\"},\"profile\":"
      "{\"type\":\"object\"}},\"required\":[\"model_version\",\"profile\"]}",
      t_style_profile},
-    {"list_conversations", "List conversations",
-     "Your recent exchanges with the clone, newest first.",
+    {"list_conversations", "List conversations", "Your recent exchanges with the clone, newest first.",
      "{\"type\":\"object\",\"properties\":{\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200},"
      "\"cursor\":{\"type\":\"string\"}}}",
      "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
-     "\"properties\":{\"id\":{\"type\":\"integer\"},\"message\":{\"type\":\"string\"},\"reply\":{\"type\":\"string\"},"
+     "\"properties\":{\"id\":{\"type\":\"integer\"},\"message\":{\"type\":\"string\"},\"reply\":{\"type\":"
+     "\"string\"},"
      "\"confidence\":{\"type\":\"number\"},\"processing_time_ms\":{\"type\":\"number\"},"
      "\"model_version\":" S_NULLABLE_STR ",\"created_at\":{\"type\":\"number\"}}}},"
      "\"next_cursor\":" S_NULLABLE_STR "},\"required\":[\"items\",\"next_cursor\"]}",
@@ -274,11 +278,12 @@ static void m_initialize(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
     rpc_result_open(b, id);
     ws_buf_puts(b, "{\"protocolVersion\":");
     ws_json_put_cstr(b, version);
-    ws_buf_puts(b, ",\"capabilities\":{\"tools\":{\"listChanged\":false},"
-                   "\"resources\":{\"subscribe\":false,\"listChanged\":false},\"logging\":{}},"
-                   "\"serverInfo\":{\"name\":\"whatstyle\",\"title\":\"WhatStyle\",\"version\":\"0.1.0\"},"
-                   "\"instructions\":\"Learn how a person chats from their WhatsApp export "
-                   "(train_style, then training_status until completed) and reply as they would (reply_as).\"}}");
+    ws_buf_puts(
+        b, ",\"capabilities\":{\"tools\":{\"listChanged\":false},"
+           "\"resources\":{\"subscribe\":false,\"listChanged\":false},\"logging\":{}},"
+           "\"serverInfo\":{\"name\":\"whatstyle\",\"title\":\"WhatStyle\",\"version\":\"0.1.0\"},"
+           "\"instructions\":\"Learn how a person chats from their WhatsApp export "
+           "(train_style, then training_status until completed) and reply as they would (reply_as).\"}}");
     /* a session: remembered in the cache so any instance behind the balancer knows it */
     ws_server *s = ctx->app;
     ws_req *r = ctx->scratch;
@@ -307,8 +312,8 @@ static void m_tools_list(const ws_json *id, ws_buf *b)
     ws_buf_puts(b, "]}}");
 }
 
-#define MCP_MAX_PROGRESS_STREAMS 4             /* each holds a pool thread while it lasts */
-#define MCP_PROGRESS_MAX_S (30 * 60)            /* then the stream ends with the current status */
+#define MCP_MAX_PROGRESS_STREAMS 4   /* each holds a pool thread while it lasts */
+#define MCP_PROGRESS_MAX_S (30 * 60) /* then the stream ends with the current status */
 static _Atomic int progress_streams;
 
 static void sse_event(ws_http_ctx *ctx, ws_buf *json, bool *alive)
@@ -326,8 +331,8 @@ static void sse_event(ws_http_ctx *ctx, ws_buf *json, bool *alive)
  * stream of notifications/progress (the job's progress, 0..100) that ends with the tool
  * result once the training job is final. Returns false (nothing sent) when streaming is not
  * possible; the caller then answers at once with the queued job. */
-static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *token,
-                            const char *job_id, const char *persona)
+static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *token, const char *job_id,
+                            const char *persona)
 {
     ws_server *s = ctx->app;
     if (atomic_fetch_add(&progress_streams, 1) >= MCP_MAX_PROGRESS_STREAMS) {
@@ -361,9 +366,11 @@ static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *
         ws_json_doc_free(d);
         bool final = strcmp(status, "queued") && strcmp(status, "running");
         double pct = (double)(int)((final ? 1.0 : progress) * 100);
-        if (pct > last) {   /* progress must increase */
+        if (pct > last) { /* progress must increase */
             ws_buf_reset(&ev);
-            ws_buf_puts(&ev, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+            ws_buf_puts(
+                &ev,
+                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
             put_id(&ev, token);
             ws_buf_printf(&ev, ",\"progress\":%g,\"total\":100,\"message\":", pct);
             ws_json_put_cstr(&ev, status);
@@ -393,7 +400,7 @@ static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *
     if (alive) {
         ws_buf_puts(&ctx->out, "event: message\ndata: ");
         ws_buf_append(&ctx->out, ev.data, ev.len);
-        ws_buf_puts(&ctx->out, "\n\n");   /* sent as the last piece when the handler returns */
+        ws_buf_puts(&ctx->out, "\n\n"); /* sent as the last piece when the handler returns */
     }
     ws_buf_free(&out);
     ws_buf_free(&ev);
@@ -403,8 +410,7 @@ static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *
 }
 
 /* Returns true when the answer was streamed (nothing more to write). */
-static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b,
-                         bool sse_ok)
+static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b, bool sse_ok)
 {
     ws_server *s = ctx->app;
     const char *name = params ? ws_json_get_str(params, "name") : NULL;
@@ -531,8 +537,8 @@ static void m_resources_read(ws_http_ctx *ctx, const ws_json *id, const ws_json 
  * notifications (its logs go to stdout as JSON), so any valid level is fine. */
 static void m_set_level(const ws_json *id, const ws_json *params, ws_buf *b)
 {
-    static const char *const levels[] = {"debug", "info", "notice", "warning", "error",
-                                         "critical", "alert", "emergency"};
+    static const char *const levels[] = {"debug", "info",     "notice", "warning",
+                                         "error", "critical", "alert",  "emergency"};
     const char *lv = params ? ws_json_get_str(params, "level") : NULL;
     for (size_t i = 0; lv && i < sizeof levels / sizeof levels[0]; i++) {
         if (!strcmp(levels[i], lv)) {
@@ -625,7 +631,7 @@ int ws_mcp_handle(ws_http_ctx *ctx)
     if (b_)
         return b_ == 1 ? 0 : b_;
     if (ctx->on_loop)
-        return WS_EAGAIN;   /* tools touch the store, the cache and the AI */
+        return WS_EAGAIN; /* tools touch the store, the cache and the AI */
     const ws_http_slice *pv = ws_http_find_header(ctx->req, "MCP-Protocol-Version");
     if (pv && !version_supported(pv->p, pv->len)) {
         ctx->status = 400;

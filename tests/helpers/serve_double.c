@@ -42,11 +42,15 @@ int main(int argc, char **argv)
     counting_ai *ai = counting_ai_new();
     if (getenv("WS_TEST_TRAIN_DELAY_MS"))
         ai->train_delay_ms = atoi(getenv("WS_TEST_TRAIN_DELAY_MS"));
-    ws_server_config cfg = {.data_dir = argv[1], .host = "127.0.0.1",
+    ws_server_config cfg = {.data_dir = argv[1],
+                            .host = "127.0.0.1",
                             .port = argc > 3 ? atoi(argv[3]) : 0,
                             .threads = argc > 4 ? atoi(argv[4]) : 0,
-                            .store_url = getenv("WS_STORE_URL"), .cache_url = getenv("WS_CACHE_URL"),
-                            .key_rate_limit = 600, .user_rate_limit = 100000000, .ai = &ai->base};
+                            .store_url = getenv("WS_STORE_URL"),
+                            .cache_url = getenv("WS_CACHE_URL"),
+                            .key_rate_limit = 600,
+                            .user_rate_limit = 100000000,
+                            .ai = &ai->base};
     ws_server *srv = NULL;
     ws_error err = {0};
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
@@ -63,8 +67,7 @@ int main(int argc, char **argv)
     snprintf(names[2], 64, "admin-%u", tag);
     snprintf(names[3], 64, "bench-%u", tag);
     if (make_key(url, names[0], WS_ROLE_USER, 0, k1) || make_key(url, names[1], WS_ROLE_USER, 0, k2) ||
-        make_key(url, names[2], WS_ROLE_ADMIN, 0, ka) ||
-        make_key(url, names[3], WS_ROLE_USER, 100000000, kb))
+        make_key(url, names[2], WS_ROLE_ADMIN, 0, ka) || make_key(url, names[3], WS_ROLE_USER, 100000000, kb))
         return 1;
     free(url);
     FILE *f = fopen(argv[2], "w");

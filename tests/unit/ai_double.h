@@ -33,7 +33,7 @@ typedef struct counting_ai {
     pthread_mutex_t mu;
     cai_user users[CAI_MAX_USERS];
     _Atomic int generate_calls, train_calls, forget_calls, reload_calls;
-    int train_delay_ms;          /* sleep while "training", in steps that honour cancel */
+    int train_delay_ms; /* sleep while "training", in steps that honour cancel */
     int versions;
 } counting_ai;
 
@@ -83,8 +83,8 @@ static int cai_generate(ws_ai *ai, const char *user_id, const char *message, con
     return rc;
 }
 
-static int cai_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn progress,
-                     void *arg, ws_ai_train_result *out, ws_error *err)
+static int cai_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn progress, void *arg,
+                     ws_ai_train_result *out, ws_error *err)
 {
     counting_ai *c = (counting_ai *)ai;
     atomic_fetch_add(&c->train_calls, 1);
@@ -187,8 +187,7 @@ static void cai_destroy(ws_ai *ai)
     free(c);
 }
 
-static const ws_ai_ops cai_ops = {cai_generate, cai_train, cai_reload, cai_profile, cai_forget,
-                                  cai_destroy};
+static const ws_ai_ops cai_ops = {cai_generate, cai_train, cai_reload, cai_profile, cai_forget, cai_destroy};
 
 static inline counting_ai *counting_ai_new(void)
 {

@@ -16,8 +16,8 @@
 
 typedef struct http_resp {
     int status;
-    ws_buf raw;          /* head + body */
-    const char *body;    /* into raw */
+    ws_buf raw;       /* head + body */
+    const char *body; /* into raw */
     size_t body_len;
 } http_resp;
 
@@ -86,11 +86,11 @@ static int hc_request(int port, const char *method, const char *path, const char
     return r->status;
 }
 
-static int hc_json(int port, const char *method, const char *path, const char *key,
-                   const char *json, http_resp *r)
+static int hc_json(int port, const char *method, const char *path, const char *key, const char *json,
+                   http_resp *r)
 {
-    return hc_request(port, method, path, key, json ? "Content-Type: application/json\r\n" : NULL,
-                      json, json ? strlen(json) : 0, r);
+    return hc_request(port, method, path, key, json ? "Content-Type: application/json\r\n" : NULL, json,
+                      json ? strlen(json) : 0, r);
 }
 
 /* The value of a response header (first match, case-sensitive name) copied into out. */

@@ -27,16 +27,15 @@ static ws_server *srv;
 static int port;
 static char run_tag[16];
 
-static const char *chat_txt =
-    "12/01/2024, 10:00 - Ann: morning! coffee later?\n"
-    "12/01/2024, 10:01 - Bob: sure, where\n"
-    "12/01/2024, 10:02 - Ann: the usual place haha\n"
-    "12/01/2024, 10:05 - Bob: ok see you at 11\n"
-    "12/01/2024, 10:06 - Ann: perfect 👍\n"
-    "12/01/2024, 12:30 - Bob: that was fun\n"
-    "12/01/2024, 12:31 - Ann: totally, same time next week?\n"
-    "12/01/2024, 12:35 - Bob: deal\n"
-    "12/01/2024, 12:36 - Ann: yesss\n";
+static const char *chat_txt = "12/01/2024, 10:00 - Ann: morning! coffee later?\n"
+                              "12/01/2024, 10:01 - Bob: sure, where\n"
+                              "12/01/2024, 10:02 - Ann: the usual place haha\n"
+                              "12/01/2024, 10:05 - Bob: ok see you at 11\n"
+                              "12/01/2024, 10:06 - Ann: perfect 👍\n"
+                              "12/01/2024, 12:30 - Bob: that was fun\n"
+                              "12/01/2024, 12:31 - Ann: totally, same time next week?\n"
+                              "12/01/2024, 12:35 - Bob: deal\n"
+                              "12/01/2024, 12:36 - Ann: yesss\n";
 
 static const char *store_url(void)
 {
@@ -46,10 +45,16 @@ static const char *store_url(void)
 
 static void start(size_t max_export)
 {
-    ws_server_config cfg = {.data_dir = data_dir, .store_url = store_url(),
-                            .cache_url = getenv("WS_TEST_CACHE_URL"), .host = "127.0.0.1",
-                            .threads = 2, .max_export_bytes = max_export, .key_rate_limit = 1000,
-                            .user_rate_limit = 5000, .ai = &ai->base, .store_connections = 4};
+    ws_server_config cfg = {.data_dir = data_dir,
+                            .store_url = store_url(),
+                            .cache_url = getenv("WS_TEST_CACHE_URL"),
+                            .host = "127.0.0.1",
+                            .threads = 2,
+                            .max_export_bytes = max_export,
+                            .key_rate_limit = 1000,
+                            .user_rate_limit = 5000,
+                            .ai = &ai->base,
+                            .store_connections = 4};
     ws_error err = {0};
     int rc = ws_server_new(&cfg, &srv, &err);
     if (rc != 0)
@@ -115,8 +120,9 @@ static void train(const char *key, const char *persona, char job_id[64])
     http_resp r = {0};
     char path[128];
     snprintf(path, sizeof path, "/v1/exports?persona=%s", persona);
-    CHECK_EQ_INT(hc_request(port, "POST", path, key, "Content-Type: text/plain\r\n", chat_txt,
-                            strlen(chat_txt), &r), 202);
+    CHECK_EQ_INT(
+        hc_request(port, "POST", path, key, "Content-Type: text/plain\r\n", chat_txt, strlen(chat_txt), &r),
+        202);
     ws_json_doc *d = parse(&r);
     snprintf(job_id, 64, "%s", jstr(d, "job_id") ? jstr(d, "job_id") : "");
     CHECK(!strncmp(job_id, "job_", 4));
@@ -168,8 +174,9 @@ static void api_requires_a_valid_key(void)
     CHECK(hc_header(&r, "WWW-Authenticate", hv, sizeof hv) != NULL);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me", "not-a-key", NULL, NULL, 0, &r), 401);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me",
-                            "ws_live_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL,
-                            NULL, 0, &r), 401);
+                            "ws_live_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, NULL, 0,
+                            &r),
+                 401);
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/reply", NULL, NULL, "{}", 2, &r), 401);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/training-jobs/job_x", NULL, NULL, NULL, 0, &r), 401);
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", NULL, NULL, "{}", 2, &r), 401);
@@ -205,11 +212,13 @@ static void api_contract_end_to_end(void)
     ws_json_doc *d = parse(&r);
     double samples = 0;
     CHECK(ws_json_get_num(ws_json_root(d), "samples_processed", &samples) && samples == 5);
-    CHECK(ws_json_get(ws_json_root(d), "error") && ws_json_get(ws_json_root(d), "error")->type == WS_JSON_NULL);
+    CHECK(ws_json_get(ws_json_root(d), "error") &&
+          ws_json_get(ws_json_root(d), "error")->type == WS_JSON_NULL);
     ws_json_doc_free(d);
 
     /* reply: a miss calls the AI once, the same question again is a cache hit */
-    const char *q = "{\"message\":\"are we still on for coffee?\",\"context\":[{\"author\":\"Bob\",\"text\":\"hey\"}]}";
+    const char *q =
+        "{\"message\":\"are we still on for coffee?\",\"context\":[{\"author\":\"Bob\",\"text\":\"hey\"}]}";
     int calls0 = atomic_load(&ai->generate_calls);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, q, &r), 200);
     d = parse(&r);
@@ -228,7 +237,8 @@ static void api_contract_end_to_end(void)
     ws_json_doc_free(d);
     CHECK_EQ_INT(atomic_load(&ai->generate_calls), calls0 + 1);
     /* same message with different spacing/case: normalised to the same cache key */
-    const char *q2 = "{\"message\":\"  Are we still on   for COFFEE? \",\"context\":[{\"author\":\"Bob\",\"text\":\"hey\"}]}";
+    const char *q2 = "{\"message\":\"  Are we still on   for COFFEE? "
+                     "\",\"context\":[{\"author\":\"Bob\",\"text\":\"hey\"}]}";
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, i ? q : q2, &r), 200);
         d = parse(&r);
@@ -236,11 +246,13 @@ static void api_contract_end_to_end(void)
         CHECK_EQ_STR(jstr(d, "reply"), first_reply);
         ws_json_doc_free(d);
     }
-    CHECK_EQ_INT(atomic_load(&ai->generate_calls), calls0 + 1);   /* hits never call the AI */
+    CHECK_EQ_INT(atomic_load(&ai->generate_calls), calls0 + 1); /* hits never call the AI */
     CHECK_EQ_INT(hc_request(port, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 200);
     CHECK(strstr(r.body, "ws_reply_cache_hits_total 3\n"));
-    CHECK(strstr(r.body, "ws_ai_calls_total 2\n"));   /* 1 train + 1 generate */
-    CHECK(strstr(r.body, "ws_http_request_duration_seconds_bucket{route=\"/v1/reply\",method=\"POST\",le=\"+Inf\"} 5\n"));
+    CHECK(strstr(r.body, "ws_ai_calls_total 2\n")); /* 1 train + 1 generate */
+    CHECK(strstr(
+        r.body,
+        "ws_http_request_duration_seconds_bucket{route=\"/v1/reply\",method=\"POST\",le=\"+Inf\"} 5\n"));
 
     /* conversations: written asynchronously, newest first, paginated */
     int n_items = 0;
@@ -290,38 +302,46 @@ static void api_contract_end_to_end(void)
 static void api_rejects_bad_input(void)
 {
     setup();
-    start(4096);   /* a small upload cap for the 413 case */
+    start(4096); /* a small upload cap for the 413 case */
     char key[WS_KEY_LEN + 1];
     make_key("bad", WS_ROLE_USER, 0, key, NULL);
     http_resp r = {0};
     char code[64];
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Zed", key, "Content-Type: text/plain\r\n",
-                            chat_txt, strlen(chat_txt), &r), 422);
+                            chat_txt, strlen(chat_txt), &r),
+                 422);
     CHECK_EQ_STR(err_code(&r, code, sizeof code), "unknown_persona");
     CHECK(strstr(r.body, "participants: Ann, Bob"));
     const char *junk = "this is not a chat export at all\njust some text\n";
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: text/plain\r\n",
-                            junk, strlen(junk), &r), 400);
+                            junk, strlen(junk), &r),
+                 400);
     CHECK_EQ_STR(err_code(&r, code, sizeof code), "not_an_export");
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: application/zip\r\n",
-                            "PK\x03\x04garbage", 11, &r), 400);
-    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports", key, "Content-Type: text/plain\r\n",
-                            chat_txt, strlen(chat_txt), &r), 400);
+                            "PK\x03\x04garbage", 11, &r),
+                 400);
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports", key, "Content-Type: text/plain\r\n", chat_txt,
+                            strlen(chat_txt), &r),
+                 400);
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: image/png\r\n",
-                            chat_txt, strlen(chat_txt), &r), 415);
-    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann&budget=-3", key, NULL,
-                            chat_txt, strlen(chat_txt), &r), 400);
+                            chat_txt, strlen(chat_txt), &r),
+                 415);
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann&budget=-3", key, NULL, chat_txt,
+                            strlen(chat_txt), &r),
+                 400);
     char *big = ws_xmalloc(8192);
     memset(big, 'a', 8192);
-    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: text/plain\r\n",
-                            big, 8192, &r), 413);
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: text/plain\r\n", big,
+                            8192, &r),
+                 413);
     free(big);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":", &r), 400);
     CHECK_EQ_STR(err_code(&r, code, sizeof code), "invalid_json");
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":42}", &r), 400);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "[1,2]", &r), 400);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"x\",\"context\":\"no\"}", &r), 400);
-    CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"x\",\"context\":[{\"text\":1}]}", &r), 400);
+    CHECK_EQ_INT(
+        hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"x\",\"context\":[{\"text\":1}]}", &r), 400);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"\"}", &r), 400);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/conversations?limit=0", key, NULL, NULL, 0, &r), 400);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/conversations?limit=abc", key, NULL, NULL, 0, &r), 400);
@@ -354,7 +374,7 @@ static void api_isolates_users(void)
     http_resp r = {0};
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", ka, "{\"message\":\"hello\"}", &r), 200);
     snprintf(path, sizeof path, "/v1/training-jobs/%s", job);
-    CHECK_EQ_INT(hc_request(port, "GET", path, kb, NULL, NULL, 0, &r), 404);   /* not 403: no leak */
+    CHECK_EQ_INT(hc_request(port, "GET", path, kb, NULL, NULL, 0, &r), 404); /* not 403: no leak */
     CHECK_EQ_INT(hc_request(port, "GET", path, kadmin, NULL, NULL, 0, &r), 200);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/training-jobs/job_doesnotexist", ka, NULL, NULL, 0, &r), 404);
     /* bob has no model of his own and never sees alice's replies or conversations */
@@ -390,9 +410,14 @@ static void api_rate_limits_per_key_and_user(void)
     teardown();
     /* per user: a server whose user limit (2/min) is below the key's own limit */
     setup();
-    ws_server_config cfg = {.data_dir = data_dir, .store_url = store_url(),
-                            .cache_url = getenv("WS_TEST_CACHE_URL"), .host = "127.0.0.1",
-                            .threads = 1, .key_rate_limit = 100, .user_rate_limit = 2, .ai = &ai->base};
+    ws_server_config cfg = {.data_dir = data_dir,
+                            .store_url = store_url(),
+                            .cache_url = getenv("WS_TEST_CACHE_URL"),
+                            .host = "127.0.0.1",
+                            .threads = 1,
+                            .key_rate_limit = 100,
+                            .user_rate_limit = 2,
+                            .ai = &ai->base};
     ws_error err = {0};
     CHECK_EQ_INT(ws_server_new(&cfg, &srv, &err), 0);
     CHECK_EQ_INT(ws_server_start(srv, &err), 0);
@@ -432,7 +457,7 @@ static void api_deletes_everything_of_a_user(void)
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me", key, NULL, NULL, 0, &r), 401);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"bye\"}", &r), 401);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me/export", key, NULL, NULL, 0, &r), 401);
-    CHECK(system(cmd) != 0);   /* export file gone */
+    CHECK(system(cmd) != 0); /* export file gone */
     /* the model is gone from the AI too */
     ws_ai_reply ar = {0};
     CHECK_EQ_INT(ai->base.ops->generate(&ai->base, uid, "x", NULL, 0, &ar, NULL), WS_ENOENT);
@@ -454,7 +479,7 @@ static void api_survives_restart(void)
     http_resp r = {0};
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"remember me\"}", &r), 200);
     usleep(100000);
-    stop();   /* drains, flushes the writer */
+    stop(); /* drains, flushes the writer */
     start(0);
     snprintf(path, sizeof path, "/v1/training-jobs/%s", job);
     CHECK_EQ_INT(hc_request(port, "GET", path, key, NULL, NULL, 0, &r), 200);
@@ -476,7 +501,8 @@ static void api_requeues_training_interrupted_by_shutdown(void)
     make_key("slowtrain", WS_ROLE_USER, 0, key, NULL);
     http_resp r = {0};
     CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: text/plain\r\n",
-                            chat_txt, strlen(chat_txt), &r), 202);
+                            chat_txt, strlen(chat_txt), &r),
+                 202);
     ws_json_doc *d = parse(&r);
     char path[128];
     snprintf(path, sizeof path, "/v1/training-jobs/%s", jstr(d, "job_id"));
@@ -513,8 +539,9 @@ static void mcp_over_http(void)
     train(key, "Ann", job);
     http_resp r = {0};
     const char *acc = "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
-    const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
-                       "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}";
+    const char *init =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+        "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, acc, init, strlen(init), &r), 200);
     CHECK(strstr(r.body, "\"protocolVersion\":\"2025-11-25\""));
     char sid[128], hdrs[512];
@@ -524,7 +551,8 @@ static void mcp_over_http(void)
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, note, strlen(note), &r), 202);
     const char *list = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, list, strlen(list), &r), 200);
-    const char *names[] = {"reply_as", "train_style", "training_status", "style_profile", "list_conversations"};
+    const char *names[] = {"reply_as", "train_style", "training_status", "style_profile",
+                           "list_conversations"};
     for (int i = 0; i < 5; i++) {
         char pat[64];
         snprintf(pat, sizeof pat, "\"name\":\"%s\"", names[i]);
@@ -541,10 +569,12 @@ static void mcp_over_http(void)
                       "\"reply_as\",\"arguments\":{\"message\":5}}}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, bad, strlen(bad), &r), 200);
     CHECK(strstr(r.body, "\"isError\":true"));
-    const char *unk = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}";
+    const char *unk =
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, unk, strlen(unk), &r), 200);
     CHECK(strstr(r.body, "\"code\":-32602"));
-    const char *rl = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"resources/read\",\"params\":{\"uri\":\"whatstyle://style-profile\"}}";
+    const char *rl = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"resources/"
+                     "read\",\"params\":{\"uri\":\"whatstyle://style-profile\"}}";
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, rl, strlen(rl), &r), 200);
     CHECK(strstr(r.body, "\"contents\":[{\"uri\":\"whatstyle://style-profile\""));
     const char *nom = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"prompts/list\"}";
@@ -562,14 +592,19 @@ static void mcp_over_http(void)
     CHECK(strstr(r.body, "\\\"status\\\":\\\"queued\\\""));
     ws_buf_free(&tc);
     /* only SSE accepted: the answer comes as one event */
-    snprintf(hdrs, sizeof hdrs, "Content-Type: application/json\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\n", sid);
+    snprintf(hdrs, sizeof hdrs,
+             "Content-Type: application/json\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\n", sid);
     CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, hdrs, list, strlen(list), &r), 200);
     CHECK(!strncmp(r.body, "event: message\ndata: {", 22));
     /* a foreign Origin is refused (DNS rebinding) */
-    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, "Origin: http://evil.example\r\nContent-Type: application/json\r\n",
-                            list, strlen(list), &r), 403);
-    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, "Origin: http://localhost:3000\r\nContent-Type: application/json\r\n",
-                            list, strlen(list), &r), 200);
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key,
+                            "Origin: http://evil.example\r\nContent-Type: application/json\r\n", list,
+                            strlen(list), &r),
+                 403);
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key,
+                            "Origin: http://localhost:3000\r\nContent-Type: application/json\r\n", list,
+                            strlen(list), &r),
+                 200);
     CHECK_EQ_INT(hc_request(port, "GET", "/mcp", key, NULL, NULL, 0, &r), 405);
     /* session end: afterwards the id is unknown */
     snprintf(hdrs, sizeof hdrs, "Mcp-Session-Id: %s\r\n", sid);
@@ -591,7 +626,8 @@ static void mcp_streams_training_progress(void)
     http_resp r = {0};
     ws_buf tc = WS_BUF_INIT;
     ws_buf_puts(&tc, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
-                     "\"train_style\",\"_meta\":{\"progressToken\":\"tok-1\"},\"arguments\":{\"persona\":\"Ann\",\"export_text\":");
+                     "\"train_style\",\"_meta\":{\"progressToken\":\"tok-1\"},\"arguments\":{\"persona\":"
+                     "\"Ann\",\"export_text\":");
     ws_json_put_cstr(&tc, chat_txt);
     ws_buf_puts(&tc, "}}}");
     const char *acc = "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
@@ -608,15 +644,18 @@ static void mcp_streams_training_progress(void)
     if (getenv("WS_TEST_VERBOSE"))
         fprintf(stderr, "%s\n", r.raw.data);
     CHECK(res && strstr(res, "\"structuredContent\":{\"job_id\":"));
-    CHECK(strstr(r.body, "\r\n0\r\n\r\n") != NULL);   /* the chunked body ended properly */
+    CHECK(strstr(r.body, "\r\n0\r\n\r\n") != NULL); /* the chunked body ended properly */
     /* without SSE in Accept: the plain JSON answer (queued) */
     ws_buf_reset(&tc);
     ws_buf_puts(&tc, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":{\"name\":"
-                     "\"train_style\",\"_meta\":{\"progressToken\":2},\"arguments\":{\"persona\":\"Bob\",\"export_text\":");
+                     "\"train_style\",\"_meta\":{\"progressToken\":2},\"arguments\":{\"persona\":\"Bob\","
+                     "\"export_text\":");
     ws_json_put_cstr(&tc, chat_txt);
     ws_buf_puts(&tc, "}}}");
-    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key, "Content-Type: application/json\r\nAccept: application/json\r\n",
-                            tc.data, tc.len, &r), 200);
+    CHECK_EQ_INT(hc_request(port, "POST", "/mcp", key,
+                            "Content-Type: application/json\r\nAccept: application/json\r\n", tc.data, tc.len,
+                            &r),
+                 200);
     CHECK(strstr(r.body, "\\\"status\\\":\\\"queued\\\""));
     ws_buf_free(&tc);
     hc_free(&r);
@@ -625,7 +664,6 @@ static void mcp_streams_training_progress(void)
 }
 
 WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_contract_end_to_end), T(api_rejects_bad_input),
-             T(api_isolates_users), T(api_rate_limits_per_key_and_user),
-             T(api_deletes_everything_of_a_user), T(api_survives_restart),
-             T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
+             T(api_isolates_users), T(api_rate_limits_per_key_and_user), T(api_deletes_everything_of_a_user),
+             T(api_survives_restart), T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
              T(mcp_streams_training_progress))
