@@ -204,7 +204,9 @@ static void api_contract_end_to_end(void)
 
     char job[64];
     train(key, "Ann", job);
-    CHECK_EQ_INT(atomic_load(&ai->train_calls), 1);
+    /* >= 1: on a shared PostgreSQL this server's worker may also train jobs left queued by
+     * an earlier run (any worker takes any queued job) */
+    CHECK(atomic_load(&ai->train_calls) >= 1);
     CHECK(atomic_load(&ai->reload_calls) >= 1);
     char path[128];
     snprintf(path, sizeof path, "/v1/training-jobs/%s", job);
@@ -249,7 +251,8 @@ static void api_contract_end_to_end(void)
     CHECK_EQ_INT(atomic_load(&ai->generate_calls), calls0 + 1); /* hits never call the AI */
     CHECK_EQ_INT(hc_request(port, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 200);
     CHECK(strstr(r.body, "ws_reply_cache_hits_total 3\n"));
-    CHECK(strstr(r.body, "ws_ai_calls_total 2\n")); /* 1 train + 1 generate */
+    const char *aic = strstr(r.body, "\nws_ai_calls_total ");
+    CHECK(aic && atoi(aic + 19) == atomic_load(&ai->train_calls) + atomic_load(&ai->generate_calls));
     CHECK(strstr(
         r.body,
         "ws_http_request_duration_seconds_bucket{route=\"/v1/reply\",method=\"POST\",le=\"+Inf\"} 5\n"));
