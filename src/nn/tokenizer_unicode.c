@@ -141,19 +141,16 @@ static uint32_t compose(uint32_t a, uint32_t b)
     return 0;
 }
 
-void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
+/* NFC of one segment that starts with a starter and after which nothing can interact. */
+static void nfc_segment(const char *s, size_t len, ws_buf *out)
 {
-    /* Fast path: nothing at or above U+0300 can change (all such text is already NFC). */
-    size_t i = 0;
-    while (i < len && (unsigned char)s[i] < 0xCC)
-        i++;
-    if (i == len) {
-        ws_buf_append(out, s, len);
-        return;
-    }
-    /* 1. full canonical decomposition into code points */
-    uint32_t *cps = ws_xmalloc((len * 4 + 4) * sizeof *cps);
-    uint8_t *cls = ws_xmalloc(len * 4 + 4);
+    uint32_t stack_cps[256];
+    uint8_t stack_cls[256];
+    bool heap = len * 4 + 4 > 256;
+    uint32_t *cps = heap ? ws_xmalloc((len * 4 + 4) * sizeof *cps) : stack_cps;
+    uint8_t *cls = heap ? ws_xmalloc(len * 4 + 4) : stack_cls;
+    size_t i;
+    /* 1. full canonical decomposition into code points (at most 4 per UTF-8 byte... far less) */
     size_t n = 0;
     for (i = 0; i < len;) {
         uint32_t cp;
@@ -209,6 +206,44 @@ void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
         w += ws_utf8_put(dst + w, cps[k]);
     out->len += w;
     out->data[out->len] = '\0';
-    free(cls);
-    free(cps);
+    if (heap) {
+        free(cls);
+        free(cps);
+    }
+}
+
+void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
+{
+    /* Characters whose quick check is "yes" (class bit WS_UNI_NFC_CHECK clear) stay as they are;
+     * each run of the others is normalized together with the character before it (which they
+     * may compose with). Nothing interacts across a "yes" character: it is a starter that does
+     * not compose with what precedes it. Below U+0300 every character is "yes". */
+    size_t copied = 0, i = 0, prev = 0;
+    while (i < len) {
+        if ((unsigned char)s[i] < 0xCC) {
+            prev = i++;
+            while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+                i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = ws_utf8_at(s, len, i, &cp);
+        if (!(ws_uni_class(cp) & WS_UNI_NFC_CHECK)) {
+            prev = i;
+            i += n;
+            continue;
+        }
+        size_t seg = i > 0 ? prev : 0, end = i + n;
+        while (end < len) {
+            n = ws_utf8_at(s, len, end, &cp);
+            if (!(ws_uni_class(cp) & WS_UNI_NFC_CHECK))
+                break;
+            end += n;
+        }
+        ws_buf_append(out, s + copied, seg - copied);
+        nfc_segment(s + seg, end - seg, out);
+        copied = i = end;
+        prev = end;
+    }
+    ws_buf_append(out, s + copied, len - copied);
 }

@@ -185,6 +185,33 @@ def random_texts(rnd, n):
     return out
 
 
+def nfc_texts(rnd, n):
+    """Strings dense in combining marks, decomposable characters and Hangul jamo (NFC paths)."""
+    import unicodedata
+    marks = [c for c in range(0x300, 0x20000) if unicodedata.combining(chr(c))]
+    comp = [c for c in range(0xC0, 0x30000)
+            if unicodedata.decomposition(chr(c)) and not unicodedata.decomposition(chr(c)).startswith("<")]
+    jamo = list(range(0x1100, 0x1113)) + list(range(0x1161, 0x1176)) + list(range(0x11A8, 0x11C3)) + [0xAC00, 0xD7A3]
+    base = list("aeoAO c ") + ["\u0e01", "\u0915", "\u05d0", "<|im_end|>", "café!", "'s"]
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rnd.randint(1, 16)):
+            r = rnd.random()
+            if r < 0.35:
+                parts.append(chr(rnd.choice(marks)))
+            elif r < 0.55:
+                parts.append(chr(rnd.choice(comp)))
+            elif r < 0.7:
+                parts.append(chr(rnd.choice(jamo)))
+            elif r < 0.75:
+                parts.append(unicodedata.normalize("NFD", chr(rnd.choice(comp))))
+            else:
+                parts.append(rnd.choice(base))
+        out.append("".join(parts))
+    return out
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rnd = random.Random(7)
@@ -193,7 +220,7 @@ def main():
         path = save(name, tok, tweak)
         hf = PreTrainedTokenizerFast(tokenizer_file=path)
         raw = Tokenizer.from_file(path)
-        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + UNSEEN + random_texts(rnd, 60)]
+        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + UNSEEN + random_texts(rnd, 60) + nfc_texts(rnd, 25)]
         texts += [(b.decode("utf-8", "replace"), b.hex()) for b in INVALID]
         for text, hexs in texts:
             ids = hf(text)["input_ids"]
