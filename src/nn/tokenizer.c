@@ -17,8 +17,8 @@
 #include "nn/tokenizer_int.h"
 
 #define MAX_FILE_BYTES ((size_t)256 << 20)   /* tokenizer.json files are ~2-35 MB */
-#define MAX_ID ((int32_t)1 << 24)            /* ids above this are refused at load */
-#define MAX_TEXT_BYTES ((size_t)1 << 30)     /* offsets are 32-bit */
+#define MAX_ID ((int32_t)1 << 21)            /* ids above this are refused at load (vocabs are < 300k) */
+#define MAX_TEXT_BYTES ((size_t)256 << 20)   /* offsets are 32-bit, and NFC/prefix spaces grow text */
 
 /* ------------------------------------------------------------------ hash maps */
 
@@ -704,15 +704,9 @@ static int32_t config_token(const ws_tokenizer *t, const ws_json *cfg, const cha
     return str_map_get(&t->by_str, t->pool, v->str, v->len);
 }
 
-/* BOS/EOS: from tokenizer_config.json next to the file when there is one, else the special
- * token the template puts first (BOS) and the first known end-of-turn token present (EOS). */
-static void find_bos_eos(ws_tokenizer *t, const char *path)
+/* BOS/EOS named by a tokenizer_config.json next to the file, when there is one. */
+static void read_config(ws_tokenizer *t, const char *path)
 {
-    t->bos = t->n_prefix ? t->tmpl[0] : -1;
-    t->eos = -1;
-    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"};
-    for (size_t i = 0; i < sizeof eos_names / sizeof eos_names[0] && t->eos < 0; i++)
-        t->eos = ws_tokenizer_token_id(t, eos_names[i]);
     const char *slash = strrchr(path, '/');
     ws_buf cpath = WS_BUF_INIT;
     if (slash)
@@ -735,16 +729,12 @@ static void find_bos_eos(ws_tokenizer *t, const char *path)
     ws_buf_free(&cpath);
 }
 
-int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
+static int load_json(const char *data, size_t len, const char *path, ws_tokenizer **out, ws_error *err)
 {
     *out = NULL;
-    char *data = NULL;
-    size_t len = 0;
     ws_json_doc *doc = NULL;
     ws_tokenizer *t = ws_xcalloc(1, sizeof *t);
-    int rc = read_file(path, &data, &len, err);
-    if (rc)
-        goto out;
+    int rc;
     ws_error jerr = {0};
     rc = ws_json_parse(data, len, &doc, &jerr);
     if (rc) {
@@ -774,16 +764,41 @@ int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
         char one = (char)b;
         t->byte_id[b] = str_map_get(&t->by_bytes, t->pool, &one, 1);
     }
-    find_bos_eos(t, path);
+    t->bos = t->n_prefix ? t->tmpl[0] : -1;
+    t->eos = -1;
+    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"};
+    for (size_t i = 0; i < sizeof eos_names / sizeof eos_names[0] && t->eos < 0; i++)
+        t->eos = ws_tokenizer_token_id(t, eos_names[i]);
 out:
     ws_json_doc_free(doc);
-    free(data);
     if (rc) {
         ws_tokenizer_free(t);
         return rc;
     }
     *out = t;
     return 0;
+}
+
+int ws_tokenizer_load_mem(const char *json, size_t len, const char *name, ws_tokenizer **out, ws_error *err)
+{
+    *out = NULL;
+    if (len > MAX_FILE_BYTES)
+        return ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu MiB", name, MAX_FILE_BYTES >> 20);
+    return load_json(json, len, name, out, err);
+}
+
+int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &data, &len, err);
+    if (!rc)
+        rc = load_json(data, len, path, out, err);
+    free(data);
+    if (!rc)
+        read_config(*out, path);
+    return rc;
 }
 
 void ws_tokenizer_free(ws_tokenizer *t)

@@ -15,13 +15,21 @@
 
 typedef struct ws_tokenizer ws_tokenizer;
 
-/* Loads tokenizer.json at path. *out belongs to the caller (ws_tokenizer_free).
+/* Loads tokenizer.json at path. *out belongs to the caller (ws_tokenizer_free). BOS/EOS come
+ * from a tokenizer_config.json in the same directory when there is one; otherwise BOS is the
+ * first special token of the post-processor template (or none) and EOS the first present of
+ * <|im_end|>, <|eot_id|>, <|end_of_text|>, <|endoftext|>, </s>.
  * Errors: WS_ENOENT, WS_EFORMAT (bad JSON / missing fields), WS_EUNSUPPORTED (model type or
  * pre-tokenizer we do not implement), each with a message in err. */
 int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err);
+/* The same from len bytes of tokenizer.json already in memory (e.g. from a model archive);
+ * name is used in error messages. No tokenizer_config.json is consulted. */
+int ws_tokenizer_load_mem(const char *json, size_t len, const char *name, ws_tokenizer **out, ws_error *err);
 void ws_tokenizer_free(ws_tokenizer *tok);
 
-/* Encodes len bytes of UTF-8. *ids is malloc'd and belongs to the caller. */
+/* Encodes len bytes of UTF-8 (ill-formed sequences are read as U+FFFD, as Python's
+ * errors="replace" would give them to transformers). *ids is malloc'd and belongs to the caller.
+ * Errors: WS_ETOOBIG above 256 MiB of text. */
 int ws_tokenizer_encode(const ws_tokenizer *tok, const char *text, size_t len, bool add_special,
                         int32_t **ids, size_t *n_ids, ws_error *err);
 
