@@ -1,8 +1,8 @@
 /* libFuzzer target: the tokenizer must never crash or leak on any bytes, and must round-trip:
  * for tokenizers without a normalizer or prefix space (llama3, smollm2) decoding the ids of
  * valid UTF-8 gives the text back. The first byte picks the tokenizer and add_special; the
- * rest is the text. Also decodes the input read as arbitrary ids. First byte 0x7F: the rest is
- * a tokenizer.json to load (and use, when it loads). Run from the repo root. */
+ * rest is the text. Also decodes the input read as arbitrary ids. Run from the repo root.
+ * (fuzz_tokenizer_json fuzzes the loader.) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,20 +57,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load_all();
     if (size == 0)
         return 0;
-    if (data[0] == 0x7F) {
-        ws_tokenizer *mt = NULL;
-        if (ws_tokenizer_load_mem((const char *)data + 1, size - 1, "fuzz", &mt, NULL) == 0) {
-            static const char sample[] = "Hi <|im_end|> I'LL pay 1234\xe2\x82\xac \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd e\xcc\x81\n\n";
-            int32_t *ids = NULL;
-            size_t n = 0;
-            if (ws_tokenizer_encode(mt, sample, sizeof sample - 1, true, &ids, &n, NULL) != 0)
-                abort();
-            free(ws_tokenizer_decode(mt, ids, n, true));
-            free(ids);
-            ws_tokenizer_free(mt);
-        }
-        return 0;
-    }
     size_t which = (data[0] & 0x7F) % N_NAMES;
     bool add_special = data[0] & 0x80;
     const char *text = (const char *)data + 1;
