@@ -884,7 +884,14 @@ typedef struct {
     struct sym { int32_t id; int32_t prev, next; uint32_t len; } *syms;
     struct heap_ent { int32_t rank; uint32_t pos; int32_t new_id; } *heap;
     size_t sym_cap, heap_cap;
+    /* word -> ids of this call (chat text repeats words a lot); keys are pieces in work */
+    struct cache_slot { uint32_t hash, off, len, ids_off, n_ids; } *cache;
+    size_t cache_mask, cache_count;
+    id_vec cache_ids;
 } scratch;
+
+#define CACHE_MAX_WORD 48      /* longer pieces are not cached */
+#define CACHE_MIN_PIECES 128   /* calls with fewer pieces do not build a cache */
 
 static bool is_word_char_before(const char *s, size_t start)
 {
@@ -1207,6 +1214,36 @@ static void bpe(const ws_tokenizer *t, const char *s, size_t n, scratch *sc, id_
         id_push(out, sy[i].id);
 }
 
+/* bpe() through the per-call word cache. */
+static void bpe_cached(const ws_tokenizer *t, uint32_t off, uint32_t n, scratch *sc, id_vec *out)
+{
+    const char *s = sc->work.data + off;
+    if (!sc->cache || n > CACHE_MAX_WORD) {
+        bpe(t, s, n, sc, out);
+        return;
+    }
+    uint32_t h = hash_bytes(s, n);
+    size_t i = h & sc->cache_mask;
+    for (;; i = (i + 1) & sc->cache_mask) {
+        struct cache_slot *c = &sc->cache[i];
+        if (c->len == 0)
+            break;
+        if (c->hash == h && c->len == n && memcmp(sc->work.data + c->off, s, n) == 0) {
+            for (uint32_t k = 0; k < c->n_ids; k++)
+                id_push(out, sc->cache_ids.v[c->ids_off + k]);
+            return;
+        }
+    }
+    size_t before = out->n;
+    bpe(t, s, n, sc, out);
+    if ((sc->cache_count + 1) * 2 > sc->cache_mask + 1)
+        return;   /* full: no eviction, the rest of the call goes uncached */
+    sc->cache[i] = (struct cache_slot){h, off, n, (uint32_t)sc->cache_ids.n, (uint32_t)(out->n - before)};
+    sc->cache_count++;
+    for (size_t k = before; k < out->n; k++)
+        id_push(&sc->cache_ids, out->v[k]);
+}
+
 int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, bool add_special,
                         int32_t **ids, size_t *n_ids, ws_error *err)
 {
@@ -1249,12 +1286,19 @@ int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, boo
     for (size_t s = 0; s < t->n_steps; s++)
         run_step(t, &t->steps[s], &sc);
     /* 4. BPE per piece */
+    if (sc.a.n >= CACHE_MIN_PIECES) {
+        size_t cap = 1024;
+        while (cap < sc.a.n && cap < 65536)
+            cap *= 2;
+        sc.cache = ws_xcalloc(cap, sizeof *sc.cache);
+        sc.cache_mask = cap - 1;
+    }
     for (size_t i = 0; i < sc.a.n; i++) {
         piece p = sc.a.v[i];
         if (p.id >= 0)
             id_push(&out, p.id);
         else
-            bpe(t, sc.work.data + p.off, p.len, &sc, &out);
+            bpe_cached(t, p.off, p.len, &sc, &out);
     }
     if (add_special)
         for (size_t i = 0; i < t->n_suffix; i++)
@@ -1266,6 +1310,8 @@ int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, boo
     free(sc.spans.v);
     free(sc.syms);
     free(sc.heap);
+    free(sc.cache);
+    free(sc.cache_ids.v);
     if (!out.v)
         out.v = ws_xmalloc(sizeof *out.v);
     *ids = out.v;

@@ -54,6 +54,9 @@ TRICKY = [
     "12/03/24, 9:05 PM - +49 170 1234567: <Media omitted>\n12/03/24, 9:06 PM - Tom: ok 👍",
     "ﬁ ﬂ ﬃ ﬅ Ⅸ ㎏ ℌ ẛ̣ Å", "\U0001d400\U0001d401 \U0001f600 \U00020000\U0002a6d6 \U000e0001",
     "a" * 300, "ab" * 150, " " * 40 + "x", "\n" * 20, "!" * 100,
+    # a long chat (hundreds of pre-tokens, so the per-call word cache is used)
+    "".join(f"[{d:02d}/03/2024, 21:{d:02d}:05] {'Anna' if d % 3 else 'Tom'}: haha ok 😂 I'LL be there at {d}pm, "
+            f"don't wait!! café? 👍🏽\n" for d in range(1, 40)),
 ]
 SPECIAL_MIXES = {
     "smollm2": ["<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>", "a<|endoftext|>b",
