@@ -3,7 +3,17 @@
  * Contract: ws_tokenizer_encode(..., add_special=true) returns exactly the ids of
  * transformers' `tokenizer(text)["input_ids"]` (pre-tokenizer regex named by the file,
  * added/special tokens split out first, post-processor special tokens added).
- * A loaded tokenizer is immutable and safe to use from several threads at once. */
+ * A loaded tokenizer is immutable and safe to use from several threads at once.
+ *
+ * Supported tokenizer.json components (anything else fails to load with WS_EUNSUPPORTED naming
+ * it): model BPE over the GPT-2 byte alphabet (merges as "a b" or [a, b], ignore_merges,
+ * unk_token/fuse_unk); normalizer none, NFC or a Sequence of NFC; pre_tokenizer ByteLevel
+ * (add_prefix_space, use_regex), Split with the GPT-2, Llama-3 or Qwen2 regex or a literal
+ * string (every behavior, invert), Digits, or a Sequence of these ending in ByteLevel;
+ * added_tokens with special/normalized/lstrip/rstrip/single_word; post_processor ByteLevel,
+ * TemplateProcessing (single template) or a Sequence of them; decoder ByteLevel.
+ * Decoding equals the tokenizers library's decode (transformers' optional
+ * clean_up_tokenization_spaces is not applied). */
 #ifndef WS_NN_TOKENIZER_H
 #define WS_NN_TOKENIZER_H
 
