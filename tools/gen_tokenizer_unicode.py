@@ -3,7 +3,8 @@
 
 Run: HF_HUB_OFFLINE=1 /work/venv-ref/bin/python tools/gen_tokenizer_unicode.py
 
-Character classes (bits; 16 = NFC quick check not "yes"): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face
+Character classes (bits; 16 = NFC quick check not "yes", 32 = numeric for the Digits
+pre-tokenizer, i.e. Rust char::is_numeric, probed from the engine): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face
 `tokenizers` (Oniguruma) sees them, and W = \\w as the Rust `regex` crate inside it sees it (used only
 for added tokens with single_word). All four are read from the engine itself (a Split
 pre-tokenizer, or an added token, run over every code point); L and N are cross-checked against
@@ -47,6 +48,16 @@ def engine_word_chars():
     return word
 
 
+def engine_numeric_chars():
+    """Code points the Digits pre-tokenizer splits off (Rust char::is_numeric, whose Unicode
+    version can be newer than the regex engine's)."""
+    cps = [c for c in ALL if c != ord("a")]
+    pieces = pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str("".join("a" + chr(c) for c in cps))
+    num = {ord(p) for p, _ in pieces if len(p) == 1 and p != "a"}
+    print(f"is_numeric (Digits): {len(num)} code points")
+    return num
+
+
 def ud_class(prefix):
     return {c for c in ALL if unicodedata.category(chr(c)).startswith(prefix)}
 
@@ -66,6 +77,8 @@ def main():
             bits[c] = bits.get(c, 0) | bit
     for c in engine_word_chars():
         bits[c] = bits.get(c, 0) | 8
+    for c in engine_numeric_chars():
+        bits[c] = bits.get(c, 0) | 32
 
 
     # NFC data from unicodedata, adjusted to the engine

@@ -1038,7 +1038,7 @@ static void find_spans(const ws_tokenizer *t, const pretok_step *st, ws_pattern 
         if (st->kind == STEP_DIGITS) {
             uint32_t cp;
             step = ws_utf8_at(s, len, pos, &cp);
-            if (ws_uni_class(cp) & WS_UNI_N)
+            if (ws_uni_class(cp) & WS_UNI_DIGIT)
                 mlen = step;
         } else if (st->kind == STEP_SPLIT_STRING) {
             if (st->lit_len <= len - pos && memcmp(s + pos, t->pool + st->lit_off, st->lit_len) == 0)

@@ -13,10 +13,11 @@
 /* ---- Unicode (tokenizer_unicode.c) ---- */
 enum {
     WS_UNI_L = 1,   /* \p{L} */
-    WS_UNI_N = 2,   /* \p{N} (also Rust char::is_numeric) */
+    WS_UNI_N = 2,   /* \p{N} */
     WS_UNI_S = 4,   /* \s (White_Space; also Rust char::is_whitespace) */
     WS_UNI_W = 8,   /* \w of the Rust regex crate (single_word added tokens) */
     WS_UNI_NFC_CHECK = 16,   /* NFC quick check is not "yes" */
+    WS_UNI_DIGIT = 32,       /* Rust char::is_numeric (the Digits pre-tokenizer) */
 };
 unsigned ws_uni_class(uint32_t cp);
 

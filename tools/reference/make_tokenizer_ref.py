@@ -60,7 +60,9 @@ TRICKY = [
 ]
 SPECIAL_MIXES = {
     "smollm2": ["<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>", "a<|endoftext|>b",
-                "<|im_start|><|im_end|>", "<|im_start", "< |im_end|>"],
+                "<|im_start|><|im_end|>", "<|im_start", "< |im_end|>",
+                # digits newer than the regex engine's Unicode (Rust is_numeric knows them)
+                "\U00011de0\U00011de1 x\U00011de5y 1\U00011de9"],
     "gpt2": ["<|endoftext|>hello<|endoftext|>", "a <mask> b", "a<mask>b", "x   <mask>   y", "<mask>",
              "hello world is hello world", "hello worldly", "xhello world", "done.<mask> ok",
              "cafe\u0301 time, café time", "[TAG]x [TAG] [TAG]", "<|endoftext|><mask>",
@@ -68,7 +70,7 @@ SPECIAL_MIXES = {
     "llama3": ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "text<|eot_id|>",
                "<|reserved_special_token_3|> <|reserved_special_token_12|>", "<|eot_id", "<|begin_of_text|>"],
     "mixed": ["a--b--c", "--start and end--", "x::y::z ::", "a|b||c |", "12 345 6789x9", "ÿþ\x00\x01 rare bytes \u0f00",
-              "-- :: | 99"],
+              "-- :: | 99", "\U00011de0\U00011de1 x\U00011de5y 1\U00011de9"],
     "qwen2": ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nhey<|im_end|>\n",
               "<tool_call>{\"a\":1}</tool_call>", "<|endoftext|>", "café!and cafe\u0301!", "x<|im_end|>y"],
 }
