@@ -22,22 +22,29 @@
 
 /* ------------------------------------------------------------------ hash maps */
 
+static inline uint64_t mix64(uint64_t h)   /* MurmurHash3's finalizer */
+{
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 static uint32_t hash_bytes(const char *s, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, s, 8);
-        h = (h ^ v) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
+        h = mix64(h ^ v);
         s += 8;
         n -= 8;
     }
     uint64_t v = 0;
     memcpy(&v, s, n);
-    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 29;
-    return (uint32_t)h;
+    return (uint32_t)mix64(h ^ v);
 }
 
 /* String -> id, keys are (offset, length) in the tokenizer's pool. */
@@ -131,8 +138,7 @@ static inline uint64_t pair_key(int32_t a, int32_t b)
 
 static inline size_t pair_hash(uint64_t k)
 {
-    k *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(k ^ (k >> 29));
+    return (size_t)mix64(k);
 }
 
 static const merge_slot *merge_get(const merge_map *m, int32_t a, int32_t b)
@@ -208,18 +214,13 @@ struct ws_tokenizer {
  * (controls, space, DEL, NBSP...) for U+0100 onwards, in byte order. */
 static int cp_to_byte(uint32_t cp)
 {
+    /* the 68 remapped bytes, in order: 0-32, 127-160, 173 */
     if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
         return (int)cp;
     if (cp < 256 || cp >= 256 + 68)
         return -1;
-    uint32_t k = cp - 256, seen = 0;
-    for (int b = 0; b < 256; b++) {
-        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
-            continue;
-        if (seen++ == k)
-            return b;
-    }
-    return -1;
+    uint32_t k = cp - 256;
+    return k <= 32 ? (int)k : k <= 66 ? (int)(k - 33 + 127) : 173;
 }
 
 static uint32_t pool_add(ws_tokenizer *t, const char *s, size_t n)
