@@ -1346,6 +1346,32 @@ char *ws_tokenizer_decode_len(const ws_tokenizer *t, const int32_t *ids, size_t 
     return ws_buf_take(&out);
 }
 
+int ws_tokenizer_stream_put(const ws_tokenizer *t, ws_tokenizer_stream *st, int32_t id, bool skip_special,
+                            ws_buf *out)
+{
+    const char *b;
+    size_t bl;
+    if (ws_tokenizer_token_bytes(t, id, &b, &bl))
+        return WS_EINVAL;
+    if (skip_special && t->info[id].special)
+        return 0;
+    ws_buf tmp = WS_BUF_INIT;
+    ws_buf_append(&tmp, st->held, st->n_held);
+    ws_buf_append(&tmp, b, bl);
+    size_t keep = ws_utf8_unfinished_tail(tmp.data, tmp.len);
+    ws_utf8_sanitize(tmp.data, tmp.len - keep, out);
+    memcpy(st->held, tmp.data + tmp.len - keep, keep);
+    st->n_held = keep;
+    ws_buf_free(&tmp);
+    return 0;
+}
+
+void ws_tokenizer_stream_flush(ws_tokenizer_stream *st, ws_buf *out)
+{
+    ws_utf8_sanitize(st->held, st->n_held, out);
+    st->n_held = 0;
+}
+
 int ws_tokenizer_token_bytes(const ws_tokenizer *t, int32_t id, const char **bytes, size_t *len)
 {
     if (id < 0 || (size_t)id >= t->n_ids || !t->info[id].present)

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 
 typedef struct ws_tokenizer ws_tokenizer;
@@ -51,6 +52,19 @@ char *ws_tokenizer_decode_len(const ws_tokenizer *tok, const int32_t *ids, size_
 
 /* The raw bytes a token stands for (for streaming output). Returns 0 or WS_EINVAL. */
 int ws_tokenizer_token_bytes(const ws_tokenizer *tok, int32_t id, const char **bytes, size_t *len);
+
+/* Streaming decode for generation: tokens arrive one at a time and a character may be split
+ * across tokens. put appends the text of id to out, holding back an unfinished UTF-8 sequence
+ * at the end until a later token completes it; flush emits what is held (as U+FFFD).
+ * The concatenated output equals ws_tokenizer_decode of all the ids. Zero-initialise the
+ * stream; it belongs to one caller. put returns 0, or WS_EINVAL for an unknown id (skipped). */
+typedef struct ws_tokenizer_stream {
+    char held[4];
+    size_t n_held;
+} ws_tokenizer_stream;
+int ws_tokenizer_stream_put(const ws_tokenizer *tok, ws_tokenizer_stream *st, int32_t id, bool skip_special,
+                            ws_buf *out);
+void ws_tokenizer_stream_flush(ws_tokenizer_stream *st, ws_buf *out);
 
 /* Id of a token by its vocabulary string (e.g. "<|im_end|>"), or -1. */
 int32_t ws_tokenizer_token_id(const ws_tokenizer *tok, const char *token);

@@ -46,6 +46,9 @@ size_t ws_utf8_put(char *out, uint32_t cp);   /* writes 1-4 bytes, returns the c
 
 /* Length of the longest valid UTF-8 prefix of s. */
 size_t ws_utf8_valid_prefix(const char *s, size_t len);
+/* Length of the trailing bytes of s that are a proper prefix of a well-formed sequence (a
+ * character cut short, 1-3 bytes), else 0. */
+size_t ws_utf8_unfinished_tail(const char *s, size_t len);
 /* Appends s to out with every ill-formed sequence replaced by U+FFFD, one per maximal
  * subpart (the rule of Python's errors="replace" and Rust's from_utf8_lossy). */
 void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out);

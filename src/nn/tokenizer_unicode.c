@@ -75,6 +75,21 @@ size_t ws_utf8_valid_prefix(const char *s, size_t len)
     return i;
 }
 
+size_t ws_utf8_unfinished_tail(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char c = u[len - k];
+        if ((c & 0xC0) == 0x80)
+            continue;
+        if (c < 0xC2 || c > 0xF4)
+            return 0;
+        long r = utf8_seq(u, len, len - k);
+        return r < 0 && (size_t)-r == k ? k : 0;
+    }
+    return 0;
+}
+
 void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out)
 {
     const unsigned char *u = (const unsigned char *)s;

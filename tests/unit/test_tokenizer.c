@@ -325,6 +325,49 @@ static void invalid_utf8_is_replaced(void)
     ws_tokenizer_free(t);
 }
 
+/* Streaming decode, token by token, concatenates to what decode gives, for random ids
+ * (which cut characters anywhere and produce invalid sequences) and for a real encoding. */
+static void stream_decode_equals_decode(void)
+{
+    ws_tokenizer *t = load_named("qwen2");
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    uint64_t r = 12345;
+    int32_t ids[64];
+    for (int round = 0; round < 300; round++) {
+        size_t n = (size_t)(round % 60) + 1;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            ids[i] = (int32_t)((r >> 33) % 300);   /* mostly single bytes, many >= 0x80 */
+        }
+        if (round == 0) {
+            const char *text = "caf\xc3\xa9 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd<|im_end|>\xe4\xbd\xa0";
+            int32_t *enc = NULL;
+            ws_tokenizer_encode(t, text, strlen(text), false, &enc, &n, NULL);
+            memcpy(ids, enc, n * sizeof *ids);
+            free(enc);
+        }
+        for (int skip = 0; skip < 2; skip++) {
+            size_t dl = 0;
+            char *want = ws_tokenizer_decode_len(t, ids, n, skip, &dl);
+            ws_tokenizer_stream st = {0};
+            ws_buf got = WS_BUF_INIT;
+            for (size_t i = 0; i < n; i++)
+                ws_tokenizer_stream_put(t, &st, ids[i], skip, &got);
+            ws_tokenizer_stream_flush(&st, &got);
+            CHECK(got.len == dl && memcmp(got.data ? got.data : "", want, dl) == 0);
+            free(want);
+            ws_buf_free(&got);
+        }
+    }
+    ws_tokenizer_stream st = {0};
+    ws_buf b = WS_BUF_INIT;
+    CHECK_EQ_INT(ws_tokenizer_stream_put(t, &st, -1, false, &b), WS_EINVAL);
+    ws_buf_free(&b);
+    ws_tokenizer_free(t);
+}
+
 typedef struct {
     const ws_tokenizer *t;
     const char *text;
@@ -368,4 +411,5 @@ static void concurrent_encode_agrees(void)
 }
 
 WS_TEST_MAIN(T(matches_transformers_on_reference_cases), T(queries_and_special_tokens), T(load_errors_are_clear),
-             T(config_names_bos_and_eos), T(invalid_utf8_is_replaced), T(concurrent_encode_agrees))
+             T(config_names_bos_and_eos), T(invalid_utf8_is_replaced), T(stream_decode_equals_decode),
+             T(concurrent_encode_agrees))
