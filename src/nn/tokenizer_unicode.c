@@ -156,6 +156,34 @@ static uint32_t compose(uint32_t a, uint32_t b)
     return 0;
 }
 
+/* Stable sort of n non-starters by combining class: insertion sort for the usual short runs,
+ * a counting sort for long ones (so that a flood of marks stays linear). */
+static void sort_run(uint32_t *cps, uint8_t *cls, size_t n)
+{
+    if (n <= 16) {
+        for (size_t k = 1; k < n; k++)
+            for (size_t j = k; j > 0 && cls[j - 1] > cls[j]; j--) {
+                uint32_t tc = cps[j]; cps[j] = cps[j - 1]; cps[j - 1] = tc;
+                uint8_t tk = cls[j]; cls[j] = cls[j - 1]; cls[j - 1] = tk;
+            }
+        return;
+    }
+    size_t start[257] = {0};
+    for (size_t k = 0; k < n; k++)
+        start[cls[k] + 1]++;
+    for (int c = 1; c <= 256; c++)
+        start[c] += start[c - 1];
+    uint32_t *tmp = ws_xmalloc(n * sizeof *tmp);
+    for (size_t k = 0; k < n; k++)
+        tmp[start[cls[k]]++] = cps[k];
+    memcpy(cps, tmp, n * sizeof *tmp);
+    size_t k = 0;
+    for (int c = 0; c < 256; c++)
+        while (k < start[c])
+            cls[k++] = (uint8_t)c;
+    free(tmp);
+}
+
 /* NFC of one segment that starts with a starter and after which nothing can interact. */
 static void nfc_segment(const char *s, size_t len, ws_buf *out)
 {
@@ -189,12 +217,17 @@ static void nfc_segment(const char *s, size_t len, ws_buf *out)
     }
     for (size_t k = 0; k < n; k++)
         cls[k] = (uint8_t)ccc_of(cps[k]);
-    /* 2. canonical ordering: stable insertion sort of each run of non-starters */
-    for (size_t k = 1; k < n; k++) {
-        for (size_t j = k; j > 0 && cls[j] && cls[j - 1] > cls[j]; j--) {
-            uint32_t tc = cps[j]; cps[j] = cps[j - 1]; cps[j - 1] = tc;
-            uint8_t tk = cls[j]; cls[j] = cls[j - 1]; cls[j - 1] = tk;
+    /* 2. canonical ordering: stable sort of each run of non-starters by class */
+    for (size_t k = 0; k < n;) {
+        if (!cls[k]) {
+            k++;
+            continue;
         }
+        size_t end = k;
+        while (end < n && cls[end])
+            end++;
+        sort_run(cps + k, cls + k, end - k);
+        k = end;
     }
     /* 3. canonical composition, in place */
     size_t m = 0;
