@@ -1,7 +1,8 @@
-/* The HTTP/1.1 server under `whatstyle serve`: one libuv event loop per thread, each with its
- * own SO_REUSEPORT listener; keep-alive and pipelining; caps on head and body sizes;
- * timeouts against slow clients; optional TLS 1.3 (OpenSSL); graceful shutdown that stops
- * accepting, closes idle connections and drains requests in flight.
+/* The HTTP server under `whatstyle serve`: one libuv event loop per thread, each with its
+ * own SO_REUSEPORT listener; HTTP/1.1 keep-alive and pipelining, HTTP/2 (nghttp2: h2 by ALPN
+ * over TLS, h2c with prior knowledge); caps on head and body sizes; timeouts against slow
+ * clients; optional TLS 1.3 (OpenSSL); graceful shutdown that stops accepting, closes idle
+ * connections and drains requests in flight.
  *
  * Requests are routed through a table of ws_http_route rows. A handler first runs on the
  * loop thread (ctx->on_loop true); when it needs to block (database, network, AI) it returns

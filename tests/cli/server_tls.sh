@@ -34,5 +34,12 @@ echo "$out" | grep -q "Re-using existing connection" || fail "no keep-alive over
 head -c 200000 /dev/zero | tr '\0' a > "$data/big.txt"
 [ "$("${c[@]}" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' --data-binary @"$data/big.txt" "$base/v1/exports?persona=X")" = 400 ] || fail "large body over TLS"
 [ "$("${c[@]}" -o /dev/null -w '%{http_code}' "$base/v1/me")" = 401 ] || fail "auth over TLS"
+# HTTP/2 over TLS (ALPN h2), HTTP/1.1 still offered
+out=$("${c[@]}" -v --http2 "$base/healthz" 2>&1)
+echo "$out" | grep -q "ALPN: server accepted h2" || fail "ALPN h2 not accepted"
+echo "$out" | grep -q "^< HTTP/2 200" || fail "no HTTP/2 answer over TLS"
+out=$("${c[@]}" -v --http1.1 "$base/healthz" 2>&1)
+echo "$out" | grep -q "^< HTTP/1.1 200" || fail "HTTP/1.1 over TLS after ALPN"
+[ "$("${c[@]}" --http2 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' --data-binary @"$data/big.txt" "$base/v1/exports?persona=X")" = 400 ] || fail "large body over h2+TLS"
 kill -TERM $pid; wait $pid; pid=
 echo ok
