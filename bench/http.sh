@@ -31,7 +31,7 @@ job=$(curl -s -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' \
   --data-binary @"$root/tests/fixtures/server/chat_ann_bob.txt" "$base/v1/exports?persona=Ann" |
   python3 -c 'import json,sys;print(json.load(sys.stdin)["job_id"])')
 for _ in $(seq 1 400); do
-  curl -s -H "Authorization: Bearer $key" "$base/v1/training-jobs/$job" | grep -q completed && break; sleep 0.05
+  [[ $(curl -s -H "Authorization: Bearer $key" "$base/v1/training-jobs/$job") == *completed* ]] && break; sleep 0.05
 done
 body='{"message":"are we still on for coffee tomorrow?","context":[{"author":"Bob","text":"hey"}]}'
 curl -s -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" "$base/v1/reply" > "$work/reply.json"
@@ -41,7 +41,7 @@ wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
-curl -s -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" "$base/v1/reply" | grep -q '"cached":true' ||
+[[ $(curl -s -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" "$base/v1/reply") == *'"cached":true'* ]] ||
   { echo "reply is not served from the cache"; exit 1; }
 
 # --- nginx: a static file the size of the reply --------------------------------------------

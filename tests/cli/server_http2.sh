@@ -2,7 +2,7 @@
 # `whatstyle serve` over HTTP/2 with prior knowledge (h2c, curl --http2-prior-knowledge):
 # routing and errors (404/405 with Allow), auth, handlers on the pool, many multiplexed
 # streams on one connection, a large request body, HEAD, the same server still speaking
-# HTTP/1.1, and SIGTERM with an HTTP/2 client connected. (h2 over TLS: server_tls.sh.)
+# HTTP/1.1, and SIGTERM while an HTTP/2 upload is in flight. (h2 over TLS: server_tls.sh.)
 # Usage: server_http2.sh path/to/whatstyle
 set -euo pipefail
 bin=$1
@@ -21,7 +21,8 @@ out=$("${h2[@]}" -v "$base/healthz" 2>&1)
 echo "$out" | grep -q "^< HTTP/2 200" || fail "no HTTP/2 answer"
 echo "$out" | grep -q '{"status":"ok"}' || fail "healthz body"
 [ "$("${h2[@]}" -o /dev/null -w '%{http_code}' "$base/nope")" = 404 ] || fail 404
-"${h2[@]}" -D - -o /dev/null -X PUT "$base/healthz" | grep -qi "^allow: GET" || fail "405 Allow"
+out=$("${h2[@]}" -D - -o /dev/null -X PUT "$base/healthz")
+[[ $out == *"allow: GET"* ]] || fail "405 Allow"
 [ "$("${h2[@]}" -o /dev/null -w '%{http_code}' "$base/v1/me")" = 401 ] || fail 401
 [ "$("${h2[@]}" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "$base/v1/me")" = 200 ] || fail "me"
 # 30 multiplexed streams on one connection, handled on the pool (store lookups)
@@ -34,10 +35,20 @@ for i in $(seq 1 3000); do printf '12/01/2024, 10:02 - Ann: line %s with some mo
 [ "$("${h2[@]}" -o "$data/up.json" -w '%{http_code}' -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' --data-binary @"$data/chat.txt" "$base/v1/exports?persona=Ann")" = 202 ] || fail "upload over h2: $(cat "$data/up.json")"
 head -c 2000000 /dev/zero | tr '\0' a > "$data/big.json"
 [ "$("${h2[@]}" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" --data-binary @"$data/big.json" "$base/v1/reply")" = 413 ] || fail "413 over h2"
-"${h2[@]}" -I "$base/healthz" | grep -q "content-length: 15" || fail HEAD
+out=$("${h2[@]}" -I "$base/healthz")
+[[ $out == *"content-length: 15"* ]] || fail HEAD
 # the same port still speaks HTTP/1.1
-curl -s -v --http1.1 "$base/healthz" 2>&1 | grep -q "^< HTTP/1.1 200" || fail "HTTP/1.1 beside h2c"
-curl -s "$base/metrics" | grep -q 'ws_http_requests_total{route="/v1/me",method="GET",code="2xx"} 31' || fail "metrics count h2 requests"
-kill -TERM $pid; wait $pid; pid=
-grep -q stopped "$data/log" || fail "no clean stop"
+out=$(curl -s -v --http1.1 "$base/healthz" 2>&1)
+[[ $out == *"< HTTP/1.1 200"* ]] || fail "HTTP/1.1 beside h2c"
+out=$(curl -s "$base/metrics")
+[[ $out == *'ws_http_requests_total{route="/v1/me",method="GET",code="2xx"} 31'* ]] || fail "metrics count h2 requests"
+# SIGTERM while an HTTP/2 upload is still arriving: GOAWAY, the stream completes, then exit
+for i in $(seq 10 49); do printf '12/01/2024, 10:%s - Ann: hello %s\n12/01/2024, 10:%s - Bob: hey %s\n' $i $i $i $i; done > "$data/slow.txt"
+( sleep 0.4; kill -TERM $pid ) &
+st=$("${h2[@]}" --limit-rate 2000 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" \
+  -H 'Content-Type: text/plain' --data-binary @"$data/slow.txt" "$base/v1/exports?persona=Ann")
+[ "$st" = 202 ] || fail "in-flight h2 upload at SIGTERM got $st"
+wait $pid || fail "exit status"
+pid=
+grep -q "draining" "$data/log" && grep -q stopped "$data/log" || fail "no clean stop"
 echo ok
