@@ -364,6 +364,59 @@ static void api_rejects_bad_input(void)
     teardown();
 }
 
+/* A .zip export (as WhatsApp shares it: _chat.txt inside) trains like the .txt. */
+static void api_accepts_zip_exports(void)
+{
+    setup();
+    start(0);
+    char key[WS_KEY_LEN + 1];
+    make_key("zipper", WS_ROLE_USER, 0, key, NULL);
+    char cmd[600], path[300];
+    snprintf(path, sizeof path, "%s/_chat.txt", data_dir);
+    FILE *f = fopen(path, "w");
+    fputs(chat_txt, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd %s && zip -q chat.zip _chat.txt", data_dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/chat.zip", data_dir);
+    f = fopen(path, "rb");
+    char zip[4096];
+    size_t n = f ? fread(zip, 1, sizeof zip, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(n > 100 && !memcmp(zip, "PK", 2));
+    http_resp r = {0};
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Bob", key, "Content-Type: application/zip\r\n",
+                            zip, n, &r),
+                 202);
+    ws_json_doc *d = parse(&r);
+    char jp[128];
+    snprintf(jp, sizeof jp, "/v1/training-jobs/%s", jstr(d, "job_id") ? jstr(d, "job_id") : "x");
+    ws_json_doc_free(d);
+    for (int i = 0; i < 200; i++) {
+        hc_request(port, "GET", jp, key, NULL, NULL, 0, &r);
+        if (strstr(r.body, "\"completed\"") || strstr(r.body, "\"failed\""))
+            break;
+        usleep(20000);
+    }
+    CHECK(strstr(r.body, "\"status\":\"completed\""));
+    CHECK(strstr(r.body, "\"samples_processed\":4")); /* Bob's 4 messages */
+    /* a zip without a chat inside is not an export */
+    snprintf(cmd, sizeof cmd, "cd %s && echo hi > notes.md && zip -q other.zip notes.md", data_dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/other.zip", data_dir);
+    f = fopen(path, "rb");
+    n = f ? fread(zip, 1, sizeof zip, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Bob", key, "Content-Type: application/zip\r\n",
+                            zip, n, &r),
+                 400);
+    hc_free(&r);
+    stop();
+    teardown();
+}
+
 static void api_isolates_users(void)
 {
     setup();
@@ -667,6 +720,7 @@ static void mcp_streams_training_progress(void)
 }
 
 WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_contract_end_to_end), T(api_rejects_bad_input),
-             T(api_isolates_users), T(api_rate_limits_per_key_and_user), T(api_deletes_everything_of_a_user),
-             T(api_survives_restart), T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
+             T(api_accepts_zip_exports), T(api_isolates_users), T(api_rate_limits_per_key_and_user),
+             T(api_deletes_everything_of_a_user), T(api_survives_restart),
+             T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
              T(mcp_streams_training_progress))
