@@ -101,7 +101,7 @@ void ws_srv_auth_remember(ws_server *s, const auth_entry *in)
     auth_entry *next = e->next;
     *e = *in;
     e->next = next;
-    e->expires_ms = ws_store_now_ms() + WS_AUTH_CACHE_TTL_MS;
+    e->expires_ms = ws_store_now_ms() + (s->cache_blocking ? WS_AUTH_CACHE_TTL_SHARED_MS : WS_AUTH_CACHE_TTL_MS);
     pthread_mutex_unlock(&s->auth_mu);
 }
 

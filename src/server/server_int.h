@@ -17,7 +17,11 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define WS_AUTH_CACHE_TTL_MS 10000 /* a revoked key may work this long on OTHER instances */
+/* How long a key's principal is trusted without asking the store. Invalidation is immediate
+ * in the instance that deletes a user or trains a model; other instances (they exist when
+ * the cache is shared, i.e. Redis) see the change within the shared TTL. */
+#define WS_AUTH_CACHE_TTL_MS 10000
+#define WS_AUTH_CACHE_TTL_SHARED_MS 2000
 #define WS_AUTH_CACHE_BUCKETS 4096
 #define WS_AUTH_CACHE_MAX 100000
 #define WS_WRITER_QUEUE_MAX 50000
