@@ -11,7 +11,11 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"parse", ws_cmd_parse, "read a WhatsApp export (.txt or .zip) and print its messages"},
+    {"serve", ws_cmd_serve, "run the API server (REST, MCP, metrics)"},
     {"version", ws_cmd_version, "print the version"},
+    {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
+    {"keys", ws_cmd_keys, "create, list and revoke API keys"},
 };
 
 static void usage(FILE *f)

@@ -27,6 +27,9 @@ int ws_tokenizer_encode(const ws_tokenizer *tok, const char *text, size_t len, b
 
 /* Decodes ids to UTF-8 (invalid sequences -> U+FFFD). Result malloc'd, caller frees. */
 char *ws_tokenizer_decode(const ws_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special);
+/* The same, also giving the length (the text may contain NUL bytes). len may be NULL. */
+char *ws_tokenizer_decode_len(const ws_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
+                              size_t *len);
 
 /* The raw bytes a token stands for (for streaming output). Returns 0 or WS_EINVAL. */
 int ws_tokenizer_token_bytes(const ws_tokenizer *tok, int32_t id, const char **bytes, size_t *len);

@@ -79,7 +79,7 @@ static bool is_cjk(uint32_t cp)
 static void put_cp(ws_buf *out, uint32_t cp)
 {
     char enc[4];
-    ws_buf_append(out, enc, ws_utf8_put(cp, enc));
+    ws_buf_append(out, enc, ws_utf8_put(enc, cp));
 }
 
 /* Accent stripping + lowercasing of one code point (after clean-up). */

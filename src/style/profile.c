@@ -221,7 +221,7 @@ static void split_words(ws_profile_builder *b, const char *s, size_t n, words *o
                 in_word = true;
             }
             char enc[4];
-            size_t el = ws_utf8_put(apos ? '\'' : ws_cp_lower(cp), enc);
+            size_t el = ws_utf8_put(enc, apos ? '\'' : ws_cp_lower(cp));
             ws_buf_append(&b->w, enc, el);
         } else {
             if (in_word)

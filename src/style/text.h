@@ -9,12 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Decodes the code point at s[*i] (n bytes in all) and advances *i by at least one byte.
- * Malformed or truncated sequences and surrogates decode as U+FFFD, consuming one byte. */
-uint32_t ws_utf8_next(const char *s, size_t n, size_t *i);
-/* Encodes cp into out (4 bytes room); returns the number of bytes written (1-4). */
-size_t ws_utf8_put(uint32_t cp, char out[4]);
-size_t ws_utf8_count(const char *s, size_t n);   /* number of code points */
+#include "core/utf8.h"
+
 
 /* If an emoji grapheme starts at s[i], returns its length in bytes (covers ZWJ sequences,
  * skin-tone modifiers, FE0F, regional-indicator flag pairs, keycaps and tag flags); else 0. */

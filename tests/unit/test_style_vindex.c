@@ -22,7 +22,7 @@ static void utf8_decodes_and_replaces(void)
     i = 0;
     CHECK_EQ_INT(ws_utf8_next(sur, 3, &i), 0xFFFD);
     char out[4];
-    CHECK_EQ_INT(ws_utf8_put(0x1F600, out), 4);
+    CHECK_EQ_INT(ws_utf8_put(out, 0x1F600), 4);
     CHECK(memcmp(out, "\xf0\x9f\x98\x80", 4) == 0);
     CHECK_EQ_INT(ws_utf8_count("h\xc3\xa9llo", 6), 5);
 }
