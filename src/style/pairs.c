@@ -270,3 +270,32 @@ out:
     ws_pairs_builder_free(b);
     return rc;
 }
+
+int ws_pairs_from_chat(ws_chat_reader *r, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err)
+{
+    *out = NULL;
+    ws_pairs_builder *b = ws_pairs_builder_new(persona, opt);
+    ws_message m;
+    int rc;
+    while ((rc = ws_chat_next(r, &m, err)) == 1)
+        ws_pairs_builder_add(b, &m);
+    if (rc < 0) {
+        ws_pairs_builder_free(b);
+        return rc;
+    }
+    return ws_pairs_builder_finish(b, out, err);
+}
+
+int ws_pairs_from_file(const char *path, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err)
+{
+    *out = NULL;
+    ws_chat_reader *r = NULL;
+    int rc = ws_chat_open_file(path, NULL, &r, err);
+    if (rc)
+        return rc;
+    rc = ws_pairs_from_chat(r, persona, opt, out, err);
+    ws_chat_close(r);
+    return rc;
+}

@@ -81,6 +81,14 @@ void ws_pairs_builder_free(ws_pairs_builder *b);   /* abandons a build; NULL is 
 
 void ws_pairs_free(ws_pairs *p);                   /* NULL is a no-op */
 
+/* Reads every remaining message of an open reader into pairs (errors of the reader pass
+ * through, with its message in err). The reader stays open (the caller closes it). */
+int ws_pairs_from_chat(ws_chat_reader *r, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err);
+/* Opens an export (.txt or .zip) and builds pairs from it. */
+int ws_pairs_from_file(const char *path, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err);
+
 /* Seconds since 1970-01-01 of a wall-clock time read as UTC, and its weekday (0 = Monday). */
 int64_t ws_datetime_seconds(const ws_datetime *t);
 int ws_weekday_of(int64_t seconds);

@@ -4,6 +4,8 @@
 #include "core/buf.h"
 #include "style/mask.h"
 #include "style/pairs.h"
+#include "style/profile.h"
+#include "chat/synth.h"
 
 static char *masked(const char *s, size_t *count)
 {
@@ -203,5 +205,87 @@ static void datetime_seconds(void)
     CHECK_EQ_INT(ws_weekday_of(ws_datetime_seconds(&t2)), 2);   /* Wednesday */
 }
 
+static void from_real_export(void)
+{
+    ws_pairs *p = NULL;
+    ws_error err = {0};
+    int rc = ws_pairs_from_file("tests/fixtures/chat/android_en_gb.txt", "Ana Souza", NULL, &p, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (!p) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    CHECK(p->n_system_dropped >= 2);
+    CHECK(p->n_media >= 1 && p->n_deleted >= 1);
+    CHECK(p->n_participants >= 3);
+    CHECK(p->n_turns >= 5);   /* Ana never answers within a session here: no examples */
+    CHECK_EQ_INT(p->n_examples, 0);
+    for (size_t i = 0; i < p->n_turns; i++)
+        CHECK(strstr(p->turns[i].text, "7700 900123") == NULL);   /* masked if present in a body */
+    ws_pairs_free(p);
+    CHECK_EQ_INT(ws_pairs_from_file("tests/fixtures/chat/android_en_gb.txt", "Nobody", NULL, &p, &err), WS_EINVAL);
+    CHECK(strstr(err.msg, "Ana Souza") != NULL);
+    CHECK_EQ_INT(ws_pairs_from_file("/nonexistent.txt", "x", NULL, &p, &err), WS_ENOENT);
+}
+
+static void from_synthetic_chat(void)
+{
+    ws_chat_synth s;
+    ws_chat_synth_init(&s, 7);
+    ws_buf text = WS_BUF_INIT;
+    uint64_t sum = 0;
+    for (int i = 0; i < 3000; i++)
+        ws_chat_synth_next(&s, &text, &sum);
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_chat_open_memory(text.data, text.len, NULL, &r, &err), 0);
+    /* the first author the reader sees becomes the persona */
+    ws_message m;
+    char persona[128] = "";
+    while (ws_chat_next(r, &m, &err) == 1)
+        if (m.author) {
+            snprintf(persona, sizeof persona, "%s", m.author);
+            break;
+        }
+    ws_chat_close(r);
+    CHECK_EQ_INT(ws_chat_open_memory(text.data, text.len, NULL, &r, &err), 0);
+    ws_pairs *p = NULL;
+    CHECK_EQ_INT(ws_pairs_from_chat(r, persona, NULL, &p, &err), 0);
+    ws_chat_close(r);
+    if (p) {
+        CHECK_EQ_INT(p->n_messages, 3000);
+        CHECK(p->n_examples > 50);
+        size_t held = 0;
+        int64_t last_train = INT64_MIN, first_held = INT64_MAX;
+        for (size_t i = 0; i < p->n_examples; i++) {
+            const ws_example *e = &p->examples[i];
+            const ws_turn *t = &p->turns[e->turn];
+            CHECK(t->persona && t->reply);
+            CHECK(!p->turns[e->turn - 1].persona);
+            CHECK(e->n_context >= 1 && e->n_context <= 8);
+            CHECK_EQ_INT(p->turns[e->ctx_first].session, t->session);
+            held += e->heldout;
+            if (e->heldout && t->start < first_held)
+                first_held = t->start;
+            if (!e->heldout && t->start > last_train)
+                last_train = t->start;
+        }
+        CHECK_EQ_INT(held, p->n_heldout);
+        CHECK_EQ_INT(held, (size_t)(p->n_examples * 0.1 + 0.5));
+        CHECK(last_train <= first_held);
+        ws_profile *pf = ws_profile_from_pairs(p, WS_PROFILE_ALL);
+        CHECK(pf->n_messages > 0);
+        CHECK(pf->n_other_messages > 0);
+        ws_profile *tr = ws_profile_from_pairs(p, WS_PROFILE_TRAIN), *ho = ws_profile_from_pairs(p, WS_PROFILE_HELDOUT);
+        CHECK_EQ_INT(tr->n_messages + ho->n_messages, p->n_examples);
+        ws_profile_free(pf);
+        ws_profile_free(tr);
+        ws_profile_free(ho);
+        ws_pairs_free(p);
+    }
+    ws_buf_free(&text);
+}
+
 WS_TEST_MAIN(T(masks_personal_data), T(parses_rules_files), T(builds_turns_sessions_and_examples),
-             T(context_is_capped_and_heldout_is_last_tenth), T(reports_missing_persona), T(datetime_seconds))
+             T(context_is_capped_and_heldout_is_last_tenth), T(reports_missing_persona), T(datetime_seconds),
+             T(from_real_export), T(from_synthetic_chat))
