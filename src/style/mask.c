@@ -264,14 +264,33 @@ int ws_mask_rules_load(const char *path, ws_mask_rules *out, ws_error *err)
     return rc;
 }
 
+/* Cheap tests that rule a position out before a scanner runs (most positions sit inside words). */
+static bool may_start(ws_mask_kind kind, const char *s, size_t i, bool has_at, bool has_dot_or_colon)
+{
+    unsigned char c = (unsigned char)s[i];
+    switch (kind) {
+    case WS_MASK_PHONE: return isdigit(c) || c == '+' || c == '(';
+    case WS_MASK_EMAIL: return has_at && is_local_c(c);
+    case WS_MASK_URL: return has_dot_or_colon && isalnum(c);
+    }
+    return false;
+}
+
 size_t ws_mask_apply(const ws_mask_rules *r, const char *s, size_t n, ws_buf *out)
 {
     size_t count = 0, i = 0, copied = 0;
+    bool has_at = memchr(s, '@', n) != NULL;
+    bool has_dc = memchr(s, '.', n) != NULL || memchr(s, ':', n) != NULL;
     while (i < n) {
         size_t m = 0, which = 0;
-        for (size_t k = 0; k < r->n && !m; k++) {
-            m = ws_mask_match(r->rule[k].kind, s, n, i);
-            which = k;
+        /* every scanner needs a word boundary on its left */
+        if (i == 0 || !isalnum((unsigned char)s[i - 1])) {
+            for (size_t k = 0; k < r->n && !m; k++) {
+                if (!may_start(r->rule[k].kind, s, i, has_at, has_dc))
+                    continue;
+                m = ws_mask_match(r->rule[k].kind, s, n, i);
+                which = k;
+            }
         }
         if (m) {
             ws_buf_append(out, s + copied, i - copied);
