@@ -341,11 +341,19 @@ static void linear(const float *x, size_t n, size_t in, const float *w, const fl
                 1.0f, out, (int)o);
 }
 
-int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws_error *err)
+int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *lens, size_t n_seqs, float *x,
+                         ws_error *err)
 {
     const ws_bert_config *c = &m->cfg;
-    if (n == 0 || n > (size_t)c->max_positions)
-        return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", n, c->max_positions);
+    size_t n = 0, longest = 0;
+    for (size_t s = 0; s < n_seqs; s++) {
+        if (lens[s] == 0 || lens[s] > (size_t)c->max_positions)
+            return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", lens[s], c->max_positions);
+        n += lens[s];
+        longest = lens[s] > longest ? lens[s] : longest;
+    }
+    if (n == 0)
+        return ws_error_set(err, WS_EINVAL, "BERT batch without sequences");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return ws_error_set(err, WS_EINVAL, "BERT token id %d out of range", ids[i]);
@@ -353,34 +361,40 @@ int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws
     float *qkv = ws_xmalloc(n * 3 * H * sizeof(float));
     float *ctx = ws_xmalloc(n * H * sizeof(float));
     float *tmp = ws_xmalloc(n * (FF > H ? FF : H) * sizeof(float));
-    float *att = ws_xmalloc(n * n * sizeof(float));
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < H; i++)
-            x[t * H + i] = m->word[(size_t)ids[t] * H + i] + m->pos[t * H + i] + m->type[i];
+    float *att = ws_xmalloc(longest * longest * sizeof(float));
+    for (size_t s = 0, t0 = 0; s < n_seqs; t0 += lens[s], s++)
+        for (size_t t = 0; t < lens[s]; t++)
+            for (size_t i = 0; i < H; i++)
+                x[(t0 + t) * H + i] = m->word[(size_t)ids[t0 + t] * H + i] + m->pos[t * H + i] + m->type[i];
     layer_norm(x, n, H, m->ln_g, m->ln_b, c->layer_norm_eps);
     float scale = 1.0f / sqrtf((float)dh);
     for (int l = 0; l < c->layers; l++) {
         const layer *L = &m->layers[l];
+        /* the dense layers run on every token of the batch at once; attention per sequence */
         linear(x, n, H, L->wqkv, L->bqkv, 3 * H, qkv);
-        for (size_t h = 0; h < nh; h++) {
-            const float *q = qkv + h * dh, *k = qkv + H + h * dh, *v = qkv + 2 * H + h * dh;
-            /* att[n, n] = q · k^T * scale */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale, q, (int)(3 * H), k,
-                        (int)(3 * H), 0.0f, att, (int)n);
-            for (size_t r = 0; r < n; r++) {
-                float *a = att + r * n, mx = a[0], sum = 0;
-                for (size_t j = 1; j < n; j++)
-                    mx = a[j] > mx ? a[j] : mx;
-                for (size_t j = 0; j < n; j++) {
-                    a[j] = expf(a[j] - mx);
-                    sum += a[j];
+        for (size_t s = 0, t0 = 0; s < n_seqs; t0 += lens[s], s++) {
+            size_t len = lens[s];
+            const float *base = qkv + t0 * 3 * H;
+            for (size_t h = 0; h < nh; h++) {
+                const float *q = base + h * dh, *k = base + H + h * dh, *v = base + 2 * H + h * dh;
+                /* att[len, len] = q · k^T * scale */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
+                            (int)(3 * H), k, (int)(3 * H), 0.0f, att, (int)len);
+                for (size_t r = 0; r < len; r++) {
+                    float *a = att + r * len, mx = a[0], sum = 0;
+                    for (size_t j = 1; j < len; j++)
+                        mx = a[j] > mx ? a[j] : mx;
+                    for (size_t j = 0; j < len; j++) {
+                        a[j] = expf(a[j] - mx);
+                        sum += a[j];
+                    }
+                    for (size_t j = 0; j < len; j++)
+                        a[j] /= sum;
                 }
-                for (size_t j = 0; j < n; j++)
-                    a[j] /= sum;
+                /* ctx[:, h] = att · v */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f, att,
+                            (int)len, v, (int)(3 * H), 0.0f, ctx + t0 * H + h * dh, (int)H);
             }
-            /* ctx[:, h] = att · v */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f, att, (int)n, v,
-                        (int)(3 * H), 0.0f, ctx + h * dh, (int)H);
         }
         linear(ctx, n, H, L->wo, L->bo, H, tmp);
         for (size_t i = 0; i < n * H; i++)
@@ -401,33 +415,66 @@ int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws
     return 0;
 }
 
+int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws_error *err)
+{
+    return ws_bert_forward_batch(m, ids, &n, 1, x, err);
+}
+
+/* Mean over len rows of hs (H wide), L2-normalised, into out. */
+static void mean_pool(const float *hs, size_t len, size_t H, float *out)
+{
+    for (size_t i = 0; i < H; i++) {
+        double s = 0;
+        for (size_t t = 0; t < len; t++)
+            s += hs[t * H + i];
+        out[i] = (float)(s / (double)len);
+    }
+    double ss = 0;
+    for (size_t i = 0; i < H; i++)
+        ss += (double)out[i] * out[i];
+    if (ss > 0) {
+        float inv = (float)(1.0 / sqrt(ss));
+        for (size_t i = 0; i < H; i++)
+            out[i] *= inv;
+    }
+}
+
+int ws_bert_embed_batch(const ws_bert *m, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        ws_error *err)
+{
+    size_t H = (size_t)m->cfg.hidden;
+    int rc = 0;
+    int32_t *all = NULL;
+    size_t *seq = ws_xcalloc(n ? n : 1, sizeof *seq), total = 0, cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t *ids = NULL;
+        size_t k = 0;
+        rc = ws_wordpiece_encode(m->tok, texts[i], lens[i], (size_t)m->cfg.max_seq_length, &ids, &k, err);
+        if (rc)
+            goto out;
+        if (total + k > cap) {
+            cap = (total + k) * 2;
+            all = ws_xrealloc(all, cap * sizeof *all);
+        }
+        memcpy(all + total, ids, k * sizeof *ids);
+        free(ids);
+        seq[i] = k;
+        total += k;
+    }
+    if (n == 0)
+        goto out;
+    float *hs = ws_xmalloc(total * H * sizeof(float));
+    rc = ws_bert_forward_batch(m, all, seq, n, hs, err);
+    for (size_t i = 0, t0 = 0; !rc && i < n; t0 += seq[i], i++)
+        mean_pool(hs + t0 * H, seq[i], H, out + i * H);
+    free(hs);
+out:
+    free(all);
+    free(seq);
+    return rc;
+}
+
 int ws_bert_embed(const ws_bert *m, const char *text, size_t len, float *out, ws_error *err)
 {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = ws_wordpiece_encode(m->tok, text, len, (size_t)m->cfg.max_seq_length, &ids, &n, err);
-    if (rc)
-        return rc;
-    size_t H = (size_t)m->cfg.hidden;
-    float *hs = ws_xmalloc(n * H * sizeof(float));
-    rc = ws_bert_forward(m, ids, n, hs, err);
-    if (!rc) {
-        for (size_t i = 0; i < H; i++) {
-            double s = 0;
-            for (size_t t = 0; t < n; t++)
-                s += hs[t * H + i];
-            out[i] = (float)(s / (double)n);
-        }
-        double ss = 0;
-        for (size_t i = 0; i < H; i++)
-            ss += (double)out[i] * out[i];
-        if (ss > 0) {
-            float inv = (float)(1.0 / sqrt(ss));
-            for (size_t i = 0; i < H; i++)
-                out[i] *= inv;
-        }
-    }
-    free(hs);
-    free(ids);
-    return rc;
+    return ws_bert_embed_batch(m, &text, &len, 1, out, err);
 }

@@ -18,6 +18,9 @@ typedef struct ws_embedder_ops {
     /* Writes dim floats (L2 norm 1, or all zero for text with no features) to out. */
     int (*embed)(ws_embedder *e, const char *text, size_t len, float *out, ws_error *err);
     void (*destroy)(ws_embedder *e);
+    /* Optional (NULL = one embed() per text): n texts at once, out gets n * dim floats. */
+    int (*embed_batch)(ws_embedder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
+                       ws_error *err);
 } ws_embedder_ops;
 
 struct ws_embedder {
@@ -31,6 +34,19 @@ static inline int ws_embedder_embed(ws_embedder *e, const char *text, size_t len
                                     ws_error *err)
 {
     return e->ops->embed(e, text, len, out, err);
+}
+
+static inline int ws_embedder_embed_batch(ws_embedder *e, const char *const *texts, const size_t *lens,
+                                          size_t n, float *out, ws_error *err)
+{
+    if (e->ops->embed_batch)
+        return e->ops->embed_batch(e, texts, lens, n, out, err);
+    for (size_t i = 0; i < n; i++) {
+        int rc = e->ops->embed(e, texts[i], lens[i], out + i * e->dim, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static inline void ws_embedder_free(ws_embedder *e)

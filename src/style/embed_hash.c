@@ -148,7 +148,7 @@ static void hash_destroy(ws_embedder *e)
     free(e);
 }
 
-static const ws_embedder_ops hash_ops = {hash_embed, hash_destroy};
+static const ws_embedder_ops hash_ops = {hash_embed, hash_destroy, NULL};
 
 ws_embedder *ws_embed_hash_new(size_t dim)
 {

@@ -55,11 +55,19 @@ typedef struct job {
     ws_error err;
 } job;
 
+#define EMBED_BATCH 32
+
 static void *embed_range(void *arg)
 {
     job *j = arg;
-    for (size_t i = j->from; i < j->to && !j->rc; i++)
-        j->rc = ws_embedder_embed(j->e, j->keys[i], strlen(j->keys[i]), j->vecs + i * j->dim, &j->err);
+    size_t lens[EMBED_BATCH];
+    for (size_t i = j->from; i < j->to && !j->rc; i += EMBED_BATCH) {
+        size_t n = j->to - i < EMBED_BATCH ? j->to - i : EMBED_BATCH;
+        for (size_t k = 0; k < n; k++)
+            lens[k] = strlen(j->keys[i + k]);
+        j->rc = ws_embedder_embed_batch(j->e, (const char *const *)j->keys + i, lens, n, j->vecs + i * j->dim,
+                                        &j->err);
+    }
     return NULL;
 }
 

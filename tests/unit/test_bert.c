@@ -165,6 +165,25 @@ static void minilm_matches_reference(void)
             fprintf(stderr, "embedding cosine %.6f for \"%.60s\"\n", cosv, text->str);
         CHECK(cosv >= 0.999);
     }
+    /* the batched path gives the same vectors */
+    {
+        const char *texts[4];
+        size_t lens[4];
+        for (size_t c = 0; c < 4; c++) {
+            const ws_json *t = ws_json_get(ws_json_at(cases, c), "text");
+            texts[c] = t->str;
+            lens[c] = t->len;
+        }
+        float batch[4 * 384];
+        CHECK_EQ_INT(ws_embedder_embed_batch(e, texts, lens, 4, batch, &err), 0);
+        for (size_t c = 0; c < 4; c++) {
+            CHECK_EQ_INT(ws_embedder_embed(e, texts[c], lens[c], v, &err), 0);
+            double dot = 0;
+            for (size_t i = 0; i < 384; i++)
+                dot += v[i] * batch[c * 384 + i];
+            CHECK(dot > 0.99999);
+        }
+    }
     printf("note: MiniLM worst cosine to sentence-transformers over %zu sentences: %.7f\n", cases->len, worst);
     ws_embedder_free(e);
     ws_json_doc_free(doc);
