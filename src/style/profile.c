@@ -121,7 +121,7 @@ static void dvec_push(dvec *d, double x)
 
 struct ws_profile_builder {
     ws_arena *arena;
-    table ngrams, emoji, stop;
+    table ngrams, emoji, stop, shorts;
     dvec chars, words, resp;
     uint32_t msg_p, msg_o;
     uint64_t n_bubbles, emoji_total, emoji_msgs, emoji_only;
@@ -142,6 +142,7 @@ ws_profile_builder *ws_profile_builder_new(void)
     table_init(&b->ngrams, TABLE_MAX_NGRAMS, b->arena);
     table_init(&b->emoji, 1u << 16, b->arena);
     table_init(&b->stop, 4096, b->arena);
+    table_init(&b->shorts, 1u << 16, b->arena);
     for (int l = 0; l < N_LANGS; l++) {
         const char *s = stopwords[l];
         while (*s) {
@@ -165,6 +166,7 @@ void ws_profile_builder_free(ws_profile_builder *b)
     free(b->ngrams.e);
     free(b->emoji.e);
     free(b->stop.e);
+    free(b->shorts.e);
     free(b->chars.v);
     free(b->words.v);
     free(b->resp.v);
@@ -336,6 +338,22 @@ static const char *lang_name(int code, char buf[16])
     return buf;
 }
 
+/* Counts a short reply (trimmed, <= 3 words, no placeholders) for the typical-reply pick. */
+static void count_short(ws_profile_builder *b, const char *s, size_t n, size_t n_words)
+{
+    while (n && (unsigned char)*s <= ' ') {
+        s++;
+        n--;
+    }
+    while (n && (unsigned char)s[n - 1] <= ' ')
+        n--;
+    if (n == 0 || n > 40 || n_words > 3 || memchr(s, '<', n) || memchr(s, '\n', n))
+        return;
+    entry *e = table_get(&b->shorts, s, n, true);
+    if (e)
+        e->p++;
+}
+
 void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int hour, int weekday,
                             uint32_t bubbles)
 {
@@ -433,6 +451,7 @@ void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int 
     if (lang >= 0)
         b->lang_msgs[lang]++;
     b->len_hist[len_bucket(chars)]++;
+    count_short(b, s, n, ws.n);
     dvec_push(&b->chars, (double)chars);
     dvec_push(&b->words, (double)ws.n);
 }
@@ -647,6 +666,17 @@ ws_profile *ws_profile_builder_finish(ws_profile_builder *b)
     for (int k = 0; k < WS_PROFILE_WORD_BUCKETS; k++)
         p->word_hist[k] = ratio(b->word_hist[k], b->word_total);
     signature_phrases(b, p);
+    const entry *best = NULL;
+    for (size_t i = 0; i < b->shorts.cap; i++) {
+        const entry *e = &b->shorts.e[i];
+        if (e->key && e->p >= 2 &&
+            (!best || e->p > best->p || (e->p == best->p && strcmp(e->key, best->key) < 0)))
+            best = e;
+    }
+    if (best && best->len < sizeof p->typical_reply) {
+        memcpy(p->typical_reply, best->key, best->len);
+        p->typical_reply_count = best->p;
+    }
     ws_profile_builder_free(b);
     return p;
 }
@@ -675,6 +705,24 @@ ws_profile *ws_profile_from_pairs(const ws_pairs *pr, ws_profile_set which)
                 ws_profile_add_message(b, t->reply, strlen(t->reply), t->hour, t->weekday, t->n_bubbles);
             }
         }
+    }
+    return ws_profile_builder_finish(b);
+}
+
+ws_profile *ws_profile_of_participant(const ws_pairs *pr, uint32_t who)
+{
+    ws_profile_builder *b = ws_profile_builder_new();
+    for (size_t i = 0; i < pr->n_turns; i++) {
+        const ws_turn *t = &pr->turns[i];
+        if (t->author_idx != who) {
+            ws_profile_add_other(b, t->text, strlen(t->text));
+            continue;
+        }
+        if (t->reply)
+            ws_profile_add_message(b, t->reply, strlen(t->reply), t->hour, t->weekday, t->n_bubbles);
+        const ws_turn *prev = i ? &pr->turns[i - 1] : NULL;
+        if (prev && prev->author_idx != who && prev->session == t->session)
+            ws_profile_add_response(b, (double)(t->start > prev->end ? t->start - prev->end : 0));
     }
     return ws_profile_builder_finish(b);
 }
@@ -803,6 +851,13 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_dist(o, "response_time_s", &p->response_s, &f);
     put_array(o, "active_hours", p->hours, 24, &f);
     put_array(o, "active_weekdays", p->weekdays, 7, &f);
+    put_key(o, "typical_short_reply", &f);
+    ws_buf_putc(o, '{');
+    g = true;
+    put_key(o, "text", &g);
+    ws_json_put_cstr(o, p->typical_reply);
+    put_num_field(o, "count", (double)p->typical_reply_count, &g);
+    ws_buf_putc(o, '}');
     put_key(o, "signature_phrases", &f);
     ws_buf_putc(o, '[');
     for (size_t i = 0; i < p->n_phrases; i++) {
@@ -863,6 +918,9 @@ void ws_profile_summary(const ws_profile *p, ws_buf *o)
             best = h;
     if (best >= 0)
         ws_buf_printf(o, "Most active: %02d:00-%02d:59 (%.0f%% of turns)\n", best, best, 100 * p->hours[best]);
+    if (p->typical_reply[0])
+        ws_buf_printf(o, "Typical short reply: \"%s\" (%llu times)\n", p->typical_reply,
+                      (unsigned long long)p->typical_reply_count);
     if (p->n_phrases) {
         ws_buf_puts(o, "Signature phrases:");
         for (size_t i = 0; i < p->n_phrases && i < 10; i++)

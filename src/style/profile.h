@@ -66,6 +66,10 @@ typedef struct ws_profile {
     /* signature phrases */
     ws_profile_item phrases[WS_PROFILE_TOP_PHRASES];
     size_t n_phrases;
+    /* the persona's most frequent short reply (<= 3 words, <= 40 bytes, said at least twice;
+     * empty when none): the fallback reply when the clone is unsure */
+    char typical_reply[48];
+    uint64_t typical_reply_count;
     /* word-frequency fingerprint (hashed unigrams, shares) for the stylometric distance */
     double word_hist[WS_PROFILE_WORD_BUCKETS];
 } ws_profile;
@@ -87,6 +91,8 @@ typedef enum { WS_PROFILE_ALL = 0, WS_PROFILE_TRAIN, WS_PROFILE_HELDOUT } ws_pro
 /* From pairs: ALL uses every persona turn with text; TRAIN / HELDOUT only the replies of those
  * examples (others' turns always come from the whole chat). */
 ws_profile *ws_profile_from_pairs(const ws_pairs *p, ws_profile_set which);
+/* The profile of any participant (index into p->participants), against everyone else. */
+ws_profile *ws_profile_of_participant(const ws_pairs *p, uint32_t who);
 /* From plain texts (e.g. generated replies): no timing, no contrast set. */
 ws_profile *ws_profile_from_texts(const char *const *texts, size_t n);
 void ws_profile_free(ws_profile *p);   /* NULL is a no-op */

@@ -75,6 +75,9 @@ static void profile_measures_style(void)
         CHECK(strcmp(p->phrases[i].text, "the") != 0);
     }
     CHECK(haha && omg);
+    /* every short line is said twice: the tie goes to the first in byte order */
+    CHECK_EQ_STR(p->typical_reply, "haha no \xf0\x9f\x98\x82");
+    CHECK_EQ_INT(p->typical_reply_count, 2);
 
     ws_buf j = WS_BUF_INIT;
     ws_profile_to_json(p, &j);
@@ -101,6 +104,23 @@ static void profile_measures_style(void)
     ws_buf_free(&s);
     ws_buf_free(&j);
     ws_profile_free(p);
+    ws_pairs_free(pr);
+}
+
+static void participant_profiles(void)
+{
+    ws_pairs *pr = chat();
+    if (!pr)
+        return;
+    ws_profile *bob = ws_profile_of_participant(pr, 0), *ann = ws_profile_of_participant(pr, 1);
+    CHECK_EQ_INT(bob->n_messages, 24);
+    CHECK(bob->starts_upper > 0.99);
+    CHECK(bob->typical_reply[0] == '\0');   /* Bob never says anything short */
+    CHECK(ann->all_lower > 0.99);
+    CHECK_NEAR(ann->response_s.p[2], 180, 1e-9);
+    CHECK(ws_profile_distance(ann, bob, NULL) > 0.3);
+    ws_profile_free(bob);
+    ws_profile_free(ann);
     ws_pairs_free(pr);
 }
 
@@ -157,5 +177,5 @@ static void empty_profile_is_sane(void)
     ws_profile_builder_free(ws_profile_builder_new());
 }
 
-WS_TEST_MAIN(T(profile_measures_style), T(languages_and_scripts), T(distance_separates_people),
+WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(languages_and_scripts), T(distance_separates_people),
              T(empty_profile_is_sane))
