@@ -89,10 +89,16 @@ static void put_message(ws_buf *b, const ws_message *m, out_format fmt, char ts[
         ws_buf_puts(b, "null");
     ws_buf_puts(b, ",\"text\":");
     ws_json_put_str(b, m->text, m->text_len);
-    ws_buf_printf(b, ",\"kind\":\"%s\"", ws_msg_kind_name(m->kind));
-    if (m->edited)
-        ws_buf_puts(b, ",\"edited\":true");
-    ws_buf_printf(b, ",\"line\":%llu}", (unsigned long long)m->line);
+    ws_buf_puts(b, ",\"kind\":\"");
+    ws_buf_puts(b, ws_msg_kind_name(m->kind));
+    ws_buf_puts(b, m->edited ? "\",\"edited\":true,\"line\":" : "\",\"line\":");
+    char num[24], *p = num + sizeof num;
+    uint64_t v = m->line;
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10));
+    ws_buf_append(b, p, (size_t)(num + sizeof num - p));
+    ws_buf_putc(b, '}');
 }
 
 static long long datetime_key(const ws_datetime *t)

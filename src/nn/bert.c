@@ -124,7 +124,7 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     text = NULL;
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
     if (read_file(path, 1 << 16, &text, &len, NULL) == 0 && ws_json_parse(text, len, &doc, NULL) == 0) {
-        int msl;
+        int msl = c->max_seq_length;
         if (config_int(ws_json_root(doc), "max_seq_length", &msl, 2, c->max_positions, NULL) == 0)
             c->max_seq_length = msl;
     }

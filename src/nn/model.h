@@ -1,0 +1,111 @@
+/* The Llama-style decoder (SmolLM2 / Qwen2.5 / Llama-3.2 class): weights, the training
+ * forward/backward over a (B,T) batch, and the incremental inference forward with a KV cache.
+ *
+ * Layout (as llm.c): every parameter tensor is a named view into either one owned contiguous
+ * block or the memory-mapped safetensors file (read-only inference); gradients, when enabled,
+ * live in a second block carved the same way. A model is not thread-safe while training; for
+ * inference, any number of threads may run ws_model_infer at once, each with its own cache
+ * (the weights are only read). */
+#ifndef WS_NN_MODEL_H
+#define WS_NN_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "nn/config.h"
+
+typedef struct ws_lora ws_lora;
+typedef struct ws_safetensors ws_safetensors;
+
+typedef struct ws_layer_weights {
+    float *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    float *mlp_norm, *wg, *wu, *wd;
+} ws_layer_weights;
+
+/* Pointers to every parameter (or to its gradient). lm_head == embed when tied. */
+typedef struct ws_weights {
+    float *embed, *final_norm, *lm_head;
+    ws_layer_weights *layers;
+} ws_weights;
+
+/* One parameter tensor: its transformers name, shape and where it lives. */
+typedef struct ws_param {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    size_t numel;
+    size_t offset;            /* floats from the start of a contiguous block */
+} ws_param;
+
+typedef struct ws_model {
+    ws_model_config cfg;
+    ws_weights w;             /* parameter views */
+    ws_weights g;             /* gradient views (NULL pointers until ws_model_enable_grads) */
+    ws_param *params;         /* the canonical list (tied head not listed) */
+    int n_params;
+    size_t n_floats;          /* total parameter floats */
+    float *block;             /* owned parameter storage, or NULL when all are mapped */
+    bool contiguous;          /* every parameter lives in block at its offset */
+    float *grad_block;
+    ws_safetensors *st;       /* kept open while weights point into it */
+    float *rope_cos, *rope_sin;   /* [max_pos, head_dim/2] */
+} ws_model;
+
+enum {
+    WS_LOAD_COPY = 1,         /* copy every weight into one owned block (needed for full training) */
+};
+
+/* Loads DIR/config.json and the safetensors weights (single or sharded; F32/F16/BF16).
+ * *out belongs to the caller (ws_model_free). Errors: WS_ENOENT, WS_EFORMAT (missing tensor,
+ * shape mismatch), WS_EUNSUPPORTED (architecture/options), each with a message. */
+int ws_model_load(const char *dir, int flags, ws_model **out, ws_error *err);
+/* A new model with random weights (normal(0, 0.02), norms 1) in one owned block. */
+ws_model *ws_model_new(const ws_model_config *cfg, uint64_t seed);
+/* Writes DIR/config.json and DIR/model.safetensors (F32). DIR must exist. */
+int ws_model_save(const ws_model *m, const char *dir, ws_error *err);
+void ws_model_free(ws_model *m);
+/* Allocates zeroed gradients (requires a contiguous model: WS_LOAD_COPY or ws_model_new). */
+int ws_model_enable_grads(ws_model *m, ws_error *err);
+void ws_model_zero_grads(ws_model *m);
+/* The view of param i inside weights w (params or grads). */
+float *ws_model_param_ptr(const ws_model *m, const ws_weights *w, int i);
+
+/* ---- training forward / backward over a batch ---- */
+typedef struct ws_acts ws_acts;
+
+/* Activation memory for batches of up to B x T tokens (and a LoRA adapter's extra state when
+ * lora is given: it must be the adapter used in forward). Caller frees with ws_acts_free. */
+ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T);
+void ws_acts_free(ws_acts *a);
+size_t ws_acts_bytes(const ws_acts *a);
+float *ws_acts_logits(ws_acts *a);    /* [B*T, vocab] after forward (dlogits after backward) */
+
+/* Forward of inputs[B*T] (row b = one sequence, positions 0..T-1). With targets (negative =
+ * ignored), *loss gets the mean cross-entropy over counted targets. lora may be NULL; when
+ * training is true LoRA dropout is applied. */
+int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
+                     const int32_t *targets, int B, int T, bool training, float *loss);
+/* Backward of the last forward (which had targets): gradients of loss * loss_scale are ADDED
+ * to the model's grads (lora == NULL: full training) or to the adapter's grads (base frozen). */
+void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale);
+
+/* ---- inference with a KV cache ---- */
+typedef struct ws_kv_cache ws_kv_cache;
+
+ws_kv_cache *ws_kv_cache_new(const ws_model *m, int max_tokens);
+void ws_kv_cache_free(ws_kv_cache *c);
+void ws_kv_cache_reset(ws_kv_cache *c);
+int ws_kv_cache_len(const ws_kv_cache *c);
+/* Drops cached positions >= len (to reuse a common prefix). */
+void ws_kv_cache_truncate(ws_kv_cache *c, int len);
+
+/* Runs n tokens at positions cache_len.. through the model, appending to the cache. logits
+ * (vocab floats) gets the last token's logits when not NULL; all_logits (n*vocab) every
+ * token's. lora may be NULL. Errors: WS_ETOOBIG when the cache or max_pos would overflow,
+ * WS_EINVAL for a token id outside the vocabulary. */
+int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *c, const int32_t *tokens, int n,
+                   float *logits, float *all_logits, ws_error *err);
+
+#endif

@@ -1,0 +1,199 @@
+/* Generation: greedy tokens and log-probabilities against transformers for every reference
+ * variant, sampling transforms (temperature, top-k, top-p, repetition penalty), stop tokens,
+ * stop strings and the streaming callback. */
+#include "harness.h"
+#include "nn_ref.h"
+
+#include "nn/generate.h"
+#include "nn/model.h"
+
+static void greedy_matches_transformers(void)
+{
+    for (int v = 0; v < NN_N_VARIANTS; v++) {
+        nn_ref r;
+        CHECK(nn_ref_open(&r, nn_variants[v]) == 0);
+        ws_model *m = NULL;
+        ws_error err = {0};
+        CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+        const ws_json *gens = ws_json_get(r.json, "generations");
+        CHECK(gens && gens->len == 2);
+        for (size_t g = 0; g < gens->len; g++) {
+            const ws_json *pj = ws_json_get(&gens->items[g], "prompt"), *tj = ws_json_get(&gens->items[g], "tokens"),
+                          *lj = ws_json_get(&gens->items[g], "logprobs");
+            int32_t prompt[16];
+            for (size_t i = 0; i < pj->len; i++)
+                prompt[i] = (int32_t)pj->items[i].number;
+            ws_gen_opts o;
+            ws_gen_opts_init(&o);
+            o.max_new_tokens = (int)tj->len;
+            o.stop_ids = NULL;
+            int32_t none = -1;
+            o.stop_ids = &none;   /* the reference generated a fixed length */
+            o.n_stop_ids = 1;
+            ws_gen_result res;
+            CHECK_EQ_INT(ws_generate(m, NULL, prompt, (int)pj->len, &o, &res, &err), 0);
+            CHECK_EQ_INT(res.n, (int)tj->len);
+            double md = 0;
+            int same = 1;
+            for (int i = 0; i < res.n && i < (int)tj->len; i++) {
+                same &= res.tokens[i] == (int32_t)tj->items[i].number;
+                double d = fabs(res.logprobs[i] - lj->items[i].number);
+                md = d > md ? d : md;
+            }
+            printf("  %s prompt %zu: tokens %s, max|logprob diff| %.3g\n", nn_variants[v], g,
+                   same ? "identical" : "DIFFER", md);
+            CHECK(same);
+            CHECK(md < 1e-4);
+            ws_gen_result_free(&res);
+        }
+        ws_model_free(m);
+        nn_ref_close(&r);
+    }
+}
+
+static void sampling_transforms(void)
+{
+    enum { V = 6 };
+    const float base[V] = {1.0f, 3.0f, 2.5f, -1.0f, 0.0f, 2.9f};
+    float l[V];
+    ws_gen_opts o;
+    ws_gen_opts_init(&o);
+    uint64_t rng = 1;
+    float lp;
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, NULL, 0, &rng, &lp), 1);
+    CHECK_NEAR(lp, ws_logprob(base, V, 1), 1e-6);
+    /* repetition penalty: token 1 seen -> 3/1.5 = 2 < 2.9 -> argmax 5; the log-prob stays the model's */
+    o.repetition_penalty = 1.5f;
+    int32_t hist[2] = {1, 1};
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, hist, 2, &rng, &lp), 5);
+    CHECK_NEAR(lp, ws_logprob(base, V, 5), 1e-6);
+    /* negative logits are multiplied */
+    int32_t h3 = 3;
+    memcpy(l, base, sizeof l);
+    ws_sample(l, V, &o, &h3, 1, &rng, &lp);
+    CHECK_NEAR(l[3], -1.5, 1e-6);
+    o.repetition_penalty = 1.0f;
+    /* top_k = 1 and tiny top_p are greedy whatever the temperature */
+    o.temperature = 5.0f;
+    o.top_k = 1;
+    for (int i = 0; i < 50; i++) {
+        memcpy(l, base, sizeof l);
+        CHECK_EQ_INT(ws_sample(l, V, &o, NULL, 0, &rng, NULL), 1);
+    }
+    o.top_k = 0;
+    o.top_p = 0.01f;
+    for (int i = 0; i < 50; i++) {
+        memcpy(l, base, sizeof l);
+        CHECK_EQ_INT(ws_sample(l, V, &o, NULL, 0, &rng, NULL), 1);
+    }
+    /* top_k = 3 never picks outside {1, 5, 2}; frequencies follow softmax at T=1 */
+    o.temperature = 1.0f;
+    o.top_p = 1.0f;
+    o.top_k = 3;
+    int counts[V] = {0};
+    for (int i = 0; i < 20000; i++) {
+        memcpy(l, base, sizeof l);
+        counts[ws_sample(l, V, &o, NULL, 0, &rng, NULL)]++;
+    }
+    CHECK(counts[0] == 0 && counts[3] == 0 && counts[4] == 0);
+    double z = exp(3.0) + exp(2.9) + exp(2.5);
+    CHECK_NEAR(counts[1] / 20000.0, exp(3.0) / z, 0.02);
+    CHECK_NEAR(counts[2] / 20000.0, exp(2.5) / z, 0.02);
+    /* top_p = 0.5: smallest set with mass >= 0.5 over the full softmax: {1, 5} */
+    o.top_k = 0;
+    o.top_p = 0.5f;
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 5000; i++) {
+        memcpy(l, base, sizeof l);
+        counts[ws_sample(l, V, &o, NULL, 0, &rng, NULL)]++;
+    }
+    CHECK(counts[1] > 0 && counts[5] > 0 && counts[1] + counts[5] == 5000);
+}
+
+typedef struct {
+    int calls;
+    int stop_after;
+} stream_ctx;
+
+static int on_token(void *ctx, int32_t id, float lp)
+{
+    stream_ctx *s = ctx;
+    s->calls++;
+    return s->stop_after && s->calls >= s->stop_after;
+}
+
+/* each token "is" the letter 'a' + id % 26 */
+static int token_bytes(void *ctx, int32_t id, const char **b, size_t *len)
+{
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
+    *b = letters + id % 26;
+    *len = 1;
+    return 0;
+}
+
+static void stops_and_streaming(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    int32_t prompt[] = {1, 17, 42, 99, 7};
+    ws_gen_opts o;
+    ws_gen_opts_init(&o);
+    o.max_new_tokens = 12;
+    int32_t none = -1;
+    o.stop_ids = &none;
+    o.n_stop_ids = 1;
+    ws_gen_result full;
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 5, &o, &full, &err), 0);
+    CHECK_EQ_INT(full.stop, WS_GEN_LENGTH);
+    /* stop at the 4th token as a stop id: it is included, nothing after */
+    int32_t stop_id = full.tokens[3];
+    int first = 0;
+    while (full.tokens[first] != stop_id)
+        first++;
+    o.stop_ids = &stop_id;
+    ws_gen_result res;
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 5, &o, &res, &err), 0);
+    CHECK_EQ_INT(res.stop, WS_GEN_EOS);
+    CHECK_EQ_INT(res.n, first + 1);
+    ws_gen_result_free(&res);
+    /* stop string made of tokens 2..3 */
+    char stop[3] = {(char)('a' + full.tokens[2] % 26), (char)('a' + full.tokens[3] % 26), 0};
+    const char *stops[] = {stop};
+    o.stop_ids = &none;
+    o.stop_strings = stops;
+    o.n_stop_strings = 1;
+    o.token_bytes = token_bytes;
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 5, &o, &res, &err), 0);
+    CHECK_EQ_INT(res.stop, WS_GEN_STOP_STRING);
+    CHECK(res.n <= 4 && res.n >= 2);
+    ws_gen_result_free(&res);
+    o.n_stop_strings = 0;
+    /* streaming: every token reported; a nonzero return stops */
+    stream_ctx sc = {0, 0};
+    o.on_token = on_token;
+    o.on_token_ctx = &sc;
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 5, &o, &res, &err), 0);
+    CHECK_EQ_INT(sc.calls, 12);
+    ws_gen_result_free(&res);
+    sc = (stream_ctx){0, 3};
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 5, &o, &res, &err), 0);
+    CHECK_EQ_INT(res.n, 3);
+    CHECK_EQ_INT(res.stop, WS_GEN_CALLBACK);
+    ws_gen_result_free(&res);
+    /* errors */
+    sc = (stream_ctx){0, 0};
+    CHECK_EQ_INT(ws_generate(m, NULL, prompt, 0, &o, &res, &err), WS_EINVAL);
+    int32_t bad[] = {1, 100000};
+    CHECK_EQ_INT(ws_generate(m, NULL, bad, 2, &o, &res, &err), WS_EINVAL);
+    CHECK_EQ_INT(sc.calls, 0);
+    ws_gen_result_free(&full);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
+WS_TEST_MAIN(T(greedy_matches_transformers), T(sampling_transforms), T(stops_and_streaming))

@@ -1,0 +1,234 @@
+/* LoRA against PEFT: gradients of every A/B, logits with a PEFT adapter loaded (initial and
+ * PEFT-trained), our save -> load round trip, several adapters on one base without copying
+ * it, and PEFT configs we refuse. */
+#include "harness.h"
+#include "nn_ref.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nn/lora.h"
+#include "nn/model.h"
+#include "nn/ops.h"
+
+static void lora_grads_and_logits_match_peft(void)
+{
+    for (int v = 0; v < NN_N_VARIANTS; v++) {
+        nn_ref r;
+        CHECK(nn_ref_open(&r, nn_variants[v]) == 0);
+        printf(" %s\n", nn_variants[v]);
+        ws_model *m = NULL;
+        ws_lora *lo = NULL, *trained = NULL;
+        ws_error err = {0};
+        char dir[300];
+        CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+        snprintf(dir, sizeof dir, "%s/adapter_init", r.dir);
+        CHECK_EQ_INT(ws_lora_load(dir, &m->cfg, &lo, &err), 0);
+        snprintf(dir, sizeof dir, "%s/adapter_trained", r.dir);
+        CHECK_EQ_INT(ws_lora_load(dir, &m->cfg, &trained, &err), 0);
+        if (!lo || !trained) {
+            fprintf(stderr, "%s\n", err.msg);
+            return;
+        }
+        CHECK_NEAR(lo->scale, 2.0, 0);
+        int32_t *in = nn_ref_i32(&r, "train_inputs", NULL), *tg = nn_ref_i32(&r, "train_targets", NULL);
+        ws_acts *a = ws_acts_new(m, lo, 2, 16);
+        float loss;
+        CHECK_EQ_INT(ws_model_forward(m, lo, a, in, tg, 2, 16, true, &loss), 0);
+        int fails = 0;
+        size_t n = 0;
+        float *ref = nn_ref_f32(&r, "lora.logits", &n);
+        nn_compare("logits with adapter_init", ws_acts_logits(a), ref, n, 1e-4, 1e-5, &fails);
+        free(ref);
+        double rl = 0;
+        ws_json_get_num(r.json, "lora_loss", &rl);
+        CHECK_NEAR(loss, rl, 1e-5 * fabs(rl));
+        ws_model_backward(m, lo, a, 1.0f);
+        static const char *mods[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int t = 0; t < WS_LORA_NT; t++)
+                for (int k = 0; k < 2; k++) {
+                    char name[200];
+                    snprintf(name, sizeof name, "lora.grad.base_model.model.model.layers.%d.%s.lora_%c.weight", l,
+                             mods[t], k ? 'B' : 'A');
+                    float *g = nn_ref_f32(&r, name, &n);
+                    CHECK(g != NULL);
+                    if (g)
+                        nn_compare(name + 10, k ? lo->gB[l * WS_LORA_NT + t] : lo->gA[l * WS_LORA_NT + t], g, n,
+                                   1e-6, 2e-4, &fails);
+                    free(g);
+                }
+        /* the PEFT-trained adapter */
+        ws_acts *a2 = ws_acts_new(m, trained, 2, 16);
+        CHECK_EQ_INT(ws_model_forward(m, trained, a2, in, NULL, 2, 16, false, NULL), 0);
+        ref = nn_ref_f32(&r, "lora_trained.logits", &n);
+        nn_compare("logits with the PEFT-trained adapter", ws_acts_logits(a2), ref, n, 1e-4, 1e-5, &fails);
+        /* and through the KV-cache path */
+        ws_kv_cache *kc = ws_kv_cache_new(m, 32);
+        float *all = malloc((size_t)16 * m->cfg.vocab_size * sizeof(float));
+        CHECK_EQ_INT(ws_model_infer(m, trained, kc, in, 16, NULL, all, &err), 0);
+        nn_compare("infer logits with the PEFT-trained adapter", all, ref, (size_t)16 * m->cfg.vocab_size, 1e-4,
+                   1e-5, &fails);
+        free(all);
+        ws_kv_cache_free(kc);
+        free(ref);
+        CHECK_EQ_INT(fails, 0);
+        ws_acts_free(a);
+        ws_acts_free(a2);
+        free(in);
+        free(tg);
+        ws_lora_free(lo);
+        ws_lora_free(trained);
+        ws_model_free(m);
+        nn_ref_close(&r);
+    }
+}
+
+/* Two adapters on one base: switching per call gives each adapter's own logits, the base is
+ * never written or copied, and no adapter equals the base alone. */
+static void several_adapters_share_one_base(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama3_rope") == 0);
+    ws_model *m = NULL;
+    ws_lora *a1 = NULL, *a2 = NULL;
+    ws_error err = {0};
+    char dir[300];
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    snprintf(dir, sizeof dir, "%s/adapter_init", r.dir);
+    CHECK_EQ_INT(ws_lora_load(dir, &m->cfg, &a1, &err), 0);
+    snprintf(dir, sizeof dir, "%s/adapter_trained", r.dir);
+    CHECK_EQ_INT(ws_lora_load(dir, &m->cfg, &a2, &err), 0);
+    const float *wq = m->w.layers[0].wq;
+    float wq0 = wq[0];
+    int32_t *in = nn_ref_i32(&r, "train_inputs", NULL);
+    size_t n = 0;
+    float *r1 = nn_ref_f32(&r, "lora.logits", &n), *r2 = nn_ref_f32(&r, "lora_trained.logits", &n),
+          *r0 = nn_ref_f32(&r, "logits", &n);
+    int V = m->cfg.vocab_size, fails = 0;
+    float *out = malloc((size_t)16 * V * sizeof(float));
+    ws_kv_cache *kc = ws_kv_cache_new(m, 16);
+    const ws_lora *order[] = {a1, a2, NULL, a2, a1};
+    float *refs[] = {r1, r2, r0, r2, r1};
+    for (int i = 0; i < 5; i++) {
+        ws_kv_cache_reset(kc);
+        CHECK_EQ_INT(ws_model_infer(m, order[i], kc, in, 16, NULL, out, &err), 0);
+        char what[64];
+        snprintf(what, sizeof what, "switch %d: %s", i, order[i] == a1 ? "adapter 1" : order[i] ? "adapter 2" : "base");
+        nn_compare(what, out, refs[i], (size_t)16 * V, 1e-4, 1e-5, &fails);
+    }
+    CHECK_EQ_INT(fails, 0);
+    CHECK(m->w.layers[0].wq == wq && wq[0] == wq0);
+    free(out);
+    free(r0);
+    free(r1);
+    free(r2);
+    free(in);
+    ws_kv_cache_free(kc);
+    ws_lora_free(a1);
+    ws_lora_free(a2);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
+static void save_load_roundtrip_and_refusals(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "qwen2_bias") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    ws_lora_config lc = {.rank = 3, .alpha = 6, .dropout = 0.05f, .targets = ws_lora_parse_targets("q,v,o,down")};
+    CHECK_EQ_INT(lc.targets, (1u << WS_LORA_Q) | (1u << WS_LORA_V) | (1u << WS_LORA_O) | (1u << WS_LORA_DOWN));
+    CHECK_EQ_INT(ws_lora_parse_targets("q_proj,bogus"), 0);
+    CHECK_EQ_INT(ws_lora_parse_targets("all"), (1u << WS_LORA_NT) - 1);
+    ws_lora *lo = ws_lora_new(&m->cfg, &lc, 5);
+    for (size_t i = 0; i < lo->n_floats; i++)
+        lo->block[i] += 0.01f * (float)(i % 7);
+    char dir[] = "/tmp/ws_nn_loraXXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/adapter", dir);
+    CHECK_EQ_INT(ws_lora_save(lo, sub, "tests/reference/nn/qwen2_bias", &err), 0);
+    ws_lora *back = NULL;
+    CHECK_EQ_INT(ws_lora_load(sub, &m->cfg, &back, &err), 0);
+    if (back) {
+        CHECK(back->n_floats == lo->n_floats && !memcmp(back->block, lo->block, lo->n_floats * sizeof(float)));
+        CHECK(back->cfg.rank == 3 && back->cfg.alpha == 6 && back->cfg.targets == lc.targets);
+        CHECK_NEAR(back->cfg.dropout, 0.05, 1e-7);
+    }
+    /* the base it does not fit */
+    ws_model_config other = m->cfg;
+    other.dim = 48;
+    ws_lora *bad = NULL;
+    CHECK_EQ_INT(ws_lora_load(sub, &other, &bad, &err), WS_EFORMAT);
+    CHECK(bad == NULL);
+    /* DoRA is refused */
+    char cfgp[400], cmd[900];
+    snprintf(cfgp, sizeof cfgp, "%s/adapter_config.json", sub);
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"use_dora\": false/\"use_dora\": true/' %s", cfgp);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(ws_lora_load(sub, &m->cfg, &bad, &err), WS_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "DoRA") != NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(ws_lora_load("/nonexistent", &m->cfg, &bad, &err), WS_ENOENT);
+    ws_lora_free(back);
+    ws_lora_free(lo);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
+/* Finite differences through LoRA with dropout (same dropout mask for every evaluation). */
+static void lora_dropout_gradient(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.3f, .targets = ws_lora_parse_targets("all")};
+    ws_lora *lo = ws_lora_new(&m->cfg, &lc, 9);
+    for (size_t i = 0; i < lo->n_floats; i++)   /* B non-zero so A gets gradients */
+        lo->block[i] += 0.05f * (float)((int)(i % 11) - 5);
+    int32_t *in = nn_ref_i32(&r, "train_inputs", NULL), *tg = nn_ref_i32(&r, "train_targets", NULL);
+    ws_acts *a = ws_acts_new(m, lo, 2, 16);
+    uint64_t rng0 = lo->rng;
+    float loss;
+    ws_model_forward(m, lo, a, in, tg, 2, 16, true, &loss);
+    ws_lora_zero_grads(lo);
+    ws_model_backward(m, lo, a, 1.0f);
+    double md = 0;
+    for (size_t k = 0; k < lo->n_floats; k += lo->n_floats / 23) {
+        float keep = lo->block[k], lp, lm;
+        const float h = 1e-2f;
+        lo->block[k] = keep + h;
+        lo->rng = rng0;
+        ws_model_forward(m, lo, a, in, tg, 2, 16, true, &lp);
+        lo->block[k] = keep - h;
+        lo->rng = rng0;
+        ws_model_forward(m, lo, a, in, tg, 2, 16, true, &lm);
+        lo->block[k] = keep;
+        double fd = ((double)lp - lm) / (2 * h), d = fabs(fd - lo->grad_block[k]);
+        if (d > 2e-3 + 2e-2 * fabs(fd))
+            fprintf(stderr, "  lora param %zu: analytic %g, finite difference %g\n", k, lo->grad_block[k], fd);
+        CHECK(d <= 2e-3 + 2e-2 * fabs(fd));
+        md = d > md ? d : md;
+    }
+    printf("  lora with dropout: max|analytic - finite difference| %.3g\n", md);
+    /* eval mode: no dropout, deterministic */
+    float e1, e2;
+    ws_model_forward(m, lo, a, in, tg, 2, 16, false, &e1);
+    ws_model_forward(m, lo, a, in, tg, 2, 16, false, &e2);
+    CHECK(e1 == e2);
+    ws_acts_free(a);
+    free(in);
+    free(tg);
+    ws_lora_free(lo);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
+WS_TEST_MAIN(T(lora_grads_and_logits_match_peft), T(several_adapters_share_one_base),
+             T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient))
