@@ -34,7 +34,7 @@ typedef struct ws_pairs_options {
 } ws_pairs_options;
 
 typedef struct ws_turn {
-    const char *author;
+    const char *author;        /* display name: a phone-number name is masked ("<phone> 1") */
     uint32_t author_idx;       /* index into ws_pairs.participants */
     const char *text;          /* all bubbles, markers for media/deleted, masked */
     const char *reply;         /* text bubbles only, masked; NULL when the turn has no text */
@@ -59,7 +59,9 @@ typedef struct ws_pairs {
     size_t n_turns;
     ws_example *examples;
     size_t n_examples, n_heldout;
-    const char **participants;     /* in order of first appearance */
+    const char **participants;     /* names as written in the export, in order of first appearance
+                                    * (for choosing the persona; personal data: do not log) */
+    const char **display_names;    /* the same, with phone-number names masked as in the turns */
     uint64_t *participant_msgs;    /* messages (bubbles) per participant */
     size_t n_participants;
     size_t n_sessions;

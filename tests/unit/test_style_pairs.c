@@ -218,6 +218,18 @@ static void from_real_export(void)
     CHECK(p->n_system_dropped >= 2);
     CHECK(p->n_media >= 1 && p->n_deleted >= 1);
     CHECK(p->n_participants >= 3);
+    /* the unsaved contact's name is a phone number: masked wherever the turns name it */
+    bool masked_name = false;
+    for (size_t i = 0; i < p->n_participants; i++)
+        if (strstr(p->participants[i], "7700 900123")) {
+            CHECK_EQ_STR(p->display_names[i], "<phone> 1");
+            masked_name = true;
+        } else {
+            CHECK_EQ_STR(p->display_names[i], p->participants[i]);
+        }
+    CHECK(masked_name);
+    for (size_t i = 0; i < p->n_turns; i++)
+        CHECK(strstr(p->turns[i].author, "7700") == NULL);
     CHECK(p->n_turns >= 5);   /* Ana never answers within a session here: no examples */
     CHECK_EQ_INT(p->n_examples, 0);
     for (size_t i = 0; i < p->n_turns; i++)
