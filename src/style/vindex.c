@@ -234,10 +234,22 @@ static void search_layer(const ws_vindex *ix, const float *q, ws_vhit ep, size_t
         if (res->n >= ef && c.score < res->v[0].score)
             break;
         const uint32_t *l = links_at(ix, c.id, level);
+        /* mark and prefetch the unseen neighbours first, then score them */
+        uint32_t todo[2 * WS_VINDEX_MAX_M];
+        uint32_t nt = 0;
         for (uint32_t j = 0; j < l[0]; j++) {
             uint32_t nb = l[1 + j];
             if (!visited_add(&vis, nb))
                 continue;
+            const char *v = (const char *)(ix->vecs + (size_t)nb * ix->dim);
+            __builtin_prefetch(v);
+            __builtin_prefetch(v + 64);
+            __builtin_prefetch(v + 128);
+            __builtin_prefetch(v + 192);
+            todo[nt++] = nb;
+        }
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t nb = todo[j];
             float s = sim(ix, q, nb);
             if (res->n < ef || s > res->v[0].score) {
                 heap_push(&cand, (ws_vhit){nb, s});
