@@ -126,7 +126,7 @@ struct ws_profile_builder {
     uint32_t msg_p, msg_o;
     uint64_t n_bubbles, emoji_total, emoji_msgs, emoji_only;
     uint64_t excl, quest, comma, multi_excl, multi_quest, ellipsis, ends_period, ends_bare;
-    uint64_t cased_msgs, starts_upper, all_lower, all_caps, upper_letters, cased_letters;
+    uint64_t cased_msgs, starts_upper, all_lower, all_caps, caps_words, upper_letters, cased_letters;
     uint64_t script_letters[WS_SCRIPT_COUNT];
     uint64_t lang_msgs[N_LANGS + WS_SCRIPT_COUNT + 2];
     uint64_t len_hist[WS_PROFILE_LEN_BUCKETS];
@@ -155,6 +155,14 @@ ws_profile_builder *ws_profile_builder_new(void)
             while (*s == ' ')
                 s++;
         }
+    }
+    /* chat slang: a language hint, but no function word (it may well be a signature phrase) */
+    static const char *const slang[] = {"u", "ur", "lol", "omg", "pls", "thanks", "jaja", "kkk", "vc", "ga",
+                                        "gak", "dong", "sih", "kok"};
+    for (size_t k = 0; k < sizeof slang / sizeof slang[0]; k++) {
+        entry *e = table_get(&b->stop, slang[k], strlen(slang[k]), false);
+        if (e)
+            e->o = 1;
     }
     return b;
 }
@@ -338,6 +346,29 @@ static const char *lang_name(int code, char buf[16])
     return buf;
 }
 
+/* Does the text hold a word of three or more letters, all upper-case (emphasis)? */
+static bool has_caps_word(const char *s, size_t n)
+{
+    size_t i = 0, run = 0;
+    bool lower = false;
+    for (;;) {
+        uint32_t cp = i < n ? ws_utf8_next(s, n, &i) : ' ';
+        int c = ws_cp_case(cp);
+        if (c > 0) {
+            run++;
+        } else if (c < 0) {
+            lower = true;
+        } else {
+            if (run >= 3 && !lower)
+                return true;
+            run = 0;
+            lower = false;
+            if (i >= n)
+                return false;
+        }
+    }
+}
+
 /* Counts a short reply (trimmed, <= 3 words, no placeholders) for the typical-reply pick. */
 static void count_short(ws_profile_builder *b, const char *s, size_t n, size_t n_words)
 {
@@ -442,6 +473,8 @@ void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int 
             b->all_lower++;
         if (upper >= 3 && !lower)
             b->all_caps++;
+        if (lower && has_caps_word(s, n))
+            b->caps_words++;
         b->upper_letters += upper;
         b->cased_letters += upper + lower;
     }
@@ -523,6 +556,22 @@ static bool contains_words(const char *b, const char *a)
     return false;
 }
 
+/* Phrases made only of function words ("i", "in my") say little about a person. */
+static bool only_stopwords(ws_profile_builder *b, const char *key, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && key[e] != ' ')
+            e++;
+        const entry *st = table_get(&b->stop, key + i, e - i, false);
+        if (!st || st->o)
+            return false;
+        i = e + 1;
+    }
+    return true;
+}
+
 static void signature_phrases(ws_profile_builder *b, ws_profile *p)
 {
     double n = b->msg_p, m = b->msg_o;
@@ -532,7 +581,7 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
     ws_profile_item *cand = ws_xmalloc(cap * sizeof *cand);
     for (size_t i = 0; i < b->ngrams.cap; i++) {
         const entry *e = &b->ngrams.e[i];
-        if (!e->key || e->p < 3 || e->len >= sizeof cand[0].text)
+        if (!e->key || e->p < 3 || e->len >= sizeof cand[0].text || only_stopwords(b, e->key, e->len))
             continue;
         double score;
         if (m >= 1) {
@@ -619,6 +668,7 @@ ws_profile *ws_profile_builder_finish(ws_profile_builder *b)
     p->starts_upper = ratio(b->starts_upper, b->cased_msgs);
     p->all_lower = ratio(b->all_lower, b->cased_msgs);
     p->all_caps = ratio(b->all_caps, b->cased_msgs);
+    p->caps_words = ratio(b->caps_words, b->cased_msgs);
     p->upper_letters = ratio(b->upper_letters, b->cased_letters);
     uint64_t letters = 0;
     for (int k = 1; k < WS_SCRIPT_COUNT; k++)
@@ -828,6 +878,7 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_num_field(o, "starts_upper", p->starts_upper, &g);
     put_num_field(o, "all_lower", p->all_lower, &g);
     put_num_field(o, "all_caps", p->all_caps, &g);
+    put_num_field(o, "caps_for_emphasis", p->caps_words, &g);
     put_num_field(o, "uppercase_letters", p->upper_letters, &g);
     ws_buf_putc(o, '}');
     put_key(o, "languages", &f);
@@ -899,8 +950,9 @@ void ws_profile_summary(const ws_profile *p, ws_buf *o)
     ws_buf_printf(o, "Punctuation: %.2f '!' and %.2f '?' per message; ellipsis in %.0f%%, ends with '.' %.0f%%, "
                   "no final punctuation %.0f%%\n", p->excl_per_message, p->quest_per_message, 100 * p->ellipsis,
                   100 * p->ends_period, 100 * p->ends_bare);
-    ws_buf_printf(o, "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%\n",
-                  100 * p->starts_upper, 100 * p->all_lower, 100 * p->all_caps);
+    ws_buf_printf(o, "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%, "
+                  "CAPITALS for emphasis %.0f%%\n",
+                  100 * p->starts_upper, 100 * p->all_lower, 100 * p->all_caps, 100 * p->caps_words);
     ws_buf_puts(o, "Languages:");
     for (size_t i = 0; i < p->n_langs; i++)
         ws_buf_printf(o, " %s %.0f%%", p->langs[i].code, 100 * p->langs[i].share);
@@ -1004,7 +1056,8 @@ double ws_profile_distance(const ws_profile *a, const ws_profile *b, ws_style_di
                      bern(a->multi_quest, b->multi_quest) + bern(a->ellipsis, b->ellipsis) +
                      bern(a->ends_period, b->ends_period) + bern(a->ends_bare, b->ends_bare)) / 8;
     d.casing = (bern(a->starts_upper, b->starts_upper) + bern(a->all_lower, b->all_lower) +
-                bern(a->all_caps, b->all_caps) + bern(a->upper_letters, b->upper_letters)) / 4;
+                bern(a->all_caps, b->all_caps) + bern(a->caps_words, b->caps_words) +
+                bern(a->upper_letters, b->upper_letters)) / 5;
     {
         double va[2 * WS_PROFILE_LANGS] = {0}, vb[2 * WS_PROFILE_LANGS] = {0};
         const char *keys[2 * WS_PROFILE_LANGS];

@@ -56,6 +56,7 @@ typedef struct ws_profile {
     double multi_excl, multi_quest, ellipsis, ends_period, ends_bare;
     /* casing: shares of messages with letters */
     double starts_upper, all_lower, all_caps, upper_letters;
+    double caps_words;                   /* messages with an ALL-CAPS word (>= 3 letters) among lower case */
     /* language */
     ws_profile_lang langs[WS_PROFILE_LANGS];
     size_t n_langs;
