@@ -466,8 +466,10 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
         rc = ws_error_set(err, WS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
+    /* an empty graph (no vectors yet) is saved as no graph */
+    bool g = ix->hnsw && ix->count > 0 && ix->max_level >= 0;
     uint64_t words = 0;
-    if (ix->hnsw)
+    if (g)
         for (size_t i = 0; i < ix->count; i++)
             for (int l = 0; l <= ix->levels[i]; l++)
                 words += 1 + links_at(ix, (uint32_t)i, l)[0];
@@ -475,7 +477,7 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
     uint64_t h = FNV_INIT;
     h = fnv1a(h, ix->ids, ix->count * sizeof *ix->ids);
     h = fnv1a(h, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs);
-    if (ix->hnsw) {
+    if (g) {
         h = fnv1a(h, ix->levels, ix->count);
         for (size_t i = 0; i < ix->count; i++)
             for (int l = 0; l <= ix->levels[i]; l++) {
@@ -491,11 +493,11 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
     put32(hd + 20, (uint32_t)strlen(ix->space));
     memcpy(hd + 24, ix->space, strlen(ix->space));
     put64(hd + 88, ix->count);
-    put32(hd + 96, ix->hnsw ? 1 : 0);
-    put32(hd + 100, ix->hnsw ? ix->M : 0);
-    put32(hd + 104, ix->hnsw ? ix->ef_construction : 0);
-    put32(hd + 108, ix->hnsw ? (uint32_t)ix->max_level : 0);
-    put32(hd + 112, ix->hnsw ? ix->entry : 0);
+    put32(hd + 96, g ? 1 : 0);
+    put32(hd + 100, g ? ix->M : 0);
+    put32(hd + 104, g ? ix->ef_construction : 0);
+    put32(hd + 108, g ? (uint32_t)ix->max_level : 0);
+    put32(hd + 112, g ? ix->entry : 0);
     put64(hd + 116, words);
     put64(hd + 124, h);
     put32(hd + 132, 0);
@@ -504,7 +506,7 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
         rc = write_all(f, ix->ids, ix->count * sizeof *ix->ids, NULL);
     if (!rc)
         rc = write_all(f, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs, NULL);
-    if (!rc && ix->hnsw) {
+    if (!rc && g) {
         rc = write_all(f, ix->levels, ix->count, NULL);
         for (size_t i = 0; !rc && i < ix->count; i++)
             for (int l = 0; !rc && l <= ix->levels[i]; l++) {

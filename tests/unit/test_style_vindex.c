@@ -235,7 +235,18 @@ static void save_load_roundtrip_and_corruption(void)
         ws_vindex_free(ix);
         ws_vindex_free(back);
     }
+    /* an empty index, with or without a graph, round-trips */
+    ws_vindex *empty = ws_vindex_new(D, "test-space");
+    CHECK_EQ_INT(ws_vindex_build_hnsw(empty, NULL), 0);
+    CHECK_EQ_INT(ws_vindex_save(empty, path, NULL), 0);
     ws_vindex *none = NULL;
+    CHECK_EQ_INT(ws_vindex_load(path, &none, NULL), 0);
+    CHECK(none && ws_vindex_count(none) == 0);
+    ws_vhit h0[2];
+    CHECK_EQ_INT(ws_vindex_search(empty, data, 2, 8, h0), 0);
+    ws_vindex_free(none);
+    ws_vindex_free(empty);
+    none = NULL;
     CHECK_EQ_INT(ws_vindex_load("/nonexistent/ix.bin", &none, NULL), WS_ENOENT);
     remove(path);
     free(data);
