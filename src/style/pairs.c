@@ -219,7 +219,7 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
         b->cur.persona = strcmp(p->participants[who], b->persona) == 0;
         b->open = true;
     }
-    b->cur.end = ts > b->cur.end ? ts : b->cur.end;
+    b->cur.end = b->cur.n_bubbles == 0 || ts > b->cur.end ? ts : b->cur.end;
     b->cur.n_bubbles++;
     if (b->text.len)
         ws_buf_putc(&b->text, '\n');
