@@ -8,6 +8,7 @@
 #ifndef WS_STYLE_EMBED_H
 #define WS_STYLE_EMBED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
@@ -67,6 +68,13 @@ int ws_embed_minilm_new(const char *model_dir, ws_embedder **out, ws_error *err)
 
 /* The default MiniLM directory: $WS_MINILM_DIR, else "models/minilm". */
 const char *ws_embed_minilm_default_dir(void);
+
+/* The best embedder available: MiniLM from model_dir (NULL = the default dir) when its files are
+ * there, else hash-ngram-512. Never fails (*used_fallback tells which, may be NULL). */
+ws_embedder *ws_embed_best(const char *model_dir, bool *used_fallback);
+/* The embedder of a named space (as stored in an index): "hash-ngram-<dim>" or
+ * "all-MiniLM-L6-v2" (from model_dir, NULL = default). WS_EUNSUPPORTED for other names. */
+int ws_embed_for_space(const char *space, const char *model_dir, ws_embedder **out, ws_error *err);
 
 /* Cosine similarity of two L2-normalised vectors (their dot product), vectorisable loop. */
 float ws_vec_dot(const float *a, const float *b, size_t dim);

@@ -127,4 +127,21 @@ static void minilm_matches_paraphrases(void)
     ws_embedder_free(e);
 }
 
-WS_TEST_MAIN(T(key_uses_last_turns), T(finds_reply_by_context_and_persists), T(minilm_matches_paraphrases))
+static void picks_embedders_by_space(void)
+{
+    ws_embedder *e = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_embed_for_space("hash-ngram-768", NULL, &e, &err), 0);
+    CHECK(e && e->dim == 768);
+    ws_embedder_free(e);
+    CHECK_EQ_INT(ws_embed_for_space("hash-ngram-3", NULL, &e, &err), WS_EUNSUPPORTED);
+    CHECK_EQ_INT(ws_embed_for_space("word2vec", NULL, &e, &err), WS_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "word2vec") != NULL);
+    CHECK_EQ_INT(ws_embed_for_space("all-MiniLM-L6-v2", "/nonexistent", &e, &err), WS_ENOENT);
+    bool fell_back = false;
+    e = ws_embed_best("/nonexistent", &fell_back);
+    CHECK(fell_back && e && strcmp(e->name, "hash-ngram-512") == 0);
+    ws_embedder_free(e);
+}
+
+WS_TEST_MAIN(T(key_uses_last_turns), T(finds_reply_by_context_and_persists), T(minilm_matches_paraphrases), T(picks_embedders_by_space))
