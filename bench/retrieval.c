@@ -20,11 +20,15 @@ static uint32_t rnd(void)
     rs ^= rs << 17;
     return (uint32_t)(rs >> 11);
 }
-static float frand(void) { return (float)(rnd() % 1000000) / 1000000.0f - 0.5f; }
+static float frand(void)
+{
+    return (float)(rnd() % 1000000) / 1000000.0f - 0.5f;
+}
 
-static const char *generic[] = {"i", "you", "we", "the", "a", "is", "are", "to", "and", "so", "but", "lol",
-                                "haha", "ok", "yeah", "no", "really", "just", "now", "today", "tomorrow",
-                                "later", "maybe", "pls", "omg", "what", "why", "when", "where", "how"};
+static const char *generic[] = {"i",      "you",  "we",  "the",   "a",        "is",    "are",   "to",
+                                "and",    "so",   "but", "lol",   "haha",     "ok",    "yeah",  "no",
+                                "really", "just", "now", "today", "tomorrow", "later", "maybe", "pls",
+                                "omg",    "what", "why", "when",  "where",    "how"};
 
 /* A chat-like line: topic words (topic t has words "t<t>w<k>"-ish syllables) mixed with generic ones. */
 static void line(ws_buf *b, int topic)
@@ -37,7 +41,7 @@ static void line(ws_buf *b, int topic)
         if (rnd() % 2) {
             ws_buf_puts(b, generic[rnd() % 30]);
         } else {
-            int k = (int)(rnd() % 25);   /* one of the topic's 25 words: 3 syllables from (topic, k) */
+            int k = (int)(rnd() % 25); /* one of the topic's 25 words: 3 syllables from (topic, k) */
             ws_buf_puts(b, syl[(topic * 7 + k) % 12]);
             ws_buf_puts(b, syl[(topic * 3 + k * 5) % 12]);
             ws_buf_puts(b, syl[(topic + k * 11) % 12]);
@@ -64,7 +68,7 @@ static void run(const char *label, ws_vindex *ix, const float *queries, size_t n
 {
     enum { K = 10 };
     double *lat = malloc(nq * sizeof *lat);
-    ws_vhit (*truth)[K] = malloc(nq * sizeof *truth);
+    ws_vhit(*truth)[K] = malloc(nq * sizeof *truth);
     for (size_t q = 0; q < nq; q++) {
         double t0 = ws_now_s();
         ws_vindex_search_exact(ix, queries + q * dim, K, truth[q]);
@@ -85,8 +89,8 @@ static void run(const char *label, ws_vindex *ix, const float *queries, size_t n
                     found += got[a].id == truth[q][b].id;
         }
         double p50 = pct(lat, nq, 0.5), p95 = pct(lat, nq, 0.95);
-        printf("%-22s hnsw ef=%-4zu   p50 %8.1f us  p95 %8.1f us  recall@10 %.3f  speed-up (p50) %.1fx\n", label,
-               efs[e], p50, p95, (double)found / (double)(nq * K), ex50 / p50);
+        printf("%-22s hnsw ef=%-4zu   p50 %8.1f us  p95 %8.1f us  recall@10 %.3f  speed-up (p50) %.1fx\n",
+               label, efs[e], p50, p95, (double)found / (double)(nq * K), ex50 / p50);
     }
     free(lat);
     free(truth);
@@ -176,7 +180,8 @@ int main(int argc, char **argv)
             lat[i] = (ws_now_s() - t1) * 1e3;
         }
         double p50 = pct(lat, M, 0.5);
-        printf("all-MiniLM-L6-v2 embedding: p50 %.2f ms, p95 %.2f ms per line (hash-ngram %.3f ms: MiniLM costs %.0fx)\n",
+        printf("all-MiniLM-L6-v2 embedding: p50 %.2f ms, p95 %.2f ms per line (hash-ngram %.3f ms: MiniLM "
+               "costs %.0fx)\n",
                p50, pct(lat, M, 0.95), th / (double)n * 1e3, p50 / (th / (double)n * 1e3));
         /* batched: 32 lines per call */
         enum { B = 32 };
@@ -194,8 +199,8 @@ int main(int argc, char **argv)
         for (int r = 0; r < 4; r++)
             ws_embedder_embed_batch(me, texts, lens, B, outs, NULL);
         double per = (ws_now_s() - t1) / (4.0 * B) * 1e3;
-        printf("all-MiniLM-L6-v2 embedding, batches of %d: %.2f ms per line (%.1fx the one-at-a-time p50)\n", B, per,
-               p50 / per);
+        printf("all-MiniLM-L6-v2 embedding, batches of %d: %.2f ms per line (%.1fx the one-at-a-time p50)\n",
+               B, per, p50 / per);
         for (int i = 0; i < B; i++)
             ws_buf_free(&lines[i]);
         free(outs);

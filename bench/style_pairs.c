@@ -54,20 +54,21 @@ int main(int argc, char **argv)
     }
     ws_chat_close(r);
     double t_parse = ws_now_s() - t0;
-    printf("style pipeline on %zu synthetic messages (%.1f MB), persona \"%s\"\n", parsed, text.len / 1e6, persona);
+    printf("style pipeline on %zu synthetic messages (%.1f MB), persona \"%s\"\n", parsed, text.len / 1e6,
+           persona);
     printf("parse only:            %8.0f messages/s\n", parsed / t_parse);
     ws_pairs *p = NULL, *q = NULL;
     double t_plain = build(&text, persona, false, &q);
     double t_mask = build(&text, persona, true, &p);
-    printf("parse + pairs:         %8.0f messages/s  (%zu turns, %zu examples, %zu held out)\n", parsed / t_plain,
-           p->n_turns, p->n_examples, p->n_heldout);
+    printf("parse + pairs:         %8.0f messages/s  (%zu turns, %zu examples, %zu held out)\n",
+           parsed / t_plain, p->n_turns, p->n_examples, p->n_heldout);
     printf("parse + pairs + mask:  %8.0f messages/s  (%llu masked; masking adds %.0f%%)\n", parsed / t_mask,
            (unsigned long long)p->n_masked, 100 * (t_mask / t_plain - 1));
     t0 = ws_now_s();
     ws_profile *pf = ws_profile_from_pairs(p, WS_PROFILE_ALL);
     double t_prof = ws_now_s() - t0;
-    printf("profile:               %8.0f turns/s     (%zu turns, %zu signature phrases)\n", p->n_turns / t_prof,
-           p->n_turns, pf->n_phrases);
+    printf("profile:               %8.0f turns/s     (%zu turns, %zu signature phrases)\n",
+           p->n_turns / t_prof, p->n_turns, pf->n_phrases);
     ws_profile_free(pf);
     ws_pairs_free(p);
     ws_pairs_free(q);

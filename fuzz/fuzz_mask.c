@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ws_buf out = WS_BUF_INIT;
     size_t count = ws_mask_apply(&r, s, n, &out);
     if (count == 0 && (out.len != n || (n && memcmp(out.data, s, n) != 0)))
-        abort();   /* nothing masked: the text must come back unchanged */
+        abort(); /* nothing masked: the text must come back unchanged */
     ws_buf_free(&out);
     for (size_t i = 0; i < n && i < 64; i++)
         for (int k = 0; k < 3; k++)

@@ -14,13 +14,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: whatstyle profile FILE --as NAME [--json] [--rules FILE] [--set all|train|heldout]\n\n"
-            "Builds NAME's training pairs from a WhatsApp export (.txt or .zip): turns, sessions,\n"
-            "examples and the held-out 10%%, with phone numbers, e-mail addresses and links masked\n"
-            "(--rules FILE: '<name> <phone|email|url> <replacement>' per line), and prints NAME's\n"
-            "style profile: lengths, emoji, punctuation, casing, languages, response times, active\n"
-            "hours and signature phrases. --json prints {\"pairs\": {...}, \"profile\": {...}}.\n");
+    fprintf(f, "usage: whatstyle profile FILE --as NAME [--json] [--rules FILE] [--set all|train|heldout]\n\n"
+               "Builds NAME's training pairs from a WhatsApp export (.txt or .zip): turns, sessions,\n"
+               "examples and the held-out 10%%, with phone numbers, e-mail addresses and links masked\n"
+               "(--rules FILE: '<name> <phone|email|url> <replacement>' per line), and prints NAME's\n"
+               "style profile: lengths, emoji, punctuation, casing, languages, response times, active\n"
+               "hours and signature phrases. --json prints {\"pairs\": {...}, \"profile\": {...}}.\n");
 }
 
 int ws_cmd_profile(int argc, char **argv)
@@ -46,8 +45,9 @@ int ws_cmd_profile(int argc, char **argv)
             return 2;
         }
     }
-    ws_profile_set which = !strcmp(set, "train") ? WS_PROFILE_TRAIN : !strcmp(set, "heldout") ? WS_PROFILE_HELDOUT
-                                                                                                : WS_PROFILE_ALL;
+    ws_profile_set which = !strcmp(set, "train")     ? WS_PROFILE_TRAIN
+                           : !strcmp(set, "heldout") ? WS_PROFILE_HELDOUT
+                                                     : WS_PROFILE_ALL;
     if (!file || !persona || (which == WS_PROFILE_ALL && strcmp(set, "all"))) {
         usage(stderr);
         return 2;
@@ -70,20 +70,22 @@ int ws_cmd_profile(int argc, char **argv)
     ws_profile *pf = ws_profile_from_pairs(p, which);
     ws_buf out = WS_BUF_INIT;
     if (json) {
-        ws_buf_printf(&out, "{\"pairs\":{\"messages\":%llu,\"system_dropped\":%llu,\"media\":%llu,\"deleted\":%llu,"
+        ws_buf_printf(&out,
+                      "{\"pairs\":{\"messages\":%llu,\"system_dropped\":%llu,\"media\":%llu,\"deleted\":%llu,"
                       "\"masked\":%llu,\"participants\":%zu,\"turns\":%zu,\"sessions\":%zu,\"examples\":%zu,"
                       "\"heldout\":%zu},\"profile\":",
                       (unsigned long long)p->n_messages, (unsigned long long)p->n_system_dropped,
                       (unsigned long long)p->n_media, (unsigned long long)p->n_deleted,
-                      (unsigned long long)p->n_masked, p->n_participants, p->n_turns, p->n_sessions, p->n_examples,
-                      p->n_heldout);
+                      (unsigned long long)p->n_masked, p->n_participants, p->n_turns, p->n_sessions,
+                      p->n_examples, p->n_heldout);
         ws_profile_to_json(pf, &out);
         ws_buf_puts(&out, "}\n");
     } else {
-        ws_buf_printf(&out, "Chat: %llu messages, %zu participants, %zu turns in %zu sessions; %zu examples "
+        ws_buf_printf(&out,
+                      "Chat: %llu messages, %zu participants, %zu turns in %zu sessions; %zu examples "
                       "(%zu held out); %llu personal-data items masked\n",
-                      (unsigned long long)p->n_messages, p->n_participants, p->n_turns, p->n_sessions, p->n_examples,
-                      p->n_heldout, (unsigned long long)p->n_masked);
+                      (unsigned long long)p->n_messages, p->n_participants, p->n_turns, p->n_sessions,
+                      p->n_examples, p->n_heldout, (unsigned long long)p->n_masked);
         ws_profile_summary(pf, &out);
     }
     fwrite(out.data, 1, out.len, stdout);

@@ -16,24 +16,30 @@
 #include "core/mem.h"
 
 typedef struct layer {
-    float *wqkv, *bqkv;     /* [3H, H], [3H]: query, key, value stacked */
-    float *wo, *bo;         /* [H, H] */
+    float *wqkv, *bqkv; /* [3H, H], [3H]: query, key, value stacked */
+    float *wo, *bo;     /* [H, H] */
     float *ln1_g, *ln1_b;
-    float *wi, *bi;         /* [FF, H] */
-    float *wo2, *bo2;       /* [H, FF] */
+    float *wi, *bi;   /* [FF, H] */
+    float *wo2, *bo2; /* [H, FF] */
     float *ln2_g, *ln2_b;
 } layer;
 
 struct ws_bert {
     ws_bert_config cfg;
     ws_wordpiece *tok;
-    float *params;          /* one allocation carved into the tensors below */
+    float *params; /* one allocation carved into the tensors below */
     float *word, *pos, *type, *ln_g, *ln_b;
     layer *layers;
 };
 
-const ws_bert_config *ws_bert_config_of(const ws_bert *m) { return &m->cfg; }
-const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m) { return m->tok; }
+const ws_bert_config *ws_bert_config_of(const ws_bert *m)
+{
+    return &m->cfg;
+}
+const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m)
+{
+    return m->tok;
+}
 
 void ws_bert_free(ws_bert *m)
 {
@@ -96,8 +102,10 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     const char *mt = ws_json_get_str(root, "model_type");
     const char *act = ws_json_get_str(root, "hidden_act");
     const char *pet = ws_json_get_str(root, "position_embedding_type");
-    if (!mt || strcmp(mt, "bert") != 0 || (act && strcmp(act, "gelu") != 0) || (pet && strcmp(pet, "absolute") != 0)) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: only BERT with GELU and absolute positions is supported", path);
+    if (!mt || strcmp(mt, "bert") != 0 || (act && strcmp(act, "gelu") != 0) ||
+        (pet && strcmp(pet, "absolute") != 0)) {
+        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: only BERT with GELU and absolute positions is supported",
+                          path);
         goto out;
     }
     if ((rc = config_int(root, "vocab_size", &c->vocab_size, 1, 1 << 20, err)) ||
@@ -138,10 +146,10 @@ out:
 typedef struct st_file {
     const unsigned char *map;
     size_t size;
-    const unsigned char *data;   /* start of the tensor data */
+    const unsigned char *data; /* start of the tensor data */
     size_t data_len;
     ws_json_doc *doc;
-    const char *prefix;          /* "" or "bert." */
+    const char *prefix; /* "" or "bert." */
 } st_file;
 
 static int st_open(const char *path, st_file *st, ws_error *err)
@@ -232,8 +240,8 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     if ((rc = ws_wordpiece_load(path, true, &m->tok, err)))
         goto out;
     if ((int)ws_wordpiece_vocab_size(m->tok) != m->cfg.vocab_size) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: %zu tokens, config says %d", path, ws_wordpiece_vocab_size(m->tok),
-                          m->cfg.vocab_size);
+        rc = ws_error_set(err, WS_EFORMAT, "%s: %zu tokens, config says %d", path,
+                          ws_wordpiece_vocab_size(m->tok), m->cfg.vocab_size);
         goto out;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -242,12 +250,16 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     const ws_bert_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, FF = (size_t)c->intermediate;
     size_t per_layer = 3 * H * H + 3 * H + H * H + H + 2 * H + FF * H + FF + H * FF + H + 2 * H;
-    size_t total = (size_t)c->vocab_size * H + (size_t)c->max_positions * H + (size_t)c->type_vocab_size * H + 2 * H +
-                   (size_t)c->layers * per_layer;
+    size_t total = (size_t)c->vocab_size * H + (size_t)c->max_positions * H + (size_t)c->type_vocab_size * H +
+                   2 * H + (size_t)c->layers * per_layer;
     m->params = ws_xmalloc(total * sizeof(float));
     m->layers = ws_xcalloc((size_t)c->layers, sizeof *m->layers);
     float *p = m->params;
-#define CARVE(dst, count) do { (dst) = p; p += (count); } while (0)
+#define CARVE(dst, count)                                                                                    \
+    do {                                                                                                     \
+        (dst) = p;                                                                                           \
+        p += (count);                                                                                        \
+    } while (0)
     CARVE(m->word, (size_t)c->vocab_size * H);
     CARVE(m->pos, (size_t)c->max_positions * H);
     CARVE(m->type, (size_t)c->type_vocab_size * H);
@@ -256,7 +268,8 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     int h = c->hidden;
     if ((rc = st_tensor(&st, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
         (rc = st_tensor(&st, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
-        (rc = st_tensor(&st, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type, err)) ||
+        (rc = st_tensor(&st, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type,
+                        err)) ||
         (rc = st_tensor(&st, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
         (rc = st_tensor(&st, "embeddings.LayerNorm.bias", 0, h, m->ln_b, err)))
         goto out;
@@ -284,7 +297,11 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
             if ((rc = st_tensor(&st, name, 0, h, L->bqkv + (size_t)k * H, err)))
                 goto out;
         }
-        struct { const char *n; int r, c; float *dst; } t[] = {
+        struct {
+            const char *n;
+            int r, c;
+            float *dst;
+        } t[] = {
             {"attention.output.dense.weight", h, h, L->wo},
             {"attention.output.dense.bias", 0, h, L->bo},
             {"attention.output.LayerNorm.weight", 0, h, L->ln1_g},
@@ -333,22 +350,24 @@ static void layer_norm(float *x, size_t rows, size_t H, const float *g, const fl
 }
 
 /* out[n, o] = x[n, in] · w[o, in]^T + bias[o] */
-static void linear(const float *x, size_t n, size_t in, const float *w, const float *bias, size_t o, float *out)
+static void linear(const float *x, size_t n, size_t in, const float *w, const float *bias, size_t o,
+                   float *out)
 {
     for (size_t r = 0; r < n; r++)
         memcpy(out + r * o, bias, o * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w, (int)in,
-                1.0f, out, (int)o);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w,
+                (int)in, 1.0f, out, (int)o);
 }
 
 int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *lens, size_t n_seqs, float *x,
-                         ws_error *err)
+                          ws_error *err)
 {
     const ws_bert_config *c = &m->cfg;
     size_t n = 0, longest = 0;
     for (size_t s = 0; s < n_seqs; s++) {
         if (lens[s] == 0 || lens[s] > (size_t)c->max_positions)
-            return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", lens[s], c->max_positions);
+            return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", lens[s],
+                                c->max_positions);
         n += lens[s];
         longest = lens[s] > longest ? lens[s] : longest;
     }

@@ -22,7 +22,7 @@
 typedef struct ws_bert_config {
     int vocab_size, hidden, layers, heads, intermediate, max_positions, type_vocab_size;
     float layer_norm_eps;
-    int max_seq_length;   /* tokens per input incl. [CLS]/[SEP] (sentence_bert_config.json, else 256) */
+    int max_seq_length; /* tokens per input incl. [CLS]/[SEP] (sentence_bert_config.json, else 256) */
 } ws_bert_config;
 
 typedef struct ws_bert ws_bert;
@@ -30,7 +30,7 @@ typedef struct ws_bert ws_bert;
 /* Errors: WS_ENOENT (a file is missing), WS_EFORMAT (bad config/safetensors, wrong tensor
  * shapes), WS_EUNSUPPORTED (not a BERT with absolute positions and GELU, non-F32 tensors). */
 int ws_bert_load(const char *model_dir, ws_bert **out, ws_error *err);
-void ws_bert_free(ws_bert *m);   /* NULL is a no-op */
+void ws_bert_free(ws_bert *m); /* NULL is a no-op */
 
 const ws_bert_config *ws_bert_config_of(const ws_bert *m);
 const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m);

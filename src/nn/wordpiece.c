@@ -11,10 +11,10 @@
 #include "style/text.h"
 
 struct ws_wordpiece {
-    char *text;          /* the vocabulary file, lines NUL-terminated in place */
-    const char **tok;    /* id -> token */
+    char *text;       /* the vocabulary file, lines NUL-terminated in place */
+    const char **tok; /* id -> token */
     size_t n;
-    int32_t *slot;       /* open-addressing hash: id + 1, 0 = empty */
+    int32_t *slot; /* open-addressing hash: id + 1, 0 = empty */
     size_t mask;
     bool lowercase;
     int32_t unk, cls, sep;
@@ -71,8 +71,9 @@ static uint32_t lower_of(uint32_t cp)
 
 static bool is_cjk(uint32_t cp)
 {
-    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-           (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+           (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
@@ -89,7 +90,7 @@ static void emit_folded(ws_buf *out, uint32_t cp, bool lowercase)
         put_cp(out, cp);
         return;
     }
-    if (cp >= 0xAC00 && cp <= 0xD7A3) {   /* Hangul syllable -> L V (T) jamo */
+    if (cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable -> L V (T) jamo */
         uint32_t s = cp - 0xAC00;
         put_cp(out, 0x1100 + s / 588);
         put_cp(out, 0x1161 + (s % 588) / 28);
@@ -163,7 +164,10 @@ const char *ws_wordpiece_token(const ws_wordpiece *wp, int32_t id)
     return id >= 0 && (size_t)id < wp->n ? wp->tok[id] : NULL;
 }
 
-size_t ws_wordpiece_vocab_size(const ws_wordpiece *wp) { return wp->n; }
+size_t ws_wordpiece_vocab_size(const ws_wordpiece *wp)
+{
+    return wp->n;
+}
 
 void ws_wordpiece_free(ws_wordpiece *wp)
 {
@@ -179,7 +183,8 @@ int ws_wordpiece_load_memory(const char *text, size_t len, bool lowercase, ws_wo
 {
     *out = NULL;
     if (len > WS_WORDPIECE_MAX_VOCAB_FILE)
-        return ws_error_set(err, WS_ETOOBIG, "WordPiece vocabulary above %u bytes", WS_WORDPIECE_MAX_VOCAB_FILE);
+        return ws_error_set(err, WS_ETOOBIG, "WordPiece vocabulary above %u bytes",
+                            WS_WORDPIECE_MAX_VOCAB_FILE);
     ws_wordpiece *wp = ws_xcalloc(1, sizeof *wp);
     int rc = 0;
     wp->lowercase = lowercase;
@@ -220,7 +225,7 @@ int ws_wordpiece_load_memory(const char *text, size_t len, bool lowercase, ws_wo
         bool dup = false;
         while (wp->slot[j]) {
             if (strcmp(wp->tok[wp->slot[j] - 1], t) == 0) {
-                dup = true;   /* first occurrence wins */
+                dup = true; /* first occurrence wins */
                 break;
             }
             j = (j + 1) & wp->mask;

@@ -26,13 +26,12 @@ typedef struct ws_embedder_ops {
 
 struct ws_embedder {
     const ws_embedder_ops *ops;
-    char name[64];     /* identifies the embedding space, stored in index files ("hash-ngram-512") */
+    char name[64]; /* identifies the embedding space, stored in index files ("hash-ngram-512") */
     size_t dim;
     void *impl;
 };
 
-static inline int ws_embedder_embed(ws_embedder *e, const char *text, size_t len, float *out,
-                                    ws_error *err)
+static inline int ws_embedder_embed(ws_embedder *e, const char *text, size_t len, float *out, ws_error *err)
 {
     return e->ops->embed(e, text, len, out, err);
 }

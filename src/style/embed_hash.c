@@ -32,7 +32,8 @@ typedef float (*dot_fn)(const float *, const float *, size_t);
 /* AVX2 + FMA: four 8-lane accumulators (32 floats per step), chosen at run time. */
 __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, size_t dim)
 {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= dim; i += 32) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
@@ -58,7 +59,10 @@ static dot_fn pick_dot(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? dot_avx2 : dot_plain;
 }
 #else
-static dot_fn pick_dot(void) { return dot_plain; }
+static dot_fn pick_dot(void)
+{
+    return dot_plain;
+}
 #endif
 
 static _Atomic(dot_fn) the_dot;
@@ -133,7 +137,7 @@ static int hash_embed(ws_embedder *e, const char *text, size_t len, float *out, 
                 break;
             h = mix64(h ^ ((uint64_t)c * 0x100000001b3ull + n));
             if (n == 1 && cp == ' ')
-                continue;   /* a lone space says nothing */
+                continue; /* a lone space says nothing */
             float w = n == 1 ? 0.5f : 1.0f;
             size_t idx = (size_t)(h % dim);
             out[idx] += (h >> 63) ? -w : w;

@@ -17,8 +17,8 @@ static int minilm_embed(ws_embedder *e, const char *text, size_t len, float *out
     return ws_bert_embed(e->impl, text, len, out, err);
 }
 
-static int minilm_embed_batch(ws_embedder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
-                              ws_error *err)
+static int minilm_embed_batch(ws_embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                              float *out, ws_error *err)
 {
     return ws_bert_embed_batch(e->impl, texts, lens, n, out, err);
 }

@@ -45,7 +45,7 @@ static double cv_accuracy(const float *x, const int *y, size_t n, uint64_t seed)
     size_t *fold = ws_xmalloc(n * sizeof *fold), *order = ws_xmalloc(n * sizeof *order);
     for (size_t i = 0; i < n; i++)
         order[i] = i;
-    for (size_t i = n; i > 1; i--) {   /* shuffle, then deal into folds */
+    for (size_t i = n; i > 1; i--) { /* shuffle, then deal into folds */
         size_t j = next_rand(&seed) % i;
         size_t t = order[i - 1];
         order[i - 1] = order[j];
@@ -124,8 +124,8 @@ static const char *trimmed(const char *s, size_t *len)
     return s;
 }
 
-int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_arg, const ws_fidelity_options *opt,
-                         ws_fidelity_report *out, ws_error *err)
+int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_arg,
+                         const ws_fidelity_options *opt, ws_fidelity_report *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
     ws_fidelity_options o = opt ? *opt : (ws_fidelity_options){0};
@@ -168,7 +168,8 @@ int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_ar
     out->n_evaluated = n;
 
     /* stylometric distances */
-    ws_profile *pr = ws_profile_from_texts(real, n), *pc = ws_profile_from_texts((const char *const *)clone, n);
+    ws_profile *pr = ws_profile_from_texts(real, n),
+               *pc = ws_profile_from_texts((const char *const *)clone, n);
     ws_profile_distance(pr, pc, &out->distance);
     {
         size_t nt = 0;
@@ -217,7 +218,7 @@ int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_ar
         uint32_t me = p->turns[p->examples[ex[0]].turn].author_idx;
         for (size_t a = 0; a < np; a++) {
             if (cnt[a] < 3 && a != me)
-                cnt[a] = 0;   /* too little to stand for a person */
+                cnt[a] = 0; /* too little to stand for a person */
             if (cnt[a]) {
                 ws_vec_normalize(cent + a * FEAT_DIM, FEAT_DIM);
                 out->n_candidates++;
@@ -376,12 +377,14 @@ void ws_fidelity_to_json(const ws_fidelity_report *r, ws_buf *o)
     ws_buf_puts(o, "}}");
 }
 
-int ws_fidelity_retrieval_gen(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
+int ws_fidelity_retrieval_gen(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply,
+                              ws_error *err)
 {
     const ws_fidelity_retrieval_arg *a = arg;
     const char *turns[WS_RETRIEVAL_KEY_TURNS];
     size_t nt = 0;
-    uint32_t first = ex->turn - (ex->n_context < WS_RETRIEVAL_KEY_TURNS ? ex->n_context : WS_RETRIEVAL_KEY_TURNS);
+    uint32_t first =
+        ex->turn - (ex->n_context < WS_RETRIEVAL_KEY_TURNS ? ex->n_context : WS_RETRIEVAL_KEY_TURNS);
     for (uint32_t t = first; t < ex->turn; t++)
         turns[nt++] = p->turns[t].text;
     ws_buf key = WS_BUF_INIT;

@@ -33,28 +33,28 @@ typedef int (*ws_fidelity_gen_fn)(void *arg, const ws_pairs *p, const ws_example
                                   ws_error *err);
 
 typedef struct ws_fidelity_options {
-    size_t max_examples;       /* held-out examples to use; 0 = all, capped at WS_FIDELITY_MAX_EXAMPLES */
-    double base_loss;          /* mean held-out loss per token (nats) of the base model; 0 = unknown */
-    double model_loss;         /* the same for the trained clone; 0 = unknown */
-    uint64_t seed;             /* cross-validation folds */
+    size_t max_examples; /* held-out examples to use; 0 = all, capped at WS_FIDELITY_MAX_EXAMPLES */
+    double base_loss;    /* mean held-out loss per token (nats) of the base model; 0 = unknown */
+    double model_loss;   /* the same for the trained clone; 0 = unknown */
+    uint64_t seed;       /* cross-validation folds */
 } ws_fidelity_options;
 
 typedef struct ws_fidelity_report {
     size_t n_heldout, n_evaluated;
     bool have_loss;
-    double base_loss, model_loss, loss_lift;        /* lift = base - model (nats per token) */
-    ws_style_distance distance;                      /* real held-out vs clone */
-    ws_style_distance natural_distance;              /* real training vs real held-out */
-    double verifier_accuracy;                        /* 0.5 ideal, 1.0 = trivially told apart */
-    double attribution, attribution_real;            /* shares given to the persona */
-    size_t n_candidates;                             /* participants the attribution chose among */
+    double base_loss, model_loss, loss_lift; /* lift = base - model (nats per token) */
+    ws_style_distance distance;              /* real held-out vs clone */
+    ws_style_distance natural_distance;      /* real training vs real held-out */
+    double verifier_accuracy;                /* 0.5 ideal, 1.0 = trivially told apart */
+    double attribution, attribution_real;    /* shares given to the persona */
+    size_t n_candidates;                     /* participants the attribution chose among */
     double distinct1, distinct2, copy_rate, top_reply_share, empty_rate;
     double real_len_median, clone_len_median, len_ratio;
 } ws_fidelity_report;
 
 /* WS_EEMPTY when p holds no held-out examples. */
-int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_arg, const ws_fidelity_options *opt,
-                         ws_fidelity_report *out, ws_error *err);
+int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_arg,
+                         const ws_fidelity_options *opt, ws_fidelity_report *out, ws_error *err);
 void ws_fidelity_to_json(const ws_fidelity_report *r, ws_buf *out);
 
 /* A baseline generator: the persona's real reply to the nearest indexed context (the index
@@ -63,6 +63,7 @@ typedef struct ws_fidelity_retrieval_arg {
     const ws_retrieval *r;
     ws_embedder *e;
 } ws_fidelity_retrieval_arg;
-int ws_fidelity_retrieval_gen(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err);
+int ws_fidelity_retrieval_gen(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply,
+                              ws_error *err);
 
 #endif

@@ -11,9 +11,18 @@
 
 #include "core/mem.h"
 
-static bool is_alnum_b(unsigned char c) { return isalnum(c) || c >= 0x80; }
-static bool is_local_c(unsigned char c) { return isalnum(c) || strchr("._%+-", c) != NULL; }
-static bool is_label_c(unsigned char c) { return isalnum(c) || c == '-' || c >= 0x80; }
+static bool is_alnum_b(unsigned char c)
+{
+    return isalnum(c) || c >= 0x80;
+}
+static bool is_local_c(unsigned char c)
+{
+    return isalnum(c) || strchr("._%+-", c) != NULL;
+}
+static bool is_label_c(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c >= 0x80;
+}
 
 /* A domain at s[i]: labels joined by dots, the last one (TLD) at least two letters.
  * Returns its length and the start of the TLD in *tld (0 when none). */
@@ -75,8 +84,8 @@ static size_t url_tail(const char *s, size_t n, size_t j)
     return j;
 }
 
-static const char *strong_tlds[] = {"com", "net", "org", "io", "dev", "app", "ly", "gl", "co",
-                                    "info", "biz", "me", "tv", "gov", "edu", NULL};
+static const char *strong_tlds[] = {"com", "net",  "org", "io", "dev", "app", "ly",  "gl",
+                                    "co",  "info", "biz", "me", "tv",  "gov", "edu", NULL};
 
 static size_t match_url(const char *s, size_t n, size_t i)
 {
@@ -98,7 +107,7 @@ static size_t match_url(const char *s, size_t n, size_t i)
         return 0;
     size_t end = i + d;
     if (end < n && s[end] == '@')
-        return 0;   /* part of an e-mail address */
+        return 0; /* part of an e-mail address */
     if (end < n && s[end] == '/')
         return url_tail(s, n, end) - i;
     for (int k = 0; strong_tlds[k]; k++)
@@ -158,7 +167,7 @@ static size_t match_phone(const char *s, size_t n, size_t i)
     if (last_digit_end < n && is_alnum_b((unsigned char)s[last_digit_end]))
         return 0;
     if (!plus && groups == 1 && digits < 9)
-        return 0;   /* a bare number: only long ones look like phone numbers */
+        return 0; /* a bare number: only long ones look like phone numbers */
     (void)seps;
     return last_digit_end - i;
 }
@@ -223,8 +232,8 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
         while (rlen && (rep[rlen - 1] == ' ' || rep[rlen - 1] == '\t'))
             rlen--;
         if (!nlen || !klen || nlen >= sizeof out->rule[0].name)
-            return ws_error_set(err, WS_EFORMAT, "masking rules line %zu: expected '<name> <kind> <replacement>'",
-                                lineno);
+            return ws_error_set(err, WS_EFORMAT,
+                                "masking rules line %zu: expected '<name> <kind> <replacement>'", lineno);
         ws_mask_kind kind;
         if (klen == 5 && !memcmp(l + ks, "phone", 5))
             kind = WS_MASK_PHONE;
@@ -233,8 +242,9 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
         else if (klen == 3 && !memcmp(l + ks, "url", 3))
             kind = WS_MASK_URL;
         else
-            return ws_error_set(err, WS_EFORMAT, "masking rules line %zu: unknown kind '%.*s' (phone, email or url)",
-                                lineno, (int)(klen > 32 ? 32 : klen), l + ks);
+            return ws_error_set(err, WS_EFORMAT,
+                                "masking rules line %zu: unknown kind '%.*s' (phone, email or url)", lineno,
+                                (int)(klen > 32 ? 32 : klen), l + ks);
         if (rlen == 2 && rep[0] == '"' && rep[1] == '"')
             rlen = 0;
         if (rlen >= sizeof out->rule[0].replacement)

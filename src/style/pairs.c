@@ -198,7 +198,7 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
     int64_t ts = ws_datetime_seconds(&m->ts);
     int64_t gap = b->have_last ? ts - b->last_ts : 0;
     if (gap < 0)
-        gap = 0;   /* clock went back (time-zone change): treat as simultaneous */
+        gap = 0; /* clock went back (time-zone change): treat as simultaneous */
     bool new_session = !b->have_last || gap > b->opt.session_gap_s;
     if (new_session && b->have_last)
         b->session++;
@@ -247,7 +247,10 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
     ws_buf_append(&b->reply, body, blen);
 }
 
-typedef struct { int64_t t; uint32_t ex; } by_time;
+typedef struct {
+    int64_t t;
+    uint32_t ex;
+} by_time;
 
 static int cmp_time(const void *a, const void *b)
 {

@@ -16,8 +16,8 @@
 typedef struct entry {
     const char *key;
     uint32_t len;
-    uint32_t last_p, last_o;   /* last message number that counted it (+1), persona / others */
-    uint64_t p, o;             /* counts: persona, others */
+    uint32_t last_p, last_o; /* last message number that counted it (+1), persona / others */
+    uint64_t p, o;           /* counts: persona, others */
 } entry;
 
 typedef struct table {
@@ -132,7 +132,7 @@ struct ws_profile_builder {
     uint64_t len_hist[WS_PROFILE_LEN_BUCKETS];
     uint64_t hours[24], weekdays[7], timed;
     uint64_t word_hist[WS_PROFILE_WORD_BUCKETS], word_total;
-    ws_buf w;   /* scratch */
+    ws_buf w; /* scratch */
 };
 
 ws_profile_builder *ws_profile_builder_new(void)
@@ -157,8 +157,8 @@ ws_profile_builder *ws_profile_builder_new(void)
         }
     }
     /* chat slang: a language hint, but no function word (it may well be a signature phrase) */
-    static const char *const slang[] = {"u", "ur", "lol", "omg", "pls", "thanks", "jaja", "kkk", "vc", "ga",
-                                        "gak", "dong", "sih", "kok"};
+    static const char *const slang[] = {"u",   "ur", "lol", "omg", "pls",  "thanks", "jaja",
+                                        "kkk", "vc", "ga",  "gak", "dong", "sih",    "kok"};
     for (size_t k = 0; k < sizeof slang / sizeof slang[0]; k++) {
         entry *e = table_get(&b->stop, slang[k], strlen(slang[k]), false);
         if (e)
@@ -196,7 +196,7 @@ typedef struct words {
 static void split_words(ws_profile_builder *b, const char *s, size_t n, words *out)
 {
     ws_buf_reset(&b->w);
-    ws_buf_reserve(&b->w, n * 2 + 16);   /* lowercasing never more than doubles a code point */
+    ws_buf_reserve(&b->w, n * 2 + 16); /* lowercasing never more than doubles a code point */
     size_t offs[512];
     out->n = 0;
     bool in_word = false, new_run = true;
@@ -237,8 +237,9 @@ static void split_words(ws_profile_builder *b, const char *s, size_t n, words *o
             if (in_word)
                 ws_buf_putc(&b->w, '\0');
             in_word = false;
-            if (!ws_cp_is_space(cp) && cp != ',' )
-                new_run = new_run || cp == '.' || cp == '!' || cp == '?' || cp == '\n' || ws_emoji_at(s, n, at);
+            if (!ws_cp_is_space(cp) && cp != ',')
+                new_run =
+                    new_run || cp == '.' || cp == '!' || cp == '?' || cp == '\n' || ws_emoji_at(s, n, at);
             if (cp == '\n')
                 new_run = true;
         }
@@ -544,7 +545,10 @@ static void top_items(ws_profile_item *cand, size_t nc, ws_profile_item *out, si
     memcpy(out, cand, *n_out * sizeof *out);
 }
 
-static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0;
+}
 
 /* Is phrase a (whole words) inside phrase b? */
 static bool contains_words(const char *b, const char *a)
@@ -592,7 +596,7 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
             double pool = ((double)(e->p + e->o) + 1) / (n + m + 2);
             score = (p1 - p2) / sqrt(pool * (1 - pool) * (1 / n + 1 / m));
         } else {
-            score = (double)e->p;   /* no one to compare with: most frequent */
+            score = (double)e->p; /* no one to compare with: most frequent */
         }
         /* longer phrases say more about a person than single words */
         int nw = 1;
@@ -617,7 +621,8 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
         for (size_t j = 0; j < p->n_phrases && !dup; j++) {
             const ws_profile_item *k = &p->phrases[j];
             if ((contains_words(k->text, cand[i].text) || contains_words(cand[i].text, k->text)) &&
-                (double)cand[i].count <= 1.3 * (double)k->count && (double)k->count <= 1.3 * (double)cand[i].count)
+                (double)cand[i].count <= 1.3 * (double)k->count &&
+                (double)k->count <= 1.3 * (double)cand[i].count)
                 dup = true;
         }
         if (!dup)
@@ -937,20 +942,25 @@ static void fmt_duration(double s, char *out, size_t n)
 void ws_profile_summary(const ws_profile *p, ws_buf *o)
 {
     ws_buf_printf(o, "Messages analysed: %llu turns (%.2f bubbles per turn), %llu from others\n",
-                  (unsigned long long)p->n_messages, p->bubbles_per_turn, (unsigned long long)p->n_other_messages);
+                  (unsigned long long)p->n_messages, p->bubbles_per_turn,
+                  (unsigned long long)p->n_other_messages);
     ws_buf_printf(o, "Length: median %.0f characters / %.0f words (10%%-90%%: %.0f-%.0f characters)\n",
                   p->chars.p[2], p->words.p[2], p->chars.p[0], p->chars.p[4]);
-    ws_buf_printf(o, "Emoji: %.2f per message, in %.0f%% of messages", p->emoji_per_message, 100 * p->emoji_messages);
+    ws_buf_printf(o, "Emoji: %.2f per message, in %.0f%% of messages", p->emoji_per_message,
+                  100 * p->emoji_messages);
     if (p->n_emoji) {
         ws_buf_puts(o, "; favourites ");
         for (size_t i = 0; i < p->n_emoji && i < 5; i++)
             ws_buf_printf(o, "%s%s", i ? " " : "", p->emoji[i].text);
     }
     ws_buf_putc(o, '\n');
-    ws_buf_printf(o, "Punctuation: %.2f '!' and %.2f '?' per message; ellipsis in %.0f%%, ends with '.' %.0f%%, "
-                  "no final punctuation %.0f%%\n", p->excl_per_message, p->quest_per_message, 100 * p->ellipsis,
-                  100 * p->ends_period, 100 * p->ends_bare);
-    ws_buf_printf(o, "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%, "
+    ws_buf_printf(o,
+                  "Punctuation: %.2f '!' and %.2f '?' per message; ellipsis in %.0f%%, ends with '.' %.0f%%, "
+                  "no final punctuation %.0f%%\n",
+                  p->excl_per_message, p->quest_per_message, 100 * p->ellipsis, 100 * p->ends_period,
+                  100 * p->ends_bare);
+    ws_buf_printf(o,
+                  "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%, "
                   "CAPITALS for emphasis %.0f%%\n",
                   100 * p->starts_upper, 100 * p->all_lower, 100 * p->all_caps, 100 * p->caps_words);
     ws_buf_puts(o, "Languages:");
@@ -969,7 +979,8 @@ void ws_profile_summary(const ws_profile *p, ws_buf *o)
         if (p->hours[h] > 0 && (best < 0 || p->hours[h] > p->hours[best]))
             best = h;
     if (best >= 0)
-        ws_buf_printf(o, "Most active: %02d:00-%02d:59 (%.0f%% of turns)\n", best, best, 100 * p->hours[best]);
+        ws_buf_printf(o, "Most active: %02d:00-%02d:59 (%.0f%% of turns)\n", best, best,
+                      100 * p->hours[best]);
     if (p->typical_reply[0])
         ws_buf_printf(o, "Typical short reply: \"%s\" (%llu times)\n", p->typical_reply,
                       (unsigned long long)p->typical_reply_count);
@@ -1050,14 +1061,18 @@ double ws_profile_distance(const ws_profile *a, const ws_profile *b, ws_style_di
             fav = (a->n_emoji || b->n_emoji) ? 1 : 0;
     }
     d.emoji = (bern(a->emoji_messages, b->emoji_messages) + rate(a->emoji_per_message, b->emoji_per_message) +
-               fav) / 3;
-    d.punctuation = (rate(a->excl_per_message, b->excl_per_message) + rate(a->quest_per_message, b->quest_per_message) +
-                     rate(a->comma_per_message, b->comma_per_message) + bern(a->multi_excl, b->multi_excl) +
-                     bern(a->multi_quest, b->multi_quest) + bern(a->ellipsis, b->ellipsis) +
-                     bern(a->ends_period, b->ends_period) + bern(a->ends_bare, b->ends_bare)) / 8;
+               fav) /
+              3;
+    d.punctuation =
+        (rate(a->excl_per_message, b->excl_per_message) + rate(a->quest_per_message, b->quest_per_message) +
+         rate(a->comma_per_message, b->comma_per_message) + bern(a->multi_excl, b->multi_excl) +
+         bern(a->multi_quest, b->multi_quest) + bern(a->ellipsis, b->ellipsis) +
+         bern(a->ends_period, b->ends_period) + bern(a->ends_bare, b->ends_bare)) /
+        8;
     d.casing = (bern(a->starts_upper, b->starts_upper) + bern(a->all_lower, b->all_lower) +
                 bern(a->all_caps, b->all_caps) + bern(a->caps_words, b->caps_words) +
-                bern(a->upper_letters, b->upper_letters)) / 5;
+                bern(a->upper_letters, b->upper_letters)) /
+               5;
     {
         double va[2 * WS_PROFILE_LANGS] = {0}, vb[2 * WS_PROFILE_LANGS] = {0};
         const char *keys[2 * WS_PROFILE_LANGS];

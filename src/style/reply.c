@@ -18,7 +18,10 @@ const char *ws_reply_source_name(ws_reply_source s)
     return "?";
 }
 
-static double clamp01(double x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static double clamp01(double x)
+{
+    return x < 0 ? 0 : x > 1 ? 1 : x;
+}
 
 static int cmp_cand(const void *a, const void *b)
 {
@@ -28,9 +31,9 @@ static int cmp_cand(const void *a, const void *b)
     return (int)x->source - (int)y->source;
 }
 
-int ws_reply_choose(const ws_retrieval *r, ws_embedder *e, const ws_profile *persona, const char *const *turns,
-                    size_t n_turns, const ws_reply_generated *gen, size_t n_gen, const ws_reply_options *opt,
-                    ws_reply_choice *out, ws_error *err)
+int ws_reply_choose(const ws_retrieval *r, ws_embedder *e, const ws_profile *persona,
+                    const char *const *turns, size_t n_turns, const ws_reply_generated *gen, size_t n_gen,
+                    const ws_reply_options *opt, ws_reply_choice *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
     ws_reply_options o = opt ? *opt : (ws_reply_options){0};
@@ -62,7 +65,8 @@ int ws_reply_choose(const ws_retrieval *r, ws_embedder *e, const ws_profile *per
             for (size_t j = 0; j < n; j++)
                 same += j != i && strcasecmp(hits[i].reply, hits[j].reply) == 0;
             double conf = clamp01((hits[i].score - o.sim_floor) / span + 0.05 * (double)same);
-            out->cand[out->n_cand++] = (ws_reply_candidate){hits[i].reply, WS_REPLY_RETRIEVED, hits[i].score, conf};
+            out->cand[out->n_cand++] =
+                (ws_reply_candidate){hits[i].reply, WS_REPLY_RETRIEVED, hits[i].score, conf};
             if (hits[i].score > best_sim)
                 best_sim = hits[i].score;
         }
@@ -73,7 +77,8 @@ int ws_reply_choose(const ws_retrieval *r, ws_embedder *e, const ws_profile *per
         double p = exp(gen[i].mean_logprob < 0 ? gen[i].mean_logprob : 0);
         /* token probability, and how familiar the situation is (nearest retrieved context) */
         double conf = r ? 0.5 * p + 0.5 * clamp01((best_sim - o.sim_floor) / span) : p;
-        out->cand[out->n_cand++] = (ws_reply_candidate){gen[i].text, WS_REPLY_GENERATED, best_sim, clamp01(conf)};
+        out->cand[out->n_cand++] =
+            (ws_reply_candidate){gen[i].text, WS_REPLY_GENERATED, best_sim, clamp01(conf)};
     }
     qsort(out->cand, out->n_cand, sizeof *out->cand, cmp_cand);
     if (out->n_cand) {

@@ -25,29 +25,29 @@ typedef enum { WS_REPLY_RETRIEVED, WS_REPLY_GENERATED, WS_REPLY_FALLBACK } ws_re
 
 typedef struct ws_reply_generated {
     const char *text;
-    double mean_logprob;   /* mean natural-log probability per generated token (<= 0) */
+    double mean_logprob; /* mean natural-log probability per generated token (<= 0) */
 } ws_reply_generated;
 
 typedef struct ws_reply_candidate {
     const char *text;
     ws_reply_source source;
-    double similarity;     /* retrieved: cosine of the contexts; generated: best retrieved cosine */
+    double similarity; /* retrieved: cosine of the contexts; generated: best retrieved cosine */
     double confidence;
 } ws_reply_candidate;
 
 typedef struct ws_reply_options {
-    size_t k;                  /* retrieval hits to consider; 0 = 8 */
-    double threshold;          /* fallback below this confidence; 0 = 0.35; negative = never */
-    const char *fallback_text; /* NULL = the profile's typical short reply, else "ok" */
-    double sim_floor, sim_ceil;/* cosine mapped linearly onto [0,1]; both 0 = 0.2 .. 0.9 */
+    size_t k;                   /* retrieval hits to consider; 0 = 8 */
+    double threshold;           /* fallback below this confidence; 0 = 0.35; negative = never */
+    const char *fallback_text;  /* NULL = the profile's typical short reply, else "ok" */
+    double sim_floor, sim_ceil; /* cosine mapped linearly onto [0,1]; both 0 = 0.2 .. 0.9 */
 } ws_reply_options;
 
 typedef struct ws_reply_choice {
     const char *text;
-    double confidence;         /* of the chosen candidate (also when the fallback answers) */
+    double confidence; /* of the chosen candidate (also when the fallback answers) */
     ws_reply_source source;
     bool fallback;
-    ws_reply_candidate cand[WS_REPLY_MAX_CANDIDATES];   /* best first */
+    ws_reply_candidate cand[WS_REPLY_MAX_CANDIDATES]; /* best first */
     size_t n_cand;
 } ws_reply_choice;
 
@@ -57,6 +57,6 @@ int ws_reply_choose(const ws_retrieval *r, ws_embedder *e, const ws_profile *per
                     const char *const *turns, size_t n_turns, const ws_reply_generated *gen, size_t n_gen,
                     const ws_reply_options *opt, ws_reply_choice *out, ws_error *err);
 
-const char *ws_reply_source_name(ws_reply_source s);   /* "retrieved", "generated", "fallback" */
+const char *ws_reply_source_name(ws_reply_source s); /* "retrieved", "generated", "fallback" */
 
 #endif

@@ -13,7 +13,7 @@
 
 struct ws_retrieval {
     ws_vindex *ix;
-    char **context, **reply;   /* per row */
+    char **context, **reply; /* per row */
     size_t n;
 };
 
@@ -43,8 +43,14 @@ void ws_retrieval_free(ws_retrieval *r)
     free(r);
 }
 
-size_t ws_retrieval_count(const ws_retrieval *r) { return r->n; }
-const ws_vindex *ws_retrieval_index(const ws_retrieval *r) { return r->ix; }
+size_t ws_retrieval_count(const ws_retrieval *r)
+{
+    return r->n;
+}
+const ws_vindex *ws_retrieval_index(const ws_retrieval *r)
+{
+    return r->ix;
+}
 
 typedef struct job {
     ws_embedder *e;
@@ -94,7 +100,8 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
         if (ex->heldout && !o.include_heldout)
             continue;
         size_t nt = 0;
-        uint32_t first = ex->turn - (ex->n_context < WS_RETRIEVAL_KEY_TURNS ? ex->n_context : WS_RETRIEVAL_KEY_TURNS);
+        uint32_t first =
+            ex->turn - (ex->n_context < WS_RETRIEVAL_KEY_TURNS ? ex->n_context : WS_RETRIEVAL_KEY_TURNS);
         for (uint32_t t = first; t < ex->turn; t++)
             texts[nt++] = p->turns[t].text;
         ws_buf_reset(&key);
@@ -111,8 +118,14 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
     job *jobs = ws_xcalloc((size_t)nthreads, sizeof *jobs);
     pthread_t *tids = ws_xcalloc((size_t)nthreads, sizeof *tids);
     for (int t = 0; t < nthreads; t++) {
-        jobs[t] = (job){e, r->context, vecs, r->n * (size_t)t / (size_t)nthreads,
-                        r->n * (size_t)(t + 1) / (size_t)nthreads, e->dim, 0, {0}};
+        jobs[t] = (job){e,
+                        r->context,
+                        vecs,
+                        r->n * (size_t)t / (size_t)nthreads,
+                        r->n * (size_t)(t + 1) / (size_t)nthreads,
+                        e->dim,
+                        0,
+                        {0}};
         if (nthreads == 1 || pthread_create(&tids[t], NULL, embed_range, &jobs[t]) != 0) {
             embed_range(&jobs[t]);
             tids[t] = 0;
@@ -219,7 +232,8 @@ int ws_retrieval_load(const char *dir, ws_retrieval **out, ws_error *err)
         const char *c = ws_json_get_str(root, "context"), *rp = ws_json_get_str(root, "reply");
         if (!c || !rp) {
             ws_json_doc_free(doc);
-            rc = ws_error_set(err, WS_EFORMAT, "%s line %zu: needs \"context\" and \"reply\"", path, r->n + 1);
+            rc =
+                ws_error_set(err, WS_EFORMAT, "%s line %zu: needs \"context\" and \"reply\"", path, r->n + 1);
             goto out;
         }
         r->context[r->n] = ws_xstrdup(c);

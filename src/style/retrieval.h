@@ -19,21 +19,21 @@
 #include "style/pairs.h"
 #include "style/vindex.h"
 
-#define WS_RETRIEVAL_KEY_TURNS 2                 /* context turns that form the search key */
-#define WS_RETRIEVAL_MAX_JSONL (1ull << 30)      /* cap on retrieval.jsonl */
+#define WS_RETRIEVAL_KEY_TURNS 2            /* context turns that form the search key */
+#define WS_RETRIEVAL_MAX_JSONL (1ull << 30) /* cap on retrieval.jsonl */
 
 typedef struct ws_retrieval_options {
-    bool include_heldout;      /* index the held-out examples too (not for evaluation runs) */
-    size_t hnsw_min;           /* build an HNSW graph from this many examples on; 0 = 20000 */
-    ws_hnsw_params hnsw;       /* zeros = defaults */
-    int threads;               /* embedding threads; 0 = online CPUs */
+    bool include_heldout; /* index the held-out examples too (not for evaluation runs) */
+    size_t hnsw_min;      /* build an HNSW graph from this many examples on; 0 = 20000 */
+    ws_hnsw_params hnsw;  /* zeros = defaults */
+    int threads;          /* embedding threads; 0 = online CPUs */
 } ws_retrieval_options;
 
 typedef struct ws_retrieval_hit {
-    uint32_t row;              /* row in the index */
-    float score;               /* cosine similarity of the contexts */
-    const char *context;       /* the example's key text */
-    const char *reply;         /* what the persona answered */
+    uint32_t row;        /* row in the index */
+    float score;         /* cosine similarity of the contexts */
+    const char *context; /* the example's key text */
+    const char *reply;   /* what the persona answered */
 } ws_retrieval_hit;
 
 typedef struct ws_retrieval ws_retrieval;
@@ -41,11 +41,11 @@ typedef struct ws_retrieval ws_retrieval;
 /* The search key of a conversation: its last WS_RETRIEVAL_KEY_TURNS turn texts, '\n'-joined. */
 void ws_retrieval_key(const char *const *turn_texts, size_t n, ws_buf *out);
 
-int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_options *opt,
-                       ws_retrieval **out, ws_error *err);
+int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_options *opt, ws_retrieval **out,
+                       ws_error *err);
 int ws_retrieval_save(const ws_retrieval *r, const char *dir, ws_error *err);
 int ws_retrieval_load(const char *dir, ws_retrieval **out, ws_error *err);
-void ws_retrieval_free(ws_retrieval *r);   /* NULL is a no-op */
+void ws_retrieval_free(ws_retrieval *r); /* NULL is a no-op */
 
 size_t ws_retrieval_count(const ws_retrieval *r);
 const ws_vindex *ws_retrieval_index(const ws_retrieval *r);

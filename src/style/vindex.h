@@ -28,20 +28,20 @@
 
 typedef struct ws_vhit {
     uint32_t id;
-    float score;   /* cosine similarity */
+    float score; /* cosine similarity */
 } ws_vhit;
 
 typedef struct ws_hnsw_params {
-    uint32_t M;                /* links per node on upper levels (2M on level 0); 0 = 16 */
-    uint32_t ef_construction;  /* 0 = 200 */
-    uint64_t seed;             /* level draws; same seed + same inserts = same graph */
+    uint32_t M;               /* links per node on upper levels (2M on level 0); 0 = 16 */
+    uint32_t ef_construction; /* 0 = 200 */
+    uint64_t seed;            /* level draws; same seed + same inserts = same graph */
 } ws_hnsw_params;
 
 typedef struct ws_vindex ws_vindex;
 
 /* space names the embedding space (embedder name, at most 63 bytes); NULL for a bad dim. */
 ws_vindex *ws_vindex_new(size_t dim, const char *space);
-void ws_vindex_free(ws_vindex *ix);   /* NULL is a no-op */
+void ws_vindex_free(ws_vindex *ix); /* NULL is a no-op */
 
 /* Appends a copy of vec (normalised here) under id. With an HNSW graph built, the vector is
  * inserted into it too. WS_ETOOBIG past WS_VINDEX_MAX_COUNT. */

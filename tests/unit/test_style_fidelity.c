@@ -8,7 +8,8 @@
 #include "style/pairs.h"
 #include "style/retrieval.h"
 
-static const char *ann_words[] = {"haha", "omg", "yes", "no", "lol", "ok", "cool", "see", "u", "later", "pls", "yay"};
+static const char *ann_words[] = {"haha", "omg", "yes", "no",    "lol", "ok",
+                                  "cool", "see", "u",   "later", "pls", "yay"};
 static const char *bob_lines[] = {
     "Good morning. Are we still meeting at the office tomorrow?",
     "I have sent the documents to the accountant, please check them.",
@@ -87,8 +88,10 @@ static void perfect_and_impostor_clones(void)
     CHECK_EQ_INT(p->n_heldout, 20);
     ws_fidelity_report good, bad;
     ws_error err = {0};
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, &(ws_fidelity_options){.base_loss = 3.2, .model_loss = 2.5},
-                                      &good, &err), 0);
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL,
+                                      &(ws_fidelity_options){.base_loss = 3.2, .model_loss = 2.5}, &good,
+                                      &err),
+                 0);
     CHECK_EQ_INT(good.n_evaluated, 20);
     CHECK(good.have_loss);
     CHECK_NEAR(good.loss_lift, 0.7, 1e-9);
@@ -138,10 +141,11 @@ static void retrieval_baseline(void)
     CHECK_EQ_INT(ws_retrieval_build(p, e, NULL, &r, NULL), 0);
     ws_fidelity_retrieval_arg a = {r, e};
     ws_fidelity_report rep;
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, ws_fidelity_retrieval_gen, &a, &(ws_fidelity_options){.max_examples = 10},
-                                      &rep, NULL), 0);
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, ws_fidelity_retrieval_gen, &a,
+                                      &(ws_fidelity_options){.max_examples = 10}, &rep, NULL),
+                 0);
     CHECK_EQ_INT(rep.n_evaluated, 10);
-    CHECK_NEAR(rep.copy_rate, 1.0, 1e-9);   /* it only ever answers with training replies */
+    CHECK_NEAR(rep.copy_rate, 1.0, 1e-9); /* it only ever answers with training replies */
     CHECK(rep.attribution > 0.7);
     CHECK(rep.distance.total < 0.3);
     ws_retrieval_free(r);
@@ -151,7 +155,7 @@ static void retrieval_baseline(void)
 
 static void needs_heldout_examples(void)
 {
-    ws_pairs *p = chat(2);   /* one example: nothing held out */
+    ws_pairs *p = chat(2); /* one example: nothing held out */
     if (!p)
         return;
     ws_fidelity_report rep;

@@ -18,7 +18,12 @@ static char *masked(const char *s, size_t *count)
     return ws_buf_take(&b);
 }
 
-#define CHECK_MASK(in, want) do { char *_m = masked(in, NULL); CHECK_EQ_STR(_m, want); free(_m); } while (0)
+#define CHECK_MASK(in, want)                                                                                 \
+    do {                                                                                                     \
+        char *_m = masked(in, NULL);                                                                         \
+        CHECK_EQ_STR(_m, want);                                                                              \
+        free(_m);                                                                                            \
+    } while (0)
 
 static void masks_personal_data(void)
 {
@@ -66,7 +71,11 @@ static void parses_rules_files(void)
     CHECK_EQ_INT(ws_mask_rules_load("/nonexistent/rules", &r, &err), WS_ENOENT);
 }
 
-typedef struct { int d, h, mi, s; const char *who, *text; ws_msg_kind kind; } msg_spec;
+typedef struct {
+    int d, h, mi, s;
+    const char *who, *text;
+    ws_msg_kind kind;
+} msg_spec;
 
 static ws_pairs *build(const msg_spec *ms, size_t n, const char *persona, const ws_pairs_options *opt,
                        int *rc)
@@ -94,16 +103,16 @@ static void builds_turns_sessions_and_examples(void)
     const msg_spec ms[] = {
         {1, 9, 0, 0, NULL, "Messages are end-to-end encrypted.", WS_MSG_SYSTEM},
         {1, 9, 0, 5, "Bob", "hey", WS_MSG_TEXT},
-        {1, 9, 1, 0, "Bob", "you there? call +49 151 2345 6789", WS_MSG_TEXT},        /* merged */
-        {1, 9, 2, 0, "Ann", "yes!", WS_MSG_TEXT},                                    /* example 1 */
-        {1, 9, 3, 0, "Ann", "<Media omitted>", WS_MSG_MEDIA},                        /* merged */
-        {1, 9, 10, 0, "Ann", "also this", WS_MSG_TEXT},                              /* new turn, no example */
+        {1, 9, 1, 0, "Bob", "you there? call +49 151 2345 6789", WS_MSG_TEXT}, /* merged */
+        {1, 9, 2, 0, "Ann", "yes!", WS_MSG_TEXT},                              /* example 1 */
+        {1, 9, 3, 0, "Ann", "<Media omitted>", WS_MSG_MEDIA},                  /* merged */
+        {1, 9, 10, 0, "Ann", "also this", WS_MSG_TEXT},                        /* new turn, no example */
         {1, 9, 11, 0, "Bob", "<Media omitted>", WS_MSG_MEDIA},
-        {1, 9, 12, 30, "Ann", "lol", WS_MSG_TEXT},                                   /* example 2 */
+        {1, 9, 12, 30, "Ann", "lol", WS_MSG_TEXT}, /* example 2 */
         {1, 12, 0, 0, "Bob", "new session", WS_MSG_TEXT},
-        {1, 12, 5, 0, "Ann", "This message was deleted", WS_MSG_DELETED},            /* no text: no example */
+        {1, 12, 5, 0, "Ann", "This message was deleted", WS_MSG_DELETED}, /* no text: no example */
         {1, 12, 6, 0, "Bob", "why deleted", WS_MSG_TEXT},
-        {1, 12, 7, 0, "Ann", "oops", WS_MSG_TEXT},                                   /* example 3 */
+        {1, 12, 7, 0, "Ann", "oops", WS_MSG_TEXT}, /* example 3 */
     };
     int rc;
     ws_pairs *p = build(ms, sizeof ms / sizeof ms[0], "Ann", NULL, &rc);
@@ -136,14 +145,14 @@ static void builds_turns_sessions_and_examples(void)
     CHECK_NEAR(e->response_s, 90, 0);
     e = &p->examples[2];
     CHECK_EQ_STR(p->turns[e->turn].reply, "oops");
-    CHECK_EQ_INT(p->turns[e->ctx_first].session, 1);   /* context stays inside its session */
+    CHECK_EQ_INT(p->turns[e->ctx_first].session, 1); /* context stays inside its session */
     CHECK_EQ_INT(e->n_context, 3);
-    CHECK(p->turns[e->ctx_first + 1].reply == NULL);    /* the deleted-only turn */
+    CHECK(p->turns[e->ctx_first + 1].reply == NULL); /* the deleted-only turn */
     /* 3 examples: 10% rounds to 0, at least one held out: the latest */
     CHECK_EQ_INT(p->n_heldout, 1);
     CHECK(p->examples[2].heldout && !p->examples[0].heldout && !p->examples[1].heldout);
     CHECK_EQ_INT(p->turns[0].hour, 9);
-    CHECK_EQ_INT(p->turns[0].weekday, 4);   /* 2024-03-01 was a Friday */
+    CHECK_EQ_INT(p->turns[0].weekday, 4); /* 2024-03-01 was a Friday */
     ws_pairs_free(p);
 }
 
@@ -155,8 +164,8 @@ static void context_is_capped_and_heldout_is_last_tenth(void)
     for (int i = 0; i < N; i++) {
         snprintf(texts[i], sizeof texts[i], "m%d", i);
         /* alternate speakers every 3 minutes, all in one session; 1 day = 480 slots */
-        ms[i] = (msg_spec){1 + (i * 3) / 1440, ((i * 3) / 60) % 24, (i * 3) % 60, 0,
-                           i % 2 ? "Ann" : "Bob", texts[i], WS_MSG_TEXT};
+        ms[i] = (msg_spec){1 + (i * 3) / 1440, ((i * 3) / 60) % 24, (i * 3) % 60, 0, i % 2 ? "Ann" : "Bob",
+                           texts[i],           WS_MSG_TEXT};
     }
     int rc;
     ws_pairs_options opt = {.max_context = 5, .no_mask = true};
@@ -182,8 +191,11 @@ static void reports_missing_persona(void)
     const msg_spec ms[] = {{1, 9, 0, 0, "Bob", "hi", WS_MSG_TEXT}, {1, 9, 1, 0, "Cy", "yo", WS_MSG_TEXT}};
     ws_pairs_builder *b = ws_pairs_builder_new("Ann", NULL);
     for (size_t i = 0; i < 2; i++) {
-        ws_message m = {.ts = {2024, 1, 1, 9, (int)i, 0}, .author = ms[i].who, .author_len = strlen(ms[i].who),
-                        .text = ms[i].text, .text_len = 2};
+        ws_message m = {.ts = {2024, 1, 1, 9, (int)i, 0},
+                        .author = ms[i].who,
+                        .author_len = strlen(ms[i].who),
+                        .text = ms[i].text,
+                        .text_len = 2};
         ws_pairs_builder_add(b, &m);
     }
     ws_pairs *p = NULL;
@@ -202,7 +214,7 @@ static void datetime_seconds(void)
     CHECK_EQ_INT(ws_datetime_seconds(&t), 0);
     ws_datetime t2 = {2000, 3, 1, 12, 30, 15};
     CHECK_EQ_INT(ws_datetime_seconds(&t2), 951913815);
-    CHECK_EQ_INT(ws_weekday_of(ws_datetime_seconds(&t2)), 2);   /* Wednesday */
+    CHECK_EQ_INT(ws_weekday_of(ws_datetime_seconds(&t2)), 2); /* Wednesday */
 }
 
 static void from_real_export(void)
@@ -230,12 +242,13 @@ static void from_real_export(void)
     CHECK(masked_name);
     for (size_t i = 0; i < p->n_turns; i++)
         CHECK(strstr(p->turns[i].author, "7700") == NULL);
-    CHECK(p->n_turns >= 5);   /* Ana never answers within a session here: no examples */
+    CHECK(p->n_turns >= 5); /* Ana never answers within a session here: no examples */
     CHECK_EQ_INT(p->n_examples, 0);
     for (size_t i = 0; i < p->n_turns; i++)
-        CHECK(strstr(p->turns[i].text, "7700 900123") == NULL);   /* masked if present in a body */
+        CHECK(strstr(p->turns[i].text, "7700 900123") == NULL); /* masked if present in a body */
     ws_pairs_free(p);
-    CHECK_EQ_INT(ws_pairs_from_file("tests/fixtures/chat/android_en_gb.txt", "Nobody", NULL, &p, &err), WS_EINVAL);
+    CHECK_EQ_INT(ws_pairs_from_file("tests/fixtures/chat/android_en_gb.txt", "Nobody", NULL, &p, &err),
+                 WS_EINVAL);
     CHECK(strstr(err.msg, "Ana Souza") != NULL);
     CHECK_EQ_INT(ws_pairs_from_file("/nonexistent.txt", "x", NULL, &p, &err), WS_ENOENT);
 }
@@ -288,7 +301,8 @@ static void from_synthetic_chat(void)
         ws_profile *pf = ws_profile_from_pairs(p, WS_PROFILE_ALL);
         CHECK(pf->n_messages > 0);
         CHECK(pf->n_other_messages > 0);
-        ws_profile *tr = ws_profile_from_pairs(p, WS_PROFILE_TRAIN), *ho = ws_profile_from_pairs(p, WS_PROFILE_HELDOUT);
+        ws_profile *tr = ws_profile_from_pairs(p, WS_PROFILE_TRAIN),
+                   *ho = ws_profile_from_pairs(p, WS_PROFILE_HELDOUT);
         CHECK_EQ_INT(tr->n_messages + ho->n_messages, p->n_examples);
         ws_profile_free(pf);
         ws_profile_free(tr);

@@ -9,9 +9,18 @@
 
 /* Ann writes short lower-case messages with "haha" and 😂; Bob writes long formal sentences. */
 static const char *ann_lines[] = {
-    "haha yes \xf0\x9f\x98\x82", "omg no way!!", "haha true", "see u later \xf0\x9f\x98\x82\xf0\x9f\x98\x82",
-    "ok cool", "haha omg \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "lol what??", "yes pls",
-    "haha no \xf0\x9f\x98\x82", "omg really", "ok", "on my way \xf0\x9f\x87\xa9\xf0\x9f\x87\xaa",
+    "haha yes \xf0\x9f\x98\x82",
+    "omg no way!!",
+    "haha true",
+    "see u later \xf0\x9f\x98\x82\xf0\x9f\x98\x82",
+    "ok cool",
+    "haha omg \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",
+    "lol what??",
+    "yes pls",
+    "haha no \xf0\x9f\x98\x82",
+    "omg really",
+    "ok",
+    "on my way \xf0\x9f\x87\xa9\xf0\x9f\x87\xaa",
 };
 static const char *bob_lines[] = {
     "Good morning. Are we still meeting at the office tomorrow?",
@@ -53,10 +62,10 @@ static void profile_measures_style(void)
     CHECK_EQ_INT(p->n_other_messages, 24);
     CHECK(p->chars.p[2] < 15);
     CHECK(p->chars.p[0] <= p->chars.p[2] && p->chars.p[2] <= p->chars.p[4]);
-    CHECK_NEAR(p->emoji_messages, 10.0 / 24, 1e-9);          /* 5 of 12 lines, twice */
+    CHECK_NEAR(p->emoji_messages, 10.0 / 24, 1e-9); /* 5 of 12 lines, twice */
     CHECK_NEAR(p->emoji_per_message, 12.0 / 24, 1e-9);
     CHECK(p->n_emoji >= 3);
-    CHECK_EQ_STR(p->emoji[0].text, "\xf0\x9f\x98\x82");      /* 😂 favourite */
+    CHECK_EQ_STR(p->emoji[0].text, "\xf0\x9f\x98\x82"); /* 😂 favourite */
     CHECK_EQ_INT(p->emoji[0].count, 8);
     CHECK_NEAR(p->all_lower, 1.0, 1e-9);
     CHECK_NEAR(p->starts_upper, 0.0, 1e-9);
@@ -115,7 +124,7 @@ static void participant_profiles(void)
     ws_profile *bob = ws_profile_of_participant(pr, 0), *ann = ws_profile_of_participant(pr, 1);
     CHECK_EQ_INT(bob->n_messages, 24);
     CHECK(bob->starts_upper > 0.99);
-    CHECK(bob->typical_reply[0] == '\0');   /* Bob never says anything short */
+    CHECK(bob->typical_reply[0] == '\0'); /* Bob never says anything short */
     CHECK(ann->all_lower > 0.99);
     CHECK_NEAR(ann->response_s.p[2], 180, 1e-9);
     CHECK(ws_profile_distance(ann, bob, NULL) > 0.3);
@@ -126,8 +135,9 @@ static void participant_profiles(void)
 
 static void languages_and_scripts(void)
 {
-    const char *texts[] = {"ich bin heute nicht da", "das ist doch schon gut", "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
-                           "und du?", "ja klar, mal sehen"};
+    const char *texts[] = {"ich bin heute nicht da", "das ist doch schon gut",
+                           "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "und du?",
+                           "ja klar, mal sehen"};
     ws_profile *p = ws_profile_from_texts(texts, 5);
     CHECK_EQ_STR(p->langs[0].code, "de");
     CHECK_NEAR(p->langs[0].share, 0.8, 1e-9);
@@ -177,5 +187,5 @@ static void empty_profile_is_sane(void)
     ws_profile_builder_free(ws_profile_builder_new());
 }
 
-WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(languages_and_scripts), T(distance_separates_people),
-             T(empty_profile_is_sane))
+WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(languages_and_scripts),
+             T(distance_separates_people), T(empty_profile_is_sane))

@@ -9,9 +9,12 @@
 #include "style/retrieval.h"
 
 static const char *questions[] = {
-    "are we still meeting tomorrow at the cafe?", "did you feed the cat this morning?",
-    "what time does the football match start tonight?", "can you send me the photos from the wedding?",
-    "how was your exam today?", "do you want pizza or sushi for dinner?",
+    "are we still meeting tomorrow at the cafe?",
+    "did you feed the cat this morning?",
+    "what time does the football match start tonight?",
+    "can you send me the photos from the wedding?",
+    "how was your exam today?",
+    "do you want pizza or sushi for dinner?",
 };
 static const char *answers[] = {
     "yes 10am as planned", "yep", "kickoff at 8", "yep", "it went ok I think", "sushi obviously",
@@ -78,7 +81,7 @@ static void falls_back_when_unsure(void)
     fixture f;
     if (!setup(&f))
         goto out;
-    CHECK_EQ_STR(f.prof->typical_reply, "yep");   /* said twice */
+    CHECK_EQ_STR(f.prof->typical_reply, "yep"); /* said twice */
     const char *turns[] = {"qwxz vbnm kjhg"};
     ws_reply_choice c;
     CHECK_EQ_INT(ws_reply_choose(f.r, f.e, f.prof, turns, 1, NULL, 0, NULL, &c, NULL), 0);
@@ -115,7 +118,7 @@ static void weighs_generated_candidates(void)
     for (size_t i = 0; i < c.n_cand; i++) {
         if (c.cand[i].source != WS_REPLY_GENERATED)
             continue;
-        CHECK(c.cand[i].text[0] != '\0');   /* empty generations are ignored */
+        CHECK(c.cand[i].text[0] != '\0'); /* empty generations are ignored */
         if (!strcmp(c.cand[i].text, "nailed it haha")) {
             saw_good = true;
             CHECK(c.cand[i].confidence > 0.9);

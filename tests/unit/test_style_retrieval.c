@@ -9,14 +9,18 @@
 #include "style/retrieval.h"
 
 static const char *questions[] = {
-    "are we still meeting tomorrow at the cafe?", "did you feed the cat this morning?",
-    "what time does the football match start tonight?", "can you send me the photos from the wedding?",
-    "how was your exam today?", "do you want pizza or sushi for dinner?",
-    "is it raining where you are?", "have you seen my blue jacket anywhere?",
+    "are we still meeting tomorrow at the cafe?",
+    "did you feed the cat this morning?",
+    "what time does the football match start tonight?",
+    "can you send me the photos from the wedding?",
+    "how was your exam today?",
+    "do you want pizza or sushi for dinner?",
+    "is it raining where you are?",
+    "have you seen my blue jacket anywhere?",
 };
 static const char *answers[] = {
-    "yes 10am as planned", "yep she ate everything", "kickoff at 8", "sure sending them tonight",
-    "it went ok I think", "sushi obviously", "pouring all day", "check the hallway closet",
+    "yes 10am as planned", "yep she ate everything", "kickoff at 8",    "sure sending them tonight",
+    "it went ok I think",  "sushi obviously",        "pouring all day", "check the hallway closet",
 };
 
 static ws_pairs *chat(void)
@@ -24,7 +28,7 @@ static ws_pairs *chat(void)
     ws_pairs_builder *b = ws_pairs_builder_new("Ann", &(ws_pairs_options){.heldout_fraction = -1});
     for (int i = 0; i < 16; i++) {
         ws_message m = {0};
-        m.ts = (ws_datetime){2024, 6, 1 + i / 2, 18, (i % 2) * 5, 0};   /* one session per day */
+        m.ts = (ws_datetime){2024, 6, 1 + i / 2, 18, (i % 2) * 5, 0}; /* one session per day */
         m.author = i % 2 ? "Ann" : "Bob";
         m.author_len = 3;
         m.text = i % 2 ? answers[i / 2] : questions[i / 2];
@@ -144,4 +148,5 @@ static void picks_embedders_by_space(void)
     ws_embedder_free(e);
 }
 
-WS_TEST_MAIN(T(key_uses_last_turns), T(finds_reply_by_context_and_persists), T(minilm_matches_paraphrases), T(picks_embedders_by_space))
+WS_TEST_MAIN(T(key_uses_last_turns), T(finds_reply_by_context_and_persists), T(minilm_matches_paraphrases),
+             T(picks_embedders_by_space))

@@ -22,15 +22,15 @@ static void profiles_show_each_writer(void)
         CHECK(pr[i]->n_examples > 300);
         pf[i] = ws_profile_from_pairs(pr[i], WS_PROFILE_TRAIN);
     }
-    CHECK(pf[0]->all_lower > 0.9 && pf[0]->emoji_messages > 0.9);          /* Maya */
-    CHECK(pf[1]->ends_period > 0.9 && pf[1]->starts_upper > 0.9);          /* Henrik */
+    CHECK(pf[0]->all_lower > 0.9 && pf[0]->emoji_messages > 0.9); /* Maya */
+    CHECK(pf[1]->ends_period > 0.9 && pf[1]->starts_upper > 0.9); /* Henrik */
     CHECK(pf[1]->emoji_messages < 0.01 && pf[1]->chars.p[2] > 2 * pf[0]->chars.p[2]);
-    CHECK(pf[2]->excl_per_message > 1.0);                                  /* Tomás */
+    CHECK(pf[2]->excl_per_message > 1.0); /* Tomás */
     bool es = false;
     for (size_t k = 0; k < pf[2]->n_langs; k++)
         es |= !strcmp(pf[2]->langs[k].code, "es") && pf[2]->langs[k].share > 0.1;
     CHECK(es);
-    CHECK(pf[3]->quest_per_message > 1.0);                                 /* Priya */
+    CHECK(pf[3]->quest_per_message > 1.0); /* Priya */
     for (int i = 0; i < 3; i++)
         CHECK(pf[3]->caps_words > 2 * pf[i]->caps_words);
     /* own held-out replies are closer than anyone else's */
@@ -54,7 +54,10 @@ out:
 }
 
 /* A clone of Maya that answers like Henrik: his training replies, in turn. */
-typedef struct swap { const ws_pairs *henrik; size_t next; } swap;
+typedef struct swap {
+    const ws_pairs *henrik;
+    size_t next;
+} swap;
 
 static int henrik_says(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
 {
