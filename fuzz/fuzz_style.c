@@ -1,6 +1,7 @@
 /* libFuzzer target: pairs, profile (JSON, summary) and stylometric distance on any message
- * texts. Input lines become messages of two people a minute apart; a line starting with '#'
- * is a media message, '!' a deleted one, '@' a 2-hour gap. */
+ * texts, and the profile.json reader (inputs starting with '{'). Input lines become messages of
+ * two people a minute apart; a line starting with '#' is a media message, '!' a deleted one,
+ * '@' a 2-hour gap. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +15,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
+    if (size && s[0] == '{') {   /* a stored profile.json */
+        ws_profile *pf = NULL;
+        if (ws_profile_from_json(s, size, &pf, NULL) == 0) {
+            ws_buf out = WS_BUF_INIT;
+            ws_profile_to_json(pf, &out);
+            ws_profile_summary(pf, &out);
+            ws_buf_free(&out);
+            ws_profile_free(pf);
+        }
+        return 0;
+    }
     ws_pairs_builder *b = ws_pairs_builder_new("A", NULL);
     size_t pos = 0, i = 0;
     int minute = 0;

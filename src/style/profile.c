@@ -841,11 +841,13 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_num_field(o, "messages", (double)p->n_messages, &f);
     put_num_field(o, "bubbles", (double)p->n_bubbles, &f);
     put_num_field(o, "bubbles_per_turn", p->bubbles_per_turn, &f);
+    put_num_field(o, "other_messages", (double)p->n_other_messages, &f);
     put_key(o, "length", &f);
     ws_buf_putc(o, '{');
     g = true;
     put_dist(o, "chars", &p->chars, &g);
     put_dist(o, "words", &p->words, &g);
+    put_array(o, "histogram", p->len_hist, WS_PROFILE_LEN_BUCKETS, &g);
     ws_buf_putc(o, '}');
     put_key(o, "emoji", &f);
     ws_buf_putc(o, '{');
@@ -926,7 +928,141 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
         put_num_field(o, "score", p->phrases[i].score, &h);
         ws_buf_putc(o, '}');
     }
+    ws_buf_putc(o, ']');
+    /* hashed word frequencies: only for ws_profile_distance after a reload */
+    put_key(o, "fingerprint", &f);
+    ws_buf_putc(o, '[');
+    for (size_t i = 0; i < WS_PROFILE_WORD_BUCKETS; i++) {
+        if (i)
+            ws_buf_putc(o, ',');
+        ws_json_put_num(o, round(p->word_hist[i] * 1e7) / 1e7);
+    }
     ws_buf_puts(o, "]}");
+}
+
+/* ---- reading a profile back ------------------------------------------------------------- */
+
+static double num_at(const ws_json *obj, const char *key)
+{
+    double v = 0;
+    ws_json_get_num(obj, key, &v);
+    return isfinite(v) ? v : 0;
+}
+
+static uint64_t count_at(const ws_json *obj, const char *key)
+{
+    double v = num_at(obj, key);
+    return v > 0 && v < 1e18 ? (uint64_t)v : 0;
+}
+
+static void dist_from(const ws_json *obj, ws_profile_dist *d)
+{
+    static const char *names[5] = {"p10", "p25", "p50", "p75", "p90"};
+    d->n = count_at(obj, "count");
+    d->mean = num_at(obj, "mean");
+    for (int i = 0; i < 5; i++)
+        d->p[i] = num_at(obj, names[i]);
+}
+
+static void array_from(const ws_json *arr, double *out, size_t n)
+{
+    if (!arr || arr->type != WS_JSON_ARRAY)
+        return;
+    for (size_t i = 0; i < n && i < arr->len; i++)
+        if (arr->items[i].type == WS_JSON_NUMBER && isfinite(arr->items[i].number))
+            out[i] = arr->items[i].number;
+}
+
+static void text_from(const ws_json *obj, const char *key, char *out, size_t cap)
+{
+    const ws_json *v = ws_json_get(obj, key);
+    if (!v || v->type != WS_JSON_STRING || v->len >= cap || memchr(v->str, 0, v->len))
+        return;
+    memcpy(out, v->str, v->len);
+    out[v->len] = '\0';
+}
+
+int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_error *err)
+{
+    *out = NULL;
+    ws_json_doc *doc = NULL;
+    int rc = ws_json_parse(text, len, &doc, err);
+    if (rc)
+        return rc;
+    const ws_json *r = ws_json_root(doc);
+    double version = 0;
+    if (r->type != WS_JSON_OBJECT || !ws_json_get_num(r, "version", &version) || version != 1) {
+        ws_json_doc_free(doc);
+        return ws_error_set(err, WS_EFORMAT, "not a version 1 style profile");
+    }
+    ws_profile *p = ws_xcalloc(1, sizeof *p);
+    p->n_messages = count_at(r, "messages");
+    p->n_bubbles = count_at(r, "bubbles");
+    p->bubbles_per_turn = num_at(r, "bubbles_per_turn");
+    p->n_other_messages = count_at(r, "other_messages");
+    const ws_json *o = ws_json_get(r, "length");
+    dist_from(ws_json_get(o, "chars"), &p->chars);
+    dist_from(ws_json_get(o, "words"), &p->words);
+    array_from(ws_json_get(o, "histogram"), p->len_hist, WS_PROFILE_LEN_BUCKETS);
+    o = ws_json_get(r, "emoji");
+    p->emoji_per_message = num_at(o, "per_message");
+    p->emoji_messages = num_at(o, "messages_with_emoji");
+    p->emoji_only = num_at(o, "emoji_only_messages");
+    const ws_json *a = ws_json_get(o, "favourites");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_emoji < WS_PROFILE_TOP_EMOJI; i++) {
+        ws_profile_item *it = &p->emoji[p->n_emoji];
+        text_from(&a->items[i], "emoji", it->text, sizeof it->text);
+        it->count = count_at(&a->items[i], "count");
+        it->score = num_at(&a->items[i], "share");
+        if (it->text[0])
+            p->n_emoji++;
+    }
+    o = ws_json_get(r, "punctuation");
+    p->excl_per_message = num_at(o, "exclamations_per_message");
+    p->quest_per_message = num_at(o, "questions_per_message");
+    p->comma_per_message = num_at(o, "commas_per_message");
+    p->multi_excl = num_at(o, "multiple_exclamation");
+    p->multi_quest = num_at(o, "multiple_question");
+    p->ellipsis = num_at(o, "ellipsis");
+    p->ends_period = num_at(o, "ends_with_period");
+    p->ends_bare = num_at(o, "ends_without_punctuation");
+    o = ws_json_get(r, "casing");
+    p->starts_upper = num_at(o, "starts_upper");
+    p->all_lower = num_at(o, "all_lower");
+    p->all_caps = num_at(o, "all_caps");
+    p->caps_words = num_at(o, "caps_for_emphasis");
+    p->upper_letters = num_at(o, "uppercase_letters");
+    a = ws_json_get(r, "languages");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_langs < WS_PROFILE_LANGS; i++) {
+        ws_profile_lang *l = &p->langs[p->n_langs];
+        text_from(&a->items[i], "code", l->code, sizeof l->code);
+        l->share = num_at(&a->items[i], "share");
+        if (l->code[0])
+            p->n_langs++;
+    }
+    o = ws_json_get(r, "scripts");
+    for (int k = 1; k < WS_SCRIPT_COUNT; k++)
+        p->scripts[k] = num_at(o, ws_script_name((ws_script)k));
+    dist_from(ws_json_get(r, "response_time_s"), &p->response_s);
+    array_from(ws_json_get(r, "active_hours"), p->hours, 24);
+    array_from(ws_json_get(r, "active_weekdays"), p->weekdays, 7);
+    o = ws_json_get(r, "typical_short_reply");
+    text_from(o, "text", p->typical_reply, sizeof p->typical_reply);
+    p->typical_reply_count = count_at(o, "count");
+    a = ws_json_get(r, "signature_phrases");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_phrases < WS_PROFILE_TOP_PHRASES; i++) {
+        ws_profile_item *it = &p->phrases[p->n_phrases];
+        text_from(&a->items[i], "phrase", it->text, sizeof it->text);
+        it->count = count_at(&a->items[i], "count");
+        it->others = count_at(&a->items[i], "others");
+        it->score = num_at(&a->items[i], "score");
+        if (it->text[0])
+            p->n_phrases++;
+    }
+    array_from(ws_json_get(r, "fingerprint"), p->word_hist, WS_PROFILE_WORD_BUCKETS);
+    ws_json_doc_free(doc);
+    *out = p;
+    return 0;
 }
 
 static void fmt_duration(double s, char *out, size_t n)

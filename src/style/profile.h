@@ -99,6 +99,9 @@ ws_profile *ws_profile_from_texts(const char *const *texts, size_t n);
 void ws_profile_free(ws_profile *p); /* NULL is a no-op */
 
 void ws_profile_to_json(const ws_profile *p, ws_buf *out);
+/* Reads ws_profile_to_json's output back (rounded to 4 decimals; missing fields stay zero).
+ * WS_EFORMAT for bad JSON or another version. */
+int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_error *err);
 void ws_profile_summary(const ws_profile *p, ws_buf *out);
 
 /* Stylometric distance in [0,1] (0 = same style) from the profile features; parts (may be NULL)

@@ -133,6 +133,34 @@ static void participant_profiles(void)
     ws_pairs_free(pr);
 }
 
+static void json_round_trip(void)
+{
+    ws_pairs *pr = chat();
+    if (!pr)
+        return;
+    ws_profile *p = ws_profile_from_pairs(pr, WS_PROFILE_ALL);
+    ws_buf a = WS_BUF_INIT, b = WS_BUF_INIT;
+    ws_profile_to_json(p, &a);
+    ws_profile *back = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_profile_from_json(a.data, a.len, &back, &err), 0);
+    if (back) {
+        ws_profile_to_json(back, &b);
+        CHECK_EQ_STR(b.data, a.data);
+        CHECK_EQ_STR(back->typical_reply, p->typical_reply);
+        CHECK_EQ_INT(back->n_phrases, p->n_phrases);
+        CHECK(ws_profile_distance(p, back, NULL) < 1e-3);
+        ws_profile_free(back);
+    }
+    CHECK_EQ_INT(ws_profile_from_json("{\"version\":2}", 13, &back, &err), WS_EFORMAT);
+    CHECK_EQ_INT(ws_profile_from_json("[", 1, &back, &err), WS_EFORMAT);
+    CHECK(back == NULL);
+    ws_buf_free(&a);
+    ws_buf_free(&b);
+    ws_profile_free(p);
+    ws_pairs_free(pr);
+}
+
 static void languages_and_scripts(void)
 {
     const char *texts[] = {"ich bin heute nicht da", "das ist doch schon gut",
@@ -187,5 +215,5 @@ static void empty_profile_is_sane(void)
     ws_profile_builder_free(ws_profile_builder_new());
 }
 
-WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(languages_and_scripts),
+WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(json_round_trip), T(languages_and_scripts),
              T(distance_separates_people), T(empty_profile_is_sane))
