@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
-    if (size && s[0] == '{') {   /* a stored profile.json */
+    if (size && s[0] == '{') { /* a stored profile.json */
         ws_profile *pf = NULL;
         if (ws_profile_from_json(s, size, &pf, NULL) == 0) {
             ws_buf out = WS_BUF_INIT;

@@ -1009,7 +1009,8 @@ int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_erro
     p->emoji_messages = num_at(o, "messages_with_emoji");
     p->emoji_only = num_at(o, "emoji_only_messages");
     const ws_json *a = ws_json_get(o, "favourites");
-    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_emoji < WS_PROFILE_TOP_EMOJI; i++) {
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_emoji < WS_PROFILE_TOP_EMOJI;
+         i++) {
         ws_profile_item *it = &p->emoji[p->n_emoji];
         text_from(&a->items[i], "emoji", it->text, sizeof it->text);
         it->count = count_at(&a->items[i], "count");
@@ -1050,7 +1051,8 @@ int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_erro
     text_from(o, "text", p->typical_reply, sizeof p->typical_reply);
     p->typical_reply_count = count_at(o, "count");
     a = ws_json_get(r, "signature_phrases");
-    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_phrases < WS_PROFILE_TOP_PHRASES; i++) {
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_phrases < WS_PROFILE_TOP_PHRASES;
+         i++) {
         ws_profile_item *it = &p->phrases[p->n_phrases];
         text_from(&a->items[i], "phrase", it->text, sizeof it->text);
         it->count = count_at(&a->items[i], "count");
