@@ -8,7 +8,7 @@
 
 #include "core/mem.h"
 #include "nn/wordpiece_tables.h"
-#include "style/text.h"
+#include "core/utf8.h"
 
 struct ws_wordpiece {
     char *text;       /* the vocabulary file, lines NUL-terminated in place */
@@ -69,6 +69,14 @@ static uint32_t lower_of(uint32_t cp)
     return cp;
 }
 
+/* Unicode White_Space (what Rust's char::is_whitespace, used by the reference, accepts). */
+static bool is_white_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
 static bool is_cjk(uint32_t cp)
 {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
@@ -116,7 +124,7 @@ void ws_wordpiece_normalize(const char *s, size_t n, bool lowercase, ws_buf *out
         uint32_t cp = ws_utf8_next(s, n, &i);
         if (cp == 0 || cp == 0xFFFD || (class_of(cp) & WS_WP_CTRL))
             continue;
-        if (ws_cp_is_space(cp)) {
+        if (is_white_space(cp)) {
             ws_buf_putc(out, ' ');
             continue;
         }
