@@ -288,15 +288,32 @@ static bool may_start(ws_mask_kind kind, const char *s, size_t i, bool has_at, b
 
 size_t ws_mask_apply(const ws_mask_rules *r, const char *s, size_t n, ws_buf *out)
 {
+    /* one pass to see which scanners could match at all: most chat lines have no 7 digits,
+     * no '@' and no '.' or ':' */
+    size_t digits = 0;
+    bool has_at = false, has_dc = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        digits += c >= '0' && c <= '9';
+        has_at |= c == '@';
+        has_dc |= c == '.' || c == ':';
+    }
+    bool any = false;
+    for (size_t k = 0; k < r->n; k++)
+        any |= (r->rule[k].kind == WS_MASK_PHONE && digits >= 7) || (r->rule[k].kind == WS_MASK_EMAIL && has_at) ||
+               (r->rule[k].kind == WS_MASK_URL && has_dc);
+    if (!any) {
+        ws_buf_append(out, s, n);
+        return 0;
+    }
     size_t count = 0, i = 0, copied = 0;
-    bool has_at = memchr(s, '@', n) != NULL;
-    bool has_dc = memchr(s, '.', n) != NULL || memchr(s, ':', n) != NULL;
     while (i < n) {
         size_t m = 0, which = 0;
         /* every scanner needs a word boundary on its left */
         if (i == 0 || !isalnum((unsigned char)s[i - 1])) {
             for (size_t k = 0; k < r->n && !m; k++) {
-                if (!may_start(r->rule[k].kind, s, i, has_at, has_dc))
+                if (!may_start(r->rule[k].kind, s, i, has_at, has_dc) ||
+                    (r->rule[k].kind == WS_MASK_PHONE && digits < 7))
                     continue;
                 m = ws_mask_match(r->rule[k].kind, s, n, i);
                 which = k;
