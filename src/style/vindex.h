@@ -57,7 +57,7 @@ const char *ws_vindex_space(const ws_vindex *ix);
 uint32_t ws_vindex_id(const ws_vindex *ix, size_t row);
 const float *ws_vindex_vector(const ws_vindex *ix, size_t row);
 
-/* The k best matches of q (dim floats, need not be normalised... but should be), best first.
+/* The k best matches of q (dim floats, L2-normalised for cosine scores), best first.
  * Returns how many were written to out (min(k, count)). Exact: full scan. */
 size_t ws_vindex_search_exact(const ws_vindex *ix, const float *q, size_t k, ws_vhit *out);
 /* Approximate search through the HNSW graph with beam width ef (raised to k); falls back to
