@@ -1,4 +1,4 @@
-/* UTF-8 decoding, emoji grapheme detection and character classes for the style model. */
+/* Emoji grapheme detection and character classes for the style model. */
 #include "style/text.h"
 
 /* BMP symbols that show as emoji without a variation selector (Emoji_Presentation=Yes),

@@ -1,4 +1,4 @@
-/* Text helpers the style model shares: UTF-8 decoding that never fails (bad bytes -> U+FFFD),
+/* Text helpers the style model shares (UTF-8 decoding itself is core/utf8.h, included here):
  * emoji grapheme detection (ZWJ sequences, flags, keycaps, skin tones, tag sequences), and
  * simple character classes (letters, case, scripts) used by the profile and the embedders.
  * Pure functions over caller-owned bytes; thread-safe. */
