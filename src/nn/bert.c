@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "nn/safetensors.h"
 
 typedef struct layer {
     float *wqkv, *bqkv; /* [3H, H], [3H]: query, key, value stacked */
@@ -53,28 +53,6 @@ void ws_bert_free(ws_bert *m)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static int read_file(const char *path, size_t cap, char **out, size_t *len, ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(cap + 1);
-    size_t n = fread(buf, 1, cap + 1, f);
-    int rc = 0;
-    if (ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read failed", path);
-    else if (n > cap)
-        rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 static int config_int(const ws_json *root, const char *key, int *out, int lo, int hi, ws_error *err)
 {
@@ -92,7 +70,7 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     size_t len;
     ws_json_doc *doc = NULL;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = read_file(path, 1 << 20, &text, &len, err);
+    int rc = ws_file_read(path, 1 << 20, &text, &len, err);
     if (rc)
         return rc;
     rc = ws_json_parse(text, len, &doc, err);
@@ -131,7 +109,7 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     free(text);
     text = NULL;
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
-    if (read_file(path, 1 << 16, &text, &len, NULL) == 0 && ws_json_parse(text, len, &doc, NULL) == 0) {
+    if (ws_file_read(path, 1 << 16, &text, &len, NULL) == 0 && ws_json_parse(text, len, &doc, NULL) == 0) {
         int msl = c->max_seq_length;
         if (config_int(ws_json_root(doc), "max_seq_length", &msl, 2, c->max_positions, NULL) == 0)
             c->max_seq_length = msl;
@@ -142,88 +120,23 @@ out:
     return rc;
 }
 
-/* A read-only view of a safetensors file. */
-typedef struct st_file {
-    const unsigned char *map;
-    size_t size;
-    const unsigned char *data; /* start of the tensor data */
-    size_t data_len;
-    ws_json_doc *doc;
-    const char *prefix; /* "" or "bert." */
-} st_file;
-
-static int st_open(const char *path, st_file *st, ws_error *err)
-{
-    memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: not a safetensors file (too short)", path);
-        goto out;
-    }
-    st->size = (size_t)sb.st_size;
-    void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        rc = ws_error_set(err, WS_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto out;
-    }
-    st->map = m;
-    uint64_t hlen;
-    memcpy(&hlen, st->map, 8);
-    if (hlen > WS_BERT_MAX_SAFETENSORS_HEADER || hlen > st->size - 8) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: bad safetensors header length", path);
-        goto out;
-    }
-    rc = ws_json_parse((const char *)st->map + 8, (size_t)hlen, &st->doc, err);
-    if (rc)
-        goto out;
-    if (ws_json_root(st->doc)->type != WS_JSON_OBJECT) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: safetensors header is not an object", path);
-        goto out;
-    }
-    st->data = st->map + 8 + hlen;
-    st->data_len = st->size - 8 - (size_t)hlen;
-    st->prefix = ws_json_get(ws_json_root(st->doc), "bert.embeddings.word_embeddings.weight") ? "bert." : "";
-out:
-    close(fd);
-    return rc;
-}
-
-static void st_close(st_file *st)
-{
-    ws_json_doc_free(st->doc);
-    if (st->map)
-        munmap((void *)st->map, st->size);
-}
-
-/* Copies tensor name (F32, the given shape) into dst. */
-static int st_tensor(const st_file *st, const char *name, int rows, int cols, float *dst, ws_error *err)
+/* Copies tensor name (the given shape; F32, F16 or BF16 on disk) into dst as f32. Weights
+ * saved from BertModel have no prefix; from a task model they start with "bert.". */
+static int st_tensor(const ws_safetensors *st, const char *prefix, const char *name, int rows, int cols,
+                     float *dst, ws_error *err)
 {
     char full[256];
-    snprintf(full, sizeof full, "%s%s", st->prefix, name);
-    const ws_json *t = ws_json_get(ws_json_root(st->doc), full);
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const ws_st_tensor *t = ws_st_find(st, full);
     if (!t)
         return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' missing", full);
-    const char *dtype = ws_json_get_str(t, "dtype");
-    if (!dtype || strcmp(dtype, "F32") != 0)
-        return ws_error_set(err, WS_EUNSUPPORTED, "model.safetensors: tensor '%s' is %s, need F32", full,
-                            dtype ? dtype : "?");
-    const ws_json *shape = ws_json_get(t, "shape"), *offs = ws_json_get(t, "data_offsets");
     size_t want_dims = rows > 0 ? 2 : 1;
-    if (!shape || shape->type != WS_JSON_ARRAY || shape->len != want_dims || !offs ||
-        offs->type != WS_JSON_ARRAY || offs->len != 2)
-        return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has a bad shape", full);
-    double d0 = ws_json_at(shape, 0)->number, d1 = want_dims == 2 ? ws_json_at(shape, 1)->number : 0;
-    if ((rows > 0 && (d0 != rows || d1 != cols)) || (rows <= 0 && d0 != cols))
+    if (t->ndim != (int)want_dims || (rows > 0 && (t->shape[0] != rows || t->shape[1] != cols)) ||
+        (rows <= 0 && t->shape[0] != cols))
         return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has an unexpected shape", full);
-    double b = ws_json_at(offs, 0)->number, e = ws_json_at(offs, 1)->number;
-    size_t count = (size_t)(rows > 0 ? rows : 1) * (size_t)cols;
-    if (b < 0 || e < b || e > (double)st->data_len || (size_t)(e - b) != count * sizeof(float))
-        return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has bad data offsets", full);
-    memcpy(dst, st->data + (size_t)b, count * sizeof(float));
+    if (ws_st_to_f32(t, dst) != 0)
+        return ws_error_set(err, WS_EUNSUPPORTED, "model.safetensors: tensor '%s' is %s, not a float type",
+                            full, ws_dtype_name(t->dtype));
     return 0;
 }
 
@@ -231,7 +144,8 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
 {
     *out = NULL;
     ws_bert *m = ws_xcalloc(1, sizeof *m);
-    st_file st = {0};
+    ws_safetensors *st = NULL;
+    const char *prefix = "";
     char path[4096];
     int rc = load_config(dir, &m->cfg, err);
     if (rc)
@@ -245,8 +159,10 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
         goto out;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = st_open(path, &st, err)))
+    if ((rc = ws_st_open(path, &st, err)))
         goto out;
+    if (ws_st_find(st, "bert.embeddings.word_embeddings.weight"))
+        prefix = "bert.";
     const ws_bert_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, FF = (size_t)c->intermediate;
     size_t per_layer = 3 * H * H + 3 * H + H * H + H + 2 * H + FF * H + FF + H * FF + H + 2 * H;
@@ -266,12 +182,12 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     CARVE(m->ln_g, H);
     CARVE(m->ln_b, H);
     int h = c->hidden;
-    if ((rc = st_tensor(&st, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
-        (rc = st_tensor(&st, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
-        (rc = st_tensor(&st, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type,
+    if ((rc = st_tensor(st, prefix, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type,
                         err)) ||
-        (rc = st_tensor(&st, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
-        (rc = st_tensor(&st, "embeddings.LayerNorm.bias", 0, h, m->ln_b, err)))
+        (rc = st_tensor(st, prefix, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.LayerNorm.bias", 0, h, m->ln_b, err)))
         goto out;
     for (int l = 0; l < c->layers; l++) {
         layer *L = &m->layers[l];
@@ -291,10 +207,10 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
         char name[160];
         for (int k = 0; k < 3; k++) {
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.weight", l, qkv[k]);
-            if ((rc = st_tensor(&st, name, h, h, L->wqkv + (size_t)k * H * H, err)))
+            if ((rc = st_tensor(st, prefix, name, h, h, L->wqkv + (size_t)k * H * H, err)))
                 goto out;
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.bias", l, qkv[k]);
-            if ((rc = st_tensor(&st, name, 0, h, L->bqkv + (size_t)k * H, err)))
+            if ((rc = st_tensor(st, prefix, name, 0, h, L->bqkv + (size_t)k * H, err)))
                 goto out;
         }
         struct {
@@ -315,13 +231,13 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
         };
         for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
             snprintf(name, sizeof name, "encoder.layer.%d.%s", l, t[k].n);
-            if ((rc = st_tensor(&st, name, t[k].r, t[k].c, t[k].dst, err)))
+            if ((rc = st_tensor(st, prefix, name, t[k].r, t[k].c, t[k].dst, err)))
                 goto out;
         }
     }
 #undef CARVE
 out:
-    st_close(&st);
+    ws_st_close(st);
     if (rc) {
         ws_bert_free(m);
         return rc;

@@ -1,6 +1,8 @@
 /* WordPiece tokenizer with BERT normalisation (see wordpiece.h). */
 #include "nn/wordpiece.h"
 
+#include "core/file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,17 +260,12 @@ out:
 int ws_wordpiece_load(const char *path, bool lowercase, ws_wordpiece **out, ws_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(WS_WORDPIECE_MAX_VOCAB_FILE + 1);
-    size_t n = fread(buf, 1, WS_WORDPIECE_MAX_VOCAB_FILE + 1, f);
-    int rc;
-    if (ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read failed", path);
-    else
-        rc = ws_wordpiece_load_memory(buf, n, lowercase, out, err);
-    fclose(f);
+    char *buf;
+    size_t n;
+    int rc = ws_file_read(path, WS_WORDPIECE_MAX_VOCAB_FILE, &buf, &n, err);
+    if (rc)
+        return rc;
+    rc = ws_wordpiece_load_memory(buf, n, lowercase, out, err);
     free(buf);
     return rc;
 }

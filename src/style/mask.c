@@ -1,6 +1,8 @@
 /* Hand-written scanners for phone numbers, e-mail addresses and links, and the rules file. */
 #include "style/mask.h"
 
+#include "core/file.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -262,14 +264,12 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
 
 int ws_mask_rules_load(const char *path, ws_mask_rules *out, ws_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(WS_MASK_MAX_RULES_FILE + 1);
-    size_t n = fread(buf, 1, WS_MASK_MAX_RULES_FILE + 1, f);
-    int rc = ferror(f) ? ws_error_set(err, WS_EIO, "%s: read failed", path)
-                       : ws_mask_rules_parse(buf, n, out, err);
-    fclose(f);
+    char *buf;
+    size_t n;
+    int rc = ws_file_read(path, WS_MASK_MAX_RULES_FILE, &buf, &n, err);
+    if (rc)
+        return rc;
+    rc = ws_mask_rules_parse(buf, n, out, err);
     free(buf);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 
@@ -61,39 +62,25 @@ int ws_style_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_options
 
 static int write_file(const char *dir, const char *name, const ws_buf *b, ws_error *err)
 {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return ws_error_set(err, WS_EIO, "%s: %s", tmp, strerror(errno));
-    bool ok = fwrite(b->data, 1, b->len, f) == b->len;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return ws_error_set(err, WS_EIO, "%s: write failed", path);
-    }
-    return 0;
-}
-
-static int read_file(const char *dir, const char *name, ws_buf *b, ws_error *err)
-{
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    b->limit = WS_STYLE_MAX_JSON;
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ws_buf_append(b, chunk, n) != 0)
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %u bytes", path, WS_STYLE_MAX_JSON);
-    if (!rc && ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read failed", path);
-    fclose(f);
-    return rc;
+    return ws_file_write_atomic(path, b->data, b->len, err);
+}
+
+/* Reads dir/name (capped) into b, replacing what b held. */
+static int read_file(const char *dir, const char *name, ws_buf *b, ws_error *err)
+{
+    char path[4096], *data;
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = ws_file_read(path, WS_STYLE_MAX_JSON, &data, &len, err);
+    if (rc)
+        return rc;
+    ws_buf_free(b);
+    b->data = data;
+    b->len = len;
+    b->cap = len + 1;
+    return 0;
 }
 
 int ws_style_save(const ws_style *s, const char *dir, ws_error *err)
