@@ -16,6 +16,7 @@ static const subcommand subcommands[] = {
     {"version", ws_cmd_version, "print the version"},
     {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
     {"keys", ws_cmd_keys, "create, list and revoke API keys"},
+    {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
 };
 
 static void usage(FILE *f)
