@@ -1125,8 +1125,8 @@ static void fill_conv(const ws_dbres *r, int i, ws_conversation *c)
     c->created_at = cell_i64(r, i, 7);
 }
 
-int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
-                         ws_error *err)
+/* The checks every conversation row passes before it is written. */
+static int conv_validate(const ws_conversation *c, ws_error *err)
 {
     int rc;
     if ((rc = check_text(err, "user id", c->user_id, WS_STORE_ID_MAX, true)) < 0 ||
@@ -1138,6 +1138,15 @@ int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
         return ws_error_set(err, WS_EINVAL, "message and response are required");
     if (c->created_at < 0 || c->processing_ms < 0)
         return ws_error_set(err, WS_EINVAL, "negative time");
+    return 0;
+}
+
+int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
+                         ws_error *err)
+{
+    int rc;
+    if ((rc = conv_validate(c, err)) < 0)
+        return rc;
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(c->user_id), DBP_S(c->message), DBP_S(c->response),
                   DBP_D(c->confidence), DBP_I(c->processing_ms),
@@ -1153,6 +1162,246 @@ int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     if (rc == 0 && id_out)
         *id_out = r.nrows ? cell_i64(&r, 0, 0) : 0;
+    ws_arena_free(a);
+    return rc;
+}
+
+/* ---- batch insert */
+
+/* Rows per multi-row statement: 64 * 7 parameters stays far below SQLite's and PostgreSQL's
+ * limits on parameters per statement. */
+#define BATCH_CHUNK 64
+/* Distinct user ids looked up per statement. */
+#define BATCH_USERS 256
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Appends "($k+1, ..., $k+w)" to sql. */
+static void put_placeholders(ws_buf *sql, int k, int w)
+{
+    ws_buf_putc(sql, '(');
+    for (int j = 0; j < w; j++)
+        ws_buf_printf(sql, "%s$%d", j ? ", " : "", k + j + 1);
+    ws_buf_putc(sql, ')');
+}
+
+/* Looks up (and, on PostgreSQL, locks against deletion until the commit) the users of the
+ * batch; rows of a user that does not exist get status WS_ENOENT. */
+static int batch_mark_missing_users(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t n,
+                                    ws_error *err)
+{
+    const char **ids = ws_arena_alloc(a, n * sizeof *ids);
+    bool *found = ws_arena_calloc(a, n * sizeof *found);
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < nd && strcmp(ids[k], rows[i].conv.user_id))
+            k++;
+        if (k == nd)
+            ids[nd++] = rows[i].conv.user_id;
+    }
+    ws_buf sql = WS_BUF_INIT;
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < nd; at += BATCH_USERS) {
+        int m = (int)(nd - at < BATCH_USERS ? nd - at : BATCH_USERS);
+        ws_dbp *p = ws_arena_alloc(a, (size_t)m * sizeof *p);
+        ws_buf_reset(&sql);
+        ws_buf_puts(&sql, "SELECT user_id FROM users WHERE user_id IN ");
+        put_placeholders(&sql, 0, m);
+        if (s->drv->is_pg)
+            ws_buf_puts(&sql, " FOR KEY SHARE");
+        for (int j = 0; j < m; j++)
+            p[j] = DBP_S(ids[at + (size_t)j]);
+        ws_dbres r = {0};
+        rc = q(s, s->db, a, sql.data, p, m, &r, err);
+        for (int row = 0; rc == 0 && row < r.nrows; row++) {
+            const char *id = cell(&r, row, 0);
+            for (int j = 0; id && j < m; j++)
+                if (!strcmp(id, ids[at + (size_t)j]))
+                    found[at + (size_t)j] = true;
+        }
+    }
+    ws_buf_free(&sql);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t k = 0;
+        while (strcmp(ids[k], rows[i].conv.user_id))
+            k++;
+        if (!found[k])
+            rows[i].status = WS_ENOENT;
+    }
+    return rc;
+}
+
+/* Runs one multi-row INSERT ... RETURNING <id> for m rows of w parameters each (p), and
+ * puts the new ids, in the order of the rows, into ids. Identity values are handed out in
+ * the order of the VALUES list, so the sorted ids match the rows whatever order RETURNING
+ * uses. */
+static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
+                        const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+{
+    ws_buf sql = WS_BUF_INIT;
+    ws_buf_puts(&sql, head);
+    for (int j = 0; j < m; j++) {
+        if (j)
+            ws_buf_puts(&sql, ", ");
+        put_placeholders(&sql, j * w, w);
+    }
+    if (id_col)
+        ws_buf_printf(&sql, " RETURNING %s", id_col);
+    ws_dbres r = {0};
+    int rc = q(s, s->db, a, sql.data, p, m * w, id_col ? &r : NULL, err);
+    ws_buf_free(&sql);
+    if (rc < 0 || !id_col)
+        return rc;
+    if (r.nrows != m)
+        return ws_error_set(err, WS_EIO, "batch insert returned %d ids for %d rows", r.nrows, m);
+    for (int j = 0; j < m; j++)
+        ids[j] = cell_i64(&r, j, 0);
+    qsort(ids, (size_t)m, sizeof *ids, cmp_i64);
+    return 0;
+}
+
+/* The outbox payload of an analytics event (also written by ws_store_event_append). */
+static void analytics_payload(ws_buf *b, int64_t id, const char *user_id, const char *event_type,
+                              const char *data_json, int64_t now)
+{
+    ws_buf_printf(b, "{\"type\":\"analytics\",\"event_id\":%" PRId64 ",\"user_id\":", id);
+    ws_json_put_cstr(b, user_id);
+    ws_buf_puts(b, ",\"event_type\":");
+    ws_json_put_cstr(b, event_type);
+    ws_buf_printf(b, ",\"data\":%s,\"created_at\":%" PRId64 "}", data_json ? data_json : "null",
+                  now);
+}
+
+/* Writes the conversations and events of rows[0..m) (at most BATCH_CHUNK) that are not
+ * skipped. */
+static int batch_chunk(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t m, int64_t now,
+                       size_t *nw, ws_error *err)
+{
+    ws_conv_batch_row *take[BATCH_CHUNK], *ev[BATCH_CHUNK];
+    int nt = 0, ne = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (rows[i].status != 0)
+            continue;
+        take[nt++] = &rows[i];
+        if (rows[i].event_type)
+            ev[ne++] = &rows[i];
+    }
+    if (nt == 0)
+        return 0;
+    int64_t ids[BATCH_CHUNK];
+    ws_dbp *p = ws_arena_alloc(a, (size_t)nt * 7 * sizeof *p);
+    for (int j = 0; j < nt; j++) {
+        const ws_conversation *c = &take[j]->conv;
+        ws_dbp *r = p + (size_t)j * 7;
+        r[0] = DBP_S(c->user_id);
+        r[1] = DBP_S(c->message);
+        r[2] = DBP_S(c->response);
+        r[3] = DBP_D(c->confidence);
+        r[4] = DBP_I(c->processing_ms);
+        r[5] = DBP_I(c->created_at ? c->created_at : now);
+        r[6] = DBP_S(c->model_version);
+    }
+    int rc = batch_insert(s, a,
+                          "INSERT INTO conversations (user_id, message, response, confidence,"
+                          " processing_time_ms, created_at, model_version) VALUES ",
+                          "conversation_id", 7, p, nt, ids, err);
+    if (rc < 0)
+        return rc;
+    for (int j = 0; j < nt; j++)
+        take[j]->id = ids[j];
+    *nw += (size_t)nt;
+    if (ne == 0)
+        return 0;
+    p = ws_arena_alloc(a, (size_t)ne * 4 * sizeof *p);
+    for (int j = 0; j < ne; j++) {
+        ws_dbp *r = p + (size_t)j * 4;
+        r[0] = DBP_S(ev[j]->conv.user_id);
+        r[1] = DBP_S(ev[j]->event_type);
+        r[2] = DBP_S(ev[j]->event_data_json);
+        r[3] = DBP_I(now);
+    }
+    rc = batch_insert(s, a,
+                      "INSERT INTO analytics_events (user_id, event_type, event_data, created_at)"
+                      " VALUES ",
+                      "event_id", 4, p, ne, ids, err);
+    if (rc < 0)
+        return rc;
+    ws_buf b = WS_BUF_INIT;
+    p = ws_arena_alloc(a, (size_t)ne * 4 * sizeof *p);
+    for (int j = 0; j < ne; j++) {
+        ws_buf_reset(&b);
+        analytics_payload(&b, ids[j], ev[j]->conv.user_id, ev[j]->event_type,
+                          ev[j]->event_data_json, now);
+        ws_dbp *r = p + (size_t)j * 4;
+        r[0] = DBP_S("analytics-events");
+        r[1] = DBP_S(ev[j]->conv.user_id);
+        r[2] = DBP_S(ws_arena_strndup(a, b.data, b.len));
+        r[3] = DBP_I(now);
+    }
+    ws_buf_free(&b);
+    return batch_insert(s, a, "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ",
+                        NULL, 4, p, ne, NULL, err);
+}
+
+int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, size_t *written,
+                               ws_error *err)
+{
+    int rc = 0;
+    size_t nw = 0;
+    if (written)
+        *written = 0;
+    if (n > WS_STORE_BATCH_MAX)
+        return ws_error_set(err, WS_ETOOBIG, "a batch holds at most %d rows", WS_STORE_BATCH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        ws_error e = {0};
+        ws_conv_batch_row *r = &rows[i];
+        r->id = 0;
+        r->status = 0;
+        if ((rc = conv_validate(&r->conv, &e)) < 0 ||
+            (r->event_type && ((rc = check_text(&e, "event type", r->event_type, TYPE_MAX, true)) < 0 ||
+                               (rc = check_json(&e, "event data", r->event_data_json)) < 0)))
+            return ws_error_set(err, rc, "row %zu: %s", i, e.msg);
+    }
+    if (n == 0)
+        return 0;
+    ws_arena *a = ws_arena_new(16384);
+    int64_t now = ws_store_now_ms();
+    if ((rc = tx_begin(s, err)) < 0)
+        goto out;
+    rc = batch_mark_missing_users(s, a, rows, n, err);
+    for (size_t at = 0; rc == 0 && at < n; at += BATCH_CHUNK)
+        rc = batch_chunk(s, a, rows + at, n - at < BATCH_CHUNK ? n - at : BATCH_CHUNK, now, &nw,
+                         err);
+    rc = tx_end(s, rc, err);
+out:
+    if (rc < 0) {
+        nw = 0;
+        for (size_t i = 0; i < n; i++)
+            rows[i].id = 0;
+    }
+    if (written)
+        *written = nw;
+    ws_arena_free(a);
+    return rc;
+}
+
+int ws_store_conv_count(ws_store *s, const char *user_id, int64_t *count, ws_error *err)
+{
+    *count = 0;
+    if (!user_id)
+        return ws_error_set(err, WS_EINVAL, "no user given");
+    ws_arena *a = ws_arena_new(256);
+    ws_dbp p[] = {DBP_S(user_id)};
+    ws_dbres r = {0};
+    int rc = q(s, s->db, a, "SELECT COUNT(*) FROM conversations WHERE user_id = $1", p, NP(p),
+               &r, err);
+    if (rc == 0 && r.nrows)
+        *count = cell_i64(&r, 0, 0);
     ws_arena_free(a);
     return rc;
 }
@@ -1224,12 +1473,7 @@ int ws_store_event_append(ws_store *s, const char *user_id, const char *event_ty
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     int64_t id = rc == 0 && r.nrows ? cell_i64(&r, 0, 0) : 0;
     if (rc == 0) {
-        ws_buf_printf(&b, "{\"type\":\"analytics\",\"event_id\":%" PRId64 ",\"user_id\":", id);
-        ws_json_put_cstr(&b, user_id);
-        ws_buf_puts(&b, ",\"event_type\":");
-        ws_json_put_cstr(&b, event_type);
-        ws_buf_printf(&b, ",\"data\":%s,\"created_at\":%" PRId64 "}",
-                      data_json ? data_json : "null", now);
+        analytics_payload(&b, id, user_id, event_type, data_json, now);
         rc = outbox_insert(s, a, "analytics-events", user_id, b.data, err);
     }
     rc = tx_end(s, rc, err);

@@ -248,6 +248,31 @@ typedef struct ws_conversation {
 /* Inserts one exchange (c->id ignored); *id_out (may be NULL) gets the new id. */
 int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
                          ws_error *err);
+/* One row of a batch insert: a conversation and, optionally, an analytics event about it
+ * (written with its outbox message, as ws_store_event_append does). */
+typedef struct ws_conv_batch_row {
+    ws_conversation conv;        /* conv.id ignored; conv.created_at 0 = now */
+    const char *event_type;      /* NULL = no analytics event for this row */
+    const char *event_data_json; /* the event's data (a JSON value) or NULL */
+    int64_t id;                  /* out: the new conversation id, 0 when skipped */
+    int status;                  /* out: 0 written, WS_ENOENT skipped (no such user) */
+} ws_conv_batch_row;
+
+#define WS_STORE_BATCH_MAX 1000  /* most rows one batch insert takes */
+
+/* Inserts n rows (0..WS_STORE_BATCH_MAX) and their analytics events in ONE transaction, a
+ * few multi-row statements per 64 rows: all of them are written or, on error, none.
+ * Every row is validated first; an invalid row fails the call (WS_EINVAL / WS_ETOOBIG, the
+ * message names the row's index) before anything is written. Rows whose user does not
+ * exist (e.g. deleted a moment ago) are not an error: they are skipped with
+ * status WS_ENOENT. The users of the batch are locked against deletion until the commit
+ * (PostgreSQL: FOR KEY SHARE; SQLite: the write lock), so erasure either runs before the
+ * batch (rows skipped) or after it (rows erased with the user). *written (may be NULL)
+ * gets the number of rows written. */
+int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, size_t *written,
+                               ws_error *err);
+/* Number of a user's conversation rows (tests, dashboard). Reads the primary. */
+int ws_store_conv_count(ws_store *s, const char *user_id, int64_t *count, ws_error *err);
 /* One page of a user's conversations, newest first (created_at, then id), keyset-paginated.
  * cursor: NULL/"" for the first page, else the next_cursor of the previous page (opaque;
  * WS_EINVAL if malformed). *next_cursor: arena string, NULL on the last page.

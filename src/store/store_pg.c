@@ -93,26 +93,29 @@ static int ensure_conn(ws_db *d, ws_error *err)
 static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np,
                     ws_dbres *out, ws_error *err)
 {
-    enum { MAXP = 32 };
-    if (np > MAXP)
+    /* the protocol's limit on parameters of one statement */
+    if (np < 0 || np > 65535)
         return ws_error_set(err, WS_EINTERNAL, "postgres: too many parameters (%d)", np);
-    unsigned int types[MAXP];
-    const char *vals[MAXP];
-    char nums[MAXP][40];
+    enum { NUMLEN = 40 };
+    size_t n = np > 0 ? (size_t)np : 1;
+    unsigned int *types = ws_arena_alloc(a, n * sizeof *types);
+    const char **vals = ws_arena_alloc(a, n * sizeof *vals);
+    char *nums = ws_arena_alloc(a, n * NUMLEN);
     for (int k = 0; k < np; k++) {
+        char *num = nums + (size_t)k * NUMLEN;
         types[k] = 0;
         vals[k] = NULL;
         switch (p[k].t) {
         case 's': vals[k] = p[k].s; break;
         case 'i':
             types[k] = OID_INT8;
-            snprintf(nums[k], sizeof nums[k], "%lld", (long long)p[k].i);
-            vals[k] = nums[k];
+            snprintf(num, NUMLEN, "%lld", (long long)p[k].i);
+            vals[k] = num;
             break;
         case 'd':
             types[k] = OID_FLOAT8;
-            snprintf(nums[k], sizeof nums[k], "%.17g", p[k].d);
-            vals[k] = nums[k];
+            snprintf(num, NUMLEN, "%.17g", p[k].d);
+            vals[k] = num;
             break;
         default: break;
         }

@@ -79,14 +79,20 @@ static int sqlite_connect(const char *url, int timeout_ms, ws_db **out, ws_error
     return 0;
 }
 
+/* Binds p[k] to every placeholder "$<k+1>" of the statement: one pass over the statement's
+ * parameters (not a name lookup per parameter, which is quadratic in a multi-row insert).
+ * Placeholders beyond np stay NULL; parameters the statement does not use are ignored. */
 static int bind_params(ws_db *d, sqlite3_stmt *st, const ws_dbp *p, int np, ws_error *err)
 {
-    for (int k = 0; k < np; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "$%d", k + 1);
-        int idx = sqlite3_bind_parameter_index(st, name);
-        if (idx == 0)
-            continue;   /* parameter not used by this statement */
+    int count = sqlite3_bind_parameter_count(st);
+    for (int idx = 1; idx <= count; idx++) {
+        const char *name = sqlite3_bind_parameter_name(st, idx);
+        if (!name || name[0] != '$' || name[1] < '1' || name[1] > '9')
+            continue;
+        char *end = NULL;
+        long k = strtol(name + 1, &end, 10) - 1;
+        if (*end || k < 0 || k >= np)
+            continue;
         int rc;
         switch (p[k].t) {
         case 's':

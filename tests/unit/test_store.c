@@ -586,6 +586,211 @@ STORE_TEST(conversations_keyset_pagination)
     ws_arena_free(a);
 }
 
+/* The batch insert: rows of several users over more than one multi-row chunk, with analytics
+ * events and their outbox messages, a row of a user that does not exist (skipped), and the
+ * all-or-nothing validation. */
+STORE_TEST(conversations_batch_insert)
+{
+    ws_arena *a = ws_arena_new(0);
+    ws_error err = {0};
+    ws_user u, v;
+    CHECK_EQ_INT(ws_store_user_create(s, a, "ivan", NULL, NULL, &u, &err), 0);
+    CHECK_EQ_INT(ws_store_user_create(s, a, "judy", NULL, NULL, &v, &err), 0);
+    enum { N = 150 };
+    ws_conv_batch_row rows[N];
+    char msg[N][24], data[N][48];
+    int want_u = 0, want_v = 0, want_ev_u = 0, want_ev_v = 0;
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < N; i++) {
+        snprintf(msg[i], sizeof msg[i], "batch %d", i);
+        snprintf(data[i], sizeof data[i], "{\"i\":%d,\"cached\":false}", i);
+        bool gone = i == 77;
+        bool to_u = i % 3 != 0;
+        rows[i].conv = (ws_conversation){.user_id = gone ? "usr_000000000000000000000000"
+                                                         : to_u ? u.id : v.id,
+                                         .message = msg[i], .response = "ok 👍",
+                                         .confidence = i / 200.0, .processing_ms = i,
+                                         .model_version = i % 2 ? "v2" : NULL,
+                                         .created_at = i % 5 ? 1700000000000LL + i : 0};
+        if (i % 4 != 1) {
+            rows[i].event_type = "reply";
+            rows[i].event_data_json = data[i];
+        }
+        if (gone)
+            continue;
+        if (to_u) {
+            want_u++;
+            want_ev_u += rows[i].event_type != NULL;
+        } else {
+            want_v++;
+            want_ev_v += rows[i].event_type != NULL;
+        }
+    }
+    ws_outbox_msg *m = NULL;
+    size_t nm = 0;
+    CHECK_EQ_INT(ws_store_outbox_fetch(s, a, WS_STORE_PAGE_MAX, &m, &nm, &err), 0);
+    size_t outbox_before = nm;
+
+    size_t written = 0;
+    int rc = ws_store_conv_insert_batch(s, rows, N, &written, &err);
+    if (rc)
+        fprintf(stderr, "batch: %s\n", err.msg);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(written, N - 1);
+    CHECK_EQ_INT(rows[77].status, WS_ENOENT);
+    CHECK_EQ_INT(rows[77].id, 0);
+    int64_t cu = -1, cv = -1, eu = -1, ev = -1;
+    CHECK_EQ_INT(ws_store_conv_count(s, u.id, &cu, &err), 0);
+    CHECK_EQ_INT(ws_store_conv_count(s, v.id, &cv, &err), 0);
+    CHECK_EQ_INT(cu, want_u);
+    CHECK_EQ_INT(cv, want_v);
+    CHECK_EQ_INT(ws_store_event_count(s, u.id, &eu, &err), 0);
+    CHECK_EQ_INT(ws_store_event_count(s, v.id, &ev, &err), 0);
+    CHECK_EQ_INT(eu, want_ev_u);
+    CHECK_EQ_INT(ev, want_ev_v);
+
+    /* every returned id is the row written from that input row */
+    ws_conversation *items = NULL;
+    size_t n = 0;
+    const char *next = NULL;
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, WS_STORE_PAGE_MAX, NULL, &items, &n, &next, &err), 0);
+    CHECK_EQ_INT(n, want_u);
+    int matched = 0;
+    for (size_t k = 0; k < n; k++) {
+        int i = atoi(items[k].message + strlen("batch "));
+        CHECK(i >= 0 && i < N);
+        if (i < 0 || i >= N)
+            continue;
+        if (rows[i].id == items[k].id && rows[i].status == 0 &&
+            !strcmp(rows[i].conv.user_id, u.id) && items[k].processing_ms == i &&
+            !strcmp(items[k].response, "ok 👍"))
+            matched++;
+        if (i % 5)
+            CHECK_EQ_INT(items[k].created_at, 1700000000000LL + i);
+        else
+            CHECK(items[k].created_at > 1700000000000LL + N);
+        if (i % 2)
+            CHECK_EQ_STR(items[k].model_version, "v2");
+        else
+            CHECK(items[k].model_version == NULL);
+    }
+    CHECK_EQ_INT(matched, want_u);
+
+    /* one outbox message per event, carrying that event's data */
+    CHECK_EQ_INT(ws_store_outbox_fetch(s, a, WS_STORE_PAGE_MAX, &m, &nm, &err), 0);
+    CHECK_EQ_INT(nm - outbox_before, want_ev_u + want_ev_v);
+    int good = 0;
+    for (size_t k = outbox_before; k < nm; k++) {
+        ws_json_doc *d = NULL;
+        CHECK_EQ_STR(m[k].topic, "analytics-events");
+        if (ws_json_parse(m[k].payload, strlen(m[k].payload), &d, NULL) != 0) {
+            CHECK(!"outbox payload is JSON");
+            continue;
+        }
+        const ws_json *root = ws_json_root(d);
+        double i = -1;
+        ws_json_get_num(ws_json_get(root, "data"), "i", &i);
+        const char *uid = ws_json_get_str(root, "user_id");
+        if (i >= 0 && i < N && uid && !strcmp(uid, rows[(int)i].conv.user_id) &&
+            !strcmp(ws_json_get_str(root, "event_type"), "reply") && m[k].key &&
+            !strcmp(m[k].key, uid))
+            good++;
+        ws_json_doc_free(d);
+    }
+    CHECK_EQ_INT(good, want_ev_u + want_ev_v);
+
+    /* validation is all or nothing, naming the bad row */
+    rows[5].conv.message = NULL;
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, N, &written, &err), WS_EINVAL);
+    CHECK(strstr(err.msg, "row 5") != NULL);
+    CHECK_EQ_INT(written, 0);
+    rows[5].conv.message = msg[5];
+    rows[8].event_data_json = "{not json";
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, N, &written, &err), WS_EINVAL);
+    CHECK(strstr(err.msg, "row 8") != NULL);
+    rows[8].event_data_json = data[8];
+    CHECK_EQ_INT(ws_store_conv_count(s, u.id, &cu, &err), 0);
+    CHECK_EQ_INT(cu, want_u);
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, WS_STORE_BATCH_MAX + 1, &written, &err),
+                 WS_ETOOBIG);
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, 0, &written, &err), 0);
+    CHECK_EQ_INT(written, 0);
+
+    /* the largest batch in one call */
+    static ws_conv_batch_row big[WS_STORE_BATCH_MAX];
+    for (int i = 0; i < WS_STORE_BATCH_MAX; i++)
+        big[i] = (ws_conv_batch_row){.conv = {.user_id = v.id, .message = "m", .response = "r"},
+                                     .event_type = i % 2 ? "reply" : NULL};
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, big, WS_STORE_BATCH_MAX, &written, &err), 0);
+    CHECK_EQ_INT(written, WS_STORE_BATCH_MAX);
+    CHECK_EQ_INT(ws_store_conv_count(s, v.id, &cv, &err), 0);
+    CHECK_EQ_INT(cv, want_v + WS_STORE_BATCH_MAX);
+    ws_arena_free(a);
+}
+
+/* A user erased while batches for them are being written: every batch succeeds (no foreign
+ * key failure, no error), and afterwards nothing of theirs is left. */
+typedef struct erase_race {
+    const char *user_id;
+    int failures;
+    size_t written, skipped;
+} erase_race;
+
+static void *batch_writer_thread(void *arg)
+{
+    erase_race *er = arg;
+    ws_store *s = open_cur();
+    if (!s) {
+        er->failures++;
+        return NULL;
+    }
+    enum { M = 50 };
+    ws_conv_batch_row rows[M];
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < M; i++)
+            rows[i] = (ws_conv_batch_row){
+                .conv = {.user_id = er->user_id, .message = "m", .response = "r"},
+                .event_type = "reply"};
+        size_t w = 0;
+        ws_error err = {0};
+        if (ws_store_conv_insert_batch(s, rows, M, &w, &err) != 0) {
+            fprintf(stderr, "batch during erasure: %s\n", err.msg);
+            er->failures++;
+        }
+        er->written += w;
+        for (int i = 0; i < M; i++)
+            er->skipped += rows[i].status == WS_ENOENT;
+    }
+    ws_store_close(s);
+    return NULL;
+}
+
+STORE_TEST(conversations_batch_races_erasure)
+{
+    ws_arena *a = ws_arena_new(0);
+    ws_error err = {0};
+    ws_user u;
+    CHECK_EQ_INT(ws_store_user_create(s, a, "kate", NULL, NULL, &u, &err), 0);
+    erase_race er = {.user_id = u.id};
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, batch_writer_thread, &er), 0);
+    int64_t c = 0;
+    for (int i = 0; i < 2000 && c == 0; i++) {  /* delete once some rows are in */
+        usleep(1000);
+        ws_store_conv_count(s, u.id, &c, &err);
+    }
+    CHECK_EQ_INT(ws_store_user_delete(s, u.id, &err), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(er.failures, 0);
+    CHECK_EQ_INT(er.written + er.skipped, 40 * 50);
+    CHECK(er.written > 0);
+    CHECK_EQ_INT(ws_store_conv_count(s, u.id, &c, &err), 0);
+    CHECK_EQ_INT(c, 0);
+    CHECK_EQ_INT(ws_store_event_count(s, u.id, &c, &err), 0);
+    CHECK_EQ_INT(c, 0);
+    ws_arena_free(a);
+}
+
 static void cursor_round_trip_and_rejects(void)
 {
     char c[WS_STORE_CURSOR_MAX];
@@ -992,6 +1197,7 @@ WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backe
              T(users_create_get_conflict), T(keys_create_authenticate_revoke),
              T(key_format_and_bearer), T(jobs_lifecycle_with_outbox),
              T(jobs_claimed_once_by_concurrent_workers), T(conversations_keyset_pagination),
+             T(conversations_batch_insert), T(conversations_batch_races_erasure),
              T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
              T(export_holds_everything), T(delete_user_erases_everything_they_own),
              T(pool_hands_out_at_most_max_handles),
