@@ -93,4 +93,4 @@ kill $ngx; wait $ngx 2>/dev/null || true; ngx=
 
 echo "10k idle keep-alive connections:"
 "$bin/bench_http_idle" "$port" 10000 "$srv" /healthz
-curl -s "$base/metrics" | grep -E '^ws_reply_cache_hits_total|^ws_ai_calls_total|^ws_conversations_(written|dropped)_total'
+curl -s "$base/metrics" | grep -E '^ws_reply_cache_hits_total|^ws_ai_calls_total|^ws_conversations_(written|sync_writes|backpressure_waits|failed)_total'

@@ -262,12 +262,17 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
                 bool fb = nl1[1] == '1';
                 size_t rlen = val.len - (size_t)(nl3 - p);
                 double ms = (ws_now_s() - t0) * 1000;
-                reply_json(out, nl3, rlen, conf, fb, true, r->model_version, ms);
-                ws_metric_add(s->m_cache_hits, 1);
                 conv.response = nl3;
                 conv.confidence = conf;
                 conv.processing_ms = (int)ms;
-                ws_srv_record_reply(s, &conv, true);
+                /* the row first: with the writer's queue full the loop hands the request
+                 * to the pool (which waits for room) before anything is answered */
+                if (ws_srv_record_reply(s, &conv, true, !on_loop) == WS_EAGAIN) {
+                    ws_buf_free(&val);
+                    return WS_EAGAIN;
+                }
+                reply_json(out, nl3, rlen, conf, fb, true, r->model_version, ms);
+                ws_metric_add(s->m_cache_hits, 1);
                 ws_buf_free(&val);
                 return 0;
             }
@@ -310,7 +315,7 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
     conv.confidence = ar.confidence;
     conv.processing_ms = (int)ms;
     conv.model_version = mv;
-    ws_srv_record_reply(s, &conv, false);
+    ws_srv_record_reply(s, &conv, false, true); /* on a pool thread: may wait, never refuses */
     ws_ai_reply_clear(&ar);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "server/server_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,15 @@ void ws_srv_auth_forget_user(ws_server *s, const char *user_id)
     pthread_mutex_unlock(&s->auth_mu);
 }
 
-/* ---- asynchronous writer --------------------------------------------------------------- */
+/* ---- asynchronous writer --------------------------------------------------------------- *
+ *
+ * Conversation rows (and their "reply" analytics events) go through a bounded queue to one
+ * background thread that writes them in batches, one transaction per batch. Nothing is
+ * dropped: when the queue is full the request's pool thread waits for room (backpressure;
+ * a request on the loop thread moves to the pool first), and after WS_WRITER_WAIT_MS it
+ * writes its row itself. The queue is drained before the server exits. The only rows not
+ * written are those the database refuses (counted in ws_conversations_failed_total and
+ * logged) and those of a user erased in the meantime (ws_conversations_discarded_total). */
 
 static char *dup_into(char **p, const char *s)
 {
@@ -137,20 +146,120 @@ static char *dup_into(char **p, const char *s)
     return d;
 }
 
-void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
+/* The "reply" event's data for a row. */
+static void event_data(const write_item *w, char *out, size_t n)
+{
+    double conf = isfinite(w->conv.confidence) ? w->conv.confidence : 0;
+    snprintf(out, n, "{\"cached\":%s,\"confidence\":%.4f,\"processing_ms\":%d}", w->cached ? "true" : "false",
+             conf, w->conv.processing_ms);
+}
+
+/* Writes items[0..n) with st (the rows of an erased user are discarded). Sets done[i] for
+ * every item that needs no further attempt: written, discarded, or refused as invalid
+ * (logged). Returns 0 when all are done, else the database's error (the caller retries the
+ * rest). */
+static int write_items(ws_server *s, ws_store *st, write_item **items, bool *done, size_t n, ws_error *err)
+{
+    if (n > WS_WRITER_BATCH)
+        n = WS_WRITER_BATCH;
+    ws_conv_batch_row *rows = ws_xmalloc(n * sizeof *rows);
+    char(*data)[WS_WRITER_EVENT_MAX] = ws_xmalloc(n * sizeof *data);
+    size_t *idx = ws_xmalloc(n * sizeof *idx), m = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        event_data(items[i], data[m], sizeof data[m]);
+        rows[m] = (ws_conv_batch_row){.conv = items[i]->conv, .event_type = "reply", .event_data_json = data[m]};
+        idx[m++] = i;
+    }
+    if (m == 0)
+        goto out;
+    size_t written = 0;
+    rc = ws_store_conv_insert_batch(st, rows, m, &written, err);
+    if (rc == WS_EINVAL || rc == WS_ETOOBIG) {
+        /* validation refused a row (the handlers validate, so this is a bug somewhere):
+         * write the rows one by one so only the bad ones stay out */
+        rc = 0;
+        for (size_t k = 0; k < m && rc == 0; k++) {
+            ws_error e1 = {0};
+            size_t w1 = 0;
+            int r1 = ws_store_conv_insert_batch(st, &rows[k], 1, &w1, &e1);
+            if (r1 == WS_EINVAL || r1 == WS_ETOOBIG) {
+                fprintf(stderr, "whatstyle serve: writer: conversation row refused: %s\n", e1.msg);
+                ws_metric_add(s->m_conv_failed, 1);
+                done[idx[k]] = true;
+            } else if (r1 == 0) {
+                ws_metric_add(rows[k].status == 0 ? s->m_conv_written : s->m_conv_discarded, 1);
+                done[idx[k]] = true;
+            } else {
+                rc = r1;
+                if (err)
+                    *err = e1;
+            }
+        }
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    ws_metric_add(s->m_conv_written, (int64_t)written);
+    ws_metric_add(s->m_conv_discarded, (int64_t)(m - written));
+    for (size_t k = 0; k < m; k++)
+        done[idx[k]] = true;
+out:
+    free(rows);
+    free(data);
+    free(idx);
+    return rc;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* A request thread writes its own row (the queue stayed full, or the writer is not
+ * running) with a handle of the pool. */
+static void write_sync(ws_server *s, write_item *w)
+{
+    ws_error err = {0};
+    bool done = false;
+    ws_store *st = ws_srv_store_get(s);
+    int rc = write_items(s, st, &w, &done, 1, &err);
+    for (int tries = 1; rc < 0 && tries < 3; tries++) {
+        sleep_ms(50 * tries); /* a broken connection is reset before the next statement */
+        rc = write_items(s, st, &w, &done, 1, &err);
+    }
+    ws_srv_store_put(s, st);
+    ws_metric_add(s->m_conv_sync, 1);
+    if (rc < 0) {
+        fprintf(stderr, "whatstyle serve: conversation row not written: %s\n", err.msg);
+        ws_metric_add(s->m_conv_failed, 1);
+    }
+    free(w);
+}
+
+static bool queue_full(const ws_server *s, size_t need)
+{
+    return s->wq_len > 0 && (s->wq_len >= s->wq_max || s->wq_bytes + need > WS_WRITER_QUEUE_BYTES);
+}
+
+int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, bool may_block)
 {
     size_t need = sizeof(write_item) + strlen(c->user_id) + 1 + strlen(c->message) + 1 + strlen(c->response) +
                   1 + (c->model_version ? strlen(c->model_version) + 1 : 0);
     pthread_mutex_lock(&s->writer_mu);
-    if (s->wq_len >= WS_WRITER_QUEUE_MAX || !s->writer_on) {
+    if (!may_block && (!s->writer_on || queue_full(s, need))) {
         pthread_mutex_unlock(&s->writer_mu);
-        ws_metric_add(s->m_conv_dropped, 1);
-        return;
+        return WS_EAGAIN;
     }
     pthread_mutex_unlock(&s->writer_mu);
     write_item *w = ws_xmalloc(need);
     char *p = (char *)(w + 1);
     w->next = NULL;
+    w->size = need;
     w->cached = cached;
     w->conv = *c;
     w->conv.user_id = dup_into(&p, c->user_id);
@@ -160,6 +269,33 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     if (!w->conv.created_at)
         w->conv.created_at = ws_store_now_ms();
     pthread_mutex_lock(&s->writer_mu);
+    if (!may_block && (!s->writer_on || queue_full(s, need))) {
+        pthread_mutex_unlock(&s->writer_mu);
+        free(w);
+        return WS_EAGAIN;
+    }
+    if (s->writer_on && queue_full(s, need)) {
+        ws_metric_add(s->m_conv_waits, 1);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += WS_WRITER_WAIT_MS / 1000;
+        until.tv_nsec += (long)(WS_WRITER_WAIT_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        s->wq_waiters++;
+        int wrc = 0;
+        while (s->writer_on && queue_full(s, need) && wrc != ETIMEDOUT)
+            wrc = pthread_cond_timedwait(&s->writer_space_cv, &s->writer_mu, &until);
+        s->wq_waiters--;
+    }
+    if (!s->writer_on || queue_full(s, need)) {
+        /* no writer (not started or shut down), or it has not made room in time */
+        pthread_mutex_unlock(&s->writer_mu);
+        write_sync(s, w);
+        return 0;
+    }
     bool was_empty = s->wq_head == NULL;
     if (s->wq_tail)
         s->wq_tail->next = w;
@@ -167,12 +303,14 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
         s->wq_head = w;
     s->wq_tail = w;
     s->wq_len++;
+    s->wq_bytes += need;
     ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
     /* the writer drains the whole queue before it sleeps: wake it only on empty -> non-empty
      * (one futex call per batch instead of one per reply) */
     if (was_empty)
         pthread_cond_signal(&s->writer_cv);
     pthread_mutex_unlock(&s->writer_mu);
+    return 0;
 }
 
 /* Background threads yield to the event loops when the CPU is short (Linux: per-thread nice). */
@@ -187,37 +325,68 @@ static void *writer_main(void *arg)
     lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
+    write_item *batch[WS_WRITER_BATCH];
+    bool done[WS_WRITER_BATCH];
     for (;;) {
+        /* take up to a batch from the queue */
+        size_t n = 0;
         pthread_mutex_lock(&s->writer_mu);
-        while (!s->wq_head && !atomic_load(&s->stopping))
+        while (!s->wq_head && s->writer_on)
             pthread_cond_wait(&s->writer_cv, &s->writer_mu);
-        write_item *w = s->wq_head;
-        if (w) {
+        while (s->wq_head && n < WS_WRITER_BATCH) {
+            write_item *w = s->wq_head;
             s->wq_head = w->next;
-            if (!s->wq_head)
-                s->wq_tail = NULL;
             s->wq_len--;
-            ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
+            s->wq_bytes -= w->size;
+            batch[n] = w;
+            done[n++] = false;
         }
+        if (!s->wq_head)
+            s->wq_tail = NULL;
+        ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
+        if (n && s->wq_waiters)
+            pthread_cond_broadcast(&s->writer_space_cv);
         pthread_mutex_unlock(&s->writer_mu);
-        if (!w)
-            break; /* stopping and the queue is empty */
-        if (!st && open_store(s, &st, &err) != 0) {
-            fprintf(stderr, "whatstyle serve: writer: %s\n", err.msg);
-            st = NULL;
+        if (n == 0)
+            break; /* closed and the queue is empty */
+
+        /* write it; on a database error retry with backoff (the rows stay in memory: no
+         * loss while the database comes back; the queue fills and requests wait, then
+         * write themselves). Closing: a few more tries, then the rows count as failed. */
+        int delay = 50, tries = 0;
+        for (;;) {
+            int rc = WS_EIO;
+            if (!st && open_store(s, &st, &err) != 0)
+                st = NULL;
+            if (st) {
+                rc = write_items(s, st, batch, done, n, &err);
+                if (rc < 0) {
+                    ws_store_close(st); /* the connection may be broken: a fresh one next time */
+                    st = NULL;
+                }
+            }
+            if (rc == 0)
+                break;
+            tries++;
+            pthread_mutex_lock(&s->writer_mu);
+            bool closing = !s->writer_on;
+            pthread_mutex_unlock(&s->writer_mu);
+            if (tries == 1 || tries % 20 == 0)
+                fprintf(stderr, "whatstyle serve: writer: %s (retrying)\n", err.msg);
+            if (closing && tries >= WS_WRITER_CLOSE_TRIES) {
+                size_t lost = 0;
+                for (size_t i = 0; i < n; i++)
+                    lost += !done[i];
+                fprintf(stderr, "whatstyle serve: writer: %zu conversation rows not written at shutdown: %s\n",
+                        lost, err.msg);
+                ws_metric_add(s->m_conv_failed, (int64_t)lost);
+                break;
+            }
+            sleep_ms(delay);
+            delay = delay * 2 > 2000 ? 2000 : delay * 2;
         }
-        int rc = st ? ws_store_conv_insert(st, &w->conv, NULL, &err) : WS_EIO;
-        if (rc == 0) {
-            char data[160];
-            snprintf(data, sizeof data, "{\"cached\":%s,\"confidence\":%.4f,\"processing_ms\":%d}",
-                     w->cached ? "true" : "false", w->conv.confidence, w->conv.processing_ms);
-            ws_store_event_append(st, w->conv.user_id, "reply", data, NULL, &err);
-            ws_metric_add(s->m_conv_written, 1);
-        } else if (rc != WS_ENOENT) {
-            /* a deleted user's late rows are simply dropped (ENOENT / foreign key) */
-            ws_metric_add(s->m_conv_dropped, 1);
-        }
-        free(w);
+        for (size_t i = 0; i < n; i++)
+            free(batch[i]);
     }
     ws_store_close(st);
     return NULL;
@@ -374,9 +543,15 @@ static void register_metrics(ws_server *s)
         ws_metrics_counter(m, "ws_training_jobs_completed_total", NULL, "Training jobs completed.");
     s->m_jobs_failed = ws_metrics_counter(m, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
     s->m_conv_written = ws_metrics_counter(m, "ws_conversations_written_total", NULL,
-                                           "Conversation rows written by the async writer.");
-    s->m_conv_dropped = ws_metrics_counter(m, "ws_conversations_dropped_total", NULL,
-                                           "Conversation rows dropped (queue full or store error).");
+                                           "Conversation rows written (writer thread and synchronous).");
+    s->m_conv_sync = ws_metrics_counter(m, "ws_conversations_sync_writes_total", NULL,
+                                        "Conversation rows a request wrote itself (queue full or writer stopped).");
+    s->m_conv_waits = ws_metrics_counter(m, "ws_conversations_backpressure_waits_total", NULL,
+                                         "Requests that waited for room in the full writer queue.");
+    s->m_conv_discarded = ws_metrics_counter(m, "ws_conversations_discarded_total", NULL,
+                                             "Conversation rows of users erased before the row was written.");
+    s->m_conv_failed = ws_metrics_counter(m, "ws_conversations_failed_total", NULL,
+                                          "Conversation rows the database refused (logged).");
     s->m_writer_queue =
         ws_metrics_gauge(m, "ws_writer_queue_length", NULL, "Conversation rows waiting to be written.");
     s->m_mcp_calls = ws_metrics_counter(m, "ws_mcp_tool_calls_total", NULL, "MCP tools/call requests.");
@@ -400,6 +575,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     pthread_cond_init(&s->train_cv, NULL);
     pthread_mutex_init(&s->writer_mu, NULL);
     pthread_cond_init(&s->writer_cv, NULL);
+    pthread_cond_init(&s->writer_space_cv, NULL);
     if (!s->cfg.key_rate_limit)
         s->cfg.key_rate_limit = 120;
     if (!s->cfg.user_rate_limit)
@@ -408,6 +584,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
         s->cfg.max_export_bytes = 64u << 20;
     if (!s->cfg.store_connections)
         s->cfg.store_connections = 8;
+    s->wq_max = s->cfg.writer_queue_max ? s->cfg.writer_queue_max : WS_WRITER_QUEUE_MAX;
     snprintf(s->worker_id, sizeof s->worker_id, "serve-%ld", (long)getpid());
 
     if (mkdir(s->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -499,11 +676,14 @@ int ws_server_port(const ws_server *s)
 
 int ws_server_start(ws_server *s, ws_error *err)
 {
+    pthread_mutex_lock(&s->writer_mu);
     s->writer_on = true;
+    pthread_mutex_unlock(&s->writer_mu);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         s->writer_on = false;
         return ws_error_set(err, WS_EIO, "cannot start the writer thread");
     }
+    s->writer_started = true;
     if (!s->cfg.no_training) {
         if (pthread_create(&s->trainer, NULL, trainer_main, s) != 0)
             return ws_error_set(err, WS_EIO, "cannot start the training thread");
@@ -528,14 +708,16 @@ void ws_server_wait(ws_server *s)
         pthread_join(s->trainer, NULL);
         s->trainer_on = false;
     }
-    if (s->writer_on) {
-        pthread_mutex_lock(&s->writer_mu);
-        pthread_cond_broadcast(&s->writer_cv);
-        pthread_mutex_unlock(&s->writer_mu);
-        pthread_join(s->writer, NULL);
+    if (s->writer_started) {
+        /* close the queue: later rows are written synchronously; the writer drains what is
+         * queued, then exits */
         pthread_mutex_lock(&s->writer_mu);
         s->writer_on = false;
+        pthread_cond_broadcast(&s->writer_cv);
+        pthread_cond_broadcast(&s->writer_space_cv);
         pthread_mutex_unlock(&s->writer_mu);
+        pthread_join(s->writer, NULL);
+        s->writer_started = false;
     }
 }
 
@@ -571,5 +753,6 @@ void ws_server_free(ws_server *s)
     pthread_cond_destroy(&s->train_cv);
     pthread_mutex_destroy(&s->writer_mu);
     pthread_cond_destroy(&s->writer_cv);
+    pthread_cond_destroy(&s->writer_space_cv);
     free(s);
 }

@@ -24,7 +24,15 @@
 #define WS_AUTH_CACHE_TTL_SHARED_MS 2000
 #define WS_AUTH_CACHE_BUCKETS 4096
 #define WS_AUTH_CACHE_MAX 100000
+/* The conversation writer: queue caps (rows, bytes), rows per transaction, how long a
+ * request waits for room before writing its row itself, tries left at shutdown when the
+ * database fails. */
 #define WS_WRITER_QUEUE_MAX 50000
+#define WS_WRITER_QUEUE_BYTES ((size_t)64 << 20)
+#define WS_WRITER_BATCH 500
+#define WS_WRITER_EVENT_MAX 128
+#define WS_WRITER_WAIT_MS 2000
+#define WS_WRITER_CLOSE_TRIES 4
 #define WS_MODEL_VERSION_MAX 64
 #define WS_MAX_CONTEXT_TURNS 32
 
@@ -39,6 +47,7 @@ typedef struct auth_entry {
 typedef struct write_item {
     struct write_item *next;
     ws_conversation conv; /* strings owned by the item (one allocation) */
+    size_t size;          /* bytes of the allocation (the queue's byte cap) */
     bool cached;
 } write_item;
 
@@ -69,14 +78,17 @@ struct ws_server {
     bool trainer_on;
 
     pthread_mutex_t writer_mu;
-    pthread_cond_t writer_cv;
+    pthread_cond_t writer_cv;       /* the writer waits for rows (or for closing) */
+    pthread_cond_t writer_space_cv; /* requests wait for room in a full queue */
     pthread_t writer;
-    bool writer_on;
+    bool writer_started;            /* the thread exists (join it) */
+    bool writer_on;                 /* the queue accepts rows (under writer_mu) */
     write_item *wq_head, *wq_tail;
-    size_t wq_len;
+    size_t wq_len, wq_bytes, wq_max;
+    int wq_waiters;
 
     ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
-        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_dropped,
+        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_sync, *m_conv_waits, *m_conv_discarded, *m_conv_failed,
         *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
 };
 
@@ -91,8 +103,13 @@ void ws_srv_auth_forget_user(ws_server *s, const char *user_id);
 
 /* ---- background work (server.c) ---- */
 void ws_srv_wake_trainer(ws_server *s);
-/* Queues a conversation row + analytics event; copies every string. Never blocks. */
-void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached);
+/* Records a conversation row + its "reply" analytics event (every string is copied): queues
+ * it for the writer thread. Lossless: when the queue is full, may_block = true (a pool
+ * thread) waits for room, up to WS_WRITER_WAIT_MS, then writes the row itself; may_block =
+ * false (the loop thread) returns WS_EAGAIN without recording anything, so the request goes
+ * on on the pool. Without a running writer the row is written synchronously. Returns 0 or
+ * WS_EAGAIN. */
+int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, bool may_block);
 
 /* ---- request prologue (api.c) ---- */
 typedef struct ws_req {

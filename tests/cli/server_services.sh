@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The server's black-box suite (tests/unit/test_http_api.c: the REST contract, MCP, rate
-# limits, cache behaviour, erasure, restart) against REAL PostgreSQL and Redis started here
-# on loopback, and `whatstyle serve` itself on PostgreSQL + Redis (readiness, auth, SIGTERM).
+# limits, cache behaviour, erasure, restart) and the conversation writer's no-loss test
+# (tests/unit/test_server_writer.c) against REAL PostgreSQL and Redis started here on loopback,
+# and `whatstyle serve` itself on PostgreSQL + Redis (readiness, auth, SIGTERM).
 # Usage: server_services.sh path/to/whatstyle. Fails if a service cannot be started.
 set -euo pipefail
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -14,6 +15,9 @@ ws_svc_redis
 
 echo "== test_http_api on PostgreSQL + Redis"
 WS_TEST_STORE_URL=$WS_PG_URL WS_TEST_CACHE_URL=$WS_REDIS_URL "$bindir/test_http_api"
+
+echo "== test_server_writer on PostgreSQL (lossless conversation writer; connections killed mid-burst)"
+WS_TEST_STORE_URL=$WS_PG_URL "$bindir/test_server_writer"
 
 echo "== whatstyle serve on PostgreSQL + Redis"
 data=$(mktemp -d)

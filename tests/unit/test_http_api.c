@@ -8,7 +8,9 @@
  * access and erasure, restart with data intact, MCP over HTTP. */
 #include "harness.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -26,6 +28,7 @@ static counting_ai *ai;
 static ws_server *srv;
 static int port;
 static char run_tag[16];
+static size_t writer_queue; /* 0 = the server's default */
 
 static const char *chat_txt = "12/01/2024, 10:00 - Ann: morning! coffee later?\n"
                               "12/01/2024, 10:01 - Bob: sure, where\n"
@@ -54,7 +57,8 @@ static void start(size_t max_export)
                             .key_rate_limit = 1000,
                             .user_rate_limit = 5000,
                             .ai = &ai->base,
-                            .store_connections = 4};
+                            .store_connections = 4,
+                            .writer_queue_max = writer_queue};
     ws_error err = {0};
     int rc = ws_server_new(&cfg, &srv, &err);
     if (rc != 0)
@@ -524,6 +528,98 @@ static void api_deletes_everything_of_a_user(void)
     teardown();
 }
 
+/* A burst of replies much larger than the conversation writer's queue (4 rows): most are
+ * reply-cache hits answered on the loop thread, which hands a request to the pool when the
+ * queue is full; every reply ends up as a row. */
+typedef struct reply_burst {
+    const char *key;
+    int thread, n, ok;
+} reply_burst;
+
+static void *reply_burst_thread(void *arg)
+{
+    reply_burst *b = arg;
+    http_resp r = {0};
+    for (int i = 0; i < b->n; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"message\":\"burst %d\"}", i % 7);
+        if (hc_json(port, "POST", "/v1/reply", b->key, body, &r) == 200)
+            b->ok++;
+    }
+    hc_free(&r);
+    return NULL;
+}
+
+static void api_reply_burst_loses_no_row(void)
+{
+    enum { THREADS = 4, N = 100 };
+    setup();
+    writer_queue = 4;
+    start(0);
+    char key[WS_KEY_LEN + 1], uid[64];
+    make_key("burst", WS_ROLE_USER, 0, key, uid);
+    char job[64];
+    train(key, "Ann", job);
+    /* another session blocks writes to conversations for the first second of the burst,
+     * so the writer's queue fills */
+    PGconn *pc = NULL;
+    sqlite3 *lite = NULL;
+    if (store_url()) {
+        pc = PQconnectdb(store_url());
+        PGresult *res = PQexec(pc, "BEGIN; LOCK TABLE conversations IN EXCLUSIVE MODE");
+        CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+        PQclear(res);
+    } else {
+        char path[300];
+        snprintf(path, sizeof path, "%s/whatstyle.db", data_dir);
+        CHECK_EQ_INT(sqlite3_open(path, &lite), SQLITE_OK);
+        CHECK_EQ_INT(sqlite3_exec(lite, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    }
+    reply_burst b[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        b[i] = (reply_burst){.key = key, .thread = i, .n = N};
+        CHECK_EQ_INT(pthread_create(&t[i], NULL, reply_burst_thread, &b[i]), 0);
+    }
+    usleep(1000000);
+    if (pc) {
+        PQclear(PQexec(pc, "COMMIT"));
+        PQfinish(pc);
+    } else {
+        sqlite3_exec(lite, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(lite);
+    }
+    int ok = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += b[i].ok;
+    }
+    CHECK_EQ_INT(ok, THREADS * N);
+    http_resp r = {0};
+    CHECK_EQ_INT(hc_request(port, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 200);
+    CHECK(strstr(r.body, "\nws_conversations_failed_total 0\n"));
+    const char *w = strstr(r.body, "\nws_conversations_backpressure_waits_total ");
+    long long waits = w ? atoll(w + strlen("\nws_conversations_backpressure_waits_total ")) : -1;
+    printf("  %d replies, writer queue %zu: %lld waited for room\n", ok, writer_queue, waits);
+    CHECK(waits > 0);
+    hc_free(&r);
+    stop(); /* drains the writer */
+    writer_queue = 0;
+    ws_error err = {0};
+    ws_store *st = NULL;
+    char *url = store_url() ? ws_xstrdup(store_url()) : ws_store_url_for_data_dir(data_dir, &err);
+    ws_store_config sc = {.url = url};
+    CHECK_EQ_INT(ws_store_open(&sc, &st, &err), 0);
+    int64_t rows = -1, events = -1;
+    CHECK_EQ_INT(ws_store_conv_count(st, uid, &rows, &err), 0);
+    CHECK_EQ_INT(ws_store_event_count(st, uid, &events, &err), 0);
+    CHECK_EQ_INT(rows, THREADS * N);
+    CHECK(events >= THREADS * N); /* plus the training events, if any */
+    ws_store_close(st);
+    free(url);
+    teardown();
+}
+
 static void api_survives_restart(void)
 {
     setup();
@@ -719,7 +815,7 @@ static void mcp_streams_training_progress(void)
     teardown();
 }
 
-WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_contract_end_to_end), T(api_rejects_bad_input),
+WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_reply_burst_loses_no_row), T(api_contract_end_to_end), T(api_rejects_bad_input),
              T(api_accepts_zip_exports), T(api_isolates_users), T(api_rate_limits_per_key_and_user),
              T(api_deletes_everything_of_a_user), T(api_survives_restart),
              T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
