@@ -1,0 +1,100 @@
+/* Blobs: WhatStyle's large objects (uploaded exports, model artifacts) behind one small
+ * interface with two backends — a local directory (embedded default, DATA/blobs) and an
+ * S3-compatible object store (cluster; libcurl with our own SigV4 signing, path-style URLs).
+ *
+ * Every object is encrypted at rest with AES-256-GCM by this layer, above the backend: a
+ * random 96-bit nonce per object, the object's key as associated data (an object copied to
+ * another key does not decrypt), and a versioned header (blobs_crypt.h). The 256-bit master
+ * key comes from WS_MASTER_KEY (64 hex digits) or from DATA/master.key (32 random bytes,
+ * created mode 0600 on first use).
+ *
+ * Keys: 1..WS_BLOB_KEY_MAX bytes of [A-Za-z0-9._-] in '/'-separated segments, none empty,
+ * none "." or ".."; no leading or trailing '/'. By convention a user's objects live under
+ * "users/<user id>/" so erasure is one ws_blobs_delete_prefix.
+ *
+ * Errors: 0 or a negative WS_E* code with details in err: WS_EINVAL (bad key or URL),
+ * WS_ENOENT (no such object), WS_ETOOBIG (object larger than the caller's cap), WS_EFORMAT
+ * (not an encrypted blob, or an unknown header version), WS_EPERM (sealed under another
+ * master key), WS_EUNSAFE (authentication failed: the object or its header was altered, or
+ * it was stored under another name), WS_EIO (disk or network failure; err says which).
+ *
+ * Thread-safety: a ws_blobs handle may be used from several threads at once. */
+#ifndef WS_BLOBS_BLOBS_H
+#define WS_BLOBS_BLOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+#define WS_BLOB_KEY_MAX 512
+#define WS_BLOB_MASTER_KEY_LEN 32
+
+typedef struct ws_blobs ws_blobs;
+
+/* The backend interface: stores and returns raw (already encrypted) bytes. */
+typedef struct ws_blobs_ops {
+    const char *name; /* "local" / "s3" */
+    int (*put)(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err);
+    /* Appends the object to out; WS_ETOOBIG when it is larger than max bytes. */
+    int (*get)(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
+    /* Deleting an absent object is not an error. */
+    int (*del)(ws_blobs *b, const char *key, ws_error *err);
+    /* Deletes every object whose key starts with prefix; *n (may be NULL) gets how many. */
+    int (*del_prefix)(ws_blobs *b, const char *prefix, size_t *n, ws_error *err);
+    void (*close)(ws_blobs *b);
+} ws_blobs_ops;
+
+struct ws_blobs {
+    const ws_blobs_ops *ops;
+    unsigned char master[WS_BLOB_MASTER_KEY_LEN];
+};
+
+/* Opens the blobs the way every subcommand picks them: url if not NULL, else WS_BLOBS_URL,
+ * else the local directory DATA/blobs (data_dir is then required).
+ *   "file:DIR" or "local:DIR"                     -> a local directory (created 0700)
+ *   "s3://HOST[:PORT]/BUCKET" (https) or
+ *   "s3+http://HOST[:PORT]/BUCKET" (plain http)   -> S3-compatible, path-style
+ * S3 settings from the environment: WS_S3_REGION (default us-east-1), WS_S3_ACCESS_KEY and
+ * WS_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). The bucket is created
+ * when it does not exist. The master key: see ws_blobs_master_key (data_dir may be NULL
+ * only when WS_MASTER_KEY is set). *out belongs to the caller: ws_blobs_close. */
+int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_error *err);
+void ws_blobs_close(ws_blobs *b); /* NULL is a no-op */
+const char *ws_blobs_backend(const ws_blobs *b);
+
+/* The master key: WS_MASTER_KEY (64 hex digits) if set, else DATA/master.key, created with
+ * 32 random bytes, mode 0600, on first use (atomically: two processes agree on one key). A
+ * key file that others can read, or of the wrong size, is refused. */
+int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err);
+
+/* 0 when key is a valid object key (see above), else WS_EINVAL with the reason. */
+int ws_blobs_check_key(const char *key, ws_error *err);
+
+/* Encrypts and stores len bytes under key (replacing an existing object). */
+int ws_blobs_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err);
+/* Fetches and decrypts the object into out (appended); max caps the plaintext size. */
+int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
+int ws_blobs_delete(ws_blobs *b, const char *key, ws_error *err);
+/* prefix: a key prefix ending in '/' (a "folder"), e.g. "users/usr_123/". */
+int ws_blobs_delete_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err);
+
+/* Fetches and decrypts the object into a new private file (mode 0600, O_EXCL) under dir
+ * (NULL = $TMPDIR or /tmp); *path (malloc'd, the caller frees and unlinks) gets its name. */
+int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path,
+                         ws_error *err);
+
+/* Backends (blobs_local.c, blobs_s3.c): each fills *out with its ops set and its state. */
+int ws_blobs_local_open(const char *dir, ws_blobs **out, ws_error *err);
+typedef struct ws_s3_config {
+    const char *endpoint;   /* "http://127.0.0.1:9000" or "https://s3.example.com" */
+    const char *bucket;
+    const char *region;     /* "us-east-1" */
+    const char *access_key;
+    const char *secret_key;
+    long timeout_ms;        /* per request; 0 = 30 s */
+} ws_s3_config;
+int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err);
+
+#endif

@@ -1,0 +1,166 @@
+/* The local-directory blobs backend (embedded default): one file per object at DIR/<key>,
+ * folders created 0700, files written atomically with mode 0600. Keys are validated by
+ * blobs.c before they reach this file, so a key never leaves DIR. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blobs/blobs.h"
+#include "core/file.h"
+#include "core/mem.h"
+
+typedef struct local_blobs {
+    ws_blobs base;
+    char *dir;
+} local_blobs;
+
+static char *path_of(const local_blobs *l, const char *key)
+{
+    size_t n = strlen(l->dir) + strlen(key) + 2;
+    char *p = ws_xmalloc(n);
+    snprintf(p, n, "%s/%s", l->dir, key);
+    return p;
+}
+
+/* mkdir -p for the folders of path below the root (mode 0700). */
+static int make_parents(const local_blobs *l, char *path, ws_error *err)
+{
+    size_t root = strlen(l->dir);
+    for (char *s = path + root + 1; (s = strchr(s, '/')) != NULL; s++) {
+        *s = '\0';
+        int rc = mkdir(path, 0700);
+        int e = errno;
+        *s = '/';
+        if (rc != 0 && e != EEXIST)
+            return ws_error_set(err, WS_EIO, "cannot create folder for %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static int local_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err)
+{
+    local_blobs *l = (local_blobs *)b;
+    char *p = path_of(l, key);
+    int rc = make_parents(l, p, err);
+    if (rc == 0)
+        rc = ws_file_write_atomic(p, data, len, err); /* temporary file created 0600 */
+    free(p);
+    return rc;
+}
+
+static int local_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err)
+{
+    local_blobs *l = (local_blobs *)b;
+    char *p = path_of(l, key);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = ws_file_read(p, max, &data, &len, err);
+    if (rc == WS_ENOENT)
+        rc = ws_error_set(err, WS_ENOENT, "no blob %s", key);
+    if (rc == 0 && ws_buf_append(out, data, len) != 0)
+        rc = ws_error_set(err, WS_ETOOBIG, "blob %s is larger than the buffer's limit", key);
+    free(data);
+    free(p);
+    return rc;
+}
+
+static int local_del(ws_blobs *b, const char *key, ws_error *err)
+{
+    local_blobs *l = (local_blobs *)b;
+    char *p = path_of(l, key);
+    int rc = 0;
+    if (unlink(p) != 0 && errno != ENOENT)
+        rc = ws_error_set(err, WS_EIO, "cannot delete %s: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+/* Deletes the tree at path (files and folders, never following symbolic links). */
+static int remove_tree(const char *path, size_t *n, int depth, ws_error *err)
+{
+    if (depth > 64)
+        return ws_error_set(err, WS_EIO, "%s: folders nested too deep", path);
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : ws_error_set(err, WS_EIO, "cannot open %s: %s", path, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        size_t len = strlen(path) + strlen(e->d_name) + 2;
+        char *child = ws_xmalloc(len);
+        snprintf(child, len, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            if (errno != ENOENT)
+                rc = ws_error_set(err, WS_EIO, "cannot stat %s: %s", child, strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = remove_tree(child, n, depth + 1, err);
+        } else if (unlink(child) == 0) {
+            (*n)++;
+        } else if (errno != ENOENT) {
+            rc = ws_error_set(err, WS_EIO, "cannot delete %s: %s", child, strerror(errno));
+        }
+        free(child);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+        rc = ws_error_set(err, WS_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return rc;
+}
+
+static int local_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
+{
+    /* blobs.c passes folder prefixes only ("a/b/"): the folder is the whole set */
+    local_blobs *l = (local_blobs *)b;
+    char *p = path_of(l, prefix);
+    p[strlen(p) - 1] = '\0';
+    size_t count = 0;
+    int rc = remove_tree(p, &count, 0, err);
+    if (n)
+        *n = count;
+    free(p);
+    return rc;
+}
+
+static void local_close(ws_blobs *b)
+{
+    local_blobs *l = (local_blobs *)b;
+    free(l->dir);
+    free(l);
+}
+
+static const ws_blobs_ops local_ops = {
+    .name = "local",
+    .put = local_put,
+    .get = local_get,
+    .del = local_del,
+    .del_prefix = local_del_prefix,
+    .close = local_close,
+};
+
+int ws_blobs_local_open(const char *dir, ws_blobs **out, ws_error *err)
+{
+    *out = NULL;
+    if (!dir || !*dir)
+        return ws_error_set(err, WS_EINVAL, "blobs: empty directory");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ws_error_set(err, WS_EIO, "cannot create blobs directory %s: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ws_error_set(err, WS_EIO, "blobs directory %s is not a directory", dir);
+    local_blobs *l = ws_xcalloc(1, sizeof *l);
+    l->base.ops = &local_ops;
+    l->dir = ws_xstrdup(dir);
+    size_t n = strlen(l->dir);
+    while (n > 1 && l->dir[n - 1] == '/')
+        l->dir[--n] = '\0';
+    *out = &l->base;
+    return 0;
+}

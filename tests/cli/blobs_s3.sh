@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the blobs test suite (tests/unit/test_blobs.c) against a REAL S3-compatible server:
+# moto (PyPI 'moto[server]'), installed into a venv under build/ on first use and started
+# here on a loopback port, then stopped. Fails loudly when moto cannot be installed or
+# does not start. Usage: blobs_s3.sh path/to/whatstyle (test_blobs is beside it).
+set -euo pipefail
+bindir=$(cd "$(dirname "$1")" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../services/services.sh"
+
+root=$(cd "$here/../.." && pwd)
+venv=$root/build/moto-venv   # shared by build/ and build-asan/
+mkdir -p "$root/build"
+# one installer at a time (the plain and the ASan runs may start it together)
+exec 9>"$root/build/.moto-install.lock"
+flock 9
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "== installing moto[server] into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >"$WS_SVC_DIR/venv.log" 2>&1 ||
+     ! "$venv/bin/pip" install -q 'moto[server]' >>"$WS_SVC_DIR/venv.log" 2>&1; then
+    cat "$WS_SVC_DIR/venv.log"
+    echo "FAIL: cannot install moto[server] from PyPI (needed for the S3 blobs test)"
+    rm -rf "$venv"
+    exit 1
+  fi
+fi
+flock -u 9
+
+port=""
+for try in 1 2 3; do
+  port=$(ws_svc_free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$WS_SVC_DIR/moto.log" 2>&1 &
+  pid=$!
+  WS_SVC_STOPS+=("kill $pid")
+  up=0
+  for _ in $(seq 1 200); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then up=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ "$up" -eq 1 ] && break
+  kill "$pid" 2>/dev/null || true
+done
+if [ "$up" -ne 1 ]; then
+  cat "$WS_SVC_DIR/moto.log"
+  echo "FAIL: moto_server did not start"
+  exit 1
+fi
+
+echo "== test_blobs against moto on 127.0.0.1:$port"
+WS_TEST_REQUIRE_S3=1 WS_TEST_S3_URL="s3+http://127.0.0.1:$port/ws-test-blobs" \
+  WS_S3_ACCESS_KEY=testing WS_S3_SECRET_KEY=testing-secret "$bindir/test_blobs"
