@@ -2,7 +2,7 @@
  * SIGINT, then drains requests in flight and exits.
  *
  *   whatstyle serve --port P --data DIR [--config FILE] [--host H] [--threads N]
- *                   [--store URL] [--cache URL] [--tls-cert PEM --tls-key PEM]
+ *                   [--store URL] [--cache URL] [--blobs URL] [--tls-cert PEM --tls-key PEM]
  *
  * Settings come from the command line, then the environment (WS_STORE_URL, WS_CACHE_URL,
  * WS_STORE_REPLICA_URL), then the config file ("key = value" lines, '#' comments; keys as the
@@ -22,7 +22,7 @@
 typedef struct serve_opts {
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training;
+        *head_timeout_ms, *no_training, *blobs;
 } serve_opts;
 
 typedef struct opt_row {
@@ -52,6 +52,7 @@ static const opt_row opt_rows[] = {
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"),
+    O(blobs, "blobs"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -87,7 +88,10 @@ static void usage(FILE *f)
                "  --store-connections N  store pool size (8)\n"
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
                "  --head-timeout-ms N    a request head must arrive within (10000)\n"
-               "  --no-training          do not run the training worker here\n");
+               "  --no-training          do not run the training worker here\n"
+               "  --blobs URL            file:DIR or s3://HOST/BUCKET, s3+http://HOST:PORT/BUCKET\n"
+               "                         (default: DIR/blobs; env WS_BLOBS_URL; S3 keys from\n"
+               "                         WS_S3_ACCESS_KEY / WS_S3_SECRET_KEY, WS_S3_REGION)\n");
 }
 
 /* Reads "key = value" lines into the options not set yet. */
@@ -204,6 +208,7 @@ int ws_cmd_serve(int argc, char **argv)
                             .store_url = o.store,
                             .store_replica_url = o.store_replica,
                             .cache_url = o.cache,
+                            .blobs_url = o.blobs,
                             .host = o.host,
                             .tls_cert = o.tls_cert,
                             .tls_key = o.tls_key,

@@ -335,7 +335,6 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
     ws_chat_reader *rd = NULL;
     ws_arena *a = ws_arena_new(4096);
     char *path = NULL;
-    int fd = -1;
     ws_store *st = NULL;
     if (!persona || !*persona) {
         op_fail(e, 400, "invalid_request", "the persona to learn is required (?persona=NAME)");
@@ -390,23 +389,14 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
         ws_buf_free(&list);
         goto out;
     }
-    /* keep the raw export for the worker */
+    /* keep the raw export for the worker, encrypted in the blobs under the user's folder */
     char id[WS_STORE_ID_MAX + 1];
     ws_store_new_id("exp_", id, sizeof id);
-    size_t plen = strlen(s->exports_dir) + strlen(r->p.user_id) + strlen(id) + 16;
+    size_t plen = strlen(r->p.user_id) + strlen(id) + 32;
     path = ws_xmalloc(plen);
-    snprintf(path, plen, "%s/%s-%s.%s", s->exports_dir, r->p.user_id, id, is_zip(data, len) ? "zip" : "txt");
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    size_t done = 0;
-    while (fd >= 0 && done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    if (fd < 0 || done != len || fsync(fd) != 0) {
-        op_fail(e, 500, "internal", "cannot store the export");
-        unlink(path);
+    snprintf(path, plen, "users/%s/exports/%s.%s", r->p.user_id, id, is_zip(data, len) ? "zip" : "txt");
+    if (ws_blobs_put(s->blobs, path, data, len, &err) != 0) {
+        op_fail(e, 503, "unavailable", "cannot store the export: %s", err.msg);
         goto out;
     }
     ws_buf params = WS_BUF_INIT;
@@ -423,7 +413,7 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
     ws_buf_free(&params);
     if (rc != 0) {
         op_fail(e, 503, "unavailable", "cannot queue the training job: %s", err.msg);
-        unlink(path);
+        ws_blobs_delete(s->blobs, path, NULL);
         goto out;
     }
     ws_audit_entry audit = {.actor = r->p.key_id,
@@ -443,8 +433,6 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
 out:
     if (st)
         ws_srv_store_put(s, st);
-    if (fd >= 0)
-        close(fd);
     free(path);
     ws_chat_close(rd);
     ws_arena_free(a);
@@ -847,10 +835,16 @@ static int h_me_delete(ws_http_ctx *ctx)
         return 0;
     }
     ws_srv_auth_forget_user(s, r->p.user_id);
+    /* the user's blobs: every upload (also one without a job row, after a crash between
+     * blob and row) lives under users/<id>/; plaintext files of older versions by path */
+    char folder[WS_STORE_ID_MAX + 16];
+    snprintf(folder, sizeof folder, "users/%s/", r->p.user_id);
+    size_t nb = 0;
+    if (ws_blobs_delete_prefix(s->blobs, folder, &nb, &err) != 0)
+        fprintf(stderr, "whatstyle serve: erasing the blobs of %s: %s\n", r->p.user_id, err.msg);
     for (size_t i = 0; i < nj; i++)
-        if (jobs[i].data_path)
+        if (jobs[i].data_path && jobs[i].data_path[0] == '/')
             unlink(jobs[i].data_path);
-    /* uploads without a job row (crash between file and row) share the user's prefix */
     char prefix[WS_STORE_ID_MAX + 16];
     snprintf(prefix, sizeof prefix, "reply:%s:", r->p.user_id);
     ws_cache_del_prefix(s->cache, prefix, NULL, NULL);

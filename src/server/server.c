@@ -4,6 +4,7 @@
  * and analytics events; graceful shutdown (see server.h). */
 #include "server/server_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -437,12 +438,32 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         ws_metric_add(s->m_jobs_failed, 1);
         return;
     }
+    /* the export is stored encrypted: decrypt it into a private temporary file for the
+     * trainer, removed as soon as training ends (an absolute path is a plaintext upload of
+     * an older version) */
+    char *plain = NULL;
+    const char *export_path = job->data_path;
+    if (job->data_path && job->data_path[0] != '/') {
+        int grc = ws_blobs_get_to_temp(s->blobs, job->data_path, s->cfg.max_export_bytes, s->tmp_dir, &plain, &err);
+        if (grc != 0) {
+            u.status = WS_JOB_FAILED;
+            u.error_message = err.msg;
+            ws_store_job_update(st, job->id, &u, NULL);
+            ws_metric_add(s->m_jobs_failed, 1);
+            return;
+        }
+        export_path = plain;
+    }
     ws_ai_train_request req = {
-        .user_id = job->user_id, .export_path = job->data_path, .persona = persona, .budget_s = budget};
+        .user_id = job->user_id, .export_path = export_path, .persona = persona, .budget_s = budget};
     ws_ai_train_result res = {0};
     train_progress tp = {.s = s, .st = st, .job_id = job->id};
     ws_metric_add(s->m_ai_calls, 1);
     int rc = s->ai->ops->train(s->ai, &req, on_train_progress, &tp, &res, &err);
+    if (plain) {
+        unlink(plain);
+        free(plain);
+    }
     if (rc != 0 && atomic_load(&s->stopping)) {
         /* interrupted by shutdown: back to the queue so a restart trains it */
         u.status = WS_JOB_QUEUED;
@@ -522,6 +543,25 @@ void ws_srv_wake_trainer(ws_server *s)
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
+/* Removes the plain files in dir (not folders, not links' targets). */
+static void clear_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path && lstat(path, &st) == 0 &&
+            !S_ISDIR(st.st_mode))
+            unlink(path);
+    }
+    closedir(d);
+}
+
 static void register_metrics(ws_server *s)
 {
     ws_metrics *m = s->metrics;
@@ -592,12 +632,16 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
         goto out;
     }
     size_t n = strlen(s->data_dir) + 16;
-    s->exports_dir = ws_xmalloc(n);
-    snprintf(s->exports_dir, n, "%s/exports", s->data_dir);
-    if (mkdir(s->exports_dir, 0700) != 0 && errno != EEXIST) {
-        rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", s->exports_dir, strerror(errno));
+    s->tmp_dir = ws_xmalloc(n);
+    snprintf(s->tmp_dir, n, "%s/tmp", s->data_dir);
+    if (mkdir(s->tmp_dir, 0700) != 0 && errno != EEXIST) {
+        rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", s->tmp_dir, strerror(errno));
         goto out;
     }
+    clear_tmp(s->tmp_dir); /* decrypted exports a crash left behind */
+    rc = ws_blobs_open(cfg->blobs_url, s->data_dir, &s->blobs, err);
+    if (rc)
+        goto out;
     if (cfg->store_url && *cfg->store_url) {
         s->store_url = ws_xstrdup(cfg->store_url);
     } else {
@@ -745,7 +789,8 @@ void ws_server_free(ws_server *s)
     free(s->replica_url);
     free(s->cache_url);
     free(s->origins);
-    free(s->exports_dir);
+    free(s->tmp_dir);
+    ws_blobs_close(s->blobs);
     pthread_mutex_destroy(&s->pool_mu);
     pthread_cond_destroy(&s->pool_cv);
     pthread_mutex_destroy(&s->auth_mu);

@@ -1,6 +1,7 @@
 /* The API gateway behind `whatstyle serve`: the HTTP server (http_server.h) with the REST
  * API under /v1, MCP at /mcp, /healthz, /readyz and /metrics, wired to the store, the
- * cache and the AI, plus the background training worker (embedded queue: jobs are claimed
+ * cache, the blobs (uploaded exports, encrypted at rest) and the AI, plus the background
+ * training worker (embedded queue: jobs are claimed
  * from the store) and the asynchronous writer of conversation rows and analytics events.
  *
  * Ownership: the server borrows cfg->ai (the caller frees it after ws_server_free) and
@@ -22,6 +23,7 @@ typedef struct ws_server_config {
     const char *store_url;         /* NULL = SQLite in data_dir; "postgres://..." = PostgreSQL */
     const char *store_replica_url; /* optional PostgreSQL read replica */
     const char *cache_url;         /* NULL = "memory"; "redis://..." = Redis */
+    const char *blobs_url;         /* NULL = WS_BLOBS_URL, else DATA/blobs (blobs/blobs.h) */
     const char *host;              /* default 0.0.0.0 */
     int port;                      /* 0 = any free port */
     int threads;                   /* event loops; 0 = one per core */

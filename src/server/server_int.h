@@ -9,6 +9,7 @@
 
 #include "ai/ai.h"
 #include "auth/auth.h"
+#include "blobs/blobs.h"
 #include "cache/cache.h"
 #include "core/buf.h"
 #include "core/json.h"
@@ -53,7 +54,9 @@ typedef struct write_item {
 
 struct ws_server {
     ws_server_config cfg;
-    char *data_dir, *store_url, *replica_url, *cache_url, *origins, *exports_dir;
+    char *data_dir, *store_url, *replica_url, *cache_url, *origins;
+    char *tmp_dir; /* DATA/tmp (0700): decrypted exports while a job trains */
+    ws_blobs *blobs;
     ws_http_server *http;
     ws_http_route *routes; /* ws_srv_routes with the configured body caps */
     ws_metrics *metrics;

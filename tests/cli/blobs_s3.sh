@@ -51,3 +51,20 @@ fi
 echo "== test_blobs against moto on 127.0.0.1:$port"
 WS_TEST_REQUIRE_S3=1 WS_TEST_S3_URL="s3+http://127.0.0.1:$port/ws-test-blobs" \
   WS_S3_ACCESS_KEY=testing WS_S3_SECRET_KEY=testing-secret "$bindir/test_blobs"
+
+echo "== the API gateway with its blobs on moto: upload (encrypted into S3), train"
+WS_BLOBS_URL="s3+http://127.0.0.1:$port/ws-test-gateway" WS_S3_ACCESS_KEY=testing WS_S3_SECRET_KEY=testing-secret \
+  "$bindir/test_http_api" api_contract_end_to_end
+# the bucket holds only sealed objects (read back with boto3, which moto brings along)
+AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret "$venv/bin/python" - "$port" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1")
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ws-test-gateway").get("Contents", [])]
+if not keys:
+    sys.exit("FAIL: the gateway stored no export in S3")
+for k in keys:
+    body = s3.get_object(Bucket="ws-test-gateway", Key=k)["Body"].read()
+    if body[:4] != b"WSBL" or b"coffee" in body:
+        sys.exit(f"FAIL: {k} is not an encrypted blob")
+print(f"ok: {len(keys)} encrypted export(s) in S3, all sealed")
+PY

@@ -506,10 +506,18 @@ static void api_deletes_everything_of_a_user(void)
     http_resp r = {0};
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"bye\"}", &r), 200);
     usleep(100000);
-    /* the export file of the user is on disk until the delete */
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls %s/exports | grep -q %s", data_dir, uid);
+    /* the user's export is in the blobs until the delete: encrypted (the chat's text is not
+     * in the file, the blob header is), and no decrypted copy is left after training */
+    char cmd[768];
+    snprintf(cmd, sizeof cmd, "ls %s/blobs/users/%s/exports | grep -q '^exp_.*\\.txt$'", data_dir, uid);
     CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "cat %s/blobs/users/%s/exports/* | grep -q 'coffee later'", data_dir, uid);
+    CHECK(system(cmd) != 0);
+    snprintf(cmd, sizeof cmd, "head -c 4 %s/blobs/users/%s/exports/* | grep -q WSBL", data_dir, uid);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s/tmp)\"", data_dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "test -d %s/blobs/users/%s", data_dir, uid);
     int forgets = atomic_load(&ai->forget_calls);
     CHECK_EQ_INT(hc_request(port, "DELETE", "/v1/me", key, NULL, NULL, 0, &r), 204);
     CHECK_EQ_INT(r.body_len, 0);
@@ -517,7 +525,9 @@ static void api_deletes_everything_of_a_user(void)
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me", key, NULL, NULL, 0, &r), 401);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/reply", key, "{\"message\":\"bye\"}", &r), 401);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me/export", key, NULL, NULL, 0, &r), 401);
-    CHECK(system(cmd) != 0); /* export file gone */
+    CHECK(system(cmd) != 0); /* the user's blobs are gone */
+    snprintf(cmd, sizeof cmd, "ls %s/blobs/users | wc -l | grep -qx 1", data_dir);
+    CHECK_EQ_INT(system(cmd), 0); /* the other user's stay */
     /* the model is gone from the AI too */
     ws_ai_reply ar = {0};
     CHECK_EQ_INT(ai->base.ops->generate(&ai->base, uid, "x", NULL, 0, &ar, NULL), WS_ENOENT);
