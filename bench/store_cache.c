@@ -3,6 +3,7 @@
  * Prints the median microseconds per operation over several rounds and the ratio.
  * PostgreSQL / Redis URLs come from WS_BENCH_PG_URL / WS_BENCH_REDIS_URL (bench/store_cache.sh
  * starts both on loopback); without them only the embedded backends are measured. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,10 +197,78 @@ static void bench_cache(const char *redis_url)
         ws_cache_close(c[b]);
 }
 
+/* The conversation writer's throughput: rows (each with its "reply" analytics event and
+ * outbox message) per second written one at a time (insert + event, what the writer did
+ * before batching) and in batches of WRITER_BATCH in one transaction. */
+#define WRITER_ROWS 2000
+#define WRITER_BATCH 500
+
+static double writer_rows_per_s(store_ctx *c, bool batched)
+{
+    ws_error err = {0};
+    static ws_conv_batch_row rows[WRITER_BATCH];
+    double t0 = now_us();
+    for (int done = 0; done < WRITER_ROWS;) {
+        if (batched) {
+            for (int i = 0; i < WRITER_BATCH; i++)
+                rows[i] = (ws_conv_batch_row){.conv = {.user_id = c->user, .message = "how are you doing today?",
+                                                       .response = "great, you? 😄", .confidence = 0.8,
+                                                       .processing_ms = 42, .model_version = "v1"},
+                                              .event_type = "reply",
+                                              .event_data_json = "{\"cached\":false,\"confidence\":0.8}"};
+            if (ws_store_conv_insert_batch(c->s, rows, WRITER_BATCH, NULL, &err) < 0)
+                fprintf(stderr, "bench: %s\n", err.msg);
+            done += WRITER_BATCH;
+        } else {
+            ws_conversation cv = {.user_id = c->user, .message = "how are you doing today?",
+                                  .response = "great, you? 😄", .confidence = 0.8, .processing_ms = 42,
+                                  .model_version = "v1"};
+            if (ws_store_conv_insert(c->s, &cv, NULL, &err) < 0 ||
+                ws_store_event_append(c->s, c->user, "reply", "{\"cached\":false,\"confidence\":0.8}", NULL,
+                                      &err) < 0)
+                fprintf(stderr, "bench: %s\n", err.msg);
+            done++;
+        }
+    }
+    return WRITER_ROWS / ((now_us() - t0) / 1e6);
+}
+
+static void bench_writer(const char *pg_url)
+{
+    char path[128], url[160];
+    snprintf(path, sizeof path, "/tmp/ws_bench_writer_%d.db", (int)getpid());
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    const char *urls[2] = {url, pg_url};
+    const char *names[2] = {"sqlite", "postgres"};
+    printf("conversation writer (rows/s incl. analytics event + outbox; median of %d rounds of %d rows)\n",
+           ROUNDS, WRITER_ROWS);
+    printf("  %-10s %14s %18s %8s\n", "backend", "one by one", "batches of 500", "ratio");
+    for (int b = 0; b < 2 && urls[b]; b++) {
+        store_ctx c = {0};
+        if (store_setup(urls[b], &c) < 0)
+            break;
+        double one[ROUNDS], bat[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            one[r] = writer_rows_per_s(&c, false);
+            bat[r] = writer_rows_per_s(&c, true);
+        }
+        double mo = median(one, ROUNDS), mb = median(bat, ROUNDS);
+        printf("  %-10s %14.0f %18.0f %7.1fx\n", names[b], mo, mb, mb / mo);
+        ws_store_close(c.s);
+    }
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
 int main(void)
 {
     const char *pg = getenv("WS_BENCH_PG_URL"), *redis = getenv("WS_BENCH_REDIS_URL");
     bench_store(pg && *pg ? pg : NULL);
+    bench_writer(pg && *pg ? pg : NULL);
     bench_cache(redis && *redis ? redis : NULL);
     return 0;
 }
