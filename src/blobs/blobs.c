@@ -65,11 +65,11 @@ static int read_key_file(const char *path, unsigned char key[WS_BLOB_MASTER_KEY_
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = ws_error_set(err, WS_EIO, "master key %s is not a regular file", path);
     } else if (st.st_mode & 077) {
-        rc = ws_error_set(err, WS_EUNSAFE, "master key %s is readable by others (mode %03o): chmod 600 it", path,
-                          (unsigned)(st.st_mode & 0777));
+        rc = ws_error_set(err, WS_EUNSAFE, "master key %s is readable by others (mode %03o): chmod 600 it",
+                          path, (unsigned)(st.st_mode & 0777));
     } else if (st.st_size != WS_BLOB_MASTER_KEY_LEN) {
-        rc = ws_error_set(err, WS_EFORMAT, "master key %s holds %lld bytes, not %d", path, (long long)st.st_size,
-                          WS_BLOB_MASTER_KEY_LEN);
+        rc = ws_error_set(err, WS_EFORMAT, "master key %s holds %lld bytes, not %d", path,
+                          (long long)st.st_size, WS_BLOB_MASTER_KEY_LEN);
     } else {
         size_t got = 0;
         while (got < WS_BLOB_MASTER_KEY_LEN) {
@@ -123,7 +123,8 @@ int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_K
         rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(fd) == 0;
+    bool ok =
+        fchmod(fd, 0600) == 0 && write(fd, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(fd) == 0;
     close(fd);
     OPENSSL_cleanse(fresh, sizeof fresh);
     if (!ok) {
@@ -195,8 +196,8 @@ int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_erro
     } else if (!strncmp(url, "s3://", 5) || !strncmp(url, "s3+http://", 10)) {
         rc = open_s3(url, out, err);
     } else {
-        rc = ws_error_set(err, WS_EINVAL, "blobs URL %s: expected file:DIR, s3://HOST/BUCKET or s3+http://HOST/BUCKET",
-                          url);
+        rc = ws_error_set(err, WS_EINVAL,
+                          "blobs URL %s: expected file:DIR, s3://HOST/BUCKET or s3+http://HOST/BUCKET", url);
     }
     if (rc == 0)
         memcpy((*out)->master, key, sizeof key);
@@ -237,7 +238,8 @@ int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error
     if (rc < 0)
         return rc;
     ws_buf sealed = WS_BUF_INIT;
-    rc = b->ops->get(b, key, max > SIZE_MAX - WS_BLOB_OVERHEAD ? SIZE_MAX : max + WS_BLOB_OVERHEAD, &sealed, err);
+    rc = b->ops->get(b, key, max > SIZE_MAX - WS_BLOB_OVERHEAD ? SIZE_MAX : max + WS_BLOB_OVERHEAD, &sealed,
+                     err);
     if (rc == 0) {
         size_t limit = out->limit;
         if (!limit || limit > out->len + max)
@@ -271,7 +273,8 @@ int ws_blobs_delete_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error 
     return rc < 0 ? rc : b->ops->del_prefix(b, prefix, n, err);
 }
 
-int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path, ws_error *err)
+int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path,
+                         ws_error *err)
 {
     *path = NULL;
     ws_buf plain = WS_BUF_INIT;

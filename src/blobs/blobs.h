@@ -88,12 +88,12 @@ int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *d
 /* Backends (blobs_local.c, blobs_s3.c): each fills *out with its ops set and its state. */
 int ws_blobs_local_open(const char *dir, ws_blobs **out, ws_error *err);
 typedef struct ws_s3_config {
-    const char *endpoint;   /* "http://127.0.0.1:9000" or "https://s3.example.com" */
+    const char *endpoint; /* "http://127.0.0.1:9000" or "https://s3.example.com" */
     const char *bucket;
-    const char *region;     /* "us-east-1" */
+    const char *region; /* "us-east-1" */
     const char *access_key;
     const char *secret_key;
-    long timeout_ms;        /* per request; 0 = 30 s */
+    long timeout_ms; /* per request; 0 = 30 s */
 } ws_s3_config;
 int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err);
 

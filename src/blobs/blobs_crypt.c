@@ -15,18 +15,20 @@ int ws_blob_header_parse(const void *data, size_t len, ws_blob_header *h, ws_err
 {
     const unsigned char *p = data;
     if (len < WS_BLOB_OVERHEAD)
-        return ws_error_set(err, WS_EFORMAT, "not an encrypted blob: %zu bytes is shorter than the header and tag",
-                            len);
+        return ws_error_set(err, WS_EFORMAT,
+                            "not an encrypted blob: %zu bytes is shorter than the header and tag", len);
     if (memcmp(p, WS_BLOB_MAGIC, 4) != 0)
         return ws_error_set(err, WS_EFORMAT, "not an encrypted blob (no WSBL header)");
     if (p[4] != WS_BLOB_VERSION)
-        return ws_error_set(err, WS_EFORMAT, "encrypted blob format version %u is not supported (this build reads %d)",
-                            p[4], WS_BLOB_VERSION);
+        return ws_error_set(err, WS_EFORMAT,
+                            "encrypted blob format version %u is not supported (this build reads %d)", p[4],
+                            WS_BLOB_VERSION);
     if (p[5] != WS_BLOB_ALG_AES256GCM)
         return ws_error_set(err, WS_EFORMAT, "encrypted blob uses unknown algorithm %u", p[5]);
     if (p[6] != WS_BLOB_NONCE_LEN || p[7] != WS_BLOB_TAG_LEN)
-        return ws_error_set(err, WS_EFORMAT, "encrypted blob header has nonce/tag lengths %u/%u (expected %d/%d)",
-                            p[6], p[7], WS_BLOB_NONCE_LEN, WS_BLOB_TAG_LEN);
+        return ws_error_set(err, WS_EFORMAT,
+                            "encrypted blob header has nonce/tag lengths %u/%u (expected %d/%d)", p[6], p[7],
+                            WS_BLOB_NONCE_LEN, WS_BLOB_TAG_LEN);
     h->version = p[4];
     h->alg = p[5];
     memcpy(h->key_id, p + 8, 4);
@@ -130,8 +132,8 @@ out:
     return rc;
 }
 
-int ws_blob_unseal(const unsigned char key[32], const char *obj_key, const void *sealed, size_t len, ws_buf *out,
-                   ws_error *err)
+int ws_blob_unseal(const unsigned char key[32], const char *obj_key, const void *sealed, size_t len,
+                   ws_buf *out, ws_error *err)
 {
     ws_blob_header h;
     int rc = ws_blob_header_parse(sealed, len, &h, err);
@@ -140,9 +142,9 @@ int ws_blob_unseal(const unsigned char key[32], const char *obj_key, const void 
     unsigned char id[4];
     ws_blob_key_id(key, id);
     if (memcmp(id, h.key_id, 4) != 0)
-        return ws_error_set(err, WS_EPERM,
-                            "blob %s was encrypted with a different master key (check WS_MASTER_KEY / master.key)",
-                            obj_key);
+        return ws_error_set(
+            err, WS_EPERM,
+            "blob %s was encrypted with a different master key (check WS_MASTER_KEY / master.key)", obj_key);
     const unsigned char *in = sealed;
     size_t n = len - WS_BLOB_OVERHEAD;
     size_t start = out->len;
@@ -165,7 +167,8 @@ int ws_blob_unseal(const unsigned char key[32], const char *obj_key, const void 
     }
     if (EVP_DecryptFinal_ex(c, (unsigned char *)dst + n, &w) != 1) {
         rc = ws_error_set(err, WS_EUNSAFE,
-                          "blob %s failed authentication: it was altered or stored under another name", obj_key);
+                          "blob %s failed authentication: it was altered or stored under another name",
+                          obj_key);
         goto out;
     }
     out->len = start + n;

@@ -47,8 +47,8 @@ void ws_blob_key_id(const unsigned char key[32], unsigned char id[4]);
 
 /* Appends the sealed form of plain[0..len) under obj_key to out (len + WS_BLOB_OVERHEAD
  * bytes). WS_EIO if the random source or the cipher fails. */
-int ws_blob_seal(const unsigned char key[32], const char *obj_key, const void *plain, size_t len,
-                 ws_buf *out, ws_error *err);
+int ws_blob_seal(const unsigned char key[32], const char *obj_key, const void *plain, size_t len, ws_buf *out,
+                 ws_error *err);
 
 /* Checks and decrypts a sealed object, appending the plaintext to out (nothing is appended
  * unless it authenticates). WS_EFORMAT (bad header), WS_EPERM (other master key),

@@ -16,7 +16,7 @@
 #include "blobs/s3_sign.h"
 #include "core/mem.h"
 
-#define S3_META_MAX (4u << 20)   /* a listing page or an error document */
+#define S3_META_MAX (4u << 20) /* a listing page or an error document */
 #define S3_URL_MAX 4096
 #define S3_AUTH_MAX 1024
 
@@ -76,8 +76,9 @@ static int cmp_header(const void *a, const void *b)
 }
 
 int ws_s3_sign(const char *method, const char *canonical_uri, const char *canonical_query,
-               const ws_s3_header *headers, size_t n_headers, const char *payload_sha256, const char *amz_date,
-               const char *region, const char *access_key, const char *secret_key, char *out, size_t out_size)
+               const ws_s3_header *headers, size_t n_headers, const char *payload_sha256,
+               const char *amz_date, const char *region, const char *access_key, const char *secret_key,
+               char *out, size_t out_size)
 {
     if (!method || !canonical_uri || !headers || !payload_sha256 || !amz_date || strlen(amz_date) != 16 ||
         !region || !access_key || !secret_key || n_headers == 0 || n_headers > 16)
@@ -111,7 +112,8 @@ int ws_s3_sign(const char *method, const char *canonical_uri, const char *canoni
     hmac(k4, 32, sts.data, sig);
     char sig_hex[65];
     hexify(sig, 32, sig_hex);
-    int n = snprintf(out, out_size, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, Signature=%s",
+    int n = snprintf(out, out_size,
+                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, Signature=%s",
                      access_key, date, region, signed_names.data, sig_hex);
     free(k0);
     ws_buf_free(&creq);
@@ -166,8 +168,8 @@ static int s3_request(s3_blobs *s, const char *method, const char *key, const ch
     char path[S3_URL_MAX], enc[S3_URL_MAX], url[S3_URL_MAX], auth[S3_AUTH_MAX];
     snprintf(path, sizeof path, "/%s%s%s", s->bucket, key ? "/" : "", key ? key : "");
     if (ws_s3_uri_encode(path, 1, enc, sizeof enc) < 0 ||
-        snprintf(url, sizeof url, "%s%s%s%s", s->endpoint, enc, query && *query ? "?" : "", query ? query : "") >=
-            (int)sizeof url)
+        snprintf(url, sizeof url, "%s%s%s%s", s->endpoint, enc, query && *query ? "?" : "",
+                 query ? query : "") >= (int)sizeof url)
         return ws_error_set(err, WS_EINVAL, "s3: URL too long for %s", key ? key : s->bucket);
     char payload_hash[65], amz_date[17];
     ws_s3_sha256_hex(body ? body : "", body ? body_len : 0, payload_hash);
@@ -231,7 +233,8 @@ static int status_error(s3_blobs *s, const char *what, const char *key, const s3
     error_code(&r->body, code, sizeof code);
     if (r->status == 404)
         return ws_error_set(err, WS_ENOENT, "s3: no object %s in bucket %s", key ? key : "", s->bucket);
-    return ws_error_set(err, WS_EIO, "s3: %s %s: HTTP %ld (%s)", what, key ? key : s->bucket, r->status, code);
+    return ws_error_set(err, WS_EIO, "s3: %s %s: HTTP %ld (%s)", what, key ? key : s->bucket, r->status,
+                        code);
 }
 
 static int s3_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err)
@@ -310,7 +313,8 @@ static bool next_element(const char **p, const char *tag, char *out, size_t out_
 static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
 {
     s3_blobs *s = (s3_blobs *)b;
-    char token[1024] = "", enc_prefix[2 * WS_BLOB_KEY_MAX], enc_token[3 * sizeof token], query[2 * S3_URL_MAX];
+    char token[1024] = "", enc_prefix[2 * WS_BLOB_KEY_MAX], enc_token[3 * sizeof token],
+         query[2 * S3_URL_MAX];
     size_t count = 0;
     int rc = 0;
     if (ws_s3_uri_encode(prefix, 0, enc_prefix, sizeof enc_prefix) < 0)
@@ -342,7 +346,8 @@ static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *e
         const char *q = r.body.data ? r.body.data : "";
         next_element(&q, "IsTruncated", truncated, sizeof truncated);
         q = r.body.data ? r.body.data : "";
-        bool more = !strcmp(truncated, "true") && next_element(&q, "NextContinuationToken", next, sizeof next);
+        bool more =
+            !strcmp(truncated, "true") && next_element(&q, "NextContinuationToken", next, sizeof next);
         ws_buf_free(&r.body);
         if (rc < 0 || !more)
             break;

@@ -103,7 +103,8 @@ void ws_srv_auth_remember(ws_server *s, const auth_entry *in)
     auth_entry *next = e->next;
     *e = *in;
     e->next = next;
-    e->expires_ms = ws_store_now_ms() + (s->cache_blocking ? WS_AUTH_CACHE_TTL_SHARED_MS : WS_AUTH_CACHE_TTL_MS);
+    e->expires_ms =
+        ws_store_now_ms() + (s->cache_blocking ? WS_AUTH_CACHE_TTL_SHARED_MS : WS_AUTH_CACHE_TTL_MS);
     pthread_mutex_unlock(&s->auth_mu);
 }
 
@@ -171,7 +172,8 @@ static int write_items(ws_server *s, ws_store *st, write_item **items, bool *don
         if (done[i])
             continue;
         event_data(items[i], data[m], sizeof data[m]);
-        rows[m] = (ws_conv_batch_row){.conv = items[i]->conv, .event_type = "reply", .event_data_json = data[m]};
+        rows[m] =
+            (ws_conv_batch_row){.conv = items[i]->conv, .event_type = "reply", .event_data_json = data[m]};
         idx[m++] = i;
     }
     if (m == 0)
@@ -378,8 +380,9 @@ static void *writer_main(void *arg)
                 size_t lost = 0;
                 for (size_t i = 0; i < n; i++)
                     lost += !done[i];
-                fprintf(stderr, "whatstyle serve: writer: %zu conversation rows not written at shutdown: %s\n",
-                        lost, err.msg);
+                fprintf(stderr,
+                        "whatstyle serve: writer: %zu conversation rows not written at shutdown: %s\n", lost,
+                        err.msg);
                 ws_metric_add(s->m_conv_failed, (int64_t)lost);
                 break;
             }
@@ -444,7 +447,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
     char *plain = NULL;
     const char *export_path = job->data_path;
     if (job->data_path && job->data_path[0] != '/') {
-        int grc = ws_blobs_get_to_temp(s->blobs, job->data_path, s->cfg.max_export_bytes, s->tmp_dir, &plain, &err);
+        int grc =
+            ws_blobs_get_to_temp(s->blobs, job->data_path, s->cfg.max_export_bytes, s->tmp_dir, &plain, &err);
         if (grc != 0) {
             u.status = WS_JOB_FAILED;
             u.error_message = err.msg;
@@ -555,8 +559,8 @@ static void clear_tmp(const char *dir)
             continue;
         char path[4096];
         struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path && lstat(path, &st) == 0 &&
-            !S_ISDIR(st.st_mode))
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+            lstat(path, &st) == 0 && !S_ISDIR(st.st_mode))
             unlink(path);
     }
     closedir(d);
@@ -584,8 +588,9 @@ static void register_metrics(ws_server *s)
     s->m_jobs_failed = ws_metrics_counter(m, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
     s->m_conv_written = ws_metrics_counter(m, "ws_conversations_written_total", NULL,
                                            "Conversation rows written (writer thread and synchronous).");
-    s->m_conv_sync = ws_metrics_counter(m, "ws_conversations_sync_writes_total", NULL,
-                                        "Conversation rows a request wrote itself (queue full or writer stopped).");
+    s->m_conv_sync =
+        ws_metrics_counter(m, "ws_conversations_sync_writes_total", NULL,
+                           "Conversation rows a request wrote itself (queue full or writer stopped).");
     s->m_conv_waits = ws_metrics_counter(m, "ws_conversations_backpressure_waits_total", NULL,
                                          "Requests that waited for room in the full writer queue.");
     s->m_conv_discarded = ws_metrics_counter(m, "ws_conversations_discarded_total", NULL,

@@ -31,7 +31,7 @@ static void rmdata(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-static const unsigned char key_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const unsigned char key_a[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                         17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const unsigned char key_b[32] = {32, 31, 30};
 
@@ -60,13 +60,14 @@ static void crypt_round_trip_and_tamper_detection(void)
         if (n >= 17) {
             /* every region: header fields, nonce, ciphertext, tag */
             const size_t at[] = {4, 5, 6, 8, 12, 23, 24, WS_BLOB_HDR_LEN + n / 2, sealed.len - 1};
-            const int want[] = {WS_EFORMAT, WS_EFORMAT, WS_EFORMAT, WS_EPERM, WS_EUNSAFE,
+            const int want[] = {WS_EFORMAT, WS_EFORMAT, WS_EFORMAT, WS_EPERM,  WS_EUNSAFE,
                                 WS_EUNSAFE, WS_EUNSAFE, WS_EUNSAFE, WS_EUNSAFE};
             for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
                 sealed.data[at[k]] ^= 0x20;
                 ws_buf_reset(&out);
                 ws_error e = {0};
-                CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len, &out, &e), want[k]);
+                CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len, &out, &e),
+                             want[k]);
                 CHECK_EQ_INT(out.len, 0); /* nothing unauthenticated comes out */
                 if (want[k] == WS_EUNSAFE)
                     CHECK(strstr(e.msg, "failed authentication") != NULL);
@@ -74,18 +75,21 @@ static void crypt_round_trip_and_tamper_detection(void)
             }
             ws_error e = {0};
             ws_buf_reset(&out);
-            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/b.txt", sealed.data, sealed.len, &out, &e), WS_EUNSAFE);
+            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/b.txt", sealed.data, sealed.len, &out, &e),
+                         WS_EUNSAFE);
             CHECK(strstr(e.msg, "another name") != NULL);
             CHECK_EQ_INT(ws_blob_unseal(key_b, "users/u/a.txt", sealed.data, sealed.len, &out, &e), WS_EPERM);
             CHECK(strstr(e.msg, "different master key") != NULL);
             CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, WS_BLOB_OVERHEAD - 1, &out, &e),
                          WS_EFORMAT);
             /* truncated by one byte: the tag moves, authentication fails */
-            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len - 1, &out, &e), WS_EUNSAFE);
+            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len - 1, &out, &e),
+                         WS_EUNSAFE);
             /* the output's limit is honoured */
             ws_buf small = WS_BUF_INIT;
             small.limit = n - 1;
-            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len, &small, &e), WS_ETOOBIG);
+            CHECK_EQ_INT(ws_blob_unseal(key_a, "users/u/a.txt", sealed.data, sealed.len, &small, &e),
+                         WS_ETOOBIG);
             ws_buf_free(&small);
         }
         free(plain);
@@ -309,15 +313,17 @@ static void sigv4_matches_the_aws_example(void)
                          {"x-amz-content-sha256", empty}};
     char auth[512];
     CHECK_EQ_INT(ws_s3_sign("GET", "/test.txt", "", hs, 4, empty, "20130524T000000Z", "us-east-1",
-                            "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", auth, sizeof auth),
+                            "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", auth,
+                            sizeof auth),
                  0);
     CHECK_EQ_STR(auth, "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
                        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
                        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
-    CHECK_EQ_INT(ws_s3_sign("GET", "/", "", hs, 4, empty, "bad", "us-east-1", "a", "b", auth, sizeof auth), -1);
-    CHECK_EQ_INT(ws_s3_sign("GET", "/test.txt", "", hs, 4, empty, "20130524T000000Z", "us-east-1", "a", "b", auth,
-                            20),
+    CHECK_EQ_INT(ws_s3_sign("GET", "/", "", hs, 4, empty, "bad", "us-east-1", "a", "b", auth, sizeof auth),
                  -1);
+    CHECK_EQ_INT(
+        ws_s3_sign("GET", "/test.txt", "", hs, 4, empty, "20130524T000000Z", "us-east-1", "a", "b", auth, 20),
+        -1);
     char enc[64];
     CHECK_EQ_INT(ws_s3_uri_encode("a b/c~d+é", 1, enc, sizeof enc), 18);
     CHECK_EQ_STR(enc, "a%20b/c~d%2B%C3%A9");
@@ -334,7 +340,8 @@ static void s3_backend_against_a_real_server(void)
         if (require && *require == '1')
             CHECK(!"WS_TEST_S3_URL is set (an S3-compatible server is running)");
         else
-            printf("  (no WS_TEST_S3_URL: S3 backend not exercised in this run; tests/cli/blobs_s3.sh runs it)\n");
+            printf("  (no WS_TEST_S3_URL: S3 backend not exercised in this run; tests/cli/blobs_s3.sh runs "
+                   "it)\n");
         return;
     }
     mkdata();
@@ -369,6 +376,6 @@ static void s3_backend_against_a_real_server(void)
     rmdata();
 }
 
-WS_TEST_MAIN(T(crypt_round_trip_and_tamper_detection), T(opens_blobs_sealed_elsewhere), T(keys_are_validated), T(master_key_file_and_env),
-             T(local_backend_round_trip_encrypted_on_disk), T(sigv4_matches_the_aws_example),
-             T(s3_backend_against_a_real_server))
+WS_TEST_MAIN(T(crypt_round_trip_and_tamper_detection), T(opens_blobs_sealed_elsewhere), T(keys_are_validated),
+             T(master_key_file_and_env), T(local_backend_round_trip_encrypted_on_disk),
+             T(sigv4_matches_the_aws_example), T(s3_backend_against_a_real_server))

@@ -117,8 +117,8 @@ typedef struct burst {
     ws_server *s;
     const char *uid;
     int thread, rows;
-    bool loop;            /* behaves like the loop thread: may not block */
-    int again;            /* WS_EAGAIN answers (then retried "on the pool") */
+    bool loop; /* behaves like the loop thread: may not block */
+    int again; /* WS_EAGAIN answers (then retried "on the pool") */
     int errors;
 } burst;
 
@@ -129,8 +129,12 @@ static void *burst_thread(void *arg)
         char msg[64], rep[64];
         snprintf(msg, sizeof msg, "t%d message %d", b->thread, i);
         snprintf(rep, sizeof rep, "reply %d 🙂", i);
-        ws_conversation c = {.user_id = b->uid, .message = msg, .response = rep, .confidence = 0.5,
-                             .processing_ms = i % 100, .model_version = "v1"};
+        ws_conversation c = {.user_id = b->uid,
+                             .message = msg,
+                             .response = rep,
+                             .confidence = 0.5,
+                             .processing_ms = i % 100,
+                             .model_version = "v1"};
         int rc = ws_srv_record_reply(b->s, &c, i % 2 == 0, !b->loop);
         if (rc == WS_EAGAIN && b->loop) {
             b->again++;
@@ -205,7 +209,7 @@ static void burst_larger_than_the_queue_loses_no_row(void)
     CHECK_EQ_INT(ws_metric_get(s->m_conv_failed), 0);
     CHECK_EQ_INT(ws_metric_get(s->m_conv_discarded), 0);
     CHECK(ws_metric_get(s->m_conv_waits) > 0); /* the queue was full: requests waited */
-    CHECK(again > 0);                           /* and "loop" callers were sent to the pool */
+    CHECK(again > 0);                          /* and "loop" callers were sent to the pool */
     printf("  %d rows, queue %d: %lld waits, %d loop hand-offs, %lld written by requests\n", total, QUEUE,
            (long long)ws_metric_get(s->m_conv_waits), again, (long long)ws_metric_get(s->m_conv_sync));
     cleanup(s);
@@ -322,5 +326,4 @@ static void requests_write_themselves_when_the_writer_is_stuck(void)
 }
 
 WS_TEST_MAIN(T(burst_larger_than_the_queue_loses_no_row), T(shutdown_drains_the_queue),
-             T(requests_write_themselves_when_the_writer_is_stuck),
-             T(rows_of_an_erased_user_are_discarded))
+             T(requests_write_themselves_when_the_writer_is_stuck), T(rows_of_an_erased_user_are_discarded))
