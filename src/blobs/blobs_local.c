@@ -1,9 +1,11 @@
 /* The local-directory blobs backend (embedded default): one file per object at DIR/<key>,
- * folders created 0700, files written atomically with mode 0600. Keys are validated by
+ * folders created 0700, files written atomically with mode 0600 (a crash in the middle of a
+ * put may leave a "<key>.tmp.XXXXXX" file beside it; erasure of the folder removes it). Keys are validated by
  * blobs.c before they reach this file, so a key never leaves DIR. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +44,35 @@ static int make_parents(const local_blobs *l, char *path, ws_error *err)
     return 0;
 }
 
+/* Writes the object atomically: a unique temporary file beside it (mkstemp: O_EXCL, mode
+ * 0600, so concurrent puts never share one), fsync, rename over the key's file. */
 static int local_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err)
 {
     local_blobs *l = (local_blobs *)b;
     char *p = path_of(l, key);
+    size_t tn = strlen(p) + 16;
+    char *tmp = ws_xmalloc(tn);
+    snprintf(tmp, tn, "%s.tmp.XXXXXX", p);
     int rc = make_parents(l, p, err);
-    if (rc == 0)
-        rc = ws_file_write_atomic(p, data, len, err); /* temporary file created 0600 */
+    int fd = rc == 0 ? mkstemp(tmp) : -1;
+    if (rc == 0 && fd < 0)
+        rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    if (fd >= 0) {
+        size_t done = 0;
+        while (done < len) {
+            ssize_t w = write(fd, (const char *)data + done, len - done);
+            if (w <= 0)
+                break;
+            done += (size_t)w;
+        }
+        bool ok = done == len && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        if (!ok || rename(tmp, p) != 0) {
+            rc = ws_error_set(err, WS_EIO, "cannot write %s: %s", p, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
     free(p);
     return rc;
 }
