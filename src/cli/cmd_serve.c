@@ -20,9 +20,10 @@
 #include "server/server.h"
 
 typedef struct serve_opts {
+    char *blobs; /* --blobs URL (blobs/blobs.h) */
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training, *blobs;
+        *head_timeout_ms, *no_training;
 } serve_opts;
 
 typedef struct opt_row {
@@ -42,6 +43,7 @@ static const opt_row opt_rows[] = {
     O(store, "store"),
     O(store_replica, "store-replica"),
     O(cache, "cache"),
+    O(blobs, "blobs"),
     O(tls_cert, "tls-cert"),
     O(tls_key, "tls-key"),
     O(key_rate_limit, "key-rate-limit"),
@@ -52,7 +54,6 @@ static const opt_row opt_rows[] = {
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"),
-    O(blobs, "blobs"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -80,6 +81,9 @@ static void usage(FILE *f)
                "  --store URL            postgres://... or sqlite:PATH (default: SQLite in DIR)\n"
                "  --store-replica URL    PostgreSQL read replica\n"
                "  --cache URL            memory (default) or redis://host:port\n"
+               "  --blobs URL            file:DIR or s3://HOST/BUCKET, s3+http://HOST:PORT/BUCKET\n"
+               "                         (default: DIR/blobs; env WS_BLOBS_URL; S3 keys from\n"
+               "                         WS_S3_ACCESS_KEY / WS_S3_SECRET_KEY, WS_S3_REGION)\n"
                "  --tls-cert PEM --tls-key PEM   serve TLS 1.3\n"
                "  --key-rate-limit N     requests/minute for keys without their own (120)\n"
                "  --user-rate-limit N    requests/minute per user over all keys (600)\n"
@@ -88,10 +92,7 @@ static void usage(FILE *f)
                "  --store-connections N  store pool size (8)\n"
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
                "  --head-timeout-ms N    a request head must arrive within (10000)\n"
-               "  --no-training          do not run the training worker here\n"
-               "  --blobs URL            file:DIR or s3://HOST/BUCKET, s3+http://HOST:PORT/BUCKET\n"
-               "                         (default: DIR/blobs; env WS_BLOBS_URL; S3 keys from\n"
-               "                         WS_S3_ACCESS_KEY / WS_S3_SECRET_KEY, WS_S3_REGION)\n");
+               "  --no-training          do not run the training worker here\n");
 }
 
 /* Reads "key = value" lines into the options not set yet. */
