@@ -276,16 +276,17 @@ static int s3_del(ws_blobs *b, const char *key, ws_error *err)
 }
 
 /* The text of the next <tag>...</tag> at or after *p (XML entities decoded) into out;
- * advances *p past it. Returns false when there is none. */
-static bool next_element(const char **p, const char *tag, char *out, size_t out_size)
+ * advances *p past it. Returns 1, 0 when there is none, -1 when the text does not fit in
+ * out (the element is skipped). */
+static int next_element(const char **p, const char *tag, char *out, size_t out_size)
 {
     char open[40], close[40];
     snprintf(open, sizeof open, "<%s>", tag);
     snprintf(close, sizeof close, "</%s>", tag);
     const char *a = strstr(*p, open);
-    const char *b = a ? strstr(a, close) : NULL;
+    const char *b = a ? strstr(a + strlen(open), close) : NULL;
     if (!a || !b)
-        return false;
+        return 0;
     a += strlen(open);
     *p = b + strlen(close);
     size_t n = 0;
@@ -307,7 +308,39 @@ static bool next_element(const char **p, const char *tag, char *out, size_t out_
             out[n++] = *a++;
     }
     out[n] = '\0';
-    return a == b;
+    return a == b ? 1 : -1;
+}
+
+int ws_s3_parse_list(const char *xml, void (*on_key)(void *arg, const char *key), void *arg, char *next,
+                     size_t next_size)
+{
+    char key[WS_S3_LIST_KEY_MAX + 1], truncated[16] = "";
+    const char *p = xml;
+    int r;
+    while ((r = next_element(&p, "Key", key, sizeof key)) != 0)
+        if (r > 0)
+            on_key(arg, key);
+    p = xml;
+    if (next_element(&p, "IsTruncated", truncated, sizeof truncated) <= 0 || strcmp(truncated, "true") != 0)
+        return 0;
+    p = xml;
+    return next_element(&p, "NextContinuationToken", next, next_size) > 0 && next[0] ? 1 : 0;
+}
+
+/* collects a page's keys under the prefix, NUL-separated */
+typedef struct key_list {
+    const char *prefix;
+    ws_buf keys;
+    size_t n;
+} key_list;
+
+static void collect_key(void *arg, const char *key)
+{
+    key_list *kl = arg;
+    if (strncmp(key, kl->prefix, strlen(kl->prefix)) != 0)
+        return; /* never outside the prefix, whatever the server says */
+    ws_buf_append(&kl->keys, key, strlen(key) + 1);
+    kl->n++;
 }
 
 static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
@@ -334,21 +367,18 @@ static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *e
         rc = s3_request(s, "GET", NULL, query, NULL, 0, S3_META_MAX, &r, err);
         if (rc == 0 && r.status != 200)
             rc = status_error(s, "list", prefix, &r, err);
-        const char *p = r.body.data ? r.body.data : "";
-        char key[WS_BLOB_KEY_MAX * 2];
-        while (rc == 0 && next_element(&p, "Key", key, sizeof key)) {
-            if (strncmp(key, prefix, strlen(prefix)) != 0)
-                continue; /* never outside the prefix, whatever the server says */
-            rc = s3_del(b, key, err);
+        key_list kl = {.prefix = prefix, .keys = WS_BUF_INIT};
+        char next[sizeof token] = "";
+        int more = rc == 0
+                       ? ws_s3_parse_list(r.body.data ? r.body.data : "", collect_key, &kl, next, sizeof next)
+                       : 0;
+        ws_buf_free(&r.body);
+        const char *k = kl.keys.data;
+        for (size_t i = 0; rc == 0 && i < kl.n; i++, k += strlen(k) + 1) {
+            rc = s3_del(b, k, err);
             count += rc == 0;
         }
-        char truncated[16] = "", next[sizeof token] = "";
-        const char *q = r.body.data ? r.body.data : "";
-        next_element(&q, "IsTruncated", truncated, sizeof truncated);
-        q = r.body.data ? r.body.data : "";
-        bool more =
-            !strcmp(truncated, "true") && next_element(&q, "NextContinuationToken", next, sizeof next);
-        ws_buf_free(&r.body);
+        ws_buf_free(&kl.keys);
         if (rc < 0 || !more)
             break;
         snprintf(token, sizeof token, "%s", next);

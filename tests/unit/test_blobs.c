@@ -332,6 +332,44 @@ static void sigv4_matches_the_aws_example(void)
     CHECK_EQ_INT(ws_s3_uri_encode("abcdef", 0, enc, 4), -1);
 }
 
+static void count_key(void *arg, const char *key)
+{
+    ws_buf *b = arg;
+    ws_buf_printf(b, "[%s]", key);
+}
+
+static void s3_listing_parser(void)
+{
+    char next[64] = "";
+    ws_buf keys = WS_BUF_INIT;
+    const char *page = "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><Prefix>u/</Prefix>"
+                       "<Contents><Key>u/a&amp;b.txt</Key><Size>3</Size></Contents>"
+                       "<Contents><Key>u/&lt;x&gt;</Key></Contents>"
+                       "<IsTruncated>true</IsTruncated><NextContinuationToken>tok+/=</NextContinuationToken>"
+                       "</ListBucketResult>";
+    CHECK_EQ_INT(ws_s3_parse_list(page, count_key, &keys, next, sizeof next), 1);
+    CHECK_EQ_STR(keys.data, "[u/a&b.txt][u/<x>]");
+    CHECK_EQ_STR(next, "tok+/=");
+    ws_buf_reset(&keys);
+    CHECK_EQ_INT(
+        ws_s3_parse_list("<IsTruncated>false</IsTruncated><Key>k</Key>", count_key, &keys, next, sizeof next),
+        0);
+    CHECK_EQ_STR(keys.data, "[k]");
+    /* a key too long is skipped, the rest still seen; unterminated elements end the scan */
+    ws_buf big = WS_BUF_INIT;
+    ws_buf_puts(&big, "<Key>");
+    for (int i = 0; i < WS_S3_LIST_KEY_MAX + 10; i++)
+        ws_buf_putc(&big, 'a');
+    ws_buf_puts(&big, "</Key><Key>short</Key><Key>open");
+    ws_buf_reset(&keys);
+    CHECK_EQ_INT(ws_s3_parse_list(big.data, count_key, &keys, next, sizeof next), 0);
+    CHECK_EQ_STR(keys.data, "[short]");
+    /* truncated without a token: not "more" */
+    CHECK_EQ_INT(ws_s3_parse_list("<IsTruncated>true</IsTruncated>", count_key, &keys, next, sizeof next), 0);
+    ws_buf_free(&big);
+    ws_buf_free(&keys);
+}
+
 static void s3_backend_against_a_real_server(void)
 {
     const char *url = getenv("WS_TEST_S3_URL");
@@ -378,4 +416,4 @@ static void s3_backend_against_a_real_server(void)
 
 WS_TEST_MAIN(T(crypt_round_trip_and_tamper_detection), T(opens_blobs_sealed_elsewhere), T(keys_are_validated),
              T(master_key_file_and_env), T(local_backend_round_trip_encrypted_on_disk),
-             T(sigv4_matches_the_aws_example), T(s3_backend_against_a_real_server))
+             T(sigv4_matches_the_aws_example), T(s3_listing_parser), T(s3_backend_against_a_real_server))
