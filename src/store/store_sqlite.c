@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 #include "store/store_int.h"
 
@@ -79,19 +80,49 @@ static int sqlite_connect(const char *url, int timeout_ms, ws_db **out, ws_error
     return 0;
 }
 
-/* Binds p[k] to every placeholder "$<k+1>" of the statement: one pass over the statement's
- * parameters (not a name lookup per parameter, which is quadratic in a multi-row insert).
- * Placeholders beyond np stay NULL; parameters the statement does not use are ignored. */
-static int bind_params(ws_db *d, sqlite3_stmt *st, const ws_dbp *p, int np, ws_error *err)
+/* The store writes placeholders as $1..$n (PostgreSQL's syntax). SQLite treats "$1" and
+ * "?1" as named parameters, which cost a linear name lookup each when the statement is
+ * parsed (quadratic in a multi-row insert). So the driver rewrites every $N (outside quoted
+ * text) to an anonymous "?" and records which parameter each "?" takes: map[i] = N - 1. */
+typedef struct placeholders {
+    ws_buf sql;
+    int *map;
+    int n, cap;
+} placeholders;
+
+static void rewrite_placeholders(const char *sql, placeholders *ph)
+{
+    char quote = 0;
+    for (const char *c = sql; *c; c++) {
+        if (quote) {
+            if (*c == quote)
+                quote = 0;
+        } else if (*c == '\'' || *c == '"') {
+            quote = *c;
+        } else if (*c == '$' && c[1] >= '1' && c[1] <= '9') {
+            long k = 0;
+            while (c[1] >= '0' && c[1] <= '9' && k < 1000000)
+                k = k * 10 + (*++c - '0');
+            if (ph->n == ph->cap) {
+                ph->cap = ph->cap ? ph->cap * 2 : 16;
+                ph->map = ws_xrealloc(ph->map, (size_t)ph->cap * sizeof *ph->map);
+            }
+            ph->map[ph->n++] = (int)k - 1;
+            ws_buf_putc(&ph->sql, '?');
+            continue;
+        }
+        ws_buf_putc(&ph->sql, *c);
+    }
+}
+
+/* Binds each "?" to its parameter; a placeholder beyond np stays NULL. */
+static int bind_params(ws_db *d, sqlite3_stmt *st, const placeholders *ph, const ws_dbp *p, int np,
+                       ws_error *err)
 {
     int count = sqlite3_bind_parameter_count(st);
-    for (int idx = 1; idx <= count; idx++) {
-        const char *name = sqlite3_bind_parameter_name(st, idx);
-        if (!name || name[0] != '$' || name[1] < '1' || name[1] > '9')
-            continue;
-        char *end = NULL;
-        long k = strtol(name + 1, &end, 10) - 1;
-        if (*end || k < 0 || k >= np)
+    for (int i = 0; i < ph->n && i < count; i++) {
+        int idx = i + 1, k = ph->map[i];
+        if (k < 0 || k >= np)
             continue;
         int rc;
         switch (p[k].t) {
@@ -120,12 +151,14 @@ static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p,
     sqlite3_stmt *st = NULL;
     rowbuf rb = {0};
     int ncols = 0, nrows = 0;
-    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+    placeholders ph = {.sql = WS_BUF_INIT};
+    rewrite_placeholders(sql, &ph);
+    int rc = sqlite3_prepare_v2(d->db, ph.sql.data ? ph.sql.data : "", (int)ph.sql.len, &st, NULL);
     if (rc != SQLITE_OK) {
         rc = sqlite_err(d, rc, err, "prepare");
         goto out;
     }
-    if ((rc = bind_params(d, st, p, np, err)) < 0)
+    if ((rc = bind_params(d, st, &ph, p, np, err)) < 0)
         goto out;
     ncols = sqlite3_column_count(st);
     for (;;) {
@@ -165,6 +198,8 @@ static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p,
 out:
     free(rb.cells);
     sqlite3_finalize(st);
+    ws_buf_free(&ph.sql);
+    free(ph.map);
     return rc;
 }
 
