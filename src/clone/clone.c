@@ -19,6 +19,9 @@
 #define GEN_MAX_BYTES CLONE_REPLY_BYTES
 #define GEN_MAX_TOKENS 48
 #define RANK_TEMP 0.5
+/* candidate score = mean token log-prob + STYLE_WEIGHT log(style fit) + SIM_WEIGHT similarity */
+#define STYLE_WEIGHT 2.0
+#define SIM_WEIGHT 2.0
 
 /* ---- vocabulary of the persona's words (for vetting generated text) ---- */
 static void for_words(const char *s, void (*fn)(void *arg, const char *w, size_t n), void *arg)
@@ -462,7 +465,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
 {
     double t0 = ws_now_s();
     memset(out, 0, sizeof *out);
-    if (!c->lora && !getenv("WS_NN_THREADS"))
+    if (c->model->cfg.dim < 512 && !getenv("WS_NN_THREADS"))
         ws_nn_set_threads(1);   /* a small model: threads cost more than they give */
     ws_clone_reply_opts o = {0};
     if (opts)
@@ -555,7 +558,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     double top = -1e300;
     for (size_t i = 0; i < nc; i++) {
         cs[i].fit = clone_style_fit(cs[i].text, c->rates);
-        cs[i].score = cs[i].lp + log(cs[i].fit) + 2.0 * cs[i].sim;
+        cs[i].score = cs[i].lp + STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
         if (cs[i].score > top)
             top = cs[i].score, best = i;
     }

@@ -536,7 +536,8 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
                 break;
             if (g == 0 && i == 1)
                 memcpy(hexw, hex, 65);
-            ws_buf_printf(&files, "%s\n    ", files.len ? "," : "");
+            if (files.len)
+                ws_buf_puts(&files, ",\n    ");
             ws_json_put_cstr(&files, list[i]);
             ws_buf_printf(&files, ": \"%s\"", hex);
         }
@@ -577,10 +578,10 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
                   CLONE_CTX_TURNS - 1);
     const ws_pairs *p = mi->p;
     ws_buf_printf(&b,
-                  "  \"counts\": {\"messages\": %llu, \"turns\": %zu, \"sessions\": %zu, \"participants\": %zu, "
+                  "  \"counts\": {\"persona_messages\": %llu, \"messages\": %llu, \"turns\": %zu, \"sessions\": %zu, \"participants\": %zu, "
                   "\"examples\": %zu, \"train_examples\": %zu, \"heldout_examples\": %zu, \"masked\": %llu, "
                   "\"tokens_trained\": %llu},\n",
-                  (unsigned long long)p->n_messages, p->n_turns, p->n_sessions, p->n_participants, p->n_examples,
+                  (unsigned long long)mi->res->n_messages, (unsigned long long)p->n_messages, p->n_turns, p->n_sessions, p->n_participants, p->n_examples,
                   p->n_examples - p->n_heldout, p->n_heldout, (unsigned long long)p->n_masked,
                   (unsigned long long)mi->res->tokens);
     ws_buf_printf(&b, "  \"files\": {\n    %s\n  }\n}\n", files.data ? files.data : "");
@@ -776,8 +777,8 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     tr.model = model;
     tr.lora = lora;
     const char *nt = getenv("WS_NN_THREADS");
-    ws_nn_set_threads(nt ? atoi(nt) : o.base_model ? 0 : 1);   /* small matrices: one core is fastest */
-    double reserve = o.budget_s * 0.15 < 4 ? 4 : o.budget_s * 0.15;
+    ws_nn_set_threads(nt ? atoi(nt) : model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    double reserve = o.budget_s * 0.15 < 2 ? 2 : o.budget_s * 0.15;
     phase(&o, "training %s (budget %.0f s)", o.base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
           o.budget_s);
     if ((rc = run_training(&o, &tr, p, deadline - reserve, res, err)))
