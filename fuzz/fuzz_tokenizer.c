@@ -1,7 +1,8 @@
 /* libFuzzer target: the tokenizer must never crash or leak on any bytes, and must round-trip:
  * for tokenizers without a normalizer or prefix space (llama3, smollm2) decoding the ids of
  * valid UTF-8 gives the text back. The first byte picks the tokenizer and add_special; the
- * rest is the text. Also decodes the input read as arbitrary ids. Run from the repo root. */
+ * rest is the text. Also decodes the input read as arbitrary ids. Run from the repo root.
+ * (fuzz_tokenizer_json fuzzes the loader.) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,8 @@
 
 Run: HF_HUB_OFFLINE=1 /work/venv-ref/bin/python tools/gen_tokenizer_unicode.py
 
-Character classes (bits): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face
+Character classes (bits; 16 = NFC quick check not "yes", 32 = numeric for the Digits
+pre-tokenizer, i.e. Rust char::is_numeric, probed from the engine): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face
 `tokenizers` (Oniguruma) sees them, and W = \\w as the Rust `regex` crate inside it sees it (used only
 for added tokens with single_word). All four are read from the engine itself (a Split
 pre-tokenizer, or an added token, run over every code point); L and N are cross-checked against
@@ -47,6 +48,16 @@ def engine_word_chars():
     return word
 
 
+def engine_numeric_chars():
+    """Code points the Digits pre-tokenizer splits off (Rust char::is_numeric, whose Unicode
+    version can be newer than the regex engine's)."""
+    cps = [c for c in ALL if c != ord("a")]
+    pieces = pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str("".join("a" + chr(c) for c in cps))
+    num = {ord(p) for p, _ in pieces if len(p) == 1 and p != "a"}
+    print(f"is_numeric (Digits): {len(num)} code points")
+    return num
+
+
 def ud_class(prefix):
     return {c for c in ALL if unicodedata.category(chr(c)).startswith(prefix)}
 
@@ -66,15 +77,9 @@ def main():
             bits[c] = bits.get(c, 0) | bit
     for c in engine_word_chars():
         bits[c] = bits.get(c, 0) | 8
+    for c in engine_numeric_chars():
+        bits[c] = bits.get(c, 0) | 32
 
-    # two-level table: stage1[cp >> 8] -> block, stage2[block * 256 + (cp & 255)]
-    blocks, index, stage1 = [], {}, []
-    for hi in range(0x1100):
-        blk = tuple(bits.get((hi << 8) | lo, 0) for lo in range(256))
-        if blk not in index:
-            index[blk] = len(blocks)
-            blocks.append(blk)
-        stage1.append(index[blk])
 
     # NFC data from unicodedata, adjusted to the engine
     nfc = normalizers.NFC()
@@ -116,6 +121,21 @@ def main():
             print(f"composition {hex(k[0])}+{hex(k[1])} -> {hex(comp[k])} unknown to the engine: dropped")
             del decomp[comp[k]]
             del comp[k]
+
+    # bit 16: the NFC quick check is not "yes" (a mark, a character NFC changes, or one that can
+    # compose with the character before it); NFC leaves runs without such characters alone
+    seconds = {b for (_, b) in comp} | set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for c in ALL:
+        if c in ccc or c in seconds or unicodedata.normalize("NFC", chr(c)) != chr(c):
+            bits[c] = bits.get(c, 0) | 16
+    # two-level table: stage1[cp >> 8] -> block, stage2[block * 256 + (cp & 255)]
+    blocks, index, stage1 = [], {}, []
+    for hi in range(0x1100):
+        blk = tuple(bits.get((hi << 8) | lo, 0) for lo in range(256))
+        if blk not in index:
+            index[blk] = len(blocks)
+            blocks.append(blk)
+        stage1.append(index[blk])
 
     write(stage1, blocks, ccc, decomp, comp)
     verify(ccc, decomp, comp)

@@ -70,7 +70,10 @@ typedef struct ws_rate_result {
  * "rl:user:<user_id>", ...) in a window of window_s seconds that starts at the key's first
  * request; allowed while count <= limit. Denied requests are counted too (a client that
  * keeps hammering stays blocked until the window ends). Redis: one Lua script (INCR +
- * PEXPIRE + PTTL) so concurrent servers share the counter exactly. limit >= 1, window_s >= 1. */
+ * PEXPIRE + PTTL) so concurrent servers share the counter exactly. limit >= 1, window_s >= 1.
+ * WS_EIO when Redis is unreachable: the caller chooses to fail open or closed. Memory: the
+ * counters are entries of the same LRU, so they count against max_entries (size it for
+ * cached replies + active clients). */
 int ws_cache_rate_check(ws_cache *c, const char *key, int64_t limit, int window_s,
                         ws_rate_result *out, ws_error *err);
 

@@ -64,6 +64,8 @@ static const char *const edited_suffix[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define COUNT_EDITED COUNT(edited_suffix)
+#define COUNT_MEDIA_SUFFIX COUNT(media_suffix)
 
 /* Trims leading direction marks and trailing spaces, dots and marks. */
 static void trim(const char **s, size_t *n)
@@ -91,6 +93,7 @@ typedef struct length_filter {
 } length_filter;
 
 static length_filter deleted_lengths, media_lengths;
+static size_t edited_lens[COUNT_EDITED], media_suffix_lens[COUNT_MEDIA_SUFFIX];
 static pthread_once_t filters_once = PTHREAD_ONCE_INIT;
 
 static void fill_filter(length_filter *f, const char *const *list, size_t count)
@@ -112,6 +115,10 @@ _Static_assert(COUNT(deleted_exact) <= 128 && COUNT(media_exact) <= 128, "length
 
 static void init_filters(void)
 {
+    for (size_t i = 0; i < COUNT_EDITED; i++)
+        edited_lens[i] = strlen(edited_suffix[i]);
+    for (size_t i = 0; i < COUNT_MEDIA_SUFFIX; i++)
+        media_suffix_lens[i] = strlen(media_suffix[i]);
     fill_filter(&deleted_lengths, deleted_exact, COUNT(deleted_exact));
     fill_filter(&media_lengths, media_exact, COUNT(media_exact));
 }
@@ -128,9 +135,8 @@ static bool equals_any(const char *s, size_t n, const char *const *list, size_t 
     return false;
 }
 
-static bool ends_with(const char *s, size_t n, const char *suffix, size_t *at)
+static bool ends_with(const char *s, size_t n, const char *suffix, size_t len, size_t *at)
 {
-    size_t len = strlen(suffix);
     if (len > n || strncasecmp(s + n - len, suffix, len) != 0)
         return false;
     *at = n - len;
@@ -178,7 +184,7 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     pthread_once(&filters_once, init_filters);
     trim(&s, &len);
     for (size_t i = 0; len && s[len - 1] == '>' && i < COUNT(edited_suffix); i++)
-        if (ends_with(s, len, edited_suffix[i], &at)) {
+        if (ends_with(s, len, edited_suffix[i], edited_lens[i], &at)) {
             *edited = true;
             len = at;
             trim(&s, &len);
@@ -189,7 +195,7 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     if (equals_any(s, len, media_exact, COUNT(media_exact), &media_lengths) || is_attachment_ref(s, len))
         return WS_MSG_MEDIA;
     for (size_t i = 0; len && s[len - 1] == ')' && i < COUNT(media_suffix); i++)
-        if (ends_with(s, len, media_suffix[i], &at) && at > 0)
+        if (ends_with(s, len, media_suffix[i], media_suffix_lens[i], &at) && at > 0)
             return WS_MSG_MEDIA;
     /* iOS prints group events (created, added, left, encryption, calls...) as if sent by the
      * group or a person, and starts their text with a left-to-right mark; what people type

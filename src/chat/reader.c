@@ -223,7 +223,7 @@ struct ws_chat_reader {
 
     /* the message being assembled and the one last returned */
     bool have_cur;
-    chat_header cur_h;
+    ws_datetime cur_ts;
     uint64_t cur_line;
     size_t cur_first_len;      /* bytes of the body that came from the header line */
     ws_buf cur_body, out_body;
@@ -650,7 +650,7 @@ static void emit(ws_chat_reader *r, ws_message *msg)
     r->have_cur = false;
 
     memset(msg, 0, sizeof *msg);
-    ws__chat_resolve(&r->cur_h, r->order, &msg->ts);
+    msg->ts = r->cur_ts;
     msg->line = r->cur_line;
     char *body = r->out_body.data;
     size_t len = r->out_body.len;
@@ -689,8 +689,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
     while ((rc = next_line(r, &line, &len, err)) == 1) {
         repair_utf8(r, &line, &len);
         chat_header h;
-        ws_datetime probe;
-        bool is_header = header_of(r, line, len, &h) && ws__chat_resolve(&h, r->order, &probe);
+        ws_datetime ts;
+        bool is_header = header_of(r, line, len, &h) && ws__chat_resolve(&h, r->order, &ts);
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
             r->eof = true;   /* the next range begins here */
             r->pos = r->end;
@@ -702,7 +702,7 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
                 emit(r, msg);
             r->have_cur = true;
             r->seen_header = true;
-            r->cur_h = h;
+            r->cur_ts = ts;
             r->cur_line = r->line_no;
             ws_buf_reset(&r->cur_body);
             ws_buf_append(&r->cur_body, line + h.body, len - h.body);

@@ -1,5 +1,7 @@
-/* `whatstyle keys`: creates, lists and revokes API keys. A new key is printed once, as the
- * last line of the output; only its SHA-256 is stored. */
+/* `whatstyle keys`: creates, lists and revokes API keys. A new key is printed once, alone
+ * on standard output (so it is the last line of the output; the details go to standard
+ * error, so `key=$(whatstyle keys create ...)` captures just the key); only its SHA-256 is
+ * stored. The store's schema is migrated first when it is behind. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@ static void usage(FILE *f)
             "                             [--client LABEL] [--expires-days N]\n"
             "       whatstyle keys list   (--data DIR | --database-url URL) [--user NAME]\n"
             "       whatstyle keys revoke (--data DIR | --database-url URL) PREFIX\n"
-            "create makes the user if needed and prints the key as the last line (shown once).\n"
+            "create makes the user if needed and prints the key on standard output, once.\n"
+            "--store URL is an alias of --database-url; WS_STORE_URL is used when set.\n"
             "--rate-limit is requests per minute (0 = the server's default).\n"
             "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1.\n");
 }
@@ -46,14 +49,14 @@ static int parse_nonneg(const char *s, const char *what, long *out)
     return 0;
 }
 
-/* Opens the store; the embedded SQLite database is migrated on the spot, a PostgreSQL one
- * must have been migrated with `whatstyle migrate`. */
+/* Opens the store and brings its schema up to date (migrations are idempotent and safe to
+ * run concurrently, so `keys create` works on a fresh data directory or database). */
 static int open_store(const char *data, const char *url, ws_store **s)
 {
     ws_error err = {0};
     int version = 0, latest = 0;
     int rc = ws_store_open_for(data, url, NULL, s, &err);
-    if (rc == 0 && !strcmp(ws_store_backend(*s), "sqlite"))
+    if (rc == 0)
         rc = ws_store_migrate(*s, NULL, &err);
     if (rc == 0)
         rc = ws_store_schema_version(*s, &version, &latest, &err);
@@ -99,12 +102,14 @@ static int keys_create(ws_store *s, const char *user, const char *role_name, lon
     }
     char exp[32];
     fmt_time(expires, exp, sizeof exp);
-    printf("user:       %s (%s)\n", p.user_name, p.user_id);
-    printf("role:       %s\n", ws_role_name(p.role));
-    printf("rate limit: %d/min%s\n", p.rate_limit, p.rate_limit ? "" : " (server default)");
-    printf("expires:    %s\n", expires ? exp : "never");
-    printf("key id:     %s\n", p.key_id);
-    printf("This key is shown once; store it now:\n");
+    fprintf(stderr, "user:       %s (%s)\n", p.user_name, p.user_id);
+    fprintf(stderr, "role:       %s\n", ws_role_name(p.role));
+    fprintf(stderr, "rate limit: %d/min%s\n", p.rate_limit,
+            p.rate_limit ? "" : " (server default)");
+    fprintf(stderr, "expires:    %s\n", expires ? exp : "never");
+    fprintf(stderr, "key id:     %s\n", p.key_id);
+    fprintf(stderr, "The key (shown once; store it now):\n");
+    fflush(stderr);
     printf("%s\n", key);
     return 0;
 }
@@ -128,8 +133,7 @@ static int keys_list(ws_store *s, const char *user)
     printf("%-18s %-20s %-7s %-6s %-8s %-21s %s\n", "KEY ID", "USER", "ROLE", "RATE", "STATUS",
            "CREATED", "LAST USED");
     for (size_t i = 0; i < n; i++) {
-        ws_user u;
-        const char *name = ws_store_user_get(s, a, keys[i].user_id, &u, NULL) == 0 ? u.name : "?";
+        const char *name = keys[i].user_name ? keys[i].user_name : "?";
         char created[32], used[32];
         fmt_time(keys[i].created_at, created, sizeof created);
         fmt_time(keys[i].last_used_at, used, sizeof used);
@@ -184,7 +188,8 @@ int ws_cmd_keys(int argc, char **argv)
             return 0;
         } else if ((v = opt_value(argc, argv, &i, "--data"))) {
             data = v;
-        } else if ((v = opt_value(argc, argv, &i, "--database-url"))) {
+        } else if ((v = opt_value(argc, argv, &i, "--database-url")) ||
+                   (v = opt_value(argc, argv, &i, "--store"))) {
             url = v;
         } else if ((v = opt_value(argc, argv, &i, "--user"))) {
             user = v;

@@ -10,9 +10,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: whatstyle migrate (--data DIR | --database-url URL) [--status]\n"
                "  --data DIR          SQLite database DIR/whatstyle.db (created if missing)\n"
-               "  --database-url URL  PostgreSQL (postgres://user@host:port/db)\n"
-               "  --status            show the schema version, change nothing\n"
-               "Without either option, WHATSTYLE_DATABASE_URL is used.\n");
+               "  --database-url URL  PostgreSQL (postgres://user@host:port/db); alias --store\n"
+               "  --status            show the schema version, change nothing (exit 3 if behind)\n"
+               "WS_STORE_URL, when set, is used unless --database-url is given.\n");
 }
 
 /* Matches "--name VALUE" or "--name=VALUE"; advances *i past a separate value. */
@@ -39,7 +39,8 @@ int ws_cmd_migrate(int argc, char **argv)
             return 0;
         } else if ((v = opt_value(argc, argv, &i, "--data"))) {
             data = v;
-        } else if ((v = opt_value(argc, argv, &i, "--database-url"))) {
+        } else if ((v = opt_value(argc, argv, &i, "--database-url")) ||
+                   (v = opt_value(argc, argv, &i, "--store"))) {
             url = v;
         } else if (!strcmp(argv[i], "--status")) {
             status_only = 1;

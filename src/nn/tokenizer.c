@@ -17,10 +17,20 @@
 #include "nn/tokenizer_int.h"
 
 #define MAX_FILE_BYTES ((size_t)256 << 20)   /* tokenizer.json files are ~2-35 MB */
-#define MAX_ID ((int32_t)1 << 24)            /* ids above this are refused at load */
-#define MAX_TEXT_BYTES ((size_t)1 << 30)     /* offsets are 32-bit */
+#define MAX_ID ((int32_t)1 << 21)            /* ids above this are refused at load (vocabs are < 300k) */
+#define MAX_TEXT_BYTES ((size_t)256 << 20)   /* offsets are 32-bit, and NFC/prefix spaces grow text */
 
 /* ------------------------------------------------------------------ hash maps */
+
+static inline uint64_t mix64(uint64_t h)   /* MurmurHash3's finalizer */
+{
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return h;
+}
 
 static uint32_t hash_bytes(const char *s, size_t n)
 {
@@ -28,16 +38,13 @@ static uint32_t hash_bytes(const char *s, size_t n)
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, s, 8);
-        h = (h ^ v) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
+        h = mix64(h ^ v);
         s += 8;
         n -= 8;
     }
     uint64_t v = 0;
     memcpy(&v, s, n);
-    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 29;
-    return (uint32_t)h;
+    return (uint32_t)mix64(h ^ v);
 }
 
 /* String -> id, keys are (offset, length) in the tokenizer's pool. */
@@ -131,8 +138,7 @@ static inline uint64_t pair_key(int32_t a, int32_t b)
 
 static inline size_t pair_hash(uint64_t k)
 {
-    k *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(k ^ (k >> 29));
+    return (size_t)mix64(k);
 }
 
 static const merge_slot *merge_get(const merge_map *m, int32_t a, int32_t b)
@@ -208,18 +214,13 @@ struct ws_tokenizer {
  * (controls, space, DEL, NBSP...) for U+0100 onwards, in byte order. */
 static int cp_to_byte(uint32_t cp)
 {
+    /* the 68 remapped bytes, in order: 0-32, 127-160, 173 */
     if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
         return (int)cp;
     if (cp < 256 || cp >= 256 + 68)
         return -1;
-    uint32_t k = cp - 256, seen = 0;
-    for (int b = 0; b < 256; b++) {
-        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
-            continue;
-        if (seen++ == k)
-            return b;
-    }
-    return -1;
+    uint32_t k = cp - 256;
+    return k <= 32 ? (int)k : k <= 66 ? (int)(k - 33 + 127) : 173;
 }
 
 static uint32_t pool_add(ws_tokenizer *t, const char *s, size_t n)
@@ -704,15 +705,9 @@ static int32_t config_token(const ws_tokenizer *t, const ws_json *cfg, const cha
     return str_map_get(&t->by_str, t->pool, v->str, v->len);
 }
 
-/* BOS/EOS: from tokenizer_config.json next to the file when there is one, else the special
- * token the template puts first (BOS) and the first known end-of-turn token present (EOS). */
-static void find_bos_eos(ws_tokenizer *t, const char *path)
+/* BOS/EOS named by a tokenizer_config.json next to the file, when there is one. */
+static void read_config(ws_tokenizer *t, const char *path)
 {
-    t->bos = t->n_prefix ? t->tmpl[0] : -1;
-    t->eos = -1;
-    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"};
-    for (size_t i = 0; i < sizeof eos_names / sizeof eos_names[0] && t->eos < 0; i++)
-        t->eos = ws_tokenizer_token_id(t, eos_names[i]);
     const char *slash = strrchr(path, '/');
     ws_buf cpath = WS_BUF_INIT;
     if (slash)
@@ -735,16 +730,12 @@ static void find_bos_eos(ws_tokenizer *t, const char *path)
     ws_buf_free(&cpath);
 }
 
-int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
+static int load_json(const char *data, size_t len, const char *path, ws_tokenizer **out, ws_error *err)
 {
     *out = NULL;
-    char *data = NULL;
-    size_t len = 0;
     ws_json_doc *doc = NULL;
     ws_tokenizer *t = ws_xcalloc(1, sizeof *t);
-    int rc = read_file(path, &data, &len, err);
-    if (rc)
-        goto out;
+    int rc;
     ws_error jerr = {0};
     rc = ws_json_parse(data, len, &doc, &jerr);
     if (rc) {
@@ -774,16 +765,41 @@ int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
         char one = (char)b;
         t->byte_id[b] = str_map_get(&t->by_bytes, t->pool, &one, 1);
     }
-    find_bos_eos(t, path);
+    t->bos = t->n_prefix ? t->tmpl[0] : -1;
+    t->eos = -1;
+    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"};
+    for (size_t i = 0; i < sizeof eos_names / sizeof eos_names[0] && t->eos < 0; i++)
+        t->eos = ws_tokenizer_token_id(t, eos_names[i]);
 out:
     ws_json_doc_free(doc);
-    free(data);
     if (rc) {
         ws_tokenizer_free(t);
         return rc;
     }
     *out = t;
     return 0;
+}
+
+int ws_tokenizer_load_mem(const char *json, size_t len, const char *name, ws_tokenizer **out, ws_error *err)
+{
+    *out = NULL;
+    if (len > MAX_FILE_BYTES)
+        return ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu MiB", name, MAX_FILE_BYTES >> 20);
+    return load_json(json, len, name, out, err);
+}
+
+int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &data, &len, err);
+    if (!rc)
+        rc = load_json(data, len, path, out, err);
+    free(data);
+    if (!rc)
+        read_config(*out, path);
+    return rc;
 }
 
 void ws_tokenizer_free(ws_tokenizer *t)
@@ -869,7 +885,14 @@ typedef struct {
     struct sym { int32_t id; int32_t prev, next; uint32_t len; } *syms;
     struct heap_ent { int32_t rank; uint32_t pos; int32_t new_id; } *heap;
     size_t sym_cap, heap_cap;
+    /* word -> ids of this call (chat text repeats words a lot); keys are pieces in work */
+    struct cache_slot { uint32_t hash, off, len, ids_off, n_ids; } *cache;
+    size_t cache_mask, cache_count;
+    id_vec cache_ids;
 } scratch;
+
+#define CACHE_MAX_WORD 48      /* longer pieces are not cached */
+#define CACHE_MIN_PIECES 128   /* calls with fewer pieces do not build a cache */
 
 static bool is_word_char_before(const char *s, size_t start)
 {
@@ -1016,7 +1039,7 @@ static void find_spans(const ws_tokenizer *t, const pretok_step *st, ws_pattern 
         if (st->kind == STEP_DIGITS) {
             uint32_t cp;
             step = ws_utf8_at(s, len, pos, &cp);
-            if (ws_uni_class(cp) & WS_UNI_N)
+            if (ws_uni_class(cp) & WS_UNI_DIGIT)
                 mlen = step;
         } else if (st->kind == STEP_SPLIT_STRING) {
             if (st->lit_len <= len - pos && memcmp(s + pos, t->pool + st->lit_off, st->lit_len) == 0)
@@ -1192,6 +1215,36 @@ static void bpe(const ws_tokenizer *t, const char *s, size_t n, scratch *sc, id_
         id_push(out, sy[i].id);
 }
 
+/* bpe() through the per-call word cache. */
+static void bpe_cached(const ws_tokenizer *t, uint32_t off, uint32_t n, scratch *sc, id_vec *out)
+{
+    const char *s = sc->work.data + off;
+    if (!sc->cache || n > CACHE_MAX_WORD) {
+        bpe(t, s, n, sc, out);
+        return;
+    }
+    uint32_t h = hash_bytes(s, n);
+    size_t i = h & sc->cache_mask;
+    for (;; i = (i + 1) & sc->cache_mask) {
+        struct cache_slot *c = &sc->cache[i];
+        if (c->len == 0)
+            break;
+        if (c->hash == h && c->len == n && memcmp(sc->work.data + c->off, s, n) == 0) {
+            for (uint32_t k = 0; k < c->n_ids; k++)
+                id_push(out, sc->cache_ids.v[c->ids_off + k]);
+            return;
+        }
+    }
+    size_t before = out->n;
+    bpe(t, s, n, sc, out);
+    if ((sc->cache_count + 1) * 2 > sc->cache_mask + 1)
+        return;   /* full: no eviction, the rest of the call goes uncached */
+    sc->cache[i] = (struct cache_slot){h, off, n, (uint32_t)sc->cache_ids.n, (uint32_t)(out->n - before)};
+    sc->cache_count++;
+    for (size_t k = before; k < out->n; k++)
+        id_push(&sc->cache_ids, out->v[k]);
+}
+
 int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, bool add_special,
                         int32_t **ids, size_t *n_ids, ws_error *err)
 {
@@ -1234,12 +1287,19 @@ int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, boo
     for (size_t s = 0; s < t->n_steps; s++)
         run_step(t, &t->steps[s], &sc);
     /* 4. BPE per piece */
+    if (sc.a.n >= CACHE_MIN_PIECES) {
+        size_t cap = 1024;
+        while (cap < sc.a.n && cap < 65536)
+            cap *= 2;
+        sc.cache = ws_xcalloc(cap, sizeof *sc.cache);
+        sc.cache_mask = cap - 1;
+    }
     for (size_t i = 0; i < sc.a.n; i++) {
         piece p = sc.a.v[i];
         if (p.id >= 0)
             id_push(&out, p.id);
         else
-            bpe(t, sc.work.data + p.off, p.len, &sc, &out);
+            bpe_cached(t, p.off, p.len, &sc, &out);
     }
     if (add_special)
         for (size_t i = 0; i < t->n_suffix; i++)
@@ -1251,6 +1311,8 @@ int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, boo
     free(sc.spans.v);
     free(sc.syms);
     free(sc.heap);
+    free(sc.cache);
+    free(sc.cache_ids.v);
     if (!out.v)
         out.v = ws_xmalloc(sizeof *out.v);
     *ids = out.v;
@@ -1282,6 +1344,32 @@ char *ws_tokenizer_decode_len(const ws_tokenizer *t, const int32_t *ids, size_t 
     if (len)
         *len = out.len;
     return ws_buf_take(&out);
+}
+
+int ws_tokenizer_stream_put(const ws_tokenizer *t, ws_tokenizer_stream *st, int32_t id, bool skip_special,
+                            ws_buf *out)
+{
+    const char *b;
+    size_t bl;
+    if (ws_tokenizer_token_bytes(t, id, &b, &bl))
+        return WS_EINVAL;
+    if (skip_special && t->info[id].special)
+        return 0;
+    ws_buf tmp = WS_BUF_INIT;
+    ws_buf_append(&tmp, st->held, st->n_held);
+    ws_buf_append(&tmp, b, bl);
+    size_t keep = ws_utf8_unfinished_tail(tmp.data, tmp.len);
+    ws_utf8_sanitize(tmp.data, tmp.len - keep, out);
+    memcpy(st->held, tmp.data + tmp.len - keep, keep);
+    st->n_held = keep;
+    ws_buf_free(&tmp);
+    return 0;
+}
+
+void ws_tokenizer_stream_flush(ws_tokenizer_stream *st, ws_buf *out)
+{
+    ws_utf8_sanitize(st->held, st->n_held, out);
+    st->n_held = 0;
 }
 
 int ws_tokenizer_token_bytes(const ws_tokenizer *t, int32_t id, const char **bytes, size_t *len)

@@ -14,9 +14,11 @@
 /* ---- Unicode (tokenizer_unicode.c) ---- */
 enum {
     WS_UNI_L = 1,   /* \p{L} */
-    WS_UNI_N = 2,   /* \p{N} (also Rust char::is_numeric) */
+    WS_UNI_N = 2,   /* \p{N} */
     WS_UNI_S = 4,   /* \s (White_Space; also Rust char::is_whitespace) */
     WS_UNI_W = 8,   /* \w of the Rust regex crate (single_word added tokens) */
+    WS_UNI_NFC_CHECK = 16,   /* NFC quick check is not "yes" */
+    WS_UNI_DIGIT = 32,       /* Rust char::is_numeric (the Digits pre-tokenizer) */
 };
 unsigned ws_uni_class(uint32_t cp);
 
@@ -44,6 +46,9 @@ static inline size_t ws_utf8_prev(const char *s, size_t i)
 
 /* Length of the longest valid UTF-8 prefix of s. */
 size_t ws_utf8_valid_prefix(const char *s, size_t len);
+/* Length of the trailing bytes of s that are a proper prefix of a well-formed sequence (a
+ * character cut short, 1-3 bytes), else 0. */
+size_t ws_utf8_unfinished_tail(const char *s, size_t len);
 /* Appends s to out with every ill-formed sequence replaced by U+FFFD, one per maximal
  * subpart (the rule of Python's errors="replace" and Rust's from_utf8_lossy). */
 void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out);

@@ -58,6 +58,21 @@ size_t ws_utf8_valid_prefix(const char *s, size_t len)
     return i;
 }
 
+size_t ws_utf8_unfinished_tail(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char c = u[len - k];
+        if ((c & 0xC0) == 0x80)
+            continue;
+        if (c < 0xC2 || c > 0xF4)
+            return 0;
+        long r = utf8_seq(u, len, len - k);
+        return r < 0 && (size_t)-r == k ? k : 0;
+    }
+    return 0;
+}
+
 void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -124,19 +139,44 @@ static uint32_t compose(uint32_t a, uint32_t b)
     return 0;
 }
 
-void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
+/* Stable sort of n non-starters by combining class: insertion sort for the usual short runs,
+ * a counting sort for long ones (so that a flood of marks stays linear). */
+static void sort_run(uint32_t *cps, uint8_t *cls, size_t n)
 {
-    /* Fast path: nothing at or above U+0300 can change (all such text is already NFC). */
-    size_t i = 0;
-    while (i < len && (unsigned char)s[i] < 0xCC)
-        i++;
-    if (i == len) {
-        ws_buf_append(out, s, len);
+    if (n <= 16) {
+        for (size_t k = 1; k < n; k++)
+            for (size_t j = k; j > 0 && cls[j - 1] > cls[j]; j--) {
+                uint32_t tc = cps[j]; cps[j] = cps[j - 1]; cps[j - 1] = tc;
+                uint8_t tk = cls[j]; cls[j] = cls[j - 1]; cls[j - 1] = tk;
+            }
         return;
     }
-    /* 1. full canonical decomposition into code points */
-    uint32_t *cps = ws_xmalloc((len * 4 + 4) * sizeof *cps);
-    uint8_t *cls = ws_xmalloc(len * 4 + 4);
+    size_t start[257] = {0};
+    for (size_t k = 0; k < n; k++)
+        start[cls[k] + 1]++;
+    for (int c = 1; c <= 256; c++)
+        start[c] += start[c - 1];
+    uint32_t *tmp = ws_xmalloc(n * sizeof *tmp);
+    for (size_t k = 0; k < n; k++)
+        tmp[start[cls[k]]++] = cps[k];
+    memcpy(cps, tmp, n * sizeof *tmp);
+    size_t k = 0;
+    for (int c = 0; c < 256; c++)
+        while (k < start[c])
+            cls[k++] = (uint8_t)c;
+    free(tmp);
+}
+
+/* NFC of one segment that starts with a starter and after which nothing can interact. */
+static void nfc_segment(const char *s, size_t len, ws_buf *out)
+{
+    uint32_t stack_cps[256];
+    uint8_t stack_cls[256];
+    bool heap = len * 4 + 4 > 256;
+    uint32_t *cps = heap ? ws_xmalloc((len * 4 + 4) * sizeof *cps) : stack_cps;
+    uint8_t *cls = heap ? ws_xmalloc(len * 4 + 4) : stack_cls;
+    size_t i;
+    /* 1. full canonical decomposition into code points (at most 4 per UTF-8 byte... far less) */
     size_t n = 0;
     for (i = 0; i < len;) {
         uint32_t cp;
@@ -160,12 +200,17 @@ void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
     }
     for (size_t k = 0; k < n; k++)
         cls[k] = (uint8_t)ccc_of(cps[k]);
-    /* 2. canonical ordering: stable insertion sort of each run of non-starters */
-    for (size_t k = 1; k < n; k++) {
-        for (size_t j = k; j > 0 && cls[j] && cls[j - 1] > cls[j]; j--) {
-            uint32_t tc = cps[j]; cps[j] = cps[j - 1]; cps[j - 1] = tc;
-            uint8_t tk = cls[j]; cls[j] = cls[j - 1]; cls[j - 1] = tk;
+    /* 2. canonical ordering: stable sort of each run of non-starters by class */
+    for (size_t k = 0; k < n;) {
+        if (!cls[k]) {
+            k++;
+            continue;
         }
+        size_t end = k;
+        while (end < n && cls[end])
+            end++;
+        sort_run(cps + k, cls + k, end - k);
+        k = end;
     }
     /* 3. canonical composition, in place */
     size_t m = 0;
@@ -192,6 +237,44 @@ void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
         w += ws_utf8_put(dst + w, cps[k]);
     out->len += w;
     out->data[out->len] = '\0';
-    free(cls);
-    free(cps);
+    if (heap) {
+        free(cls);
+        free(cps);
+    }
+}
+
+void ws_uni_nfc(const char *s, size_t len, ws_buf *out)
+{
+    /* Characters whose quick check is "yes" (class bit WS_UNI_NFC_CHECK clear) stay as they are;
+     * each run of the others is normalized together with the character before it (which they
+     * may compose with). Nothing interacts across a "yes" character: it is a starter that does
+     * not compose with what precedes it. Below U+0300 every character is "yes". */
+    size_t copied = 0, i = 0, prev = 0;
+    while (i < len) {
+        if ((unsigned char)s[i] < 0xCC) {
+            prev = i++;
+            while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+                i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = ws_utf8_at(s, len, i, &cp);
+        if (!(ws_uni_class(cp) & WS_UNI_NFC_CHECK)) {
+            prev = i;
+            i += n;
+            continue;
+        }
+        size_t seg = i > 0 ? prev : 0, end = i + n;
+        while (end < len) {
+            n = ws_utf8_at(s, len, end, &cp);
+            if (!(ws_uni_class(cp) & WS_UNI_NFC_CHECK))
+                break;
+            end += n;
+        }
+        ws_buf_append(out, s + copied, seg - copied);
+        nfc_segment(s + seg, end - seg, out);
+        copied = i = end;
+        prev = end;
+    }
+    ws_buf_append(out, s + copied, len - copied);
 }

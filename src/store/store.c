@@ -40,6 +40,10 @@ struct ws_store {
 
 #define USER_COLS "user_id, name, phone_number, model_version, subscription_tier, created_at," \
                   " last_active, is_active"
+/* with the owner's name and state: FROM api_keys k JOIN users u ON u.user_id = k.user_id */
+#define KEY_JOIN_COLS "k.key_id, k.user_id, k.client_name, k.role, k.rate_limit, k.is_active," \
+                      " k.created_at, k.expires_at, k.last_used_at, u.name, u.is_active"
+#define KEY_JOIN " FROM api_keys k JOIN users u ON u.user_id = k.user_id"
 #define KEY_COLS "key_id, user_id, client_name, role, rate_limit, is_active, created_at," \
                  " expires_at, last_used_at"
 #define JOB_COLS "job_id, user_id, status, progress, samples_processed, params, metrics," \
@@ -380,8 +384,8 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
                       ws_store **out, ws_error *err)
 {
     *out = NULL;
-    const char *env = getenv("WHATSTYLE_DATABASE_URL");
-    const char *renv = getenv("WHATSTYLE_REPLICA_URL");
+    const char *env = getenv("WS_STORE_URL");
+    const char *renv = getenv("WS_STORE_REPLICA_URL");
     char *own = NULL;
     const char *url = database_url;
     if (!url && env && *env)
@@ -395,7 +399,7 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
     if (!url) {
         return ws_error_set(err, WS_EINVAL,
                             "no database: give --data DIR or --database-url URL"
-                            " (or set WHATSTYLE_DATABASE_URL)");
+                            " (or set WS_STORE_URL)");
     }
     ws_store_config cfg = {.url = url,
                            .replica_url = replica_url ? replica_url
@@ -596,6 +600,21 @@ int ws_store_user_touch(ws_store *s, const char *user_id, ws_error *err)
     return rc;
 }
 
+int ws_store_user_set_active(ws_store *s, const char *user_id, bool active, ws_error *err)
+{
+    ws_arena *a = ws_arena_new(256);
+    ws_dbp p[] = {DBP_S(user_id)};
+    ws_dbres r = {0};
+    int rc = q(s, s->db, a,
+               active ? "UPDATE users SET is_active = TRUE WHERE user_id = $1 RETURNING user_id"
+                      : "UPDATE users SET is_active = FALSE WHERE user_id = $1 RETURNING user_id",
+               p, NP(p), &r, err);
+    if (rc == 0 && r.nrows == 0)
+        rc = ws_error_set(err, WS_ENOENT, "no such user");
+    ws_arena_free(a);
+    return rc;
+}
+
 int ws_store_user_delete(ws_store *s, const char *user_id, ws_error *err)
 {
     static const char *const deletes[] = {
@@ -648,6 +667,8 @@ static void fill_key(const ws_dbres *r, int i, ws_api_key *k)
     k->created_at = cell_i64(r, i, 6);
     k->expires_at = cell_i64(r, i, 7);
     k->last_used_at = cell_i64(r, i, 8);
+    k->user_name = cell(r, i, 9);
+    k->user_is_active = cell_bool(r, i, 10);
 }
 
 static bool is_hex64(const char *h)
@@ -699,7 +720,7 @@ int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key,
         return ws_error_set(err, WS_EINVAL, "key hash must be 64 lowercase hex digits");
     ws_dbp p[] = {DBP_S(hashed_key)};
     ws_dbres r = {0};
-    int rc = q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys WHERE hashed_key = $1", p,
+    int rc = q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.hashed_key = $1", p,
                NP(p), &r, err);
     if (rc < 0)
         return rc;
@@ -717,10 +738,10 @@ int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key 
     *items = NULL;
     *n = 0;
     int rc = user_id
-                 ? q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys WHERE user_id = $1"
-                     " ORDER BY created_at DESC, key_id", p, NP(p), &r, err)
-                 : q(s, s->db, a, "SELECT " KEY_COLS " FROM api_keys"
-                     " ORDER BY created_at DESC, key_id", NULL, 0, &r, err);
+                 ? q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.user_id = $1"
+                     " ORDER BY k.created_at DESC, k.key_id", p, NP(p), &r, err)
+                 : q(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN
+                     " ORDER BY k.created_at DESC, k.key_id", NULL, 0, &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -1157,7 +1178,7 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbres r = {0};
     rc = q(s, reader(s), a,
            "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
-           " AND (created_at < $2 OR (created_at = $2 AND conversation_id < $3))"
+           " AND (created_at, conversation_id) < ($2, $3)"
            " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
            p, NP(p), &r, err);
     if (rc < 0)

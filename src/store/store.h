@@ -71,8 +71,8 @@ void ws_store_close(ws_store *s);                 /* NULL is a no-op */
 char *ws_store_url_for_data_dir(const char *dir, ws_error *err);
 
 /* Opens the store the way every subcommand picks it: database_url if not NULL, else the
- * environment variable WHATSTYLE_DATABASE_URL if set, else SQLite in data_dir (WS_EINVAL
- * if that is NULL too). replica_url (else WHATSTYLE_REPLICA_URL) is optional. */
+ * environment variable WS_STORE_URL if set, else SQLite in data_dir (WS_EINVAL if that is
+ * NULL too). replica_url (else WS_STORE_REPLICA_URL, only with a PostgreSQL URL) is optional. */
 int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
                       ws_store **out, ws_error *err);
 
@@ -133,6 +133,8 @@ int ws_store_user_get(ws_store *s, ws_arena *a, const char *user_id, ws_user *ou
                       ws_error *err);
 int ws_store_user_get_by_name(ws_store *s, ws_arena *a, const char *name, ws_user *out,
                               ws_error *err);
+/* Suspends (false) or reactivates (true) a user: a suspended user's keys stop working. */
+int ws_store_user_set_active(ws_store *s, const char *user_id, bool active, ws_error *err);
 /* Sets last_active = now. */
 int ws_store_user_touch(ws_store *s, const char *user_id, ws_error *err);
 /* Right to erasure: in ONE transaction deletes the user and everything they own (API keys,
@@ -153,6 +155,9 @@ typedef struct ws_api_key {
     int64_t created_at;
     int64_t expires_at;          /* 0 = never */
     int64_t last_used_at;        /* 0 = never */
+    /* Read-only, filled by get_by_hash and list (ignored by insert): the owner. */
+    const char *user_name;
+    bool user_is_active;
 } ws_api_key;
 
 /* Stores a key row; hashed_key is the lowercase hex SHA-256 of the full key (64 chars).

@@ -1,10 +1,12 @@
 /* The SQLite driver of the store: one sqlite3 connection in WAL mode with foreign keys on
  * and a busy timeout, so several connections (one per worker thread, several processes)
  * can share one database file. */
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/mem.h"
 #include "store/store_int.h"
@@ -42,6 +44,13 @@ static int sqlite_connect(const char *url, int timeout_ms, ws_db **out, ws_error
         path += 7;
     if (!*path)
         return ws_error_set(err, WS_EINVAL, "sqlite: empty database path");
+    /* The database holds personal data: a new file is created owner-only (SQLite gives its
+     * -wal and -shm files the same mode). An existing file keeps the mode it has. */
+    if (strcmp(path, ":memory:") != 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
     ws_db *d = ws_xcalloc(1, sizeof *d);
     int rc = sqlite3_open_v2(path, &d->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,

@@ -66,11 +66,15 @@ ws_svc_pg() {
     echo "services: initdb failed"; cat "$WS_SVC_DIR/pg-initdb.log"; return 1
   fi
   WS_SVC_STOPS+=("ws_svc_as_pg $bin/pg_ctl -D $dir/data -m immediate stop")
-  if ! ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null 2>&1; then
-    echo "services: PostgreSQL did not start"; cat "$dir/log"; return 1
-  fi
+  # a port picked as free may be taken by a parallel test before we bind it: retry
+  local try
+  for try in 1 2 3; do
+    ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start >/dev/null 2>&1 && break
+    [ "$try" -eq 3 ] && { echo "services: PostgreSQL did not start"; cat "$dir/log"; return 1; }
+    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
+  done
   WS_PG_PORT=$port
   WS_PG_BIN=$bin
   WS_PG_URL="postgresql://postgres@127.0.0.1:$port/postgres"
@@ -103,14 +107,19 @@ ws_svc_redis() {
   command -v redis-server >/dev/null || { echo "services: redis-server not found (apt package redis-server)"; return 1; }
   port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/log" >/dev/null 2>&1 || {
-    echo "services: redis-server did not start"; cat "$dir/log" 2>/dev/null; return 1; }
-  for i in $(seq 1 100); do
-    [ -s "$dir/redis.pid" ] && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.05
+  local try up=0
+  for try in 1 2 3; do
+    rm -f "$dir/redis.pid"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+      --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/log" >/dev/null 2>&1 || true
+    for i in $(seq 1 100); do
+      if [ -s "$dir/redis.pid" ] && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then up=1; break; fi
+      sleep 0.05
+    done
+    [ "$up" -eq 1 ] && break
+    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
   done
-  [ -s "$dir/redis.pid" ] || { echo "services: redis-server did not start"; cat "$dir/log"; return 1; }
+  [ "$up" -eq 1 ] || { echo "services: redis-server did not start"; cat "$dir/log" 2>/dev/null; return 1; }
   WS_SVC_STOPS+=("kill \$(cat $dir/redis.pid)")
   WS_REDIS_URL="redis://127.0.0.1:$port"
   export WS_REDIS_URL

@@ -271,6 +271,16 @@ STORE_TEST(keys_create_authenticate_revoke)
     CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
     CHECK_EQ_INT(ws_store_key_revoke(s, "ws_live_00000000", NULL, &err), WS_ENOENT);
 
+    /* a suspended user's keys do not authenticate until reactivated */
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, false, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), WS_EPERM);
+    CHECK_EQ_INT(ws_store_user_set_active(s, p.user_id, true, &err), 0);
+    CHECK_EQ_INT(ws_auth_authenticate(s, key2, strlen(key2), &got, &err), 0);
+    CHECK_EQ_STR(got.user_name, "dana");
+    CHECK_EQ_INT(ws_store_user_set_active(s, "usr_nope", true, &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_store_key_list(s, a, p.user_id, &keys, &n, &err), 0);
+    CHECK(n == 2 && !strcmp(keys[0].user_name, "dana") && keys[0].user_is_active);
+
     /* an expired key does not authenticate */
     char old[WS_KEY_LEN + 1];
     CHECK_EQ_INT(ws_auth_key_create(s, "dana", WS_ROLE_USER, 0, NULL, ws_store_now_ms() - 1000,
@@ -922,6 +932,31 @@ static void replica_serves_reads(void)
     ws_store_close(s);
 }
 
+/* PostgreSQL: a connection killed by the server fails one call, then the store reconnects. */
+static void pg_reconnects_after_backend_killed(void)
+{
+    const char *pg = getenv("WS_TEST_PG_URL");
+    if (!pg || !*pg)
+        return;
+    ws_error err = {0};
+    ws_store *s = NULL;
+    ws_store_config cfg = {.url = pg};
+    CHECK_EQ_INT(ws_store_open(&cfg, &s, &err), 0);
+    if (!s)
+        return;
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    PGconn *admin = PQconnectdb(pg);
+    PGresult *r = PQexec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'whatstyle'");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1);
+    PQclear(r);
+    PQfinish(admin);
+    int first = ws_store_ping(s, &err);
+    CHECK(first == 0 || first == WS_EIO);
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    ws_store_close(s);
+}
+
 static void sqlite_refuses_replica_and_bad_urls(void)
 {
     ws_store *s = NULL;
@@ -960,4 +995,5 @@ WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backe
              T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
              T(export_holds_everything), T(delete_user_erases_everything_they_own),
              T(pool_hands_out_at_most_max_handles),
-             T(replica_serves_reads), T(sqlite_refuses_replica_and_bad_urls))
+             T(replica_serves_reads), T(pg_reconnects_after_backend_killed),
+             T(sqlite_refuses_replica_and_bad_urls))

@@ -255,6 +255,54 @@ static void load_errors_are_clear(void)
     CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":" BL ",\"decoder\":" BL "}", &err), 0);
 }
 
+/* tokenizer_config.json next to tokenizer.json names BOS/EOS; load_mem reads no config. */
+static void config_names_bos_and_eos(void)
+{
+    char dir[] = "/tmp/ws_tok_cfgXXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char tpath[256], cpath[256];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
+    size_t len = 0;
+    char *json = read_all(REF_DIR "llama3.json", &len);
+    CHECK(json != NULL);
+    if (!json)
+        return;
+    FILE *f = fopen(tpath, "wb");
+    CHECK(f && fwrite(json, 1, len, f) == len);
+    fclose(f);
+    f = fopen(cpath, "wb");
+    CHECK(f != NULL);
+    fputs("{\"bos_token\": null, \"eos_token\": {\"content\": \"<|end_of_text|>\", \"special\": true}}", f);
+    fclose(f);
+    ws_tokenizer *t = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_tokenizer_load(tpath, &t, &err), 0);
+    if (t) {
+        CHECK_EQ_INT(ws_tokenizer_bos_id(t), -1);
+        CHECK_EQ_INT(ws_tokenizer_eos_id(t), ws_tokenizer_token_id(t, "<|end_of_text|>"));
+        ws_tokenizer_free(t);
+    }
+    t = NULL;
+    CHECK_EQ_INT(ws_tokenizer_load_mem(json, len, "mem", &t, &err), 0);
+    if (t) {
+        CHECK_EQ_INT(ws_tokenizer_bos_id(t), ws_tokenizer_token_id(t, "<|begin_of_text|>"));
+        CHECK_EQ_INT(ws_tokenizer_eos_id(t), ws_tokenizer_token_id(t, "<|eot_id|>"));
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_EQ_INT(ws_tokenizer_encode(t, "hi", 2, true, &ids, &n, NULL), 0);
+        CHECK(n >= 2 && ids[0] == ws_tokenizer_bos_id(t));
+        free(ids);
+        ws_tokenizer_free(t);
+    }
+    CHECK_EQ_INT(ws_tokenizer_load_mem("{", 1, "broken.json", &t, &err), WS_EFORMAT);
+    CHECK(strstr(err.msg, "broken.json") != NULL);
+    free(json);
+    unlink(tpath);
+    unlink(cpath);
+    rmdir(dir);
+}
+
 static void invalid_utf8_is_replaced(void)
 {
     ws_tokenizer *t = load_named("qwen2");
@@ -274,6 +322,49 @@ static void invalid_utf8_is_replaced(void)
     CHECK(memcmp(d, "a\0b", 4) == 0);
     free(d);
     free(a);
+    ws_tokenizer_free(t);
+}
+
+/* Streaming decode, token by token, concatenates to what decode gives, for random ids
+ * (which cut characters anywhere and produce invalid sequences) and for a real encoding. */
+static void stream_decode_equals_decode(void)
+{
+    ws_tokenizer *t = load_named("qwen2");
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    uint64_t r = 12345;
+    int32_t ids[64];
+    for (int round = 0; round < 300; round++) {
+        size_t n = (size_t)(round % 60) + 1;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            ids[i] = (int32_t)((r >> 33) % 300);   /* mostly single bytes, many >= 0x80 */
+        }
+        if (round == 0) {
+            const char *text = "caf\xc3\xa9 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd<|im_end|>\xe4\xbd\xa0";
+            int32_t *enc = NULL;
+            ws_tokenizer_encode(t, text, strlen(text), false, &enc, &n, NULL);
+            memcpy(ids, enc, n * sizeof *ids);
+            free(enc);
+        }
+        for (int skip = 0; skip < 2; skip++) {
+            size_t dl = 0;
+            char *want = ws_tokenizer_decode_len(t, ids, n, skip, &dl);
+            ws_tokenizer_stream st = {0};
+            ws_buf got = WS_BUF_INIT;
+            for (size_t i = 0; i < n; i++)
+                ws_tokenizer_stream_put(t, &st, ids[i], skip, &got);
+            ws_tokenizer_stream_flush(&st, &got);
+            CHECK(got.len == dl && memcmp(got.data ? got.data : "", want, dl) == 0);
+            free(want);
+            ws_buf_free(&got);
+        }
+    }
+    ws_tokenizer_stream st = {0};
+    ws_buf b = WS_BUF_INIT;
+    CHECK_EQ_INT(ws_tokenizer_stream_put(t, &st, -1, false, &b), WS_EINVAL);
+    ws_buf_free(&b);
     ws_tokenizer_free(t);
 }
 
@@ -320,4 +411,5 @@ static void concurrent_encode_agrees(void)
 }
 
 WS_TEST_MAIN(T(matches_transformers_on_reference_cases), T(queries_and_special_tokens), T(load_errors_are_clear),
-             T(invalid_utf8_is_replaced), T(concurrent_encode_agrees))
+             T(config_names_bos_and_eos), T(invalid_utf8_is_replaced), T(stream_decode_equals_decode),
+             T(concurrent_encode_agrees))

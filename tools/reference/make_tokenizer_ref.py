@@ -10,7 +10,8 @@ real model family's tokenizer.json:
            lstrip/rstrip/single_word/normalized flags, merges in the legacy "a b" format
   llama3   Split(Llama-3 regex) + ByteLevel(no regex), ignore_merges, <|begin_of_text|> template
   qwen2    NFC normalizer, Split(Qwen2 regex, single digits) + ByteLevel(no regex), <|im_*|>
-  mixed    every other Split behaviour, string patterns, invert, contiguous Digits, missing bytes + <unk>
+  mixed    every other Split behaviour, string patterns, invert, contiguous Digits, missing bytes + <unk>,
+           truncation/padding stored in the file (transformers ignores them)
 Then loads each with transformers' PreTrainedTokenizerFast(tokenizer_file=...) and writes
 cases.jsonl, one line per (tokenizer, text):
   {"tok", "text" | "hex" (raw bytes, possibly invalid UTF-8, encoded as Python's
@@ -54,10 +55,15 @@ TRICKY = [
     "12/03/24, 9:05 PM - +49 170 1234567: <Media omitted>\n12/03/24, 9:06 PM - Tom: ok 👍",
     "ﬁ ﬂ ﬃ ﬅ Ⅸ ㎏ ℌ ẛ̣ Å", "\U0001d400\U0001d401 \U0001f600 \U00020000\U0002a6d6 \U000e0001",
     "a" * 300, "ab" * 150, " " * 40 + "x", "\n" * 20, "!" * 100,
+    # a long chat (hundreds of pre-tokens, so the per-call word cache is used)
+    "".join(f"[{d:02d}/03/2024, 21:{d:02d}:05] {'Anna' if d % 3 else 'Tom'}: haha ok 😂 I'LL be there at {d}pm, "
+            f"don't wait!! café? 👍🏽\n" for d in range(1, 40)),
 ]
 SPECIAL_MIXES = {
     "smollm2": ["<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>", "a<|endoftext|>b",
-                "<|im_start|><|im_end|>", "<|im_start", "< |im_end|>"],
+                "<|im_start|><|im_end|>", "<|im_start", "< |im_end|>",
+                # digits newer than the regex engine's Unicode (Rust is_numeric knows them)
+                "\U00011de0\U00011de1 x\U00011de5y 1\U00011de9"],
     "gpt2": ["<|endoftext|>hello<|endoftext|>", "a <mask> b", "a<mask>b", "x   <mask>   y", "<mask>",
              "hello world is hello world", "hello worldly", "xhello world", "done.<mask> ok",
              "cafe\u0301 time, café time", "[TAG]x [TAG] [TAG]", "<|endoftext|><mask>",
@@ -65,7 +71,7 @@ SPECIAL_MIXES = {
     "llama3": ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "text<|eot_id|>",
                "<|reserved_special_token_3|> <|reserved_special_token_12|>", "<|eot_id", "<|begin_of_text|>"],
     "mixed": ["a--b--c", "--start and end--", "x::y::z ::", "a|b||c |", "12 345 6789x9", "ÿþ\x00\x01 rare bytes \u0f00",
-              "-- :: | 99"],
+              "-- :: | 99", "\U00011de0\U00011de1 x\U00011de5y 1\U00011de9"],
     "qwen2": ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nhey<|im_end|>\n",
               "<tool_call>{\"a\":1}</tool_call>", "<|endoftext|>", "café!and cafe\u0301!", "x<|im_end|>y"],
 }
@@ -159,6 +165,9 @@ def build():
         pre_tokenizers.Digits(individual_digits=False),
         pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)]),
         None, ["<unk>"], 400, full_alphabet=False, unk="<unk>")
+    # transformers ignores truncation/padding stored in the file; so must we
+    t.enable_truncation(max_length=5)
+    t.enable_padding(length=64)
     toks["mixed"] = (t, None)
     return toks
 
@@ -185,6 +194,33 @@ def random_texts(rnd, n):
     return out
 
 
+def nfc_texts(rnd, n):
+    """Strings dense in combining marks, decomposable characters and Hangul jamo (NFC paths)."""
+    import unicodedata
+    marks = [c for c in range(0x300, 0x20000) if unicodedata.combining(chr(c))]
+    comp = [c for c in range(0xC0, 0x30000)
+            if unicodedata.decomposition(chr(c)) and not unicodedata.decomposition(chr(c)).startswith("<")]
+    jamo = list(range(0x1100, 0x1113)) + list(range(0x1161, 0x1176)) + list(range(0x11A8, 0x11C3)) + [0xAC00, 0xD7A3]
+    base = list("aeoAO c ") + ["\u0e01", "\u0915", "\u05d0", "<|im_end|>", "café!", "'s"]
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rnd.randint(1, 16)):
+            r = rnd.random()
+            if r < 0.35:
+                parts.append(chr(rnd.choice(marks)))
+            elif r < 0.55:
+                parts.append(chr(rnd.choice(comp)))
+            elif r < 0.7:
+                parts.append(chr(rnd.choice(jamo)))
+            elif r < 0.75:
+                parts.append(unicodedata.normalize("NFD", chr(rnd.choice(comp))))
+            else:
+                parts.append(rnd.choice(base))
+        out.append("".join(parts))
+    return out
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rnd = random.Random(7)
@@ -193,13 +229,14 @@ def main():
         path = save(name, tok, tweak)
         hf = PreTrainedTokenizerFast(tokenizer_file=path)
         raw = Tokenizer.from_file(path)
-        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + UNSEEN + random_texts(rnd, 60)]
+        texts = [(t, None) for t in TRICKY + SPECIAL_MIXES[name] + UNSEEN + random_texts(rnd, 60) + nfc_texts(rnd, 25)]
         texts += [(b.decode("utf-8", "replace"), b.hex()) for b in INVALID]
         for text, hexs in texts:
             ids = hf(text)["input_ids"]
             ids_ns = hf(text, add_special_tokens=False)["input_ids"]
-            assert ids == raw.encode(text).ids, (name, text)
-            assert ids_ns == raw.encode(text, add_special_tokens=False).ids, (name, text)
+            if name != "mixed":   # (raw Tokenizer applies the stored truncation/padding)
+                assert ids == raw.encode(text).ids, (name, text)
+                assert ids_ns == raw.encode(text, add_special_tokens=False).ids, (name, text)
             dec = hf.decode(ids)
             dec_skip = hf.decode(ids, skip_special_tokens=True)
             assert dec == raw.decode(ids, skip_special_tokens=False), (name, text, dec)

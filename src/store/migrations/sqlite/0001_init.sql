@@ -47,6 +47,7 @@ CREATE TABLE training_jobs (
 );
 CREATE INDEX training_jobs_user ON training_jobs(user_id, created_at);
 CREATE INDEX training_jobs_status ON training_jobs(status, seq);
+CREATE INDEX training_jobs_seq ON training_jobs(seq);
 
 CREATE TABLE conversations (
     conversation_id    INTEGER PRIMARY KEY AUTOINCREMENT,
