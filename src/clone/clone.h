@@ -66,6 +66,7 @@ typedef struct ws_clone_train_result {
     uint64_t n_messages, n_examples, n_heldout;
     uint64_t steps, total_steps, tokens;
     double train_s, total_s, tokens_per_s;
+    double examples_seen;          /* training examples passed through the model (with repeats) */
     bool resumed;
     char *profile_json, *profile_summary;
     char *fidelity_json, *fidelity_summary;

@@ -303,7 +303,7 @@ typedef struct train_run {
     uint64_t data_hash;
 } train_run;
 
-/* Seconds per optimizer step, from two steps on a throwaway copy (the real weights stay
+/* Seconds per optimizer step, from the second of two steps on a throwaway copy (the real weights stay
  * untouched, so the schedule can be sized before training starts). */
 static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, double *per, ws_error *err)
 {
@@ -330,9 +330,7 @@ static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, 
         double t0 = ws_now_s();
         if (!rc)
             rc = ws_trainer_step(t, in, tg, &loss);
-        if (!rc)
-            rc = ws_trainer_step(t, in, tg, &loss);
-        *per = 1.2 * (ws_now_s() - t0) / 2 + 1e-6;   /* later steps share the core with more */
+        *per = 1.2 * (ws_now_s() - t0) + 1e-6;   /* later steps share the core with more */
         if (rc)
             ws_error_set(err, rc, "training step failed");
     }
@@ -370,7 +368,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
         if ((rc = calibrate(tr, &pk, in, tg, &per, err)))
             goto out;
         int fit = (int)((train_deadline - ws_now_s()) / per);
-        st.total_steps = fit < 10 ? 10 : fit > max_steps ? max_steps : fit;
+        st.total_steps = fit < 2 ? 2 : fit > max_steps ? max_steps : fit;
     }
     ws_train_opts to;
     ws_train_opts_init(&to, st.total_steps);
@@ -411,6 +409,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
             goto out;
         }
         next_batch(&pk, tr->B, in, tg);
+        res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
         float loss = 0;
         if ((rc = ws_trainer_step(t, in, tg, &loss))) {
             ws_error_set(err, rc, "training step %d failed", step);
@@ -760,6 +759,8 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         if ((rc = clone_fmt_init(&tr.fmt, btok, err)))
             goto out;
         tr.T = LORA_T;
+        if (model->cfg.dim >= 512)
+            tr.B = 2;   /* a real base model: small batches so steps fit the budget */
         tr.lr = 1e-3f;
         tr.min_lr = 1e-4f;
         /* resume the adapter too */
