@@ -30,6 +30,7 @@ static void usage(FILE *f)
                "  --embed-dir DIR|none MiniLM directory for retrieval (default models/minilm if\n"
                "                       installed, else hashed character n-grams)\n"
                "  --seed N             random seed (default 1)\n"
+               "  --bpe-merges N       small model: learn N byte-pair merges instead of the byte vocabulary\n"
                "  --quiet              only errors on stderr\n",
             WS_CLONE_DEFAULT_BUDGET_S);
 }
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export)
 {
     static const char *const with_value[] = {"--as", "-o", "--out", "--base-model", "--budget", "--mask-rules",
-                                             "--fallback", "--embed-dir", "--seed"};
+                                             "--fallback", "--embed-dir", "--seed", "--bpe-merges"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -71,6 +72,8 @@ int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char 
             o->fallback_text = v;
         else if (!strcmp(a, "--embed-dir"))
             o->embed_dir = v;
+        else if (!strcmp(a, "--bpe-merges"))
+            o->bpe_merges = atoi(v);
         else if (!strcmp(a, "--seed"))
             o->seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--quiet"))

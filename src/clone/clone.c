@@ -156,12 +156,15 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
             goto out;
         if ((rc = ws_model_load(p, 0, &c->model, err)))
             goto out;
-        if (c->model->cfg.vocab_size != CLONE_VOCAB) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: vocabulary of %d, expected %d", p, c->model->cfg.vocab_size,
-                              CLONE_VOCAB);
+        if ((size_t)c->model->cfg.vocab_size != ws_tokenizer_vocab_size(c->tok)) {
+            rc = ws_error_set(err, WS_EFORMAT, "%s: model vocabulary %d, tokenizer %zu", p, c->model->cfg.vocab_size,
+                              ws_tokenizer_vocab_size(c->tok));
             goto out;
         }
-        clone_fmt_init(&c->fmt, NULL, err);
+        if (c->model->cfg.vocab_size == CLONE_VOCAB)
+            clone_fmt_init(&c->fmt, NULL, err);   /* bytes are their own ids */
+        else if ((rc = clone_fmt_init(&c->fmt, c->tok, err)))
+            goto out;
     } else if (!strcmp(kind, "lora")) {
         if (!base_dir || !clone_exists(base_dir)) {
             rc = ws_error_set(err, WS_ENOENT, "the base model %s of this clone is missing", base_dir ? base_dir : "?");

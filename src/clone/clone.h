@@ -54,6 +54,8 @@ typedef struct ws_clone_train_opts {
     const char *fallback_text;     /* NULL: the persona's most typical short reply */
     const char *embed_dir;         /* MiniLM dir; NULL = default dir if installed; "none" = hashed */
     uint64_t seed;                 /* 0 = 1 */
+    int bpe_merges;                /* scratch model: 0 = byte vocabulary (default, see docs/adr/0003);
+                                      N = learn N byte-pair merges from the chat */
     bool show_progress;            /* progress bar on stderr (when it is a terminal) */
     bool quiet;                    /* no phase lines on stderr */
     ws_clone_progress_fn progress; /* optional; non-zero return cancels */

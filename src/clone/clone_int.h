@@ -28,6 +28,9 @@
 
 /* Writes the tokenizer.json (a standard byte-level BPE file with no merges) to path. */
 int clone_write_byte_tokenizer(const char *path, ws_error *err);
+/* The same vocabulary plus up to n_merges byte-pair merges learned from texts (ids 260..). */
+int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
+                              ws_error *err);
 
 /* How turns become token ids: prefix ids, text ids, end id. */
 typedef struct clone_fmt {

@@ -217,7 +217,7 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
         sets[k] = ws_xcalloc(ne + 1, sizeof(char *));
     double *conf = ws_xcalloc(ne + 1, sizeof *conf);
     double nll = 0, nll_base = 0;
-    size_t ntok = 0, done = 0, n_gen = 0;
+    size_t ntok = 0, nbytes = 0, done = 0, n_gen = 0;
     uint64_t rs = seed * 2654435761u + 12345;
     ws_clone_turn *ctx = ws_xcalloc(16, sizeof *ctx);
     for (size_t k = 0; k < ne; k++) {
@@ -255,6 +255,8 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
             goto out;
         nll += l;
         ntok += n;
+        size_t rb = strlen(real[done]);
+        nbytes += (rb < CLONE_REPLY_BYTES ? rb : CLONE_REPLY_BYTES) + 1;   /* + the end of the turn */
         if (c->lora) {
             if ((rc = clone_reply_loss(c, ctexts, cme, n_ctx, real[done], true, &l, &n, err)))
                 goto out;
@@ -285,8 +287,9 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
         mean_conf += conf[i];
     mean_conf /= (double)done;
     free(sorted);
-    double model_nll = nll / (double)(ntok ? ntok : 1), base_nll = nll_base / (double)(ntok ? ntok : 1);
-    double lift = base_nll - model_nll;
+    /* per byte of reply text (the end of turn counting as one), comparable across tokenizers */
+    double model_nll = nll / (double)(nbytes ? nbytes : 1), base_nll = nll_base / (double)(nbytes ? nbytes : 1);
+    double lift = base_nll - model_nll, per_token = nll / (double)(ntok ? ntok : 1);
     bool beats_other = m[0].style_distance < m[2].style_distance && m[0].attribution > m[2].attribution &&
                        m[0].typicality > m[2].typicality;
     bool beats_same = m[0].attribution >= m[1].attribution && m[0].typicality > m[1].typicality;
@@ -297,9 +300,10 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
     ws_json_put_cstr(&b, c->persona);
     ws_buf_printf(&b, ",\n  \"heldout_examples\": %zu,\n  \"evaluated\": %zu,\n  \"generated_share\": %.3f,\n", nh,
                   done, (double)n_gen / (double)done);
-    ws_buf_printf(&b, "  \"loss\": {\"model_nats_per_token\": %.4f, \"base_nats_per_token\": %.4f, \"base\": \"%s\", "
-                      "\"lift\": %.4f},\n",
-                  model_nll, base_nll, c->lora ? "base model without adapter" : "unigram byte model of the chat", lift);
+    ws_buf_printf(&b, "  \"loss\": {\"model_nats_per_byte\": %.4f, \"base_nats_per_byte\": %.4f, \"base\": \"%s\", "
+                      "\"lift\": %.4f, \"model_nats_per_token\": %.4f},\n",
+                  model_nll, base_nll, c->lora ? "base model without adapter" : "unigram byte model of the chat", lift,
+                  per_token);
     ws_buf_puts(&b, "  \"sets\": {");
     for (int k = 0; k < N_SETS; k++) {
         ws_buf_printf(&b, "%s\n    \"%s\": ", k ? "," : "", set_names[k]);
@@ -324,7 +328,7 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
     out->json = ws_buf_take(&b);
 
     ws_buf_printf(&b, "Fidelity of the clone of %s on %zu held-out replies (of %zu)\n", c->persona, done, nh);
-    ws_buf_printf(&b, "  loss: %.3f nats/token vs %.3f for the %s (lift %+.3f)\n", model_nll, base_nll,
+    ws_buf_printf(&b, "  loss: %.3f nats/byte vs %.3f for the %s (lift %+.3f)\n", model_nll, base_nll,
                   c->lora ? "base model" : "unigram baseline", lift);
     ws_buf_printf(&b, "  %-26s %10s %12s %16s\n", "", "clone", "same person", "other person");
     ws_buf_printf(&b, "  %-26s %10.3f %12.3f %16.3f\n", "style distance (lower)", m[0].style_distance,

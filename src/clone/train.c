@@ -765,13 +765,38 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         tr.min_lr = 1e-4f;
         /* resume the adapter too */
     } else {
-        ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = CLONE_VOCAB, .dim = SCRATCH_DIM,
+        int vocab = CLONE_VOCAB;
+        if (o.bpe_merges > 0) {
+            /* byte-pair merges from the training period's text (held-out replies excluded) */
+            int64_t cut = p->n_heldout ? p->turns[p->examples[p->n_examples - p->n_heldout].turn].start : INT64_MAX;
+            const char **tt = ws_xcalloc(p->n_turns + 1, sizeof *tt);
+            size_t ntt = 0;
+            for (size_t i = 0; i < p->n_turns; i++)
+                if (p->turns[i].start < cut)
+                    tt[ntt++] = p->turns[i].text;
+            path = clone_path(o.out_dir, "model");
+            char *tp = clone_path(path, "tokenizer.json");
+            rc = clone_mkdirs(path, err);
+            if (!rc)
+                rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)o.bpe_merges, err);
+            if (!rc)
+                rc = ws_tokenizer_load(tp, &btok, err);
+            free(tt);
+            free(tp);
+            free(path);
+            path = NULL;
+            if (rc || (rc = clone_fmt_init(&tr.fmt, btok, err)))
+                goto out;
+            vocab = (int)ws_tokenizer_vocab_size(btok);
+        }
+        ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = vocab, .dim = SCRATCH_DIM,
                               .hidden_dim = SCRATCH_HIDDEN, .n_layers = SCRATCH_LAYERS, .n_heads = SCRATCH_HEADS,
                               .n_kv_heads = SCRATCH_KV, .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
                               .max_pos = SCRATCH_MAX_POS, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = true,
                               .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
         model = ws_model_new(&mc, o.seed);
-        clone_fmt_init(&tr.fmt, NULL, err);
+        if (!btok)
+            clone_fmt_init(&tr.fmt, NULL, err);
         tr.lr = 3e-3f;
         tr.min_lr = 3e-4f;
     }
@@ -789,7 +814,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         rc = ws_lora_save(lora, path, o.base_model, err);
     } else {
         path = clone_path(o.out_dir, "model");
-        if (!(rc = clone_mkdirs(path, err)) && !(rc = ws_model_save(model, path, err))) {
+        if (!(rc = clone_mkdirs(path, err)) && !(rc = ws_model_save(model, path, err)) && !btok) {
             char *tp = clone_path(path, "tokenizer.json");
             rc = clone_write_byte_tokenizer(tp, err);
             free(tp);

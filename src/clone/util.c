@@ -46,9 +46,21 @@ static uint32_t byte_cp(int b)
 
 static const char *const special_names[] = {"<|endoftext|>", "<|me|>", "<|other|>", "<|pad|>"};
 
-int clone_write_byte_tokenizer(const char *path, ws_error *err)
+/* The byte-level string of a byte sequence (GPT-2 mapping), appended to out. */
+static void byte_str(const unsigned char *p, size_t n, ws_buf *out)
 {
-    ws_buf b = WS_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        char u[8];
+        ws_buf_append(out, u, ws_utf8_put(u, byte_cp(p[i])));
+    }
+}
+
+/* Writes tokenizer.json: bytes 0..255, the specials, then merged tokens (tok_bytes[k] of
+ * tok_len[k] bytes for id 260+k, made by merging ids merge_a[k] and merge_b[k]). */
+static int write_tokenizer(const char *path, const unsigned char *const *tok_bytes, const size_t *tok_len,
+                           const int32_t *merge_a, const int32_t *merge_b, size_t n_merges, ws_error *err)
+{
+    ws_buf b = WS_BUF_INIT, t = WS_BUF_INIT;
     ws_buf_puts(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
                     "  \"added_tokens\": [\n");
     for (int i = 0; i < 4; i++)
@@ -66,18 +78,129 @@ int clone_write_byte_tokenizer(const char *path, ws_error *err)
                     "\"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, \"fuse_unk\": false, "
                     "\"byte_fallback\": false, \"ignore_merges\": false, \"vocab\": {");
     for (int i = 0; i < 256; i++) {
-        char u[8];
-        size_t n = ws_utf8_put(u, byte_cp(i));
+        unsigned char one = (unsigned char)i;
+        ws_buf_reset(&t);
+        byte_str(&one, 1, &t);
         if (i)
             ws_buf_puts(&b, ", ");
-        ws_json_put_str(&b, u, n);
+        ws_json_put_str(&b, t.data, t.len);
         ws_buf_printf(&b, ": %d", i);
     }
     for (int i = 0; i < 4; i++)
         ws_buf_printf(&b, ", \"%s\": %d", special_names[i], CLONE_TOK_END + i);
-    ws_buf_puts(&b, "}, \"merges\": []}\n}\n");
+    for (size_t k = 0; k < n_merges; k++) {
+        ws_buf_reset(&t);
+        byte_str(tok_bytes[CLONE_VOCAB + k], tok_len[CLONE_VOCAB + k], &t);
+        ws_buf_puts(&b, ", ");
+        ws_json_put_str(&b, t.data, t.len);
+        ws_buf_printf(&b, ": %zu", CLONE_VOCAB + k);
+    }
+    ws_buf_puts(&b, "}, \"merges\": [");
+    for (size_t k = 0; k < n_merges; k++) {
+        ws_buf_puts(&b, k ? ", [" : "[");
+        ws_buf_reset(&t);
+        byte_str(tok_bytes[merge_a[k]], tok_len[merge_a[k]], &t);
+        ws_json_put_str(&b, t.data, t.len);
+        ws_buf_puts(&b, ", ");
+        ws_buf_reset(&t);
+        byte_str(tok_bytes[merge_b[k]], tok_len[merge_b[k]], &t);
+        ws_json_put_str(&b, t.data, t.len);
+        ws_buf_puts(&b, "]");
+    }
+    ws_buf_puts(&b, "]}\n}\n");
     int rc = clone_write_file(path, b.data, b.len, err);
     ws_buf_free(&b);
+    ws_buf_free(&t);
+    return rc;
+}
+
+int clone_write_byte_tokenizer(const char *path, ws_error *err)
+{
+    return write_tokenizer(path, NULL, NULL, NULL, NULL, 0, err);
+}
+
+/* Byte-pair merges learned from texts (merges never cross a text boundary): each round counts
+ * adjacent pairs and merges the most frequent (ties: the smaller ids), until n_merges or no
+ * pair occurs twice. */
+int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
+                              ws_error *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n_texts; i++)
+        total += strlen(texts[i]) + 1;
+    int32_t *seq = ws_xmalloc((total + 1) * sizeof *seq);   /* -1 separates texts */
+    size_t n = 0;
+    for (size_t i = 0; i < n_texts; i++) {
+        for (const unsigned char *p = (const unsigned char *)texts[i]; *p; p++)
+            seq[n++] = *p;
+        seq[n++] = -1;
+    }
+    size_t vocab = CLONE_VOCAB + n_merges;
+    unsigned char **tb = ws_xcalloc(vocab, sizeof *tb);
+    size_t *tl = ws_xcalloc(vocab, sizeof *tl);
+    static unsigned char bytes[256];
+    for (int i = 0; i < 256; i++) {
+        bytes[i] = (unsigned char)i;
+        tb[i] = &bytes[i];
+        tl[i] = 1;
+    }
+    int32_t *ma = ws_xmalloc((n_merges + 1) * sizeof *ma), *mb = ws_xmalloc((n_merges + 1) * sizeof *mb);
+    size_t done = 0;
+    /* pair counts in an open-addressing table keyed by (a, b) */
+    size_t cap = 1;
+    while (cap < total * 2 + 64)
+        cap <<= 1;
+    uint64_t *keys = ws_xmalloc(cap * sizeof *keys);
+    uint32_t *cnt = ws_xmalloc(cap * sizeof *cnt);
+    for (; done < n_merges; done++) {
+        memset(keys, 0xff, cap * sizeof *keys);
+        uint64_t best = UINT64_MAX;
+        uint32_t best_n = 1;
+        for (size_t i = 0; i + 1 < n; i++) {
+            if (seq[i] < 0 || seq[i + 1] < 0)
+                continue;
+            uint64_t k = (uint64_t)(uint32_t)seq[i] << 32 | (uint32_t)seq[i + 1];
+            size_t h = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+            while (keys[h] != UINT64_MAX && keys[h] != k)
+                h = (h + 1) & (cap - 1);
+            if (keys[h] == UINT64_MAX) {
+                keys[h] = k;
+                cnt[h] = 0;
+            }
+            uint32_t c = ++cnt[h];
+            if (c > best_n || (c == best_n && best != UINT64_MAX && k < best) )
+                best = k, best_n = c;
+        }
+        if (best == UINT64_MAX)
+            break;
+        int32_t a = (int32_t)(best >> 32), b = (int32_t)(best & 0xffffffffu), id = (int32_t)(CLONE_VOCAB + done);
+        ma[done] = a;
+        mb[done] = b;
+        tl[id] = tl[a] + tl[b];
+        tb[id] = ws_xmalloc(tl[id]);
+        memcpy(tb[id], tb[a], tl[a]);
+        memcpy(tb[id] + tl[a], tb[b], tl[b]);
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i + 1 < n && seq[i] == a && seq[i + 1] == b) {
+                seq[w++] = id;
+                i++;
+            } else {
+                seq[w++] = seq[i];
+            }
+        }
+        n = w;
+    }
+    int rc = write_tokenizer(path, (const unsigned char *const *)tb, tl, ma, mb, done, err);
+    for (size_t k = CLONE_VOCAB; k < CLONE_VOCAB + done; k++)
+        free(tb[k]);
+    free(tb);
+    free(tl);
+    free(ma);
+    free(mb);
+    free(keys);
+    free(cnt);
+    free(seq);
     return rc;
 }
 
