@@ -11,99 +11,42 @@
 #include "core/json.h"
 #include "core/mem.h"
 
-#define CONTEXT_CAP (1u << 20)
-#define CONTEXT_TURNS 64
-
-
 void ws_cli_free_context(ws_clone_turn *t, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free((char *)t[i].author);
-        free((char *)t[i].text);
-    }
-    free(t);
-}
-
-static void add_turn(ws_clone_turn **t, size_t *n, const char *author, size_t alen, const char *text, size_t tlen)
-{
-    if (*n == CONTEXT_TURNS) {   /* keep the latest */
-        free((char *)(*t)[0].author);
-        free((char *)(*t)[0].text);
-        memmove(*t, *t + 1, (*n - 1) * sizeof **t);
-        (*n)--;
-    }
-    *t = ws_xrealloc(*t, (*n + 1) * sizeof **t);
-    (*t)[*n].author = author ? ws_xstrndup(author, alen) : NULL;
-    (*t)[*n].text = ws_xstrndup(text, tlen);
-    (*n)++;
+    ws_clone_context_free(t, n);
 }
 
 int ws_cli_read_context(const char *path, ws_clone_turn **out, size_t *n_out)
 {
     *out = NULL;
     *n_out = 0;
+    char *data = NULL;
+    size_t len = 0;
+    ws_error err = {0};
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "whatstyle: cannot open context file %s\n", path);
         return -1;
     }
     ws_buf b = WS_BUF_INIT;
-    b.limit = CONTEXT_CAP;
+    b.limit = WS_CLONE_CONTEXT_BYTES;
     char chunk[8192];
     size_t k;
     int rc = 0;
     while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
         if (ws_buf_append(&b, chunk, k)) {
-            fprintf(stderr, "whatstyle: context file %s is over %u bytes\n", path, CONTEXT_CAP);
+            fprintf(stderr, "whatstyle: context file %s is over %u bytes\n", path, WS_CLONE_CONTEXT_BYTES);
             rc = -1;
             break;
         }
     fclose(f);
-    const char *s = b.data ? b.data : "";
-    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
-        s++;
-    if (!rc && *s == '[') {
-        ws_json_doc *doc = NULL;
-        ws_error err = {0};
-        if (ws_json_parse(b.data, b.len, &doc, &err)) {
-            fprintf(stderr, "whatstyle: context file %s: %s\n", path, err.msg);
-            rc = -1;
-        } else {
-            const ws_json *r = ws_json_root(doc);
-            for (size_t i = 0; i < r->len && !rc; i++) {
-                const char *a = ws_json_get_str(&r->items[i], "author"), *t = ws_json_get_str(&r->items[i], "text");
-                if (!t) {
-                    fprintf(stderr, "whatstyle: context file %s: turn %zu has no \"text\"\n", path, i);
-                    rc = -1;
-                } else {
-                    add_turn(out, n_out, a, a ? strlen(a) : 0, t, strlen(t));
-                }
-            }
-            ws_json_doc_free(doc);
-        }
-    } else if (!rc) {
-        const char *p = b.data ? b.data : "";
-        while (*p) {
-            const char *nl = strchr(p, '\n');
-            size_t len = nl ? (size_t)(nl - p) : strlen(p);
-            if (len && p[len - 1] == '\r')
-                len--;
-            const char *colon = memchr(p, ':', len);
-            if (len) {
-                if (colon && colon > p && colon + 1 < p + len && colon[1] == ' ' && colon - p < 64)
-                    add_turn(out, n_out, p, (size_t)(colon - p), colon + 2, len - (size_t)(colon + 2 - p));
-                else
-                    add_turn(out, n_out, NULL, 0, p, len);
-            }
-            p += nl ? (size_t)(nl - p) + 1 : strlen(p);
-        }
+    data = b.data;
+    len = b.len;
+    if (!rc && ws_clone_context_parse(data ? data : "", len, out, n_out, &err)) {
+        fprintf(stderr, "whatstyle: context file %s: %s\n", path, err.msg);
+        rc = -1;
     }
     ws_buf_free(&b);
-    if (rc) {
-        ws_cli_free_context(*out, *n_out);
-        *out = NULL;
-        *n_out = 0;
-    }
     return rc;
 }
 

@@ -117,6 +117,14 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
                    const ws_clone_reply_opts *opts, ws_clone_answer *out, ws_error *err);
 void ws_clone_answer_clear(ws_clone_answer *r);
 
+/* A context given by a user: a JSON array of {"author", "text"} or "Name: text" lines (untrusted
+ * input: capped at WS_CLONE_CONTEXT_BYTES, the latest WS_CLONE_CONTEXT_MAX turns kept). *out is
+ * malloc'd (ws_clone_context_free). Errors: WS_ETOOBIG, WS_EFORMAT. */
+#define WS_CLONE_CONTEXT_BYTES (1u << 20)
+#define WS_CLONE_CONTEXT_MAX 64
+int ws_clone_context_parse(const char *data, size_t len, ws_clone_turn **out, size_t *n_out, ws_error *err);
+void ws_clone_context_free(ws_clone_turn *t, size_t n);
+
 const char *ws_clone_model_version(const ws_clone *c);
 const char *ws_clone_persona(const ws_clone *c);
 const char *ws_clone_profile_json(const ws_clone *c);

@@ -221,7 +221,7 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
     uint64_t rs = seed * 2654435761u + 12345;
     ws_clone_turn *ctx = ws_xcalloc(16, sizeof *ctx);
     for (size_t k = 0; k < ne; k++) {
-        if (k >= 10 && ws_now_s() > deadline_s)
+        if (k >= 5 && ws_now_s() > deadline_s)
             break;
         const ws_example *ex = &p->examples[held[k * nh / ne]];
         size_t n_ctx = 0;

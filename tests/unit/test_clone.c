@@ -44,6 +44,39 @@ static void echo_and_trim(void)
     free(t);
 }
 
+static void context_parse(void)
+{
+    ws_clone_turn *t = NULL;
+    size_t n = 0;
+    ws_error err = {0};
+    const char *lines = "Priya: who is coming??\r\nno name here\n\nHenrik: I shall: be there.";
+    CHECK_EQ_INT(ws_clone_context_parse(lines, strlen(lines), &t, &n, &err), 0);
+    CHECK_EQ_INT(n, 3);
+    if (n == 3) {
+        CHECK_EQ_STR(t[0].author, "Priya");
+        CHECK_EQ_STR(t[0].text, "who is coming??");
+        CHECK(t[1].author == NULL);
+        CHECK_EQ_STR(t[2].text, "I shall: be there.");
+    }
+    ws_clone_context_free(t, n);
+    const char *js = " [{\"author\": \"A\", \"text\": \"hi\"}, {\"text\": \"yo\"}]";
+    CHECK_EQ_INT(ws_clone_context_parse(js, strlen(js), &t, &n, &err), 0);
+    CHECK(n == 2 && t[1].author == NULL && !strcmp(t[0].author, "A"));
+    ws_clone_context_free(t, n);
+    const char *bad = "[{\"author\": 1, \"text\": \"x\"}]";
+    CHECK_EQ_INT(ws_clone_context_parse(bad, strlen(bad), &t, &n, &err), WS_EFORMAT);
+    CHECK(t == NULL && n == 0);
+    /* only the latest turns are kept */
+    ws_buf many = WS_BUF_INIT;
+    for (int i = 0; i < WS_CLONE_CONTEXT_MAX + 10; i++)
+        ws_buf_printf(&many, "P: turn %d\n", i);
+    CHECK_EQ_INT(ws_clone_context_parse(many.data, many.len, &t, &n, &err), 0);
+    CHECK_EQ_INT(n, WS_CLONE_CONTEXT_MAX);
+    CHECK_EQ_STR(t[n - 1].text, "turn 73");
+    ws_clone_context_free(t, n);
+    ws_buf_free(&many);
+}
+
 static void byte_tokenizer(void)
 {
     char path[] = "/tmp/ws_test_clone_tok_XXXXXX";
@@ -92,6 +125,36 @@ static void byte_tokenizer(void)
     CHECK(b.v[0] == CLONE_TOK_OTHER && b.v[1] == 'l' && b.n == 5);
     ibuf_free(&b);
     ws_tokenizer_free(tok);
+    remove(path);
+}
+
+static void bpe_tokenizer(void)
+{
+    char path[] = "/tmp/ws_test_clone_bpe_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const char *texts[] = {"lol same lol same", "lol what", "same same 😂😂", "ok lol"};
+    ws_error err = {0};
+    CHECK_EQ_INT(clone_write_bpe_tokenizer(path, texts, 4, 20, &err), 0);
+    ws_tokenizer *tok = NULL;
+    CHECK_EQ_INT(ws_tokenizer_load(path, &tok, &err), 0);
+    if (tok) {
+        size_t v = ws_tokenizer_vocab_size(tok);
+        CHECK(v > CLONE_VOCAB && v <= CLONE_VOCAB + 20);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        const char *s = "lol same 😂 new";
+        CHECK_EQ_INT(ws_tokenizer_encode(tok, s, strlen(s), false, &ids, &n, &err), 0);
+        CHECK(n < strlen(s));   /* merges shorten the text */
+        char *back = ws_tokenizer_decode(tok, ids, n, false);
+        CHECK_EQ_STR(back, s);
+        free(back);
+        free(ids);
+        clone_fmt f;
+        CHECK_EQ_INT(clone_fmt_init(&f, tok, &err), 0);
+        CHECK(f.n_me == 1 && f.me[0] == CLONE_TOK_ME && f.end == CLONE_TOK_END);
+        ws_tokenizer_free(tok);
+    }
     remove(path);
 }
 
@@ -220,4 +283,4 @@ out:
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(byte_tokenizer), T(end_to_end))
+WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))
