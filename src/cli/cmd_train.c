@@ -30,9 +30,10 @@ static void usage(FILE *f)
                "  --embed-dir DIR|none MiniLM directory for retrieval (default models/minilm if\n"
                "                       installed, else hashed character n-grams)\n"
                "  --seed N             random seed (default 1)\n"
-               "  --bpe-merges N       small model: learn N byte-pair merges instead of the byte vocabulary\n"
+               "  --bpe-merges N       small model: byte-pair merges learned from the chat (default %d;\n"
+               "                       0 = bytes only)\n"
                "  --quiet              only errors on stderr\n",
-            WS_CLONE_DEFAULT_BUDGET_S);
+            WS_CLONE_DEFAULT_BUDGET_S, WS_CLONE_DEFAULT_MERGES);
 }
 
 
@@ -73,7 +74,7 @@ int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char 
         else if (!strcmp(a, "--embed-dir"))
             o->embed_dir = v;
         else if (!strcmp(a, "--bpe-merges"))
-            o->bpe_merges = atoi(v);
+            o->bpe_merges = atoi(v) > 0 ? atoi(v) : -1;
         else if (!strcmp(a, "--seed"))
             o->seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--quiet"))

@@ -38,6 +38,7 @@
 
 #define WS_CLONE_FORMAT "whatstyle-clone-1"
 #define WS_CLONE_DEFAULT_BUDGET_S 90.0
+#define WS_CLONE_DEFAULT_MERGES 1024
 #define WS_CLONE_MIN_MESSAGES 30      /* persona turns with text needed to train */
 #define WS_CLONE_MIN_EXAMPLES 20      /* persona replies to someone else needed to train */
 #define WS_CLONE_MAX_MESSAGE 4096     /* bytes of one incoming message used */
@@ -54,8 +55,9 @@ typedef struct ws_clone_train_opts {
     const char *fallback_text;     /* NULL: the persona's most typical short reply */
     const char *embed_dir;         /* MiniLM dir; NULL = default dir if installed; "none" = hashed */
     uint64_t seed;                 /* 0 = 1 */
-    int bpe_merges;                /* scratch model: 0 = byte vocabulary (default, see docs/adr/0003);
-                                      N = learn N byte-pair merges from the chat */
+    int bpe_merges;                /* scratch model vocabulary (docs/adr/0003): 0 = the default
+                                      WS_CLONE_DEFAULT_MERGES byte-pair merges learned from the chat;
+                                      N > 0 = N merges; negative = bytes only */
     bool show_progress;            /* progress bar on stderr (when it is a terminal) */
     bool quiet;                    /* no phase lines on stderr */
     ws_clone_progress_fn progress; /* optional; non-zero return cancels */

@@ -766,7 +766,8 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         /* resume the adapter too */
     } else {
         int vocab = CLONE_VOCAB;
-        if (o.bpe_merges > 0) {
+        int merges = o.bpe_merges == 0 ? WS_CLONE_DEFAULT_MERGES : o.bpe_merges;
+        if (merges > 0) {
             /* byte-pair merges from the training period's text (held-out replies excluded) */
             int64_t cut = p->n_heldout ? p->turns[p->examples[p->n_examples - p->n_heldout].turn].start : INT64_MAX;
             const char **tt = ws_xcalloc(p->n_turns + 1, sizeof *tt);
@@ -778,7 +779,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
             char *tp = clone_path(path, "tokenizer.json");
             rc = clone_mkdirs(path, err);
             if (!rc)
-                rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)o.bpe_merges, err);
+                rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
             if (!rc)
                 rc = ws_tokenizer_load(tp, &btok, err);
             free(tt);
