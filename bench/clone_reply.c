@@ -111,7 +111,7 @@ int main(int argc, char **argv)
     char *d1 = clone_path(root, "scratch");
     printf("clone benchmark: %s as %s, budget %.0f s, %ld cores online\n", path, persona, budget,
            sysconf(_SC_NPROCESSORS_ONLN));
-    int rc = bench_one("default model (from scratch, byte vocabulary, 4x128)", path, persona, d1, NULL, budget,
+    int rc = bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)", path, persona, d1, NULL, budget,
                        msgs, nm, n_replies);
     const char *base = getenv("BENCH_BASE");
     char *bdir = NULL;
