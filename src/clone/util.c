@@ -297,14 +297,25 @@ size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bo
             ibuf_push(out, (unsigned char)text[st + i]);
         return len;
     }
-    int32_t *ids = NULL;
-    size_t k = 0;
-    if (ws_tokenizer_encode(f->tok, text + st, len, false, &ids, &k, NULL))
-        return 0;
-    for (size_t i = 0; i < k; i++)
-        ibuf_push(out, ids[i]);
-    free(ids);
-    return k;
+    /* encoded in pieces cut inside every "<|", so text can never spell a special token */
+    size_t total = 0;
+    const char *p = text + st, *end = text + st + len;
+    while (p < end) {
+        const char *q = p;
+        while (q + 1 < end && !(q[0] == '<' && q[1] == '|'))
+            q++;
+        q = q + 1 < end ? q + 1 : end;
+        int32_t *ids = NULL;
+        size_t k = 0;
+        if (ws_tokenizer_encode(f->tok, p, (size_t)(q - p), false, &ids, &k, NULL))
+            return total;
+        for (size_t i = 0; i < k; i++)
+            ibuf_push(out, ids[i]);
+        free(ids);
+        total += k;
+        p = q;
+    }
+    return total;
 }
 
 size_t clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out)
