@@ -396,17 +396,17 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
         int step = ws_trainer_steps_done(t);
         if (step >= st.total_steps)
             break;
-        double now = ws_now_s();
-        if (now > train_deadline && step > first_step) {
-            phase(o, "budget reached at step %d of %d; run again with the same -o to continue", step,
-                  st.total_steps);
-            break;
-        }
         if (cancelled(o, (double)step / st.total_steps, "training", (uint64_t)step * tr->B)) {
             st.steps_done = step;
             int src = save_state(o->out_dir, t, &st, err);
             rc = src ? src : ws_error_set(err, WS_EAGAIN, "training interrupted at step %d; run again to resume", step);
             goto out;
+        }
+        double now = ws_now_s();
+        if (now > train_deadline && step > first_step) {
+            phase(o, "budget reached at step %d of %d; run again with the same -o to continue", step,
+                  st.total_steps);
+            break;
         }
         next_batch(&pk, tr->B, in, tg);
         res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
