@@ -458,6 +458,27 @@ out:
     return rc;
 }
 
+/* True when words repeat back to back in runs of two or three ("at Marco's at Marco's"), the
+ * usual loop of a small model; single-word doubling ("sí sí") is a style, not a loop. */
+static bool stutters(const char *s)
+{
+    char *c = ws_xstrdup(s);
+    const char *w[96];
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 96; tok = strtok_r(NULL, " \n", &save))
+        w[n++] = tok;
+    bool rep = false;
+    for (size_t len = 2; len <= 3 && !rep; len++)
+        for (size_t i = 0; i + 2 * len <= n && !rep; i++) {
+            bool same = true;
+            for (size_t k = 0; k < len && same; k++)
+                same = !strcmp(w[i + k], w[i + len + k]);
+            rep = same;
+        }
+    free(c);
+    return rep;
+}
+
 static uint64_t seed_of(const char *s)
 {
     return ws_hash_fnv1a(s, strlen(s)) | 1;
@@ -544,7 +565,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
             continue;
         char *gt = clone_trim(g);
         free(g);
-        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || !all_words_known(c, gt)) {
+        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || !all_words_known(c, gt) || stutters(gt)) {
             free(gt);
             continue;
         }
