@@ -9,7 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\n##a\nab\n##b\n!\n\xc3\xa9\n##\xc3\xa9\nhello\n##llo\n";
+static const char vocab[] =
+    "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\n##a\nab\n##b\n!\n\xc3\xa9\n##\xc3\xa9\nhello\n##llo\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

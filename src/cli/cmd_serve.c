@@ -22,9 +22,9 @@
 #include "server/server.h"
 
 typedef struct serve_opts {
-    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key,
-        *key_rate_limit, *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections,
-        *keepalive_ms, *no_training, *base_model, *train_budget;
+    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
+        *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
+        *head_timeout_ms, *no_training, *base_model, *train_budget;
 } serve_opts;
 
 typedef struct opt_row {
@@ -32,15 +32,28 @@ typedef struct opt_row {
     size_t offset;
 } opt_row;
 
-#define O(field, name) {name, offsetof(serve_opts, field)}
+#define O(field, name)                                                                                       \
+    {                                                                                                        \
+        name, offsetof(serve_opts, field)                                                                    \
+    }
 static const opt_row opt_rows[] = {
-    O(port, "port"), O(host, "host"), O(threads, "threads"), O(data, "data"), O(store, "store"),
-    O(store_replica, "store-replica"), O(cache, "cache"), O(tls_cert, "tls-cert"),
-    O(tls_key, "tls-key"), O(key_rate_limit, "key-rate-limit"),
-    O(user_rate_limit, "user-rate-limit"), O(max_export_mb, "max-export-mb"),
-    O(allowed_origins, "allowed-origins"), O(store_connections, "store-connections"),
-    O(keepalive_ms, "keepalive-ms"), O(no_training, "no-training"), O(base_model, "base-model"),
-    O(train_budget, "train-budget"),
+    O(port, "port"),
+    O(host, "host"),
+    O(threads, "threads"),
+    O(data, "data"),
+    O(store, "store"),
+    O(store_replica, "store-replica"),
+    O(cache, "cache"),
+    O(tls_cert, "tls-cert"),
+    O(tls_key, "tls-key"),
+    O(key_rate_limit, "key-rate-limit"),
+    O(user_rate_limit, "user-rate-limit"),
+    O(max_export_mb, "max-export-mb"),
+    O(allowed_origins, "allowed-origins"),
+    O(store_connections, "store-connections"),
+    O(keepalive_ms, "keepalive-ms"),
+    O(head_timeout_ms, "head-timeout-ms"),
+    O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -75,6 +88,7 @@ static void usage(FILE *f)
                "  --allowed-origins LIST Origins accepted at /mcp besides localhost\n"
                "  --store-connections N  store pool size (8)\n"
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
+               "  --head-timeout-ms N    a request head must arrive within (10000)\n"
                "  --no-training          do not run the training worker here\n"
                "  --base-model DIR       train LoRA clones on this model (default: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
@@ -178,8 +192,8 @@ int ws_cmd_serve(int argc, char **argv)
     const struct {
         const char *env;
         char **slot;
-    } envs[] = {{"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica},
-                {"WS_CACHE_URL", &o.cache}};
+    } envs[] = {
+        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -192,18 +206,24 @@ int ws_cmd_serve(int argc, char **argv)
         usage(stderr);
         goto out;
     }
-    ws_server_config cfg = {.data_dir = o.data, .store_url = o.store,
-                            .store_replica_url = o.store_replica, .cache_url = o.cache,
-                            .host = o.host, .tls_cert = o.tls_cert, .tls_key = o.tls_key,
+    ws_server_config cfg = {.data_dir = o.data,
+                            .store_url = o.store,
+                            .store_replica_url = o.store_replica,
+                            .cache_url = o.cache,
+                            .host = o.host,
+                            .tls_cert = o.tls_cert,
+                            .tls_key = o.tls_key,
                             .allowed_origins = o.allowed_origins,
                             .no_training = o.no_training && strcmp(o.no_training, "0") != 0};
     int mb = 64;
-    if (to_int(o.port, "--port", 0, 65535, &cfg.port) || to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
+    if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
+        to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
         to_int(o.key_rate_limit, "--key-rate-limit", 0, 100000000, &cfg.key_rate_limit) ||
         to_int(o.user_rate_limit, "--user-rate-limit", 0, 100000000, &cfg.user_rate_limit) ||
         to_int(o.max_export_mb, "--max-export-mb", 1, 4096, &mb) ||
         to_int(o.store_connections, "--store-connections", 1, 256, &cfg.store_connections) ||
-        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms))
+        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms) ||
+        to_int(o.head_timeout_ms, "--head-timeout-ms", 1, 3600000, &cfg.head_timeout_ms))
         goto out;
     cfg.max_export_bytes = (size_t)mb << 20;
     if (!!cfg.tls_cert != !!cfg.tls_key) {
@@ -240,8 +260,8 @@ int ws_cmd_serve(int argc, char **argv)
         ret = 1;
         goto out;
     }
-    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0",
-           ws_server_port(srv), cfg.tls_cert ? "https" : "http");
+    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0", ws_server_port(srv),
+           cfg.tls_cert ? "https" : "http");
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

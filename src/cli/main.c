@@ -20,6 +20,7 @@ static const subcommand subcommands[] = {
     {"reply", ws_cmd_reply, "reply to a message as the person trained into DIR"},
     {"chat", ws_cmd_chat, "chat in the terminal with the clone in DIR"},
     {"demo", ws_cmd_demo, "train a clone on the sample chat (or EXPORT --as NAME), report, chat"},
+    {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
 };
 
 static void usage(FILE *f)

@@ -8,32 +8,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "nn/safetensors.h"
 
 typedef struct layer {
-    float *wqkv, *bqkv;     /* [3H, H], [3H]: query, key, value stacked */
-    float *wo, *bo;         /* [H, H] */
+    float *wqkv, *bqkv; /* [3H, H], [3H]: query, key, value stacked */
+    float *wo, *bo;     /* [H, H] */
     float *ln1_g, *ln1_b;
-    float *wi, *bi;         /* [FF, H] */
-    float *wo2, *bo2;       /* [H, FF] */
+    float *wi, *bi;   /* [FF, H] */
+    float *wo2, *bo2; /* [H, FF] */
     float *ln2_g, *ln2_b;
 } layer;
 
 struct ws_bert {
     ws_bert_config cfg;
     ws_wordpiece *tok;
-    float *params;          /* one allocation carved into the tensors below */
+    float *params; /* one allocation carved into the tensors below */
     float *word, *pos, *type, *ln_g, *ln_b;
     layer *layers;
 };
 
-const ws_bert_config *ws_bert_config_of(const ws_bert *m) { return &m->cfg; }
-const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m) { return m->tok; }
+const ws_bert_config *ws_bert_config_of(const ws_bert *m)
+{
+    return &m->cfg;
+}
+const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m)
+{
+    return m->tok;
+}
 
 void ws_bert_free(ws_bert *m)
 {
@@ -47,28 +53,6 @@ void ws_bert_free(ws_bert *m)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static int read_file(const char *path, size_t cap, char **out, size_t *len, ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(cap + 1);
-    size_t n = fread(buf, 1, cap + 1, f);
-    int rc = 0;
-    if (ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read failed", path);
-    else if (n > cap)
-        rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 static int config_int(const ws_json *root, const char *key, int *out, int lo, int hi, ws_error *err)
 {
@@ -86,7 +70,7 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     size_t len;
     ws_json_doc *doc = NULL;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = read_file(path, 1 << 20, &text, &len, err);
+    int rc = ws_file_read(path, 1 << 20, &text, &len, err);
     if (rc)
         return rc;
     rc = ws_json_parse(text, len, &doc, err);
@@ -96,8 +80,10 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     const char *mt = ws_json_get_str(root, "model_type");
     const char *act = ws_json_get_str(root, "hidden_act");
     const char *pet = ws_json_get_str(root, "position_embedding_type");
-    if (!mt || strcmp(mt, "bert") != 0 || (act && strcmp(act, "gelu") != 0) || (pet && strcmp(pet, "absolute") != 0)) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: only BERT with GELU and absolute positions is supported", path);
+    if (!mt || strcmp(mt, "bert") != 0 || (act && strcmp(act, "gelu") != 0) ||
+        (pet && strcmp(pet, "absolute") != 0)) {
+        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: only BERT with GELU and absolute positions is supported",
+                          path);
         goto out;
     }
     if ((rc = config_int(root, "vocab_size", &c->vocab_size, 1, 1 << 20, err)) ||
@@ -123,7 +109,7 @@ static int load_config(const char *dir, ws_bert_config *c, ws_error *err)
     free(text);
     text = NULL;
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
-    if (read_file(path, 1 << 16, &text, &len, NULL) == 0 && ws_json_parse(text, len, &doc, NULL) == 0) {
+    if (ws_file_read(path, 1 << 16, &text, &len, NULL) == 0 && ws_json_parse(text, len, &doc, NULL) == 0) {
         int msl = c->max_seq_length;
         if (config_int(ws_json_root(doc), "max_seq_length", &msl, 2, c->max_positions, NULL) == 0)
             c->max_seq_length = msl;
@@ -134,88 +120,23 @@ out:
     return rc;
 }
 
-/* A read-only view of a safetensors file. */
-typedef struct st_file {
-    const unsigned char *map;
-    size_t size;
-    const unsigned char *data;   /* start of the tensor data */
-    size_t data_len;
-    ws_json_doc *doc;
-    const char *prefix;          /* "" or "bert." */
-} st_file;
-
-static int st_open(const char *path, st_file *st, ws_error *err)
-{
-    memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: not a safetensors file (too short)", path);
-        goto out;
-    }
-    st->size = (size_t)sb.st_size;
-    void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        rc = ws_error_set(err, WS_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto out;
-    }
-    st->map = m;
-    uint64_t hlen;
-    memcpy(&hlen, st->map, 8);
-    if (hlen > WS_BERT_MAX_SAFETENSORS_HEADER || hlen > st->size - 8) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: bad safetensors header length", path);
-        goto out;
-    }
-    rc = ws_json_parse((const char *)st->map + 8, (size_t)hlen, &st->doc, err);
-    if (rc)
-        goto out;
-    if (ws_json_root(st->doc)->type != WS_JSON_OBJECT) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: safetensors header is not an object", path);
-        goto out;
-    }
-    st->data = st->map + 8 + hlen;
-    st->data_len = st->size - 8 - (size_t)hlen;
-    st->prefix = ws_json_get(ws_json_root(st->doc), "bert.embeddings.word_embeddings.weight") ? "bert." : "";
-out:
-    close(fd);
-    return rc;
-}
-
-static void st_close(st_file *st)
-{
-    ws_json_doc_free(st->doc);
-    if (st->map)
-        munmap((void *)st->map, st->size);
-}
-
-/* Copies tensor name (F32, the given shape) into dst. */
-static int st_tensor(const st_file *st, const char *name, int rows, int cols, float *dst, ws_error *err)
+/* Copies tensor name (the given shape; F32, F16 or BF16 on disk) into dst as f32. Weights
+ * saved from BertModel have no prefix; from a task model they start with "bert.". */
+static int st_tensor(const ws_safetensors *st, const char *prefix, const char *name, int rows, int cols,
+                     float *dst, ws_error *err)
 {
     char full[256];
-    snprintf(full, sizeof full, "%s%s", st->prefix, name);
-    const ws_json *t = ws_json_get(ws_json_root(st->doc), full);
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const ws_st_tensor *t = ws_st_find(st, full);
     if (!t)
         return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' missing", full);
-    const char *dtype = ws_json_get_str(t, "dtype");
-    if (!dtype || strcmp(dtype, "F32") != 0)
-        return ws_error_set(err, WS_EUNSUPPORTED, "model.safetensors: tensor '%s' is %s, need F32", full,
-                            dtype ? dtype : "?");
-    const ws_json *shape = ws_json_get(t, "shape"), *offs = ws_json_get(t, "data_offsets");
     size_t want_dims = rows > 0 ? 2 : 1;
-    if (!shape || shape->type != WS_JSON_ARRAY || shape->len != want_dims || !offs ||
-        offs->type != WS_JSON_ARRAY || offs->len != 2)
-        return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has a bad shape", full);
-    double d0 = ws_json_at(shape, 0)->number, d1 = want_dims == 2 ? ws_json_at(shape, 1)->number : 0;
-    if ((rows > 0 && (d0 != rows || d1 != cols)) || (rows <= 0 && d0 != cols))
+    if (t->ndim != (int)want_dims || (rows > 0 && (t->shape[0] != rows || t->shape[1] != cols)) ||
+        (rows <= 0 && t->shape[0] != cols))
         return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has an unexpected shape", full);
-    double b = ws_json_at(offs, 0)->number, e = ws_json_at(offs, 1)->number;
-    size_t count = (size_t)(rows > 0 ? rows : 1) * (size_t)cols;
-    if (b < 0 || e < b || e > (double)st->data_len || (size_t)(e - b) != count * sizeof(float))
-        return ws_error_set(err, WS_EFORMAT, "model.safetensors: tensor '%s' has bad data offsets", full);
-    memcpy(dst, st->data + (size_t)b, count * sizeof(float));
+    if (ws_st_to_f32(t, dst) != 0)
+        return ws_error_set(err, WS_EUNSUPPORTED, "model.safetensors: tensor '%s' is %s, not a float type",
+                            full, ws_dtype_name(t->dtype));
     return 0;
 }
 
@@ -223,7 +144,8 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
 {
     *out = NULL;
     ws_bert *m = ws_xcalloc(1, sizeof *m);
-    st_file st = {0};
+    ws_safetensors *st = NULL;
+    const char *prefix = "";
     char path[4096];
     int rc = load_config(dir, &m->cfg, err);
     if (rc)
@@ -232,33 +154,40 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     if ((rc = ws_wordpiece_load(path, true, &m->tok, err)))
         goto out;
     if ((int)ws_wordpiece_vocab_size(m->tok) != m->cfg.vocab_size) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: %zu tokens, config says %d", path, ws_wordpiece_vocab_size(m->tok),
-                          m->cfg.vocab_size);
+        rc = ws_error_set(err, WS_EFORMAT, "%s: %zu tokens, config says %d", path,
+                          ws_wordpiece_vocab_size(m->tok), m->cfg.vocab_size);
         goto out;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = st_open(path, &st, err)))
+    if ((rc = ws_st_open(path, &st, err)))
         goto out;
+    if (ws_st_find(st, "bert.embeddings.word_embeddings.weight"))
+        prefix = "bert.";
     const ws_bert_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, FF = (size_t)c->intermediate;
     size_t per_layer = 3 * H * H + 3 * H + H * H + H + 2 * H + FF * H + FF + H * FF + H + 2 * H;
-    size_t total = (size_t)c->vocab_size * H + (size_t)c->max_positions * H + (size_t)c->type_vocab_size * H + 2 * H +
-                   (size_t)c->layers * per_layer;
+    size_t total = (size_t)c->vocab_size * H + (size_t)c->max_positions * H + (size_t)c->type_vocab_size * H +
+                   2 * H + (size_t)c->layers * per_layer;
     m->params = ws_xmalloc(total * sizeof(float));
     m->layers = ws_xcalloc((size_t)c->layers, sizeof *m->layers);
     float *p = m->params;
-#define CARVE(dst, count) do { (dst) = p; p += (count); } while (0)
+#define CARVE(dst, count)                                                                                    \
+    do {                                                                                                     \
+        (dst) = p;                                                                                           \
+        p += (count);                                                                                        \
+    } while (0)
     CARVE(m->word, (size_t)c->vocab_size * H);
     CARVE(m->pos, (size_t)c->max_positions * H);
     CARVE(m->type, (size_t)c->type_vocab_size * H);
     CARVE(m->ln_g, H);
     CARVE(m->ln_b, H);
     int h = c->hidden;
-    if ((rc = st_tensor(&st, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
-        (rc = st_tensor(&st, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
-        (rc = st_tensor(&st, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type, err)) ||
-        (rc = st_tensor(&st, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
-        (rc = st_tensor(&st, "embeddings.LayerNorm.bias", 0, h, m->ln_b, err)))
+    if ((rc = st_tensor(st, prefix, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type,
+                        err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.LayerNorm.bias", 0, h, m->ln_b, err)))
         goto out;
     for (int l = 0; l < c->layers; l++) {
         layer *L = &m->layers[l];
@@ -278,13 +207,17 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
         char name[160];
         for (int k = 0; k < 3; k++) {
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.weight", l, qkv[k]);
-            if ((rc = st_tensor(&st, name, h, h, L->wqkv + (size_t)k * H * H, err)))
+            if ((rc = st_tensor(st, prefix, name, h, h, L->wqkv + (size_t)k * H * H, err)))
                 goto out;
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.bias", l, qkv[k]);
-            if ((rc = st_tensor(&st, name, 0, h, L->bqkv + (size_t)k * H, err)))
+            if ((rc = st_tensor(st, prefix, name, 0, h, L->bqkv + (size_t)k * H, err)))
                 goto out;
         }
-        struct { const char *n; int r, c; float *dst; } t[] = {
+        struct {
+            const char *n;
+            int r, c;
+            float *dst;
+        } t[] = {
             {"attention.output.dense.weight", h, h, L->wo},
             {"attention.output.dense.bias", 0, h, L->bo},
             {"attention.output.LayerNorm.weight", 0, h, L->ln1_g},
@@ -298,13 +231,13 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
         };
         for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
             snprintf(name, sizeof name, "encoder.layer.%d.%s", l, t[k].n);
-            if ((rc = st_tensor(&st, name, t[k].r, t[k].c, t[k].dst, err)))
+            if ((rc = st_tensor(st, prefix, name, t[k].r, t[k].c, t[k].dst, err)))
                 goto out;
         }
     }
 #undef CARVE
 out:
-    st_close(&st);
+    ws_st_close(st);
     if (rc) {
         ws_bert_free(m);
         return rc;
@@ -333,19 +266,29 @@ static void layer_norm(float *x, size_t rows, size_t H, const float *g, const fl
 }
 
 /* out[n, o] = x[n, in] · w[o, in]^T + bias[o] */
-static void linear(const float *x, size_t n, size_t in, const float *w, const float *bias, size_t o, float *out)
+static void linear(const float *x, size_t n, size_t in, const float *w, const float *bias, size_t o,
+                   float *out)
 {
     for (size_t r = 0; r < n; r++)
         memcpy(out + r * o, bias, o * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w, (int)in,
-                1.0f, out, (int)o);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w,
+                (int)in, 1.0f, out, (int)o);
 }
 
-int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws_error *err)
+int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *lens, size_t n_seqs, float *x,
+                          ws_error *err)
 {
     const ws_bert_config *c = &m->cfg;
-    if (n == 0 || n > (size_t)c->max_positions)
-        return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", n, c->max_positions);
+    size_t n = 0, longest = 0;
+    for (size_t s = 0; s < n_seqs; s++) {
+        if (lens[s] == 0 || lens[s] > (size_t)c->max_positions)
+            return ws_error_set(err, WS_EINVAL, "BERT input of %zu tokens (1..%d)", lens[s],
+                                c->max_positions);
+        n += lens[s];
+        longest = lens[s] > longest ? lens[s] : longest;
+    }
+    if (n == 0)
+        return ws_error_set(err, WS_EINVAL, "BERT batch without sequences");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return ws_error_set(err, WS_EINVAL, "BERT token id %d out of range", ids[i]);
@@ -353,34 +296,40 @@ int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws
     float *qkv = ws_xmalloc(n * 3 * H * sizeof(float));
     float *ctx = ws_xmalloc(n * H * sizeof(float));
     float *tmp = ws_xmalloc(n * (FF > H ? FF : H) * sizeof(float));
-    float *att = ws_xmalloc(n * n * sizeof(float));
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < H; i++)
-            x[t * H + i] = m->word[(size_t)ids[t] * H + i] + m->pos[t * H + i] + m->type[i];
+    float *att = ws_xmalloc(longest * longest * sizeof(float));
+    for (size_t s = 0, t0 = 0; s < n_seqs; t0 += lens[s], s++)
+        for (size_t t = 0; t < lens[s]; t++)
+            for (size_t i = 0; i < H; i++)
+                x[(t0 + t) * H + i] = m->word[(size_t)ids[t0 + t] * H + i] + m->pos[t * H + i] + m->type[i];
     layer_norm(x, n, H, m->ln_g, m->ln_b, c->layer_norm_eps);
     float scale = 1.0f / sqrtf((float)dh);
     for (int l = 0; l < c->layers; l++) {
         const layer *L = &m->layers[l];
+        /* the dense layers run on every token of the batch at once; attention per sequence */
         linear(x, n, H, L->wqkv, L->bqkv, 3 * H, qkv);
-        for (size_t h = 0; h < nh; h++) {
-            const float *q = qkv + h * dh, *k = qkv + H + h * dh, *v = qkv + 2 * H + h * dh;
-            /* att[n, n] = q · k^T * scale */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale, q, (int)(3 * H), k,
-                        (int)(3 * H), 0.0f, att, (int)n);
-            for (size_t r = 0; r < n; r++) {
-                float *a = att + r * n, mx = a[0], sum = 0;
-                for (size_t j = 1; j < n; j++)
-                    mx = a[j] > mx ? a[j] : mx;
-                for (size_t j = 0; j < n; j++) {
-                    a[j] = expf(a[j] - mx);
-                    sum += a[j];
+        for (size_t s = 0, t0 = 0; s < n_seqs; t0 += lens[s], s++) {
+            size_t len = lens[s];
+            const float *base = qkv + t0 * 3 * H;
+            for (size_t h = 0; h < nh; h++) {
+                const float *q = base + h * dh, *k = base + H + h * dh, *v = base + 2 * H + h * dh;
+                /* att[len, len] = q · k^T * scale */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
+                            (int)(3 * H), k, (int)(3 * H), 0.0f, att, (int)len);
+                for (size_t r = 0; r < len; r++) {
+                    float *a = att + r * len, mx = a[0], sum = 0;
+                    for (size_t j = 1; j < len; j++)
+                        mx = a[j] > mx ? a[j] : mx;
+                    for (size_t j = 0; j < len; j++) {
+                        a[j] = expf(a[j] - mx);
+                        sum += a[j];
+                    }
+                    for (size_t j = 0; j < len; j++)
+                        a[j] /= sum;
                 }
-                for (size_t j = 0; j < n; j++)
-                    a[j] /= sum;
+                /* ctx[:, h] = att · v */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f, att,
+                            (int)len, v, (int)(3 * H), 0.0f, ctx + t0 * H + h * dh, (int)H);
             }
-            /* ctx[:, h] = att · v */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f, att, (int)n, v,
-                        (int)(3 * H), 0.0f, ctx + h * dh, (int)H);
         }
         linear(ctx, n, H, L->wo, L->bo, H, tmp);
         for (size_t i = 0; i < n * H; i++)
@@ -401,33 +350,66 @@ int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws
     return 0;
 }
 
+int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *x, ws_error *err)
+{
+    return ws_bert_forward_batch(m, ids, &n, 1, x, err);
+}
+
+/* Mean over len rows of hs (H wide), L2-normalised, into out. */
+static void mean_pool(const float *hs, size_t len, size_t H, float *out)
+{
+    for (size_t i = 0; i < H; i++) {
+        double s = 0;
+        for (size_t t = 0; t < len; t++)
+            s += hs[t * H + i];
+        out[i] = (float)(s / (double)len);
+    }
+    double ss = 0;
+    for (size_t i = 0; i < H; i++)
+        ss += (double)out[i] * out[i];
+    if (ss > 0) {
+        float inv = (float)(1.0 / sqrt(ss));
+        for (size_t i = 0; i < H; i++)
+            out[i] *= inv;
+    }
+}
+
+int ws_bert_embed_batch(const ws_bert *m, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        ws_error *err)
+{
+    size_t H = (size_t)m->cfg.hidden;
+    int rc = 0;
+    int32_t *all = NULL;
+    size_t *seq = ws_xcalloc(n ? n : 1, sizeof *seq), total = 0, cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t *ids = NULL;
+        size_t k = 0;
+        rc = ws_wordpiece_encode(m->tok, texts[i], lens[i], (size_t)m->cfg.max_seq_length, &ids, &k, err);
+        if (rc)
+            goto out;
+        if (total + k > cap) {
+            cap = (total + k) * 2;
+            all = ws_xrealloc(all, cap * sizeof *all);
+        }
+        memcpy(all + total, ids, k * sizeof *ids);
+        free(ids);
+        seq[i] = k;
+        total += k;
+    }
+    if (n == 0)
+        goto out;
+    float *hs = ws_xmalloc(total * H * sizeof(float));
+    rc = ws_bert_forward_batch(m, all, seq, n, hs, err);
+    for (size_t i = 0, t0 = 0; !rc && i < n; t0 += seq[i], i++)
+        mean_pool(hs + t0 * H, seq[i], H, out + i * H);
+    free(hs);
+out:
+    free(all);
+    free(seq);
+    return rc;
+}
+
 int ws_bert_embed(const ws_bert *m, const char *text, size_t len, float *out, ws_error *err)
 {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = ws_wordpiece_encode(m->tok, text, len, (size_t)m->cfg.max_seq_length, &ids, &n, err);
-    if (rc)
-        return rc;
-    size_t H = (size_t)m->cfg.hidden;
-    float *hs = ws_xmalloc(n * H * sizeof(float));
-    rc = ws_bert_forward(m, ids, n, hs, err);
-    if (!rc) {
-        for (size_t i = 0; i < H; i++) {
-            double s = 0;
-            for (size_t t = 0; t < n; t++)
-                s += hs[t * H + i];
-            out[i] = (float)(s / (double)n);
-        }
-        double ss = 0;
-        for (size_t i = 0; i < H; i++)
-            ss += (double)out[i] * out[i];
-        if (ss > 0) {
-            float inv = (float)(1.0 / sqrt(ss));
-            for (size_t i = 0; i < H; i++)
-                out[i] *= inv;
-        }
-    }
-    free(hs);
-    free(ids);
-    return rc;
+    return ws_bert_embed_batch(m, &text, &len, 1, out, err);
 }

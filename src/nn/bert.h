@@ -17,12 +17,11 @@
 #include "core/error.h"
 #include "nn/wordpiece.h"
 
-#define WS_BERT_MAX_SAFETENSORS_HEADER (16u << 20)
 
 typedef struct ws_bert_config {
     int vocab_size, hidden, layers, heads, intermediate, max_positions, type_vocab_size;
     float layer_norm_eps;
-    int max_seq_length;   /* tokens per input incl. [CLS]/[SEP] (sentence_bert_config.json, else 256) */
+    int max_seq_length; /* tokens per input incl. [CLS]/[SEP] (sentence_bert_config.json, else 256) */
 } ws_bert_config;
 
 typedef struct ws_bert ws_bert;
@@ -30,7 +29,7 @@ typedef struct ws_bert ws_bert;
 /* Errors: WS_ENOENT (a file is missing), WS_EFORMAT (bad config/safetensors, wrong tensor
  * shapes), WS_EUNSUPPORTED (not a BERT with absolute positions and GELU, non-F32 tensors). */
 int ws_bert_load(const char *model_dir, ws_bert **out, ws_error *err);
-void ws_bert_free(ws_bert *m);   /* NULL is a no-op */
+void ws_bert_free(ws_bert *m); /* NULL is a no-op */
 
 const ws_bert_config *ws_bert_config_of(const ws_bert *m);
 const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m);
@@ -39,8 +38,17 @@ const ws_wordpiece *ws_bert_tokenizer(const ws_bert *m);
  * every id < vocab_size, else WS_EINVAL). */
 int ws_bert_forward(const ws_bert *m, const int32_t *ids, size_t n, float *hidden_out, ws_error *err);
 
+/* The same for n_seqs sequences at once: ids holds them back to back, lens[s] tokens each;
+ * hidden_out gets sum(lens) rows. The dense layers run on all tokens together (much faster
+ * than one call per sequence: the weights are packed once per layer, not once per sequence). */
+int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *lens, size_t n_seqs,
+                          float *hidden_out, ws_error *err);
+
 /* Sentence embedding of UTF-8 text: tokenize (truncate to max_seq_length), forward, mean-pool,
  * L2-normalise; out gets hidden floats. */
 int ws_bert_embed(const ws_bert *m, const char *text, size_t len, float *out, ws_error *err);
+/* n sentence embeddings at once (out gets n * hidden floats); batches of 16-64 are fastest. */
+int ws_bert_embed_batch(const ws_bert *m, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        ws_error *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "nn/tokenizer_int.h"
@@ -266,34 +267,6 @@ raw:
 
 /* ------------------------------------------------------------------ loading */
 
-static int read_file(const char *path, char **data, size_t *len, ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    int rc = 0;
-    ws_buf b = WS_BUF_INIT;
-    b.limit = MAX_FILE_BYTES;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (ws_buf_append(&b, chunk, n)) {
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu MiB", path, MAX_FILE_BYTES >> 20);
-            goto out;
-        }
-    }
-    if (ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read error", path);
-out:
-    fclose(f);
-    if (rc) {
-        ws_buf_free(&b);
-        return rc;
-    }
-    *len = b.len;
-    *data = ws_buf_take(&b);
-    return 0;
-}
 
 static bool json_is(const ws_json *v, ws_json_type t)
 {
@@ -716,7 +689,7 @@ static void read_config(ws_tokenizer *t, const char *path)
     char *data = NULL;
     size_t len = 0;
     ws_json_doc *doc = NULL;
-    if (read_file(cpath.data, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
+    if (ws_file_read(cpath.data, MAX_FILE_BYTES, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
         const ws_json *root = ws_json_root(doc);
         int32_t b = config_token(t, root, "bos_token"), e = config_token(t, root, "eos_token");
         const ws_json *bv = ws_json_get(root, "bos_token");
@@ -793,7 +766,7 @@ int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err)
     *out = NULL;
     char *data = NULL;
     size_t len = 0;
-    int rc = read_file(path, &data, &len, err);
+    int rc = ws_file_read(path, MAX_FILE_BYTES, &data, &len, err);
     if (!rc)
         rc = load_json(data, len, path, out, err);
     free(data);

@@ -1,6 +1,8 @@
 /* WordPiece tokenizer with BERT normalisation (see wordpiece.h). */
 #include "nn/wordpiece.h"
 
+#include "core/file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +10,13 @@
 
 #include "core/mem.h"
 #include "nn/wordpiece_tables.h"
-#include "style/text.h"
+#include "core/utf8.h"
 
 struct ws_wordpiece {
-    char *text;          /* the vocabulary file, lines NUL-terminated in place */
-    const char **tok;    /* id -> token */
+    char *text;       /* the vocabulary file, lines NUL-terminated in place */
+    const char **tok; /* id -> token */
     size_t n;
-    int32_t *slot;       /* open-addressing hash: id + 1, 0 = empty */
+    int32_t *slot; /* open-addressing hash: id + 1, 0 = empty */
     size_t mask;
     bool lowercase;
     int32_t unk, cls, sep;
@@ -69,10 +71,19 @@ static uint32_t lower_of(uint32_t cp)
     return cp;
 }
 
+/* Unicode White_Space (what Rust's char::is_whitespace, used by the reference, accepts). */
+static bool is_white_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
 static bool is_cjk(uint32_t cp)
 {
-    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-           (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+           (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
@@ -89,7 +100,7 @@ static void emit_folded(ws_buf *out, uint32_t cp, bool lowercase)
         put_cp(out, cp);
         return;
     }
-    if (cp >= 0xAC00 && cp <= 0xD7A3) {   /* Hangul syllable -> L V (T) jamo */
+    if (cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable -> L V (T) jamo */
         uint32_t s = cp - 0xAC00;
         put_cp(out, 0x1100 + s / 588);
         put_cp(out, 0x1161 + (s % 588) / 28);
@@ -115,7 +126,7 @@ void ws_wordpiece_normalize(const char *s, size_t n, bool lowercase, ws_buf *out
         uint32_t cp = ws_utf8_next(s, n, &i);
         if (cp == 0 || cp == 0xFFFD || (class_of(cp) & WS_WP_CTRL))
             continue;
-        if (ws_cp_is_space(cp)) {
+        if (is_white_space(cp)) {
             ws_buf_putc(out, ' ');
             continue;
         }
@@ -163,7 +174,10 @@ const char *ws_wordpiece_token(const ws_wordpiece *wp, int32_t id)
     return id >= 0 && (size_t)id < wp->n ? wp->tok[id] : NULL;
 }
 
-size_t ws_wordpiece_vocab_size(const ws_wordpiece *wp) { return wp->n; }
+size_t ws_wordpiece_vocab_size(const ws_wordpiece *wp)
+{
+    return wp->n;
+}
 
 void ws_wordpiece_free(ws_wordpiece *wp)
 {
@@ -179,7 +193,8 @@ int ws_wordpiece_load_memory(const char *text, size_t len, bool lowercase, ws_wo
 {
     *out = NULL;
     if (len > WS_WORDPIECE_MAX_VOCAB_FILE)
-        return ws_error_set(err, WS_ETOOBIG, "WordPiece vocabulary above %u bytes", WS_WORDPIECE_MAX_VOCAB_FILE);
+        return ws_error_set(err, WS_ETOOBIG, "WordPiece vocabulary above %u bytes",
+                            WS_WORDPIECE_MAX_VOCAB_FILE);
     ws_wordpiece *wp = ws_xcalloc(1, sizeof *wp);
     int rc = 0;
     wp->lowercase = lowercase;
@@ -220,7 +235,7 @@ int ws_wordpiece_load_memory(const char *text, size_t len, bool lowercase, ws_wo
         bool dup = false;
         while (wp->slot[j]) {
             if (strcmp(wp->tok[wp->slot[j] - 1], t) == 0) {
-                dup = true;   /* first occurrence wins */
+                dup = true; /* first occurrence wins */
                 break;
             }
             j = (j + 1) & wp->mask;
@@ -245,17 +260,12 @@ out:
 int ws_wordpiece_load(const char *path, bool lowercase, ws_wordpiece **out, ws_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(WS_WORDPIECE_MAX_VOCAB_FILE + 1);
-    size_t n = fread(buf, 1, WS_WORDPIECE_MAX_VOCAB_FILE + 1, f);
-    int rc;
-    if (ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read failed", path);
-    else
-        rc = ws_wordpiece_load_memory(buf, n, lowercase, out, err);
-    fclose(f);
+    char *buf;
+    size_t n;
+    int rc = ws_file_read(path, WS_WORDPIECE_MAX_VOCAB_FILE, &buf, &n, err);
+    if (rc)
+        return rc;
+    rc = ws_wordpiece_load_memory(buf, n, lowercase, out, err);
     free(buf);
     return rc;
 }

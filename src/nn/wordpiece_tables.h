@@ -8,9 +8,18 @@
 
 enum { WS_WP_CTRL = 1, WS_WP_MN = 2, WS_WP_PUNCT = 4 };
 
-typedef struct ws_wp_range { uint32_t lo, hi; uint8_t cls; } ws_wp_range;
-typedef struct ws_wp_strip { uint32_t cp; uint16_t off; uint8_t len; } ws_wp_strip;
-typedef struct ws_wp_case { uint32_t cp, lower; } ws_wp_case;
+typedef struct ws_wp_range {
+    uint32_t lo, hi;
+    uint8_t cls;
+} ws_wp_range;
+typedef struct ws_wp_strip {
+    uint32_t cp;
+    uint16_t off;
+    uint8_t len;
+} ws_wp_strip;
+typedef struct ws_wp_case {
+    uint32_t cp, lower;
+} ws_wp_case;
 
 extern const ws_wp_range ws_wp_class_ranges[];
 extern const size_t ws_wp_n_class_ranges;

@@ -76,9 +76,15 @@ static int rate_check(ws_http_ctx *ctx, ws_req *r)
         {"user", r->p.user_id, s->cfg.user_rate_limit},
     };
     for (int i = 0; i < 2; i++) {
-        snprintf(key, sizeof key, "rl:%s:%s", checks[i].kind, checks[i].id);
+        size_t kl = strlen(checks[i].kind), il = strlen(checks[i].id);
+        if (3 + kl + 1 + il + 1 > sizeof key)
+            continue;
+        memcpy(key, "rl:", 3);
+        memcpy(key + 3, checks[i].kind, kl);
+        key[3 + kl] = ':';
+        memcpy(key + 4 + kl, checks[i].id, il + 1);
         if (ws_cache_rate_check(s->cache, key, checks[i].limit, 60, &rr, &err) != 0)
-            continue;   /* the cache is down: fail open rather than refuse every request */
+            continue; /* the cache is down: fail open rather than refuse every request */
         if (!rr.allowed) {
             ws_metric_add(s->m_rate_limited, 1);
             ws_http_error(ctx, 429, "rate_limited", "rate limit of %d requests per minute per %s exceeded",
@@ -183,13 +189,22 @@ static void digest_normalised(EVP_MD_CTX *md, const char *s)
     EVP_DigestUpdate(md, buf, n);
 }
 
-static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_turn *context,
-                            size_t n_context, char *out, size_t out_size)
+/* SHA-256 fetched once: an implicit fetch on every digest costs a lookup under a lock. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_turn *context, size_t n_context,
+                            char *out, size_t out_size)
 {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_DigestInit_ex(md, sha256_md ? sha256_md : EVP_sha256(), NULL);
     digest_normalised(md, message);
     for (size_t i = 0; i < n_context; i++) {
         digest_normalised(md, context[i].author ? context[i].author : "");
@@ -197,14 +212,18 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
     }
     EVP_DigestFinal_ex(md, d, &dl);
     EVP_MD_CTX_free(md);
+    static const char digits[] = "0123456789abcdef";
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < dl; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    for (unsigned i = 0; i < dl; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * dl] = '\0';
     snprintf(out, out_size, "reply:%s:%s:%s", r->p.user_id, r->model_version, hex);
 }
 
-static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double confidence,
-                       bool fallback, bool cached, const char *model_version, double ms)
+static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double confidence, bool fallback,
+                       bool cached, const char *model_version, double ms)
 {
     ws_buf_puts(out, "{\"reply\":");
     ws_json_put_str(out, reply, reply_len);
@@ -216,18 +235,19 @@ static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double 
     ws_buf_putc(out, '}');
 }
 
-int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message,
-                const ws_ai_turn *context, size_t n_context, ws_buf *out, ws_op_error *e)
+int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
+                size_t n_context, ws_buf *out, ws_op_error *e)
 {
     if (!r->model_version[0]) {
-        op_fail(e, 409, "no_model", "no trained model yet: upload an export to POST /v1/exports and wait for the job to complete");
+        op_fail(
+            e, 409, "no_model",
+            "no trained model yet: upload an export to POST /v1/exports and wait for the job to complete");
         return 1;
     }
     char key[WS_STORE_ID_MAX + WS_MODEL_VERSION_MAX + 2 * EVP_MAX_MD_SIZE + 16];
     reply_cache_key(r, message, context, n_context, key, sizeof key);
     double t0 = r->t0 ? r->t0 : ws_now_s();
-    ws_conversation conv = {.user_id = r->p.user_id, .message = message,
-                            .model_version = r->model_version};
+    ws_conversation conv = {.user_id = r->p.user_id, .message = message, .model_version = r->model_version};
     if (!r->miss_counted) {
         if (on_loop && s->cache_blocking)
             return WS_EAGAIN;
@@ -254,7 +274,7 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message,
         }
         ws_buf_free(&val);
         ws_metric_add(s->m_cache_misses, 1);
-        r->miss_counted = true;   /* a pool run goes straight to the AI */
+        r->miss_counted = true; /* a pool run goes straight to the AI */
     }
     if (on_loop)
         return WS_EAGAIN;
@@ -302,8 +322,8 @@ static bool is_zip(const char *data, size_t len)
     return len >= 4 && !memcmp(data, "PK\x03\x04", 4);
 }
 
-int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona,
-                double budget_s, ws_buf *out, ws_op_error *e)
+int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona, double budget_s,
+                ws_buf *out, ws_op_error *e)
 {
     int ret = 1;
     ws_error err = {0};
@@ -321,7 +341,8 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
         goto out;
     }
     if (len > s->cfg.max_export_bytes) {
-        op_fail(e, 413, "payload_too_large", "the export is over the limit of %zu bytes", s->cfg.max_export_bytes);
+        op_fail(e, 413, "payload_too_large", "the export is over the limit of %zu bytes",
+                s->cfg.max_export_bytes);
         goto out;
     }
     /* validate: a WhatsApp export that has the persona in it */
@@ -347,7 +368,8 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
         if (rc == WS_ETOOBIG)
             op_fail(e, 413, "payload_too_large", "%s", err.msg);
         else
-            op_fail(e, 400, "not_an_export", "not a WhatsApp chat export: %s", err.msg[0] ? err.msg : ws_strerror(rc));
+            op_fail(e, 400, "not_an_export", "not a WhatsApp chat export: %s",
+                    err.msg[0] ? err.msg : ws_strerror(rc));
         goto out;
     }
     if (total == 0 || n_names == 0) {
@@ -399,8 +421,11 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
         unlink(path);
         goto out;
     }
-    ws_audit_entry audit = {.actor = r->p.key_id, .user_id = r->p.user_id, .action = "upload",
-                            .resource = "training export", .detail = job.id};
+    ws_audit_entry audit = {.actor = r->p.key_id,
+                            .user_id = r->p.user_id,
+                            .action = "upload",
+                            .resource = "training export",
+                            .detail = job.id};
     ws_store_audit_append(st, &audit, NULL);
     ws_metric_add(s->m_jobs_queued, 1);
     ws_srv_wake_trainer(s);
@@ -468,8 +493,7 @@ int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_er
     return ret;
 }
 
-int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out,
-                        ws_op_error *e)
+int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out, ws_op_error *e)
 {
     ws_arena *a = ws_arena_new(16384);
     ws_store *st = ws_srv_store_get(s);
@@ -551,11 +575,11 @@ static int op_result(ws_http_ctx *ctx, int rc, const ws_op_error *e, int ok_stat
 }
 
 /* The prologue; returns 0 to go on, or the handler's return value in *ret. */
-#define BEGIN(ctx, r)                                                                          \
-    do {                                                                                       \
-        int b_ = ws_srv_begin((ctx), &(r));                                                    \
-        if (b_)                                                                                \
-            return b_ == 1 ? 0 : b_;                                                           \
+#define BEGIN(ctx, r)                                                                                        \
+    do {                                                                                                     \
+        int b_ = ws_srv_begin((ctx), &(r));                                                                  \
+        if (b_)                                                                                              \
+            return b_ == 1 ? 0 : b_;                                                                         \
     } while (0)
 
 static int h_healthz(ws_http_ctx *ctx)
@@ -596,8 +620,8 @@ static int h_metrics(ws_http_ctx *ctx)
 
 /* Parses {"message": str, "context": [{"author": str|null, "text": str}]}; on failure
  * writes the 400 and returns false. */
-static bool parse_reply_body(ws_http_ctx *ctx, const ws_json *root, const char **message,
-                             ws_ai_turn **turns, size_t *n_turns)
+static bool parse_reply_body(ws_http_ctx *ctx, const ws_json *root, const char **message, ws_ai_turn **turns,
+                             size_t *n_turns)
 {
     if (!root || root->type != WS_JSON_OBJECT) {
         ws_http_error(ctx, 400, "invalid_request", "the body must be a JSON object");
@@ -606,7 +630,8 @@ static bool parse_reply_body(ws_http_ctx *ctx, const ws_json *root, const char *
     const ws_json *m = ws_json_get(root, "message");
     if (!m || m->type != WS_JSON_STRING || m->len == 0 || m->len > WS_STORE_TEXT_MAX ||
         strlen(m->str) != m->len) {
-        ws_http_error(ctx, 400, "invalid_request", "\"message\" must be a non-empty string (at most %d bytes)", WS_STORE_TEXT_MAX);
+        ws_http_error(ctx, 400, "invalid_request",
+                      "\"message\" must be a non-empty string (at most %d bytes)", WS_STORE_TEXT_MAX);
         return false;
     }
     *message = m->str;
@@ -616,7 +641,8 @@ static bool parse_reply_body(ws_http_ctx *ctx, const ws_json *root, const char *
     if (!c || c->type == WS_JSON_NULL)
         return true;
     if (c->type != WS_JSON_ARRAY || c->len > WS_MAX_CONTEXT_TURNS) {
-        ws_http_error(ctx, 400, "invalid_request", "\"context\" must be an array of at most %d turns", WS_MAX_CONTEXT_TURNS);
+        ws_http_error(ctx, 400, "invalid_request", "\"context\" must be an array of at most %d turns",
+                      WS_MAX_CONTEXT_TURNS);
         return false;
     }
     *turns = ws_arena_calloc(ctx->arena, (c->len ? c->len : 1) * sizeof **turns);
@@ -717,7 +743,8 @@ static int h_conversations(ws_http_ctx *ctx)
         char *end;
         limit = strtol(ls, &end, 10);
         if (end == ls || *end || limit < 1 || limit > WS_STORE_PAGE_MAX) {
-            ws_http_error(ctx, 400, "invalid_request", "limit must be an integer in 1..%d", WS_STORE_PAGE_MAX);
+            ws_http_error(ctx, 400, "invalid_request", "limit must be an integer in 1..%d",
+                          WS_STORE_PAGE_MAX);
             return 0;
         }
     }
@@ -777,8 +804,8 @@ static int h_me_export(ws_http_ctx *ctx)
     if (ctx->on_loop)
         return WS_EAGAIN;
     ws_store *st = ws_srv_store_get(s);
-    ws_audit_entry audit = {.actor = r->p.key_id, .user_id = r->p.user_id, .action = "export",
-                            .resource = "/v1/me/export"};
+    ws_audit_entry audit = {
+        .actor = r->p.key_id, .user_id = r->p.user_id, .action = "export", .resource = "/v1/me/export"};
     ws_store_audit_append(st, &audit, NULL);
     ws_error err = {0};
     int rc = ws_store_user_export(st, r->p.user_id, &ctx->out, &err);

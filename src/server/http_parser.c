@@ -75,7 +75,7 @@ static int parse_header_line(const char *p, const char *eol, ws_http_header *h)
     while (q < eol && is_tchar((unsigned char)*q))
         q++;
     if (q == p || q >= eol || *q != ':')
-        return -1;   /* also rejects obsolete folding (a line starting with a space) */
+        return -1; /* also rejects obsolete folding (a line starting with a space) */
     h->name = (ws_http_slice){p, (size_t)(q - p)};
     q++;
     while (q < eol && (*q == ' ' || *q == '\t'))
@@ -181,8 +181,18 @@ int64_t ws_http_parse_uint(ws_http_slice s)
     return v;
 }
 
-enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_START,
-       CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF };
+enum {
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER_START,
+    CH_TRAILER_LINE,
+    CH_TRAILER_LF,
+    CH_END_LF
+};
 
 static int hexval(char c)
 {
@@ -195,8 +205,7 @@ static int hexval(char c)
     return -1;
 }
 
-int ws_http_decode_chunked(ws_http_chunked *d, const char *src, size_t n, ws_buf *out,
-                           size_t *consumed)
+int ws_http_decode_chunked(ws_http_chunked *d, const char *src, size_t n, ws_buf *out, size_t *consumed)
 {
     size_t i = 0;
     *consumed = 0;
@@ -297,8 +306,7 @@ int ws_http_decode_chunked(ws_http_chunked *d, const char *src, size_t n, ws_buf
                 return -1;
             *consumed = i + 1;
             return 1;
-        default:
-            return -1;
+        default: return -1;
         }
     }
     *consumed = n;

@@ -24,15 +24,15 @@ typedef struct ws_http_slice {
 
 typedef struct ws_http_header {
     ws_http_slice name;
-    ws_http_slice value;   /* leading and trailing spaces/tabs removed */
+    ws_http_slice value; /* leading and trailing spaces/tabs removed */
 } ws_http_header;
 
 typedef struct ws_http_request {
     ws_http_slice method;
-    ws_http_slice target;      /* as sent: path plus optional "?query" */
-    ws_http_slice path;        /* target up to '?' */
-    ws_http_slice query;       /* after '?', may be empty */
-    int minor_version;         /* HTTP/1.x */
+    ws_http_slice target; /* as sent: path plus optional "?query" */
+    ws_http_slice path;   /* target up to '?' */
+    ws_http_slice query;  /* after '?', may be empty */
+    int minor_version;    /* HTTP/1.x */
     size_t num_headers;
     ws_http_header headers[WS_HTTP_MAX_HEADERS];
 } ws_http_request;
@@ -56,8 +56,8 @@ int64_t ws_http_parse_uint(ws_http_slice s);
  * body and trailers (*consumed = bytes of src that belonged to the body; the rest is the
  * next pipelined request), -1 on bad framing, WS_ETOOBIG (-6) when out's limit is hit. */
 typedef struct ws_http_chunked {
-    uint64_t remaining;        /* bytes left in the current chunk */
-    int state;                 /* internal */
+    uint64_t remaining; /* bytes left in the current chunk */
+    int state;          /* internal */
     int size_digits;
 } ws_http_chunked;
 

@@ -1,16 +1,21 @@
 /* MCP server at /mcp: protocol revision 2025-11-25 over Streamable HTTP (JSON-RPC 2.0 in
  * POST bodies; answers as application/json, or as a one-event text/event-stream when the
- * client only accepts SSE), Bearer key authentication (the REST prologue), Origin
+ * client only accepts SSE; train_style with a progressToken streams notifications/progress
+ * over SSE until the job is final), Bearer key authentication (the REST prologue), Origin
  * validation against DNS rebinding, sessions (Mcp-Session-Id, kept in the cache so every
  * instance sees them), and the tools table: reply_as, train_style, training_status,
- * style_profile, list_conversations, each with input and output JSON Schemas. */
+ * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
+ * resources (style profile, recent conversations) and logging/setLevel. */
 #include "server/server_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/mem.h"
+#include "core/progress.h"
 
 #define MCP_LATEST "2025-11-25"
 #define MCP_SESSION_TTL_MS (24LL * 3600 * 1000)
@@ -30,13 +35,13 @@ static bool version_supported(const char *v, size_t n)
 typedef struct mcp_call {
     ws_server *s;
     ws_req *r;
-    const ws_json *args;      /* object (maybe empty) */
-    ws_buf *out;              /* structured result, a JSON object */
+    const ws_json *args; /* object (maybe empty) */
+    ws_buf *out;         /* structured result, a JSON object */
     ws_op_error e;
     ws_arena *arena;
 } mcp_call;
 
-typedef int (*tool_fn)(mcp_call *c);   /* 0 ok, 1 tool error in c->e */
+typedef int (*tool_fn)(mcp_call *c); /* 0 ok, 1 tool error in c->e */
 
 typedef struct mcp_tool {
     const char *name;
@@ -135,7 +140,8 @@ static int t_train_style(mcp_call *c)
     if (!persona || !*persona)
         return bad_arg(c, "\"persona\" (the participant to learn) is required");
     if ((text && text->type == WS_JSON_STRING) == (b64 && b64->type == WS_JSON_STRING))
-        return bad_arg(c, "give exactly one of \"export_text\" (the .txt export) or \"export_base64\" (a .txt or .zip, base64)");
+        return bad_arg(c, "give exactly one of \"export_text\" (the .txt export) or \"export_base64\" (a "
+                          ".txt or .zip, base64)");
     if (text && text->type == WS_JSON_STRING)
         return ws_op_train(c->s, c->r, text->str, text->len, persona, budget, c->out, &c->e);
     unsigned char *raw = ws_arena_alloc(c->arena, b64->len / 4 * 3 + 4);
@@ -174,12 +180,14 @@ static int t_list_conversations(mcp_call *c)
 #define S_NULLABLE_STR "{\"type\":[\"string\",\"null\"]}"
 #define S_NULLABLE_NUM "{\"type\":[\"number\",\"null\"]}"
 #define S_NULLABLE_OBJ "{\"type\":[\"object\",\"null\"]}"
-#define S_JOB                                                                                  \
-    "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},"                   \
-    "\"status\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"completed\",\"failed\",\"cancelled\"]}," \
-    "\"progress\":{\"type\":\"number\"},\"samples_processed\":{\"type\":\"integer\"},"          \
-    "\"created_at\":" S_NULLABLE_NUM ",\"started_at\":" S_NULLABLE_NUM ",\"completed_at\":" S_NULLABLE_NUM "," \
-    "\"params\":" S_NULLABLE_OBJ ",\"metrics\":" S_NULLABLE_OBJ ",\"error\":" S_NULLABLE_STR "}," \
+#define S_JOB                                                                                                \
+    "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},"                                 \
+    "\"status\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"completed\",\"failed\","             \
+    "\"cancelled\"]},"                                                                                       \
+    "\"progress\":{\"type\":\"number\"},\"samples_processed\":{\"type\":\"integer\"},"                       \
+    "\"created_at\":" S_NULLABLE_NUM ",\"started_at\":" S_NULLABLE_NUM ",\"completed_at\":" S_NULLABLE_NUM   \
+    ","                                                                                                      \
+    "\"params\":" S_NULLABLE_OBJ ",\"metrics\":" S_NULLABLE_OBJ ",\"error\":" S_NULLABLE_STR "},"            \
     "\"required\":[\"job_id\",\"status\",\"samples_processed\",\"error\"]}"
 
 static const mcp_tool tools[] = {
@@ -191,8 +199,10 @@ static const mcp_tool tools[] = {
      "\"description\":\"Earlier turns, oldest first.\",\"items\":{\"type\":\"object\",\"properties\":"
      "{\"author\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}},"
      "\"required\":[\"message\"]}",
-     "{\"type\":\"object\",\"properties\":{\"reply\":{\"type\":\"string\"},\"confidence\":{\"type\":\"number\"},"
-     "\"fallback\":{\"type\":\"boolean\"},\"cached\":{\"type\":\"boolean\"},\"model_version\":{\"type\":\"string\"},"
+     "{\"type\":\"object\",\"properties\":{\"reply\":{\"type\":\"string\"},\"confidence\":{\"type\":"
+     "\"number\"},"
+     "\"fallback\":{\"type\":\"boolean\"},\"cached\":{\"type\":\"boolean\"},\"model_version\":{\"type\":"
+     "\"string\"},"
      "\"processing_time_ms\":{\"type\":\"number\"}},\"required\":[\"reply\",\"confidence\",\"fallback\","
      "\"cached\",\"model_version\",\"processing_time_ms\"]}",
      t_reply_as},
@@ -208,8 +218,7 @@ static const mcp_tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
      "\"persona\":{\"type\":\"string\"}},\"required\":[\"job_id\",\"status\"]}",
      t_train_style},
-    {"training_status", "Training job status",
-     "Status and progress of one of your training jobs.",
+    {"training_status", "Training job status", "Status and progress of one of your training jobs.",
      "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\",\"minLength\":1}},"
      "\"required\":[\"job_id\"]}",
      S_JOB, t_training_status},
@@ -220,12 +229,12 @@ static const mcp_tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"model_version\":{\"type\":\"string\"},\"profile\":"
      "{\"type\":\"object\"}},\"required\":[\"model_version\",\"profile\"]}",
      t_style_profile},
-    {"list_conversations", "List conversations",
-     "Your recent exchanges with the clone, newest first.",
+    {"list_conversations", "List conversations", "Your recent exchanges with the clone, newest first.",
      "{\"type\":\"object\",\"properties\":{\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200},"
      "\"cursor\":{\"type\":\"string\"}}}",
      "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
-     "\"properties\":{\"id\":{\"type\":\"integer\"},\"message\":{\"type\":\"string\"},\"reply\":{\"type\":\"string\"},"
+     "\"properties\":{\"id\":{\"type\":\"integer\"},\"message\":{\"type\":\"string\"},\"reply\":{\"type\":"
+     "\"string\"},"
      "\"confidence\":{\"type\":\"number\"},\"processing_time_ms\":{\"type\":\"number\"},"
      "\"model_version\":" S_NULLABLE_STR ",\"created_at\":{\"type\":\"number\"}}}},"
      "\"next_cursor\":" S_NULLABLE_STR "},\"required\":[\"items\",\"next_cursor\"]}",
@@ -269,10 +278,12 @@ static void m_initialize(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
     rpc_result_open(b, id);
     ws_buf_puts(b, "{\"protocolVersion\":");
     ws_json_put_cstr(b, version);
-    ws_buf_puts(b, ",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
-                   "\"serverInfo\":{\"name\":\"whatstyle\",\"title\":\"WhatStyle\",\"version\":\"0.1.0\"},"
-                   "\"instructions\":\"Learn how a person chats from their WhatsApp export "
-                   "(train_style, then training_status until completed) and reply as they would (reply_as).\"}}");
+    ws_buf_puts(
+        b, ",\"capabilities\":{\"tools\":{\"listChanged\":false},"
+           "\"resources\":{\"subscribe\":false,\"listChanged\":false},\"logging\":{}},"
+           "\"serverInfo\":{\"name\":\"whatstyle\",\"title\":\"WhatStyle\",\"version\":\"0.1.0\"},"
+           "\"instructions\":\"Learn how a person chats from their WhatsApp export "
+           "(train_style, then training_status until completed) and reply as they would (reply_as).\"}}");
     /* a session: remembered in the cache so any instance behind the balancer knows it */
     ws_server *s = ctx->app;
     ws_req *r = ctx->scratch;
@@ -301,7 +312,105 @@ static void m_tools_list(const ws_json *id, ws_buf *b)
     ws_buf_puts(b, "]}}");
 }
 
-static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b)
+#define MCP_MAX_PROGRESS_STREAMS 4   /* each holds a pool thread while it lasts */
+#define MCP_PROGRESS_MAX_S (30 * 60) /* then the stream ends with the current status */
+static _Atomic int progress_streams;
+
+static void sse_event(ws_http_ctx *ctx, ws_buf *json, bool *alive)
+{
+    ws_buf ev = WS_BUF_INIT;
+    ws_buf_puts(&ev, "event: message\ndata: ");
+    ws_buf_append(&ev, json->data, json->len);
+    ws_buf_puts(&ev, "\n\n");
+    if (ws_http_stream_write(ctx, ev.data, ev.len) != 0)
+        *alive = false;
+    ws_buf_free(&ev);
+}
+
+/* train_style with a progressToken, to a client that accepts SSE: the answer is an event
+ * stream of notifications/progress (the job's progress, 0..100) that ends with the tool
+ * result once the training job is final. Returns false (nothing sent) when streaming is not
+ * possible; the caller then answers at once with the queued job. */
+static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *token, const char *job_id,
+                            const char *persona)
+{
+    ws_server *s = ctx->app;
+    if (atomic_fetch_add(&progress_streams, 1) >= MCP_MAX_PROGRESS_STREAMS) {
+        atomic_fetch_sub(&progress_streams, 1);
+        return false;
+    }
+    ctx->status = 200;
+    ctx->content_type = "text/event-stream";
+    ws_http_header_add(ctx, "Cache-Control", "no-cache");
+    if (ws_http_stream_begin(ctx) != 0) {
+        atomic_fetch_sub(&progress_streams, 1);
+        ws_buf_reset(&ctx->headers);
+        return false;
+    }
+    bool alive = true;
+    double last = -1, t0 = ws_now_s();
+    char status[16] = "queued";
+    ws_buf job = WS_BUF_INIT, ev = WS_BUF_INIT;
+    while (alive && !atomic_load(&s->stopping) && ws_now_s() - t0 < MCP_PROGRESS_MAX_S) {
+        ws_op_error e = {0};
+        ws_buf_reset(&job);
+        if (ws_op_job(s, ctx->scratch, job_id, &job, &e) != 0)
+            break;
+        ws_json_doc *d = NULL;
+        double progress = 0;
+        if (ws_json_parse(job.data, job.len, &d, NULL) == 0) {
+            const char *st = ws_json_get_str(ws_json_root(d), "status");
+            snprintf(status, sizeof status, "%s", st ? st : "queued");
+            ws_json_get_num(ws_json_root(d), "progress", &progress);
+        }
+        ws_json_doc_free(d);
+        bool final = strcmp(status, "queued") && strcmp(status, "running");
+        double pct = (double)(int)((final ? 1.0 : progress) * 100);
+        if (pct > last) { /* progress must increase */
+            ws_buf_reset(&ev);
+            ws_buf_puts(
+                &ev,
+                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+            put_id(&ev, token);
+            ws_buf_printf(&ev, ",\"progress\":%g,\"total\":100,\"message\":", pct);
+            ws_json_put_cstr(&ev, status);
+            ws_buf_puts(&ev, "}}");
+            sse_event(ctx, &ev, &alive);
+            last = pct;
+        }
+        if (final)
+            break;
+        usleep(200 * 1000);
+    }
+    /* the tool result: the job as it stands now */
+    ws_buf out = WS_BUF_INIT;
+    ws_buf_putc(&out, '{');
+    ws_buf_puts(&out, "\"job_id\":");
+    ws_json_put_cstr(&out, job_id);
+    ws_buf_puts(&out, ",\"status\":");
+    ws_json_put_cstr(&out, status);
+    ws_buf_puts(&out, ",\"persona\":");
+    ws_json_put_cstr(&out, persona);
+    ws_buf_putc(&out, '}');
+    ws_buf_reset(&ev);
+    rpc_result_open(&ev, id);
+    ws_buf_puts(&ev, "{\"content\":[{\"type\":\"text\",\"text\":");
+    ws_json_put_str(&ev, out.data, out.len);
+    ws_buf_printf(&ev, "}],\"structuredContent\":%s,\"isError\":false}}", out.data);
+    if (alive) {
+        ws_buf_puts(&ctx->out, "event: message\ndata: ");
+        ws_buf_append(&ctx->out, ev.data, ev.len);
+        ws_buf_puts(&ctx->out, "\n\n"); /* sent as the last piece when the handler returns */
+    }
+    ws_buf_free(&out);
+    ws_buf_free(&ev);
+    ws_buf_free(&job);
+    atomic_fetch_sub(&progress_streams, 1);
+    return true;
+}
+
+/* Returns true when the answer was streamed (nothing more to write). */
+static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b, bool sse_ok)
 {
     ws_server *s = ctx->app;
     const char *name = params ? ws_json_get_str(params, "name") : NULL;
@@ -313,7 +422,7 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         char msg[160];
         snprintf(msg, sizeof msg, "Unknown tool: %.100s", name ? name : "(no name)");
         rpc_error(b, id, -32602, msg);
-        return;
+        return false;
     }
     const ws_json *args = ws_json_get(params, "arguments");
     static const ws_json empty_obj = {.type = WS_JSON_OBJECT};
@@ -321,12 +430,30 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         args = &empty_obj;
     if (args->type != WS_JSON_OBJECT) {
         rpc_error(b, id, -32602, "arguments must be an object");
-        return;
+        return false;
     }
     ws_metric_add(s->m_mcp_calls, 1);
     ws_buf out = WS_BUF_INIT;
     mcp_call c = {.s = s, .r = ctx->scratch, .args = args, .out = &out, .arena = ctx->arena};
     int rc = t->fn(&c);
+    const ws_json *meta = ws_json_get(params, "_meta");
+    const ws_json *token = meta && meta->type == WS_JSON_OBJECT ? ws_json_get(meta, "progressToken") : NULL;
+    if (rc == 0 && sse_ok && t->fn == t_train_style && token &&
+        (token->type == WS_JSON_STRING || token->type == WS_JSON_NUMBER)) {
+        ws_json_doc *d = NULL;
+        bool streamed = false;
+        if (ws_json_parse(out.data, out.len, &d, NULL) == 0) {
+            const char *job = ws_json_get_str(ws_json_root(d), "job_id");
+            const char *persona = ws_json_get_str(ws_json_root(d), "persona");
+            if (job)
+                streamed = stream_training(ctx, id, token, job, persona ? persona : "");
+        }
+        ws_json_doc_free(d);
+        if (streamed) {
+            ws_buf_free(&out);
+            return true;
+        }
+    }
     rpc_result_open(b, id);
     if (rc == 0) {
         ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
@@ -341,6 +468,86 @@ static void m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         ws_buf_puts(b, "}],\"isError\":true}}");
     }
     ws_buf_free(&out);
+    return false;
+}
+
+/* ---- resources: the same data as style_profile / list_conversations, for clients that
+ * attach context rather than call tools ---- */
+
+typedef struct mcp_resource {
+    const char *uri, *name, *title, *description;
+    tool_fn read;
+} mcp_resource;
+
+static const mcp_resource resources[] = {
+    {"whatstyle://style-profile", "style-profile", "Style profile",
+     "The measured writing style of your trained persona (JSON).", t_style_profile},
+    {"whatstyle://conversations", "conversations", "Recent conversations",
+     "Your 20 most recent exchanges with the clone (JSON).", t_list_conversations},
+};
+
+static void m_resources_list(const ws_json *id, ws_buf *b)
+{
+    rpc_result_open(b, id);
+    ws_buf_puts(b, "{\"resources\":[");
+    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++) {
+        ws_buf_puts(b, i ? ",{\"uri\":" : "{\"uri\":");
+        ws_json_put_cstr(b, resources[i].uri);
+        ws_buf_puts(b, ",\"name\":");
+        ws_json_put_cstr(b, resources[i].name);
+        ws_buf_puts(b, ",\"title\":");
+        ws_json_put_cstr(b, resources[i].title);
+        ws_buf_puts(b, ",\"description\":");
+        ws_json_put_cstr(b, resources[i].description);
+        ws_buf_puts(b, ",\"mimeType\":\"application/json\"}");
+    }
+    ws_buf_puts(b, "]}}");
+}
+
+static void m_resources_read(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b)
+{
+    const char *uri = params ? ws_json_get_str(params, "uri") : NULL;
+    const mcp_resource *res = NULL;
+    for (size_t i = 0; uri && i < sizeof resources / sizeof resources[0]; i++)
+        if (!strcmp(resources[i].uri, uri))
+            res = &resources[i];
+    if (!res) {
+        rpc_error(b, id, -32002, "Resource not found");
+        return;
+    }
+    static const ws_json empty_obj = {.type = WS_JSON_OBJECT};
+    ws_buf out = WS_BUF_INIT;
+    mcp_call c = {.s = ctx->app, .r = ctx->scratch, .args = &empty_obj, .out = &out, .arena = ctx->arena};
+    if (res->read(&c) != 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s (%s)", c.e.msg, c.e.code ? c.e.code : "error");
+        rpc_error(b, id, -32603, msg);
+    } else {
+        rpc_result_open(b, id);
+        ws_buf_puts(b, "{\"contents\":[{\"uri\":");
+        ws_json_put_cstr(b, res->uri);
+        ws_buf_puts(b, ",\"mimeType\":\"application/json\",\"text\":");
+        ws_json_put_str(b, out.data ? out.data : "{}", out.len);
+        ws_buf_puts(b, "}]}}");
+    }
+    ws_buf_free(&out);
+}
+
+/* logging/setLevel: accepted and remembered per request only — this server sends no log
+ * notifications (its logs go to stdout as JSON), so any valid level is fine. */
+static void m_set_level(const ws_json *id, const ws_json *params, ws_buf *b)
+{
+    static const char *const levels[] = {"debug", "info",     "notice", "warning",
+                                         "error", "critical", "alert",  "emergency"};
+    const char *lv = params ? ws_json_get_str(params, "level") : NULL;
+    for (size_t i = 0; lv && i < sizeof levels / sizeof levels[0]; i++) {
+        if (!strcmp(levels[i], lv)) {
+            rpc_result_open(b, id);
+            ws_buf_puts(b, "{}}");
+            return;
+        }
+    }
+    rpc_error(b, id, -32602, "Invalid params: unknown log level");
 }
 
 /* ---- HTTP side ------------------------------------------------------------------------- */
@@ -424,7 +631,7 @@ int ws_mcp_handle(ws_http_ctx *ctx)
     if (b_)
         return b_ == 1 ? 0 : b_;
     if (ctx->on_loop)
-        return WS_EAGAIN;   /* tools touch the store, the cache and the AI */
+        return WS_EAGAIN; /* tools touch the store, the cache and the AI */
     const ws_http_slice *pv = ws_http_find_header(ctx->req, "MCP-Protocol-Version");
     if (pv && !version_supported(pv->p, pv->len)) {
         ctx->status = 400;
@@ -519,7 +726,19 @@ int ws_mcp_handle(ws_http_ctx *ctx)
     } else if (!strcmp(method->str, "tools/list")) {
         m_tools_list(id, &b);
     } else if (!strcmp(method->str, "tools/call")) {
-        m_tools_call(ctx, id, params, &b);
+        if (m_tools_call(ctx, id, params, &b, wants_sse)) {
+            ws_buf_free(&b);
+            return 0;
+        }
+    } else if (!strcmp(method->str, "resources/list")) {
+        m_resources_list(id, &b);
+    } else if (!strcmp(method->str, "resources/read")) {
+        m_resources_read(ctx, id, params, &b);
+    } else if (!strcmp(method->str, "resources/templates/list")) {
+        rpc_result_open(&b, id);
+        ws_buf_puts(&b, "{\"resourceTemplates\":[]}}");
+    } else if (!strcmp(method->str, "logging/setLevel")) {
+        m_set_level(id, params, &b);
     } else {
         rpc_error(&b, id, -32601, "Method not found");
     }

@@ -15,7 +15,7 @@ struct ws_metrics {
 };
 
 static const double default_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 ws_metrics *ws_metrics_new(void)
 {
@@ -36,8 +36,7 @@ void ws_metrics_free(ws_metrics *m)
     free(m);
 }
 
-static ws_metric *add(ws_metrics *m, ws_metric_type t, const char *name, const char *labels,
-                      const char *help)
+static ws_metric *add(ws_metrics *m, ws_metric_type t, const char *name, const char *labels, const char *help)
 {
     ws_metric *x = ws_xcalloc(1, sizeof *x);
     x->type = t;
@@ -52,20 +51,18 @@ static ws_metric *add(ws_metrics *m, ws_metric_type t, const char *name, const c
     return x;
 }
 
-ws_metric *ws_metrics_counter(ws_metrics *m, const char *name, const char *labels,
-                              const char *help)
+ws_metric *ws_metrics_counter(ws_metrics *m, const char *name, const char *labels, const char *help)
 {
     return add(m, WS_METRIC_COUNTER, name, labels, help);
 }
 
-ws_metric *ws_metrics_gauge(ws_metrics *m, const char *name, const char *labels,
-                            const char *help)
+ws_metric *ws_metrics_gauge(ws_metrics *m, const char *name, const char *labels, const char *help)
 {
     return add(m, WS_METRIC_GAUGE, name, labels, help);
 }
 
-ws_metric *ws_metrics_histogram(ws_metrics *m, const char *name, const char *labels,
-                                const char *help, const double *bounds, size_t n_bounds)
+ws_metric *ws_metrics_histogram(ws_metrics *m, const char *name, const char *labels, const char *help,
+                                const double *bounds, size_t n_bounds)
 {
     ws_metric *h = add(m, WS_METRIC_HISTOGRAM, name, labels, help);
     if (!bounds) {
@@ -119,8 +116,7 @@ int ws_metrics_render(ws_metrics *m, ws_buf *out)
             if (!strcmp(m->items[j]->name, x->name))
                 first = false;
         if (first)
-            ws_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
-                          type_name(x->type));
+            ws_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, type_name(x->type));
         if (x->type != WS_METRIC_HISTOGRAM) {
             ws_buf_puts(out, x->name);
             put_labels(out, x->labels, NULL);
@@ -141,8 +137,7 @@ int ws_metrics_render(ws_metrics *m, ws_buf *out)
         }
         ws_buf_printf(out, "%s_sum", x->name);
         put_labels(out, x->labels, NULL);
-        ws_buf_printf(out, " %.9f\n",
-                      (double)atomic_load_explicit(&x->sum_ns, memory_order_relaxed) / 1e9);
+        ws_buf_printf(out, " %.9f\n", (double)atomic_load_explicit(&x->sum_ns, memory_order_relaxed) / 1e9);
         ws_buf_printf(out, "%s_count", x->name);
         put_labels(out, x->labels, NULL);
         /* _count equals the +Inf bucket (cum) so the exposition is self-consistent */

@@ -20,30 +20,28 @@ typedef enum { WS_METRIC_COUNTER, WS_METRIC_GAUGE, WS_METRIC_HISTOGRAM } ws_metr
 typedef struct ws_metric {
     ws_metric_type type;
     char *name;
-    char *labels;                 /* 'route="/v1/reply",code="2xx"' or "" */
+    char *labels; /* 'route="/v1/reply",code="2xx"' or "" */
     char *help;
-    _Atomic int64_t value;        /* counter, gauge */
-    size_t n_bounds;              /* histogram */
+    _Atomic int64_t value; /* counter, gauge */
+    size_t n_bounds;       /* histogram */
     double bounds[WS_HIST_MAX_BUCKETS];
-    _Atomic uint64_t buckets[WS_HIST_MAX_BUCKETS + 1];   /* last = +Inf */
-    _Atomic uint64_t sum_ns;      /* sum of observations x 1e9 */
+    _Atomic uint64_t buckets[WS_HIST_MAX_BUCKETS + 1]; /* last = +Inf */
+    _Atomic uint64_t sum_ns;                           /* sum of observations x 1e9 */
     _Atomic uint64_t count;
 } ws_metric;
 
 typedef struct ws_metrics ws_metrics;
 
 ws_metrics *ws_metrics_new(void);
-void ws_metrics_free(ws_metrics *m);      /* NULL is a no-op */
+void ws_metrics_free(ws_metrics *m); /* NULL is a no-op */
 
 /* Registers a metric; labels may be NULL. Metrics of one name must share type and help. */
-ws_metric *ws_metrics_counter(ws_metrics *m, const char *name, const char *labels,
-                              const char *help);
-ws_metric *ws_metrics_gauge(ws_metrics *m, const char *name, const char *labels,
-                            const char *help);
+ws_metric *ws_metrics_counter(ws_metrics *m, const char *name, const char *labels, const char *help);
+ws_metric *ws_metrics_gauge(ws_metrics *m, const char *name, const char *labels, const char *help);
 /* bounds: increasing upper bounds (at most WS_HIST_MAX_BUCKETS); NULL = latency defaults
  * (0.5 ms ... 10 s). */
-ws_metric *ws_metrics_histogram(ws_metrics *m, const char *name, const char *labels,
-                                const char *help, const double *bounds, size_t n_bounds);
+ws_metric *ws_metrics_histogram(ws_metrics *m, const char *name, const char *labels, const char *help,
+                                const double *bounds, size_t n_bounds);
 
 static inline void ws_metric_add(ws_metric *c, int64_t n)
 {

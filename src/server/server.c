@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,7 +92,7 @@ void ws_srv_auth_remember(ws_server *s, const auth_entry *in)
         e = e->next;
     if (!e) {
         if (s->auth_count >= WS_AUTH_CACHE_MAX)
-            auth_clear_locked(s);   /* crude but bounded; entries come back on demand */
+            auth_clear_locked(s); /* crude but bounded; entries come back on demand */
         e = ws_xmalloc(sizeof *e);
         e->next = s->auth_buckets[b];
         s->auth_buckets[b] = e;
@@ -99,7 +101,7 @@ void ws_srv_auth_remember(ws_server *s, const auth_entry *in)
     auth_entry *next = e->next;
     *e = *in;
     e->next = next;
-    e->expires_ms = ws_store_now_ms() + WS_AUTH_CACHE_TTL_MS;
+    e->expires_ms = ws_store_now_ms() + (s->cache_blocking ? WS_AUTH_CACHE_TTL_SHARED_MS : WS_AUTH_CACHE_TTL_MS);
     pthread_mutex_unlock(&s->auth_mu);
 }
 
@@ -137,8 +139,8 @@ static char *dup_into(char **p, const char *s)
 
 void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
 {
-    size_t need = sizeof(write_item) + strlen(c->user_id) + 1 + strlen(c->message) + 1 +
-                  strlen(c->response) + 1 + (c->model_version ? strlen(c->model_version) + 1 : 0);
+    size_t need = sizeof(write_item) + strlen(c->user_id) + 1 + strlen(c->message) + 1 + strlen(c->response) +
+                  1 + (c->model_version ? strlen(c->model_version) + 1 : 0);
     pthread_mutex_lock(&s->writer_mu);
     if (s->wq_len >= WS_WRITER_QUEUE_MAX || !s->writer_on) {
         pthread_mutex_unlock(&s->writer_mu);
@@ -158,6 +160,7 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     if (!w->conv.created_at)
         w->conv.created_at = ws_store_now_ms();
     pthread_mutex_lock(&s->writer_mu);
+    bool was_empty = s->wq_head == NULL;
     if (s->wq_tail)
         s->wq_tail->next = w;
     else
@@ -165,13 +168,23 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached)
     s->wq_tail = w;
     s->wq_len++;
     ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
-    pthread_cond_signal(&s->writer_cv);
+    /* the writer drains the whole queue before it sleeps: wake it only on empty -> non-empty
+     * (one futex call per batch instead of one per reply) */
+    if (was_empty)
+        pthread_cond_signal(&s->writer_cv);
     pthread_mutex_unlock(&s->writer_mu);
+}
+
+/* Background threads yield to the event loops when the CPU is short (Linux: per-thread nice). */
+static void lower_priority(void)
+{
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
 
 static void *writer_main(void *arg)
 {
     ws_server *s = arg;
+    lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
     for (;;) {
@@ -188,7 +201,7 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&s->writer_mu);
         if (!w)
-            break;   /* stopping and the queue is empty */
+            break; /* stopping and the queue is empty */
         if (!st && open_store(s, &st, &err) != 0) {
             fprintf(stderr, "whatstyle serve: writer: %s\n", err.msg);
             st = NULL;
@@ -255,8 +268,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         ws_metric_add(s->m_jobs_failed, 1);
         return;
     }
-    ws_ai_train_request req = {.user_id = job->user_id, .export_path = job->data_path,
-                               .persona = persona, .budget_s = budget};
+    ws_ai_train_request req = {
+        .user_id = job->user_id, .export_path = job->data_path, .persona = persona, .budget_s = budget};
     ws_ai_train_result res = {0};
     train_progress tp = {.s = s, .st = st, .job_id = job->id};
     ws_metric_add(s->m_ai_calls, 1);
@@ -270,8 +283,7 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         return;
     }
     if (rc == 0 && res.model_version) {
-        rc = ws_store_model_set_current(st, job->user_id, res.model_version, job->data_path,
-                                        job->id, &err);
+        rc = ws_store_model_set_current(st, job->user_id, res.model_version, job->data_path, job->id, &err);
     }
     if (rc == 0) {
         u.status = WS_JOB_COMPLETED;
@@ -299,6 +311,7 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
 static void *trainer_main(void *arg)
 {
     ws_server *s = arg;
+    lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
     while (!atomic_load(&s->stopping)) {
@@ -343,33 +356,29 @@ void ws_srv_wake_trainer(ws_server *s)
 static void register_metrics(ws_server *s)
 {
     ws_metrics *m = s->metrics;
-    s->m_cache_hits = ws_metrics_counter(m, "ws_reply_cache_hits_total", NULL,
-                                         "Replies answered from the reply cache.");
-    s->m_cache_misses = ws_metrics_counter(m, "ws_reply_cache_misses_total", NULL,
-                                           "Reply cache lookups that missed.");
-    s->m_ai_calls = ws_metrics_counter(m, "ws_ai_calls_total", NULL,
-                                       "Calls to the AI (generate and train).");
+    s->m_cache_hits =
+        ws_metrics_counter(m, "ws_reply_cache_hits_total", NULL, "Replies answered from the reply cache.");
+    s->m_cache_misses =
+        ws_metrics_counter(m, "ws_reply_cache_misses_total", NULL, "Reply cache lookups that missed.");
+    s->m_ai_calls = ws_metrics_counter(m, "ws_ai_calls_total", NULL, "Calls to the AI (generate and train).");
     s->m_ai_errors = ws_metrics_counter(m, "ws_ai_errors_total", NULL, "Failed AI calls.");
     s->m_ai_latency = ws_metrics_histogram(m, "ws_ai_generate_duration_seconds", NULL,
                                            "Time spent in AI generate calls.", NULL, 0);
-    s->m_rate_limited = ws_metrics_counter(m, "ws_rate_limited_total", NULL,
-                                           "Requests refused with 429.");
-    s->m_auth_failures = ws_metrics_counter(m, "ws_auth_failures_total", NULL,
-                                            "Requests refused with 401.");
+    s->m_rate_limited = ws_metrics_counter(m, "ws_rate_limited_total", NULL, "Requests refused with 429.");
+    s->m_auth_failures = ws_metrics_counter(m, "ws_auth_failures_total", NULL, "Requests refused with 401.");
     s->m_auth_cache_hits = ws_metrics_counter(m, "ws_auth_cache_hits_total", NULL,
                                               "API keys resolved from the in-process principal cache.");
-    s->m_jobs_queued = ws_metrics_counter(m, "ws_training_jobs_queued_total", NULL,
-                                          "Training jobs accepted.");
-    s->m_jobs_completed = ws_metrics_counter(m, "ws_training_jobs_completed_total", NULL,
-                                             "Training jobs completed.");
-    s->m_jobs_failed = ws_metrics_counter(m, "ws_training_jobs_failed_total", NULL,
-                                          "Training jobs failed.");
+    s->m_jobs_queued =
+        ws_metrics_counter(m, "ws_training_jobs_queued_total", NULL, "Training jobs accepted.");
+    s->m_jobs_completed =
+        ws_metrics_counter(m, "ws_training_jobs_completed_total", NULL, "Training jobs completed.");
+    s->m_jobs_failed = ws_metrics_counter(m, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
     s->m_conv_written = ws_metrics_counter(m, "ws_conversations_written_total", NULL,
                                            "Conversation rows written by the async writer.");
     s->m_conv_dropped = ws_metrics_counter(m, "ws_conversations_dropped_total", NULL,
                                            "Conversation rows dropped (queue full or store error).");
-    s->m_writer_queue = ws_metrics_gauge(m, "ws_writer_queue_length", NULL,
-                                         "Conversation rows waiting to be written.");
+    s->m_writer_queue =
+        ws_metrics_gauge(m, "ws_writer_queue_length", NULL, "Conversation rows waiting to be written.");
     s->m_mcp_calls = ws_metrics_counter(m, "ws_mcp_tool_calls_total", NULL, "MCP tools/call requests.");
 }
 
@@ -402,8 +411,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     snprintf(s->worker_id, sizeof s->worker_id, "serve-%ld", (long)getpid());
 
     if (mkdir(s->data_dir, 0700) != 0 && errno != EEXIST) {
-        rc = ws_error_set(err, WS_EIO, "cannot create data directory %s: %s", s->data_dir,
-                          strerror(errno));
+        rc = ws_error_set(err, WS_EIO, "cannot create data directory %s: %s", s->data_dir, strerror(errno));
         goto out;
     }
     size_t n = strlen(s->data_dir) + 16;
@@ -459,12 +467,20 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
             s->routes[i].max_body = s->cfg.max_export_bytes / 3 * 4 + 65536;
     }
     ws_http_config hc = {
-        .host = cfg->host, .port = cfg->port, .threads = cfg->threads,
-        .max_head_bytes = cfg->max_head_bytes, .max_body_bytes = cfg->max_body_bytes,
-        .keepalive_timeout_ms = cfg->keepalive_timeout_ms, .head_timeout_ms = cfg->head_timeout_ms,
+        .host = cfg->host,
+        .port = cfg->port,
+        .threads = cfg->threads,
+        .max_head_bytes = cfg->max_head_bytes,
+        .max_body_bytes = cfg->max_body_bytes,
+        .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
+        .head_timeout_ms = cfg->head_timeout_ms,
         .drain_timeout_ms = cfg->drain_timeout_ms,
-        .tls_cert = cfg->tls_cert, .tls_key = cfg->tls_key,
-        .routes = s->routes, .n_routes = ws_srv_n_routes, .app = s, .metrics = s->metrics,
+        .tls_cert = cfg->tls_cert,
+        .tls_key = cfg->tls_key,
+        .routes = s->routes,
+        .n_routes = ws_srv_n_routes,
+        .app = s,
+        .metrics = s->metrics,
     };
     rc = ws_http_server_new(&hc, &s->http, err);
 out:

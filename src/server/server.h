@@ -27,18 +27,18 @@ typedef struct ws_server_config {
     int threads;                   /* event loops; 0 = one per core */
     const char *tls_cert;          /* both set: TLS 1.3 */
     const char *tls_key;
-    int key_rate_limit;            /* per key per minute when the key says 0; default 120 */
-    int user_rate_limit;           /* per user per minute over all their keys; default 600 */
-    size_t max_export_bytes;       /* upload cap; default 64 MiB */
-    size_t max_body_bytes;         /* other bodies; default 1 MiB */
-    size_t max_head_bytes;         /* default 16 KiB */
-    int store_connections;         /* store pool size; default 8 */
-    int keepalive_timeout_ms;      /* 0 = http_server default */
-    int head_timeout_ms;           /* 0 = default */
-    int drain_timeout_ms;          /* 0 = default */
-    const char *allowed_origins;   /* comma-separated Origins accepted at /mcp (besides localhost) */
-    bool no_training;              /* do not run the training worker in this process */
-    ws_ai *ai;                     /* borrowed; NULL = AI-backed calls answer 503 */
+    int key_rate_limit;          /* per key per minute when the key says 0; default 120 */
+    int user_rate_limit;         /* per user per minute over all their keys; default 600 */
+    size_t max_export_bytes;     /* upload cap; default 64 MiB */
+    size_t max_body_bytes;       /* other bodies; default 1 MiB */
+    size_t max_head_bytes;       /* default 16 KiB */
+    int store_connections;       /* store pool size; default 8 */
+    int keepalive_timeout_ms;    /* 0 = http_server default */
+    int head_timeout_ms;         /* 0 = default */
+    int drain_timeout_ms;        /* 0 = default */
+    const char *allowed_origins; /* comma-separated Origins accepted at /mcp (besides localhost) */
+    bool no_training;            /* do not run the training worker in this process */
+    ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
 } ws_server_config;
 
 /* Opens the store (migrating it), the cache, binds the port. Errors: WS_EINVAL (config),
@@ -50,6 +50,6 @@ int ws_server_start(ws_server *s, ws_error *err);
  * training job goes back to the queue). Async-signal-safe, idempotent. */
 void ws_server_stop(ws_server *s);
 void ws_server_wait(ws_server *s);
-void ws_server_free(ws_server *s);     /* NULL is a no-op */
+void ws_server_free(ws_server *s); /* NULL is a no-op */
 
 #endif

@@ -17,7 +17,11 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define WS_AUTH_CACHE_TTL_MS 10000      /* a revoked key may work this long on OTHER instances */
+/* How long a key's principal is trusted without asking the store. Invalidation is immediate
+ * in the instance that deletes a user or trains a model; other instances (they exist when
+ * the cache is shared, i.e. Redis) see the change within the shared TTL. */
+#define WS_AUTH_CACHE_TTL_MS 10000
+#define WS_AUTH_CACHE_TTL_SHARED_MS 2000
 #define WS_AUTH_CACHE_BUCKETS 4096
 #define WS_AUTH_CACHE_MAX 100000
 #define WS_WRITER_QUEUE_MAX 50000
@@ -28,13 +32,13 @@ typedef struct auth_entry {
     struct auth_entry *next;
     char hash[WS_KEY_HASH_HEX + 1];
     ws_principal p;
-    char model_version[WS_MODEL_VERSION_MAX + 1];   /* "" = no model yet */
+    char model_version[WS_MODEL_VERSION_MAX + 1]; /* "" = no model yet */
     int64_t expires_ms;
 } auth_entry;
 
 typedef struct write_item {
     struct write_item *next;
-    ws_conversation conv;         /* strings owned by the item (one allocation) */
+    ws_conversation conv; /* strings owned by the item (one allocation) */
     bool cached;
 } write_item;
 
@@ -42,10 +46,10 @@ struct ws_server {
     ws_server_config cfg;
     char *data_dir, *store_url, *replica_url, *cache_url, *origins, *exports_dir;
     ws_http_server *http;
-    ws_http_route *routes;        /* ws_srv_routes with the configured body caps */
+    ws_http_route *routes; /* ws_srv_routes with the configured body caps */
     ws_metrics *metrics;
     ws_cache *cache;
-    bool cache_blocking;          /* Redis: calls block, so never on the loop */
+    bool cache_blocking; /* Redis: calls block, so never on the loop */
     ws_ai *ai;
     char worker_id[64];
     _Atomic bool stopping;
@@ -71,13 +75,13 @@ struct ws_server {
     write_item *wq_head, *wq_tail;
     size_t wq_len;
 
-    ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency,
-        *m_rate_limited, *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed,
-        *m_conv_written, *m_conv_dropped, *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
+    ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
+        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_dropped,
+        *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
 };
 
 /* ---- store pool (server.c) ---- */
-ws_store *ws_srv_store_get(ws_server *s);      /* blocks until a handle is free */
+ws_store *ws_srv_store_get(ws_server *s); /* blocks until a handle is free */
 void ws_srv_store_put(ws_server *s, ws_store *st);
 
 /* ---- principal cache (server.c) ---- */
@@ -92,11 +96,11 @@ void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached);
 
 /* ---- request prologue (api.c) ---- */
 typedef struct ws_req {
-    int phase;                    /* 0 fresh, 1 authenticated, 2 rate limits passed */
+    int phase; /* 0 fresh, 1 authenticated, 2 rate limits passed */
     ws_principal p;
     char model_version[WS_MODEL_VERSION_MAX + 1];
-    double t0;                    /* monotonic start of the request */
-    bool miss_counted;            /* reply: the cache lookup missed already (loop run) */
+    double t0;         /* monotonic start of the request */
+    bool miss_counted; /* reply: the cache lookup missed already (loop run) */
 } ws_req;
 
 /* Authenticates (Bearer key) and applies the rate limits. Returns 0 when the request may
@@ -112,13 +116,12 @@ typedef struct ws_op_error {
     char msg[1024];
 } ws_op_error;
 
-int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message,
-                const ws_ai_turn *context, size_t n_context, ws_buf *out, ws_op_error *e);
-int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona,
-                double budget_s, ws_buf *out, ws_op_error *e);
+int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
+                size_t n_context, ws_buf *out, ws_op_error *e);
+int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona, double budget_s,
+                ws_buf *out, ws_op_error *e);
 int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_error *e);
-int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out,
-                        ws_op_error *e);
+int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out, ws_op_error *e);
 int ws_op_style_profile(ws_server *s, ws_req *r, ws_buf *out, ws_op_error *e);
 
 /* MCP endpoint (mcp.c). */

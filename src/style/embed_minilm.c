@@ -17,13 +17,19 @@ static int minilm_embed(ws_embedder *e, const char *text, size_t len, float *out
     return ws_bert_embed(e->impl, text, len, out, err);
 }
 
+static int minilm_embed_batch(ws_embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                              float *out, ws_error *err)
+{
+    return ws_bert_embed_batch(e->impl, texts, lens, n, out, err);
+}
+
 static void minilm_destroy(ws_embedder *e)
 {
     ws_bert_free(e->impl);
     free(e);
 }
 
-static const ws_embedder_ops minilm_ops = {minilm_embed, minilm_destroy};
+static const ws_embedder_ops minilm_ops = {minilm_embed, minilm_destroy, minilm_embed_batch};
 
 int ws_embed_minilm_new(const char *model_dir, ws_embedder **out, ws_error *err)
 {

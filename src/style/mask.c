@@ -1,6 +1,8 @@
 /* Hand-written scanners for phone numbers, e-mail addresses and links, and the rules file. */
 #include "style/mask.h"
 
+#include "core/file.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -11,9 +13,18 @@
 
 #include "core/mem.h"
 
-static bool is_alnum_b(unsigned char c) { return isalnum(c) || c >= 0x80; }
-static bool is_local_c(unsigned char c) { return isalnum(c) || strchr("._%+-", c) != NULL; }
-static bool is_label_c(unsigned char c) { return isalnum(c) || c == '-' || c >= 0x80; }
+static bool is_alnum_b(unsigned char c)
+{
+    return isalnum(c) || c >= 0x80;
+}
+static bool is_local_c(unsigned char c)
+{
+    return isalnum(c) || strchr("._%+-", c) != NULL;
+}
+static bool is_label_c(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c >= 0x80;
+}
 
 /* A domain at s[i]: labels joined by dots, the last one (TLD) at least two letters.
  * Returns its length and the start of the TLD in *tld (0 when none). */
@@ -75,8 +86,8 @@ static size_t url_tail(const char *s, size_t n, size_t j)
     return j;
 }
 
-static const char *strong_tlds[] = {"com", "net", "org", "io", "dev", "app", "ly", "gl", "co",
-                                    "info", "biz", "me", "tv", "gov", "edu", NULL};
+static const char *strong_tlds[] = {"com", "net",  "org", "io", "dev", "app", "ly",  "gl",
+                                    "co",  "info", "biz", "me", "tv",  "gov", "edu", NULL};
 
 static size_t match_url(const char *s, size_t n, size_t i)
 {
@@ -98,7 +109,7 @@ static size_t match_url(const char *s, size_t n, size_t i)
         return 0;
     size_t end = i + d;
     if (end < n && s[end] == '@')
-        return 0;   /* part of an e-mail address */
+        return 0; /* part of an e-mail address */
     if (end < n && s[end] == '/')
         return url_tail(s, n, end) - i;
     for (int k = 0; strong_tlds[k]; k++)
@@ -158,7 +169,7 @@ static size_t match_phone(const char *s, size_t n, size_t i)
     if (last_digit_end < n && is_alnum_b((unsigned char)s[last_digit_end]))
         return 0;
     if (!plus && groups == 1 && digits < 9)
-        return 0;   /* a bare number: only long ones look like phone numbers */
+        return 0; /* a bare number: only long ones look like phone numbers */
     (void)seps;
     return last_digit_end - i;
 }
@@ -223,8 +234,8 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
         while (rlen && (rep[rlen - 1] == ' ' || rep[rlen - 1] == '\t'))
             rlen--;
         if (!nlen || !klen || nlen >= sizeof out->rule[0].name)
-            return ws_error_set(err, WS_EFORMAT, "masking rules line %zu: expected '<name> <kind> <replacement>'",
-                                lineno);
+            return ws_error_set(err, WS_EFORMAT,
+                                "masking rules line %zu: expected '<name> <kind> <replacement>'", lineno);
         ws_mask_kind kind;
         if (klen == 5 && !memcmp(l + ks, "phone", 5))
             kind = WS_MASK_PHONE;
@@ -233,8 +244,9 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
         else if (klen == 3 && !memcmp(l + ks, "url", 3))
             kind = WS_MASK_URL;
         else
-            return ws_error_set(err, WS_EFORMAT, "masking rules line %zu: unknown kind '%.*s' (phone, email or url)",
-                                lineno, (int)(klen > 32 ? 32 : klen), l + ks);
+            return ws_error_set(err, WS_EFORMAT,
+                                "masking rules line %zu: unknown kind '%.*s' (phone, email or url)", lineno,
+                                (int)(klen > 32 ? 32 : klen), l + ks);
         if (rlen == 2 && rep[0] == '"' && rep[1] == '"')
             rlen = 0;
         if (rlen >= sizeof out->rule[0].replacement)
@@ -252,26 +264,60 @@ int ws_mask_rules_parse(const char *text, size_t len, ws_mask_rules *out, ws_err
 
 int ws_mask_rules_load(const char *path, ws_mask_rules *out, ws_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = ws_xmalloc(WS_MASK_MAX_RULES_FILE + 1);
-    size_t n = fread(buf, 1, WS_MASK_MAX_RULES_FILE + 1, f);
-    int rc = ferror(f) ? ws_error_set(err, WS_EIO, "%s: read failed", path)
-                       : ws_mask_rules_parse(buf, n, out, err);
-    fclose(f);
+    char *buf;
+    size_t n;
+    int rc = ws_file_read(path, WS_MASK_MAX_RULES_FILE, &buf, &n, err);
+    if (rc)
+        return rc;
+    rc = ws_mask_rules_parse(buf, n, out, err);
     free(buf);
     return rc;
 }
 
+/* Cheap tests that rule a position out before a scanner runs (most positions sit inside words). */
+static bool may_start(ws_mask_kind kind, const char *s, size_t i, bool has_at, bool has_dot_or_colon)
+{
+    unsigned char c = (unsigned char)s[i];
+    switch (kind) {
+    case WS_MASK_PHONE: return isdigit(c) || c == '+' || c == '(';
+    case WS_MASK_EMAIL: return has_at && is_local_c(c);
+    case WS_MASK_URL: return has_dot_or_colon && isalnum(c);
+    }
+    return false;
+}
+
 size_t ws_mask_apply(const ws_mask_rules *r, const char *s, size_t n, ws_buf *out)
 {
+    /* one pass to see which scanners could match at all: most chat lines have no 7 digits,
+     * no '@' and no '.' or ':' */
+    size_t digits = 0;
+    bool has_at = false, has_dc = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        digits += c >= '0' && c <= '9';
+        has_at |= c == '@';
+        has_dc |= c == '.' || c == ':';
+    }
+    bool any = false;
+    for (size_t k = 0; k < r->n; k++)
+        any |= (r->rule[k].kind == WS_MASK_PHONE && digits >= 7) || (r->rule[k].kind == WS_MASK_EMAIL && has_at) ||
+               (r->rule[k].kind == WS_MASK_URL && has_dc);
+    if (!any) {
+        ws_buf_append(out, s, n);
+        return 0;
+    }
     size_t count = 0, i = 0, copied = 0;
     while (i < n) {
         size_t m = 0, which = 0;
-        for (size_t k = 0; k < r->n && !m; k++) {
-            m = ws_mask_match(r->rule[k].kind, s, n, i);
-            which = k;
+        /* every scanner needs a word boundary on its left */
+        if (i == 0 || !isalnum((unsigned char)s[i - 1])) {
+            for (size_t k = 0; k < r->n && !m; k++) {
+                if (!may_start(r->rule[k].kind, s, i, has_at, has_dc) ||
+                    (r->rule[k].kind == WS_MASK_PHONE && digits < 7))
+                    continue;
+                m = ws_mask_match(r->rule[k].kind, s, n, i);
+                which = k;
+            }
         }
         if (m) {
             ws_buf_append(out, s + copied, i - copied);

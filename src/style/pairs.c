@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 struct ws_pairs_builder {
     char *persona;
@@ -15,7 +16,7 @@ struct ws_pairs_builder {
     ws_mask_rules mask;
     ws_arena *arena;
     ws_pairs *p;
-    size_t turns_cap, parts_cap;
+    size_t turns_cap, parts_cap, masked_names;
     /* the open turn */
     bool open;
     ws_turn cur;
@@ -100,9 +101,54 @@ void ws_pairs_free(ws_pairs *p)
     free(p->turns);
     free(p->examples);
     free(p->participants);
+    free(p->display_names);
     free(p->participant_msgs);
     ws_arena_free(p->priv);
     free(p);
+}
+
+/* True when name (around direction marks and spaces) is only a phone number. */
+static bool phone_name(const char *name, size_t len)
+{
+    size_t a = 0, e = len;
+    for (;;) {
+        size_t i = a;
+        if (i >= e)
+            break;
+        uint32_t cp = ws_utf8_next(name, e, &i);
+        if (!(cp == ' ' || cp == 0xA0 || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202F) ||
+              (cp >= 0x2066 && cp <= 0x2069)))
+            break;
+        a = i;
+    }
+    while (e > a) {
+        /* step back one code point */
+        size_t st = e - 1;
+        while (st > a && ((unsigned char)name[st] & 0xC0) == 0x80)
+            st--;
+        size_t i = st;
+        uint32_t cp = ws_utf8_next(name, e, &i);
+        if (!(cp == ' ' || cp == 0xA0 || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202F) ||
+              (cp >= 0x2066 && cp <= 0x2069)))
+            break;
+        e = st;
+    }
+    return e > a && ws_mask_match(WS_MASK_PHONE, name + a, e - a, 0) == e - a;
+}
+
+static const char *display_name(ws_pairs_builder *b, const char *name, size_t len)
+{
+    if (!b->opt.no_mask && phone_name(name, len)) {
+        for (size_t k = 0; k < b->mask.n; k++)
+            if (b->mask.rule[k].kind == WS_MASK_PHONE) {
+                char buf[96];
+                const char *rep = b->mask.rule[k].replacement[0] ? b->mask.rule[k].replacement : "Contact";
+                int n = snprintf(buf, sizeof buf, "%s %zu", rep, ++b->masked_names);
+                b->p->n_masked++;
+                return ws_arena_strndup(b->arena, buf, (size_t)n);
+            }
+    }
+    return ws_arena_strndup(b->arena, name, len);
 }
 
 static uint32_t participant(ws_pairs_builder *b, const char *name, size_t len)
@@ -114,9 +160,11 @@ static uint32_t participant(ws_pairs_builder *b, const char *name, size_t len)
     if (p->n_participants == b->parts_cap) {
         b->parts_cap = b->parts_cap ? b->parts_cap * 2 : 8;
         p->participants = ws_xrealloc(p->participants, b->parts_cap * sizeof *p->participants);
+        p->display_names = ws_xrealloc(p->display_names, b->parts_cap * sizeof *p->display_names);
         p->participant_msgs = ws_xrealloc(p->participant_msgs, b->parts_cap * sizeof *p->participant_msgs);
     }
     p->participants[p->n_participants] = ws_arena_strndup(b->arena, name, len);
+    p->display_names[p->n_participants] = display_name(b, name, len);
     p->participant_msgs[p->n_participants] = 0;
     return (uint32_t)p->n_participants++;
 }
@@ -150,7 +198,7 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
     int64_t ts = ws_datetime_seconds(&m->ts);
     int64_t gap = b->have_last ? ts - b->last_ts : 0;
     if (gap < 0)
-        gap = 0;   /* clock went back (time-zone change): treat as simultaneous */
+        gap = 0; /* clock went back (time-zone change): treat as simultaneous */
     bool new_session = !b->have_last || gap > b->opt.session_gap_s;
     if (new_session && b->have_last)
         b->session++;
@@ -162,7 +210,7 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
     if (!merge) {
         close_turn(b);
         memset(&b->cur, 0, sizeof b->cur);
-        b->cur.author = p->participants[who];
+        b->cur.author = p->display_names[who];
         b->cur.author_idx = who;
         b->cur.start = ts;
         b->cur.session = b->session;
@@ -171,7 +219,7 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
         b->cur.persona = strcmp(p->participants[who], b->persona) == 0;
         b->open = true;
     }
-    b->cur.end = ts > b->cur.end ? ts : b->cur.end;
+    b->cur.end = b->cur.n_bubbles == 0 || ts > b->cur.end ? ts : b->cur.end;
     b->cur.n_bubbles++;
     if (b->text.len)
         ws_buf_putc(&b->text, '\n');
@@ -199,7 +247,10 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m)
     ws_buf_append(&b->reply, body, blen);
 }
 
-typedef struct { int64_t t; uint32_t ex; } by_time;
+typedef struct {
+    int64_t t;
+    uint32_t ex;
+} by_time;
 
 static int cmp_time(const void *a, const void *b)
 {
@@ -268,5 +319,34 @@ int ws_pairs_builder_finish(ws_pairs_builder *b, ws_pairs **out, ws_error *err)
     b->arena = NULL;
 out:
     ws_pairs_builder_free(b);
+    return rc;
+}
+
+int ws_pairs_from_chat(ws_chat_reader *r, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err)
+{
+    *out = NULL;
+    ws_pairs_builder *b = ws_pairs_builder_new(persona, opt);
+    ws_message m;
+    int rc;
+    while ((rc = ws_chat_next(r, &m, err)) == 1)
+        ws_pairs_builder_add(b, &m);
+    if (rc < 0) {
+        ws_pairs_builder_free(b);
+        return rc;
+    }
+    return ws_pairs_builder_finish(b, out, err);
+}
+
+int ws_pairs_from_file(const char *path, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err)
+{
+    *out = NULL;
+    ws_chat_reader *r = NULL;
+    int rc = ws_chat_open_file(path, NULL, &r, err);
+    if (rc)
+        return rc;
+    rc = ws_pairs_from_chat(r, persona, opt, out, err);
+    ws_chat_close(r);
     return rc;
 }

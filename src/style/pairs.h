@@ -34,22 +34,22 @@ typedef struct ws_pairs_options {
 } ws_pairs_options;
 
 typedef struct ws_turn {
-    const char *author;
-    uint32_t author_idx;       /* index into ws_pairs.participants */
-    const char *text;          /* all bubbles, markers for media/deleted, masked */
-    const char *reply;         /* text bubbles only, masked; NULL when the turn has no text */
-    int64_t start, end;        /* seconds (wall-clock time read as UTC) of first/last bubble */
+    const char *author;  /* display name: a phone-number name is masked ("<phone> 1") */
+    uint32_t author_idx; /* index into ws_pairs.participants */
+    const char *text;    /* all bubbles, markers for media/deleted, masked */
+    const char *reply;   /* text bubbles only, masked; NULL when the turn has no text */
+    int64_t start, end;  /* seconds (wall-clock time read as UTC) of first/last bubble */
     uint32_t session;
     uint32_t n_bubbles;
-    uint8_t hour, weekday;     /* of the first bubble; weekday 0 = Monday */
+    uint8_t hour, weekday; /* of the first bubble; weekday 0 = Monday */
     bool persona;
 } ws_turn;
 
 typedef struct ws_example {
-    uint32_t turn;             /* the persona's turn (its reply is the target) */
-    uint32_t ctx_first;        /* context = turns[ctx_first .. turn-1] */
+    uint32_t turn;      /* the persona's turn (its reply is the target) */
+    uint32_t ctx_first; /* context = turns[ctx_first .. turn-1] */
     uint32_t n_context;
-    double response_s;         /* persona turn start - previous turn end (>= 0) */
+    double response_s; /* persona turn start - previous turn end (>= 0) */
     bool heldout;
 } ws_example;
 
@@ -59,8 +59,10 @@ typedef struct ws_pairs {
     size_t n_turns;
     ws_example *examples;
     size_t n_examples, n_heldout;
-    const char **participants;     /* in order of first appearance */
-    uint64_t *participant_msgs;    /* messages (bubbles) per participant */
+    const char **participants;  /* names as written in the export, in order of first appearance
+                                 * (for choosing the persona; personal data: do not log) */
+    const char **display_names; /* the same, with phone-number names masked as in the turns */
+    uint64_t *participant_msgs; /* messages (bubbles) per participant */
     size_t n_participants;
     size_t n_sessions;
     uint64_t n_messages, n_system_dropped, n_media, n_deleted, n_masked;
@@ -77,9 +79,17 @@ void ws_pairs_builder_add(ws_pairs_builder *b, const ws_message *m);
  * (err lists the participants), WS_EEMPTY for a chat without messages. A chat where the persona
  * never answers anyone succeeds with n_examples == 0 (the caller decides). */
 int ws_pairs_builder_finish(ws_pairs_builder *b, ws_pairs **out, ws_error *err);
-void ws_pairs_builder_free(ws_pairs_builder *b);   /* abandons a build; NULL is a no-op */
+void ws_pairs_builder_free(ws_pairs_builder *b); /* abandons a build; NULL is a no-op */
 
-void ws_pairs_free(ws_pairs *p);                   /* NULL is a no-op */
+void ws_pairs_free(ws_pairs *p); /* NULL is a no-op */
+
+/* Reads every remaining message of an open reader into pairs (errors of the reader pass
+ * through, with its message in err). The reader stays open (the caller closes it). */
+int ws_pairs_from_chat(ws_chat_reader *r, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err);
+/* Opens an export (.txt or .zip) and builds pairs from it. */
+int ws_pairs_from_file(const char *path, const char *persona, const ws_pairs_options *opt, ws_pairs **out,
+                       ws_error *err);
 
 /* Seconds since 1970-01-01 of a wall-clock time read as UTC, and its weekday (0 = Monday). */
 int64_t ws_datetime_seconds(const ws_datetime *t);

@@ -16,8 +16,8 @@
 typedef struct entry {
     const char *key;
     uint32_t len;
-    uint32_t last_p, last_o;   /* last message number that counted it (+1), persona / others */
-    uint64_t p, o;             /* counts: persona, others */
+    uint32_t last_p, last_o; /* last message number that counted it (+1), persona / others */
+    uint64_t p, o;           /* counts: persona, others */
 } entry;
 
 typedef struct table {
@@ -121,18 +121,18 @@ static void dvec_push(dvec *d, double x)
 
 struct ws_profile_builder {
     ws_arena *arena;
-    table ngrams, emoji, stop;
+    table ngrams, emoji, stop, shorts;
     dvec chars, words, resp;
     uint32_t msg_p, msg_o;
     uint64_t n_bubbles, emoji_total, emoji_msgs, emoji_only;
     uint64_t excl, quest, comma, multi_excl, multi_quest, ellipsis, ends_period, ends_bare;
-    uint64_t cased_msgs, starts_upper, all_lower, all_caps, upper_letters, cased_letters;
+    uint64_t cased_msgs, starts_upper, all_lower, all_caps, caps_words, upper_letters, cased_letters;
     uint64_t script_letters[WS_SCRIPT_COUNT];
     uint64_t lang_msgs[N_LANGS + WS_SCRIPT_COUNT + 2];
     uint64_t len_hist[WS_PROFILE_LEN_BUCKETS];
     uint64_t hours[24], weekdays[7], timed;
     uint64_t word_hist[WS_PROFILE_WORD_BUCKETS], word_total;
-    ws_buf w;   /* scratch */
+    ws_buf w; /* scratch */
 };
 
 ws_profile_builder *ws_profile_builder_new(void)
@@ -142,6 +142,7 @@ ws_profile_builder *ws_profile_builder_new(void)
     table_init(&b->ngrams, TABLE_MAX_NGRAMS, b->arena);
     table_init(&b->emoji, 1u << 16, b->arena);
     table_init(&b->stop, 4096, b->arena);
+    table_init(&b->shorts, 1u << 16, b->arena);
     for (int l = 0; l < N_LANGS; l++) {
         const char *s = stopwords[l];
         while (*s) {
@@ -155,6 +156,14 @@ ws_profile_builder *ws_profile_builder_new(void)
                 s++;
         }
     }
+    /* chat slang: a language hint, but no function word (it may well be a signature phrase) */
+    static const char *const slang[] = {"u",   "ur", "lol", "omg", "pls",  "thanks", "jaja",
+                                        "kkk", "vc", "ga",  "gak", "dong", "sih",    "kok"};
+    for (size_t k = 0; k < sizeof slang / sizeof slang[0]; k++) {
+        entry *e = table_get(&b->stop, slang[k], strlen(slang[k]), false);
+        if (e)
+            e->o = 1;
+    }
     return b;
 }
 
@@ -165,6 +174,7 @@ void ws_profile_builder_free(ws_profile_builder *b)
     free(b->ngrams.e);
     free(b->emoji.e);
     free(b->stop.e);
+    free(b->shorts.e);
     free(b->chars.v);
     free(b->words.v);
     free(b->resp.v);
@@ -186,7 +196,7 @@ typedef struct words {
 static void split_words(ws_profile_builder *b, const char *s, size_t n, words *out)
 {
     ws_buf_reset(&b->w);
-    ws_buf_reserve(&b->w, n * 2 + 16);   /* lowercasing never more than doubles a code point */
+    ws_buf_reserve(&b->w, n * 2 + 16); /* lowercasing never more than doubles a code point */
     size_t offs[512];
     out->n = 0;
     bool in_word = false, new_run = true;
@@ -227,8 +237,9 @@ static void split_words(ws_profile_builder *b, const char *s, size_t n, words *o
             if (in_word)
                 ws_buf_putc(&b->w, '\0');
             in_word = false;
-            if (!ws_cp_is_space(cp) && cp != ',' )
-                new_run = new_run || cp == '.' || cp == '!' || cp == '?' || cp == '\n' || ws_emoji_at(s, n, at);
+            if (!ws_cp_is_space(cp) && cp != ',')
+                new_run =
+                    new_run || cp == '.' || cp == '!' || cp == '?' || cp == '\n' || ws_emoji_at(s, n, at);
             if (cp == '\n')
                 new_run = true;
         }
@@ -336,6 +347,45 @@ static const char *lang_name(int code, char buf[16])
     return buf;
 }
 
+/* Does the text hold a word of three or more letters, all upper-case (emphasis)? */
+static bool has_caps_word(const char *s, size_t n)
+{
+    size_t i = 0, run = 0;
+    bool lower = false;
+    for (;;) {
+        uint32_t cp = i < n ? ws_utf8_next(s, n, &i) : ' ';
+        int c = ws_cp_case(cp);
+        if (c > 0) {
+            run++;
+        } else if (c < 0) {
+            lower = true;
+        } else {
+            if (run >= 3 && !lower)
+                return true;
+            run = 0;
+            lower = false;
+            if (i >= n)
+                return false;
+        }
+    }
+}
+
+/* Counts a short reply (trimmed, <= 3 words, no placeholders) for the typical-reply pick. */
+static void count_short(ws_profile_builder *b, const char *s, size_t n, size_t n_words)
+{
+    while (n && (unsigned char)*s <= ' ') {
+        s++;
+        n--;
+    }
+    while (n && (unsigned char)s[n - 1] <= ' ')
+        n--;
+    if (n == 0 || n > 40 || n_words > 3 || memchr(s, '<', n) || memchr(s, '\n', n))
+        return;
+    entry *e = table_get(&b->shorts, s, n, true);
+    if (e)
+        e->p++;
+}
+
 void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int hour, int weekday,
                             uint32_t bubbles)
 {
@@ -424,6 +474,8 @@ void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int 
             b->all_lower++;
         if (upper >= 3 && !lower)
             b->all_caps++;
+        if (lower && has_caps_word(s, n))
+            b->caps_words++;
         b->upper_letters += upper;
         b->cased_letters += upper + lower;
     }
@@ -433,6 +485,7 @@ void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int 
     if (lang >= 0)
         b->lang_msgs[lang]++;
     b->len_hist[len_bucket(chars)]++;
+    count_short(b, s, n, ws.n);
     dvec_push(&b->chars, (double)chars);
     dvec_push(&b->words, (double)ws.n);
 }
@@ -492,7 +545,10 @@ static void top_items(ws_profile_item *cand, size_t nc, ws_profile_item *out, si
     memcpy(out, cand, *n_out * sizeof *out);
 }
 
-static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0;
+}
 
 /* Is phrase a (whole words) inside phrase b? */
 static bool contains_words(const char *b, const char *a)
@@ -504,6 +560,22 @@ static bool contains_words(const char *b, const char *a)
     return false;
 }
 
+/* Phrases made only of function words ("i", "in my") say little about a person. */
+static bool only_stopwords(ws_profile_builder *b, const char *key, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && key[e] != ' ')
+            e++;
+        const entry *st = table_get(&b->stop, key + i, e - i, false);
+        if (!st || st->o)
+            return false;
+        i = e + 1;
+    }
+    return true;
+}
+
 static void signature_phrases(ws_profile_builder *b, ws_profile *p)
 {
     double n = b->msg_p, m = b->msg_o;
@@ -513,7 +585,7 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
     ws_profile_item *cand = ws_xmalloc(cap * sizeof *cand);
     for (size_t i = 0; i < b->ngrams.cap; i++) {
         const entry *e = &b->ngrams.e[i];
-        if (!e->key || e->p < 3 || e->len >= sizeof cand[0].text)
+        if (!e->key || e->p < 3 || e->len >= sizeof cand[0].text || only_stopwords(b, e->key, e->len))
             continue;
         double score;
         if (m >= 1) {
@@ -524,7 +596,7 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
             double pool = ((double)(e->p + e->o) + 1) / (n + m + 2);
             score = (p1 - p2) / sqrt(pool * (1 - pool) * (1 / n + 1 / m));
         } else {
-            score = (double)e->p;   /* no one to compare with: most frequent */
+            score = (double)e->p; /* no one to compare with: most frequent */
         }
         /* longer phrases say more about a person than single words */
         int nw = 1;
@@ -549,7 +621,8 @@ static void signature_phrases(ws_profile_builder *b, ws_profile *p)
         for (size_t j = 0; j < p->n_phrases && !dup; j++) {
             const ws_profile_item *k = &p->phrases[j];
             if ((contains_words(k->text, cand[i].text) || contains_words(cand[i].text, k->text)) &&
-                (double)cand[i].count <= 1.3 * (double)k->count && (double)k->count <= 1.3 * (double)cand[i].count)
+                (double)cand[i].count <= 1.3 * (double)k->count &&
+                (double)k->count <= 1.3 * (double)cand[i].count)
                 dup = true;
         }
         if (!dup)
@@ -600,6 +673,7 @@ ws_profile *ws_profile_builder_finish(ws_profile_builder *b)
     p->starts_upper = ratio(b->starts_upper, b->cased_msgs);
     p->all_lower = ratio(b->all_lower, b->cased_msgs);
     p->all_caps = ratio(b->all_caps, b->cased_msgs);
+    p->caps_words = ratio(b->caps_words, b->cased_msgs);
     p->upper_letters = ratio(b->upper_letters, b->cased_letters);
     uint64_t letters = 0;
     for (int k = 1; k < WS_SCRIPT_COUNT; k++)
@@ -647,6 +721,17 @@ ws_profile *ws_profile_builder_finish(ws_profile_builder *b)
     for (int k = 0; k < WS_PROFILE_WORD_BUCKETS; k++)
         p->word_hist[k] = ratio(b->word_hist[k], b->word_total);
     signature_phrases(b, p);
+    const entry *best = NULL;
+    for (size_t i = 0; i < b->shorts.cap; i++) {
+        const entry *e = &b->shorts.e[i];
+        if (e->key && e->p >= 2 &&
+            (!best || e->p > best->p || (e->p == best->p && strcmp(e->key, best->key) < 0)))
+            best = e;
+    }
+    if (best && best->len < sizeof p->typical_reply) {
+        memcpy(p->typical_reply, best->key, best->len);
+        p->typical_reply_count = best->p;
+    }
     ws_profile_builder_free(b);
     return p;
 }
@@ -675,6 +760,24 @@ ws_profile *ws_profile_from_pairs(const ws_pairs *pr, ws_profile_set which)
                 ws_profile_add_message(b, t->reply, strlen(t->reply), t->hour, t->weekday, t->n_bubbles);
             }
         }
+    }
+    return ws_profile_builder_finish(b);
+}
+
+ws_profile *ws_profile_of_participant(const ws_pairs *pr, uint32_t who)
+{
+    ws_profile_builder *b = ws_profile_builder_new();
+    for (size_t i = 0; i < pr->n_turns; i++) {
+        const ws_turn *t = &pr->turns[i];
+        if (t->author_idx != who) {
+            ws_profile_add_other(b, t->text, strlen(t->text));
+            continue;
+        }
+        if (t->reply)
+            ws_profile_add_message(b, t->reply, strlen(t->reply), t->hour, t->weekday, t->n_bubbles);
+        const ws_turn *prev = i ? &pr->turns[i - 1] : NULL;
+        if (prev && prev->author_idx != who && prev->session == t->session)
+            ws_profile_add_response(b, (double)(t->start > prev->end ? t->start - prev->end : 0));
     }
     return ws_profile_builder_finish(b);
 }
@@ -738,11 +841,13 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_num_field(o, "messages", (double)p->n_messages, &f);
     put_num_field(o, "bubbles", (double)p->n_bubbles, &f);
     put_num_field(o, "bubbles_per_turn", p->bubbles_per_turn, &f);
+    put_num_field(o, "other_messages", (double)p->n_other_messages, &f);
     put_key(o, "length", &f);
     ws_buf_putc(o, '{');
     g = true;
     put_dist(o, "chars", &p->chars, &g);
     put_dist(o, "words", &p->words, &g);
+    put_array(o, "histogram", p->len_hist, WS_PROFILE_LEN_BUCKETS, &g);
     ws_buf_putc(o, '}');
     put_key(o, "emoji", &f);
     ws_buf_putc(o, '{');
@@ -780,6 +885,7 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_num_field(o, "starts_upper", p->starts_upper, &g);
     put_num_field(o, "all_lower", p->all_lower, &g);
     put_num_field(o, "all_caps", p->all_caps, &g);
+    put_num_field(o, "caps_for_emphasis", p->caps_words, &g);
     put_num_field(o, "uppercase_letters", p->upper_letters, &g);
     ws_buf_putc(o, '}');
     put_key(o, "languages", &f);
@@ -803,6 +909,13 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_dist(o, "response_time_s", &p->response_s, &f);
     put_array(o, "active_hours", p->hours, 24, &f);
     put_array(o, "active_weekdays", p->weekdays, 7, &f);
+    put_key(o, "typical_short_reply", &f);
+    ws_buf_putc(o, '{');
+    g = true;
+    put_key(o, "text", &g);
+    ws_json_put_cstr(o, p->typical_reply);
+    put_num_field(o, "count", (double)p->typical_reply_count, &g);
+    ws_buf_putc(o, '}');
     put_key(o, "signature_phrases", &f);
     ws_buf_putc(o, '[');
     for (size_t i = 0; i < p->n_phrases; i++) {
@@ -815,7 +928,143 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
         put_num_field(o, "score", p->phrases[i].score, &h);
         ws_buf_putc(o, '}');
     }
+    ws_buf_putc(o, ']');
+    /* hashed word frequencies: only for ws_profile_distance after a reload */
+    put_key(o, "fingerprint", &f);
+    ws_buf_putc(o, '[');
+    for (size_t i = 0; i < WS_PROFILE_WORD_BUCKETS; i++) {
+        if (i)
+            ws_buf_putc(o, ',');
+        ws_json_put_num(o, round(p->word_hist[i] * 1e7) / 1e7);
+    }
     ws_buf_puts(o, "]}");
+}
+
+/* ---- reading a profile back ------------------------------------------------------------- */
+
+static double num_at(const ws_json *obj, const char *key)
+{
+    double v = 0;
+    ws_json_get_num(obj, key, &v);
+    return isfinite(v) ? v : 0;
+}
+
+static uint64_t count_at(const ws_json *obj, const char *key)
+{
+    double v = num_at(obj, key);
+    return v > 0 && v < 1e18 ? (uint64_t)v : 0;
+}
+
+static void dist_from(const ws_json *obj, ws_profile_dist *d)
+{
+    static const char *names[5] = {"p10", "p25", "p50", "p75", "p90"};
+    d->n = count_at(obj, "count");
+    d->mean = num_at(obj, "mean");
+    for (int i = 0; i < 5; i++)
+        d->p[i] = num_at(obj, names[i]);
+}
+
+static void array_from(const ws_json *arr, double *out, size_t n)
+{
+    if (!arr || arr->type != WS_JSON_ARRAY)
+        return;
+    for (size_t i = 0; i < n && i < arr->len; i++)
+        if (arr->items[i].type == WS_JSON_NUMBER && isfinite(arr->items[i].number))
+            out[i] = arr->items[i].number;
+}
+
+static void text_from(const ws_json *obj, const char *key, char *out, size_t cap)
+{
+    const ws_json *v = ws_json_get(obj, key);
+    if (!v || v->type != WS_JSON_STRING || v->len >= cap || memchr(v->str, 0, v->len))
+        return;
+    memcpy(out, v->str, v->len);
+    out[v->len] = '\0';
+}
+
+int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_error *err)
+{
+    *out = NULL;
+    ws_json_doc *doc = NULL;
+    int rc = ws_json_parse(text, len, &doc, err);
+    if (rc)
+        return rc;
+    const ws_json *r = ws_json_root(doc);
+    double version = 0;
+    if (r->type != WS_JSON_OBJECT || !ws_json_get_num(r, "version", &version) || version != 1) {
+        ws_json_doc_free(doc);
+        return ws_error_set(err, WS_EFORMAT, "not a version 1 style profile");
+    }
+    ws_profile *p = ws_xcalloc(1, sizeof *p);
+    p->n_messages = count_at(r, "messages");
+    p->n_bubbles = count_at(r, "bubbles");
+    p->bubbles_per_turn = num_at(r, "bubbles_per_turn");
+    p->n_other_messages = count_at(r, "other_messages");
+    const ws_json *o = ws_json_get(r, "length");
+    dist_from(ws_json_get(o, "chars"), &p->chars);
+    dist_from(ws_json_get(o, "words"), &p->words);
+    array_from(ws_json_get(o, "histogram"), p->len_hist, WS_PROFILE_LEN_BUCKETS);
+    o = ws_json_get(r, "emoji");
+    p->emoji_per_message = num_at(o, "per_message");
+    p->emoji_messages = num_at(o, "messages_with_emoji");
+    p->emoji_only = num_at(o, "emoji_only_messages");
+    const ws_json *a = ws_json_get(o, "favourites");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_emoji < WS_PROFILE_TOP_EMOJI;
+         i++) {
+        ws_profile_item *it = &p->emoji[p->n_emoji];
+        text_from(&a->items[i], "emoji", it->text, sizeof it->text);
+        it->count = count_at(&a->items[i], "count");
+        it->score = num_at(&a->items[i], "share");
+        if (it->text[0])
+            p->n_emoji++;
+    }
+    o = ws_json_get(r, "punctuation");
+    p->excl_per_message = num_at(o, "exclamations_per_message");
+    p->quest_per_message = num_at(o, "questions_per_message");
+    p->comma_per_message = num_at(o, "commas_per_message");
+    p->multi_excl = num_at(o, "multiple_exclamation");
+    p->multi_quest = num_at(o, "multiple_question");
+    p->ellipsis = num_at(o, "ellipsis");
+    p->ends_period = num_at(o, "ends_with_period");
+    p->ends_bare = num_at(o, "ends_without_punctuation");
+    o = ws_json_get(r, "casing");
+    p->starts_upper = num_at(o, "starts_upper");
+    p->all_lower = num_at(o, "all_lower");
+    p->all_caps = num_at(o, "all_caps");
+    p->caps_words = num_at(o, "caps_for_emphasis");
+    p->upper_letters = num_at(o, "uppercase_letters");
+    a = ws_json_get(r, "languages");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_langs < WS_PROFILE_LANGS; i++) {
+        ws_profile_lang *l = &p->langs[p->n_langs];
+        text_from(&a->items[i], "code", l->code, sizeof l->code);
+        l->share = num_at(&a->items[i], "share");
+        if (l->code[0])
+            p->n_langs++;
+    }
+    o = ws_json_get(r, "scripts");
+    for (int k = 1; k < WS_SCRIPT_COUNT; k++)
+        p->scripts[k] = num_at(o, ws_script_name((ws_script)k));
+    dist_from(ws_json_get(r, "response_time_s"), &p->response_s);
+    array_from(ws_json_get(r, "active_hours"), p->hours, 24);
+    array_from(ws_json_get(r, "active_weekdays"), p->weekdays, 7);
+    o = ws_json_get(r, "typical_short_reply");
+    text_from(o, "text", p->typical_reply, sizeof p->typical_reply);
+    p->typical_reply_count = count_at(o, "count");
+    a = ws_json_get(r, "signature_phrases");
+    for (size_t i = 0; a && a->type == WS_JSON_ARRAY && i < a->len && p->n_phrases < WS_PROFILE_TOP_PHRASES;
+         i++) {
+        ws_profile_item *it = &p->phrases[p->n_phrases];
+        text_from(&a->items[i], "phrase", it->text, sizeof it->text);
+        it->count = count_at(&a->items[i], "count");
+        it->others = count_at(&a->items[i], "others");
+        it->score = num_at(&a->items[i], "score");
+        if (it->text[0])
+            p->n_phrases++;
+    }
+    array_from(ws_json_get(r, "fingerprint"), p->word_hist, WS_PROFILE_WORD_BUCKETS);
+    ws_json_doc_free(doc);
+    *out = p;
+    return 0;
 }
 
 static void fmt_duration(double s, char *out, size_t n)
@@ -831,21 +1080,27 @@ static void fmt_duration(double s, char *out, size_t n)
 void ws_profile_summary(const ws_profile *p, ws_buf *o)
 {
     ws_buf_printf(o, "Messages analysed: %llu turns (%.2f bubbles per turn), %llu from others\n",
-                  (unsigned long long)p->n_messages, p->bubbles_per_turn, (unsigned long long)p->n_other_messages);
+                  (unsigned long long)p->n_messages, p->bubbles_per_turn,
+                  (unsigned long long)p->n_other_messages);
     ws_buf_printf(o, "Length: median %.0f characters / %.0f words (10%%-90%%: %.0f-%.0f characters)\n",
                   p->chars.p[2], p->words.p[2], p->chars.p[0], p->chars.p[4]);
-    ws_buf_printf(o, "Emoji: %.2f per message, in %.0f%% of messages", p->emoji_per_message, 100 * p->emoji_messages);
+    ws_buf_printf(o, "Emoji: %.2f per message, in %.0f%% of messages", p->emoji_per_message,
+                  100 * p->emoji_messages);
     if (p->n_emoji) {
         ws_buf_puts(o, "; favourites ");
         for (size_t i = 0; i < p->n_emoji && i < 5; i++)
             ws_buf_printf(o, "%s%s", i ? " " : "", p->emoji[i].text);
     }
     ws_buf_putc(o, '\n');
-    ws_buf_printf(o, "Punctuation: %.2f '!' and %.2f '?' per message; ellipsis in %.0f%%, ends with '.' %.0f%%, "
-                  "no final punctuation %.0f%%\n", p->excl_per_message, p->quest_per_message, 100 * p->ellipsis,
-                  100 * p->ends_period, 100 * p->ends_bare);
-    ws_buf_printf(o, "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%\n",
-                  100 * p->starts_upper, 100 * p->all_lower, 100 * p->all_caps);
+    ws_buf_printf(o,
+                  "Punctuation: %.2f '!' and %.2f '?' per message; ellipsis in %.0f%%, ends with '.' %.0f%%, "
+                  "no final punctuation %.0f%%\n",
+                  p->excl_per_message, p->quest_per_message, 100 * p->ellipsis, 100 * p->ends_period,
+                  100 * p->ends_bare);
+    ws_buf_printf(o,
+                  "Casing: starts upper-case %.0f%%, all lower-case %.0f%%, ALL CAPS %.0f%%, "
+                  "CAPITALS for emphasis %.0f%%\n",
+                  100 * p->starts_upper, 100 * p->all_lower, 100 * p->all_caps, 100 * p->caps_words);
     ws_buf_puts(o, "Languages:");
     for (size_t i = 0; i < p->n_langs; i++)
         ws_buf_printf(o, " %s %.0f%%", p->langs[i].code, 100 * p->langs[i].share);
@@ -862,7 +1117,11 @@ void ws_profile_summary(const ws_profile *p, ws_buf *o)
         if (p->hours[h] > 0 && (best < 0 || p->hours[h] > p->hours[best]))
             best = h;
     if (best >= 0)
-        ws_buf_printf(o, "Most active: %02d:00-%02d:59 (%.0f%% of turns)\n", best, best, 100 * p->hours[best]);
+        ws_buf_printf(o, "Most active: %02d:00-%02d:59 (%.0f%% of turns)\n", best, best,
+                      100 * p->hours[best]);
+    if (p->typical_reply[0])
+        ws_buf_printf(o, "Typical short reply: \"%s\" (%llu times)\n", p->typical_reply,
+                      (unsigned long long)p->typical_reply_count);
     if (p->n_phrases) {
         ws_buf_puts(o, "Signature phrases:");
         for (size_t i = 0; i < p->n_phrases && i < 10; i++)
@@ -940,13 +1199,18 @@ double ws_profile_distance(const ws_profile *a, const ws_profile *b, ws_style_di
             fav = (a->n_emoji || b->n_emoji) ? 1 : 0;
     }
     d.emoji = (bern(a->emoji_messages, b->emoji_messages) + rate(a->emoji_per_message, b->emoji_per_message) +
-               fav) / 3;
-    d.punctuation = (rate(a->excl_per_message, b->excl_per_message) + rate(a->quest_per_message, b->quest_per_message) +
-                     rate(a->comma_per_message, b->comma_per_message) + bern(a->multi_excl, b->multi_excl) +
-                     bern(a->multi_quest, b->multi_quest) + bern(a->ellipsis, b->ellipsis) +
-                     bern(a->ends_period, b->ends_period) + bern(a->ends_bare, b->ends_bare)) / 8;
+               fav) /
+              3;
+    d.punctuation =
+        (rate(a->excl_per_message, b->excl_per_message) + rate(a->quest_per_message, b->quest_per_message) +
+         rate(a->comma_per_message, b->comma_per_message) + bern(a->multi_excl, b->multi_excl) +
+         bern(a->multi_quest, b->multi_quest) + bern(a->ellipsis, b->ellipsis) +
+         bern(a->ends_period, b->ends_period) + bern(a->ends_bare, b->ends_bare)) /
+        8;
     d.casing = (bern(a->starts_upper, b->starts_upper) + bern(a->all_lower, b->all_lower) +
-                bern(a->all_caps, b->all_caps) + bern(a->upper_letters, b->upper_letters)) / 4;
+                bern(a->all_caps, b->all_caps) + bern(a->caps_words, b->caps_words) +
+                bern(a->upper_letters, b->upper_letters)) /
+               5;
     {
         double va[2 * WS_PROFILE_LANGS] = {0}, vb[2 * WS_PROFILE_LANGS] = {0};
         const char *keys[2 * WS_PROFILE_LANGS];

@@ -1,8 +1,5 @@
-/* UTF-8 decoding, emoji grapheme detection and character classes for the style model. */
+/* Emoji grapheme detection and character classes for the style model. */
 #include "style/text.h"
-
-
-
 
 /* BMP symbols that show as emoji without a variation selector (Emoji_Presentation=Yes),
  * plus U+2764 (heart), which chat apps render as emoji either way. */
@@ -33,13 +30,19 @@ static bool in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n)
     return false;
 }
 
-static bool is_regional(uint32_t cp) { return cp >= 0x1F1E6 && cp <= 0x1F1FF; }
-static bool is_skin_tone(uint32_t cp) { return cp >= 0x1F3FB && cp <= 0x1F3FF; }
+static bool is_regional(uint32_t cp)
+{
+    return cp >= 0x1F1E6 && cp <= 0x1F1FF;
+}
+static bool is_skin_tone(uint32_t cp)
+{
+    return cp >= 0x1F3FB && cp <= 0x1F3FF;
+}
 
 bool ws_emoji_is_pictographic(uint32_t cp)
 {
     if (cp == 0x1F18E || (cp >= 0x1F191 && cp <= 0x1F19A))
-        return true;   /* squared AB, CL, COOL, ... */
+        return true; /* squared AB, CL, COOL, ... */
     if (cp >= 0x1F000 && cp <= 0x1FAFF)
         return !is_regional(cp) && !is_skin_tone(cp) && !(cp >= 0x1F100 && cp <= 0x1F1E5);
     if (cp >= 0x1FC00 && cp <= 0x1FFFD)
@@ -92,11 +95,11 @@ size_t ws_emoji_at(const char *s, size_t n, size_t i)
         return 0;
     size_t j, k;
     uint32_t cp = peek(s, n, i, &j);
-    if (is_regional(cp)) {   /* flag: exactly two regional indicators */
+    if (is_regional(cp)) { /* flag: exactly two regional indicators */
         uint32_t nx = peek(s, n, j, &k);
         return j < n && is_regional(nx) ? k - i : 0;
     }
-    if ((cp >= '0' && cp <= '9') || cp == '#' || cp == '*') {   /* keycap */
+    if ((cp >= '0' && cp <= '9') || cp == '#' || cp == '*') { /* keycap */
         uint32_t nx = peek(s, n, j, &k);
         if (j < n && nx == 0xFE0F) {
             j = k;
@@ -107,7 +110,7 @@ size_t ws_emoji_at(const char *s, size_t n, size_t i)
     size_t end = element_at(s, n, i);
     if (!end)
         return 0;
-    for (;;) {   /* ZWJ sequence: element (ZWJ element)* */
+    for (;;) { /* ZWJ sequence: element (ZWJ element)* */
         uint32_t nx = peek(s, n, end, &k);
         if (end >= n || nx != 0x200D)
             break;
@@ -135,12 +138,13 @@ ws_script ws_script_of(uint32_t cp)
     if ((cp >= 0x400 && cp <= 0x52F) || (cp >= 0x1C80 && cp <= 0x1C8F))
         return WS_SCRIPT_CYRILLIC;
     if (cp >= 0x530 && cp <= 0x58F)
-        return WS_SCRIPT_OTHER;   /* Armenian */
+        return WS_SCRIPT_OTHER; /* Armenian */
     if (cp >= 0x590 && cp <= 0x5FF)
         return WS_SCRIPT_HEBREW;
     if ((cp >= 0x600 && cp <= 0x6FF) || (cp >= 0x750 && cp <= 0x77F) || (cp >= 0xFB50 && cp <= 0xFDFF) ||
         (cp >= 0xFE70 && cp <= 0xFEFF))
-        return (cp >= 0x660 && cp <= 0x669) || (cp >= 0x6F0 && cp <= 0x6F9) ? WS_SCRIPT_NONE : WS_SCRIPT_ARABIC;
+        return (cp >= 0x660 && cp <= 0x669) || (cp >= 0x6F0 && cp <= 0x6F9) ? WS_SCRIPT_NONE
+                                                                            : WS_SCRIPT_ARABIC;
     if (cp >= 0x900 && cp <= 0x97F)
         return WS_SCRIPT_DEVANAGARI;
     if (cp >= 0xE00 && cp <= 0xE7F)
@@ -149,19 +153,19 @@ ws_script ws_script_of(uint32_t cp)
         return WS_SCRIPT_HANGUL;
     if (cp >= 0x3040 && cp <= 0x30FF)
         return WS_SCRIPT_KANA;
-    if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2FA1F) ||
-        (cp >= 0xF900 && cp <= 0xFAFF))
+    if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+        (cp >= 0x20000 && cp <= 0x2FA1F) || (cp >= 0xF900 && cp <= 0xFAFF))
         return WS_SCRIPT_HAN;
     if ((cp >= 0x980 && cp <= 0xDFF) || (cp >= 0xE80 && cp <= 0x10FF) || (cp >= 0x1200 && cp <= 0x137F))
-        return WS_SCRIPT_OTHER;   /* other Indic, Lao, Tibetan, Myanmar, Georgian, Ethiopic */
+        return WS_SCRIPT_OTHER; /* other Indic, Lao, Tibetan, Myanmar, Georgian, Ethiopic */
     return WS_SCRIPT_NONE;
 }
 
 const char *ws_script_name(ws_script s)
 {
-    static const char *names[WS_SCRIPT_COUNT] = {
-        "none", "latin", "cyrillic", "greek", "arabic", "hebrew", "devanagari", "thai", "hangul",
-        "kana", "han", "other"};
+    static const char *names[WS_SCRIPT_COUNT] = {"none",   "latin",  "cyrillic",   "greek",
+                                                 "arabic", "hebrew", "devanagari", "thai",
+                                                 "hangul", "kana",   "han",        "other"};
     return (unsigned)s < WS_SCRIPT_COUNT ? names[s] : "none";
 }
 
@@ -177,7 +181,7 @@ int ws_cp_case(uint32_t cp)
         return 1;
     if (cp >= 0xDF && cp <= 0xFF && cp != 0xF7)
         return -1;
-    if (cp >= 0x100 && cp <= 0x17F) {   /* Latin Extended-A alternates upper/lower (mostly) */
+    if (cp >= 0x100 && cp <= 0x17F) { /* Latin Extended-A alternates upper/lower (mostly) */
         if (cp == 0x138 || cp == 0x149 || cp == 0x17F)
             return -1;
         if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
@@ -227,8 +231,8 @@ uint32_t ws_cp_lower(uint32_t cp)
 bool ws_cp_is_space(uint32_t cp)
 {
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-           cp == 0x205F || cp == 0x3000;
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
 }
 
 bool ws_cp_is_alnum(uint32_t cp)

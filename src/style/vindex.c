@@ -15,18 +15,21 @@ struct ws_vindex {
     size_t dim, count, cap;
     char space[64];
     uint32_t *ids;
-    float *vecs;          /* count * dim */
+    float *vecs; /* count * dim */
     /* HNSW */
     bool hnsw;
     uint32_t M, ef_construction;
     uint64_t rng;
     int max_level;
     uint32_t entry;
-    uint8_t *levels;      /* per node */
-    uint32_t **links;     /* per node: level 0 block [n, 2M slots], then per level [n, M slots] */
+    uint8_t *levels;  /* per node */
+    uint32_t **links; /* per node: level 0 block [n, 2M slots], then per level [n, M slots] */
 };
 
-static size_t cap_of(const ws_vindex *ix, int level) { return level == 0 ? 2 * ix->M : ix->M; }
+static size_t cap_of(const ws_vindex *ix, int level)
+{
+    return level == 0 ? 2 * ix->M : ix->M;
+}
 
 static uint32_t *links_at(const ws_vindex *ix, uint32_t node, int level)
 {
@@ -68,12 +71,30 @@ void ws_vindex_free(ws_vindex *ix)
     free(ix);
 }
 
-size_t ws_vindex_count(const ws_vindex *ix) { return ix->count; }
-size_t ws_vindex_dim(const ws_vindex *ix) { return ix->dim; }
-const char *ws_vindex_space(const ws_vindex *ix) { return ix->space; }
-bool ws_vindex_has_hnsw(const ws_vindex *ix) { return ix->hnsw; }
-uint32_t ws_vindex_id(const ws_vindex *ix, size_t row) { return ix->ids[row]; }
-const float *ws_vindex_vector(const ws_vindex *ix, size_t row) { return ix->vecs + row * ix->dim; }
+size_t ws_vindex_count(const ws_vindex *ix)
+{
+    return ix->count;
+}
+size_t ws_vindex_dim(const ws_vindex *ix)
+{
+    return ix->dim;
+}
+const char *ws_vindex_space(const ws_vindex *ix)
+{
+    return ix->space;
+}
+bool ws_vindex_has_hnsw(const ws_vindex *ix)
+{
+    return ix->hnsw;
+}
+uint32_t ws_vindex_id(const ws_vindex *ix, size_t row)
+{
+    return ix->ids[row];
+}
+const float *ws_vindex_vector(const ws_vindex *ix, size_t row)
+{
+    return ix->vecs + row * ix->dim;
+}
 
 static void reserve(ws_vindex *ix, size_t n)
 {
@@ -129,8 +150,13 @@ static ws_vhit heap_pop(heap *h)
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         ws_vhit best = x;
-        if (l < h->n && before(h, h->v[l], best)) { m = l; best = h->v[l]; }
-        if (r < h->n && before(h, h->v[r], best)) { m = r; }
+        if (l < h->n && before(h, h->v[l], best)) {
+            m = l;
+            best = h->v[l];
+        }
+        if (r < h->n && before(h, h->v[r], best)) {
+            m = r;
+        }
         if (m == i)
             break;
         h->v[i] = h->v[m];
@@ -220,8 +246,7 @@ static float sim(const ws_vindex *ix, const float *q, uint32_t node)
 }
 
 /* Beam search on one level from entry ep; leaves the best ef nodes in *res (min-heap). */
-static void search_layer(const ws_vindex *ix, const float *q, ws_vhit ep, size_t ef, int level,
-                         heap *res)
+static void search_layer(const ws_vindex *ix, const float *q, ws_vhit ep, size_t ef, int level, heap *res)
 {
     heap cand = {NULL, 0, 0, false};
     visited vis;
@@ -234,10 +259,22 @@ static void search_layer(const ws_vindex *ix, const float *q, ws_vhit ep, size_t
         if (res->n >= ef && c.score < res->v[0].score)
             break;
         const uint32_t *l = links_at(ix, c.id, level);
+        /* mark and prefetch the unseen neighbours first, then score them */
+        uint32_t todo[2 * WS_VINDEX_MAX_M];
+        uint32_t nt = 0;
         for (uint32_t j = 0; j < l[0]; j++) {
             uint32_t nb = l[1 + j];
             if (!visited_add(&vis, nb))
                 continue;
+            const char *v = (const char *)(ix->vecs + (size_t)nb * ix->dim);
+            __builtin_prefetch(v);
+            __builtin_prefetch(v + 64);
+            __builtin_prefetch(v + 128);
+            __builtin_prefetch(v + 192);
+            todo[nt++] = nb;
+        }
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t nb = todo[j];
             float s = sim(ix, q, nb);
             if (res->n < ef || s > res->v[0].score) {
                 heap_push(&cand, (ws_vhit){nb, s});
@@ -270,8 +307,7 @@ static ws_vhit greedy(const ws_vindex *ix, const float *q, ws_vhit ep, int level
 
 /* The neighbour heuristic: from cands (sorted best first), keep a candidate only when it is
  * closer to the base than to every one already kept. Writes at most m node numbers to out. */
-static size_t select_neighbors(const ws_vindex *ix, const ws_vhit *cands, size_t n, size_t m,
-                               uint32_t *out)
+static size_t select_neighbors(const ws_vindex *ix, const ws_vhit *cands, size_t n, size_t m, uint32_t *out)
 {
     size_t kept = 0;
     for (size_t i = 0; i < n && kept < m; i++) {
@@ -431,10 +467,26 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ull
 
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static void put32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 static int write_all(FILE *f, const void *p, size_t n, uint64_t *h)
 {
@@ -454,8 +506,10 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
         rc = ws_error_set(err, WS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
+    /* an empty graph (no vectors yet) is saved as no graph */
+    bool g = ix->hnsw && ix->count > 0 && ix->max_level >= 0;
     uint64_t words = 0;
-    if (ix->hnsw)
+    if (g)
         for (size_t i = 0; i < ix->count; i++)
             for (int l = 0; l <= ix->levels[i]; l++)
                 words += 1 + links_at(ix, (uint32_t)i, l)[0];
@@ -463,7 +517,7 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
     uint64_t h = FNV_INIT;
     h = fnv1a(h, ix->ids, ix->count * sizeof *ix->ids);
     h = fnv1a(h, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs);
-    if (ix->hnsw) {
+    if (g) {
         h = fnv1a(h, ix->levels, ix->count);
         for (size_t i = 0; i < ix->count; i++)
             for (int l = 0; l <= ix->levels[i]; l++) {
@@ -479,11 +533,11 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
     put32(hd + 20, (uint32_t)strlen(ix->space));
     memcpy(hd + 24, ix->space, strlen(ix->space));
     put64(hd + 88, ix->count);
-    put32(hd + 96, ix->hnsw ? 1 : 0);
-    put32(hd + 100, ix->hnsw ? ix->M : 0);
-    put32(hd + 104, ix->hnsw ? ix->ef_construction : 0);
-    put32(hd + 108, ix->hnsw ? (uint32_t)ix->max_level : 0);
-    put32(hd + 112, ix->hnsw ? ix->entry : 0);
+    put32(hd + 96, g ? 1 : 0);
+    put32(hd + 100, g ? ix->M : 0);
+    put32(hd + 104, g ? ix->ef_construction : 0);
+    put32(hd + 108, g ? (uint32_t)ix->max_level : 0);
+    put32(hd + 112, g ? ix->entry : 0);
     put64(hd + 116, words);
     put64(hd + 124, h);
     put32(hd + 132, 0);
@@ -492,7 +546,7 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
         rc = write_all(f, ix->ids, ix->count * sizeof *ix->ids, NULL);
     if (!rc)
         rc = write_all(f, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs, NULL);
-    if (!rc && ix->hnsw) {
+    if (!rc && g) {
         rc = write_all(f, ix->levels, ix->count, NULL);
         for (size_t i = 0; !rc && i < ix->count; i++)
             for (int l = 0; !rc && l <= ix->levels[i]; l++) {
@@ -534,8 +588,8 @@ int ws_vindex_load_memory(const void *data, size_t len, ws_vindex **out, ws_erro
     uint64_t count = get64(p + 88), words = get64(p + 116), sum = get64(p + 124);
     uint32_t M = get32(p + 100), efc = get32(p + 104), maxl = get32(p + 108), entry = get32(p + 112);
     if (dim == 0 || dim > WS_VINDEX_MAX_DIM || slen > 63 || count > WS_VINDEX_MAX_COUNT || flags > 1)
-        return ws_error_set(err, WS_EFORMAT, "vector index header out of range (dim %u, count %llu)",
-                            dim, (unsigned long long)count);
+        return ws_error_set(err, WS_EFORMAT, "vector index header out of range (dim %u, count %llu)", dim,
+                            (unsigned long long)count);
     if (memchr(p + 24, 0, slen))
         return ws_error_set(err, WS_EFORMAT, "vector index space name holds a NUL byte");
     bool hnsw = flags & 1;

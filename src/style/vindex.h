@@ -28,20 +28,20 @@
 
 typedef struct ws_vhit {
     uint32_t id;
-    float score;   /* cosine similarity */
+    float score; /* cosine similarity */
 } ws_vhit;
 
 typedef struct ws_hnsw_params {
-    uint32_t M;                /* links per node on upper levels (2M on level 0); 0 = 16 */
-    uint32_t ef_construction;  /* 0 = 200 */
-    uint64_t seed;             /* level draws; same seed + same inserts = same graph */
+    uint32_t M;               /* links per node on upper levels (2M on level 0); 0 = 16 */
+    uint32_t ef_construction; /* 0 = 200 */
+    uint64_t seed;            /* level draws; same seed + same inserts = same graph */
 } ws_hnsw_params;
 
 typedef struct ws_vindex ws_vindex;
 
 /* space names the embedding space (embedder name, at most 63 bytes); NULL for a bad dim. */
 ws_vindex *ws_vindex_new(size_t dim, const char *space);
-void ws_vindex_free(ws_vindex *ix);   /* NULL is a no-op */
+void ws_vindex_free(ws_vindex *ix); /* NULL is a no-op */
 
 /* Appends a copy of vec (normalised here) under id. With an HNSW graph built, the vector is
  * inserted into it too. WS_ETOOBIG past WS_VINDEX_MAX_COUNT. */
@@ -57,7 +57,7 @@ const char *ws_vindex_space(const ws_vindex *ix);
 uint32_t ws_vindex_id(const ws_vindex *ix, size_t row);
 const float *ws_vindex_vector(const ws_vindex *ix, size_t row);
 
-/* The k best matches of q (dim floats, need not be normalised... but should be), best first.
+/* The k best matches of q (dim floats, L2-normalised for cosine scores), best first.
  * Returns how many were written to out (min(k, count)). Exact: full scan. */
 size_t ws_vindex_search_exact(const ws_vindex *ix, const float *q, size_t k, ws_vhit *out);
 /* Approximate search through the HNSW graph with beam width ef (raised to k); falls back to

@@ -23,16 +23,16 @@ static void normalizes_like_bert(void)
     ws_wordpiece_normalize("H\xc3\xa9LLO\tW\xc3\xb6rld\x01\xe2\x80\x8b!", 18, true, &b);
     CHECK_EQ_STR(b.data, "hello world!");
     ws_buf_reset(&b);
-    ws_wordpiece_normalize("\xe4\xbd\xa0\xe5\xa5\xbd", 6, true, &b);   /* 你好 -> spaced ideographs */
+    ws_wordpiece_normalize("\xe4\xbd\xa0\xe5\xa5\xbd", 6, true, &b); /* 你好 -> spaced ideographs */
     CHECK_EQ_STR(b.data, " \xe4\xbd\xa0  \xe5\xa5\xbd ");
     ws_buf_reset(&b);
-    ws_wordpiece_normalize("\xc4\xb0stanbul \xef\xac\x81", 13, true, &b);   /* İstanbul, ﬁ ligature kept */
+    ws_wordpiece_normalize("\xc4\xb0stanbul \xef\xac\x81", 13, true, &b); /* İstanbul, ﬁ ligature kept */
     CHECK_EQ_STR(b.data, "istanbul \xef\xac\x81");
     ws_buf_reset(&b);
-    ws_wordpiece_normalize("\xed\x95\x9c", 3, true, &b);   /* 한 -> jamo ᄒ ᅡ ᆫ */
+    ws_wordpiece_normalize("\xed\x95\x9c", 3, true, &b); /* 한 -> jamo ᄒ ᅡ ᆫ */
     CHECK_EQ_STR(b.data, "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab");
     ws_buf_reset(&b);
-    ws_wordpiece_normalize("Caf\xc3\xa9", 5, false, &b);   /* cased: untouched */
+    ws_wordpiece_normalize("Caf\xc3\xa9", 5, false, &b); /* cased: untouched */
     CHECK_EQ_STR(b.data, "Caf\xc3\xa9");
     ws_buf_free(&b);
 }
@@ -165,7 +165,27 @@ static void minilm_matches_reference(void)
             fprintf(stderr, "embedding cosine %.6f for \"%.60s\"\n", cosv, text->str);
         CHECK(cosv >= 0.999);
     }
-    printf("note: MiniLM worst cosine to sentence-transformers over %zu sentences: %.7f\n", cases->len, worst);
+    /* the batched path gives the same vectors */
+    {
+        const char *texts[4];
+        size_t lens[4];
+        for (size_t c = 0; c < 4; c++) {
+            const ws_json *t = ws_json_get(ws_json_at(cases, c), "text");
+            texts[c] = t->str;
+            lens[c] = t->len;
+        }
+        float batch[4 * 384];
+        CHECK_EQ_INT(ws_embedder_embed_batch(e, texts, lens, 4, batch, &err), 0);
+        for (size_t c = 0; c < 4; c++) {
+            CHECK_EQ_INT(ws_embedder_embed(e, texts[c], lens[c], v, &err), 0);
+            double dot = 0;
+            for (size_t i = 0; i < 384; i++)
+                dot += v[i] * batch[c * 384 + i];
+            CHECK(dot > 0.99999);
+        }
+    }
+    printf("note: MiniLM worst cosine to sentence-transformers over %zu sentences: %.7f\n", cases->len,
+           worst);
     ws_embedder_free(e);
     ws_json_doc_free(doc);
 }
@@ -182,4 +202,5 @@ static void bert_load_errors(void)
     CHECK(e == NULL);
 }
 
-WS_TEST_MAIN(T(normalizes_like_bert), T(encodes_with_tiny_vocab), T(minilm_matches_reference), T(bert_load_errors))
+WS_TEST_MAIN(T(normalizes_like_bert), T(encodes_with_tiny_vocab), T(minilm_matches_reference),
+             T(bert_load_errors))

