@@ -79,7 +79,7 @@ typedef struct ws_clone_train_result {
 /* Trains into opts->out_dir. Errors: WS_ENOENT (export or base model missing), WS_EEMPTY (empty
  * export), WS_EINVAL (unknown persona: err lists the participants; too few messages: err says
  * the minimum), WS_EFORMAT/WS_EUNSUPPORTED (bad export or base model), WS_EAGAIN (cancelled:
- * the checkpoint is saved and a rerun resumes). */
+ * the checkpoint is saved and a rerun resumes). On failure *out holds nothing to free. */
 int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *out, ws_error *err);
 void ws_clone_train_result_clear(ws_clone_train_result *r);
 

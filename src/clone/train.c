@@ -874,7 +874,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     res->total_s = ws_now_s() - t_start;
     phase(&o, "done in %.1f s: %s (model %s)", res->total_s, o.out_dir, res->model_version);
 out:
-    if (rc && rc != WS_EAGAIN) {
+    if (rc) {   /* on failure the result holds nothing to free */
         free(res->profile_json);
         free(res->profile_summary);
         res->profile_json = res->profile_summary = NULL;
