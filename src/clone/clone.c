@@ -18,9 +18,9 @@
 #define PROMPT_MAX 384
 #define GEN_MAX_BYTES CLONE_REPLY_BYTES
 #define GEN_MAX_TOKENS 48
-#define RANK_TEMP 0.5
+#define RANK_TEMP 0.4
 /* candidate score = mean token log-prob + STYLE_WEIGHT log(style fit) + SIM_WEIGHT similarity */
-#define STYLE_WEIGHT 2.0
+#define STYLE_WEIGHT 3.0
 #define SIM_WEIGHT 2.0
 
 /* ---- vocabulary of the persona's words (for vetting generated text) ---- */
@@ -73,6 +73,12 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int load_replies(ws_clone *c, const char *path, ws_error *err)
 {
     char *data = NULL;
@@ -110,6 +116,13 @@ static int load_replies(ws_clone *c, const char *path, ws_error *err)
     for (size_t i = 0; i < c->n_replies; i++)
         lens[i] = strlen(c->replies[i]);
     qsort(lens, c->n_replies, sizeof *lens, cmp_size);
+    /* a generation must be at least as typical as the persona's own replies at the 25th percentile */
+    double *fits = ws_xcalloc(c->n_replies + 1, sizeof *fits);
+    for (size_t i = 0; i < c->n_replies; i++)
+        fits[i] = clone_style_fit(c->replies[i], c->rates);
+    qsort(fits, c->n_replies, sizeof *fits, cmp_double);
+    c->fit_gate = c->n_replies ? fits[c->n_replies / 4] : 0;
+    free(fits);
     size_t k95 = c->n_replies ? lens[c->n_replies * 19 / 20] : GEN_MAX_BYTES;
     free(lens);
     c->gen_max = (int)(k95 * 5 / 4 + 8);
@@ -565,7 +578,8 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
             continue;
         char *gt = clone_trim(g);
         free(g);
-        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || !all_words_known(c, gt) || stutters(gt)) {
+        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || !all_words_known(c, gt) || stutters(gt) ||
+            clone_style_fit(gt, c->rates) < c->fit_gate) {
             free(gt);
             continue;
         }

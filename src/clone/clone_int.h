@@ -104,6 +104,7 @@ struct ws_clone {
     ws_strset vocab;            /* lower-cased words of the training replies */
     double rates[CLONE_SF_N];
     int gen_max;                /* longest generation, in tokens */
+    double fit_gate;            /* least style fit a generation needs (25th pct of real replies) */
     char *base_dir;
 };
 
