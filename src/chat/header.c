@@ -454,11 +454,24 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, ch
             return false;
     }
     /* literals surround every field, so digit counts (and so values) are the grammar's */
-    *h = t->proto;
-    int *dst[6] = {&h->field[0], &h->field[1], &h->field[2], &h->hour, &h->minute, &h->second};
-    for (int f = 0; f < t->fields; f++)
-        *dst[f] = read_digits(s + h->pos[f], h->digits[f]);
-    if (h->minute > 59 || h->second > 59 || h->hour > 24)
+    const chat_header *p = &t->proto;
+    int v[6] = {0};
+    for (int f = 0; f < t->fields; f++) {
+        const unsigned char *d = (const unsigned char *)s + p->pos[f];
+        switch (p->digits[f]) {
+        case 1: v[f] = d[0] - '0'; break;
+        case 2: v[f] = (d[0] - '0') * 10 + (d[1] - '0'); break;
+        default: v[f] = read_digits((const char *)d, p->digits[f]); break;
+        }
+    }
+    if (v[4] > 59 || v[5] > 59 || v[3] > 24)
         return false;
+    *h = *p;
+    h->field[0] = v[0];
+    h->field[1] = v[1];
+    h->field[2] = v[2];
+    h->hour = v[3];
+    h->minute = v[4];
+    h->second = v[5];
     return true;
 }

@@ -85,12 +85,19 @@ static void trim(const char **s, size_t *n)
     }
 }
 
-/* Lengths that occur in a table, so most bodies are rejected without a comparison. */
+/* The (length, first letter) pairs that occur in a table, so most bodies are rejected
+ * without a comparison. */
 typedef struct length_filter {
-    uint64_t bits[4];     /* lengths 0..255 */
-    uint64_t first[4];    /* first bytes (both ASCII cases) */
+    uint64_t bits[64];    /* (length, lower-cased first byte) pairs, hashed to 4096 bits */
     unsigned short lens[128];
 } length_filter;
+
+static unsigned filter_key(size_t len, unsigned char first)
+{
+    if (first >= 'A' && first <= 'Z')
+        first = (unsigned char)(first + 32);
+    return (unsigned)(len * 257u + first) & 4095u;
+}
 
 static length_filter deleted_lengths, media_lengths;
 static size_t edited_lens[COUNT_EDITED], media_suffix_lens[COUNT_MEDIA_SUFFIX];
@@ -101,13 +108,8 @@ static void fill_filter(length_filter *f, const char *const *list, size_t count)
     for (size_t i = 0; i < count && i < 128; i++) {
         size_t len = strlen(list[i]);
         f->lens[i] = (unsigned short)len;
-        unsigned char c = (unsigned char)list[i][0], lc = c, uc = c;
-        if (c >= 'A' && c <= 'Z') lc = (unsigned char)(c + 32);
-        if (c >= 'a' && c <= 'z') uc = (unsigned char)(c - 32);
-        f->first[lc >> 6] |= 1ull << (lc & 63);
-        f->first[uc >> 6] |= 1ull << (uc & 63);
-        if (len < 256)
-            f->bits[len >> 6] |= 1ull << (len & 63);
+        unsigned key = filter_key(len, (unsigned char)list[i][0]);
+        f->bits[key >> 6] |= 1ull << (key & 63);
     }
 }
 
@@ -126,8 +128,8 @@ static void init_filters(void)
 static bool equals_any(const char *s, size_t n, const char *const *list, size_t count,
                        const length_filter *f)
 {
-    unsigned char c = n ? (unsigned char)s[0] : 0;
-    if (n >= 256 || !(f->bits[n >> 6] & (1ull << (n & 63))) || !(f->first[c >> 6] & (1ull << (c & 63))))
+    unsigned key = filter_key(n, n ? (unsigned char)s[0] : 0);
+    if (!(f->bits[key >> 6] & (1ull << (key & 63))))
         return false;
     for (size_t i = 0; i < count; i++)
         if (f->lens[i] == n && strncasecmp(s, list[i], n) == 0)
@@ -182,6 +184,17 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     size_t len = n, at;
     *edited = false;
     pthread_once(&filters_once, init_filters);
+    if (!n)
+        return WS_MSG_TEXT;
+    unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
+    if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' && last != '>' &&
+        last != ')') {
+        /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the tables */
+        if (equals_any(s, len, deleted_exact, COUNT(deleted_exact), &deleted_lengths))
+            return WS_MSG_DELETED;
+        return equals_any(s, len, media_exact, COUNT(media_exact), &media_lengths) ? WS_MSG_MEDIA
+                                                                                  : WS_MSG_TEXT;
+    }
     trim(&s, &len);
     for (size_t i = 0; len && s[len - 1] == '>' && i < COUNT(edited_suffix); i++)
         if (ends_with(s, len, edited_suffix[i], edited_lens[i], &at)) {

@@ -218,6 +218,9 @@ struct ws_chat_reader {
     bool empty, seen_header;
     uint64_t invalid_utf8, skipped;
 
+    bool date_cached;            /* the date of the last header, for resolve_cached */
+    int cached_field[3], cached_digits[3], cached_ampm;
+    ws_datetime cached_date;
     chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
 
@@ -467,6 +470,35 @@ static int seek_start(ws_chat_reader *r, ws_error *err)
     return 0;
 }
 
+/* ws__chat_resolve with the date of the previous header reused: consecutive messages
+ * mostly share their day, and only the time needs converting then. */
+static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime *ts)
+{
+    if (r->date_cached && memcmp(h->field, r->cached_field, sizeof r->cached_field) == 0 &&
+        memcmp(h->digits, r->cached_digits, sizeof r->cached_digits) == 0 && h->ampm == r->cached_ampm) {
+        int hour = h->hour;
+        if (h->ampm == 1 && hour == 12)
+            hour = 0;
+        else if (h->ampm == 2 && hour < 12)
+            hour += 12;
+        if (hour <= 23 && !(h->ampm == 1 && h->hour > 12)) {
+            *ts = r->cached_date;
+            ts->hour = hour;
+            ts->minute = h->minute;
+            ts->second = h->second;
+            return true;
+        }
+    }
+    if (!ws__chat_resolve(h, r->order, ts))
+        return false;
+    r->date_cached = true;
+    memcpy(r->cached_field, h->field, sizeof r->cached_field);
+    memcpy(r->cached_digits, h->digits, sizeof r->cached_digits);
+    r->cached_ampm = h->ampm;
+    r->cached_date = *ts;
+    return true;
+}
+
 /* Is this line a message header? Known layouts first, then the full grammar. */
 static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
 {
@@ -690,7 +722,7 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         repair_utf8(r, &line, &len);
         chat_header h;
         ws_datetime ts;
-        bool is_header = header_of(r, line, len, &h) && ws__chat_resolve(&h, r->order, &ts);
+        bool is_header = header_of(r, line, len, &h) && resolve_cached(r, &h, &ts);
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
             r->eof = true;   /* the next range begins here */
             r->pos = r->end;
