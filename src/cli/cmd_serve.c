@@ -17,13 +17,15 @@
 
 #include "cli/commands.h"
 #include "core/mem.h"
+#include "ai/ai_local.h"
+#include "core/buf.h"
 #include "server/server.h"
 
 typedef struct serve_opts {
     char *blobs; /* --blobs URL (blobs/blobs.h) */
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training;
+        *head_timeout_ms, *no_training, *base_model, *train_budget;
 } serve_opts;
 
 typedef struct opt_row {
@@ -53,7 +55,7 @@ static const opt_row opt_rows[] = {
     O(store_connections, "store-connections"),
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
-    O(no_training, "no-training"),
+    O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -92,7 +94,10 @@ static void usage(FILE *f)
                "  --store-connections N  store pool size (8)\n"
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
                "  --head-timeout-ms N    a request head must arrive within (10000)\n"
-               "  --no-training          do not run the training worker here\n");
+               "  --no-training          do not run the training worker here\n"
+               "  --base-model DIR       train LoRA clones on this model (default: small models from scratch)\n"
+               "  --train-budget S       seconds per training job when the request gives none (90)\n"
+               "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
 /* Reads "key = value" lines into the options not set yet. */
@@ -161,6 +166,7 @@ int ws_cmd_serve(int argc, char **argv)
     const char *config = NULL;
     int ret = 2;
     ws_server *srv = NULL;
+    ws_ai *ai = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -230,9 +236,21 @@ int ws_cmd_serve(int argc, char **argv)
         fprintf(stderr, "whatstyle serve: --tls-cert and --tls-key go together\n");
         goto out;
     }
-    /* The AI engine: the in-process style clone plugs in here once it is part of the
-     * binary; until then AI-backed calls answer 503 ai_unavailable. */
-    cfg.ai = NULL;
+    /* The AI engine: the in-process style clone (src/ai/ai_local.h), models in DATA/models. */
+    {
+        ws_buf mr = WS_BUF_INIT;
+        ws_buf_printf(&mr, "%s/models", o.data);
+        ws_ai_local_opts ao = {.base_model = o.base_model,
+                               .default_budget_s = o.train_budget ? strtod(o.train_budget, NULL) : 0};
+        ws_error aerr = {0};
+        if (ws_ai_local_new(mr.data, &ao, &ai, &aerr) != 0) {
+            fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
+            ws_buf_free(&mr);
+            goto out;
+        }
+        ws_buf_free(&mr);
+        cfg.ai = ai;
+    }
 
     /* signals are taken by sigwait below; every thread started from here inherits the mask */
     sigset_t set;
@@ -260,6 +278,7 @@ int ws_cmd_serve(int argc, char **argv)
     ret = 0;
 out:
     ws_server_free(srv);
+    ws_ai_free(ai);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)
         free(*(char **)((char *)&o + opt_rows[i].offset));
     return ret;

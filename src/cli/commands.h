@@ -1,7 +1,14 @@
 /* The subcommands of the `whatstyle` binary: one file each (cmd_<name>.c), listed in the
- * table in main.c. Each takes argc/argv after the subcommand name and returns the exit code. */
+ * table in main.c. Each takes argc/argv after the subcommand name and returns the exit code.
+ * Also the few helpers the clone commands (train, reply, chat, demo) share. */
 #ifndef WS_CLI_COMMANDS_H
 #define WS_CLI_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "clone/clone.h"
 
 int ws_cmd_parse(int argc, char **argv);
 int ws_cmd_serve(int argc, char **argv);
@@ -9,5 +16,19 @@ int ws_cmd_version(int argc, char **argv);
 int ws_cmd_migrate(int argc, char **argv);
 int ws_cmd_keys(int argc, char **argv);
 int ws_cmd_profile(int argc, char **argv);
+int ws_cmd_train(int argc, char **argv);
+int ws_cmd_reply(int argc, char **argv);
+int ws_cmd_chat(int argc, char **argv);
+int ws_cmd_demo(int argc, char **argv);
+
+/* Options shared by train and demo (cmd_train.c): 0, 1 (bad usage, message printed), 2 (--help). */
+int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export);
+/* Chat loop over lines of in (cmd_chat.c); interactive shows a prompt and the confidence. */
+int ws_cli_chat_loop(ws_clone *c, FILE *in, bool interactive);
+/* Sends fixed messages and prints both sides. */
+int ws_cli_chat_scripted(ws_clone *c, const char *const *lines, size_t n);
+/* --context-file reader (cmd_reply.c). */
+int ws_cli_read_context(const char *path, ws_clone_turn **out, size_t *n_out);
+void ws_cli_free_context(ws_clone_turn *t, size_t n);
 
 #endif

@@ -16,6 +16,10 @@ static const subcommand subcommands[] = {
     {"version", ws_cmd_version, "print the version"},
     {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
     {"keys", ws_cmd_keys, "create, list and revoke API keys"},
+    {"train", ws_cmd_train, "learn a person's chat style from an export (--as NAME -o DIR)"},
+    {"reply", ws_cmd_reply, "reply to a message as the person trained into DIR"},
+    {"chat", ws_cmd_chat, "chat in the terminal with the clone in DIR"},
+    {"demo", ws_cmd_demo, "train a clone on the sample chat (or EXPORT --as NAME), report, chat"},
     {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
 };
 

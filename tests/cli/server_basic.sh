@@ -34,7 +34,7 @@ grep -q "listening on 127.0.0.1:$port" "$data/log" || fail "no listening line"
 [ "$(code $base/v1/me)" = 401 ] || fail "no key should be 401"
 [ "$(code -H "Authorization: Bearer wrong" $base/v1/me)" = 401 ] || fail "bad key should be 401"
 [ "$(code -H "Authorization: Bearer $key" $base/v1/me)" = 200 ] || fail "/v1/me"
-# the AI engine is not part of this binary yet: replying needs a model first (409)
+# the AI engine is embedded; replying needs a trained model first (409)
 [ "$(code -H "Authorization: Bearer $key" -d '{"message":"hi"}' $base/v1/reply)" = 409 ] || fail "reply without model"
 # rate limit 5/min on this key: 2 used above -> 3 more pass, then 429 with Retry-After
 code -H "Authorization: Bearer $key" $base/v1/me >/dev/null

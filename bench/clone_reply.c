@@ -1,0 +1,153 @@
+/* Clone benchmark: training time per 1k examples and reply latency p50/p95/p99 (one thread),
+ * for the default model trained from scratch and for a LoRA adapter on a base model, plus
+ * peak memory. Messages are other participants' turns of the export and messages the chat
+ * never holds.
+ * Usage: bench_clone_reply [EXPORT] [PERSONA] [BUDGET_S] [REPLIES]
+ * Env: BENCH_BASE=DIR (a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
+ * shape, byte vocabulary: real compute cost, meaningless text); BENCH_EMBED=minilm to index
+ * with MiniLM (default: hashed n-grams). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "chat/chat.h"
+#include "clone/clone_int.h"
+#include "core/mem.h"
+#include "core/progress.h"
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static const char *const novel[] = {
+    "are you free on saturday for a barbecue", "I finally finished my thesis", "did anyone see the news",
+    "my cat knocked over a plant", "should we try the new ramen place", "happy new year everyone",
+    "can someone send me the address", "I'm stuck in traffic, sorry", "who wants to join the pub quiz?",
+    "the wifi at my place is broken again"};
+
+static int bench_one(const char *label, const char *export_path, const char *persona, const char *dir,
+                     const char *base, double budget, char **msgs, size_t n_msgs, size_t n_replies)
+{
+    ws_clone_train_opts o = {.export_path = export_path, .persona = persona, .out_dir = dir, .base_model = base,
+                             .budget_s = budget, .quiet = true,
+                             .embed_dir = getenv("BENCH_EMBED") && !strcmp(getenv("BENCH_EMBED"), "minilm") ? NULL : "none"};
+    ws_clone_train_result res;
+    ws_error err = {0};
+    double t0 = ws_now_s();
+    if (ws_clone_train(&o, &res, &err)) {
+        fprintf(stderr, "%s: train: %s\n", label, err.msg);
+        return 1;
+    }
+    double wall = ws_now_s() - t0;
+    printf("%s\n", label);
+    printf("  train: %.1f s wall (budget %.0f), %llu steps, %.0f tokens/s, %.0f examples seen -> %.2f s per 1k "
+           "examples; %llu training examples\n",
+           wall, budget, (unsigned long long)res.steps, res.tokens_per_s, res.examples_seen,
+           res.examples_seen > 0 ? res.train_s / res.examples_seen * 1000.0 : 0,
+           (unsigned long long)(res.n_examples - res.n_heldout));
+    ws_clone_train_result_clear(&res);
+    ws_clone *c = NULL;
+    if (ws_clone_open(dir, &c, &err)) {
+        fprintf(stderr, "%s: open: %s\n", label, err.msg);
+        return 1;
+    }
+    double *ms = ws_xmalloc(n_replies * sizeof *ms);
+    size_t fb = 0;
+    for (size_t i = 0; i < n_replies; i++) {
+        const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
+        ws_clone_answer a;
+        double s = ws_now_s();
+        if (ws_clone_reply(c, m, NULL, 0, NULL, &a, &err)) {
+            fprintf(stderr, "%s: reply: %s\n", label, err.msg);
+            return 1;
+        }
+        ms[i] = (ws_now_s() - s) * 1000.0;
+        fb += a.fallback;
+        ws_clone_answer_clear(&a);
+    }
+    qsort(ms, n_replies, sizeof *ms, cmp_d);
+    printf("  reply (%zu, 1 thread): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak RSS so far %.0f MB\n",
+           n_replies, ms[n_replies / 2], ms[n_replies * 95 / 100], ms[n_replies * 99 / 100],
+           100.0 * (double)fb / (double)n_replies, rss_mb());
+    free(ms);
+    ws_clone_free(c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : "samples/group_chat.txt";
+    const char *persona = argc > 2 ? argv[2] : "Maya";
+    double budget = argc > 3 ? atof(argv[3]) : 60;
+    size_t n_replies = argc > 4 ? strtoull(argv[4], NULL, 10) : 200;
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    if (ws_chat_open_file(path, NULL, &r, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    char **msgs = NULL;
+    size_t nm = 0;
+    ws_message m;
+    while (ws_chat_next(r, &m, &err) == 1)
+        if (m.kind == WS_MSG_TEXT && m.author && strcmp(m.author, persona) != 0) {
+            msgs = ws_xrealloc(msgs, (nm + 1) * sizeof *msgs);
+            msgs[nm++] = ws_xstrdup(m.text);
+        }
+    ws_chat_close(r);
+    char tmpl[] = "/tmp/bench_clone_XXXXXX";
+    char *root = mkdtemp(tmpl);
+    char *d1 = clone_path(root, "scratch");
+    printf("clone benchmark: %s as %s, budget %.0f s, %ld cores online\n", path, persona, budget,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    int rc = bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)", path, persona, d1, NULL, budget,
+                       msgs, nm, n_replies);
+    const char *base = getenv("BENCH_BASE");
+    char *bdir = NULL;
+    if (!rc && base) {
+        if (!strcmp(base, "smollm2-135m")) {
+            /* the SmolLM2-135M shape with random weights and the byte vocabulary */
+            bdir = clone_path(root, "base");
+            clone_mkdirs(bdir, NULL);
+            ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = CLONE_VOCAB, .dim = 576, .hidden_dim = 1536,
+                                  .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .max_pos = 2048,
+                                  .norm_eps = 1e-5f, .rope_theta = 100000, .tied = true, .bos_id = -1,
+                                  .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
+            ws_model *bm = ws_model_new(&mc, 5);
+            char *tp = clone_path(bdir, "tokenizer.json");
+            if (ws_model_save(bm, bdir, &err) || clone_write_byte_tokenizer(tp, &err)) {
+                fprintf(stderr, "base: %s\n", err.msg);
+                rc = 1;
+            }
+            free(tp);
+            ws_model_free(bm);
+            base = bdir;
+        }
+        char *d2 = clone_path(root, "lora");
+        if (!rc)
+            rc = bench_one("LoRA r8 (q,k,v,o) on the base model", path, persona, d2, base, budget, msgs, nm,
+                           n_replies / 4 ? n_replies / 4 : 1);
+        free(d2);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    for (size_t i = 0; i < nm; i++)
+        free(msgs[i]);
+    free(msgs);
+    free(d1);
+    free(bdir);
+    return rc;
+}

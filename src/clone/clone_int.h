@@ -1,0 +1,147 @@
+/* Internals shared by the clone's training, reply and fidelity code: the turn format the
+ * language model sees, per-reply style features, the byte-level tokenizer file, small file
+ * helpers, and the opened clone itself. */
+#ifndef WS_CLONE_CLONE_INT_H
+#define WS_CLONE_CLONE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clone/clone.h"
+#include "core/buf.h"
+#include "core/strset.h"
+#include "nn/lora.h"
+#include "nn/model.h"
+#include "nn/tokenizer.h"
+#include "style/embed.h"
+#include "style/pairs.h"
+#include "style/vindex.h"
+
+/* ---- the byte-level vocabulary of a model trained from scratch ----
+ * ids 0..255 are the bytes themselves; then three special tokens. */
+#define CLONE_TOK_END 256      /* "<|endoftext|>": ends every turn */
+#define CLONE_TOK_ME 257       /* "<|me|>": starts a persona turn */
+#define CLONE_TOK_OTHER 258    /* "<|other|>": starts someone else's turn */
+#define CLONE_TOK_PAD 259
+#define CLONE_VOCAB 260
+
+/* Writes the tokenizer.json (a standard byte-level BPE file with no merges) to path. */
+int clone_write_byte_tokenizer(const char *path, ws_error *err);
+/* The same vocabulary plus up to n_merges byte-pair merges learned from texts (ids 260..). */
+int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
+                              ws_error *err);
+
+/* How turns become token ids: prefix ids, text ids, end id. */
+typedef struct clone_fmt {
+    bool bytes;                 /* byte-level model: text ids are the bytes */
+    const ws_tokenizer *tok;    /* otherwise encode with this (no special tokens added) */
+    int32_t me[16], other[16];
+    int n_me, n_other;
+    int32_t end;
+} clone_fmt;
+
+/* A growable array of token ids. */
+typedef struct ibuf {
+    int32_t *v;
+    size_t n, cap;
+} ibuf;
+
+void ibuf_push(ibuf *b, int32_t x);
+void ibuf_free(ibuf *b);
+
+/* Sets up fmt for a byte-level model (tok NULL) or a base model's tokenizer. */
+int clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err);
+/* Appends the ids of text cut to at most max_bytes (from the end when tail, at a UTF-8
+ * boundary); returns how many ids. */
+size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out);
+/* Appends one whole turn: prefix, text, end. Returns the index where the text starts. */
+size_t clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out);
+
+/* Byte caps of the turns the model sees (training and replying alike). */
+#define CLONE_CTX_BYTES 96
+#define CLONE_REPLY_BYTES 160
+#define CLONE_CTX_TURNS 3
+
+/* ---- per-reply style features ---- */
+#define CLONE_SF_N 10
+/* 0/1 features of one reply: all lower case, starts upper case, ends with a full stop, emoji,
+ * "!!", '?', a word in capitals, over 60 characters, a comma, several lines. */
+void clone_style_feats(const char *s, double out[CLONE_SF_N]);
+/* Means of the features over texts (the person's rates). */
+void clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N]);
+/* How typical s is of rates: the geometric mean of the per-feature likelihoods, in (0,1]. */
+double clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
+
+/* Lower-cased, trimmed comparison used to refuse echoes. */
+bool clone_is_echo(const char *reply, const char *message);
+/* Text with leading/trailing white space removed (malloc'd). */
+char *clone_trim(const char *s);
+
+/* ---- files ---- */
+int clone_read_file(const char *path, size_t cap, char **data, size_t *len, ws_error *err);
+/* Writes data to path atomically (temp file + rename). */
+int clone_write_file(const char *path, const void *data, size_t len, ws_error *err);
+int clone_mkdirs(const char *path, ws_error *err);
+bool clone_exists(const char *path);
+/* Hex SHA-256 of a file (65 bytes with NUL). */
+int clone_sha256_file(const char *path, char hex[65], ws_error *err);
+char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
+
+/* ---- the opened clone ---- */
+struct ws_clone {
+    char *dir, *persona, *model_version, *fallback, *profile_json, *profile_summary;
+    char *kind;                 /* "scratch" or "lora" */
+    double threshold;
+    ws_model *model;
+    ws_lora *lora;              /* NULL for a scratch model */
+    ws_tokenizer *tok;
+    clone_fmt fmt;
+    ws_embedder *emb;
+    ws_vindex *ix;
+    char **replies, **keys;     /* training replies and their context keys, by index id */
+    size_t n_replies;
+    ws_strset vocab;            /* lower-cased words of the training replies */
+    double rates[CLONE_SF_N];
+    int gen_max;                /* longest generation, in tokens */
+    double fit_gate;            /* least style fit a generation needs (25th pct of real replies) */
+    char *base_dir;
+};
+
+/* Opens the parts of a clone directory named by an already parsed manifest (used by
+ * ws_clone_open and by training before the final manifest exists). */
+int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *embedder,
+               ws_error *err);
+
+/* The retrieval key of a context: its last CLONE_CTX_TURNS turns' texts, one per line. */
+void clone_context_key(const char *const *texts, size_t n, ws_buf *out);
+
+/* Mean log-probability per token of cand (ids, end included) after the prompt whose last
+ * logits are in last_logits and whose tokens fill cache up to prompt_len. */
+int clone_score_ids(const ws_clone *c, ws_kv_cache *cache, int prompt_len, const float *last_logits,
+                    const int32_t *ids, size_t n, double *mean_lp, ws_error *err);
+
+/* Builds the prompt of a reply: retrieved replies as earlier persona turns, the context turns,
+ * the message, then the persona's prefix. */
+void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
+                        const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out);
+
+/* Mean cross-entropy (nats/token) of the persona's reply after a context, and of the same
+ * reply under the base model alone (NULL adapter) when with_base. */
+int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
+                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err);
+
+/* ---- fidelity ---- */
+typedef struct clone_fidelity {
+    char *json, *summary;
+    double threshold;
+    bool beats_baselines;
+} clone_fidelity;
+
+/* Evaluates c on the held-out examples of p (at most max_eval, stops after deadline_s of
+ * ws_now_s); unigram_nll = per-token loss of a unigram byte model for scratch models. */
+int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
+                       const double *unigram_logp, uint64_t seed, clone_fidelity *out, ws_error *err);
+void clone_fidelity_clear(clone_fidelity *f);
+
+#endif

@@ -1,0 +1,900 @@
+/* `whatstyle train`: export -> pairs, profile, retrieval index, model (from scratch or LoRA on
+ * a base) within a time budget with resumable checkpoints, fidelity report and manifest. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat/chat.h"
+#include "clone/clone_int.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/progress.h"
+#include "nn/ops.h"
+#include "nn/train.h"
+#include "style/mask.h"
+#include "style/profile.h"
+
+/* The default model trained from scratch: ~0.8M parameters, byte vocabulary. */
+#define SCRATCH_DIM 128
+#define SCRATCH_LAYERS 4
+#define SCRATCH_HEADS 4
+#define SCRATCH_KV 2
+#define SCRATCH_HIDDEN 352
+#define SCRATCH_MAX_POS 640
+#define TRAIN_B 8
+#define TRAIN_T 192
+#define LORA_T 128
+#define MAX_EPOCHS 40
+#define CHECKPOINT_EVERY_S 15.0
+#define HNSW_FROM 4096
+
+static void phase(const ws_clone_train_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void phase(const ws_clone_train_opts *o, const char *fmt, ...)
+{
+    if (o->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    static double t0;
+    if (!t0)
+        t0 = ws_now_s();
+    fprintf(stderr, "whatstyle train [%5.1fs]: ", ws_now_s() - t0);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static bool cancelled(const ws_clone_train_opts *o, double fraction, const char *ph, uint64_t samples)
+{
+    if (o->cancel && *o->cancel)
+        return true;
+    return o->progress && o->progress(o->progress_arg, fraction, ph, samples) != 0;
+}
+
+void ws_clone_train_result_clear(ws_clone_train_result *r)
+{
+    free(r->profile_json);
+    free(r->profile_summary);
+    free(r->fidelity_json);
+    free(r->fidelity_summary);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- reading the export ---- */
+static int read_pairs(const ws_clone_train_opts *o, ws_pairs **out, ws_error *err)
+{
+    ws_mask_rules rules;
+    ws_pairs_options popt = {0};
+    if (o->mask_rules) {
+        int rc = ws_mask_rules_load(o->mask_rules, &rules, err);
+        if (rc)
+            return rc;
+        popt.mask = &rules;
+    }
+    ws_chat_reader *r = NULL;
+    int rc = ws_chat_open_file(o->export_path, NULL, &r, err);
+    if (rc)
+        return rc;
+    ws_pairs_builder *b = ws_pairs_builder_new(o->persona, &popt);
+    ws_message m;
+    uint64_t n = 0;
+    while ((rc = ws_chat_next(r, &m, err)) == 1) {
+        ws_pairs_builder_add(b, &m);
+        n++;
+    }
+    ws_chat_close(r);
+    if (rc < 0) {
+        ws_pairs_builder_free(b);
+        return rc;
+    }
+    if (n == 0) {
+        ws_pairs_builder_free(b);
+        return ws_error_set(err, WS_EEMPTY, "%s holds no messages", o->export_path);
+    }
+    return ws_pairs_builder_finish(b, out, err);
+}
+
+/* ---- training sequences ---- */
+typedef struct seg {
+    int32_t *ids;
+    uint8_t *learn;     /* 1 where the token is predicted (persona text and its end) */
+    size_t n;
+} seg;
+
+static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, bool tail, ibuf *ids, ibuf *fl)
+{
+    size_t before = ids->n;
+    size_t at = clone_fmt_turn(f, me, text, cap, tail, ids);
+    for (size_t i = before; i < ids->n; i++)
+        ibuf_push(fl, me && i >= at);
+}
+
+static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out, uint64_t *hash)
+{
+    seg *s = ws_xcalloc(p->n_examples + 1, sizeof *s);
+    size_t n = 0;
+    uint64_t h = 1469598103934665603ull;
+    ibuf ids = {0}, fl = {0};
+    for (size_t e = 0; e < p->n_examples; e++) {
+        const ws_example *ex = &p->examples[e];
+        if (ex->heldout)
+            continue;
+        ids.n = fl.n = 0;
+        uint32_t first = ex->turn - ex->n_context;
+        if (ex->n_context > CLONE_CTX_TURNS - 1)
+            first = ex->turn - (CLONE_CTX_TURNS - 1);
+        for (uint32_t t = first; t < ex->turn; t++) {
+            const ws_turn *tu = &p->turns[t];
+            seg_turn(f, tu->persona, tu->persona && tu->reply ? tu->reply : tu->text, CLONE_CTX_BYTES, true, &ids,
+                     &fl);
+        }
+        seg_turn(f, true, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, &ids, &fl);
+        s[n].n = ids.n;
+        s[n].ids = ws_xmalloc(ids.n * sizeof *s[n].ids);
+        s[n].learn = ws_xmalloc(ids.n);
+        for (size_t i = 0; i < ids.n; i++) {
+            s[n].ids[i] = ids.v[i];
+            s[n].learn[i] = (uint8_t)fl.v[i];
+        }
+        h = (h ^ ws_hash_fnv1a(ids.v, ids.n * sizeof *ids.v)) * 1099511628211ull;
+        n++;
+    }
+    ibuf_free(&ids);
+    ibuf_free(&fl);
+    *n_out = n;
+    *hash = h;
+    return s;
+}
+
+static void free_segments(seg *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(s[i].ids);
+        free(s[i].learn);
+    }
+    free(s);
+}
+
+/* Packs segments, in an order shuffled per epoch, into rows of T+1 tokens (inputs + shifted
+ * targets). Deterministic for (seed, epoch) so a resumed run sees the same data. */
+typedef struct packer {
+    const seg *segs;
+    size_t n_segs;
+    int T;
+    int32_t pad;
+    uint64_t seed;
+    int epoch;
+    int32_t *rows_in, *rows_tg;   /* [n_rows][T] */
+    size_t n_rows, next;
+} packer;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void pack_epoch(packer *pk)
+{
+    size_t ns = pk->n_segs, T = (size_t)pk->T;
+    size_t *ord = ws_xmalloc(ns * sizeof *ord);
+    for (size_t i = 0; i < ns; i++)
+        ord[i] = i;
+    uint64_t rng = pk->seed * 1000003u + (uint64_t)pk->epoch;
+    for (size_t i = ns; i > 1; i--) {
+        size_t j = splitmix(&rng) % i;
+        size_t t = ord[i - 1];
+        ord[i - 1] = ord[j];
+        ord[j] = t;
+    }
+    free(pk->rows_in);
+    free(pk->rows_tg);
+    size_t cap = 64;
+    pk->rows_in = ws_xmalloc(cap * T * sizeof(int32_t));
+    pk->rows_tg = ws_xmalloc(cap * T * sizeof(int32_t));
+    pk->n_rows = 0;
+    pk->next = 0;
+    int32_t *buf = ws_xmalloc((T + 1) * sizeof *buf);
+    uint8_t *lb = ws_xmalloc(T + 1);
+    size_t fill = 0;
+    for (size_t k = 0; k <= ns; k++) {
+        const seg *s = k < ns ? &pk->segs[ord[k]] : NULL;
+        if (!s || (fill && fill + s->n > T + 1)) {
+            if (fill > 1) {
+                if (pk->n_rows == cap) {
+                    cap *= 2;
+                    pk->rows_in = ws_xrealloc(pk->rows_in, cap * T * sizeof(int32_t));
+                    pk->rows_tg = ws_xrealloc(pk->rows_tg, cap * T * sizeof(int32_t));
+                }
+                int32_t *in = pk->rows_in + pk->n_rows * T, *tg = pk->rows_tg + pk->n_rows * T;
+                for (size_t i = 0; i < T; i++) {
+                    in[i] = i < fill ? buf[i] : pk->pad;
+                    tg[i] = (i + 1 < fill && lb[i + 1]) ? buf[i + 1] : -1;
+                }
+                pk->n_rows++;
+            }
+            fill = 0;
+        }
+        if (!s)
+            break;
+        size_t from = s->n > T + 1 ? s->n - (T + 1) : 0;
+        for (size_t i = from; i < s->n; i++) {
+            buf[fill] = s->ids[i];
+            lb[fill] = s->learn[i];
+            fill++;
+        }
+    }
+    free(buf);
+    free(lb);
+    free(ord);
+}
+
+/* Copies the next B rows (moving on to the next epoch as needed). */
+static void next_batch(packer *pk, int B, int32_t *in, int32_t *tg)
+{
+    size_t T = (size_t)pk->T;
+    for (int b = 0; b < B; b++) {
+        if (pk->next >= pk->n_rows) {
+            pk->epoch++;
+            pack_epoch(pk);
+        }
+        memcpy(in + b * T, pk->rows_in + pk->next * T, T * sizeof *in);
+        memcpy(tg + b * T, pk->rows_tg + pk->next * T, T * sizeof *tg);
+        pk->next++;
+    }
+}
+
+/* ---- train state (resume) ---- */
+typedef struct train_state {
+    int steps_done, total_steps;
+    char key[128];    /* data + settings this checkpoint belongs to */
+} train_state;
+
+static bool read_state(const char *path, train_state *st)
+{
+    char *data = NULL;
+    size_t len = 0;
+    ws_json_doc *doc = NULL;
+    bool ok = false;
+    if (clone_read_file(path, 65536, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
+        const ws_json *r = ws_json_root(doc);
+        double a, b;
+        const char *k = ws_json_get_str(r, "key");
+        if (ws_json_get_num(r, "steps_done", &a) && ws_json_get_num(r, "total_steps", &b) && k &&
+            strlen(k) < sizeof st->key && a >= 0 && b >= 1 && a <= b) {
+            st->steps_done = (int)a;
+            st->total_steps = (int)b;
+            snprintf(st->key, sizeof st->key, "%s", k);
+            ok = true;
+        }
+    }
+    ws_json_doc_free(doc);
+    free(data);
+    return ok;
+}
+
+static int save_state(const char *dir, ws_trainer *tr, const train_state *st, ws_error *err)
+{
+    char *ck = clone_path(dir, "checkpoint.safetensors"), *sp = clone_path(dir, "train_state.json");
+    int rc = ws_trainer_save(tr, ck, err);
+    if (!rc) {
+        ws_buf b = WS_BUF_INIT;
+        ws_buf_printf(&b, "{\"steps_done\": %d, \"total_steps\": %d, \"key\": \"%s\"}\n", st->steps_done,
+                      st->total_steps, st->key);
+        rc = clone_write_file(sp, b.data, b.len, err);
+        ws_buf_free(&b);
+    }
+    free(ck);
+    free(sp);
+    return rc;
+}
+
+/* ---- the training loop ---- */
+typedef struct train_run {
+    ws_model *model;
+    ws_lora *lora;          /* NULL: full training */
+    clone_fmt fmt;
+    int B, T;
+    float lr, min_lr;
+    uint64_t data_hash;
+} train_run;
+
+/* Seconds per optimizer step, from the second of two steps on a throwaway copy (the real weights stay
+ * untouched, so the schedule can be sized before training starts). */
+static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, double *per, ws_error *err)
+{
+    ws_model *m = tr->model;
+    ws_model *scratch = NULL;
+    ws_lora *l = NULL;
+    if (tr->lora)
+        l = ws_lora_new(&m->cfg, &tr->lora->cfg, 7);
+    else
+        m = scratch = ws_model_new(&tr->model->cfg, 7);
+    ws_train_opts to;
+    ws_train_opts_init(&to, 10);
+    ws_trainer *t = NULL;
+    int rc = ws_trainer_new(m, l, tr->B, tr->T, &to, &t, err);
+    if (!rc) {
+        size_t T = (size_t)pk->T;
+        for (int b = 0; b < tr->B; b++) {
+            size_t r = pk->n_rows ? (size_t)b % pk->n_rows : 0;
+            memcpy(in + b * T, pk->rows_in + r * T, T * sizeof *in);
+            memcpy(tg + b * T, pk->rows_tg + r * T, T * sizeof *tg);
+        }
+        float loss;
+        rc = ws_trainer_step(t, in, tg, &loss);
+        double t0 = ws_now_s();
+        if (!rc)
+            rc = ws_trainer_step(t, in, tg, &loss);
+        *per = 1.2 * (ws_now_s() - t0) + 1e-6;   /* later steps share the core with more */
+        if (rc)
+            ws_error_set(err, rc, "training step failed");
+    }
+    ws_trainer_free(t);
+    ws_lora_free(l);
+    ws_model_free(scratch);
+    return rc;
+}
+
+static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pairs *p, double train_deadline,
+                        ws_clone_train_result *res, ws_error *err)
+{
+    size_t n_segs = 0;
+    uint64_t dh = 0;
+    seg *segs = build_segments(p, &tr->fmt, &n_segs, &dh);
+    int32_t *in = ws_xmalloc((size_t)tr->B * tr->T * sizeof *in), *tg = ws_xmalloc((size_t)tr->B * tr->T * sizeof *tg);
+    packer pk = {.segs = segs, .n_segs = n_segs, .T = tr->T, .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
+                 .seed = o->seed};
+    pack_epoch(&pk);
+    size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
+    ws_trainer *t = NULL;
+    int rc = 0;
+    train_state st = {0};
+    char *sp = clone_path(o->out_dir, "train_state.json"), *ck = clone_path(o->out_dir, "checkpoint.safetensors");
+    snprintf(st.key, sizeof st.key, "%016llx-%d-%d-%s-%llu", (unsigned long long)dh, tr->B, tr->T,
+             tr->lora ? "lora" : "scratch", (unsigned long long)o->seed);
+    train_state old = {0};
+    bool resume = read_state(sp, &old) && !strcmp(old.key, st.key) && clone_exists(ck);
+    int max_steps = (int)(MAX_EPOCHS * rows_per_epoch / (size_t)tr->B) + 1;
+    if (resume) {
+        st.total_steps = old.total_steps;
+    } else {
+        /* size the run to the budget from the speed of two steps of a throwaway copy */
+        double per = 0;
+        if ((rc = calibrate(tr, &pk, in, tg, &per, err)))
+            goto out;
+        int fit = (int)((train_deadline - ws_now_s()) / per);
+        st.total_steps = fit < 2 ? 2 : fit > max_steps ? max_steps : fit;
+    }
+    ws_train_opts to;
+    ws_train_opts_init(&to, st.total_steps);
+    to.lr = tr->lr;
+    to.min_lr = tr->min_lr;
+    to.warmup_steps = st.total_steps / 20;
+    if ((rc = ws_trainer_new(tr->model, tr->lora, tr->B, tr->T, &to, &t, err)))
+        goto out;
+    if (resume) {
+        if ((rc = ws_trainer_load(t, ck, err)))
+            goto out;
+        res->resumed = true;
+        /* replay the data order up to where the checkpoint stopped */
+        for (int s = 0; s < ws_trainer_steps_done(t); s++)
+            next_batch(&pk, tr->B, in, tg);
+        phase(o, "resuming at step %d of %d", ws_trainer_steps_done(t), st.total_steps);
+    }
+    ws_progress pb;
+    ws_progress_start(&pb, "training", (uint64_t)st.total_steps);
+    pb.enabled = pb.enabled && o->show_progress;
+    double t0 = ws_now_s(), last_ck = t0, loss_ema = 0;
+    uint64_t tokens = 0;
+    int first_step = ws_trainer_steps_done(t);
+    for (;;) {
+        int step = ws_trainer_steps_done(t);
+        if (step >= st.total_steps)
+            break;
+        if (cancelled(o, (double)step / st.total_steps, "training", (uint64_t)step * tr->B)) {
+            st.steps_done = step;
+            int src = save_state(o->out_dir, t, &st, err);
+            rc = src ? src : ws_error_set(err, WS_EAGAIN, "training interrupted at step %d; run again to resume", step);
+            goto out;
+        }
+        double now = ws_now_s();
+        if (now > train_deadline && step > first_step) {
+            phase(o, "budget reached at step %d of %d; run again with the same -o to continue", step,
+                  st.total_steps);
+            break;
+        }
+        next_batch(&pk, tr->B, in, tg);
+        res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
+        float loss = 0;
+        if ((rc = ws_trainer_step(t, in, tg, &loss))) {
+            ws_error_set(err, rc, "training step %d failed", step);
+            goto out;
+        }
+        for (int i = 0; i < tr->B * tr->T; i++)
+            tokens += tg[i] >= 0 || in[i] != pk.pad;
+        loss_ema = step == first_step ? loss : 0.9 * loss_ema + 0.1 * loss;
+        double el = ws_now_s() - t0;
+        char extra[96];
+        snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s  step %d/%d", loss_ema, el > 0 ? tokens / el : 0,
+                 ws_trainer_steps_done(t), st.total_steps);
+        ws_progress_update(&pb, (uint64_t)ws_trainer_steps_done(t), extra);
+        if (ws_now_s() - last_ck > CHECKPOINT_EVERY_S) {
+            st.steps_done = ws_trainer_steps_done(t);
+            if ((rc = save_state(o->out_dir, t, &st, err)))
+                goto out;
+            last_ck = ws_now_s();
+        }
+    }
+    ws_progress_finish(&pb, NULL);
+    st.steps_done = ws_trainer_steps_done(t);
+    if ((rc = save_state(o->out_dir, t, &st, err)))
+        goto out;
+    res->steps = (uint64_t)st.steps_done;
+    res->total_steps = (uint64_t)st.total_steps;
+    res->tokens = tokens;
+    res->train_s = ws_now_s() - t0;
+    res->tokens_per_s = res->train_s > 0 ? tokens / res->train_s : 0;
+    phase(o, "trained %d of %d steps in %.1f s (%.0f tokens/s, loss %.3f)", st.steps_done, st.total_steps,
+          res->train_s, res->tokens_per_s, loss_ema);
+out:
+    ws_trainer_free(t);
+    free(pk.rows_in);
+    free(pk.rows_tg);
+    free(in);
+    free(tg);
+    free(sp);
+    free(ck);
+    free_segments(segs, n_segs);
+    return rc;
+}
+
+/* ---- fallback reply: the persona's most common short reply ---- */
+static char *typical_reply(char **replies, size_t n)
+{
+    ws_strset set = WS_STRSET_INIT;
+    size_t *cnt = ws_xcalloc(n + 1, sizeof *cnt);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = ws_strset_add(&set, replies[i], strlen(replies[i]));
+        cnt[k]++;
+    }
+    long best = -1;
+    for (int pass = 0; pass < 2 && best < 0; pass++)
+        for (size_t k = 0; k < set.count; k++) {
+            size_t len = set.lens[k];
+            if (pass == 0 && (len > 30 || len == 0 || strchr(set.items[k], '<')))
+                continue;
+            if (best < 0 || cnt[k] > cnt[best] || (cnt[k] == cnt[best] && len < set.lens[best]))
+                best = (long)k;
+        }
+    char *r = ws_xstrdup(best >= 0 ? set.items[best] : "ok");
+    ws_strset_free(&set);
+    free(cnt);
+    return r;
+}
+
+/* ---- manifest ---- */
+static const char *const scratch_files[] = {"model/config.json", "model/model.safetensors", "model/tokenizer.json"};
+static const char *const lora_files[] = {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"};
+static const char *const common_files[] = {"index.bin", "replies.json", "profile.json", "profile.txt"};
+
+typedef struct manifest_info {
+    const char *persona, *kind, *base, *embedder, *fallback;
+    double threshold, budget;
+    const ws_pairs *p;
+    const ws_clone_train_result *res;
+    const ws_model_config *mc;
+    int lora_rank, B, T;
+    uint64_t seed;
+    bool with_fidelity;
+    char version[64];
+} manifest_info;
+
+static void slug(const char *s, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; *s && k + 1 < cap && k < 24; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            out[k++] = (char)ch;
+        else if (ch >= 'A' && ch <= 'Z')
+            out[k++] = (char)(ch - 'A' + 'a');
+        else if (k && out[k - 1] != '-')
+            out[k++] = '-';
+    }
+    while (k && out[k - 1] == '-')
+        k--;
+    if (!k)
+        out[k++] = 'p';
+    out[k] = '\0';
+}
+
+static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
+{
+    ws_buf b = WS_BUF_INIT;
+    int rc = 0;
+    const char *const *mf = strcmp(mi->kind, "lora") ? scratch_files : lora_files;
+    size_t nmf = strcmp(mi->kind, "lora") ? 3 : 2;
+    char hexw[65] = {0};
+    ws_buf files = WS_BUF_INIT;
+    for (int g = 0; g < 3 && !rc; g++) {
+        const char *const *list = g == 0 ? mf : common_files;
+        size_t n = g == 0 ? nmf : g == 1 ? 4 : (mi->with_fidelity ? 2 : 0);
+        static const char *const fid[] = {"fidelity.json", "fidelity.txt"};
+        if (g == 2)
+            list = fid;
+        for (size_t i = 0; i < n; i++) {
+            char *fp = clone_path(dir, list[i]), hex[65];
+            rc = clone_sha256_file(fp, hex, err);
+            free(fp);
+            if (rc)
+                break;
+            if (g == 0 && i == 1)
+                memcpy(hexw, hex, 65);
+            if (files.len)
+                ws_buf_puts(&files, ",\n    ");
+            ws_json_put_cstr(&files, list[i]);
+            ws_buf_printf(&files, ": \"%s\"", hex);
+        }
+    }
+    if (rc)
+        goto out;
+    char sl[32];
+    slug(mi->persona, sl, sizeof sl);
+    snprintf(mi->version, sizeof mi->version, "%s-%.12s", sl, hexw);
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    ws_buf_puts(&b, "{\n  \"format\": \"" WS_CLONE_FORMAT "\",\n  \"model_version\": ");
+    ws_json_put_cstr(&b, mi->version);
+    ws_buf_puts(&b, ",\n  \"persona\": ");
+    ws_json_put_cstr(&b, mi->persona);
+    ws_buf_printf(&b, ",\n  \"created\": \"%s\",\n  \"kind\": \"%s\",\n  \"base_model\": ", when, mi->kind);
+    ws_json_put_cstr(&b, mi->base);
+    ws_buf_puts(&b, ",\n  \"embedder\": ");
+    ws_json_put_cstr(&b, mi->embedder);
+    ws_buf_puts(&b, ",\n  \"threshold\": ");
+    ws_json_put_num(&b, mi->threshold);
+    ws_buf_puts(&b, ",\n  \"fallback_reply\": ");
+    ws_json_put_cstr(&b, mi->fallback);
+    const ws_model_config *mc = mi->mc;
+    ws_buf_printf(&b,
+                  ",\n  \"settings\": {\"budget_s\": %.1f, \"seed\": %llu, \"batch\": %d, \"seq_len\": %d, "
+                  "\"steps\": %llu, \"total_steps\": %llu, \"resumed\": %s, \"lora_rank\": %d,\n"
+                  "    \"model\": {\"vocab\": %d, \"dim\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, "
+                  "\"hidden\": %d, \"max_pos\": %d},\n"
+                  "    \"pairs\": {\"merge_gap_s\": 120, \"session_gap_s\": 3600, \"max_context\": 8, "
+                  "\"heldout_fraction\": 0.1, \"model_context_turns\": %d}},\n",
+                  mi->budget, (unsigned long long)mi->seed, mi->B, mi->T, (unsigned long long)mi->res->steps,
+                  (unsigned long long)mi->res->total_steps, mi->res->resumed ? "true" : "false", mi->lora_rank,
+                  mc->vocab_size, mc->dim, mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->hidden_dim, mc->max_pos,
+                  CLONE_CTX_TURNS - 1);
+    const ws_pairs *p = mi->p;
+    ws_buf_printf(&b,
+                  "  \"counts\": {\"persona_messages\": %llu, \"messages\": %llu, \"turns\": %zu, \"sessions\": %zu, \"participants\": %zu, "
+                  "\"examples\": %zu, \"train_examples\": %zu, \"heldout_examples\": %zu, \"masked\": %llu, "
+                  "\"tokens_trained\": %llu},\n",
+                  (unsigned long long)mi->res->n_messages, (unsigned long long)p->n_messages, p->n_turns, p->n_sessions, p->n_participants, p->n_examples,
+                  p->n_examples - p->n_heldout, p->n_heldout, (unsigned long long)p->n_masked,
+                  (unsigned long long)mi->res->tokens);
+    ws_buf_printf(&b, "  \"files\": {\n    %s\n  }\n}\n", files.data ? files.data : "");
+    char *mp = clone_path(dir, "manifest.json");
+    rc = clone_write_file(mp, b.data, b.len, err);
+    free(mp);
+out:
+    ws_buf_free(&b);
+    ws_buf_free(&files);
+    return rc;
+}
+
+/* ---- the pipeline ---- */
+int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, ws_error *err)
+{
+    memset(res, 0, sizeof *res);
+    ws_clone_train_opts o = *opts;
+    if (o.budget_s <= 0)
+        o.budget_s = WS_CLONE_DEFAULT_BUDGET_S;
+    if (!o.seed)
+        o.seed = 1;
+    if (!o.export_path || !o.persona || !o.out_dir)
+        return ws_error_set(err, WS_EINVAL, "train needs an export, a persona and an output directory");
+    double t_start = ws_now_s(), deadline = t_start + o.budget_s;
+    ws_pairs *p = NULL;
+    ws_profile *prof = NULL;
+    ws_embedder *emb = NULL;
+    ws_vindex *ix = NULL;
+    ws_model *model = NULL;
+    ws_lora *lora = NULL;
+    ws_tokenizer *btok = NULL;
+    ws_clone *c = NULL;
+    char **replies = NULL;
+    size_t n_train = 0;
+    char *fallback = NULL, *path = NULL;
+    clone_fidelity fid = {0};
+    ws_buf b = WS_BUF_INIT, key = WS_BUF_INIT;
+    double *unigram = NULL;
+    int rc = 0;
+
+    /* a base model is checked first: a missing one should fail before any work */
+    if (o.base_model) {
+        path = clone_path(o.base_model, "config.json");
+        if (!clone_exists(o.base_model) || !clone_exists(path)) {
+            rc = ws_error_set(err, WS_ENOENT, "base model %s not found (a directory with config.json, "
+                                              "model.safetensors and tokenizer.json)", o.base_model);
+            goto out;
+        }
+        free(path);
+        path = NULL;
+    }
+    if ((rc = clone_mkdirs(o.out_dir, err)))
+        goto out;
+    phase(&o, "reading %s", o.export_path);
+    if ((rc = read_pairs(&o, &p, err)))
+        goto out;
+    uint64_t persona_msgs = 0;
+    for (size_t i = 0; i < p->n_turns; i++)
+        persona_msgs += p->turns[i].persona && p->turns[i].reply;
+    res->n_messages = persona_msgs;
+    res->n_examples = p->n_examples;
+    res->n_heldout = p->n_heldout;
+    if (persona_msgs < WS_CLONE_MIN_MESSAGES) {
+        rc = ws_error_set(err, WS_EINVAL, "%s has only %llu messages with text in this export; at least %d are "
+                                          "needed to learn a style", o.persona, (unsigned long long)persona_msgs,
+                          WS_CLONE_MIN_MESSAGES);
+        goto out;
+    }
+    if (p->n_examples - p->n_heldout < WS_CLONE_MIN_EXAMPLES || p->n_heldout == 0) {
+        rc = ws_error_set(err, WS_EINVAL, "%s answers someone else only %zu times in this export; at least %d "
+                                          "replies are needed", o.persona, p->n_examples, WS_CLONE_MIN_EXAMPLES + 2);
+        goto out;
+    }
+    phase(&o, "%s: %llu messages, %zu examples (%zu held out), %zu participants", o.persona,
+          (unsigned long long)persona_msgs, p->n_examples, p->n_heldout, p->n_participants);
+    if (cancelled(&o, 0.02, "pairs", 0)) {
+        rc = ws_error_set(err, WS_EAGAIN, "cancelled");
+        goto out;
+    }
+
+    /* profile */
+    prof = ws_profile_from_pairs(p, WS_PROFILE_ALL);
+    ws_profile_to_json(prof, &b);
+    res->profile_json = ws_buf_take(&b);
+    ws_profile_summary(prof, &b);
+    res->profile_summary = ws_buf_take(&b);
+    path = clone_path(o.out_dir, "profile.json");
+    if ((rc = clone_write_file(path, res->profile_json, strlen(res->profile_json), err)))
+        goto out;
+    free(path);
+    path = clone_path(o.out_dir, "profile.txt");
+    if ((rc = clone_write_file(path, res->profile_summary, strlen(res->profile_summary), err)))
+        goto out;
+    free(path);
+    path = NULL;
+
+    /* retrieval index over the training contexts */
+    const char *mdir = ws_embed_minilm_default_dir();
+    bool use_minilm = !(o.embed_dir && !strcmp(o.embed_dir, "none"));
+    if (use_minilm) {
+        ws_error e2 = {0};
+        if (ws_embed_minilm_new(o.embed_dir ? o.embed_dir : mdir, &emb, &e2) != 0) {
+            if (o.embed_dir) {
+                rc = ws_error_set(err, e2.code, "%s", e2.msg);
+                goto out;
+            }
+            emb = NULL;
+        }
+    }
+    if (!emb)
+        emb = ws_embed_hash_new(512);
+    phase(&o, "indexing contexts with %s", emb->name);
+    ix = ws_vindex_new(emb->dim, emb->name);
+    replies = ws_xcalloc(p->n_examples + 1, sizeof *replies);
+    float *vec = ws_xmalloc(emb->dim * sizeof *vec);
+    ws_buf rj = WS_BUF_INIT;
+    ws_buf_puts(&rj, "[");
+    const char **texts = ws_xcalloc(CLONE_CTX_TURNS + 1, sizeof *texts);
+    for (size_t e = 0; e < p->n_examples && !rc; e++) {
+        const ws_example *ex = &p->examples[e];
+        if (ex->heldout)
+            continue;
+        size_t nt = 0;
+        uint32_t first = ex->n_context > CLONE_CTX_TURNS ? ex->turn - CLONE_CTX_TURNS : ex->ctx_first;
+        for (uint32_t t = first; t < ex->turn; t++)
+            texts[nt++] = p->turns[t].text;
+        ws_buf_reset(&key);
+        clone_context_key(texts, nt, &key);
+        if ((rc = ws_embedder_embed(emb, key.data, key.len, vec, err)))
+            break;
+        ws_vindex_add(ix, (uint32_t)n_train, vec);
+        replies[n_train] = ws_xstrdup(p->turns[ex->turn].reply);
+        ws_buf_puts(&rj, n_train ? ",\n{\"r\": " : "\n{\"r\": ");
+        ws_json_put_cstr(&rj, replies[n_train]);
+        ws_buf_puts(&rj, ", \"c\": ");
+        ws_json_put_str(&rj, key.data, key.len);
+        ws_buf_puts(&rj, "}");
+        n_train++;
+    }
+    ws_buf_puts(&rj, "\n]\n");
+    free(texts);
+    free(vec);
+    if (!rc && n_train >= HNSW_FROM)
+        rc = ws_vindex_build_hnsw(ix, NULL);
+    if (!rc) {
+        path = clone_path(o.out_dir, "replies.json");
+        rc = clone_write_file(path, rj.data, rj.len, err);
+        free(path);
+        path = NULL;
+    }
+    ws_buf_free(&rj);
+    if (rc)
+        goto out;
+    path = clone_path(o.out_dir, "index.bin");
+    if ((rc = ws_vindex_save(ix, path, err)))
+        goto out;
+    free(path);
+    path = NULL;
+    fallback = o.fallback_text ? ws_xstrdup(o.fallback_text) : typical_reply(replies, n_train);
+
+    /* the language model */
+    train_run tr = {.B = TRAIN_B, .T = TRAIN_T};
+    int lora_rank = 0;
+    if (o.base_model) {
+        path = clone_path(o.base_model, "tokenizer.json");
+        if ((rc = ws_tokenizer_load(path, &btok, err)))
+            goto out;
+        free(path);
+        path = NULL;
+        if ((rc = ws_model_load(o.base_model, 0, &model, err)))
+            goto out;
+        ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f,
+                             .targets = ws_lora_parse_targets("q,k,v,o")};
+        lora_rank = lc.rank;
+        lora = ws_lora_new(&model->cfg, &lc, o.seed);
+        if ((rc = clone_fmt_init(&tr.fmt, btok, err)))
+            goto out;
+        tr.T = LORA_T;
+        if (model->cfg.dim >= 512)
+            tr.B = 2;   /* a real base model: small batches so steps fit the budget */
+        tr.lr = 1e-3f;
+        tr.min_lr = 1e-4f;
+        /* resume the adapter too */
+    } else {
+        int vocab = CLONE_VOCAB;
+        int merges = o.bpe_merges == 0 ? WS_CLONE_DEFAULT_MERGES : o.bpe_merges;
+        if (merges > 0) {
+            /* byte-pair merges from the training period's text (held-out replies excluded) */
+            int64_t cut = p->n_heldout ? p->turns[p->examples[p->n_examples - p->n_heldout].turn].start : INT64_MAX;
+            const char **tt = ws_xcalloc(p->n_turns + 1, sizeof *tt);
+            size_t ntt = 0;
+            for (size_t i = 0; i < p->n_turns; i++)
+                if (p->turns[i].start < cut)
+                    tt[ntt++] = p->turns[i].text;
+            path = clone_path(o.out_dir, "model");
+            char *tp = clone_path(path, "tokenizer.json");
+            rc = clone_mkdirs(path, err);
+            if (!rc)
+                rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
+            if (!rc)
+                rc = ws_tokenizer_load(tp, &btok, err);
+            free(tt);
+            free(tp);
+            free(path);
+            path = NULL;
+            if (rc || (rc = clone_fmt_init(&tr.fmt, btok, err)))
+                goto out;
+            vocab = (int)ws_tokenizer_vocab_size(btok);
+        }
+        ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = vocab, .dim = SCRATCH_DIM,
+                              .hidden_dim = SCRATCH_HIDDEN, .n_layers = SCRATCH_LAYERS, .n_heads = SCRATCH_HEADS,
+                              .n_kv_heads = SCRATCH_KV, .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
+                              .max_pos = SCRATCH_MAX_POS, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = true,
+                              .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
+        model = ws_model_new(&mc, o.seed);
+        if (!btok)
+            clone_fmt_init(&tr.fmt, NULL, err);
+        tr.lr = 3e-3f;
+        tr.min_lr = 3e-4f;
+    }
+    tr.model = model;
+    tr.lora = lora;
+    const char *nt = getenv("WS_NN_THREADS");
+    ws_nn_set_threads(nt ? atoi(nt) : model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    double reserve = o.budget_s * 0.15 < 2 ? 2 : o.budget_s * 0.15;
+    phase(&o, "training %s (budget %.0f s)", o.base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
+          o.budget_s);
+    if ((rc = run_training(&o, &tr, p, deadline - reserve, res, err)))
+        goto out;
+    if (o.base_model) {
+        path = clone_path(o.out_dir, "adapter");
+        rc = ws_lora_save(lora, path, o.base_model, err);
+    } else {
+        path = clone_path(o.out_dir, "model");
+        if (!(rc = clone_mkdirs(path, err)) && !(rc = ws_model_save(model, path, err)) && !btok) {
+            char *tp = clone_path(path, "tokenizer.json");
+            rc = clone_write_byte_tokenizer(tp, err);
+            free(tp);
+        }
+    }
+    free(path);
+    path = NULL;
+    if (rc)
+        goto out;
+
+    /* a first manifest (no threshold yet), then the fidelity report through the real reply path */
+    manifest_info mi = {.persona = o.persona, .kind = o.base_model ? "lora" : "scratch", .base = o.base_model,
+                        .embedder = emb->name, .fallback = fallback, .threshold = 0, .budget = o.budget_s,
+                        .p = p, .res = res, .mc = &model->cfg, .lora_rank = lora_rank, .B = tr.B, .T = tr.T,
+                        .seed = o.seed};
+    if ((rc = write_manifest(o.out_dir, &mi, err)))
+        goto out;
+    if ((rc = ws_clone_open(o.out_dir, &c, err)))
+        goto out;
+    if (!o.base_model) {
+        /* unigram byte model of the chat's training period: the scratch model's baseline */
+        unigram = ws_xcalloc(CLONE_VOCAB, sizeof *unigram);
+        double tot = 0;
+        for (int i = 0; i < CLONE_VOCAB; i++)
+            unigram[i] = 1, tot += 1;
+        for (size_t i = 0; i < p->n_turns; i++) {
+            const unsigned char *s = (const unsigned char *)p->turns[i].text;
+            for (; *s; s++)
+                unigram[*s] += 1, tot += 1;
+            unigram[CLONE_TOK_END] += 1, tot += 1;
+        }
+        for (int i = 0; i < CLONE_VOCAB; i++)
+            unigram[i] = log(unigram[i] / tot);
+    }
+    phase(&o, "fidelity report on %zu held-out examples", p->n_heldout);
+    double fdl = deadline - ws_now_s() < 5 ? ws_now_s() + 5 : deadline;
+    if ((rc = clone_fidelity_run(c, p, 80, fdl, unigram, o.seed, &fid, err)))
+        goto out;
+    path = clone_path(o.out_dir, "fidelity.json");
+    if ((rc = clone_write_file(path, fid.json, strlen(fid.json), err)))
+        goto out;
+    free(path);
+    path = clone_path(o.out_dir, "fidelity.txt");
+    if ((rc = clone_write_file(path, fid.summary, strlen(fid.summary), err)))
+        goto out;
+    free(path);
+    path = NULL;
+    mi.threshold = fid.threshold;
+    mi.with_fidelity = true;
+    if ((rc = write_manifest(o.out_dir, &mi, err)))
+        goto out;
+    snprintf(res->model_version, sizeof res->model_version, "%s", mi.version);
+    res->fidelity_json = fid.json;
+    res->fidelity_summary = fid.summary;
+    fid.json = fid.summary = NULL;
+    res->total_s = ws_now_s() - t_start;
+    phase(&o, "done in %.1f s: %s (model %s)", res->total_s, o.out_dir, res->model_version);
+out:
+    if (rc) {   /* on failure the result holds nothing to free */
+        free(res->profile_json);
+        free(res->profile_summary);
+        res->profile_json = res->profile_summary = NULL;
+    }
+    clone_fidelity_clear(&fid);
+    ws_clone_free(c);
+    free(unigram);
+    for (size_t i = 0; i < n_train; i++)
+        free(replies[i]);
+    free(replies);
+    free(fallback);
+    free(path);
+    ws_buf_free(&b);
+    ws_buf_free(&key);
+    ws_lora_free(lora);
+    ws_model_free(model);
+    ws_tokenizer_free(btok);
+    ws_vindex_free(ix);
+    ws_embedder_free(emb);
+    ws_profile_free(prof);
+    ws_pairs_free(p);
+    return rc;
+}

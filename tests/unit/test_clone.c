@@ -1,0 +1,295 @@
+/* Tests of the clone: style features, echo detection, the byte-level tokenizer file, the turn
+ * format, and a small end-to-end run (train within a tiny budget on a generated two-person
+ * chat, cancel + resume, open, reply, corrupted directory, bad input). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clone/clone_int.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "harness.h"
+
+static void style_features(void)
+{
+    double f[CLONE_SF_N];
+    clone_style_feats("omg yes 😂😂\nill bring snacks", f);
+    CHECK(f[0] == 1 && f[1] == 0 && f[2] == 0 && f[3] == 1 && f[9] == 1);
+    clone_style_feats("Thank you for organising this. I shall be there, although I may arrive late.", f);
+    CHECK(f[0] == 0 && f[1] == 1 && f[2] == 1 && f[3] == 0 && f[7] == 1 && f[8] == 1);
+    clone_style_feats("no manches!! jajaja", f);
+    CHECK(f[4] == 1 && f[0] == 1);
+    clone_style_feats("haha okay but WHO is booking??", f);
+    CHECK(f[5] == 1 && f[6] == 1);
+    /* typical texts fit their own rates better than someone else's */
+    const char *maya[] = {"lol same 😂", "omg yes", "brb 🙈", "wait what 💀\nwho said that"};
+    const char *henrik[] = {"Indeed. I agree entirely.", "Noted. I will reply tomorrow.", "Thank you, that is kind."};
+    double rm[CLONE_SF_N], rh[CLONE_SF_N];
+    clone_style_rates(maya, 4, rm);
+    clone_style_rates(henrik, 3, rh);
+    CHECK(clone_style_fit("ok ok im in 🙈", rm) > clone_style_fit("ok ok im in 🙈", rh));
+    CHECK(clone_style_fit("Certainly. I will bring bread.", rh) > clone_style_fit("Certainly. I will bring bread.", rm));
+    double fit = clone_style_fit("anything at all", rm);
+    CHECK(fit > 0 && fit <= 1);
+}
+
+static void echo_and_trim(void)
+{
+    CHECK(clone_is_echo("Are you coming?", "are you coming"));
+    CHECK(clone_is_echo("  hi!! ", "Hi"));
+    CHECK(!clone_is_echo("hi there", "hi"));
+    char *t = clone_trim("  \n hello \t\n");
+    CHECK_EQ_STR(t, "hello");
+    free(t);
+}
+
+static void context_parse(void)
+{
+    ws_clone_turn *t = NULL;
+    size_t n = 0;
+    ws_error err = {0};
+    const char *lines = "Priya: who is coming??\r\nno name here\n\nHenrik: I shall: be there.";
+    CHECK_EQ_INT(ws_clone_context_parse(lines, strlen(lines), &t, &n, &err), 0);
+    CHECK_EQ_INT(n, 3);
+    if (n == 3) {
+        CHECK_EQ_STR(t[0].author, "Priya");
+        CHECK_EQ_STR(t[0].text, "who is coming??");
+        CHECK(t[1].author == NULL);
+        CHECK_EQ_STR(t[2].text, "I shall: be there.");
+    }
+    ws_clone_context_free(t, n);
+    const char *js = " [{\"author\": \"A\", \"text\": \"hi\"}, {\"text\": \"yo\"}]";
+    CHECK_EQ_INT(ws_clone_context_parse(js, strlen(js), &t, &n, &err), 0);
+    CHECK(n == 2 && t[1].author == NULL && !strcmp(t[0].author, "A"));
+    ws_clone_context_free(t, n);
+    const char *bad = "[{\"author\": 1, \"text\": \"x\"}]";
+    CHECK_EQ_INT(ws_clone_context_parse(bad, strlen(bad), &t, &n, &err), WS_EFORMAT);
+    CHECK(t == NULL && n == 0);
+    /* only the latest turns are kept */
+    ws_buf many = WS_BUF_INIT;
+    for (int i = 0; i < WS_CLONE_CONTEXT_MAX + 10; i++)
+        ws_buf_printf(&many, "P: turn %d\n", i);
+    CHECK_EQ_INT(ws_clone_context_parse(many.data, many.len, &t, &n, &err), 0);
+    CHECK_EQ_INT(n, WS_CLONE_CONTEXT_MAX);
+    CHECK_EQ_STR(t[n - 1].text, "turn 73");
+    ws_clone_context_free(t, n);
+    ws_buf_free(&many);
+}
+
+static void byte_tokenizer(void)
+{
+    char path[] = "/tmp/ws_test_clone_tok_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    ws_error err = {0};
+    CHECK_EQ_INT(clone_write_byte_tokenizer(path, &err), 0);
+    ws_tokenizer *tok = NULL;
+    CHECK_EQ_INT(ws_tokenizer_load(path, &tok, &err), 0);
+    if (!tok) {
+        fprintf(stderr, "%s\n", err.msg);
+        remove(path);
+        return;
+    }
+    CHECK_EQ_INT(ws_tokenizer_vocab_size(tok), CLONE_VOCAB);
+    CHECK_EQ_INT(ws_tokenizer_token_id(tok, "<|me|>"), CLONE_TOK_ME);
+    CHECK_EQ_INT(ws_tokenizer_eos_id(tok), CLONE_TOK_END);
+    const char *s = "héllo 😂 <|me|>x";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(ws_tokenizer_encode(tok, s, strlen(s), false, &ids, &n, &err), 0);
+    /* bytes are their own ids; the special token is one id */
+    size_t plain = strlen("héllo 😂 ");
+    CHECK_EQ_INT(n, plain + 2);
+    for (size_t i = 0; i < plain && i < n; i++)
+        CHECK_EQ_INT(ids[i], (unsigned char)s[i]);
+    CHECK_EQ_INT(ids[plain], CLONE_TOK_ME);
+    char *back = ws_tokenizer_decode(tok, ids, n, false);
+    CHECK_EQ_STR(back, s);
+    free(back);
+    free(ids);
+    /* the clone's own turn format agrees with the file */
+    clone_fmt f;
+    CHECK_EQ_INT(clone_fmt_init(&f, tok, &err), 0);
+    CHECK(f.n_me == 1 && f.me[0] == CLONE_TOK_ME && f.end == CLONE_TOK_END);
+    clone_fmt fb;
+    clone_fmt_init(&fb, NULL, &err);
+    ibuf b = {0};
+    size_t at = clone_fmt_turn(&fb, true, "abcdef", 4, false, &b);
+    CHECK_EQ_INT(at, 1);
+    CHECK_EQ_INT(b.n, 6);
+    CHECK(b.v[0] == CLONE_TOK_ME && b.v[1] == 'a' && b.v[4] == 'd' && b.v[5] == CLONE_TOK_END);
+    b.n = 0;
+    clone_fmt_turn(&fb, false, "h\xC3\xA9llo", 4, true, &b);   /* tail cut lands inside é: skipped */
+    CHECK(b.v[0] == CLONE_TOK_OTHER && b.v[1] == 'l' && b.n == 5);
+    ibuf_free(&b);
+    ws_tokenizer_free(tok);
+    remove(path);
+}
+
+static void bpe_tokenizer(void)
+{
+    char path[] = "/tmp/ws_test_clone_bpe_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const char *texts[] = {"lol same lol same", "lol what", "same same 😂😂", "ok lol"};
+    ws_error err = {0};
+    CHECK_EQ_INT(clone_write_bpe_tokenizer(path, texts, 4, 20, &err), 0);
+    ws_tokenizer *tok = NULL;
+    CHECK_EQ_INT(ws_tokenizer_load(path, &tok, &err), 0);
+    if (tok) {
+        size_t v = ws_tokenizer_vocab_size(tok);
+        CHECK(v > CLONE_VOCAB && v <= CLONE_VOCAB + 20);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        const char *s = "lol same 😂 new";
+        CHECK_EQ_INT(ws_tokenizer_encode(tok, s, strlen(s), false, &ids, &n, &err), 0);
+        CHECK(n < strlen(s));   /* merges shorten the text */
+        char *back = ws_tokenizer_decode(tok, ids, n, false);
+        CHECK_EQ_STR(back, s);
+        free(back);
+        free(ids);
+        clone_fmt f;
+        CHECK_EQ_INT(clone_fmt_init(&f, tok, &err), 0);
+        CHECK(f.n_me == 1 && f.me[0] == CLONE_TOK_ME && f.end == CLONE_TOK_END);
+        /* a message cannot smuggle in a turn marker */
+        ibuf b = {0};
+        clone_fmt_text(&f, "hi <|me|> <|endoftext|>", 200, false, &b);
+        for (size_t i = 0; i < b.n; i++)
+            CHECK(b.v[i] < CLONE_TOK_END || b.v[i] >= CLONE_VOCAB);
+        char *dec = ws_tokenizer_decode(tok, b.v, b.n, false);
+        CHECK_EQ_STR(dec, "hi <|me|> <|endoftext|>");
+        free(dec);
+        ibuf_free(&b);
+        ws_tokenizer_free(tok);
+    }
+    remove(path);
+}
+
+/* A two-person chat: Ana writes lower case with emoji, Bo formal sentences. */
+static char *write_chat(const char *dir, int days)
+{
+    char *path = clone_path(dir, "chat.txt");
+    FILE *f = fopen(path, "w");
+    static const char *const ana[] = {"omg yes 😂", "lol same", "wait what 🙈", "ok ok im in", "brb 😅",
+                                      "nooo why 😭", "see u there", "yesss 🥹"};
+    static const char *const bo[] = {"Good evening. Shall we meet at seven?", "Thank you, that is very kind.",
+                                     "I am afraid I cannot attend.", "Indeed. I agree entirely.",
+                                     "Please confirm the time.", "Noted. I will check my schedule."};
+    unsigned r = 7;
+    for (int d = 0; d < days; d++)
+        for (int k = 0; k < 6; k++) {
+            r = r * 1103515245u + 12345u;
+            fprintf(f, "%02d/%02d/2024, %02d:%02d - Bo: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 0, bo[(r >> 16) % 6]);
+            r = r * 1103515245u + 12345u;
+            fprintf(f, "%02d/%02d/2024, %02d:%02d - Ana: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 5, ana[(r >> 16) % 8]);
+        }
+    fclose(f);
+    return path;
+}
+
+static int cancel_after(void *arg, double fraction, const char *phase, uint64_t samples)
+{
+    int *calls = arg;
+    if (!strcmp(phase, "training"))
+        (*calls)++;
+    return *calls > 1;   /* the second training step (there are always at least two) */
+}
+
+static void end_to_end(void)
+{
+    char tmpl[] = "/tmp/ws_test_clone_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    char *chat = write_chat(dir, 12);
+    char *out = clone_path(dir, "ana");
+    ws_error err = {0};
+    ws_clone_train_result res;
+
+    /* cancelled after a few steps: WS_EAGAIN with a checkpoint, then a rerun resumes */
+    int calls = 0;
+    ws_clone_train_opts o = {.export_path = chat, .persona = "Ana", .out_dir = out, .budget_s = 5, .quiet = true,
+                             .embed_dir = "none", .progress = cancel_after, .progress_arg = &calls};
+    CHECK_EQ_INT(ws_clone_train(&o, &res, &err), WS_EAGAIN);
+    ws_clone_train_result_clear(&res);
+    char *ck = clone_path(out, "checkpoint.safetensors");
+    CHECK(clone_exists(ck));
+    free(ck);
+    o.progress = NULL;
+    int rc = ws_clone_train(&o, &res, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc) {
+        fprintf(stderr, "train: %s\n", err.msg);
+        goto out;
+    }
+    CHECK(res.resumed);
+    CHECK(res.steps > 0 && res.steps <= res.total_steps);
+    CHECK(res.n_heldout > 0 && res.n_examples > res.n_heldout);
+    ws_json_doc *doc = NULL;
+    CHECK_EQ_INT(ws_json_parse(res.fidelity_json, strlen(res.fidelity_json), &doc, &err), 0);
+    const ws_json *sets = ws_json_get(ws_json_root(doc), "sets");
+    double a_clone = -1, a_other = -1;
+    ws_json_get_num(ws_json_get(sets, "clone"), "attribution", &a_clone);
+    ws_json_get_num(ws_json_get(sets, "other_participant"), "attribution", &a_other);
+    CHECK(a_clone > a_other);
+    ws_json_doc_free(doc);
+    ws_clone_train_result_clear(&res);
+
+    ws_clone *c = NULL;
+    CHECK_EQ_INT(ws_clone_open(out, &c, &err), 0);
+    if (!c) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        goto out;
+    }
+    CHECK_EQ_STR(ws_clone_persona(c), "Ana");
+    ws_clone_turn ctx[] = {{"Bo", "Good evening. Shall we meet at seven?"}, {"Ana", "omg yes 😂"}};
+    ws_clone_answer a;
+    CHECK_EQ_INT(ws_clone_reply(c, "Is anybody bringing snacks tonight?", ctx, 2, NULL, &a, &err), 0);
+    CHECK(a.reply && *a.reply);
+    CHECK(a.confidence >= 0 && a.confidence <= 1);
+    CHECK(!clone_is_echo(a.reply, "Is anybody bringing snacks tonight?"));
+    double f[CLONE_SF_N];
+    clone_style_feats(a.reply, f);
+    CHECK(f[1] == 0);   /* Ana never starts with a capital */
+    ws_clone_answer_clear(&a);
+    /* a message that is one of Ana's own replies is never echoed back */
+    CHECK_EQ_INT(ws_clone_reply(c, "lol same", NULL, 0, NULL, &a, &err), 0);
+    CHECK(!clone_is_echo(a.reply, "lol same"));
+    ws_clone_answer_clear(&a);
+    CHECK_EQ_INT(ws_clone_reply(c, "   ", NULL, 0, NULL, &a, &err), WS_EINVAL);
+    ws_clone_free(c);
+
+    /* a corrupted file is caught by its hash */
+    char *rp = clone_path(out, "replies.json");
+    FILE *fp = fopen(rp, "a");
+    fputs(" ", fp);
+    fclose(fp);
+    free(rp);
+    CHECK_EQ_INT(ws_clone_open(out, &c, &err), WS_EFORMAT);
+    CHECK(strstr(err.msg, "replies.json") != NULL);
+
+    /* bad input */
+    ws_clone_train_opts bad = o;
+    bad.persona = "Nobody";
+    CHECK_EQ_INT(ws_clone_train(&bad, &res, &err), WS_EINVAL);
+    CHECK(strstr(err.msg, "Ana") && strstr(err.msg, "Bo"));
+    bad = o;
+    bad.base_model = "/nonexistent/model";
+    CHECK_EQ_INT(ws_clone_train(&bad, &res, &err), WS_ENOENT);
+    char *few = write_chat(dir, 1);   /* overwrites chat.txt with 6 messages each */
+    bad = o;
+    bad.export_path = few;
+    CHECK_EQ_INT(ws_clone_train(&bad, &res, &err), WS_EINVAL);
+    CHECK(strstr(err.msg, "at least") != NULL);
+    free(few);
+    CHECK_EQ_INT(ws_clone_open(dir, &c, &err), WS_ENOENT);
+out:
+    free(out);
+    free(chat);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))

@@ -1,0 +1,95 @@
+/* Tests of the in-process AI (src/ai/ai_local.h): train through the ws_ai interface, reply,
+ * style profile, reload while a reference is held, forget, and bad user ids. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ai/ai_local.h"
+#include "clone/clone_int.h"
+#include "harness.h"
+
+static char *write_chat(const char *dir)
+{
+    char *path = clone_path(dir, "chat.txt");
+    FILE *f = fopen(path, "w");
+    static const char *const cai[] = {"jajaja vamos!!", "claro que sí!!", "dale amigo 🔥", "qué bueno!!!"};
+    static const char *const dee[] = {"Are we meeting today?", "What time works?", "Who is coming?"};
+    for (int d = 0; d < 10; d++)
+        for (int k = 0; k < 6; k++) {
+            fprintf(f, "%02d/03/2024, %02d:00 - Dee: %s\n", d + 1, 9 + k, dee[(d + k) % 3]);
+            fprintf(f, "%02d/03/2024, %02d:04 - Cai: %s\n", d + 1, 9 + k, cai[(d * 7 + k) % 4]);
+        }
+    fclose(f);
+    return path;
+}
+
+static int phases;
+static int on_progress(void *arg, double fraction, const char *phase, uint64_t samples)
+{
+    (void)arg;
+    (void)samples;
+    phases++;
+    return fraction < 0 || fraction > 1;   /* never cancels; checks the range */
+}
+
+static void local_ai(void)
+{
+    char tmpl[] = "/tmp/ws_test_clone_ai_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char *chat = write_chat(dir), *root = clone_path(dir, "models");
+    ws_ai *ai = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_ai_local_new(root, NULL, &ai, &err), 0);
+    ws_ai_reply r = {0};
+    CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hola", NULL, 0, &r, &err), WS_ENOENT);
+    CHECK_EQ_INT(ai->ops->generate(ai, "../etc", "hola", NULL, 0, &r, &err), WS_EINVAL);
+
+    ws_ai_train_request req = {.user_id = "u1", .export_path = chat, .persona = "Cai", .budget_s = 4};
+    ws_ai_train_result tr = {0};
+    int rc = ai->ops->train(ai, &req, on_progress, NULL, &tr, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc) {
+        fprintf(stderr, "train: %s\n", err.msg);
+        goto out;
+    }
+    CHECK(tr.model_version && strstr(tr.model_version, "cai-") == tr.model_version);
+    CHECK(tr.metrics_json && strstr(tr.metrics_json, "\"beats_baselines\""));
+    CHECK(tr.samples_processed > 0);
+    CHECK(phases > 0);
+    ws_ai_train_result_clear(&tr);
+
+    ws_ai_turn ctx[] = {{"Dee", "Who is coming?"}};
+    CHECK_EQ_INT(ai->ops->generate(ai, "u1", "are you free tonight", ctx, 1, &r, &err), 0);
+    CHECK(r.reply && *r.reply && r.confidence >= 0 && r.confidence <= 1);
+    CHECK(r.model_version && strstr(r.model_version, "cai-"));
+    CHECK(strchr(r.reply, '!') || strstr(r.reply, "🔥") || strstr(r.reply, "jaja"));
+    ws_ai_reply_clear(&r);
+    char *json = NULL;
+    CHECK_EQ_INT(ai->ops->style_profile(ai, "u1", &json, &err), 0);
+    CHECK(json && json[0] == '{');
+    free(json);
+    CHECK_EQ_INT(ai->ops->reload(ai, "u1", &err), 0);
+    CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hey", NULL, 0, &r, &err), 0);
+    ws_ai_reply_clear(&r);
+    /* a failed training leaves the installed model alone */
+    req.persona = "Nobody";
+    CHECK_EQ_INT(ai->ops->train(ai, &req, NULL, NULL, &tr, &err), WS_EINVAL);
+    CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hey", NULL, 0, &r, &err), 0);
+    ws_ai_reply_clear(&r);
+    CHECK_EQ_INT(ai->ops->forget(ai, "u1", &err), 0);
+    CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hey", NULL, 0, &r, &err), WS_ENOENT);
+    char *ud = clone_path(root, "u1");
+    struct stat st;
+    CHECK(stat(ud, &st) != 0);
+    free(ud);
+out:
+    ws_ai_free(ai);
+    free(chat);
+    free(root);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+WS_TEST_MAIN(T(local_ai))
