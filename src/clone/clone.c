@@ -84,7 +84,7 @@ static int load_replies(ws_clone *c, const char *path, ws_error *err)
     char *data = NULL;
     size_t len = 0;
     ws_json_doc *doc = NULL;
-    int rc = clone_read_file(path, REPLIES_CAP, &data, &len, err);
+    int rc = ws_file_read(path, REPLIES_CAP, &data, &len, err);
     if (rc)
         return rc;
     ws_error jerr = {0};
@@ -218,11 +218,11 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
     size_t len;
     free(p);
     p = clone_path(dir, "profile.json");
-    if ((rc = clone_read_file(p, MANIFEST_CAP, &c->profile_json, &len, err)))
+    if ((rc = ws_file_read(p, MANIFEST_CAP, &c->profile_json, &len, err)))
         goto out;
     free(p);
     p = clone_path(dir, "profile.txt");
-    rc = clone_read_file(p, MANIFEST_CAP, &c->profile_summary, &len, err);
+    rc = ws_file_read(p, MANIFEST_CAP, &c->profile_summary, &len, err);
 out:
     free(p);
     return rc;
@@ -262,7 +262,7 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
     size_t len = 0;
     ws_json_doc *doc = NULL;
     ws_clone *c = ws_xcalloc(1, sizeof *c);
-    int rc = clone_read_file(mpath, MANIFEST_CAP, &data, &len, err);
+    int rc = ws_file_read(mpath, MANIFEST_CAP, &data, &len, err);
     if (rc == WS_ENOENT) {
         rc = ws_error_set(err, WS_ENOENT, "%s is not a trained clone (no manifest.json; run whatstyle train)", dir);
         goto out;

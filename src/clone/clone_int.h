@@ -10,6 +10,7 @@
 
 #include "clone/clone.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/strset.h"
 #include "nn/lora.h"
 #include "nn/model.h"
@@ -78,10 +79,6 @@ bool clone_is_echo(const char *reply, const char *message);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *clone_trim(const char *s);
 
-/* ---- files ---- */
-int clone_read_file(const char *path, size_t cap, char **data, size_t *len, ws_error *err);
-/* Writes data to path atomically (temp file + rename). */
-int clone_write_file(const char *path, const void *data, size_t len, ws_error *err);
 int clone_mkdirs(const char *path, ws_error *err);
 bool clone_exists(const char *path);
 /* Hex SHA-256 of a file (65 bytes with NUL). */

@@ -260,7 +260,7 @@ static bool read_state(const char *path, train_state *st)
     size_t len = 0;
     ws_json_doc *doc = NULL;
     bool ok = false;
-    if (clone_read_file(path, 65536, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
+    if (ws_file_read(path, 65536, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
         const ws_json *r = ws_json_root(doc);
         double a, b;
         const char *k = ws_json_get_str(r, "key");
@@ -285,7 +285,7 @@ static int save_state(const char *dir, ws_trainer *tr, const train_state *st, ws
         ws_buf b = WS_BUF_INIT;
         ws_buf_printf(&b, "{\"steps_done\": %d, \"total_steps\": %d, \"key\": \"%s\"}\n", st->steps_done,
                       st->total_steps, st->key);
-        rc = clone_write_file(sp, b.data, b.len, err);
+        rc = ws_file_write_atomic(sp, b.data, b.len, err);
         ws_buf_free(&b);
     }
     free(ck);
@@ -585,7 +585,7 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
                   (unsigned long long)mi->res->tokens);
     ws_buf_printf(&b, "  \"files\": {\n    %s\n  }\n}\n", files.data ? files.data : "");
     char *mp = clone_path(dir, "manifest.json");
-    rc = clone_write_file(mp, b.data, b.len, err);
+    rc = ws_file_write_atomic(mp, b.data, b.len, err);
     free(mp);
 out:
     ws_buf_free(&b);
@@ -668,11 +668,11 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     ws_profile_summary(prof, &b);
     res->profile_summary = ws_buf_take(&b);
     path = clone_path(o.out_dir, "profile.json");
-    if ((rc = clone_write_file(path, res->profile_json, strlen(res->profile_json), err)))
+    if ((rc = ws_file_write_atomic(path, res->profile_json, strlen(res->profile_json), err)))
         goto out;
     free(path);
     path = clone_path(o.out_dir, "profile.txt");
-    if ((rc = clone_write_file(path, res->profile_summary, strlen(res->profile_summary), err)))
+    if ((rc = ws_file_write_atomic(path, res->profile_summary, strlen(res->profile_summary), err)))
         goto out;
     free(path);
     path = NULL;
@@ -727,7 +727,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         rc = ws_vindex_build_hnsw(ix, NULL);
     if (!rc) {
         path = clone_path(o.out_dir, "replies.json");
-        rc = clone_write_file(path, rj.data, rj.len, err);
+        rc = ws_file_write_atomic(path, rj.data, rj.len, err);
         free(path);
         path = NULL;
     }
@@ -855,11 +855,11 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     if ((rc = clone_fidelity_run(c, p, 80, fdl, unigram, o.seed, &fid, err)))
         goto out;
     path = clone_path(o.out_dir, "fidelity.json");
-    if ((rc = clone_write_file(path, fid.json, strlen(fid.json), err)))
+    if ((rc = ws_file_write_atomic(path, fid.json, strlen(fid.json), err)))
         goto out;
     free(path);
     path = clone_path(o.out_dir, "fidelity.txt");
-    if ((rc = clone_write_file(path, fid.summary, strlen(fid.summary), err)))
+    if ((rc = ws_file_write_atomic(path, fid.summary, strlen(fid.summary), err)))
         goto out;
     free(path);
     path = NULL;

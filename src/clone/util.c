@@ -108,7 +108,7 @@ static int write_tokenizer(const char *path, const unsigned char *const *tok_byt
         ws_buf_puts(&b, "]");
     }
     ws_buf_puts(&b, "]}\n}\n");
-    int rc = clone_write_file(path, b.data, b.len, err);
+    int rc = ws_file_write_atomic(path, b.data, b.len, err);
     ws_buf_free(&b);
     ws_buf_free(&t);
     return rc;
@@ -450,58 +450,7 @@ char *clone_trim(const char *s)
 }
 
 /* ---- files ---- */
-int clone_read_file(const char *path, size_t cap, char **data, size_t *len, ws_error *err)
-{
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    ws_buf b = WS_BUF_INIT;
-    b.limit = cap + 1;
-    char chunk[65536];
-    size_t k;
-    int rc = 0;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ws_buf_append(&b, chunk, k)) {
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
-            break;
-        }
-    if (!rc && ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read error", path);
-    fclose(f);
-    if (rc) {
-        ws_buf_free(&b);
-        return rc;
-    }
-    *len = b.len;
-    *data = b.data ? ws_buf_take(&b) : ws_xstrdup("");
-    return 0;
-}
 
-int clone_write_file(const char *path, const void *data, size_t len, ws_error *err)
-{
-    ws_buf tmp = WS_BUF_INIT;
-    ws_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp.data, "wb");
-    int rc = 0;
-    if (!f) {
-        rc = ws_error_set(err, WS_EIO, "%s: %s", tmp.data, strerror(errno));
-        goto out;
-    }
-    if ((len && fwrite(data, 1, len, f) != len) | (fclose(f) != 0)) {
-        rc = ws_error_set(err, WS_EIO, "%s: write failed", tmp.data);
-        remove(tmp.data);
-        goto out;
-    }
-    if (rename(tmp.data, path) != 0) {
-        rc = ws_error_set(err, WS_EIO, "%s: %s", path, strerror(errno));
-        remove(tmp.data);
-    }
-out:
-    ws_buf_free(&tmp);
-    return rc;
-}
 
 int clone_mkdirs(const char *path, ws_error *err)
 {

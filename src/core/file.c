@@ -13,6 +13,8 @@
 
 int ws_file_read(const char *path, size_t cap, char **data, size_t *len, ws_error *err)
 {
+    *data = NULL;
+    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));

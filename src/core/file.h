@@ -8,7 +8,8 @@
 #include "core/error.h"
 
 /* Reads the file at path into *data (malloc'd, NUL-terminated, the caller frees) and *len.
- * Errors: WS_ENOENT, WS_EIO, WS_ETOOBIG (more than cap bytes), with the path in err. */
+ * On error *data is NULL. Errors: WS_ENOENT, WS_EIO, WS_ETOOBIG (more than cap bytes), with the
+ * path in err. */
 int ws_file_read(const char *path, size_t cap, char **data, size_t *len, ws_error *err);
 
 /* Writes len bytes to path atomically: path holds either its old content or all of data.
