@@ -2,7 +2,7 @@
 # Installs the Debian packages WhatStyle needs to build, test and fuzz (idempotent).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format-14
-      libzip-dev zlib1g-dev libopenblas-dev libomp-14-dev zip unzip python3)
+      libzip-dev zlib1g-dev libopenblas-dev zip unzip python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
