@@ -5,7 +5,7 @@ JOBS  ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan fuzz-build fuzz bench clean deps
+.PHONY: all test asan fuzz-build fuzz bench clean deps format
 
 all:
 	@cmake -S . -B $(BUILD) -G Ninja -DWS_WERROR=ON $(CMAKE_FLAGS) >/dev/null
@@ -31,6 +31,10 @@ bench: all
 
 deps:
 	bash tools/install-deps.sh
+
+# clang-format the given files in place: make format FILES="src/chat/reader.c ..."
+format:
+	clang-format-14 -i $(FILES)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -2,11 +2,15 @@
 # Installs the Debian packages WhatStyle needs to build, test and fuzz (idempotent).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format-14
-      libzip-dev zlib1g-dev libopenblas-dev zip unzip python3)
+      libzip-dev zlib1g-dev zip unzip python3
+      libsqlite3-dev libpq-dev libhiredis-dev libssl-dev postgresql redis-server
+      libuv1-dev libopenblas-dev libomp-14-dev nodejs curl openssl libnghttp2-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# the MCP client tests (tests/mcp) need npm; Debian's nodejs ships it separately, NodeSource's inside
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

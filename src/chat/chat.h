@@ -51,6 +51,10 @@ typedef struct ws_chat_options {
     ws_date_order date_order;        /* WS_DATE_AUTO unless forced */
     uint64_t max_file_bytes;         /* 0 = WS_CHAT_DEFAULT_MAX_FILE */
     uint64_t max_message_bytes;      /* 0 = WS_CHAT_DEFAULT_MAX_MESSAGE */
+    /* Read only the messages whose header starts in [range_start, range_end) (0 = to the end)
+     * of a text export; range_start must be the start of a line. Lines before the first
+     * header of the range are not messages of it. Lets several readers split one file. */
+    uint64_t range_start, range_end;
 } ws_chat_options;
 
 #define WS_CHAT_DEFAULT_MAX_FILE (4ull << 30)       /* 4 GiB, also caps a zip's uncompressed size */
@@ -79,6 +83,9 @@ const char *ws_chat_date_order_name(ws_date_order o);        /* "dmy", "mdy", "y
 uint64_t ws_chat_invalid_utf8(const ws_chat_reader *r);     /* bad sequences replaced so far */
 uint64_t ws_chat_lines_skipped(const ws_chat_reader *r);    /* lines before the first header */
 bool ws_chat_is_empty(const ws_chat_reader *r);             /* input had no bytes */
+/* Bytes of chat text read so far in this pass, and (if known, else 0) the total. */
+uint64_t ws_chat_bytes_read(const ws_chat_reader *r, uint64_t *total);
+bool ws_chat_is_zip(const ws_chat_reader *r);               /* the text came out of a zip */
 void ws_chat_close(ws_chat_reader *r);                      /* NULL is a no-op */
 
 const char *ws_msg_kind_name(ws_msg_kind k);   /* "text", "system", "media", "deleted" */

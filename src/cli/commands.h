@@ -3,6 +3,11 @@
 #ifndef WS_CLI_COMMANDS_H
 #define WS_CLI_COMMANDS_H
 
+int ws_cmd_parse(int argc, char **argv);
+int ws_cmd_serve(int argc, char **argv);
 int ws_cmd_version(int argc, char **argv);
+int ws_cmd_migrate(int argc, char **argv);
+int ws_cmd_keys(int argc, char **argv);
+int ws_cmd_profile(int argc, char **argv);
 
 #endif

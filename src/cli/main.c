@@ -11,7 +11,12 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"parse", ws_cmd_parse, "read a WhatsApp export (.txt or .zip) and print its messages"},
+    {"serve", ws_cmd_serve, "run the API server (REST, MCP, metrics)"},
     {"version", ws_cmd_version, "print the version"},
+    {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
+    {"keys", ws_cmd_keys, "create, list and revoke API keys"},
+    {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
 };
 
 static void usage(FILE *f)

@@ -8,6 +8,7 @@
 
 #include "core/arena.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 /* ------------------------------------------------------------------ writer */
 
@@ -114,17 +115,7 @@ static int hex4(parser *ps, unsigned *out)
 static void put_utf8(ws_buf *b, unsigned cp)
 {
     char o[4];
-    size_t n;
-    if (cp < 0x80) { o[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-    } else {
-        o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-    }
-    ws_buf_append(b, o, n);
+    ws_buf_append(b, o, ws_utf8_put(o, cp));
 }
 
 /* Parses a string at ps->p (which points at the opening quote). */

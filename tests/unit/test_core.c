@@ -1,8 +1,11 @@
 /* Unit tests for src/core: buffers, arena, JSON writer and parser. */
 #include "harness.h"
 
+#include <unistd.h>
+
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 
 static void buf_grows_and_caps(void)
@@ -87,5 +90,26 @@ static void json_rejects_bad_input(void)
     CHECK(ws_json_parse(deep, sizeof deep, &doc, NULL) == WS_EFORMAT);
 }
 
-WS_TEST_MAIN(T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
+static void files_read_capped_and_write_atomically(void)
+{
+    char dir[] = "/tmp/ws-test-core-XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_file_write_atomic(path, "hello world", 11, &err), 0);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(ws_file_read(path, 100, &data, &len, &err), 0);
+    CHECK_EQ_INT(len, 11);
+    CHECK_EQ_STR(data, "hello world");
+    free(data);
+    CHECK_EQ_INT(ws_file_read(path, 10, &data, &len, &err), WS_ETOOBIG);
+    CHECK(strstr(err.msg, "larger than 10 bytes") != NULL);
+    CHECK_EQ_INT(ws_file_read("/nonexistent/x", 10, &data, &len, &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_file_write_atomic("/nonexistent/dir/x", "a", 1, &err), WS_EIO);
+    unlink(path);
+    rmdir(dir);
+}
+
+WS_TEST_MAIN(T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
              T(json_parses_documents), T(json_rejects_bad_input))

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# HTTP benchmark (not a test): the cached-reply path of `POST /v1/reply` at 64/256/1024
+# connections against nginx serving a small static file on the same machine (the practical
+# ceiling here), with wrk; then 10k idle keep-alive connections and the server's RSS.
+# Goals: >= 60% of nginx's RPS, p99 < 10 ms at 256 connections, < 150 MB RSS with 10k idle.
+# The server is the real gateway (tests/helpers/serve_double.c: embedded SQLite + in-process
+# cache) with the counting test-double AI; every measured request is a reply-cache hit.
+# Usage: bash bench/http.sh [SECONDS per run, default 10]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-${BENCH_SECONDS:-10}}
+threads=$(nproc)
+bin=$root/build
+command -v wrk >/dev/null || { echo "wrk missing (apt-get install wrk)"; exit 1; }
+command -v nginx >/dev/null || { echo "nginx missing (apt-get install nginx-light)"; exit 1; }
+[ -x "$bin/helper_serve_double" ] && [ -x "$bin/bench_http_idle" ] || make -C "$root" >/dev/null
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d)
+srv=; ngx=
+trap '[ -n "$srv" ] && kill $srv 2>/dev/null; [ -n "$ngx" ] && kill $ngx 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# --- whatstyle ----------------------------------------------------------------------------
+"$bin/helper_serve_double" "$work" "$work/info.json" 0 "$threads" > "$work/serve.log" 2>&1 &
+srv=$!
+for _ in $(seq 1 400); do [ -s "$work/info.json" ] && break; sleep 0.05; done
+port=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["port"])' "$work/info.json")
+key=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_key"])' "$work/info.json")
+base="http://127.0.0.1:$port"
+job=$(curl -s -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' \
+  --data-binary @"$root/tests/fixtures/server/chat_ann_bob.txt" "$base/v1/exports?persona=Ann" |
+  python3 -c 'import json,sys;print(json.load(sys.stdin)["job_id"])')
+for _ in $(seq 1 400); do
+  [[ $(curl -s -H "Authorization: Bearer $key" "$base/v1/training-jobs/$job") == *completed* ]] && break; sleep 0.05
+done
+body='{"message":"are we still on for coffee tomorrow?","context":[{"author":"Bob","text":"hey"}]}'
+curl -s -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" "$base/v1/reply" > "$work/reply.json"
+cat > "$work/reply.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
+LUA
+[[ $(curl -s -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" "$base/v1/reply") == *'"cached":true'* ]] ||
+  { echo "reply is not served from the cache"; exit 1; }
+
+# --- nginx: a static file the size of the reply --------------------------------------------
+nport=$(free_port)
+mkdir -p "$work/www" "$work/ngx"
+cp "$work/reply.json" "$work/www/reply.json"
+chmod 755 "$work" "$work/www"; chmod 644 "$work/www/reply.json"   # nginx workers are not root
+cat > "$work/ngx/nginx.conf" <<NGX
+worker_processes $threads;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_temp_path $work/ngx; proxy_temp_path $work/ngx; fastcgi_temp_path $work/ngx;
+  uwsgi_temp_path $work/ngx; scgi_temp_path $work/ngx;
+  server { listen 127.0.0.1:$nport reuseport; root $work/www; default_type application/json; }
+}
+NGX
+nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' &
+ngx=$!
+sleep 0.3
+
+run() { # run URL CONNS [LUA]
+  local args=(-t "$threads" -c "$2" -d "${secs}s" --latency)
+  [ -n "${3:-}" ] && args+=(-s "$3")
+  wrk "${args[@]}" "$1" > "$work/wrk.out" 2>&1 || true
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
+  p50=$(awk '$1=="50%" {print $2}' "$work/wrk.out")
+  p99=$(awk '$1=="99%" {print $2}' "$work/wrk.out")
+  errs=$(grep -E "Non-2xx|Socket errors" "$work/wrk.out" | tr '\n' ' ' || true)
+  echo "$rps $p50 $p99 $errs"
+}
+ms() { # wrk latency (us/ms/s) -> ms
+  python3 -c 'import sys,re;v=sys.argv[1];m=re.match(r"([\d.]+)(us|ms|s)",v);print("%.2f"%(float(m.group(1))*{"us":0.001,"ms":1,"s":1000}[m.group(2)]) if m else "nan")' "$1"
+}
+echo "cached reply (POST /v1/reply) vs nginx static file, wrk -t$threads, ${secs}s per run, $(nproc) cores"
+printf "%-6s %12s %9s %9s   %12s %9s %9s   %7s\n" conns ws_rps ws_p50ms ws_p99ms nginx_rps ng_p50ms ng_p99ms ratio
+for c in 64 256 1024; do
+  read -r wr w50 w99 werr < <(run "$base/v1/reply" $c "$work/reply.lua")
+  read -r nr n50 n99 nerr < <(run "http://127.0.0.1:$nport/reply.json" $c)
+  [ -n "$werr$nerr" ] && echo "warning: errors: whatstyle: ${werr:-none}; nginx: ${nerr:-none}"
+  ratio=$(python3 -c "print('%.2f' % (float('$wr')/float('$nr')))")
+  printf "%-6s %12s %9s %9s   %12s %9s %9s   %7s\n" $c "$wr" "$(ms $w50)" "$(ms $w99)" "$nr" "$(ms $n50)" "$(ms $n99)" "$ratio"
+done
+kill $ngx; wait $ngx 2>/dev/null || true; ngx=
+
+echo "10k idle keep-alive connections:"
+"$bin/bench_http_idle" "$port" 10000 "$srv" /healthz
+curl -s "$base/metrics" | grep -E '^ws_reply_cache_hits_total|^ws_ai_calls_total|^ws_conversations_(written|dropped)_total'

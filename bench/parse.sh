@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark of the WhatsApp parser: makes a 1M-message export (~70 MB) and prints, in one
+# run, the throughput of `whatstyle parse --stats` and `--format jsonl`, and the ratios
+# against `wc -l` on the same file (the read-and-scan limit), whatstk (PyPI) and
+# whatsapp-chat-parser (npm). Then the peak memory on a ~1 GB export. Medians of RUNS runs.
+# Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000000}; RUNS=${RUNS:-5}; BIG=${BIG:-1}
+make -s all >/dev/null
+data=build/bench-data; mkdir -p "$data"
+bin=build/whatstyle
+./build/bench_gen_export "$N" "$data/chat.txt" >/dev/null
+size=$(stat -c %s "$data/chat.txt")
+cat "$data/chat.txt" > /dev/null   # warm the page cache: every contender reads from memory
+
+# peers, installed on first use (git-ignored under build/)
+if [ ! -x build/bench-venv/bin/python ] || ! build/bench-venv/bin/python -c "import whatstk" 2>/dev/null; then
+  python3 -m venv build/bench-venv && build/bench-venv/bin/pip install -q whatstk==0.9.1
+fi
+if [ ! -d build/bench-node/node_modules/whatsapp-chat-parser ]; then
+  mkdir -p build/bench-node && cp bench/peers/package.json build/bench-node/ &&
+    (cd build/bench-node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+cp bench/peers/whatsapp_chat_parser.mjs build/bench-node/
+
+t() { python3 bench/timeit.py "$@" | cut -d' ' -f1; }
+mbps() { python3 -c "print('%.0f' % ($size / 1e6 / $1))"; }
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+
+echo "parse benchmark: $N messages, $((size / 1000000)) MB, $(nproc) cores, median of $RUNS runs"
+wc_t=$(t "$RUNS" wc -l "$data/chat.txt")
+stats_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --stats)
+jsonl_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --format jsonl)
+node_t=$(t 3 node build/bench-node/whatsapp_chat_parser.mjs "$data/chat.txt")
+wtk_t=$(t 1 build/bench-venv/bin/python bench/peers/whatstk_parse.py "$data/chat.txt" '%d/%m/%Y, %H:%M - %name:')
+printf '%-34s %9s %9s %s\n' "contender" "seconds" "MB/s" "ratio"
+printf '%-34s %9s %9s %s\n' "wc -l (read-and-scan limit)" "$wc_t" "$(mbps "$wc_t")" ""
+printf '%-34s %9s %9s %s\n' "whatstyle parse --stats" "$stats_t" "$(mbps "$stats_t")" \
+  "$(ratio "$wc_t" "$stats_t")x of wc -l, $(ratio "$wtk_t" "$stats_t")x whatstk, $(ratio "$node_t" "$stats_t")x whatsapp-chat-parser"
+printf '%-34s %9s %9s %s\n' "whatstyle parse --format jsonl" "$jsonl_t" "$(mbps "$jsonl_t")" \
+  "$(ratio "$wc_t" "$jsonl_t")x of wc -l, $(ratio "$wtk_t" "$jsonl_t")x whatstk, $(ratio "$node_t" "$jsonl_t")x whatsapp-chat-parser"
+printf '%-34s %9s %9s\n' "whatsapp-chat-parser 4.0.2 (node)" "$node_t" "$(mbps "$node_t")"
+printf '%-34s %9s %9s\n' "whatstk 0.9.1 (python)" "$wtk_t" "$(mbps "$wtk_t")"
+
+if [ "$BIG" = 1 ]; then
+  big=$((N * 14))
+  ./build/bench_gen_export "$big" "$data/big.txt" >/dev/null
+  bsize=$(stat -c %s "$data/big.txt")
+  rss_stats=$(/usr/bin/time -f %M "$bin" parse "$data/big.txt" --stats 2>&1 >/dev/null | tail -1)
+  rss_jsonl=$(/usr/bin/time -f %M "$bin" parse "$data/big.txt" --format jsonl 2>&1 >/dev/null | tail -1)
+  echo "peak memory on a $((bsize / 1000000)) MB export: --stats $((rss_stats / 1024)) MB, --format jsonl $((rss_jsonl / 1024)) MB"
+  rm -f "$data/big.txt"
+fi

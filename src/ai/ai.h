@@ -1,0 +1,82 @@
+/* The AI interface of DESIGN.md §1: what the API server and the worker need from the style
+ * clone. Two implementations plug in behind it: in-process (the engine linked into this
+ * binary; the embedded default) and gRPC to `whatstyle ai` (cluster).
+ *
+ * Ownership: a ws_ai is created by an implementation's constructor and released with
+ * ws_ai_free. Strings in results are malloc'd and belong to the caller (ws_ai_reply_clear,
+ * ws_ai_train_result_clear). Implementations must be thread-safe: the server calls them from
+ * several worker threads at once. */
+#ifndef WS_AI_AI_H
+#define WS_AI_AI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct ws_ai_turn {
+    const char *author;   /* may be NULL: "someone else" */
+    const char *text;
+} ws_ai_turn;
+
+typedef struct ws_ai_reply {
+    char *reply;
+    double confidence;     /* in [0,1] */
+    bool fallback;         /* confidence was below the person's threshold */
+    char *model_version;
+    double processing_ms;
+} ws_ai_reply;
+
+typedef struct ws_ai_train_request {
+    const char *user_id;
+    const char *export_path;   /* .txt or .zip on local disk */
+    const char *persona;       /* the person to learn, as printed in the export */
+    double budget_s;           /* 0 = default */
+    const char *base_model;    /* NULL = small model from scratch */
+} ws_ai_train_request;
+
+typedef struct ws_ai_train_result {
+    char *model_version;
+    uint64_t samples_processed;
+    char *metrics_json;        /* the fidelity report, JSON */
+} ws_ai_train_result;
+
+/* Progress of a training run: fraction in [0,1], a short phase name, samples so far.
+ * Called from the training thread; return non-zero to cancel. */
+typedef int (*ws_ai_progress_fn)(void *arg, double fraction, const char *phase, uint64_t samples);
+
+typedef struct ws_ai ws_ai;
+
+typedef struct ws_ai_ops {
+    /* Replies as user_id's persona. WS_ENOENT when the user has no trained model. */
+    int (*generate)(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                    size_t n_context, ws_ai_reply *out, ws_error *err);
+    /* Trains (blocking) and installs the new model for the user. WS_EINVAL with the list of
+     * participants when the persona is not in the export. */
+    int (*train)(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn progress,
+                 void *progress_arg, ws_ai_train_result *out, ws_error *err);
+    /* Drops any cached model of the user so the next call loads the current one. */
+    int (*reload)(ws_ai *ai, const char *user_id, ws_error *err);
+    /* The persona's style profile as JSON (*json_out malloc'd). WS_ENOENT without a model. */
+    int (*style_profile)(ws_ai *ai, const char *user_id, char **json_out, ws_error *err);
+    /* Removes every model and artifact of the user (right to erasure). */
+    int (*forget)(ws_ai *ai, const char *user_id, ws_error *err);
+    void (*destroy)(ws_ai *ai);
+} ws_ai_ops;
+
+struct ws_ai {
+    const ws_ai_ops *ops;
+    void *impl;
+};
+
+static inline void ws_ai_free(ws_ai *ai)
+{
+    if (ai)
+        ai->ops->destroy(ai);
+}
+
+void ws_ai_reply_clear(ws_ai_reply *r);
+void ws_ai_train_result_clear(ws_ai_train_result *r);
+
+#endif

@@ -1,0 +1,54 @@
+/* Private to src/chat: the header grammar and the message-kind phrase tables. */
+#ifndef WS_CHAT_CHAT_INT_H
+#define WS_CHAT_CHAT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chat/chat.h"
+
+/* A message header as written, before the date order is applied. */
+typedef struct chat_header {
+    int field[3];        /* date fields in written order */
+    int digits[6];       /* how many digits field[0..2], hour, minute, second had */
+    int hour, minute, second;
+    int ampm;            /* 0 none, 1 AM, 2 PM */
+    bool us_marker;      /* spelled "AM"/"PM" exactly, as en-US writes it */
+    size_t body;         /* offset of the body (author + text) in the line */
+    unsigned short pos[6];   /* where field[0..2], hour, minute, second start */
+    bool no_template;        /* layouts the template path must not learn */
+} chat_header;
+
+/* A learned header layout (see header.c). */
+typedef struct chat_template {
+    unsigned char lit[64], litmask[64], digitmask[64];
+    size_t len;
+    int fields;
+    chat_header proto;
+} chat_template;
+
+/* Learns the layout of a header the grammar accepted; false when it cannot be templated. */
+bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *t);
+/* True when line s[0..n) has the template's layout; fills h as the grammar would. */
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h);
+
+/* Parses a message header at the start of line s[0..n). Returns true and fills h when the
+ * line is one. Allocates nothing; reads at most n bytes. */
+bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);
+
+/* Applies a date order (DMY/MDY/YMD; a 4-digit first field always means Y/M/D) and fills t.
+ * Falls back to the other of D/M when the chosen order gives an impossible date. Returns
+ * false when no order gives a valid date/time. */
+bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t);
+
+/* Classifies an authored message body (media, deleted, iOS system events, edited marker). */
+ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited);
+/* True when an author-less looking line "X ...: ..." is in fact a system event whose text
+ * happens to contain ": " (group subject changes and similar). */
+bool ws__chat_is_system_text(const char *text, size_t n);
+
+/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
+ * U+2066-U+2069, U+FEFF), or 0. */
+size_t ws__chat_mark_len(const char *s, size_t n);
+
+#endif

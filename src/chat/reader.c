@@ -1,0 +1,808 @@
+/* The streaming export reader: byte sources (file, memory, zip entry), line splitting with
+ * any line endings, UTF-8 repair, date-order detection (first pass) and message assembly
+ * (second pass). Memory stays flat: one input chunk plus the message being built. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "chat/chat_int.h"
+#include "core/buf.h"
+#include "core/mem.h"
+
+#define CHUNK (1u << 20)
+#define WORDS_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+
+/* ------------------------------------------------------------------ byte sources */
+
+typedef enum { SRC_FILE, SRC_MEM, SRC_ZIP } source_kind;
+
+typedef struct source {
+    source_kind kind;
+    int fd;
+    const char *mem;
+    size_t mem_len, mem_pos;
+    zip_t *zip;
+    zip_uint64_t entry;
+    zip_file_t *zf;
+    uint64_t read_total, cap, size;
+    char *path;
+} source;
+
+static void source_close(source *s)
+{
+    if (s->zf)
+        zip_fclose(s->zf);
+    if (s->zip)
+        zip_discard(s->zip);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+/* Reads up to n bytes; returns the count, 0 at the end, or a negative code. */
+static long source_read(source *s, char *buf, size_t n, ws_error *err)
+{
+    long got = 0;
+    switch (s->kind) {
+    case SRC_FILE: {
+        ssize_t r;
+        do
+            r = read(s->fd, buf, n);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return ws_error_set(err, WS_EIO, "%s: read failed: %s", s->path, strerror(errno));
+        got = r;
+        break;
+    }
+    case SRC_MEM: {
+        size_t left = s->mem_len - s->mem_pos;
+        got = (long)(n < left ? n : left);
+        memcpy(buf, s->mem + s->mem_pos, (size_t)got);
+        s->mem_pos += (size_t)got;
+        break;
+    }
+    case SRC_ZIP: {
+        zip_int64_t r = zip_fread(s->zf, buf, n);
+        if (r < 0)
+            return ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path,
+                                zip_strerror(s->zip));
+        got = (long)r;
+        break;
+    }
+    }
+    s->read_total += (uint64_t)got;
+    if (s->read_total > s->cap)
+        return ws_error_set(err, WS_ETOOBIG, "%s: more than %llu bytes of chat text (the size cap)",
+                            s->path, (unsigned long long)s->cap);
+    return got;
+}
+
+static int source_rewind(source *s, ws_error *err)
+{
+    s->read_total = 0;
+    switch (s->kind) {
+    case SRC_FILE:
+        if (lseek(s->fd, 0, SEEK_SET) < 0)
+            return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", s->path, strerror(errno));
+        return 0;
+    case SRC_MEM:
+        s->mem_pos = 0;
+        return 0;
+    case SRC_ZIP:
+        if (s->zf)
+            zip_fclose(s->zf);
+        s->zf = zip_fopen_index(s->zip, s->entry, 0);
+        if (!s->zf)
+            return ws_error_set(err, WS_EFORMAT, "%s: cannot open the chat inside the zip: %s",
+                                s->path, zip_strerror(s->zip));
+        return 0;
+    }
+    return WS_EINTERNAL;
+}
+
+static bool ends_with_txt(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 4 && strcasecmp(name + n - 4, ".txt") == 0;
+}
+
+static bool unsafe_name(const char *name)
+{
+    if (name[0] == '/' || name[0] == '\\' || (name[0] && name[1] == ':'))
+        return true;
+    for (const char *p = name; *p; p++)
+        if (p[0] == '.' && p[1] == '.' && (p == name || p[-1] == '/' || p[-1] == '\\') &&
+            (p[2] == '\0' || p[2] == '/' || p[2] == '\\'))
+            return true;
+    return false;
+}
+
+/* Opens the zip in s (from s->fd's file or s->mem) and picks the chat entry. */
+static int open_zip(source *s, uint64_t cap, ws_error *err)
+{
+    zip_error_t zerr;
+    zip_error_init(&zerr);
+    zip_source_t *zs = s->kind == SRC_MEM ? zip_source_buffer_create(s->mem, s->mem_len, 0, &zerr)
+                                          : zip_source_filep_create(fdopen(dup(s->fd), "rb"), 0, -1, &zerr);
+    int rc = 0;
+    if (!zs) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: cannot read zip: %s", s->path, zip_error_strerror(&zerr));
+        goto out;
+    }
+    s->zip = zip_open_from_source(zs, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    if (!s->zip) {
+        zip_source_free(zs);
+        rc = ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path, zip_error_strerror(&zerr));
+        goto out;
+    }
+    zip_int64_t count = zip_get_num_entries(s->zip, 0);
+    zip_int64_t best = -1;
+    zip_uint64_t best_size = 0;
+    bool best_is_chat = false;
+    for (zip_int64_t i = 0; i < count; i++) {
+        zip_stat_t st;
+        if (zip_stat_index(s->zip, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME))
+            continue;
+        if (unsafe_name(st.name)) {
+            rc = ws_error_set(err, WS_EUNSAFE, "%s: refusing a zip with an unsafe entry name '%s'",
+                              s->path, st.name);
+            goto out;
+        }
+        if (!ends_with_txt(st.name))
+            continue;
+        const char *base = strrchr(st.name, '/');
+        base = base ? base + 1 : st.name;
+        bool is_chat = strcmp(base, "_chat.txt") == 0;
+        if (best < 0 || (is_chat && !best_is_chat) || (is_chat == best_is_chat && st.size > best_size)) {
+            best = i;
+            best_size = st.size;
+            best_is_chat = is_chat;
+        }
+    }
+    if (best < 0) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: the zip holds no chat text file (_chat.txt or *.txt)", s->path);
+        goto out;
+    }
+    zip_stat_t st;
+    zip_stat_index(s->zip, (zip_uint64_t)best, 0, &st);
+    if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
+        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: '%s' in the zip is encrypted; export it without a password",
+                          s->path, st.name);
+        goto out;
+    }
+    if (st.size > cap) {
+        rc = ws_error_set(err, WS_ETOOBIG, "%s: '%s' unpacks to %llu bytes, above the cap of %llu",
+                          s->path, st.name, (unsigned long long)st.size, (unsigned long long)cap);
+        goto out;
+    }
+    if (st.size > (1u << 20) && st.comp_size > 0 && st.size / st.comp_size > WS_CHAT_MAX_ZIP_RATIO) {
+        rc = ws_error_set(err, WS_EUNSAFE, "%s: '%s' compresses %llu:1, which only a zip bomb does",
+                          s->path, st.name, (unsigned long long)(st.size / st.comp_size));
+        goto out;
+    }
+    s->entry = (zip_uint64_t)best;
+    s->size = st.size;
+    s->kind = SRC_ZIP;
+    rc = source_rewind(s, err);
+out:
+    zip_error_fini(&zerr);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the reader */
+
+struct ws_chat_reader {
+    source src;
+    ws_chat_options opt;
+    char *buf;               /* input window: [pos, end) not yet consumed */
+    size_t buf_cap, pos, end;
+    uint64_t window_offset;  /* offset in the source of buf[0] */
+    uint64_t line_offset;    /* offset in the source of the last line returned */
+    size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
+    bool cr_known;           /* cr_at is up to date for the bytes in the window */
+    size_t utf8_ok;          /* bytes of buf before this index (from the current line) are valid UTF-8 */
+    bool eof, first_line;
+    uint64_t line_no;
+
+    ws_date_order order;
+    bool empty, seen_header;
+    uint64_t invalid_utf8, skipped;
+
+    chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
+    unsigned n_templates, next_template;
+
+    /* the message being assembled and the one last returned */
+    bool have_cur;
+    ws_datetime cur_ts;
+    uint64_t cur_line;
+    size_t cur_first_len;      /* bytes of the body that came from the header line */
+    ws_buf cur_body, out_body;
+    ws_buf fixed;              /* scratch for a line with invalid UTF-8 repaired */
+};
+
+static const ws_chat_options default_options;
+
+/* Fills the window so that a complete line (or the rest of the input) is available. */
+static int refill(ws_chat_reader *r, ws_error *err)
+{
+    r->cr_known = false;
+    r->utf8_ok = r->utf8_ok > r->pos ? r->utf8_ok - r->pos : 0;
+    if (r->pos > 0) {
+        r->window_offset += r->pos;
+        memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+        r->end -= r->pos;
+        r->pos = 0;
+    }
+    if (r->end == r->buf_cap) {
+        if (r->buf_cap >= r->opt.max_message_bytes)
+            return ws_error_set(err, WS_ETOOBIG, "line %llu is longer than %llu bytes",
+                                (unsigned long long)r->line_no + 1,
+                                (unsigned long long)r->opt.max_message_bytes);
+        r->buf_cap *= 2;
+        r->buf = ws_xrealloc(r->buf, r->buf_cap);
+    }
+    long got = source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
+    if (got < 0)
+        return (int)got;
+    if (got == 0)
+        r->eof = true;
+    r->end += (size_t)got;
+    return 0;
+}
+
+/* Next physical line without its terminator (\n, \r\n or a lone \r). Returns 1, 0 at the end,
+ * or a negative code. The line stays valid until the next call. */
+static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
+{
+    for (;;) {
+        char *start = r->buf + r->pos;
+        size_t avail = r->end - r->pos;
+        char *nl = memchr(start, '\n', avail);
+        if (!nl && !r->eof) {
+            int rc = refill(r, err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!nl && avail == 0)
+            return 0;
+        size_t n = nl ? (size_t)(nl - start) : avail;
+        r->pos += nl ? n + 1 : n;
+        /* one search for '\r' serves every line up to the next one found */
+        if (!r->cr_known || r->cr_at < (size_t)(start - r->buf)) {
+            char *cr = memchr(start, '\r', (size_t)(r->buf + r->end - start));
+            r->cr_at = cr ? (size_t)(cr - r->buf) : r->end;
+            r->cr_known = true;
+        }
+        if (r->cr_at < (size_t)(start - r->buf) + n) {
+            size_t k = r->cr_at - (size_t)(start - r->buf);
+            if (k + 1 < n) {
+                /* a lone CR ends a line too: hand back the first part, keep the rest */
+                r->pos -= (nl ? n + 1 : n) - (k + 1);
+                n = k;
+            } else {
+                n = k;
+            }
+        }
+        r->line_no++;
+        r->line_offset = r->window_offset + (uint64_t)(start - r->buf);
+        *line = start;
+        *len = n;
+        if (r->first_line) {
+            r->first_line = false;
+            if (n >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) {
+                *line += 3;
+                *len -= 3;
+            }
+        }
+        return 1;
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 (with *bad = bytes of the maximal invalid
+ * subpart, at least 1). */
+static inline size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    for (size_t i = 1; i < need; i++) {
+        if (i >= n || s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF)) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return need;
+}
+
+/* Length of the longest valid UTF-8 prefix of s[0..n). ASCII runs are skipped 16 bytes at a
+ * time (SSE2) or 8 (portable words); multi-byte sequences are checked inline. */
+static size_t valid_utf8_prefix(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+#if defined(__SSE2__)
+        if (i + 16 <= n) {
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)));
+            if (!mask) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(mask);
+        } else
+#endif
+        if (WORDS_LITTLE_ENDIAN && i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t high = w & 0x8080808080808080ull;
+            if (!high) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(high) >> 3; /* little-endian: first high byte */
+        } else if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        unsigned char c = s[i];
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+                i += 2;
+                continue;
+            }
+            return i;
+        }
+        /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
+        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
+            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+            i += 3;
+            continue;
+        }
+        if (c >= 0xF0 && c <= 0xF3 && i + 3 < n && (s[i + 1] & 0xC0) == 0x80 &&
+            (c != 0xF0 || s[i + 1] >= 0x90) &&
+            (s[i + 2] & 0xC0) == 0x80 && (s[i + 3] & 0xC0) == 0x80) {
+            i += 4;
+            continue;
+        }
+        size_t bad;
+        size_t k = utf8_seq(s + i, n - i, &bad);
+        if (!k)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+/* Returns the line itself when it is valid UTF-8, else a repaired copy in r->fixed. The
+ * window is validated ahead in one pass, so most lines cost one comparison. */
+static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
+{
+    const unsigned char *s = (const unsigned char *)*line;
+    size_t n = *len, i, bad;
+    size_t a = (size_t)(*line - r->buf), b = a + n;
+    if (b <= r->utf8_ok)
+        return;
+    size_t from = a > r->utf8_ok ? a : r->utf8_ok;
+    r->utf8_ok = from + valid_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
+    if (b <= r->utf8_ok)
+        return;
+    size_t first_bad = valid_utf8_prefix(s, n);
+    if (first_bad == n)
+        return;
+    ws_buf_reset(&r->fixed);
+    ws_buf_append(&r->fixed, s, first_bad);
+    for (i = first_bad; i < n;) {
+        size_t k = utf8_seq(s + i, n - i, &bad);
+        if (k) {
+            ws_buf_append(&r->fixed, s + i, k);
+            i += k;
+        } else {
+            ws_buf_append(&r->fixed, "\xEF\xBF\xBD", 3);
+            r->invalid_utf8++;
+            i += bad;
+        }
+    }
+    *line = r->fixed.data;
+    *len = r->fixed.len;
+}
+
+/* Could this line start a header? A cheap check before the full grammar. */
+static inline bool maybe_header(const char *s, size_t n)
+{
+    if (n < 8)
+        return false;
+    unsigned char c = (unsigned char)s[0];
+    return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
+}
+
+/* Positions the reader at the start of its range (the whole input by default). */
+static int seek_start(ws_chat_reader *r, ws_error *err)
+{
+    int rc = source_rewind(&r->src, err);
+    if (rc)
+        return rc;
+    r->pos = r->end = 0;
+    r->cr_known = false;
+    r->utf8_ok = 0;
+    r->eof = false;
+    r->first_line = r->opt.range_start == 0;
+    r->line_no = 0;
+    r->window_offset = 0;
+    if (r->opt.range_start) {
+        if (r->src.kind == SRC_ZIP)
+            return ws_error_set(err, WS_EINVAL, "%s: a byte range needs a plain text export", r->src.path);
+        if (r->src.kind == SRC_FILE && lseek(r->src.fd, (off_t)r->opt.range_start, SEEK_SET) < 0)
+            return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", r->src.path, strerror(errno));
+        if (r->src.kind == SRC_MEM)
+            r->src.mem_pos = r->opt.range_start < r->src.mem_len ? r->opt.range_start : r->src.mem_len;
+        r->window_offset = r->opt.range_start;
+        r->src.read_total = r->opt.range_start;
+    }
+    return 0;
+}
+
+/* Is this line a message header? Known layouts first, then the full grammar. */
+static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+{
+    for (unsigned k = 0; k < r->n_templates; k++)
+        if (ws__chat_template_match(&r->templates[k], line, len, h))
+            return true;
+    if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
+        return false;
+    if (!ws__chat_parse_header(line, len, h))
+        return false;
+    if (ws__chat_template_make(line, h, &r->templates[r->next_template])) {
+        r->next_template = (r->next_template + 1) % 4;
+        if (r->n_templates < 4)
+            r->n_templates++;
+    }
+    return true;
+}
+
+/* First pass: decide D/M order from evidence, and check there are headers at all. */
+static int detect_order(ws_chat_reader *r, ws_error *err)
+{
+    const char *line;
+    size_t len;
+    int rc;
+    uint64_t dm_lines = 0, ymd_lines = 0, back_dmy = 0, back_mdy = 0, us_votes = 0;
+    long long prev_dmy = -1, prev_mdy = -1;
+    ws_date_order decided = WS_DATE_AUTO;
+    while ((rc = next_line(r, &line, &len, err)) == 1) {
+        chat_header h;
+        if (!header_of(r, line, len, &h))
+            continue;
+        if (h.digits[0] == 4) {
+            ymd_lines++;
+            continue;
+        }
+        dm_lines++;
+        /* the en-US layout (M/D/YY, "PM", no zero padding) votes for M/D; others for D/M */
+        bool us_like = h.us_marker && (h.digits[2] == 2 || h.digits[0] == 1 || h.digits[1] == 1);
+        us_votes += us_like;
+        if (h.field[0] > 12 && h.field[1] <= 12) {
+            decided = WS_DATE_DMY;
+            break;
+        }
+        if (h.field[1] > 12 && h.field[0] <= 12) {
+            decided = WS_DATE_MDY;
+            break;
+        }
+        /* no decisive field: count steps back in time under each reading */
+        ws_datetime a, b;
+        if (ws__chat_resolve(&h, WS_DATE_DMY, &a) && ws__chat_resolve(&h, WS_DATE_MDY, &b)) {
+            long long ka = ((a.year * 13LL + a.month) * 32 + a.day) * 1440 + a.hour * 60 + a.minute;
+            long long kb = ((b.year * 13LL + b.month) * 32 + b.day) * 1440 + b.hour * 60 + b.minute;
+            back_dmy += prev_dmy > ka;
+            back_mdy += prev_mdy > kb;
+            prev_dmy = ka;
+            prev_mdy = kb;
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (decided != WS_DATE_AUTO)
+        r->order = decided;
+    else if (dm_lines == 0 && ymd_lines > 0)
+        r->order = WS_DATE_YMD;
+    else if (dm_lines == 0)
+        return r->empty ? 0 : ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found",
+                                           r->src.path);
+    else if (back_mdy + 3 <= back_dmy)
+        r->order = WS_DATE_MDY;      /* time runs forward only when read as M/D */
+    else if (back_dmy + 3 <= back_mdy)
+        r->order = WS_DATE_DMY;
+    else
+        r->order = us_votes * 2 > dm_lines ? WS_DATE_MDY : WS_DATE_DMY;
+    return seek_start(r, err);
+}
+
+static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error *err)
+{
+    r->opt = opt ? *opt : default_options;
+    if (!r->opt.max_file_bytes)
+        r->opt.max_file_bytes = WS_CHAT_DEFAULT_MAX_FILE;
+    if (!r->opt.max_message_bytes)
+        r->opt.max_message_bytes = WS_CHAT_DEFAULT_MAX_MESSAGE;
+    r->src.cap = r->opt.max_file_bytes;
+    r->buf_cap = CHUNK;
+    r->buf = ws_xmalloc(r->buf_cap);
+    r->first_line = true;
+    r->cur_body.limit = r->opt.max_message_bytes;
+
+    /* zip or text? look at the first bytes */
+    char magic[4] = {0};
+    size_t have = 0;
+    if (r->src.kind == SRC_MEM) {
+        have = r->src.mem_len < 4 ? r->src.mem_len : 4;
+        memcpy(magic, r->src.mem, have);
+    } else {
+        ssize_t got = pread(r->src.fd, magic, 4, 0);
+        have = got > 0 ? (size_t)got : 0;
+    }
+    r->empty = (r->src.kind == SRC_MEM ? r->src.mem_len : have) == 0;
+    if (have == 4 && memcmp(magic, "PK", 2) == 0 &&
+        ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6))) {
+        int rc = open_zip(&r->src, r->opt.max_file_bytes, err);
+        if (rc)
+            return rc;
+    }
+    r->order = r->opt.date_order;
+    if (r->order == WS_DATE_AUTO && !r->empty)
+        return detect_order(r, err);
+    return r->opt.range_start ? seek_start(r, err) : 0;
+}
+
+int ws_chat_open_file(const char *path, const ws_chat_options *opt, ws_chat_reader **out,
+                      ws_error *err)
+{
+    ws_chat_reader *r = ws_xcalloc(1, sizeof *r);
+    int rc = 0;
+    struct stat st;
+    r->src.fd = open(path, O_RDONLY | O_CLOEXEC);
+    r->src.path = ws_xstrdup(path);
+    r->src.kind = SRC_FILE;
+    if (r->src.fd < 0) {
+        rc = ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: cannot open: %s", path,
+                          strerror(errno));
+        goto out;
+    }
+    if (fstat(r->src.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = ws_error_set(err, WS_EINVAL, "%s: is a directory, not an export", path);
+        goto out;
+    }
+    uint64_t cap = opt && opt->max_file_bytes ? opt->max_file_bytes : WS_CHAT_DEFAULT_MAX_FILE;
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > cap) {
+        rc = ws_error_set(err, WS_ETOOBIG, "%s: %llu bytes is above the size cap of %llu bytes", path,
+                          (unsigned long long)st.st_size, (unsigned long long)cap);
+        goto out;
+    }
+    posix_fadvise(r->src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    r->src.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    rc = reader_start(r, opt, err);
+out:
+    if (rc) {
+        ws_chat_close(r);
+        r = NULL;
+    }
+    *out = r;
+    return rc;
+}
+
+int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt,
+                        ws_chat_reader **out, ws_error *err)
+{
+    ws_chat_reader *r = ws_xcalloc(1, sizeof *r);
+    r->src.fd = -1;
+    r->src.kind = SRC_MEM;
+    r->src.mem = data;
+    r->src.mem_len = len;
+    r->src.size = len;
+    r->src.path = ws_xstrdup("(memory)");
+    uint64_t cap = opt && opt->max_file_bytes ? opt->max_file_bytes : WS_CHAT_DEFAULT_MAX_FILE;
+    int rc = 0;
+    if (len > cap)
+        rc = ws_error_set(err, WS_ETOOBIG, "export of %zu bytes is above the size cap of %llu bytes",
+                          len, (unsigned long long)cap);
+    else
+        rc = reader_start(r, opt, err);
+    if (rc) {
+        ws_chat_close(r);
+        r = NULL;
+    }
+    *out = r;
+    return rc;
+}
+
+/* Moves the message being assembled into the output slot and fills msg. */
+static void emit(ws_chat_reader *r, ws_message *msg)
+{
+    ws_buf tmp = r->out_body;
+    r->out_body = r->cur_body;
+    r->cur_body = tmp;
+    r->cur_body.limit = r->opt.max_message_bytes;
+    r->have_cur = false;
+
+    memset(msg, 0, sizeof *msg);
+    msg->ts = r->cur_ts;
+    msg->line = r->cur_line;
+    char *body = r->out_body.data;
+    size_t len = r->out_body.len;
+    char *colon = NULL;
+    for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ') {
+            colon = p;
+            break;
+        }
+    if (colon && colon > body && !(memchr(body, '"', (size_t)(colon - body)) &&
+                                   ws__chat_is_system_text(body, r->cur_first_len))) {
+        *colon = '\0'; /* the author is terminated in place */
+        msg->author = body;
+        msg->author_len = (size_t)(colon - body);
+        msg->text = colon + 2;
+        msg->text_len = len - (size_t)(colon + 2 - body);
+        msg->kind = ws__chat_classify(msg->text, msg->text_len, &msg->edited);
+        if (msg->kind == WS_MSG_SYSTEM) {
+            msg->author = NULL;
+            msg->author_len = 0;
+        }
+    } else {
+        msg->text = body;
+        msg->text_len = len;
+        msg->kind = WS_MSG_SYSTEM;
+    }
+}
+
+int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
+{
+    const char *line;
+    size_t len;
+    int rc;
+    if (r->empty)
+        return 0;
+    while ((rc = next_line(r, &line, &len, err)) == 1) {
+        repair_utf8(r, &line, &len);
+        chat_header h;
+        ws_datetime ts;
+        bool is_header = header_of(r, line, len, &h) && ws__chat_resolve(&h, r->order, &ts);
+        if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
+            r->eof = true;   /* the next range begins here */
+            r->pos = r->end;
+            break;
+        }
+        if (is_header) {
+            bool had = r->have_cur;
+            if (had)
+                emit(r, msg);
+            r->have_cur = true;
+            r->seen_header = true;
+            r->cur_ts = ts;
+            r->cur_line = r->line_no;
+            ws_buf_reset(&r->cur_body);
+            ws_buf_append(&r->cur_body, line + h.body, len - h.body);
+            r->cur_first_len = len - h.body;
+            if (had)
+                return 1;
+        } else if (r->have_cur) {
+            if (ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
+                return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
+                                    r->src.path, (unsigned long long)r->cur_line,
+                                    (unsigned long long)r->opt.max_message_bytes);
+        } else if (!r->opt.range_start) {
+            r->skipped++;   /* lines before the first header of the file */
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (r->have_cur) {
+        emit(r, msg);
+        return 1;
+    }
+    if (!r->seen_header && !r->opt.range_start)
+        return ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", r->src.path);
+    return 0;
+}
+
+bool ws_chat_is_zip(const ws_chat_reader *r)
+{
+    return r->src.kind == SRC_ZIP;
+}
+
+ws_date_order ws_chat_date_order(const ws_chat_reader *r)
+{
+    return r->order;
+}
+
+const char *ws_chat_date_order_name(ws_date_order o)
+{
+    switch (o) {
+    case WS_DATE_DMY: return "dmy";
+    case WS_DATE_MDY: return "mdy";
+    case WS_DATE_YMD: return "ymd";
+    default: return "auto";
+    }
+}
+
+uint64_t ws_chat_invalid_utf8(const ws_chat_reader *r) { return r->invalid_utf8; }
+uint64_t ws_chat_lines_skipped(const ws_chat_reader *r) { return r->skipped; }
+bool ws_chat_is_empty(const ws_chat_reader *r) { return r->empty; }
+
+uint64_t ws_chat_bytes_read(const ws_chat_reader *r, uint64_t *total)
+{
+    if (total)
+        *total = r->src.size;
+    return r->src.read_total;
+}
+
+void ws_chat_close(ws_chat_reader *r)
+{
+    if (!r)
+        return;
+    source_close(&r->src);
+    free(r->buf);
+    ws_buf_free(&r->cur_body);
+    ws_buf_free(&r->out_body);
+    ws_buf_free(&r->fixed);
+    free(r);
+}
+
+const char *ws_msg_kind_name(ws_msg_kind k)
+{
+    switch (k) {
+    case WS_MSG_TEXT: return "text";
+    case WS_MSG_SYSTEM: return "system";
+    case WS_MSG_MEDIA: return "media";
+    case WS_MSG_DELETED: return "deleted";
+    }
+    return "text";
+}
+
+static void put_digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void ws_datetime_format(const ws_datetime *t, char out[20])
+{
+    put_digits(out, (unsigned)t->year % 10000u, 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)t->month % 100u, 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)t->day % 100u, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)t->hour % 100u, 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)t->minute % 100u, 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)t->second % 100u, 2);
+    out[19] = '\0';
+}

@@ -1,0 +1,399 @@
+/* `whatstyle parse FILE`: reads a WhatsApp export and prints its messages as JSON Lines,
+ * a JSON array or CSV, or (--stats) a JSON summary of the whole chat. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat/chat.h"
+#include "cli/commands.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/progress.h"
+#include "core/strset.h"
+
+typedef enum { OUT_JSONL, OUT_JSON, OUT_CSV } out_format;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: whatstyle parse FILE [--format jsonl|json|csv] [--stats]\n"
+            "                       [--date-order dmy|mdy|ymd] [--max-size BYTES[K|M|G]]\n\n"
+            "Reads a WhatsApp export (.txt, or a .zip holding _chat.txt) and prints one record\n"
+            "per message: {\"ts\",\"author\",\"text\",\"kind\"} (+ \"edited\", \"line\").\n"
+            "--stats prints only a summary: messages, participants, first, last, date_order, kinds.\n"
+            "The day/month order is decided from the file unless --date-order forces it.\n");
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void flush_if_big(ws_buf *out, bool force)
+{
+    if (out->len && (force || out->len > (1u << 20))) {
+        fwrite(out->data, 1, out->len, stdout);
+        ws_buf_reset(out);
+    }
+}
+
+static void put_csv_field(ws_buf *b, const char *s, size_t n)
+{
+    if (!s)
+        return;
+    if (!memchr(s, ',', n) && !memchr(s, '"', n) && !memchr(s, '\n', n) && !memchr(s, '\r', n)) {
+        ws_buf_append(b, s, n);
+        return;
+    }
+    ws_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            ws_buf_putc(b, '"');
+        ws_buf_putc(b, s[i]);
+    }
+    ws_buf_putc(b, '"');
+}
+
+static void put_message(ws_buf *b, const ws_message *m, out_format fmt, char ts[20])
+{
+    if (fmt == OUT_CSV) {
+        ws_buf_append(b, ts, 19);
+        ws_buf_putc(b, ',');
+        put_csv_field(b, m->author, m->author_len);
+        ws_buf_putc(b, ',');
+        put_csv_field(b, m->text, m->text_len);
+        ws_buf_printf(b, ",%s,%s\n", ws_msg_kind_name(m->kind), m->edited ? "true" : "false");
+        return;
+    }
+    ws_buf_puts(b, "{\"ts\":\"");
+    ws_buf_append(b, ts, 19);
+    ws_buf_puts(b, "\",\"author\":");
+    if (m->author)
+        ws_json_put_str(b, m->author, m->author_len);
+    else
+        ws_buf_puts(b, "null");
+    ws_buf_puts(b, ",\"text\":");
+    ws_json_put_str(b, m->text, m->text_len);
+    ws_buf_puts(b, ",\"kind\":\"");
+    ws_buf_puts(b, ws_msg_kind_name(m->kind));
+    ws_buf_puts(b, m->edited ? "\",\"edited\":true,\"line\":" : "\",\"line\":");
+    char num[24], *p = num + sizeof num;
+    uint64_t v = m->line;
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10));
+    ws_buf_append(b, p, (size_t)(num + sizeof num - p));
+    ws_buf_putc(b, '}');
+}
+
+static long long datetime_key(const ws_datetime *t)
+{
+    return ((((t->year * 13LL + t->month) * 32 + t->day) * 24 + t->hour) * 60 + t->minute) * 60 + t->second;
+}
+
+/* The --stats summary of a run of messages; runs over parts of a file merge in order. */
+typedef struct chat_stats {
+    uint64_t count, kinds[4], invalid_utf8, skipped;
+    long long first, last;
+    ws_strset authors;
+} chat_stats;
+
+static void stats_add(chat_stats *st, const ws_message *m)
+{
+    if (m->author) {
+        /* most chats have few people: a scan of the first ones beats hashing */
+        size_t i, few = st->authors.count < 16 ? st->authors.count : 16;
+        for (i = 0; i < few; i++)
+            if (st->authors.lens[i] == m->author_len && st->authors.items[i][0] == m->author[0] &&
+                memcmp(st->authors.items[i], m->author, m->author_len) == 0)
+                break;
+        if (i == few)
+            ws_strset_add(&st->authors, m->author, m->author_len);
+    }
+    st->kinds[m->kind]++;
+    long long k = datetime_key(&m->ts);
+    if (!st->count || k < st->first)
+        st->first = k;
+    if (!st->count || k > st->last)
+        st->last = k;
+    st->count++;
+}
+
+static void stats_merge(chat_stats *into, chat_stats *from)
+{
+    for (size_t i = 0; i < from->authors.count; i++)
+        ws_strset_add(&into->authors, from->authors.items[i], from->authors.lens[i]);
+    for (int k = 0; k < 4; k++)
+        into->kinds[k] += from->kinds[k];
+    if (from->count && (!into->count || from->first < into->first))
+        into->first = from->first;
+    if (from->count && (!into->count || from->last > into->last))
+        into->last = from->last;
+    into->count += from->count;
+    into->invalid_utf8 += from->invalid_utf8;
+    into->skipped += from->skipped;
+}
+
+static void key_format(long long k, char out[20])
+{
+    ws_datetime t;
+    t.second = (int)(k % 60); k /= 60;
+    t.minute = (int)(k % 60); k /= 60;
+    t.hour = (int)(k % 24); k /= 24;
+    t.day = (int)(k % 32); k /= 32;
+    t.month = (int)(k % 13); k /= 13;
+    t.year = (int)k;
+    ws_datetime_format(&t, out);
+}
+
+/* One part of a file read by its own thread for --stats. */
+typedef struct stats_part {
+    const char *path;
+    ws_chat_options opt;
+    chat_stats st;
+    ws_error err;
+    int rc;
+} stats_part;
+
+static void *stats_part_run(void *arg)
+{
+    stats_part *part = arg;
+    ws_chat_reader *r = NULL;
+    ws_message m;
+    part->rc = ws_chat_open_file(part->path, &part->opt, &r, &part->err);
+    if (part->rc)
+        return NULL;
+    while ((part->rc = ws_chat_next(r, &m, &part->err)) == 1)
+        stats_add(&part->st, &m);
+    part->st.invalid_utf8 = ws_chat_invalid_utf8(r);
+    part->st.skipped = ws_chat_lines_skipped(r);
+    ws_chat_close(r);
+    return NULL;
+}
+
+/* The first line start at or after offset in the file, or 0 when there is none. */
+static uint64_t line_start_after(const char *path, uint64_t offset)
+{
+    FILE *f = fopen(path, "rb");
+    uint64_t at = 0;
+    if (!f || fseeko(f, (off_t)offset - 1, SEEK_SET) != 0)
+        goto out;
+    int c;
+    uint64_t pos = offset - 1;
+    while ((c = getc(f)) != EOF) {
+        pos++;
+        if (c == '\n') {
+            at = pos;
+            break;
+        }
+    }
+out:
+    if (f)
+        fclose(f);
+    return at;
+}
+
+/* --stats with one thread per core over line-aligned parts of a large text export.
+ * Returns 1 when it did the work (rc in *rc), 0 when the file is not suited. */
+static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, ws_error *err, int *rc)
+{
+    enum { MAX_PARTS = 8 };
+    uint64_t size = 0;
+    ws_chat_bytes_read(r, &size);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cores < 1 ? 1 : cores > MAX_PARTS ? MAX_PARTS : (int)cores;
+    if (ws_chat_is_zip(r) || size < (8u << 20) || n < 2)
+        return 0;
+    stats_part parts[MAX_PARTS];
+    pthread_t threads[MAX_PARTS];
+    uint64_t cut[MAX_PARTS + 1];
+    cut[0] = 0;
+    cut[n] = 0;
+    for (int k = 1; k < n; k++) {
+        cut[k] = line_start_after(path, size / (uint64_t)n * (uint64_t)k);
+        if (!cut[k] || cut[k] <= cut[k - 1])
+            return 0;
+    }
+    ws_chat_options base = {.date_order = ws_chat_date_order(r)};
+    for (int k = 0; k < n; k++) {
+        memset(&parts[k], 0, sizeof parts[k]);
+        parts[k].path = path;
+        parts[k].opt = base;
+        parts[k].opt.range_start = cut[k];
+        parts[k].opt.range_end = cut[k + 1];
+        pthread_create(&threads[k], NULL, stats_part_run, &parts[k]);
+    }
+    *rc = 0;
+    for (int k = 0; k < n; k++) {
+        pthread_join(threads[k], NULL);
+        if (parts[k].rc < 0 && !*rc) {
+            *rc = parts[k].rc;
+            *err = parts[k].err;
+        }
+        stats_merge(st, &parts[k].st);
+        ws_strset_free(&parts[k].st.authors);
+    }
+    return 1;
+}
+
+int ws_cmd_parse(int argc, char **argv)
+{
+    const char *path = NULL;
+    out_format fmt = OUT_JSONL;
+    bool stats = false;
+    ws_chat_options opt = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--stats")) {
+            stats = true;
+        } else if (!strcmp(a, "--format") && i + 1 < argc) {
+            const char *f = argv[++i];
+            if (!strcmp(f, "jsonl")) fmt = OUT_JSONL;
+            else if (!strcmp(f, "json")) fmt = OUT_JSON;
+            else if (!strcmp(f, "csv")) fmt = OUT_CSV;
+            else {
+                fprintf(stderr, "whatstyle parse: unknown format '%s' (jsonl, json or csv)\n", f);
+                return 2;
+            }
+        } else if (!strcmp(a, "--date-order") && i + 1 < argc) {
+            const char *o = argv[++i];
+            if (!strcmp(o, "dmy")) opt.date_order = WS_DATE_DMY;
+            else if (!strcmp(o, "mdy")) opt.date_order = WS_DATE_MDY;
+            else if (!strcmp(o, "ymd")) opt.date_order = WS_DATE_YMD;
+            else {
+                fprintf(stderr, "whatstyle parse: unknown date order '%s' (dmy, mdy or ymd)\n", o);
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-size") && i + 1 < argc) {
+            if (parse_size(argv[++i], &opt.max_file_bytes)) {
+                fprintf(stderr, "whatstyle parse: bad size '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "whatstyle parse: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!path) {
+            path = a;
+        } else {
+            fprintf(stderr, "whatstyle parse: one file at a time\n");
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+
+    ws_error err = {0};
+    ws_chat_reader *r = NULL;
+    int rc = ws_chat_open_file(path, &opt, &r, &err);
+    if (rc) {
+        fprintf(stderr, "whatstyle parse: %s\n", err.msg);
+        return 1;
+    }
+    if (ws_chat_is_empty(r)) {
+        fprintf(stderr, "whatstyle parse: %s: the file is empty (0 bytes); there is nothing to parse\n", path);
+        ws_chat_close(r);
+        return 1;
+    }
+
+    ws_buf out = WS_BUF_INIT;
+    chat_stats st = {0};
+    uint64_t count = 0;
+    ws_message m;
+    ws_progress bar;
+    uint64_t total = 0;
+    ws_chat_bytes_read(r, &total);
+    ws_progress_start(&bar, "parse", total);
+    bar.enabled = bar.enabled && total > (64u << 20);
+    if (!stats && fmt == OUT_JSON)
+        ws_buf_puts(&out, "[");
+    if (!stats && fmt == OUT_CSV)
+        ws_buf_puts(&out, "ts,author,text,kind,edited\n");
+    if (stats && stats_parallel(path, r, &st, &err, &rc)) {
+        if (rc < 0)
+            goto fail;
+        goto summary;
+    }
+    while ((rc = ws_chat_next(r, &m, &err)) == 1) {
+        if (stats) {
+            stats_add(&st, &m);
+        } else {
+            char ts[20];
+            ws_datetime_format(&m.ts, ts);
+            if (fmt == OUT_JSON)
+                ws_buf_puts(&out, count ? ",\n" : "\n");
+            put_message(&out, &m, fmt, ts);
+            if (fmt == OUT_JSONL)
+                ws_buf_putc(&out, '\n');
+            flush_if_big(&out, false);
+        }
+        count++;
+        if ((count & 0xFFFF) == 0)
+            ws_progress_update(&bar, ws_chat_bytes_read(r, NULL), NULL);
+    }
+    if (rc < 0)
+        goto fail;
+    st.invalid_utf8 = ws_chat_invalid_utf8(r);
+    st.skipped = ws_chat_lines_skipped(r);
+summary:
+    ws_progress_finish(&bar, NULL);
+    if (stats) {
+        char a[20], b[20];
+        key_format(st.first, a);
+        key_format(st.last, b);
+        ws_buf_printf(&out, "{\"messages\":%llu,\"participants\":[", (unsigned long long)st.count);
+        for (size_t i = 0; i < st.authors.count; i++) {
+            if (i)
+                ws_buf_putc(&out, ',');
+            ws_json_put_str(&out, st.authors.items[i], st.authors.lens[i]);
+        }
+        ws_buf_puts(&out, "],\"first\":");
+        if (st.count)
+            ws_buf_printf(&out, "\"%s\",\"last\":\"%s\"", a, b);
+        else
+            ws_buf_puts(&out, "null,\"last\":null");
+        ws_buf_printf(&out, ",\"date_order\":\"%s\",\"kinds\":{\"text\":%llu,\"system\":%llu,"
+                      "\"media\":%llu,\"deleted\":%llu},\"invalid_utf8\":%llu,\"lines_skipped\":%llu}\n",
+                      ws_chat_date_order_name(ws_chat_date_order(r)), (unsigned long long)st.kinds[0],
+                      (unsigned long long)st.kinds[1], (unsigned long long)st.kinds[2],
+                      (unsigned long long)st.kinds[3], (unsigned long long)st.invalid_utf8,
+                      (unsigned long long)st.skipped);
+    } else if (fmt == OUT_JSON) {
+        ws_buf_puts(&out, count ? "\n]\n" : "]\n");
+    }
+    flush_if_big(&out, true);
+    if (st.invalid_utf8)
+        fprintf(stderr, "whatstyle parse: warning: %s: %llu invalid UTF-8 sequences replaced by U+FFFD\n",
+                path, (unsigned long long)st.invalid_utf8);
+    rc = 0;
+    goto out;
+fail:
+    flush_if_big(&out, true);
+    fflush(stdout);
+    fprintf(stderr, "whatstyle parse: %s\n", err.msg);
+out:
+    ws_buf_free(&out);
+    ws_strset_free(&st.authors);
+    ws_chat_close(r);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,260 @@
+/* `whatstyle serve`: runs the API gateway (REST, MCP, health and metrics) until SIGTERM or
+ * SIGINT, then drains requests in flight and exits.
+ *
+ *   whatstyle serve --port P --data DIR [--config FILE] [--host H] [--threads N]
+ *                   [--store URL] [--cache URL] [--tls-cert PEM --tls-key PEM]
+ *
+ * Settings come from the command line, then the environment (WS_STORE_URL, WS_CACHE_URL,
+ * WS_STORE_REPLICA_URL), then the config file ("key = value" lines, '#' comments; keys as the
+ * long options without dashes, e.g. "cache = redis://127.0.0.1:6379"). */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/mem.h"
+#include "server/server.h"
+
+typedef struct serve_opts {
+    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
+        *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
+        *head_timeout_ms, *no_training;
+} serve_opts;
+
+typedef struct opt_row {
+    const char *name;
+    size_t offset;
+} opt_row;
+
+#define O(field, name)                                                                                       \
+    {                                                                                                        \
+        name, offsetof(serve_opts, field)                                                                    \
+    }
+static const opt_row opt_rows[] = {
+    O(port, "port"),
+    O(host, "host"),
+    O(threads, "threads"),
+    O(data, "data"),
+    O(store, "store"),
+    O(store_replica, "store-replica"),
+    O(cache, "cache"),
+    O(tls_cert, "tls-cert"),
+    O(tls_key, "tls-key"),
+    O(key_rate_limit, "key-rate-limit"),
+    O(user_rate_limit, "user-rate-limit"),
+    O(max_export_mb, "max-export-mb"),
+    O(allowed_origins, "allowed-origins"),
+    O(store_connections, "store-connections"),
+    O(keepalive_ms, "keepalive-ms"),
+    O(head_timeout_ms, "head-timeout-ms"),
+    O(no_training, "no-training"),
+};
+
+static char **opt_slot(serve_opts *o, const char *name)
+{
+    for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++) {
+        if (!strcmp(opt_rows[i].name, name))
+            return (char **)((char *)o + opt_rows[i].offset);
+        /* config files may write keys with '_' instead of '-' */
+        char alt[64];
+        snprintf(alt, sizeof alt, "%s", opt_rows[i].name);
+        for (char *p = alt; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (!strcmp(alt, name))
+            return (char **)((char *)o + opt_rows[i].offset);
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: whatstyle serve --port P --data DIR [--config FILE] [options]\n"
+               "  --host H               listen address (default 0.0.0.0)\n"
+               "  --threads N            event loops (default: one per core)\n"
+               "  --store URL            postgres://... or sqlite:PATH (default: SQLite in DIR)\n"
+               "  --store-replica URL    PostgreSQL read replica\n"
+               "  --cache URL            memory (default) or redis://host:port\n"
+               "  --tls-cert PEM --tls-key PEM   serve TLS 1.3\n"
+               "  --key-rate-limit N     requests/minute for keys without their own (120)\n"
+               "  --user-rate-limit N    requests/minute per user over all keys (600)\n"
+               "  --max-export-mb N      upload cap (64)\n"
+               "  --allowed-origins LIST Origins accepted at /mcp besides localhost\n"
+               "  --store-connections N  store pool size (8)\n"
+               "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
+               "  --head-timeout-ms N    a request head must arrive within (10000)\n"
+               "  --no-training          do not run the training worker here\n");
+}
+
+/* Reads "key = value" lines into the options not set yet. */
+static int read_config(const char *path, serve_opts *o)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "whatstyle serve: cannot open config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "whatstyle serve: %s:%d: expected key = value\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
+            v[--vl] = '\0';
+        char **slot = opt_slot(o, p);
+        if (!slot) {
+            fprintf(stderr, "whatstyle serve: %s:%d: unknown setting '%s'\n", path, lineno, p);
+            rc = -1;
+            break;
+        }
+        if (!*slot)
+            *slot = ws_xstrdup(v);
+    }
+    fclose(f);
+    return rc;
+}
+
+static int to_int(const char *s, const char *what, int lo, int hi, int *out)
+{
+    if (!s)
+        return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "whatstyle serve: %s must be an integer in %d..%d\n", what, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ws_cmd_serve(int argc, char **argv)
+{
+    serve_opts o = {0};
+    const char *config = NULL;
+    int ret = 2;
+    ws_server *srv = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--no-training")) {
+            o.no_training = ws_xstrdup("1");
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "whatstyle serve: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            goto out;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            config = argv[++i];
+            continue;
+        }
+        char **slot = opt_slot(&o, argv[i] + 2);
+        if (!slot) {
+            fprintf(stderr, "whatstyle serve: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            goto out;
+        }
+        free(*slot);
+        *slot = ws_xstrdup(argv[++i]);
+    }
+    const struct {
+        const char *env;
+        char **slot;
+    } envs[] = {
+        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache}};
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        const char *v = getenv(envs[i].env);
+        if (v && *v && !*envs[i].slot)
+            *envs[i].slot = ws_xstrdup(v);
+    }
+    if (config && read_config(config, &o) != 0)
+        goto out;
+    if (!o.data) {
+        fprintf(stderr, "whatstyle serve: --data DIR is required\n");
+        usage(stderr);
+        goto out;
+    }
+    ws_server_config cfg = {.data_dir = o.data,
+                            .store_url = o.store,
+                            .store_replica_url = o.store_replica,
+                            .cache_url = o.cache,
+                            .host = o.host,
+                            .tls_cert = o.tls_cert,
+                            .tls_key = o.tls_key,
+                            .allowed_origins = o.allowed_origins,
+                            .no_training = o.no_training && strcmp(o.no_training, "0") != 0};
+    int mb = 64;
+    if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
+        to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
+        to_int(o.key_rate_limit, "--key-rate-limit", 0, 100000000, &cfg.key_rate_limit) ||
+        to_int(o.user_rate_limit, "--user-rate-limit", 0, 100000000, &cfg.user_rate_limit) ||
+        to_int(o.max_export_mb, "--max-export-mb", 1, 4096, &mb) ||
+        to_int(o.store_connections, "--store-connections", 1, 256, &cfg.store_connections) ||
+        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms) ||
+        to_int(o.head_timeout_ms, "--head-timeout-ms", 1, 3600000, &cfg.head_timeout_ms))
+        goto out;
+    cfg.max_export_bytes = (size_t)mb << 20;
+    if (!!cfg.tls_cert != !!cfg.tls_key) {
+        fprintf(stderr, "whatstyle serve: --tls-cert and --tls-key go together\n");
+        goto out;
+    }
+    /* The AI engine: the in-process style clone plugs in here once it is part of the
+     * binary; until then AI-backed calls answer 503 ai_unavailable. */
+    cfg.ai = NULL;
+
+    /* signals are taken by sigwait below; every thread started from here inherits the mask */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ws_error err = {0};
+    if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
+        fprintf(stderr, "whatstyle serve: %s\n", err.msg);
+        ret = 1;
+        goto out;
+    }
+    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0", ws_server_port(srv),
+           cfg.tls_cert ? "https" : "http");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "whatstyle serve: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ws_server_stop(srv);
+    ws_server_wait(srv);
+    fprintf(stderr, "whatstyle serve: stopped\n");
+    ret = 0;
+out:
+    ws_server_free(srv);
+    for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)
+        free(*(char **)((char *)&o + opt_rows[i].offset));
+    return ret;
+}

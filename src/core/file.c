@@ -1,0 +1,90 @@
+/* Capped whole-file reads and atomic writes. */
+#include "core/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+int ws_file_read(const char *path, size_t cap, char **data, size_t *len, ws_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
+    ws_buf b = WS_BUF_INIT;
+    char chunk[65536];
+    int rc = 0;
+    for (;;) {
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = ws_error_set(err, WS_EIO, "%s: read failed: %s", path, strerror(errno));
+            break;
+        }
+        if (got == 0)
+            break;
+        if (b.len + (size_t)got > cap) {
+            rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
+            break;
+        }
+        ws_buf_append(&b, chunk, (size_t)got);
+    }
+    close(fd);
+    if (rc) {
+        ws_buf_free(&b);
+        return rc;
+    }
+    *len = b.len;
+    *data = ws_buf_take(&b); /* NUL-terminated: ws_buf always is */
+    return 0;
+}
+
+int ws_file_write_atomic(const char *path, const void *data, size_t len, ws_error *err)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    int fd = -1, rc = 0;
+    if (!tmp)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = ws_error_set(err, WS_EIO, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, (const char *)data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = ws_error_set(err, WS_EIO, "%s: write failed: %s", tmp, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = ws_error_set(err, WS_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = ws_error_set(err, WS_EIO, "%s: close failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        rc = ws_error_set(err, WS_EIO, "%s: %s", path, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}

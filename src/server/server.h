@@ -1,0 +1,55 @@
+/* The API gateway behind `whatstyle serve`: the HTTP server (http_server.h) with the REST
+ * API under /v1, MCP at /mcp, /healthz, /readyz and /metrics, wired to the store, the
+ * cache and the AI, plus the background training worker (embedded queue: jobs are claimed
+ * from the store) and the asynchronous writer of conversation rows and analytics events.
+ *
+ * Ownership: the server borrows cfg->ai (the caller frees it after ws_server_free) and
+ * copies every string of cfg. Thread-safety: ws_server_stop may be called from any thread
+ * or a signal handler; the rest from the creating thread. */
+#ifndef WS_SERVER_SERVER_H
+#define WS_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ai/ai.h"
+#include "core/error.h"
+
+typedef struct ws_server ws_server;
+
+typedef struct ws_server_config {
+    const char *data_dir;          /* required: uploaded exports (and the SQLite file) live here */
+    const char *store_url;         /* NULL = SQLite in data_dir; "postgres://..." = PostgreSQL */
+    const char *store_replica_url; /* optional PostgreSQL read replica */
+    const char *cache_url;         /* NULL = "memory"; "redis://..." = Redis */
+    const char *host;              /* default 0.0.0.0 */
+    int port;                      /* 0 = any free port */
+    int threads;                   /* event loops; 0 = one per core */
+    const char *tls_cert;          /* both set: TLS 1.3 */
+    const char *tls_key;
+    int key_rate_limit;          /* per key per minute when the key says 0; default 120 */
+    int user_rate_limit;         /* per user per minute over all their keys; default 600 */
+    size_t max_export_bytes;     /* upload cap; default 64 MiB */
+    size_t max_body_bytes;       /* other bodies; default 1 MiB */
+    size_t max_head_bytes;       /* default 16 KiB */
+    int store_connections;       /* store pool size; default 8 */
+    int keepalive_timeout_ms;    /* 0 = http_server default */
+    int head_timeout_ms;         /* 0 = default */
+    int drain_timeout_ms;        /* 0 = default */
+    const char *allowed_origins; /* comma-separated Origins accepted at /mcp (besides localhost) */
+    bool no_training;            /* do not run the training worker in this process */
+    ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
+} ws_server_config;
+
+/* Opens the store (migrating it), the cache, binds the port. Errors: WS_EINVAL (config),
+ * WS_EIO (store/cache/port), with details in err. */
+int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err);
+int ws_server_port(const ws_server *s);
+int ws_server_start(ws_server *s, ws_error *err);
+/* Graceful shutdown: stop accepting, drain requests, stop the worker (an interrupted
+ * training job goes back to the queue). Async-signal-safe, idempotent. */
+void ws_server_stop(ws_server *s);
+void ws_server_wait(ws_server *s);
+void ws_server_free(ws_server *s); /* NULL is a no-op */
+
+#endif

@@ -1,0 +1,138 @@
+/* Internals shared by the files of the API gateway (server.c, api.c, mcp.c): the server
+ * struct, the store pool, the principal cache, the request prologue (authentication and
+ * rate limits) and the operations that both REST and MCP expose. */
+#ifndef WS_SERVER_SERVER_INT_H
+#define WS_SERVER_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ai/ai.h"
+#include "auth/auth.h"
+#include "cache/cache.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "store/store.h"
+
+/* How long a key's principal is trusted without asking the store. Invalidation is immediate
+ * in the instance that deletes a user or trains a model; other instances (they exist when
+ * the cache is shared, i.e. Redis) see the change within the shared TTL. */
+#define WS_AUTH_CACHE_TTL_MS 10000
+#define WS_AUTH_CACHE_TTL_SHARED_MS 2000
+#define WS_AUTH_CACHE_BUCKETS 4096
+#define WS_AUTH_CACHE_MAX 100000
+#define WS_WRITER_QUEUE_MAX 50000
+#define WS_MODEL_VERSION_MAX 64
+#define WS_MAX_CONTEXT_TURNS 32
+
+typedef struct auth_entry {
+    struct auth_entry *next;
+    char hash[WS_KEY_HASH_HEX + 1];
+    ws_principal p;
+    char model_version[WS_MODEL_VERSION_MAX + 1]; /* "" = no model yet */
+    int64_t expires_ms;
+} auth_entry;
+
+typedef struct write_item {
+    struct write_item *next;
+    ws_conversation conv; /* strings owned by the item (one allocation) */
+    bool cached;
+} write_item;
+
+struct ws_server {
+    ws_server_config cfg;
+    char *data_dir, *store_url, *replica_url, *cache_url, *origins, *exports_dir;
+    ws_http_server *http;
+    ws_http_route *routes; /* ws_srv_routes with the configured body caps */
+    ws_metrics *metrics;
+    ws_cache *cache;
+    bool cache_blocking; /* Redis: calls block, so never on the loop */
+    ws_ai *ai;
+    char worker_id[64];
+    _Atomic bool stopping;
+
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    ws_store **pool_all, **pool_free;
+    int pool_n, pool_nfree;
+
+    pthread_mutex_t auth_mu;
+    auth_entry *auth_buckets[WS_AUTH_CACHE_BUCKETS];
+    size_t auth_count;
+
+    pthread_mutex_t train_mu;
+    pthread_cond_t train_cv;
+    pthread_t trainer;
+    bool trainer_on;
+
+    pthread_mutex_t writer_mu;
+    pthread_cond_t writer_cv;
+    pthread_t writer;
+    bool writer_on;
+    write_item *wq_head, *wq_tail;
+    size_t wq_len;
+
+    ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
+        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_dropped,
+        *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
+};
+
+/* ---- store pool (server.c) ---- */
+ws_store *ws_srv_store_get(ws_server *s); /* blocks until a handle is free */
+void ws_srv_store_put(ws_server *s, ws_store *st);
+
+/* ---- principal cache (server.c) ---- */
+bool ws_srv_auth_lookup(ws_server *s, const char *hash, auth_entry *out);
+void ws_srv_auth_remember(ws_server *s, const auth_entry *e);
+void ws_srv_auth_forget_user(ws_server *s, const char *user_id);
+
+/* ---- background work (server.c) ---- */
+void ws_srv_wake_trainer(ws_server *s);
+/* Queues a conversation row + analytics event; copies every string. Never blocks. */
+void ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached);
+
+/* ---- request prologue (api.c) ---- */
+typedef struct ws_req {
+    int phase; /* 0 fresh, 1 authenticated, 2 rate limits passed */
+    ws_principal p;
+    char model_version[WS_MODEL_VERSION_MAX + 1];
+    double t0;         /* monotonic start of the request */
+    bool miss_counted; /* reply: the cache lookup missed already (loop run) */
+} ws_req;
+
+/* Authenticates (Bearer key) and applies the rate limits. Returns 0 when the request may
+ * go on (*req filled), WS_EAGAIN when it must continue on the pool, 1 when an error
+ * response was written. */
+int ws_srv_begin(ws_http_ctx *ctx, ws_req **req);
+
+/* ---- operations shared by REST and MCP (api.c). Each writes a JSON result into out, or
+ * returns an HTTP status >= 400 with code/message set (message in msg). ---- */
+typedef struct ws_op_error {
+    int status;
+    const char *code;
+    char msg[1024];
+} ws_op_error;
+
+int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
+                size_t n_context, ws_buf *out, ws_op_error *e);
+int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona, double budget_s,
+                ws_buf *out, ws_op_error *e);
+int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_error *e);
+int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out, ws_op_error *e);
+int ws_op_style_profile(ws_server *s, ws_req *r, ws_buf *out, ws_op_error *e);
+
+/* MCP endpoint (mcp.c). */
+int ws_mcp_handle(ws_http_ctx *ctx);
+
+/* The route table (api.c): a template; server.c copies it and fills in the body caps of
+ * the routes whose max_body is WS_SRV_EXPORT_CAP (the export cap) or WS_SRV_MCP_CAP (the
+ * export cap in base64 plus room for JSON). */
+#define WS_SRV_EXPORT_CAP ((size_t)-1)
+#define WS_SRV_MCP_CAP ((size_t)-2)
+extern const ws_http_route ws_srv_routes[];
+extern const size_t ws_srv_n_routes;
+
+#endif

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Black-box tests of `whatstyle parse`: output formats, --stats, --date-order, zips and the
+# errors a user can hit (missing, empty, not an export, too big), each with a clear message.
+set -u
+bin=${1:?usage: parse.sh path/to/whatstyle}
+shared=${WS_SHARED:-../shared}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+expect() { # expect DESCRIPTION COMMAND... (must succeed)
+  local d=$1; shift
+  if "$@"; then ok; else bad "$d"; fi
+}
+
+fx=tests/fixtures/chat/ios_en_us.txt
+# jsonl: one valid JSON object per message with the contract keys
+"$bin" parse "$fx" --format jsonl > "$tmp/out.jsonl" || bad "jsonl exit"
+expect "jsonl has 12 lines" test "$(wc -l < "$tmp/out.jsonl")" -eq 12
+expect "jsonl is valid and keyed" python3 - "$tmp/out.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert all(set(["ts", "author", "text", "kind"]) <= set(r) for r in rows), rows[0]
+assert rows[0]["author"] is None and rows[0]["kind"] == "system"
+assert rows[3]["text"].startswith("Plan:\n1. 05/01/2024 is the date"), rows[3]
+assert rows[2]["author"] == "~\u202fBea", rows[2]
+PY
+# json: an array with the same records
+"$bin" parse "$fx" --format json > "$tmp/out.json" || bad "json exit"
+expect "json array equals jsonl" python3 - "$tmp/out.json" "$tmp/out.jsonl" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1], encoding="utf-8"))
+b = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+assert a == b
+PY
+# csv: RFC 4180, multi-line bodies quoted
+"$bin" parse "$fx" --format csv > "$tmp/out.csv" || bad "csv exit"
+expect "csv parses back" python3 - "$tmp/out.csv" "$tmp/out.jsonl" <<'PY'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8", newline="")))
+ref = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+assert len(rows) == len(ref)
+for r, j in zip(rows, ref):
+    assert r["ts"] == j["ts"] and r["text"] == j["text"] and r["kind"] == j["kind"]
+    assert r["author"] == (j["author"] or "")
+PY
+# --stats on the shared corpus
+"$bin" parse "$shared/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --stats > "$tmp/stats.json" || bad "stats exit"
+expect "stats summary" python3 - "$tmp/stats.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["messages"] == 5, s
+assert s["participants"] == ["Sample User", "TestBot", "+410123456789"], s
+assert s["first"] == "2017-03-06T00:45:00" and s["last"] == "2017-05-08T01:48:00", s
+assert s["date_order"] == "dmy" and s["kinds"] == {"text": 3, "system": 2, "media": 0, "deleted": 0}, s
+PY
+# --date-order forces the reading
+"$bin" parse "$shared/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --date-order mdy --stats > "$tmp/mdy.json"
+expect "forced mdy" grep -q '"first":"2017-06-03T00:45:00".*"date_order":"mdy"' "$tmp/mdy.json"
+# zip export
+cp tests/fixtures/chat/android_en_gb.txt "$tmp/_chat.txt"
+(cd "$tmp" && zip -q chat.zip _chat.txt)
+expect "zip parses" bash -c "'$bin' parse '$tmp/chat.zip' --stats | grep -q '\"messages\":12'"
+# errors: message and non-zero exit
+check_error() { # check_error DESCRIPTION EXPECTED_TEXT COMMAND...
+  local d=$1 want=$2; shift 2
+  if "$@" > "$tmp/o" 2> "$tmp/e"; then bad "$d: exit 0"; return; fi
+  if grep -q "$want" "$tmp/e"; then ok; else bad "$d: stderr lacks '$want': $(cat "$tmp/e")"; fi
+}
+check_error "missing file" "cannot open" "$bin" parse "$tmp/nope.txt"
+: > "$tmp/empty.txt"
+check_error "empty file" "is empty" "$bin" parse "$tmp/empty.txt"
+printf 'just some notes\nnothing else\n' > "$tmp/notes.txt"
+check_error "not an export" "no WhatsApp message headers found" "$bin" parse "$tmp/notes.txt"
+check_error "size cap" "above the size cap" "$bin" parse "$fx" --max-size 100
+printf 'PK\003\004garbage' > "$tmp/broken.zip"
+check_error "broken zip" "zip" "$bin" parse "$tmp/broken.zip"
+check_error "bad option" "unknown option" "$bin" parse "$fx" --bogus
+# invalid UTF-8 is replaced, counted and reported, not fatal
+printf '13/01/2024, 10:00 - A: caf\xc3 \xff\n' > "$tmp/bad-utf8.txt"
+"$bin" parse "$tmp/bad-utf8.txt" --stats > "$tmp/o" 2> "$tmp/e" || bad "invalid utf-8 exit"
+expect "invalid utf-8 counted" grep -q '"invalid_utf8":2' "$tmp/o"
+expect "invalid utf-8 reported" grep -q "invalid UTF-8" "$tmp/e"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
