@@ -9,5 +9,6 @@ int ws_cmd_version(int argc, char **argv);
 int ws_cmd_migrate(int argc, char **argv);
 int ws_cmd_keys(int argc, char **argv);
 int ws_cmd_profile(int argc, char **argv);
+int ws_cmd_generate(int argc, char **argv);
 
 #endif

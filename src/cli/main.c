@@ -17,6 +17,7 @@ static const subcommand subcommands[] = {
     {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
     {"keys", ws_cmd_keys, "create, list and revoke API keys"},
     {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
+    {"generate", ws_cmd_generate, "continue a prompt with a language model (and LoRA adapter)"},
 };
 
 static void usage(FILE *f)
