@@ -3,6 +3,10 @@
 Usage: nn_torch.py MODE CONFIG [threads] [reps]  (run with /work/venv-ref/bin/python)."""
 import json, os, resource, sys, time
 
+# bench/ holds a timeit.py of its own: keep it from shadowing the standard module torch imports
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 import torch.nn.functional as F
