@@ -21,6 +21,7 @@ static atomic_bool quit;
 static ws_par_fn job_fn;
 static void *job_ctx;
 static size_t job_n;
+static unsigned start_generation[WS_MAX_THREADS];   /* what each worker has already seen */
 static _Thread_local bool in_pool;
 
 static void chunk_range(size_t n, int chunks, int c, size_t *lo, size_t *hi)
@@ -32,7 +33,9 @@ static void chunk_range(size_t n, int chunks, int c, size_t *lo, size_t *hi)
 static void *worker_main(void *arg)
 {
     int id = (int)(size_t)arg;
-    unsigned seen = atomic_load(&generation);
+    /* not the generation at the time this thread runs: the caller may already have posted
+     * the first job by then */
+    unsigned seen = start_generation[id];
     in_pool = true;
     for (;;) {
         unsigned g;
@@ -81,6 +84,7 @@ static void ensure_started(void)
         n_threads = c < 1 ? 1 : c > WS_MAX_THREADS ? WS_MAX_THREADS : (int)c;
     }
     while (n_workers < n_threads - 1) {
+        start_generation[n_workers + 1] = atomic_load(&generation);
         if (pthread_create(&workers[n_workers], NULL, worker_main, (void *)(size_t)(n_workers + 1)))
             break;
         n_workers++;
