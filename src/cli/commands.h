@@ -16,6 +16,7 @@ int ws_cmd_version(int argc, char **argv);
 int ws_cmd_migrate(int argc, char **argv);
 int ws_cmd_keys(int argc, char **argv);
 int ws_cmd_profile(int argc, char **argv);
+int ws_cmd_generate(int argc, char **argv);
 int ws_cmd_train(int argc, char **argv);
 int ws_cmd_reply(int argc, char **argv);
 int ws_cmd_chat(int argc, char **argv);

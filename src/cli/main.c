@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
     {"chat", ws_cmd_chat, "chat in the terminal with the clone in DIR"},
     {"demo", ws_cmd_demo, "train a clone on the sample chat (or EXPORT --as NAME), report, chat"},
     {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
+    {"generate", ws_cmd_generate, "continue a prompt with a language model (and LoRA adapter)"},
 };
 
 static void usage(FILE *f)

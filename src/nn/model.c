@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "nn/lora.h"
 #include "nn/ops.h"
+#include "nn/parallel.h"
 #include "nn/safetensors.h"
 
 /* ---------------------------------------------------------------- parameter table */
@@ -651,6 +652,105 @@ static void cache_scratch(const ws_model *m, ws_kv_cache *kc, int n)
     kc->cap_n = n;
 }
 
+typedef struct {
+    ws_kv_cache *kc;
+    const float *Kc, *Vc;
+    int n, start, H, KV, D;
+    float scale;
+    float *s;
+    int ctx;
+} attn_job;
+
+static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
+{
+    const attn_job *jb = arg;
+    ws_kv_cache *kc = jb->kc;
+    const float *Kc = jb->Kc, *Vc = jb->Vc;
+    int n = jb->n, start = jb->start, H = jb->H, KV = jb->KV, D = jb->D;
+    float scale = jb->scale;
+    int HD = H * D, KD = KV * D, T = kc->max_T, grp = H / KV;
+    for (int h = (int)lo; h < (int)hi; h++) {
+        float *s = kc->att + (size_t)h * n * T;
+        const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
+        for (int i = 0; i < n; i++) {
+            const float *qi = kc->q + (size_t)i * HD + (size_t)h * D;
+            float *si = s + (size_t)i * T;
+            int lim = start + i + 1;
+            float mx = -INFINITY;
+            for (int j = 0; j < lim; j++) {
+                const float *kj = kh + (size_t)j * KD;
+                float d = 0;
+#pragma omp simd reduction(+ : d)
+                for (int e = 0; e < D; e++)
+                    d += qi[e] * kj[e];
+                si[j] = d * scale;
+                mx = si[j] > mx ? si[j] : mx;
+            }
+            float sum = 0;
+            for (int j = 0; j < lim; j++) {
+                si[j] = expf(si[j] - mx);
+                sum += si[j];
+            }
+            float inv = 1.0f / sum;
+            float *o = kc->atty + (size_t)i * HD + (size_t)h * D;
+            for (int e = 0; e < D; e++)
+                o[e] = 0;
+            for (int j = 0; j < lim; j++) {
+                const float *vj = vh + (size_t)j * KD;
+                float p = si[j] * inv;
+#pragma omp simd
+                for (int e = 0; e < D; e++)
+                    o[e] += p * vj[e];
+            }
+        }
+    }
+}
+
+static void step_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H, int KV,
+                           int D, float scale)
+{
+    attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0};
+    /* worth a fork only when the context is long */
+    ws_parallel_for((size_t)H, (size_t)(start + n) * n * D >= 65536 ? 1 : (size_t)H, step_attention_heads, &j);
+}
+
+static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const attn_job *jb = p;
+    for (size_t i = lo; i < hi; i++) {
+        float *row = jb->s + i * jb->ctx;
+        int lim = jb->start + (int)i + 1;
+        float mx = -INFINITY, sum = 0;
+        for (int j = 0; j < lim; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j < lim; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < lim; j++)
+            row[j] *= inv;
+        for (int j = lim; j < jb->ctx; j++)
+            row[j] = 0;
+    }
+}
+
+static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H, int KV,
+                            int D, float scale)
+{
+    int HD = H * D, KD = KV * D, grp = H / KV, ctx = start + n;
+    for (int h = 0; h < H; h++) {
+        float *s = kc->att + (size_t)h * n * kc->max_T;   /* [n, ctx] */
+        const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD,
+                    0.0f, s, ctx);
+        attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx};
+        ws_parallel_for((size_t)n, 16384 / (size_t)ctx + 1, chunk_softmax_rows, &jb);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ctx, 1.0f, s, ctx, vh, KD, 0.0f,
+                    kc->atty + (size_t)h * D, HD);
+    }
+}
+
 int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, const int32_t *tokens, int n,
                    float *logits, float *all_logits, ws_error *err)
 {
@@ -665,7 +765,6 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
     cache_scratch(m, kc, n);
     int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
     int HD = H * D, KD = KV * D, V = c->vocab_size, T = kc->max_T, start = kc->len, ctx = start + n;
-    int grp = H / KV;
     float scale = 1.0f / sqrtf((float)D);
     int32_t *pos = ws_xmalloc((size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++)
@@ -683,43 +782,12 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         lora_fwd(lora, NULL, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, C, KD, false, kc->xa, NULL);
         ws_rope_forward(kc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
         ws_rope_forward(Kc + (size_t)start * KD, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
-        /* attention of the n new queries over ctx cached keys */
-#pragma omp parallel for if (n > 1 || ctx > 256)
-        for (int h = 0; h < H; h++) {
-            float *s = kc->att + (size_t)h * n * T;
-            const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
-            for (int i = 0; i < n; i++) {
-                const float *qi = kc->q + (size_t)i * HD + (size_t)h * D;
-                float *si = s + (size_t)i * T;
-                int lim = start + i + 1;
-                float mx = -INFINITY;
-                for (int j = 0; j < lim; j++) {
-                    const float *kj = kh + (size_t)j * KD;
-                    float d = 0;
-#pragma omp simd reduction(+ : d)
-                    for (int e = 0; e < D; e++)
-                        d += qi[e] * kj[e];
-                    si[j] = d * scale;
-                    mx = si[j] > mx ? si[j] : mx;
-                }
-                float sum = 0;
-                for (int j = 0; j < lim; j++) {
-                    si[j] = expf(si[j] - mx);
-                    sum += si[j];
-                }
-                float inv = 1.0f / sum;
-                float *o = kc->atty + (size_t)i * HD + (size_t)h * D;
-                for (int e = 0; e < D; e++)
-                    o[e] = 0;
-                for (int j = 0; j < lim; j++) {
-                    const float *vj = vh + (size_t)j * KD;
-                    float p = si[j] * inv;
-#pragma omp simd
-                    for (int e = 0; e < D; e++)
-                        o[e] += p * vj[e];
-                }
-            }
-        }
+        /* attention of the n new queries over ctx cached keys: a chunk goes through sgemm,
+         * a single token through the dot-product loops */
+        if (n >= 8)
+            chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
+        else
+            step_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
         ws_matmul_forward(kc->x, kc->atty, w->wo, w->bo, n, HD, C, 1.0f);
         lora_fwd(lora, NULL, l, WS_LORA_O, kc->x, kc->atty, n, HD, C, false, kc->xa, NULL);
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, w->mlp_norm, n, C, c->norm_eps);

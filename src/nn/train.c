@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "nn/parallel.h"
 #include "nn/safetensors.h"
 
 typedef struct {
@@ -107,6 +108,43 @@ float ws_trainer_last_grad_norm(const ws_trainer *t) { return t->last_norm; }
 size_t ws_trainer_n_trainable(const ws_trainer *t) { return t->n; }
 size_t ws_trainer_bytes(const ws_trainer *t) { return ws_acts_bytes(t->acts) + 3 * t->n * sizeof(float); }
 
+typedef struct {
+    float *p, *g, *mm, *vv;
+    float b1, b2, eps, decay, step_size, bc2_sqrt;
+    double ss[WS_MAX_THREADS];
+} adam_job;
+
+static void adamw_range(void *ctx, size_t lo, size_t hi, int chunk)
+{
+    const adam_job *j = ctx;
+    float *p = j->p, *g = j->g, *mm = j->mm, *vv = j->vv;
+    float b1 = j->b1, b2 = j->b2, eps = j->eps, decay = j->decay, step_size = j->step_size, bc2_sqrt = j->bc2_sqrt;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
+        float gi = g[i];
+        mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
+        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
+        p[i] = p[i] * decay - step_size * mm[i] / denom;
+    }
+}
+
+static void sumsq_range(void *ctx, size_t lo, size_t hi, int chunk)
+{
+    adam_job *j = ctx;
+    double s = 0;
+    for (size_t i = lo; i < hi; i++)
+        s += (double)j->g[i] * j->g[i];
+    j->ss[chunk] = s;
+}
+
+static void scale_range(void *ctx, size_t lo, size_t hi, int chunk)
+{
+    const adam_job *j = ctx;
+    for (size_t i = lo; i < hi; i++)
+        j->g[i] *= j->decay;
+}
+
 static void adamw(ws_trainer *t, float lr)
 {
     const ws_train_opts *o = &t->o;
@@ -115,16 +153,9 @@ static void adamw(ws_trainer *t, float lr)
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
     for (int k = 0; k < t->n_segs; k++) {
         const segment *sg = &t->segs[k];
-        float decay = sg->decay ? 1.0f - lr * o->weight_decay : 1.0f;
-        float *p = t->params + sg->off, *g = t->grads + sg->off, *mm = t->mom + sg->off, *vv = t->vel + sg->off;
-#pragma omp parallel for simd if (sg->n > 65536)
-        for (size_t i = 0; i < sg->n; i++) {
-            float gi = g[i];
-            mm[i] = o->beta1 * mm[i] + (1.0f - o->beta1) * gi;
-            vv[i] = o->beta2 * vv[i] + (1.0f - o->beta2) * gi * gi;
-            float denom = sqrtf(vv[i]) / bc2_sqrt + o->eps;
-            p[i] = p[i] * decay - step_size * mm[i] / denom;
-        }
+        adam_job j = {t->params + sg->off, t->grads + sg->off, t->mom + sg->off, t->vel + sg->off, o->beta1,
+                      o->beta2, o->eps, sg->decay ? 1.0f - lr * o->weight_decay : 1.0f, step_size, bc2_sqrt, {0}};
+        ws_parallel_for(sg->n, 16384, adamw_range, &j);
     }
 }
 
@@ -144,17 +175,19 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);
         total += l / t->o.accum;
     }
+    adam_job nj = {.g = t->grads};
+    ws_parallel_for(t->n, 16384, sumsq_range, &nj);
     double ss = 0;
-#pragma omp parallel for reduction(+ : ss) if (t->n > 65536)
-    for (size_t i = 0; i < t->n; i++)
-        ss += (double)t->grads[i] * t->grads[i];
+    for (int c = 0; c < WS_MAX_THREADS; c++)
+        ss += nj.ss[c];
     float norm = (float)sqrt(ss);
     t->last_norm = norm;
     if (t->o.grad_clip > 0) {
         float coef = t->o.grad_clip / (norm + 1e-6f);
-        if (coef < 1.0f)
-            for (size_t i = 0; i < t->n; i++)
-                t->grads[i] *= coef;
+        if (coef < 1.0f) {
+            nj.decay = coef;
+            ws_parallel_for(t->n, 16384, scale_range, &nj);
+        }
     }
     float lr = ws_lr_at(&t->o, t->step);
     t->last_lr = lr;

@@ -6,6 +6,7 @@
 
 #include "nn/config.h"
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 static uint64_t rs = 12345;
 static float frand(void)
@@ -217,5 +218,41 @@ static void crossentropy_grad(void)
     free(c.logits); free(d);
 }
 
-WS_TEST_MAIN(T(matmul_grad), T(rmsnorm_grad), T(rope_grad), T(swiglu_grad), T(attention_grad), T(embedding_grad),
+/* The pool: every index exactly once, chunks deterministic, no lost wake-ups across thousands of
+ * fork-joins and thread-count changes (a worker started just before the first job once missed it). */
+typedef struct { int *hits; size_t lo[WS_MAX_THREADS], hi[WS_MAX_THREADS]; } par_ctx;
+static void mark(void *p, size_t lo, size_t hi, int chunk)
+{
+    par_ctx *c = p;
+    c->lo[chunk] = lo;
+    c->hi[chunk] = hi;
+    for (size_t i = lo; i < hi; i++)
+        c->hits[i]++;
+}
+static void parallel_pool(void)
+{
+    int *hits = calloc(1000, sizeof(int));
+    for (int round = 0; round < 1000; round++) {
+        if (round % 200 == 0)
+            ws_parallel_set_threads(1 + round / 200 % 4);
+        size_t n = 1 + (size_t)(round * 37 % 1000);
+        par_ctx c = {.hits = hits};
+        memset(hits, 0, 1000 * sizeof(int));
+        ws_parallel_for(n, 1, mark, &c);
+        for (size_t i = 0; i < n; i++)
+            if (hits[i] != 1) {
+                CHECK_EQ_INT(hits[i], 1);
+                break;
+            }
+    }
+    ws_parallel_set_threads(2);
+    par_ctx a = {.hits = hits}, b = {.hits = hits};
+    ws_parallel_for(999, 1, mark, &a);
+    ws_parallel_for(999, 1, mark, &b);
+    CHECK(!memcmp(a.lo, b.lo, sizeof a.lo) && !memcmp(a.hi, b.hi, sizeof a.hi));
+    CHECK_EQ_INT(ws_parallel_threads(), 2);
+    free(hits);
+}
+
+WS_TEST_MAIN(T(parallel_pool), T(matmul_grad), T(rmsnorm_grad), T(rope_grad), T(swiglu_grad), T(attention_grad), T(embedding_grad),
              T(crossentropy_grad))

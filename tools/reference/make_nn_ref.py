@@ -237,5 +237,60 @@ def main():
               "lora", [round(x, 4) for x in lora_losses])
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--tiny-chat" not in sys.argv:
     main()
+    make_tiny_chat()
+
+
+def make_tiny_chat():
+    """A tiny model with a byte-level BPE tokenizer (vocab 320) for the `whatstyle generate`
+    black-box test: expected prompt ids (as transformers' tokenizer(prompt)), greedy tokens,
+    log-probs and text."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from transformers import PreTrainedTokenizerFast
+    d = os.path.join(OUT, "tiny_chat")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = ["hey how are you doing today?", "haha yes see you at the station at 7",
+            "ok sounds good, I'll bring the snacks", "where are you? I'm already here",
+            "lol that's so funny 😂", "good morning! coffee later?"] * 20
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(text, trainer)
+    tok.save(os.path.join(d, "tokenizer.json"))
+    hf = PreTrainedTokenizerFast(tokenizer_file=os.path.join(d, "tokenizer.json"))
+    vocab = tok.get_vocab_size()
+    torch.manual_seed(4321)
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-5,
+                      tie_word_embeddings=True, bos_token_id=None, eos_token_id=2,
+                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    m = LlamaForCausalLM(cfg)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif "embed" in n:
+                p.copy_(0.3 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) / math.sqrt(p.shape[1]))
+    m.save_pretrained(d)
+    for f in os.listdir(d):
+        if f.endswith(".json") and f not in ("config.json", "tokenizer.json"):
+            os.remove(os.path.join(d, f))
+    fix_config(d, "legacy", "llama")
+    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    prompt = "hey, are you at the station? 😂"
+    ids = hf(prompt)["input_ids"]
+    toks, lps = greedy(m, ids, 8)
+    exp = {"prompt": prompt, "prompt_tokens": ids, "tokens": toks, "logprobs": lps,
+           "text": hf.decode(toks, skip_special_tokens=True)}
+    json.dump(exp, open(os.path.join(d, "expected.json"), "w"), ensure_ascii=False)
+    print("tiny_chat", exp)
+
+
+if __name__ == "__main__" and "--tiny-chat" in sys.argv:
+    make_tiny_chat()
