@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 
@@ -168,23 +169,14 @@ out:
 
 int ws_config_load(const char *dir, ws_model_config *cfg, ws_error *err)
 {
-    char path[4096];
+    char path[4096], *text;
+    size_t len;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    ws_buf b = WS_BUF_INIT;
-    b.limit = CONFIG_MAX_BYTES;
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ws_buf_append(&b, chunk, n))
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: over %u bytes", path, CONFIG_MAX_BYTES);
-    fclose(f);
-    if (!rc)
-        rc = ws_config_parse(b.data ? b.data : "", b.len, cfg, err);
-    ws_buf_free(&b);
+    int rc = ws_file_read(path, CONFIG_MAX_BYTES, &text, &len, err);
+    if (rc)
+        return rc;
+    rc = ws_config_parse(text, len, cfg, err);
+    free(text);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "nn/safetensors.h"
@@ -141,21 +142,6 @@ void ws_lora_zero_grads(ws_lora *l)
     memset(l->grad_block, 0, l->n_floats * sizeof(float));
 }
 
-static int read_text(const char *path, size_t cap, ws_buf *b, ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    b->limit = cap;
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ws_buf_append(b, chunk, n))
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: over %zu bytes", path, cap);
-    fclose(f);
-    return rc;
-}
 
 static bool json_empty_or_null(const ws_json *v)
 {
@@ -173,7 +159,7 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
     int rc;
     *out = NULL;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if ((rc = read_text(path, 1u << 20, &text, err)))
+    if ((rc = ws_file_read(path, 1u << 20, &text.data, &text.len, err)))
         goto out;
     if ((rc = ws_json_parse(text.data ? text.data : "", text.len, &doc, &jerr))) {
         rc = ws_error_set(err, WS_EFORMAT, "%s: %s", path, jerr.msg);

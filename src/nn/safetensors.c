@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 
@@ -304,32 +305,6 @@ int ws_st_open(const char *path, ws_safetensors **out, ws_error *err)
     return rc;
 }
 
-static int read_small_file(const char *path, size_t cap, char **text, size_t *len, ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    ws_buf b = WS_BUF_INIT;
-    b.limit = cap;
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ws_buf_append(&b, chunk, n)) {
-            rc = ws_error_set(err, WS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
-            break;
-        }
-    if (!rc && ferror(f))
-        rc = ws_error_set(err, WS_EIO, "%s: read error", path);
-    fclose(f);
-    if (rc) {
-        ws_buf_free(&b);
-        return rc;
-    }
-    *len = b.len;
-    *text = ws_buf_take(&b);
-    return 0;
-}
 
 int ws_st_open_dir(const char *dir, ws_safetensors **out, ws_error *err)
 {
@@ -345,7 +320,7 @@ int ws_st_open_dir(const char *dir, ws_safetensors **out, ws_error *err)
         goto out;
     }
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if ((rc = read_small_file(path, 64u << 20, &text, &len, err))) {
+    if ((rc = ws_file_read(path, 64u << 20, &text, &len, err))) {
         if (rc == WS_ENOENT)
             ws_error_set(err, WS_ENOENT, "%s: neither model.safetensors nor "
                          "model.safetensors.index.json found", dir);
