@@ -25,18 +25,6 @@ static void usage(FILE *f)
             "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1.\n");
 }
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] == '\0' && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
-}
-
 static int parse_nonneg(const char *s, const char *what, long *out)
 {
     char *end;
@@ -186,21 +174,21 @@ int ws_cmd_keys(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else if ((v = opt_value(argc, argv, &i, "--data"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
             data = v;
-        } else if ((v = opt_value(argc, argv, &i, "--database-url")) ||
-                   (v = opt_value(argc, argv, &i, "--store"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--database-url")) ||
+                   (v = ws_cli_opt_value(argc, argv, &i, "--store"))) {
             url = v;
-        } else if ((v = opt_value(argc, argv, &i, "--user"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--user"))) {
             user = v;
-        } else if ((v = opt_value(argc, argv, &i, "--role"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--role"))) {
             role = v;
-        } else if ((v = opt_value(argc, argv, &i, "--client"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--client"))) {
             client = v;
-        } else if ((v = opt_value(argc, argv, &i, "--rate-limit"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--rate-limit"))) {
             if (parse_nonneg(v, "rate limit", &rate) < 0)
                 return 2;
-        } else if ((v = opt_value(argc, argv, &i, "--expires-days"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--expires-days"))) {
             if (parse_nonneg(v, "expiry", &expires_days) < 0)
                 return 2;
         } else if (argv[i][0] != '-' && !positional) {

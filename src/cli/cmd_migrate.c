@@ -15,19 +15,6 @@ static void usage(FILE *f)
                "WS_STORE_URL, when set, is used unless --database-url is given.\n");
 }
 
-/* Matches "--name VALUE" or "--name=VALUE"; advances *i past a separate value. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] == '\0' && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
-}
-
 int ws_cmd_migrate(int argc, char **argv)
 {
     const char *data = NULL, *url = NULL;
@@ -37,10 +24,10 @@ int ws_cmd_migrate(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else if ((v = opt_value(argc, argv, &i, "--data"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
             data = v;
-        } else if ((v = opt_value(argc, argv, &i, "--database-url")) ||
-                   (v = opt_value(argc, argv, &i, "--store"))) {
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--database-url")) ||
+                   (v = ws_cli_opt_value(argc, argv, &i, "--store"))) {
             url = v;
         } else if (!strcmp(argv[i], "--status")) {
             status_only = 1;
