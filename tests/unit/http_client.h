@@ -21,7 +21,7 @@ typedef struct http_resp {
     size_t body_len;
 } http_resp;
 
-static int hc_dial(int port)
+static inline int hc_dial(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -35,7 +35,7 @@ static int hc_dial(int port)
     return fd;
 }
 
-static void hc_send(int fd, const void *p, size_t n)
+static inline void hc_send(int fd, const void *p, size_t n)
 {
     const char *s = p;
     while (n > 0) {
@@ -47,7 +47,7 @@ static void hc_send(int fd, const void *p, size_t n)
     }
 }
 
-static void hc_read_all(int fd, http_resp *r)
+static inline void hc_read_all(int fd, http_resp *r)
 {
     char tmp[16384];
     ssize_t n;
@@ -60,7 +60,7 @@ static void hc_read_all(int fd, http_resp *r)
 }
 
 /* extra_headers: "Name: v\r\n..." or NULL. Returns the status (-1 if no answer). */
-static int hc_request(int port, const char *method, const char *path, const char *key,
+static inline int hc_request(int port, const char *method, const char *path, const char *key,
                       const char *extra_headers, const char *body, size_t len, http_resp *r)
 {
     ws_buf_free(&r->raw);
@@ -86,7 +86,7 @@ static int hc_request(int port, const char *method, const char *path, const char
     return r->status;
 }
 
-static int hc_json(int port, const char *method, const char *path, const char *key, const char *json,
+static inline int hc_json(int port, const char *method, const char *path, const char *key, const char *json,
                    http_resp *r)
 {
     return hc_request(port, method, path, key, json ? "Content-Type: application/json\r\n" : NULL, json,
@@ -94,7 +94,7 @@ static int hc_json(int port, const char *method, const char *path, const char *k
 }
 
 /* The value of a response header (first match, case-sensitive name) copied into out. */
-static const char *hc_header(const http_resp *r, const char *name, char *out, size_t n)
+static inline const char *hc_header(const http_resp *r, const char *name, char *out, size_t n)
 {
     char pat[128];
     snprintf(pat, sizeof pat, "\r\n%s: ", name);
@@ -109,7 +109,7 @@ static const char *hc_header(const http_resp *r, const char *name, char *out, si
     return out;
 }
 
-static void hc_free(http_resp *r)
+static inline void hc_free(http_resp *r)
 {
     ws_buf_free(&r->raw);
 }

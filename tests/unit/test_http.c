@@ -2,6 +2,7 @@
  * the libuv HTTP server driven over real loopback sockets (keep-alive, pipelining, caps,
  * timeouts, graceful drain). */
 #include "harness.h"
+#include "http_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -198,31 +199,6 @@ static ws_http_server *start_server(int threads)
     return s;
 }
 
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void send_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Reads one response (head + Content-Length body) into out; returns the status or -1. */
 static int read_response(int fd, ws_buf *out)
 {
@@ -252,19 +228,19 @@ static int read_response(int fd, ws_buf *out)
 static void server_keepalive_and_routes(void)
 {
     ws_http_server *s = start_server(2);
-    int fd = dial(ws_http_server_port(s));
+    int fd = hc_dial(ws_http_server_port(s));
     CHECK(fd >= 0);
     ws_buf r = WS_BUF_INIT;
     for (int i = 0; i < 3; i++) {
-        send_all(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+        hc_send(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32);
         CHECK_EQ_INT(read_response(fd, &r), 200);
         CHECK(r.data && strstr(r.data, "\r\n\r\nhi"));
         CHECK(r.data && !strstr(r.data, "Connection: close"));
     }
-    send_all(fd, "GET /items/abc HTTP/1.1\r\n\r\n", 27);
+    hc_send(fd, "GET /items/abc HTTP/1.1\r\n\r\n", 27);
     CHECK_EQ_INT(read_response(fd, &r), 200);
     CHECK(r.data && strstr(r.data, "\r\n\r\nabc"));
-    send_all(fd, "HEAD /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 43);
+    hc_send(fd, "HEAD /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 43);
     ws_buf_reset(&r);
     char tmp[512];
     ssize_t n;
@@ -274,13 +250,13 @@ static void server_keepalive_and_routes(void)
     CHECK(r.data && r.len >= 4 && !strcmp(r.data + r.len - 4, "\r\n\r\n"));
     close(fd);
 
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "GET /nope HTTP/1.1\r\n\r\n", 22);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "GET /nope HTTP/1.1\r\n\r\n", 22);
     CHECK_EQ_INT(read_response(fd, &r), 404);
     CHECK(r.data && strstr(r.data, "{\"error\":{\"code\":\"not_found\""));
     close(fd);
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "DELETE /hello HTTP/1.1\r\n\r\n", 26);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "DELETE /hello HTTP/1.1\r\n\r\n", 26);
     CHECK_EQ_INT(read_response(fd, &r), 405);
     CHECK(r.data && strstr(r.data, "Allow: GET"));
     close(fd);
@@ -293,11 +269,11 @@ static void server_keepalive_and_routes(void)
 static void server_pipelining_and_bodies(void)
 {
     ws_http_server *s = start_server(1);
-    int fd = dial(ws_http_server_port(s));
+    int fd = hc_dial(ws_http_server_port(s));
     const char *two = "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /echo HTTP/1.1\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
                       "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n";
-    send_all(fd, two, strlen(two));
+    hc_send(fd, two, strlen(two));
     ws_buf all = WS_BUF_INIT;
     char tmp[4096];
     ssize_t n;
@@ -308,28 +284,28 @@ static void server_pipelining_and_bodies(void)
     CHECK(all.data && strstr(all.data, "Connection: close\r\n\r\nhi"));
     close(fd);
     ws_buf r = WS_BUF_INIT;
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 45);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 45);
     CHECK_EQ_INT(read_response(fd, &r), 413);
     close(fd);
-    fd = dial(ws_http_server_port(s));
+    fd = hc_dial(ws_http_server_port(s));
     const char *big = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n";
-    send_all(fd, big, strlen(big));
-    send_all(fd, "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n", 81);
+    hc_send(fd, big, strlen(big));
+    hc_send(fd, "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n", 81);
     CHECK_EQ_INT(read_response(fd, &r), 413);
     close(fd);
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 37);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 37);
     CHECK_EQ_INT(read_response(fd, &r), 400);
     close(fd);
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "garbage\r\n\r\n", 11);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "garbage\r\n\r\n", 11);
     CHECK_EQ_INT(read_response(fd, &r), 400);
     close(fd);
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "GET /hello HTTP/1.1\r\n", 21);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "GET /hello HTTP/1.1\r\n", 21);
     for (int i = 0; i < 40; i++)
-        send_all(fd, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 50);
+        hc_send(fd, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 50);
     CHECK_EQ_INT(read_response(fd, &r), 431);
     close(fd);
     ws_buf_free(&r);
@@ -343,17 +319,17 @@ static void server_times_out_slow_clients(void)
 {
     ws_http_server *s = start_server(1);
     ws_buf r = WS_BUF_INIT;
-    int fd = dial(ws_http_server_port(s));
-    send_all(fd, "GET /hello HTTP/1.1\r\nHo", 23); /* then stalls: slowloris */
+    int fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "GET /hello HTTP/1.1\r\nHo", 23); /* then stalls: slowloris */
     double t0 = ws_now_s();
     CHECK_EQ_INT(read_response(fd, &r), 408);
     CHECK(ws_now_s() - t0 < 2.0);
     close(fd);
-    fd = dial(ws_http_server_port(s));
-    send_all(fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 47);
+    fd = hc_dial(ws_http_server_port(s));
+    hc_send(fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 47);
     CHECK_EQ_INT(read_response(fd, &r), 408);
     close(fd);
-    fd = dial(ws_http_server_port(s)); /* never sends anything: closed after the head timeout */
+    fd = hc_dial(ws_http_server_port(s)); /* never sends anything: closed after the head timeout */
     char c;
     CHECK_EQ_INT(recv(fd, &c, 1, 0), 0);
     close(fd);
@@ -372,8 +348,8 @@ typedef struct {
 static void *slow_client_main(void *arg)
 {
     slow_client *sc = arg;
-    int fd = dial(sc->port);
-    send_all(fd, "GET /slow HTTP/1.1\r\n\r\n", 22);
+    int fd = hc_dial(sc->port);
+    hc_send(fd, "GET /slow HTTP/1.1\r\n\r\n", 22);
     sc->status = read_response(fd, &sc->body);
     close(fd);
     return NULL;
@@ -382,9 +358,9 @@ static void *slow_client_main(void *arg)
 static void server_drains_in_flight_requests(void)
 {
     ws_http_server *s = start_server(2);
-    int idle = dial(ws_http_server_port(s));
+    int idle = hc_dial(ws_http_server_port(s));
     ws_buf r = WS_BUF_INIT;
-    send_all(idle, "GET /hello HTTP/1.1\r\n\r\n", 23);
+    hc_send(idle, "GET /hello HTTP/1.1\r\n\r\n", 23);
     CHECK_EQ_INT(read_response(idle, &r), 200);
     slow_client sc = {.port = ws_http_server_port(s)};
     pthread_t t;
@@ -400,7 +376,7 @@ static void server_drains_in_flight_requests(void)
     char c;
     CHECK_EQ_INT(recv(idle, &c, 1, 0), 0); /* the idle keep-alive connection was closed */
     close(idle);
-    CHECK_EQ_INT(dial(ws_http_server_port(s)), -1); /* no longer accepting */
+    CHECK_EQ_INT(hc_dial(ws_http_server_port(s)), -1); /* no longer accepting */
     ws_buf_free(&sc.body);
     ws_buf_free(&r);
     ws_http_server_free(s);
@@ -411,21 +387,21 @@ static void server_caps_large_bodies_in_total(void)
     ws_http_server *s = start_server(1);
     ws_buf r = WS_BUF_INIT;
     const char *head = "POST /big HTTP/1.1\r\nContent-Length: 2500000\r\n\r\n";
-    int a = dial(ws_http_server_port(s));
-    send_all(a, head, strlen(head));
-    send_all(a, "0123456789", 10); /* a slow upload holds its reservation */
+    int a = hc_dial(ws_http_server_port(s));
+    hc_send(a, head, strlen(head));
+    hc_send(a, "0123456789", 10); /* a slow upload holds its reservation */
     usleep(50000);
-    int b = dial(ws_http_server_port(s));
-    send_all(b, head, strlen(head));
+    int b = hc_dial(ws_http_server_port(s));
+    hc_send(b, head, strlen(head));
     CHECK_EQ_INT(read_response(b, &r), 503); /* 2 x 2.5 MB > the 3 MB budget */
     CHECK(r.data && strstr(r.data, "Retry-After: 5"));
     close(b);
     close(a); /* releases the reservation */
     usleep(50000);
-    int c = dial(ws_http_server_port(s));
-    send_all(c, head, strlen(head));
+    int c = hc_dial(ws_http_server_port(s));
+    hc_send(c, head, strlen(head));
     char *body = calloc(1, 2500000);
-    send_all(c, body, 2500000);
+    hc_send(c, body, 2500000);
     free(body);
     CHECK_EQ_INT(read_response(c, &r), 200);
     CHECK(r.data && strstr(r.data, "\r\n\r\n2500000"));
