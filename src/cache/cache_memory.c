@@ -9,6 +9,7 @@
 
 #include "cache/cache_int.h"
 #include "core/mem.h"
+#include "core/strset.h"
 
 typedef struct entry {
     struct entry *hnext;              /* hash chain */
@@ -35,16 +36,6 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t hash_key(const char *k, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
 }
 
 static size_t entry_bytes(const entry *e)
@@ -92,7 +83,7 @@ static void remove_entry(memcache *m, entry *e)
 /* The live entry for key, or NULL (an expired one is removed on the way). */
 static entry *lookup(memcache *m, const char *key, size_t klen, int64_t now)
 {
-    uint64_t h = hash_key(key, klen);
+    uint64_t h = ws_hash_fnv1a(key, klen);
     entry *e = *find_slot(m, key, klen, h);
     if (e && e->expires && e->expires <= now) {
         remove_entry(m, e);
@@ -128,7 +119,7 @@ static void make_room(memcache *m, size_t extra)
 static entry *insert(memcache *m, const char *key, size_t klen, size_t vlen)
 {
     entry *e = ws_xcalloc(1, sizeof *e);
-    e->hash = hash_key(key, klen);
+    e->hash = ws_hash_fnv1a(key, klen);
     e->key = ws_xmalloc(klen);
     memcpy(e->key, key, klen);
     e->klen = klen;

@@ -9,6 +9,7 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/strset.h"
 #include "style/text.h"
 
 /* ---- a string-keyed counting table --------------------------------------------------------- */
@@ -39,11 +40,7 @@ static void table_init(table *t, size_t max, ws_arena *a)
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
+    uint64_t h = ws_hash_fnv1a(s, n);
     return h ^ (h >> 29);
 }
 
