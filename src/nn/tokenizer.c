@@ -710,6 +710,13 @@ static int load_json(const char *data, size_t len, const char *path, ws_tokenize
     ws_tokenizer *t = ws_xcalloc(1, sizeof *t);
     int rc;
     ws_error jerr = {0};
+    /* JSON text is UTF-8 (RFC 8259), and every string below is matched a character at a time:
+     * a pattern or token with a stray byte could split the input inside a character. */
+    size_t valid = ws_utf8_valid_prefix(data, len);
+    if (valid != len) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: not valid UTF-8 (byte %zu)", path, valid);
+        goto out;
+    }
     rc = ws_json_parse(data, len, &doc, &jerr);
     if (rc) {
         rc = ws_error_set(err, WS_EFORMAT, "%s: %s", path, jerr.msg);

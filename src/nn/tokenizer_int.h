@@ -22,12 +22,14 @@ enum {
 };
 unsigned ws_uni_class(uint32_t cp);
 
-/* Decodes the character at s[i] of VALID UTF-8 (i < len); returns its byte length. */
+/* Decodes the character at s[i] of VALID UTF-8 (i < len); returns its byte length. A character
+ * cut short by len (never in valid input) decodes as U+FFFD over the bytes that remain. */
 static inline size_t ws_utf8_at(const char *s, size_t len, size_t i, uint32_t *cp)
 {
     const unsigned char *u = (const unsigned char *)s + i;
-    (void)len;
     if (u[0] < 0x80) { *cp = u[0]; return 1; }
+    size_t need = u[0] < 0xE0 ? 2 : u[0] < 0xF0 ? 3 : 4;
+    if (need > len - i) { *cp = 0xFFFD; return len - i; }
     if (u[0] < 0xE0) { *cp = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F); return 2; }
     if (u[0] < 0xF0) {
         *cp = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
