@@ -11,9 +11,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blobs/blobs.h"
 #include "clone/clone.h"
 #include "core/buf.h"
+#include "core/file.h"
+#include "core/json.h"
 #include "core/mem.h"
+
+/* Caps on what is read back from the blobs: one artifact file, and the "current" pointer. */
+#define ARTIFACT_CAP ((size_t)2 << 30)
+#define POINTER_CAP ((size_t)64 << 10)
 
 typedef struct entry {
     char *user;
@@ -24,6 +31,8 @@ typedef struct entry {
 
 typedef struct local {
     char *root;
+    ws_blobs *blobs;           /* borrowed; NULL = plaintext directories in root */
+    char *scratch;             /* private (0700) plaintext scratch when blobs is set */
     char *base_model;
     double budget;
     pthread_mutex_t mu;
@@ -62,6 +71,8 @@ static void release(local *l, entry *e)
     }
 }
 
+static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err);
+
 /* The user's clone with a reference taken (release() it), opened on first use. */
 static int acquire(local *l, const char *user, entry **out, ws_error *err)
 {
@@ -74,10 +85,8 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
             return 0;
         }
     pthread_mutex_unlock(&l->mu);
-    char *dir = user_dir(l, user, NULL);
     ws_clone *c = NULL;
-    int rc = ws_clone_open(dir, &c, err);
-    free(dir);
+    int rc = open_clone(l, user, &c, err);
     if (rc == WS_ENOENT)
         return ws_error_set(err, WS_ENOENT, "no trained model for this user");
     if (rc)
@@ -144,6 +153,214 @@ static int rm_tree(const char *path)
     return unlink(path);
 }
 
+/* ---- trained clones kept as encrypted blobs ----
+ * Layout: users/<id>/models/<version>/<file> for manifest.json and every file it lists, then
+ * users/<id>/models/current = {"version":…,"files":[…]} written last, so a reader never sees
+ * half a model. Opening one decrypts its files into a fresh private directory under scratch,
+ * loads the clone (weights are mmap'd, so they stay readable once unlinked) and deletes the
+ * directory at once: no plaintext copy outlives the open. */
+
+static bool key_segment_ok(const char *s)
+{
+    char key[WS_BLOB_KEY_MAX + 1];
+    snprintf(key, sizeof key, "x/%s", s);
+    return *s && !strchr(s, '/') && ws_blobs_check_key(key, NULL) == 0;
+}
+
+static char *models_key(const char *user, const char *version, const char *file)
+{
+    ws_buf b = WS_BUF_INIT;
+    ws_buf_printf(&b, "users/%s/models/", user);
+    if (version)
+        ws_buf_printf(&b, "%s/%s", version, file ? file : "");
+    else if (file)
+        ws_buf_append(&b, file, strlen(file));
+    return ws_buf_take(&b);
+}
+
+/* The version and file list of users/<id>/models/current. WS_ENOENT when there is none. */
+static int read_pointer(local *l, const char *user, ws_json_doc **doc, const char **version,
+                        const ws_json **files, ws_error *err)
+{
+    *doc = NULL;
+    char *key = models_key(user, NULL, "current");
+    ws_buf b = WS_BUF_INIT;
+    int rc = ws_blobs_get(l->blobs, key, POINTER_CAP, &b, err);
+    if (rc)
+        goto out;
+    if (ws_json_parse(b.data ? b.data : "", b.len, doc, NULL) != 0 ||
+        !(*version = ws_json_get_str(ws_json_root(*doc), "version")) || !key_segment_ok(*version) ||
+        !(*files = ws_json_get(ws_json_root(*doc), "files")) || (*files)->type != WS_JSON_ARRAY) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: corrupted model pointer", key);
+        ws_json_doc_free(*doc);
+        *doc = NULL;
+    }
+out:
+    free(key);
+    ws_buf_free(&b);
+    return rc;
+}
+
+static int mkdirs_for(const char *path)
+{
+    char *p = ws_xstrdup(path);
+    int rc = 0;
+    for (char *s = strchr(p + 1, '/'); s && !rc; s = strchr(s + 1, '/')) {
+        *s = 0;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            rc = -1;
+        *s = '/';
+    }
+    free(p);
+    return rc;
+}
+
+/* Stores the clone in dir as the user's current model; removes the version it replaces. */
+static int publish(local *l, const char *user, const char *dir, ws_error *err)
+{
+    char *data = NULL, *key = NULL, *cur = NULL;
+    ws_json_doc *doc = NULL, *old = NULL;
+    ws_buf ptr = WS_BUF_INIT, mb = WS_BUF_INIT;
+    size_t len = 0;
+    ws_buf_printf(&mb, "%s/manifest.json", dir);
+    char *mpath = ws_buf_take(&mb);
+    int rc = ws_file_read(mpath, POINTER_CAP * 16, &data, &len, err);
+    if (rc)
+        goto out;
+    if (ws_json_parse(data, len, &doc, NULL) != 0) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: corrupted manifest", mpath);
+        goto out;
+    }
+    const ws_json *m = ws_json_root(doc), *files = ws_json_get(m, "files");
+    const char *version = ws_json_get_str(m, "model_version");
+    if (!version || !key_segment_ok(version) || !files || files->type != WS_JSON_OBJECT) {
+        rc = ws_error_set(err, WS_EFORMAT, "%s: no usable model_version or file list", mpath);
+        goto out;
+    }
+    const char *old_version = NULL;
+    const ws_json *old_files = NULL;
+    int orc = read_pointer(l, user, &old, &old_version, &old_files, NULL);
+    ws_buf_printf(&ptr, "{\"version\":");
+    ws_json_put_cstr(&ptr, version);
+    ws_buf_printf(&ptr, ",\"files\":[\"manifest.json\"");
+    for (size_t i = 0; i <= files->len; i++) {
+        const char *name = i < files->len ? files->keys[i] : "manifest.json";
+        free(key);
+        key = models_key(user, version, name);
+        if ((rc = ws_blobs_check_key(key, err)))
+            goto out;
+        char *fpath = NULL, *fdata = NULL;
+        size_t flen = 0;
+        ws_buf fb = WS_BUF_INIT;
+        ws_buf_printf(&fb, "%s/%s", dir, name);
+        fpath = ws_buf_take(&fb);
+        rc = ws_file_read(fpath, ARTIFACT_CAP, &fdata, &flen, err);
+        if (!rc)
+            rc = ws_blobs_put(l->blobs, key, fdata, flen, err);
+        free(fpath);
+        free(fdata);
+        if (rc)
+            goto out;
+        if (i < files->len) {
+            ws_buf_putc(&ptr, ',');
+            ws_json_put_cstr(&ptr, name);
+        }
+    }
+    ws_buf_printf(&ptr, "]}");
+    cur = models_key(user, NULL, "current");
+    if ((rc = ws_blobs_put(l->blobs, cur, ptr.data, ptr.len, err)))
+        goto out;
+    if (orc == 0 && strcmp(old_version, version) != 0) {
+        free(key);
+        key = models_key(user, old_version, NULL);
+        ws_blobs_delete_prefix(l->blobs, key, NULL, NULL);   /* a leftover only wastes space */
+    }
+out:
+    ws_json_doc_free(doc);
+    ws_json_doc_free(old);
+    ws_buf_free(&ptr);
+    free(mpath);
+    free(data);
+    free(key);
+    free(cur);
+    return rc;
+}
+
+/* Decrypts the user's current clone into a private directory, opens it, deletes the files. */
+static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error *err)
+{
+    ws_json_doc *doc = NULL;
+    const char *version = NULL;
+    const ws_json *files = NULL;
+    char *dir = NULL;
+    int rc = read_pointer(l, user, &doc, &version, &files, err);
+    if (rc)
+        return rc;
+    ws_buf db = WS_BUF_INIT;
+    ws_buf_printf(&db, "%s/open-XXXXXX", l->scratch);
+    dir = ws_buf_take(&db);
+    if (!mkdtemp(dir)) {
+        rc = ws_error_set(err, WS_EIO, "cannot create a directory in %s: %s", l->scratch, strerror(errno));
+        free(dir);
+        dir = NULL;
+        goto out;
+    }
+    for (size_t i = 0; i < files->len; i++) {
+        const ws_json *f = &files->items[i];
+        if (f->type != WS_JSON_STRING || strstr(f->str, "..") || f->str[0] == '/') {
+            rc = ws_error_set(err, WS_EFORMAT, "model pointer of %s: bad file name", user);
+            goto out;
+        }
+        char *key = models_key(user, version, f->str), *path = NULL;
+        ws_buf pb = WS_BUF_INIT;
+        ws_buf_printf(&pb, "%s/%s", dir, f->str);
+        path = ws_buf_take(&pb);
+        ws_buf data = WS_BUF_INIT;
+        rc = mkdirs_for(path) ? ws_error_set(err, WS_EIO, "cannot create a directory for %s", path) : 0;
+        if (!rc)
+            rc = ws_blobs_get(l->blobs, key, ARTIFACT_CAP, &data, err);
+        if (!rc)
+            rc = ws_file_write_atomic(path, data.data ? data.data : "", data.len, err);
+        ws_buf_free(&data);
+        free(key);
+        free(path);
+        if (rc)
+            goto out;
+    }
+    rc = ws_clone_open(dir, out, err);
+out:
+    if (dir)
+        rm_tree(dir);
+    free(dir);
+    ws_json_doc_free(doc);
+    return rc;
+}
+
+/* Opens the user's clone: from the blobs when they are in use (a model left as a plaintext
+ * directory by an older version is moved into them first), else from root/<id>. */
+static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err)
+{
+    char *dir = user_dir(l, user, NULL);
+    int rc;
+    if (!l->blobs) {
+        rc = ws_clone_open(dir, out, err);
+        goto out;
+    }
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if ((rc = publish(l, user, dir, err)))
+            goto out;
+        rm_tree(dir);
+    }
+    /* a retraining may delete the version between reading the pointer and its files: retry */
+    for (int attempt = 0; attempt < 3; attempt++)
+        if ((rc = open_from_blobs(l, user, out, err)) != WS_ENOENT)
+            break;
+out:
+    free(dir);
+    return rc;
+}
+
 static int l_generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
                       size_t n_context, ws_ai_reply *out, ws_error *err)
 {
@@ -196,8 +413,16 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
         return ws_error_set(err, WS_EINVAL, "bad user id");
     if (!req->persona || !*req->persona)
         return ws_error_set(err, WS_EINVAL, "the request names no persona");
-    /* a fixed work directory per user, so an interrupted job resumes from its checkpoint */
-    char *work = user_dir(l, req->user_id, ".training"), *dir = user_dir(l, req->user_id, NULL);
+    /* a fixed work directory per user, so an interrupted job resumes from its checkpoint; with
+     * blobs it lies in the private scratch directory and goes once the model is stored */
+    char *work = NULL, *dir = user_dir(l, req->user_id, NULL);
+    if (l->blobs) {
+        ws_buf wb = WS_BUF_INIT;
+        ws_buf_printf(&wb, "%s/train-%s", l->scratch, req->user_id);
+        work = ws_buf_take(&wb);
+    } else {
+        work = user_dir(l, req->user_id, ".training");
+    }
     char *old = NULL;
     progress_bridge pb = {progress, progress_arg};
     ws_clone_train_opts o = {.export_path = req->export_path, .persona = req->persona, .out_dir = work,
@@ -208,6 +433,14 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
     int rc = ws_clone_train(&o, &res, err);
     if (rc)
         goto out;
+    if (l->blobs) {
+        rc = publish(l, req->user_id, work, err);
+        if (!rc) {
+            rm_tree(work);
+            rm_tree(dir);   /* a plaintext model of an older version */
+        }
+        goto installed;
+    }
     /* swap the new directory in: old -> .old-N, work -> dir, remove the old one */
     pthread_mutex_lock(&l->mu);
     unsigned long n = ++l->seq;
@@ -226,6 +459,11 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
     }
     if (had)
         rm_tree(old);
+installed:
+    if (rc) {
+        ws_clone_train_result_clear(&res);
+        goto out;
+    }
     drop(l, req->user_id);
     out->model_version = ws_xstrdup(res.model_version);
     out->samples_processed = res.n_examples;
@@ -272,7 +510,18 @@ static int l_forget(ws_ai *ai, const char *user_id, ws_error *err)
     int rc = rm_tree(dir) | rm_tree(work);
     free(dir);
     free(work);
-    return rc ? ws_error_set(err, WS_EIO, "could not delete every file of the user") : 0;
+    if (rc)
+        return ws_error_set(err, WS_EIO, "could not delete every file of the user");
+    if (l->blobs) {
+        ws_buf b = WS_BUF_INIT;
+        ws_buf_printf(&b, "%s/train-%s", l->scratch, user_id);
+        rm_tree(b.data);
+        ws_buf_free(&b);
+        char *prefix = models_key(user_id, NULL, NULL);
+        rc = ws_blobs_delete_prefix(l->blobs, prefix, NULL, err);
+        free(prefix);
+    }
+    return rc;
 }
 
 static void l_destroy(ws_ai *ai)
@@ -285,6 +534,7 @@ static void l_destroy(ws_ai *ai)
     }
     pthread_mutex_destroy(&l->mu);
     free(l->root);
+    free(l->scratch);
     free(l->base_model);
     free(l);
     free(ai);
@@ -299,6 +549,20 @@ int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai
         return ws_error_set(err, WS_EIO, "cannot create %s: %s", models_root, strerror(errno));
     local *l = ws_xcalloc(1, sizeof *l);
     l->root = ws_xstrdup(models_root);
+    if (opts && opts->blobs) {
+        ws_buf b = WS_BUF_INIT;
+        ws_buf_printf(&b, "%s/.scratch", models_root);
+        if (mkdir(b.data, 0700) != 0 && errno != EEXIST) {
+            int rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", b.data, strerror(errno));
+            ws_buf_free(&b);
+            free(l->root);
+            free(l);
+            return rc;
+        }
+        chmod(b.data, 0700);
+        l->scratch = ws_buf_take(&b);
+        l->blobs = opts->blobs;
+    }
     l->base_model = opts && opts->base_model ? ws_xstrdup(opts->base_model) : NULL;
     l->budget = opts && opts->default_budget_s > 0 ? opts->default_budget_s : 0;
     pthread_mutex_init(&l->mu, NULL);

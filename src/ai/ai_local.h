@@ -1,7 +1,12 @@
-/* The in-process AI (the embedded default of `whatstyle serve`): each user's clone lives in
- * models_root/<user_id>/ (the directory `whatstyle train` writes); generate() replies with it,
- * train() trains a new one into a fresh directory and swaps it in atomically, reload() drops
- * the cached clone, forget() deletes the user's directory.
+/* The in-process AI (the embedded default of `whatstyle serve`). generate() replies with the
+ * user's clone, train() trains a new one and installs it atomically, reload() drops the cached
+ * clone, forget() deletes every artifact of the user.
+ *
+ * Where clones live: with opts->blobs (what `serve` uses), encrypted in the blobs under
+ * users/<id>/models/ — a model directory is decrypted only into a private scratch directory
+ * (models_root/.scratch, 0700) while training or opening it, and deleted right after; without
+ * blobs, as plaintext directories models_root/<user_id>/ (the layout `whatstyle train` writes). A
+ * plaintext directory found there while blobs are in use is moved into the blobs on first use.
  *
  * Ownership: the returned ws_ai belongs to the caller (ws_ai_free). Thread-safe: opened clones
  * are cached (reference-counted, so a reload while replies run is safe); any number of threads
@@ -11,12 +16,16 @@
 
 #include "ai/ai.h"
 
+typedef struct ws_blobs ws_blobs;
+
 typedef struct ws_ai_local_opts {
     const char *base_model;    /* default base model for train() when the request names none */
     double default_budget_s;   /* 0 = WS_CLONE_DEFAULT_BUDGET_S */
+    ws_blobs *blobs;           /* borrowed, must outlive the ws_ai; NULL = plaintext directories */
 } ws_ai_local_opts;
 
-/* models_root is created if missing. opts may be NULL. Errors: WS_EIO (cannot create it). */
+/* models_root (and its scratch directory) is created if missing. opts may be NULL. Errors:
+ * WS_EIO (cannot create it). */
 int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai **out, ws_error *err);
 
 #endif

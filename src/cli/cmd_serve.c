@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "core/mem.h"
 #include "ai/ai_local.h"
+#include "blobs/blobs.h"
 #include "core/buf.h"
 #include "server/server.h"
 
@@ -167,6 +168,7 @@ int ws_cmd_serve(int argc, char **argv)
     int ret = 2;
     ws_server *srv = NULL;
     ws_ai *ai = NULL;
+    ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -236,13 +238,20 @@ int ws_cmd_serve(int argc, char **argv)
         fprintf(stderr, "whatstyle serve: --tls-cert and --tls-key go together\n");
         goto out;
     }
-    /* The AI engine: the in-process style clone (src/ai/ai_local.h), models in DATA/models. */
+    /* The AI engine: the in-process style clone (src/ai/ai_local.h); trained models are kept
+     * encrypted in the blobs (as the uploads are), DATA/models only holds private scratch. */
     {
         ws_buf mr = WS_BUF_INIT;
         ws_buf_printf(&mr, "%s/models", o.data);
-        ws_ai_local_opts ao = {.base_model = o.base_model,
-                               .default_budget_s = o.train_budget ? strtod(o.train_budget, NULL) : 0};
         ws_error aerr = {0};
+        if (ws_blobs_open(cfg.blobs_url, o.data, &ai_blobs, &aerr) != 0) {
+            fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
+            ws_buf_free(&mr);
+            goto out;
+        }
+        ws_ai_local_opts ao = {.base_model = o.base_model,
+                               .default_budget_s = o.train_budget ? strtod(o.train_budget, NULL) : 0,
+                               .blobs = ai_blobs};
         if (ws_ai_local_new(mr.data, &ao, &ai, &aerr) != 0) {
             fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
             ws_buf_free(&mr);
@@ -279,6 +288,7 @@ int ws_cmd_serve(int argc, char **argv)
 out:
     ws_server_free(srv);
     ws_ai_free(ai);
+    ws_blobs_close(ai_blobs);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)
         free(*(char **)((char *)&o + opt_rows[i].offset));
     return ret;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `whatstyle serve` with its embedded AI (the in-process clone): upload the sample export for
 # Maya with a short budget, wait for the training job, then /v1/reply answers in her style
-# (lower case) with her model version, and /v1/style-profile returns her profile.
+# (lower case) with her model version, and /v1/style-profile returns her profile. The model is
+# kept only encrypted (her words appear nowhere on disk in plaintext) and a restarted server
+# replies from it.
 # Usage: serve_clone.sh path/to/whatstyle
 set -euo pipefail
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -39,5 +41,15 @@ assert r["reply"].strip() and r["reply"] == r["reply"].lower(), r
 assert 0 <= r["confidence"] <= 1 and r["model_version"].startswith("maya-"), r
 PY
 [[ $(curl -s -H "$auth" "$base/v1/style-profile") == *'"emoji'* ]] || fail "style profile"
+kill -TERM $pid; wait $pid || true; pid=
+# her real replies are in the model (retrieval); on disk they exist only encrypted
+if grep -rqF "why would u do that" "$data/models" "$data/blobs"; then fail "a plaintext model is on disk"; fi
+[ -z "$(ls -A "$data/models/.scratch")" ] || fail "scratch left behind: $(ls -A "$data/models/.scratch")"
+"$bin" serve --port "$port" --host 127.0.0.1 --data "$data" >> "$data/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
+curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"message":"what are you doing tonight?"}' \
+  "$base/v1/reply" > "$data/reply2.json"
+[[ $(cat "$data/reply2.json") == *'"model_version":"maya-'* ]] || fail "reply after restart: $(cat "$data/reply2.json")"
 kill -TERM $pid; wait $pid || true; pid=
 echo ok
