@@ -1,4 +1,5 @@
-/* The blobs layer above the backends: choosing a backend from a URL, the master key, key
+/* The blobs layer above the backends: choosing a backend from a URL, the master keyring
+ * (current key + retired keys, reloaded when another process rotates DATA/master.key), key
  * validation, and encryption of every object (see blobs.h). */
 #include "blobs/blobs.h"
 
@@ -6,6 +7,8 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +57,10 @@ static int hexval(char c)
     return -1;
 }
 
-static int read_key_file(const char *path, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err)
+/* Reads a 32-byte key file, refusing one others may read; *st_out (may be NULL) gets its
+ * fstat (so what was read and the file's identity agree). */
+static int read_key_file(const char *path, unsigned char key[WS_BLOB_MASTER_KEY_LEN], struct stat *st_out,
+                         ws_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -80,26 +86,40 @@ static int read_key_file(const char *path, unsigned char key[WS_BLOB_MASTER_KEY_
         }
         if (got != WS_BLOB_MASTER_KEY_LEN)
             rc = ws_error_set(err, WS_EIO, "cannot read master key %s", path);
+        else if (st_out)
+            *st_out = st;
     }
     close(fd);
     return rc;
 }
 
+/* n hex digits of s (n = 64) into key; what names the source in errors. */
+static int parse_hex_key(const char *s, size_t n, unsigned char key[WS_BLOB_MASTER_KEY_LEN], const char *what,
+                         ws_error *err)
+{
+    if (n != 2 * WS_BLOB_MASTER_KEY_LEN)
+        return ws_error_set(err, WS_EINVAL, "%s must be %d hex digits (a 256-bit key)", what,
+                            2 * WS_BLOB_MASTER_KEY_LEN);
+    for (int i = 0; i < WS_BLOB_MASTER_KEY_LEN; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return ws_error_set(err, WS_EINVAL, "%s is not hexadecimal", what);
+        key[i] = (unsigned char)(hi * 16 + lo);
+    }
+    return 0;
+}
+
+bool ws_blobs_env_mode(void)
+{
+    const char *env = getenv("WS_MASTER_KEY");
+    return env && *env;
+}
+
 int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err)
 {
     const char *env = getenv("WS_MASTER_KEY");
-    if (env && *env) {
-        if (strlen(env) != 2 * WS_BLOB_MASTER_KEY_LEN)
-            return ws_error_set(err, WS_EINVAL, "WS_MASTER_KEY must be %d hex digits (a 256-bit key)",
-                                2 * WS_BLOB_MASTER_KEY_LEN);
-        for (int i = 0; i < WS_BLOB_MASTER_KEY_LEN; i++) {
-            int hi = hexval(env[2 * i]), lo = hexval(env[2 * i + 1]);
-            if (hi < 0 || lo < 0)
-                return ws_error_set(err, WS_EINVAL, "WS_MASTER_KEY is not hexadecimal");
-            key[i] = (unsigned char)(hi * 16 + lo);
-        }
-        return 0;
-    }
+    if (env && *env)
+        return parse_hex_key(env, strlen(env), key, "WS_MASTER_KEY", err);
     if (!data_dir || !*data_dir)
         return ws_error_set(err, WS_EINVAL, "no master key: set WS_MASTER_KEY or give a data directory");
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
@@ -107,7 +127,7 @@ int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_K
     size_t n = strlen(data_dir) + 64;
     char *path = ws_xmalloc(n), *tmp = ws_xmalloc(n);
     snprintf(path, n, "%s/master.key", data_dir);
-    int rc = read_key_file(path, key, err);
+    int rc = read_key_file(path, key, NULL, err);
     if (rc != WS_ENOENT)
         goto out;
     /* first use: write a fresh key to a private temporary file and link it into place, so
@@ -138,11 +158,311 @@ int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_K
         goto out;
     }
     unlink(tmp);
-    rc = read_key_file(path, key, err);
+    rc = read_key_file(path, key, NULL, err);
 out:
     free(path);
     free(tmp);
     return rc;
+}
+
+/* ---- the keyring ----------------------------------------------------------------------- */
+
+typedef struct ring_key {
+    unsigned char id[4];
+    unsigned char key[WS_BLOB_MASTER_KEY_LEN];
+} ring_key;
+
+/* The identity of DATA/master.key when it was read: a rotation replaces the file (rename), so
+ * its inode changes; mtime, ctime and size catch an edit in place. */
+typedef struct key_sig {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} key_sig;
+
+#define RING_MAX_RETIRED 64
+
+struct ws_blobs_keyring {
+    pthread_mutex_t lock;
+    char *data_dir; /* file mode; NULL in env mode */
+    ring_key cur;
+    ring_key *retired; /* open-only: from files / env, and keys a reload replaced */
+    size_t n_retired;
+    key_sig sig; /* file mode: DATA/master.key when cur was read */
+};
+
+static key_sig sig_of(const struct stat *st)
+{
+    key_sig s = {.dev = st->st_dev, .ino = st->st_ino, .size = st->st_size, .mtime = st->st_mtim,
+                 .ctime = st->st_ctim};
+    return s;
+}
+
+static bool sig_eq(const key_sig *a, const key_sig *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static void id_hex(const unsigned char id[4], char hex[9])
+{
+    snprintf(hex, 9, "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+}
+
+static void make_ring_key(const unsigned char key[WS_BLOB_MASTER_KEY_LEN], ring_key *k)
+{
+    memcpy(k->key, key, WS_BLOB_MASTER_KEY_LEN);
+    ws_blob_key_id(key, k->id);
+}
+
+/* Adds k to the retired list unless its id is the current one or already there. */
+static int add_retired(ring_key **list, size_t *n, const ring_key *cur, const ring_key *k, ws_error *err)
+{
+    if (!memcmp(k->id, cur->id, 4))
+        return 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!memcmp((*list)[i].id, k->id, 4))
+            return 0;
+    if (*n >= RING_MAX_RETIRED)
+        return ws_error_set(err, WS_ETOOBIG, "more than %d retired master keys", RING_MAX_RETIRED);
+    *list = ws_xrealloc(*list, (*n + 1) * sizeof **list);
+    (*list)[(*n)++] = *k;
+    return 0;
+}
+
+static void free_keys(ring_key *list, size_t n)
+{
+    if (list)
+        OPENSSL_cleanse(list, n * sizeof *list);
+    free(list);
+}
+
+/* Env mode: WS_MASTER_KEY and WS_MASTER_KEYS_RETIRED. */
+static int load_env(ring_key *cur, ring_key **retired, size_t *n, ws_error *err)
+{
+    unsigned char key[WS_BLOB_MASTER_KEY_LEN];
+    int rc = ws_blobs_master_key(NULL, key, err);
+    if (rc < 0)
+        return rc;
+    make_ring_key(key, cur);
+    const char *list = getenv("WS_MASTER_KEYS_RETIRED");
+    for (const char *p = list ? list : ""; rc == 0 && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) /* tolerate "k1, k2" */
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len) {
+            ring_key k;
+            rc = parse_hex_key(p, len, key, "each key in WS_MASTER_KEYS_RETIRED", err);
+            if (rc == 0) {
+                make_ring_key(key, &k);
+                rc = add_retired(retired, n, cur, &k, err);
+                OPENSSL_cleanse(&k, sizeof k);
+            }
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
+int ws_blobs_retired_key_file(const char *name, unsigned char id[4])
+{
+    size_t pl = strlen(WS_BLOB_RETIRED_PREFIX);
+    if (strncmp(name, WS_BLOB_RETIRED_PREFIX, pl) != 0 || strlen(name) != pl + 8)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int hi = hexval(name[pl + 2 * i]), lo = hexval(name[pl + 2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        id[i] = (unsigned char)(hi * 16 + lo);
+    }
+    return 0;
+}
+
+/* File mode: DATA/master.key (with its identity) and every DATA/master.key.retired-<id>. */
+static int load_files(const char *data_dir, ring_key *cur, key_sig *sig, ring_key **retired, size_t *n,
+                      ws_error *err)
+{
+    size_t pn = strlen(data_dir) + 64;
+    char *path = ws_xmalloc(pn);
+    unsigned char key[WS_BLOB_MASTER_KEY_LEN];
+    struct stat st;
+    snprintf(path, pn, "%s/master.key", data_dir);
+    int rc = read_key_file(path, key, &st, err);
+    DIR *d = NULL;
+    if (rc < 0)
+        goto out;
+    make_ring_key(key, cur);
+    *sig = sig_of(&st);
+    if (!(d = opendir(data_dir))) {
+        rc = ws_error_set(err, WS_EIO, "cannot list %s: %s", data_dir, strerror(errno));
+        goto out;
+    }
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        unsigned char id[4];
+        if (ws_blobs_retired_key_file(e->d_name, id) < 0)
+            continue;
+        snprintf(path, pn, "%s/%s", data_dir, e->d_name);
+        ring_key k;
+        if ((rc = read_key_file(path, key, NULL, err)) < 0)
+            break;
+        make_ring_key(key, &k);
+        if (memcmp(k.id, id, 4) != 0) {
+            char want[9], got[9];
+            id_hex(id, want);
+            id_hex(k.id, got);
+            rc = ws_error_set(err, WS_EFORMAT, "retired master key %s holds the key with id %s, not %s", path, got,
+                              want);
+        } else {
+            rc = add_retired(retired, n, cur, &k, err);
+        }
+        OPENSSL_cleanse(&k, sizeof k);
+    }
+out:
+    if (d)
+        closedir(d);
+    OPENSSL_cleanse(key, sizeof key);
+    free(path);
+    return rc;
+}
+
+static int ring_new(const char *data_dir, ws_blobs_keyring **out, ws_error *err)
+{
+    *out = NULL;
+    ws_blobs_keyring *r = ws_xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    int rc;
+    if (ws_blobs_env_mode()) {
+        rc = load_env(&r->cur, &r->retired, &r->n_retired, err);
+    } else {
+        unsigned char key[WS_BLOB_MASTER_KEY_LEN];
+        rc = ws_blobs_master_key(data_dir, key, err); /* creates it on first use */
+        OPENSSL_cleanse(key, sizeof key);
+        if (rc == 0) {
+            r->data_dir = ws_xstrdup(data_dir);
+            rc = load_files(data_dir, &r->cur, &r->sig, &r->retired, &r->n_retired, err);
+        }
+    }
+    if (rc < 0) {
+        free_keys(r->retired, r->n_retired);
+        free(r->data_dir);
+        pthread_mutex_destroy(&r->lock);
+        OPENSSL_cleanse(r, sizeof *r);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void ring_free(ws_blobs_keyring *r)
+{
+    if (!r)
+        return;
+    free_keys(r->retired, r->n_retired);
+    free(r->data_dir);
+    pthread_mutex_destroy(&r->lock);
+    OPENSSL_cleanse(r, sizeof *r);
+    free(r);
+}
+
+/* File mode: true when DATA/master.key is no longer the file the keyring was read from. */
+static bool ring_changed(ws_blobs_keyring *r, const key_sig *seen)
+{
+    size_t pn = strlen(r->data_dir) + 16;
+    char *path = ws_xmalloc(pn);
+    snprintf(path, pn, "%s/master.key", r->data_dir);
+    struct stat st;
+    bool changed = stat(path, &st) != 0; /* gone: let the reload say so */
+    if (!changed) {
+        key_sig now = sig_of(&st);
+        changed = !sig_eq(&now, seen);
+    }
+    free(path);
+    return changed;
+}
+
+static int ring_reload(ws_blobs_keyring *r, bool force, ws_error *err)
+{
+    if (!r->data_dir)
+        return 0;
+    pthread_mutex_lock(&r->lock);
+    key_sig seen = r->sig;
+    pthread_mutex_unlock(&r->lock);
+    if (!force && !ring_changed(r, &seen))
+        return 0;
+    ring_key cur;
+    key_sig sig;
+    ring_key *retired = NULL;
+    size_t n = 0;
+    int rc = load_files(r->data_dir, &cur, &sig, &retired, &n, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->lock);
+        /* keys the handle knew stay usable for opening (another process may still be
+         * re-sealing objects under them); the files decide the current key */
+        rc = add_retired(&retired, &n, &cur, &r->cur, err);
+        for (size_t i = 0; rc == 0 && i < r->n_retired; i++)
+            rc = add_retired(&retired, &n, &cur, &r->retired[i], err);
+        if (rc == 0) {
+            free_keys(r->retired, r->n_retired);
+            r->retired = retired;
+            r->n_retired = n;
+            r->cur = cur;
+            r->sig = sig;
+            retired = NULL;
+            n = 0;
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    free_keys(retired, n);
+    OPENSSL_cleanse(&cur, sizeof cur);
+    return rc;
+}
+
+/* Copies the key whose id is id into k; false when the ring has none. */
+static bool ring_find(ws_blobs_keyring *r, const unsigned char id[4], ring_key *k)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->lock);
+    if (!memcmp(r->cur.id, id, 4)) {
+        *k = r->cur;
+        found = true;
+    }
+    for (size_t i = 0; !found && i < r->n_retired; i++)
+        if (!memcmp(r->retired[i].id, id, 4)) {
+            *k = r->retired[i];
+            found = true;
+        }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+void ws_blobs_current_key_id(ws_blobs *b, char hex[9])
+{
+    pthread_mutex_lock(&b->ring->lock);
+    id_hex(b->ring->cur.id, hex);
+    pthread_mutex_unlock(&b->ring->lock);
+}
+
+size_t ws_blobs_retired_key_ids(ws_blobs *b, char (*hex)[9], size_t max)
+{
+    pthread_mutex_lock(&b->ring->lock);
+    size_t n = b->ring->n_retired;
+    for (size_t i = 0; i < n && i < max; i++)
+        id_hex(b->ring->retired[i].id, hex[i]);
+    pthread_mutex_unlock(&b->ring->lock);
+    return n;
+}
+
+int ws_blobs_reload_keys(ws_blobs *b, bool force, ws_error *err)
+{
+    return ring_reload(b->ring, force, err);
 }
 
 /* "s3://host[:port]/bucket" or "s3+http://host[:port]/bucket" */
@@ -177,8 +497,8 @@ int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_erro
     *out = NULL;
     if (!url || !*url)
         url = getenv("WS_BLOBS_URL");
-    unsigned char key[WS_BLOB_MASTER_KEY_LEN];
-    int rc = ws_blobs_master_key(data_dir, key, err);
+    ws_blobs_keyring *ring = NULL;
+    int rc = ring_new(data_dir, &ring, err);
     if (rc < 0)
         return rc;
     if (!url || !*url) {
@@ -199,10 +519,12 @@ int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_erro
         rc = ws_error_set(err, WS_EINVAL,
                           "blobs URL %s: expected file:DIR, s3://HOST/BUCKET or s3+http://HOST/BUCKET", url);
     }
-    if (rc == 0)
-        memcpy((*out)->master, key, sizeof key);
+    if (rc == 0) {
+        (*out)->ring = ring;
+        ring = NULL;
+    }
 out:
-    OPENSSL_cleanse(key, sizeof key);
+    ring_free(ring);
     return rc;
 }
 
@@ -210,7 +532,8 @@ void ws_blobs_close(ws_blobs *b)
 {
     if (!b)
         return;
-    OPENSSL_cleanse(b->master, sizeof b->master);
+    ring_free(b->ring);
+    b->ring = NULL;
     b->ops->close(b);
 }
 
@@ -224,12 +547,36 @@ int ws_blobs_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_
     int rc = ws_blobs_check_key(key, err);
     if (rc < 0)
         return rc;
+    ws_blobs_keyring *r = b->ring;
     ws_buf sealed = WS_BUF_INIT;
-    rc = ws_blob_seal(b->master, key, data, len, &sealed, err);
-    if (rc == 0)
-        rc = b->ops->put(b, key, sealed.data, sealed.len, err);
+    ring_key k;
+    key_sig used;
+    /* Seal under the current key (reloaded first when DATA/master.key changed). Should a
+     * rotation replace the key between that check and the write, the object is sealed again
+     * under the new one, so a rotation's final scan cannot miss it for long. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if ((rc = ring_reload(r, false, err)) < 0)
+            break;
+        pthread_mutex_lock(&r->lock);
+        k = r->cur;
+        used = r->sig;
+        pthread_mutex_unlock(&r->lock);
+        ws_buf_reset(&sealed);
+        rc = ws_blob_seal(k.key, key, data, len, &sealed, err);
+        if (rc == 0)
+            rc = b->ops->put(b, key, sealed.data, sealed.len, err);
+        if (rc < 0 || !r->data_dir || !ring_changed(r, &used))
+            break;
+    }
+    OPENSSL_cleanse(&k, sizeof k);
     ws_buf_free(&sealed);
     return rc;
+}
+
+int ws_blobs_get_raw(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err)
+{
+    int rc = ws_blobs_check_key(key, err);
+    return rc < 0 ? rc : b->ops->get(b, key, max, out, err);
 }
 
 int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err)
@@ -238,15 +585,34 @@ int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error
     if (rc < 0)
         return rc;
     ws_buf sealed = WS_BUF_INIT;
+    ring_key k;
     rc = b->ops->get(b, key, max > SIZE_MAX - WS_BLOB_OVERHEAD ? SIZE_MAX : max + WS_BLOB_OVERHEAD, &sealed,
                      err);
+    ws_blob_header h;
+    if (rc == 0)
+        rc = ws_blob_header_parse(sealed.data, sealed.len, &h, err);
+    if (rc == 0 && !ring_find(b->ring, h.key_id, &k)) {
+        /* another process may have rotated the key: look at the files again, once */
+        rc = ring_reload(b->ring, true, err);
+        if (rc == 0 && !ring_find(b->ring, h.key_id, &k)) {
+            char hex[9], cur[9];
+            id_hex(h.key_id, hex);
+            ws_blobs_current_key_id(b, cur);
+            rc = ws_error_set(err, WS_EPERM,
+                              "blob %s was encrypted with a different master key (key id %s; the current key is "
+                              "%s and no retired key has that id: check WS_MASTER_KEY / master.key and the "
+                              "retired keys)",
+                              key, hex, cur);
+        }
+    }
     if (rc == 0) {
         size_t limit = out->limit;
         if (!limit || limit > out->len + max)
             out->limit = out->len + max;
-        rc = ws_blob_unseal(b->master, key, sealed.data, sealed.len, out, err);
+        rc = ws_blob_unseal(k.key, key, sealed.data, sealed.len, out, err);
         out->limit = limit;
     }
+    OPENSSL_cleanse(&k, sizeof k);
     ws_buf_free(&sealed);
     return rc;
 }
@@ -271,6 +637,38 @@ int ws_blobs_delete_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error 
     folder[pl - 1] = '\0';
     int rc = ws_blobs_check_key(folder, err);
     return rc < 0 ? rc : b->ops->del_prefix(b, prefix, n, err);
+}
+
+typedef struct list_ctx {
+    int (*fn)(void *arg, const char *key);
+    void *arg;
+} list_ctx;
+
+static int list_valid(void *arg, const char *key)
+{
+    list_ctx *c = arg;
+    /* a foreign object in a shared bucket that no blob key can name is not ours */
+    return ws_blobs_check_key(key, NULL) == 0 ? c->fn(c->arg, key) : 0;
+}
+
+int ws_blobs_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const char *key), void *arg,
+                  ws_error *err)
+{
+    if (!prefix)
+        prefix = "";
+    size_t pl = strlen(prefix);
+    if (pl) {
+        char folder[WS_BLOB_KEY_MAX + 1];
+        if (pl < 2 || prefix[pl - 1] != '/' || pl > WS_BLOB_KEY_MAX)
+            return ws_error_set(err, WS_EINVAL, "blob prefix must be empty or a folder ending in '/'");
+        memcpy(folder, prefix, pl - 1);
+        folder[pl - 1] = '\0';
+        int rc = ws_blobs_check_key(folder, err);
+        if (rc < 0)
+            return rc;
+    }
+    list_ctx c = {fn, arg};
+    return b->ops->list(b, prefix, list_valid, &c, err);
 }
 
 int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path,

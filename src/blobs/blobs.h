@@ -6,7 +6,12 @@
  * random 96-bit nonce per object, the object's key as associated data (an object copied to
  * another key does not decrypt), and a versioned header (blobs_crypt.h). The 256-bit master
  * key comes from WS_MASTER_KEY (64 hex digits) or from DATA/master.key (32 random bytes,
- * created mode 0600 on first use).
+ * created mode 0600 on first use). A handle holds a keyring: the current master key (seals)
+ * and retired ones (open only), picked by the key id in an object's header; retired keys come
+ * from DATA/master.key.retired-<8 hex key id> files or WS_MASTER_KEYS_RETIRED. In file mode
+ * the handle notices a rotation done by another process (blobs_rotate.h): before sealing it
+ * stats DATA/master.key and reloads the keyring when the file changed, and an object under an
+ * unknown key id makes it reload once before failing.
  *
  * Keys: 1..WS_BLOB_KEY_MAX bytes of [A-Za-z0-9._-] in '/'-separated segments, none empty,
  * none "." or ".."; no leading or trailing '/'. By convention a user's objects live under
@@ -14,14 +19,15 @@
  *
  * Errors: 0 or a negative WS_E* code with details in err: WS_EINVAL (bad key or URL),
  * WS_ENOENT (no such object), WS_ETOOBIG (object larger than the caller's cap), WS_EFORMAT
- * (not an encrypted blob, or an unknown header version), WS_EPERM (sealed under another
- * master key), WS_EUNSAFE (authentication failed: the object or its header was altered, or
+ * (not an encrypted blob, or an unknown header version), WS_EPERM (sealed under a master
+ * key that is neither the current one nor a retired one; err names its key id), WS_EUNSAFE (authentication failed: the object or its header was altered, or
  * it was stored under another name), WS_EIO (disk or network failure; err says which).
  *
  * Thread-safety: a ws_blobs handle may be used from several threads at once. */
 #ifndef WS_BLOBS_BLOBS_H
 #define WS_BLOBS_BLOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,12 +49,20 @@ typedef struct ws_blobs_ops {
     int (*del)(ws_blobs *b, const char *key, ws_error *err);
     /* Deletes every object whose key starts with prefix; *n (may be NULL) gets how many. */
     int (*del_prefix)(ws_blobs *b, const char *prefix, size_t *n, ws_error *err);
+    /* Calls fn(arg, key) for every object whose key starts with prefix ("" or a folder
+     * "a/b/"), in no set order; a negative return from fn stops the walk and is returned.
+     * Local leftovers of interrupted puts ("<key>.tmp.XXXXXX") are not objects. */
+    int (*list)(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const char *key), void *arg,
+                ws_error *err);
     void (*close)(ws_blobs *b);
 } ws_blobs_ops;
 
+typedef struct ws_blobs_keyring ws_blobs_keyring; /* private to blobs.c */
+
+/* Backends embed this as their first member and set ops; the layer above sets ring. */
 struct ws_blobs {
     const ws_blobs_ops *ops;
-    unsigned char master[WS_BLOB_MASTER_KEY_LEN];
+    ws_blobs_keyring *ring;
 };
 
 /* Opens the blobs the way every subcommand picks them: url if not NULL, else WS_BLOBS_URL,
@@ -69,6 +83,24 @@ const char *ws_blobs_backend(const ws_blobs *b);
  * key file that others can read, or of the wrong size, is refused. */
 int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err);
 
+/* Where the keyring comes from. File mode: DATA/master.key (current) and every
+ * DATA/master.key.retired-<id> (each checked like master.key: a regular file, mode 0600 or
+ * stricter, 32 bytes, and its key id must be the one in its name). Env mode (WS_MASTER_KEY set):
+ * WS_MASTER_KEY (current) and WS_MASTER_KEYS_RETIRED (comma-separated 64-hex keys). */
+#define WS_BLOB_RETIRED_PREFIX "master.key.retired-"
+bool ws_blobs_env_mode(void); /* WS_MASTER_KEY is set */
+/* 0 when name (a file name in DATA) is WS_BLOB_RETIRED_PREFIX + 8 hex digits; id gets them. */
+int ws_blobs_retired_key_file(const char *name, unsigned char id[4]);
+
+/* The key id of the current master key as 8 lowercase hex digits (+ NUL) into hex. */
+void ws_blobs_current_key_id(ws_blobs *b, char hex[9]);
+/* The retired key ids the handle knows (8 hex digits each), at most max of them; returns how
+ * many there are (may exceed max). Thread-safe. */
+size_t ws_blobs_retired_key_ids(ws_blobs *b, char (*hex)[9], size_t max);
+/* File mode: reloads the keyring from the data directory now if DATA/master.key changed
+ * (force: always). Env mode: nothing to do. Errors as ws_blobs_master_key's. */
+int ws_blobs_reload_keys(ws_blobs *b, bool force, ws_error *err);
+
 /* 0 when key is a valid object key (see above), else WS_EINVAL with the reason. */
 int ws_blobs_check_key(const char *key, ws_error *err);
 
@@ -79,6 +111,15 @@ int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error
 int ws_blobs_delete(ws_blobs *b, const char *key, ws_error *err);
 /* prefix: a key prefix ending in '/' (a "folder"), e.g. "users/usr_123/". */
 int ws_blobs_delete_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err);
+
+/* Calls fn(arg, key) for every object under prefix ("" = all, else a folder "a/b/"); see
+ * ws_blobs_ops.list. fn runs on the calling thread; it may get and put objects (also the one
+ * it is called for). WS_EINVAL for a bad prefix. */
+int ws_blobs_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const char *key), void *arg,
+                  ws_error *err);
+/* The object's sealed bytes as stored (header, ciphertext, tag), appended to out; max caps
+ * them. For checks of the header (ws_blob_header_parse) without decrypting. */
+int ws_blobs_get_raw(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
 
 /* Fetches and decrypts the object into a new private file (mode 0600, O_EXCL) under dir
  * (NULL = $TMPDIR or /tmp); *path (malloc'd, the caller frees and unlinks) gets its name. */

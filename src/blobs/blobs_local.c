@@ -1,6 +1,7 @@
 /* The local-directory blobs backend (embedded default): one file per object at DIR/<key>,
  * folders created 0700, files written atomically with mode 0600 (a crash in the middle of a
- * put may leave a "<key>.tmp.XXXXXX" file beside it; erasure of the folder removes it). Keys are validated by
+ * put may leave a "<key>.tmp.XXXXXX" file beside it; listing skips it, erasure of the folder
+ * removes it). Keys are validated by
  * blobs.c before they reach this file, so a key never leaves DIR. */
 #include <dirent.h>
 #include <errno.h>
@@ -153,6 +154,83 @@ static int local_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error
     return rc;
 }
 
+/* "<key>.tmp.XXXXXX": what an interrupted put leaves beside its object (mkstemp's suffix). */
+static bool is_put_leftover(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 12 || memcmp(name + n - 11, ".tmp.", 5) != 0)
+        return false;
+    for (size_t i = n - 6; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* Calls fn for every regular file under path (key = rel, the path below the root), never
+ * following symbolic links. rel is a buffer of WS_BLOB_KEY_MAX + 1 bytes holding rel_len. */
+static int walk(const char *path, char *rel, size_t rel_len, int depth, int (*fn)(void *, const char *),
+                void *arg, ws_error *err)
+{
+    if (depth > 64)
+        return ws_error_set(err, WS_EIO, "%s: folders nested too deep", path);
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : ws_error_set(err, WS_EIO, "cannot open %s: %s", path, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        size_t nl = strlen(e->d_name);
+        if (rel_len + (rel_len ? 1 : 0) + nl > WS_BLOB_KEY_MAX)
+            continue; /* no key can name it */
+        size_t len = strlen(path) + nl + 2;
+        char *child = ws_xmalloc(len);
+        snprintf(child, len, "%s/%s", path, e->d_name);
+        size_t cl = rel_len;
+        if (cl)
+            rel[cl++] = '/';
+        memcpy(rel + cl, e->d_name, nl + 1);
+        cl += nl;
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            if (errno != ENOENT)
+                rc = ws_error_set(err, WS_EIO, "cannot stat %s: %s", child, strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = walk(child, rel, cl, depth + 1, fn, arg, err);
+        } else if (S_ISREG(st.st_mode) && !is_put_leftover(e->d_name)) {
+            rc = fn(arg, rel);
+        }
+        rel[rel_len] = '\0';
+        free(child);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int local_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const char *key), void *arg,
+                      ws_error *err)
+{
+    /* blobs.c passes "" or folder prefixes ("a/b/"): walk that folder */
+    local_blobs *l = (local_blobs *)b;
+    char rel[WS_BLOB_KEY_MAX + 1];
+    size_t pl = strlen(prefix);
+    char *p;
+    if (pl) {
+        p = path_of(l, prefix);
+        p[strlen(p) - 1] = '\0';
+        memcpy(rel, prefix, pl - 1);
+        rel[--pl] = '\0';
+    } else {
+        p = ws_xstrdup(l->dir);
+        rel[0] = '\0';
+    }
+    int rc = walk(p, rel, pl, 0, fn, arg, err);
+    free(p);
+    return rc;
+}
+
 static void local_close(ws_blobs *b)
 {
     local_blobs *l = (local_blobs *)b;
@@ -166,6 +244,7 @@ static const ws_blobs_ops local_ops = {
     .get = local_get,
     .del = local_del,
     .del_prefix = local_del_prefix,
+    .list = local_list,
     .close = local_close,
 };
 

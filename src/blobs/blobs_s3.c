@@ -343,12 +343,14 @@ static void collect_key(void *arg, const char *key)
     kl->n++;
 }
 
-static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
+/* ListObjectsV2 under prefix, page by page (following continuation tokens); fn is called for
+ * each key of a page once the page is read, so it may delete or rewrite that key. */
+static int s3_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const char *key), void *arg,
+                   ws_error *err)
 {
     s3_blobs *s = (s3_blobs *)b;
     char token[1024] = "", enc_prefix[2 * WS_BLOB_KEY_MAX], enc_token[3 * sizeof token],
          query[2 * S3_URL_MAX];
-    size_t count = 0;
     int rc = 0;
     if (ws_s3_uri_encode(prefix, 0, enc_prefix, sizeof enc_prefix) < 0)
         return ws_error_set(err, WS_EINVAL, "s3: prefix too long");
@@ -357,11 +359,12 @@ static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *e
         if (token[0]) {
             if (ws_s3_uri_encode(token, 0, enc_token, sizeof enc_token) < 0)
                 return ws_error_set(err, WS_EIO, "s3: continuation token too long");
-            if (snprintf(query, sizeof query, "continuation-token=%s&list-type=2&prefix=%.*s", enc_token,
-                         (int)strnlen(enc_prefix, sizeof enc_prefix), enc_prefix) >= (int)sizeof query)
+            if (snprintf(query, sizeof query, "continuation-token=%s&list-type=2%s%.*s", enc_token,
+                         enc_prefix[0] ? "&prefix=" : "", (int)strnlen(enc_prefix, sizeof enc_prefix),
+                         enc_prefix) >= (int)sizeof query)
                 return ws_error_set(err, WS_EIO, "s3: listing query too long");
         } else {
-            snprintf(query, sizeof query, "list-type=2&prefix=%s", enc_prefix);
+            snprintf(query, sizeof query, "list-type=2%s%s", enc_prefix[0] ? "&prefix=" : "", enc_prefix);
         }
         s3_resp r = {0};
         rc = s3_request(s, "GET", NULL, query, NULL, 0, S3_META_MAX, &r, err);
@@ -374,17 +377,36 @@ static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *e
                        : 0;
         ws_buf_free(&r.body);
         const char *k = kl.keys.data;
-        for (size_t i = 0; rc == 0 && i < kl.n; i++, k += strlen(k) + 1) {
-            rc = s3_del(b, k, err);
-            count += rc == 0;
-        }
+        for (size_t i = 0; rc == 0 && i < kl.n; i++, k += strlen(k) + 1)
+            rc = fn(arg, k);
         ws_buf_free(&kl.keys);
         if (rc < 0 || !more)
             break;
         snprintf(token, sizeof token, "%s", next);
     }
+    return rc;
+}
+
+typedef struct del_ctx {
+    ws_blobs *b;
+    size_t count;
+    ws_error *err;
+} del_ctx;
+
+static int del_listed(void *arg, const char *key)
+{
+    del_ctx *c = arg;
+    int rc = s3_del(c->b, key, c->err);
+    c->count += rc == 0;
+    return rc;
+}
+
+static int s3_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
+{
+    del_ctx c = {b, 0, err};
+    int rc = s3_list(b, prefix, del_listed, &c, err);
     if (n)
-        *n = count;
+        *n = c.count;
     return rc;
 }
 
@@ -408,6 +430,7 @@ static const ws_blobs_ops s3_ops = {
     .get = s3_get,
     .del = s3_del,
     .del_prefix = s3_del_prefix,
+    .list = s3_list,
     .close = s3_close,
 };
 
