@@ -639,6 +639,75 @@ int ws_blobs_delete_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error 
     return rc < 0 ? rc : b->ops->del_prefix(b, prefix, n, err);
 }
 
+int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_reseal_outcome *outcome,
+                           char key_id[9], ws_error *err)
+{
+    *outcome = WS_BLOBS_RESEAL_FAILED;
+    if (key_id)
+        key_id[0] = '\0';
+    int rc = ws_blobs_check_key(key, err);
+    if (rc < 0)
+        return rc;
+    ws_blobs_keyring *r = b->ring;
+    ws_buf sealed = WS_BUF_INIT, plain = WS_BUF_INIT, again = WS_BUF_INIT, fresh = WS_BUF_INIT;
+    ring_key old, cur;
+    ws_blob_header h;
+    if ((rc = ring_reload(r, false, err)) < 0)
+        goto out;
+    if ((rc = b->ops->get(b, key, max, &sealed, err)) < 0)
+        goto out;
+    if ((rc = ws_blob_header_parse(sealed.data, sealed.len, &h, err)) < 0)
+        goto out;
+    if (key_id)
+        id_hex(h.key_id, key_id);
+    pthread_mutex_lock(&r->lock);
+    cur = r->cur;
+    pthread_mutex_unlock(&r->lock);
+    if (!memcmp(h.key_id, cur.id, 4)) {
+        *outcome = WS_BLOBS_RESEAL_CURRENT;
+        goto out;
+    }
+    if (!ring_find(r, h.key_id, &old) && ((rc = ring_reload(r, true, err)) < 0 || !ring_find(r, h.key_id, &old))) {
+        char hex[9];
+        id_hex(h.key_id, hex);
+        rc = rc < 0 ? rc
+                    : ws_error_set(err, WS_EPERM,
+                                   "blob %s is sealed under master key id %s, which is neither the current key nor "
+                                   "a retired one",
+                                   key, hex);
+        goto out;
+    }
+    if ((rc = ws_blob_unseal(old.key, key, sealed.data, sealed.len, &plain, err)) < 0)
+        goto out;
+    if ((rc = ws_blob_seal(cur.key, key, plain.data ? plain.data : "", plain.len, &fresh, err)) < 0)
+        goto out;
+    /* Replace it only if nobody rewrote it meanwhile (a writer seals under the new key, so a
+     * changed object needs nothing from us): the nonce is new on every seal. */
+    if ((rc = b->ops->get(b, key, max, &again, err)) < 0) {
+        if (rc == WS_ENOENT) { /* deleted meanwhile */
+            *outcome = WS_BLOBS_RESEAL_CHANGED;
+            rc = 0;
+        }
+        goto out;
+    }
+    if (again.len != sealed.len || memcmp(again.data, sealed.data, WS_BLOB_HDR_LEN) != 0) {
+        *outcome = WS_BLOBS_RESEAL_CHANGED;
+        goto out;
+    }
+    if ((rc = b->ops->put(b, key, fresh.data, fresh.len, err)) == 0)
+        *outcome = WS_BLOBS_RESEAL_DONE;
+out:
+    if (plain.data)
+        OPENSSL_cleanse(plain.data, plain.len);
+    OPENSSL_cleanse(&old, sizeof old);
+    OPENSSL_cleanse(&cur, sizeof cur);
+    ws_buf_free(&plain);
+    ws_buf_free(&sealed);
+    ws_buf_free(&again);
+    ws_buf_free(&fresh);
+    return rc;
+}
+
 typedef struct list_ctx {
     int (*fn)(void *arg, const char *key);
     void *arg;

@@ -121,6 +121,22 @@ int ws_blobs_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const ch
  * them. For checks of the header (ws_blob_header_parse) without decrypting. */
 int ws_blobs_get_raw(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
 
+/* Re-seals one object under the current master key if it is under a retired one (the
+ * keyring is reloaded first when DATA/master.key changed). *outcome: DONE (re-sealed),
+ * CURRENT (already under the current key: untouched), CHANGED (rewritten or deleted by
+ * someone else between our read and our write: left as it is), FAILED (with rc < 0). key_id
+ * (may be NULL) gets the id the object was under, "" when unknown. The object's old sealed
+ * bytes stay unless the new ones were written whole (the backend's put is atomic). max caps
+ * the sealed size. Errors: as ws_blobs_get. */
+typedef enum {
+    WS_BLOBS_RESEAL_FAILED,
+    WS_BLOBS_RESEAL_DONE,
+    WS_BLOBS_RESEAL_CURRENT,
+    WS_BLOBS_RESEAL_CHANGED,
+} ws_blobs_reseal_outcome;
+int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_reseal_outcome *outcome,
+                           char key_id[9], ws_error *err);
+
 /* Fetches and decrypts the object into a new private file (mode 0600, O_EXCL) under dir
  * (NULL = $TMPDIR or /tmp); *path (malloc'd, the caller frees and unlinks) gets its name. */
 int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path,

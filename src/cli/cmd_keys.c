@@ -1,4 +1,5 @@
-/* `whatstyle keys`: creates, lists and revokes API keys. A new key is printed once, alone
+/* `whatstyle keys`: creates, lists and revokes API keys (rotate-master and reseal, for the
+ * blobs' master key, are in cmd_keys_master.c). A new key is printed once, alone
  * on standard output (so it is the last line of the output; the details go to standard
  * error, so `key=$(whatstyle keys create ...)` captures just the key); only its SHA-256 is
  * stored. The store's schema is migrated first when it is behind. */
@@ -19,10 +20,14 @@ static void usage(FILE *f)
             "                             [--client LABEL] [--expires-days N]\n"
             "       whatstyle keys list   (--data DIR | --database-url URL) [--user NAME]\n"
             "       whatstyle keys revoke (--data DIR | --database-url URL) PREFIX\n"
+            "       whatstyle keys rotate-master --data DIR [--blobs URL]\n"
+            "       whatstyle keys reseal        [--data DIR] [--blobs URL]\n"
             "create makes the user if needed and prints the key on standard output, once.\n"
             "--store URL is an alias of --database-url; WS_STORE_URL is used when set.\n"
             "--rate-limit is requests per minute (0 = the server's default).\n"
-            "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1.\n");
+            "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1.\n"
+            "rotate-master / reseal change the master key of the encrypted blobs: see\n"
+            "`whatstyle keys rotate-master --help`.\n");
 }
 
 static int parse_nonneg(const char *s, const char *what, long *out)
@@ -166,6 +171,8 @@ int ws_cmd_keys(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *action = argv[1];
+    if (!strcmp(action, "rotate-master") || !strcmp(action, "reseal"))
+        return ws_cli_keys_master(action, argc, argv);
     const char *data = NULL, *url = NULL, *user = NULL, *role = "user", *client = NULL;
     const char *positional = NULL;
     long rate = 0, expires_days = 0;

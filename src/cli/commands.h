@@ -32,6 +32,9 @@ int ws_cli_chat_scripted(ws_clone *c, const char *const *lines, size_t n);
 int ws_cli_read_context(const char *path, ws_clone_turn **out, size_t *n_out);
 void ws_cli_free_context(ws_clone_turn *t, size_t n);
 
+/* `keys rotate-master` / `keys reseal` (cmd_keys_master.c); argv[1] is the action. */
+int ws_cli_keys_master(const char *action, int argc, char **argv);
+
 /* Matches argv[*i] as "--name VALUE" or "--name=VALUE" and returns the value (advancing *i
  * past a separate one), or NULL. */
 const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name);

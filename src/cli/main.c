@@ -15,7 +15,7 @@ static const subcommand subcommands[] = {
     {"serve", ws_cmd_serve, "run the API server (REST, MCP, metrics)"},
     {"version", ws_cmd_version, "print the version"},
     {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
-    {"keys", ws_cmd_keys, "create, list and revoke API keys"},
+    {"keys", ws_cmd_keys, "create, list and revoke API keys; rotate the blobs' master key"},
     {"train", ws_cmd_train, "learn a person's chat style from an export (--as NAME -o DIR)"},
     {"reply", ws_cmd_reply, "reply to a message as the person trained into DIR"},
     {"chat", ws_cmd_chat, "chat in the terminal with the clone in DIR"},
