@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,58 +214,135 @@ static ws_blobs_key_count *id_entry(ws_blobs_reseal_report *rep, const char *id)
     return c;
 }
 
-static void object_failed(const ws_blobs_reseal_hooks *h, const char *key, const ws_error *e)
+/* ---- a few threads over the listed keys (the handle is thread-safe; writes are fsync'd
+ * or network round trips, so several in flight go faster); hooks and the report are updated
+ * under one lock, so hooks are called one at a time */
+
+typedef struct pass {
+    ws_blobs *b;
+    const ws_blobs_reseal_hooks *hooks;
+    ws_blobs_reseal_report *rep;
+    const char *phase;
+    const char **keys;
+    size_t n, next, done;
+    pthread_mutex_t lock;
+    void (*one)(struct pass *p, const char *key); /* called without the lock */
+} pass;
+
+static void object_failed(pass *p, const char *key, const ws_error *e)
 {
-    if (h && h->object_error)
-        h->object_error(h->arg, key, e);
+    /* the lock is held */
+    if (p->hooks && p->hooks->object_error)
+        p->hooks->object_error(p->hooks->arg, key, e);
 }
 
-static void progress(const ws_blobs_reseal_hooks *h, const char *phase, size_t done, size_t total)
+static void *pass_worker(void *arg)
 {
-    if (h && h->progress)
-        h->progress(h->arg, phase, done, total);
+    pass *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        size_t i = p->next < p->n ? p->next++ : p->n;
+        pthread_mutex_unlock(&p->lock);
+        if (i == p->n)
+            return NULL;
+        p->one(p, p->keys[i]);
+        pthread_mutex_lock(&p->lock);
+        p->done++;
+        if (p->hooks && p->hooks->progress)
+            p->hooks->progress(p->hooks->arg, p->phase, p->done, p->n);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+/* Lists every object, then runs one() on each from WS_BLOBS_RESEAL_THREADS threads. */
+static int run_pass(pass *p, ws_error *err)
+{
+    key_list l = {WS_BUF_INIT, 0};
+    int rc = ws_blobs_list(p->b, "", collect, &l, err);
+    if (rc < 0) {
+        ws_buf_free(&l.keys);
+        return rc;
+    }
+    p->keys = ws_xcalloc(l.n ? l.n : 1, sizeof *p->keys);
+    const char *k = l.keys.data;
+    for (size_t i = 0; i < l.n; i++, k += strlen(k) + 1)
+        p->keys[i] = k;
+    p->n = l.n;
+    p->next = p->done = 0;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_t t[WS_BLOBS_RESEAL_THREADS];
+    size_t started = 0;
+    for (; started < WS_BLOBS_RESEAL_THREADS && started < l.n; started++)
+        if (pthread_create(&t[started], NULL, pass_worker, p) != 0)
+            break;
+    if (started == 0)
+        pass_worker(p); /* no thread could start: do it here */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&p->lock);
+    free(p->keys);
+    p->keys = NULL;
+    ws_buf_free(&l.keys);
+    return 0;
+}
+
+static void reseal_one(pass *p, const char *key)
+{
+    ws_error e = {0};
+    ws_blobs_reseal_outcome oc;
+    int rc = ws_blobs_reseal_object(p->b, key, WS_BLOBS_RESEAL_MAX, &oc, NULL, &e);
+    pthread_mutex_lock(&p->lock);
+    if (rc != WS_ENOENT) { /* deleted since the listing: nothing to re-seal */
+        p->rep->objects++;
+        if (rc < 0) {
+            p->rep->failed++;
+            object_failed(p, key, &e);
+        } else if (oc == WS_BLOBS_RESEAL_DONE) {
+            p->rep->resealed++;
+        } else if (oc == WS_BLOBS_RESEAL_CURRENT) {
+            p->rep->current++;
+        } else {
+            p->rep->changed++;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* The final scan: counts the objects under each key id other than the current one. */
-static int final_scan(ws_blobs *b, const ws_blobs_reseal_hooks *hooks, ws_blobs_reseal_report *rep,
-                      ws_error *err)
+static void check_one(pass *p, const char *key)
 {
-    key_list l = {WS_BUF_INIT, 0};
-    int rc = ws_blobs_list(b, "", collect, &l, err);
-    const char *k = l.keys.data;
+    ws_error e = {0};
+    ws_blob_header h;
     ws_buf raw = WS_BUF_INIT;
-    for (size_t i = 0; rc == 0 && i < l.n; i++, k += strlen(k) + 1) {
-        ws_error e = {0};
-        ws_blob_header h;
-        ws_buf_reset(&raw);
-        int orc = ws_blobs_get_raw(b, k, WS_BLOBS_RESEAL_MAX, &raw, &e);
-        if (orc == WS_ENOENT) /* deleted meanwhile */
-            continue;
-        rep->final_objects++;
-        if (orc == 0)
-            orc = ws_blob_header_parse(raw.data, raw.len, &h, &e);
-        if (orc < 0) {
-            rep->final_failed++;
-            object_failed(hooks, k, &e);
-        } else {
-            char hex[9];
-            hex_of(h.key_id, hex);
-            if (strcmp(hex, rep->current_id) != 0) {
-                ws_blobs_key_count *c = id_entry(rep, hex);
-                if (c) {
-                    c->n++;
-                } else {
-                    rep->final_failed++;
-                    ws_error_set(&e, WS_ETOOBIG, "more than %d master key ids in use", WS_BLOBS_MAX_KEY_IDS);
-                    object_failed(hooks, k, &e);
-                }
+    int rc = ws_blobs_get_raw(p->b, key, WS_BLOBS_RESEAL_MAX, &raw, &e);
+    if (rc == 0)
+        rc = ws_blob_header_parse(raw.data, raw.len, &h, &e);
+    ws_buf_free(&raw);
+    pthread_mutex_lock(&p->lock);
+    if (rc == WS_ENOENT) { /* deleted meanwhile */
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    ws_blobs_reseal_report *rep = p->rep;
+    rep->final_objects++;
+    if (rc < 0) {
+        rep->final_failed++;
+        object_failed(p, key, &e);
+    } else {
+        char hex[9];
+        hex_of(h.key_id, hex);
+        if (strcmp(hex, rep->current_id) != 0) {
+            ws_blobs_key_count *c = id_entry(rep, hex);
+            if (c) {
+                c->n++;
+            } else {
+                rep->final_failed++;
+                ws_error_set(&e, WS_ETOOBIG, "more than %d master key ids in use", WS_BLOBS_MAX_KEY_IDS);
+                object_failed(p, key, &e);
             }
         }
-        progress(hooks, "check", i + 1, l.n);
     }
-    ws_buf_free(&raw);
-    ws_buf_free(&l.keys);
-    return rc;
+    pthread_mutex_unlock(&p->lock);
 }
 
 int ws_blobs_reseal_all(ws_blobs *b, const ws_blobs_reseal_hooks *hooks, ws_blobs_reseal_report *rep,
@@ -279,34 +357,13 @@ int ws_blobs_reseal_all(ws_blobs *b, const ws_blobs_reseal_hooks *hooks, ws_blob
     size_t nr = ws_blobs_retired_key_ids(b, retired, WS_BLOBS_MAX_KEY_IDS);
     for (size_t i = 0; i < nr && i < WS_BLOBS_MAX_KEY_IDS; i++)
         id_entry(rep, retired[i]);
-    key_list l = {WS_BUF_INIT, 0};
-    rc = ws_blobs_list(b, "", collect, &l, err);
-    const char *k = l.keys.data;
-    for (size_t i = 0; rc == 0 && i < l.n; i++, k += strlen(k) + 1) {
-        ws_error e = {0};
-        ws_blobs_reseal_outcome oc;
-        char id[9];
-        int orc = ws_blobs_reseal_object(b, k, WS_BLOBS_RESEAL_MAX, &oc, id, &e);
-        if (orc == WS_ENOENT) { /* deleted since the listing: nothing to re-seal */
-            progress(hooks, "reseal", i + 1, l.n);
-            continue;
-        }
-        rep->objects++;
-        if (orc < 0) {
-            rep->failed++;
-            object_failed(hooks, k, &e);
-        } else if (oc == WS_BLOBS_RESEAL_DONE) {
-            rep->resealed++;
-        } else if (oc == WS_BLOBS_RESEAL_CURRENT) {
-            rep->current++;
-        } else {
-            rep->changed++;
-        }
-        progress(hooks, "reseal", i + 1, l.n);
+    pass p = {.b = b, .hooks = hooks, .rep = rep, .phase = "reseal", .one = reseal_one};
+    rc = run_pass(&p, err);
+    if (rc == 0) {
+        p.phase = "check";
+        p.one = check_one;
+        rc = run_pass(&p, err);
     }
-    ws_buf_free(&l.keys);
-    if (rc == 0)
-        rc = final_scan(b, hooks, rep, err);
     return rc;
 }
 

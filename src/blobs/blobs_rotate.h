@@ -7,7 +7,8 @@
  * Concurrency: one rotation or re-seal per data directory at a time (an exclusive lock on
  * DATA/master.key.lock; a second one gets WS_ECONFLICT). Servers may keep running: their
  * handles notice the new key before sealing (blobs.h), and an object a server rewrites while
- * it is being re-sealed is left as the server wrote it. Hooks run on the calling thread. */
+ * it is being re-sealed is left as the server wrote it. Objects are re-sealed and checked by
+ * WS_BLOBS_RESEAL_THREADS threads; the hooks are called from them, one call at a time. */
 #ifndef WS_BLOBS_BLOBS_ROTATE_H
 #define WS_BLOBS_BLOBS_ROTATE_H
 
@@ -19,6 +20,7 @@
 /* Largest sealed object a re-seal reads (objects are held in memory while re-sealed). */
 #define WS_BLOBS_RESEAL_MAX ((size_t)4 << 30)
 #define WS_BLOBS_MAX_KEY_IDS 64
+#define WS_BLOBS_RESEAL_THREADS 4
 
 typedef struct ws_blobs_reseal_hooks {
     /* phase "reseal" then "check"; done of total objects. May be NULL. */
