@@ -579,6 +579,12 @@ int ws_blobs_get_raw(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_e
     return rc < 0 ? rc : b->ops->get(b, key, max, out, err);
 }
 
+int ws_blobs_get_head(ws_blobs *b, const char *key, size_t n, ws_buf *out, ws_error *err)
+{
+    int rc = ws_blobs_check_key(key, err);
+    return rc < 0 ? rc : b->ops->head(b, key, n, out, err);
+}
+
 int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err)
 {
     int rc = ws_blobs_check_key(key, err);
@@ -654,18 +660,21 @@ int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_re
     ws_blob_header h;
     if ((rc = ring_reload(r, false, err)) < 0)
         goto out;
-    if ((rc = b->ops->get(b, key, max, &sealed, err)) < 0)
-        goto out;
-    if ((rc = ws_blob_header_parse(sealed.data, sealed.len, &h, err)) < 0)
-        goto out;
-    if (key_id)
-        id_hex(h.key_id, key_id);
     pthread_mutex_lock(&r->lock);
     cur = r->cur;
     pthread_mutex_unlock(&r->lock);
-    if (!memcmp(h.key_id, cur.id, 4)) {
-        *outcome = WS_BLOBS_RESEAL_CURRENT;
-        goto out;
+    /* the header first: an object already under the current key is not fetched whole */
+    for (int whole = 0; whole < 2; whole++) {
+        ws_buf_reset(&sealed);
+        rc = whole ? b->ops->get(b, key, max, &sealed, err) : b->ops->head(b, key, WS_BLOB_OVERHEAD, &sealed, err);
+        if (rc < 0 || (rc = ws_blob_header_parse(sealed.data, sealed.len, &h, err)) < 0)
+            goto out;
+        if (key_id)
+            id_hex(h.key_id, key_id);
+        if (!memcmp(h.key_id, cur.id, 4)) {
+            *outcome = WS_BLOBS_RESEAL_CURRENT;
+            goto out;
+        }
     }
     if (!ring_find(r, h.key_id, &old) && ((rc = ring_reload(r, true, err)) < 0 || !ring_find(r, h.key_id, &old))) {
         char hex[9];

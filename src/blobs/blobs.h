@@ -45,6 +45,8 @@ typedef struct ws_blobs_ops {
     int (*put)(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err);
     /* Appends the object to out; WS_ETOOBIG when it is larger than max bytes. */
     int (*get)(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
+    /* Appends at most the first n bytes of the object to out (fewer when it is shorter). */
+    int (*head)(ws_blobs *b, const char *key, size_t n, ws_buf *out, ws_error *err);
     /* Deleting an absent object is not an error. */
     int (*del)(ws_blobs *b, const char *key, ws_error *err);
     /* Deletes every object whose key starts with prefix; *n (may be NULL) gets how many. */
@@ -120,6 +122,9 @@ int ws_blobs_list(ws_blobs *b, const char *prefix, int (*fn)(void *arg, const ch
 /* The object's sealed bytes as stored (header, ciphertext, tag), appended to out; max caps
  * them. For checks of the header (ws_blob_header_parse) without decrypting. */
 int ws_blobs_get_raw(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error *err);
+/* The first n sealed bytes only (fewer when the object is shorter), e.g. n = WS_BLOB_HDR_LEN
+ * (blobs_crypt.h) to read the key id of an object without fetching all of it. */
+int ws_blobs_get_head(ws_blobs *b, const char *key, size_t n, ws_buf *out, ws_error *err);
 
 /* Re-seals one object under the current master key if it is under a retired one (the
  * keyring is reloaded first when DATA/master.key changed). *outcome: DONE (re-sealed),

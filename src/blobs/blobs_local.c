@@ -94,6 +94,41 @@ static int local_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_e
     return rc;
 }
 
+static int local_head(ws_blobs *b, const char *key, size_t n, ws_buf *out, ws_error *err)
+{
+    local_blobs *l = (local_blobs *)b;
+    char *p = path_of(l, key);
+    int rc = 0;
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char *dst = NULL;
+    if (fd < 0) {
+        rc = errno == ENOENT ? ws_error_set(err, WS_ENOENT, "no blob %s", key)
+                             : ws_error_set(err, WS_EIO, "cannot open %s: %s", p, strerror(errno));
+    } else if (n && !(dst = ws_buf_reserve(out, n))) {
+        rc = ws_error_set(err, WS_ETOOBIG, "blob %s is larger than the buffer's limit", key);
+    } else {
+        size_t got = 0;
+        while (got < n) {
+            ssize_t r = read(fd, dst + got, n - got);
+            if (r < 0) {
+                rc = ws_error_set(err, WS_EIO, "cannot read %s: %s", p, strerror(errno));
+                break;
+            }
+            if (r == 0)
+                break;
+            got += (size_t)r;
+        }
+        if (rc == 0 && got) {
+            out->len += got;
+            out->data[out->len] = '\0';
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(p);
+    return rc;
+}
+
 static int local_del(ws_blobs *b, const char *key, ws_error *err)
 {
     local_blobs *l = (local_blobs *)b;
@@ -242,6 +277,7 @@ static const ws_blobs_ops local_ops = {
     .name = "local",
     .put = local_put,
     .get = local_get,
+    .head = local_head,
     .del = local_del,
     .del_prefix = local_del_prefix,
     .list = local_list,

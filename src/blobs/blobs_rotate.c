@@ -314,7 +314,7 @@ static void check_one(pass *p, const char *key)
     ws_error e = {0};
     ws_blob_header h;
     ws_buf raw = WS_BUF_INIT;
-    int rc = ws_blobs_get_raw(p->b, key, WS_BLOBS_RESEAL_MAX, &raw, &e);
+    int rc = ws_blobs_get_head(p->b, key, WS_BLOB_OVERHEAD, &raw, &e);
     if (rc == 0)
         rc = ws_blob_header_parse(raw.data, raw.len, &h, &e);
     ws_buf_free(&raw);

@@ -371,6 +371,21 @@ static void list_suite(ws_blobs *b, const char *root)
     CHECK_EQ_STR(got, "");
     free(got);
     ws_error err = {0};
+    /* the first bytes only: what the header check reads */
+    snprintf(k, sizeof k, "%susers/usr_a/models/v1/model.safetensors", root);
+    ws_buf raw = WS_BUF_INIT, head = WS_BUF_INIT;
+    CHECK_EQ_INT(ws_blobs_get_raw(b, k, 1 << 24, &raw, &err), 0);
+    CHECK_EQ_INT(raw.len, 300000 + WS_BLOB_OVERHEAD);
+    CHECK_EQ_INT(ws_blobs_get_head(b, k, WS_BLOB_OVERHEAD, &head, &err), 0);
+    CHECK(head.len == WS_BLOB_OVERHEAD && !memcmp(head.data, raw.data, WS_BLOB_OVERHEAD));
+    snprintf(k, sizeof k, "%sempty", root);
+    ws_buf_reset(&head);
+    CHECK_EQ_INT(ws_blobs_get_head(b, k, 1000, &head, &err), 0);
+    CHECK_EQ_INT(head.len, WS_BLOB_OVERHEAD); /* shorter than asked: all of it */
+    snprintf(k, sizeof k, "%susers/none", root);
+    CHECK_EQ_INT(ws_blobs_get_head(b, k, 10, &head, &err), WS_ENOENT);
+    ws_buf_free(&raw);
+    ws_buf_free(&head);
     CHECK_EQ_INT(ws_blobs_list(b, "users", add_key, NULL, &err), WS_EINVAL);
     CHECK_EQ_INT(ws_blobs_list(b, "../", add_key, NULL, &err), WS_EINVAL);
     int n = 0;
