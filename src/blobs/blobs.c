@@ -692,14 +692,14 @@ int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_re
         goto out;
     /* Replace it only if nobody rewrote it meanwhile (a writer seals under the new key, so a
      * changed object needs nothing from us): the nonce is new on every seal. */
-    if ((rc = b->ops->get(b, key, max, &again, err)) < 0) {
+    if ((rc = b->ops->head(b, key, WS_BLOB_HDR_LEN, &again, err)) < 0) {
         if (rc == WS_ENOENT) { /* deleted meanwhile */
             *outcome = WS_BLOBS_RESEAL_CHANGED;
             rc = 0;
         }
         goto out;
     }
-    if (again.len != sealed.len || memcmp(again.data, sealed.data, WS_BLOB_HDR_LEN) != 0) {
+    if (again.len != WS_BLOB_HDR_LEN || memcmp(again.data, sealed.data, WS_BLOB_HDR_LEN) != 0) {
         *outcome = WS_BLOBS_RESEAL_CHANGED;
         goto out;
     }
