@@ -119,9 +119,10 @@ int ws_cli_keys_master(const char *action, int argc, char **argv)
     }
     print_report(&rep, !env);
     if (rep.failed || rep.final_failed) {
-        fprintf(stderr, "whatstyle keys %s: %zu object(s) could not be re-sealed or checked; they keep their old "
-                        "sealed bytes and the retired keys they need are kept\n",
-                action, rep.failed + rep.final_failed);
+        fprintf(stderr,
+                "whatstyle keys %s: %zu object(s) failed the re-seal and %zu the final scan (listed above); "
+                "they keep their old sealed bytes and the retired keys are kept\n",
+                action, rep.failed, rep.final_failed);
         return 1;
     }
     return 0;
