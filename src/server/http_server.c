@@ -88,6 +88,7 @@ struct conn {
     int state;
     int pending_closes;
     bool closing, torn, reading, in_pool, timer_on, close_when_written;
+    bool head_timer; /* the armed timer is the head timeout (absolute from the head's first byte) */
     uv_shutdown_t sreq;
     exch *ex;
     uv_write_t wreq;
@@ -160,10 +161,14 @@ static const char *date_now(loop_ctx *lc)
     return lc->date;
 }
 
+/* Timers are armed only when a wait begins (an incomplete head or body, an idle keep-alive
+ * connection, a slow write): a request that arrives whole costs one stop and one start of
+ * the connection's timer, not one per state. */
 static void timer_arm(conn *c, int ms, uv_timer_cb cb)
 {
     uv_timer_start(&c->timer, cb, (uint64_t)ms, 0);
     c->timer_on = true;
+    c->head_timer = false;
 }
 
 static void timer_off(conn *c)
@@ -172,6 +177,7 @@ static void timer_off(conn *c)
         uv_timer_stop(&c->timer);
         c->timer_on = false;
     }
+    c->head_timer = false;
 }
 
 void ws_http_header_add(ws_http_ctx *ctx, const char *name, const char *fmt, ...)
@@ -828,6 +834,7 @@ static void on_timeout(uv_timer_t *t)
 {
     conn *c = t->data;
     c->timer_on = false;
+    c->head_timer = false;
     if (c->h2) {
         if (c->h2_in_pool) { /* a handler is working: not the client's fault */
             timer_arm(c, c->lc->srv->cfg.body_timeout_ms, on_timeout);
@@ -860,6 +867,7 @@ static void process(conn *c)
 {
     ws_http_server *s = c->lc->srv;
     for (;;) {
+        bool head_now = false; /* the head was parsed in this round */
         if (c->closing || (c->state != ST_HEAD && c->state != ST_BODY))
             return;
         if (c->h2 || (c->state == ST_HEAD && h2_detect(c))) {
@@ -897,8 +905,11 @@ static void process(conn *c)
                     exch *ex = exch_new(c, &empty, 0);
                     ws_metric_add(s->m_inflight, 1);
                     early_error(c, ex, 431, "headers_too_large", "request head is over the size limit");
-                } else if (!c->timer_on) {
+                } else if (!c->head_timer) {
+                    /* the head is incomplete: its time runs from its first byte (this read
+                     * or an earlier one, which armed it) */
                     timer_arm(c, s->cfg.head_timeout_ms, on_timeout);
+                    c->head_timer = true;
                 }
                 return;
             }
@@ -915,9 +926,9 @@ static void process(conn *c)
             c->ex = exch_new(c, &c->lc->scratch, (size_t)r);
             c->ex->parsed_in = c->buf;
             c->state = ST_BODY;
+            head_now = true;
             if (!begin_body(c, c->ex))
                 return;
-            timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
         }
         if (c->state == ST_BODY) {
             exch *ex = c->ex;
@@ -934,13 +945,19 @@ static void process(conn *c)
                 /* the raw chunks are decoded: drop them from the input */
                 memmove(c->buf + ex->head_len, c->buf + ex->head_len + used, c->len - ex->head_len - used);
                 c->len -= used;
-                if (r == 0)
+                if (r == 0) {
+                    if (head_now) /* later reads re-arm it (on_read) */
+                        timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
                     return;
+                }
                 ex->consumed = ex->head_len;
             } else {
                 size_t need = ex->head_len + (size_t)(ex->content_length > 0 ? ex->content_length : 0);
-                if (c->len < need)
+                if (c->len < need) {
+                    if (head_now) /* later reads re-arm it (on_read) */
+                        timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
                     return;
+                }
                 ex->consumed = need;
             }
             if (!dispatch(c))
@@ -1443,7 +1460,6 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
-    bool fresh = c->state == ST_HEAD && c->len == 0;
     if (c->ssl) {
         BIO_write(SSL_get_rbio(c->ssl), b->base, (int)nread);
         if (!tls_pull(c)) {
@@ -1455,9 +1471,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     } else {
         c->len += (size_t)nread;
     }
-    if (fresh && c->len > 0)
-        timer_arm(c, c->lc->srv->cfg.head_timeout_ms, on_timeout);
-    else if (c->state == ST_BODY)
+    /* process() arms the head timer when the head stays incomplete */
+    if (c->state == ST_BODY)
         timer_arm(c, c->lc->srv->cfg.body_timeout_ms, on_timeout);
     process(c);
 }
