@@ -27,6 +27,11 @@
 #include "core/progress.h"
 
 #define READ_CHUNK 4096
+/* Recycled per loop (loop thread only): READ_CHUNK-byte buffers for connection input and
+ * output and response bodies, and request arenas, so a whole request goes through malloc
+ * for none of them. Bounded: what is not in use by a request is at most SPARE_MAX each. */
+#define SPARE_MAX 32
+#define ARENA_BLOCK 8192
 #define ROUTE_NONE ((size_t)-1)
 
 enum { ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_LINGER };
@@ -76,6 +81,10 @@ struct loop_ctx {
     char date[40];
     time_t date_sec;
     char tls_in[65536]; /* ciphertext read buffer */
+    char *spare_bufs[SPARE_MAX]; /* READ_CHUNK bytes each */
+    int n_spare_bufs;
+    ws_arena *spare_arenas[SPARE_MAX];
+    int n_spare_arenas;
 };
 
 struct conn {
@@ -164,6 +173,49 @@ static const char *date_now(loop_ctx *lc)
 /* Timers are armed only when a wait begins (an incomplete head or body, an idle keep-alive
  * connection, a slow write): a request that arrives whole costs one stop and one start of
  * the connection's timer, not one per state. */
+/* A READ_CHUNK-byte block, recycled or new. */
+static char *spare_buf_get(loop_ctx *lc)
+{
+    return lc->n_spare_bufs ? lc->spare_bufs[--lc->n_spare_bufs] : ws_xmalloc(READ_CHUNK);
+}
+
+/* Frees p (of cap bytes), or keeps it for reuse when it is a READ_CHUNK-byte block. */
+static void spare_buf_put(loop_ctx *lc, char *p, size_t cap)
+{
+    if (p && cap == READ_CHUNK && lc->n_spare_bufs < SPARE_MAX)
+        lc->spare_bufs[lc->n_spare_bufs++] = p;
+    else
+        free(p);
+}
+
+/* Gives an empty, unallocated ws_buf a recycled block (one allocation instead of the
+ * doublings from 64 bytes). */
+static void buf_adopt(loop_ctx *lc, ws_buf *b)
+{
+    if (b->data)
+        return;
+    b->data = spare_buf_get(lc);
+    b->cap = READ_CHUNK;
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
+/* ws_buf_free that keeps a READ_CHUNK-byte block for reuse. */
+static void buf_release(loop_ctx *lc, ws_buf *b)
+{
+    spare_buf_put(lc, b->data, b->cap);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static void spares_free(loop_ctx *lc)
+{
+    while (lc->n_spare_bufs)
+        free(lc->spare_bufs[--lc->n_spare_bufs]);
+    while (lc->n_spare_arenas)
+        ws_arena_free(lc->spare_arenas[--lc->n_spare_arenas]);
+}
+
 static void timer_arm(conn *c, int ms, uv_timer_cb cb)
 {
     uv_timer_start(&c->timer, cb, (uint64_t)ms, 0);
@@ -351,6 +403,7 @@ static void tls_collect(conn *c)
 static void conn_put(conn *c, const void *data, size_t n)
 {
     if (!c->ssl) {
+        buf_adopt(c->lc, &c->wbuf);
         ws_buf_append(&c->wbuf, data, n);
         return;
     }
@@ -511,7 +564,8 @@ static bool send_response(conn *c)
 
 static exch *exch_new(conn *c, const ws_http_request *req, size_t head_len)
 {
-    ws_arena *a = ws_arena_new(8192);
+    loop_ctx *lc = c->lc;
+    ws_arena *a = lc->n_spare_arenas ? lc->spare_arenas[--lc->n_spare_arenas] : ws_arena_new(ARENA_BLOCK);
     exch *ex = ws_arena_calloc(a, sizeof *ex);
     ex->ctx.arena = a;
     ex->req = *req;
@@ -525,6 +579,7 @@ static exch *exch_new(conn *c, const ws_http_request *req, size_t head_len)
     ex->head_len = head_len;
     ex->content_length = -1;
     ex->route = ROUTE_NONE;
+    buf_adopt(lc, &ex->ctx.out);
     return ex;
 }
 
@@ -534,16 +589,23 @@ static void exch_free(exch *ex)
 {
     if (!ex)
         return;
+    loop_ctx *lc = ex->c->lc;
     if (ex->reserved)
-        atomic_fetch_sub(&ex->c->lc->srv->body_bytes, ex->reserved);
-    ws_buf_free(&ex->ctx.out);
+        atomic_fetch_sub(&lc->srv->body_bytes, ex->reserved);
+    buf_release(lc, &ex->ctx.out);
     ws_buf_free(&ex->ctx.headers);
     ws_buf_free(&ex->body);
     if (ex->streaming) {
         pthread_mutex_destroy(&ex->smu);
         ws_buf_free(&ex->spend);
     }
-    ws_arena_free(ex->ctx.arena);
+    ws_arena *a = ex->ctx.arena; /* ex itself lives in it */
+    if (lc->n_spare_arenas < SPARE_MAX) {
+        ws_arena_reset(a);
+        lc->spare_arenas[lc->n_spare_arenas++] = a;
+    } else {
+        ws_arena_free(a);
+    }
 }
 
 /* Drops the bytes of the finished request from the input and resets for the next one. */
@@ -571,11 +633,11 @@ static void finish_request(conn *c)
         return;
     }
     if (c->len == 0) {
-        free(c->buf);
+        spare_buf_put(lc, c->buf, c->cap);
         c->buf = NULL;
         c->cap = 0;
-        ws_buf_free(&c->wbuf);
-        ws_buf_free(&c->wfly);
+        buf_release(lc, &c->wbuf);
+        buf_release(lc, &c->wfly);
     }
 }
 
@@ -1389,6 +1451,11 @@ static bool grow_input(conn *c)
     size_t limit = input_limit(c);
     if (c->cap - c->len >= 1024 || c->cap >= limit)
         return c->cap > c->len;
+    if (c->cap == 0 && c->state == ST_HEAD && READ_CHUNK <= limit) {
+        c->buf = spare_buf_get(c->lc);
+        c->cap = READ_CHUNK;
+        return c->cap > c->len;
+    }
     size_t want = c->cap ? c->cap * 2 : READ_CHUNK;
     if (c->state == ST_BODY && c->ex && !c->ex->chunked) {
         size_t need = c->ex->head_len + (size_t)c->ex->content_length + 1024;
@@ -1900,6 +1967,7 @@ void ws_http_server_free(ws_http_server *s)
             uv_run(&lc->loop, UV_RUN_NOWAIT);
             uv_loop_close(&lc->loop);
             pthread_mutex_destroy(&lc->stream_mu);
+            spares_free(lc);
         }
     }
     free(s->loops);

@@ -65,8 +65,20 @@ static void arena_allocates_and_runs_hooks(void)
     }
     ws_arena_on_free(a, count_hook, &one);
     ws_arena_on_free(a, count_hook, &one);
+    /* reset: hooks run once, nothing is in use, the arena serves again */
+    int before = hook_calls;
+    ws_arena_reset(a);
+    CHECK_EQ_INT(hook_calls, before + 2);
+    CHECK_EQ_INT(ws_arena_used(a), 0);
+    char *q = ws_arena_alloc(a, 50);
+    memset(q, 'z', 50);
+    CHECK_EQ_INT(ws_arena_used(a), 64);
+    ws_arena_reset(a);
+    CHECK_EQ_INT(hook_calls, before + 2);
+    ws_arena_on_free(a, count_hook, &one);
+    ws_arena_on_free(a, count_hook, &one);
     ws_arena_free(a);
-    CHECK_EQ_INT(hook_calls, 2);
+    CHECK_EQ_INT(hook_calls, 4);
     ws_arena_free(NULL);
 }
 
