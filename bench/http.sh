@@ -25,7 +25,7 @@ conns=("$@")
 repeat=${BENCH_REPEAT:-1}
 threads=${BENCH_WORKERS:-$(nproc)}   # server event loops = nginx workers
 wrk_threads=${BENCH_WRK_THREADS:-$(nproc)}
-bin=$root/build
+bin=${BENCH_BIN:-$root/build}   # BENCH_BIN=DIR: the helper_serve_double of another build (before/after)
 command -v wrk >/dev/null || { echo "wrk missing (apt-get install wrk)"; exit 1; }
 command -v nginx >/dev/null || { echo "nginx missing (apt-get install nginx-light)"; exit 1; }
 [ -x "$bin/helper_serve_double" ] && [ -x "$bin/bench_http_idle" ] || make -C "$root" >/dev/null

@@ -23,6 +23,13 @@ struct ws_store {
     ws_db *rdb;     /* read replica, NULL when none */
     const ws_migration *migs;
     size_t nmigs;
+    /* texts of the multi-row inserts built so far (insert_rows), by statement and rows */
+    struct sql_memo {
+        const char *head, *id_col; /* static strings: compared by address */
+        int w, m;
+        char *sql;
+    } memo[24];
+    int memo_next;
 };
 
 /* Caps of short fields (bytes); the PostgreSQL schema's VARCHAR sizes match. */
@@ -343,6 +350,8 @@ void ws_store_close(ws_store *s)
         s->drv->close(s->rdb);
     if (s->db)
         s->drv->close(s->db);
+    for (size_t i = 0; i < sizeof s->memo / sizeof *s->memo; i++)
+        free(s->memo[i].sql);
     free(s);
 }
 
@@ -1242,9 +1251,16 @@ static int batch_mark_missing_users(ws_store *s, ws_arena *a, ws_conv_batch_row 
  * puts the new ids, in the order of the rows, into ids. Identity values are handed out in
  * the order of the VALUES list, so the sorted ids match the rows whatever order RETURNING
  * uses. */
-static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
-                       const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+/* The text of a multi-row insert, built once per store handle (the writer runs the same
+ * few thousand-placeholder statements batch after batch). */
+static const char *insert_sql(ws_store *s, const char *head, const char *id_col, int w, int m)
 {
+    const size_t n_memo = sizeof s->memo / sizeof *s->memo;
+    for (size_t i = 0; i < n_memo; i++) {
+        struct sql_memo *e = &s->memo[i];
+        if (e->sql && e->head == head && e->id_col == id_col && e->w == w && e->m == m)
+            return e->sql;
+    }
     ws_buf sql = WS_BUF_INIT;
     ws_buf_puts(&sql, head);
     for (int j = 0; j < m; j++) {
@@ -1256,9 +1272,18 @@ static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *i
         ws_buf_puts(&sql, " RETURNING ");
         ws_buf_puts(&sql, id_col);
     }
+    struct sql_memo *e = &s->memo[s->memo_next];
+    s->memo_next = (int)(((size_t)s->memo_next + 1) % n_memo);
+    free(e->sql);
+    *e = (struct sql_memo){.head = head, .id_col = id_col, .w = w, .m = m, .sql = ws_buf_take(&sql)};
+    return e->sql;
+}
+
+static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
+                       const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+{
     ws_dbres r = {0};
-    int rc = q(s, s->db, a, sql.data, p, m * w, id_col ? &r : NULL, err);
-    ws_buf_free(&sql);
+    int rc = q(s, s->db, a, insert_sql(s, head, id_col, w, m), p, m * w, id_col ? &r : NULL, err);
     if (rc < 0 || !id_col)
         return rc;
     if (r.nrows != m)
