@@ -53,8 +53,8 @@ int main(int argc, char **argv)
         double w0 = wall_s(), c0 = cpu_s();
         for (int done = 0; done < total; done += b) {
             for (int i = 0; i < b; i++) {
-                snprintf(data[i], sizeof data[i], "{\"cached\":true,\"confidence\":%.4f,\"processing_ms\":%d}",
-                         0.8, i % 7);
+                snprintf(data[i], sizeof data[i],
+                         "{\"cached\":true,\"confidence\":%.4f,\"processing_ms\":%d}", 0.8, i % 7);
                 rows[i] = (ws_conv_batch_row){.conv = {.user_id = p.user_id,
                                                        .message = "are we still on for coffee tomorrow?",
                                                        .response = "yes! see you at 10 😄",

@@ -197,8 +197,8 @@ static int stmt_get(ws_db *d, const char *sql, cached_stmt **out, ws_error *err)
     placeholders ph = {.sql = WS_BUF_INIT};
     rewrite_placeholders(sql, &ph);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v3(d->db, ph.sql.data ? ph.sql.data : "", (int)ph.sql.len, SQLITE_PREPARE_PERSISTENT,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v3(d->db, ph.sql.data ? ph.sql.data : "", (int)ph.sql.len,
+                                SQLITE_PREPARE_PERSISTENT, &st, NULL);
     ws_buf_free(&ph.sql);
     if (rc != SQLITE_OK || !st) {
         free(ph.map);
