@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -94,13 +95,26 @@ int ws_auth_key_parse(const char *key, size_t len, char id_out[WS_KEY_ID_LEN + 1
     return 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() in every call costs an implicit fetch under a lock
+ * (this runs for every authenticated request). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void ws_auth_key_hash(const char *key, size_t len, char hex_out[WS_KEY_HASH_HEX + 1])
 {
+    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex_out + 2 * i, 3, "%02x", md[i]);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_Digest(key, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++) {
+        hex_out[2 * i] = digits[md[i] >> 4];
+        hex_out[2 * i + 1] = digits[md[i] & 15];
+    }
     hex_out[WS_KEY_HASH_HEX] = '\0';
 }
 

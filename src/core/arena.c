@@ -47,6 +47,28 @@ void ws_arena_free(ws_arena *a)
     free(a);
 }
 
+void ws_arena_reset(ws_arena *a)
+{
+    for (hook *h = a->hooks; h; h = h->next)
+        h->fn(h->arg);
+    a->hooks = NULL;
+    block *keep = NULL;
+    for (block *b = a->head; b;) {
+        block *next = b->next;
+        if (!keep && b->size == a->block_size)
+            keep = b;
+        else
+            free(b);
+        b = next;
+    }
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    a->head = keep;
+    a->used = 0;
+}
+
 void *ws_arena_alloc(ws_arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;

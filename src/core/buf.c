@@ -47,10 +47,21 @@ int ws_buf_putc(ws_buf *b, char c)
 
 int ws_buf_vprintf(ws_buf *b, const char *fmt, va_list ap)
 {
+    /* one pass when the text fits the free space (the usual case); else measure, grow and
+     * format again */
+    size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+    if (room < 64 && grow(b, 64) == 0)
+        room = b->cap - b->len - 1;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = room ? vsnprintf(b->data + b->len, room + 1, fmt, ap2) : vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
+    if (n >= 0 && (size_t)n <= room && !(b->limit && b->len + (size_t)n > b->limit)) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (b->data)
+        b->data[b->len] = '\0'; /* undo the partial text */
     if (n < 0)
         return WS_EINVAL;
     int rc = grow(b, (size_t)n);
@@ -59,6 +70,20 @@ int ws_buf_vprintf(ws_buf *b, const char *fmt, va_list ap)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int ws_buf_put_i64(ws_buf *b, long long v)
+{
+    char num[24];
+    size_t k = sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        num[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        num[--k] = '-';
+    return ws_buf_append(b, num + k, sizeof num - k);
 }
 
 int ws_buf_printf(ws_buf *b, const char *fmt, ...)

@@ -22,6 +22,8 @@ int ws_buf_puts(ws_buf *b, const char *s);
 int ws_buf_putc(ws_buf *b, char c);
 int ws_buf_printf(ws_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ws_buf_vprintf(ws_buf *b, const char *fmt, va_list ap);
+/* Appends v in decimal (what "%lld" writes, without printf's cost). */
+int ws_buf_put_i64(ws_buf *b, long long v);
 /* Makes room for n more bytes; returns pointer to the free space (len unchanged). */
 char *ws_buf_reserve(ws_buf *b, size_t n);
 void ws_buf_reset(ws_buf *b);            /* len = 0, keeps memory */

@@ -58,7 +58,7 @@ int ws_json_put_num(ws_buf *b, double v)
     if (!isfinite(v))
         return ws_buf_puts(b, "null");
     if (v == (double)(long long)v && fabs(v) < 1e15)
-        return ws_buf_printf(b, "%lld", (long long)v);
+        return ws_buf_put_i64(b, (long long)v);
     char tmp[32];
     for (int prec = 6; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);

@@ -27,6 +27,11 @@
 #include "core/progress.h"
 
 #define READ_CHUNK 4096
+/* Recycled per loop (loop thread only): READ_CHUNK-byte buffers for connection input and
+ * output and response bodies, and request arenas, so a whole request goes through malloc
+ * for none of them. Bounded: what is not in use by a request is at most SPARE_MAX each. */
+#define SPARE_MAX 32
+#define ARENA_BLOCK 8192
 #define ROUTE_NONE ((size_t)-1)
 
 enum { ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_LINGER };
@@ -76,6 +81,10 @@ struct loop_ctx {
     char date[40];
     time_t date_sec;
     char tls_in[65536]; /* ciphertext read buffer */
+    char *spare_bufs[SPARE_MAX]; /* READ_CHUNK bytes each */
+    int n_spare_bufs;
+    ws_arena *spare_arenas[SPARE_MAX];
+    int n_spare_arenas;
 };
 
 struct conn {
@@ -88,6 +97,7 @@ struct conn {
     int state;
     int pending_closes;
     bool closing, torn, reading, in_pool, timer_on, close_when_written;
+    bool head_timer; /* the armed timer is the head timeout (absolute from the head's first byte) */
     uv_shutdown_t sreq;
     exch *ex;
     uv_write_t wreq;
@@ -160,10 +170,57 @@ static const char *date_now(loop_ctx *lc)
     return lc->date;
 }
 
+/* Timers are armed only when a wait begins (an incomplete head or body, an idle keep-alive
+ * connection, a slow write): a request that arrives whole costs one stop and one start of
+ * the connection's timer, not one per state. */
+/* A READ_CHUNK-byte block, recycled or new. */
+static char *spare_buf_get(loop_ctx *lc)
+{
+    return lc->n_spare_bufs ? lc->spare_bufs[--lc->n_spare_bufs] : ws_xmalloc(READ_CHUNK);
+}
+
+/* Frees p (of cap bytes), or keeps it for reuse when it is a READ_CHUNK-byte block. */
+static void spare_buf_put(loop_ctx *lc, char *p, size_t cap)
+{
+    if (p && cap == READ_CHUNK && lc->n_spare_bufs < SPARE_MAX)
+        lc->spare_bufs[lc->n_spare_bufs++] = p;
+    else
+        free(p);
+}
+
+/* Gives an empty, unallocated ws_buf a recycled block (one allocation instead of the
+ * doublings from 64 bytes). */
+static void buf_adopt(loop_ctx *lc, ws_buf *b)
+{
+    if (b->data)
+        return;
+    b->data = spare_buf_get(lc);
+    b->cap = READ_CHUNK;
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
+/* ws_buf_free that keeps a READ_CHUNK-byte block for reuse. */
+static void buf_release(loop_ctx *lc, ws_buf *b)
+{
+    spare_buf_put(lc, b->data, b->cap);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static void spares_free(loop_ctx *lc)
+{
+    while (lc->n_spare_bufs)
+        free(lc->spare_bufs[--lc->n_spare_bufs]);
+    while (lc->n_spare_arenas)
+        ws_arena_free(lc->spare_arenas[--lc->n_spare_arenas]);
+}
+
 static void timer_arm(conn *c, int ms, uv_timer_cb cb)
 {
     uv_timer_start(&c->timer, cb, (uint64_t)ms, 0);
     c->timer_on = true;
+    c->head_timer = false;
 }
 
 static void timer_off(conn *c)
@@ -172,6 +229,7 @@ static void timer_off(conn *c)
         uv_timer_stop(&c->timer);
         c->timer_on = false;
     }
+    c->head_timer = false;
 }
 
 void ws_http_header_add(ws_http_ctx *ctx, const char *name, const char *fmt, ...)
@@ -345,6 +403,7 @@ static void tls_collect(conn *c)
 static void conn_put(conn *c, const void *data, size_t n)
 {
     if (!c->ssl) {
+        buf_adopt(c->lc, &c->wbuf);
         ws_buf_append(&c->wbuf, data, n);
         return;
     }
@@ -505,7 +564,8 @@ static bool send_response(conn *c)
 
 static exch *exch_new(conn *c, const ws_http_request *req, size_t head_len)
 {
-    ws_arena *a = ws_arena_new(8192);
+    loop_ctx *lc = c->lc;
+    ws_arena *a = lc->n_spare_arenas ? lc->spare_arenas[--lc->n_spare_arenas] : ws_arena_new(ARENA_BLOCK);
     exch *ex = ws_arena_calloc(a, sizeof *ex);
     ex->ctx.arena = a;
     ex->req = *req;
@@ -519,6 +579,7 @@ static exch *exch_new(conn *c, const ws_http_request *req, size_t head_len)
     ex->head_len = head_len;
     ex->content_length = -1;
     ex->route = ROUTE_NONE;
+    buf_adopt(lc, &ex->ctx.out);
     return ex;
 }
 
@@ -528,16 +589,23 @@ static void exch_free(exch *ex)
 {
     if (!ex)
         return;
+    loop_ctx *lc = ex->c->lc;
     if (ex->reserved)
-        atomic_fetch_sub(&ex->c->lc->srv->body_bytes, ex->reserved);
-    ws_buf_free(&ex->ctx.out);
+        atomic_fetch_sub(&lc->srv->body_bytes, ex->reserved);
+    buf_release(lc, &ex->ctx.out);
     ws_buf_free(&ex->ctx.headers);
     ws_buf_free(&ex->body);
     if (ex->streaming) {
         pthread_mutex_destroy(&ex->smu);
         ws_buf_free(&ex->spend);
     }
-    ws_arena_free(ex->ctx.arena);
+    ws_arena *a = ex->ctx.arena; /* ex itself lives in it */
+    if (lc->n_spare_arenas < SPARE_MAX) {
+        ws_arena_reset(a);
+        lc->spare_arenas[lc->n_spare_arenas++] = a;
+    } else {
+        ws_arena_free(a);
+    }
 }
 
 /* Drops the bytes of the finished request from the input and resets for the next one. */
@@ -565,11 +633,11 @@ static void finish_request(conn *c)
         return;
     }
     if (c->len == 0) {
-        free(c->buf);
+        spare_buf_put(lc, c->buf, c->cap);
         c->buf = NULL;
         c->cap = 0;
-        ws_buf_free(&c->wbuf);
-        ws_buf_free(&c->wfly);
+        buf_release(lc, &c->wbuf);
+        buf_release(lc, &c->wfly);
     }
 }
 
@@ -828,6 +896,7 @@ static void on_timeout(uv_timer_t *t)
 {
     conn *c = t->data;
     c->timer_on = false;
+    c->head_timer = false;
     if (c->h2) {
         if (c->h2_in_pool) { /* a handler is working: not the client's fault */
             timer_arm(c, c->lc->srv->cfg.body_timeout_ms, on_timeout);
@@ -860,6 +929,7 @@ static void process(conn *c)
 {
     ws_http_server *s = c->lc->srv;
     for (;;) {
+        bool head_now = false; /* the head was parsed in this round */
         if (c->closing || (c->state != ST_HEAD && c->state != ST_BODY))
             return;
         if (c->h2 || (c->state == ST_HEAD && h2_detect(c))) {
@@ -897,8 +967,11 @@ static void process(conn *c)
                     exch *ex = exch_new(c, &empty, 0);
                     ws_metric_add(s->m_inflight, 1);
                     early_error(c, ex, 431, "headers_too_large", "request head is over the size limit");
-                } else if (!c->timer_on) {
+                } else if (!c->head_timer) {
+                    /* the head is incomplete: its time runs from its first byte (this read
+                     * or an earlier one, which armed it) */
                     timer_arm(c, s->cfg.head_timeout_ms, on_timeout);
+                    c->head_timer = true;
                 }
                 return;
             }
@@ -915,9 +988,9 @@ static void process(conn *c)
             c->ex = exch_new(c, &c->lc->scratch, (size_t)r);
             c->ex->parsed_in = c->buf;
             c->state = ST_BODY;
+            head_now = true;
             if (!begin_body(c, c->ex))
                 return;
-            timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
         }
         if (c->state == ST_BODY) {
             exch *ex = c->ex;
@@ -934,13 +1007,19 @@ static void process(conn *c)
                 /* the raw chunks are decoded: drop them from the input */
                 memmove(c->buf + ex->head_len, c->buf + ex->head_len + used, c->len - ex->head_len - used);
                 c->len -= used;
-                if (r == 0)
+                if (r == 0) {
+                    if (head_now) /* later reads re-arm it (on_read) */
+                        timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
                     return;
+                }
                 ex->consumed = ex->head_len;
             } else {
                 size_t need = ex->head_len + (size_t)(ex->content_length > 0 ? ex->content_length : 0);
-                if (c->len < need)
+                if (c->len < need) {
+                    if (head_now) /* later reads re-arm it (on_read) */
+                        timer_arm(c, s->cfg.body_timeout_ms, on_timeout);
                     return;
+                }
                 ex->consumed = need;
             }
             if (!dispatch(c))
@@ -1372,6 +1451,11 @@ static bool grow_input(conn *c)
     size_t limit = input_limit(c);
     if (c->cap - c->len >= 1024 || c->cap >= limit)
         return c->cap > c->len;
+    if (c->cap == 0 && c->state == ST_HEAD && READ_CHUNK <= limit) {
+        c->buf = spare_buf_get(c->lc);
+        c->cap = READ_CHUNK;
+        return c->cap > c->len;
+    }
     size_t want = c->cap ? c->cap * 2 : READ_CHUNK;
     if (c->state == ST_BODY && c->ex && !c->ex->chunked) {
         size_t need = c->ex->head_len + (size_t)c->ex->content_length + 1024;
@@ -1443,7 +1527,6 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
-    bool fresh = c->state == ST_HEAD && c->len == 0;
     if (c->ssl) {
         BIO_write(SSL_get_rbio(c->ssl), b->base, (int)nread);
         if (!tls_pull(c)) {
@@ -1455,9 +1538,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     } else {
         c->len += (size_t)nread;
     }
-    if (fresh && c->len > 0)
-        timer_arm(c, c->lc->srv->cfg.head_timeout_ms, on_timeout);
-    else if (c->state == ST_BODY)
+    /* process() arms the head timer when the head stays incomplete */
+    if (c->state == ST_BODY)
         timer_arm(c, c->lc->srv->cfg.body_timeout_ms, on_timeout);
     process(c);
 }
@@ -1885,6 +1967,7 @@ void ws_http_server_free(ws_http_server *s)
             uv_run(&lc->loop, UV_RUN_NOWAIT);
             uv_loop_close(&lc->loop);
             pthread_mutex_destroy(&lc->stream_mu);
+            spares_free(lc);
         }
     }
     free(s->loops);

@@ -322,10 +322,12 @@ static void lower_priority(void)
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
 
+/* The writer runs at the loops' priority: every reply needs its row written (nothing is
+ * dropped), so a writer that yields to the loops only lets the queue fill until requests
+ * wait for room (the worst latency there is). It lingers between small batches instead. */
 static void *writer_main(void *arg)
 {
     ws_server *s = arg;
-    lower_priority();
     ws_store *st = NULL;
     ws_error err = {0};
     write_item *batch[WS_WRITER_BATCH];
@@ -391,6 +393,8 @@ static void *writer_main(void *arg)
         }
         for (size_t i = 0; i < n; i++)
             free(batch[i]);
+        if (n < WS_WRITER_BATCH)
+            sleep_ms(WS_WRITER_LINGER_MS);
     }
     ws_store_close(st);
     return NULL;

@@ -34,6 +34,9 @@
 #define WS_WRITER_EVENT_MAX 128
 #define WS_WRITER_WAIT_MS 2000
 #define WS_WRITER_CLOSE_TRIES 4
+/* After a batch smaller than WS_WRITER_BATCH the writer waits this long before taking the
+ * next, so rows arrive in larger (cheaper) batches and producers rarely need to wake it. */
+#define WS_WRITER_LINGER_MS 2
 #define WS_MODEL_VERSION_MAX 64
 #define WS_MAX_CONTEXT_TURNS 32
 

@@ -23,6 +23,13 @@ struct ws_store {
     ws_db *rdb;     /* read replica, NULL when none */
     const ws_migration *migs;
     size_t nmigs;
+    /* texts of the multi-row inserts built so far (insert_rows), by statement and rows */
+    struct sql_memo {
+        const char *head, *id_col; /* static strings: compared by address */
+        int w, m;
+        char *sql;
+    } memo[24];
+    int memo_next;
 };
 
 /* Caps of short fields (bytes); the PostgreSQL schema's VARCHAR sizes match. */
@@ -343,6 +350,8 @@ void ws_store_close(ws_store *s)
         s->drv->close(s->rdb);
     if (s->db)
         s->drv->close(s->db);
+    for (size_t i = 0; i < sizeof s->memo / sizeof *s->memo; i++)
+        free(s->memo[i].sql);
     free(s);
 }
 
@@ -1184,8 +1193,10 @@ static int cmp_i64(const void *x, const void *y)
 static void put_placeholders(ws_buf *sql, int k, int w)
 {
     ws_buf_putc(sql, '(');
-    for (int j = 0; j < w; j++)
-        ws_buf_printf(sql, "%s$%d", j ? ", " : "", k + j + 1);
+    for (int j = 0; j < w; j++) {
+        ws_buf_puts(sql, j ? ", $" : "$");
+        ws_buf_put_i64(sql, k + j + 1);
+    }
     ws_buf_putc(sql, ')');
 }
 
@@ -1240,9 +1251,16 @@ static int batch_mark_missing_users(ws_store *s, ws_arena *a, ws_conv_batch_row 
  * puts the new ids, in the order of the rows, into ids. Identity values are handed out in
  * the order of the VALUES list, so the sorted ids match the rows whatever order RETURNING
  * uses. */
-static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
-                        const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+/* The text of a multi-row insert, built once per store handle (the writer runs the same
+ * few thousand-placeholder statements batch after batch). */
+static const char *insert_sql(ws_store *s, const char *head, const char *id_col, int w, int m)
 {
+    const size_t n_memo = sizeof s->memo / sizeof *s->memo;
+    for (size_t i = 0; i < n_memo; i++) {
+        struct sql_memo *e = &s->memo[i];
+        if (e->sql && e->head == head && e->id_col == id_col && e->w == w && e->m == m)
+            return e->sql;
+    }
     ws_buf sql = WS_BUF_INIT;
     ws_buf_puts(&sql, head);
     for (int j = 0; j < m; j++) {
@@ -1250,11 +1268,22 @@ static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *
             ws_buf_puts(&sql, ", ");
         put_placeholders(&sql, j * w, w);
     }
-    if (id_col)
-        ws_buf_printf(&sql, " RETURNING %s", id_col);
+    if (id_col) {
+        ws_buf_puts(&sql, " RETURNING ");
+        ws_buf_puts(&sql, id_col);
+    }
+    struct sql_memo *e = &s->memo[s->memo_next];
+    s->memo_next = (int)(((size_t)s->memo_next + 1) % n_memo);
+    free(e->sql);
+    *e = (struct sql_memo){.head = head, .id_col = id_col, .w = w, .m = m, .sql = ws_buf_take(&sql)};
+    return e->sql;
+}
+
+static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
+                       const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+{
     ws_dbres r = {0};
-    int rc = q(s, s->db, a, sql.data, p, m * w, id_col ? &r : NULL, err);
-    ws_buf_free(&sql);
+    int rc = q(s, s->db, a, insert_sql(s, head, id_col, w, m), p, m * w, id_col ? &r : NULL, err);
     if (rc < 0 || !id_col)
         return rc;
     if (r.nrows != m)
@@ -1265,16 +1294,42 @@ static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *
     return 0;
 }
 
+/* Inserts m rows (see insert_rows). SQLite keeps prepared statements by their text, so
+ * there the rows go in pieces of a power-of-two size (64, 32, ..., 1): at most seven
+ * statement texts per table, each parsed once per connection. PostgreSQL takes them in one
+ * statement (a round trip each). Later statements get later ids, so ids stay in row order. */
+static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
+                        const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+{
+    if (s->drv->is_pg)
+        return insert_rows(s, a, head, id_col, w, p, m, ids, err);
+    for (int at = 0; at < m;) {
+        int piece = BATCH_CHUNK;
+        while (piece > m - at)
+            piece /= 2;
+        int rc = insert_rows(s, a, head, id_col, w, p + (size_t)at * (size_t)w, piece, ids ? ids + at : NULL, err);
+        if (rc < 0)
+            return rc;
+        at += piece;
+    }
+    return 0;
+}
+
 /* The outbox payload of an analytics event (also written by ws_store_event_append). */
 static void analytics_payload(ws_buf *b, int64_t id, const char *user_id, const char *event_type,
                               const char *data_json, int64_t now)
 {
-    ws_buf_printf(b, "{\"type\":\"analytics\",\"event_id\":%" PRId64 ",\"user_id\":", id);
+    ws_buf_puts(b, "{\"type\":\"analytics\",\"event_id\":");
+    ws_buf_put_i64(b, id);
+    ws_buf_puts(b, ",\"user_id\":");
     ws_json_put_cstr(b, user_id);
     ws_buf_puts(b, ",\"event_type\":");
     ws_json_put_cstr(b, event_type);
-    ws_buf_printf(b, ",\"data\":%s,\"created_at\":%" PRId64 "}", data_json ? data_json : "null",
-                  now);
+    ws_buf_puts(b, ",\"data\":");
+    ws_buf_puts(b, data_json ? data_json : "null");
+    ws_buf_puts(b, ",\"created_at\":");
+    ws_buf_put_i64(b, now);
+    ws_buf_putc(b, '}');
 }
 
 /* Writes the conversations and events of rows[0..m) (at most BATCH_CHUNK) that are not

@@ -1,6 +1,7 @@
 /* The SQLite driver of the store: one sqlite3 connection in WAL mode with foreign keys on
  * and a busy timeout, so several connections (one per worker thread, several processes)
- * can share one database file. */
+ * can share one database file. Prepared statements are kept in a small per-connection cache
+ * keyed by their SQL text (parsing a multi-row insert cost more than running it). */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -10,10 +11,28 @@
 
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/strset.h"
 #include "store/store_int.h"
 
+#define STMT_CACHE 32 /* prepared statements kept per connection (least recently used go) */
+
+/* A prepared statement and the map of its "?" to the store's $N parameters (see
+ * rewrite_placeholders). Kept reset, with no bindings, between uses. */
+typedef struct cached_stmt {
+    char *sql; /* the store's SQL text: the key */
+    size_t len;
+    uint64_t hash;
+    sqlite3_stmt *st;
+    int *map;
+    int n;
+    uint64_t used; /* for the least-recently-used choice */
+} cached_stmt;
+
+/* One connection; not thread-safe (a ws_store is used by one thread at a time). */
 struct ws_db {
     sqlite3 *db;
+    cached_stmt cache[STMT_CACHE];
+    uint64_t tick;
 };
 
 static int sqlite_err(ws_db *d, int rc, ws_error *err, const char *what)
@@ -30,10 +49,20 @@ static int sqlite_err(ws_db *d, int rc, ws_error *err, const char *what)
     return ws_error_set(err, code, "sqlite: %s: %s", what, msg);
 }
 
+static void cache_entry_clear(cached_stmt *e)
+{
+    sqlite3_finalize(e->st);
+    free(e->sql);
+    free(e->map);
+    memset(e, 0, sizeof *e);
+}
+
 static void sqlite_close(ws_db *d)
 {
     if (!d)
         return;
+    for (int i = 0; i < STMT_CACHE; i++)
+        cache_entry_clear(&d->cache[i]);
     sqlite3_close_v2(d->db);
     free(d);
 }
@@ -53,8 +82,10 @@ static int sqlite_connect(const char *url, int timeout_ms, ws_db **out, ws_error
             close(fd);
     }
     ws_db *d = ws_xcalloc(1, sizeof *d);
+    /* NOMUTEX: a connection is used by one thread at a time (the store is not thread-safe),
+     * so SQLite's per-call connection mutex is pure overhead */
     int rc = sqlite3_open_v2(path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
         rc = sqlite_err(d, rc, err, path);
@@ -127,7 +158,8 @@ static int bind_params(ws_db *d, sqlite3_stmt *st, const placeholders *ph, const
         int rc;
         switch (p[k].t) {
         case 's':
-            rc = p[k].s ? sqlite3_bind_text(st, idx, p[k].s, -1, SQLITE_TRANSIENT)
+            /* STATIC: the parameters outlive the statement's run (reset before returning) */
+            rc = p[k].s ? sqlite3_bind_text(st, idx, p[k].s, -1, SQLITE_STATIC)
                         : sqlite3_bind_null(st, idx);
             break;
         case 'i': rc = sqlite3_bind_int64(st, idx, p[k].i); break;
@@ -145,19 +177,59 @@ typedef struct rowbuf {
     size_t len, cap;
 } rowbuf;
 
+/* Sets *out to the cached statement for sql, prepared (and cached) on a miss. Returns 0,
+ * or the error of a text SQLite refuses. */
+static int stmt_get(ws_db *d, const char *sql, cached_stmt **out, ws_error *err)
+{
+    size_t len = strlen(sql);
+    uint64_t h = ws_hash_fnv1a(sql, len);
+    cached_stmt *victim = &d->cache[0];
+    for (int i = 0; i < STMT_CACHE; i++) {
+        cached_stmt *e = &d->cache[i];
+        if (e->st && e->hash == h && e->len == len && !memcmp(e->sql, sql, len)) {
+            e->used = ++d->tick;
+            *out = e;
+            return 0;
+        }
+        if (!e->st || (victim->st && e->used < victim->used))
+            victim = e;
+    }
+    placeholders ph = {.sql = WS_BUF_INIT};
+    rewrite_placeholders(sql, &ph);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(d->db, ph.sql.data ? ph.sql.data : "", (int)ph.sql.len,
+                                SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    ws_buf_free(&ph.sql);
+    if (rc != SQLITE_OK || !st) {
+        free(ph.map);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK) /* only a comment or white space */
+            return ws_error_set(err, WS_EINVAL, "sqlite: prepare: empty statement");
+        return sqlite_err(d, rc, err, "prepare");
+    }
+    cache_entry_clear(victim);
+    victim->sql = ws_xmalloc(len + 1);
+    memcpy(victim->sql, sql, len + 1);
+    victim->len = len;
+    victim->hash = h;
+    victim->st = st;
+    victim->map = ph.map;
+    victim->n = ph.n;
+    victim->used = ++d->tick;
+    *out = victim;
+    return 0;
+}
+
 static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np,
                         ws_dbres *out, ws_error *err)
 {
-    sqlite3_stmt *st = NULL;
     rowbuf rb = {0};
-    int ncols = 0, nrows = 0;
-    placeholders ph = {.sql = WS_BUF_INIT};
-    rewrite_placeholders(sql, &ph);
-    int rc = sqlite3_prepare_v2(d->db, ph.sql.data ? ph.sql.data : "", (int)ph.sql.len, &st, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sqlite_err(d, rc, err, "prepare");
-        goto out;
-    }
+    int ncols = 0, nrows = 0, rc;
+    cached_stmt *e = NULL;
+    if ((rc = stmt_get(d, sql, &e, err)) < 0)
+        return rc;
+    sqlite3_stmt *st = e->st;
+    placeholders ph = {.map = e->map, .n = e->n};
     if ((rc = bind_params(d, st, &ph, p, np, err)) < 0)
         goto out;
     ncols = sqlite3_column_count(st);
@@ -197,9 +269,10 @@ static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p,
     }
 out:
     free(rb.cells);
-    sqlite3_finalize(st);
-    ws_buf_free(&ph.sql);
-    free(ph.map);
+    /* back to the cache: reset (no open read of the table) and unbound (the bound strings
+     * belong to the caller) */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc;
 }
 

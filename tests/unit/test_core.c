@@ -21,6 +21,34 @@ static void buf_grows_and_caps(void)
     CHECK_EQ_INT(ws_buf_putc(&capped, 'x'), WS_ETOOBIG);
     CHECK_EQ_INT(capped.len, 8);
     ws_buf_free(&capped);
+    /* printf: fits the free space (one pass), needs growth (two), refused by the cap */
+    ws_buf p = WS_BUF_INIT;
+    CHECK_EQ_INT(ws_buf_printf(&p, "%s-%d", "ab", 7), 0);
+    CHECK_EQ_STR(p.data, "ab-7");
+    char big[300];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK_EQ_INT(ws_buf_printf(&p, "%s", big), 0);
+    CHECK_EQ_INT(p.len, 4 + 299);
+    CHECK_EQ_INT(p.data[p.len], 0);
+    ws_buf_free(&p);
+    ws_buf pc = {.limit = 6};
+    CHECK_EQ_INT(ws_buf_printf(&pc, "%d", 1234), 0);
+    CHECK_EQ_INT(ws_buf_printf(&pc, "%d", 567), WS_ETOOBIG);
+    CHECK_EQ_STR(pc.data, "1234");
+    CHECK_EQ_INT(ws_buf_printf(&pc, "%s", big), WS_ETOOBIG);
+    CHECK_EQ_STR(pc.data, "1234");
+    ws_buf_free(&pc);
+    ws_buf n = WS_BUF_INIT;
+    const long long vals[] = {0, 7, -7, 1234567890123LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%lld", vals[i]);
+        ws_buf_reset(&n);
+        CHECK_EQ_INT(ws_buf_put_i64(&n, vals[i]), 0);
+        CHECK_EQ_STR(n.data, want);
+    }
+    ws_buf_free(&n);
 }
 
 static int hook_calls;
@@ -37,8 +65,20 @@ static void arena_allocates_and_runs_hooks(void)
     }
     ws_arena_on_free(a, count_hook, &one);
     ws_arena_on_free(a, count_hook, &one);
+    /* reset: hooks run once, nothing is in use, the arena serves again */
+    int before = hook_calls;
+    ws_arena_reset(a);
+    CHECK_EQ_INT(hook_calls, before + 2);
+    CHECK_EQ_INT(ws_arena_used(a), 0);
+    char *q = ws_arena_alloc(a, 50);
+    memset(q, 'z', 50);
+    CHECK_EQ_INT(ws_arena_used(a), 64);
+    ws_arena_reset(a);
+    CHECK_EQ_INT(hook_calls, before + 2);
+    ws_arena_on_free(a, count_hook, &one);
+    ws_arena_on_free(a, count_hook, &one);
     ws_arena_free(a);
-    CHECK_EQ_INT(hook_calls, 2);
+    CHECK_EQ_INT(hook_calls, 4);
     ws_arena_free(NULL);
 }
 

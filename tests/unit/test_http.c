@@ -329,6 +329,25 @@ static void server_times_out_slow_clients(void)
     hc_send(fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 47);
     CHECK_EQ_INT(read_response(fd, &r), 408);
     close(fd);
+    /* on a keep-alive connection after a whole request: a stalled head or body gets the
+     * head/body timeout (300 ms), not the keep-alive one (2 s); trickled head bytes do not
+     * extend the head's time */
+    const char *stalls[2] = {"GET /hello HTTP/1.1\r\nHo", "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"};
+    for (int k = 0; k < 2; k++) {
+        fd = hc_dial(ws_http_server_port(s));
+        hc_send(fd, "GET /hello HTTP/1.1\r\n\r\n", 23);
+        CHECK_EQ_INT(read_response(fd, &r), 200);
+        hc_send(fd, stalls[k], strlen(stalls[k]));
+        t0 = ws_now_s();
+        if (k == 0)
+            for (int i = 0; i < 4; i++) {
+                usleep(100 * 1000);
+                hc_send(fd, "s", 1);
+            }
+        CHECK_EQ_INT(read_response(fd, &r), 408);
+        CHECK(ws_now_s() - t0 < 1.5);
+        close(fd);
+    }
     fd = hc_dial(ws_http_server_port(s)); /* never sends anything: closed after the head timeout */
     char c;
     CHECK_EQ_INT(recv(fd, &c, 1, 0), 0);
