@@ -21,16 +21,27 @@ typedef struct chat_header {
 
 /* A learned header layout (see header.c). */
 typedef struct chat_template {
-    unsigned char lit[64], litmask[64], digitmask[64];
+    _Alignas(16) unsigned char lit[64];
+    _Alignas(16) unsigned char litmask[64];
+    _Alignas(16) unsigned char digitmask[64];
     size_t len;
+    size_t span;                 /* len rounded up to 16: the bytes the match compares */
     int fields;
+    unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
     chat_header proto;
 } chat_template;
 
+/* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
+ * readable bytes are copied to a padded scratch first. */
+#define WS_CHAT_TEMPLATE_READ 64
+
 /* Learns the layout of a header the grammar accepted; false when it cannot be templated. */
 bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *t);
-/* True when line s[0..n) has the template's layout; fills h as the grammar would. */
-bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h);
+/* True when line s[0..n) has the template's layout; fills h as the grammar would. readable
+ * (>= n) is how many bytes from s may be read (the bytes after the line do not change the
+ * answer; reading them only saves a copy). */
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
+                             chat_header *h);
 
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */

@@ -18,6 +18,8 @@
 #include "core/mem.h"
 
 #define CHUNK (1u << 20)
+/* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
+#define SLACK 64
 #define WORDS_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 
 /* ------------------------------------------------------------------ byte sources */
@@ -252,7 +254,8 @@ static int refill(ws_chat_reader *r, ws_error *err)
                                 (unsigned long long)r->line_no + 1,
                                 (unsigned long long)r->opt.max_message_bytes);
         r->buf_cap *= 2;
-        r->buf = ws_xrealloc(r->buf, r->buf_cap);
+        r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
+        memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
     long got = source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
     if (got < 0)
@@ -502,8 +505,11 @@ static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime 
 /* Is this line a message header? Known layouts first, then the full grammar. */
 static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
 {
+    /* a line in the window may be read up to the slack after it */
+    size_t readable = line >= r->buf && line < r->buf + r->buf_cap
+                          ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
     for (unsigned k = 0; k < r->n_templates; k++)
-        if (ws__chat_template_match(&r->templates[k], line, len, h))
+        if (ws__chat_template_match(&r->templates[k], line, len, readable, h))
             return true;
     if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
@@ -584,7 +590,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
         r->opt.max_message_bytes = WS_CHAT_DEFAULT_MAX_MESSAGE;
     r->src.cap = r->opt.max_file_bytes;
     r->buf_cap = CHUNK;
-    r->buf = ws_xmalloc(r->buf_cap);
+    r->buf = ws_xcalloc(1, r->buf_cap + SLACK);
     r->first_line = true;
     r->cur_body.limit = r->opt.max_message_bytes;
 
