@@ -58,6 +58,18 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited);
  * happens to contain ": " (group subject changes and similar). */
 bool ws__chat_is_system_text(const char *text, size_t n);
 
+/* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
+ * by n counts as invalid. Every implementation returns the same answer; the fastest one this
+ * CPU has is picked once (thread-safe). */
+typedef enum { WS_UTF8_SCALAR, WS_UTF8_AVX2, WS_UTF8_AVX512 } ws_utf8_impl;
+size_t ws__chat_utf8_prefix(const unsigned char *s, size_t n);
+size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n);
+/* With one implementation; false (and *out untouched) when this CPU or build lacks it. */
+bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out);
+ws_utf8_impl ws__chat_utf8_impl(void);   /* the one ws__chat_utf8_prefix uses */
+/* Length of the valid sequence at s, or 0 with *bad = bytes of the maximal invalid subpart. */
+size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */
 size_t ws__chat_mark_len(const char *s, size_t n);

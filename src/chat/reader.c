@@ -9,9 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "chat/chat_int.h"
 #include "core/buf.h"
@@ -20,7 +17,6 @@
 #define CHUNK (1u << 20)
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
-#define WORDS_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 
 /* ------------------------------------------------------------------ byte sources */
 
@@ -315,96 +311,6 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
     }
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 (with *bad = bytes of the maximal invalid
- * subpart, at least 1). */
-static inline size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n || s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF)) {
-            *bad = i;
-            return 0;
-        }
-    }
-    return need;
-}
-
-/* Length of the longest valid UTF-8 prefix of s[0..n). ASCII runs are skipped 16 bytes at a
- * time (SSE2) or 8 (portable words); multi-byte sequences are checked inline. */
-static size_t valid_utf8_prefix(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-#if defined(__SSE2__)
-        if (i + 16 <= n) {
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)));
-            if (!mask) {
-                i += 16;
-                continue;
-            }
-            i += (size_t)__builtin_ctz(mask);
-        } else
-#endif
-        if (WORDS_LITTLE_ENDIAN && i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            uint64_t high = w & 0x8080808080808080ull;
-            if (!high) {
-                i += 8;
-                continue;
-            }
-            i += (size_t)__builtin_ctzll(high) >> 3; /* little-endian: first high byte */
-        } else if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        unsigned char c = s[i];
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
-                i += 2;
-                continue;
-            }
-            return i;
-        }
-        /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
-        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
-            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
-            i += 3;
-            continue;
-        }
-        if (c >= 0xF0 && c <= 0xF3 && i + 3 < n && (s[i + 1] & 0xC0) == 0x80 &&
-            (c != 0xF0 || s[i + 1] >= 0x90) &&
-            (s[i + 2] & 0xC0) == 0x80 && (s[i + 3] & 0xC0) == 0x80) {
-            i += 4;
-            continue;
-        }
-        size_t bad;
-        size_t k = utf8_seq(s + i, n - i, &bad);
-        if (!k)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
 /* Returns the line itself when it is valid UTF-8, else a repaired copy in r->fixed. The
  * window is validated ahead in one pass, so most lines cost one comparison. */
 static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
@@ -415,16 +321,16 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
     if (b <= r->utf8_ok)
         return;
     size_t from = a > r->utf8_ok ? a : r->utf8_ok;
-    r->utf8_ok = from + valid_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
+    r->utf8_ok = from + ws__chat_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
     if (b <= r->utf8_ok)
         return;
-    size_t first_bad = valid_utf8_prefix(s, n);
+    size_t first_bad = ws__chat_utf8_prefix(s, n);
     if (first_bad == n)
         return;
     ws_buf_reset(&r->fixed);
     ws_buf_append(&r->fixed, s, first_bad);
     for (i = first_bad; i < n;) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
+        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
         if (k) {
             ws_buf_append(&r->fixed, s + i, k);
             i += k;
