@@ -10,6 +10,10 @@
 #include <unistd.h>
 #include <zip.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "chat/chat_int.h"
 #include "core/buf.h"
 #include "core/mem.h"
@@ -206,6 +210,9 @@ struct ws_chat_reader {
     size_t buf_cap, pos, end;
     uint64_t window_offset;  /* offset in the source of buf[0] */
     uint64_t line_offset;    /* offset in the source of the last line returned */
+    uint64_t *nl_bits;       /* bit i set: buf[i] is '\n' (for i < end); rebuilt after each refill */
+    size_t nl_words;         /* allocated words of nl_bits */
+    bool nl_ready;
     size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
     bool cr_known;           /* cr_at is up to date for the bytes in the window */
     size_t utf8_ok;          /* bytes of buf before this index (from the current line) are valid UTF-8 */
@@ -227,15 +234,82 @@ struct ws_chat_reader {
     ws_datetime cur_ts;
     uint64_t cur_line;
     size_t cur_first_len;      /* bytes of the body that came from the header line */
+    /* A message of one line is not copied: it stays in the window at buf[cur_at..+cur_len)
+     * until a continuation line or a refill needs it in cur_body. */
+    bool cur_in_window;
+    size_t cur_at, cur_len;
     ws_buf cur_body, out_body;
     ws_buf fixed;              /* scratch for a line with invalid UTF-8 repaired */
 };
 
 static const ws_chat_options default_options;
 
+/* Copies the message being assembled out of the window (before the window moves, or when a
+ * second line joins it). Fails only above the message cap. */
+static int take_out_of_window(ws_chat_reader *r)
+{
+    if (!r->have_cur || !r->cur_in_window)
+        return 0;
+    r->cur_in_window = false;
+    ws_buf_reset(&r->cur_body);
+    return ws_buf_append(&r->cur_body, r->buf + r->cur_at, r->cur_len);
+}
+
+/* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
+ * per line. */
+static void index_newlines(ws_chat_reader *r)
+{
+    size_t words = (r->end + 63) / 64;
+    if (words + 1 > r->nl_words) {
+        r->nl_words = (r->buf_cap + SLACK) / 64 + 1;
+        free(r->nl_bits);
+        r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
+    }
+    const unsigned char *b = (const unsigned char *)r->buf;
+    for (size_t w = 0; w < words; w++) {
+        const unsigned char *p = b + w * 64;   /* may run into the slack: masked below */
+        uint64_t bits = 0;
+#if defined(__SSE2__)
+        const __m128i nl = _mm_set1_epi8('\n');
+        for (int k = 0; k < 4; k++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + 16 * k));
+            bits |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, nl)) << (16 * k);
+        }
+#else
+        for (int k = 0; k < 64; k++)
+            bits |= (uint64_t)(p[k] == '\n') << k;
+#endif
+        r->nl_bits[w] = bits;
+    }
+    if (r->end % 64)
+        r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
+    r->nl_bits[words] = 0;
+    r->nl_ready = true;
+}
+
+/* Index of the first '\n' in buf[from..end), or end. */
+static inline size_t find_newline(const ws_chat_reader *r, size_t from)
+{
+    size_t w = from / 64, words = (r->end + 63) / 64;
+    if (w >= words)
+        return r->end;
+    uint64_t bits = r->nl_bits[w] & (~0ull << (from % 64));
+    while (!bits) {
+        if (++w >= words)
+            return r->end;
+        bits = r->nl_bits[w];
+    }
+    return w * 64 + (size_t)__builtin_ctzll(bits);
+}
+
 /* Fills the window so that a complete line (or the rest of the input) is available. */
 static int refill(ws_chat_reader *r, ws_error *err)
 {
+    if (take_out_of_window(r))
+        return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
+                            r->src.path, (unsigned long long)r->cur_line,
+                            (unsigned long long)r->opt.max_message_bytes);
+    r->nl_ready = false;
     r->cr_known = false;
     r->utf8_ok = r->utf8_ok > r->pos ? r->utf8_ok - r->pos : 0;
     if (r->pos > 0) {
@@ -269,7 +343,10 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
     for (;;) {
         char *start = r->buf + r->pos;
         size_t avail = r->end - r->pos;
-        char *nl = memchr(start, '\n', avail);
+        if (!r->nl_ready)
+            index_newlines(r);
+        size_t at = find_newline(r, r->pos);
+        char *nl = at < r->end ? r->buf + at : NULL;
         if (!nl && !r->eof) {
             int rc = refill(r, err);
             if (rc)
@@ -360,6 +437,8 @@ static int seek_start(ws_chat_reader *r, ws_error *err)
     if (rc)
         return rc;
     r->pos = r->end = 0;
+    r->nl_ready = false;
+    r->have_cur = r->cur_in_window = false;
     r->cr_known = false;
     r->utf8_ok = 0;
     r->eof = false;
@@ -587,17 +666,27 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
 /* Moves the message being assembled into the output slot and fills msg. */
 static void emit(ws_chat_reader *r, ws_message *msg)
 {
-    ws_buf tmp = r->out_body;
-    r->out_body = r->cur_body;
-    r->cur_body = tmp;
-    r->cur_body.limit = r->opt.max_message_bytes;
+    char *body;
+    size_t len;
+    if (r->cur_in_window) {
+        /* the line's terminator (or the slack at the end) becomes the NUL */
+        body = r->buf + r->cur_at;
+        len = r->cur_len;
+        body[len] = '\0';
+        r->cur_in_window = false;
+    } else {
+        ws_buf tmp = r->out_body;
+        r->out_body = r->cur_body;
+        r->cur_body = tmp;
+        r->cur_body.limit = r->opt.max_message_bytes;
+        body = r->out_body.data;
+        len = r->out_body.len;
+    }
     r->have_cur = false;
 
     memset(msg, 0, sizeof *msg);
     msg->ts = r->cur_ts;
     msg->line = r->cur_line;
-    char *body = r->out_body.data;
-    size_t len = r->out_body.len;
     char *colon = NULL;
     for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
         if (p + 1 < end && p[1] == ' ') {
@@ -648,13 +737,23 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             r->seen_header = true;
             r->cur_ts = ts;
             r->cur_line = r->line_no;
-            ws_buf_reset(&r->cur_body);
-            ws_buf_append(&r->cur_body, line + h.body, len - h.body);
             r->cur_first_len = len - h.body;
+            if (line >= r->buf && line < r->buf + r->end && r->cur_first_len <= r->opt.max_message_bytes) {
+                r->cur_in_window = true;   /* not copied unless a second line joins */
+                r->cur_at = (size_t)(line + h.body - r->buf);
+                r->cur_len = r->cur_first_len;
+            } else {
+                r->cur_in_window = false;
+                ws_buf_reset(&r->cur_body);
+                if (ws_buf_append(&r->cur_body, line + h.body, len - h.body))
+                    return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
+                                        r->src.path, (unsigned long long)r->cur_line,
+                                        (unsigned long long)r->opt.max_message_bytes);
+            }
             if (had)
                 return 1;
         } else if (r->have_cur) {
-            if (ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
+            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);
@@ -710,6 +809,7 @@ void ws_chat_close(ws_chat_reader *r)
         return;
     source_close(&r->src);
     free(r->buf);
+    free(r->nl_bits);
     ws_buf_free(&r->cur_body);
     ws_buf_free(&r->out_body);
     ws_buf_free(&r->fixed);

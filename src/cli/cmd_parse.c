@@ -111,19 +111,27 @@ typedef struct chat_stats {
     uint64_t count, kinds[4], invalid_utf8, skipped;
     long long first, last;
     ws_strset authors;
+    /* authors already in the set, by a hash of length and end bytes: most messages find
+     * theirs with one comparison, without hashing the whole name */
+    struct {
+        const char *name;
+        size_t len;
+    } seen[64];
 } chat_stats;
 
 static void stats_add(chat_stats *st, const ws_message *m)
 {
-    if (m->author) {
-        /* most chats have few people: a scan of the first ones beats hashing */
-        size_t i, few = st->authors.count < 16 ? st->authors.count : 16;
-        for (i = 0; i < few; i++)
-            if (st->authors.lens[i] == m->author_len && st->authors.items[i][0] == m->author[0] &&
-                memcmp(st->authors.items[i], m->author, m->author_len) == 0)
-                break;
-        if (i == few)
-            ws_strset_add(&st->authors, m->author, m->author_len);
+    if (m->author && m->author_len) {
+        const unsigned char *a = (const unsigned char *)m->author;
+        size_t n = m->author_len;
+        unsigned h = ((unsigned)n * 37u + a[0] * 5u + a[n - 1]) & 63u;
+        if (st->seen[h].len != n || memcmp(st->seen[h].name, a, n) != 0) {
+            size_t i = ws_strset_add(&st->authors, m->author, n);
+            st->seen[h].name = st->authors.items[i];
+            st->seen[h].len = n;
+        }
+    } else if (m->author) {
+        ws_strset_add(&st->authors, m->author, 0);
     }
     st->kinds[m->kind]++;
     long long k = datetime_key(&m->ts);
