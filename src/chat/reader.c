@@ -462,8 +462,10 @@ static int seek_start(ws_chat_reader *r, ws_error *err)
  * mostly share their day, and only the time needs converting then. */
 static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime *ts)
 {
-    if (r->date_cached && memcmp(h->field, r->cached_field, sizeof r->cached_field) == 0 &&
-        memcmp(h->digits, r->cached_digits, sizeof r->cached_digits) == 0 && h->ampm == r->cached_ampm) {
+    if (r->date_cached && h->field[0] == r->cached_field[0] && h->field[1] == r->cached_field[1] &&
+        h->field[2] == r->cached_field[2] && h->digits[0] == r->cached_digits[0] &&
+        h->digits[1] == r->cached_digits[1] && h->digits[2] == r->cached_digits[2] &&
+        h->ampm == r->cached_ampm) {
         int hour = h->hour;
         if (h->ampm == 1 && hour == 12)
             hour = 0;
@@ -663,12 +665,37 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     return rc;
 }
 
+/* The first ": " in s[0..n), or NULL; s lies in the window, so 16 bytes may be read past any
+ * byte before n (the slack). */
+static char *find_colon_space_window(char *s, size_t n)
+{
+#if defined(__SSE2__)
+    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    for (size_t i = 0; i < n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
+        if (m) {
+            size_t at = i + (size_t)__builtin_ctz(m);
+            return at + 1 < n ? s + at : NULL;
+        }
+    }
+    return NULL;
+#else
+    for (char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ')
+            return p;
+    return NULL;
+#endif
+}
+
 /* Moves the message being assembled into the output slot and fills msg. */
 static void emit(ws_chat_reader *r, ws_message *msg)
 {
     char *body;
     size_t len;
-    if (r->cur_in_window) {
+    bool in_window = r->cur_in_window;
+    if (in_window) {
         /* the line's terminator (or the slack at the end) becomes the NUL */
         body = r->buf + r->cur_at;
         len = r->cur_len;
@@ -687,12 +714,13 @@ static void emit(ws_chat_reader *r, ws_message *msg)
     memset(msg, 0, sizeof *msg);
     msg->ts = r->cur_ts;
     msg->line = r->cur_line;
-    char *colon = NULL;
-    for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
-        if (p + 1 < end && p[1] == ' ') {
-            colon = p;
-            break;
-        }
+    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len) : NULL;
+    if (!in_window)
+        for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
+            if (p + 1 < end && p[1] == ' ') {
+                colon = p;
+                break;
+            }
     if (colon && colon > body && !(memchr(body, '"', (size_t)(colon - body)) &&
                                    ws__chat_is_system_text(body, r->cur_first_len))) {
         *colon = '\0'; /* the author is terminated in place */

@@ -158,17 +158,14 @@ enum {
 
 /* ---- AVX2: a block is two 32-byte vectors */
 
-__attribute__((target("avx2"))) static inline __m256i pair_errors_avx2(__m256i in, __m256i prev_in)
+/* Errors of the pairs ending in the 32 bytes in, given the same bytes 1, 2 and 3 places back. */
+__attribute__((target("avx2"))) static inline __m256i pair_errors_avx2(__m256i in, __m256i prev1,
+                                                                     __m256i prev2, __m256i prev3)
 {
     const __m256i b1_high = _mm256_setr_epi8(B1_HIGH, B1_HIGH);
     const __m256i b1_low = _mm256_setr_epi8(B1_LOW, B1_LOW);
     const __m256i b2_high = _mm256_setr_epi8(B2_HIGH, B2_HIGH);
     const __m256i nibble = _mm256_set1_epi8(0x0F);
-    /* the bytes 1, 2 and 3 places back, across the vector boundary */
-    __m256i joined = _mm256_permute2x128_si256(prev_in, in, 0x21);
-    __m256i prev1 = _mm256_alignr_epi8(in, joined, 15);
-    __m256i prev2 = _mm256_alignr_epi8(in, joined, 14);
-    __m256i prev3 = _mm256_alignr_epi8(in, joined, 13);
     __m256i e1h = _mm256_shuffle_epi8(b1_high, _mm256_and_si256(_mm256_srli_epi16(prev1, 4), nibble));
     __m256i e1l = _mm256_shuffle_epi8(b1_low, _mm256_and_si256(prev1, nibble));
     __m256i e2h = _mm256_shuffle_epi8(b2_high, _mm256_and_si256(_mm256_srli_epi16(in, 4), nibble));
@@ -180,10 +177,24 @@ __attribute__((target("avx2"))) static inline __m256i pair_errors_avx2(__m256i i
     return _mm256_xor_si256(must23, special);
 }
 
+/* The same for the first 32 bytes of the input: the bytes before it count as zero. */
+__attribute__((target("avx2"))) static inline __m256i first_errors_avx2(__m256i in)
+{
+    __m256i joined = _mm256_permute2x128_si256(_mm256_setzero_si256(), in, 0x21);
+    return pair_errors_avx2(in, _mm256_alignr_epi8(in, joined, 15), _mm256_alignr_epi8(in, joined, 14),
+                            _mm256_alignr_epi8(in, joined, 13));
+}
+
+/* Loads the 32 bytes at p and the 32 starting 1, 2 and 3 bytes earlier (p - 3 is readable). */
+#define AVX2_ERRORS_AT(p)                                                                          \
+    pair_errors_avx2(_mm256_loadu_si256((const __m256i *)(p)),                                    \
+                     _mm256_loadu_si256((const __m256i *)((p)-1)),                                \
+                     _mm256_loadu_si256((const __m256i *)((p)-2)),                                \
+                     _mm256_loadu_si256((const __m256i *)((p)-3)))
+
 __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    __m256i prev = _mm256_setzero_si256();
     int inside = 0;
     while (i + 64 <= n) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(s + i));
@@ -192,12 +203,13 @@ __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s
             if (inside)
                 break; /* a character cut short by ASCII */
         } else {
-            __m256i err = _mm256_or_si256(pair_errors_avx2(a, prev), pair_errors_avx2(b, a));
+            /* the bytes before each vector are read again from memory: cheaper than shuffles */
+            __m256i err = i ? AVX2_ERRORS_AT(s + i) : first_errors_avx2(a);
+            err = _mm256_or_si256(err, AVX2_ERRORS_AT(s + i + 32));
             if (!_mm256_testz_si256(err, err))
                 break;
         }
         inside = ends_inside(s + i);
-        prev = b;
         i += 64;
     }
     size_t from = resume_at(s, i);
@@ -206,18 +218,13 @@ __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s
 
 /* ---- AVX-512BW: a block is one 64-byte vector */
 
-__attribute__((target("avx512f,avx512bw"))) static inline __m512i pair_errors_avx512(__m512i in,
-                                                                                   __m512i prev_in)
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i pair_errors_avx512(__m512i in, __m512i prev1,
+                                                                                   __m512i prev2, __m512i prev3)
 {
     const __m512i b1_high = _mm512_broadcast_i32x4(_mm_setr_epi8(B1_HIGH));
     const __m512i b1_low = _mm512_broadcast_i32x4(_mm_setr_epi8(B1_LOW));
     const __m512i b2_high = _mm512_broadcast_i32x4(_mm_setr_epi8(B2_HIGH));
     const __m512i nibble = _mm512_set1_epi8(0x0F);
-    /* each 128-bit lane next to the lane before it (the last lane of prev_in for lane 0) */
-    __m512i joined = _mm512_permutex2var_epi64(prev_in, _mm512_setr_epi64(6, 7, 8, 9, 10, 11, 12, 13), in);
-    __m512i prev1 = _mm512_alignr_epi8(in, joined, 15);
-    __m512i prev2 = _mm512_alignr_epi8(in, joined, 14);
-    __m512i prev3 = _mm512_alignr_epi8(in, joined, 13);
     __m512i e1h = _mm512_shuffle_epi8(b1_high, _mm512_and_si512(_mm512_srli_epi16(prev1, 4), nibble));
     __m512i e1l = _mm512_shuffle_epi8(b1_low, _mm512_and_si512(prev1, nibble));
     __m512i e2h = _mm512_shuffle_epi8(b2_high, _mm512_and_si512(_mm512_srli_epi16(in, 4), nibble));
@@ -231,15 +238,18 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512i pair_errors_av
 __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    __m512i prev = _mm512_setzero_si512();
     int inside = 0;
+    __m512i prev = _mm512_setzero_si512();
     while (i + 64 <= n) {
         __m512i a = _mm512_loadu_si512((const void *)(s + i));
         if (!_mm512_movepi8_mask(a)) {
             if (inside)
                 break;
         } else {
-            __m512i err = pair_errors_avx512(a, prev);
+            /* each 128-bit lane next to the one before it (prev's last lane for lane 0) */
+            __m512i joined = _mm512_alignr_epi64(a, prev, 6);
+            __m512i err = pair_errors_avx512(a, _mm512_alignr_epi8(a, joined, 15), _mm512_alignr_epi8(a, joined, 14),
+                                             _mm512_alignr_epi8(a, joined, 13));
             if (_mm512_test_epi8_mask(err, err))
                 break;
         }
