@@ -665,26 +665,34 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     return rc;
 }
 
-/* The first ": " in s[0..n), or NULL; s lies in the window, so 16 bytes may be read past any
- * byte before n (the slack). */
-static char *find_colon_space_window(char *s, size_t n)
+/* The first ": " in s[0..n), or NULL; *quote tells whether a '"' comes before it. s lies in
+ * the window, so 16 bytes may be read past any byte before n (the slack). */
+static char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
-    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' '), dq = _mm_set1_epi8('"');
+    bool any_quote = false;
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
+        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, dq));
         if (m) {
             size_t at = i + (size_t)__builtin_ctz(m);
-            return at + 1 < n ? s + at : NULL;
+            if (at + 1 >= n)
+                return NULL;
+            *quote = any_quote || (q & ((1u << (at - i)) - 1));
+            return s + at;
         }
+        any_quote |= q != 0;
     }
     return NULL;
 #else
     for (char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
-        if (p + 1 < end && p[1] == ' ')
+        if (p + 1 < end && p[1] == ' ') {
+            *quote = memchr(s, '"', (size_t)(p - s)) != NULL;
             return p;
+        }
     return NULL;
 #endif
 }
@@ -714,15 +722,17 @@ static void emit(ws_chat_reader *r, ws_message *msg)
     memset(msg, 0, sizeof *msg);
     msg->ts = r->cur_ts;
     msg->line = r->cur_line;
-    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len) : NULL;
-    if (!in_window)
+    bool quote = false;
+    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len, &quote) : NULL;
+    if (!in_window) {
         for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
             if (p + 1 < end && p[1] == ' ') {
                 colon = p;
                 break;
             }
-    if (colon && colon > body && !(memchr(body, '"', (size_t)(colon - body)) &&
-                                   ws__chat_is_system_text(body, r->cur_first_len))) {
+        quote = colon && memchr(body, '"', (size_t)(colon - body));
+    }
+    if (colon && colon > body && !(quote && ws__chat_is_system_text(body, r->cur_first_len))) {
         *colon = '\0'; /* the author is terminated in place */
         msg->author = body;
         msg->author_len = (size_t)(colon - body);

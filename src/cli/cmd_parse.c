@@ -119,13 +119,34 @@ typedef struct chat_stats {
     } seen[64];
 } chat_stats;
 
+/* a[0..n) == b[0..n) for short names, inline: word loads that stay inside both. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 static void stats_add(chat_stats *st, const ws_message *m)
 {
     if (m->author && m->author_len) {
         const unsigned char *a = (const unsigned char *)m->author;
         size_t n = m->author_len;
         unsigned h = ((unsigned)n * 37u + a[0] * 5u + a[n - 1]) & 63u;
-        if (st->seen[h].len != n || memcmp(st->seen[h].name, a, n) != 0) {
+        if (st->seen[h].len != n || !same_bytes(st->seen[h].name, (const char *)a, n)) {
             size_t i = ws_strset_add(&st->authors, m->author, n);
             st->seen[h].name = st->authors.items[i];
             st->seen[h].len = n;
