@@ -271,10 +271,11 @@ static void index_newlines(ws_chat_reader *r)
         uint64_t bits = 0;
 #if defined(__SSE2__)
         const __m128i nl = _mm_set1_epi8('\n');
-        for (int k = 0; k < 4; k++) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + 16 * k));
-            bits |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, nl)) << (16 * k);
-        }
+        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
+        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), nl));
+        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), nl));
+        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), nl));
+        bits = m0 | m1 << 16 | m2 << 32 | m3 << 48;
 #else
         for (int k = 0; k < 64; k++)
             bits |= (uint64_t)(p[k] == '\n') << k;
