@@ -503,7 +503,9 @@ static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_head
         return false;
     if (!ws__chat_parse_header(line, len, h))
         return false;
-    if (ws__chat_template_make(line, h, &r->templates[r->next_template])) {
+    /* a header that runs to the end of its line ("... 10:00 -") says nothing about the space a
+     * longer line has after it: the grammar skips that space, such a template would not */
+    if (h->body < len && ws__chat_template_make(line, h, &r->templates[r->next_template])) {
         r->next_template = (r->next_template + 1) % 4;
         if (r->n_templates < 4)
             r->n_templates++;
