@@ -503,9 +503,12 @@ static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_head
         return false;
     if (!ws__chat_parse_header(line, len, h))
         return false;
-    /* a header that runs to the end of its line ("... 10:00 -") says nothing about the space a
-     * longer line has after it: the grammar skips that space, such a template would not */
-    if (h->body < len && ws__chat_template_make(line, h, &r->templates[r->next_template])) {
+    /* A layout is learned only from a header that ends with the space it consumed: after "-"
+     * or "]" the grammar takes one space when there is one, so a header cut there ("10:00 -"
+     * at the end of the line, "[...]text") would teach a layout that leaves that space in
+     * the author of later lines. */
+    if (h->body < len && h->body > 0 && line[h->body - 1] == ' ' &&
+        ws__chat_template_make(line, h, &r->templates[r->next_template])) {
         r->next_template = (r->next_template + 1) % 4;
         if (r->n_templates < 4)
             r->n_templates++;
@@ -761,11 +764,13 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
     if (r->empty)
         return 0;
     while ((rc = next_line(r, &line, &len, err)) == 1) {
+        uint64_t invalid_before = r->invalid_utf8;
         repair_utf8(r, &line, &len);
         chat_header h;
         ws_datetime ts;
         bool is_header = header_of(r, line, len, &h) && resolve_cached(r, &h, &ts);
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
+            r->invalid_utf8 = invalid_before;   /* the next range counts this line */
             r->eof = true;   /* the next range begins here */
             r->pos = r->end;
             break;
@@ -800,6 +805,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
                                     (unsigned long long)r->opt.max_message_bytes);
         } else if (!r->opt.range_start) {
             r->skipped++;   /* lines before the first header of the file */
+        } else {
+            r->invalid_utf8 = invalid_before;   /* the previous range's last message: counted there */
         }
     }
     if (rc < 0)
@@ -808,7 +815,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         emit(r, msg);
         return 1;
     }
-    if (!r->seen_header && !r->opt.range_start)
+    /* a range without headers is not an error: the other ranges may hold them */
+    if (!r->seen_header && !r->opt.range_start && !r->opt.range_end)
         return ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", r->src.path);
     return 0;
 }

@@ -156,15 +156,18 @@ enum {
         TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT,           \
         TOO_SHORT, TOO_SHORT
 
+static const unsigned char b1_high_table[16] = {B1_HIGH}, b1_low_table[16] = {B1_LOW},
+                           b2_high_table[16] = {B2_HIGH};
+
 /* ---- AVX2: a block is two 32-byte vectors */
 
 /* Errors of the pairs ending in the 32 bytes in, given the same bytes 1, 2 and 3 places back. */
 __attribute__((target("avx2"))) static inline __m256i pair_errors_avx2(__m256i in, __m256i prev1,
                                                                      __m256i prev2, __m256i prev3)
 {
-    const __m256i b1_high = _mm256_setr_epi8(B1_HIGH, B1_HIGH);
-    const __m256i b1_low = _mm256_setr_epi8(B1_LOW, B1_LOW);
-    const __m256i b2_high = _mm256_setr_epi8(B2_HIGH, B2_HIGH);
+    const __m256i b1_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b1_high_table));
+    const __m256i b1_low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b1_low_table));
+    const __m256i b2_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b2_high_table));
     const __m256i nibble = _mm256_set1_epi8(0x0F);
     __m256i e1h = _mm256_shuffle_epi8(b1_high, _mm256_and_si256(_mm256_srli_epi16(prev1, 4), nibble));
     __m256i e1l = _mm256_shuffle_epi8(b1_low, _mm256_and_si256(prev1, nibble));
@@ -221,9 +224,9 @@ __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s
 __attribute__((target("avx512f,avx512bw"))) static inline __m512i pair_errors_avx512(__m512i in, __m512i prev1,
                                                                                    __m512i prev2, __m512i prev3)
 {
-    const __m512i b1_high = _mm512_broadcast_i32x4(_mm_setr_epi8(B1_HIGH));
-    const __m512i b1_low = _mm512_broadcast_i32x4(_mm_setr_epi8(B1_LOW));
-    const __m512i b2_high = _mm512_broadcast_i32x4(_mm_setr_epi8(B2_HIGH));
+    const __m512i b1_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b1_high_table));
+    const __m512i b1_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b1_low_table));
+    const __m512i b2_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b2_high_table));
     const __m512i nibble = _mm512_set1_epi8(0x0F);
     __m512i e1h = _mm512_shuffle_epi8(b1_high, _mm512_and_si512(_mm512_srli_epi16(prev1, 4), nibble));
     __m512i e1l = _mm512_shuffle_epi8(b1_low, _mm512_and_si512(prev1, nibble));

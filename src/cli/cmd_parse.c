@@ -277,6 +277,9 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
         stats_merge(st, &parts[k].st);
         ws_strset_free(&parts[k].st.authors);
     }
+    /* no part saw a header (possible when the order was forced, so not checked up front) */
+    if (!*rc && !st->count)
+        *rc = ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", path);
     return 1;
 }
 

@@ -124,6 +124,20 @@ open(sys.argv[2], "wb").write(bytes(b))
 PY
   expect "generated export above 8 MB" test "$(stat -c %s "$tmp/big.txt")" -gt 8500000
   stats_vs_messages "$tmp/big.txt"
+  # a first half with no header at all (notes pasted before the chat): the part read without
+  # headers is not an error, and the notes are lines_skipped
+  python3 - "$tmp/gen.txt" "$tmp/notes-first.txt" <<'PY'
+import sys
+chat = open(sys.argv[1], "rb").read()[:3000000]
+open(sys.argv[2], "wb").write(b"".join(b"just some notes, line %d\n" % i for i in range(250000)) + chat)
+PY
+  stats_vs_messages "$tmp/notes-first.txt"
+  expect "notes are skipped lines" grep -q '"lines_skipped":250000' "$tmp/s.json"
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(b"".join(b"only notes, line %d\n" % i for i in range(400000)))' \
+    "$tmp/notes-only.txt"
+  expect "notes-only above 8 MB" test "$(stat -c %s "$tmp/notes-only.txt")" -gt 8500000
+  check_error "no headers, order forced, read in parts" "no WhatsApp message headers found" \
+    "$bin" parse "$tmp/notes-only.txt" --stats --date-order dmy
 fi
 
 echo "$pass passed, $fail failed"

@@ -810,18 +810,23 @@ static void header_at_line_end_teaches_no_layout(void)
                        "11/01/2019, 14:28 - Bea: hi\n"
                        "11/01/2019, 14:29 - Bea: ok\n"
                        "[11/01/2019, 14:30:00]\n"
-                       "[11/01/2019, 14:31:00] Omar: yes\n";
+                       "[11/01/2019, 14:31:00] Omar: yes\n"
+                       "[11/01/2019, 14:32:00]Omar: no space\n"
+                       "[11/01/2019, 14:33:00] Omar: again\n";
     parsed p = {0};
     ws_error err = {0};
     CHECK_EQ_INT(parse_mem(text, strlen(text), WS_DATE_AUTO, &p, &err), 0);
-    CHECK_EQ_INT(p.n, 5);
-    if (p.n == 5) {
+    CHECK_EQ_INT(p.n, 7);
+    if (p.n == 7) {
         CHECK(p.author[0] == NULL && strcmp(p.text[0], "") == 0);
         CHECK_EQ_STR(p.author[1], "Bea");
         CHECK_EQ_STR(p.author[2], "Bea");
         CHECK_EQ_STR(p.text[2], "ok");
         CHECK(p.author[3] == NULL);
         CHECK_EQ_STR(p.author[4], "Omar");
+        CHECK_EQ_STR(p.author[5], "Omar");
+        CHECK_EQ_STR(p.text[5], "no space");
+        CHECK_EQ_STR(p.author[6], "Omar");
     }
     parsed_free(&p);
 }
