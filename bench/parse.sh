@@ -4,13 +4,14 @@
 # against `wc -l` on the same file (the read-and-scan limit), whatstk (PyPI) and
 # whatsapp-chat-parser (npm). Then the peak memory on a ~1 GB export. Medians of RUNS runs.
 # Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1),
-# PEERS (0 skips the slow whatstk and whatsapp-chat-parser runs, for quick iterations; default 1).
+# PEERS (0 skips the slow whatstk and whatsapp-chat-parser runs, for quick iterations; default 1),
+# BIN (the whatstyle binary to measure, default build/whatstyle: to compare with another build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}; RUNS=${RUNS:-5}; BIG=${BIG:-1}; PEERS=${PEERS:-1}
 make -s all >/dev/null
 data=build/bench-data; mkdir -p "$data"
-bin=build/whatstyle
+bin=${BIN:-build/whatstyle}
 ./build/bench_gen_export "$N" "$data/chat.txt" >/dev/null
 size=$(stat -c %s "$data/chat.txt")
 cat "$data/chat.txt" > /dev/null   # warm the page cache: every contender reads from memory
