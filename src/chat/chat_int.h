@@ -67,6 +67,7 @@ size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n);
 /* With one implementation; false (and *out untouched) when this CPU or build lacks it. */
 bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out);
 ws_utf8_impl ws__chat_utf8_impl(void);   /* the one ws__chat_utf8_prefix uses */
+bool ws__chat_cpu_avx2(void);             /* this CPU has AVX2 (checked once) */
 /* Length of the valid sequence at s, or 0 with *bad = bytes of the maximal invalid subpart. */
 size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
 

@@ -293,16 +293,18 @@ bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t
 
 static size_t (*best_prefix)(const unsigned char *, size_t) = ws__chat_utf8_prefix_scalar;
 static ws_utf8_impl best_impl = WS_UTF8_SCALAR;
+static bool cpu_avx2;
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 
 static void pick(void)
 {
 #if WS_UTF8_X86
     __builtin_cpu_init();
+    cpu_avx2 = __builtin_cpu_supports("avx2");
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
         best_prefix = prefix_avx512;
         best_impl = WS_UTF8_AVX512;
-    } else if (__builtin_cpu_supports("avx2")) {
+    } else if (cpu_avx2) {
         best_prefix = prefix_avx2;
         best_impl = WS_UTF8_AVX2;
     }
@@ -319,4 +321,10 @@ size_t ws__chat_utf8_prefix(const unsigned char *s, size_t n)
 {
     pthread_once(&pick_once, pick);
     return best_prefix(s, n);
+}
+
+bool ws__chat_cpu_avx2(void)
+{
+    pthread_once(&pick_once, pick);
+    return cpu_avx2;
 }
