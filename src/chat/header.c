@@ -433,6 +433,8 @@ static inline int field_value(const unsigned char *d, unsigned digits)
         return (d[0] - '0') * 10 + (d[1] - '0');
     if (digits == 1)
         return d[0] - '0';
+    if (digits == 4)
+        return ((d[0] - '0') * 10 + (d[1] - '0')) * 100 + (d[2] - '0') * 10 + (d[3] - '0');
     int v = 0;
     for (unsigned k = 0; k < digits; k++)
         v = v * 10 + (d[k] - '0');

@@ -362,7 +362,7 @@ static int refill(ws_chat_reader *r, ws_error *err)
 
 /* Next physical line without its terminator (\n, \r\n or a lone \r). Returns 1, 0 at the end,
  * or a negative code. The line stays valid until the next call. */
-static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
+static inline __attribute__((always_inline)) int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
 {
     for (;;) {
         char *start = r->buf + r->pos;
@@ -514,7 +514,7 @@ static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime 
 }
 
 /* Is this line a message header? Known layouts first, then the full grammar. */
-static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
 {
     /* a line in the window may be read up to the slack after it */
     size_t readable = line >= r->buf && line < r->buf + r->buf_cap
@@ -542,8 +542,8 @@ static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_head
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
 static int detect_order(ws_chat_reader *r, ws_error *err)
 {
-    const char *line;
-    size_t len;
+    const char *line = NULL;
+    size_t len = 0;
     int rc;
     uint64_t dm_lines = 0, ymd_lines = 0, back_dmy = 0, back_mdy = 0, us_votes = 0;
     long long prev_dmy = -1, prev_mdy = -1;
@@ -727,10 +727,10 @@ static char *find_colon_space_window(char *s, size_t n, bool *quote)
 }
 
 /* Moves the message being assembled into the output slot and fills msg. */
-static void emit(ws_chat_reader *r, ws_message *msg)
+static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_message *msg)
 {
     char *body;
-    size_t len;
+    size_t len = 0;
     bool in_window = r->cur_in_window;
     if (in_window) {
         /* the line's terminator (or the slack at the end) becomes the NUL */
@@ -781,8 +781,8 @@ static void emit(ws_chat_reader *r, ws_message *msg)
 
 int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
 {
-    const char *line;
-    size_t len;
+    const char *line = NULL;
+    size_t len = 0;
     int rc;
     if (r->empty)
         return 0;
