@@ -733,10 +733,8 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     size_t len = 0;
     bool in_window = r->cur_in_window;
     if (in_window) {
-        /* the line's terminator (or the slack at the end) becomes the NUL */
         body = r->buf + r->cur_at;
         len = r->cur_len;
-        body[len] = '\0';
         r->cur_in_window = false;
     } else {
         ws_buf tmp = r->out_body;
@@ -760,6 +758,10 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
                 break;
             }
         quote = colon && memchr(body, '"', (size_t)(colon - body));
+    } else {
+        /* the line's terminator (or the slack at the end) becomes the NUL; written after the
+         * search above, whose wide loads would otherwise wait on this store */
+        body[len] = '\0';
     }
     if (colon && colon > body && !(quote && ws__chat_is_system_text(body, r->cur_first_len))) {
         *colon = '\0'; /* the author is terminated in place */
