@@ -3,18 +3,21 @@
 # run, the throughput of `whatstyle parse --stats` and `--format jsonl`, and the ratios
 # against `wc -l` on the same file (the read-and-scan limit), whatstk (PyPI) and
 # whatsapp-chat-parser (npm). Then the peak memory on a ~1 GB export. Medians of RUNS runs.
-# Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1).
+# Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1),
+# PEERS (0 skips the slow whatstk and whatsapp-chat-parser runs, for quick iterations; default 1),
+# BIN (the whatstyle binary to measure, default build/whatstyle: to compare with another build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${N:-1000000}; RUNS=${RUNS:-5}; BIG=${BIG:-1}
+N=${N:-1000000}; RUNS=${RUNS:-5}; BIG=${BIG:-1}; PEERS=${PEERS:-1}
 make -s all >/dev/null
 data=build/bench-data; mkdir -p "$data"
-bin=build/whatstyle
+bin=${BIN:-build/whatstyle}
 ./build/bench_gen_export "$N" "$data/chat.txt" >/dev/null
 size=$(stat -c %s "$data/chat.txt")
 cat "$data/chat.txt" > /dev/null   # warm the page cache: every contender reads from memory
 
 # peers, installed on first use (git-ignored under build/)
+if [ "$PEERS" = 1 ]; then
 if [ ! -x build/bench-venv/bin/python ] || ! build/bench-venv/bin/python -c "import whatstk" 2>/dev/null; then
   python3 -m venv build/bench-venv && build/bench-venv/bin/pip install -q whatstk==0.9.1
 fi
@@ -23,25 +26,31 @@ if [ ! -d build/bench-node/node_modules/whatsapp-chat-parser ]; then
     (cd build/bench-node && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 cp bench/peers/whatsapp_chat_parser.mjs build/bench-node/
+fi
 
 t() { python3 bench/timeit.py "$@" | cut -d' ' -f1; }
 mbps() { python3 -c "print('%.0f' % ($size / 1e6 / $1))"; }
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+peers() { [ "$PEERS" = 1 ] && echo ", $(ratio "$wtk_t" "$1")x whatstk, $(ratio "$node_t" "$1")x whatsapp-chat-parser"; true; }
 
 echo "parse benchmark: $N messages, $((size / 1000000)) MB, $(nproc) cores, median of $RUNS runs"
 wc_t=$(t "$RUNS" wc -l "$data/chat.txt")
 stats_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --stats)
 jsonl_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --format jsonl)
-node_t=$(t 3 node build/bench-node/whatsapp_chat_parser.mjs "$data/chat.txt")
-wtk_t=$(t 1 build/bench-venv/bin/python bench/peers/whatstk_parse.py "$data/chat.txt" '%d/%m/%Y, %H:%M - %name:')
+if [ "$PEERS" = 1 ]; then
+  node_t=$(t 3 node build/bench-node/whatsapp_chat_parser.mjs "$data/chat.txt")
+  wtk_t=$(t 1 build/bench-venv/bin/python bench/peers/whatstk_parse.py "$data/chat.txt" '%d/%m/%Y, %H:%M - %name:')
+fi
 printf '%-34s %9s %9s %s\n' "contender" "seconds" "MB/s" "ratio"
 printf '%-34s %9s %9s %s\n' "wc -l (read-and-scan limit)" "$wc_t" "$(mbps "$wc_t")" ""
 printf '%-34s %9s %9s %s\n' "whatstyle parse --stats" "$stats_t" "$(mbps "$stats_t")" \
-  "$(ratio "$wc_t" "$stats_t")x of wc -l, $(ratio "$wtk_t" "$stats_t")x whatstk, $(ratio "$node_t" "$stats_t")x whatsapp-chat-parser"
+  "$(ratio "$wc_t" "$stats_t")x of wc -l$(peers "$stats_t")"
 printf '%-34s %9s %9s %s\n' "whatstyle parse --format jsonl" "$jsonl_t" "$(mbps "$jsonl_t")" \
-  "$(ratio "$wc_t" "$jsonl_t")x of wc -l, $(ratio "$wtk_t" "$jsonl_t")x whatstk, $(ratio "$node_t" "$jsonl_t")x whatsapp-chat-parser"
-printf '%-34s %9s %9s\n' "whatsapp-chat-parser 4.0.2 (node)" "$node_t" "$(mbps "$node_t")"
-printf '%-34s %9s %9s\n' "whatstk 0.9.1 (python)" "$wtk_t" "$(mbps "$wtk_t")"
+  "$(ratio "$wc_t" "$jsonl_t")x of wc -l$(peers "$jsonl_t")"
+if [ "$PEERS" = 1 ]; then
+  printf '%-34s %9s %9s\n' "whatsapp-chat-parser 4.0.2 (node)" "$node_t" "$(mbps "$node_t")"
+  printf '%-34s %9s %9s\n' "whatstk 0.9.1 (python)" "$wtk_t" "$(mbps "$wtk_t")"
+fi
 
 if [ "$BIG" = 1 ]; then
   big=$((N * 14))

@@ -53,7 +53,9 @@ typedef struct ws_chat_options {
     uint64_t max_message_bytes;      /* 0 = WS_CHAT_DEFAULT_MAX_MESSAGE */
     /* Read only the messages whose header starts in [range_start, range_end) (0 = to the end)
      * of a text export; range_start must be the start of a line. Lines before the first
-     * header of the range are not messages of it. Lets several readers split one file. */
+     * header of the range are not messages of it (nor are their bad UTF-8 bytes counted: the
+     * range before counts them). A range without any header yields 0 messages, not the
+     * "no headers" error. Lets several readers split one file. */
     uint64_t range_start, range_end;
 } ws_chat_options;
 

@@ -21,16 +21,27 @@ typedef struct chat_header {
 
 /* A learned header layout (see header.c). */
 typedef struct chat_template {
-    unsigned char lit[64], litmask[64], digitmask[64];
+    _Alignas(16) unsigned char lit[64];
+    _Alignas(16) unsigned char litmask[64];
+    _Alignas(16) unsigned char digitmask[64];
     size_t len;
+    size_t span;                 /* len rounded up to 16: the bytes the match compares */
     int fields;
+    unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
     chat_header proto;
 } chat_template;
 
+/* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
+ * readable bytes are copied to a padded scratch first. */
+#define WS_CHAT_TEMPLATE_READ 64
+
 /* Learns the layout of a header the grammar accepted; false when it cannot be templated. */
 bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *t);
-/* True when line s[0..n) has the template's layout; fills h as the grammar would. */
-bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h);
+/* True when line s[0..n) has the template's layout; fills h as the grammar would. readable
+ * (>= n) is how many bytes from s may be read (the bytes after the line do not change the
+ * answer; reading them only saves a copy). */
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
+                             chat_header *h);
 
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */
@@ -46,6 +57,19 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited);
 /* True when an author-less looking line "X ...: ..." is in fact a system event whose text
  * happens to contain ": " (group subject changes and similar). */
 bool ws__chat_is_system_text(const char *text, size_t n);
+
+/* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
+ * by n counts as invalid. Every implementation returns the same answer; the fastest one this
+ * CPU has is picked once (thread-safe). */
+typedef enum { WS_UTF8_SCALAR, WS_UTF8_AVX2, WS_UTF8_AVX512 } ws_utf8_impl;
+size_t ws__chat_utf8_prefix(const unsigned char *s, size_t n);
+size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n);
+/* With one implementation; false (and *out untouched) when this CPU or build lacks it. */
+bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out);
+ws_utf8_impl ws__chat_utf8_impl(void);   /* the one ws__chat_utf8_prefix uses */
+bool ws__chat_cpu_avx2(void);             /* this CPU has AVX2 (checked once) */
+/* Length of the valid sequence at s, or 0 with *bad = bytes of the maximal invalid subpart. */
+size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
 
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */

@@ -11,6 +11,9 @@
  * "author: " after it, so ordinary text that starts with a date is not taken for a header. */
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "chat/chat_int.h"
 
@@ -406,41 +409,67 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
             if (!is_ascii_digit(s[h->pos[f] + k]))
                 return false; /* Eastern Arabic digits: the grammar handles those */
     t->len = h->body;
+    t->span = (t->len + 15) & ~(size_t)15;
     memcpy(t->lit, s, t->len);
     memset(t->litmask, 0xFF, t->len);
-    for (int f = 0; f < fields; f++)
+    for (int f = 0; f < fields; f++) {
+        t->fpos[f] = (unsigned char)h->pos[f];
+        t->fdigits[f] = (unsigned char)h->digits[f];
         for (int k = 0; k < h->digits[f]; k++) {
             t->lit[h->pos[f] + k] = 0;
             t->litmask[h->pos[f] + k] = 0;
             t->digitmask[h->pos[f] + k] = 0xFF;
         }
+    }
     t->proto = *h;
     t->fields = fields;
     return true;
 }
 
-static int read_digits(const char *s, int count)
+/* The value of a field of 1 to 4 ASCII digits (already checked to be digits). */
+static inline int field_value(const unsigned char *d, unsigned digits)
 {
+    if (digits == 2)
+        return (d[0] - '0') * 10 + (d[1] - '0');
+    if (digits == 1)
+        return d[0] - '0';
+    if (digits == 4)
+        return ((d[0] - '0') * 10 + (d[1] - '0')) * 100 + (d[2] - '0') * 10 + (d[3] - '0');
     int v = 0;
-    for (int k = 0; k < count; k++)
-        v = v * 10 + (s[k] - '0');
+    for (unsigned k = 0; k < digits; k++)
+        v = v * 10 + (d[k] - '0');
     return v;
 }
 
-bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, chat_header *h)
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
+                             chat_header *h)
 {
     if (n <= t->len || !t->len)
         return false;
-    /* eight bytes at a time: literal bytes equal, wildcard bytes ASCII digits */
-    size_t words = (t->len + 7) / 8;
-    uint64_t copy[8];
     const unsigned char *src = (const unsigned char *)s;
-    if (n < words * 8) { /* a short line: pad it */
+    _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
+    if (readable < t->span) { /* too near the end of the buffer: pad a copy */
         memset(copy, 0, sizeof copy);
-        memcpy(copy, s, n);
-        src = (const unsigned char *)copy;
+        memcpy(copy, s, n < sizeof copy ? n : sizeof copy);
+        src = copy;
     }
-    for (size_t w = 0; w < words; w++) {
+    /* literal bytes equal, wildcard bytes ASCII digits */
+#if defined(__SSE2__)
+    const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    for (size_t k = 0; k < t->span; k += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(src + k));
+        __m128i lit = _mm_load_si128((const __m128i *)(t->lit + k));
+        __m128i litmask = _mm_load_si128((const __m128i *)(t->litmask + k));
+        __m128i digitmask = _mm_load_si128((const __m128i *)(t->digitmask + k));
+        __m128i eq = _mm_cmpeq_epi8(_mm_and_si128(x, litmask), lit);
+        __m128i d = _mm_sub_epi8(x, zero_char);
+        __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
+        __m128i ok = _mm_andnot_si128(_mm_andnot_si128(is_digit, digitmask), eq);
+        if (_mm_movemask_epi8(ok) != 0xFFFF)
+            return false;
+    }
+#else
+    for (size_t w = 0; w < t->span / 8; w++) {
         uint64_t word, lit, litmask, digitmask;
         memcpy(&word, src + w * 8, 8);
         memcpy(&lit, t->lit + w * 8, 8);
@@ -453,25 +482,23 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, ch
         if (not_digit & digitmask)
             return false;
     }
+#endif
     /* literals surround every field, so digit counts (and so values) are the grammar's */
-    const chat_header *p = &t->proto;
-    int v[6] = {0};
-    for (int f = 0; f < t->fields; f++) {
-        const unsigned char *d = (const unsigned char *)s + p->pos[f];
-        switch (p->digits[f]) {
-        case 1: v[f] = d[0] - '0'; break;
-        case 2: v[f] = (d[0] - '0') * 10 + (d[1] - '0'); break;
-        default: v[f] = read_digits((const char *)d, p->digits[f]); break;
-        }
-    }
-    if (v[4] > 59 || v[5] > 59 || v[3] > 24)
+    const unsigned char *b = (const unsigned char *)s;
+    int v0 = field_value(b + t->fpos[0], t->fdigits[0]);
+    int v1 = field_value(b + t->fpos[1], t->fdigits[1]);
+    int v2 = field_value(b + t->fpos[2], t->fdigits[2]);
+    int hour = field_value(b + t->fpos[3], t->fdigits[3]);
+    int minute = field_value(b + t->fpos[4], t->fdigits[4]);
+    int second = t->fields == 6 ? field_value(b + t->fpos[5], t->fdigits[5]) : 0;
+    if (minute > 59 || second > 59 || hour > 24)
         return false;
-    *h = *p;
-    h->field[0] = v[0];
-    h->field[1] = v[1];
-    h->field[2] = v[2];
-    h->hour = v[3];
-    h->minute = v[4];
-    h->second = v[5];
+    *h = t->proto;
+    h->field[0] = v0;
+    h->field[1] = v1;
+    h->field[2] = v2;
+    h->hour = hour;
+    h->minute = minute;
+    h->second = second;
     return true;
 }

@@ -102,6 +102,7 @@ static unsigned filter_key(size_t len, unsigned char first)
 static length_filter deleted_lengths, media_lengths;
 static size_t edited_lens[COUNT_EDITED], media_suffix_lens[COUNT_MEDIA_SUFFIX];
 static pthread_once_t filters_once = PTHREAD_ONCE_INIT;
+static int filters_ready;   /* set once the filters are filled: skips pthread_once after that */
 
 static void fill_filter(length_filter *f, const char *const *list, size_t count)
 {
@@ -123,6 +124,7 @@ static void init_filters(void)
         media_suffix_lens[i] = strlen(media_suffix[i]);
     fill_filter(&deleted_lengths, deleted_exact, COUNT(deleted_exact));
     fill_filter(&media_lengths, media_exact, COUNT(media_exact));
+    __atomic_store_n(&filters_ready, 1, __ATOMIC_RELEASE);
 }
 
 static bool equals_any(const char *s, size_t n, const char *const *list, size_t count,
@@ -183,7 +185,8 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited)
     const char *s = text;
     size_t len = n, at;
     *edited = false;
-    pthread_once(&filters_once, init_filters);
+    if (!__atomic_load_n(&filters_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&filters_once, init_filters);
     if (!n)
         return WS_MSG_TEXT;
     unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -18,7 +19,8 @@
 #include "core/mem.h"
 
 #define CHUNK (1u << 20)
-#define WORDS_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+/* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
+#define SLACK 64
 
 /* ------------------------------------------------------------------ byte sources */
 
@@ -208,6 +210,9 @@ struct ws_chat_reader {
     size_t buf_cap, pos, end;
     uint64_t window_offset;  /* offset in the source of buf[0] */
     uint64_t line_offset;    /* offset in the source of the last line returned */
+    uint64_t *nl_bits;       /* bit i set: buf[i] is '\n' (for i < end); rebuilt after each refill */
+    size_t nl_words;         /* allocated words of nl_bits */
+    bool nl_ready;
     size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
     bool cr_known;           /* cr_at is up to date for the bytes in the window */
     size_t utf8_ok;          /* bytes of buf before this index (from the current line) are valid UTF-8 */
@@ -229,15 +234,106 @@ struct ws_chat_reader {
     ws_datetime cur_ts;
     uint64_t cur_line;
     size_t cur_first_len;      /* bytes of the body that came from the header line */
+    /* A message of one line is not copied: it stays in the window at buf[cur_at..+cur_len)
+     * until a continuation line or a refill needs it in cur_body. */
+    bool cur_in_window;
+    size_t cur_at, cur_len;
     ws_buf cur_body, out_body;
     ws_buf fixed;              /* scratch for a line with invalid UTF-8 repaired */
 };
 
 static const ws_chat_options default_options;
 
+/* Copies the message being assembled out of the window (before the window moves, or when a
+ * second line joins it). Fails only above the message cap. */
+static int take_out_of_window(ws_chat_reader *r)
+{
+    if (!r->have_cur || !r->cur_in_window)
+        return 0;
+    r->cur_in_window = false;
+    ws_buf_reset(&r->cur_body);
+    return ws_buf_append(&r->cur_body, r->buf + r->cur_at, r->cur_len);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. */
+__attribute__((target("avx2"))) static void newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
+{
+    const __m256i nl = _mm256_set1_epi8('\n');
+    for (size_t w = 0; w < words; w++) {
+        const unsigned char *p = b + w * 64;
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)p), nl));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + 32)), nl));
+        out[w] = lo | hi << 32;
+    }
+}
+#define HAVE_NEWLINE_AVX2 1
+#endif
+
+/* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
+ * per line. */
+static void index_newlines(ws_chat_reader *r)
+{
+    size_t words = (r->end + 63) / 64;
+    if (words + 1 > r->nl_words) {
+        r->nl_words = (r->buf_cap + SLACK) / 64 + 1;
+        free(r->nl_bits);
+        r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
+    }
+    const unsigned char *b = (const unsigned char *)r->buf;
+#if defined(HAVE_NEWLINE_AVX2)
+    if (ws__chat_cpu_avx2()) {
+        newline_bits_avx2(b, words, r->nl_bits);
+        words = 0;
+    }
+#endif
+    for (size_t w = 0; w < words; w++) {
+        const unsigned char *p = b + w * 64;   /* may run into the slack: masked below */
+        uint64_t bits = 0;
+#if defined(__SSE2__)
+        const __m128i nl = _mm_set1_epi8('\n');
+        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
+        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), nl));
+        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), nl));
+        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), nl));
+        bits = m0 | m1 << 16 | m2 << 32 | m3 << 48;
+#else
+        for (int k = 0; k < 64; k++)
+            bits |= (uint64_t)(p[k] == '\n') << k;
+#endif
+        r->nl_bits[w] = bits;
+    }
+    words = (r->end + 63) / 64;
+    if (r->end % 64)
+        r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
+    r->nl_bits[words] = 0;
+    r->nl_ready = true;
+}
+
+/* Index of the first '\n' in buf[from..end), or end. */
+static inline size_t find_newline(const ws_chat_reader *r, size_t from)
+{
+    size_t w = from / 64, words = (r->end + 63) / 64;
+    if (w >= words)
+        return r->end;
+    uint64_t bits = r->nl_bits[w] & (~0ull << (from % 64));
+    while (!bits) {
+        if (++w >= words)
+            return r->end;
+        bits = r->nl_bits[w];
+    }
+    return w * 64 + (size_t)__builtin_ctzll(bits);
+}
+
 /* Fills the window so that a complete line (or the rest of the input) is available. */
 static int refill(ws_chat_reader *r, ws_error *err)
 {
+    if (take_out_of_window(r))
+        return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
+                            r->src.path, (unsigned long long)r->cur_line,
+                            (unsigned long long)r->opt.max_message_bytes);
+    r->nl_ready = false;
     r->cr_known = false;
     r->utf8_ok = r->utf8_ok > r->pos ? r->utf8_ok - r->pos : 0;
     if (r->pos > 0) {
@@ -252,7 +348,8 @@ static int refill(ws_chat_reader *r, ws_error *err)
                                 (unsigned long long)r->line_no + 1,
                                 (unsigned long long)r->opt.max_message_bytes);
         r->buf_cap *= 2;
-        r->buf = ws_xrealloc(r->buf, r->buf_cap);
+        r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
+        memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
     long got = source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
     if (got < 0)
@@ -265,12 +362,15 @@ static int refill(ws_chat_reader *r, ws_error *err)
 
 /* Next physical line without its terminator (\n, \r\n or a lone \r). Returns 1, 0 at the end,
  * or a negative code. The line stays valid until the next call. */
-static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
+static inline __attribute__((always_inline)) int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
 {
     for (;;) {
         char *start = r->buf + r->pos;
         size_t avail = r->end - r->pos;
-        char *nl = memchr(start, '\n', avail);
+        if (!r->nl_ready)
+            index_newlines(r);
+        size_t at = find_newline(r, r->pos);
+        char *nl = at < r->end ? r->buf + at : NULL;
         if (!nl && !r->eof) {
             int rc = refill(r, err);
             if (rc)
@@ -312,96 +412,6 @@ static int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error
     }
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 (with *bad = bytes of the maximal invalid
- * subpart, at least 1). */
-static inline size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n || s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF)) {
-            *bad = i;
-            return 0;
-        }
-    }
-    return need;
-}
-
-/* Length of the longest valid UTF-8 prefix of s[0..n). ASCII runs are skipped 16 bytes at a
- * time (SSE2) or 8 (portable words); multi-byte sequences are checked inline. */
-static size_t valid_utf8_prefix(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-#if defined(__SSE2__)
-        if (i + 16 <= n) {
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)));
-            if (!mask) {
-                i += 16;
-                continue;
-            }
-            i += (size_t)__builtin_ctz(mask);
-        } else
-#endif
-        if (WORDS_LITTLE_ENDIAN && i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            uint64_t high = w & 0x8080808080808080ull;
-            if (!high) {
-                i += 8;
-                continue;
-            }
-            i += (size_t)__builtin_ctzll(high) >> 3; /* little-endian: first high byte */
-        } else if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        unsigned char c = s[i];
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
-                i += 2;
-                continue;
-            }
-            return i;
-        }
-        /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
-        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
-            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
-            i += 3;
-            continue;
-        }
-        if (c >= 0xF0 && c <= 0xF3 && i + 3 < n && (s[i + 1] & 0xC0) == 0x80 &&
-            (c != 0xF0 || s[i + 1] >= 0x90) &&
-            (s[i + 2] & 0xC0) == 0x80 && (s[i + 3] & 0xC0) == 0x80) {
-            i += 4;
-            continue;
-        }
-        size_t bad;
-        size_t k = utf8_seq(s + i, n - i, &bad);
-        if (!k)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
 /* Returns the line itself when it is valid UTF-8, else a repaired copy in r->fixed. The
  * window is validated ahead in one pass, so most lines cost one comparison. */
 static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
@@ -412,16 +422,16 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
     if (b <= r->utf8_ok)
         return;
     size_t from = a > r->utf8_ok ? a : r->utf8_ok;
-    r->utf8_ok = from + valid_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
+    r->utf8_ok = from + ws__chat_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
     if (b <= r->utf8_ok)
         return;
-    size_t first_bad = valid_utf8_prefix(s, n);
+    size_t first_bad = ws__chat_utf8_prefix(s, n);
     if (first_bad == n)
         return;
     ws_buf_reset(&r->fixed);
     ws_buf_append(&r->fixed, s, first_bad);
     for (i = first_bad; i < n;) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
+        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
         if (k) {
             ws_buf_append(&r->fixed, s + i, k);
             i += k;
@@ -451,6 +461,8 @@ static int seek_start(ws_chat_reader *r, ws_error *err)
     if (rc)
         return rc;
     r->pos = r->end = 0;
+    r->nl_ready = false;
+    r->have_cur = r->cur_in_window = false;
     r->cr_known = false;
     r->utf8_ok = 0;
     r->eof = false;
@@ -474,8 +486,10 @@ static int seek_start(ws_chat_reader *r, ws_error *err)
  * mostly share their day, and only the time needs converting then. */
 static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime *ts)
 {
-    if (r->date_cached && memcmp(h->field, r->cached_field, sizeof r->cached_field) == 0 &&
-        memcmp(h->digits, r->cached_digits, sizeof r->cached_digits) == 0 && h->ampm == r->cached_ampm) {
+    if (r->date_cached && h->field[0] == r->cached_field[0] && h->field[1] == r->cached_field[1] &&
+        h->field[2] == r->cached_field[2] && h->digits[0] == r->cached_digits[0] &&
+        h->digits[1] == r->cached_digits[1] && h->digits[2] == r->cached_digits[2] &&
+        h->ampm == r->cached_ampm) {
         int hour = h->hour;
         if (h->ampm == 1 && hour == 12)
             hour = 0;
@@ -500,16 +514,24 @@ static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime 
 }
 
 /* Is this line a message header? Known layouts first, then the full grammar. */
-static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
 {
+    /* a line in the window may be read up to the slack after it */
+    size_t readable = line >= r->buf && line < r->buf + r->buf_cap
+                          ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
     for (unsigned k = 0; k < r->n_templates; k++)
-        if (ws__chat_template_match(&r->templates[k], line, len, h))
+        if (ws__chat_template_match(&r->templates[k], line, len, readable, h))
             return true;
     if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
     if (!ws__chat_parse_header(line, len, h))
         return false;
-    if (ws__chat_template_make(line, h, &r->templates[r->next_template])) {
+    /* A layout is learned only from a header that ends with the space it consumed: after "-"
+     * or "]" the grammar takes one space when there is one, so a header cut there ("10:00 -"
+     * at the end of the line, "[...]text") would teach a layout that leaves that space in
+     * the author of later lines. */
+    if (h->body < len && h->body > 0 && line[h->body - 1] == ' ' &&
+        ws__chat_template_make(line, h, &r->templates[r->next_template])) {
         r->next_template = (r->next_template + 1) % 4;
         if (r->n_templates < 4)
             r->n_templates++;
@@ -520,8 +542,8 @@ static bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_head
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
 static int detect_order(ws_chat_reader *r, ws_error *err)
 {
-    const char *line;
-    size_t len;
+    const char *line = NULL;
+    size_t len = 0;
     int rc;
     uint64_t dm_lines = 0, ymd_lines = 0, back_dmy = 0, back_mdy = 0, us_votes = 0;
     long long prev_dmy = -1, prev_mdy = -1;
@@ -584,7 +606,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
         r->opt.max_message_bytes = WS_CHAT_DEFAULT_MAX_MESSAGE;
     r->src.cap = r->opt.max_file_bytes;
     r->buf_cap = CHUNK;
-    r->buf = ws_xmalloc(r->buf_cap);
+    r->buf = ws_xcalloc(1, r->buf_cap + SLACK);
     r->first_line = true;
     r->cur_body.limit = r->opt.max_message_bytes;
 
@@ -672,28 +694,76 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     return rc;
 }
 
-/* Moves the message being assembled into the output slot and fills msg. */
-static void emit(ws_chat_reader *r, ws_message *msg)
+/* The first ": " in s[0..n), or NULL; *quote tells whether a '"' comes before it. s lies in
+ * the window, so 16 bytes may be read past any byte before n (the slack). */
+static char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
-    ws_buf tmp = r->out_body;
-    r->out_body = r->cur_body;
-    r->cur_body = tmp;
-    r->cur_body.limit = r->opt.max_message_bytes;
+#if defined(__SSE2__)
+    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' '), dq = _mm_set1_epi8('"');
+    bool any_quote = false;
+    for (size_t i = 0; i < n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
+        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, dq));
+        if (m) {
+            size_t at = i + (size_t)__builtin_ctz(m);
+            if (at + 1 >= n)
+                return NULL;
+            *quote = any_quote || (q & ((1u << (at - i)) - 1));
+            return s + at;
+        }
+        any_quote |= q != 0;
+    }
+    return NULL;
+#else
+    for (char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ') {
+            *quote = memchr(s, '"', (size_t)(p - s)) != NULL;
+            return p;
+        }
+    return NULL;
+#endif
+}
+
+/* Moves the message being assembled into the output slot and fills msg. */
+static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_message *msg)
+{
+    char *body;
+    size_t len = 0;
+    bool in_window = r->cur_in_window;
+    if (in_window) {
+        body = r->buf + r->cur_at;
+        len = r->cur_len;
+        r->cur_in_window = false;
+    } else {
+        ws_buf tmp = r->out_body;
+        r->out_body = r->cur_body;
+        r->cur_body = tmp;
+        r->cur_body.limit = r->opt.max_message_bytes;
+        body = r->out_body.data;
+        len = r->out_body.len;
+    }
     r->have_cur = false;
 
     memset(msg, 0, sizeof *msg);
     msg->ts = r->cur_ts;
     msg->line = r->cur_line;
-    char *body = r->out_body.data;
-    size_t len = r->out_body.len;
-    char *colon = NULL;
-    for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
-        if (p + 1 < end && p[1] == ' ') {
-            colon = p;
-            break;
-        }
-    if (colon && colon > body && !(memchr(body, '"', (size_t)(colon - body)) &&
-                                   ws__chat_is_system_text(body, r->cur_first_len))) {
+    bool quote = false;
+    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len, &quote) : NULL;
+    if (!in_window) {
+        for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
+            if (p + 1 < end && p[1] == ' ') {
+                colon = p;
+                break;
+            }
+        quote = colon && memchr(body, '"', (size_t)(colon - body));
+    } else {
+        /* the line's terminator (or the slack at the end) becomes the NUL; written after the
+         * search above, whose wide loads would otherwise wait on this store */
+        body[len] = '\0';
+    }
+    if (colon && colon > body && !(quote && ws__chat_is_system_text(body, r->cur_first_len))) {
         *colon = '\0'; /* the author is terminated in place */
         msg->author = body;
         msg->author_len = (size_t)(colon - body);
@@ -713,17 +783,19 @@ static void emit(ws_chat_reader *r, ws_message *msg)
 
 int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
 {
-    const char *line;
-    size_t len;
+    const char *line = NULL;
+    size_t len = 0;
     int rc;
     if (r->empty)
         return 0;
     while ((rc = next_line(r, &line, &len, err)) == 1) {
+        uint64_t invalid_before = r->invalid_utf8;
         repair_utf8(r, &line, &len);
         chat_header h;
         ws_datetime ts;
         bool is_header = header_of(r, line, len, &h) && resolve_cached(r, &h, &ts);
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
+            r->invalid_utf8 = invalid_before;   /* the next range counts this line */
             r->eof = true;   /* the next range begins here */
             r->pos = r->end;
             break;
@@ -736,18 +808,30 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             r->seen_header = true;
             r->cur_ts = ts;
             r->cur_line = r->line_no;
-            ws_buf_reset(&r->cur_body);
-            ws_buf_append(&r->cur_body, line + h.body, len - h.body);
             r->cur_first_len = len - h.body;
+            if (line >= r->buf && line < r->buf + r->end && r->cur_first_len <= r->opt.max_message_bytes) {
+                r->cur_in_window = true;   /* not copied unless a second line joins */
+                r->cur_at = (size_t)(line + h.body - r->buf);
+                r->cur_len = r->cur_first_len;
+            } else {
+                r->cur_in_window = false;
+                ws_buf_reset(&r->cur_body);
+                if (ws_buf_append(&r->cur_body, line + h.body, len - h.body))
+                    return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
+                                        r->src.path, (unsigned long long)r->cur_line,
+                                        (unsigned long long)r->opt.max_message_bytes);
+            }
             if (had)
                 return 1;
         } else if (r->have_cur) {
-            if (ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
+            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);
         } else if (!r->opt.range_start) {
             r->skipped++;   /* lines before the first header of the file */
+        } else {
+            r->invalid_utf8 = invalid_before;   /* the previous range's last message: counted there */
         }
     }
     if (rc < 0)
@@ -756,7 +840,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         emit(r, msg);
         return 1;
     }
-    if (!r->seen_header && !r->opt.range_start)
+    /* a range without headers is not an error: the other ranges may hold them */
+    if (!r->seen_header && !r->opt.range_start && !r->opt.range_end)
         return ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", r->src.path);
     return 0;
 }
@@ -798,6 +883,7 @@ void ws_chat_close(ws_chat_reader *r)
         return;
     source_close(&r->src);
     free(r->buf);
+    free(r->nl_bits);
     ws_buf_free(&r->cur_body);
     ws_buf_free(&r->out_body);
     ws_buf_free(&r->fixed);

@@ -111,19 +111,54 @@ typedef struct chat_stats {
     uint64_t count, kinds[4], invalid_utf8, skipped;
     long long first, last;
     ws_strset authors;
+    /* authors already in the set, by a hash of length and end bytes: most messages find
+     * theirs with one comparison, without hashing the whole name */
+    struct {
+        const char *name;
+        size_t len;
+    } seen[64];
 } chat_stats;
+
+/* a[0..n) == b[0..n) for short names, inline: word loads that stay inside both. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) { /* two overlapping 4-byte words */
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&x1, a + n - 4, 4);
+        memcpy(&y1, b + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    /* 1 to 3 bytes: first, middle and last */
+    return ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
+}
 
 static void stats_add(chat_stats *st, const ws_message *m)
 {
-    if (m->author) {
-        /* most chats have few people: a scan of the first ones beats hashing */
-        size_t i, few = st->authors.count < 16 ? st->authors.count : 16;
-        for (i = 0; i < few; i++)
-            if (st->authors.lens[i] == m->author_len && st->authors.items[i][0] == m->author[0] &&
-                memcmp(st->authors.items[i], m->author, m->author_len) == 0)
-                break;
-        if (i == few)
-            ws_strset_add(&st->authors, m->author, m->author_len);
+    if (m->author && m->author_len) {
+        const unsigned char *a = (const unsigned char *)m->author;
+        size_t n = m->author_len;
+        unsigned h = ((unsigned)n * 37u + a[0] * 5u + a[n - 1]) & 63u;
+        if (st->seen[h].len != n || !same_bytes(st->seen[h].name, (const char *)a, n)) {
+            size_t i = ws_strset_add(&st->authors, m->author, n);
+            st->seen[h].name = st->authors.items[i];
+            st->seen[h].len = n;
+        }
+    } else if (m->author) {
+        ws_strset_add(&st->authors, m->author, 0);
     }
     st->kinds[m->kind]++;
     long long k = datetime_key(&m->ts);
@@ -248,11 +283,24 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
         stats_merge(st, &parts[k].st);
         ws_strset_free(&parts[k].st.authors);
     }
+    /* no part saw a header (possible when the order was forced, so not checked up front) */
+    if (!*rc && !st->count)
+        *rc = ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", path);
     return 1;
 }
 
+/* OpenBLAS (pthread build, linked for src/nn) starts a thread per extra core when it is loaded,
+ * and that thread spins on sched_yield for about 0.1 s waiting for work: a third runnable
+ * thread beside the two that --stats reads with on a 2-core machine (up to a quarter of the
+ * CPU time of a 70 MB parse). parse does no linear algebra, so it stops the pool; OpenBLAS
+ * restarts it by itself on its next threaded call. Weak: absent with another BLAS. (Setting
+ * OPENBLAS_NUM_THREADS from inside the process comes too late: the library reads it first.) */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 int ws_cmd_parse(int argc, char **argv)
 {
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
     const char *path = NULL;
     out_format fmt = OUT_JSONL;
     bool stats = false;

@@ -82,5 +82,63 @@ printf '13/01/2024, 10:00 - A: caf\xc3 \xff\n' > "$tmp/bad-utf8.txt"
 expect "invalid utf-8 counted" grep -q '"invalid_utf8":2' "$tmp/o"
 expect "invalid utf-8 reported" grep -q "invalid UTF-8" "$tmp/e"
 
+# --stats is what the messages imply (count, participants in order, first/last, kinds, invalid
+# UTF-8): on every fixture, and on a generated export above the 8 MB from which --stats splits
+# the file over threads, with invalid UTF-8, CRLF and lone CR sprinkled through it
+stats_vs_messages() { # FILE
+  "$bin" parse "$1" --stats > "$tmp/s.json" 2> "$tmp/s.err" || { bad "stats exit: $1"; return; }
+  "$bin" parse "$1" --format jsonl > "$tmp/m.jsonl" 2> "$tmp/m.err" || { bad "jsonl exit: $1"; return; }
+  expect "stats = messages: $1" python3 - "$tmp/s.json" "$tmp/m.jsonl" "$tmp/s.err" "$tmp/m.err" <<'PY'
+import json, re, sys
+s = json.load(open(sys.argv[1], encoding="utf-8"))
+rows = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+assert s["messages"] == len(rows), (s["messages"], len(rows))
+people = []
+for r in rows:
+    if r["author"] is not None and r["author"] not in people:
+        people.append(r["author"])
+assert s["participants"] == people, (s["participants"], people)
+ts = sorted(r["ts"] for r in rows)
+assert s["first"] == (ts[0] if ts else None) and s["last"] == (ts[-1] if ts else None), s
+kinds = {k: sum(r["kind"] == k for r in rows) for k in ("text", "system", "media", "deleted")}
+assert s["kinds"] == kinds, (s["kinds"], kinds)
+def warned(path):
+    m = re.search(r"(\d+) invalid UTF-8", open(path, encoding="utf-8").read())
+    return int(m.group(1)) if m else 0
+assert s["invalid_utf8"] == warned(sys.argv[3]) == warned(sys.argv[4]), s
+PY
+}
+for f in tests/fixtures/chat/*.txt; do stats_vs_messages "$f"; done
+gen=$(dirname "$bin")/bench_gen_export
+if [ -x "$gen" ]; then
+  "$gen" 130000 "$tmp/gen.txt" > /dev/null
+  python3 - "$tmp/gen.txt" "$tmp/big.txt" <<'PY'
+import random, sys
+random.seed(11)
+b = bytearray(open(sys.argv[1], "rb").read())
+bits = [b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xf0\x9f\x98", b"\r", b"\r\n",
+        b"\x80", b"\xe2\x80\x8e"]
+for at in sorted(random.sample(range(len(b)), 3000), reverse=True):
+    b[at:at] = random.choice(bits)
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+  expect "generated export above 8 MB" test "$(stat -c %s "$tmp/big.txt")" -gt 8500000
+  stats_vs_messages "$tmp/big.txt"
+  # a first half with no header at all (notes pasted before the chat): the part read without
+  # headers is not an error, and the notes are lines_skipped
+  python3 - "$tmp/gen.txt" "$tmp/notes-first.txt" <<'PY'
+import sys
+chat = open(sys.argv[1], "rb").read()[:3000000]
+open(sys.argv[2], "wb").write(b"".join(b"just some notes, line %d\n" % i for i in range(250000)) + chat)
+PY
+  stats_vs_messages "$tmp/notes-first.txt"
+  expect "notes are skipped lines" grep -q '"lines_skipped":250000' "$tmp/s.json"
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(b"".join(b"only notes, line %d\n" % i for i in range(400000)))' \
+    "$tmp/notes-only.txt"
+  expect "notes-only above 8 MB" test "$(stat -c %s "$tmp/notes-only.txt")" -gt 8500000
+  check_error "no headers, order forced, read in parts" "no WhatsApp message headers found" \
+    "$bin" parse "$tmp/notes-only.txt" --stats --date-order dmy
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

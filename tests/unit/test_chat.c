@@ -801,7 +801,37 @@ static void generated_million_messages(void)
     ws_buf_free(&b);
 }
 
-WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(corpus_with_our_expectations),
+/* A header cut at its dash ("... 10:00 -" and the line ends) must not teach the fast path a
+ * layout without the space: later lines keep the grammar's author (found by comparing
+ * --stats, which reads in two parts, with the messages on a damaged export). */
+static void header_at_line_end_teaches_no_layout(void)
+{
+    const char *text = "11/01/2019, 14:27 -\n"
+                       "11/01/2019, 14:28 - Bea: hi\n"
+                       "11/01/2019, 14:29 - Bea: ok\n"
+                       "[11/01/2019, 14:30:00]\n"
+                       "[11/01/2019, 14:31:00] Omar: yes\n"
+                       "[11/01/2019, 14:32:00]Omar: no space\n"
+                       "[11/01/2019, 14:33:00] Omar: again\n";
+    parsed p = {0};
+    ws_error err = {0};
+    CHECK_EQ_INT(parse_mem(text, strlen(text), WS_DATE_AUTO, &p, &err), 0);
+    CHECK_EQ_INT(p.n, 7);
+    if (p.n == 7) {
+        CHECK(p.author[0] == NULL && strcmp(p.text[0], "") == 0);
+        CHECK_EQ_STR(p.author[1], "Bea");
+        CHECK_EQ_STR(p.author[2], "Bea");
+        CHECK_EQ_STR(p.text[2], "ok");
+        CHECK(p.author[3] == NULL);
+        CHECK_EQ_STR(p.author[4], "Omar");
+        CHECK_EQ_STR(p.author[5], "Omar");
+        CHECK_EQ_STR(p.text[5], "no space");
+        CHECK_EQ_STR(p.author[6], "Omar");
+    }
+    parsed_free(&p);
+}
+
+WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(header_at_line_end_teaches_no_layout), T(corpus_with_our_expectations),
              T(corpus_empty_file_has_no_messages), T(corpus_chatminer_json_targets),
              T(corpus_chatminer_csv_targets), T(corpus_chatminer_testlog),
              T(date_order_evidence_and_forcing), T(twelve_hour_clock_edges),
