@@ -17,6 +17,7 @@
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/ops.h"
+#include "nn/prof.h"
 #include "nn/train.h"
 
 static double now(void)
@@ -58,9 +59,11 @@ static ws_model_config config_named(const char *name)
     return c;
 }
 
-/* GFLOP/s of sgemm in the shape of a training step's MLP matmul ([1024 x 576] x [576 x 1536]) */
-static double sgemm_gflops(int reps)
+/* GFLOP/s of OpenBLAS sgemm on `threads` threads in the shape of a training step's MLP matmul
+ * ([1024 x 576] x [576 x 1536]) */
+static double sgemm_gflops(int threads, int reps)
 {
+    openblas_set_num_threads(threads);
     int M = 1024, N = 1536, K = 576;
     double times[64];
     float *a = ws_xaligned(64, (size_t)M * K * 4), *b = ws_xaligned(64, (size_t)N * K * 4),
@@ -77,6 +80,7 @@ static double sgemm_gflops(int reps)
     free(a);
     free(b);
     free(o);
+    ws_nn_set_threads(threads);   /* back to the engine's setting (its pool, OpenBLAS on one thread) */
     return 2.0 * M * N * K / median(times, reps) * 1e-9;
 }
 
@@ -95,7 +99,7 @@ int main(int argc, char **argv)
         reps = 64;
     if (!strcmp(mode, "sgemm")) {
         printf("{\"impl\":\"c\",\"mode\":\"sgemm\",\"threads\":%d,\"gflops\":%.1f,\"peak_mb\":%.0f}\n", threads,
-               sgemm_gflops(reps), peak_mb());
+               sgemm_gflops(threads, reps), peak_mb());
         return 0;
     }
     ws_model *m = ws_model_new(&c, 1);
@@ -119,13 +123,20 @@ int main(int argc, char **argv)
             in[i] = (int32_t)((s >> 33) % (uint64_t)c.vocab_size);
             tg[i] = (int32_t)((s >> 13) % (uint64_t)c.vocab_size);
         }
-        double sg = sgemm_gflops(reps);   /* the machine's limit, measured next to the steps */
+        double sg = sgemm_gflops(threads, reps);   /* the machine's limit, measured next to the steps */
         float loss;
         ws_trainer_step(t, in, tg, &loss);   /* warm-up */
+        const char *pe = getenv("WS_NN_PROFILE");
+        ws_prof_enable(pe && *pe && strcmp(pe, "0"));
+        ws_prof_reset();
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             ws_trainer_step(t, in, tg, &loss);
             times[r] = now() - t0;
+        }
+        if (ws_prof_on) {
+            fprintf(stderr, "%s %s: time per step by op (WS_NN_PROFILE)\n", mode, cname);
+            ws_prof_report(stderr, reps);
         }
         double med = median(times, reps);
         /* model FLOPs: 6 * params * tokens (full) or 4 * params * tokens (frozen base: no weight grads) */

@@ -9,6 +9,7 @@
 
 #include "core/mem.h"
 #include "nn/parallel.h"
+#include "nn/prof.h"
 #include "nn/safetensors.h"
 
 typedef struct {
@@ -162,10 +163,7 @@ static void adamw(ws_trainer *t, float lr)
 int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets, float *loss)
 {
     size_t bt = (size_t)t->B * t->T;
-    if (t->lora)
-        ws_lora_zero_grads(t->lora);
-    else
-        ws_model_zero_grads(t->m);
+    WS_PROF(WS_PROF_COPY, if (t->lora) ws_lora_zero_grads(t->lora); else ws_model_zero_grads(t->m));
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
@@ -175,6 +173,7 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);
         total += l / t->o.accum;
     }
+    WS_PROF_BEGIN();
     adam_job nj = {.g = t->grads};
     ws_parallel_for(t->n, 16384, sumsq_range, &nj);
     double ss = 0;
@@ -192,6 +191,7 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
     float lr = ws_lr_at(&t->o, t->step);
     t->last_lr = lr;
     adamw(t, lr);
+    WS_PROF_END(WS_PROF_OPTIM);
     t->step++;
     if (loss)
         *loss = (float)total;

@@ -160,9 +160,9 @@ static void attention_grad(void)
     size_t nq = 2 * 5 * 4 * 4, nk = 2 * 5 * 2 * 4;
     c.out = zeros(nq); c.att = zeros(2 * 4 * 5 * 5); c.q = rnd(nq, 1); c.k = rnd(nk, 1); c.v = rnd(nk, 1);
     c.R = rnd(nq, 1);
-    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk), *scratch = zeros(25);
+    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
     at_loss(&c);
-    ws_attention_backward(dq, dk, dv, scratch, c.R, c.att, c.q, c.k, c.v, c.B, c.T, c.H, c.KV, c.D);
+    ws_attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, c.B, c.T, c.H, c.KV, c.D);
     fd_check("attention (GQA, causal) d q", c.q, nq, dq, at_loss, &c);
     fd_check("attention (GQA, causal) d k", c.k, nk, dk, at_loss, &c);
     fd_check("attention (GQA, causal) d v", c.v, nk, dv, at_loss, &c);
@@ -170,7 +170,7 @@ static void attention_grad(void)
     at_loss(&c);
     CHECK_NEAR(c.att[0], 1.0, 1e-6);
     CHECK(c.att[1] == 0.0f);
-    free(c.out); free(c.att); free(c.q); free(c.k); free(c.v); free(c.R); free(dq); free(dk); free(dv); free(scratch);
+    free(c.out); free(c.att); free(c.q); free(c.k); free(c.v); free(c.R); free(dq); free(dk); free(dv);
 }
 
 /* ---- embedding ---- */
@@ -198,7 +198,7 @@ static double ce_loss(void *p)
 {
     ce_ctx *c = p;
     int cnt;
-    double s = ws_crossentropy_forward(c->logits, c->tg, c->N, c->V, &cnt);
+    double s = ws_crossentropy_forward(c->logits, c->tg, c->N, c->V, &cnt, NULL);
     return s / cnt;
 }
 static void crossentropy_grad(void)
@@ -209,9 +209,9 @@ static void crossentropy_grad(void)
     float *d = malloc(24 * sizeof(float));
     memcpy(d, c.logits, 24 * sizeof(float));
     int cnt;
-    ws_crossentropy_forward(c.logits, tg, 4, 6, &cnt);
+    ws_crossentropy_forward(c.logits, tg, 4, 6, &cnt, NULL);
     CHECK_EQ_INT(cnt, 3);
-    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt);
+    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt, NULL);
     fd_check("cross-entropy (masked) d logits", c.logits, 24, d, ce_loss, &c);
     for (int i = 6; i < 12; i++)
         CHECK(d[i] == 0.0f);   /* the ignored row */
