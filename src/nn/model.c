@@ -452,6 +452,8 @@ static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const flo
     ws_sgemm(true, false, out, r, N, lo->scale, dy, out, xa, r, 1.0f, lo->gB[idx], r);
     ws_sgemm(false, false, N, r, out, lo->scale, dy, out, lo->B[idx], r, 0.0f, a->ldxa, r);
     ws_sgemm(true, false, r, in, N, 1.0f, a->ldxa, r, xin, in, 1.0f, lo->gA[idx], in);
+    if (!dx)
+        return;   /* nothing below needs a gradient */
     if (lo->cfg.dropout > 0) {
         ws_sgemm(false, false, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 0.0f, a->ltmp, in);
         float p = lo->cfg.dropout, keep = 1.0f / (1.0f - p);
@@ -465,13 +467,17 @@ static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const flo
 
 /* ---------------------------------------------------------------- training forward/backward */
 
-/* ws_matmul_backward with dX and dW timed apart */
-static void mm_bwd(int cat_dx, int cat_dw, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                   const float *w, int N, int IC, int OC)
+/* dX of a product: dinp = beta * dinp + dout w (beta 0 overwrites: no zeroing pass first) */
+static void mm_dx(int cat, float *dinp, float beta, const float *dout, const float *w, int N, int IC, int OC)
 {
-    WS_PROF(cat_dx, ws_matmul_backward(dinp, NULL, NULL, dout, inp, w, N, IC, OC));
+    WS_PROF(cat, ws_sgemm(false, false, N, IC, OC, 1.0f, dout, OC, w, IC, beta, dinp, IC));
+}
+
+/* dW (and dbias) of a product, added; nothing when both are NULL (frozen base) */
+static void mm_dw(int cat, float *dw, float *dbias, const float *dout, const float *inp, int N, int IC, int OC)
+{
     if (dw || dbias)
-        WS_PROF(cat_dw, ws_matmul_backward(NULL, dw, dbias, dout, inp, w, N, IC, OC));
+        WS_PROF(cat, ws_matmul_backward(NULL, dw, dbias, dout, inp, NULL, N, IC, OC));
 }
 
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
@@ -532,6 +538,8 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     return 0;
 }
 
+static bool adapted(const ws_lora *lo, int l, int t) { return lo && lo->A[l * WS_LORA_NT + t]; }
+
 void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
 {
     const ws_model_config *c = &m->cfg;
@@ -541,57 +549,93 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
     ws_weights *g = full ? &m->g : NULL;
     if (a->count == 0)
         return;
-    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, N, V, loss_scale / (float)a->count, a->lse););
-    WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float)););
-    mm_bwd(WS_PROF_HEAD_DX, WS_PROF_HEAD_DW, a->dxn, full ? g->lm_head : NULL, NULL, a->logits, a->xf, m->w.lm_head, N, C, V);
-    WS_PROF(WS_PROF_COPY, memset(a->dres, 0, (size_t)N * C * sizeof(float)););
-    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn, a->res + (size_t)c->n_layers * N * C,
-                        m->w.final_norm, a->rstdf, N, C););
-    for (int l = c->n_layers - 1; l >= 0; l--) {
+    /* with a frozen base, nothing below the lowest adapted layer needs a gradient */
+    int lowest = 0;
+    if (lora) {
+        lowest = c->n_layers;
+        for (int l = c->n_layers - 1; l >= 0; l--)
+            for (int t = 0; t < WS_LORA_NT; t++)
+                if (adapted(lora, l, t))
+                    lowest = l;
+        if (lowest == c->n_layers)
+            return;
+    }
+    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, N, V, loss_scale / (float)a->count, a->lse));
+    mm_dx(WS_PROF_HEAD_DX, a->dxn, 0.0f, a->logits, m->w.lm_head, N, C, V);
+    mm_dw(WS_PROF_HEAD_DW, full ? g->lm_head : NULL, NULL, a->logits, a->xf, N, C, V);
+    WS_PROF(WS_PROF_COPY, memset(a->dres, 0, (size_t)N * C * sizeof(float)));
+    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn,
+                                                 a->res + (size_t)c->n_layers * N * C, m->w.final_norm, a->rstdf, N, C));
+    for (int l = c->n_layers - 1; l >= lowest; l--) {
         const ws_layer_weights *w = &m->w.layers[l];
         ws_layer_weights *gl = full ? &g->layers[l] : NULL;
         layer_acts *la = &a->L[l];
         const float *x = a->res + (size_t)l * N * C;
+        /* what the lowest adapted layer still needs: its attention part only for q,k,v,o
+         * adapters, the product through Wo and attention itself only for q,k,v ones, and no dX
+         * below its q,k,v projections */
+        bool bottom = lora && l == lowest;
+        bool need_qkv = !bottom || adapted(lora, l, WS_LORA_Q) || adapted(lora, l, WS_LORA_K) ||
+                        adapted(lora, l, WS_LORA_V);
+        bool need_attn = need_qkv || adapted(lora, l, WS_LORA_O);
+        bool need_dh = need_attn || adapted(lora, l, WS_LORA_GATE) || adapted(lora, l, WS_LORA_UP);
         /* MLP: xo = mid + h Wd^T */
-        WS_PROF(WS_PROF_COPY, memset(a->dh, 0, (size_t)N * F * sizeof(float)););
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dh, full ? gl->wd : NULL, NULL, a->dres, la->h, w->wd, N, F, C);
+        if (need_dh)
+            mm_dx(WS_PROF_MATMUL_DX, a->dh, 0.0f, a->dres, w->wd, N, F, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wd : NULL, NULL, a->dres, la->h, N, F, C);
         if (lora)
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_DOWN, a->dh, a->dres, la->h, N, F, C););
-        WS_PROF(WS_PROF_COPY, memset(a->dg, 0, (size_t)N * F * sizeof(float)););
-        WS_PROF(WS_PROF_COPY, memset(a->du, 0, (size_t)N * F * sizeof(float)););
-        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward(a->dg, a->du, a->dh, la->g, la->u, (size_t)N * F););
-        WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float)););
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dxn, full ? gl->wg : NULL, NULL, a->dg, la->xn2, w->wg, N, C, F);
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dxn, full ? gl->wu : NULL, NULL, a->du, la->xn2, w->wu, N, C, F);
-        if (lora) {
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, a->dxn, a->dg, la->xn2, N, C, F););
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, a->dxn, a->du, la->xn2, N, C, F););
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
+        if (!need_dh)
+            break;
+        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward_set(a->dg, a->du, a->dh, la->g, la->u, (size_t)N * F));
+        if (need_attn) {
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, a->dg, w->wg, N, C, F);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->du, w->wu, N, C, F);
         }
-        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid, w->mlp_norm, la->rstd2, N, C););
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, a->dg, la->xn2, N, C, F);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, a->du, la->xn2, N, C, F);
+        if (lora) {
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, a->dg, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, a->du, la->xn2, N, C, F));
+        }
+        if (!need_attn)
+            break;
+        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid, w->mlp_norm,
+                                                     la->rstd2, N, C));
         /* attention: mid = x + atty Wo^T */
-        WS_PROF(WS_PROF_COPY, memset(a->datty, 0, (size_t)N * HD * sizeof(float)););
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->datty, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, w->wo, N, HD, C);
+        if (need_qkv)
+            mm_dx(WS_PROF_MATMUL_DX, a->datty, 0.0f, a->dres, w->wo, N, HD, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, N, HD, C);
         if (lora)
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_O, a->datty, a->dres, la->atty, N, HD, C););
-        WS_PROF(WS_PROF_COPY, memset(a->dq, 0, (size_t)N * HD * sizeof(float)););
-        WS_PROF(WS_PROF_COPY, memset(a->dk, 0, (size_t)N * KD * sizeof(float)););
-        WS_PROF(WS_PROF_COPY, memset(a->dv, 0, (size_t)N * KD * sizeof(float)););
-        WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
-        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin););
-        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin););
-        WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float)););
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dxn, full ? gl->wq : NULL, full ? gl->bq : NULL, a->dq, la->xn1, w->wq, N, C, HD);
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dxn, full ? gl->wk : NULL, full ? gl->bk : NULL, a->dk, la->xn1, w->wk, N, C, KD);
-        mm_bwd(WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, a->dxn, full ? gl->wv : NULL, full ? gl->bv : NULL, a->dv, la->xn1, w->wv, N, C, KD);
-        if (lora) {
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_Q, a->dxn, a->dq, la->xn1, N, C, HD););
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_K, a->dxn, a->dk, la->xn1, N, C, KD););
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_V, a->dxn, a->dv, la->xn1, N, C, KD););
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_O, need_qkv ? a->datty : NULL, a->dres, la->atty, N, HD, C));
+        if (!need_qkv)
+            break;
+        WS_PROF(WS_PROF_COPY, memset(a->dq, 0, (size_t)N * HD * sizeof(float));
+                memset(a->dk, 0, (size_t)N * KD * sizeof(float)); memset(a->dv, 0, (size_t)N * KD * sizeof(float)));
+        WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k, la->v, B,
+                                                        T, H, KV, D));
+        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
+                ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin));
+        if (!bottom) {
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, a->dq, w->wq, N, C, HD);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->dk, w->wk, N, C, KD);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->dv, w->wv, N, C, KD);
         }
-        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x, w->attn_norm, la->rstd1, N, C););
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wq : NULL, full ? gl->bq : NULL, a->dq, la->xn1, N, C, HD);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wk : NULL, full ? gl->bk : NULL, a->dk, la->xn1, N, C, KD);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wv : NULL, full ? gl->bv : NULL, a->dv, la->xn1, N, C, KD);
+        if (lora) {
+            float *dxn = bottom ? NULL : a->dxn;
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_Q, dxn, a->dq, la->xn1, N, C, HD);
+                    lora_bwd(lora, a, l, WS_LORA_K, dxn, a->dk, la->xn1, N, C, KD);
+                    lora_bwd(lora, a, l, WS_LORA_V, dxn, a->dv, la->xn1, N, C, KD));
+        }
+        if (!bottom)
+            WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x, w->attn_norm,
+                                                         la->rstd1, N, C));
     }
     if (full)
-        WS_PROF(WS_PROF_EMBED, ws_embedding_backward(g->embed, a->dres, a->inputs, N, C););
+        WS_PROF(WS_PROF_EMBED, ws_embedding_backward(g->embed, a->dres, a->inputs, N, C));
 }
 
 /* ---------------------------------------------------------------- inference */

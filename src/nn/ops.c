@@ -275,6 +275,7 @@ void ws_rope_backward(float *dx, const int32_t *pos, int N, int T, int n_heads, 
 typedef struct {
     float *h, *dg, *du;
     const float *g, *u, *dh;
+    float keep;   /* 1: backward adds to dg, du; 0: overwrites them */
 } swiglu_job;
 
 static void swiglu_fwd_range(void *p, size_t lo, size_t hi, int chunk)
@@ -298,6 +299,15 @@ static void swiglu_bwd_range(void *p, size_t lo, size_t hi, int chunk)
     const swiglu_job *j = p;
     float *dg = j->dg, *du = j->du;
     const float *gv = j->g, *u = j->u, *dh = j->dh;
+    if (dg && du && j->keep == 0.0f) {
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) {
+            float g = gv[i], sg = 1.0f / (1.0f + ws_vexpf(-g));
+            du[i] = dh[i] * (g * sg);
+            dg[i] = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));
+        }
+        return;
+    }
     if (dg && du) {
 #pragma omp simd
         for (size_t i = lo; i < hi; i++) {
@@ -309,16 +319,23 @@ static void swiglu_bwd_range(void *p, size_t lo, size_t hi, int chunk)
     }
     for (size_t i = lo; i < hi; i++) {
         float g = gv[i], sg = 1.0f / (1.0f + ws_vexpf(-g)), silu = g * sg;
+        float vu = dh[i] * silu, vg = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));
         if (du)
-            du[i] += dh[i] * silu;
+            du[i] = j->keep != 0.0f ? du[i] + vu : vu;
         if (dg)
-            dg[i] += dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));
+            dg[i] = j->keep != 0.0f ? dg[i] + vg : vg;
     }
 }
 
 void ws_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
 {
-    swiglu_job j = {.dg = dg, .du = du, .dh = dh, .g = g, .u = u};
+    swiglu_job j = {.dg = dg, .du = du, .dh = dh, .g = g, .u = u, .keep = 1.0f};
+    ws_parallel_for(n, 16384, swiglu_bwd_range, &j);
+}
+
+void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
+{
+    swiglu_job j = {.dg = dg, .du = du, .dh = dh, .g = g, .u = u, .keep = 0.0f};
     ws_parallel_for(n, 16384, swiglu_bwd_range, &j);
 }
 
