@@ -39,6 +39,14 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* CPU seconds (user + system) of the whole process so far */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 static double peak_mb(void)
 {
     struct rusage ru;
@@ -129,11 +137,13 @@ int main(int argc, char **argv)
         const char *pe = getenv("WS_NN_PROFILE");
         ws_prof_enable(pe && *pe && strcmp(pe, "0"));
         ws_prof_reset();
+        double c0 = cpu_s();
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             ws_trainer_step(t, in, tg, &loss);
             times[r] = now() - t0;
         }
+        double cpu = (cpu_s() - c0) / reps;
         if (ws_prof_on) {
             fprintf(stderr, "%s %s: time per step by op (WS_NN_PROFILE)\n", mode, cname);
             ws_prof_report(stderr, reps);
@@ -144,8 +154,8 @@ int main(int argc, char **argv)
         double attn = 2.0 * 2.0 * c.n_layers * (double)B * c.n_heads * T * T * c.head_dim;   /* fwd QK^T + PV */
         double flops = (lora ? 4.0 : 6.0) * nparams * tokens + attn * (lora ? 3.0 : 3.0);
         printf("{\"impl\":\"c\",\"mode\":\"%s\",\"config\":\"%s\",\"threads\":%d,\"step_s\":%.3f,"
-               "\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,\"peak_mb\":%.0f}\n", mode,
-               cname, threads, med, tokens / med, flops / med * 1e-9, sg, loss, peak_mb());
+               "\"cpu_s\":%.3f,\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,\"peak_mb\":%.0f}\n",
+               mode, cname, threads, med, cpu, tokens / med, flops / med * 1e-9, sg, loss, peak_mb());
         ws_trainer_free(t);
         ws_lora_free(lo);
         free(in);

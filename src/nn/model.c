@@ -772,6 +772,7 @@ static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
         float *row = jb->s + i * jb->ctx;
         int lim = jb->start + (int)i + 1;
         float mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
         for (int j = 0; j < lim; j++) {

@@ -357,6 +357,7 @@ static void causal_softmax_block(float *s, int T, int r0, int r1)
         float *row = s + (size_t)i * T;
         int lim = i + 1;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
         float sum = 0;
@@ -492,6 +493,7 @@ typedef struct {
 static double row_lse(const float *l, int V)
 {
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int i = 0; i < V; i++)
         mx = l[i] > mx ? l[i] : mx;
     float s = 0;
