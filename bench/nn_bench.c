@@ -135,7 +135,7 @@ int main(int argc, char **argv)
         float loss;
         ws_trainer_step(t, in, tg, &loss);   /* warm-up */
         const char *pe = getenv("WS_NN_PROFILE");
-        ws_prof_enable(pe && *pe && strcmp(pe, "0"));
+        ws_prof_enable(pe && *pe && strcmp(pe, "0"), pe && !strcmp(pe, "cpu"));
         ws_prof_reset();
         double c0 = cpu_s();
         for (int r = 0; r < reps; r++) {
@@ -145,7 +145,8 @@ int main(int argc, char **argv)
         }
         double cpu = (cpu_s() - c0) / reps;
         if (ws_prof_on) {
-            fprintf(stderr, "%s %s: time per step by op (WS_NN_PROFILE)\n", mode, cname);
+            fprintf(stderr, "%s %s: %s time per step by op (WS_NN_PROFILE)\n", mode, cname,
+                    strcmp(pe, "cpu") ? "wall" : "calling thread's CPU");
             ws_prof_report(stderr, reps);
         }
         double med = median(times, reps);

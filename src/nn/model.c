@@ -298,7 +298,7 @@ struct ws_acts {
     uint64_t *lseed;
     int lrank;
     /* backward scratch */
-    float *dres, *dxn, *dh, *dg, *du, *dq, *dk, *dv, *datty, *lse, *ldxa, *ltmp;
+    float *dres, *dxn, *dh, *dq, *dk, *dv, *datty, *lse, *ldxa, *ltmp;
     float *block;
 };
 
@@ -321,7 +321,7 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     size_t r = lora ? (size_t)lora->cfg.rank : 0, maxin = C > F ? C : F;
     maxin = maxin > HD ? maxin : HD;
     size_t total = (L + 1) * N * C + L * (N * (4 * C + HD * 2 + 2 * KD + 3 * F + 2) + (size_t)B * c->n_heads * T * T) +
-                   N * C + N + N * V + N * C * 2 + N * F * 3 + N * HD * 2 + N * KD * 2 + N +
+                   N * C + N + N * V + N * C * 2 + N * F + N * HD * 2 + N * KD * 2 + N +
                    L * 64 * 16 + 64 * 32;
     if (lora) {
         for (size_t l = 0; l < L; l++)
@@ -359,8 +359,6 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->dres = take(&cur, N * C);
     a->dxn = take(&cur, N * C);
     a->dh = take(&cur, N * F);
-    a->dg = take(&cur, N * F);
-    a->du = take(&cur, N * F);
     a->dq = take(&cur, N * HD);
     a->datty = take(&cur, N * HD);
     a->dk = take(&cur, N * KD);
@@ -587,16 +585,19 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
             WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
         if (!need_dh)
             break;
-        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward_set(a->dg, a->du, a->dh, la->g, la->u, (size_t)N * F));
+        /* dG, dU overwrite G, U (backward runs once per forward; it already turned the logits
+         * into their gradient) */
+        float *dg = la->g, *du = la->u;
+        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward_set(dg, du, a->dh, la->g, la->u, (size_t)N * F));
         if (need_attn) {
-            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, a->dg, w->wg, N, C, F);
-            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->du, w->wu, N, C, F);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, dg, w->wg, N, C, F);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, du, w->wu, N, C, F);
         }
-        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, a->dg, la->xn2, N, C, F);
-        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, a->du, la->xn2, N, C, F);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, dg, la->xn2, N, C, F);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, du, la->xn2, N, C, F);
         if (lora) {
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, a->dg, la->xn2, N, C, F));
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, a->du, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, dg, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, du, la->xn2, N, C, F));
         }
         if (!need_attn)
             break;

@@ -300,11 +300,12 @@ static void swiglu_bwd_range(void *p, size_t lo, size_t hi, int chunk)
     float *dg = j->dg, *du = j->du;
     const float *gv = j->g, *u = j->u, *dh = j->dh;
     if (dg && du && j->keep == 0.0f) {
+        /* every input is read before either output is written: dg, du may be g, u themselves */
 #pragma omp simd
         for (size_t i = lo; i < hi; i++) {
-            float g = gv[i], sg = 1.0f / (1.0f + ws_vexpf(-g));
-            du[i] = dh[i] * (g * sg);
-            dg[i] = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));
+            float g = gv[i], uu = u[i], d = dh[i], sg = 1.0f / (1.0f + ws_vexpf(-g));
+            du[i] = d * (g * sg);
+            dg[i] = d * uu * sg * (1.0f + g * (1.0f - sg));
         }
         return;
     }
@@ -319,7 +320,7 @@ static void swiglu_bwd_range(void *p, size_t lo, size_t hi, int chunk)
     }
     for (size_t i = lo; i < hi; i++) {
         float g = gv[i], sg = 1.0f / (1.0f + ws_vexpf(-g)), silu = g * sg;
-        float vu = dh[i] * silu, vg = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));
+        float vu = dh[i] * silu, vg = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));   /* read before written */
         if (du)
             du[i] = j->keep != 0.0f ? du[i] + vu : vu;
         if (dg)
@@ -489,18 +490,30 @@ typedef struct {
     int cnt[WS_MAX_THREADS];
 } ce_job;
 
-/* log(sum(exp(l))) of one row of V logits */
+/* log(sum(exp(l))) of one row of V logits in one pass over memory: each block's max and sum
+ * while it is in L1, merged into a running max and a sum rescaled to it */
+#define LSE_BLOCK 512
 static double row_lse(const float *l, int V)
 {
     float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < V; i++)
-        mx = l[i] > mx ? l[i] : mx;
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < V; i++)
-        s += ws_vexpf(l[i] - mx);
-    return log((double)s) + mx;
+    double s = 0;
+    for (int b0 = 0; b0 < V; b0 += LSE_BLOCK) {
+        int b1 = b0 + LSE_BLOCK < V ? b0 + LSE_BLOCK : V;
+        float bm = -INFINITY, bs = 0;
+#pragma omp simd reduction(max : bm)
+        for (int i = b0; i < b1; i++)
+            bm = l[i] > bm ? l[i] : bm;
+#pragma omp simd reduction(+ : bs)
+        for (int i = b0; i < b1; i++)
+            bs += ws_vexpf(l[i] - bm);
+        if (bm > mx) {
+            s = s * exp((double)mx - bm) + bs;
+            mx = bm;
+        } else {
+            s += bs * exp((double)bm - mx);
+        }
+    }
+    return log(s) + mx;
 }
 
 static void ce_fwd_rows(void *p, size_t lo, size_t hi, int chunk)

@@ -41,7 +41,8 @@ void ws_rope_backward(float *dx, const int32_t *pos, int N, int T, int n_heads, 
 /* h = silu(g) * u, all [n]. */
 void ws_swiglu_forward(float *h, const float *g, const float *u, size_t n);
 void ws_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
-/* The same, writing dg and du (=) instead of adding: no zeroing pass before a first use. */
+/* The same, writing dg and du (=) instead of adding: no zeroing pass before a first use. dg, du
+ * may be g, u themselves (in place, when the forward values are not needed again). */
 void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
 
 /* Causal grouped-query attention. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];

@@ -13,7 +13,13 @@ static const char *names[WS_PROF_N] = {
     "embedding fwd+bwd", "copies and zeroing", "grad norm, clip, AdamW",
 };
 
-void ws_prof_enable(bool on) { ws_prof_on = on; }
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
+void ws_prof_enable(bool on, bool cpu)
+{
+    ws_prof_on = on;
+    clock_id = cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
+}
 
 void ws_prof_reset(void)
 {
@@ -26,7 +32,7 @@ void ws_prof_reset(void)
 double ws_prof_now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock_id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

@@ -1,6 +1,7 @@
-/* Per-op wall-time accounting of the engine, off unless enabled (ws_prof_enable, or the
- * environment variable WS_NN_PROFILE=1 read by bench/nn_bench.c): each op adds the time it took
- * to its category, and ws_prof_report prints the table. Meant for one training or inference
+/* Per-op time accounting of the engine, off unless enabled (ws_prof_enable, or the environment
+ * variable WS_NN_PROFILE=1 (wall time) or =cpu (the calling thread's CPU time: with one thread,
+ * the work of each op whatever else the machine runs) read by bench/nn_bench.c): each op adds
+ * the time it took to its category, and ws_prof_report prints the table. Meant for one training or inference
  * thread at a time (the totals are plain doubles); an op called from inside another op's
  * timing is counted in both, so categories are chosen not to nest. */
 #ifndef WS_NN_PROF_H
@@ -17,7 +18,8 @@ enum {
 
 extern bool ws_prof_on;
 
-void ws_prof_enable(bool on);
+/* on: start counting; cpu: count the calling thread's CPU time instead of wall time */
+void ws_prof_enable(bool on, bool cpu);
 void ws_prof_reset(void);
 double ws_prof_now(void);
 void ws_prof_add(int cat, double seconds);
