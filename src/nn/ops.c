@@ -84,13 +84,35 @@ static size_t rows_min(size_t row_len)
     return r ? r : 1;
 }
 
+typedef struct {
+    float *out;
+    const float *w, *x;
+    int IC, OC;
+    float beta;
+} gemv_job;
+
+static void gemv_part(void *p, size_t lo, size_t hi, int chunk)
+{
+    const gemv_job *j = p;
+    size_t a = lo * GEMM_UNIT, b = hi * GEMM_UNIT;
+    b = b > (size_t)j->OC ? (size_t)j->OC : b;
+    if (a < b)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(b - a), j->IC, 1.0f, j->w + a * j->IC, j->IC, j->x, 1, j->beta,
+                    j->out + a, 1);
+}
+
 void ws_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
                        int OC, float beta)
 {
     if (N <= 0)
         return;
     if (N == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w, IC, inp, 1, beta, out, 1);
+        /* one token: out = W x, rows of W split over the pool (it is a pass over the weights,
+         * bound by memory bandwidth, which one core does not saturate) */
+        gemv_job j = {.out = out, .w = w, .x = inp, .IC = IC, .OC = OC, .beta = beta};
+        pthread_once(&blas_once, blas_single);
+        size_t units = ((size_t)OC + GEMM_UNIT - 1) / GEMM_UNIT;
+        ws_parallel_for(units, (size_t)OC * IC < 262144 ? units : 1, gemv_part, &j);
     } else {
         ws_sgemm(false, true, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out, OC);
     }
