@@ -17,6 +17,7 @@
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/ops.h"
+#include "nn/prof.h"
 #include "nn/train.h"
 
 static double now(void)
@@ -36,6 +37,14 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_d);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* CPU seconds (user + system) of the whole process so far */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static double peak_mb(void)
@@ -58,9 +67,11 @@ static ws_model_config config_named(const char *name)
     return c;
 }
 
-/* GFLOP/s of sgemm in the shape of a training step's MLP matmul ([1024 x 576] x [576 x 1536]) */
-static double sgemm_gflops(int reps)
+/* GFLOP/s of OpenBLAS sgemm on `threads` threads in the shape of a training step's MLP matmul
+ * ([1024 x 576] x [576 x 1536]) */
+static double sgemm_gflops(int threads, int reps)
 {
+    openblas_set_num_threads(threads);
     int M = 1024, N = 1536, K = 576;
     double times[64];
     float *a = ws_xaligned(64, (size_t)M * K * 4), *b = ws_xaligned(64, (size_t)N * K * 4),
@@ -77,6 +88,7 @@ static double sgemm_gflops(int reps)
     free(a);
     free(b);
     free(o);
+    ws_nn_set_threads(threads);   /* back to the engine's setting (its pool, OpenBLAS on one thread) */
     return 2.0 * M * N * K / median(times, reps) * 1e-9;
 }
 
@@ -95,7 +107,7 @@ int main(int argc, char **argv)
         reps = 64;
     if (!strcmp(mode, "sgemm")) {
         printf("{\"impl\":\"c\",\"mode\":\"sgemm\",\"threads\":%d,\"gflops\":%.1f,\"peak_mb\":%.0f}\n", threads,
-               sgemm_gflops(reps), peak_mb());
+               sgemm_gflops(threads, reps), peak_mb());
         return 0;
     }
     ws_model *m = ws_model_new(&c, 1);
@@ -119,13 +131,23 @@ int main(int argc, char **argv)
             in[i] = (int32_t)((s >> 33) % (uint64_t)c.vocab_size);
             tg[i] = (int32_t)((s >> 13) % (uint64_t)c.vocab_size);
         }
-        double sg = sgemm_gflops(reps);   /* the machine's limit, measured next to the steps */
+        double sg = sgemm_gflops(threads, reps);   /* the machine's limit, measured next to the steps */
         float loss;
         ws_trainer_step(t, in, tg, &loss);   /* warm-up */
+        const char *pe = getenv("WS_NN_PROFILE");
+        ws_prof_enable(pe && *pe && strcmp(pe, "0"), pe && !strcmp(pe, "cpu"));
+        ws_prof_reset();
+        double c0 = cpu_s();
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             ws_trainer_step(t, in, tg, &loss);
             times[r] = now() - t0;
+        }
+        double cpu = (cpu_s() - c0) / reps;
+        if (ws_prof_on) {
+            fprintf(stderr, "%s %s: %s time per step by op (WS_NN_PROFILE)\n", mode, cname,
+                    strcmp(pe, "cpu") ? "wall" : "calling thread's CPU");
+            ws_prof_report(stderr, reps);
         }
         double med = median(times, reps);
         /* model FLOPs: 6 * params * tokens (full) or 4 * params * tokens (frozen base: no weight grads) */
@@ -133,8 +155,8 @@ int main(int argc, char **argv)
         double attn = 2.0 * 2.0 * c.n_layers * (double)B * c.n_heads * T * T * c.head_dim;   /* fwd QK^T + PV */
         double flops = (lora ? 4.0 : 6.0) * nparams * tokens + attn * (lora ? 3.0 : 3.0);
         printf("{\"impl\":\"c\",\"mode\":\"%s\",\"config\":\"%s\",\"threads\":%d,\"step_s\":%.3f,"
-               "\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,\"peak_mb\":%.0f}\n", mode,
-               cname, threads, med, tokens / med, flops / med * 1e-9, sg, loss, peak_mb());
+               "\"cpu_s\":%.3f,\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,\"peak_mb\":%.0f}\n",
+               mode, cname, threads, med, cpu, tokens / med, flops / med * 1e-9, sg, loss, peak_mb());
         ws_trainer_free(t);
         ws_lora_free(lo);
         free(in);

@@ -5,11 +5,14 @@
 # (16 + 64 tokens, greedy; transformers' generate), and sgemm GFLOP/s of this machine as the
 # limit. The machine may be shared, so C and PyTorch processes alternate (ROUNDS rounds of one
 # process each, 2 timed repetitions per process) and the medians over the rounds are compared.
-# Usage: bench/nn_bench.sh [THREADS] [ROUNDS] [CONFIGS]
-# (CONFIGS default "small smol"; needs build/bench_nn_bench and /work/venv-ref or $WS_PYTHON).
+# Usage: bench/nn_bench.sh [THREADS] [ROUNDS] [CONFIGS] [MODES]
+# (CONFIGS default "small smol", MODES default "train-full train-lora prefill generate"; needs
+# build/bench_nn_bench and /work/venv-ref or $WS_PYTHON). Training rows also give the CPU
+# seconds per step of each side (user + system of the process, all threads): on a shared
+# machine the steadier figure of how much work a step is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-threads=${1:-2}; rounds=${2:-3}; configs=${3:-small smol}; reps=2
+threads=${1:-2}; rounds=${2:-3}; configs=${3:-small smol}; modes=${4:-train-full train-lora prefill generate}; reps=2
 py=${WS_PYTHON:-/work/venv-ref/bin/python}
 bin=build/bench_nn_bench
 [ -x "$bin" ] || { echo "build first: make"; exit 1; }
@@ -25,7 +28,7 @@ t=""; [ $have_torch = 1 ] && t=$("$py" bench/nn_torch.py sgemm smol "$threads" "
 printf "%-22s %-6s %14s %14s %8s %10s %10s\n" "measure" "config" "c" "torch" "ratio" "c MB" "torch MB"
 printf "%-22s %-6s %14s %14s %8s\n" "sgemm GFLOP/s" "-" "$sg" "$(get gflops "$t")" ""
 for cfg in $configs; do
-  for mode in train-full train-lora prefill generate; do
+  for mode in $modes; do
     c=""; t=""
     for r in $(seq "$rounds"); do
       c="$c$($bin $mode "$cfg" "$threads" "$reps")"$'\n'
@@ -34,8 +37,8 @@ for cfg in $configs; do
     if [ "${mode#train}" != "$mode" ]; then
       cv=$(get step_s "$c"); tv=$(get step_s "$t"); unit="step s"
       ratio=$(awk -v a="$cv" -v b="$tv" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", b / a }')
-      extra=$(awk -v g="$(get gflops "$c")" -v s="$(get sgemm_gflops "$c")" \
-        'BEGIN { printf "(c %.0f GFLOP/s = %.0f%% of sgemm %.0f measured in the same process)", g, 100 * g / s, s }')
+      extra=$(awk -v g="$(get gflops "$c")" -v s="$(get sgemm_gflops "$c")" -v cc="$(get cpu_s "$c")" \
+        -v tc="$(get cpu_s "$t")" 'BEGIN { printf "(c %.0f GFLOP/s = %.0f%% of sgemm %.0f measured in the same process; CPU s/step c %.3f torch %s)", g, 100 * g / s, s, cc, tc == "" ? "-" : tc }')
     else
       cv=$(get tokens_per_s "$c"); tv=$(get tokens_per_s "$t"); unit="tok/s"
       ratio=$(awk -v a="$cv" -v b="$tv" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b }')

@@ -81,11 +81,19 @@ else:
 
         step()
         ts = []
+        c0 = time.process_time()
         for _ in range(reps):
             t0 = time.perf_counter()
             loss = step()
             ts.append(time.perf_counter() - t0)
-        out.update(step_s=round(median(ts), 3), tokens_per_s=round(B * T / median(ts)), loss=round(loss, 3))
+        cpu = (time.process_time() - c0) / reps
+        out.update(step_s=round(median(ts), 3), cpu_s=round(cpu, 3), tokens_per_s=round(B * T / median(ts)),
+                   loss=round(loss, 3))
+        if os.environ.get("WS_TORCH_PROFILE"):   # per-op breakdown of one more step, to stderr
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step()
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     elif mode == "prefill":
         model.eval()
         ids = (torch.arange(512) * 7919 % cfg.vocab_size).unsqueeze(0)

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "nn/ops.h"
 #include "nn/safetensors.h"
 
 typedef struct layer {
@@ -271,8 +272,7 @@ static void linear(const float *x, size_t n, size_t in, const float *w, const fl
 {
     for (size_t r = 0; r < n; r++)
         memcpy(out + r * o, bias, o * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w,
-                (int)in, 1.0f, out, (int)o);
+    ws_sgemm(false, true, (int)n, (int)o, (int)in, 1.0f, x, (int)in, w, (int)in, 1.0f, out, (int)o);
 }
 
 int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *lens, size_t n_seqs, float *x,

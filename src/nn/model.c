@@ -9,12 +9,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cblas.h>
-
 #include "core/mem.h"
 #include "nn/lora.h"
 #include "nn/ops.h"
 #include "nn/parallel.h"
+#include "nn/prof.h"
+#include "nn/vexp.h"
 #include "nn/safetensors.h"
 
 /* ---------------------------------------------------------------- parameter table */
@@ -298,7 +298,7 @@ struct ws_acts {
     uint64_t *lseed;
     int lrank;
     /* backward scratch */
-    float *dres, *dxn, *dh, *dg, *du, *dq, *dk, *dv, *datty, *dscratch, *ldxa, *ltmp;
+    float *dres, *dxn, *dh, *dq, *dk, *dv, *datty, *lse, *ldxa, *ltmp;
     float *block;
 };
 
@@ -321,7 +321,7 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     size_t r = lora ? (size_t)lora->cfg.rank : 0, maxin = C > F ? C : F;
     maxin = maxin > HD ? maxin : HD;
     size_t total = (L + 1) * N * C + L * (N * (4 * C + HD * 2 + 2 * KD + 3 * F + 2) + (size_t)B * c->n_heads * T * T) +
-                   N * C + N + N * V + N * C * 2 + N * F * 3 + N * HD * 2 + N * KD * 2 + (size_t)T * T +
+                   N * C + N + N * V + N * C * 2 + N * F + N * HD * 2 + N * KD * 2 + N +
                    L * 64 * 16 + 64 * 32;
     if (lora) {
         for (size_t l = 0; l < L; l++)
@@ -359,13 +359,11 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->dres = take(&cur, N * C);
     a->dxn = take(&cur, N * C);
     a->dh = take(&cur, N * F);
-    a->dg = take(&cur, N * F);
-    a->du = take(&cur, N * F);
     a->dq = take(&cur, N * HD);
     a->datty = take(&cur, N * HD);
     a->dk = take(&cur, N * KD);
     a->dv = take(&cur, N * KD);
-    a->dscratch = take(&cur, (size_t)T * T);
+    a->lse = take(&cur, N);
     a->targets = ws_xmalloc(N * sizeof(int32_t));
     if (lora) {
         a->lrank = (int)r;
@@ -436,8 +434,8 @@ static void lora_fwd(const ws_lora *lo, ws_acts *a, int l, int t, float *y, cons
             xd[i] = drop_uniform(&s) < p ? 0.0f : x[i] * keep;
         xin = xd;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, A, in, 0.0f, xa, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, lo->scale, xa, r, Bm, r, 1.0f, y, out);
+    ws_sgemm(false, true, N, r, in, 1.0f, xin, in, A, in, 0.0f, xa, r);
+    ws_sgemm(false, true, N, out, r, lo->scale, xa, r, Bm, r, 1.0f, y, out);
 }
 
 static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const float *dy, const float *x, int N,
@@ -449,24 +447,36 @@ static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const flo
     int r = lo->cfg.rank;
     const float *xa = a->lxa[idx], *xin = lo->cfg.dropout > 0 ? a->lxd[idx] : x;
     /* dB += scale dy^T xa ; dxa = scale dy B ; dA += dxa^T xin ; dx += (dxa A) * mask */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, lo->scale, dy, out, xa, r, 1.0f, lo->gB[idx], r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, lo->scale, dy, out, lo->B[idx], r, 0.0f,
-                a->ldxa, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, a->ldxa, r, xin, in, 1.0f, lo->gA[idx], in);
+    ws_sgemm(true, false, out, r, N, lo->scale, dy, out, xa, r, 1.0f, lo->gB[idx], r);
+    ws_sgemm(false, false, N, r, out, lo->scale, dy, out, lo->B[idx], r, 0.0f, a->ldxa, r);
+    ws_sgemm(true, false, r, in, N, 1.0f, a->ldxa, r, xin, in, 1.0f, lo->gA[idx], in);
+    if (!dx)
+        return;   /* nothing below needs a gradient */
     if (lo->cfg.dropout > 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 0.0f,
-                    a->ltmp, in);
+        ws_sgemm(false, false, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 0.0f, a->ltmp, in);
         float p = lo->cfg.dropout, keep = 1.0f / (1.0f - p);
         uint64_t s = a->lseed[idx];
         for (size_t i = 0; i < (size_t)N * in; i++)
             dx[i] += drop_uniform(&s) < p ? 0.0f : a->ltmp[i] * keep;
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 1.0f,
-                    dx, in);
+        ws_sgemm(false, false, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 1.0f, dx, in);
     }
 }
 
 /* ---------------------------------------------------------------- training forward/backward */
+
+/* dX of a product: dinp = beta * dinp + dout w (beta 0 overwrites: no zeroing pass first) */
+static void mm_dx(int cat, float *dinp, float beta, const float *dout, const float *w, int N, int IC, int OC)
+{
+    WS_PROF(cat, ws_sgemm(false, false, N, IC, OC, 1.0f, dout, OC, w, IC, beta, dinp, IC));
+}
+
+/* dW (and dbias) of a product, added; nothing when both are NULL (frozen base) */
+static void mm_dw(int cat, float *dw, float *dbias, const float *dout, const float *inp, int N, int IC, int OC)
+{
+    if (dw || dbias)
+        WS_PROF(cat, ws_matmul_backward(NULL, dw, dbias, dout, inp, NULL, N, IC, OC));
+}
 
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                      const int32_t *targets, int B, int T, bool training, float *loss)
@@ -483,47 +493,50 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     a->B = B;
     a->T = T;
     a->inputs = inputs;
-    ws_embedding_forward(a->res, inputs, m->w.embed, N, C);
+    WS_PROF(WS_PROF_EMBED, ws_embedding_forward(a->res, inputs, m->w.embed, N, C););
     for (int l = 0; l < c->n_layers; l++) {
         const ws_layer_weights *w = &m->w.layers[l];
         layer_acts *la = &a->L[l];
         float *x = a->res + (size_t)l * N * C, *xo = a->res + (size_t)(l + 1) * N * C;
-        ws_rmsnorm_forward(la->xn1, la->rstd1, x, w->attn_norm, N, C, c->norm_eps);
-        ws_matmul_forward(la->q, la->xn1, w->wq, w->bq, N, C, HD, 0.0f);
-        ws_matmul_forward(la->k, la->xn1, w->wk, w->bk, N, C, KD, 0.0f);
-        ws_matmul_forward(la->v, la->xn1, w->wv, w->bv, N, C, KD, 0.0f);
-        lora_fwd(lora, a, l, WS_LORA_Q, la->q, la->xn1, N, C, HD, training, NULL, NULL);
-        lora_fwd(lora, a, l, WS_LORA_K, la->k, la->xn1, N, C, KD, training, NULL, NULL);
-        lora_fwd(lora, a, l, WS_LORA_V, la->v, la->xn1, N, C, KD, training, NULL, NULL);
-        ws_rope_forward(la->q, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_forward(la->k, NULL, N, T, KV, D, m->rope_cos, m->rope_sin);
-        ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D);
-        memcpy(la->mid, x, (size_t)N * C * sizeof(float));
-        ws_matmul_forward(la->mid, la->atty, w->wo, w->bo, N, HD, C, 1.0f);
-        lora_fwd(lora, a, l, WS_LORA_O, la->mid, la->atty, N, HD, C, training, NULL, NULL);
-        ws_rmsnorm_forward(la->xn2, la->rstd2, la->mid, w->mlp_norm, N, C, c->norm_eps);
-        ws_matmul_forward(la->g, la->xn2, w->wg, NULL, N, C, F, 0.0f);
-        ws_matmul_forward(la->u, la->xn2, w->wu, NULL, N, C, F, 0.0f);
-        lora_fwd(lora, a, l, WS_LORA_GATE, la->g, la->xn2, N, C, F, training, NULL, NULL);
-        lora_fwd(lora, a, l, WS_LORA_UP, la->u, la->xn2, N, C, F, training, NULL, NULL);
-        ws_swiglu_forward(la->h, la->g, la->u, (size_t)N * F);
-        memcpy(xo, la->mid, (size_t)N * C * sizeof(float));
-        ws_matmul_forward(xo, la->h, w->wd, NULL, N, F, C, 1.0f);
-        lora_fwd(lora, a, l, WS_LORA_DOWN, xo, la->h, N, F, C, training, NULL, NULL);
+        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(la->xn1, la->rstd1, x, w->attn_norm, N, C, c->norm_eps););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->q, la->xn1, w->wq, w->bq, N, C, HD, 0.0f););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->k, la->xn1, w->wk, w->bk, N, C, KD, 0.0f););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->v, la->xn1, w->wv, w->bv, N, C, KD, 0.0f););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_Q, la->q, la->xn1, N, C, HD, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_K, la->k, la->xn1, N, C, KD, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_V, la->v, la->xn1, N, C, KD, training, NULL, NULL););
+        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->q, NULL, N, T, H, D, m->rope_cos, m->rope_sin););
+        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->k, NULL, N, T, KV, D, m->rope_cos, m->rope_sin););
+        WS_PROF(WS_PROF_ATTN_FWD, ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
+        WS_PROF(WS_PROF_COPY, memcpy(la->mid, x, (size_t)N * C * sizeof(float)););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->mid, la->atty, w->wo, w->bo, N, HD, C, 1.0f););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_O, la->mid, la->atty, N, HD, C, training, NULL, NULL););
+        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(la->xn2, la->rstd2, la->mid, w->mlp_norm, N, C, c->norm_eps););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->g, la->xn2, w->wg, NULL, N, C, F, 0.0f););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(la->u, la->xn2, w->wu, NULL, N, C, F, 0.0f););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_GATE, la->g, la->xn2, N, C, F, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_UP, la->u, la->xn2, N, C, F, training, NULL, NULL););
+        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_forward(la->h, la->g, la->u, (size_t)N * F););
+        WS_PROF(WS_PROF_COPY, memcpy(xo, la->mid, (size_t)N * C * sizeof(float)););
+        WS_PROF(WS_PROF_MATMUL_FWD, ws_matmul_forward(xo, la->h, w->wd, NULL, N, F, C, 1.0f););
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_DOWN, xo, la->h, N, F, C, training, NULL, NULL););
     }
-    ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C, m->w.final_norm, N, C, c->norm_eps);
-    ws_matmul_forward(a->logits, a->xf, m->w.lm_head, NULL, N, C, V, 0.0f);
+    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C, m->w.final_norm, N, C, c->norm_eps););
+    WS_PROF(WS_PROF_HEAD_FWD, ws_matmul_forward(a->logits, a->xf, m->w.lm_head, NULL, N, C, V, 0.0f););
     a->count = 0;
     if (targets) {
-        memcpy(a->targets, targets, (size_t)N * sizeof(int32_t));
+        WS_PROF(WS_PROF_COPY, memcpy(a->targets, targets, (size_t)N * sizeof(int32_t)););
         int cnt = 0;
-        double sum = ws_crossentropy_forward(a->logits, targets, N, V, &cnt);
+        double sum;
+        WS_PROF(WS_PROF_CE_FWD, sum = ws_crossentropy_forward(a->logits, targets, N, V, &cnt, a->lse));
         a->count = cnt;
         if (loss)
             *loss = cnt ? (float)(sum / cnt) : 0.0f;
     }
     return 0;
 }
+
+static bool adapted(const ws_lora *lo, int l, int t) { return lo && lo->A[l * WS_LORA_NT + t]; }
 
 void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
 {
@@ -534,57 +547,96 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
     ws_weights *g = full ? &m->g : NULL;
     if (a->count == 0)
         return;
-    ws_crossentropy_backward(a->logits, a->targets, N, V, loss_scale / (float)a->count);
-    memset(a->dxn, 0, (size_t)N * C * sizeof(float));
-    ws_matmul_backward(a->dxn, full ? g->lm_head : NULL, NULL, a->logits, a->xf, m->w.lm_head, N, C, V);
-    memset(a->dres, 0, (size_t)N * C * sizeof(float));
-    ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn, a->res + (size_t)c->n_layers * N * C,
-                        m->w.final_norm, a->rstdf, N, C);
-    for (int l = c->n_layers - 1; l >= 0; l--) {
+    /* with a frozen base, nothing below the lowest adapted layer needs a gradient */
+    int lowest = 0;
+    if (lora) {
+        lowest = c->n_layers;
+        for (int l = c->n_layers - 1; l >= 0; l--)
+            for (int t = 0; t < WS_LORA_NT; t++)
+                if (adapted(lora, l, t))
+                    lowest = l;
+        if (lowest == c->n_layers)
+            return;
+    }
+    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, N, V, loss_scale / (float)a->count, a->lse));
+    mm_dx(WS_PROF_HEAD_DX, a->dxn, 0.0f, a->logits, m->w.lm_head, N, C, V);
+    mm_dw(WS_PROF_HEAD_DW, full ? g->lm_head : NULL, NULL, a->logits, a->xf, N, C, V);
+    WS_PROF(WS_PROF_COPY, memset(a->dres, 0, (size_t)N * C * sizeof(float)));
+    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn,
+                                                 a->res + (size_t)c->n_layers * N * C, m->w.final_norm, a->rstdf, N, C));
+    for (int l = c->n_layers - 1; l >= lowest; l--) {
         const ws_layer_weights *w = &m->w.layers[l];
         ws_layer_weights *gl = full ? &g->layers[l] : NULL;
         layer_acts *la = &a->L[l];
         const float *x = a->res + (size_t)l * N * C;
+        /* what the lowest adapted layer still needs: its attention part only for q,k,v,o
+         * adapters, the product through Wo and attention itself only for q,k,v ones, and no dX
+         * below its q,k,v projections */
+        bool bottom = lora && l == lowest;
+        bool need_qkv = !bottom || adapted(lora, l, WS_LORA_Q) || adapted(lora, l, WS_LORA_K) ||
+                        adapted(lora, l, WS_LORA_V);
+        bool need_attn = need_qkv || adapted(lora, l, WS_LORA_O);
+        bool need_dh = need_attn || adapted(lora, l, WS_LORA_GATE) || adapted(lora, l, WS_LORA_UP);
         /* MLP: xo = mid + h Wd^T */
-        memset(a->dh, 0, (size_t)N * F * sizeof(float));
-        ws_matmul_backward(a->dh, full ? gl->wd : NULL, NULL, a->dres, la->h, w->wd, N, F, C);
+        if (need_dh)
+            mm_dx(WS_PROF_MATMUL_DX, a->dh, 0.0f, a->dres, w->wd, N, F, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wd : NULL, NULL, a->dres, la->h, N, F, C);
         if (lora)
-            lora_bwd(lora, a, l, WS_LORA_DOWN, a->dh, a->dres, la->h, N, F, C);
-        memset(a->dg, 0, (size_t)N * F * sizeof(float));
-        memset(a->du, 0, (size_t)N * F * sizeof(float));
-        ws_swiglu_backward(a->dg, a->du, a->dh, la->g, la->u, (size_t)N * F);
-        memset(a->dxn, 0, (size_t)N * C * sizeof(float));
-        ws_matmul_backward(a->dxn, full ? gl->wg : NULL, NULL, a->dg, la->xn2, w->wg, N, C, F);
-        ws_matmul_backward(a->dxn, full ? gl->wu : NULL, NULL, a->du, la->xn2, w->wu, N, C, F);
-        if (lora) {
-            lora_bwd(lora, a, l, WS_LORA_GATE, a->dxn, a->dg, la->xn2, N, C, F);
-            lora_bwd(lora, a, l, WS_LORA_UP, a->dxn, a->du, la->xn2, N, C, F);
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
+        if (!need_dh)
+            break;
+        /* dG, dU overwrite G, U (backward runs once per forward; it already turned the logits
+         * into their gradient) */
+        float *dg = la->g, *du = la->u;
+        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward_set(dg, du, a->dh, la->g, la->u, (size_t)N * F));
+        if (need_attn) {
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, dg, w->wg, N, C, F);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, du, w->wu, N, C, F);
         }
-        ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid, w->mlp_norm, la->rstd2, N, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, dg, la->xn2, N, C, F);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, du, la->xn2, N, C, F);
+        if (lora) {
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, dg, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, du, la->xn2, N, C, F));
+        }
+        if (!need_attn)
+            break;
+        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid, w->mlp_norm,
+                                                     la->rstd2, N, C));
         /* attention: mid = x + atty Wo^T */
-        memset(a->datty, 0, (size_t)N * HD * sizeof(float));
-        ws_matmul_backward(a->datty, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, w->wo, N, HD, C);
+        if (need_qkv)
+            mm_dx(WS_PROF_MATMUL_DX, a->datty, 0.0f, a->dres, w->wo, N, HD, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, N, HD, C);
         if (lora)
-            lora_bwd(lora, a, l, WS_LORA_O, a->datty, a->dres, la->atty, N, HD, C);
-        memset(a->dq, 0, (size_t)N * HD * sizeof(float));
-        memset(a->dk, 0, (size_t)N * KD * sizeof(float));
-        memset(a->dv, 0, (size_t)N * KD * sizeof(float));
-        ws_attention_backward(a->dq, a->dk, a->dv, a->dscratch, a->datty, la->att, la->q, la->k, la->v, B, T, H, KV, D);
-        ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin);
-        memset(a->dxn, 0, (size_t)N * C * sizeof(float));
-        ws_matmul_backward(a->dxn, full ? gl->wq : NULL, full ? gl->bq : NULL, a->dq, la->xn1, w->wq, N, C, HD);
-        ws_matmul_backward(a->dxn, full ? gl->wk : NULL, full ? gl->bk : NULL, a->dk, la->xn1, w->wk, N, C, KD);
-        ws_matmul_backward(a->dxn, full ? gl->wv : NULL, full ? gl->bv : NULL, a->dv, la->xn1, w->wv, N, C, KD);
-        if (lora) {
-            lora_bwd(lora, a, l, WS_LORA_Q, a->dxn, a->dq, la->xn1, N, C, HD);
-            lora_bwd(lora, a, l, WS_LORA_K, a->dxn, a->dk, la->xn1, N, C, KD);
-            lora_bwd(lora, a, l, WS_LORA_V, a->dxn, a->dv, la->xn1, N, C, KD);
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_O, need_qkv ? a->datty : NULL, a->dres, la->atty, N, HD, C));
+        if (!need_qkv)
+            break;
+        WS_PROF(WS_PROF_COPY, memset(a->dq, 0, (size_t)N * HD * sizeof(float));
+                memset(a->dk, 0, (size_t)N * KD * sizeof(float)); memset(a->dv, 0, (size_t)N * KD * sizeof(float)));
+        WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k, la->v, B,
+                                                        T, H, KV, D));
+        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
+                ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin));
+        if (!bottom) {
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 0.0f, a->dq, w->wq, N, C, HD);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->dk, w->wk, N, C, KD);
+            mm_dx(WS_PROF_MATMUL_DX, a->dxn, 1.0f, a->dv, w->wv, N, C, KD);
         }
-        ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x, w->attn_norm, la->rstd1, N, C);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wq : NULL, full ? gl->bq : NULL, a->dq, la->xn1, N, C, HD);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wk : NULL, full ? gl->bk : NULL, a->dk, la->xn1, N, C, KD);
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wv : NULL, full ? gl->bv : NULL, a->dv, la->xn1, N, C, KD);
+        if (lora) {
+            float *dxn = bottom ? NULL : a->dxn;
+            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_Q, dxn, a->dq, la->xn1, N, C, HD);
+                    lora_bwd(lora, a, l, WS_LORA_K, dxn, a->dk, la->xn1, N, C, KD);
+                    lora_bwd(lora, a, l, WS_LORA_V, dxn, a->dv, la->xn1, N, C, KD));
+        }
+        if (!bottom)
+            WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x, w->attn_norm,
+                                                         la->rstd1, N, C));
     }
     if (full)
-        ws_embedding_backward(g->embed, a->dres, a->inputs, N, C);
+        WS_PROF(WS_PROF_EMBED, ws_embedding_backward(g->embed, a->dres, a->inputs, N, C));
 }
 
 /* ---------------------------------------------------------------- inference */
@@ -688,7 +740,7 @@ static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
             }
             float sum = 0;
             for (int j = 0; j < lim; j++) {
-                si[j] = expf(si[j] - mx);
+                si[j] = ws_vexpf(si[j] - mx);
                 sum += si[j];
             }
             float inv = 1.0f / sum;
@@ -721,10 +773,11 @@ static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
         float *row = jb->s + i * jb->ctx;
         int lim = jb->start + (int)i + 1;
         float mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
         for (int j = 0; j < lim; j++) {
-            row[j] = expf(row[j] - mx);
+            row[j] = ws_vexpf(row[j] - mx);
             sum += row[j];
         }
         float inv = 1.0f / sum;
@@ -742,12 +795,10 @@ static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, i
     for (int h = 0; h < H; h++) {
         float *s = kc->att + (size_t)h * n * kc->max_T;   /* [n, ctx] */
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD,
-                    0.0f, s, ctx);
+        ws_sgemm(false, true, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD, 0.0f, s, ctx);
         attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx};
         ws_parallel_for((size_t)n, 16384 / (size_t)ctx + 1, chunk_softmax_rows, &jb);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ctx, 1.0f, s, ctx, vh, KD, 0.0f,
-                    kc->atty + (size_t)h * D, HD);
+        ws_sgemm(false, false, n, D, ctx, 1.0f, s, ctx, vh, KD, 0.0f, kc->atty + (size_t)h * D, HD);
     }
 }
 

@@ -88,7 +88,8 @@ float *ws_acts_logits(ws_acts *a);    /* [B*T, vocab] after forward (dlogits aft
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                      const int32_t *targets, int B, int T, bool training, float *loss);
 /* Backward of the last forward (which had targets): gradients of loss * loss_scale are ADDED
- * to the model's grads (lora == NULL: full training) or to the adapter's grads (base frozen). */
+ * to the model's grads (lora == NULL: full training) or to the adapter's grads (base frozen).
+ * It uses up the forward's activations (logits, MLP gates): once per forward. */
 void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale);
 
 /* ---- inference with a KV cache ---- */

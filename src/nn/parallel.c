@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #define SPIN_ROUNDS 2000   /* sched_yield rounds before sleeping on the condition variable */
+#define CHUNKS_PER_THREAD 4   /* so a thread the machine holds back leaves little for the others to wait on */
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;   /* one fork-join at a time */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,6 +22,8 @@ static atomic_bool quit;
 static ws_par_fn job_fn;
 static void *job_ctx;
 static size_t job_n;
+static int job_chunks;
+static atomic_int next_chunk;
 static unsigned start_generation[WS_MAX_THREADS];   /* what each worker has already seen */
 static _Thread_local bool in_pool;
 
@@ -28,6 +31,18 @@ static void chunk_range(size_t n, int chunks, int c, size_t *lo, size_t *hi)
 {
     *lo = n * (size_t)c / (size_t)chunks;
     *hi = n * (size_t)(c + 1) / (size_t)chunks;
+}
+
+/* takes chunks of the current job until none is left */
+static void run_chunks(void)
+{
+    int c;
+    while ((c = atomic_fetch_add_explicit(&next_chunk, 1, memory_order_relaxed)) < job_chunks) {
+        size_t lo, hi;
+        chunk_range(job_n, job_chunks, c, &lo, &hi);
+        if (lo < hi)
+            job_fn(job_ctx, lo, hi, c);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -53,10 +68,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&quit))
             return NULL;
         seen = g;
-        size_t lo, hi;
-        chunk_range(job_n, n_threads, id, &lo, &hi);
-        if (lo < hi)
-            job_fn(job_ctx, lo, hi, id);
+        run_chunks();
         if (atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&lock);
             pthread_cond_signal(&done_cv);
@@ -130,19 +142,24 @@ void ws_parallel_for(size_t n, size_t min_chunk, ws_par_fn fn, void *ctx)
         fn(ctx, 0, n, 0);
         return;
     }
+    /* chunks: several per thread, none under min_chunk (but at least one per thread) */
+    size_t per = min_chunk ? min_chunk : 1, most = (size_t)n_threads * CHUNKS_PER_THREAD;
+    size_t chunks = n / per;
+    chunks = chunks > most ? most : chunks;
+    chunks = chunks > WS_MAX_THREADS ? WS_MAX_THREADS : chunks;
+    chunks = chunks < (size_t)n_threads ? (size_t)n_threads : chunks;
     job_fn = fn;
     job_ctx = ctx;
     job_n = n;
+    job_chunks = (int)chunks;
+    atomic_store(&next_chunk, 0);
     atomic_store(&remaining, n_threads - 1);
     pthread_mutex_lock(&lock);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
-    size_t lo, hi;
-    chunk_range(n, n_threads, 0, &lo, &hi);
     in_pool = true;
-    if (lo < hi)
-        fn(ctx, lo, hi, 0);
+    run_chunks();
     in_pool = false;
     int spins = 0;
     while (atomic_load_explicit(&remaining, memory_order_acquire) > 0) {

@@ -9,6 +9,7 @@
 
 #include "core/mem.h"
 #include "nn/parallel.h"
+#include "nn/prof.h"
 #include "nn/safetensors.h"
 
 typedef struct {
@@ -110,7 +111,7 @@ size_t ws_trainer_bytes(const ws_trainer *t) { return ws_acts_bytes(t->acts) + 3
 
 typedef struct {
     float *p, *g, *mm, *vv;
-    float b1, b2, eps, decay, step_size, bc2_sqrt;
+    float b1, b2, eps, decay, step_size, bc2_sqrt, gscale;
     double ss[WS_MAX_THREADS];
 } adam_job;
 
@@ -119,9 +120,10 @@ static void adamw_range(void *ctx, size_t lo, size_t hi, int chunk)
     const adam_job *j = ctx;
     float *p = j->p, *g = j->g, *mm = j->mm, *vv = j->vv;
     float b1 = j->b1, b2 = j->b2, eps = j->eps, decay = j->decay, step_size = j->step_size, bc2_sqrt = j->bc2_sqrt;
+    float gscale = j->gscale;   /* the clipping factor, applied here instead of in a pass of its own */
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
-        float gi = g[i];
+        float gi = g[i] * gscale;
         mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
         vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
         float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
@@ -133,19 +135,14 @@ static void sumsq_range(void *ctx, size_t lo, size_t hi, int chunk)
 {
     adam_job *j = ctx;
     double s = 0;
+    const float *g = j->g;
+#pragma omp simd reduction(+ : s)
     for (size_t i = lo; i < hi; i++)
-        s += (double)j->g[i] * j->g[i];
+        s += (double)g[i] * g[i];
     j->ss[chunk] = s;
 }
 
-static void scale_range(void *ctx, size_t lo, size_t hi, int chunk)
-{
-    const adam_job *j = ctx;
-    for (size_t i = lo; i < hi; i++)
-        j->g[i] *= j->decay;
-}
-
-static void adamw(ws_trainer *t, float lr)
+static void adamw(ws_trainer *t, float lr, float gscale)
 {
     const ws_train_opts *o = &t->o;
     int s = t->step + 1;
@@ -154,7 +151,7 @@ static void adamw(ws_trainer *t, float lr)
     for (int k = 0; k < t->n_segs; k++) {
         const segment *sg = &t->segs[k];
         adam_job j = {t->params + sg->off, t->grads + sg->off, t->mom + sg->off, t->vel + sg->off, o->beta1,
-                      o->beta2, o->eps, sg->decay ? 1.0f - lr * o->weight_decay : 1.0f, step_size, bc2_sqrt, {0}};
+                      o->beta2, o->eps, sg->decay ? 1.0f - lr * o->weight_decay : 1.0f, step_size, bc2_sqrt, gscale, {0}};
         ws_parallel_for(sg->n, 16384, adamw_range, &j);
     }
 }
@@ -162,10 +159,7 @@ static void adamw(ws_trainer *t, float lr)
 int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets, float *loss)
 {
     size_t bt = (size_t)t->B * t->T;
-    if (t->lora)
-        ws_lora_zero_grads(t->lora);
-    else
-        ws_model_zero_grads(t->m);
+    WS_PROF(WS_PROF_COPY, if (t->lora) ws_lora_zero_grads(t->lora); else ws_model_zero_grads(t->m));
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
@@ -175,6 +169,7 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);
         total += l / t->o.accum;
     }
+    WS_PROF_BEGIN();
     adam_job nj = {.g = t->grads};
     ws_parallel_for(t->n, 16384, sumsq_range, &nj);
     double ss = 0;
@@ -182,16 +177,16 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
         ss += nj.ss[c];
     float norm = (float)sqrt(ss);
     t->last_norm = norm;
+    float gscale = 1.0f;   /* g * 1.0f == g: the same values as without clipping */
     if (t->o.grad_clip > 0) {
         float coef = t->o.grad_clip / (norm + 1e-6f);
-        if (coef < 1.0f) {
-            nj.decay = coef;
-            ws_parallel_for(t->n, 16384, scale_range, &nj);
-        }
+        if (coef < 1.0f)
+            gscale = coef;
     }
     float lr = ws_lr_at(&t->o, t->step);
     t->last_lr = lr;
-    adamw(t, lr);
+    adamw(t, lr, gscale);
+    WS_PROF_END(WS_PROF_OPTIM);
     t->step++;
     if (loss)
         *loss = (float)total;

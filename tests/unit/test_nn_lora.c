@@ -230,5 +230,77 @@ static void lora_dropout_gradient(void)
     nn_ref_close(&r);
 }
 
+/* With a frozen base, backward stops at the lowest adapted layer (and skips what that layer's
+ * adapters do not need): adapters missing from the bottom layers, or from parts of the lowest
+ * one, leave the other adapters' gradients exactly as with every module adapted (the missing
+ * ones having B = 0, a no-op in the forward). */
+static void upper_layer_adapters_skip_the_rest(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    int L = m->cfg.n_layers;
+    CHECK(L >= 2);
+    int32_t *in = nn_ref_i32(&r, "train_inputs", NULL), *tg = nn_ref_i32(&r, "train_targets", NULL);
+    ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.0f, .targets = ws_lora_parse_targets("all")};
+    /* the modules dropped in each case: bit t of drop[l] */
+    const unsigned qkv = 1u << WS_LORA_Q | 1u << WS_LORA_K | 1u << WS_LORA_V, all = (1u << WS_LORA_NT) - 1;
+    const unsigned cases[][2] = {{all, 0}, {all, qkv}, {all, all & ~(1u << WS_LORA_GATE)}, {qkv, 0},
+                                 {all, all & ~(1u << WS_LORA_DOWN)}, {all, all & ~(1u << WS_LORA_O)}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ws_lora *lf = ws_lora_new(&m->cfg, &lc, 9), *lp = ws_lora_new(&m->cfg, &lc, 9);
+        for (size_t i = 0; i < lf->n_floats; i++) {   /* B non-zero so A gets gradients */
+            lf->block[i] += 0.05f * (float)((int)(i % 11) - 5);
+            lp->block[i] = lf->block[i];
+        }
+        for (int l = 0; l < 2; l++)
+            for (int t = 0; t < WS_LORA_NT; t++)
+                if (cases[k][l] & (1u << t)) {
+                    int idx = l * WS_LORA_NT + t, rin, rout;
+                    ws_lora_dims(&m->cfg, t, &rin, &rout);
+                    memset(lf->B[idx], 0, (size_t)rout * 2 * sizeof(float));
+                    lp->A[idx] = lp->B[idx] = NULL;
+                }
+        float loss_f, loss_p;
+        ws_acts *af = ws_acts_new(m, lf, 2, 16), *ap = ws_acts_new(m, lp, 2, 16);
+        CHECK_EQ_INT(ws_model_forward(m, lf, af, in, tg, 2, 16, true, &loss_f), 0);
+        CHECK_EQ_INT(ws_model_forward(m, lp, ap, in, tg, 2, 16, true, &loss_p), 0);
+        CHECK(fabsf(loss_f - loss_p) <= 1e-6f);
+        ws_lora_zero_grads(lf);
+        ws_lora_zero_grads(lp);
+        ws_model_backward(m, lf, af, 1.0f);
+        ws_model_backward(m, lp, ap, 1.0f);
+        double md = 0, mx = 0;
+        for (int idx = 0; idx < L * WS_LORA_NT; idx++) {
+            if (!lp->A[idx])
+                continue;
+            int rin, rout;
+            ws_lora_dims(&m->cfg, idx % WS_LORA_NT, &rin, &rout);
+            for (int i = 0; i < 2 * rin; i++) {
+                md = fmax(md, fabs(lp->gA[idx][i] - lf->gA[idx][i]));
+                mx = fmax(mx, fabs(lf->gA[idx][i]));
+            }
+            for (int i = 0; i < 2 * rout; i++) {
+                md = fmax(md, fabs(lp->gB[idx][i] - lf->gB[idx][i]));
+                mx = fmax(mx, fabs(lf->gB[idx][i]));
+            }
+        }
+        printf("  adapters dropped (layer 0 %#x, layer 1 %#x): kept gradients max|diff| %.3g (max %.3g)\n",
+               cases[k][0], cases[k][1], md, mx);
+        CHECK(mx > 0 && md <= 1e-6 * mx);
+        ws_acts_free(af);
+        ws_acts_free(ap);
+        ws_lora_free(lf);
+        ws_lora_free(lp);
+    }
+    free(in);
+    free(tg);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
 WS_TEST_MAIN(T(lora_grads_and_logits_match_peft), T(several_adapters_share_one_base),
-             T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient))
+             T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient),
+             T(upper_layer_adapters_skip_the_rest))

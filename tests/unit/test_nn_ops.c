@@ -7,6 +7,7 @@
 #include "nn/config.h"
 #include "nn/ops.h"
 #include "nn/parallel.h"
+#include "nn/vexp.h"
 
 static uint64_t rs = 12345;
 static float frand(void)
@@ -160,9 +161,9 @@ static void attention_grad(void)
     size_t nq = 2 * 5 * 4 * 4, nk = 2 * 5 * 2 * 4;
     c.out = zeros(nq); c.att = zeros(2 * 4 * 5 * 5); c.q = rnd(nq, 1); c.k = rnd(nk, 1); c.v = rnd(nk, 1);
     c.R = rnd(nq, 1);
-    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk), *scratch = zeros(25);
+    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
     at_loss(&c);
-    ws_attention_backward(dq, dk, dv, scratch, c.R, c.att, c.q, c.k, c.v, c.B, c.T, c.H, c.KV, c.D);
+    ws_attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, c.B, c.T, c.H, c.KV, c.D);
     fd_check("attention (GQA, causal) d q", c.q, nq, dq, at_loss, &c);
     fd_check("attention (GQA, causal) d k", c.k, nk, dk, at_loss, &c);
     fd_check("attention (GQA, causal) d v", c.v, nk, dv, at_loss, &c);
@@ -170,7 +171,7 @@ static void attention_grad(void)
     at_loss(&c);
     CHECK_NEAR(c.att[0], 1.0, 1e-6);
     CHECK(c.att[1] == 0.0f);
-    free(c.out); free(c.att); free(c.q); free(c.k); free(c.v); free(c.R); free(dq); free(dk); free(dv); free(scratch);
+    free(c.out); free(c.att); free(c.q); free(c.k); free(c.v); free(c.R); free(dq); free(dk); free(dv);
 }
 
 /* ---- embedding ---- */
@@ -198,7 +199,7 @@ static double ce_loss(void *p)
 {
     ce_ctx *c = p;
     int cnt;
-    double s = ws_crossentropy_forward(c->logits, c->tg, c->N, c->V, &cnt);
+    double s = ws_crossentropy_forward(c->logits, c->tg, c->N, c->V, &cnt, NULL);
     return s / cnt;
 }
 static void crossentropy_grad(void)
@@ -209,13 +210,113 @@ static void crossentropy_grad(void)
     float *d = malloc(24 * sizeof(float));
     memcpy(d, c.logits, 24 * sizeof(float));
     int cnt;
-    ws_crossentropy_forward(c.logits, tg, 4, 6, &cnt);
+    ws_crossentropy_forward(c.logits, tg, 4, 6, &cnt, NULL);
     CHECK_EQ_INT(cnt, 3);
-    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt);
+    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt, NULL);
     fd_check("cross-entropy (masked) d logits", c.logits, 24, d, ce_loss, &c);
     for (int i = 6; i < 12; i++)
         CHECK(d[i] == 0.0f);   /* the ignored row */
     free(c.logits); free(d);
+}
+
+/* ---- the vectorised exp, long cross-entropy rows and multi-block attention against doubles ---- */
+static void vexp_accuracy(void)
+{
+    double worst = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+        double e = exp((double)x), d = fabs(ws_vexpf(x) - e) / e;
+        worst = d > worst ? d : worst;
+    }
+    printf("  ws_vexpf max relative error on [-87, 88]: %.3g\n", worst);
+    CHECK(worst < 2.4e-7);   /* about 2 ulp */
+    CHECK(ws_vexpf(-100.0f) == 0.0f && ws_vexpf(0.0f) == 1.0f);
+}
+
+static void crossentropy_long_rows(void)
+{
+    int N = 3, V = 1500;   /* rows over several of the one-pass log-sum-exp blocks */
+    float *l = rnd((size_t)N * V, 6), *d = malloc((size_t)N * V * sizeof(float)), lse[3];
+    int32_t tg[3] = {7, 1499, 700};
+    memcpy(d, l, (size_t)N * V * sizeof(float));
+    int cnt;
+    double got = ws_crossentropy_forward(l, tg, N, V, &cnt, lse), want = 0, md = 0;
+    ws_crossentropy_backward(d, tg, N, V, 0.5f, lse);
+    for (int r = 0; r < N; r++) {
+        double mx = -1e30, s = 0;
+        for (int i = 0; i < V; i++)
+            mx = fmax(mx, l[r * V + i]);
+        for (int i = 0; i < V; i++)
+            s += exp(l[r * V + i] - mx);
+        want += log(s) + mx - l[r * V + tg[r]];
+        for (int i = 0; i < V; i++) {
+            double p = exp(l[r * V + i] - mx) / s * 0.5 - (i == tg[r] ? 0.5 : 0);
+            md = fmax(md, fabs(p - d[r * V + i]));
+        }
+    }
+    printf("  cross-entropy V=%d: loss %.7f vs %.7f in double, max|dlogit diff| %.3g\n", V, got, want, md);
+    CHECK(cnt == 3 && fabs(got - want) < 1e-5 && md < 1e-7);
+    free(l); free(d);
+}
+
+static void attention_blocks_match_naive(void)
+{
+    int B = 2, T = 150, H = 4, KV = 2, D = 16, grp = H / KV;   /* T over three causal blocks */
+    size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KV * D;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1), *out = zeros(nq);
+    float *att = zeros((size_t)B * H * T * T), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
+    ws_attention_forward(out, att, q, k, v, B, T, H, KV, D);
+    ws_attention_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KV, D);
+    double *rq = calloc(nq, sizeof(double)), *rk = calloc(nk, sizeof(double)), *rv = calloc(nk, sizeof(double));
+    double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double)), mo = 0, mg = 0;
+    double sc = 1.0 / sqrt((double)D);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++) {
+                const float *qi = q + ((size_t)(b * T + i) * H + h) * D;
+                double mx = -1e30, s = 0, dot = 0;
+                for (int j = 0; j <= i; j++) {
+                    const float *kj = k + ((size_t)(b * T + j) * KV + h / grp) * D;
+                    double a = 0;
+                    for (int e = 0; e < D; e++)
+                        a += (double)qi[e] * kj[e];
+                    p[j] = a * sc;
+                    mx = fmax(mx, p[j]);
+                }
+                for (int j = 0; j <= i; j++)
+                    s += (p[j] = exp(p[j] - mx));
+                const float *doi = dout + ((size_t)(b * T + i) * H + h) * D;
+                for (int e = 0; e < D; e++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++)
+                        o += p[j] / s * v[((size_t)(b * T + j) * KV + h / grp) * D + e];
+                    mo = fmax(mo, fabs(o - out[((size_t)(b * T + i) * H + h) * D + e]));
+                }
+                for (int j = 0; j <= i; j++) {
+                    p[j] /= s;
+                    const float *vj = v + ((size_t)(b * T + j) * KV + h / grp) * D;
+                    dp[j] = 0;
+                    for (int e = 0; e < D; e++) {
+                        dp[j] += (double)doi[e] * vj[e];
+                        rv[((size_t)(b * T + j) * KV + h / grp) * D + e] += p[j] * doi[e];
+                    }
+                    dot += p[j] * dp[j];
+                }
+                for (int j = 0; j <= i; j++) {
+                    double ds = p[j] * (dp[j] - dot) * sc;
+                    for (int e = 0; e < D; e++) {
+                        rq[((size_t)(b * T + i) * H + h) * D + e] += ds * k[((size_t)(b * T + j) * KV + h / grp) * D + e];
+                        rk[((size_t)(b * T + j) * KV + h / grp) * D + e] += ds * qi[e];
+                    }
+                }
+            }
+    for (size_t i = 0; i < nq; i++)
+        mg = fmax(mg, fabs(rq[i] - dq[i]));
+    for (size_t i = 0; i < nk; i++)
+        mg = fmax(mg, fmax(fabs(rk[i] - dk[i]), fabs(rv[i] - dv[i])));
+    printf("  attention T=%d (causal blocks): max|out diff| %.3g, max|grad diff| %.3g vs double\n", T, mo, mg);
+    CHECK(mo < 1e-5 && mg < 1e-4);
+    free(q); free(k); free(v); free(dout); free(out); free(att); free(dq); free(dk); free(dv);
+    free(rq); free(rk); free(rv); free(p); free(dp);
 }
 
 /* The pool: every index exactly once, chunks deterministic, no lost wake-ups across thousands of
@@ -255,4 +356,4 @@ static void parallel_pool(void)
 }
 
 WS_TEST_MAIN(T(parallel_pool), T(matmul_grad), T(rmsnorm_grad), T(rope_grad), T(swiglu_grad), T(attention_grad), T(embedding_grad),
-             T(crossentropy_grad))
+             T(crossentropy_grad), T(vexp_accuracy), T(crossentropy_long_rows), T(attention_blocks_match_naive))
