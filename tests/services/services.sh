@@ -23,11 +23,15 @@ ws_svc_cleanup() {
 }
 trap ws_svc_cleanup EXIT
 
-# A TCP port on 127.0.0.1 that nothing listens on (random, checked).
+# A TCP port on 127.0.0.1 that nothing listens on (random, checked), below the kernel's
+# ephemeral range: a port in that range can be the local end of any outgoing connection
+# (a client of another test), and then the server's bind fails with "Address in use".
 ws_svc_free_port() {
-  local port i
+  local port i lo=32768 span
+  read -r lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  span=$(( lo > 21024 ? lo - 21024 : 8000 ))
   for i in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % span))
     if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
       echo "$port"
       return 0
@@ -93,11 +97,14 @@ ws_svc_pg_replica() {
     echo "services: pg_basebackup failed"; cat "$WS_SVC_DIR/pg-basebackup.log"; return 1
   fi
   WS_SVC_STOPS+=("ws_svc_as_pg $bin/pg_ctl -D $dir/data -m immediate stop")
-  if ! ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on" \
-        start >/dev/null 2>&1; then
-    echo "services: replica did not start"; cat "$dir/log"; return 1
-  fi
+  local try
+  for try in 1 2 3; do
+    ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on" \
+      start >/dev/null 2>&1 && break
+    [ "$try" -eq 3 ] && { echo "services: replica did not start"; cat "$dir/log"; return 1; }
+    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
+  done
   WS_PG_REPLICA_URL="postgresql://postgres@127.0.0.1:$port/postgres"
   export WS_PG_REPLICA_URL
 }
