@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hex.h"
+
 static const char *const role_names[] = {"user", "admin", "system"};
 
 const char *ws_role_name(ws_role r)
@@ -106,16 +108,11 @@ static void fetch_sha256(void)
 
 void ws_auth_key_hash(const char *key, size_t len, char hex_out[WS_KEY_HASH_HEX + 1])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     pthread_once(&sha256_once, fetch_sha256);
     EVP_Digest(key, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++) {
-        hex_out[2 * i] = digits[md[i] >> 4];
-        hex_out[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex_out[WS_KEY_HASH_HEX] = '\0';
+    ws_hex_encode(md, 32, hex_out);
 }
 
 int ws_auth_bearer_token(const char *value, size_t len, const char **tok, size_t *tok_len)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "blobs/blobs_crypt.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 int ws_blobs_check_key(const char *key, ws_error *err)
@@ -44,17 +45,6 @@ int ws_blobs_check_key(const char *key, ws_error *err)
         seg++;
     }
     return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Reads a 32-byte key file, refusing one others may read; *st_out (may be NULL) gets its
@@ -101,7 +91,7 @@ static int parse_hex_key(const char *s, size_t n, unsigned char key[WS_BLOB_MAST
         return ws_error_set(err, WS_EINVAL, "%s must be %d hex digits (a 256-bit key)", what,
                             2 * WS_BLOB_MASTER_KEY_LEN);
     for (int i = 0; i < WS_BLOB_MASTER_KEY_LEN; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = ws_hex_digit(s[2 * i]), lo = ws_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return ws_error_set(err, WS_EINVAL, "%s is not hexadecimal", what);
         key[i] = (unsigned char)(hi * 16 + lo);
@@ -208,7 +198,7 @@ static bool sig_eq(const key_sig *a, const key_sig *b)
 
 static void id_hex(const unsigned char id[4], char hex[9])
 {
-    snprintf(hex, 9, "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+    ws_hex_encode(id, 4, hex);
 }
 
 static void make_ring_key(const unsigned char key[WS_BLOB_MASTER_KEY_LEN], ring_key *k)
@@ -276,7 +266,7 @@ int ws_blobs_retired_key_file(const char *name, unsigned char id[4])
     if (strncmp(name, WS_BLOB_RETIRED_PREFIX, pl) != 0 || strlen(name) != pl + 8)
         return -1;
     for (int i = 0; i < 4; i++) {
-        int hi = hexval(name[pl + 2 * i]), lo = hexval(name[pl + 2 * i + 1]);
+        int hi = ws_hex_digit(name[pl + 2 * i]), lo = ws_hex_digit(name[pl + 2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         id[i] = (unsigned char)(hi * 16 + lo);

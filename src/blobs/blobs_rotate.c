@@ -17,6 +17,7 @@
 
 #include "blobs/blobs_crypt.h"
 #include "core/file.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 const char ws_blobs_env_rotation_help[] =
@@ -30,7 +31,7 @@ const char ws_blobs_env_rotation_help[] =
 
 static void hex_of(const unsigned char id[4], char hex[9])
 {
-    snprintf(hex, 9, "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+    ws_hex_encode(id, 4, hex);
 }
 
 /* ---- key files ------------------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 
 #include "blobs/blobs.h"
 #include "blobs/s3_sign.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 #define S3_META_MAX (4u << 20) /* a listing page or an error document */
@@ -23,22 +24,12 @@
 
 /* ---- signing ---------------------------------------------------------------------------- */
 
-static void hexify(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void ws_s3_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     unsigned mdl = 0;
     EVP_Digest(data, len, md, &mdl, EVP_sha256(), NULL);
-    hexify(md, 32, out);
+    ws_hex_encode(md, 32, out);
 }
 
 static void hmac(const void *key, size_t kl, const char *msg, unsigned char out[32])
@@ -112,7 +103,7 @@ int ws_s3_sign(const char *method, const char *canonical_uri, const char *canoni
     hmac(k3, 32, "aws4_request", k4);
     hmac(k4, 32, sts.data, sig);
     char sig_hex[65];
-    hexify(sig, 32, sig_hex);
+    ws_hex_encode(sig, 32, sig_hex);
     int n = snprintf(out, out_size,
                      "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, Signature=%s",
                      access_key, date, region, signed_names.data, sig_hex);

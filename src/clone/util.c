@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "clone/clone_int.h"
+#include "core/hex.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "style/text.h"
@@ -501,8 +502,7 @@ int clone_sha256_file(const char *path, char hex[65], ws_error *err)
     EVP_MD_CTX_free(md);
     if (bad)
         return ws_error_set(err, WS_EIO, "%s: read error", path);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    ws_hex_encode(d, 32, hex);
     return 0;
 }
 

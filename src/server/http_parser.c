@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/hex.h"
 
 /* RFC 9110 tchar: the characters of methods and header names. */
 static bool is_tchar(unsigned char c)
@@ -194,17 +195,6 @@ enum {
     CH_END_LF
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int ws_http_decode_chunked(ws_http_chunked *d, const char *src, size_t n, ws_buf *out, size_t *consumed)
 {
     size_t i = 0;
@@ -213,7 +203,7 @@ int ws_http_decode_chunked(ws_http_chunked *d, const char *src, size_t n, ws_buf
         char c = src[i];
         switch (d->state) {
         case CH_SIZE: {
-            int h = hexval(c);
+            int h = ws_hex_digit(c);
             if (h >= 0) {
                 if (++d->size_digits > 15)
                     return -1;
@@ -321,7 +311,7 @@ long ws_http_url_decode(const char *s, size_t n, char *out, size_t out_size, boo
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = ws_hex_digit(s[i + 1]), l = ws_hex_digit(s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = (char)(h * 16 + l);
