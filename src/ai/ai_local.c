@@ -1,7 +1,6 @@
 /* The in-process AI implementation on top of src/clone (see ai_local.h). */
 #include "ai/ai_local.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -128,29 +127,10 @@ static void drop(local *l, const char *user)
         release(l, gone);
 }
 
+/* Removes a directory tree; -1 when something could not be deleted. */
 static int rm_tree(const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d)
-            return -1;
-        struct dirent *de;
-        int rc = 0;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            ws_buf b = WS_BUF_INIT;
-            ws_buf_printf(&b, "%s/%s", path, de->d_name);
-            rc |= rm_tree(b.data);
-            ws_buf_free(&b);
-        }
-        closedir(d);
-        return rc | rmdir(path);
-    }
-    return unlink(path);
+    return ws_file_remove_tree(path, NULL, NULL) ? -1 : 0;
 }
 
 /* ---- trained clones kept as encrypted blobs ----
@@ -198,20 +178,6 @@ static int read_pointer(local *l, const char *user, ws_json_doc **doc, const cha
 out:
     free(key);
     ws_buf_free(&b);
-    return rc;
-}
-
-static int mkdirs_for(const char *path)
-{
-    char *p = ws_xstrdup(path);
-    int rc = 0;
-    for (char *s = strchr(p + 1, '/'); s && !rc; s = strchr(s + 1, '/')) {
-        *s = 0;
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            rc = -1;
-        *s = '/';
-    }
-    free(p);
     return rc;
 }
 
@@ -316,7 +282,7 @@ static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error 
         ws_buf_printf(&pb, "%s/%s", dir, f->str);
         path = ws_buf_take(&pb);
         ws_buf data = WS_BUF_INIT;
-        rc = mkdirs_for(path) ? ws_error_set(err, WS_EIO, "cannot create a directory for %s", path) : 0;
+        rc = ws_file_make_parents(path, strlen(dir), err);
         if (!rc)
             rc = ws_blobs_get(l->blobs, key, ARTIFACT_CAP, &data, err);
         if (!rc)

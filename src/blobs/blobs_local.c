@@ -30,21 +30,6 @@ static char *path_of(const local_blobs *l, const char *key)
     return p;
 }
 
-/* mkdir -p for the folders of path below the root (mode 0700). */
-static int make_parents(const local_blobs *l, char *path, ws_error *err)
-{
-    size_t root = strlen(l->dir);
-    for (char *s = path + root + 1; (s = strchr(s, '/')) != NULL; s++) {
-        *s = '\0';
-        int rc = mkdir(path, 0700);
-        int e = errno;
-        *s = '/';
-        if (rc != 0 && e != EEXIST)
-            return ws_error_set(err, WS_EIO, "cannot create folder for %s: %s", path, strerror(e));
-    }
-    return 0;
-}
-
 /* Writes the object atomically: a unique temporary file beside it (mkstemp: O_EXCL, mode
  * 0600, so concurrent puts never share one), fsync, rename over the key's file. */
 static int local_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err)
@@ -54,7 +39,7 @@ static int local_put(ws_blobs *b, const char *key, const void *data, size_t len,
     size_t tn = strlen(p) + 16;
     char *tmp = ws_xmalloc(tn);
     snprintf(tmp, tn, "%s.tmp.XXXXXX", p);
-    int rc = make_parents(l, p, err);
+    int rc = ws_file_make_parents(p, strlen(l->dir), err);
     int fd = rc == 0 ? mkstemp(tmp) : -1;
     if (rc == 0 && fd < 0)
         rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", tmp, strerror(errno));
@@ -140,51 +125,13 @@ static int local_del(ws_blobs *b, const char *key, ws_error *err)
     return rc;
 }
 
-/* Deletes the tree at path (files and folders, never following symbolic links). */
-static int remove_tree(const char *path, size_t *n, int depth, ws_error *err)
-{
-    if (depth > 64)
-        return ws_error_set(err, WS_EIO, "%s: folders nested too deep", path);
-    DIR *d = opendir(path);
-    if (!d)
-        return errno == ENOENT ? 0 : ws_error_set(err, WS_EIO, "cannot open %s: %s", path, strerror(errno));
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        size_t len = strlen(path) + strlen(e->d_name) + 2;
-        char *child = ws_xmalloc(len);
-        snprintf(child, len, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(child, &st) != 0) {
-            if (errno != ENOENT)
-                rc = ws_error_set(err, WS_EIO, "cannot stat %s: %s", child, strerror(errno));
-        } else if (S_ISDIR(st.st_mode)) {
-            rc = remove_tree(child, n, depth + 1, err);
-        } else if (unlink(child) == 0) {
-            (*n)++;
-        } else if (errno != ENOENT) {
-            rc = ws_error_set(err, WS_EIO, "cannot delete %s: %s", child, strerror(errno));
-        }
-        free(child);
-    }
-    closedir(d);
-    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
-        rc = ws_error_set(err, WS_EIO, "cannot remove %s: %s", path, strerror(errno));
-    return rc;
-}
-
 static int local_del_prefix(ws_blobs *b, const char *prefix, size_t *n, ws_error *err)
 {
     /* blobs.c passes folder prefixes only ("a/b/"): the folder is the whole set */
     local_blobs *l = (local_blobs *)b;
     char *p = path_of(l, prefix);
     p[strlen(p) - 1] = '\0';
-    size_t count = 0;
-    int rc = remove_tree(p, &count, 0, err);
-    if (n)
-        *n = count;
+    int rc = ws_file_remove_tree(p, n, err);
     free(p);
     return rc;
 }

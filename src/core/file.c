@@ -1,6 +1,7 @@
 /* Capped whole-file reads and atomic writes. */
 #include "core/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/mem.h"
 
 int ws_file_read(const char *path, size_t cap, char **data, size_t *len, ws_error *err)
 {
@@ -88,5 +90,62 @@ out:
     if (rc)
         unlink(tmp);
     free(tmp);
+    return rc;
+}
+
+int ws_file_make_parents(const char *path, size_t skip, ws_error *err)
+{
+    char *p = ws_xstrdup(path);
+    int rc = 0;
+    size_t n = strlen(p), start = skip < n ? skip + 1 : n;
+    for (char *s = strchr(p + start, '/'); rc == 0 && s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            rc = ws_error_set(err, WS_EIO, "cannot create folder %s: %s", p, strerror(errno));
+        *s = '/';
+    }
+    free(p);
+    return rc;
+}
+
+static int remove_tree(const char *path, size_t *n, int depth, ws_error *err)
+{
+    if (depth > 64)
+        return ws_error_set(err, WS_EIO, "%s: folders nested too deep", path);
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : ws_error_set(err, WS_EIO, "cannot open %s: %s", path, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        ws_buf child = WS_BUF_INIT;
+        ws_buf_printf(&child, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(child.data, &st) != 0) {
+            if (errno != ENOENT)
+                rc = ws_error_set(err, WS_EIO, "cannot stat %s: %s", child.data, strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = remove_tree(child.data, n, depth + 1, err);
+        } else if (unlink(child.data) == 0) {
+            (*n)++;
+        } else if (errno != ENOENT) {
+            rc = ws_error_set(err, WS_EIO, "cannot delete %s: %s", child.data, strerror(errno));
+        }
+        ws_buf_free(&child);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+        rc = ws_error_set(err, WS_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return rc;
+}
+
+int ws_file_remove_tree(const char *path, size_t *n_files, ws_error *err)
+{
+    size_t n = 0;
+    int rc = remove_tree(path, &n, 0, err);
+    if (n_files)
+        *n_files = n;
     return rc;
 }

@@ -57,11 +57,26 @@ ws_svc_as_pg() {
   fi
 }
 
+# Starts the PostgreSQL cluster of folder $2 (data in $2/data, log in $2/log) with binaries
+# $1 and the extra server options $3, on a free port — another one when the port picked was
+# taken before the server bound it (a parallel test). Sets WS_SVC_PG_STARTED to the port.
+ws_svc_pg_start() {
+  local bin=$1 dir=$2 extra=$3 port try
+  for try in 1 2 3; do
+    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
+    if ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $extra" start >/dev/null 2>&1; then
+      WS_SVC_PG_STARTED=$port
+      return 0
+    fi
+  done
+  return 1
+}
+
 ws_svc_pg() {
   local bin port dir
   bin=$(ws_svc_pgbin) || { echo "services: PostgreSQL binaries not found (apt package postgresql)"; return 1; }
   [ -n "$bin" ] || { echo "services: PostgreSQL binaries not found (apt package postgresql)"; return 1; }
-  port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
   dir=$WS_SVC_DIR/pg
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
@@ -70,15 +85,9 @@ ws_svc_pg() {
     echo "services: initdb failed"; cat "$WS_SVC_DIR/pg-initdb.log"; return 1
   fi
   WS_SVC_STOPS+=("ws_svc_as_pg $bin/pg_ctl -D $dir/data -m immediate stop")
-  # a port picked as free may be taken by a parallel test before we bind it: retry
-  local try
-  for try in 1 2 3; do
-    ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null 2>&1 && break
-    [ "$try" -eq 3 ] && { echo "services: PostgreSQL did not start"; cat "$dir/log"; return 1; }
-    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
-  done
+  ws_svc_pg_start "$bin" "$dir" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" ||
+    { echo "services: PostgreSQL did not start"; cat "$dir/log"; return 1; }
+  port=$WS_SVC_PG_STARTED
   WS_PG_PORT=$port
   WS_PG_BIN=$bin
   WS_PG_URL="postgresql://postgres@127.0.0.1:$port/postgres"
@@ -88,7 +97,6 @@ ws_svc_pg() {
 ws_svc_pg_replica() {
   local port dir bin=$WS_PG_BIN
   [ -n "${WS_PG_PORT:-}" ] || { echo "services: start the primary first"; return 1; }
-  port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
   dir=$WS_SVC_DIR/pgr
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
@@ -97,14 +105,9 @@ ws_svc_pg_replica() {
     echo "services: pg_basebackup failed"; cat "$WS_SVC_DIR/pg-basebackup.log"; return 1
   fi
   WS_SVC_STOPS+=("ws_svc_as_pg $bin/pg_ctl -D $dir/data -m immediate stop")
-  local try
-  for try in 1 2 3; do
-    ws_svc_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on" \
-      start >/dev/null 2>&1 && break
-    [ "$try" -eq 3 ] && { echo "services: replica did not start"; cat "$dir/log"; return 1; }
-    port=$(ws_svc_free_port) || { echo "services: no free port"; return 1; }
-  done
+  ws_svc_pg_start "$bin" "$dir" "-c hot_standby=on" ||
+    { echo "services: replica did not start"; cat "$dir/log"; return 1; }
+  port=$WS_SVC_PG_STARTED
   WS_PG_REPLICA_URL="postgresql://postgres@127.0.0.1:$port/postgres"
   export WS_PG_REPLICA_URL
 }
