@@ -1,0 +1,83 @@
+/* Quantized weight formats of GGUF/GGML and the arithmetic on them: block layouts, dequantizing
+ * rows to f32, quantizing activations per block to 8 bits, and dot products computed directly
+ * on the quantized blocks (as llama.cpp does), with scalar, AVX2 and AVX-512 versions chosen at
+ * run time from the CPU (each tested against the scalar reference).
+ *
+ * Types (GGML ids, as stored in GGUF): F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the k-quants Q4_K,
+ * Q5_K, Q6_K. Activations are quantized to the weight type's "dot type": Q8_0 for Q4_0/Q8_0,
+ * Q8_1 for Q4_1, Q8_K for the k-quants; F32/F16/BF16 weights take f32 activations.
+ * Every function is pure and thread-safe; none allocates. */
+#ifndef WS_NN_QUANT_H
+#define WS_NN_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    WS_QT_F32 = 0,
+    WS_QT_F16 = 1,
+    WS_QT_Q4_0 = 2,
+    WS_QT_Q4_1 = 3,
+    WS_QT_Q8_0 = 8,
+    WS_QT_Q8_1 = 9,     /* activations only */
+    WS_QT_Q4_K = 12,
+    WS_QT_Q5_K = 13,
+    WS_QT_Q6_K = 14,
+    WS_QT_Q8_K = 15,    /* activations only */
+    WS_QT_BF16 = 30,
+    WS_QT_COUNT = 40    /* ids are < this */
+} ws_qtype;
+
+/* Name as GGML writes it ("Q4_1"), or NULL for an id we do not know at all. */
+const char *ws_qtype_name(int type);
+/* True for the types a weight tensor may have (listed above, not Q8_1/Q8_K). */
+bool ws_qtype_is_weight(int type);
+/* Elements per block (1 for F32/F16/BF16, 32 for Q*_0/Q*_1, 256 for k-quants) and bytes per
+ * block; 0 for an unknown type. */
+size_t ws_qtype_block_elems(int type);
+size_t ws_qtype_block_bytes(int type);
+/* Bytes of a row of n elements (n a multiple of the block size), 0 otherwise. */
+size_t ws_qtype_row_bytes(int type, int64_t n);
+/* The type activations are quantized to for a dot product with weights of this type. */
+ws_qtype ws_qtype_dot_type(ws_qtype weight_type);
+
+/* dst[n] = the values of the n elements at src (n a multiple of the block size). */
+void ws_dequant_row(ws_qtype type, const void *src, float *dst, int64_t n);
+/* Quantizes x[n] into dst as type (Q8_0, Q8_1 or Q8_K; also F16/BF16 round to nearest even
+ * and F32 copy). dst holds ws_qtype_row_bytes(type, n) bytes. */
+void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
+
+/* Dot product of one weight row (type wt, n elements) with one activation row already
+ * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). */
+float ws_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
+
+/* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
+ * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use
+ * this to compare every version with the scalar one. Not thread-safe against running kernels. */
+typedef enum { WS_ISA_SCALAR, WS_ISA_AVX2, WS_ISA_AVX512 } ws_isa;
+ws_isa ws_quant_isa(void);
+bool ws_quant_force_isa(ws_isa isa);
+const char *ws_isa_name(ws_isa isa);
+
+/* A quantized (or f16/bf16/f32) weight matrix of rows x cols, row-major, each row
+ * ws_qtype_row_bytes(type, cols) bytes apart; data is borrowed (usually the mapped file). */
+typedef struct ws_qmat {
+    ws_qtype type;
+    int rows, cols;
+    size_t row_bytes;
+    const uint8_t *data;
+} ws_qmat;
+
+/* out[N,OC] = beta*out + inp[N,IC] W^T (+ bias[OC]) with W = w (OC rows of IC). Few rows: the
+ * rows of inp are quantized to the dot type once and every output is a quantized dot product;
+ * many rows: W is dequantized a tile at a time and multiplied with sgemm. Runs on the engine's
+ * pool (parallel.h). beta is 0 (overwrite) or 1 (add). */
+void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
+/* dinp[N,IC] = beta*dinp + dout[N,OC] W (the input gradient through a frozen quantized W):
+ * W dequantized a tile at a time, products with sgemm. */
+void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws_qmat *w, int N);
+/* Row r of w as f32 (cols values), e.g. an embedding lookup. */
+void ws_qmat_row(const ws_qmat *w, int r, float *dst);
+
+#endif
