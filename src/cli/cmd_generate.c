@@ -1,6 +1,6 @@
-/* `whatstyle generate --model DIR --prompt TEXT`: runs the engine on a Hugging Face model
- * directory (config.json, safetensors, tokenizer.json), optionally with a PEFT LoRA adapter,
- * and prints the continuation — streamed as text, or as one JSON object with the prompt ids
+/* `whatstyle generate --model PATH --prompt TEXT`: runs the engine on a GGUF file (quantized,
+ * in place) or a Hugging Face model directory (config.json, safetensors, tokenizer.json),
+ * optionally with a PEFT LoRA adapter and the model's chat template, and prints the continuation — streamed as text, or as one JSON object with the prompt ids
  * (exactly transformers' tokenizer(prompt)), the new ids, their natural-log probabilities under
  * the model, and the decoded text. */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "nn/base.h"
 #include "nn/generate.h"
 #include "nn/lora.h"
 #include "nn/model.h"
@@ -18,12 +19,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: whatstyle generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]\n"
+    fprintf(f, "usage: whatstyle generate --model PATH --prompt TEXT [--max-new-tokens N] [--temperature T]\n"
                "                          [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]\n"
-               "                          [--stop STRING]... [--adapter DIR] [--threads N] [--json]\n\n"
-               "Generates a continuation of TEXT with the model in DIR (LlamaForCausalLM or\n"
-               "Qwen2ForCausalLM; safetensors F32/F16/BF16; tokenizer.json), optionally with a PEFT\n"
-               "LoRA adapter. Temperature 0 (the default) is greedy. Generation stops at the model's\n"
+               "                          [--stop STRING]... [--adapter DIR] [--threads N] [--json]\n"
+               "                          [--chat [--system TEXT]] [--f32]\n\n"
+               "Generates a continuation of TEXT with the model at PATH: a GGUF file (llama or qwen2;\n"
+               "F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K, run on the quantized blocks; --f32\n"
+               "dequantizes it first) or a Hugging Face directory (LlamaForCausalLM or Qwen2ForCausalLM;\n"
+               "safetensors F32/F16/BF16; tokenizer.json), optionally with a PEFT LoRA adapter. --chat\n"
+               "sends TEXT as a user message through the model's chat template (and --system as the\n"
+               "system message). Temperature 0 (the default) is greedy. Generation stops at the model's\n"
                "end-of-sequence token, a --stop string or --max-new-tokens (default 64).\n"
                "--json prints {\"prompt_tokens\":[...],\"tokens\":[...],\"logprobs\":[...],\"text\":...};\n"
                "otherwise the text is streamed as it is generated.\n");
@@ -69,7 +74,8 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 
 int ws_cmd_generate(int argc, char **argv)
 {
-    const char *model_dir = NULL, *prompt = NULL, *adapter_dir = NULL;
+    const char *model_dir = NULL, *prompt = NULL, *adapter_dir = NULL, *system = NULL;
+    bool chat = false, f32 = false;
     const char *stops[MAX_STOPS];
     int n_stops = 0, threads = 0;
     bool json = false;
@@ -83,6 +89,10 @@ int ws_cmd_generate(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--chat")) {
+            chat = true;
+        } else if (!strcmp(a, "--f32")) {
+            f32 = true;
         } else if (!next) {
             usage(stderr);
             return 2;
@@ -90,6 +100,8 @@ int ws_cmd_generate(int argc, char **argv)
             model_dir = argv[++i];
         } else if (!strcmp(a, "--prompt")) {
             prompt = argv[++i];
+        } else if (!strcmp(a, "--system")) {
+            system = argv[++i];
         } else if (!strcmp(a, "--adapter")) {
             adapter_dir = argv[++i];
         } else if (!strcmp(a, "--stop") && n_stops < MAX_STOPS) {
@@ -122,21 +134,28 @@ int ws_cmd_generate(int argc, char **argv)
         ws_nn_set_threads(threads);
     int rc = 1;
     ws_error err = {0};
+    ws_base *base = NULL;
     ws_model *m = NULL;
     ws_lora *lora = NULL;
-    ws_tokenizer *tok = NULL;
+    const ws_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     ws_gen_result res = {0};
     gen_ctx g = {.out = WS_BUF_INIT, .stream = !json};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (ws_tokenizer_load(path, &tok, &err) || ws_model_load(model_dir, 0, &m, &err) ||
-        (adapter_dir && ws_lora_load(adapter_dir, &m->cfg, &lora, &err)) ||
-        ws_tokenizer_encode(tok, prompt, strlen(prompt), true, &ids, &n_ids, &err)) {
+    ws_chat_msg msgs[2];
+    size_t n_msgs = 0;
+    if (system)
+        msgs[n_msgs++] = (ws_chat_msg){"system", system};
+    msgs[n_msgs++] = (ws_chat_msg){"user", prompt};
+    if (ws_base_load(model_dir, f32 ? WS_LOAD_COPY : 0, &base, &err) ||
+        (adapter_dir && ws_lora_load(adapter_dir, &base->model->cfg, &lora, &err)) ||
+        (chat ? ws_base_encode_chat(base, msgs, n_msgs, true, &ids, &n_ids, &err)
+              : ws_tokenizer_encode(base->tok, prompt, strlen(prompt), true, &ids, &n_ids, &err))) {
         fprintf(stderr, "whatstyle generate: %s\n", err.msg);
         goto out;
     }
+    m = base->model;
+    tok = base->tok;
     if (n_ids == 0) {
         fprintf(stderr, "whatstyle generate: the prompt encodes to no tokens\n");
         goto out;
@@ -194,8 +213,7 @@ out:
     ws_buf_free(&g.out);
     ws_gen_result_free(&res);
     free(ids);
-    ws_tokenizer_free(tok);
     ws_lora_free(lora);
-    ws_model_free(m);
+    ws_base_free(base);
     return rc;
 }

@@ -301,7 +301,7 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
             goto out;
         }
         char *fp = clone_path(dir, files->keys[i]), hex[65];
-        int hr = clone_sha256_file(fp, hex, NULL);
+        int hr = ws_file_sha256(fp, hex, NULL);
         free(fp);
         if (hr) {
             rc = ws_error_set(err, WS_EFORMAT, "corrupted model directory %s: %s is missing", dir, files->keys[i]);

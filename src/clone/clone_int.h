@@ -81,8 +81,6 @@ char *clone_trim(const char *s);
 
 int clone_mkdirs(const char *path, ws_error *err);
 bool clone_exists(const char *path);
-/* Hex SHA-256 of a file (65 bytes with NUL). */
-int clone_sha256_file(const char *path, char hex[65], ws_error *err);
 char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
 
 /* ---- the opened clone ---- */

@@ -529,7 +529,7 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
             list = fid;
         for (size_t i = 0; i < n; i++) {
             char *fp = clone_path(dir, list[i]), hex[65];
-            rc = clone_sha256_file(fp, hex, err);
+            rc = ws_file_sha256(fp, hex, err);
             free(fp);
             if (rc)
                 break;

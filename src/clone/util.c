@@ -483,29 +483,6 @@ bool clone_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-int clone_sha256_file(const char *path, char hex[65], ws_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        EVP_DigestUpdate(md, chunk, k);
-    int bad = ferror(f);
-    fclose(f);
-    unsigned char d[32];
-    unsigned int dl = 0;
-    EVP_DigestFinal_ex(md, d, &dl);
-    EVP_MD_CTX_free(md);
-    if (bad)
-        return ws_error_set(err, WS_EIO, "%s: read error", path);
-    ws_hex_encode(d, 32, hex);
-    return 0;
-}
-
 char *clone_path(const char *dir, const char *name)
 {
     ws_buf b = WS_BUF_INIT;

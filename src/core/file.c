@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/buf.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 int ws_file_read(const char *path, size_t cap, char **data, size_t *len, ws_error *err)
@@ -148,4 +151,27 @@ int ws_file_remove_tree(const char *path, size_t *n_files, ws_error *err)
     if (n_files)
         *n_files = n;
     return rc;
+}
+
+int ws_file_sha256(const char *path, char hex[65], ws_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ws_error_set(err, errno == ENOENT ? WS_ENOENT : WS_EIO, "%s: %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        EVP_DigestUpdate(md, chunk, k);
+    int bad = ferror(f);
+    fclose(f);
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    EVP_MD_CTX_free(md);
+    if (bad)
+        return ws_error_set(err, WS_EIO, "%s: read error", path);
+    ws_hex_encode(d, 32, hex);
+    return 0;
 }

@@ -25,4 +25,7 @@ int ws_file_make_parents(const char *path, size_t skip, ws_error *err);
  * were deleted. Errors: WS_EIO with the path and reason in err. */
 int ws_file_remove_tree(const char *path, size_t *n_files, ws_error *err);
 
+/* Hex SHA-256 of the file at path (65 bytes with the NUL). Errors: WS_ENOENT, WS_EIO. */
+int ws_file_sha256(const char *path, char hex[65], ws_error *err);
+
 #endif

@@ -15,9 +15,11 @@
 
 #include "core/error.h"
 #include "nn/config.h"
+#include "nn/quant.h"
 
 typedef struct ws_lora ws_lora;
 typedef struct ws_safetensors ws_safetensors;
+typedef struct ws_gguf ws_gguf;
 
 typedef struct ws_layer_weights {
     float *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
@@ -29,6 +31,18 @@ typedef struct ws_weights {
     float *embed, *final_norm, *lm_head;
     ws_layer_weights *layers;
 } ws_weights;
+
+/* The projections of a quantized model (GGUF), used in place of the f32 matrices of
+ * ws_weights when ws_model.quantized: data points into the mapped file (Q/K rows of a llama
+ * GGUF are un-permuted into an owned copy). Norms and biases stay f32 in ws_weights. */
+typedef struct ws_layer_qweights {
+    ws_qmat wq, wk, wv, wo, wg, wu, wd;
+} ws_layer_qweights;
+
+typedef struct ws_qweights {
+    ws_qmat embed, lm_head;
+    ws_layer_qweights *layers;
+} ws_qweights;
 
 /* One parameter tensor: its transformers name, shape and where it lives. */
 typedef struct ws_param {
@@ -51,16 +65,29 @@ typedef struct ws_model {
     float *grad_block;
     ws_safetensors *st;       /* kept open while weights point into it */
     float *rope_cos, *rope_sin;   /* [max_pos, head_dim/2] */
+    bool quantized;           /* projections, embedding and head are in q (GGUF, read in place) */
+    ws_qweights q;
+    ws_gguf *gguf;            /* kept open while weights point into it */
+    void *owned_q;            /* owned quantized rows (un-permuted Q/K) */
 } ws_model;
 
 enum {
-    WS_LOAD_COPY = 1,         /* copy every weight into one owned block (needed for full training) */
+    WS_LOAD_COPY = 1,         /* copy every weight into one owned f32 block (needed for full training;
+                                 for a GGUF file: the whole model dequantized) */
 };
 
-/* Loads DIR/config.json and the safetensors weights (single or sharded; F32/F16/BF16).
- * *out belongs to the caller (ws_model_free). Errors: WS_ENOENT, WS_EFORMAT (missing tensor,
- * shape mismatch), WS_EUNSUPPORTED (architecture/options), each with a message. */
-int ws_model_load(const char *dir, int flags, ws_model **out, ws_error *err);
+/* Loads DIR/config.json and the safetensors weights (single or sharded; F32/F16/BF16), or a
+ * GGUF file when path is one (ws_model_load_gguf). *out belongs to the caller (ws_model_free).
+ * Errors: WS_ENOENT, WS_EFORMAT (missing tensor, shape mismatch), WS_EUNSUPPORTED
+ * (architecture/options), each with a message. */
+int ws_model_load(const char *path, int flags, ws_model **out, ws_error *err);
+/* True when path is a regular file that starts with the GGUF magic. */
+bool ws_model_is_gguf(const char *path);
+/* A model from an opened GGUF file (architectures llama and qwen2; the config from the
+ * metadata, anything else refused naming the field). Without WS_LOAD_COPY the weights are used
+ * in place, quantized (memory: the mapping plus small f32 norms); the model takes ownership of
+ * g in every case (closed on failure too). Errors: WS_EFORMAT, WS_EUNSUPPORTED. */
+int ws_model_load_gguf(ws_gguf *g, const char *name, int flags, ws_model **out, ws_error *err);
 /* A new model with random weights (normal(0, 0.02), norms 1) in one owned block. */
 ws_model *ws_model_new(const ws_model_config *cfg, uint64_t seed);
 /* Writes DIR/config.json and DIR/model.safetensors (F32). DIR must exist. */

@@ -50,7 +50,7 @@ void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
 
 /* Dot product of one weight row (type wt, n elements) with one activation row already
  * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). */
-float ws_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
+float ws_qdot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
 
 /* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
  * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use

@@ -1381,6 +1381,12 @@ int32_t ws_tokenizer_bos_id(const ws_tokenizer *t)
     return t->bos;
 }
 
+void ws_tokenizer_set_bos_eos(ws_tokenizer *t, int32_t bos, int32_t eos)
+{
+    t->bos = bos >= 0 && (size_t)bos < t->n_ids ? bos : -1;
+    t->eos = eos >= 0 && (size_t)eos < t->n_ids ? eos : -1;
+}
+
 int32_t ws_tokenizer_eos_id(const ws_tokenizer *t)
 {
     return t->eos;

@@ -38,6 +38,18 @@ int ws_tokenizer_load(const char *path, ws_tokenizer **out, ws_error *err);
 int ws_tokenizer_load_mem(const char *json, size_t len, const char *name, ws_tokenizer **out, ws_error *err);
 void ws_tokenizer_free(ws_tokenizer *tok);
 
+typedef struct ws_gguf ws_gguf;
+/* The tokenizer of a GGUF file, from its metadata: tokenizer.ggml.model "gpt2" (byte-level
+ * BPE) with tokenizer.ggml.pre "smollm", "llama-bpe" or "qwen2" (the pre-tokenizers of those
+ * model families; "gpt-2"/"default" too), tokens, merges, token types (control tokens are
+ * special, user-defined ones added), bos/eos ids and add_bos_token. Ids equal those of the
+ * same model's tokenizer.json through the tokenizers library. Errors: WS_EFORMAT (missing or
+ * malformed field, named), WS_EUNSUPPORTED (another tokenizer model or pre-tokenizer, named). */
+int ws_tokenizer_load_gguf(const ws_gguf *g, const char *name, ws_tokenizer **out, ws_error *err);
+/* Sets the ids ws_tokenizer_bos_id / ws_tokenizer_eos_id report (-1: none); only right after
+ * loading, before the tokenizer is shared. */
+void ws_tokenizer_set_bos_eos(ws_tokenizer *tok, int32_t bos, int32_t eos);
+
 /* Encodes len bytes of UTF-8 (ill-formed sequences are read as U+FFFD, as Python's
  * errors="replace" would give them to transformers). *ids is malloc'd and belongs to the caller.
  * Errors: WS_ETOOBIG above 256 MiB of text. */
