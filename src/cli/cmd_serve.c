@@ -96,7 +96,8 @@ static void usage(FILE *f)
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
                "  --head-timeout-ms N    a request head must arrive within (10000)\n"
                "  --no-training          do not run the training worker here\n"
-               "  --base-model DIR       train LoRA clones on this model (default: small models from scratch)\n"
+               "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
+               "                         default the installed SmolLM2 base; none: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
@@ -249,7 +250,7 @@ int ws_cmd_serve(int argc, char **argv)
             ws_buf_free(&mr);
             goto out;
         }
-        ws_ai_local_opts ao = {.base_model = o.base_model,
+        ws_ai_local_opts ao = {.base_model = ws_cli_resolve_base(o.base_model, false),
                                .default_budget_s = o.train_budget ? strtod(o.train_budget, NULL) : 0,
                                .blobs = ai_blobs};
         if (ws_ai_local_new(mr.data, &ao, &ai, &aerr) != 0) {

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "clone/clone.h"
+#include "nn/base.h"
 
 static volatile int interrupted;
 
@@ -22,8 +24,11 @@ static void usage(FILE *f)
     fprintf(f, "usage: whatstyle train EXPORT --as NAME -o DIR [options]\n"
                "  --as NAME            the person to learn (as written in the export)\n"
                "  -o, --out DIR        where the clone goes (created; rerun to resume)\n"
-               "  --base-model DIR     train a LoRA adapter on this model (config.json, safetensors,\n"
-               "                       tokenizer.json); default: a small model from scratch\n"
+               "  --base-model PATH    train a LoRA adapter on this base: a GGUF file or a model\n"
+               "                       directory (config.json, safetensors, tokenizer.json); default:\n"
+               "                       " WS_BASE_DEFAULT_PATH "\n"
+               "                       when installed (tools/setup-base-model.sh); 'none': a small\n"
+               "                       model trained from scratch\n"
                "  --budget SECONDS     time for the whole run (default %.0f)\n"
                "  --mask-rules FILE    personal-data masking rules (default: phone, e-mail, links)\n"
                "  --fallback TEXT      reply when unsure (default: their most typical short reply)\n"
@@ -36,6 +41,23 @@ static void usage(FILE *f)
             WS_CLONE_DEFAULT_BUDGET_S, WS_CLONE_DEFAULT_MERGES);
 }
 
+
+const char *ws_cli_resolve_base(const char *given, bool quiet)
+{
+    if (!given) {
+        const char *env = getenv("WS_BASE_MODEL");
+        given = env && *env ? env : NULL;
+    }
+    if (given)
+        return strcmp(given, "none") ? given : NULL;
+    if (access(WS_BASE_DEFAULT_PATH, R_OK) == 0)
+        return WS_BASE_DEFAULT_PATH;
+    if (!quiet)
+        fprintf(stderr, "note: the pretrained base model is not installed (run tools/setup-base-model.sh); the clone "
+                        "is a small model trained from scratch, which imitates the style but does not understand "
+                        "messages\n");
+    return NULL;
+}
 
 /* Parses the options train and demo share; returns 0, 1 (bad usage) or 2 (--help). */
 int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export)
@@ -89,6 +111,7 @@ int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char 
             return 1;
         }
     }
+    o->base_model = ws_cli_resolve_base(o->base_model, o->quiet);
     if (need_export && (!o->export_path || !o->persona || !o->out_dir)) {
         fprintf(stderr, "whatstyle %s: EXPORT, --as NAME and -o DIR are required\n", cmd);
         return 1;

@@ -24,6 +24,10 @@ int ws_cmd_demo(int argc, char **argv);
 
 /* Options shared by train and demo (cmd_train.c): 0, 1 (bad usage, message printed), 2 (--help). */
 int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export);
+/* The base model a clone is trained on: "none" = none (a small model from scratch); NULL = the
+ * default, $WS_BASE_MODEL or WS_BASE_DEFAULT_PATH when installed (else none, with a note on
+ * stderr saying how to install it unless quiet); anything else as given. */
+const char *ws_cli_resolve_base(const char *given, bool quiet);
 /* Chat loop over lines of in (cmd_chat.c); interactive shows a prompt and the confidence. */
 int ws_cli_chat_loop(ws_clone *c, FILE *in, bool interactive);
 /* Sends fixed messages and prints both sides. */

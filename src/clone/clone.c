@@ -153,8 +153,8 @@ static int open_embedder(const char *name, ws_embedder **out, ws_error *err)
     return ws_error_set(err, WS_EUNSUPPORTED, "unknown embedder %s", name);
 }
 
-int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *embedder,
-               ws_error *err)
+int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
+               const char *persona, const char *embedder, ws_error *err)
 {
     int rc = 0;
     char *p = NULL;
@@ -184,13 +184,22 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
             goto out;
         }
         c->base_dir = ws_xstrdup(base_dir);
-        char *tp = clone_path(base_dir, "tokenizer.json");
-        rc = ws_tokenizer_load(tp, &c->tok, err);
-        free(tp);
-        if (rc || (rc = ws_model_load(base_dir, 0, &c->model, err)))
+        if ((rc = ws_base_acquire(base_dir, &c->base, err)))
             goto out;
+        if (base_id && strcmp(base_id, c->base->id)) {
+            rc = ws_error_set(err, WS_EFORMAT, "this clone's adapter was trained on another base than %s "
+                              "(SHA-256 %.12s..., the adapter's %.12s...): train it again", base_dir, c->base->id,
+                              base_id);
+            goto out;
+        }
+        c->model = c->base->model;
+        c->tok = c->base->tok;
         p = clone_path(dir, "adapter");
-        if ((rc = ws_lora_load(p, &c->model->cfg, &c->lora, err)) || (rc = clone_fmt_init(&c->fmt, c->tok, err)))
+        if ((rc = ws_lora_load(p, &c->model->cfg, &c->lora, err)))
+            goto out;
+        rc = c->base->has_template ? clone_fmt_init_chat(&c->fmt, c->base, persona, err)
+                                   : clone_fmt_init(&c->fmt, c->tok, err);
+        if (rc)
             goto out;
     } else {
         rc = ws_error_set(err, WS_EUNSUPPORTED, "unknown model kind %s", kind);
@@ -242,8 +251,12 @@ void ws_clone_free(ws_clone *c)
     ws_vindex_free(c->ix);
     ws_embedder_free(c->emb);
     ws_lora_free(c->lora);
-    ws_model_free(c->model);
-    ws_tokenizer_free(c->tok);
+    if (c->base) {
+        ws_base_release(c->base);   /* model and tokenizer are the base's */
+    } else {
+        ws_model_free(c->model);
+        ws_tokenizer_free(c->tok);
+    }
     free(c->dir);
     free(c->persona);
     free(c->model_version);
@@ -313,7 +326,8 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
             goto out;
         }
     }
-    if ((rc = clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), emb, err)))
+    if ((rc = clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), ws_json_get_str(m, "base_id"), persona, emb,
+                         err)))
         goto out;
     c->persona = ws_xstrdup(persona);
     c->model_version = ws_xstrdup(ver);
@@ -371,6 +385,19 @@ void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t 
                         const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out)
 {
     ibuf t = {0};
+    if (c->fmt.chat) {   /* the base's chat template: the turns, then the message, as the user message */
+        const char **authors = ws_xcalloc(n_context + 1, sizeof *authors), **texts = ws_xcalloc(n_context + 1, sizeof *texts);
+        for (size_t i = 0; i < n_context; i++) {
+            bool me = context[i].author && c->persona && !strcmp(context[i].author, c->persona);
+            authors[i] = me ? c->persona : context[i].author;
+            texts[i] = context[i].text ? context[i].text : "";
+        }
+        texts[n_context] = message;
+        clone_chat_prompt(&c->fmt, authors, texts, n_context + 1, out);
+        free(authors);
+        free(texts);
+        return;
+    }
     for (size_t i = 0; i < n_retrieved; i++)
         clone_fmt_turn(&c->fmt, true, retrieved[i], CLONE_REPLY_BYTES, false, &t);
     size_t first = n_context > CLONE_CTX_TURNS - 1 ? n_context - (CLONE_CTX_TURNS - 1) : 0;
@@ -578,7 +605,8 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
             continue;
         char *gt = clone_trim(g);
         free(g);
-        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || !all_words_known(c, gt) || stutters(gt) ||
+        if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || (!c->fmt.chat && !all_words_known(c, gt)) ||
+            stutters(gt) ||
             clone_style_fit(gt, c->rates) < c->fit_gate) {
             free(gt);
             continue;
@@ -668,10 +696,22 @@ int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_
                      const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err)
 {
     ibuf t = {0};
-    size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
-    for (size_t i = first; i < n_ctx; i++)
-        clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, &t);
-    size_t at = clone_fmt_turn(&c->fmt, true, reply, CLONE_REPLY_BYTES, false, &t);
+    size_t at;
+    if (c->fmt.chat) {
+        const char **authors = ws_xcalloc(n_ctx + 1, sizeof *authors);
+        for (size_t i = 0; i < n_ctx; i++)
+            authors[i] = ctx_me[i] ? c->persona : NULL;
+        clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, &t);
+        free(authors);
+        at = t.n;
+        clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, &t);
+        ibuf_push(&t, c->fmt.end);
+    } else {
+        size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
+        for (size_t i = first; i < n_ctx; i++)
+            clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, &t);
+        at = clone_fmt_turn(&c->fmt, true, reply, CLONE_REPLY_BYTES, false, &t);
+    }
     int V = c->model->cfg.vocab_size, rc = 0;
     float *all = ws_xmalloc(t.n * (size_t)V * sizeof *all);
     ws_kv_cache *cache = ws_kv_cache_new(c->model, (int)t.n + 1);

@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/strset.h"
+#include "nn/base.h"
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/tokenizer.h"
@@ -33,9 +34,14 @@ int clone_write_byte_tokenizer(const char *path, ws_error *err);
 int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
                               ws_error *err);
 
-/* How turns become token ids: prefix ids, text ids, end id. */
+/* How turns become token ids: prefix ids, text ids, end id; or, on a base with a chat template
+ * (chat), one example = system + user message (the context, "Name: text" lines) + assistant
+ * message (the reply), as clone_chat_prompt builds it. */
 typedef struct clone_fmt {
     bool bytes;                 /* byte-level model: text ids are the bytes */
+    bool chat;                  /* the base's chat template */
+    const ws_base *base;        /* chat: the base (its template) */
+    char persona[128];          /* chat: the name the system message gives */
     const ws_tokenizer *tok;    /* otherwise encode with this (no special tokens added) */
     int32_t me[16], other[16];
     int n_me, n_other;
@@ -58,6 +64,18 @@ int clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err);
 size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out);
 /* Appends one whole turn: prefix, text, end. Returns the index where the text starts. */
 size_t clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out);
+
+/* Chat format on a base with a chat template: f->tok = the base's, f->end = the template's end
+ * of message token. */
+int clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err);
+/* The ids of the prompt that asks the persona to answer the last of the n turns (authors[i]
+ * NULL = someone else, "Friend"): system message, the turns as the user message (at most
+ * CLONE_CHAT_TURNS, each cut to CLONE_CHAT_TURN_BYTES from its end), the assistant header.
+ * The turns' text can never spell a special token. */
+void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
+                       ibuf *out);
+#define CLONE_CHAT_TURNS 6
+#define CLONE_CHAT_TURN_BYTES 200
 
 /* Byte caps of the turns the model sees (training and replying alike). */
 #define CLONE_CTX_BYTES 96
@@ -88,9 +106,10 @@ struct ws_clone {
     char *dir, *persona, *model_version, *fallback, *profile_json, *profile_summary;
     char *kind;                 /* "scratch" or "lora" */
     double threshold;
-    ws_model *model;
+    ws_model *model;            /* the base's when base is set (not owned then) */
     ws_lora *lora;              /* NULL for a scratch model */
-    ws_tokenizer *tok;
+    ws_tokenizer *tok;          /* the base's when base is set (not owned then) */
+    ws_base *base;              /* the shared base (ws_base_acquire) of a LoRA clone */
     clone_fmt fmt;
     ws_embedder *emb;
     ws_vindex *ix;
@@ -105,8 +124,8 @@ struct ws_clone {
 
 /* Opens the parts of a clone directory named by an already parsed manifest (used by
  * ws_clone_open and by training before the final manifest exists). */
-int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *embedder,
-               ws_error *err);
+int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
+               const char *persona, const char *embedder, ws_error *err);
 
 /* The retrieval key of a context: its last CLONE_CTX_TURNS turns' texts, one per line. */
 void clone_context_key(const char *const *texts, size_t n, ws_buf *out);

@@ -26,6 +26,7 @@
 #define TRAIN_B 8
 #define TRAIN_T 192
 #define LORA_T 128
+#define CHAT_T 256      /* one example in the base's chat template fits */
 #define MAX_EPOCHS 40
 #define CHECKPOINT_EVERY_S 15.0
 #define HNSW_FROM 4096
@@ -111,6 +112,27 @@ static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, 
         ibuf_push(fl, me && i >= at);
 }
 
+/* One example in the base's chat template: the prompt (not learned), then the reply and the
+ * end-of-message token (learned). */
+static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example *ex, ibuf *ids, ibuf *fl)
+{
+    const char *authors[CLONE_CHAT_TURNS], *texts[CLONE_CHAT_TURNS];
+    size_t n = 0;
+    uint32_t first = ex->n_context > CLONE_CHAT_TURNS ? ex->turn - CLONE_CHAT_TURNS : ex->ctx_first;
+    for (uint32_t t = first; t < ex->turn; t++) {
+        const ws_turn *tu = &p->turns[t];
+        authors[n] = tu->author;
+        texts[n++] = tu->persona && tu->reply ? tu->reply : tu->text;
+    }
+    clone_chat_prompt(f, authors, texts, n, ids);
+    while (fl->n < ids->n)
+        ibuf_push(fl, 0);
+    clone_fmt_text(f, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, ids);
+    ibuf_push(ids, f->end);
+    while (fl->n < ids->n)
+        ibuf_push(fl, 1);
+}
+
 static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out, uint64_t *hash)
 {
     seg *s = ws_xcalloc(p->n_examples + 1, sizeof *s);
@@ -122,6 +144,10 @@ static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out,
         if (ex->heldout)
             continue;
         ids.n = fl.n = 0;
+        if (f->chat) {
+            chat_example(f, p, ex, &ids, &fl);
+            goto keep;
+        }
         uint32_t first = ex->turn - ex->n_context;
         if (ex->n_context > CLONE_CTX_TURNS - 1)
             first = ex->turn - (CLONE_CTX_TURNS - 1);
@@ -131,6 +157,7 @@ static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out,
                      &fl);
         }
         seg_turn(f, true, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, &ids, &fl);
+    keep:
         s[n].n = ids.n;
         s[n].ids = ws_xmalloc(ids.n * sizeof *s[n].ids);
         s[n].learn = ws_xmalloc(ids.n);
@@ -483,7 +510,7 @@ static const char *const lora_files[] = {"adapter/adapter_config.json", "adapter
 static const char *const common_files[] = {"index.bin", "replies.json", "profile.json", "profile.txt"};
 
 typedef struct manifest_info {
-    const char *persona, *kind, *base, *embedder, *fallback;
+    const char *persona, *kind, *base, *base_id, *embedder, *fallback;
     double threshold, budget;
     const ws_pairs *p;
     const ws_clone_train_result *res;
@@ -557,6 +584,8 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
     ws_json_put_cstr(&b, mi->persona);
     ws_buf_printf(&b, ",\n  \"created\": \"%s\",\n  \"kind\": \"%s\",\n  \"base_model\": ", when, mi->kind);
     ws_json_put_cstr(&b, mi->base);
+    ws_buf_puts(&b, ",\n  \"base_id\": ");
+    ws_json_put_cstr(&b, mi->base_id);
     ws_buf_puts(&b, ",\n  \"embedder\": ");
     ws_json_put_cstr(&b, mi->embedder);
     ws_buf_puts(&b, ",\n  \"threshold\": ");
@@ -612,6 +641,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     ws_model *model = NULL;
     ws_lora *lora = NULL;
     ws_tokenizer *btok = NULL;
+    ws_base *base = NULL;
     ws_clone *c = NULL;
     char **replies = NULL;
     size_t n_train = 0;
@@ -745,20 +775,18 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     train_run tr = {.B = TRAIN_B, .T = TRAIN_T};
     int lora_rank = 0;
     if (o.base_model) {
-        path = clone_path(o.base_model, "tokenizer.json");
-        if ((rc = ws_tokenizer_load(path, &btok, err)))
+        if ((rc = ws_base_acquire(o.base_model, &base, err)))
             goto out;
-        free(path);
-        path = NULL;
-        if ((rc = ws_model_load(o.base_model, 0, &model, err)))
-            goto out;
+        model = base->model;   /* shared, frozen: only the adapter trains */
         ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f,
                              .targets = ws_lora_parse_targets("q,k,v,o")};
         lora_rank = lc.rank;
         lora = ws_lora_new(&model->cfg, &lc, o.seed);
-        if ((rc = clone_fmt_init(&tr.fmt, btok, err)))
+        rc = base->has_template ? clone_fmt_init_chat(&tr.fmt, base, o.persona, err)
+                                : clone_fmt_init(&tr.fmt, base->tok, err);
+        if (rc)
             goto out;
-        tr.T = LORA_T;
+        tr.T = base->has_template ? CHAT_T : LORA_T;
         if (model->cfg.dim >= 512)
             tr.B = 2;   /* a real base model: small batches so steps fit the budget */
         tr.lr = 1e-3f;
@@ -828,6 +856,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
 
     /* a first manifest (no threshold yet), then the fidelity report through the real reply path */
     manifest_info mi = {.persona = o.persona, .kind = o.base_model ? "lora" : "scratch", .base = o.base_model,
+                        .base_id = base ? base->id : NULL,
                         .embedder = emb->name, .fallback = fallback, .threshold = 0, .budget = o.budget_s,
                         .p = p, .res = res, .mc = &model->cfg, .lora_rank = lora_rank, .B = tr.B, .T = tr.T,
                         .seed = o.seed};
@@ -890,7 +919,9 @@ out:
     ws_buf_free(&b);
     ws_buf_free(&key);
     ws_lora_free(lora);
-    ws_model_free(model);
+    if (!base)
+        ws_model_free(model);
+    ws_base_release(base);
     ws_tokenizer_free(btok);
     ws_vindex_free(ix);
     ws_embedder_free(emb);

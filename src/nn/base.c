@@ -3,6 +3,7 @@
 #include "nn/base.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,49 @@ void ws_base_free(ws_base *b)
     ws_tokenizer_free(b->tok);
     free(b->path);
     free(b);
+}
+
+/* ---- the shared bases of this process ---- */
+#define MAX_SHARED 8
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static ws_base *shared[MAX_SHARED];
+
+int ws_base_acquire(const char *path, ws_base **out, ws_error *err)
+{
+    int rc = 0;
+    *out = NULL;
+    pthread_mutex_lock(&shared_mu);
+    for (int i = 0; i < MAX_SHARED && !*out; i++)
+        if (shared[i] && !strcmp(shared[i]->path, path))
+            *out = shared[i];
+    if (!*out) {
+        int slot = -1;
+        for (int i = 0; i < MAX_SHARED && slot < 0; i++)
+            if (!shared[i])
+                slot = i;
+        if (slot < 0)
+            rc = ws_error_set(err, WS_EAGAIN, "more than %d different base models in one process", MAX_SHARED);
+        else if (!(rc = ws_base_load(path, 0, &shared[slot], err)))
+            *out = shared[slot];
+    }
+    if (*out)
+        (*out)->refs++;
+    pthread_mutex_unlock(&shared_mu);
+    return rc;
+}
+
+void ws_base_release(ws_base *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&shared_mu);
+    if (--b->refs == 0) {
+        for (int i = 0; i < MAX_SHARED; i++)
+            if (shared[i] == b)
+                shared[i] = NULL;
+        ws_base_free(b);
+    }
+    pthread_mutex_unlock(&shared_mu);
 }
 
 int ws_base_encode_chat(const ws_base *b, const ws_chat_msg *msgs, size_t n, bool add_generation_prompt,

@@ -27,6 +27,7 @@ typedef struct ws_base {
     char *path;
     char id[65];        /* hex SHA-256 of the GGUF file, or of config.json + the weight files */
     bool gguf;
+    int refs;           /* holders of a shared base (ws_base_acquire) */
 } ws_base;
 
 /* Loads path (a .gguf file or a model directory); flags as ws_model_load (WS_LOAD_COPY: f32
@@ -34,6 +35,12 @@ typedef struct ws_base {
  * tools/setup-base-model.sh when path is the default), WS_EFORMAT, WS_EUNSUPPORTED. */
 int ws_base_load(const char *path, int flags, ws_base **out, ws_error *err);
 void ws_base_free(ws_base *b);
+
+/* The process-wide shared copy of the base at path: loaded (quantized, in place) on first use
+ * and kept while anyone holds it, so many clones on one base map it once and switching between
+ * them never reloads it. Thread-safe. Each successful acquire needs one ws_base_release. */
+int ws_base_acquire(const char *path, ws_base **out, ws_error *err);
+void ws_base_release(ws_base *b);
 
 /* Renders msgs with the base's chat template (adding the generation prompt) and encodes it.
  * Without a template: the contents joined by newlines. *ids malloc'd (caller frees). */
