@@ -27,6 +27,14 @@ typedef enum {
 } ws_gguf_vtype;
 
 #define WS_GGUF_MAX_DIMS 4
+/* Cap on one string (a key, a value, a tensor name, each element of an array of strings). */
+#define WS_GGUF_MAX_STR (1u << 20)
+/* Arrays may hold arrays (the format allows it) this many levels deep; they are checked and
+ * skipped, and their elements are not served (the element getters say so). */
+#define WS_GGUF_MAX_NEST 8
+
+/* "U8", ..., "F64" ("unknown" for other values). */
+const char *ws_gguf_vtype_name(int type);
 
 typedef struct ws_gguf_tensor {
     const char *name;               /* NUL-terminated copy */
@@ -69,9 +77,12 @@ int ws_gguf_get_bool(const ws_gguf *g, const char *key, bool *out, ws_error *err
 int ws_gguf_get_str(const ws_gguf *g, const char *key, const char **s, size_t *len, ws_error *err);
 /* An array: its element type and count. */
 int ws_gguf_get_arr(const ws_gguf *g, const char *key, ws_gguf_vtype *elem_type, uint64_t *n, ws_error *err);
+/* The element getters below also return WS_EINVAL when i is not below the array's length. */
 /* Element i of an array of strings (pointer into the mapping, not NUL-terminated). */
 int ws_gguf_arr_str(const ws_gguf *g, const char *key, uint64_t i, const char **s, size_t *len, ws_error *err);
-/* Element i of an array of numbers (any integer or float type, or bool) as int64 / double. */
+/* Element i of an array of numbers (any integer or float type, or bool) as int64 / double.
+ * ws_gguf_arr_i64 refuses (WS_EFORMAT) a U64 above INT64_MAX and a float that is not a whole
+ * number in int64's range. */
 int ws_gguf_arr_i64(const ws_gguf *g, const char *key, uint64_t i, int64_t *out, ws_error *err);
 int ws_gguf_arr_f64(const ws_gguf *g, const char *key, uint64_t i, double *out, ws_error *err);
 
@@ -80,7 +91,11 @@ int ws_gguf_n_tensors(const ws_gguf *g);
 const ws_gguf_tensor *ws_gguf_tensor_at(const ws_gguf *g, int i);
 const ws_gguf_tensor *ws_gguf_find_tensor(const ws_gguf *g, const char *name);
 
-/* ---- writing (tests and tools make small models with it) ---- */
+/* ---- writing (tests and tools make small models with it) ----
+ * The writer checks tensors (a shape or type it cannot lay out makes ws_gguf_write fail with
+ * WS_EINVAL naming the tensor) but not keys: a key added twice is written twice (the reader
+ * refuses such a file, which tests use). A "general.alignment" U32 that is a power of two sets
+ * the alignment the file is laid out with (default 32). Not thread-safe. */
 typedef struct ws_gguf_writer ws_gguf_writer;
 ws_gguf_writer *ws_gguf_writer_new(void);
 void ws_gguf_writer_free(ws_gguf_writer *w);
@@ -95,7 +110,18 @@ void ws_gguf_add_f32_arr(ws_gguf_writer *w, const char *key, const float *v, siz
  * ws_qtype_row_bytes(type, ne[0]) * rows bytes) is copied. */
 void ws_gguf_add_tensor(ws_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, ws_qtype type,
                         const void *data);
-/* Writes the file (version 3, alignment 32) atomically. */
+/* Any scalar type but STRING/ARRAY: v points to a value of its C type (uint8_t for U8, ...,
+ * bool for BOOL, float for F32, double for F64). */
+void ws_gguf_add_num(ws_gguf_writer *w, const char *key, ws_gguf_vtype type, const void *v);
+/* An array of n values of a scalar type elem (not STRING/ARRAY), v as for ws_gguf_add_num. */
+void ws_gguf_add_num_arr(ws_gguf_writer *w, const char *key, ws_gguf_vtype elem, const void *v, size_t n);
+/* The key, then the value type id type (any u32, valid or not), then len bytes of value body
+ * as they are to appear in the file: for arrays of arrays and for tests of malformed files. */
+void ws_gguf_add_raw(ws_gguf_writer *w, const char *key, uint32_t type, const void *body, size_t len);
+/* Writes the file (version 3, alignment 32) atomically. Errors: WS_EINVAL (a bad tensor),
+ * WS_EIO. */
 int ws_gguf_write(const ws_gguf_writer *w, const char *path, ws_error *err);
+/* The file's bytes (malloc'd, the caller frees *data). Errors: WS_EINVAL (a bad tensor). */
+int ws_gguf_writer_bytes(const ws_gguf_writer *w, uint8_t **data, size_t *len, ws_error *err);
 
 #endif
