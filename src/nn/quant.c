@@ -200,3 +200,8 @@ float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_
         no_kernel("dot", wt);
     return k->dot[wt](n, w_row, x_row);
 }
+
+q_dot_fn ws__quant_dot_fn(ws_qtype wt)
+{
+    return (unsigned)wt < WS_QT_COUNT ? kernels()->dot[wt] : NULL;
+}

@@ -128,6 +128,10 @@ typedef struct {
     q_dot_fn dot[WS_QT_COUNT];
 } q_kernels;
 
+/* The dot kernel in use for weight type wt (qmat.c calls it directly, once per row); NULL for a
+ * type without one. */
+q_dot_fn ws__quant_dot_fn(ws_qtype wt);
+
 void ws__quant_fill_scalar(q_kernels *k);   /* quant_ref.c: every entry */
 void ws__quant_fill_avx2(q_kernels *k);     /* quant_avx2.c: overrides its own entries */
 void ws__quant_fill_avx512(q_kernels *k);   /* quant_avx512.c */
