@@ -1,9 +1,14 @@
-/* The quantized formats' table (names, block sizes) and the scalar reference kernels:
- * dequantizing rows, quantizing activations and dot products on quantized blocks. The AVX2
- * and AVX-512 versions live in quant_avx2.c / quant_avx512.c and are picked here at run time. */
+/* The quantized formats' table (names, block sizes) and the choice of kernels: the scalar
+ * reference (quant_ref.c), the AVX2 and the AVX-512 versions (quant_avx2.c, quant_avx512.c),
+ * picked at run time from what the CPU supports. */
 #include "nn/quant.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nn/quant_int.h"
 
 typedef struct {
     const char *name;
@@ -88,4 +93,115 @@ ws_qtype ws_qtype_dot_type(ws_qtype t)
     default:
         return WS_QT_F32;
     }
+}
+
+/* ---- kernels per instruction set --------------------------------------------------------- */
+
+/* tables[isa]: the scalar kernels overridden by each level up to isa (AVX-512 keeps the AVX2
+ * versions it has none of its own for) */
+static q_kernels tables[3];
+static bool isa_ok[3];
+static ws_isa active_isa;
+static const q_kernels *active;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void merge(q_kernels *dst, const q_kernels *src)
+{
+    for (int t = 0; t < WS_QT_COUNT; t++) {
+        if (src->dequant[t])
+            dst->dequant[t] = src->dequant[t];
+        if (src->quantize[t])
+            dst->quantize[t] = src->quantize[t];
+        if (src->dot[t])
+            dst->dot[t] = src->dot[t];
+    }
+}
+
+static void init_kernels(void)
+{
+    q_kernels own;
+    ws__quant_fill_scalar(&tables[WS_ISA_SCALAR]);
+    isa_ok[WS_ISA_SCALAR] = true;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    isa_ok[WS_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+    isa_ok[WS_ISA_AVX512] = isa_ok[WS_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
+                            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                            __builtin_cpu_supports("avx512vnni");
+#endif
+    tables[WS_ISA_AVX2] = tables[WS_ISA_SCALAR];
+    memset(&own, 0, sizeof own);
+    ws__quant_fill_avx2(&own);
+    merge(&tables[WS_ISA_AVX2], &own);
+    tables[WS_ISA_AVX512] = tables[WS_ISA_AVX2];
+    memset(&own, 0, sizeof own);
+    ws__quant_fill_avx512(&own);
+    merge(&tables[WS_ISA_AVX512], &own);
+    active_isa = isa_ok[WS_ISA_AVX512] ? WS_ISA_AVX512 : isa_ok[WS_ISA_AVX2] ? WS_ISA_AVX2 : WS_ISA_SCALAR;
+    active = &tables[active_isa];
+}
+
+static const q_kernels *kernels(void)
+{
+    pthread_once(&init_once, init_kernels);
+    return active;
+}
+
+ws_isa ws_quant_isa(void)
+{
+    kernels();
+    return active_isa;
+}
+
+bool ws_quant_force_isa(ws_isa isa)
+{
+    kernels();
+    if ((unsigned)isa > WS_ISA_AVX512 || !isa_ok[isa])
+        return false;
+    active_isa = isa;
+    active = &tables[isa];
+    return true;
+}
+
+const char *ws_isa_name(ws_isa isa)
+{
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    return (unsigned)isa <= WS_ISA_AVX512 ? names[isa] : "unknown";
+}
+
+/* a type without the kernel asked for is the caller's bug, not a condition to handle */
+static void no_kernel(const char *what, int type)
+{
+    fprintf(stderr, "ws_quant: no %s kernel for type %d\n", what, type);
+    abort();
+}
+
+void ws_dequant_row(ws_qtype type, const void *src, float *dst, int64_t n)
+{
+    const q_kernels *k = kernels();
+    if ((unsigned)type >= WS_QT_COUNT || !k->dequant[type])
+        no_kernel("dequantize", type);
+    k->dequant[type](src, dst, n);
+}
+
+void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n)
+{
+    const q_kernels *k = kernels();
+    if ((unsigned)type >= WS_QT_COUNT || !k->quantize[type])
+        no_kernel("quantize", type);
+    k->quantize[type](x, dst, n);
+}
+
+float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row)
+{
+    const q_kernels *k = kernels();
+    if ((unsigned)wt >= WS_QT_COUNT || !k->dot[wt])
+        no_kernel("dot", wt);
+    return k->dot[wt](n, w_row, x_row);
+}
+
+q_dot_fn ws__quant_dot_fn(ws_qtype wt)
+{
+    return (unsigned)wt < WS_QT_COUNT ? kernels()->dot[wt] : NULL;
 }

@@ -44,13 +44,16 @@ ws_qtype ws_qtype_dot_type(ws_qtype weight_type);
 
 /* dst[n] = the values of the n elements at src (n a multiple of the block size). */
 void ws_dequant_row(ws_qtype type, const void *src, float *dst, int64_t n);
-/* Quantizes x[n] into dst as type (Q8_0, Q8_1 or Q8_K; also F16/BF16 round to nearest even
- * and F32 copy). dst holds ws_qtype_row_bytes(type, n) bytes. */
+/* Quantizes x[n] into dst as type (Q8_0, Q8_1 or Q8_K as llama.cpp quantizes activations;
+ * Q4_0/Q4_1 as GGML's reference quantizer and gguf-py do; F16/BF16 round to nearest even;
+ * F32 copy). dst holds ws_qtype_row_bytes(type, n) bytes. Any other type aborts. */
 void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
 
 /* Dot product of one weight row (type wt, n elements) with one activation row already
- * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). */
-float ws_qdot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
+ * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). The activation quants
+ * must lie in [-127, 127] (ws_quantize_row never writes -128). Named ws_quant_vec_dot, not
+ * ws_vec_dot: style/embed.h already has a ws_vec_dot for f32 vectors. */
+float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
 
 /* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
  * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use

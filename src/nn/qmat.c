@@ -1,0 +1,213 @@
+/* Matrix products with a quantized weight matrix (quant.h: ws_qmat_*). Few input rows: each
+ * is quantized once to the weights' dot type and every output is a quantized dot product, the
+ * weight rows split over the engine's pool (a row is read once for all the inputs). Many
+ * rows: tiles of W are dequantized to f32 and multiplied with sgemm. The scratch (quantized
+ * inputs, f32 tiles) is per thread, kept between calls and freed when the thread ends. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "core/mem.h"
+#include "nn/ops.h"
+#include "nn/parallel.h"
+#include "nn/quant_int.h"
+
+/* below this many input rows the quantized dot products win over dequantize + sgemm */
+#define QMAT_SMALL_N 16
+/* weight rows per dequantized tile of the sgemm path (forward), and per step of backward */
+#define FWD_TILE 64
+#define BWD_TILE 256
+/* about this many weight elements per chunk of the pool before splitting pays */
+#define MIN_CHUNK_ELEMS 32768
+
+enum { SCRATCH_INPUT, SCRATCH_TILE, SCRATCH_SLOTS };
+typedef struct {
+    void *p[SCRATCH_SLOTS];
+    size_t cap[SCRATCH_SLOTS];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        free(s->p[i]);
+    free(s);
+}
+
+static void scratch_make_key(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free))
+        abort();
+}
+
+/* this thread's buffer `slot` of at least `bytes` bytes (64-byte aligned, contents undefined) */
+static void *scratch_get(int slot, size_t bytes)
+{
+    pthread_once(&scratch_once, scratch_make_key);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = ws_xcalloc(1, sizeof *s);
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->cap[slot] < bytes) {
+        free(s->p[slot]);
+        s->cap[slot] = (bytes + 4095) & ~(size_t)4095;
+        s->p[slot] = ws_xaligned(64, s->cap[slot]);
+    }
+    return s->p[slot];
+}
+
+static const uint8_t *wrow(const ws_qmat *w, int r)
+{
+    return w->data + (size_t)r * w->row_bytes;
+}
+
+static size_t min_rows(size_t elems_per_row)
+{
+    size_t r = MIN_CHUNK_ELEMS / (elems_per_row ? elems_per_row : 1);
+    return r ? r : 1;
+}
+
+static void store(float *o, float v, float beta)
+{
+    *o = beta != 0.0f ? *o + v : v;
+}
+
+/* ---- few rows: quantized dot products ----------------------------------------------------- */
+
+typedef struct {
+    const ws_qmat *w;
+    q_dot_fn dot;
+    const uint8_t *xq;
+    size_t xq_bytes;
+    const float *bias;
+    float *out, beta;
+    int N;
+} dot_job;
+
+static void dot_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const dot_job *j = p;
+    int OC = j->w->rows, IC = j->w->cols;
+    for (size_t r = lo; r < hi; r++) {
+        const uint8_t *wr = wrow(j->w, (int)r);
+        float b = j->bias ? j->bias[r] : 0.0f;
+        for (int n = 0; n < j->N; n++)
+            store(&j->out[(size_t)n * OC + r], j->dot(IC, wr, j->xq + n * j->xq_bytes) + b, j->beta);
+    }
+}
+
+static void forward_dots(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
+{
+    ws_qtype dt = ws_qtype_dot_type(w->type);
+    dot_job j = {w, ws__quant_dot_fn(w->type), NULL, ws_qtype_row_bytes(dt, w->cols), bias, out, beta, N};
+    if (dt == WS_QT_F32) {
+        j.xq = (const uint8_t *)inp;   /* f32 activations as they are */
+    } else {
+        uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * j.xq_bytes);
+        for (int n = 0; n < N; n++)
+            ws_quantize_row(dt, inp + (size_t)n * w->cols, xq + n * j.xq_bytes, w->cols);
+        j.xq = xq;
+    }
+    ws_parallel_for((size_t)w->rows, min_rows((size_t)w->cols * N), dot_rows, &j);
+}
+
+/* ---- many rows: dequantized tiles and sgemm ---------------------------------------------- */
+
+typedef struct {
+    const ws_qmat *w;
+    const float *inp, *bias;
+    float *out, beta;
+    int N, tile;
+} tile_job;
+
+static void tile_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const tile_job *j = p;
+    int OC = j->w->rows, IC = j->w->cols;
+    float *t = scratch_get(SCRATCH_TILE, (size_t)j->tile * IC * sizeof(float));
+    for (size_t ti = lo; ti < hi; ti++) {
+        int r0 = (int)ti * j->tile, r1 = r0 + j->tile < OC ? r0 + j->tile : OC;
+        for (int r = r0; r < r1; r++)
+            ws_dequant_row(j->w->type, wrow(j->w, r), t + (size_t)(r - r0) * IC, IC);
+        /* nested in the pool, sgemm runs on this thread */
+        ws_sgemm(false, true, j->N, r1 - r0, IC, 1.0f, j->inp, IC, t, IC, j->beta, j->out + r0, OC);
+        if (j->bias)
+            for (int n = 0; n < j->N; n++)
+                for (int r = r0; r < r1; r++)
+                    j->out[(size_t)n * OC + r] += j->bias[r];
+    }
+}
+
+static void forward_tiles(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
+{
+    if (w->type == WS_QT_F32 && ((uintptr_t)w->data & 3) == 0) {
+        ws_sgemm(false, true, N, w->rows, w->cols, 1.0f, inp, w->cols, (const float *)w->data, w->cols, beta,
+                 out, w->rows);
+        if (bias)
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < w->rows; r++)
+                    out[(size_t)n * w->rows + r] += bias[r];
+        return;
+    }
+    tile_job j = {w, inp, bias, out, beta, N, FWD_TILE};
+    size_t tiles = ((size_t)w->rows + FWD_TILE - 1) / FWD_TILE;
+    ws_parallel_for(tiles, 1, tile_rows, &j);
+}
+
+void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
+{
+    if (N <= 0 || w->rows <= 0)
+        return;
+    if (N < QMAT_SMALL_N && ws__quant_dot_fn(w->type))
+        forward_dots(out, inp, w, bias, N, beta);
+    else
+        forward_tiles(out, inp, w, bias, N, beta);
+}
+
+/* ---- input gradient ---------------------------------------------------------------------- */
+
+typedef struct {
+    const ws_qmat *w;
+    float *t;
+    int r0;
+} deq_job;
+
+static void deq_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const deq_job *j = p;
+    for (size_t r = lo; r < hi; r++)
+        ws_dequant_row(j->w->type, wrow(j->w, j->r0 + (int)r), j->t + r * (size_t)j->w->cols, j->w->cols);
+}
+
+void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws_qmat *w, int N)
+{
+    int OC = w->rows, IC = w->cols;
+    if (N <= 0)
+        return;
+    if (OC <= 0) {
+        if (beta == 0.0f)
+            memset(dinp, 0, (size_t)N * IC * sizeof(float));
+        return;
+    }
+    if (w->type == WS_QT_F32 && ((uintptr_t)w->data & 3) == 0) {
+        ws_sgemm(false, false, N, IC, OC, 1.0f, dout, OC, (const float *)w->data, IC, beta, dinp, IC);
+        return;
+    }
+    /* the tiles add into the same dinp, so they go one after another, each product (and each
+     * tile's dequantization) split over the pool */
+    float *t = scratch_get(SCRATCH_TILE, (size_t)BWD_TILE * IC * sizeof(float));
+    for (int r0 = 0; r0 < OC; r0 += BWD_TILE) {
+        int rows = OC - r0 < BWD_TILE ? OC - r0 : BWD_TILE;
+        deq_job j = {w, t, r0};
+        ws_parallel_for((size_t)rows, min_rows((size_t)IC), deq_rows, &j);
+        ws_sgemm(false, false, N, IC, rows, 1.0f, dout + r0, OC, t, IC, r0 == 0 ? beta : 1.0f, dinp, IC);
+    }
+}
+
+void ws_qmat_row(const ws_qmat *w, int r, float *dst)
+{
+    ws_dequant_row(w->type, wrow(w, r), dst, w->cols);
+}

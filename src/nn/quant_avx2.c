@@ -1,0 +1,310 @@
+/* AVX2 (+FMA, F16C) versions of the hot quantized kernels: Q4_0/Q4_1/Q8_0 dequantization,
+ * Q8_0/Q8_1 activation quantization (bit-identical to the scalar reference) and the dot
+ * products of Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K weights with quantized activations.
+ * Compiled with -mavx2 -mfma -mf16c; used only when the CPU has them (quant.c).
+ * Activation quants are assumed in [-127, 127], as the quantizers produce them. */
+#include "nn/quant_int.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+static inline float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss(q_ld16(p));
+}
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15), then high ones */
+static inline __m256i nibbles(const uint8_t *q)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)q);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* sums of unsigned x times signed y, 8 int32 lanes (x * y pairs must fit int16) */
+static inline __m256i dot_u8s8(__m256i x, __m256i y)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* ---- dequantization (same products as the scalar code, no fused multiply-add) ---------- */
+
+static inline void store_scaled(float *y, __m128i q8, __m256 d)
+{
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+}
+
+static void deq_q8_0(const void *src, float *y, int64_t n)
+{
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(b));
+        for (int j = 0; j < QK; j += 8)
+            store_scaled(y + j, _mm_loadl_epi64((const __m128i *)(b + Q8_0_QS + j)), d);
+    }
+}
+
+static void deq_q4_0(const void *src, float *y, int64_t n)
+{
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n / QK; i++, b += Q4_0_BYTES, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(b));
+        __m256i q = _mm256_sub_epi8(nibbles(b + Q4_0_QS), _mm256_set1_epi8(8));
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled(y, lo, d);
+        store_scaled(y + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled(y + 16, hi, d);
+        store_scaled(y + 24, _mm_srli_si128(hi, 8), d);
+    }
+}
+
+static inline void store_affine(float *y, __m128i q8, __m256 d, __m256 m)
+{
+    __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q8));
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_mul_ps(v, d), m));
+}
+
+static void deq_q4_1(const void *src, float *y, int64_t n)
+{
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n / QK; i++, b += Q4_1_BYTES, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(b)), m = _mm256_set1_ps(h2f(b + Q4_1_M));
+        __m256i q = nibbles(b + Q4_1_QS);
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_affine(y, lo, d, m);
+        store_affine(y + 8, _mm_srli_si128(lo, 8), d, m);
+        store_affine(y + 16, hi, d, m);
+        store_affine(y + 24, _mm_srli_si128(hi, 8), d, m);
+    }
+}
+
+/* ---- activation quantization ------------------------------------------------------------ */
+
+/* roundf (halves away from zero), exactly */
+static inline __m256 round_away(__m256 x)
+{
+    __m256 t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, t));
+    __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_or_ps(up, sign));
+}
+
+/* one block of 32 floats -> 32 int8 at q, d (as f16) at dh; returns the sum of the quants */
+static int q8_block(const float *x, uint8_t *dh, uint8_t *q, float *d_out)
+{
+    __m256 v[4], amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v[j]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float d = _mm_cvtss_f32(m4) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256 idv = _mm256_set1_ps(id);
+    __m256i i32[4];
+    for (int j = 0; j < 4; j++)
+        i32[j] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[j], idv)));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
+    /* pack to int8 in order: packs interleaves the 128-bit lanes, the permute undoes it */
+    __m256i p16a = _mm256_packs_epi32(i32[0], i32[1]), p16b = _mm256_packs_epi32(i32[2], i32[3]);
+    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p8);
+    uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    memcpy(dh, &h, 2);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    *d_out = d;
+    return _mm_cvtsi128_si32(s4);
+}
+
+static void qz_q8_0(const float *x, void *dst, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, x += QK) {
+        float d;
+        q8_block(x, b, b + Q8_0_QS, &d);
+    }
+}
+
+static void qz_q8_1(const float *x, void *dst, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_1_BYTES, x += QK) {
+        float d;
+        int sum = q8_block(x, b, b + Q8_1_QS, &d);
+        uint16_t h = _cvtss_sh((float)sum * d, _MM_FROUND_TO_NEAREST_INT);
+        memcpy(b + Q8_1_S, &h, 2);
+    }
+}
+
+/* ---- dot products: two blocks per step into two accumulators ---------------------------- */
+
+static float dot_q8_0(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t nb = n / QK;
+    for (int64_t i = 0; i < nb; i++, a += Q8_0_BYTES, b += Q8_0_BYTES) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(a + Q8_0_QS));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+        __m256i p = dot_u8s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[i & 1]);
+    }
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+}
+
+static float dot_q4_0(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i eight = _mm256_set1_epi8(8);
+    int64_t nb = n / QK;
+    for (int64_t i = 0; i < nb; i++, a += Q4_0_BYTES, b += Q8_0_BYTES) {
+        __m256i qx = nibbles(a + Q4_0_QS);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+        __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(eight, qy));
+        __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[i & 1]);
+    }
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+}
+
+static float dot_q4_1(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float ms = 0.0f;
+    int64_t nb = n / QK;
+    for (int64_t i = 0; i < nb; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
+        __m256i qx = nibbles(a + Q4_1_QS);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_1_QS));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8s8(qx, qy)), acc[i & 1]);
+        ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
+    }
+    return hsum8(_mm256_add_ps(acc[0], acc[1])) + ms;
+}
+
+/* ---- k-quants ------------------------------------------------------------------------- */
+
+static int k_mins(const int m[8], const uint8_t *y)
+{
+    int sumi = 0;
+    for (int j = 0; j < 8; j++)
+        sumi += m[j] * (q_ldi16(y + Q8_K_BSUMS + 4 * j) + q_ldi16(y + Q8_K_BSUMS + 4 * j + 2));
+    return sumi;
+}
+
+static float dot_q45_k(int64_t n, const uint8_t *a, const uint8_t *b, int five)
+{
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    size_t bytes = five ? Q5_K_BYTES : Q4_K_BYTES;
+    for (int64_t i = 0; i < n / QKK; i++, a += bytes, b += Q8_K_BYTES) {
+        int sc[8], m[8];
+        for (int j = 0; j < 8; j++)
+            q_scale_min_k4(j, a + QK_SCALES, &sc[j], &m[j]);
+        const uint8_t *q = a + (five ? Q5_K_QS : Q4_K_QS), *y = b + Q8_K_QS;
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(a + Q5_K_QH)) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            __m256i x0 = _mm256_and_si256(v, lo4), x1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+            if (five) {
+                x0 = _mm256_or_si256(x0, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                x1 = _mm256_or_si256(x1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+            __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
+            __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x0, y0), _mm256_set1_epi16((short)sc[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x1, y1), _mm256_set1_epi16((short)sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float yd = q_ldf(b);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * yd), _mm256_cvtepi32_ps(sumi), acc);
+        mins += h2f(a + QK_DMIN) * yd * (float)k_mins(m, b);
+    }
+    return hsum8(acc) - mins;
+}
+
+static float dot_q4_k(int64_t n, const void *w, const void *x)
+{
+    return dot_q45_k(n, w, x, 0);
+}
+
+static float dot_q5_k(int64_t n, const void *w, const void *x)
+{
+    return dot_q45_k(n, w, x, 1);
+}
+
+static float dot_q6_k(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / QKK; i++, a += Q6_K_BYTES, b += Q8_K_BYTES) {
+        const int8_t *sc = (const int8_t *)(a + Q6_K_SC);
+        __m256i sumi = _mm256_setzero_si256();
+        int corr = 0;
+        for (int g = 0; g < 16; g++)
+            corr += sc[g] * q_ldi16(b + Q8_K_BSUMS + 2 * g);
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(a + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(a + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(a + Q6_K_QH + 32 * h));
+            __m256i lows[4] = {_mm256_and_si256(l0, lo4), _mm256_and_si256(l1, lo4),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4)};
+            for (int k = 0; k < 4; k++) {
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
+                __m256i q = _mm256_or_si256(lows[k], _mm256_slli_epi16(hb, 4));
+                __m256i y = _mm256_loadu_si256((const __m256i *)(b + Q8_K_QS + 128 * h + 32 * k));
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), s));
+            }
+        }
+        /* the quants are stored +32: take 32 * (scale * sum of y) per group off */
+        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + Q6_K_D) * q_ldf(b)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+void ws__quant_fill_avx2(q_kernels *k)
+{
+    k->dequant[WS_QT_Q8_0] = deq_q8_0;
+    k->dequant[WS_QT_Q4_0] = deq_q4_0;
+    k->dequant[WS_QT_Q4_1] = deq_q4_1;
+    k->quantize[WS_QT_Q8_0] = qz_q8_0;
+    k->quantize[WS_QT_Q8_1] = qz_q8_1;
+    k->dot[WS_QT_Q8_0] = dot_q8_0;
+    k->dot[WS_QT_Q4_0] = dot_q4_0;
+    k->dot[WS_QT_Q4_1] = dot_q4_1;
+    k->dot[WS_QT_Q4_K] = dot_q4_k;
+    k->dot[WS_QT_Q5_K] = dot_q5_k;
+    k->dot[WS_QT_Q6_K] = dot_q6_k;
+}
+
+#else
+/* built without AVX2 code generation (another architecture): nothing to add */
+void ws__quant_fill_avx2(q_kernels *k)
+{
+    (void)k;
+}
+#endif

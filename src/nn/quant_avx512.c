@@ -1,0 +1,247 @@
+/* AVX-512 (F/BW/VL + VNNI) versions of the hottest quantized kernels: Q4_0/Q4_1/Q8_0 dot
+ * products (two blocks per 512-bit register, vpdpbusd), Q8_0/Q8_1 activation quantization and
+ * Q4_0/Q4_1/Q8_0 dequantization, each identical (integers, rounding) to the scalar reference.
+ * Compiled with the AVX-512 flags; used only when the CPU has them all (quant.c). The k-quant
+ * dots stay with the AVX2 versions. */
+#include "nn/quant_int.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+
+static inline float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss(q_ld16(p));
+}
+
+/* [d0 x8, d1 x8] */
+static inline __m512 two_scales(float d0, float d1)
+{
+    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+}
+
+static inline __m512i load2x32(const uint8_t *p0, const uint8_t *p1)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)p0), hi = _mm256_loadu_si256((const __m256i *)p1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* the 16-byte nibble arrays of two blocks -> 64 bytes 0..15, each block's 32 in element order */
+static inline __m512i nibbles2(const uint8_t *q0, const uint8_t *q1)
+{
+    __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)q1), _mm_loadu_si128((const __m128i *)q0));
+    __m512i z = _mm512_castsi256_si512(both);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));   /* q0 q0 q1 q1 */
+    z = _mm512_mask_blend_epi64(0xCC, z, _mm512_srli_epi16(z, 4));
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+
+static inline __m256i nibbles1(const uint8_t *q)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)q);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- dot products ------------------------------------------------------------------------ */
+
+/* Q8_0: (x + 128) as unsigned times y, less 128 * sum(y): exact for every int8 on both sides */
+static float dot_q8_0(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 4 <= nb; i += 4, a += 4 * Q8_0_BYTES, b += 4 * Q8_0_BYTES) {
+        __m512i x0 = _mm512_xor_si512(load2x32(a + Q8_0_QS, a + Q8_0_BYTES + Q8_0_QS), flip);
+        __m512i y0 = load2x32(b + Q8_0_QS, b + Q8_0_BYTES + Q8_0_QS);
+        __m512i x1 = _mm512_xor_si512(load2x32(a + 2 * Q8_0_BYTES + Q8_0_QS, a + 3 * Q8_0_BYTES + Q8_0_QS), flip);
+        __m512i y1 = load2x32(b + 2 * Q8_0_BYTES + Q8_0_QS, b + 3 * Q8_0_BYTES + Q8_0_QS);
+        __m512i p0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, y0),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y0));
+        __m512i p1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x1, y1),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y1));
+        __m512 d0 = two_scales(h2f(a) * h2f(b), h2f(a + Q8_0_BYTES) * h2f(b + Q8_0_BYTES));
+        __m512 d1 = two_scales(h2f(a + 2 * Q8_0_BYTES) * h2f(b + 2 * Q8_0_BYTES),
+                               h2f(a + 3 * Q8_0_BYTES) * h2f(b + 3 * Q8_0_BYTES));
+        acc0 = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(p0), acc0);
+        acc1 = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(p1), acc1);
+    }
+    __m256 tail = _mm256_setzero_ps();
+    const __m256i flip8 = _mm256_set1_epi8((char)0x80);
+    for (; i < nb; i++, a += Q8_0_BYTES, b += Q8_0_BYTES) {
+        __m256i xv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + Q8_0_QS)), flip8);
+        __m256i yv = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+        __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv),
+                                     _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip8, yv));
+        tail = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(p), tail);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail);
+}
+
+/* Q4_0 and Q4_1 share the loop: nibbles (0..15) times y; Q4_0 takes 8 * sum(y) off and Q4_1
+ * adds m * s per block */
+static inline float dot_q4(int64_t n, const uint8_t *a, const uint8_t *b, int one)
+{
+    size_t xs = one ? Q4_1_BYTES : Q4_0_BYTES, ys = one ? Q8_1_BYTES : Q8_0_BYTES;
+    size_t xq = one ? Q4_1_QS : Q4_0_QS, yq = one ? Q8_1_QS : Q8_0_QS;
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float ms = 0.0f;
+    int64_t nb = n / QK, i = 0;
+    for (; i + 4 <= nb; i += 4, a += 4 * xs, b += 4 * ys) {
+        __m512i x0 = nibbles2(a + xq, a + xs + xq), x1 = nibbles2(a + 2 * xs + xq, a + 3 * xs + xq);
+        __m512i y0 = load2x32(b + yq, b + ys + yq), y1 = load2x32(b + 2 * ys + yq, b + 3 * ys + yq);
+        __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, y0);
+        __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x1, y1);
+        if (!one) {
+            p0 = _mm512_sub_epi32(p0, _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y0));
+            p1 = _mm512_sub_epi32(p1, _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y1));
+        } else {
+            for (int k = 0; k < 4; k++)
+                ms += h2f(a + k * xs + Q4_1_M) * h2f(b + k * ys + Q8_1_S);
+        }
+        __m512 d0 = two_scales(h2f(a) * h2f(b), h2f(a + xs) * h2f(b + ys));
+        __m512 d1 = two_scales(h2f(a + 2 * xs) * h2f(b + 2 * ys), h2f(a + 3 * xs) * h2f(b + 3 * ys));
+        acc0 = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(p0), acc0);
+        acc1 = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(p1), acc1);
+    }
+    __m256 tail = _mm256_setzero_ps();
+    for (; i < nb; i++, a += xs, b += ys) {
+        __m256i yv = _mm256_loadu_si256((const __m256i *)(b + yq));
+        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles1(a + xq), yv);
+        if (!one)
+            p = _mm256_sub_epi32(p, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), yv));
+        else
+            ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
+        tail = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(p), tail);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail) + ms;
+}
+
+static float dot_q4_0(int64_t n, const void *w, const void *x)
+{
+    return dot_q4(n, w, x, 0);
+}
+
+static float dot_q4_1(int64_t n, const void *w, const void *x)
+{
+    return dot_q4(n, w, x, 1);
+}
+
+/* ---- activation quantization ------------------------------------------------------------- */
+
+static inline __m512 round_away(__m512 x)
+{
+    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(x, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 step = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                                                      _mm512_and_si512(_mm512_castps_si512(x),
+                                                                       _mm512_set1_epi32((int)0x80000000u))));
+    return _mm512_mask_add_ps(t, up, t, step);
+}
+
+static int q8_block(const float *x, uint8_t *dh, uint8_t *q, float *d_out)
+{
+    __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m512 idv = _mm512_set1_ps(id);
+    __m512i i0 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v0, idv)));
+    __m512i i1 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v1, idv)));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
+    _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(i1));
+    uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    memcpy(dh, &h, 2);
+    *d_out = d;
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+}
+
+static void qz_q8_0(const float *x, void *dst, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, x += QK) {
+        float d;
+        q8_block(x, b, b + Q8_0_QS, &d);
+    }
+}
+
+static void qz_q8_1(const float *x, void *dst, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_1_BYTES, x += QK) {
+        float d;
+        int sum = q8_block(x, b, b + Q8_1_QS, &d);
+        uint16_t h = _cvtss_sh((float)sum * d, _MM_FROUND_TO_NEAREST_INT);
+        memcpy(b + Q8_1_S, &h, 2);
+    }
+}
+
+/* ---- dequantization (products as the scalar code computes them) -------------------------- */
+
+static void deq_q8_0(const void *src, float *y, int64_t n)
+{
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, y += QK) {
+        __m512 d = _mm512_set1_ps(h2f(b));
+        for (int j = 0; j < QK; j += 16) {
+            __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + Q8_0_QS + j)));
+            _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+static void deq_q4(const uint8_t *b, float *y, int64_t n, int one)
+{
+    size_t bytes = one ? Q4_1_BYTES : Q4_0_BYTES, qs = one ? Q4_1_QS : Q4_0_QS;
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / QK; i++, b += bytes, y += QK) {
+        __m512 d = _mm512_set1_ps(h2f(b)), m = _mm512_set1_ps(one ? h2f(b + Q4_1_M) : 0.0f);
+        __m128i v = _mm_loadu_si128((const __m128i *)(b + qs));
+        __m512i q0 = _mm512_cvtepu8_epi32(_mm_and_si128(v, lo4));
+        __m512i q1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), lo4));
+        if (one) {
+            _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q0), d), m));
+            _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q1), d), m));
+        } else {
+            __m512i eight = _mm512_set1_epi32(8);
+            _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q0, eight)), d));
+            _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, eight)), d));
+        }
+    }
+}
+
+static void deq_q4_0(const void *src, float *y, int64_t n)
+{
+    deq_q4(src, y, n, 0);
+}
+
+static void deq_q4_1(const void *src, float *y, int64_t n)
+{
+    deq_q4(src, y, n, 1);
+}
+
+void ws__quant_fill_avx512(q_kernels *k)
+{
+    k->dequant[WS_QT_Q8_0] = deq_q8_0;
+    k->dequant[WS_QT_Q4_0] = deq_q4_0;
+    k->dequant[WS_QT_Q4_1] = deq_q4_1;
+    k->quantize[WS_QT_Q8_0] = qz_q8_0;
+    k->quantize[WS_QT_Q8_1] = qz_q8_1;
+    k->dot[WS_QT_Q8_0] = dot_q8_0;
+    k->dot[WS_QT_Q4_0] = dot_q4_0;
+    k->dot[WS_QT_Q4_1] = dot_q4_1;
+}
+
+#else
+void ws__quant_fill_avx512(q_kernels *k)
+{
+    (void)k;
+}
+#endif
