@@ -1,0 +1,330 @@
+/* GGUF models in the engine. Tiny llama and qwen2 models are written as GGUF by the test (the
+ * Q/K rows of llama permuted as llama.cpp's conversion permutes them) and must give the logits
+ * of the model they came from; quantized (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) weights run in
+ * place against their dequantized f32 copy; a LoRA adapter trains through a quantized base as
+ * through its f32 copy; the tokenizer and chat template come from the metadata; broken files
+ * are refused naming the problem. The real base (tests/unit/test_nn_base.c) is checked against
+ * transformers and llama.cpp separately. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "nn/base.h"
+#include "nn/chat_template.h"
+#include "nn/generate.h"
+#include "nn/gguf.h"
+#include "nn/lora.h"
+#include "nn/model.h"
+#include "nn/quant.h"
+#include "nn/tokenizer.h"
+#include "nn/train.h"
+
+#include "tiny_gguf.h"
+
+static char *tmp_path(const char *name)
+{
+    char *p = malloc(256);
+    snprintf(p, 256, "/tmp/ws_test_gguf_model_%d_%s.gguf", (int)getpid(), name);
+    return p;
+}
+
+static ws_model *load(const char *path, int flags)
+{
+    ws_model *m = NULL;
+    ws_error err = {0};
+    int rc = ws_model_load(path, flags, &m, &err);
+    if (rc)
+        fprintf(stderr, "load %s: %s\n", path, err.msg);
+    CHECK_EQ_INT(rc, 0);
+    return m;
+}
+
+static const int32_t probe[] = {1, 40, 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 2, 259, 261, 7};
+#define N_PROBE ((int)(sizeof probe / sizeof probe[0]))
+
+/* every position's logits of probe */
+static float *logits_of(const ws_model *m, const ws_lora *lora)
+{
+    ws_error err = {0};
+    ws_kv_cache *kc = ws_kv_cache_new(m, 64);
+    float *all = malloc((size_t)N_PROBE * m->cfg.vocab_size * sizeof *all);
+    CHECK_EQ_INT(ws_model_infer(m, lora, kc, probe, N_PROBE, NULL, all, &err), 0);
+    ws_kv_cache_free(kc);
+    return all;
+}
+
+/* largest |a-b| relative to the largest |b| */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, mx = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        mx = fmax(mx, fabs((double)b[i]));
+    }
+    return d / mx;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* F32 GGUF of a random model: the same logits, token by token too (the KV-cache path). */
+static void f32_roundtrip_arch(ws_arch arch)
+{
+    ws_model_config c = tiny_config(arch);
+    ws_model *ref = ws_model_new(&c, 11);
+    char *path = tmp_path(arch == WS_ARCH_LLAMA ? "llama_f32" : "qwen2_f32");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_F32, path, NULL), 0);
+    ws_model *g = load(path, 0), *gc = load(path, WS_LOAD_COPY);
+    if (g && gc) {
+        CHECK(g->quantized && !gc->quantized);
+        float *a = logits_of(ref, NULL), *b = logits_of(g, NULL), *d = logits_of(gc, NULL);
+        size_t n = (size_t)N_PROBE * c.vocab_size;
+        CHECK(rel_diff(b, a, n) < 1e-5);
+        CHECK(rel_diff(d, a, n) < 1e-6);
+        free(a), free(b), free(d);
+        /* one token at a time through the cache */
+        ws_error err = {0};
+        ws_kv_cache *k1 = ws_kv_cache_new(ref, 64), *k2 = ws_kv_cache_new(g, 64);
+        float *l1 = malloc(c.vocab_size * sizeof *l1), *l2 = malloc(c.vocab_size * sizeof *l2);
+        double worst = 0;
+        for (int i = 0; i < N_PROBE; i++) {
+            CHECK_EQ_INT(ws_model_infer(ref, NULL, k1, probe + i, 1, l1, NULL, &err), 0);
+            CHECK_EQ_INT(ws_model_infer(g, NULL, k2, probe + i, 1, l2, NULL, &err), 0);
+            worst = fmax(worst, rel_diff(l2, l1, (size_t)c.vocab_size));
+        }
+        CHECK(worst < 1e-5);
+        free(l1), free(l2);
+        ws_kv_cache_free(k1), ws_kv_cache_free(k2);
+    }
+    ws_model_free(ref), ws_model_free(g), ws_model_free(gc);
+    unlink(path);
+    free(path);
+}
+
+static void test_f32_llama(void) { f32_roundtrip_arch(WS_ARCH_LLAMA); }
+static void test_f32_qwen2(void) { f32_roundtrip_arch(WS_ARCH_QWEN2); }
+
+/* Quantized weights run in place: close to their dequantized copy, identical greedy tokens. */
+static void test_quantized_types(void)
+{
+    static const ws_qtype types[] = {WS_QT_Q8_0, WS_QT_Q4_0, WS_QT_Q4_1, WS_QT_Q4_K, WS_QT_Q5_K, WS_QT_Q6_K,
+                                     WS_QT_F16, WS_QT_BF16};
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA);
+    ws_model *ref = ws_model_new(&c, 5);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        char *path = tmp_path(ws_qtype_name(types[t]));
+        CHECK_EQ_INT(write_gguf(ref, types[t], path, NULL), 0);
+        ws_model *q = load(path, 0), *f = load(path, WS_LOAD_COPY);
+        if (q && f) {
+            float *a = logits_of(q, NULL), *b = logits_of(f, NULL);
+            double d = rel_diff(a, b, (size_t)N_PROBE * c.vocab_size);
+            /* the rows of 17 tokens go through the dequantized-tile path: the same arithmetic */
+            if (d > 1e-4)
+                fprintf(stderr, "%s: prompt logits differ by %g\n", ws_qtype_name(types[t]), d);
+            CHECK(d < 1e-4);
+            /* one token at a time: the activations are quantized to 8 bits (llama.cpp's way) */
+            ws_error err = {0};
+            ws_kv_cache *k1 = ws_kv_cache_new(q, 64), *k2 = ws_kv_cache_new(f, 64);
+            float *l1 = malloc(c.vocab_size * sizeof *l1), *l2 = malloc(c.vocab_size * sizeof *l2);
+            double worst = 0;
+            for (int i = 0; i < N_PROBE; i++) {
+                CHECK_EQ_INT(ws_model_infer(q, NULL, k1, probe + i, 1, l1, NULL, &err), 0);
+                CHECK_EQ_INT(ws_model_infer(f, NULL, k2, probe + i, 1, l2, NULL, &err), 0);
+                worst = fmax(worst, rel_diff(l1, l2, (size_t)c.vocab_size));
+            }
+            if (worst > 0.05)
+                fprintf(stderr, "%s: step logits differ by %g\n", ws_qtype_name(types[t]), worst);
+            CHECK(worst < 0.05);
+            free(a), free(b), free(l1), free(l2);
+            ws_kv_cache_free(k1), ws_kv_cache_free(k2);
+        }
+        ws_model_free(q), ws_model_free(f);
+        unlink(path);
+        free(path);
+    }
+    ws_model_free(ref);
+}
+
+/* A LoRA adapter trains through the quantized base exactly as through its f32 copy. */
+static void test_lora_on_quantized(void)
+{
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA);
+    ws_model *ref = ws_model_new(&c, 9);
+    char *path = tmp_path("lora_q4_1");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_Q4_1, path, NULL), 0);
+    ws_model *q = load(path, 0), *f = load(path, WS_LOAD_COPY);
+    ws_lora_config lc = {.rank = 4, .alpha = 8, .targets = ws_lora_parse_targets("all")};
+    enum { B = 2, T = 24, STEPS = 4 };
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)((i * 37 + 11) % VOCAB);
+        tg[i] = i % 5 ? (int32_t)((i * 53 + 7) % VOCAB) : -1;
+    }
+    float lq[STEPS] = {0}, lf[STEPS] = {0};
+    for (int pass = 0; pass < 2 && q && f; pass++) {
+        ws_model *m = pass ? f : q;
+        ws_lora *lo = ws_lora_new(&c, &lc, 3);
+        ws_train_opts to;
+        ws_train_opts_init(&to, STEPS);
+        to.lr = 1e-2f;
+        ws_trainer *tr = NULL;
+        ws_error err = {0};
+        CHECK_EQ_INT(ws_trainer_new(m, lo, B, T, &to, &tr, &err), 0);
+        for (int s = 0; s < STEPS && tr; s++)
+            CHECK_EQ_INT(ws_trainer_step(tr, in, tg, pass ? &lf[s] : &lq[s]), 0);
+        ws_trainer_free(tr);
+        ws_lora_free(lo);
+    }
+    for (int s = 0; s < STEPS; s++)
+        CHECK_NEAR(lq[s], lf[s], 1e-4 * fabs(lf[s]) + 1e-5);
+    CHECK(lq[STEPS - 1] < lq[0]);   /* it learns */
+    ws_model_free(q), ws_model_free(f), ws_model_free(ref);
+    unlink(path);
+    free(path);
+}
+
+/* Tokenizer and chat template from the metadata, through ws_base. */
+static void test_tokenizer_and_template(void)
+{
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA);
+    ws_model *ref = ws_model_new(&c, 2);
+    char *path = tmp_path("tok");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_Q8_0, path, NULL), 0);
+    ws_base *b = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_base_load(path, 0, &b, &err), 0);
+    if (b) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        /* "hello the" -> h e l l o: merges "h e", "l l"; " the": "Ġ t" then "Ġt he" */
+        CHECK_EQ_INT(ws_tokenizer_encode(b->tok, "hello the", 9, false, &ids, &n, &err), 0);
+        int32_t want[] = {N_SPECIAL + 256 + 0, N_SPECIAL + 256 + 2, N_SPECIAL + 'o', N_SPECIAL + 256 + 3};
+        CHECK_EQ_INT(n, 4);
+        for (size_t i = 0; i < n && i < 4; i++)
+            CHECK_EQ_INT(ids[i], want[i]);
+        free(ids);
+        CHECK_EQ_INT(ws_tokenizer_eos_id(b->tok), 2);
+        CHECK(b->has_template && b->tpl.kind == WS_TPL_CHATML);
+        CHECK_EQ_STR(b->tpl.default_system, "You are a tiny test model");
+        ws_chat_msg msgs[] = {{"user", "hi"}};
+        CHECK_EQ_INT(ws_base_encode_chat(b, msgs, 1, true, &ids, &n, &err), 0);
+        char *text = ws_tokenizer_decode(b->tok, ids, n, false);
+        CHECK_EQ_STR(text, "<|im_start|>system\nYou are a tiny test model<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+                           "<|im_start|>assistant\n");
+        CHECK_EQ_INT(ids[0], 1);   /* <|im_start|> is one special token */
+        free(text);
+        free(ids);
+        CHECK_EQ_INT(strlen(b->id), 64);
+    }
+    ws_base_free(b);
+    ws_model_free(ref);
+    unlink(path);
+    free(path);
+}
+
+/* Llama-3 templates render as that family does. */
+static void test_llama3_template(void)
+{
+    ws_chat_template t;
+    ws_error err = {0};
+    const char *src = "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+                      "{{ m['content'] | trim }}<|eot_id|>{% endfor %}";
+    CHECK_EQ_INT(ws_chat_template_detect(src, strlen(src), &t, &err), 0);
+    CHECK_EQ_INT(t.kind, WS_TPL_LLAMA3);
+    ws_buf b = WS_BUF_INIT;
+    ws_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "  hi there \n"}};
+    ws_chat_template_render(&t, msgs, 2, true, &b);
+    CHECK_EQ_STR(b.data, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                         "<|start_header_id|>user<|end_header_id|>\n\nhi there<|eot_id|>"
+                         "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    ws_buf_free(&b);
+    CHECK_EQ_STR(ws_chat_template_end(&t), "<|eot_id|>");
+    const char *other = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}";
+    CHECK_EQ_INT(ws_chat_template_detect(other, strlen(other), &t, &err), WS_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "ChatML") != NULL);
+}
+
+/* Broken or foreign files: refused, the message naming what is wrong. */
+static void expect_refused(const gguf_opts *go, int want_rc, const char *word)
+{
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA);
+    ws_model *ref = ws_model_new(&c, 4);
+    char *path = tmp_path("bad");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_Q8_0, path, go), 0);
+    ws_base *b = NULL;
+    ws_error err = {0};
+    int rc = ws_base_load(path, 0, &b, &err);
+    if (rc != want_rc || !strstr(err.msg, word))
+        fprintf(stderr, "expected %d naming '%s', got %d: %s\n", want_rc, word, rc, err.msg);
+    CHECK_EQ_INT(rc, want_rc);
+    CHECK(strstr(err.msg, word) != NULL);
+    CHECK(b == NULL);
+    ws_model_free(ref);
+    unlink(path);
+    free(path);
+}
+
+static void test_refused(void)
+{
+    expect_refused(&(gguf_opts){.arch_name = "gpt2"}, WS_EUNSUPPORTED, "general.architecture");
+    expect_refused(&(gguf_opts){.skip_tensor = "blk.1.ffn_up.weight"}, WS_EFORMAT, "blk.1.ffn_up.weight");
+    expect_refused(&(gguf_opts){.skip_tensor = "output_norm.weight"}, WS_EFORMAT, "output_norm.weight");
+    expect_refused(&(gguf_opts){.pre = "falcon"}, WS_EUNSUPPORTED, "tokenizer.ggml.pre");
+    expect_refused(&(gguf_opts){.no_tokens = true}, WS_EFORMAT, "tokenizer.ggml.tokens");
+    expect_refused(&(gguf_opts){.rope_dims = 32}, WS_EUNSUPPORTED, "rope.dimension_count");
+    /* a missing file, and the default path with its install hint */
+    ws_base *b = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_base_load("/nonexistent/x.gguf", 0, &b, &err), WS_ENOENT);
+    if (access(WS_BASE_DEFAULT_PATH, F_OK) != 0) {
+        CHECK_EQ_INT(ws_base_load(WS_BASE_DEFAULT_PATH, 0, &b, &err), WS_ENOENT);
+        CHECK(strstr(err.msg, "setup-base-model") != NULL);
+    }
+}
+
+/* A tensor whose shape disagrees with the metadata. */
+static void test_wrong_shape(void)
+{
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA), c2 = c;
+    c2.hidden_dim = 256;   /* FFN tensors of another size than feed_forward_length says */
+    ws_model *ref = ws_model_new(&c2, 4);
+    char *path = tmp_path("shape");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_Q8_0, path, NULL), 0);
+    /* rewrite with the original feed_forward_length: write c's metadata over c2's tensors */
+    ws_model_free(ref);
+    ws_gguf *g = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_gguf_open(path, &g, &err), 0);
+    uint32_t ff = 0;
+    CHECK_EQ_INT(ws_gguf_get_u32(g, "llama.feed_forward_length", &ff, &err), 0);
+    CHECK_EQ_INT(ff, 256);
+    ws_gguf_close(g);
+    /* patch the value in the file: feed_forward_length 256 -> 512 */
+    FILE *f = fopen(path, "r+b");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    const char *key = "llama.feed_forward_length";
+    for (size_t i = 0; i + strlen(key) + 8 < n; i++)
+        if (!memcmp(buf + i, key, strlen(key))) {
+            size_t at = i + strlen(key) + 4;   /* after the key: u32 type, then the value */
+            uint32_t v = 512;
+            fseek(f, (long)at, SEEK_SET);
+            fwrite(&v, 4, 1, f);
+            break;
+        }
+    fclose(f);
+    (void)c;
+    ws_model *m = NULL;
+    CHECK_EQ_INT(ws_model_load(path, 0, &m, &err), WS_EFORMAT);
+    CHECK(strstr(err.msg, "ffn_gate") != NULL && strstr(err.msg, "shape") != NULL);
+    CHECK(m == NULL);
+    unlink(path);
+    free(path);
+}
+
+WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized),
+             T(test_tokenizer_and_template), T(test_llama3_template), T(test_refused), T(test_wrong_shape))
