@@ -11,13 +11,17 @@
 #include "nn/parallel.h"
 #include "nn/quant_int.h"
 
-/* below this many input rows the quantized dot products win over dequantize + sgemm */
-#define QMAT_SMALL_N 16
+/* below this many input rows the quantized dot products win over dequantize + sgemm (the
+ * crossover measured with Q4_1 and Q8_0 1536x576 on one AVX-512 core: about 12) */
+#ifndef QMAT_SMALL_N
+#define QMAT_SMALL_N 12
+#endif
 /* weight rows per dequantized tile of the sgemm path (forward), and per step of backward */
 #define FWD_TILE 64
 #define BWD_TILE 256
-/* about this many weight elements per chunk of the pool before splitting pays */
-#define MIN_CHUNK_ELEMS 32768
+/* about this many weight elements per chunk of the pool before splitting pays: ~3.5 us of int8
+ * dots on one AVX-512 core, well above a fork-join (SmolLM2's 192x576 K/V stay on one thread) */
+#define MIN_CHUNK_ELEMS 131072
 
 enum { SCRATCH_INPUT, SCRATCH_TILE, SCRATCH_SLOTS };
 typedef struct {

@@ -10,6 +10,10 @@
 
 #include "nn/quant_int.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 typedef struct {
     const char *name;
     size_t elems, bytes;
@@ -124,8 +128,9 @@ static void init_kernels(void)
     isa_ok[WS_ISA_SCALAR] = true;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    isa_ok[WS_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+    unsigned eax, ebx, ecx = 0, edx;
+    bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);   /* clang lacks "f16c" here */
+    isa_ok[WS_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     isa_ok[WS_ISA_AVX512] = isa_ok[WS_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
                             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                             __builtin_cpu_supports("avx512vnni");

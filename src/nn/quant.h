@@ -58,6 +58,7 @@ float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_
 /* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
  * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use
  * this to compare every version with the scalar one. Not thread-safe against running kernels. */
+/* AVX2 means AVX2 + FMA + F16C; AVX-512 means F, BW, VL and VNNI (CPUs without VNNI use AVX2). */
 typedef enum { WS_ISA_SCALAR, WS_ISA_AVX2, WS_ISA_AVX512 } ws_isa;
 ws_isa ws_quant_isa(void);
 bool ws_quant_force_isa(ws_isa isa);

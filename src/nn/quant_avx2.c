@@ -149,54 +149,99 @@ static void qz_q8_1(const float *x, void *dst, int64_t n)
     }
 }
 
-/* ---- dot products: two blocks per step into two accumulators ---------------------------- */
+/* ---- dot products: 4 blocks a step, their f16 headers converted together ------------------- */
+
+enum { K_Q4_0, K_Q4_1, K_Q8_0 };
+
+static inline int ld32(const uint8_t *p)
+{
+    int v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* the first 4 bytes of 4 blocks `stride` apart, built in registers */
+static inline __m128i headers4(const uint8_t *p, size_t stride)
+{
+    __m128i v = _mm_cvtsi32_si128(ld32(p));
+    v = _mm_insert_epi32(v, ld32(p + stride), 1);
+    v = _mm_insert_epi32(v, ld32(p + 2 * stride), 2);
+    return _mm_insert_epi32(v, ld32(p + 3 * stride), 3);
+}
+
+/* the integer dot of one block: weights (Q4_0 as q - 8 through 8 * sum(y); Q8_0 by the sign
+ * trick, y in [-127, 127]) with the activation block's 32 int8 */
+static inline __m256i block_dot(const uint8_t *a, const uint8_t *b, int kind)
+{
+    if (kind == K_Q8_0) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(a + Q8_0_QS));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+        return dot_u8s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+    }
+    __m256i qx = nibbles(a + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(b + (kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS)));
+    if (kind == K_Q4_1)
+        return dot_u8s8(qx, qy);
+    __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    /* the low halves of 4 headers (d only) */
+    const __m128i lows = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 4 <= nb; i += 4, a += 4 * xs, b += 4 * ys) {
+        __m128i xh = headers4(a, xs), yh = headers4(b, ys);
+        __m256 d;   /* lane 2k (Q4_1) or k: block k's dx * dy */
+        if (kind == K_Q4_1) {
+            d = _mm256_mul_ps(_mm256_cvtph_ps(xh), _mm256_cvtph_ps(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+            accm = _mm256_add_ps(accm, d);
+        } else {
+            d = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_shuffle_epi8(xh, lows)),
+                                                  _mm_cvtph_ps(_mm_shuffle_epi8(yh, lows))));
+        }
+        int sh = kind == K_Q4_1 ? 1 : 0;
+        for (int k = 0; k < 4; k++) {
+            __m256 dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k << sh));
+            __m256 p = _mm256_cvtepi32_ps(block_dot(a + k * xs, b + k * ys, kind));
+            if (k & 1)
+                acc1 = _mm256_fmadd_ps(dk, p, acc1);
+            else
+                acc0 = _mm256_fmadd_ps(dk, p, acc0);
+        }
+    }
+    float ms = 0.0f;
+    for (; i < nb; i++, a += xs, b += ys) {
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(block_dot(a, b, kind)), acc0);
+        if (kind == K_Q4_1)
+            ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
+    }
+    float sum = hsum8(_mm256_add_ps(acc0, acc1));
+    if (kind == K_Q4_1) {   /* the odd lanes: m * s */
+        __m256 odd = _mm256_and_ps(accm, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1)));
+        sum += hsum8(odd) + ms;
+    }
+    return sum;
+}
 
 static float dot_q8_0(int64_t n, const void *w, const void *x)
 {
-    const uint8_t *a = w, *b = x;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t nb = n / QK;
-    for (int64_t i = 0; i < nb; i++, a += Q8_0_BYTES, b += Q8_0_BYTES) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(a + Q8_0_QS));
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
-        __m256i p = dot_u8s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[i & 1]);
-    }
-    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+    return dot_blocks(n, w, x, K_Q8_0);
 }
 
 static float dot_q4_0(int64_t n, const void *w, const void *x)
 {
-    const uint8_t *a = w, *b = x;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i eight = _mm256_set1_epi8(8);
-    int64_t nb = n / QK;
-    for (int64_t i = 0; i < nb; i++, a += Q4_0_BYTES, b += Q8_0_BYTES) {
-        __m256i qx = nibbles(a + Q4_0_QS);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
-        __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(eight, qy));
-        __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[i & 1]);
-    }
-    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+    return dot_blocks(n, w, x, K_Q4_0);
 }
 
 static float dot_q4_1(int64_t n, const void *w, const void *x)
 {
-    const uint8_t *a = w, *b = x;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    float ms = 0.0f;
-    int64_t nb = n / QK;
-    for (int64_t i = 0; i < nb; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
-        __m256i qx = nibbles(a + Q4_1_QS);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_1_QS));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8s8(qx, qy)), acc[i & 1]);
-        ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
-    }
-    return hsum8(_mm256_add_ps(acc[0], acc[1])) + ms;
+    return dot_blocks(n, w, x, K_Q4_1);
 }
 
 /* ---- k-quants ------------------------------------------------------------------------- */

@@ -51,88 +51,136 @@ static inline float hsum8(__m256 v)
 
 /* ---- dot products ------------------------------------------------------------------------ */
 
-/* Q8_0: (x + 128) as unsigned times y, less 128 * sum(y): exact for every int8 on both sides */
-static float dot_q8_0(int64_t n, const void *w, const void *x)
+enum { K_Q4_0, K_Q4_1, K_Q8_0 };
+
+/* the 64 weight bytes of blocks a0, a1 as unsigned values, and what to take off the unsigned
+ * products per 4 (Q4_0: 8 * y, Q8_0: 128 * y, Q4_1: nothing) */
+static inline __m512i wbytes2(const uint8_t *a0, const uint8_t *a1, int kind)
 {
-    const uint8_t *a = w, *b = x;
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 4 <= nb; i += 4, a += 4 * Q8_0_BYTES, b += 4 * Q8_0_BYTES) {
-        __m512i x0 = _mm512_xor_si512(load2x32(a + Q8_0_QS, a + Q8_0_BYTES + Q8_0_QS), flip);
-        __m512i y0 = load2x32(b + Q8_0_QS, b + Q8_0_BYTES + Q8_0_QS);
-        __m512i x1 = _mm512_xor_si512(load2x32(a + 2 * Q8_0_BYTES + Q8_0_QS, a + 3 * Q8_0_BYTES + Q8_0_QS), flip);
-        __m512i y1 = load2x32(b + 2 * Q8_0_BYTES + Q8_0_QS, b + 3 * Q8_0_BYTES + Q8_0_QS);
-        __m512i p0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, y0),
-                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y0));
-        __m512i p1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x1, y1),
-                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y1));
-        __m512 d0 = two_scales(h2f(a) * h2f(b), h2f(a + Q8_0_BYTES) * h2f(b + Q8_0_BYTES));
-        __m512 d1 = two_scales(h2f(a + 2 * Q8_0_BYTES) * h2f(b + 2 * Q8_0_BYTES),
-                               h2f(a + 3 * Q8_0_BYTES) * h2f(b + 3 * Q8_0_BYTES));
-        acc0 = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(p0), acc0);
-        acc1 = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(p1), acc1);
-    }
-    __m256 tail = _mm256_setzero_ps();
-    const __m256i flip8 = _mm256_set1_epi8((char)0x80);
-    for (; i < nb; i++, a += Q8_0_BYTES, b += Q8_0_BYTES) {
-        __m256i xv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + Q8_0_QS)), flip8);
-        __m256i yv = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
-        __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv),
-                                     _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip8, yv));
-        tail = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(p), tail);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail);
+    if (kind == K_Q8_0)
+        return _mm512_xor_si512(load2x32(a0 + Q8_0_QS, a1 + Q8_0_QS), _mm512_set1_epi8((char)0x80));
+    return nibbles2(a0 + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS), a1 + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS));
 }
 
-/* Q4_0 and Q4_1 share the loop: nibbles (0..15) times y; Q4_0 takes 8 * sum(y) off and Q4_1
- * adds m * s per block */
-static inline float dot_q4(int64_t n, const uint8_t *a, const uint8_t *b, int one)
+static inline __m512i pair_dot(const uint8_t *a, const uint8_t *b, size_t xs, size_t ys, int kind)
 {
-    size_t xs = one ? Q4_1_BYTES : Q4_0_BYTES, ys = one ? Q8_1_BYTES : Q8_0_BYTES;
-    size_t xq = one ? Q4_1_QS : Q4_0_QS, yq = one ? Q8_1_QS : Q8_0_QS;
-    const __m512i eight = _mm512_set1_epi8(8);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    float ms = 0.0f;
+    size_t yq = kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS;
+    __m512i x = wbytes2(a, a + xs, kind), y = load2x32(b + yq, b + ys + yq);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, y);
+    if (kind == K_Q4_0)
+        p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), y));
+    else if (kind == K_Q8_0)
+        p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), y));
+    return p;
+}
+
+static inline int ld32(const uint8_t *p)
+{
+    int v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* the first 4 bytes (the f16 header) of 4 and 8 blocks `stride` apart, built in registers
+ * (gathers are slow on some CPUs; gcc builds _mm256_setr_epi32 through the stack) */
+static inline __m128i headers4(const uint8_t *p, size_t stride)
+{
+    __m128i v = _mm_cvtsi32_si128(ld32(p));
+    v = _mm_insert_epi32(v, ld32(p + stride), 1);
+    v = _mm_insert_epi32(v, ld32(p + 2 * stride), 2);
+    return _mm_insert_epi32(v, ld32(p + 3 * stride), 3);
+}
+
+static inline __m256i headers8(const uint8_t *p, size_t stride)
+{
+    return _mm256_set_m128i(headers4(p + 4 * stride, stride), headers4(p, stride));
+}
+
+/* 16 halves to floats, in registers (gcc otherwise goes through the stack: a stall) */
+static inline __m512 cvt16(__m256i h)
+{
+    __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+
+/* Dot of n/32 blocks, 8 at a time: the blocks' f16 headers are gathered (d, and m or s for
+ * Q4_1/Q8_1) and converted at once; each pair of blocks' integer sums is scaled by its two
+ * d products spread over 8 lanes each. Remaining blocks one by one. */
+static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
     int64_t nb = n / QK, i = 0;
-    for (; i + 4 <= nb; i += 4, a += 4 * xs, b += 4 * ys) {
-        __m512i x0 = nibbles2(a + xq, a + xs + xq), x1 = nibbles2(a + 2 * xs + xq, a + 3 * xs + xq);
-        __m512i y0 = load2x32(b + yq, b + ys + yq), y1 = load2x32(b + 2 * ys + yq, b + 3 * ys + yq);
-        __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, y0);
-        __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x1, y1);
-        if (!one) {
-            p0 = _mm512_sub_epi32(p0, _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y0));
-            p1 = _mm512_sub_epi32(p1, _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y1));
+    for (; i + 8 <= nb; i += 8, a += 8 * xs, b += 8 * ys) {
+        __m256i xh = headers8(a, xs), yh = headers8(b, ys);
+        __m512 d;   /* lanes 2k (Q4_1) or k (else): block k's dx * dy */
+        if (kind == K_Q4_1) {
+            d = _mm512_mul_ps(cvt16(xh), cvt16(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+            accm = _mm512_add_ps(accm, d);
         } else {
-            for (int k = 0; k < 4; k++)
-                ms += h2f(a + k * xs + Q4_1_M) * h2f(b + k * ys + Q8_1_S);
+            __m256 d8 = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(xh)),
+                                      _mm256_cvtph_ps(_mm256_cvtepi32_epi16(yh)));
+            d = _mm512_castps256_ps512(d8);
         }
-        __m512 d0 = two_scales(h2f(a) * h2f(b), h2f(a + xs) * h2f(b + ys));
-        __m512 d1 = two_scales(h2f(a + 2 * xs) * h2f(b + 2 * ys), h2f(a + 3 * xs) * h2f(b + 3 * ys));
-        acc0 = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(p0), acc0);
-        acc1 = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(p1), acc1);
+        int sh = kind == K_Q4_1 ? 1 : 0;
+        for (int k = 0; k < 4; k++) {
+            __m512i idx = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32((2 * k) << sh),
+                                                  _mm512_set1_epi32((2 * k + 1) << sh));
+            __m512 dk = _mm512_permutexvar_ps(idx, d);
+            __m512i p = pair_dot(a + 2 * k * xs, b + 2 * k * ys, xs, ys, kind);
+            if (k & 1)
+                acc1 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), acc1);
+            else
+                acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), acc0);
+        }
     }
+    for (; i + 2 <= nb; i += 2, a += 2 * xs, b += 2 * ys) {
+        __m512 dk = two_scales(h2f(a) * h2f(b), h2f(a + xs) * h2f(b + ys));
+        acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(pair_dot(a, b, xs, ys, kind)), acc0);
+        if (kind == K_Q4_1)
+            for (int k = 0; k < 2; k++)
+                accm = _mm512_mask_add_ps(accm, 2, accm,
+                                          _mm512_set1_ps(h2f(a + k * xs + Q4_1_M) * h2f(b + k * ys + Q8_1_S)));
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (kind == K_Q4_1)
+        sum += _mm512_mask_reduce_add_ps(0xAAAA, accm);
     __m256 tail = _mm256_setzero_ps();
+    const __m256i flip8 = _mm256_set1_epi8((char)0x80);
     for (; i < nb; i++, a += xs, b += ys) {
-        __m256i yv = _mm256_loadu_si256((const __m256i *)(b + yq));
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles1(a + xq), yv);
-        if (!one)
-            p = _mm256_sub_epi32(p, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), yv));
+        size_t yq = kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS;
+        __m256i yv = _mm256_loadu_si256((const __m256i *)(b + yq)), xv, off;
+        if (kind == K_Q8_0) {
+            xv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + Q8_0_QS)), flip8);
+            off = flip8;
+        } else {
+            xv = nibbles1(a + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS));
+            off = _mm256_set1_epi8(8);
+        }
+        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv);
+        if (kind != K_Q4_1)
+            p = _mm256_sub_epi32(p, _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, yv));
         else
-            ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
+            sum += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
         tail = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(p), tail);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail) + ms;
+    return sum + hsum8(tail);
+}
+
+static float dot_q8_0(int64_t n, const void *w, const void *x)
+{
+    return dot_blocks(n, w, x, K_Q8_0);
 }
 
 static float dot_q4_0(int64_t n, const void *w, const void *x)
 {
-    return dot_q4(n, w, x, 0);
+    return dot_blocks(n, w, x, K_Q4_0);
 }
 
 static float dot_q4_1(int64_t n, const void *w, const void *x)
 {
-    return dot_q4(n, w, x, 1);
+    return dot_blocks(n, w, x, K_Q4_1);
 }
 
 /* ---- activation quantization ------------------------------------------------------------- */
