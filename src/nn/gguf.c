@@ -599,18 +599,30 @@ static double read_float(int t, const uint8_t *p)
     return d;
 }
 
-/* An integer-typed value that fits [lo, hi] into *out. */
-static int int_in_range(const ws_gguf *g, const char *what, int t, const uint8_t *p, int64_t lo, uint64_t hi,
-                        const char *want, int64_t *out, ws_error *err)
+/* "key 'k'" or "element i of key 'k'" (elem < 0: the key itself), for messages. */
+static void value_ctx(char *buf, size_t cap, const char *key, int64_t elem)
+{
+    if (elem < 0)
+        snprintf(buf, cap, "key '%.*s'", SHOWN_NAME, key);
+    else
+        snprintf(buf, cap, "element %lld of key '%.*s'", (long long)elem, SHOWN_NAME, key);
+}
+
+/* The integer-typed value at p (of key, element elem or -1) into *out if it lies in [lo, hi]. */
+static int int_in_range(const ws_gguf *g, const char *key, int64_t elem, int t, const uint8_t *p, int64_t lo,
+                        uint64_t hi, const char *want, int64_t *out, ws_error *err)
 {
     int64_t s = 0;
     uint64_t u = 0;
     bool sgn;
-    if (!read_int(t, p, &s, &u, &sgn))
+    char what[SHOWN_NAME + 48], v[24];
+    if (!read_int(t, p, &s, &u, &sgn)) {
+        value_ctx(what, sizeof what, key, elem);
         return ws_error_set(err, WS_EFORMAT, "%s: %s is %s, not an integer (%s)", g->name, what, vtype_names[t],
                             want);
+    }
     if (sgn ? s < lo || (s >= 0 && (uint64_t)s > hi) : u > hi) {
-        char v[24];
+        value_ctx(what, sizeof what, key, elem);
         if (sgn)
             snprintf(v, sizeof v, "%lld", (long long)s);
         else
@@ -626,12 +638,10 @@ int ws_gguf_get_u32(const ws_gguf *g, const char *key, uint32_t *out, ws_error *
 {
     int rc;
     int64_t v = 0;
-    char what[SHOWN_NAME + 16];
     const gguf_kv *kv = lookup(g, key, -1, &rc, err);
     if (!kv)
         return rc;
-    snprintf(what, sizeof what, "key '%.*s'", SHOWN_NAME, key);
-    if ((rc = int_in_range(g, what, kv->type, kv->val, 0, UINT32_MAX, "U32", &v, err)))
+    if ((rc = int_in_range(g, key, -1, kv->type, kv->val, 0, UINT32_MAX, "U32", &v, err)))
         return rc;
     *out = (uint32_t)v;
     return 0;
@@ -640,12 +650,10 @@ int ws_gguf_get_u32(const ws_gguf *g, const char *key, uint32_t *out, ws_error *
 int ws_gguf_get_i64(const ws_gguf *g, const char *key, int64_t *out, ws_error *err)
 {
     int rc;
-    char what[SHOWN_NAME + 16];
     const gguf_kv *kv = lookup(g, key, -1, &rc, err);
     if (!kv)
         return rc;
-    snprintf(what, sizeof what, "key '%.*s'", SHOWN_NAME, key);
-    return int_in_range(g, what, kv->type, kv->val, INT64_MIN, INT64_MAX, "I64", out, err);
+    return int_in_range(g, key, -1, kv->type, kv->val, INT64_MIN, INT64_MAX, "I64", out, err);
 }
 
 int ws_gguf_get_f32(const ws_gguf *g, const char *key, float *out, ws_error *err)
@@ -730,20 +738,21 @@ int ws_gguf_arr_i64(const ws_gguf *g, const char *key, uint64_t i, int64_t *out,
     if (!kv)
         return rc;
     const uint8_t *p = kv->val + i * scalar_size(kv->elem);
-    char what[SHOWN_NAME + 48];
-    snprintf(what, sizeof what, "element %llu of key '%.*s'", (unsigned long long)i, SHOWN_NAME, key);
     if (kv->elem == WS_GGUF_BOOL) {
         *out = p[0];
         return 0;
     }
     if (kv->elem == WS_GGUF_F32 || kv->elem == WS_GGUF_F64) {
         double d = read_float(kv->elem, p);
-        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d))
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d)) {
+            char what[SHOWN_NAME + 48];
+            value_ctx(what, sizeof what, key, (int64_t)i);
             return ws_error_set(err, WS_EFORMAT, "%s: %s is %g, not an integer in I64's range", g->name, what, d);
+        }
         *out = (int64_t)d;
         return 0;
     }
-    return int_in_range(g, what, kv->elem, p, INT64_MIN, INT64_MAX, "I64", out, err);
+    return int_in_range(g, key, (int64_t)i, kv->elem, p, INT64_MIN, INT64_MAX, "I64", out, err);
 }
 
 int ws_gguf_arr_f64(const ws_gguf *g, const char *key, uint64_t i, double *out, ws_error *err)

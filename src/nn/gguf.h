@@ -110,16 +110,16 @@ void ws_gguf_add_f32_arr(ws_gguf_writer *w, const char *key, const float *v, siz
  * ws_qtype_row_bytes(type, ne[0]) * rows bytes) is copied. */
 void ws_gguf_add_tensor(ws_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, ws_qtype type,
                         const void *data);
-/* Any scalar type but STRING/ARRAY: v points to a value of its C type (uint8_t for U8, ...,
- * bool for BOOL, float for F32, double for F64). */
+/* Any scalar type but STRING/ARRAY (those abort: a programming error): v points to a value of
+ * its C type (uint8_t for U8, ..., bool for BOOL, float for F32, double for F64). */
 void ws_gguf_add_num(ws_gguf_writer *w, const char *key, ws_gguf_vtype type, const void *v);
 /* An array of n values of a scalar type elem (not STRING/ARRAY), v as for ws_gguf_add_num. */
 void ws_gguf_add_num_arr(ws_gguf_writer *w, const char *key, ws_gguf_vtype elem, const void *v, size_t n);
 /* The key, then the value type id type (any u32, valid or not), then len bytes of value body
  * as they are to appear in the file: for arrays of arrays and for tests of malformed files. */
 void ws_gguf_add_raw(ws_gguf_writer *w, const char *key, uint32_t type, const void *body, size_t len);
-/* Writes the file (version 3, alignment 32) atomically. Errors: WS_EINVAL (a bad tensor),
- * WS_EIO. */
+/* Writes the file (version 3, alignment 32 or general.alignment's) atomically. Errors:
+ * WS_EINVAL (a bad tensor), WS_EIO. */
 int ws_gguf_write(const ws_gguf_writer *w, const char *path, ws_error *err);
 /* The file's bytes (malloc'd, the caller frees *data). Errors: WS_EINVAL (a bad tensor). */
 int ws_gguf_writer_bytes(const ws_gguf_writer *w, uint8_t **data, size_t *len, ws_error *err);
