@@ -601,9 +601,11 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
         double lp = 0;
         if ((rc = sample_one(c, cache, plen, last, &rng, &g, &lp, err)))
             goto out;
+        if (getenv("WS_DEBUG_CANDS") && !g) fprintf(stderr, "sample rejected (no end)\n");
         if (!g)
             continue;
         char *gt = clone_trim(g);
+        if (getenv("WS_DEBUG_CANDS")) fprintf(stderr, "sample lp %.3f fit %.3f: %s\n", lp, clone_style_fit(gt, c->rates), gt);
         free(g);
         if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || (!c->fmt.chat && !all_words_known(c, gt)) ||
             stutters(gt) ||
@@ -645,6 +647,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
             }
         }
     }
+    if (getenv("WS_DEBUG_CANDS")) for (size_t i = 0; i < nc; i++) fprintf(stderr, "cand %s lp %.3f sim %.3f fit %.3f score %.3f: %s\n", cs[i].src == WS_CLONE_SRC_GENERATED ? "GEN" : "RET", cs[i].lp, cs[i].sim, cs[i].fit, cs[i].score, cs[i].text);
     double conf = 0;
     if (nc) {
         double s = cs[best].sim > 0 ? cs[best].sim : 0;

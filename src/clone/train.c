@@ -651,17 +651,9 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     double *unigram = NULL;
     int rc = 0;
 
-    /* a base model is checked first: a missing one should fail before any work */
-    if (o.base_model) {
-        path = clone_path(o.base_model, "config.json");
-        if (!clone_exists(o.base_model) || !clone_exists(path)) {
-            rc = ws_error_set(err, WS_ENOENT, "base model %s not found (a directory with config.json, "
-                                              "model.safetensors and tokenizer.json)", o.base_model);
-            goto out;
-        }
-        free(path);
-        path = NULL;
-    }
+    /* the base model is loaded first: a missing or broken one fails before any work */
+    if (o.base_model && (rc = ws_base_acquire(o.base_model, &base, err)))
+        goto out;
     if ((rc = clone_mkdirs(o.out_dir, err)))
         goto out;
     phase(&o, "reading %s", o.export_path);
@@ -774,9 +766,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     /* the language model */
     train_run tr = {.B = TRAIN_B, .T = TRAIN_T};
     int lora_rank = 0;
-    if (o.base_model) {
-        if ((rc = ws_base_acquire(o.base_model, &base, err)))
-            goto out;
+    if (base) {
         model = base->model;   /* shared, frozen: only the adapter trains */
         ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f,
                              .targets = ws_lora_parse_targets("q,k,v,o")};

@@ -1,0 +1,154 @@
+/* The held-out topic check of tests/fixtures/eval/: each person's clone answers the questions
+ * that person answers in questions.json (unseen messages on the chat's topics) and every answer
+ * is judged on-topic, off-topic or neutral by the topics' keywords — the clone's answers next to
+ * the person's real ones. Goal (issue 8): on-topic at least 90% as often as the real answers and
+ * off-topic at most 1 time in 16.
+ *
+ * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show] */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clone/clone.h"
+#include "core/file.h"
+#include "core/json.h"
+
+typedef enum { ON, NEUTRAL, OFF } verdict;
+static const char *const vnames[] = {"on-topic", "neutral", "OFF-TOPIC"};
+
+static void lower(const char *s, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; *s && k + 1 < cap; s++)
+        out[k++] = (char)tolower((unsigned char)*s);
+    out[k] = 0;
+}
+
+/* Occurrences of kw in text as a whole word (or as a phrase when it has a space). */
+static int hits(const char *text, const char *kw)
+{
+    int n = 0;
+    size_t kl = strlen(kw);
+    for (const char *p = strstr(text, kw); p; p = strstr(p + 1, kw)) {
+        bool left = p == text || !isalnum((unsigned char)p[-1]);
+        bool right = !isalnum((unsigned char)p[kl]);
+        n += left && right;
+    }
+    return n;
+}
+
+/* The topic an answer is about: keyword hits per topic; on-topic when the question's topic has
+ * the most hits (ties to it), off-topic when another topic has hits and it has none. */
+static verdict judge(const ws_json *topics, const char *topic, const char *answer, const char **other)
+{
+    char low[4096];
+    lower(answer, low, sizeof low);
+    int own = 0, best_other = 0;
+    *other = NULL;
+    for (size_t t = 0; t < topics->len; t++) {
+        const ws_json *kws = ws_json_get(&topics->items[t], "keywords");
+        int h = 0;
+        for (size_t k = 0; kws && k < kws->len; k++)
+            if (kws->items[k].type == WS_JSON_STRING)
+                h += hits(low, kws->items[k].str);
+        if (!strcmp(topics->keys[t], topic))
+            own = h;
+        else if (h > best_other)
+            best_other = h, *other = topics->keys[t];
+    }
+    if (own > 0 && own >= best_other)
+        return ON;
+    return best_other > 0 ? OFF : NEUTRAL;
+}
+
+typedef struct {
+    const char *name, *dir;
+    ws_clone *c;
+    int n, clone_v[3], real_v[3];
+} person;
+
+static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
+{
+    const ws_json *ctx = ws_json_get(q, "context");
+    size_t nc = ctx ? ctx->len : 0;
+    ws_clone_turn *turns = calloc(nc + 1, sizeof *turns);
+    for (size_t i = 0; i < nc; i++) {
+        turns[i].author = ws_json_get_str(&ctx->items[i], "author");
+        turns[i].text = ws_json_get_str(&ctx->items[i], "text");
+    }
+    ws_clone_answer a;
+    ws_error err = {0};
+    const char *question = ws_json_get_str(q, "question"), *topic = ws_json_get_str(q, "topic");
+    int rc = ws_clone_reply(p->c, question, turns, nc, NULL, &a, &err);
+    free(turns);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", p->name, err.msg);
+        return rc;
+    }
+    const char *o1, *o2, *real = ws_json_get_str(q, "real_answer");
+    verdict vc = judge(topics, topic, a.reply, &o1), vr = judge(topics, topic, real, &o2);
+    p->clone_v[vc]++;
+    p->real_v[vr]++;
+    p->n++;
+    if (show)
+        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic, question,
+               vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", a.processing_ms, a.reply, vnames[vr], real);
+    ws_clone_answer_clear(&a);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s QUESTIONS.json NAME=CLONE_DIR... [--show]\n", argv[0]);
+        return 2;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    ws_json_doc *doc = NULL;
+    ws_error err = {0};
+    if (ws_file_read(argv[1], 4u << 20, &data, &len, &err) || ws_json_parse(data, len, &doc, &err)) {
+        fprintf(stderr, "%s: %s\n", argv[1], err.msg);
+        return 1;
+    }
+    const ws_json *root = ws_json_root(doc), *topics = ws_json_get(root, "topics"), *qs = ws_json_get(root, "questions");
+    person ps[8];
+    int np = 0;
+    bool show = false;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--show")) {
+            show = true;
+            continue;
+        }
+        char *eq = strchr(argv[i], '=');
+        if (!eq || np == 8)
+            return 2;
+        *eq = 0;
+        ps[np] = (person){.name = argv[i], .dir = eq + 1};
+        if (ws_clone_open(ps[np].dir, &ps[np].c, &err)) {
+            fprintf(stderr, "%s: %s\n", ps[np].dir, err.msg);
+            return 1;
+        }
+        np++;
+    }
+    for (size_t i = 0; qs && i < qs->len; i++) {
+        const char *who = ws_json_get_str(&qs->items[i], "answerer");
+        for (int k = 0; k < np; k++)
+            if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &qs->items[i], topics, show))
+                return 1;
+    }
+    printf("%-10s %9s %10s %9s | %9s %10s | %s\n", "person", "on-topic", "off-topic", "neutral", "real on", "real off",
+           "goal (on >= 90% of real, off <= 1/16)");
+    for (int k = 0; k < np; k++) {
+        person *p = &ps[k];
+        bool on_ok = p->clone_v[ON] * 10 >= p->real_v[ON] * 9, off_ok = p->clone_v[OFF] * 16 <= p->n;
+        printf("%-10s %6d/%-2d %7d/%-2d %6d/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, p->clone_v[ON], p->n,
+               p->clone_v[OFF], p->n, p->clone_v[NEUTRAL], p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
+               on_ok && off_ok ? "met" : "NOT met");
+        ws_clone_free(p->c);
+    }
+    ws_json_doc_free(doc);
+    free(data);
+    return 0;
+}
