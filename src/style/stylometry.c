@@ -313,12 +313,20 @@ static float dotf(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* Logistic regression by SGD on the rows outside fold f; counts right answers inside it. */
-static size_t fit_and_test(const float *x, const int *y, const size_t *fold, const size_t *order, size_t n,
-                           size_t f, float *w)
+/* Logistic regression by SGD on the rows outside fold f; counts right answers (in halves)
+ * among the rows of fold f that are not matched copies. */
+static size_t fit_and_test(const float *x, const int *y, const size_t *fold, const bool *matched,
+                           const size_t *order, size_t n, size_t f, float *w)
 {
     enum { EPOCHS = 20 };
     memset(w, 0, (WS_STYLO_DIM + 1) * sizeof *w);
+    size_t cnt[2] = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        cnt[y[i]] += fold[i] != f;
+    if (!cnt[0] || !cnt[1])
+        return 0;
+    /* each class weighs the same, so a fold's share of one class does not tilt the prior */
+    float cw[2] = {(float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[0]), (float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[1])};
     for (int ep = 0; ep < EPOCHS; ep++) {
         float lr = 0.05f / (1.0f + 0.2f * (float)ep);
         for (size_t k = 0; k < n; k++) {
@@ -327,7 +335,7 @@ static size_t fit_and_test(const float *x, const int *y, const size_t *fold, con
                 continue;
             const float *xi = x + i * WS_STYLO_DIM;
             float z = w[WS_STYLO_DIM] + dotf(w, xi, WS_STYLO_DIM);
-            float g = (float)y[i] - 1.0f / (1.0f + expf(-z));
+            float g = cw[y[i]] * ((float)y[i] - 1.0f / (1.0f + expf(-z)));
             for (size_t d = 0; d < WS_STYLO_DIM; d++)
                 w[d] += lr * (g * xi[d] - 1e-3f * w[d]);
             w[WS_STYLO_DIM] += lr * g;
@@ -335,49 +343,72 @@ static size_t fit_and_test(const float *x, const int *y, const size_t *fold, con
     }
     size_t right2 = 0; /* in halves: a score of exactly 0 counts half */
     for (size_t i = 0; i < n; i++)
-        if (fold[i] == f) {
+        if (fold[i] == f && !matched[i]) {
             float z = w[WS_STYLO_DIM] + dotf(w, x + i * WS_STYLO_DIM, WS_STYLO_DIM);
             right2 += z == 0 ? 1 : ((z > 0) == (y[i] == 1)) * 2;
         }
     return right2;
 }
 
+/* Marks one-to-one copies across the sides: a text found k times in a and m times in b has
+ * min(k, m) copies on each side marked. */
+static size_t match_copies(const char *const *a, size_t na, const char *const *b, size_t nb, bool *matched)
+{
+    ws_strset set = WS_STRSET_INIT;
+    size_t n = na + nb, *ca = ws_xcalloc(n + 1, sizeof *ca), *cb = ws_xcalloc(n + 1, sizeof *cb), *idx = ws_xmalloc(n * sizeof *idx);
+    for (size_t i = 0; i < n; i++) {
+        const char *t = i < na ? a[i] : b[i - na];
+        idx[i] = ws_strset_add(&set, t, strlen(t));
+        (i < na ? ca : cb)[idx[i]]++;
+    }
+    size_t marked = 0;
+    for (size_t k = 0; k < set.count; k++)
+        ca[k] = cb[k] = ca[k] < cb[k] ? ca[k] : cb[k]; /* quota per side */
+    for (size_t i = 0; i < n; i++) {
+        size_t *q = i < na ? ca : cb;
+        matched[i] = q[idx[i]] > 0;
+        q[idx[i]] -= matched[i];
+        marked += matched[i];
+    }
+    ws_strset_free(&set);
+    free(ca);
+    free(cb);
+    free(idx);
+    return marked;
+}
+
 double ws_stylo_verifier(const char *const *a, size_t na, const char *const *b, size_t nb, uint64_t seed)
 {
     enum { FOLDS = 5 };
-    size_t n = na + nb, m = na > nb ? na : nb;
+    size_t n = na + nb;
     if (n < 4 || !na || !nb)
         return 0.5;
     float *x = ws_xmalloc(n * WS_STYLO_DIM * sizeof *x), *w = ws_xmalloc((WS_STYLO_DIM + 1) * sizeof *w);
     int *y = ws_xmalloc(n * sizeof *y);
     size_t *fold = ws_xmalloc(n * sizeof *fold), *order = ws_xmalloc(n * sizeof *order);
-    size_t *slot = ws_xmalloc(m * sizeof *slot);
+    bool *matched = ws_xmalloc(n * sizeof *matched);
     for (size_t i = 0; i < n; i++) {
         ws_stylo_vector(i < na ? a[i] : b[i - na], x + i * WS_STYLO_DIM);
         y[i] = i < na;
         order[i] = i;
     }
     standardise(x, n);
-    for (size_t i = 0; i < m; i++)
-        slot[i] = i;
-    for (size_t i = m; i > 1; i--) { /* a[i] and b[i] go to the same fold */
-        size_t j = next_rand(&seed) % i, t = slot[i - 1];
-        slot[i - 1] = slot[j], slot[j] = t;
-    }
-    for (size_t i = 0; i < n; i++)
-        fold[i] = slot[i < na ? i : i - na] % FOLDS;
     for (size_t i = n; i > 1; i--) {
         size_t j = next_rand(&seed) % i, t = order[i - 1];
         order[i - 1] = order[j], order[j] = t;
     }
-    size_t right2 = 0;
+    for (size_t k = 0; k < n; k++)
+        fold[order[k]] = k % FOLDS;
+    /* a copy of a text on the other side cannot be told apart: half right, without a model
+     * that has seen its twin with the other label (that would make it wrong every time) */
+    size_t right2 = match_copies(a, na, b, nb, matched);
     for (size_t f = 0; f < FOLDS; f++)
-        right2 += fit_and_test(x, y, fold, order, n, f, w);
+        right2 += fit_and_test(x, y, fold, matched, order, n, f, w);
     free(x);
     free(w);
     free(y);
     free(fold);
     free(order);
-    free(slot);
+    free(matched);
     return (double)right2 / (double)(2 * n);
 }

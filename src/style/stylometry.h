@@ -57,9 +57,10 @@ void ws_stylo_vector(const char *text, float *out);
 
 /* Share of texts a 5-fold cross-validated logistic regression on ws_stylo_vector features
  * (standardised) classifies right as belonging to a or to b: 0.5 = cannot tell them apart,
- * 1.0 = always can. a[i] and b[i] always fall in the same fold, so when a[i] and b[i] are the
- * same text exactly one of them is classified right. Deterministic for a seed. Returns 0.5
- * when there are fewer than 4 texts or one side is empty. */
+ * 1.0 = always can. Copies of one text on both sides (matched one to one) count half right
+ * each without a model (one trained on the twin with the other label would always be wrong);
+ * the rest are judged by 5-fold cross-validation. Deterministic for a seed.
+ * Returns 0.5 when there are fewer than 4 texts or one side is empty. */
 double ws_stylo_verifier(const char *const *a, size_t na, const char *const *b, size_t nb, uint64_t seed);
 
 #endif
