@@ -11,7 +11,7 @@
 #include "core/utf8.h"
 #include "style/text.h"
 
-enum { EN, ES, DE, FR, IT, PT, NL, ANY }; /* ANY: shared by several languages, no vote */
+enum { ANY = -1, EN, ES, DE, FR, IT, PT, NL }; /* ANY: shared by several languages, no vote */
 #define LANG_OTHER_SCRIPT 7
 #define WINDOW 50 /* words per vocabulary window */
 #define MAX_WORD 48
