@@ -22,7 +22,7 @@
 typedef struct clone_eval {
     const ws_clone *c;
     uint64_t seed;
-    double *conf;               /* confidence of each generated reply */
+    double *conf; /* confidence of each generated reply */
     size_t n, n_gen, cap;
     char *s_msg[N_SAMPLES], *s_real[N_SAMPLES], *s_clone[N_SAMPLES];
     double unigram[CLONE_VOCAB]; /* log-probabilities (scratch models' base) */
@@ -146,7 +146,8 @@ static void write_json(const ws_clone *c, const clone_eval *e, const ws_fidelity
 {
     ws_buf_puts(b, "{\n  \"persona\": ");
     ws_json_put_cstr(b, c->persona);
-    ws_buf_printf(b, ",\n  \"generated_share\": %.3f,\n  \"confidence_mean\": %.4f,\n  \"threshold\": %.4f,\n  ",
+    ws_buf_printf(b,
+                  ",\n  \"generated_share\": %.3f,\n  \"confidence_mean\": %.4f,\n  \"threshold\": %.4f,\n  ",
                   e->n ? (double)e->n_gen / (double)e->n : 0, mean_conf, threshold);
     ws_fidelity_json_members(r, b);
     ws_buf_puts(b, ",\n  \"samples\": [");
@@ -169,19 +170,25 @@ void clone_fidelity_clear(clone_fidelity *f)
     memset(f, 0, sizeof *f);
 }
 
-int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s, uint64_t seed,
-                       clone_fidelity *out, ws_error *err)
+int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
+                       uint64_t seed, clone_fidelity *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
     clone_eval *e = ws_xcalloc(1, sizeof *e);
     e->c = c;
     e->seed = seed;
     fit_unigram(p, e->unigram);
-    ws_fidelity_options o = {.max_examples = max_eval, .seed = seed ? seed : 1, .deadline_s = deadline_s,
-                             .embedder = c->emb, .score = score, .score_arg = e, .base_is_model = c->lora != NULL,
+    ws_fidelity_options o = {.max_examples = max_eval,
+                             .seed = seed ? seed : 1,
+                             .deadline_s = deadline_s,
+                             .embedder = c->emb,
+                             .score = score,
+                             .score_arg = e,
+                             .base_is_model = c->lora != NULL,
                              .base_name = c->lora ? "base model without the adapter"
                                                   : "unigram byte model of the training period",
-                             .typicality = typicality, .typicality_arg = e};
+                             .typicality = typicality,
+                             .typicality_arg = e};
     ws_fidelity_report r;
     int rc = ws_fidelity_evaluate(p, gen, e, &o, &r, err);
     if (rc)

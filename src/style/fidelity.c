@@ -24,10 +24,10 @@ typedef struct eval {
     size_t *held, n_held; /* every held-out example (indices into p->examples) */
     size_t *ex, n;        /* the evaluated ones */
     char **txt[WS_FID_SETS];
-    char **ctx;           /* context key of each evaluated example */
-    const char **msg;     /* the message answered (last context turn) */
-    ws_strset train;      /* trimmed training replies of the persona */
-    int64_t cutoff;       /* start of the held-out period */
+    char **ctx;       /* context key of each evaluated example */
+    const char **msg; /* the message answered (last context turn) */
+    ws_strset train;  /* trimmed training replies of the persona */
+    int64_t cutoff;   /* start of the held-out period */
     uint64_t rng;
 } eval;
 
@@ -60,7 +60,7 @@ static void choose_examples(eval *e)
 {
     const ws_pairs *p = e->p;
     size_t cap = e->o.max_examples && e->o.max_examples < WS_FIDELITY_MAX_EXAMPLES ? e->o.max_examples
-                                                                                 : WS_FIDELITY_MAX_EXAMPLES;
+                                                                                   : WS_FIDELITY_MAX_EXAMPLES;
     e->held = ws_xmalloc((p->n_heldout + 1) * sizeof *e->held);
     e->cutoff = INT64_MAX;
     for (size_t i = 0; i < p->n_examples; i++) {
@@ -102,7 +102,8 @@ static int generate(eval *e, ws_fidelity_gen_fn gen, void *arg, ws_error *err)
         e->txt[WS_FID_REAL][done] = ws_xstrdup(p->turns[x->turn].reply);
         const char *turns[WS_RETRIEVAL_KEY_TURNS];
         size_t nt = 0;
-        uint32_t first = x->turn - (x->n_context < WS_RETRIEVAL_KEY_TURNS ? x->n_context : WS_RETRIEVAL_KEY_TURNS);
+        uint32_t first =
+            x->turn - (x->n_context < WS_RETRIEVAL_KEY_TURNS ? x->n_context : WS_RETRIEVAL_KEY_TURNS);
         for (uint32_t t = first; t < x->turn; t++)
             turns[nt++] = p->turns[t].text;
         ws_buf_reset(&key);
@@ -153,7 +154,8 @@ static bool repeats_trigram(const char *s)
     char *c = ws_xstrdup(s);
     const char *w[128];
     size_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 128; tok = strtok_r(NULL, " \n", &save))
+    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 128;
+         tok = strtok_r(NULL, " \n", &save))
         w[n++] = tok;
     bool rep = false;
     for (size_t i = 0; i + 2 < n && !rep; i++)
@@ -201,9 +203,10 @@ static void measure_sets(eval *e, ws_fidelity_report *r)
         ws_fidelity_set *m = &r->set[s];
         ws_stylo_profile_of((const char *const *)e->txt[s], e->n, &other);
         m->style_distance = ws_stylo_distance(&other, &real, &m->parts);
-        m->verifier = s == WS_FID_REAL ? 0.5
-                                       : ws_stylo_verifier((const char *const *)e->txt[WS_FID_REAL], e->n,
-                                                           (const char *const *)e->txt[s], e->n, e->o.seed + 7);
+        m->verifier = s == WS_FID_REAL
+                          ? 0.5
+                          : ws_stylo_verifier((const char *const *)e->txt[WS_FID_REAL], e->n,
+                                              (const char *const *)e->txt[s], e->n, e->o.seed + 7);
         measure_texts(e, e->txt[s], m);
     }
 }
@@ -256,7 +259,8 @@ static void attribute(eval *e, ws_fidelity_report *r)
  * gain over it. */
 static int relevance(eval *e, ws_fidelity_report *r, ws_error *err)
 {
-    ws_embedder *own = e->o.embedder ? NULL : ws_embed_hash_new(EMB_DIM), *em = e->o.embedder ? e->o.embedder : own;
+    ws_embedder *own = e->o.embedder ? NULL : ws_embed_hash_new(EMB_DIM),
+                *em = e->o.embedder ? e->o.embedder : own;
     size_t D = em->dim, n = e->n;
     snprintf(r->embedder, sizeof r->embedder, "%s", em->name);
     float *c = ws_xmalloc(n * D * sizeof *c), *real = ws_xmalloc(n * D * sizeof *real);
@@ -265,7 +269,8 @@ static int relevance(eval *e, ws_fidelity_report *r, ws_error *err)
     int rc = 0;
     for (size_t k = 0; k < n && !rc; k++)
         if (!(rc = ws_embedder_embed(em, e->ctx[k], strlen(e->ctx[k]), c + k * D, err)))
-            rc = ws_embedder_embed(em, e->txt[WS_FID_REAL][k], strlen(e->txt[WS_FID_REAL][k]), real + k * D, err);
+            rc = ws_embedder_embed(em, e->txt[WS_FID_REAL][k], strlen(e->txt[WS_FID_REAL][k]), real + k * D,
+                                   err);
     for (size_t k = 0; k < n && !rc; k++)
         for (size_t d = 0; d < D; d++)
             sum[d] += real[k * D + d];
@@ -340,8 +345,8 @@ static double first_share(double truth, const double *cand, size_t n)
 
 /* Scores the true reply and, for ranked examples, the candidates under one model (base or not);
  * adds to the loss sums and the rank shares. */
-static int score_example(eval *e, size_t k, bool base, const char **cands, size_t nc, double *nll, size_t *ntok,
-                         size_t *nbytes, ws_fidelity_rank *rank, ws_error *err)
+static int score_example(eval *e, size_t k, bool base, const char **cands, size_t nc, double *nll,
+                         size_t *ntok, size_t *nbytes, ws_fidelity_rank *rank, ws_error *err)
 {
     const ws_example *x = &e->p->examples[e->ex[k]];
     ws_fidelity_score t = {0}, s = {0};
@@ -366,7 +371,8 @@ static int score_example(eval *e, size_t k, bool base, const char **cands, size_
 /* Loss of the true replies under the model and its base; R10@1 on the first max_ranked. */
 static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
 {
-    size_t max_ranked = e->o.max_ranked ? e->o.max_ranked : 40, ranked = 0, done = 0, want = WS_FIDELITY_RANK_CANDIDATES - 1;
+    size_t max_ranked = e->o.max_ranked ? e->o.max_ranked : 40, ranked = 0, done = 0,
+           want = WS_FIDELITY_RANK_CANDIDATES - 1;
     size_t step = e->n > max_ranked ? e->n / max_ranked : 1, ntok = 0, nbytes = 0, ntok_b = 0, nbytes_b = 0;
     double nll = 0, nll_b = 0;
     const char *cands[WS_FIDELITY_RANK_CANDIDATES];
@@ -378,8 +384,8 @@ static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
         rank_it = nc > 0;
         rc = score_example(e, done, false, cands, nc, &nll, &ntok, &nbytes, &r->rank_model, err);
         if (!rc)
-            rc = score_example(e, done, true, e->o.base_is_model ? cands : NULL, e->o.base_is_model ? nc : 0, &nll_b,
-                               &ntok_b, &nbytes_b, &r->rank_base, err);
+            rc = score_example(e, done, true, e->o.base_is_model ? cands : NULL, e->o.base_is_model ? nc : 0,
+                               &nll_b, &ntok_b, &nbytes_b, &r->rank_base, err);
         ranked += rank_it;
         chance += rank_it ? 1.0 / (double)(nc + 1) : 0;
         r->n_rank_candidates = nc + 1 > r->n_rank_candidates ? nc + 1 : r->n_rank_candidates;

@@ -58,16 +58,16 @@ typedef int (*ws_fidelity_score_fn)(void *arg, const ws_pairs *p, const ws_examp
 typedef double (*ws_fidelity_typicality_fn)(void *arg, const char *reply);
 
 typedef struct ws_fidelity_options {
-    size_t max_examples; /* held-out examples to use; 0 = all, capped at WS_FIDELITY_MAX_EXAMPLES */
-    size_t max_ranked;   /* of those, ranked for R10@1; 0 = 40 */
-    uint64_t seed;       /* baselines, cross-validation folds, ranking candidates; 0 = 1 */
-    double deadline_s;   /* ws_now_s() after which generating and scoring stop (once 5 examples
-                          * are done); 0 = none */
-    ws_embedder *embedder; /* relevance (borrowed); NULL = hashed n-grams, 512 dims */
+    size_t max_examples;        /* held-out examples to use; 0 = all, capped at WS_FIDELITY_MAX_EXAMPLES */
+    size_t max_ranked;          /* of those, ranked for R10@1; 0 = 40 */
+    uint64_t seed;              /* baselines, cross-validation folds, ranking candidates; 0 = 1 */
+    double deadline_s;          /* ws_now_s() after which generating and scoring stop (once 5 examples
+                                 * are done); 0 = none */
+    ws_embedder *embedder;      /* relevance (borrowed); NULL = hashed n-grams, 512 dims */
     ws_fidelity_score_fn score; /* NULL = no loss and no ranking */
     void *score_arg;
-    bool base_is_model;       /* the scorer's base is a language model: rank with it too */
-    const char *base_name;    /* what the base is, for the report (static or outliving the report) */
+    bool base_is_model;    /* the scorer's base is a language model: rank with it too */
+    const char *base_name; /* what the base is, for the report (static or outliving the report) */
     ws_fidelity_typicality_fn typicality; /* NULL = not reported */
     void *typicality_arg;
 } ws_fidelity_options;
@@ -76,19 +76,19 @@ typedef struct ws_fidelity_options {
 enum { WS_FID_CLONE, WS_FID_SAME, WS_FID_OTHER, WS_FID_REAL, WS_FID_SETS };
 
 typedef struct ws_fidelity_set {
-    double style_distance;     /* to the real held-out replies */
+    double style_distance; /* to the real held-out replies */
     ws_stylo_parts parts;
-    double verifier;           /* real vs this set; 0.5 ideal */
-    double relevance;          /* mean context-reply cosine */
-    double attribution;        /* share given to the persona (information) */
-    double typicality;         /* mean of the callback (information; 0 without one) */
+    double verifier;    /* real vs this set; 0.5 ideal */
+    double relevance;   /* mean context-reply cosine */
+    double attribution; /* share given to the persona (information) */
+    double typicality;  /* mean of the callback (information; 0 without one) */
     double distinct, copy_rate, echo_rate, repetition, empty_rate, mean_chars, length_ratio;
 } ws_fidelity_set;
 
 /* R10@1 of a scorer: share of ranked examples where the true reply scored best. */
 typedef struct ws_fidelity_rank {
-    double by_mean_logprob;   /* mean log-probability per token */
-    double by_total_logprob;  /* total log-probability (favours short replies) */
+    double by_mean_logprob;  /* mean log-probability per token */
+    double by_total_logprob; /* total log-probability (favours short replies) */
 } ws_fidelity_rank;
 
 /* One condition of the verdict. */
@@ -102,8 +102,8 @@ typedef struct ws_fidelity_criterion {
 
 typedef struct ws_fidelity_report {
     size_t n_heldout, n_evaluated, n_candidates;
-    bool other_from_heldout;  /* false: no other participant wrote in the held-out period, the
-                               * latest training-period turns stood in */
+    bool other_from_heldout; /* false: no other participant wrote in the held-out period, the
+                              * latest training-period turns stood in */
     ws_fidelity_set set[WS_FID_SETS];
     char embedder[64];
     double relevance_gain, relevance_t; /* clone - random same-person reply: mean, paired t */

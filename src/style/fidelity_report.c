@@ -12,11 +12,12 @@
 
 static const char *const set_keys[WS_FID_SETS] = {"clone", "same_person_random", "other_participant", "real"};
 
-static void add(ws_fidelity_report *r, const char *name, const char *rule, bool measured, bool pass, double value,
-                double bound)
+static void add(ws_fidelity_report *r, const char *name, const char *rule, bool measured, bool pass,
+                double value, double bound)
 {
     if (r->n_criteria < WS_FIDELITY_MAX_CRITERIA)
-        r->criteria[r->n_criteria++] = (ws_fidelity_criterion){name, rule, measured, measured && pass, value, bound};
+        r->criteria[r->n_criteria++] =
+            (ws_fidelity_criterion){name, rule, measured, measured && pass, value, bound};
 }
 
 void ws_fidelity_judge(ws_fidelity_report *r)
@@ -29,11 +30,13 @@ void ws_fidelity_judge(ws_fidelity_report *r)
     add(r, "style_distance", "< midpoint of same-person and other-participant distances", true,
         c->style_distance < b, c->style_distance, b);
     b = 0.5 * (s->verifier + o->verifier);
-    add(r, "verifier", "< midpoint of same-person and other-participant verifier accuracies", true, c->verifier < b,
-        c->verifier, b);
-    add(r, "relevance_embedding", "paired t of (clone - random same-person reply) context cosine >= 1.645", true,
-        r->relevance_gain > 0 && r->relevance_t >= Z95, r->relevance_t, Z95);
-    b = r->have_rank ? r->rank_chance + Z95 * sqrt(r->rank_chance * (1 - r->rank_chance) / (double)r->n_ranked) : 0;
+    add(r, "verifier", "< midpoint of same-person and other-participant verifier accuracies", true,
+        c->verifier < b, c->verifier, b);
+    add(r, "relevance_embedding", "paired t of (clone - random same-person reply) context cosine >= 1.645",
+        true, r->relevance_gain > 0 && r->relevance_t >= Z95, r->relevance_t, Z95);
+    b = r->have_rank
+            ? r->rank_chance + Z95 * sqrt(r->rank_chance * (1 - r->rank_chance) / (double)r->n_ranked)
+            : 0;
     add(r, "relevance_ranking", "R10@1 (mean log-prob) > chance + 1.645 standard errors", r->have_rank,
         r->rank_model.by_mean_logprob > b, r->rank_model.by_mean_logprob, b);
     b = 0.5 * real->distinct;
@@ -165,8 +168,9 @@ void ws_fidelity_json_members(const ws_fidelity_report *r, ws_buf *o)
     num(o, "evaluated", (double)r->n_evaluated, true);
     ws_buf_puts(o, ",\n  \"baselines\": {\"same_person_random\": \"another held-out reply of the persona\", "
                    "\"other_participant\": ");
-    ws_json_put_cstr(o, r->other_from_heldout ? "a held-out-period turn of another participant"
-                                              : "one of the latest training-period turns of another participant");
+    ws_json_put_cstr(o, r->other_from_heldout
+                            ? "a held-out-period turn of another participant"
+                            : "one of the latest training-period turns of another participant");
     num(o, "attribution_participants", (double)r->n_candidates, true);
     ws_buf_puts(o, "},\n  \"loss\": ");
     if (r->have_loss) {
@@ -200,24 +204,51 @@ void ws_fidelity_to_json(const ws_fidelity_report *r, ws_buf *out)
 }
 
 typedef double (*set_field)(const ws_fidelity_set *s);
-static double f_dist(const ws_fidelity_set *s) { return s->style_distance; }
-static double f_ver(const ws_fidelity_set *s) { return s->verifier; }
-static double f_rel(const ws_fidelity_set *s) { return s->relevance; }
-static double f_dis(const ws_fidelity_set *s) { return s->distinct; }
-static double f_copy(const ws_fidelity_set *s) { return s->copy_rate; }
-static double f_echo(const ws_fidelity_set *s) { return s->echo_rate; }
-static double f_len(const ws_fidelity_set *s) { return s->length_ratio; }
-static double f_att(const ws_fidelity_set *s) { return s->attribution; }
-static double f_typ(const ws_fidelity_set *s) { return s->typicality; }
+static double f_dist(const ws_fidelity_set *s)
+{
+    return s->style_distance;
+}
+static double f_ver(const ws_fidelity_set *s)
+{
+    return s->verifier;
+}
+static double f_rel(const ws_fidelity_set *s)
+{
+    return s->relevance;
+}
+static double f_dis(const ws_fidelity_set *s)
+{
+    return s->distinct;
+}
+static double f_copy(const ws_fidelity_set *s)
+{
+    return s->copy_rate;
+}
+static double f_echo(const ws_fidelity_set *s)
+{
+    return s->echo_rate;
+}
+static double f_len(const ws_fidelity_set *s)
+{
+    return s->length_ratio;
+}
+static double f_att(const ws_fidelity_set *s)
+{
+    return s->attribution;
+}
+static double f_typ(const ws_fidelity_set *s)
+{
+    return s->typicality;
+}
 
 static const struct {
     const char *label;
     set_field f;
 } rows[] = {
-    {"style distance (lower)", f_dist},   {"verifier acc. (0.5 ideal)", f_ver},
-    {"context cosine (relevance)", f_rel}, {"distinct replies", f_dis},
+    {"style distance (lower)", f_dist},     {"verifier acc. (0.5 ideal)", f_ver},
+    {"context cosine (relevance)", f_rel},  {"distinct replies", f_dis},
     {"copies of training replies", f_copy}, {"echoes the message", f_echo},
-    {"length / real length", f_len},       {"attributed to them (info)", f_att},
+    {"length / real length", f_len},        {"attributed to them (info)", f_att},
     {"style typicality (info)", f_typ},
 };
 
@@ -227,8 +258,9 @@ static void summary_rank(const ws_fidelity_report *r, ws_buf *b)
         ws_buf_puts(b, "  R10@1: not measured (no scorer)\n");
         return;
     }
-    ws_buf_printf(b, "  R10@1 on %zu examples (true reply among %zu, chance %.3f): model %.3f by mean log-prob, "
-                     "%.3f by total",
+    ws_buf_printf(b,
+                  "  R10@1 on %zu examples (true reply among %zu, chance %.3f): model %.3f by mean log-prob, "
+                  "%.3f by total",
                   r->n_ranked, r->n_rank_candidates, r->rank_chance, r->rank_model.by_mean_logprob,
                   r->rank_model.by_total_logprob);
     if (r->have_base_rank)
@@ -240,22 +272,26 @@ static void summary_rank(const ws_fidelity_report *r, ws_buf *b)
 void ws_fidelity_summary(const ws_fidelity_report *r, ws_buf *b)
 {
     ws_buf_printf(b, "  %zu held-out replies evaluated (of %zu); baselines from the held-out period%s\n",
-                  r->n_evaluated, r->n_heldout, r->other_from_heldout ? "" : " (other person: latest training turns)");
+                  r->n_evaluated, r->n_heldout,
+                  r->other_from_heldout ? "" : " (other person: latest training turns)");
     if (r->have_loss)
         ws_buf_printf(b, "  loss: %.3f nats/byte vs %.3f for the %s (lift %+.3f)\n", r->model_nll_byte,
                       r->base_nll_byte, r->base_name, r->loss_lift);
     ws_buf_printf(b, "  %-28s %8s %12s %13s %8s\n", "", "clone", "same person", "other person", "real");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        ws_buf_printf(b, "  %-28s %8.3f %12.3f %13.3f %8.3f\n", rows[i].label, rows[i].f(&r->set[WS_FID_CLONE]),
-                      rows[i].f(&r->set[WS_FID_SAME]), rows[i].f(&r->set[WS_FID_OTHER]),
-                      rows[i].f(&r->set[WS_FID_REAL]));
-    ws_buf_printf(b, "  relevance gain over a random reply of theirs: %+.4f (paired t %.2f, %s)\n", r->relevance_gain,
-                  r->relevance_t, r->embedder);
+        ws_buf_printf(b, "  %-28s %8.3f %12.3f %13.3f %8.3f\n", rows[i].label,
+                      rows[i].f(&r->set[WS_FID_CLONE]), rows[i].f(&r->set[WS_FID_SAME]),
+                      rows[i].f(&r->set[WS_FID_OTHER]), rows[i].f(&r->set[WS_FID_REAL]));
+    ws_buf_printf(b, "  relevance gain over a random reply of theirs: %+.4f (paired t %.2f, %s)\n",
+                  r->relevance_gain, r->relevance_t, r->embedder);
     summary_rank(r, b);
     ws_buf_printf(b, "  verdict: %s\n", r->pass ? "PASS (a clone: in their style and on topic)" : "FAIL");
     for (size_t i = 0; i < r->n_criteria; i++) {
         const ws_fidelity_criterion *k = &r->criteria[i];
         ws_buf_printf(b, "    [%s] %-20s %8.3f  bound %.3f  (%s)\n",
-                      !k->measured ? " - " : k->pass ? "ok " : "NO ", k->name, k->value, k->bound, k->rule);
+                      !k->measured ? " - "
+                      : k->pass    ? "ok "
+                                   : "NO ",
+                      k->name, k->value, k->bound, k->rule);
     }
 }

@@ -24,32 +24,32 @@ typedef struct fword {
 /* Closed-class words (pronouns, articles, prepositions, conjunctions, auxiliaries, common
  * particles); a word shared by several of the languages is tagged ANY. */
 static const fword fwords[] = {
-    {"i", EN},      {"you", EN},   {"he", EN},      {"she", EN},     {"it", EN},      {"we", EN},
-    {"they", EN},   {"me", ANY},   {"my", EN},      {"your", EN},    {"our", EN},     {"their", EN},
-    {"the", EN},    {"a", ANY},    {"an", EN},      {"this", EN},    {"that", EN},    {"these", EN},
-    {"of", EN},     {"to", EN},    {"in", ANY},     {"on", EN},      {"at", EN},      {"for", EN},
-    {"with", EN},   {"from", EN},  {"by", EN},      {"about", EN},   {"and", EN},     {"or", EN},
-    {"but", EN},    {"if", EN},    {"so", EN},      {"because", EN}, {"as", EN},      {"than", EN},
-    {"is", EN},     {"are", EN},   {"was", EN},     {"be", EN},      {"been", EN},    {"have", EN},
-    {"has", EN},    {"had", EN},   {"do", EN},      {"does", EN},    {"did", EN},     {"will", EN},
-    {"would", EN},  {"can", EN},   {"could", EN},   {"shall", EN},   {"should", EN},  {"may", EN},
-    {"not", EN},    {"no", ANY},   {"just", EN},    {"very", EN},    {"too", EN},     {"all", EN},
-    {"what", EN},   {"who", EN},   {"when", EN},    {"where", EN},   {"how", EN},     {"there", EN},
-    {"here", EN},   {"then", EN},  {"now", EN},     {"also", EN},    {"yeah", EN},    {"oh", ANY},
-    {"el", ES},     {"la", ANY},   {"los", ES},     {"las", ES},     {"un", ANY},     {"una", ANY},
-    {"de", ANY},    {"que", ANY},  {"y", ES},       {"en", ANY},     {"con", ANY},    {"por", ANY},
-    {"para", ANY},  {"es", ES},    {"no", ANY},     {"lo", ES},      {"pero", ES},    {"muy", ES},
-    {"yo", ES},     {"tu", ANY},   {"mi", ANY},     {"se", ANY},     {"si", ANY},     {"del", ANY},
-    {"der", DE},    {"die", DE},   {"das", DE},     {"und", DE},     {"ich", DE},     {"du", ANY},
-    {"nicht", DE},  {"ist", DE},   {"mit", DE},     {"auf", DE},     {"zu", DE},      {"ein", DE},
-    {"eine", DE},   {"aber", DE},  {"wir", DE},     {"auch", DE},    {"le", FR},      {"les", FR},
-    {"et", FR},     {"je", FR},    {"pas", FR},     {"est", FR},     {"une", FR},     {"des", FR},
-    {"vous", FR},   {"nous", FR},  {"il", ANY},     {"dans", FR},    {"mais", FR},    {"pour", FR},
-    {"che", IT},    {"di", IT},    {"il", ANY},     {"non", ANY},    {"sono", IT},    {"ma", ANY},
-    {"per", ANY},   {"gli", IT},   {"della", IT},   {"anche", IT},   {"o", ANY},      {"e", ANY},
-    {"não", PT},    {"um", PT},    {"uma", PT},     {"os", PT},      {"você", PT},    {"eu", PT},
-    {"mas", PT},    {"com", PT},   {"muito", PT},   {"het", NL},     {"een", NL},     {"ik", NL},
-    {"niet", NL},   {"je", ANY},   {"wat", NL},     {"maar", NL},    {"ook", NL},     {"dat", NL},
+    {"i", EN},     {"you", EN},   {"he", EN},    {"she", EN},     {"it", EN},     {"we", EN},
+    {"they", EN},  {"me", ANY},   {"my", EN},    {"your", EN},    {"our", EN},    {"their", EN},
+    {"the", EN},   {"a", ANY},    {"an", EN},    {"this", EN},    {"that", EN},   {"these", EN},
+    {"of", EN},    {"to", EN},    {"in", ANY},   {"on", EN},      {"at", EN},     {"for", EN},
+    {"with", EN},  {"from", EN},  {"by", EN},    {"about", EN},   {"and", EN},    {"or", EN},
+    {"but", EN},   {"if", EN},    {"so", EN},    {"because", EN}, {"as", EN},     {"than", EN},
+    {"is", EN},    {"are", EN},   {"was", EN},   {"be", EN},      {"been", EN},   {"have", EN},
+    {"has", EN},   {"had", EN},   {"do", EN},    {"does", EN},    {"did", EN},    {"will", EN},
+    {"would", EN}, {"can", EN},   {"could", EN}, {"shall", EN},   {"should", EN}, {"may", EN},
+    {"not", EN},   {"no", ANY},   {"just", EN},  {"very", EN},    {"too", EN},    {"all", EN},
+    {"what", EN},  {"who", EN},   {"when", EN},  {"where", EN},   {"how", EN},    {"there", EN},
+    {"here", EN},  {"then", EN},  {"now", EN},   {"also", EN},    {"yeah", EN},   {"oh", ANY},
+    {"el", ES},    {"la", ANY},   {"los", ES},   {"las", ES},     {"un", ANY},    {"una", ANY},
+    {"de", ANY},   {"que", ANY},  {"y", ES},     {"en", ANY},     {"con", ANY},   {"por", ANY},
+    {"para", ANY}, {"es", ES},    {"lo", ES},    {"pero", ES},    {"muy", ES},    {"yo", ES},
+    {"tu", ANY},   {"mi", ANY},   {"se", ANY},   {"si", ANY},     {"del", ANY},   {"der", DE},
+    {"die", DE},   {"das", DE},   {"und", DE},   {"ich", DE},     {"du", ANY},    {"nicht", DE},
+    {"ist", DE},   {"mit", DE},   {"auf", DE},   {"zu", DE},      {"ein", DE},    {"eine", DE},
+    {"aber", DE},  {"wir", DE},   {"auch", DE},  {"le", FR},      {"les", FR},    {"et", FR},
+    {"je", FR},    {"pas", FR},   {"est", FR},   {"une", FR},     {"des", FR},    {"vous", FR},
+    {"nous", FR},  {"il", ANY},   {"dans", FR},  {"mais", FR},    {"pour", FR},   {"che", IT},
+    {"di", IT},    {"non", ANY},  {"sono", IT},  {"ma", ANY},     {"per", ANY},   {"gli", IT},
+    {"della", IT}, {"anche", IT}, {"o", ANY},    {"e", ANY},      {"não", PT},    {"um", PT},
+    {"uma", PT},   {"os", PT},    {"você", PT},  {"eu", PT},      {"mas", PT},    {"com", PT},
+    {"muito", PT}, {"het", NL},   {"een", NL},   {"ik", NL},      {"niet", NL},   {"wat", NL},
+    {"maar", NL},  {"ook", NL},   {"dat", NL},
 };
 #define N_FWORDS (sizeof fwords / sizeof fwords[0])
 
@@ -179,7 +179,8 @@ void ws_stylo_profile_of(const char *const *texts, size_t n, ws_stylo_profile *o
     out->n_texts = n;
     vocab v = {.win = WS_STRSET_INIT, .counts = ws_xcalloc(WINDOW + 1, sizeof(size_t))};
     for (size_t i = 0; i < n; i++) {
-        scan s = {.fw = out->fw, .ngram = out->ngram, .lang = out->lang, .on_word = vocab_word, .word_arg = &v};
+        scan s = {
+            .fw = out->fw, .ngram = out->ngram, .lang = out->lang, .on_word = vocab_word, .word_arg = &v};
         scan_text(&s, texts[i]);
         out->len[len_bucket(s.chars)] += 1;
         out->burst[s.bubbles < WS_STYLO_BURST ? s.bubbles - 1 : WS_STYLO_BURST - 1] += 1;
@@ -218,7 +219,10 @@ static double js(const double *a, const double *b, size_t n)
     return d < 0 ? 0 : d > 1 ? 1 : d;
 }
 
-static double clip01(double x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static double clip01(double x)
+{
+    return x < 0 ? 0 : x > 1 ? 1 : x;
+}
 
 double ws_stylo_distance(const ws_stylo_profile *a, const ws_stylo_profile *b, ws_stylo_parts *parts)
 {
@@ -227,7 +231,8 @@ double ws_stylo_distance(const ws_stylo_profile *a, const ws_stylo_profile *b, w
     p.char_ngrams = js(a->ngram, b->ngram, WS_STYLO_NGRAM);
     p.length = js(a->len, b->len, WS_STYLO_LEN);
     p.bursts = js(a->burst, b->burst, WS_STYLO_BURST);
-    double wl = fabs(a->word_len - b->word_len) / (a->word_len > b->word_len ? a->word_len : b->word_len + 1e-9);
+    double wl =
+        fabs(a->word_len - b->word_len) / (a->word_len > b->word_len ? a->word_len : b->word_len + 1e-9);
     p.vocabulary = clip01((fabs(a->ttr - b->ttr) + fabs(a->rare_rate - b->rare_rate) + clip01(wl)) / 1.5);
     p.language = js(a->lang, b->lang, WS_STYLO_LANG);
     p.total = 0.25 * p.function_words + 0.25 * p.char_ngrams + 0.15 * p.length + 0.10 * p.bursts +
@@ -326,7 +331,8 @@ static size_t fit_and_test(const float *x, const int *y, const size_t *fold, con
     if (!cnt[0] || !cnt[1])
         return 0;
     /* each class weighs the same, so a fold's share of one class does not tilt the prior */
-    float cw[2] = {(float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[0]), (float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[1])};
+    float cw[2] = {(float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[0]),
+                   (float)(cnt[0] + cnt[1]) / (2.0f * (float)cnt[1])};
     for (int ep = 0; ep < EPOCHS; ep++) {
         float lr = 0.05f / (1.0f + 0.2f * (float)ep);
         for (size_t k = 0; k < n; k++) {
@@ -355,7 +361,8 @@ static size_t fit_and_test(const float *x, const int *y, const size_t *fold, con
 static size_t match_copies(const char *const *a, size_t na, const char *const *b, size_t nb, bool *matched)
 {
     ws_strset set = WS_STRSET_INIT;
-    size_t n = na + nb, *ca = ws_xcalloc(n + 1, sizeof *ca), *cb = ws_xcalloc(n + 1, sizeof *cb), *idx = ws_xmalloc(n * sizeof *idx);
+    size_t n = na + nb, *ca = ws_xcalloc(n + 1, sizeof *ca), *cb = ws_xcalloc(n + 1, sizeof *cb),
+           *idx = ws_xmalloc(n * sizeof *idx);
     for (size_t i = 0; i < n; i++) {
         const char *t = i < na ? a[i] : b[i - na];
         idx[i] = ws_strset_add(&set, t, strlen(t));

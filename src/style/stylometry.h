@@ -17,11 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WS_STYLO_FW 160     /* function-word slots (the list is shorter; the rest stay 0) */
-#define WS_STYLO_NGRAM 256  /* hashed character n-gram buckets */
-#define WS_STYLO_LEN 10     /* length buckets: 1, 2-3, 4-7, ..., >= 512 code points */
-#define WS_STYLO_BURST 4    /* 1, 2, 3, >= 4 bubbles per turn */
-#define WS_STYLO_LANG 8     /* en es de fr it pt nl, other script */
+#define WS_STYLO_FW 160    /* function-word slots (the list is shorter; the rest stay 0) */
+#define WS_STYLO_NGRAM 256 /* hashed character n-gram buckets */
+#define WS_STYLO_LEN 10    /* length buckets: 1, 2-3, 4-7, ..., >= 512 code points */
+#define WS_STYLO_BURST 4   /* 1, 2, 3, >= 4 bubbles per turn */
+#define WS_STYLO_LANG 8    /* en es de fr it pt nl, other script */
 #define WS_STYLO_SCALARS 8
 /* Dimensions of the per-text vector. */
 #define WS_STYLO_DIM (WS_STYLO_FW + WS_STYLO_NGRAM + WS_STYLO_LANG + WS_STYLO_SCALARS)
@@ -29,12 +29,12 @@
 /* Counts over a set of texts (a plain value; build with ws_stylo_profile_of). */
 typedef struct ws_stylo_profile {
     size_t n_texts;
-    double fw[WS_STYLO_FW + 1];       /* function-word counts; [WS_STYLO_FW] = other words */
+    double fw[WS_STYLO_FW + 1]; /* function-word counts; [WS_STYLO_FW] = other words */
     double ngram[WS_STYLO_NGRAM];
     double len[WS_STYLO_LEN];
     double burst[WS_STYLO_BURST];
     double lang[WS_STYLO_LANG];
-    double ttr, rare_rate, word_len;  /* window means (0 when there are no words) */
+    double ttr, rare_rate, word_len; /* window means (0 when there are no words) */
 } ws_stylo_profile;
 
 /* Components of the distance, each in [0,1] (0 = same), and their weighted mean. */

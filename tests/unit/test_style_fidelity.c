@@ -17,7 +17,7 @@
 #include "style/retrieval.h"
 #include "style/stylometry.h"
 
-static const char *topics[] = {"pizza", "cinema", "beach",  "train", "dentist", "football",
+static const char *topics[] = {"pizza",  "cinema", "beach",  "train", "dentist", "football",
                                "garden", "guitar", "museum", "party", "exam",    "bakery"};
 static const char *slang_a[] = {"omg", "lol", "haha", "wait", "ugh", "yay", "ok so", "ngl"};
 static const char *slang_b[] = {"yes", "tmrw?", "im in", "pls", "no way", "same", "later", "cool"};
@@ -45,8 +45,9 @@ static ws_pairs *chat(size_t turns)
                 snprintf(text, sizeof text, "%s the %s %s", slang_a[rnd(8)], topic, slang_b[rnd(8)]);
         } else {
             topic = topics[rnd(12)];
-            snprintf(text, sizeof text, "Good morning. I have been thinking about the %s, and I would like to %s.",
-                     topic, rnd(2) ? "hear what you think of it" : "plan it with you this week");
+            snprintf(text, sizeof text,
+                     "Good morning. I have been thinking about the %s, and I would like to %s.", topic,
+                     rnd(2) ? "hear what you think of it" : "plan it with you this week");
         }
         ws_message m = {0};
         m.ts = (ws_datetime){2024, 1 + (int)(i / 400), 1 + (int)(i / 16) % 25, 10, (int)(i % 16) * 3, 0};
@@ -267,7 +268,8 @@ static void ranking_with_a_scorer(void)
                 }
                 s += l + (s[l] != '\0');
             }
-    ws_fidelity_options o = {.score = wordlm_score, .score_arg = &m, .base_is_model = true, .base_name = "unigram"};
+    ws_fidelity_options o = {
+        .score = wordlm_score, .score_arg = &m, .base_is_model = true, .base_name = "unigram"};
     ws_fidelity_report r;
     CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, &o, &r, NULL), 0);
     show("oracle with a word model", &r);
@@ -286,7 +288,8 @@ static void ranking_with_a_scorer(void)
     ws_json_doc *doc = NULL;
     CHECK_EQ_INT(ws_json_parse(j.data, j.len, &doc, NULL), 0);
     if (doc) {
-        const ws_json *root = ws_json_root(doc), *rank = ws_json_get(ws_json_get(root, "relevance"), "ranking");
+        const ws_json *root = ws_json_root(doc),
+                      *rank = ws_json_get(ws_json_get(root, "relevance"), "ranking");
         double v = 0;
         bool beats = false;
         CHECK(ws_json_get_bool(root, "beats_baselines", &beats) && beats);
@@ -305,11 +308,13 @@ static void ranking_with_a_scorer(void)
 
 static void stylometry_tells_writers_apart(void)
 {
-    const char *ann[] = {"omg the pizza yes", "lol cinema tmrw?", "haha ok", "ugh the exam\nsame", "yay beach"};
+    const char *ann[] = {"omg the pizza yes", "lol cinema tmrw?", "haha ok", "ugh the exam\nsame",
+                         "yay beach"};
     const char *bob[] = {"Good morning. I would like to plan it with you this week.",
                          "Thank you for the invitation, I shall be there on time.",
                          "I have been thinking about the museum, and I would like to hear from you.",
-                         "Please let me know when the train leaves.", "That is a very kind offer, thank you."};
+                         "Please let me know when the train leaves.",
+                         "That is a very kind offer, thank you."};
     ws_stylo_profile a, a2, b;
     ws_stylo_profile_of(ann, 5, &a);
     ws_stylo_profile_of(ann, 5, &a2);
@@ -368,5 +373,5 @@ static void errors(void)
     ws_pairs_free(p);
 }
 
-WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer), T(stylometry_tells_writers_apart),
-             T(retrieval_baseline), T(errors))
+WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer),
+             T(stylometry_tells_writers_apart), T(retrieval_baseline), T(errors))
