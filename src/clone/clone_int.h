@@ -152,10 +152,10 @@ typedef struct clone_fidelity {
     bool beats_baselines;
 } clone_fidelity;
 
-/* Evaluates c on the held-out examples of p (at most max_eval, stops after deadline_s of
- * ws_now_s); unigram_nll = per-token loss of a unigram byte model for scratch models. */
-int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
-                       const double *unigram_logp, uint64_t seed, clone_fidelity *out, ws_error *err);
+/* Evaluates c on the held-out examples of p (at most max_eval; generating and scoring stop
+ * after deadline_s of ws_now_s once 5 are done) through ws_fidelity_evaluate (fidelity.c). */
+int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s, uint64_t seed,
+                       clone_fidelity *out, ws_error *err);
 void clone_fidelity_clear(clone_fidelity *f);
 
 #endif

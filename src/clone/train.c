@@ -648,7 +648,6 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     char *fallback = NULL, *path = NULL;
     clone_fidelity fid = {0};
     ws_buf b = WS_BUF_INIT, key = WS_BUF_INIT;
-    double *unigram = NULL;
     int rc = 0;
 
     /* the base model is loaded first: a missing or broken one fails before any work */
@@ -854,24 +853,9 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         goto out;
     if ((rc = ws_clone_open(o.out_dir, &c, err)))
         goto out;
-    if (!o.base_model) {
-        /* unigram byte model of the chat's training period: the scratch model's baseline */
-        unigram = ws_xcalloc(CLONE_VOCAB, sizeof *unigram);
-        double tot = 0;
-        for (int i = 0; i < CLONE_VOCAB; i++)
-            unigram[i] = 1, tot += 1;
-        for (size_t i = 0; i < p->n_turns; i++) {
-            const unsigned char *s = (const unsigned char *)p->turns[i].text;
-            for (; *s; s++)
-                unigram[*s] += 1, tot += 1;
-            unigram[CLONE_TOK_END] += 1, tot += 1;
-        }
-        for (int i = 0; i < CLONE_VOCAB; i++)
-            unigram[i] = log(unigram[i] / tot);
-    }
     phase(&o, "fidelity report on %zu held-out examples", p->n_heldout);
     double fdl = deadline - ws_now_s() < 5 ? ws_now_s() + 5 : deadline;
-    if ((rc = clone_fidelity_run(c, p, 80, fdl, unigram, o.seed, &fid, err)))
+    if ((rc = clone_fidelity_run(c, p, 80, fdl, o.seed, &fid, err)))
         goto out;
     path = clone_path(o.out_dir, "fidelity.json");
     if ((rc = ws_file_write_atomic(path, fid.json, strlen(fid.json), err)))
@@ -900,7 +884,6 @@ out:
     }
     clone_fidelity_clear(&fid);
     ws_clone_free(c);
-    free(unigram);
     for (size_t i = 0; i < n_train; i++)
         free(replies[i]);
     free(replies);

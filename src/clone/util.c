@@ -416,27 +416,9 @@ double clone_style_fit(const char *s, const double rates[CLONE_SF_N])
 }
 
 /* ---- echo ---- */
-static void norm_text(const char *s, ws_buf *out)
-{
-    size_t n = strlen(s), i = 0;
-    while (i < n) {
-        uint32_t cp = ws_utf8_next(s, n, &i);
-        if (!ws_cp_is_alnum(cp) && !ws_emoji_is_pictographic(cp))
-            continue;
-        char u[8];
-        ws_buf_append(out, u, ws_utf8_put(u, ws_cp_lower(cp)));
-    }
-}
-
 bool clone_is_echo(const char *reply, const char *message)
 {
-    ws_buf a = WS_BUF_INIT, b = WS_BUF_INIT;
-    norm_text(reply, &a);
-    norm_text(message, &b);
-    bool echo = a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
-    ws_buf_free(&a);
-    ws_buf_free(&b);
-    return echo;
+    return ws_text_is_echo(reply, message);
 }
 
 char *clone_trim(const char *s)

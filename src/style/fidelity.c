@@ -1,33 +1,37 @@
-/* Computing the fidelity report of a clone on held-out examples (see fidelity.h). */
+/* Measuring a clone on held-out examples (see fidelity.h): one function per phase — choose
+ * the examples, generate, draw the baselines, measure each reply set, attribution, relevance
+ * by embedding, then loss and R10@1 with the caller's scorer. The verdict and the rendering
+ * are in fidelity_report.c. */
 #include "style/fidelity.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
 #include "core/mem.h"
+#include "core/progress.h"
 #include "core/strset.h"
-#include "style/embed.h"
 #include "style/text.h"
 
-#define FEAT_DIM 1024
+#define EMB_DIM 512
+#define MIN_EXAMPLES 5
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+/* The evaluation under way. */
+typedef struct eval {
+    const ws_pairs *p;
+    ws_fidelity_options o;
+    size_t *held, n_held; /* every held-out example (indices into p->examples) */
+    size_t *ex, n;        /* the evaluated ones */
+    char **txt[WS_FID_SETS];
+    char **ctx;       /* context key of each evaluated example */
+    const char **msg; /* the message answered (last context turn) */
+    ws_strset train;  /* trimmed training replies of the persona */
+    int64_t cutoff;   /* start of the held-out period */
+    uint64_t rng;
+} eval;
 
-static double median(double *v, size_t n)
-{
-    if (!n)
-        return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t next_rand(uint64_t *s)
+static uint64_t rnd(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -35,346 +39,421 @@ static uint64_t next_rand(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Cross-validated logistic regression on feature rows x (n x FEAT_DIM), labels y in {0,1}.
- * Returns the share of rows classified right when held out. */
-static double cv_accuracy(const float *x, const int *y, size_t n, uint64_t seed)
+static bool over_deadline(const eval *e, size_t done)
 {
-    enum { FOLDS = 5, EPOCHS = 30 };
-    if (n < 4)
-        return 0.5;
-    size_t *fold = ws_xmalloc(n * sizeof *fold), *order = ws_xmalloc(n * sizeof *order);
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = n; i > 1; i--) { /* shuffle, then deal into folds */
-        size_t j = next_rand(&seed) % i;
-        size_t t = order[i - 1];
-        order[i - 1] = order[j];
-        order[j] = t;
-    }
-    for (size_t i = 0; i < n; i++)
-        fold[order[i]] = i % FOLDS;
-    float *w = ws_xmalloc((FEAT_DIM + 1) * sizeof *w);
-    size_t right = 0;
-    for (size_t f = 0; f < FOLDS; f++) {
-        memset(w, 0, (FEAT_DIM + 1) * sizeof *w);
-        for (int ep = 0; ep < EPOCHS; ep++) {
-            float lr = 0.5f / (1.0f + 0.2f * (float)ep);
-            for (size_t k = 0; k < n; k++) {
-                size_t i = order[k];
-                if (fold[i] == f)
-                    continue;
-                const float *xi = x + i * FEAT_DIM;
-                float z = w[FEAT_DIM] + ws_vec_dot(w, xi, FEAT_DIM);
-                float g = (float)y[i] - 1.0f / (1.0f + expf(-z));
-                for (size_t d = 0; d < FEAT_DIM; d++)
-                    w[d] += lr * (g * xi[d] - 1e-4f * w[d]);
-                w[FEAT_DIM] += lr * g;
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            if (fold[i] == f) {
-                float z = w[FEAT_DIM] + ws_vec_dot(w, x + i * FEAT_DIM, FEAT_DIM);
-                right += (z > 0) == (y[i] == 1);
-            }
-    }
-    free(w);
-    free(fold);
-    free(order);
-    return (double)right / (double)n;
-}
-
-/* Words of a reply, lowercased, for the distinct-n counts. */
-static size_t split_lower(const char *s, ws_buf *out, size_t *starts, size_t max)
-{
-    ws_buf_reset(out);
-    size_t n = 0, i = 0, len = strlen(s);
-    bool in = false;
-    while (i < len) {
-        uint32_t cp = ws_utf8_next(s, len, &i);
-        if (ws_cp_is_space(cp)) {
-            if (in)
-                ws_buf_putc(out, '\0');
-            in = false;
-            continue;
-        }
-        if (!in) {
-            if (n == max)
-                break;
-            starts[n++] = out->len;
-            in = true;
-        }
-        char enc[4];
-        ws_buf_append(out, enc, ws_utf8_put(enc, ws_cp_lower(cp)));
-    }
-    if (in)
-        ws_buf_putc(out, '\0');
-    return n;
+    return e->o.deadline_s > 0 && done >= MIN_EXAMPLES && ws_now_s() > e->o.deadline_s;
 }
 
 static const char *trimmed(const char *s, size_t *len)
 {
     size_t n = strlen(s);
-    while (n && (unsigned char)*s <= ' ') {
-        s++;
-        n--;
-    }
+    while (n && (unsigned char)*s <= ' ')
+        s++, n--;
     while (n && (unsigned char)s[n - 1] <= ' ')
         n--;
     *len = n;
     return s;
 }
 
+/* Held-out examples, the evaluated ones spread evenly, the training replies, the cut. */
+static void choose_examples(eval *e)
+{
+    const ws_pairs *p = e->p;
+    size_t cap = e->o.max_examples && e->o.max_examples < WS_FIDELITY_MAX_EXAMPLES ? e->o.max_examples
+                                                                                   : WS_FIDELITY_MAX_EXAMPLES;
+    e->held = ws_xmalloc((p->n_heldout + 1) * sizeof *e->held);
+    e->cutoff = INT64_MAX;
+    for (size_t i = 0; i < p->n_examples; i++) {
+        const ws_example *x = &p->examples[i];
+        size_t l;
+        const char *s = trimmed(p->turns[x->turn].reply, &l);
+        if (!x->heldout) {
+            ws_strset_add(&e->train, s, l);
+            continue;
+        }
+        e->held[e->n_held++] = i;
+        if (p->turns[x->turn].start < e->cutoff)
+            e->cutoff = p->turns[x->turn].start;
+    }
+    size_t n = e->n_held < cap ? e->n_held : cap;
+    e->ex = ws_xmalloc((n + 1) * sizeof *e->ex);
+    for (size_t k = 0; k < n; k++)
+        e->ex[k] = e->held[k * e->n_held / n];
+    e->n = n;
+    for (int s = 0; s < WS_FID_SETS; s++)
+        e->txt[s] = ws_xcalloc(n + 1, sizeof(char *));
+    e->ctx = ws_xcalloc(n + 1, sizeof *e->ctx);
+    e->msg = ws_xcalloc(n + 1, sizeof *e->msg);
+}
+
+/* The clone's replies (until the deadline), the real ones, contexts and messages. */
+static int generate(eval *e, ws_fidelity_gen_fn gen, void *arg, ws_error *err)
+{
+    const ws_pairs *p = e->p;
+    ws_buf reply = WS_BUF_INIT, key = WS_BUF_INIT;
+    size_t done = 0;
+    int rc = 0;
+    for (; done < e->n && !over_deadline(e, done); done++) {
+        const ws_example *x = &p->examples[e->ex[done]];
+        ws_buf_reset(&reply);
+        if ((rc = gen(arg, p, x, &reply, err)))
+            break;
+        e->txt[WS_FID_CLONE][done] = ws_xstrdup(reply.data ? reply.data : "");
+        e->txt[WS_FID_REAL][done] = ws_xstrdup(p->turns[x->turn].reply);
+        const char *turns[WS_RETRIEVAL_KEY_TURNS];
+        size_t nt = 0;
+        uint32_t first =
+            x->turn - (x->n_context < WS_RETRIEVAL_KEY_TURNS ? x->n_context : WS_RETRIEVAL_KEY_TURNS);
+        for (uint32_t t = first; t < x->turn; t++)
+            turns[nt++] = p->turns[t].text;
+        ws_buf_reset(&key);
+        ws_retrieval_key(turns, nt, &key);
+        e->ctx[done] = ws_xstrdup(key.data ? key.data : "");
+        e->msg[done] = x->n_context ? p->turns[x->turn - 1].text : "";
+    }
+    ws_buf_free(&reply);
+    ws_buf_free(&key);
+    e->n = rc ? e->n : done;
+    return rc;
+}
+
+/* Same person: another held-out example's reply (a different text where one exists). Other
+ * participant: a held-out-period turn of someone else, else one of the latest before it. */
+static void draw_baselines(eval *e, ws_fidelity_report *r)
+{
+    const ws_pairs *p = e->p;
+    size_t *others = ws_xmalloc((p->n_turns + 1) * sizeof *others), n_late = 0, n_early = 0;
+    for (size_t t = 0; t < p->n_turns; t++)
+        if (p->turns[t].reply && !p->turns[t].persona && p->turns[t].start >= e->cutoff)
+            others[n_late++] = t;
+    r->other_from_heldout = n_late > 0;
+    for (size_t t = p->n_turns; !n_late && t-- > 0 && n_early < e->n;)
+        if (p->turns[t].reply && !p->turns[t].persona)
+            others[n_early++] = t;
+    size_t n_oth = n_late ? n_late : n_early;
+    for (size_t k = 0; k < e->n; k++) {
+        const char *real = e->txt[WS_FID_REAL][k], *pick = real;
+        for (int tries = 0; tries < 8 && e->n_held > 1; tries++) {
+            size_t j = e->held[rnd(&e->rng) % e->n_held];
+            if (j == e->ex[k])
+                continue;
+            pick = p->turns[p->examples[j].turn].reply;
+            if (strcmp(pick, real) != 0)
+                break;
+        }
+        e->txt[WS_FID_SAME][k] = ws_xstrdup(pick);
+        const char *o = n_oth ? p->turns[others[rnd(&e->rng) % n_oth]].reply : "";
+        e->txt[WS_FID_OTHER][k] = ws_xstrdup(o);
+    }
+    free(others);
+}
+
+/* True when a word trigram occurs twice in s. */
+static bool repeats_trigram(const char *s)
+{
+    char *c = ws_xstrdup(s);
+    const char *w[128];
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 128;
+         tok = strtok_r(NULL, " \n", &save))
+        w[n++] = tok;
+    bool rep = false;
+    for (size_t i = 0; i + 2 < n && !rep; i++)
+        for (size_t j = i + 1; j + 2 < n && !rep; j++)
+            rep = !strcmp(w[i], w[j]) && !strcmp(w[i + 1], w[j + 1]) && !strcmp(w[i + 2], w[j + 2]);
+    free(c);
+    return rep;
+}
+
+/* Repetition, copies, echoes, length and typicality of one set. */
+static void measure_texts(const eval *e, char **t, ws_fidelity_set *s)
+{
+    ws_strset distinct = WS_STRSET_INIT;
+    double real_chars = 0, dn = e->n ? (double)e->n : 1;
+    for (size_t k = 0; k < e->n; k++) {
+        size_t l;
+        const char *tr = trimmed(t[k], &l);
+        ws_strset_add(&distinct, tr, l);
+        s->copy_rate += l && ws_strset_find(&e->train, tr, l) >= 0;
+        s->empty_rate += l == 0;
+        s->echo_rate += l && ws_text_is_echo(t[k], e->msg[k]);
+        s->repetition += repeats_trigram(t[k]);
+        s->mean_chars += (double)ws_utf8_count(t[k], strlen(t[k]));
+        real_chars += (double)ws_utf8_count(e->txt[WS_FID_REAL][k], strlen(e->txt[WS_FID_REAL][k]));
+        if (e->o.typicality)
+            s->typicality += e->o.typicality(e->o.typicality_arg, t[k]);
+    }
+    s->distinct = (double)distinct.count / dn;
+    s->copy_rate /= dn;
+    s->empty_rate /= dn;
+    s->echo_rate /= dn;
+    s->repetition /= dn;
+    s->mean_chars /= dn;
+    s->typicality /= dn;
+    s->length_ratio = real_chars > 0 ? s->mean_chars / (real_chars / dn) : 0;
+    ws_strset_free(&distinct);
+}
+
+/* Stylometric distance and verifier against the real replies, then the text measures. */
+static void measure_sets(eval *e, ws_fidelity_report *r)
+{
+    ws_stylo_profile real, other;
+    ws_stylo_profile_of((const char *const *)e->txt[WS_FID_REAL], e->n, &real);
+    for (int s = 0; s < WS_FID_SETS; s++) {
+        ws_fidelity_set *m = &r->set[s];
+        ws_stylo_profile_of((const char *const *)e->txt[s], e->n, &other);
+        m->style_distance = ws_stylo_distance(&other, &real, &m->parts);
+        m->verifier = s == WS_FID_REAL
+                          ? 0.5
+                          : ws_stylo_verifier((const char *const *)e->txt[WS_FID_REAL], e->n,
+                                              (const char *const *)e->txt[s], e->n, e->o.seed + 7);
+        measure_texts(e, e->txt[s], m);
+    }
+}
+
+/* Attribution (information): nearest participant centroid of stylometric vectors of the
+ * training-period turns (the judged replies are all held out, so none is in a centroid). */
+static void attribute(eval *e, ws_fidelity_report *r)
+{
+    const ws_pairs *p = e->p;
+    size_t np = p->n_participants, D = WS_STYLO_DIM, *cnt = ws_xcalloc(np + 1, sizeof *cnt);
+    float *cent = ws_xcalloc((np + 1) * D, sizeof *cent), *v = ws_xmalloc(D * sizeof *v);
+    uint32_t me = p->turns[p->examples[e->ex[0]].turn].author_idx;
+    for (size_t t = 0; t < p->n_turns; t++) {
+        const ws_turn *tu = &p->turns[t];
+        if (!tu->reply || tu->start >= e->cutoff)
+            continue;
+        ws_stylo_vector(tu->reply, v);
+        for (size_t d = 0; d < D; d++)
+            cent[tu->author_idx * D + d] += v[d];
+        cnt[tu->author_idx]++;
+    }
+    for (size_t a = 0; a < np; a++) {
+        if (cnt[a] < 3 && a != me)
+            cnt[a] = 0; /* too little to stand for a person */
+        ws_vec_normalize(cent + a * D, D);
+        r->n_candidates += cnt[a] > 0;
+    }
+    for (int s = 0; s < WS_FID_SETS; s++) {
+        size_t hits = 0;
+        for (size_t k = 0; k < e->n; k++) {
+            ws_stylo_vector(e->txt[s][k], v);
+            size_t best = me;
+            float bs = -2;
+            for (size_t a = 0; a < np; a++) {
+                float sc = cnt[a] ? ws_vec_dot(v, cent + a * D, D) : -3;
+                if (sc > bs)
+                    bs = sc, best = a;
+            }
+            hits += best == me;
+        }
+        r->set[s].attribution = (double)hits / (double)e->n;
+    }
+    free(cnt);
+    free(cent);
+    free(v);
+}
+
+/* Context-reply cosine for each set; the same-person baseline is its exact expectation over
+ * the other held-out replies (sum of their vectors minus this one's); paired t of the clone's
+ * gain over it. */
+static int relevance(eval *e, ws_fidelity_report *r, ws_error *err)
+{
+    ws_embedder *own = e->o.embedder ? NULL : ws_embed_hash_new(EMB_DIM),
+                *em = e->o.embedder ? e->o.embedder : own;
+    size_t D = em->dim, n = e->n;
+    snprintf(r->embedder, sizeof r->embedder, "%s", em->name);
+    float *c = ws_xmalloc(n * D * sizeof *c), *real = ws_xmalloc(n * D * sizeof *real);
+    float *v = ws_xmalloc(D * sizeof *v), *sum = ws_xcalloc(D, sizeof *sum);
+    double *gain = ws_xmalloc(n * sizeof *gain);
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++)
+        if (!(rc = ws_embedder_embed(em, e->ctx[k], strlen(e->ctx[k]), c + k * D, err)))
+            rc = ws_embedder_embed(em, e->txt[WS_FID_REAL][k], strlen(e->txt[WS_FID_REAL][k]), real + k * D,
+                                   err);
+    for (size_t k = 0; k < n && !rc; k++)
+        for (size_t d = 0; d < D; d++)
+            sum[d] += real[k * D + d];
+    for (int s = 0; s < WS_FID_SETS && !rc; s++) {
+        double tot = 0;
+        for (size_t k = 0; k < n && !rc; k++) {
+            double cos;
+            if (s == WS_FID_SAME) {
+                double dot = ws_vec_dot(c + k * D, sum, D) - ws_vec_dot(c + k * D, real + k * D, D);
+                cos = n > 1 ? dot / (double)(n - 1) : 0;
+            } else {
+                if ((rc = ws_embedder_embed(em, e->txt[s][k], strlen(e->txt[s][k]), v, err)))
+                    break;
+                cos = ws_vec_dot(c + k * D, v, D);
+            }
+            tot += cos;
+            if (s == WS_FID_CLONE)
+                gain[k] = cos;
+            else if (s == WS_FID_SAME)
+                gain[k] -= cos;
+        }
+        r->set[s].relevance = tot / (double)n;
+    }
+    if (!rc) {
+        double m = 0, var = 0;
+        for (size_t k = 0; k < n; k++)
+            m += gain[k];
+        m /= (double)n;
+        for (size_t k = 0; k < n; k++)
+            var += (gain[k] - m) * (gain[k] - m);
+        double se = n > 1 ? sqrt(var / (double)(n - 1) / (double)n) : 0;
+        r->relevance_gain = m;
+        r->relevance_t = se > 0 ? m / se : (m > 0 ? 99 : 0);
+    }
+    free(c);
+    free(real);
+    free(v);
+    free(sum);
+    free(gain);
+    ws_embedder_free(own);
+    return rc;
+}
+
+/* Up to want distinct held-out replies of the persona other than the true one of example k. */
+static size_t rank_candidates(eval *e, size_t k, const char **out, size_t want)
+{
+    const char *real = e->txt[WS_FID_REAL][k];
+    size_t n = 0;
+    for (size_t tries = 0; n < want && tries < 40 * want; tries++) {
+        size_t j = e->held[rnd(&e->rng) % e->n_held];
+        const char *s = e->p->turns[e->p->examples[j].turn].reply;
+        bool dup = !strcmp(s, real);
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = !strcmp(out[i], s);
+        if (!dup)
+            out[n++] = s;
+    }
+    return n;
+}
+
+/* Share (in [0,1]) of being first: 1 when the true score beats every candidate, split on ties. */
+static double first_share(double truth, const double *cand, size_t n)
+{
+    size_t ties = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cand[i] > truth)
+            return 0;
+        ties += cand[i] == truth;
+    }
+    return 1.0 / (double)(ties + 1);
+}
+
+/* Scores the true reply and, for ranked examples, the candidates under one model (base or not);
+ * adds to the loss sums and the rank shares. */
+static int score_example(eval *e, size_t k, bool base, const char **cands, size_t nc, double *nll,
+                         size_t *ntok, size_t *nbytes, ws_fidelity_rank *rank, ws_error *err)
+{
+    const ws_example *x = &e->p->examples[e->ex[k]];
+    ws_fidelity_score t = {0}, s = {0};
+    int rc = e->o.score(e->o.score_arg, e->p, x, e->txt[WS_FID_REAL][k], base, &t, err);
+    if (rc)
+        return rc;
+    *nll += t.nll, *ntok += t.n_tok, *nbytes += t.n_bytes;
+    double mean[WS_FIDELITY_RANK_CANDIDATES], total[WS_FIDELITY_RANK_CANDIDATES];
+    for (size_t i = 0; i < nc; i++) {
+        if ((rc = e->o.score(e->o.score_arg, e->p, x, cands[i], base, &s, err)))
+            return rc;
+        mean[i] = -s.nll / (double)(s.n_tok ? s.n_tok : 1);
+        total[i] = -s.nll;
+    }
+    if (nc) {
+        rank->by_mean_logprob += first_share(-t.nll / (double)(t.n_tok ? t.n_tok : 1), mean, nc);
+        rank->by_total_logprob += first_share(-t.nll, total, nc);
+    }
+    return 0;
+}
+
+/* Loss of the true replies under the model and its base; R10@1 on the first max_ranked. */
+static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
+{
+    size_t max_ranked = e->o.max_ranked ? e->o.max_ranked : 40, ranked = 0, done = 0,
+           want = WS_FIDELITY_RANK_CANDIDATES - 1;
+    size_t step = e->n > max_ranked ? e->n / max_ranked : 1, ntok = 0, nbytes = 0, ntok_b = 0, nbytes_b = 0;
+    double nll = 0, nll_b = 0;
+    const char *cands[WS_FIDELITY_RANK_CANDIDATES];
+    double chance = 0;
+    int rc = 0;
+    for (; done < e->n && !rc && !over_deadline(e, done); done++) {
+        bool rank_it = done % step == 0 && ranked < max_ranked;
+        size_t nc = rank_it ? rank_candidates(e, done, cands, want) : 0;
+        rank_it = nc > 0;
+        rc = score_example(e, done, false, cands, nc, &nll, &ntok, &nbytes, &r->rank_model, err);
+        if (!rc)
+            rc = score_example(e, done, true, e->o.base_is_model ? cands : NULL, e->o.base_is_model ? nc : 0,
+                               &nll_b, &ntok_b, &nbytes_b, &r->rank_base, err);
+        ranked += rank_it;
+        chance += rank_it ? 1.0 / (double)(nc + 1) : 0;
+        r->n_rank_candidates = nc + 1 > r->n_rank_candidates ? nc + 1 : r->n_rank_candidates;
+    }
+    if (rc || !done)
+        return rc;
+    r->have_loss = true;
+    r->n_scored = done;
+    r->model_nll_byte = nll / (double)(nbytes ? nbytes : 1);
+    r->base_nll_byte = nll_b / (double)(nbytes_b ? nbytes_b : 1);
+    r->loss_lift = r->base_nll_byte - r->model_nll_byte;
+    r->model_nll_token = nll / (double)(ntok ? ntok : 1);
+    if (ranked) {
+        r->have_rank = true;
+        r->have_base_rank = e->o.base_is_model;
+        r->n_ranked = ranked;
+        r->rank_chance = chance / (double)ranked;
+        ws_fidelity_rank *rk[2] = {&r->rank_model, &r->rank_base};
+        for (int i = 0; i < 2; i++)
+            rk[i]->by_mean_logprob /= (double)ranked, rk[i]->by_total_logprob /= (double)ranked;
+    }
+    return 0;
+}
+
+static void eval_free(eval *e)
+{
+    for (int s = 0; s < WS_FID_SETS; s++) {
+        for (size_t k = 0; e->txt[s] && e->txt[s][k]; k++)
+            free(e->txt[s][k]);
+        free(e->txt[s]);
+    }
+    for (size_t k = 0; e->ctx && e->ctx[k]; k++)
+        free(e->ctx[k]);
+    free(e->ctx);
+    free(e->msg);
+    free(e->held);
+    free(e->ex);
+    ws_strset_free(&e->train);
+}
+
 int ws_fidelity_evaluate(const ws_pairs *p, ws_fidelity_gen_fn gen, void *gen_arg,
                          const ws_fidelity_options *opt, ws_fidelity_report *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
-    ws_fidelity_options o = opt ? *opt : (ws_fidelity_options){0};
-    size_t cap = o.max_examples && o.max_examples < WS_FIDELITY_MAX_EXAMPLES ? o.max_examples
-                                                                             : WS_FIDELITY_MAX_EXAMPLES;
     out->n_heldout = p->n_heldout;
     if (!p->n_heldout)
         return ws_error_set(err, WS_EEMPTY, "no held-out examples to evaluate (chat too small)");
-    if (o.base_loss > 0 && o.model_loss > 0) {
-        out->have_loss = true;
-        out->base_loss = o.base_loss;
-        out->model_loss = o.model_loss;
-        out->loss_lift = o.base_loss - o.model_loss;
-    }
-    /* held-out examples, spread evenly when there are more than cap */
-    size_t *ex = ws_xmalloc(p->n_heldout * sizeof *ex), n_ex = 0;
-    for (size_t i = 0; i < p->n_examples; i++)
-        if (p->examples[i].heldout)
-            ex[n_ex++] = i;
-    size_t n = n_ex < cap ? n_ex : cap;
-    for (size_t k = 0; k < n; k++)
-        ex[k] = ex[k * n_ex / n];
-    char **clone = ws_xcalloc(n, sizeof *clone);
-    const char **real = ws_xcalloc(n, sizeof *real);
-    int rc = 0;
-    ws_buf reply = WS_BUF_INIT;
-    int64_t cutoff = INT64_MAX;
-    for (size_t k = 0; k < n && !rc; k++) {
-        const ws_example *e = &p->examples[ex[k]];
-        real[k] = p->turns[e->turn].reply;
-        ws_buf_reset(&reply);
-        rc = gen(gen_arg, p, e, &reply, err);
-        clone[k] = ws_xstrdup(reply.data ? reply.data : "");
-        if (p->turns[e->turn].start < cutoff)
-            cutoff = p->turns[e->turn].start;
-    }
-    ws_buf_free(&reply);
+    eval e = {.p = p, .train = WS_STRSET_INIT};
+    e.o = opt ? *opt : (ws_fidelity_options){0};
+    e.o.seed = e.o.seed ? e.o.seed : 1;
+    e.rng = e.o.seed * 0x2545F4914F6CDD1Dull;
+    out->base_name = e.o.base_name ? e.o.base_name : "base";
+    choose_examples(&e);
+    int rc = generate(&e, gen, gen_arg, err);
     if (rc)
         goto out;
-    out->n_evaluated = n;
-
-    /* stylometric distances */
-    ws_profile *pr = ws_profile_from_texts(real, n),
-               *pc = ws_profile_from_texts((const char *const *)clone, n);
-    ws_profile_distance(pr, pc, &out->distance);
-    {
-        size_t nt = 0;
-        const char **train = ws_xmalloc((p->n_examples ? p->n_examples : 1) * sizeof *train);
-        for (size_t i = 0; i < p->n_examples; i++)
-            if (!p->examples[i].heldout)
-                train[nt++] = p->turns[p->examples[i].turn].reply;
-        ws_profile *pt = ws_profile_from_texts(train, nt);
-        ws_profile_distance(pt, pr, &out->natural_distance);
-        ws_profile_free(pt);
-        free(train);
-    }
-    ws_profile_free(pr);
-    ws_profile_free(pc);
-
-    /* verifier: real (1) vs clone (0) */
-    ws_embedder *fe = ws_embed_hash_new(FEAT_DIM);
-    {
-        float *x = ws_xmalloc(2 * n * FEAT_DIM * sizeof *x);
-        int *y = ws_xmalloc(2 * n * sizeof *y);
-        for (size_t k = 0; k < n; k++) {
-            ws_embedder_embed(fe, real[k], strlen(real[k]), x + (2 * k) * FEAT_DIM, NULL);
-            ws_embedder_embed(fe, clone[k], strlen(clone[k]), x + (2 * k + 1) * FEAT_DIM, NULL);
-            y[2 * k] = 1;
-            y[2 * k + 1] = 0;
-        }
-        out->verifier_accuracy = cv_accuracy(x, y, 2 * n, o.seed ? o.seed : 1);
-        free(x);
-        free(y);
-    }
-
-    /* attribution: nearest participant centroid of training-period turns */
-    {
-        size_t np = p->n_participants;
-        float *cent = ws_xcalloc(np * FEAT_DIM, sizeof *cent), *v = ws_xmalloc(FEAT_DIM * sizeof *v);
-        size_t *cnt = ws_xcalloc(np, sizeof *cnt);
-        for (size_t i = 0; i < p->n_turns; i++) {
-            const ws_turn *t = &p->turns[i];
-            if (!t->reply || t->start >= cutoff)
-                continue;
-            ws_embedder_embed(fe, t->reply, strlen(t->reply), v, NULL);
-            for (size_t d = 0; d < FEAT_DIM; d++)
-                cent[t->author_idx * FEAT_DIM + d] += v[d];
-            cnt[t->author_idx]++;
-        }
-        uint32_t me = p->turns[p->examples[ex[0]].turn].author_idx;
-        for (size_t a = 0; a < np; a++) {
-            if (cnt[a] < 3 && a != me)
-                cnt[a] = 0; /* too little to stand for a person */
-            if (cnt[a]) {
-                ws_vec_normalize(cent + a * FEAT_DIM, FEAT_DIM);
-                out->n_candidates++;
-            }
-        }
-        size_t hit_clone = 0, hit_real = 0;
-        for (size_t k = 0; k < n; k++)
-            for (int which = 0; which < 2; which++) {
-                const char *s = which ? clone[k] : real[k];
-                ws_embedder_embed(fe, s, strlen(s), v, NULL);
-                size_t best = me;
-                float bs = -2;
-                for (size_t a = 0; a < np; a++) {
-                    if (!cnt[a])
-                        continue;
-                    float sc = ws_vec_dot(v, cent + a * FEAT_DIM, FEAT_DIM);
-                    if (sc > bs) {
-                        bs = sc;
-                        best = a;
-                    }
-                }
-                if (best == me)
-                    *(which ? &hit_clone : &hit_real) += 1;
-            }
-        out->attribution = (double)hit_clone / (double)n;
-        out->attribution_real = (double)hit_real / (double)n;
-        free(cent);
-        free(v);
-        free(cnt);
-    }
-    ws_embedder_free(fe);
-
-    /* repetition and length */
-    {
-        ws_strset train = WS_STRSET_INIT, uni = WS_STRSET_INIT, bi = WS_STRSET_INIT, replies = WS_STRSET_INIT;
-        for (size_t i = 0; i < p->n_examples; i++)
-            if (!p->examples[i].heldout) {
-                size_t l;
-                const char *s = trimmed(p->turns[p->examples[i].turn].reply, &l);
-                ws_strset_add(&train, s, l);
-            }
-        size_t total1 = 0, total2 = 0, copies = 0, empty = 0;
-        size_t *counts = ws_xcalloc(n, sizeof *counts);
-        double *lr = ws_xmalloc(n * sizeof *lr), *lc = ws_xmalloc(n * sizeof *lc);
-        ws_buf words = WS_BUF_INIT, pair = WS_BUF_INIT;
-        size_t starts[256];
-        for (size_t k = 0; k < n; k++) {
-            size_t l;
-            const char *s = trimmed(clone[k], &l);
-            if (!l)
-                empty++;
-            if (ws_strset_find(&train, s, l) >= 0)
-                copies++;
-            counts[ws_strset_add(&replies, s, l)]++;
-            lr[k] = (double)ws_utf8_count(real[k], strlen(real[k]));
-            lc[k] = (double)ws_utf8_count(clone[k], strlen(clone[k]));
-            size_t nw = split_lower(clone[k], &words, starts, 256);
-            for (size_t w = 0; w < nw; w++) {
-                const char *wd = words.data + starts[w];
-                ws_strset_add(&uni, wd, strlen(wd));
-                total1++;
-                if (w + 1 < nw) {
-                    ws_buf_reset(&pair);
-                    ws_buf_printf(&pair, "%s %s", wd, words.data + starts[w + 1]);
-                    ws_strset_add(&bi, pair.data, pair.len);
-                    total2++;
-                }
-            }
-        }
-        size_t top = 0;
-        for (size_t i = 0; i < replies.count; i++)
-            top = counts[i] > top ? counts[i] : top;
-        out->distinct1 = total1 ? (double)uni.count / (double)total1 : 0;
-        out->distinct2 = total2 ? (double)bi.count / (double)total2 : 0;
-        out->copy_rate = (double)copies / (double)n;
-        out->top_reply_share = (double)top / (double)n;
-        out->empty_rate = (double)empty / (double)n;
-        out->real_len_median = median(lr, n);
-        out->clone_len_median = median(lc, n);
-        out->len_ratio = out->real_len_median > 0 ? out->clone_len_median / out->real_len_median : 0;
-        ws_buf_free(&words);
-        ws_buf_free(&pair);
-        free(counts);
-        free(lr);
-        free(lc);
-        ws_strset_free(&train);
-        ws_strset_free(&uni);
-        ws_strset_free(&bi);
-        ws_strset_free(&replies);
-    }
+    out->n_evaluated = e.n;
+    draw_baselines(&e, out);
+    measure_sets(&e, out);
+    attribute(&e, out);
+    if ((rc = relevance(&e, out, err)))
+        goto out;
+    if (e.o.score && (rc = score_all(&e, out, err)))
+        goto out;
+    ws_fidelity_judge(out);
 out:
-    for (size_t k = 0; k < n; k++)
-        free(clone[k]);
-    free(clone);
-    free(real);
-    free(ex);
+    eval_free(&e);
     return rc;
-}
-
-static void num(ws_buf *o, const char *key, double v, bool comma)
-{
-    if (comma)
-        ws_buf_putc(o, ',');
-    ws_json_put_cstr(o, key);
-    ws_buf_putc(o, ':');
-    ws_json_put_num(o, round(v * 10000) / 10000);
-}
-
-static void dist(ws_buf *o, const char *key, const ws_style_distance *d)
-{
-    ws_buf_putc(o, ',');
-    ws_json_put_cstr(o, key);
-    ws_buf_puts(o, ":{");
-    num(o, "total", d->total, false);
-    num(o, "length", d->length, true);
-    num(o, "emoji", d->emoji, true);
-    num(o, "punctuation", d->punctuation, true);
-    num(o, "casing", d->casing, true);
-    num(o, "language", d->language, true);
-    num(o, "vocabulary", d->vocabulary, true);
-    ws_buf_putc(o, '}');
-}
-
-void ws_fidelity_to_json(const ws_fidelity_report *r, ws_buf *o)
-{
-    ws_buf_putc(o, '{');
-    num(o, "heldout_examples", (double)r->n_heldout, false);
-    num(o, "evaluated", (double)r->n_evaluated, true);
-    ws_buf_puts(o, ",\"loss\":");
-    if (r->have_loss) {
-        ws_buf_putc(o, '{');
-        num(o, "base", r->base_loss, false);
-        num(o, "model", r->model_loss, true);
-        num(o, "lift", r->loss_lift, true);
-        ws_buf_putc(o, '}');
-    } else {
-        ws_buf_puts(o, "null");
-    }
-    dist(o, "stylometric_distance", &r->distance);
-    dist(o, "natural_distance", &r->natural_distance);
-    num(o, "verifier_accuracy", r->verifier_accuracy, true);
-    ws_buf_puts(o, ",\"attribution\":{");
-    num(o, "clone", r->attribution, false);
-    num(o, "real", r->attribution_real, true);
-    num(o, "participants", (double)r->n_candidates, true);
-    ws_buf_puts(o, "},\"repetition\":{");
-    num(o, "distinct_1", r->distinct1, false);
-    num(o, "distinct_2", r->distinct2, true);
-    num(o, "copies_of_training_replies", r->copy_rate, true);
-    num(o, "most_repeated_reply_share", r->top_reply_share, true);
-    num(o, "empty_replies", r->empty_rate, true);
-    ws_buf_puts(o, "},\"length\":{");
-    num(o, "real_median_chars", r->real_len_median, false);
-    num(o, "clone_median_chars", r->clone_len_median, true);
-    num(o, "ratio", r->len_ratio, true);
-    ws_buf_puts(o, "}}");
 }
 
 int ws_fidelity_retrieval_gen(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply,

@@ -1,6 +1,8 @@
 /* Emoji grapheme detection and character classes for the style model. */
 #include "style/text.h"
 
+#include <string.h>
+
 /* BMP symbols that show as emoji without a variation selector (Emoji_Presentation=Yes),
  * plus U+2764 (heart), which chat apps render as emoji either way. */
 static const uint32_t bmp_presentation[][2] = {
@@ -242,4 +244,27 @@ bool ws_cp_is_alnum(uint32_t cp)
     if ((cp >= 0x660 && cp <= 0x669) || (cp >= 0x6F0 && cp <= 0x6F9) || (cp >= 0x966 && cp <= 0x96F))
         return true;
     return ws_script_of(cp) != WS_SCRIPT_NONE;
+}
+
+/* The next letter, digit or pictographic emoji of s from *i, lower-cased; 0 at the end. */
+static uint32_t next_word_cp(const char *s, size_t n, size_t *i)
+{
+    while (*i < n) {
+        uint32_t cp = ws_utf8_next(s, n, i);
+        if (ws_cp_is_alnum(cp) || ws_emoji_is_pictographic(cp))
+            return ws_cp_lower(cp);
+    }
+    return 0;
+}
+
+bool ws_text_is_echo(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b), i = 0, j = 0;
+    for (;;) {
+        uint32_t x = next_word_cp(a, na, &i), y = next_word_cp(b, nb, &j);
+        if (x != y)
+            return false;
+        if (!x)
+            return true;
+    }
 }

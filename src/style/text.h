@@ -44,4 +44,8 @@ uint32_t ws_cp_lower(uint32_t cp);
 bool ws_cp_is_space(uint32_t cp); /* Unicode White_Space */
 bool ws_cp_is_alnum(uint32_t cp); /* a letter or digit in any script we know */
 
+/* True when a and b hold the same letters, digits and pictographic emoji in the same order,
+ * case ignored (punctuation and spaces skipped): a reply that only echoes a message. */
+bool ws_text_is_echo(const char *a, const char *b);
+
 #endif

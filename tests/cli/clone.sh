@@ -83,15 +83,22 @@ if bad:
     print("style checks failed:", bad, json.dumps(R, ensure_ascii=False, indent=1))
     sys.exit(1)
 PY
-expect "fidelity beats both baselines for everyone" python3 - "$tmp" <<'PY'
+expect "fidelity report: verdict from its criteria, baselines beaten on style" python3 - "$tmp" <<'PY'
 import json, sys
 for who in ["Maya", "Henrik", "Tomás", "Priya"]:
     f = json.load(open(f"{sys.argv[1]}/{who}/fidelity.json", encoding="utf-8"))
-    s = f["sets"]
-    assert f["beats_baselines"], (who, f["beats"], s)
+    s, v = f["sets"], f["verdict"]
+    measured = [c for c in v["criteria"] if c["measured"]]
+    assert f["beats_baselines"] == v["pass"] == all(c["pass"] for c in measured), (who, v)
+    assert {c["name"] for c in measured} >= {"style_distance", "verifier", "relevance_embedding",
+        "relevance_ranking", "distinct_replies", "copy_rate", "echo_rate", "loss_lift"}, (who, v)
     assert f["loss"]["lift"] > 0, (who, f["loss"])
     assert s["clone"]["attribution"] > s["other_participant"]["attribution"], who
     assert s["clone"]["style_distance"] < s["other_participant"]["style_distance"], who
+    assert "held-out" in f["baselines"]["other_participant"], f["baselines"]
+    r = f["relevance"]["ranking"]
+    assert r["examples"] > 0 and 0 <= r["model"]["r10_at_1_mean_logprob"] <= 1 and r["base"] is None, r
+    assert 0 <= s["clone"]["copy_rate"] <= 1 and 0 < s["clone"]["distinct"] <= 1, s["clone"]
     m = json.load(open(f"{sys.argv[1]}/{who}/manifest.json", encoding="utf-8"))
     assert m["format"] == "whatstyle-clone-1" and m["persona"] == who and 0 <= m["threshold"] <= 1
     assert m["counts"]["heldout_examples"] > 0 and len(m["files"]) >= 9
@@ -115,6 +122,13 @@ expect "train with --base-model ($(tail -1 "$tmp/lora.err"))" test $? -eq 0
 expect "adapter saved" test -s "$tmp/PriyaLoRA/adapter/adapter_model.safetensors"
 "$bin" reply "$tmp/PriyaLoRA" "did you book the table" --json > "$tmp/lora.out" || bad "reply with LoRA clone"
 expect "LoRA clone manifest names its base" grep -q '"kind": "lora"' "$tmp/PriyaLoRA/manifest.json"
+expect "LoRA clone's report ranks with the base too" python3 -c '
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+assert f["loss"]["base"] == "base model without the adapter", f["loss"]
+b = f["relevance"]["ranking"]["base"]
+assert 0 <= b["r10_at_1_mean_logprob"] <= 1 and 0 <= b["r10_at_1_total_logprob"] <= 1, b
+' "$tmp/PriyaLoRA/fidelity.json"
 
 # failures, each with a clear message and a non-zero exit
 : > "$tmp/empty.txt"

@@ -1,23 +1,26 @@
-/* Unit tests for the fidelity report (src/style/fidelity): a perfect clone, a clone that writes
- * like someone else, and the retrieval baseline. */
+/* Unit tests for the fidelity report (src/style/fidelity, src/style/stylometry) on a synthetic
+ * two-person chat where Ann's replies answer Bob's messages (they name his topic): an oracle
+ * clone (the true held-out replies) passes the verdict; negative controls — a constant clone
+ * (Ann's most frequent training reply), a clone answering with Bob's replies and a clone echoing
+ * the message — fail it; R10@1 through a small context-aware word model; the retrieval
+ * baseline; errors. */
 #include "harness.h"
 
+#include <math.h>
+
 #include "core/json.h"
+#include "core/mem.h"
+#include "core/strset.h"
 #include "style/embed.h"
 #include "style/fidelity.h"
 #include "style/pairs.h"
 #include "style/retrieval.h"
+#include "style/stylometry.h"
 
-static const char *ann_words[] = {"haha", "omg", "yes", "no",    "lol", "ok",
-                                  "cool", "see", "u",   "later", "pls", "yay"};
-static const char *bob_lines[] = {
-    "Good morning. Are we still meeting at the office tomorrow?",
-    "I have sent the documents to the accountant, please check them.",
-    "The weather is lovely today, I think we should go for a walk.",
-    "Please remember to bring the keys when you come over.",
-    "I will be a bit late, the train is delayed again.",
-    "Thank you for dinner yesterday, it was wonderful.",
-};
+static const char *topics[] = {"pizza",  "cinema", "beach",  "train", "dentist", "football",
+                               "garden", "guitar", "museum", "party", "exam",    "bakery"};
+static const char *slang_a[] = {"omg", "lol", "haha", "wait", "ugh", "yay", "ok so", "ngl"};
+static const char *slang_b[] = {"yes", "tmrw?", "im in", "pls", "no way", "same", "later", "cool"};
 
 static uint64_t rs = 99;
 static unsigned rnd(unsigned n)
@@ -26,24 +29,25 @@ static unsigned rnd(unsigned n)
     return (unsigned)((rs >> 33) % n);
 }
 
+/* Bob writes formal sentences about a topic; Ann answers in short lower-case slang that names it. */
 static ws_pairs *chat(size_t turns)
 {
     ws_pairs_builder *b = ws_pairs_builder_new("Ann", NULL);
-    char text[128];
+    char text[192];
+    rs = 99;
+    const char *topic = topics[0];
     for (size_t i = 0; i < turns; i++) {
         bool ann = i % 2;
         if (ann) {
-            /* 2-4 lower-case slang words, sometimes an emoji */
-            int w = 2 + (int)rnd(3);
-            text[0] = '\0';
-            for (int k = 0; k < w; k++) {
-                strcat(text, k ? " " : "");
-                strcat(text, ann_words[rnd(12)]);
-            }
-            if (rnd(3) == 0)
-                strcat(text, " \xf0\x9f\x98\x82");
+            if (rnd(6) == 0)
+                snprintf(text, sizeof text, "%s", "haha ok");
+            else
+                snprintf(text, sizeof text, "%s the %s %s", slang_a[rnd(8)], topic, slang_b[rnd(8)]);
         } else {
-            snprintf(text, sizeof text, "%s", bob_lines[rnd(6)]);
+            topic = topics[rnd(12)];
+            snprintf(text, sizeof text,
+                     "Good morning. I have been thinking about the %s, and I would like to %s.", topic,
+                     rnd(2) ? "hear what you think of it" : "plan it with you this week");
         }
         ws_message m = {0};
         m.ts = (ws_datetime){2024, 1 + (int)(i / 400), 1 + (int)(i / 16) % 25, 10, (int)(i % 16) * 3, 0};
@@ -60,18 +64,45 @@ static ws_pairs *chat(size_t turns)
 
 static int oracle(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
 {
-    (void)arg;
-    (void)err;
     ws_buf_puts(reply, p->turns[ex->turn].reply);
     return 0;
 }
 
-static int impostor(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
+/* Always the persona's most frequent training reply. */
+static int constant(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
 {
-    (void)arg;
-    (void)p;
-    (void)err;
-    ws_buf_puts(reply, bob_lines[ex->turn % 6]);
+    ws_strset s = WS_STRSET_INIT;
+    size_t *count = ws_xcalloc(p->n_examples + 1, sizeof *count), best = 0;
+    for (size_t i = 0; i < p->n_examples; i++)
+        if (!p->examples[i].heldout) {
+            const char *r = p->turns[p->examples[i].turn].reply;
+            size_t k = ws_strset_add(&s, r, strlen(r));
+            if (++count[k] > count[best])
+                best = k;
+        }
+    ws_buf_puts(reply, s.items[best]);
+    free(count);
+    ws_strset_free(&s);
+    return 0;
+}
+
+/* Another participant's replies: Bob's turns, in turn. */
+static int other_person(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
+{
+    size_t *next = arg;
+    for (size_t t = (*next)++ % p->n_turns; t < p->n_turns; t++)
+        if (!p->turns[t].persona && p->turns[t].reply) {
+            ws_buf_puts(reply, p->turns[t].reply);
+            *next = t + 1;
+            return 0;
+        }
+    ws_buf_puts(reply, p->turns[0].reply);
+    return 0;
+}
+
+static int echo(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *reply, ws_error *err)
+{
+    ws_buf_puts(reply, p->turns[ex->turn - 1].text);
     return 0;
 }
 
@@ -80,60 +111,233 @@ static int failing(void *arg, const ws_pairs *p, const ws_example *ex, ws_buf *r
     return ws_error_set(err, WS_EIO, "model went away");
 }
 
-static void perfect_and_impostor_clones(void)
+static const ws_fidelity_criterion *criterion(const ws_fidelity_report *r, const char *name)
 {
-    ws_pairs *p = chat(400);
+    for (size_t i = 0; i < r->n_criteria; i++)
+        if (!strcmp(r->criteria[i].name, name))
+            return &r->criteria[i];
+    return NULL;
+}
+
+static bool passes(const ws_fidelity_report *r, const char *name)
+{
+    const ws_fidelity_criterion *c = criterion(r, name);
+    return c && c->measured && c->pass;
+}
+
+static void show(const char *what, const ws_fidelity_report *r)
+{
+    ws_buf b = WS_BUF_INIT;
+    ws_fidelity_summary(r, &b);
+    fprintf(stderr, "--- %s\n%s", what, b.data);
+    ws_buf_free(&b);
+}
+
+static void oracle_passes(void)
+{
+    ws_pairs *p = chat(600);
     if (!p)
         return;
-    CHECK_EQ_INT(p->n_heldout, 20);
-    ws_fidelity_report good, bad;
+    CHECK_EQ_INT(p->n_heldout, 30);
+    ws_fidelity_report r;
     ws_error err = {0};
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL,
-                                      &(ws_fidelity_options){.base_loss = 3.2, .model_loss = 2.5}, &good,
-                                      &err),
-                 0);
-    CHECK_EQ_INT(good.n_evaluated, 20);
-    CHECK(good.have_loss);
-    CHECK_NEAR(good.loss_lift, 0.7, 1e-9);
-    CHECK_NEAR(good.distance.total, 0, 1e-9);
-    CHECK(good.verifier_accuracy <= 0.6);
-    CHECK_NEAR(good.attribution, good.attribution_real, 1e-9);
-    CHECK(good.attribution > 0.8);
-    CHECK_EQ_INT(good.n_candidates, 2);
-    CHECK_NEAR(good.len_ratio, 1, 1e-9);
-    CHECK_NEAR(good.empty_rate, 0, 0);
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, NULL, &r, &err), 0);
+    show("oracle", &r);
+    CHECK_EQ_INT(r.n_evaluated, 30);
+    CHECK(r.other_from_heldout);
+    CHECK_NEAR(r.set[WS_FID_CLONE].style_distance, 0, 1e-12);
+    CHECK_NEAR(r.set[WS_FID_CLONE].verifier, 0.5, 1e-12); /* same texts: one of each pair right */
+    CHECK(r.set[WS_FID_OTHER].verifier > 0.9);
+    CHECK(r.set[WS_FID_OTHER].style_distance > 3 * r.set[WS_FID_SAME].style_distance);
+    CHECK(r.set[WS_FID_CLONE].relevance > r.set[WS_FID_SAME].relevance);
+    CHECK(passes(&r, "relevance_embedding"));
+    CHECK_NEAR(r.set[WS_FID_CLONE].copy_rate, r.set[WS_FID_REAL].copy_rate, 1e-12);
+    CHECK(r.set[WS_FID_CLONE].attribution > 0.8 && r.set[WS_FID_OTHER].attribution < 0.2);
+    CHECK_EQ_INT(r.n_candidates, 2);
+    CHECK(!r.have_loss && !r.have_rank);
+    CHECK(criterion(&r, "loss_lift") && !criterion(&r, "loss_lift")->measured);
+    CHECK(r.pass && r.beats_other && r.beats_same);
+    ws_pairs_free(p);
+}
 
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, impostor, NULL, NULL, &bad, &err), 0);
-    CHECK(!bad.have_loss);
-    CHECK(bad.distance.total > good.distance.total + 0.3);
-    CHECK(bad.verifier_accuracy > 0.9);
-    CHECK(bad.attribution < 0.2);
-    CHECK(bad.len_ratio > 2);
-    CHECK(bad.top_reply_share >= 0.15);
-    CHECK(bad.natural_distance.total < bad.distance.total);
+static void negative_controls_fail(void)
+{
+    ws_pairs *p = chat(600);
+    if (!p)
+        return;
+    ws_fidelity_report r;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, constant, NULL, NULL, &r, &err), 0);
+    show("constant", &r);
+    CHECK(!r.pass);
+    CHECK(!passes(&r, "distinct_replies") && !passes(&r, "copy_rate"));
+    CHECK(r.set[WS_FID_CLONE].distinct < 0.05 && r.set[WS_FID_CLONE].copy_rate == 1.0);
+    CHECK(!passes(&r, "relevance_embedding"));
+
+    size_t next = 0;
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, other_person, &next, NULL, &r, &err), 0);
+    show("other person", &r);
+    CHECK(!r.pass && !r.beats_other);
+    CHECK(!passes(&r, "style_distance") && !passes(&r, "verifier"));
+    CHECK(r.set[WS_FID_CLONE].attribution < 0.2);
+
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, echo, NULL, NULL, &r, &err), 0);
+    show("echo", &r);
+    CHECK(!r.pass);
+    CHECK(!passes(&r, "echo_rate") && !passes(&r, "style_distance"));
+    CHECK_NEAR(r.set[WS_FID_CLONE].echo_rate, 1.0, 1e-12);
+    CHECK(r.set[WS_FID_CLONE].relevance > r.set[WS_FID_REAL].relevance); /* relevance alone is not enough */
+    ws_pairs_free(p);
+}
+
+/* A small real language model over words: a unigram of the training replies (add-one) in
+ * which the rarer words (unigram probability under 5%) that occur in the message answered are
+ * BOOST + 1 times as likely (renormalised), ending with an end-of-turn token. Base: the unigram
+ * alone. */
+#define BOOST 30.0
+typedef struct wordlm {
+    ws_strset vocab;
+    double *count, total;
+} wordlm;
+
+static double unigram(const wordlm *m, const char *w, size_t n)
+{
+    long k = ws_strset_find(&m->vocab, w, n);
+    return ((k >= 0 ? m->count[k] : 0) + 1) / (m->total + (double)m->vocab.count + 1);
+}
+
+static bool in_context(const char *ctx, const char *w, size_t n)
+{
+    for (const char *s = ctx; *s;) {
+        size_t l = strcspn(s, " ,.\n");
+        if (l == n && !memcmp(s, w, n))
+            return true;
+        s += l + (s[l] != '\0');
+    }
+    return false;
+}
+
+static double word_logp(const wordlm *m, const char *w, size_t n, const char *ctx, bool base)
+{
+    double uni = unigram(m, w, n);
+    if (base)
+        return log(uni);
+    double z = 1;
+    for (const char *s = ctx; *s;) { /* the normaliser: boosted mass of the message's rare words */
+        size_t l = strcspn(s, " ,.\n");
+        double u = l ? unigram(m, s, l) : 1;
+        if (u < 0.05 && ws_strset_find(&m->vocab, s, l) >= 0)
+            z += BOOST * u;
+        s += l + (s[l] != '\0');
+    }
+    return log(uni * (uni < 0.05 && in_context(ctx, w, n) ? 1 + BOOST : 1) / z);
+}
+
+static int wordlm_score(void *arg, const ws_pairs *p, const ws_example *ex, const char *reply, bool base,
+                        ws_fidelity_score *out, ws_error *err)
+{
+    const wordlm *m = arg;
+    const char *ctx = p->turns[ex->turn - 1].text;
+    out->nll = -log(0.2); /* end of turn */
+    out->n_tok = 1;
+    for (const char *s = reply; *s;) {
+        size_t l = strcspn(s, " ");
+        if (l) {
+            out->nll -= word_logp(m, s, l, ctx, base);
+            out->n_tok++;
+        }
+        s += l + (s[l] != '\0');
+    }
+    out->n_bytes = strlen(reply) + 1;
+    return 0;
+}
+
+static void ranking_with_a_scorer(void)
+{
+    ws_pairs *p = chat(600);
+    if (!p)
+        return;
+    wordlm m = {WS_STRSET_INIT, ws_xcalloc(4096, sizeof(double)), 0};
+    for (size_t i = 0; i < p->n_examples; i++)
+        if (!p->examples[i].heldout)
+            for (const char *s = p->turns[p->examples[i].turn].reply; *s;) {
+                size_t l = strcspn(s, " ");
+                if (l && m.vocab.count < 4000) {
+                    m.count[ws_strset_add(&m.vocab, s, l)] += 1;
+                    m.total += 1;
+                }
+                s += l + (s[l] != '\0');
+            }
+    ws_fidelity_options o = {
+        .score = wordlm_score, .score_arg = &m, .base_is_model = true, .base_name = "unigram"};
+    ws_fidelity_report r;
+    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, &o, &r, NULL), 0);
+    show("oracle with a word model", &r);
+    CHECK(r.have_loss && r.have_rank && r.have_base_rank);
+    CHECK_EQ_INT(r.n_ranked, 30);
+    CHECK_EQ_INT(r.n_rank_candidates, WS_FIDELITY_RANK_CANDIDATES);
+    CHECK(r.rank_chance >= 0.1 && r.rank_chance < 0.12);
+    CHECK(r.rank_model.by_mean_logprob > 0.4); /* the topic word gives the true reply away */
+    CHECK(r.rank_base.by_mean_logprob < r.rank_model.by_mean_logprob);
+    CHECK(r.loss_lift > 0 && r.base_nll_byte > r.model_nll_byte);
+    CHECK(passes(&r, "relevance_ranking") && passes(&r, "loss_lift"));
+    CHECK(r.pass);
 
     ws_buf j = WS_BUF_INIT;
-    ws_fidelity_to_json(&bad, &j);
+    ws_fidelity_to_json(&r, &j);
     ws_json_doc *doc = NULL;
     CHECK_EQ_INT(ws_json_parse(j.data, j.len, &doc, NULL), 0);
     if (doc) {
+        const ws_json *root = ws_json_root(doc),
+                      *rank = ws_json_get(ws_json_get(root, "relevance"), "ranking");
         double v = 0;
-        const ws_json *root = ws_json_root(doc);
-        CHECK(ws_json_get_num(root, "verifier_accuracy", &v) && v > 0.9);
-        CHECK(ws_json_get(root, "loss") && ws_json_get(root, "loss")->type == WS_JSON_NULL);
-        CHECK(ws_json_get_num(ws_json_get(root, "attribution"), "clone", &v));
-        CHECK(ws_json_get_num(ws_json_get(root, "stylometric_distance"), "total", &v) && v > 0.3);
+        bool beats = false;
+        CHECK(ws_json_get_bool(root, "beats_baselines", &beats) && beats);
+        CHECK(ws_json_get_num(ws_json_get(rank, "model"), "r10_at_1_mean_logprob", &v) && v > 0.4);
+        CHECK(ws_json_get_num(ws_json_get(ws_json_get(root, "sets"), "clone"), "copy_rate", &v));
+        CHECK(ws_json_get_num(ws_json_get(root, "loss"), "lift", &v) && v > 0);
+        const ws_json *crit = ws_json_get(ws_json_get(root, "verdict"), "criteria");
+        CHECK(crit && crit->type == WS_JSON_ARRAY && crit->len == r.n_criteria);
         ws_json_doc_free(doc);
     }
     ws_buf_free(&j);
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, failing, NULL, NULL, &bad, &err), WS_EIO);
-    CHECK(strstr(err.msg, "went away") != NULL);
+    ws_strset_free(&m.vocab);
+    free(m.count);
     ws_pairs_free(p);
+}
+
+static void stylometry_tells_writers_apart(void)
+{
+    const char *ann[] = {"omg the pizza yes", "lol cinema tmrw?", "haha ok", "ugh the exam\nsame",
+                         "yay beach"};
+    const char *bob[] = {"Good morning. I would like to plan it with you this week.",
+                         "Thank you for the invitation, I shall be there on time.",
+                         "I have been thinking about the museum, and I would like to hear from you.",
+                         "Please let me know when the train leaves.",
+                         "That is a very kind offer, thank you."};
+    ws_stylo_profile a, a2, b;
+    ws_stylo_profile_of(ann, 5, &a);
+    ws_stylo_profile_of(ann, 5, &a2);
+    ws_stylo_profile_of(bob, 5, &b);
+    ws_stylo_parts parts;
+    CHECK_NEAR(ws_stylo_distance(&a, &a2, NULL), 0, 1e-12);
+    double d = ws_stylo_distance(&a, &b, &parts);
+    CHECK(d > 0.3 && d <= 1);
+    CHECK(parts.function_words > 0.3 && parts.length > 0.3 && parts.bursts > 0);
+    CHECK(a.burst[1] == 1 && b.burst[0] == 5);
+    ws_stylo_profile es;
+    const char *spanish[] = {"pero que es lo que pasa con el tren", "yo no se si la fiesta es hoy"};
+    ws_stylo_profile_of(spanish, 2, &es);
+    CHECK(es.lang[1] > es.lang[0]);
+    ws_stylo_profile_of(NULL, 0, &es);
+    CHECK(ws_stylo_distance(&es, &es, NULL) == 0);
+    CHECK(ws_stylo_verifier(ann, 5, bob, 5, 3) > 0.8);
+    CHECK_NEAR(ws_stylo_verifier(ann, 5, ann, 5, 3), 0.5, 1e-12);
 }
 
 static void retrieval_baseline(void)
 {
-    ws_pairs *p = chat(400);
+    ws_pairs *p = chat(600);
     if (!p)
         return;
     ws_embedder *e = ws_embed_hash_new(256);
@@ -142,26 +346,32 @@ static void retrieval_baseline(void)
     ws_fidelity_retrieval_arg a = {r, e};
     ws_fidelity_report rep;
     CHECK_EQ_INT(ws_fidelity_evaluate(p, ws_fidelity_retrieval_gen, &a,
-                                      &(ws_fidelity_options){.max_examples = 10}, &rep, NULL),
+                                      &(ws_fidelity_options){.max_examples = 20, .embedder = e}, &rep, NULL),
                  0);
-    CHECK_EQ_INT(rep.n_evaluated, 10);
-    CHECK_NEAR(rep.copy_rate, 1.0, 1e-9); /* it only ever answers with training replies */
-    CHECK(rep.attribution > 0.7);
-    CHECK(rep.distance.total < 0.3);
+    CHECK_EQ_INT(rep.n_evaluated, 20);
+    CHECK_NEAR(rep.set[WS_FID_CLONE].copy_rate, 1.0, 1e-9); /* it only ever answers with training replies */
+    CHECK(!passes(&rep, "copy_rate") && !rep.pass);
+    CHECK(strcmp(rep.embedder, "hash-ngram-256") == 0);
     ws_retrieval_free(r);
     ws_embedder_free(e);
     ws_pairs_free(p);
 }
 
-static void needs_heldout_examples(void)
+static void errors(void)
 {
     ws_pairs *p = chat(2); /* one example: nothing held out */
-    if (!p)
-        return;
     ws_fidelity_report rep;
     ws_error err = {0};
-    CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, NULL, &rep, &err), WS_EEMPTY);
+    if (p)
+        CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, NULL, &rep, &err), WS_EEMPTY);
+    ws_pairs_free(p);
+    p = chat(100);
+    if (p) {
+        CHECK_EQ_INT(ws_fidelity_evaluate(p, failing, NULL, NULL, &rep, &err), WS_EIO);
+        CHECK(strstr(err.msg, "went away") != NULL);
+    }
     ws_pairs_free(p);
 }
 
-WS_TEST_MAIN(T(perfect_and_impostor_clones), T(retrieval_baseline), T(needs_heldout_examples))
+WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer),
+             T(stylometry_tells_writers_apart), T(retrieval_baseline), T(errors))
