@@ -43,8 +43,7 @@ void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const cha
 {
     char system[512];
     snprintf(system, sizeof system,
-             "You are %s, chatting on WhatsApp. Answer the last message as %s would, in %s's own words and style.",
-             f->persona, f->persona, f->persona);
+             "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona, f->persona);
     ws_chat_msg msgs[2] = {{"system", SENTINEL}, {"user", SENTINEL}};
     ws_buf r = WS_BUF_INIT;
     ws_chat_template_render(&f->base->tpl, msgs, 2, true, &r);

@@ -22,6 +22,13 @@
 /* candidate score = mean token log-prob + STYLE_WEIGHT log(style fit) + SIM_WEIGHT similarity */
 #define STYLE_WEIGHT 3.0
 #define SIM_WEIGHT 2.0
+/* On a pretrained base (chat format) the adapted model writes the replies: a real reply of the
+ * persona is a candidate only when its context is nearly the same as this one (an old reply to
+ * another message is what made clones answer beside the point), and style weighs less in the
+ * ranking because the adapter already carries it. */
+#define CHAT_RETRIEVE_SIM 0.85
+#define CHAT_STYLE_WEIGHT 1.0
+#define CHAT_SAMPLES 4
 
 /* ---- vocabulary of the persona's words (for vetting generated text) ---- */
 static void for_words(const char *s, void (*fn)(void *arg, const char *w, size_t n), void *arg)
@@ -534,7 +541,8 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     ws_clone_reply_opts o = {0};
     if (opts)
         o = *opts;
-    int n_samples = o.n_samples > 0 ? o.n_samples : 3, n_retr = o.n_retrieved > 0 ? o.n_retrieved : 6;
+    int n_samples = o.n_samples > 0 ? o.n_samples : c->fmt.chat ? CHAT_SAMPLES : 3;
+    int n_retr = o.n_retrieved > 0 ? o.n_retrieved : 6;
     if (!message)
         return ws_error_set(err, WS_EINVAL, "no message");
     char *msg = clone_trim(message);
@@ -569,7 +577,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     size_t n_ret_prompt = 0;
     for (size_t i = 0; i < nh && nc < (size_t)n_retr; i++) {
         const char *r = c->replies[hits[i].id];
-        if (clone_is_echo(r, msg) || have_cand(cs, nc, r))
+        if (clone_is_echo(r, msg) || have_cand(cs, nc, r) || (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM))
             continue;
         cs[nc].text = ws_xstrdup(r);
         cs[nc].sim = hits[i].score;
@@ -608,14 +616,13 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
         if (getenv("WS_DEBUG_CANDS")) fprintf(stderr, "sample lp %.3f fit %.3f: %s\n", lp, clone_style_fit(gt, c->rates), gt);
         free(g);
         if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || (!c->fmt.chat && !all_words_known(c, gt)) ||
-            stutters(gt) ||
-            clone_style_fit(gt, c->rates) < c->fit_gate) {
+            stutters(gt) || (!c->fmt.chat && clone_style_fit(gt, c->rates) < c->fit_gate)) {
             free(gt);
             continue;
         }
         cs[nc].text = gt;
         cs[nc].lp = lp;
-        cs[nc].sim = top_sim * 0.9;
+        cs[nc].sim = c->fmt.chat ? 0 : top_sim * 0.9;
         cs[nc].src = WS_CLONE_SRC_GENERATED;
         nc++;
     }
@@ -626,7 +633,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     double top = -1e300;
     for (size_t i = 0; i < nc; i++) {
         cs[i].fit = clone_style_fit(cs[i].text, c->rates);
-        cs[i].score = cs[i].lp + STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
+        cs[i].score = cs[i].lp + (c->fmt.chat ? CHAT_STYLE_WEIGHT : STYLE_WEIGHT) * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
         if (cs[i].score > top)
             top = cs[i].score, best = i;
     }

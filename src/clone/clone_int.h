@@ -74,8 +74,8 @@ int clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_
  * The turns' text can never spell a special token. */
 void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
                        ibuf *out);
-#define CLONE_CHAT_TURNS 6
-#define CLONE_CHAT_TURN_BYTES 200
+#define CLONE_CHAT_TURNS 4
+#define CLONE_CHAT_TURN_BYTES 160
 
 /* Byte caps of the turns the model sees (training and replying alike). */
 #define CLONE_CTX_BYTES 96

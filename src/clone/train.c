@@ -768,7 +768,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     if (base) {
         model = base->model;   /* shared, frozen: only the adapter trains */
         ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f,
-                             .targets = ws_lora_parse_targets("q,k,v,o")};
+                             .targets = ws_lora_parse_targets("all")};
         lora_rank = lc.rank;
         lora = ws_lora_new(&model->cfg, &lc, o.seed);
         rc = base->has_template ? clone_fmt_init_chat(&tr.fmt, base, o.persona, err)
@@ -778,7 +778,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         tr.T = base->has_template ? CHAT_T : LORA_T;
         if (model->cfg.dim >= 512)
             tr.B = 2;   /* a real base model: small batches so steps fit the budget */
-        tr.lr = 1e-3f;
+        tr.lr = 1.5e-3f;
         tr.min_lr = 1e-4f;
         /* resume the adapter too */
     } else {

@@ -336,11 +336,17 @@ static void alloc_block(loader *ld)
             cur += m->params[i].numel;
         }
     m->q.layers = ws_xcalloc((size_t)m->cfg.n_layers, sizeof(ws_layer_qweights));
-    const ws_model_config *c = &m->cfg;
-    size_t qrows = (size_t)c->n_heads * c->head_dim + (size_t)c->n_kv_heads * c->head_dim;
-    size_t rb = ws_qtype_row_bytes(WS_QT_F32, c->dim);   /* the largest row size of any type */
-    if (c->arch == WS_ARCH_LLAMA)
-        ld->owned = m->owned_q = ws_xaligned(64, (size_t)c->n_layers * qrows * rb);
+    if (m->cfg.arch != WS_ARCH_LLAMA)
+        return;
+    /* llama: room for the un-permuted Q and K rows (their sizes in the file) */
+    size_t bytes = 0;
+    char tn[96];
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = WS_LORA_Q; k <= WS_LORA_K; k++) {
+            snprintf(tn, sizeof tn, "blk.%d.%s.weight", l, layer_names[k]);
+            bytes += ws_gguf_find_tensor(ld->g, tn)->nbytes;
+        }
+    ld->owned = m->owned_q = ws_xaligned(64, bytes ? bytes : 1);
 }
 
 /* llama 3.1+ files carry per-frequency RoPE factors (rope_freqs.weight): inv_freq / factor. */
@@ -395,13 +401,46 @@ static int load_embed_head(loader *ld)
     return 0;
 }
 
+/* Every tensor the config needs is there with its shape, before anything is allocated in
+ * proportion to the config's sizes. */
+static int check_tensors(const ws_gguf *g, const char *name, const ws_model_config *c, ws_error *err)
+{
+    const ws_gguf_tensor *t;
+    char tn[96];
+    int rc;
+    if ((rc = find(g, name, "token_embd.weight", 2, c->dim, c->vocab_size, &t, err)) ||
+        (rc = find(g, name, "output_norm.weight", 1, c->dim, 1, &t, err)) ||
+        (!c->tied && (rc = find(g, name, "output.weight", 2, c->dim, c->vocab_size, &t, err))))
+        return rc;
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int k = 0; k < WS_LORA_NT; k++) {
+            int in, out;
+            ws_lora_dims(c, k, &in, &out);
+            snprintf(tn, sizeof tn, "blk.%d.%s.weight", l, layer_names[k]);
+            if ((rc = find(g, name, tn, 2, in, out, &t, err)))
+                return rc;
+            bool has_bias = k <= WS_LORA_V ? c->qkv_bias : k == WS_LORA_O ? c->o_bias : false;
+            snprintf(tn, sizeof tn, "blk.%d.%s.bias", l, layer_names[k]);
+            if (has_bias && (rc = find(g, name, tn, 1, out, 1, &t, err)))
+                return rc;
+        }
+        snprintf(tn, sizeof tn, "blk.%d.attn_norm.weight", l);
+        if ((rc = find(g, name, tn, 1, c->dim, 1, &t, err)))
+            return rc;
+        snprintf(tn, sizeof tn, "blk.%d.ffn_norm.weight", l);
+        if ((rc = find(g, name, tn, 1, c->dim, 1, &t, err)))
+            return rc;
+    }
+    return 0;
+}
+
 int ws_model_load_gguf(ws_gguf *g, const char *name, int flags, ws_model **out, ws_error *err)
 {
     ws_model_config cfg;
     ws_model *m = NULL;
     int rc;
     *out = NULL;
-    if ((rc = read_config(g, name, &cfg, err)))
+    if ((rc = read_config(g, name, &cfg, err)) || (rc = check_tensors(g, name, &cfg, err)))
         goto out;
     m = ws__model_alloc(&cfg);
     loader ld = {.m = m, .g = g, .name = name, .copy = (flags & WS_LOAD_COPY) != 0, .err = err};
