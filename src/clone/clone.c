@@ -29,6 +29,7 @@
 #define CHAT_RETRIEVE_SIM 0.85
 #define CHAT_STYLE_WEIGHT 1.0
 #define CHAT_SAMPLES 4
+#define CHAT_PMI_WEIGHT 1.0
 
 /* ---- vocabulary of the persona's words (for vetting generated text) ---- */
 static void for_words(const char *s, void (*fn)(void *arg, const char *w, size_t n), void *arg)
@@ -367,15 +368,15 @@ void ws_clone_answer_clear(ws_clone_answer *r)
 }
 
 /* ---- scoring ---- */
-int clone_score_ids(const ws_clone *c, ws_kv_cache *cache, int prompt_len, const float *last_logits,
-                    const int32_t *ids, size_t n, double *mean_lp, ws_error *err)
+int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
+                    const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err)
 {
     int V = c->model->cfg.vocab_size;
     ws_kv_cache_truncate(cache, prompt_len);
     double lp = ws_logprob(last_logits, V, ids[0]);
     if (n > 1) {
         float *all = ws_xmalloc((n - 1) * (size_t)V * sizeof *all);
-        int rc = ws_model_infer(c->model, c->lora, cache, ids, (int)n - 1, NULL, all, err);
+        int rc = ws_model_infer(c->model, lora, cache, ids, (int)n - 1, NULL, all, err);
         if (rc) {
             free(all);
             return rc;
@@ -423,9 +424,31 @@ void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t 
 
 typedef struct cand {
     char *text;
-    double lp, sim, fit, score;
+    double lp, lp_any, sim, fit, score;   /* lp_any: without the conversation (chat format) */
     ws_clone_source src;
 } cand;
+
+/* Chat format: each candidate's mean log-probability after a prompt with no conversation, so
+ * the ranking can prefer replies the conversation makes likely over replies likely anywhere
+ * ("no", "haha"): pointwise mutual information, the usual cure for generic answers. */
+static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_error *err)
+{
+    ibuf prompt = {0}, ids = {0};
+    clone_scorer sc = {.c = c, .lora = c->lora};
+    clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
+    int rc = clone_scorer_prompt(&sc, &prompt, err);
+    for (size_t i = 0; i < nc && !rc; i++) {
+        ids.n = 0;
+        clone_reply_ids(c, cs[i].text, &ids);
+        double nll = 0;
+        rc = clone_scorer_reply(&sc, ids.v, ids.n, &nll, err);
+        cs[i].lp_any = -nll / (double)ids.n;
+    }
+    clone_scorer_free(&sc);
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
+    return rc;
+}
 
 static bool have_cand(const cand *cs, size_t n, const char *s)
 {
@@ -442,66 +465,114 @@ static bool is_turn_token(const ws_clone *c, int32_t id)
     return ws_tokenizer_is_special(c->tok, id) || id == c->fmt.me[0] || id == c->fmt.other[0];
 }
 
-/* Samples one continuation from the prompt's last logits; the text (or NULL when it ran into
- * the length cap or a turn marker) and its mean log-probability. */
-static int sample_one(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, uint64_t *rng,
-                      char **text, double *mean_lp, ws_error *err)
+/* At each space of a byte-level model's sample: false when the word just finished is one the
+ * persona never wrote (the sample is given up). */
+static bool last_word_known(const ws_clone *c, const ibuf *ids)
 {
-    int V = c->model->cfg.vocab_size;
-    float *logits = ws_xmalloc((size_t)V * sizeof *logits);
-    memcpy(logits, last_logits, (size_t)V * sizeof *logits);
+    size_t st = ids->n - 1;
+    while (st > 0 && ids->v[st - 1] != ' ' && ids->v[st - 1] != '\n')
+        st--;
+    char word[CLONE_REPLY_BYTES + 1];
+    size_t wl = 0;
+    for (size_t j = st; j + 1 < ids->n && wl < CLONE_REPLY_BYTES; j++)
+        word[wl++] = (char)ids->v[j];
+    word[wl] = '\0';
+    return !wl || all_words_known(c, word);
+}
+
+typedef struct sample {
+    ibuf ids;
+    double lp;
+    bool alive, ended;
+    ws_kv_cache *kc;
+} sample;
+
+/* One sampling step of sample s from its logits: false when the sample stops here. */
+static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_gen_opts *o, uint64_t *rng,
+                        int32_t *next)
+{
+    float l;
+    int32_t id = ws_sample(logits, c->model->cfg.vocab_size, o, s->ids.v, (int)s->ids.n, rng, &l);
+    s->lp += l;
+    if (id == c->fmt.end) {
+        s->ended = true;
+        return false;
+    }
+    if (is_turn_token(c, id))
+        return false;
+    ibuf_push(&s->ids, id);
+    if (c->fmt.bytes && (id == ' ' || id == '\n') && s->ids.n > 1 && !last_word_known(c, &s->ids))
+        return false;
+    if ((int)s->ids.n >= c->gen_max)
+        return false;
+    *next = id;
+    return true;
+}
+
+/* Samples n continuations of the prompt (in cache up to plen, last logits given) side by side,
+ * one batched pass per step; texts[i] gets the text of each (NULL when it ran into the length
+ * cap or a turn marker) and mean_lp[i] its mean log-probability. */
+static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, uint64_t *rng,
+                        int n, char **texts, double *mean_lp, ws_error *err)
+{
+    int V = c->model->cfg.vocab_size, rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : GEN_MAX_TOKENS;
     ws_gen_opts o;
     ws_gen_opts_init(&o);
     o.temperature = 0.8f;
     o.top_k = 40;
     o.top_p = 0.95f;
-    ibuf ids = {0};
+    sample *ss = ws_xcalloc((size_t)n, sizeof *ss);
+    float *logits = ws_xmalloc((size_t)n * V * sizeof *logits);
+    ws_kv_cache **live = ws_xcalloc((size_t)n, sizeof *live);
+    int32_t *next = ws_xcalloc((size_t)n, sizeof *next);
+    int *who = ws_xcalloc((size_t)n, sizeof *who);
     ws_kv_cache_truncate(cache, plen);
-    double lp = 0;
-    int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : GEN_MAX_TOKENS;
-    bool ended = false;
-    *text = NULL;
+    for (int i = 0; i < n; i++) {
+        ss[i].alive = true;
+        ss[i].kc = ws_kv_cache_dup(c->model, cache);
+        memcpy(logits + (size_t)i * V, last_logits, (size_t)V * sizeof *logits);
+        texts[i] = NULL;
+    }
     for (int step = 0; step < maxn; step++) {
-        float l;
-        int32_t id = ws_sample(logits, V, &o, ids.v, (int)ids.n, rng, &l);
-        lp += l;
-        if (id == c->fmt.end) {
-            ended = true;
-            break;
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (!ss[i].alive)
+                continue;
+            ss[i].alive = sample_step(c, &ss[i], logits + (size_t)i * V, &o, rng, &next[k]);
+            if (ss[i].alive)
+                live[k] = ss[i].kc, who[k++] = i;
         }
-        if (is_turn_token(c, id))
+        if (!k)
             break;
-        ibuf_push(&ids, id);
-        /* at each space, give up on a sample that has made up a word the persona never wrote */
-        if (c->fmt.bytes && (id == ' ' || id == '\n') && ids.n > 1) {
-            size_t st = ids.n - 1;
-            while (st > 0 && ids.v[st - 1] != ' ' && ids.v[st - 1] != '\n')
-                st--;
-            char word[CLONE_REPLY_BYTES + 1];
-            size_t wl = 0;
-            for (size_t j = st; j + 1 < ids.n && wl < CLONE_REPLY_BYTES; j++)
-                word[wl++] = (char)ids.v[j];
-            word[wl] = '\0';
-            if (wl && !all_words_known(c, word))
-                break;
-        }
-        if ((int)ids.n >= c->gen_max)
-            break;
-        if ((rc = ws_model_infer(c->model, c->lora, cache, &id, 1, logits, NULL, err)))
+        float *bl = ws_xmalloc((size_t)k * V * sizeof *bl);
+        rc = ws_model_infer_batch(c->model, c->lora, live, next, k, bl, err);
+        for (int j = 0; j < k && !rc; j++)
+            memcpy(logits + (size_t)who[j] * V, bl + (size_t)j * V, (size_t)V * sizeof *bl);
+        free(bl);
+        if (rc)
             goto out;
     }
-    if (ended && ids.n) {
-        *mean_lp = lp / (double)(ids.n + 1);
+    for (int i = 0; i < n; i++) {
+        if (!ss[i].ended || !ss[i].ids.n)
+            continue;
+        mean_lp[i] = ss[i].lp / (double)(ss[i].ids.n + 1);
         size_t len = 0;
-        char *s = ws_tokenizer_decode_len(c->tok, ids.v, ids.n, true, &len);
-        if (strlen(s) == len && !strstr(s, "\xEF\xBF\xBD"))
-            *text = s;
+        char *t = ws_tokenizer_decode_len(c->tok, ss[i].ids.v, ss[i].ids.n, true, &len);
+        if (strlen(t) == len && !strstr(t, "\xEF\xBF\xBD"))
+            texts[i] = t;
         else
-            free(s);
+            free(t);
     }
 out:
-    ibuf_free(&ids);
+    for (int i = 0; i < n; i++) {
+        ibuf_free(&ss[i].ids);
+        ws_kv_cache_free(ss[i].kc);
+    }
+    free(ss);
     free(logits);
+    free(live);
+    free(next);
+    free(who);
     return rc;
 }
 
@@ -599,21 +670,24 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
         ids.n = 0;
         clone_fmt_text(&c->fmt, cs[i].text, CLONE_REPLY_BYTES, false, &ids);
         ibuf_push(&ids, c->fmt.end);
-        if ((rc = clone_score_ids(c, cache, plen, last, ids.v, ids.n, &cs[i].lp, err)))
+        if ((rc = clone_score_ids(c, c->lora, cache, plen, last, ids.v, ids.n, &cs[i].lp, err)))
             goto out;
     }
     /* sampled generations */
     uint64_t rng = o.seed ? o.seed : seed_of(msg);
+    char **gens = ws_xcalloc((size_t)n_samples + 1, sizeof *gens);
+    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp);
+    if ((rc = sample_batch(c, cache, plen, last, &rng, n_samples, gens, glp, err))) {
+        free(gens);
+        free(glp);
+        goto out;
+    }
     for (int s = 0; s < n_samples; s++) {
-        char *g = NULL;
-        double lp = 0;
-        if ((rc = sample_one(c, cache, plen, last, &rng, &g, &lp, err)))
-            goto out;
-        if (getenv("WS_DEBUG_CANDS") && !g) fprintf(stderr, "sample rejected (no end)\n");
+        char *g = gens[s];
+        double lp = glp[s];
         if (!g)
             continue;
         char *gt = clone_trim(g);
-        if (getenv("WS_DEBUG_CANDS")) fprintf(stderr, "sample lp %.3f fit %.3f: %s\n", lp, clone_style_fit(gt, c->rates), gt);
         free(g);
         if (!*gt || clone_is_echo(gt, msg) || have_cand(cs, nc, gt) || (!c->fmt.chat && !all_words_known(c, gt)) ||
             stutters(gt) || (!c->fmt.chat && clone_style_fit(gt, c->rates) < c->fit_gate)) {
@@ -626,6 +700,10 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
         cs[nc].src = WS_CLONE_SRC_GENERATED;
         nc++;
     }
+    free(gens);
+    free(glp);
+    if (c->fmt.chat && (rc = score_without_context(c, cs, nc, err)))
+        goto out;
 
     /* rank, then draw among the best (a person does not always give their single most
      * likely reply): softmax of the scores at temperature RANK_TEMP, seeded by the message */
@@ -633,7 +711,11 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     double top = -1e300;
     for (size_t i = 0; i < nc; i++) {
         cs[i].fit = clone_style_fit(cs[i].text, c->rates);
-        cs[i].score = cs[i].lp + (c->fmt.chat ? CHAT_STYLE_WEIGHT : STYLE_WEIGHT) * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
+        if (c->fmt.chat)
+            cs[i].score = cs[i].lp + CHAT_PMI_WEIGHT * (cs[i].lp - cs[i].lp_any) + CHAT_STYLE_WEIGHT * log(cs[i].fit) +
+                          SIM_WEIGHT * cs[i].sim;
+        else
+            cs[i].score = cs[i].lp + STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
         if (cs[i].score > top)
             top = cs[i].score, best = i;
     }
@@ -654,7 +736,6 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
             }
         }
     }
-    if (getenv("WS_DEBUG_CANDS")) for (size_t i = 0; i < nc; i++) fprintf(stderr, "cand %s lp %.3f sim %.3f fit %.3f score %.3f: %s\n", cs[i].src == WS_CLONE_SRC_GENERATED ? "GEN" : "RET", cs[i].lp, cs[i].sim, cs[i].fit, cs[i].score, cs[i].text);
     double conf = 0;
     if (nc) {
         double s = cs[best].sim > 0 ? cs[best].sim : 0;
@@ -702,39 +783,80 @@ out:
     return rc;
 }
 
-int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
-                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err)
+void clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out)
 {
-    ibuf t = {0};
-    size_t at;
     if (c->fmt.chat) {
         const char **authors = ws_xcalloc(n_ctx + 1, sizeof *authors);
         for (size_t i = 0; i < n_ctx; i++)
             authors[i] = ctx_me[i] ? c->persona : NULL;
-        clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, &t);
+        clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, out);
         free(authors);
-        at = t.n;
-        clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, &t);
-        ibuf_push(&t, c->fmt.end);
-    } else {
-        size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
-        for (size_t i = first; i < n_ctx; i++)
-            clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, &t);
-        at = clone_fmt_turn(&c->fmt, true, reply, CLONE_REPLY_BYTES, false, &t);
+        return;
     }
-    int V = c->model->cfg.vocab_size, rc = 0;
-    float *all = ws_xmalloc(t.n * (size_t)V * sizeof *all);
-    ws_kv_cache *cache = ws_kv_cache_new(c->model, (int)t.n + 1);
-    if ((rc = ws_model_infer(c->model, base_only ? NULL : c->lora, cache, t.v, (int)t.n, NULL, all, err)))
-        goto out;
-    double s = 0;
-    for (size_t j = at; j < t.n; j++)
-        s -= ws_logprob(all + (j - 1) * (size_t)V, V, t.v[j]);
-    *nll = s;
-    *n_tok = t.n - at;
-out:
-    ws_kv_cache_free(cache);
-    free(all);
-    ibuf_free(&t);
+    size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
+    for (size_t i = first; i < n_ctx; i++)
+        clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, out);
+    for (int i = 0; i < c->fmt.n_me; i++)
+        ibuf_push(out, c->fmt.me[i]);
+}
+
+void clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out)
+{
+    clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, out);
+    ibuf_push(out, c->fmt.end);
+}
+
+int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
+{
+    const ws_model *m = s->c->model;
+    if (s->kc && s->prompt.n == prompt->n && !memcmp(s->prompt.v, prompt->v, prompt->n * sizeof *prompt->v))
+        return 0;   /* the same prompt: its cache and last logits are still there */
+    ws_kv_cache_free(s->kc);
+    s->kc = ws_kv_cache_new(m, (int)prompt->n + CLONE_REPLY_BYTES + 8);
+    if (!s->last)
+        s->last = ws_xmalloc((size_t)m->cfg.vocab_size * sizeof *s->last);
+    s->prompt.n = 0;
+    int rc = prompt->n ? ws_model_infer(m, s->lora, s->kc, prompt->v, (int)prompt->n, s->last, NULL, err)
+                       : ws_error_set(err, WS_EINVAL, "empty prompt");
+    if (rc) {
+        ws_kv_cache_free(s->kc);
+        s->kc = NULL;
+        return rc;
+    }
+    for (size_t i = 0; i < prompt->n; i++)
+        ibuf_push(&s->prompt, prompt->v[i]);
+    return 0;
+}
+
+int clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err)
+{
+    double mean = 0;
+    int rc = clone_score_ids(s->c, s->lora, s->kc, (int)s->prompt.n, s->last, ids, n, &mean, err);
+    *nll = -mean * (double)n;
+    return rc;
+}
+
+void clone_scorer_free(clone_scorer *s)
+{
+    ws_kv_cache_free(s->kc);
+    free(s->last);
+    ibuf_free(&s->prompt);
+    memset(s, 0, sizeof *s);
+}
+
+int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
+                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err)
+{
+    ibuf prompt = {0}, ids = {0};
+    clone_scorer s = {.c = c, .lora = base_only ? NULL : c->lora};
+    clone_reply_prompt(c, ctx, ctx_me, n_ctx, &prompt);
+    clone_reply_ids(c, reply, &ids);
+    int rc = clone_scorer_prompt(&s, &prompt, err);
+    if (!rc)
+        rc = clone_scorer_reply(&s, ids.v, ids.n, nll, err);
+    *n_tok = ids.n;
+    clone_scorer_free(&s);
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
     return rc;
 }

@@ -130,10 +130,31 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
 /* The retrieval key of a context: its last CLONE_CTX_TURNS turns' texts, one per line. */
 void clone_context_key(const char *const *texts, size_t n, ws_buf *out);
 
-/* Mean log-probability per token of cand (ids, end included) after the prompt whose last
- * logits are in last_logits and whose tokens fill cache up to prompt_len. */
-int clone_score_ids(const ws_clone *c, ws_kv_cache *cache, int prompt_len, const float *last_logits,
-                    const int32_t *ids, size_t n, double *mean_lp, ws_error *err);
+/* Mean log-probability per token of cand (ids, end included) under the model with adapter lora
+ * (NULL: the base alone) after the prompt whose last logits are in last_logits and whose tokens
+ * fill cache up to prompt_len. */
+int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
+                    const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err);
+
+/* What the model reads before the persona's reply to a context (the persona's turn prefix
+ * included), and the ids of a reply as it is scored (its text and the end of the turn). */
+void clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out);
+void clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out);
+
+/* Scores replies after a prompt run once: the prompt's KV cache and last logits are kept while
+ * the same prompt comes again (R10@1 scores ten replies per context). Zero-initialise with c
+ * and lora (NULL: the base alone) set; clone_scorer_free releases it. */
+typedef struct clone_scorer {
+    const ws_clone *c;
+    const ws_lora *lora;
+    ws_kv_cache *kc;
+    float *last;
+    ibuf prompt;
+} clone_scorer;
+int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err);
+/* Summed negative log-likelihood (nats) of ids after the current prompt. */
+int clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err);
+void clone_scorer_free(clone_scorer *s);
 
 /* Builds the prompt of a reply: retrieved replies as earlier persona turns, the context turns,
  * the message, then the persona's prefix. */

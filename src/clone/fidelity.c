@@ -26,6 +26,7 @@ typedef struct clone_eval {
     size_t n, n_gen, cap;
     char *s_msg[N_SAMPLES], *s_real[N_SAMPLES], *s_clone[N_SAMPLES];
     double unigram[CLONE_VOCAB]; /* log-probabilities (scratch models' base) */
+    clone_scorer model, base;    /* the context's prompt run once for the replies ranked after it */
 } clone_eval;
 
 /* The context turns of ex (the last MAX_CTX). */
@@ -91,7 +92,17 @@ static int score(void *arg, const ws_pairs *p, const ws_example *ex, const char 
     const char *texts[MAX_CTX];
     bool me[MAX_CTX];
     size_t n_ctx = context_of(p, ex, texts, me, NULL);
-    return clone_reply_loss(e->c, texts, me, n_ctx, reply, base, &out->nll, &out->n_tok, err);
+    clone_scorer *sc = base ? &e->base : &e->model;
+    ibuf prompt = {0}, ids = {0};
+    clone_reply_prompt(e->c, texts, me, n_ctx, &prompt);
+    clone_reply_ids(e->c, reply, &ids);
+    int rc = clone_scorer_prompt(sc, &prompt, err);
+    if (!rc)
+        rc = clone_scorer_reply(sc, ids.v, ids.n, &out->nll, err);
+    out->n_tok = ids.n;
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
+    return rc;
 }
 
 static double typicality(void *arg, const char *reply)
@@ -177,6 +188,8 @@ int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, do
     clone_eval *e = ws_xcalloc(1, sizeof *e);
     e->c = c;
     e->seed = seed;
+    e->model = (clone_scorer){.c = c, .lora = c->lora};
+    e->base = (clone_scorer){.c = c, .lora = NULL};
     fit_unigram(p, e->unigram);
     ws_fidelity_options o = {.max_examples = max_eval,
                              .seed = seed ? seed : 1,
@@ -211,6 +224,8 @@ out:
         free(e->s_clone[i]);
     }
     free(e->conf);
+    clone_scorer_free(&e->model);
+    clone_scorer_free(&e->base);
     free(e);
     return rc;
 }

@@ -79,8 +79,6 @@ static ws_lora *lora_alloc(const ws_model_config *mc, const ws_lora_config *cfg)
         }
     l->n_floats = total;
     l->block = ws_xaligned(64, (total ? total : 1) * sizeof(float));
-    l->grad_block = ws_xaligned(64, (total ? total : 1) * sizeof(float));
-    memset(l->grad_block, 0, total * sizeof(float));
     size_t off = 0;
     for (int layer = 0; layer < mc->n_layers; layer++)
         for (int t = 0; t < WS_LORA_NT; t++)
@@ -89,13 +87,25 @@ static ws_lora *lora_alloc(const ws_model_config *mc, const ws_lora_config *cfg)
                 ws_lora_dims(mc, t, &in, &out);
                 size_t i = (size_t)layer * WS_LORA_NT + t;
                 l->A[i] = l->block + off;
-                l->gA[i] = l->grad_block + off;
                 off += (size_t)cfg->rank * in;
                 l->B[i] = l->block + off;
-                l->gB[i] = l->grad_block + off;
                 off += (size_t)cfg->rank * out;
             }
     return l;
+}
+
+void ws_lora_enable_grads(ws_lora *l)
+{
+    if (l->grad_block)
+        return;
+    l->grad_block = ws_xaligned(64, (l->n_floats ? l->n_floats : 1) * sizeof(float));
+    if (l->grad_block)
+        memset(l->grad_block, 0, l->n_floats * sizeof(float));
+    for (size_t i = 0; i < (size_t)l->mcfg.n_layers * WS_LORA_NT; i++)
+        if (l->A[i]) {   /* gradients sit at the parameters' offsets in their own block */
+            l->gA[i] = l->grad_block + (l->A[i] - l->block);
+            l->gB[i] = l->grad_block + (l->B[i] - l->block);
+        }
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -109,6 +119,7 @@ static uint64_t splitmix(uint64_t *s)
 ws_lora *ws_lora_new(const ws_model_config *mc, const ws_lora_config *cfg, uint64_t seed)
 {
     ws_lora *l = lora_alloc(mc, cfg);
+    ws_lora_enable_grads(l);
     uint64_t s = seed ^ 0x1234567ull;
     l->rng = splitmix(&s);
     for (size_t i = 0; i < (size_t)mc->n_layers * WS_LORA_NT; i++) {
@@ -139,7 +150,8 @@ void ws_lora_free(ws_lora *l)
 
 void ws_lora_zero_grads(ws_lora *l)
 {
-    memset(l->grad_block, 0, l->n_floats * sizeof(float));
+    if (l->grad_block)
+        memset(l->grad_block, 0, l->n_floats * sizeof(float));
 }
 
 

@@ -30,7 +30,7 @@ struct ws_lora {
     ws_model_config mcfg;      /* the base it fits */
     float scale;
     float **A, **B;            /* [n_layers * WS_LORA_NT]; NULL where not targeted; A[r,in], B[out,r] */
-    float **gA, **gB;          /* gradients (same layout) */
+    float **gA, **gB;          /* gradients (same layout; NULL until ws_lora_enable_grads) */
     float *block, *grad_block; /* all A/B in one allocation (A then B per module), grads alike */
     size_t n_floats;
     uint64_t rng;              /* dropout stream */
@@ -46,6 +46,9 @@ void ws_lora_dims(const ws_model_config *mc, int t, int *in, int *out);
  * no-op), gradients zeroed. Caller frees with ws_lora_free. */
 ws_lora *ws_lora_new(const ws_model_config *mc, const ws_lora_config *cfg, uint64_t seed);
 void ws_lora_free(ws_lora *l);
+/* Allocates the zeroed gradients (ws_lora_new does; a loaded adapter has none until a trainer
+ * asks, so a resident inference adapter costs its parameters only). */
+void ws_lora_enable_grads(ws_lora *l);
 void ws_lora_zero_grads(ws_lora *l);
 
 /* Loads a PEFT adapter directory for base config mc. Errors: WS_ENOENT, WS_EFORMAT,

@@ -108,6 +108,10 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T);
 void ws_acts_free(ws_acts *a);
 size_t ws_acts_bytes(const ws_acts *a);
 float *ws_acts_logits(ws_acts *a);    /* [B*T, vocab] after forward (dlogits after backward) */
+/* With on, a forward that has targets runs the output head on the rows that have a target
+ * only (the loss needs no others): ws_acts_logits then holds those rows, in order. For LoRA
+ * training (the head's own gradient is not needed); the trainer sets it. */
+void ws_acts_head_on_targets(ws_acts *a, bool on);
 
 /* Forward of inputs[B*T] (row b = one sequence, positions 0..T-1). With targets (negative =
  * ignored), *loss gets the mean cross-entropy over counted targets. lora may be NULL; when
@@ -135,5 +139,14 @@ void ws_kv_cache_truncate(ws_kv_cache *c, int len);
  * WS_EINVAL for a token id outside the vocabulary. */
 int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *c, const int32_t *tokens, int n,
                    float *logits, float *all_logits, ws_error *err);
+
+/* A copy of src (its positions and room), e.g. one per sampled continuation of a prompt. */
+ws_kv_cache *ws_kv_cache_dup(const ws_model *m, const ws_kv_cache *src);
+/* One new token for each of n sequences, each with its own cache (all of one size), in one pass:
+ * the weights are read once for all of them. logits gets n*vocab floats (row s: sequence s).
+ * The caches must be distinct; scratch of caches[0] is used. Errors: WS_ETOOBIG (a cache full),
+ * WS_EINVAL (bad id). */
+int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches, const int32_t *tokens,
+                         int n, float *logits, ws_error *err);
 
 #endif

@@ -239,3 +239,132 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
     free(pos);
     return 0;
 }
+
+/* ---------------------------------------------------------------- several sequences, one token each */
+
+ws_kv_cache *ws_kv_cache_dup(const ws_model *m, const ws_kv_cache *src)
+{
+    const ws_model_config *c = &m->cfg;
+    ws_kv_cache *kc = ws_kv_cache_new(m, src->max_T);
+    size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t at = (size_t)l * src->max_T * KD, n = (size_t)src->len * KD * sizeof(float);
+        memcpy(kc->k + at, src->k + at, n);
+        memcpy(kc->v + at, src->v + at, n);
+    }
+    kc->len = src->len;
+    return kc;
+}
+
+typedef struct {
+    ws_kv_cache *const *caches;
+    const ws_kv_cache *scratch;
+    int l, H, KV, D;
+    float scale;
+} batch_attn_job;
+
+/* attention of sequence s's one new query (row s of the scratch) over its own cache, per head */
+static void batch_attention_rows(void *arg, size_t lo, size_t hi, int chunk)
+{
+    const batch_attn_job *jb = arg;
+    const ws_kv_cache *sc = jb->scratch;
+    int H = jb->H, KV = jb->KV, D = jb->D, HD = H * D, KD = KV * D, grp = H / KV;
+    for (size_t idx = lo; idx < hi; idx++) {
+        int s = (int)(idx / (size_t)H), h = (int)(idx % (size_t)H);
+        const ws_kv_cache *kc = jb->caches[s];
+        const float *kh = kc->k + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
+        const float *vh = kc->v + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
+        const float *qi = sc->q + (size_t)s * HD + (size_t)h * D;
+        float *si = sc->att + idx * (size_t)sc->max_T, *o = sc->atty + (size_t)s * HD + (size_t)h * D;
+        int lim = kc->len + 1;
+        float mx = -INFINITY, sum = 0;
+        for (int j = 0; j < lim; j++) {
+            const float *kj = kh + (size_t)j * KD;
+            float d = 0;
+#pragma omp simd reduction(+ : d)
+            for (int e = 0; e < D; e++)
+                d += qi[e] * kj[e];
+            si[j] = d * jb->scale;
+            mx = si[j] > mx ? si[j] : mx;
+        }
+        for (int j = 0; j < lim; j++) {
+            si[j] = ws_vexpf(si[j] - mx);
+            sum += si[j];
+        }
+        float inv = 1.0f / sum;
+        for (int e = 0; e < D; e++)
+            o[e] = 0;
+        for (int j = 0; j < lim; j++) {
+            const float *vj = vh + (size_t)j * KD;
+            float p = si[j] * inv;
+#pragma omp simd
+            for (int e = 0; e < D; e++)
+                o[e] += p * vj[e];
+        }
+    }
+}
+
+/* Appends row s of src[n, KD] to cache s at its next position, in layer l. */
+static void put_rows(ws_kv_cache *const *caches, int n, int l, const float *k, const float *v, size_t KD)
+{
+    for (int s = 0; s < n; s++) {
+        ws_kv_cache *kc = caches[s];
+        size_t at = ((size_t)l * kc->max_T + (size_t)kc->len) * KD;
+        memcpy(kc->k + at, k + (size_t)s * KD, KD * sizeof(float));
+        memcpy(kc->v + at, v + (size_t)s * KD, KD * sizeof(float));
+    }
+}
+
+int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches, const int32_t *tokens,
+                         int n, float *logits, ws_error *err)
+{
+    const ws_model_config *c = &m->cfg;
+    if (n <= 0)
+        return ws_error_set(err, WS_EINVAL, "no sequences to run");
+    int T = caches[0]->max_T;
+    for (int s = 0; s < n; s++) {
+        if (caches[s]->len + 1 > caches[s]->max_T || caches[s]->max_T != T)
+            return ws_error_set(err, WS_ETOOBIG, "sequence %d: the cache is full or of another size", s);
+        if (tokens[s] < 0 || tokens[s] >= c->vocab_size)
+            return ws_error_set(err, WS_EINVAL, "token id %d outside the vocabulary", (int)tokens[s]);
+    }
+    ws_kv_cache *sc = caches[0];   /* its scratch serves the batch */
+    cache_scratch(m, sc, n);
+    int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    int HD = H * D, KD = KV * D;
+    int32_t *pos = ws_xmalloc((size_t)n * sizeof(int32_t));
+    for (int s = 0; s < n; s++)
+        pos[s] = caches[s]->len;
+    ws__embed(m, sc->x, tokens, n);
+    for (int l = 0; l < c->n_layers; l++) {
+        const ws_layer_weights *w = &m->w.layers[l];
+        ws_rmsnorm_forward(sc->xn, NULL, sc->x, w->attn_norm, n, C, c->norm_eps);
+        ws__proj_forward(m, l, WS_LORA_Q, sc->q, sc->xn, n, 0.0f);
+        ws__proj_forward(m, l, WS_LORA_K, sc->kc, sc->xn, n, 0.0f);
+        ws__proj_forward(m, l, WS_LORA_V, sc->vc, sc->xn, n, 0.0f);
+        ws__lora_apply(lora, l, WS_LORA_Q, sc->q, sc->xn, n, C, HD, sc->xa);
+        ws__lora_apply(lora, l, WS_LORA_K, sc->kc, sc->xn, n, C, KD, sc->xa);
+        ws__lora_apply(lora, l, WS_LORA_V, sc->vc, sc->xn, n, C, KD, sc->xa);
+        ws_rope_forward(sc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
+        ws_rope_forward(sc->kc, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
+        put_rows(caches, n, l, sc->kc, sc->vc, (size_t)KD);
+        batch_attn_job jb = {caches, sc, l, H, KV, D, 1.0f / sqrtf((float)D)};
+        ws_parallel_for((size_t)n * H, 1, batch_attention_rows, &jb);
+        ws__proj_forward(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
+        ws__lora_apply(lora, l, WS_LORA_O, sc->x, sc->atty, n, HD, C, sc->xa);
+        ws_rmsnorm_forward(sc->xn, NULL, sc->x, w->mlp_norm, n, C, c->norm_eps);
+        ws__proj_forward(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
+        ws__proj_forward(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
+        ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
+        ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
+        ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
+        ws__proj_forward(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
+        ws__lora_apply(lora, l, WS_LORA_DOWN, sc->x, sc->g, n, F, C, sc->xa);
+    }
+    ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.final_norm, n, C, c->norm_eps);
+    ws__head_forward(m, logits, sc->xn, n);
+    for (int s = 0; s < n; s++)
+        caches[s]->len++;
+    free(pos);
+    return 0;
+}

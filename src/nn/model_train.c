@@ -33,6 +33,10 @@ struct ws_acts {
     const int32_t *inputs;
     int32_t *targets;
     int count;               /* counted targets of the last forward */
+    bool head_on_targets;    /* logits only for rows with a target (ws_acts_head_on_targets) */
+    int n_head;              /* rows the head ran on in the last forward */
+    int32_t *head_rows;      /* their indices [N] */
+    float *xsel;             /* their final-norm outputs, then their gradients [N, C] */
     /* LoRA */
     float **lxa, **lxd;      /* [L*NT]: x A^T [N,r]; dropped input [N,in] (dropout only) */
     uint64_t *lseed;
@@ -99,6 +103,8 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->dv = ws__take(&cur, N * KD);
     a->lse = ws__take(&cur, N);
     a->targets = ws_xmalloc(N * sizeof(int32_t));
+    a->head_rows = ws_xmalloc(N * sizeof(int32_t));
+    a->xsel = ws_xaligned(64, N * C * sizeof(float));
     if (lora) {
         a->lrank = (int)r;
         a->lxa = ws_xcalloc(L * WS_LORA_NT, sizeof(float *));
@@ -128,6 +134,8 @@ void ws_acts_free(ws_acts *a)
     free(a->block);
     free(a->L);
     free(a->targets);
+    free(a->head_rows);
+    free(a->xsel);
     free(a->lxa);
     free(a->lxd);
     free(a->lseed);
@@ -136,6 +144,7 @@ void ws_acts_free(ws_acts *a)
 
 size_t ws_acts_bytes(const ws_acts *a) { return a->bytes; }
 float *ws_acts_logits(ws_acts *a) { return a->logits; }
+void ws_acts_head_on_targets(ws_acts *a, bool on) { a->head_on_targets = on; }
 
 /* ---------------------------------------------------------------- LoRA terms */
 
@@ -257,13 +266,29 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
         WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_DOWN, xo, la->h, N, F, C, training, NULL, NULL););
     }
     WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C, m->w.final_norm, N, C, c->norm_eps););
-    WS_PROF(WS_PROF_HEAD_FWD, ws__head_forward(m, a->logits, a->xf, N););
     a->count = 0;
+    a->n_head = N;
+    if (targets && a->head_on_targets) {   /* the head on the rows with a target only */
+        int M = 0;
+        for (int i = 0; i < N; i++)
+            if (targets[i] >= 0) {
+                memcpy(a->xsel + (size_t)M * C, a->xf + (size_t)i * C, (size_t)C * sizeof(float));
+                a->targets[M] = targets[i];
+                a->head_rows[M++] = i;
+            }
+        a->n_head = M;
+        if (M)
+            WS_PROF(WS_PROF_HEAD_FWD, ws__head_forward(m, a->logits, a->xsel, M););
+    } else {
+        WS_PROF(WS_PROF_HEAD_FWD, ws__head_forward(m, a->logits, a->xf, N););
+        if (targets)
+            WS_PROF(WS_PROF_COPY, memcpy(a->targets, targets, (size_t)N * sizeof(int32_t)););
+    }
     if (targets) {
-        WS_PROF(WS_PROF_COPY, memcpy(a->targets, targets, (size_t)N * sizeof(int32_t)););
         int cnt = 0;
-        double sum;
-        WS_PROF(WS_PROF_CE_FWD, sum = ws_crossentropy_forward(a->logits, targets, N, V, &cnt, a->lse));
+        double sum = 0;
+        if (a->n_head)
+            WS_PROF(WS_PROF_CE_FWD, sum = ws_crossentropy_forward(a->logits, a->targets, a->n_head, V, &cnt, a->lse));
         a->count = cnt;
         if (loss)
             *loss = cnt ? (float)(sum / cnt) : 0.0f;
@@ -280,6 +305,8 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
     int F = c->hidden_dim, HD = H * D, KD = KV * D, V = c->vocab_size;
     bool full = lora == NULL;
     ws_weights *g = full ? &m->g : NULL;
+    if (lora)
+        ws_lora_enable_grads(lora);
     if (a->count == 0)
         return;
     /* with a frozen base, nothing below the lowest adapted layer needs a gradient */
@@ -293,8 +320,16 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         if (lowest == c->n_layers)
             return;
     }
-    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, N, V, loss_scale / (float)a->count, a->lse));
-    WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->dxn, a->logits, N));
+    int M = a->n_head;
+    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, M, V, loss_scale / (float)a->count, a->lse));
+    if (M == N) {
+        WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->dxn, a->logits, N));
+    } else {   /* rows without a target have no gradient from the head */
+        WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->xsel, a->logits, M));
+        WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float));
+                for (int r = 0; r < M; r++) memcpy(a->dxn + (size_t)a->head_rows[r] * C, a->xsel + (size_t)r * C,
+                                                   (size_t)C * sizeof(float)));
+    }
     mm_dw(WS_PROF_HEAD_DW, full ? g->lm_head : NULL, NULL, a->logits, a->xf, N, C, V);
     WS_PROF(WS_PROF_COPY, memset(a->dres, 0, (size_t)N * C * sizeof(float)));
     WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn,

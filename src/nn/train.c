@@ -69,6 +69,7 @@ int ws_trainer_new(ws_model *m, ws_lora *lora, int B, int T, const ws_train_opts
     t->T = T;
     if (lora) {
         t->params = lora->block;
+        ws_lora_enable_grads(lora);
         t->grads = lora->grad_block;
         t->n = lora->n_floats;
         t->segs = ws_xcalloc(1, sizeof *t->segs);
@@ -88,6 +89,8 @@ int ws_trainer_new(ws_model *m, ws_lora *lora, int B, int T, const ws_train_opts
     memset(t->mom, 0, t->n * sizeof(float));
     memset(t->vel, 0, t->n * sizeof(float));
     t->acts = ws_acts_new(m, lora, B, T);
+    if (lora)
+        ws_acts_head_on_targets(t->acts, true);   /* the loss needs the head on targeted rows only */
     *out = t;
     return 0;
 }

@@ -187,6 +187,50 @@ static void test_lora_on_quantized(void)
     free(path);
 }
 
+/* Several sequences one token each in one pass (the reply's samples) = each on its own. */
+static void test_batch_decode(void)
+{
+    ws_model_config c = tiny_config(WS_ARCH_LLAMA);
+    ws_model *ref = ws_model_new(&c, 21);
+    char *path = tmp_path("batch");
+    CHECK_EQ_INT(write_gguf(ref, WS_QT_Q4_1, path, NULL), 0);
+    ws_model *m = load(path, 0);
+    ws_lora_config lc = {.rank = 4, .alpha = 8, .targets = ws_lora_parse_targets("all")};
+    ws_lora *lo = ws_lora_new(&c, &lc, 5);
+    for (size_t i = 0; i < lo->n_floats; i++)   /* a non-zero B too */
+        lo->block[i] = 0.01f * (float)((int)(i % 13) - 6);
+    ws_error err = {0};
+    enum { NS = 3, STEPS = 4 };
+    int V = c.vocab_size;
+    ws_kv_cache *p = ws_kv_cache_new(m, 64);
+    float *last = malloc((size_t)V * sizeof *last), *bl = malloc((size_t)NS * V * sizeof *bl);
+    CHECK_EQ_INT(ws_model_infer(m, lo, p, probe, N_PROBE, last, NULL, &err), 0);
+    ws_kv_cache *batch[NS], *solo[NS];
+    for (int s = 0; s < NS; s++)
+        batch[s] = ws_kv_cache_dup(m, p), solo[s] = ws_kv_cache_dup(m, p);
+    double worst = 0;
+    for (int step = 0; step < STEPS; step++) {
+        int32_t toks[NS];
+        for (int s = 0; s < NS; s++)
+            toks[s] = (int32_t)((step * 31 + s * 7 + 3) % V);
+        CHECK_EQ_INT(ws_model_infer_batch(m, lo, batch, toks, NS, bl, &err), 0);
+        for (int s = 0; s < NS; s++) {
+            CHECK_EQ_INT(ws_model_infer(m, lo, solo[s], &toks[s], 1, last, NULL, &err), 0);
+            worst = fmax(worst, rel_diff(bl + (size_t)s * V, last, (size_t)V));
+            CHECK_EQ_INT(ws_kv_cache_len(batch[s]), ws_kv_cache_len(solo[s]));
+        }
+    }
+    CHECK(worst < 1e-5);
+    for (int s = 0; s < NS; s++)
+        ws_kv_cache_free(batch[s]), ws_kv_cache_free(solo[s]);
+    ws_kv_cache_free(p);
+    free(last), free(bl);
+    ws_lora_free(lo);
+    ws_model_free(m), ws_model_free(ref);
+    unlink(path);
+    free(path);
+}
+
 /* Tokenizer and chat template from the metadata, through ws_base. */
 static void test_tokenizer_and_template(void)
 {
@@ -326,5 +370,5 @@ static void test_wrong_shape(void)
     free(path);
 }
 
-WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized),
+WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized), T(test_batch_decode),
              T(test_tokenizer_and_template), T(test_llama3_template), T(test_refused), T(test_wrong_shape))

@@ -1,0 +1,200 @@
+/* The real pretrained base, SmolLM2-135M-Instruct Q4_1 (installed by tools/setup-base-model.sh;
+ * missing, the tests fail), against reference data made with transformers and llama.cpp
+ * (tests/reference/gguf/, tools/reference/make_gguf_ref.py):
+ *   - the tokenizer built from the GGUF metadata gives the ids of SmolLM2's own tokenizer through
+ *     the tokenizers library on ~300 texts ("ids_tokenizers"; transformers' GGUF loader drops the
+ *     Digits pre-tokenizer, so its "ids" differ on a few non-ASCII numerals);
+ *   - the chat template renders and encodes as transformers' apply_chat_template;
+ *   - the dequantized f32 path gives transformers' logits within 1e-3;
+ *   - the quantized path (the one that serves) follows llama.cpp's greedy tokens. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "nn/base.h"
+#include "nn/chat_template.h"
+#include "nn/model.h"
+#include "nn/safetensors.h"
+#include "nn/tokenizer.h"
+
+#ifndef REF
+#define REF "tests/reference/gguf"
+#endif
+
+static ws_base *shared_base;
+
+static ws_base *base(void)
+{
+    if (!shared_base) {
+        ws_error err = {0};
+        int rc = ws_base_load(WS_BASE_DEFAULT_PATH, 0, &shared_base, &err);
+        if (rc)
+            fprintf(stderr, "%s (run tools/setup-base-model.sh)\n", err.msg);
+        CHECK_EQ_INT(rc, 0);
+    }
+    return shared_base;
+}
+
+/* Calls fn on every JSON line of path; returns the number of lines. */
+static size_t each_line(const char *path, void (*fn)(const ws_json *, void *), void *arg)
+{
+    char *data = NULL;
+    size_t len = 0, n = 0;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_file_read(path, 64u << 20, &data, &len, &err), 0);
+    for (char *line = data, *nl; line && line < data + len; line = nl ? nl + 1 : NULL) {
+        nl = memchr(line, '\n', (size_t)(data + len - line));
+        size_t ll = nl ? (size_t)(nl - line) : (size_t)(data + len - line);
+        ws_json_doc *doc = NULL;
+        if (ll == 0)
+            continue;
+        CHECK_EQ_INT(ws_json_parse(line, ll, &doc, &err), 0);
+        if (doc)
+            fn(ws_json_root(doc), arg), n++;
+        ws_json_doc_free(doc);
+    }
+    free(data);
+    return n;
+}
+
+static bool ids_equal(const ws_json *want, const int32_t *ids, size_t n)
+{
+    if (!want || want->len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((int32_t)want->items[i].number != ids[i])
+            return false;
+    return true;
+}
+
+typedef struct {
+    size_t bad;
+} tally;
+
+static void check_tokenize(const ws_json *row, void *arg)
+{
+    tally *t = arg;
+    const ws_json *tj = ws_json_get(row, "text");   /* may hold NUL bytes: use its length */
+    const char *text = tj ? tj->str : NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    ws_error err = {0};
+    if (!text || ws_tokenizer_encode(base()->tok, text, tj->len, false, &ids, &n, &err) ||
+        !ids_equal(ws_json_get(row, "ids_tokenizers"), ids, n)) {
+        if (t->bad++ < 5)
+            fprintf(stderr, "tokenizer differs on: %s\n", text ? text : "?");
+    }
+    free(ids);
+}
+
+static void test_tokenizer_matches_transformers(void)
+{
+    if (!base())
+        return;
+    tally t = {0};
+    size_t n = each_line(REF "/tokenizer.jsonl", check_tokenize, &t);
+    CHECK(n >= 200);
+    CHECK_EQ_INT(t.bad, 0);
+}
+
+static void check_template(const ws_json *row, void *arg)
+{
+    tally *t = arg;
+    const ws_json *msgs = ws_json_get(row, "messages");
+    bool gen = false;
+    ws_json_get_bool(row, "add_generation_prompt", &gen);
+    ws_chat_msg m[32];
+    size_t n = 0;
+    for (size_t i = 0; msgs && i < msgs->len && n < 32; i++, n++) {
+        m[n].role = ws_json_get_str(&msgs->items[i], "role");
+        m[n].content = ws_json_get_str(&msgs->items[i], "content");
+    }
+    ws_buf text = WS_BUF_INIT;
+    ws_chat_template_render(&base()->tpl, m, n, gen, &text);
+    int32_t *ids = NULL;
+    size_t nid = 0;
+    ws_error err = {0};
+    bool ok = text.data && !strcmp(text.data, ws_json_get_str(row, "text")) &&
+              !ws_base_encode_chat(base(), m, n, gen, &ids, &nid, &err) && ids_equal(ws_json_get(row, "ids"), ids, nid);
+    if (!ok && t->bad++ < 3)
+        fprintf(stderr, "template differs:\n%s\n--- expected:\n%s\n", text.data, ws_json_get_str(row, "text"));
+    free(ids);
+    ws_buf_free(&text);
+}
+
+static void test_chat_template_matches_transformers(void)
+{
+    if (!base())
+        return;
+    CHECK(base()->has_template && base()->tpl.kind == WS_TPL_CHATML);
+    tally t = {0};
+    CHECK(each_line(REF "/chat_template.jsonl", check_template, &t) >= 4);
+    CHECK_EQ_INT(t.bad, 0);
+}
+
+/* The f32 copy of the model (every tensor dequantized, as transformers loads a GGUF). */
+static void test_f32_logits_match_transformers(void)
+{
+    ws_model *m = NULL;
+    ws_safetensors *st = NULL;
+    ws_error err = {0};
+    char *meta = NULL;
+    size_t mlen = 0;
+    ws_json_doc *doc = NULL;
+    CHECK_EQ_INT(ws_model_load(WS_BASE_DEFAULT_PATH, WS_LOAD_COPY, &m, &err), 0);
+    CHECK_EQ_INT(ws_st_open(REF "/logits_f32.safetensors", &st, &err), 0);
+    CHECK_EQ_INT(ws_file_read(REF "/logits_f32.json", 1 << 20, &meta, &mlen, &err), 0);
+    CHECK_EQ_INT(ws_json_parse(meta, mlen, &doc, &err), 0);
+    if (!m || !st || !doc)
+        goto out;
+    const ws_json *prompts = ws_json_get(ws_json_root(doc), "prompts");
+    int V = m->cfg.vocab_size;
+    double worst = 0;
+    for (size_t p = 0; prompts && p < prompts->len; p++) {
+        char name[64];
+        snprintf(name, sizeof name, "prompt%zu_ids", p);
+        const ws_st_tensor *ti = ws_st_find(st, name);
+        snprintf(name, sizeof name, "prompt%zu_logits", p);
+        const ws_st_tensor *tl = ws_st_find(st, name);
+        CHECK(ti && tl);
+        if (!ti || !tl)
+            continue;
+        int n = (int)ti->numel;
+        int32_t *ids = malloc((size_t)n * sizeof *ids);
+        memcpy(ids, ti->data, (size_t)n * sizeof *ids);
+        float *ref = malloc(tl->numel * sizeof *ref), *all = malloc((size_t)n * V * sizeof *all);
+        ws_st_to_f32(tl, ref);
+        ws_kv_cache *kc = ws_kv_cache_new(m, n + 1);
+        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, n, NULL, all, &err), 0);
+        const ws_json *pos = ws_json_get(&prompts->items[p], "positions");
+        for (size_t k = 0; pos && k < pos->len; k++) {
+            int at = (int)pos->items[k].number;
+            for (int v = 0; v < V; v++)
+                worst = fmax(worst, fabs((double)all[(size_t)at * V + v] - ref[k * (size_t)V + v]));
+        }
+        ws_kv_cache_free(kc);
+        free(ids), free(ref), free(all);
+    }
+    printf("     largest logit difference to transformers (f32 path): %.2e\n", worst);
+    CHECK(worst <= 1e-3);
+out:
+    ws_json_doc_free(doc);
+    free(meta);
+    ws_st_close(st);
+    ws_model_free(m);
+}
+
+static void cleanup(void)
+{
+    ws_base_free(shared_base);
+    shared_base = NULL;
+}
+
+WS_TEST_MAIN(T(test_tokenizer_matches_transformers), T(test_chat_template_matches_transformers),
+             T(test_f32_logits_match_transformers), T(cleanup))
