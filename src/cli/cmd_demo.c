@@ -15,7 +15,8 @@
 
 #define SAMPLE_EXPORT "samples/group_chat.txt"
 #define SAMPLE_PERSONA "Maya"
-#define DEMO_BUDGET_S 60.0
+#define DEMO_BUDGET_S 60.0        /* a small model from scratch */
+#define DEMO_BASE_BUDGET_S 180.0  /* a LoRA adapter on the pretrained base (2 cores) */
 
 static volatile int interrupted;
 
@@ -58,16 +59,19 @@ static const char *const scripted[] = {
 
 int ws_cmd_demo(int argc, char **argv)
 {
-    ws_clone_train_opts o = {.show_progress = true, .cancel = &interrupted, .budget_s = DEMO_BUDGET_S};
+    ws_clone_train_opts o = {.show_progress = true, .cancel = &interrupted};
     int pr = ws_cli_train_opts(argc, argv, &o, "demo", false);
     if (pr) {
         FILE *f = pr == 2 ? stdout : stderr;
         fprintf(f, "usage: whatstyle demo [EXPORT --as NAME] [-o DIR] [--budget SECONDS] [--base-model DIR]\n"
-                   "  Trains a clone (default: %s as %s, %.0f s), shows the profile and the fidelity\n"
-                   "  report, then chats (scripted messages when stdin is not a terminal).\n",
-                SAMPLE_EXPORT, SAMPLE_PERSONA, DEMO_BUDGET_S);
+                   "  Trains a clone (default: %s as %s, %.0f s on the pretrained base, %.0f s\n"
+                   "  for a small model from scratch), shows the profile and the fidelity report, then\n"
+                   "  chats (scripted messages when stdin is not a terminal).\n",
+                SAMPLE_EXPORT, SAMPLE_PERSONA, DEMO_BASE_BUDGET_S, DEMO_BUDGET_S);
         return pr == 2 ? 0 : 2;
     }
+    if (o.budget_s <= 0)
+        o.budget_s = o.base_model ? DEMO_BASE_BUDGET_S : DEMO_BUDGET_S;
     char *sample = NULL, *out = NULL;
     if (!o.export_path) {
         sample = find_sample();
