@@ -28,6 +28,7 @@
 #define LORA_T 128
 #define CHAT_T 256      /* one example in the base's chat template fits */
 #define MAX_EPOCHS 40
+#define LORA_EPOCHS 3    /* on a pretrained base: the seed's setting, when the budget allows */
 #define CHECKPOINT_EVERY_S 15.0
 #define HNSW_FROM 4096
 
@@ -386,7 +387,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
              tr->lora ? "lora" : "scratch", (unsigned long long)o->seed);
     train_state old = {0};
     bool resume = read_state(sp, &old) && !strcmp(old.key, st.key) && clone_exists(ck);
-    int max_steps = (int)(MAX_EPOCHS * rows_per_epoch / (size_t)tr->B) + 1;
+    int max_steps = (int)((tr->lora ? LORA_EPOCHS : MAX_EPOCHS) * rows_per_epoch / (size_t)tr->B) + 1;
     if (resume) {
         st.total_steps = old.total_steps;
     } else {

@@ -190,6 +190,93 @@ out:
     ws_model_free(m);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define GREEDY_PROMPTS 2   /* -O0 with sanitizers: a taste of the same path */
+#else
+#define GREEDY_PROMPTS 1000
+#endif
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+/* The quantized path against llama.cpp on the same file: free-running greedy tokens identical
+ * for 32 steps on at least 95% of the 40 prompts; and, fed llama.cpp's own tokens, our logits of
+ * its top-16 tokens at every step close to its own (the largest difference is printed). */
+static void test_greedy_matches_llamacpp(void)
+{
+    char *data = NULL;
+    size_t len = 0;
+    ws_json_doc *doc = NULL;
+    ws_safetensors *st = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_file_read(REF "/llamacpp_greedy.json", 16u << 20, &data, &len, &err), 0);
+    CHECK_EQ_INT(ws_json_parse(data, len, &doc, &err), 0);
+    CHECK_EQ_INT(ws_st_open(REF "/llamacpp_top16.safetensors", &st, &err), 0);
+    const ws_st_tensor *ti = st ? ws_st_find(st, "top16_ids") : NULL, *tl = st ? ws_st_find(st, "top16_logits") : NULL;
+    const ws_json *prompts = doc ? ws_json_get(ws_json_root(doc), "prompts") : NULL;
+    if (!base() || !prompts || !ti || !tl) {
+        CHECK(0);
+        goto out;
+    }
+    const ws_model *m = base()->model;
+    int V = m->cfg.vocab_size, n_same = 0, n_run = 0, steps = 32;
+    int32_t *top_ids = malloc(ti->numel * sizeof *top_ids);   /* copies: the data may be unaligned */
+    float *top_lg = malloc(tl->numel * sizeof *top_lg);
+    memcpy(top_ids, ti->data, ti->numel * sizeof *top_ids);
+    ws_st_to_f32(tl, top_lg);
+    double worst = 0;
+    float *logits = malloc((size_t)V * sizeof *logits);
+    for (size_t p = 0; p < prompts->len && (int)p < GREEDY_PROMPTS; p++, n_run++) {
+        const ws_json *pj = &prompts->items[p], *pid = ws_json_get(pj, "prompt_ids"),
+                      *lt = ws_json_get(pj, "llamacpp_tokens");
+        int np = (int)pid->len;
+        int32_t *ids = malloc((size_t)np * sizeof *ids);
+        for (int i = 0; i < np; i++)
+            ids[i] = (int32_t)pid->items[i].number;
+        /* free-running greedy */
+        ws_kv_cache *kc = ws_kv_cache_new(m, np + steps + 1);
+        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
+        bool same = true;
+        for (int s = 0; s < steps; s++) {
+            int32_t tok = argmax(logits, V);
+            same &= tok == (int32_t)lt->items[s].number;
+            if (!same)
+                break;
+            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
+        }
+        n_same += same;
+        /* teacher-forced on llama.cpp's tokens: its top-16 logits at each step */
+        ws_kv_cache_reset(kc);
+        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
+        for (int s = 0; s < steps; s++) {
+            const int32_t *tid = top_ids + ((size_t)p * steps + s) * 16;
+            const float *tlg = top_lg + ((size_t)p * steps + s) * 16;
+            for (int k = 0; k < 16; k++)
+                worst = fmax(worst, fabs((double)logits[tid[k]] - tlg[k]));
+            int32_t tok = (int32_t)lt->items[s].number;
+            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
+        }
+        ws_kv_cache_free(kc);
+        free(ids);
+    }
+    printf("     llama.cpp's 32 greedy tokens reproduced on %d of %d prompts; largest difference to its "
+           "top-16 logits %.3f\n", n_same, n_run, worst);
+    CHECK(n_same * 100 >= n_run * 95);
+    free(logits);
+    free(top_ids);
+    free(top_lg);
+out:
+    ws_st_close(st);
+    ws_json_doc_free(doc);
+    free(data);
+}
+
 static void cleanup(void)
 {
     ws_base_free(shared_base);
@@ -197,4 +284,4 @@ static void cleanup(void)
 }
 
 WS_TEST_MAIN(T(test_tokenizer_matches_transformers), T(test_chat_template_matches_transformers),
-             T(test_f32_logits_match_transformers), T(cleanup))
+             T(test_f32_logits_match_transformers), T(test_greedy_matches_llamacpp), T(cleanup))
