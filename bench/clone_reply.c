@@ -3,7 +3,7 @@
  * peak memory. Messages are other participants' turns of the export and messages the chat
  * never holds.
  * Usage: bench_clone_reply [EXPORT] [PERSONA] [BUDGET_S] [REPLIES]
- * Env: BENCH_BASE=DIR (a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
+ * Every reply follows 8 turns of context. Env: BENCH_BASE=PATH (a GGUF file or a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
  * shape, byte vocabulary: real compute cost, meaningless text); BENCH_EMBED=minilm to index
  * with MiniLM (default: hashed n-grams). */
 #include <stdio.h>
@@ -66,9 +66,12 @@ static int bench_one(const char *label, const char *export_path, const char *per
     size_t fb = 0;
     for (size_t i = 0; i < n_replies; i++) {
         const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
+        ws_clone_turn ctx[8];   /* 8 turns of context, as a conversation in progress gives */
+        for (size_t k = 0; k < 8; k++)
+            ctx[k] = (ws_clone_turn){k % 2 ? persona : NULL, msgs[(i * 31 + k * 7) % n_msgs]};
         ws_clone_answer a;
         double s = ws_now_s();
-        if (ws_clone_reply(c, m, NULL, 0, NULL, &a, &err)) {
+        if (ws_clone_reply(c, m, ctx, 8, NULL, &a, &err)) {
             fprintf(stderr, "%s: reply: %s\n", label, err.msg);
             return 1;
         }
@@ -77,7 +80,7 @@ static int bench_one(const char *label, const char *export_path, const char *per
         ws_clone_answer_clear(&a);
     }
     qsort(ms, n_replies, sizeof *ms, cmp_d);
-    printf("  reply (%zu, 1 thread): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak RSS so far %.0f MB\n",
+    printf("  reply (%zu, 8 turns of context): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak RSS so far %.0f MB\n",
            n_replies, ms[n_replies / 2], ms[n_replies * 95 / 100], ms[n_replies * 99 / 100],
            100.0 * (double)fb / (double)n_replies, rss_mb());
     free(ms);
@@ -136,7 +139,7 @@ int main(int argc, char **argv)
         }
         char *d2 = clone_path(root, "lora");
         if (!rc)
-            rc = bench_one("LoRA r8 (q,k,v,o) on the base model", path, persona, d2, base, budget, msgs, nm,
+            rc = bench_one("LoRA r8 (every projection) on the base model", path, persona, d2, base, budget, msgs, nm,
                            n_replies / 4 ? n_replies / 4 : 1);
         free(d2);
     }

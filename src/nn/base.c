@@ -102,9 +102,9 @@ int ws_base_load(const char *path, int flags, ws_base **out, ws_error *err)
     *out = NULL;
     if (stat(path, &st)) {
         if (!strcmp(path, WS_BASE_DEFAULT_PATH))
-            return ws_error_set(err, WS_ENOENT, "%s: the base model is not installed (run tools/setup-base-model.sh)",
-                                path);
-        return ws_error_set(err, WS_ENOENT, "%s: %s", path, strerror(errno));
+            return ws_error_set(err, WS_ENOENT, "base model %s not found: it is not installed (run "
+                                "tools/setup-base-model.sh)", path);
+        return ws_error_set(err, WS_ENOENT, "base model %s not found (%s)", path, strerror(errno));
     }
     ws_base *b = ws_xcalloc(1, sizeof *b);
     b->path = ws_xstrdup(path);
