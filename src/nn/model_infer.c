@@ -89,6 +89,37 @@ typedef struct {
     int ctx;
 } attn_job;
 
+/* Softmax attention of one query over lim cached positions (keys/values KD floats apart, head
+ * size D): o[D] = sum_j softmax(q.k_j * scale) v_j; s is scratch of lim floats. */
+static void attend_one(const float *qi, const float *kh, const float *vh, int lim, int KD, int D, float scale,
+                       float *si, float *o)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < lim; j++) {
+        const float *kj = kh + (size_t)j * KD;
+        float d = 0;
+#pragma omp simd reduction(+ : d)
+        for (int e = 0; e < D; e++)
+            d += qi[e] * kj[e];
+        si[j] = d * scale;
+        mx = si[j] > mx ? si[j] : mx;
+    }
+    for (int j = 0; j < lim; j++) {
+        si[j] = ws_vexpf(si[j] - mx);
+        sum += si[j];
+    }
+    float inv = 1.0f / sum;
+    for (int e = 0; e < D; e++)
+        o[e] = 0;
+    for (int j = 0; j < lim; j++) {
+        const float *vj = vh + (size_t)j * KD;
+        float p = si[j] * inv;
+#pragma omp simd
+        for (int e = 0; e < D; e++)
+            o[e] += p * vj[e];
+    }
+}
+
 static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
 {
     const attn_job *jb = arg;
@@ -100,37 +131,9 @@ static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
     for (int h = (int)lo; h < (int)hi; h++) {
         float *s = kc->att + (size_t)h * n * T;
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
-        for (int i = 0; i < n; i++) {
-            const float *qi = kc->q + (size_t)i * HD + (size_t)h * D;
-            float *si = s + (size_t)i * T;
-            int lim = start + i + 1;
-            float mx = -INFINITY;
-            for (int j = 0; j < lim; j++) {
-                const float *kj = kh + (size_t)j * KD;
-                float d = 0;
-#pragma omp simd reduction(+ : d)
-                for (int e = 0; e < D; e++)
-                    d += qi[e] * kj[e];
-                si[j] = d * scale;
-                mx = si[j] > mx ? si[j] : mx;
-            }
-            float sum = 0;
-            for (int j = 0; j < lim; j++) {
-                si[j] = ws_vexpf(si[j] - mx);
-                sum += si[j];
-            }
-            float inv = 1.0f / sum;
-            float *o = kc->atty + (size_t)i * HD + (size_t)h * D;
-            for (int e = 0; e < D; e++)
-                o[e] = 0;
-            for (int j = 0; j < lim; j++) {
-                const float *vj = vh + (size_t)j * KD;
-                float p = si[j] * inv;
-#pragma omp simd
-                for (int e = 0; e < D; e++)
-                    o[e] += p * vj[e];
-            }
-        }
+        for (int i = 0; i < n; i++)
+            attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale, s + (size_t)i * T,
+                       kc->atty + (size_t)i * HD + (size_t)h * D);
     }
 }
 
@@ -274,33 +277,8 @@ static void batch_attention_rows(void *arg, size_t lo, size_t hi, int chunk)
         const ws_kv_cache *kc = jb->caches[s];
         const float *kh = kc->k + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
         const float *vh = kc->v + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
-        const float *qi = sc->q + (size_t)s * HD + (size_t)h * D;
-        float *si = sc->att + idx * (size_t)sc->max_T, *o = sc->atty + (size_t)s * HD + (size_t)h * D;
-        int lim = kc->len + 1;
-        float mx = -INFINITY, sum = 0;
-        for (int j = 0; j < lim; j++) {
-            const float *kj = kh + (size_t)j * KD;
-            float d = 0;
-#pragma omp simd reduction(+ : d)
-            for (int e = 0; e < D; e++)
-                d += qi[e] * kj[e];
-            si[j] = d * jb->scale;
-            mx = si[j] > mx ? si[j] : mx;
-        }
-        for (int j = 0; j < lim; j++) {
-            si[j] = ws_vexpf(si[j] - mx);
-            sum += si[j];
-        }
-        float inv = 1.0f / sum;
-        for (int e = 0; e < D; e++)
-            o[e] = 0;
-        for (int j = 0; j < lim; j++) {
-            const float *vj = vh + (size_t)j * KD;
-            float p = si[j] * inv;
-#pragma omp simd
-            for (int e = 0; e < D; e++)
-                o[e] += p * vj[e];
-        }
+        attend_one(sc->q + (size_t)s * HD + (size_t)h * D, kh, vh, kc->len + 1, KD, D, jb->scale,
+                   sc->att + idx * (size_t)sc->max_T, sc->atty + (size_t)s * HD + (size_t)h * D);
     }
 }
 
