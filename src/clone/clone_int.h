@@ -102,6 +102,9 @@ bool clone_exists(const char *path);
 char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
 
 /* ---- the opened clone ---- */
+/* True when every word of s (lower-cased) is one the persona wrote in training. */
+bool clone_words_known(const ws_clone *c, const char *s);
+
 struct ws_clone {
     char *dir, *persona, *model_version, *fallback, *profile_json, *profile_summary;
     char *kind;                 /* "scratch" or "lora" */

@@ -1,0 +1,559 @@
+/* Replying as the persona (DESIGN.md §3.5): retrieval and generation candidates, scored by the
+ * model's log-probabilities (with the context's prompt run once), ranked with style and, on a
+ * base, pointwise mutual information; the confidence and the fallback. Also the scorers the
+ * fidelity report uses. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clone/clone_int.h"
+#include "core/mem.h"
+#include "core/progress.h"
+#include "nn/generate.h"
+#include "nn/ops.h"
+#include "style/text.h"
+
+#define PROMPT_MAX 384
+#define GEN_MAX_BYTES CLONE_REPLY_BYTES
+#define GEN_MAX_TOKENS 48
+#define RANK_TEMP 0.4
+/* candidate score = mean token log-prob + STYLE_WEIGHT log(style fit) + SIM_WEIGHT similarity */
+#define STYLE_WEIGHT 3.0
+#define SIM_WEIGHT 2.0
+/* On a pretrained base (chat format) the adapted model writes the replies: a real reply of the
+ * persona is a candidate only when its context is nearly the same as this one (an old reply to
+ * another message is what made clones answer beside the point), and style weighs less in the
+ * ranking because the adapter already carries it. */
+#define CHAT_RETRIEVE_SIM 0.85
+#define CHAT_STYLE_WEIGHT 1.0
+#define CHAT_SAMPLES 4
+#define CHAT_PMI_WEIGHT 1.0
+
+/* ---- scoring ---- */
+int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
+                    const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err)
+{
+    int V = c->model->cfg.vocab_size;
+    ws_kv_cache_truncate(cache, prompt_len);
+    double lp = ws_logprob(last_logits, V, ids[0]);
+    if (n > 1) {
+        float *all = ws_xmalloc((n - 1) * (size_t)V * sizeof *all);
+        int rc = ws_model_infer(c->model, lora, cache, ids, (int)n - 1, NULL, all, err);
+        if (rc) {
+            free(all);
+            return rc;
+        }
+        for (size_t j = 1; j < n; j++)
+            lp += ws_logprob(all + (j - 1) * (size_t)V, V, ids[j]);
+        free(all);
+    }
+    *mean_lp = lp / (double)n;
+    return 0;
+}
+
+void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
+                        const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out)
+{
+    ibuf t = {0};
+    if (c->fmt.chat) {   /* the base's chat template: the turns, then the message, as the user message */
+        const char **authors = ws_xcalloc(n_context + 1, sizeof *authors), **texts = ws_xcalloc(n_context + 1, sizeof *texts);
+        for (size_t i = 0; i < n_context; i++) {
+            bool me = context[i].author && c->persona && !strcmp(context[i].author, c->persona);
+            authors[i] = me ? c->persona : context[i].author;
+            texts[i] = context[i].text ? context[i].text : "";
+        }
+        texts[n_context] = message;
+        clone_chat_prompt(&c->fmt, authors, texts, n_context + 1, out);
+        free(authors);
+        free(texts);
+        return;
+    }
+    for (size_t i = 0; i < n_retrieved; i++)
+        clone_fmt_turn(&c->fmt, true, retrieved[i], CLONE_REPLY_BYTES, false, &t);
+    size_t first = n_context > CLONE_CTX_TURNS - 1 ? n_context - (CLONE_CTX_TURNS - 1) : 0;
+    for (size_t i = first; i < n_context; i++) {
+        bool me = context[i].author && c->persona && !strcmp(context[i].author, c->persona);
+        clone_fmt_turn(&c->fmt, me, context[i].text ? context[i].text : "", CLONE_CTX_BYTES, true, &t);
+    }
+    clone_fmt_turn(&c->fmt, false, message, CLONE_CTX_BYTES, true, &t);
+    for (int i = 0; i < c->fmt.n_me; i++)
+        ibuf_push(&t, c->fmt.me[i]);
+    size_t from = t.n > PROMPT_MAX ? t.n - PROMPT_MAX : 0;
+    for (size_t i = from; i < t.n; i++)
+        ibuf_push(out, t.v[i]);
+    ibuf_free(&t);
+}
+
+typedef struct cand {
+    char *text;
+    double lp, lp_any, sim, fit, score;   /* lp_any: without the conversation (chat format) */
+    ws_clone_source src;
+} cand;
+
+/* Chat format: each candidate's mean log-probability after a prompt with no conversation, so
+ * the ranking can prefer replies the conversation makes likely over replies likely anywhere
+ * ("no", "haha"): pointwise mutual information, the usual cure for generic answers. */
+static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_error *err)
+{
+    ibuf prompt = {0}, ids = {0};
+    clone_scorer sc = {.c = c, .lora = c->lora};
+    clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
+    int rc = clone_scorer_prompt(&sc, &prompt, err);
+    for (size_t i = 0; i < nc && !rc; i++) {
+        ids.n = 0;
+        clone_reply_ids(c, cs[i].text, &ids);
+        double nll = 0;
+        rc = clone_scorer_reply(&sc, ids.v, ids.n, &nll, err);
+        cs[i].lp_any = -nll / (double)ids.n;
+    }
+    clone_scorer_free(&sc);
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
+    return rc;
+}
+
+static bool have_cand(const cand *cs, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(cs[i].text, s))
+            return true;
+    return false;
+}
+
+static bool is_turn_token(const ws_clone *c, int32_t id)
+{
+    if (c->fmt.bytes)
+        return id >= CLONE_TOK_END;
+    return ws_tokenizer_is_special(c->tok, id) || id == c->fmt.me[0] || id == c->fmt.other[0];
+}
+
+/* At each space of a byte-level model's sample: false when the word just finished is one the
+ * persona never wrote (the sample is given up). */
+static bool last_word_known(const ws_clone *c, const ibuf *ids)
+{
+    size_t st = ids->n - 1;
+    while (st > 0 && ids->v[st - 1] != ' ' && ids->v[st - 1] != '\n')
+        st--;
+    char word[CLONE_REPLY_BYTES + 1];
+    size_t wl = 0;
+    for (size_t j = st; j + 1 < ids->n && wl < CLONE_REPLY_BYTES; j++)
+        word[wl++] = (char)ids->v[j];
+    word[wl] = '\0';
+    return !wl || clone_words_known(c, word);
+}
+
+typedef struct sample {
+    ibuf ids;
+    double lp;
+    bool alive, ended;
+    ws_kv_cache *kc;
+} sample;
+
+/* One sampling step of sample s from its logits: false when the sample stops here. */
+static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_gen_opts *o, uint64_t *rng,
+                        int32_t *next)
+{
+    float l;
+    int32_t id = ws_sample(logits, c->model->cfg.vocab_size, o, s->ids.v, (int)s->ids.n, rng, &l);
+    s->lp += l;
+    if (id == c->fmt.end) {
+        s->ended = true;
+        return false;
+    }
+    if (is_turn_token(c, id))
+        return false;
+    ibuf_push(&s->ids, id);
+    if (c->fmt.bytes && (id == ' ' || id == '\n') && s->ids.n > 1 && !last_word_known(c, &s->ids))
+        return false;
+    if ((int)s->ids.n >= c->gen_max)
+        return false;
+    *next = id;
+    return true;
+}
+
+/* Samples n continuations of the prompt (in cache up to plen, last logits given) side by side,
+ * one batched pass per step; texts[i] gets the text of each (NULL when it ran into the length
+ * cap or a turn marker) and mean_lp[i] its mean log-probability. */
+static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, uint64_t *rng,
+                        int n, char **texts, double *mean_lp, ws_error *err)
+{
+    int V = c->model->cfg.vocab_size, rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : GEN_MAX_TOKENS;
+    ws_gen_opts o;
+    ws_gen_opts_init(&o);
+    o.temperature = 0.8f;
+    o.top_k = 40;
+    o.top_p = 0.95f;
+    sample *ss = ws_xcalloc((size_t)n, sizeof *ss);
+    float *logits = ws_xmalloc((size_t)n * V * sizeof *logits);
+    ws_kv_cache **live = ws_xcalloc((size_t)n, sizeof *live);
+    int32_t *next = ws_xcalloc((size_t)n, sizeof *next);
+    int *who = ws_xcalloc((size_t)n, sizeof *who);
+    ws_kv_cache_truncate(cache, plen);
+    for (int i = 0; i < n; i++) {
+        ss[i].alive = true;
+        ss[i].kc = ws_kv_cache_dup(c->model, cache);
+        memcpy(logits + (size_t)i * V, last_logits, (size_t)V * sizeof *logits);
+        texts[i] = NULL;
+    }
+    for (int step = 0; step < maxn; step++) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (!ss[i].alive)
+                continue;
+            ss[i].alive = sample_step(c, &ss[i], logits + (size_t)i * V, &o, rng, &next[k]);
+            if (ss[i].alive)
+                live[k] = ss[i].kc, who[k++] = i;
+        }
+        if (!k)
+            break;
+        float *bl = ws_xmalloc((size_t)k * V * sizeof *bl);
+        rc = ws_model_infer_batch(c->model, c->lora, live, next, k, bl, err);
+        for (int j = 0; j < k && !rc; j++)
+            memcpy(logits + (size_t)who[j] * V, bl + (size_t)j * V, (size_t)V * sizeof *bl);
+        free(bl);
+        if (rc)
+            goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!ss[i].ended || !ss[i].ids.n)
+            continue;
+        mean_lp[i] = ss[i].lp / (double)(ss[i].ids.n + 1);
+        size_t len = 0;
+        char *t = ws_tokenizer_decode_len(c->tok, ss[i].ids.v, ss[i].ids.n, true, &len);
+        if (strlen(t) == len && !strstr(t, "\xEF\xBF\xBD"))
+            texts[i] = t;
+        else
+            free(t);
+    }
+out:
+    for (int i = 0; i < n; i++) {
+        ibuf_free(&ss[i].ids);
+        ws_kv_cache_free(ss[i].kc);
+    }
+    free(ss);
+    free(logits);
+    free(live);
+    free(next);
+    free(who);
+    return rc;
+}
+
+/* True when words repeat back to back in runs of two or three ("at Marco's at Marco's"), the
+ * usual loop of a small model; single-word doubling ("sí sí") is a style, not a loop. */
+static bool stutters(const char *s)
+{
+    char *c = ws_xstrdup(s);
+    const char *w[96];
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 96; tok = strtok_r(NULL, " \n", &save))
+        w[n++] = tok;
+    bool rep = false;
+    for (size_t len = 2; len <= 3 && !rep; len++)
+        for (size_t i = 0; i + 2 * len <= n && !rep; i++) {
+            bool same = true;
+            for (size_t k = 0; k < len && same; k++)
+                same = !strcmp(w[i + k], w[i + len + k]);
+            rep = same;
+        }
+    free(c);
+    return rep;
+}
+
+static uint64_t seed_of(const char *s)
+{
+    return ws_hash_fnv1a(s, strlen(s)) | 1;
+}
+
+/* What the phases of one reply share. */
+typedef struct reply_run {
+    const ws_clone *c;
+    const char *msg;
+    ws_clone_reply_opts o;
+    cand *cs;
+    size_t nc;
+    double top_sim;
+    const char *ret_texts[2];   /* the best retrieved replies (the prompt of a model from scratch) */
+    size_t n_ret;
+    ws_kv_cache *cache;
+    float *last;                /* logits after the prompt */
+    int plen;
+    uint64_t rng;
+} reply_run;
+
+/* Retrieval: the persona's real replies to the nearest training contexts (on a base, only to
+ * nearly the same context). */
+static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_context, int n_retr, ws_error *err)
+{
+    const ws_clone *c = rr->c;
+    ws_buf key = WS_BUF_INIT;
+    ws_vhit *hits = ws_xcalloc((size_t)n_retr * 3, sizeof *hits);
+    float *q = ws_xmalloc(c->emb->dim * sizeof *q);
+    const char **texts = ws_xcalloc(n_context + 1, sizeof *texts);
+    for (size_t i = 0; i < n_context; i++)
+        texts[i] = context[i].text ? context[i].text : "";
+    texts[n_context] = rr->msg;
+    clone_context_key(texts, n_context + 1, &key);
+    int rc = ws_embedder_embed(c->emb, key.data, key.len, q, err);
+    size_t nh = rc ? 0 : ws_vindex_search(c->ix, q, (size_t)n_retr * 3, 64, hits);
+    rr->top_sim = nh ? hits[0].score : 0;
+    for (size_t i = 0; i < nh && rr->nc < (size_t)n_retr; i++) {
+        const char *r = c->replies[hits[i].id];
+        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) || (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM))
+            continue;
+        cand *cd = &rr->cs[rr->nc++];
+        cd->text = ws_xstrdup(r);
+        cd->sim = hits[i].score;
+        cd->src = WS_CLONE_SRC_RETRIEVED;
+        if (rr->n_ret < 2)
+            rr->ret_texts[rr->n_ret++] = cd->text;
+    }
+    free(texts);
+    free(q);
+    free(hits);
+    ws_buf_free(&key);
+    return rc;
+}
+
+/* The prompt once through the model, then every retrieved candidate scored after it. */
+static int run_prompt(reply_run *rr, const ws_clone_turn *context, size_t n_context, ws_error *err)
+{
+    const ws_clone *c = rr->c;
+    ibuf prompt = {0}, ids = {0};
+    clone_build_prompt(c, rr->ret_texts, rr->n_ret, context, n_context, rr->msg, &prompt);
+    rr->cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
+    rr->plen = (int)prompt.n;
+    int rc = ws_model_infer(c->model, c->lora, rr->cache, prompt.v, (int)prompt.n, rr->last, NULL, err);
+    for (size_t i = 0; i < rr->nc && !rc; i++) {
+        ids.n = 0;
+        clone_reply_ids(c, rr->cs[i].text, &ids);
+        rc = clone_score_ids(c, c->lora, rr->cache, rr->plen, rr->last, ids.v, ids.n, &rr->cs[i].lp, err);
+    }
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
+    return rc;
+}
+
+/* Sampled generations that pass the filters become candidates. */
+static int add_generations(reply_run *rr, int n_samples, ws_error *err)
+{
+    const ws_clone *c = rr->c;
+    char **gens = ws_xcalloc((size_t)n_samples + 1, sizeof *gens);
+    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp);
+    int rc = sample_batch(c, rr->cache, rr->plen, rr->last, &rr->rng, n_samples, gens, glp, err);
+    for (int s = 0; s < n_samples && !rc; s++) {
+        if (!gens[s])
+            continue;
+        char *gt = clone_trim(gens[s]);
+        bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || stutters(gt) ||
+                   (!c->fmt.chat && (!clone_words_known(c, gt) || clone_style_fit(gt, c->rates) < c->fit_gate));
+        if (bad) {
+            free(gt);
+            continue;
+        }
+        cand *cd = &rr->cs[rr->nc++];
+        cd->text = gt;
+        cd->lp = glp[s];
+        cd->sim = c->fmt.chat ? 0 : rr->top_sim * 0.9;
+        cd->src = WS_CLONE_SRC_GENERATED;
+    }
+    for (int s = 0; s < n_samples; s++)
+        free(gens[s]);
+    free(gens);
+    free(glp);
+    return rc;
+}
+
+/* Ranks the candidates, then draws among the best (a person does not always give their single
+ * most likely reply): softmax of the scores at temperature RANK_TEMP, seeded by the message. */
+static size_t choose(reply_run *rr)
+{
+    const ws_clone *c = rr->c;
+    cand *cs = rr->cs;
+    size_t best = 0, nc = rr->nc;
+    double top = -1e300;
+    for (size_t i = 0; i < nc; i++) {
+        cs[i].fit = clone_style_fit(cs[i].text, c->rates);
+        if (c->fmt.chat)
+            cs[i].score = cs[i].lp + CHAT_PMI_WEIGHT * (cs[i].lp - cs[i].lp_any) + CHAT_STYLE_WEIGHT * log(cs[i].fit) +
+                          SIM_WEIGHT * cs[i].sim;
+        else
+            cs[i].score = cs[i].lp + STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
+        if (cs[i].score > top)
+            top = cs[i].score, best = i;
+    }
+    if (nc < 2)
+        return best;
+    double z = 0;
+    for (size_t i = 0; i < nc; i++)
+        z += exp((cs[i].score - top) / RANK_TEMP);
+    uint64_t r = rr->rng ^ 0x9E3779B97F4A7C15ull;
+    r ^= r >> 33;
+    r *= 0xff51afd7ed558ccdull;
+    r ^= r >> 33;
+    double u = (double)(r >> 11) / 9007199254740992.0 * z, acc = 0;
+    for (size_t i = 0; i < nc; i++) {
+        acc += exp((cs[i].score - top) / RANK_TEMP);
+        if (u <= acc)
+            return i;
+    }
+    return best;
+}
+
+/* The answer: the chosen candidate when confident enough, else the fallback. */
+static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
+{
+    const ws_clone *c = rr->c;
+    cand *b = rr->nc ? &rr->cs[best] : NULL;
+    double conf = 0;
+    if (b) {
+        conf = 0.7 * exp(b->lp) + 0.3 * (b->sim > 0 ? b->sim : 0);
+        conf = conf < 0 ? 0 : conf > 1 ? 1 : conf;
+    }
+    out->confidence = conf;
+    if (b && (rr->o.no_fallback || conf >= c->threshold)) {
+        out->reply = b->text;
+        b->text = NULL;
+        out->source = b->src;
+        return;
+    }
+    out->fallback = true;
+    out->source = WS_CLONE_SRC_FALLBACK;
+    if (!clone_is_echo(c->fallback, rr->msg)) {
+        out->reply = ws_xstrdup(c->fallback);
+    } else if (b) {
+        out->reply = b->text;
+        b->text = NULL;
+    } else {   /* the persona's next most common reply that is not the message */
+        for (size_t i = 0; i < c->n_replies && !out->reply; i++)
+            if (!clone_is_echo(c->replies[i], rr->msg))
+                out->reply = ws_xstrdup(c->replies[i]);
+        if (!out->reply)
+            out->reply = ws_xstrdup("...");
+    }
+}
+
+int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *context, size_t n_context,
+                   const ws_clone_reply_opts *opts, ws_clone_answer *out, ws_error *err)
+{
+    double t0 = ws_now_s();
+    memset(out, 0, sizeof *out);
+    if (c->model->cfg.dim < 512 && !getenv("WS_NN_THREADS"))
+        ws_nn_set_threads(1);   /* a small model: threads cost more than they give */
+    if (!message)
+        return ws_error_set(err, WS_EINVAL, "no message");
+    reply_run rr = {.c = c};
+    if (opts)
+        rr.o = *opts;
+    int n_samples = rr.o.n_samples > 0 ? rr.o.n_samples : c->fmt.chat ? CHAT_SAMPLES : 3;
+    int n_retr = rr.o.n_retrieved > 0 ? rr.o.n_retrieved : 6;
+    char *msg = clone_trim(message);
+    if (strlen(msg) > WS_CLONE_MAX_MESSAGE)
+        msg[WS_CLONE_MAX_MESSAGE] = '\0';
+    if (!*msg) {
+        free(msg);
+        return ws_error_set(err, WS_EINVAL, "the message is empty");
+    }
+    rr.msg = msg;
+    rr.cs = ws_xcalloc((size_t)(n_samples + n_retr) + 1, sizeof *rr.cs);
+    rr.last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *rr.last);
+    rr.rng = rr.o.seed ? rr.o.seed : seed_of(msg);
+    int rc = retrieve(&rr, context, n_context, n_retr, err);
+    if (!rc)
+        rc = run_prompt(&rr, context, n_context, err);
+    if (!rc)
+        rc = add_generations(&rr, n_samples, err);
+    if (!rc && c->fmt.chat)
+        rc = score_without_context(c, rr.cs, rr.nc, err);
+    if (!rc)
+        answer(&rr, choose(&rr), out);
+    for (size_t i = 0; i < rr.nc; i++)
+        free(rr.cs[i].text);
+    free(rr.cs);
+    free(rr.last);
+    ws_kv_cache_free(rr.cache);
+    free(msg);
+    if (rc)
+        ws_clone_answer_clear(out);
+    else
+        out->processing_ms = (ws_now_s() - t0) * 1000.0;
+    return rc;
+}
+
+void clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out)
+{
+    if (c->fmt.chat) {
+        const char **authors = ws_xcalloc(n_ctx + 1, sizeof *authors);
+        for (size_t i = 0; i < n_ctx; i++)
+            authors[i] = ctx_me[i] ? c->persona : NULL;
+        clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, out);
+        free(authors);
+        return;
+    }
+    size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
+    for (size_t i = first; i < n_ctx; i++)
+        clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, out);
+    for (int i = 0; i < c->fmt.n_me; i++)
+        ibuf_push(out, c->fmt.me[i]);
+}
+
+void clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out)
+{
+    clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, out);
+    ibuf_push(out, c->fmt.end);
+}
+
+int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
+{
+    const ws_model *m = s->c->model;
+    if (s->kc && s->prompt.n == prompt->n && !memcmp(s->prompt.v, prompt->v, prompt->n * sizeof *prompt->v))
+        return 0;   /* the same prompt: its cache and last logits are still there */
+    ws_kv_cache_free(s->kc);
+    s->kc = ws_kv_cache_new(m, (int)prompt->n + CLONE_REPLY_BYTES + 8);
+    if (!s->last)
+        s->last = ws_xmalloc((size_t)m->cfg.vocab_size * sizeof *s->last);
+    s->prompt.n = 0;
+    int rc = prompt->n ? ws_model_infer(m, s->lora, s->kc, prompt->v, (int)prompt->n, s->last, NULL, err)
+                       : ws_error_set(err, WS_EINVAL, "empty prompt");
+    if (rc) {
+        ws_kv_cache_free(s->kc);
+        s->kc = NULL;
+        return rc;
+    }
+    for (size_t i = 0; i < prompt->n; i++)
+        ibuf_push(&s->prompt, prompt->v[i]);
+    return 0;
+}
+
+int clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err)
+{
+    double mean = 0;
+    int rc = clone_score_ids(s->c, s->lora, s->kc, (int)s->prompt.n, s->last, ids, n, &mean, err);
+    *nll = -mean * (double)n;
+    return rc;
+}
+
+void clone_scorer_free(clone_scorer *s)
+{
+    ws_kv_cache_free(s->kc);
+    free(s->last);
+    ibuf_free(&s->prompt);
+    memset(s, 0, sizeof *s);
+}
+
+int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
+                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err)
+{
+    ibuf prompt = {0}, ids = {0};
+    clone_scorer s = {.c = c, .lora = base_only ? NULL : c->lora};
+    clone_reply_prompt(c, ctx, ctx_me, n_ctx, &prompt);
+    clone_reply_ids(c, reply, &ids);
+    int rc = clone_scorer_prompt(&s, &prompt, err);
+    if (!rc)
+        rc = clone_scorer_reply(&s, ids.v, ids.n, nll, err);
+    *n_tok = ids.n;
+    clone_scorer_free(&s);
+    ibuf_free(&prompt);
+    ibuf_free(&ids);
+    return rc;
+}
