@@ -277,8 +277,12 @@ static int load_layer(loader *ld, int l)
     ws_model *m = ld->m;
     const ws_model_config *c = &m->cfg;
     ws_layer_weights *w = &m->w.layers[l];
-    ws_layer_qweights *q = &m->q.layers[l];
-    ws_qmat *qm[WS_LORA_NT] = {&q->wq, &q->wk, &q->wv, &q->wo, &q->wg, &q->wu, &q->wd};
+    ws_layer_qweights *q = ld->copy ? NULL : &m->q.layers[l];
+    ws_qmat *qm[WS_LORA_NT] = {0};
+    if (q) {
+        ws_qmat *all[WS_LORA_NT] = {&q->wq, &q->wk, &q->wv, &q->wo, &q->wg, &q->wu, &q->wd};
+        memcpy(qm, all, sizeof qm);
+    }
     float **fm[WS_LORA_NT] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->wg, &w->wu, &w->wd};
     float **bias[WS_LORA_NT] = {&w->bq, &w->bk, &w->bv, &w->bo, NULL, NULL, NULL};
     char tn[96];
