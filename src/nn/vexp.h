@@ -1,7 +1,7 @@
 /* exp(x) in a form gcc vectorises inside `#pragma omp simd` loops (libm's expf is a call per
  * element): Cody-Waite range reduction and Cephes' degree-6 polynomial, within 1 ulp of the exact
  * value over the float range (checked against exp in double by test_nn_ops); x below -87 gives 0
- * and x above 88 gives exp(88). Needs -fno-trapping-math for the selects to vectorise. */
+ * and x above 88 gives exp(88); a NaN gives a NaN-like garbage value, never undefined behaviour. Needs -fno-trapping-math for the selects to vectorise. */
 #ifndef WS_NN_VEXP_H
 #define WS_NN_VEXP_H
 
@@ -24,7 +24,7 @@ static inline float ws_vexpf(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union { float f; int32_t i; } pu = {p};
-    pu.i += ni * (1 << 23);
+    pu.i = (int32_t)((uint32_t)pu.i + ((uint32_t)ni << 23));   /* unsigned: a NaN input is no UB */
     return x < -87.0f ? 0.0f : pu.f;
 }
 
