@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The held-out topic check of issue 8 on tests/fixtures/eval/: a clone of Sam and one of Jordan
+# trained on the pretrained base for BUDGET seconds each, then each answers the 16 unseen
+# questions of questions.json that the person answers, judged on/off topic by the topics'
+# keywords next to the person's real answers (bench_relevance_check). Env: BUDGET (default 300),
+# BASE (a base model path; default the installed one), SHOW=1 to print every answer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s all >/dev/null
+[ -s models/base/SmolLM2-135M-Instruct.Q4_1.gguf ] || bash tools/setup-base-model.sh
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+for p in Sam Jordan; do
+  ./build/whatstyle train tests/fixtures/eval/friends_chat.txt --as "$p" -o "$out/$p" --budget "${BUDGET:-300}" \
+    ${BASE:+--base-model "$BASE"} --quiet
+  grep -E "^ *(R10@1|relevance gain|verdict)" "$out/$p/fidelity.txt" | sed "s/^/$p: /"
+done
+./build/bench_relevance_check tests/fixtures/eval/questions.json Sam="$out/Sam" Jordan="$out/Jordan" \
+  ${SHOW:+--show}
