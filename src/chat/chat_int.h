@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chat/chat.h"
 
@@ -17,6 +18,8 @@ typedef struct chat_header {
     size_t body;         /* offset of the body (author + text) in the line */
     unsigned short pos[6];   /* where field[0..2], hour, minute, second start */
     bool no_template;        /* layouts the template path must not learn */
+    uint32_t layout;         /* the layout's signature (separators, brackets, 12h/24h, seconds,
+                              * order of date and time...): digits, padding and marks aside */
 } chat_header;
 
 /* A learned header layout (see header.c). */
@@ -52,11 +55,41 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);
  * false when no order gives a valid date/time. */
 bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t);
 
-/* Classifies an authored message body (media, deleted, iOS system events, edited marker). */
-ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited);
-/* True when an author-less looking line "X ...: ..." is in fact a system event whose text
- * happens to contain ": " (group subject changes and similar). */
-bool ws__chat_is_system_text(const char *text, size_t n);
+/* Placeholders one export taught by itself: angle-bracketed whole bodies that several authors
+ * send many times (an export in a language the phrase table lacks). */
+#define WS_CHAT_LEARNED_MAX 8
+#define WS_CHAT_LEARN_MIN_COUNT 4      /* times one body must occur in the sample */
+#define WS_CHAT_LEARN_MIN_AUTHORS 2    /* distinct authors who sent it */
+#define WS_CHAT_SAMPLE_BYTES (1u << 20) /* the sample: the first MiB of the export */
+typedef struct chat_learned {
+    unsigned count;
+    unsigned char len[WS_CHAT_LEARNED_MAX];
+    char text[WS_CHAT_LEARNED_MAX][64];
+} chat_learned;
+/* Candidate bodies counted over the sample (the first 32 distinct ones). */
+typedef struct chat_sample {
+    unsigned n;
+    struct chat_sample_entry {
+        unsigned char len;
+        char text[64];
+        unsigned count, authors;
+        uint32_t author[4];
+    } c[32];
+} chat_sample;
+/* Counts one authored message of the sample (only "<...>" bodies are candidates). */
+void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, const char *body,
+                         size_t n);
+/* The candidates that pass the thresholds and that the phrase table does not know. */
+void ws__chat_sample_learn(const chat_sample *s, chat_learned *out);
+
+/* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
+ * the phrase table (src/chat/locale_strings.tsv, loaded once, thread-safe) and what this export
+ * taught (learned may be NULL). */
+ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *learned, bool *edited);
+/* True when a line "X ...: ..." that looks authored is a group event of the phrase table whose
+ * placeholder (a quoted subject) holds the ": " at offset colon: the actor's name before it is
+ * never taken for the holder. Thread-safe. */
+bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
 
 /* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
  * by n counts as invalid. Every implementation returns the same answer; the fastest one this

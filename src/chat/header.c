@@ -19,6 +19,26 @@
 
 typedef const unsigned char *bytes;
 
+/* Bits of chat_header.layout: what stays the same on every header of one export. */
+enum {
+    LAYOUT_KNOWN = 1u << 0,
+    LAYOUT_TIME_FIRST = 1u << 1,
+    LAYOUT_BRACKET = 1u << 2,
+    LAYOUT_DATE_SLASH = 1u << 3,
+    LAYOUT_DATE_DOT = 1u << 4,
+    LAYOUT_DATE_DASH = 1u << 5,
+    LAYOUT_YEAR_FIRST = 1u << 6,
+    LAYOUT_SHORT_YEAR = 1u << 7,
+    LAYOUT_TIME_DOT = 1u << 8,
+    LAYOUT_SECONDS = 1u << 9,
+    LAYOUT_12H = 1u << 10,
+    LAYOUT_GAP_COMMA = 1u << 11,
+    LAYOUT_GAP_WORD = 1u << 12,
+    LAYOUT_END_DASH = 1u << 13,     /* " - " */
+    LAYOUT_END_LONG_DASH = 1u << 14, /* " – ", " — " */
+    LAYOUT_END_NONE = 1u << 15,     /* iOS without brackets or dash */
+};
+
 size_t ws__chat_mark_len(const char *str, size_t n)
 {
     bytes s = (bytes)str;
@@ -116,6 +136,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
     if (i >= n || (s[i] != '/' && s[i] != '.' && s[i] != '-'))
         return false;
     sep = s[i++];
+    h->layout |= sep == '/' ? LAYOUT_DATE_SLASH : sep == '.' ? LAYOUT_DATE_DOT : LAYOUT_DATE_DASH;
     if (sep == '.' && i < n && s[i] == ' ')
         i++;
     i = skip_marks(s, n, i);
@@ -134,6 +155,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
         return false;
     if (h->digits[0] == 4 ? h->digits[2] > 2 : (h->digits[2] != 2 && h->digits[2] != 4))
         return false;
+    h->layout |= h->digits[0] == 4 ? LAYOUT_YEAR_FIRST : h->digits[2] == 2 ? LAYOUT_SHORT_YEAR : 0;
     if (i < n && s[i] == '.' && (i + 1 >= n || s[i + 1] == ' ' || s[i + 1] == ','))
         i++; /* "2021. 10. 21." */
     *pi = i;
@@ -220,6 +242,7 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
     if (i >= n || (s[i] != ':' && s[i] != '.'))
         return false;
     sep = s[i++];
+    h->layout |= sep == '.' ? LAYOUT_TIME_DOT : 0;
     h->pos[4] = (unsigned short)i;
     if ((h->digits[4] = number(s, n, &i, 2, &h->minute)) != 2)
         return false;
@@ -248,6 +271,7 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
     }
     if (h->minute > 59 || h->second > 59 || h->hour > 24)
         return false;
+    h->layout |= (*has_seconds ? LAYOUT_SECONDS : 0) | (h->ampm ? LAYOUT_12H : 0);
     *pi = i;
     return true;
 }
@@ -261,6 +285,8 @@ static bool parse_date_time_gap(const char *s, size_t n, size_t *pi, chat_header
         i++;
     else if (n - i >= 2 && (unsigned char)s[i] == 0xD8 && (unsigned char)s[i + 1] == 0x8C)
         i += 2;
+    if (i > start)
+        h->layout |= LAYOUT_GAP_COMMA;
     i = skip_spaces(s, n, i);
     if (i == start)
         return false;
@@ -278,6 +304,7 @@ static bool parse_date_time_gap(const char *s, size_t n, size_t *pi, chat_header
                 j++;
             if (j == i || j >= n || s[j] != ' ')
                 return false;
+            h->layout |= LAYOUT_GAP_WORD;
             i = skip_spaces(s, n, j);
         }
     }
@@ -306,6 +333,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
         memset(h, 0, sizeof *h);
         if (!parse_time(s, n, &i, h, &has_seconds))
             return false;
+        h->layout |= LAYOUT_TIME_FIRST;
         if (i < n && s[i] == ',')
             i++;
         size_t j = skip_spaces(s, n, i);
@@ -316,6 +344,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
             return false;
     }
     i = skip_spaces(s, n, i);
+    h->layout |= LAYOUT_KNOWN | (bracket ? LAYOUT_BRACKET : 0);
     if (bracket) {
         if (i >= n || s[i] != ']')
             return false;
@@ -324,17 +353,20 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
             i++;
     } else {
         bytes b = (bytes)s;
-        if (i < n && s[i] == '-')
+        if (i < n && s[i] == '-') {
             i++;
-        else if (n - i >= 3 && b[i] == 0xE2 && b[i + 1] == 0x80 && (b[i + 2] == 0x93 || b[i + 2] == 0x94))
+            h->layout |= LAYOUT_END_DASH;
+        } else if (n - i >= 3 && b[i] == 0xE2 && b[i + 1] == 0x80 && (b[i + 2] == 0x93 || b[i + 2] == 0x94)) {
             i += 3; /* en/em dash */
-        else {
+            h->layout |= LAYOUT_END_LONG_DASH;
+        } else {
             /* iOS without brackets or dash: "15/12/2025, 10:34:00 AM Charlie: text" */
             if (!has_seconds || i == 0 || s[i - 1] != ' ' || i >= n ||
                 !memmem(s + i, n - i, ": ", 2))
                 return false;
             h->body = i;
             h->no_template = true;
+            h->layout |= LAYOUT_END_NONE;
             return true;
         }
         if (i < n && s[i] != ' ')

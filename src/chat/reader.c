@@ -228,6 +228,12 @@ struct ws_chat_reader {
     ws_datetime cached_date;
     chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
+    /* The file's layout (chat_header.layout of the first header of its first MiB, 0 = none
+     * there): once known, a line of another layout is a body line. And the placeholders that
+     * MiB taught. Both come from the start of the file whatever the range, so every range
+     * reader agrees with a whole-file one. */
+    uint32_t layout;
+    chat_learned learned;
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -524,7 +530,7 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
             return true;
     if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
-    if (!ws__chat_parse_header(line, len, h))
+    if (!ws__chat_parse_header(line, len, h) || (r->layout && h->layout != r->layout))
         return false;
     /* A layout is learned only from a header that ends with the space it consumed: after "-"
      * or "]" the grammar takes one space when there is one, so a header cut there ("10:00 -"
@@ -537,6 +543,106 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
             r->n_templates++;
     }
     return true;
+}
+
+/* The first ": " in s[0..n) (scalar, for the sample). */
+static const char *colon_space(const char *s, size_t n)
+{
+    for (const char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ')
+            return p;
+    return NULL;
+}
+
+/* What the sample counts: header lines per layout, and "<...>" bodies. */
+typedef struct sample_counts {
+    chat_sample bodies;
+    uint32_t layout[8];
+    unsigned count[8], layouts, headers;
+} sample_counts;
+
+#define SAMPLE_MAX_HEADERS 2000    /* header lines whose layout the sample counts */
+
+/* One line of the sample: its header's layout is counted, a "<...>" body too. */
+static void sample_line(sample_counts *sc, const char *line, size_t len)
+{
+    chat_header h;
+    size_t end = len;
+    while (end && line[end - 1] == ' ')
+        end--;
+    bool candidate = end && line[end - 1] == '>';
+    if (sc->headers >= SAMPLE_MAX_HEADERS && !candidate)
+        return;
+    if ((!maybe_header(line, len) && !ws__chat_mark_len(line, len)) || !ws__chat_parse_header(line, len, &h))
+        return;
+    ws_datetime t;
+    if (!ws__chat_resolve(&h, WS_DATE_DMY, &t))
+        return;
+    if (sc->headers < SAMPLE_MAX_HEADERS) {
+        sc->headers++;
+        unsigned k = 0;
+        while (k < sc->layouts && sc->layout[k] != h.layout)
+            k++;
+        if (k == sc->layouts && k < 8) {
+            sc->layout[k] = h.layout;
+            sc->layouts++;
+        }
+        if (k < 8)
+            sc->count[k]++;
+    }
+    const char *colon = colon_space(line + h.body, len - h.body);
+    if (candidate && colon && colon > line + h.body)
+        ws__chat_sample_add(&sc->bodies, line + h.body, (size_t)(colon - line - h.body), colon + 2,
+                            (size_t)(line + len - colon - 2));
+}
+
+/* The layout 90% of the sample's headers share (at least 3 of them), or 0: test files that
+ * mix layouts on purpose are read line by line as before. */
+static uint32_t dominant_layout(const sample_counts *sc)
+{
+    unsigned best = 0;
+    for (unsigned k = 1; k < sc->layouts; k++)
+        if (sc->count[k] > sc->count[best])
+            best = k;
+    if (!sc->layouts || sc->count[best] < 3 || (uint64_t)sc->count[best] * 10 < (uint64_t)sc->headers * 9)
+        return 0;
+    return sc->layout[best];
+}
+
+/* Reads the first MiB of the file (whatever the range) to learn its layout and its
+ * placeholders, then rewinds: the reader starts as if nothing had been read. */
+static int sample_start(ws_chat_reader *r, ws_error *err)
+{
+    int rc = source_rewind(&r->src, err);
+    size_t have = 0;
+    sample_counts *sc = ws_xcalloc(1, sizeof *sc);
+    while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
+        long got = source_read(&r->src, r->buf + have, r->buf_cap - have, err);
+        if (got <= 0) {
+            rc = got < 0 ? (int)got : 0;
+            break;
+        }
+        have += (size_t)got;
+    }
+    if (!rc) {
+        bool complete = have < r->buf_cap;   /* the whole input is in the sample */
+        for (size_t at = 0; at < have;) {
+            const char *line = r->buf + at;
+            const char *nl = memchr(line, '\n', have - at);
+            size_t n = nl ? (size_t)(nl - line) : have - at;
+            if (!nl && !complete)
+                break;   /* a line cut by the sample's end */
+            /* up to a CR (the sample skips what follows a lone CR: it only counts) */
+            const char *cr = memchr(line, '\r', n);
+            sample_line(sc, line, cr ? (size_t)(cr - line) : n);
+            at += n + 1;
+        }
+        r->layout = dominant_layout(sc);
+        ws__chat_sample_learn(&sc->bodies, &r->learned);
+        rc = source_rewind(&r->src, err);
+    }
+    free(sc);
+    return rc;
 }
 
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
@@ -628,6 +734,11 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
             return rc;
     }
     r->order = r->opt.date_order;
+    if (!r->empty) {
+        int rc = sample_start(r, err);
+        if (rc)
+            return rc;
+    }
     if (r->order == WS_DATE_AUTO && !r->empty)
         return detect_order(r, err);
     return r->opt.range_start ? seek_start(r, err) : 0;
@@ -694,32 +805,60 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     return rc;
 }
 
-/* The first ": " in s[0..n), or NULL; *quote tells whether a '"' comes before it. s lies in
- * the window, so 16 bytes may be read past any byte before n (the slack). */
+/* Does s[0..n) hold an opening quote that group-event templates put around a subject
+ * (" ' “ „ « 「)? Only then can a ": " before the author split belong to a subject. */
+static bool has_opening_quote(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\'' || (c == 0xC2 && i + 1 < n && s[i + 1] == 0xAB) ||
+            ((c == 0xE2 || c == 0xE3) && i + 2 < n && s[i + 1] == 0x80 &&
+             (c == 0xE2 ? (s[i + 2] == 0x9C || s[i + 2] == 0x9E) : s[i + 2] == 0x8C)))
+            return true;
+    }
+    return false;
+}
+
+/* The first ": " in s[0..n), or NULL; *quote tells whether an opening quote (has_opening_quote)
+ * comes before it. s lies in the window, so 18 bytes may be read past any byte before n (the
+ * slack). */
 static char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
     const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' '), dq = _mm_set1_epi8('"');
+    const __m128i apos = _mm_set1_epi8('\''), c2 = _mm_set1_epi8((char)0xC2), ab = _mm_set1_epi8((char)0xAB);
+    const __m128i e2 = _mm_set1_epi8((char)0xE2), e3 = _mm_set1_epi8((char)0xE3), x80 = _mm_set1_epi8((char)0x80);
+    const __m128i x9c = _mm_set1_epi8((char)0x9C), x9e = _mm_set1_epi8((char)0x9E), x8c = _mm_set1_epi8((char)0x8C);
     bool any_quote = false;
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
-        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, dq));
+        __m128i q = _mm_or_si128(_mm_cmpeq_epi8(a, dq), _mm_cmpeq_epi8(a, apos));
+        q = _mm_or_si128(q, _mm_and_si128(_mm_cmpeq_epi8(a, c2), _mm_cmpeq_epi8(b, ab)));
+        __m128i lead3 = _mm_and_si128(_mm_or_si128(_mm_cmpeq_epi8(a, e2), _mm_cmpeq_epi8(a, e3)), _mm_cmpeq_epi8(b, x80));
+        unsigned qm = (unsigned)_mm_movemask_epi8(q);
+        if (_mm_movemask_epi8(lead3)) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(s + i + 2));
+            __m128i third = _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(a, e2), _mm_or_si128(_mm_cmpeq_epi8(c, x9c), _mm_cmpeq_epi8(c, x9e))),
+                                         _mm_and_si128(_mm_cmpeq_epi8(a, e3), _mm_cmpeq_epi8(c, x8c)));
+            qm |= (unsigned)_mm_movemask_epi8(_mm_and_si128(lead3, third));
+        }
         if (m) {
             size_t at = i + (size_t)__builtin_ctz(m);
             if (at + 1 >= n)
                 return NULL;
-            *quote = any_quote || (q & ((1u << (at - i)) - 1));
+            *quote = any_quote || (qm & ((1u << (at - i)) - 1));
             return s + at;
         }
-        any_quote |= q != 0;
+        any_quote |= qm != 0;
     }
     return NULL;
 #else
     for (char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
         if (p + 1 < end && p[1] == ' ') {
-            *quote = memchr(s, '"', (size_t)(p - s)) != NULL;
+            *quote = has_opening_quote(s, (size_t)(p - s));
             return p;
         }
     return NULL;
@@ -757,19 +896,20 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
                 colon = p;
                 break;
             }
-        quote = colon && memchr(body, '"', (size_t)(colon - body));
+        quote = colon && has_opening_quote(body, (size_t)(colon - body));
     } else {
         /* the line's terminator (or the slack at the end) becomes the NUL; written after the
          * search above, whose wide loads would otherwise wait on this store */
         body[len] = '\0';
     }
-    if (colon && colon > body && !(quote && ws__chat_is_system_text(body, r->cur_first_len))) {
+    if (colon && colon > body &&
+        !(quote && ws__chat_is_system_text(body, r->cur_first_len, (size_t)(colon - body)))) {
         *colon = '\0'; /* the author is terminated in place */
         msg->author = body;
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_classify(msg->text, msg->text_len, &msg->edited);
+        msg->kind = ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;
