@@ -17,7 +17,7 @@ extern const unsigned char ws__chat_locale_tsv[];
 extern const size_t ws__chat_locale_tsv_len;
 
 #define MAX_PHRASE 192      /* bytes; a longer body is never a whole-body placeholder */
-#define BLOOM_BITS 16384
+#define BLOOM_BITS 65536    /* two probes per phrase: ~0.4% false hits with 2,000 phrases */
 #define MAX_SUFFIXES 128
 #define MAX_PIECES 5        /* literal pieces of a template (at most 4 placeholders) */
 
@@ -49,11 +49,11 @@ static struct {
     uint64_t bloom[BLOOM_BITS / 64];    /* (length, first, last folded byte) of every phrase */
     affix edited[MAX_SUFFIXES], attached_suffix[MAX_SUFFIXES], attached_prefix[MAX_SUFFIXES];
     size_t n_edited, n_attached_suffix, n_attached_prefix;
-    event_template *events;
+    event_template *events;             /* loaded apart, on first use (rarely needed) */
     size_t n_events;
 } table;
-static pthread_once_t table_once = PTHREAD_ONCE_INIT;
-static int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT, events_once = PTHREAD_ONCE_INIT;
+static int table_ready, events_ready;
 
 /* ------------------------------------------------------------------ folding and trimming */
 
@@ -65,9 +65,19 @@ static void fold(const char *src, size_t n, char *dst)
     const unsigned char *s = (const unsigned char *)src;
     unsigned char *d = (unsigned char *)dst;
     for (size_t i = 0; i < n; i++) {
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
+            /* 8 ASCII bytes at once: set bit 5 where 'A' <= byte <= 'Z' */
+            const uint64_t ones = 0x0101010101010101ull;
+            uint64_t ge_a = w + (0x80 - 'A') * ones, gt_z = w + (0x7F - 'Z') * ones;
+            w |= ((ge_a & ~gt_z) & 0x8080808080808080ull) >> 2;
+            memcpy(d + i, &w, 8);
+            i += 7;
+            continue;
+        }
         unsigned char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            d[i] = (unsigned char)(c + 32);
+        if (c < 0x80) {
+            d[i] = (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
             continue;
         }
         d[i] = c;
@@ -113,18 +123,40 @@ static void trim(const char **s, size_t *n)
     }
 }
 
-static unsigned bloom_key(size_t len, unsigned char first, unsigned char last)
+/* Two bit positions for (length, first and last folded byte) of a phrase. */
+static inline uint32_t bloom_hash(size_t len, unsigned char first, unsigned char last)
 {
-    uint32_t x = (uint32_t)len << 16 | (uint32_t)first << 8 | last;
-    return (x * 0x9E3779B1u) >> (32 - 14);
+    uint64_t x = ((uint64_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(x >> 32);
+}
+
+static inline bool bloom_has(uint32_t h)
+{
+    unsigned a = h >> 16, b = h & 0xFFFF;
+    return (table.bloom[a >> 6] >> (a & 63) & 1) && (table.bloom[b >> 6] >> (b & 63) & 1);
+}
+
+static void bloom_add(uint32_t h)
+{
+    unsigned a = h >> 16, b = h & 0xFFFF;
+    table.bloom[a >> 6] |= 1ull << (a & 63);
+    table.bloom[b >> 6] |= 1ull << (b & 63);
 }
 
 static uint32_t hash_bytes(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, s + i, n - i);
+    h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+    return (uint32_t)(h >> 32);
 }
 
 /* ------------------------------------------------------------------ loading the table */
@@ -200,7 +232,7 @@ static bool is_event_kind(const row *r)
 static void add_phrase(const char *s, size_t n, int kind, size_t *used)
 {
     trim(&s, &n);
-    if (!n || n > MAX_PHRASE)
+    if (n < 2 || n > MAX_PHRASE)
         return;
     char *f = table.folded + *used;
     fold(s, n, f);
@@ -213,8 +245,7 @@ static void add_phrase(const char *s, size_t n, int kind, size_t *used)
     }
     table.slots[at] = (phrase){(uint32_t)*used, (uint32_t)n, (uint8_t)kind};
     *used += n;
-    unsigned key = bloom_key(n, (unsigned char)f[0], (unsigned char)f[n - 1]);
-    table.bloom[key >> 6] |= 1ull << (key & 63);
+    bloom_add(bloom_hash(n, (unsigned char)f[0], (unsigned char)f[n - 1]));
 }
 
 static void add_affix(affix *list, size_t *count, const char *s, size_t n)
@@ -279,23 +310,26 @@ static void add_event(const char *s, size_t n)
     table.n_events++;
 }
 
+/* Rows in the table: an upper bound from its line count. */
+static size_t count_lines(void)
+{
+    size_t rows = 1;
+    const char *t = (const char *)ws__chat_locale_tsv, *end = t + ws__chat_locale_tsv_len;
+    for (const char *p = t; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        rows++;
+    return rows;
+}
+
 static void load_table(void)
 {
-    size_t pos = 0, rows = 0, bytes = 0;
-    row r;
-    while (next_row(&pos, &r)) {
-        rows++;
-        bytes += r.text_len;
-    }
-    size_t cap = 16;
-    while (cap < rows * 2)
-        cap *= 2;
+    size_t rows = count_lines(), cap = 16, used = 0;
+    while (cap < rows)
+        cap *= 2;   /* whole-body phrases are a third of the rows: at most half full */
     table.slots = ws_xcalloc(cap, sizeof *table.slots);
     table.mask = (uint32_t)cap - 1;
-    table.folded = ws_xmalloc(bytes + 1);
-    table.events = ws_xcalloc(rows, sizeof *table.events);
-    size_t used = 0;
-    for (pos = 0; next_row(&pos, &r);) {
+    table.folded = ws_xmalloc(ws__chat_locale_tsv_len + 1);
+    row r;
+    for (size_t pos = 0; next_row(&pos, &r);) {
         int kind = whole_body_kind(&r);
         const char *ph = memchr(r.text, '%', r.text_len);
         if (kind) {
@@ -312,11 +346,19 @@ static void load_table(void)
                           r.text_len - (size_t)(ph + 2 - r.text));
             else
                 add_affix(table.attached_prefix, &table.n_attached_prefix, r.text, (size_t)(ph - r.text));
-        } else if (is_event_kind(&r)) {
-            add_event(r.text, r.text_len);
         }
     }
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+}
+
+static void load_events(void)
+{
+    table.events = ws_xcalloc(count_lines(), sizeof *table.events);
+    row r;
+    for (size_t pos = 0; next_row(&pos, &r);)
+        if (is_event_kind(&r))
+            add_event(r.text, r.text_len);
+    __atomic_store_n(&events_ready, 1, __ATOMIC_RELEASE);
 }
 
 static inline void ensure_table(void)
@@ -325,14 +367,17 @@ static inline void ensure_table(void)
         pthread_once(&table_once, load_table);
 }
 
+static inline void ensure_events(void)
+{
+    if (!__atomic_load_n(&events_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&events_once, load_events);
+}
+
 /* ------------------------------------------------------------------ matching */
 
 /* Is the folded s[0..n) a whole-body phrase? Returns its kind or 0. */
 static int lookup_folded(const char *f, size_t n)
 {
-    unsigned key = bloom_key(n, (unsigned char)f[0], (unsigned char)f[n - 1]);
-    if (!(table.bloom[key >> 6] & (1ull << (key & 63))))
-        return 0;
     for (uint32_t at = hash_bytes(f, n) & table.mask; table.slots[at].kind; at = (at + 1) & table.mask) {
         const phrase *p = &table.slots[at];
         if (p->len == n && memcmp(table.folded + p->off, f, n) == 0)
@@ -341,13 +386,45 @@ static int lookup_folded(const char *f, size_t n)
     return 0;
 }
 
+/* The folded form of the byte at s[i] (what fold() makes of it), reading s[i-1..i+1]. */
+static inline unsigned char fold_byte_at(const char *str, size_t n, size_t i)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[i];
+    if (c < 0x80)
+        return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
+    size_t at = c >= 0xC0 ? i : i - 1;   /* the 2-byte character holding s[i] starts here */
+    if (c < 0xC0 && i == 0)
+        return c;
+    if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
+        return c;
+    char pair[2];
+    fold(str + at, 2, pair);
+    return (unsigned char)pair[i - at];
+}
+
+/* bloom_hash() of the folded s[0..n) (n >= 1), without folding the rest. */
+static inline uint32_t folded_bloom_hash(const char *s, size_t n)
+{
+    return bloom_hash(n, fold_byte_at(s, n, 0), fold_byte_at(s, n, n - 1));
+}
+
 static int lookup(const char *s, size_t n)
 {
-    if (!n || n > MAX_PHRASE)
+    if (n < 2 || n > MAX_PHRASE || !bloom_has(folded_bloom_hash(s, n)))
         return 0;
     char f[MAX_PHRASE];
     fold(s, n, f);
     return lookup_folded(f, n);
+}
+
+/* Can byte c, the first of a run that fold() turns into f..., be folded to f? (A cheap test
+ * before folding: only a lead byte of a 2-byte letter may become another byte.) */
+static bool may_fold_to(unsigned char c, unsigned char f)
+{
+    if (c >= 'A' && c <= 'Z')
+        c = (unsigned char)(c + 32);
+    return c == f || (c >= 0xC3 && c <= 0xD0);
 }
 
 /* Does s[0..n) end with the folded affix a? *at = where it starts. */
@@ -356,6 +433,8 @@ static bool ends_with_folded(const char *s, size_t n, const affix *a, size_t *at
     char f[MAX_PHRASE];
     if (a->len > n || a->len > sizeof f)
         return false;
+    if (!may_fold_to((unsigned char)s[n - a->len], (unsigned char)a->s[0]))
+        return false;   /* most bodies differ at the affix's first byte ("<", " ") */
     fold(s + n - a->len, a->len, f);
     if (memcmp(f, a->s, a->len) != 0)
         return false;
@@ -366,7 +445,7 @@ static bool ends_with_folded(const char *s, size_t n, const affix *a, size_t *at
 static bool starts_with_folded(const char *s, size_t n, const affix *a)
 {
     char f[MAX_PHRASE];
-    if (a->len >= n || a->len > sizeof f)
+    if (a->len >= n || a->len > sizeof f || !may_fold_to((unsigned char)s[0], (unsigned char)a->s[0]))
         return false;
     fold(s, a->len, f);
     return memcmp(f, a->s, a->len) == 0;
@@ -440,13 +519,13 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' &&
         last != '>' && last != ')') {
         /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the phrases */
-        if (n > MAX_PHRASE)
+        unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
+        unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
+        if (n < 2 || n > MAX_PHRASE || !bloom_has(bloom_hash(n, f0, f1)))
             return WS_MSG_TEXT;
-        unsigned key = bloom_key(n, (unsigned char)(first | (first >= 'A' && first <= 'Z' ? 32 : 0)),
-                                 (unsigned char)(last | (last >= 'A' && last <= 'Z' ? 32 : 0)));
-        if (!(table.bloom[key >> 6] & (1ull << (key & 63))))
-            return WS_MSG_TEXT;
-        int kind = lookup(s, len);
+        char f[MAX_PHRASE];
+        fold(s, n, f);
+        int kind = lookup_folded(f, n);
         return kind ? (ws_msg_kind)kind : WS_MSG_TEXT;
     }
     trim(&s, &len);
@@ -529,7 +608,7 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
 
 bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
 {
-    ensure_table();
+    ensure_events();
     const char *s = text;
     size_t len = n;
     trim(&s, &len);
