@@ -87,9 +87,14 @@ void ws__chat_sample_learn(const chat_sample *s, chat_learned *out);
  * taught (learned may be NULL). */
 ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *learned, bool *edited);
 /* True when a line "X ...: ..." that looks authored is a group event of the phrase table whose
- * placeholder (a quoted subject) holds the ": " at offset colon: the actor's name before it is
- * never taken for the holder. Thread-safe. */
+ * text holds the ": " at offset colon: in a placeholder (a quoted subject) other than the
+ * actor's name that leads it, or in the template's own words (Hungarian "erről: "). Worth
+ * asking only when an opening quote comes before the colon or ws__chat_colon_pairs() has the
+ * two bytes before it. Thread-safe. */
 bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
+/* Bit (b1 << 8 | b2) set: some template has b1 b2 right before a ": " of its own words. 65536
+ * bits, valid for the life of the program. */
+const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
  * by n counts as invalid. Every implementation returns the same answer; the fastest one this

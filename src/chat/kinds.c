@@ -37,6 +37,7 @@ typedef struct event_template {
     uint16_t piece_len[MAX_PIECES];
     uint8_t pieces;
     uint8_t quote;          /* which opening quote comes before a placeholder (QUOTE_*), 0 none */
+    uint16_t colon_pair;    /* the two bytes before a ": " inside a piece (its first), 0 none */
 } event_template;
 
 enum { QUOTE_NONE, QUOTE_ASCII, QUOTE_APOS, QUOTE_LEFT_DOUBLE, QUOTE_LOW_DOUBLE, QUOTE_GUILLEMET,
@@ -49,6 +50,7 @@ static struct {
     uint64_t bloom[BLOOM_BITS / 64];    /* (length, first, last folded byte) of every phrase */
     affix edited[MAX_SUFFIXES], attached_suffix[MAX_SUFFIXES], attached_prefix[MAX_SUFFIXES];
     size_t n_edited, n_attached_suffix, n_attached_prefix;
+    uint64_t colon_pairs[65536 / 64];   /* colon_pair of every template (see ws__chat_colon_pairs) */
     event_template *events;             /* loaded apart, on first use (rarely needed) */
     size_t n_events;
 } table;
@@ -281,6 +283,15 @@ static uint8_t quote_before(const char *s, size_t n)
     return QUOTE_NONE;
 }
 
+/* The two bytes before the first ": " of a piece, when at least two come before it; else 0. */
+static uint16_t colon_pair_of(const char *s, size_t n)
+{
+    for (size_t i = 2; i + 1 < n; i++)
+        if (s[i] == ':' && s[i + 1] == ' ')
+            return (uint16_t)((unsigned char)s[i - 2] << 8 | (unsigned char)s[i - 1]);
+    return 0;
+}
+
 /* "%1 changed the subject from "%2" to "%3"" -> pieces "", " changed ... from "", "" to "", """.
  * The text points into the embedded table, which lives as long as the program. */
 static void add_event(const char *s, size_t n)
@@ -307,6 +318,8 @@ static void add_event(const char *s, size_t n)
     t->piece[t->pieces] = s + start;
     t->piece_len[t->pieces] = (uint16_t)(n - start);
     t->pieces++;
+    for (size_t k = 0; k < t->pieces && !t->colon_pair; k++)
+        t->colon_pair = colon_pair_of(t->piece[k], t->piece_len[k]);
     table.n_events++;
 }
 
@@ -339,6 +352,10 @@ static void load_table(void)
             size_t n = r.text_len;
             trim(&s, &n);
             add_affix(table.edited, &table.n_edited, s, n);
+        } else if (is_event_kind(&r)) {
+            uint16_t pair = colon_pair_of(r.text, r.text_len);
+            if (pair)
+                table.colon_pairs[pair >> 6] |= 1ull << (pair & 63);
         } else if (kind_is(&r, "file_attached") && ph && ph + 1 < r.text + r.text_len) {
             /* "%1 (file attached)" -> suffix " (file attached)"; "... %1" -> prefix */
             if (ph == r.text)
@@ -579,8 +596,8 @@ static const char *find_bytes(const char *s, size_t n, const char *needle, size_
     return len ? memmem(s, n, needle, len) : s;
 }
 
-/* Does line s[0..n) have the template's shape, with the ": " at colon inside a placeholder
- * that is not the leading one (the actor's name)? */
+/* Does line s[0..n) have the template's shape, with the ": " at colon inside one of its
+ * literal pieces or inside a placeholder that is not the leading one (the actor's name)? */
 static bool event_matches(const event_template *t, const char *s, size_t n, size_t colon)
 {
     size_t p0 = t->piece_len[0], last = t->pieces - 1, ln = t->piece_len[last];
@@ -588,9 +605,9 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
         memcmp(s + n - ln, t->piece[last], ln) != 0)
         return false;
     size_t pos = p0;
-    bool colon_ok = false;
+    bool colon_ok = colon < p0;
     for (size_t k = 1; k <= last; k++) {
-        /* placeholder k-1 spans [pos, found) */
+        /* placeholder k-1 spans [pos, found), piece k [found, found + its length) */
         size_t from = pos + 1;
         if (from > n - ln)
             return false;
@@ -599,11 +616,17 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
         if (!found)
             return false;
         size_t end = (size_t)(found - s);
-        if (colon >= pos && colon < end && pos > 0)
+        if ((colon >= pos && colon < end && pos > 0) || (colon >= end && colon < end + t->piece_len[k]))
             colon_ok = true;
         pos = end + t->piece_len[k];
     }
     return colon_ok;
+}
+
+const uint64_t *ws__chat_colon_pairs(void)
+{
+    ensure_table();
+    return table.colon_pairs;
 }
 
 bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
@@ -616,11 +639,11 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
         return false;
     colon -= (size_t)(s - text);
     unsigned quotes = quotes_in(s, colon);
-    if (!quotes)
-        return false;   /* a name's ": " never hides behind an event's quote */
+    uint16_t pair = colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1]) : 0;
     for (size_t i = 0; i < table.n_events; i++) {
         const event_template *t = &table.events[i];
-        if (t->quote && (quotes & (1u << t->quote)) && event_matches(t, s, len, colon))
+        if (((t->quote && (quotes & (1u << t->quote))) || (pair && t->colon_pair == pair)) &&
+            event_matches(t, s, len, colon))
             return true;
     }
     return false;

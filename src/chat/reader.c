@@ -244,6 +244,7 @@ struct ws_chat_reader {
      * reader agrees with a whole-file one. */
     uint32_t layout;
     chat_learned learned;
+    const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -778,6 +779,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
             return rc;
     }
     r->order = r->opt.date_order;
+    r->colon_pairs = ws__chat_colon_pairs();
     if (!r->empty) {
         int rc = sample_start(r, err);
         if (rc)
@@ -919,11 +921,15 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     }
     /* a quote before the ": " may make it a group event's (the window's q_bits say where one
      * can be; a body copied out of the window has the flag its first line got) */
-    bool maybe_quote = colon && (in_window ? quote_bit_in(r, (size_t)(body - r->buf), (size_t)(colon - r->buf))
-                                           : r->cur_quote);
+    bool maybe_event = false;
+    if (colon && colon > body) {
+        unsigned pair = colon - body >= 2 ? (unsigned)(unsigned char)colon[-2] << 8 | (unsigned char)colon[-1] : 0;
+        maybe_event = (r->colon_pairs[pair >> 6] >> (pair & 63) & 1) ||
+                      ((in_window ? quote_bit_in(r, (size_t)(body - r->buf), (size_t)(colon - r->buf)) : r->cur_quote) &&
+                       has_opening_quote(body, (size_t)(colon - body)));
+    }
     if (colon && colon > body &&
-        !(maybe_quote && has_opening_quote(body, (size_t)(colon - body)) &&
-          ws__chat_is_system_text(body, r->cur_first_len, (size_t)(colon - body)))) {
+        !(maybe_event && ws__chat_is_system_text(body, r->cur_first_len, (size_t)(colon - body)))) {
         *colon = '\0'; /* the author is terminated in place */
         msg->author = body;
         msg->author_len = (size_t)(colon - body);
