@@ -50,6 +50,9 @@ static struct {
     uint64_t bloom[BLOOM_BITS / 64];    /* (length, first, last folded byte) of every phrase */
     affix edited[MAX_SUFFIXES], attached_suffix[MAX_SUFFIXES], attached_prefix[MAX_SUFFIXES];
     size_t n_edited, n_attached_suffix, n_attached_prefix;
+    uint64_t suffix_last[4];            /* last bytes of the attached_suffix entries */
+    struct { affix head, tail; } attached[MAX_SUFFIXES];   /* iOS "<attached: " + ">" (exact) */
+    size_t n_attached;
     uint64_t colon_pairs[65536 / 64];   /* colon_pair of every template (see ws__chat_colon_pairs) */
     event_template *events;             /* loaded apart, on first use (rarely needed) */
     size_t n_events;
@@ -358,11 +361,26 @@ static void load_table(void)
                 table.colon_pairs[pair >> 6] |= 1ull << (pair & 63);
         } else if (kind_is(&r, "file_attached") && ph && ph + 1 < r.text + r.text_len) {
             /* "%1 (file attached)" -> suffix " (file attached)"; "... %1" -> prefix */
-            if (ph == r.text)
+            if (ph == r.text) {
                 add_affix(table.attached_suffix, &table.n_attached_suffix, ph + 2,
                           r.text_len - (size_t)(ph + 2 - r.text));
-            else
+                unsigned char c = (unsigned char)table.attached_suffix[table.n_attached_suffix - 1].s[
+                    table.attached_suffix[table.n_attached_suffix - 1].len - 1];
+                table.suffix_last[c >> 6] |= 1ull << (c & 63);
+            } else {
                 add_affix(table.attached_prefix, &table.n_attached_prefix, r.text, (size_t)(ph - r.text));
+            }
+        } else if (kind_is(&r, "attached") && ph && table.n_attached < MAX_SUFFIXES) {
+            /* "<attached: %1>" -> "<attached: " and ">" */
+            const char *t = r.text;
+            size_t n = r.text_len;
+            trim(&t, &n);
+            ph = memchr(t, '%', n);
+            if (ph && ph + 2 <= t + n) {
+                table.attached[table.n_attached].head = (affix){t, (size_t)(ph - t)};
+                table.attached[table.n_attached].tail = (affix){ph + 2, (size_t)(t + n - ph - 2)};
+                table.n_attached++;
+            }
         }
     }
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
@@ -515,9 +533,16 @@ static ws_msg_kind classify_trimmed(const char *s, size_t len, const chat_learne
         return WS_MSG_MEDIA;
     if (len > 2 && s[0] == '<' && s[len - 1] == '>' && is_learned(learned, s, len))
         return WS_MSG_MEDIA;
-    for (size_t i = 0; len && s[len - 1] == ')' && i < table.n_attached_suffix; i++)
+    unsigned char last = len ? (unsigned char)s[len - 1] : 0;
+    for (size_t i = 0; len && (table.suffix_last[last >> 6] >> (last & 63) & 1) && i < table.n_attached_suffix; i++)
         if (ends_with_folded(s, len, &table.attached_suffix[i], &at) && at > 0)
             return WS_MSG_MEDIA;
+    for (size_t i = 0; last == '>' && i < table.n_attached; i++) {
+        const affix *h = &table.attached[i].head, *t = &table.attached[i].tail;
+        if (len >= h->len + t->len + 3 && memcmp(s, h->s, h->len) == 0 &&
+            memcmp(s + len - t->len, t->s, t->len) == 0)
+            return WS_MSG_MEDIA;
+    }
     for (size_t i = 0; len && (unsigned char)s[0] >= 0x80 && i < table.n_attached_prefix; i++)
         if (starts_with_folded(s, len, &table.attached_prefix[i]))
             return WS_MSG_MEDIA;
