@@ -220,8 +220,7 @@ struct ws_chat_reader {
     uint64_t window_offset;  /* offset in the source of buf[0] */
     uint64_t line_offset;    /* offset in the source of the last line returned */
     uint64_t *nl_bits;       /* bit i set: buf[i] is '\n' (for i < end); rebuilt after each refill */
-    uint64_t *q_bits;        /* bit i set: buf[i] may belong to an opening quote (quote_byte) */
-    size_t nl_words;         /* allocated words of nl_bits and q_bits */
+    size_t nl_words;         /* allocated words of nl_bits */
     bool nl_ready;
     size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
     bool cr_known;           /* cr_at is up to date for the bytes in the window */
@@ -251,7 +250,6 @@ struct ws_chat_reader {
     ws_datetime cur_ts;
     uint64_t cur_line;
     size_t cur_first_len;      /* bytes of the body that came from the header line */
-    bool cur_quote;            /* that line may hold an opening quote (q_bits), or is not in the window */
     /* A message of one line is not copied: it stays in the window at buf[cur_at..+cur_len)
      * until a continuation line or a refill needs it in cur_body. */
     bool cur_in_window;
@@ -275,58 +273,34 @@ static int take_out_of_window(ws_chat_reader *r)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* One 32-byte half of the AVX2 loop: bytes that may belong to an opening quote. */
-__attribute__((target("avx2"))) static inline __m256i quote_bytes_avx2(__m256i x)
-{
-    __m256i q = _mm256_or_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('"')), _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\'')));
-    q = _mm256_or_si256(q, _mm256_cmpeq_epi8(x, _mm256_set1_epi8((char)0xAB)));
-    q = _mm256_or_si256(q, _mm256_cmpeq_epi8(x, _mm256_set1_epi8((char)0x8C)));
-    /* 0x9C and 0x9E: (x | 2) == 0x9E */
-    return _mm256_or_si256(q, _mm256_cmpeq_epi8(_mm256_or_si256(x, _mm256_set1_epi8(2)), _mm256_set1_epi8((char)0x9E)));
-}
-
 /* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. */
-__attribute__((target("avx2"))) static void newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out,
-                                                              uint64_t *quotes)
+__attribute__((target("avx2"))) static void newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
 {
     const __m256i nl = _mm256_set1_epi8('\n');
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)p), x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
-        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, nl));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, nl));
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)p), nl));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + 32)), nl));
         out[w] = lo | hi << 32;
-        lo = (uint32_t)_mm256_movemask_epi8(quote_bytes_avx2(x0));
-        hi = (uint32_t)_mm256_movemask_epi8(quote_bytes_avx2(x1));
-        quotes[w] = lo | hi << 32;
     }
 }
 #define HAVE_NEWLINE_AVX2 1
 #endif
 
-/* Can byte c belong to an opening quote (" ' « “ „ 「, see has_opening_quote)? A superset: the
- * exact test runs only on the lines it flags. */
-static inline bool quote_byte(unsigned char c)
-{
-    return c == '"' || c == '\'' || c == 0xAB || c == 0x8C || (c | 2) == 0x9E;
-}
-
-/* Marks the '\n' bytes of buf[0..end) in nl_bits (and the quote_byte ones in q_bits): one pass
- * per window instead of a search per line. */
+/* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
+ * per line. */
 static void index_newlines(ws_chat_reader *r)
 {
     size_t words = (r->end + 63) / 64;
     if (words + 1 > r->nl_words) {
         r->nl_words = (r->buf_cap + SLACK) / 64 + 1;
         free(r->nl_bits);
-        free(r->q_bits);
         r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
-        r->q_bits = ws_xmalloc(r->nl_words * sizeof *r->q_bits);
     }
     const unsigned char *b = (const unsigned char *)r->buf;
 #if defined(HAVE_NEWLINE_AVX2)
     if (ws__chat_cpu_avx2()) {
-        newline_bits_avx2(b, words, r->nl_bits, r->q_bits);
+        newline_bits_avx2(b, words, r->nl_bits);
         words = 0;
     }
 #endif
@@ -345,29 +319,12 @@ static void index_newlines(ws_chat_reader *r)
             bits |= (uint64_t)(p[k] == '\n') << k;
 #endif
         r->nl_bits[w] = bits;
-        uint64_t quotes = 0;
-        for (int k = 0; k < 64; k++)
-            quotes |= (uint64_t)quote_byte(p[k]) << k;
-        r->q_bits[w] = quotes;
     }
     words = (r->end + 63) / 64;
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
     r->nl_ready = true;
-}
-
-/* Is a q_bits bit set in buf[from..to)? */
-static inline bool quote_bit_in(const ws_chat_reader *r, size_t from, size_t to)
-{
-    if (from >= to)
-        return false;
-    size_t w = from / 64, last = (to - 1) / 64;
-    uint64_t bits = r->q_bits[w] & (~0ull << (from % 64));
-    for (; w < last; bits = r->q_bits[++w])
-        if (bits)
-            return true;
-    return (bits & (~0ull >> (63 - (to - 1) % 64))) != 0;
 }
 
 /* Index of the first '\n' in buf[from..end), or end. */
@@ -605,7 +562,7 @@ typedef struct sample_counts {
     unsigned count[8], layouts, headers;
 } sample_counts;
 
-#define SAMPLE_MAX_HEADERS 2000    /* header lines whose layout the sample counts */
+#define SAMPLE_MAX_HEADERS 256     /* header lines whose layout the sample counts */
 
 /* One line of the sample: its header's layout is counted, a "<...>" body too. */
 static void sample_line(sample_counts *sc, const char *line, size_t len)
@@ -868,24 +825,38 @@ static bool has_opening_quote(const char *str, size_t n)
     return false;
 }
 
-/* The first ": " in s[0..n), or NULL. s lies in the window, so 16 bytes may be read past any
- * byte before n (the slack). */
-static char *find_colon_space_window(char *s, size_t n)
+/* The first ": " in s[0..n), or NULL. *quote: whether the bytes before it may hold an opening
+ * quote (has_opening_quote), by a superset test on them (" ' and the last bytes of « “ „ 「:
+ * AB 9C 9E 8C). 16 bytes past any byte before n must be readable (the window's slack, or a
+ * buffer's spare capacity); what they hold changes no answer. */
+static char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
     const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    const __m128i dq = _mm_set1_epi8('"'), apos = _mm_set1_epi8('\''), ab = _mm_set1_epi8((char)0xAB);
+    const __m128i x8c = _mm_set1_epi8((char)0x8C), two = _mm_set1_epi8(2), x9e = _mm_set1_epi8((char)0x9E);
+    unsigned any = 0;
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
+        __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, dq), _mm_cmpeq_epi8(a, apos)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(a, ab), _mm_cmpeq_epi8(a, x8c)));
+        unsigned qm = (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmpeq_epi8(_mm_or_si128(a, two), x9e)));
         if (m) {
             size_t at = i + (size_t)__builtin_ctz(m);
-            return at + 1 < n ? s + at : NULL;
+            if (at + 1 >= n)
+                return NULL;
+            *quote = any || (qm & ((1u << (at - i)) - 1));
+            return s + at;
         }
+        any |= qm;
     }
     return NULL;
 #else
-    return (char *)colon_space(s, n);
+    char *p = (char *)colon_space(s, n);
+    *quote = p != NULL;
+    return p;
 #endif
 }
 
@@ -912,21 +883,23 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     memset(msg, 0, sizeof *msg);
     msg->ts = r->cur_ts;
     msg->line = r->cur_line;
-    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len)
-                            : (char *)colon_space(body, r->cur_first_len);
+    bool may_quote = true;
+    /* a copied body may be read 17 bytes past its first line too when its buffer is that big */
+    char *colon = in_window || r->cur_first_len + 17 <= r->out_body.cap
+                      ? find_colon_space_window(body, r->cur_first_len, &may_quote)
+                      : (char *)colon_space(body, r->cur_first_len);
     if (in_window) {
         /* the line's terminator (or the slack at the end) becomes the NUL; written after the
          * search above, whose wide loads would otherwise wait on this store */
         body[len] = '\0';
     }
-    /* a quote before the ": " may make it a group event's (the window's q_bits say where one
-     * can be; a body copied out of the window has the flag its first line got) */
+    /* the ": " may be a group event's: after two bytes some template has before its own ": ",
+     * or with an opening quote before it (a subject); only then are the templates tried */
     bool maybe_event = false;
     if (colon && colon > body) {
         unsigned pair = colon - body >= 2 ? (unsigned)(unsigned char)colon[-2] << 8 | (unsigned char)colon[-1] : 0;
         maybe_event = (r->colon_pairs[pair >> 6] >> (pair & 63) & 1) ||
-                      ((in_window ? quote_bit_in(r, (size_t)(body - r->buf), (size_t)(colon - r->buf)) : r->cur_quote) &&
-                       has_opening_quote(body, (size_t)(colon - body)));
+                      (may_quote && has_opening_quote(body, (size_t)(colon - body)));
     }
     if (colon && colon > body &&
         !(maybe_event && ws__chat_is_system_text(body, r->cur_first_len, (size_t)(colon - body)))) {
@@ -975,8 +948,6 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             r->cur_ts = ts;
             r->cur_line = r->line_no;
             r->cur_first_len = len - h.body;
-            r->cur_quote = !(line >= r->buf && line < r->buf + r->end) ||
-                           quote_bit_in(r, (size_t)(line + h.body - r->buf), (size_t)(line + len - r->buf));
             if (line >= r->buf && line < r->buf + r->end && r->cur_first_len <= r->opt.max_message_bytes) {
                 r->cur_in_window = true;   /* not copied unless a second line joins */
                 r->cur_at = (size_t)(line + h.body - r->buf);
@@ -1052,7 +1023,6 @@ void ws_chat_close(ws_chat_reader *r)
     source_close(&r->src);
     free(r->buf);
     free(r->nl_bits);
-    free(r->q_bits);
     ws_buf_free(&r->cur_body);
     ws_buf_free(&r->out_body);
     ws_buf_free(&r->fixed);
