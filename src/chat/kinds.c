@@ -64,22 +64,56 @@ static int table_ready, events_ready;
 
 /* Case folding that keeps every byte length: ASCII, U+00C0-00DE, U+0100-017F (even -> odd),
  * Greek U+0391-03A9, Cyrillic U+0400-042F. Enough to make upper and lower case of the phrases
- * meet; it is not Unicode's full case folding. */
+ * meet; it is not Unicode's full case folding. This folds the 2-byte character c b. */
+static inline void fold_pair(unsigned char c, unsigned char b, unsigned char *lead, unsigned char *next)
+{
+    *lead = c;
+    *next = b;
+    if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
+        *next = (unsigned char)(b + 0x20);
+    else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
+        *next = (unsigned char)(b + 1);
+    else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
+        *lead = 0xCF, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
+        *lead = 0xD1, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
+        *lead = 0xD1, *next = (unsigned char)(b + 0x10);
+}
+
+/* 8 ASCII bytes lower-cased at once (bit 5 set where 'A' <= byte <= 'Z'). */
+static inline uint64_t lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t ge_a = w + (0x80 - 'A') * ones, gt_z = w + (0x7F - 'Z') * ones;
+    return w | ((ge_a & ~gt_z) & 0x8080808080808080ull) >> 2;
+}
+
 static void fold(const char *src, size_t n, char *dst)
 {
     const unsigned char *s = (const unsigned char *)src;
     unsigned char *d = (unsigned char *)dst;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t w;
-        if (i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
-            /* 8 ASCII bytes at once: set bit 5 where 'A' <= byte <= 'Z' */
-            const uint64_t ones = 0x0101010101010101ull;
-            uint64_t ge_a = w + (0x80 - 'A') * ones, gt_z = w + (0x7F - 'Z') * ones;
-            w |= ((ge_a & ~gt_z) & 0x8080808080808080ull) >> 2;
+    uint64_t w;
+    size_t i = 0;
+    if (n >= 8) {
+        /* all ASCII (the usual phrase): words, the last one overlapping (folding is idempotent) */
+        for (; i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull)); i += 8) {
+            w = lower8(w);
             memcpy(d + i, &w, 8);
-            i += 7;
-            continue;
         }
+        if (i == n)
+            return;
+        if (i + 8 > n && (memcpy(&w, s + n - 8, 8), !(w & 0x8080808080808080ull))) {
+            w = lower8(w);
+            memcpy(d + n - 8, &w, 8);
+            return;
+        }
+    }
+    for (; i < n; i++) {
         unsigned char c = s[i];
         if (c < 0x80) {
             d[i] = (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
@@ -88,24 +122,7 @@ static void fold(const char *src, size_t n, char *dst)
         d[i] = c;
         if (c < 0xC3 || c > 0xD0 || i + 1 >= n)
             continue;
-        unsigned char b = s[i + 1];
-        unsigned char lead = c, next = b;
-        if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
-            next = (unsigned char)(b + 0x20);
-        else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
-            next = (unsigned char)(b + 1);
-        else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
-            next = (unsigned char)(b + 0x20);
-        else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
-            lead = 0xCF, next = (unsigned char)(b - 0x20);
-        else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
-            next = (unsigned char)(b + 0x20);
-        else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
-            lead = 0xD1, next = (unsigned char)(b - 0x20);
-        else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
-            lead = 0xD1, next = (unsigned char)(b + 0x10);
-        d[i] = lead;
-        d[i + 1] = next;
+        fold_pair(c, s[i + 1], &d[i], &d[i + 1]);
         i++;
     }
 }
@@ -155,7 +172,11 @@ static uint32_t hash_bytes(const char *s, size_t n)
         h ^= h >> 32;
     }
     uint64_t tail = 0;
-    memcpy(&tail, s + i, n - i);
+    if (n >= 8 && i < n)
+        memcpy(&tail, s + n - 8, 8);   /* the last word again, overlapping */
+    else
+        for (; i < n; i++)
+            tail = tail << 8 | (unsigned char)s[i];
     h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
     return (uint32_t)(h >> 32);
 }
@@ -428,9 +449,9 @@ static inline unsigned char fold_byte_at(const char *str, size_t n, size_t i)
         return c;
     if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
         return c;
-    char pair[2];
-    fold(str + at, 2, pair);
-    return (unsigned char)pair[i - at];
+    unsigned char pair[2];
+    fold_pair(s[at], s[at + 1], &pair[0], &pair[1]);
+    return pair[i - at];
 }
 
 /* bloom_hash() of the folded s[0..n) (n >= 1), without folding the rest. */
@@ -448,13 +469,13 @@ static int lookup(const char *s, size_t n)
     return lookup_folded(f, n);
 }
 
-/* Can byte c, the first of a run that fold() turns into f..., be folded to f? (A cheap test
- * before folding: only a lead byte of a 2-byte letter may become another byte.) */
-static bool may_fold_to(unsigned char c, unsigned char f)
+/* Can byte c, the first of a run that fold() turns into f..., become f? (A cheap test before
+ * folding: ASCII lowers, and only the leads CE and D0 change, to CF and D1.) */
+static inline bool may_fold_to(unsigned char c, unsigned char f)
 {
     if (c >= 'A' && c <= 'Z')
         c = (unsigned char)(c + 32);
-    return c == f || (c >= 0xC3 && c <= 0xD0);
+    return c == f || ((c == 0xCE || c == 0xD0) && f == c + 1);
 }
 
 /* Does s[0..n) end with the folded affix a? *at = where it starts. */

@@ -827,22 +827,22 @@ static bool has_opening_quote(const char *str, size_t n)
 
 /* The first ": " in s[0..n), or NULL. *quote: whether the bytes before it may hold an opening
  * quote (has_opening_quote), by a superset test on them (" ' and the last bytes of « “ „ 「:
- * AB 9C 9E 8C). 16 bytes past any byte before n must be readable (the window's slack, or a
+ * AB 9C 9E 8C, and a few neighbours). 16 bytes past any byte before n must be readable (the window's slack, or a
  * buffer's spare capacity); what they hold changes no answer. */
 static char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
     const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
-    const __m128i dq = _mm_set1_epi8('"'), apos = _mm_set1_epi8('\''), ab = _mm_set1_epi8((char)0xAB);
-    const __m128i x8c = _mm_set1_epi8((char)0x8C), two = _mm_set1_epi8(2), x9e = _mm_set1_epi8((char)0x9E);
+    /* (x | 05) == 27: 22 " 23 # 26 & 27 '; (x | 12) == 9E: 8C 8E 9C 9E; and AB */
+    const __m128i x05 = _mm_set1_epi8(0x05), x27 = _mm_set1_epi8(0x27), ab = _mm_set1_epi8((char)0xAB);
+    const __m128i x12 = _mm_set1_epi8(0x12), x9e = _mm_set1_epi8((char)0x9E);
     unsigned any = 0;
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
-        __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, dq), _mm_cmpeq_epi8(a, apos)),
-                                 _mm_or_si128(_mm_cmpeq_epi8(a, ab), _mm_cmpeq_epi8(a, x8c)));
-        unsigned qm = (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmpeq_epi8(_mm_or_si128(a, two), x9e)));
+        __m128i q = _mm_or_si128(_mm_cmpeq_epi8(_mm_or_si128(a, x05), x27), _mm_cmpeq_epi8(a, ab));
+        unsigned qm = (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmpeq_epi8(_mm_or_si128(a, x12), x9e)));
         if (m) {
             size_t at = i + (size_t)__builtin_ctz(m);
             if (at + 1 >= n)
