@@ -399,6 +399,7 @@ static void load_table(void)
             }
         }
     }
+    table.folded = ws_xrealloc(table.folded, used + 1);   /* phrases are found by offset */
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
