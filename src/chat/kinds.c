@@ -223,11 +223,8 @@ static bool next_row(size_t *pos, row *r)
     return false;
 }
 
+/* Is row r of kind k (a string literal)? */
 #define KIND_IS(r, k) ((r)->kind_len == sizeof(k) - 1 && memcmp((r)->kind, k, sizeof(k) - 1) == 0)
-static bool kind_is(const row *r, const char *k)
-{
-    return r->kind_len == strlen(k) && memcmp(r->kind, k, r->kind_len) == 0;
-}
 
 /* WS_MSG_MEDIA / WS_MSG_DELETED for whole-body kinds, else 0. */
 static int whole_body_kind(const row *r)
@@ -242,12 +239,9 @@ static int whole_body_kind(const row *r)
 
 static bool is_event_kind(const row *r)
 {
-    static const char *const events[] = {"joined_link", "subject", "created", "added", "left", "removed",
-                                         "icon", "security_code", "disappearing", "description"};
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-        if (kind_is(r, events[i]))
-            return true;
-    return false;
+    return KIND_IS(r, "joined_link") || KIND_IS(r, "subject") || KIND_IS(r, "created") || KIND_IS(r, "added") ||
+           KIND_IS(r, "left") || KIND_IS(r, "removed") || KIND_IS(r, "icon") || KIND_IS(r, "security_code") ||
+           KIND_IS(r, "disappearing") || KIND_IS(r, "description");
 }
 
 static void add_phrase(const char *s, size_t n, int kind, size_t *used)
@@ -305,10 +299,8 @@ static uint8_t quote_before(const char *s, size_t n)
 /* The two bytes before the first ": " of a piece, when at least two come before it; else 0. */
 static uint16_t colon_pair_of(const char *s, size_t n)
 {
-    for (size_t i = 2; i + 1 < n; i++)
-        if (s[i] == ':' && s[i + 1] == ' ')
-            return (uint16_t)((unsigned char)s[i - 2] << 8 | (unsigned char)s[i - 1]);
-    return 0;
+    const char *p = n >= 4 ? memmem(s + 2, n - 2, ": ", 2) : NULL;
+    return p ? (uint16_t)((unsigned char)p[-2] << 8 | (unsigned char)p[-1]) : 0;
 }
 
 /* "%1 changed the subject from "%2" to "%3"" -> pieces "", " changed ... from "", "" to "", """.
@@ -366,7 +358,7 @@ static void load_table(void)
         const char *ph = memchr(r.text, '%', r.text_len);
         if (kind) {
             add_phrase(r.text, r.text_len, kind, &used);
-        } else if (kind_is(&r, "edited")) {
+        } else if (KIND_IS(&r, "edited")) {
             const char *s = r.text;
             size_t n = r.text_len;
             trim(&s, &n);
@@ -375,7 +367,7 @@ static void load_table(void)
             uint16_t pair = colon_pair_of(r.text, r.text_len);
             if (pair)
                 table.colon_pairs[pair >> 6] |= 1ull << (pair & 63);
-        } else if (kind_is(&r, "file_attached") && ph && ph + 1 < r.text + r.text_len) {
+        } else if (KIND_IS(&r, "file_attached") && ph && ph + 1 < r.text + r.text_len) {
             /* "%1 (file attached)" -> suffix " (file attached)"; "... %1" -> prefix */
             if (ph == r.text) {
                 add_affix(table.attached_suffix, &table.n_attached_suffix, ph + 2,
@@ -386,7 +378,7 @@ static void load_table(void)
             } else {
                 add_affix(table.attached_prefix, &table.n_attached_prefix, r.text, (size_t)(ph - r.text));
             }
-        } else if (kind_is(&r, "attached") && ph && table.n_attached < MAX_SUFFIXES) {
+        } else if (KIND_IS(&r, "attached") && ph && table.n_attached < MAX_SUFFIXES) {
             /* "<attached: %1>" -> "<attached: " and ">" */
             const char *t = r.text;
             size_t n = r.text_len;
