@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "chat/chat.h"
 
@@ -81,6 +82,28 @@ void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, 
                          size_t n);
 /* The candidates that pass the thresholds and that the phrase table does not know. */
 void ws__chat_sample_learn(const chat_sample *s, chat_learned *out);
+
+/* Learns the layout (*layout, 0 = none dominant) and placeholders (*learned) of an export from
+ * its first bytes buf[0..n) (complete: they are the whole export). sample.c. */
+void ws__chat_sample_scan(const char *buf, size_t n, bool complete, uint32_t *layout, chat_learned *learned);
+
+/* Could line s[0..n) start a header? A cheap check before the full grammar. */
+static inline bool ws__chat_maybe_header(const char *s, size_t n)
+{
+    if (n < 8)
+        return false;
+    unsigned char c = (unsigned char)s[0];
+    return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
+}
+
+/* The first ": " in s[0..n), or NULL (scalar). */
+static inline const char *ws__chat_colon_space(const char *s, size_t n)
+{
+    for (const char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ')
+            return p;
+    return NULL;
+}
 
 /* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
  * the phrase table (src/chat/locale_strings.tsv, loaded once, thread-safe) and what this export

@@ -201,15 +201,6 @@ out:
     return rc;
 }
 
-/* The first ": " in s[0..n) (scalar). */
-static const char *colon_space(const char *s, size_t n)
-{
-    for (const char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
-        if (p + 1 < end && p[1] == ' ')
-            return p;
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ the reader */
 
 struct ws_chat_reader {
@@ -237,10 +228,10 @@ struct ws_chat_reader {
     ws_datetime cached_date;
     chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
-    /* The file's layout (chat_header.layout of the first header of its first MiB, 0 = none
-     * there): once known, a line of another layout is a body line. And the placeholders that
-     * MiB taught. Both come from the start of the file whatever the range, so every range
-     * reader agrees with a whole-file one. */
+    /* The file's layout (the chat_header.layout 90% of the headers in its first MiB share, 0 =
+     * none does): once known, a line of another layout is a body line. And the placeholders
+     * that MiB taught. Both come from the start of the file whatever the range, so every range
+     * reader agrees with a whole-file one (sample.c). */
     uint32_t layout;
     chat_learned learned;
     const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
@@ -461,15 +452,6 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
     *len = r->fixed.len;
 }
 
-/* Could this line start a header? A cheap check before the full grammar. */
-static inline bool maybe_header(const char *s, size_t n)
-{
-    if (n < 8)
-        return false;
-    unsigned char c = (unsigned char)s[0];
-    return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
-}
-
 /* Positions the reader at the start of its range (the whole input by default). */
 static int seek_start(ws_chat_reader *r, ws_error *err)
 {
@@ -538,7 +520,7 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
     for (unsigned k = 0; k < r->n_templates; k++)
         if (ws__chat_template_match(&r->templates[k], line, len, readable, h))
             return true;
-    if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
+    if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
     if (!ws__chat_parse_header(line, len, h) || (r->layout && h->layout != r->layout))
         return false;
@@ -555,68 +537,12 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
     return true;
 }
 
-/* What the sample counts: header lines per layout, and "<...>" bodies. */
-typedef struct sample_counts {
-    chat_sample bodies;
-    uint32_t layout[8];
-    unsigned count[8], layouts, headers;
-} sample_counts;
-
-#define SAMPLE_MAX_HEADERS 256     /* header lines whose layout the sample counts */
-
-/* One line of the sample: its header's layout is counted, a "<...>" body too. */
-static void sample_line(sample_counts *sc, const char *line, size_t len)
-{
-    chat_header h;
-    size_t end = len;
-    while (end && line[end - 1] == ' ')
-        end--;
-    bool candidate = end && line[end - 1] == '>';
-    if (sc->headers >= SAMPLE_MAX_HEADERS && !candidate)
-        return;
-    if ((!maybe_header(line, len) && !ws__chat_mark_len(line, len)) || !ws__chat_parse_header(line, len, &h))
-        return;
-    ws_datetime t;
-    if (!ws__chat_resolve(&h, WS_DATE_DMY, &t))
-        return;
-    if (sc->headers < SAMPLE_MAX_HEADERS) {
-        sc->headers++;
-        unsigned k = 0;
-        while (k < sc->layouts && sc->layout[k] != h.layout)
-            k++;
-        if (k == sc->layouts && k < 8) {
-            sc->layout[k] = h.layout;
-            sc->layouts++;
-        }
-        if (k < 8)
-            sc->count[k]++;
-    }
-    const char *colon = colon_space(line + h.body, len - h.body);
-    if (candidate && colon && colon > line + h.body)
-        ws__chat_sample_add(&sc->bodies, line + h.body, (size_t)(colon - line - h.body), colon + 2,
-                            (size_t)(line + len - colon - 2));
-}
-
-/* The layout 90% of the sample's headers share (at least 3 of them), or 0: test files that
- * mix layouts on purpose are read line by line as before. */
-static uint32_t dominant_layout(const sample_counts *sc)
-{
-    unsigned best = 0;
-    for (unsigned k = 1; k < sc->layouts; k++)
-        if (sc->count[k] > sc->count[best])
-            best = k;
-    if (!sc->layouts || sc->count[best] < 3 || (uint64_t)sc->count[best] * 10 < (uint64_t)sc->headers * 9)
-        return 0;
-    return sc->layout[best];
-}
-
 /* Reads the first MiB of the file (whatever the range) to learn its layout and its
- * placeholders, then rewinds: the reader starts as if nothing had been read. */
+ * placeholders (sample.c), then rewinds: the reader starts as if nothing had been read. */
 static int sample_start(ws_chat_reader *r, ws_error *err)
 {
     int rc = source_rewind(&r->src, err);
     size_t have = 0;
-    sample_counts *sc = ws_xcalloc(1, sizeof *sc);
     while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
         long got = source_read(&r->src, r->buf + have, r->buf_cap - have, err);
         if (got <= 0) {
@@ -625,26 +551,11 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         }
         have += (size_t)got;
     }
-    if (!rc) {
-        bool complete = have < r->buf_cap;   /* the whole input is in the sample */
-        bool any_cr = memchr(r->buf, '\r', have) != NULL;
-        for (size_t at = 0; at < have;) {
-            const char *line = r->buf + at;
-            const char *nl = memchr(line, '\n', have - at);
-            size_t n = nl ? (size_t)(nl - line) : have - at;
-            if (!nl && !complete)
-                break;   /* a line cut by the sample's end */
-            /* up to a CR (the sample skips what follows a lone CR: it only counts) */
-            const char *cr = any_cr ? memchr(line, '\r', n) : NULL;
-            sample_line(sc, line, cr ? (size_t)(cr - line) : n);
-            at += n + 1;
-        }
-        r->layout = dominant_layout(sc);
-        ws__chat_sample_learn(&sc->bodies, &r->learned);
-        rc = source_rewind(&r->src, err);
-    }
-    free(sc);
-    return rc;
+    if (rc)
+        return rc;
+    /* complete: the whole input is in the sample */
+    ws__chat_sample_scan(r->buf, have, have < r->buf_cap, &r->layout, &r->learned);
+    return source_rewind(&r->src, err);
 }
 
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
@@ -854,7 +765,7 @@ static inline __attribute__((always_inline)) char *find_colon_space_window(char 
     }
     return NULL;
 #else
-    char *p = (char *)colon_space(s, n);
+    char *p = (char *)ws__chat_colon_space(s, n);
     *quote = p != NULL;
     return p;
 #endif
@@ -887,7 +798,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     /* a copied body may be read 17 bytes past its first line too when its buffer is that big */
     char *colon = in_window || r->cur_first_len + 17 <= r->out_body.cap
                       ? find_colon_space_window(body, r->cur_first_len, &may_quote)
-                      : (char *)colon_space(body, r->cur_first_len);
+                      : (char *)ws__chat_colon_space(body, r->cur_first_len);
     if (in_window) {
         /* the line's terminator (or the slack at the end) becomes the NUL; written after the
          * search above, whose wide loads would otherwise wait on this store */
