@@ -738,8 +738,8 @@ static bool has_opening_quote(const char *str, size_t n)
 
 /* The first ": " in s[0..n), or NULL. *quote: whether the bytes before it may hold an opening
  * quote (has_opening_quote), by a superset test on them (" ' and the last bytes of « “ „ 「:
- * AB 9C 9E 8C, and a few neighbours). 16 bytes past any byte before n must be readable (the window's slack, or a
- * buffer's spare capacity); what they hold changes no answer. */
+ * AB 9C 9E 8C, and a few neighbours). 16 bytes past any byte before n must be readable (the
+ * window's slack, or a buffer's spare capacity); what they hold changes no answer. */
 static inline __attribute__((always_inline)) char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
