@@ -239,9 +239,9 @@ static int whole_body_kind(const row *r)
 
 static bool is_event_kind(const row *r)
 {
-    return KIND_IS(r, "joined_link") || KIND_IS(r, "subject") || KIND_IS(r, "created") || KIND_IS(r, "added") ||
-           KIND_IS(r, "left") || KIND_IS(r, "removed") || KIND_IS(r, "icon") || KIND_IS(r, "security_code") ||
-           KIND_IS(r, "disappearing") || KIND_IS(r, "description");
+    return KIND_IS(r, "joined_link") || KIND_IS(r, "subject") || KIND_IS(r, "created") ||
+           KIND_IS(r, "added") || KIND_IS(r, "left") || KIND_IS(r, "removed") || KIND_IS(r, "icon") ||
+           KIND_IS(r, "security_code") || KIND_IS(r, "disappearing") || KIND_IS(r, "description");
 }
 
 static void add_phrase(const char *s, size_t n, int kind, size_t *used)
@@ -543,7 +543,8 @@ static ws_msg_kind classify_trimmed(const char *s, size_t len, const chat_learne
     if (len > 2 && s[0] == '<' && s[len - 1] == '>' && is_learned(learned, s, len))
         return WS_MSG_MEDIA;
     unsigned char last = len ? (unsigned char)s[len - 1] : 0;
-    for (size_t i = 0; len && (table.suffix_last[last >> 6] >> (last & 63) & 1) && i < table.n_attached_suffix; i++)
+    bool suffix_may_end_here = len && (table.suffix_last[last >> 6] >> (last & 63) & 1);
+    for (size_t i = 0; suffix_may_end_here && i < table.n_attached_suffix; i++)
         if (ends_with_folded(s, len, &table.attached_suffix[i], &at) && at > 0)
             return WS_MSG_MEDIA;
     for (size_t i = 0; last == '>' && i < table.n_attached; i++) {
@@ -596,8 +597,9 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (n >= 3 && (unsigned char)text[0] == 0xE2 && (unsigned char)text[1] == 0x80 &&
         (unsigned char)text[2] == 0x8E)
         return WS_MSG_SYSTEM;
-    if (len > 20 && s[0] == 'M' && (starts_with(s, len, "Messages and calls are end-to-end encrypted") ||
-                                     starts_with(s, len, "Messages to this group are now secured with end-to-end encryption")))
+    if (len > 20 && s[0] == 'M' &&
+        (starts_with(s, len, "Messages and calls are end-to-end encrypted") ||
+         starts_with(s, len, "Messages to this group are now secured with end-to-end encryption")))
         return WS_MSG_SYSTEM;
     return WS_MSG_TEXT;
 }
@@ -673,7 +675,8 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
         return false;
     colon -= (size_t)(s - text);
     unsigned quotes = quotes_in(s, colon);
-    uint16_t pair = colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1]) : 0;
+    uint16_t pair = colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1])
+                               : 0;
     for (size_t i = 0; i < table.n_events; i++) {
         const event_template *t = &table.events[i];
         if (((t->quote && (quotes & (1u << t->quote))) || (pair && t->colon_pair == pair)) &&
