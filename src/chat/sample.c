@@ -29,7 +29,9 @@ static void sample_line(sample_counts *sc, const char *line, size_t len)
     bool candidate = end && line[end - 1] == '>';
     if (sc->headers >= SAMPLE_MAX_HEADERS && !candidate)
         return;
-    if ((!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len)) || !ws__chat_parse_header(line, len, &h))
+    if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
+        return;
+    if (!ws__chat_parse_header(line, len, &h))
         return;
     ws_datetime t;
     if (!ws__chat_resolve(&h, WS_DATE_DMY, &t))
@@ -65,7 +67,8 @@ static uint32_t dominant_layout(const sample_counts *sc)
     return sc->layout[best];
 }
 
-void ws__chat_sample_scan(const char *buf, size_t have, bool complete, uint32_t *layout, chat_learned *learned)
+void ws__chat_sample_scan(const char *buf, size_t have, bool complete, uint32_t *layout,
+                          chat_learned *learned)
 {
     sample_counts *sc = ws_xcalloc(1, sizeof *sc);
     bool any_cr = memchr(buf, '\r', have) != NULL;
