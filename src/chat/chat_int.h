@@ -12,7 +12,7 @@
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
     int field[3];        /* date fields in written order */
-    int digits[6];       /* how many digits field[0..2], hour, minute, second had */
+    unsigned char digits[6];   /* how many digits field[0..2], hour, minute, second had */
     int hour, minute, second;
     int ampm;            /* 0 none, 1 AM, 2 PM */
     bool us_marker;      /* spelled "AM"/"PM" exactly, as en-US writes it */

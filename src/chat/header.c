@@ -130,7 +130,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
     size_t i = *pi;
     char sep;
     h->pos[0] = (unsigned short)i;
-    if (!(h->digits[0] = number(s, n, &i, 4, &h->field[0])) || h->digits[0] == 3)
+    if (!(h->digits[0] = (unsigned char)number(s, n, &i, 4, &h->field[0])) || h->digits[0] == 3)
         return false;
     i = skip_marks(s, n, i);
     if (i >= n || (s[i] != '/' && s[i] != '.' && s[i] != '-'))
@@ -141,7 +141,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
         i++;
     i = skip_marks(s, n, i);
     h->pos[1] = (unsigned short)i;
-    if (!(h->digits[1] = number(s, n, &i, 2, &h->field[1])))
+    if (!(h->digits[1] = (unsigned char)number(s, n, &i, 2, &h->field[1])))
         return false;
     i = skip_marks(s, n, i);
     if (i >= n || s[i] != sep)
@@ -151,7 +151,7 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
         i++;
     i = skip_marks(s, n, i);
     h->pos[2] = (unsigned short)i;
-    if (!(h->digits[2] = number(s, n, &i, 4, &h->field[2])))
+    if (!(h->digits[2] = (unsigned char)number(s, n, &i, 4, &h->field[2])))
         return false;
     if (h->digits[0] == 4 ? h->digits[2] > 2 : (h->digits[2] != 2 && h->digits[2] != 4))
         return false;
@@ -237,21 +237,21 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
     size_t i = *pi;
     char sep;
     h->pos[3] = (unsigned short)i;
-    if (!(h->digits[3] = number(s, n, &i, 2, &h->hour)))
+    if (!(h->digits[3] = (unsigned char)number(s, n, &i, 2, &h->hour)))
         return false;
     if (i >= n || (s[i] != ':' && s[i] != '.'))
         return false;
     sep = s[i++];
     h->layout |= sep == '.' ? LAYOUT_TIME_DOT : 0;
     h->pos[4] = (unsigned short)i;
-    if ((h->digits[4] = number(s, n, &i, 2, &h->minute)) != 2)
+    if ((h->digits[4] = (unsigned char)number(s, n, &i, 2, &h->minute)) != 2)
         return false;
     *has_seconds = false;
     h->second = 0;
     if (i + 2 < n && s[i] == sep) {
         size_t j = i + 1;
         h->pos[5] = (unsigned short)j;
-        if ((h->digits[5] = number(s, n, &j, 2, &h->second)) == 2) {
+        if ((h->digits[5] = (unsigned char)number(s, n, &j, 2, &h->second)) == 2) {
             i = j;
             *has_seconds = true;
         } else {
@@ -411,7 +411,8 @@ bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t)
     t->minute = h->minute;
     t->second = h->second;
 
-    const int *f = h->field, *dg = h->digits;
+    const int *f = h->field;
+    const unsigned char *dg = h->digits;
     if (dg[0] == 4 || order == WS_DATE_YMD)
         return make_date(f[0], dg[0], f[1], f[2], t);
     if (order == WS_DATE_MDY)

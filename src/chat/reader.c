@@ -224,7 +224,8 @@ struct ws_chat_reader {
     uint64_t invalid_utf8, skipped;
 
     bool date_cached;            /* the date of the last header, for resolve_cached */
-    int cached_field[3], cached_digits[3], cached_ampm;
+    int cached_field[3], cached_ampm;
+    unsigned char cached_digits[3];
     ws_datetime cached_date;
     chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
