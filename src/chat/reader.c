@@ -792,9 +792,11 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     }
     r->have_cur = false;
 
-    memset(msg, 0, sizeof *msg);
-    msg->ts = r->cur_ts;
+    msg->ts = r->cur_ts;   /* every field is set below: no memset once per message */
     msg->line = r->cur_line;
+    msg->author = NULL;
+    msg->author_len = 0;
+    msg->edited = false;
     bool may_quote = true;
     /* a copied body may be read 17 bytes past its first line too when its buffer is that big */
     char *colon = in_window || r->cur_first_len + 17 <= r->out_body.cap
