@@ -32,6 +32,7 @@ typedef struct chat_template {
     size_t span;                 /* len rounded up to 16: the bytes the match compares */
     int fields;
     unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
+    bool avx2_32;                /* span is 32 and this CPU has AVX2: one 32-byte compare */
     chat_header proto;
 } chat_template;
 

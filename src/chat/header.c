@@ -456,8 +456,27 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     }
     t->proto = *h;
     t->fields = fields;
+    t->avx2_32 = t->span == 32 && ws__chat_cpu_avx2();
     return true;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* The 32-byte compare of ws__chat_template_match in one AVX2 step. */
+__attribute__((target("avx2"))) static bool match32_avx2(const unsigned char *src, const chat_template *t)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)src);
+    __m256i lit = _mm256_loadu_si256((const __m256i *)t->lit);
+    __m256i litmask = _mm256_loadu_si256((const __m256i *)t->litmask);
+    __m256i digitmask = _mm256_loadu_si256((const __m256i *)t->digitmask);
+    __m256i eq = _mm256_cmpeq_epi8(_mm256_and_si256(x, litmask), lit);
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
+    __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
+    __m256i ok = _mm256_andnot_si256(_mm256_andnot_si256(is_digit, digitmask), eq);
+    return (unsigned)_mm256_movemask_epi8(ok) == 0xFFFFFFFFu;
+}
+#define HAVE_MATCH32_AVX2 1
+#endif
 
 /* The value of a field of 1 to 4 ASCII digits (already checked to be digits). */
 static inline int field_value(const unsigned char *d, unsigned digits)
@@ -487,9 +506,15 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
         src = copy;
     }
     /* literal bytes equal, wildcard bytes ASCII digits */
+#if defined(HAVE_MATCH32_AVX2)
+    if (t->avx2_32) {
+        if (!match32_avx2(src, t))
+            return false;
+    } else
+#endif
 #if defined(__SSE2__)
-    const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
     for (size_t k = 0; k < t->span; k += 16) {
+        const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
         __m128i x = _mm_loadu_si128((const __m128i *)(src + k));
         __m128i lit = _mm_load_si128((const __m128i *)(t->lit + k));
         __m128i litmask = _mm_load_si128((const __m128i *)(t->litmask + k));
@@ -502,7 +527,7 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
             return false;
     }
 #else
-    for (size_t w = 0; w < t->span / 8; w++) {
+    for (size_t w = 0; w < t->span / 8; w++) {   /* (the else of the AVX2 test above) */
         uint64_t word, lit, litmask, digitmask;
         memcpy(&word, src + w * 8, 8);
         memcpy(&lit, t->lit + w * 8, 8);
