@@ -56,6 +56,11 @@ static struct {
     uint64_t colon_pairs[65536 / 64];   /* colon_pair of every template (see ws__chat_colon_pairs) */
     event_template *events;             /* loaded apart, on first use (rarely needed) */
     size_t n_events;
+    /* the templates by opening quote (QUOTE_*) and last byte, and those with a colon_pair: a
+     * line is tried only against the few that can match it */
+    const event_template **by_quote, **with_colon;
+    uint32_t quote_bucket[QUOTE_CORNER + 1][258];   /* [quote][last byte] -> range in by_quote */
+    size_t n_with_colon;
 } table;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT, events_once = PTHREAD_ONCE_INIT;
 static int table_ready, events_ready;
@@ -395,6 +400,13 @@ static void load_table(void)
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
+/* The last byte of a template (a placeholder's: 256). */
+static unsigned event_last_byte(const event_template *t)
+{
+    size_t last = t->pieces - 1;
+    return t->piece_len[last] ? (unsigned char)t->piece[last][t->piece_len[last] - 1] : 256;
+}
+
 static void load_events(void)
 {
     table.events = ws_xcalloc(count_lines(), sizeof *table.events);
@@ -402,6 +414,28 @@ static void load_events(void)
     for (size_t pos = 0; next_row(&pos, &r);)
         if (is_event_kind(&r))
             add_event(r.text, r.text_len);
+    /* bucket the quoted templates by (quote, last byte): counts, then starts, then fill */
+    uint32_t (*b)[258] = table.quote_bucket;
+    for (size_t i = 0; i < table.n_events; i++)
+        if (table.events[i].quote)
+            b[table.events[i].quote][event_last_byte(&table.events[i]) + 1]++;
+    uint32_t at = 0;
+    for (int q = 0; q <= QUOTE_CORNER; q++)
+        for (int c = 0; c <= 257; c++) {
+            uint32_t count = b[q][c];
+            b[q][c] = at;
+            at += count;
+        }
+    /* now b[q][c + 1] is where the bucket (q, c) starts; filling moves it to its end */
+    table.by_quote = ws_xcalloc(at + 1, sizeof *table.by_quote);
+    table.with_colon = ws_xcalloc(table.n_events + 1, sizeof *table.with_colon);
+    for (size_t i = 0; i < table.n_events; i++) {
+        const event_template *t = &table.events[i];
+        if (t->quote)
+            table.by_quote[b[t->quote][event_last_byte(t) + 1]++] = t;
+        if (t->colon_pair)
+            table.with_colon[table.n_with_colon++] = t;
+    }
     __atomic_store_n(&events_ready, 1, __ATOMIC_RELEASE);
 }
 
@@ -677,12 +711,19 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
     unsigned quotes = quotes_in(s, colon);
     uint16_t pair = colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1])
                                : 0;
-    for (size_t i = 0; i < table.n_events; i++) {
-        const event_template *t = &table.events[i];
-        if (((t->quote && (quotes & (1u << t->quote))) || (pair && t->colon_pair == pair)) &&
-            event_matches(t, s, len, colon))
-            return true;
+    /* (after the fill, bucket (q, c) is by_quote[quote_bucket[q][c] .. quote_bucket[q][c + 1])) */
+    for (int q = 1; q <= QUOTE_CORNER; q++) {
+        if (!(quotes & (1u << q)))
+            continue;
+        unsigned lasts[2] = {(unsigned char)s[len - 1], 256};   /* a literal end, or a placeholder */
+        for (int k = 0; k < 2; k++)
+            for (uint32_t i = table.quote_bucket[q][lasts[k]]; i < table.quote_bucket[q][lasts[k] + 1]; i++)
+                if (event_matches(table.by_quote[i], s, len, colon))
+                    return true;
     }
+    for (size_t i = 0; pair && i < table.n_with_colon; i++)
+        if (table.with_colon[i]->colon_pair == pair && event_matches(table.with_colon[i], s, len, colon))
+            return true;
     return false;
 }
 
