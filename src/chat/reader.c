@@ -3,6 +3,7 @@
  * (second pass). Memory stays flat: one input chunk plus the message being built. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,10 +539,45 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
     return true;
 }
 
+/* The last file sampled and what it taught: the readers of one file's byte ranges (--stats
+ * over threads) sample the same bytes, so all but the first take the result. Keyed by what
+ * changes when the file does (device, inode, size, modification time); memory inputs are
+ * always sampled (their bytes may change under the same address). */
+static pthread_mutex_t sample_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    bool valid;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    uint32_t layout;
+    chat_learned learned;
+} last_sample;
+
+static bool same_file(const struct stat *st)
+{
+    return last_sample.valid && last_sample.dev == st->st_dev && last_sample.ino == st->st_ino &&
+           last_sample.size == st->st_size && last_sample.mtime.tv_sec == st->st_mtim.tv_sec &&
+           last_sample.mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
 /* Reads the first MiB of the file (whatever the range) to learn its layout and its
  * placeholders (sample.c), then rewinds: the reader starts as if nothing had been read. */
 static int sample_start(ws_chat_reader *r, ws_error *err)
 {
+    struct stat st;
+    bool file = r->src.kind == SRC_FILE && fstat(r->src.fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (file) {
+        pthread_mutex_lock(&sample_lock);
+        bool hit = same_file(&st);
+        if (hit) {
+            r->layout = last_sample.layout;
+            r->learned = last_sample.learned;
+        }
+        pthread_mutex_unlock(&sample_lock);
+        if (hit)
+            return 0;
+    }
     int rc = source_rewind(&r->src, err);
     size_t have = 0;
     while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
@@ -556,6 +592,17 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         return rc;
     /* complete: the whole input is in the sample */
     ws__chat_sample_scan(r->buf, have, have < r->buf_cap, &r->layout, &r->learned);
+    if (file) {
+        pthread_mutex_lock(&sample_lock);
+        last_sample.valid = true;
+        last_sample.dev = st.st_dev;
+        last_sample.ino = st.st_ino;
+        last_sample.size = st.st_size;
+        last_sample.mtime = st.st_mtim;
+        last_sample.layout = r->layout;
+        last_sample.learned = r->learned;
+        pthread_mutex_unlock(&sample_lock);
+    }
     return source_rewind(&r->src, err);
 }
 
