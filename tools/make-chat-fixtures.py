@@ -2,8 +2,11 @@
 """Writes the WhatsApp export fixtures of tests/fixtures/chat/: for every export variant, the
 same conversation rendered the way that platform and locale print it (<variant>.txt), and the
 messages it must parse to (<variant>.expected.jsonl, our `whatstyle parse --format jsonl`
-contract: ts, author, text, kind). The renderers here are independent of the C parser, so the
-test is a real round trip: messages -> export text -> parser -> messages.
+contract: ts, author, text, kind, and "edited" where a marker ends the body). The renderers here
+are independent of the C parser, so the test is a real round trip: messages -> export text ->
+parser -> messages. Also one export per language and platform of the phrase table
+src/chat/locale_strings.tsv (lang/<lang>_<platform>.txt, every row of the table in it) and the
+traps of issue 14 (trap_*.txt).
 
 Run: python3 tools/make-chat-fixtures.py   (deterministic; the output is committed)
 """
