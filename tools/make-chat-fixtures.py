@@ -131,7 +131,10 @@ def expected(variant, msgs):
             ts = ts[:-2] + "00"
         if author is None and ios:
             text = LRM + text
-        rows.append({"ts": ts, "author": author, "text": text, "kind": kind})
+        row = {"ts": ts, "author": author, "text": text, "kind": kind}
+        if text.startswith("fixed typo "):   # the conversation's edited message
+            row["edited"] = True
+        rows.append(row)
     return rows
 
 def write(name, text, rows):
@@ -316,7 +319,16 @@ def write_traps():
         msgs.append(("2024-01-13T09:%02d:00" % i, NAMES[i % 3], text, kind))
     msgs.append(("2024-01-13T09:30:00", "Ana Souza", "<b>", "text"))
     msgs.append(("2024-01-13T09:31:00", "Ana Souza", "<once only, no placeholder>", "text"))
-    write("trap_unknown_language_media", render("android_en_gb", msgs), expected("android_en_gb", msgs))
+    # and its "edited" marker, the same "<…>" ending of many messages by several people
+    edited = []
+    for i in range(6):
+        msgs.append(("2024-01-13T10:%02d:00" % i, NAMES[i % 3], "korektita %d <Mesaĝo redaktita>" % i, "text"))
+        edited.append(len(msgs) - 1)
+    msgs.append(("2024-01-13T10:30:00", "Ana Souza", "see <this>", "text"))
+    rows = expected("android_en_gb", msgs)
+    for i in edited:
+        rows[i]["edited"] = True
+    write("trap_unknown_language_media", render("android_en_gb", msgs), rows)
 
 if __name__ == "__main__":
     main()

@@ -58,7 +58,8 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);
 bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t);
 
 /* Placeholders one export taught by itself: angle-bracketed whole bodies that several authors
- * send many times (an export in a language the phrase table lacks). */
+ * send many times (an export in a language the phrase table lacks), and angle-bracketed
+ * endings ("text <…>") that many of their messages share: its "edited" marker. */
 #define WS_CHAT_LEARNED_MAX 8
 #define WS_CHAT_LEARN_MIN_COUNT 4      /* times one body must occur in the sample */
 #define WS_CHAT_LEARN_MIN_AUTHORS 2    /* distinct authors who sent it */
@@ -66,6 +67,7 @@ bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t)
 typedef struct chat_learned {
     unsigned count;
     unsigned char len[WS_CHAT_LEARNED_MAX];
+    bool suffix[WS_CHAT_LEARNED_MAX];   /* an edited marker, not a whole-body placeholder */
     char text[WS_CHAT_LEARNED_MAX][64];
 } chat_learned;
 /* Candidate bodies counted over the sample (the first 32 distinct ones). */
@@ -73,12 +75,13 @@ typedef struct chat_sample {
     unsigned n;
     struct chat_sample_entry {
         unsigned char len;
+        bool suffix;   /* the "<…>" ending of a longer body */
         char text[64];
         unsigned count, authors;
         uint32_t author[4];
     } c[32];
 } chat_sample;
-/* Counts one authored message of the sample (only "<...>" bodies are candidates). */
+/* Counts one authored message of the sample (only "<…>" bodies and endings are candidates). */
 void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, const char *body,
                          size_t n);
 /* The candidates that pass the thresholds and that the phrase table does not know. */

@@ -560,8 +560,20 @@ static bool starts_with(const char *s, size_t n, const char *prefix)
 static bool is_learned(const chat_learned *l, const char *s, size_t n)
 {
     for (unsigned i = 0; l && i < l->count; i++)
-        if (l->len[i] == n && memcmp(l->text[i], s, n) == 0)
+        if (!l->suffix[i] && l->len[i] == n && memcmp(l->text[i], s, n) == 0)
             return true;
+    return false;
+}
+
+/* Does s[0..n) end with a learned edited marker (after a space)? *at = where it starts. */
+static bool ends_with_learned_marker(const chat_learned *l, const char *s, size_t n, size_t *at)
+{
+    for (unsigned i = 0; l && i < l->count; i++)
+        if (l->suffix[i] && l->len[i] < n && s[n - l->len[i] - 1] == ' ' &&
+            memcmp(s + n - l->len[i], l->text[i], l->len[i]) == 0) {
+            *at = n - l->len[i];
+            return true;
+        }
     return false;
 }
 
@@ -622,6 +634,12 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
             trim(&s, &len);
             break;
         }
+    if (!*edited && len && s[len - 1] == '>' && learned && learned->count &&
+        ends_with_learned_marker(learned, s, len, &at)) {
+        *edited = true;
+        len = at;
+        trim(&s, &len);
+    }
     ws_msg_kind kind = classify_trimmed(s, len, learned);
     if (kind != WS_MSG_TEXT)
         return kind;
@@ -735,26 +753,36 @@ void ws__chat_sample_add(chat_sample *sm, const char *author, size_t author_len,
     const char *s = body;
     size_t len = n;
     trim(&s, &len);
-    if (len < 6 || len >= sizeof sm->c[0].text || s[0] != '<' || s[len - 1] != '>' ||
-        memchr(s + 1, '<', len - 2) || memchr(s + 1, '>', len - 2) || memchr(s, ':', len))
+    if (len < 6 || s[len - 1] != '>')
+        return;
+    /* a whole "<…>" body, or the "<…>" ending after a space of a longer one */
+    const char *lt = s + len - 1;
+    while (lt > s && *lt != '<')
+        lt--;
+    bool suffix = lt > s;
+    if (*lt != '<' || (suffix && lt[-1] != ' '))
+        return;
+    size_t cand = (size_t)(s + len - lt);
+    if (cand < 6 || cand >= sizeof sm->c[0].text || memchr(lt + 1, '>', cand - 2) || memchr(lt, ':', cand))
         return;
     bool letter = false;
-    for (size_t i = 1; i + 1 < len && !letter; i++)
-        letter = (unsigned char)s[i] >= 0x80 || ((s[i] | 32) >= 'a' && (s[i] | 32) <= 'z');
+    for (size_t i = 1; i + 1 < cand && !letter; i++)
+        letter = (unsigned char)lt[i] >= 0x80 || ((lt[i] | 32) >= 'a' && (lt[i] | 32) <= 'z');
     if (!letter)
         return;
     uint32_t who = hash_bytes(author, author_len);
     struct chat_sample_entry *e = NULL;
     for (unsigned i = 0; i < sm->n; i++)
-        if (sm->c[i].len == len && memcmp(sm->c[i].text, s, len) == 0)
+        if (sm->c[i].len == cand && sm->c[i].suffix == suffix && memcmp(sm->c[i].text, lt, cand) == 0)
             e = &sm->c[i];
     if (!e) {
         if (sm->n >= sizeof sm->c / sizeof sm->c[0])
             return;
         e = &sm->c[sm->n++];
         memset(e, 0, sizeof *e);
-        e->len = (unsigned char)len;
-        memcpy(e->text, s, len);
+        e->len = (unsigned char)cand;
+        e->suffix = suffix;
+        memcpy(e->text, lt, cand);
     }
     e->count++;
     for (unsigned i = 0; i < e->authors; i++)
@@ -776,6 +804,7 @@ void ws__chat_sample_learn(const chat_sample *sm, chat_learned *out)
         if (ws__chat_classify(e->text, e->len, NULL, &edited) != WS_MSG_TEXT || edited)
             continue;   /* the table knows it already */
         out->len[out->count] = e->len;
+        out->suffix[out->count] = e->suffix;
         memcpy(out->text[out->count], e->text, e->len);
         out->count++;
     }

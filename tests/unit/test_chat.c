@@ -113,7 +113,7 @@ static bool str_eq(const char *a, const char *b)
 }
 
 /* Compares a parse with an expectations file (JSON Lines of ts, author, text, kind, and
- * "edited" where the body ends with an edited marker). */
+ * "edited" exactly where the body ends with an edited marker). */
 static void check_against_jsonl(const char *txt_path, const char *expected_path)
 {
     parsed p = {0};
@@ -147,7 +147,7 @@ static void check_against_jsonl(const char *txt_path, const char *expected_path)
         bool want_edited = ws_json_get(o, "edited") != NULL;
         if (!str_eq(p.ts[i], ws_json_get_str(o, "ts")) || !str_eq(p.author[i], want_author) ||
             !str_eq(p.text[i], ws_json_get_str(o, "text")) ||
-            !str_eq(ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "kind")) || (want_edited && !p.edited[i])) {
+            !str_eq(ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "kind")) || want_edited != p.edited[i]) {
             fprintf(stderr, "%s: message %zu differs:\n  got  %s | %s | %s | %s\n  want %s | %s | %s | %s\n",
                     txt_path, i, p.ts[i], p.author[i] ? p.author[i] : "(null)", p.text[i],
                     ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "ts"),
