@@ -48,6 +48,15 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
 bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
                              chat_header *h);
 
+/* The same for a template with avx2_32 set (x86-64 with GCC or Clang; elsewhere never set). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define WS_CHAT_HAVE_MATCH_AVX2 1
+bool ws__chat_template_match_avx2(const chat_template *t, const char *s, size_t n, size_t readable,
+                                  chat_header *h);
+#else
+#define ws__chat_template_match_avx2 ws__chat_template_match
+#endif
+
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */
 bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);

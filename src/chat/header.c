@@ -456,27 +456,13 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     }
     t->proto = *h;
     t->fields = fields;
+#if defined(WS_CHAT_HAVE_MATCH_AVX2)
     t->avx2_32 = t->span == 32 && ws__chat_cpu_avx2();
+#endif
     return true;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-/* The 32-byte compare of ws__chat_template_match in one AVX2 step. */
-__attribute__((target("avx2"))) static bool match32_avx2(const unsigned char *src, const chat_template *t)
-{
-    __m256i x = _mm256_loadu_si256((const __m256i *)src);
-    __m256i lit = _mm256_loadu_si256((const __m256i *)t->lit);
-    __m256i litmask = _mm256_loadu_si256((const __m256i *)t->litmask);
-    __m256i digitmask = _mm256_loadu_si256((const __m256i *)t->digitmask);
-    __m256i eq = _mm256_cmpeq_epi8(_mm256_and_si256(x, litmask), lit);
-    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
-    __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
-    __m256i ok = _mm256_andnot_si256(_mm256_andnot_si256(is_digit, digitmask), eq);
-    return (unsigned)_mm256_movemask_epi8(ok) == 0xFFFFFFFFu;
-}
-#define HAVE_MATCH32_AVX2 1
-#endif
+
 
 /* The value of a field of 1 to 4 ASCII digits (already checked to be digits). */
 static inline int field_value(const unsigned char *d, unsigned digits)
@@ -493,54 +479,9 @@ static inline int field_value(const unsigned char *d, unsigned digits)
     return v;
 }
 
-bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
-                             chat_header *h)
+/* The fields of a line whose bytes matched t: false when a value is out of range. */
+static inline bool fill_fields(const chat_template *t, const char *s, chat_header *h)
 {
-    if (n <= t->len || !t->len)
-        return false;
-    const unsigned char *src = (const unsigned char *)s;
-    _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
-    if (readable < t->span) { /* too near the end of the buffer: pad a copy */
-        memset(copy, 0, sizeof copy);
-        memcpy(copy, s, n < sizeof copy ? n : sizeof copy);
-        src = copy;
-    }
-    /* literal bytes equal, wildcard bytes ASCII digits */
-#if defined(HAVE_MATCH32_AVX2)
-    if (t->avx2_32) {
-        if (!match32_avx2(src, t))
-            return false;
-    } else
-#endif
-#if defined(__SSE2__)
-    for (size_t k = 0; k < t->span; k += 16) {
-        const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
-        __m128i x = _mm_loadu_si128((const __m128i *)(src + k));
-        __m128i lit = _mm_load_si128((const __m128i *)(t->lit + k));
-        __m128i litmask = _mm_load_si128((const __m128i *)(t->litmask + k));
-        __m128i digitmask = _mm_load_si128((const __m128i *)(t->digitmask + k));
-        __m128i eq = _mm_cmpeq_epi8(_mm_and_si128(x, litmask), lit);
-        __m128i d = _mm_sub_epi8(x, zero_char);
-        __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
-        __m128i ok = _mm_andnot_si128(_mm_andnot_si128(is_digit, digitmask), eq);
-        if (_mm_movemask_epi8(ok) != 0xFFFF)
-            return false;
-    }
-#else
-    for (size_t w = 0; w < t->span / 8; w++) {   /* (the else of the AVX2 test above) */
-        uint64_t word, lit, litmask, digitmask;
-        memcpy(&word, src + w * 8, 8);
-        memcpy(&lit, t->lit + w * 8, 8);
-        memcpy(&litmask, t->litmask + w * 8, 8);
-        memcpy(&digitmask, t->digitmask + w * 8, 8);
-        if ((word ^ lit) & litmask)
-            return false;
-        uint64_t x = word ^ 0x3030303030303030ull;
-        uint64_t not_digit = (((x & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
-        if (not_digit & digitmask)
-            return false;
-    }
-#endif
     /* literals surround every field, so digit counts (and so values) are the grammar's */
     const unsigned char *b = (const unsigned char *)s;
     int v0 = field_value(b + t->fpos[0], t->fdigits[0]);
@@ -560,3 +501,79 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
     h->second = second;
     return true;
 }
+
+/* The bytes a match compares: the line itself, or a zero-padded copy when fewer than the
+ * layout's span can be read from it. */
+static inline const unsigned char *match_source(const chat_template *t, const char *s, size_t n,
+                                                size_t readable, unsigned char *copy)
+{
+    if (readable >= t->span)
+        return (const unsigned char *)s;
+    memset(copy, 0, WS_CHAT_TEMPLATE_READ);
+    memcpy(copy, s, n < WS_CHAT_TEMPLATE_READ ? n : WS_CHAT_TEMPLATE_READ);
+    return copy;
+}
+
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
+                             chat_header *h)
+{
+    if (n <= t->len || !t->len)
+        return false;
+    _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
+    const unsigned char *src = match_source(t, s, n, readable, copy);
+    /* literal bytes equal, wildcard bytes ASCII digits */
+#if defined(__SSE2__)
+    const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    for (size_t k = 0; k < t->span; k += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(src + k));
+        __m128i lit = _mm_load_si128((const __m128i *)(t->lit + k));
+        __m128i litmask = _mm_load_si128((const __m128i *)(t->litmask + k));
+        __m128i digitmask = _mm_load_si128((const __m128i *)(t->digitmask + k));
+        __m128i eq = _mm_cmpeq_epi8(_mm_and_si128(x, litmask), lit);
+        __m128i d = _mm_sub_epi8(x, zero_char);
+        __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
+        __m128i ok = _mm_andnot_si128(_mm_andnot_si128(is_digit, digitmask), eq);
+        if (_mm_movemask_epi8(ok) != 0xFFFF)
+            return false;
+    }
+#else
+    for (size_t w = 0; w < t->span / 8; w++) {
+        uint64_t word, lit, litmask, digitmask;
+        memcpy(&word, src + w * 8, 8);
+        memcpy(&lit, t->lit + w * 8, 8);
+        memcpy(&litmask, t->litmask + w * 8, 8);
+        memcpy(&digitmask, t->digitmask + w * 8, 8);
+        if ((word ^ lit) & litmask)
+            return false;
+        uint64_t x = word ^ 0x3030303030303030ull;
+        uint64_t not_digit = (((x & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
+        if (not_digit & digitmask)
+            return false;
+    }
+#endif
+    return fill_fields(t, s, h);
+}
+
+#if defined(WS_CHAT_HAVE_MATCH_AVX2)
+#include <immintrin.h>
+/* ws__chat_template_match for a 32-byte span, in one AVX2 compare (t->avx2_32). */
+__attribute__((target("avx2"))) bool ws__chat_template_match_avx2(const chat_template *t, const char *s,
+                                                                  size_t n, size_t readable, chat_header *h)
+{
+    if (n <= t->len || !t->len)
+        return false;
+    _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
+    const unsigned char *src = match_source(t, s, n, readable, copy);
+    __m256i x = _mm256_loadu_si256((const __m256i *)src);
+    __m256i lit = _mm256_loadu_si256((const __m256i *)t->lit);
+    __m256i litmask = _mm256_loadu_si256((const __m256i *)t->litmask);
+    __m256i digitmask = _mm256_loadu_si256((const __m256i *)t->digitmask);
+    __m256i eq = _mm256_cmpeq_epi8(_mm256_and_si256(x, litmask), lit);
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
+    __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
+    __m256i ok = _mm256_andnot_si256(_mm256_andnot_si256(is_digit, digitmask), eq);
+    if ((unsigned)_mm256_movemask_epi8(ok) != 0xFFFFFFFFu)
+        return false;
+    return fill_fields(t, s, h);
+}
+#endif

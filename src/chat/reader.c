@@ -519,9 +519,12 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
     /* a line in the window may be read up to the slack after it */
     size_t readable = line >= r->buf && line < r->buf + r->buf_cap
                           ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
-    for (unsigned k = 0; k < r->n_templates; k++)
-        if (ws__chat_template_match(&r->templates[k], line, len, readable, h))
+    for (unsigned k = 0; k < r->n_templates; k++) {
+        const chat_template *t = &r->templates[k];
+        if (t->avx2_32 ? ws__chat_template_match_avx2(t, line, len, readable, h)
+                       : ws__chat_template_match(t, line, len, readable, h))
             return true;
+    }
     if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
     if (!ws__chat_parse_header(line, len, h) || (r->layout && h->layout != r->layout))
