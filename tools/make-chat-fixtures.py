@@ -2,8 +2,11 @@
 """Writes the WhatsApp export fixtures of tests/fixtures/chat/: for every export variant, the
 same conversation rendered the way that platform and locale print it (<variant>.txt), and the
 messages it must parse to (<variant>.expected.jsonl, our `whatstyle parse --format jsonl`
-contract: ts, author, text, kind). The renderers here are independent of the C parser, so the
-test is a real round trip: messages -> export text -> parser -> messages.
+contract: ts, author, text, kind, and "edited" where a marker ends the body). The renderers here
+are independent of the C parser, so the test is a real round trip: messages -> export text ->
+parser -> messages. Also one export per language and platform of the phrase table
+src/chat/locale_strings.tsv (lang/<lang>_<platform>.txt, every row of the table in it) and the
+traps of issue 14 (trap_*.txt).
 
 Run: python3 tools/make-chat-fixtures.py   (deterministic; the output is committed)
 """
@@ -128,7 +131,10 @@ def expected(variant, msgs):
             ts = ts[:-2] + "00"
         if author is None and ios:
             text = LRM + text
-        rows.append({"ts": ts, "author": author, "text": text, "kind": kind})
+        row = {"ts": ts, "author": author, "text": text, "kind": kind}
+        if text.startswith("fixed typo "):   # the conversation's edited message
+            row["edited"] = True
+        rows.append(row)
     return rows
 
 def write(name, text, rows):
@@ -162,5 +168,169 @@ def main():
         fixed.append(r)
     write("lrm_before_every_line", text, fixed)
 
+# ---------------------------------------------------------------- every language of the table
+# One export per language and platform of src/chat/locale_strings.tsv (tests/fixtures/chat/lang/):
+# the same short conversation, then one message per row of the table for that language and
+# platform (placeholders, deletion notices, edited markers, group events with their
+# placeholders filled), so every row of the table is parsed back by the tests.
+
+TABLE = os.path.join(os.path.dirname(__file__), "..", "src", "chat", "locale_strings.tsv")
+MEDIA_KINDS = {"media", "image", "video", "audio", "sticker", "gif", "document", "contact"}
+DELETED_KINDS = {"deleted", "deleted_you", "deleted_admin"}
+EVENT_KINDS = {"joined_link", "subject", "created", "added", "left", "removed", "icon", "security_code",
+               "disappearing", "description"}
+OPENING_QUOTES = ('"', "'", "\u201c", "\u201e", "\u00ab", "\u300c")
+NAMES = ["Ana Souza", "~\u202fBea", "Jean\u2011Luc"]
+
+def read_table():
+    rows = []
+    with open(TABLE, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            lang, platform, kind, text, source = line.rstrip("\n").split("\t")
+            rows.append((lang, platform, kind, text))
+    return rows
+
+def fill(template):
+    """Placeholders: a quoted one is a group subject (holding ": ", the trap), others names."""
+    subjects = iter(["Trip: 2024 \U0001f3d6", "Trip: 2025"])
+    def one(m):
+        quoted = m.start() > 0 and template[:m.start()].endswith(OPENING_QUOTES)
+        return next(subjects, "Trip: 2026") if quoted else ("Jean\u2011Luc" if m.group(1) != "1" else "Omar Haddad")
+    import re
+    return re.sub(r"%(\d)", one, template)
+
+def language_messages(rows):
+    """(ts, author, text, kind, edited) for one language and platform."""
+    ios = rows[0][1] == "ios"
+    mark = LRM if ios else ""
+    out = [("hi all \U0001f44b", "text"), ("noon exactly: lunch?", "text"),
+           ("Plan:\n1. 05/01/2024 is the date\n21:03 - meeting", "text")]
+    for lang, platform, kind, text in rows:
+        if kind in MEDIA_KINDS:
+            out.append((mark + text, "media"))
+        elif kind in DELETED_KINDS:
+            out.append((mark + text, "deleted"))
+        elif kind == "attached":
+            out.append((mark + text.replace("%1", "00000012-PHOTO-2024-01-13-10-00-00.jpg"), "media"))
+        elif kind == "file_attached":
+            out.append((text.replace("%1", "IMG-20240113-WA0001.jpg"), "media"))
+        elif kind == "edited":
+            out.append(("fixed typo " + mark + text, "edited"))
+        elif kind in EVENT_KINDS:
+            out.append((fill(text), "event"))
+    out.append(("bye \U0001f389", "text"))
+    msgs = []
+    minute = 8 * 60
+    for i, (text, kind) in enumerate(out):
+        day = 13 + minute // 1440
+        ts = "2024-01-%02dT%02d:%02d:%02d" % (day, minute // 60 % 24, minute % 60, (i * 7) % 60)
+        minute += 7
+        if kind == "event":
+            msgs.append((ts, None, text, "system", False))
+        else:
+            msgs.append((ts, NAMES[i % len(NAMES)], text, "text" if kind == "edited" else kind, kind == "edited"))
+    return msgs
+
+def render_language(platform, msgs):
+    head = RENDERERS["android_en_gb" if platform == "android" else "ios_en_gb"]
+    lines = []
+    for ts, author, text, kind, edited in msgs:
+        prefix = head(*parts(ts))
+        if author is None:
+            lines.append(LRM + prefix + "Trip \U0001f3d6: " + LRM + text if platform == "ios" else prefix + text)
+        elif platform == "ios" and kind in ("media", "deleted"):
+            lines.append(LRM + prefix + author + ": " + text)   # iOS marks these lines
+        else:
+            lines.append(prefix + author + ": " + text)
+    return "".join(l + "\n" for l in lines)
+
+def expected_language(platform, msgs):
+    rows = []
+    for ts, author, text, kind, edited in msgs:
+        if platform == "android":
+            ts = ts[:-2] + "00"
+        if author is None and platform == "ios":
+            text = LRM + text
+        row = {"ts": ts, "author": author, "text": text, "kind": kind}
+        if edited:
+            row["edited"] = True
+        rows.append(row)
+    return rows
+
+def write_languages():
+    by = {}
+    for row in read_table():
+        by.setdefault((row[0], row[1]), []).append(row)
+    outdir = os.path.join(OUT, "lang")
+    os.makedirs(outdir, exist_ok=True)
+    for name in os.listdir(outdir):
+        os.remove(os.path.join(outdir, name))
+    for (lang, platform), rows in sorted(by.items()):
+        msgs = language_messages(rows)
+        write(os.path.join("lang", "%s_%s" % (lang, platform)), render_language(platform, msgs),
+              expected_language(platform, msgs))
+    return len({k[0] for k in by})
+
+# ---------------------------------------------------------------- the traps of issue 14
+
+def write_traps():
+    # 1. group events whose text holds ": " (a subject), among people who quote such a line
+    msgs = [("2024-01-13T09:00:00", "Ana Souza", "morning", "text"),
+            ("2024-01-13T09:01:00", None, 'Ana Souza changed the subject from "Trip: 2024" to "Trip: 2025"', "system"),
+            ("2024-01-13T09:02:00", None, 'Jean\u2011Luc created group "Plans: summer"', "system"),
+            ("2024-01-13T09:03:00", "Jean\u2011Luc", 'Ana Souza changed the subject from "Trip: 2024" to "x" (quoted)', "text"),
+            ("2024-01-13T09:04:00", None, "Omar megváltoztatta a témát erről: \"a\", erre: \"b\"", "system"),
+            ("2024-01-13T09:05:00", None, "Omar əlavə etdi: Ana Souza", "system"),
+            ("2024-01-13T09:06:00", "O'Brien", 'he said "hi": ok', "text"),
+            ("2024-01-13T09:07:00", "Ana Souza", "done", "text")]
+    rows = [(ts, a, t, k) for ts, a, t, k in msgs]
+    write("trap_subject_colon", render("android_en_gb", rows), expected("android_en_gb", rows))
+    # 2. continuation lines that look like headers of other layouts (the file's is en-GB Android)
+    body = ("forwarding what they sent:\n13.01.2024, 10:00 - Bob: from a German phone\n"
+            "[13/01/2024, 10:00:00] Bob: from an iPhone\n1/13/24, 10:00\u202fAM - Bob: from a US phone\n"
+            "2024-01-13 10:00 - Bob: from a Swedish one")
+    msgs = [("2024-01-13T%02d:%02d:00" % (9 + i // 60, i % 60), NAMES[i % 3], "message %d" % i, "text")
+            for i in range(60)]
+    msgs.insert(5, ("2024-01-13T09:05:30", "Ana Souza", body, "text"))
+    msgs = [(ts[:-2] + "00", a, t, k) for ts, a, t, k in msgs]
+    write("trap_foreign_header", render("android_en_gb", msgs), expected("android_en_gb", msgs))
+    # 3. iOS media lines in a time-first layout keep their author, in several languages
+    by = {}
+    for lang, platform, kind, text in read_table():
+        if platform == "ios" and (kind in MEDIA_KINDS or kind == "attached"):
+            by.setdefault(lang, []).append(text.replace("%1", "00000013-PHOTO-2024-01-13-10-00-00.jpg"))
+    msgs = [("2024-01-13T09:00:00", "Ana Souza", "media in many languages follows", "text")]
+    for i, lang in enumerate(["pl", "ru", "ja", "ar", "he", "ko", "th", "hi"]):
+        for j, text in enumerate(by[lang][:3]):
+            msgs.append(("2024-01-13T%02d:%02d:00" % (10 + i, j), NAMES[(i + j) % 3], LRM + text, "media"))
+    lines = []
+    for ts, author, text, kind in msgs:
+        prefix = RENDERERS["time_first"](*parts(ts))
+        lines.append((LRM if kind == "media" else "") + prefix + author + ": " + text)
+    write("trap_ios_time_first_media", "".join(l + "\n" for l in lines),
+          [{"ts": ts, "author": a, "text": t, "kind": k} for ts, a, t, k in msgs])
+    # 4. a placeholder in a language the table lacks: several people send it many times
+    placeholder = "<Aŭdvidaĵo forlasita>"
+    msgs = []
+    for i in range(14):
+        text, kind = (placeholder, "media") if i % 2 else ("vorto %d" % i, "text")
+        msgs.append(("2024-01-13T09:%02d:00" % i, NAMES[i % 3], text, kind))
+    msgs.append(("2024-01-13T09:30:00", "Ana Souza", "<b>", "text"))
+    msgs.append(("2024-01-13T09:31:00", "Ana Souza", "<once only, no placeholder>", "text"))
+    # and its "edited" marker, the same "<…>" ending of many messages by several people
+    edited = []
+    for i in range(6):
+        msgs.append(("2024-01-13T10:%02d:00" % i, NAMES[i % 3], "korektita %d <Mesaĝo redaktita>" % i, "text"))
+        edited.append(len(msgs) - 1)
+    msgs.append(("2024-01-13T10:30:00", "Ana Souza", "see <this>", "text"))
+    rows = expected("android_en_gb", msgs)
+    for i in edited:
+        rows[i]["edited"] = True
+    write("trap_unknown_language_media", render("android_en_gb", msgs), rows)
+
 if __name__ == "__main__":
     main()
+    print("%d languages" % write_languages())
+    write_traps()

@@ -4,19 +4,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "chat/chat.h"
 
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
     int field[3];        /* date fields in written order */
-    int digits[6];       /* how many digits field[0..2], hour, minute, second had */
+    unsigned char digits[6];   /* how many digits field[0..2], hour, minute, second had */
     int hour, minute, second;
     int ampm;            /* 0 none, 1 AM, 2 PM */
     bool us_marker;      /* spelled "AM"/"PM" exactly, as en-US writes it */
     size_t body;         /* offset of the body (author + text) in the line */
     unsigned short pos[6];   /* where field[0..2], hour, minute, second start */
     bool no_template;        /* layouts the template path must not learn */
+    uint32_t layout;         /* the layout's signature (separators, brackets, 12h/24h, seconds,
+                              * order of date and time...): digits, padding and marks aside */
 } chat_header;
 
 /* A learned header layout (see header.c). */
@@ -28,6 +32,7 @@ typedef struct chat_template {
     size_t span;                 /* len rounded up to 16: the bytes the match compares */
     int fields;
     unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
+    bool avx2_32;                /* span is 32 and this CPU has AVX2: one 32-byte compare */
     chat_header proto;
 } chat_template;
 
@@ -43,6 +48,15 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
 bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
                              chat_header *h);
 
+/* The same for a template with avx2_32 set (x86-64 with GCC or Clang; elsewhere never set). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define WS_CHAT_HAVE_MATCH_AVX2 1
+bool ws__chat_template_match_avx2(const chat_template *t, const char *s, size_t n, size_t readable,
+                                  chat_header *h);
+#else
+#define ws__chat_template_match_avx2 ws__chat_template_match
+#endif
+
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */
 bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);
@@ -52,11 +66,71 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h);
  * false when no order gives a valid date/time. */
 bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t);
 
-/* Classifies an authored message body (media, deleted, iOS system events, edited marker). */
-ws_msg_kind ws__chat_classify(const char *text, size_t n, bool *edited);
-/* True when an author-less looking line "X ...: ..." is in fact a system event whose text
- * happens to contain ": " (group subject changes and similar). */
-bool ws__chat_is_system_text(const char *text, size_t n);
+/* Placeholders one export taught by itself: angle-bracketed whole bodies that several authors
+ * send many times (an export in a language the phrase table lacks), and angle-bracketed
+ * endings ("text <…>") that many of their messages share: its "edited" marker. */
+#define WS_CHAT_LEARNED_MAX 8
+#define WS_CHAT_LEARN_MIN_COUNT 4      /* times one body must occur in the sample */
+#define WS_CHAT_LEARN_MIN_AUTHORS 2    /* distinct authors who sent it */
+#define WS_CHAT_SAMPLE_BYTES (1u << 20) /* the sample: the first MiB of the export */
+typedef struct chat_learned {
+    unsigned count;
+    unsigned char len[WS_CHAT_LEARNED_MAX];
+    bool suffix[WS_CHAT_LEARNED_MAX];   /* an edited marker, not a whole-body placeholder */
+    char text[WS_CHAT_LEARNED_MAX][64];
+} chat_learned;
+/* Candidate bodies counted over the sample (the first 32 distinct ones). */
+typedef struct chat_sample {
+    unsigned n;
+    struct chat_sample_entry {
+        unsigned char len;
+        bool suffix;   /* the "<…>" ending of a longer body */
+        char text[64];
+        unsigned count, authors;
+        uint32_t author[4];
+    } c[32];
+} chat_sample;
+/* Counts one authored message of the sample (only "<…>" bodies and endings are candidates). */
+void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, const char *body,
+                         size_t n);
+/* The candidates that pass the thresholds and that the phrase table does not know. */
+void ws__chat_sample_learn(const chat_sample *s, chat_learned *out);
+
+/* Learns the layout (*layout, 0 = none dominant) and placeholders (*learned) of an export from
+ * its first bytes buf[0..n) (complete: they are the whole export). sample.c. */
+void ws__chat_sample_scan(const char *buf, size_t n, bool complete, uint32_t *layout, chat_learned *learned);
+
+/* Could line s[0..n) start a header? A cheap check before the full grammar. */
+static inline bool ws__chat_maybe_header(const char *s, size_t n)
+{
+    if (n < 8)
+        return false;
+    unsigned char c = (unsigned char)s[0];
+    return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
+}
+
+/* The first ": " in s[0..n), or NULL (scalar). */
+static inline const char *ws__chat_colon_space(const char *s, size_t n)
+{
+    for (const char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
+        if (p + 1 < end && p[1] == ' ')
+            return p;
+    return NULL;
+}
+
+/* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
+ * the phrase table (src/chat/locale_strings.tsv, loaded once, thread-safe) and what this export
+ * taught (learned may be NULL). */
+ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *learned, bool *edited);
+/* True when a line "X ...: ..." that looks authored is a group event of the phrase table whose
+ * text holds the ": " at offset colon: in a placeholder (a quoted subject) other than the
+ * actor's name that leads it, or in the template's own words (Hungarian "erről: "). Worth
+ * asking only when an opening quote comes before the colon or ws__chat_colon_pairs() has the
+ * two bytes before it. Thread-safe. */
+bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
+/* Bit (b1 << 8 | b2) set: some template has b1 b2 right before a ": " of its own words. 65536
+ * bits, valid for the life of the program. */
+const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
  * by n counts as invalid. Every implementation returns the same answer; the fastest one this

@@ -19,6 +19,26 @@
 
 typedef const unsigned char *bytes;
 
+/* Bits of chat_header.layout: what stays the same on every header of one export. */
+enum {
+    LAYOUT_KNOWN = 1u << 0,
+    LAYOUT_TIME_FIRST = 1u << 1,
+    LAYOUT_BRACKET = 1u << 2,
+    LAYOUT_DATE_SLASH = 1u << 3,
+    LAYOUT_DATE_DOT = 1u << 4,
+    LAYOUT_DATE_DASH = 1u << 5,
+    LAYOUT_YEAR_FIRST = 1u << 6,
+    LAYOUT_SHORT_YEAR = 1u << 7,
+    LAYOUT_TIME_DOT = 1u << 8,
+    LAYOUT_SECONDS = 1u << 9,
+    LAYOUT_12H = 1u << 10,
+    LAYOUT_GAP_COMMA = 1u << 11,
+    LAYOUT_GAP_WORD = 1u << 12,
+    LAYOUT_END_DASH = 1u << 13,     /* " - " */
+    LAYOUT_END_LONG_DASH = 1u << 14, /* " – ", " — " */
+    LAYOUT_END_NONE = 1u << 15,     /* iOS without brackets or dash */
+};
+
 size_t ws__chat_mark_len(const char *str, size_t n)
 {
     bytes s = (bytes)str;
@@ -110,17 +130,18 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
     size_t i = *pi;
     char sep;
     h->pos[0] = (unsigned short)i;
-    if (!(h->digits[0] = number(s, n, &i, 4, &h->field[0])) || h->digits[0] == 3)
+    if (!(h->digits[0] = (unsigned char)number(s, n, &i, 4, &h->field[0])) || h->digits[0] == 3)
         return false;
     i = skip_marks(s, n, i);
     if (i >= n || (s[i] != '/' && s[i] != '.' && s[i] != '-'))
         return false;
     sep = s[i++];
+    h->layout |= sep == '/' ? LAYOUT_DATE_SLASH : sep == '.' ? LAYOUT_DATE_DOT : LAYOUT_DATE_DASH;
     if (sep == '.' && i < n && s[i] == ' ')
         i++;
     i = skip_marks(s, n, i);
     h->pos[1] = (unsigned short)i;
-    if (!(h->digits[1] = number(s, n, &i, 2, &h->field[1])))
+    if (!(h->digits[1] = (unsigned char)number(s, n, &i, 2, &h->field[1])))
         return false;
     i = skip_marks(s, n, i);
     if (i >= n || s[i] != sep)
@@ -130,10 +151,11 @@ static bool parse_date(const char *s, size_t n, size_t *pi, chat_header *h)
         i++;
     i = skip_marks(s, n, i);
     h->pos[2] = (unsigned short)i;
-    if (!(h->digits[2] = number(s, n, &i, 4, &h->field[2])))
+    if (!(h->digits[2] = (unsigned char)number(s, n, &i, 4, &h->field[2])))
         return false;
     if (h->digits[0] == 4 ? h->digits[2] > 2 : (h->digits[2] != 2 && h->digits[2] != 4))
         return false;
+    h->layout |= h->digits[0] == 4 ? LAYOUT_YEAR_FIRST : h->digits[2] == 2 ? LAYOUT_SHORT_YEAR : 0;
     if (i < n && s[i] == '.' && (i + 1 >= n || s[i + 1] == ' ' || s[i + 1] == ','))
         i++; /* "2021. 10. 21." */
     *pi = i;
@@ -215,20 +237,21 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
     size_t i = *pi;
     char sep;
     h->pos[3] = (unsigned short)i;
-    if (!(h->digits[3] = number(s, n, &i, 2, &h->hour)))
+    if (!(h->digits[3] = (unsigned char)number(s, n, &i, 2, &h->hour)))
         return false;
     if (i >= n || (s[i] != ':' && s[i] != '.'))
         return false;
     sep = s[i++];
+    h->layout |= sep == '.' ? LAYOUT_TIME_DOT : 0;
     h->pos[4] = (unsigned short)i;
-    if ((h->digits[4] = number(s, n, &i, 2, &h->minute)) != 2)
+    if ((h->digits[4] = (unsigned char)number(s, n, &i, 2, &h->minute)) != 2)
         return false;
     *has_seconds = false;
     h->second = 0;
     if (i + 2 < n && s[i] == sep) {
         size_t j = i + 1;
         h->pos[5] = (unsigned short)j;
-        if ((h->digits[5] = number(s, n, &j, 2, &h->second)) == 2) {
+        if ((h->digits[5] = (unsigned char)number(s, n, &j, 2, &h->second)) == 2) {
             i = j;
             *has_seconds = true;
         } else {
@@ -248,6 +271,7 @@ static bool parse_time(const char *s, size_t n, size_t *pi, chat_header *h, bool
     }
     if (h->minute > 59 || h->second > 59 || h->hour > 24)
         return false;
+    h->layout |= (*has_seconds ? LAYOUT_SECONDS : 0) | (h->ampm ? LAYOUT_12H : 0);
     *pi = i;
     return true;
 }
@@ -261,6 +285,8 @@ static bool parse_date_time_gap(const char *s, size_t n, size_t *pi, chat_header
         i++;
     else if (n - i >= 2 && (unsigned char)s[i] == 0xD8 && (unsigned char)s[i + 1] == 0x8C)
         i += 2;
+    if (i > start)
+        h->layout |= LAYOUT_GAP_COMMA;
     i = skip_spaces(s, n, i);
     if (i == start)
         return false;
@@ -278,6 +304,7 @@ static bool parse_date_time_gap(const char *s, size_t n, size_t *pi, chat_header
                 j++;
             if (j == i || j >= n || s[j] != ' ')
                 return false;
+            h->layout |= LAYOUT_GAP_WORD;
             i = skip_spaces(s, n, j);
         }
     }
@@ -306,6 +333,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
         memset(h, 0, sizeof *h);
         if (!parse_time(s, n, &i, h, &has_seconds))
             return false;
+        h->layout |= LAYOUT_TIME_FIRST;
         if (i < n && s[i] == ',')
             i++;
         size_t j = skip_spaces(s, n, i);
@@ -316,6 +344,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
             return false;
     }
     i = skip_spaces(s, n, i);
+    h->layout |= LAYOUT_KNOWN | (bracket ? LAYOUT_BRACKET : 0);
     if (bracket) {
         if (i >= n || s[i] != ']')
             return false;
@@ -324,17 +353,20 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
             i++;
     } else {
         bytes b = (bytes)s;
-        if (i < n && s[i] == '-')
+        if (i < n && s[i] == '-') {
             i++;
-        else if (n - i >= 3 && b[i] == 0xE2 && b[i + 1] == 0x80 && (b[i + 2] == 0x93 || b[i + 2] == 0x94))
+            h->layout |= LAYOUT_END_DASH;
+        } else if (n - i >= 3 && b[i] == 0xE2 && b[i + 1] == 0x80 && (b[i + 2] == 0x93 || b[i + 2] == 0x94)) {
             i += 3; /* en/em dash */
-        else {
+            h->layout |= LAYOUT_END_LONG_DASH;
+        } else {
             /* iOS without brackets or dash: "15/12/2025, 10:34:00 AM Charlie: text" */
             if (!has_seconds || i == 0 || s[i - 1] != ' ' || i >= n ||
                 !memmem(s + i, n - i, ": ", 2))
                 return false;
             h->body = i;
             h->no_template = true;
+            h->layout |= LAYOUT_END_NONE;
             return true;
         }
         if (i < n && s[i] != ' ')
@@ -379,7 +411,8 @@ bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t)
     t->minute = h->minute;
     t->second = h->second;
 
-    const int *f = h->field, *dg = h->digits;
+    const int *f = h->field;
+    const unsigned char *dg = h->digits;
     if (dg[0] == 4 || order == WS_DATE_YMD)
         return make_date(f[0], dg[0], f[1], f[2], t);
     if (order == WS_DATE_MDY)
@@ -423,8 +456,13 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     }
     t->proto = *h;
     t->fields = fields;
+#if defined(WS_CHAT_HAVE_MATCH_AVX2)
+    t->avx2_32 = t->span == 32 && ws__chat_cpu_avx2();
+#endif
     return true;
 }
+
+
 
 /* The value of a field of 1 to 4 ASCII digits (already checked to be digits). */
 static inline int field_value(const unsigned char *d, unsigned digits)
@@ -441,18 +479,48 @@ static inline int field_value(const unsigned char *d, unsigned digits)
     return v;
 }
 
+/* The fields of a line whose bytes matched t: false when a value is out of range. */
+static inline bool fill_fields(const chat_template *t, const char *s, chat_header *h)
+{
+    /* literals surround every field, so digit counts (and so values) are the grammar's */
+    const unsigned char *b = (const unsigned char *)s;
+    int v0 = field_value(b + t->fpos[0], t->fdigits[0]);
+    int v1 = field_value(b + t->fpos[1], t->fdigits[1]);
+    int v2 = field_value(b + t->fpos[2], t->fdigits[2]);
+    int hour = field_value(b + t->fpos[3], t->fdigits[3]);
+    int minute = field_value(b + t->fpos[4], t->fdigits[4]);
+    int second = t->fields == 6 ? field_value(b + t->fpos[5], t->fdigits[5]) : 0;
+    if (minute > 59 || second > 59 || hour > 24)
+        return false;
+    *h = t->proto;
+    h->field[0] = v0;
+    h->field[1] = v1;
+    h->field[2] = v2;
+    h->hour = hour;
+    h->minute = minute;
+    h->second = second;
+    return true;
+}
+
+/* The bytes a match compares: the line itself, or a zero-padded copy when fewer than the
+ * layout's span can be read from it. */
+static inline const unsigned char *match_source(const chat_template *t, const char *s, size_t n,
+                                                size_t readable, unsigned char *copy)
+{
+    if (readable >= t->span)
+        return (const unsigned char *)s;
+    memset(copy, 0, WS_CHAT_TEMPLATE_READ);
+    memcpy(copy, s, n < WS_CHAT_TEMPLATE_READ ? n : WS_CHAT_TEMPLATE_READ);
+    return copy;
+}
+
 bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
                              chat_header *h)
 {
     if (n <= t->len || !t->len)
         return false;
-    const unsigned char *src = (const unsigned char *)s;
     _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
-    if (readable < t->span) { /* too near the end of the buffer: pad a copy */
-        memset(copy, 0, sizeof copy);
-        memcpy(copy, s, n < sizeof copy ? n : sizeof copy);
-        src = copy;
-    }
+    const unsigned char *src = match_source(t, s, n, readable, copy);
     /* literal bytes equal, wildcard bytes ASCII digits */
 #if defined(__SSE2__)
     const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
@@ -483,22 +551,29 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
             return false;
     }
 #endif
-    /* literals surround every field, so digit counts (and so values) are the grammar's */
-    const unsigned char *b = (const unsigned char *)s;
-    int v0 = field_value(b + t->fpos[0], t->fdigits[0]);
-    int v1 = field_value(b + t->fpos[1], t->fdigits[1]);
-    int v2 = field_value(b + t->fpos[2], t->fdigits[2]);
-    int hour = field_value(b + t->fpos[3], t->fdigits[3]);
-    int minute = field_value(b + t->fpos[4], t->fdigits[4]);
-    int second = t->fields == 6 ? field_value(b + t->fpos[5], t->fdigits[5]) : 0;
-    if (minute > 59 || second > 59 || hour > 24)
-        return false;
-    *h = t->proto;
-    h->field[0] = v0;
-    h->field[1] = v1;
-    h->field[2] = v2;
-    h->hour = hour;
-    h->minute = minute;
-    h->second = second;
-    return true;
+    return fill_fields(t, s, h);
 }
+
+#if defined(WS_CHAT_HAVE_MATCH_AVX2)
+#include <immintrin.h>
+/* ws__chat_template_match for a 32-byte span, in one AVX2 compare (t->avx2_32). */
+__attribute__((target("avx2"))) bool ws__chat_template_match_avx2(const chat_template *t, const char *s,
+                                                                  size_t n, size_t readable, chat_header *h)
+{
+    if (n <= t->len || !t->len)
+        return false;
+    _Alignas(16) unsigned char copy[WS_CHAT_TEMPLATE_READ];
+    const unsigned char *src = match_source(t, s, n, readable, copy);
+    __m256i x = _mm256_loadu_si256((const __m256i *)src);
+    __m256i lit = _mm256_loadu_si256((const __m256i *)t->lit);
+    __m256i litmask = _mm256_loadu_si256((const __m256i *)t->litmask);
+    __m256i digitmask = _mm256_loadu_si256((const __m256i *)t->digitmask);
+    __m256i eq = _mm256_cmpeq_epi8(_mm256_and_si256(x, litmask), lit);
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
+    __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
+    __m256i ok = _mm256_andnot_si256(_mm256_andnot_si256(is_digit, digitmask), eq);
+    if ((unsigned)_mm256_movemask_epi8(ok) != 0xFFFFFFFFu)
+        return false;
+    return fill_fields(t, s, h);
+}
+#endif

@@ -3,6 +3,7 @@
  * (second pass). Memory stays flat: one input chunk plus the message being built. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,10 +225,18 @@ struct ws_chat_reader {
     uint64_t invalid_utf8, skipped;
 
     bool date_cached;            /* the date of the last header, for resolve_cached */
-    int cached_field[3], cached_digits[3], cached_ampm;
+    int cached_field[3], cached_ampm;
+    unsigned char cached_digits[3];
     ws_datetime cached_date;
     chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
+    /* The file's layout (the chat_header.layout 90% of the headers in its first MiB share, 0 =
+     * none does): once known, a line of another layout is a body line. And the placeholders
+     * that MiB taught. Both come from the start of the file whatever the range, so every range
+     * reader agrees with a whole-file one (sample.c). */
+    uint32_t layout;
+    chat_learned learned;
+    const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -445,15 +454,6 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
     *len = r->fixed.len;
 }
 
-/* Could this line start a header? A cheap check before the full grammar. */
-static inline bool maybe_header(const char *s, size_t n)
-{
-    if (n < 8)
-        return false;
-    unsigned char c = (unsigned char)s[0];
-    return (c >= '0' && c <= '9') || c == '[' || c >= 0xC0;
-}
-
 /* Positions the reader at the start of its range (the whole input by default). */
 static int seek_start(ws_chat_reader *r, ws_error *err)
 {
@@ -519,12 +519,15 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
     /* a line in the window may be read up to the slack after it */
     size_t readable = line >= r->buf && line < r->buf + r->buf_cap
                           ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
-    for (unsigned k = 0; k < r->n_templates; k++)
-        if (ws__chat_template_match(&r->templates[k], line, len, readable, h))
+    for (unsigned k = 0; k < r->n_templates; k++) {
+        const chat_template *t = &r->templates[k];
+        if (t->avx2_32 ? ws__chat_template_match_avx2(t, line, len, readable, h)
+                       : ws__chat_template_match(t, line, len, readable, h))
             return true;
-    if (!maybe_header(line, len) && !ws__chat_mark_len(line, len))
+    }
+    if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
-    if (!ws__chat_parse_header(line, len, h))
+    if (!ws__chat_parse_header(line, len, h) || (r->layout && h->layout != r->layout))
         return false;
     /* A layout is learned only from a header that ends with the space it consumed: after "-"
      * or "]" the grammar takes one space when there is one, so a header cut there ("10:00 -"
@@ -537,6 +540,73 @@ static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, c
             r->n_templates++;
     }
     return true;
+}
+
+/* The last file sampled and what it taught: the readers of one file's byte ranges (--stats
+ * over threads) sample the same bytes, so all but the first take the result. Keyed by what
+ * changes when the file does (device, inode, size, modification time); memory inputs are
+ * always sampled (their bytes may change under the same address). */
+static pthread_mutex_t sample_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    bool valid;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    uint32_t layout;
+    chat_learned learned;
+} last_sample;
+
+static bool same_file(const struct stat *st)
+{
+    return last_sample.valid && last_sample.dev == st->st_dev && last_sample.ino == st->st_ino &&
+           last_sample.size == st->st_size && last_sample.mtime.tv_sec == st->st_mtim.tv_sec &&
+           last_sample.mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Reads the first MiB of the file (whatever the range) to learn its layout and its
+ * placeholders (sample.c), then rewinds: the reader starts as if nothing had been read. */
+static int sample_start(ws_chat_reader *r, ws_error *err)
+{
+    struct stat st;
+    bool file = r->src.kind == SRC_FILE && fstat(r->src.fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (file) {
+        pthread_mutex_lock(&sample_lock);
+        bool hit = same_file(&st);
+        if (hit) {
+            r->layout = last_sample.layout;
+            r->learned = last_sample.learned;
+        }
+        pthread_mutex_unlock(&sample_lock);
+        if (hit)
+            return 0;
+    }
+    int rc = source_rewind(&r->src, err);
+    size_t have = 0;
+    while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
+        long got = source_read(&r->src, r->buf + have, r->buf_cap - have, err);
+        if (got <= 0) {
+            rc = got < 0 ? (int)got : 0;
+            break;
+        }
+        have += (size_t)got;
+    }
+    if (rc)
+        return rc;
+    /* complete: the whole input is in the sample */
+    ws__chat_sample_scan(r->buf, have, have < r->buf_cap, &r->layout, &r->learned);
+    if (file) {
+        pthread_mutex_lock(&sample_lock);
+        last_sample.valid = true;
+        last_sample.dev = st.st_dev;
+        last_sample.ino = st.st_ino;
+        last_sample.size = st.st_size;
+        last_sample.mtime = st.st_mtim;
+        last_sample.layout = r->layout;
+        last_sample.learned = r->learned;
+        pthread_mutex_unlock(&sample_lock);
+    }
+    return source_rewind(&r->src, err);
 }
 
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
@@ -628,6 +698,12 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
             return rc;
     }
     r->order = r->opt.date_order;
+    r->colon_pairs = ws__chat_colon_pairs();
+    if (!r->empty) {
+        int rc = sample_start(r, err);
+        if (rc)
+            return rc;
+    }
     if (r->order == WS_DATE_AUTO && !r->empty)
         return detect_order(r, err);
     return r->opt.range_start ? seek_start(r, err) : 0;
@@ -694,35 +770,55 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     return rc;
 }
 
-/* The first ": " in s[0..n), or NULL; *quote tells whether a '"' comes before it. s lies in
- * the window, so 16 bytes may be read past any byte before n (the slack). */
-static char *find_colon_space_window(char *s, size_t n, bool *quote)
+/* Does s[0..n) hold an opening quote that group-event templates put around a subject
+ * (" ' “ „ « 「)? Only then can a ": " before the author split belong to a subject. */
+static bool has_opening_quote(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c != '"' && c != '\'' && c != 0xC2 && c != 0xE2 && c != 0xE3)
+            continue;
+        if (c == '"' || c == '\'' || (c == 0xC2 && i + 1 < n && s[i + 1] == 0xAB) ||
+            ((c == 0xE2 || c == 0xE3) && i + 2 < n && s[i + 1] == 0x80 &&
+             (c == 0xE2 ? (s[i + 2] == 0x9C || s[i + 2] == 0x9E) : s[i + 2] == 0x8C)))
+            return true;
+    }
+    return false;
+}
+
+/* The first ": " in s[0..n), or NULL. *quote: whether the bytes before it may hold an opening
+ * quote (has_opening_quote), by a superset test on them (" ' and the last bytes of « “ „ 「:
+ * AB 9C 9E 8C, and a few neighbours). 16 bytes past any byte before n must be readable (the
+ * window's slack, or a buffer's spare capacity); what they hold changes no answer. */
+static inline __attribute__((always_inline)) char *find_colon_space_window(char *s, size_t n, bool *quote)
 {
 #if defined(__SSE2__)
-    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' '), dq = _mm_set1_epi8('"');
-    bool any_quote = false;
+    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    /* (x | 05) == 27: 22 " 23 # 26 & 27 '; (x | 12) == 9E: 8C 8E 9C 9E; and AB */
+    const __m128i x05 = _mm_set1_epi8(0x05), x27 = _mm_set1_epi8(0x27), ab = _mm_set1_epi8((char)0xAB);
+    const __m128i x12 = _mm_set1_epi8(0x12), x9e = _mm_set1_epi8((char)0x9E);
+    unsigned any = 0;
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
-        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, dq));
+        __m128i q = _mm_or_si128(_mm_cmpeq_epi8(_mm_or_si128(a, x05), x27), _mm_cmpeq_epi8(a, ab));
+        unsigned qm = (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmpeq_epi8(_mm_or_si128(a, x12), x9e)));
         if (m) {
             size_t at = i + (size_t)__builtin_ctz(m);
             if (at + 1 >= n)
                 return NULL;
-            *quote = any_quote || (q & ((1u << (at - i)) - 1));
+            *quote = any || (qm & ((1u << (at - i)) - 1));
             return s + at;
         }
-        any_quote |= q != 0;
+        any |= qm;
     }
     return NULL;
 #else
-    for (char *p = s, *end = s + n; (p = memchr(p, ':', (size_t)(end - p))); p++)
-        if (p + 1 < end && p[1] == ' ') {
-            *quote = memchr(s, '"', (size_t)(p - s)) != NULL;
-            return p;
-        }
-    return NULL;
+    char *p = (char *)ws__chat_colon_space(s, n);
+    *quote = p != NULL;
+    return p;
 #endif
 }
 
@@ -746,30 +842,37 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     }
     r->have_cur = false;
 
-    memset(msg, 0, sizeof *msg);
-    msg->ts = r->cur_ts;
+    msg->ts = r->cur_ts;   /* every field is set below: no memset once per message */
     msg->line = r->cur_line;
-    bool quote = false;
-    char *colon = in_window ? find_colon_space_window(body, r->cur_first_len, &quote) : NULL;
-    if (!in_window) {
-        for (char *p = body, *end = body + r->cur_first_len; (p = memchr(p, ':', (size_t)(end - p))); p++)
-            if (p + 1 < end && p[1] == ' ') {
-                colon = p;
-                break;
-            }
-        quote = colon && memchr(body, '"', (size_t)(colon - body));
-    } else {
+    msg->author = NULL;
+    msg->author_len = 0;
+    msg->edited = false;
+    bool may_quote = true;
+    /* a copied body may be read 17 bytes past its first line too when its buffer is that big */
+    char *colon = in_window || r->cur_first_len + 17 <= r->out_body.cap
+                      ? find_colon_space_window(body, r->cur_first_len, &may_quote)
+                      : (char *)ws__chat_colon_space(body, r->cur_first_len);
+    if (in_window) {
         /* the line's terminator (or the slack at the end) becomes the NUL; written after the
          * search above, whose wide loads would otherwise wait on this store */
         body[len] = '\0';
     }
-    if (colon && colon > body && !(quote && ws__chat_is_system_text(body, r->cur_first_len))) {
+    /* the ": " may be a group event's: after two bytes some template has before its own ": ",
+     * or with an opening quote before it (a subject); only then are the templates tried */
+    bool maybe_event = false;
+    if (colon && colon > body) {
+        unsigned pair = colon - body >= 2 ? (unsigned)(unsigned char)colon[-2] << 8 | (unsigned char)colon[-1] : 0;
+        maybe_event = (r->colon_pairs[pair >> 6] >> (pair & 63) & 1) ||
+                      (may_quote && has_opening_quote(body, (size_t)(colon - body)));
+    }
+    if (colon && colon > body &&
+        !(maybe_event && ws__chat_is_system_text(body, r->cur_first_len, (size_t)(colon - body)))) {
         *colon = '\0'; /* the author is terminated in place */
         msg->author = body;
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_classify(msg->text, msg->text_len, &msg->edited);
+        msg->kind = ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;

@@ -108,7 +108,14 @@ def warned(path):
 assert s["invalid_utf8"] == warned(sys.argv[3]) == warned(sys.argv[4]), s
 PY
 }
-for f in tests/fixtures/chat/*.txt; do stats_vs_messages "$f"; done
+for f in tests/fixtures/chat/*.txt tests/fixtures/chat/lang/*.txt; do stats_vs_messages "$f"; done
+# every language of the phrase table is in a fixture; an edited marker sets "edited"
+expect "a fixture per language and platform" test "$(ls tests/fixtures/chat/lang/*.txt | wc -l)" -ge 100
+"$bin" parse tests/fixtures/chat/lang/de_android.txt --format jsonl > "$tmp/de.jsonl" || bad "de jsonl exit"
+expect "edited marker reported" grep -q '"text":"fixed typo <Diese Nachricht wurde bearbeitet.>","kind":"text".*"edited":true' "$tmp/de.jsonl"
+# a placeholder the table lacks, learned from the export itself, is media in --stats too
+"$bin" parse tests/fixtures/chat/trap_unknown_language_media.txt --stats > "$tmp/u.json" || bad "unknown placeholder exit"
+expect "learned placeholder counted as media" grep -q '"media":7' "$tmp/u.json"
 gen=$(dirname "$bin")/bench_gen_export
 if [ -x "$gen" ]; then
   "$gen" 130000 "$tmp/gen.txt" > /dev/null

@@ -38,6 +38,7 @@ typedef struct parsed {
     size_t n;
     char **ts, **author, **text;
     ws_msg_kind *kind;
+    bool *edited;
 } parsed;
 
 static void parsed_free(parsed *p)
@@ -51,6 +52,7 @@ static void parsed_free(parsed *p)
     free(p->author);
     free(p->text);
     free(p->kind);
+    free(p->edited);
     memset(p, 0, sizeof *p);
 }
 
@@ -67,6 +69,7 @@ static int collect(ws_chat_reader *r, parsed *p, ws_error *err)
             p->author = ws_xrealloc(p->author, cap * sizeof *p->author);
             p->text = ws_xrealloc(p->text, cap * sizeof *p->text);
             p->kind = ws_xrealloc(p->kind, cap * sizeof *p->kind);
+            p->edited = ws_xrealloc(p->edited, cap * sizeof *p->edited);
         }
         char ts[20];
         ws_datetime_format(&m.ts, ts);
@@ -74,6 +77,7 @@ static int collect(ws_chat_reader *r, parsed *p, ws_error *err)
         p->author[p->n] = m.author ? ws_xstrndup(m.author, m.author_len) : NULL;
         p->text[p->n] = ws_xstrndup(m.text, m.text_len);
         p->kind[p->n] = m.kind;
+        p->edited[p->n] = m.edited;
         p->n++;
     }
     return rc < 0 ? rc : 0;
@@ -108,7 +112,8 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Compares a parse with an expectations file (JSON Lines of ts, author, text, kind). */
+/* Compares a parse with an expectations file (JSON Lines of ts, author, text, kind, and
+ * "edited" exactly where the body ends with an edited marker). */
 static void check_against_jsonl(const char *txt_path, const char *expected_path)
 {
     parsed p = {0};
@@ -139,9 +144,10 @@ static void check_against_jsonl(const char *txt_path, const char *expected_path)
         }
         const ws_json *author = ws_json_get(o, "author");
         const char *want_author = author && author->type == WS_JSON_STRING ? author->str : NULL;
+        bool want_edited = ws_json_get(o, "edited") != NULL;
         if (!str_eq(p.ts[i], ws_json_get_str(o, "ts")) || !str_eq(p.author[i], want_author) ||
             !str_eq(p.text[i], ws_json_get_str(o, "text")) ||
-            !str_eq(ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "kind"))) {
+            !str_eq(ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "kind")) || want_edited != p.edited[i]) {
             fprintf(stderr, "%s: message %zu differs:\n  got  %s | %s | %s | %s\n  want %s | %s | %s | %s\n",
                     txt_path, i, p.ts[i], p.author[i] ? p.author[i] : "(null)", p.text[i],
                     ws_msg_kind_name(p.kind[i]), ws_json_get_str(o, "ts"),
@@ -163,12 +169,13 @@ static void check_against_jsonl(const char *txt_path, const char *expected_path)
 
 /* ------------------------------------------------------------------ our fixtures */
 
-static void every_variant_fixture_parses_exactly(void)
+/* Every <name>.txt of dir against its <name>.expected.jsonl; returns the count. */
+static int fixtures_of(const char *dir)
 {
-    DIR *d = opendir("tests/fixtures/chat");
+    DIR *d = opendir(dir);
     CHECK(d != NULL);
     if (!d)
-        return;
+        return 0;
     int files = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -177,13 +184,26 @@ static void every_variant_fixture_parses_exactly(void)
         if (n <= strlen(suffix) || strcmp(e->d_name + n - strlen(suffix), suffix))
             continue;
         char txt[512], exp[512];
-        snprintf(exp, sizeof exp, "tests/fixtures/chat/%s", e->d_name);
-        snprintf(txt, sizeof txt, "tests/fixtures/chat/%.*s.txt", (int)(n - strlen(suffix)), e->d_name);
+        snprintf(exp, sizeof exp, "%s/%s", dir, e->d_name);
+        snprintf(txt, sizeof txt, "%s/%.*s.txt", dir, (int)(n - strlen(suffix)), e->d_name);
         check_against_jsonl(txt, exp);
         files++;
     }
     closedir(d);
-    CHECK(files >= 20);
+    return files;
+}
+
+static void every_variant_fixture_parses_exactly(void)
+{
+    /* the layouts, line endings and the traps of issue 14 (trap_*.txt) */
+    CHECK(fixtures_of("tests/fixtures/chat") >= 24);
+}
+
+/* One export per language and platform of src/chat/locale_strings.tsv, every row of the table
+ * in it (tools/make-chat-fixtures.py): placeholders, deletions, edited markers, group events. */
+static void every_language_of_the_table_parses_exactly(void)
+{
+    CHECK(fixtures_of("tests/fixtures/chat/lang") >= 100);
 }
 
 static void corpus_with_our_expectations(void)
@@ -450,6 +470,109 @@ static void corpus_chatminer_testlog(void)
     free_view(n, ts, author, text);
     parsed_free(&p);
     free(target);
+}
+
+/* The phrase table is a reviewable file with a fixed shape: 5 tab-separated fields, known
+ * platforms and kinds, a source on every row, and 60 languages or more, each with a media
+ * placeholder and a deletion notice. */
+static void phrase_table_is_well_formed(void)
+{
+    static const char *const kinds[] = {"media", "image", "video", "audio", "sticker", "gif", "document",
+                                        "contact", "attached", "file_attached", "deleted", "deleted_you",
+                                        "deleted_admin", "edited", "joined_link", "subject", "created", "added",
+                                        "left", "removed", "icon", "security_code", "disappearing", "description"};
+    char *tsv = slurp("src/chat/locale_strings.tsv", NULL);
+    CHECK(tsv != NULL);
+    if (!tsv)
+        return;
+    char langs[128][16] = {{0}};
+    bool has_media[128] = {0}, has_deleted[128] = {0};
+    int n_langs = 0, rows = 0, bad = 0;
+    for (char *line = strtok(tsv, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        char *field[6] = {0};
+        int k = 0;
+        for (char *p = line; k < 6 && p; k++) {
+            field[k] = p;
+            p = strchr(p, '\t');
+            if (p)
+                *p++ = '\0';
+        }
+        rows++;
+        bool kind_ok = false;
+        for (size_t i = 0; k == 5 && i < sizeof kinds / sizeof kinds[0]; i++)
+            kind_ok |= strcmp(field[2], kinds[i]) == 0;
+        if (k != 5 || (strcmp(field[1], "android") && strcmp(field[1], "ios")) || !kind_ok || !*field[3] ||
+            !*field[4] || strlen(field[0]) >= 16) {
+            if (bad++ < 5)
+                fprintf(stderr, "bad row %d: %s\n", rows, line);
+            continue;
+        }
+        int l = 0;
+        while (l < n_langs && strcmp(langs[l], field[0]))
+            l++;
+        if (l == n_langs && n_langs < 128)
+            snprintf(langs[n_langs++], sizeof langs[0], "%s", field[0]);
+        if (l < 128) {
+            has_media[l] |= !strcmp(field[2], "media") || !strcmp(field[2], "image");
+            has_deleted[l] |= !strncmp(field[2], "deleted", 7);
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(rows > 2000);
+    CHECK(n_langs >= 60);
+    int deleted_langs = 0;
+    for (int l = 0; l < n_langs; l++) {
+        if (!has_media[l])
+            fprintf(stderr, "language %s has no media placeholder\n", langs[l]);
+        CHECK(has_media[l]);
+        deleted_langs += has_deleted[l];
+    }
+    CHECK(deleted_langs >= 55);   /* a few sources give no deletion notice (Lao, Albanian, Telugu) */
+    free(tsv);
+}
+
+/* A placeholder learned from the export and the locked layout come from the file's start, so a
+ * reader of the second half agrees with one of the whole file (what --stats relies on). */
+static void learned_placeholder_and_layout_hold_in_every_range(void)
+{
+    ws_buf b = WS_BUF_INIT;
+    for (int i = 0; i < 20000; i++) {
+        const char *who = i % 3 == 0 ? "Ana" : i % 3 == 1 ? "Bea" : "Omar";
+        ws_buf_printf(&b, "%02d/01/2024, 10:%02d - %s: %s\n", 13 + i / 2000, i % 60, who,
+                      i % 5 == 0 ? "<Aŭdvidaĵo forlasita>" : "saluton");
+        if (i % 1000 == 999)
+            ws_buf_puts(&b, "13/01/2024, 11:00 - Ana: quoting\n[13/01/2024, 11:00:00] Bea: an iPhone line\n");
+    }
+    size_t cut = b.len / 2;
+    while (b.data[cut - 1] != '\n')
+        cut++;
+    parsed whole = {0}, part = {0};
+    ws_error err = {0};
+    CHECK_EQ_INT(parse_mem(b.data, b.len, WS_DATE_DMY, &whole, &err), 0);
+    ws_chat_options opt = {.date_order = WS_DATE_DMY, .range_start = cut};
+    ws_chat_reader *r = NULL;
+    CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &opt, &r, &err), 0);
+    CHECK_EQ_INT(collect(r, &part, &err), 0);
+    ws_chat_close(r);
+    /* 20000 messages plus the 20 "quoting" ones; the iPhone lines continue them */
+    CHECK_EQ_INT(whole.n, 20020);
+    size_t media = 0, multi = 0;
+    for (size_t i = 0; i < whole.n; i++) {
+        media += whole.kind[i] == WS_MSG_MEDIA;
+        multi += strchr(whole.text[i], '\n') != NULL;
+    }
+    CHECK_EQ_INT(media, 4000);
+    CHECK_EQ_INT(multi, 20);
+    CHECK(part.n > 0 && part.n < whole.n);
+    size_t off = whole.n - part.n, same = 0;
+    for (size_t i = 0; i < part.n; i++)
+        same += !strcmp(part.text[i], whole.text[off + i]) && part.kind[i] == whole.kind[off + i];
+    CHECK_EQ_INT(same, part.n);
+    parsed_free(&whole);
+    parsed_free(&part);
+    ws_buf_free(&b);
 }
 
 /* ------------------------------------------------------------------ edge cases */
@@ -831,7 +954,8 @@ static void header_at_line_end_teaches_no_layout(void)
     parsed_free(&p);
 }
 
-WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(header_at_line_end_teaches_no_layout), T(corpus_with_our_expectations),
+WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(every_language_of_the_table_parses_exactly),
+             T(phrase_table_is_well_formed), T(learned_placeholder_and_layout_hold_in_every_range), T(header_at_line_end_teaches_no_layout), T(corpus_with_our_expectations),
              T(corpus_empty_file_has_no_messages), T(corpus_chatminer_json_targets),
              T(corpus_chatminer_csv_targets), T(corpus_chatminer_testlog),
              T(date_order_evidence_and_forcing), T(twelve_hour_clock_edges),
