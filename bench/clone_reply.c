@@ -3,9 +3,11 @@
  * peak memory. Messages are other participants' turns of the export and messages the chat
  * never holds.
  * Usage: bench_clone_reply [EXPORT] [PERSONA] [BUDGET_S] [REPLIES]
- * Every reply follows 8 turns of context. Env: BENCH_BASE=PATH (a GGUF file or a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
+ * Every reply follows 8 turns of context. BENCH_CLONE=DIR measures the replies of a clone trained
+ * before (with BENCH_BASE set, its run is the base one). Env: BENCH_BASE=PATH (a GGUF file or a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
  * shape, byte vocabulary: real compute cost, meaningless text); BENCH_EMBED=minilm to index
  * with MiniLM (default: hashed n-grams). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,12 @@ static int bench_one(const char *label, const char *export_path, const char *per
                              .embed_dir = getenv("BENCH_EMBED") && !strcmp(getenv("BENCH_EMBED"), "minilm") ? NULL : "none"};
     ws_clone_train_result res;
     ws_error err = {0};
+    const char *ready = getenv("BENCH_CLONE");   /* replies only, from a clone trained before */
+    if (ready && *ready) {
+        dir = ready;
+        printf("%s (trained before: %s)\n", label, dir);
+        goto replies;
+    }
     double t0 = ws_now_s();
     if (ws_clone_train(&o, &res, &err)) {
         fprintf(stderr, "%s: train: %s\n", label, err.msg);
@@ -57,6 +65,7 @@ static int bench_one(const char *label, const char *export_path, const char *per
            res.examples_seen > 0 ? res.train_s / res.examples_seen * 1000.0 : 0,
            (unsigned long long)(res.n_examples - res.n_heldout));
     ws_clone_train_result_clear(&res);
+replies:;
     ws_clone *c = NULL;
     if (ws_clone_open(dir, &c, &err)) {
         fprintf(stderr, "%s: open: %s\n", label, err.msg);
@@ -114,8 +123,10 @@ int main(int argc, char **argv)
     char *d1 = clone_path(root, "scratch");
     printf("clone benchmark: %s as %s, budget %.0f s, %ld cores online\n", path, persona, budget,
            sysconf(_SC_NPROCESSORS_ONLN));
-    int rc = bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)", path, persona, d1, NULL, budget,
-                       msgs, nm, n_replies);
+    bool only_base = getenv("BENCH_CLONE") && getenv("BENCH_BASE");
+    int rc = only_base ? 0
+                       : bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)", path, persona,
+                                   d1, NULL, budget, msgs, nm, n_replies);
     const char *base = getenv("BENCH_BASE");
     char *bdir = NULL;
     if (!rc && base) {
