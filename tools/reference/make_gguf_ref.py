@@ -27,6 +27,9 @@ import random
 import subprocess
 import sys
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")     # transformers' GGUF loader draws a progress bar
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 OUT = os.path.join(ROOT, "tests", "reference", "gguf")
 DEFAULT_GGUF = os.path.join(ROOT, "models", "base", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -386,6 +389,7 @@ def main():
     rows, top_ids, top_logits = [], [], []
     same_seq = same_first = tf_agree = tf_in_top = tf_total = hf_tok_same = 0
     prefix_lens = []
+    top_diff_sum, top_diff_n, top_diff_max = 0.0, 0, 0.0
     for conv, text, g in zip(convs, prompts, lc["greedy"]):
         pids, ltoks = g["prompt_ids"], g["tokens"]
         hf_ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -400,6 +404,10 @@ def main():
         with torch.no_grad():   # teacher-forced: transformers' argmax after llama.cpp's own prefix
             lg = model(input_ids=torch.tensor([pids + ltoks[:-1]])).logits[0, len(pids) - 1:]
         tf_top1 = torch.argmax(lg, dim=-1).tolist()
+        d = (lg.gather(1, torch.tensor(g["top_ids"])) - torch.tensor(g["top_logits"])).abs()
+        top_diff_sum += float(d.sum())
+        top_diff_n += d.numel()
+        top_diff_max = max(top_diff_max, float(d.max()))
         tf_agree += sum(int(a == b) for a, b in zip(tf_top1, ltoks))
         tf_in_top += sum(int(t in set(ti[:5])) for t, ti in
                          zip(tf_top1, g["top_ids"]))
@@ -424,10 +432,13 @@ def main():
         "mean_common_prefix": round(sum(prefix_lens) / n, 2),
         "teacher_forced_top1_agreement": round(tf_agree / tf_total, 4),
         "teacher_forced_hf_top1_in_llamacpp_top5": round(tf_in_top / tf_total, 4),
+        "teacher_forced_top16_logit_abs_diff_mean": round(top_diff_sum / top_diff_n, 4),
+        "teacher_forced_top16_logit_abs_diff_max": round(top_diff_max, 4),
         "note": ("llama.cpp runs the Q4_1 weights with activations quantized to Q8_1 in its dot products; "
                  "transformers runs the same weights dequantized to f32, so the two drift apart at "
                  "near-ties and then diverge; teacher-forced agreement compares each step on llama.cpp's "
-                 "own prefix"),
+                 "own prefix; the logit differences are transformers' f32 logits minus llama.cpp's "
+                 "at llama.cpp's top-16 ids of every step, on llama.cpp's prefix"),
     }
     json.dump({"model": mname, "llama_cpp": {"llama_cpp_python": lc["llama_cpp_python_version"],
                                             "settings": lc["settings"],
