@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """llama.cpp (llama-cpp-python, CPU) peer of the C engine's inference benchmark on the GGUF base:
 prompt processing of a 512-token prompt and greedy generation of G tokens after a 16-token prompt,
-median of R runs each (the KV cache is cleared before every run), peak RSS; one JSON line.
+median of R runs each (the KV cache is cleared before every run), with the process CPU time
+(all threads) beside the wall time, peak RSS; one JSON line.
 Usage: llamacpp_peer.py [threads] [reps] [gen_tokens] [gguf]   (defaults 2 3 64 models/base/...)
 Run with build/llamacpp-venv/bin/python (tools/pyref-venv.sh llamacpp)."""
 import json, os, resource, sys, time
@@ -38,28 +39,30 @@ short = [first + (i * 31 + 5) % (nv - first) for i in range(16)]
 
 def prefill():
     llm.reset()     # n_tokens = 0: eval() then drops the whole KV cache before it decodes
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     llm.eval(prompt)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def generate():
     llm.reset()
     llm.eval(short)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(gen):
         tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         llm.eval([tok])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 prefill()           # warm-up (page in the weights, size the buffers)
 generate()
-pp = [prefill() for _ in range(reps)]
-tg = [generate() for _ in range(reps)]
+pp, ppc = zip(*[prefill() for _ in range(reps)])
+tg, tgc = zip(*[generate() for _ in range(reps)])
 out = {"impl": "llama.cpp", "llama_cpp_python": llama_cpp.__version__, "model": os.path.basename(path),
        "threads": threads, "reps": reps,
        "prompt_tokens": PROMPT, "prompt_s": round(median(pp), 4), "prompt_tokens_per_s": round(PROMPT / median(pp), 1),
+       "prompt_cpu_s": round(median(ppc), 4),
        "gen_tokens": gen, "gen_s": round(median(tg), 4), "gen_tokens_per_s": round(gen / median(tg), 1),
+       "gen_cpu_s": round(median(tgc), 4),
        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)}
 print(json.dumps(out))
