@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the Python venvs that write the GGUF reference data and run the peer
 # benchmarks, under build/ of the repo, with pinned versions from PyPI only:
-#   build/pyref-venv     torch (CPU-only wheel from PyPI, see below), transformers, gguf, tokenizers,
+#   build/pyref-venv     torch (PyPI's default CUDA wheel, run on the CPU; see below), transformers, gguf, tokenizers,
 #                        safetensors, numpy, peft, sentencepiece
 #   build/llamacpp-venv  llama-cpp-python built from source with fixed x86-64 flags (the native
 #                        build, -march=native, crashes on this CPU), numpy
 # Usage: tools/pyref-venv.sh [pyref|llamacpp|all]     (default pyref). Prints the venv's path last.
 # Idempotent: a venv whose stamp file matches the pinned set is reused as it is.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.."
 name=${1:-pyref}
 py=${PYTHON:-python3}
 
 # torch: PyPI has no CPU-only Linux x86-64 wheel (the "+cpu" builds live on an index we cannot
 # reach), so the default CUDA wheel is installed with its nvidia-* dependencies (~3 GB on disk,
 # downloaded once; nothing of CUDA is used at run time). Installing torch with --no-deps does not
-# work: `import torch` preloads libcublas & co. and fails without them.
+# work: `import torch` preloads libcublasLt & co. and raises ValueError without them (checked).
 TORCH_VER=2.10.0
 PYREF_PKGS="numpy==2.4.6 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 gguf==0.18.0 peft==0.21.2 sentencepiece==0.2.1 huggingface-hub==2.4.0"
 LLAMA_VER=0.3.36
@@ -55,6 +56,6 @@ install_llamacpp() {
 case "$name" in
   pyref) make_venv build/pyref-venv "torch==$TORCH_VER $PYREF_PKGS" install_pyref ;;
   llamacpp) make_venv build/llamacpp-venv "llama-cpp-python==$LLAMA_VER $LLAMA_DEPS $LLAMA_CMAKE" install_llamacpp ;;
-  all) "$0" pyref; "$0" llamacpp ;;
+  all) "$self" pyref; "$self" llamacpp ;;
   *) echo "usage: $0 [pyref|llamacpp|all]" >&2; exit 2 ;;
 esac
