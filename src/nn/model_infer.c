@@ -181,6 +181,24 @@ static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, i
     }
 }
 
+/* The rest of layer l after attention, on the n rows of sc's scratch: the output projection
+ * into the residual x (from atty), then the MLP block. */
+static void layer_tail(const ws_model *m, const ws_lora *lora, int l, ws_kv_cache *sc, int n)
+{
+    const ws_model_config *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, HD = c->n_heads * c->head_dim;
+    ws__proj_forward(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
+    ws__lora_apply(lora, l, WS_LORA_O, sc->x, sc->atty, n, HD, C, sc->xa);
+    ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.layers[l].mlp_norm, n, C, c->norm_eps);
+    ws__proj_forward(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
+    ws__proj_forward(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
+    ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
+    ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
+    ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
+    ws__proj_forward(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
+    ws__lora_apply(lora, l, WS_LORA_DOWN, sc->x, sc->g, n, F, C, sc->xa);
+}
+
 int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, const int32_t *tokens, int n,
                    float *logits, float *all_logits, ws_error *err)
 {
@@ -193,7 +211,7 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return ws_error_set(err, WS_EINVAL, "token id %d outside the vocabulary", (int)tokens[i]);
     cache_scratch(m, kc, n);
-    int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D, V = c->vocab_size, T = kc->max_T, start = kc->len, ctx = start + n;
     float scale = 1.0f / sqrtf((float)D);
     int32_t *pos = ws_xmalloc((size_t)n * sizeof(int32_t));
@@ -218,16 +236,7 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
             chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
         else
             step_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
-        ws__proj_forward(m, l, WS_LORA_O, kc->x, kc->atty, n, 1.0f);
-        ws__lora_apply(lora, l, WS_LORA_O, kc->x, kc->atty, n, HD, C, kc->xa);
-        ws_rmsnorm_forward(kc->xn, NULL, kc->x, w->mlp_norm, n, C, c->norm_eps);
-        ws__proj_forward(m, l, WS_LORA_GATE, kc->g, kc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_UP, kc->u, kc->xn, n, 0.0f);
-        ws__lora_apply(lora, l, WS_LORA_GATE, kc->g, kc->xn, n, C, F, kc->xa);
-        ws__lora_apply(lora, l, WS_LORA_UP, kc->u, kc->xn, n, C, F, kc->xa);
-        ws_swiglu_forward(kc->g, kc->g, kc->u, (size_t)n * F);
-        ws__proj_forward(m, l, WS_LORA_DOWN, kc->x, kc->g, n, 1.0f);
-        ws__lora_apply(lora, l, WS_LORA_DOWN, kc->x, kc->g, n, F, C, kc->xa);
+        layer_tail(m, lora, l, kc, n);
     }
     if (all_logits) {
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, m->w.final_norm, n, C, c->norm_eps);
@@ -308,7 +317,7 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
     }
     ws_kv_cache *sc = caches[0];   /* its scratch serves the batch */
     cache_scratch(m, sc, n);
-    int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;
     int32_t *pos = ws_xmalloc((size_t)n * sizeof(int32_t));
     for (int s = 0; s < n; s++)
@@ -328,16 +337,7 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         put_rows(caches, n, l, sc->kc, sc->vc, (size_t)KD);
         batch_attn_job jb = {caches, sc, l, H, KV, D, 1.0f / sqrtf((float)D)};
         ws_parallel_for((size_t)n * H, 1, batch_attention_rows, &jb);
-        ws__proj_forward(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
-        ws__lora_apply(lora, l, WS_LORA_O, sc->x, sc->atty, n, HD, C, sc->xa);
-        ws_rmsnorm_forward(sc->xn, NULL, sc->x, w->mlp_norm, n, C, c->norm_eps);
-        ws__proj_forward(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
-        ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
-        ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
-        ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
-        ws__proj_forward(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
-        ws__lora_apply(lora, l, WS_LORA_DOWN, sc->x, sc->g, n, F, C, sc->xa);
+        layer_tail(m, lora, l, sc, n);
     }
     ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.final_norm, n, C, c->norm_eps);
     ws__head_forward(m, logits, sc->xn, n);
