@@ -164,11 +164,6 @@ void clone_scorer_free(clone_scorer *s);
 void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
                         const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out);
 
-/* Mean cross-entropy (nats/token) of the persona's reply after a context, and of the same
- * reply under the base model alone (NULL adapter) when with_base. */
-int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
-                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err);
-
 /* ---- fidelity ---- */
 typedef struct clone_fidelity {
     char *json, *summary;

@@ -1,6 +1,6 @@
 /* The clone's fidelity report (DESIGN.md §3.6): the generic evaluation of src/style/fidelity.h
  * run through the clone's real reply path (without the fallback), with the clone's scorer
- * (clone_reply_loss: loss and R10@1, under the model and under its base — the base model
+ * (clone_scorer: loss and R10@1, the context run once per example, under the model and under its base — the base model
  * without the adapter, or for a model trained from scratch a unigram byte model fitted on the
  * training period only), the clone's embedder for relevance and its style fit as typicality
  * (information). It also sets the persona's confidence threshold from the held-out

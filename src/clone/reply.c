@@ -189,6 +189,7 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     ws_kv_cache **live = ws_xcalloc((size_t)n, sizeof *live);
     int32_t *next = ws_xcalloc((size_t)n, sizeof *next);
     int *who = ws_xcalloc((size_t)n, sizeof *who);
+    float *bl = ws_xmalloc((size_t)n * V * sizeof *bl);   /* the batch's logits, row j = sequence who[j] */
     ws_kv_cache_truncate(cache, plen);
     for (int i = 0; i < n; i++) {
         ss[i].alive = true;
@@ -207,11 +208,9 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
         }
         if (!k)
             break;
-        float *bl = ws_xmalloc((size_t)k * V * sizeof *bl);
         rc = ws_model_infer_batch(c->model, c->lora, live, next, k, bl, err);
         for (int j = 0; j < k && !rc; j++)
             memcpy(logits + (size_t)who[j] * V, bl + (size_t)j * V, (size_t)V * sizeof *bl);
-        free(bl);
         if (rc)
             goto out;
     }
@@ -236,6 +235,7 @@ out:
     free(live);
     free(next);
     free(who);
+    free(bl);
     return rc;
 }
 
@@ -539,21 +539,4 @@ void clone_scorer_free(clone_scorer *s)
     free(s->last);
     ibuf_free(&s->prompt);
     memset(s, 0, sizeof *s);
-}
-
-int clone_reply_loss(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
-                     const char *reply, bool base_only, double *nll, size_t *n_tok, ws_error *err)
-{
-    ibuf prompt = {0}, ids = {0};
-    clone_scorer s = {.c = c, .lora = base_only ? NULL : c->lora};
-    clone_reply_prompt(c, ctx, ctx_me, n_ctx, &prompt);
-    clone_reply_ids(c, reply, &ids);
-    int rc = clone_scorer_prompt(&s, &prompt, err);
-    if (!rc)
-        rc = clone_scorer_reply(&s, ids.v, ids.n, nll, err);
-    *n_tok = ids.n;
-    clone_scorer_free(&s);
-    ibuf_free(&prompt);
-    ibuf_free(&ids);
-    return rc;
 }

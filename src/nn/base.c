@@ -46,7 +46,8 @@ static int load_gguf(ws_base *b, int flags, ws_error *err)
     return ws_file_sha256(b->path, b->id, err);
 }
 
-/* SHA-256 over config.json and every *.safetensors file name and content, in name order. */
+/* SHA-256 over the names and SHA-256s of config.json and the weight files (single file or the
+ * shard index) present in the directory. */
 static int dir_id(const char *dir, char hex[65], ws_error *err)
 {
     static const char *const names[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};

@@ -126,8 +126,10 @@ static int put_added(const ws_gguf *g, const char *name, uint64_t n_tok, ws_buf 
     size_t n;
     int rc = ws_gguf_get_arr(g, "tokenizer.ggml.token_type", &et, &n_types, err);
     ws_buf_puts(b, "\"added_tokens\":[");
-    if (rc == WS_ENOENT)
-        return ws_buf_putc(b, ']'), 0;
+    if (rc == WS_ENOENT) {
+        ws_buf_putc(b, ']');
+        return 0;
+    }
     if (rc)
         return rc;
     if (n_types != n_tok)
