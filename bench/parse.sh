@@ -52,6 +52,17 @@ if [ "$PEERS" = 1 ]; then
   printf '%-34s %9s %9s\n' "whatstk 0.9.1 (python)" "$wtk_t" "$(mbps "$wtk_t")"
 fi
 
+# start-up, measured apart: a tiny export, so the time is loading the binary and its libraries
+# (libpq, libcurl, hiredis and OpenBLAS load only in the roles that use them: src/core/lazylib.h)
+head -3 "$data/chat.txt" > "$data/tiny.txt"
+su_runs=$((RUNS * 10))
+su_wc=$(t "$su_runs" wc -l "$data/tiny.txt")
+su_version=$(t "$su_runs" "$bin" version)
+su_parse=$(t "$su_runs" "$bin" parse "$data/tiny.txt" --stats)
+ms() { python3 -c "print('%.1f ms' % ($1 * 1000))"; }
+echo "start-up (3-line export, median of $su_runs): wc -l $(ms "$su_wc"), whatstyle version $(ms "$su_version"), \
+whatstyle parse --stats $(ms "$su_parse") ($(ldd "$bin" | wc -l) shared libraries at start)"
+
 if [ "$BIG" = 1 ]; then
   big=$((N * 14))
   ./build/bench_gen_export "$big" "$data/big.txt" >/dev/null

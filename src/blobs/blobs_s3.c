@@ -2,7 +2,7 @@
  * libcurl, signed with our own AWS Signature Version 4 (s3_sign.h). One curl easy handle
  * per call, so the handle is thread-safe. Responses are capped: objects by the caller's
  * limit, listings and error bodies by S3_META_MAX. */
-#include <curl/curl.h>
+#include "core/curl_lib.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -175,53 +175,53 @@ static int s3_request_range(s3_blobs *s, const char *method, const char *key, co
     if (ws_s3_sign(method, enc, query ? query : "", hs, 3, payload_hash, amz_date, s->region, s->access_key,
                    s->secret_key, auth, sizeof auth) < 0)
         return ws_error_set(err, WS_EINVAL, "s3: cannot sign the request");
-    CURL *c = curl_easy_init();
+    CURL *c = ws_curl.curl_easy_init();
     if (!c)
         return ws_error_set(err, WS_EIO, "s3: curl_easy_init failed");
     struct curl_slist *hl = NULL;
     char line[S3_AUTH_MAX + 64];
     snprintf(line, sizeof line, "Host: %s", s->host);
-    hl = curl_slist_append(hl, line);
+    hl = ws_curl.curl_slist_append(hl, line);
     snprintf(line, sizeof line, "x-amz-content-sha256: %s", payload_hash);
-    hl = curl_slist_append(hl, line);
+    hl = ws_curl.curl_slist_append(hl, line);
     snprintf(line, sizeof line, "x-amz-date: %s", amz_date);
-    hl = curl_slist_append(hl, line);
+    hl = ws_curl.curl_slist_append(hl, line);
     snprintf(line, sizeof line, "Authorization: %s", auth);
-    hl = curl_slist_append(hl, line);
+    hl = ws_curl.curl_slist_append(hl, line);
     if (range) {
         snprintf(line, sizeof line, "Range: %s", range);
-        hl = curl_slist_append(hl, line);
+        hl = ws_curl.curl_slist_append(hl, line);
     }
-    hl = curl_slist_append(hl, "Expect:");
-    hl = curl_slist_append(hl, "Content-Type:");
+    hl = ws_curl.curl_slist_append(hl, "Expect:");
+    hl = ws_curl.curl_slist_append(hl, "Content-Type:");
     resp->status = 0;
     resp->too_big = false;
     resp->body.limit = max;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+    ws_curl.curl_easy_setopt(c, CURLOPT_URL, url);
+    ws_curl.curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    ws_curl.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    ws_curl.curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    ws_curl.curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
+    ws_curl.curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    ws_curl.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    ws_curl.curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     if (!strcmp(method, "HEAD")) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        ws_curl.curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(method, "PUT")) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+        ws_curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+        ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        ws_curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
-    CURLcode cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(hl);
+    CURLcode cc = ws_curl.curl_easy_perform(c);
+    ws_curl.curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    ws_curl.curl_easy_cleanup(c);
+    ws_curl.curl_slist_free_all(hl);
     if (resp->too_big)
         return ws_error_set(err, WS_ETOOBIG, "s3: %s is larger than %zu bytes", key ? key : s->bucket, max);
     if (cc != CURLE_OK)
-        return ws_error_set(err, WS_EIO, "s3: %s %s: %s", method, url, curl_easy_strerror(cc));
+        return ws_error_set(err, WS_EIO, "s3: %s %s: %s", method, url, ws_curl.curl_easy_strerror(cc));
     return 0;
 }
 
@@ -468,12 +468,6 @@ static const ws_blobs_ops s3_ops = {
     .close = s3_close,
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static bool bucket_name_ok(const char *b)
 {
     size_t n = strlen(b);
@@ -496,7 +490,9 @@ int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err)
         return ws_error_set(err, WS_EINVAL,
                             "s3: no credentials (WS_S3_ACCESS_KEY / WS_S3_SECRET_KEY or AWS_ACCESS_KEY_ID / "
                             "AWS_SECRET_ACCESS_KEY)");
-    pthread_once(&curl_once, curl_init_once);
+    int rc = ws_curl_load(err);
+    if (rc < 0)
+        return rc;
     s3_blobs *s = ws_xcalloc(1, sizeof *s);
     s->base.ops = &s3_ops;
     s->endpoint = ws_xstrdup(cfg->endpoint);
@@ -515,7 +511,7 @@ int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err)
     s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
     /* the bucket must exist: create it when it does not */
     s3_resp r = {0};
-    int rc = s3_request(s, "HEAD", NULL, "", NULL, 0, S3_META_MAX, &r, err);
+    rc = s3_request(s, "HEAD", NULL, "", NULL, 0, S3_META_MAX, &r, err);
     if (rc == 0 && r.status == 404) {
         ws_buf_reset(&r.body);
         rc = s3_request(s, "PUT", NULL, "", NULL, 0, S3_META_MAX, &r, err);

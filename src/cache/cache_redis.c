@@ -2,7 +2,7 @@
  * a mutex, connect and command timeouts, one reconnect attempt when the connection broke.
  * Rate limiting is one Lua script (INCR, PEXPIRE on the first hit, PTTL), so the check
  * and the count are atomic across every server sharing the Redis. */
-#include <hiredis.h>
+#include "cache/redis_lib.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,23 +42,23 @@ static int connect_ctx(rcache *r, ws_error *err)
 {
     struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
     if (r->ctx)
-        redisFree(r->ctx);
-    r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
+        ws__redis.redisFree(r->ctx);
+    r->ctx = ws__redis.redisConnectWithTimeout(r->host, r->port, tv);
     if (!r->ctx || r->ctx->err)
         return ctx_err(r, err, "connect");
-    redisSetTimeout(r->ctx, tv);
+    ws__redis.redisSetTimeout(r->ctx, tv);
     redisReply *rep = NULL;
     if (r->password[0]) {
-        rep = redisCommand(r->ctx, "AUTH %s", r->password);
+        rep = ws__redis.redisCommand(r->ctx, "AUTH %s", r->password);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        freeReplyObject(rep);
+        ws__redis.freeReplyObject(rep);
         if (!ok)
             return ws_error_set(err, WS_EPERM, "redis %s:%d: AUTH failed", r->host, r->port);
     }
     if (r->db) {
-        rep = redisCommand(r->ctx, "SELECT %d", r->db);
+        rep = ws__redis.redisCommand(r->ctx, "SELECT %d", r->db);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        freeReplyObject(rep);
+        ws__redis.freeReplyObject(rep);
         if (!ok)
             return ws_error_set(err, WS_EIO, "redis %s:%d: SELECT %d failed", r->host, r->port,
                                 r->db);
@@ -78,7 +78,7 @@ static int command(rcache *r, int argc, const char **argv, const size_t *lens,
             if (rc < 0)
                 return rc;
         }
-        redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+        redisReply *rep = ws__redis.redisCommandArgv(r->ctx, argc, argv, lens);
         if (!rep) {
             if (attempt == 0)
                 continue;   /* the connection broke (server restarted?): reconnect once */
@@ -86,7 +86,7 @@ static int command(rcache *r, int argc, const char **argv, const size_t *lens,
         }
         if (rep->type == REDIS_REPLY_ERROR) {
             ws_error_set(err, WS_EIO, "redis: %s: %.*s", argv[0], (int)rep->len, rep->str);
-            freeReplyObject(rep);
+            ws__redis.freeReplyObject(rep);
             return WS_EIO;
         }
         *out = rep;
@@ -99,7 +99,7 @@ static void redis_close(ws_cache *c)
 {
     rcache *r = (rcache *)c;
     if (r->ctx)
-        redisFree(r->ctx);
+        ws__redis.redisFree(r->ctx);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -112,7 +112,7 @@ static int redis_ping(ws_cache *c, ws_error *err)
     pthread_mutex_lock(&r->mu);
     int rc = command(r, 1, argv, NULL, &rep, err);
     pthread_mutex_unlock(&r->mu);
-    freeReplyObject(rep);
+    ws__redis.freeReplyObject(rep);
     return rc;
 }
 
@@ -131,7 +131,7 @@ static int redis_get(ws_cache *c, const char *key, size_t klen, ws_buf *out, ws_
         else
             rc = WS_ENOENT;
     }
-    freeReplyObject(rep);
+    ws__redis.freeReplyObject(rep);
     return rc;
 }
 
@@ -147,7 +147,7 @@ static int redis_set(ws_cache *c, const char *key, size_t klen, const void *val,
     pthread_mutex_lock(&r->mu);
     int rc = command(r, ttl_ms > 0 ? 5 : 3, argv, lens, &rep, err);
     pthread_mutex_unlock(&r->mu);
-    freeReplyObject(rep);
+    ws__redis.freeReplyObject(rep);
     return rc;
 }
 
@@ -162,7 +162,7 @@ static int redis_del(ws_cache *c, const char *key, size_t klen, int *deleted, ws
     pthread_mutex_unlock(&r->mu);
     if (rc == 0)
         *deleted = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
-    freeReplyObject(rep);
+    ws__redis.freeReplyObject(rep);
     return rc;
 }
 
@@ -201,7 +201,7 @@ static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
             rep->element[0]->type != REDIS_REPLY_STRING ||
             rep->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(rep);
+            ws__redis.freeReplyObject(rep);
             rc = ws_error_set(err, WS_EIO, "redis: unexpected SCAN reply");
             break;
         }
@@ -221,11 +221,11 @@ static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_
             rc = command(r, (int)(k + 1), dargv, dlens, &drep, err);
             if (rc == 0 && drep->type == REDIS_REPLY_INTEGER)
                 n += drep->integer;
-            freeReplyObject(drep);
+            ws__redis.freeReplyObject(drep);
             free(dargv);
             free(dlens);
         }
-        freeReplyObject(rep);
+        ws__redis.freeReplyObject(rep);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
     pthread_mutex_unlock(&r->mu);
     free(pat);
@@ -255,7 +255,7 @@ static int redis_rate_check(ws_cache *c, const char *key, size_t klen, int64_t l
             rc = ws_error_set(err, WS_EIO, "redis: unexpected rate-limit reply");
         }
     }
-    freeReplyObject(rep);
+    ws__redis.freeReplyObject(rep);
     return rc;
 }
 
@@ -312,6 +312,8 @@ static int parse_url(rcache *r, const char *url, ws_error *err)
 
 int ws_cache_redis_open(const char *url, ws_cache **out, ws_error *err)
 {
+    if (ws__redis_load(err) < 0)
+        return err ? err->code : WS_EUNSUPPORTED;
     rcache *r = ws_xcalloc(1, sizeof *r);
     r->base.ops = &redis_ops;
     pthread_mutex_init(&r->mu, NULL);

@@ -289,18 +289,8 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
     return 1;
 }
 
-/* OpenBLAS (pthread build, linked for src/nn) starts a thread per extra core when it is loaded,
- * and that thread spins on sched_yield for about 0.1 s waiting for work: a third runnable
- * thread beside the two that --stats reads with on a 2-core machine (up to a quarter of the
- * CPU time of a 70 MB parse). parse does no linear algebra, so it stops the pool; OpenBLAS
- * restarts it by itself on its next threaded call. Weak: absent with another BLAS. (Setting
- * OPENBLAS_NUM_THREADS from inside the process comes too late: the library reads it first.) */
-extern int blas_thread_shutdown_(void) __attribute__((weak));
-
 int ws_cmd_parse(int argc, char **argv)
 {
-    if (blas_thread_shutdown_)
-        blas_thread_shutdown_();
     const char *path = NULL;
     out_format fmt = OUT_JSONL;
     bool stats = false;

@@ -1,7 +1,7 @@
 /* BERT encoder forward pass in f32 with OpenBLAS, and its model-directory loader. */
 #include "nn/bert.h"
 
-#include <cblas.h>
+#include "nn/blas_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -313,7 +313,7 @@ int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *le
             for (size_t h = 0; h < nh; h++) {
                 const float *q = base + h * dh, *k = base + H + h * dh, *v = base + 2 * H + h * dh;
                 /* att[len, len] = q · k^T * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
                             (int)(3 * H), k, (int)(3 * H), 0.0f, att, (int)len);
                 for (size_t r = 0; r < len; r++) {
                     float *a = att + r * len, mx = a[0], sum = 0;
@@ -327,7 +327,7 @@ int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *le
                         a[j] /= sum;
                 }
                 /* ctx[:, h] = att · v */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f, att,
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f, att,
                             (int)len, v, (int)(3 * H), 0.0f, ctx + t0 * H + h * dh, (int)H);
             }
         }

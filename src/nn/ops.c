@@ -3,7 +3,7 @@
  * matrix products from OpenBLAS sgemm run on one thread per part. */
 #include "nn/ops.h"
 
-#include <cblas.h>
+#include "nn/blas_lib.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,15 +14,11 @@
 #include "nn/parallel.h"
 #include "nn/vexp.h"
 
-/* OpenBLAS runs on one thread: the engine's pool splits products itself (ws_sgemm), so two
- * thread pools never compete for the cores */
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-static void blas_single(void) { openblas_set_num_threads(1); }
-
 void ws_nn_set_threads(int n)
 {
-    pthread_once(&blas_once, blas_single);
-    openblas_set_num_threads(1);   /* again: a caller may have changed it since */
+    /* OpenBLAS runs on one thread: the engine's pool splits products itself (ws_sgemm), so two
+     * thread pools never compete for the cores (again here: a caller may have changed it) */
+    ws__blas()->openblas_set_num_threads(1);
     ws_parallel_set_threads(n);
 }
 
@@ -55,7 +51,7 @@ static void gemm_part(void *p, size_t lo, size_t hi, int chunk)
         C += (size_t)a * j->ldc;
         M = b - a;
     }
-    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, M, N, j->K,
+    ws__blas()->cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, M, N, j->K,
                 j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
 }
 
@@ -64,7 +60,6 @@ void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 {
     if (M <= 0 || N <= 0)
         return;
-    pthread_once(&blas_once, blas_single);
     gemm_job j = {ta, tb, N > M, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
     size_t units = (size_t)((j.split_n ? N : M) + GEMM_UNIT - 1) / GEMM_UNIT;
     /* under about a million multiply-adds a fork costs more than it gives */
@@ -97,7 +92,7 @@ static void gemv_part(void *p, size_t lo, size_t hi, int chunk)
     size_t a = lo * GEMM_UNIT, b = hi * GEMM_UNIT;
     b = b > (size_t)j->OC ? (size_t)j->OC : b;
     if (a < b)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(b - a), j->IC, 1.0f, j->w + a * j->IC, j->IC, j->x, 1, j->beta,
+        ws__blas()->cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(b - a), j->IC, 1.0f, j->w + a * j->IC, j->IC, j->x, 1, j->beta,
                     j->out + a, 1);
 }
 
@@ -110,7 +105,6 @@ void ws_matmul_forward(float *out, const float *inp, const float *w, const float
         /* one token: out = W x, rows of W split over the pool (it is a pass over the weights,
          * bound by memory bandwidth, which one core does not saturate) */
         gemv_job j = {.out = out, .w = w, .x = inp, .IC = IC, .OC = OC, .beta = beta};
-        pthread_once(&blas_once, blas_single);
         size_t units = ((size_t)OC + GEMM_UNIT - 1) / GEMM_UNIT;
         ws_parallel_for(units, (size_t)OC * IC < 262144 ? units : 1, gemv_part, &j);
     } else {
@@ -412,10 +406,10 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
             int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, m = r1 - r0;
             float *ab = a + (size_t)r0 * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale, qb + (size_t)r0 * qs, qs, kb,
+            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale, qb + (size_t)r0 * qs, qs, kb,
                         ks, 0.0f, ab, T);
             causal_softmax_block(a, T, r0, r1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks, 0.0f,
+            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks, 0.0f,
                         ob + (size_t)r0 * qs, qs);
         }
     }
@@ -424,7 +418,6 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
 void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           int B, int T, int H, int KV, int D)
 {
-    pthread_once(&blas_once, blas_single);
     attn_job j = {.out = out, .att = att, .q = q, .k = k, .v = v, .T = T, .H = H, .KV = KV, .D = D,
                   .scale = 1.0f / sqrtf((float)D)};
     ws_parallel_for((size_t)B * H, 1, attn_fwd_heads, &j);
@@ -449,8 +442,8 @@ static void attn_bwd_groups(void *p, size_t lo, size_t hi, int chunk)
                 int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, m = r1 - r0;
                 const float *ab = a + (size_t)r0 * T, *dob = jb->dout + qo + (size_t)r0 * qs;
                 /* dP = dO V^T ; dV += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob, qs, vb, ks, 0.0f, dp, T);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, ab, T, dob, qs, 1.0f, dvb, ks);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob, qs, vb, ks, 0.0f, dp, T);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, ab, T, dob, qs, 1.0f, dvb, ks);
                 /* dS = P * (dP - rowsum(P * dP)) */
                 for (int i = 0; i < m; i++) {
                     const float *pr = ab + (size_t)i * T;
@@ -466,9 +459,9 @@ static void attn_bwd_groups(void *p, size_t lo, size_t hi, int chunk)
                         dr[j] = 0;
                 }
                 /* dQ += scale dS K ; dK += scale dS^T Q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dp, T, kb, ks, 1.0f,
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dp, T, kb, ks, 1.0f,
                             jb->dq + qo + (size_t)r0 * qs, qs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dp, T, jb->q + qo + (size_t)r0 * qs,
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dp, T, jb->q + qo + (size_t)r0 * qs,
                             qs, 1.0f, dkb, ks);
             }
         }
@@ -479,7 +472,6 @@ static void attn_bwd_groups(void *p, size_t lo, size_t hi, int chunk)
 void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                            const float *k, const float *v, int B, int T, int H, int KV, int D)
 {
-    pthread_once(&blas_once, blas_single);
     attn_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T, .H = H,
                   .KV = KV, .D = D, .scale = 1.0f / sqrtf((float)D)};
     ws_parallel_for((size_t)B * KV, 1, attn_bwd_groups, &j);

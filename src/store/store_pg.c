@@ -1,7 +1,7 @@
 /* The PostgreSQL driver of the store (libpq): one connection, statements sent with
  * PQexecParams (parameters travel separately from the SQL text, never interpolated).
  * A connection found broken is reset once before the next statement. */
-#include <libpq-fe.h>
+#include "store/pq_lib.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +27,16 @@ static void trim_newline(char *s)
 static int conn_err(ws_db *d, ws_error *err, const char *what)
 {
     char msg[WS_ERROR_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", d->conn ? PQerrorMessage(d->conn) : "out of memory");
+    snprintf(msg, sizeof msg, "%s", d->conn ? ws__pq.PQerrorMessage(d->conn) : "out of memory");
     trim_newline(msg);
     return ws_error_set(err, WS_EIO, "postgres: %s: %s", what, msg);
 }
 
 static int result_err(ws_db *d, PGresult *r, ws_error *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *state = r ? ws__pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     char msg[WS_ERROR_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(d->conn));
+    snprintf(msg, sizeof msg, "%s", r ? ws__pq.PQresultErrorMessage(r) : ws__pq.PQerrorMessage(d->conn));
     trim_newline(msg);
     int code = WS_EIO;
     if (state && !strcmp(state, "23505"))
@@ -54,12 +54,15 @@ static void pg_close(ws_db *d)
 {
     if (!d)
         return;
-    PQfinish(d->conn);
+    ws__pq.PQfinish(d->conn);
     free(d);
 }
 
 static int pg_connect(const char *url, int timeout_ms, ws_db **out, ws_error *err)
 {
+    int rc = ws__pq_load(err);
+    if (rc < 0)
+        return rc;
     int secs = timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 5;
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", secs < 2 ? 2 : secs);
@@ -68,24 +71,24 @@ static int pg_connect(const char *url, int timeout_ms, ws_db **out, ws_error *er
     ws_db *d = ws_xcalloc(1, sizeof *d);
     /* expand_dbname=1: dbname holds the whole URL or key=value string; the later entries
      * only apply where the URL does not set them. */
-    d->conn = PQconnectdbParams(keys, vals, 1);
-    if (!d->conn || PQstatus(d->conn) != CONNECTION_OK) {
-        int rc = conn_err(d, err, "connect");
+    d->conn = ws__pq.PQconnectdbParams(keys, vals, 1);
+    if (!d->conn || ws__pq.PQstatus(d->conn) != CONNECTION_OK) {
+        rc = conn_err(d, err, "connect");
         pg_close(d);
         return rc;
     }
-    PGresult *r = PQexec(d->conn, "SET client_min_messages = warning");
-    PQclear(r);
+    PGresult *r = ws__pq.PQexec(d->conn, "SET client_min_messages = warning");
+    ws__pq.PQclear(r);
     *out = d;
     return 0;
 }
 
 static int ensure_conn(ws_db *d, ws_error *err)
 {
-    if (PQstatus(d->conn) == CONNECTION_OK)
+    if (ws__pq.PQstatus(d->conn) == CONNECTION_OK)
         return 0;
-    PQreset(d->conn);
-    if (PQstatus(d->conn) != CONNECTION_OK)
+    ws__pq.PQreset(d->conn);
+    if (ws__pq.PQstatus(d->conn) != CONNECTION_OK)
         return conn_err(d, err, "reconnect");
     return 0;
 }
@@ -123,14 +126,14 @@ static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int
     int rc = ensure_conn(d, err);
     if (rc < 0)
         return rc;
-    PGresult *r = PQexecParams(d->conn, sql, np, types, vals, NULL, NULL, 0);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    PGresult *r = ws__pq.PQexecParams(d->conn, sql, np, types, vals, NULL, NULL, 0);
+    ExecStatusType st = r ? ws__pq.PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         rc = result_err(d, r, err);
         goto out;
     }
     if (out) {
-        int nrows = PQntuples(r), ncols = PQnfields(r);
+        int nrows = ws__pq.PQntuples(r), ncols = ws__pq.PQnfields(r);
         out->nrows = nrows;
         out->ncols = ncols;
         out->cells = NULL;
@@ -139,16 +142,16 @@ static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int
             for (int i = 0; i < nrows; i++)
                 for (int c = 0; c < ncols; c++)
                     cells[(size_t)i * (size_t)ncols + (size_t)c] =
-                        PQgetisnull(r, i, c)
+                        ws__pq.PQgetisnull(r, i, c)
                             ? NULL
-                            : ws_arena_strndup(a, PQgetvalue(r, i, c),
-                                               (size_t)PQgetlength(r, i, c));
+                            : ws_arena_strndup(a, ws__pq.PQgetvalue(r, i, c),
+                                               (size_t)ws__pq.PQgetlength(r, i, c));
             out->cells = cells;
         }
     }
     rc = 0;
 out:
-    PQclear(r);
+    ws__pq.PQclear(r);
     return rc;
 }
 
@@ -157,10 +160,10 @@ static int pg_exec_script(ws_db *d, const char *sql, ws_error *err)
     int rc = ensure_conn(d, err);
     if (rc < 0)
         return rc;
-    PGresult *r = PQexec(d->conn, sql);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    PGresult *r = ws__pq.PQexec(d->conn, sql);
+    ExecStatusType st = r ? ws__pq.PQresultStatus(r) : PGRES_FATAL_ERROR;
     rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : result_err(d, r, err);
-    PQclear(r);
+    ws__pq.PQclear(r);
     return rc;
 }
 
@@ -176,9 +179,9 @@ static int pg_commit(ws_db *d, ws_error *err)
 
 static void pg_rollback(ws_db *d)
 {
-    if (PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
-        PGresult *r = PQexec(d->conn, "ROLLBACK");
-        PQclear(r);
+    if (ws__pq.PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
+        PGresult *r = ws__pq.PQexec(d->conn, "ROLLBACK");
+        ws__pq.PQclear(r);
     }
 }
 

@@ -7,6 +7,8 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/lazylib.h"
+#include <math.h>
 
 static void buf_grows_and_caps(void)
 {
@@ -151,5 +153,30 @@ static void files_read_capped_and_write_atomically(void)
     rmdir(dir);
 }
 
-WS_TEST_MAIN(T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
+/* the lazy loader: a library's functions resolve into a typed table once; a missing library
+ * or symbol is a clear error naming what to install, remembered rather than retried */
+#define MATH_FUNCTIONS(X) X(cos) X(sqrt)
+typedef struct { MATH_FUNCTIONS(WS_LAZYLIB_SLOT) } math_api;
+static math_api math_table, absent_table;
+static const char *const math_names[] = {MATH_FUNCTIONS(WS_LAZYLIB_NAME)};
+static const char *const bogus_names[] = {"cos", "ws_no_such_function"};
+
+static void lazylib_loads_once_and_names_what_is_missing(void)
+{
+    ws_error err = {0};
+    ws_lazylib m = WS_LAZYLIB_INIT("libm.so.6", "libc6", math_names, math_table);
+    CHECK_EQ_INT(ws_lazylib_load(&m, &err), 0);
+    CHECK_EQ_INT(ws_lazylib_load(&m, &err), 0);
+    CHECK(math_table.sqrt(16.0) == 4.0);
+    CHECK(math_table.cos(0.0) == 1.0);
+    ws_lazylib gone = WS_LAZYLIB_INIT("libws-absent.so.9", "ws-absent9", math_names, absent_table);
+    CHECK_EQ_INT(ws_lazylib_load(&gone, &err), WS_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "libws-absent.so.9") && strstr(err.msg, "install ws-absent9"));
+    CHECK_EQ_INT(ws_lazylib_load(&gone, &err), WS_EUNSUPPORTED);
+    ws_lazylib old = WS_LAZYLIB_INIT("libm.so.6", "libc6", bogus_names, absent_table);
+    CHECK_EQ_INT(ws_lazylib_load(&old, &err), WS_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "ws_no_such_function") != NULL);
+}
+
+WS_TEST_MAIN(T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
              T(json_parses_documents), T(json_rejects_bad_input))
