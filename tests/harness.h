@@ -44,11 +44,12 @@ typedef struct { const char *name; void (*fn)(void); } ws_test_case;
     }
 #define T(fn) {#fn, fn}
 
-/* Directory of the shared test corpus (env WS_SHARED, else ../shared). */
-static inline const char *ws_t_shared(void)
+/* Directory of the test fixtures (env WS_FIXTURES, else tests/fixtures under the source root,
+ * where the tests run). The public corpus lives under corpus/whatsapp/, with its sources. */
+static inline const char *ws_t_fixtures(void)
 {
-    const char *s = getenv("WS_SHARED");
-    return s && *s ? s : "../shared";
+    const char *s = getenv("WS_FIXTURES");
+    return s && *s ? s : "tests/fixtures";
 }
 
 #endif

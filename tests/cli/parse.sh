@@ -3,7 +3,7 @@
 # errors a user can hit (missing, empty, not an export, too big), each with a clear message.
 set -u
 bin=${1:?usage: parse.sh path/to/whatstyle}
-shared=${WS_SHARED:-../shared}
+fixtures=${WS_FIXTURES:-tests/fixtures}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
 ok() { pass=$((pass + 1)); }
@@ -45,7 +45,7 @@ for r, j in zip(rows, ref):
     assert r["author"] == (j["author"] or "")
 PY
 # --stats on the shared corpus
-"$bin" parse "$shared/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --stats > "$tmp/stats.json" || bad "stats exit"
+"$bin" parse "$fixtures/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --stats > "$tmp/stats.json" || bad "stats exit"
 expect "stats summary" python3 - "$tmp/stats.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -55,7 +55,7 @@ assert s["first"] == "2017-03-06T00:45:00" and s["last"] == "2017-05-08T01:48:00
 assert s["date_order"] == "dmy" and s["kinds"] == {"text": 3, "system": 2, "media": 0, "deleted": 0}, s
 PY
 # --date-order forces the reading
-"$bin" parse "$shared/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --date-order mdy --stats > "$tmp/mdy.json"
+"$bin" parse "$fixtures/corpus/whatsapp/Pustur-whatsapp-chat-parser/short-chat.txt" --date-order mdy --stats > "$tmp/mdy.json"
 expect "forced mdy" grep -q '"first":"2017-06-03T00:45:00".*"date_order":"mdy"' "$tmp/mdy.json"
 # zip export
 cp tests/fixtures/chat/android_en_gb.txt "$tmp/_chat.txt"

@@ -214,7 +214,7 @@ static void corpus_with_our_expectations(void)
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/corpus/whatsapp/%s", ws_t_shared(), files[i][0]);
+        snprintf(path, sizeof path, "%s/corpus/whatsapp/%s", ws_t_fixtures(), files[i][0]);
         check_against_jsonl(path, files[i][1]);
     }
 }
@@ -222,7 +222,7 @@ static void corpus_with_our_expectations(void)
 static void corpus_empty_file_has_no_messages(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/Pustur-whatsapp-chat-parser/empty.txt", ws_t_shared());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/Pustur-whatsapp-chat-parser/empty.txt", ws_t_fixtures());
     ws_chat_reader *r = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_chat_open_file(path, NULL, &r, &err), 0);
@@ -306,7 +306,7 @@ static void corpus_chatminer_json_targets(void)
         "test_mmddyyyy_12hrs.txt", "test_yyyymmdd_24hrs.txt",
     };
     char path[1024];
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/target.json", ws_t_shared());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/target.json", ws_t_fixtures());
     size_t len;
     char *target = slurp(path, &len);
     CHECK(target != NULL);
@@ -319,7 +319,7 @@ static void corpus_chatminer_json_targets(void)
     }
     const ws_json *want = ws_json_root(doc);
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/%s", ws_t_shared(), files[f]);
+        snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/%s", ws_t_fixtures(), files[f]);
         /* the date order must come from the file itself: [mmddyy] and mmddyy hold 01/20/19 */
         parsed p = {0};
         CHECK_EQ_INT(parse_path(path, WS_DATE_AUTO, &p, &err), 0);
@@ -389,13 +389,13 @@ static void corpus_chatminer_csv_targets(void)
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-62d255f/%s_target.csv",
-                 ws_t_shared(), names[f]);
+                 ws_t_fixtures(), names[f]);
         char *csv = slurp(path, NULL);
         CHECK(csv != NULL);
         if (!csv)
             continue;
         snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-62d255f/%s.txt",
-                 ws_t_shared(), names[f]);
+                 ws_t_fixtures(), names[f]);
         parsed p = {0};
         ws_error err = {0};
         CHECK_EQ_INT(parse_path(path, WS_DATE_AUTO, &p, &err), 0);
@@ -430,10 +430,10 @@ static void corpus_chatminer_csv_targets(void)
 static void corpus_chatminer_testlog(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/target.json", ws_t_shared());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/target.json", ws_t_fixtures());
     char *target = slurp(path, NULL);
     CHECK(target != NULL);
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/testlog.txt", ws_t_shared());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/testlog.txt", ws_t_fixtures());
     parsed p = {0};
     ws_error err = {0};
     CHECK_EQ_INT(parse_path(path, WS_DATE_AUTO, &p, &err), 0);
