@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh || { echo "dependency install failed"; echo "0 passed, 1 failed"; exit 1; }
-bash tools/setup-minilm.sh || echo "warning: MiniLM model not installed; its reference checks will say so"
+bash tools/setup-minilm.sh || { echo "MiniLM model install failed"; echo "0 passed, 1 failed"; exit 1; }
 [ -s models/base/SmolLM2-135M-Instruct.Q4_1.gguf ] || { echo "base model install failed"; echo "0 passed, 1 failed"; exit 1; }
 passed=0; failed=0; log=$(mktemp); trap 'rm -f "$log"' EXIT
 count_ctest() { # adds the counts of ctest's closing line in $log

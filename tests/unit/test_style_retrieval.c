@@ -111,7 +111,8 @@ static void minilm_matches_paraphrases(void)
 {
     ws_embedder *e = NULL;
     if (ws_embed_minilm_new(NULL, &e, NULL) != 0) {
-        printf("note: MiniLM not installed (tools/setup-minilm.sh); paraphrase check skipped\n");
+        printf("FAIL: MiniLM not installed (run tools/setup-minilm.sh); the paraphrase check cannot run\n");
+        CHECK(!"MiniLM model installed");
         return;
     }
     ws_pairs *p = chat();
