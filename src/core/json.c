@@ -57,7 +57,8 @@ int ws_json_put_num(ws_buf *b, double v)
 {
     if (!isfinite(v))
         return ws_buf_puts(b, "null");
-    if (v == (double)(long long)v && fabs(v) < 1e15)
+    /* the range first: converting a double outside long long's range is undefined */
+    if (fabs(v) < 1e15 && v == (double)(long long)v)
         return ws_buf_put_i64(b, (long long)v);
     char tmp[32];
     for (int prec = 6; prec <= 17; prec++) {

@@ -237,11 +237,6 @@ def main():
               "lora", [round(x, 4) for x in lora_losses])
 
 
-if __name__ == "__main__" and "--tiny-chat" not in sys.argv:
-    main()
-    make_tiny_chat()
-
-
 def make_tiny_chat():
     """A tiny model with a byte-level BPE tokenizer (vocab 320) for the `whatstyle generate`
     black-box test: expected prompt ids (as transformers' tokenizer(prompt)), greedy tokens,
@@ -292,5 +287,8 @@ def make_tiny_chat():
     print("tiny_chat", exp)
 
 
-if __name__ == "__main__" and "--tiny-chat" in sys.argv:
+if __name__ == "__main__":
+    # both sets by default; --tiny-chat makes only the tiny chat model
+    if "--tiny-chat" not in sys.argv:
+        main()
     make_tiny_chat()
