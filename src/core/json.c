@@ -57,8 +57,9 @@ int ws_json_put_num(ws_buf *b, double v)
 {
     if (!isfinite(v))
         return ws_buf_puts(b, "null");
-    /* the range first: converting a double outside long long's range is undefined */
-    if (fabs(v) < 1e15 && v == (double)(long long)v)
+    /* the range first: converting a double outside long long's range is undefined; -0 keeps
+     * its sign through the %g path below */
+    if (fabs(v) < 1e15 && v == (double)(long long)v && !(v == 0 && signbit(v)))
         return ws_buf_put_i64(b, (long long)v);
     char tmp[32];
     for (int prec = 6; prec <= 17; prec++) {

@@ -90,6 +90,13 @@ static void json_writer_escapes(void)
     ws_json_put_str(&b, "a\"b\\c\n\x01\xf0\x9f\x98\x80", 11);
     CHECK_EQ_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\xf0\x9f\x98\x80\"");
     ws_buf_reset(&b);
+    /* outside long long's range (the integer path must not convert it) and the sign of zero */
+    ws_json_put_num(&b, 1e300);
+    CHECK_EQ_STR(b.data, "1e+300");
+    ws_buf_reset(&b);
+    ws_json_put_num(&b, -0.0);
+    CHECK_EQ_STR(b.data, "-0");
+    ws_buf_reset(&b);
     ws_json_put_num(&b, 0.1);
     CHECK_EQ_STR(b.data, "0.1");
     ws_buf_reset(&b);
