@@ -98,11 +98,11 @@ else:
         model.eval()
         ids = (torch.arange(512) * 7919 % cfg.vocab_size).unsqueeze(0)
         with torch.no_grad():
-            model(input_ids=ids, use_cache=True)
+            model(input_ids=ids, use_cache=True, logits_to_keep=1)
             ts = []
             for _ in range(reps):
                 t0 = time.perf_counter()
-                model(input_ids=ids, use_cache=True)
+                model(input_ids=ids, use_cache=True, logits_to_keep=1)
                 ts.append(time.perf_counter() - t0)
         out.update(tokens=512, s=round(median(ts), 3), tokens_per_s=round(512 / median(ts), 1))
     elif mode == "generate":
