@@ -85,10 +85,8 @@ int ws_wa_h_webhook(ws_http_ctx *ctx)
     }
     if (ctx->on_loop)
         return WS_EAGAIN;
-    ws_store *st = ws_srv_store_get(s);
     ws_error err = {0};
-    int rc = ws_store_wa_inbox_put(st, ctx->body ? ctx->body : "", ctx->body_len, NULL, &err);
-    ws_srv_store_put(s, st);
+    int rc = ws_wa_inbox_submit(s, ctx->body ? ctx->body : "", ctx->body_len, &err);
     if (rc == WS_EINVAL || rc == WS_ETOOBIG) {
         /* a signed body we can never store: answering 200 stops Meta's redelivery */
         ws_metric_add(wa->m_bad_bodies, 1);
@@ -99,7 +97,6 @@ int ws_wa_h_webhook(ws_http_ctx *ctx)
         ws_http_error(ctx, 503, "unavailable", "the notification could not be stored; retry");
         return 0;
     }
-    ws_wa_srv_wake(s);
     ws_buf_puts(&ctx->out, "{\"status\":\"received\"}");
     return 0;
 }

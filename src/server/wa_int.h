@@ -41,6 +41,18 @@ typedef struct ws_wa_state {
         uint64_t hash;
         int64_t at_ms;
     } recent[WS_WA_RECIPIENTS];
+    /* the inbox committer (wa_inbox.c): webhook bodies waiting to be stored, committed in
+     * batches (one transaction each) while their requests wait */
+    /* held around the committer's and the processor's write transactions: the two never
+     * meet on the database's write lock (SQLite would make the loser sleep in its busy
+     * handler, 1-100 ms steps: the acknowledgement's tail latency) */
+    pthread_mutex_t write_mu;
+    pthread_mutex_t in_mu;
+    pthread_cond_t in_cv, in_done_cv;
+    struct wa_pending *in_head, *in_tail;
+    size_t in_len;
+    pthread_t committer;
+    bool committer_on, in_stop;
     ws_metric *m_received, *m_duplicates, *m_sig_failures, *m_sent_ok, *m_sent_failed, *m_sent_retry,
         *m_bad_bodies;
 } ws_wa_state;
@@ -55,6 +67,14 @@ void ws_wa_srv_wake(ws_server *s);
 /* Stops and joins the processor (after the HTTP server drained). Idempotent. */
 void ws_wa_srv_stop(ws_server *s);
 void ws_wa_srv_free(ws_server *s); /* NULL state is a no-op */
+
+/* ---- the inbox committer (wa_inbox.c) ---- */
+int ws_wa_inbox_start(ws_server *s, ws_error *err);
+/* Stores one webhook body durably (batched with concurrent ones into one transaction) and
+ * returns once it is committed: 0, or the store's error. Blocks: pool threads only. Without
+ * a running committer (stopped) it writes the body itself. */
+int ws_wa_inbox_submit(ws_server *s, const char *body, size_t len, ws_error *err);
+void ws_wa_inbox_stop(ws_server *s); /* after the HTTP server drained; idempotent */
 
 /* ---- HTTP handlers (wa_api.c) ---- */
 int ws_wa_h_verify(ws_http_ctx *ctx);  /* GET  /v1/whatsapp/webhook */

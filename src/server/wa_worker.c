@@ -18,7 +18,7 @@
 #include "whatsapp/whatsapp.h"
 
 #define DAY_MS (24 * 3600 * 1000LL)
-#define INBOX_BATCH 32
+#define INBOX_BATCH 8
 #define INBOX_MAX_ATTEMPTS 5 /* a body that keeps failing is dropped after this many tries */
 #define GEN_BATCH 8
 #define SEND_BATCH 16
@@ -95,14 +95,22 @@ static int on_status(ws_store *st, const ws_wa_status *x, ws_error *err)
     return rc;
 }
 
-/* Processes one stored body; an error leaves it in the inbox for the next round (every
- * step is idempotent: messages dedupe by wamid, statuses apply by rank). */
-static int process_body(ws_server *s, ws_store *st, const ws_wa_inbox_item *it)
+/* Processes one stored body inside the inbox transaction (ws_store_wa_inbox_process):
+ * every step is idempotent (messages dedupe by wamid, statuses apply by rank), so a batch
+ * that failed and rolled back is simply done again; a body that failed INBOX_MAX_ATTEMPTS
+ * times is given up (logged by id, never by content). */
+static int process_body(void *arg, ws_store *st, const ws_wa_inbox_item *it, ws_error *err)
 {
+    ws_server *s = arg;
+    if (it->attempts >= INBOX_MAX_ATTEMPTS) {
+        fprintf(stderr, "whatstyle serve: whatsapp: notification %lld dropped after %d tries\n", (long long)it->id,
+                it->attempts);
+        ws_metric_add(s->wa->m_bad_bodies, 1);
+        return 0;
+    }
     ws_arena *a = ws_arena_new(16384);
-    ws_error err = {0};
     ws_wa_batch b;
-    int rc = ws_wa_parse(it->body, it->len, a, &b, &err);
+    int rc = ws_wa_parse(it->body, it->len, a, &b, err);
     if (rc) {
         ws_metric_add(s->wa->m_bad_bodies, 1);
         fprintf(stderr, "whatstyle serve: whatsapp: notification %lld dropped (%s)\n", (long long)it->id,
@@ -110,16 +118,9 @@ static int process_body(ws_server *s, ws_store *st, const ws_wa_inbox_item *it)
         rc = 0;
     }
     for (size_t i = 0; rc == 0 && i < b.n_messages; i++)
-        rc = on_message(s, st, a, &b.messages[i], &err);
+        rc = on_message(s, st, a, &b.messages[i], err);
     for (size_t i = 0; rc == 0 && i < b.n_statuses; i++)
-        rc = on_status(st, &b.statuses[i], &err);
-    if (rc && it->attempts >= INBOX_MAX_ATTEMPTS) {
-        fprintf(stderr, "whatstyle serve: whatsapp: notification %lld dropped after %d tries: %s\n",
-                (long long)it->id, it->attempts, err.msg);
-        rc = 0;
-    }
-    if (rc == 0)
-        rc = ws_store_wa_inbox_done(st, it->id, &err);
+        rc = on_status(st, &b.statuses[i], err);
     ws_arena_free(a);
     return rc;
 }
@@ -128,17 +129,16 @@ static size_t process_inbox(ws_server *s)
 {
     ws_arena *a = ws_arena_new(65536);
     ws_store *st = ws_srv_store_get(s);
-    ws_wa_inbox_item *items = NULL;
-    size_t n = 0, done = 0;
+    size_t n = 0;
     ws_error err = {0};
-    if (ws_store_wa_inbox_take(st, a, INBOX_BATCH, &items, &n, &err) != 0)
-        fprintf(stderr, "whatstyle serve: whatsapp: reading the inbox: %s\n", err.msg);
-    for (size_t i = 0; i < n; i++)
-        if (process_body(s, st, &items[i]) == 0)
-            done++;
+    pthread_mutex_lock(&s->wa->write_mu);
+    int rc = ws_store_wa_inbox_process(st, a, INBOX_BATCH, process_body, s, &n, &err);
+    pthread_mutex_unlock(&s->wa->write_mu);
+    if (rc)
+        fprintf(stderr, "whatstyle serve: whatsapp: processing the inbox: %s\n", err.msg);
     ws_srv_store_put(s, st);
     ws_arena_free(a);
-    return done;
+    return n;
 }
 
 /* ---- replies from the clone ----------------------------------------------------------- */
@@ -447,6 +447,10 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
     wa->recipient_gap_ms = c->whatsapp_recipient_gap_ms > 0 ? c->whatsapp_recipient_gap_ms : 6000;
     pthread_mutex_init(&wa->mu, NULL);
     pthread_cond_init(&wa->cv, NULL);
+    pthread_mutex_init(&wa->in_mu, NULL);
+    pthread_mutex_init(&wa->write_mu, NULL);
+    pthread_cond_init(&wa->in_cv, NULL);
+    pthread_cond_init(&wa->in_done_cv, NULL);
     register_metrics(s);
     return 0;
 }
@@ -456,7 +460,7 @@ int ws_wa_srv_start(ws_server *s, ws_error *err)
     if (pthread_create(&s->wa->thread, NULL, wa_main, s) != 0)
         return ws_error_set(err, WS_EIO, "cannot start the WhatsApp thread");
     s->wa->thread_on = true;
-    return 0;
+    return ws_wa_inbox_start(s, err);
 }
 
 void ws_wa_srv_wake(ws_server *s)
@@ -471,6 +475,7 @@ void ws_wa_srv_wake(ws_server *s)
 void ws_wa_srv_stop(ws_server *s)
 {
     ws_wa_state *wa = s->wa;
+    ws_wa_inbox_stop(s); /* the bodies still waiting are committed first */
     if (!wa || !wa->thread_on)
         return;
     pthread_mutex_lock(&wa->mu);
@@ -486,6 +491,7 @@ void ws_wa_srv_free(ws_server *s)
     ws_wa_state *wa = s->wa;
     if (!wa)
         return;
+    ws_wa_inbox_stop(s);
     ws_wa_srv_stop(s);
     if (wa->app_secret)
         memset(wa->app_secret, 0, wa->app_secret_len);
@@ -495,6 +501,10 @@ void ws_wa_srv_free(ws_server *s)
     free((char *)wa->graph.version);
     pthread_mutex_destroy(&wa->mu);
     pthread_cond_destroy(&wa->cv);
+    pthread_mutex_destroy(&wa->in_mu);
+    pthread_mutex_destroy(&wa->write_mu);
+    pthread_cond_destroy(&wa->in_cv);
+    pthread_cond_destroy(&wa->in_done_cv);
     free(wa);
     s->wa = NULL;
 }

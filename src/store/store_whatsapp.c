@@ -70,6 +70,29 @@ int ws_store_wa_inbox_put(ws_store *s, const char *body, size_t len, int64_t *id
     return rc;
 }
 
+int ws_store_wa_inbox_put_many(ws_store *s, const char *const *bodies, const size_t *lens, size_t n,
+                               ws_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > WS_WA_INBOX_BODY_MAX)
+            return ws_error_set(err, WS_ETOOBIG, "webhook body %zu over %u bytes", i, WS_WA_INBOX_BODY_MAX);
+        if (memchr(bodies[i], '\0', lens[i]))
+            return ws_error_set(err, WS_EINVAL, "webhook body %zu holds a NUL byte", i);
+    }
+    ws_arena *a = ws_arena_new(4096);
+    int64_t now = ws_store_now_ms();
+    int rc = ws__store_driver(s)->begin(ws__store_db(s), true, err);
+    if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            ws_dbp p[] = {DBP_S(ws_arena_strndup(a, bodies[i], lens[i])), DBP_I(now)};
+            rc = q(s, a, "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2)", p, NP(p), NULL, err);
+        }
+        rc = tx_end(s, rc, err);
+    }
+    ws_arena_free(a);
+    return rc;
+}
+
 int ws_store_wa_inbox_take(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_item **items, size_t *n,
                            ws_error *err)
 {
@@ -98,6 +121,36 @@ int ws_store_wa_inbox_take(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_item
     }
     *n = (size_t)r.nrows;
     return 0;
+}
+
+int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_fn fn, void *arg, size_t *n,
+                              ws_error *err)
+{
+    if (n)
+        *n = 0;
+    ws_dbp p[] = {DBP_I(limit < 1 ? 1 : limit)};
+    ws_dbres r = {0};
+    int rc = ws__store_driver(s)->begin(ws__store_db(s), true, err);
+    if (rc)
+        return rc;
+    rc = q(s, a, "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
+    for (int i = 0; rc == 0 && i < r.nrows; i++) {
+        ws_wa_inbox_item it = {.id = cell_i64(&r, i, 0), .body = cell(&r, i, 1) ? cell(&r, i, 1) : "",
+                               .attempts = (int)cell_i64(&r, i, 2)};
+        it.len = strlen(it.body);
+        rc = fn(arg, s, &it, err);
+        ws_dbp pd[] = {DBP_I(it.id)};
+        if (rc == 0)
+            rc = q(s, a, "DELETE FROM wa_inbox WHERE id = $1", pd, NP(pd), NULL, err);
+    }
+    rc = tx_end(s, rc, err);
+    if (rc == 0 && n)
+        *n = (size_t)r.nrows;
+    for (int i = 0; rc != 0 && i < r.nrows; i++) {
+        ws_dbp pa[] = {DBP_I(cell_i64(&r, i, 0))};
+        q(s, a, "UPDATE wa_inbox SET attempts = attempts + 1 WHERE id = $1", pa, NP(pa), NULL, NULL);
+    }
+    return rc;
 }
 
 int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err)

@@ -30,9 +30,22 @@ typedef struct ws_wa_inbox_item {
 /* Stores one body (len bytes, at most WS_WA_INBOX_BODY_MAX; WS_ETOOBIG above, WS_EINVAL
  * when it holds a NUL byte). *id (may be NULL) gets its id. */
 int ws_store_wa_inbox_put(ws_store *s, const char *body, size_t len, int64_t *id, ws_error *err);
+/* Stores n bodies in ONE transaction (all or none); the same checks as inbox_put, an
+ * invalid body fails the call before anything is written. */
+int ws_store_wa_inbox_put_many(ws_store *s, const char *const *bodies, const size_t *lens, size_t n,
+                               ws_error *err);
 /* Up to limit of the oldest bodies, oldest first, with attempts incremented. */
 int ws_store_wa_inbox_take(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_item **items, size_t *n,
                            ws_error *err);
+/* Processes up to limit of the oldest bodies in ONE write transaction: fn(arg, s, item, err)
+ * runs for each, oldest first, with the same handle (its statements join the transaction;
+ * it must not begin one); when every call returned 0 the bodies are deleted and everything
+ * commits, else everything rolls back and the batch's attempts are incremented (fn sees
+ * them: a body that keeps failing can be given up). *n (may be NULL) gets how many bodies
+ * were processed. Returns fn's error or the store's. */
+typedef int (*ws_wa_inbox_fn)(void *arg, ws_store *s, const ws_wa_inbox_item *item, ws_error *err);
+int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_fn fn, void *arg, size_t *n,
+                              ws_error *err);
 /* Deletes a processed body (absent is fine). */
 int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err);
 int ws_store_wa_inbox_count(ws_store *s, int64_t *n, ws_error *err);
