@@ -266,6 +266,16 @@ static void close_db(ws_store *s, const char *path)
     unlink(p);
 }
 
+static const char *fail_on;
+static int seen, last_attempts;
+
+static int on_body(void *arg, ws_store *s, const ws_wa_inbox_item *it, ws_error *err)
+{
+    seen++;
+    last_attempts = it->attempts;
+    return fail_on && !strcmp(it->body, fail_on) ? ws_error_set(err, WS_EIO, "refused") : 0;
+}
+
 static void store_inbox(void)
 {
     char path[128];
@@ -292,6 +302,33 @@ static void store_inbox(void)
     CHECK_EQ_INT(ws_store_wa_inbox_done(s, id1, NULL), 0);
     CHECK_EQ_INT(ws_store_wa_inbox_count(s, &n, NULL), 0);
     CHECK_EQ_INT(n, 1);
+    /* a batch in one transaction, all or none */
+    const char *bodies[] = {"{\"c\":3}", "{\"d\":4}", "x\0y"};
+    size_t lens[] = {7, 7, 3};
+    CHECK_EQ_INT(ws_store_wa_inbox_put_many(s, bodies, lens, 3, NULL), WS_EINVAL);
+    CHECK_EQ_INT(ws_store_wa_inbox_count(s, &n, NULL), 0);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ws_store_wa_inbox_put_many(s, bodies, lens, 2, NULL), 0);
+    CHECK_EQ_INT(ws_store_wa_inbox_count(s, &n, NULL), 0);
+    CHECK_EQ_INT(n, 3);
+    /* processing: a failing body rolls the batch back and counts an attempt; then all go */
+    size_t done = 99;
+    fail_on = "{\"d\":4}";
+    seen = 0;
+    CHECK_EQ_INT(ws_store_wa_inbox_process(s, a, 10, on_body, NULL, &done, NULL), WS_EIO);
+    CHECK_EQ_INT(done, 0);
+    CHECK_EQ_INT(seen, 3); /* b (attempts 2), c, then d fails */
+    CHECK_EQ_INT(ws_store_wa_inbox_count(s, &n, NULL), 0);
+    CHECK_EQ_INT(n, 3);
+    fail_on = NULL;
+    seen = 0;
+    CHECK_EQ_INT(ws_store_wa_inbox_process(s, a, 2, on_body, NULL, &done, NULL), 0);
+    CHECK_EQ_INT(done, 2);
+    CHECK_EQ_INT(last_attempts, 1);
+    CHECK_EQ_INT(ws_store_wa_inbox_process(s, a, 10, on_body, NULL, &done, NULL), 0);
+    CHECK_EQ_INT(done, 1);
+    CHECK_EQ_INT(ws_store_wa_inbox_count(s, &n, NULL), 0);
+    CHECK_EQ_INT(n, 0);
     ws_arena_free(a);
     close_db(s, path);
 }
