@@ -16,9 +16,9 @@ export WS_MINILM_DIR=/nonexistent
 data=$(mktemp -d)
 pid= gpid=
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  [ -n "$gpid" ] && { kill -9 "$gpid"; wait "$gpid"; } 2>/dev/null
-  rm -rf "$data"
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+  if [ -n "$gpid" ]; then kill -9 "$gpid" 2>/dev/null; wait "$gpid" 2>/dev/null || true; fi
+  rm -rf "$data" || true
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -20 "$data/log" 2>/dev/null; exit 1; }
