@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "core/buf.h"
 #include "core/file.h"
 #include "harness.h"
@@ -242,11 +244,38 @@ static void parse_rejects_and_caps(void)
 
 /* ---- the store ------------------------------------------------------------------------ */
 
-static ws_store *open_db(char *path, size_t n)
+/* The store tests run on SQLite always and on PostgreSQL when WS_TEST_PG_URL is set (by
+ * tests/cli/store_services.sh, which starts a real server; WS_TEST_REQUIRE_PG=1 makes its
+ * absence a failure). */
+static const char *pg_url(void)
+{
+    const char *u = getenv("WS_TEST_PG_URL");
+    return u && *u ? u : NULL;
+}
+
+static int pg_reset(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    int ok = PQstatus(c) == CONNECTION_OK;
+    if (ok) {
+        PGresult *r = PQexec(c, "SET client_min_messages = warning;"
+                                " DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;");
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (!ok)
+        fprintf(stderr, "pg reset: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+static ws_store *open_db(bool pg, char *path, size_t n)
 {
     snprintf(path, n, "/tmp/ws_test_whatsapp_%d.db", (int)getpid());
     unlink(path);
-    ws_store_config c = {.url = path};
+    if (pg)
+        CHECK_EQ_INT(pg_reset(pg_url()), 0);
+    ws_store_config c = {.url = pg ? pg_url() : path};
     ws_store *s = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_store_open(&c, &s, &err), 0);
@@ -266,6 +295,16 @@ static void close_db(ws_store *s, const char *path)
     unlink(p);
 }
 
+/* Runs body on SQLite, then on PostgreSQL when configured. */
+static void on_backends(void (*body)(bool pg))
+{
+    body(false);
+    if (pg_url())
+        body(true);
+    else if (getenv("WS_TEST_REQUIRE_PG"))
+        CHECK(!"WS_TEST_REQUIRE_PG is set but WS_TEST_PG_URL is not");
+}
+
 static const char *fail_on;
 static int seen, last_attempts;
 
@@ -276,10 +315,12 @@ static int on_body(void *arg, ws_store *s, const ws_wa_inbox_item *it, ws_error 
     return fail_on && !strcmp(it->body, fail_on) ? ws_error_set(err, WS_EIO, "refused") : 0;
 }
 
-static void store_inbox(void)
+static void inbox_on(bool pg)
 {
     char path[128];
-    ws_store *s = open_db(path, sizeof path);
+    ws_store *s = open_db(pg, path, sizeof path);
+    if (!s)
+        return;
     ws_arena *a = ws_arena_new(4096);
     int64_t id1 = 0, id2 = 0, n = -1;
     CHECK_EQ_INT(ws_store_wa_inbox_put(s, "{\"a\":1}", 7, &id1, NULL), 0);
@@ -333,10 +374,12 @@ static void store_inbox(void)
     close_db(s, path);
 }
 
-static void store_links_messages_drafts_erasure(void)
+static void links_on(bool pg)
 {
     char path[128];
-    ws_store *s = open_db(path, sizeof path);
+    ws_store *s = open_db(pg, path, sizeof path);
+    if (!s)
+        return;
     ws_arena *a = ws_arena_new(4096);
     ws_error err = {0};
     ws_user alice, bob;
@@ -435,6 +478,16 @@ static void store_links_messages_drafts_erasure(void)
     CHECK_EQ_INT(m, WS_WA_MODE_DRAFT); /* no contact row left: the (stale) link's default */
     ws_arena_free(a);
     close_db(s, path);
+}
+
+static void store_inbox(void)
+{
+    on_backends(inbox_on);
+}
+
+static void store_links_messages_drafts_erasure(void)
+{
+    on_backends(links_on);
 }
 
 WS_TEST_MAIN(T(signature_over_raw_bytes), T(parse_text_with_emoji_escapes), T(parse_interactive_and_image),
