@@ -20,6 +20,7 @@
 #include "ai/ai_local.h"
 #include "blobs/blobs.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "server/server.h"
 
 typedef struct serve_opts {
@@ -27,6 +28,7 @@ typedef struct serve_opts {
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
         *head_timeout_ms, *no_training, *base_model, *train_budget;
+    char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
 } serve_opts;
 
 typedef struct opt_row {
@@ -57,6 +59,9 @@ static const opt_row opt_rows[] = {
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
+    O(wa_secret_file, "whatsapp-app-secret-file"), O(wa_verify_token, "whatsapp-verify-token"),
+    O(wa_graph_url, "whatsapp-graph-url"), O(wa_graph_version, "whatsapp-graph-version"),
+    O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -99,6 +104,13 @@ static void usage(FILE *f)
                "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
                "                         default the installed SmolLM2 base; none: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
+               "  --whatsapp-app-secret-file FILE  the Meta app secret (webhook signatures; env\n"
+               "                         WS_WHATSAPP_APP_SECRET holds the secret itself)\n"
+               "  --whatsapp-verify-token T  the webhook verification token (env WS_WHATSAPP_VERIFY_TOKEN)\n"
+               "  --whatsapp-graph-url URL   Graph API base (https://graph.facebook.com)\n"
+               "  --whatsapp-graph-version V Graph API version (v21.0)\n"
+               "  --whatsapp-number-rate N   messages/s per business number (80)\n"
+               "  --whatsapp-recipient-gap-ms N  least gap between replies to one contact (6000)\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
@@ -162,6 +174,41 @@ static int to_int(const char *s, const char *what, int lo, int hi, int *out)
     return 0;
 }
 
+/* The WhatsApp settings: the app secret from --whatsapp-app-secret-file (a file whose
+ * trailing newline is dropped) or WS_WHATSAPP_APP_SECRET (*secret: malloc'd), the rest as
+ * given. */
+static int wa_settings(const serve_opts *o, ws_server_config *cfg, char **secret)
+{
+    if (o->wa_secret_file) {
+        char *data = NULL;
+        size_t len = 0;
+        ws_error err = {0};
+        if (ws_file_read(o->wa_secret_file, 4096, &data, &len, &err) != 0) {
+            fprintf(stderr, "whatstyle serve: --whatsapp-app-secret-file: %s\n", err.msg);
+            return -1;
+        }
+        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+            len--;
+        *secret = ws_xstrndup(data, len);
+        memset(data, 0, len);
+        free(data);
+    } else if (getenv("WS_WHATSAPP_APP_SECRET") && *getenv("WS_WHATSAPP_APP_SECRET")) {
+        *secret = ws_xstrdup(getenv("WS_WHATSAPP_APP_SECRET"));
+    }
+    if (*secret && !**secret) {
+        fprintf(stderr, "whatstyle serve: the WhatsApp app secret is empty\n");
+        return -1;
+    }
+    cfg->whatsapp_app_secret = *secret;
+    cfg->whatsapp_verify_token = o->wa_verify_token;
+    cfg->whatsapp_graph_url = o->wa_graph_url;
+    cfg->whatsapp_graph_version = o->wa_graph_version;
+    if (to_int(o->wa_number_rate, "--whatsapp-number-rate", 1, 1000, &cfg->whatsapp_number_rate) ||
+        to_int(o->wa_recipient_gap_ms, "--whatsapp-recipient-gap-ms", 1, 3600000, &cfg->whatsapp_recipient_gap_ms))
+        return -1;
+    return 0;
+}
+
 int ws_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
@@ -170,6 +217,7 @@ int ws_cmd_serve(int argc, char **argv)
     ws_server *srv = NULL;
     ws_ai *ai = NULL;
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
+    char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -201,7 +249,8 @@ int ws_cmd_serve(int argc, char **argv)
         const char *env;
         char **slot;
     } envs[] = {
-        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache}};
+        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
+        {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -235,6 +284,8 @@ int ws_cmd_serve(int argc, char **argv)
         to_int(o.head_timeout_ms, "--head-timeout-ms", 1, 3600000, &cfg.head_timeout_ms))
         goto out;
     cfg.max_export_bytes = (size_t)mb << 20;
+    if (wa_settings(&o, &cfg, &wa_secret) != 0)
+        goto out;
     if (!!cfg.tls_cert != !!cfg.tls_key) {
         fprintf(stderr, "whatstyle serve: --tls-cert and --tls-key go together\n");
         goto out;
@@ -288,6 +339,9 @@ int ws_cmd_serve(int argc, char **argv)
     ret = 0;
 out:
     ws_server_free(srv);
+    if (wa_secret)
+        memset(wa_secret, 0, strlen(wa_secret));
+    free(wa_secret);
     ws_ai_free(ai);
     ws_blobs_close(ai_blobs);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)

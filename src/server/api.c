@@ -3,6 +3,7 @@
  * operations that REST and MCP share (reply with the 5-minute reply cache, training
  * uploads, job status, conversations, style profile). */
 #include "server/server_int.h"
+#include "server/wa_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -884,6 +885,15 @@ const ws_http_route ws_srv_routes[] = {
     {"GET", "/v1/me", h_me, 0, 0},
     {"GET", "/v1/me/export", h_me_export, 0, 0},
     {"DELETE", "/v1/me", h_me_delete, 0, 0},
+    {"GET", "/v1/whatsapp/webhook", ws_wa_h_verify, 0, 0},
+    {"POST", "/v1/whatsapp/webhook", ws_wa_h_webhook, 0, WS_WA_WEBHOOK_MAX_BODY},
+    {"GET", "/v1/whatsapp/links", ws_wa_h_links, 0, 0},
+    {"POST", "/v1/whatsapp/links", ws_wa_h_links, 0, 0},
+    {"DELETE", "/v1/whatsapp/links/*", ws_wa_h_link, 0, 0},
+    {"PUT", "/v1/whatsapp/links/*/mode", ws_wa_h_link, 0, 0},
+    {"GET", "/v1/whatsapp/drafts", ws_wa_h_drafts, 0, 0},
+    {"GET", "/v1/whatsapp/drafts/*", ws_wa_h_draft, 0, 0},
+    {"POST", "/v1/whatsapp/drafts/*/*", ws_wa_h_draft, 0, 0},
     {"POST", "/mcp", ws_mcp_handle, 0, WS_SRV_MCP_CAP},
     {"GET", "/mcp", ws_mcp_handle, 0, 0},
     {"DELETE", "/mcp", ws_mcp_handle, 0, 0},

@@ -7,6 +7,7 @@
  * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
  * resources (style profile, recent conversations) and logging/setLevel. */
 #include "server/server_int.h"
+#include "server/wa_int.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -177,6 +178,57 @@ static int t_list_conversations(mcp_call *c)
     return ws_op_conversations(c->s, c->r, (int)limit, cursor, c->out, &c->e);
 }
 
+/* ---- WhatsApp (server/wa_int.h) ---- */
+
+static int t_wa_link(mcp_call *c)
+{
+    ws_wa_link_req lr = {ws_json_get_str(c->args, "phone_number_id"), ws_json_get_str(c->args, "access_token"),
+                         ws_json_get_str(c->args, "mode")};
+    return ws_op_wa_link(c->s, c->r, &lr, c->out, &c->e) ? 1 : 0;
+}
+
+static int t_wa_set_mode(mcp_call *c)
+{
+    const char *number = ws_json_get_str(c->args, "phone_number_id");
+    if (!number || !*number)
+        return bad_arg(c, "\"phone_number_id\" is required");
+    return ws_op_wa_mode(c->s, c->r, number, ws_json_get_str(c->args, "contact"), ws_json_get_str(c->args, "mode"),
+                         c->out, &c->e)
+               ? 1
+               : 0;
+}
+
+static int t_wa_drafts(mcp_call *c)
+{
+    double limit = 50;
+    const ws_json *l = ws_json_get(c->args, "limit");
+    if (l && (l->type != WS_JSON_NUMBER || l->number < 1 || l->number > WS_STORE_PAGE_MAX))
+        return bad_arg(c, "\"limit\" must be an integer in 1..200");
+    if (l)
+        limit = l->number;
+    return ws_op_wa_drafts(c->s, c->r, ws_json_get_str(c->args, "status"), (int)limit, c->out, &c->e) ? 1 : 0;
+}
+
+static int t_wa_draft(mcp_call *c)
+{
+    const char *id = ws_json_get_str(c->args, "draft_id"), *action = ws_json_get_str(c->args, "action");
+    if (!id || !*id || !action)
+        return bad_arg(c, "\"draft_id\" and \"action\" (approve, edit, discard) are required");
+    if (strcmp(action, "approve") && strcmp(action, "edit") && strcmp(action, "discard"))
+        return bad_arg(c, "\"action\" must be approve, edit or discard");
+    bool send = false;
+    ws_json_get_bool(c->args, "send", &send);
+    return ws_op_wa_draft(c->s, c->r, id, action, ws_json_get_str(c->args, "text"), send, c->out, &c->e) ? 1 : 0;
+}
+
+#define S_WA_DRAFT                                                                                           \
+    "{\"type\":\"object\",\"properties\":{\"draft_id\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"}," \
+    "\"reply\":{\"type\":[\"string\",\"null\"]},\"reason\":{\"type\":[\"string\",\"null\"]}},"              \
+    "\"required\":[\"draft_id\",\"status\"]}"
+#define S_WA_LINK                                                                                            \
+    "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"mode\":{\"type\":"    \
+    "\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},\"required\":[\"phone_number_id\",\"mode\"]}"
+
 #define S_NULLABLE_STR "{\"type\":[\"string\",\"null\"]}"
 #define S_NULLABLE_NUM "{\"type\":[\"number\",\"null\"]}"
 #define S_NULLABLE_OBJ "{\"type\":[\"object\",\"null\"]}"
@@ -239,6 +291,39 @@ static const mcp_tool tools[] = {
      "\"model_version\":" S_NULLABLE_STR ",\"created_at\":{\"type\":\"number\"}}}},"
      "\"next_cursor\":" S_NULLABLE_STR "},\"required\":[\"items\",\"next_cursor\"]}",
      t_list_conversations},
+    {"whatsapp_link", "Link a WhatsApp number",
+     "Links a WhatsApp Business number (its phone number id and a Graph API access token, kept "
+     "encrypted) to your account so your clone answers messages to it: off, draft (suggestions you "
+     "approve) or auto (sent when the clone is confident).",
+     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\",\"pattern\":"
+     "\"^[0-9]{1,64}$\"},\"access_token\":{\"type\":\"string\",\"minLength\":1},\"mode\":{\"type\":"
+     "\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},\"required\":[\"phone_number_id\",\"access_token\"]}",
+     S_WA_LINK, t_wa_link},
+    {"whatsapp_set_mode", "Set the WhatsApp reply mode",
+     "Sets off, draft or auto for every contact of a linked number, or for one contact (a phone "
+     "number or a business-scoped user id).",
+     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"contact\":"
+     "{\"type\":\"string\"},\"mode\":{\"type\":\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},"
+     "\"required\":[\"phone_number_id\",\"mode\"]}",
+     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"contact\":"
+     "{\"type\":[\"string\",\"null\"]},\"mode\":{\"type\":\"string\"}},\"required\":[\"mode\"]}",
+     t_wa_set_mode},
+    {"whatsapp_drafts", "List WhatsApp drafts",
+     "The clone's suggested WhatsApp replies, newest first, with the message they answer, the "
+     "reason they wait for you, and send errors.",
+     "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"generating\","
+     "\"pending\",\"queued\",\"sent\",\"failed\",\"discarded\"]},\"limit\":{\"type\":\"integer\","
+     "\"minimum\":1,\"maximum\":200}}}",
+     "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":" S_WA_DRAFT "}},"
+     "\"required\":[\"items\"]}",
+     t_wa_drafts},
+    {"whatsapp_draft", "Approve, edit or discard a WhatsApp draft",
+     "approve sends the draft (inside the 24-hour window only); edit replaces its text (send: true "
+     "also sends it); discard drops it.",
+     "{\"type\":\"object\",\"properties\":{\"draft_id\":{\"type\":\"string\"},\"action\":{\"type\":"
+     "\"string\",\"enum\":[\"approve\",\"edit\",\"discard\"]},\"text\":{\"type\":\"string\"},\"send\":"
+     "{\"type\":\"boolean\"}},\"required\":[\"draft_id\",\"action\"]}",
+     S_WA_DRAFT, t_wa_draft},
 };
 
 /* ---- JSON-RPC -------------------------------------------------------------------------- */

@@ -3,6 +3,7 @@
  * the AI, reports progress to the job row); the asynchronous writer of conversation rows
  * and analytics events; graceful shutdown (see server.h). */
 #include "server/server_int.h"
+#include "server/wa_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -688,6 +689,9 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
 
     s->metrics = ws_metrics_new();
     register_metrics(s);
+    rc = ws_wa_srv_new(s, err);
+    if (rc)
+        goto out;
     s->routes = ws_xmalloc(ws_srv_n_routes * sizeof *s->routes);
     memcpy(s->routes, ws_srv_routes, ws_srv_n_routes * sizeof *s->routes);
     for (size_t i = 0; i < ws_srv_n_routes; i++) {
@@ -742,6 +746,9 @@ int ws_server_start(ws_server *s, ws_error *err)
             return ws_error_set(err, WS_EIO, "cannot start the training thread");
         s->trainer_on = true;
     }
+    int rc = ws_wa_srv_start(s, err);
+    if (rc)
+        return rc;
     return ws_http_server_start(s->http, err);
 }
 
@@ -761,6 +768,7 @@ void ws_server_wait(ws_server *s)
         pthread_join(s->trainer, NULL);
         s->trainer_on = false;
     }
+    ws_wa_srv_stop(s); /* before the writer: it records conversation rows */
     if (s->writer_started) {
         /* close the queue: later rows are written synchronously; the writer drains what is
          * queued, then exits */
@@ -779,6 +787,7 @@ void ws_server_free(ws_server *s)
     if (!s)
         return;
     ws_http_server_free(s->http);
+    ws_wa_srv_free(s);
     for (int i = 0; i < s->pool_n; i++)
         ws_store_close(s->pool_all[i]);
     free(s->pool_all);

@@ -42,6 +42,13 @@ typedef struct ws_server_config {
     bool no_training;            /* do not run the training worker in this process */
     size_t writer_queue_max;     /* conversation rows queued for the writer; default 50 000 */
     ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
+    /* WhatsApp channel (docs/whatsapp.md) */
+    const char *whatsapp_app_secret;    /* NULL: the webhook answers 503 */
+    const char *whatsapp_verify_token;  /* NULL: the verification handshake answers 403 */
+    const char *whatsapp_graph_url;     /* default https://graph.facebook.com */
+    const char *whatsapp_graph_version; /* default v21.0 */
+    int whatsapp_number_rate;           /* messages/s per business number; default 80 */
+    int whatsapp_recipient_gap_ms;      /* least time between two replies to one contact; default 6000 */
 } ws_server_config;
 
 /* Opens the store (migrating it), the cache, binds the port. Errors: WS_EINVAL (config),

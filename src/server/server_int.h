@@ -93,6 +93,8 @@ struct ws_server {
     size_t wq_len, wq_bytes, wq_max;
     int wq_waiters;
 
+    struct ws_wa_state *wa; /* the WhatsApp channel (wa_int.h) */
+
     ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
         *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_sync, *m_conv_waits, *m_conv_discarded, *m_conv_failed,
         *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;

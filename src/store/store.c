@@ -206,6 +206,16 @@ static int tx_end(ws_store *s, int rc, ws_error *err)
     return rc;
 }
 
+const ws_store_driver *ws__store_driver(ws_store *s)
+{
+    return s->drv;
+}
+
+ws_db *ws__store_db(ws_store *s)
+{
+    return s->db;
+}
+
 /* ------------------------------------------------------------------ JSON of rows */
 
 typedef struct field {

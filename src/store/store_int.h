@@ -12,6 +12,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "store/store.h"
 
 typedef struct ws_db ws_db;   /* one driver connection */
 
@@ -54,6 +55,11 @@ typedef struct ws_store_driver {
     int (*commit)(ws_db *db, ws_error *err);
     void (*rollback)(ws_db *db);
 } ws_store_driver;
+
+/* A handle's driver and primary connection, for the store's other files (store_whatsapp.c):
+ * they run their statements through these, the logic shared with store.c stays there. */
+const ws_store_driver *ws__store_driver(ws_store *s);
+ws_db *ws__store_db(ws_store *s);
 
 extern const ws_store_driver ws_store_sqlite_driver;
 extern const ws_store_driver ws_store_pg_driver;

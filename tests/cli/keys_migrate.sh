@@ -7,6 +7,9 @@ set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../services/services.sh"
+# the migrations this binary carries (one file per version and backend)
+nmig=$(ls "$here"/../../src/store/migrations/sqlite/*.sql | wc -l)
+migs=$([ "$nmig" = 1 ] && echo migration || echo migrations)
 fail() { echo "FAIL: $*"; exit 1; }
 tmp=$WS_SVC_DIR/cli
 mkdir -p "$tmp"
@@ -15,7 +18,7 @@ check_flow() { # check_flow LABEL STORE-OPTIONS...
   local label=$1; shift
   local out key id
   out=$("$bin" migrate "$@") || fail "$label: migrate"
-  echo "$out" | grep -q "applied 1 migration; schema version 1" || fail "$label: first migrate said: $out"
+  echo "$out" | grep -q "applied $nmig $migs; schema version $nmig" || fail "$label: first migrate said: $out"
   out=$("$bin" migrate "$@") || fail "$label: second migrate"
   echo "$out" | grep -q "applied 0 migrations" || fail "$label: second migrate said: $out"
   "$bin" migrate "$@" --status | grep -q "up to date" || fail "$label: status"
@@ -62,7 +65,7 @@ stored=$(ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgre
   "select hashed_key from api_keys where key_id = '${LAST_KEY:0:16}'")
 [ "$stored" = "$(printf %s "$LAST_KEY" | sha256sum | cut -d' ' -f1)" ] || fail "postgres: stored hash $stored"
 # WS_STORE_URL stands in for --database-url (and wins over --data); --store is an alias
-WS_STORE_URL=$WS_PG_URL "$bin" migrate --status | grep -q "postgres: schema version 1 of 1" || fail "env URL"
+WS_STORE_URL=$WS_PG_URL "$bin" migrate --status | grep -q "postgres: schema version $nmig of $nmig" || fail "env URL"
 WS_STORE_URL=$WS_PG_URL "$bin" keys list --data "$tmp/data" | grep -q "^${LAST_KEY:0:16}" || fail "env URL over --data"
 "$bin" keys list --store "$WS_PG_URL" | grep -q "^${LAST_KEY:0:16}" || fail "--store alias"
 # keys on a fresh PostgreSQL database migrate it too
@@ -76,6 +79,6 @@ ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "cr
 race_url="postgresql://postgres@127.0.0.1:$WS_PG_PORT/race"
 for i in 1 2 3 4; do "$bin" migrate --database-url "$race_url" > "$tmp/race.$i" 2>&1 & done
 wait || true
-for i in 1 2 3 4; do grep -q "schema version 1" "$tmp/race.$i" || fail "concurrent migrate $i: $(cat "$tmp/race.$i")"; done
-[ "$(cat "$tmp"/race.* | grep -c 'applied 1 migration')" -eq 1 ] || fail "concurrent migrate: $(cat "$tmp"/race.*)"
+for i in 1 2 3 4; do grep -q "schema version $nmig" "$tmp/race.$i" || fail "concurrent migrate $i: $(cat "$tmp/race.$i")"; done
+[ "$(cat "$tmp"/race.* | grep -c "applied $nmig $migs")" -eq 1 ] || fail "concurrent migrate: $(cat "$tmp"/race.*)"
 echo "keys_migrate: ok"

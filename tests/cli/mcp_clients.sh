@@ -16,7 +16,7 @@ work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 # training runs take 0.6 s so progress streaming has something to report
-WS_TEST_TRAIN_DELAY_MS=600 "$bindir/helper_serve_double" "$work" "$work/info.json" 0 2 > "$work/log" 2>&1 &
+WS_TEST_WA_SECRET=openapi-secret WS_TEST_WA_VERIFY_TOKEN=openapi-verify WS_TEST_TRAIN_DELAY_MS=600 "$bindir/helper_serve_double" "$work" "$work/info.json" 0 2 > "$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 400); do [ -s "$work/info.json" ] && break; sleep 0.05; done
 [ -s "$work/info.json" ] || { cat "$work/log"; exit 1; }

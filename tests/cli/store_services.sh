@@ -16,7 +16,7 @@ export WS_TEST_REQUIRE_PG=1 WS_TEST_REQUIRE_REDIS=1
 export WS_TEST_PG_URL=$WS_PG_URL WS_TEST_PG_REPLICA_URL=$WS_PG_REPLICA_URL
 export WS_TEST_REDIS_URL=$WS_REDIS_URL
 status=0
-for t in test_store test_cache; do
+for t in test_store test_cache test_whatsapp; do
   if [ -x "$bindir/$t" ]; then
     echo "== $t (sqlite/memory + postgres/redis)"
     "$bindir/$t" || status=1

@@ -3,7 +3,8 @@
  * SIGTERM/SIGINT. Creates users and keys and writes them as JSON to INFO_FILE:
  *   {"port":N,"key":"...","key2":"...","admin_key":"...","bench_key":"..."}
  * Usage: helper_serve_double DATA_DIR INFO_FILE [PORT] [THREADS]
- * WS_TEST_TRAIN_DELAY_MS makes each training run take that long (progress tests). */
+ * WS_TEST_TRAIN_DELAY_MS makes each training run take that long (progress tests);
+ * WS_TEST_WA_SECRET and WS_TEST_WA_VERIFY_TOKEN configure the WhatsApp webhook. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,10 @@ int main(int argc, char **argv)
                             .cache_url = getenv("WS_CACHE_URL"),
                             .key_rate_limit = 600,
                             .user_rate_limit = 100000000,
-                            .ai = &ai->base};
+                            .ai = &ai->base,
+                            /* the WhatsApp webhook, when the test gives a secret */
+                            .whatsapp_app_secret = getenv("WS_TEST_WA_SECRET"),
+                            .whatsapp_verify_token = getenv("WS_TEST_WA_VERIFY_TOKEN")};
     ws_server *srv = NULL;
     ws_error err = {0};
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {

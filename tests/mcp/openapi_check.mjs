@@ -100,6 +100,32 @@ await call("POST", "/mcp", { key: k2, type: "application/json", headers: { ...mh
   body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });               // 202
 await call("GET", "/mcp", { key: k2 });                                                             // 405
 await call("DELETE", "/mcp", { key: k2, headers: { "Mcp-Session-Id": sid } });                     // 204
+// the WhatsApp channel (the helper runs with WS_TEST_WA_SECRET=openapi-secret)
+const hook = "/v1/whatsapp/webhook";
+await call("GET", `${hook}?hub.mode=subscribe&hub.verify_token=openapi-verify&hub.challenge=42`);   // 200
+await call("GET", `${hook}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42`);             // 403
+const note = JSON.stringify({ object: "whatsapp_business_account", entry: [{ id: "1", changes: [{ field: "messages",
+  value: { messaging_product: "whatsapp", metadata: { display_phone_number: "1", phone_number_id: "4242" },
+    messages: [{ from: "16505551234", id: "wamid.OPENAPI1", timestamp: "1750000000", type: "text", text: { body: "hi" } }] } }] }] });
+const { createHmac } = await import("node:crypto");
+const sig = "sha256=" + createHmac("sha256", "openapi-secret").update(note).digest("hex");
+assert.equal((await call("POST", hook, { type: "application/json", body: note })).status, 401);
+assert.equal((await call("POST", hook, { type: "application/json", body: note, headers: { "X-Hub-Signature-256": sig } })).status, 200);
+const wl = "/v1/whatsapp/links";
+await call("POST", wl, { key: k2, type: "application/json", body: '{"phone_number_id":"x","access_token":"t"}' }); // 400
+assert.equal((await call("POST", wl, { key: k2, type: "application/json",
+  body: '{"phone_number_id":"4242","access_token":"EAAGopenapi","mode":"draft"}' })).status, 201);
+assert.equal((await call("POST", wl, { key: k, type: "application/json",
+  body: '{"phone_number_id":"4242","access_token":"other"}' })).status, 409);
+await call("GET", wl, { key: k2 });
+await call("PUT", `${wl}/4242/mode`, { key: k2, type: "application/json", body: '{"mode":"auto","contact":"16505551234"}' });
+await call("PUT", `${wl}/4242/mode`, { key: k2, type: "application/json", body: '{"mode":"loud"}' });  // 400
+await call("GET", "/v1/whatsapp/drafts?status=pending", { key: k2 });
+await call("GET", "/v1/whatsapp/drafts?status=bogus", { key: k2 });                                 // 400
+await call("GET", "/v1/whatsapp/drafts/wad_nope", { key: k2 });                                     // 404
+await call("POST", "/v1/whatsapp/drafts/wad_nope/approve", { key: k2 });                            // 404
+await call("DELETE", `${wl}/4243`, { key: k2 });                                                    // 404
+await call("DELETE", `${wl}/4242`, { key: k2 });                                                    // 200
 await call("DELETE", "/v1/me", { key: k2 });                                                        // 204
 await call("GET", "/v1/me", { key: k2 });                                                           // 401 afterwards
 

@@ -37,10 +37,11 @@ await step("initialize negotiates 2025-11-25 and a session", async () => {
   assert.ok(client.getServerCapabilities().tools);
 });
 
-await step("tools/list has the five tools with input and output schemas", async () => {
+await step("tools/list has the nine tools with input and output schemas", async () => {
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name).sort();
-  assert.deepEqual(names, ["list_conversations", "reply_as", "style_profile", "train_style", "training_status"]);
+  assert.deepEqual(names, ["list_conversations", "reply_as", "style_profile", "train_style", "training_status",
+                          "whatsapp_draft", "whatsapp_drafts", "whatsapp_link", "whatsapp_set_mode"]);
   for (const t of tools) {
     assert.equal(t.inputSchema.type, "object");
     assert.equal(t.outputSchema.type, "object");
@@ -120,6 +121,27 @@ await step("style_profile and list_conversations", async () => {
     if (items.length < 2) await new Promise((res) => setTimeout(res, 20));
   }
   assert.equal(items.length, 2);
+});
+
+await step("whatsapp_link, whatsapp_set_mode, whatsapp_drafts and whatsapp_draft", async () => {
+  const number = String(100000000 + Math.floor(Math.random() * 899999999));
+  const l = await client.callTool({ name: "whatsapp_link",
+    arguments: { phone_number_id: number, access_token: "EAAGsdk" + number, mode: "draft" } });
+  assert.equal(l.isError, false, l.content?.[0]?.text);
+  assert.equal(l.structuredContent.phone_number_id, number);
+  assert.equal(l.structuredContent.mode, "draft");
+  assert.ok(!JSON.stringify(l).includes("EAAGsdk"), "the token is echoed");
+  const m = await client.callTool({ name: "whatsapp_set_mode",
+    arguments: { phone_number_id: number, contact: "16505551234", mode: "auto" } });
+  assert.equal(m.isError, false, m.content?.[0]?.text);
+  assert.equal(m.structuredContent.mode, "auto");
+  const d = await client.callTool({ name: "whatsapp_drafts", arguments: { status: "pending" } });
+  assert.equal(d.isError, false, d.content?.[0]?.text);
+  assert.ok(Array.isArray(d.structuredContent.items));
+  const x = await client.callTool({ name: "whatsapp_draft", arguments: { draft_id: "wad_none", action: "approve" } });
+  assert.equal(x.isError, true);
+  const y = await client.callTool({ name: "whatsapp_link", arguments: { phone_number_id: "+1 555", access_token: "t" } });
+  assert.equal(y.isError, true);
 });
 
 await step("bad arguments are tool errors, unknown tools protocol errors", async () => {
