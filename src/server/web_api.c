@@ -193,6 +193,21 @@ int ws_srv_h_jobs_list(ws_http_ctx *ctx)
     return 0;
 }
 
+/* One SSE event: every line of the JSON (metrics are pretty-printed) gets its "data:". */
+static void put_event(ws_buf *ev, const char *json, size_t len)
+{
+    ws_buf_puts(ev, "event: job\n");
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(json + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (json + i)) : len - i;
+        ws_buf_puts(ev, "data: ");
+        ws_buf_append(ev, json + i, n);
+        ws_buf_putc(ev, '\n');
+        i += n + (nl ? 1 : 0);
+    }
+    ws_buf_putc(ev, '\n');
+}
+
 static bool job_final(const char *json)
 {
     return strstr(json, "\"status\":\"completed\"") || strstr(json, "\"status\":\"failed\"") ||
@@ -219,14 +234,14 @@ int ws_srv_h_job_events(ws_http_ctx *ctx)
     ws_http_header_add(ctx, "Cache-Control", "no-store");
     if (ws_http_stream_begin(ctx) != 0) {
         /* HTTP/2 or HTTP/1.0: one event, then the client polls */
-        ws_buf_printf(&ctx->out, "event: job\ndata: %.*s\n\n", (int)cur.len, cur.data);
+        put_event(&ctx->out, cur.data, cur.len);
         goto out;
     }
     double t0 = ws_now_s(), beat = t0;
     while (!atomic_load(&s->stopping) && ws_now_s() - t0 < EVENTS_MAX_S) {
         if (cur.len != last.len || memcmp(cur.data, last.data, cur.len) != 0) {
             ws_buf_reset(&ev);
-            ws_buf_printf(&ev, "event: job\ndata: %.*s\n\n", (int)cur.len, cur.data);
+            put_event(&ev, cur.data, cur.len);
             if (ws_http_stream_write(ctx, ev.data, ev.len) != 0)
                 goto out; /* the client left */
             ws_buf_reset(&last);
