@@ -20,7 +20,7 @@ test: all
 # The dashboard (web/): built into web/dist when Node is present, then embedded by CMake.
 web:
 	@if command -v npm >/dev/null 2>&1; then \
-	  [ -d web/node_modules ] || npm ci --prefix web --no-audit --no-fund --loglevel=error; \
+	  bash web/install.sh; \
 	  if [ ! -f web/dist/index.html ] || [ -n "$$(find web/src web/index.html web/vite.config.ts web/package-lock.json -newer web/dist/index.html 2>/dev/null | head -1)" ]; then \
 	    npm --prefix web run build --silent >/dev/null; fi; fi
 

@@ -99,8 +99,13 @@ export function HeatMap({ cells, hours, weekdays }: { cells?: number[]; hours: n
 }
 
 /** Horizontal bars with their values written out (shares 0..1 or raw numbers). */
-export function Bars({ title, items, format }: { title: string; items: { label: string; value: number }[]; format: (v: number) => string }) {
-  const max = Math.max(...items.map((i) => i.value), 1e-9);
+export function Bars({ title, items, format, scale }: {
+  title: string;
+  items: { label: string; value: number }[];
+  format: (v: number) => string;
+  scale?: number; // the value of a full bar; default: the largest value
+}) {
+  const max = scale ?? Math.max(...items.map((i) => i.value), 1e-9);
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
@@ -109,7 +114,7 @@ export function Bars({ title, items, format }: { title: string; items: { label: 
           <li key={i.label}>
             <span class="bar-label">{i.label}</span>
             <span class="bar-track" aria-hidden="true">
-              <span class="bar-fill" style={{ width: `${(i.value / max) * 100}%` }} />
+              <span class="bar-fill" style={{ width: `${Math.min(1, i.value / max) * 100}%` }} />
             </span>
             <span class="bar-value">{format(i.value)}</span>
           </li>

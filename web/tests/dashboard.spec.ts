@@ -36,6 +36,15 @@ async function shots(p: Page, name: string) {
     await p.setViewportSize({ width, height });
     await p.waitForTimeout(250); // charts resize on the next frame
     await p.screenshot({ path: join(SHOTS, `dashboard-${name}-${label}.png`), fullPage: true });
+    // responsive: nothing wider than the screen (wide tables scroll inside their own box)
+    const overflow = await p.evaluate(() => {
+      const w = document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w + 1 && !e.closest('.heat-scroll, .table-scroll'));
+      const out = wide.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`);
+      if (document.documentElement.scrollWidth > w) out.push(`page scrolls to ${document.documentElement.scrollWidth}px`);
+      return out;
+    });
+    expect(overflow, `${name} at ${width}px`).toEqual([]);
   }
   await p.setViewportSize({ width: 1280, height: 800 });
 }

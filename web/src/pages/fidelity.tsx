@@ -21,7 +21,7 @@ export function FidelityReport({ f }: { f: Fidelity }) {
       <h2 id="fid-h">How close is the clone?</h2>
       <p class="verdict" data-testid="verdict">{verdict} It passed {passed} of {criteria.length} checks on {f.evaluated} held-out messages.</p>
       <div class="grid2">
-        <Bars title="Style closeness to the real person (higher is closer)" format={(v) => pct(v)}
+        <Bars title="Style closeness to the real person (0% = as far as another person)" format={(v) => pct(v)} scale={1}
           items={[
             { label: 'Clone', value: close(s.clone.style_distance) },
             { label: `${f.persona}, random reply`, value: close(s.same_person_random.style_distance) },
@@ -33,7 +33,7 @@ export function FidelityReport({ f }: { f: Fidelity }) {
             { label: `${f.persona}, real reply`, value: s.real.relevance },
             { label: `${f.persona}, random reply`, value: s.same_person_random.relevance },
           ]} />
-        <Bars title="A detector tells clone from real (50% = cannot)" format={(v) => pct(v)}
+        <Bars title="A detector tells clone from real (50% = cannot)" format={(v) => pct(v)} scale={1}
           items={[
             { label: 'Clone', value: s.clone.verifier_accuracy },
             { label: 'Another person', value: s.other_participant.verifier_accuracy },

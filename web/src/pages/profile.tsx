@@ -35,7 +35,7 @@ export function ProfilePage() {
           summary={`half of the answers come within ${dur(rt.p50)}, 90% within ${dur(rt.p90)}`} />
         <Bars title={`Favourite emoji (${p.emoji.per_message.toFixed(2)} per message)`} format={(v) => pct(v)}
           items={p.emoji.favourites.slice(0, 8).map((e) => ({ label: e.emoji, value: e.share }))} />
-        <Bars title="Punctuation and casing (share of messages)" format={(v) => pct(v)}
+        <Bars title="Punctuation and casing (share of messages)" format={(v) => pct(v)} scale={1}
           items={[
             { label: 'all lower case', value: p.casing.all_lower ?? 0 },
             { label: 'starts with a capital', value: p.casing.starts_upper ?? 0 },
