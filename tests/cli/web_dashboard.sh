@@ -40,4 +40,8 @@ WS_WEB_BASE="$base" WS_KEY="$key" WS_OTHER_JOB="$job" WS_OTHER_KEY_ID="${bob:0:1
 WS_SAMPLE="$root/samples/group_chat.txt" WS_SHOTS="${WS_WEB_SHOTS:-$root/build/web-shots}" \
 WS_WEB_OUT="$data/playwright" \
   playwright test || fail "playwright"
+# a clean shutdown, and nothing from the sanitizers (ASan build) in the server's log
+kill -TERM "$pid"; wait "$pid" || fail "server exit status $?"
+pid=""
+if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$data/log"; then fail "sanitizer report"; fi
 echo "web dashboard: ok"
