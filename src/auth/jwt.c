@@ -65,7 +65,8 @@ int ws_jwt_key_from_pem(const char *pem, size_t len, ws_jwt_key **out, ws_error 
     if (!bio)
         return ws_error_set(err, WS_EIO, "out of memory");
     bool priv = strstr(pem, "PRIVATE KEY") != NULL;
-    EVP_PKEY *pkey = priv ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    EVP_PKEY *pkey =
+        priv ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     BIO_free(bio);
     if (!pkey)
         return ws_error_set(err, WS_EINVAL, "not a PEM %s key", priv ? "private" : "public");
@@ -234,7 +235,8 @@ static bool copy_time(const ws_json *o, const char *name, int64_t *dst, bool req
     if (!v)
         return !required;
     /* whole seconds in a sane range (no NaN, no 1e300) */
-    if (v->type != WS_JSON_NUMBER || !(v->number >= 0 && v->number < 1e12) || v->number != (double)(int64_t)v->number)
+    if (v->type != WS_JSON_NUMBER || !(v->number >= 0 && v->number < 1e12) ||
+        v->number != (double)(int64_t)v->number)
         return false;
     *dst = (int64_t)v->number;
     return true;

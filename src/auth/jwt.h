@@ -19,8 +19,8 @@
 #include "core/buf.h"
 #include "core/error.h"
 
-#define WS_JWT_MAX 4096          /* longest token accepted by ws_jwt_verify */
-#define WS_JWT_CLAIM_MAX 128     /* longest string claim (sub, role, iss, aud, jti) */
+#define WS_JWT_MAX 4096      /* longest token accepted by ws_jwt_verify */
+#define WS_JWT_CLAIM_MAX 128 /* longest string claim (sub, role, iss, aud, jti) */
 
 typedef struct ws_jwt_key ws_jwt_key;
 
@@ -37,8 +37,8 @@ typedef struct ws_jwt_claims {
 
 /* What ws_jwt_verify checks besides the signature. iss/aud NULL = not checked. */
 typedef struct ws_jwt_expect {
-    int64_t now;       /* seconds since the epoch */
-    int leeway_s;      /* clock skew allowed on exp/nbf/iat */
+    int64_t now;  /* seconds since the epoch */
+    int leeway_s; /* clock skew allowed on exp/nbf/iat */
     const char *iss;
     const char *aud;
 } ws_jwt_expect;

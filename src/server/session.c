@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +22,12 @@
 #include "core/mem.h"
 
 #define COOKIE "ws_session"
-#define TOKEN_TTL_S (15 * 60)           /* the JWT's life; renewed when half is left */
+#define TOKEN_TTL_S (15 * 60)               /* the JWT's life; renewed when half is left */
 #define SESSION_TTL_MS (12 * 3600 * 1000LL) /* the session's absolute life in the cache */
 #define ISSUER "whatstyle"
 #define AUDIENCE "dashboard"
-#define SIGNIN_PER_MIN 20  /* sign-in attempts per client address */
-#define SIGNUP_PER_HOUR 5  /* sign-ups per client address */
+#define SIGNIN_PER_MIN 20 /* sign-in attempts per client address */
+#define SIGNUP_PER_HOUR 5 /* sign-ups per client address */
 #define RAND_ID_BYTES 24
 
 int ws_srv_session_init(ws_server *s, ws_error *err)
@@ -211,7 +212,8 @@ int ws_srv_session_begin(ws_http_ctx *ctx, ws_req *r)
         return 2;
     /* verified again on a pool run: a signature check costs ~50 µs, less than keeping state */
     sess_state *st = ws_arena_calloc(ctx->arena, sizeof *st);
-    ws_jwt_expect x = {.now = (int64_t)(ws_store_now_ms() / 1000), .leeway_s = 5, .iss = ISSUER, .aud = AUDIENCE};
+    ws_jwt_expect x = {
+        .now = (int64_t)(ws_store_now_ms() / 1000), .leeway_s = 5, .iss = ISSUER, .aud = AUDIENCE};
     if (ws_jwt_verify(s->session_key, tok, strlen(tok), &x, &st->c, NULL) != 0 || !st->c.jti[0])
         return session_unauthorized(ctx, "your session has ended; sign in again");
     if (s->cache_blocking && ctx->on_loop)
@@ -282,6 +284,13 @@ int ws_srv_session_begin(ws_http_ctx *ctx, ws_req *r)
 static const char *body_str(ws_http_ctx *ctx, const char *member, size_t max)
 {
     ws_json_doc *doc = NULL;
+    /* JSON only: a cross-site HTML form cannot send this type without a CORS preflight,
+     * so no other site can sign a browser in (login CSRF) */
+    const char *ct = ws_http_header_get(ctx, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        ws_http_error(ctx, 415, "unsupported_media_type", "send JSON (Content-Type: application/json)");
+        return NULL;
+    }
     if (ws_json_parse(ctx->body ? ctx->body : "", ctx->body_len, &doc, NULL) != 0) {
         ws_http_error(ctx, 400, "invalid_json", "the body must be JSON: {\"%s\": \"...\"}", member);
         return NULL;
@@ -387,7 +396,8 @@ int ws_srv_h_signup(ws_http_ctx *ctx)
 {
     ws_server *s = ctx->app;
     if (!s->cfg.allow_signup) {
-        ws_http_error(ctx, 403, "signup_disabled", "this server does not allow signing up; ask its operator for a key");
+        ws_http_error(ctx, 403, "signup_disabled",
+                      "this server does not allow signing up; ask its operator for a key");
         return 0;
     }
     if (!rate_ok(ctx, "signup", SIGNUP_PER_HOUR, 3600))

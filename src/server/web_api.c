@@ -104,11 +104,14 @@ int ws_srv_h_keys_create(ws_http_ctx *ctx)
     ws_principal p;
     ws_error err = {0};
     ws_store *db = ws_srv_store_get(s);
-    int rc = ws_auth_key_create(db, r->p.user_name, WS_ROLE_USER, 0, name && *name ? name : "dashboard", 0, key,
-                                &p, &err);
+    int rc = ws_auth_key_create(db, r->p.user_name, WS_ROLE_USER, 0, name && *name ? name : "dashboard", 0,
+                                key, &p, &err);
     if (rc == 0) {
-        ws_audit_entry audit = {.actor = r->p.key_id, .user_id = r->p.user_id, .action = "key_create",
-                                .resource = "api key", .detail = p.key_id};
+        ws_audit_entry audit = {.actor = r->p.key_id,
+                                .user_id = r->p.user_id,
+                                .action = "key_create",
+                                .resource = "api key",
+                                .detail = p.key_id};
         ws_store_audit_append(db, &audit, NULL);
     }
     ws_srv_store_put(s, db);
@@ -140,8 +143,11 @@ int ws_srv_h_keys_revoke(ws_http_ctx *ctx)
     ws_store *db = ws_srv_store_get(s);
     int rc = ws_store_key_revoke(db, id, r->p.user_id, NULL);
     if (rc == 0) {
-        ws_audit_entry audit = {.actor = r->p.key_id, .user_id = r->p.user_id, .action = "key_revoke",
-                                .resource = "api key", .detail = id};
+        ws_audit_entry audit = {.actor = r->p.key_id,
+                                .user_id = r->p.user_id,
+                                .action = "key_revoke",
+                                .resource = "api key",
+                                .detail = id};
         ws_store_audit_append(db, &audit, NULL);
     }
     ws_srv_store_put(s, db);
@@ -280,7 +286,8 @@ int ws_srv_h_exports_inspect(ws_http_ctx *ctx)
     size_t n = 0;
     ws_message m;
     if (!ctx->body || ctx->body_len == 0) {
-        ws_http_error(ctx, 400, "not_an_export", "the file is empty: choose a WhatsApp export (.txt or .zip)");
+        ws_http_error(ctx, 400, "not_an_export",
+                      "the file is empty: choose a WhatsApp export (.txt or .zip)");
         return 0;
     }
     int rc = ws_chat_open_memory(ctx->body, ctx->body_len, NULL, &rd, &err);
@@ -302,9 +309,10 @@ int ws_srv_h_exports_inspect(ws_http_ctx *ctx)
         if (rc == WS_ETOOBIG)
             ws_http_error(ctx, 413, "payload_too_large", "the export is too big: %s", err.msg);
         else
-            ws_http_error(ctx, 400, "not_an_export",
-                          "this is not a WhatsApp chat export (use \"Export chat\" in WhatsApp and upload the "
-                          ".txt or .zip it makes)");
+            ws_http_error(
+                ctx, 400, "not_an_export",
+                "this is not a WhatsApp chat export (use \"Export chat\" in WhatsApp and upload the "
+                ".txt or .zip it makes)");
         return 0;
     }
     ws_buf *o = &ctx->out;

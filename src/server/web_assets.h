@@ -8,11 +8,11 @@
 #include <stddef.h>
 
 typedef struct ws_web_asset {
-    const char *path;          /* URL path: "/index.html", "/assets/index-3f9a.js" */
+    const char *path; /* URL path: "/index.html", "/assets/index-3f9a.js" */
     const char *content_type;
     const unsigned char *data;
     size_t len;
-    bool immutable;            /* a content-hashed name: cache for a year */
+    bool immutable; /* a content-hashed name: cache for a year */
 } ws_web_asset;
 
 extern const ws_web_asset ws_web_assets[];

@@ -37,10 +37,10 @@ static void test_base64url(void)
     char o[8];
     ws_base64url_encode(all, 3, o);
     CHECK_EQ_STR(o, "-__-");
-    CHECK_EQ_INT(ws_base64url_decode("Zm9=", 4, b, sizeof b), -1);  /* padding is not url-safe form */
-    CHECK_EQ_INT(ws_base64url_decode("Z", 1, b, sizeof b), -1);     /* impossible length */
-    CHECK_EQ_INT(ws_base64url_decode("Zh", 2, b, sizeof b), -1);    /* non-zero trailing bits */
-    CHECK_EQ_INT(ws_base64url_decode("Zm9vYmFy", 8, b, 5), -1);     /* over the cap */
+    CHECK_EQ_INT(ws_base64url_decode("Zm9=", 4, b, sizeof b), -1); /* padding is not url-safe form */
+    CHECK_EQ_INT(ws_base64url_decode("Z", 1, b, sizeof b), -1);    /* impossible length */
+    CHECK_EQ_INT(ws_base64url_decode("Zh", 2, b, sizeof b), -1);   /* non-zero trailing bits */
+    CHECK_EQ_INT(ws_base64url_decode("Zm9vYmFy", 8, b, 5), -1);    /* over the cap */
 }
 
 static void test_sign_verify(void)

@@ -23,8 +23,13 @@ static char tag[16];
 
 static void start(bool signup)
 {
-    ws_server_config cfg = {.data_dir = data_dir, .cache_url = getenv("WS_TEST_CACHE_URL"), .host = "127.0.0.1",
-                            .threads = 2, .allow_signup = signup, .no_training = true, .store_connections = 2};
+    ws_server_config cfg = {.data_dir = data_dir,
+                            .cache_url = getenv("WS_TEST_CACHE_URL"),
+                            .host = "127.0.0.1",
+                            .threads = 2,
+                            .allow_signup = signup,
+                            .no_training = true,
+                            .store_connections = 2};
     ws_error err = {0};
     CHECK_EQ_INT(ws_server_new(&cfg, &srv, &err), 0);
     CHECK_EQ_INT(ws_server_start(srv, &err), 0);
@@ -84,8 +89,8 @@ static int sign_in(const char *key, sess *s)
 }
 
 /* A request with the session's cookie, with the CSRF header when csrf != NULL. */
-static int with_cookie(const sess *s, const char *method, const char *path, const char *csrf, const char *json,
-                       http_resp *r)
+static int with_cookie(const sess *s, const char *method, const char *path, const char *csrf,
+                       const char *json, http_resp *r)
 {
     char h[3072];
     snprintf(h, sizeof h, "%sContent-Type: application/json\r\n", s->cookie);
@@ -129,11 +134,28 @@ static void forged(const sess *real, ws_jwt_key *k, void (*fn)(ws_jwt_claims *),
     ws_buf_free(&t);
 }
 
-static void expired(ws_jwt_claims *c) { c->iat = time(NULL) - 3600; c->exp = time(NULL) - 60; }
-static void other_sid(ws_jwt_claims *c) { strcpy(c->jti, "not-a-session"); }
-static void other_aud(ws_jwt_claims *c) { strcpy(c->aud, "service"); }
-static void nearly_done(ws_jwt_claims *c) { c->iat = time(NULL) - 840; c->exp = time(NULL) + 60; }
-static void unchanged(ws_jwt_claims *c) { (void)c; }
+static void expired(ws_jwt_claims *c)
+{
+    c->iat = time(NULL) - 3600;
+    c->exp = time(NULL) - 60;
+}
+static void other_sid(ws_jwt_claims *c)
+{
+    strcpy(c->jti, "not-a-session");
+}
+static void other_aud(ws_jwt_claims *c)
+{
+    strcpy(c->aud, "service");
+}
+static void nearly_done(ws_jwt_claims *c)
+{
+    c->iat = time(NULL) - 840;
+    c->exp = time(NULL) + 60;
+}
+static void unchanged(ws_jwt_claims *c)
+{
+    (void)c;
+}
 
 static void test_cookie_and_csrf(void)
 {
@@ -158,6 +180,11 @@ static void test_cookie_and_csrf(void)
     /* bad keys and bodies */
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/session", NULL, "{\"key\":\"nope\"}", &r), 401);
     CHECK_EQ_INT(hc_json(port, "POST", "/v1/session", NULL, "{nope", &r), 400);
+    char form[128];
+    snprintf(form, sizeof form, "{\"key\":\"%s\"}", key); /* as a cross-site form would send it */
+    CHECK_EQ_INT(
+        hc_request(port, "POST", "/v1/session", NULL, "Content-Type: text/plain\r\n", form, strlen(form), &r),
+        415);
     CHECK_EQ_INT(hc_request(port, "GET", "/v1/me", NULL, "Cookie: ws_session=\r\n", NULL, 0, &r), 401);
     hc_free(&r);
 }
