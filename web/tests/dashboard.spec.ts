@@ -118,6 +118,7 @@ test.describe.serial('dashboard', () => {
     await page.getByRole('button', { name: 'Start training' }).click();
     await expect(page).toHaveURL(/#\/training/);
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Training the clone of Maya');
+    await expect(page.getByTestId('job-status')).toHaveText(/Waiting to start|Training/); // live, not yet done
     // leave while it trains and come back: the page picks the job up again
     await go(page, 'keys', /API keys/);
     await go(page, 'training', /Training the clone of Maya/);
@@ -141,7 +142,7 @@ test.describe.serial('dashboard', () => {
   test('chat with the clone', async () => {
     await go(page, 'chat', /Chat with your clone/);
     await page.getByLabel('Your message').fill('are you coming tonight?');
-    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByLabel('Your message').press('Enter'); // Enter sends, Shift+Enter is a new line
     const last = page.getByTestId('last-reply');
     await expect(last).toContainText('Confidence');
     await expect(last.locator('.bubble.them')).not.toBeEmpty();
@@ -197,8 +198,13 @@ test.describe.serial('dashboard', () => {
     await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
     expect((await other.request.get('/v1/session')).status()).toBe(401);
     await other.close();
-    await page.getByLabel('API key').fill(KEY);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // keyboard only: Tab to the key field, type, Enter
+    await page.locator('body').focus();
+    for (let i = 0; i < 5 && !(await page.getByLabel('API key').evaluate((e) => e === document.activeElement)); i++)
+      await page.keyboard.press('Tab');
+    await expect(page.getByLabel('API key')).toBeFocused();
+    await page.keyboard.type(KEY);
+    await page.keyboard.press('Enter');
     await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
   });
 
