@@ -171,6 +171,8 @@ static int open_session(ws_http_ctx *ctx, const ws_principal *p, const char *has
     ws_json_put_cstr(o, ws_role_name(p->role));
     ws_buf_puts(o, ",\"csrf_token\":");
     ws_json_put_cstr(o, csrf);
+    ws_buf_puts(o, ",\"max_export_bytes\":");
+    ws_buf_put_i64(o, (long long)s->cfg.max_export_bytes);
     if (key_once) {
         ws_buf_puts(o, ",\"key\":");
         ws_json_put_cstr(o, key_once);
@@ -354,6 +356,8 @@ int ws_srv_h_session_get(ws_http_ctx *ctx)
     ws_json_put_cstr(o, ws_role_name(r->p.role));
     ws_buf_puts(o, ",\"csrf_token\":");
     ws_json_put_cstr(o, r->csrf);
+    ws_buf_puts(o, ",\"max_export_bytes\":");
+    ws_buf_put_i64(o, (long long)((ws_server *)ctx->app)->cfg.max_export_bytes);
     ws_buf_puts(o, ",\"model_version\":");
     ws_json_put_cstr(o, r->model_version[0] ? r->model_version : NULL);
     ws_buf_putc(o, '}');

@@ -25,7 +25,7 @@ eslint src tests || fail "eslint"
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 key=$("$bin" keys create --data "$data" --user alice 2>/dev/null)
 bob=$("$bin" keys create --data "$data" --user bob 2>/dev/null)
-WS_BASE_MODEL=none "$bin" serve --port "$port" --host 127.0.0.1 --data "$data" --threads 2 --allow-signup \
+WS_BASE_MODEL=none "$bin" serve --port "$port" --host 127.0.0.1 --data "$data" --threads 2 --allow-signup --max-export-mb 1 \
   > "$data/log" 2>&1 &
 pid=$!
 base="http://127.0.0.1:$port"

@@ -82,6 +82,7 @@ export interface Session {
   name: string;
   role: string;
   csrf_token: string;
+  max_export_bytes?: number;
   model_version?: string | null;
   key?: string;
 }

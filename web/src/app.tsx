@@ -92,7 +92,7 @@ export function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {page === 'upload' && <Upload />}
+        {page === 'upload' && <Upload maxBytes={session.max_export_bytes} />}
         {page === 'training' && <Training />}
         {page === 'profile' && <ProfilePage />}
         {page === 'chat' && <Chat />}

@@ -109,6 +109,10 @@ test.describe.serial('dashboard', () => {
     await go(page, 'upload', /Teach the clone/);
     await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello\nworld\n') });
     await expect(page.getByRole('alert')).toContainText('not a WhatsApp chat export');
+    await page.setInputFiles('#file', { name: 'photo.png', mimeType: 'image/png', buffer: Buffer.from('png') });
+    await expect(page.getByRole('alert')).toContainText('is not a WhatsApp export');
+    await page.setInputFiles('#file', { name: 'big.txt', mimeType: 'text/plain', buffer: Buffer.alloc(1_100_000, 'a') });
+    await expect(page.getByRole('alert')).toContainText('this server takes exports up to 1 MB');
     await page.setInputFiles('#file', SAMPLE);
     await expect(page.getByRole('radio', { name: /Maya/ })).toBeVisible();
     await page.getByRole('radio', { name: /Maya/ }).check();

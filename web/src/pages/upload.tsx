@@ -16,7 +16,7 @@ const BUDGETS = [
   { s: 3600, label: 'Thorough (1 hour)' },
 ];
 
-export function Upload() {
+export function Upload({ maxBytes }: { maxBytes?: number }) {
   const [file, setFile] = useState<File | null>(null);
   const [people, setPeople] = useState<People | null>(null);
   const [persona, setPersona] = useState('');
@@ -33,6 +33,10 @@ export function Upload() {
     if (!f) return;
     if (!/\.(txt|zip)$/i.test(f.name)) {
       setError(new Error(`“${f.name}” is not a WhatsApp export: choose the .txt or .zip file that “Export chat” made.`));
+      return;
+    }
+    if (maxBytes && f.size > maxBytes) {
+      setError(new Error(`“${f.name}” is ${(f.size / 1048576).toFixed(1)} MB; this server takes exports up to ${(maxBytes / 1048576).toFixed(0)} MB. Export the chat without media.`));
       return;
     }
     setFile(f);
