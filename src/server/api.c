@@ -114,8 +114,14 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         const char *tok;
         size_t tl;
         char id[WS_KEY_ID_LEN + 1];
-        if (!h)
+        if (!h) {
+            int sr = ws_srv_session_begin(ctx, r); /* the dashboard's cookie */
+            if (sr == 0)
+                goto limits;
+            if (sr != 2)
+                return sr;
             return unauthorized(ctx, "missing Authorization: Bearer <API key>");
+        }
         if (ws_auth_bearer_token(h->p, h->len, &tok, &tl) != 0 || ws_auth_key_parse(tok, tl, id) != 0)
             return unauthorized(ctx, "invalid API key");
         char hash[WS_KEY_HASH_HEX + 1];
@@ -149,6 +155,7 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         memcpy(r->model_version, e.model_version, sizeof r->model_version);
         r->phase = 1;
     }
+limits:
     if (r->phase == 1) {
         if (r->p.role != WS_ROLE_SYSTEM) {
             if (s->cache_blocking && ctx->on_loop)
@@ -894,6 +901,20 @@ const ws_http_route ws_srv_routes[] = {
     {"GET", "/v1/whatsapp/drafts", ws_wa_h_drafts, 0, 0},
     {"GET", "/v1/whatsapp/drafts/*", ws_wa_h_draft, 0, 0},
     {"POST", "/v1/whatsapp/drafts/*/*", ws_wa_h_draft, 0, 0},
+    /* the dashboard (session.c, web_api.c, web_static.c) */
+    {"POST", "/v1/session", ws_srv_h_session_create, WS_ROUTE_BLOCKING, 0},
+    {"GET", "/v1/session", ws_srv_h_session_get, 0, 0},
+    {"DELETE", "/v1/session", ws_srv_h_session_delete, 0, 0},
+    {"POST", "/v1/signup", ws_srv_h_signup, WS_ROUTE_BLOCKING, 0},
+    {"GET", "/v1/keys", ws_srv_h_keys_list, 0, 0},
+    {"POST", "/v1/keys", ws_srv_h_keys_create, 0, 0},
+    {"DELETE", "/v1/keys/*", ws_srv_h_keys_revoke, 0, 0},
+    {"GET", "/v1/training-jobs", ws_srv_h_jobs_list, 0, 0},
+    {"GET", "/v1/training-jobs/*/events", ws_srv_h_job_events, 0, 0},
+    {"POST", "/v1/exports/inspect", ws_srv_h_exports_inspect, WS_ROUTE_BLOCKING, WS_SRV_EXPORT_CAP},
+    {"GET", "/", ws_srv_h_static, 0, 0},
+    {"GET", "/assets/*", ws_srv_h_static, 0, 0},
+    {"GET", "/favicon.svg", ws_srv_h_static, 0, 0},
     {"POST", "/mcp", ws_mcp_handle, 0, WS_SRV_MCP_CAP},
     {"GET", "/mcp", ws_mcp_handle, 0, 0},
     {"DELETE", "/mcp", ws_mcp_handle, 0, 0},

@@ -5,6 +5,8 @@
 #include "server/server_int.h"
 #include "server/wa_int.h"
 
+#include "auth/jwt.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -686,6 +688,9 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     if (rc)
         goto out;
     s->cache_blocking = strcmp(ws_cache_backend(s->cache), "memory") != 0;
+    rc = ws_srv_session_init(s, err);
+    if (rc)
+        goto out;
 
     s->metrics = ws_metrics_new();
     register_metrics(s);
@@ -794,6 +799,7 @@ void ws_server_free(ws_server *s)
     free(s->pool_free);
     free(s->routes);
     ws_cache_close(s->cache);
+    ws_jwt_key_free(s->session_key);
     pthread_mutex_lock(&s->auth_mu);
     auth_clear_locked(s);
     pthread_mutex_unlock(&s->auth_mu);

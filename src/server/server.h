@@ -40,6 +40,7 @@ typedef struct ws_server_config {
     int drain_timeout_ms;        /* 0 = default */
     const char *allowed_origins; /* comma-separated Origins accepted at /mcp (besides localhost) */
     bool no_training;            /* do not run the training worker in this process */
+    bool allow_signup;           /* POST /v1/signup creates users (dashboard; rate-limited) */
     size_t writer_queue_max;     /* conversation rows queued for the writer; default 50 000 */
     ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
     /* WhatsApp channel (docs/whatsapp.md) */

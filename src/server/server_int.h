@@ -66,6 +66,7 @@ struct ws_server {
     ws_cache *cache;
     bool cache_blocking; /* Redis: calls block, so never on the loop */
     ws_ai *ai;
+    struct ws_jwt_key *session_key; /* signs dashboard session tokens (session.c) */
     char worker_id[64];
     _Atomic bool stopping;
 
@@ -126,6 +127,7 @@ typedef struct ws_req {
     char model_version[WS_MODEL_VERSION_MAX + 1];
     double t0;         /* monotonic start of the request */
     bool miss_counted; /* reply: the cache lookup missed already (loop run) */
+    const char *sid, *csrf; /* dashboard session (session.c): arena strings; NULL with a key */
 } ws_req;
 
 /* Authenticates (Bearer key) and applies the rate limits. Returns 0 when the request may
@@ -148,6 +150,26 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
 int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_error *e);
 int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out, ws_op_error *e);
 int ws_op_style_profile(ws_server *s, ws_req *r, ws_buf *out, ws_op_error *e);
+
+/* ---- dashboard (session.c, web_api.c, web_static.c) ---- */
+/* Loads DATA/session-ed25519.pem (0600), creating it on first start, so every instance
+ * sharing the data directory (or the file) verifies the others' session tokens. */
+int ws_srv_session_init(ws_server *s, ws_error *err);
+/* Cookie authentication for ws_srv_begin when no Authorization header came: 2 = no session
+ * cookie (not mine), 0 = r->p filled (phase 1), 1 = error response written, WS_EAGAIN. A
+ * state-changing method needs the session's X-CSRF-Token. */
+int ws_srv_session_begin(ws_http_ctx *ctx, ws_req *r);
+int ws_srv_h_session_create(ws_http_ctx *ctx);
+int ws_srv_h_session_get(ws_http_ctx *ctx);
+int ws_srv_h_session_delete(ws_http_ctx *ctx);
+int ws_srv_h_signup(ws_http_ctx *ctx);
+int ws_srv_h_keys_list(ws_http_ctx *ctx);
+int ws_srv_h_keys_create(ws_http_ctx *ctx);
+int ws_srv_h_keys_revoke(ws_http_ctx *ctx);
+int ws_srv_h_jobs_list(ws_http_ctx *ctx);
+int ws_srv_h_job_events(ws_http_ctx *ctx);
+int ws_srv_h_exports_inspect(ws_http_ctx *ctx);
+int ws_srv_h_static(ws_http_ctx *ctx);
 
 /* MCP endpoint (mcp.c). */
 int ws_mcp_handle(ws_http_ctx *ctx);

@@ -127,7 +127,7 @@ struct ws_profile_builder {
     uint64_t script_letters[WS_SCRIPT_COUNT];
     uint64_t lang_msgs[N_LANGS + WS_SCRIPT_COUNT + 2];
     uint64_t len_hist[WS_PROFILE_LEN_BUCKETS];
-    uint64_t hours[24], weekdays[7], timed;
+    uint64_t hours[24], weekdays[7], week_hours[7 * 24], timed;
     uint64_t word_hist[WS_PROFILE_WORD_BUCKETS], word_total;
     ws_buf w; /* scratch */
 };
@@ -397,6 +397,7 @@ void ws_profile_add_message(ws_profile_builder *b, const char *s, size_t n, int 
     if (hour >= 0 && hour < 24 && weekday >= 0 && weekday < 7) {
         b->hours[hour]++;
         b->weekdays[weekday]++;
+        b->week_hours[weekday * 24 + hour]++;
         b->timed++;
     }
     size_t chars = 0, emoji = 0, other_visible = 0, upper = 0, lower = 0;
@@ -715,6 +716,8 @@ ws_profile *ws_profile_builder_finish(ws_profile_builder *b)
         p->hours[h] = ratio(b->hours[h], b->timed);
     for (int d = 0; d < 7; d++)
         p->weekdays[d] = ratio(b->weekdays[d], b->timed);
+    for (int k = 0; k < 7 * 24; k++)
+        p->week_hours[k] = ratio(b->week_hours[k], b->timed);
     for (int k = 0; k < WS_PROFILE_WORD_BUCKETS; k++)
         p->word_hist[k] = ratio(b->word_hist[k], b->word_total);
     signature_phrases(b, p);
@@ -906,6 +909,7 @@ void ws_profile_to_json(const ws_profile *p, ws_buf *o)
     put_dist(o, "response_time_s", &p->response_s, &f);
     put_array(o, "active_hours", p->hours, 24, &f);
     put_array(o, "active_weekdays", p->weekdays, 7, &f);
+    put_array(o, "active_weekday_hours", p->week_hours, 7 * 24, &f);
     put_key(o, "typical_short_reply", &f);
     ws_buf_putc(o, '{');
     g = true;
@@ -1044,6 +1048,7 @@ int ws_profile_from_json(const char *text, size_t len, ws_profile **out, ws_erro
     dist_from(ws_json_get(r, "response_time_s"), &p->response_s);
     array_from(ws_json_get(r, "active_hours"), p->hours, 24);
     array_from(ws_json_get(r, "active_weekdays"), p->weekdays, 7);
+    array_from(ws_json_get(r, "active_weekday_hours"), p->week_hours, 7 * 24);
     o = ws_json_get(r, "typical_short_reply");
     text_from(o, "text", p->typical_reply, sizeof p->typical_reply);
     p->typical_reply_count = count_at(o, "count");

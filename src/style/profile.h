@@ -64,6 +64,7 @@ typedef struct ws_profile {
     /* timing */
     ws_profile_dist response_s;
     double hours[24], weekdays[7]; /* shares of turns */
+    double week_hours[7 * 24];     /* share of turns by weekday * 24 + hour (the heat map) */
     /* signature phrases */
     ws_profile_item phrases[WS_PROFILE_TOP_PHRASES];
     size_t n_phrases;

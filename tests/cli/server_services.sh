@@ -16,6 +16,9 @@ ws_svc_redis
 echo "== test_http_api on PostgreSQL + Redis"
 WS_TEST_STORE_URL=$WS_PG_URL WS_TEST_CACHE_URL=$WS_REDIS_URL "$bindir/test_http_api"
 
+echo "== test_session on Redis (dashboard sessions shared through the cache)"
+WS_TEST_CACHE_URL=$WS_REDIS_URL "$bindir/test_session"
+
 echo "== test_server_writer on PostgreSQL (lossless conversation writer; connections killed mid-burst)"
 WS_TEST_STORE_URL=$WS_PG_URL "$bindir/test_server_writer"
 

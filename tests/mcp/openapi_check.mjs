@@ -91,6 +91,27 @@ await call("GET", "/v1/style-profile", { key: k2 });
 await call("GET", "/v1/conversations?limit=5", { key: k2 });
 await call("GET", "/v1/conversations?limit=0", { key: k2 });                                       // 400
 await call("GET", "/v1/me/export", { key: k2 });
+// the dashboard's endpoints (docs/dashboard.md): session cookie + CSRF, keys, jobs, inspect
+const json = "application/json";
+await call("POST", "/v1/session", { type: json, body: '{"key":"ws_live_00000000_x"}' });            // 401
+const sess = await call("POST", "/v1/session", { type: json, body: JSON.stringify({ key: k2 }) });
+assert.equal(sess.status, 200);
+const cookie = { Cookie: sess.res.headers.get("set-cookie").split(";")[0] };
+await call("GET", "/v1/session", { headers: cookie });
+await call("GET", "/v1/session");                                                                   // 401
+await call("POST", "/v1/keys", { type: json, body: "{}", headers: cookie });                        // 403 csrf
+const nk = await call("POST", "/v1/keys", { type: json, body: '{"name":"check"}', headers: { ...cookie, "X-CSRF-Token": sess.json.csrf_token } });
+assert.equal(nk.status, 201);
+await call("GET", "/v1/keys", { key: k2 });
+await call("DELETE", `/v1/keys/${nk.json.key_id}`, { key: info.key });                             // 404 other user
+await call("DELETE", `/v1/keys/${nk.json.key_id}`, { key: k2 });
+await call("GET", "/v1/training-jobs", { key: k2 });
+await call("GET", `/v1/training-jobs/${up.json.job_id}/events`, { key: k2 });
+await call("GET", `/v1/training-jobs/${up.json.job_id}/events`, { key: info.key });                 // 404
+await call("POST", "/v1/exports/inspect", { key: k2, type: "text/plain", body: chat });
+await call("POST", "/v1/exports/inspect", { key: k2, type: "text/plain", body: "not a chat\n" });   // 400
+await call("POST", "/v1/signup", { type: json, body: '{"name":"x"}' });                              // 403 here
+await call("DELETE", "/v1/session", { headers: { ...cookie, "X-CSRF-Token": sess.json.csrf_token } });
 const init = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize",
   params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "openapi", version: "1" } } });
 const mh = { Accept: "application/json, text/event-stream" };

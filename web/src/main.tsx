@@ -1,0 +1,6 @@
+// Entry point of the dashboard: mounts the app.
+import { render } from 'preact';
+import { App } from './app';
+import './style.css';
+
+render(<App />, document.getElementById('app')!);

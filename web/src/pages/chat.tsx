@@ -1,0 +1,82 @@
+// Chat with the clone: the reply with its confidence (the fallback reply marked), and the
+// conversation history, newest first, one page at a time.
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, type Conversation, type Reply } from '../api';
+import { ErrorBox, pct, when } from './common';
+
+const PAGE = 10;
+
+export function Chat() {
+  const [text, setText] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [last, setLast] = useState<{ message: string; reply: Reply } | null>(null);
+  const [history, setHistory] = useState<Conversation[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+
+  const load = async (from: string | null) => {
+    const q = `/v1/conversations?limit=${PAGE}${from ? `&cursor=${encodeURIComponent(from)}` : ''}`;
+    const r = await api<{ items: Conversation[]; next_cursor: string | null }>('GET', q);
+    setHistory((h) => (from ? [...h, ...r.items] : r.items));
+    setCursor(r.next_cursor);
+  };
+  useEffect(() => {
+    load(null).catch(setError);
+  }, []);
+
+  const send = async (e: Event) => {
+    e.preventDefault();
+    const message = text.trim();
+    if (!message) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const reply = await api<Reply>('POST', '/v1/reply', { message });
+      setLast({ message, reply });
+      setText('');
+      await load(null);
+    } catch (err) {
+      setError(err instanceof ApiError && err.code === 'no_model'
+        ? new Error('No trained clone yet: upload a chat first.') : err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section>
+      <h1>Chat with your clone</h1>
+      <form class="card" onSubmit={send}>
+        <label for="msg">Your message</label>
+        <textarea id="msg" rows={3} maxLength={4000} value={text} onInput={(e) => setText(e.currentTarget.value)}
+          onKeyDown={(e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); void send(e); } }} />
+        <button type="submit" disabled={busy || !text.trim()}>{busy ? 'Waiting for the reply…' : 'Send'}</button>
+      </form>
+      <ErrorBox error={error} />
+      {last && (
+        <div class="card" aria-live="polite" data-testid="last-reply">
+          <p class="bubble me">{last.message}</p>
+          <p class="bubble them">{last.reply.reply}</p>
+          <p class="muted">
+            Confidence {pct(last.reply.confidence)}
+            {last.reply.fallback && <span class="badge">fallback reply: the clone was unsure</span>}
+            {last.reply.cached && ' · from the cache'} · {Math.round(last.reply.processing_time_ms)} ms
+          </p>
+        </div>
+      )}
+      <h2>History</h2>
+      {history.length === 0 ? <p class="muted">No messages yet.</p> : (
+        <ol class="history">
+          {history.map((c) => (
+            <li key={c.id}>
+              <p class="bubble me">{c.message}</p>
+              <p class="bubble them">{c.reply}</p>
+              <p class="muted">{when(c.created_at)} · confidence {pct(c.confidence)}</p>
+            </li>
+          ))}
+        </ol>
+      )}
+      {cursor && <button type="button" class="secondary" onClick={() => load(cursor).catch(setError)}>Older messages</button>}
+    </section>
+  );
+}

@@ -1,0 +1,247 @@
+// End-to-end test of the dashboard in Chromium against a real `whatstyle serve` (started by
+// tests/cli/web_dashboard.sh): sign in, upload, live training to the end, profile charts,
+// chat, keys, CSRF refusals, another user's resources, sign out everywhere, export and
+// delete, sign up; axe on every page; screenshots at phone and desktop widths.
+import { test, expect, type Page, type BrowserContext } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const env = (k: string): string => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set (run tests/cli/web_dashboard.sh)`);
+  return v;
+};
+const KEY = env('WS_KEY');
+const SAMPLE = env('WS_SAMPLE');
+const OTHER_JOB = env('WS_OTHER_JOB');
+const OTHER_KEY_ID = env('WS_OTHER_KEY_ID');
+const SHOTS = env('WS_SHOTS');
+const DIST = fileURLToPath(new URL('../dist', import.meta.url));
+
+let ctx: BrowserContext;
+let page: Page;
+
+async function axe(p: Page, where: string) {
+  const r = await new AxeBuilder({ page: p }).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${where}: ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+}
+
+async function shots(p: Page, name: string) {
+  mkdirSync(SHOTS, { recursive: true });
+  for (const [label, width, height] of [['desktop', 1280, 800], ['phone', 390, 844]] as const) {
+    await p.setViewportSize({ width, height });
+    await p.waitForTimeout(250); // charts resize on the next frame
+    await p.screenshot({ path: join(SHOTS, `dashboard-${name}-${label}.png`), fullPage: true });
+    // responsive: nothing wider than the screen (wide tables scroll inside their own box)
+    const overflow = await p.evaluate(() => {
+      const w = document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w + 1 && !e.closest('.heat-scroll, .table-scroll'));
+      const out = wide.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`);
+      if (document.documentElement.scrollWidth > w) out.push(`page scrolls to ${document.documentElement.scrollWidth}px`);
+      return out;
+    });
+    expect(overflow, `${name} at ${width}px`).toEqual([]);
+  }
+  await p.setViewportSize({ width: 1280, height: 800 });
+}
+
+async function go(p: Page, route: string, heading: RegExp) {
+  await p.goto(`/#/${route}`);
+  await expect(p.getByRole('heading', { level: 1 })).toHaveText(heading);
+}
+
+test.describe.serial('dashboard', () => {
+  test.beforeAll(async ({ browser }) => {
+    ctx = await browser.newContext();
+    page = await ctx.newPage();
+    page.on('pageerror', (e) => {
+      throw e;
+    });
+  });
+  test.afterAll(async () => {
+    await ctx.close();
+  });
+
+  test('the JavaScript stays under 100 KB gzipped', () => {
+    const assets = join(DIST, 'assets');
+    const js = readdirSync(assets).filter((f) => f.endsWith('.js'));
+    const gz = js.reduce((n, f) => n + gzipSync(readFileSync(join(assets, f)), { level: 9 }).length, 0);
+    console.log(`bundle: ${js.length} JS file(s), ${(gz / 1024).toFixed(1)} KB gzipped`); // eslint-disable-line no-console
+    expect(gz).toBeLessThan(100 * 1024);
+  });
+
+  test('served with a strict CSP and caching', async ({ request }) => {
+    const index = await request.get('/');
+    expect(index.status()).toBe(200);
+    expect(index.headers()['content-type']).toContain('text/html');
+    expect(index.headers()['cache-control']).toBe('no-cache');
+    const csp = index.headers()['content-security-policy'];
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    const asset = (await index.text()).match(/\/assets\/[^"]+\.js/)![0];
+    const a = await request.get(asset);
+    expect(a.headers()['content-type']).toContain('text/javascript');
+    expect(a.headers()['cache-control']).toContain('immutable');
+  });
+
+  test('sign in', async () => {
+    await page.goto('/');
+    await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+    await axe(page, 'sign in');
+    await shots(page, 'signin');
+    await page.getByLabel('API key').fill('ws_live_00000000_notarealkeynotarealkeynotarealkeynotareal');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByRole('alert')).toContainText(/not valid|not an API key/);
+    await page.getByLabel('API key').fill(KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
+    const cookie = (await ctx.cookies()).find((c) => c.name === 'ws_session')!;
+    expect(cookie.httpOnly).toBe(true);
+    expect(cookie.sameSite).toBe('Strict');
+  });
+
+  test('upload, choose the person, watch training to the end', async () => {
+    await go(page, 'upload', /Teach the clone/);
+    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello\nworld\n') });
+    await expect(page.getByRole('alert')).toContainText('not a WhatsApp chat export');
+    await page.setInputFiles('#file', { name: 'photo.png', mimeType: 'image/png', buffer: Buffer.from('png') });
+    await expect(page.getByRole('alert')).toContainText('is not a WhatsApp export');
+    await page.setInputFiles('#file', { name: 'big.txt', mimeType: 'text/plain', buffer: Buffer.alloc(1_100_000, 'a') });
+    await expect(page.getByRole('alert')).toContainText('this server takes exports up to 1 MB');
+    await page.setInputFiles('#file', SAMPLE);
+    await expect(page.getByRole('radio', { name: /Maya/ })).toBeVisible();
+    await page.getByRole('radio', { name: /Maya/ }).check();
+    await page.getByLabel('Training time').selectOption('5');
+    await axe(page, 'upload');
+    await shots(page, 'upload');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await expect(page).toHaveURL(/#\/training/);
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Training the clone of Maya');
+    await expect(page.getByTestId('job-status')).toHaveText(/Waiting to start|Training/); // live, not yet done
+    // leave while it trains and come back: the page picks the job up again
+    await go(page, 'keys', /API keys/);
+    await go(page, 'training', /Training the clone of Maya/);
+    await expect(page.getByTestId('job-status')).toHaveText('Done', { timeout: 150_000 });
+    await expect(page.getByTestId('verdict')).toContainText('checks on');
+    await expect(page.getByRole('progressbar', { name: 'Training progress' })).toHaveAttribute('value', '1');
+    await axe(page, 'training');
+    await shots(page, 'training');
+  });
+
+  test('the style profile as charts', async () => {
+    await go(page, 'profile', /Your style/);
+    await expect(page.locator('.uplot canvas')).toHaveCount(2);
+    await expect(page.locator('table.heat td.cell')).toHaveCount(168);
+    await expect(page.getByText('Favourite emoji')).toBeVisible();
+    await expect(page.getByText('Signature phrases')).toBeVisible();
+    await axe(page, 'profile');
+    await shots(page, 'profile');
+  });
+
+  test('chat with the clone', async () => {
+    await go(page, 'chat', /Chat with your clone/);
+    await page.getByLabel('Your message').fill('are you coming tonight?');
+    await page.getByLabel('Your message').press('Enter'); // Enter sends, Shift+Enter is a new line
+    const last = page.getByTestId('last-reply');
+    await expect(last).toContainText('Confidence');
+    await expect(last.locator('.bubble.them')).not.toBeEmpty();
+    await expect(page.locator('ol.history li')).toHaveCount(1);
+    await axe(page, 'chat');
+    await shots(page, 'chat');
+  });
+
+  test('API keys: create (shown once), list, revoke', async () => {
+    await go(page, 'keys', /API keys/);
+    await page.getByLabel('Name of the new key').fill('laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = (await page.getByTestId('new-key').textContent())!;
+    expect(key).toMatch(/^ws_live_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$/);
+    const id = key.slice(0, 16);
+    const row = page.locator(`tr[data-key="${id}"]`);
+    await expect(row).toContainText('active');
+    await axe(page, 'keys');
+    await shots(page, 'keys');
+    page.once('dialog', (d) => void d.accept());
+    await row.getByRole('button', { name: `Revoke ${id}` }).click();
+    await expect(row).toContainText('revoked');
+    // the revoked key no longer opens a session
+    const r = await page.request.post('/v1/session', { data: { key } });
+    expect(r.status()).toBe(401);
+  });
+
+  test('CSRF token missing: refused; another user\'s resources: unreachable', async () => {
+    const out = await page.evaluate(async ([job, keyId]) => {
+      const s = await (await fetch('/v1/session')).json();
+      const json = { 'Content-Type': 'application/json' };
+      return {
+        createNoCsrf: (await fetch('/v1/keys', { method: 'POST', headers: json, body: '{}' })).status,
+        deleteNoCsrf: (await fetch('/v1/me', { method: 'DELETE' })).status,
+        wrongCsrf: (await fetch('/v1/session', { method: 'DELETE', headers: { 'X-CSRF-Token': 'x' + s.csrf_token } })).status,
+        otherJob: (await fetch(`/v1/training-jobs/${job}`)).status,
+        otherEvents: (await fetch(`/v1/training-jobs/${job}/events`)).status,
+        otherKey: (await fetch(`/v1/keys/${keyId}`, { method: 'DELETE', headers: { 'X-CSRF-Token': s.csrf_token } })).status,
+        keysMine: ((await (await fetch('/v1/keys')).json()).items as { key_id: string }[]).every((k) => k.key_id !== keyId),
+      };
+    }, [OTHER_JOB, OTHER_KEY_ID]);
+    expect(out).toEqual({ createNoCsrf: 403, deleteNoCsrf: 403, wrongCsrf: 403, otherJob: 404, otherEvents: 404, otherKey: 404, keysMine: true });
+    await page.reload();
+    await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible(); // still signed in
+  });
+
+  test('signing out ends the session everywhere', async ({ browser }) => {
+    const other = await browser.newContext();
+    const r = await other.request.post('/v1/session', { data: { key: KEY } });
+    expect(r.status()).toBe(200);
+    expect((await other.request.get('/v1/session')).status()).toBe(200);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+    expect((await other.request.get('/v1/session')).status()).toBe(401);
+    await other.close();
+    // keyboard only: Tab to the key field, type, Enter
+    await page.locator('body').focus();
+    for (let i = 0; i < 5 && !(await page.getByLabel('API key').evaluate((e) => e === document.activeElement)); i++)
+      await page.keyboard.press('Tab');
+    await expect(page.getByLabel('API key')).toBeFocused();
+    await page.keyboard.type(KEY);
+    await page.keyboard.press('Enter');
+    await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
+  });
+
+  test('export and delete all my data', async () => {
+    await go(page, 'data', /My data/);
+    await axe(page, 'data');
+    await shots(page, 'data');
+    const download = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download my data' }).click();
+    expect((await download).suggestedFilename()).toBe('whatstyle-export.json');
+    const del = page.getByRole('button', { name: 'Delete all my data' });
+    await expect(del).toBeDisabled();
+    await page.getByLabel('Type delete to confirm').fill('delete');
+    await del.click();
+    await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+    await page.getByLabel('API key').fill(KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByRole('alert')).toContainText('not valid');
+  });
+
+  test('sign up shows the first key once', async ({ browser }) => {
+    const c = await browser.newContext();
+    const p = await c.newPage();
+    await p.goto('/');
+    await p.getByLabel('Your name').fill('Zoe');
+    await p.getByRole('button', { name: 'Create an account' }).click();
+    await expect(p.getByRole('heading', { name: 'Welcome, Zoe' })).toBeVisible();
+    await expect(p.getByLabel('Your new API key')).toHaveText(/^ws_live_/);
+    await axe(p, 'sign up');
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await expect(p.getByRole('navigation', { name: 'Main' })).toBeVisible();
+    await go(p, 'profile', /Style/);
+    await expect(p.getByText('No trained clone yet')).toBeVisible();
+    await c.close();
+  });
+});
