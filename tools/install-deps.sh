@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format-14
       libzip-dev zlib1g-dev zip unzip python3
       libsqlite3-dev libpq-dev libhiredis-dev libssl-dev postgresql redis-server
-      libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv)
+      libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv
+      protobuf-compiler protobuf-c-compiler libprotobuf-c-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
