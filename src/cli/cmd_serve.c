@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "core/mem.h"
+#include "ai/ai_grpc.h"
 #include "ai/ai_local.h"
 #include "blobs/blobs.h"
 #include "core/buf.h"
@@ -27,6 +28,7 @@ typedef struct serve_opts {
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
         *head_timeout_ms, *no_training, *base_model, *train_budget;
+    char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
 } serve_opts;
 
 typedef struct opt_row {
@@ -57,6 +59,7 @@ static const opt_row opt_rows[] = {
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
+    O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -99,6 +102,9 @@ static void usage(FILE *f)
                "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
                "                         default the installed SmolLM2 base; none: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
+               "  --ai grpc://H:P[,H:P]  reply from `whatstyle ai` nodes (consistent hashing, failover);\n"
+               "                         training stays here (default: the in-process engine)\n"
+               "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000)\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
@@ -259,6 +265,14 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         }
         ws_buf_free(&mr);
+        int ai_ms = 5000;
+        if (to_int(o.ai_timeout_ms, "--ai-timeout-ms", 1, 600000, &ai_ms))
+            goto out;
+        if (o.ai && ws_ai_grpc_new(o.ai, ai, &(ws_ai_grpc_opts){.budget_s = ai_ms / 1000.0}, &ai, &aerr)) {
+            fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
+            ai = NULL; /* ws_ai_grpc_new freed the local engine */
+            goto out;
+        }
         cfg.ai = ai;
     }
 
