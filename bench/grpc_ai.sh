@@ -32,16 +32,22 @@ for c in 8 64; do
   python3 - "$c" "$data"/ghz_"${c}"_*.json <<'PY'
 import json, statistics, sys
 c, files = sys.argv[1], sys.argv[2:]
-rps, p50, p99, err = [], [], [], 0
+rps, p50, p99, err, cut = [], [], [], 0, 0
 for f in files:
     d = json.load(open(f))
     rps.append(d["rps"])
     lat = {x["percentage"]: x["latency"] / 1e6 for x in d.get("latencyDistribution") or []}
     p50.append(lat.get(50, float("nan"))); p99.append(lat.get(99, float("nan")))
-    err += sum(v for k, v in (d.get("statusCodeDistribution") or {}).items() if k != "OK")
+    # a duration run closes its connection when it ends: the calls then in flight (as many as the
+    # concurrency) fail client-side with "transport is closing"; those are counted apart
+    for k, v in (d.get("errorDistribution") or {}).items():
+        if "transport is closing" in k:
+            cut += v
+        else:
+            err += v
 print(json.dumps({"concurrency": int(c), "rps": round(statistics.median(rps), 1),
                   "p50_ms": round(statistics.median(p50), 2), "p99_ms": round(statistics.median(p99), 2),
-                  "errors": err, "runs": len(files)}))
+                  "errors": err, "cut_at_end": cut, "runs": len(files)}))
 PY
 done
 "$tools/bin/grpcurl" -plaintext "$addr" whatstyle.ai.v1.AiService/ModelStatus | tr -d '\n ' ; echo

@@ -1,9 +1,11 @@
 /* The gRPC AI service: AiService, Health and reflection handlers over a ws_ai (see ai_service.h). */
 #include "ai/ai_service.h"
 
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/mem.h"
 #include "core/progress.h"
@@ -21,7 +23,38 @@
 struct ws_ai_service {
     ws_ai *ai;
     ws_grpc_server *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running, workers; /* replies being computed, and how many may run at once */
 };
+
+/* Waits for one of the engine's slots (replies beyond the cores only thrash the caches); false
+ * when the call was cancelled or timed out while it waited. */
+static bool slot_take(ws_ai_service *svc, ws_grpc_call *call)
+{
+    pthread_mutex_lock(&svc->mu);
+    while (svc->running >= svc->workers && !ws_grpc_call_cancelled(call)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 5000000;
+        if (ts.tv_nsec >= 1000000000)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&svc->cv, &svc->mu, &ts);
+    }
+    bool ok = svc->running < svc->workers;
+    if (ok)
+        svc->running++;
+    pthread_mutex_unlock(&svc->mu);
+    return ok;
+}
+
+static void slot_give(ws_ai_service *svc)
+{
+    pthread_mutex_lock(&svc->mu);
+    svc->running--;
+    pthread_cond_signal(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
+}
 
 /* Packs and sends one message; a failure to send means the call is over (cancelled). */
 static int send_msg(ws_grpc_call *call, const ProtobufCMessage *m)
@@ -95,10 +128,14 @@ static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *r
         }
         ws_error e = {0};
         const volatile int *cancel = ws_grpc_call_cancel_flag(call);
-        int rc =
-            svc->ai->ops->generate_cancellable
-                ? svc->ai->ops->generate_cancellable(svc->ai, r->user_id, r->message, ctx, n, cancel, out, &e)
-                : svc->ai->ops->generate(svc->ai, r->user_id, r->message, ctx, n, out, &e);
+        int rc = WS_EAGAIN;
+        if (slot_take(svc, call)) {
+            rc = svc->ai->ops->generate_cancellable
+                     ? svc->ai->ops->generate_cancellable(svc->ai, r->user_id, r->message, ctx, n, cancel,
+                                                          out, &e)
+                     : svc->ai->ops->generate(svc->ai, r->user_id, r->message, ctx, n, out, &e);
+            slot_give(svc);
+        }
         free(ctx);
         if (rc)
             st = engine_status(call, rc, &e, msg);
@@ -337,6 +374,10 @@ int ws_ai_service_start(ws_ai *ai, const ws_ai_service_config *cfg, ws_ai_servic
         return ws_error_set(err, WS_EINVAL, "no AI engine");
     ws_ai_service *s = ws_xcalloc(1, sizeof *s);
     s->ai = ai;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->workers = cfg && cfg->workers > 0 ? cfg->workers : cores > 0 ? (int)cores : 2;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     ws_grpc_server_config gc = {.host = cfg ? cfg->host : NULL,
                                 .port = cfg ? cfg->port : 0,
                                 .methods = methods,
@@ -349,6 +390,8 @@ int ws_ai_service_start(ws_ai *ai, const ws_ai_service_config *cfg, ws_ai_servic
                                 .drain_grace_s = cfg ? cfg->drain_grace_s : 0};
     int rc = ws_grpc_server_start(&gc, &s->srv, err);
     if (rc) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
         free(s);
         return rc;
     }
@@ -371,5 +414,7 @@ void ws_ai_service_free(ws_ai_service *s)
     if (!s)
         return;
     ws_grpc_server_free(s->srv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     free(s);
 }

@@ -22,6 +22,7 @@ typedef struct ws_ai_service_config {
     double keepalive_s;         /* 0 = 60 */
     double keepalive_timeout_s; /* 0 = 20 */
     double drain_grace_s;       /* 0 = 10 */
+    int workers;                /* replies computed at once (more wait their turn); 0 = cores */
 } ws_ai_service_config;
 
 /* Starts serving. Errors: WS_EIO (cannot listen), WS_EINVAL. */

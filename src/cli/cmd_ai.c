@@ -5,6 +5,7 @@
  *
  *   whatstyle ai --listen HOST:PORT [--data DIR | --blobs URL] [--memory-budget MB]
  *                [--base-model PATH] [--max-message-kb N] [--keepalive-s S] [--drain-grace-s S]
+ *                [--workers N]
  *
  * Models are read where `whatstyle serve --data DIR` keeps them: encrypted in the blobs (DIR/blobs
  * or --blobs URL, master key as for serve), with private scratch under DIR/models. */
@@ -90,7 +91,7 @@ static int serve_until_signal(ws_ai *ai, const ws_ai_service_config *sc, const s
 int ws_cmd_ai(int argc, char **argv)
 {
     const char *listen = NULL, *data = NULL, *blobs_url = NULL, *base = NULL;
-    double budget_mb = 1024, msg_kb = 4096, keepalive = 60, grace = 10;
+    double budget_mb = 1024, msg_kb = 4096, keepalive = 60, grace = 10, workers = 0;
     bool bad = false;
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
@@ -111,6 +112,8 @@ int ws_cmd_ai(int argc, char **argv)
             msg_kb = num_opt(v, "--max-message-kb", 1, 1 << 20, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--keepalive-s"))) {
             keepalive = num_opt(v, "--keepalive-s", 0.1, 86400, &bad);
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--workers"))) {
+            workers = num_opt(v, "--workers", 1, 1024, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--drain-grace-s"))) {
             grace = num_opt(v, "--drain-grace-s", 0.1, 3600, &bad);
         } else {
@@ -118,8 +121,10 @@ int ws_cmd_ai(int argc, char **argv)
             bad = true;
         }
     }
-    ws_ai_service_config sc = {
-        .max_message = (size_t)(msg_kb * 1024), .keepalive_s = keepalive, .drain_grace_s = grace};
+    ws_ai_service_config sc = {.max_message = (size_t)(msg_kb * 1024),
+                               .keepalive_s = keepalive,
+                               .drain_grace_s = grace,
+                               .workers = (int)workers};
     char *host = NULL;
     if (!bad && (!listen || split_listen(listen, &host, &sc.port) != 0)) {
         fprintf(stderr, "whatstyle ai: --listen HOST:PORT is required\n");

@@ -26,6 +26,7 @@
 
 #define PATH_MAX_LEN 256
 #define HEADER_LIST_MAX 16384
+#define MAX_CONNS 1024
 
 typedef struct conn conn;
 
@@ -689,6 +690,13 @@ static void *acceptor(void *p)
         if (atomic_load(&s->draining)) {
             close(fd);
             break;
+        }
+        pthread_mutex_lock(&s->mu);
+        bool full = s->n_conns >= MAX_CONNS;
+        pthread_mutex_unlock(&s->mu);
+        if (full) { /* one thread per connection: refuse beyond the cap */
+            close(fd);
+            continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
