@@ -2,6 +2,7 @@
 #include "ai/ai_local.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ typedef struct entry {
     char *user;
     ws_clone *clone;
     int refs;                  /* the cache's own reference + callers in flight */
-    uint64_t bytes;            /* resident memory its opening added (RSS growth, at least 64 KiB) */
+    uint64_t bytes;            /* memory it holds: RSS growth on open, at least its files' size */
     double last_used;          /* ws_now_s() */
     struct entry *next;        /* most recently used first */
 } entry;
@@ -76,7 +77,7 @@ static void release(local *l, entry *e)
     }
 }
 
-static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err);
+static int open_clone(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err);
 
 /* Resident memory of the process in bytes (/proc/self/statm), 0 when unknown. */
 static uint64_t rss_bytes(void)
@@ -161,8 +162,8 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
     }
     pthread_mutex_unlock(&l->mu);
     ws_clone *c = NULL;
-    uint64_t before = rss_bytes();
-    int rc = open_clone(l, user, &c, err);
+    uint64_t before = rss_bytes(), files = 0;
+    int rc = open_clone(l, user, &c, &files, err);
     uint64_t after = rss_bytes();
     if (rc) {
         pthread_mutex_unlock(&l->open_mu);
@@ -172,7 +173,11 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
     e->user = ws_xstrdup(user);
     e->clone = c;
     e->refs = 2;
-    e->bytes = after > before + (64u << 10) ? after - before : 64u << 10;
+    /* what opening it added to the resident set, at least the size of its files (memory freed
+     * by an evicted model is reused, so the growth alone may read low) */
+    e->bytes = after > before ? after - before : 0;
+    e->bytes = e->bytes > files ? e->bytes : files;
+    e->bytes = e->bytes > (64u << 10) ? e->bytes : 64u << 10;
     e->last_used = ws_now_s();
     pthread_mutex_lock(&l->mu);
     e->next = l->cache;
@@ -333,7 +338,7 @@ out:
 }
 
 /* Decrypts the user's current clone into a private directory, opens it, deletes the files. */
-static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error *err)
+static int open_from_blobs(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err)
 {
     ws_json_doc *doc = NULL;
     const char *version = NULL;
@@ -367,6 +372,7 @@ static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error 
             rc = ws_blobs_get(l->blobs, key, ARTIFACT_CAP, &data, err);
         if (!rc)
             rc = ws_file_write_atomic(path, data.data ? data.data : "", data.len, err);
+        *bytes += data.len;
         ws_buf_free(&data);
         free(key);
         free(path);
@@ -382,13 +388,27 @@ out:
     return rc;
 }
 
+static _Thread_local uint64_t tree_bytes; /* nftw has no user argument */
+
+static int add_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    if (type == FTW_F)
+        tree_bytes += (uint64_t)st->st_size;
+    return 0;
+}
+
 /* Opens the user's clone: from the blobs when they are in use (a model left as a plaintext
- * directory by an older version is moved into them first), else from root/<id>. */
-static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err)
+ * directory by an older version is moved into them first), else from root/<id>. *bytes gets
+ * the size of its files. */
+static int open_clone(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err)
 {
     char *dir = user_dir(l, user, NULL);
     int rc;
+    *bytes = 0;
     if (!l->blobs) {
+        tree_bytes = 0;
+        nftw(dir, add_file, 16, FTW_PHYS);
+        *bytes = tree_bytes;
         rc = ws_clone_open(dir, out, err);
         goto out;
     }
@@ -400,7 +420,7 @@ static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err)
     }
     /* a retraining may delete the version between reading the pointer and its files: retry */
     for (int attempt = 0; attempt < 3; attempt++)
-        if ((rc = open_from_blobs(l, user, out, err)) != WS_ENOENT)
+        if ((*bytes = 0, rc = open_from_blobs(l, user, out, bytes, err)) != WS_ENOENT)
             break;
 out:
     free(dir);
