@@ -43,8 +43,8 @@ spid=$!; pids+=($spid)
 base="http://127.0.0.1:$port"; auth="Authorization: Bearer $key"
 for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
 
-train() { # train BUDGET: upload the sample for Maya, wait for the job
-  curl -s -o "$data/up.json" -H "$auth" -H 'Content-Type: text/plain' --data-binary @samples/group_chat.txt \
+train() { # train BUDGET FILE: upload an export for Maya, wait for the job
+  curl -s -o "$data/up.json" -H "$auth" -H 'Content-Type: text/plain' --data-binary "@$2" \
     "$base/v1/exports?persona=Maya&budget=$1"
   local job st=
   job=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["job_id"])' "$data/up.json") ||
@@ -59,10 +59,14 @@ train() { # train BUDGET: upload the sample for Maya, wait for the job
 reply() { curl -s -m 10 -H "$auth" -H 'Content-Type: application/json' -d "{\"message\":\"$1\"}" "$base/v1/reply"; }
 mv_of() { python3 -c 'import json,sys;print(json.load(sys.stdin).get("model_version",""))'; }
 
-train 4
+train 4 samples/group_chat.txt
 v1=$(reply "are you coming tonight?" | mv_of)
 expect "reply through the AI nodes ($v1)" test -n "$v1"
-train 5 # another budget: another model version
+# a newer export (more of her messages): a new model, with another version (hash of the weights)
+{ cat samples/group_chat.txt; for i in $(seq 40); do
+    echo "23/01/2025, 10:$((10 + i)) - Tom: so what's the plan for tonight $i"
+    echo "23/01/2025, 10:$((10 + i)) - Maya: omg idk yet lol $i"; done; } > "$data/newer.txt"
+train 5 "$data/newer.txt"
 v2=$(reply "where are you now?" | mv_of)
 expect "after the second training the nodes reloaded ($v1 -> $v2)" test -n "$v2" -a "$v1" != "$v2"
 
