@@ -80,12 +80,31 @@ else home=; fi
 expect "one home node for the user (a: '$ra2', b: '$rb2')" test -n "$home"
 [ -n "$home" ] || { echo "ai_failover: $pass passed, $fail failed"; exit 1; }
 
-# kill -9 the home node under load: replies fail over or end in 503 within the budget
+# kill -9 the home node under load and with a stream open on it (a health Watch, grpcio):
+# replies fail over or end in 503 within the budget; the stream ends UNAVAILABLE at once
+"$tools/venv/bin/python" - "127.0.0.1:$hport" > "$data/watch.out" 2>&1 <<'PY' &
+import sys, time, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+w = health_pb2_grpc.HealthStub(grpc.insecure_channel(sys.argv[1])).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+print("first", next(w).status, flush=True)
+try:
+    for _ in w:
+        pass
+    print("ended OK", time.time())
+except grpc.RpcError as e:
+    print("ended", e.code().name, time.time())
+PY
+wpid=$!
 python3 tests/grpc/load.py "$base" "$key" 6 8 15 > "$data/load1.jsonl" &
 lpid=$!
 sleep 2
+killed_at=$(date +%s.%N)
 kill -9 "${node_pid[$home]}"
 wait "$lpid"
+wait "$wpid"
+read -r _ wcode wat < <(grep '^ended' "$data/watch.out")
+expect "stream on the killed node: UNAVAILABLE ($(cat "$data/watch.out"))" test "${wcode:-}" = UNAVAILABLE
+expect "stream on the killed node: ended at once" python3 -c "import sys; sys.exit(not (float(sys.argv[1]) - float(sys.argv[2]) < 2))" "${wat:-1e12}" "$killed_at"
 python3 - "$data/load1.jsonl" <<'PY' > "$data/load1.sum"
 import json, sys
 rs = [json.loads(l) for l in open(sys.argv[1])]
