@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "  --base-model PATH      the shared base (default the installed SmolLM2 base; none: no base)\n"
             "  --max-message-kb N     request/response message cap (4096)\n"
             "  --keepalive-s S        ping idle connections after S seconds (60)\n"
-            "  --drain-grace-s S      on SIGTERM, cancel calls still running after S seconds (10)\n");
+            "  --drain-grace-s S      on SIGTERM, cancel calls still running after S seconds (10)\n"
+            "  --workers N            replies computed at once, more wait their turn (cores)\n");
 }
 
 static int split_listen(const char *s, char **host, int *port)

@@ -37,8 +37,10 @@ start_node a "$pa"; start_node b "$pb"
 
 key=$("$bin" keys create --data "$data" --user maya 2>/dev/null)
 port=$(free_port)
-"$bin" serve --port "$port" --host 127.0.0.1 --data "$data" --ai "grpc://127.0.0.1:$pa,127.0.0.1:$pb" \
-  --ai-timeout-ms 3000 --key-rate-limit 1000000 --user-rate-limit 1000000 > "$data/serve.log" 2>&1 &
+# the AI nodes from the config file (keys as the long options)
+printf 'ai = grpc://127.0.0.1:%s,127.0.0.1:%s\nai_timeout_ms = 3000\n' "$pa" "$pb" > "$data/serve.conf"
+"$bin" serve --port "$port" --host 127.0.0.1 --data "$data" --config "$data/serve.conf" \
+  --key-rate-limit 1000000 --user-rate-limit 1000000 > "$data/serve.log" 2>&1 &
 spid=$!; pids+=($spid)
 base="http://127.0.0.1:$port"; auth="Authorization: Bearer $key"
 for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
