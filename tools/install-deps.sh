@@ -5,7 +5,8 @@ PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev c
       libzip-dev zlib1g-dev zip unzip python3
       libsqlite3-dev libpq-dev libhiredis-dev libssl-dev postgresql redis-server
       libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv
-      chromium fonts-noto-color-emoji)
+      chromium fonts-noto-color-emoji
+      protobuf-compiler protobuf-c-compiler libprotobuf-c-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,3 +23,5 @@ bash "$(dirname "$0")/setup-base-model.sh"
 # the web dashboard (web/): its pinned npm packages (Vite, Preact, uPlot, Playwright, axe, eslint);
 # the browser is Debian's chromium above (Playwright's own download cannot work here)
 bash "$(dirname "$0")/../web/install.sh"
+# the gRPC clients of the AI service's tests and benchmark (grpcurl, ghz, Python grpcio), pinned
+bash "$(dirname "$0")/install-grpc-tools.sh" >/dev/null

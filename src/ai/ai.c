@@ -17,3 +17,12 @@ void ws_ai_train_result_clear(ws_ai_train_result *r)
     free(r->metrics_json);
     memset(r, 0, sizeof *r);
 }
+
+void ws_ai_status_clear(ws_ai_status *s)
+{
+    for (size_t i = 0; i < s->n_resident; i++)
+        free(s->resident[i].user_id);
+    free(s->resident);
+    free(s->base_model);
+    memset(s, 0, sizeof *s);
+}

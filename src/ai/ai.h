@@ -46,6 +46,22 @@ typedef struct ws_ai_train_result {
  * Called from the training thread; return non-zero to cancel. */
 typedef int (*ws_ai_progress_fn)(void *arg, double fraction, const char *phase, uint64_t samples);
 
+/* What an implementation holds in memory (ModelStatus of the AI service). */
+typedef struct ws_ai_resident {
+    char *user_id;
+    uint64_t bytes;            /* memory the user's opened model adds (the shared base not counted) */
+    double idle_s;             /* since its last use */
+} ws_ai_resident;
+
+typedef struct ws_ai_status {
+    uint64_t memory_budget;    /* bytes; 0 = unbounded */
+    uint64_t resident_bytes;
+    ws_ai_resident *resident;  /* most recently used first */
+    size_t n_resident;
+    char *base_model;          /* the shared base, NULL when none */
+    uint64_t loads, evictions;
+} ws_ai_status;
+
 typedef struct ws_ai ws_ai;
 
 typedef struct ws_ai_ops {
@@ -63,6 +79,12 @@ typedef struct ws_ai_ops {
     /* Removes every model and artifact of the user (right to erasure). */
     int (*forget)(ws_ai *ai, const char *user_id, ws_error *err);
     void (*destroy)(ws_ai *ai);
+    /* Optional (NULL when not offered): generate() that stops early with WS_EAGAIN once *cancel
+     * turns non-zero (the caller went away or its deadline passed). */
+    int (*generate_cancellable)(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                                size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err);
+    /* Optional: the models held in memory (ws_ai_status_clear). */
+    int (*status)(ws_ai *ai, ws_ai_status *out, ws_error *err);
 } ws_ai_ops;
 
 struct ws_ai {
@@ -78,5 +100,6 @@ static inline void ws_ai_free(ws_ai *ai)
 
 void ws_ai_reply_clear(ws_ai_reply *r);
 void ws_ai_train_result_clear(ws_ai_train_result *r);
+void ws_ai_status_clear(ws_ai_status *s);
 
 #endif

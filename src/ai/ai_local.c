@@ -2,6 +2,7 @@
 #include "ai/ai_local.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/progress.h"
 
 /* Caps on what is read back from the blobs: one artifact file, and the "current" pointer. */
 #define ARTIFACT_CAP ((size_t)2 << 30)
@@ -25,7 +27,9 @@ typedef struct entry {
     char *user;
     ws_clone *clone;
     int refs;                  /* the cache's own reference + callers in flight */
-    struct entry *next;
+    uint64_t bytes;            /* memory it holds: RSS growth on open, at least its files' size */
+    double last_used;          /* ws_now_s() */
+    struct entry *next;        /* most recently used first */
 } entry;
 
 typedef struct local {
@@ -37,6 +41,9 @@ typedef struct local {
     pthread_mutex_t mu;
     entry *cache;
     unsigned long seq;
+    uint64_t memory_budget;    /* bytes of opened clones kept; 0 = unbounded */
+    uint64_t resident, loads, evictions;
+    pthread_mutex_t open_mu;   /* one clone opened at a time (its RSS growth is measured) */
 } local;
 
 /* User ids become directory names: letters, digits, '-', '_' and '.', not starting with '.'. */
@@ -70,44 +77,121 @@ static void release(local *l, entry *e)
     }
 }
 
-static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err);
+static int open_clone(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err);
 
-/* The user's clone with a reference taken (release() it), opened on first use. */
+/* Resident memory of the process in bytes (/proc/self/statm), 0 when unknown. */
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Moves e to the front (most recently used); l->mu held. */
+static void touch_locked(local *l, entry *e)
+{
+    e->last_used = ws_now_s();
+    entry **pp = &l->cache;
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = e->next;
+        e->next = l->cache;
+        l->cache = e;
+    }
+}
+
+/* Unlinks least recently used clones (never keep) while over the budget; returns them. */
+static entry *evict_locked(local *l, const entry *keep)
+{
+    entry *gone = NULL;
+    while (l->memory_budget && l->resident > l->memory_budget) {
+        entry **pp = &l->cache, **last = NULL;
+        for (; *pp; pp = &(*pp)->next)
+            if (*pp != keep)
+                last = pp;
+        if (!last)
+            break;
+        entry *e = *last;
+        *last = e->next;
+        l->resident -= e->bytes;
+        l->evictions++;
+        e->next = gone;
+        gone = e;
+    }
+    return gone;
+}
+
+static entry *find_locked(local *l, const char *user)
+{
+    for (entry *e = l->cache; e; e = e->next)
+        if (!strcmp(e->user, user))
+            return e;
+    return NULL;
+}
+
+/* The user's clone with a reference taken (release() it), opened on first use; opening one
+ * may evict the least recently used others to stay within the memory budget. */
 static int acquire(local *l, const char *user, entry **out, ws_error *err)
 {
     pthread_mutex_lock(&l->mu);
-    for (entry *e = l->cache; e; e = e->next)
-        if (!strcmp(e->user, user)) {
-            e->refs++;
-            *out = e;
-            pthread_mutex_unlock(&l->mu);
-            return 0;
-        }
+    entry *e = find_locked(l, user);
+    if (e) {
+        e->refs++;
+        touch_locked(l, e);
+        *out = e;
+        pthread_mutex_unlock(&l->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->open_mu);
+    pthread_mutex_lock(&l->mu);
+    e = find_locked(l, user); /* another thread opened it meanwhile */
+    if (e) {
+        e->refs++;
+        touch_locked(l, e);
+        *out = e;
+        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&l->open_mu);
+        return 0;
+    }
     pthread_mutex_unlock(&l->mu);
     ws_clone *c = NULL;
-    int rc = open_clone(l, user, &c, err);
-    if (rc == WS_ENOENT)
-        return ws_error_set(err, WS_ENOENT, "no trained model for this user");
-    if (rc)
-        return rc;
-    entry *e = ws_xcalloc(1, sizeof *e);
+    uint64_t before = rss_bytes(), files = 0;
+    int rc = open_clone(l, user, &c, &files, err);
+    uint64_t after = rss_bytes();
+    if (rc) {
+        pthread_mutex_unlock(&l->open_mu);
+        return rc == WS_ENOENT ? ws_error_set(err, WS_ENOENT, "no trained model for this user") : rc;
+    }
+    e = ws_xcalloc(1, sizeof *e);
     e->user = ws_xstrdup(user);
     e->clone = c;
     e->refs = 2;
+    /* what opening it added to the resident set, at least the size of its files (memory freed
+     * by an evicted model is reused, so the growth alone may read low) */
+    e->bytes = after > before ? after - before : 0;
+    e->bytes = e->bytes > files ? e->bytes : files;
+    e->bytes = e->bytes > (64u << 10) ? e->bytes : 64u << 10;
+    e->last_used = ws_now_s();
     pthread_mutex_lock(&l->mu);
-    for (entry *o = l->cache; o; o = o->next)
-        if (!strcmp(o->user, user)) {   /* another thread opened it meanwhile */
-            o->refs++;
-            pthread_mutex_unlock(&l->mu);
-            ws_clone_free(c);
-            free(e->user);
-            free(e);
-            *out = o;
-            return 0;
-        }
     e->next = l->cache;
     l->cache = e;
+    l->resident += e->bytes;
+    l->loads++;
+    entry *gone = evict_locked(l, e);
     pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->open_mu);
+    while (gone) {
+        entry *n = gone->next;
+        release(l, gone);
+        gone = n;
+    }
     *out = e;
     return 0;
 }
@@ -120,6 +204,7 @@ static void drop(local *l, const char *user)
         if (!strcmp((*pp)->user, user)) {
             gone = *pp;
             *pp = gone->next;
+            l->resident -= gone->bytes;
             break;
         }
     pthread_mutex_unlock(&l->mu);
@@ -253,7 +338,7 @@ out:
 }
 
 /* Decrypts the user's current clone into a private directory, opens it, deletes the files. */
-static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error *err)
+static int open_from_blobs(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err)
 {
     ws_json_doc *doc = NULL;
     const char *version = NULL;
@@ -287,6 +372,7 @@ static int open_from_blobs(local *l, const char *user, ws_clone **out, ws_error 
             rc = ws_blobs_get(l->blobs, key, ARTIFACT_CAP, &data, err);
         if (!rc)
             rc = ws_file_write_atomic(path, data.data ? data.data : "", data.len, err);
+        *bytes += data.len;
         ws_buf_free(&data);
         free(key);
         free(path);
@@ -302,13 +388,27 @@ out:
     return rc;
 }
 
+static _Thread_local uint64_t tree_bytes; /* nftw has no user argument */
+
+static int add_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    if (type == FTW_F)
+        tree_bytes += (uint64_t)st->st_size;
+    return 0;
+}
+
 /* Opens the user's clone: from the blobs when they are in use (a model left as a plaintext
- * directory by an older version is moved into them first), else from root/<id>. */
-static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err)
+ * directory by an older version is moved into them first), else from root/<id>. *bytes gets
+ * the size of its files. */
+static int open_clone(local *l, const char *user, ws_clone **out, uint64_t *bytes, ws_error *err)
 {
     char *dir = user_dir(l, user, NULL);
     int rc;
+    *bytes = 0;
     if (!l->blobs) {
+        tree_bytes = 0;
+        nftw(dir, add_file, 16, FTW_PHYS);
+        *bytes = tree_bytes;
         rc = ws_clone_open(dir, out, err);
         goto out;
     }
@@ -320,15 +420,15 @@ static int open_clone(local *l, const char *user, ws_clone **out, ws_error *err)
     }
     /* a retraining may delete the version between reading the pointer and its files: retry */
     for (int attempt = 0; attempt < 3; attempt++)
-        if ((rc = open_from_blobs(l, user, out, err)) != WS_ENOENT)
+        if ((*bytes = 0, rc = open_from_blobs(l, user, out, bytes, err)) != WS_ENOENT)
             break;
 out:
     free(dir);
     return rc;
 }
 
-static int l_generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
-                      size_t n_context, ws_ai_reply *out, ws_error *err)
+static int generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                    size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err)
 {
     local *l = ai->impl;
     memset(out, 0, sizeof *out);
@@ -344,7 +444,8 @@ static int l_generate(ws_ai *ai, const char *user_id, const char *message, const
         ctx[i].text = context[i].text;
     }
     ws_clone_answer a;
-    rc = ws_clone_reply(e->clone, message, ctx, n_context, NULL, &a, err);
+    ws_clone_reply_opts ro = {.cancel = cancel};
+    rc = ws_clone_reply(e->clone, message, ctx, n_context, &ro, &a, err);
     free(ctx);
     if (!rc) {
         out->reply = a.reply;
@@ -357,6 +458,37 @@ static int l_generate(ws_ai *ai, const char *user_id, const char *message, const
     }
     release(l, e);
     return rc;
+}
+
+static int l_generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                      size_t n_context, ws_ai_reply *out, ws_error *err)
+{
+    return generate(ai, user_id, message, context, n_context, NULL, out, err);
+}
+
+static int l_status(ws_ai *ai, ws_ai_status *out, ws_error *err)
+{
+    local *l = ai->impl;
+    memset(out, 0, sizeof *out);
+    double now = ws_now_s();
+    pthread_mutex_lock(&l->mu);
+    size_t n = 0;
+    for (entry *e = l->cache; e; e = e->next)
+        n++;
+    out->resident = ws_xcalloc(n + 1, sizeof *out->resident);
+    for (entry *e = l->cache; e; e = e->next) {
+        ws_ai_resident *r = &out->resident[out->n_resident++];
+        r->user_id = ws_xstrdup(e->user);
+        r->bytes = e->bytes;
+        r->idle_s = now - e->last_used;
+    }
+    out->memory_budget = l->memory_budget;
+    out->resident_bytes = l->resident;
+    out->loads = l->loads;
+    out->evictions = l->evictions;
+    pthread_mutex_unlock(&l->mu);
+    out->base_model = l->base_model ? ws_xstrdup(l->base_model) : NULL;
+    return 0;
 }
 
 typedef struct progress_bridge {
@@ -499,6 +631,7 @@ static void l_destroy(ws_ai *ai)
         release(l, e);
     }
     pthread_mutex_destroy(&l->mu);
+    pthread_mutex_destroy(&l->open_mu);
     free(l->root);
     free(l->scratch);
     free(l->base_model);
@@ -506,7 +639,8 @@ static void l_destroy(ws_ai *ai)
     free(ai);
 }
 
-static const ws_ai_ops local_ops = {l_generate, l_train, l_reload, l_style_profile, l_forget, l_destroy};
+static const ws_ai_ops local_ops = {l_generate, l_train,   l_reload, l_style_profile,
+                                    l_forget,   l_destroy, generate, l_status};
 
 int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai **out, ws_error *err)
 {
@@ -531,7 +665,9 @@ int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai
     }
     l->base_model = opts && opts->base_model ? ws_xstrdup(opts->base_model) : NULL;
     l->budget = opts && opts->default_budget_s > 0 ? opts->default_budget_s : 0;
+    l->memory_budget = opts ? opts->memory_budget : 0;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->open_mu, NULL);
     ws_ai *ai = ws_xcalloc(1, sizeof *ai);
     ai->ops = &local_ops;
     ai->impl = l;

@@ -8,6 +8,9 @@
  * blobs, as plaintext directories models_root/<user_id>/ (the layout `whatstyle train` writes). A
  * plaintext directory found there while blobs are in use is moved into the blobs on first use.
  *
+ * Opened clones stay cached (within opts->memory_budget, least recently used dropped first; the
+ * base model they share is counted once, by whoever holds it). status() lists them.
+ *
  * Ownership: the returned ws_ai belongs to the caller (ws_ai_free). Thread-safe: opened clones
  * are cached (reference-counted, so a reload while replies run is safe); any number of threads
  * may call generate() at once. */
@@ -22,6 +25,8 @@ typedef struct ws_ai_local_opts {
     const char *base_model;    /* default base model for train() when the request names none */
     double default_budget_s;   /* 0 = WS_CLONE_DEFAULT_BUDGET_S */
     ws_blobs *blobs;           /* borrowed, must outlive the ws_ai; NULL = plaintext directories */
+    uint64_t memory_budget;    /* bytes of opened clones kept in memory (least recently used
+                                * evicted first); 0 = unbounded */
 } ws_ai_local_opts;
 
 /* models_root (and its scratch directory) is created if missing. opts may be NULL. Errors:

@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "core/mem.h"
+#include "ai/ai_grpc.h"
 #include "ai/ai_local.h"
 #include "blobs/blobs.h"
 #include "core/buf.h"
@@ -29,6 +30,7 @@ typedef struct serve_opts {
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
         *head_timeout_ms, *no_training, *base_model, *train_budget;
     char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
+    char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
 } serve_opts;
 
 typedef struct opt_row {
@@ -62,6 +64,7 @@ static const opt_row opt_rows[] = {
     O(wa_secret_file, "whatsapp-app-secret-file"), O(wa_verify_token, "whatsapp-verify-token"),
     O(wa_graph_url, "whatsapp-graph-url"), O(wa_graph_version, "whatsapp-graph-version"),
     O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
+    O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -112,6 +115,9 @@ static void usage(FILE *f)
                "  --whatsapp-graph-version V Graph API version (v21.0)\n"
                "  --whatsapp-number-rate N   messages/s per business number (80)\n"
                "  --whatsapp-recipient-gap-ms N  least gap between replies to one contact (6000)\n"
+               "  --ai grpc://H:P[,H:P]  reply from `whatstyle ai` nodes (consistent hashing, failover);\n"
+               "                         training stays here (default: the in-process engine)\n"
+               "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000)\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
@@ -317,6 +323,14 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         }
         ws_buf_free(&mr);
+        int ai_ms = 5000;
+        if (to_int(o.ai_timeout_ms, "--ai-timeout-ms", 1, 600000, &ai_ms))
+            goto out;
+        if (o.ai && ws_ai_grpc_new(o.ai, ai, &(ws_ai_grpc_opts){.budget_s = ai_ms / 1000.0}, &ai, &aerr)) {
+            fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
+            ai = NULL; /* ws_ai_grpc_new freed the local engine */
+            goto out;
+        }
         cfg.ai = ai;
     }
 

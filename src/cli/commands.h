@@ -12,6 +12,7 @@
 
 int ws_cmd_parse(int argc, char **argv);
 int ws_cmd_serve(int argc, char **argv);
+int ws_cmd_ai(int argc, char **argv);
 int ws_cmd_version(int argc, char **argv);
 int ws_cmd_migrate(int argc, char **argv);
 int ws_cmd_keys(int argc, char **argv);

@@ -95,6 +95,7 @@ typedef struct ws_clone_reply_opts {
     int n_retrieved;      /* retrieved candidates; 0 = 6 */
     uint64_t seed;        /* sampling seed; 0 = from the message */
     bool no_fallback;     /* always give the best candidate (fidelity evaluation) */
+    const volatile int *cancel; /* optional: once non-zero, the reply stops with WS_EAGAIN */
 } ws_clone_reply_opts;
 
 typedef enum { WS_CLONE_SRC_RETRIEVED, WS_CLONE_SRC_GENERATED, WS_CLONE_SRC_FALLBACK } ws_clone_source;

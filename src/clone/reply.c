@@ -176,7 +176,7 @@ static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_ge
  * one batched pass per step; texts[i] gets the text of each (NULL when it ran into the length
  * cap or a turn marker) and mean_lp[i] its mean log-probability. */
 static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, uint64_t *rng,
-                        int n, char **texts, double *mean_lp, ws_error *err)
+                        int n, char **texts, double *mean_lp, const volatile int *cancel, ws_error *err)
 {
     int V = c->model->cfg.vocab_size, rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : GEN_MAX_TOKENS;
     ws_gen_opts o;
@@ -198,6 +198,10 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
         texts[i] = NULL;
     }
     for (int step = 0; step < maxn; step++) {
+        if (cancel && *cancel) {
+            rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
+            goto out;
+        }
         int k = 0;
         for (int i = 0; i < n; i++) {
             if (!ss[i].alive)
@@ -340,7 +344,7 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
     const ws_clone *c = rr->c;
     char **gens = ws_xcalloc((size_t)n_samples + 1, sizeof *gens);
     double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp);
-    int rc = sample_batch(c, rr->cache, rr->plen, rr->last, &rr->rng, n_samples, gens, glp, err);
+    int rc = sample_batch(c, rr->cache, rr->plen, rr->last, &rr->rng, n_samples, gens, glp, rr->o.cancel, err);
     for (int s = 0; s < n_samples && !rc; s++) {
         if (!gens[s])
             continue;
@@ -459,6 +463,8 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     rr.last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *rr.last);
     rr.rng = rr.o.seed ? rr.o.seed : seed_of(msg);
     int rc = retrieve(&rr, context, n_context, n_retr, err);
+    if (!rc && rr.o.cancel && *rr.o.cancel)
+        rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
     if (!rc)
         rc = run_prompt(&rr, context, n_context, err);
     if (!rc)

@@ -323,6 +323,11 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
         op_fail(e, 409, "no_model", "no trained model yet");
         return 1;
     }
+    if (rc == WS_EIO) { /* the AI service did not answer in time (Retry-After: op_result) */
+        ws_metric_add(s->m_ai_errors, 1);
+        op_fail(e, 503, "ai_unavailable", "%s", err.msg[0] ? err.msg : "the AI service is unavailable");
+        return 1;
+    }
     if (rc != 0 || !ar.reply) {
         ws_metric_add(s->m_ai_errors, 1);
         op_fail(e, 502, "ai_error", "the AI failed: %s", err.msg[0] ? err.msg : ws_strerror(rc));
@@ -566,6 +571,11 @@ int ws_op_style_profile(ws_server *s, ws_req *r, ws_buf *out, ws_op_error *e)
         op_fail(e, 409, "no_model", "no trained model yet");
         return 1;
     }
+    if (rc == WS_EIO) {
+        free(json);
+        op_fail(e, 503, "ai_unavailable", "%s", err.msg);
+        return 1;
+    }
     if (rc != 0 || !json) {
         free(json);
         op_fail(e, 502, "ai_error", "the AI failed: %s", err.msg);
@@ -590,6 +600,8 @@ static int op_result(ws_http_ctx *ctx, int rc, const ws_op_error *e, int ok_stat
         ws_http_error(ctx, e->status, e->code, "%s", e->msg);
     else
         ctx->status = ok_status;
+    if (rc != 0 && e->status == 503)
+        ws_http_header_add(ctx, "Retry-After", "1");
     return 0;
 }
 

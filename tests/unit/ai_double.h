@@ -187,7 +187,8 @@ static void cai_destroy(ws_ai *ai)
     free(c);
 }
 
-static const ws_ai_ops cai_ops = {cai_generate, cai_train, cai_reload, cai_profile, cai_forget, cai_destroy};
+static const ws_ai_ops cai_ops = {cai_generate, cai_train,   cai_reload, cai_profile,
+                                  cai_forget,   cai_destroy, NULL,       NULL};
 
 static inline counting_ai *counting_ai_new(void)
 {

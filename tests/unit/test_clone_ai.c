@@ -71,7 +71,22 @@ static void local_ai(void)
     CHECK_EQ_INT(ai->ops->style_profile(ai, "u1", &json, &err), 0);
     CHECK(json && json[0] == '{');
     free(json);
+    /* a raised cancel flag stops the reply (the gRPC service's deadlines and RST_STREAM) */
+    volatile int cancel = 1;
+    CHECK_EQ_INT(ai->ops->generate_cancellable(ai, "u1", "hey", NULL, 0, &cancel, &r, &err), WS_EAGAIN);
+    CHECK(!r.reply);
+    cancel = 0;
+    CHECK_EQ_INT(ai->ops->generate_cancellable(ai, "u1", "hey", NULL, 0, &cancel, &r, &err), 0);
+    ws_ai_reply_clear(&r);
+    ws_ai_status st0;
+    CHECK_EQ_INT(ai->ops->status(ai, &st0, &err), 0);
+    CHECK(st0.n_resident == 1 && !strcmp(st0.resident[0].user_id, "u1") && st0.resident[0].bytes >= 64 << 10);
+    CHECK(st0.loads == 1 && st0.evictions == 0 && st0.resident_bytes == st0.resident[0].bytes);
+    ws_ai_status_clear(&st0);
     CHECK_EQ_INT(ai->ops->reload(ai, "u1", &err), 0);
+    CHECK_EQ_INT(ai->ops->status(ai, &st0, &err), 0);
+    CHECK(st0.n_resident == 0 && st0.resident_bytes == 0);
+    ws_ai_status_clear(&st0);
     CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hey", NULL, 0, &r, &err), 0);
     ws_ai_reply_clear(&r);
     /* a failed training leaves the installed model alone */

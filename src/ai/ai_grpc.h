@@ -1,0 +1,31 @@
+/* The AI interface over gRPC: `whatstyle serve --ai grpc://h1:p1,h2:p2` sends replies and style
+ * profiles to `whatstyle ai` nodes (docs/ai-service.md). A user's calls go to one node by
+ * consistent hashing of the user id (their model stays warm there); on UNAVAILABLE or a dead
+ * connection the next node on the ring takes over. Each node has a circuit breaker: after
+ * WS_AI_GRPC_BREAKER_FAILS failures in a row it is skipped for a cool-down, then one caller
+ * probes it (grpc.health.v1.Health/Check) before it is used again. Calls are idempotent and are
+ * retried with jittered exponential backoff within the call's time budget; when no node
+ * answers in time generate() fails with WS_EIO (the API answers 503 with Retry-After) — it
+ * never waits past the budget.
+ *
+ * Training stays in the gateway (the wrapped local engine trains and stores the model in the
+ * shared blobs); when it completes, and on reload() and forget(), every node is told to
+ * ReloadUserModel.
+ *
+ * Ownership: ws_ai_grpc_new takes local (freed with the returned ws_ai); thread-safe. */
+#ifndef WS_AI_AI_GRPC_H
+#define WS_AI_AI_GRPC_H
+
+#include "ai/ai.h"
+
+#define WS_AI_GRPC_BREAKER_FAILS 3
+
+typedef struct ws_ai_grpc_opts {
+    double budget_s;           /* time budget of one generate/profile call; 0 = 5 s */
+    double breaker_cooldown_s; /* 0 = 2 s */
+} ws_ai_grpc_opts;
+
+/* spec: "grpc://host:port[,host:port...]" (IPv6 as [addr]:port). Errors: WS_EINVAL (bad spec). */
+int ws_ai_grpc_new(const char *spec, ws_ai *local, const ws_ai_grpc_opts *opts, ws_ai **out, ws_error *err);
+
+#endif

@@ -1,0 +1,40 @@
+/* A gRPC client over HTTP/2 cleartext (nghttp2) for unary calls: a channel to one host:port
+ * keeps a pool of connections, each carrying one call at a time driven by the calling thread
+ * (no hand-off to another thread: the added latency is one loopback round trip). Calls carry
+ * their deadline as grpc-timeout and are cancelled with RST_STREAM when it passes.
+ *
+ * Ownership: a channel belongs to the caller (ws_grpc_channel_free); it is thread-safe (any
+ * number of threads may call at once; each takes its own connection). */
+#ifndef WS_GRPC_GRPC_CLIENT_H
+#define WS_GRPC_GRPC_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+typedef struct ws_grpc_channel ws_grpc_channel;
+
+/* host is a name or address (no brackets for IPv6). Nothing is connected yet. */
+ws_grpc_channel *ws_grpc_channel_new(const char *host, int port);
+void ws_grpc_channel_free(ws_grpc_channel *ch); /* NULL is a no-op */
+/* Closes the pooled connections (after the peer was found dead). */
+void ws_grpc_channel_reset(ws_grpc_channel *ch);
+
+typedef struct ws_grpc_result {
+    int status;     /* the gRPC status (WS_GRPC_*) */
+    bool sent;      /* the request may have reached the server (false: surely not) */
+    ws_buf message; /* grpc-message, decoded (caller frees: ws_grpc_result_free) */
+} ws_grpc_result;
+
+/* One unary call: req (len bytes) to path, the response message into resp (at most max_resp
+ * bytes), by deadline (ws_now_s() time). Transport failures (cannot connect, the connection
+ * dies, GOAWAY refused the stream) come back as UNAVAILABLE, a passed deadline as
+ * DEADLINE_EXCEEDED. Returns res->status. */
+int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, size_t len, double deadline,
+                  size_t max_resp, ws_buf *resp, ws_grpc_result *res);
+void ws_grpc_result_free(ws_grpc_result *res);
+
+#endif
