@@ -20,6 +20,7 @@
 #include "ai/ai_local.h"
 #include "blobs/blobs.h"
 #include "core/buf.h"
+#include "core/log.h"
 #include "server/server.h"
 
 typedef struct serve_opts {
@@ -162,6 +163,34 @@ static int to_int(const char *s, const char *what, int lo, int hi, int *out)
     return 0;
 }
 
+/* The kind of backend a URL names: its scheme only (a URL may carry a password). */
+static const char *url_kind(const char *url, const char *dflt, char *buf, size_t cap)
+{
+    if (!url || !*url)
+        return dflt;
+    size_t n = strcspn(url, ":");
+    if (!url[n] || n >= cap)
+        return "file";
+    memcpy(buf, url, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The configuration summary at start-up: backends by kind, limits, no secrets. */
+static void log_config(const ws_server_config *cfg, int export_mb)
+{
+    char k1[32], k2[32], k3[32];
+    WS_LOG(WS_LOG_INFO, "server.config", "configuration", WS_LF_S("config.store", url_kind(cfg->store_url, "sqlite", k1, sizeof k1)),
+           WS_LF_B("config.store_replica", cfg->store_replica_url != NULL),
+           WS_LF_S("config.cache", url_kind(cfg->cache_url, "memory", k2, sizeof k2)),
+           WS_LF_S("config.blobs", url_kind(cfg->blobs_url, "file", k3, sizeof k3)),
+           WS_LF_I("config.threads", cfg->threads), WS_LF_B("config.tls", cfg->tls_cert != NULL),
+           WS_LF_I("config.key_rate_limit", cfg->key_rate_limit),
+           WS_LF_I("config.user_rate_limit", cfg->user_rate_limit), WS_LF_I("config.max_export_mb", export_mb),
+           WS_LF_I("config.store_connections", cfg->store_connections),
+           WS_LF_B("config.training", !cfg->no_training));
+}
+
 int ws_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
@@ -272,19 +301,19 @@ int ws_cmd_serve(int argc, char **argv)
 
     ws_error err = {0};
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
-        fprintf(stderr, "whatstyle serve: %s\n", err.msg);
+        WS_LOG(WS_LOG_ERROR, "server.start_failed", err.msg, WS_LF_S("error.type", ws_strerror(err.code)));
         ret = 1;
         goto out;
     }
-    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0", ws_server_port(srv),
-           cfg.tls_cert ? "https" : "http");
-    fflush(stdout);
+    log_config(&cfg, mb);
+    ws_log_fmt(WS_LOG_INFO, "server.started", "listening on %s:%d (%s)", cfg.host ? cfg.host : "0.0.0.0",
+               ws_server_port(srv), cfg.tls_cert ? "https" : "http");
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "whatstyle serve: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ws_log_fmt(WS_LOG_INFO, "server.draining", "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ws_server_stop(srv);
     ws_server_wait(srv);
-    fprintf(stderr, "whatstyle serve: stopped\n");
+    ws_log_write(WS_LOG_INFO, "server.stopped", "stopped", NULL, 0);
     ret = 0;
 out:
     ws_server_free(srv);

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "chat/chat.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
 
@@ -146,6 +147,7 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         }
         r->p = e.p;
         memcpy(r->model_version, e.model_version, sizeof r->model_version);
+        ctx->user_id = ws_arena_strndup(ctx->arena, r->p.user_id, strlen(r->p.user_id)); /* the request log line's user.id */
         r->phase = 1;
     }
     if (r->phase == 1) {
@@ -859,7 +861,7 @@ static int h_me_delete(ws_http_ctx *ctx)
     snprintf(folder, sizeof folder, "users/%s/", r->p.user_id);
     size_t nb = 0;
     if (ws_blobs_delete_prefix(s->blobs, folder, &nb, &err) != 0)
-        fprintf(stderr, "whatstyle serve: erasing the blobs of %s: %s\n", r->p.user_id, err.msg);
+        WS_LOG(WS_LOG_ERROR, "user.erase_blobs_failed", err.msg, WS_LF_S("user.id", r->p.user_id));
     for (size_t i = 0; i < nj; i++)
         if (jobs[i].data_path && jobs[i].data_path[0] == '/')
             unlink(jobs[i].data_path);

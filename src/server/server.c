@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/mem.h"
+#include "core/trace.h"
 #include "core/progress.h"
 
 /* ---- store pool ------------------------------------------------------------------------ */
@@ -189,7 +191,7 @@ static int write_items(ws_server *s, ws_store *st, write_item **items, bool *don
             size_t w1 = 0;
             int r1 = ws_store_conv_insert_batch(st, &rows[k], 1, &w1, &e1);
             if (r1 == WS_EINVAL || r1 == WS_ETOOBIG) {
-                fprintf(stderr, "whatstyle serve: writer: conversation row refused: %s\n", e1.msg);
+                WS_LOG(WS_LOG_ERROR, "conversation.refused", e1.msg, WS_LF_S("user.id", rows[k].conv.user_id));
                 ws_metric_add(s->m_conv_failed, 1);
                 done[idx[k]] = true;
             } else if (r1 == 0) {
@@ -238,7 +240,7 @@ static void write_sync(ws_server *s, write_item *w)
     ws_srv_store_put(s, st);
     ws_metric_add(s->m_conv_sync, 1);
     if (rc < 0) {
-        fprintf(stderr, "whatstyle serve: conversation row not written: %s\n", err.msg);
+        WS_LOG(WS_LOG_ERROR, "conversation.write_failed", err.msg, WS_LF_I("conversation.rows", 1));
         ws_metric_add(s->m_conv_failed, 1);
     }
     free(w);
@@ -377,14 +379,13 @@ static void *writer_main(void *arg)
             bool closing = !s->writer_on;
             pthread_mutex_unlock(&s->writer_mu);
             if (tries == 1 || tries % 20 == 0)
-                fprintf(stderr, "whatstyle serve: writer: %s (retrying)\n", err.msg);
+                WS_LOG(WS_LOG_WARN, "conversation.write_retry", err.msg, WS_LF_I("retry.attempt", tries));
             if (closing && tries >= WS_WRITER_CLOSE_TRIES) {
                 size_t lost = 0;
                 for (size_t i = 0; i < n; i++)
                     lost += !done[i];
-                fprintf(stderr,
-                        "whatstyle serve: writer: %zu conversation rows not written at shutdown: %s\n", lost,
-                        err.msg);
+                WS_LOG(WS_LOG_ERROR, "conversation.lost_at_shutdown", err.msg,
+                       WS_LF_I("conversation.rows", (int64_t)lost));
                 ws_metric_add(s->m_conv_failed, (int64_t)lost);
                 break;
             }
@@ -424,7 +425,9 @@ static int on_train_progress(void *arg, double fraction, const char *phase, uint
     return atomic_load(&tp->s->stopping) ? 1 : 0;
 }
 
-static void run_job(ws_server *s, ws_store *st, const ws_job *job)
+/* Trains one claimed job; returns the job's final state (WS_JOB_QUEUED when shutdown
+ * interrupted it) and copies a failure's message into why. */
+static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, size_t why_cap)
 {
     ws_error err = {0};
     ws_job_update u = WS_JOB_UPDATE_INIT;
@@ -443,7 +446,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         u.error_message = "no AI engine is configured in this server";
         ws_store_job_update(st, job->id, &u, NULL);
         ws_metric_add(s->m_jobs_failed, 1);
-        return;
+        snprintf(why, why_cap, "%s", u.error_message);
+        return WS_JOB_FAILED;
     }
     /* the export is stored encrypted: decrypt it into a private temporary file for the
      * trainer, removed as soon as training ends (an absolute path is a plaintext upload of
@@ -458,7 +462,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
             u.error_message = err.msg;
             ws_store_job_update(st, job->id, &u, NULL);
             ws_metric_add(s->m_jobs_failed, 1);
-            return;
+            snprintf(why, why_cap, "%s", u.error_message);
+            return WS_JOB_FAILED;
         }
         export_path = plain;
     }
@@ -478,7 +483,7 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         u.progress = 0;
         ws_store_job_update(st, job->id, &u, NULL);
         ws_ai_train_result_clear(&res);
-        return;
+        return WS_JOB_QUEUED;
     }
     if (rc == 0 && res.model_version) {
         rc = ws_store_model_set_current(st, job->user_id, res.model_version, job->data_path, job->id, &err);
@@ -502,8 +507,33 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         ws_metric_add(s->m_ai_errors, 1);
     }
     if (ws_store_job_update(st, job->id, &u, &err) != 0)
-        fprintf(stderr, "whatstyle serve: job %s: %s\n", job->id, err.msg);
+        WS_LOG(WS_LOG_ERROR, "job.update_failed", err.msg, WS_LF_S("job.id", job->id));
+    if (u.status == WS_JOB_FAILED)
+        snprintf(why, why_cap, "%s", u.error_message);
     ws_ai_train_result_clear(&res);
+    return u.status;
+}
+
+/* One job with its span and its log lines (started, and completed / failed / requeued). */
+static void run_job(ws_server *s, ws_store *st, const ws_job *job)
+{
+    double t0 = ws_now_s();
+    ws_span *sp = ws_span_begin("training job", WS_SPAN_INTERNAL, NULL);
+    ws_span_attr_str(sp, "job.id", job->id);
+    ws_span_attr_str(sp, "user.id", job->user_id);
+    WS_LOG(WS_LOG_INFO, "job.started", NULL, WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),
+           WS_LF_S("worker.id", s->worker_id));
+    char why[WS_ERROR_MSG_MAX] = "";
+    int state = train_job(s, st, job, why, sizeof why);
+    static const char *const events[] = {"job.requeued", "job.running", "job.completed", "job.failed",
+                                         "job.cancelled"};
+    const char *ev = state >= 0 && state <= WS_JOB_CANCELLED ? events[state] : "job.finished";
+    if (state == WS_JOB_FAILED)
+        ws_span_error(sp, "training failed");
+    WS_LOG(state == WS_JOB_FAILED ? WS_LOG_ERROR : WS_LOG_INFO, ev, why[0] ? why : NULL,
+           WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),
+           WS_LF_I("event.duration", (int64_t)((ws_now_s() - t0) * 1e9)));
+    ws_span_end(sp);
 }
 
 static void *trainer_main(void *arg)
@@ -514,7 +544,7 @@ static void *trainer_main(void *arg)
     ws_error err = {0};
     while (!atomic_load(&s->stopping)) {
         if (!st && open_store(s, &st, &err) != 0) {
-            fprintf(stderr, "whatstyle serve: trainer: %s\n", err.msg);
+            WS_LOG(WS_LOG_ERROR, "trainer.store_failed", err.msg, WS_LF_S("worker.id", s->worker_id));
             st = NULL;
         }
         int rc = WS_EIO;
