@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/trace.h"
 
 /* Caps on what is read back from the blobs: one artifact file, and the "current" pointer. */
 #define ARTIFACT_CAP ((size_t)2 << 30)
@@ -58,12 +60,23 @@ static char *user_dir(const local *l, const char *user, const char *suffix)
     return ws_buf_take(&b);
 }
 
+static _Atomic uint64_t st_hits, st_misses;
+static _Atomic int64_t st_resident;
+
+void ws_ai_local_get_stats(ws_ai_local_stats *out)
+{
+    out->cache_hits = atomic_load_explicit(&st_hits, memory_order_relaxed);
+    out->cache_misses = atomic_load_explicit(&st_misses, memory_order_relaxed);
+    out->resident = atomic_load_explicit(&st_resident, memory_order_relaxed);
+}
+
 static void release(local *l, entry *e)
 {
     pthread_mutex_lock(&l->mu);
     bool last = --e->refs == 0;
     pthread_mutex_unlock(&l->mu);
     if (last) {
+        atomic_fetch_sub_explicit(&st_resident, 1, memory_order_relaxed);
         ws_clone_free(e->clone);
         free(e->user);
         free(e);
@@ -81,11 +94,17 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
             e->refs++;
             *out = e;
             pthread_mutex_unlock(&l->mu);
+            atomic_fetch_add_explicit(&st_hits, 1, memory_order_relaxed);
             return 0;
         }
     pthread_mutex_unlock(&l->mu);
+    atomic_fetch_add_explicit(&st_misses, 1, memory_order_relaxed);
     ws_clone *c = NULL;
+    ws_span *sp = ws_span_begin("model load", WS_SPAN_INTERNAL, NULL);
     int rc = open_clone(l, user, &c, err);
+    if (rc)
+        ws_span_error(sp, "model load failed");
+    ws_span_end(sp);
     if (rc == WS_ENOENT)
         return ws_error_set(err, WS_ENOENT, "no trained model for this user");
     if (rc)
@@ -108,6 +127,7 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
     e->next = l->cache;
     l->cache = e;
     pthread_mutex_unlock(&l->mu);
+    atomic_fetch_add_explicit(&st_resident, 1, memory_order_relaxed);
     *out = e;
     return 0;
 }

@@ -21,13 +21,14 @@
 #include "blobs/blobs.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/trace_export.h"
 #include "server/server.h"
 
 typedef struct serve_opts {
     char *blobs; /* --blobs URL (blobs/blobs.h) */
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training, *base_model, *train_budget;
+        *head_timeout_ms, *no_training, *base_model, *train_budget, *otlp_endpoint, *trace_ratio;
 } serve_opts;
 
 typedef struct opt_row {
@@ -58,6 +59,7 @@ static const opt_row opt_rows[] = {
     O(keepalive_ms, "keepalive-ms"),
     O(head_timeout_ms, "head-timeout-ms"),
     O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
+    O(otlp_endpoint, "otlp-endpoint"), O(trace_ratio, "trace-ratio"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -100,6 +102,11 @@ static void usage(FILE *f)
                "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
                "                         default the installed SmolLM2 base; none: small models from scratch)\n"
                "  --train-budget S       seconds per training job when the request gives none (90)\n"
+               "  --otlp-endpoint URL    export traces over OTLP/HTTP to URL (e.g. http://jaeger:4318;\n"
+               "                         env OTEL_EXPORTER_OTLP_ENDPOINT); default: no export\n"
+               "  --trace-ratio R        share of new traces recorded, 0..1 (default 0.01; env\n"
+               "                         WS_TRACE_RATIO); a caller's sampled traceparent is always kept\n"
+               "Logs: JSON lines on stdout (text on a terminal); WS_LOG_LEVEL, WS_LOG_FORMAT.\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
@@ -199,6 +206,7 @@ int ws_cmd_serve(int argc, char **argv)
     ws_server *srv = NULL;
     ws_ai *ai = NULL;
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
+    bool tracing = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -230,7 +238,8 @@ int ws_cmd_serve(int argc, char **argv)
         const char *env;
         char **slot;
     } envs[] = {
-        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache}};
+        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -300,6 +309,19 @@ int ws_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ws_error err = {0};
+    if (o.otlp_endpoint && *o.otlp_endpoint) {
+        char *end = NULL;
+        ws_trace_export_opts to = {.endpoint = o.otlp_endpoint, .service_name = "whatstyle-serve", .ratio = 0.01};
+        if (o.trace_ratio)
+            to.ratio = strtod(o.trace_ratio, &end);
+        if ((o.trace_ratio && (end == o.trace_ratio || *end)) || ws_trace_export_start(&to, &err) != 0) {
+            fprintf(stderr, "whatstyle serve: tracing: %s\n",
+                    err.msg[0] ? err.msg : "--trace-ratio must be a number in 0..1");
+            goto out;
+        }
+        tracing = true;
+        WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
+    }
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
         WS_LOG(WS_LOG_ERROR, "server.start_failed", err.msg, WS_LF_S("error.type", ws_strerror(err.code)));
         ret = 1;
@@ -317,6 +339,8 @@ int ws_cmd_serve(int argc, char **argv)
     ret = 0;
 out:
     ws_server_free(srv);
+    if (tracing)
+        ws_trace_export_stop(); /* after the server: its last spans go out too */
     ws_ai_free(ai);
     ws_blobs_close(ai_blobs);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)

@@ -141,6 +141,11 @@ ws_span *ws_span_begin(const char *name, ws_span_kind kind, const ws_trace_ctx *
     return sp;
 }
 
+ws_span *ws_span_begin_child(const char *name, ws_span_kind kind)
+{
+    return current ? ws_span_begin(name, kind, NULL) : NULL;
+}
+
 void ws_span_attr_str(ws_span *sp, const char *key, const char *value)
 {
     if (!sp || !sp->ctx.sampled || sp->n_attrs == WS_SPAN_MAX_ATTRS || !value)

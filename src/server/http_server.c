@@ -569,7 +569,9 @@ static int call_handler(ws_http_ctx *ctx)
         const ws_http_slice *tp = ws_http_find_header(ctx->req, "traceparent");
         bool has_remote = tp && ws_traceparent_parse(tp->p, tp->len, &remote) == 0;
         prev = ws_span_activate(NULL); /* the span's parent: the remote one or none */
-        ctx->span = ws_span_begin(ctx->route->pattern, WS_SPAN_SERVER, has_remote ? &remote : NULL);
+        char name[128];
+        snprintf(name, sizeof name, "%s %s", ctx->route->method, ctx->route->pattern);
+        ctx->span = ws_span_begin(name, WS_SPAN_SERVER, has_remote ? &remote : NULL);
         ws_span_attr_str(ctx->span, "http.request.method", ctx->route->method);
         ws_span_attr_str(ctx->span, "http.route", ctx->route->pattern);
     } else {

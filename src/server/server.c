@@ -530,6 +530,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
     const char *ev = state >= 0 && state <= WS_JOB_CANCELLED ? events[state] : "job.finished";
     if (state == WS_JOB_FAILED)
         ws_span_error(sp, "training failed");
+    if (state == WS_JOB_COMPLETED || state == WS_JOB_FAILED)
+        ws_metric_observe(s->m_job_duration, ws_now_s() - t0);
     WS_LOG(state == WS_JOB_FAILED ? WS_LOG_ERROR : WS_LOG_INFO, ev, why[0] ? why : NULL,
            WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),
            WS_LF_I("event.duration", (int64_t)((ws_now_s() - t0) * 1e9)));
@@ -634,6 +636,44 @@ static void register_metrics(ws_server *s)
     s->m_writer_queue =
         ws_metrics_gauge(m, "ws_writer_queue_length", NULL, "Conversation rows waiting to be written.");
     s->m_mcp_calls = ws_metrics_counter(m, "ws_mcp_tool_calls_total", NULL, "MCP tools/call requests.");
+    ws_proc_metrics_register(m, &s->m_proc, "serve", s->ai != NULL);
+    for (int st = 0; st <= WS_JOB_CANCELLED; st++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "state=\"%s\"", ws_job_status_name((ws_job_status)st));
+        s->m_jobs_state[st] = ws_metrics_gauge(m, "ws_training_jobs", labels, "Training jobs in the store by state.");
+    }
+    s->m_queue_lag = ws_metrics_gauge(m, "ws_training_queue_lag_seconds", NULL,
+                                      "Age of the oldest queued training job (0 when none waits).");
+    static const double job_bounds[] = {1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
+    s->m_job_duration = ws_metrics_histogram(m, "ws_training_job_duration_seconds", NULL,
+                                             "Wall time of finished training jobs.", job_bounds,
+                                             sizeof job_bounds / sizeof job_bounds[0]);
+}
+
+void ws_srv_metrics_refresh(ws_server *s)
+{
+    ws_proc_metrics_refresh(&s->m_proc);
+    pthread_mutex_lock(&s->scrape_mu);
+    double now = ws_now_s();
+    bool due = now - s->scrape_last_s >= 1.0;
+    if (due)
+        s->scrape_last_s = now;
+    pthread_mutex_unlock(&s->scrape_mu);
+    if (!due)
+        return;
+    ws_job_stats js;
+    ws_error err = {0};
+    ws_store *st = ws_srv_store_get(s);
+    int rc = ws_store_job_stats(st, &js, &err);
+    ws_srv_store_put(s, st);
+    if (rc != 0) {
+        WS_LOG(WS_LOG_WARN, "metrics.job_stats_failed", err.msg, WS_LF_S("error.type", ws_strerror(rc)));
+        return;
+    }
+    for (int k = 0; k <= WS_JOB_CANCELLED; k++)
+        ws_metric_set(s->m_jobs_state[k], js.by_status[k]);
+    int64_t lag = js.oldest_queued_ms ? (ws_store_now_ms() - js.oldest_queued_ms) / 1000 : 0;
+    ws_metric_set(s->m_queue_lag, lag < 0 ? 0 : lag);
 }
 
 int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
@@ -653,6 +693,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     pthread_mutex_init(&s->train_mu, NULL);
     pthread_cond_init(&s->train_cv, NULL);
     pthread_mutex_init(&s->writer_mu, NULL);
+    pthread_mutex_init(&s->scrape_mu, NULL);
     pthread_cond_init(&s->writer_cv, NULL);
     pthread_cond_init(&s->writer_space_cv, NULL);
     if (!s->cfg.key_rate_limit)
@@ -836,6 +877,7 @@ void ws_server_free(ws_server *s)
     pthread_mutex_destroy(&s->train_mu);
     pthread_cond_destroy(&s->train_cv);
     pthread_mutex_destroy(&s->writer_mu);
+    pthread_mutex_destroy(&s->scrape_mu);
     pthread_cond_destroy(&s->writer_cv);
     pthread_cond_destroy(&s->writer_space_cv);
     free(s);
