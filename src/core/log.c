@@ -2,6 +2,7 @@
  * line. */
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static struct {
     FILE *out; /* NULL = stderr */
 } cfg = {"whatstyle", WS_LOG_INFO, false, NULL};
 static bool cfg_auto = true;
+static long cfg_pid; /* getpid() is a system call each time on current glibc */
 static _Atomic uint64_t n_lines, n_bytes;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -32,6 +34,8 @@ void ws_log_setup(const char *role, ws_log_level min, ws_log_format fmt, FILE *o
     snprintf(cfg.role, sizeof cfg.role, "%s", role && *role ? role : "whatstyle");
     cfg.min = min;
     cfg.out = out;
+    fflush(out_stream());
+    cfg_pid = (long)getpid();
     cfg_auto = fmt == WS_LOG_AUTO;
     cfg.json = fmt == WS_LOG_JSON || (cfg_auto && !isatty(fileno(out_stream())));
 }
@@ -68,15 +72,26 @@ uint64_t ws_log_bytes(void)
     return atomic_load_explicit(&n_bytes, memory_order_relaxed);
 }
 
+/* "2026-12-02T22:41:05.123Z" (JSON) or "22:41:05.123" (text); the calendar part is kept
+ * per thread for the current second */
 static void put_time(ws_buf *out, bool json)
 {
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char day[24];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char t[40];
-    strftime(t, sizeof t, json ? "%Y-%m-%dT%H:%M:%S" : "%H:%M:%S", &tm);
-    ws_buf_printf(out, "%s.%03ld%s", t, ts.tv_nsec / 1000000, json ? "Z" : "");
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = ts.tv_sec;
+    }
+    int ms = (int)(ts.tv_nsec / 1000000);
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', 0};
+    if (!json)
+        frac[4] = 0;
+    ws_buf_puts(out, json ? day : day + 11);
+    ws_buf_puts(out, frac);
 }
 
 /* a string value cut at WS_LOG_VALUE_MAX bytes (on a UTF-8 boundary) */
@@ -136,7 +151,7 @@ void ws_log_render(ws_buf *out, bool json, ws_log_level level, const char *event
         }
         ws_buf_printf(out, ",\"service.name\":\"whatstyle\",\"service.node.role\":");
         ws_json_put_cstr(out, cfg.role);
-        ws_buf_printf(out, ",\"process.pid\":%ld", (long)getpid());
+        ws_buf_printf(out, ",\"process.pid\":%ld", cfg_pid ? cfg_pid : (long)getpid());
         put_trace(out, true);
         for (size_t i = 0; i < n; i++) {
             if (fields[i].type == WS_LF_END || !fields[i].key)
@@ -170,11 +185,18 @@ void ws_log_write(ws_log_level level, const char *event, const char *message, co
         return;
     ws_buf line = WS_BUF_INIT;
     ws_log_render(&line, cfg.json, level, event, message, fields, n);
-    FILE *f = out_stream();
-    flockfile(f);
-    fwrite(line.data, 1, line.len, f);
-    fflush(f);
-    funlockfile(f);
+    /* one write(2) per line, no stdio lock: a line under PIPE_BUF bytes reaches a pipe whole,
+     * and O_APPEND files and terminals take each write whole too */
+    int fd = fileno(out_stream()); /* stdio output before ws_log_setup was flushed there */
+    for (size_t off = 0; off < line.len;) {
+        ssize_t w = write(fd, line.data + off, line.len - off);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            break; /* the log stream is gone: nothing sensible to do */
+        }
+        off += (size_t)w;
+    }
     atomic_fetch_add_explicit(&n_lines, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&n_bytes, line.len, memory_order_relaxed);
     ws_buf_free(&line);

@@ -151,7 +151,7 @@ void ws_span_attr_str(ws_span *sp, const char *key, const char *value)
     if (!sp || !sp->ctx.sampled || sp->n_attrs == WS_SPAN_MAX_ATTRS || !value)
         return;
     ws_span_attr *a = &sp->attrs[sp->n_attrs++];
-    a->key = ws_xstrdup(key);
+    a->key = key;
     a->str = ws_xstrdup(value);
 }
 
@@ -160,7 +160,8 @@ void ws_span_attr_int(ws_span *sp, const char *key, int64_t value)
     if (!sp || !sp->ctx.sampled || sp->n_attrs == WS_SPAN_MAX_ATTRS)
         return;
     ws_span_attr *a = &sp->attrs[sp->n_attrs++];
-    a->key = ws_xstrdup(key);
+    a->key = key;
+    a->str = NULL;
     a->num = value;
 }
 
@@ -176,10 +177,8 @@ void ws_span_free(ws_span *sp)
 {
     if (!sp)
         return;
-    for (size_t i = 0; i < sp->n_attrs; i++) {
-        free(sp->attrs[i].key);
+    for (size_t i = 0; i < sp->n_attrs; i++)
         free(sp->attrs[i].str);
-    }
     free(sp->name);
     free(sp->error);
     free(sp);

@@ -3,7 +3,7 @@
  * running; without one, spans cost a few field writes and nothing is recorded.
  *
  * Ownership: ws_span_begin returns a span the caller ends with ws_span_end (which frees it);
- * attribute keys and values are copied. Thread-safety: a span is used by one thread at a
+ * attribute keys are borrowed and must be static (string literals), string values copied. Thread-safety: a span is used by one thread at a
  * time (a request's span may move between threads with ws_span_activate); the current span
  * is per thread. */
 #ifndef WS_CORE_TRACE_H
@@ -65,8 +65,8 @@ int ws_trace_current_traceparent(char *out);
 
 /* ---- what the exporter reads (core/trace_export.c) ---- */
 typedef struct ws_span_attr {
-    char *key;
-    char *str; /* NULL: an integer */
+    const char *key; /* static */
+    char *str;       /* NULL: an integer */
     int64_t num;
 } ws_span_attr;
 
