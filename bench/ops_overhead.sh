@@ -7,7 +7,10 @@
 #   logs    request log lines (JSON, to a file), no tracing
 #   t1      logs + tracing at 1% to a real Jaeger v2 (OTLP/HTTP)
 #   t100    logs + tracing at 100%
-# plus the log volume per request (bytes and lines, from ws_log_bytes_total).
+# plus the server's CPU time per request (user + system from /proc, which moves much less than
+# req/s when other jobs load the machine; the collector's (Jaeger's) CPU per request is printed
+# apart: it shares the 2 cores here, in a cluster it runs elsewhere) and the
+# log volume per request (bytes and lines, from ws_log_bytes_total).
 # Usage: bash bench/ops_overhead.sh [SECONDS per run, default 5] [CONNECTIONS, default 64]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +62,9 @@ for r in $(seq 1 "$repeat"); do
     start ${opts[$c]}
     for _ in 1 2; do curl -s -o /dev/null -H "Authorization: Bearer $key" -d "$body" "$base/v1/reply"; done
     m0=$(curl -s "$base/metrics" | awk '/^ws_log_bytes_total /{b=$2} /^ws_log_lines_total /{l=$2} END{print b, l}')
+    cpu0=$(awk '{print $14 + $15}' "/proc/$srv/stat"); j0=$(awk '{print $14 + $15}' "/proc/$jpid/stat")
     out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/reply.lua" "$base/v1/reply")
+    cpu1=$(awk '{print $14 + $15}' "/proc/$srv/stat"); j1=$(awk '{print $14 + $15}' "/proc/$jpid/stat")
     m1=$(curl -s "$base/metrics" | awk '/^ws_log_bytes_total /{b=$2} /^ws_log_lines_total /{l=$2} END{print b, l}')
     dropped=$(curl -s "$base/metrics" | awk '/^ws_trace_spans_dropped_total /{print $2}')
     stop
@@ -68,15 +73,21 @@ for r in $(seq 1 "$repeat"); do
     p99=$(awk '/ 99%/{print $2}' <<<"$out")
     read -r b0 l0 <<<"$m0"; read -r b1 l1 <<<"$m1"
     bpr=$(python3 -c "print('%.1f' % (($b1-$b0)/max($n,1)))"); lpr=$(python3 -c "print('%.3f' % (($l1-$l0)/max($n,1)))")
-    printf '%-6s run %d: %9s req/s  p99 %8s  log %6s B/req %6s lines/req  spans dropped %s\n' \
-      "$c" "$r" "$rps" "$p99" "$bpr" "$lpr" "${dropped:-0}"
-    echo "$c $rps $bpr" >> "$work/results"
+    cpr=$(python3 -c "import os;print('%.1f' % (($cpu1-$cpu0)*1e6/os.sysconf('SC_CLK_TCK')/max($n,1)))")
+    jpr=$(python3 -c "import os;print('%.1f' % (($j1-$j0)*1e6/os.sysconf('SC_CLK_TCK')/max($n,1)))")
+    printf '%-6s run %d: %9s req/s  p99 %8s  CPU %5s us/req (jaeger %4s)  log %6s B/req %6s lines/req  spans dropped %s\n' \
+      "$c" "$r" "$rps" "$p99" "$cpr" "$jpr" "$bpr" "$lpr" "${dropped:-0}"
+    echo "$c $rps $cpr" >> "$work/results"
   done
 done
 python3 - "$work/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-med = {c: statistics.median(float(r[1]) for r in rows if r[0] == c) for c in ("quiet", "logs", "t1", "t100")}
-for c, v in med.items():
-    print("median %-6s %9.0f req/s  (%+.1f%% vs logs, %+.1f%% vs quiet)" % (c, v, 100 * (v / med["logs"] - 1), 100 * (v / med["quiet"] - 1)))
+cs = ("quiet", "logs", "t1", "t100")
+med = {c: statistics.median(float(r[1]) for r in rows if r[0] == c) for c in cs}
+cpu = {c: statistics.median(float(r[2]) for r in rows if r[0] == c) for c in cs}
+for c in cs:
+    print("median %-6s %9.0f req/s (%+.1f%% vs logs, %+.1f%% vs quiet)  CPU %5.1f us/req (%+.1f%% vs logs)"
+          % (c, med[c], 100 * (med[c] / med["logs"] - 1), 100 * (med[c] / med["quiet"] - 1), cpu[c],
+             100 * (cpu[c] / cpu["logs"] - 1)))
 PY

@@ -143,7 +143,7 @@ ws_span *ws_span_begin(const char *name, ws_span_kind kind, const ws_trace_ctx *
 
 ws_span *ws_span_begin_child(const char *name, ws_span_kind kind)
 {
-    return current ? ws_span_begin(name, kind, NULL) : NULL;
+    return current && current->ctx.sampled ? ws_span_begin(name, kind, NULL) : NULL;
 }
 
 void ws_span_attr_str(ws_span *sp, const char *key, const char *value)

@@ -39,9 +39,10 @@ typedef struct ws_span ws_span;
  * else the thread's current span, else none (a new trace, sampled by the configured ratio).
  * The span becomes the thread's current span. Never NULL. */
 ws_span *ws_span_begin(const char *name, ws_span_kind kind, const ws_trace_ctx *remote);
-/* Like ws_span_begin(name, kind, NULL) but only inside a trace: NULL when no span is current
- * (library code below a request: a store query run by a background thread starts no trace).
- * Every ws_span_* call takes NULL as a no-op. */
+/* Like ws_span_begin(name, kind, NULL) but only inside a recorded trace: NULL when no span is
+ * current or the current one is not sampled (library code below a request: a store query of
+ * a background thread starts no trace, and an unsampled request allocates no child spans;
+ * its context still propagates). Every ws_span_* call takes NULL as a no-op. */
 ws_span *ws_span_begin_child(const char *name, ws_span_kind kind);
 void ws_span_attr_str(ws_span *sp, const char *key, const char *value);
 void ws_span_attr_int(ws_span *sp, const char *key, int64_t value);

@@ -148,7 +148,8 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         }
         r->p = e.p;
         memcpy(r->model_version, e.model_version, sizeof r->model_version);
-        ctx->user_id = ws_arena_strndup(ctx->arena, r->p.user_id, strlen(r->p.user_id)); /* the request log line's user.id */
+        /* the request log line's user.id */
+        ctx->user_id = ws_arena_strndup(ctx->arena, r->p.user_id, strlen(r->p.user_id));
         r->phase = 1;
     }
     if (r->phase == 1) {

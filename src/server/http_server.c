@@ -605,7 +605,7 @@ static void request_done(ws_http_server *s, size_t route, ws_http_ctx *ctx)
     if (ws_log_enabled(lv)) {
         const ws_http_slice *m = &ctx->req->method;
         char method[16];
-        snprintf(method, sizeof method, "%.*s", (int)(m->len < 15 ? m->len : 15), m->p);
+        snprintf(method, sizeof method, "%.*s", m->p ? (int)(m->len < 15 ? m->len : 15) : 0, m->p ? m->p : "");
         WS_LOG(lv, "http.request", NULL, WS_LF_S("http.request.method", method), WS_LF_S("http.route", pattern),
                WS_LF_I("http.response.status_code", st), WS_LF_I("event.duration", (int64_t)(dur * 1e9)),
                WS_LF_S("user.id", ctx->user_id), WS_LF_I("http.response.body.bytes", ctx->out.len));

@@ -130,13 +130,13 @@ static void test_spans(void)
     const char *v = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     ws_traceparent_parse(v, strlen(v), &remote);
     ws_span *req = ws_span_begin("POST /v1/reply", WS_SPAN_SERVER, &remote);
-    ws_span *child = ws_span_begin("cache get", WS_SPAN_CLIENT, NULL);
-    ws_span_attr_str(child, "cache.hit", "true");
-    ws_span_attr_int(child, "n", 3);
+    ws_span *c1 = ws_span_begin("cache get", WS_SPAN_CLIENT, NULL);
+    ws_span_attr_str(c1, "cache.hit", "true");
+    ws_span_attr_int(c1, "n", 3);
     char tp[WS_TRACEPARENT_LEN + 1];
     CHECK_EQ_INT(ws_trace_current_traceparent(tp), 0);
     CHECK(!memcmp(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36)); /* the trace goes on */
-    ws_span_end(child);
+    ws_span_end(c1);
     CHECK(ws_trace_current() == ws_span_ctx(req));
     ws_span *prev = ws_span_activate(NULL); /* the request moves to another thread */
     CHECK(prev == req && ws_trace_current() == NULL);
@@ -162,6 +162,20 @@ static void test_spans(void)
     CHECK_EQ_INT(n_sunk, 0);
     ws_span_end(ws_span_begin("b", WS_SPAN_INTERNAL, &remote));
     CHECK_EQ_INT(n_sunk, 1);
+    for (size_t i = 0; i < n_sunk; i++)
+        ws_span_free(sunk[i]);
+    n_sunk = 0;
+    /* child spans only inside a recorded trace */
+    CHECK(ws_span_begin_child("db query", WS_SPAN_CLIENT) == NULL);
+    ws_span *unsampled = ws_span_begin("u", WS_SPAN_SERVER, NULL);
+    CHECK(ws_span_begin_child("db query", WS_SPAN_CLIENT) == NULL);
+    ws_span_end(unsampled);
+    ws_span *sampled = ws_span_begin("s", WS_SPAN_SERVER, &remote);
+    ws_span *child = ws_span_begin_child("db query", WS_SPAN_CLIENT);
+    CHECK(child && !memcmp(child->parent_id, sampled->ctx.span_id, 8));
+    ws_span_end(child);
+    ws_span_end(sampled);
+    CHECK_EQ_INT(n_sunk, 2);
     for (size_t i = 0; i < n_sunk; i++)
         ws_span_free(sunk[i]);
     n_sunk = 0;
