@@ -14,7 +14,8 @@
 #   BENCH_WRK_THREADS=N wrk's threads (default: cores).
 # Fairness: the server runs as many event loops as nginx has workers (= cores), wrk uses the
 # same threads, connections, duration and keep-alive for both, and neither logs requests
-# (nginx access_log off; the server has no access log). Nothing is pinned: wrk, the server
+# (nginx access_log off; the server runs with WS_LOG_LEVEL=warn, so no request log lines;
+# bench/ops_overhead.sh measures what the request log costs). Nothing is pinned: wrk, the server
 # and nginx share all cores, as they would if run by hand.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,7 @@ trap '[ -n "$srv" ] && kill $srv 2>/dev/null; [ -n "$ngx" ] && kill $ngx 2>/dev/
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # --- whatstyle ----------------------------------------------------------------------------
-"$bin/helper_serve_double" "$work" "$work/info.json" 0 "$threads" > "$work/serve.log" 2>&1 &
+WS_LOG_LEVEL=${WS_LOG_LEVEL:-warn} "$bin/helper_serve_double" "$work" "$work/info.json" 0 "$threads" > "$work/serve.log" 2>&1 &
 srv=$!
 for _ in $(seq 1 400); do [ -s "$work/info.json" ] && break; sleep 0.05; done
 port=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["port"])' "$work/info.json")

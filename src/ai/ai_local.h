@@ -33,4 +33,12 @@ typedef struct ws_ai_local_opts {
  * WS_EIO (cannot create it). */
 int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai **out, ws_error *err);
 
+/* Process-wide counters of the clone cache of every in-process AI: lookups that found the
+ * clone opened, lookups that opened it (loads), and clones resident now. Thread-safe. */
+typedef struct ws_ai_local_stats {
+    uint64_t cache_hits, cache_misses;
+    int64_t resident;
+} ws_ai_local_stats;
+void ws_ai_local_get_stats(ws_ai_local_stats *out);
+
 #endif

@@ -22,13 +22,16 @@
 #include "blobs/blobs.h"
 #include "core/buf.h"
 #include "core/file.h"
+#include "core/log.h"
+#include "core/trace_export.h"
 #include "server/server.h"
 
 typedef struct serve_opts {
     char *blobs; /* --blobs URL (blobs/blobs.h) */
     char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
         *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training, *base_model, *train_budget;
+        *head_timeout_ms, *no_training, *base_model, *train_budget, *otlp_endpoint,
+        *trace_ratio;
     char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
     char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
 } serve_opts;
@@ -65,6 +68,7 @@ static const opt_row opt_rows[] = {
     O(wa_graph_url, "whatsapp-graph-url"), O(wa_graph_version, "whatsapp-graph-version"),
     O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
     O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"),
+    O(otlp_endpoint, "otlp-endpoint"), O(trace_ratio, "trace-ratio"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -118,6 +122,11 @@ static void usage(FILE *f)
                "  --ai grpc://H:P[,H:P]  reply from `whatstyle ai` nodes (consistent hashing, failover);\n"
                "                         training stays here (default: the in-process engine)\n"
                "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000)\n"
+               "  --otlp-endpoint URL    export traces over OTLP/HTTP to URL (e.g. http://jaeger:4318;\n"
+               "                         env OTEL_EXPORTER_OTLP_ENDPOINT); default: no export\n"
+               "  --trace-ratio R        share of new traces recorded, 0..1 (default 0.01; env\n"
+               "                         WS_TRACE_RATIO); a caller's sampled traceparent is always kept\n"
+               "Logs: JSON lines on stdout (text on a terminal); WS_LOG_LEVEL, WS_LOG_FORMAT.\n"
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
@@ -216,6 +225,34 @@ static int wa_settings(const serve_opts *o, ws_server_config *cfg, char **secret
     return 0;
 }
 
+/* The kind of backend a URL names: its scheme only (a URL may carry a password). */
+static const char *url_kind(const char *url, const char *dflt, char *buf, size_t cap)
+{
+    if (!url || !*url)
+        return dflt;
+    size_t n = strcspn(url, ":");
+    if (!url[n] || n >= cap)
+        return "file";
+    memcpy(buf, url, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The configuration summary at start-up: backends by kind, limits, no secrets. */
+static void log_config(const ws_server_config *cfg, int export_mb)
+{
+    char k1[32], k2[32], k3[32];
+    WS_LOG(WS_LOG_INFO, "server.config", "configuration", WS_LF_S("config.store", url_kind(cfg->store_url, "sqlite", k1, sizeof k1)),
+           WS_LF_B("config.store_replica", cfg->store_replica_url != NULL),
+           WS_LF_S("config.cache", url_kind(cfg->cache_url, "memory", k2, sizeof k2)),
+           WS_LF_S("config.blobs", url_kind(cfg->blobs_url, "file", k3, sizeof k3)),
+           WS_LF_I("config.threads", cfg->threads), WS_LF_B("config.tls", cfg->tls_cert != NULL),
+           WS_LF_I("config.key_rate_limit", cfg->key_rate_limit),
+           WS_LF_I("config.user_rate_limit", cfg->user_rate_limit), WS_LF_I("config.max_export_mb", export_mb),
+           WS_LF_I("config.store_connections", cfg->store_connections),
+           WS_LF_B("config.training", !cfg->no_training));
+}
+
 int ws_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
@@ -226,6 +263,7 @@ int ws_cmd_serve(int argc, char **argv)
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
     char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
     bool allow_signup = false; /* --allow-signup: the dashboard may create users */
+    bool tracing = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -263,6 +301,7 @@ int ws_cmd_serve(int argc, char **argv)
     } envs[] = {
         {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
         {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token}};
+        {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -343,26 +382,41 @@ int ws_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ws_error err = {0};
+    if (o.otlp_endpoint && *o.otlp_endpoint) {
+        char *end = NULL;
+        ws_trace_export_opts to = {.endpoint = o.otlp_endpoint, .service_name = "whatstyle-serve", .ratio = 0.01};
+        if (o.trace_ratio)
+            to.ratio = strtod(o.trace_ratio, &end);
+        if ((o.trace_ratio && (end == o.trace_ratio || *end)) || ws_trace_export_start(&to, &err) != 0) {
+            fprintf(stderr, "whatstyle serve: tracing: %s\n",
+                    err.msg[0] ? err.msg : "--trace-ratio must be a number in 0..1");
+            goto out;
+        }
+        tracing = true;
+        WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
+    }
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
-        fprintf(stderr, "whatstyle serve: %s\n", err.msg);
+        WS_LOG(WS_LOG_ERROR, "server.start_failed", err.msg, WS_LF_S("error.type", ws_strerror(err.code)));
         ret = 1;
         goto out;
     }
-    printf("whatstyle serve: listening on %s:%d (%s)\n", cfg.host ? cfg.host : "0.0.0.0", ws_server_port(srv),
-           cfg.tls_cert ? "https" : "http");
-    fflush(stdout);
+    log_config(&cfg, mb);
+    ws_log_fmt(WS_LOG_INFO, "server.started", "listening on %s:%d (%s)", cfg.host ? cfg.host : "0.0.0.0",
+               ws_server_port(srv), cfg.tls_cert ? "https" : "http");
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "whatstyle serve: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ws_log_fmt(WS_LOG_INFO, "server.draining", "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ws_server_stop(srv);
     ws_server_wait(srv);
-    fprintf(stderr, "whatstyle serve: stopped\n");
+    ws_log_write(WS_LOG_INFO, "server.stopped", "stopped", NULL, 0);
     ret = 0;
 out:
     ws_server_free(srv);
     if (wa_secret)
         memset(wa_secret, 0, strlen(wa_secret));
     free(wa_secret);
+    if (tracing)
+        ws_trace_export_stop(); /* after the server: its last spans go out too */
     ws_ai_free(ai);
     ws_blobs_close(ai_blobs);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 
-#define WS_VERSION "0.1.0"
+#include "core/version.h"
 
 int ws_cmd_version(int argc, char **argv)
 {

@@ -1,8 +1,10 @@
 /* Entry point of `whatstyle`: dispatches to one subcommand from a table. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/log.h"
 
 typedef struct {
     const char *name;
@@ -25,6 +27,24 @@ static const subcommand subcommands[] = {
     {"generate", ws_cmd_generate, "continue a prompt with a language model (and LoRA adapter)"},
 };
 
+/* The logger: the roles that run long (serve, ai, worker) log to stdout (JSON lines for the
+ * collector, or the human format on a terminal); one-shot commands log to stderr so their
+ * stdout stays their output. WS_LOG_LEVEL (debug|info|warn|error|off) and WS_LOG_FORMAT
+ * (auto|json|text) override. */
+static int setup_log(const char *cmd)
+{
+    bool role = !strcmp(cmd, "serve") || !strcmp(cmd, "ai") || !strcmp(cmd, "worker");
+    const char *lv = getenv("WS_LOG_LEVEL"), *fm = getenv("WS_LOG_FORMAT");
+    int level = lv && *lv ? ws_log_level_parse(lv) : WS_LOG_INFO;
+    int format = fm && *fm ? ws_log_format_parse(fm) : WS_LOG_AUTO;
+    if (level < 0 || format < 0) {
+        fprintf(stderr, "whatstyle: WS_LOG_LEVEL is debug|info|warn|error|off, WS_LOG_FORMAT auto|json|text\n");
+        return -1;
+    }
+    ws_log_setup(cmd, (ws_log_level)level, (ws_log_format)format, role ? stdout : stderr);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: whatstyle <command> [options]\n\ncommands:\n");
@@ -45,7 +65,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
-            return subcommands[i].run(argc - 1, argv + 1);
+            return setup_log(argv[1]) ? 2 : subcommands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "whatstyle: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

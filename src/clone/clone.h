@@ -115,6 +115,9 @@ typedef struct ws_clone_answer {
 int ws_clone_open(const char *dir, ws_clone **out, ws_error *err);
 void ws_clone_free(ws_clone *c);   /* NULL is a no-op */
 
+/* Tokens sampled by every reply in this process since start (for the metrics). Thread-safe. */
+uint64_t ws_clone_tokens_generated(void);
+
 /* Replies to message (after the context turns, oldest first). opts may be NULL. */
 int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *context, size_t n_context,
                    const ws_clone_reply_opts *opts, ws_clone_answer *out, ws_error *err);

@@ -3,12 +3,14 @@
  * base, pointwise mutual information; the confidence and the fallback. Also the scorers the
  * fidelity report uses. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clone/clone_int.h"
 #include "core/mem.h"
+#include "core/trace.h"
 #include "core/progress.h"
 #include "nn/generate.h"
 #include "nn/ops.h"
@@ -150,6 +152,13 @@ typedef struct sample {
     ws_kv_cache *kc;
 } sample;
 
+static _Atomic uint64_t tokens_generated;
+
+uint64_t ws_clone_tokens_generated(void)
+{
+    return atomic_load_explicit(&tokens_generated, memory_order_relaxed);
+}
+
 /* One sampling step of sample s from its logits: false when the sample stops here. */
 static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_gen_opts *o, uint64_t *rng,
                         int32_t *next)
@@ -184,6 +193,8 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     o.temperature = 0.8f;
     o.top_k = 40;
     o.top_p = 0.95f;
+    ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
+    ws_span_attr_int(sp, "gen.sequences", n);
     sample *ss = ws_xcalloc((size_t)n, sizeof *ss);
     float *logits = ws_xmalloc((size_t)n * V * sizeof *logits);
     ws_kv_cache **live = ws_xcalloc((size_t)n, sizeof *live);
@@ -218,6 +229,11 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
         if (rc)
             goto out;
     }
+    uint64_t sampled = 0;
+    for (int i = 0; i < n; i++)
+        sampled += ss[i].ids.n;
+    atomic_fetch_add_explicit(&tokens_generated, sampled, memory_order_relaxed);
+    ws_span_attr_int(sp, "gen.tokens", (int64_t)sampled);
     for (int i = 0; i < n; i++) {
         if (!ss[i].ended || !ss[i].ids.n)
             continue;
@@ -240,6 +256,9 @@ out:
     free(next);
     free(who);
     free(bl);
+    if (rc)
+        ws_span_error(sp, "generation failed");
+    ws_span_end(sp);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include "chat/chat.h"
 #include "clone/clone_int.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
 #include "nn/ops.h"
@@ -37,15 +38,17 @@ static void phase(const ws_clone_train_opts *o, const char *fmt, ...)
 {
     if (o->quiet)
         return;
+    if (!ws_log_enabled(WS_LOG_INFO))
+        return;
     va_list ap;
     va_start(ap, fmt);
     static double t0;
     if (!t0)
         t0 = ws_now_s();
-    fprintf(stderr, "whatstyle train [%5.1fs]: ", ws_now_s() - t0);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    WS_LOG(WS_LOG_INFO, "train.phase", msg, WS_LF_D("train.elapsed_s", ws_now_s() - t0));
 }
 
 static bool cancelled(const ws_clone_train_opts *o, double fraction, const char *ph, uint64_t samples)

@@ -3,6 +3,8 @@
  * picked at run time from what the CPU supports. */
 #include "nn/quant.h"
 
+#include "core/log.h"
+
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -178,7 +180,7 @@ const char *ws_isa_name(ws_isa isa)
 /* a type without the kernel asked for is the caller's bug, not a condition to handle */
 static void no_kernel(const char *what, int type)
 {
-    fprintf(stderr, "ws_quant: no %s kernel for type %d\n", what, type);
+    WS_LOG(WS_LOG_ERROR, "quant.no_kernel", what, WS_LF_I("quant.type", type));
     abort();
 }
 

@@ -16,8 +16,10 @@
 #include <openssl/evp.h>
 
 #include "chat/chat.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/trace.h"
 
 #define MAX_PARTICIPANTS 256
 
@@ -153,6 +155,8 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         }
         r->p = e.p;
         memcpy(r->model_version, e.model_version, sizeof r->model_version);
+        /* the request log line's user.id */
+        ctx->user_id = ws_arena_strndup(ctx->arena, r->p.user_id, strlen(r->p.user_id));
         r->phase = 1;
     }
 limits:
@@ -278,7 +282,12 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
         if (on_loop && s->cache_blocking)
             return WS_EAGAIN;
         ws_buf val = WS_BUF_INIT;
-        if (ws_cache_get(s->cache, key, &val, NULL) == 0) {
+        ws_span *cs = ws_span_begin_child("cache get", WS_SPAN_CLIENT);
+        int crc = ws_cache_get(s->cache, key, &val, NULL);
+        ws_span_attr_str(cs, "cache.backend", ws_cache_backend(s->cache));
+        ws_span_attr_str(cs, "cache.hit", crc == 0 ? "true" : "false");
+        ws_span_end(cs);
+        if (crc == 0) {
             /* "v1\n<confidence>\n<fallback>\n<reply text>" */
             char *p = val.data, *nl1, *nl2, *nl3;
             if (val.len > 3 && !strncmp(p, "v1\n", 3) && (nl1 = strchr(p + 3, '\n')) &&
@@ -317,7 +326,12 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
     ws_error err = {0};
     ws_metric_add(s->m_ai_calls, 1);
     double a0 = ws_now_s();
+    ws_span *as = ws_span_begin_child("ai generate", WS_SPAN_CLIENT);
+    ws_span_attr_int(as, "ai.context_turns", (int64_t)n_context);
     int rc = s->ai->ops->generate(s->ai, r->p.user_id, message, context, n_context, &ar, &err);
+    if (rc != 0 && rc != WS_ENOENT)
+        ws_span_error(as, "ai call failed");
+    ws_span_end(as);
     ws_metric_observe(s->m_ai_latency, ws_now_s() - a0);
     if (rc == WS_ENOENT) {
         op_fail(e, 409, "no_model", "no trained model yet");
@@ -645,6 +659,7 @@ static int h_metrics(ws_http_ctx *ctx)
 {
     ws_server *s = ctx->app;
     ctx->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ws_srv_metrics_refresh(s);
     ws_metrics_render(s->metrics, &ctx->out);
     return 0;
 }
@@ -879,7 +894,7 @@ static int h_me_delete(ws_http_ctx *ctx)
     snprintf(folder, sizeof folder, "users/%s/", r->p.user_id);
     size_t nb = 0;
     if (ws_blobs_delete_prefix(s->blobs, folder, &nb, &err) != 0)
-        fprintf(stderr, "whatstyle serve: erasing the blobs of %s: %s\n", r->p.user_id, err.msg);
+        WS_LOG(WS_LOG_ERROR, "user.erase_blobs_failed", err.msg, WS_LF_S("user.id", r->p.user_id));
     for (size_t i = 0; i < nj; i++)
         if (jobs[i].data_path && jobs[i].data_path[0] == '/')
             unlink(jobs[i].data_path);
@@ -895,7 +910,7 @@ static int h_me_delete(ws_http_ctx *ctx)
 const ws_http_route ws_srv_routes[] = {
     {"GET", "/healthz", h_healthz, 0, 0},
     {"GET", "/readyz", h_readyz, WS_ROUTE_BLOCKING, 0},
-    {"GET", "/metrics", h_metrics, 0, 0},
+    {"GET", "/metrics", h_metrics, WS_ROUTE_BLOCKING, 0}, /* refreshing reads the store */
     {"POST", "/v1/reply", h_reply, 0, 0},
     {"POST", "/v1/exports", h_exports, WS_ROUTE_BLOCKING, WS_SRV_EXPORT_CAP},
     {"GET", "/v1/training-jobs/*", h_job, 0, 0},

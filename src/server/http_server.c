@@ -23,8 +23,10 @@
 #include <uv.h>
 
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/trace.h"
 
 #define READ_CHUNK 4096
 /* Recycled per loop (loop thread only): READ_CHUNK-byte buffers for connection input and
@@ -155,6 +157,7 @@ static void h2_goaway(conn *c);
 static void h2_close_soon(conn *c);
 static void process(conn *c);
 static void finish_request(conn *c);
+static void request_done(ws_http_server *s, size_t route, ws_http_ctx *ctx);
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -535,13 +538,7 @@ static void queue_response(conn *c, exch *ex)
     if (!no_body && !ex->is_head && ctx->out.len)
         conn_put(c, ctx->out.data, ctx->out.len);
 
-    size_t ri = ex->route == ROUTE_NONE ? s->cfg.n_routes : ex->route;
-    if (s->rm) {
-        int cls = ctx->status / 100 - 1;
-        if (cls >= 0 && cls < 5)
-            ws_metric_add(s->rm[ri].by_class[cls], 1);
-        ws_metric_observe(s->rm[ri].latency, ws_now_s() - ctx->start_s);
-    }
+    request_done(s, ex->route, ctx);
 }
 
 /* Sends the response of the current exchange; completes it at once when the socket took
@@ -558,6 +555,69 @@ static bool send_response(conn *c)
     if (!c->closing)
         timer_arm(c, c->lc->srv->cfg.write_timeout_ms, on_write_timeout);
     return false;
+}
+
+/* ---- observability: the request's span, metrics and log line ---------------------------- */
+
+/* Runs the route's handler with the request's span as the thread's current span (begun at
+ * the first run: a valid traceparent header continues the caller's trace). */
+static int call_handler(ws_http_ctx *ctx)
+{
+    ws_span *prev;
+    if (!ctx->span) {
+        ws_trace_ctx remote;
+        const ws_http_slice *tp = ws_http_find_header(ctx->req, "traceparent");
+        bool has_remote = tp && ws_traceparent_parse(tp->p, tp->len, &remote) == 0;
+        prev = ws_span_activate(NULL); /* the span's parent: the remote one or none */
+        char name[128];
+        snprintf(name, sizeof name, "%s %s", ctx->route->method, ctx->route->pattern);
+        ctx->span = ws_span_begin(name, WS_SPAN_SERVER, has_remote ? &remote : NULL);
+        ws_span_attr_str(ctx->span, "http.request.method", ctx->route->method);
+        ws_span_attr_str(ctx->span, "http.route", ctx->route->pattern);
+    } else {
+        prev = ws_span_activate(ctx->span);
+    }
+    int rc = ctx->route->handler(ctx);
+    ws_span_deactivate(prev);
+    return rc;
+}
+
+static bool quiet_route(const char *pattern)
+{
+    return !strcmp(pattern, "/healthz") || !strcmp(pattern, "/readyz") || !strcmp(pattern, "/metrics");
+}
+
+/* The response is queued: count it, end the request's span and write the log line. */
+static void request_done(ws_http_server *s, size_t route, ws_http_ctx *ctx)
+{
+    size_t ri = route == ROUTE_NONE ? s->cfg.n_routes : route;
+    int st = ctx->status >= 100 && ctx->status <= 999 ? ctx->status : 500;
+    double dur = ws_now_s() - ctx->start_s;
+    if (s->rm) {
+        int cls = st / 100 - 1;
+        if (cls >= 0 && cls < 5)
+            ws_metric_add(s->rm[ri].by_class[cls], 1);
+        ws_metric_observe(s->rm[ri].latency, dur);
+    }
+    const char *pattern = route == ROUTE_NONE ? "unmatched" : s->cfg.routes[route].pattern;
+    ws_log_level lv = st >= 500 ? WS_LOG_ERROR : quiet_route(pattern) ? WS_LOG_DEBUG : WS_LOG_INFO;
+    ws_span *prev = ws_span_activate(ctx->span);
+    if (ws_log_enabled(lv)) {
+        const ws_http_slice *m = &ctx->req->method;
+        char method[16];
+        snprintf(method, sizeof method, "%.*s", m->p ? (int)(m->len < 15 ? m->len : 15) : 0, m->p ? m->p : "");
+        WS_LOG(lv, "http.request", NULL, WS_LF_S("http.request.method", method), WS_LF_S("http.route", pattern),
+               WS_LF_I("http.response.status_code", st), WS_LF_I("event.duration", (int64_t)(dur * 1e9)),
+               WS_LF_S("user.id", ctx->user_id), WS_LF_I("http.response.body.bytes", ctx->out.len));
+    }
+    ws_span_deactivate(prev);
+    if (ctx->span) {
+        ws_span_attr_int(ctx->span, "http.response.status_code", st);
+        if (st >= 500)
+            ws_span_error(ctx->span, "server error");
+        ws_span_end(ctx->span);
+        ctx->span = NULL;
+    }
 }
 
 /* ---- exchange lifecycle ---------------------------------------------------------------- */
@@ -590,6 +650,7 @@ static void exch_free(exch *ex)
     if (!ex)
         return;
     loop_ctx *lc = ex->c->lc;
+    ws_span_end(ex->ctx.span); /* a request that ended without a response (client gone) */
     if (ex->reserved)
         atomic_fetch_sub(&lc->srv->body_bytes, ex->reserved);
     buf_release(lc, &ex->ctx.out);
@@ -662,7 +723,7 @@ static void work_cb(uv_work_t *w)
 {
     exch *ex = w->data;
     ex->ctx.on_loop = false;
-    ex->rc = ex->c->lc->srv->cfg.routes[ex->route].handler(&ex->ctx);
+    ex->rc = call_handler(&ex->ctx);
 }
 
 static void stream_unlist(exch *ex)
@@ -724,12 +785,7 @@ static void stream_end(conn *c, exch *ex)
     }
     conn_put(c, "0\r\n\r\n", 5);
     ws_http_server *s = c->lc->srv;
-    if (s->rm) {
-        int cls = ex->ctx.status / 100 - 1;
-        if (cls >= 0 && cls < 5)
-            ws_metric_add(s->rm[ex->route].by_class[cls], 1);
-        ws_metric_observe(s->rm[ex->route].latency, ws_now_s() - ex->ctx.start_s);
-    }
+    request_done(s, ex->route, &ex->ctx);
     c->state = ST_WRITING;
     if (conn_flush(c)) {
         finish_request(c);
@@ -796,7 +852,7 @@ static bool dispatch(conn *c)
     int rc = WS_EAGAIN;
     if (!(r->flags & WS_ROUTE_BLOCKING)) {
         ex->ctx.on_loop = true;
-        rc = r->handler(&ex->ctx);
+        rc = call_handler(&ex->ctx);
     }
     if (rc == WS_EAGAIN) {
         /* no reading while a pool thread holds the request: the input buffer must not move
@@ -1242,13 +1298,7 @@ static void h2_respond(conn *c, exch *ex)
     }
     nghttp2_data_provider prd = {.source.ptr = ex, .read_callback = h2_read_body};
     nghttp2_submit_response(c->h2, ex->stream_id, hdrs, n, no_body || ex->is_head ? NULL : &prd);
-    size_t ri = ex->route == ROUTE_NONE ? s->cfg.n_routes : ex->route;
-    if (s->rm) {
-        int cls = st / 100 - 1;
-        if (cls >= 0 && cls < 5)
-            ws_metric_add(s->rm[ri].by_class[cls], 1);
-        ws_metric_observe(s->rm[ri].latency, ws_now_s() - ctx->start_s);
-    }
+    request_done(s, ex->route, ctx);
 }
 
 /* The request on a stream is complete: answer it (an early error or the handler). */
@@ -1280,7 +1330,7 @@ static void h2_dispatch(conn *c, exch *ex)
     int rc = WS_EAGAIN;
     if (!(r->flags & WS_ROUTE_BLOCKING)) {
         ex->ctx.on_loop = true;
-        rc = r->handler(&ex->ctx);
+        rc = call_handler(&ex->ctx);
     }
     if (rc == WS_EAGAIN) {
         ex->work.data = ex;

@@ -10,6 +10,10 @@
  * (uv_queue_work) with on_loop false, so the loop never blocks. Routes flagged
  * WS_ROUTE_BLOCKING go to the pool directly.
  *
+ * Every request gets a server span (a W3C traceparent header continues the caller's trace)
+ * and, once answered, a log line "http.request" (method, route, status, duration, user id;
+ * never the query, headers or body); health, readiness and metrics requests log at debug.
+ *
  * Ownership: the server borrows cfg->routes, cfg->app and cfg->metrics for its lifetime.
  * Everything in a ws_http_ctx lives until the response is written (the per-request arena).
  * Thread-safety: ws_http_server_stop may be called from any thread (and from a signal
@@ -52,6 +56,11 @@ typedef struct ws_http_ctx {
     ws_buf headers;           /* extra header lines, each "Name: value\r\n" */
     bool close;               /* close the connection after this response */
     void *scratch;            /* the handler's own state between loop and pool runs */
+    /* observability: the request's span (core/trace.h; the thread's current span while a
+     * handler runs) and the user the app authenticated (an arena string, for the request
+     * log line; NULL = anonymous) */
+    struct ws_span *span;
+    const char *user_id;
 } ws_http_ctx;
 
 /* Returns 0 when the response in ctx is ready, WS_EAGAIN (only when ctx->on_loop) to be run

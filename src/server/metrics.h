@@ -8,6 +8,7 @@
 #define WS_SERVER_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,19 @@ static inline int64_t ws_metric_get(const ws_metric *c)
     return atomic_load_explicit(&c->value, memory_order_relaxed);
 }
 void ws_metric_observe(ws_metric *h, double v);
+
+/* The metrics every role exports besides its own (names shared by serve, ai and worker):
+ * ws_build_info, ws_process_start_time_seconds, ws_log_lines_total / ws_log_bytes_total,
+ * the trace exporter's ws_trace_spans_{exported,dropped}_total and ws_trace_queue_length,
+ * and (with_ai: a role running the in-process engine) ws_model_cache_{hits,misses}_total,
+ * ws_models_resident and ws_tokens_generated_total. Register before threads start; refresh
+ * just before rendering (any thread). */
+typedef struct ws_proc_metrics {
+    ws_metric *build, *start, *log_lines, *log_bytes, *spans_exported, *spans_dropped, *spans_queued;
+    ws_metric *model_hits, *model_misses, *resident, *tokens;
+} ws_proc_metrics;
+void ws_proc_metrics_register(ws_metrics *m, ws_proc_metrics *pm, const char *role, bool with_ai);
+void ws_proc_metrics_refresh(ws_proc_metrics *pm);
 
 /* Appends the whole exposition to out. */
 int ws_metrics_render(ws_metrics *m, ws_buf *out);

@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/mem.h"
+#include "core/trace.h"
 #include "core/progress.h"
 
 /* ---- store pool ------------------------------------------------------------------------ */
@@ -192,7 +194,7 @@ static int write_items(ws_server *s, ws_store *st, write_item **items, bool *don
             size_t w1 = 0;
             int r1 = ws_store_conv_insert_batch(st, &rows[k], 1, &w1, &e1);
             if (r1 == WS_EINVAL || r1 == WS_ETOOBIG) {
-                fprintf(stderr, "whatstyle serve: writer: conversation row refused: %s\n", e1.msg);
+                WS_LOG(WS_LOG_ERROR, "conversation.refused", e1.msg, WS_LF_S("user.id", rows[k].conv.user_id));
                 ws_metric_add(s->m_conv_failed, 1);
                 done[idx[k]] = true;
             } else if (r1 == 0) {
@@ -241,7 +243,7 @@ static void write_sync(ws_server *s, write_item *w)
     ws_srv_store_put(s, st);
     ws_metric_add(s->m_conv_sync, 1);
     if (rc < 0) {
-        fprintf(stderr, "whatstyle serve: conversation row not written: %s\n", err.msg);
+        WS_LOG(WS_LOG_ERROR, "conversation.write_failed", err.msg, WS_LF_I("conversation.rows", 1));
         ws_metric_add(s->m_conv_failed, 1);
     }
     free(w);
@@ -380,14 +382,13 @@ static void *writer_main(void *arg)
             bool closing = !s->writer_on;
             pthread_mutex_unlock(&s->writer_mu);
             if (tries == 1 || tries % 20 == 0)
-                fprintf(stderr, "whatstyle serve: writer: %s (retrying)\n", err.msg);
+                WS_LOG(WS_LOG_WARN, "conversation.write_retry", err.msg, WS_LF_I("retry.attempt", tries));
             if (closing && tries >= WS_WRITER_CLOSE_TRIES) {
                 size_t lost = 0;
                 for (size_t i = 0; i < n; i++)
                     lost += !done[i];
-                fprintf(stderr,
-                        "whatstyle serve: writer: %zu conversation rows not written at shutdown: %s\n", lost,
-                        err.msg);
+                WS_LOG(WS_LOG_ERROR, "conversation.lost_at_shutdown", err.msg,
+                       WS_LF_I("conversation.rows", (int64_t)lost));
                 ws_metric_add(s->m_conv_failed, (int64_t)lost);
                 break;
             }
@@ -427,7 +428,9 @@ static int on_train_progress(void *arg, double fraction, const char *phase, uint
     return atomic_load(&tp->s->stopping) ? 1 : 0;
 }
 
-static void run_job(ws_server *s, ws_store *st, const ws_job *job)
+/* Trains one claimed job; returns the job's final state (WS_JOB_QUEUED when shutdown
+ * interrupted it) and copies a failure's message into why. */
+static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, size_t why_cap)
 {
     ws_error err = {0};
     ws_job_update u = WS_JOB_UPDATE_INIT;
@@ -446,7 +449,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         u.error_message = "no AI engine is configured in this server";
         ws_store_job_update(st, job->id, &u, NULL);
         ws_metric_add(s->m_jobs_failed, 1);
-        return;
+        snprintf(why, why_cap, "%s", u.error_message);
+        return WS_JOB_FAILED;
     }
     /* the export is stored encrypted: decrypt it into a private temporary file for the
      * trainer, removed as soon as training ends (an absolute path is a plaintext upload of
@@ -461,7 +465,8 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
             u.error_message = err.msg;
             ws_store_job_update(st, job->id, &u, NULL);
             ws_metric_add(s->m_jobs_failed, 1);
-            return;
+            snprintf(why, why_cap, "%s", u.error_message);
+            return WS_JOB_FAILED;
         }
         export_path = plain;
     }
@@ -481,7 +486,7 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         u.progress = 0;
         ws_store_job_update(st, job->id, &u, NULL);
         ws_ai_train_result_clear(&res);
-        return;
+        return WS_JOB_QUEUED;
     }
     if (rc == 0 && res.model_version) {
         rc = ws_store_model_set_current(st, job->user_id, res.model_version, job->data_path, job->id, &err);
@@ -505,8 +510,35 @@ static void run_job(ws_server *s, ws_store *st, const ws_job *job)
         ws_metric_add(s->m_ai_errors, 1);
     }
     if (ws_store_job_update(st, job->id, &u, &err) != 0)
-        fprintf(stderr, "whatstyle serve: job %s: %s\n", job->id, err.msg);
+        WS_LOG(WS_LOG_ERROR, "job.update_failed", err.msg, WS_LF_S("job.id", job->id));
+    if (u.status == WS_JOB_FAILED)
+        snprintf(why, why_cap, "%s", u.error_message);
     ws_ai_train_result_clear(&res);
+    return u.status;
+}
+
+/* One job with its span and its log lines (started, and completed / failed / requeued). */
+static void run_job(ws_server *s, ws_store *st, const ws_job *job)
+{
+    double t0 = ws_now_s();
+    ws_span *sp = ws_span_begin("training job", WS_SPAN_INTERNAL, NULL);
+    ws_span_attr_str(sp, "job.id", job->id);
+    ws_span_attr_str(sp, "user.id", job->user_id);
+    WS_LOG(WS_LOG_INFO, "job.started", NULL, WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),
+           WS_LF_S("worker.id", s->worker_id));
+    char why[WS_ERROR_MSG_MAX] = "";
+    int state = train_job(s, st, job, why, sizeof why);
+    static const char *const events[] = {"job.requeued", "job.running", "job.completed", "job.failed",
+                                         "job.cancelled"};
+    const char *ev = state >= 0 && state <= WS_JOB_CANCELLED ? events[state] : "job.finished";
+    if (state == WS_JOB_FAILED)
+        ws_span_error(sp, "training failed");
+    if (state == WS_JOB_COMPLETED || state == WS_JOB_FAILED)
+        ws_metric_observe(s->m_job_duration, ws_now_s() - t0);
+    WS_LOG(state == WS_JOB_FAILED ? WS_LOG_ERROR : WS_LOG_INFO, ev, why[0] ? why : NULL,
+           WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),
+           WS_LF_I("event.duration", (int64_t)((ws_now_s() - t0) * 1e9)));
+    ws_span_end(sp);
 }
 
 static void *trainer_main(void *arg)
@@ -517,7 +549,7 @@ static void *trainer_main(void *arg)
     ws_error err = {0};
     while (!atomic_load(&s->stopping)) {
         if (!st && open_store(s, &st, &err) != 0) {
-            fprintf(stderr, "whatstyle serve: trainer: %s\n", err.msg);
+            WS_LOG(WS_LOG_ERROR, "trainer.store_failed", err.msg, WS_LF_S("worker.id", s->worker_id));
             st = NULL;
         }
         int rc = WS_EIO;
@@ -607,6 +639,44 @@ static void register_metrics(ws_server *s)
     s->m_writer_queue =
         ws_metrics_gauge(m, "ws_writer_queue_length", NULL, "Conversation rows waiting to be written.");
     s->m_mcp_calls = ws_metrics_counter(m, "ws_mcp_tool_calls_total", NULL, "MCP tools/call requests.");
+    ws_proc_metrics_register(m, &s->m_proc, "serve", s->ai != NULL);
+    for (int st = 0; st <= WS_JOB_CANCELLED; st++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "state=\"%s\"", ws_job_status_name((ws_job_status)st));
+        s->m_jobs_state[st] = ws_metrics_gauge(m, "ws_training_jobs", labels, "Training jobs in the store by state.");
+    }
+    s->m_queue_lag = ws_metrics_gauge(m, "ws_training_queue_lag_seconds", NULL,
+                                      "Age of the oldest queued training job (0 when none waits).");
+    static const double job_bounds[] = {1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
+    s->m_job_duration = ws_metrics_histogram(m, "ws_training_job_duration_seconds", NULL,
+                                             "Wall time of finished training jobs.", job_bounds,
+                                             sizeof job_bounds / sizeof job_bounds[0]);
+}
+
+void ws_srv_metrics_refresh(ws_server *s)
+{
+    ws_proc_metrics_refresh(&s->m_proc);
+    pthread_mutex_lock(&s->scrape_mu);
+    double now = ws_now_s();
+    bool due = now - s->scrape_last_s >= 1.0;
+    if (due)
+        s->scrape_last_s = now;
+    pthread_mutex_unlock(&s->scrape_mu);
+    if (!due)
+        return;
+    ws_job_stats js;
+    ws_error err = {0};
+    ws_store *st = ws_srv_store_get(s);
+    int rc = ws_store_job_stats(st, &js, &err);
+    ws_srv_store_put(s, st);
+    if (rc != 0) {
+        WS_LOG(WS_LOG_WARN, "metrics.job_stats_failed", err.msg, WS_LF_S("error.type", ws_strerror(rc)));
+        return;
+    }
+    for (int k = 0; k <= WS_JOB_CANCELLED; k++)
+        ws_metric_set(s->m_jobs_state[k], js.by_status[k]);
+    int64_t lag = js.oldest_queued_ms ? (ws_store_now_ms() - js.oldest_queued_ms) / 1000 : 0;
+    ws_metric_set(s->m_queue_lag, lag < 0 ? 0 : lag);
 }
 
 int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
@@ -626,6 +696,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     pthread_mutex_init(&s->train_mu, NULL);
     pthread_cond_init(&s->train_cv, NULL);
     pthread_mutex_init(&s->writer_mu, NULL);
+    pthread_mutex_init(&s->scrape_mu, NULL);
     pthread_cond_init(&s->writer_cv, NULL);
     pthread_cond_init(&s->writer_space_cv, NULL);
     if (!s->cfg.key_rate_limit)
@@ -821,6 +892,7 @@ void ws_server_free(ws_server *s)
     pthread_mutex_destroy(&s->train_mu);
     pthread_cond_destroy(&s->train_cv);
     pthread_mutex_destroy(&s->writer_mu);
+    pthread_mutex_destroy(&s->scrape_mu);
     pthread_cond_destroy(&s->writer_cv);
     pthread_cond_destroy(&s->writer_space_cv);
     free(s);

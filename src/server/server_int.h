@@ -99,7 +99,15 @@ struct ws_server {
     ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
         *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_sync, *m_conv_waits, *m_conv_discarded, *m_conv_failed,
         *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
+    /* the process metrics, the training queue by state (refreshed at scrape) and job time */
+    ws_proc_metrics m_proc;
+    ws_metric *m_jobs_state[WS_JOB_CANCELLED + 1], *m_queue_lag, *m_job_duration;
+    pthread_mutex_t scrape_mu;
+    double scrape_last_s;
 };
+
+/* Brings the gauges computed at scrape time up to date (at most once a second). */
+void ws_srv_metrics_refresh(ws_server *s);
 
 /* ---- store pool (server.c) ---- */
 ws_store *ws_srv_store_get(ws_server *s); /* blocks until a handle is free */

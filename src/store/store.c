@@ -15,6 +15,7 @@
 
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/trace.h"
 #include "store/store_int.h"
 
 struct ws_store {
@@ -180,7 +181,20 @@ static bool cell_bool(const ws_dbres *r, int row, int col)
 static int q(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np,
              ws_dbres *out, ws_error *err)
 {
-    return s->drv->query(db, a, sql, p, np, out, err);
+    ws_span *sp = ws_span_begin_child("db query", WS_SPAN_CLIENT);
+    if (sp) {
+        char op[16];
+        size_t n = strcspn(sql, " ");
+        snprintf(op, sizeof op, "%.*s", (int)(n < 15 ? n : 15), sql);
+        ws_span_attr_str(sp, "db.system", s->drv->is_pg ? "postgresql" : "sqlite");
+        ws_span_attr_str(sp, "db.operation", op);
+        ws_span_attr_str(sp, "db.replica", db == s->db ? "false" : "true");
+    }
+    int rc = s->drv->query(db, a, sql, p, np, out, err);
+    if (rc < 0)
+        ws_span_error(sp, ws_strerror(rc));
+    ws_span_end(sp);
+    return rc;
 }
 
 #define NP(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
@@ -1006,6 +1020,25 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     }
     *n = (size_t)r.nrows;
     return 0;
+}
+
+int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err)
+{
+    memset(out, 0, sizeof *out);
+    ws_arena *a = ws_arena_new(512);
+    ws_dbres r = {0};
+    int rc = q(s, reader(s), a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
+               0, &r, err);
+    for (int i = 0; rc == 0 && i < r.nrows; i++) {
+        ws_job_status st;
+        if (ws_job_status_parse(cell(&r, i, 0), &st) != 0)
+            continue;
+        out->by_status[st] = cell_i64(&r, i, 1);
+        if (st == WS_JOB_QUEUED)
+            out->oldest_queued_ms = cell_i64(&r, i, 2);
+    }
+    ws_arena_free(a);
+    return rc;
 }
 
 int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *out,

@@ -218,6 +218,14 @@ typedef struct ws_job_update {
 } ws_job_update;
 #define WS_JOB_UPDATE_INIT {-1, -1.0, -1, NULL, NULL}
 
+/* Jobs per state and the creation time (ms) of the oldest queued job (0 when none), for the
+ * metrics (queue length and lag). One GROUP BY over the status index. */
+typedef struct ws_job_stats {
+    int64_t by_status[WS_JOB_CANCELLED + 1];
+    int64_t oldest_queued_ms;
+} ws_job_stats;
+int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err);
+
 /* Applies u. Moving to completed/failed/cancelled sets completed_at and writes, in the same
  * transaction, an outbox message on "training-events" (type "training.completed"/".failed"/
  * ".cancelled"). A job already in a final state cannot change status: WS_ECONFLICT. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/log.h"
 #include "ai_double.h"
 #include "auth/auth.h"
 #include "server/server.h"
@@ -34,6 +35,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: helper_serve_double DATA_DIR INFO_FILE [PORT] [THREADS]\n");
         return 2;
     }
+    /* the logger as `whatstyle serve` sets it up (bench/http.sh passes WS_LOG_LEVEL=warn:
+     * nginx, its yardstick, runs without an access log) */
+    const char *lv = getenv("WS_LOG_LEVEL");
+    ws_log_setup("serve", lv && ws_log_level_parse(lv) >= 0 ? (ws_log_level)ws_log_level_parse(lv) : WS_LOG_INFO,
+                 WS_LOG_JSON, stderr);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
