@@ -300,7 +300,7 @@ int ws_cmd_serve(int argc, char **argv)
         char **slot;
     } envs[] = {
         {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
-        {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token}};
+        {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token},
         {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);

@@ -2,7 +2,7 @@
  * trace_export.h). */
 #include "core/trace_export.h"
 
-#include <curl/curl.h>
+#include "core/curl_lib.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -95,27 +95,27 @@ static void send_batch(CURL *h, ws_span **spans, size_t n)
 {
     ws_buf body = WS_BUF_INIT;
     ws_trace_export_encode(&body, ex.service, spans, n);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, ex.url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body.len);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)ex.timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode cc = curl_easy_perform(h);
+    struct curl_slist *hdr = ws_curl.curl_slist_append(NULL, "Content-Type: application/json");
+    ws_curl.curl_easy_setopt(h, CURLOPT_URL, ex.url);
+    ws_curl.curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    ws_curl.curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data);
+    ws_curl.curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body.len);
+    ws_curl.curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)ex.timeout_ms);
+    ws_curl.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    ws_curl.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode cc = ws_curl.curl_easy_perform(h);
     long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    ws_curl.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc == CURLE_OK && status >= 200 && status < 300) {
         atomic_fetch_add(&n_exported, n);
     } else {
         uint64_t failed = atomic_fetch_add(&n_failed, 1);
         atomic_fetch_add(&n_dropped, n);
         if (failed % 100 == 0) /* the first failure and every 100th after it */
-            WS_LOG(WS_LOG_WARN, "trace.export_failed", cc != CURLE_OK ? curl_easy_strerror(cc) : "collector refused",
+            WS_LOG(WS_LOG_WARN, "trace.export_failed", cc != CURLE_OK ? ws_curl.curl_easy_strerror(cc) : "collector refused",
                    WS_LF_I("http.response.status_code", status), WS_LF_I("trace.spans", (int64_t)n));
     }
-    curl_slist_free_all(hdr);
+    ws_curl.curl_slist_free_all(hdr);
     ws_buf_free(&body);
     for (size_t i = 0; i < n; i++)
         ws_span_free(spans[i]);
@@ -123,7 +123,7 @@ static void send_batch(CURL *h, ws_span **spans, size_t n)
 
 static void *sender(void *arg)
 {
-    CURL *h = curl_easy_init();
+    CURL *h = ws_curl.curl_easy_init();
     ws_span **batch = ws_xmalloc(ex.batch_max * sizeof *batch);
     pthread_mutex_lock(&ex.mu);
     for (;;) {
@@ -151,7 +151,7 @@ static void *sender(void *arg)
     }
     pthread_mutex_unlock(&ex.mu);
     free(batch);
-    curl_easy_cleanup(h);
+    ws_curl.curl_easy_cleanup(h);
     return NULL;
 }
 
@@ -195,7 +195,13 @@ int ws_trace_export_start(const ws_trace_export_opts *o, ws_error *err)
     ex.q = ws_xmalloc(ex.cap * sizeof *ex.q);
     ex.n = 0;
     ex.stopping = false;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = ws_curl_load(err);
+    if (rc < 0) {
+        free(ex.q);
+        free(ex.url);
+        free(ex.service);
+        return rc;
+    }
     if (pthread_create(&ex.thread, NULL, sender, NULL) != 0) {
         free(ex.q);
         free(ex.url);

@@ -2,7 +2,7 @@
  * token over libcurl, answers parsed for messages[0].id or error.code / error.message. */
 #include "whatsapp/wa_graph.h"
 
-#include <curl/curl.h>
+#include "core/curl_lib.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,12 +10,6 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/utf8.h"
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -63,45 +57,46 @@ static int post(const ws_wa_graph *g, const char *number, const char *token, con
                 ws_wa_send_result *res, ws_error *err)
 {
     memset(res, 0, sizeof *res);
-    pthread_once(&curl_once, curl_init_once);
+    int rc = ws_curl_load(err);
+    if (rc < 0)
+        return rc;
     ws_buf url = WS_BUF_INIT, auth = WS_BUF_INIT, answer = WS_BUF_INIT;
     struct curl_slist *hdrs = NULL;
-    int rc = 0;
-    CURL *c = curl_easy_init();
+    CURL *c = ws_curl.curl_easy_init();
     if (!c) {
         rc = ws_error_set(err, WS_EIO, "cannot create a curl handle");
         goto out;
     }
     ws_buf_printf(&url, "%s/%s/%s/messages", g->base_url, g->version, number);
     ws_buf_printf(&auth, "Authorization: Bearer %s", token);
-    hdrs = curl_slist_append(hdrs, auth.data);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url.data);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body->len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(g->timeout_ms > 0 ? g->timeout_ms : 15000));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode cc = curl_easy_perform(c);
+    hdrs = ws_curl.curl_slist_append(hdrs, auth.data);
+    hdrs = ws_curl.curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = ws_curl.curl_slist_append(hdrs, "Expect:");
+    ws_curl.curl_easy_setopt(c, CURLOPT_URL, url.data);
+    ws_curl.curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data);
+    ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body->len);
+    ws_curl.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    ws_curl.curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+    ws_curl.curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(g->timeout_ms > 0 ? g->timeout_ms : 15000));
+    ws_curl.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    ws_curl.curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = ws_curl.curl_easy_perform(c);
     if (cc != CURLE_OK) {
-        snprintf(res->error_message, sizeof res->error_message, "%s", curl_easy_strerror(cc));
-        rc = ws_error_set(err, WS_EIO, "Graph API unreachable: %s", curl_easy_strerror(cc));
+        snprintf(res->error_message, sizeof res->error_message, "%s", ws_curl.curl_easy_strerror(cc));
+        rc = ws_error_set(err, WS_EIO, "Graph API unreachable: %s", ws_curl.curl_easy_strerror(cc));
         goto out;
     }
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    ws_curl.curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     res->http_status = (int)status;
     parse_answer(&answer, res);
     if (status >= 300 && !res->error_message[0])
         snprintf(res->error_message, sizeof res->error_message, "HTTP %ld", status);
 out:
-    curl_slist_free_all(hdrs);
+    ws_curl.curl_slist_free_all(hdrs);
     if (c)
-        curl_easy_cleanup(c);
+        ws_curl.curl_easy_cleanup(c);
     ws_buf_free(&url);
     ws_buf_free(&auth);
     ws_buf_free(&answer);
