@@ -153,6 +153,27 @@ int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_f
     return rc;
 }
 
+static int sqlite_pragma(ws_store *s, const char *sql, ws_error *err)
+{
+    if (strcmp(ws_store_backend(s), "sqlite") != 0)
+        return 0;
+    ws_arena *a = ws_arena_new(256);
+    ws_dbres r = {0};
+    int rc = q(s, a, sql, NULL, 0, &r, err);
+    ws_arena_free(a);
+    return rc;
+}
+
+int ws_store_wa_defer_checkpoints(ws_store *s, ws_error *err)
+{
+    return sqlite_pragma(s, "PRAGMA wal_autocheckpoint = 0", err);
+}
+
+int ws_store_wa_checkpoint(ws_store *s, ws_error *err)
+{
+    return sqlite_pragma(s, "PRAGMA wal_checkpoint(PASSIVE)", err);
+}
+
 int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
