@@ -431,6 +431,12 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
 {
     ws_wa_state *wa = ws_xcalloc(1, sizeof *wa);
     s->wa = wa;
+    pthread_mutex_init(&wa->mu, NULL);
+    pthread_cond_init(&wa->cv, NULL);
+    pthread_mutex_init(&wa->in_mu, NULL);
+    pthread_mutex_init(&wa->write_mu, NULL);
+    pthread_cond_init(&wa->in_cv, NULL);
+    pthread_cond_init(&wa->in_done_cv, NULL);
     const ws_server_config *c = &s->cfg;
     if (c->whatsapp_app_secret && *c->whatsapp_app_secret) {
         wa->app_secret = ws_xstrdup(c->whatsapp_app_secret);
@@ -452,12 +458,6 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
                                        : WS_WA_GRAPH_DEFAULT_VERSION);
     wa->number_rate = c->whatsapp_number_rate > 0 ? c->whatsapp_number_rate : 80;
     wa->recipient_gap_ms = c->whatsapp_recipient_gap_ms > 0 ? c->whatsapp_recipient_gap_ms : 6000;
-    pthread_mutex_init(&wa->mu, NULL);
-    pthread_cond_init(&wa->cv, NULL);
-    pthread_mutex_init(&wa->in_mu, NULL);
-    pthread_mutex_init(&wa->write_mu, NULL);
-    pthread_cond_init(&wa->in_cv, NULL);
-    pthread_cond_init(&wa->in_done_cv, NULL);
     register_metrics(s);
     return 0;
 }

@@ -249,4 +249,19 @@ PY
 [ -z "$(find "$data/blobs" -path '*whatsapp*' -type f 2>/dev/null)" ] || fail "token blob left"
 kill -TERM $pid; wait $pid || fail "exit status"
 pid=
+
+# 14. configuration: the secret from WS_WHATSAPP_APP_SECRET; bad settings stop the start-up
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+WS_WHATSAPP_APP_SECRET=$secret "$bin" serve --port "$port" --host 127.0.0.1 --data "$data/env" --no-training > "$data/log" 2>&1 &
+pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
+[ "$(post tests/fixtures/whatsapp/image.json)" = 200 ] || fail "secret from the environment"
+[ "$(code "$base/v1/whatsapp/webhook?hub.mode=subscribe&hub.verify_token=&hub.challenge=1")" = 403 ] || fail "no verify token configured"
+kill -TERM $pid; wait $pid || fail "exit status (env)"
+pid=
+out=$("$bin" serve --port 0 --data "$data/bad" --whatsapp-graph-url ftp://example 2>&1) && fail "bad Graph URL accepted"
+[[ $out == *"Graph API URL"* ]] || fail "bad Graph URL message: $out"
+out=$("$bin" serve --port 0 --data "$data/bad" --whatsapp-app-secret-file "$data/none" 2>&1) && fail "missing secret file accepted"
+[[ $out == *"whatsapp-app-secret-file"* ]] || fail "missing secret file message: $out"
 echo "whatsapp: ok"
