@@ -236,7 +236,19 @@ esac
 [ "$(metric 'ws_whatsapp_sent_total{status="failed"}')" -ge 1 ] || fail "failed metric"
 grep -q "barbecue\|see you at 8\|still there" "$data/log" && fail "message text in the log"
 
-# 13. DELETE /v1/me erases every WhatsApp row of the user and the sealed token
+# 13. the right of access: the export holds the WhatsApp rows (never the token)
+curl -s -H "$auth" "$base/v1/me/export" > "$data/export.json"
+python3 - "$data/export.json" "$token" <<'PY' || fail "export: $(head -c 600 "$data/export.json")"
+import json, sys
+e = json.load(open(sys.argv[1], encoding="utf-8"))
+assert [l["phone_number_id"] for l in e["whatsapp_links"]] == ["106540352242922"], e["whatsapp_links"]
+assert any(c["contact"] == "16505551234" and c["mode"] == "off" for c in e["whatsapp_contacts"])
+texts = [m["text"] for m in e["whatsapp_messages"]]
+assert "yes!! see you at 8 \U0001f389" in texts and "still there?" in texts, texts
+assert any(d["message_id"] == "wamid.LATE" and d["error_code"] == 131047 for d in e["whatsapp_drafts"])
+assert sys.argv[2] not in open(sys.argv[1], encoding="utf-8").read()
+PY
+# DELETE /v1/me erases every WhatsApp row of the user and the sealed token
 [ "$(code -X DELETE -H "$auth" "$base/v1/me")" = 204 ] || fail "delete me"
 python3 - "$data/whatstyle.db" <<'PY' || fail "rows left after erasure"
 import sqlite3, sys
