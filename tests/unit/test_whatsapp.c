@@ -145,6 +145,13 @@ static void parse_statuses(void)
         CHECK_EQ_INT(b.statuses[2].timestamp, 1750263800);
         CHECK_EQ_INT(b.statuses[0].error_code, 0);
     }
+    b = parse_fixture("status_delivered_late.json", a);
+    CHECK_EQ_INT(b.n_statuses, 1);
+    if (b.n_statuses == 1) {
+        CHECK_EQ_INT(b.statuses[0].status, WS_WA_STATUS_DELIVERED);
+        CHECK_EQ_STR(b.statuses[0].wamid, "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA");
+        CHECK(b.statuses[0].recipient_user_id == NULL);
+    }
     b = parse_fixture("status_failed.json", a);
     CHECK_EQ_INT(b.n_statuses, 1);
     if (b.n_statuses == 1) {
