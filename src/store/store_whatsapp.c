@@ -362,7 +362,12 @@ int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, 
            "INSERT INTO wa_messages (wamid, phone_number_id, user_id, direction, contact_phone,"
            " contact_user_id, msg_type, body, media_id, sent_at, status, status_rank, created_at, updated_at)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
-           " ON CONFLICT (wamid) DO NOTHING RETURNING wamid",
+           /* a status may have come before the send was logged: fill that bare row in */
+           " ON CONFLICT (wamid) DO UPDATE SET user_id = excluded.user_id, contact_phone = excluded.contact_phone,"
+           " contact_user_id = excluded.contact_user_id, msg_type = excluded.msg_type, body = excluded.body,"
+           " media_id = excluded.media_id, sent_at = excluded.sent_at, updated_at = excluded.updated_at"
+           " WHERE excluded.direction = 'out' AND wa_messages.direction = 'out' AND wa_messages.user_id IS NULL"
+           " AND wa_messages.body IS NULL RETURNING wamid",
            p, NP(p), &r, err);
     if (inserted)
         *inserted = rc == 0 && r.nrows > 0;

@@ -106,7 +106,8 @@ typedef struct ws_wa_msg_row {
     int status_rank;
 } ws_wa_msg_row;
 
-/* Records a message once: *inserted is false (and nothing changes) when its wamid is known. */
+/* Records a message once: *inserted is false (and nothing changes) when its wamid is known,
+ * except that a sent message fills in the bare row a status update made before it. */
 int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, ws_error *err);
 /* Applies a status by rank: the row's status changes only when rank is higher than the
  * stored one (unknown wamids get a bare row, so a later lower status is still ignored).

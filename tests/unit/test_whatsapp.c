@@ -444,6 +444,16 @@ static void links_on(bool pg)
     CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT2", &st, &code, &err), 0);
     CHECK_EQ_STR(st, "failed");
     CHECK_EQ_INT(code, 131047);
+    /* the send is logged after its status arrived: the bare row is filled in, status kept */
+    ws_wa_msg_row out = {.wamid = "wamid.OUT1", .phone_number_id = l.phone_number_id, .user_id = alice.id,
+                         .outgoing = true, .contact_phone = "16505551234", .msg_type = "text", .body = "sure",
+                         .sent_at = ws_store_now_ms(), .status = "accepted"};
+    CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
+    CHECK(ins);
+    CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
+    CHECK(!ins);
+    CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT1", &st, &code, &err), 0);
+    CHECK_EQ_STR(st, "read");
     /* drafts */
     ws_wa_draft d = {.user_id = alice.id, .phone_number_id = l.phone_number_id, .contact_phone = "16505551234",
                      .in_wamid = "wamid.IN1", .mode = WS_WA_MODE_DRAFT};
@@ -475,7 +485,7 @@ static void links_on(bool pg)
     /* erasure: the user's links, modes, log rows and drafts go with the user */
     int64_t cnt = 0;
     CHECK_EQ_INT(ws_store_wa_msg_count(s, alice.id, &cnt, &err), 0);
-    CHECK_EQ_INT(cnt, 1);
+    CHECK_EQ_INT(cnt, 2);
     CHECK_EQ_INT(ws_store_user_delete(s, alice.id, &err), 0);
     CHECK_EQ_INT(ws_store_wa_msg_count(s, alice.id, &cnt, &err), 0);
     CHECK_EQ_INT(cnt, 0);
