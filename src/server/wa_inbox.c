@@ -66,11 +66,9 @@ static void commit_batch(ws_server *s, wa_pending *head, size_t n)
         lens[k] = p->len;
     }
     ws_error err = {0};
-    ws_store *st = ws_srv_store_get(s);
     pthread_mutex_lock(&wa->write_mu);
-    int rc = ws_store_wa_inbox_put_many(st, bodies, lens, k, &err);
+    int rc = ws_store_wa_inbox_put_many(wa->commit_st, bodies, lens, k, &err);
     pthread_mutex_unlock(&wa->write_mu);
-    ws_srv_store_put(s, st);
     if (rc)
         fprintf(stderr, "whatstyle serve: whatsapp: storing %zu notifications: %s\n", k, err.msg);
     pthread_mutex_lock(&wa->in_mu);
@@ -118,6 +116,12 @@ static void *committer_main(void *arg)
 int ws_wa_inbox_start(ws_server *s, ws_error *err)
 {
     ws_wa_state *wa = s->wa;
+    ws_store_config sc = {.url = s->store_url};
+    int rc = ws_store_open(&sc, &wa->commit_st, err);
+    if (rc == 0)
+        rc = ws_store_wa_defer_checkpoints(wa->commit_st, err);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&wa->in_mu);
     wa->committer_on = pthread_create(&wa->committer, NULL, committer_main, s) == 0;
     pthread_mutex_unlock(&wa->in_mu);

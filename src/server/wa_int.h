@@ -47,6 +47,10 @@ typedef struct ws_wa_state {
      * meet on the database's write lock (SQLite would make the loser sleep in its busy
      * handler, 1-100 ms steps: the acknowledgement's tail latency) */
     pthread_mutex_t write_mu;
+    /* own store handles (not the pool's) that never checkpoint at commit: the committer's
+     * and the processor's; the processor checkpoints after its transactions */
+    ws_store *commit_st, *proc_st;
+    size_t since_checkpoint;
     pthread_mutex_t in_mu;
     pthread_cond_t in_cv, in_done_cv;
     struct wa_pending *in_head, *in_tail;

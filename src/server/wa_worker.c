@@ -24,6 +24,7 @@
 #define SEND_BATCH 16
 #define SEND_MAX_ATTEMPTS 8
 #define IDLE_WAIT_MS 250
+#define CHECKPOINT_EVERY 512 /* processed bodies between two WAL checkpoints */
 
 static double mono_s(void)
 {
@@ -127,16 +128,22 @@ static int process_body(void *arg, ws_store *st, const ws_wa_inbox_item *it, ws_
 
 static size_t process_inbox(ws_server *s)
 {
+    ws_wa_state *wa = s->wa;
     ws_arena *a = ws_arena_new(65536);
-    ws_store *st = ws_srv_store_get(s);
     size_t n = 0;
     ws_error err = {0};
-    pthread_mutex_lock(&s->wa->write_mu);
-    int rc = ws_store_wa_inbox_process(st, a, INBOX_BATCH, process_body, s, &n, &err);
-    pthread_mutex_unlock(&s->wa->write_mu);
+    pthread_mutex_lock(&wa->write_mu);
+    int rc = ws_store_wa_inbox_process(wa->proc_st, a, INBOX_BATCH, process_body, s, &n, &err);
+    pthread_mutex_unlock(&wa->write_mu);
     if (rc)
         fprintf(stderr, "whatstyle serve: whatsapp: processing the inbox: %s\n", err.msg);
-    ws_srv_store_put(s, st);
+    /* the WAL checkpoint (and its fsync) happens here, outside the write lock, never in an
+     * acknowledgement's commit */
+    wa->since_checkpoint += n;
+    if (wa->since_checkpoint >= CHECKPOINT_EVERY || (n == 0 && wa->since_checkpoint > 0)) {
+        ws_store_wa_checkpoint(wa->proc_st, NULL);
+        wa->since_checkpoint = 0;
+    }
     ws_arena_free(a);
     return n;
 }
@@ -424,6 +431,12 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
 {
     ws_wa_state *wa = ws_xcalloc(1, sizeof *wa);
     s->wa = wa;
+    pthread_mutex_init(&wa->mu, NULL);
+    pthread_cond_init(&wa->cv, NULL);
+    pthread_mutex_init(&wa->in_mu, NULL);
+    pthread_mutex_init(&wa->write_mu, NULL);
+    pthread_cond_init(&wa->in_cv, NULL);
+    pthread_cond_init(&wa->in_done_cv, NULL);
     const ws_server_config *c = &s->cfg;
     if (c->whatsapp_app_secret && *c->whatsapp_app_secret) {
         wa->app_secret = ws_xstrdup(c->whatsapp_app_secret);
@@ -445,18 +458,18 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
                                        : WS_WA_GRAPH_DEFAULT_VERSION);
     wa->number_rate = c->whatsapp_number_rate > 0 ? c->whatsapp_number_rate : 80;
     wa->recipient_gap_ms = c->whatsapp_recipient_gap_ms > 0 ? c->whatsapp_recipient_gap_ms : 6000;
-    pthread_mutex_init(&wa->mu, NULL);
-    pthread_cond_init(&wa->cv, NULL);
-    pthread_mutex_init(&wa->in_mu, NULL);
-    pthread_mutex_init(&wa->write_mu, NULL);
-    pthread_cond_init(&wa->in_cv, NULL);
-    pthread_cond_init(&wa->in_done_cv, NULL);
     register_metrics(s);
     return 0;
 }
 
 int ws_wa_srv_start(ws_server *s, ws_error *err)
 {
+    ws_store_config sc = {.url = s->store_url};
+    int rc = ws_store_open(&sc, &s->wa->proc_st, err);
+    if (rc == 0)
+        rc = ws_store_wa_defer_checkpoints(s->wa->proc_st, err);
+    if (rc)
+        return rc;
     if (pthread_create(&s->wa->thread, NULL, wa_main, s) != 0)
         return ws_error_set(err, WS_EIO, "cannot start the WhatsApp thread");
     s->wa->thread_on = true;
@@ -499,6 +512,8 @@ void ws_wa_srv_free(ws_server *s)
     free(wa->verify_token);
     free((char *)wa->graph.base_url);
     free((char *)wa->graph.version);
+    ws_store_close(wa->commit_st);
+    ws_store_close(wa->proc_st);
     pthread_mutex_destroy(&wa->mu);
     pthread_cond_destroy(&wa->cv);
     pthread_mutex_destroy(&wa->in_mu);

@@ -309,6 +309,25 @@ static const field model_fields[] = {
     {"created_at", 'i'},
 };
 
+/* the WhatsApp channel's rows (migration 0002_whatsapp, store_whatsapp.c) */
+static const field wa_link_fields[] = {
+    {"phone_number_id", 's'}, {"mode", 's'}, {"created_at", 'i'}, {"updated_at", 'i'},
+};
+static const field wa_contact_fields[] = {
+    {"phone_number_id", 's'}, {"contact", 's'}, {"mode", 's'}, {"updated_at", 'i'},
+};
+static const field wa_message_fields[] = {
+    {"wamid", 's'}, {"phone_number_id", 's'}, {"direction", 's'}, {"contact_phone", 's'},
+    {"contact_user_id", 's'}, {"type", 's'}, {"text", 's'}, {"media_id", 's'}, {"sent_at", 'i'},
+    {"status", 's'}, {"error_code", 'i'}, {"created_at", 'i'},
+};
+static const field wa_draft_fields[] = {
+    {"draft_id", 's'}, {"phone_number_id", 's'}, {"contact_phone", 's'}, {"contact_user_id", 's'},
+    {"message_id", 's'}, {"mode", 's'}, {"status", 's'}, {"reply", 's'}, {"confidence", 'd'},
+    {"reason", 's'}, {"error_code", 'i'}, {"error_message", 's'}, {"sent_message_id", 's'},
+    {"created_at", 'i'}, {"updated_at", 'i'},
+};
+
 static int outbox_insert(ws_store *s, ws_arena *a, const char *topic, const char *key,
                          const char *payload, ws_error *err)
 {
@@ -1798,6 +1817,16 @@ int ws_store_user_export(ws_store *s, const char *user_id, ws_buf *out, ws_error
          audit_fields, NP(audit_fields)},
         {"models", "SELECT " MODEL_COLS " FROM models WHERE user_id = $1 ORDER BY created_at",
          model_fields, NP(model_fields)},
+        {"whatsapp_links", "SELECT phone_number_id, default_mode, created_at, updated_at FROM wa_links"
+         " WHERE user_id = $1 ORDER BY created_at", wa_link_fields, NP(wa_link_fields)},
+        {"whatsapp_contacts", "SELECT phone_number_id, contact, mode, updated_at FROM wa_contacts"
+         " WHERE user_id = $1 ORDER BY phone_number_id, contact", wa_contact_fields, NP(wa_contact_fields)},
+        {"whatsapp_messages", "SELECT wamid, phone_number_id, direction, contact_phone, contact_user_id,"
+         " msg_type, body, media_id, sent_at, status, error_code, created_at FROM wa_messages"
+         " WHERE user_id = $1 ORDER BY created_at, wamid", wa_message_fields, NP(wa_message_fields)},
+        {"whatsapp_drafts", "SELECT draft_id, phone_number_id, contact_phone, contact_user_id, in_wamid, mode,"
+         " status, reply, confidence, reason, error_code, error_message, out_wamid, created_at, updated_at"
+         " FROM wa_drafts WHERE user_id = $1 ORDER BY created_at, draft_id", wa_draft_fields, NP(wa_draft_fields)},
     };
     if (!user_id)
         return ws_error_set(err, WS_EINVAL, "no user given");

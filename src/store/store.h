@@ -360,7 +360,8 @@ int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id,
 
 /* Appends to out one JSON object with everything stored about the user: {"user":{...},
  * "api_keys":[...] (no hashes), "training_jobs":[...], "conversations":[...],
- * "analytics_events":[...], "audit_log":[...], "models":[...], "exported_at":ms}.
+ * "analytics_events":[...], "audit_log":[...], "models":[...], "whatsapp_links":[...],
+ * "whatsapp_contacts":[...], "whatsapp_messages":[...], "whatsapp_drafts":[...], "exported_at":ms}.
  * WS_ENOENT if the user does not exist. Reads the primary (a consistent snapshot). */
 int ws_store_user_export(ws_store *s, const char *user_id, ws_buf *out, ws_error *err);
 

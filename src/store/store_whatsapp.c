@@ -153,6 +153,27 @@ int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_f
     return rc;
 }
 
+static int sqlite_pragma(ws_store *s, const char *sql, ws_error *err)
+{
+    if (strcmp(ws_store_backend(s), "sqlite") != 0)
+        return 0;
+    ws_arena *a = ws_arena_new(256);
+    ws_dbres r = {0};
+    int rc = q(s, a, sql, NULL, 0, &r, err);
+    ws_arena_free(a);
+    return rc;
+}
+
+int ws_store_wa_defer_checkpoints(ws_store *s, ws_error *err)
+{
+    return sqlite_pragma(s, "PRAGMA wal_autocheckpoint = 0", err);
+}
+
+int ws_store_wa_checkpoint(ws_store *s, ws_error *err)
+{
+    return sqlite_pragma(s, "PRAGMA wal_checkpoint(PASSIVE)", err);
+}
+
 int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
@@ -341,7 +362,12 @@ int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, 
            "INSERT INTO wa_messages (wamid, phone_number_id, user_id, direction, contact_phone,"
            " contact_user_id, msg_type, body, media_id, sent_at, status, status_rank, created_at, updated_at)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
-           " ON CONFLICT (wamid) DO NOTHING RETURNING wamid",
+           /* a status may have come before the send was logged: fill that bare row in */
+           " ON CONFLICT (wamid) DO UPDATE SET user_id = excluded.user_id, contact_phone = excluded.contact_phone,"
+           " contact_user_id = excluded.contact_user_id, msg_type = excluded.msg_type, body = excluded.body,"
+           " media_id = excluded.media_id, sent_at = excluded.sent_at, updated_at = excluded.updated_at"
+           " WHERE excluded.direction = 'out' AND wa_messages.direction = 'out' AND wa_messages.user_id IS NULL"
+           " AND wa_messages.body IS NULL RETURNING wamid",
            p, NP(p), &r, err);
     if (inserted)
         *inserted = rc == 0 && r.nrows > 0;

@@ -46,6 +46,13 @@ int ws_store_wa_inbox_take(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_item
 typedef int (*ws_wa_inbox_fn)(void *arg, ws_store *s, const ws_wa_inbox_item *item, ws_error *err);
 int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_fn fn, void *arg, size_t *n,
                               ws_error *err);
+/* SQLite: this handle no longer checkpoints the WAL when it commits (wal_autocheckpoint
+ * = 0), so its commits never wait for a checkpoint's fsync; its owner checkpoints with
+ * ws_store_wa_checkpoint where latency does not matter. PostgreSQL: nothing to do. */
+int ws_store_wa_defer_checkpoints(ws_store *s, ws_error *err);
+/* SQLite: a PASSIVE checkpoint of the WAL (never blocks writers or readers). PostgreSQL:
+ * nothing to do. */
+int ws_store_wa_checkpoint(ws_store *s, ws_error *err);
 /* Deletes a processed body (absent is fine). */
 int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err);
 int ws_store_wa_inbox_count(ws_store *s, int64_t *n, ws_error *err);
@@ -99,7 +106,8 @@ typedef struct ws_wa_msg_row {
     int status_rank;
 } ws_wa_msg_row;
 
-/* Records a message once: *inserted is false (and nothing changes) when its wamid is known. */
+/* Records a message once: *inserted is false (and nothing changes) when its wamid is known,
+ * except that a sent message fills in the bare row a status update made before it. */
 int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, ws_error *err);
 /* Applies a status by rank: the row's status changes only when rank is higher than the
  * stored one (unknown wamids get a bare row, so a later lower status is still ignored).

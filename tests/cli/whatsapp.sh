@@ -30,7 +30,7 @@ token=EAAGtesttoken$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # the Graph API stand-in
 python3 tests/helpers/graph_standin.py "$data/gport" "$data/graph.log" v99.0 "$pnid=$token" &
 gpid=$!
-for _ in $(seq 1 100); do [ -s "$data/gport" ] && break; sleep 0.05; done
+for _ in $(seq 1 400); do [ -s "$data/gport" ] && break; sleep 0.05; done
 gport=$(cat "$data/gport")
 
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
@@ -49,7 +49,7 @@ sign() { python3 -c 'import hmac,hashlib,sys;print("sha256="+hmac.new(sys.argv[1
 post() { curl -s -o /dev/null -w '%{http_code}' -H "X-Hub-Signature-256: $(sign "$1" "$secret")" \
   -H 'Content-Type: application/json' --data-binary @"$1" "$base/v1/whatsapp/webhook"; }
 wait_metric() { # name value
-  for _ in $(seq 1 200); do [ "$(metric "$1")" = "$2" ] && return 0; sleep 0.05; done
+  for _ in $(seq 1 600); do [ "$(metric "$1")" = "$2" ] && return 0; sleep 0.05; done
   fail "$1 is $(metric "$1"), expected $2"
 }
 # a fresh text message (timestamp now) in Meta's shape: file wamid from text [user_id]
@@ -74,7 +74,7 @@ drafts() { curl -s -H "$auth" "$base/v1/whatsapp/drafts$1"; }
 # the draft answering wamid, as "status|reason|reply|error code|error message|draft id", once it left "generating"
 draft_of() {
   local out=
-  for _ in $(seq 1 400); do
+  for _ in $(seq 1 1200); do
     out=$(drafts "" | python3 -c '
 import json,sys
 for d in json.load(sys.stdin)["items"]:
@@ -156,7 +156,7 @@ d=$(draft_of wamid.FRESH1)
 [[ $d == pending\|draft\ mode* ]] || fail "draft mode: $d"
 id=${d##*|}
 [ "$(code -H "$auth" -H 'Content-Type: application/json' -d '{"text":"yes!! see you at 8 \ud83c\udf89","send":true}' "$base/v1/whatsapp/drafts/$id/edit")" = 200 ] || fail "edit+send"
-for _ in $(seq 1 200); do [ "$(sends_to 16505551234)" = 1 ] && break; sleep 0.05; done
+for _ in $(seq 1 600); do [ "$(sends_to 16505551234)" = 1 ] && break; sleep 0.05; done
 python3 - "$data/graph.log" <<'PY' || fail "what the stand-in got: $(cat "$data/graph.log")"
 import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
@@ -169,7 +169,7 @@ assert t["body"]["to"] == "16505551234" and t["body"]["context"] == {"message_id
 assert t["body"]["text"]["body"] == "yes!! see you at 8 \U0001f389", t
 assert not any(e.get("bad_token") or e.get("shape_error") for e in log), log
 PY
-for _ in $(seq 1 100); do drafts "?status=sent" | grep -q "\"draft_id\":\"$id\"" && break; sleep 0.05; done
+for _ in $(seq 1 400); do drafts "?status=sent" | grep -q "\"draft_id\":\"$id\"" && break; sleep 0.05; done
 drafts "?status=sent" | grep -q "\"draft_id\":\"$id\"" || fail "not marked sent: $(drafts "")"
 sent_wamid=$(drafts "?status=sent" | python3 -c 'import json,sys;print(json.load(sys.stdin)["items"][0]["sent_message_id"])')
 [[ $sent_wamid == wamid.* ]] || fail "sent message id"
@@ -187,7 +187,7 @@ open(d + "/read.json", "w").write(json.dumps(st("read")))
 open(d + "/delivered.json", "w").write(json.dumps(st("delivered")))
 PY
 [ "$(post "$data/read.json")" = 200 ] && [ "$(post "$data/delivered.json")" = 200 ] || fail "statuses"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
   s=$(python3 -c 'import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute("select status from wa_messages where wamid=?",(sys.argv[2],)).fetchone()[0])' "$data/whatstyle.db" "$sent_wamid" 2>/dev/null || true)
   [ "$s" = read ] && [ "$(python3 -c 'import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute("select count(*) from wa_inbox").fetchone()[0])' "$data/whatstyle.db")" = 0 ] && break
   sleep 0.05
@@ -210,7 +210,7 @@ for w in wamid.THROTTLE wamid.LATE; do
   d=$(draft_of $w); id=${d##*|}
   [ "$(code -X POST -H "$auth" "$base/v1/whatsapp/drafts/$id/approve")" = 200 ] || fail "approve $w"
 done
-for _ in $(seq 1 200); do [ "$(sends_to 15550130429)" = 1 ] && break; sleep 0.05; done
+for _ in $(seq 1 600); do [ "$(sends_to 15550130429)" = 1 ] && break; sleep 0.05; done
 [ "$(sends_to 15550130429)" = 1 ] || fail "throttled reply never sent"
 [ "$(metric 'ws_whatsapp_sent_total{status="retried"}')" -ge 2 ] || fail "retries not counted"
 d=$(draft_of wamid.LATE)
@@ -220,7 +220,7 @@ d=$(draft_of wamid.LATE)
 [ "$(code -X PUT -H "$auth" -d '{"mode":"auto"}' "$base/v1/whatsapp/links/$pnid/mode")" = 200 ] || fail "auto"
 mkmsg "$data/m5.json" wamid.AUTO1 - "are you coming to the barbecue on saturday?" US.99887766554433221100
 [ "$(post "$data/m5.json")" = 200 ] || fail "m5"
-for _ in $(seq 1 400); do
+for _ in $(seq 1 1200); do
   a=$(drafts "" | python3 -c '
 import json,sys
 for d in json.load(sys.stdin)["items"]:
@@ -236,7 +236,19 @@ esac
 [ "$(metric 'ws_whatsapp_sent_total{status="failed"}')" -ge 1 ] || fail "failed metric"
 grep -q "barbecue\|see you at 8\|still there" "$data/log" && fail "message text in the log"
 
-# 13. DELETE /v1/me erases every WhatsApp row of the user and the sealed token
+# 13. the right of access: the export holds the WhatsApp rows (never the token)
+curl -s -H "$auth" "$base/v1/me/export" > "$data/export.json"
+python3 - "$data/export.json" "$token" <<'PY' || fail "export: $(head -c 600 "$data/export.json")"
+import json, sys
+e = json.load(open(sys.argv[1], encoding="utf-8"))
+assert [l["phone_number_id"] for l in e["whatsapp_links"]] == ["106540352242922"], e["whatsapp_links"]
+assert any(c["contact"] == "16505551234" and c["mode"] == "off" for c in e["whatsapp_contacts"])
+texts = [m["text"] for m in e["whatsapp_messages"]]
+assert "yes!! see you at 8 \U0001f389" in texts and "still there?" in texts, texts
+assert any(d["message_id"] == "wamid.LATE" and d["error_code"] == 131047 for d in e["whatsapp_drafts"])
+assert sys.argv[2] not in open(sys.argv[1], encoding="utf-8").read()
+PY
+# DELETE /v1/me erases every WhatsApp row of the user and the sealed token
 [ "$(code -X DELETE -H "$auth" "$base/v1/me")" = 204 ] || fail "delete me"
 python3 - "$data/whatstyle.db" <<'PY' || fail "rows left after erasure"
 import sqlite3, sys
@@ -249,4 +261,19 @@ PY
 [ -z "$(find "$data/blobs" -path '*whatsapp*' -type f 2>/dev/null)" ] || fail "token blob left"
 kill -TERM $pid; wait $pid || fail "exit status"
 pid=
+
+# 14. configuration: the secret from WS_WHATSAPP_APP_SECRET; bad settings stop the start-up
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+WS_WHATSAPP_APP_SECRET=$secret "$bin" serve --port "$port" --host 127.0.0.1 --data "$data/env" --no-training > "$data/log" 2>&1 &
+pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
+[ "$(post tests/fixtures/whatsapp/image.json)" = 200 ] || fail "secret from the environment"
+[ "$(code "$base/v1/whatsapp/webhook?hub.mode=subscribe&hub.verify_token=&hub.challenge=1")" = 403 ] || fail "no verify token configured"
+kill -TERM $pid; wait $pid || fail "exit status (env)"
+pid=
+out=$("$bin" serve --port 0 --data "$data/bad" --whatsapp-graph-url ftp://example 2>&1) && fail "bad Graph URL accepted"
+[[ $out == *"Graph API URL"* ]] || fail "bad Graph URL message: $out"
+out=$("$bin" serve --port 0 --data "$data/bad" --whatsapp-app-secret-file "$data/none" 2>&1) && fail "missing secret file accepted"
+[[ $out == *"whatsapp-app-secret-file"* ]] || fail "missing secret file message: $out"
 echo "whatsapp: ok"

@@ -145,6 +145,13 @@ static void parse_statuses(void)
         CHECK_EQ_INT(b.statuses[2].timestamp, 1750263800);
         CHECK_EQ_INT(b.statuses[0].error_code, 0);
     }
+    b = parse_fixture("status_delivered_late.json", a);
+    CHECK_EQ_INT(b.n_statuses, 1);
+    if (b.n_statuses == 1) {
+        CHECK_EQ_INT(b.statuses[0].status, WS_WA_STATUS_DELIVERED);
+        CHECK_EQ_STR(b.statuses[0].wamid, "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA");
+        CHECK(b.statuses[0].recipient_user_id == NULL);
+    }
     b = parse_fixture("status_failed.json", a);
     CHECK_EQ_INT(b.n_statuses, 1);
     if (b.n_statuses == 1) {
@@ -437,6 +444,16 @@ static void links_on(bool pg)
     CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT2", &st, &code, &err), 0);
     CHECK_EQ_STR(st, "failed");
     CHECK_EQ_INT(code, 131047);
+    /* the send is logged after its status arrived: the bare row is filled in, status kept */
+    ws_wa_msg_row out = {.wamid = "wamid.OUT1", .phone_number_id = l.phone_number_id, .user_id = alice.id,
+                         .outgoing = true, .contact_phone = "16505551234", .msg_type = "text", .body = "sure",
+                         .sent_at = ws_store_now_ms(), .status = "accepted"};
+    CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
+    CHECK(ins);
+    CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
+    CHECK(!ins);
+    CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT1", &st, &code, &err), 0);
+    CHECK_EQ_STR(st, "read");
     /* drafts */
     ws_wa_draft d = {.user_id = alice.id, .phone_number_id = l.phone_number_id, .contact_phone = "16505551234",
                      .in_wamid = "wamid.IN1", .mode = WS_WA_MODE_DRAFT};
@@ -468,7 +485,7 @@ static void links_on(bool pg)
     /* erasure: the user's links, modes, log rows and drafts go with the user */
     int64_t cnt = 0;
     CHECK_EQ_INT(ws_store_wa_msg_count(s, alice.id, &cnt, &err), 0);
-    CHECK_EQ_INT(cnt, 1);
+    CHECK_EQ_INT(cnt, 2);
     CHECK_EQ_INT(ws_store_user_delete(s, alice.id, &err), 0);
     CHECK_EQ_INT(ws_store_wa_msg_count(s, alice.id, &cnt, &err), 0);
     CHECK_EQ_INT(cnt, 0);
