@@ -4,6 +4,7 @@
  * or session cookie + CSRF, see session.c). */
 #include "server/server_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,9 @@
 #define MAX_PEOPLE 256
 #define EVENTS_POLL_MS 500
 #define EVENTS_MAX_S 3600 /* a stream ends after an hour; EventSource reconnects */
+#define EVENTS_MAX_OPEN 8 /* each open stream holds a pool thread: beyond, one event and the end */
+
+static _Atomic int events_open; /* streams open in this process */
 
 #define BEGIN_OR_RETURN(ctx, r)                                                                              \
     do {                                                                                                     \
@@ -232,17 +236,22 @@ int ws_srv_h_job_events(ws_http_ctx *ctx)
     char *id = ws_arena_strndup(ctx->arena, ctx->params[0].p, ctx->params[0].len);
     ws_buf cur = WS_BUF_INIT, last = WS_BUF_INIT, ev = WS_BUF_INIT;
     ws_op_error e = {0};
+    bool streaming = false;
     if (ws_op_job(s, r, id, &cur, &e) != 0) {
         ws_http_error(ctx, e.status, e.code, "%s", e.msg);
         goto out;
     }
     ctx->content_type = "text/event-stream";
     ws_http_header_add(ctx, "Cache-Control", "no-store");
-    if (ws_http_stream_begin(ctx) != 0) {
-        /* HTTP/2 or HTTP/1.0: one event, then the client polls */
+    if (atomic_fetch_add(&events_open, 1) >= EVENTS_MAX_OPEN || ws_http_stream_begin(ctx) != 0) {
+        /* too many streams, HTTP/2 or HTTP/1.0: one event now; EventSource asks again in
+         * a few seconds (the "retry" field), which amounts to polling */
+        atomic_fetch_sub(&events_open, 1);
+        ws_buf_puts(&ctx->out, "retry: 2000\n");
         put_event(&ctx->out, cur.data, cur.len);
         goto out;
     }
+    streaming = true;
     double t0 = ws_now_s(), beat = t0;
     while (!atomic_load(&s->stopping) && ws_now_s() - t0 < EVENTS_MAX_S) {
         if (cur.len != last.len || memcmp(cur.data, last.data, cur.len) != 0) {
@@ -267,6 +276,8 @@ int ws_srv_h_job_events(ws_http_ctx *ctx)
             break; /* erased meanwhile */
     }
 out:
+    if (streaming)
+        atomic_fetch_sub(&events_open, 1);
     ws_buf_free(&cur);
     ws_buf_free(&last);
     ws_buf_free(&ev);

@@ -306,6 +306,47 @@ static void test_restart(void)
     CHECK_EQ_INT(get_me(&s), shared_cache ? 200 : 401);
 }
 
+/* At most 8 job event streams are open at once (each holds a pool thread); the 9th gets
+ * one event with a retry hint and ends. The job stays queued (no trainer here). */
+static void test_event_stream_cap(void)
+{
+    static const char chat[] = "12/01/2024, 10:00 - Ann: morning! coffee later?\n"
+                               "12/01/2024, 10:01 - Bob: sure, where\n"
+                               "12/01/2024, 10:02 - Ann: the usual place haha\n";
+    char key[WS_KEY_LEN + 1], path[128], req[512], buf[4096];
+    make_key("gus", key);
+    http_resp r = {0};
+    CHECK_EQ_INT(hc_request(port, "POST", "/v1/exports?persona=Ann", key, "Content-Type: text/plain\r\n",
+                            chat, strlen(chat), &r),
+                 202);
+    ws_json_doc *d = NULL;
+    ws_json_parse(r.body, r.body_len, &d, NULL);
+    const char *job = d ? ws_json_get_str(ws_json_root(d), "job_id") : NULL;
+    CHECK(job != NULL);
+    snprintf(path, sizeof path, "/v1/training-jobs/%s/events", job ? job : "x");
+    ws_json_doc_free(d);
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n", path, key);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = hc_dial(port);
+        hc_send(fds[i], req, strlen(req));
+        size_t got = 0;
+        ssize_t n;
+        buf[0] = '\0';
+        while (!strstr(buf, "\n\n") && got < sizeof buf - 1 &&
+               (n = recv(fds[i], buf + got, sizeof buf - 1 - got, 0)) > 0) {
+            got += (size_t)n;
+            buf[got] = '\0';
+        }
+        CHECK(strstr(buf, "text/event-stream") && strstr(buf, "event: job") && strstr(buf, "\"queued\""));
+    }
+    CHECK_EQ_INT(hc_request(port, "GET", path, key, NULL, NULL, 0, &r), 200); /* ends: one event */
+    CHECK(r.body_len > 0 && strstr(r.body, "retry: 2000") && strstr(r.body, "event: job"));
+    for (int i = 0; i < 8; i++)
+        close(fds[i]);
+    hc_free(&r);
+}
+
 static void setup(void)
 {
     snprintf(tag, sizeof tag, "%ld%d", (long)time(NULL), (int)getpid());
@@ -320,4 +361,4 @@ static void teardown(void)
 }
 
 WS_TEST_MAIN(T(setup), T(test_cookie_and_csrf), T(test_forged_tokens), T(test_revocation), T(test_signup),
-             T(test_restart), T(teardown))
+             T(test_event_stream_cap), T(test_restart), T(teardown))

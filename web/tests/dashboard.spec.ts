@@ -126,7 +126,7 @@ test.describe.serial('dashboard', () => {
     // leave while it trains and come back: the page picks the job up again
     await go(page, 'keys', /API keys/);
     await go(page, 'training', /Training the clone of Maya/);
-    await expect(page.getByTestId('job-status')).toHaveText('Done', { timeout: 150_000 });
+    await expect(page.getByTestId('job-status')).toHaveText('Done', { timeout: 360_000 });
     await expect(page.getByTestId('verdict')).toContainText('checks on');
     await expect(page.getByRole('progressbar', { name: 'Training progress' })).toHaveAttribute('value', '1');
     await axe(page, 'training');
