@@ -5,7 +5,7 @@
 # adds over loopback against the in-process call, the time to switch users (model loaded from
 # the encrypted blobs) and the memory per resident model.
 # Env: RUNS (3), SECS (5), BASE (a base model for a LoRA clone; default none: scratch model),
-# BUDGET (training seconds, 8).
+# BUDGET (training seconds, 8), GHZ_CONCURRENCY ("8 64"; empty: no ghz), HOP_N (calls of the hop benchmark, 2000; a tenth for replies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s all >/dev/null
@@ -23,7 +23,7 @@ addr=127.0.0.1:$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$data/ai
 req='{"user_id":"maya","message":"are you coming tonight?","context":[{"author":"Tom","text":"party at 8"}]}'
 "$tools/bin/grpcurl" -plaintext -d "$req" "$addr" whatstyle.ai.v1.AiService/GenerateResponse > /dev/null
 echo "== ghz GenerateResponse (model resident), median of $runs x ${secs}s =="
-for c in 8 64; do
+for c in ${GHZ_CONCURRENCY-8 64}; do
   for r in $(seq "$runs"); do
     "$tools/bin/ghz" --insecure --proto proto/whatstyle/ai/v1/ai.proto --import-paths proto \
       --call whatstyle.ai.v1.AiService.GenerateResponse -d "$req" -c "$c" -z "${secs}s" --format json "$addr" \
@@ -53,7 +53,7 @@ done
 "$tools/bin/grpcurl" -plaintext "$addr" whatstyle.ai.v1.AiService/ModelStatus | tr -d '\n ' ; echo
 kill "$pid"; wait "$pid" || true; pid=
 echo "== the gateway -> AI hop vs in-process; user switch; memory per resident model (median of $runs) =="
-for r in $(seq "$runs"); do ./build/bench_grpc_hop "$data" maya 2000; done > "$data/hop.jsonl"
+for r in $(seq "$runs"); do ./build/bench_grpc_hop "$data" maya "${HOP_N:-2000}"; done > "$data/hop.jsonl"
 python3 - "$data/hop.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     }
     char spec[64];
     snprintf(spec, sizeof spec, "grpc://127.0.0.1:%d", ws_ai_service_port(svc));
-    if (ws_ai_grpc_new(spec, gw_local, NULL, &remote, &err)) {
+    if (ws_ai_grpc_new(spec, gw_local, &(ws_ai_grpc_opts){.budget_s = 120}, &remote, &err)) {
         fprintf(stderr, "bench_grpc_hop: %s\n", err.msg);
         return 1;
     }

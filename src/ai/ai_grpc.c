@@ -204,8 +204,8 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
                 break;
             }
             record(g, nd, false);
-            double left = deadline - ws_now_s();
-            sleep_s(jitter(backoff) < left ? jitter(backoff) : 0);
+            double left = deadline - ws_now_s(), pause = jitter(backoff);
+            sleep_s(pause < left ? pause : 0);
             backoff = backoff * 2 < 0.5 ? backoff * 2 : 0.5;
         }
         if (!tried)

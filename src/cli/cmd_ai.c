@@ -89,57 +89,72 @@ static int serve_until_signal(ws_ai *ai, const ws_ai_service_config *sc, const s
     return 0;
 }
 
-int ws_cmd_ai(int argc, char **argv)
+typedef struct ai_opts {
+    const char *listen, *data, *blobs_url, *base;
+    double budget_mb, msg_kb, keepalive, grace, workers;
+} ai_opts;
+
+/* 0: options read; 1: --help printed; 2: bad usage (message printed). */
+static int parse_opts(int argc, char **argv, ai_opts *o)
 {
-    const char *listen = NULL, *data = NULL, *blobs_url = NULL, *base = NULL;
-    double budget_mb = 1024, msg_kb = 4096, keepalive = 60, grace = 10, workers = 0;
     bool bad = false;
+    *o = (ai_opts){.budget_mb = 1024, .msg_kb = 4096, .keepalive = 60, .grace = 10};
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
-            return 0;
+            return 1;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--listen"))) {
-            listen = v;
+            o->listen = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
-            data = v;
+            o->data = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--blobs"))) {
-            blobs_url = v;
+            o->blobs_url = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--base-model"))) {
-            base = v;
+            o->base = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--memory-budget"))) {
-            budget_mb = num_opt(v, "--memory-budget", 1, 1 << 20, &bad);
+            o->budget_mb = num_opt(v, "--memory-budget", 1, 1 << 20, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--max-message-kb"))) {
-            msg_kb = num_opt(v, "--max-message-kb", 1, 1 << 20, &bad);
+            o->msg_kb = num_opt(v, "--max-message-kb", 1, 1 << 20, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--keepalive-s"))) {
-            keepalive = num_opt(v, "--keepalive-s", 0.1, 86400, &bad);
+            o->keepalive = num_opt(v, "--keepalive-s", 0.1, 86400, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--workers"))) {
-            workers = num_opt(v, "--workers", 1, 1024, &bad);
+            o->workers = num_opt(v, "--workers", 1, 1024, &bad);
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--drain-grace-s"))) {
-            grace = num_opt(v, "--drain-grace-s", 0.1, 3600, &bad);
+            o->grace = num_opt(v, "--drain-grace-s", 0.1, 3600, &bad);
         } else {
             fprintf(stderr, "whatstyle ai: unexpected argument '%s'\n", argv[i]);
             bad = true;
         }
     }
-    ws_ai_service_config sc = {.max_message = (size_t)(msg_kb * 1024),
-                               .keepalive_s = keepalive,
-                               .drain_grace_s = grace,
-                               .workers = (int)workers};
-    char *host = NULL;
-    if (!bad && (!listen || split_listen(listen, &host, &sc.port) != 0)) {
-        fprintf(stderr, "whatstyle ai: --listen HOST:PORT is required\n");
-        bad = true;
-    }
-    if (!bad && !data && !blobs_url && !getenv("WS_BLOBS_URL")) {
+    if (!bad && !o->data && !o->blobs_url && !getenv("WS_BLOBS_URL")) {
         fprintf(stderr, "whatstyle ai: --data DIR or --blobs URL is required\n");
         bad = true;
     }
-    if (bad) {
+    return bad ? 2 : 0;
+}
+
+int ws_cmd_ai(int argc, char **argv)
+{
+    ai_opts o;
+    int pr = parse_opts(argc, argv, &o);
+    if (pr == 1)
+        return 0;
+    ws_ai_service_config sc = {.max_message = (size_t)(o.msg_kb * 1024),
+                               .keepalive_s = o.keepalive,
+                               .drain_grace_s = o.grace,
+                               .workers = (int)o.workers};
+    char *host = NULL;
+    if (pr == 0 && (!o.listen || split_listen(o.listen, &host, &sc.port) != 0)) {
+        fprintf(stderr, "whatstyle ai: --listen HOST:PORT is required\n");
+        pr = 2;
+    }
+    if (pr) {
         usage(stderr);
         free(host);
         return 2;
     }
+    const char *data = o.data;
     sc.host = host;
     int ret = 1;
     ws_blobs *blobs = NULL;
@@ -156,18 +171,18 @@ int ws_cmd_ai(int argc, char **argv)
         fprintf(stderr, "whatstyle ai: cannot create the scratch directory: %s\n", strerror(errno));
         goto out;
     }
-    if (ws_blobs_open(blobs_url, data, &blobs, &err) != 0) {
+    if (ws_blobs_open(o.blobs_url, data, &blobs, &err) != 0) {
         fprintf(stderr, "whatstyle ai: %s\n", err.msg);
         goto out;
     }
     /* the one base every adapter shares, held for the life of the process */
-    const char *base_path = ws_cli_resolve_base(base, true);
+    const char *base_path = ws_cli_resolve_base(o.base, true);
     if (base_path && ws_base_acquire(base_path, &shared, &err) != 0) {
         fprintf(stderr, "whatstyle ai: base model %s: %s\n", base_path, err.msg);
         goto out;
     }
     ws_ai_local_opts ao = {
-        .base_model = base_path, .blobs = blobs, .memory_budget = (uint64_t)(budget_mb * 1024 * 1024)};
+        .base_model = base_path, .blobs = blobs, .memory_budget = (uint64_t)(o.budget_mb * 1024 * 1024)};
     if (ws_ai_local_new(root.data, &ao, &ai, &err) != 0) {
         fprintf(stderr, "whatstyle ai: %s\n", err.msg);
         goto out;
