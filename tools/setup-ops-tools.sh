@@ -12,6 +12,8 @@ KVALIDATE_VER=1.37.0
 KUSTOMIZE_VER=v5.7.1
 HADOLINT_VER=2.15.1
 mkdir -p "$CACHE"
+# the Go toolchain (Jaeger v1.75 needs Go >= 1.24; Debian's golang-go is older)
+[ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 promtool_() {
@@ -38,6 +40,7 @@ kustomize_() {
 jaeger_() {
   local bin="$CACHE/jaeger-$JAEGER_VER"
   [ -x "$bin" ] && return 0
+  command -v go >/dev/null || { echo "setup-ops-tools: Go >= 1.24 is needed to build Jaeger" >&2; return 1; }
   local dir tmp
   dir=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VER" |
         python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')

@@ -451,6 +451,9 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
         put_kv_num(&params, "budget_s", budget_s, true);
     put_kv_num(&params, "export_bytes", (double)len, true);
     put_kv_num(&params, "export_messages", (double)total, true);
+    char tp[WS_TRACEPARENT_LEN + 1]; /* the job continues the upload's trace on the worker */
+    if (ws_trace_current_traceparent(tp) == 0)
+        put_kv_str(&params, "traceparent", tp, true);
     ws_buf_putc(&params, '}');
     st = ws_srv_store_get(s);
     ws_job job;

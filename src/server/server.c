@@ -521,7 +521,16 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
 static void run_job(ws_server *s, ws_store *st, const ws_job *job)
 {
     double t0 = ws_now_s();
-    ws_span *sp = ws_span_begin("training job", WS_SPAN_INTERNAL, NULL);
+    /* the upload's trace context, kept in the job's params, makes the job part of its trace */
+    ws_trace_ctx up;
+    bool has_up = false;
+    ws_json_doc *doc = NULL;
+    if (job->params_json && ws_json_parse(job->params_json, strlen(job->params_json), &doc, NULL) == 0) {
+        const char *tp = ws_json_get_str(ws_json_root(doc), "traceparent");
+        has_up = tp && ws_traceparent_parse(tp, strlen(tp), &up) == 0;
+    }
+    ws_json_doc_free(doc);
+    ws_span *sp = ws_span_begin("training job", WS_SPAN_INTERNAL, has_up ? &up : NULL);
     ws_span_attr_str(sp, "job.id", job->id);
     ws_span_attr_str(sp, "user.id", job->user_id);
     WS_LOG(WS_LOG_INFO, "job.started", NULL, WS_LF_S("job.id", job->id), WS_LF_S("user.id", job->user_id),

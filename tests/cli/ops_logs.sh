@@ -50,7 +50,7 @@ python3 - "$data/log" "$key" <<'PY' || fail "log lines"
 import json, sys
 path, key = sys.argv[1], sys.argv[2]
 raw = open(path, encoding="utf-8").read()
-for secret in (key, key[:20], "zebracactus", "quokkalamp", "marmotbanjo", "7700", "555 0143", "ring +1"):
+for secret in (key, key[:20], "zebracactus", "quokkalamp", "marmotbanjo", "7700 900", "+44", "555 0143", "ring +1"):
     assert secret not in raw, "leaked into the log: %r" % secret
 lines = [json.loads(l) for l in raw.splitlines()]   # every line is one JSON object
 assert lines, "no log lines"

@@ -2,8 +2,8 @@
 # Traces of `whatstyle serve` in a real Jaeger v2 (all-in-one, in memory; built once by
 # tools/setup-ops-tools.sh): a reply with a caller's traceparent shows the request span as
 # the child of the caller's span, and cache, store, AI call, model load and generation spans
-# with the right parents; the cached reply has no AI span; the training job is a trace of its
-# own. An unreachable collector drops spans and counts them, and requests still succeed.
+# with the right parents; the cached reply has no AI span; the training job continues the
+# upload's trace. An unreachable collector drops spans and counts them, and requests still succeed.
 # Usage: ops_traces.sh path/to/whatstyle
 set -euo pipefail
 bin=$(realpath "$1")
@@ -91,10 +91,15 @@ names = [s["operationName"] for s in t2["spans"]]
 assert "cache get" in names and "ai generate" not in names, names
 hit = [s for s in t2["spans"] if s["operationName"] == "cache get"][0]
 assert tags(hit)["cache.hit"] == "true"
-# the upload request carried a trace: the job runs later on the trainer thread, as its own trace
-d = json.load(urllib.request.urlopen("%s/api/traces/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" % q))
-up = [s for s in d["data"][0]["spans"] if s["operationName"] == "POST /v1/exports"]
+# the upload's trace goes on in the training job (the trace context travels in the job row)
+t3 = trace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 3)
+up = [s for s in t3["spans"] if s["operationName"] == "POST /v1/exports"]
 assert up and parent(up[0]) == "1111111111111111"
+job = [s for s in t3["spans"] if s["operationName"] == "training job"]
+assert job and parent(job[0]) == up[0]["spanID"], "the job is a child of the upload"
+assert tags(job[0])["job.id"].startswith("job_")
+jq = [s for s in t3["spans"] if s["operationName"] == "db query" and parent(s) == job[0]["spanID"]]
+assert jq, "the job's store queries hang under it"
 try:
     urllib.request.urlopen("%s/api/traces/6bf92f3577b34da6a3ce929d0e0e4738" % q)
     raise SystemExit("an unsampled trace was recorded")

@@ -6,6 +6,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/trace.h"
+#include "core/trace_export.h"
 
 static const ws_json *parse_line(ws_buf *b, ws_json_doc **doc)
 {
@@ -182,6 +183,82 @@ static void test_spans(void)
     ws_trace_set_sink(NULL);
 }
 
+static void test_otlp_encode(void)
+{
+    ws_trace_set_sink(sink);
+    ws_trace_set_ratio(1);
+    ws_span *a = ws_span_begin("POST /v1/reply", WS_SPAN_SERVER, NULL);
+    ws_span *b = ws_span_begin("cache get", WS_SPAN_CLIENT, NULL);
+    ws_span_attr_str(b, "cache.hit", "tr\"ue");
+    ws_span_attr_int(b, "n", -3);
+    ws_span_end(b);
+    ws_span_error(a, "server error");
+    ws_span_end(a);
+    CHECK_EQ_INT(n_sunk, 2);
+    ws_buf out = WS_BUF_INIT;
+    ws_trace_export_encode(&out, "whatstyle-serve", sunk, n_sunk);
+    ws_json_doc *doc = NULL;
+    CHECK(ws_json_parse(out.data, out.len, &doc, NULL) == 0);
+    const ws_json *rs = doc ? ws_json_at(ws_json_get(ws_json_root(doc), "resourceSpans"), 0) : NULL;
+    const ws_json *svc = rs ? ws_json_at(ws_json_get(ws_json_get(rs, "resource"), "attributes"), 0) : NULL;
+    CHECK(svc && !strcmp(ws_json_get_str(ws_json_get(svc, "value"), "stringValue"), "whatstyle-serve"));
+    const ws_json *spans = rs ? ws_json_get(ws_json_at(ws_json_get(rs, "scopeSpans"), 0), "spans") : NULL;
+    CHECK(spans && spans->len == 2);
+    if (spans && spans->len == 2) {
+        const ws_json *c = ws_json_at(spans, 0), *r = ws_json_at(spans, 1);
+        CHECK_EQ_STR(ws_json_get_str(c, "name"), "cache get");
+        CHECK_EQ_STR(ws_json_get_str(c, "parentSpanId"), ws_json_get_str(r, "spanId"));
+        CHECK_EQ_STR(ws_json_get_str(c, "traceId"), ws_json_get_str(r, "traceId"));
+        CHECK(strlen(ws_json_get_str(r, "traceId")) == 32 && !ws_json_get(r, "parentSpanId"));
+        double kind = 0;
+        CHECK(ws_json_get_num(c, "kind", &kind) && kind == WS_SPAN_CLIENT);
+        const ws_json *at = ws_json_get(c, "attributes");
+        CHECK(at && at->len == 2);
+        CHECK_EQ_STR(ws_json_get_str(ws_json_get(ws_json_at(at, 0), "value"), "stringValue"), "tr\"ue");
+        CHECK_EQ_STR(ws_json_get_str(ws_json_get(ws_json_at(at, 1), "value"), "intValue"), "-3");
+        const ws_json *st = ws_json_get(r, "status");
+        double code = 0;
+        CHECK(st && ws_json_get_num(st, "code", &code) && code == 2);
+        CHECK(strtoull(ws_json_get_str(r, "endTimeUnixNano"), NULL, 10) >=
+              strtoull(ws_json_get_str(r, "startTimeUnixNano"), NULL, 10));
+    }
+    ws_json_doc_free(doc);
+    ws_buf_free(&out);
+    for (size_t i = 0; i < n_sunk; i++)
+        ws_span_free(sunk[i]);
+    n_sunk = 0;
+    ws_trace_set_sink(NULL);
+    ws_trace_set_ratio(0);
+}
+
+/* A full queue drops spans (counted) at once instead of waiting; stop sends what is queued. */
+static void test_exporter_queue(void)
+{
+    ws_error err = {0};
+    ws_trace_export_opts bad = {.endpoint = "http://127.0.0.1:9", .ratio = 1.5};
+    CHECK_EQ_INT(ws_trace_export_start(&bad, &err), WS_EINVAL);
+    ws_trace_export_opts o = {.endpoint = "http://127.0.0.1:9/", .service_name = "t", .ratio = 1,
+                              .queue_max = 4, .batch_max = 4, .flush_ms = 60000, .timeout_ms = 500};
+    ws_trace_export_stats before, after;
+    ws_trace_export_get_stats(&before);
+    CHECK_EQ_INT(ws_trace_export_start(&o, &err), 0);
+    CHECK_EQ_INT(ws_trace_export_start(&o, &err), WS_ECONFLICT);
+    for (int i = 0; i < 3; i++)
+        ws_span_end(ws_span_begin("x", WS_SPAN_INTERNAL, NULL));
+    ws_trace_export_get_stats(&after);
+    CHECK_EQ_INT(after.queued, 3);
+    CHECK_EQ_INT(after.dropped - before.dropped, 0);
+    /* the 4th fills the batch and wakes the sender; more than the queue holds are dropped */
+    for (int i = 0; i < 20; i++)
+        ws_span_end(ws_span_begin("x", WS_SPAN_INTERNAL, NULL));
+    ws_trace_export_stop(); /* port 9 refuses: every span ends dropped, none exported */
+    ws_trace_export_get_stats(&after);
+    CHECK_EQ_INT(after.dropped - before.dropped, 23);
+    CHECK_EQ_INT(after.exported, before.exported);
+    CHECK(after.failed_sends > before.failed_sends);
+    CHECK_EQ_INT(after.queued, 0);
+}
+
 WS_TEST_MAIN({"log_json", test_log_json}, {"log_caps_and_trace", test_log_caps_and_trace},
              {"log_text_and_levels", test_log_text_and_levels}, {"traceparent", test_traceparent},
-             {"spans", test_spans})
+             {"spans", test_spans}, {"otlp_encode", test_otlp_encode}, {"exporter_queue", test_exporter_queue})
