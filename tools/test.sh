@@ -22,8 +22,8 @@ echo "=== tests"
 make test 2>&1 | tee "$log"; count_ctest
 echo "=== tests under ASan+UBSan"
 make asan 2>&1 | tee "$log"; count_ctest
-echo "=== fuzz (${FUZZ_SECONDS:-60}s per target)"
-if make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" 2>&1 | tee "$log"; then :; fi
+echo "=== fuzz (${FUZZ_SECONDS:-40}s per target)"
+if make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-40}" 2>&1 | tee "$log"; then :; fi
 passed=$((passed + $(grep -c "^fuzz: .* for " "$log") - $(grep -c "^fuzz: .* FAILED" "$log")))
 failed=$((failed + $(grep -c "^fuzz: .* FAILED" "$log")))
 grep -q "^fuzz: .* for " "$log" || failed=$((failed + 1))
