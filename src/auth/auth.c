@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/base64.h"
 #include "core/hex.h"
 
 static const char *const role_names[] = {"user", "admin", "system"};
@@ -29,18 +30,9 @@ int ws_role_parse(const char *name, ws_role *out)
     return WS_EINVAL;
 }
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 static bool is_lower_hex(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-static bool is_b64url(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
 }
 
 int ws_auth_key_generate(char key_out[WS_KEY_LEN + 1], char id_out[WS_KEY_ID_LEN + 1])
@@ -57,16 +49,7 @@ int ws_auth_key_generate(char key_out[WS_KEY_LEN + 1], char id_out[WS_KEY_ID_LEN
     }
     key_out[o++] = '_';
     /* base64url without padding: 32 bytes -> 43 characters */
-    for (size_t i = 0; i < sizeof secret; i += 3) {
-        unsigned v = (unsigned)secret[i] << 16;
-        if (i + 1 < sizeof secret) v |= (unsigned)secret[i + 1] << 8;
-        if (i + 2 < sizeof secret) v |= secret[i + 2];
-        key_out[o++] = b64url[(v >> 18) & 63];
-        key_out[o++] = b64url[(v >> 12) & 63];
-        if (i + 1 < sizeof secret) key_out[o++] = b64url[(v >> 6) & 63];
-        if (i + 2 < sizeof secret) key_out[o++] = b64url[v & 63];
-    }
-    key_out[o] = '\0';
+    o += ws_base64url_encode(secret, sizeof secret, key_out + o);
     memcpy(id_out, key_out, WS_KEY_ID_LEN);
     id_out[WS_KEY_ID_LEN] = '\0';
     OPENSSL_cleanse(secret, sizeof secret);
@@ -83,12 +66,10 @@ int ws_auth_key_parse(const char *key, size_t len, char id_out[WS_KEY_ID_LEN + 1
             return WS_EINVAL;
     if (key[WS_KEY_ID_LEN] != '_')
         return WS_EINVAL;
-    for (size_t i = WS_KEY_ID_LEN + 1; i < WS_KEY_LEN; i++)
-        if (!is_b64url(key[i]))
-            return WS_EINVAL;
-    /* 43 characters carry 258 bits: the last one's 2 low bits must be zero (canonical). */
-    const char *p = strchr(b64url, key[WS_KEY_LEN - 1]);
-    if (!p || ((p - b64url) & 3) != 0)
+    /* the secret: 43 base64url characters, canonical (the last one's 2 spare bits zero) */
+    unsigned char secret[32];
+    if (ws_base64url_decode(key + WS_KEY_ID_LEN + 1, WS_KEY_LEN - WS_KEY_ID_LEN - 1, secret, sizeof secret) !=
+        (long)sizeof secret)
         return WS_EINVAL;
     if (id_out) {
         memcpy(id_out, key, WS_KEY_ID_LEN);

@@ -1,4 +1,4 @@
-/* Base64url without padding (see base64.h). */
+/* Base64url without padding, and the lenient decoder (see base64.h). */
 #include "core/base64.h"
 
 #include <stdint.h>
@@ -66,6 +66,30 @@ long ws_base64url_decode(const char *in, size_t len, unsigned char *out, size_t 
             out[o++] = (unsigned char)(v >> 8);
         if (k > 3)
             out[o++] = (unsigned char)v;
+    }
+    return (long)o;
+}
+
+long ws_base64_decode_lenient(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        int v = c == '+' ? 62 : c == '/' ? 63 : value_of(c);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6 | (uint32_t)v) & 0xFFFFFF;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
     }
     return (long)o;
 }

@@ -1,5 +1,6 @@
-/* Base64url (RFC 4648 §5, no padding) for tokens that travel in URLs, cookies and JWTs.
- * Pure functions, thread-safe, no allocation. */
+/* Base64 for the whole project: base64url (RFC 4648 §5, no padding) for tokens that travel in
+ * URLs, cookies and JWTs (API keys, cursors, session tokens), and a lenient decoder for files
+ * sent inside JSON. Pure functions, thread-safe, no allocation. */
 #ifndef WS_CORE_BASE64_H
 #define WS_CORE_BASE64_H
 
@@ -16,5 +17,10 @@ size_t ws_base64url_encode(const void *in, size_t n, char *out);
  * for cap bytes. Returns the bytes written, or -1 for a character outside the alphabet,
  * an impossible length (len % 4 == 1), non-zero trailing bits, or more than cap bytes. */
 long ws_base64url_decode(const char *in, size_t len, unsigned char *out, size_t cap);
+
+/* Decodes len characters of standard or URL-safe base64 (untrusted input; '=' padding and
+ * ASCII whitespace ignored) into out, which has room for cap bytes (len / 4 * 3 + 3 always
+ * suffices). Returns the bytes written, or -1 for another character or more than cap bytes. */
+long ws_base64_decode_lenient(const char *in, size_t len, unsigned char *out, size_t cap);
 
 #endif

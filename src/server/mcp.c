@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/base64.h"
 #include "core/mem.h"
 #include "core/progress.h"
 
@@ -89,44 +90,6 @@ static int t_reply_as(mcp_call *c)
     return ws_op_reply(c->s, c->r, false, m->str, turns, n, c->out, &c->e);
 }
 
-static int b64val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes standard or URL-safe base64 (whitespace and padding ignored). -1 on bad input. */
-static long b64_decode(const char *in, size_t n, unsigned char *out)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch == '=' || ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
-            continue;
-        int v = b64val(ch);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return (long)o;
-}
-
 static int t_train_style(mcp_call *c)
 {
     const char *persona = ws_json_get_str(c->args, "persona");
@@ -145,8 +108,9 @@ static int t_train_style(mcp_call *c)
                           ".txt or .zip, base64)");
     if (text && text->type == WS_JSON_STRING)
         return ws_op_train(c->s, c->r, text->str, text->len, persona, budget, c->out, &c->e);
-    unsigned char *raw = ws_arena_alloc(c->arena, b64->len / 4 * 3 + 4);
-    long n = b64_decode(b64->str, b64->len, raw);
+    size_t cap = b64->len / 4 * 3 + 3;
+    unsigned char *raw = ws_arena_alloc(c->arena, cap);
+    long n = ws_base64_decode_lenient(b64->str, b64->len, raw, cap);
     if (n < 0)
         return bad_arg(c, "\"export_base64\" is not valid base64");
     return ws_op_train(c->s, c->r, (const char *)raw, (size_t)n, persona, budget, c->out, &c->e);

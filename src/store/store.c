@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/base64.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/trace.h"
@@ -1095,9 +1096,6 @@ int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *
 
 /* ------------------------------------------------------------------ conversations */
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 int ws_store_cursor_encode(int64_t created_at, int64_t id, char *out, size_t out_size)
 {
     char raw[48];
@@ -1108,28 +1106,8 @@ int ws_store_cursor_encode(int64_t created_at, int64_t id, char *out, size_t out
     if (out_size < need)
         return WS_EINVAL;
     memcpy(out, "c1.", 3);
-    size_t o = 3;
-    for (int i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)raw[i] << 16;
-        if (i + 1 < n) v |= (unsigned char)raw[i + 1] << 8;
-        if (i + 2 < n) v |= (unsigned char)raw[i + 2];
-        out[o++] = b64url[(v >> 18) & 63];
-        out[o++] = b64url[(v >> 12) & 63];
-        if (i + 1 < n) out[o++] = b64url[(v >> 6) & 63];
-        if (i + 2 < n) out[o++] = b64url[v & 63];
-    }
-    out[o] = '\0';
+    ws_base64url_encode(raw, (size_t)n, out + 3);
     return 0;
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
 }
 
 /* Parses a non-negative decimal int64 of digits only; false on empty/overflow/junk. */
@@ -1155,26 +1133,12 @@ int ws_store_cursor_decode(const char *s, size_t len, int64_t *created_at, int64
         return WS_EINVAL;
     const char *p = s + 3;
     size_t n = len - 3;
-    if (n % 4 == 1)
+    unsigned char raw_bytes[WS_STORE_CURSOR_MAX];
+    long decoded = ws_base64url_decode(p, n, raw_bytes, sizeof raw_bytes);
+    if (decoded < 0)
         return WS_EINVAL;
-    char raw[WS_STORE_CURSOR_MAX];
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        size_t chunk = n - i < 4 ? n - i : 4;
-        unsigned v = 0;
-        for (size_t k = 0; k < 4; k++) {
-            int d = k < chunk ? b64val(p[i + k]) : 0;
-            if (d < 0)
-                return WS_EINVAL;
-            v = (v << 6) | (unsigned)d;
-        }
-        raw[o++] = (char)(v >> 16);
-        if (chunk > 2) raw[o++] = (char)(v >> 8);
-        if (chunk > 3) raw[o++] = (char)v;
-        /* Unused low bits of a short final chunk must be zero (one canonical encoding). */
-        if ((chunk == 2 && (v & 0xffff)) || (chunk == 3 && (v & 0xff)))
-            return WS_EINVAL;
-    }
+    const char *raw = (const char *)raw_bytes;
+    size_t o = (size_t)decoded;
     const char *dot = memchr(raw, '.', o);
     if (!dot)
         return WS_EINVAL;

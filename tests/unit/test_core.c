@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/json.h"
@@ -185,5 +186,20 @@ static void lazylib_loads_once_and_names_what_is_missing(void)
     CHECK(strstr(err.msg, "ws_no_such_function") != NULL);
 }
 
-WS_TEST_MAIN(T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
+/* the lenient decoder (files inside JSON): both alphabets, padding and line breaks ignored,
+ * anything else and more than the room refused */
+static void base64_lenient_decodes_both_alphabets(void)
+{
+    unsigned char out[16];
+    CHECK(ws_base64_decode_lenient("aGk=\r\n", 6, out, sizeof out) == 2 && !memcmp(out, "hi", 2));
+    CHECK(ws_base64_decode_lenient("+/8=", 4, out, sizeof out) == 2 && out[0] == 0xfb && out[1] == 0xff);
+    CHECK(ws_base64_decode_lenient("-_8", 3, out, sizeof out) == 2 && out[0] == 0xfb && out[1] == 0xff);
+    CHECK(ws_base64_decode_lenient("aG!k", 4, out, sizeof out) == -1);
+    CHECK(ws_base64_decode_lenient("aGVsbG8=", 8, out, 4) == -1);
+    char enc[WS_BASE64URL_LEN(5) + 1];
+    CHECK_EQ_INT(ws_base64url_encode("hello", 5, enc), 7);
+    CHECK(ws_base64url_decode(enc, 7, out, sizeof out) == 5 && !memcmp(out, "hello", 5));
+}
+
+WS_TEST_MAIN(T(base64_lenient_decodes_both_alphabets), T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
              T(json_parses_documents), T(json_rejects_bad_input))
