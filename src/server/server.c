@@ -697,6 +697,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     ws_server *s = ws_xcalloc(1, sizeof *s);
     s->cfg = *cfg;
     s->ai = cfg->ai;
+    s->service_key = cfg->service_key;
     s->data_dir = ws_xstrdup(cfg->data_dir);
     s->cfg.data_dir = s->data_dir;
     pthread_mutex_init(&s->pool_mu, NULL);

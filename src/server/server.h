@@ -43,6 +43,8 @@ typedef struct ws_server_config {
     bool allow_signup;           /* POST /v1/signup creates users (dashboard; rate-limited) */
     size_t writer_queue_max;     /* conversation rows queued for the writer; default 50 000 */
     ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
+    const struct ws_jwt_key *service_key; /* borrowed: its public half is served as JWKS at
+                                           * /.well-known/jwks.json; NULL = that route is 404 */
     /* WhatsApp channel (docs/whatsapp.md) */
     const char *whatsapp_app_secret;    /* NULL: the webhook answers 503 */
     const char *whatsapp_verify_token;  /* NULL: the verification handshake answers 403 */

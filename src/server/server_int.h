@@ -67,6 +67,7 @@ struct ws_server {
     bool cache_blocking; /* Redis: calls block, so never on the loop */
     ws_ai *ai;
     struct ws_jwt_key *session_key; /* signs dashboard session tokens (session.c) */
+    const struct ws_jwt_key *service_key; /* borrowed: the gateway's key for AI calls (JWKS) */
     char worker_id[64];
     _Atomic bool stopping;
 
