@@ -368,7 +368,7 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         /* the gateway's service key: signs the AI calls' tokens, published as JWKS */
         ws_buf kp = WS_BUF_INIT;
-        ws_buf_printf(&kp, "%s/service-ed25519.pem", o.data);
+        ws_buf_printf(&kp, "%s/" WS_SERVICE_KEY_FILE, o.data);
         int krc = ws_jwt_key_load_or_create(kp.data, &service_key, &aerr);
         ws_buf_free(&kp);
         if (krc) {
