@@ -1,6 +1,6 @@
 /* libFuzzer target: the JWT verifier and claim decoder read untrusted cookies and bearer
- * tokens; they must never crash, read past the input, or accept a token that was not
- * signed by the key. The key is fixed so the seed corpus holds tokens that verify. */
+ * tokens, and the JWKS reader a key file (`whatstyle ai --gateway-jwks`); they must never
+ * crash, read past the input, or accept a token that was not signed by the key. The key is fixed so the seed corpus holds tokens that verify. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     ws_jwt_decode_unverified(buf, size, &c, NULL);
+    ws_jwt_key *jk = NULL;
+    if (ws_jwt_key_from_jwks(buf, size, &jk, NULL) == 0) {
+        if (!jk || strlen(ws_jwt_key_id(jk)) != 43)
+            abort();
+        ws_jwt_key_free(jk);
+    } else if (jk) {
+        abort();
+    }
     unsigned char out[4096];
     ws_base64url_decode(buf, size, out, sizeof out);
     free(buf);

@@ -9,6 +9,7 @@
 
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/trace.h"
 #include "grpc/grpc_client.h"
 #include "grpc/grpc_wire.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -41,7 +42,30 @@ typedef struct gai {
     vnode ring[MAX_NODES * VNODES];
     int n_ring;
     double budget, cooldown;
+    const ws_jwt_key *key; /* borrowed; NULL = no token */
 } gai;
+
+/* The call's metadata: a fresh token for user and the current traceparent. Returns how many
+ * entries md holds; tok (freed by the caller) and tp (WS_TRACEPARENT_LEN + 1) back them. */
+static size_t call_md(const gai *g, const char *user, ws_grpc_md md[2], ws_buf *tok, char *tp)
+{
+    size_t n = 0;
+    if (g->key && user && *user) {
+        ws_jwt_claims c = {0};
+        snprintf(c.sub, sizeof c.sub, "%s", user);
+        snprintf(c.role, sizeof c.role, "%s", WS_AI_TOKEN_ROLE);
+        snprintf(c.iss, sizeof c.iss, "%s", WS_AI_TOKEN_ISS);
+        snprintf(c.aud, sizeof c.aud, "%s", WS_AI_TOKEN_AUD);
+        c.iat = (int64_t)time(NULL);
+        c.exp = c.iat + WS_AI_TOKEN_TTL_S;
+        ws_buf_puts(tok, "Bearer ");
+        if (ws_jwt_sign(g->key, &c, tok, NULL) == 0)
+            md[n++] = (ws_grpc_md){"authorization", tok->data};
+    }
+    if (ws_trace_current_traceparent(tp) == 0)
+        md[n++] = (ws_grpc_md){"traceparent", tp};
+    return n;
+}
 
 static uint64_t hash64(const char *s)
 {
@@ -189,6 +213,10 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
     protobuf_c_message_pack(req, buf);
     int order[MAX_NODES], n = order_for(g, user, order), rc = WS_EIO;
     ws_grpc_result res = {0};
+    ws_grpc_md md[2];
+    ws_buf tok = WS_BUF_INIT;
+    char tp[WS_TRACEPARENT_LEN + 1];
+    size_t n_md = call_md(g, user, md, &tok, tp);
     bool answered = false;
     for (int round = 0; round < 3 && !answered && ws_now_s() < deadline; round++) {
         bool tried = false;
@@ -197,7 +225,7 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
             if (!admit(g, nd, deadline))
                 continue;
             tried = true;
-            int st = ws_grpc_unary(nd->ch, path, buf, len, deadline, RESP_CAP, resp, &res);
+            int st = ws_grpc_unary_md(nd->ch, path, md, n_md, buf, len, deadline, RESP_CAP, resp, &res);
             if (st != WS_GRPC_UNAVAILABLE && st != WS_GRPC_DEADLINE_EXCEEDED) {
                 record(g, nd, true);
                 answered = true;
@@ -219,6 +247,7 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
     else
         rc = ws_error_set(err, WS_EIO, "every AI node is unavailable (circuit open)");
     ws_grpc_result_free(&res);
+    ws_buf_free(&tok);
     free(buf);
     return rc;
 }
@@ -231,15 +260,20 @@ static void broadcast_reload(gai *g, const char *user)
     size_t len = whatstyle__ai__v1__user_request__get_packed_size(&rq);
     uint8_t *buf = ws_xmalloc(len + 1);
     whatstyle__ai__v1__user_request__pack(&rq, buf);
+    ws_grpc_md md[2];
+    ws_buf tok = WS_BUF_INIT;
+    char tp[WS_TRACEPARENT_LEN + 1];
+    size_t n_md = call_md(g, user, md, &tok, tp);
     for (int i = 0; i < g->n; i++) {
         ws_buf resp = WS_BUF_INIT;
         ws_grpc_result res = {0};
-        if (ws_grpc_unary(g->nodes[i].ch, "/whatstyle.ai.v1.AiService/ReloadUserModel", buf, len,
-                          ws_now_s() + RELOAD_S, 1024, &resp, &res) == WS_GRPC_UNAVAILABLE)
+        if (ws_grpc_unary_md(g->nodes[i].ch, "/whatstyle.ai.v1.AiService/ReloadUserModel", md, n_md, buf, len,
+                             ws_now_s() + RELOAD_S, 1024, &resp, &res) == WS_GRPC_UNAVAILABLE)
             record(g, &g->nodes[i], false);
         ws_buf_free(&resp);
         ws_grpc_result_free(&res);
     }
+    ws_buf_free(&tok);
     free(buf);
 }
 
@@ -389,6 +423,7 @@ int ws_ai_grpc_new(const char *spec, ws_ai *local, const ws_ai_grpc_opts *opts, 
     g->local = local;
     g->budget = opts && opts->budget_s > 0 ? opts->budget_s : 5.0;
     g->cooldown = opts && opts->breaker_cooldown_s > 0 ? opts->breaker_cooldown_s : 2.0;
+    g->key = opts ? opts->sign_key : NULL;
     int rc = 0;
     for (const char *p = spec + 7; !rc && *p;) {
         const char *comma = strchr(p, ',');

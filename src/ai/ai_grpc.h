@@ -12,17 +12,28 @@
  * shared blobs); when it completes, and on reload() and forget(), every node is told to
  * ReloadUserModel.
  *
+ * Every call also carries the caller's W3C `traceparent` (core/trace.h) when a span is current.
+ *
  * Ownership: ws_ai_grpc_new takes local (freed with the returned ws_ai); thread-safe. */
 #ifndef WS_AI_AI_GRPC_H
 #define WS_AI_AI_GRPC_H
 
 #include "ai/ai.h"
+#include "auth/jwt.h"
+
+/* The service-to-service token every call carries as `authorization: Bearer <jwt>` (signed with
+ * opts->sign_key): sub = the user id, role "user", iss/aud these, valid WS_AI_TOKEN_TTL_S. */
+#define WS_AI_TOKEN_ISS "whatstyle-gateway"
+#define WS_AI_TOKEN_AUD "whatstyle-ai"
+#define WS_AI_TOKEN_ROLE "user"
+#define WS_AI_TOKEN_TTL_S 60
 
 #define WS_AI_GRPC_BREAKER_FAILS 3
 
 typedef struct ws_ai_grpc_opts {
     double budget_s;           /* time budget of one generate/profile call; 0 = 5 s */
     double breaker_cooldown_s; /* 0 = 2 s */
+    const ws_jwt_key *sign_key; /* borrowed, outlives the ws_ai; NULL = calls carry no token */
 } ws_ai_grpc_opts;
 
 /* spec: "grpc://host:port[,host:port...]" (IPv6 as [addr]:port). Errors: WS_EINVAL (bad spec). */

@@ -4,11 +4,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ai/ai_grpc.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/trace.h"
 #include "core/utf8.h"
 #include "grpc/grpc_reflect.h"
 #include "grpc/grpc_server.h"
@@ -26,7 +30,57 @@ struct ws_ai_service {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int running, workers; /* replies being computed, and how many may run at once */
+    const ws_jwt_key *gateway_key; /* borrowed; NULL = no authentication */
 };
+
+/* Checks the call's bearer token: OK, UNAUTHENTICATED (missing, malformed, not signed by the
+ * gateway, expired) or PERMISSION_DENIED (for another user than user; NULL = any user). */
+static int authorize(const ws_ai_service *svc, ws_grpc_call *call, const char *user, ws_buf *msg)
+{
+    if (!svc->gateway_key)
+        return WS_GRPC_OK;
+    const char *h = ws_grpc_call_metadata(call, "authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        ws_buf_puts(msg, "a bearer token (authorization metadata) is required");
+        return WS_GRPC_UNAUTHENTICATED;
+    }
+    ws_jwt_expect x = {.now = (int64_t)time(NULL), .leeway_s = 5, .iss = WS_AI_TOKEN_ISS, .aud = WS_AI_TOKEN_AUD};
+    ws_jwt_claims c;
+    ws_error e = {0};
+    if (ws_jwt_verify(svc->gateway_key, h + 7, strlen(h + 7), &x, &c, &e) != 0) {
+        ws_buf_printf(msg, "invalid token: %s", e.msg);
+        return WS_GRPC_UNAUTHENTICATED;
+    }
+    if (user && strcmp(c.sub, user) != 0) {
+        ws_buf_puts(msg, "the token is for another user");
+        return WS_GRPC_PERMISSION_DENIED;
+    }
+    return WS_GRPC_OK;
+}
+
+/* The call's server span, continuing the caller's traceparent (a new trace without one). */
+static ws_span *call_span(ws_grpc_call *call, const char *name)
+{
+    const char *tp = ws_grpc_call_metadata(call, "traceparent");
+    ws_trace_ctx remote;
+    bool has = tp && ws_traceparent_parse(tp, strlen(tp), &remote) == 0;
+    ws_span *sp = ws_span_begin(name, WS_SPAN_SERVER, has ? &remote : NULL);
+    ws_span_attr_str(sp, "rpc.system", "grpc");
+    return sp;
+}
+
+/* Ends the span with the call's status and writes the call's log line (inside the span, so
+ * it carries the trace id). */
+static int call_end(ws_span *sp, const char *method, int st)
+{
+    ws_span_attr_int(sp, "rpc.grpc.status_code", st);
+    if (st != WS_GRPC_OK)
+        ws_span_error(sp, ws_grpc_status_name(st));
+    WS_LOG(WS_LOG_INFO, "ai.call", NULL, WS_LF_S("rpc.method", method),
+           WS_LF_S("rpc.grpc.status", ws_grpc_status_name(st)));
+    ws_span_end(sp);
+    return st;
+}
 
 /* Waits for one of the engine's slots (replies beyond the cores only thrash the caches); false
  * when the call was cancelled or timed out while it waited. */
@@ -112,6 +166,8 @@ static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *r
         return WS_GRPC_INVALID_ARGUMENT;
     }
     int st = user_ok(r->user_id, msg);
+    if (st == WS_GRPC_OK)
+        st = authorize(svc, call, r->user_id, msg);
     bool text_ok = utf8_ok(r->message);
     for (size_t i = 0; i < r->n_context && text_ok; i++)
         text_ok = utf8_ok(r->context[i]->author) && utf8_ok(r->context[i]->text);
@@ -147,6 +203,7 @@ static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *r
 static int h_generate(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
 {
     ws_ai_reply out = {0};
+    ws_span *sp = call_span(call, "AiService/GenerateResponse");
     int st = run_generate(arg, call, req, len, &out, msg);
     if (st == WS_GRPC_OK) {
         Whatstyle__Ai__V1__GenerateReply rep = WHATSTYLE__AI__V1__GENERATE_REPLY__INIT;
@@ -158,7 +215,7 @@ static int h_generate(ws_grpc_call *call, const uint8_t *req, size_t len, void *
         st = send_msg(call, &rep.base);
     }
     ws_ai_reply_clear(&out);
-    return st;
+    return call_end(sp, "GenerateResponse", st);
 }
 
 /* Streams the reply a word at a time (each piece with the spaces before it), then a last
@@ -167,6 +224,7 @@ static int h_generate(ws_grpc_call *call, const uint8_t *req, size_t len, void *
 static int h_stream(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
 {
     ws_ai_reply out = {0};
+    ws_span *sp = call_span(call, "AiService/StreamResponse");
     int st = run_generate(arg, call, req, len, &out, msg);
     const char *p = out.reply;
     while (st == WS_GRPC_OK && p && *p) {
@@ -192,7 +250,7 @@ static int h_stream(ws_grpc_call *call, const uint8_t *req, size_t len, void *ar
         st = send_msg(call, &t.base);
     }
     ws_ai_reply_clear(&out);
-    return st;
+    return call_end(sp, "StreamResponse", st);
 }
 
 static bool resident(ws_ai *ai, const char *user)
@@ -215,7 +273,10 @@ static int h_reload(ws_grpc_call *call, const uint8_t *req, size_t len, void *ar
         ws_buf_puts(msg, "malformed UserRequest");
         return WS_GRPC_INVALID_ARGUMENT;
     }
+    ws_span *sp = call_span(call, "AiService/ReloadUserModel");
     int st = user_ok(r->user_id, msg);
+    if (st == WS_GRPC_OK)
+        st = authorize(svc, call, r->user_id, msg);
     if (st == WS_GRPC_OK) {
         Whatstyle__Ai__V1__ReloadReply rep = WHATSTYLE__AI__V1__RELOAD_REPLY__INIT;
         rep.was_resident = resident(svc->ai, r->user_id);
@@ -224,7 +285,7 @@ static int h_reload(ws_grpc_call *call, const uint8_t *req, size_t len, void *ar
         st = rc ? engine_status(call, rc, &e, msg) : send_msg(call, &rep.base);
     }
     whatstyle__ai__v1__user_request__free_unpacked(r, NULL);
-    return st;
+    return call_end(sp, "ReloadUserModel", st);
 }
 
 static int h_profile(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
@@ -235,7 +296,10 @@ static int h_profile(ws_grpc_call *call, const uint8_t *req, size_t len, void *a
         ws_buf_puts(msg, "malformed UserRequest");
         return WS_GRPC_INVALID_ARGUMENT;
     }
+    ws_span *sp = call_span(call, "AiService/GetStyleProfile");
     int st = user_ok(r->user_id, msg);
+    if (st == WS_GRPC_OK)
+        st = authorize(svc, call, r->user_id, msg);
     if (st == WS_GRPC_OK) {
         char *json = NULL;
         ws_error e = {0};
@@ -250,7 +314,7 @@ static int h_profile(ws_grpc_call *call, const uint8_t *req, size_t len, void *a
         free(json);
     }
     whatstyle__ai__v1__user_request__free_unpacked(r, NULL);
-    return st;
+    return call_end(sp, "GetStyleProfile", st);
 }
 
 static int h_status(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
@@ -263,6 +327,9 @@ static int h_status(ws_grpc_call *call, const uint8_t *req, size_t len, void *ar
         return WS_GRPC_INVALID_ARGUMENT;
     }
     whatstyle__ai__v1__model_status_request__free_unpacked(r, NULL);
+    int ast = authorize(svc, call, NULL, msg); /* any user's token: the figures name no one's data */
+    if (ast != WS_GRPC_OK)
+        return ast;
     if (!svc->ai->ops->status) {
         ws_buf_puts(msg, "this engine keeps no model cache");
         return WS_GRPC_UNIMPLEMENTED;
@@ -374,6 +441,7 @@ int ws_ai_service_start(ws_ai *ai, const ws_ai_service_config *cfg, ws_ai_servic
         return ws_error_set(err, WS_EINVAL, "no AI engine");
     ws_ai_service *s = ws_xcalloc(1, sizeof *s);
     s->ai = ai;
+    s->gateway_key = cfg ? cfg->gateway_key : NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     s->workers = cfg && cfg->workers > 0 ? cfg->workers : cores > 0 ? (int)cores : 2;
     pthread_mutex_init(&s->mu, NULL);

@@ -3,6 +3,8 @@
  * grpc.health.v1.Health and grpc.reflection.v1.ServerReflection services, on the gRPC
  * transport of src/grpc/.
  *
+ * Each AiService call runs in a server span continuing the caller's `traceparent` metadata.
+ *
  * Ownership: the ws_ai is borrowed and must outlive the service; the service belongs to the
  * caller (ws_ai_service_free, which drains and waits). */
 #ifndef WS_AI_AI_SERVICE_H
@@ -11,6 +13,7 @@
 #include <stddef.h>
 
 #include "ai/ai.h"
+#include "auth/jwt.h"
 #include "core/error.h"
 
 typedef struct ws_ai_service ws_ai_service;
@@ -23,6 +26,11 @@ typedef struct ws_ai_service_config {
     double keepalive_timeout_s; /* 0 = 20 */
     double drain_grace_s;       /* 0 = 10 */
     int workers;                /* replies computed at once (more wait their turn); 0 = cores */
+    /* The gateway's public key (borrowed, outlives the service): every AiService call must carry
+     * `authorization: Bearer <jwt>` signed by it (ai_grpc.h: iss/aud) — UNAUTHENTICATED without
+     * a valid one, PERMISSION_DENIED when its sub is not the request's user_id. NULL = calls are
+     * not authenticated. Health and reflection stay open. */
+    const ws_jwt_key *gateway_key;
 } ws_ai_service_config;
 
 /* Starts serving. Errors: WS_EIO (cannot listen), WS_EINVAL. */

@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
 #include "core/base64.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
 
@@ -71,6 +74,61 @@ int ws_jwt_key_from_pem(const char *pem, size_t len, ws_jwt_key **out, ws_error 
     if (!pkey)
         return ws_error_set(err, WS_EINVAL, "not a PEM %s key", priv ? "private" : "public");
     return finish_key(pkey, priv, out, err);
+}
+
+int ws_jwt_key_load_or_create(const char *path, ws_jwt_key **out, ws_error *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    ws_buf pw = WS_BUF_INIT;
+    *out = NULL;
+    int rc = ws_file_read(path, 16384, &pem, &len, NULL);
+    if (rc == 0) {
+        rc = ws_jwt_key_from_pem(pem, len, out, err);
+        goto out;
+    }
+    if ((rc = ws_jwt_key_generate(out, err)) != 0 || (rc = ws_jwt_key_private_pem(*out, &pw, err)) != 0)
+        goto out;
+    mode_t old = umask(077); /* the private key file is 0600 */
+    rc = ws_file_write_atomic(path, pw.data, pw.len, err);
+    umask(old);
+out:
+    if (rc) {
+        ws_jwt_key_free(*out);
+        *out = NULL;
+    }
+    if (pem)
+        OPENSSL_cleanse(pem, len);
+    free(pem);
+    OPENSSL_cleanse(pw.data, pw.len);
+    ws_buf_free(&pw);
+    return rc;
+}
+
+int ws_jwt_key_from_jwks(const char *json, size_t len, ws_jwt_key **out, ws_error *err)
+{
+    ws_json_doc *doc = NULL;
+    *out = NULL;
+    if (!json || len > 65536)
+        return ws_error_set(err, WS_EINVAL, "no JWKS (or over 64 KiB)");
+    if (ws_json_parse(json, len, &doc, err) != 0)
+        return ws_error_set(err, WS_EINVAL, "the JWKS is not JSON");
+    const ws_json *keys = ws_json_get(ws_json_root(doc), "keys");
+    int rc = ws_error_set(err, WS_EINVAL, "the JWKS holds no Ed25519 (OKP) key");
+    for (size_t i = 0; keys && keys->type == WS_JSON_ARRAY && i < keys->len; i++) {
+        const ws_json *k = ws_json_at(keys, i);
+        const char *kty = ws_json_get_str(k, "kty"), *crv = ws_json_get_str(k, "crv"),
+                   *x = ws_json_get_str(k, "x");
+        unsigned char raw[ED25519_LEN + 1];
+        if (!kty || !crv || !x || strcmp(kty, "OKP") || strcmp(crv, "Ed25519") ||
+            ws_base64url_decode(x, strlen(x), raw, sizeof raw) != ED25519_LEN)
+            continue;
+        EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, ED25519_LEN);
+        rc = pkey ? finish_key(pkey, false, out, err) : ws_error_set(err, WS_EINVAL, "bad Ed25519 key in the JWKS");
+        break;
+    }
+    ws_json_doc_free(doc);
+    return rc;
 }
 
 int ws_jwt_key_private_pem(const ws_jwt_key *k, ws_buf *out, ws_error *err)

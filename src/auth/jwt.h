@@ -48,6 +48,13 @@ int ws_jwt_key_generate(ws_jwt_key **out, ws_error *err);
 /* Loads a PEM private key (PKCS#8; signs and verifies) or public key (SubjectPublicKeyInfo;
  * verifies only). Only Ed25519 keys are accepted. */
 int ws_jwt_key_from_pem(const char *pem, size_t len, ws_jwt_key **out, ws_error *err);
+/* Reads the private key (PKCS#8 PEM) at path, or makes a fresh one and writes it there (0600,
+ * atomically) when the file does not exist: a server's long-lived signing key under DATA. */
+int ws_jwt_key_load_or_create(const char *path, ws_jwt_key **out, ws_error *err);
+/* The public key of an untrusted JWKS document (len bytes, at most 64 KiB): the first key with
+ * kty "OKP", crv "Ed25519" and a 32-byte x (verifies only). Errors: WS_EINVAL (not JSON, no
+ * such key). Fuzzed by fuzz/fuzz_jwt.c. */
+int ws_jwt_key_from_jwks(const char *json, size_t len, ws_jwt_key **out, ws_error *err);
 /* Appends the private key as PKCS#8 PEM (for a 0600 file), or WS_EINVAL for a public key. */
 int ws_jwt_key_private_pem(const ws_jwt_key *k, ws_buf *out, ws_error *err);
 /* The key id: the RFC 7638 JWK thumbprint (base64url SHA-256, 43 chars + NUL). */

@@ -5,7 +5,7 @@
  *
  *   whatstyle ai --listen HOST:PORT [--data DIR | --blobs URL] [--memory-budget MB]
  *                [--base-model PATH] [--max-message-kb N] [--keepalive-s S] [--drain-grace-s S]
- *                [--workers N]
+ *                [--workers N] [--gateway-jwks FILE]
  *
  * Models are read where `whatstyle serve --data DIR` keeps them: encrypted in the blobs (DIR/blobs
  * or --blobs URL, master key as for serve), with private scratch under DIR/models. */
@@ -20,6 +20,7 @@
 
 #include "ai/ai_local.h"
 #include "ai/ai_service.h"
+#include "auth/jwt.h"
 #include "blobs/blobs.h"
 #include "cli/commands.h"
 #include "core/buf.h"
@@ -39,7 +40,10 @@ static void usage(FILE *f)
             "  --max-message-kb N     request/response message cap (4096)\n"
             "  --keepalive-s S        ping idle connections after S seconds (60)\n"
             "  --drain-grace-s S      on SIGTERM, cancel calls still running after S seconds (10)\n"
-            "  --workers N            replies computed at once, more wait their turn (cores)\n");
+            "  --workers N            replies computed at once, more wait their turn (cores)\n"
+            "  --gateway-jwks FILE    the gateway's JWKS (GET /.well-known/jwks.json of `serve`): every\n"
+            "                         call must carry a token it signed (without: calls are NOT\n"
+            "                         authenticated)\n");
 }
 
 static int split_listen(const char *s, char **host, int *port)
@@ -89,8 +93,30 @@ static int serve_until_signal(ws_ai *ai, const ws_ai_service_config *sc, const s
     return 0;
 }
 
+/* The gateway's public key from its JWKS file; without one, says loudly that calls are open. */
+static int load_gateway_key(const char *path, ws_jwt_key **out)
+{
+    if (!path) {
+        fprintf(stderr, "whatstyle ai: WARNING: no --gateway-jwks: calls are NOT authenticated "
+                        "(anyone who reaches this port can ask for any user's replies)\n");
+        return 0;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    ws_error err = {0};
+    int rc = ws_file_read(path, 65536, &json, &len, &err);
+    if (rc == 0)
+        rc = ws_jwt_key_from_jwks(json, len, out, &err);
+    if (rc)
+        fprintf(stderr, "whatstyle ai: --gateway-jwks %s: %s\n", path, err.msg);
+    else
+        fprintf(stderr, "whatstyle ai: calls are authenticated with the gateway key %s\n", ws_jwt_key_id(*out));
+    free(json);
+    return rc;
+}
+
 typedef struct ai_opts {
-    const char *listen, *data, *blobs_url, *base;
+    const char *listen, *data, *blobs_url, *base, *jwks;
     double budget_mb, msg_kb, keepalive, grace, workers;
 } ai_opts;
 
@@ -110,6 +136,8 @@ static int parse_opts(int argc, char **argv, ai_opts *o)
             o->data = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--blobs"))) {
             o->blobs_url = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--gateway-jwks"))) {
+            o->jwks = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--base-model"))) {
             o->base = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--memory-budget"))) {
@@ -160,6 +188,7 @@ int ws_cmd_ai(int argc, char **argv)
     ws_blobs *blobs = NULL;
     ws_ai *ai = NULL;
     ws_base *shared = NULL;
+    ws_jwt_key *gw_key = NULL;
     ws_error err = {0};
     ws_buf root = WS_BUF_INIT;
     char tmpl[] = "/tmp/whatstyle-ai-XXXXXX";
@@ -171,6 +200,9 @@ int ws_cmd_ai(int argc, char **argv)
         fprintf(stderr, "whatstyle ai: cannot create the scratch directory: %s\n", strerror(errno));
         goto out;
     }
+    if (load_gateway_key(o.jwks, &gw_key) != 0)
+        goto out;
+    sc.gateway_key = gw_key;
     if (ws_blobs_open(o.blobs_url, data, &blobs, &err) != 0) {
         fprintf(stderr, "whatstyle ai: %s\n", err.msg);
         goto out;
@@ -199,6 +231,7 @@ out:
     if (shared)
         ws_base_release(shared);
     ws_blobs_close(blobs);
+    ws_jwt_key_free(gw_key);
     if (!data && root.data)
         ws_file_remove_tree(root.data, NULL, NULL);
     ws_buf_free(&root);

@@ -261,6 +261,7 @@ int ws_cmd_serve(int argc, char **argv)
     ws_server *srv = NULL;
     ws_ai *ai = NULL;
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
+    ws_jwt_key *service_key = NULL; /* DATA/service-ed25519.pem: signs the tokens of AI calls */
     char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
     bool allow_signup = false; /* --allow-signup: the dashboard may create users */
     bool tracing = false;
@@ -365,7 +366,18 @@ int ws_cmd_serve(int argc, char **argv)
         int ai_ms = 5000;
         if (to_int(o.ai_timeout_ms, "--ai-timeout-ms", 1, 600000, &ai_ms))
             goto out;
-        if (o.ai && ws_ai_grpc_new(o.ai, ai, &(ws_ai_grpc_opts){.budget_s = ai_ms / 1000.0}, &ai, &aerr)) {
+        /* the gateway's service key: signs the AI calls' tokens, published as JWKS */
+        ws_buf kp = WS_BUF_INIT;
+        ws_buf_printf(&kp, "%s/" WS_SERVICE_KEY_FILE, o.data);
+        int krc = ws_jwt_key_load_or_create(kp.data, &service_key, &aerr);
+        ws_buf_free(&kp);
+        if (krc) {
+            fprintf(stderr, "whatstyle serve: service key: %s\n", aerr.msg);
+            goto out;
+        }
+        cfg.service_key = service_key;
+        if (o.ai && ws_ai_grpc_new(o.ai, ai, &(ws_ai_grpc_opts){.budget_s = ai_ms / 1000.0, .sign_key = service_key},
+                                   &ai, &aerr)) {
             fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
             ai = NULL; /* ws_ai_grpc_new freed the local engine */
             goto out;
@@ -418,6 +430,7 @@ out:
     if (tracing)
         ws_trace_export_stop(); /* after the server: its last spans go out too */
     ws_ai_free(ai);
+    ws_jwt_key_free(service_key);
     ws_blobs_close(ai_blobs);
     for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)
         free(*(char **)((char *)&o + opt_rows[i].offset));

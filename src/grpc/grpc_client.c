@@ -334,6 +334,17 @@ static int fail(ws_grpc_result *res, int status, const char *msg)
 int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, size_t len, double deadline,
                   size_t max_resp, ws_buf *resp, ws_grpc_result *res)
 {
+    return ws_grpc_unary_md(ch, path, NULL, 0, req, len, deadline, max_resp, resp, res);
+}
+
+#define MD_MAX 8
+
+int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                     const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                     ws_grpc_result *res)
+{
+    if (n_md > MD_MAX)
+        return fail(res, WS_GRPC_INTERNAL, "too much metadata");
     res->sent = false;
     ws_buf_reset(resp);
     if (ws_now_s() >= deadline)
@@ -356,7 +367,7 @@ int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, siz
     c->close_code = 0;
     char tmo[24];
     ws_grpc_format_timeout(deadline - ws_now_s(), tmo, sizeof tmo);
-    nghttp2_nv nv[] = {
+    nghttp2_nv nv[7 + MD_MAX] = {
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
         NV(":method", "POST"),
         NV(":scheme", "http"),
@@ -365,10 +376,12 @@ int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, siz
         NV("content-type", "application/grpc"),
         NV("te", "trailers"),
         NV("grpc-timeout", tmo),
-#undef NV
     };
+    for (size_t i = 0; i < n_md; i++)
+        nv[7 + i] = (nghttp2_nv)NV(md[i].name, md[i].value);
+#undef NV
     nghttp2_data_provider dp = {.read_callback = c_read_body};
-    c->sid = nghttp2_submit_request(c->h2, NULL, nv, sizeof nv / sizeof nv[0], &dp, NULL);
+    c->sid = nghttp2_submit_request(c->h2, NULL, nv, 7 + n_md, &dp, NULL);
     bool timed_out = false, ok = c->sid > 0 && c_run(c, deadline, &timed_out);
     res->sent = c->body_off > 0;
     if (!ok) {

@@ -35,6 +35,16 @@ typedef struct ws_grpc_result {
  * DEADLINE_EXCEEDED. Returns res->status. */
 int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, size_t len, double deadline,
                   size_t max_resp, ws_buf *resp, ws_grpc_result *res);
+/* One piece of request metadata (a custom header: lower-case name, ASCII value); borrowed. */
+typedef struct ws_grpc_md {
+    const char *name;
+    const char *value;
+} ws_grpc_md;
+/* ws_grpc_unary with n_md metadata entries sent as request headers (authorization,
+ * traceparent). */
+int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                     const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                     ws_grpc_result *res);
 void ws_grpc_result_free(ws_grpc_result *res);
 
 #endif

@@ -38,6 +38,7 @@ struct ws_grpc_call {
     char path[PATH_MAX_LEN];
     bool path_too_long, bad_method, bad_ctype, has_ctype, bad_timeout;
     double deadline; /* ws_now_s() time; 0 = none */
+    char *authorization, *traceparent; /* metadata (NULL: absent or too long); owned */
     ws_grpc_deframer df;
     int n_msgs;
     ws_buf req;      /* the request message (unary and server streaming) */
@@ -111,6 +112,8 @@ static void call_free(ws_grpc_call *k)
 {
     ws_grpc_deframer_free(&k->df);
     ws_buf_free(&k->req);
+    free(k->authorization);
+    free(k->traceparent);
     ws_buf_free(&k->out);
     ws_buf_free(&k->fail_msg);
     free(k->status_msg);
@@ -167,6 +170,11 @@ double ws_grpc_call_deadline(const ws_grpc_call *k)
 bool ws_grpc_call_draining(const ws_grpc_call *k)
 {
     return atomic_load(&k->c->srv->draining);
+}
+
+const char *ws_grpc_call_metadata(const ws_grpc_call *k, const char *name)
+{
+    return !strcmp(name, "authorization") ? k->authorization : !strcmp(name, "traceparent") ? k->traceparent : NULL;
 }
 
 void ws_grpc_call_wait(ws_grpc_call *k, double seconds)
@@ -353,6 +361,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         k->has_ctype = true;
         k->bad_ctype = !(vl >= 16 && !memcmp(value, "application/grpc", 16) &&
                          (vl == 16 || value[16] == '+' || value[16] == ';'));
+    } else if (hname(name, nl, "authorization") || hname(name, nl, "traceparent")) {
+        char **slot = nl == 13 ? &k->authorization : &k->traceparent;
+        free(*slot);
+        *slot = vl <= WS_GRPC_MD_MAX ? ws_xstrndup((const char *)value, vl) : NULL;
     } else if (hname(name, nl, "grpc-timeout")) {
         double s;
         if (ws_grpc_parse_timeout((const char *)value, vl, &s) == 0)

@@ -79,5 +79,9 @@ double ws_grpc_call_deadline(const ws_grpc_call *call);
 /* Sleeps up to seconds, or until the call is cancelled or the server starts draining. */
 void ws_grpc_call_wait(ws_grpc_call *call, double seconds);
 bool ws_grpc_call_draining(const ws_grpc_call *call);
+/* The request's "authorization" or "traceparent" metadata (the only ones kept), or NULL when
+ * absent or over WS_GRPC_MD_MAX bytes. Valid during the call. */
+#define WS_GRPC_MD_MAX 4200
+const char *ws_grpc_call_metadata(const ws_grpc_call *call, const char *name);
 
 #endif

@@ -2,6 +2,7 @@
  * prologue (Bearer key authentication, per-key and per-user rate limits) and the
  * operations that REST and MCP share (reply with the 5-minute reply cache, training
  * uploads, job status, conversations, style profile). */
+#include "auth/jwt.h"
 #include "server/server_int.h"
 #include "server/wa_int.h"
 
@@ -636,6 +637,18 @@ static int h_healthz(ws_http_ctx *ctx)
     return 0;
 }
 
+/* The gateway's public key for service-to-service tokens (`whatstyle ai --gateway-jwks`). */
+static int h_jwks(ws_http_ctx *ctx)
+{
+    ws_server *s = ctx->app;
+    if (!s->service_key) {
+        ws_http_error(ctx, 404, "not_found", "no service key");
+        return 0;
+    }
+    ws_jwt_jwks(s->service_key, &ctx->out);
+    return 0;
+}
+
 static int h_readyz(ws_http_ctx *ctx)
 {
     ws_server *s = ctx->app;
@@ -912,6 +925,7 @@ static int h_me_delete(ws_http_ctx *ctx)
 
 const ws_http_route ws_srv_routes[] = {
     {"GET", "/healthz", h_healthz, 0, 0},
+    {"GET", "/.well-known/jwks.json", h_jwks, 0, 0},
     {"GET", "/readyz", h_readyz, WS_ROUTE_BLOCKING, 0},
     {"GET", "/metrics", h_metrics, WS_ROUTE_BLOCKING, 0}, /* refreshing reads the store */
     {"POST", "/v1/reply", h_reply, 0, 0},

@@ -697,6 +697,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     ws_server *s = ws_xcalloc(1, sizeof *s);
     s->cfg = *cfg;
     s->ai = cfg->ai;
+    s->service_key = cfg->service_key;
     s->data_dir = ws_xstrdup(cfg->data_dir);
     s->cfg.data_dir = s->data_dir;
     pthread_mutex_init(&s->pool_mu, NULL);
@@ -771,6 +772,15 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     rc = ws_srv_session_init(s, err);
     if (rc)
         goto out;
+    if (!s->service_key) { /* the same file `serve` reads for its AI calls' tokens */
+        ws_buf kp = WS_BUF_INIT;
+        ws_buf_printf(&kp, "%s/" WS_SERVICE_KEY_FILE, s->data_dir);
+        rc = ws_jwt_key_load_or_create(kp.data, &s->own_service_key, err);
+        ws_buf_free(&kp);
+        if (rc)
+            goto out;
+        s->service_key = s->own_service_key;
+    }
 
     s->metrics = ws_metrics_new();
     register_metrics(s);
@@ -880,6 +890,7 @@ void ws_server_free(ws_server *s)
     free(s->routes);
     ws_cache_close(s->cache);
     ws_jwt_key_free(s->session_key);
+    ws_jwt_key_free(s->own_service_key);
     pthread_mutex_lock(&s->auth_mu);
     auth_clear_locked(s);
     pthread_mutex_unlock(&s->auth_mu);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 
 #include "ai/ai.h"
+
+#define WS_SERVICE_KEY_FILE "service-ed25519.pem" /* the gateway's key for AI calls, under DATA */
 #include "core/error.h"
 
 typedef struct ws_server ws_server;
@@ -43,6 +45,9 @@ typedef struct ws_server_config {
     bool allow_signup;           /* POST /v1/signup creates users (dashboard; rate-limited) */
     size_t writer_queue_max;     /* conversation rows queued for the writer; default 50 000 */
     ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
+    const struct ws_jwt_key *service_key; /* borrowed: its public half is served as JWKS at
+                                           * /.well-known/jwks.json; NULL = the server reads
+                                           * (or makes) DATA/WS_SERVICE_KEY_FILE itself */
     /* WhatsApp channel (docs/whatsapp.md) */
     const char *whatsapp_app_secret;    /* NULL: the webhook answers 503 */
     const char *whatsapp_verify_token;  /* NULL: the verification handshake answers 403 */

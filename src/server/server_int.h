@@ -67,6 +67,8 @@ struct ws_server {
     bool cache_blocking; /* Redis: calls block, so never on the loop */
     ws_ai *ai;
     struct ws_jwt_key *session_key; /* signs dashboard session tokens (session.c) */
+    const struct ws_jwt_key *service_key; /* the gateway's key for AI calls (JWKS): cfg's or own */
+    struct ws_jwt_key *own_service_key;   /* loaded here when cfg gave none (owned) */
     char worker_id[64];
     _Atomic bool stopping;
 

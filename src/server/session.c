@@ -34,27 +34,8 @@ int ws_srv_session_init(ws_server *s, ws_error *err)
 {
     size_t n = strlen(s->data_dir) + 32;
     char *path = ws_xmalloc(n);
-    char *pem = NULL;
-    size_t len = 0;
-    ws_buf out = WS_BUF_INIT;
     snprintf(path, n, "%s/session-ed25519.pem", s->data_dir);
-    int rc = ws_file_read(path, 16384, &pem, &len, NULL);
-    if (rc == 0) {
-        rc = ws_jwt_key_from_pem(pem, len, &s->session_key, err);
-        goto out;
-    }
-    if ((rc = ws_jwt_key_generate(&s->session_key, err)) != 0 ||
-        (rc = ws_jwt_key_private_pem(s->session_key, &out, err)) != 0)
-        goto out;
-    mode_t old = umask(077); /* the private key file is 0600 */
-    rc = ws_file_write_atomic(path, out.data, out.len, err);
-    umask(old);
-out:
-    if (pem)
-        OPENSSL_cleanse(pem, len);
-    free(pem);
-    OPENSSL_cleanse(out.data, out.len);
-    ws_buf_free(&out);
+    int rc = ws_jwt_key_load_or_create(path, &s->session_key, err);
     free(path);
     return rc;
 }

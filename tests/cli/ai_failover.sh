@@ -4,7 +4,9 @@
 # calls stick to one node (consistent hashing); kill -9 of that node under load: every request
 # ends in a reply (failover) or a clean 503 with Retry-After within the time budget, none
 # hangs; with both nodes dead, 503 at once; the restarted node is used again after its
-# breaker's probe.
+# breaker's probe. The nodes trust only the gateway's key (its JWKS from
+# /.well-known/jwks.json): grpcurl without a token is UNAUTHENTICATED, with another user's
+# PERMISSION_DENIED; a request's traceparent reaches the node's log.
 set -u
 bin=${1:?usage: ai_failover.sh path/to/whatstyle}
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
@@ -23,17 +25,27 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 declare -A node_pid
 start_node() { # start_node NAME PORT
-  "$bin" ai --listen "127.0.0.1:$2" --data "$data" --drain-grace-s 1 > "$data/$1.out" 2>> "$data/$1.err" &
+  "$bin" ai --listen "127.0.0.1:$2" --data "$data" --drain-grace-s 1 --gateway-jwks "$data/gateway.jwks" \
+    > "$data/$1.out" 2>> "$data/$1.err" &
   node_pid[$1]=$!; pids+=($!)
   for _ in $(seq 100); do grep -q listening "$data/$1.out" 2>/dev/null && return 0; sleep 0.1; done
   echo "FAIL: node $1 did not start: $(cat "$data/$1.err")"; exit 1
 }
+b64u() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+mint() { # mint SUB: a token as the gateway signs it, with its key (openssl, not our code)
+  local now h p; now=$(date +%s)
+  h=$(printf '{"alg":"EdDSA","typ":"JWT"}' | b64u)
+  p=$(printf '{"sub":"%s","role":"user","iss":"whatstyle-gateway","aud":"whatstyle-ai","iat":%d,"exp":%d}' \
+    "$1" "$now" $((now + 60)) | b64u)
+  printf '%s.%s' "$h" "$p" > "$data/tok.in"
+  printf '%s.%s.%s' "$h" "$p" "$(openssl pkeyutl -sign -rawin -inkey "$data/service-ed25519.pem" -in "$data/tok.in" | b64u)"
+}
 resident() { # resident PORT: the user ids resident on that node
-  timeout 5 "$grpcurl" -plaintext "127.0.0.1:$1" whatstyle.ai.v1.AiService/ModelStatus 2>/dev/null |
+  timeout 5 "$grpcurl" -plaintext -H "authorization: Bearer $(mint ops)" "127.0.0.1:$1" \
+    whatstyle.ai.v1.AiService/ModelStatus 2>/dev/null |
     sed -n 's/.*"userId": "\(.*\)".*/\1/p'
 }
 pa=$(free_port); pb=$(free_port)
-start_node a "$pa"; start_node b "$pb"
 
 key=$("$bin" keys create --data "$data" --user maya 2>/dev/null)
 port=$(free_port)
@@ -44,6 +56,21 @@ printf 'ai = grpc://127.0.0.1:%s,127.0.0.1:%s\nai_timeout_ms = 3000\n' "$pa" "$p
 spid=$!; pids+=($spid)
 base="http://127.0.0.1:$port"; auth="Authorization: Bearer $key"
 for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
+# the gateway's public key, as the AI nodes are given it
+curl -sf "$base/.well-known/jwks.json" > "$data/gateway.jwks"
+expect "JWKS published ($(cat "$data/gateway.jwks"))" grep -q '"kty":"OKP","crv":"Ed25519"' "$data/gateway.jwks"
+start_node a "$pa"; start_node b "$pb"
+expect "the node says it authenticates calls" grep -q "authenticated with the gateway key" "$data/a.err"
+gen() { # gen PORT USER [TOKEN_SUB]: grpcurl GenerateResponse straight to a node
+  timeout 10 "$grpcurl" -plaintext ${3:+-H "authorization: Bearer $(mint "$3")"} \
+    -d "{\"user_id\":\"$2\",\"message\":\"hi\"}" "127.0.0.1:$1" whatstyle.ai.v1.AiService/GenerateResponse 2>&1
+}
+out=$(gen "$pa" maya)
+expect "a call without a token: Unauthenticated ($out)" grep -q "Code: Unauthenticated" <<< "$out"
+out=$(gen "$pa" maya tom)
+expect "a token for another user: PermissionDenied ($out)" grep -q "Code: PermissionDenied" <<< "$out"
+out=$(timeout 10 "$grpcurl" -plaintext "127.0.0.1:$pa" grpc.health.v1.Health/Check 2>&1)
+expect "health stays open ($out)" grep -q SERVING <<< "$out"
 
 train() { # train BUDGET FILE: upload an export for Maya, wait for the job
   curl -s -o "$data/up.json" -H "$auth" -H 'Content-Type: text/plain' --data-binary "@$2" \
@@ -71,6 +98,14 @@ expect "reply through the AI nodes ($v1)" test -n "$v1"
 train 5 "$data/newer.txt"
 v2=$(reply "where are you now?" | mv_of)
 expect "after the second training the nodes reloaded ($v1 -> $v2)" test -n "$v2" -a "$v1" != "$v2"
+# W3C trace context: the caller's trace id reaches the AI node's call (its span and log line)
+tid=$(openssl rand -hex 16)
+curl -s -o /dev/null -H "$auth" -H "traceparent: 00-$tid-$(openssl rand -hex 8)-01" \
+  -H 'Content-Type: application/json' -d '{"message":"traced?"}' "$base/v1/reply"
+traced() { cat "$data/a.out" "$data/b.out" | grep '"event.action":"ai.call"' | grep '"rpc.method":"GenerateResponse"' |
+  grep '"rpc.grpc.status":"OK"' | grep -q "\"trace.id\":\"$tid\""; }
+for _ in $(seq 20); do traced && break; sleep 0.1; done
+expect "the traceparent reached the AI node (trace $tid)" traced
 
 # consistent hashing: maya's model is resident on exactly one node
 for i in 1 2 3 4 5; do reply "message number $i" > /dev/null; done

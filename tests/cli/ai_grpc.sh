@@ -32,6 +32,7 @@ start() { # start [options]: the AI service on a free port; sets pid and addr
   addr=127.0.0.1:$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/ai.out")
 }
 start --max-message-kb 64 --keepalive-s 1
+expect "without --gateway-jwks it says calls are not authenticated" grep -q "calls are NOT authenticated" "$tmp/ai.err"
 
 # grpcurl through reflection
 out=$(timeout 20 "$grpcurl" -plaintext "$addr" list 2>&1)

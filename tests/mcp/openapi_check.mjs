@@ -64,6 +64,7 @@ async function call(method, path, { key, body, type, headers = {} } = {}) {
 
 const k = info.key, k2 = info.key2;
 await call("GET", "/healthz");
+await call("GET", "/.well-known/jwks.json");
 await call("GET", "/readyz");
 await call("GET", "/metrics");
 await call("GET", "/v1/me");                                        // 401
