@@ -175,9 +175,9 @@ export function WhatsApp() {
       {links && links.length === 0 && <p>No number linked yet. Link your WhatsApp Business number below; the clone then drafts replies to the messages it receives.</p>}
       {links && links.length > 0 && (
         <div class="table-scroll">
-          <table class="keys">
+          <table class="keys wa-links">
             <caption class="sr-only">Your linked WhatsApp numbers</caption>
-            <thead><tr><th scope="col">Phone number id</th><th scope="col">Mode</th><th scope="col">Linked</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th scope="col">Phone number id</th><th scope="col">Mode</th><th scope="col" class="linked">Linked</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>
               {links.map((l) => (
                 <tr key={l.phone_number_id} data-link={l.phone_number_id}>
@@ -187,7 +187,7 @@ export function WhatsApp() {
                       {MODES.map((m) => <option key={m.mode} value={m.mode}>{m.label}</option>)}
                     </select>
                   </td>
-                  <td>{when(l.created_at)}</td>
+                  <td class="linked">{when(l.created_at)}</td>
                   <td><button type="button" class="secondary" aria-label={`Unlink ${l.phone_number_id}`} onClick={() => unlink(l)}>Unlink</button></td>
                 </tr>
               ))}
