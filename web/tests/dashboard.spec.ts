@@ -221,10 +221,15 @@ test.describe.serial('dashboard', () => {
     const id = (await of('16505550102').getAttribute('data-draft'))!;
     const noCsrf = await page.evaluate(async (d) => (await fetch(`/v1/whatsapp/drafts/${d}/approve`, { method: 'POST' })).status, id);
     expect(noCsrf).toBe(403);
-    // edit, then send (keyboard: the edit box is a labelled textarea, the form submits)
-    await of('16505550101').getByRole('button', { name: 'Edit' }).click();
-    await of('16505550101').getByLabel('Your reply').fill('yes!! see you at 8');
-    await of('16505550101').getByRole('button', { name: 'Send edited reply' }).click();
+    // edit, then send, with the keyboard alone: Enter on Edit puts the focus in the labelled box
+    await of('16505550101').getByRole('button', { name: 'Edit' }).focus();
+    await page.keyboard.press('Enter');
+    await expect(of('16505550101').getByLabel('Your reply')).toBeFocused();
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('yes!! see you at 8');
+    await page.keyboard.press('Tab');
+    await expect(of('16505550101').getByRole('button', { name: 'Send edited reply' })).toBeFocused();
+    await page.keyboard.press('Enter');
     await expect(of('16505550101')).toHaveCount(0); // no longer waiting
     // send another as the clone wrote it; discard the third
     const suggested = (await of('16505550102').locator('.bubble.out').textContent())!.replace('The clone suggests: ', '');

@@ -1,7 +1,7 @@
 // WhatsApp: the linked business numbers with their mode (off/draft/auto), linking a number,
 // and the clone's drafts (the message, the suggested reply, confidence, why it waits) to
 // send as is, edit then send, or discard. Refreshes itself while a draft is being written or sent.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, type WaDraft, type WaLink, type WaMode } from '../api';
 import { ErrorBox, pct, when } from './common';
 
@@ -65,6 +65,10 @@ function Draft({ d, onChange }: { d: WaDraft; onChange: (e: unknown) => Promise<
   const [editing, setEditing] = useState(false);
   const [text, setText] = useState(d.reply ?? '');
   const [busy, setBusy] = useState(false);
+  const box = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    if (editing) box.current?.focus(); // the Edit button is gone: the keyboard goes on in the box
+  }, [editing]);
   const open = d.status === 'pending' || d.status === 'failed';
   const act = async (action: string, body?: unknown) => {
     setBusy(true);
@@ -90,7 +94,7 @@ function Draft({ d, onChange }: { d: WaDraft; onChange: (e: unknown) => Promise<
       {editing ? (
         <form onSubmit={(e) => { e.preventDefault(); void act('edit', { text, send: true }); }}>
           <label for={edId}>Your reply</label>
-          <textarea id={edId} rows={3} maxLength={4096} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+          <textarea ref={box} id={edId} rows={3} maxLength={4096} value={text} onInput={(e) => setText(e.currentTarget.value)} />
           <div class="actions">
             <button type="submit" disabled={busy || !text.trim()}>Send edited reply</button>
             <button type="button" class="secondary" onClick={() => setEditing(false)}>Cancel</button>
