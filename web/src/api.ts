@@ -166,3 +166,31 @@ export interface ApiKey {
   created_at: number;
   last_used_at: number | null;
 }
+
+export type WaMode = 'off' | 'draft' | 'auto';
+
+export interface WaLink {
+  phone_number_id: string;
+  mode: WaMode;
+  clone: { user_id: string; model_version: string | null };
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WaDraft {
+  draft_id: string;
+  phone_number_id: string;
+  contact: string | null;
+  message_id: string;
+  message: string | null;
+  mode: WaMode;
+  status: 'generating' | 'pending' | 'queued' | 'sent' | 'failed' | 'discarded';
+  reply: string | null;
+  confidence: number;
+  reason: string | null;
+  error: { code: number; message: string | null } | null;
+  sent_message_id: string | null;
+  attempts: number;
+  created_at: number;
+  updated_at: number;
+}

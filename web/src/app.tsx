@@ -1,5 +1,5 @@
 // The dashboard shell: the session (restored from the cookie on load), the navigation and
-// hash routes (#/upload, #/training, #/profile, #/chat, #/keys, #/data).
+// hash routes (#/upload, #/training, #/profile, #/chat, #/keys, #/whatsapp, #/data).
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, setCsrf, type Session } from './api';
 import { SignIn } from './pages/signin';
@@ -9,6 +9,7 @@ import { ProfilePage } from './pages/profile';
 import { Chat } from './pages/chat';
 import { Keys } from './pages/keys';
 import { Data } from './pages/data';
+import { WhatsApp } from './pages/whatsapp';
 
 const PAGES = [
   { path: 'upload', title: 'Upload' },
@@ -16,6 +17,7 @@ const PAGES = [
   { path: 'profile', title: 'Style' },
   { path: 'chat', title: 'Chat' },
   { path: 'keys', title: 'API keys' },
+  { path: 'whatsapp', title: 'WhatsApp' },
   { path: 'data', title: 'My data' },
 ] as const;
 
@@ -97,6 +99,7 @@ export function App() {
         {page === 'profile' && <ProfilePage />}
         {page === 'chat' && <Chat />}
         {page === 'keys' && <Keys />}
+        {page === 'whatsapp' && <WhatsApp />}
         {page === 'data' && <Data onDeleted={signedOut} />}
       </main>
     </>

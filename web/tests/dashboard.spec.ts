@@ -1,10 +1,13 @@
 // End-to-end test of the dashboard in Chromium against a real `whatstyle serve` (started by
 // tests/cli/web_dashboard.sh): sign in, upload, live training to the end, profile charts,
-// chat, keys, CSRF refusals, another user's resources, sign out everywhere, export and
-// delete, sign up; axe on every page; screenshots at phone and desktop widths.
+// chat, WhatsApp (link a number, drafts of signed webhook messages edited and sent, sent as
+// is, discarded, the mode changed; the Graph API stand-in receives the replies), keys, CSRF
+// refusals, another user's resources, sign out everywhere, export and delete, sign up; axe on
+// every page; screenshots at phone and desktop widths.
 import { test, expect, type Page, type BrowserContext } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +22,10 @@ const SAMPLE = env('WS_SAMPLE');
 const OTHER_JOB = env('WS_OTHER_JOB');
 const OTHER_KEY_ID = env('WS_OTHER_KEY_ID');
 const SHOTS = env('WS_SHOTS');
+const WA_SECRET = env('WS_WA_SECRET');
+const WA_PNID = env('WS_WA_PNID');
+const WA_TOKEN = env('WS_WA_TOKEN');
+const WA_GRAPH_LOG = env('WS_WA_GRAPH_LOG');
 const DIST = fileURLToPath(new URL('../dist', import.meta.url));
 
 let ctx: BrowserContext;
@@ -47,6 +54,34 @@ async function shots(p: Page, name: string) {
     expect(overflow, `${name} at ${width}px`).toEqual([]);
   }
   await p.setViewportSize({ width: 1280, height: 800 });
+}
+
+/** A text message to the linked number in the shape of Meta's webhook, signed like Meta signs it. */
+async function webhook(p: Page, wamid: string, from: string, text: string) {
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp', metadata: { display_phone_number: '15550783881', phone_number_id: WA_PNID },
+      contacts: [{ profile: { name: 'Test' }, wa_id: from }],
+      messages: [{ id: wamid, from, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
+    } }] }],
+  });
+  const sig = 'sha256=' + createHmac('sha256', WA_SECRET).update(body).digest('hex');
+  const r = await p.request.post('/v1/whatsapp/webhook', { data: body, headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': sig } });
+  expect(r.status()).toBe(200);
+}
+
+/** The text messages the Graph API stand-in received with 200, by recipient. */
+function graphTexts(): { to: string; text: string; context: string }[] {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(WA_GRAPH_LOG, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+  return lines.map((l) => JSON.parse(l) as { status: number; body?: { type?: string; to?: string; text?: { body: string }; context?: { message_id: string } } })
+    .filter((e) => e.status === 200 && e.body?.type === 'text')
+    .map((e) => ({ to: e.body!.to!, text: e.body!.text!.body, context: e.body!.context?.message_id ?? '' }));
 }
 
 async function go(p: Page, route: string, heading: RegExp) {
@@ -153,6 +188,76 @@ test.describe.serial('dashboard', () => {
     await expect(page.locator('ol.history li')).toHaveCount(1);
     await axe(page, 'chat');
     await shots(page, 'chat');
+  });
+
+  test('WhatsApp: link a number, drafts edited and sent, sent as is, discarded, the mode changed', async () => {
+    await go(page, 'whatsapp', /WhatsApp/);
+    await expect(page.getByText('No number linked yet')).toBeVisible();
+    // a wrong token format is refused in words; then the real link
+    await page.getByLabel('Phone number id').fill('+1 555');
+    await page.getByLabel('Access token').fill(WA_TOKEN);
+    await page.getByRole('button', { name: 'Link number' }).click();
+    await expect(page.getByRole('alert')).toContainText('phone_number_id');
+    await page.getByLabel('Phone number id').fill(WA_PNID);
+    await page.getByRole('button', { name: 'Link number' }).click();
+    const mode = page.getByLabel(`Mode of ${WA_PNID}`);
+    await expect(mode).toHaveValue('draft');
+    // three people write; the clone drafts a reply to each
+    await webhook(page, 'wamid.WEB1', '16505550101', 'are you coming to the barbecue tonight?');
+    await webhook(page, 'wamid.WEB2', '16505550102', 'did you see the match?');
+    await webhook(page, 'wamid.WEB3', '16505550103', 'can you lend me your bike tomorrow?');
+    const drafts = page.locator('li.draft[data-status="pending"]');
+    await expect(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect(drafts).toHaveCount(3, { timeout: 1000 });
+    }).toPass({ timeout: 120_000 });
+    const of = (contact: string) => page.locator('li.draft', { hasText: contact });
+    await expect(of('16505550101')).toContainText('are you coming to the barbecue tonight?');
+    await expect(of('16505550101')).toContainText('Confidence');
+    await expect(of('16505550101')).toContainText('Draft mode: waiting for approval');
+    await axe(page, 'whatsapp');
+    await shots(page, 'whatsapp');
+    // a state-changing call without the CSRF token is refused
+    const id = (await of('16505550102').getAttribute('data-draft'))!;
+    const noCsrf = await page.evaluate(async (d) => (await fetch(`/v1/whatsapp/drafts/${d}/approve`, { method: 'POST' })).status, id);
+    expect(noCsrf).toBe(403);
+    // edit, then send, with the keyboard alone: Enter on Edit puts the focus in the labelled box
+    await of('16505550101').getByRole('button', { name: 'Edit' }).focus();
+    await page.keyboard.press('Enter');
+    await expect(of('16505550101').getByLabel('Your reply')).toBeFocused();
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('yes!! see you at 8');
+    await page.keyboard.press('Tab');
+    await expect(of('16505550101').getByRole('button', { name: 'Send edited reply' })).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(of('16505550101')).toHaveCount(0); // no longer waiting
+    // send another as the clone wrote it; discard the third
+    const suggested = (await of('16505550102').locator('.bubble.out').textContent())!.replace('The clone suggests: ', '');
+    await of('16505550102').getByRole('button', { name: 'Send' }).click();
+    await of('16505550103').getByRole('button', { name: 'Discard' }).click();
+    await expect(drafts).toHaveCount(0);
+    // the stand-in received both replies, each answering its message
+    await expect.poll(() => graphTexts().length, { timeout: 60_000 }).toBe(2);
+    expect(graphTexts().sort((a, b) => a.to.localeCompare(b.to))).toEqual([
+      { to: '16505550101', text: 'yes!! see you at 8', context: 'wamid.WEB1' },
+      { to: '16505550102', text: suggested, context: 'wamid.WEB2' },
+    ]);
+    await page.getByLabel('Show').selectOption('sent');
+    await expect(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect(page.locator('li.draft[data-status="sent"]')).toHaveCount(2, { timeout: 1000 });
+    }).toPass({ timeout: 60_000 });
+    await expect(of('16505550101').getByTestId('draft-status')).toHaveText('Sent');
+    await page.getByLabel('Show').selectOption('discarded');
+    await expect(of('16505550103')).toContainText('can you lend me your bike tomorrow?');
+    await expect(of('16505550103').getByRole('button')).toHaveCount(0);
+    // the number's mode, changed from the page
+    await mode.selectOption('auto');
+    await expect(page.getByRole('status').filter({ hasText: 'auto mode' })).toHaveCount(1);
+    const links = await (await page.request.get('/v1/whatsapp/links')).json() as { items: { phone_number_id: string; mode: string }[] };
+    expect(links.items).toEqual([expect.objectContaining({ phone_number_id: WA_PNID, mode: 'auto' })]);
+    await mode.selectOption('off');
+    await expect(mode).toHaveValue('off');
   });
 
   test('API keys: create (shown once), list, revoke', async () => {
