@@ -16,6 +16,7 @@
 
 #include "chat/chat.h"
 #include "clone/clone_int.h"
+#include "core/file.h"
 #include "core/mem.h"
 #include "core/progress.h"
 
@@ -133,7 +134,7 @@ int main(int argc, char **argv)
         if (!strcmp(base, "smollm2-135m")) {
             /* the SmolLM2-135M shape with random weights and the byte vocabulary */
             bdir = clone_path(root, "base");
-            clone_mkdirs(bdir, NULL);
+            ws_file_make_dirs(bdir, NULL);
             ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = CLONE_VOCAB, .dim = 576, .hidden_dim = 1536,
                                   .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .max_pos = 2048,
                                   .norm_eps = 1e-5f, .rope_theta = 100000, .tied = true, .bos_id = -1,

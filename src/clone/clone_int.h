@@ -97,7 +97,6 @@ bool clone_is_echo(const char *reply, const char *message);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *clone_trim(const char *s);
 
-int clone_mkdirs(const char *path, ws_error *err);
 bool clone_exists(const char *path);
 char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
 

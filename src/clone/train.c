@@ -8,6 +8,7 @@
 
 #include "chat/chat.h"
 #include "clone/clone_int.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -657,7 +658,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     /* the base model is loaded first: a missing or broken one fails before any work */
     if (o.base_model && (rc = ws_base_acquire(o.base_model, &base, err)))
         goto out;
-    if ((rc = clone_mkdirs(o.out_dir, err)))
+    if ((rc = ws_file_make_dirs(o.out_dir, err)))
         goto out;
     phase(&o, "reading %s", o.export_path);
     if ((rc = read_pairs(&o, &p, err)))
@@ -798,7 +799,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
                     tt[ntt++] = p->turns[i].text;
             path = clone_path(o.out_dir, "model");
             char *tp = clone_path(path, "tokenizer.json");
-            rc = clone_mkdirs(path, err);
+            rc = ws_file_make_dirs(path, err);
             if (!rc)
                 rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
             if (!rc)
@@ -836,7 +837,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         rc = ws_lora_save(lora, path, o.base_model, err);
     } else {
         path = clone_path(o.out_dir, "model");
-        if (!(rc = clone_mkdirs(path, err)) && !(rc = ws_model_save(model, path, err)) && !btok) {
+        if (!(rc = ws_file_make_dirs(path, err)) && !(rc = ws_model_save(model, path, err)) && !btok) {
             char *tp = clone_path(path, "tokenizer.json");
             rc = clone_write_byte_tokenizer(tp, err);
             free(tp);

@@ -434,31 +434,6 @@ char *clone_trim(const char *s)
 
 /* ---- files ---- */
 
-
-int clone_mkdirs(const char *path, ws_error *err)
-{
-    char *p = ws_xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = ws_error_set(err, WS_EIO, "cannot create %s: %s", p, strerror(errno));
-                break;
-            }
-            *s = c;
-            if (!c)
-                break;
-        }
-    }
-    struct stat st;
-    if (!rc && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = ws_error_set(err, WS_EIO, "%s is not a directory", path);
-    free(p);
-    return rc;
-}
-
 bool clone_exists(const char *path)
 {
     struct stat st;

@@ -111,6 +111,19 @@ int ws_file_make_parents(const char *path, size_t skip, ws_error *err)
     return rc;
 }
 
+int ws_file_make_dirs(const char *path, ws_error *err)
+{
+    int rc = ws_file_make_parents(path, 0, err);
+    if (rc)
+        return rc;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return ws_error_set(err, WS_EIO, "cannot create folder %s: %s", path, strerror(errno));
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ws_error_set(err, WS_EIO, "%s is not a folder", path);
+    return 0;
+}
+
 static int remove_tree(const char *path, size_t *n, int depth, ws_error *err)
 {
     if (depth > 64)

@@ -20,6 +20,10 @@ int ws_file_write_atomic(const char *path, const void *data, size_t len, ws_erro
  * of a prefix known to exist, e.g. a root folder; 0 = all). Errors: WS_EIO. */
 int ws_file_make_parents(const char *path, size_t skip, ws_error *err);
 
+/* Creates the folder at path and the missing ones above it (mode 0700: they hold people's
+ * data). An existing folder is fine; an existing file of that name is WS_EIO. */
+int ws_file_make_dirs(const char *path, ws_error *err);
+
 /* Removes the folder at path and everything below it, never following symbolic links (at most
  * 64 levels deep). An absent folder is not an error. *n_files (may be NULL) gets how many files
  * were deleted. Errors: WS_EIO with the path and reason in err. */

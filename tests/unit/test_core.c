@@ -1,6 +1,7 @@
 /* Unit tests for src/core: buffers, arena, JSON writer and parser. */
 #include "harness.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/arena.h"
@@ -157,6 +158,17 @@ static void files_read_capped_and_write_atomically(void)
     CHECK(strstr(err.msg, "larger than 10 bytes") != NULL);
     CHECK_EQ_INT(ws_file_read("/nonexistent/x", 10, &data, &len, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_file_write_atomic("/nonexistent/dir/x", "a", 1, &err), WS_EIO);
+    /* a folder and its parents, private; again is fine; a file in the way is an error */
+    char deep[96];
+    snprintf(deep, sizeof deep, "%s/a/b", dir);
+    CHECK_EQ_INT(ws_file_make_dirs(deep, &err), 0);
+    CHECK_EQ_INT(ws_file_make_dirs(deep, &err), 0);
+    struct stat st;
+    CHECK(stat(deep, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    CHECK_EQ_INT(ws_file_make_dirs(path, &err), WS_EIO);
+    rmdir(deep);
+    snprintf(deep, sizeof deep, "%s/a", dir);
+    rmdir(deep);
     unlink(path);
     rmdir(dir);
 }
