@@ -73,12 +73,15 @@ ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "cr
   || fail "postgres: create database"
 "$bin" keys create --database-url "postgresql://postgres@127.0.0.1:$WS_PG_PORT/fresh" --user z \
   2>/dev/null | grep -q '^ws_live_' || fail "postgres: keys on a fresh database"
-# concurrent migrators on a fresh database: all succeed, exactly one applies the migration
+# concurrent migrators on a fresh database: all succeed, each migration applied once
 ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "create database race" \
   || fail "postgres: create database"
 race_url="postgresql://postgres@127.0.0.1:$WS_PG_PORT/race"
 for i in 1 2 3 4; do "$bin" migrate --database-url "$race_url" > "$tmp/race.$i" 2>&1 & done
 wait || true
 for i in 1 2 3 4; do grep -q "schema version $nmig" "$tmp/race.$i" || fail "concurrent migrate $i: $(cat "$tmp/race.$i")"; done
-[ "$(cat "$tmp"/race.* | grep -c "applied $nmig $migs")" -eq 1 ] || fail "concurrent migrate: $(cat "$tmp"/race.*)"
+# each migration runs in its own transaction under the lock, so two migrators may share the
+# work: every migration is applied exactly once in all
+total=$(cat "$tmp"/race.* | sed -nE 's/.*applied ([0-9]+) migrations?;.*/\1/p' | awk '{s += $1} END {print s + 0}')
+[ "$total" -eq "$nmig" ] || fail "concurrent migrate applied $total of $nmig: $(cat "$tmp"/race.*)"
 echo "keys_migrate: ok"
