@@ -312,12 +312,13 @@ static int parse_url(rcache *r, const char *url, ws_error *err)
 
 int ws_cache_redis_open(const char *url, ws_cache **out, ws_error *err)
 {
-    if (ws__redis_load(err) < 0)
-        return err ? err->code : WS_EUNSUPPORTED;
+    int rc = ws__redis_load(err);
+    if (rc < 0)
+        return rc;
     rcache *r = ws_xcalloc(1, sizeof *r);
     r->base.ops = &redis_ops;
     pthread_mutex_init(&r->mu, NULL);
-    int rc = parse_url(r, url, err);
+    rc = parse_url(r, url, err);
     if (rc == 0)
         rc = connect_ctx(r, err);
     if (rc < 0) {

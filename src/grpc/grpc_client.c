@@ -228,38 +228,18 @@ static cconn *cconn_new(ws_grpc_channel *ch, double deadline)
     return c;
 }
 
-static bool c_flush(cconn *c)
-{
-    for (;;) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
-        if (n < 0)
-            return false;
-        if (n == 0)
-            return true;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = send(c->fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return false;
-            off += w;
-        }
-    }
-}
-
 /* Runs the submitted call to its end or the deadline; false when the connection failed. */
 static bool c_run(cconn *c, double deadline, bool *timed_out)
 {
     uint8_t buf[16384];
     while (!c->closed) {
-        if (!c_flush(c))
+        if (!ws_grpc_h2_flush(c->h2, c->fd))
             return false;
         double left = deadline - ws_now_s();
         if (left <= 0) {
             *timed_out = true;
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
-            if (!c_flush(c))
+            if (!ws_grpc_h2_flush(c->h2, c->fd))
                 c->dead = true;
             return true;
         }
@@ -275,7 +255,7 @@ static bool c_run(cconn *c, double deadline, bool *timed_out)
         if (r <= 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0)
             return false;
     }
-    return c_flush(c);
+    return ws_grpc_h2_flush(c->h2, c->fd);
 }
 
 /* Reads what an idle connection received meanwhile (pings, GOAWAY, EOF); false when it is
@@ -289,7 +269,7 @@ static bool still_good(cconn *c)
         if (r <= 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0)
             return false;
     }
-    return !c->dead && c_flush(c);
+    return !c->dead && ws_grpc_h2_flush(c->h2, c->fd);
 }
 
 static cconn *take(ws_grpc_channel *ch, double deadline, bool *pooled)

@@ -522,34 +522,6 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- the connection loop --------------------------------------------------------------- */
 
-static bool send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool flush(conn *c)
-{
-    for (;;) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
-        if (n < 0)
-            return false;
-        if (n == 0)
-            return true;
-        if (!send_all(c->fd, data, (size_t)n))
-            return false;
-    }
-}
-
 /* Deadlines, keepalive and drain; returns the poll timeout in ms, or -2 to close now. */
 static int housekeeping(conn *c)
 {
@@ -627,7 +599,7 @@ static void *conn_main(void *p)
     for (;;) {
         int timeout = housekeeping(c);
         pump_all(c);
-        if (!flush(c) || timeout == -2)
+        if (!ws_grpc_h2_flush(c->h2, c->fd) || timeout == -2)
             break;
         if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
             break;
@@ -647,7 +619,7 @@ static void *conn_main(void *p)
             if (r > 0) {
                 c->last_recv = ws_now_s();
                 if (nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0) {
-                    flush(c); /* nghttp2 queued a GOAWAY */
+                    ws_grpc_h2_flush(c->h2, c->fd); /* nghttp2 queued a GOAWAY */
                     break;
                 }
             }
