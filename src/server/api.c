@@ -537,6 +537,7 @@ int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_er
 
 int ws_op_conversations(ws_server *s, ws_req *r, int limit, const char *cursor, ws_buf *out, ws_op_error *e)
 {
+    ws_srv_writer_flush(s, 2000); /* the replies just given are listed */
     ws_arena *a = ws_arena_new(16384);
     ws_store *st = ws_srv_store_get(s);
     ws_conversation *items = NULL;

@@ -311,6 +311,7 @@ int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, boo
         s->wq_head = w;
     s->wq_tail = w;
     s->wq_len++;
+    s->wq_queued++;
     s->wq_bytes += need;
     ws_metric_set(s->m_writer_queue, (int64_t)s->wq_len);
     /* the writer drains the whole queue before it sleeps: wake it only on empty -> non-empty
@@ -319,6 +320,26 @@ int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, boo
         pthread_cond_signal(&s->writer_cv);
     pthread_mutex_unlock(&s->writer_mu);
     return 0;
+}
+
+void ws_srv_writer_flush(ws_server *s, int timeout_ms)
+{
+    pthread_mutex_lock(&s->writer_mu);
+    uint64_t target = s->wq_queued;
+    if (s->wq_finished < target) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int wrc = 0;
+        while (s->writer_started && s->wq_finished < target && wrc != ETIMEDOUT)
+            wrc = pthread_cond_timedwait(&s->writer_flushed_cv, &s->writer_mu, &until);
+    }
+    pthread_mutex_unlock(&s->writer_mu);
 }
 
 /* Background threads yield to the event loops when the CPU is short (Linux: per-thread nice). */
@@ -397,6 +418,10 @@ static void *writer_main(void *arg)
         }
         for (size_t i = 0; i < n; i++)
             free(batch[i]);
+        pthread_mutex_lock(&s->writer_mu);
+        s->wq_finished += n;
+        pthread_cond_broadcast(&s->writer_flushed_cv);
+        pthread_mutex_unlock(&s->writer_mu);
         if (n < WS_WRITER_BATCH)
             sleep_ms(WS_WRITER_LINGER_MS);
     }
@@ -709,6 +734,7 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     pthread_mutex_init(&s->scrape_mu, NULL);
     pthread_cond_init(&s->writer_cv, NULL);
     pthread_cond_init(&s->writer_space_cv, NULL);
+    pthread_cond_init(&s->writer_flushed_cv, NULL);
     if (!s->cfg.key_rate_limit)
         s->cfg.key_rate_limit = 120;
     if (!s->cfg.user_rate_limit)
@@ -915,5 +941,6 @@ void ws_server_free(ws_server *s)
     pthread_mutex_destroy(&s->scrape_mu);
     pthread_cond_destroy(&s->writer_cv);
     pthread_cond_destroy(&s->writer_space_cv);
+    pthread_cond_destroy(&s->writer_flushed_cv);
     free(s);
 }

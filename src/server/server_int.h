@@ -95,6 +95,8 @@ struct ws_server {
     write_item *wq_head, *wq_tail;
     size_t wq_len, wq_bytes, wq_max;
     int wq_waiters;
+    uint64_t wq_queued, wq_finished; /* rows ever queued / taken off the queue and written (or given up) */
+    pthread_cond_t writer_flushed_cv; /* readers wait for the rows queued before them */
 
     struct ws_wa_state *wa; /* the WhatsApp channel (wa_int.h) */
 
@@ -129,6 +131,9 @@ void ws_srv_wake_trainer(ws_server *s);
  * on on the pool. Without a running writer the row is written synchronously. Returns 0 or
  * WS_EAGAIN. */
 int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, bool may_block);
+/* Read-your-writes: waits (up to timeout_ms) until every row queued before the call is
+ * written, so a list that follows a reply shows it. Returns at once when the queue is empty. */
+void ws_srv_writer_flush(ws_server *s, int timeout_ms);
 
 /* ---- request prologue (api.c) ---- */
 typedef struct ws_req {
