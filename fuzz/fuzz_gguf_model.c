@@ -4,6 +4,7 @@
  * must refuse bad input with a message and never crash, leak or read outside the input; a model
  * that loads must run a forward pass (small models only, to keep the fuzzer fast). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,8 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int32_t toks[2] = {0, c->vocab_size - 1};
         ws_kv_cache *kc = ws_kv_cache_new(m, 4);
         float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
-        if (ws_model_infer(m, NULL, kc, toks, 2, logits, NULL, &err))
+        if (ws_model_infer(m, NULL, kc, toks, 2, logits, NULL, &err)) {
+            fprintf(stderr, "a loaded model failed its forward pass: %s\n", err.msg);
             abort();
+        }
         free(logits);
         ws_kv_cache_free(kc);
     }

@@ -16,6 +16,7 @@
 #include "nn/ops.h"
 
 #define GGUF_MAX_POS 32768   /* RoPE tables and caches are sized for at most this context */
+#define GGUF_MIN_POS 16      /* a shorter context cannot hold one chat turn */
 
 typedef struct {
     const ws_gguf *g;
@@ -180,6 +181,9 @@ static int read_config(const ws_gguf *g, const char *name, ws_model_config *c, w
     if ((uint64_t)c->vocab_size < n_tok)
         return ws_error_set(err, WS_EFORMAT, "%s: %llu tokens but token_embd.weight has %d rows", name,
                             (unsigned long long)n_tok, c->vocab_size);
+    if (c->max_pos < GGUF_MIN_POS)
+        return ws_error_set(err, WS_EFORMAT, "%s: %s.context_length %d is too short for a chat turn (at least %d)",
+                            name, mc.arch, c->max_pos, GGUF_MIN_POS);
     if (c->max_pos > GGUF_MAX_POS)
         c->max_pos = GGUF_MAX_POS;
     c->tied = ws_gguf_find_tensor(g, "output.weight") == NULL;

@@ -320,6 +320,7 @@ static void test_refused(void)
     expect_refused(&(gguf_opts){.pre = "falcon"}, WS_EUNSUPPORTED, "tokenizer.ggml.pre");
     expect_refused(&(gguf_opts){.no_tokens = true}, WS_EFORMAT, "tokenizer.ggml.tokens");
     expect_refused(&(gguf_opts){.rope_dims = 32}, WS_EUNSUPPORTED, "rope.dimension_count");
+    expect_refused(&(gguf_opts){.context_length = 1}, WS_EFORMAT, "context_length"); /* found by fuzz_gguf_model */
     /* a missing file, and the default path with its install hint */
     ws_base *b = NULL;
     ws_error err = {0};

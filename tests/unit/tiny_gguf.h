@@ -180,6 +180,7 @@ typedef struct {
     const char *pre;             /* tokenizer.ggml.pre */
     bool no_tokens;
     int rope_dims;               /* 0: head_dim */
+    int context_length;          /* 0: the model's max_pos */
 } gguf_opts;
 
 /* Writes m as a GGUF file with matrices of type (norms F32). */
@@ -199,7 +200,7 @@ static inline int write_gguf(const ws_model *m, ws_qtype type, const char *path,
     ws_gguf_add_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim);
     ws_gguf_add_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads);
     ws_gguf_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
-    ws_gguf_add_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
+    ws_gguf_add_u32(w, KEY("context_length"), (uint32_t)(go->context_length ? go->context_length : c->max_pos));
     ws_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
     ws_gguf_add_f32(w, KEY("rope.freq_base"), c->rope_theta);
     ws_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)(go->rope_dims ? go->rope_dims : c->head_dim));
