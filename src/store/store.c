@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/trace.h"
+#include "core/utf8.h"
 #include "store/store_int.h"
 
 /* ------------------------------------------------------------------ small helpers */
@@ -44,32 +45,6 @@ int ws_store_new_id(const char *prefix, char *out, size_t out_size)
     return 0;
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        unsigned min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; c &= 0x07; }
-        else return false;
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 /* Checks an input string: present when required, non-empty when present and required, at
  * most max bytes, valid UTF-8. */
 int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t max,
@@ -82,7 +57,7 @@ int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t
         return ws_error_set(err, WS_EINVAL, "%s is empty", field);
     if (n > max)
         return ws_error_set(err, WS_ETOOBIG, "%s is longer than %zu bytes", field, max);
-    if (!utf8_valid((const unsigned char *)s, n))
+    if (!ws_utf8_valid(s, n))
         return ws_error_set(err, WS_EINVAL, "%s is not valid UTF-8", field);
     return 0;
 }
