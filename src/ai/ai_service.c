@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "ai/ai_grpc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 #include "core/utf8.h"
 #include "grpc/grpc_reflect.h"

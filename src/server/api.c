@@ -17,9 +17,10 @@
 #include <openssl/evp.h>
 
 #include "chat/chat.h"
+#include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 
 #define MAX_PARTICIPANTS 256
@@ -232,7 +233,6 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
         digest_normalised(md, context[i].text);
     }
     EVP_DigestFinal_ex(md, d, &dl);
-    static const char digits[] = "0123456789abcdef";
     /* "reply:<user>:<model version>:<hex digest>", cut to out_size like snprintf */
     size_t n = 0;
     const char *parts[3] = {r->p.user_id, r->model_version, NULL};
@@ -246,11 +246,8 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
         n += l;
         out[n++] = ':';
     }
-    for (unsigned i = 0; i < dl && n + 2 < out_size; i++) {
-        out[n++] = digits[d[i] >> 4];
-        out[n++] = digits[d[i] & 15];
-    }
-    out[n] = '\0';
+    size_t fit = out_size - 1 > n ? (out_size - 1 - n) / 2 : 0; /* whole bytes that fit */
+    ws_hex_encode(d, fit < dl ? fit : dl, out + n);
 }
 
 static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double confidence, bool fallback,

@@ -25,10 +25,10 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 
 #define READ_CHUNK 4096

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "core/base64.h"
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
 
 #define MCP_LATEST "2025-11-25"
 #define MCP_SESSION_TTL_MS (24LL * 3600 * 1000)

@@ -19,10 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/trace.h"
-#include "core/progress.h"
 
 /* ---- store pool ------------------------------------------------------------------------ */
 
@@ -56,7 +57,7 @@ static unsigned bucket_of(const char *hash)
 {
     unsigned h = 0;
     for (int i = 0; i < 8; i++)
-        h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+        h = h * 16 + (unsigned)ws_hex_digit(hash[i]);   /* hash: 64 lower-case hex digits */
     return h % WS_AUTH_CACHE_BUCKETS;
 }
 
