@@ -32,7 +32,6 @@
 #define MAX_EPOCHS 40
 #define LORA_EPOCHS 3    /* on a pretrained base: the seed's setting, when the budget allows */
 #define CHECKPOINT_EVERY_S 15.0
-#define HNSW_FROM 4096
 
 static void phase(const ws_clone_train_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void phase(const ws_clone_train_opts *o, const char *fmt, ...)
@@ -787,7 +786,7 @@ static int phase_index(train_job *j, ws_error *err)
     j->replies = ws_xcalloc(j->p->n_examples + 1, sizeof *j->replies);
     ws_buf rj = WS_BUF_INIT;
     rc = index_contexts(j, &rj, err);
-    if (!rc && j->n_train >= HNSW_FROM)
+    if (!rc && j->n_train >= WS_VINDEX_HNSW_FROM)
         rc = ws_vindex_build_hnsw(j->ix, NULL);
     if (!rc)
         rc = write_file(j->o.out_dir, "replies.json", rj.data, rj.len, err);

@@ -82,7 +82,7 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
     *out = NULL;
     ws_retrieval_options o = opt ? *opt : (ws_retrieval_options){0};
     if (!o.hnsw_min)
-        o.hnsw_min = 20000;
+        o.hnsw_min = WS_VINDEX_HNSW_FROM;
     if (o.threads <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         o.threads = c > 0 ? (int)(c > 16 ? 16 : c) : 1;
