@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 CTEST_FLAGS ?= --output-on-failure --repeat until-pass:2
 CMAKE_FLAGS ?=
 
-.PHONY: web all test asan fuzz-build fuzz bench clean deps format
+.PHONY: web all test asan fuzz-build fuzz bench clean deps format format-check
 
 all: web
 	@cmake -S . -B $(BUILD) -G Ninja -DWS_WERROR=ON $(CMAKE_FLAGS) >/dev/null
@@ -45,6 +45,11 @@ deps:
 # clang-format the given files in place: make format FILES="src/chat/reader.c ..."
 format:
 	clang-format-14 -i $(FILES)
+
+# which files clang-format would change (report only, exit 0; tools/check-format.sh without
+# --report fails on any, the ctest test check_format with -DWS_CHECK_FORMAT=ON)
+format-check:
+	@bash tools/check-format.sh --report
 
 clean:
 	rm -rf build build-asan build-fuzz
