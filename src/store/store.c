@@ -210,6 +210,11 @@ int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err)
         if ((rc = s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, err)) < 0)
             goto out;
     }
+    if (cfg->fault) { /* tests: every database call through the fault driver */
+        ws__store_fault_wrap(s->drv, &s->db, cfg->fault);
+        ws__store_fault_wrap(s->drv, &s->rdb, cfg->fault);
+        s->drv = ws__store_fault_driver(s->drv);
+    }
     *out = s;
     s = NULL;
     rc = 0;

@@ -62,6 +62,12 @@ typedef struct ws_store_driver {
 const ws_store_driver *ws__store_driver(ws_store *s);
 ws_db *ws__store_db(ws_store *s);
 
+/* Tests (store_fault.c): *db (NULL: nothing) becomes a connection of the fault driver that
+ * forwards to drv's; the handle then uses ws__store_fault_driver(drv). */
+struct ws_fault;
+void ws__store_fault_wrap(const ws_store_driver *drv, ws_db **db, struct ws_fault *f);
+const ws_store_driver *ws__store_fault_driver(const ws_store_driver *real);
+
 extern const ws_store_driver ws_store_sqlite_driver;
 extern const ws_store_driver ws_store_pg_driver;
 
