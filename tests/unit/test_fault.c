@@ -305,7 +305,14 @@ static void replies_under_faults(const char *key)
     CHECK(atomic_load(&store_fault.injected) > 0);
     ws_fault_disarm(&store_fault);
     CHECK(given > 0);
-    CHECK_EQ_INT(count_items("/v1/conversations?limit=200", key), before + given);
+    /* the writer may be sleeping in its backoff (up to 2 s): wait for it, up to 10 s */
+    long now = -1;
+    for (int i = 0; i < 50 && now != before + given; i++) {
+        now = count_items("/v1/conversations?limit=200", key);
+        if (now != before + given)
+            usleep(200000);
+    }
+    CHECK_EQ_INT(now, before + given);
 }
 
 static int op_erase(const char *key, http_resp *r)
