@@ -1,4 +1,4 @@
-/* Throughput of the reader's UTF-8 validation (src/chat/utf8_check.c) per implementation on
+/* Throughput of the reader's UTF-8 validation (src/core/utf8_check.c) per implementation on
  * one file held in memory, next to memchr over the same bytes (the scan limit). Prints the
  * median of RUNS passes for each. Usage: bench_utf8_check FILE [RUNS] */
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat/chat_int.h"
+#include "core/utf8.h"
 #include "core/mem.h"
 
 static double now(void)
@@ -59,13 +59,13 @@ int main(int argc, char **argv)
     printf("%-10s %8.2f ms %8.0f MB/s\n", "memchr", base * 1e3, (double)size / 1e6 / base);
     for (int impl = WS_UTF8_SCALAR; impl <= WS_UTF8_AVX512; impl++) {
         size_t out = 0;
-        if (!ws__chat_utf8_prefix_with((ws_utf8_impl)impl, data, (size_t)size, &out)) {
+        if (!ws_utf8_valid_prefix_with((ws_utf8_impl)impl, data, (size_t)size, &out)) {
             printf("%-10s (not on this CPU)\n", names[impl]);
             continue;
         }
         for (int k = 0; k < runs; k++) {
             double t = now();
-            ws__chat_utf8_prefix_with((ws_utf8_impl)impl, data, (size_t)size, &out);
+            ws_utf8_valid_prefix_with((ws_utf8_impl)impl, data, (size_t)size, &out);
             times[k] = now() - t;
         }
         qsort(times, (size_t)runs, sizeof times[0], cmp_double);
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
         printf("%-10s %8.2f ms %8.0f MB/s  %.2fx of memchr%s\n", names[impl], m * 1e3,
                (double)size / 1e6 / m, base / m, out == (size_t)size ? "" : "  (stopped at invalid UTF-8)");
     }
-    printf("picked at run time: %s\n", names[ws__chat_utf8_impl()]);
+    printf("picked at run time: %s\n", names[ws_utf8_impl_used()]);
     free(data);
     return 0;
 }

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chat/chat_int.h"
+#include "core/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -12,7 +12,7 @@ static size_t reference_prefix(const unsigned char *s, size_t n)
 {
     size_t i = 0, bad;
     while (i < n) {
-        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
+        size_t k = ws_utf8_seq(s + i, n - i, &bad);
         if (!k)
             return i;
         i += k;
@@ -25,10 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t skip = 0; skip < 64 && skip <= size; skip++) {
         const unsigned char *s = data + skip;
         size_t n = size - skip, want = reference_prefix(s, n), got;
-        if (ws__chat_utf8_prefix(s, n) != want)
+        if (ws_utf8_valid_prefix((const char *)s, n) != want)
             __builtin_trap();
         for (int impl = WS_UTF8_SCALAR; impl <= WS_UTF8_AVX512; impl++)
-            if (ws__chat_utf8_prefix_with((ws_utf8_impl)impl, s, n, &got) && got != want)
+            if (ws_utf8_valid_prefix_with((ws_utf8_impl)impl, s, n, &got) && got != want)
                 __builtin_trap();
     }
     return 0;

@@ -6,7 +6,8 @@ PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev c
       libsqlite3-dev libpq-dev libhiredis-dev libssl-dev postgresql redis-server
       libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv
       chromium fonts-noto-color-emoji
-      protobuf-compiler protobuf-c-compiler libprotobuf-c-dev)
+      protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
+      gcovr)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

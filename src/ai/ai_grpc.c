@@ -7,8 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+#include "core/hash.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 #include "grpc/grpc_client.h"
 #include "grpc/grpc_wire.h"
@@ -69,9 +70,7 @@ static size_t call_md(const gai *g, const char *user, ws_grpc_md md[2], ws_buf *
 
 static uint64_t hash64(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    uint64_t h = ws_hash_fnv1a(s, strlen(s));
     h ^= h >> 33; /* the FNV-1a bits mixed (murmur3's finaliser) so nearby names spread out */
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

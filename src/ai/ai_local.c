@@ -15,10 +15,10 @@
 #include "blobs/blobs.h"
 #include "clone/clone.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 
 /* Caps on what is read back from the blobs: one artifact file, and the "current" pointer. */

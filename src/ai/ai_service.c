@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "ai/ai_grpc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 #include "core/utf8.h"
 #include "grpc/grpc_reflect.h"
@@ -126,13 +126,7 @@ static int send_msg(ws_grpc_call *call, const ProtobufCMessage *m)
 /* True when s is well-formed UTF-8 (proto3 strings must be). */
 static bool utf8_ok(const char *s)
 {
-    size_t n = strlen(s), i = 0;
-    while (i < n) {
-        size_t at = i;
-        if (ws_utf8_next(s, n, &i) == 0xFFFD && !(i - at == 3 && !memcmp(s + at, "\xEF\xBF\xBD", 3)))
-            return false;
-    }
-    return true;
+    return ws_utf8_valid(s, strlen(s));
 }
 
 static int user_ok(const char *user_id, ws_buf *msg)

@@ -78,6 +78,10 @@ struct ws_blobs {
  * only when WS_MASTER_KEY is set). *out belongs to the caller: ws_blobs_close. */
 int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_error *err);
 void ws_blobs_close(ws_blobs *b); /* NULL is a no-op */
+/* Tests only: *b (open, owned) becomes a handle whose backend calls fail with WS_EIO when f
+ * says so (core/fault.h; borrowed, must outlive the handle); ws_blobs_close closes both. */
+struct ws_fault;
+void ws_blobs_fault_wrap(ws_blobs **b, struct ws_fault *f);
 const char *ws_blobs_backend(const ws_blobs *b);
 
 /* The master key: WS_MASTER_KEY (64 hex digits) if set, else DATA/master.key, created with

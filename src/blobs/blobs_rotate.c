@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blobs/blobs_crypt.h"
+#include "core/fanout.h"
 #include "core/file.h"
 #include "core/hex.h"
 #include "core/mem.h"
@@ -237,7 +238,7 @@ static void object_failed(pass *p, const char *key, const ws_error *e)
         p->hooks->object_error(p->hooks->arg, key, e);
 }
 
-static void *pass_worker(void *arg)
+static void pass_worker(void *arg)
 {
     pass *p = arg;
     for (;;) {
@@ -245,7 +246,7 @@ static void *pass_worker(void *arg)
         size_t i = p->next < p->n ? p->next++ : p->n;
         pthread_mutex_unlock(&p->lock);
         if (i == p->n)
-            return NULL;
+            return;
         p->one(p, p->keys[i]);
         pthread_mutex_lock(&p->lock);
         p->done++;
@@ -271,15 +272,8 @@ static int run_pass(pass *p, ws_error *err)
     p->n = l.n;
     p->next = p->done = 0;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_t t[WS_BLOBS_RESEAL_THREADS];
-    size_t started = 0;
-    for (; started < WS_BLOBS_RESEAL_THREADS && started < l.n; started++)
-        if (pthread_create(&t[started], NULL, pass_worker, p) != 0)
-            break;
-    if (started == 0)
-        pass_worker(p); /* no thread could start: do it here */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(t[i], NULL);
+    /* the workers take keys from p->next in turn: as many as there are keys, at most the cap */
+    ws_fanout(l.n < WS_BLOBS_RESEAL_THREADS ? (l.n ? l.n : 1) : WS_BLOBS_RESEAL_THREADS, pass_worker, p, 0);
     pthread_mutex_destroy(&p->lock);
     free(p->keys);
     p->keys = NULL;

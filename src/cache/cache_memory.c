@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cache/cache_int.h"
+#include "core/clock.h"
 #include "core/mem.h"
 #include "core/strset.h"
 
@@ -30,13 +31,6 @@ typedef struct memcache {
     size_t max_entries, max_bytes;
     entry *head, *tail;
 } memcache;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t entry_bytes(const entry *e)
 {
@@ -156,7 +150,7 @@ static int mem_get(ws_cache *c, const char *key, size_t klen, ws_buf *out, ws_er
     memcache *m = (memcache *)c;
     int rc = WS_ENOENT;
     pthread_mutex_lock(&m->mu);
-    entry *e = lookup(m, key, klen, mono_ms());
+    entry *e = lookup(m, key, klen, ws_now_ms_mono());
     if (e && e->val) {
         lru_unlink(m, e);
         lru_push_front(m, e);
@@ -175,7 +169,7 @@ static int mem_set(ws_cache *c, const char *key, size_t klen, const void *val, s
     unsigned char *copy = ws_xmalloc(len ? len : 1);
     memcpy(copy, val, len);
     pthread_mutex_lock(&m->mu);
-    int64_t now = mono_ms();
+    int64_t now = ws_now_ms_mono();
     entry *e = lookup(m, key, klen, now);
     if (e)
         remove_entry(m, e);
@@ -190,7 +184,7 @@ static int mem_del(ws_cache *c, const char *key, size_t klen, int *deleted, ws_e
 {
     memcache *m = (memcache *)c;
     pthread_mutex_lock(&m->mu);
-    entry *e = lookup(m, key, klen, mono_ms());
+    entry *e = lookup(m, key, klen, ws_now_ms_mono());
     if (e)
         remove_entry(m, e);
     *deleted = e != NULL;
@@ -204,7 +198,7 @@ static int mem_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t 
     memcache *m = (memcache *)c;
     int64_t n = 0, now;
     pthread_mutex_lock(&m->mu);
-    now = mono_ms();
+    now = ws_now_ms_mono();
     for (entry *e = m->head, *next; e; e = next) {
         next = e->next;
         if (e->klen >= plen && !memcmp(e->key, prefix, plen)) {
@@ -222,7 +216,7 @@ static int mem_rate_check(ws_cache *c, const char *key, size_t klen, int64_t lim
 {
     memcache *m = (memcache *)c;
     pthread_mutex_lock(&m->mu);
-    int64_t now = mono_ms();
+    int64_t now = ws_now_ms_mono();
     entry *e = lookup(m, key, klen, now);
     if (!e) {
         e = insert(m, key, klen, 0);

@@ -7,9 +7,12 @@
 
 #include "core/lazylib.h"
 
+/* an X-macro list, kept as written (clang-format breaks it differently on each pass) */
+/* clang-format off */
 #define WS_REDIS_FUNCTIONS(X)                                                                  \
     X(redisConnectWithTimeout) X(redisSetTimeout) X(redisCommand) X(redisCommandArgv)           \
     X(freeReplyObject) X(redisFree)
+/* clang-format on */
 
 typedef struct ws__redis_api {
     WS_REDIS_FUNCTIONS(WS_LAZYLIB_SLOT)

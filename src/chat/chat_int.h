@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "chat/chat.h"
+#include "core/utf8.h"
 
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
@@ -132,18 +133,7 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
  * bits, valid for the life of the program. */
 const uint64_t *ws__chat_colon_pairs(void);
 
-/* UTF-8 validation (utf8_check.c). The longest valid prefix of s[0..n): a sequence cut short
- * by n counts as invalid. Every implementation returns the same answer; the fastest one this
- * CPU has is picked once (thread-safe). */
-typedef enum { WS_UTF8_SCALAR, WS_UTF8_AVX2, WS_UTF8_AVX512 } ws_utf8_impl;
-size_t ws__chat_utf8_prefix(const unsigned char *s, size_t n);
-size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n);
-/* With one implementation; false (and *out untouched) when this CPU or build lacks it. */
-bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out);
-ws_utf8_impl ws__chat_utf8_impl(void);   /* the one ws__chat_utf8_prefix uses */
-bool ws__chat_cpu_avx2(void);             /* this CPU has AVX2 (checked once) */
-/* Length of the valid sequence at s, or 0 with *bad = bytes of the maximal invalid subpart. */
-size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+/* UTF-8 validation and the AVX2 check: core/utf8.h (core/utf8_check.c). */
 
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */

@@ -457,7 +457,7 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     t->proto = *h;
     t->fields = fields;
 #if defined(WS_CHAT_HAVE_MATCH_AVX2)
-    t->avx2_32 = t->span == 32 && ws__chat_cpu_avx2();
+    t->avx2_32 = t->span == 32 && ws_cpu_avx2();
 #endif
     return true;
 }

@@ -292,7 +292,7 @@ static void index_newlines(ws_chat_reader *r)
     }
     const unsigned char *b = (const unsigned char *)r->buf;
 #if defined(HAVE_NEWLINE_AVX2)
-    if (ws__chat_cpu_avx2()) {
+    if (ws_cpu_avx2()) {
         newline_bits_avx2(b, words, r->nl_bits);
         words = 0;
     }
@@ -431,16 +431,16 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
     if (b <= r->utf8_ok)
         return;
     size_t from = a > r->utf8_ok ? a : r->utf8_ok;
-    r->utf8_ok = from + ws__chat_utf8_prefix((const unsigned char *)r->buf + from, r->end - from);
+    r->utf8_ok = from + ws_utf8_valid_prefix(r->buf + from, r->end - from);
     if (b <= r->utf8_ok)
         return;
-    size_t first_bad = ws__chat_utf8_prefix(s, n);
+    size_t first_bad = ws_utf8_valid_prefix((const char *)s, n);
     if (first_bad == n)
         return;
     ws_buf_reset(&r->fixed);
     ws_buf_append(&r->fixed, s, first_bad);
     for (i = first_bad; i < n;) {
-        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
+        size_t k = ws_utf8_seq(s + i, n - i, &bad);
         if (k) {
             ws_buf_append(&r->fixed, s + i, k);
             i += k;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 static uint64_t next_rand(ws_chat_synth *s)
 {
     /* xorshift64* */
@@ -59,12 +61,8 @@ void ws_chat_checksum_add(uint64_t *checksum, const ws_message *m)
     const char *parts[4] = {ts, m->author ? m->author : "\x01", m->text, ws_msg_kind_name(m->kind)};
     size_t lens[4] = {19, m->author ? m->author_len : 1, m->text_len, strlen(parts[3])};
     for (int p = 0; p < 4; p++) {
-        for (size_t i = 0; i < lens[p]; i++) {
-            h ^= (unsigned char)parts[p][i];
-            h *= 1099511628211ull;
-        }
-        h ^= 0xFF;
-        h *= 1099511628211ull;
+        h = ws_hash_fnv1a_more(h, parts[p], lens[p]);
+        h = ws_hash_fnv1a_more(h, "\xff", 1);   /* separator */
     }
     *checksum = h;
 }

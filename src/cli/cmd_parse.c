@@ -1,6 +1,5 @@
 /* `whatstyle parse FILE`: reads a WhatsApp export and prints its messages as JSON Lines,
  * a JSON array or CSV, or (--stats) a JSON summary of the whole chat. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "chat/chat.h"
 #include "cli/commands.h"
 #include "core/buf.h"
+#include "core/fanout.h"
 #include "core/json.h"
 #include "core/progress.h"
 #include "core/strset.h"
@@ -205,20 +205,19 @@ typedef struct stats_part {
     int rc;
 } stats_part;
 
-static void *stats_part_run(void *arg)
+static void stats_part_run(void *arg)
 {
     stats_part *part = arg;
     ws_chat_reader *r = NULL;
     ws_message m;
     part->rc = ws_chat_open_file(part->path, &part->opt, &r, &part->err);
     if (part->rc)
-        return NULL;
+        return;
     while ((part->rc = ws_chat_next(r, &m, &part->err)) == 1)
         stats_add(&part->st, &m);
     part->st.invalid_utf8 = ws_chat_invalid_utf8(r);
     part->st.skipped = ws_chat_lines_skipped(r);
     ws_chat_close(r);
-    return NULL;
 }
 
 /* The first line start at or after offset in the file, or 0 when there is none. */
@@ -255,7 +254,6 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
     if (ws_chat_is_zip(r) || size < (8u << 20) || n < 2)
         return 0;
     stats_part parts[MAX_PARTS];
-    pthread_t threads[MAX_PARTS];
     uint64_t cut[MAX_PARTS + 1];
     cut[0] = 0;
     cut[n] = 0;
@@ -271,11 +269,10 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
         parts[k].opt = base;
         parts[k].opt.range_start = cut[k];
         parts[k].opt.range_end = cut[k + 1];
-        pthread_create(&threads[k], NULL, stats_part_run, &parts[k]);
     }
+    ws_fanout((size_t)n, stats_part_run, parts, sizeof *parts);
     *rc = 0;
     for (int k = 0; k < n; k++) {
-        pthread_join(threads[k], NULL);
         if (parts[k].rc < 0 && !*rc) {
             *rc = parts[k].rc;
             *err = parts[k].err;

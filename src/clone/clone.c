@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "clone/clone_int.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "nn/generate.h"
 #include "nn/ops.h"
 #include "style/text.h"

@@ -20,6 +20,37 @@
 #include "style/pairs.h"
 #include "style/vindex.h"
 
+/* Link names: the clone's private functions are ws__clone_* symbols (every symbol the library
+ * exports starts with ws_, tools/check-symbols.sh); the sources call them by these short names. */
+#define clone_build_prompt ws__clone_build_prompt
+#define clone_chat_prompt ws__clone_chat_prompt
+#define clone_context_key ws__clone_context_key
+#define clone_exists ws__clone_exists
+#define clone_fidelity_clear ws__clone_fidelity_clear
+#define clone_fidelity_run ws__clone_fidelity_run
+#define clone_fmt_init ws__clone_fmt_init
+#define clone_fmt_init_chat ws__clone_fmt_init_chat
+#define clone_fmt_text ws__clone_fmt_text
+#define clone_fmt_turn ws__clone_fmt_turn
+#define clone_is_echo ws__clone_is_echo
+#define clone_load ws__clone_load
+#define clone_path ws__clone_path
+#define clone_reply_ids ws__clone_reply_ids
+#define clone_reply_prompt ws__clone_reply_prompt
+#define clone_score_ids ws__clone_score_ids
+#define clone_scorer_free ws__clone_scorer_free
+#define clone_scorer_prompt ws__clone_scorer_prompt
+#define clone_scorer_reply ws__clone_scorer_reply
+#define clone_style_feats ws__clone_style_feats
+#define clone_style_fit ws__clone_style_fit
+#define clone_style_rates ws__clone_style_rates
+#define clone_trim ws__clone_trim
+#define clone_words_known ws__clone_words_known
+#define clone_write_bpe_tokenizer ws__clone_write_bpe_tokenizer
+#define clone_write_byte_tokenizer ws__clone_write_byte_tokenizer
+#define ibuf_free ws__clone_ibuf_free
+#define ibuf_push ws__clone_ibuf_push
+
 /* ---- the byte-level vocabulary of a model trained from scratch ----
  * ids 0..255 are the bytes themselves; then three special tokens. */
 #define CLONE_TOK_END 256      /* "<|endoftext|>": ends every turn */

@@ -32,7 +32,6 @@
 #define MAX_EPOCHS 40
 #define LORA_EPOCHS 3    /* on a pretrained base: the seed's setting, when the budget allows */
 #define CHECKPOINT_EVERY_S 15.0
-#define HNSW_FROM 4096
 
 static void phase(const ws_clone_train_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void phase(const ws_clone_train_opts *o, const char *fmt, ...)
@@ -372,6 +371,49 @@ static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, 
     return rc;
 }
 
+/* Sizes the run (from the checkpoint when it matches this data and setting, else from the speed
+ * of two calibration steps) and makes the trainer, resumed from the checkpoint when there is one:
+ * *out owned by the caller. */
+static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk, int32_t *in, int32_t *tg,
+                         double train_deadline, train_state *st, const char *ck, ws_clone_train_result *res,
+                         ws_trainer **out, ws_error *err)
+{
+    size_t rows_per_epoch = pk->n_rows ? pk->n_rows : 1;
+    char *sp = clone_path(o->out_dir, "train_state.json");
+    train_state old = {0};
+    bool resume = read_state(sp, &old) && !strcmp(old.key, st->key) && clone_exists(ck);
+    free(sp);
+    int max_steps = (int)((tr->lora ? LORA_EPOCHS : MAX_EPOCHS) * rows_per_epoch / (size_t)tr->B) + 1;
+    int rc = 0;
+    if (resume) {
+        st->total_steps = old.total_steps;
+    } else {
+        /* size the run to the budget from the speed of two steps of a throwaway copy */
+        double per = 0;
+        if ((rc = calibrate(tr, pk, in, tg, &per, err)))
+            return rc;
+        int fit = (int)((train_deadline - ws_now_s()) / per);
+        st->total_steps = fit < 2 ? 2 : fit > max_steps ? max_steps : fit;
+    }
+    ws_train_opts to;
+    ws_train_opts_init(&to, st->total_steps);
+    to.lr = tr->lr;
+    to.min_lr = tr->min_lr;
+    to.warmup_steps = st->total_steps / 20;
+    if ((rc = ws_trainer_new(tr->model, tr->lora, tr->B, tr->T, &to, out, err)))
+        return rc;
+    if (resume) {
+        if ((rc = ws_trainer_load(*out, ck, err)))
+            return rc;
+        res->resumed = true;
+        /* replay the data order up to where the checkpoint stopped */
+        for (int s = 0; s < ws_trainer_steps_done(*out); s++)
+            next_batch(pk, tr->B, in, tg);
+        phase(o, "resuming at step %d of %d", ws_trainer_steps_done(*out), st->total_steps);
+    }
+    return 0;
+}
+
 static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pairs *p, double train_deadline,
                         ws_clone_train_result *res, ws_error *err)
 {
@@ -384,40 +426,13 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
     pack_epoch(&pk);
     size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
     ws_trainer *t = NULL;
-    int rc = 0;
     train_state st = {0};
-    char *sp = clone_path(o->out_dir, "train_state.json"), *ck = clone_path(o->out_dir, "checkpoint.safetensors");
+    char *ck = clone_path(o->out_dir, "checkpoint.safetensors");
     snprintf(st.key, sizeof st.key, "%016llx-%d-%d-%s-%llu", (unsigned long long)dh, tr->B, tr->T,
              tr->lora ? "lora" : "scratch", (unsigned long long)o->seed);
-    train_state old = {0};
-    bool resume = read_state(sp, &old) && !strcmp(old.key, st.key) && clone_exists(ck);
-    int max_steps = (int)((tr->lora ? LORA_EPOCHS : MAX_EPOCHS) * rows_per_epoch / (size_t)tr->B) + 1;
-    if (resume) {
-        st.total_steps = old.total_steps;
-    } else {
-        /* size the run to the budget from the speed of two steps of a throwaway copy */
-        double per = 0;
-        if ((rc = calibrate(tr, &pk, in, tg, &per, err)))
-            goto out;
-        int fit = (int)((train_deadline - ws_now_s()) / per);
-        st.total_steps = fit < 2 ? 2 : fit > max_steps ? max_steps : fit;
-    }
-    ws_train_opts to;
-    ws_train_opts_init(&to, st.total_steps);
-    to.lr = tr->lr;
-    to.min_lr = tr->min_lr;
-    to.warmup_steps = st.total_steps / 20;
-    if ((rc = ws_trainer_new(tr->model, tr->lora, tr->B, tr->T, &to, &t, err)))
+    int rc = start_trainer(o, tr, &pk, in, tg, train_deadline, &st, ck, res, &t, err);
+    if (rc)
         goto out;
-    if (resume) {
-        if ((rc = ws_trainer_load(t, ck, err)))
-            goto out;
-        res->resumed = true;
-        /* replay the data order up to where the checkpoint stopped */
-        for (int s = 0; s < ws_trainer_steps_done(t); s++)
-            next_batch(&pk, tr->B, in, tg);
-        phase(o, "resuming at step %d of %d", ws_trainer_steps_done(t), st.total_steps);
-    }
     ws_progress pb;
     ws_progress_start(&pb, "training", (uint64_t)st.total_steps);
     pb.enabled = pb.enabled && o->show_progress;
@@ -479,7 +494,6 @@ out:
     free(pk.rows_tg);
     free(in);
     free(tg);
-    free(sp);
     free(ck);
     free_segments(segs, n_segs);
     return rc;
@@ -627,104 +641,112 @@ out:
     return rc;
 }
 
-/* ---- the pipeline ---- */
-int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, ws_error *err)
-{
-    memset(res, 0, sizeof *res);
-    ws_clone_train_opts o = *opts;
-    if (o.budget_s <= 0)
-        o.budget_s = WS_CLONE_DEFAULT_BUDGET_S;
-    if (!o.seed)
-        o.seed = 1;
-    if (!o.export_path || !o.persona || !o.out_dir)
-        return ws_error_set(err, WS_EINVAL, "train needs an export, a persona and an output directory");
-    double t_start = ws_now_s(), deadline = t_start + o.budget_s;
-    ws_pairs *p = NULL;
-    ws_profile *prof = NULL;
-    ws_embedder *emb = NULL;
-    ws_vindex *ix = NULL;
-    ws_model *model = NULL;
-    ws_lora *lora = NULL;
-    ws_tokenizer *btok = NULL;
-    ws_base *base = NULL;
-    ws_clone *c = NULL;
-    char **replies = NULL;
-    size_t n_train = 0;
-    char *fallback = NULL, *path = NULL;
-    clone_fidelity fid = {0};
-    ws_buf b = WS_BUF_INIT, key = WS_BUF_INIT;
-    int rc = 0;
+/* ---- the pipeline: one function per phase over the state of one training run ---- */
+typedef struct train_job {
+    ws_clone_train_opts o;
+    ws_clone_train_result *res;
+    double t_start, deadline;
+    ws_base *base;          /* acquired; NULL: a model from scratch */
+    ws_pairs *p;
+    ws_profile *prof;
+    ws_embedder *emb;
+    ws_vindex *ix;
+    char **replies;         /* n_train training replies, owned */
+    size_t n_train;
+    char *fallback;
+    ws_model *model;        /* base->model (borrowed) or owned when from scratch */
+    ws_lora *lora;
+    ws_tokenizer *btok;     /* the byte-pair tokenizer trained here, NULL: bytes */
+    train_run tr;
+    int lora_rank;
+    ws_clone *c;
+    clone_fidelity fid;
+} train_job;
 
-    /* the base model is loaded first: a missing or broken one fails before any work */
-    if (o.base_model && (rc = ws_base_acquire(o.base_model, &base, err)))
-        goto out;
-    if ((rc = ws_file_make_dirs(o.out_dir, err)))
-        goto out;
-    phase(&o, "reading %s", o.export_path);
-    if ((rc = read_pairs(&o, &p, err)))
-        goto out;
+/* Writes text to dir/name atomically. */
+static int write_file(const char *dir, const char *name, const char *text, size_t n, ws_error *err)
+{
+    char *path = clone_path(dir, name);
+    int rc = ws_file_write_atomic(path, text, n, err);
+    free(path);
+    return rc;
+}
+
+/* Reads the export into pairs and checks there is enough of the persona to learn from. */
+static int phase_pairs(train_job *j, ws_error *err)
+{
+    const ws_clone_train_opts *o = &j->o;
+    ws_clone_train_result *res = j->res;
+    phase(o, "reading %s", o->export_path);
+    int rc = read_pairs(o, &j->p, err);
+    if (rc)
+        return rc;
+    const ws_pairs *p = j->p;
     uint64_t persona_msgs = 0;
     for (size_t i = 0; i < p->n_turns; i++)
         persona_msgs += p->turns[i].persona && p->turns[i].reply;
     res->n_messages = persona_msgs;
     res->n_examples = p->n_examples;
     res->n_heldout = p->n_heldout;
-    if (persona_msgs < WS_CLONE_MIN_MESSAGES) {
-        rc = ws_error_set(err, WS_EINVAL, "%s has only %llu messages with text in this export; at least %d are "
-                                          "needed to learn a style", o.persona, (unsigned long long)persona_msgs,
-                          WS_CLONE_MIN_MESSAGES);
-        goto out;
-    }
-    if (p->n_examples - p->n_heldout < WS_CLONE_MIN_EXAMPLES || p->n_heldout == 0) {
-        rc = ws_error_set(err, WS_EINVAL, "%s answers someone else only %zu times in this export; at least %d "
-                                          "replies are needed", o.persona, p->n_examples, WS_CLONE_MIN_EXAMPLES + 2);
-        goto out;
-    }
-    phase(&o, "%s: %llu messages, %zu examples (%zu held out), %zu participants", o.persona,
+    if (persona_msgs < WS_CLONE_MIN_MESSAGES)
+        return ws_error_set(err, WS_EINVAL, "%s has only %llu messages with text in this export; at least %d are "
+                                            "needed to learn a style", o->persona, (unsigned long long)persona_msgs,
+                            WS_CLONE_MIN_MESSAGES);
+    if (p->n_examples - p->n_heldout < WS_CLONE_MIN_EXAMPLES || p->n_heldout == 0)
+        return ws_error_set(err, WS_EINVAL, "%s answers someone else only %zu times in this export; at least %d "
+                                            "replies are needed", o->persona, p->n_examples, WS_CLONE_MIN_EXAMPLES + 2);
+    phase(o, "%s: %llu messages, %zu examples (%zu held out), %zu participants", o->persona,
           (unsigned long long)persona_msgs, p->n_examples, p->n_heldout, p->n_participants);
-    if (cancelled(&o, 0.02, "pairs", 0)) {
-        rc = ws_error_set(err, WS_EAGAIN, "cancelled");
-        goto out;
-    }
+    if (cancelled(o, 0.02, "pairs", 0))
+        return ws_error_set(err, WS_EAGAIN, "cancelled");
+    return 0;
+}
 
-    /* profile */
-    prof = ws_profile_from_pairs(p, WS_PROFILE_ALL);
-    ws_profile_to_json(prof, &b);
-    res->profile_json = ws_buf_take(&b);
-    ws_profile_summary(prof, &b);
-    res->profile_summary = ws_buf_take(&b);
-    path = clone_path(o.out_dir, "profile.json");
-    if ((rc = ws_file_write_atomic(path, res->profile_json, strlen(res->profile_json), err)))
-        goto out;
-    free(path);
-    path = clone_path(o.out_dir, "profile.txt");
-    if ((rc = ws_file_write_atomic(path, res->profile_summary, strlen(res->profile_summary), err)))
-        goto out;
-    free(path);
-    path = NULL;
+/* The style profile: profile.json and profile.txt, and their texts in the result. */
+static int phase_profile(train_job *j, ws_error *err)
+{
+    ws_buf b = WS_BUF_INIT;
+    j->prof = ws_profile_from_pairs(j->p, WS_PROFILE_ALL);
+    ws_profile_to_json(j->prof, &b);
+    j->res->profile_json = ws_buf_take(&b);
+    ws_profile_summary(j->prof, &b);
+    j->res->profile_summary = ws_buf_take(&b);
+    ws_buf_free(&b);
+    int rc = write_file(j->o.out_dir, "profile.json", j->res->profile_json, strlen(j->res->profile_json), err);
+    if (!rc)
+        rc = write_file(j->o.out_dir, "profile.txt", j->res->profile_summary, strlen(j->res->profile_summary), err);
+    return rc;
+}
 
-    /* retrieval index over the training contexts */
+/* MiniLM when installed (or the directory asked for, which must load), else the hashing embedder. */
+static int open_embedder(train_job *j, ws_error *err)
+{
     const char *mdir = ws_embed_minilm_default_dir();
-    bool use_minilm = !(o.embed_dir && !strcmp(o.embed_dir, "none"));
+    bool use_minilm = !(j->o.embed_dir && !strcmp(j->o.embed_dir, "none"));
     if (use_minilm) {
         ws_error e2 = {0};
-        if (ws_embed_minilm_new(o.embed_dir ? o.embed_dir : mdir, &emb, &e2) != 0) {
-            if (o.embed_dir) {
-                rc = ws_error_set(err, e2.code, "%s", e2.msg);
-                goto out;
-            }
-            emb = NULL;
+        if (ws_embed_minilm_new(j->o.embed_dir ? j->o.embed_dir : mdir, &j->emb, &e2) != 0) {
+            if (j->o.embed_dir)
+                return ws_error_set(err, e2.code, "%s", e2.msg);
+            j->emb = NULL;
         }
     }
-    if (!emb)
-        emb = ws_embed_hash_new(512);
-    phase(&o, "indexing contexts with %s", emb->name);
-    ix = ws_vindex_new(emb->dim, emb->name);
-    replies = ws_xcalloc(p->n_examples + 1, sizeof *replies);
+    if (!j->emb)
+        j->emb = ws_embed_hash_new(512);
+    return 0;
+}
+
+/* Embeds the context of every training example into the index; collects the replies and writes
+ * them with their context keys into *rj (a JSON array). */
+static int index_contexts(train_job *j, ws_buf *rj, ws_error *err)
+{
+    const ws_pairs *p = j->p;
+    ws_embedder *emb = j->emb;
     float *vec = ws_xmalloc(emb->dim * sizeof *vec);
-    ws_buf rj = WS_BUF_INIT;
-    ws_buf_puts(&rj, "[");
     const char **texts = ws_xcalloc(CLONE_CTX_TURNS + 1, sizeof *texts);
+    ws_buf key = WS_BUF_INIT;
+    int rc = 0;
+    ws_buf_puts(rj, "[");
     for (size_t e = 0; e < p->n_examples && !rc; e++) {
         const ws_example *ex = &p->examples[e];
         if (ex->heldout)
@@ -737,173 +759,238 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
         clone_context_key(texts, nt, &key);
         if ((rc = ws_embedder_embed(emb, key.data, key.len, vec, err)))
             break;
-        ws_vindex_add(ix, (uint32_t)n_train, vec);
-        replies[n_train] = ws_xstrdup(p->turns[ex->turn].reply);
-        ws_buf_puts(&rj, n_train ? ",\n{\"r\": " : "\n{\"r\": ");
-        ws_json_put_cstr(&rj, replies[n_train]);
-        ws_buf_puts(&rj, ", \"c\": ");
-        ws_json_put_str(&rj, key.data, key.len);
-        ws_buf_puts(&rj, "}");
-        n_train++;
+        ws_vindex_add(j->ix, (uint32_t)j->n_train, vec);
+        j->replies[j->n_train] = ws_xstrdup(p->turns[ex->turn].reply);
+        ws_buf_puts(rj, j->n_train ? ",\n{\"r\": " : "\n{\"r\": ");
+        ws_json_put_cstr(rj, j->replies[j->n_train]);
+        ws_buf_puts(rj, ", \"c\": ");
+        ws_json_put_str(rj, key.data, key.len);
+        ws_buf_puts(rj, "}");
+        j->n_train++;
     }
-    ws_buf_puts(&rj, "\n]\n");
+    ws_buf_puts(rj, "\n]\n");
+    ws_buf_free(&key);
     free(texts);
     free(vec);
-    if (!rc && n_train >= HNSW_FROM)
-        rc = ws_vindex_build_hnsw(ix, NULL);
-    if (!rc) {
-        path = clone_path(o.out_dir, "replies.json");
-        rc = ws_file_write_atomic(path, rj.data, rj.len, err);
-        free(path);
-        path = NULL;
-    }
+    return rc;
+}
+
+/* The retrieval index over the training contexts: index.bin, replies.json and the fallback reply. */
+static int phase_index(train_job *j, ws_error *err)
+{
+    int rc = open_embedder(j, err);
+    if (rc)
+        return rc;
+    phase(&j->o, "indexing contexts with %s", j->emb->name);
+    j->ix = ws_vindex_new(j->emb->dim, j->emb->name);
+    j->replies = ws_xcalloc(j->p->n_examples + 1, sizeof *j->replies);
+    ws_buf rj = WS_BUF_INIT;
+    rc = index_contexts(j, &rj, err);
+    if (!rc && j->n_train >= WS_VINDEX_HNSW_FROM)
+        rc = ws_vindex_build_hnsw(j->ix, NULL);
+    if (!rc)
+        rc = write_file(j->o.out_dir, "replies.json", rj.data, rj.len, err);
     ws_buf_free(&rj);
     if (rc)
-        goto out;
-    path = clone_path(o.out_dir, "index.bin");
-    if ((rc = ws_vindex_save(ix, path, err)))
-        goto out;
+        return rc;
+    char *path = clone_path(j->o.out_dir, "index.bin");
+    rc = ws_vindex_save(j->ix, path, err);
     free(path);
-    path = NULL;
-    fallback = o.fallback_text ? ws_xstrdup(o.fallback_text) : typical_reply(replies, n_train);
+    if (rc)
+        return rc;
+    j->fallback = j->o.fallback_text ? ws_xstrdup(j->o.fallback_text) : typical_reply(j->replies, j->n_train);
+    return 0;
+}
 
-    /* the language model */
-    train_run tr = {.B = TRAIN_B, .T = TRAIN_T};
-    int lora_rank = 0;
-    if (base) {
-        model = base->model;   /* shared, frozen: only the adapter trains */
-        ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f,
-                             .targets = ws_lora_parse_targets("all")};
-        lora_rank = lc.rank;
-        lora = ws_lora_new(&model->cfg, &lc, o.seed);
-        rc = base->has_template ? clone_fmt_init_chat(&tr.fmt, base, o.persona, err)
-                                : clone_fmt_init(&tr.fmt, base->tok, err);
+/* A LoRA adapter on the shared, frozen base model: only the adapter trains. */
+static int setup_lora(train_job *j, ws_error *err)
+{
+    train_run *tr = &j->tr;
+    ws_base *base = j->base;
+    j->model = base->model;
+    ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = ws_lora_parse_targets("all")};
+    j->lora_rank = lc.rank;
+    j->lora = ws_lora_new(&j->model->cfg, &lc, j->o.seed);
+    int rc = base->has_template ? clone_fmt_init_chat(&tr->fmt, base, j->o.persona, err)
+                                : clone_fmt_init(&tr->fmt, base->tok, err);
+    if (rc)
+        return rc;
+    tr->T = base->has_template ? CHAT_T : LORA_T;
+    if (j->model->cfg.dim >= 512)
+        tr->B = 2;   /* a real base model: small batches so steps fit the budget */
+    tr->lr = 1.5e-3f;
+    tr->min_lr = 1e-4f;
+    /* resume the adapter too */
+    return 0;
+}
+
+/* Byte-pair merges learnt from the training period's text (held-out replies excluded) into
+ * model/tokenizer.json, loaded as the run's tokenizer. */
+static int train_bpe(train_job *j, int merges, ws_error *err)
+{
+    const ws_pairs *p = j->p;
+    int64_t cut = p->n_heldout ? p->turns[p->examples[p->n_examples - p->n_heldout].turn].start : INT64_MAX;
+    const char **tt = ws_xcalloc(p->n_turns + 1, sizeof *tt);
+    size_t ntt = 0;
+    for (size_t i = 0; i < p->n_turns; i++)
+        if (p->turns[i].start < cut)
+            tt[ntt++] = p->turns[i].text;
+    char *path = clone_path(j->o.out_dir, "model");
+    char *tp = clone_path(path, "tokenizer.json");
+    int rc = ws_file_make_dirs(path, err);
+    if (!rc)
+        rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
+    if (!rc)
+        rc = ws_tokenizer_load(tp, &j->btok, err);
+    free(tt);
+    free(tp);
+    free(path);
+    if (!rc)
+        rc = clone_fmt_init(&j->tr.fmt, j->btok, err);
+    return rc;
+}
+
+/* A small model from scratch, on byte-pair tokens (or bytes when merges < 0). */
+static int setup_scratch(train_job *j, ws_error *err)
+{
+    int vocab = CLONE_VOCAB;
+    int merges = j->o.bpe_merges == 0 ? WS_CLONE_DEFAULT_MERGES : j->o.bpe_merges;
+    if (merges > 0) {
+        int rc = train_bpe(j, merges, err);
         if (rc)
-            goto out;
-        tr.T = base->has_template ? CHAT_T : LORA_T;
-        if (model->cfg.dim >= 512)
-            tr.B = 2;   /* a real base model: small batches so steps fit the budget */
-        tr.lr = 1.5e-3f;
-        tr.min_lr = 1e-4f;
-        /* resume the adapter too */
-    } else {
-        int vocab = CLONE_VOCAB;
-        int merges = o.bpe_merges == 0 ? WS_CLONE_DEFAULT_MERGES : o.bpe_merges;
-        if (merges > 0) {
-            /* byte-pair merges from the training period's text (held-out replies excluded) */
-            int64_t cut = p->n_heldout ? p->turns[p->examples[p->n_examples - p->n_heldout].turn].start : INT64_MAX;
-            const char **tt = ws_xcalloc(p->n_turns + 1, sizeof *tt);
-            size_t ntt = 0;
-            for (size_t i = 0; i < p->n_turns; i++)
-                if (p->turns[i].start < cut)
-                    tt[ntt++] = p->turns[i].text;
-            path = clone_path(o.out_dir, "model");
-            char *tp = clone_path(path, "tokenizer.json");
-            rc = ws_file_make_dirs(path, err);
-            if (!rc)
-                rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
-            if (!rc)
-                rc = ws_tokenizer_load(tp, &btok, err);
-            free(tt);
-            free(tp);
-            free(path);
-            path = NULL;
-            if (rc || (rc = clone_fmt_init(&tr.fmt, btok, err)))
-                goto out;
-            vocab = (int)ws_tokenizer_vocab_size(btok);
-        }
-        ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = vocab, .dim = SCRATCH_DIM,
-                              .hidden_dim = SCRATCH_HIDDEN, .n_layers = SCRATCH_LAYERS, .n_heads = SCRATCH_HEADS,
-                              .n_kv_heads = SCRATCH_KV, .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
-                              .max_pos = SCRATCH_MAX_POS, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = true,
-                              .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
-        model = ws_model_new(&mc, o.seed);
-        if (!btok)
-            clone_fmt_init(&tr.fmt, NULL, err);
-        tr.lr = 3e-3f;
-        tr.min_lr = 3e-4f;
+            return rc;
+        vocab = (int)ws_tokenizer_vocab_size(j->btok);
     }
-    tr.model = model;
-    tr.lora = lora;
+    ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = vocab, .dim = SCRATCH_DIM,
+                          .hidden_dim = SCRATCH_HIDDEN, .n_layers = SCRATCH_LAYERS, .n_heads = SCRATCH_HEADS,
+                          .n_kv_heads = SCRATCH_KV, .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
+                          .max_pos = SCRATCH_MAX_POS, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = true,
+                          .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
+    j->model = ws_model_new(&mc, j->o.seed);
+    if (!j->btok)
+        clone_fmt_init(&j->tr.fmt, NULL, err);
+    j->tr.lr = 3e-3f;
+    j->tr.min_lr = 3e-4f;
+    return 0;
+}
+
+/* The language model: set up, trained within the budget (a reserve kept for the fidelity
+ * report) and saved (adapter/ or model/). */
+static int phase_model(train_job *j, ws_error *err)
+{
+    const ws_clone_train_opts *o = &j->o;
+    j->tr = (train_run){.B = TRAIN_B, .T = TRAIN_T};
+    int rc = j->base ? setup_lora(j, err) : setup_scratch(j, err);
+    if (rc)
+        return rc;
+    j->tr.model = j->model;
+    j->tr.lora = j->lora;
     const char *nt = getenv("WS_NN_THREADS");
-    ws_nn_set_threads(nt ? atoi(nt) : model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
-    double reserve = o.budget_s * 0.15 < 2 ? 2 : o.budget_s * 0.15;
-    phase(&o, "training %s (budget %.0f s)", o.base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
-          o.budget_s);
-    if ((rc = run_training(&o, &tr, p, deadline - reserve, res, err)))
-        goto out;
-    if (o.base_model) {
-        path = clone_path(o.out_dir, "adapter");
-        rc = ws_lora_save(lora, path, o.base_model, err);
+    ws_nn_set_threads(nt ? atoi(nt) : j->model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    double reserve = o->budget_s * 0.15 < 2 ? 2 : o->budget_s * 0.15;
+    phase(o, "training %s (budget %.0f s)", o->base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
+          o->budget_s);
+    if ((rc = run_training(o, &j->tr, j->p, j->deadline - reserve, j->res, err)))
+        return rc;
+    char *path;
+    if (o->base_model) {
+        path = clone_path(o->out_dir, "adapter");
+        rc = ws_lora_save(j->lora, path, o->base_model, err);
     } else {
-        path = clone_path(o.out_dir, "model");
-        if (!(rc = ws_file_make_dirs(path, err)) && !(rc = ws_model_save(model, path, err)) && !btok) {
+        path = clone_path(o->out_dir, "model");
+        if (!(rc = ws_file_make_dirs(path, err)) && !(rc = ws_model_save(j->model, path, err)) && !j->btok) {
             char *tp = clone_path(path, "tokenizer.json");
             rc = clone_write_byte_tokenizer(tp, err);
             free(tp);
         }
     }
     free(path);
-    path = NULL;
-    if (rc)
-        goto out;
+    return rc;
+}
 
-    /* a first manifest (no threshold yet), then the fidelity report through the real reply path */
-    manifest_info mi = {.persona = o.persona, .kind = o.base_model ? "lora" : "scratch", .base = o.base_model,
-                        .base_id = base ? base->id : NULL,
-                        .embedder = emb->name, .fallback = fallback, .threshold = 0, .budget = o.budget_s,
-                        .p = p, .res = res, .mc = &model->cfg, .lora_rank = lora_rank, .B = tr.B, .T = tr.T,
-                        .seed = o.seed};
-    if ((rc = write_manifest(o.out_dir, &mi, err)))
-        goto out;
-    if ((rc = ws_clone_open(o.out_dir, &c, err)))
-        goto out;
-    phase(&o, "fidelity report on %zu held-out examples", p->n_heldout);
-    double fdl = deadline - ws_now_s() < 5 ? ws_now_s() + 5 : deadline;
-    if ((rc = clone_fidelity_run(c, p, 80, fdl, o.seed, &fid, err)))
-        goto out;
-    path = clone_path(o.out_dir, "fidelity.json");
-    if ((rc = ws_file_write_atomic(path, fid.json, strlen(fid.json), err)))
-        goto out;
-    free(path);
-    path = clone_path(o.out_dir, "fidelity.txt");
-    if ((rc = ws_file_write_atomic(path, fid.summary, strlen(fid.summary), err)))
-        goto out;
-    free(path);
-    path = NULL;
-    mi.threshold = fid.threshold;
+/* A first manifest (no threshold yet), then the fidelity report through the real reply path,
+ * then the manifest with the threshold. */
+static int phase_fidelity(train_job *j, ws_error *err)
+{
+    const ws_clone_train_opts *o = &j->o;
+    ws_clone_train_result *res = j->res;
+    manifest_info mi = {.persona = o->persona, .kind = o->base_model ? "lora" : "scratch", .base = o->base_model,
+                        .base_id = j->base ? j->base->id : NULL,
+                        .embedder = j->emb->name, .fallback = j->fallback, .threshold = 0, .budget = o->budget_s,
+                        .p = j->p, .res = res, .mc = &j->model->cfg, .lora_rank = j->lora_rank, .B = j->tr.B,
+                        .T = j->tr.T, .seed = o->seed};
+    int rc;
+    if ((rc = write_manifest(o->out_dir, &mi, err)))
+        return rc;
+    if ((rc = ws_clone_open(o->out_dir, &j->c, err)))
+        return rc;
+    phase(o, "fidelity report on %zu held-out examples", j->p->n_heldout);
+    double fdl = j->deadline - ws_now_s() < 5 ? ws_now_s() + 5 : j->deadline;
+    if ((rc = clone_fidelity_run(j->c, j->p, 80, fdl, o->seed, &j->fid, err)))
+        return rc;
+    if ((rc = write_file(o->out_dir, "fidelity.json", j->fid.json, strlen(j->fid.json), err)))
+        return rc;
+    if ((rc = write_file(o->out_dir, "fidelity.txt", j->fid.summary, strlen(j->fid.summary), err)))
+        return rc;
+    mi.threshold = j->fid.threshold;
     mi.with_fidelity = true;
-    if ((rc = write_manifest(o.out_dir, &mi, err)))
-        goto out;
+    if ((rc = write_manifest(o->out_dir, &mi, err)))
+        return rc;
     snprintf(res->model_version, sizeof res->model_version, "%s", mi.version);
-    res->fidelity_json = fid.json;
-    res->fidelity_summary = fid.summary;
-    fid.json = fid.summary = NULL;
-    res->total_s = ws_now_s() - t_start;
-    phase(&o, "done in %.1f s: %s (model %s)", res->total_s, o.out_dir, res->model_version);
+    res->fidelity_json = j->fid.json;
+    res->fidelity_summary = j->fid.summary;
+    j->fid.json = j->fid.summary = NULL;
+    return 0;
+}
+
+static void train_job_free(train_job *j)
+{
+    clone_fidelity_clear(&j->fid);
+    ws_clone_free(j->c);
+    for (size_t i = 0; i < j->n_train; i++)
+        free(j->replies[i]);
+    free(j->replies);
+    free(j->fallback);
+    ws_lora_free(j->lora);
+    if (!j->base)
+        ws_model_free(j->model);
+    ws_base_release(j->base);
+    ws_tokenizer_free(j->btok);
+    ws_vindex_free(j->ix);
+    ws_embedder_free(j->emb);
+    ws_profile_free(j->prof);
+    ws_pairs_free(j->p);
+}
+
+int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, ws_error *err)
+{
+    memset(res, 0, sizeof *res);
+    train_job j = {.o = *opts, .res = res};
+    if (j.o.budget_s <= 0)
+        j.o.budget_s = WS_CLONE_DEFAULT_BUDGET_S;
+    if (!j.o.seed)
+        j.o.seed = 1;
+    if (!j.o.export_path || !j.o.persona || !j.o.out_dir)
+        return ws_error_set(err, WS_EINVAL, "train needs an export, a persona and an output directory");
+    j.t_start = ws_now_s();
+    j.deadline = j.t_start + j.o.budget_s;
+    int rc = 0;
+    /* the base model is loaded first: a missing or broken one fails before any work */
+    if (j.o.base_model && (rc = ws_base_acquire(j.o.base_model, &j.base, err)))
+        goto out;
+    if ((rc = ws_file_make_dirs(j.o.out_dir, err)))
+        goto out;
+    if ((rc = phase_pairs(&j, err)) || (rc = phase_profile(&j, err)) || (rc = phase_index(&j, err)) ||
+        (rc = phase_model(&j, err)) || (rc = phase_fidelity(&j, err)))
+        goto out;
+    res->total_s = ws_now_s() - j.t_start;
+    phase(&j.o, "done in %.1f s: %s (model %s)", res->total_s, j.o.out_dir, res->model_version);
 out:
     if (rc) {   /* on failure the result holds nothing to free */
         free(res->profile_json);
         free(res->profile_summary);
         res->profile_json = res->profile_summary = NULL;
     }
-    clone_fidelity_clear(&fid);
-    ws_clone_free(c);
-    for (size_t i = 0; i < n_train; i++)
-        free(replies[i]);
-    free(replies);
-    free(fallback);
-    free(path);
-    ws_buf_free(&b);
-    ws_buf_free(&key);
-    ws_lora_free(lora);
-    if (!base)
-        ws_model_free(model);
-    ws_base_release(base);
-    ws_tokenizer_free(btok);
-    ws_vindex_free(ix);
-    ws_embedder_free(emb);
-    ws_profile_free(prof);
-    ws_pairs_free(p);
+    train_job_free(&j);
     return rc;
 }

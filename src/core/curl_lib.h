@@ -10,10 +10,13 @@
 
 #include "core/lazylib.h"
 
+/* an X-macro list, kept as written (clang-format breaks it differently on each pass) */
+/* clang-format off */
 #define WS_CURL_FUNCTIONS(X)                                                                   \
     X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform)              \
     X(curl_easy_getinfo) X(curl_easy_strerror) X(curl_easy_cleanup) X(curl_slist_append)       \
     X(curl_slist_free_all)
+/* clang-format on */
 
 typedef struct ws_curl_api {
     WS_CURL_FUNCTIONS(WS_LAZYLIB_SLOT)

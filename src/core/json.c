@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/hex.h"
 #include "core/mem.h"
 #include "core/utf8.h"
 
@@ -14,7 +15,6 @@
 
 int ws_json_put_str(ws_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = ws_buf_putc(b, '"');
     size_t run = 0; /* start of the current run of bytes copied verbatim */
     for (size_t i = 0; i < n && !rc; i++) {
@@ -35,7 +35,7 @@ int ws_json_put_str(ws_buf *b, const char *s, size_t n)
         case '\f': esc[1] = 'f'; break;
         default:
             esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+            ws_hex_encode(&c, 1, esc + 4);   /* and the NUL in esc[6] */
             elen = 6;
         }
         if (!rc)
@@ -102,12 +102,10 @@ static int hex4(parser *ps, unsigned *out)
         return fail(ps, "truncated \\u escape");
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = ps->p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return fail(ps, "bad \\u escape");
+        int d = ws_hex_digit(ps->p[i]);
+        if (d < 0)
+            return fail(ps, "bad \\u escape");
+        v = v << 4 | (unsigned)d;
     }
     ps->p += 4;
     *out = v;

@@ -5,13 +5,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double ws_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void ws_progress_start(ws_progress *p, const char *label, uint64_t total)
 {
     p->label = label;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/clock.h"   /* ws_now_s */
+
 typedef struct ws_progress {
     const char *label;
     uint64_t total;      /* 0 = unknown */
@@ -18,6 +20,5 @@ void ws_progress_start(ws_progress *p, const char *label, uint64_t total);
 /* Sets done and redraws if due; extra (may be NULL) is shown after the bar (e.g. "loss 2.31"). */
 void ws_progress_update(ws_progress *p, uint64_t done, const char *extra);
 void ws_progress_finish(ws_progress *p, const char *extra);
-double ws_now_s(void);   /* monotonic seconds */
 
 #endif

@@ -6,17 +6,6 @@
 
 #include "core/mem.h"
 
-uint64_t ws_hash_fnv1a(const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static long probe(const ws_strset *set, const char *s, size_t n, size_t *slot)
 {
     size_t mask = set->n_slots - 1;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hash.h"   /* ws_hash_fnv1a */
+
 typedef struct ws_strset {
     char **items;        /* insertion order; NUL-terminated copies */
     size_t *lens;
@@ -21,6 +23,5 @@ size_t ws_strset_add(ws_strset *set, const char *s, size_t n);
 /* Index of s, or -1. */
 long ws_strset_find(const ws_strset *set, const char *s, size_t n);
 void ws_strset_free(ws_strset *set);
-uint64_t ws_hash_fnv1a(const void *data, size_t n);
 
 #endif

@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "grpc/grpc_wire.h"
 
 #define POOL_MAX 64

@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "grpc/grpc_wire.h"
 
 #define PATH_MAX_LEN 256

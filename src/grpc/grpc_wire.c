@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/hex.h"
+
 void ws_grpc_deframer_init(ws_grpc_deframer *d, size_t max)
 {
     memset(d, 0, sizeof *d);
@@ -115,19 +117,11 @@ void ws_grpc_percent_encode(ws_buf *out, const char *s)
     }
 }
 
-static int hexv(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 void ws_grpc_percent_decode(ws_buf *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int a, b;
-        if (s[i] == '%' && i + 2 < n && (a = hexv(s[i + 1])) >= 0 && (b = hexv(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (a = ws_hex_digit(s[i + 1])) >= 0 && (b = ws_hex_digit(s[i + 2])) >= 0) {
             ws_buf_putc(out, (char)(a * 16 + b));
             i += 2;
         } else {

@@ -46,8 +46,6 @@ static inline size_t ws_utf8_prev(const char *s, size_t i)
     return i;
 }
 
-/* Length of the longest valid UTF-8 prefix of s. */
-size_t ws_utf8_valid_prefix(const char *s, size_t len);
 /* Length of the trailing bytes of s that are a proper prefix of a well-formed sequence (a
  * character cut short, 1-3 bytes), else 0. */
 size_t ws_utf8_unfinished_tail(const char *s, size_t len);

@@ -44,20 +44,6 @@ static long utf8_seq(const unsigned char *s, size_t len, size_t i)
     return need + 1;
 }
 
-size_t ws_utf8_valid_prefix(const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        if (u[i] < 0x80) { i++; continue; }
-        long n = utf8_seq(u, len, i);
-        if (n < 0)
-            break;
-        i += (size_t)n;
-    }
-    return i;
-}
-
 size_t ws_utf8_unfinished_tail(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/mem.h"
 #include "nn/wordpiece_tables.h"
 #include "core/utf8.h"
@@ -144,11 +145,7 @@ void ws_wordpiece_normalize(const char *s, size_t n, bool lowercase, ws_buf *out
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
+    uint64_t h = ws_hash_fnv1a(s, n);
     return h ^ (h >> 31);
 }
 

@@ -17,9 +17,10 @@
 #include <openssl/evp.h>
 
 #include "chat/chat.h"
+#include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/trace.h"
 
 #define MAX_PARTICIPANTS 256
@@ -232,7 +233,6 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
         digest_normalised(md, context[i].text);
     }
     EVP_DigestFinal_ex(md, d, &dl);
-    static const char digits[] = "0123456789abcdef";
     /* "reply:<user>:<model version>:<hex digest>", cut to out_size like snprintf */
     size_t n = 0;
     const char *parts[3] = {r->p.user_id, r->model_version, NULL};
@@ -246,11 +246,8 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
         n += l;
         out[n++] = ':';
     }
-    for (unsigned i = 0; i < dl && n + 2 < out_size; i++) {
-        out[n++] = digits[d[i] >> 4];
-        out[n++] = digits[d[i] & 15];
-    }
-    out[n] = '\0';
+    size_t fit = out_size - 1 > n ? (out_size - 1 - n) / 2 : 0; /* whole bytes that fit */
+    ws_hex_encode(d, fit < dl ? fit : dl, out + n);
 }
 
 static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double confidence, bool fallback,
@@ -882,7 +879,7 @@ static int h_me_export(ws_http_ctx *ctx)
     return 0;
 }
 
-/* Right to erasure: the store rows (one transaction), the uploaded exports, the models
+/* Right to erasure: the uploaded exports, the store rows (one transaction), the models
  * (AI forget), the cached replies and the cached principals. */
 static int h_me_delete(ws_http_ctx *ctx)
 {
@@ -891,10 +888,20 @@ static int h_me_delete(ws_http_ctx *ctx)
     BEGIN(ctx, r);
     if (ctx->on_loop)
         return WS_EAGAIN;
+    /* the user's blobs first: every upload (also one without a job row, after a crash between
+     * blob and row) lives under users/<id>/. A failure here leaves the account whole, so the
+     * user can ask again; deleting the rows first would leave blobs nobody can erase. */
+    char folder[WS_STORE_ID_MAX + 16];
+    snprintf(folder, sizeof folder, "users/%s/", r->p.user_id);
+    size_t nb = 0;
+    ws_error err = {0};
+    if (ws_blobs_delete_prefix(s->blobs, folder, &nb, &err) != 0) {
+        ws_http_error(ctx, 503, "unavailable", "%s", err.msg);
+        return 0;
+    }
     ws_store *st = ws_srv_store_get(s);
     ws_job *jobs = NULL;
     size_t nj = 0;
-    ws_error err = {0};
     int rc = ws_store_job_list(st, ctx->arena, r->p.user_id, WS_STORE_PAGE_MAX, &jobs, &nj, &err);
     if (rc == 0)
         rc = ws_store_user_delete(st, r->p.user_id, &err);
@@ -905,13 +912,10 @@ static int h_me_delete(ws_http_ctx *ctx)
         return 0;
     }
     ws_srv_auth_forget_user(s, r->p.user_id);
-    /* the user's blobs: every upload (also one without a job row, after a crash between
-     * blob and row) lives under users/<id>/; plaintext files of older versions by path */
-    char folder[WS_STORE_ID_MAX + 16];
-    snprintf(folder, sizeof folder, "users/%s/", r->p.user_id);
-    size_t nb = 0;
+    /* again, for an upload that raced the erasure (its row is gone with the user's) */
     if (ws_blobs_delete_prefix(s->blobs, folder, &nb, &err) != 0)
         WS_LOG(WS_LOG_ERROR, "user.erase_blobs_failed", err.msg, WS_LF_S("user.id", r->p.user_id));
+    /* plaintext files of older versions by path */
     for (size_t i = 0; i < nj; i++)
         if (jobs[i].data_path && jobs[i].data_path[0] == '/')
             unlink(jobs[i].data_path);

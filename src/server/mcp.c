@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "core/base64.h"
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
+#include "mcp_tools.h" /* generated from src/server/mcp_tools: WS_MCP_TOOL_<name> */
 
 #define MCP_LATEST "2025-11-25"
 #define MCP_SESSION_TTL_MS (24LL * 3600 * 1000)
@@ -47,10 +48,7 @@ typedef int (*tool_fn)(mcp_call *c); /* 0 ok, 1 tool error in c->e */
 
 typedef struct mcp_tool {
     const char *name;
-    const char *title;
-    const char *description;
-    const char *input_schema;
-    const char *output_schema;
+    const char *json; /* the whole definition tools/list shows, its "name" equal to name */
     tool_fn fn;
 } mcp_tool;
 
@@ -185,109 +183,18 @@ static int t_wa_draft(mcp_call *c)
     return ws_op_wa_draft(c->s, c->r, id, action, ws_json_get_str(c->args, "text"), send, c->out, &c->e) ? 1 : 0;
 }
 
-#define S_WA_DRAFT                                                                                           \
-    "{\"type\":\"object\",\"properties\":{\"draft_id\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"}," \
-    "\"reply\":{\"type\":[\"string\",\"null\"]},\"reason\":{\"type\":[\"string\",\"null\"]}},"              \
-    "\"required\":[\"draft_id\",\"status\"]}"
-#define S_WA_LINK                                                                                            \
-    "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"mode\":{\"type\":"    \
-    "\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},\"required\":[\"phone_number_id\",\"mode\"]}"
-
-#define S_NULLABLE_STR "{\"type\":[\"string\",\"null\"]}"
-#define S_NULLABLE_NUM "{\"type\":[\"number\",\"null\"]}"
-#define S_NULLABLE_OBJ "{\"type\":[\"object\",\"null\"]}"
-#define S_JOB                                                                                                \
-    "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},"                                 \
-    "\"status\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"completed\",\"failed\","             \
-    "\"cancelled\"]},"                                                                                       \
-    "\"progress\":{\"type\":\"number\"},\"samples_processed\":{\"type\":\"integer\"},"                       \
-    "\"created_at\":" S_NULLABLE_NUM ",\"started_at\":" S_NULLABLE_NUM ",\"completed_at\":" S_NULLABLE_NUM   \
-    ","                                                                                                      \
-    "\"params\":" S_NULLABLE_OBJ ",\"metrics\":" S_NULLABLE_OBJ ",\"error\":" S_NULLABLE_STR "},"            \
-    "\"required\":[\"job_id\",\"status\",\"samples_processed\",\"error\"]}"
-
+/* The tools: their definitions (name, title, description, input and output schemas) are the
+ * JSON files src/server/mcp_tools/<name>.json, embedded by the build (gen/mcp_tools.h). */
 static const mcp_tool tools[] = {
-    {"reply_as", "Reply as the persona",
-     "Answers a message the way the trained persona would, optionally given the preceding turns "
-     "of the conversation. Needs a completed training run.",
-     "{\"type\":\"object\",\"properties\":{\"message\":{\"type\":\"string\",\"minLength\":1,"
-     "\"description\":\"The message to answer.\"},\"context\":{\"type\":\"array\",\"maxItems\":32,"
-     "\"description\":\"Earlier turns, oldest first.\",\"items\":{\"type\":\"object\",\"properties\":"
-     "{\"author\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}},"
-     "\"required\":[\"message\"]}",
-     "{\"type\":\"object\",\"properties\":{\"reply\":{\"type\":\"string\"},\"confidence\":{\"type\":"
-     "\"number\"},"
-     "\"fallback\":{\"type\":\"boolean\"},\"cached\":{\"type\":\"boolean\"},\"model_version\":{\"type\":"
-     "\"string\"},"
-     "\"processing_time_ms\":{\"type\":\"number\"}},\"required\":[\"reply\",\"confidence\",\"fallback\","
-     "\"cached\",\"model_version\",\"processing_time_ms\"]}",
-     t_reply_as},
-    {"train_style", "Learn a persona's style",
-     "Uploads a WhatsApp chat export and queues a training run that learns how one participant "
-     "(the persona) writes. Returns a job id; poll training_status.",
-     "{\"type\":\"object\",\"properties\":{\"export_text\":{\"type\":\"string\",\"description\":"
-     "\"The exported chat (.txt content).\"},\"export_base64\":{\"type\":\"string\",\"description\":"
-     "\"The export (.txt or .zip) as base64.\"},\"persona\":{\"type\":\"string\",\"minLength\":1,"
-     "\"description\":\"The participant to learn, as named in the export.\"},\"budget_seconds\":"
-     "{\"type\":\"number\",\"exclusiveMinimum\":0,\"description\":\"Training time budget.\"}},"
-     "\"required\":[\"persona\"]}",
-     "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
-     "\"persona\":{\"type\":\"string\"}},\"required\":[\"job_id\",\"status\"]}",
-     t_train_style},
-    {"training_status", "Training job status", "Status and progress of one of your training jobs.",
-     "{\"type\":\"object\",\"properties\":{\"job_id\":{\"type\":\"string\",\"minLength\":1}},"
-     "\"required\":[\"job_id\"]}",
-     S_JOB, t_training_status},
-    {"style_profile", "Style profile",
-     "The measured writing style of your trained persona (reply lengths, emoji, punctuation, "
-     "casing, languages, active hours, signature phrases).",
-     "{\"type\":\"object\",\"properties\":{}}",
-     "{\"type\":\"object\",\"properties\":{\"model_version\":{\"type\":\"string\"},\"profile\":"
-     "{\"type\":\"object\"}},\"required\":[\"model_version\",\"profile\"]}",
-     t_style_profile},
-    {"list_conversations", "List conversations", "Your recent exchanges with the clone, newest first.",
-     "{\"type\":\"object\",\"properties\":{\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200},"
-     "\"cursor\":{\"type\":\"string\"}}}",
-     "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
-     "\"properties\":{\"id\":{\"type\":\"integer\"},\"message\":{\"type\":\"string\"},\"reply\":{\"type\":"
-     "\"string\"},"
-     "\"confidence\":{\"type\":\"number\"},\"processing_time_ms\":{\"type\":\"number\"},"
-     "\"model_version\":" S_NULLABLE_STR ",\"created_at\":{\"type\":\"number\"}}}},"
-     "\"next_cursor\":" S_NULLABLE_STR "},\"required\":[\"items\",\"next_cursor\"]}",
-     t_list_conversations},
-    {"whatsapp_link", "Link a WhatsApp number",
-     "Links a WhatsApp Business number (its phone number id and a Graph API access token, kept "
-     "encrypted) to your account so your clone answers messages to it: off, draft (suggestions you "
-     "approve) or auto (sent when the clone is confident).",
-     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\",\"pattern\":"
-     "\"^[0-9]{1,64}$\"},\"access_token\":{\"type\":\"string\",\"minLength\":1},\"mode\":{\"type\":"
-     "\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},\"required\":[\"phone_number_id\",\"access_token\"]}",
-     S_WA_LINK, t_wa_link},
-    {"whatsapp_set_mode", "Set the WhatsApp reply mode",
-     "Sets off, draft or auto for every contact of a linked number, or for one contact (a phone "
-     "number or a business-scoped user id).",
-     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"contact\":"
-     "{\"type\":\"string\"},\"mode\":{\"type\":\"string\",\"enum\":[\"off\",\"draft\",\"auto\"]}},"
-     "\"required\":[\"phone_number_id\",\"mode\"]}",
-     "{\"type\":\"object\",\"properties\":{\"phone_number_id\":{\"type\":\"string\"},\"contact\":"
-     "{\"type\":[\"string\",\"null\"]},\"mode\":{\"type\":\"string\"}},\"required\":[\"mode\"]}",
-     t_wa_set_mode},
-    {"whatsapp_drafts", "List WhatsApp drafts",
-     "The clone's suggested WhatsApp replies, newest first, with the message they answer, the "
-     "reason they wait for you, and send errors.",
-     "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"generating\","
-     "\"pending\",\"queued\",\"sent\",\"failed\",\"discarded\"]},\"limit\":{\"type\":\"integer\","
-     "\"minimum\":1,\"maximum\":200}}}",
-     "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":" S_WA_DRAFT "}},"
-     "\"required\":[\"items\"]}",
-     t_wa_drafts},
-    {"whatsapp_draft", "Approve, edit or discard a WhatsApp draft",
-     "approve sends the draft (inside the 24-hour window only); edit replaces its text (send: true "
-     "also sends it); discard drops it.",
-     "{\"type\":\"object\",\"properties\":{\"draft_id\":{\"type\":\"string\"},\"action\":{\"type\":"
-     "\"string\",\"enum\":[\"approve\",\"edit\",\"discard\"]},\"text\":{\"type\":\"string\"},\"send\":"
-     "{\"type\":\"boolean\"}},\"required\":[\"draft_id\",\"action\"]}",
-     S_WA_DRAFT, t_wa_draft},
+    {"reply_as", WS_MCP_TOOL_reply_as, t_reply_as},
+    {"train_style", WS_MCP_TOOL_train_style, t_train_style},
+    {"training_status", WS_MCP_TOOL_training_status, t_training_status},
+    {"style_profile", WS_MCP_TOOL_style_profile, t_style_profile},
+    {"list_conversations", WS_MCP_TOOL_list_conversations, t_list_conversations},
+    {"whatsapp_link", WS_MCP_TOOL_whatsapp_link, t_wa_link},
+    {"whatsapp_set_mode", WS_MCP_TOOL_whatsapp_set_mode, t_wa_set_mode},
+    {"whatsapp_drafts", WS_MCP_TOOL_whatsapp_drafts, t_wa_drafts},
+    {"whatsapp_draft", WS_MCP_TOOL_whatsapp_draft, t_wa_draft},
 };
 
 /* ---- JSON-RPC -------------------------------------------------------------------------- */
@@ -348,15 +255,9 @@ static void m_tools_list(const ws_json *id, ws_buf *b)
     rpc_result_open(b, id);
     ws_buf_puts(b, "{\"tools\":[");
     for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++) {
-        ws_buf_puts(b, i ? ",{" : "{");
-        ws_buf_puts(b, "\"name\":");
-        ws_json_put_cstr(b, tools[i].name);
-        ws_buf_puts(b, ",\"title\":");
-        ws_json_put_cstr(b, tools[i].title);
-        ws_buf_puts(b, ",\"description\":");
-        ws_json_put_cstr(b, tools[i].description);
-        ws_buf_printf(b, ",\"inputSchema\":%s,\"outputSchema\":%s}", tools[i].input_schema,
-                      tools[i].output_schema);
+        if (i)
+            ws_buf_putc(b, ',');
+        ws_buf_puts(b, tools[i].json);
     }
     ws_buf_puts(b, "]}}");
 }

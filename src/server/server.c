@@ -19,10 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/trace.h"
-#include "core/progress.h"
 
 /* ---- store pool ------------------------------------------------------------------------ */
 
@@ -46,7 +47,7 @@ void ws_srv_store_put(ws_server *s, ws_store *st)
 
 static int open_store(ws_server *s, ws_store **out, ws_error *err)
 {
-    ws_store_config sc = {.url = s->store_url, .replica_url = s->replica_url};
+    ws_store_config sc = {.url = s->store_url, .replica_url = s->replica_url, .fault = s->cfg.store_fault};
     return ws_store_open(&sc, out, err);
 }
 
@@ -56,7 +57,7 @@ static unsigned bucket_of(const char *hash)
 {
     unsigned h = 0;
     for (int i = 0; i < 8; i++)
-        h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+        h = h * 16 + (unsigned)ws_hex_digit(hash[i]);   /* hash: 64 lower-case hex digits */
     return h % WS_AUTH_CACHE_BUCKETS;
 }
 
@@ -455,6 +456,22 @@ static int on_train_progress(void *arg, double fraction, const char *phase, uint
 
 /* Trains one claimed job; returns the job's final state (WS_JOB_QUEUED when shutdown
  * interrupted it) and copies a failure's message into why. */
+/* A job's final state (or its return to the queue) must land, or the job stays "running" with
+ * nobody working on it: a write that fails for the store's sake (WS_EIO: a lost connection, a
+ * lock timeout) is tried again, 5 times over ~3 s. */
+static int job_update_final(ws_store *st, const char *job_id, const ws_job_update *u, ws_error *err)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (attempt)
+            usleep(100000u << (attempt - 1));
+        rc = ws_store_job_update(st, job_id, u, err);
+        if (rc != WS_EIO)
+            break;
+    }
+    return rc;
+}
+
 static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, size_t why_cap)
 {
     ws_error err = {0};
@@ -472,7 +489,7 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
     if (!s->ai) {
         u.status = WS_JOB_FAILED;
         u.error_message = "no AI engine is configured in this server";
-        ws_store_job_update(st, job->id, &u, NULL);
+        job_update_final(st, job->id, &u, NULL);
         ws_metric_add(s->m_jobs_failed, 1);
         snprintf(why, why_cap, "%s", u.error_message);
         return WS_JOB_FAILED;
@@ -488,7 +505,7 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
         if (grc != 0) {
             u.status = WS_JOB_FAILED;
             u.error_message = err.msg;
-            ws_store_job_update(st, job->id, &u, NULL);
+            job_update_final(st, job->id, &u, NULL);
             ws_metric_add(s->m_jobs_failed, 1);
             snprintf(why, why_cap, "%s", u.error_message);
             return WS_JOB_FAILED;
@@ -509,7 +526,7 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
         /* interrupted by shutdown: back to the queue so a restart trains it */
         u.status = WS_JOB_QUEUED;
         u.progress = 0;
-        ws_store_job_update(st, job->id, &u, NULL);
+        job_update_final(st, job->id, &u, NULL);
         ws_ai_train_result_clear(&res);
         return WS_JOB_QUEUED;
     }
@@ -534,7 +551,7 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
         ws_metric_add(s->m_jobs_failed, 1);
         ws_metric_add(s->m_ai_errors, 1);
     }
-    if (ws_store_job_update(st, job->id, &u, &err) != 0)
+    if (job_update_final(st, job->id, &u, &err) != 0)
         WS_LOG(WS_LOG_ERROR, "job.update_failed", err.msg, WS_LF_S("job.id", job->id));
     if (u.status == WS_JOB_FAILED)
         snprintf(why, why_cap, "%s", u.error_message);
@@ -761,6 +778,8 @@ int ws_server_new(const ws_server_config *cfg, ws_server **out, ws_error *err)
     rc = ws_blobs_open(cfg->blobs_url, s->data_dir, &s->blobs, err);
     if (rc)
         goto out;
+    if (cfg->blobs_fault)
+        ws_blobs_fault_wrap(&s->blobs, cfg->blobs_fault);
     if (cfg->store_url && *cfg->store_url) {
         s->store_url = ws_xstrdup(cfg->store_url);
     } else {

@@ -55,6 +55,10 @@ typedef struct ws_server_config {
     const char *whatsapp_graph_version; /* default v21.0 */
     int whatsapp_number_rate;           /* messages/s per business number; default 80 */
     int whatsapp_recipient_gap_ms;      /* least time between two replies to one contact; default 6000 */
+    /* Tests only (core/fault.h, borrowed): injected failures of the store's and the blobs'
+     * calls; NULL = none. */
+    struct ws_fault *store_fault;
+    struct ws_fault *blobs_fault;
 } ws_server_config;
 
 /* Opens the store (migrating it), the cache, binds the port. Errors: WS_EINVAL (config),

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+#include "core/hash.h"
 #include "core/mem.h"
 #include "store/store_whatsapp.h"
 #include "whatsapp/whatsapp.h"
@@ -25,13 +27,6 @@
 #define SEND_MAX_ATTEMPTS 8
 #define IDLE_WAIT_MS 250
 #define CHECKPOINT_EVERY 512 /* processed bodies between two WAL checkpoints */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- the inbox ------------------------------------------------------------------------ */
 
@@ -236,19 +231,16 @@ int ws_wa_token_get(ws_server *s, const char *user_id, const char *phone_number_
 
 static uint64_t fnv(const char *a, const char *b)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = a; p && *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ '|') * 1099511628211ull;
-    for (const char *p = b; p && *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = ws_hash_fnv1a_more(WS_FNV1A_INIT, a ? a : "", a ? strlen(a) : 0);
+    h = ws_hash_fnv1a_more(h, "|", 1);
+    h = ws_hash_fnv1a_more(h, b ? b : "", b ? strlen(b) : 0);
     return h | 1;
 }
 
 /* Takes a token from the number's bucket (number_rate per second, burst of one second). */
 static bool number_allows(ws_wa_state *wa, const char *number)
 {
-    double now = mono_s();
+    double now = ws_now_s();
     struct wa_bucket *b = NULL;
     size_t nb = sizeof wa->buckets / sizeof wa->buckets[0];
     for (size_t i = 0; i < nb && !b; i++)

@@ -12,8 +12,8 @@
 #include <openssl/crypto.h>
 
 #include "chat/chat.h"
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
 
 #define MAX_PEOPLE 256
 #define EVENTS_POLL_MS 500

@@ -7,11 +7,14 @@
 
 #include "core/lazylib.h"
 
+/* an X-macro list, kept as written (clang-format breaks it differently on each pass) */
+/* clang-format off */
 #define WS_PQ_FUNCTIONS(X)                                                                     \
     X(PQconnectdbParams) X(PQstatus) X(PQreset) X(PQfinish) X(PQerrorMessage)                  \
     X(PQtransactionStatus) X(PQexec) X(PQexecParams) X(PQresultStatus) X(PQresultErrorMessage)  \
     X(PQresultErrorField) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetlength) X(PQgetisnull) \
     X(PQclear)
+/* clang-format on */
 
 typedef struct ws__pq_api {
     WS_PQ_FUNCTIONS(WS_LAZYLIB_SLOT)

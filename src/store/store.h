@@ -60,6 +60,9 @@ typedef struct ws_store_config {
     /* SQLite: how long to wait for another connection's lock; PostgreSQL: connect timeout.
      * 0 = default (5000 ms). */
     int timeout_ms;
+    /* Tests only: injected failures of this handle's database calls (core/fault.h), borrowed;
+     * NULL = none. */
+    struct ws_fault *fault;
 } ws_store_config;
 
 /* Opens a connection. Does NOT migrate: call ws_store_migrate (idempotent) or check with

@@ -15,6 +15,7 @@ struct ws_store_pool {
     pthread_cond_t cv;
     char *url, *replica_url;
     int timeout_ms;
+    struct ws_fault *fault;
     int max, open;          /* handles allowed / existing (idle + in use) */
     ws_store **idle;
     int nidle;
@@ -35,6 +36,7 @@ int ws_store_pool_new(const ws_store_config *cfg, int max, ws_store_pool **out, 
     p->url = ws_xstrdup(cfg->url);
     p->replica_url = cfg->replica_url ? ws_xstrdup(cfg->replica_url) : NULL;
     p->timeout_ms = cfg->timeout_ms;
+    p->fault = cfg->fault;
     p->max = max;
     p->idle = ws_xcalloc((size_t)max, sizeof *p->idle);
     *out = p;
@@ -83,7 +85,7 @@ int ws_store_pool_acquire(ws_store_pool *p, int timeout_ms, ws_store **out, ws_e
     p->open++;   /* reserve the slot, then connect without holding the lock */
     pthread_mutex_unlock(&p->mu);
     ws_store_config cfg = {.url = p->url, .replica_url = p->replica_url,
-                           .timeout_ms = p->timeout_ms};
+                           .timeout_ms = p->timeout_ms, .fault = p->fault};
     int rc = ws_store_open(&cfg, out, err);
     if (rc < 0) {
         pthread_mutex_lock(&p->mu);

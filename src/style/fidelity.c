@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
-#include "core/progress.h"
 #include "core/strset.h"
 #include "style/text.h"
 

@@ -2,12 +2,12 @@
 #include "style/retrieval.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fanout.h"
 #include "core/json.h"
 #include "core/mem.h"
 
@@ -63,7 +63,7 @@ typedef struct job {
 
 #define EMBED_BATCH 32
 
-static void *embed_range(void *arg)
+static void embed_range(void *arg)
 {
     job *j = arg;
     size_t lens[EMBED_BATCH];
@@ -74,7 +74,6 @@ static void *embed_range(void *arg)
         j->rc = ws_embedder_embed_batch(j->e, (const char *const *)j->keys + i, lens, n, j->vecs + i * j->dim,
                                         &j->err);
     }
-    return NULL;
 }
 
 int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_options *opt, ws_retrieval **out,
@@ -83,7 +82,7 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
     *out = NULL;
     ws_retrieval_options o = opt ? *opt : (ws_retrieval_options){0};
     if (!o.hnsw_min)
-        o.hnsw_min = 20000;
+        o.hnsw_min = WS_VINDEX_HNSW_FROM;
     if (o.threads <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         o.threads = c > 0 ? (int)(c > 16 ? 16 : c) : 1;
@@ -116,7 +115,6 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
     float *vecs = ws_xmalloc((r->n ? r->n : 1) * e->dim * sizeof *vecs);
     int nthreads = r->n < 64 ? 1 : o.threads;
     job *jobs = ws_xcalloc((size_t)nthreads, sizeof *jobs);
-    pthread_t *tids = ws_xcalloc((size_t)nthreads, sizeof *tids);
     for (int t = 0; t < nthreads; t++) {
         jobs[t] = (job){e,
                         r->context,
@@ -126,14 +124,9 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
                         e->dim,
                         0,
                         {0}};
-        if (nthreads == 1 || pthread_create(&tids[t], NULL, embed_range, &jobs[t]) != 0) {
-            embed_range(&jobs[t]);
-            tids[t] = 0;
-        }
     }
+    ws_fanout((size_t)nthreads, embed_range, jobs, sizeof *jobs);
     for (int t = 0; t < nthreads; t++) {
-        if (tids[t])
-            pthread_join(tids[t], NULL);
         if (jobs[t].rc && !rc) {
             rc = jobs[t].rc;
             if (err)
@@ -141,7 +134,6 @@ int ws_retrieval_build(const ws_pairs *p, ws_embedder *e, const ws_retrieval_opt
         }
     }
     free(jobs);
-    free(tids);
     for (size_t i = 0; !rc && i < r->n; i++)
         rc = ws_vindex_add(r->ix, (uint32_t)i, vecs + i * e->dim);
     free(vecs);

@@ -24,7 +24,7 @@
 
 typedef struct ws_retrieval_options {
     bool include_heldout; /* index the held-out examples too (not for evaluation runs) */
-    size_t hnsw_min;      /* build an HNSW graph from this many examples on; 0 = 20000 */
+    size_t hnsw_min;      /* build an HNSW graph from this many examples on; 0 = WS_VINDEX_HNSW_FROM */
     ws_hnsw_params hnsw;  /* zeros = defaults */
     int threads;          /* embedding threads; 0 = online CPUs */
 } ws_retrieval_options;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "core/mem.h"
 #include "style/embed.h"
 
@@ -456,16 +457,6 @@ size_t ws_vindex_search(const ws_vindex *ix, const float *q, size_t k, size_t ef
 #define HEADER_BYTES 136
 static const char MAGIC[8] = {'W', 'S', 'V', 'I', 'D', 'X', '1', '\n'};
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ull
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -491,7 +482,7 @@ static uint64_t get64(const unsigned char *p)
 static int write_all(FILE *f, const void *p, size_t n, uint64_t *h)
 {
     if (h)
-        *h = fnv1a(*h, p, n);
+        *h = ws_hash_fnv1a_more(*h, p, n);
     return n == 0 || fwrite(p, 1, n, f) == n ? 0 : WS_EIO;
 }
 
@@ -514,15 +505,15 @@ int ws_vindex_save(const ws_vindex *ix, const char *path, ws_error *err)
             for (int l = 0; l <= ix->levels[i]; l++)
                 words += 1 + links_at(ix, (uint32_t)i, l)[0];
     /* checksum first (payload is written in the same order below) */
-    uint64_t h = FNV_INIT;
-    h = fnv1a(h, ix->ids, ix->count * sizeof *ix->ids);
-    h = fnv1a(h, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs);
+    uint64_t h = WS_FNV1A_INIT;
+    h = ws_hash_fnv1a_more(h, ix->ids, ix->count * sizeof *ix->ids);
+    h = ws_hash_fnv1a_more(h, ix->vecs, ix->count * ix->dim * sizeof *ix->vecs);
     if (g) {
-        h = fnv1a(h, ix->levels, ix->count);
+        h = ws_hash_fnv1a_more(h, ix->levels, ix->count);
         for (size_t i = 0; i < ix->count; i++)
             for (int l = 0; l <= ix->levels[i]; l++) {
                 const uint32_t *lk = links_at(ix, (uint32_t)i, l);
-                h = fnv1a(h, lk, (1 + lk[0]) * sizeof *lk);
+                h = ws_hash_fnv1a_more(h, lk, (1 + lk[0]) * sizeof *lk);
             }
     }
     unsigned char hd[HEADER_BYTES] = {0};
@@ -603,7 +594,7 @@ int ws_vindex_load_memory(const void *data, size_t len, ws_vindex **out, ws_erro
     if (need != len)
         return ws_error_set(err, WS_EFORMAT, "vector index is %zu bytes, header says %llu", len,
                             (unsigned long long)need);
-    if (fnv1a(FNV_INIT, p + HEADER_BYTES, len - HEADER_BYTES) != sum)
+    if (ws_hash_fnv1a(p + HEADER_BYTES, len - HEADER_BYTES) != sum)
         return ws_error_set(err, WS_EFORMAT, "vector index checksum mismatch (corrupt file)");
 
     char space[64] = {0};

@@ -25,6 +25,10 @@
 #define WS_VINDEX_MAX_COUNT (1u << 24)
 #define WS_VINDEX_MAX_M 64
 #define WS_VINDEX_MAX_LEVEL 16
+/* The project's one threshold for an HNSW graph: from this many vectors on, indexes built by
+ * retrieval and by `train` get one; below it the exact scan is fast enough (~0.4 ms for 4,096
+ * vectors of 512 dims, docs/clone.md) and exact. */
+#define WS_VINDEX_HNSW_FROM 4096
 
 typedef struct ws_vhit {
     uint32_t id;

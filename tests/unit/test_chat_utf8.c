@@ -1,4 +1,4 @@
-/* Tests of the reader's UTF-8 validation (src/chat/utf8_check.c): the AVX2 and AVX-512BW
+/* Tests of the reader's UTF-8 validation (src/core/utf8_check.c): the AVX2 and AVX-512BW
  * versions must give exactly the scalar answer (the longest valid prefix) on random and
  * adversarial input, and the scalar one the answer of a plain decoder; the reader must count
  * and replace bad bytes the same wherever its 1 MiB window boundary falls. */
@@ -8,13 +8,14 @@
 #include "chat/chat_int.h"
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 /* The plain definition: decode sequence by sequence, stop at the first bad one. */
 static size_t reference_prefix(const unsigned char *s, size_t n)
 {
     size_t i = 0, bad;
     while (i < n) {
-        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
+        size_t k = ws_utf8_seq(s + i, n - i, &bad);
         if (!k)
             return i;
         i += k;
@@ -28,10 +29,10 @@ static int impls_checked;
 static bool all_agree(const unsigned char *s, size_t n)
 {
     size_t want = reference_prefix(s, n);
-    bool ok = ws__chat_utf8_prefix(s, n) == want;
+    bool ok = ws_utf8_valid_prefix((const char *)s, n) == want;
     for (int impl = WS_UTF8_SCALAR; impl <= WS_UTF8_AVX512; impl++) {
         size_t got;
-        if (!ws__chat_utf8_prefix_with((ws_utf8_impl)impl, s, n, &got))
+        if (!ws_utf8_valid_prefix_with((ws_utf8_impl)impl, s, n, &got))
             continue;
         impls_checked++;
         if (got != want) {
@@ -227,7 +228,7 @@ static void reader_window_boundary(void)
             size_t valid = reference_prefix((const unsigned char *)pieces[p], strlen(pieces[p]));
             uint64_t want = 0;
             for (size_t i = 0, bad; i < strlen(pieces[p]);) { /* maximal subparts, as the reader counts */
-                size_t k = ws__chat_utf8_seq((const unsigned char *)pieces[p] + i, strlen(pieces[p]) - i, &bad);
+                size_t k = ws_utf8_seq((const unsigned char *)pieces[p] + i, strlen(pieces[p]) - i, &bad);
                 want += !k;
                 i += k ? k : bad;
             }

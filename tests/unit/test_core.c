@@ -7,7 +7,10 @@
 #include "core/arena.h"
 #include "core/base64.h"
 #include "core/buf.h"
+#include "core/fanout.h"
 #include "core/file.h"
+#include "core/hash.h"
+#include "core/utf8.h"
 #include "core/json.h"
 #include "core/lazylib.h"
 #include <math.h>
@@ -213,5 +216,58 @@ static void base64_lenient_decodes_both_alphabets(void)
     CHECK(ws_base64url_decode(enc, 7, out, sizeof out) == 5 && !memcmp(out, "hello", 5));
 }
 
-WS_TEST_MAIN(T(base64_lenient_decodes_both_alphabets), T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
+/* every part runs exactly once, each on its own item; item_size 0 hands all the same pointer */
+typedef struct fan_item {
+    size_t seen;
+    _Atomic int *shared;
+} fan_item;
+
+static void fan_one(void *arg)
+{
+    fan_item *it = arg;
+    it->seen++;
+    if (it->shared)
+        (*it->shared)++;
+}
+
+static void fan_shared(void *arg)
+{
+    _Atomic int *n = arg;
+    (*n)++;
+}
+
+static void fanout_runs_every_part_once(void)
+{
+    fan_item items[7] = {{0}};
+    ws_fanout(7, fan_one, items, sizeof *items);
+    for (int i = 0; i < 7; i++)
+        CHECK_EQ_INT(items[i].seen, 1);
+    _Atomic int n = 0;
+    ws_fanout(5, fan_shared, &n, 0);
+    CHECK_EQ_INT(n, 5);
+    ws_fanout(1, fan_shared, &n, 0);
+    ws_fanout(0, fan_shared, &n, 0);
+    CHECK_EQ_INT(n, 6);
+}
+
+/* FNV-1a's published test vectors; continuing a hash equals hashing the concatenation */
+static void hash_is_fnv1a(void)
+{
+    CHECK(ws_hash_fnv1a("", 0) == 0xcbf29ce484222325ull);
+    CHECK(ws_hash_fnv1a("a", 1) == 0xaf63dc4c8601ec8cull);
+    CHECK(ws_hash_fnv1a("foobar", 6) == 0x85944171f73967e8ull);
+    CHECK(ws_hash_fnv1a_more(ws_hash_fnv1a("foo", 3), "bar", 3) == ws_hash_fnv1a("foobar", 6));
+}
+
+/* the one validator: strict (overlongs, surrogates, > U+10FFFF and cut sequences refused) */
+static void utf8_validator_is_strict(void)
+{
+    CHECK(ws_utf8_valid("h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10));
+    CHECK(!ws_utf8_valid("\xc0\xaf", 2));
+    CHECK(!ws_utf8_valid("\xed\xa0\x80", 3));
+    CHECK(!ws_utf8_valid("\xf4\x90\x80\x80", 4));
+    CHECK_EQ_INT(ws_utf8_valid_prefix("ab\xe2\x82", 4), 2);
+}
+
+WS_TEST_MAIN(T(fanout_runs_every_part_once), T(hash_is_fnv1a), T(utf8_validator_is_strict), T(base64_lenient_decodes_both_alphabets), T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
              T(json_parses_documents), T(json_rejects_bad_input))

@@ -1,4 +1,4 @@
-/* UTF-8 validation of the reader's input window: the length of the longest valid prefix, in a
+/* UTF-8 validation (the chat reader's input window, the store's fields, the tokenizer's text): the length of the longest valid prefix, in a
  * portable scalar version and in AVX2 and AVX-512BW versions chosen at run time (the binary
  * still runs on any x86-64 and builds on other architectures).
  *
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "chat/chat_int.h"
+#include "core/utf8.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define WS_UTF8_X86 1
@@ -25,7 +25,7 @@
 
 /* Length of the valid UTF-8 sequence at s, or 0 (then *bad = bytes of the maximal invalid
  * subpart, at least 1). */
-size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+size_t ws_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 {
     unsigned char c = s[0];
     size_t need;
@@ -55,7 +55,7 @@ size_t ws__chat_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
     return need;
 }
 
-size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n)
+size_t ws_utf8_valid_prefix_scalar(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -93,7 +93,7 @@ size_t ws__chat_utf8_prefix_scalar(const unsigned char *s, size_t n)
             continue;
         }
         size_t bad;
-        size_t k = ws__chat_utf8_seq(s + i, n - i, &bad);
+        size_t k = ws_utf8_seq(s + i, n - i, &bad);
         if (!k)
             return i;
         i += k;
@@ -216,7 +216,7 @@ __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s
         i += 64;
     }
     size_t from = resume_at(s, i);
-    return from + ws__chat_utf8_prefix_scalar(s + from, n - from);
+    return from + ws_utf8_valid_prefix_scalar(s + from, n - from);
 }
 
 /* ---- AVX-512BW: a block is one 64-byte vector */
@@ -261,18 +261,18 @@ __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const un
         i += 64;
     }
     size_t from = resume_at(s, i);
-    return from + ws__chat_utf8_prefix_scalar(s + from, n - from);
+    return from + ws_utf8_valid_prefix_scalar(s + from, n - from);
 }
 #endif
 
-bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out)
+bool ws_utf8_valid_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t n, size_t *out)
 {
 #if WS_UTF8_X86
     __builtin_cpu_init();
 #endif
     switch (impl) {
     case WS_UTF8_SCALAR:
-        *out = ws__chat_utf8_prefix_scalar(s, n);
+        *out = ws_utf8_valid_prefix_scalar(s, n);
         return true;
 #if WS_UTF8_X86
     case WS_UTF8_AVX2:
@@ -291,7 +291,7 @@ bool ws__chat_utf8_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t
     }
 }
 
-static size_t (*best_prefix)(const unsigned char *, size_t) = ws__chat_utf8_prefix_scalar;
+static size_t (*best_prefix)(const unsigned char *, size_t) = ws_utf8_valid_prefix_scalar;
 static ws_utf8_impl best_impl = WS_UTF8_SCALAR;
 static bool cpu_avx2;
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
@@ -311,19 +311,24 @@ static void pick(void)
 #endif
 }
 
-ws_utf8_impl ws__chat_utf8_impl(void)
+ws_utf8_impl ws_utf8_impl_used(void)
 {
     pthread_once(&pick_once, pick);
     return best_impl;
 }
 
-size_t ws__chat_utf8_prefix(const unsigned char *s, size_t n)
+size_t ws_utf8_valid_prefix(const char *s, size_t n)
 {
     pthread_once(&pick_once, pick);
-    return best_prefix(s, n);
+    return best_prefix((const unsigned char *)s, n);
 }
 
-bool ws__chat_cpu_avx2(void)
+bool ws_utf8_valid(const char *s, size_t n)
+{
+    return ws_utf8_valid_prefix(s, n) == n;
+}
+
+bool ws_cpu_avx2(void)
 {
     pthread_once(&pick_once, pick);
     return cpu_avx2;
