@@ -132,18 +132,18 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 [ "$st" = completed ] || { echo "FAIL: training ended as '$st'"; exit 1; }
-n=0
-ask() { # ask: a fresh message each time (no reply cache); prints the status, body in $data/r.json
+n=0; code=
+ask() { # ask: a fresh message each time (no reply cache); sets code, the body in $data/r.json
   n=$((n + 1))
-  curl -s -m 10 -o "$data/r.json" -D "$data/r.h" -w '%{http_code}' -H "$auth" -H 'Content-Type: application/json' \
-    -d "{\"message\":\"are you coming tonight $n?\"}" "$base/v1/reply"
+  code=$(curl -s -m 10 -o "$data/r.json" -D "$data/r.h" -w '%{http_code}' -H "$auth" -H 'Content-Type: application/json' \
+    -d "{\"message\":\"are you coming tonight $n?\"}" "$base/v1/reply")
 }
-code=$(ask)
+ask
 expect "serve --ai grpcs:// replies through the TLS node ($code: $(cat "$data/r.json"))" test "$code" = 200
 expect "... and the node served it" grep -q '"event.action":"ai.call".*"rpc.grpc.status":"OK"' "$data/tls.out"
 
 refused() { # refused DESCRIPTION PATTERN: the reply is 503 with Retry-After, its message and the log say why
-  local code; code=$(ask)
+  ask
   expect "$1: 503 ($code: $(cat "$data/r.json"))" test "$code" = 503
   expect "$1: Retry-After" grep -qi '^Retry-After:' "$data/r.h"
   expect "$1: the message says why ($(cat "$data/r.json"))" grep -q "$2" "$data/r.json"
@@ -163,7 +163,7 @@ refused "grpcs:// to a cleartext port" "does not speak TLS"
 start_serve "grpcs://127.0.0.1:${node_port[mtls]}" --ai-ca "$pki/ca.pem"
 refused "no client certificate for the mTLS node" "certificate required"
 start_serve "grpcs://127.0.0.1:${node_port[mtls]}" --ai-ca "$pki/ca.pem" --ai-cert "$pki/gateway.pem" --ai-key "$pki/gateway.key"
-code=$(ask)
+ask
 expect "with its client certificate the gateway replies through the mTLS node ($code: $(cat "$data/r.json"))" test "$code" = 200
 "$bin" serve --port "$(free_port)" --data "$data" --ai "grpc://127.0.0.1:$pt" --ai-ca "$pki/ca.pem" > "$data/bad.log" 2>&1 &&
   bad "TLS options without grpcs:// are refused"
