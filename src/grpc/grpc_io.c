@@ -115,7 +115,9 @@ ssize_t ws_grpc_io_read(ws_grpc_io *io, uint8_t *buf, size_t cap)
 
 bool ws_grpc_io_pending(const ws_grpc_io *io)
 {
-    return io->ssl && SSL_has_pending(io->ssl);
+    /* decrypted bytes only: SSL_has_pending would also count a partial record, which
+     * needs the socket (polling on it again would spin) */
+    return io->ssl && SSL_pending(io->ssl) > 0;
 }
 
 bool ws_grpc_io_write(ws_grpc_io *io, const uint8_t *p, size_t n)

@@ -29,7 +29,7 @@ bool ws_grpc_io_handshake(ws_grpc_io *io, double deadline);
 /* Reads what is there now: the count (> 0), 0 when nothing is (wait for POLLIN, unless
  * ws_grpc_io_pending), -1 when the peer closed or the stream failed (io->why). */
 ssize_t ws_grpc_io_read(ws_grpc_io *io, uint8_t *buf, size_t cap);
-/* Bytes TLS holds already decrypted or read (poll would not show them). */
+/* Bytes TLS holds already decrypted (poll would not show them). */
 bool ws_grpc_io_pending(const ws_grpc_io *io);
 /* Writes all n bytes, waiting for the socket as needed. false when the peer is gone. */
 bool ws_grpc_io_write(ws_grpc_io *io, const uint8_t *p, size_t n);
