@@ -166,12 +166,13 @@ static bool admit(gai *g, node *n, double deadline)
     n->probing = true;
     pthread_mutex_unlock(&n->mu);
     ws_grpc_channel_reset(n->ch);
+    bool cut = deadline < ws_now_s() + PROBE_S; /* the caller's budget shortens the probe */
     bool ok = probe(n, deadline);
     pthread_mutex_lock(&n->mu);
     n->probing = false;
     if (ok)
         n->fails = 0;
-    else
+    else if (!cut || ws_now_s() < deadline) /* a probe cut short proves nothing: the next caller tries */
         n->open_until = ws_now_s() + jitter(g->cooldown);
     pthread_mutex_unlock(&n->mu);
     return ok;
