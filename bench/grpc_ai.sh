@@ -2,8 +2,10 @@
 # Benchmark of the AI service over gRPC (docs/ai-service.md, "Measured"): ghz load on
 # GenerateResponse with the user's model resident (8 and 64 concurrent: RPS, p50, p99; the
 # median of RUNS runs of SECS seconds), then bench_grpc_hop: the latency the gateway → AI hop
-# adds over loopback against the in-process call, the time to switch users (model loaded from
-# the encrypted blobs) and the memory per resident model.
+# adds over loopback against the in-process call, what TLS adds to that hop (h2c vs TLS, same
+# run: pooled connections, and a new connection with its handshake; certificates made here with
+# openssl), the time to switch users (model loaded from the encrypted blobs) and the memory per
+# resident model.
 # Env: RUNS (3), SECS (5), BASE (a base model for a LoRA clone; default none: scratch model),
 # BUDGET (training seconds, 8), GHZ_CONCURRENCY ("8 64"; empty: no ghz), HOP_N (calls of the hop benchmark, 2000; a tenth for replies).
 set -euo pipefail
@@ -52,8 +54,16 @@ PY
 done
 "$tools/bin/grpcurl" -plaintext "$addr" whatstyle.ai.v1.AiService/ModelStatus | tr -d '\n ' ; echo
 kill "$pid"; wait "$pid" || true; pid=
-echo "== the gateway -> AI hop vs in-process; user switch; memory per resident model (median of $runs) =="
-for r in $(seq "$runs"); do ./build/bench_grpc_hop "$data" maya "${HOP_N:-2000}"; done > "$data/hop.jsonl"
+echo "== the gateway -> AI hop vs in-process; h2c vs TLS; user switch; memory per resident model (median of $runs) =="
+mkdir -p "$data/pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$data/pki/ca.key" \
+  -out "$data/pki/ca.pem" -days 1 -subj "/CN=bench ca" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$data/pki/node.key" \
+  -out "$data/pki/node.csr" -subj "/CN=node" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$data/pki/node.ext"
+openssl x509 -req -in "$data/pki/node.csr" -CA "$data/pki/ca.pem" -CAkey "$data/pki/ca.key" -CAcreateserial \
+  -out "$data/pki/node.pem" -days 1 -extfile "$data/pki/node.ext" 2>/dev/null
+for r in $(seq "$runs"); do ./build/bench_grpc_hop "$data" maya "${HOP_N:-2000}" "$data/pki"; done > "$data/hop.jsonl"
 python3 - "$data/hop.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -10,6 +10,11 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/mem.h"
+#include "core/deadline.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/progress.h"
+#include "core/tls.h"
 #include "core/trace.h"
 #include "grpc/grpc_client.h"
 #include "grpc/grpc_wire.h"
@@ -44,6 +49,7 @@ typedef struct gai {
     int n_ring;
     double budget, cooldown;
     const ws_jwt_key *key; /* borrowed; NULL = no token */
+    SSL_CTX *tls;          /* grpcs://: the client context (each channel holds a reference) */
 } gai;
 
 /* The call's metadata: a fresh token for user and the current traceparent. Returns how many
@@ -161,28 +167,35 @@ static bool admit(gai *g, node *n, double deadline)
     n->probing = true;
     pthread_mutex_unlock(&n->mu);
     ws_grpc_channel_reset(n->ch);
+    bool cut = deadline < ws_now_s() + PROBE_S; /* the caller's budget shortens the probe */
     bool ok = probe(n, deadline);
     pthread_mutex_lock(&n->mu);
     n->probing = false;
     if (ok)
         n->fails = 0;
-    else
+    else if (!cut || ws_now_s() < deadline) /* a probe cut short proves nothing: the next caller tries */
         n->open_until = ws_now_s() + jitter(g->cooldown);
     pthread_mutex_unlock(&n->mu);
     return ok;
 }
 
-static void record(gai *g, node *n, bool ok)
+/* Counts a call's outcome on the node's breaker; a failure (why: the transport's message,
+ * which names no user data) is logged when it starts a run of failures and when it opens the
+ * breaker. */
+static void record(gai *g, node *n, bool ok, const char *why)
 {
     pthread_mutex_lock(&n->mu);
-    if (ok) {
-        n->fails = 0;
-    } else if (++n->fails >= WS_AI_GRPC_BREAKER_FAILS) {
+    int fails = ok ? 0 : n->fails + 1;
+    n->fails = fails;
+    if (fails >= WS_AI_GRPC_BREAKER_FAILS)
         n->open_until = ws_now_s() + jitter(g->cooldown);
-    }
     pthread_mutex_unlock(&n->mu);
-    if (!ok)
-        ws_grpc_channel_reset(n->ch); /* its other pooled connections are likely dead too */
+    if (ok)
+        return;
+    if (fails == 1 || fails == WS_AI_GRPC_BREAKER_FAILS)
+        WS_LOG(WS_LOG_WARN, fails == 1 ? "ai.node_failed" : "ai.node_breaker_open", why ? why : "unavailable",
+               WS_LF_S("server.address", n->name), WS_LF_I("ai.node.failures", fails));
+    ws_grpc_channel_reset(n->ch); /* its other pooled connections are likely dead too */
 }
 
 static int map_status(const ws_grpc_result *res, ws_error *err)
@@ -202,11 +215,16 @@ static int map_status(const ws_grpc_result *res, ws_error *err)
 }
 
 /* One idempotent call for user: the user's node first, the next ones on UNAVAILABLE (with
- * jittered backoff), skipping nodes whose breaker is open, all within the time budget. */
+ * jittered backoff), skipping nodes whose breaker is open, all within the time budget: ours,
+ * or the request's own when it ends sooner (core/deadline.h). The budget running out is
+ * WS_ETIMEDOUT; no node reachable WS_EIO. */
 static int call(gai *g, const char *user, const char *path, const ProtobufCMessage *req, ws_buf *resp,
                 ws_error *err)
 {
-    double deadline = ws_now_s() + g->budget, backoff = 0.02;
+    double t0 = ws_now_s(), own = t0 + g->budget, deadline = ws_deadline_bound(own), backoff = 0.02;
+    bool theirs = deadline < own; /* the caller's budget binds: a timeout is not the node's fault */
+    if (deadline <= t0)
+        return ws_error_set(err, WS_ETIMEDOUT, "the request's time budget ran out before the AI call");
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = ws_xmalloc(len ? len : 1);
     protobuf_c_message_pack(req, buf);
@@ -226,11 +244,13 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
             tried = true;
             int st = ws_grpc_unary_md(nd->ch, path, md, n_md, buf, len, deadline, RESP_CAP, resp, &res);
             if (st != WS_GRPC_UNAVAILABLE && st != WS_GRPC_DEADLINE_EXCEEDED) {
-                record(g, nd, true);
+                record(g, nd, true, NULL);
                 answered = true;
                 break;
             }
-            record(g, nd, false);
+            if (st == WS_GRPC_DEADLINE_EXCEEDED && theirs)
+                break; /* the caller's budget is spent: the node is not to blame */
+            record(g, nd, false, res.message.data);
             double left = deadline - ws_now_s(), pause = jitter(backoff);
             sleep_s(pause < left ? pause : 0);
             backoff = backoff * 2 < 0.5 ? backoff * 2 : 0.5;
@@ -240,8 +260,11 @@ static int call(gai *g, const char *user, const char *path, const ProtobufCMessa
     }
     if (answered)
         rc = map_status(&res, err);
-    else if (res.status == WS_GRPC_UNAVAILABLE || res.status == WS_GRPC_DEADLINE_EXCEEDED)
-        rc = ws_error_set(err, WS_EIO, "no AI node answered within %.1f s (%s)", g->budget,
+    else if (res.status == WS_GRPC_DEADLINE_EXCEEDED)
+        rc = ws_error_set(err, WS_ETIMEDOUT, "the AI did not answer within the %s time budget (%.0f ms)",
+                          theirs ? "request's" : "AI call's", (deadline - t0) * 1000);
+    else if (res.status == WS_GRPC_UNAVAILABLE)
+        rc = ws_error_set(err, WS_EIO, "no AI node answered within %.1f s (%s)", deadline - t0,
                           res.message.data ? res.message.data : "unavailable");
     else
         rc = ws_error_set(err, WS_EIO, "every AI node is unavailable (circuit open)");
@@ -268,7 +291,7 @@ static void broadcast_reload(gai *g, const char *user)
         ws_grpc_result res = {0};
         if (ws_grpc_unary_md(g->nodes[i].ch, "/whatstyle.ai.v1.AiService/ReloadUserModel", md, n_md, buf, len,
                              ws_now_s() + RELOAD_S, 1024, &resp, &res) == WS_GRPC_UNAVAILABLE)
-            record(g, &g->nodes[i], false);
+            record(g, &g->nodes[i], false, res.message.data);
         ws_buf_free(&resp);
         ws_grpc_result_free(&res);
     }
@@ -374,6 +397,7 @@ static void g_destroy(ws_ai *ai)
         pthread_mutex_destroy(&g->nodes[i].mu);
     }
     ws_ai_free(g->local);
+    SSL_CTX_free(g->tls);
     free(g);
     free(ai);
 }
@@ -400,7 +424,7 @@ static int add_node(gai *g, const char *s, size_t len, ws_error *err)
     snprintf(host, sizeof host, "%s", h);
     node *n = &g->nodes[g->n];
     snprintf(n->name, sizeof n->name, "%s:%ld", host, port);
-    n->ch = ws_grpc_channel_new(host, (int)port);
+    n->ch = ws_grpc_channel_new_tls(host, (int)port, g->tls);
     pthread_mutex_init(&n->mu, NULL);
     for (int v = 0; v < VNODES; v++) {
         char key[240];
@@ -414,9 +438,10 @@ static int add_node(gai *g, const char *s, size_t len, ws_error *err)
 int ws_ai_grpc_new(const char *spec, ws_ai *local, const ws_ai_grpc_opts *opts, ws_ai **out, ws_error *err)
 {
     *out = NULL;
-    if (!spec || strncmp(spec, "grpc://", 7) != 0 || !local) {
+    bool tls = spec && !strncmp(spec, "grpcs://", 8);
+    if (!spec || (!tls && strncmp(spec, "grpc://", 7) != 0) || !local) {
         ws_ai_free(local);
-        return ws_error_set(err, WS_EINVAL, "--ai must be grpc://host:port[,host:port...]");
+        return ws_error_set(err, WS_EINVAL, "--ai must be grpc://host:port[,host:port...] (grpcs:// for TLS)");
     }
     gai *g = ws_xcalloc(1, sizeof *g);
     g->local = local;
@@ -424,7 +449,16 @@ int ws_ai_grpc_new(const char *spec, ws_ai *local, const ws_ai_grpc_opts *opts, 
     g->cooldown = opts && opts->breaker_cooldown_s > 0 ? opts->breaker_cooldown_s : 2.0;
     g->key = opts ? opts->sign_key : NULL;
     int rc = 0;
-    for (const char *p = spec + 7; !rc && *p;) {
+    if (tls) {
+        ws_tls_client_opts to = {.ca_file = opts ? opts->tls_ca : NULL,
+                                 .cert_file = opts ? opts->tls_cert : NULL,
+                                 .key_file = opts ? opts->tls_key : NULL,
+                                 .alpn = WS_TLS_ALPN_H2};
+        rc = ws_tls_client_ctx_new(&to, &g->tls, err);
+    } else if (opts && (opts->tls_ca || opts->tls_cert || opts->tls_key)) {
+        rc = ws_error_set(err, WS_EINVAL, "--ai-ca, --ai-cert and --ai-key need --ai grpcs://...");
+    }
+    for (const char *p = spec + (tls ? 8 : 7); !rc && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         rc = add_node(g, p, len, err);

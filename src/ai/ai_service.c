@@ -12,6 +12,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/progress.h"
+#include "core/tls.h"
 #include "core/trace.h"
 #include "core/utf8.h"
 #include "grpc/grpc_reflect.h"
@@ -58,6 +60,10 @@ static int authorize(const ws_ai_service *svc, ws_grpc_call *call, const char *u
     return WS_GRPC_OK;
 }
 
+/* The time the running call was given (its grpc-timeout) in ms, -1 without one: set by
+ * call_span, logged by call_end. Each call runs on its own thread. */
+static _Thread_local int64_t call_timeout_ms = -1;
+
 /* The call's server span, continuing the caller's traceparent (a new trace without one). */
 static ws_span *call_span(ws_grpc_call *call, const char *name)
 {
@@ -66,6 +72,10 @@ static ws_span *call_span(ws_grpc_call *call, const char *name)
     bool has = tp && ws_traceparent_parse(tp, strlen(tp), &remote) == 0;
     ws_span *sp = ws_span_begin(name, WS_SPAN_SERVER, has ? &remote : NULL);
     ws_span_attr_str(sp, "rpc.system", "grpc");
+    double d = ws_grpc_call_deadline(call), left = d > 0 ? d - ws_now_s() : -1;
+    call_timeout_ms = d > 0 ? (int64_t)(left > 0 ? left * 1000 + 0.5 : 0) : -1;
+    if (d > 0)
+        ws_span_attr_int(sp, "rpc.grpc.timeout_ms", call_timeout_ms);
     return sp;
 }
 
@@ -77,7 +87,8 @@ static int call_end(ws_span *sp, const char *method, int st)
     if (st != WS_GRPC_OK)
         ws_span_error(sp, ws_grpc_status_name(st));
     WS_LOG(WS_LOG_INFO, "ai.call", NULL, WS_LF_S("rpc.method", method),
-           WS_LF_S("rpc.grpc.status", ws_grpc_status_name(st)));
+           WS_LF_S("rpc.grpc.status", ws_grpc_status_name(st)),
+           call_timeout_ms >= 0 ? WS_LF_I("rpc.grpc.timeout_ms", call_timeout_ms) : (ws_log_field){.type = WS_LF_END});
     ws_span_end(sp);
     return st;
 }
@@ -450,7 +461,19 @@ int ws_ai_service_start(ws_ai *ai, const ws_ai_service_config *cfg, ws_ai_servic
                                 .keepalive_s = cfg ? cfg->keepalive_s : 0,
                                 .keepalive_timeout_s = cfg ? cfg->keepalive_timeout_s : 0,
                                 .drain_grace_s = cfg ? cfg->drain_grace_s : 0};
-    int rc = ws_grpc_server_start(&gc, &s->srv, err);
+    int rc = 0;
+    if (cfg && (cfg->tls_cert || cfg->tls_key)) {
+        ws_tls_server_opts to = {.cert_file = cfg->tls_cert,
+                                 .key_file = cfg->tls_key,
+                                 .client_ca_file = cfg->tls_client_ca,
+                                 .min_version = TLS1_2_VERSION,
+                                 .alpn = WS_TLS_ALPN_H2,
+                                 .alpn_required = true};
+        rc = ws_tls_server_ctx_new(&to, &gc.tls, err);
+    }
+    if (!rc)
+        rc = ws_grpc_server_start(&gc, &s->srv, err);
+    SSL_CTX_free(gc.tls); /* the server holds its own reference */
     if (rc) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);

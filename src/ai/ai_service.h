@@ -31,9 +31,12 @@ typedef struct ws_ai_service_config {
      * a valid one, PERMISSION_DENIED when its sub is not the request's user_id. NULL = calls are
      * not authenticated. Health and reflection stay open. */
     const ws_jwt_key *gateway_key;
+    /* TLS (docs/ai-service.md): the certificate chain and key (PEM) — NULL = h2c; with a client
+     * CA file, a client certificate signed by it is required (mTLS). TLS 1.2+, ALPN h2. */
+    const char *tls_cert, *tls_key, *tls_client_ca;
 } ws_ai_service_config;
 
-/* Starts serving. Errors: WS_EIO (cannot listen), WS_EINVAL. */
+/* Starts serving. Errors: WS_EIO (cannot listen), WS_EINVAL (also: TLS files unusable). */
 int ws_ai_service_start(ws_ai *ai, const ws_ai_service_config *cfg, ws_ai_service **out, ws_error *err);
 int ws_ai_service_port(const ws_ai_service *s);
 /* Health turns NOT_SERVING, GOAWAY is sent, calls in flight finish; returns at once. */

@@ -6,6 +6,8 @@
  *   whatstyle ai --listen HOST:PORT [--data DIR | --blobs URL] [--memory-budget MB]
  *                [--base-model PATH] [--max-message-kb N] [--keepalive-s S] [--drain-grace-s S]
  *                [--workers N] [--gateway-jwks FILE]
+ *                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
+ *                [--otlp-endpoint URL] [--trace-ratio R]
  *
  * Models are read where `whatstyle serve --data DIR` keeps them: encrypted in the blobs (DIR/blobs
  * or --blobs URL, master key as for serve), with private scratch under DIR/models. */
@@ -25,13 +27,14 @@
 #include "cli/commands.h"
 #include "core/buf.h"
 #include "core/file.h"
+#include "core/trace_export.h"
 #include "nn/base.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: whatstyle ai --listen HOST:PORT [--data DIR | --blobs URL] [options]\n"
-            "  --listen HOST:PORT     gRPC (h2c) address; port 0 picks a free one\n"
+            "  --listen HOST:PORT     gRPC address (h2c, or TLS with --tls-cert); port 0 picks a free one\n"
             "  --data DIR             where `serve --data DIR` keeps models (DIR/blobs, scratch DIR/models)\n"
             "  --blobs URL            file:DIR or s3://HOST/BUCKET (master key from WS_MASTER_KEY\n"
             "                         when there is no --data)\n"
@@ -43,7 +46,13 @@ static void usage(FILE *f)
             "  --workers N            replies computed at once, more wait their turn (cores)\n"
             "  --gateway-jwks FILE    the gateway's JWKS (GET /.well-known/jwks.json of `serve`): every\n"
             "                         call must carry a token it signed (without: calls are NOT\n"
-            "                         authenticated)\n");
+            "                         authenticated)\n"
+            "  --tls-cert PEM --tls-key PEM  serve gRPC over TLS (1.2+, ALPN h2): the certificate\n"
+            "                         chain and its key (gateways: serve --ai grpcs://... --ai-ca)\n"
+            "  --tls-client-ca PEM    require a client certificate signed by these CAs (mTLS)\n"
+            "  --otlp-endpoint URL    export traces over OTLP/HTTP (as serve; env\n"
+            "                         OTEL_EXPORTER_OTLP_ENDPOINT); calls continue the caller's trace\n"
+            "  --trace-ratio R        share of new traces recorded, 0..1 (0.01; env WS_TRACE_RATIO)\n");
 }
 
 static int split_listen(const char *s, char **host, int *port)
@@ -82,7 +91,8 @@ static int serve_until_signal(ws_ai *ai, const ws_ai_service_config *sc, const s
         fprintf(stderr, "whatstyle ai: %s\n", err.msg);
         return 1;
     }
-    printf("whatstyle ai: listening on %s:%d (gRPC, h2c)\n", sc->host, ws_ai_service_port(svc));
+    printf("whatstyle ai: listening on %s:%d (gRPC, %s)\n", sc->host, ws_ai_service_port(svc),
+           sc->tls_cert ? sc->tls_client_ca ? "TLS, client certificates required" : "TLS" : "h2c");
     fflush(stdout);
     int sig = 0;
     sigwait(set, &sig);
@@ -116,7 +126,7 @@ static int load_gateway_key(const char *path, ws_jwt_key **out)
 }
 
 typedef struct ai_opts {
-    const char *listen, *data, *blobs_url, *base, *jwks;
+    const char *listen, *data, *blobs_url, *base, *jwks, *tls_cert, *tls_key, *tls_ca, *otlp, *ratio;
     double budget_mb, msg_kb, keepalive, grace, workers;
 } ai_opts;
 
@@ -138,6 +148,16 @@ static int parse_opts(int argc, char **argv, ai_opts *o)
             o->blobs_url = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--gateway-jwks"))) {
             o->jwks = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-cert"))) {
+            o->tls_cert = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-key"))) {
+            o->tls_key = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-client-ca"))) {
+            o->tls_ca = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--otlp-endpoint"))) {
+            o->otlp = v;
+        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--trace-ratio"))) {
+            o->ratio = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--base-model"))) {
             o->base = v;
         } else if ((v = ws_cli_opt_value(argc, argv, &i, "--memory-budget"))) {
@@ -155,6 +175,10 @@ static int parse_opts(int argc, char **argv, ai_opts *o)
             bad = true;
         }
     }
+    if (!bad && (!!o->tls_cert != !!o->tls_key || (o->tls_ca && !o->tls_cert))) {
+        fprintf(stderr, "whatstyle ai: --tls-cert and --tls-key go together (--tls-client-ca needs them)\n");
+        bad = true;
+    }
     if (!bad && !o->data && !o->blobs_url && !getenv("WS_BLOBS_URL")) {
         fprintf(stderr, "whatstyle ai: --data DIR or --blobs URL is required\n");
         bad = true;
@@ -171,7 +195,10 @@ int ws_cmd_ai(int argc, char **argv)
     ws_ai_service_config sc = {.max_message = (size_t)(o.msg_kb * 1024),
                                .keepalive_s = o.keepalive,
                                .drain_grace_s = o.grace,
-                               .workers = (int)o.workers};
+                               .workers = (int)o.workers,
+                               .tls_cert = o.tls_cert,
+                               .tls_key = o.tls_key,
+                               .tls_client_ca = o.tls_ca};
     char *host = NULL;
     if (pr == 0 && (!o.listen || split_listen(o.listen, &host, &sc.port) != 0)) {
         fprintf(stderr, "whatstyle ai: --listen HOST:PORT is required\n");
@@ -185,6 +212,7 @@ int ws_cmd_ai(int argc, char **argv)
     const char *data = o.data;
     sc.host = host;
     int ret = 1;
+    bool tracing = false;
     ws_blobs *blobs = NULL;
     ws_ai *ai = NULL;
     ws_base *shared = NULL;
@@ -225,8 +253,14 @@ int ws_cmd_ai(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    int tr = ws_cli_tracing_start("ai", o.otlp, o.ratio, "whatstyle-ai");
+    if (tr < 0)
+        goto out;
+    tracing = tr == 1;
     ret = serve_until_signal(ai, &sc, &set);
 out:
+    if (tracing)
+        ws_trace_export_stop(); /* after the service: its last spans go out too */
     ws_ai_free(ai);
     if (shared)
         ws_base_release(shared);

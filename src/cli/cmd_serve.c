@@ -34,6 +34,7 @@ typedef struct serve_opts {
         *trace_ratio;
     char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
     char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
+    char *ai_ca, *ai_cert, *ai_key; /* --ai grpcs://: the nodes' CAs, our client certificate */
 } serve_opts;
 
 typedef struct opt_row {
@@ -67,7 +68,7 @@ static const opt_row opt_rows[] = {
     O(wa_secret_file, "whatsapp-app-secret-file"), O(wa_verify_token, "whatsapp-verify-token"),
     O(wa_graph_url, "whatsapp-graph-url"), O(wa_graph_version, "whatsapp-graph-version"),
     O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
-    O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"),
+    O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"), O(ai_ca, "ai-ca"), O(ai_cert, "ai-cert"), O(ai_key, "ai-key"),
     O(otlp_endpoint, "otlp-endpoint"), O(trace_ratio, "trace-ratio"),
 };
 
@@ -121,7 +122,11 @@ static void usage(FILE *f)
                "  --whatsapp-recipient-gap-ms N  least gap between replies to one contact (6000)\n"
                "  --ai grpc://H:P[,H:P]  reply from `whatstyle ai` nodes (consistent hashing, failover);\n"
                "                         training stays here (default: the in-process engine)\n"
-               "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000)\n"
+               "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000); a request's\n"
+               "                         X-Request-Timeout-Ms header shortens it (504 when it runs out)\n"
+               "  --ai-ca PEM            with --ai grpcs://H:P,...: the CAs of the nodes' certificates\n"
+               "                         (default: the system's); names and addresses are verified\n"
+               "  --ai-cert PEM --ai-key PEM  client certificate for nodes that require one (mTLS)\n"
                "  --otlp-endpoint URL    export traces over OTLP/HTTP to URL (e.g. http://jaeger:4318;\n"
                "                         env OTEL_EXPORTER_OTLP_ENDPOINT); default: no export\n"
                "  --trace-ratio R        share of new traces recorded, 0..1 (default 0.01; env\n"
@@ -376,8 +381,12 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         }
         cfg.service_key = service_key;
-        if (o.ai && ws_ai_grpc_new(o.ai, ai, &(ws_ai_grpc_opts){.budget_s = ai_ms / 1000.0, .sign_key = service_key},
-                                   &ai, &aerr)) {
+        ws_ai_grpc_opts go = {.budget_s = ai_ms / 1000.0,
+                              .sign_key = service_key,
+                              .tls_ca = o.ai_ca,
+                              .tls_cert = o.ai_cert,
+                              .tls_key = o.ai_key};
+        if (o.ai && ws_ai_grpc_new(o.ai, ai, &go, &ai, &aerr)) {
             fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
             ai = NULL; /* ws_ai_grpc_new freed the local engine */
             goto out;
@@ -394,19 +403,10 @@ int ws_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ws_error err = {0};
-    if (o.otlp_endpoint && *o.otlp_endpoint) {
-        char *end = NULL;
-        ws_trace_export_opts to = {.endpoint = o.otlp_endpoint, .service_name = "whatstyle-serve", .ratio = 0.01};
-        if (o.trace_ratio)
-            to.ratio = strtod(o.trace_ratio, &end);
-        if ((o.trace_ratio && (end == o.trace_ratio || *end)) || ws_trace_export_start(&to, &err) != 0) {
-            fprintf(stderr, "whatstyle serve: tracing: %s\n",
-                    err.msg[0] ? err.msg : "--trace-ratio must be a number in 0..1");
-            goto out;
-        }
-        tracing = true;
-        WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
-    }
+    int tr = ws_cli_tracing_start("serve", o.otlp_endpoint, o.trace_ratio, "whatstyle-serve");
+    if (tr < 0)
+        goto out;
+    tracing = tr == 1;
     if (ws_server_new(&cfg, &srv, &err) != 0 || ws_server_start(srv, &err) != 0) {
         WS_LOG(WS_LOG_ERROR, "server.start_failed", err.msg, WS_LF_S("error.type", ws_strerror(err.code)));
         ret = 1;

@@ -44,4 +44,10 @@ int ws_cli_keys_master(const char *action, int argc, char **argv);
  * past a separate one), or NULL. */
 const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name);
 
+/* Starts the OTLP/HTTP span exporter (core/trace_export.h) for a long-running role when an
+ * endpoint is given (else $OTEL_EXPORTER_OTLP_ENDPOINT) with the ratio (else $WS_TRACE_RATIO,
+ * else 0.01) under service_name. Returns 1 started (ws_trace_export_stop at exit), 0 no
+ * endpoint, -1 bad settings (message printed, prefixed "whatstyle <cmd>: "). */
+int ws_cli_tracing_start(const char *cmd, const char *endpoint, const char *ratio, const char *service_name);
+
 #endif

@@ -1,7 +1,11 @@
-/* Option parsing shared by the subcommands. */
+/* Option parsing and start-up steps shared by the subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/log.h"
+#include "core/trace_export.h"
 
 const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name)
 {
@@ -13,4 +17,25 @@ const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name)
     if (argv[*i][n] == '\0' && *i + 1 < argc)
         return argv[++*i];
     return NULL;
+}
+
+int ws_cli_tracing_start(const char *cmd, const char *endpoint, const char *ratio, const char *service_name)
+{
+    if (!endpoint || !*endpoint)
+        endpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if (!ratio || !*ratio)
+        ratio = getenv("WS_TRACE_RATIO");
+    if (!endpoint || !*endpoint)
+        return 0;
+    char *end = NULL;
+    ws_error err = {0};
+    ws_trace_export_opts to = {.endpoint = endpoint, .service_name = service_name, .ratio = 0.01};
+    if (ratio && *ratio)
+        to.ratio = strtod(ratio, &end);
+    if ((ratio && *ratio && (end == ratio || *end)) || ws_trace_export_start(&to, &err) != 0) {
+        fprintf(stderr, "whatstyle %s: tracing: %s\n", cmd, err.msg[0] ? err.msg : "--trace-ratio must be a number in 0..1");
+        return -1;
+    }
+    WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
+    return 1;
 }

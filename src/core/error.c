@@ -21,6 +21,7 @@ const char *ws_strerror(int code)
     case WS_ECONFLICT: return "conflict";
     case WS_EPERM: return "not permitted";
     case WS_EINTERNAL: return "internal error";
+    case WS_ETIMEDOUT: return "deadline exceeded";
     }
     return "unknown error";
 }

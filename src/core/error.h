@@ -23,6 +23,7 @@ enum {
     WS_ECONFLICT = -11,  /* state does not allow this now */
     WS_EPERM = -12,      /* not allowed */
     WS_EINTERNAL = -13,  /* a bug */
+    WS_ETIMEDOUT = -14,  /* the time budget ran out before an answer (core/deadline.h) */
 };
 
 #define WS_ERROR_MSG_MAX 512

@@ -17,14 +17,17 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/progress.h"
+#include "grpc/grpc_io.h"
 #include "grpc/grpc_wire.h"
 
 #define POOL_MAX 64
 
 typedef struct cconn {
-    int fd;
+    ws_grpc_io io;
     nghttp2_session *h2;
-    bool dead; /* the connection cannot carry another call */
+    bool dead;     /* the connection cannot carry another call */
+    bool heard;    /* the server sent a frame (it speaks HTTP/2) */
     /* the call in progress */
     int32_t sid;
     const uint8_t *body; /* framed request */
@@ -40,6 +43,7 @@ typedef struct cconn {
 struct ws_grpc_channel {
     char *host, authority[300];
     int port;
+    SSL_CTX *tls; /* a reference; NULL = h2c */
     pthread_mutex_t mu;
     cconn *idle[POOL_MAX];
     int n_idle;
@@ -47,9 +51,16 @@ struct ws_grpc_channel {
 
 ws_grpc_channel *ws_grpc_channel_new(const char *host, int port)
 {
+    return ws_grpc_channel_new_tls(host, port, NULL);
+}
+
+ws_grpc_channel *ws_grpc_channel_new_tls(const char *host, int port, SSL_CTX *tls)
+{
     ws_grpc_channel *ch = ws_xcalloc(1, sizeof *ch);
     ch->host = ws_xstrdup(host);
     ch->port = port;
+    if (tls && SSL_CTX_up_ref(tls) == 1)
+        ch->tls = tls;
     snprintf(ch->authority, sizeof ch->authority, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     pthread_mutex_init(&ch->mu, NULL);
     return ch;
@@ -61,8 +72,7 @@ static void cconn_free(cconn *c)
         return;
     if (c->h2)
         nghttp2_session_del(c->h2);
-    if (c->fd >= 0)
-        close(c->fd);
+    ws_grpc_io_close(&c->io);
     ws_grpc_deframer_free(&c->df);
     free(c);
 }
@@ -85,6 +95,7 @@ void ws_grpc_channel_free(ws_grpc_channel *ch)
         return;
     ws_grpc_channel_reset(ch);
     pthread_mutex_destroy(&ch->mu);
+    SSL_CTX_free(ch->tls);
     free(ch->host);
     free(ch);
 }
@@ -149,8 +160,10 @@ static int c_on_close(nghttp2_session *s, int32_t sid, uint32_t code, void *user
 
 static int c_on_frame(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
+    cconn *c = user;
+    c->heard = true;
     if (frame->hd.type == NGHTTP2_GOAWAY)
-        ((cconn *)user)->dead = true; /* finish what runs; no new calls on it */
+        c->dead = true; /* finish what runs; no new calls on it */
     return 0;
 }
 
@@ -197,19 +210,25 @@ static int connect_to(const char *host, int port, double deadline)
         close(fd);
         return -1;
     }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 
-static cconn *cconn_new(ws_grpc_channel *ch, double deadline)
+/* A new connection (TCP, then TLS with a TLS channel); NULL with the reason in why. */
+static cconn *cconn_new(ws_grpc_channel *ch, double deadline, char *why, size_t cap)
 {
     int fd = connect_to(ch->host, ch->port, deadline);
-    if (fd < 0)
+    if (fd < 0) {
+        snprintf(why, cap, "cannot connect");
         return NULL;
+    }
     cconn *c = ws_xcalloc(1, sizeof *c);
-    c->fd = fd;
+    if (!ws_grpc_io_init(&c->io, fd, ch->tls, false, ch->host) || !ws_grpc_io_handshake(&c->io, deadline)) {
+        snprintf(why, cap, "TLS with %.200s failed: %.200s", ch->authority, c->io.why);
+        cconn_free(c);
+        return NULL;
+    }
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_header_callback(cb, c_on_header);
@@ -221,6 +240,7 @@ static cconn *cconn_new(ws_grpc_channel *ch, double deadline)
     if (rc != 0) {
         c->h2 = NULL;
         cconn_free(c);
+        snprintf(why, cap, "cannot start HTTP/2");
         return NULL;
     }
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
@@ -233,46 +253,47 @@ static bool c_run(cconn *c, double deadline, bool *timed_out)
 {
     uint8_t buf[16384];
     while (!c->closed) {
-        if (!ws_grpc_h2_flush(c->h2, c->fd))
+        if (!ws_grpc_h2_flush(c->h2, &c->io))
             return false;
         double left = deadline - ws_now_s();
         if (left <= 0) {
             *timed_out = true;
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
-            if (!ws_grpc_h2_flush(c->h2, c->fd))
+            if (!ws_grpc_h2_flush(c->h2, &c->io))
                 c->dead = true;
             return true;
         }
-        struct pollfd pf = {c->fd, POLLIN, 0};
-        int n = poll(&pf, 1, (int)(left * 1000) + 1);
-        if (n < 0 && errno != EINTR)
-            return false;
-        if (n <= 0)
-            continue;
-        ssize_t r = recv(c->fd, buf, sizeof buf, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0)
+        if (!ws_grpc_io_pending(&c->io)) {
+            struct pollfd pf = {c->io.fd, POLLIN, 0};
+            int n = poll(&pf, 1, (int)(left * 1000) + 1);
+            if (n < 0 && errno != EINTR)
+                return false;
+            if (n <= 0)
+                continue;
+        }
+        ssize_t r = ws_grpc_io_read(&c->io, buf, sizeof buf);
+        if (r < 0 || (r > 0 && nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0))
             return false;
     }
-    return ws_grpc_h2_flush(c->h2, c->fd);
+    return ws_grpc_h2_flush(c->h2, &c->io);
 }
 
 /* Reads what an idle connection received meanwhile (pings, GOAWAY, EOF); false when it is
  * no longer usable. */
 static bool still_good(cconn *c)
 {
-    struct pollfd pf = {c->fd, POLLIN, 0};
     uint8_t buf[4096];
-    while (!c->dead && poll(&pf, 1, 0) == 1) {
-        ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r <= 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0)
+    while (!c->dead) {
+        ssize_t r = ws_grpc_io_read(&c->io, buf, sizeof buf);
+        if (r == 0)
+            break;
+        if (r < 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0)
             return false;
     }
-    return !c->dead && ws_grpc_h2_flush(c->h2, c->fd);
+    return !c->dead && ws_grpc_h2_flush(c->h2, &c->io);
 }
 
-static cconn *take(ws_grpc_channel *ch, double deadline, bool *pooled)
+static cconn *take(ws_grpc_channel *ch, double deadline, bool *pooled, char *why, size_t cap)
 {
     for (;;) {
         pthread_mutex_lock(&ch->mu);
@@ -287,7 +308,7 @@ static cconn *take(ws_grpc_channel *ch, double deadline, bool *pooled)
         cconn_free(c);
     }
     *pooled = false;
-    return cconn_new(ch, deadline);
+    return cconn_new(ch, deadline, why, cap);
 }
 
 static void give_back(ws_grpc_channel *ch, cconn *c)
@@ -301,6 +322,17 @@ static void give_back(ws_grpc_channel *ch, cconn *c)
         pthread_mutex_unlock(&ch->mu);
     }
     cconn_free(c);
+}
+
+/* Why a connection failed during a call, for the caller's message. */
+static void conn_failure(const ws_grpc_channel *ch, const cconn *c, bool pooled, char *why, size_t cap)
+{
+    if (!c->heard && !ch->tls)
+        snprintf(why, cap, "the server at %.200s closed the connection before speaking HTTP/2 (a TLS port? use "
+                           "grpcs://)", ch->authority);
+    else
+        snprintf(why, cap, "%s: %.200s", pooled ? "the connection was lost" : "the connection failed",
+                 c->io.why[0] ? c->io.why : "unknown error");
 }
 
 static int fail(ws_grpc_result *res, int status, const char *msg)
@@ -330,9 +362,10 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
     if (ws_now_s() >= deadline)
         return fail(res, WS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded before the call");
     bool pooled;
-    cconn *c = take(ch, deadline, &pooled);
+    char why[512];
+    cconn *c = take(ch, deadline, &pooled, why, sizeof why);
     if (!c)
-        return fail(res, WS_GRPC_UNAVAILABLE, "cannot connect");
+        return fail(res, WS_GRPC_UNAVAILABLE, why);
     ws_buf body = WS_BUF_INIT;
     ws_grpc_frame(&body, req, len);
     c->body = (const uint8_t *)body.data;
@@ -350,7 +383,7 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
     nghttp2_nv nv[7 + MD_MAX] = {
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
         NV(":method", "POST"),
-        NV(":scheme", "http"),
+        NV(":scheme", ch->tls ? "https" : "http"),
         NV(":path", path),
         NV(":authority", ch->authority),
         NV("content-type", "application/grpc"),
@@ -366,7 +399,8 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
     res->sent = c->body_off > 0;
     if (!ok) {
         c->dead = true;
-        fail(res, WS_GRPC_UNAVAILABLE, pooled ? "the connection was lost" : "the connection failed");
+        conn_failure(ch, c, pooled, why, sizeof why);
+        fail(res, WS_GRPC_UNAVAILABLE, why);
     } else if (timed_out) {
         fail(res, WS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
     } else if (c->close_code == NGHTTP2_REFUSED_STREAM) {

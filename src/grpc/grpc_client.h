@@ -1,16 +1,21 @@
-/* A gRPC client over HTTP/2 cleartext (nghttp2) for unary calls: a channel to one host:port
- * keeps a pool of connections, each carrying one call at a time driven by the calling thread
+/* A gRPC client over HTTP/2 (nghttp2), cleartext (h2c) or TLS (h2 by ALPN, the server's
+ * certificate and host name verified), for unary calls: a channel to one host:port keeps a
+ * pool of connections, each carrying one call at a time driven by the calling thread
  * (no hand-off to another thread: the added latency is one loopback round trip). Calls carry
  * their deadline as grpc-timeout and are cancelled with RST_STREAM when it passes.
  *
  * Ownership: a channel belongs to the caller (ws_grpc_channel_free); it is thread-safe (any
- * number of threads may call at once; each takes its own connection). */
+ * number of threads may call at once; each takes its own connection). A TLS channel holds its
+ * own reference on the SSL_CTX. With TLS the process must ignore SIGPIPE (OpenSSL writes to the
+ * socket with write()). */
 #ifndef WS_GRPC_GRPC_CLIENT_H
 #define WS_GRPC_GRPC_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/ssl.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -19,6 +24,11 @@ typedef struct ws_grpc_channel ws_grpc_channel;
 
 /* host is a name or address (no brackets for IPv6). Nothing is connected yet. */
 ws_grpc_channel *ws_grpc_channel_new(const char *host, int port);
+/* The same over TLS with a client context (core/tls.h: ws_tls_client_ctx_new, ALPN h2) when
+ * tls is not NULL: the server's certificate must verify and name host. A TLS failure ends the
+ * call UNAVAILABLE with the reason ("the certificate did not verify: certificate has
+ * expired", ...) in its message. */
+ws_grpc_channel *ws_grpc_channel_new_tls(const char *host, int port, SSL_CTX *tls);
 void ws_grpc_channel_free(ws_grpc_channel *ch); /* NULL is a no-op */
 /* Closes the pooled connections (after the peer was found dead). */
 void ws_grpc_channel_reset(ws_grpc_channel *ch);

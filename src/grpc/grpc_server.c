@@ -22,11 +22,15 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/progress.h"
+#include "core/log.h"
+#include "grpc/grpc_io.h"
 #include "grpc/grpc_wire.h"
 
 #define PATH_MAX_LEN 256
 #define HEADER_LIST_MAX 16384
 #define MAX_CONNS 1024
+#define HANDSHAKE_S 10.0 /* a TLS client must finish its handshake within */
 
 typedef struct conn conn;
 
@@ -58,6 +62,7 @@ struct ws_grpc_call {
 
 struct conn {
     ws_grpc_server *srv;
+    ws_grpc_io io; /* the socket, and TLS on it (set up by the connection thread) */
     int fd, wake;
     nghttp2_session *h2;
     pthread_mutex_t mu;
@@ -589,22 +594,78 @@ static int session_new(conn *c)
     return 0;
 }
 
+/* After a failed handshake: our alert must reach the client before the socket closes, but
+ * closing with its bytes unread would send a reset that destroys the alert in flight; so stop
+ * writing and read what comes until it closes too (at most a second). */
+static void linger_close(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    uint8_t buf[4096];
+    double end = ws_now_s() + 1.0;
+    for (double left; (left = end - ws_now_s()) > 0;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0 || recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+            break;
+    }
+}
+
+/* The TLS handshake of a new connection (no-op in the clear); a failure is logged (the
+ * reason and the peer's address: no certificate contents, no data). */
+static bool conn_handshake(conn *c)
+{
+    if (!ws_grpc_io_init(&c->io, c->fd, c->srv->cfg.tls, true, NULL) ||
+        !ws_grpc_io_handshake(&c->io, ws_now_s() + HANDSHAKE_S)) {
+        char addr[INET6_ADDRSTRLEN] = "?";
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+            inet_ntop(ss.ss_family,
+                      ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                               : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
+                      addr, sizeof addr);
+        WS_LOG(WS_LOG_WARN, "grpc.tls_failed", c->io.why, WS_LF_S("client.address", addr));
+        linger_close(c->fd);
+        return false;
+    }
+    return true;
+}
+
+/* Reads what the peer sent into the session (all TLS holds, too); false when the connection
+ * is over. */
+static bool conn_read(conn *c, uint8_t *buf, size_t cap)
+{
+    for (int i = 0; i < 64; i++) {
+        ssize_t r = ws_grpc_io_read(&c->io, buf, cap);
+        if (r < 0)
+            return false;
+        if (r == 0)
+            return true;
+        c->last_recv = ws_now_s();
+        if (nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0) {
+            ws_grpc_h2_flush(c->h2, &c->io); /* nghttp2 queued a GOAWAY */
+            return false;
+        }
+    }
+    return true;
+}
+
 static void *conn_main(void *p)
 {
     conn *c = p;
     uint8_t buf[16384];
+    c->io.fd = -1;
     c->last_recv = ws_now_s();
-    if (session_new(c) != 0)
+    if (!conn_handshake(c) || session_new(c) != 0)
         goto out;
     for (;;) {
         int timeout = housekeeping(c);
         pump_all(c);
-        if (!ws_grpc_h2_flush(c->h2, c->fd) || timeout == -2)
+        if (!ws_grpc_h2_flush(c->h2, &c->io) || timeout == -2)
             break;
         if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
             break;
         struct pollfd pf[2] = {{c->fd, POLLIN, 0}, {c->wake, POLLIN, 0}};
-        int n = poll(pf, 2, timeout);
+        int n = poll(pf, 2, ws_grpc_io_pending(&c->io) ? 0 : timeout);
         if (n < 0 && errno != EINTR)
             break;
         if (pf[1].revents & POLLIN) {
@@ -612,18 +673,9 @@ static void *conn_main(void *p)
             ssize_t r = read(c->wake, &v, sizeof v);
             (void)r;
         }
-        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t r = recv(c->fd, buf, sizeof buf, 0);
-            if (r <= 0 && !(r < 0 && errno == EINTR))
-                break;
-            if (r > 0) {
-                c->last_recv = ws_now_s();
-                if (nghttp2_session_mem_recv(c->h2, buf, (size_t)r) < 0) {
-                    ws_grpc_h2_flush(c->h2, c->fd); /* nghttp2 queued a GOAWAY */
-                    break;
-                }
-            }
-        }
+        if (((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) || ws_grpc_io_pending(&c->io)) &&
+            !conn_read(c, buf, sizeof buf))
+            break;
     }
 out:
     shutdown(c->fd, SHUT_RDWR);
@@ -644,7 +696,10 @@ out:
     pthread_mutex_lock(&c->mu);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    close(c->fd);
+    if (c->io.fd >= 0)
+        ws_grpc_io_close(&c->io); /* closes the socket */
+    else
+        close(c->fd);
     ws_grpc_server *s = c->srv;
     pthread_mutex_lock(&s->mu);
     for (conn **pp = &s->conns; *pp; pp = &(*pp)->next)
@@ -753,6 +808,8 @@ int ws_grpc_server_start(const ws_grpc_server_config *cfg, ws_grpc_server **out,
         return ws_error_set(err, WS_EINVAL, "no gRPC methods");
     ws_grpc_server *s = ws_xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    if (s->cfg.tls && SSL_CTX_up_ref(s->cfg.tls) != 1)
+        s->cfg.tls = NULL;
     if (!s->cfg.max_recv_message)
         s->cfg.max_recv_message = 4u << 20;
     if (!s->cfg.max_send_message)
@@ -778,6 +835,7 @@ int ws_grpc_server_start(const ws_grpc_server_config *cfg, ws_grpc_server **out,
 fail:
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    SSL_CTX_free(s->cfg.tls);
     free(s);
     return rc;
 }
@@ -825,5 +883,6 @@ void ws_grpc_server_free(ws_grpc_server *s)
     ws_grpc_server_wait(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    SSL_CTX_free(s->cfg.tls);
     free(s);
 }

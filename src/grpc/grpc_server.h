@@ -1,5 +1,6 @@
-/* A gRPC server over HTTP/2 cleartext (h2c, prior knowledge) on nghttp2: one thread per
- * connection runs the nghttp2 session; each unary or server-streaming call runs its handler on
+/* A gRPC server over HTTP/2 on nghttp2, cleartext (h2c, prior knowledge) or TLS (h2 by ALPN;
+ * the handshake runs on the connection's thread, a failed one is logged as grpc.tls_failed):
+ * one thread per connection runs the nghttp2 session; each unary or server-streaming call runs its handler on
  * its own thread, which sends messages back through the connection thread. Implements the wire
  * protocol of gRPC over HTTP/2: length-prefixed messages across DATA frames, grpc-status and
  * grpc-message trailers, Trailers-Only responses for calls that fail before any message,
@@ -10,7 +11,8 @@
  * flight finished (cancelled after a grace period).
  *
  * Ownership: the server belongs to the caller (ws_grpc_server_free after ws_grpc_server_wait);
- * the method table and its arg are borrowed and must outlive it. A ws_grpc_call is valid only
+ * the method table and its arg are borrowed and must outlive it; the server holds its own
+ * reference on the TLS context. With TLS the process must ignore SIGPIPE. A ws_grpc_call is valid only
  * inside the handler it was given to. */
 #ifndef WS_GRPC_GRPC_SERVER_H
 #define WS_GRPC_GRPC_SERVER_H
@@ -18,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/ssl.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -55,6 +59,8 @@ typedef struct ws_grpc_server_config {
     double keepalive_s;         /* ping an idle connection after this long; 0 = 60 s */
     double keepalive_timeout_s; /* close it when the ping is not answered within; 0 = 20 s */
     double drain_grace_s;       /* on drain, cancel calls still running after; 0 = 10 s */
+    SSL_CTX *tls;               /* NULL = h2c; else TLS (core/tls.h: ws_tls_server_ctx_new with
+                                 * ALPN h2 required) */
 } ws_grpc_server_config;
 
 /* Binds, listens and starts accepting. Errors: WS_EIO (cannot bind), WS_EINVAL. */

@@ -1,11 +1,8 @@
 /* gRPC's message framing, timeouts, status names and grpc-message encoding (see grpc_wire.h). */
 #include "grpc/grpc_wire.h"
 
-#include <errno.h>
-#include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "core/hex.h"
 
@@ -156,26 +153,7 @@ int ws_grpc_status_of(int ws_code)
     case WS_EPERM:
     case WS_EUNSAFE: return WS_GRPC_PERMISSION_DENIED;
     case WS_EIO: return WS_GRPC_UNAVAILABLE;
+    case WS_ETIMEDOUT: return WS_GRPC_DEADLINE_EXCEEDED;
     default: return WS_GRPC_INTERNAL;
-    }
-}
-
-bool ws_grpc_h2_flush(struct nghttp2_session *h2, int fd)
-{
-    for (;;) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(h2, &data);
-        if (n < 0)
-            return false;
-        if (n == 0)
-            return true;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = send(fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return false;
-            off += w;
-        }
     }
 }

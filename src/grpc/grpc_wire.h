@@ -76,9 +76,4 @@ const char *ws_grpc_status_name(int status);
 /* The gRPC status for a WS_E* code (WS_ENOENT → NOT_FOUND, WS_EINVAL → INVALID_ARGUMENT, ...). */
 int ws_grpc_status_of(int ws_code);
 
-/* Sends everything the nghttp2 session has queued to the (blocking) socket fd, client or
- * server side alike. false on a session error or when the peer is gone. */
-struct nghttp2_session;
-bool ws_grpc_h2_flush(struct nghttp2_session *h2, int fd);
-
 #endif

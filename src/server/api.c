@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/hex.h"
 #include "core/log.h"
+#include "core/deadline.h"
 #include "core/mem.h"
 #include "core/trace.h"
 
@@ -103,6 +104,26 @@ static int rate_check(ws_http_ctx *ctx, ws_req *r)
     return 0;
 }
 
+/* The request's own time budget from X-Request-Timeout-Ms (milliseconds from its arrival,
+ * capped at WS_REQUEST_TIMEOUT_MAX_MS): r->deadline, 0 without the header. 1 when the value is
+ * malformed (400 written). */
+static int request_deadline(ws_http_ctx *ctx, ws_req *r)
+{
+    const ws_http_slice *h = ws_http_find_header(ctx->req, "X-Request-Timeout-Ms");
+    if (!h)
+        return 0;
+    long long ms = 0;
+    size_t i = 0;
+    for (; i < h->len && i < 10 && h->p[i] >= '0' && h->p[i] <= '9'; i++)
+        ms = ms * 10 + (h->p[i] - '0');
+    if (i == 0 || i != h->len || ms < 1) {
+        ws_http_error(ctx, 400, "invalid_timeout", "X-Request-Timeout-Ms must be a positive number of milliseconds");
+        return 1;
+    }
+    r->deadline = r->t0 + (double)(ms < WS_REQUEST_TIMEOUT_MAX_MS ? ms : WS_REQUEST_TIMEOUT_MAX_MS) / 1000.0;
+    return 0;
+}
+
 int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
 {
     ws_server *s = ctx->app;
@@ -111,6 +132,9 @@ int ws_srv_begin(ws_http_ctx *ctx, ws_req **out)
         r = ws_arena_calloc(ctx->arena, sizeof *r);
         r->t0 = ctx->start_s;
         ctx->scratch = r;
+        *out = r;
+        if (request_deadline(ctx, r))
+            return 1;
     }
     *out = r;
     if (r->phase == 0) {
@@ -250,6 +274,15 @@ static void reply_cache_key(const ws_req *r, const char *message, const ws_ai_tu
     ws_hex_encode(d, fit < dl ? fit : dl, out + n);
 }
 
+/* 504 when the request's own time budget is spent before its AI call. */
+static bool budget_gone(const ws_req *r, ws_op_error *e)
+{
+    if (!(r->deadline > 0 && ws_now_s() >= r->deadline))
+        return false;
+    op_fail(e, 504, "deadline_exceeded", "the request's time budget (X-Request-Timeout-Ms) ran out before the AI call");
+    return true;
+}
+
 static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double confidence, bool fallback,
                        bool cached, const char *model_version, double ms)
 {
@@ -320,19 +353,27 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
         op_fail(e, 503, "ai_unavailable", "no AI engine is configured in this server");
         return 1;
     }
+    if (budget_gone(r, e))
+        return 1;
     ws_ai_reply ar = {0};
     ws_error err = {0};
     ws_metric_add(s->m_ai_calls, 1);
-    double a0 = ws_now_s();
+    double a0 = ws_now_s(), prev = ws_deadline_set(r->deadline); /* the AI call ends by then */
     ws_span *as = ws_span_begin_child("ai generate", WS_SPAN_CLIENT);
     ws_span_attr_int(as, "ai.context_turns", (int64_t)n_context);
     int rc = s->ai->ops->generate(s->ai, r->p.user_id, message, context, n_context, &ar, &err);
     if (rc != 0 && rc != WS_ENOENT)
         ws_span_error(as, "ai call failed");
     ws_span_end(as);
+    ws_deadline_set(prev);
     ws_metric_observe(s->m_ai_latency, ws_now_s() - a0);
     if (rc == WS_ENOENT) {
         op_fail(e, 409, "no_model", "no trained model yet");
+        return 1;
+    }
+    if (rc == WS_ETIMEDOUT) {
+        ws_metric_add(s->m_ai_errors, 1);
+        op_fail(e, 504, "deadline_exceeded", "%s", err.msg);
         return 1;
     }
     if (rc == WS_EIO) { /* the AI service did not answer in time (Retry-After: op_result) */
@@ -580,11 +621,20 @@ int ws_op_style_profile(ws_server *s, ws_req *r, ws_buf *out, ws_op_error *e)
         op_fail(e, 503, "ai_unavailable", "no AI engine is configured in this server");
         return 1;
     }
+    if (budget_gone(r, e))
+        return 1;
     char *json = NULL;
     ws_error err = {0};
+    double prev = ws_deadline_set(r->deadline);
     int rc = s->ai->ops->style_profile(s->ai, r->p.user_id, &json, &err);
+    ws_deadline_set(prev);
     if (rc == WS_ENOENT) {
         op_fail(e, 409, "no_model", "no trained model yet");
+        return 1;
+    }
+    if (rc == WS_ETIMEDOUT) {
+        free(json);
+        op_fail(e, 504, "deadline_exceeded", "%s", err.msg);
         return 1;
     }
     if (rc == WS_EIO) {

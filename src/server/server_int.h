@@ -136,11 +136,15 @@ int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, boo
 void ws_srv_writer_flush(ws_server *s, int timeout_ms);
 
 /* ---- request prologue (api.c) ---- */
+/* X-Request-Timeout-Ms beyond this is taken as this (10 minutes). */
+#define WS_REQUEST_TIMEOUT_MAX_MS 600000
+
 typedef struct ws_req {
     int phase; /* 0 fresh, 1 authenticated, 2 rate limits passed */
     ws_principal p;
     char model_version[WS_MODEL_VERSION_MAX + 1];
     double t0;         /* monotonic start of the request */
+    double deadline;   /* the request's own time budget (X-Request-Timeout-Ms) ends; 0 = none */
     bool miss_counted; /* reply: the cache lookup missed already (loop run) */
     const char *sid, *csrf; /* dashboard session (session.c): arena strings; NULL with a key */
 } ws_req;
