@@ -380,7 +380,7 @@ static void g_destroy(ws_ai *ai)
 }
 
 static const ws_ai_ops grpc_ops = {g_generate, g_train,   g_reload, g_style_profile,
-                                   g_forget,   g_destroy, NULL,     NULL};
+                                   g_forget,   g_destroy, NULL,     NULL, NULL};
 
 /* Parses one "host:port" or "[v6]:port" of the spec into the next node. */
 static int add_node(gai *g, const char *s, size_t len, ws_error *err)

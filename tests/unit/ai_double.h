@@ -188,7 +188,7 @@ static void cai_destroy(ws_ai *ai)
 }
 
 static const ws_ai_ops cai_ops = {cai_generate, cai_train,   cai_reload, cai_profile,
-                                  cai_forget,   cai_destroy, NULL,       NULL};
+                                  cai_forget,   cai_destroy, NULL,       NULL, NULL};
 
 static inline counting_ai *counting_ai_new(void)
 {
