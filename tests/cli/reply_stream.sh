@@ -40,9 +40,9 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 [ "$status" = completed ] || fail "training job ended as '$status'"
-python3 - "$base" "$key" <<'PY' || fail "streaming"
+cat > "$data/sse.py" <<'PY'
 import http.client, json, sys, time, urllib.parse
-base, key = sys.argv[1], sys.argv[2]
+base, key, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 u = urllib.parse.urlparse(base)
 
 def sse(body, headers=None, stop_after=None):
@@ -74,6 +74,8 @@ def sse(body, headers=None, stop_after=None):
 
 msgs = ["are you coming to the barbecue on saturday?", "what are you doing tonight?", "did you see the game??",
         "who is bringing the snacks", "omg did u hear about the concert"]
+if mode == "grpc":   # through the gateway's gRPC client: fresh messages (not in the cache)
+    msgs = [m + " (again)" for m in msgs[:3]]
 spelled = 0
 for m in msgs:
     evs = sse({"message": m, "stream": True})
@@ -93,7 +95,9 @@ for m in msgs:
     again = sse({"message": m, "stream": True})
     assert [e[0] for e in again] == ["token", "done"], again
     assert again[1][1]["cached"] and again[0][1]["text"] == again[1][1]["reply"] == done["reply"], again
-print("streamed %d replies, %d spelled by their tokens" % (len(msgs), spelled))
+print("%s: streamed %d replies, %d spelled by their tokens" % (mode, len(msgs), spelled))
+if mode == "grpc":
+    sys.exit(0)
 # Accept: text/event-stream without the flag
 evs = sse({"message": "see you at the park later?"}, {"Accept": "text/event-stream"})
 assert evs[-1][0] == "done", evs
@@ -107,6 +111,19 @@ texts = [x.get("message") for x in conv.get("conversations", conv.get("items", [
 for m in msgs:
     assert m in texts, (m, texts)
 PY
+python3 "$data/sse.py" "$base" "$key" local || fail "streaming (in-process AI)"
 curl -sf "$base/healthz" >/dev/null || fail "server down after a client left mid-stream"
 kill -TERM $pid; wait $pid || true; pid=
+# the same through `whatstyle ai`: the gateway's gRPC client consumes StreamResponse
+aport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+"$bin" ai --listen "127.0.0.1:$aport" --data "$data" > "$data/ai.out" 2> "$data/ai.err" &
+apid=$!
+for _ in $(seq 100); do grep -q listening "$data/ai.out" 2>/dev/null && break; sleep 0.1; done
+"$bin" serve --port "$port" --host 127.0.0.1 --data "$data" --ai "grpc://127.0.0.1:$aport" >> "$data/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
+python3 "$data/sse.py" "$base" "$key" grpc || { kill -9 $apid; fail "streaming (gRPC AI): $(tail -5 "$data/ai.err")"; }
+kill -TERM $pid; wait $pid || true; pid=
+grep -q 'StreamResponse' "$data/ai.out" "$data/ai.err" || { kill -9 $apid; fail "the AI node served no StreamResponse"; }
+kill -TERM $apid; wait $apid || true
 echo ok
