@@ -72,7 +72,7 @@ static void stream(void)
     ws_error err = {0};
     ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
     int generated = 0, fallbacks = 0;
-    for (uint64_t seed = 1; seed <= 30; seed++) {
+    for (uint64_t seed = 1; seed <= 120 && generated < 3; seed++) {
         collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
         ws_clone_answer a;
         ws_clone_reply_opts ro = {.seed = seed, .no_fallback = seed % 3 != 0};
