@@ -77,6 +77,8 @@ print("streamed: %d of 5 spelled by their pieces" % spelled)
 it = ai.StreamResponse(ai_pb2.GenerateRequest(user_id="maya", message="tell me a long story please"), timeout=30)
 first = next(it)
 it.cancel()
+c = code_of(lambda: list(ai.StreamResponse(req, timeout=0.002)))
+check("stream deadline exceeded", c == grpc.StatusCode.DEADLINE_EXCEEDED, c)
 check("stream cancelled after its first piece", not first.done and code_of(lambda: list(it)) == grpc.StatusCode.CANCELLED)
 
 # concurrency: 16 calls at once on one channel
