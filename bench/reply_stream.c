@@ -14,11 +14,18 @@
 #include "core/mem.h"
 #include "core/progress.h"
 
-static const char *const msgs[] = {
-    "are you free on saturday for a barbecue", "I finally finished my thesis", "did anyone see the news",
-    "my cat knocked over a plant", "should we try the new ramen place", "happy new year everyone",
-    "can someone send me the address", "I'm stuck in traffic, sorry", "who wants to join the pub quiz?",
-    "the wifi at my place is broken again", "what time is the game tonight?", "omg did you hear about the concert"};
+static const char *const msgs[] = {"are you free on saturday for a barbecue",
+                                   "I finally finished my thesis",
+                                   "did anyone see the news",
+                                   "my cat knocked over a plant",
+                                   "should we try the new ramen place",
+                                   "happy new year everyone",
+                                   "can someone send me the address",
+                                   "I'm stuck in traffic, sorry",
+                                   "who wants to join the pub quiz?",
+                                   "the wifi at my place is broken again",
+                                   "what time is the game tonight?",
+                                   "omg did you hear about the concert"};
 #define N_MSGS (sizeof msgs / sizeof msgs[0])
 
 typedef struct first_piece {
@@ -42,7 +49,8 @@ static int cmp_d(const void *a, const void *b)
 static void report(const char *what, double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_d);
-    printf("  %-34s p50 %7.1f ms   p95 %7.1f ms   (n=%zu)\n", what, v[n / 2] * 1000, v[(n * 95) / 100] * 1000, n);
+    printf("  %-34s p50 %7.1f ms   p95 %7.1f ms   (n=%zu)\n", what, v[n / 2] * 1000, v[(n * 95) / 100] * 1000,
+           n);
 }
 
 int main(int argc, char **argv)
@@ -58,8 +66,12 @@ int main(int argc, char **argv)
     if (!dir || !*dir) {
         tmp = mkdtemp(tmpl);
         char *out = clone_path(tmp, "clone");
-        ws_clone_train_opts o = {.export_path = export_path, .persona = persona, .out_dir = out,
-                                 .base_model = getenv("BENCH_BASE"), .budget_s = budget, .quiet = true,
+        ws_clone_train_opts o = {.export_path = export_path,
+                                 .persona = persona,
+                                 .out_dir = out,
+                                 .base_model = getenv("BENCH_BASE"),
+                                 .budget_s = budget,
+                                 .quiet = true,
                                  .embed_dir = "none"};
         ws_clone_train_result res;
         if (ws_clone_train(&o, &res, &err)) {
@@ -105,8 +117,8 @@ int main(int argc, char **argv)
         report("streamed: first piece", first, n_first);
     report("streamed: whole reply", whole, n);
     report("ranked (ws_clone_reply): reply", ranked, n);
-    printf("  fallback: streamed %zu/%zu, ranked %zu/%zu; replies with no piece %zu\n", fb_stream, n, fb_ranked, n,
-           n - n_first);
+    printf("  fallback: streamed %zu/%zu, ranked %zu/%zu; replies with no piece %zu\n", fb_stream, n,
+           fb_ranked, n, n - n_first);
     free(first);
     free(whole);
     free(ranked);

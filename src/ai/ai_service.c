@@ -189,7 +189,8 @@ static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *r
         if (slot_take(svc, call)) {
             const ws_ai_ops *ops = svc->ai->ops;
             if (on_piece && ops->generate_stream)
-                rc = ops->generate_stream(svc->ai, r->user_id, r->message, ctx, n, cancel, on_piece, arg, out, &e);
+                rc = ops->generate_stream(svc->ai, r->user_id, r->message, ctx, n, cancel, on_piece, arg, out,
+                                          &e);
             else if (ops->generate_cancellable)
                 rc = ops->generate_cancellable(svc->ai, r->user_id, r->message, ctx, n, cancel, out, &e);
             else

@@ -136,9 +136,9 @@ typedef int (*ws_clone_piece_fn)(void *arg, const char *piece, size_t len);
  * Confidence: 0.7 exp(mean token log-prob) + 0.3 x the similarity a generated candidate gets in
  * ws_clone_reply (docs/clone.md). opts->n_samples and n_retrieved are ignored. Errors: as
  * ws_clone_reply; WS_EAGAIN when on_piece returned non-zero or opts->cancel was raised. */
-int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone_turn *context, size_t n_context,
-                          const ws_clone_reply_opts *opts, ws_clone_piece_fn on_piece, void *arg,
-                          ws_clone_answer *out, ws_error *err);
+int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone_turn *context,
+                          size_t n_context, const ws_clone_reply_opts *opts, ws_clone_piece_fn on_piece,
+                          void *arg, ws_clone_answer *out, ws_error *err);
 
 /* A context given by a user: a JSON array of {"author", "text"} or "Name: text" lines (untrusted
  * input: capped at WS_CLONE_CONTEXT_BYTES, the latest WS_CLONE_CONTEXT_MAX turns kept). *out is

@@ -12,10 +12,10 @@
 #include "nn/generate.h"
 #include "nn/ops.h"
 
-#define STREAM_MAX_TOKENS 48   /* as a sampled candidate of ws_clone_reply on a base */
+#define STREAM_MAX_TOKENS 48 /* as a sampled candidate of ws_clone_reply on a base */
 #define STREAM_HITS 18
-#define STREAM_RETRIEVED 2     /* real replies put in the prompt of a model from scratch */
-#define STREAM_SIM_SHARE 0.9   /* a generation gets 0.9 x the best retrieval similarity (reply.c) */
+#define STREAM_RETRIEVED 2   /* real replies put in the prompt of a model from scratch */
+#define STREAM_SIM_SHARE 0.9 /* a generation gets 0.9 x the best retrieval similarity (reply.c) */
 /* One candidate and no ranking to pick a good sample: a cooler sampling than the ranked path's
  * T 0.8 (on the sample chat's model from scratch 17/60 replies fell back instead of 26/60). */
 #define STREAM_TEMPERATURE 0.6f
@@ -27,12 +27,12 @@ typedef struct stream_run {
     void *arg;
     const volatile int *cancel;
     ws_tokenizer_stream ts;
-    ws_buf text;            /* decoded so far: whole characters */
-    size_t sent;            /* bytes of text handed out (leading white space counts as sent) */
+    ws_buf text; /* decoded so far: whole characters */
+    size_t sent; /* bytes of text handed out (leading white space counts as sent) */
     ibuf ids;
     double lp, top_sim;
-    bool ended, bad_text, begun;   /* begun: the reply's first character came */
-    const char *ret[STREAM_RETRIEVED];   /* borrowed from c->replies */
+    bool ended, bad_text, begun;       /* begun: the reply's first character came */
+    const char *ret[STREAM_RETRIEVED]; /* borrowed from c->replies */
     size_t n_ret;
 } stream_run;
 
@@ -47,7 +47,7 @@ static int stream_retrieve(stream_run *sr, const ws_clone_turn *context, size_t 
 {
     const ws_clone *c = sr->c;
     if (c->fmt.chat)
-        return 0;   /* on a base neither the prompt nor the confidence of a generation uses it */
+        return 0; /* on a base neither the prompt nor the confidence of a generation uses it */
     ws_buf key = WS_BUF_INIT;
     ws_vhit hits[STREAM_HITS];
     float *q = ws_xmalloc(c->emb->dim * sizeof *q);
@@ -101,8 +101,9 @@ static bool stream_take(stream_run *sr, int32_t id)
         sr->ended = true;
         return false;
     }
-    bool turn = c->fmt.bytes ? id >= CLONE_TOK_END
-                             : ws_tokenizer_is_special(c->tok, id) || id == c->fmt.me[0] || id == c->fmt.other[0];
+    bool turn = c->fmt.bytes
+                    ? id >= CLONE_TOK_END
+                    : ws_tokenizer_is_special(c->tok, id) || id == c->fmt.me[0] || id == c->fmt.other[0];
     if (turn)
         return false;
     ibuf_push(&sr->ids, id);
@@ -110,7 +111,7 @@ static bool stream_take(stream_run *sr, int32_t id)
     ws_tokenizer_stream_put(c->tok, &sr->ts, id, true, &sr->text);
     if (sr->text.len > before && (memchr(sr->text.data + before, '\0', sr->text.len - before) ||
                                   strstr(sr->text.data + before, "\xEF\xBF\xBD"))) {
-        sr->bad_text = true;   /* never handed out: the reply would be refused anyway */
+        sr->bad_text = true; /* never handed out: the reply would be refused anyway */
         sr->text.len = before;
         sr->text.data[before] = '\0';
         return false;
@@ -190,8 +191,8 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     const ws_clone *c = sr->c;
     ws_tokenizer_stream_flush(&sr->ts, &sr->text);
     char *gt = clone_trim(sr->text.data ? sr->text.data : "");
-    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !strstr(gt, "\xEF\xBF\xBD") &&
-              *gt && !clone_is_echo(gt, sr->msg) && !clone_stutters(gt);
+    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
+              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt);
     if (ok) {
         double sim = c->fmt.chat ? 0 : sr->top_sim * STREAM_SIM_SHARE;
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
@@ -216,16 +217,16 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     free(gt);
 }
 
-int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone_turn *context, size_t n_context,
-                          const ws_clone_reply_opts *opts, ws_clone_piece_fn on_piece, void *arg,
-                          ws_clone_answer *out, ws_error *err)
+int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone_turn *context,
+                          size_t n_context, const ws_clone_reply_opts *opts, ws_clone_piece_fn on_piece,
+                          void *arg, ws_clone_answer *out, ws_error *err)
 {
     double t0 = ws_now_s();
     memset(out, 0, sizeof *out);
     if (!message)
         return ws_error_set(err, WS_EINVAL, "no message");
     if (c->model->cfg.dim < 512 && !getenv("WS_NN_THREADS"))
-        ws_nn_set_threads(1);   /* a small model: threads cost more than they give */
+        ws_nn_set_threads(1); /* a small model: threads cost more than they give */
     ws_clone_reply_opts o = {0};
     if (opts)
         o = *opts;

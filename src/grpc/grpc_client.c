@@ -330,9 +330,9 @@ int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, siz
 
 #define MD_MAX 8
 
-static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md, const uint8_t *req,
-                   size_t len, double deadline, size_t max_resp, ws_buf *resp, ws_grpc_msg_fn on_msg, void *arg,
-                   ws_grpc_result *res);
+static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                   const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                   ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res);
 
 int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
                      const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
@@ -342,8 +342,8 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
 }
 
 int ws_grpc_server_stream_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
-                             const uint8_t *req, size_t len, double deadline, size_t max_msg, ws_grpc_msg_fn on_msg,
-                             void *arg, ws_grpc_result *res)
+                             const uint8_t *req, size_t len, double deadline, size_t max_msg,
+                             ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res)
 {
     ws_buf unused = WS_BUF_INIT;
     int st = do_call(ch, path, md, n_md, req, len, deadline, max_msg, &unused, on_msg, arg, res);
@@ -352,9 +352,9 @@ int ws_grpc_server_stream_md(ws_grpc_channel *ch, const char *path, const ws_grp
 }
 
 /* One call; unary (the single message into resp) or, with on_msg, server streaming. */
-static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md, const uint8_t *req,
-                   size_t len, double deadline, size_t max_resp, ws_buf *resp, ws_grpc_msg_fn on_msg, void *arg,
-                   ws_grpc_result *res)
+static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                   const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                   ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res)
 {
     if (n_md > MD_MAX)
         return fail(res, WS_GRPC_INTERNAL, "too much metadata");

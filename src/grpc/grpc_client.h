@@ -1,5 +1,5 @@
-/* A gRPC client over HTTP/2 cleartext (nghttp2) for unary and server-streaming calls: a channel to one host:port
- * keeps a pool of connections, each carrying one call at a time driven by the calling thread
+/* A gRPC client over HTTP/2 cleartext (nghttp2) for unary and server-streaming calls: a channel
+ * to one host:port keeps a pool of connections, each carrying one call at a time driven by the calling thread
  * (no hand-off to another thread: the added latency is one loopback round trip). Calls carry
  * their deadline as grpc-timeout and are cancelled with RST_STREAM when it passes.
  *
@@ -54,7 +54,7 @@ typedef int (*ws_grpc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
  * bytes) handed to on_msg as it arrives, from the calling thread. Returns res->status:
  * CANCELLED when on_msg stopped it. */
 int ws_grpc_server_stream_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
-                             const uint8_t *req, size_t len, double deadline, size_t max_msg, ws_grpc_msg_fn on_msg,
-                             void *arg, ws_grpc_result *res);
+                             const uint8_t *req, size_t len, double deadline, size_t max_msg,
+                             ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res);
 
 #endif

@@ -278,8 +278,8 @@ static int ai_reply(ws_server *s, ws_req *r, const char *message, const ws_ai_tu
 {
     if (!on_piece || !s->ai->ops->generate_stream)
         return s->ai->ops->generate(s->ai, r->p.user_id, message, context, n_context, ar, err);
-    return s->ai->ops->generate_stream(s->ai, r->p.user_id, message, context, n_context, NULL, on_piece, arg, ar,
-                                       err);
+    return s->ai->ops->generate_stream(s->ai, r->p.user_id, message, context, n_context, NULL, on_piece, arg,
+                                       ar, err);
 }
 
 int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
@@ -371,7 +371,8 @@ int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *messag
         op_fail(e, 503, "ai_unavailable", "%s", err.msg[0] ? err.msg : "the AI service is unavailable");
         return 1;
     }
-    if (rc == 0 && ar.reply && on_piece && !s->ai->ops->generate_stream && on_piece(arg, ar.reply, strlen(ar.reply))) {
+    bool whole = rc == 0 && ar.reply && on_piece && !s->ai->ops->generate_stream;   /* one piece */
+    if (whole && on_piece(arg, ar.reply, strlen(ar.reply))) {
         ws_ai_reply_clear(&ar);
         op_fail(e, 499, "cancelled", "the client went away");
         return 1;

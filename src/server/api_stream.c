@@ -10,8 +10,8 @@
 
 typedef struct sse_run {
     ws_http_ctx *ctx;
-    bool begun;   /* the 200 head is decided */
-    bool live;    /* events go out as they are written (HTTP/1.1); else all at the end in ctx->out */
+    bool begun; /* the 200 head is decided */
+    bool live;  /* events go out as they are written (HTTP/1.1); else all at the end in ctx->out */
     ws_buf ev;
 } sse_run;
 
@@ -25,7 +25,7 @@ static int sse_send(sse_run *sr, const char *event, const char *json, size_t len
         ctx->content_type = "text/event-stream";
         ws_http_header_add(ctx, "Cache-Control", "no-store");
         ws_http_header_add(ctx, "X-Accel-Buffering", "no");
-        sr->live = ws_http_stream_begin(ctx) == 0;   /* HTTP/2 or 1.0: the events come in one body */
+        sr->live = ws_http_stream_begin(ctx) == 0; /* HTTP/2 or 1.0: the events come in one body */
     }
     ws_buf *b = sr->live ? &sr->ev : &ctx->out;
     if (sr->live)
@@ -45,13 +45,13 @@ static int on_piece(void *arg, const char *piece, size_t len)
     ws_buf_putc(&j, '}');
     int rc = sse_send(sr, "token", j.data, j.len);
     ws_buf_free(&j);
-    return rc != 0;   /* the client left: the engine stops */
+    return rc != 0; /* the client left: the engine stops */
 }
 
 int ws_srv_h_reply_sse(ws_http_ctx *ctx, ws_req *r, const char *message, const ws_ai_turn *turns, size_t n)
 {
     if (ctx->on_loop)
-        return WS_EAGAIN;   /* written from a pool thread */
+        return WS_EAGAIN; /* written from a pool thread */
     sse_run sr = {.ctx = ctx, .ev = WS_BUF_INIT};
     ws_buf out = WS_BUF_INIT;
     ws_op_error e = {0};

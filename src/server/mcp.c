@@ -1,7 +1,8 @@
 /* MCP server at /mcp: protocol revision 2025-11-25 over Streamable HTTP (JSON-RPC 2.0 in
  * POST bodies; answers as application/json, or as a one-event text/event-stream when the
  * client only accepts SSE; train_style with a progressToken streams notifications/progress
- * over SSE until the job is final, reply_as with one the reply's text as it is generated), Bearer key authentication (the REST prologue), Origin
+ * over SSE until the job is final, reply_as with one the reply's text as it is generated),
+ * Bearer key authentication (the REST prologue), Origin
  * validation against DNS rebinding, sessions (Mcp-Session-Id, kept in the cache so every
  * instance sees them), and the tools table: reply_as, train_style, training_status,
  * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
@@ -90,7 +91,8 @@ static int t_reply_as(mcp_call *c)
         n = ctxv->len;
     }
     if (c->on_piece)
-        return ws_op_reply_stream(c->s, c->r, false, m->str, turns, n, c->on_piece, c->piece_arg, c->out, &c->e);
+        return ws_op_reply_stream(c->s, c->r, false, m->str, turns, n, c->on_piece, c->piece_arg, c->out,
+                                  &c->e);
     return ws_op_reply(c->s, c->r, false, m->str, turns, n, c->out, &c->e);
 }
 
@@ -489,7 +491,8 @@ static int reply_piece(void *arg, const char *piece, size_t len)
     if (!rp->live)
         return 0;
     ws_buf_reset(&rp->ev);
-    ws_buf_puts(&rp->ev, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+    ws_buf_puts(&rp->ev,
+                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
     put_id(&rp->ev, rp->token);
     ws_buf_printf(&rp->ev, ",\"progress\":%d,\"message\":", ++rp->pieces);
     ws_json_put_str(&rp->ev, rp->text.data, rp->text.len);

@@ -46,8 +46,12 @@ static ws_clone *train(const char *dir)
     char *out = clone_path(dir, "tomas");
     ws_error err = {0};
     ws_clone_train_result res;
-    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt", .persona = "Tomás", .out_dir = out,
-                             .budget_s = 12, .quiet = true, .embed_dir = "none"};
+    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt",
+                             .persona = "Tomás",
+                             .out_dir = out,
+                             .budget_s = 12,
+                             .quiet = true,
+                             .embed_dir = "none"};
     ws_clone *c = NULL;
     int rc = ws_clone_train(&o, &res, &err);
     CHECK_EQ_INT(rc, 0);
@@ -88,13 +92,13 @@ static void stream(void)
         if (!a.fallback) {
             generated++;
             CHECK(k.pieces >= 1);
-            CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply);   /* the pieces are the reply */
+            CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
             CHECK(a.source == WS_CLONE_SRC_GENERATED);
             CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
         } else {
             fallbacks++;
             CHECK(a.source == WS_CLONE_SRC_FALLBACK);
-            CHECK(!ro.no_fallback || a.confidence == 0);   /* no_fallback: only a refused generation */
+            CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
         }
         ws_clone_answer_clear(&a);
         ws_buf_free(&k.all);
