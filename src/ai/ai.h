@@ -64,6 +64,10 @@ typedef struct ws_ai_status {
 
 typedef struct ws_ai ws_ai;
 
+/* One piece of a streamed reply: len bytes of whole UTF-8 characters (not NUL-terminated,
+ * borrowed for the call). Return non-zero to stop the reply (the caller went away). */
+typedef int (*ws_ai_piece_fn)(void *arg, const char *piece, size_t len);
+
 typedef struct ws_ai_ops {
     /* Replies as user_id's persona. WS_ENOENT when the user has no trained model. */
     int (*generate)(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
@@ -85,6 +89,13 @@ typedef struct ws_ai_ops {
                                 size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err);
     /* Optional: the models held in memory (ws_ai_status_clear). */
     int (*status)(ws_ai *ai, ws_ai_status *out, ws_error *err);
+    /* Optional: one reply generated and handed to on_piece as it is decoded (docs/clone.md,
+     * "Streaming"), then *out: out->reply is what the pieces spell, except with out->fallback,
+     * where it is the fallback reply that replaces them. Stops with WS_EAGAIN once on_piece
+     * returns non-zero or *cancel (may be NULL) turns non-zero. */
+    int (*generate_stream)(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                           size_t n_context, const volatile int *cancel, ws_ai_piece_fn on_piece, void *arg,
+                           ws_ai_reply *out, ws_error *err);
 } ws_ai_ops;
 
 struct ws_ai {

@@ -301,6 +301,23 @@ static void broadcast_reload(gai *g, const char *user)
 
 /* ---- the ws_ai operations ---- */
 
+/* Fills a GenerateRequest; turns and tp (n_context + 1 each) hold its turns (borrowed strings). */
+static void request_of(Whatstyle__Ai__V1__GenerateRequest *rq, Whatstyle__Ai__V1__Turn *turns,
+                       Whatstyle__Ai__V1__Turn **tp, const char *user_id, const char *message,
+                       const ws_ai_turn *context, size_t n_context)
+{
+    for (size_t i = 0; i < n_context; i++) {
+        whatstyle__ai__v1__turn__init(&turns[i]);
+        turns[i].author = (char *)(context[i].author ? context[i].author : "");
+        turns[i].text = (char *)(context[i].text ? context[i].text : "");
+        tp[i] = &turns[i];
+    }
+    rq->user_id = (char *)user_id;
+    rq->message = (char *)message;
+    rq->n_context = n_context;
+    rq->context = tp;
+}
+
 static int g_generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
                       size_t n_context, ws_ai_reply *out, ws_error *err)
 {
@@ -309,16 +326,7 @@ static int g_generate(ws_ai *ai, const char *user_id, const char *message, const
     Whatstyle__Ai__V1__GenerateRequest rq = WHATSTYLE__AI__V1__GENERATE_REQUEST__INIT;
     Whatstyle__Ai__V1__Turn *turns = ws_xcalloc(n_context + 1, sizeof *turns);
     Whatstyle__Ai__V1__Turn **tp = ws_xcalloc(n_context + 1, sizeof *tp);
-    for (size_t i = 0; i < n_context; i++) {
-        whatstyle__ai__v1__turn__init(&turns[i]);
-        turns[i].author = (char *)(context[i].author ? context[i].author : "");
-        turns[i].text = (char *)(context[i].text ? context[i].text : "");
-        tp[i] = &turns[i];
-    }
-    rq.user_id = (char *)user_id;
-    rq.message = (char *)message;
-    rq.n_context = n_context;
-    rq.context = tp;
+    request_of(&rq, turns, tp, user_id, message, context, n_context);
     ws_buf resp = WS_BUF_INIT;
     int rc = call(g, user_id, "/whatstyle.ai.v1.AiService/GenerateResponse", &rq.base, &resp, err);
     if (!rc) {
@@ -336,6 +344,90 @@ static int g_generate(ws_ai *ai, const char *user_id, const char *message, const
         }
     }
     ws_buf_free(&resp);
+    free(turns);
+    free(tp);
+    return rc;
+}
+
+/* What a StreamResponse call hands back as its Tokens arrive. */
+typedef struct stream_rx {
+    ws_ai_piece_fn on_piece;
+    void *arg;
+    const volatile int *cancel;
+    ws_ai_reply *out;
+    bool pieces, done, bad;   /* pieces: one reached the caller (no failover after that) */
+} stream_rx;
+
+static int on_token(void *arg, const uint8_t *msg, size_t len)
+{
+    stream_rx *rx = arg;
+    Whatstyle__Ai__V1__Token *t = whatstyle__ai__v1__token__unpack(NULL, len, msg);
+    if (!t || rx->done) {
+        rx->bad = true;
+        if (t)
+            whatstyle__ai__v1__token__free_unpacked(t, NULL);
+        return 1;
+    }
+    int stop = 0;
+    if (t->done) {
+        rx->done = true;
+        rx->out->reply = ws_xstrdup(t->reply);
+        rx->out->confidence = t->confidence;
+        rx->out->fallback = t->fallback;
+        rx->out->model_version = ws_xstrdup(t->model_version);
+        rx->out->processing_ms = t->processing_ms;
+    } else if (*t->text) {
+        rx->pieces = true;
+        stop = rx->on_piece(rx->arg, t->text, strlen(t->text));
+    }
+    whatstyle__ai__v1__token__free_unpacked(t, NULL);
+    return stop || (rx->cancel && *rx->cancel);
+}
+
+/* StreamResponse on the user's node (the next ones while it is UNAVAILABLE and nothing was
+ * handed out yet), the pieces passed on as they come. */
+static int g_generate_stream(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                             size_t n_context, const volatile int *cancel, ws_ai_piece_fn on_piece, void *arg,
+                             ws_ai_reply *out, ws_error *err)
+{
+    gai *g = ai->impl;
+    memset(out, 0, sizeof *out);
+    Whatstyle__Ai__V1__GenerateRequest rq = WHATSTYLE__AI__V1__GENERATE_REQUEST__INIT;
+    Whatstyle__Ai__V1__Turn *turns = ws_xcalloc(n_context + 1, sizeof *turns);
+    Whatstyle__Ai__V1__Turn **tp = ws_xcalloc(n_context + 1, sizeof *tp);
+    request_of(&rq, turns, tp, user_id, message, context, n_context);
+    size_t len = protobuf_c_message_get_packed_size(&rq.base);
+    uint8_t *buf = ws_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(&rq.base, buf);
+    double deadline = ws_now_s() + g->budget;
+    int order[MAX_NODES], n = order_for(g, user_id, order), st = WS_GRPC_UNAVAILABLE, rc;
+    ws_grpc_result res = {0};
+    ws_grpc_md md[2];
+    ws_buf tok = WS_BUF_INIT;
+    char trace[WS_TRACEPARENT_LEN + 1];
+    size_t n_md = call_md(g, user_id, md, &tok, trace);
+    stream_rx rx = {.on_piece = on_piece, .arg = arg, .cancel = cancel, .out = out};
+    for (int i = 0; i < n && st == WS_GRPC_UNAVAILABLE && !rx.pieces && ws_now_s() < deadline; i++) {
+        node *nd = &g->nodes[order[i]];
+        if (!admit(g, nd, deadline))
+            continue;
+        st = ws_grpc_server_stream_md(nd->ch, "/whatstyle.ai.v1.AiService/StreamResponse", md, n_md, buf, len,
+                                      deadline, RESP_CAP, on_token, &rx, &res);
+        record(g, nd, st != WS_GRPC_UNAVAILABLE && st != WS_GRPC_DEADLINE_EXCEEDED);
+    }
+    if (rx.bad)
+        rc = ws_error_set(err, WS_EFORMAT, "the AI service sent a malformed Token");
+    else if (st == WS_GRPC_CANCELLED && !rx.done)
+        rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
+    else if (st == WS_GRPC_OK && !rx.done)
+        rc = ws_error_set(err, WS_EFORMAT, "the AI service ended the stream without its last Token");
+    else
+        rc = st == WS_GRPC_OK ? 0 : map_status(&res, err);
+    if (rc)
+        ws_ai_reply_clear(out);
+    ws_grpc_result_free(&res);
+    ws_buf_free(&tok);
+    free(buf);
     free(turns);
     free(tp);
     return rc;
@@ -403,7 +495,7 @@ static void g_destroy(ws_ai *ai)
 }
 
 static const ws_ai_ops grpc_ops = {g_generate, g_train,   g_reload, g_style_profile,
-                                   g_forget,   g_destroy, NULL,     NULL};
+                                   g_forget,   g_destroy, NULL,     NULL, g_generate_stream};
 
 /* Parses one "host:port" or "[v6]:port" of the spec into the next node. */
 static int add_node(gai *g, const char *s, size_t len, ws_error *err)

@@ -448,8 +448,11 @@ out:
     return rc;
 }
 
-static int generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
-                    size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err)
+/* A reply, streamed to on_piece when it is set (ws_clone_reply_stream), else ranked among
+ * candidates (ws_clone_reply). */
+static int l_generate_stream(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                             size_t n_context, const volatile int *cancel, ws_ai_piece_fn on_piece, void *arg,
+                             ws_ai_reply *out, ws_error *err)
 {
     local *l = ai->impl;
     memset(out, 0, sizeof *out);
@@ -466,7 +469,8 @@ static int generate(ws_ai *ai, const char *user_id, const char *message, const w
     }
     ws_clone_answer a;
     ws_clone_reply_opts ro = {.cancel = cancel};
-    rc = ws_clone_reply(e->clone, message, ctx, n_context, &ro, &a, err);
+    rc = on_piece ? ws_clone_reply_stream(e->clone, message, ctx, n_context, &ro, on_piece, arg, &a, err)
+                  : ws_clone_reply(e->clone, message, ctx, n_context, &ro, &a, err);
     free(ctx);
     if (!rc) {
         out->reply = a.reply;
@@ -479,6 +483,12 @@ static int generate(ws_ai *ai, const char *user_id, const char *message, const w
     }
     release(l, e);
     return rc;
+}
+
+static int generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                    size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err)
+{
+    return l_generate_stream(ai, user_id, message, context, n_context, cancel, NULL, NULL, out, err);
 }
 
 static int l_generate(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
@@ -661,7 +671,7 @@ static void l_destroy(ws_ai *ai)
 }
 
 static const ws_ai_ops local_ops = {l_generate, l_train,   l_reload, l_style_profile,
-                                    l_forget,   l_destroy, generate, l_status};
+                                    l_forget,   l_destroy, generate, l_status, l_generate_stream};
 
 int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai **out, ws_error *err)
 {

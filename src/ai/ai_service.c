@@ -161,9 +161,10 @@ static int engine_status(ws_grpc_call *call, int rc, const ws_error *e, ws_buf *
     return ws_grpc_status_of(rc);
 }
 
-/* Runs a GenerateRequest through the engine (unary and streaming share it). */
+/* Runs a GenerateRequest through the engine (unary and streaming share it): on_piece, when set,
+ * gets the reply's pieces as they are generated (when the engine streams). */
 static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *req, size_t len,
-                        ws_ai_reply *out, ws_buf *msg)
+                        ws_ai_piece_fn on_piece, void *arg, ws_ai_reply *out, ws_buf *msg)
 {
     Whatstyle__Ai__V1__GenerateRequest *r = whatstyle__ai__v1__generate_request__unpack(NULL, len, req);
     if (!r) {
@@ -191,10 +192,14 @@ static int run_generate(ws_ai_service *svc, ws_grpc_call *call, const uint8_t *r
         const volatile int *cancel = ws_grpc_call_cancel_flag(call);
         int rc = WS_EAGAIN;
         if (slot_take(svc, call)) {
-            rc = svc->ai->ops->generate_cancellable
-                     ? svc->ai->ops->generate_cancellable(svc->ai, r->user_id, r->message, ctx, n, cancel,
-                                                          out, &e)
-                     : svc->ai->ops->generate(svc->ai, r->user_id, r->message, ctx, n, out, &e);
+            const ws_ai_ops *ops = svc->ai->ops;
+            if (on_piece && ops->generate_stream)
+                rc = ops->generate_stream(svc->ai, r->user_id, r->message, ctx, n, cancel, on_piece, arg, out,
+                                          &e);
+            else if (ops->generate_cancellable)
+                rc = ops->generate_cancellable(svc->ai, r->user_id, r->message, ctx, n, cancel, out, &e);
+            else
+                rc = ops->generate(svc->ai, r->user_id, r->message, ctx, n, out, &e);
             slot_give(svc);
         }
         free(ctx);
@@ -209,7 +214,7 @@ static int h_generate(ws_grpc_call *call, const uint8_t *req, size_t len, void *
 {
     ws_ai_reply out = {0};
     ws_span *sp = call_span(call, "AiService/GenerateResponse");
-    int st = run_generate(arg, call, req, len, &out, msg);
+    int st = run_generate(arg, call, req, len, NULL, NULL, &out, msg);
     if (st == WS_GRPC_OK) {
         Whatstyle__Ai__V1__GenerateReply rep = WHATSTYLE__AI__V1__GENERATE_REPLY__INIT;
         rep.reply = out.reply;
@@ -223,28 +228,30 @@ static int h_generate(ws_grpc_call *call, const uint8_t *req, size_t len, void *
     return call_end(sp, "GenerateResponse", st);
 }
 
-/* Streams the reply a word at a time (each piece with the spaces before it), then a last
- * Token with done = true and the reply's figures. The engine chooses the reply among scored
- * candidates, so the pieces follow the choice; cancellation stops the engine itself. */
+/* One Token with a piece of the reply; non-zero (stop the engine) once the call is over. */
+static int send_piece(void *arg, const char *piece, size_t len)
+{
+    ws_grpc_call *call = arg;
+    char *text = ws_xstrndup(piece, len);
+    Whatstyle__Ai__V1__Token t = WHATSTYLE__AI__V1__TOKEN__INIT;
+    t.text = text;
+    int st = send_msg(call, &t.base);
+    free(text);
+    return st != WS_GRPC_OK;
+}
+
+/* Streams the reply as the engine generates it (a Token per piece of whole characters), then a
+ * last Token with done = true, the reply's figures and the whole reply. An engine that cannot
+ * stream gives its reply in one piece. RST_STREAM or the deadline raise the call's cancel flag,
+ * which stops the generation between two tokens. */
 static int h_stream(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
 {
+    ws_ai_service *svc = arg;
     ws_ai_reply out = {0};
     ws_span *sp = call_span(call, "AiService/StreamResponse");
-    int st = run_generate(arg, call, req, len, &out, msg);
-    const char *p = out.reply;
-    while (st == WS_GRPC_OK && p && *p) {
-        const char *q = p;
-        while (*q == ' ' || *q == '\n' || *q == '\t')
-            q++;
-        while (*q && *q != ' ' && *q != '\n' && *q != '\t')
-            q++;
-        char *piece = ws_xstrndup(p, (size_t)(q - p));
-        Whatstyle__Ai__V1__Token t = WHATSTYLE__AI__V1__TOKEN__INIT;
-        t.text = piece;
-        st = send_msg(call, &t.base);
-        free(piece);
-        p = q;
-    }
+    int st = run_generate(svc, call, req, len, send_piece, call, &out, msg);
+    if (st == WS_GRPC_OK && !svc->ai->ops->generate_stream && out.reply && *out.reply)
+        st = send_piece(call, out.reply, strlen(out.reply)) ? WS_GRPC_CANCELLED : WS_GRPC_OK;
     if (st == WS_GRPC_OK) {
         Whatstyle__Ai__V1__Token t = WHATSTYLE__AI__V1__TOKEN__INIT;
         t.done = true;
@@ -252,6 +259,7 @@ static int h_stream(ws_grpc_call *call, const uint8_t *req, size_t len, void *ar
         t.fallback = out.fallback;
         t.model_version = out.model_version ? out.model_version : "";
         t.processing_ms = out.processing_ms;
+        t.reply = out.reply ? out.reply : "";
         st = send_msg(call, &t.base);
     }
     ws_ai_reply_clear(&out);

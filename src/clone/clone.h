@@ -123,6 +123,23 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
                    const ws_clone_reply_opts *opts, ws_clone_answer *out, ws_error *err);
 void ws_clone_answer_clear(ws_clone_answer *r);
 
+/* One piece of a streamed reply: len bytes of whole UTF-8 characters (not NUL-terminated).
+ * Return non-zero to stop the reply (the client went away, a deadline passed). */
+typedef int (*ws_clone_piece_fn)(void *arg, const char *piece, size_t len);
+
+/* Replies by generating one candidate on the model (the base + adapter, or the model from
+ * scratch) and calling on_piece with its text as it is decoded (reply_stream.c). The pieces
+ * carry no leading or trailing white space of the reply: they concatenate to out->reply unless
+ * out->fallback is set, where out->reply is the persona's fallback (the generation was under
+ * the threshold or not a whole turn: cut off, empty, an echo, a stutter, invalid UTF-8) and
+ * replaces what was streamed.
+ * Confidence: 0.7 exp(mean token log-prob) + 0.3 x the similarity a generated candidate gets in
+ * ws_clone_reply (docs/clone.md). opts->n_samples and n_retrieved are ignored. Errors: as
+ * ws_clone_reply; WS_EAGAIN when on_piece returned non-zero or opts->cancel was raised. */
+int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone_turn *context,
+                          size_t n_context, const ws_clone_reply_opts *opts, ws_clone_piece_fn on_piece,
+                          void *arg, ws_clone_answer *out, ws_error *err);
+
 /* A context given by a user: a JSON array of {"author", "text"} or "Name: text" lines (untrusted
  * input: capped at WS_CLONE_CONTEXT_BYTES, the latest WS_CLONE_CONTEXT_MAX turns kept). *out is
  * malloc'd (ws_clone_context_free). Errors: WS_ETOOBIG, WS_EFORMAT. */

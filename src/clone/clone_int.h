@@ -125,6 +125,8 @@ double clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
 
 /* Lower-cased, trimmed comparison used to refuse echoes. */
 bool clone_is_echo(const char *reply, const char *message);
+/* True when words repeat back to back in runs of two or three (a small model's loop; reply.c). */
+bool clone_stutters(const char *s);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *clone_trim(const char *s);
 

@@ -264,7 +264,7 @@ out:
 
 /* True when words repeat back to back in runs of two or three ("at Marco's at Marco's"), the
  * usual loop of a small model; single-word doubling ("sí sí") is a style, not a loop. */
-static bool stutters(const char *s)
+bool clone_stutters(const char *s)
 {
     char *c = ws_xstrdup(s);
     const char *w[96];
@@ -368,7 +368,7 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
         if (!gens[s])
             continue;
         char *gt = clone_trim(gens[s]);
-        bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || stutters(gt) ||
+        bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || clone_stutters(gt) ||
                    (!c->fmt.chat && (!clone_words_known(c, gt) || clone_style_fit(gt, c->rates) < c->fit_gate));
         if (bad) {
             free(gt);

@@ -1,4 +1,4 @@
-/* The gRPC unary client over nghttp2 (see grpc_client.h). */
+/* The gRPC client over nghttp2, unary and server-streaming calls (see grpc_client.h). */
 #include "grpc/grpc_client.h"
 
 #include <errno.h>
@@ -38,6 +38,9 @@ typedef struct cconn {
     bool have_status, closed, too_big;
     uint32_t close_code;
     ws_buf *message;
+    ws_grpc_msg_fn on_msg; /* server streaming: each message to it (NULL: unary, into resp) */
+    void *msg_arg;
+    bool cancelled;        /* on_msg asked to stop: RST_STREAM sent */
 } cconn;
 
 struct ws_grpc_channel {
@@ -130,6 +133,14 @@ static int c_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uin
 static int c_on_msg(void *arg, const uint8_t *msg, size_t len)
 {
     cconn *c = arg;
+    if (c->on_msg) {
+        c->n_msgs++;
+        if (!c->cancelled && c->on_msg(c->msg_arg, msg, len)) {
+            c->cancelled = true;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, c->sid, NGHTTP2_CANCEL);
+        }
+        return 0;
+    }
     if (++c->n_msgs == 1)
         ws_buf_append(c->resp, msg, len);
     return 0;
@@ -139,7 +150,7 @@ static int c_on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8
                      void *user)
 {
     cconn *c = user;
-    if (sid != c->sid || c->too_big)
+    if (sid != c->sid || c->too_big || c->cancelled)
         return 0;
     if (ws_grpc_deframe(&c->df, data, len, c_on_msg, c, NULL) != 0) {
         c->too_big = true;
@@ -351,9 +362,31 @@ int ws_grpc_unary(ws_grpc_channel *ch, const char *path, const uint8_t *req, siz
 
 #define MD_MAX 8
 
+static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                   const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                   ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res);
+
 int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
                      const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
                      ws_grpc_result *res)
+{
+    return do_call(ch, path, md, n_md, req, len, deadline, max_resp, resp, NULL, NULL, res);
+}
+
+int ws_grpc_server_stream_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                             const uint8_t *req, size_t len, double deadline, size_t max_msg,
+                             ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res)
+{
+    ws_buf unused = WS_BUF_INIT;
+    int st = do_call(ch, path, md, n_md, req, len, deadline, max_msg, &unused, on_msg, arg, res);
+    ws_buf_free(&unused);
+    return st;
+}
+
+/* One call; unary (the single message into resp) or, with on_msg, server streaming. */
+static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                   const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
+                   ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res)
 {
     if (n_md > MD_MAX)
         return fail(res, WS_GRPC_INTERNAL, "too much metadata");
@@ -375,8 +408,10 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
     ws_grpc_deframer_init(&c->df, max_resp);
     c->resp = resp;
     c->message = &res->message;
+    c->on_msg = on_msg;
+    c->msg_arg = arg;
     c->n_msgs = c->http_status = c->grpc_status = 0;
-    c->have_status = c->closed = c->too_big = false;
+    c->have_status = c->closed = c->too_big = c->cancelled = false;
     c->close_code = 0;
     char tmo[24];
     ws_grpc_format_timeout(deadline - ws_now_s(), tmo, sizeof tmo);
@@ -401,6 +436,8 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
         c->dead = true;
         conn_failure(ch, c, pooled, why, sizeof why);
         fail(res, WS_GRPC_UNAVAILABLE, why);
+    } else if (c->cancelled) {
+        fail(res, WS_GRPC_CANCELLED, "cancelled by the caller");
     } else if (timed_out) {
         fail(res, WS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
     } else if (c->close_code == NGHTTP2_REFUSED_STREAM) {
@@ -413,13 +450,14 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
              "the response has no grpc-status");
     } else {
         res->status = c->grpc_status;
-        if (res->status == WS_GRPC_OK && c->n_msgs != 1)
+        if (res->status == WS_GRPC_OK && !on_msg && c->n_msgs != 1)
             fail(res, WS_GRPC_INTERNAL, "a unary response must hold one message");
     }
     c->sid = -1; /* frames of the finished stream are ignored from now on */
     c->body = NULL;
     c->resp = NULL;
     c->message = NULL;
+    c->on_msg = NULL;
     ws_buf_free(&body);
     give_back(ch, c);
     return res->status;

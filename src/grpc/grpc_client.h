@@ -1,6 +1,6 @@
 /* A gRPC client over HTTP/2 (nghttp2), cleartext (h2c) or TLS (h2 by ALPN, the server's
- * certificate and host name verified), for unary calls: a channel to one host:port keeps a
- * pool of connections, each carrying one call at a time driven by the calling thread
+ * certificate and host name verified), for unary and server-streaming calls: a channel to one
+ * host:port keeps a pool of connections, each carrying one call at a time driven by the calling thread
  * (no hand-off to another thread: the added latency is one loopback round trip). Calls carry
  * their deadline as grpc-timeout and are cancelled with RST_STREAM when it passes.
  *
@@ -56,5 +56,15 @@ int ws_grpc_unary_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md
                      const uint8_t *req, size_t len, double deadline, size_t max_resp, ws_buf *resp,
                      ws_grpc_result *res);
 void ws_grpc_result_free(ws_grpc_result *res);
+
+/* Called with each message of a server-streaming response (msg valid during the call only);
+ * a non-zero return cancels the call (RST_STREAM) and no further message comes. */
+typedef int (*ws_grpc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
+/* One server-streaming call: as ws_grpc_unary_md, each response message (at most max_msg
+ * bytes) handed to on_msg as it arrives, from the calling thread. Returns res->status:
+ * CANCELLED when on_msg stopped it. */
+int ws_grpc_server_stream_md(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, size_t n_md,
+                             const uint8_t *req, size_t len, double deadline, size_t max_msg,
+                             ws_grpc_msg_fn on_msg, void *arg, ws_grpc_result *res);
 
 #endif

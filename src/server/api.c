@@ -299,6 +299,24 @@ static void reply_json(ws_buf *out, const char *reply, size_t reply_len, double 
 int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
                 size_t n_context, ws_buf *out, ws_op_error *e)
 {
+    return ws_op_reply_stream(s, r, on_loop, message, context, n_context, NULL, NULL, out, e);
+}
+
+/* The AI's reply: streamed to on_piece when it is set and the AI streams, else whole. */
+static int ai_reply(ws_server *s, ws_req *r, const char *message, const ws_ai_turn *context, size_t n_context,
+                    ws_ai_piece_fn on_piece, void *arg, ws_ai_reply *ar, ws_error *err)
+{
+    if (!on_piece || !s->ai->ops->generate_stream)
+        return s->ai->ops->generate(s->ai, r->p.user_id, message, context, n_context, ar, err);
+    return s->ai->ops->generate_stream(s->ai, r->p.user_id, message, context, n_context, NULL, on_piece, arg,
+                                       ar, err);
+}
+
+int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
+                       size_t n_context, ws_ai_piece_fn on_piece, void *arg, ws_buf *out, ws_op_error *e)
+{
+    if (on_piece && on_loop)
+        return WS_EAGAIN;   /* a stream is written from the pool */
     if (!r->model_version[0]) {
         op_fail(
             e, 409, "no_model",
@@ -337,6 +355,11 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
                     ws_buf_free(&val);
                     return WS_EAGAIN;
                 }
+                if (on_piece && on_piece(arg, nl3, rlen)) {   /* a cached reply is one piece */
+                    ws_buf_free(&val);
+                    op_fail(e, 499, "cancelled", "the client went away");
+                    return 1;
+                }
                 reply_json(out, nl3, rlen, conf, fb, true, r->model_version, ms);
                 ws_metric_add(s->m_cache_hits, 1);
                 ws_buf_free(&val);
@@ -361,7 +384,12 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
     double a0 = ws_now_s(), prev = ws_deadline_set(r->deadline); /* the AI call ends by then */
     ws_span *as = ws_span_begin_child("ai generate", WS_SPAN_CLIENT);
     ws_span_attr_int(as, "ai.context_turns", (int64_t)n_context);
-    int rc = s->ai->ops->generate(s->ai, r->p.user_id, message, context, n_context, &ar, &err);
+    int rc = ai_reply(s, r, message, context, n_context, on_piece, arg, &ar, &err);
+    if (rc == WS_EAGAIN && on_piece) {   /* the stream's client went away: the engine stopped */
+        ws_span_end(as);
+        op_fail(e, 499, "cancelled", "the client went away");
+        return 1;
+    }
     if (rc != 0 && rc != WS_ENOENT)
         ws_span_error(as, "ai call failed");
     ws_span_end(as);
@@ -379,6 +407,12 @@ int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, cons
     if (rc == WS_EIO) { /* the AI service did not answer in time (Retry-After: op_result) */
         ws_metric_add(s->m_ai_errors, 1);
         op_fail(e, 503, "ai_unavailable", "%s", err.msg[0] ? err.msg : "the AI service is unavailable");
+        return 1;
+    }
+    bool whole = rc == 0 && ar.reply && on_piece && !s->ai->ops->generate_stream;   /* one piece */
+    if (whole && on_piece(arg, ar.reply, strlen(ar.reply))) {
+        ws_ai_reply_clear(&ar);
+        op_fail(e, 499, "cancelled", "the client went away");
         return 1;
     }
     if (rc != 0 || !ar.reply) {
@@ -790,6 +824,14 @@ static int h_reply(ws_http_ctx *ctx)
     size_t n;
     if (!parse_reply_body(ctx, ws_json_root(doc), &message, &turns, &n))
         return 0;
+    const ws_json *st = ws_json_get(ws_json_root(doc), "stream");
+    const char *accept = ws_http_header_get(ctx, "Accept");
+    if (st && st->type != WS_JSON_BOOL && st->type != WS_JSON_NULL) {
+        ws_http_error(ctx, 400, "invalid_request", "\"stream\" must be a boolean");
+        return 0;
+    }
+    if ((st && st->type == WS_JSON_BOOL && st->boolean) || (accept && strstr(accept, "text/event-stream")))
+        return ws_srv_h_reply_sse(ctx, r, message, turns, n);
     ws_op_error e = {0};
     int rc = ws_op_reply(s, r, ctx->on_loop, message, turns, n, &ctx->out, &e);
     return op_result(ctx, rc, &e, 200);

@@ -1,7 +1,8 @@
 /* MCP server at /mcp: protocol revision 2025-11-25 over Streamable HTTP (JSON-RPC 2.0 in
  * POST bodies; answers as application/json, or as a one-event text/event-stream when the
  * client only accepts SSE; train_style with a progressToken streams notifications/progress
- * over SSE until the job is final), Bearer key authentication (the REST prologue), Origin
+ * over SSE until the job is final, reply_as with one the reply's text as it is generated),
+ * Bearer key authentication (the REST prologue), Origin
  * validation against DNS rebinding, sessions (Mcp-Session-Id, kept in the cache so every
  * instance sees them), and the tools table: reply_as, train_style, training_status,
  * style_profile, list_conversations, each with input and output JSON Schemas; two read-only
@@ -42,6 +43,8 @@ typedef struct mcp_call {
     ws_buf *out;         /* structured result, a JSON object */
     ws_op_error e;
     ws_arena *arena;
+    ws_ai_piece_fn on_piece; /* reply_as with a progressToken over SSE: the reply's pieces */
+    void *piece_arg;
 } mcp_call;
 
 typedef int (*tool_fn)(mcp_call *c); /* 0 ok, 1 tool error in c->e */
@@ -85,6 +88,9 @@ static int t_reply_as(mcp_call *c)
         }
         n = ctxv->len;
     }
+    if (c->on_piece)
+        return ws_op_reply_stream(c->s, c->r, false, m->str, turns, n, c->on_piece, c->piece_arg, c->out,
+                                  &c->e);
     return ws_op_reply(c->s, c->r, false, m->str, turns, n, c->out, &c->e);
 }
 
@@ -359,6 +365,61 @@ static bool stream_training(ws_http_ctx *ctx, const ws_json *id, const ws_json *
     return true;
 }
 
+/* reply_as with a progressToken, to a client that accepts SSE: notifications/progress as the
+ * reply is generated (progress = pieces so far, message = the reply's text so far), then the
+ * tool result as usual. The stream begins with the first piece; without one (a failure before
+ * generating) the answer is the usual single message. */
+typedef struct reply_progress {
+    ws_http_ctx *ctx;
+    const ws_json *token;
+    ws_buf text, ev;
+    int pieces;
+    bool begun, live, alive;
+} reply_progress;
+
+static int reply_piece(void *arg, const char *piece, size_t len)
+{
+    reply_progress *rp = arg;
+    ws_http_ctx *ctx = rp->ctx;
+    if (!rp->begun) {
+        rp->begun = true;
+        ctx->status = 200;
+        ctx->content_type = "text/event-stream";
+        ws_http_header_add(ctx, "Cache-Control", "no-cache");
+        rp->live = ws_http_stream_begin(ctx) == 0;   /* else no notifications: the result alone */
+    }
+    ws_buf_append(&rp->text, piece, len);
+    if (!rp->live)
+        return 0;
+    ws_buf_reset(&rp->ev);
+    ws_buf_puts(&rp->ev,
+                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+    put_id(&rp->ev, rp->token);
+    ws_buf_printf(&rp->ev, ",\"progress\":%d,\"message\":", ++rp->pieces);
+    ws_json_put_str(&rp->ev, rp->text.data, rp->text.len);
+    ws_buf_puts(&rp->ev, "}}");
+    sse_event(ctx, &rp->ev, &rp->alive);
+    return !rp->alive;   /* the client left: the engine stops */
+}
+
+/* The JSON-RPC result of a tool call: its structured output, or a tool-level error. */
+static void tool_result(ws_buf *b, const ws_json *id, int rc, const ws_buf *out, const mcp_call *c)
+{
+    rpc_result_open(b, id);
+    if (rc == 0) {
+        ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
+        ws_json_put_str(b, out->data ? out->data : "{}", out->len);
+        ws_buf_printf(b, "}],\"structuredContent\":%s,\"isError\":false}}", out->data ? out->data : "{}");
+    } else {
+        /* tool-level failure: the model sees it and can correct itself */
+        char text[1200];
+        snprintf(text, sizeof text, "%s (%s)", c->e.msg, c->e.code ? c->e.code : "error");
+        ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
+        ws_json_put_cstr(b, text);
+        ws_buf_puts(b, "}],\"isError\":true}}");
+    }
+}
+
 /* Returns true when the answer was streamed (nothing more to write). */
 static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *params, ws_buf *b, bool sse_ok)
 {
@@ -385,11 +446,28 @@ static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
     ws_metric_add(s->m_mcp_calls, 1);
     ws_buf out = WS_BUF_INIT;
     mcp_call c = {.s = s, .r = ctx->scratch, .args = args, .out = &out, .arena = ctx->arena};
-    int rc = t->fn(&c);
     const ws_json *meta = ws_json_get(params, "_meta");
     const ws_json *token = meta && meta->type == WS_JSON_OBJECT ? ws_json_get(meta, "progressToken") : NULL;
-    if (rc == 0 && sse_ok && t->fn == t_train_style && token &&
-        (token->type == WS_JSON_STRING || token->type == WS_JSON_NUMBER)) {
+    bool token_ok = token && (token->type == WS_JSON_STRING || token->type == WS_JSON_NUMBER);
+    reply_progress rp = {.ctx = ctx, .token = token, .text = WS_BUF_INIT, .ev = WS_BUF_INIT, .alive = true};
+    if (sse_ok && token_ok && t->fn == t_reply_as) {
+        c.on_piece = reply_piece;
+        c.piece_arg = &rp;
+    }
+    int rc = t->fn(&c);
+    if (rp.begun) {   /* the result as the stream's last event (or after the events in one body) */
+        ws_buf res = WS_BUF_INIT;
+        tool_result(&res, id, rc, &out, &c);
+        ws_buf_puts(&ctx->out, "event: message\ndata: ");
+        ws_buf_append(&ctx->out, res.data, res.len);
+        ws_buf_puts(&ctx->out, "\n\n");
+        ws_buf_free(&res);
+        ws_buf_free(&rp.text);
+        ws_buf_free(&rp.ev);
+        ws_buf_free(&out);
+        return true;
+    }
+    if (rc == 0 && sse_ok && t->fn == t_train_style && token_ok) {
         ws_json_doc *d = NULL;
         bool streamed = false;
         if (ws_json_parse(out.data, out.len, &d, NULL) == 0) {
@@ -404,19 +482,7 @@ static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
             return true;
         }
     }
-    rpc_result_open(b, id);
-    if (rc == 0) {
-        ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
-        ws_json_put_str(b, out.data ? out.data : "{}", out.len);
-        ws_buf_printf(b, "}],\"structuredContent\":%s,\"isError\":false}}", out.data ? out.data : "{}");
-    } else {
-        /* tool-level failure: the model sees it and can correct itself */
-        char text[1200];
-        snprintf(text, sizeof text, "%s (%s)", c.e.msg, c.e.code ? c.e.code : "error");
-        ws_buf_puts(b, "{\"content\":[{\"type\":\"text\",\"text\":");
-        ws_json_put_cstr(b, text);
-        ws_buf_puts(b, "}],\"isError\":true}}");
-    }
+    tool_result(b, id, rc, &out, &c);
     ws_buf_free(&out);
     return false;
 }

@@ -164,6 +164,12 @@ typedef struct ws_op_error {
 
 int ws_op_reply(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
                 size_t n_context, ws_buf *out, ws_op_error *e);
+/* ws_op_reply with the reply's text handed to on_piece as it is generated (pool threads only:
+ * WS_EAGAIN on the loop); a cached reply, or an AI that cannot stream, gives one piece. out gets
+ * the same JSON as ws_op_reply (whose "reply" replaces the pieces when "fallback" is true).
+ * on_piece returning non-zero stops the reply: 1 with e->status 499 ("cancelled"). */
+int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *message, const ws_ai_turn *context,
+                       size_t n_context, ws_ai_piece_fn on_piece, void *arg, ws_buf *out, ws_op_error *e);
 int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const char *persona, double budget_s,
                 ws_buf *out, ws_op_error *e);
 int ws_op_job(ws_server *s, ws_req *r, const char *job_id, ws_buf *out, ws_op_error *e);
@@ -187,6 +193,8 @@ int ws_srv_h_keys_create(ws_http_ctx *ctx);
 int ws_srv_h_keys_revoke(ws_http_ctx *ctx);
 int ws_srv_h_jobs_list(ws_http_ctx *ctx);
 int ws_srv_h_job_events(ws_http_ctx *ctx);
+/* POST /v1/reply answered as Server-Sent Events (api_stream.c); message/turns parsed by h_reply. */
+int ws_srv_h_reply_sse(ws_http_ctx *ctx, ws_req *r, const char *message, const ws_ai_turn *turns, size_t n);
 int ws_srv_h_exports_inspect(ws_http_ctx *ctx);
 int ws_srv_h_static(ws_http_ctx *ctx);
 

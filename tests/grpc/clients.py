@@ -52,6 +52,34 @@ check("unary timing", r.processing_ms > 0)
 toks = list(ai.StreamResponse(req, timeout=30))
 check("stream ends with done", toks and toks[-1].done and toks[-1].model_version.startswith("maya-"))
 check("stream has pieces", len(toks) >= 2 and "".join(t.text for t in toks[:-1]).strip() != "")
+check("stream: done carries the reply", toks and toks[-1].reply != "" and toks[-1].text == "")
+check("stream: the pieces spell the reply unless it fell back",
+      toks and (toks[-1].fallback or "".join(t.text for t in toks[:-1]) == toks[-1].reply), toks)
+# real tokens as generated: several messages, pieces arrive before done; the pieces are whole
+# characters (grpcio would refuse a string that is not UTF-8); cancelling after the first
+# piece stops the call with CANCELLED
+spelled = 0
+for i, m in enumerate(["what time is the party", "omg did u see that", "are we still on for tomorrow?",
+                       "who is driving", "lol what happened"]):
+    t0, arrivals, pieces = time.monotonic(), [], []
+    for t in ai.StreamResponse(ai_pb2.GenerateRequest(user_id="maya", message=m), timeout=30):
+        arrivals.append(time.monotonic() - t0)
+        pieces.append(t)
+    ok = pieces and pieces[-1].done and all(not p.done for p in pieces[:-1]) and \
+        (len(pieces) >= 2 or pieces[-1].fallback)  # a generation refused at once has no piece
+    check("stream %d: pieces then done" % i, ok, pieces)
+    if ok and not pieces[-1].fallback:
+        spelled += 1
+        check("stream %d: pieces spell the reply" % i, "".join(p.text for p in pieces[:-1]) == pieces[-1].reply)
+    if ok:
+        check("stream %d: first piece before done" % i, arrivals[0] <= arrivals[-1])
+print("streamed: %d of 5 spelled by their pieces" % spelled)
+it = ai.StreamResponse(ai_pb2.GenerateRequest(user_id="maya", message="tell me a long story please"), timeout=30)
+first = next(it)
+it.cancel()
+c = code_of(lambda: list(ai.StreamResponse(req, timeout=0.002)))
+check("stream deadline exceeded", c == grpc.StatusCode.DEADLINE_EXCEEDED, c)
+check("stream cancelled after its first piece", not first.done and code_of(lambda: list(it)) == grpc.StatusCode.CANCELLED)
 
 # concurrency: 16 calls at once on one channel
 res = []

@@ -33,6 +33,17 @@ function resolveResponse(r) {
   return r;
 }
 
+// An event stream whose events the document lists (x-events: event name -> schema of its JSON data).
+function checkEvents(what, text, events) {
+  for (const block of text.split("\n\n").filter((b) => b.trim())) {
+    const ev = (block.match(/^event: (.*)$/m) || [])[1] || "message";
+    const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+    assert.ok(events[ev], `${what}: event "${ev}" is not documented`);
+    const validate = ajv.compile(rewrite(events[ev]));
+    assert.ok(validate(JSON.parse(data)), `${what}: event ${ev}: ${ajv.errorsText(validate.errors)} in ${data.slice(0, 300)}`);
+  }
+}
+
 const covered = new Set();
 let checks = 0;
 
@@ -59,7 +70,8 @@ async function call(method, path, { key, body, type, headers = {} } = {}) {
   }
   if (res.status === 429) assert.ok(res.headers.get("retry-after"));
   checks++;
-  return { status: res.status, json: ct === "application/json" && text ? JSON.parse(text) : null, res };
+  if (ct === "text/event-stream" && resp.content?.[ct]?.["x-events"]) checkEvents(`${method} ${path}`, text, resp.content[ct]["x-events"]);
+  return { status: res.status, json: ct === "application/json" && text ? JSON.parse(text) : null, res, text };
 }
 
 const k = info.key, k2 = info.key2;
@@ -88,6 +100,17 @@ const rep = await call("POST", "/v1/reply", {
   key: k2, type: "application/json", body: JSON.stringify({ message: "hello?", context: [{ author: "Bob", text: "hi" }] }),
 });
 assert.equal(rep.status, 200);
+// streamed: token events, then done (a Reply); the pieces spell the reply unless it fell back
+const streamed = await call("POST", "/v1/reply", {
+  key: k2, type: "application/json", body: JSON.stringify({ message: "and the weekend?", stream: true }),
+});
+assert.equal(streamed.res.headers.get("content-type").split(";")[0], "text/event-stream");
+const evs = streamed.text.split("\n\n").filter((b) => b.trim()).map((b) => [b.match(/^event: (.*)$/m)[1], JSON.parse(b.split("data: ")[1])]);
+assert.equal(evs[evs.length - 1][0], "done");
+assert.ok(evs.length >= 2 && evs.slice(0, -1).every(([e]) => e === "token"));
+const done = evs[evs.length - 1][1];
+if (!done.fallback) assert.equal(evs.slice(0, -1).map(([, d]) => d.text).join(""), done.reply);
+await call("POST", "/v1/reply", { key: k2, type: "application/json", body: '{"message":"hi","stream":1}' });  // 400
 await call("GET", "/v1/style-profile", { key: k2 });
 await call("GET", "/v1/conversations?limit=5", { key: k2 });
 await call("GET", "/v1/conversations?limit=0", { key: k2 });                                       // 400

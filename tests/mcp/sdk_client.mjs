@@ -1,6 +1,6 @@
 // Drives /mcp with the official MCP TypeScript SDK client (Streamable HTTP transport):
 // initialize + session, tools/list with schemas, train_style -> training_status until
-// completed, reply_as (miss, then cache hit), style_profile, list_conversations, tool
+// completed, reply_as (miss, then cache hit; with a progress token, the text as it comes), style_profile, list_conversations, tool
 // errors, a bad key, and session termination. The SDK validates every structuredContent
 // against the tool's outputSchema. Usage: node sdk_client.mjs INFO_JSON CHAT_TXT
 import { readFileSync } from "node:fs";
@@ -148,6 +148,27 @@ await step("bad arguments are tool errors, unknown tools protocol errors", async
   const r = await client.callTool({ name: "list_conversations", arguments: { limit: 0 } });
   assert.equal(r.isError, true);
   await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }), /-32602|Unknown tool/);
+});
+
+await step("reply_as with a progress token streams the reply's text as progress", async () => {
+  const seen = [];
+  const args = { message: "and what about the weekend?" };
+  const r = await client.callTool({ name: "reply_as", arguments: args }, undefined, { onprogress: (p) => seen.push(p) });
+  assert.equal(r.isError, false, r.content?.[0]?.text);
+  const reply = r.structuredContent.reply;
+  assert.ok(seen.length >= 1, JSON.stringify(seen));
+  if (reply.trim().includes(" ")) assert.ok(seen.length >= 2, JSON.stringify(seen)); // one piece a word
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok(seen[i].progress > seen[i - 1].progress);
+    assert.ok(seen[i].message.startsWith(seen[i - 1].message)); // the text so far, growing
+  }
+  if (!r.structuredContent.fallback) assert.equal(seen[seen.length - 1].message, reply);
+  // the same again comes from the cache: one notification with the whole reply
+  const again = [];
+  const c = await client.callTool({ name: "reply_as", arguments: args }, undefined, { onprogress: (p) => again.push(p) });
+  assert.equal(c.structuredContent.cached, true);
+  assert.equal(again.length, 1);
+  assert.equal(again[0].message, reply);
 });
 
 await step("train_style with a progress token streams progress over SSE", async () => {

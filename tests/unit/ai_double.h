@@ -187,8 +187,30 @@ static void cai_destroy(ws_ai *ai)
     free(c);
 }
 
+/* The reply as generate gives it, handed out a word at a time (each piece with the spaces
+ * before it) like an engine that streams; on_piece returning non-zero stops it (WS_EAGAIN). */
+static int cai_generate_stream(ws_ai *ai, const char *user_id, const char *message,
+                               const ws_ai_turn *context, size_t n_context, const volatile int *cancel,
+                               ws_ai_piece_fn on_piece, void *arg, ws_ai_reply *out, ws_error *err)
+{
+    int rc = cai_generate(ai, user_id, message, context, n_context, out, err);
+    for (const char *p = out->reply; !rc && p && *p;) {
+        const char *q = p;
+        while (*q == ' ')
+            q++;
+        while (*q && *q != ' ')
+            q++;
+        if (on_piece(arg, p, (size_t)(q - p)) || (cancel && *cancel))
+            rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
+        p = q;
+    }
+    if (rc)
+        ws_ai_reply_clear(out);
+    return rc;
+}
+
 static const ws_ai_ops cai_ops = {cai_generate, cai_train,   cai_reload, cai_profile,
-                                  cai_forget,   cai_destroy, NULL,       NULL};
+                                  cai_forget,   cai_destroy, NULL,       NULL, cai_generate_stream};
 
 static inline counting_ai *counting_ai_new(void)
 {

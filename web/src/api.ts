@@ -58,6 +58,48 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return (text ? JSON.parse(text) : {}) as T;
 }
 
+/**
+ * POST /v1/reply as Server-Sent Events: onToken gets each piece of the reply as the clone
+ * generates it; resolves with the final reply (the "done" event: its text replaces the pieces
+ * when it is the fallback). signal aborts (the Stop button): the server stops generating.
+ */
+export async function replyStream(message: string, onToken: (piece: string) => void, signal: AbortSignal): Promise<Reply> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'text/event-stream' };
+  if (csrf) headers['X-CSRF-Token'] = csrf;
+  let res: Response;
+  try {
+    res = await fetch('/v1/reply', { method: 'POST', headers, body: JSON.stringify({ message, stream: true }), credentials: 'same-origin', signal });
+  } catch (e) {
+    if (signal.aborted) throw e;
+    throw new ApiError(0, 'network', friendly[0]);
+  }
+  if (!res.ok || !res.body) throw toError(res.status, await res.text());
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let end: number;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (!data.length) continue;
+      const body = JSON.parse(data.join('\n'));
+      if (event === 'token') onToken((body as { text: string }).text);
+      else if (event === 'done') return body as Reply;
+      else if (event === 'error') throw toError(502, JSON.stringify(body));
+    }
+  }
+  throw new ApiError(0, 'network', 'The reply stopped before it was complete. Try again.');
+}
 /** Sends a file with upload progress (fetch has none): resolves with the parsed answer. */
 export function upload<T>(path: string, file: File, onProgress: (share: number) => void): Promise<T> {
   return new Promise((resolve, reject) => {

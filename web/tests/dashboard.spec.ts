@@ -180,11 +180,34 @@ test.describe.serial('dashboard', () => {
 
   test('chat with the clone', async () => {
     await go(page, 'chat', /Chat with your clone/);
+    // every render of the reply bubble, and whether the confidence (the done event) was shown
+    await page.evaluate(() => {
+      const w = window as unknown as { seen: { text: string; done: boolean; stop: boolean }[] };
+      w.seen = [];
+      new MutationObserver(() => {
+        const bubble = document.querySelector('[data-testid="reply-text"]');
+        const card = document.querySelector('[data-testid="last-reply"]');
+        const stop = [...document.querySelectorAll('button')].some((b) => b.textContent === 'Stop');
+        if (bubble) w.seen.push({ text: bubble.textContent ?? '', done: (card?.textContent ?? '').includes('Confidence'), stop });
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
     await page.getByLabel('Your message').fill('are you coming tonight?');
     await page.getByLabel('Your message').press('Enter'); // Enter sends, Shift+Enter is a new line
     const last = page.getByTestId('last-reply');
     await expect(last).toContainText('Confidence');
+    await expect(page.getByRole('button', { name: 'Stop' })).toHaveCount(0);
     await expect(last.locator('.bubble.them')).not.toBeEmpty();
+    const seen = await page.evaluate(
+      () => (window as unknown as { seen: { text: string; done: boolean; stop: boolean }[] }).seen,
+    );
+    // tokens were on the page before the done event: the bubble grew while no confidence was
+    // shown, with the Stop button there
+    const early = seen.filter((x) => !x.done && x.text !== '' && x.text !== '…');
+    expect(early.length).toBeGreaterThan(0);
+    expect(early.every((x) => x.stop)).toBe(true);
+    // the final reply is announced once in the polite live region, not token by token
+    const final = await last.locator('.bubble.them').textContent();
+    await expect(page.getByRole('status').filter({ hasText: 'The clone replied' })).toHaveText(`The clone replied: ${final}`);
     await expect(page.locator('ol.history li')).toHaveCount(1);
     await axe(page, 'chat');
     await shots(page, 'chat');

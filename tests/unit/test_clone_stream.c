@@ -1,0 +1,148 @@
+/* Tests of the streamed reply (ws_clone_reply_stream): the pieces are whole UTF-8 characters
+ * and concatenate to the final reply (or the fallback replaces them), a callback that asks to
+ * stop ends the generation at once, a raised cancel flag stops it before any piece, bad input.
+ * The clone is trained on the sample chat (Tomás: Spanish, accents, emoji). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clone/clone_int.h"
+#include "core/buf.h"
+#include "core/mem.h"
+#include "core/utf8.h"
+#include "harness.h"
+
+typedef struct collect {
+    ws_buf all;
+    int pieces, stop_after;
+    bool utf8_ok, empty_piece;
+} collect;
+
+static bool utf8_whole(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t at = i;
+        if (ws_utf8_next(s, n, &i) == 0xFFFD && !(i - at == 3 && !memcmp(s + at, "\xEF\xBF\xBD", 3)))
+            return false;
+    }
+    return true;
+}
+
+static int on_piece(void *arg, const char *piece, size_t len)
+{
+    collect *k = arg;
+    k->pieces++;
+    if (!len)
+        k->empty_piece = true;
+    if (!utf8_whole(piece, len))
+        k->utf8_ok = false;
+    ws_buf_append(&k->all, piece, len);
+    return k->stop_after && k->pieces >= k->stop_after;
+}
+
+static ws_clone *train(const char *dir)
+{
+    char *out = clone_path(dir, "tomas");
+    ws_error err = {0};
+    ws_clone_train_result res;
+    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt",
+                             .persona = "Tomás",
+                             .out_dir = out,
+                             .budget_s = 12,
+                             .quiet = true,
+                             .embed_dir = "none"};
+    ws_clone *c = NULL;
+    int rc = ws_clone_train(&o, &res, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (!rc) {
+        ws_clone_train_result_clear(&res);
+        CHECK_EQ_INT(ws_clone_open(out, &c, &err), 0);
+    } else {
+        fprintf(stderr, "train: %s\n", err.msg);
+    }
+    free(out);
+    return c;
+}
+
+static void stream(void)
+{
+    char tmpl[] = "/tmp/ws_test_clone_stream_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    ws_clone *c = train(dir);
+    if (!c)
+        goto out;
+    ws_error err = {0};
+    ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
+    int generated = 0, fallbacks = 0;
+    for (uint64_t seed = 1; seed <= 120 && generated < 3; seed++) {
+        collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
+        ws_clone_answer a;
+        ws_clone_reply_opts ro = {.seed = seed, .no_fallback = seed % 3 != 0};
+        int rc = ws_clone_reply_stream(c, "¿vienes mañana a la fiesta?", ctx, 2, &ro, on_piece, &k, &a, &err);
+        CHECK_EQ_INT(rc, 0);
+        if (rc) {
+            ws_buf_free(&k.all);
+            continue;
+        }
+        CHECK(k.utf8_ok && !k.empty_piece);
+        CHECK(a.reply && *a.reply && a.confidence >= 0 && a.confidence <= 1);
+        CHECK(!clone_is_echo(a.reply, "¿vienes mañana a la fiesta?"));
+        if (!a.fallback) {
+            generated++;
+            CHECK(k.pieces >= 1);
+            CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
+            CHECK(a.source == WS_CLONE_SRC_GENERATED);
+            CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
+        } else {
+            fallbacks++;
+            CHECK(a.source == WS_CLONE_SRC_FALLBACK);
+            CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
+        }
+        ws_clone_answer_clear(&a);
+        ws_buf_free(&k.all);
+    }
+    printf("streamed: %d generated, %d fallback\n", generated, fallbacks);
+    CHECK(generated > 0);
+
+    /* a callback asking to stop after its first piece: WS_EAGAIN, no further piece */
+    int stopped = 0;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        collect k = {.all = WS_BUF_INIT, .utf8_ok = true, .stop_after = 1};
+        ws_clone_answer a;
+        ws_clone_reply_opts ro = {.seed = seed};
+        int rc = ws_clone_reply_stream(c, "¿vienes mañana a la fiesta?", ctx, 2, &ro, on_piece, &k, &a, &err);
+        if (k.pieces) {
+            CHECK_EQ_INT(rc, WS_EAGAIN);
+            CHECK_EQ_INT(k.pieces, 1);
+            CHECK(a.reply == NULL);
+            stopped++;
+        }
+        ws_clone_answer_clear(&a);
+        ws_buf_free(&k.all);
+    }
+    CHECK(stopped > 0);
+
+    /* a cancel flag already raised: nothing generated */
+    volatile int cancel = 1;
+    collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
+    ws_clone_answer a;
+    ws_clone_reply_opts ro = {.cancel = &cancel};
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "hello?", NULL, 0, &ro, on_piece, &k, &a, &err), WS_EAGAIN);
+    CHECK_EQ_INT(k.pieces, 0);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "  \n ", NULL, 0, NULL, on_piece, &k, &a, &err), WS_EINVAL);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, NULL, NULL, 0, NULL, on_piece, &k, &a, &err), WS_EINVAL);
+    /* without a callback it is a plain one-candidate reply */
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "see you later?", NULL, 0, NULL, NULL, NULL, &a, &err), 0);
+    CHECK(a.reply && *a.reply);
+    ws_clone_answer_clear(&a);
+    ws_buf_free(&k.all);
+    ws_clone_free(c);
+out:;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+WS_TEST_MAIN(T(stream))
