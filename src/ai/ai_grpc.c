@@ -413,7 +413,7 @@ static int g_generate_stream(ws_ai *ai, const char *user_id, const char *message
             continue;
         st = ws_grpc_server_stream_md(nd->ch, "/whatstyle.ai.v1.AiService/StreamResponse", md, n_md, buf, len,
                                       deadline, RESP_CAP, on_token, &rx, &res);
-        record(g, nd, st != WS_GRPC_UNAVAILABLE && st != WS_GRPC_DEADLINE_EXCEEDED);
+        record(g, nd, st != WS_GRPC_UNAVAILABLE && st != WS_GRPC_DEADLINE_EXCEEDED, res.message.data);
     }
     if (rx.bad)
         rc = ws_error_set(err, WS_EFORMAT, "the AI service sent a malformed Token");
