@@ -3,7 +3,6 @@
  * base, pointwise mutual information; the confidence and the fallback. Also the scorers the
  * fidelity report uses. */
 #include <math.h>
-#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,12 +329,6 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     uint64_t sampled = 0;
     for (int i = 0; i < n; i++)
         sampled += st.ss[i].ids.n;
-    if (getenv("WS_TMP_PHASES")) {
-        fprintf(stderr, "GEN maxn %d lens", maxn);
-        for (int i = 0; i < n; i++)
-            fprintf(stderr, " %zu%s", st.ss[i].ids.n, st.ss[i].ended ? "" : "x");
-        fprintf(stderr, "\n");
-    }
     atomic_fetch_add_explicit(&tokens_generated, sampled, memory_order_relaxed);
     ws_span_attr_int(sp, "gen.tokens", (int64_t)sampled);
     for (int i = 0; i < n; i++) {
@@ -588,26 +581,12 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     int rc = retrieve(&rr, context, n_context, n_retr, err);
     if (!rc && rr.o.cancel && *rr.o.cancel)
         rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
-    struct timespec Q0, Q1, Q2, Q3;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &Q0);
-    double T1 = ws_now_s();
     if (!rc)
         rc = run_prompt(&rr, context, n_context, err);
-    double T2 = ws_now_s();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &Q1);
     if (!rc)
         rc = add_generations(&rr, n_samples, err);
-    double T3 = ws_now_s();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &Q2);
     if (!rc && c->fmt.chat)
         rc = score_without_context(c, rr.cs, rr.nc, err);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &Q3);
-#define QD(a, b) ((b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) * 1e-6)
-    if (getenv("WS_TMP_PHASES"))
-        fprintf(stderr, "CPU prompt %.0f gen %.0f pmi %.0f ms\n", QD(Q0, Q1), QD(Q1, Q2), QD(Q2, Q3));
-    if (getenv("WS_TMP_PHASES"))
-        fprintf(stderr, "PH retr %.0f prompt %.0f (%d) gen %.0f pmi %.0f ms\n", (T1 - t0) * 1e3, (T2 - T1) * 1e3,
-                rr.plen, (T3 - T2) * 1e3, (ws_now_s() - T3) * 1e3);
     if (!rc)
         answer(&rr, choose(&rr), out);
     for (size_t i = 0; i < rr.nc; i++)
