@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chat/chat.h"
@@ -24,6 +25,15 @@ static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* CPU seconds of the whole process: with one engine thread (WS_NN_THREADS=1) what a reply
+ * costs whatever else the machine runs (wall time on a shared machine includes the waits). */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static double rss_mb(void)
@@ -72,7 +82,7 @@ replies:;
         fprintf(stderr, "%s: open: %s\n", label, err.msg);
         return 1;
     }
-    double *ms = ws_xmalloc(n_replies * sizeof *ms);
+    double *ms = ws_xmalloc(n_replies * sizeof *ms), *cpu = ws_xmalloc(n_replies * sizeof *cpu);
     size_t fb = 0;
     for (size_t i = 0; i < n_replies; i++) {
         const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
@@ -80,20 +90,24 @@ replies:;
         for (size_t k = 0; k < 8; k++)
             ctx[k] = (ws_clone_turn){k % 2 ? persona : NULL, msgs[(i * 31 + k * 7) % n_msgs]};
         ws_clone_answer a;
-        double s = ws_now_s();
+        double s = ws_now_s(), cs = cpu_s();
         if (ws_clone_reply(c, m, ctx, 8, NULL, &a, &err)) {
             fprintf(stderr, "%s: reply: %s\n", label, err.msg);
             return 1;
         }
         ms[i] = (ws_now_s() - s) * 1000.0;
+        cpu[i] = (cpu_s() - cs) * 1000.0;
         fb += a.fallback;
         ws_clone_answer_clear(&a);
     }
     qsort(ms, n_replies, sizeof *ms, cmp_d);
+    qsort(cpu, n_replies, sizeof *cpu, cmp_d);
     printf("  reply (%zu, 8 turns of context): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak RSS so far %.0f MB\n",
            n_replies, ms[n_replies / 2], ms[n_replies * 95 / 100], ms[n_replies * 99 / 100],
            100.0 * (double)fb / (double)n_replies, rss_mb());
+    printf("  reply CPU time (all threads): p50 %.1f ms  p95 %.1f ms\n", cpu[n_replies / 2], cpu[n_replies * 95 / 100]);
     free(ms);
+    free(cpu);
     ws_clone_free(c);
     return 0;
 }

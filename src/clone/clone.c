@@ -193,6 +193,7 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
                                    : clone_fmt_init(&c->fmt, c->tok, err);
         if (rc)
             goto out;
+        c->prefix = clone_prefix_new();
     } else {
         rc = ws_error_set(err, WS_EUNSUPPORTED, "unknown model kind %s", kind);
         goto out;
@@ -242,6 +243,7 @@ void ws_clone_free(ws_clone *c)
     ws_strset_free(&c->vocab);
     ws_vindex_free(c->ix);
     ws_embedder_free(c->emb);
+    clone_prefix_free(c->prefix);
     ws_lora_free(c->lora);
     if (c->base) {
         ws_base_release(c->base);   /* model and tokenizer are the base's */

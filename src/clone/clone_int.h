@@ -133,6 +133,21 @@ char *clone_trim(const char *s);
 bool clone_exists(const char *path);
 char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
 
+/* ---- the KV caches kept between replies (prefix.c) ---- */
+typedef struct clone_prefix clone_prefix;
+clone_prefix *clone_prefix_new(void);
+void clone_prefix_free(clone_prefix *p);
+/* Runs prompt through c's model (and adapter) into *kc (malloc'd; the caller owns it, and hands
+ * it back with clone_prefix_put or frees it), with room more positions after it; last
+ * (vocab floats) gets the logits after the prompt. Only the part past the longest common
+ * prefix with the prompt last put back runs (all of it without c->prefix). */
+int clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **kc, float *last, ws_error *err);
+/* Keeps kc (ownership passes to the clone) as the cache of prompt, whose logits are last. */
+void clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last);
+/* The cache and last logits of the chat prompt with no conversation (clone_chat_prompt with
+ * no turns), run on first use; owned by the clone, read-only. WS_EINVAL without c->prefix. */
+int clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err);
+
 /* ---- the opened clone ---- */
 /* True when every word of s (lower-cased) is one the persona wrote in training. */
 bool clone_words_known(const ws_clone *c, const char *s);
@@ -155,6 +170,7 @@ struct ws_clone {
     int gen_max;                /* longest generation, in tokens */
     double fit_gate;            /* least style fit a generation needs (25th pct of real replies) */
     char *base_dir;
+    clone_prefix *prefix;       /* on a base: the caches kept between replies (owned) */
 };
 
 /* Opens the parts of a clone directory named by an already parsed manifest (used by

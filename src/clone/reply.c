@@ -90,6 +90,7 @@ void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t 
 typedef struct cand {
     char *text;
     double lp, lp_any, sim, fit, score;   /* lp_any: without the conversation (chat format) */
+    bool have_any;                        /* lp_any is set (scored while it was sampled) */
     ws_clone_source src;
 } cand;
 
@@ -98,19 +99,22 @@ typedef struct cand {
  * ("no", "haha"): pointwise mutual information, the usual cure for generic answers. */
 static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_error *err)
 {
-    ibuf prompt = {0}, ids = {0};
-    clone_scorer sc = {.c = c, .lora = c->lora};
-    clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
-    int rc = clone_scorer_prompt(&sc, &prompt, err);
-    for (size_t i = 0; i < nc && !rc; i++) {
+    ibuf ids = {0};
+    const ws_kv_cache *kc0 = NULL;
+    const float *last0 = NULL;
+    ws_kv_cache *kc = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < nc && !rc; i++) {   /* the generations were scored as they were sampled */
+        if (cs[i].have_any)
+            continue;
+        if (!kc && !(rc = clone_prefix_empty(c, &kc0, &last0, err)))
+            kc = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_len(kc0) + CLONE_REPLY_BYTES + 8);
         ids.n = 0;
         clone_reply_ids(c, cs[i].text, &ids);
-        double nll = 0;
-        rc = clone_scorer_reply(&sc, ids.v, ids.n, &nll, err);
-        cs[i].lp_any = -nll / (double)ids.n;
+        if (!rc)
+            rc = clone_score_ids(c, c->lora, kc, ws_kv_cache_len(kc0), last0, ids.v, ids.n, &cs[i].lp_any, err);
     }
-    clone_scorer_free(&sc);
-    ibuf_free(&prompt);
+    ws_kv_cache_free(kc);
     ibuf_free(&ids);
     return rc;
 }
@@ -147,9 +151,9 @@ static bool last_word_known(const ws_clone *c, const ibuf *ids)
 
 typedef struct sample {
     ibuf ids;
-    double lp;
+    double lp, lp0;        /* lp0: the same tokens after the prompt without the conversation */
     bool alive, ended;
-    ws_kv_cache *kc;
+    ws_kv_cache *kc, *kc0;
 } sample;
 
 static _Atomic uint64_t tokens_generated;
@@ -159,13 +163,17 @@ uint64_t ws_clone_tokens_generated(void)
     return atomic_load_explicit(&tokens_generated, memory_order_relaxed);
 }
 
-/* One sampling step of sample s from its logits: false when the sample stops here. */
-static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_gen_opts *o, uint64_t *rng,
-                        int32_t *next)
+/* One sampling step of sample s from its logits (logits0: the same step without the
+ * conversation, or NULL): false when the sample stops here. */
+static bool sample_step(const ws_clone *c, sample *s, float *logits, const float *logits0, const ws_gen_opts *o,
+                        uint64_t *rng, int32_t *next)
 {
     float l;
-    int32_t id = ws_sample(logits, c->model->cfg.vocab_size, o, s->ids.v, (int)s->ids.n, rng, &l);
+    int V = c->model->cfg.vocab_size;
+    int32_t id = ws_sample(logits, V, o, s->ids.v, (int)s->ids.n, rng, &l);
     s->lp += l;
+    if (logits0)
+        s->lp0 += ws_logprob(logits0, V, id);
     if (id == c->fmt.end) {
         s->ended = true;
         return false;
@@ -181,13 +189,121 @@ static bool sample_step(const ws_clone *c, sample *s, float *logits, const ws_ge
     return true;
 }
 
+/* A batch of samples: each sequence's cache and logits, and on a chat base the same tokens
+ * after the prompt without the conversation (the ranking's PMI term) in the same passes. */
+typedef struct sample_set {
+    int n, V;
+    sample *ss;
+    float *logits, *logits0, *bl;   /* [n][V] each; bl [2n][V]: one batched pass */
+    ws_kv_cache **live;
+    int32_t *next;
+    int *who;
+} sample_set;
+
+static void set_init(sample_set *st, const ws_clone *c, ws_kv_cache *cache, const float *last, const ws_kv_cache *kc0,
+                     const float *last0, int n)
+{
+    int V = c->model->cfg.vocab_size;
+    *st = (sample_set){.n = n, .V = V};
+    st->ss = ws_xcalloc((size_t)n, sizeof *st->ss);
+    st->logits = ws_xmalloc((size_t)n * V * sizeof *st->logits);
+    st->logits0 = kc0 ? ws_xmalloc((size_t)n * V * sizeof *st->logits0) : NULL;
+    st->bl = ws_xmalloc(2 * (size_t)n * V * sizeof *st->bl);
+    st->live = ws_xcalloc(2 * (size_t)n, sizeof *st->live);
+    st->next = ws_xcalloc(2 * (size_t)n, sizeof *st->next);
+    st->who = ws_xcalloc((size_t)n, sizeof *st->who);
+    for (int i = 0; i < n; i++) {
+        st->ss[i].alive = true;
+        st->ss[i].kc = ws_kv_cache_dup(c->model, cache);
+        memcpy(st->logits + (size_t)i * V, last, (size_t)V * sizeof *last);
+        if (kc0) {   /* all of one size, to share the batched pass */
+            st->ss[i].kc0 = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(cache));
+            memcpy(st->logits0 + (size_t)i * V, last0, (size_t)V * sizeof *last0);
+        }
+    }
+}
+
+static void set_free(sample_set *st)
+{
+    for (int i = 0; i < st->n; i++) {
+        ibuf_free(&st->ss[i].ids);
+        ws_kv_cache_free(st->ss[i].kc);
+        ws_kv_cache_free(st->ss[i].kc0);
+    }
+    free(st->ss);
+    free(st->logits);
+    free(st->logits0);
+    free(st->bl);
+    free(st->live);
+    free(st->next);
+    free(st->who);
+}
+
+/* One step of every live sample, then one batched pass; *done when none is left. */
+static int set_step(const ws_clone *c, sample_set *st, const ws_gen_opts *o, uint64_t *rng, bool *done,
+                    ws_error *err)
+{
+    int k = 0, V = st->V;
+    size_t row = (size_t)V * sizeof *st->bl;
+    for (int i = 0; i < st->n; i++) {
+        sample *s = &st->ss[i];
+        if (!s->alive)
+            continue;
+        s->alive = sample_step(c, s, st->logits + (size_t)i * V, st->logits0 ? st->logits0 + (size_t)i * V : NULL, o,
+                               rng, &st->next[k]);
+        if (s->alive)
+            st->live[k] = s->kc, st->who[k++] = i;
+    }
+    *done = !k;
+    if (!k)
+        return 0;
+    int rows = k;
+    if (st->logits0) {
+        for (int j = 0; j < k; j++)
+            st->live[k + j] = st->ss[st->who[j]].kc0, st->next[k + j] = st->next[j];
+        rows = 2 * k;
+    }
+    int rc = ws_model_infer_batch(c->model, c->lora, st->live, st->next, rows, st->bl, err);
+    for (int j = 0; j < k && !rc; j++) {
+        memcpy(st->logits + (size_t)st->who[j] * V, st->bl + (size_t)j * V, row);
+        if (st->logits0)
+            memcpy(st->logits0 + (size_t)st->who[j] * V, st->bl + (size_t)(k + j) * V, row);
+    }
+    return rc;
+}
+
+/* True when half the samples have ended and the rest already ran past twice the longest of
+ * them: they are given up (a step costs as much for one sample as for four, and a reply that
+ * long is rarely the one chosen). */
+static bool straggling(const sample_set *st, int step)
+{
+    int ended = 0;
+    size_t longest = 0;
+    for (int i = 0; i < st->n; i++)
+        if (st->ss[i].ended) {
+            ended++;
+            longest = st->ss[i].ids.n > longest ? st->ss[i].ids.n : longest;
+        }
+    return ended > 0 && 2 * ended >= st->n && (size_t)step >= 2 * longest + 4;
+}
+
+/* The longest generation of a chat base, in tokens: a little past the persona's long replies
+ * (c->gen_max is in bytes; a token of chat text is ~3 bytes). */
+static int chat_max_tokens(const ws_clone *c)
+{
+    int n = c->gen_max / 3 + 8;
+    return n < 16 ? 16 : n > GEN_MAX_TOKENS ? GEN_MAX_TOKENS : n;
+}
+
 /* Samples n continuations of the prompt (in cache up to plen, last logits given) side by side,
  * one batched pass per step; texts[i] gets the text of each (NULL when it ran into the length
- * cap or a turn marker) and mean_lp[i] its mean log-probability. */
-static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, uint64_t *rng,
-                        int n, char **texts, double *mean_lp, const volatile int *cancel, ws_error *err)
+ * cap or a turn marker) and mean_lp[i] its mean log-probability; with kc0 (the prompt without
+ * the conversation, last0 its logits) mean_lp0[i] gets the same tokens' mean after it. */
+static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, const ws_kv_cache *kc0,
+                        const float *last0, uint64_t *rng, int n, char **texts, double *mean_lp, double *mean_lp0,
+                        const volatile int *cancel, ws_error *err)
 {
-    int V = c->model->cfg.vocab_size, rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : GEN_MAX_TOKENS;
+    int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : chat_max_tokens(c);
     ws_gen_opts o;
     ws_gen_opts_init(&o);
     o.temperature = 0.8f;
@@ -195,67 +311,41 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     o.top_p = 0.95f;
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", n);
-    sample *ss = ws_xcalloc((size_t)n, sizeof *ss);
-    float *logits = ws_xmalloc((size_t)n * V * sizeof *logits);
-    ws_kv_cache **live = ws_xcalloc((size_t)n, sizeof *live);
-    int32_t *next = ws_xcalloc((size_t)n, sizeof *next);
-    int *who = ws_xcalloc((size_t)n, sizeof *who);
-    float *bl = ws_xmalloc((size_t)n * V * sizeof *bl);   /* the batch's logits, row j = sequence who[j] */
     ws_kv_cache_truncate(cache, plen);
-    for (int i = 0; i < n; i++) {
-        ss[i].alive = true;
-        ss[i].kc = ws_kv_cache_dup(c->model, cache);
-        memcpy(logits + (size_t)i * V, last_logits, (size_t)V * sizeof *logits);
+    sample_set st;
+    set_init(&st, c, cache, last_logits, kc0, last0, n);
+    for (int i = 0; i < n; i++)
         texts[i] = NULL;
-    }
-    for (int step = 0; step < maxn; step++) {
-        if (cancel && *cancel) {
+    bool done = false;
+    for (int step = 0; step < maxn && !done && !rc; step++) {
+        if (cancel && *cancel)
             rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
-            goto out;
-        }
-        int k = 0;
-        for (int i = 0; i < n; i++) {
-            if (!ss[i].alive)
-                continue;
-            ss[i].alive = sample_step(c, &ss[i], logits + (size_t)i * V, &o, rng, &next[k]);
-            if (ss[i].alive)
-                live[k] = ss[i].kc, who[k++] = i;
-        }
-        if (!k)
-            break;
-        rc = ws_model_infer_batch(c->model, c->lora, live, next, k, bl, err);
-        for (int j = 0; j < k && !rc; j++)
-            memcpy(logits + (size_t)who[j] * V, bl + (size_t)j * V, (size_t)V * sizeof *bl);
-        if (rc)
-            goto out;
+        else
+            rc = set_step(c, &st, &o, rng, &done, err);
+        done = done || straggling(&st, step);
     }
+    if (rc)
+        goto out;
     uint64_t sampled = 0;
     for (int i = 0; i < n; i++)
-        sampled += ss[i].ids.n;
+        sampled += st.ss[i].ids.n;
     atomic_fetch_add_explicit(&tokens_generated, sampled, memory_order_relaxed);
     ws_span_attr_int(sp, "gen.tokens", (int64_t)sampled);
     for (int i = 0; i < n; i++) {
-        if (!ss[i].ended || !ss[i].ids.n)
+        sample *s = &st.ss[i];
+        if (!s->ended || !s->ids.n)
             continue;
-        mean_lp[i] = ss[i].lp / (double)(ss[i].ids.n + 1);
+        mean_lp[i] = s->lp / (double)(s->ids.n + 1);
+        mean_lp0[i] = s->lp0 / (double)(s->ids.n + 1);
         size_t len = 0;
-        char *t = ws_tokenizer_decode_len(c->tok, ss[i].ids.v, ss[i].ids.n, true, &len);
+        char *t = ws_tokenizer_decode_len(c->tok, s->ids.v, s->ids.n, true, &len);
         if (strlen(t) == len && !strstr(t, "\xEF\xBF\xBD"))
             texts[i] = t;
         else
             free(t);
     }
 out:
-    for (int i = 0; i < n; i++) {
-        ibuf_free(&ss[i].ids);
-        ws_kv_cache_free(ss[i].kc);
-    }
-    free(ss);
-    free(logits);
-    free(live);
-    free(next);
-    free(who);
-    free(bl);
+    set_free(&st);
     if (rc)
         ws_span_error(sp, "generation failed");
     ws_span_end(sp);
@@ -298,7 +388,8 @@ typedef struct reply_run {
     double top_sim;
     const char *ret_texts[2];   /* the best retrieved replies (the prompt of a model from scratch) */
     size_t n_ret;
-    ws_kv_cache *cache;
+    ws_kv_cache *cache;         /* the prompt's (handed back to c->prefix after the reply) */
+    ibuf prompt;
     float *last;                /* logits after the prompt */
     int plen;
     uint64_t rng;
@@ -342,17 +433,15 @@ static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_contex
 static int run_prompt(reply_run *rr, const ws_clone_turn *context, size_t n_context, ws_error *err)
 {
     const ws_clone *c = rr->c;
-    ibuf prompt = {0}, ids = {0};
-    clone_build_prompt(c, rr->ret_texts, rr->n_ret, context, n_context, rr->msg, &prompt);
-    rr->cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
-    rr->plen = (int)prompt.n;
-    int rc = ws_model_infer(c->model, c->lora, rr->cache, prompt.v, (int)prompt.n, rr->last, NULL, err);
+    ibuf ids = {0};
+    clone_build_prompt(c, rr->ret_texts, rr->n_ret, context, n_context, rr->msg, &rr->prompt);
+    rr->plen = (int)rr->prompt.n;
+    int rc = clone_prefix_run(c, &rr->prompt, CLONE_REPLY_BYTES + 8, &rr->cache, rr->last, err);
     for (size_t i = 0; i < rr->nc && !rc; i++) {
         ids.n = 0;
         clone_reply_ids(c, rr->cs[i].text, &ids);
         rc = clone_score_ids(c, c->lora, rr->cache, rr->plen, rr->last, ids.v, ids.n, &rr->cs[i].lp, err);
     }
-    ibuf_free(&prompt);
     ibuf_free(&ids);
     return rc;
 }
@@ -362,8 +451,13 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
 {
     const ws_clone *c = rr->c;
     char **gens = ws_xcalloc((size_t)n_samples + 1, sizeof *gens);
-    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp);
-    int rc = sample_batch(c, rr->cache, rr->plen, rr->last, &rr->rng, n_samples, gens, glp, rr->o.cancel, err);
+    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp), *glp0 = ws_xcalloc((size_t)n_samples + 1, sizeof *glp0);
+    const ws_kv_cache *kc0 = NULL;
+    const float *last0 = NULL;
+    int rc = c->fmt.chat ? clone_prefix_empty(c, &kc0, &last0, err) : 0;
+    if (!rc)
+        rc = sample_batch(c, rr->cache, rr->plen, rr->last, kc0, last0, &rr->rng, n_samples, gens, glp, glp0,
+                          rr->o.cancel, err);
     for (int s = 0; s < n_samples && !rc; s++) {
         if (!gens[s])
             continue;
@@ -377,6 +471,8 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
         cand *cd = &rr->cs[rr->nc++];
         cd->text = gt;
         cd->lp = glp[s];
+        cd->lp_any = glp0[s];
+        cd->have_any = kc0 != NULL;
         cd->sim = c->fmt.chat ? 0 : rr->top_sim * 0.9;
         cd->src = WS_CLONE_SRC_GENERATED;
     }
@@ -384,6 +480,7 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
         free(gens[s]);
     free(gens);
     free(glp);
+    free(glp0);
     return rc;
 }
 
@@ -495,8 +592,12 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     for (size_t i = 0; i < rr.nc; i++)
         free(rr.cs[i].text);
     free(rr.cs);
+    if (!rc && rr.cache)   /* the next reply starts from this prompt's cache */
+        clone_prefix_put(c, rr.cache, &rr.prompt, rr.last);
+    else
+        ws_kv_cache_free(rr.cache);
+    ibuf_free(&rr.prompt);
     free(rr.last);
-    ws_kv_cache_free(rr.cache);
     free(msg);
     if (rc)
         ws_clone_answer_clear(out);

@@ -59,6 +59,50 @@ static int cand_desc(const void *a, const void *b)
     return ((const cand *)a)->id - ((const cand *)b)->id;
 }
 
+/* Moves the entries of c[V] not below the k-th largest value (ties with it included) to the
+ * front, sorted as a full sort would order them; returns how many. A min-heap of the k largest
+ * values so far: one pass, most entries rejected by one comparison (a full sort of a 49k
+ * vocabulary cost more than a batched decoding step). */
+static int top_sorted(cand *c, int V, int k)
+{
+    float *h = ws_xmalloc((size_t)k * sizeof *h);
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        float v = c[i].v;
+        if (n == k && !(v > h[0]))
+            continue;
+        int at;
+        if (n < k) {   /* sift up */
+            at = n++;
+            while (at > 0 && h[(at - 1) / 2] > v) {
+                h[at] = h[(at - 1) / 2];
+                at = (at - 1) / 2;
+            }
+        } else {       /* replace the root, sift down */
+            at = 0;
+            for (;;) {
+                int l = 2 * at + 1, m = l + 1 < k && h[l + 1] < h[l] ? l + 1 : l;
+                if (l >= k || !(h[m] < v))
+                    break;
+                h[at] = h[m];
+                at = m;
+            }
+        }
+        h[at] = v;
+    }
+    float kth = h[0];
+    free(h);
+    int m = 0;
+    for (int i = 0; i < V; i++)
+        if (c[i].v >= kth) {
+            cand t = c[m];
+            c[m++] = c[i];
+            c[i] = t;
+        }
+    qsort(c, (size_t)m, sizeof *c, cand_desc);
+    return m;
+}
+
 int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *history, int n_hist,
                   uint64_t *rng, float *logprob)
 {
@@ -95,7 +139,9 @@ int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *his
         for (int i = 0; i < V; i++)
             c[i] = (cand){logits[i] / o->temperature, i};
         int n = V;
-        if ((o->top_k > 0 && o->top_k < V) || o->top_p < 1.0f)
+        if (o->top_k > 0 && o->top_k < V)
+            n = top_sorted(c, V, o->top_k);
+        else if (o->top_p < 1.0f)
             qsort(c, (size_t)V, sizeof *c, cand_desc);
         if (o->top_k > 0 && o->top_k < n) {
             int k = o->top_k;

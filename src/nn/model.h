@@ -142,6 +142,11 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *c, const
 
 /* A copy of src (its positions and room), e.g. one per sampled continuation of a prompt. */
 ws_kv_cache *ws_kv_cache_dup(const ws_model *m, const ws_kv_cache *src);
+/* The same with room for max_tokens positions (at least src's length; capped at max_pos as in
+ * ws_kv_cache_new), e.g. to batch it with caches of another size. */
+ws_kv_cache *ws_kv_cache_dup_room(const ws_model *m, const ws_kv_cache *src, int max_tokens);
+/* How many positions c has room for. */
+int ws_kv_cache_room(const ws_kv_cache *c);
 /* One new token for each of n sequences, each with its own cache (all of one size), in one pass:
  * the weights are read once for all of them. logits gets n*vocab floats (row s: sequence s).
  * The caches must be distinct; scratch of caches[0] is used. Errors: WS_ETOOBIG (a cache full),

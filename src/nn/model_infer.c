@@ -256,13 +256,21 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
 
 ws_kv_cache *ws_kv_cache_dup(const ws_model *m, const ws_kv_cache *src)
 {
+    return ws_kv_cache_dup_room(m, src, src->max_T);
+}
+
+int ws_kv_cache_room(const ws_kv_cache *c) { return c->max_T; }
+
+ws_kv_cache *ws_kv_cache_dup_room(const ws_model *m, const ws_kv_cache *src, int max_tokens)
+{
     const ws_model_config *c = &m->cfg;
-    ws_kv_cache *kc = ws_kv_cache_new(m, src->max_T);
+    ws_kv_cache *kc = ws_kv_cache_new(m, max_tokens > src->len ? max_tokens : src->len);
     size_t KD = (size_t)c->n_kv_heads * c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
-        size_t at = (size_t)l * src->max_T * KD, n = (size_t)src->len * KD * sizeof(float);
-        memcpy(kc->k + at, src->k + at, n);
-        memcpy(kc->v + at, src->v + at, n);
+        size_t from = (size_t)l * src->max_T * KD, to = (size_t)l * kc->max_T * KD;
+        size_t n = (size_t)src->len * KD * sizeof(float);
+        memcpy(kc->k + to, src->k + from, n);
+        memcpy(kc->v + to, src->v + from, n);
     }
     kc->len = src->len;
     return kc;

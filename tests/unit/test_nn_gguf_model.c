@@ -206,8 +206,11 @@ static void test_batch_decode(void)
     float *last = malloc((size_t)V * sizeof *last), *bl = malloc((size_t)NS * V * sizeof *bl);
     CHECK_EQ_INT(ws_model_infer(m, lo, p, probe, N_PROBE, last, NULL, &err), 0);
     ws_kv_cache *batch[NS], *solo[NS];
-    for (int s = 0; s < NS; s++)
-        batch[s] = ws_kv_cache_dup(m, p), solo[s] = ws_kv_cache_dup(m, p);
+    for (int s = 0; s < NS; s++)   /* a copy with more room and one with less hold the same positions */
+        batch[s] = ws_kv_cache_dup(m, p), solo[s] = ws_kv_cache_dup_room(m, p, s ? 96 : N_PROBE + STEPS);
+    CHECK_EQ_INT(ws_kv_cache_room(batch[0]), 64);
+    CHECK_EQ_INT(ws_kv_cache_room(solo[1]), 96);
+    CHECK_EQ_INT(ws_kv_cache_len(solo[0]), N_PROBE);
     double worst = 0;
     for (int step = 0; step < STEPS; step++) {
         int32_t toks[NS];
@@ -221,6 +224,15 @@ static void test_batch_decode(void)
         }
     }
     CHECK(worst < 1e-5);
+    /* a cache cut back to a common prefix and continued = the prompt run afresh (a reply reusing
+     * the last prompt's cache) */
+    float *fresh = malloc((size_t)V * sizeof *fresh);
+    ws_kv_cache_truncate(solo[1], 3);
+    CHECK_EQ_INT(ws_model_infer(m, lo, solo[1], probe + 3, N_PROBE - 3, last, NULL, &err), 0);
+    ws_kv_cache_reset(solo[2]);
+    CHECK_EQ_INT(ws_model_infer(m, lo, solo[2], probe, N_PROBE, fresh, NULL, &err), 0);
+    CHECK(rel_diff(last, fresh, (size_t)V) < 1e-4);
+    free(fresh);
     for (int s = 0; s < NS; s++)
         ws_kv_cache_free(batch[s]), ws_kv_cache_free(solo[s]);
     ws_kv_cache_free(p);
