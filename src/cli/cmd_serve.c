@@ -130,50 +130,20 @@ static void usage(FILE *f)
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
-/* Reads "key = value" lines into the options not set yet. */
+/* A config file's setting: fills an option not set yet (-1 for an unknown key). */
+static int set_from_config(void *arg, const char *key, const char *value)
+{
+    char **slot = opt_slot(arg, key);
+    if (!slot)
+        return -1;
+    if (!*slot)
+        *slot = ws_xstrdup(value);
+    return 0;
+}
+
 static int read_config(const char *path, serve_opts *o)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "whatstyle serve: cannot open config %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char line[4096];
-    int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '#' || *p == '\n' || *p == '\0')
-            continue;
-        char *eq = strchr(p, '=');
-        if (!eq) {
-            fprintf(stderr, "whatstyle serve: %s:%d: expected key = value\n", path, lineno);
-            rc = -1;
-            break;
-        }
-        char *kend = eq;
-        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
-            kend--;
-        *kend = '\0';
-        char *v = eq + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vl = strlen(v);
-        while (vl && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
-            v[--vl] = '\0';
-        char **slot = opt_slot(o, p);
-        if (!slot) {
-            fprintf(stderr, "whatstyle serve: %s:%d: unknown setting '%s'\n", path, lineno, p);
-            rc = -1;
-            break;
-        }
-        if (!*slot)
-            *slot = ws_xstrdup(v);
-    }
-    fclose(f);
-    return rc;
+    return ws_cli_read_config(path, "serve", set_from_config, o);
 }
 
 static int to_int(const char *s, const char *what, int lo, int hi, int *out)

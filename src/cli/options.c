@@ -1,4 +1,6 @@
 /* Option parsing shared by the subcommands. */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -13,4 +15,47 @@ const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name)
     if (argv[*i][n] == '\0' && *i + 1 < argc)
         return argv[++*i];
     return NULL;
+}
+
+int ws_cli_read_config(const char *path, const char *cmd, int (*set)(void *arg, const char *key, const char *value),
+                       void *arg)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "whatstyle %s: cannot open config %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "whatstyle %s: %s:%d: expected key = value\n", cmd, path, lineno);
+            rc = -1;
+            break;
+        }
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
+            v[--vl] = '\0';
+        if (set(arg, p, v) != 0) {
+            fprintf(stderr, "whatstyle %s: %s:%d: unknown setting '%s'\n", cmd, path, lineno, p);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
 }
