@@ -157,7 +157,7 @@ static int k_subscribe(ws_bus *b, const char *group, const char *const *topics, 
     if (!c)
         return WS_EINVAL;
     if (conf_set(c, "group.id", group, err) || conf_set(c, "enable.auto.commit", "false", err) ||
-        conf_set(c, "auto.offset.reset", "earliest", err) || conf_set(c, "session.timeout.ms", st, err) ||
+        conf_set(c, "auto.offset.reset", k->cfg.start_at_end ? "latest" : "earliest", err) || conf_set(c, "session.timeout.ms", st, err) ||
         conf_set(c, "heartbeat.interval.ms", hb, err) || conf_set(c, "max.poll.interval.ms", mp, err) ||
         conf_set(c, "partition.assignment.strategy", "cooperative-sticky", err)) {
         ws__rk.rd_kafka_conf_destroy(c);

@@ -239,6 +239,8 @@ static bool finish(job_ctx *c, ws_store *st, int rc, const ws_ai_train_result *r
         int frc = 0;
         if (rc == 0 && res->model_version)
             frc = ws_store_model_set_current(st, c->job.user_id, res->model_version, c->job.data_path, c->job.id, &err);
+        if (frc == WS_ECONFLICT)
+            frc = 0; /* this version is registered already (a retry of this call) */
         if (frc == 0)
             frc = ws_store_job_finish_as(st, c->job.id, c->cfg->worker_id, rc == 0 ? WS_JOB_COMPLETED : WS_JOB_FAILED,
                                          rc == 0 ? (int64_t)res->samples_processed : -1,

@@ -148,14 +148,15 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
     char *payload = NULL;
     int64_t now = ws_store_now_ms();
     ws_dbp p[] = {DBP_S(job_id), DBP_S(worker_id), DBP_S(ws_job_status_name(status)),
-                  DBP_I(samples < 0 ? 0 : samples), DBP_S(metrics_json), DBP_S(error_message), DBP_I(now)};
+                  DBP_I(samples < 0 ? 0 : samples), DBP_S(metrics_json), DBP_S(error_message), DBP_I(now),
+                  status == WS_JOB_COMPLETED ? DBP_D(1.0) : DBP_NULL};
     ws_dbres r = {0};
     ws_job j;
     if ((rc = d->begin(ws__store_db(s), true, err)))
         goto out;
     /* the compare-and-set: only the holder moves running to a final state, once */
     rc = q(s, a,
-           "UPDATE training_jobs SET status = $3, progress = CASE WHEN $3 = 'completed' THEN 1 ELSE progress END,"
+           "UPDATE training_jobs SET status = $3, progress = COALESCE($8, progress),"
            " samples_processed = CASE WHEN $4 > 0 THEN $4 ELSE samples_processed END,"
            " metrics = COALESCE($5, metrics), error_message = $6, completed_at = $7, updated_at = $7"
            " WHERE job_id = $1 AND worker_id = $2 AND status = 'running' RETURNING job_id",
