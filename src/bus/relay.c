@@ -70,7 +70,7 @@ int ws_relay_step(ws_store *st, ws_bus *bus, int batch, size_t *published, ws_re
         }
     }
     ws_error merr = {0};
-    rc = ws_store_outbox_mark_published(st, ids, k, &merr);
+    rc = ws_store_outbox_mark_many(st, ids, k, &merr);
     if (rc)
         ws_error_set(err, rc, "relay: marking published: %s", merr.msg);
     else

@@ -59,6 +59,33 @@ int ws_store_outbox_try_lead(ws_store *s, bool *leader, ws_error *err)
     return rc;
 }
 
+int ws_store_outbox_mark_many(ws_store *s, const int64_t *ids, size_t n, ws_error *err)
+{
+    enum { CHUNK = 100 };
+    if (n == 0)
+        return 0;
+    const ws_store_driver *d = ws__store_driver(s);
+    ws_arena *a = ws_arena_new(4096);
+    ws_dbp p[CHUNK + 1];
+    int rc = d->begin(ws__store_db(s), true, err);
+    for (size_t at = 0; rc == 0 && at < n; at += CHUNK) {
+        size_t k = n - at < CHUNK ? n - at : CHUNK;
+        ws_buf sql = WS_BUF_INIT;
+        ws_buf_puts(&sql, "UPDATE outbox SET published_at = $1 WHERE id IN (");
+        p[0] = DBP_I(ws_store_now_ms());
+        for (size_t i = 0; i < k; i++) {
+            ws_buf_printf(&sql, "%s$%zu", i ? "," : "", i + 2);
+            p[i + 1] = DBP_I(ids[at + i]);
+        }
+        ws_buf_putc(&sql, ')');
+        rc = q(s, a, sql.data, p, (int)k + 1, NULL, err);
+        ws_buf_free(&sql);
+    }
+    rc = tx_end(s, rc, err);
+    ws_arena_free(a);
+    return rc;
+}
+
 int ws_store_job_take(ws_store *s, ws_arena *a, const char *job_id, const char *worker_id, int64_t lease_ms,
                       ws_job *out, ws_error *err)
 {

@@ -19,6 +19,10 @@
  * relay publishes at a time across gateways. SQLite: always the leader. */
 int ws_store_outbox_try_lead(ws_store *s, bool *leader, ws_error *err);
 
+/* Marks n outbox rows published in one statement per 100 ids (one transaction): what the
+ * relay calls after the broker acknowledged them. */
+int ws_store_outbox_mark_many(ws_store *s, const int64_t *ids, size_t n, ws_error *err);
+
 /* Takes job_id for worker_id: queued -> running, or running -> running when it already is
  * worker_id's or its worker was silent (no update) for lease_ms (it died). 0 and *out (the
  * job after the change) on success; WS_EAGAIN while another live worker holds it;
