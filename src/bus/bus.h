@@ -53,6 +53,7 @@ typedef struct ws_bus_msg {
     char traceparent[WS_TRACEPARENT_LEN + 1];    /* "" when none */
     int32_t partition;
     int64_t offset;
+    int64_t timestamp_ms;             /* when it was produced (Unix ms), 0 when unknown */
 } ws_bus_msg;
 
 typedef struct ws_bus ws_bus;
@@ -103,8 +104,6 @@ typedef struct ws_bus_kafka_config {
     int partitions;                   /* topics are created with this many (0 = 3) */
     int session_timeout_ms;           /* consumer group liveness (0 = 10000) */
     int max_poll_interval_ms;         /* longest time between polls, e.g. one job (0 = 1800000) */
-    bool start_at_end;                /* a group without a committed position starts at the newest
-                                         message (gateways), not at the oldest (workers) */
 } ws_bus_kafka_config;
 
 /* Connects (lazily loading librdkafka: WS_EUNSUPPORTED naming the package when it is missing)

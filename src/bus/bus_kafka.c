@@ -157,7 +157,7 @@ static int k_subscribe(ws_bus *b, const char *group, const char *const *topics, 
     if (!c)
         return WS_EINVAL;
     if (conf_set(c, "group.id", group, err) || conf_set(c, "enable.auto.commit", "false", err) ||
-        conf_set(c, "auto.offset.reset", k->cfg.start_at_end ? "latest" : "earliest", err) || conf_set(c, "session.timeout.ms", st, err) ||
+        conf_set(c, "auto.offset.reset", "earliest", err) || conf_set(c, "session.timeout.ms", st, err) ||
         conf_set(c, "heartbeat.interval.ms", hb, err) || conf_set(c, "max.poll.interval.ms", mp, err) ||
         conf_set(c, "partition.assignment.strategy", "cooperative-sticky", err)) {
         ws__rk.rd_kafka_conf_destroy(c);
@@ -241,6 +241,9 @@ static int k_poll(ws_bus *b, int timeout_ms, ws_bus_msg *out, ws_error *err)
     out->len = m->payload ? m->len : 0;
     out->partition = m->partition;
     out->offset = m->offset;
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = ws__rk.rd_kafka_message_timestamp(m, &tt);
+    out->timestamp_ms = ts > 0 ? ts : 0;
     header(m, "ws-event-id", out->event_id, sizeof out->event_id);
     header(m, "traceparent", out->traceparent, sizeof out->traceparent);
     return 0;

@@ -12,6 +12,7 @@
 typedef struct mem_msg {
     char *key, *payload, *event_id, *traceparent;
     size_t len;
+    int64_t timestamp_ms;
 } mem_msg;
 
 typedef struct mem_topic {
@@ -132,6 +133,9 @@ static int m_publish(ws_bus *b, const ws_bus_out *msgs, size_t n, int *status, i
         m->len = o->len;
         m->event_id = ws_xstrdup(o->event_id);
         m->traceparent = o->traceparent ? ws_xstrdup(o->traceparent) : NULL;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        m->timestamp_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
         pthread_cond_broadcast(&mb->hub->cv);
         pthread_mutex_unlock(&mb->hub->mu);
     }
@@ -173,6 +177,7 @@ static bool take_next(mem_bus *mb, ws_bus_msg *out)
         if (m->traceparent)
             snprintf(out->traceparent, sizeof out->traceparent, "%s", m->traceparent);
         out->offset = g->next++;
+        out->timestamp_ms = m->timestamp_ms;
         return true;
     }
     return false;

@@ -21,7 +21,7 @@
     X(rd_kafka_event_CreateTopics_result) X(rd_kafka_CreateTopics_result_topics)                       \
     X(rd_kafka_topic_result_error) X(rd_kafka_topic_result_error_string) X(rd_kafka_topic_result_name) \
     X(rd_kafka_event_error) X(rd_kafka_event_error_string) X(rd_kafka_event_destroy)                   \
-    X(rd_kafka_metadata) X(rd_kafka_metadata_destroy)
+    X(rd_kafka_metadata) X(rd_kafka_metadata_destroy) X(rd_kafka_message_timestamp)
 
 typedef struct ws__rk_api {
     WS_RK_FUNCTIONS(WS_LAZYLIB_SLOT)

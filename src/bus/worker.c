@@ -17,14 +17,21 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/trace.h"
+#include "server/metrics.h"
 #include "store/store_bus.h"
 
 #define CHECKPOINT_CAP ((size_t)1 << 30)
 #define STATE_CAP 65536
 static const char *const ck_files[] = {"checkpoint.safetensors", "train_state.json"}; /* state last */
 
+/* the training metrics (all NULL without a registry) */
+typedef struct worker_metrics {
+    ws_metric *completed, *failed, *resumed, *duration;
+} worker_metrics;
+
 typedef struct job_ctx {
     const ws_worker_config *cfg;
+    const worker_metrics *wm;
     atomic_bool *stop;
     ws_job job;
     char *dir;                   /* the training dir: cfg->work_dir/job-<id> */
@@ -294,6 +301,8 @@ static bool run_taken(job_ctx *c, ws_store *st)
     WS_LOG(WS_LOG_INFO, resumed ? "job.resumed" : "job.started", resumed ? "from its last checkpoint" : NULL,
            WS_LF_S("job.id", c->job.id), WS_LF_S("user.id", c->job.user_id), WS_LF_S("worker.id", c->cfg->worker_id));
     ws_span_attr_int(c->span, "job.resumed", resumed);
+    if (resumed && c->wm->resumed)
+        ws_metric_add(c->wm->resumed, 1);
     pthread_create(&c->hb, NULL, heartbeat_main, c);
     ws_ai_train_result res = {0};
     double t0 = now_s();
@@ -308,6 +317,10 @@ static bool run_taken(job_ctx *c, ws_store *st)
         commit = atomic_load(&c->lost);
     } else {
         commit = finish(c, st, rc, &res, rc ? err.msg : NULL);
+        if (c->wm->completed) {
+            ws_metric_add(rc ? c->wm->failed : c->wm->completed, 1);
+            ws_metric_observe(c->wm->duration, now_s() - t0);
+        }
         if (rc)
             ws_span_error(c->span, "training failed");
         WS_LOG(rc ? WS_LOG_ERROR : WS_LOG_INFO, rc ? "job.failed" : "job.completed", rc ? err.msg : NULL,
@@ -325,7 +338,8 @@ static bool run_taken(job_ctx *c, ws_store *st)
 }
 
 /* Handles one message of training-jobs. True when its offset may be committed. */
-static bool handle(const ws_worker_config *cfg, atomic_bool *stop, ws_store *st, const ws_bus_msg *m)
+static bool handle(const ws_worker_config *cfg, const worker_metrics *wm, atomic_bool *stop, ws_store *st,
+                   const ws_bus_msg *m)
 {
     ws_bus_job_event ev;
     ws_error err = {0};
@@ -337,7 +351,7 @@ static bool handle(const ws_worker_config *cfg, atomic_bool *stop, ws_store *st,
         return true;
     ws_trace_ctx up;
     bool has_up = m->traceparent[0] && ws_traceparent_parse(m->traceparent, strlen(m->traceparent), &up) == 0;
-    job_ctx c = {.cfg = cfg, .stop = stop};
+    job_ctx c = {.cfg = cfg, .wm = wm, .stop = stop};
     pthread_mutex_init(&c.mu, NULL);
     c.span = ws_span_begin("training job", WS_SPAN_INTERNAL, has_up ? &up : NULL);
     ws_span_attr_str(c.span, "job.id", ev.job_id);
@@ -378,7 +392,18 @@ int ws_worker_run(const ws_worker_config *cfg0, atomic_bool *stop, ws_error *err
     ws_store *st = NULL;
     ws_store_config sc = {.url = cfg.store_url};
     int64_t handled = 0;
-    double last_err = 0;
+    double last_err = 0, idle_s = 0;
+    worker_metrics wm = {0};
+    if (cfg.metrics) {
+        static const double bounds[] = {1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
+        wm.completed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_completed_total", NULL, "Training jobs completed.");
+        wm.failed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
+        wm.resumed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_resumed_total", NULL,
+                                        "Training jobs resumed from another worker's checkpoint.");
+        wm.duration = ws_metrics_histogram(cfg.metrics, "ws_training_job_duration_seconds", NULL,
+                                           "Wall time of finished training jobs (this worker's part).", bounds,
+                                           sizeof bounds / sizeof bounds[0]);
+    }
     while (!atomic_load(stop)) {
         health(&cfg, "idle", handled);
         if (!st && ws_store_open(&sc, &st, err)) {
@@ -390,8 +415,13 @@ int ws_worker_run(const ws_worker_config *cfg0, atomic_bool *stop, ws_error *err
         ws_bus_msg m;
         ws_error perr = {0};
         rc = cfg.bus->ops->poll(cfg.bus, 500, &m, &perr);
-        if (rc == WS_EAGAIN)
+        if (rc == WS_EAGAIN) {
+            if (cfg.drain && (idle_s += 0.5) >= 10) {
+                WS_LOG(WS_LOG_INFO, "worker.drained", "no job for 10 s");
+                break;
+            }
             continue;
+        }
         if (rc) {
             if (now_s() - last_err > 10) {
                 WS_LOG(WS_LOG_WARN, "worker.poll_failed", perr.msg);
@@ -400,7 +430,8 @@ int ws_worker_run(const ws_worker_config *cfg0, atomic_bool *stop, ws_error *err
             continue;
         }
         health(&cfg, "training", handled);
-        if (!handle(&cfg, stop, st, &m))
+        idle_s = 0;
+        if (!handle(&cfg, &wm, stop, st, &m))
             continue;   /* interrupted: the message stays uncommitted for the next holder */
         handled++;
         if (cfg.bus->ops->commit(cfg.bus, &m, &perr))

@@ -35,6 +35,10 @@ typedef struct ws_worker_config {
     double checkpoint_every_s;   /* training checkpoints (0 = 10) */
     size_t max_export_bytes;     /* 0 = 64 MiB */
     const char *health_file;     /* rewritten each loop with the state, NULL = none */
+    struct ws_metrics *metrics;  /* optional: the worker registers its training metrics here
+                                    (ws_training_jobs_{completed,failed,resumed}_total,
+                                    ws_training_job_duration_seconds) before it consumes */
+    bool drain;                  /* exit once no message came for 10 s (a batch run) */
 } ws_worker_config;
 
 /* Runs until *stop turns true (a job in progress is interrupted at its next step; its

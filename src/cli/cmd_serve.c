@@ -246,7 +246,7 @@ static int start_bus(const serve_opts *o, ws_server *srv, serve_bus *k)
     char id[96], host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(id, sizeof id, "whatstyle-gateway-%.60s-%ld", host, (long)getpid());
-    ws_bus_kafka_config kc = {.brokers = o->kafka, .client_id = id, .start_at_end = true,
+    ws_bus_kafka_config kc = {.brokers = o->kafka, .client_id = id,
                               .partitions = o->kafka_partitions ? atoi(o->kafka_partitions) : 3};
     char *url = o->store ? ws_xstrdup(o->store) : ws_store_url_for_data_dir(o->data, &err);
     int rc = url ? ws_bus_kafka_new(&kc, &k->bus, &err) : WS_EIO;

@@ -25,12 +25,14 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/trace_export.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
 #include "store/store.h"
 
 typedef struct worker_opts {
     char *kafka, *database_url, *blobs, *data, *worker_id, *group, *partitions, *lease_ms, *checkpoint_s,
         *base_model, *train_budget, *session_timeout_ms, *max_export_mb, *health_file, *otlp_endpoint,
-        *trace_ratio;
+        *trace_ratio, *metrics_listen;
 } worker_opts;
 
 static const struct {
@@ -54,6 +56,7 @@ static const struct {
     {"health-file", offsetof(worker_opts, health_file)},
     {"otlp-endpoint", offsetof(worker_opts, otlp_endpoint)},
     {"trace-ratio", offsetof(worker_opts, trace_ratio)},
+    {"metrics-listen", offsetof(worker_opts, metrics_listen)},
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -76,6 +79,8 @@ static void usage(FILE *f)
                "  --health-file PATH      rewritten every half second with the worker's state (JSON)\n"
                "  --otlp-endpoint URL     export traces (env OTEL_EXPORTER_OTLP_ENDPOINT)\n"
                "  --trace-ratio R         share of new traces recorded (0.01)\n"
+               "  --metrics-listen H:P    serve GET /healthz and /metrics (Prometheus) there\n"
+               "  --drain                 exit once no job came for 10 s (a batch run, e.g. a CronJob)\n"
                "  --check                 connect to everything, print ok and exit (a health check)\n");
 }
 
@@ -115,10 +120,71 @@ static void *signal_main(void *arg)
     return NULL;
 }
 
+/* --metrics-listen: /healthz (200 while running, 503 once stopping) and /metrics. */
+typedef struct worker_http {
+    ws_metrics *metrics;
+    ws_proc_metrics pm;
+    ws_http_server *srv;
+} worker_http;
+
+static int h_healthz(ws_http_ctx *ctx)
+{
+    bool stop = atomic_load(&stopping);
+    ctx->status = stop ? 503 : 200;
+    ws_buf_puts(&ctx->out, stop ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");
+    return 0;
+}
+
+static int h_metrics(ws_http_ctx *ctx)
+{
+    worker_http *h = ctx->app;
+    ctx->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ws_proc_metrics_refresh(&h->pm);
+    ws_metrics_render(h->metrics, &ctx->out);
+    return 0;
+}
+
+static const ws_http_route http_routes[] = {
+    {"GET", "/healthz", h_healthz, 0, 0},
+    {"GET", "/metrics", h_metrics, 0, 0},
+};
+
+static int start_http(worker_http *h, const char *listen, ws_error *err)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || atoi(colon + 1) < 0 || atoi(colon + 1) > 65535)
+        return ws_error_set(err, WS_EINVAL, "expected HOST:PORT, got '%s'", listen);
+    char host[128];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    h->metrics = ws_metrics_new();
+    ws_proc_metrics_register(h->metrics, &h->pm, "worker", true);
+    ws_http_config hc = {.host = host, .port = atoi(colon + 1), .threads = 1, .routes = http_routes,
+                         .n_routes = sizeof http_routes / sizeof http_routes[0], .app = h, .metrics = h->metrics};
+    int rc = ws_http_server_new(&hc, &h->srv, err);
+    if (rc == 0)
+        rc = ws_http_server_start(h->srv, err);
+    return rc;
+}
+
+static void stop_http(worker_http *h)
+{
+    if (h->srv) {
+        ws_http_server_stop(h->srv);
+        ws_http_server_wait(h->srv);
+    }
+    ws_http_server_free(h->srv);
+    ws_metrics_free(h->metrics);
+    memset(h, 0, sizeof *h);
+}
+
 /* Parses argv into o; 0, 1 (bad usage) or 2 (--help). */
-static int parse_args(int argc, char **argv, worker_opts *o, const char **config, bool *check)
+static int parse_args(int argc, char **argv, worker_opts *o, const char **config, bool *check, bool *drain)
 {
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--drain")) {
+            *drain = true;
+            continue;
+        }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 2;
@@ -211,7 +277,9 @@ int ws_cmd_worker(int argc, char **argv)
     ws_ai *ai = NULL;
     ws_bus *bus = NULL;
     ws_error err = {0};
-    int ret = parse_args(argc, argv, &o, &config, &check);
+    bool drain = false;
+    worker_http http = {0};
+    int ret = parse_args(argc, argv, &o, &config, &check, &drain);
     if (ret)
         goto out;
     ret = 1;
@@ -252,6 +320,10 @@ int ws_cmd_worker(int argc, char **argv)
         fprintf(stderr, "whatstyle worker: %s\n", err.msg);
         goto out;
     }
+    if (o.metrics_listen && start_http(&http, o.metrics_listen, &err)) {
+        fprintf(stderr, "whatstyle worker: --metrics-listen: %s\n", err.msg);
+        goto out;
+    }
     pthread_t sig_thread;
     pthread_create(&sig_thread, NULL, signal_main, &set);
     pthread_detach(sig_thread);
@@ -259,7 +331,7 @@ int ws_cmd_worker(int argc, char **argv)
                            .worker_id = worker_id, .group = o.group, .lease_ms = num(o.lease_ms, 15000),
                            .checkpoint_every_s = o.checkpoint_s ? strtod(o.checkpoint_s, NULL) : 10,
                            .max_export_bytes = (size_t)num(o.max_export_mb, 64) << 20,
-                           .health_file = o.health_file};
+                           .health_file = o.health_file, .metrics = http.metrics, .drain = drain};
     WS_LOG(WS_LOG_INFO, "worker.started", "consuming " WS_TOPIC_TRAINING_JOBS, WS_LF_S("worker.id", worker_id));
     if (ws_worker_run(&wc, &stopping, &err)) {
         WS_LOG(WS_LOG_ERROR, "worker.failed", err.msg);
@@ -268,6 +340,7 @@ int ws_cmd_worker(int argc, char **argv)
     WS_LOG(WS_LOG_INFO, "worker.stopped", NULL, WS_LF_S("worker.id", worker_id));
     ret = 0;
 out:
+    stop_http(&http);
     ws_bus_free(bus);
     ws_ai_free(ai);
     ws_blobs_close(blobs);

@@ -14,6 +14,10 @@
 #include "core/trace.h"
 #include "server/server_int.h"
 
+/* A new gateway's group reads training-events from the start of the topic (so no event is
+ * missed while the group is being assigned) and acts only on the last minute of them. */
+#define WS_SRV_BUS_HISTORY_MS 60000
+
 struct ws_srv_bus {
     ws_server *s;
     ws_bus *bus;
@@ -21,6 +25,7 @@ struct ws_srv_bus {
     atomic_bool stop;
     _Atomic uint64_t handled, duplicates;
     ws_bus_seen seen;
+    int64_t since_ms; /* events produced before this are history: skipped */
 };
 
 /* A finished job: what this gateway caches about the user goes, the AI engine reloads. */
@@ -47,6 +52,8 @@ static void handle(ws_srv_bus *b, const ws_bus_msg *m)
         WS_LOG(WS_LOG_WARN, "bus.bad_event", err.msg, WS_LF_I("messaging.kafka.offset", m->offset));
         return;
     }
+    if (m->timestamp_ms && m->timestamp_ms < b->since_ms)
+        return; /* before this gateway started: nothing of it is cached here */
     atomic_fetch_add(&b->handled, 1);
     if (!strcmp(ev.type, "training.progress"))
         return; /* the job row carries the progress the event streams show */
@@ -97,6 +104,7 @@ int ws_server_bus_start(ws_server *s, ws_bus *bus, const char *group, ws_srv_bus
     b->s = s;
     b->bus = bus;
     ws_bus_seen_init(&b->seen, 8192);
+    b->since_ms = ws_store_now_ms() - WS_SRV_BUS_HISTORY_MS;
     if (pthread_create(&b->thread, NULL, events_main, b) != 0) {
         ws_bus_seen_free(&b->seen);
         free(b);

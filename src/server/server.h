@@ -70,8 +70,8 @@ void ws_server_wait(ws_server *s);
 void ws_server_free(ws_server *s); /* NULL is a no-op */
 
 /* The gateway's side of the bus (bus_events.c, `serve --kafka`): a thread consuming
- * training-events in its own consumer group (each gateway sees every event, starting from
- * the newest): a finished job drops the user's cached replies and principal here and asks the
+ * training-events in its own consumer group (each gateway sees every event; at start it
+ * skips the events older than a minute): a finished job drops the user's cached replies and principal here and asks the
  * AI engine (the gRPC AI nodes, or the in-process engine) to reload the user's model. Events
  * are handled once per event id. The bus is borrowed and must be subscribed by no one else;
  * stop before ws_server_free. */

@@ -56,6 +56,8 @@ health-file = $d/$1.health
 CONF
 }
 worker_conf w1; worker_conf w2
+mport=$(ws_svc_free_port)
+echo "metrics_listen = 127.0.0.1:$mport" >> "$d/w2.conf"
 "$bin" worker --config "$d/w1.conf" --check > /dev/null || fail "worker --check"
 "$bin" worker --config "$d/w1.conf" > "$d/w1.log" 2>&1 &
 w1=$!; pids+=($w1)
@@ -88,6 +90,7 @@ for _ in $(seq 1 40); do
   sleep 0.25
 done
 [ -n "$ok" ] || fail "reply through serve: $(cat "$d/reply.json")"
+for _ in $(seq 1 80); do grep -q '"training.completed"' "$d/serve.log" && break; sleep 0.25; done
 grep -q '"training.completed"' "$d/serve.log" || fail "the gateway did not see training.completed"
 echo "phase 1 ok: $job1 trained by the worker, served by the gateway"
 
@@ -106,6 +109,10 @@ pids+=($!)
 [ "$(wait_status "$job2" 150)" = completed ] || fail "job 2 after the kill: $(job_field "$job2" status)"
 [ "$(job_field "$job2" worker_id)" = w2 ] || fail "job 2 was not finished by the second worker"
 grep -q '"job.resumed"' "$d/w2.log" || fail "the second worker did not resume from the checkpoint"
+curl -sf "http://127.0.0.1:$mport/healthz" | grep -q '"ok"' || fail "worker /healthz"
+curl -sf "http://127.0.0.1:$mport/metrics" > "$d/w2.metrics" || fail "worker /metrics"
+grep -q '^ws_training_jobs_resumed_total 1$' "$d/w2.metrics" && grep -q '^ws_training_jobs_completed_total 1$' "$d/w2.metrics" ||
+  fail "worker metrics: $(grep ws_training "$d/w2.metrics")"
 n_db=$(psql_q "SELECT COUNT(*) FROM outbox WHERE topic = 'training-events' AND payload::text LIKE '%$job2%' AND payload::text LIKE '%training.completed%'")
 [ "$n_db" = 1 ] || fail "job 2 completed $n_db times in the outbox"
 for _ in $(seq 1 40); do
