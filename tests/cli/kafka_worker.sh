@@ -143,5 +143,10 @@ echo "analytics events: $want in the outbox, $got on the topic, $distinct distin
 [ "$want" -ge 60 ] || fail "expected at least 60 analytics events, the outbox has $want"
 [ "$got" = "$want" ] && [ "$distinct" = "$want" ] || fail "lost or duplicated analytics events"
 echo "phase 3 ok: broker restarted, $want analytics events delivered once each"
-kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+# a graceful stop of the gateway and the second worker (under ASan: no leak, no error)
+kill -TERM "${pids[0]}" "${pids[2]}"
+wait "${pids[0]}" 2>/dev/null || fail "serve exited with an error"
+wait "${pids[2]}" 2>/dev/null || fail "the worker exited with an error"
+grep -q '"worker.stopped"' "$d/w2.log" || fail "the worker did not stop cleanly"
+! grep -l "Sanitizer" "$d"/*.log || fail "sanitizer reports"
 echo ok
