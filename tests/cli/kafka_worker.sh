@@ -92,7 +92,18 @@ done
 [ -n "$ok" ] || fail "reply through serve: $(cat "$d/reply.json")"
 for _ in $(seq 1 80); do grep -q '"training.completed"' "$d/serve.log" && break; sleep 0.25; done
 grep -q '"training.completed"' "$d/serve.log" || fail "the gateway did not see training.completed"
-echo "phase 1 ok: $job1 trained by the worker, served by the gateway"
+# the upload's trace continues in the worker through the message's traceparent header
+python3 - "$d/serve.log" "$d/w1.log" "$job1" <<'PY' || fail "the job's trace does not continue the upload's"
+import json, sys
+def lines(p):
+    for l in open(p, encoding="utf-8"):
+        try: yield json.loads(l)
+        except ValueError: pass
+up = [l["trace.id"] for l in lines(sys.argv[1]) if l.get("http.route") == "/v1/exports" and "trace.id" in l]
+job = [l["trace.id"] for l in lines(sys.argv[2]) if l.get("event.action") == "job.started" and l.get("job.id") == sys.argv[3]]
+assert up and job and job[0] == up[0], (up, job)
+PY
+echo "phase 1 ok: $job1 trained by the worker, served by the gateway, one trace"
 
 # ---- 2. kill -9 the worker mid-training: the job resumes on a second worker, completes once
 job2=$(upload 30) || fail "upload 2"

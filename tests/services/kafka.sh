@@ -3,6 +3,8 @@
 # cache, and starts/stops a single-node KRaft broker on loopback on a random port (-Xmx512m).
 #
 #   bash tests/services/kafka.sh install        -> fetch the jars (idempotent; prints the folder)
+#   bash tests/services/kafka.sh start|status|stop DIR   a broker that outlives the script, data in
+#                                               DIR/kafka (start prints host:port; idempotent)
 #   source tests/services/kafka.sh; ws_svc_kafka -> WS_KAFKA_BROKERS (127.0.0.1:PORT)
 #   ws_svc_kafka_stop / ws_svc_kafka_restart    (same port, same data: a broker restart)
 #
@@ -128,8 +130,29 @@ ws_svc_kafka_restart() { ws_svc_kafka_stop && ws_svc_kafka_run; }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
+  here=$(cd "$(dirname "$0")" && pwd)
   case "${1:-}" in
     install) ws_kafka_install ;;
-    *) echo "usage: $0 install   (or source it and call ws_svc_kafka)" >&2; exit 2 ;;
+    start) # start DIR: a broker that outlives this script (tools/cluster.sh); prints its address
+      [ -n "${2:-}" ] || { echo "usage: $0 start DIR" >&2; exit 2; }
+      mkdir -p "$2"; WS_SVC_DIR=$(cd "$2" && pwd)
+      if [ -f "$WS_SVC_DIR/kafka/pid" ] && kill -0 "$(cat "$WS_SVC_DIR/kafka/pid")" 2>/dev/null; then
+        cat "$WS_SVC_DIR/kafka/brokers"; exit 0
+      fi
+      rm -rf "$WS_SVC_DIR/kafka"
+      source "$here/services.sh" >/dev/null; trap - EXIT   # ws_svc_free_port; keep what starts
+      rmdir "$WS_SVC_DIR" 2>/dev/null || true
+      WS_SVC_DIR=$(cd "$2" && pwd)
+      ws_svc_kafka >&2
+      echo "$WS_KAFKA_PID" > "$WS_SVC_DIR/kafka/pid"; echo "$WS_KAFKA_BROKERS" > "$WS_SVC_DIR/kafka/brokers"
+      echo "$WS_KAFKA_BROKERS" ;;
+    status) # status DIR: exit 0 when the broker of DIR answers
+      b=$(cat "$2/kafka/brokers" 2>/dev/null) && kcat -b "$b" -L -m 2 >/dev/null 2>&1 && echo "kafka up at $b" ;;
+    stop) # stop DIR
+      p=$(cat "$2/kafka/pid" 2>/dev/null) || exit 0
+      kill "$p" 2>/dev/null || true
+      for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$p" 2>/dev/null || true; rm -f "$2/kafka/pid" ;;
+    *) echo "usage: $0 install | start DIR | status DIR | stop DIR   (or source it: ws_svc_kafka)" >&2; exit 2 ;;
   esac
 fi
