@@ -74,8 +74,10 @@ static int backlog(ws_store *st, const char *user, int n)
     for (int done = 0; done < n;) {
         int k = n - done < 1000 ? n - done : 1000;
         for (int i = 0; i < k; i++)
-            rows[i] = (ws_conv_batch_row){.conv = {.user_id = user, .message = "m", .response = "r", .confidence = 0.5},
-                                          .event_type = "bench", .event_data_json = "{\"n\":1}"};
+            rows[i] = (ws_conv_batch_row){
+                .conv = {.user_id = user, .message = "m", .response = "r", .confidence = 0.5},
+                .event_type = "bench",
+                .event_data_json = "{\"n\":1}"};
         if (ws_store_conv_insert_batch(st, rows, (size_t)k, NULL, NULL))
             return -1;
         done += k;
@@ -102,7 +104,8 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "bench%ld", (long)time(NULL) % 100000);
     if (ws_store_open(&sc, &st, &err) || ws_store_migrate(st, NULL, &err) ||
         ws_store_user_create(st, a, name, NULL, NULL, &u, &err) ||
-        ws_bus_kafka_new(&(ws_bus_kafka_config){.brokers = argv[2], .client_id = "bench-relay"}, &bus, &err)) {
+        ws_bus_kafka_new(&(ws_bus_kafka_config){.brokers = argv[2], .client_id = "bench-relay"}, &bus,
+                         &err)) {
         fprintf(stderr, "bench_outbox_relay: %s\n", err.msg);
         return 1;
     }
@@ -138,7 +141,8 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     qsort(d.v, d.n, sizeof *d.v, cmp);
     double p50 = d.n ? d.v[d.n / 2] : 0, p99 = d.n ? d.v[(size_t)(d.n * 0.99)] : 0;
-    printf("relay: %zu events drained at %.0f events/s; %zu events at %d/s: commit->ack p50 %.0f ms p99 %.0f ms\n",
+    printf("relay: %zu events drained at %.0f events/s; %zu events at %d/s: commit->ack p50 %.0f ms p99 %.0f "
+           "ms\n",
            total, thr, d.n, rate, p50, p99);
     free(d.v);
     ws_bus_free(bus);

@@ -31,29 +31,29 @@
 #define WS_BUS_PAYLOAD_MAX (256 * 1024) /* a message value above this is refused (both ways) */
 #define WS_BUS_KEY_MAX 128
 #define WS_BUS_TOPIC_MAX 64
-#define WS_BUS_EVENT_ID_MAX 40          /* "123" (outbox) or "p-<job>-<n>" (progress) */
+#define WS_BUS_EVENT_ID_MAX 40 /* "123" (outbox) or "p-<job>-<n>" (progress) */
 
 /* A message to publish. */
 typedef struct ws_bus_out {
     const char *topic;
-    const char *key;                  /* partition key, NULL = none */
-    const char *payload;              /* JSON text */
+    const char *key;     /* partition key, NULL = none */
+    const char *payload; /* JSON text */
     size_t len;
-    const char *event_id;             /* header ws-event-id (required) */
-    const char *traceparent;          /* header traceparent, NULL = none */
+    const char *event_id;    /* header ws-event-id (required) */
+    const char *traceparent; /* header traceparent, NULL = none */
 } ws_bus_out;
 
 /* A consumed message: what a consumer may read (untrusted input: sizes are capped). */
 typedef struct ws_bus_msg {
     const char *topic;
-    const char *key;                  /* NUL-terminated, NULL when none */
-    const char *payload;              /* NUL-terminated copy, len bytes */
+    const char *key;     /* NUL-terminated, NULL when none */
+    const char *payload; /* NUL-terminated copy, len bytes */
     size_t len;
-    char event_id[WS_BUS_EVENT_ID_MAX + 1];      /* "" when the header is missing or bad */
-    char traceparent[WS_TRACEPARENT_LEN + 1];    /* "" when none */
+    char event_id[WS_BUS_EVENT_ID_MAX + 1];   /* "" when the header is missing or bad */
+    char traceparent[WS_TRACEPARENT_LEN + 1]; /* "" when none */
     int32_t partition;
     int64_t offset;
-    int64_t timestamp_ms;             /* when it was produced (Unix ms), 0 when unknown */
+    int64_t timestamp_ms; /* when it was produced (Unix ms), 0 when unknown */
 } ws_bus_msg;
 
 typedef struct ws_bus ws_bus;
@@ -99,11 +99,11 @@ int ws_bus_memory_new(ws_bus_hub *h, ws_bus **out, ws_error *err);
 /* ---- Apache Kafka (bus_kafka.c) ---- */
 
 typedef struct ws_bus_kafka_config {
-    const char *brokers;              /* "host:port[,host:port]" */
-    const char *client_id;            /* e.g. "whatstyle-worker-<host>-<pid>" */
-    int partitions;                   /* topics are created with this many (0 = 3) */
-    int session_timeout_ms;           /* consumer group liveness (0 = 10000) */
-    int max_poll_interval_ms;         /* longest time between polls, e.g. one job (0 = 1800000) */
+    const char *brokers;      /* "host:port[,host:port]" */
+    const char *client_id;    /* e.g. "whatstyle-worker-<host>-<pid>" */
+    int partitions;           /* topics are created with this many (0 = 3) */
+    int session_timeout_ms;   /* consumer group liveness (0 = 10000) */
+    int max_poll_interval_ms; /* longest time between polls, e.g. one job (0 = 1800000) */
 } ws_bus_kafka_config;
 
 /* Connects (lazily loading librdkafka: WS_EUNSUPPORTED naming the package when it is missing)

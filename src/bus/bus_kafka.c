@@ -11,16 +11,16 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-#define DELIVERY_TIMEOUT_MS 30000   /* librdkafka resolves every message within this */
+#define DELIVERY_TIMEOUT_MS 30000 /* librdkafka resolves every message within this */
 #define CONNECT_TIMEOUT_MS 15000
 
 typedef struct kbus {
     ws_bus_kafka_config cfg;
     char *brokers, *client_id;
     rd_kafka_t *producer;
-    pthread_mutex_t pub_mu;           /* one publish at a time (flush waits for all) */
-    rd_kafka_t *consumer;             /* after subscribe */
-    rd_kafka_message_t *cur;          /* the polled message */
+    pthread_mutex_t pub_mu;  /* one publish at a time (flush waits for all) */
+    rd_kafka_t *consumer;    /* after subscribe */
+    rd_kafka_message_t *cur; /* the polled message */
     char *cur_payload, *cur_key;
 } kbus;
 
@@ -79,7 +79,8 @@ static int create_topics(kbus *k, ws_error *err)
         goto out;
     }
     if (ws__rk.rd_kafka_event_error(ev)) {
-        rc = ws_error_set(err, WS_EIO, "kafka: creating the topics: %s", ws__rk.rd_kafka_event_error_string(ev));
+        rc = ws_error_set(err, WS_EIO, "kafka: creating the topics: %s",
+                          ws__rk.rd_kafka_event_error_string(ev));
         goto out;
     }
     size_t n = 0;
@@ -139,7 +140,8 @@ static int k_publish(ws_bus *b, const ws_bus_out *msgs, size_t n, int *status, i
     for (size_t i = 0; i < n; i++)
         if (status[i] && !rc)
             rc = ws_error_set(err, status[i] == WS_EINVAL ? WS_EINVAL : WS_EIO,
-                              "kafka: %s was not acknowledged by the broker", msgs[i].topic ? msgs[i].topic : "?");
+                              "kafka: %s was not acknowledged by the broker",
+                              msgs[i].topic ? msgs[i].topic : "?");
     pthread_mutex_unlock(&k->pub_mu);
     return rc;
 }
@@ -219,8 +221,8 @@ static int k_poll(ws_bus *b, int timeout_ms, ws_bus_msg *out, ws_error *err)
     if (!m)
         return WS_EAGAIN;
     if (m->err) {
-        int rc = ws_error_set(err, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? WS_EAGAIN : WS_EIO, "kafka: %s",
-                              ws__rk.rd_kafka_err2str(m->err));
+        int rc = ws_error_set(err, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? WS_EAGAIN : WS_EIO,
+                              "kafka: %s", ws__rk.rd_kafka_err2str(m->err));
         ws__rk.rd_kafka_message_destroy(m);
         return rc;
     }
@@ -326,7 +328,8 @@ int ws_bus_kafka_new(const ws_bus_kafka_config *cfg, ws_bus **out, ws_error *err
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = ws__rk.rd_kafka_metadata(k->producer, 0, NULL, &md, CONNECT_TIMEOUT_MS);
     if (e) {
-        rc = ws_error_set(err, WS_EIO, "kafka: no broker of %s answered: %s", k->brokers, ws__rk.rd_kafka_err2str(e));
+        rc = ws_error_set(err, WS_EIO, "kafka: no broker of %s answered: %s", k->brokers,
+                          ws__rk.rd_kafka_err2str(e));
         goto fail;
     }
     ws__rk.rd_kafka_metadata_destroy(md);

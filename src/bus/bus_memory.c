@@ -24,12 +24,12 @@ typedef struct mem_topic {
 typedef struct mem_group {
     char name[WS_BUS_TOPIC_MAX + 1];
     char topic[WS_BUS_TOPIC_MAX + 1];
-    int64_t next, committed;          /* delivery cursor (shared by the group's consumers) */
+    int64_t next, committed; /* delivery cursor (shared by the group's consumers) */
 } mem_group;
 
 struct ws_bus_hub {
     pthread_mutex_t mu;
-    pthread_cond_t cv;                /* a message was published */
+    pthread_cond_t cv; /* a message was published */
     mem_topic *topics;
     size_t n_topics;
     mem_group *groups;
@@ -41,7 +41,7 @@ typedef struct mem_bus {
     char group[WS_BUS_TOPIC_MAX + 1];
     char topics[4][WS_BUS_TOPIC_MAX + 1];
     size_t n_topics;
-    mem_msg cur;                      /* the polled message's copy */
+    mem_msg cur; /* the polled message's copy */
     char cur_topic[WS_BUS_TOPIC_MAX + 1];
 } mem_bus;
 

@@ -14,7 +14,8 @@ static bool copy_id(const char *v, char *out, size_t cap)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = v[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
             return false;
     }
     memcpy(out, v, n + 1);

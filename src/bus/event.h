@@ -18,11 +18,11 @@
 /* {"type":"training.requested|progress|completed|failed|cancelled","job":{"job_id":..,
  *  "user_id":.., "progress":.., "samples_processed":..}} */
 typedef struct ws_bus_job_event {
-    char type[WS_BUS_TYPE_MAX + 1];        /* e.g. "training.completed" */
-    char job_id[WS_STORE_ID_MAX + 1];      /* [A-Za-z0-9_-] only */
+    char type[WS_BUS_TYPE_MAX + 1];   /* e.g. "training.completed" */
+    char job_id[WS_STORE_ID_MAX + 1]; /* [A-Za-z0-9_-] only */
     char user_id[WS_STORE_ID_MAX + 1];
-    double progress;                       /* 0..1; 0 when absent */
-    int64_t samples;                       /* >= 0; 0 when absent */
+    double progress; /* 0..1; 0 when absent */
+    int64_t samples; /* >= 0; 0 when absent */
 } ws_bus_job_event;
 
 /* Parses a training-jobs / training-events payload (len bytes, at most WS_BUS_PAYLOAD_MAX).

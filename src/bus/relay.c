@@ -21,7 +21,8 @@ bool ws_relay_payload_traceparent(const char *payload, size_t len, char *out)
     out[0] = '\0';
     if (!payload || !memmem(payload, len, "traceparent", 11) || ws_json_parse(payload, len, &doc, NULL))
         return false;
-    const char *tp = ws_json_get_str(ws_json_get(ws_json_get(ws_json_root(doc), "job"), "params"), "traceparent");
+    const char *tp =
+        ws_json_get_str(ws_json_get(ws_json_get(ws_json_root(doc), "job"), "params"), "traceparent");
     ws_trace_ctx c;
     if (tp && ws_traceparent_parse(tp, strlen(tp), &c) == 0) {
         ws_traceparent_format(&c, out);
@@ -50,9 +51,13 @@ int ws_relay_step(ws_store *st, ws_bus *bus, int batch, size_t *published, ws_re
         char *eid = ws_arena_alloc(a, 24), *tp = ws_arena_alloc(a, WS_TRACEPARENT_LEN + 1);
         snprintf(eid, 24, "%lld", (long long)rows[i].id);
         size_t len = rows[i].payload ? strlen(rows[i].payload) : 0;
-        msgs[i] = (ws_bus_out){.topic = rows[i].topic, .key = rows[i].key, .payload = rows[i].payload ? rows[i].payload : "{}",
-                               .len = rows[i].payload ? len : 2, .event_id = eid,
-                               .traceparent = ws_relay_payload_traceparent(rows[i].payload, len, tp) ? tp : NULL};
+        msgs[i] =
+            (ws_bus_out){.topic = rows[i].topic,
+                         .key = rows[i].key,
+                         .payload = rows[i].payload ? rows[i].payload : "{}",
+                         .len = rows[i].payload ? len : 2,
+                         .event_id = eid,
+                         .traceparent = ws_relay_payload_traceparent(rows[i].payload, len, tp) ? tp : NULL};
     }
     int prc = bus->ops->publish(bus, msgs, n, status, 30000, err);
     int64_t acked = ws_store_now_ms();

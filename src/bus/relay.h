@@ -37,10 +37,10 @@ bool ws_relay_payload_traceparent(const char *payload, size_t len, char *out);
 typedef struct ws_relay ws_relay;
 
 typedef struct ws_relay_config {
-    const char *store_url;        /* the primary (the relay's own connection) */
-    ws_bus *bus;                  /* borrowed */
-    int batch;                    /* rows per pass (0 = 100) */
-    int idle_ms;                  /* pause after a pass that found nothing (0 = 50) */
+    const char *store_url; /* the primary (the relay's own connection) */
+    ws_bus *bus;           /* borrowed */
+    int batch;             /* rows per pass (0 = 100) */
+    int idle_ms;           /* pause after a pass that found nothing (0 = 50) */
 } ws_relay_config;
 
 /* Starts the thread: it takes the relay lock (ws_store_outbox_try_lead; a standby retries

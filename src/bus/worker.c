@@ -34,16 +34,16 @@ typedef struct job_ctx {
     const worker_metrics *wm;
     atomic_bool *stop;
     ws_job job;
-    char *dir;                   /* the training dir: cfg->work_dir/job-<id> */
+    char *dir; /* the training dir: cfg->work_dir/job-<id> */
     ws_span *span;
     char traceparent[WS_TRACEPARENT_LEN + 1];
-    pthread_mutex_t mu;          /* progress, samples */
+    pthread_mutex_t mu; /* progress, samples */
     double progress;
     int64_t samples;
     atomic_bool lost, hb_stop;
     pthread_t hb;
     double last_pub_s;
-    int64_t ck_mtime_ns;         /* of the train_state.json last copied to the blobs */
+    int64_t ck_mtime_ns; /* of the train_state.json last copied to the blobs */
     int seq;
 } job_ctx;
 
@@ -167,8 +167,12 @@ static void publish_progress(job_ctx *c, double fraction, uint64_t samples)
     ws_buf_puts(&b, "}}");
     char eid[WS_BUS_EVENT_ID_MAX + 1];
     snprintf(eid, sizeof eid, "p-%.24s-%d", c->job.id + (strncmp(c->job.id, "job_", 4) ? 0 : 4), ++c->seq);
-    ws_bus_out m = {.topic = WS_TOPIC_TRAINING_EVENTS, .key = c->job.user_id, .payload = b.data, .len = b.len,
-                    .event_id = eid, .traceparent = c->traceparent[0] ? c->traceparent : NULL};
+    ws_bus_out m = {.topic = WS_TOPIC_TRAINING_EVENTS,
+                    .key = c->job.user_id,
+                    .payload = b.data,
+                    .len = b.len,
+                    .event_id = eid,
+                    .traceparent = c->traceparent[0] ? c->traceparent : NULL};
     int status = 0;
     ws_error err = {0};
     if (c->cfg->bus->ops->publish(c->cfg->bus, &m, 1, &status, 5000, &err))
@@ -224,8 +228,11 @@ static int train(job_ctx *c, ws_ai_train_result *res, ws_error *err)
             return rc;
         export_path = plain;
     }
-    ws_ai_train_request req = {.user_id = c->job.user_id, .export_path = export_path, .persona = persona,
-                               .budget_s = budget, .work_dir = c->dir,
+    ws_ai_train_request req = {.user_id = c->job.user_id,
+                               .export_path = export_path,
+                               .persona = persona,
+                               .budget_s = budget,
+                               .work_dir = c->dir,
                                .checkpoint_every_s = c->cfg->checkpoint_every_s};
     rc = c->cfg->ai->ops->train(c->cfg->ai, &req, on_progress, c, res, err);
     if (plain) {
@@ -245,11 +252,13 @@ static bool finish(job_ctx *c, ws_store *st, int rc, const ws_ai_train_result *r
         ws_error err = {0};
         int frc = 0;
         if (rc == 0 && res->model_version)
-            frc = ws_store_model_set_current(st, c->job.user_id, res->model_version, c->job.data_path, c->job.id, &err);
+            frc = ws_store_model_set_current(st, c->job.user_id, res->model_version, c->job.data_path,
+                                             c->job.id, &err);
         if (frc == WS_ECONFLICT)
             frc = 0; /* this version is registered already (a retry of this call) */
         if (frc == 0)
-            frc = ws_store_job_finish_as(st, c->job.id, c->cfg->worker_id, rc == 0 ? WS_JOB_COMPLETED : WS_JOB_FAILED,
+            frc = ws_store_job_finish_as(st, c->job.id, c->cfg->worker_id,
+                                         rc == 0 ? WS_JOB_COMPLETED : WS_JOB_FAILED,
                                          rc == 0 ? (int64_t)res->samples_processed : -1,
                                          rc == 0 ? res->metrics_json : NULL, rc == 0 ? NULL : why, &err);
         if (frc == 0 || frc == WS_ECONFLICT || frc == WS_ENOENT) {
@@ -299,7 +308,8 @@ static bool run_taken(job_ctx *c, ws_store *st)
     ws_file_make_dirs(c->dir, NULL);
     bool resumed = restore_checkpoint(c);
     WS_LOG(WS_LOG_INFO, resumed ? "job.resumed" : "job.started", resumed ? "from its last checkpoint" : NULL,
-           WS_LF_S("job.id", c->job.id), WS_LF_S("user.id", c->job.user_id), WS_LF_S("worker.id", c->cfg->worker_id));
+           WS_LF_S("job.id", c->job.id), WS_LF_S("user.id", c->job.user_id),
+           WS_LF_S("worker.id", c->cfg->worker_id));
     ws_span_attr_int(c->span, "job.resumed", resumed);
     if (resumed && c->wm->resumed)
         ws_metric_add(c->wm->resumed, 1);
@@ -312,7 +322,8 @@ static bool run_taken(job_ctx *c, ws_store *st)
     bool commit = false;
     if (rc == WS_EAGAIN) {
         save_checkpoint(c);
-        WS_LOG(WS_LOG_INFO, "job.interrupted", atomic_load(&c->lost) ? "another worker took the job" : "stopping",
+        WS_LOG(WS_LOG_INFO, "job.interrupted",
+               atomic_load(&c->lost) ? "another worker took the job" : "stopping",
                WS_LF_S("job.id", c->job.id));
         commit = atomic_load(&c->lost);
     } else {
@@ -375,8 +386,9 @@ static void health(const ws_worker_config *cfg, const char *state, int64_t handl
     if (!cfg->health_file)
         return;
     char line[256];
-    int n = snprintf(line, sizeof line, "{\"state\":\"%s\",\"worker_id\":\"%.64s\",\"jobs\":%lld,\"at\":%lld}\n",
-                     state, cfg->worker_id, (long long)handled, (long long)time(NULL));
+    int n =
+        snprintf(line, sizeof line, "{\"state\":\"%s\",\"worker_id\":\"%.64s\",\"jobs\":%lld,\"at\":%lld}\n",
+                 state, cfg->worker_id, (long long)handled, (long long)time(NULL));
     ws_file_write_atomic(cfg->health_file, line, (size_t)n, NULL);
 }
 
@@ -396,13 +408,15 @@ int ws_worker_run(const ws_worker_config *cfg0, atomic_bool *stop, ws_error *err
     worker_metrics wm = {0};
     if (cfg.metrics) {
         static const double bounds[] = {1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
-        wm.completed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_completed_total", NULL, "Training jobs completed.");
-        wm.failed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
+        wm.completed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_completed_total", NULL,
+                                          "Training jobs completed.");
+        wm.failed =
+            ws_metrics_counter(cfg.metrics, "ws_training_jobs_failed_total", NULL, "Training jobs failed.");
         wm.resumed = ws_metrics_counter(cfg.metrics, "ws_training_jobs_resumed_total", NULL,
                                         "Training jobs resumed from another worker's checkpoint.");
         wm.duration = ws_metrics_histogram(cfg.metrics, "ws_training_job_duration_seconds", NULL,
-                                           "Wall time of finished training jobs (this worker's part).", bounds,
-                                           sizeof bounds / sizeof bounds[0]);
+                                           "Wall time of finished training jobs (this worker's part).",
+                                           bounds, sizeof bounds / sizeof bounds[0]);
     }
     while (!atomic_load(stop)) {
         health(&cfg, "idle", handled);
@@ -432,10 +446,11 @@ int ws_worker_run(const ws_worker_config *cfg0, atomic_bool *stop, ws_error *err
         health(&cfg, "training", handled);
         idle_s = 0;
         if (!handle(&cfg, &wm, stop, st, &m))
-            continue;   /* interrupted: the message stays uncommitted for the next holder */
+            continue; /* interrupted: the message stays uncommitted for the next holder */
         handled++;
         if (cfg.bus->ops->commit(cfg.bus, &m, &perr))
-            WS_LOG(WS_LOG_WARN, "worker.commit_failed", perr.msg, WS_LF_I("messaging.kafka.offset", m.offset));
+            WS_LOG(WS_LOG_WARN, "worker.commit_failed", perr.msg,
+                   WS_LF_I("messaging.kafka.offset", m.offset));
     }
     health(&cfg, "stopped", handled);
     ws_store_close(st);

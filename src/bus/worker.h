@@ -25,20 +25,20 @@
 
 typedef struct ws_worker_config {
     const char *store_url;
-    ws_bus *bus;                 /* subscribed by ws_worker_run */
+    ws_bus *bus; /* subscribed by ws_worker_run */
     ws_blobs *blobs;
-    ws_ai *ai;                   /* in-process engine (ai_local) with the same blobs */
-    const char *work_dir;        /* private scratch (0700): exports and training dirs */
-    const char *worker_id;       /* unique per process, e.g. "host-pid" */
-    const char *group;           /* NULL = WS_WORKER_GROUP */
-    int lease_ms;                /* a silent holder is presumed dead after this (0 = 15000) */
-    double checkpoint_every_s;   /* training checkpoints (0 = 10) */
-    size_t max_export_bytes;     /* 0 = 64 MiB */
-    const char *health_file;     /* rewritten each loop with the state, NULL = none */
-    struct ws_metrics *metrics;  /* optional: the worker registers its training metrics here
-                                    (ws_training_jobs_{completed,failed,resumed}_total,
-                                    ws_training_job_duration_seconds) before it consumes */
-    bool drain;                  /* exit once no message came for 10 s (a batch run) */
+    ws_ai *ai;                  /* in-process engine (ai_local) with the same blobs */
+    const char *work_dir;       /* private scratch (0700): exports and training dirs */
+    const char *worker_id;      /* unique per process, e.g. "host-pid" */
+    const char *group;          /* NULL = WS_WORKER_GROUP */
+    int lease_ms;               /* a silent holder is presumed dead after this (0 = 15000) */
+    double checkpoint_every_s;  /* training checkpoints (0 = 10) */
+    size_t max_export_bytes;    /* 0 = 64 MiB */
+    const char *health_file;    /* rewritten each loop with the state, NULL = none */
+    struct ws_metrics *metrics; /* optional: the worker registers its training metrics here
+                                   (ws_training_jobs_{completed,failed,resumed}_total,
+                                   ws_training_job_duration_seconds) before it consumes */
+    bool drain;                 /* exit once no message came for 10 s (a batch run) */
 } ws_worker_config;
 
 /* Runs until *stop turns true (a job in progress is interrupted at its next step; its

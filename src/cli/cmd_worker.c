@@ -158,8 +158,13 @@ static int start_http(worker_http *h, const char *listen, ws_error *err)
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     h->metrics = ws_metrics_new();
     ws_proc_metrics_register(h->metrics, &h->pm, "worker", true);
-    ws_http_config hc = {.host = host, .port = atoi(colon + 1), .threads = 1, .routes = http_routes,
-                         .n_routes = sizeof http_routes / sizeof http_routes[0], .app = h, .metrics = h->metrics};
+    ws_http_config hc = {.host = host,
+                         .port = atoi(colon + 1),
+                         .threads = 1,
+                         .routes = http_routes,
+                         .n_routes = sizeof http_routes / sizeof http_routes[0],
+                         .app = h,
+                         .metrics = h->metrics};
     int rc = ws_http_server_new(&hc, &h->srv, err);
     if (rc == 0)
         rc = ws_http_server_start(h->srv, err);
@@ -209,8 +214,11 @@ static int parse_args(int argc, char **argv, worker_opts *o, const char **config
     const struct {
         const char *env;
         char **slot;
-    } envs[] = {{"WS_KAFKA_BROKERS", &o->kafka}, {"WS_STORE_URL", &o->database_url}, {"WS_BLOBS_URL", &o->blobs},
-                {"OTEL_EXPORTER_OTLP_ENDPOINT", &o->otlp_endpoint}, {"WS_TRACE_RATIO", &o->trace_ratio}};
+    } envs[] = {{"WS_KAFKA_BROKERS", &o->kafka},
+                {"WS_STORE_URL", &o->database_url},
+                {"WS_BLOBS_URL", &o->blobs},
+                {"OTEL_EXPORTER_OTLP_ENDPOINT", &o->otlp_endpoint},
+                {"WS_TRACE_RATIO", &o->trace_ratio}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -244,8 +252,9 @@ static int open_all(const worker_opts *o, char **store_url, ws_blobs **blobs, ws
     if (rc)
         return rc;
     if (version != latest)
-        return ws_error_set(err, WS_ECONFLICT, "the database is at schema %d, this binary needs %d: run migrate",
-                            version, latest);
+        return ws_error_set(err, WS_ECONFLICT,
+                            "the database is at schema %d, this binary needs %d: run migrate", version,
+                            latest);
     if (o->database_url) {
         *store_url = ws_xstrdup(o->database_url);
     } else if (!(*store_url = ws_store_url_for_data_dir(o->data, err))) {
@@ -262,9 +271,28 @@ static int open_all(const worker_opts *o, char **store_url, ws_blobs **blobs, ws
     ws_buf_free(&mr);
     if (rc)
         return rc;
-    ws_bus_kafka_config kc = {.brokers = o->kafka, .client_id = worker_id, .partitions = num(o->partitions, 3),
+    ws_bus_kafka_config kc = {.brokers = o->kafka,
+                              .client_id = worker_id,
+                              .partitions = num(o->partitions, 3),
                               .session_timeout_ms = num(o->session_timeout_ms, 10000)};
     return ws_bus_kafka_new(&kc, bus, err);
+}
+
+/* --otlp-endpoint: the trace exporter (*on = true once started). */
+static int start_tracing(const worker_opts *o, bool *on)
+{
+    if (!o->otlp_endpoint || !*o->otlp_endpoint)
+        return 0;
+    ws_error err = {0};
+    ws_trace_export_opts to = {.endpoint = o->otlp_endpoint,
+                               .service_name = "whatstyle-worker",
+                               .ratio = o->trace_ratio ? strtod(o->trace_ratio, NULL) : 0.01};
+    if (ws_trace_export_start(&to, &err)) {
+        fprintf(stderr, "whatstyle worker: tracing: %s\n", err.msg);
+        return -1;
+    }
+    *on = true;
+    return 0;
 }
 
 int ws_cmd_worker(int argc, char **argv)
@@ -304,15 +332,8 @@ int ws_cmd_worker(int argc, char **argv)
         ret = 0;
         goto out;
     }
-    if (o.otlp_endpoint && *o.otlp_endpoint) {
-        ws_trace_export_opts to = {.endpoint = o.otlp_endpoint, .service_name = "whatstyle-worker",
-                                   .ratio = o.trace_ratio ? strtod(o.trace_ratio, NULL) : 0.01};
-        if (ws_trace_export_start(&to, &err)) {
-            fprintf(stderr, "whatstyle worker: tracing: %s\n", err.msg);
-            goto out;
-        }
-        tracing = true;
-    }
+    if (start_tracing(&o, &tracing) != 0)
+        goto out;
     ws_buf wb = WS_BUF_INIT;
     ws_buf_printf(&wb, "%s/work", o.data);
     work = ws_buf_take(&wb);
@@ -327,12 +348,21 @@ int ws_cmd_worker(int argc, char **argv)
     pthread_t sig_thread;
     pthread_create(&sig_thread, NULL, signal_main, &set);
     pthread_detach(sig_thread);
-    ws_worker_config wc = {.store_url = store_url, .bus = bus, .blobs = blobs, .ai = ai, .work_dir = work,
-                           .worker_id = worker_id, .group = o.group, .lease_ms = num(o.lease_ms, 15000),
+    ws_worker_config wc = {.store_url = store_url,
+                           .bus = bus,
+                           .blobs = blobs,
+                           .ai = ai,
+                           .work_dir = work,
+                           .worker_id = worker_id,
+                           .group = o.group,
+                           .lease_ms = num(o.lease_ms, 15000),
                            .checkpoint_every_s = o.checkpoint_s ? strtod(o.checkpoint_s, NULL) : 10,
                            .max_export_bytes = (size_t)num(o.max_export_mb, 64) << 20,
-                           .health_file = o.health_file, .metrics = http.metrics, .drain = drain};
-    WS_LOG(WS_LOG_INFO, "worker.started", "consuming " WS_TOPIC_TRAINING_JOBS, WS_LF_S("worker.id", worker_id));
+                           .health_file = o.health_file,
+                           .metrics = http.metrics,
+                           .drain = drain};
+    WS_LOG(WS_LOG_INFO, "worker.started", "consuming " WS_TOPIC_TRAINING_JOBS,
+           WS_LF_S("worker.id", worker_id));
     if (ws_worker_run(&wc, &stopping, &err)) {
         WS_LOG(WS_LOG_ERROR, "worker.failed", err.msg);
         goto out;

@@ -64,8 +64,8 @@ static void handle(ws_srv_bus *b, const ws_bus_msg *m)
     ws_span_attr_str(sp, "event.type", ev.type);
     if (!strcmp(ev.type, "training.completed"))
         on_finished(b->s, &ev);
-    WS_LOG(WS_LOG_INFO, "bus.training_event", NULL, WS_LF_S("event.type", ev.type), WS_LF_S("job.id", ev.job_id),
-           WS_LF_S("user.id", ev.user_id));
+    WS_LOG(WS_LOG_INFO, "bus.training_event", NULL, WS_LF_S("event.type", ev.type),
+           WS_LF_S("job.id", ev.job_id), WS_LF_S("user.id", ev.user_id));
     ws_span_end(sp);
 }
 

@@ -120,7 +120,10 @@ int ws_store_job_progress_as(ws_store *s, const char *job_id, const char *worker
     if ((rc = check_ids(job_id, worker_id, err)))
         return rc;
     ws_arena *a = ws_arena_new(256);
-    ws_dbp p[] = {DBP_S(job_id), DBP_S(worker_id), DBP_D(progress < 0 ? 0 : progress > 1 ? 1 : progress),
+    ws_dbp p[] = {DBP_S(job_id), DBP_S(worker_id),
+                  DBP_D(progress < 0   ? 0
+                        : progress > 1 ? 1
+                                       : progress),
                   DBP_I(samples < 0 ? 0 : samples), DBP_I(ws_store_now_ms())};
     ws_dbres r = {0};
     rc = q(s, a,
@@ -155,7 +158,8 @@ static char *finish_payload(const ws_job *j)
 }
 
 int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_id, ws_job_status status,
-                           int64_t samples, const char *metrics_json, const char *error_message, ws_error *err)
+                           int64_t samples, const char *metrics_json, const char *error_message,
+                           ws_error *err)
 {
     int rc;
     if ((rc = check_ids(job_id, worker_id, err)))
@@ -164,7 +168,8 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
         return ws_error_set(err, WS_EINVAL, "a worker finishes a job as completed or failed");
     if (metrics_json) {
         ws_json_doc *d = NULL;
-        if (strlen(metrics_json) > WS_STORE_JSON_MAX || ws_json_parse(metrics_json, strlen(metrics_json), &d, NULL))
+        if (strlen(metrics_json) > WS_STORE_JSON_MAX ||
+            ws_json_parse(metrics_json, strlen(metrics_json), &d, NULL))
             return ws_error_set(err, WS_EINVAL, "metrics are not JSON");
         ws_json_doc_free(d);
     }
@@ -174,8 +179,13 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
     ws_arena *a = ws_arena_new(4096);
     char *payload = NULL;
     int64_t now = ws_store_now_ms();
-    ws_dbp p[] = {DBP_S(job_id), DBP_S(worker_id), DBP_S(ws_job_status_name(status)),
-                  DBP_I(samples < 0 ? 0 : samples), DBP_S(metrics_json), DBP_S(error_message), DBP_I(now),
+    ws_dbp p[] = {DBP_S(job_id),
+                  DBP_S(worker_id),
+                  DBP_S(ws_job_status_name(status)),
+                  DBP_I(samples < 0 ? 0 : samples),
+                  DBP_S(metrics_json),
+                  DBP_S(error_message),
+                  DBP_I(now),
                   status == WS_JOB_COMPLETED ? DBP_D(1.0) : DBP_NULL};
     ws_dbres r = {0};
     ws_job j;

@@ -41,6 +41,7 @@ int ws_store_job_progress_as(ws_store *s, const char *job_id, const char *worker
  * job's fields). WS_ECONFLICT when worker_id does not hold it running (a job is never
  * completed twice). metrics_json / error_message may be NULL. */
 int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_id, ws_job_status status,
-                           int64_t samples, const char *metrics_json, const char *error_message, ws_error *err);
+                           int64_t samples, const char *metrics_json, const char *error_message,
+                           ws_error *err);
 
 #endif

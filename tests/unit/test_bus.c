@@ -13,7 +13,8 @@
 
 static ws_bus_out out_msg(const char *topic, const char *payload, const char *eid)
 {
-    return (ws_bus_out){.topic = topic, .key = "usr_1", .payload = payload, .len = strlen(payload), .event_id = eid};
+    return (ws_bus_out){
+        .topic = topic, .key = "usr_1", .payload = payload, .len = strlen(payload), .event_id = eid};
 }
 
 static void test_memory_bus_group(void)
@@ -26,7 +27,8 @@ static void test_memory_bus_group(void)
     const char *topics[] = {WS_TOPIC_TRAINING_JOBS};
     CHECK_EQ_INT(c1->ops->subscribe(c1, "g", topics, 1, NULL), 0);
     CHECK_EQ_INT(c2->ops->subscribe(c2, "g", topics, 1, NULL), 0);
-    ws_bus_out m[3] = {out_msg(WS_TOPIC_TRAINING_JOBS, "{\"a\":1}", "1"), out_msg(WS_TOPIC_TRAINING_JOBS, "{\"a\":2}", "2"),
+    ws_bus_out m[3] = {out_msg(WS_TOPIC_TRAINING_JOBS, "{\"a\":1}", "1"),
+                       out_msg(WS_TOPIC_TRAINING_JOBS, "{\"a\":2}", "2"),
                        out_msg(WS_TOPIC_ANALYTICS, "{}", "3")};
     m[0].traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     int st[3] = {9, 9, 9};
@@ -76,14 +78,17 @@ static void test_event_parse(void)
         "{\"type\":\"user.deleted\",\"job\":{\"job_id\":\"job_1\",\"user_id\":\"usr_1\"}}",
         "{\"type\":\"training.completed\",\"job\":{\"job_id\":\"job_1\"}}",
         "{\"type\":\"training.Completed!\",\"job\":{\"job_id\":\"job_1\",\"user_id\":\"usr_1\"}}",
-        "[1,2]", "{\"type\":", "",
+        "[1,2]",
+        "{\"type\":",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ_INT(ws_bus_job_event_parse(bad[i], strlen(bad[i]), &ev, NULL), WS_EFORMAT);
         CHECK_EQ_STR(ev.job_id, "");
     }
-    const char *range = "{\"type\":\"training.progress\",\"job\":{\"job_id\":\"j\",\"user_id\":\"u\",\"progress\":4,"
-                        "\"samples_processed\":-1}}";
+    const char *range =
+        "{\"type\":\"training.progress\",\"job\":{\"job_id\":\"j\",\"user_id\":\"u\",\"progress\":4,"
+        "\"samples_processed\":-1}}";
     CHECK_EQ_INT(ws_bus_job_event_parse(range, strlen(range), &ev, NULL), 0);
     CHECK(ev.progress == 0 && ev.samples == 0);
 }
@@ -124,7 +129,10 @@ static int refuse_publish(ws_bus *b, const ws_bus_out *m, size_t n, int *status,
         status[i] = WS_EIO;
     return ws_error_set(err, WS_EIO, "broker down");
 }
-static void refuse_destroy(ws_bus *b) { (void)b; }
+static void refuse_destroy(ws_bus *b)
+{
+    (void)b;
+}
 static const ws_bus_ops refuse_ops = {refuse_publish, NULL, NULL, NULL, refuse_destroy};
 
 typedef struct seen_ids {
@@ -147,11 +155,12 @@ static void test_relay(void)
     for (int i = 0; i < 5; i++)
         CHECK_EQ_INT(ws_store_event_append(st, u.id, "reply", "{\"n\":1}", NULL, NULL), 0);
     ws_job job;
-    CHECK_EQ_INT(ws_store_job_create(st, a, u.id, "users/x/exports/e.txt",
-                                     "{\"persona\":\"Maya\",\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-"
-                                     "b7ad6b7169203331-01\"}",
-                                     &job, NULL),
-                 0);
+    CHECK_EQ_INT(
+        ws_store_job_create(st, a, u.id, "users/x/exports/e.txt",
+                            "{\"persona\":\"Maya\",\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-"
+                            "b7ad6b7169203331-01\"}",
+                            &job, NULL),
+        0);
     /* the broker is down: nothing is marked published */
     ws_bus refusing = {&refuse_ops, NULL};
     size_t n = 99;
@@ -238,13 +247,15 @@ static void test_job_cas(void)
     CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_QUEUED, 5, NULL, NULL, NULL), WS_EINVAL);
     CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_COMPLETED, 40, "{\"f\":1}", NULL, NULL), 0);
     /* never completed twice; a late message finds it final */
-    CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_COMPLETED, 40, NULL, NULL, NULL), WS_ECONFLICT);
+    CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_COMPLETED, 40, NULL, NULL, NULL),
+                 WS_ECONFLICT);
     CHECK_EQ_INT(ws_store_job_take(st, a, j.id, "w3", 1, &got, NULL), WS_ECONFLICT);
     CHECK_EQ_INT(got.status, WS_JOB_COMPLETED);
     CHECK_NEAR(got.progress, 1.0, 1e-9);
     CHECK_EQ_INT(got.samples_processed, 40);
     CHECK_EQ_INT(ws_store_job_take(st, a, "job_none", "w3", 1, &got, NULL), WS_ENOENT);
-    CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_COMPLETED, 1, "not json", NULL, NULL), WS_EINVAL);
+    CHECK_EQ_INT(ws_store_job_finish_as(st, j.id, "w2", WS_JOB_COMPLETED, 1, "not json", NULL, NULL),
+                 WS_EINVAL);
     /* one training.completed message in the outbox */
     ws_outbox_msg *rows = NULL;
     size_t n = 0;
