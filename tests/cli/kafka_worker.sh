@@ -8,6 +8,7 @@
 #     exactly once (one completion in the database, in the outbox and on the topic);
 #  3. restart the broker while replies produce analytics events: every event reaches
 #     analytics-events exactly once (counted by event id with kcat, an independent client).
+# A second gateway runs throughout: its relay stands by (one relay publishes the outbox).
 # Usage: kafka_worker.sh path/to/whatstyle
 set -euo pipefail
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -33,7 +34,7 @@ ws_svc_kafka || fail "Kafka"
 B=$WS_KAFKA_BROKERS
 "$bin" migrate --database-url "$WS_PG_URL" >/dev/null
 key=$("$bin" keys create --database-url "$WS_PG_URL" --user maya 2>/dev/null)
-mkdir -p "$d/gw" "$d/w1" "$d/w2"
+mkdir -p "$d/gw" "$d/gw2" "$d/w1" "$d/w2"
 port=$(ws_svc_free_port)
 "$bin" serve --port "$port" --host 127.0.0.1 --data "$d/gw" --store "$WS_PG_URL" --blobs "file:$d/blobs" \
   --kafka "$B" --kafka-partitions 2 > "$d/serve.log" 2>&1 &
@@ -41,6 +42,13 @@ pids+=($!)
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 400); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
 grep -q server.kafka_started "$d/serve.log" || { sleep 2; grep -q server.kafka_started "$d/serve.log" || fail "serve --kafka"; }
+# a second gateway on the same database: its relay stands by (one relay publishes the outbox)
+port2=$(ws_svc_free_port)
+"$bin" serve --port "$port2" --host 127.0.0.1 --data "$d/gw2" --store "$WS_PG_URL" --blobs "file:$d/blobs" \
+  --kafka "$B" --kafka-partitions 2 > "$d/serve2.log" 2>&1 &
+gw2=$!; pids+=($gw2)
+for _ in $(seq 1 120); do grep -q '"relay.standby"' "$d/serve2.log" && break; sleep 0.25; done
+grep -q '"relay.standby"' "$d/serve2.log" || fail "the second gateway's relay did not stand by"
 worker_conf() { # $1 = name
   cat > "$d/$1.conf" <<CONF
 kafka = $B
@@ -116,7 +124,7 @@ sleep 1.5
 p_before=$(job_field "$job2" progress)
 kill -9 "$w1"
 "$bin" worker --config "$d/w2.conf" > "$d/w2.log" 2>&1 &
-pids+=($!)
+w2=$!; pids+=($w2)
 [ "$(wait_status "$job2" 150)" = completed ] || fail "job 2 after the kill: $(job_field "$job2" status)"
 [ "$(job_field "$job2" worker_id)" = w2 ] || fail "job 2 was not finished by the second worker"
 grep -q '"job.resumed"' "$d/w2.log" || fail "the second worker did not resume from the checkpoint"
@@ -154,10 +162,11 @@ echo "analytics events: $want in the outbox, $got on the topic, $distinct distin
 [ "$want" -ge 60 ] || fail "expected at least 60 analytics events, the outbox has $want"
 [ "$got" = "$want" ] && [ "$distinct" = "$want" ] || fail "lost or duplicated analytics events"
 echo "phase 3 ok: broker restarted, $want analytics events delivered once each"
-# a graceful stop of the gateway and the second worker (under ASan: no leak, no error)
-kill -TERM "${pids[0]}" "${pids[2]}"
+# a graceful stop of the gateways and the second worker (under ASan: no leak, no error)
+kill -TERM "${pids[0]}" "$gw2" "$w2"
 wait "${pids[0]}" 2>/dev/null || fail "serve exited with an error"
-wait "${pids[2]}" 2>/dev/null || fail "the worker exited with an error"
+wait "$gw2" 2>/dev/null || fail "the second serve exited with an error"
+wait "$w2" 2>/dev/null || fail "the worker exited with an error"
 grep -q '"worker.stopped"' "$d/w2.log" || fail "the worker did not stop cleanly"
 ! grep -l "Sanitizer" "$d"/*.log || fail "sanitizer reports"
 echo ok
