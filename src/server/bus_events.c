@@ -120,12 +120,8 @@ void ws_server_bus_stop(ws_srv_bus *b)
         return;
     atomic_store(&b->stop, true);
     pthread_join(b->thread, NULL);
+    WS_LOG(WS_LOG_INFO, "bus.events_stopped", NULL, WS_LF_I("bus.events_handled", atomic_load(&b->handled)),
+           WS_LF_I("bus.duplicates_dropped", atomic_load(&b->duplicates)));
     ws_bus_seen_free(&b->seen);
     free(b);
-}
-
-void ws_server_bus_counts(ws_srv_bus *b, uint64_t *handled, uint64_t *duplicates)
-{
-    *handled = b ? atomic_load(&b->handled) : 0;
-    *duplicates = b ? atomic_load(&b->duplicates) : 0;
 }

@@ -78,8 +78,7 @@ void ws_server_free(ws_server *s); /* NULL is a no-op */
 struct ws_bus;
 typedef struct ws_srv_bus ws_srv_bus;
 int ws_server_bus_start(ws_server *s, struct ws_bus *bus, const char *group, ws_srv_bus **out, ws_error *err);
-void ws_server_bus_stop(ws_srv_bus *b); /* NULL is a no-op */
-/* Training events handled (not counting duplicates) and duplicates dropped so far. */
-void ws_server_bus_counts(ws_srv_bus *b, uint64_t *handled, uint64_t *duplicates);
+/* Stops the thread (logging the events handled and the duplicates dropped). NULL: no-op. */
+void ws_server_bus_stop(ws_srv_bus *b);
 
 #endif

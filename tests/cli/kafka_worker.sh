@@ -115,7 +115,7 @@ echo "phase 1 ok: $job1 trained by the worker, served by the gateway, one trace"
 
 # ---- 2. kill -9 the worker mid-training: the job resumes on a second worker, completes once
 job2=$(upload 30) || fail "upload 2"
-for _ in $(seq 1 240); do
+for _ in $(seq 1 480); do
   [ -n "$(ls "$d/blobs/checkpoints/$job2" 2>/dev/null | grep train_state)" ] && break
   sleep 0.25
 done
@@ -125,7 +125,7 @@ p_before=$(job_field "$job2" progress)
 kill -9 "$w1"
 "$bin" worker --config "$d/w2.conf" > "$d/w2.log" 2>&1 &
 w2=$!; pids+=($w2)
-[ "$(wait_status "$job2" 150)" = completed ] || fail "job 2 after the kill: $(job_field "$job2" status)"
+[ "$(wait_status "$job2" 240)" = completed ] || fail "job 2 after the kill: $(job_field "$job2" status)"
 [ "$(job_field "$job2" worker_id)" = w2 ] || fail "job 2 was not finished by the second worker"
 grep -q '"job.resumed"' "$d/w2.log" || fail "the second worker did not resume from the checkpoint"
 curl -sf "http://127.0.0.1:$mport/healthz" | grep -q '"ok"' || fail "worker /healthz"
