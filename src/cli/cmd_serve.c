@@ -20,6 +20,10 @@
 #include "ai/ai_grpc.h"
 #include "ai/ai_local.h"
 #include "blobs/blobs.h"
+#include "bus/bus.h"
+#include "bus/relay.h"
+#include "store/store.h"
+#include <unistd.h>
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -35,6 +39,7 @@ typedef struct serve_opts {
     char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
     char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
     char *ai_ca, *ai_cert, *ai_key; /* --ai grpcs://: the nodes' CAs, our client certificate */
+    char *kafka, *kafka_partitions; /* --kafka BROKERS: the outbox relay and training on workers */
 } serve_opts;
 
 typedef struct opt_row {
@@ -70,6 +75,7 @@ static const opt_row opt_rows[] = {
     O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
     O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"), O(ai_ca, "ai-ca"), O(ai_cert, "ai-cert"), O(ai_key, "ai-key"),
     O(otlp_endpoint, "otlp-endpoint"), O(trace_ratio, "trace-ratio"),
+    O(kafka, "kafka"), O(kafka_partitions, "kafka-partitions"),
 };
 
 static char **opt_slot(serve_opts *o, const char *name)
@@ -127,6 +133,10 @@ static void usage(FILE *f)
                "  --ai-ca PEM            with --ai grpcs://H:P,...: the CAs of the nodes' certificates\n"
                "                         (default: the system's); names and addresses are verified\n"
                "  --ai-cert PEM --ai-key PEM  client certificate for nodes that require one (mTLS)\n"
+               "  --kafka BROKERS        host:port[,...] (env WS_KAFKA_BROKERS): publish the outbox to Kafka\n"
+               "                         (relay), train on `whatstyle worker`s, not here; consume\n"
+               "                         training-events (model reloads). Default: train in-process\n"
+               "  --kafka-partitions N   partitions of the topics created (3)\n"
                "  --otlp-endpoint URL    export traces over OTLP/HTTP to URL (e.g. http://jaeger:4318;\n"
                "                         env OTEL_EXPORTER_OTLP_ENDPOINT); default: no export\n"
                "  --trace-ratio R        share of new traces recorded, 0..1 (default 0.01; env\n"
@@ -135,50 +145,20 @@ static void usage(FILE *f)
                "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
 }
 
-/* Reads "key = value" lines into the options not set yet. */
+/* A config file's setting: fills an option not set yet (-1 for an unknown key). */
+static int set_from_config(void *arg, const char *key, const char *value)
+{
+    char **slot = opt_slot(arg, key);
+    if (!slot)
+        return -1;
+    if (!*slot)
+        *slot = ws_xstrdup(value);
+    return 0;
+}
+
 static int read_config(const char *path, serve_opts *o)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "whatstyle serve: cannot open config %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char line[4096];
-    int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '#' || *p == '\n' || *p == '\0')
-            continue;
-        char *eq = strchr(p, '=');
-        if (!eq) {
-            fprintf(stderr, "whatstyle serve: %s:%d: expected key = value\n", path, lineno);
-            rc = -1;
-            break;
-        }
-        char *kend = eq;
-        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
-            kend--;
-        *kend = '\0';
-        char *v = eq + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vl = strlen(v);
-        while (vl && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
-            v[--vl] = '\0';
-        char **slot = opt_slot(o, p);
-        if (!slot) {
-            fprintf(stderr, "whatstyle serve: %s:%d: unknown setting '%s'\n", path, lineno, p);
-            rc = -1;
-            break;
-        }
-        if (!*slot)
-            *slot = ws_xstrdup(v);
-    }
-    fclose(f);
-    return rc;
+    return ws_cli_read_config(path, "serve", set_from_config, o);
 }
 
 static int to_int(const char *s, const char *what, int lo, int hi, int *out)
@@ -258,6 +238,43 @@ static void log_config(const ws_server_config *cfg, int export_mb)
            WS_LF_B("config.training", !cfg->no_training));
 }
 
+/* `--kafka`: the bus, the outbox relay and the training events consumer. */
+typedef struct serve_bus {
+    ws_bus *bus;
+    ws_relay *relay;
+    ws_srv_bus *events;
+} serve_bus;
+
+static int start_bus(const serve_opts *o, ws_server *srv, serve_bus *k)
+{
+    ws_error err = {0};
+    char id[96], host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(id, sizeof id, "whatstyle-gateway-%.60s-%ld", host, (long)getpid());
+    ws_bus_kafka_config kc = {.brokers = o->kafka, .client_id = id,
+                              .partitions = o->kafka_partitions ? atoi(o->kafka_partitions) : 3};
+    char *url = o->store ? ws_xstrdup(o->store) : ws_store_url_for_data_dir(o->data, &err);
+    int rc = url ? ws_bus_kafka_new(&kc, &k->bus, &err) : WS_EIO;
+    if (rc == 0)
+        rc = ws_relay_start(&(ws_relay_config){.store_url = url, .bus = k->bus}, &k->relay, &err);
+    if (rc == 0)
+        rc = ws_server_bus_start(srv, k->bus, id, &k->events, &err);
+    free(url);
+    if (rc)
+        WS_LOG(WS_LOG_ERROR, "server.kafka_failed", err.msg, WS_LF_S("error.type", ws_strerror(rc)));
+    else
+        WS_LOG(WS_LOG_INFO, "server.kafka_started", "outbox relay and training events on Kafka");
+    return rc;
+}
+
+static void stop_bus(serve_bus *k)
+{
+    ws_server_bus_stop(k->events);
+    ws_relay_stop(k->relay);
+    ws_bus_free(k->bus);
+    memset(k, 0, sizeof *k);
+}
+
 int ws_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
@@ -270,6 +287,7 @@ int ws_cmd_serve(int argc, char **argv)
     char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
     bool allow_signup = false; /* --allow-signup: the dashboard may create users */
     bool tracing = false;
+    serve_bus kafka = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -307,7 +325,8 @@ int ws_cmd_serve(int argc, char **argv)
     } envs[] = {
         {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
         {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token},
-        {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio}};
+        {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio},
+        {"WS_KAFKA_BROKERS", &o.kafka}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && !*envs[i].slot)
@@ -329,7 +348,7 @@ int ws_cmd_serve(int argc, char **argv)
                             .tls_cert = o.tls_cert,
                             .tls_key = o.tls_key,
                             .allowed_origins = o.allowed_origins,
-                            .no_training = o.no_training && strcmp(o.no_training, "0") != 0,
+                            .no_training = (o.no_training && strcmp(o.no_training, "0") != 0) || o.kafka,
                             .allow_signup = allow_signup};
     int mb = 64;
     if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
@@ -412,6 +431,10 @@ int ws_cmd_serve(int argc, char **argv)
         ret = 1;
         goto out;
     }
+    if (o.kafka && start_bus(&o, srv, &kafka) != 0) {
+        ret = 1;
+        goto out;
+    }
     log_config(&cfg, mb);
     ws_log_fmt(WS_LOG_INFO, "server.started", "listening on %s:%d (%s)", cfg.host ? cfg.host : "0.0.0.0",
                ws_server_port(srv), cfg.tls_cert ? "https" : "http");
@@ -420,9 +443,11 @@ int ws_cmd_serve(int argc, char **argv)
     ws_log_fmt(WS_LOG_INFO, "server.draining", "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ws_server_stop(srv);
     ws_server_wait(srv);
+    stop_bus(&kafka); /* after the server: the outbox rows of the last requests go out */
     ws_log_write(WS_LOG_INFO, "server.stopped", "stopped", NULL, 0);
     ret = 0;
 out:
+    stop_bus(&kafka);
     ws_server_free(srv);
     if (wa_secret)
         memset(wa_secret, 0, strlen(wa_secret));

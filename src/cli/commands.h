@@ -22,6 +22,7 @@ int ws_cmd_train(int argc, char **argv);
 int ws_cmd_reply(int argc, char **argv);
 int ws_cmd_chat(int argc, char **argv);
 int ws_cmd_demo(int argc, char **argv);
+int ws_cmd_worker(int argc, char **argv);
 
 /* Options shared by train and demo (cmd_train.c): 0, 1 (bad usage, message printed), 2 (--help). */
 int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export);
@@ -49,5 +50,10 @@ const char *ws_cli_opt_value(int argc, char **argv, int *i, const char *name);
  * else 0.01) under service_name. Returns 1 started (ws_trace_export_stop at exit), 0 no
  * endpoint, -1 bad settings (message printed, prefixed "whatstyle <cmd>: "). */
 int ws_cli_tracing_start(const char *cmd, const char *endpoint, const char *ratio, const char *service_name);
+/* Reads a config file of "key = value" lines ('#' comments) and calls set(arg, key, value)
+ * for each; set returns non-zero for an unknown key. 0, or -1 with a message on stderr
+ * naming cmd, the file and the line. */
+int ws_cli_read_config(const char *path, const char *cmd, int (*set)(void *arg, const char *key, const char *value),
+                       void *arg);
 
 #endif

@@ -16,6 +16,7 @@ static const subcommand subcommands[] = {
     {"parse", ws_cmd_parse, "read a WhatsApp export (.txt or .zip) and print its messages"},
     {"serve", ws_cmd_serve, "run the API server (REST, MCP, metrics)"},
     {"ai", ws_cmd_ai, "run the AI service over gRPC (--listen HOST:PORT)"},
+    {"worker", ws_cmd_worker, "train the jobs of the Kafka topic training-jobs (--config FILE)"},
     {"version", ws_cmd_version, "print the version"},
     {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
     {"keys", ws_cmd_keys, "create, list and revoke API keys; rotate the blobs' master key"},

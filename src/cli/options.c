@@ -1,4 +1,5 @@
 /* Option parsing and start-up steps shared by the subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,4 +39,45 @@ int ws_cli_tracing_start(const char *cmd, const char *endpoint, const char *rati
     }
     WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
     return 1;
+int ws_cli_read_config(const char *path, const char *cmd, int (*set)(void *arg, const char *key, const char *value),
+                       void *arg)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "whatstyle %s: cannot open config %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "whatstyle %s: %s:%d: expected key = value\n", cmd, path, lineno);
+            rc = -1;
+            break;
+        }
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
+            v[--vl] = '\0';
+        if (set(arg, p, v) != 0) {
+            fprintf(stderr, "whatstyle %s: %s:%d: unknown setting '%s'\n", cmd, path, lineno, p);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
 }

@@ -63,6 +63,7 @@ typedef struct ws_clone_train_opts {
     ws_clone_progress_fn progress; /* optional; non-zero return cancels */
     void *progress_arg;
     volatile int *cancel;          /* optional; set non-zero to stop (checkpoint kept) */
+    double checkpoint_every_s;     /* seconds between checkpoints while training (0 = 15) */
 } ws_clone_train_opts;
 
 typedef struct ws_clone_train_result {

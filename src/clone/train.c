@@ -470,7 +470,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
         snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s  step %d/%d", loss_ema, el > 0 ? tokens / el : 0,
                  ws_trainer_steps_done(t), st.total_steps);
         ws_progress_update(&pb, (uint64_t)ws_trainer_steps_done(t), extra);
-        if (ws_now_s() - last_ck > CHECKPOINT_EVERY_S) {
+        if (ws_now_s() - last_ck > (o->checkpoint_every_s > 0 ? o->checkpoint_every_s : CHECKPOINT_EVERY_S)) {
             st.steps_done = ws_trainer_steps_done(t);
             if ((rc = save_state(o->out_dir, t, &st, err)))
                 goto out;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ai/ai.h"
 
@@ -71,5 +72,17 @@ int ws_server_start(ws_server *s, ws_error *err);
 void ws_server_stop(ws_server *s);
 void ws_server_wait(ws_server *s);
 void ws_server_free(ws_server *s); /* NULL is a no-op */
+
+/* The gateway's side of the bus (bus_events.c, `serve --kafka`): a thread consuming
+ * training-events in its own consumer group (each gateway sees every event; at start it
+ * skips the events older than a minute): a finished job drops the user's cached replies and principal here and asks the
+ * AI engine (the gRPC AI nodes, or the in-process engine) to reload the user's model. Events
+ * are handled once per event id. The bus is borrowed and must be subscribed by no one else;
+ * stop before ws_server_free. */
+struct ws_bus;
+typedef struct ws_srv_bus ws_srv_bus;
+int ws_server_bus_start(ws_server *s, struct ws_bus *bus, const char *group, ws_srv_bus **out, ws_error *err);
+/* Stops the thread (logging the events handled and the duplicates dropped). NULL: no-op. */
+void ws_server_bus_stop(ws_srv_bus *b);
 
 #endif
