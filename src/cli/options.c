@@ -39,6 +39,8 @@ int ws_cli_tracing_start(const char *cmd, const char *endpoint, const char *rati
     }
     WS_LOG(WS_LOG_INFO, "trace.exporter_started", NULL, WS_LF_D("trace.ratio", to.ratio));
     return 1;
+}
+
 int ws_cli_read_config(const char *path, const char *cmd, int (*set)(void *arg, const char *key, const char *value),
                        void *arg)
 {
