@@ -15,6 +15,7 @@
 
 #include "core/base64.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/trace.h"
 #include "store/store_int.h"
@@ -22,7 +23,10 @@
 struct ws_store {
     const ws_store_driver *drv;
     ws_db *db;      /* primary */
-    ws_db *rdb;     /* read replica, NULL when none */
+    ws_db *rdb;     /* read replica, NULL when none or down */
+    char *replica_url;          /* owned; NULL when no replica is configured */
+    int timeout_ms;
+    int64_t replica_retry_ms;   /* while the replica is down: when to try it again (monotonic ms) */
     const ws_migration *migs;
     size_t nmigs;
     /* texts of the multi-row inserts built so far (insert_rows), by statement and rows */
@@ -200,10 +204,50 @@ static int q(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const ws_dbp 
 
 #define NP(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
 
-/* The connection for [replica] reads. */
-static ws_db *reader(ws_store *s)
+#define REPLICA_RETRY_MS 5000 /* a replica found down is left alone this long */
+
+static int64_t mono_ms(void)
 {
-    return s->rdb ? s->rdb : s->db;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The replica connection for a [replica] read, or NULL (none, or down: reads then go to the
+ * primary, and the replica is reconnected after REPLICA_RETRY_MS). */
+static ws_db *replica(ws_store *s)
+{
+    if (!s->replica_url || mono_ms() < s->replica_retry_ms)
+        return s->rdb;
+    if (!s->rdb && s->drv->connect(s->replica_url, s->timeout_ms, &s->rdb, NULL) < 0) {
+        s->rdb = NULL;
+        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+    }
+    return s->rdb;
+}
+
+/* A [replica] read: on the replica when there is one and it answers, else on the primary. A
+ * replica that fails (stopped, restarting, cancelled the query for recovery) is dropped and
+ * the same read runs on the primary, so a replica outage costs no request. */
+static int read_q(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                  ws_error *err)
+{
+    ws_db *r = s->drv->is_pg ? replica(s) : NULL;
+    if (r) {
+        ws_error rerr = {0};
+        int rc = q(s, r, a, sql, p, np, out, &rerr);
+        if (rc != WS_EIO) {
+            if (rc < 0 && err)
+                *err = rerr;
+            return rc;
+        }
+        WS_LOG(WS_LOG_WARN, "store.replica_down", "the read replica failed; reading from the primary",
+               WS_LF_S("error", rerr.msg));
+        s->drv->close(s->rdb);
+        s->rdb = NULL;
+        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+    }
+    return q(s, s->db, a, sql, p, np, out, err);
 }
 
 static int tx_begin(ws_store *s, ws_error *err)
@@ -375,8 +419,16 @@ int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err)
             rc = ws_error_set(err, WS_EINVAL, "store: replica URL is not a PostgreSQL URL");
             goto out;
         }
-        if ((rc = s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, err)) < 0)
-            goto out;
+        /* a replica down at start is not fatal: reads go to the primary until it is back */
+        s->replica_url = ws_xstrdup(cfg->replica_url);
+        s->timeout_ms = cfg->timeout_ms;
+        ws_error rerr = {0};
+        if (s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, &rerr) < 0) {
+            s->rdb = NULL;
+            s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+            WS_LOG(WS_LOG_WARN, "store.replica_down", "the read replica is down; reading from the primary",
+                   WS_LF_S("error", rerr.msg));
+        }
     }
     *out = s;
     s = NULL;
@@ -392,6 +444,7 @@ void ws_store_close(ws_store *s)
         return;
     if (s->rdb)
         s->drv->close(s->rdb);
+    free(s->replica_url);
     if (s->db)
         s->drv->close(s->db);
     for (size_t i = 0; i < sizeof s->memo / sizeof *s->memo; i++)
@@ -466,19 +519,21 @@ int ws_store_ping(ws_store *s, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
     int rc = q(s, s->db, a, "SELECT 1", NULL, 0, NULL, err);
-    if (rc == 0 && s->rdb)
-        rc = q(s, s->rdb, a, "SELECT 1", NULL, 0, NULL, err);
+    /* the replica is probed too, but one that is down is no failure: reads fall back */
+    if (rc == 0)
+        rc = read_q(s, a, "SELECT 1", NULL, 0, NULL, err);
     ws_arena_free(a);
     return rc;
 }
 
 bool ws_store_reads_from_replica(ws_store *s)
 {
-    if (!s->rdb)
+    ws_db *r0 = replica(s);
+    if (!r0)
         return false;
     ws_arena *a = ws_arena_new(256);
     ws_dbres r = {0};
-    bool yes = q(s, s->rdb, a, "SELECT pg_is_in_recovery()", NULL, 0, &r, NULL) == 0 &&
+    bool yes = q(s, r0, a, "SELECT pg_is_in_recovery()", NULL, 0, &r, NULL) == 0 &&
                r.nrows == 1 && cell_bool(&r, 0, 0);
     ws_arena_free(a);
     return yes;
@@ -1027,8 +1082,7 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
         return rc;
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
-    rc = q(s, reader(s), a,
-           "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
+    rc = read_q(s, a, "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
            " ORDER BY created_at DESC, seq DESC LIMIT $2",
            p, NP(p), &r, err);
     if (rc < 0)
@@ -1047,7 +1101,7 @@ int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err)
     memset(out, 0, sizeof *out);
     ws_arena *a = ws_arena_new(512);
     ws_dbres r = {0};
-    int rc = q(s, reader(s), a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
+    int rc = read_q(s, a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
                0, &r, err);
     for (int i = 0; rc == 0 && i < r.nrows; i++) {
         ws_job_status st;
@@ -1506,8 +1560,7 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
         return ws_error_set(err, WS_EINVAL, "malformed cursor");
     ws_dbp p[] = {DBP_S(user_id), DBP_I(after_ts), DBP_I(after_id), DBP_I(limit + 1)};
     ws_dbres r = {0};
-    rc = q(s, reader(s), a,
-           "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
+    rc = read_q(s, a, "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
            " AND (created_at, conversation_id) < ($2, $3)"
            " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
            p, NP(p), &r, err);
@@ -1571,7 +1624,7 @@ int ws_store_event_count(ws_store *s, const char *user_id, int64_t *count, ws_er
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = q(s, reader(s), a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p,
+    int rc = read_q(s, a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p,
                NP(p), &r, err);
     *count = rc == 0 && r.nrows ? cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);
@@ -1676,8 +1729,7 @@ int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit
         return rc;
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
-    rc = q(s, reader(s), a,
-           "SELECT " AUDIT_COLS " FROM audit_log WHERE user_id = $1"
+    rc = read_q(s, a, "SELECT " AUDIT_COLS " FROM audit_log WHERE user_id = $1"
            " ORDER BY created_at DESC, id DESC LIMIT $2",
            p, NP(p), &r, err);
     if (rc < 0)
