@@ -355,6 +355,9 @@ typedef struct ws_model_rec {
  * transaction. WS_ECONFLICT if that version already exists for the user. */
 int ws_store_model_set_current(ws_store *s, const char *user_id, const char *version,
                                const char *artifact_path, const char *job_id, ws_error *err);
+/* Makes a model already recorded for the user its current one again (a retraining that
+ * produced the same content-addressed version). WS_ENOENT when the user has no such model. */
+int ws_store_model_make_current(ws_store *s, const char *user_id, const char *version, ws_error *err);
 /* The user's current model; WS_ENOENT before the first. */
 int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id,
                                ws_model_rec *out, ws_error *err);

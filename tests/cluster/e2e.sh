@@ -7,7 +7,7 @@
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 work=$(mktemp -d); WS_SVC_STOPS+=("rm -rf $work")
-key=$(user_key "e2e-maya")
+key=$(user_key "e2e-maya-$$-$RANDOM")
 auth="Authorization: Bearer $key"
 uid=$(curl -s -H "$auth" "$WS_URL/v1/me" | json_field user_id)
 t0=$(date +%s.%N)

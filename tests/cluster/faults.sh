@@ -10,10 +10,10 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 work=$(mktemp -d); WS_SVC_STOPS+=("rm -rf $work")
 here=$(cd "$(dirname "$0")" && pwd)
-key=$(user_key "faults-ann")
+key=$(user_key "faults-maya-$$-$RANDOM")
 auth="Authorization: Bearer $key"
 curl -s -o "$work/up.json" -H "$auth" -H 'Content-Type: text/plain' \
-  --data-binary @"$root/tests/fixtures/server/chat_ann_bob.txt" "$WS_URL/v1/exports?persona=Ann&budget=4"
+  --data-binary @"$root/samples/group_chat.txt" "$WS_URL/v1/exports?persona=Maya&budget=4"
 job=$(json_field job_id < "$work/up.json") || { bad "upload: $(cat "$work/up.json")"; finish; exit 1; }
 for _ in $(seq 1 600); do
   st=$(curl -s -H "$auth" "$WS_URL/v1/training-jobs/$job" | json_field status 2>/dev/null)
@@ -43,7 +43,7 @@ stop_s3() { # SeaweedFS away for 10 s; an upload meanwhile must be refused clean
   cluster stop s3
   sleep 2
   curl -s -m 30 -D "$work/s3up.h" -o "$work/s3up.json" -H "$auth" -H 'Content-Type: text/plain' \
-    --data-binary @"$root/tests/fixtures/server/chat_ann_bob.txt" "$WS_URL/v1/exports?persona=Ann&budget=4"
+    --data-binary @"$root/samples/group_chat.txt" "$WS_URL/v1/exports?persona=Maya&budget=4"
   sleep 8
 }
 kill_ai1() { cluster kill ai1; sleep 5; }

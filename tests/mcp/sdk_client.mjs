@@ -11,6 +11,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 const info = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const chat = readFileSync(process.argv[3], "utf8");
 const url = new URL(`http://127.0.0.1:${info.port}/mcp`);
+// between training_status polls (200 at most): the test double trains in 0.6 s, a real
+// cluster (tests/cluster/contract.sh) in seconds
+const pollMs = Number(process.env.WS_SDK_POLL_MS || 25);
 
 async function connect(key) {
   const transport = new StreamableHTTPClientTransport(url, {
@@ -86,7 +89,7 @@ async function waitJob(id) {
     assert.equal(r.isError, false);
     st = r.structuredContent;
     if (st.status === "completed" || st.status === "failed") break;
-    await new Promise((res) => setTimeout(res, 25));
+    await new Promise((res) => setTimeout(res, pollMs));
   }
   return st;
 }

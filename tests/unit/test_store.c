@@ -870,6 +870,13 @@ STORE_TEST(events_outbox_audit_models)
     CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v2", "models/ivy/v2b", NULL, &err),
                  WS_ECONFLICT);
     CHECK_EQ_INT(ws_store_model_set_current(s, "usr_nope", "v1", "p", NULL, &err), WS_ENOENT);
+    /* an earlier version made current again (a retraining that gave the same model) */
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v1", &err), 0);
+    ws_user g1;
+    CHECK_EQ_INT(ws_store_user_get(s, a, u.id, &g1, &err), 0);
+    CHECK_EQ_STR(g1.model_version, "v1");
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v9", &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v2", &err), 0);
     CHECK_EQ_INT(ws_store_model_get_current(s, a, u.id, &mr, &err), 0);
     CHECK_EQ_STR(mr.version, "v2");
     CHECK_EQ_STR(mr.artifact_path, "models/ivy/v2");
