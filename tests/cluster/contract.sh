@@ -43,7 +43,7 @@ echo "== MCP TypeScript SDK client through nginx"
 (cd "$root/tests/mcp" && bash install.sh > "$work/npm.log" 2>&1) || bad "npm install of tests/mcp: $(tail -5 "$work/npm.log")"
 kc=$(user_key "contract-sdk1-$run"); kd=$(user_key "contract-sdk2-$run") # users with no model yet
 printf '{"port":%s,"key":"%s","key2":"%s"}\n' "$PORT_LB" "$kc" "$kd" > "$work/info.json"
-if (cd "$root/tests/mcp" && PATH="$PWD/node_modules/.bin:$PATH" WS_SDK_POLL_MS=500 timeout 300 node sdk_client.mjs "$work/info.json" \
+if (cd "$root/tests/mcp" && PATH="$PWD/node_modules/.bin:$PATH" WS_SDK_POLL_MS=500 WS_SDK_SETTLE_MS=2500 timeout 300 node sdk_client.mjs "$work/info.json" \
       "$work/chat.txt"); then ok "MCP SDK client scenario through nginx"
 else bad "MCP SDK client scenario through nginx"; fi
 finish

@@ -29,11 +29,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 t1=$(date +%s.%N)
-check "a reply from Maya's model ($(cat "$work/reply.json"))" [[ "$version" == maya-* ]]
+check "a reply from Maya's model ($(cat "$work/reply.json"))" [ "${version#maya-}" != "$version" ]
 echo "upload_to_reply_s=$(python3 -c "print(round($t1 - $t0, 1))")"
 # the model is in S3, sealed
-ws_svc_s3curl -f "$S3_ENDPOINT/whatstyle?list-type=2&prefix=users/$uid/" > "$work/list.xml"
+ws_svc_s3curl -f "$S3_ENDPOINT/whatstyle?list-type=2&prefix=users%2F$uid%2F" > "$work/list.xml"
 keys=$(grep -o '<Key>[^<]*</Key>' "$work/list.xml" | sed 's/<[^>]*>//g')
+[ -n "$keys" ] || echo "listing: $(head -c 400 "$work/list.xml")"
 check "the user's export and model are in S3 ($(echo "$keys" | wc -w) objects)" \
   bash -c "grep -q '/models/' <<< '$keys' && grep -q '/exports/' <<< '$keys'"
 sealed=1

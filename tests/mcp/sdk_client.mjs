@@ -99,6 +99,9 @@ await step("training_status reaches completed", async () => {
   assert.equal(st.status, "completed", JSON.stringify(st));
   assert.ok(st.samples_processed > 0);
   assert.equal((await waitJob(jobId2)).status, "completed");
+  // several gateways (tests/cluster) cache a key's user, model version included, for up to 2 s
+  // each: let the new version reach all of them before the cache check below
+  await new Promise((res) => setTimeout(res, Number(process.env.WS_SDK_SETTLE_MS || 0)));
 });
 
 await step("reply_as answers, then answers the same question from the cache", async () => {
