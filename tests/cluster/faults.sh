@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Faults under a steady, bounded load (tests/cluster/loadgen.py: replies for a trained user
-# through nginx, 15 requests/s, 10 s deadline each, at most 32 in flight), one at a time with
+# through nginx, 15 requests/s, one in five a new question (to the AI nodes), the others
+# reply-cache hits, 10 s deadline each, at most 32 in flight), one at a time with
 # 5 s of calm between them: kill -9 one gateway (then restarted), restart Redis, stop the
 # replica for 10 s, stop SeaweedFS for 10 s (an upload meanwhile must get a clean 503), kill -9
 # one AI node (then restarted). The report (tests/cluster/faults_report.py) gives, per fault,
@@ -24,7 +25,7 @@ done
 
 deadline=10
 python3 "$here/loadgen.py" "$WS_URL/v1/reply" "$key" --out "$work/load.jsonl" --rps 15 --duration 600 \
-  --deadline "$deadline" --stop-file "$work/stop" &
+  --unique-every 5 --deadline "$deadline" --stop-file "$work/stop" &
 lg=$!
 WS_SVC_STOPS+=("kill $lg")
 : > "$work/timeline"

@@ -4,7 +4,7 @@
 one line per fault: requests in its window (from START to the next fault's START), requests
 failed (anything but 200 or a clean 503 with Retry-After), clean 503s, requests that hung
 past the deadline, and the seconds to recover (from START to the last request of the window
-that did not get a 200; 0 when none). Exits 1 when a fault failed or hung a request.
+that did not get a 200; 0 when none) and the slowest answer. Exits 1 when a fault failed or hung a request.
 
 Usage: faults_report.py RESULTS TIMELINE DEADLINE_S
 """
@@ -18,7 +18,7 @@ def main():
     deadline_ms = float(sys.argv[3]) * 1000
     bad_total = 0
     bounds = [float(f[1]) for f in faults] + [float("inf")]
-    print(f"{'fault':<16} {'requests':>8} {'failed':>6} {'503+RA':>6} {'hung':>4} {'recover_s':>9}")
+    print(f"{'fault':<16} {'requests':>8} {'failed':>6} {'503+RA':>6} {'hung':>4} {'recover_s':>9} {'max_ms':>7}")
     for i, (name, start, end) in enumerate(faults):
         lo, hi = float(start), bounds[i + 1]
         win = [r for r in rows if lo <= r["t"] < hi]
@@ -27,7 +27,8 @@ def main():
         failed = [r for r in win if r["status"] != 200 and r not in clean]
         not_ok = [r for r in win if r["status"] != 200]
         recover = max((r["t"] + r["ms"] / 1000 for r in not_ok), default=lo) - lo
-        print(f"{name:<16} {len(win):>8} {len(failed):>6} {len(clean):>6} {len(hung):>4} {recover:>9.1f}")
+        worst = max((r["ms"] for r in win), default=0)
+        print(f"{name:<16} {len(win):>8} {len(failed):>6} {len(clean):>6} {len(hung):>4} {recover:>9.1f} {worst:>7.0f}")
         for r in failed[:5]:
             print(f"    failed: {json.dumps(r)}")
         bad_total += len(failed) + len(hung)

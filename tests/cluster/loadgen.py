@@ -6,8 +6,11 @@ slot is counted as dropped, never queued without bound). Writes one JSON line pe
 {"t": start (epoch s), "ms": latency, "status": HTTP status or 0, "retry_after": bool,
 "error": text or null}. Stops after --duration seconds or when --stop-file appears.
 
+With --unique-every N, every Nth request asks a new question (its "message" gets a counter),
+so it misses the reply cache and goes to the AI nodes; the others are cache hits.
+
 Usage: loadgen.py URL KEY --out FILE [--rps 20] [--duration 60] [--deadline 10]
-       [--body JSON] [--workers 32] [--stop-file PATH] [--summary]
+       [--body JSON] [--unique-every N] [--workers 32] [--stop-file PATH] [--summary]
 """
 import argparse
 import http.client
@@ -19,19 +22,25 @@ import time
 import urllib.parse
 
 
-def worker(url, key, body, deadline, jobs, results):
+def worker(url, key, body, deadline, unique_every, jobs, results):
     u = urllib.parse.urlsplit(url)
     conn = None
     while True:
-        t = jobs.get()
-        if t is None:
+        job = jobs.get()
+        if job is None:
             return
+        n = job[1]
+        data = body
+        if unique_every and n % unique_every == 0:
+            doc = json.loads(body)
+            doc["message"] = f"{doc['message']} ({n})"
+            data = json.dumps(doc).encode()
         start = time.time()
         status, retry_after, err = 0, False, None
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=deadline)
-            conn.request("POST", u.path or "/", body=body,
+            conn.request("POST", u.path or "/", body=data,
                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
             r = conn.getresponse()
             r.read()
@@ -59,12 +68,13 @@ def main():
     ap.add_argument("--deadline", type=float, default=10)
     ap.add_argument("--body", default='{"message":"are you coming tonight?"}')
     ap.add_argument("--workers", type=int, default=32)
+    ap.add_argument("--unique-every", type=int, default=0)
     ap.add_argument("--stop-file")
     ap.add_argument("--summary", action="store_true", help="print rps and latency percentiles at the end")
     a = ap.parse_args()
     jobs = queue.Queue(maxsize=a.workers)
     results = queue.Queue()
-    threads = [threading.Thread(target=worker, args=(a.url, a.key, a.body.encode(), a.deadline, jobs, results),
+    threads = [threading.Thread(target=worker, args=(a.url, a.key, a.body.encode(), a.deadline, a.unique_every, jobs, results),
                                 daemon=True) for _ in range(a.workers)]
     for t in threads:
         t.start()
@@ -78,7 +88,7 @@ def main():
             if due > now:
                 time.sleep(due - now)
             try:
-                jobs.put_nowait(due)
+                jobs.put_nowait((due, n))
             except queue.Full:  # every worker busy: the load stays bounded
                 dropped += 1
                 out.write(json.dumps({"t": round(due, 3), "ms": 0, "status": 0, "retry_after": False,
