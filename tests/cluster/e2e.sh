@@ -44,7 +44,9 @@ for k in $keys; do
   grep -qF "why would u do that" "$work/obj" && sealed=0
 done
 check "every object is sealed (WSBL header, no plaintext)" [ "$sealed" = 1 ]
-# the reply is the same through either gateway (the AI nodes hold the model, not the gateway)
+# the reply is the same through either gateway (the AI nodes hold the model, not the gateway),
+# once the other gateway's 2 s cache of the key's user (and model version) has expired
+sleep 2.5
 for p in "$PORT_GW1" "$PORT_GW2"; do
   v=$(curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"message":"what are you doing tonight?"}' \
     "http://127.0.0.1:$p/v1/reply" | json_field model_version 2>/dev/null)

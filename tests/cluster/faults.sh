@@ -22,6 +22,7 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 [ "$st" = completed ] || { bad "training for the load's user: $st"; finish; exit 1; }
+sleep 2.5 # every gateway's 2 s cache of the key's user now has the model version
 
 deadline=10
 python3 "$here/loadgen.py" "$WS_URL/v1/reply" "$key" --out "$work/load.jsonl" --rps 15 --duration 600 \
