@@ -20,7 +20,16 @@ down() {
     echo "== logs (tails) of the failed run"
     for f in "$WS_CLUSTER_DIR"/logs/*.log; do echo "--- $f"; tail -15 "$f"; done
   fi
-  bash "$root/tools/cluster.sh" down --wipe
+  bash "$root/tools/cluster.sh" down
+  # the gateways and AI nodes exited (SIGTERM): any sanitizer report in their logs (the ASan
+  # build's run) fails the test
+  if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai}*.log \
+       2>/dev/null; then
+    echo "FAIL: sanitizer reports in the logs above"
+    grep -hE -A12 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai}*.log | head -60
+    rc=1
+  fi
+  bash "$root/tools/cluster.sh" down --wipe > /dev/null
   exit "$rc"
 }
 trap down EXIT
