@@ -472,11 +472,13 @@ static int open_s3(const char *url, ws_blobs **out, ws_error *err)
         ak = getenv("AWS_ACCESS_KEY_ID");
     if (!sk || !*sk)
         sk = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *ps = getenv("WS_S3_PART_SIZE");
     ws_s3_config c = {.endpoint = endpoint,
                       .bucket = slash + 1,
                       .region = region && *region ? region : "us-east-1",
                       .access_key = ak,
-                      .secret_key = sk};
+                      .secret_key = sk,
+                      .part_size = ps && *ps ? (size_t)strtoull(ps, NULL, 10) : 0};
     int rc = ws_blobs_s3_open(&c, out, err);
     free(endpoint);
     return rc;

@@ -73,7 +73,9 @@ struct ws_blobs {
  *   "s3://HOST[:PORT]/BUCKET" (https) or
  *   "s3+http://HOST[:PORT]/BUCKET" (plain http)   -> S3-compatible, path-style
  * S3 settings from the environment: WS_S3_REGION (default us-east-1), WS_S3_ACCESS_KEY and
- * WS_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). The bucket is created
+ * WS_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), WS_S3_PART_SIZE (bytes,
+ * see ws_s3_config.part_size). Credentials the server refuses give WS_EPERM with a message
+ * naming the variables to check. The bucket is created
  * when it does not exist. The master key: see ws_blobs_master_key (data_dir may be NULL
  * only when WS_MASTER_KEY is set). *out belongs to the caller: ws_blobs_close. */
 int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_error *err);
@@ -160,6 +162,9 @@ typedef struct ws_s3_config {
     const char *access_key;
     const char *secret_key;
     long timeout_ms; /* per request; 0 = 30 s */
+    /* objects larger than this go up as a multipart upload in parts of this size; 0 = 8 MiB,
+     * at least 5 MiB (S3's smallest part); at most 10,000 parts (WS_ETOOBIG beyond) */
+    size_t part_size;
 } ws_s3_config;
 int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err);
 

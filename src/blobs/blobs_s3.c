@@ -1,7 +1,9 @@
 /* The S3-compatible blobs backend (cluster): path-style requests (ENDPOINT/BUCKET/KEY) over
  * libcurl, signed with our own AWS Signature Version 4 (s3_sign.h). One curl easy handle
- * per call, so the handle is thread-safe. Responses are capped: objects by the caller's
- * limit, listings and error bodies by S3_META_MAX. */
+ * per call, so the handle is thread-safe. Objects larger than the part size go up as a
+ * multipart upload (parts of part_size bytes, at most S3_PARTS_MAX, aborted on any failure so
+ * no parts are left behind). Responses are capped: objects by the caller's limit, listings
+ * and error bodies by S3_META_MAX, response headers by S3_HDR_MAX. */
 #include "core/curl_lib.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "blobs/blobs.h"
@@ -21,6 +24,11 @@
 #define S3_META_MAX (4u << 20) /* a listing page or an error document */
 #define S3_URL_MAX 4096
 #define S3_AUTH_MAX 1024
+#define S3_HDR_MAX 256            /* the one response header we keep (ETag) */
+#define S3_PARTS_MAX 10000        /* S3's limit on the parts of one upload */
+#define S3_PART_MIN (5u << 20)    /* S3's smallest part (all but the last) */
+#define S3_PART_DEFAULT (8u << 20)
+#define S3_UPLOAD_ID_MAX 1024
 
 /* ---- signing ---------------------------------------------------------------------------- */
 
@@ -122,13 +130,31 @@ typedef struct s3_blobs {
     char *host;     /* "host:port" as sent in Host */
     char *bucket, *region, *access_key, *secret_key;
     long timeout_ms;
+    size_t part_size; /* objects above it go up in parts of this size */
 } s3_blobs;
 
 typedef struct s3_resp {
     long status;
     ws_buf body;
     bool too_big;
+    char etag[S3_HDR_MAX]; /* the ETag response header, "" when none (or longer than the cap) */
 } s3_resp;
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    s3_resp *r = arg;
+    size_t len = size * n;
+    if (len > 5 && !strncasecmp(p, "etag:", 5)) {
+        const char *v = p + 5, *e = p + len;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+            e--;
+        if ((size_t)(e - v) < sizeof r->etag)
+            snprintf(r->etag, sizeof r->etag, "%.*s", (int)(e - v), v);
+    }
+    return len;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -196,6 +222,7 @@ static int s3_request_range(s3_blobs *s, const char *method, const char *key, co
     hl = ws_curl.curl_slist_append(hl, "Content-Type:");
     resp->status = 0;
     resp->too_big = false;
+    resp->etag[0] = '\0';
     resp->body.limit = max;
     ws_curl.curl_easy_setopt(c, CURLOPT_URL, url);
     ws_curl.curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
@@ -205,10 +232,12 @@ static int s3_request_range(s3_blobs *s, const char *method, const char *key, co
     ws_curl.curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     ws_curl.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     ws_curl.curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+    ws_curl.curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    ws_curl.curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
     if (!strcmp(method, "HEAD")) {
         ws_curl.curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (!strcmp(method, "PUT")) {
-        ws_curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+    } else if (!strcmp(method, "PUT") || !strcmp(method, "POST")) {
+        ws_curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
         ws_curl.curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     } else if (strcmp(method, "GET") != 0) {
@@ -235,15 +264,96 @@ static int status_error(s3_blobs *s, const char *what, const char *key, const s3
 {
     char code[96];
     error_code(&r->body, code, sizeof code);
-    if (r->status == 404)
+    if (r->status == 404 && strcmp(code, "NoSuchUpload") != 0)
         return ws_error_set(err, WS_ENOENT, "s3: no object %s in bucket %s", key ? key : "", s->bucket);
+    /* SignatureDoesNotMatch / InvalidAccessKeyId / AccessDenied (a HEAD's 403 has no body) */
+    if (r->status == 403)
+        return ws_error_set(err, WS_EPERM,
+                            "s3: %s %s: the server refused our credentials (HTTP 403, %s): check "
+                            "WS_S3_ACCESS_KEY and WS_S3_SECRET_KEY",
+                            what, key ? key : s->bucket, code);
     return ws_error_set(err, WS_EIO, "s3: %s %s: HTTP %ld (%s)", what, key ? key : s->bucket, r->status,
                         code);
+}
+
+static int next_element(const char **p, const char *tag, char *out, size_t out_size);
+
+/* Abandons a multipart upload (its parts are freed); failures are only logged by the server. */
+static void multipart_abort(s3_blobs *s, const char *key, const char *enc_id)
+{
+    char query[S3_UPLOAD_ID_MAX * 3 + 16];
+    snprintf(query, sizeof query, "uploadId=%s", enc_id);
+    s3_resp r = {0};
+    ws_error ignored = {0};
+    s3_request(s, "DELETE", key, query, NULL, 0, S3_META_MAX, &r, &ignored);
+    ws_buf_free(&r.body);
+}
+
+/* Uploads the parts of data and appends each <Part> to done (the completion document). */
+static int multipart_parts(s3_blobs *s, const char *key, const char *enc_id, const unsigned char *data,
+                           size_t len, ws_buf *done, ws_error *err)
+{
+    char query[S3_UPLOAD_ID_MAX * 3 + 48];
+    int rc = 0;
+    size_t nparts = (len + s->part_size - 1) / s->part_size;
+    for (size_t i = 0; rc == 0 && i < nparts; i++) {
+        size_t off = i * s->part_size, n = len - off < s->part_size ? len - off : s->part_size;
+        snprintf(query, sizeof query, "partNumber=%zu&uploadId=%s", i + 1, enc_id);
+        s3_resp r = {0};
+        rc = s3_request(s, "PUT", key, query, data + off, n, S3_META_MAX, &r, err);
+        if (rc == 0 && r.status != 200)
+            rc = status_error(s, "upload part", key, &r, err);
+        if (rc == 0 && !r.etag[0])
+            rc = ws_error_set(err, WS_EIO, "s3: upload part of %s: the server sent no ETag", key);
+        if (rc == 0)
+            ws_buf_printf(done, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1, r.etag);
+        ws_buf_free(&r.body);
+    }
+    return rc;
+}
+
+/* A multipart upload: create, parts, complete; aborted when any step fails. */
+static int multipart_put(s3_blobs *s, const char *key, const void *data, size_t len, ws_error *err)
+{
+    if ((len + s->part_size - 1) / s->part_size > S3_PARTS_MAX)
+        return ws_error_set(err, WS_ETOOBIG, "s3: %s needs more than %d parts of %zu bytes", key, S3_PARTS_MAX,
+                            s->part_size);
+    s3_resp r = {0};
+    char id[S3_UPLOAD_ID_MAX + 1] = "", enc_id[S3_UPLOAD_ID_MAX * 3 + 1];
+    ws_buf done = WS_BUF_INIT;
+    int rc = s3_request(s, "POST", key, "uploads=", NULL, 0, S3_META_MAX, &r, err);
+    if (rc == 0 && r.status != 200)
+        rc = status_error(s, "create multipart upload", key, &r, err);
+    const char *p = r.body.data ? r.body.data : "";
+    if (rc == 0 && (next_element(&p, "UploadId", id, sizeof id) <= 0 || !id[0] ||
+                    ws_s3_uri_encode(id, 0, enc_id, sizeof enc_id) < 0))
+        rc = ws_error_set(err, WS_EIO, "s3: create multipart upload of %s: no usable UploadId", key);
+    ws_buf_free(&r.body);
+    if (rc < 0)
+        goto out;
+    ws_buf_printf(&done, "<CompleteMultipartUpload>");
+    rc = multipart_parts(s, key, enc_id, data, len, &done, err);
+    ws_buf_printf(&done, "</CompleteMultipartUpload>");
+    char query[sizeof enc_id + 16];
+    snprintf(query, sizeof query, "uploadId=%s", enc_id);
+    if (rc == 0)
+        rc = s3_request(s, "POST", key, query, done.data, done.len, S3_META_MAX, &r, err);
+    /* a completion can fail inside a 200 answer: its body is then an <Error> document */
+    if (rc == 0 && (r.status != 200 || (r.body.data && strstr(r.body.data, "<Error>"))))
+        rc = status_error(s, "complete multipart upload", key, &r, err);
+    ws_buf_free(&r.body);
+    if (rc < 0)
+        multipart_abort(s, key, enc_id);
+out:
+    ws_buf_free(&done);
+    return rc;
 }
 
 static int s3_put(ws_blobs *b, const char *key, const void *data, size_t len, ws_error *err)
 {
     s3_blobs *s = (s3_blobs *)b;
+    if (len > s->part_size)
+        return multipart_put(s, key, data, len, err);
     s3_resp r = {0};
     int rc = s3_request(s, "PUT", key, "", data, len, S3_META_MAX, &r, err);
     if (rc == 0 && (r.status < 200 || r.status > 299))
@@ -509,6 +619,9 @@ int ws_blobs_s3_open(const ws_s3_config *cfg, ws_blobs **out, ws_error *err)
     s->access_key = ws_xstrdup(cfg->access_key);
     s->secret_key = ws_xstrdup(cfg->secret_key);
     s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+    s->part_size = cfg->part_size ? cfg->part_size : S3_PART_DEFAULT;
+    if (s->part_size < S3_PART_MIN)
+        s->part_size = S3_PART_MIN;
     /* the bucket must exist: create it when it does not */
     s3_resp r = {0};
     rc = s3_request(s, "HEAD", NULL, "", NULL, 0, S3_META_MAX, &r, err);

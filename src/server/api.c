@@ -514,7 +514,9 @@ int ws_op_train(ws_server *s, ws_req *r, const char *data, size_t len, const cha
     path = ws_xmalloc(plen);
     snprintf(path, plen, "users/%s/exports/%s.%s", r->p.user_id, id, is_zip(data, len) ? "zip" : "txt");
     if (ws_blobs_put(s->blobs, path, data, len, &err) != 0) {
-        op_fail(e, 503, "unavailable", "cannot store the export: %s", err.msg);
+        /* the detail (the object store's address, its error) goes to the log, not the caller */
+        WS_LOG(WS_LOG_ERROR, "export.store_failed", err.msg, WS_LF_S("user.id", r->p.user_id));
+        op_fail(e, 503, "unavailable", "cannot store the export right now; retry shortly");
         goto out;
     }
     ws_buf params = WS_BUF_INIT;

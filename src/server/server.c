@@ -532,6 +532,10 @@ static int train_job(ws_server *s, ws_store *st, const ws_job *job, char *why, s
     }
     if (rc == 0 && res.model_version) {
         rc = ws_store_model_set_current(st, job->user_id, res.model_version, job->data_path, job->id, &err);
+        /* the same content-addressed model as one trained before (the same export again): the
+         * training succeeded, that model becomes current again */
+        if (rc == WS_ECONFLICT)
+            rc = ws_store_model_make_current(st, job->user_id, res.model_version, &err);
     }
     if (rc == 0) {
         u.status = WS_JOB_COMPLETED;

@@ -17,6 +17,7 @@
 
 #include "core/base64.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/trace.h"
 #include "core/utf8.h"
@@ -130,10 +131,47 @@ int ws__store_query(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const 
     return rc;
 }
 
-/* The connection for [replica] reads. */
-ws_db *ws__store_reader(ws_store *s)
+#define REPLICA_RETRY_MS 5000 /* a replica found down is left alone this long */
+
+static int64_t mono_ms(void)
 {
-    return s->rdb ? s->rdb : s->db;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The replica connection for a [replica] read, or NULL (none, or down: reads then go to the
+ * primary, and the replica is reconnected after REPLICA_RETRY_MS). */
+static ws_db *replica(ws_store *s)
+{
+    if (!s->replica_url || mono_ms() < s->replica_retry_ms)
+        return s->rdb;
+    if (!s->rdb && s->drv->connect(s->replica_url, s->timeout_ms, &s->rdb, NULL) < 0) {
+        s->rdb = NULL;
+        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+    }
+    return s->rdb;
+}
+
+int ws__store_read_query(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                         ws_error *err)
+{
+    ws_db *r = s->drv->is_pg ? replica(s) : NULL;
+    if (r) {
+        ws_error rerr = {0};
+        int rc = ws__store_query(s, r, a, sql, p, np, out, &rerr);
+        if (rc != WS_EIO) {
+            if (rc < 0 && err)
+                *err = rerr;
+            return rc;
+        }
+        WS_LOG(WS_LOG_WARN, "store.replica_down", "the read replica failed; reading from the primary",
+               WS_LF_S("error", rerr.msg));
+        s->drv->close(s->rdb);
+        s->rdb = NULL;
+        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+    }
+    return ws__store_query(s, s->db, a, sql, p, np, out, err);
 }
 
 int ws__store_tx_begin(ws_store *s, ws_error *err)
@@ -207,8 +245,16 @@ int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err)
             rc = ws_error_set(err, WS_EINVAL, "store: replica URL is not a PostgreSQL URL");
             goto out;
         }
-        if ((rc = s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, err)) < 0)
-            goto out;
+        /* a replica down at start is not fatal: reads go to the primary until it is back */
+        s->replica_url = ws_xstrdup(cfg->replica_url);
+        s->timeout_ms = cfg->timeout_ms;
+        ws_error rerr = {0};
+        if (s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, &rerr) < 0) {
+            s->rdb = NULL;
+            s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+            WS_LOG(WS_LOG_WARN, "store.replica_down", "the read replica is down; reading from the primary",
+                   WS_LF_S("error", rerr.msg));
+        }
     }
     if (cfg->fault) { /* tests: every database call through the fault driver */
         ws__store_fault_wrap(s->drv, &s->db, cfg->fault);
@@ -233,6 +279,7 @@ void ws_store_close(ws_store *s)
         s->drv->close(s->db);
     for (size_t i = 0; i < sizeof s->memo / sizeof *s->memo; i++)
         free(s->memo[i].sql);
+    free(s->replica_url);
     free(s);
 }
 
@@ -303,19 +350,21 @@ int ws_store_ping(ws_store *s, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
     int rc = ws__store_query(s, s->db, a, "SELECT 1", NULL, 0, NULL, err);
-    if (rc == 0 && s->rdb)
-        rc = ws__store_query(s, s->rdb, a, "SELECT 1", NULL, 0, NULL, err);
+    /* the replica is probed too, but one that is down is no failure: reads fall back */
+    if (rc == 0)
+        rc = ws__store_read_query(s, a, "SELECT 1", NULL, 0, NULL, err);
     ws_arena_free(a);
     return rc;
 }
 
 bool ws_store_reads_from_replica(ws_store *s)
 {
-    if (!s->rdb)
+    ws_db *r0 = replica(s);
+    if (!r0)
         return false;
     ws_arena *a = ws_arena_new(256);
     ws_dbres r = {0};
-    bool yes = ws__store_query(s, s->rdb, a, "SELECT pg_is_in_recovery()", NULL, 0, &r, NULL) == 0 &&
+    bool yes = ws__store_query(s, r0, a, "SELECT pg_is_in_recovery()", NULL, 0, &r, NULL) == 0 &&
                r.nrows == 1 && ws__store_cell_bool(&r, 0, 0);
     ws_arena_free(a);
     return yes;

@@ -55,7 +55,9 @@ typedef struct ws_store_config {
      *   "sqlite::memory:" -> private in-memory SQLite database (tests) */
     const char *url;
     /* PostgreSQL only, optional: a second connection (a streaming read replica) used for the
-     * read-only calls marked [replica] below. NULL = everything on url. */
+     * read-only calls marked [replica] below. NULL = everything on url. A replica that is down
+     * (at open or later) is no error: those reads go to the primary, and the replica is tried
+     * again every 5 s. */
     const char *replica_url;
     /* SQLite: how long to wait for another connection's lock; PostgreSQL: connect timeout.
      * 0 = default (5000 ms). */
@@ -99,7 +101,8 @@ void ws_store_pool_release(ws_store_pool *p, ws_store *s, bool broken);
 /* "sqlite" or "postgres". */
 const char *ws_store_backend(const ws_store *s);
 
-/* Cheap liveness check of the primary (and the replica if configured), for /readyz. */
+/* Cheap liveness check of the primary, for /readyz; the replica (if configured) is probed
+ * too, and one that is down only sends reads to the primary (no error). */
 int ws_store_ping(ws_store *s, ws_error *err);
 
 /* True when the [replica] reads of this handle go to a separate replica connection that
@@ -355,6 +358,9 @@ typedef struct ws_model_rec {
  * transaction. WS_ECONFLICT if that version already exists for the user. */
 int ws_store_model_set_current(ws_store *s, const char *user_id, const char *version,
                                const char *artifact_path, const char *job_id, ws_error *err);
+/* Makes a model already recorded for the user its current one again (a retraining that
+ * produced the same content-addressed version). WS_ENOENT when the user has no such model. */
+int ws_store_model_make_current(ws_store *s, const char *user_id, const char *version, ws_error *err);
 /* The user's current model; WS_ENOENT before the first. */
 int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id,
                                ws_model_rec *out, ws_error *err);

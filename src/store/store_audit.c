@@ -50,7 +50,7 @@ int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit
         return rc;
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
-    rc = ws__store_query(s, ws__store_reader(s), a,
+    rc = ws__store_read_query(s, a,
            "SELECT " AUDIT_COLS " FROM audit_log WHERE user_id = $1"
            " ORDER BY created_at DESC, id DESC LIMIT $2",
            p, NP(p), &r, err);

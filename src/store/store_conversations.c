@@ -429,7 +429,7 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
         return ws_error_set(err, WS_EINVAL, "malformed cursor");
     ws_dbp p[] = {DBP_S(user_id), DBP_I(after_ts), DBP_I(after_id), DBP_I(limit + 1)};
     ws_dbres r = {0};
-    rc = ws__store_query(s, ws__store_reader(s), a,
+    rc = ws__store_read_query(s, a,
            "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
            " AND (created_at, conversation_id) < ($2, $3)"
            " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",

@@ -58,7 +58,7 @@ int ws_store_event_count(ws_store *s, const char *user_id, int64_t *count, ws_er
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = ws__store_query(s, ws__store_reader(s), a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p,
+    int rc = ws__store_read_query(s, a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p,
                NP(p), &r, err);
     *count = rc == 0 && r.nrows ? ws__store_cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);

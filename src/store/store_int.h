@@ -90,7 +90,10 @@ extern const size_t ws_store_migrations_postgres_count;
 struct ws_store {
     const ws_store_driver *drv;
     ws_db *db;      /* primary */
-    ws_db *rdb;     /* read replica, NULL when none */
+    ws_db *rdb;     /* read replica, NULL when none or down */
+    char *replica_url;          /* owned; NULL when no replica is configured */
+    int timeout_ms;
+    int64_t replica_retry_ms;   /* while the replica is down: when to try it again (monotonic ms) */
     const ws_migration *migs;
     size_t nmigs;
     /* texts of the multi-row inserts built so far (insert_rows), by statement and rows */
@@ -153,7 +156,10 @@ int ws__store_outbox_insert(ws_store *s, ws_arena *a, const char *topic, const c
                          const char *payload, ws_error *err);
 int ws__store_query(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np,
              ws_dbres *out, ws_error *err);
-ws_db *ws__store_reader(ws_store *s);
+/* A [replica] read: on the replica when there is one and it answers, else on the primary (a
+ * replica that fails is dropped and retried later, so a replica outage costs no request). */
+int ws__store_read_query(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                         ws_error *err);
 int ws__store_tx_begin(ws_store *s, ws_error *err);
 int ws__store_tx_end(ws_store *s, int rc, ws_error *err);
 

@@ -211,7 +211,7 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
         return rc;
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
-    rc = ws__store_query(s, ws__store_reader(s), a,
+    rc = ws__store_read_query(s, a,
            "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
            " ORDER BY created_at DESC, seq DESC LIMIT $2",
            p, NP(p), &r, err);
@@ -231,7 +231,7 @@ int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err)
     memset(out, 0, sizeof *out);
     ws_arena *a = ws_arena_new(512);
     ws_dbres r = {0};
-    int rc = ws__store_query(s, ws__store_reader(s), a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
+    int rc = ws__store_read_query(s, a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
                0, &r, err);
     for (int i = 0; rc == 0 && i < r.nrows; i++) {
         ws_job_status st;

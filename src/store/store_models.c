@@ -52,6 +52,25 @@ out:
     return rc;
 }
 
+int ws_store_model_make_current(ws_store *s, const char *user_id, const char *version, ws_error *err)
+{
+    int rc;
+    if ((rc = ws__store_check_text(err, "user id", user_id, WS_STORE_ID_MAX, true)) < 0 ||
+        (rc = ws__store_check_text(err, "model version", version, VERSION_MAX, true)) < 0)
+        return rc;
+    ws_arena *a = ws_arena_new(256);
+    ws_dbp p[] = {DBP_S(user_id), DBP_S(version)};
+    ws_dbres r = {0};
+    rc = ws__store_query(s, s->db, a,
+                         "UPDATE users SET model_version = $2 WHERE user_id = $1"
+                         " AND EXISTS (SELECT 1 FROM models WHERE user_id = $1 AND version = $2) RETURNING user_id",
+                         p, NP(p), &r, err);
+    if (rc == 0 && r.nrows == 0)
+        rc = ws_error_set(err, WS_ENOENT, "no model version '%s' for that user", version);
+    ws_arena_free(a);
+    return rc;
+}
+
 int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id,
                                ws_model_rec *out, ws_error *err)
 {

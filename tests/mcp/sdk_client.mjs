@@ -11,6 +11,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 const info = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const chat = readFileSync(process.argv[3], "utf8");
 const url = new URL(`http://127.0.0.1:${info.port}/mcp`);
+// between training_status polls (200 at most): the test double trains in 0.6 s, a real
+// cluster (tests/cluster/contract.sh) in seconds
+const pollMs = Number(process.env.WS_SDK_POLL_MS || 25);
 
 async function connect(key) {
   const transport = new StreamableHTTPClientTransport(url, {
@@ -86,7 +89,7 @@ async function waitJob(id) {
     assert.equal(r.isError, false);
     st = r.structuredContent;
     if (st.status === "completed" || st.status === "failed") break;
-    await new Promise((res) => setTimeout(res, 25));
+    await new Promise((res) => setTimeout(res, pollMs));
   }
   return st;
 }
@@ -96,6 +99,9 @@ await step("training_status reaches completed", async () => {
   assert.equal(st.status, "completed", JSON.stringify(st));
   assert.ok(st.samples_processed > 0);
   assert.equal((await waitJob(jobId2)).status, "completed");
+  // several gateways (tests/cluster) cache a key's user, model version included, for up to 2 s
+  // each: let the new version reach all of them before the cache check below
+  await new Promise((res) => setTimeout(res, Number(process.env.WS_SDK_SETTLE_MS || 0)));
 });
 
 await step("reply_as answers, then answers the same question from the cache", async () => {

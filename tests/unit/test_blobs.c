@@ -1,7 +1,7 @@
 /* Blobs: the AES-256-GCM format (round trip, tamper detection, wrong key, wrong name), the
  * master key (created 0600, WS_MASTER_KEY, unsafe files refused), the local-directory
  * backend, key validation, SigV4 against AWS's published example, and — when
- * WS_TEST_S3_URL is set (tests/cli/blobs_s3.sh starts a real S3-compatible server, moto, on
+ * WS_TEST_S3_URL is set (tests/cli/blobs_s3.sh starts a real S3 server, SeaweedFS with signature checks, on
  * loopback) — the same backend suite against S3. WS_TEST_REQUIRE_S3=1 makes a missing S3
  * URL a failure. */
 #include "harness.h"
@@ -370,6 +370,55 @@ static void s3_listing_parser(void)
     ws_buf_free(&keys);
 }
 
+static const char *root_of_run(void)
+{
+    static char root[32];
+    snprintf(root, sizeof root, "run%d", (int)getpid());
+    return root;
+}
+
+/* A large export goes up as a multipart upload (5 MiB parts: 12 MiB + 1 byte = 3 parts) and
+ * reads back whole; a wrong secret is refused by the server (it checks signatures) with a
+ * clear error. */
+static void s3_multipart_and_credentials(const char *url, const char *root)
+{
+    ws_error err = {0};
+    ws_blobs *b = NULL;
+    setenv("WS_S3_PART_SIZE", "5242880", 1);
+    CHECK_EQ_INT(ws_blobs_open(url, NULL, &b, &err), 0);
+    unsetenv("WS_S3_PART_SIZE");
+    if (b) {
+        size_t n = (12u << 20) + 1;
+        unsigned char *big = ws_xmalloc(n);
+        for (size_t i = 0; i < n; i++)
+            big[i] = (unsigned char)((i * 7919u) >> 3);
+        char k[128];
+        snprintf(k, sizeof k, "%s/users/usr_big/exports/big.txt", root);
+        int rc = ws_blobs_put(b, k, big, n, &err);
+        if (rc)
+            fprintf(stderr, "multipart put: %s\n", err.msg);
+        CHECK_EQ_INT(rc, 0);
+        ws_buf out = WS_BUF_INIT;
+        CHECK_EQ_INT(ws_blobs_get(b, k, n, &out, &err), 0);
+        CHECK(out.len == n && !memcmp(out.data, big, n));
+        ws_buf_free(&out);
+        CHECK_EQ_INT(ws_blobs_delete(b, k, &err), 0);
+        free(big);
+        ws_blobs_close(b);
+    }
+    const char *good = getenv("WS_S3_SECRET_KEY");
+    char *saved = good ? ws_xstrdup(good) : NULL;
+    setenv("WS_S3_SECRET_KEY", "not-the-secret", 1);
+    b = NULL;
+    CHECK_EQ_INT(ws_blobs_open(url, NULL, &b, &err), WS_EPERM);
+    CHECK(strstr(err.msg, "refused our credentials") && strstr(err.msg, "WS_S3_SECRET_KEY"));
+    CHECK(strstr(err.msg, "not-the-secret") == NULL); /* never the secret itself */
+    ws_blobs_close(b);
+    if (saved)
+        setenv("WS_S3_SECRET_KEY", saved, 1);
+    free(saved);
+}
+
 static void s3_backend_against_a_real_server(void)
 {
     const char *url = getenv("WS_TEST_S3_URL");
@@ -392,8 +441,7 @@ static void s3_backend_against_a_real_server(void)
     CHECK_EQ_INT(rc, 0);
     if (b) {
         CHECK_EQ_STR(ws_blobs_backend(b), "s3");
-        char root[32];
-        snprintf(root, sizeof root, "run%d", (int)getpid());
+        const char *root = root_of_run();
         backend_suite(b, root);
         /* more than one listing page (the server pages at 1000 keys; use many small ones) */
         enum { MANY = 1100 };
@@ -408,7 +456,8 @@ static void s3_backend_against_a_real_server(void)
         CHECK_EQ_INT(n, MANY);
         ws_blobs_close(b);
     }
-    /* wrong credentials are not our concern (moto accepts any); a server that is not there is */
+    s3_multipart_and_credentials(url, root_of_run());
+    /* a server that is not there */
     CHECK_EQ_INT(ws_blobs_open("s3+http://127.0.0.1:1/bucket", NULL, &b, &err), WS_EIO);
     unsetenv("WS_MASTER_KEY");
     rmdata();

@@ -3,7 +3,7 @@
  * process replaces DATA/master.key (also from several threads), the backend listing, rotation
  * of a populated store (several sizes, nested keys, models and exports), interruption then
  * `reseal`, per-object errors that keep the object's bytes and the retired key, env mode, the
- * rotation lock. With WS_TEST_S3_URL set (tests/cli/blobs_s3.sh starts moto), listing and
+ * rotation lock. With WS_TEST_S3_URL set (tests/cli/blobs_s3.sh starts SeaweedFS), listing and
  * rotation run on S3 too; WS_TEST_REQUIRE_S3=1 makes a missing URL a failure. */
 #include "harness.h"
 

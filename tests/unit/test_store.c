@@ -870,6 +870,13 @@ STORE_TEST(events_outbox_audit_models)
     CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v2", "models/ivy/v2b", NULL, &err),
                  WS_ECONFLICT);
     CHECK_EQ_INT(ws_store_model_set_current(s, "usr_nope", "v1", "p", NULL, &err), WS_ENOENT);
+    /* an earlier version made current again (a retraining that gave the same model) */
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v1", &err), 0);
+    ws_user g1;
+    CHECK_EQ_INT(ws_store_user_get(s, a, u.id, &g1, &err), 0);
+    CHECK_EQ_STR(g1.model_version, "v1");
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v9", &err), WS_ENOENT);
+    CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v2", &err), 0);
     CHECK_EQ_INT(ws_store_model_get_current(s, a, u.id, &mr, &err), 0);
     CHECK_EQ_STR(mr.version, "v2");
     CHECK_EQ_STR(mr.artifact_path, "models/ivy/v2");
@@ -1108,19 +1115,27 @@ static void replica_serves_reads(void)
     CHECK_EQ_INT(ws_store_user_create(s, a, "mia", NULL, NULL, &u, &err), 0);
     ws_conversation c = {.user_id = u.id, .message = "m", .response = "r", .confidence = 1};
     CHECK_EQ_INT(ws_store_conv_insert(s, &c, NULL, &err), 0);
-    /* streaming replication is asynchronous: wait (bounded, 10 s) until the replica has
-     * the schema and the row */
-    size_t n = 0;
-    int rc = 0;
-    for (int i = 0; i < 200 && n == 0; i++) {
-        ws_conversation *items;
-        const char *next;
-        rc = ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err);
-        if (n == 0)
+    /* streaming replication is asynchronous: wait (bounded, 10 s) until the replica itself
+     * has the schema and the row (the store would read a lagging replica's misses from the
+     * primary, so ask the replica directly) */
+    PGconn *rc_conn = PQconnectdb(rep);
+    bool replicated = false;
+    for (int i = 0; i < 200 && !replicated; i++) {
+        PGresult *cr = PQexec(rc_conn, "SELECT COUNT(*) FROM conversations");
+        replicated = PQresultStatus(cr) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(cr, 0, 0), "1");
+        PQclear(cr);
+        if (!replicated)
             usleep(50 * 1000);
     }
+    PQfinish(rc_conn);
+    CHECK(replicated);
+    size_t n = 0;
+    ws_conversation *items;
+    const char *next;
+    int rc = ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err);
     if (rc < 0)
         fprintf(stderr, "replica read: %s\n", err.msg);
+    CHECK(ws_store_reads_from_replica(s)); /* the read ran on the replica, which answered */
     CHECK_EQ_INT(n, 1);
     /* the replica refuses writes: a store opened on it alone cannot create users */
     ws_store *ro = NULL;
@@ -1135,6 +1150,57 @@ static void replica_serves_reads(void)
     }
     ws_arena_free(a);
     ws_store_close(s);
+}
+
+/* A replica that is down at open, or whose connection dies later, costs no read: the reads
+ * go to the primary (the replica is tried again after 5 s). */
+static void replica_down_falls_back_to_primary(void)
+{
+    const char *pg = getenv("WS_TEST_PG_URL"), *rep = getenv("WS_TEST_PG_REPLICA_URL");
+    if (!pg || !*pg || !rep || !*rep)
+        return;
+    CHECK_EQ_INT(pg_reset(pg), 0);
+    ws_error err = {0};
+    ws_arena *a = ws_arena_new(0);
+    /* down at open: port 1 refuses; open, ping and reads still work, on the primary */
+    ws_store *s = NULL;
+    ws_store_config dead = {.url = pg, .replica_url = "postgresql://postgres@127.0.0.1:1/postgres"};
+    CHECK_EQ_INT(ws_store_open(&dead, &s, &err), 0);
+    if (!s)
+        return;
+    CHECK(!ws_store_reads_from_replica(s));
+    CHECK_EQ_INT(ws_store_migrate(s, NULL, &err), 0);
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    ws_user u;
+    CHECK_EQ_INT(ws_store_user_create(s, a, "fallback", NULL, NULL, &u, &err), 0);
+    ws_conversation c = {.user_id = u.id, .message = "m", .response = "r", .confidence = 1};
+    CHECK_EQ_INT(ws_store_conv_insert(s, &c, NULL, &err), 0);
+    ws_conversation *items;
+    const char *next;
+    size_t n = 0;
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err), 0);
+    CHECK_EQ_INT(n, 1);  /* read on the primary: no replication lag to wait for */
+    ws_store_close(s);
+    /* a live replica whose connection is killed: the next read still answers (primary) */
+    ws_store_config cfg = {.url = pg, .replica_url = rep};
+    CHECK_EQ_INT(ws_store_open(&cfg, &s, &err), 0);
+    if (!s) {
+        ws_arena_free(a);
+        return;
+    }
+    CHECK(ws_store_reads_from_replica(s));
+    PGconn *admin = PQconnectdb(rep);
+    PGresult *r = PQexec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'whatstyle'");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1);
+    PQclear(r);
+    PQfinish(admin);
+    n = 0;
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err), 0);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ws_store_ping(s, &err), 0);
+    ws_store_close(s);
+    ws_arena_free(a);
 }
 
 /* PostgreSQL: a connection killed by the server fails one call, then the store reconnects. */
@@ -1201,5 +1267,5 @@ WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backe
              T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
              T(export_holds_everything), T(delete_user_erases_everything_they_own),
              T(pool_hands_out_at_most_max_handles),
-             T(replica_serves_reads), T(pg_reconnects_after_backend_killed),
+             T(replica_serves_reads), T(replica_down_falls_back_to_primary), T(pg_reconnects_after_backend_killed),
              T(sqlite_refuses_replica_and_bad_urls))

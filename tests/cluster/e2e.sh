@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Upload -> training -> model in S3 -> reply, through nginx on the running cluster: the
+# export is uploaded to one gateway, trained there, its model sealed into SeaweedFS (read back
+# with an independent S3 client: only WSBL-sealed objects, none holding the chat's words), and
+# the reply comes from the `whatstyle ai` nodes with that model's version, whichever gateway
+# takes the request. Prints the seconds from upload to the first reply from the model.
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+work=$(mktemp -d); WS_SVC_STOPS+=("rm -rf $work")
+key=$(user_key "e2e-maya-$$-$RANDOM")
+auth="Authorization: Bearer $key"
+uid=$(curl -s -H "$auth" "$WS_URL/v1/me" | json_field user_id)
+t0=$(date +%s.%N)
+curl -s -o "$work/up.json" -H "$auth" -H 'Content-Type: text/plain' --data-binary @"$root/samples/group_chat.txt" \
+  "$WS_URL/v1/exports?persona=Maya&budget=8"
+job=$(json_field job_id < "$work/up.json") || { bad "upload: $(cat "$work/up.json")"; finish; exit 1; }
+st=
+for _ in $(seq 1 600); do
+  st=$(curl -s -H "$auth" "$WS_URL/v1/training-jobs/$job" | json_field status 2>/dev/null)
+  [ "$st" = completed ] || [ "$st" = failed ] && break
+  sleep 0.2
+done
+check "training job completed (got '$st')" [ "$st" = completed ]
+version=
+for _ in $(seq 1 100); do
+  curl -s -o "$work/reply.json" -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"message":"are you coming to the barbecue on saturday?"}' "$WS_URL/v1/reply"
+  version=$(json_field model_version < "$work/reply.json" 2>/dev/null) && [[ $version == maya-* ]] && break
+  sleep 0.2
+done
+t1=$(date +%s.%N)
+check "a reply from Maya's model ($(cat "$work/reply.json"))" [ "${version#maya-}" != "$version" ]
+echo "upload_to_reply_s=$(python3 -c "print(round($t1 - $t0, 1))")"
+# the model is in S3, sealed
+ws_svc_s3curl -f "$S3_ENDPOINT/whatstyle?list-type=2&prefix=users%2F$uid%2F" > "$work/list.xml"
+keys=$(grep -o '<Key>[^<]*</Key>' "$work/list.xml" | sed 's/<[^>]*>//g')
+[ -n "$keys" ] || echo "listing: $(head -c 400 "$work/list.xml")"
+check "the user's export and model are in S3 ($(echo "$keys" | wc -w) objects)" \
+  bash -c "grep -q '/models/' <<< '$keys' && grep -q '/exports/' <<< '$keys'"
+sealed=1
+for k in $keys; do
+  ws_svc_s3curl -f "$S3_ENDPOINT/whatstyle/$k" -o "$work/obj"
+  [ "$(head -c 4 "$work/obj")" = WSBL ] || sealed=0
+  grep -qF "why would u do that" "$work/obj" && sealed=0
+done
+check "every object is sealed (WSBL header, no plaintext)" [ "$sealed" = 1 ]
+# the reply is the same through either gateway (the AI nodes hold the model, not the gateway),
+# once the other gateway's 2 s cache of the key's user (and model version) has expired
+sleep 2.5
+for p in "$PORT_GW1" "$PORT_GW2"; do
+  v=$(curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"message":"what are you doing tonight?"}' \
+    "http://127.0.0.1:$p/v1/reply" | json_field model_version 2>/dev/null)
+  check "gateway :$p replies from the model ($v)" [ "$v" = "$version" ]
+done
+finish
