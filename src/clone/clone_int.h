@@ -26,6 +26,12 @@
 #define clone_chat_prompt ws__clone_chat_prompt
 #define clone_context_key ws__clone_context_key
 #define clone_exists ws__clone_exists
+#define clone_prefix_empty ws__clone_prefix_empty
+#define clone_prefix_free ws__clone_prefix_free
+#define clone_prefix_new ws__clone_prefix_new
+#define clone_prefix_put ws__clone_prefix_put
+#define clone_prefix_run ws__clone_prefix_run
+#define clone_stutters ws__clone_stutters
 #define clone_fidelity_clear ws__clone_fidelity_clear
 #define clone_fidelity_run ws__clone_fidelity_run
 #define clone_fmt_init ws__clone_fmt_init
