@@ -163,7 +163,8 @@ await step("reply_as with a progress token streams the reply's text as progress"
   assert.equal(r.isError, false, r.content?.[0]?.text);
   const reply = r.structuredContent.reply;
   assert.ok(seen.length >= 1, JSON.stringify(seen));
-  if (reply.trim().includes(" ")) assert.ok(seen.length >= 2, JSON.stringify(seen)); // one piece a word
+  // (how many pieces depends on the engine and the cache: a cached reply is one piece; that
+  // pieces are the tokens as generated is checked by test_clone_stream and reply_stream.sh)
   for (let i = 1; i < seen.length; i++) {
     assert.ok(seen[i].progress > seen[i - 1].progress);
     assert.ok(seen[i].message.startsWith(seen[i - 1].message)); // the text so far, growing
