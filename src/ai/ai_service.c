@@ -99,11 +99,7 @@ static bool slot_take(ws_ai_service *svc, ws_grpc_call *call)
 {
     pthread_mutex_lock(&svc->mu);
     while (svc->running >= svc->workers && !ws_grpc_call_cancelled(call)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5000000;
-        if (ts.tv_nsec >= 1000000000)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        struct timespec ts = ws_cond_deadline(5);
         pthread_cond_timedwait(&svc->cv, &svc->mu, &ts);
     }
     bool ok = svc->running < svc->workers;

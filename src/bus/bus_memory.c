@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bus/bus.h"
+#include "core/clock.h"
 #include "core/mem.h"
 
 typedef struct mem_msg {
@@ -188,14 +189,7 @@ static int m_poll(ws_bus *b, int timeout_ms, ws_bus_msg *out, ws_error *err)
     mem_bus *mb = b->impl;
     if (!mb->n_topics)
         return ws_error_set(err, WS_EINVAL, "bus: poll before subscribe");
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = ws_cond_deadline(timeout_ms);
     int rc = WS_EAGAIN;
     pthread_mutex_lock(&mb->hub->mu);
     for (;;) {

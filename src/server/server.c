@@ -285,14 +285,7 @@ int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, boo
     }
     if (s->writer_on && queue_full(s, need)) {
         ws_metric_add(s->m_conv_waits, 1);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += WS_WRITER_WAIT_MS / 1000;
-        until.tv_nsec += (long)(WS_WRITER_WAIT_MS % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = ws_cond_deadline(WS_WRITER_WAIT_MS);
         s->wq_waiters++;
         int wrc = 0;
         while (s->writer_on && queue_full(s, need) && wrc != ETIMEDOUT)
@@ -328,14 +321,7 @@ void ws_srv_writer_flush(ws_server *s, int timeout_ms)
     pthread_mutex_lock(&s->writer_mu);
     uint64_t target = s->wq_queued;
     if (s->wq_finished < target) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = ws_cond_deadline(timeout_ms);
         int wrc = 0;
         while (s->writer_started && s->wq_finished < target && wrc != ETIMEDOUT)
             wrc = pthread_cond_timedwait(&s->writer_flushed_cv, &s->writer_mu, &until);
@@ -621,9 +607,7 @@ static void *trainer_main(void *arg)
         /* nothing queued: wait for a new upload or poll again in a second */
         pthread_mutex_lock(&s->train_mu);
         if (!atomic_load(&s->stopping)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            struct timespec ts = ws_cond_deadline(1000);
             pthread_cond_timedwait(&s->train_cv, &s->train_mu, &ts);
         }
         pthread_mutex_unlock(&s->train_mu);

@@ -389,11 +389,7 @@ static void *wa_main(void *arg)
             continue;
         pthread_mutex_lock(&wa->mu);
         if (!wa->wake && !wa->stop) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += IDLE_WAIT_MS * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = ws_cond_deadline(IDLE_WAIT_MS);
             pthread_cond_timedwait(&wa->cv, &wa->mu, &ts);
         }
         pthread_mutex_unlock(&wa->mu);

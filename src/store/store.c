@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/base64.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -133,22 +134,15 @@ int ws__store_query(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const 
 
 #define REPLICA_RETRY_MS 5000 /* a replica found down is left alone this long */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The replica connection for a [replica] read, or NULL (none, or down: reads then go to the
  * primary, and the replica is reconnected after REPLICA_RETRY_MS). */
 static ws_db *replica(ws_store *s)
 {
-    if (!s->replica_url || mono_ms() < s->replica_retry_ms)
+    if (!s->replica_url || ws_now_ms_mono() < s->replica_retry_ms)
         return s->rdb;
     if (!s->rdb && s->drv->connect(s->replica_url, s->timeout_ms, &s->rdb, NULL) < 0) {
         s->rdb = NULL;
-        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+        s->replica_retry_ms = ws_now_ms_mono() + REPLICA_RETRY_MS;
     }
     return s->rdb;
 }
@@ -169,7 +163,7 @@ int ws__store_read_query(ws_store *s, ws_arena *a, const char *sql, const ws_dbp
                WS_LF_S("error", rerr.msg));
         s->drv->close(s->rdb);
         s->rdb = NULL;
-        s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+        s->replica_retry_ms = ws_now_ms_mono() + REPLICA_RETRY_MS;
     }
     return ws__store_query(s, s->db, a, sql, p, np, out, err);
 }
@@ -251,7 +245,7 @@ int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err)
         ws_error rerr = {0};
         if (s->drv->connect(cfg->replica_url, cfg->timeout_ms, &s->rdb, &rerr) < 0) {
             s->rdb = NULL;
-            s->replica_retry_ms = mono_ms() + REPLICA_RETRY_MS;
+            s->replica_retry_ms = ws_now_ms_mono() + REPLICA_RETRY_MS;
             WS_LOG(WS_LOG_WARN, "store.replica_down", "the read replica is down; reading from the primary",
                    WS_LF_S("error", rerr.msg));
         }
