@@ -1,6 +1,8 @@
 /* TLS for the HTTP server: OpenSSL over memory BIOs, ALPN (h2 or http/1.1) (see http_int.h). */
 #include "server/http_int.h"
 
+#include "core/tls.h"
+
 void ws__http_tls_collect(conn *c)
 {
     BIO *wbio = SSL_get_wbio(c->ssl);
@@ -33,35 +35,13 @@ bool ws__http_tls_pull(conn *c)
     return true;
 }
 
-/* ALPN: h2 when the client offers it, else http/1.1. */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-                       unsigned inlen, void *arg)
-{
-    static const unsigned char prefs[] = "\x02h2\x08http/1.1";
-    unsigned char *o = NULL;
-    if (SSL_select_next_proto(&o, outlen, prefs, sizeof prefs - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
-    *out = o;
-    return SSL_TLSEXT_ERR_OK;
-}
-
+/* TLS 1.3; ALPN: h2 when the client offers it, else http/1.1 (core/tls.h). */
 int ws__http_tls_init(ws_http_server *s, ws_error *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx)
-        return ws_error_set(err, WS_EIO, "TLS: cannot create context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        char buf[256];
-        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-        SSL_CTX_free(ctx);
-        return ws_error_set(err, WS_EINVAL, "TLS: cannot load %s / %s: %s", s->cfg.tls_cert, s->cfg.tls_key,
-                            buf);
-    }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    s->ssl_ctx = ctx;
-    return 0;
+    ws_tls_server_opts o = {.cert_file = s->cfg.tls_cert,
+                            .key_file = s->cfg.tls_key,
+                            .min_version = TLS1_3_VERSION,
+                            .alpn = WS_TLS_ALPN_H2_HTTP11};
+    return ws_tls_server_ctx_new(&o, &s->ssl_ctx, err);
 }
 
