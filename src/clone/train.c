@@ -825,8 +825,8 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     }
     tr.model = model;
     tr.lora = lora;
-    const char *nt = getenv("WS_NN_THREADS");
-    ws_nn_set_threads(nt ? atoi(nt) : model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    int nt = ws__clone_threads();
+    ws_nn_set_threads(nt >= 0 ? nt : model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
     double reserve = o.budget_s * 0.15 < 2 ? 2 : o.budget_s * 0.15;
     phase(&o, "training %s (budget %.0f s)", o.base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
           o.budget_s);
