@@ -22,10 +22,10 @@ typedef struct common_opts {
 static common_opts common;
 
 static const ws_opt common_rows[] = {
-    {.name = "help", .short_name = 'h', .kind = WS_OPT_FLAG, .off = offsetof(common_opts, help),
+    {.name = "help", .short_name = 'h', .kind = WS_OPT_FLAG, .off = offsetof(common_opts, help), .flags = WS_OPTF_NOFILE,
      .help = "print the options of the command and exit"},
     {.name = "config", .kind = WS_OPT_STR, .off = offsetof(common_opts, config), .arg = "FILE",
-     .help = "read settings from FILE: \"key = value\" lines (keys as the long options, '-' or '_'), "
+     .flags = WS_OPTF_NOFILE, .help = "read settings from FILE: \"key = value\" lines (keys as the long options, '-' or '_'), "
              "'#' comments; the environment and the command line win over it"},
     {.name = "log-level", .kind = WS_OPT_STR, .off = offsetof(common_opts, log_level),
      .env = "WS_LOG_LEVEL", .dflt = "info", .choices = "debug|info|warn|error|off", .arg = "LEVEL",
@@ -206,7 +206,7 @@ static int read_config(parse_ctx *c, const char *path)
         *eq = '\0';
         char *key = trim(p), *v = trim(eq + 1);
         size_t idx = find_row(c, key, strlen(key));
-        if (idx == (size_t)-1 || idx == c->spec->n_rows /* help */) {
+        if (idx == (size_t)-1 || (row_at(c, idx)->flags & WS_OPTF_NOFILE)) {
             rc = ws_cli_fail(c->spec, "%s: unknown setting '%s'", where, key);
             break;
         }
@@ -408,6 +408,21 @@ void ws_cli_usage(const ws_cli_spec *spec, FILE *f)
         fprintf(f, "%s", spec->about);
 }
 
+/* s for Markdown: line breaks (and the indent after them) as one space; in a table cell, '|'
+ * escaped. */
+static void md_put(const char *s, bool cell, FILE *f)
+{
+    for (; *s; s++) {
+        if (*s == '|' && cell)
+            fputs("\\|", f);
+        else if (*s == '\n')
+            for (fputc(' ', f); s[1] == ' '; s++)
+                ;
+        else
+            fputc(*s, f);
+    }
+}
+
 static void md_row(const ws_opt *r, FILE *f)
 {
     char label[160] = "(no flag: a secret)";
@@ -418,7 +433,9 @@ static void md_row(const ws_opt *r, FILE *f)
         if (r->alias)
             snprintf(label + n, sizeof label - (size_t)n, " (alias `--%s`)", r->alias);
     }
-    fprintf(f, "| %s | ", label);
+    fputs("| ", f);
+    md_put(label, true, f);
+    fputs(" | ", f);
     if (!r->env)
         fprintf(f, "—");
     for (const char *p = r->env; p && *p;) {
@@ -426,8 +443,13 @@ static void md_row(const ws_opt *r, FILE *f)
         fprintf(f, "%s`%.*s`", p == r->env ? "" : ", ", (int)len, p);
         p += len + (p[len] == ',');
     }
-    fprintf(f, " | `%s` | %s%s%s | %s", r->name, r->dflt ? "`" : "", r->dflt ? r->dflt : "—", r->dflt ? "`" : "",
-            r->help);
+    char key[96] = "—", dflt[96] = "—";
+    if (!(r->flags & WS_OPTF_NOFILE))
+        snprintf(key, sizeof key, "`%s`", r->name);
+    if (r->dflt)
+        snprintf(dflt, sizeof dflt, "`%s`", r->dflt);
+    fprintf(f, " | %s | %s | ", key, dflt);
+    md_put(r->help, true, f);
     for (const char *p = r->choices; p && *p;) { /* '|' would split the Markdown table */
         size_t len = strcspn(p, "|");
         fprintf(f, "%s`%.*s`", p == r->choices ? ": " : ", ", (int)len, p);
@@ -449,8 +471,9 @@ void ws_cli_markdown(const ws_cli_spec *const *specs, size_t n, FILE *f)
     fprintf(f, "### Every command\n\n");
     md_table(common_rows, N_COMMON, f);
     for (size_t i = 0; i < n; i++) {
-        fprintf(f, "\n### `whatstyle %s`\n\n`whatstyle %s %s`\n\n", specs[i]->name, specs[i]->name,
-                specs[i]->synopsis);
+        fprintf(f, "\n### `whatstyle %s`\n\n`whatstyle %s ", specs[i]->name, specs[i]->name);
+        md_put(specs[i]->synopsis, false, f);
+        fprintf(f, "`\n\n");
         if (specs[i]->n_rows)
             md_table(specs[i]->rows, specs[i]->n_rows, f);
         else

@@ -44,6 +44,7 @@ typedef enum { WS_OPT_STR, WS_OPT_FLAG, WS_OPT_INT, WS_OPT_NUM, WS_OPT_LIST } ws
 enum {
     WS_OPTF_SECRET = 1, /* no command-line flag: env or config file only; never printed */
     WS_OPTF_REQUIRED = 2,
+    WS_OPTF_NOFILE = 4, /* not a config-file key (--help, --config) */
 };
 
 #define WS_CLI_LIST_MAX 16
