@@ -17,7 +17,9 @@ typedef struct config_cli {
 } config_cli;
 
 static const ws_opt rows[] = {
-    {.name = "list", .kind = WS_OPT_FLAG, .off = offsetof(config_cli, list),
+    {.name = "list",
+     .kind = WS_OPT_FLAG,
+     .off = offsetof(config_cli, list),
      .help = "print every option of every command (Markdown: docs/configuration.md)"},
 };
 
@@ -66,8 +68,9 @@ static int show(int argc, char **argv)
         const ws_cli_trace *t = &trace[i];
         if (t->src == WS_SRC_UNSET)
             continue;
-        printf("%-28s %-8s %s%s%s\n", t->row->name, src[t->src], t->row->flags & WS_OPTF_SECRET ? "(set)" : t->value,
-               t->from ? "  # " : "", t->from ? t->from : "");
+        printf("%-28s %-8s %s%s%s\n", t->row->name, src[t->src],
+               t->row->flags & WS_OPTF_SECRET ? "(set)" : t->value, t->from ? "  # " : "",
+               t->from ? t->from : "");
     }
     free(trace);
     free(scratch);

@@ -15,7 +15,9 @@ typedef struct migrate_opts {
 static const ws_opt rows[] = {
     WS_CLI_ROW_DATA(migrate_opts, data, 0),
     WS_CLI_ROW_STORE(migrate_opts, store),
-    {.name = "status", .kind = WS_OPT_FLAG, .off = offsetof(migrate_opts, status),
+    {.name = "status",
+     .kind = WS_OPT_FLAG,
+     .off = offsetof(migrate_opts, status),
      .help = "show the schema version, change nothing (exit 3 if behind)"},
 };
 

@@ -54,8 +54,8 @@ typedef struct ws_cli_list {
 } ws_cli_list;
 
 typedef struct ws_opt {
-    const char *name;    /* long option without "--"; also the config key */
-    char short_name;     /* 'o' for -o; 0 = none */
+    const char *name; /* long option without "--"; also the config key */
+    char short_name;  /* 'o' for -o; 0 = none */
     ws_opt_kind kind;
     size_t off;          /* offset of the field in the command's options struct */
     const char *env;     /* environment variable(s), comma-separated; NULL = none */
@@ -96,7 +96,9 @@ typedef struct ws_cli_trace {
 
 /* Parses argv (argv[0] is the command word) into dst, an instance of the struct the rows of
  * spec point into (fields without a value keep what the caller put there), and the positional
- * arguments into pos (may be NULL when max_pos is 0). trace (NULL, or spec->n_rows entries)
+ * arguments into pos (may be NULL when max_pos is 0). String fields are borrowed: they point
+ * into argv, the environment or this module's copy of the config file, all valid until exit
+ * (the environment: as long as nobody changes that variable). trace (NULL, or spec->n_rows entries)
  * gets each row's value and source. Sets the logger from --log-level/--log-format.
  * Returns 0 to go on, 1 when --help was printed (exit 0), 2 on bad usage (message printed:
  * exit 2). */
@@ -110,49 +112,82 @@ void ws_cli_markdown(const ws_cli_spec *const *specs, size_t n, FILE *f);
 int ws_cli_fail(const ws_cli_spec *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Rows several commands share: the same name, env variable and meaning everywhere. */
-#define WS_CLI_ROW_DATA(T, f, req)                                                                     \
-    {.name = "data", .kind = WS_OPT_STR, .off = offsetof(T, f), .arg = "DIR", .flags = (req),         \
-     .help = "data directory: SQLite DIR/whatstyle.db, blobs DIR/blobs, master key DIR/master.key"}
-#define WS_CLI_ROW_STORE(T, f)                                                                         \
-    {.name = "store", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_STORE_URL",               \
-     .alias = "database-url", .arg = "URL",                                                            \
-     .help = "postgres://user@host:port/db or sqlite:PATH (default: SQLite in the data directory)"}
-#define WS_CLI_ROW_BASE_MODEL(T, f)                                                                    \
-    {.name = "base-model", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_BASE_MODEL",         \
-     .arg = "PATH",                                                                                    \
-     .help = "base model for LoRA clones: GGUF file or model directory; none: small models from "     \
-             "scratch (default: the installed SmolLM2 base)"}
-#define WS_CLI_ROW_NN_THREADS(T, f)                                                                    \
-    {.name = "nn-threads", .kind = WS_OPT_INT, .off = offsetof(T, f), .env = "WS_NN_THREADS",         \
-     .lo = 0, .hi = 256, .arg = "N",                                                                   \
-     .help = "threads of the neural engine, 0 = all cores (default: one for small models, all "       \
-             "cores on the base)"}
-#define WS_CLI_ROW_MINILM_DIR(T, f)                                                                    \
-    {.name = "minilm-dir", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_MINILM_DIR",         \
-     .dflt = "models/minilm", .arg = "DIR",                                                            \
-     .help = "where the all-MiniLM-L6-v2 retrieval embedder is installed (tools/setup-minilm.sh)"}
+#define WS_CLI_ROW_DATA(T, f, req)                                                                           \
+    {                                                                                                        \
+        .name = "data", .kind = WS_OPT_STR, .off = offsetof(T, f), .arg = "DIR", .flags = (req),             \
+        .help = "data directory: SQLite DIR/whatstyle.db, blobs DIR/blobs, master key DIR/master.key"        \
+    }
+#define WS_CLI_ROW_STORE(T, f)                                                                               \
+    {                                                                                                        \
+        .name = "store", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_STORE_URL",                   \
+        .alias = "database-url", .arg = "URL",                                                               \
+        .help = "postgres://user@host:port/db or sqlite:PATH (default: SQLite in the data directory)"        \
+    }
+#define WS_CLI_ROW_BASE_MODEL(T, f)                                                                          \
+    {                                                                                                        \
+        .name = "base-model", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_BASE_MODEL",             \
+        .arg = "PATH",                                                                                       \
+        .help = "base model for LoRA clones: GGUF file or model directory; none: small models from "         \
+                "scratch (default: the installed SmolLM2 base)"                                              \
+    }
+#define WS_CLI_ROW_NN_THREADS(T, f)                                                                          \
+    {                                                                                                        \
+        .name = "nn-threads", .kind = WS_OPT_INT, .off = offsetof(T, f), .env = "WS_NN_THREADS", .lo = 0,    \
+        .hi = 256, .arg = "N",                                                                               \
+        .help = "threads of the neural engine, 0 = all cores (default: one for small models, all "           \
+                "cores on the base)"                                                                         \
+    }
+#define WS_CLI_ROW_MINILM_DIR(T, f)                                                                          \
+    {                                                                                                        \
+        .name = "minilm-dir", .kind = WS_OPT_STR, .off = offsetof(T, f), .env = "WS_MINILM_DIR",             \
+        .dflt = "models/minilm", .arg = "DIR",                                                               \
+        .help = "where the all-MiniLM-L6-v2 retrieval embedder is installed (tools/setup-minilm.sh)"         \
+    }
 
 /* The blobs: where, and their keys (blobs/blobs.h ws_blobs_settings). */
 typedef struct ws_cli_blobs {
     const char *url, *master_key, *retired_keys, *s3_region, *s3_access_key, *s3_secret_key;
 } ws_cli_blobs;
-#define WS_CLI_ROWS_BLOBS(T, f)                                                                          \
-    {.name = "blobs", .kind = WS_OPT_STR, .off = offsetof(T, f.url), .env = "WS_BLOBS_URL", .arg = "URL", \
-     .help = "file:DIR, s3://HOST/BUCKET or s3+http://HOST:PORT/BUCKET (default: DIR/blobs)"},           \
-    {.name = "master-key", .kind = WS_OPT_STR, .off = offsetof(T, f.master_key), .env = "WS_MASTER_KEY", \
-     .flags = WS_OPTF_SECRET, .arg = "HEX",                                                               \
-     .help = "the blobs' master key, 64 hex digits (default: DIR/master.key, created on first use)"},    \
-    {.name = "master-keys-retired", .kind = WS_OPT_STR, .off = offsetof(T, f.retired_keys),              \
-     .env = "WS_MASTER_KEYS_RETIRED", .flags = WS_OPTF_SECRET, .arg = "HEX,...",                         \
-     .help = "earlier master keys still accepted for reading (with master-key)"},                         \
-    {.name = "s3-region", .kind = WS_OPT_STR, .off = offsetof(T, f.s3_region), .env = "WS_S3_REGION",    \
-     .dflt = "us-east-1", .arg = "REGION", .help = "region of the S3 requests' signatures"},             \
-    {.name = "s3-access-key", .kind = WS_OPT_STR, .off = offsetof(T, f.s3_access_key),                   \
-     .env = "WS_S3_ACCESS_KEY,AWS_ACCESS_KEY_ID", .flags = WS_OPTF_SECRET, .arg = "ID",                   \
-     .help = "S3 access key id"},                                                                         \
-    {.name = "s3-secret-key", .kind = WS_OPT_STR, .off = offsetof(T, f.s3_secret_key),                   \
-     .env = "WS_S3_SECRET_KEY,AWS_SECRET_ACCESS_KEY", .flags = WS_OPTF_SECRET, .arg = "KEY",              \
-     .help = "S3 secret access key"}
+#define WS_CLI_ROWS_BLOBS(T, f)                                                                              \
+    {.name = "blobs",                                                                                        \
+     .kind = WS_OPT_STR,                                                                                     \
+     .off = offsetof(T, f.url),                                                                              \
+     .env = "WS_BLOBS_URL",                                                                                  \
+     .arg = "URL",                                                                                           \
+     .help = "file:DIR, s3://HOST/BUCKET or s3+http://HOST:PORT/BUCKET (default: DIR/blobs)"},               \
+        {.name = "master-key",                                                                               \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = offsetof(T, f.master_key),                                                                   \
+         .env = "WS_MASTER_KEY",                                                                             \
+         .flags = WS_OPTF_SECRET,                                                                            \
+         .arg = "HEX",                                                                                       \
+         .help = "the blobs' master key, 64 hex digits (default: DIR/master.key, created on first use)"},    \
+        {.name = "master-keys-retired",                                                                      \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = offsetof(T, f.retired_keys),                                                                 \
+         .env = "WS_MASTER_KEYS_RETIRED",                                                                    \
+         .flags = WS_OPTF_SECRET,                                                                            \
+         .arg = "HEX,...",                                                                                   \
+         .help = "earlier master keys still accepted for reading (with master-key)"},                        \
+        {.name = "s3-region",                                                                                \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = offsetof(T, f.s3_region),                                                                    \
+         .env = "WS_S3_REGION",                                                                              \
+         .dflt = "us-east-1",                                                                                \
+         .arg = "REGION",                                                                                    \
+         .help = "region of the S3 requests' signatures"},                                                   \
+        {.name = "s3-access-key",                                                                            \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = offsetof(T, f.s3_access_key),                                                                \
+         .env = "WS_S3_ACCESS_KEY,AWS_ACCESS_KEY_ID",                                                        \
+         .flags = WS_OPTF_SECRET,                                                                            \
+         .arg = "ID",                                                                                        \
+         .help = "S3 access key id"},                                                                        \
+    {                                                                                                        \
+        .name = "s3-secret-key", .kind = WS_OPT_STR, .off = offsetof(T, f.s3_secret_key),                    \
+        .env = "WS_S3_SECRET_KEY,AWS_SECRET_ACCESS_KEY", .flags = WS_OPTF_SECRET, .arg = "KEY",              \
+        .help = "S3 secret access key"                                                                       \
+    }
 
 /* Hands the blobs' settings to the library (ws_blobs_configure) before any blobs are opened. */
 void ws_cli_blobs_apply(const ws_cli_blobs *b);
