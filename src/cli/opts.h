@@ -23,11 +23,22 @@
  *   3. Use the same name (and env variable) as other commands use for the same thing: grep the
  *      tables (src/cli/cmd_*.c, WS_CLI_ROW_* below) first; a thing several commands share is a
  *      WS_CLI_ROW_* macro here.
- *   4. Regenerate the reference: `build/whatstyle config --list > /tmp/c.md` and paste it
- *      between the markers of docs/configuration.md (or run tools/gen-config-doc.sh).
+ *   4. Regenerate the reference: tools/gen-config-doc.sh (it puts `whatstyle config --list`
+ *      between the markers of docs/configuration.md; tests/cli/config.sh fails until you do).
+ *   5. Settings a library needs travel in its config struct (ws_server_config, ws_ai_local_opts,
+ *      ...) or, for the few process-wide ones, its setter (ws_blobs_configure); never getenv
+ *      in src/ outside this parser (tests/cli/config.sh greps for it).
  * HOW TO ADD A SUBCOMMAND: write cmd_<name>.c with an options struct, a row table and a
- * ws_cli_spec (see cmd_migrate.c, the smallest), call ws_cli_parse first thing, and list the
- * spec in main.c (the subcommand table, which `config --list` walks).
+ * ws_cli_spec (see cmd_migrate.c, the smallest), call ws_cli_parse first thing (0: go on,
+ * 1: return 0, 2: return 2), declare the spec in commands.h and list it in main.c (the
+ * subcommand table and ws_cli_specs, which `config --list` walks).
+ * CONVERTING A HAND-PARSED COMMAND (branches written before this parser, e.g. `worker`, or new
+ * flags such as TLS on `ai`): one row per flag, reusing the names above when the thing is the
+ * same (`--tls-cert PEM` / `--tls-key PEM` as in serve's table, `--data`, `--store`, `--blobs`
+ * via WS_CLI_ROW_* / WS_CLI_ROWS_BLOBS, `--otlp-endpoint` / `--trace-ratio` as in serve); every
+ * key of the config files the command is given (deploy/k8s/base/configmap.yaml: worker.conf has
+ * data, metrics_listen, otlp_endpoint, trace_ratio) must be a row, or the file is refused; a
+ * getenv in the command becomes the row's .env.
  *
  * Every command gets --help/-h, --config FILE, --log-level and --log-format (WS_LOG_LEVEL,
  * WS_LOG_FORMAT) without listing them. Unknown options, missing or bad values: a message naming
