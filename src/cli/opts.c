@@ -407,6 +407,8 @@ static void usage_row(const ws_opt *r, FILE *f)
         fprintf(f, "  %-26s %s", label, r->help);
     if (r->choices)
         fprintf(f, " [%s]", r->choices);
+    if (r->flags & WS_OPTF_REQUIRED)
+        fprintf(f, " (required)");
     if (r->dflt || r->env) {
         fprintf(f, " (");
         if (r->dflt)
@@ -472,7 +474,7 @@ static void md_row(const ws_opt *r, FILE *f)
         snprintf(key, sizeof key, "`%s`", r->name);
     if (r->dflt)
         snprintf(dflt, sizeof dflt, "`%s`", r->dflt);
-    fprintf(f, " | %s | %s | ", key, dflt);
+    fprintf(f, " | %s | %s | %s", key, dflt, r->flags & WS_OPTF_REQUIRED ? "**required**: " : "");
     md_put(r->help, true, f);
     for (const char *p = r->choices; p && *p;) { /* '|' would split the Markdown table */
         size_t len = strcspn(p, "|");
