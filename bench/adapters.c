@@ -13,6 +13,7 @@
 #include "nn/base.h"
 #include "nn/lora.h"
 #include "nn/model.h"
+#include "bench_env.h"
 
 static double now(void)
 {
@@ -58,6 +59,7 @@ static double step(const ws_model *m, const ws_lora *lo, const int32_t *prompt)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     int n = argc > 1 ? atoi(argv[1]) : 16;
     const char *path = argc > 2 ? argv[2] : WS_BASE_DEFAULT_PATH;
     ws_base *b = NULL;

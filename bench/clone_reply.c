@@ -20,6 +20,7 @@
 #include "core/file.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "bench_env.h"
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -114,6 +115,7 @@ replies:;
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     const char *path = argc > 1 ? argv[1] : "samples/group_chat.txt";
     const char *persona = argc > 2 ? argv[2] : "Maya";
     double budget = argc > 3 ? atof(argv[3]) : 60;

@@ -12,6 +12,7 @@
 #include "nn/model.h"
 #include "nn/ops.h"
 #include "nn/quant.h"
+#include "bench_env.h"
 
 #define PROMPT 512
 
@@ -45,6 +46,7 @@ static int argmax(const float *x, int n)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     int threads = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 3;
     int gen = argc > 3 ? atoi(argv[3]) : 64;
     const char *path = argc > 4 ? argv[4] : "models/base/SmolLM2-135M-Instruct.Q4_1.gguf";

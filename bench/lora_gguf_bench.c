@@ -13,6 +13,7 @@
 #include "nn/model.h"
 #include "nn/ops.h"
 #include "nn/train.h"
+#include "bench_env.h"
 
 static double now(void)
 {
@@ -36,6 +37,7 @@ static int cmp_d(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     int threads = argc > 1 ? atoi(argv[1]) : 2, B = argc > 2 ? atoi(argv[2]) : 4, T = argc > 3 ? atoi(argv[3]) : 128;
     int reps = argc > 4 ? atoi(argv[4]) : 3;
     const char *path = argc > 5 ? argv[5] : "models/base/SmolLM2-135M-Instruct.Q4_1.gguf";

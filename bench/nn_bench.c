@@ -19,6 +19,7 @@
 #include "nn/ops.h"
 #include "nn/prof.h"
 #include "nn/train.h"
+#include "bench_env.h"
 
 static double now(void)
 {
@@ -94,6 +95,7 @@ static double sgemm_gflops(int threads, int reps)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     if (argc < 3) {
         fprintf(stderr, "usage: %s sgemm|train-full|train-lora|prefill|generate smol|small [threads] [reps]\n", argv[0]);
         return 2;

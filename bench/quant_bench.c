@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "nn/parallel.h"
 #include "nn/quant.h"
+#include "bench_env.h"
 
 static double now_s(void)
 {
@@ -80,6 +81,7 @@ static size_t bytes_of(const ws_qmat *mats, int count)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     int max_threads = argc > 1 ? atoi(argv[1]) : 2;
     const char *only = argc > 2 ? argv[2] : NULL;
     const int D = 576, F = 1536, KV = 192, V = 49152, L = 30, NT = 512;

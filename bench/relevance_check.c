@@ -13,6 +13,7 @@
 #include "clone/clone.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "bench_env.h"
 
 typedef enum { ON, NEUTRAL, OFF } verdict;
 static const char *const vnames[] = {"on-topic", "neutral", "OFF-TOPIC"};
@@ -100,6 +101,7 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     if (argc < 3) {
         fprintf(stderr, "usage: %s QUESTIONS.json NAME=CLONE_DIR... [--show]\n", argv[0]);
         return 2;

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "bench_env.h"
 
 static const char *const msgs[] = {"are you free on saturday for a barbecue",
                                    "I finally finished my thesis",
@@ -55,6 +56,7 @@ static void report(const char *what, double *v, size_t n)
 
 int main(int argc, char **argv)
 {
+    ws_bench_blas_kernels();
     const char *export_path = argc > 1 ? argv[1] : "samples/group_chat.txt";
     const char *persona = argc > 2 ? argv[2] : "Maya";
     double budget = argc > 3 ? atof(argv[3]) : 20;

@@ -31,6 +31,7 @@ typedef struct { const char *name; void (*fn)(void); } ws_test_case;
     int main(int argc, char **argv) { \
         static const ws_test_case cases[] = {__VA_ARGS__}; \
         int passed = 0, failed = 0; \
+        setenv("UV_THREADPOOL_SIZE", "16", 0); /* as `whatstyle serve` sets it for libuv */ \
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) { \
             if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue; \
             int before = ws_t_failed_checks; \

@@ -99,16 +99,43 @@ static int parse_hex_key(const char *s, size_t n, unsigned char key[WS_BLOB_MAST
     return 0;
 }
 
+/* The process-wide settings (ws_blobs_configure): private copies, wiped when replaced. */
+static struct {
+    char *master_key, *retired_keys, *s3_region, *s3_access_key, *s3_secret_key;
+    size_t s3_part_size;
+} settings;
+
+static void put_setting(char **slot, const char *v)
+{
+    if (*slot) {
+        OPENSSL_cleanse(*slot, strlen(*slot));
+        free(*slot);
+    }
+    *slot = v && *v ? ws_xstrdup(v) : NULL;
+}
+
+void ws_blobs_configure(const ws_blobs_settings *s)
+{
+    static const ws_blobs_settings none = {0};
+    if (!s)
+        s = &none;
+    put_setting(&settings.master_key, s->master_key);
+    put_setting(&settings.retired_keys, s->retired_keys);
+    put_setting(&settings.s3_region, s->s3_region);
+    put_setting(&settings.s3_access_key, s->s3_access_key);
+    put_setting(&settings.s3_secret_key, s->s3_secret_key);
+    settings.s3_part_size = s->s3_part_size;
+}
+
 bool ws_blobs_env_mode(void)
 {
-    const char *env = getenv("WS_MASTER_KEY");
-    return env && *env;
+    return settings.master_key != NULL;
 }
 
 int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err)
 {
-    const char *env = getenv("WS_MASTER_KEY");
-    if (env && *env)
+    const char *env = settings.master_key;
+    if (env)
         return parse_hex_key(env, strlen(env), key, "WS_MASTER_KEY", err);
     if (!data_dir || !*data_dir)
         return ws_error_set(err, WS_EINVAL, "no master key: set WS_MASTER_KEY or give a data directory");
@@ -237,7 +264,7 @@ static int load_env(ring_key *cur, ring_key **retired, size_t *n, ws_error *err)
     if (rc < 0)
         return rc;
     make_ring_key(key, cur);
-    const char *list = getenv("WS_MASTER_KEYS_RETIRED");
+    const char *list = settings.retired_keys;
     for (const char *p = list ? list : ""; rc == 0 && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -466,19 +493,12 @@ static int open_s3(const char *url, ws_blobs **out, ws_error *err)
     size_t hl = (size_t)(slash - rest);
     char *endpoint = ws_xmalloc(hl + 16);
     snprintf(endpoint, hl + 16, "%s://%.*s", plain ? "http" : "https", (int)hl, rest);
-    const char *region = getenv("WS_S3_REGION");
-    const char *ak = getenv("WS_S3_ACCESS_KEY"), *sk = getenv("WS_S3_SECRET_KEY");
-    if (!ak || !*ak)
-        ak = getenv("AWS_ACCESS_KEY_ID");
-    if (!sk || !*sk)
-        sk = getenv("AWS_SECRET_ACCESS_KEY");
-    const char *ps = getenv("WS_S3_PART_SIZE");
     ws_s3_config c = {.endpoint = endpoint,
                       .bucket = slash + 1,
-                      .region = region && *region ? region : "us-east-1",
-                      .access_key = ak,
-                      .secret_key = sk,
-                      .part_size = ps && *ps ? (size_t)strtoull(ps, NULL, 10) : 0};
+                      .region = settings.s3_region ? settings.s3_region : "us-east-1",
+                      .access_key = settings.s3_access_key,
+                      .secret_key = settings.s3_secret_key,
+                      .part_size = settings.s3_part_size};
     int rc = ws_blobs_s3_open(&c, out, err);
     free(endpoint);
     return rc;
@@ -487,8 +507,6 @@ static int open_s3(const char *url, ws_blobs **out, ws_error *err)
 int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_error *err)
 {
     *out = NULL;
-    if (!url || !*url)
-        url = getenv("WS_BLOBS_URL");
     ws_blobs_keyring *ring = NULL;
     int rc = ring_new(data_dir, &ring, err);
     if (rc < 0)
@@ -749,8 +767,6 @@ int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *d
     int rc = ws_blobs_get(b, key, max, &plain, err);
     if (rc < 0)
         goto out;
-    if (!dir || !*dir)
-        dir = getenv("TMPDIR");
     if (!dir || !*dir)
         dir = "/tmp";
     const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;

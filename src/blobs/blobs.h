@@ -67,17 +67,29 @@ struct ws_blobs {
     ws_blobs_keyring *ring;
 };
 
-/* Opens the blobs the way every subcommand picks them: url if not NULL, else WS_BLOBS_URL,
- * else the local directory DATA/blobs (data_dir is then required).
+/* The process-wide settings of the blobs. The library reads no environment: the CLI resolves
+ * these from its options (config file, WS_MASTER_KEY, WS_MASTER_KEYS_RETIRED, WS_S3_REGION,
+ * WS_S3_ACCESS_KEY / AWS_ACCESS_KEY_ID, WS_S3_SECRET_KEY / AWS_SECRET_ACCESS_KEY, WS_S3_PART_SIZE:
+ * docs/configuration.md) and calls ws_blobs_configure once, before any blobs are opened and
+ * before threads start (not thread-safe). The strings are copied (and wiped when replaced);
+ * NULL or "" = not set; ws_blobs_configure(NULL) resets all. */
+typedef struct ws_blobs_settings {
+    const char *master_key;   /* 64 hex digits: "env mode" (below); NULL: DATA/master.key */
+    const char *retired_keys; /* env mode: earlier master keys, comma-separated 64-hex */
+    const char *s3_region;    /* default us-east-1 */
+    const char *s3_access_key, *s3_secret_key;
+    size_t s3_part_size;      /* bytes; 0 = the default (ws_s3_config.part_size) */
+} ws_blobs_settings;
+void ws_blobs_configure(const ws_blobs_settings *s);
+
+/* Opens the blobs the way every subcommand picks them: url if not NULL or "", else the local
+ * directory DATA/blobs (data_dir is then required).
  *   "file:DIR" or "local:DIR"                     -> a local directory (created 0700)
  *   "s3://HOST[:PORT]/BUCKET" (https) or
  *   "s3+http://HOST[:PORT]/BUCKET" (plain http)   -> S3-compatible, path-style
- * S3 settings from the environment: WS_S3_REGION (default us-east-1), WS_S3_ACCESS_KEY and
- * WS_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), WS_S3_PART_SIZE (bytes,
- * see ws_s3_config.part_size). Credentials the server refuses give WS_EPERM with a message
- * naming the variables to check. The bucket is created
- * when it does not exist. The master key: see ws_blobs_master_key (data_dir may be NULL
- * only when WS_MASTER_KEY is set). *out belongs to the caller: ws_blobs_close. */
+ * S3 region and keys from ws_blobs_configure. The bucket is created when it does not exist.
+ * The master key: see ws_blobs_master_key (data_dir may be NULL only in env mode). *out
+ * belongs to the caller: ws_blobs_close. */
 int ws_blobs_open(const char *url, const char *data_dir, ws_blobs **out, ws_error *err);
 void ws_blobs_close(ws_blobs *b); /* NULL is a no-op */
 /* Tests only: *b (open, owned) becomes a handle whose backend calls fail with WS_EIO when f
@@ -86,17 +98,18 @@ struct ws_fault;
 void ws_blobs_fault_wrap(ws_blobs **b, struct ws_fault *f);
 const char *ws_blobs_backend(const ws_blobs *b);
 
-/* The master key: WS_MASTER_KEY (64 hex digits) if set, else DATA/master.key, created with
+/* The master key: the configured one (WS_MASTER_KEY, 64 hex digits) if set, else DATA/master.key, created with
  * 32 random bytes, mode 0600, on first use (atomically: two processes agree on one key). A
  * key file that others can read, or of the wrong size, is refused. */
 int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err);
 
 /* Where the keyring comes from. File mode: DATA/master.key (current) and every
  * DATA/master.key.retired-<id> (each checked like master.key: a regular file, mode 0600 or
- * stricter, 32 bytes, and its key id must be the one in its name). Env mode (WS_MASTER_KEY set):
- * WS_MASTER_KEY (current) and WS_MASTER_KEYS_RETIRED (comma-separated 64-hex keys). */
+ * stricter, 32 bytes, and its key id must be the one in its name). Env mode (a master key given
+ * to ws_blobs_configure, from WS_MASTER_KEY): that key (current) and the retired ones
+ * (WS_MASTER_KEYS_RETIRED, comma-separated 64-hex keys). */
 #define WS_BLOB_RETIRED_PREFIX "master.key.retired-"
-bool ws_blobs_env_mode(void); /* WS_MASTER_KEY is set */
+bool ws_blobs_env_mode(void); /* a master key was configured (WS_MASTER_KEY) */
 /* 0 when name (a file name in DATA) is WS_BLOB_RETIRED_PREFIX + 8 hex digits; id gets them. */
 int ws_blobs_retired_key_file(const char *name, unsigned char id[4]);
 
@@ -149,7 +162,7 @@ int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_re
                            char key_id[9], ws_error *err);
 
 /* Fetches and decrypts the object into a new private file (mode 0600, O_EXCL) under dir
- * (NULL = $TMPDIR or /tmp); *path (malloc'd, the caller frees and unlinks) gets its name. */
+ * (NULL = /tmp); *path (malloc'd, the caller frees and unlinks) gets its name. */
 int ws_blobs_get_to_temp(ws_blobs *b, const char *key, size_t max, const char *dir, char **path,
                          ws_error *err);
 

@@ -25,35 +25,11 @@
 #include "auth/jwt.h"
 #include "blobs/blobs.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/trace_export.h"
 #include "nn/base.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: whatstyle ai --listen HOST:PORT [--data DIR | --blobs URL] [options]\n"
-            "  --listen HOST:PORT     gRPC address (h2c, or TLS with --tls-cert); port 0 picks a free one\n"
-            "  --data DIR             where `serve --data DIR` keeps models (DIR/blobs, scratch DIR/models)\n"
-            "  --blobs URL            file:DIR or s3://HOST/BUCKET (master key from WS_MASTER_KEY\n"
-            "                         when there is no --data)\n"
-            "  --memory-budget MB     memory for opened user models, least recently used dropped (1024)\n"
-            "  --base-model PATH      the shared base (default the installed SmolLM2 base; none: no base)\n"
-            "  --max-message-kb N     request/response message cap (4096)\n"
-            "  --keepalive-s S        ping idle connections after S seconds (60)\n"
-            "  --drain-grace-s S      on SIGTERM, cancel calls still running after S seconds (10)\n"
-            "  --workers N            replies computed at once, more wait their turn (cores)\n"
-            "  --gateway-jwks FILE    the gateway's JWKS (GET /.well-known/jwks.json of `serve`): every\n"
-            "                         call must carry a token it signed (without: calls are NOT\n"
-            "                         authenticated)\n"
-            "  --tls-cert PEM --tls-key PEM  serve gRPC over TLS (1.2+, ALPN h2): the certificate\n"
-            "                         chain and its key (gateways: serve --ai grpcs://... --ai-ca)\n"
-            "  --tls-client-ca PEM    require a client certificate signed by these CAs (mTLS)\n"
-            "  --otlp-endpoint URL    export traces over OTLP/HTTP (as serve; env\n"
-            "                         OTEL_EXPORTER_OTLP_ENDPOINT); calls continue the caller's trace\n"
-            "  --trace-ratio R        share of new traces recorded, 0..1 (0.01; env WS_TRACE_RATIO)\n");
-}
 
 static int split_listen(const char *s, char **host, int *port)
 {
@@ -69,17 +45,6 @@ static int split_listen(const char *s, char **host, int *port)
         *host = strndup(s, hl);
     *port = (int)p;
     return 0;
-}
-
-static double num_opt(const char *v, const char *name, double lo, double hi, bool *bad)
-{
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || d < lo || d > hi) {
-        fprintf(stderr, "whatstyle ai: %s must be a number in %g..%g\n", name, lo, hi);
-        *bad = true;
-    }
-    return d;
 }
 
 /* Serves until SIGTERM/SIGINT (blocked by the caller), then drains. */
@@ -126,89 +91,74 @@ static int load_gateway_key(const char *path, ws_jwt_key **out)
 }
 
 typedef struct ai_opts {
-    const char *listen, *data, *blobs_url, *base, *jwks, *tls_cert, *tls_key, *tls_ca, *otlp, *ratio;
-    double budget_mb, msg_kb, keepalive, grace, workers;
+    const char *listen, *data, *base, *jwks, *minilm_dir, *tls_cert, *tls_key, *tls_ca, *otlp;
+    double budget_mb, ratio, msg_kb, keepalive, grace;
+    int workers, nn_threads;
+    ws_cli_blobs blobs;
 } ai_opts;
 
-/* 0: options read; 1: --help printed; 2: bad usage (message printed). */
-static int parse_opts(int argc, char **argv, ai_opts *o)
-{
-    bool bad = false;
-    *o = (ai_opts){.budget_mb = 1024, .msg_kb = 4096, .keepalive = 60, .grace = 10};
-    for (int i = 1; i < argc && !bad; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 1;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--listen"))) {
-            o->listen = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
-            o->data = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--blobs"))) {
-            o->blobs_url = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--gateway-jwks"))) {
-            o->jwks = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-cert"))) {
-            o->tls_cert = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-key"))) {
-            o->tls_key = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--tls-client-ca"))) {
-            o->tls_ca = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--otlp-endpoint"))) {
-            o->otlp = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--trace-ratio"))) {
-            o->ratio = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--base-model"))) {
-            o->base = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--memory-budget"))) {
-            o->budget_mb = num_opt(v, "--memory-budget", 1, 1 << 20, &bad);
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--max-message-kb"))) {
-            o->msg_kb = num_opt(v, "--max-message-kb", 1, 1 << 20, &bad);
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--keepalive-s"))) {
-            o->keepalive = num_opt(v, "--keepalive-s", 0.1, 86400, &bad);
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--workers"))) {
-            o->workers = num_opt(v, "--workers", 1, 1024, &bad);
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--drain-grace-s"))) {
-            o->grace = num_opt(v, "--drain-grace-s", 0.1, 3600, &bad);
-        } else {
-            fprintf(stderr, "whatstyle ai: unexpected argument '%s'\n", argv[i]);
-            bad = true;
-        }
-    }
-    if (!bad && (!!o->tls_cert != !!o->tls_key || (o->tls_ca && !o->tls_cert))) {
-        fprintf(stderr, "whatstyle ai: --tls-cert and --tls-key go together (--tls-client-ca needs them)\n");
-        bad = true;
-    }
-    if (!bad && !o->data && !o->blobs_url && !getenv("WS_BLOBS_URL")) {
-        fprintf(stderr, "whatstyle ai: --data DIR or --blobs URL is required\n");
-        bad = true;
-    }
-    return bad ? 2 : 0;
-}
+#define F(field) offsetof(ai_opts, field)
+static const ws_opt rows[] = {
+    {.name = "listen", .kind = WS_OPT_STR, .off = F(listen), .arg = "HOST:PORT", .flags = WS_OPTF_REQUIRED,
+     .help = "gRPC address (h2c, or TLS with --tls-cert); port 0 picks a free one"},
+    {.name = "data", .kind = WS_OPT_STR, .off = F(data), .arg = "DIR",
+     .help = "where `serve --data DIR` keeps models (DIR/blobs, master key DIR/master.key, scratch DIR/models)"},
+    WS_CLI_ROWS_BLOBS(ai_opts, blobs),
+    {.name = "memory-budget", .kind = WS_OPT_NUM, .off = F(budget_mb), .lo = 1, .hi = 1 << 20, .dflt = "1024",
+     .arg = "MB", .help = "memory for opened user models, least recently used dropped"},
+    WS_CLI_ROW_BASE_MODEL(ai_opts, base),
+    WS_CLI_ROW_NN_THREADS(ai_opts, nn_threads),
+    WS_CLI_ROW_MINILM_DIR(ai_opts, minilm_dir),
+    {.name = "max-message-kb", .kind = WS_OPT_NUM, .off = F(msg_kb), .lo = 1, .hi = 1 << 20, .dflt = "4096",
+     .arg = "N", .help = "request/response message cap"},
+    {.name = "keepalive-s", .kind = WS_OPT_NUM, .off = F(keepalive), .lo = 0.1, .hi = 86400, .dflt = "60",
+     .arg = "S", .help = "ping idle connections after S seconds"},
+    {.name = "drain-grace-s", .kind = WS_OPT_NUM, .off = F(grace), .lo = 0.1, .hi = 3600, .dflt = "10", .arg = "S",
+     .help = "on SIGTERM, cancel calls still running after S seconds"},
+    {.name = "workers", .kind = WS_OPT_INT, .off = F(workers), .lo = 1, .hi = 1024, .arg = "N",
+     .help = "replies computed at once, more wait their turn (default: the cores)"},
+    {.name = "gateway-jwks", .kind = WS_OPT_STR, .off = F(jwks), .arg = "FILE",
+     .help = "the gateway's JWKS (GET /.well-known/jwks.json of `serve`): every call must carry a token it "
+             "signed (without: calls are NOT authenticated)"},
+    {.name = "tls-cert", .kind = WS_OPT_STR, .off = F(tls_cert), .arg = "PEM",
+     .help = "serve gRPC over TLS (1.2+, ALPN h2) with this certificate chain (with --tls-key; gateways: "
+             "serve --ai grpcs://... --ai-ca)"},
+    {.name = "tls-key", .kind = WS_OPT_STR, .off = F(tls_key), .arg = "PEM", .help = "the certificate's key"},
+    {.name = "tls-client-ca", .kind = WS_OPT_STR, .off = F(tls_ca), .arg = "PEM",
+     .help = "require a client certificate signed by these CAs (mTLS)"},
+    WS_CLI_ROWS_TRACING(ai_opts, otlp, ratio),
+};
+#undef F
+
+const ws_cli_spec ws_cli_spec_ai = {
+    .name = "ai",
+    .synopsis = "--listen HOST:PORT (--data DIR | --blobs URL) [options]",
+    .about = "Without --data the master key comes from WS_MASTER_KEY (docs/ai-service.md).\n",
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 int ws_cmd_ai(int argc, char **argv)
 {
-    ai_opts o;
-    int pr = parse_opts(argc, argv, &o);
-    if (pr == 1)
-        return 0;
+    ai_opts o = {.nn_threads = -1};
+    int pr = ws_cli_parse(&ws_cli_spec_ai, argc, argv, &o, NULL, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    if (!o.data && !o.blobs.url)
+        return ws_cli_fail(&ws_cli_spec_ai, "--data DIR or --blobs URL is required");
+    if (!!o.tls_cert != !!o.tls_key || (o.tls_ca && !o.tls_cert))
+        return ws_cli_fail(&ws_cli_spec_ai, "--tls-cert and --tls-key go together (--tls-client-ca needs them)");
+    ws_cli_blobs_apply(&o.blobs);
+    ws_cli_engine_apply(o.nn_threads, o.minilm_dir);
     ws_ai_service_config sc = {.max_message = (size_t)(o.msg_kb * 1024),
                                .keepalive_s = o.keepalive,
                                .drain_grace_s = o.grace,
-                               .workers = (int)o.workers,
+                               .workers = o.workers,
                                .tls_cert = o.tls_cert,
                                .tls_key = o.tls_key,
                                .tls_client_ca = o.tls_ca};
     char *host = NULL;
-    if (pr == 0 && (!o.listen || split_listen(o.listen, &host, &sc.port) != 0)) {
-        fprintf(stderr, "whatstyle ai: --listen HOST:PORT is required\n");
-        pr = 2;
-    }
-    if (pr) {
-        usage(stderr);
-        free(host);
-        return 2;
-    }
+    if (split_listen(o.listen, &host, &sc.port) != 0)
+        return ws_cli_fail(&ws_cli_spec_ai, "--listen wants HOST:PORT, not '%s'", o.listen);
     const char *data = o.data;
     sc.host = host;
     int ret = 1;
@@ -231,7 +181,7 @@ int ws_cmd_ai(int argc, char **argv)
     if (load_gateway_key(o.jwks, &gw_key) != 0)
         goto out;
     sc.gateway_key = gw_key;
-    if (ws_blobs_open(o.blobs_url, data, &blobs, &err) != 0) {
+    if (ws_blobs_open(o.blobs.url, data, &blobs, &err) != 0) {
         fprintf(stderr, "whatstyle ai: %s\n", err.msg);
         goto out;
     }

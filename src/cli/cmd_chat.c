@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/mem.h"
 
 #define HISTORY 8
@@ -123,24 +124,34 @@ int ws_cli_chat_scripted(ws_clone *c, const char *const *lines, size_t n)
     return rc ? 1 : 0;
 }
 
+typedef struct chat_cli {
+    const char *minilm_dir;
+    int nn_threads;
+} chat_cli;
+
+static const ws_opt rows[] = {
+    WS_CLI_ROW_NN_THREADS(chat_cli, nn_threads),
+    WS_CLI_ROW_MINILM_DIR(chat_cli, minilm_dir),
+};
+
+const ws_cli_spec ws_cli_spec_chat = {
+    .name = "chat",
+    .synopsis = "DIR",
+    .about = "Chat with the clone trained into DIR (reads messages from stdin; /help in a terminal).\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(rows),
+};
+
 int ws_cmd_chat(int argc, char **argv)
 {
-    const char *dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: whatstyle chat DIR\n  Chat with the clone trained into DIR (reads messages from stdin).\n");
-            return 0;
-        }
-        if (dir) {
-            fprintf(stderr, "whatstyle chat: unexpected argument %s\n", argv[i]);
-            return 2;
-        }
-        dir = argv[i];
-    }
-    if (!dir) {
-        fprintf(stderr, "usage: whatstyle chat DIR\n");
-        return 2;
-    }
+    chat_cli o = {.nn_threads = -1};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(&ws_cli_spec_chat, argc, argv, &o, &pos, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    ws_cli_engine_apply(o.nn_threads, o.minilm_dir);
+    const char *dir = pos.v[0];
     ws_clone *c = NULL;
     ws_error err = {0};
     if (ws_clone_open(dir, &c, &err)) {

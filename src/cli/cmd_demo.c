@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/mem.h"
 
@@ -60,16 +61,10 @@ static const char *const scripted[] = {
 int ws_cmd_demo(int argc, char **argv)
 {
     ws_clone_train_opts o = {.show_progress = true, .cancel = &interrupted};
-    int pr = ws_cli_train_opts(argc, argv, &o, "demo", false);
-    if (pr) {
-        FILE *f = pr == 2 ? stdout : stderr;
-        fprintf(f, "usage: whatstyle demo [EXPORT --as NAME] [-o DIR] [--budget SECONDS] [--base-model DIR]\n"
-                   "  Trains a clone (default: %s as %s, %.0f s on the pretrained base, %.0f s\n"
-                   "  for a small model from scratch), shows the profile and the fidelity report, then\n"
-                   "  chats (scripted messages when stdin is not a terminal).\n",
-                SAMPLE_EXPORT, SAMPLE_PERSONA, DEMO_BASE_BUDGET_S, DEMO_BUDGET_S);
-        return pr == 2 ? 0 : 2;
-    }
+    const char *tmp = NULL;
+    int pr = ws_cli_train_opts(&ws_cli_spec_demo, argc, argv, &o, &tmp);
+    if (pr)
+        return pr == 1 ? 0 : 2;
     if (o.budget_s <= 0)
         o.budget_s = o.base_model ? DEMO_BASE_BUDGET_S : DEMO_BUDGET_S;
     char *sample = NULL, *out = NULL;
@@ -90,8 +85,7 @@ int ws_cmd_demo(int argc, char **argv)
     }
     if (!o.out_dir) {
         ws_buf b = WS_BUF_INIT;
-        const char *tmp = getenv("TMPDIR");
-        ws_buf_printf(&b, "%s/whatstyle-demo-%ld/", tmp && *tmp ? tmp : "/tmp", (long)getuid());
+        ws_buf_printf(&b, "%s/whatstyle-demo-%ld/", tmp, (long)getuid());
         for (const char *p = o.persona; *p; p++)
             ws_buf_putc(&b, (*p == '/' || *p == ' ') ? '_' : *p);
         out = ws_buf_take(&b);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "nn/base.h"
@@ -17,22 +18,55 @@
 #include "nn/ops.h"
 #include "nn/tokenizer.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle generate --model PATH --prompt TEXT [--max-new-tokens N] [--temperature T]\n"
-               "                          [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]\n"
-               "                          [--stop STRING]... [--adapter DIR] [--threads N] [--json]\n"
-               "                          [--chat [--system TEXT]] [--f32]\n\n"
-               "Generates a continuation of TEXT with the model at PATH: a GGUF file (llama or qwen2;\n"
-               "F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K, run on the quantized blocks; --f32\n"
-               "dequantizes it first) or a Hugging Face directory (LlamaForCausalLM or Qwen2ForCausalLM;\n"
-               "safetensors F32/F16/BF16; tokenizer.json), optionally with a PEFT LoRA adapter. --chat\n"
-               "sends TEXT as a user message through the model's chat template (and --system as the\n"
-               "system message). Temperature 0 (the default) is greedy. Generation stops at the model's\n"
-               "end-of-sequence token, a --stop string or --max-new-tokens (default 64).\n"
-               "--json prints {\"prompt_tokens\":[...],\"tokens\":[...],\"logprobs\":[...],\"text\":...};\n"
-               "otherwise the text is streamed as it is generated.\n");
-}
+typedef struct gen_cli {
+    const char *model, *prompt, *system, *adapter;
+    ws_cli_list stop;
+    double max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed;
+    int threads;
+    bool json, chat, f32;
+} gen_cli;
+
+#define F(field) offsetof(gen_cli, field)
+static const ws_opt rows[] = {
+    {.name = "model", .kind = WS_OPT_STR, .off = F(model), .arg = "PATH", .flags = WS_OPTF_REQUIRED,
+     .help = "GGUF file or Hugging Face model directory"},
+    {.name = "prompt", .kind = WS_OPT_STR, .off = F(prompt), .arg = "TEXT", .flags = WS_OPTF_REQUIRED,
+     .help = "the text to continue (with --chat: the user message)"},
+    {.name = "max-new-tokens", .kind = WS_OPT_NUM, .off = F(max_new_tokens), .lo = 0, .hi = 1 << 20, .arg = "N",
+     .help = "stop after N new tokens (default 64)"},
+    {.name = "temperature", .kind = WS_OPT_NUM, .off = F(temperature), .lo = 0, .hi = 100, .arg = "T",
+     .help = "sampling temperature (default 0: greedy)"},
+    {.name = "top-k", .kind = WS_OPT_NUM, .off = F(top_k), .lo = 0, .hi = 1 << 24, .arg = "K",
+     .help = "sample from the K likeliest tokens"},
+    {.name = "top-p", .kind = WS_OPT_NUM, .off = F(top_p), .lo = 0, .hi = 1, .arg = "P", .help = "nucleus sampling"},
+    {.name = "repetition-penalty", .kind = WS_OPT_NUM, .off = F(repetition_penalty), .lo = 0.01, .hi = 100,
+     .arg = "R", .help = "penalty of tokens already generated"},
+    {.name = "seed", .kind = WS_OPT_NUM, .off = F(seed), .lo = 0, .hi = 1.8e19, .arg = "S", .help = "sampling seed"},
+    {.name = "stop", .kind = WS_OPT_LIST, .off = F(stop), .arg = "STRING",
+     .help = "stop at STRING (repeatable, up to 16)"},
+    {.name = "adapter", .kind = WS_OPT_STR, .off = F(adapter), .arg = "DIR", .help = "a PEFT LoRA adapter"},
+    {.name = "nn-threads", .kind = WS_OPT_INT, .off = F(threads), .env = "WS_NN_THREADS", .lo = 1, .hi = 256,
+     .alias = "threads", .arg = "N", .help = "threads of the neural engine (default: all cores)"},
+    {.name = "json", .kind = WS_OPT_FLAG, .off = F(json),
+     .help = "print {\"prompt_tokens\",\"tokens\",\"logprobs\",\"text\",\"stop\"} instead of streaming text"},
+    {.name = "chat", .kind = WS_OPT_FLAG, .off = F(chat),
+     .help = "send TEXT as a user message through the model's chat template"},
+    {.name = "system", .kind = WS_OPT_STR, .off = F(system), .arg = "TEXT", .help = "the system message (--chat)"},
+    {.name = "f32", .kind = WS_OPT_FLAG, .off = F(f32), .help = "dequantize a GGUF model first"},
+};
+#undef F
+
+const ws_cli_spec ws_cli_spec_generate = {
+    .name = "generate",
+    .synopsis = "--model PATH --prompt TEXT [options]",
+    .about = "Generates a continuation of TEXT with the model at PATH: a GGUF file (llama or qwen2;\n"
+             "F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K, run on the quantized blocks; --f32\n"
+             "dequantizes it first) or a Hugging Face directory (LlamaForCausalLM or Qwen2ForCausalLM;\n"
+             "safetensors F32/F16/BF16; tokenizer.json), optionally with a PEFT LoRA adapter.\n"
+             "Generation stops at the model's end-of-sequence token, a --stop string or\n"
+             "--max-new-tokens.\n",
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 typedef struct {
     const ws_tokenizer *tok;
@@ -60,78 +94,31 @@ static int token_bytes(void *p, int32_t id, const char **b, size_t *len)
     return ws_tokenizer_token_bytes(((gen_ctx *)p)->tok, id, b, len);
 }
 
-static bool parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi))
-        return false;
-    *out = v;
-    return true;
-}
-
-#define MAX_STOPS 16
-
 int ws_cmd_generate(int argc, char **argv)
 {
-    const char *model_dir = NULL, *prompt = NULL, *adapter_dir = NULL, *system = NULL;
-    bool chat = false, f32 = false;
-    const char *stops[MAX_STOPS];
-    int n_stops = 0, threads = 0;
-    bool json = false;
     ws_gen_opts o;
     ws_gen_opts_init(&o);
-    for (int i = 1; i < argc; i++) {
-        double v;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--chat")) {
-            chat = true;
-        } else if (!strcmp(a, "--f32")) {
-            f32 = true;
-        } else if (!next) {
-            usage(stderr);
-            return 2;
-        } else if (!strcmp(a, "--model")) {
-            model_dir = argv[++i];
-        } else if (!strcmp(a, "--prompt")) {
-            prompt = argv[++i];
-        } else if (!strcmp(a, "--system")) {
-            system = argv[++i];
-        } else if (!strcmp(a, "--adapter")) {
-            adapter_dir = argv[++i];
-        } else if (!strcmp(a, "--stop") && n_stops < MAX_STOPS) {
-            stops[n_stops++] = argv[++i];
-        } else if (!strcmp(a, "--max-new-tokens") && parse_num(next, 0, 1 << 20, &v)) {
-            o.max_new_tokens = (int)v, i++;
-        } else if (!strcmp(a, "--temperature") && parse_num(next, 0, 100, &v)) {
-            o.temperature = (float)v, i++;
-        } else if (!strcmp(a, "--top-k") && parse_num(next, 0, 1 << 24, &v)) {
-            o.top_k = (int)v, i++;
-        } else if (!strcmp(a, "--top-p") && parse_num(next, 0, 1, &v)) {
-            o.top_p = (float)v, i++;
-        } else if (!strcmp(a, "--repetition-penalty") && parse_num(next, 0.01, 100, &v)) {
-            o.repetition_penalty = (float)v, i++;
-        } else if (!strcmp(a, "--seed") && parse_num(next, 0, 1.8e19, &v)) {
-            o.seed = (uint64_t)v, i++;
-        } else if (!strcmp(a, "--threads") && parse_num(next, 1, 256, &v)) {
-            threads = (int)v, i++;
-        } else {
-            fprintf(stderr, "whatstyle generate: bad option or value: %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!model_dir || !prompt) {
-        usage(stderr);
-        return 2;
-    }
-    if (threads)
-        ws_nn_set_threads(threads);
+    gen_cli g0 = {.max_new_tokens = o.max_new_tokens,
+                  .temperature = o.temperature,
+                  .top_k = o.top_k,
+                  .top_p = o.top_p,
+                  .repetition_penalty = o.repetition_penalty,
+                  .seed = (double)o.seed};
+    int pr = ws_cli_parse(&ws_cli_spec_generate, argc, argv, &g0, NULL, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    const char *model_dir = g0.model, *prompt = g0.prompt, *adapter_dir = g0.adapter, *system = g0.system;
+    bool chat = g0.chat, f32 = g0.f32, json = g0.json;
+    const char *const *stops = g0.stop.v;
+    int n_stops = g0.stop.n;
+    o.max_new_tokens = (int)g0.max_new_tokens;
+    o.temperature = (float)g0.temperature;
+    o.top_k = (int)g0.top_k;
+    o.top_p = (float)g0.top_p;
+    o.repetition_penalty = (float)g0.repetition_penalty;
+    o.seed = (uint64_t)g0.seed;
+    if (g0.threads)
+        ws_nn_set_threads(g0.threads);
     int rc = 1;
     ws_error err = {0};
     ws_base *base = NULL;

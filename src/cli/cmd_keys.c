@@ -10,36 +10,63 @@
 
 #include "auth/auth.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "store/store.h"
+
+typedef struct keys_opts {
+    const char *data, *store, *user, *role, *client;
+    int rate_limit, expires_days;
+} keys_opts;
+
+#define KEY_STORE_ROWS WS_CLI_ROW_DATA(keys_opts, data, 0), WS_CLI_ROW_STORE(keys_opts, store)
+static const ws_opt create_rows[] = {
+    KEY_STORE_ROWS,
+    {.name = "user", .kind = WS_OPT_STR, .off = offsetof(keys_opts, user), .arg = "NAME", .flags = WS_OPTF_REQUIRED,
+     .help = "the key's user (created if needed)"},
+    {.name = "role", .kind = WS_OPT_STR, .off = offsetof(keys_opts, role), .dflt = "user",
+     .choices = "user|admin|system", .arg = "ROLE", .help = "what the key may do"},
+    {.name = "rate-limit", .kind = WS_OPT_INT, .off = offsetof(keys_opts, rate_limit), .lo = 0, .hi = 1e9,
+     .dflt = "0", .arg = "N", .help = "requests per minute (0 = the server's default)"},
+    {.name = "client", .kind = WS_OPT_STR, .off = offsetof(keys_opts, client), .arg = "LABEL",
+     .help = "a label for the client holding the key"},
+    {.name = "expires-days", .kind = WS_OPT_INT, .off = offsetof(keys_opts, expires_days), .lo = 0, .hi = 1e9,
+     .dflt = "0", .arg = "N", .help = "the key expires after N days (0 = never)"},
+};
+static const ws_opt list_rows[] = {
+    KEY_STORE_ROWS,
+    {.name = "user", .kind = WS_OPT_STR, .off = offsetof(keys_opts, user), .arg = "NAME",
+     .help = "only this user's keys"},
+};
+static const ws_opt revoke_rows[] = {KEY_STORE_ROWS};
+
+const ws_cli_spec ws_cli_spec_keys_create = {
+    .name = "keys create",
+    .synopsis = "(--data DIR | --store URL) --user NAME [--role ROLE] [--rate-limit N] [--client LABEL]\n"
+                "       [--expires-days N]",
+    .about = "Makes the user if needed and prints the new key on standard output, once (the details\n"
+             "go to standard error, so key=$(whatstyle keys create ...) captures just the key).\n",
+    WS_CLI_SPEC_ROWS(create_rows),
+};
+const ws_cli_spec ws_cli_spec_keys_list = {
+    .name = "keys list", .synopsis = "(--data DIR | --store URL) [--user NAME]", WS_CLI_SPEC_ROWS(list_rows)};
+const ws_cli_spec ws_cli_spec_keys_revoke = {
+    .name = "keys revoke",
+    .synopsis = "(--data DIR | --store URL) PREFIX",
+    .about = "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1 (or the whole key).\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(revoke_rows),
+};
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: whatstyle keys create (--data DIR | --database-url URL) --user NAME\n"
-            "                             [--role user|admin|system] [--rate-limit N]\n"
-            "                             [--client LABEL] [--expires-days N]\n"
-            "       whatstyle keys list   (--data DIR | --database-url URL) [--user NAME]\n"
-            "       whatstyle keys revoke (--data DIR | --database-url URL) PREFIX\n"
+            "usage: whatstyle keys create (--data DIR | --store URL) --user NAME [options]\n"
+            "       whatstyle keys list   (--data DIR | --store URL) [--user NAME]\n"
+            "       whatstyle keys revoke (--data DIR | --store URL) PREFIX\n"
             "       whatstyle keys rotate-master --data DIR [--blobs URL]\n"
             "       whatstyle keys reseal        [--data DIR] [--blobs URL]\n"
-            "create makes the user if needed and prints the key on standard output, once.\n"
-            "--store URL is an alias of --database-url; WS_STORE_URL is used when set.\n"
-            "--rate-limit is requests per minute (0 = the server's default).\n"
-            "PREFIX is the visible start of a key, e.g. ws_live_3fa9c2d1.\n"
-            "rotate-master / reseal change the master key of the encrypted blobs: see\n"
-            "`whatstyle keys rotate-master --help`.\n");
-}
-
-static int parse_nonneg(const char *s, const char *what, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v > 1000000000L) {
-        fprintf(stderr, "whatstyle keys: bad %s '%s'\n", what, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+            "Run 'whatstyle keys ACTION --help' for the options of one action.\n");
 }
 
 /* Opens the store and brings its schema up to date (migrations are idempotent and safe to
@@ -172,57 +199,27 @@ int ws_cmd_keys(int argc, char **argv)
     }
     const char *action = argv[1];
     if (!strcmp(action, "rotate-master") || !strcmp(action, "reseal"))
-        return ws_cli_keys_master(action, argc, argv);
-    const char *data = NULL, *url = NULL, *user = NULL, *role = "user", *client = NULL;
-    const char *positional = NULL;
-    long rate = 0, expires_days = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
-            data = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--database-url")) ||
-                   (v = ws_cli_opt_value(argc, argv, &i, "--store"))) {
-            url = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--user"))) {
-            user = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--role"))) {
-            role = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--client"))) {
-            client = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--rate-limit"))) {
-            if (parse_nonneg(v, "rate limit", &rate) < 0)
-                return 2;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--expires-days"))) {
-            if (parse_nonneg(v, "expiry", &expires_days) < 0)
-                return 2;
-        } else if (argv[i][0] != '-' && !positional) {
-            positional = argv[i];
-        } else {
-            fprintf(stderr, "whatstyle keys: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    bool create = !strcmp(action, "create"), list = !strcmp(action, "list"),
-         revoke = !strcmp(action, "revoke");
-    if (!create && !list && !revoke) {
+        return ws_cli_keys_master(action, argc - 1, argv + 1);
+    const ws_cli_spec *spec = !strcmp(action, "create") ? &ws_cli_spec_keys_create
+                              : !strcmp(action, "list") ? &ws_cli_spec_keys_list
+                              : !strcmp(action, "revoke") ? &ws_cli_spec_keys_revoke
+                                                          : NULL;
+    if (!spec) {
         fprintf(stderr, "whatstyle keys: unknown action '%s'\n", action);
         usage(stderr);
         return 2;
     }
-    if ((create && !user) || (revoke && !positional) || (!revoke && positional)) {
-        usage(stderr);
-        return 2;
-    }
+    keys_opts o = {0};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(spec, argc - 1, argv + 1, &o, &pos, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
     ws_store *s = NULL;
-    if (open_store(data, url, &s) < 0)
+    if (open_store(o.data, o.store, &s) < 0)
         return 1;
-    int rc = create ? keys_create(s, user, role, rate, client, expires_days)
-             : list ? keys_list(s, user)
-                    : keys_revoke(s, positional);
+    int rc = spec == &ws_cli_spec_keys_create ? keys_create(s, o.user, o.role, o.rate_limit, o.client, o.expires_days)
+             : spec == &ws_cli_spec_keys_list ? keys_list(s, o.user)
+                                              : keys_revoke(s, pos.v[0]);
     ws_store_close(s);
     return rc;
 }

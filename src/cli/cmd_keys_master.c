@@ -9,28 +9,38 @@
 
 #include "blobs/blobs_rotate.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/progress.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: whatstyle keys rotate-master --data DIR [--blobs URL]\n"
-            "       whatstyle keys reseal        [--data DIR] [--blobs URL]\n"
-            "rotate-master (master key in DIR/master.key): writes a new master key, keeps the old\n"
-            "  one as DIR/master.key.retired-<key id>, re-seals every object under the new key and,\n"
-            "  when a final scan finds no object left under the old key, deletes the retired key\n"
-            "  file. Running servers keep working (they pick up the new key on their next write).\n"
-            "  Interrupted, run it again or run `keys reseal`: nothing is lost.\n"
-            "reseal: re-seals every object that is not under the current master key and reports\n"
-            "  how many objects remain under each retired key id (file mode: deletes the retired\n"
-            "  key files no object needs).\n"
-            "With WS_MASTER_KEY set (keys in the environment), rotate by hand: set WS_MASTER_KEY to a\n"
-            "new key (openssl rand -hex 32), put the old one in WS_MASTER_KEYS_RETIRED (comma-\n"
-            "separated), restart the services, then run `whatstyle keys reseal`.\n"
-            "--blobs URL: file:DIR, s3://HOST/BUCKET or s3+http://HOST:PORT/BUCKET (default: the\n"
-            "  WS_BLOBS_URL environment variable, else DIR/blobs) - the same store the server uses.\n"
-            "Exit status: 0 done, 1 some object failed or the store could not be read, 2 bad usage.\n");
-}
+typedef struct master_opts {
+    const char *data;
+    ws_cli_blobs blobs;
+} master_opts;
+
+static const ws_opt rows[] = {
+    WS_CLI_ROW_DATA(master_opts, data, 0),
+    WS_CLI_ROWS_BLOBS(master_opts, blobs),
+};
+
+#define MASTER_ABOUT                                                                                   \
+    "rotate-master (master key in DIR/master.key): writes a new master key, keeps the old\n"           \
+    "  one as DIR/master.key.retired-<key id>, re-seals every object under the new key and,\n"         \
+    "  when a final scan finds no object left under the old key, deletes the retired key\n"            \
+    "  file. Running servers keep working (they pick up the new key on their next write).\n"           \
+    "  Interrupted, run it again or run `keys reseal`: nothing is lost.\n"                             \
+    "reseal: re-seals every object that is not under the current master key and reports\n"            \
+    "  how many objects remain under each retired key id (file mode: deletes the retired\n"           \
+    "  key files no object needs).\n"                                                                  \
+    "With WS_MASTER_KEY set (keys in the environment), rotate by hand: set WS_MASTER_KEY to a\n"       \
+    "new key (openssl rand -hex 32), put the old one in WS_MASTER_KEYS_RETIRED (comma-\n"              \
+    "separated), restart the services, then run `whatstyle keys reseal`.\n"                            \
+    "Exit status: 0 done, 1 some object failed or the store could not be read, 2 bad usage.\n"
+
+const ws_cli_spec ws_cli_spec_keys_rotate = {
+    .name = "keys rotate-master", .synopsis = "--data DIR [--blobs URL]", .about = MASTER_ABOUT,
+    WS_CLI_SPEC_ROWS(rows)};
+const ws_cli_spec ws_cli_spec_keys_reseal = {
+    .name = "keys reseal", .synopsis = "[--data DIR] [--blobs URL]", .about = MASTER_ABOUT, WS_CLI_SPEC_ROWS(rows)};
 
 typedef struct cli_state {
     ws_progress bar;
@@ -76,32 +86,21 @@ static void print_report(const ws_blobs_reseal_report *r, bool file_mode)
 
 int ws_cli_keys_master(const char *action, int argc, char **argv)
 {
-    const char *data = NULL, *blobs = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
-            data = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--blobs"))) {
-            blobs = v;
-        } else {
-            fprintf(stderr, "whatstyle keys %s: unknown option '%s'\n", action, argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
     bool rotate = !strcmp(action, "rotate-master");
+    const ws_cli_spec *spec = rotate ? &ws_cli_spec_keys_rotate : &ws_cli_spec_keys_reseal;
+    master_opts o = {0};
+    int pr = ws_cli_parse(spec, argc, argv, &o, NULL, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    ws_cli_blobs_apply(&o.blobs);
+    const char *data = o.data, *blobs = o.blobs.url;
     bool env = ws_blobs_env_mode();
     if (rotate && env) {
         fprintf(stderr, "whatstyle keys rotate-master: %s", ws_blobs_env_rotation_help);
         return 2;
     }
     if (!env && !data) {
-        fprintf(stderr, "whatstyle keys %s: --data DIR is needed (the master key is DIR/master.key)\n", action);
-        usage(stderr);
-        return 2;
+        return ws_cli_fail(spec, "--data DIR is needed (the master key is DIR/master.key)");
     }
     cli_state st = {0};
     ws_blobs_reseal_hooks hooks = {on_progress, on_object_error, &st};

@@ -4,54 +4,52 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "store/store.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle migrate (--data DIR | --database-url URL) [--status]\n"
-               "  --data DIR          SQLite database DIR/whatstyle.db (created if missing)\n"
-               "  --database-url URL  PostgreSQL (postgres://user@host:port/db); alias --store\n"
-               "  --status            show the schema version, change nothing (exit 3 if behind)\n"
-               "WS_STORE_URL, when set, is used unless --database-url is given.\n");
-}
+typedef struct migrate_opts {
+    const char *data, *store;
+    bool status;
+} migrate_opts;
+
+static const ws_opt rows[] = {
+    WS_CLI_ROW_DATA(migrate_opts, data, 0),
+    WS_CLI_ROW_STORE(migrate_opts, store),
+    {.name = "status",
+     .kind = WS_OPT_FLAG,
+     .off = offsetof(migrate_opts, status),
+     .help = "show the schema version, change nothing (exit 3 if behind)"},
+};
+
+const ws_cli_spec ws_cli_spec_migrate = {
+    .name = "migrate",
+    .synopsis = "(--data DIR | --store URL) [--status]",
+    .about = "Applies the migrations this binary carries to SQLite DIR/whatstyle.db (created if\n"
+             "missing) or to PostgreSQL; safe to run concurrently and again.\n",
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 int ws_cmd_migrate(int argc, char **argv)
 {
-    const char *data = NULL, *url = NULL;
-    int status_only = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--data"))) {
-            data = v;
-        } else if ((v = ws_cli_opt_value(argc, argv, &i, "--database-url")) ||
-                   (v = ws_cli_opt_value(argc, argv, &i, "--store"))) {
-            url = v;
-        } else if (!strcmp(argv[i], "--status")) {
-            status_only = 1;
-        } else {
-            fprintf(stderr, "whatstyle migrate: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    migrate_opts o = {0};
+    int pr = ws_cli_parse(&ws_cli_spec_migrate, argc, argv, &o, NULL, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
     ws_error err = {0};
     ws_store *s = NULL;
-    int rc = ws_store_open_for(data, url, NULL, &s, &err);
+    int rc = ws_store_open_for(o.data, o.store, NULL, &s, &err);
     if (rc < 0) {
         fprintf(stderr, "whatstyle migrate: %s\n", err.msg);
         return rc == WS_EINVAL ? 2 : 1;
     }
     int version = 0, latest = 0, applied = 0;
-    if (!status_only)
+    if (!o.status)
         rc = ws_store_migrate(s, &applied, &err);
     if (rc == 0)
         rc = ws_store_schema_version(s, &version, &latest, &err);
     if (rc < 0) {
         fprintf(stderr, "whatstyle migrate: %s\n", err.msg);
-    } else if (status_only) {
+    } else if (o.status) {
         printf("%s: schema version %d of %d%s\n", ws_store_backend(s), version, latest,
                version == latest ? " (up to date)" : " (run whatstyle migrate)");
     } else {
@@ -59,5 +57,5 @@ int ws_cmd_migrate(int argc, char **argv)
                applied == 1 ? "" : "s", version);
     }
     ws_store_close(s);
-    return rc < 0 ? 1 : (status_only && version != latest ? 3 : 0);
+    return rc < 0 ? 1 : (o.status && version != latest ? 3 : 0);
 }

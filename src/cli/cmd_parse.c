@@ -7,6 +7,7 @@
 
 #include "chat/chat.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/fanout.h"
 #include "core/json.h"
@@ -15,16 +16,31 @@
 
 typedef enum { OUT_JSONL, OUT_JSON, OUT_CSV } out_format;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: whatstyle parse FILE [--format jsonl|json|csv] [--stats]\n"
-            "                       [--date-order dmy|mdy|ymd] [--max-size BYTES[K|M|G]]\n\n"
-            "Reads a WhatsApp export (.txt, or a .zip holding _chat.txt) and prints one record\n"
-            "per message: {\"ts\",\"author\",\"text\",\"kind\"} (+ \"edited\", \"line\").\n"
-            "--stats prints only a summary: messages, participants, first, last, date_order, kinds.\n"
-            "The day/month order is decided from the file unless --date-order forces it.\n");
-}
+typedef struct parse_cli {
+    const char *format, *date_order, *max_size;
+    bool stats;
+} parse_cli;
+
+static const ws_opt rows[] = {
+    {.name = "format", .kind = WS_OPT_STR, .off = offsetof(parse_cli, format), .dflt = "jsonl",
+     .choices = "jsonl|json|csv", .arg = "FMT", .help = "one record per message, a JSON array, or CSV"},
+    {.name = "stats", .kind = WS_OPT_FLAG, .off = offsetof(parse_cli, stats),
+     .help = "print only a summary: messages, participants, first, last, date_order, kinds"},
+    {.name = "date-order", .kind = WS_OPT_STR, .off = offsetof(parse_cli, date_order), .choices = "dmy|mdy|ymd",
+     .arg = "ORDER", .help = "force the day/month order (default: decided from the file)"},
+    {.name = "max-size", .kind = WS_OPT_STR, .off = offsetof(parse_cli, max_size), .arg = "BYTES[K|M|G]",
+     .help = "refuse larger exports (default: the parser's cap)"},
+};
+
+const ws_cli_spec ws_cli_spec_parse = {
+    .name = "parse",
+    .synopsis = "FILE [--format jsonl|json|csv] [--stats] [--date-order dmy|mdy|ymd] [--max-size BYTES[K|M|G]]",
+    .about = "Reads a WhatsApp export (.txt, or a .zip holding _chat.txt) and prints one record\n"
+             "per message: {\"ts\",\"author\",\"text\",\"kind\"} (+ \"edited\", \"line\").\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -288,55 +304,21 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
 
 int ws_cmd_parse(int argc, char **argv)
 {
-    const char *path = NULL;
-    out_format fmt = OUT_JSONL;
-    bool stats = false;
+    parse_cli o = {0};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(&ws_cli_spec_parse, argc, argv, &o, &pos, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    const char *path = pos.v[0];
+    out_format fmt = !strcmp(o.format, "json") ? OUT_JSON : !strcmp(o.format, "csv") ? OUT_CSV : OUT_JSONL;
+    bool stats = o.stats;
     ws_chat_options opt = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--stats")) {
-            stats = true;
-        } else if (!strcmp(a, "--format") && i + 1 < argc) {
-            const char *f = argv[++i];
-            if (!strcmp(f, "jsonl")) fmt = OUT_JSONL;
-            else if (!strcmp(f, "json")) fmt = OUT_JSON;
-            else if (!strcmp(f, "csv")) fmt = OUT_CSV;
-            else {
-                fprintf(stderr, "whatstyle parse: unknown format '%s' (jsonl, json or csv)\n", f);
-                return 2;
-            }
-        } else if (!strcmp(a, "--date-order") && i + 1 < argc) {
-            const char *o = argv[++i];
-            if (!strcmp(o, "dmy")) opt.date_order = WS_DATE_DMY;
-            else if (!strcmp(o, "mdy")) opt.date_order = WS_DATE_MDY;
-            else if (!strcmp(o, "ymd")) opt.date_order = WS_DATE_YMD;
-            else {
-                fprintf(stderr, "whatstyle parse: unknown date order '%s' (dmy, mdy or ymd)\n", o);
-                return 2;
-            }
-        } else if (!strcmp(a, "--max-size") && i + 1 < argc) {
-            if (parse_size(argv[++i], &opt.max_file_bytes)) {
-                fprintf(stderr, "whatstyle parse: bad size '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "whatstyle parse: unknown option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        } else if (!path) {
-            path = a;
-        } else {
-            fprintf(stderr, "whatstyle parse: one file at a time\n");
-            return 2;
-        }
-    }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
+    if (o.date_order)
+        opt.date_order = !strcmp(o.date_order, "dmy") ? WS_DATE_DMY
+                         : !strcmp(o.date_order, "mdy") ? WS_DATE_MDY
+                                                        : WS_DATE_YMD;
+    if (o.max_size && parse_size(o.max_size, &opt.max_file_bytes))
+        return ws_cli_fail(&ws_cli_spec_parse, "bad size '%s' (BYTES, or with K, M or G)", o.max_size);
 
     ws_error err = {0};
     ws_chat_reader *r = NULL;

@@ -6,52 +6,53 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "style/mask.h"
 #include "style/pairs.h"
 #include "style/profile.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle profile FILE --as NAME [--json] [--rules FILE] [--set all|train|heldout]\n\n"
-               "Builds NAME's training pairs from a WhatsApp export (.txt or .zip): turns, sessions,\n"
-               "examples and the held-out 10%%, with phone numbers, e-mail addresses and links masked\n"
-               "(--rules FILE: '<name> <phone|email|url> <replacement>' per line), and prints NAME's\n"
-               "style profile: lengths, emoji, punctuation, casing, languages, response times, active\n"
-               "hours and signature phrases. --json prints {\"pairs\": {...}, \"profile\": {...}}.\n");
-}
+typedef struct profile_cli {
+    const char *as, *rules, *set;
+    bool json;
+} profile_cli;
+
+static const ws_opt rows[] = {
+    {.name = "as", .kind = WS_OPT_STR, .off = offsetof(profile_cli, as), .arg = "NAME", .flags = WS_OPTF_REQUIRED,
+     .help = "the person (as written in the export)"},
+    {.name = "mask-rules", .kind = WS_OPT_STR, .off = offsetof(profile_cli, rules), .arg = "FILE", .alias = "rules",
+     .help = "masking rules, '<name> <phone|email|url> <replacement>' per line (default: phone, e-mail, links)"},
+    {.name = "set", .kind = WS_OPT_STR, .off = offsetof(profile_cli, set), .dflt = "all",
+     .choices = "all|train|heldout", .arg = "SET", .help = "which examples the profile describes"},
+    {.name = "json", .kind = WS_OPT_FLAG, .off = offsetof(profile_cli, json),
+     .help = "print {\"pairs\": {...}, \"profile\": {...}}"},
+};
+
+const ws_cli_spec ws_cli_spec_profile = {
+    .name = "profile",
+    .synopsis = "FILE --as NAME [--json] [--mask-rules FILE] [--set all|train|heldout]",
+    .about = "Builds NAME's training pairs from a WhatsApp export (.txt or .zip): turns, sessions,\n"
+             "examples and the held-out 10%, with phone numbers, e-mail addresses and links masked,\n"
+             "and prints NAME's style profile: lengths, emoji, punctuation, casing, languages,\n"
+             "response times, active hours and signature phrases.\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 int ws_cmd_profile(int argc, char **argv)
 {
-    const char *file = NULL, *persona = NULL, *rules_path = NULL, *set = "all";
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--as") && i + 1 < argc) {
-            persona = argv[++i];
-        } else if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
-            rules_path = argv[++i];
-        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            set = argv[++i];
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    ws_profile_set which = !strcmp(set, "train")     ? WS_PROFILE_TRAIN
-                           : !strcmp(set, "heldout") ? WS_PROFILE_HELDOUT
-                                                     : WS_PROFILE_ALL;
-    if (!file || !persona || (which == WS_PROFILE_ALL && strcmp(set, "all"))) {
-        usage(stderr);
-        return 2;
-    }
+    profile_cli o = {0};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(&ws_cli_spec_profile, argc, argv, &o, &pos, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    const char *file = pos.v[0], *persona = o.as, *rules_path = o.rules;
+    bool json = o.json;
+    ws_profile_set which = !strcmp(o.set, "train")     ? WS_PROFILE_TRAIN
+                           : !strcmp(o.set, "heldout") ? WS_PROFILE_HELDOUT
+                                                       : WS_PROFILE_ALL;
     ws_error err = {0};
     ws_mask_rules rules;
     ws_pairs_options opt = {0};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "clone/clone.h"
 #include "core/buf.h"
 #include "core/json.h"
@@ -50,46 +51,44 @@ int ws_cli_read_context(const char *path, ws_clone_turn **out, size_t *n_out)
     return rc;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle reply DIR MESSAGE [--context-file F] [--json]\n"
-               "  --context-file F   earlier turns, oldest first: JSON [{\"author\",\"text\"}] or \"Name: text\" lines\n"
-               "  --json             print {\"reply\",\"confidence\",\"fallback\",\"model_version\",\"processing_ms\"}\n"
-               "  --seed N           sampling seed (default: from the message)\n");
-}
+typedef struct reply_cli {
+    const char *context_file, *minilm_dir;
+    bool json;
+    double seed;
+    int nn_threads;
+} reply_cli;
+
+static const ws_opt rows[] = {
+    {.name = "context-file", .kind = WS_OPT_STR, .off = offsetof(reply_cli, context_file), .arg = "F",
+     .help = "earlier turns, oldest first: JSON [{\"author\",\"text\"}] or \"Name: text\" lines"},
+    {.name = "json", .kind = WS_OPT_FLAG, .off = offsetof(reply_cli, json),
+     .help = "print {\"reply\",\"confidence\",\"fallback\",\"model_version\",\"processing_ms\"}"},
+    {.name = "seed", .kind = WS_OPT_NUM, .off = offsetof(reply_cli, seed), .lo = 0, .hi = 1.8e19, .arg = "N",
+     .help = "sampling seed (default: from the message)"},
+    WS_CLI_ROW_NN_THREADS(reply_cli, nn_threads),
+    WS_CLI_ROW_MINILM_DIR(reply_cli, minilm_dir),
+};
+
+const ws_cli_spec ws_cli_spec_reply = {
+    .name = "reply",
+    .synopsis = "DIR MESSAGE [--context-file F] [--json]",
+    .about = "One reply of the clone trained into DIR (a MESSAGE starting with '-' goes after --).\n",
+    .min_pos = 2,
+    .max_pos = 2,
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 int ws_cmd_reply(int argc, char **argv)
 {
-    const char *dir = NULL, *message = NULL, *ctx_file = NULL;
-    bool json = false;
-    ws_clone_reply_opts ro = {0};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--context-file") && i + 1 < argc) {
-            ctx_file = argv[++i];
-        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            ro.seed = strtoull(argv[++i], NULL, 10);
-        } else if (argv[i][0] == '-' && argv[i][1] && argv[i][1] != ' ' && !dir) {
-            fprintf(stderr, "whatstyle reply: unknown option %s\n", argv[i]);
-            usage(stderr);
-            return 2;
-        } else if (!dir) {
-            dir = argv[i];
-        } else if (!message) {
-            message = argv[i];
-        } else {
-            fprintf(stderr, "whatstyle reply: unexpected argument %s\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!dir || !message) {
-        usage(stderr);
-        return 2;
-    }
+    reply_cli r = {.nn_threads = -1};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(&ws_cli_spec_reply, argc, argv, &r, &pos, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    ws_cli_engine_apply(r.nn_threads, r.minilm_dir);
+    const char *dir = pos.v[0], *message = pos.v[1], *ctx_file = r.context_file;
+    bool json = r.json;
+    ws_clone_reply_opts ro = {.seed = (uint64_t)r.seed};
     ws_clone_turn *ctx = NULL;
     size_t n_ctx = 0;
     if (ctx_file && ws_cli_read_context(ctx_file, &ctx, &n_ctx))

@@ -4,9 +4,8 @@
  *   whatstyle serve --port P --data DIR [--config FILE] [--host H] [--threads N]
  *                   [--store URL] [--cache URL] [--blobs URL] [--tls-cert PEM --tls-key PEM]
  *
- * Settings come from the command line, then the environment (WS_STORE_URL, WS_CACHE_URL,
- * WS_STORE_REPLICA_URL), then the config file ("key = value" lines, '#' comments; keys as the
- * long options without dashes, e.g. "cache = redis://127.0.0.1:6379"). */
+ * Settings (the table below; docs/configuration.md): command line, then the environment
+ * (WS_STORE_URL, WS_CACHE_URL, ...), then the config file, then the defaults. */
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -16,6 +15,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/mem.h"
 #include "ai/ai_grpc.h"
 #include "ai/ai_local.h"
@@ -31,149 +31,105 @@
 #include "server/server.h"
 
 typedef struct serve_opts {
-    char *blobs; /* --blobs URL (blobs/blobs.h) */
-    char *port, *host, *threads, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *key_rate_limit,
-        *user_rate_limit, *max_export_mb, *allowed_origins, *store_connections, *keepalive_ms,
-        *head_timeout_ms, *no_training, *base_model, *train_budget, *otlp_endpoint,
-        *trace_ratio;
-    char *wa_secret_file, *wa_verify_token, *wa_graph_url, *wa_graph_version, *wa_number_rate, *wa_recipient_gap_ms;
-    char *ai, *ai_timeout_ms; /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
-    char *ai_ca, *ai_cert, *ai_key; /* --ai grpcs://: the nodes' CAs, our client certificate */
-    char *kafka, *kafka_partitions; /* --kafka BROKERS: the outbox relay and training on workers */
+    const char *host, *data, *store, *store_replica, *cache, *tls_cert, *tls_key, *allowed_origins, *base_model,
+        *otlp_endpoint, *minilm_dir;
+    const char *wa_secret_file, *wa_secret, *wa_verify_token, *wa_graph_url, *wa_graph_version;
+    const char *ai;                   /* --ai grpc://h1:p1,h2:p2: replies from `whatstyle ai` nodes */
+    const char *ai_ca, *ai_cert, *ai_key; /* --ai grpcs://: the nodes' CAs, our client certificate */
+    const char *kafka;                /* --kafka BROKERS: the outbox relay and training on workers */
+    int kafka_partitions;
+    int port, threads, key_rate_limit, user_rate_limit, max_export_mb, store_connections, keepalive_ms,
+        head_timeout_ms, wa_number_rate, wa_recipient_gap_ms, ai_timeout_ms, uv_threadpool, nn_threads;
+    double train_budget, trace_ratio;
+    bool no_training, allow_signup;
+    ws_cli_blobs blobs;
 } serve_opts;
 
-typedef struct opt_row {
-    const char *name;
-    size_t offset;
-} opt_row;
-
-#define O(field, name)                                                                                       \
-    {                                                                                                        \
-        name, offsetof(serve_opts, field)                                                                    \
-    }
-static const opt_row opt_rows[] = {
-    O(port, "port"),
-    O(host, "host"),
-    O(threads, "threads"),
-    O(data, "data"),
-    O(store, "store"),
-    O(store_replica, "store-replica"),
-    O(cache, "cache"),
-    O(blobs, "blobs"),
-    O(tls_cert, "tls-cert"),
-    O(tls_key, "tls-key"),
-    O(key_rate_limit, "key-rate-limit"),
-    O(user_rate_limit, "user-rate-limit"),
-    O(max_export_mb, "max-export-mb"),
-    O(allowed_origins, "allowed-origins"),
-    O(store_connections, "store-connections"),
-    O(keepalive_ms, "keepalive-ms"),
-    O(head_timeout_ms, "head-timeout-ms"),
-    O(no_training, "no-training"), O(base_model, "base-model"), O(train_budget, "train-budget"),
-    O(wa_secret_file, "whatsapp-app-secret-file"), O(wa_verify_token, "whatsapp-verify-token"),
-    O(wa_graph_url, "whatsapp-graph-url"), O(wa_graph_version, "whatsapp-graph-version"),
-    O(wa_number_rate, "whatsapp-number-rate"), O(wa_recipient_gap_ms, "whatsapp-recipient-gap-ms"),
-    O(ai, "ai"), O(ai_timeout_ms, "ai-timeout-ms"), O(ai_ca, "ai-ca"), O(ai_cert, "ai-cert"), O(ai_key, "ai-key"),
-    O(otlp_endpoint, "otlp-endpoint"), O(trace_ratio, "trace-ratio"),
-    O(kafka, "kafka"), O(kafka_partitions, "kafka-partitions"),
+#define F(field) offsetof(serve_opts, field)
+static const ws_opt rows[] = {
+    {.name = "port", .kind = WS_OPT_INT, .off = F(port), .lo = 0, .hi = 65535, .dflt = "0", .arg = "P",
+     .help = "listen port (0: a free one, logged)"},
+    {.name = "host", .kind = WS_OPT_STR, .off = F(host), .dflt = "0.0.0.0", .arg = "H", .help = "listen address"},
+    WS_CLI_ROW_DATA(serve_opts, data, WS_OPTF_REQUIRED),
+    {.name = "threads", .kind = WS_OPT_INT, .off = F(threads), .lo = 0, .hi = 256, .dflt = "0", .arg = "N",
+     .help = "event loops (0: one per core)"},
+    {.name = "uv-threadpool-size", .kind = WS_OPT_INT, .off = F(uv_threadpool), .lo = 1, .hi = 1024, .dflt = "16",
+     .env = "UV_THREADPOOL_SIZE", .arg = "N", .help = "libuv's pool, where handlers wait on the store and the AI"},
+    WS_CLI_ROW_STORE(serve_opts, store),
+    {.name = "store-replica", .kind = WS_OPT_STR, .off = F(store_replica), .env = "WS_STORE_REPLICA_URL",
+     .arg = "URL", .help = "PostgreSQL read replica"},
+    {.name = "store-connections", .kind = WS_OPT_INT, .off = F(store_connections), .lo = 1, .hi = 256,
+     .dflt = "8", .arg = "N", .help = "store pool size"},
+    {.name = "cache", .kind = WS_OPT_STR, .off = F(cache), .env = "WS_CACHE_URL", .arg = "URL",
+     .help = "memory (the default) or redis://host:port"},
+    WS_CLI_ROWS_BLOBS(serve_opts, blobs),
+    {.name = "tls-cert", .kind = WS_OPT_STR, .off = F(tls_cert), .arg = "PEM",
+     .help = "serve TLS 1.3 with this certificate (with --tls-key)"},
+    {.name = "tls-key", .kind = WS_OPT_STR, .off = F(tls_key), .arg = "PEM", .help = "the certificate's key"},
+    {.name = "key-rate-limit", .kind = WS_OPT_INT, .off = F(key_rate_limit), .lo = 0, .hi = 1e8, .dflt = "120",
+     .arg = "N", .help = "requests/minute for keys without their own"},
+    {.name = "user-rate-limit", .kind = WS_OPT_INT, .off = F(user_rate_limit), .lo = 0, .hi = 1e8, .dflt = "600",
+     .arg = "N", .help = "requests/minute per user over all keys"},
+    {.name = "max-export-mb", .kind = WS_OPT_INT, .off = F(max_export_mb), .lo = 1, .hi = 4096, .dflt = "64",
+     .arg = "N", .help = "upload cap"},
+    {.name = "allowed-origins", .kind = WS_OPT_STR, .off = F(allowed_origins), .arg = "LIST",
+     .help = "Origins accepted at /mcp besides localhost"},
+    {.name = "keepalive-ms", .kind = WS_OPT_INT, .off = F(keepalive_ms), .lo = 1, .hi = 86400000, .dflt = "120000",
+     .arg = "N", .help = "idle keep-alive timeout"},
+    {.name = "head-timeout-ms", .kind = WS_OPT_INT, .off = F(head_timeout_ms), .lo = 1, .hi = 3600000,
+     .dflt = "10000", .arg = "N", .help = "a request head must arrive within"},
+    {.name = "no-training", .kind = WS_OPT_FLAG, .off = F(no_training),
+     .help = "do not run the training worker here"},
+    {.name = "allow-signup", .kind = WS_OPT_FLAG, .off = F(allow_signup),
+     .help = "let the dashboard create users (rate-limited per address)"},
+    WS_CLI_ROW_BASE_MODEL(serve_opts, base_model),
+    {.name = "train-budget", .kind = WS_OPT_NUM, .off = F(train_budget), .lo = 0, .hi = 7 * 86400, .arg = "S",
+     .help = "seconds per training job when the request gives none (default 90)"},
+    WS_CLI_ROW_NN_THREADS(serve_opts, nn_threads),
+    WS_CLI_ROW_MINILM_DIR(serve_opts, minilm_dir),
+    {.name = "whatsapp-app-secret-file", .kind = WS_OPT_STR, .off = F(wa_secret_file), .arg = "FILE",
+     .help = "file holding the Meta app secret (webhook signatures)"},
+    {.name = "whatsapp-app-secret", .kind = WS_OPT_STR, .off = F(wa_secret), .env = "WS_WHATSAPP_APP_SECRET",
+     .flags = WS_OPTF_SECRET, .arg = "SECRET", .help = "the Meta app secret itself (if no secret file)"},
+    {.name = "whatsapp-verify-token", .kind = WS_OPT_STR, .off = F(wa_verify_token),
+     .env = "WS_WHATSAPP_VERIFY_TOKEN", .arg = "T", .help = "the webhook verification token"},
+    {.name = "whatsapp-graph-url", .kind = WS_OPT_STR, .off = F(wa_graph_url), .arg = "URL",
+     .help = "Graph API base (default https://graph.facebook.com)"},
+    {.name = "whatsapp-graph-version", .kind = WS_OPT_STR, .off = F(wa_graph_version), .arg = "V",
+     .help = "Graph API version (default v21.0)"},
+    {.name = "whatsapp-number-rate", .kind = WS_OPT_INT, .off = F(wa_number_rate), .lo = 1, .hi = 1000, .arg = "N",
+     .help = "messages/s per business number (default 80)"},
+    {.name = "whatsapp-recipient-gap-ms", .kind = WS_OPT_INT, .off = F(wa_recipient_gap_ms), .lo = 1,
+     .hi = 3600000, .arg = "N", .help = "least gap between replies to one contact (default 6000)"},
+    {.name = "ai", .kind = WS_OPT_STR, .off = F(ai), .arg = "grpc://H:P[,H:P]",
+     .help = "reply from `whatstyle ai` nodes (consistent hashing, failover); training stays here "
+             "(default: the in-process engine)"},
+    {.name = "ai-timeout-ms", .kind = WS_OPT_INT, .off = F(ai_timeout_ms), .lo = 1, .hi = 600000, .dflt = "5000",
+     .arg = "N",
+     .help = "time budget of one call to the AI nodes; a request's X-Request-Timeout-Ms header shortens it "
+             "(504 when it runs out)"},
+    {.name = "ai-ca", .kind = WS_OPT_STR, .off = F(ai_ca), .arg = "PEM",
+     .help = "with --ai grpcs://H:P,...: the CAs of the nodes' certificates (default: the system's); names "
+             "and addresses are verified"},
+    {.name = "ai-cert", .kind = WS_OPT_STR, .off = F(ai_cert), .arg = "PEM",
+     .help = "client certificate for AI nodes that require one (mTLS, with --ai-key)"},
+    {.name = "ai-key", .kind = WS_OPT_STR, .off = F(ai_key), .arg = "PEM", .help = "the client certificate's key"},
+    {.name = "kafka", .kind = WS_OPT_STR, .off = F(kafka), .env = "WS_KAFKA_BROKERS", .arg = "BROKERS",
+     .help = "host:port[,...]: publish the outbox to Kafka (relay), train on `whatstyle worker`s, not here; "
+             "consume training-events (model reloads). Default: train in-process"},
+    {.name = "kafka-partitions", .kind = WS_OPT_INT, .off = F(kafka_partitions), .lo = 1, .hi = 1024, .dflt = "3",
+     .arg = "N", .help = "partitions of the topics created"},
+    WS_CLI_ROWS_TRACING(serve_opts, otlp_endpoint, trace_ratio),
 };
+#undef F
 
-static char **opt_slot(serve_opts *o, const char *name)
-{
-    for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++) {
-        if (!strcmp(opt_rows[i].name, name))
-            return (char **)((char *)o + opt_rows[i].offset);
-        /* config files may write keys with '_' instead of '-' */
-        char alt[64];
-        snprintf(alt, sizeof alt, "%s", opt_rows[i].name);
-        for (char *p = alt; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (!strcmp(alt, name))
-            return (char **)((char *)o + opt_rows[i].offset);
-    }
-    return NULL;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle serve --port P --data DIR [--config FILE] [options]\n"
-               "  --host H               listen address (default 0.0.0.0)\n"
-               "  --threads N            event loops (default: one per core)\n"
-               "  --store URL            postgres://... or sqlite:PATH (default: SQLite in DIR)\n"
-               "  --store-replica URL    PostgreSQL read replica\n"
-               "  --cache URL            memory (default) or redis://host:port\n"
-               "  --blobs URL            file:DIR or s3://HOST/BUCKET, s3+http://HOST:PORT/BUCKET\n"
-               "                         (default: DIR/blobs; env WS_BLOBS_URL; S3 keys from\n"
-               "                         WS_S3_ACCESS_KEY / WS_S3_SECRET_KEY, WS_S3_REGION)\n"
-               "  --tls-cert PEM --tls-key PEM   serve TLS 1.3\n"
-               "  --key-rate-limit N     requests/minute for keys without their own (120)\n"
-               "  --user-rate-limit N    requests/minute per user over all keys (600)\n"
-               "  --max-export-mb N      upload cap (64)\n"
-               "  --allowed-origins LIST Origins accepted at /mcp besides localhost\n"
-               "  --store-connections N  store pool size (8)\n"
-               "  --keepalive-ms N       idle keep-alive timeout (120000)\n"
-               "  --head-timeout-ms N    a request head must arrive within (10000)\n"
-               "  --no-training          do not run the training worker here\n"
-               "  --allow-signup         let the dashboard create users (rate-limited per address)\n"
-               "  --base-model PATH      train LoRA clones on this base (GGUF file or model directory;\n"
-               "                         default the installed SmolLM2 base; none: small models from scratch)\n"
-               "  --train-budget S       seconds per training job when the request gives none (90)\n"
-               "  --whatsapp-app-secret-file FILE  the Meta app secret (webhook signatures; env\n"
-               "                         WS_WHATSAPP_APP_SECRET holds the secret itself)\n"
-               "  --whatsapp-verify-token T  the webhook verification token (env WS_WHATSAPP_VERIFY_TOKEN)\n"
-               "  --whatsapp-graph-url URL   Graph API base (https://graph.facebook.com)\n"
-               "  --whatsapp-graph-version V Graph API version (v21.0)\n"
-               "  --whatsapp-number-rate N   messages/s per business number (80)\n"
-               "  --whatsapp-recipient-gap-ms N  least gap between replies to one contact (6000)\n"
-               "  --ai grpc://H:P[,H:P]  reply from `whatstyle ai` nodes (consistent hashing, failover);\n"
-               "                         training stays here (default: the in-process engine)\n"
-               "  --ai-timeout-ms N      time budget of one call to the AI nodes (5000); a request's\n"
-               "                         X-Request-Timeout-Ms header shortens it (504 when it runs out)\n"
-               "  --ai-ca PEM            with --ai grpcs://H:P,...: the CAs of the nodes' certificates\n"
-               "                         (default: the system's); names and addresses are verified\n"
-               "  --ai-cert PEM --ai-key PEM  client certificate for nodes that require one (mTLS)\n"
-               "  --kafka BROKERS        host:port[,...] (env WS_KAFKA_BROKERS): publish the outbox to Kafka\n"
-               "                         (relay), train on `whatstyle worker`s, not here; consume\n"
-               "                         training-events (model reloads). Default: train in-process\n"
-               "  --kafka-partitions N   partitions of the topics created (3)\n"
-               "  --otlp-endpoint URL    export traces over OTLP/HTTP to URL (e.g. http://jaeger:4318;\n"
-               "                         env OTEL_EXPORTER_OTLP_ENDPOINT); default: no export\n"
-               "  --trace-ratio R        share of new traces recorded, 0..1 (default 0.01; env\n"
-               "                         WS_TRACE_RATIO); a caller's sampled traceparent is always kept\n"
-               "Logs: JSON lines on stdout (text on a terminal); WS_LOG_LEVEL, WS_LOG_FORMAT.\n"
-               "Clones live in DIR/models/<user id>/ (the layout of `whatstyle train`).\n");
-}
-
-/* A config file's setting: fills an option not set yet (-1 for an unknown key). */
-static int set_from_config(void *arg, const char *key, const char *value)
-{
-    char **slot = opt_slot(arg, key);
-    if (!slot)
-        return -1;
-    if (!*slot)
-        *slot = ws_xstrdup(value);
-    return 0;
-}
-
-static int read_config(const char *path, serve_opts *o)
-{
-    return ws_cli_read_config(path, "serve", set_from_config, o);
-}
-
-static int to_int(const char *s, const char *what, int lo, int hi, int *out)
-{
-    if (!s)
-        return 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "whatstyle serve: %s must be an integer in %d..%d\n", what, lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
+const ws_cli_spec ws_cli_spec_serve = {
+    .name = "serve",
+    .synopsis = "--port P --data DIR [--config FILE] [options]",
+    .about = "Logs: JSON lines on stdout (text on a terminal). Clones live in the blobs; DIR/models holds\n"
+             "private scratch (the layout of `whatstyle train`).\n",
+    WS_CLI_SPEC_ROWS(rows),
+};
 
 /* The WhatsApp settings: the app secret from --whatsapp-app-secret-file (a file whose
  * trailing newline is dropped) or WS_WHATSAPP_APP_SECRET (*secret: malloc'd), the rest as
@@ -193,8 +149,8 @@ static int wa_settings(const serve_opts *o, ws_server_config *cfg, char **secret
         *secret = ws_xstrndup(data, len);
         memset(data, 0, len);
         free(data);
-    } else if (getenv("WS_WHATSAPP_APP_SECRET") && *getenv("WS_WHATSAPP_APP_SECRET")) {
-        *secret = ws_xstrdup(getenv("WS_WHATSAPP_APP_SECRET"));
+    } else if (o->wa_secret) {
+        *secret = ws_xstrdup(o->wa_secret);
     }
     if (*secret && !**secret) {
         fprintf(stderr, "whatstyle serve: the WhatsApp app secret is empty\n");
@@ -204,9 +160,8 @@ static int wa_settings(const serve_opts *o, ws_server_config *cfg, char **secret
     cfg->whatsapp_verify_token = o->wa_verify_token;
     cfg->whatsapp_graph_url = o->wa_graph_url;
     cfg->whatsapp_graph_version = o->wa_graph_version;
-    if (to_int(o->wa_number_rate, "--whatsapp-number-rate", 1, 1000, &cfg->whatsapp_number_rate) ||
-        to_int(o->wa_recipient_gap_ms, "--whatsapp-recipient-gap-ms", 1, 3600000, &cfg->whatsapp_recipient_gap_ms))
-        return -1;
+    cfg->whatsapp_number_rate = o->wa_number_rate;
+    cfg->whatsapp_recipient_gap_ms = o->wa_recipient_gap_ms;
     return 0;
 }
 
@@ -252,7 +207,7 @@ static int start_bus(const serve_opts *o, ws_server *srv, serve_bus *k)
     gethostname(host, sizeof host - 1);
     snprintf(id, sizeof id, "whatstyle-gateway-%.60s-%ld", host, (long)getpid());
     ws_bus_kafka_config kc = {.brokers = o->kafka, .client_id = id,
-                              .partitions = o->kafka_partitions ? atoi(o->kafka_partitions) : 3};
+                              .partitions = o->kafka_partitions};
     char *url = o->store ? ws_xstrdup(o->store) : ws_store_url_for_data_dir(o->data, &err);
     int rc = url ? ws_bus_kafka_new(&kc, &k->bus, &err) : WS_EIO;
     if (rc == 0)
@@ -277,90 +232,45 @@ static void stop_bus(serve_bus *k)
 
 int ws_cmd_serve(int argc, char **argv)
 {
-    serve_opts o = {0};
-    const char *config = NULL;
+    serve_opts o = {.nn_threads = -1};
     int ret = 2;
     ws_server *srv = NULL;
     ws_ai *ai = NULL;
     ws_blobs *ai_blobs = NULL; /* the AI's own handle on the blobs: where trained models are kept */
     ws_jwt_key *service_key = NULL; /* DATA/service-ed25519.pem: signs the tokens of AI calls */
     char *wa_secret = NULL;    /* the WhatsApp app secret (file or WS_WHATSAPP_APP_SECRET) */
-    bool allow_signup = false; /* --allow-signup: the dashboard may create users */
     bool tracing = false;
     serve_bus kafka = {0};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--allow-signup")) {
-            allow_signup = true;
-            continue;
-        }
-        if (!strcmp(argv[i], "--no-training")) {
-            o.no_training = ws_xstrdup("1");
-            continue;
-        }
-        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "whatstyle serve: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            goto out;
-        }
-        if (!strcmp(argv[i], "--config")) {
-            config = argv[++i];
-            continue;
-        }
-        char **slot = opt_slot(&o, argv[i] + 2);
-        if (!slot) {
-            fprintf(stderr, "whatstyle serve: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            goto out;
-        }
-        free(*slot);
-        *slot = ws_xstrdup(argv[++i]);
-    }
-    const struct {
-        const char *env;
-        char **slot;
-    } envs[] = {
-        {"WS_STORE_URL", &o.store}, {"WS_STORE_REPLICA_URL", &o.store_replica}, {"WS_CACHE_URL", &o.cache},
-        {"WS_WHATSAPP_VERIFY_TOKEN", &o.wa_verify_token},
-        {"OTEL_EXPORTER_OTLP_ENDPOINT", &o.otlp_endpoint}, {"WS_TRACE_RATIO", &o.trace_ratio},
-        {"WS_KAFKA_BROKERS", &o.kafka}};
-    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
-        const char *v = getenv(envs[i].env);
-        if (v && *v && !*envs[i].slot)
-            *envs[i].slot = ws_xstrdup(v);
-    }
-    if (config && read_config(config, &o) != 0)
-        goto out;
-    if (!o.data) {
-        fprintf(stderr, "whatstyle serve: --data DIR is required\n");
-        usage(stderr);
-        goto out;
-    }
+    int pr = ws_cli_parse(&ws_cli_spec_serve, argc, argv, &o, NULL, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    ws_cli_blobs_apply(&o.blobs);
+    ws_cli_engine_apply(o.nn_threads, o.minilm_dir);
+    /* libuv reads its pool size from the environment at first use: handlers block on the
+     * store and the AI, so give the pool room before the server starts */
+    char pool[16];
+    snprintf(pool, sizeof pool, "%d", o.uv_threadpool);
+    setenv("UV_THREADPOOL_SIZE", pool, 1);
     ws_server_config cfg = {.data_dir = o.data,
                             .store_url = o.store,
                             .store_replica_url = o.store_replica,
                             .cache_url = o.cache,
-                            .blobs_url = o.blobs,
+                            .blobs_url = o.blobs.url,
                             .host = o.host,
+                            .port = o.port,
+                            .threads = o.threads,
                             .tls_cert = o.tls_cert,
                             .tls_key = o.tls_key,
                             .allowed_origins = o.allowed_origins,
-                            .no_training = (o.no_training && strcmp(o.no_training, "0") != 0) || o.kafka,
-                            .allow_signup = allow_signup};
-    int mb = 64;
-    if (to_int(o.port, "--port", 0, 65535, &cfg.port) ||
-        to_int(o.threads, "--threads", 0, 256, &cfg.threads) ||
-        to_int(o.key_rate_limit, "--key-rate-limit", 0, 100000000, &cfg.key_rate_limit) ||
-        to_int(o.user_rate_limit, "--user-rate-limit", 0, 100000000, &cfg.user_rate_limit) ||
-        to_int(o.max_export_mb, "--max-export-mb", 1, 4096, &mb) ||
-        to_int(o.store_connections, "--store-connections", 1, 256, &cfg.store_connections) ||
-        to_int(o.keepalive_ms, "--keepalive-ms", 1, 86400000, &cfg.keepalive_timeout_ms) ||
-        to_int(o.head_timeout_ms, "--head-timeout-ms", 1, 3600000, &cfg.head_timeout_ms))
-        goto out;
-    cfg.max_export_bytes = (size_t)mb << 20;
+                            .key_rate_limit = o.key_rate_limit,
+                            .user_rate_limit = o.user_rate_limit,
+                            .max_export_bytes = (size_t)o.max_export_mb << 20,
+                            .store_connections = o.store_connections,
+                            .keepalive_timeout_ms = o.keepalive_ms,
+                            .head_timeout_ms = o.head_timeout_ms,
+                            .no_training = o.no_training || o.kafka,
+                            .allow_signup = o.allow_signup};
+    int mb = o.max_export_mb;
     if (wa_settings(&o, &cfg, &wa_secret) != 0)
         goto out;
     if (!!cfg.tls_cert != !!cfg.tls_key) {
@@ -379,7 +289,7 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         }
         ws_ai_local_opts ao = {.base_model = ws_cli_resolve_base(o.base_model, false),
-                               .default_budget_s = o.train_budget ? strtod(o.train_budget, NULL) : 0,
+                               .default_budget_s = o.train_budget,
                                .blobs = ai_blobs};
         if (ws_ai_local_new(mr.data, &ao, &ai, &aerr) != 0) {
             fprintf(stderr, "whatstyle serve: %s\n", aerr.msg);
@@ -387,9 +297,7 @@ int ws_cmd_serve(int argc, char **argv)
             goto out;
         }
         ws_buf_free(&mr);
-        int ai_ms = 5000;
-        if (to_int(o.ai_timeout_ms, "--ai-timeout-ms", 1, 600000, &ai_ms))
-            goto out;
+        int ai_ms = o.ai_timeout_ms;
         /* the gateway's service key: signs the AI calls' tokens, published as JWKS */
         ws_buf kp = WS_BUF_INIT;
         ws_buf_printf(&kp, "%s/" WS_SERVICE_KEY_FILE, o.data);
@@ -457,7 +365,5 @@ out:
     ws_ai_free(ai);
     ws_jwt_key_free(service_key);
     ws_blobs_close(ai_blobs);
-    for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++)
-        free(*(char **)((char *)&o + opt_rows[i].offset));
     return ret;
 }

@@ -1,4 +1,5 @@
-/* `whatstyle train EXPORT --as NAME -o DIR [--base-model DIR] [--budget SECONDS]`: learns how
+/* `whatstyle train EXPORT --as NAME -o DIR [--base-model DIR] [--budget SECONDS]` (and the options
+ * `demo` shares with it): learns how
  * NAME writes and saves their clone (model, tokenizer, profile, index, fidelity report,
  * manifest) to DIR. Ctrl-C saves a checkpoint; running the same command again resumes. */
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "clone/clone.h"
 #include "nn/base.h"
 
@@ -19,36 +21,68 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: whatstyle train EXPORT --as NAME -o DIR [options]\n"
-               "  --as NAME            the person to learn (as written in the export)\n"
-               "  -o, --out DIR        where the clone goes (created; rerun to resume)\n"
-               "  --base-model PATH    train a LoRA adapter on this base: a GGUF file or a model\n"
-               "                       directory (config.json, safetensors, tokenizer.json); default:\n"
-               "                       " WS_BASE_DEFAULT_PATH "\n"
-               "                       when installed (tools/setup-base-model.sh); 'none': a small\n"
-               "                       model trained from scratch\n"
-               "  --budget SECONDS     time for the whole run (default %.0f)\n"
-               "  --mask-rules FILE    personal-data masking rules (default: phone, e-mail, links)\n"
-               "  --fallback TEXT      reply when unsure (default: their most typical short reply)\n"
-               "  --embed-dir DIR|none MiniLM directory for retrieval (default models/minilm if\n"
-               "                       installed, else hashed character n-grams)\n"
-               "  --seed N             random seed (default 1)\n"
-               "  --bpe-merges N       small model: byte-pair merges learned from the chat (default %d;\n"
-               "                       0 = bytes only)\n"
-               "  --quiet              only errors on stderr\n",
-            WS_CLONE_DEFAULT_BUDGET_S, WS_CLONE_DEFAULT_MERGES);
-}
+typedef struct train_cli {
+    const char *as, *out, *base, *mask_rules, *fallback, *embed_dir, *minilm_dir, *tmp_dir;
+    double budget, seed;
+    int bpe_merges, nn_threads;
+    bool quiet;
+} train_cli;
 
+#define F(field) offsetof(train_cli, field)
+#define TRAIN_ROWS                                                                                           \
+    {.name = "as", .kind = WS_OPT_STR, .off = F(as), .arg = "NAME",                                          \
+     .help = "the person to learn (as written in the export)"},                                             \
+    {.name = "out", .short_name = 'o', .kind = WS_OPT_STR, .off = F(out), .arg = "DIR",                      \
+     .help = "where the clone goes (created; rerun to resume)"},                                            \
+    WS_CLI_ROW_BASE_MODEL(train_cli, base),                                                                  \
+    {.name = "budget", .kind = WS_OPT_NUM, .off = F(budget), .lo = 0.001, .hi = 7 * 86400, .arg = "SECONDS", \
+     .help = "time for the whole run (train: 90; demo: 180 on the base, 60 from scratch)"},                 \
+    {.name = "mask-rules", .kind = WS_OPT_STR, .off = F(mask_rules), .arg = "FILE", .alias = "rules",        \
+     .help = "personal-data masking rules (default: phone, e-mail, links)"},                                \
+    {.name = "fallback", .kind = WS_OPT_STR, .off = F(fallback), .arg = "TEXT",                              \
+     .help = "reply when unsure (default: their most typical short reply)"},                                \
+    {.name = "embed-dir", .kind = WS_OPT_STR, .off = F(embed_dir), .arg = "DIR|none",                        \
+     .help = "MiniLM directory for retrieval, or none: hashed character n-grams (default: --minilm-dir "    \
+             "if installed, else n-grams)"},                                                                \
+    WS_CLI_ROW_MINILM_DIR(train_cli, minilm_dir),                                                            \
+    WS_CLI_ROW_NN_THREADS(train_cli, nn_threads),                                                            \
+    {.name = "seed", .kind = WS_OPT_NUM, .off = F(seed), .lo = 0, .hi = 1.8e19, .dflt = "1", .arg = "N",     \
+     .help = "random seed"},                                                                                \
+    {.name = "bpe-merges", .kind = WS_OPT_INT, .off = F(bpe_merges), .lo = 0, .hi = 1000000, .arg = "N",     \
+     .help = "small model: byte-pair merges learned from the chat (default 1024; 0 = bytes only)"},         \
+    {.name = "quiet", .kind = WS_OPT_FLAG, .off = F(quiet), .help = "only errors on stderr"}
+
+static const ws_opt train_rows[] = {TRAIN_ROWS};
+static const ws_opt demo_rows[] = {
+    TRAIN_ROWS,
+    {.name = "tmp-dir", .kind = WS_OPT_STR, .off = F(tmp_dir), .env = "TMPDIR", .dflt = "/tmp", .arg = "DIR",
+     .help = "without -o the clone goes to DIR/whatstyle-demo-UID/NAME"},
+};
+#undef F
+
+const ws_cli_spec ws_cli_spec_train = {
+    .name = "train",
+    .synopsis = "EXPORT --as NAME -o DIR [options]",
+    .about = "Learns how NAME writes and saves their clone to DIR. Ctrl-C saves a checkpoint; the same\n"
+             "command again resumes. The base model: tools/setup-base-model.sh installs\n"
+             "" WS_BASE_DEFAULT_PATH ".\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(train_rows),
+};
+
+const ws_cli_spec ws_cli_spec_demo = {
+    .name = "demo",
+    .synopsis = "[EXPORT --as NAME] [-o DIR] [--budget SECONDS] [--base-model PATH]",
+    .about = "Trains a clone (default: samples/group_chat.txt as Maya), shows the profile and the\n"
+             "fidelity report, then chats (scripted messages when stdin is not a terminal).\n",
+    .max_pos = 1,
+    WS_CLI_SPEC_ROWS(demo_rows),
+};
 
 const char *ws_cli_resolve_base(const char *given, bool quiet)
 {
-    if (!given) {
-        const char *env = getenv("WS_BASE_MODEL");
-        given = env && *env ? env : NULL;
-    }
-    if (given)
+    if (given && *given)
         return strcmp(given, "none") ? given : NULL;
     if (access(WS_BASE_DEFAULT_PATH, R_OK) == 0)
         return WS_BASE_DEFAULT_PATH;
@@ -59,74 +93,38 @@ const char *ws_cli_resolve_base(const char *given, bool quiet)
     return NULL;
 }
 
-/* Parses the options train and demo share; returns 0, 1 (bad usage) or 2 (--help). */
-int ws_cli_train_opts(int argc, char **argv, ws_clone_train_opts *o, const char *cmd, bool need_export)
+int ws_cli_train_opts(const ws_cli_spec *spec, int argc, char **argv, ws_clone_train_opts *o, const char **tmp_dir)
 {
-    static const char *const with_value[] = {"--as", "-o", "--out", "--base-model", "--budget", "--mask-rules",
-                                             "--fallback", "--embed-dir", "--seed", "--bpe-merges"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return 2;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            if (!strcmp(a, with_value[k])) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "whatstyle %s: %s needs a value\n", cmd, a);
-                    return 1;
-                }
-                v = argv[++i];
-            }
-        if (!strcmp(a, "--as"))
-            o->persona = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--out"))
-            o->out_dir = v;
-        else if (!strcmp(a, "--base-model"))
-            o->base_model = v;
-        else if (!strcmp(a, "--budget")) {
-            char *end;
-            o->budget_s = strtod(v, &end);
-            if (*end || o->budget_s <= 0 || o->budget_s > 7 * 86400) {
-                fprintf(stderr, "whatstyle %s: --budget wants seconds (> 0)\n", cmd);
-                return 1;
-            }
-        } else if (!strcmp(a, "--mask-rules"))
-            o->mask_rules = v;
-        else if (!strcmp(a, "--fallback"))
-            o->fallback_text = v;
-        else if (!strcmp(a, "--embed-dir"))
-            o->embed_dir = v;
-        else if (!strcmp(a, "--bpe-merges"))
-            o->bpe_merges = atoi(v) > 0 ? atoi(v) : -1;
-        else if (!strcmp(a, "--seed"))
-            o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--quiet"))
-            o->quiet = true;
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "whatstyle %s: unknown option %s\n", cmd, a);
-            return 1;
-        } else if (!o->export_path)
-            o->export_path = a;
-        else {
-            fprintf(stderr, "whatstyle %s: unexpected argument %s\n", cmd, a);
-            return 1;
-        }
-    }
-    o->base_model = ws_cli_resolve_base(o->base_model, o->quiet);
-    if (need_export && (!o->export_path || !o->persona || !o->out_dir)) {
-        fprintf(stderr, "whatstyle %s: EXPORT, --as NAME and -o DIR are required\n", cmd);
-        return 1;
-    }
+    train_cli t = {.bpe_merges = -1, .nn_threads = -1};
+    ws_cli_pos pos;
+    int pr = ws_cli_parse(spec, argc, argv, &t, &pos, NULL);
+    if (pr)
+        return pr;
+    ws_cli_engine_apply(t.nn_threads, t.minilm_dir);
+    o->export_path = pos.n ? pos.v[0] : NULL;
+    o->persona = t.as;
+    o->out_dir = t.out;
+    o->budget_s = t.budget;
+    o->mask_rules = t.mask_rules;
+    o->fallback_text = t.fallback;
+    o->embed_dir = t.embed_dir;
+    o->seed = (uint64_t)t.seed;
+    o->bpe_merges = t.bpe_merges < 0 ? 0 : t.bpe_merges > 0 ? t.bpe_merges : -1;
+    o->quiet = t.quiet;
+    o->base_model = ws_cli_resolve_base(t.base, o->quiet);
+    if (tmp_dir)
+        *tmp_dir = t.tmp_dir;
+    if (spec == &ws_cli_spec_train && (!o->persona || !o->out_dir))
+        return ws_cli_fail(spec, "EXPORT, --as NAME and -o DIR are required");
     return 0;
 }
 
 int ws_cmd_train(int argc, char **argv)
 {
     ws_clone_train_opts o = {.show_progress = true, .cancel = &interrupted};
-    int pr = ws_cli_train_opts(argc, argv, &o, "train", true);
-    if (pr) {
-        usage(pr == 2 ? stdout : stderr);
-        return pr == 2 ? 0 : 2;
-    }
+    int pr = ws_cli_train_opts(&ws_cli_spec_train, argc, argv, &o, NULL);
+    if (pr)
+        return pr == 1 ? 0 : 2;
     signal(SIGINT, on_sigint);
     ws_clone_train_result res;
     ws_error err = {0};

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "core/log.h"
+#include "cli/opts.h"
 
 typedef struct {
     const char *name;
@@ -18,7 +18,7 @@ static const subcommand subcommands[] = {
     {"ai", ws_cmd_ai, "run the AI service over gRPC (--listen HOST:PORT)"},
     {"worker", ws_cmd_worker, "train the jobs of the Kafka topic training-jobs (--config FILE)"},
     {"version", ws_cmd_version, "print the version"},
-    {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --database-url)"},
+    {"migrate", ws_cmd_migrate, "apply the database migrations (--data DIR or --store URL)"},
     {"keys", ws_cmd_keys, "create, list and revoke API keys; rotate the blobs' master key"},
     {"train", ws_cmd_train, "learn a person's chat style from an export (--as NAME -o DIR)"},
     {"reply", ws_cmd_reply, "reply to a message as the person trained into DIR"},
@@ -26,25 +26,18 @@ static const subcommand subcommands[] = {
     {"demo", ws_cmd_demo, "train a clone on the sample chat (or EXPORT --as NAME), report, chat"},
     {"profile", ws_cmd_profile, "print one person's style profile from a WhatsApp export"},
     {"generate", ws_cmd_generate, "continue a prompt with a language model (and LoRA adapter)"},
+    {"config", ws_cmd_config, "the options of every command (--list) and where settings come from (show)"},
 };
 
-/* The logger: the roles that run long (serve, ai, worker) log to stdout (JSON lines for the
- * collector, or the human format on a terminal); one-shot commands log to stderr so their
- * stdout stays their output. WS_LOG_LEVEL (debug|info|warn|error|off) and WS_LOG_FORMAT
- * (auto|json|text) override. */
-static int setup_log(const char *cmd)
-{
-    bool role = !strcmp(cmd, "serve") || !strcmp(cmd, "ai") || !strcmp(cmd, "worker");
-    const char *lv = getenv("WS_LOG_LEVEL"), *fm = getenv("WS_LOG_FORMAT");
-    int level = lv && *lv ? ws_log_level_parse(lv) : WS_LOG_INFO;
-    int format = fm && *fm ? ws_log_format_parse(fm) : WS_LOG_AUTO;
-    if (level < 0 || format < 0) {
-        fprintf(stderr, "whatstyle: WS_LOG_LEVEL is debug|info|warn|error|off, WS_LOG_FORMAT auto|json|text\n");
-        return -1;
-    }
-    ws_log_setup(cmd, (ws_log_level)level, (ws_log_format)format, role ? stdout : stderr);
-    return 0;
-}
+/* Every option table, in the order of docs/configuration.md (`whatstyle config --list`). */
+const ws_cli_spec *const ws_cli_specs[] = {
+    &ws_cli_spec_serve,       &ws_cli_spec_ai,        &ws_cli_spec_worker,      &ws_cli_spec_migrate,     &ws_cli_spec_keys_create,
+    &ws_cli_spec_keys_list,   &ws_cli_spec_keys_revoke, &ws_cli_spec_keys_rotate, &ws_cli_spec_keys_reseal,
+    &ws_cli_spec_train,       &ws_cli_spec_demo,      &ws_cli_spec_reply,       &ws_cli_spec_chat,
+    &ws_cli_spec_profile,     &ws_cli_spec_parse,     &ws_cli_spec_generate,    &ws_cli_spec_version,
+    &ws_cli_spec_config,
+};
+const size_t ws_cli_n_specs = sizeof ws_cli_specs / sizeof ws_cli_specs[0];
 
 static void usage(FILE *f)
 {
@@ -64,9 +57,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    ws_cli_process_setup();
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
-            return setup_log(argv[1]) ? 2 : subcommands[i].run(argc - 1, argv + 1);
+            return subcommands[i].run(argc - 1, argv + 1); /* options and logger: cli/opts.h */
     fprintf(stderr, "whatstyle: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -126,6 +126,18 @@ out:
     return rc;
 }
 
+static _Atomic int clone_threads = -1; /* ws_clone_set_threads */
+
+void ws_clone_set_threads(int n)
+{
+    clone_threads = n < 0 ? -1 : n;
+}
+
+int ws__clone_threads(void)
+{
+    return clone_threads;
+}
+
 static int open_embedder(const char *name, ws_embedder **out, ws_error *err)
 {
     *out = NULL;
@@ -138,7 +150,7 @@ static int open_embedder(const char *name, ws_embedder **out, ws_error *err)
         if (rc == WS_ENOENT)
             ws_error_set(err, WS_ENOENT,
                          "the clone was indexed with all-MiniLM-L6-v2 but it is not installed in %s "
-                         "(run tools/setup-minilm.sh or set WS_MINILM_DIR)",
+                         "(run tools/setup-minilm.sh, or give --minilm-dir / WS_MINILM_DIR)",
                          ws_embed_minilm_default_dir());
         return rc;
     }

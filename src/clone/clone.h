@@ -84,6 +84,12 @@ typedef struct ws_clone_train_result {
 int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *out, ws_error *err);
 void ws_clone_train_result_clear(ws_clone_train_result *r);
 
+/* Threads of the neural engine for training and replies: -1 (the default) = automatic (one
+ * thread for small models, whose matrices are too small to split; all cores on a base),
+ * 0 = all cores, N = N. Process-wide; the CLI sets it (--nn-threads / WS_NN_THREADS) before
+ * any training or reply. */
+void ws_clone_set_threads(int n);
+
 typedef struct ws_clone ws_clone;
 
 typedef struct ws_clone_turn {

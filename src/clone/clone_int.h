@@ -179,6 +179,9 @@ struct ws_clone {
     clone_prefix *prefix;       /* on a base: the caches kept between replies (owned) */
 };
 
+/* The engine threads set by ws_clone_set_threads (-1 = automatic). */
+int ws__clone_threads(void);
+
 /* Opens the parts of a clone directory named by an already parsed manifest (used by
  * ws_clone_open and by training before the final manifest exists). */
 int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,

@@ -558,7 +558,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
 {
     double t0 = ws_now_s();
     memset(out, 0, sizeof *out);
-    if (c->model->cfg.dim < 512 && !getenv("WS_NN_THREADS"))
+    if (c->model->cfg.dim < 512 && ws__clone_threads() < 0)
         ws_nn_set_threads(1);   /* a small model: threads cost more than they give */
     if (!message)
         return ws_error_set(err, WS_EINVAL, "no message");

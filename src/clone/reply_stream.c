@@ -225,7 +225,7 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
     memset(out, 0, sizeof *out);
     if (!message)
         return ws_error_set(err, WS_EINVAL, "no message");
-    if (c->model->cfg.dim < 512 && !getenv("WS_NN_THREADS"))
+    if (c->model->cfg.dim < 512 && ws__clone_threads() < 0)
         ws_nn_set_threads(1); /* a small model: threads cost more than they give */
     ws_clone_reply_opts o = {0};
     if (opts)

@@ -885,8 +885,8 @@ static int phase_model(train_job *j, ws_error *err)
         return rc;
     j->tr.model = j->model;
     j->tr.lora = j->lora;
-    const char *nt = getenv("WS_NN_THREADS");
-    ws_nn_set_threads(nt ? atoi(nt) : j->model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    int nt = ws__clone_threads();
+    ws_nn_set_threads(nt >= 0 ? nt : j->model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
     double reserve = o->budget_s * 0.15 < 2 ? 2 : o->budget_s * 0.15;
     phase(o, "training %s (budget %.0f s)", o->base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
           o->budget_s);

@@ -19,4 +19,12 @@ typedef struct ws__blas_api {
  * first call sets OpenBLAS to one thread: the engine's pool splits the products itself. */
 const ws__blas_api *ws__blas(void);
 
+/* OpenBLAS (DYNAMIC_ARCH) picks its kernels from the CPU model it knows: on a newer one (this
+ * project's build machine, an Intel family 6 model 207) it falls back to the SSE3 "Prescott"
+ * kernels, 2x slower for the prompts and training here. This names the kernels the CPU's
+ * features support ("SKYLAKEX", "HASWELL"; NULL: let OpenBLAS choose), for the program to put
+ * in OPENBLAS_CORETYPE before the library loads (the CLI does, cli/opts.h; the library itself
+ * sets no environment). */
+const char *ws_nn_blas_coretype(void);
+
 #endif

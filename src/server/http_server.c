@@ -393,9 +393,8 @@ int ws_http_server_port(const ws_http_server *s)
 
 int ws_http_server_start(ws_http_server *s, ws_error *err)
 {
-    /* handlers block on the store and the AI: give the shared pool room (before first use) */
-    if (!getenv("UV_THREADPOOL_SIZE"))
-        setenv("UV_THREADPOOL_SIZE", "16", 0);
+    /* handlers block on the store and the AI: the pool's size (UV_THREADPOOL_SIZE, read by
+     * libuv at first use) is set by the caller (`whatstyle serve --uv-threadpool-size`) */
     for (int i = 0; i < s->n_loops; i++) {
         loop_ctx *lc = &s->loops[i];
         lc->srv = s;

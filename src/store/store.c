@@ -315,12 +315,8 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
                       ws_store **out, ws_error *err)
 {
     *out = NULL;
-    const char *env = getenv("WS_STORE_URL");
-    const char *renv = getenv("WS_STORE_REPLICA_URL");
     char *own = NULL;
-    const char *url = database_url;
-    if (!url && env && *env)
-        url = env;
+    const char *url = database_url && *database_url ? database_url : NULL;
     if (!url && data_dir) {
         own = ws_store_url_for_data_dir(data_dir, err);
         if (!own)
@@ -329,12 +325,10 @@ int ws_store_open_for(const char *data_dir, const char *database_url, const char
     }
     if (!url) {
         return ws_error_set(err, WS_EINVAL,
-                            "no database: give --data DIR or --database-url URL"
+                            "no database: give --data DIR or --store URL"
                             " (or set WS_STORE_URL)");
     }
-    ws_store_config cfg = {.url = url,
-                           .replica_url = replica_url ? replica_url
-                                          : (url != own && renv && *renv ? renv : NULL)};
+    ws_store_config cfg = {.url = url, .replica_url = replica_url && *replica_url ? replica_url : NULL};
     int rc = ws_store_open(&cfg, out, err);
     free(own);
     return rc;

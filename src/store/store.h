@@ -75,9 +75,9 @@ void ws_store_close(ws_store *s);                 /* NULL is a no-op */
 /* "sqlite:DIR/whatstyle.db" for a data directory (DIR is created if missing). Caller frees. */
 char *ws_store_url_for_data_dir(const char *dir, ws_error *err);
 
-/* Opens the store the way every subcommand picks it: database_url if not NULL, else the
- * environment variable WS_STORE_URL if set, else SQLite in data_dir (WS_EINVAL if that is
- * NULL too). replica_url (else WS_STORE_REPLICA_URL, only with a PostgreSQL URL) is optional. */
+/* Opens the store the way every subcommand picks it: database_url if not NULL or "" (the CLI
+ * resolves --store / WS_STORE_URL), else SQLite in data_dir (WS_EINVAL if that is NULL too).
+ * replica_url (a PostgreSQL read replica) is optional. Reads no environment. */
 int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
                       ws_store **out, ws_error *err);
 

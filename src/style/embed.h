@@ -65,7 +65,9 @@ ws_embedder *ws_embed_hash_new(size_t dim);
  * Errors: WS_ENOENT (files missing), WS_EFORMAT / WS_EUNSUPPORTED (unexpected model). */
 int ws_embed_minilm_new(const char *model_dir, ws_embedder **out, ws_error *err);
 
-/* The default MiniLM directory: $WS_MINILM_DIR, else "models/minilm". */
+/* The default MiniLM directory: the one set (the CLI's --minilm-dir / WS_MINILM_DIR), else
+ * "models/minilm". Set it before threads start (not thread-safe); NULL or "" = the default. */
+void ws_embed_minilm_set_default_dir(const char *dir);
 const char *ws_embed_minilm_default_dir(void);
 
 /* The best embedder available: MiniLM from model_dir (NULL = the default dir) when its files are

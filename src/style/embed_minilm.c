@@ -1,4 +1,5 @@
 /* The all-MiniLM-L6-v2 embedder: our BERT forward (src/nn/bert.h) behind ws_embedder. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,10 +7,16 @@
 #include "nn/bert.h"
 #include "style/embed.h"
 
+static char minilm_dir[4096]; /* ws_embed_minilm_set_default_dir; "" = models/minilm */
+
+void ws_embed_minilm_set_default_dir(const char *dir)
+{
+    snprintf(minilm_dir, sizeof minilm_dir, "%s", dir ? dir : "");
+}
+
 const char *ws_embed_minilm_default_dir(void)
 {
-    const char *d = getenv("WS_MINILM_DIR");
-    return d && *d ? d : "models/minilm";
+    return minilm_dir[0] ? minilm_dir : "models/minilm";
 }
 
 static int minilm_embed(ws_embedder *e, const char *text, size_t len, float *out, ws_error *err)

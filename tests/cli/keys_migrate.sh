@@ -57,27 +57,28 @@ if "$bin" migrate 2>/dev/null; then fail "migrate without a database succeeded";
 
 # --- PostgreSQL
 ws_svc_pg
-check_flow postgres --database-url "$WS_PG_URL"
+check_flow postgres --store "$WS_PG_URL"
 # the schema_migrations table records the version
 ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -Atc \
   "select version, name from schema_migrations" | grep -q "^1|0001_init$" || fail "postgres: schema_migrations"
 stored=$(ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -Atc \
   "select hashed_key from api_keys where key_id = '${LAST_KEY:0:16}'")
 [ "$stored" = "$(printf %s "$LAST_KEY" | sha256sum | cut -d' ' -f1)" ] || fail "postgres: stored hash $stored"
-# WS_STORE_URL stands in for --database-url (and wins over --data); --store is an alias
+# WS_STORE_URL stands in for --store (and wins over --data); --database-url is the old spelling
 WS_STORE_URL=$WS_PG_URL "$bin" migrate --status | grep -q "postgres: schema version $nmig of $nmig" || fail "env URL"
 WS_STORE_URL=$WS_PG_URL "$bin" keys list --data "$tmp/data" | grep -q "^${LAST_KEY:0:16}" || fail "env URL over --data"
-"$bin" keys list --store "$WS_PG_URL" | grep -q "^${LAST_KEY:0:16}" || fail "--store alias"
+"$bin" keys list --database-url "$WS_PG_URL" | grep -q "^${LAST_KEY:0:16}" || fail "--database-url alias"
+"$bin" migrate --database-url="$WS_PG_URL" --status | grep -q "up to date" || fail "--database-url= alias"
 # keys on a fresh PostgreSQL database migrate it too
 ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "create database fresh" \
   || fail "postgres: create database"
-"$bin" keys create --database-url "postgresql://postgres@127.0.0.1:$WS_PG_PORT/fresh" --user z \
+"$bin" keys create --store "postgresql://postgres@127.0.0.1:$WS_PG_PORT/fresh" --user z \
   2>/dev/null | grep -q '^ws_live_' || fail "postgres: keys on a fresh database"
 # concurrent migrators on a fresh database: all succeed, each migration applied once
 ws_svc_as_pg "$WS_PG_BIN/psql" -h 127.0.0.1 -p "$WS_PG_PORT" -U postgres -qc "create database race" \
   || fail "postgres: create database"
 race_url="postgresql://postgres@127.0.0.1:$WS_PG_PORT/race"
-for i in 1 2 3 4; do "$bin" migrate --database-url "$race_url" > "$tmp/race.$i" 2>&1 & done
+for i in 1 2 3 4; do "$bin" migrate --store "$race_url" > "$tmp/race.$i" 2>&1 & done
 wait || true
 for i in 1 2 3 4; do grep -q "schema version $nmig" "$tmp/race.$i" || fail "concurrent migrate $i: $(cat "$tmp/race.$i")"; done
 # each migration runs in its own transaction under the lock, so two migrators may share the

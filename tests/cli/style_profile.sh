@@ -30,8 +30,10 @@ cat > "$tmp/chat.txt" <<'CHAT'
 01/02/2024, 10:01 - Ann: ok will do, see https://example.org/x
 CHAT
 printf 'tel phone [TEL]\n' > "$tmp/rules.txt"
-out=$("$bin" profile "$tmp/chat.txt" --as Ann --rules "$tmp/rules.txt") || fail "profile with rules"
+out=$("$bin" profile "$tmp/chat.txt" --as Ann --mask-rules "$tmp/rules.txt") || fail "profile with rules"
 echo "$out" | grep -q "1 personal-data items masked" || fail "rules file not applied: $out"
+out=$("$bin" profile "$tmp/chat.txt" --as Ann --rules "$tmp/rules.txt") || fail "profile with --rules (old spelling)"
+echo "$out" | grep -q "1 personal-data items masked" || fail "--rules alias not applied: $out"
 out=$("$bin" profile "$tmp/chat.txt" --as Ann) || fail "profile with default rules"
 echo "$out" | grep -q "3 personal-data items masked" || fail "default rules not applied: $out"
 

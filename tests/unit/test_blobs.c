@@ -4,6 +4,7 @@
  * WS_TEST_S3_URL is set (tests/cli/blobs_s3.sh starts a real S3 server, SeaweedFS with signature checks, on
  * loopback) — the same backend suite against S3. WS_TEST_REQUIRE_S3=1 makes a missing S3
  * URL a failure. */
+#include "blobs_settings.h"
 #include "harness.h"
 
 #include <fcntl.h>
@@ -139,7 +140,7 @@ static void keys_are_validated(void)
 static void master_key_file_and_env(void)
 {
     mkdata();
-    unsetenv("WS_MASTER_KEY");
+    t_blobs_keys(NULL, NULL);
     unsigned char k1[32], k2[32];
     ws_error err = {0};
     CHECK_EQ_INT(ws_blobs_master_key(dir, k1, &err), 0);
@@ -158,15 +159,15 @@ static void master_key_file_and_env(void)
     truncate(path, 16);
     CHECK_EQ_INT(ws_blobs_master_key(dir, k2, &err), WS_EFORMAT);
 
-    setenv("WS_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    t_blobs_keys("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", NULL);
     CHECK_EQ_INT(ws_blobs_master_key(NULL, k2, &err), 0);
     CHECK_EQ_INT(k2[0], 0);
     CHECK_EQ_INT(k2[31], 0x1f);
-    setenv("WS_MASTER_KEY", "0001", 1);
+    t_blobs_keys("0001", NULL);
     CHECK_EQ_INT(ws_blobs_master_key(NULL, k2, &err), WS_EINVAL);
-    setenv("WS_MASTER_KEY", "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    t_blobs_keys("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", NULL);
     CHECK_EQ_INT(ws_blobs_master_key(NULL, k2, &err), WS_EINVAL);
-    unsetenv("WS_MASTER_KEY");
+    t_blobs_keys(NULL, NULL);
     rmdata();
 }
 
@@ -243,8 +244,7 @@ static void backend_suite(ws_blobs *b, const char *root)
 static void local_backend_round_trip_encrypted_on_disk(void)
 {
     mkdata();
-    unsetenv("WS_MASTER_KEY");
-    unsetenv("WS_BLOBS_URL");
+    t_blobs_keys(NULL, NULL);
     ws_blobs *b = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_blobs_open(NULL, dir, &b, &err), 0);
@@ -284,7 +284,7 @@ static void local_backend_round_trip_encrypted_on_disk(void)
     CHECK_EQ_STR(out.data, secret);
     ws_blobs_close(b);
     /* another master key: refused, saying so */
-    setenv("WS_MASTER_KEY", "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    t_blobs_keys("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", NULL);
     char url[300];
     snprintf(url, sizeof url, "file:%s/blobs", dir);
     CHECK_EQ_INT(ws_blobs_open(url, NULL, &b, &err), 0);
@@ -292,7 +292,7 @@ static void local_backend_round_trip_encrypted_on_disk(void)
     CHECK_EQ_INT(ws_blobs_get(b, "users/u1/e.txt", 1 << 20, &out, &err), WS_EPERM);
     CHECK(strstr(err.msg, "different master key") != NULL);
     ws_blobs_close(b);
-    unsetenv("WS_MASTER_KEY");
+    t_blobs_keys(NULL, NULL);
     CHECK_EQ_INT(ws_blobs_open("ftp://x/y", dir, &b, &err), WS_EINVAL);
     CHECK_EQ_INT(ws_blobs_open("s3://host-only", dir, &b, &err), WS_EINVAL);
     ws_buf_free(&out);
@@ -384,9 +384,10 @@ static void s3_multipart_and_credentials(const char *url, const char *root)
 {
     ws_error err = {0};
     ws_blobs *b = NULL;
-    setenv("WS_S3_PART_SIZE", "5242880", 1);
+    const char *mk = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    t_blobs_s3(mk, NULL, getenv("WS_S3_SECRET_KEY"), 5u << 20);
     CHECK_EQ_INT(ws_blobs_open(url, NULL, &b, &err), 0);
-    unsetenv("WS_S3_PART_SIZE");
+    t_blobs_keys(mk, NULL);
     if (b) {
         size_t n = (12u << 20) + 1;
         unsigned char *big = ws_xmalloc(n);
@@ -406,17 +407,13 @@ static void s3_multipart_and_credentials(const char *url, const char *root)
         free(big);
         ws_blobs_close(b);
     }
-    const char *good = getenv("WS_S3_SECRET_KEY");
-    char *saved = good ? ws_xstrdup(good) : NULL;
-    setenv("WS_S3_SECRET_KEY", "not-the-secret", 1);
+    t_blobs_s3(mk, NULL, "not-the-secret", 0);
     b = NULL;
     CHECK_EQ_INT(ws_blobs_open(url, NULL, &b, &err), WS_EPERM);
     CHECK(strstr(err.msg, "refused our credentials") && strstr(err.msg, "WS_S3_SECRET_KEY"));
     CHECK(strstr(err.msg, "not-the-secret") == NULL); /* never the secret itself */
     ws_blobs_close(b);
-    if (saved)
-        setenv("WS_S3_SECRET_KEY", saved, 1);
-    free(saved);
+    t_blobs_keys(mk, NULL);
 }
 
 static void s3_backend_against_a_real_server(void)
@@ -432,7 +429,7 @@ static void s3_backend_against_a_real_server(void)
         return;
     }
     mkdata();
-    setenv("WS_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    t_blobs_keys("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", NULL);
     ws_blobs *b = NULL;
     ws_error err = {0};
     int rc = ws_blobs_open(url, NULL, &b, &err);
@@ -459,7 +456,7 @@ static void s3_backend_against_a_real_server(void)
     s3_multipart_and_credentials(url, root_of_run());
     /* a server that is not there */
     CHECK_EQ_INT(ws_blobs_open("s3+http://127.0.0.1:1/bucket", NULL, &b, &err), WS_EIO);
-    unsetenv("WS_MASTER_KEY");
+    t_blobs_keys(NULL, NULL);
     rmdata();
 }
 

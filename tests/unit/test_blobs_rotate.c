@@ -5,6 +5,7 @@
  * `reseal`, per-object errors that keep the object's bytes and the retired key, env mode, the
  * rotation lock. With WS_TEST_S3_URL set (tests/cli/blobs_s3.sh starts SeaweedFS), listing and
  * rotation run on S3 too; WS_TEST_REQUIRE_S3=1 makes a missing URL a failure. */
+#include "blobs_settings.h"
 #include "harness.h"
 
 #include <fcntl.h>
@@ -23,9 +24,7 @@ static char dir[256];
 
 static void mkdata(void)
 {
-    unsetenv("WS_MASTER_KEY");
-    unsetenv("WS_MASTER_KEYS_RETIRED");
-    unsetenv("WS_BLOBS_URL");
+    t_blobs_keys(NULL, NULL);
     snprintf(dir, sizeof dir, "/tmp/ws-test-rotate-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
 }
@@ -677,7 +676,7 @@ static void env_mode_current_and_retired_keys(void)
     mkdata();
     const char *k1 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const char *k2 = "A0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF";
-    setenv("WS_MASTER_KEY", k1, 1);
+    t_blobs_keys(k1, NULL);
     ws_blobs *b = open_blobs(NULL);
     if (!b)
         return;
@@ -686,7 +685,7 @@ static void env_mode_current_and_retired_keys(void)
     ws_blobs_current_key_id(b, id1);
     ws_blobs_close(b);
     /* the operator's rotation: a new WS_MASTER_KEY, the old one retired */
-    setenv("WS_MASTER_KEY", k2, 1);
+    t_blobs_keys(k2, NULL);
     b = open_blobs(NULL);
     ws_buf out = WS_BUF_INIT;
     ws_error err = {0};
@@ -695,7 +694,7 @@ static void env_mode_current_and_retired_keys(void)
     ws_blobs_close(b);
     char list[200];
     snprintf(list, sizeof list, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff, %s", k1);
-    setenv("WS_MASTER_KEYS_RETIRED", list, 1);
+    t_blobs_keys(k2, list);
     b = open_blobs(NULL);
     ws_blobs_current_key_id(b, id2);
     CHECK(strcmp(id1, id2) != 0);
@@ -718,11 +717,10 @@ static void env_mode_current_and_retired_keys(void)
     check_all(b, "", id2);
     ws_blobs_close(b);
     /* bad retired lists are refused */
-    setenv("WS_MASTER_KEYS_RETIRED", "abcd", 1);
+    t_blobs_keys(k2, "abcd");
     CHECK_EQ_INT(ws_blobs_open(NULL, dir, &b, &err), WS_EINVAL);
     CHECK(strstr(err.msg, "WS_MASTER_KEYS_RETIRED") != NULL);
-    unsetenv("WS_MASTER_KEYS_RETIRED");
-    unsetenv("WS_MASTER_KEY");
+    t_blobs_keys(NULL, NULL);
     ws_buf_free(&out);
     rmdata();
 }

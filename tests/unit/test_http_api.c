@@ -6,6 +6,7 @@
  * Covered: auth (401), the whole /v1 contract, cross-user access, rate limits (429 +
  * Retry-After), the reply cache (a hit never calls the AI), bad bodies, 413, right of
  * access and erasure, restart with data intact, MCP over HTTP. */
+#include "blobs_settings.h"
 #include "harness.h"
 
 #include <libpq-fe.h>
@@ -48,9 +49,12 @@ static const char *store_url(void)
 
 static void start(size_t max_export)
 {
+    /* tests/cli/blobs_s3.sh runs this on S3: the blobs URL and keys as `serve` would hand them */
+    t_blobs_keys(NULL, NULL);
     ws_server_config cfg = {.data_dir = data_dir,
                             .store_url = store_url(),
                             .cache_url = getenv("WS_TEST_CACHE_URL"),
+                            .blobs_url = getenv("WS_BLOBS_URL"),
                             .host = "127.0.0.1",
                             .threads = 2,
                             .max_export_bytes = max_export,
