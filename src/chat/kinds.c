@@ -626,6 +626,21 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
         int kind = lookup_folded(f, n);
         return kind ? (ws_msg_kind)kind : WS_MSG_TEXT;
     }
+    if (first < 0x80 && first != 'M' && last >= 0x80 &&
+        !(n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)) {
+        /* a body ending in a non-ASCII character that is no direction mark (an emoji, "café"):
+         * nothing to trim at either end, no edited marker, no '<…>', no LRM, no prefix of
+         * the table (those begin above ASCII), no encryption notice: the whole-body phrases
+         * and the suffixes that end in this byte are all that classify_trimmed could match */
+        int kind = lookup(s, n);
+        if (kind)
+            return (ws_msg_kind)kind;
+        if (table.suffix_last[last >> 6] >> (last & 63) & 1)
+            for (size_t i = 0; i < table.n_attached_suffix; i++)
+                if (ends_with_folded(s, n, &table.attached_suffix[i], &at) && at > 0)
+                    return WS_MSG_MEDIA;
+        return WS_MSG_TEXT;
+    }
     trim(&s, &len);
     for (size_t i = 0; len && s[len - 1] == '>' && i < table.n_edited; i++)
         if (ends_with_folded(s, len, &table.edited[i], &at)) {

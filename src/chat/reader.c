@@ -266,22 +266,28 @@ static int take_out_of_window(ws_chat_reader *r)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. */
-__attribute__((target("avx2"))) static void newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
+/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. Returns whether the
+ * bytes hold a '\r' too. */
+__attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
 {
-    const __m256i nl = _mm256_set1_epi8('\n');
+    const __m256i nl = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+    __m256i any_cr = _mm256_setzero_si256();
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;
-        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)p), nl));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + 32)), nl));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)p), x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, nl));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, nl));
+        any_cr = _mm256_or_si256(any_cr, _mm256_or_si256(_mm256_cmpeq_epi8(x0, cr), _mm256_cmpeq_epi8(x1, cr)));
         out[w] = lo | hi << 32;
     }
+    return !_mm256_testz_si256(any_cr, any_cr);
 }
 #define HAVE_NEWLINE_AVX2 1
 #endif
 
 /* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
- * per line. */
+ * per line. The same pass tells whether the window holds any '\r' (bytes of the slack may
+ * count: that only costs the search below): when it holds none, no line needs the search. */
 static void index_newlines(ws_chat_reader *r)
 {
     size_t words = (r->end + 63) / 64;
@@ -291,33 +297,50 @@ static void index_newlines(ws_chat_reader *r)
         r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
     }
     const unsigned char *b = (const unsigned char *)r->buf;
+    bool any_cr = false;
 #if defined(HAVE_NEWLINE_AVX2)
     if (ws_cpu_avx2()) {
-        newline_bits_avx2(b, words, r->nl_bits);
+        any_cr = newline_bits_avx2(b, words, r->nl_bits);
         words = 0;
     }
+#endif
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    __m128i crs = _mm_setzero_si128();
 #endif
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;   /* may run into the slack: masked below */
         uint64_t bits = 0;
 #if defined(__SSE2__)
-        const __m128i nl = _mm_set1_epi8('\n');
-        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
-        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), nl));
-        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), nl));
-        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), nl));
+        __m128i x0 = _mm_loadu_si128((const __m128i *)p), x1 = _mm_loadu_si128((const __m128i *)(p + 16));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 32)), x3 = _mm_loadu_si128((const __m128i *)(p + 48));
+        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x0, nl));
+        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x1, nl));
+        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x2, nl));
+        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x3, nl));
+        crs = _mm_or_si128(crs, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x0, cr), _mm_cmpeq_epi8(x1, cr)),
+                                             _mm_or_si128(_mm_cmpeq_epi8(x2, cr), _mm_cmpeq_epi8(x3, cr))));
         bits = m0 | m1 << 16 | m2 << 32 | m3 << 48;
 #else
-        for (int k = 0; k < 64; k++)
+        for (int k = 0; k < 64; k++) {
             bits |= (uint64_t)(p[k] == '\n') << k;
+            any_cr |= p[k] == '\r';
+        }
 #endif
         r->nl_bits[w] = bits;
     }
+#if defined(__SSE2__)
+    any_cr |= _mm_movemask_epi8(crs) != 0;
+#endif
     words = (r->end + 63) / 64;
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
     r->nl_ready = true;
+    if (!any_cr) {
+        r->cr_at = r->end;   /* no '\r' in the window: the search in next_line never runs */
+        r->cr_known = true;
+    }
 }
 
 /* Index of the first '\n' in buf[from..end), or end. */
