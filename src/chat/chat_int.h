@@ -35,6 +35,13 @@ typedef struct chat_template {
     unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
     bool avx2_32;                /* span is 32 and this CPU has AVX2: one 32-byte compare */
     chat_header proto;
+    /* The last date a line of this layout resolved to (avx2_32 templates only): the line's
+     * bytes under datemask (the date fields' digits) and that date under the reader's order.
+     * A line with the same date bytes has the same date: only its time is read. */
+    _Alignas(16) unsigned char datemask[32];
+    _Alignas(16) unsigned char date_bytes[32];
+    bool date_known;
+    ws_datetime date;
 } chat_template;
 
 /* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
@@ -54,9 +61,23 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
 #define WS_CHAT_HAVE_MATCH_AVX2 1
 bool ws__chat_template_match_avx2(const chat_template *t, const char *s, size_t n, size_t readable,
                                   chat_header *h);
+/* The fast path of a line of t's layout on the date t remembers: returns true and fills *ts
+ * (and the body starts at t->len) when line s[0..n) matches t, its date bytes are those of
+ * t's remembered date and its time is valid; false sends the caller to the general path
+ * (another date, another layout, not a header). The answer is the general path's. */
+bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable, ws_datetime *ts);
 #else
 #define ws__chat_template_match_avx2 ws__chat_template_match
+static inline bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable,
+                                          ws_datetime *ts)
+{
+    (void)t, (void)s, (void)n, (void)readable, (void)ts;
+    return false;
+}
 #endif
+/* Remembers the date ts of line s (a header of t's layout that resolved, readable bytes from
+ * s) for ws__chat_template_fast; a no-op for templates without the AVX2 compare. */
+void ws__chat_template_remember_date(chat_template *t, const char *s, size_t readable, const ws_datetime *ts);
 
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */

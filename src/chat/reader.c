@@ -536,17 +536,26 @@ static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime 
     return true;
 }
 
-/* Is this line a message header? Known layouts first, then the full grammar. */
-static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+/* How many bytes from line may be read: a line in the window up to the slack after it. */
+static inline size_t readable_at(const ws_chat_reader *r, const char *line, size_t len)
 {
-    /* a line in the window may be read up to the slack after it */
-    size_t readable = line >= r->buf && line < r->buf + r->buf_cap
-                          ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
+    return line >= r->buf && line < r->buf + r->buf_cap ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
+}
+
+/* Is this line a message header? Known layouts first, then the full grammar. *matched: the
+ * template that matched, or -1 (the grammar). */
+static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len,
+                                                            chat_header *h, int *matched)
+{
+    size_t readable = readable_at(r, line, len);
+    *matched = -1;
     for (unsigned k = 0; k < r->n_templates; k++) {
         const chat_template *t = &r->templates[k];
         if (t->avx2_32 ? ws__chat_template_match_avx2(t, line, len, readable, h)
-                       : ws__chat_template_match(t, line, len, readable, h))
+                       : ws__chat_template_match(t, line, len, readable, h)) {
+            *matched = (int)k;
             return true;
+        }
     }
     if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
@@ -643,7 +652,8 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
     ws_date_order decided = WS_DATE_AUTO;
     while ((rc = next_line(r, &line, &len, err)) == 1) {
         chat_header h;
-        if (!header_of(r, line, len, &h))
+        int matched;
+        if (!header_of(r, line, len, &h, &matched))
             continue;
         if (h.digits[0] == 4) {
             ymd_lines++;
@@ -919,7 +929,18 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         repair_utf8(r, &line, &len);
         chat_header h;
         ws_datetime ts;
-        bool is_header = header_of(r, line, len, &h) && resolve_cached(r, &h, &ts);
+        bool is_header;
+        /* most lines: the first layout on the date of the header before it (the first template
+         * is the one tried first below: same answer) */
+        if (r->n_templates && ws__chat_template_fast(&r->templates[0], line, len, readable_at(r, line, len), &ts)) {
+            is_header = true;
+            h.body = r->templates[0].len;
+        } else {
+            int matched;
+            is_header = header_of(r, line, len, &h, &matched) && resolve_cached(r, &h, &ts);
+            if (is_header && matched == 0)
+                ws__chat_template_remember_date(&r->templates[0], line, readable_at(r, line, len), &ts);
+        }
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
             r->invalid_utf8 = invalid_before;   /* the next range counts this line */
             r->eof = true;   /* the next range begins here */
