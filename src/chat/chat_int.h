@@ -140,6 +140,39 @@ static inline const char *ws__chat_colon_space(const char *s, size_t n)
     return NULL;
 }
 
+#define WS_CHAT_MAX_PHRASE 192    /* bytes; a longer body is never a whole-body placeholder */
+#define WS_CHAT_BLOOM_BITS 65536  /* one probe per phrase: ~1% false hits with the 650 distinct phrases */
+
+/* The filter bit of a whole-body phrase of length len with these first and last folded bytes. */
+static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsigned char last)
+{
+    return (((uint32_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B1u) >> 16;
+}
+
+/* The phrase table's filter (WS_CHAT_BLOOM_BITS bits, valid for the life of the program). */
+const uint64_t *ws__chat_phrase_bloom(void);
+
+/* True when ws__chat_classify(text, n) is WS_MSG_TEXT, not edited, for certain from the two
+ * ends of the body alone (most bodies): ASCII at both ends, nothing trim would take off
+ * (' ' '.' or a mark), no '>' or ')' that could end a marker or placeholder, no 'M' that could
+ * start the encryption notice, and no phrase of this length and folded ends in the filter.
+ * False means "ask ws__chat_classify". Inline, so that most messages make no call. */
+static inline bool ws__chat_plain_text(const uint64_t *bloom, const char *text, size_t n)
+{
+    if (n < 1)
+        return false;
+    unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
+    if (first >= 0x80 || first == 'M' || last >= 0x80 || last == ' ' || last == '.' || last == '>' ||
+        last == ')')
+        return false;
+    if (n < 2 || n > WS_CHAT_MAX_PHRASE)
+        return true;
+    unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
+    unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
+    uint32_t h = ws__chat_bloom_hash(n, f0, f1);
+    return !(bloom[h >> 6] >> (h & 63) & 1);
+}
+
 /* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
  * the phrase table (src/chat/locale_strings.tsv, loaded once, thread-safe) and what this export
  * taught (learned may be NULL). */

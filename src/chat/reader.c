@@ -237,6 +237,7 @@ struct ws_chat_reader {
     uint32_t layout;
     chat_learned learned;
     const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
+    const uint64_t *phrase_bloom;  /* ws__chat_phrase_bloom() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -732,6 +733,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     }
     r->order = r->opt.date_order;
     r->colon_pairs = ws__chat_colon_pairs();
+    r->phrase_bloom = ws__chat_phrase_bloom();
     if (!r->empty) {
         int rc = sample_start(r, err);
         if (rc)
@@ -905,7 +907,9 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
+        msg->kind = ws__chat_plain_text(r->phrase_bloom, msg->text, msg->text_len)
+                        ? WS_MSG_TEXT
+                        : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;
