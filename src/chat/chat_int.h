@@ -10,6 +10,30 @@
 #include "chat/chat.h"
 #include "core/utf8.h"
 
+/* The bytes a reader reads (source.c): a file (fd), memory (mem, borrowed) or one entry of a
+ * zip. The path is owned (freed by ws__chat_source_close, which closes fd and the zip too). */
+typedef enum { SRC_FILE, SRC_MEM, SRC_ZIP } chat_source_kind;
+
+typedef struct chat_source {
+    chat_source_kind kind;
+    int fd;
+    const char *mem;
+    size_t mem_len, mem_pos;
+    struct zip *zip;       /* libzip's zip_t */
+    uint64_t entry;
+    struct zip_file *zf;   /* libzip's zip_file_t */
+    uint64_t read_total, cap, size;
+    char *path;
+} chat_source;
+void ws__chat_source_close(chat_source *s);
+/* Reads up to n bytes; returns the count, 0 at the end, or a negative code (WS_ETOOBIG past cap). */
+long ws__chat_source_read(chat_source *s, char *buf, size_t n, ws_error *err);
+/* Back to the first byte. */
+int ws__chat_source_rewind(chat_source *s, ws_error *err);
+/* Opens the zip in s (its fd's file or its memory) and picks the chat entry: WS_EFORMAT,
+ * WS_EUNSAFE, WS_EUNSUPPORTED, WS_ETOOBIG (entry above cap) as ws_chat_open_file says. */
+int ws__chat_source_open_zip(chat_source *s, uint64_t cap, ws_error *err);
+
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
     int field[3];        /* date fields in written order */

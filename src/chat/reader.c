@@ -1,5 +1,5 @@
-/* The streaming export reader: byte sources (file, memory, zip entry), line splitting with
- * any line endings, UTF-8 repair, date-order detection (first pass) and message assembly
+/* The streaming export reader: line splitting with any line endings (the bytes come from
+ * source.c), UTF-8 repair, date-order detection (first pass) and message assembly
  * (second pass). Memory stays flat: one input chunk plus the message being built. */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zip.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -23,189 +22,10 @@
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
 
-/* ------------------------------------------------------------------ byte sources */
-
-typedef enum { SRC_FILE, SRC_MEM, SRC_ZIP } source_kind;
-
-typedef struct source {
-    source_kind kind;
-    int fd;
-    const char *mem;
-    size_t mem_len, mem_pos;
-    zip_t *zip;
-    zip_uint64_t entry;
-    zip_file_t *zf;
-    uint64_t read_total, cap, size;
-    char *path;
-} source;
-
-static void source_close(source *s)
-{
-    if (s->zf)
-        zip_fclose(s->zf);
-    if (s->zip)
-        zip_discard(s->zip);
-    if (s->fd >= 0)
-        close(s->fd);
-    free(s->path);
-    memset(s, 0, sizeof *s);
-    s->fd = -1;
-}
-
-/* Reads up to n bytes; returns the count, 0 at the end, or a negative code. */
-static long source_read(source *s, char *buf, size_t n, ws_error *err)
-{
-    long got = 0;
-    switch (s->kind) {
-    case SRC_FILE: {
-        ssize_t r;
-        do
-            r = read(s->fd, buf, n);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-            return ws_error_set(err, WS_EIO, "%s: read failed: %s", s->path, strerror(errno));
-        got = r;
-        break;
-    }
-    case SRC_MEM: {
-        size_t left = s->mem_len - s->mem_pos;
-        got = (long)(n < left ? n : left);
-        memcpy(buf, s->mem + s->mem_pos, (size_t)got);
-        s->mem_pos += (size_t)got;
-        break;
-    }
-    case SRC_ZIP: {
-        zip_int64_t r = zip_fread(s->zf, buf, n);
-        if (r < 0)
-            return ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path,
-                                zip_strerror(s->zip));
-        got = (long)r;
-        break;
-    }
-    }
-    s->read_total += (uint64_t)got;
-    if (s->read_total > s->cap)
-        return ws_error_set(err, WS_ETOOBIG, "%s: more than %llu bytes of chat text (the size cap)",
-                            s->path, (unsigned long long)s->cap);
-    return got;
-}
-
-static int source_rewind(source *s, ws_error *err)
-{
-    s->read_total = 0;
-    switch (s->kind) {
-    case SRC_FILE:
-        if (lseek(s->fd, 0, SEEK_SET) < 0)
-            return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", s->path, strerror(errno));
-        return 0;
-    case SRC_MEM:
-        s->mem_pos = 0;
-        return 0;
-    case SRC_ZIP:
-        if (s->zf)
-            zip_fclose(s->zf);
-        s->zf = zip_fopen_index(s->zip, s->entry, 0);
-        if (!s->zf)
-            return ws_error_set(err, WS_EFORMAT, "%s: cannot open the chat inside the zip: %s",
-                                s->path, zip_strerror(s->zip));
-        return 0;
-    }
-    return WS_EINTERNAL;
-}
-
-static bool ends_with_txt(const char *name)
-{
-    size_t n = strlen(name);
-    return n >= 4 && strcasecmp(name + n - 4, ".txt") == 0;
-}
-
-static bool unsafe_name(const char *name)
-{
-    if (name[0] == '/' || name[0] == '\\' || (name[0] && name[1] == ':'))
-        return true;
-    for (const char *p = name; *p; p++)
-        if (p[0] == '.' && p[1] == '.' && (p == name || p[-1] == '/' || p[-1] == '\\') &&
-            (p[2] == '\0' || p[2] == '/' || p[2] == '\\'))
-            return true;
-    return false;
-}
-
-/* Opens the zip in s (from s->fd's file or s->mem) and picks the chat entry. */
-static int open_zip(source *s, uint64_t cap, ws_error *err)
-{
-    zip_error_t zerr;
-    zip_error_init(&zerr);
-    zip_source_t *zs = s->kind == SRC_MEM ? zip_source_buffer_create(s->mem, s->mem_len, 0, &zerr)
-                                          : zip_source_filep_create(fdopen(dup(s->fd), "rb"), 0, -1, &zerr);
-    int rc = 0;
-    if (!zs) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: cannot read zip: %s", s->path, zip_error_strerror(&zerr));
-        goto out;
-    }
-    s->zip = zip_open_from_source(zs, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
-    if (!s->zip) {
-        zip_source_free(zs);
-        rc = ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path, zip_error_strerror(&zerr));
-        goto out;
-    }
-    zip_int64_t count = zip_get_num_entries(s->zip, 0);
-    zip_int64_t best = -1;
-    zip_uint64_t best_size = 0;
-    bool best_is_chat = false;
-    for (zip_int64_t i = 0; i < count; i++) {
-        zip_stat_t st;
-        if (zip_stat_index(s->zip, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME))
-            continue;
-        if (unsafe_name(st.name)) {
-            rc = ws_error_set(err, WS_EUNSAFE, "%s: refusing a zip with an unsafe entry name '%s'",
-                              s->path, st.name);
-            goto out;
-        }
-        if (!ends_with_txt(st.name))
-            continue;
-        const char *base = strrchr(st.name, '/');
-        base = base ? base + 1 : st.name;
-        bool is_chat = strcmp(base, "_chat.txt") == 0;
-        if (best < 0 || (is_chat && !best_is_chat) || (is_chat == best_is_chat && st.size > best_size)) {
-            best = i;
-            best_size = st.size;
-            best_is_chat = is_chat;
-        }
-    }
-    if (best < 0) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: the zip holds no chat text file (_chat.txt or *.txt)", s->path);
-        goto out;
-    }
-    zip_stat_t st;
-    zip_stat_index(s->zip, (zip_uint64_t)best, 0, &st);
-    if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: '%s' in the zip is encrypted; export it without a password",
-                          s->path, st.name);
-        goto out;
-    }
-    if (st.size > cap) {
-        rc = ws_error_set(err, WS_ETOOBIG, "%s: '%s' unpacks to %llu bytes, above the cap of %llu",
-                          s->path, st.name, (unsigned long long)st.size, (unsigned long long)cap);
-        goto out;
-    }
-    if (st.size > (1u << 20) && st.comp_size > 0 && st.size / st.comp_size > WS_CHAT_MAX_ZIP_RATIO) {
-        rc = ws_error_set(err, WS_EUNSAFE, "%s: '%s' compresses %llu:1, which only a zip bomb does",
-                          s->path, st.name, (unsigned long long)(st.size / st.comp_size));
-        goto out;
-    }
-    s->entry = (zip_uint64_t)best;
-    s->size = st.size;
-    s->kind = SRC_ZIP;
-    rc = source_rewind(s, err);
-out:
-    zip_error_fini(&zerr);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ the reader */
 
 struct ws_chat_reader {
-    source src;
+    chat_source src;
     ws_chat_options opt;
     char *buf;               /* input window: [pos, end) not yet consumed */
     size_t buf_cap, pos, end;
@@ -384,7 +204,7 @@ static int refill(ws_chat_reader *r, ws_error *err)
         r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
         memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
-    long got = source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
+    long got = ws__chat_source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
     if (got < 0)
         return (int)got;
     if (got == 0)
@@ -481,7 +301,7 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
 /* Positions the reader at the start of its range (the whole input by default). */
 static int seek_start(ws_chat_reader *r, ws_error *err)
 {
-    int rc = source_rewind(&r->src, err);
+    int rc = ws__chat_source_rewind(&r->src, err);
     if (rc)
         return rc;
     r->pos = r->end = 0;
@@ -614,10 +434,10 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         if (hit)
             return 0;
     }
-    int rc = source_rewind(&r->src, err);
+    int rc = ws__chat_source_rewind(&r->src, err);
     size_t have = 0;
     while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
-        long got = source_read(&r->src, r->buf + have, r->buf_cap - have, err);
+        long got = ws__chat_source_read(&r->src, r->buf + have, r->buf_cap - have, err);
         if (got <= 0) {
             rc = got < 0 ? (int)got : 0;
             break;
@@ -639,7 +459,7 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         last_sample.learned = r->learned;
         pthread_mutex_unlock(&sample_lock);
     }
-    return source_rewind(&r->src, err);
+    return ws__chat_source_rewind(&r->src, err);
 }
 
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
@@ -727,7 +547,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     r->empty = (r->src.kind == SRC_MEM ? r->src.mem_len : have) == 0;
     if (have == 4 && memcmp(magic, "PK", 2) == 0 &&
         ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6))) {
-        int rc = open_zip(&r->src, r->opt.max_file_bytes, err);
+        int rc = ws__chat_source_open_zip(&r->src, r->opt.max_file_bytes, err);
         if (rc)
             return rc;
     }
@@ -1032,7 +852,7 @@ void ws_chat_close(ws_chat_reader *r)
 {
     if (!r)
         return;
-    source_close(&r->src);
+    ws__chat_source_close(&r->src);
     free(r->buf);
     free(r->nl_bits);
     ws_buf_free(&r->cur_body);
