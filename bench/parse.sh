@@ -2,7 +2,10 @@
 # Benchmark of the WhatsApp parser: makes a 1M-message export (~70 MB) and prints, in one
 # run, the throughput of `whatstyle parse --stats` and `--format jsonl`, and the ratios
 # against `wc -l` on the same file (the read-and-scan limit), whatstk (PyPI) and
-# whatsapp-chat-parser (npm). Then the peak memory on a ~1 GB export. Medians of RUNS runs.
+# whatsapp-chat-parser (npm). Then the start-up on a 3-line export and the peak memory on a
+# ~1 GB export. Medians of RUNS runs; the ratios to `wc -l` are medians of per-run ratios,
+# each run timing `wc -l` and the parse back to back (bench/parse_ratio.py), so that a shared
+# machine's changing load hits both alike; CPU time (user + system, all threads) is printed too.
 # Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1),
 # PEERS (0 skips the slow whatstk and whatsapp-chat-parser runs, for quick iterations; default 1),
 # BIN (the whatstyle binary to measure, default build/whatstyle: to compare with another build).
@@ -35,19 +38,22 @@ peers() { [ "$PEERS" = 1 ] && echo ", $(ratio "$wtk_t" "$1")x whatstk, $(ratio "
 
 echo "parse benchmark: $N messages, $((size / 1000000)) MB, $(nproc) cores, whatstyle and wc: median of $RUNS runs\
 $([ "$PEERS" = 1 ] && echo ", whatsapp-chat-parser median of 3, whatstk 1 run (slow)")"
-wc_t=$(t "$RUNS" wc -l "$data/chat.txt")
-stats_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --stats)
-jsonl_t=$(t "$RUNS" "$bin" parse "$data/chat.txt" --format jsonl)
+# WC_WALL CMD_WALL RATIO WC_CPU CMD_CPU
+read -r wc_t stats_t stats_r wc_cpu stats_cpu < <(python3 bench/parse_ratio.py "$RUNS" "$data/chat.txt" \
+  "$bin" parse "$data/chat.txt" --stats)
+read -r _ jsonl_t jsonl_r _ jsonl_cpu < <(python3 bench/parse_ratio.py "$RUNS" "$data/chat.txt" \
+  "$bin" parse "$data/chat.txt" --format jsonl)
 if [ "$PEERS" = 1 ]; then
   node_t=$(t 3 node build/bench-node/whatsapp_chat_parser.mjs "$data/chat.txt")
   wtk_t=$(t 1 build/bench-venv/bin/python bench/peers/whatstk_parse.py "$data/chat.txt" '%d/%m/%Y, %H:%M - %name:')
 fi
-printf '%-34s %9s %9s %s\n' "contender" "seconds" "MB/s" "ratio"
-printf '%-34s %9s %9s %s\n' "wc -l (read-and-scan limit)" "$wc_t" "$(mbps "$wc_t")" ""
-printf '%-34s %9s %9s %s\n' "whatstyle parse --stats" "$stats_t" "$(mbps "$stats_t")" \
-  "$(ratio "$wc_t" "$stats_t")x of wc -l (counts only: not compared with the peers)"
-printf '%-34s %9s %9s %s\n' "whatstyle parse --format jsonl" "$jsonl_t" "$(mbps "$jsonl_t")" \
-  "$(ratio "$wc_t" "$jsonl_t")x of wc -l$(peers "$jsonl_t")"
+cpu() { python3 -c "print('%.1f' % ($1 * 1000))"; }
+printf '%-34s %9s %9s %8s %s\n' "contender" "seconds" "MB/s" "CPU ms" "ratio (median of per-run ratios)"
+printf '%-34s %9s %9s %8s %s\n' "wc -l (read-and-scan limit)" "$wc_t" "$(mbps "$wc_t")" "$(cpu "$wc_cpu")" ""
+printf '%-34s %9s %9s %8s %s\n' "whatstyle parse --stats" "$stats_t" "$(mbps "$stats_t")" "$(cpu "$stats_cpu")" \
+  "${stats_r}x of wc -l (counts only: not compared with the peers)"
+printf '%-34s %9s %9s %8s %s\n' "whatstyle parse --format jsonl" "$jsonl_t" "$(mbps "$jsonl_t")" "$(cpu "$jsonl_cpu")" \
+  "${jsonl_r}x of wc -l$(peers "$jsonl_t")"
 if [ "$PEERS" = 1 ]; then
   printf '%-34s %9s %9s\n' "whatsapp-chat-parser 4.0.2 (node)" "$node_t" "$(mbps "$node_t")"
   printf '%-34s %9s %9s\n' "whatstk 0.9.1 (python)" "$wtk_t" "$(mbps "$wtk_t")"

@@ -10,6 +10,30 @@
 #include "chat/chat.h"
 #include "core/utf8.h"
 
+/* The bytes a reader reads (source.c): a file (fd), memory (mem, borrowed) or one entry of a
+ * zip. The path is owned (freed by ws__chat_source_close, which closes fd and the zip too). */
+typedef enum { SRC_FILE, SRC_MEM, SRC_ZIP } chat_source_kind;
+
+typedef struct chat_source {
+    chat_source_kind kind;
+    int fd;
+    const char *mem;
+    size_t mem_len, mem_pos;
+    struct zip *zip;       /* libzip's zip_t */
+    uint64_t entry;
+    struct zip_file *zf;   /* libzip's zip_file_t */
+    uint64_t read_total, cap, size;
+    char *path;
+} chat_source;
+void ws__chat_source_close(chat_source *s);
+/* Reads up to n bytes; returns the count, 0 at the end, or a negative code (WS_ETOOBIG past cap). */
+long ws__chat_source_read(chat_source *s, char *buf, size_t n, ws_error *err);
+/* Back to the first byte. */
+int ws__chat_source_rewind(chat_source *s, ws_error *err);
+/* Opens the zip in s (its fd's file or its memory) and picks the chat entry: WS_EFORMAT,
+ * WS_EUNSAFE, WS_EUNSUPPORTED, WS_ETOOBIG (entry above cap) as ws_chat_open_file says. */
+int ws__chat_source_open_zip(chat_source *s, uint64_t cap, ws_error *err);
+
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
     int field[3];        /* date fields in written order */
@@ -35,6 +59,13 @@ typedef struct chat_template {
     unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
     bool avx2_32;                /* span is 32 and this CPU has AVX2: one 32-byte compare */
     chat_header proto;
+    /* The last date a line of this layout resolved to (avx2_32 templates only): the line's
+     * bytes under datemask (the date fields' digits) and that date under the reader's order.
+     * A line with the same date bytes has the same date: only its time is read. */
+    _Alignas(16) unsigned char datemask[32];
+    _Alignas(16) unsigned char date_bytes[32];
+    bool date_known;
+    ws_datetime date;
 } chat_template;
 
 /* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
@@ -54,9 +85,23 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
 #define WS_CHAT_HAVE_MATCH_AVX2 1
 bool ws__chat_template_match_avx2(const chat_template *t, const char *s, size_t n, size_t readable,
                                   chat_header *h);
+/* The fast path of a line of t's layout on the date t remembers: returns true and fills *ts
+ * (and the body starts at t->len) when line s[0..n) matches t, its date bytes are those of
+ * t's remembered date and its time is valid; false sends the caller to the general path
+ * (another date, another layout, not a header). The answer is the general path's. */
+bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable, ws_datetime *ts);
 #else
 #define ws__chat_template_match_avx2 ws__chat_template_match
+static inline bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable,
+                                          ws_datetime *ts)
+{
+    (void)t, (void)s, (void)n, (void)readable, (void)ts;
+    return false;
+}
 #endif
+/* Remembers the date ts of line s (a header of t's layout that resolved, readable bytes from
+ * s) for ws__chat_template_fast; a no-op for templates without the AVX2 compare. */
+void ws__chat_template_remember_date(chat_template *t, const char *s, size_t readable, const ws_datetime *ts);
 
 /* Parses a message header at the start of line s[0..n). Returns true and fills h when the
  * line is one. Allocates nothing; reads at most n bytes. */
@@ -117,6 +162,39 @@ static inline const char *ws__chat_colon_space(const char *s, size_t n)
         if (p + 1 < end && p[1] == ' ')
             return p;
     return NULL;
+}
+
+#define WS_CHAT_MAX_PHRASE 192    /* bytes; a longer body is never a whole-body placeholder */
+#define WS_CHAT_BLOOM_BITS 65536  /* one probe per phrase: ~1% false hits with the 650 distinct phrases */
+
+/* The filter bit of a whole-body phrase of length len with these first and last folded bytes. */
+static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsigned char last)
+{
+    return (((uint32_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B1u) >> 16;
+}
+
+/* The phrase table's filter (WS_CHAT_BLOOM_BITS bits, valid for the life of the program). */
+const uint64_t *ws__chat_phrase_bloom(void);
+
+/* True when ws__chat_classify(text, n) is WS_MSG_TEXT, not edited, for certain from the two
+ * ends of the body alone (most bodies): ASCII at both ends, nothing trim would take off
+ * (' ' '.' or a mark), no '>' or ')' that could end a marker or placeholder, no 'M' that could
+ * start the encryption notice, and no phrase of this length and folded ends in the filter.
+ * False means "ask ws__chat_classify". Inline, so that most messages make no call. */
+static inline bool ws__chat_plain_text(const uint64_t *bloom, const char *text, size_t n)
+{
+    if (n < 1)
+        return false;
+    unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
+    if (first >= 0x80 || first == 'M' || last >= 0x80 || last == ' ' || last == '.' || last == '>' ||
+        last == ')')
+        return false;
+    if (n < 2 || n > WS_CHAT_MAX_PHRASE)
+        return true;
+    unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
+    unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
+    uint32_t h = ws__chat_bloom_hash(n, f0, f1);
+    return !(bloom[h >> 6] >> (h & 63) & 1);
 }
 
 /* Classifies an authored message body (media, deleted, iOS system events, edited marker) with

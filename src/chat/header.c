@@ -456,6 +456,9 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     }
     t->proto = *h;
     t->fields = fields;
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < h->digits[f] && h->pos[f] + k < (int)sizeof t->datemask; k++)
+            t->datemask[h->pos[f] + k] = 0xFF;
 #if defined(WS_CHAT_HAVE_MATCH_AVX2)
     t->avx2_32 = t->span == 32 && ws_cpu_avx2();
 #endif
@@ -575,5 +578,56 @@ __attribute__((target("avx2"))) bool ws__chat_template_match_avx2(const chat_tem
     if ((unsigned)_mm256_movemask_epi8(ok) != 0xFFFFFFFFu)
         return false;
     return fill_fields(t, s, h);
+}
+#endif
+
+void ws__chat_template_remember_date(chat_template *t, const char *s, size_t readable, const ws_datetime *ts)
+{
+    if (!t->avx2_32 || readable < sizeof t->date_bytes)
+        return;
+    for (size_t i = 0; i < sizeof t->date_bytes; i++)
+        t->date_bytes[i] = (unsigned char)s[i] & t->datemask[i];
+    t->date = *ts;
+    t->date_known = true;
+}
+
+#if defined(WS_CHAT_HAVE_MATCH_AVX2)
+__attribute__((target("avx2"))) bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n,
+                                                            size_t readable, ws_datetime *ts)
+{
+    if (!t->date_known || n <= t->len || readable < 32)
+        return false;
+    __m256i x = _mm256_loadu_si256((const __m256i *)s);
+    __m256i lit = _mm256_loadu_si256((const __m256i *)t->lit);
+    __m256i litmask = _mm256_loadu_si256((const __m256i *)t->litmask);
+    __m256i digitmask = _mm256_loadu_si256((const __m256i *)t->digitmask);
+    __m256i eq = _mm256_cmpeq_epi8(_mm256_and_si256(x, litmask), lit);
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
+    __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
+    __m256i ok = _mm256_andnot_si256(_mm256_andnot_si256(is_digit, digitmask), eq);
+    /* and the date's digits those of the remembered date */
+    __m256i date = _mm256_cmpeq_epi8(_mm256_and_si256(x, _mm256_loadu_si256((const __m256i *)t->datemask)),
+                                     _mm256_loadu_si256((const __m256i *)t->date_bytes));
+    if ((unsigned)_mm256_movemask_epi8(_mm256_and_si256(ok, date)) != 0xFFFFFFFFu)
+        return false;
+    const unsigned char *b = (const unsigned char *)s;
+    int hour = field_value(b + t->fpos[3], t->fdigits[3]);
+    int minute = field_value(b + t->fpos[4], t->fdigits[4]);
+    int second = t->fields == 6 ? field_value(b + t->fpos[5], t->fdigits[5]) : 0;
+    if (minute > 59 || second > 59 || hour > 24)
+        return false;
+    /* the 12h conversion of ws__chat_resolve */
+    int ampm = t->proto.ampm, h24 = hour;
+    if (ampm == 1 && hour == 12)
+        h24 = 0;
+    else if (ampm == 2 && hour < 12)
+        h24 += 12;
+    if (h24 > 23 || (ampm == 1 && hour > 12))
+        return false;
+    *ts = t->date;
+    ts->hour = h24;
+    ts->minute = minute;
+    ts->second = second;
+    return true;
 }
 #endif

@@ -16,8 +16,8 @@
 extern const unsigned char ws__chat_locale_tsv[];
 extern const size_t ws__chat_locale_tsv_len;
 
-#define MAX_PHRASE 192      /* bytes; a longer body is never a whole-body placeholder */
-#define BLOOM_BITS 65536    /* one probe per phrase: ~1% false hits with the 650 distinct phrases */
+#define MAX_PHRASE WS_CHAT_MAX_PHRASE
+#define BLOOM_BITS WS_CHAT_BLOOM_BITS
 #define MAX_SUFFIXES 128
 #define MAX_PIECES 5        /* literal pieces of a template (at most 4 placeholders) */
 
@@ -150,11 +150,7 @@ static void trim(const char **s, size_t *n)
     }
 }
 
-/* The bit of (length, first and last folded byte) of a phrase. */
-static inline uint32_t bloom_hash(size_t len, unsigned char first, unsigned char last)
-{
-    return (((uint32_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B1u) >> 16;
-}
+#define bloom_hash ws__chat_bloom_hash
 
 static inline bool bloom_has(uint32_t h)
 {
@@ -617,14 +613,27 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' &&
         last != '>' && last != ')') {
         /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the phrases */
-        unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
-        unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
-        if (n < 2 || n > MAX_PHRASE || !bloom_has(bloom_hash(n, f0, f1)))
+        if (ws__chat_plain_text(table.bloom, text, n))
             return WS_MSG_TEXT;
         char f[MAX_PHRASE];
         fold(s, n, f);
         int kind = lookup_folded(f, n);
         return kind ? (ws_msg_kind)kind : WS_MSG_TEXT;
+    }
+    if (first < 0x80 && first != 'M' && last >= 0x80 &&
+        !(n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)) {
+        /* a body ending in a non-ASCII character that is no direction mark (an emoji, "café"):
+         * nothing to trim at either end, no edited marker, no '<…>', no LRM, no prefix of
+         * the table (those begin above ASCII), no encryption notice: the whole-body phrases
+         * and the suffixes that end in this byte are all that classify_trimmed could match */
+        int kind = lookup(s, n);
+        if (kind)
+            return (ws_msg_kind)kind;
+        if (table.suffix_last[last >> 6] >> (last & 63) & 1)
+            for (size_t i = 0; i < table.n_attached_suffix; i++)
+                if (ends_with_folded(s, n, &table.attached_suffix[i], &at) && at > 0)
+                    return WS_MSG_MEDIA;
+        return WS_MSG_TEXT;
     }
     trim(&s, &len);
     for (size_t i = 0; len && s[len - 1] == '>' && i < table.n_edited; i++)
@@ -709,6 +718,12 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
         pos = end + t->piece_len[k];
     }
     return colon_ok;
+}
+
+const uint64_t *ws__chat_phrase_bloom(void)
+{
+    ensure_table();
+    return table.bloom;
 }
 
 const uint64_t *ws__chat_colon_pairs(void)

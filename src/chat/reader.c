@@ -1,5 +1,5 @@
-/* The streaming export reader: byte sources (file, memory, zip entry), line splitting with
- * any line endings, UTF-8 repair, date-order detection (first pass) and message assembly
+/* The streaming export reader: line splitting with any line endings (the bytes come from
+ * source.c), UTF-8 repair, date-order detection (first pass) and message assembly
  * (second pass). Memory stays flat: one input chunk plus the message being built. */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zip.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -23,189 +22,10 @@
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
 
-/* ------------------------------------------------------------------ byte sources */
-
-typedef enum { SRC_FILE, SRC_MEM, SRC_ZIP } source_kind;
-
-typedef struct source {
-    source_kind kind;
-    int fd;
-    const char *mem;
-    size_t mem_len, mem_pos;
-    zip_t *zip;
-    zip_uint64_t entry;
-    zip_file_t *zf;
-    uint64_t read_total, cap, size;
-    char *path;
-} source;
-
-static void source_close(source *s)
-{
-    if (s->zf)
-        zip_fclose(s->zf);
-    if (s->zip)
-        zip_discard(s->zip);
-    if (s->fd >= 0)
-        close(s->fd);
-    free(s->path);
-    memset(s, 0, sizeof *s);
-    s->fd = -1;
-}
-
-/* Reads up to n bytes; returns the count, 0 at the end, or a negative code. */
-static long source_read(source *s, char *buf, size_t n, ws_error *err)
-{
-    long got = 0;
-    switch (s->kind) {
-    case SRC_FILE: {
-        ssize_t r;
-        do
-            r = read(s->fd, buf, n);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-            return ws_error_set(err, WS_EIO, "%s: read failed: %s", s->path, strerror(errno));
-        got = r;
-        break;
-    }
-    case SRC_MEM: {
-        size_t left = s->mem_len - s->mem_pos;
-        got = (long)(n < left ? n : left);
-        memcpy(buf, s->mem + s->mem_pos, (size_t)got);
-        s->mem_pos += (size_t)got;
-        break;
-    }
-    case SRC_ZIP: {
-        zip_int64_t r = zip_fread(s->zf, buf, n);
-        if (r < 0)
-            return ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path,
-                                zip_strerror(s->zip));
-        got = (long)r;
-        break;
-    }
-    }
-    s->read_total += (uint64_t)got;
-    if (s->read_total > s->cap)
-        return ws_error_set(err, WS_ETOOBIG, "%s: more than %llu bytes of chat text (the size cap)",
-                            s->path, (unsigned long long)s->cap);
-    return got;
-}
-
-static int source_rewind(source *s, ws_error *err)
-{
-    s->read_total = 0;
-    switch (s->kind) {
-    case SRC_FILE:
-        if (lseek(s->fd, 0, SEEK_SET) < 0)
-            return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", s->path, strerror(errno));
-        return 0;
-    case SRC_MEM:
-        s->mem_pos = 0;
-        return 0;
-    case SRC_ZIP:
-        if (s->zf)
-            zip_fclose(s->zf);
-        s->zf = zip_fopen_index(s->zip, s->entry, 0);
-        if (!s->zf)
-            return ws_error_set(err, WS_EFORMAT, "%s: cannot open the chat inside the zip: %s",
-                                s->path, zip_strerror(s->zip));
-        return 0;
-    }
-    return WS_EINTERNAL;
-}
-
-static bool ends_with_txt(const char *name)
-{
-    size_t n = strlen(name);
-    return n >= 4 && strcasecmp(name + n - 4, ".txt") == 0;
-}
-
-static bool unsafe_name(const char *name)
-{
-    if (name[0] == '/' || name[0] == '\\' || (name[0] && name[1] == ':'))
-        return true;
-    for (const char *p = name; *p; p++)
-        if (p[0] == '.' && p[1] == '.' && (p == name || p[-1] == '/' || p[-1] == '\\') &&
-            (p[2] == '\0' || p[2] == '/' || p[2] == '\\'))
-            return true;
-    return false;
-}
-
-/* Opens the zip in s (from s->fd's file or s->mem) and picks the chat entry. */
-static int open_zip(source *s, uint64_t cap, ws_error *err)
-{
-    zip_error_t zerr;
-    zip_error_init(&zerr);
-    zip_source_t *zs = s->kind == SRC_MEM ? zip_source_buffer_create(s->mem, s->mem_len, 0, &zerr)
-                                          : zip_source_filep_create(fdopen(dup(s->fd), "rb"), 0, -1, &zerr);
-    int rc = 0;
-    if (!zs) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: cannot read zip: %s", s->path, zip_error_strerror(&zerr));
-        goto out;
-    }
-    s->zip = zip_open_from_source(zs, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
-    if (!s->zip) {
-        zip_source_free(zs);
-        rc = ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path, zip_error_strerror(&zerr));
-        goto out;
-    }
-    zip_int64_t count = zip_get_num_entries(s->zip, 0);
-    zip_int64_t best = -1;
-    zip_uint64_t best_size = 0;
-    bool best_is_chat = false;
-    for (zip_int64_t i = 0; i < count; i++) {
-        zip_stat_t st;
-        if (zip_stat_index(s->zip, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME))
-            continue;
-        if (unsafe_name(st.name)) {
-            rc = ws_error_set(err, WS_EUNSAFE, "%s: refusing a zip with an unsafe entry name '%s'",
-                              s->path, st.name);
-            goto out;
-        }
-        if (!ends_with_txt(st.name))
-            continue;
-        const char *base = strrchr(st.name, '/');
-        base = base ? base + 1 : st.name;
-        bool is_chat = strcmp(base, "_chat.txt") == 0;
-        if (best < 0 || (is_chat && !best_is_chat) || (is_chat == best_is_chat && st.size > best_size)) {
-            best = i;
-            best_size = st.size;
-            best_is_chat = is_chat;
-        }
-    }
-    if (best < 0) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: the zip holds no chat text file (_chat.txt or *.txt)", s->path);
-        goto out;
-    }
-    zip_stat_t st;
-    zip_stat_index(s->zip, (zip_uint64_t)best, 0, &st);
-    if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: '%s' in the zip is encrypted; export it without a password",
-                          s->path, st.name);
-        goto out;
-    }
-    if (st.size > cap) {
-        rc = ws_error_set(err, WS_ETOOBIG, "%s: '%s' unpacks to %llu bytes, above the cap of %llu",
-                          s->path, st.name, (unsigned long long)st.size, (unsigned long long)cap);
-        goto out;
-    }
-    if (st.size > (1u << 20) && st.comp_size > 0 && st.size / st.comp_size > WS_CHAT_MAX_ZIP_RATIO) {
-        rc = ws_error_set(err, WS_EUNSAFE, "%s: '%s' compresses %llu:1, which only a zip bomb does",
-                          s->path, st.name, (unsigned long long)(st.size / st.comp_size));
-        goto out;
-    }
-    s->entry = (zip_uint64_t)best;
-    s->size = st.size;
-    s->kind = SRC_ZIP;
-    rc = source_rewind(s, err);
-out:
-    zip_error_fini(&zerr);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ the reader */
 
 struct ws_chat_reader {
-    source src;
+    chat_source src;
     ws_chat_options opt;
     char *buf;               /* input window: [pos, end) not yet consumed */
     size_t buf_cap, pos, end;
@@ -237,6 +57,7 @@ struct ws_chat_reader {
     uint32_t layout;
     chat_learned learned;
     const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
+    const uint64_t *phrase_bloom;  /* ws__chat_phrase_bloom() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -266,22 +87,28 @@ static int take_out_of_window(ws_chat_reader *r)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. */
-__attribute__((target("avx2"))) static void newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
+/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. Returns whether the
+ * bytes hold a '\r' too. */
+__attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
 {
-    const __m256i nl = _mm256_set1_epi8('\n');
+    const __m256i nl = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+    __m256i any_cr = _mm256_setzero_si256();
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;
-        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)p), nl));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + 32)), nl));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)p), x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, nl));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, nl));
+        any_cr = _mm256_or_si256(any_cr, _mm256_or_si256(_mm256_cmpeq_epi8(x0, cr), _mm256_cmpeq_epi8(x1, cr)));
         out[w] = lo | hi << 32;
     }
+    return !_mm256_testz_si256(any_cr, any_cr);
 }
 #define HAVE_NEWLINE_AVX2 1
 #endif
 
 /* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
- * per line. */
+ * per line. The same pass tells whether the window holds any '\r' (bytes of the slack may
+ * count: that only costs the search below): when it holds none, no line needs the search. */
 static void index_newlines(ws_chat_reader *r)
 {
     size_t words = (r->end + 63) / 64;
@@ -291,33 +118,50 @@ static void index_newlines(ws_chat_reader *r)
         r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
     }
     const unsigned char *b = (const unsigned char *)r->buf;
+    bool any_cr = false;
 #if defined(HAVE_NEWLINE_AVX2)
     if (ws_cpu_avx2()) {
-        newline_bits_avx2(b, words, r->nl_bits);
+        any_cr = newline_bits_avx2(b, words, r->nl_bits);
         words = 0;
     }
+#endif
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    __m128i crs = _mm_setzero_si128();
 #endif
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;   /* may run into the slack: masked below */
         uint64_t bits = 0;
 #if defined(__SSE2__)
-        const __m128i nl = _mm_set1_epi8('\n');
-        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
-        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), nl));
-        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), nl));
-        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), nl));
+        __m128i x0 = _mm_loadu_si128((const __m128i *)p), x1 = _mm_loadu_si128((const __m128i *)(p + 16));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 32)), x3 = _mm_loadu_si128((const __m128i *)(p + 48));
+        uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x0, nl));
+        uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x1, nl));
+        uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x2, nl));
+        uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x3, nl));
+        crs = _mm_or_si128(crs, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x0, cr), _mm_cmpeq_epi8(x1, cr)),
+                                             _mm_or_si128(_mm_cmpeq_epi8(x2, cr), _mm_cmpeq_epi8(x3, cr))));
         bits = m0 | m1 << 16 | m2 << 32 | m3 << 48;
 #else
-        for (int k = 0; k < 64; k++)
+        for (int k = 0; k < 64; k++) {
             bits |= (uint64_t)(p[k] == '\n') << k;
+            any_cr |= p[k] == '\r';
+        }
 #endif
         r->nl_bits[w] = bits;
     }
+#if defined(__SSE2__)
+    any_cr |= _mm_movemask_epi8(crs) != 0;
+#endif
     words = (r->end + 63) / 64;
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
     r->nl_ready = true;
+    if (!any_cr) {
+        r->cr_at = r->end;   /* no '\r' in the window: the search in next_line never runs */
+        r->cr_known = true;
+    }
 }
 
 /* Index of the first '\n' in buf[from..end), or end. */
@@ -360,7 +204,7 @@ static int refill(ws_chat_reader *r, ws_error *err)
         r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
         memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
-    long got = source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
+    long got = ws__chat_source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
     if (got < 0)
         return (int)got;
     if (got == 0)
@@ -457,7 +301,7 @@ static void repair_utf8(ws_chat_reader *r, const char **line, size_t *len)
 /* Positions the reader at the start of its range (the whole input by default). */
 static int seek_start(ws_chat_reader *r, ws_error *err)
 {
-    int rc = source_rewind(&r->src, err);
+    int rc = ws__chat_source_rewind(&r->src, err);
     if (rc)
         return rc;
     r->pos = r->end = 0;
@@ -513,17 +357,26 @@ static bool resolve_cached(ws_chat_reader *r, const chat_header *h, ws_datetime 
     return true;
 }
 
-/* Is this line a message header? Known layouts first, then the full grammar. */
-static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len, chat_header *h)
+/* How many bytes from line may be read: a line in the window up to the slack after it. */
+static inline size_t readable_at(const ws_chat_reader *r, const char *line, size_t len)
 {
-    /* a line in the window may be read up to the slack after it */
-    size_t readable = line >= r->buf && line < r->buf + r->buf_cap
-                          ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
+    return line >= r->buf && line < r->buf + r->buf_cap ? (size_t)(r->buf + r->buf_cap + SLACK - line) : len;
+}
+
+/* Is this line a message header? Known layouts first, then the full grammar. *matched: the
+ * template that matched, or -1 (the grammar). */
+static inline __attribute__((always_inline)) bool header_of(ws_chat_reader *r, const char *line, size_t len,
+                                                            chat_header *h, int *matched)
+{
+    size_t readable = readable_at(r, line, len);
+    *matched = -1;
     for (unsigned k = 0; k < r->n_templates; k++) {
         const chat_template *t = &r->templates[k];
         if (t->avx2_32 ? ws__chat_template_match_avx2(t, line, len, readable, h)
-                       : ws__chat_template_match(t, line, len, readable, h))
+                       : ws__chat_template_match(t, line, len, readable, h)) {
+            *matched = (int)k;
             return true;
+        }
     }
     if (!ws__chat_maybe_header(line, len) && !ws__chat_mark_len(line, len))
         return false;
@@ -581,10 +434,10 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         if (hit)
             return 0;
     }
-    int rc = source_rewind(&r->src, err);
+    int rc = ws__chat_source_rewind(&r->src, err);
     size_t have = 0;
     while (!rc && have < WS_CHAT_SAMPLE_BYTES && have < r->buf_cap) {
-        long got = source_read(&r->src, r->buf + have, r->buf_cap - have, err);
+        long got = ws__chat_source_read(&r->src, r->buf + have, r->buf_cap - have, err);
         if (got <= 0) {
             rc = got < 0 ? (int)got : 0;
             break;
@@ -606,7 +459,7 @@ static int sample_start(ws_chat_reader *r, ws_error *err)
         last_sample.learned = r->learned;
         pthread_mutex_unlock(&sample_lock);
     }
-    return source_rewind(&r->src, err);
+    return ws__chat_source_rewind(&r->src, err);
 }
 
 /* First pass: decide D/M order from evidence, and check there are headers at all. */
@@ -620,7 +473,8 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
     ws_date_order decided = WS_DATE_AUTO;
     while ((rc = next_line(r, &line, &len, err)) == 1) {
         chat_header h;
-        if (!header_of(r, line, len, &h))
+        int matched;
+        if (!header_of(r, line, len, &h, &matched))
             continue;
         if (h.digits[0] == 4) {
             ymd_lines++;
@@ -693,12 +547,13 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     r->empty = (r->src.kind == SRC_MEM ? r->src.mem_len : have) == 0;
     if (have == 4 && memcmp(magic, "PK", 2) == 0 &&
         ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6))) {
-        int rc = open_zip(&r->src, r->opt.max_file_bytes, err);
+        int rc = ws__chat_source_open_zip(&r->src, r->opt.max_file_bytes, err);
         if (rc)
             return rc;
     }
     r->order = r->opt.date_order;
     r->colon_pairs = ws__chat_colon_pairs();
+    r->phrase_bloom = ws__chat_phrase_bloom();
     if (!r->empty) {
         int rc = sample_start(r, err);
         if (rc)
@@ -872,7 +727,9 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
+        msg->kind = ws__chat_plain_text(r->phrase_bloom, msg->text, msg->text_len)
+                        ? WS_MSG_TEXT
+                        : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;
@@ -896,7 +753,18 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         repair_utf8(r, &line, &len);
         chat_header h;
         ws_datetime ts;
-        bool is_header = header_of(r, line, len, &h) && resolve_cached(r, &h, &ts);
+        bool is_header;
+        /* most lines: the first layout on the date of the header before it (the first template
+         * is the one tried first below: same answer) */
+        if (r->n_templates && ws__chat_template_fast(&r->templates[0], line, len, readable_at(r, line, len), &ts)) {
+            is_header = true;
+            h.body = r->templates[0].len;
+        } else {
+            int matched;
+            is_header = header_of(r, line, len, &h, &matched) && resolve_cached(r, &h, &ts);
+            if (is_header && matched == 0)
+                ws__chat_template_remember_date(&r->templates[0], line, readable_at(r, line, len), &ts);
+        }
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
             r->invalid_utf8 = invalid_before;   /* the next range counts this line */
             r->eof = true;   /* the next range begins here */
@@ -984,7 +852,7 @@ void ws_chat_close(ws_chat_reader *r)
 {
     if (!r)
         return;
-    source_close(&r->src);
+    ws__chat_source_close(&r->src);
     free(r->buf);
     free(r->nl_bits);
     ws_buf_free(&r->cur_body);

@@ -646,6 +646,44 @@ static void twelve_hour_clock_edges(void)
     parsed_free(&p);
 }
 
+/* Lines of the file's layout on the date of the header before them take a fast path (only
+ * the time is read): 12 AM/PM, an hour a 12h clock cannot have, a minute above 59, a day
+ * change and back, an impossible date on repeated lines must all read as the full path reads
+ * them (the last three stay in the body before them). */
+static void same_day_lines_read_as_the_grammar_reads_them(void)
+{
+    const char *text =
+        "1/13/24, 10:00 AM - A: first\n"
+        "1/13/24, 10:01 AM - A: second\n"
+        "1/13/24, 12:05 AM - A: midnight\n"
+        "1/13/24, 12:06 PM - B: noon\n"
+        "1/13/24, 11:59 PM - A: late\n"
+        "1/13/24, 13:00 AM - A: bad hour\n"
+        "1/13/24, 10:60 AM - A: bad minute\n"
+        "1/14/24, 10:00 AM - B: next day\n"
+        "1/13/24, 10:02 AM - A: back\n"
+        "2/30/24, 10:00 AM - A: no such day\n"
+        "2/30/24, 10:01 AM - A: again\n"
+        "1/13/24, 10:03 AM - A: end\n";
+    static const char *const ts[] = {
+        "2024-01-13T10:00:00", "2024-01-13T10:01:00", "2024-01-13T00:05:00", "2024-01-13T12:06:00",
+        "2024-01-13T23:59:00", "2024-01-14T10:00:00", "2024-01-13T10:02:00", "2024-01-13T10:03:00",
+    };
+    parsed p = {0};
+    ws_error err = {0};
+    CHECK_EQ_INT(parse_mem(text, strlen(text), WS_DATE_AUTO, &p, &err), 0);
+    CHECK_EQ_INT(p.n, 8);
+    for (size_t i = 0; i < p.n && i < 8; i++)
+        CHECK_EQ_STR(p.ts[i], ts[i]);
+    if (p.n == 8) {
+        CHECK_EQ_STR(p.author[3], "B");
+        CHECK_EQ_STR(p.text[4], "late\n1/13/24, 13:00 AM - A: bad hour\n1/13/24, 10:60 AM - A: bad minute");
+        CHECK_EQ_STR(p.text[6], "back\n2/30/24, 10:00 AM - A: no such day\n2/30/24, 10:01 AM - A: again");
+        CHECK_EQ_STR(p.text[7], "end");
+    }
+    parsed_free(&p);
+}
+
 static void bodies_that_look_like_headers_stay_bodies(void)
 {
     const char *text =
@@ -959,6 +997,7 @@ WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(every_language_of_the_ta
              T(corpus_empty_file_has_no_messages), T(corpus_chatminer_json_targets),
              T(corpus_chatminer_csv_targets), T(corpus_chatminer_testlog),
              T(date_order_evidence_and_forcing), T(twelve_hour_clock_edges),
+             T(same_day_lines_read_as_the_grammar_reads_them),
              T(bodies_that_look_like_headers_stay_bodies), T(kinds_in_many_languages),
              T(invalid_utf8_is_replaced_and_counted), T(line_endings_and_long_lines),
              T(bad_input_fails_cleanly), T(zip_exports), T(generated_million_messages))
