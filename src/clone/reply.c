@@ -393,6 +393,7 @@ typedef struct reply_run {
     float *last;                /* logits after the prompt */
     int plen;
     uint64_t rng;
+    clone_guard guard;          /* refuses candidates that leak the prompt (guard.c) */
 } reply_run;
 
 /* Retrieval: the persona's real replies to the nearest training contexts (on a base, only to
@@ -413,7 +414,8 @@ static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_contex
     rr->top_sim = nh ? hits[0].score : 0;
     for (size_t i = 0; i < nh && rr->nc < (size_t)n_retr; i++) {
         const char *r = c->replies[hits[i].id];
-        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) || (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM))
+        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) ||
+            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) || clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
             continue;
         cand *cd = &rr->cs[rr->nc++];
         cd->text = ws_xstrdup(r);
@@ -463,6 +465,7 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
             continue;
         char *gt = clone_trim(gens[s]);
         bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || clone_stutters(gt) ||
+                   clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
                    (!c->fmt.chat && (!clone_words_known(c, gt) || clone_style_fit(gt, c->rates) < c->fit_gate));
         if (bad) {
             free(gt);
@@ -578,6 +581,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     rr.cs = ws_xcalloc((size_t)(n_samples + n_retr) + 1, sizeof *rr.cs);
     rr.last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *rr.last);
     rr.rng = rr.o.seed ? rr.o.seed : seed_of(msg);
+    clone_guard_set(&rr.guard, c, msg, context, n_context);
     int rc = retrieve(&rr, context, n_context, n_retr, err);
     if (!rc && rr.o.cancel && *rr.o.cancel)
         rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
@@ -597,6 +601,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     else
         ws_kv_cache_free(rr.cache);
     ibuf_free(&rr.prompt);
+    clone_guard_clear(&rr.guard);
     free(rr.last);
     free(msg);
     if (rc)

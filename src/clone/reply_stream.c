@@ -32,6 +32,9 @@ typedef struct stream_run {
     ibuf ids;
     double lp, top_sim;
     bool ended, bad_text, begun;       /* begun: the reply's first character came */
+    bool label;                        /* the text starts with a speaker label (refused) */
+    bool over;                         /* no more text comes (stream_emit hands out the rest) */
+    clone_guard guard;                 /* the candidate guard (guard.c), as ws_clone_reply's */
     const char *ret[STREAM_RETRIEVED]; /* borrowed from c->replies */
     size_t n_ret;
 } stream_run;
@@ -71,11 +74,20 @@ static int stream_retrieve(stream_run *sr, const ws_clone_turn *context, size_t 
 }
 
 /* Hands out the text decoded since the last piece, up to its last character that is not white
- * space (what follows may be trimmed at the end), with the reply's leading white space skipped. */
+ * space (what follows may be trimmed at the end), with the reply's leading white space skipped.
+ * The start is held back while it could still be a speaker label ("Friend:"); a label stops the
+ * generation (sr->label) and is never handed out. */
 static int stream_emit(stream_run *sr, ws_error *err)
 {
     const char *t = sr->text.data;
     size_t end = sr->text.len;
+    if (!sr->begun && t) {
+        int lab = clone_guard_label_start(&sr->guard, t, sr->over);
+        if (lab)
+            sr->label = lab > 0;
+        if (lab)
+            return 0;
+    }
     if (!sr->begun) {
         size_t lead = t ? strspn(t, " \n\t\r") : 0;
         if (lead >= end)
@@ -170,8 +182,9 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
         int32_t id = ws_sample(logits, V, &o, sr->ids.v, (int)sr->ids.n, &rng, &l);
         sr->lp += l;
         bool more = stream_take(sr, id);
+        sr->over = !more;
         rc = stream_emit(sr, err);
-        if (!more || rc)
+        if (!more || rc || sr->label)
             break;
         rc = ws_model_infer(c->model, c->lora, cache, &id, 1, logits, NULL, err);
     }
@@ -191,8 +204,8 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     const ws_clone *c = sr->c;
     ws_tokenizer_stream_flush(&sr->ts, &sr->text);
     char *gt = clone_trim(sr->text.data ? sr->text.data : "");
-    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
-              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt);
+    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !sr->label && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
+              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt) && clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
     if (ok) {
         double sim = c->fmt.chat ? 0 : sr->top_sim * STREAM_SIM_SHARE;
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
@@ -243,6 +256,7 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         goto out;
     }
     sr.msg = msg;
+    clone_guard_set(&sr.guard, c, msg, context, n_context);
     rc = stream_retrieve(&sr, context, n_context, err);
     if (rc)
         goto out;
@@ -257,6 +271,7 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         out->processing_ms = (ws_now_s() - t0) * 1000.0;
     }
 out:
+    clone_guard_clear(&sr.guard);
     ibuf_free(&prompt);
     ibuf_free(&sr.ids);
     ws_buf_free(&sr.text);

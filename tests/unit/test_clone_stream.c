@@ -76,6 +76,8 @@ static void stream(void)
     ws_error err = {0};
     ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
     int generated = 0, fallbacks = 0;
+    clone_guard g;
+    clone_guard_set(&g, c, "¿vienes mañana a la fiesta?", ctx, 2);
     for (uint64_t seed = 1; seed <= 120 && generated < 3; seed++) {
         collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
         ws_clone_answer a;
@@ -93,16 +95,19 @@ static void stream(void)
             generated++;
             CHECK(k.pieces >= 1);
             CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
+            CHECK_EQ_INT(clone_guard_check(&g, a.reply), CLONE_GUARD_OK); /* the guard ran before done */
             CHECK(a.source == WS_CLONE_SRC_GENERATED);
             CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
         } else {
             fallbacks++;
+            CHECK(!k.all.data || clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
             CHECK(a.source == WS_CLONE_SRC_FALLBACK);
             CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
         }
         ws_clone_answer_clear(&a);
         ws_buf_free(&k.all);
     }
+    clone_guard_clear(&g);
     printf("streamed: %d generated, %d fallback\n", generated, fallbacks);
     CHECK(generated > 0);
 
