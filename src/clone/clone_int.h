@@ -150,13 +150,15 @@ char *clone_trim(const char *s);
  * line), repeats the system message (two of its word trigrams, or one that is half of them),
  * mostly echoes the message (the same words, or at least 3 words and 60% of its words are the
  * message's in order, or a message of 4+ words quoted whole), or does that to a turn of the
- * context (the persona's own turns only from 4 words: repeating "haha" is a style). */
+ * context (the persona's own turns only from 4 words: repeating "haha" is a style), or is one
+ * bracketed stage direction ("(no response)", "[image]"). */
 typedef enum {
     CLONE_GUARD_OK = 0,
     CLONE_GUARD_LABEL,
     CLONE_GUARD_SYSTEM,
     CLONE_GUARD_ECHO,
     CLONE_GUARD_CONTEXT,
+    CLONE_GUARD_META,
 } clone_guard_why;
 
 typedef struct clone_guard {

@@ -157,10 +157,27 @@ static bool has_label(const clone_guard *g, const char *cand)
     return false;
 }
 
+/* The whole text in brackets: a stage direction ("(no response)", "[image]"), not a message. */
+static bool is_meta(const char *cand)
+{
+    const char *s = cand + strspn(cand, " \t\r\n");
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n.", s[n - 1]))
+        n--;
+    if (n < 3)
+        return false;
+    char open = s[0], close = s[n - 1];
+    if (!((open == '(' && close == ')') || (open == '[' && close == ']') || (open == '<' && close == '>')))
+        return false;
+    return !memchr(s + 1, close, n - 2);   /* one bracketed part: "(a) or (b)" is text */
+}
+
 clone_guard_why clone_guard_check(const clone_guard *g, const char *cand)
 {
     if (has_label(g, cand))
         return CLONE_GUARD_LABEL;
+    if (is_meta(cand))
+        return CLONE_GUARD_META;
     words cw;
     split_words(cand, &cw);
     if (g->system && repeats_system(&cw, g->system))
@@ -212,6 +229,8 @@ const char *clone_guard_name(clone_guard_why why)
         return "echoes the message";
     case CLONE_GUARD_CONTEXT:
         return "repeats a line of the conversation";
+    case CLONE_GUARD_META:
+        return "a bracketed stage direction";
     }
     return "?";
 }

@@ -72,7 +72,11 @@ static void guard(void)
     CHECK_EQ_INT(clone_guard_check(&g, "lol are you coming to the party tonight? I am"), CLONE_GUARD_ECHO);
     CHECK_EQ_INT(clone_guard_check(&g, "who's driving tomorrow"), CLONE_GUARD_CONTEXT);
     CHECK_EQ_INT(clone_guard_check(&g, "my car is at the garage until friday"), CLONE_GUARD_CONTEXT);
+    CHECK_EQ_INT(clone_guard_check(&g, "(no response)"), CLONE_GUARD_META);   /* Maya's clone, --budget 20 */
+    CHECK_EQ_INT(clone_guard_check(&g, " [image] "), CLONE_GUARD_META);
     /* answers */
+    CHECK_EQ_INT(clone_guard_check(&g, "(sorry) or [maybe]"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "(jk) see you there"), CLONE_GUARD_OK);
     CHECK_EQ_INT(clone_guard_check(&g, "yes!! wouldn't miss it 🎉"), CLONE_GUARD_OK);
     CHECK_EQ_INT(clone_guard_check(&g, "ok"), CLONE_GUARD_OK);   /* her own short turn again: a style */
     CHECK_EQ_INT(clone_guard_check(&g, "I'm coming, what time does the party start?"), CLONE_GUARD_OK);
