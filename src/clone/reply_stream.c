@@ -249,7 +249,7 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         msg[WS_CLONE_MAX_MESSAGE] = '\0';
     ibuf prompt = {0};
     ws_kv_cache *cache = NULL;
-    float *logits = NULL;
+    float *logits = NULL, *last = NULL; /* last: the logits after the prompt (for the cache) */
     int rc = 0;
     if (!*msg) {
         rc = ws_error_set(err, WS_EINVAL, "the message is empty");
@@ -261,14 +261,27 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
     if (rc)
         goto out;
     clone_build_prompt(c, sr.ret, sr.n_ret, context, n_context, msg, &prompt);
-    cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
-    logits = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *logits);
-    rc = ws_model_infer(c->model, c->lora, cache, prompt.v, (int)prompt.n, logits, NULL, err);
+    size_t V = (size_t)c->model->cfg.vocab_size;
+    logits = ws_xmalloc(V * sizeof *logits);
+    if (c->prefix) { /* on a base: only the prompt past the last reply's (prefix.c) runs */
+        rc = clone_prefix_run(c, &prompt, CLONE_REPLY_BYTES + 8, &cache, logits, err);
+        if (!rc) {
+            last = ws_xmalloc(V * sizeof *last);
+            memcpy(last, logits, V * sizeof *last);
+        }
+    } else {
+        cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
+        rc = ws_model_infer(c->model, c->lora, cache, prompt.v, (int)prompt.n, logits, NULL, err);
+    }
     if (!rc)
         rc = stream_generate(&sr, cache, logits, o.seed ? o.seed : ws_hash_fnv1a(msg, strlen(msg)) | 1, err);
     if (!rc) {
         stream_answer(&sr, o.no_fallback, out);
         out->processing_ms = (ws_now_s() - t0) * 1000.0;
+    }
+    if (!rc && last) { /* the next reply starts from this prompt's cache */
+        clone_prefix_put(c, cache, &prompt, last);
+        cache = NULL;
     }
 out:
     clone_guard_clear(&sr.guard);
@@ -277,6 +290,7 @@ out:
     ws_buf_free(&sr.text);
     ws_kv_cache_free(cache);
     free(logits);
+    free(last);
     free(msg);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "core/utf8.h"
 #include "harness.h"
+#include "tiny_gguf.h"
 
 typedef struct collect {
     ws_buf all;
@@ -150,4 +151,64 @@ out:;
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(stream))
+/* On a base (a tiny random GGUF): the streamed reply runs only the prompt past the last reply's
+ * (prefix.c), so the same message again gives the same reply from the cache; a conversation
+ * that grew reuses it too; the ranked path shares the same cache. */
+static void stream_on_base(void)
+{
+    char tmpl[] = "/tmp/ws_test_clone_stream_base_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    char *gguf = clone_path(dir, "tiny.gguf"), *out = clone_path(dir, "maya");
+    ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = VOCAB, .dim = 64, .hidden_dim = 128, .n_layers = 2,
+                          .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .max_pos = 512, .norm_eps = 1e-5f,
+                          .rope_theta = 10000, .tied = true, .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
+    ws_model *m = ws_model_new(&mc, 7);
+    CHECK_EQ_INT(write_gguf(m, WS_QT_Q4_1, gguf, NULL), 0);
+    ws_model_free(m);
+    ws_error err = {0};
+    ws_clone_train_result res;
+    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt", .persona = "Maya", .out_dir = out,
+                             .base_model = gguf, .budget_s = 6, .quiet = true, .embed_dir = "none"};
+    ws_clone *c = NULL;
+    int rc = ws_clone_train(&o, &res, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc) {
+        fprintf(stderr, "train: %s\n", err.msg);
+        goto out;
+    }
+    ws_clone_train_result_clear(&res);
+    CHECK_EQ_INT(ws_clone_open(out, &c, &err), 0);
+    if (!c)
+        goto out;
+    ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
+    ws_clone_reply_opts ro = {.seed = 5, .no_fallback = true};
+    ws_clone_answer a1, a2, a3, a4;
+    collect k1 = {.all = WS_BUF_INIT, .utf8_ok = true}, k2 = {.all = WS_BUF_INIT, .utf8_ok = true};
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k1, &a1, &err), 0);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k2, &a2, &err), 0);
+    CHECK(a1.reply && a2.reply && !strcmp(a1.reply, a2.reply)); /* the second from the cached prompt */
+    CHECK(a1.confidence == a2.confidence);
+    CHECK_EQ_STR(k1.all.data ? k1.all.data : "", k2.all.data ? k2.all.data : "");
+    /* the ranked path after it (same cache), then a conversation that grew */
+    CHECK_EQ_INT(ws_clone_reply(c, "are you coming tonight?", ctx, 2, &ro, &a3, &err), 0);
+    ws_clone_turn ctx2[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}, {"Priya", "are you coming tonight?"},
+                            {"Maya", a3.reply ? a3.reply : "ok"}};
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "ok see you at 8", ctx2, 4, &ro, NULL, NULL, &a4, &err), 0);
+    CHECK(a4.reply && *a4.reply);
+    ws_clone_answer_clear(&a1);
+    ws_clone_answer_clear(&a2);
+    ws_clone_answer_clear(&a3);
+    ws_clone_answer_clear(&a4);
+    ws_buf_free(&k1.all);
+    ws_buf_free(&k2.all);
+    ws_clone_free(c);
+out:;
+    free(gguf);
+    free(out);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+WS_TEST_MAIN(T(stream), T(stream_on_base))
