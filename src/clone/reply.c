@@ -30,6 +30,7 @@
 #define CHAT_RETRIEVE_SIM 0.85
 #define CHAT_STYLE_WEIGHT 1.0
 #define CHAT_SAMPLES 4
+#define CHAT_SAMPLES_BUDGET 2   /* with a latency budget */
 #define CHAT_PMI_WEIGHT 1.0
 
 /* ---- scoring ---- */
@@ -301,7 +302,7 @@ static int chat_max_tokens(const ws_clone *c)
  * the conversation, last0 its logits) mean_lp0[i] gets the same tokens' mean after it. */
 static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, const ws_kv_cache *kc0,
                         const float *last0, uint64_t *rng, int n, char **texts, double *mean_lp, double *mean_lp0,
-                        const volatile int *cancel, ws_error *err)
+                        const volatile int *cancel, double deadline, ws_error *err)
 {
     int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : chat_max_tokens(c);
     ws_gen_opts o;
@@ -317,12 +318,16 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     for (int i = 0; i < n; i++)
         texts[i] = NULL;
     bool done = false;
+    double t_prev = ws_now_s();
     for (int step = 0; step < maxn && !done && !rc; step++) {
         if (cancel && *cancel)
             rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
         else
             rc = set_step(c, &st, &o, rng, &done, err);
         done = done || straggling(&st, step);
+        double t = ws_now_s();   /* a budget: no step that would end past it */
+        done = done || (deadline > 0 && t + (t - t_prev) > deadline);
+        t_prev = t;
     }
     if (rc)
         goto out;
@@ -394,6 +399,7 @@ typedef struct reply_run {
     int plen;
     uint64_t rng;
     clone_guard guard;          /* refuses candidates that leak the prompt (guard.c) */
+    double deadline;            /* ws_now_s() the sampling must end by (0: none) */
 } reply_run;
 
 /* Retrieval: the persona's real replies to the nearest training contexts (on a base, only to
@@ -459,7 +465,7 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
     int rc = c->fmt.chat ? clone_prefix_empty(c, &kc0, &last0, err) : 0;
     if (!rc)
         rc = sample_batch(c, rr->cache, rr->plen, rr->last, kc0, last0, &rr->rng, n_samples, gens, glp, glp0,
-                          rr->o.cancel, err);
+                          rr->o.cancel, rr->deadline, err);
     for (int s = 0; s < n_samples && !rc; s++) {
         if (!gens[s])
             continue;
@@ -568,7 +574,11 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     reply_run rr = {.c = c};
     if (opts)
         rr.o = *opts;
-    int n_samples = rr.o.n_samples > 0 ? rr.o.n_samples : c->fmt.chat ? CHAT_SAMPLES : 3;
+    int n_samples = rr.o.n_samples > 0           ? rr.o.n_samples
+                    : !c->fmt.chat               ? 3
+                    : rr.o.budget_ms > 0         ? CHAT_SAMPLES_BUDGET
+                                                 : CHAT_SAMPLES;
+    rr.deadline = rr.o.budget_ms > 0 ? t0 + rr.o.budget_ms / 1000.0 : 0;
     int n_retr = rr.o.n_retrieved > 0 ? rr.o.n_retrieved : 6;
     char *msg = clone_trim(message);
     if (strlen(msg) > WS_CLONE_MAX_MESSAGE)

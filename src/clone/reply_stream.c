@@ -161,7 +161,8 @@ static void mask_tokens(const stream_run *sr, float *logits, int V, bool first)
 }
 
 /* The sampling loop: one token at a time through the model, each piece handed out at once. */
-static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, uint64_t rng, ws_error *err)
+static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, uint64_t rng, double deadline,
+                           ws_error *err)
 {
     const ws_clone *c = sr->c;
     int V = c->model->cfg.vocab_size, maxn = c->fmt.bytes ? c->gen_max + 1 : STREAM_MAX_TOKENS, rc = 0;
@@ -172,6 +173,7 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
     o.top_p = 0.95f;
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", 1);
+    double t_prev = ws_now_s();
     for (int step = 0; step < maxn && !rc; step++) {
         if (sr->cancel && *sr->cancel) {
             rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
@@ -182,6 +184,9 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
         int32_t id = ws_sample(logits, V, &o, sr->ids.v, (int)sr->ids.n, &rng, &l);
         sr->lp += l;
         bool more = stream_take(sr, id);
+        double t = ws_now_s(); /* a budget: no step that would end past it (not ended: the fallback) */
+        more = more && !(deadline > 0 && t + (t - t_prev) > deadline);
+        t_prev = t;
         sr->over = !more;
         rc = stream_emit(sr, err);
         if (!more || rc || sr->label)
@@ -274,7 +279,8 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         rc = ws_model_infer(c->model, c->lora, cache, prompt.v, (int)prompt.n, logits, NULL, err);
     }
     if (!rc)
-        rc = stream_generate(&sr, cache, logits, o.seed ? o.seed : ws_hash_fnv1a(msg, strlen(msg)) | 1, err);
+        rc = stream_generate(&sr, cache, logits, o.seed ? o.seed : ws_hash_fnv1a(msg, strlen(msg)) | 1,
+                             o.budget_ms > 0 ? t0 + o.budget_ms / 1000.0 : 0, err);
     if (!rc) {
         stream_answer(&sr, o.no_fallback, out);
         out->processing_ms = (ws_now_s() - t0) * 1000.0;
