@@ -153,7 +153,8 @@ out:;
 
 /* On a base (a tiny random GGUF): the streamed reply runs only the prompt past the last reply's
  * (prefix.c), so the same message again gives the same reply from the cache; a conversation
- * that grew reuses it too; the ranked path shares the same cache. */
+ * that grew reuses it too; the ranked path shares the same cache. A spent latency budget gives
+ * no generation on either path. */
 static void stream_on_base(void)
 {
     char tmpl[] = "/tmp/ws_test_clone_stream_base_XXXXXX";
@@ -196,6 +197,15 @@ static void stream_on_base(void)
                             {"Maya", a3.reply ? a3.reply : "ok"}};
     CHECK_EQ_INT(ws_clone_reply_stream(c, "ok see you at 8", ctx2, 4, &ro, NULL, NULL, &a4, &err), 0);
     CHECK(a4.reply && *a4.reply);
+    /* a latency budget spent before the first sampled token ends: no generation is given */
+    ws_clone_reply_opts rb = {.seed = 5, .budget_ms = 0.001};
+    ws_clone_answer a5, a6;
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &rb, NULL, NULL, &a5, &err), 0);
+    CHECK(a5.fallback && a5.reply && *a5.reply);
+    CHECK_EQ_INT(ws_clone_reply(c, "are you coming tonight?", ctx, 2, &rb, &a6, &err), 0);
+    CHECK(a6.reply && *a6.reply && a6.source != WS_CLONE_SRC_GENERATED);
+    ws_clone_answer_clear(&a5);
+    ws_clone_answer_clear(&a6);
     ws_clone_answer_clear(&a1);
     ws_clone_answer_clear(&a2);
     ws_clone_answer_clear(&a3);
