@@ -148,7 +148,7 @@ char *clone_trim(const char *s);
  * A candidate that leaks the prompt instead of answering is refused: it starts with a speaker
  * label ("Friend: ...", "Maya: ...", a capitalised "Name:"; or a known name starts a later
  * line), repeats the system message (two of its word trigrams, or one that is half of them),
- * mostly echoes the message (the same words, or at least 3 words and 60% of its words are the
+ * mostly echoes the message (the same words, or at least 4 words and 60% of its words are the
  * message's in order, or a message of 4+ words quoted whole), or does that to a turn of the
  * context (the persona's own turns only from 4 words: repeating "haha" is a style), or is one
  * bracketed stage direction ("(no response)", "[image]"). */

@@ -11,7 +11,7 @@
 #define GUARD_WORDS 128      /* words of a text the checks look at */
 #define GUARD_LABEL_BYTES 40 /* longest speaker label */
 #define ECHO_SHARE 0.6       /* "mostly": this share of the candidate's words echo the text */
-#define ECHO_MIN_WORDS 3
+#define ECHO_MIN_WORDS 4   /* "The 06:40 plane." to "...for the 06:40 flight?" shares 3 words: an answer */
 #define QUOTE_MIN_WORDS 4    /* a message this long found whole in the candidate is quoted */
 
 typedef struct words {

@@ -85,6 +85,13 @@ static void guard(void)
     CHECK_EQ_INT(clone_guard_check(&g, "haha: no idea"), CLONE_GUARD_OK);
     CHECK_EQ_INT(clone_guard_check(&g, "not tonight, I'm at my mum's"), CLONE_GUARD_OK);
     CHECK_EQ_INT(clone_guard_check(&g, "Note that Friday works better"), CLONE_GUARD_OK);
+    /* a short answer that takes up the question's words (the topic check's Sam clone) */
+    clone_guard g3 = {.message = "Have you worked out how you're getting to Stansted for the 06:40 flight?"};
+    CHECK_EQ_INT(clone_guard_check(&g3, "The 06:40 plane."), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g3, "how you're getting to Stansted"), CLONE_GUARD_ECHO);
+    /* the topic check's Jordan clone without the guard */
+    clone_guard g4 = {.persona = "Jordan", .message = "Did you find a graduate in the end?"};
+    CHECK_EQ_INT(clone_guard_check(&g4, "Friend: Did u find a graduate in the end?"), CLONE_GUARD_LABEL);
     /* without a system message (a model from scratch) only the rest applies */
     clone_guard g2 = g;
     g2.system = NULL;
