@@ -39,8 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             *sep = '\0';
         texts[nt] = sep ? sep + 1 : parts[i];
     }
-    clone_guard g = {.persona = "Maya", .system = np > 2 ? parts[2] : NULL, .message = np > 1 ? parts[1] : NULL,
-                     .ctx_texts = texts, .ctx_authors = authors, .n_ctx = nt};
+    clone_guard g = {.persona = "Maya",
+                     .system = np > 2 ? parts[2] : NULL,
+                     .message = np > 1 ? parts[1] : NULL,
+                     .ctx_texts = texts,
+                     .ctx_authors = authors,
+                     .n_ctx = nt};
     clone_guard_why why = clone_guard_check(&g, parts[0]);
     (void)clone_guard_name(why);
     (void)clone_guard_label_start(&g, parts[0], false);

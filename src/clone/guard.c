@@ -11,7 +11,7 @@
 #define GUARD_WORDS 128      /* words of a text the checks look at */
 #define GUARD_LABEL_BYTES 40 /* longest speaker label */
 #define ECHO_SHARE 0.6       /* "mostly": this share of the candidate's words echo the text */
-#define ECHO_MIN_WORDS 4   /* "The 06:40 plane." to "...for the 06:40 flight?" shares 3 words: an answer */
+#define ECHO_MIN_WORDS 4     /* "The 06:40 plane." to "...for the 06:40 flight?" shares 3 words: an answer */
 #define QUOTE_MIN_WORDS 4    /* a message this long found whole in the candidate is quoted */
 
 typedef struct words {
@@ -46,7 +46,9 @@ static size_t lcs(const words *a, const words *b)
     size_t prev[GUARD_WORDS + 1] = {0}, cur[GUARD_WORDS + 1] = {0};
     for (size_t i = 1; i <= a->n; i++) {
         for (size_t j = 1; j <= b->n; j++)
-            cur[j] = a->h[i - 1] == b->h[j - 1] ? prev[j - 1] + 1 : prev[j] > cur[j - 1] ? prev[j] : cur[j - 1];
+            cur[j] = a->h[i - 1] == b->h[j - 1] ? prev[j - 1] + 1
+                     : prev[j] > cur[j - 1]     ? prev[j]
+                                                : cur[j - 1];
         memcpy(prev, cur, sizeof prev);
     }
     return prev[b->n];
@@ -169,7 +171,7 @@ static bool is_meta(const char *cand)
     char open = s[0], close = s[n - 1];
     if (!((open == '(' && close == ')') || (open == '[' && close == ']') || (open == '<' && close == '>')))
         return false;
-    return !memchr(s + 1, close, n - 2);   /* one bracketed part: "(a) or (b)" is text */
+    return !memchr(s + 1, close, n - 2); /* one bracketed part: "(a) or (b)" is text */
 }
 
 clone_guard_why clone_guard_check(const clone_guard *g, const char *cand)
@@ -186,10 +188,11 @@ clone_guard_why clone_guard_check(const clone_guard *g, const char *cand)
         return CLONE_GUARD_ECHO;
     for (size_t i = 0; i < g->n_ctx; i++) {
         const char *t = g->ctx_texts[i];
-        bool mine = g->ctx_authors && g->ctx_authors[i] && name_eq(g->ctx_authors[i], strlen(g->ctx_authors[i]), g->persona);
+        bool mine = g->ctx_authors && g->ctx_authors[i] &&
+                    name_eq(g->ctx_authors[i], strlen(g->ctx_authors[i]), g->persona);
         if (!t || !*t)
             continue;
-        if (mine) {   /* the persona saying "haha" twice is a style; a sentence of theirs again is a leak */
+        if (mine) { /* the persona saying "haha" twice is a style; a sentence of theirs again is a leak */
             words tw;
             split_words(t, &tw);
             if (tw.n < QUOTE_MIN_WORDS)
@@ -219,18 +222,12 @@ int clone_guard_label_start(const clone_guard *g, const char *text, bool final)
 const char *clone_guard_name(clone_guard_why why)
 {
     switch (why) {
-    case CLONE_GUARD_OK:
-        return "ok";
-    case CLONE_GUARD_LABEL:
-        return "speaker label";
-    case CLONE_GUARD_SYSTEM:
-        return "repeats the system message";
-    case CLONE_GUARD_ECHO:
-        return "echoes the message";
-    case CLONE_GUARD_CONTEXT:
-        return "repeats a line of the conversation";
-    case CLONE_GUARD_META:
-        return "a bracketed stage direction";
+    case CLONE_GUARD_OK: return "ok";
+    case CLONE_GUARD_LABEL: return "speaker label";
+    case CLONE_GUARD_SYSTEM: return "repeats the system message";
+    case CLONE_GUARD_ECHO: return "echoes the message";
+    case CLONE_GUARD_CONTEXT: return "repeats a line of the conversation";
+    case CLONE_GUARD_META: return "a bracketed stage direction";
     }
     return "?";
 }
