@@ -6,7 +6,8 @@
  * Every reply follows 8 turns of context. BENCH_CLONE=DIR measures the replies of a clone trained
  * before (with BENCH_BASE set, its run is the base one). Env: BENCH_BASE=PATH (a GGUF file or a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
  * shape, byte vocabulary: real compute cost, meaningless text); BENCH_EMBED=minilm to index
- * with MiniLM (default: hashed n-grams). */
+ * with MiniLM (default: hashed n-grams); BENCH_REPLY_BUDGET_MS=MS gives every reply that latency
+ * budget (ws_clone_reply_opts.budget_ms). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "core/mem.h"
 #include "core/progress.h"
 #include "bench_env.h"
+#include "nn/ops.h"
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -92,7 +94,8 @@ replies:;
             ctx[k] = (ws_clone_turn){k % 2 ? persona : NULL, msgs[(i * 31 + k * 7) % n_msgs]};
         ws_clone_answer a;
         double s = ws_now_s(), cs = cpu_s();
-        if (ws_clone_reply(c, m, ctx, 8, NULL, &a, &err)) {
+        ws_clone_reply_opts ro = {.budget_ms = getenv("BENCH_REPLY_BUDGET_MS") ? atof(getenv("BENCH_REPLY_BUDGET_MS")) : 0};
+        if (ws_clone_reply(c, m, ctx, 8, &ro, &a, &err)) {
             fprintf(stderr, "%s: reply: %s\n", label, err.msg);
             return 1;
         }
@@ -117,6 +120,8 @@ int main(int argc, char **argv)
 {
     ws_bench_blas_kernels();
     const char *path = argc > 1 ? argv[1] : "samples/group_chat.txt";
+    if (getenv("WS_NN_THREADS"))   /* the engine's threads (else one per core; the CPU time counts their spinning) */
+        ws_nn_set_threads(atoi(getenv("WS_NN_THREADS")));
     const char *persona = argc > 2 ? argv[2] : "Maya";
     double budget = argc > 3 ? atof(argv[3]) : 60;
     size_t n_replies = argc > 4 ? strtoull(argv[4], NULL, 10) : 200;

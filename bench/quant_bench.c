@@ -1,7 +1,8 @@
 /* Benchmark of the quantized matrix products (nn/quant.h) per instruction set and thread count:
  * a 576x1536 Q4_1 gemv (N=1, SmolLM2's FFN shape), the 49152x576 Q8_0 output head gemv, a whole
  * SmolLM2-135M token's worth of weight gemvs (30 layers x q,k,v,o,gate,up,down in Q4_1 + the
- * Q8_0 head, ~98 MB, so weights stream from memory as in generation), and the tiled sgemm path
+ * Q8_0 head, ~98 MB, so weights stream from memory as in generation), the same sweep for 8
+ * activation rows (a reply's batched sampling step: the multi-row dot kernels), the tiled sgemm path
  * at N=512. Prints medians of repeated runs: time, GB/s of weights read, GFLOP/s.
  * Usage: bench_quant_bench [max_threads [isa]]   (default 2 threads, every isa the CPU has;
  * isa: scalar, avx2 or avx512) */
@@ -105,8 +106,8 @@ int main(int argc, char **argv)
 
     printf("quantized matmul benchmark (medians); model sweep = %.1f MB of weights per token\n",
            bytes_of(model, n_model) / 1e6);
-    printf("%-7s %3s | %-22s | %-22s | %-24s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv", "Q8_0 49152x576 head",
-           "token sweep (Q4_1+head)", "tiled N=512 Q4_1");
+    printf("%-7s %3s | %-22s | %-22s | %-24s | %-16s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv", "Q8_0 49152x576 head",
+           "token sweep (Q4_1+head)", "sweep, 8 rows", "tiled N=512 Q4_1");
     ws_isa best = ws_quant_isa();
     for (int isa = WS_ISA_SCALAR; isa <= WS_ISA_AVX512; isa++) {
         if ((only && strcmp(only, ws_isa_name((ws_isa)isa))) || !ws_quant_force_isa((ws_isa)isa))
@@ -117,9 +118,12 @@ int main(int argc, char **argv)
             double t2 = time_pass(&head, 1, inp, out, 1, isa == WS_ISA_SCALAR ? 3 : 11);
             double t3 = time_pass(model, n_model, inp, out, 1, isa == WS_ISA_SCALAR ? 3 : 11);
             double t4 = time_pass(&ffn, 1, inp, out, NT, 5);
-            printf("%-7s %3d | %7.1f us %6.1f GB/s | %7.2f ms %6.1f GB/s | %7.2f ms %6.1f GB/s  | %6.1f GFLOP/s\n",
+            /* a reply's batched sampling step: 4 samples and their 4 rows without the conversation */
+            double t5 = time_pass(model, n_model, inp, out, 8, isa == WS_ISA_SCALAR ? 3 : 11);
+            printf("%-7s %3d | %7.1f us %6.1f GB/s | %7.2f ms %6.1f GB/s | %7.2f ms %6.1f GB/s  | %7.2f ms      | "
+                   "%6.1f GFLOP/s\n",
                    ws_isa_name((ws_isa)isa), th, t1 * 1e6, bytes_of(&ffn, 1) / t1 / 1e9, t2 * 1e3,
-                   bytes_of(&head, 1) / t2 / 1e9, t3 * 1e3, bytes_of(model, n_model) / t3 / 1e9,
+                   bytes_of(&head, 1) / t2 / 1e9, t3 * 1e3, bytes_of(model, n_model) / t3 / 1e9, t5 * 1e3,
                    2.0 * NT * D * F / t4 / 1e9);
             fflush(stdout);
         }

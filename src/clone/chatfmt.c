@@ -38,12 +38,16 @@ static void encode_template(const clone_fmt *f, const char *s, size_t n, ibuf *o
     free(ids);
 }
 
+void clone_chat_system(const clone_fmt *f, char *buf, size_t n)
+{
+    snprintf(buf, n, "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona, f->persona);
+}
+
 void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
                        ibuf *out)
 {
     char system[512];
-    snprintf(system, sizeof system,
-             "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona, f->persona);
+    clone_chat_system(f, system, sizeof system);
     ws_chat_msg msgs[2] = {{"system", SENTINEL}, {"user", SENTINEL}};
     ws_buf r = WS_BUF_INIT;
     ws_chat_template_render(&f->base->tpl, msgs, 2, true, &r);

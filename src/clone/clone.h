@@ -103,6 +103,10 @@ typedef struct ws_clone_reply_opts {
     uint64_t seed;        /* sampling seed; 0 = from the message */
     bool no_fallback;     /* always give the best candidate (fidelity evaluation) */
     const volatile int *cancel; /* optional: once non-zero, the reply stops with WS_EAGAIN */
+    double budget_ms;     /* latency budget (0: none): on a base 2 sampled candidates instead of 4
+                           * (unless n_samples is set), and the sampling stops before a step
+                           * would end past the budget; samples not ended by then are dropped
+                           * (none left: the fallback, as for a low confidence) */
 } ws_clone_reply_opts;
 
 typedef enum { WS_CLONE_SRC_RETRIEVED, WS_CLONE_SRC_GENERATED, WS_CLONE_SRC_FALLBACK } ws_clone_source;

@@ -38,6 +38,12 @@
 #define clone_fmt_init_chat ws__clone_fmt_init_chat
 #define clone_fmt_text ws__clone_fmt_text
 #define clone_fmt_turn ws__clone_fmt_turn
+#define clone_chat_system ws__clone_chat_system
+#define clone_guard_check ws__clone_guard_check
+#define clone_guard_label_start ws__clone_guard_label_start
+#define clone_guard_name ws__clone_guard_name
+#define clone_guard_set ws__clone_guard_set
+#define clone_guard_clear ws__clone_guard_clear
 #define clone_is_echo ws__clone_is_echo
 #define clone_load ws__clone_load
 #define clone_path ws__clone_path
@@ -111,6 +117,8 @@ int clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_
  * The turns' text can never spell a special token. */
 void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
                        ibuf *out);
+/* The system message of the chat prompt, naming the persona (into buf of n bytes). */
+void clone_chat_system(const clone_fmt *f, char *buf, size_t n);
 #define CLONE_CHAT_TURNS 4
 #define CLONE_CHAT_TURN_BYTES 160
 
@@ -135,6 +143,45 @@ bool clone_is_echo(const char *reply, const char *message);
 bool clone_stutters(const char *s);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *clone_trim(const char *s);
+
+/* ---- the candidate guard (guard.c) ----
+ * A candidate that leaks the prompt instead of answering is refused: it starts with a speaker
+ * label ("Friend: ...", "Maya: ...", a capitalised "Name:"; or a known name starts a later
+ * line), repeats the system message (two of its word trigrams, or one that is half of them),
+ * mostly echoes the message (the same words, or at least 4 words and 60% of its words are the
+ * message's in order, or a message of 4+ words quoted whole), or does that to a turn of the
+ * context (the persona's own turns only from 4 words: repeating "haha" is a style), or is one
+ * bracketed stage direction ("(no response)", "[image]"). */
+typedef enum {
+    CLONE_GUARD_OK = 0,
+    CLONE_GUARD_LABEL,
+    CLONE_GUARD_SYSTEM,
+    CLONE_GUARD_ECHO,
+    CLONE_GUARD_CONTEXT,
+    CLONE_GUARD_META,
+} clone_guard_why;
+
+typedef struct clone_guard {
+    const char *persona;             /* borrowed; NULL: none */
+    const char *system;              /* the system message the model read; NULL: none */
+    const char *message;             /* the incoming message; NULL: none */
+    const char *const *ctx_texts;    /* the context turns (n_ctx; borrowed, entries may be NULL) */
+    const char *const *ctx_authors;  /* their authors (NULL entries: someone else); may be NULL */
+    size_t n_ctx;
+    char sys_buf[256];               /* clone_guard_set: the system message is kept here */
+    const char **own;                /* clone_guard_set: the arrays it allocated (freed by clear) */
+} clone_guard;
+
+clone_guard_why clone_guard_check(const clone_guard *g, const char *cand);
+/* For a reply being streamed: 1 when its text so far starts with a speaker label, 0 when it
+ * does not, -1 when that is not known yet (hold the text back); final: no more text comes. */
+int clone_guard_label_start(const clone_guard *g, const char *text, bool final);
+const char *clone_guard_name(clone_guard_why why);
+/* Sets g up for a reply of c to message after the context (all borrowed until
+ * clone_guard_clear). */
+void clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
+                     size_t n_context);
+void clone_guard_clear(clone_guard *g);
 
 bool clone_exists(const char *path);
 char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */

@@ -30,6 +30,7 @@
 #define CHAT_RETRIEVE_SIM 0.85
 #define CHAT_STYLE_WEIGHT 1.0
 #define CHAT_SAMPLES 4
+#define CHAT_SAMPLES_BUDGET 2   /* with a latency budget */
 #define CHAT_PMI_WEIGHT 1.0
 
 /* ---- scoring ---- */
@@ -301,7 +302,7 @@ static int chat_max_tokens(const ws_clone *c)
  * the conversation, last0 its logits) mean_lp0[i] gets the same tokens' mean after it. */
 static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, const ws_kv_cache *kc0,
                         const float *last0, uint64_t *rng, int n, char **texts, double *mean_lp, double *mean_lp0,
-                        const volatile int *cancel, ws_error *err)
+                        const volatile int *cancel, double deadline, ws_error *err)
 {
     int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : chat_max_tokens(c);
     ws_gen_opts o;
@@ -317,12 +318,16 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
     for (int i = 0; i < n; i++)
         texts[i] = NULL;
     bool done = false;
+    double t_prev = ws_now_s();
     for (int step = 0; step < maxn && !done && !rc; step++) {
         if (cancel && *cancel)
             rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
         else
             rc = set_step(c, &st, &o, rng, &done, err);
         done = done || straggling(&st, step);
+        double t = ws_now_s();   /* a budget: no step that would end past it */
+        done = done || (deadline > 0 && t + (t - t_prev) > deadline);
+        t_prev = t;
     }
     if (rc)
         goto out;
@@ -393,6 +398,8 @@ typedef struct reply_run {
     float *last;                /* logits after the prompt */
     int plen;
     uint64_t rng;
+    clone_guard guard;          /* refuses candidates that leak the prompt (guard.c) */
+    double deadline;            /* ws_now_s() the sampling must end by (0: none) */
 } reply_run;
 
 /* Retrieval: the persona's real replies to the nearest training contexts (on a base, only to
@@ -413,7 +420,8 @@ static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_contex
     rr->top_sim = nh ? hits[0].score : 0;
     for (size_t i = 0; i < nh && rr->nc < (size_t)n_retr; i++) {
         const char *r = c->replies[hits[i].id];
-        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) || (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM))
+        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) ||
+            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) || clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
             continue;
         cand *cd = &rr->cs[rr->nc++];
         cd->text = ws_xstrdup(r);
@@ -457,12 +465,13 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
     int rc = c->fmt.chat ? clone_prefix_empty(c, &kc0, &last0, err) : 0;
     if (!rc)
         rc = sample_batch(c, rr->cache, rr->plen, rr->last, kc0, last0, &rr->rng, n_samples, gens, glp, glp0,
-                          rr->o.cancel, err);
+                          rr->o.cancel, rr->deadline, err);
     for (int s = 0; s < n_samples && !rc; s++) {
         if (!gens[s])
             continue;
         char *gt = clone_trim(gens[s]);
         bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || clone_stutters(gt) ||
+                   clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
                    (!c->fmt.chat && (!clone_words_known(c, gt) || clone_style_fit(gt, c->rates) < c->fit_gate));
         if (bad) {
             free(gt);
@@ -565,7 +574,11 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     reply_run rr = {.c = c};
     if (opts)
         rr.o = *opts;
-    int n_samples = rr.o.n_samples > 0 ? rr.o.n_samples : c->fmt.chat ? CHAT_SAMPLES : 3;
+    int n_samples = rr.o.n_samples > 0           ? rr.o.n_samples
+                    : !c->fmt.chat               ? 3
+                    : rr.o.budget_ms > 0         ? CHAT_SAMPLES_BUDGET
+                                                 : CHAT_SAMPLES;
+    rr.deadline = rr.o.budget_ms > 0 ? t0 + rr.o.budget_ms / 1000.0 : 0;
     int n_retr = rr.o.n_retrieved > 0 ? rr.o.n_retrieved : 6;
     char *msg = clone_trim(message);
     if (strlen(msg) > WS_CLONE_MAX_MESSAGE)
@@ -578,6 +591,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     rr.cs = ws_xcalloc((size_t)(n_samples + n_retr) + 1, sizeof *rr.cs);
     rr.last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *rr.last);
     rr.rng = rr.o.seed ? rr.o.seed : seed_of(msg);
+    clone_guard_set(&rr.guard, c, msg, context, n_context);
     int rc = retrieve(&rr, context, n_context, n_retr, err);
     if (!rc && rr.o.cancel && *rr.o.cancel)
         rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
@@ -597,6 +611,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     else
         ws_kv_cache_free(rr.cache);
     ibuf_free(&rr.prompt);
+    clone_guard_clear(&rr.guard);
     free(rr.last);
     free(msg);
     if (rc)

@@ -32,6 +32,9 @@ typedef struct stream_run {
     ibuf ids;
     double lp, top_sim;
     bool ended, bad_text, begun;       /* begun: the reply's first character came */
+    bool label;                        /* the text starts with a speaker label (refused) */
+    bool over;                         /* no more text comes (stream_emit hands out the rest) */
+    clone_guard guard;                 /* the candidate guard (guard.c), as ws_clone_reply's */
     const char *ret[STREAM_RETRIEVED]; /* borrowed from c->replies */
     size_t n_ret;
 } stream_run;
@@ -71,11 +74,20 @@ static int stream_retrieve(stream_run *sr, const ws_clone_turn *context, size_t 
 }
 
 /* Hands out the text decoded since the last piece, up to its last character that is not white
- * space (what follows may be trimmed at the end), with the reply's leading white space skipped. */
+ * space (what follows may be trimmed at the end), with the reply's leading white space skipped.
+ * The start is held back while it could still be a speaker label ("Friend:"); a label stops the
+ * generation (sr->label) and is never handed out. */
 static int stream_emit(stream_run *sr, ws_error *err)
 {
     const char *t = sr->text.data;
     size_t end = sr->text.len;
+    if (!sr->begun && t) {
+        int lab = clone_guard_label_start(&sr->guard, t, sr->over);
+        if (lab)
+            sr->label = lab > 0;
+        if (lab)
+            return 0;
+    }
     if (!sr->begun) {
         size_t lead = t ? strspn(t, " \n\t\r") : 0;
         if (lead >= end)
@@ -149,7 +161,8 @@ static void mask_tokens(const stream_run *sr, float *logits, int V, bool first)
 }
 
 /* The sampling loop: one token at a time through the model, each piece handed out at once. */
-static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, uint64_t rng, ws_error *err)
+static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, uint64_t rng, double deadline,
+                           ws_error *err)
 {
     const ws_clone *c = sr->c;
     int V = c->model->cfg.vocab_size, maxn = c->fmt.bytes ? c->gen_max + 1 : STREAM_MAX_TOKENS, rc = 0;
@@ -160,6 +173,7 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
     o.top_p = 0.95f;
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", 1);
+    double t_prev = ws_now_s();
     for (int step = 0; step < maxn && !rc; step++) {
         if (sr->cancel && *sr->cancel) {
             rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
@@ -170,8 +184,12 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
         int32_t id = ws_sample(logits, V, &o, sr->ids.v, (int)sr->ids.n, &rng, &l);
         sr->lp += l;
         bool more = stream_take(sr, id);
+        double t = ws_now_s(); /* a budget: no step that would end past it (not ended: the fallback) */
+        more = more && !(deadline > 0 && t + (t - t_prev) > deadline);
+        t_prev = t;
+        sr->over = !more;
         rc = stream_emit(sr, err);
-        if (!more || rc)
+        if (!more || rc || sr->label)
             break;
         rc = ws_model_infer(c->model, c->lora, cache, &id, 1, logits, NULL, err);
     }
@@ -191,8 +209,8 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     const ws_clone *c = sr->c;
     ws_tokenizer_stream_flush(&sr->ts, &sr->text);
     char *gt = clone_trim(sr->text.data ? sr->text.data : "");
-    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
-              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt);
+    bool ok = sr->ended && sr->ids.n && !sr->bad_text && !sr->label && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
+              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt) && clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
     if (ok) {
         double sim = c->fmt.chat ? 0 : sr->top_sim * STREAM_SIM_SHARE;
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
@@ -236,32 +254,49 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         msg[WS_CLONE_MAX_MESSAGE] = '\0';
     ibuf prompt = {0};
     ws_kv_cache *cache = NULL;
-    float *logits = NULL;
+    float *logits = NULL, *last = NULL; /* last: the logits after the prompt (for the cache) */
     int rc = 0;
     if (!*msg) {
         rc = ws_error_set(err, WS_EINVAL, "the message is empty");
         goto out;
     }
     sr.msg = msg;
+    clone_guard_set(&sr.guard, c, msg, context, n_context);
     rc = stream_retrieve(&sr, context, n_context, err);
     if (rc)
         goto out;
     clone_build_prompt(c, sr.ret, sr.n_ret, context, n_context, msg, &prompt);
-    cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
-    logits = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *logits);
-    rc = ws_model_infer(c->model, c->lora, cache, prompt.v, (int)prompt.n, logits, NULL, err);
+    size_t V = (size_t)c->model->cfg.vocab_size;
+    logits = ws_xmalloc(V * sizeof *logits);
+    if (c->prefix) { /* on a base: only the prompt past the last reply's (prefix.c) runs */
+        rc = clone_prefix_run(c, &prompt, CLONE_REPLY_BYTES + 8, &cache, logits, err);
+        if (!rc) {
+            last = ws_xmalloc(V * sizeof *last);
+            memcpy(last, logits, V * sizeof *last);
+        }
+    } else {
+        cache = ws_kv_cache_new(c->model, (int)prompt.n + CLONE_REPLY_BYTES + 8);
+        rc = ws_model_infer(c->model, c->lora, cache, prompt.v, (int)prompt.n, logits, NULL, err);
+    }
     if (!rc)
-        rc = stream_generate(&sr, cache, logits, o.seed ? o.seed : ws_hash_fnv1a(msg, strlen(msg)) | 1, err);
+        rc = stream_generate(&sr, cache, logits, o.seed ? o.seed : ws_hash_fnv1a(msg, strlen(msg)) | 1,
+                             o.budget_ms > 0 ? t0 + o.budget_ms / 1000.0 : 0, err);
     if (!rc) {
         stream_answer(&sr, o.no_fallback, out);
         out->processing_ms = (ws_now_s() - t0) * 1000.0;
     }
+    if (!rc && last) { /* the next reply starts from this prompt's cache */
+        clone_prefix_put(c, cache, &prompt, last);
+        cache = NULL;
+    }
 out:
+    clone_guard_clear(&sr.guard);
     ibuf_free(&prompt);
     ibuf_free(&sr.ids);
     ws_buf_free(&sr.text);
     ws_kv_cache_free(cache);
     free(logits);
+    free(last);
     free(msg);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* Matrix products with a quantized weight matrix (quant.h: ws_qmat_*). Few input rows: each
  * is quantized once to the weights' dot type and every output is a quantized dot product, the
- * weight rows split over the engine's pool (a row is read once for all the inputs). Many
+ * weight rows split over the engine's pool (a row is read, and where the instruction set has a
+ * multi-row kernel unpacked, once for all the inputs). Many
  * rows: tiles of W are dequantized to f32 and multiplied with sgemm. The scratch (quantized
  * inputs, f32 tiles) is per thread, kept between calls and freed when the thread ends. */
 #include <pthread.h>
@@ -84,6 +85,7 @@ static void store(float *o, float v, float beta)
 typedef struct {
     const ws_qmat *w;
     q_dot_fn dot;
+    q_dotn_fn dotn;   /* NULL: one dot per input row */
     const uint8_t *xq;
     size_t xq_bytes;
     const float *bias;
@@ -95,18 +97,25 @@ static void dot_rows(void *p, size_t lo, size_t hi, int chunk)
 {
     const dot_job *j = p;
     int OC = j->w->rows, IC = j->w->cols;
+    float v[QMAT_SMALL_N];
     for (size_t r = lo; r < hi; r++) {
         const uint8_t *wr = wrow(j->w, (int)r);
         float b = j->bias ? j->bias[r] : 0.0f;
+        if (j->dotn)   /* each weight block unpacked once for all the input rows */
+            j->dotn(IC, wr, j->xq, j->xq_bytes, j->N, v);
+        else
+            for (int n = 0; n < j->N; n++)
+                v[n] = j->dot(IC, wr, j->xq + n * j->xq_bytes);
         for (int n = 0; n < j->N; n++)
-            store(&j->out[(size_t)n * OC + r], j->dot(IC, wr, j->xq + n * j->xq_bytes) + b, j->beta);
+            store(&j->out[(size_t)n * OC + r], v[n] + b, j->beta);
     }
 }
 
 static void forward_dots(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
 {
     ws_qtype dt = ws_qtype_dot_type(w->type);
-    dot_job j = {w, ws__quant_dot_fn(w->type), NULL, ws_qtype_row_bytes(dt, w->cols), bias, out, beta, N};
+    dot_job j = {w,    ws__quant_dot_fn(w->type), ws__quant_dotn_fn(w->type), NULL, ws_qtype_row_bytes(dt, w->cols),
+                 bias, out, beta, N};
     if (dt == WS_QT_F32) {
         j.xq = (const uint8_t *)inp;   /* f32 activations as they are */
     } else {

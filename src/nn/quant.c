@@ -120,6 +120,8 @@ static void merge(q_kernels *dst, const q_kernels *src)
             dst->quantize[t] = src->quantize[t];
         if (src->dot[t])
             dst->dot[t] = src->dot[t];
+        if (src->dot[t] || src->dotn[t])   /* a dotn goes with the dot it equals */
+            dst->dotn[t] = src->dotn[t];
     }
 }
 
@@ -211,4 +213,23 @@ float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_
 q_dot_fn ws__quant_dot_fn(ws_qtype wt)
 {
     return (unsigned)wt < WS_QT_COUNT ? kernels()->dot[wt] : NULL;
+}
+
+q_dotn_fn ws__quant_dotn_fn(ws_qtype wt)
+{
+    return (unsigned)wt < WS_QT_COUNT ? kernels()->dotn[wt] : NULL;
+}
+
+void ws_quant_vec_dotn(ws_qtype wt, int64_t n, const void *w_row, const void *x_rows, size_t x_stride, int nx,
+                       float *out)
+{
+    const q_kernels *k = kernels();
+    if ((unsigned)wt >= WS_QT_COUNT || !k->dot[wt])
+        no_kernel("dot", wt);
+    if (k->dotn[wt]) {
+        k->dotn[wt](n, w_row, x_rows, x_stride, nx, out);
+        return;
+    }
+    for (int r = 0; r < nx; r++)
+        out[r] = k->dot[wt](n, w_row, (const uint8_t *)x_rows + (size_t)r * x_stride);
 }

@@ -54,6 +54,11 @@ void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
  * must lie in [-127, 127] (ws_quantize_row never writes -128). Named ws_quant_vec_dot, not
  * ws_vec_dot: style/embed.h already has a ws_vec_dot for f32 vectors. */
 float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row);
+/* out[r] = ws_quant_vec_dot(wt, n, w_row, x_rows + r * x_stride) for r < nx, bit for bit; where
+ * the instruction set has a multi-row kernel (Q4_0, Q4_1, Q8_0 under AVX2 and AVX-512) each
+ * weight block is unpacked once for several activation rows. */
+void ws_quant_vec_dotn(ws_qtype wt, int64_t n, const void *w_row, const void *x_rows, size_t x_stride, int nx,
+                       float *out);
 
 /* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
  * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use

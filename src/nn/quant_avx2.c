@@ -1,6 +1,7 @@
 /* AVX2 (+FMA, F16C) versions of the hot quantized kernels: Q4_0/Q4_1/Q8_0 dequantization,
  * Q8_0/Q8_1 activation quantization (bit-identical to the scalar reference) and the dot
- * products of Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K weights with quantized activations.
+ * products of Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K weights with quantized activations (Q4_0,
+ * Q4_1, Q8_0 also one weight row against several activation rows, each block unpacked once).
  * Compiled with -mavx2 -mfma -mf16c; used only when the CPU has them (quant.c).
  * Activation quants are assumed in [-127, 127], as the quantizers produce them. */
 #include "nn/quant_int.h"
@@ -169,16 +170,27 @@ static inline __m128i headers4(const uint8_t *p, size_t stride)
     return _mm_insert_epi32(v, ld32(p + 3 * stride), 3);
 }
 
-/* the integer dot of one block: weights (Q4_0 as q - 8 through 8 * sum(y); Q8_0 by the sign
- * trick, y in [-127, 127]) with the activation block's 32 int8 */
-static inline __m256i block_dot(const uint8_t *a, const uint8_t *b, int kind)
+/* The weight side of one block: its bytes as the integer dot takes them (Q4_0/Q4_1: the
+ * nibbles 0..15; Q8_0: |q|, its signs in sgn). */
+static inline __m256i wblock(const uint8_t *a, int kind, __m256i *sgn)
 {
     if (kind == K_Q8_0) {
         __m256i qx = _mm256_loadu_si256((const __m256i *)(a + Q8_0_QS));
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
-        return dot_u8s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        *sgn = qx;
+        return _mm256_sign_epi8(qx, qx);
     }
-    __m256i qx = nibbles(a + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS));
+    *sgn = _mm256_setzero_si256();
+    return nibbles(a + (kind == K_Q4_1 ? Q4_1_QS : Q4_0_QS));
+}
+
+/* the integer dot of one block's weight side (Q4_0 as q - 8 through 8 * sum(y); Q8_0 by the
+ * sign trick, y in [-127, 127]) with the activation block's 32 int8 */
+static inline __m256i wblock_dot(__m256i qx, __m256i sgn, const uint8_t *b, int kind)
+{
+    if (kind == K_Q8_0) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+        return dot_u8s8(qx, _mm256_sign_epi8(qy, sgn));
+    }
     __m256i qy = _mm256_loadu_si256((const __m256i *)(b + (kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS)));
     if (kind == K_Q4_1)
         return dot_u8s8(qx, qy);
@@ -186,34 +198,55 @@ static inline __m256i block_dot(const uint8_t *a, const uint8_t *b, int kind)
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+static inline __m256i block_dot(const uint8_t *a, const uint8_t *b, int kind)
+{
+    __m256i sgn, qx = wblock(a, kind, &sgn);
+    return wblock_dot(qx, sgn, b, kind);
+}
+
+/* the low halves of 4 headers (d only) */
+#define LOWS _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1)
+
+/* The weight side of 4 blocks: their bytes and f16 headers (Q4_1: [d0, m0, d1, m1, ...]). */
+static inline __m256 wside4(const uint8_t *a, size_t xs, int kind, __m256i wq[4], __m256i sg[4])
+{
+    for (int k = 0; k < 4; k++)
+        wq[k] = wblock(a + k * xs, kind, &sg[k]);
+    __m128i xh = headers4(a, xs);
+    if (kind == K_Q4_1)
+        return _mm256_cvtph_ps(xh);
+    return _mm256_castps128_ps256(_mm_cvtph_ps(_mm_shuffle_epi8(xh, LOWS)));
+}
+
+/* One activation row's 4 blocks at b against the weight side. */
+static inline void step4(const __m256i wq[4], const __m256i sg[4], __m256 dx, const uint8_t *b, size_t ys, int kind,
+                         __m256 *acc0, __m256 *acc1, __m256 *accm)
+{
+    __m128i yh = headers4(b, ys);
+    __m256 d;   /* lane 2k (Q4_1) or k: block k's dx * dy */
+    if (kind == K_Q4_1) {
+        d = _mm256_mul_ps(dx, _mm256_cvtph_ps(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+        *accm = _mm256_add_ps(*accm, d);
+    } else {
+        d = _mm256_castps128_ps256(_mm_mul_ps(_mm256_castps256_ps128(dx), _mm_cvtph_ps(_mm_shuffle_epi8(yh, LOWS))));
+    }
+    int sh = kind == K_Q4_1 ? 1 : 0;
+    for (int k = 0; k < 4; k++) {
+        __m256 dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k << sh));
+        __m256 p = _mm256_cvtepi32_ps(wblock_dot(wq[k], sg[k], b + k * ys, kind));
+        if (k & 1)
+            *acc1 = _mm256_fmadd_ps(dk, p, *acc1);
+        else
+            *acc0 = _mm256_fmadd_ps(dk, p, *acc0);
+    }
+}
+
+/* The blocks from i on (fewer than 4), added to the accumulators of the 4-block steps. */
+static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m256 acc0, __m256 acc1,
+                               __m256 accm, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
-    /* the low halves of 4 headers (d only) */
-    const __m128i lows = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 4 <= nb; i += 4, a += 4 * xs, b += 4 * ys) {
-        __m128i xh = headers4(a, xs), yh = headers4(b, ys);
-        __m256 d;   /* lane 2k (Q4_1) or k: block k's dx * dy */
-        if (kind == K_Q4_1) {
-            d = _mm256_mul_ps(_mm256_cvtph_ps(xh), _mm256_cvtph_ps(yh));   /* [dd0, ms0, dd1, ms1, ...] */
-            accm = _mm256_add_ps(accm, d);
-        } else {
-            d = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_shuffle_epi8(xh, lows)),
-                                                  _mm_cvtph_ps(_mm_shuffle_epi8(yh, lows))));
-        }
-        int sh = kind == K_Q4_1 ? 1 : 0;
-        for (int k = 0; k < 4; k++) {
-            __m256 dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k << sh));
-            __m256 p = _mm256_cvtepi32_ps(block_dot(a + k * xs, b + k * ys, kind));
-            if (k & 1)
-                acc1 = _mm256_fmadd_ps(dk, p, acc1);
-            else
-                acc0 = _mm256_fmadd_ps(dk, p, acc0);
-        }
-    }
     float ms = 0.0f;
     for (; i < nb; i++, a += xs, b += ys) {
         __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
@@ -228,6 +261,58 @@ static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, in
     }
     return sum;
 }
+
+static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 4 <= nb; i += 4, a += 4 * xs, b += 4 * ys) {
+        __m256i wq[4], sg[4];
+        __m256 dx = wside4(a, xs, kind, wq, sg);
+        step4(wq, sg, dx, b, ys, kind, &acc0, &acc1, &accm);
+    }
+    return dot_finish(nb, i, a, b, acc0, acc1, accm, kind);
+}
+
+/* nx (a constant once inlined) activation rows bs bytes apart against one weight row, each
+ * weight block unpacked once; bit for bit dot_blocks' results. */
+static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b, size_t bs,
+                                                              const int nx, float *out, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    __m256 acc0[Q_DOTN_MAX], acc1[Q_DOTN_MAX], accm[Q_DOTN_MAX];
+    for (int r = 0; r < nx; r++)
+        acc0[r] = acc1[r] = accm[r] = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 4 <= nb; i += 4, a += 4 * xs) {
+        __m256i wq[4], sg[4];
+        __m256 dx = wside4(a, xs, kind, wq, sg);
+        for (int r = 0; r < nx; r++)
+            step4(wq, sg, dx, b + r * bs + (size_t)i * ys, ys, kind, &acc0[r], &acc1[r], &accm[r]);
+    }
+    for (int r = 0; r < nx; r++)
+        out[r] = dot_finish(nb, i, a, b + r * bs + (size_t)i * ys, acc0[r], acc1[r], accm[r], kind);
+}
+
+#define DOTN_KIND(name, kind)                                                                              \
+    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)               \
+    {                                                                                                      \
+        const uint8_t *b = x;                                                                              \
+        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                \
+            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                               \
+        if (nx == 3)                                                                                       \
+            dotn_blocks(n, w, b, bs, 3, out, kind);                                                        \
+        else if (nx == 2)                                                                                  \
+            dotn_blocks(n, w, b, bs, 2, out, kind);                                                        \
+        else if (nx == 1)                                                                                  \
+            out[0] = dot_blocks(n, w, b, kind);                                                            \
+    }
+DOTN_KIND(dotn_q4_0, K_Q4_0)
+DOTN_KIND(dotn_q4_1, K_Q4_1)
+DOTN_KIND(dotn_q8_0, K_Q8_0)
 
 static float dot_q8_0(int64_t n, const void *w, const void *x)
 {
@@ -341,6 +426,9 @@ void ws__quant_fill_avx2(q_kernels *k)
     k->dot[WS_QT_Q8_0] = dot_q8_0;
     k->dot[WS_QT_Q4_0] = dot_q4_0;
     k->dot[WS_QT_Q4_1] = dot_q4_1;
+    k->dotn[WS_QT_Q8_0] = dotn_q8_0;
+    k->dotn[WS_QT_Q4_0] = dotn_q4_0;
+    k->dotn[WS_QT_Q4_1] = dotn_q4_1;
     k->dot[WS_QT_Q4_K] = dot_q4_k;
     k->dot[WS_QT_Q5_K] = dot_q5_k;
     k->dot[WS_QT_Q6_K] = dot_q6_k;

@@ -1,5 +1,6 @@
 /* AVX-512 (F/BW/VL + VNNI) versions of the hottest quantized kernels: Q4_0/Q4_1/Q8_0 dot
- * products (two blocks per 512-bit register, vpdpbusd), Q8_0/Q8_1 activation quantization and
+ * products (two blocks per 512-bit register, vpdpbusd; one weight row against several
+ * activation rows, each block unpacked once), Q8_0/Q8_1 activation quantization and
  * Q4_0/Q4_1/Q8_0 dequantization, each identical (integers, rounding) to the scalar reference.
  * Compiled with the AVX-512 flags; used only when the CPU has them all (quant.c). The k-quant
  * dots stay with the AVX2 versions. */
@@ -103,38 +104,58 @@ static inline __m512 cvt16(__m256i h)
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
 }
 
-/* Dot of n/32 blocks, 8 at a time: the blocks' f16 headers are gathered (d, and m or s for
- * Q4_1/Q8_1) and converted at once; each pair of blocks' integer sums is scaled by its two
- * d products spread over 8 lanes each. Remaining blocks one by one. */
-static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+/* The weight side of 8 blocks: their bytes, two blocks per register, and their f16 headers
+ * converted (Q4_1: [d0, m0, d1, m1, ...]; else d0..d7 in the low 8 lanes). */
+static inline __m512 wside8(const uint8_t *a, size_t xs, int kind, __m512i wq[4])
+{
+    for (int k = 0; k < 4; k++)
+        wq[k] = wbytes2(a + 2 * k * xs, a + (2 * k + 1) * xs, kind);
+    __m256i xh = headers8(a, xs);
+    if (kind == K_Q4_1)
+        return cvt16(xh);
+    return _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(xh)));
+}
+
+/* One activation row's 8 blocks at b against the weight side: each pair of blocks' integer
+ * sums scaled by its two d products spread over 8 lanes each (Q4_1: m * s summed in accm). */
+static inline void step8(const __m512i wq[4], __m512 dx, const uint8_t *b, size_t ys, int kind, __m512 *acc0,
+                         __m512 *acc1, __m512 *accm)
+{
+    size_t yq = kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS;
+    __m256i yh = headers8(b, ys);
+    __m512 d;   /* lanes 2k (Q4_1) or k (else): block k's dx * dy */
+    if (kind == K_Q4_1) {
+        d = _mm512_mul_ps(dx, cvt16(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+        *accm = _mm512_add_ps(*accm, d);
+    } else {
+        d = _mm512_castps256_ps512(
+            _mm256_mul_ps(_mm512_castps512_ps256(dx), _mm256_cvtph_ps(_mm256_cvtepi32_epi16(yh))));
+    }
+    int sh = kind == K_Q4_1 ? 1 : 0;
+    for (int k = 0; k < 4; k++) {
+        __m512i idx = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32((2 * k) << sh),
+                                              _mm512_set1_epi32((2 * k + 1) << sh));
+        __m512 dk = _mm512_permutexvar_ps(idx, d);
+        __m512i y = load2x32(b + 2 * k * ys + yq, b + (2 * k + 1) * ys + yq);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[k], y);
+        if (kind == K_Q4_0)
+            p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), y));
+        else if (kind == K_Q8_0)
+            p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), y));
+        if (k & 1)
+            *acc1 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), *acc1);
+        else
+            *acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), *acc0);
+    }
+}
+
+/* What is left of a row from block i on (fewer than 8 blocks), added to the accumulators of
+ * the 8-block steps: pairs, then single blocks. */
+static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m512 acc0, __m512 acc1,
+                               __m512 accm, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 8 <= nb; i += 8, a += 8 * xs, b += 8 * ys) {
-        __m256i xh = headers8(a, xs), yh = headers8(b, ys);
-        __m512 d;   /* lanes 2k (Q4_1) or k (else): block k's dx * dy */
-        if (kind == K_Q4_1) {
-            d = _mm512_mul_ps(cvt16(xh), cvt16(yh));   /* [dd0, ms0, dd1, ms1, ...] */
-            accm = _mm512_add_ps(accm, d);
-        } else {
-            __m256 d8 = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(xh)),
-                                      _mm256_cvtph_ps(_mm256_cvtepi32_epi16(yh)));
-            d = _mm512_castps256_ps512(d8);
-        }
-        int sh = kind == K_Q4_1 ? 1 : 0;
-        for (int k = 0; k < 4; k++) {
-            __m512i idx = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32((2 * k) << sh),
-                                                  _mm512_set1_epi32((2 * k + 1) << sh));
-            __m512 dk = _mm512_permutexvar_ps(idx, d);
-            __m512i p = pair_dot(a + 2 * k * xs, b + 2 * k * ys, xs, ys, kind);
-            if (k & 1)
-                acc1 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), acc1);
-            else
-                acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), acc0);
-        }
-    }
     for (; i + 2 <= nb; i += 2, a += 2 * xs, b += 2 * ys) {
         __m512 dk = two_scales(h2f(a) * h2f(b), h2f(a + xs) * h2f(b + ys));
         acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(pair_dot(a, b, xs, ys, kind)), acc0);
@@ -167,6 +188,61 @@ static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, in
     }
     return sum + hsum8(tail);
 }
+
+/* Dot of n/32 blocks, 8 at a time (the blocks' f16 headers converted at once), the rest in
+ * dot_finish. */
+static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 8 <= nb; i += 8, a += 8 * xs, b += 8 * ys) {
+        __m512i wq[4];
+        __m512 dx = wside8(a, xs, kind, wq);
+        step8(wq, dx, b, ys, kind, &acc0, &acc1, &accm);
+    }
+    return dot_finish(nb, i, a, b, acc0, acc1, accm, kind);
+}
+
+/* nx (a constant 1..Q_DOTN_MAX once inlined) activation rows bs bytes apart against one weight
+ * row: each weight block is unpacked once for all of them; every result is bit for bit the one
+ * dot_blocks gives (same operations in the same order). */
+static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b, size_t bs,
+                                                              const int nx, float *out, int kind)
+{
+    size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
+    size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    __m512 acc0[Q_DOTN_MAX], acc1[Q_DOTN_MAX], accm[Q_DOTN_MAX];
+    for (int r = 0; r < nx; r++)
+        acc0[r] = acc1[r] = accm[r] = _mm512_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 8 <= nb; i += 8, a += 8 * xs) {
+        __m512i wq[4];
+        __m512 dx = wside8(a, xs, kind, wq);
+        for (int r = 0; r < nx; r++)
+            step8(wq, dx, b + r * bs + (size_t)i * ys, ys, kind, &acc0[r], &acc1[r], &accm[r]);
+    }
+    for (int r = 0; r < nx; r++)
+        out[r] = dot_finish(nb, i, a, b + r * bs + (size_t)i * ys, acc0[r], acc1[r], accm[r], kind);
+}
+
+#define DOTN_KIND(name, kind)                                                                              \
+    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)               \
+    {                                                                                                      \
+        const uint8_t *b = x;                                                                              \
+        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                \
+            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                               \
+        if (nx == 3)                                                                                       \
+            dotn_blocks(n, w, b, bs, 3, out, kind);                                                        \
+        else if (nx == 2)                                                                                  \
+            dotn_blocks(n, w, b, bs, 2, out, kind);                                                        \
+        else if (nx == 1)                                                                                  \
+            out[0] = dot_blocks(n, w, b, kind);                                                            \
+    }
+DOTN_KIND(dotn_q4_0, K_Q4_0)
+DOTN_KIND(dotn_q4_1, K_Q4_1)
+DOTN_KIND(dotn_q8_0, K_Q8_0)
 
 static float dot_q8_0(int64_t n, const void *w, const void *x)
 {
@@ -285,6 +361,9 @@ void ws__quant_fill_avx512(q_kernels *k)
     k->dot[WS_QT_Q8_0] = dot_q8_0;
     k->dot[WS_QT_Q4_0] = dot_q4_0;
     k->dot[WS_QT_Q4_1] = dot_q4_1;
+    k->dotn[WS_QT_Q8_0] = dotn_q8_0;
+    k->dotn[WS_QT_Q4_0] = dotn_q4_0;
+    k->dotn[WS_QT_Q4_1] = dotn_q4_1;
 }
 
 #else

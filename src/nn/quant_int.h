@@ -122,15 +122,24 @@ static inline void q_scale_min_k4(int j, const uint8_t *s, int *sc, int *m)
 typedef void (*q_dequant_fn)(const void *src, float *dst, int64_t n);
 typedef void (*q_quantize_fn)(const float *x, void *dst, int64_t n);
 typedef float (*q_dot_fn)(int64_t n, const void *w, const void *x);
+/* out[r] = the dot of one weight row with each of nx activation rows x_stride bytes apart, every
+ * one bit for bit what the same instruction set's q_dot_fn gives (each weight block is unpacked
+ * once for Q_DOTN_MAX rows) */
+typedef void (*q_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
+#define Q_DOTN_MAX 4
 typedef struct {
     q_dequant_fn dequant[WS_QT_COUNT];
     q_quantize_fn quantize[WS_QT_COUNT];
     q_dot_fn dot[WS_QT_COUNT];
+    q_dotn_fn dotn[WS_QT_COUNT];   /* NULL: the caller loops over dot */
 } q_kernels;
 
 /* The dot kernel in use for weight type wt (qmat.c calls it directly, once per row); NULL for a
  * type without one. */
 q_dot_fn ws__quant_dot_fn(ws_qtype wt);
+/* The multi-row dot kernel in use for wt; NULL where the instruction set has none (a dot per
+ * row is the same thing then). */
+q_dotn_fn ws__quant_dotn_fn(ws_qtype wt);
 
 void ws__quant_fill_scalar(q_kernels *k);   /* quant_ref.c: every entry */
 void ws__quant_fill_avx2(q_kernels *k);     /* quant_avx2.c: overrides its own entries */

@@ -44,6 +44,72 @@ static void echo_and_trim(void)
     free(t);
 }
 
+/* The candidate guard on the strings of the demo where it was found (Maya's clone on the base
+ * repeated its system message and echoed the message behind a "Friend:" label) and on replies
+ * that must pass. */
+static void guard(void)
+{
+    const char *texts[] = {"Who's driving tomorrow??", "not me lol, my car is at the garage until friday",
+                           "ok"};
+    const char *authors[] = {"Priya", "Maya", "Maya"};
+    clone_guard g = {.persona = "Maya",
+                     .system = "You are Maya, chatting on WhatsApp. Reply to the last message as Maya.",
+                     .message = "Are you coming to the party tonight?",
+                     .ctx_texts = texts,
+                     .ctx_authors = authors,
+                     .n_ctx = 3};
+    /* leaks */
+    CHECK_EQ_INT(clone_guard_check(&g, "You're Maya, chatting on WhatsApp..."), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(clone_guard_check(&g, "Reply to the last message as Maya."), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(clone_guard_check(&g, "chatting on whatsapp"), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(clone_guard_check(&g, "Friend: Are you coming to the party tonight?"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(clone_guard_check(&g, "Maya: yes!! 🎉"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(clone_guard_check(&g, "priya: who's driving"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(clone_guard_check(&g, "Sam K: see you there"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(clone_guard_check(&g, "omg yes\nFriend: cool see you"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(clone_guard_check(&g, "are you coming to the party tonight?? 😂"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(clone_guard_check(&g, "coming to the party tonight?"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(clone_guard_check(&g, "lol are you coming to the party tonight? I am"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(clone_guard_check(&g, "who's driving tomorrow"), CLONE_GUARD_CONTEXT);
+    CHECK_EQ_INT(clone_guard_check(&g, "my car is at the garage until friday"), CLONE_GUARD_CONTEXT);
+    CHECK_EQ_INT(clone_guard_check(&g, "(no response)"), CLONE_GUARD_META);   /* Maya's clone, --budget 20 */
+    CHECK_EQ_INT(clone_guard_check(&g, " [image] "), CLONE_GUARD_META);
+    /* answers */
+    CHECK_EQ_INT(clone_guard_check(&g, "(sorry) or [maybe]"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "(jk) see you there"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "yes!! wouldn't miss it 🎉"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "ok"), CLONE_GUARD_OK);   /* her own short turn again: a style */
+    CHECK_EQ_INT(clone_guard_check(&g, "I'm coming, what time does the party start?"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "we went to the last show and it was great"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "10:30 works for me"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "haha: no idea"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "not tonight, I'm at my mum's"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g, "Note that Friday works better"), CLONE_GUARD_OK);
+    /* a short answer that takes up the question's words (the topic check's Sam clone) */
+    clone_guard g3 = {.message = "Have you worked out how you're getting to Stansted for the 06:40 flight?"};
+    CHECK_EQ_INT(clone_guard_check(&g3, "The 06:40 plane."), CLONE_GUARD_OK);
+    CHECK_EQ_INT(clone_guard_check(&g3, "how you're getting to Stansted"), CLONE_GUARD_ECHO);
+    /* the topic check's Jordan clone without the guard */
+    clone_guard g4 = {.persona = "Jordan", .message = "Did you find a graduate in the end?"};
+    CHECK_EQ_INT(clone_guard_check(&g4, "Friend: Did u find a graduate in the end?"), CLONE_GUARD_LABEL);
+    /* without a system message (a model from scratch) only the rest applies */
+    clone_guard g2 = g;
+    g2.system = NULL;
+    CHECK_EQ_INT(clone_guard_check(&g2, "chatting on whatsapp"), CLONE_GUARD_OK);
+    CHECK(strcmp(clone_guard_name(CLONE_GUARD_LABEL), "speaker label") == 0);
+    /* the streamed start: held while it could still be a label */
+    CHECK_EQ_INT(clone_guard_label_start(&g, "Fri", false), -1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, " Friend", false), -1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "Friend:", false), 1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "Friend: are", false), 1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "yes I", false), -1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "yes I am", false), 0);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "omg, yes", false), 0);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "😂", false), -1);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "😂", true), 0);
+    CHECK_EQ_INT(clone_guard_label_start(&g, "10:30", false), 0);
+}
+
 static void context_parse(void)
 {
     ws_clone_turn *t = NULL;
@@ -292,4 +358,4 @@ out:
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))
+WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(guard), T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))

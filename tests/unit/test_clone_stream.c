@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "core/utf8.h"
 #include "harness.h"
+#include "tiny_gguf.h"
 
 typedef struct collect {
     ws_buf all;
@@ -76,6 +77,8 @@ static void stream(void)
     ws_error err = {0};
     ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
     int generated = 0, fallbacks = 0;
+    clone_guard g;
+    clone_guard_set(&g, c, "¿vienes mañana a la fiesta?", ctx, 2);
     for (uint64_t seed = 1; seed <= 120 && generated < 3; seed++) {
         collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
         ws_clone_answer a;
@@ -93,16 +96,19 @@ static void stream(void)
             generated++;
             CHECK(k.pieces >= 1);
             CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
+            CHECK_EQ_INT(clone_guard_check(&g, a.reply), CLONE_GUARD_OK); /* the guard ran before done */
             CHECK(a.source == WS_CLONE_SRC_GENERATED);
             CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
         } else {
             fallbacks++;
+            CHECK(!k.all.data || clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
             CHECK(a.source == WS_CLONE_SRC_FALLBACK);
             CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
         }
         ws_clone_answer_clear(&a);
         ws_buf_free(&k.all);
     }
+    clone_guard_clear(&g);
     printf("streamed: %d generated, %d fallback\n", generated, fallbacks);
     CHECK(generated > 0);
 
@@ -145,4 +151,74 @@ out:;
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(stream))
+/* On a base (a tiny random GGUF): the streamed reply runs only the prompt past the last reply's
+ * (prefix.c), so the same message again gives the same reply from the cache; a conversation
+ * that grew reuses it too; the ranked path shares the same cache. A spent latency budget gives
+ * no generation on either path. */
+static void stream_on_base(void)
+{
+    char tmpl[] = "/tmp/ws_test_clone_stream_base_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    char *gguf = clone_path(dir, "tiny.gguf"), *out = clone_path(dir, "maya");
+    ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = VOCAB, .dim = 64, .hidden_dim = 128, .n_layers = 2,
+                          .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .max_pos = 512, .norm_eps = 1e-5f,
+                          .rope_theta = 10000, .tied = true, .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
+    ws_model *m = ws_model_new(&mc, 7);
+    CHECK_EQ_INT(write_gguf(m, WS_QT_Q4_1, gguf, NULL), 0);
+    ws_model_free(m);
+    ws_error err = {0};
+    ws_clone_train_result res;
+    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt", .persona = "Maya", .out_dir = out,
+                             .base_model = gguf, .budget_s = 6, .quiet = true, .embed_dir = "none"};
+    ws_clone *c = NULL;
+    int rc = ws_clone_train(&o, &res, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc) {
+        fprintf(stderr, "train: %s\n", err.msg);
+        goto out;
+    }
+    ws_clone_train_result_clear(&res);
+    CHECK_EQ_INT(ws_clone_open(out, &c, &err), 0);
+    if (!c)
+        goto out;
+    ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
+    ws_clone_reply_opts ro = {.seed = 5, .no_fallback = true};
+    ws_clone_answer a1, a2, a3, a4;
+    collect k1 = {.all = WS_BUF_INIT, .utf8_ok = true}, k2 = {.all = WS_BUF_INIT, .utf8_ok = true};
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k1, &a1, &err), 0);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k2, &a2, &err), 0);
+    CHECK(a1.reply && a2.reply && !strcmp(a1.reply, a2.reply)); /* the second from the cached prompt */
+    CHECK(a1.confidence == a2.confidence);
+    CHECK_EQ_STR(k1.all.data ? k1.all.data : "", k2.all.data ? k2.all.data : "");
+    /* the ranked path after it (same cache), then a conversation that grew */
+    CHECK_EQ_INT(ws_clone_reply(c, "are you coming tonight?", ctx, 2, &ro, &a3, &err), 0);
+    ws_clone_turn ctx2[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}, {"Priya", "are you coming tonight?"},
+                            {"Maya", a3.reply ? a3.reply : "ok"}};
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "ok see you at 8", ctx2, 4, &ro, NULL, NULL, &a4, &err), 0);
+    CHECK(a4.reply && *a4.reply);
+    /* a latency budget spent before the first sampled token ends: no generation is given */
+    ws_clone_reply_opts rb = {.seed = 5, .budget_ms = 0.001};
+    ws_clone_answer a5, a6;
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &rb, NULL, NULL, &a5, &err), 0);
+    CHECK(a5.fallback && a5.reply && *a5.reply);
+    CHECK_EQ_INT(ws_clone_reply(c, "are you coming tonight?", ctx, 2, &rb, &a6, &err), 0);
+    CHECK(a6.reply && *a6.reply && a6.source != WS_CLONE_SRC_GENERATED);
+    ws_clone_answer_clear(&a5);
+    ws_clone_answer_clear(&a6);
+    ws_clone_answer_clear(&a1);
+    ws_clone_answer_clear(&a2);
+    ws_clone_answer_clear(&a3);
+    ws_clone_answer_clear(&a4);
+    ws_buf_free(&k1.all);
+    ws_buf_free(&k2.all);
+    ws_clone_free(c);
+out:;
+    free(gguf);
+    free(out);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+WS_TEST_MAIN(T(stream), T(stream_on_base))

@@ -441,6 +441,51 @@ static double abs_dot(ws_qtype wt, const uint8_t *w, const uint8_t *xq, const fl
     return s;
 }
 
+/* The multi-row dot under every instruction set: bit for bit the single-row dot of the same
+ * set (so a batch of replies computes what each alone would), for 1..9 activation rows, whole
+ * and odd block counts; and within the single-row test's bound of the scalar reference. */
+static void test_isa_dotn(void)
+{
+    ws_isa list[3];
+    int n_isa = isas(list);
+    const int64_t n = 2048 + 256;
+    enum { ROWS = 9 };
+    uint8_t *w = malloc(4 * n), *xq = malloc(4 * n * ROWS);
+    float *x = malloc(4 * n), got[ROWS], ref[ROWS];
+    for (int rep = 0; rep < 4; rep++) {
+        for (size_t t = 0; t < N_WEIGHT_TYPES; t++) {
+            ws_qtype wt = weight_types[t];
+            int64_t len = ws_qtype_block_elems(wt) == 32 && rep >= 2 ? 32 * 13 : n;   /* 13 blocks: every tail */
+            size_t stride = ws_qtype_row_bytes(ws_qtype_dot_type(wt), len);
+            rnd_weights(wt, w, len, rep % 2 == 1);
+            for (int r = 0; r < ROWS; r++)
+                rnd_acts(wt, x, xq + r * stride, len, rep % 2 == 1);
+            for (int k = 0; k < n_isa; k++) {
+                ws_quant_force_isa(list[k]);
+                for (int nx = 1; nx <= ROWS; nx++) {
+                    ws_quant_vec_dotn(wt, len, w, xq, stride, nx, got);
+                    for (int r = 0; r < nx; r++)
+                        ref[r] = ws_quant_vec_dot(wt, len, w, xq + r * stride);
+                    bool same = !memcmp(got, ref, (size_t)nx * sizeof *got);
+                    if (!same)
+                        fprintf(stderr, "  dotn %s under %s, %d rows (rep %d): %.9g vs %.9g\n", ws_qtype_name(wt),
+                                ws_isa_name(list[k]), nx, rep, got[nx - 1], ref[nx - 1]);
+                    CHECK(same);
+                }
+            }
+            ws_quant_force_isa(WS_ISA_SCALAR);
+            float sref = ws_quant_vec_dot(wt, len, w, xq + (ROWS - 1) * stride);
+            ws_quant_force_isa(list[n_isa - 1]);
+            double exact, scale = abs_dot(wt, w, xq + (ROWS - 1) * stride, x, len, &exact);
+            CHECK_NEAR(got[ROWS - 1], sref, 1e-5 * scale + 1e-30);
+        }
+    }
+    ws_quant_force_isa(list[n_isa - 1]);
+    free(w);
+    free(xq);
+    free(x);
+}
+
 static void test_isa_dot(void)
 {
     ws_isa list[3];
@@ -623,5 +668,5 @@ static void test_qmat_row(void)
 }
 
 WS_TEST_MAIN(T(test_table), T(test_f16_convert), T(test_dequant_reference), T(test_quantize_reference),
-             T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot),
+             T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot), T(test_isa_dotn),
              T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_row))
