@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Upload -> training -> model in S3 -> reply, through nginx on the running cluster: the
-# export is uploaded to one gateway, trained there, its model sealed into SeaweedFS (read back
-# with an independent S3 client: only WSBL-sealed objects, none holding the chat's words), and
+# Upload -> outbox -> relay -> Kafka -> worker -> model in S3 -> reply, through nginx on the
+# running cluster: the export is uploaded to one gateway, whose outbox relay puts the job on
+# training-jobs (2 partitions, deploy/local); `whatstyle worker` trains it and seals the model
+# into SeaweedFS (read back with an independent S3 client: only WSBL-sealed objects, none
+# holding the chat's words); both gateways get training.completed from training-events and
 # the reply comes from the `whatstyle ai` nodes with that model's version, whichever gateway
-# takes the request. Prints the seconds from upload to the first reply from the model.
+# takes the request (at once: the event drops each gateway's cached view of the user). Prints
+# the seconds from upload to the first reply from the model.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 work=$(mktemp -d); WS_SVC_STOPS+=("rm -rf $work")
@@ -21,6 +24,10 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 check "training job completed (got '$st')" [ "$st" = completed ]
+check "the job was trained by the worker ($(psql_q "SELECT worker_id FROM training_jobs WHERE job_id = '$job'"))" \
+  [ "$(psql_q "SELECT worker_id FROM training_jobs WHERE job_id = '$job'")" = worker1 ]
+check "the topics have the configured 2 partitions" \
+  bash -c "[ \$(kcat -b '$KAFKA_BROKERS' -L -t training-jobs 2>/dev/null | grep -c 'partition ') = 2 ]"
 version=
 for _ in $(seq 1 100); do
   curl -s -o "$work/reply.json" -H "$auth" -H 'Content-Type: application/json' \
@@ -44,12 +51,20 @@ for k in $keys; do
   grep -qF "why would u do that" "$work/obj" && sealed=0
 done
 check "every object is sealed (WSBL header, no plaintext)" [ "$sealed" = 1 ]
-# the reply is the same through either gateway (the AI nodes hold the model, not the gateway),
-# once the other gateway's 2 s cache of the key's user (and model version) has expired
-sleep 2.5
+# both gateways took training.completed off training-events (each its own consumer group)
+for g in gw1 gw2; do
+  for _ in $(seq 1 50); do
+    grep '"bus.training_event"' "$WS_CLUSTER_DIR/logs/$g.log" | grep -q "\"$job\"" && break
+    sleep 0.1
+  done
+  check "$g got training.completed of $job from Kafka" \
+    bash -c "grep '\"bus.training_event\"' '$WS_CLUSTER_DIR/logs/$g.log' | grep -q '\"$job\"'"
+done
+# the reply is the same through either gateway (the AI nodes hold the model, not the gateway):
+# the event dropped each gateway's cached view of the user, so no 2 s wait for it to expire
 for p in "$PORT_GW1" "$PORT_GW2"; do
   v=$(curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"message":"what are you doing tonight?"}' \
     "http://127.0.0.1:$p/v1/reply" | json_field model_version 2>/dev/null)
-  check "gateway :$p replies from the model ($v)" [ "$v" = "$version" ]
+  check "gateway :$p replies from the model at once ($v)" [ "$v" = "$version" ]
 done
 finish
