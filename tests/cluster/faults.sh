@@ -6,8 +6,9 @@
 # replica for 10 s, stop SeaweedFS for 10 s (an upload meanwhile must get a clean 503), kill -9
 # one AI node (then restarted), kill -9 the training worker in the middle of a training run
 # (restarted: the job resumes from its last checkpoint), restart the Kafka broker (an upload
-# meanwhile waits in the outbox). Each fault but SeaweedFS's also uploads a small training job
-# (its own user) while it is on. A downstream consumer of analytics-events and training-events
+# meanwhile waits in the outbox). Each fault also uploads a training job (its own user): a
+# small one while it is on; for SeaweedFS one that starts training just before S3 stops (the
+# worker retries it from its checkpoint once S3 is back). A downstream consumer of analytics-events and training-events
 # (tests/helpers/bus_count.c, the product's librdkafka bus code, its own group) records every
 # delivery. The report (tests/cluster/faults_report.py) gives, per fault: requests failed (only
 # a 503 with Retry-After is allowed), hung past the deadline (none), training jobs lost (not
@@ -77,7 +78,14 @@ recovered_at=
 kill_gw1() { cluster kill gw1; upload_job kill9_gw1 2 > /dev/null; sleep 5; }
 stop_redis() { cluster stop redis; upload_job restart_redis 2 > /dev/null; }
 stop_replica() { cluster stop replica; upload_job stop_replica 2 > /dev/null; sleep 10; }
-stop_s3() { # SeaweedFS away for 10 s; an upload meanwhile must be refused cleanly
+stop_s3() { # SeaweedFS away for 10 s while a job trains (it must wait and finish, not fail);
+  # an upload meanwhile must be refused cleanly
+  local job
+  job=$(upload_job stop_s3 6)
+  for _ in $(seq 1 300); do
+    grep -E '"job.(started|resumed)"' "$WS_CLUSTER_DIR/logs/worker.log" | grep -q "\"$job\"" && break
+    sleep 0.1
+  done
   cluster stop s3
   sleep 2
   curl -s -m 30 -D "$work/s3up.h" -o "$work/s3up.json" -H "$auth" -H 'Content-Type: text/plain' \

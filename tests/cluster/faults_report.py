@@ -12,10 +12,13 @@ answer, and with the optional files:
   --jobs-db FILE   "JOB_ID STATUS N": the job's final status, N training.completed outbox rows
   --bus FILE       the downstream consumer's deliveries (tests/helpers/bus_count.c)
   --outbox FILE    "ID CREATED_MS": every analytics event the store wrote (outbox rows)
-jobs uploaded, lost (not completed), completed twice (in the outbox or on training-events), and
-analytics events written in the window, lost (never delivered) and duplicated (delivered more
-than once). Exits 1 when a fault failed or hung a request, lost or twice-completed a job, lost
-or duplicated an event.
+jobs uploaded, lost (not completed), completed twice (two completion rows in the outbox, or two
+completion events with different ids handled downstream), and analytics events written in the
+window, lost (never delivered), duplicated downstream (handled twice by the consumer, which is
+idempotent by event id) and redelivered (deliveries of an id already handled, which the
+consumer dropped: delivery is at least once, e.g. a relay killed between the broker's
+acknowledgement and marking its rows; reported, allowed). Exits 1 when a fault failed or hung
+a request, lost or twice-completed a job, lost or duplicated an event.
 
 Usage: faults_report.py RESULTS TIMELINE DEADLINE_S [--jobs F --jobs-db F --bus F --outbox F]
 """
@@ -30,17 +33,19 @@ def read_lines(path):
 
 
 def bus_counts(path):
-    """(analytics deliveries by event id, training.completed deliveries by job id)"""
-    events, completed = collections.Counter(), collections.Counter()
+    """(analytics deliveries by event id, of them handled by the idempotent consumer,
+    training.completed events handled by job id)"""
+    events, handled, completed = collections.Counter(), collections.Counter(), collections.Counter()
     for row in (line.rstrip("\n").split("\t") for line in open(path) if line.strip()) if path else []:
-        if len(row) < 6:
+        if len(row) < 7:
             continue
-        topic, event_id, _, _, typ, job = row[:6]
+        topic, event_id, _, _, typ, job, done = row[:7]
         if topic == "analytics-events":
             events[event_id] += 1
-        elif topic == "training-events" and typ == "training.completed":
+            handled[event_id] += done == "1"
+        elif topic == "training-events" and typ == "training.completed" and done == "1":
             completed[job] += 1
-    return events, completed
+    return events, handled, completed
 
 
 def main():
@@ -60,13 +65,13 @@ def main():
     for fault, job in read_lines(a.jobs):
         jobs[fault].append(job)
     db = {r[0]: (r[1], int(r[2])) for r in read_lines(a.jobs_db)}
-    delivered, completed_on_topic = bus_counts(a.bus)
+    delivered, handled, completed_on_topic = bus_counts(a.bus)
     outbox = [(r[0], int(r[1]) / 1000) for r in read_lines(a.outbox)]
     counted = bool(a.outbox and a.bus)
     bad_total = 0
     bounds = [float(f[1]) for f in faults] + [float("inf")]
     print(f"{'fault':<14} {'requests':>8} {'failed':>6} {'503+RA':>6} {'hung':>4} {'recover_s':>9} {'max_ms':>7}"
-          f" {'jobs':>4} {'lost':>4} {'twice':>5} {'events':>6} {'ev_lost':>7} {'ev_dup':>6}")
+          f" {'jobs':>4} {'lost':>4} {'twice':>5} {'events':>6} {'ev_lost':>7} {'ev_dup':>6} {'redeliv':>7}")
     for i, f in enumerate(faults):
         name, start = f[0], float(f[1])
         lo, hi = start, bounds[i + 1]
@@ -86,10 +91,12 @@ def main():
         twice = [j for j in js if db.get(j, ("?", 0))[1] > 1 or completed_on_topic[j] > 1]
         evs = [e for e, t in outbox if lo <= t < hi]
         ev_lost = [e for e in evs if delivered[e] == 0]
-        ev_dup = [e for e in evs if delivered[e] > 1]
+        ev_dup = [e for e in evs if handled[e] > 1]
+        redeliv = sum(delivered[e] - 1 for e in evs if delivered[e] > 1)
         print(f"{name:<14} {len(win):>8} {len(failed):>6} {len(clean):>6} {len(hung):>4} {recover:>9.1f} {worst:>7.0f}"
               f" {len(js):>4} {len(lost):>4} {len(twice):>5} {len(evs) if counted else '-':>6}"
-              f" {len(ev_lost) if counted else '-':>7} {len(ev_dup) if counted else '-':>6}")
+              f" {len(ev_lost) if counted else '-':>7} {len(ev_dup) if counted else '-':>6}"
+              f" {redeliv if counted else '-':>7}")
         for r in failed[:5]:
             print(f"    failed: {json.dumps(r)}")
         for j in lost + twice:
@@ -104,10 +111,12 @@ def main():
     before = [r for r in rows if r["t"] < bounds[0]]
     evs = [e for e, t in outbox if t < bounds[0]]
     ev_lost = [e for e in evs if delivered[e] == 0]
-    ev_dup = [e for e in evs if delivered[e] > 1]
+    ev_dup = [e for e in evs if handled[e] > 1]
+    redeliv = sum(delivered[e] - 1 for e in evs if delivered[e] > 1)
     print(f"{'(baseline)':<14} {len(before):>8} {sum(r['status'] != 200 for r in before):>6}"
           f" {'':>6} {'':>4} {'':>9} {'':>7} {'':>4} {'':>4} {'':>5} {len(evs) if counted else '-':>6}"
-          f" {len(ev_lost) if counted else '-':>7} {len(ev_dup) if counted else '-':>6}")
+          f" {len(ev_lost) if counted else '-':>7} {len(ev_dup) if counted else '-':>6}"
+          f" {redeliv if counted else '-':>7}")
     bad_total += len(ev_lost) + len(ev_dup)
     if counted:
         print(f"analytics events: {len(outbox)} written, {sum(1 for e, _ in outbox if delivered[e])} delivered,"

@@ -4,7 +4,8 @@
 #
 #   bash tests/services/kafka.sh install        -> fetch the jars (idempotent; prints the folder)
 #   bash tests/services/kafka.sh start|status|stop DIR   a broker that outlives the script, data in
-#                                               DIR/kafka (start prints host:port; idempotent)
+#                                               DIR/kafka (start prints host:port; idempotent;
+#                                               after a stop, it restarts on its port and data)
 #   source tests/services/kafka.sh; ws_svc_kafka -> WS_KAFKA_BROKERS (127.0.0.1:PORT)
 #   ws_svc_kafka_stop / ws_svc_kafka_restart    (same port, same data: a broker restart)
 #
