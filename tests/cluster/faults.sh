@@ -162,6 +162,7 @@ else
 fi
 grep -q '"job.resumed"' "$WS_CLUSTER_DIR/logs/worker.log" && grep '"job.resumed"' "$WS_CLUSTER_DIR/logs/worker.log" | grep -q "\"$long_job\""
 check "the killed worker's job $long_job resumed from its checkpoint on the restarted worker" [ $? = 0 ]
+echo "the worker retried jobs $(grep -c '"job.retry"' "$WS_CLUSTER_DIR/logs/worker.log") times (the S3 outage)"
 [ -n "${WS_FAULTS_REPORT:-}" ] && cp "$work/report" "$WS_FAULTS_REPORT"
 s3code=$(head -1 "$work/s3up.h" | awk '{print $2}')
 check "an upload while S3 is down: 503 with Retry-After (got $s3code: $(cat "$work/s3up.json"))" \
