@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole WhatStyle topology on one machine, on loopback: PostgreSQL primary + streaming
-# replica, Redis, SeaweedFS (S3 with signatures checked), 2 `whatstyle ai` gRPC nodes, 2
-# `whatstyle serve` gateways behind nginx. Each part is started with its health check; state
-# (data, ports, secrets) under build/cluster, every log in build/cluster/logs.
+# replica, Redis, SeaweedFS (S3 with signatures checked), an Apache Kafka 4 broker (KRaft, one
+# node), 2 `whatstyle ai` gRPC nodes, 2 `whatstyle serve --kafka` gateways behind nginx and 1
+# `whatstyle worker` that trains the jobs the gateways' outbox relay puts on Kafka. Each part is
+# started with its health check; state (data, ports, secrets) under build/cluster, every log in
+# build/cluster/logs.
 #
 #   tools/cluster.sh up       start what is not running (idempotent); ends with two lines,
 #                             WS_URL=<the load balancer> and WS_ADMIN_KEY=<a key of role admin>
 #   tools/cluster.sh down     stop everything (the state stays; `down --wipe` removes it)
 #   tools/cluster.sh status   one line per part: up/down and its address
 #   tools/cluster.sh start|stop|kill PART    one part (the fault tests): pg, replica, redis,
-#                             s3, ai1, ai2, gw1, gw2, nginx; kill = SIGKILL
+#                             s3, kafka, ai1, ai2, gw1, gw2, worker, nginx; kill = SIGKILL
 # Env: WS_CLUSTER_DIR (build/cluster), WS_BIN (build/whatstyle), WS_BASE_MODEL (as serve).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +21,7 @@ LOGS=$CL/logs RUN=$CL/run
 source "$root/tests/services/services.sh" >/dev/null
 trap - EXIT # services.sh's trap stops what it starts; the cluster outlives this script
 rm -rf "$WS_SVC_DIR"
-PARTS=(pg replica redis s3 ai1 ai2 gw1 gw2 nginx)
+PARTS=(pg replica redis s3 kafka ai1 ai2 gw1 gw2 worker nginx)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 log() { echo "cluster: $*" >&2; }
@@ -36,6 +38,8 @@ load_state() {
     } > "$CL/ports.env.tmp"
     mv "$CL/ports.env.tmp" "$CL/ports.env"
   fi
+  # parts added since the state was made get their port now
+  grep -q '^PORT_WORKER=' "$CL/ports.env" || echo "PORT_WORKER=$(ws_svc_free_port)" >> "$CL/ports.env"
   if [ ! -s "$CL/secrets.env" ]; then
     umask 077
     {
@@ -57,6 +61,8 @@ load_state() {
   S3_URL="s3+http://127.0.0.1:$PORT_S3/whatstyle"
   AI_URL="grpc://127.0.0.1:$PORT_AI1,127.0.0.1:$PORT_AI2"
   LB_URL="http://127.0.0.1:$PORT_LB"
+  # the broker's address is picked by tests/services/kafka.sh when it first starts
+  KAFKA_BROKERS=$(cat "$CL/kafka/brokers" 2>/dev/null || true)
 }
 
 pid_of() { [ -s "$RUN/$1.pid" ] && cat "$RUN/$1.pid"; }
@@ -90,6 +96,8 @@ health_ai1() { health_ai "$PORT_AI1"; }
 health_ai2() { health_ai "$PORT_AI2"; }
 health_gw1() { http_ok "http://127.0.0.1:$PORT_GW1/readyz"; }
 health_gw2() { http_ok "http://127.0.0.1:$PORT_GW2/readyz"; }
+health_kafka() { [ -n "$KAFKA_BROKERS" ] && kcat -b "$KAFKA_BROKERS" -L -m 2 >/dev/null 2>&1; }
+health_worker() { http_ok "http://127.0.0.1:$PORT_WORKER/healthz"; }
 health_nginx() { http_ok "$LB_URL/nginx-health" && http_ok "$LB_URL/healthz"; }
 
 # ---- starting each part ----------------------------------------------------------------------
@@ -138,6 +146,22 @@ start_s3() {
   echo "$WS_SVC_WEED_PID" > "$RUN/s3.pid"
   [ -f "$CL/s3/log" ] && ln -sf "$CL/s3/log" "$LOGS/s3.log"
 }
+start_kafka() { # tests/services/kafka.sh: jars from Maven Central (cached), data in $CL/kafka
+  bash "$root/tests/services/kafka.sh" start "$CL" > "$RUN/kafka.brokers" 2>> "$LOGS/kafka-start.log" ||
+    die "Kafka did not start: see $LOGS/kafka-start.log and $LOGS/kafka.log"
+  KAFKA_BROKERS=$(cat "$RUN/kafka.brokers")
+  cp "$CL/kafka/pid" "$RUN/kafka.pid"
+  ln -sf "$CL/kafka/log" "$LOGS/kafka.log"
+}
+start_worker() { # deploy/local/worker.conf; the per-instance values on the command line
+  [ -n "$KAFKA_BROKERS" ] || die "the worker needs Kafka: tools/cluster.sh start kafka"
+  mkdir -p "$CL/worker"; chmod 700 "$CL/worker"
+  setsid "$BIN" worker --config "$root/deploy/local/worker.conf" --kafka "$KAFKA_BROKERS" \
+    --database-url "$PG_URL" --blobs "$S3_URL" --data "$CL/worker" --worker-id worker1 \
+    --metrics-listen "127.0.0.1:$PORT_WORKER" --health-file "$CL/worker/health.json" \
+    >> "$LOGS/worker.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/worker.pid"
+}
 start_ai() { # start_ai NAME PORT
   local name=$1 port=$2 args=() k v
   mkdir -p "$CL/$name"
@@ -160,7 +184,7 @@ start_gw() { # start_gw NAME PORT
   cp -p "$CL/keys/service-ed25519.pem" "$CL/keys/session-ed25519.pem" "$CL/$name/"
   setsid "$BIN" serve --config "$root/deploy/local/serve.conf" --port "$port" --data "$CL/$name" \
     --store "$PG_URL" --store-replica "$REPLICA_URL" --cache "$REDIS_URL" --blobs "$S3_URL" --ai "$AI_URL" \
-    >> "$LOGS/$name.log" 2>&1 < /dev/null &
+    --kafka "$KAFKA_BROKERS" >> "$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
 }
 start_gw1() { start_gw gw1 "$PORT_GW1"; }
@@ -212,7 +236,10 @@ cmd_up() {
   up_part replica 60
   up_part redis 10
   up_part s3 60
+  up_part kafka 90
   "$BIN" migrate --database-url "$PG_URL" >> "$LOGS/migrate.log" 2>&1 || die "migrations failed: see $LOGS/migrate.log"
+  # the worker creates the topics (deploy/local/worker.conf: partitions) when they do not exist
+  up_part worker 60
   # the AI nodes need the gateways' JWKS: start a gateway first when there is none yet
   if [ ! -s "$CL/gateway.jwks" ]; then
     up_part gw1 60
@@ -270,7 +297,8 @@ cmd_down() {
 addr_of() {
   case $1 in
     pg) echo "$PG_URL" ;; replica) echo "$REPLICA_URL" ;; redis) echo "$REDIS_URL" ;;
-    s3) echo "http://127.0.0.1:$PORT_S3" ;; ai1) echo "grpc://127.0.0.1:$PORT_AI1" ;;
+    s3) echo "http://127.0.0.1:$PORT_S3" ;; kafka) echo "kafka://${KAFKA_BROKERS:-?}" ;;
+    worker) echo "http://127.0.0.1:$PORT_WORKER/healthz" ;; ai1) echo "grpc://127.0.0.1:$PORT_AI1" ;;
     ai2) echo "grpc://127.0.0.1:$PORT_AI2" ;; gw1) echo "http://127.0.0.1:$PORT_GW1" ;;
     gw2) echo "http://127.0.0.1:$PORT_GW2" ;; nginx) echo "$LB_URL" ;;
   esac

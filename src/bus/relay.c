@@ -21,8 +21,10 @@ bool ws_relay_payload_traceparent(const char *payload, size_t len, char *out)
     out[0] = '\0';
     if (!payload || !memmem(payload, len, "traceparent", 11) || ws_json_parse(payload, len, &doc, NULL))
         return false;
-    const char *tp =
-        ws_json_get_str(ws_json_get(ws_json_get(ws_json_root(doc), "job"), "params"), "traceparent");
+    const ws_json *root = ws_json_root(doc);
+    const char *tp = ws_json_get_str(ws_json_get(ws_json_get(root, "job"), "params"), "traceparent");
+    if (!tp) /* an analytics event: the request's context in its data */
+        tp = ws_json_get_str(ws_json_get(root, "data"), "traceparent");
     ws_trace_ctx c;
     if (tp && ws_traceparent_parse(tp, strlen(tp), &c) == 0) {
         ws_traceparent_format(&c, out);

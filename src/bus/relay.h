@@ -29,8 +29,8 @@ int ws_relay_step(ws_store *st, ws_bus *bus, int batch, size_t *published, ws_re
                   void *observe_arg, ws_error *err);
 
 /* The traceparent a row's payload carries ({"job":{"params":{"traceparent":...}}}, the upload
- * that queued a job), copied into out (WS_TRACEPARENT_LEN + 1 bytes): true when there is a
- * valid one. */
+ * that queued a job; {"data":{"traceparent":...}}, the request that made an analytics event),
+ * copied into out (WS_TRACEPARENT_LEN + 1 bytes): true when there is a valid one. */
 bool ws_relay_payload_traceparent(const char *payload, size_t len, char *out);
 
 /* ---- a relay thread ---- */

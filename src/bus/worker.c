@@ -244,6 +244,32 @@ static int train(job_ctx *c, ws_ai_train_result *res, ws_error *err)
     return rc;
 }
 
+/* A failure of the infrastructure (the blobs or the database away: WS_EIO, WS_ETIMEDOUT) is
+ * not the job's: the worker keeps the job (the heartbeat keeps its lease) and trains it again
+ * from the checkpoint in its training dir, backing off 1, 2, 4 .. 10 s, for up to
+ * TRANSIENT_RETRY_S; only a failure of the job's own (a bad export) or a longer outage fails
+ * it. WS_EAGAIN when interrupted meanwhile. */
+#define TRANSIENT_RETRY_S 300
+static int train_retrying(job_ctx *c, ws_ai_train_result *res, ws_error *err)
+{
+    double until = now_s() + TRANSIENT_RETRY_S;
+    int backoff_ms = 1000;
+    for (;;) {
+        int rc = train(c, res, err);
+        if ((rc != WS_EIO && rc != WS_ETIMEDOUT) || now_s() > until)
+            return rc;
+        WS_LOG(WS_LOG_WARN, "job.retry", err->msg, WS_LF_S("job.id", c->job.id),
+               WS_LF_I("retry.backoff_ms", backoff_ms));
+        ws_ai_train_result_clear(res);
+        for (int t = 0; t < backoff_ms; t += 50) {
+            if (atomic_load(&c->lost) || atomic_load(c->stop))
+                return ws_error_set(err, WS_EAGAIN, "training interrupted");
+            nap_ms(50);
+        }
+        backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+    }
+}
+
 /* Records the outcome durably (retrying while the database is away). True when it is
  * recorded (or another worker already recorded one): the offset may be committed. */
 static bool finish(job_ctx *c, ws_store *st, int rc, const ws_ai_train_result *res, const char *why)
@@ -316,7 +342,7 @@ static bool run_taken(job_ctx *c, ws_store *st)
     pthread_create(&c->hb, NULL, heartbeat_main, c);
     ws_ai_train_result res = {0};
     double t0 = now_s();
-    int rc = train(c, &res, &err);
+    int rc = train_retrying(c, &res, &err);
     atomic_store(&c->hb_stop, true);
     pthread_join(c->hb, NULL);
     bool commit = false;

@@ -154,12 +154,17 @@ static char *dup_into(char **p, const char *s)
     return d;
 }
 
-/* The "reply" event's data for a row. */
+/* The "reply" event's data for a row; the request's traceparent rides along (the relay puts
+ * it in the Kafka message's header, so a consumer continues the request's trace). */
 static void event_data(const write_item *w, char *out, size_t n)
 {
     double conf = isfinite(w->conv.confidence) ? w->conv.confidence : 0;
-    snprintf(out, n, "{\"cached\":%s,\"confidence\":%.4f,\"processing_ms\":%d}", w->cached ? "true" : "false",
-             conf, w->conv.processing_ms);
+    int k = snprintf(out, n, "{\"cached\":%s,\"confidence\":%.4f,\"processing_ms\":%d",
+                     w->cached ? "true" : "false", conf, w->conv.processing_ms);
+    if (w->traceparent[0] && k > 0 && (size_t)k < n)
+        k += snprintf(out + k, n - (size_t)k, ",\"traceparent\":\"%s\"", w->traceparent);
+    if (k > 0 && (size_t)k < n)
+        snprintf(out + k, n - (size_t)k, "}");
 }
 
 /* Writes items[0..n) with st (the rows of an erased user are discarded). Sets done[i] for
@@ -270,6 +275,8 @@ int ws_srv_record_reply(ws_server *s, const ws_conversation *c, bool cached, boo
     w->next = NULL;
     w->size = need;
     w->cached = cached;
+    if (ws_trace_current_traceparent(w->traceparent) != 0)
+        w->traceparent[0] = '\0';
     w->conv = *c;
     w->conv.user_id = dup_into(&p, c->user_id);
     w->conv.message = dup_into(&p, c->message);

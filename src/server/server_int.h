@@ -13,6 +13,7 @@
 #include "cache/cache.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -31,7 +32,7 @@
 #define WS_WRITER_QUEUE_MAX 50000
 #define WS_WRITER_QUEUE_BYTES ((size_t)64 << 20)
 #define WS_WRITER_BATCH 500
-#define WS_WRITER_EVENT_MAX 128
+#define WS_WRITER_EVENT_MAX 192
 #define WS_WRITER_WAIT_MS 2000
 #define WS_WRITER_CLOSE_TRIES 4
 /* After a batch smaller than WS_WRITER_BATCH the writer waits this long before taking the
@@ -53,6 +54,7 @@ typedef struct write_item {
     ws_conversation conv; /* strings owned by the item (one allocation) */
     size_t size;          /* bytes of the allocation (the queue's byte cap) */
     bool cached;
+    char traceparent[WS_TRACEPARENT_LEN + 1]; /* the request's trace context, "" = none */
 } write_item;
 
 struct ws_server {

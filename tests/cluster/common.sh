@@ -18,3 +18,5 @@ user_key() { "$WS_BIN" keys create --database-url "$PG_URL" --user "$1" 2>/dev/n
 json_field() { python3 -c 'import json,sys;d=json.load(sys.stdin)
 for k in sys.argv[1].split("."): d=d[k]
 print(d)' "$1"; }
+KAFKA_BROKERS=$(cat "$WS_CLUSTER_DIR/kafka/brokers")
+psql_q() { psql "$PG_URL" -Atqc "$1"; }

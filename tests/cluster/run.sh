@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The cluster tests, on ONE cluster brought up once (tools/cluster.sh up in a private state
 # folder, torn down and wiped at the end): PostgreSQL primary + replica, Redis, SeaweedFS, 2
-# `whatstyle ai` nodes, 2 `serve` gateways behind nginx.
+# `whatstyle ai` nodes, Kafka, 1 `worker`, 2 `serve --kafka` gateways behind nginx.
 #   1. contract.sh  the REST contract and the MCP TypeScript SDK client, through nginx
-#   2. e2e.sh       upload -> training -> the model sealed in S3 -> a reply from it (via the AI nodes)
+#   2. e2e.sh       upload -> outbox -> Kafka -> worker -> the model sealed in S3 -> a reply (AI nodes)
 #   3. faults.sh    a steady load while one part at a time fails; the per-fault report
 # Usage: run.sh path/to/whatstyle
 set -uo pipefail
@@ -23,10 +23,10 @@ down() {
   bash "$root/tools/cluster.sh" down
   # the gateways and AI nodes exited (SIGTERM): any sanitizer report in their logs (the ASan
   # build's run) fails the test
-  if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai}*.log \
+  if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai,worker}*.log \
        2>/dev/null; then
     echo "FAIL: sanitizer reports in the logs above"
-    grep -hE -A12 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai}*.log | head -60
+    grep -hE -A12 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WS_CLUSTER_DIR"/logs/{gw,ai,worker}*.log | head -60
     rc=1
   fi
   bash "$root/tools/cluster.sh" down --wipe > /dev/null

@@ -4,7 +4,8 @@
 #
 #   bash tests/services/kafka.sh install        -> fetch the jars (idempotent; prints the folder)
 #   bash tests/services/kafka.sh start|status|stop DIR   a broker that outlives the script, data in
-#                                               DIR/kafka (start prints host:port; idempotent)
+#                                               DIR/kafka (start prints host:port; idempotent;
+#                                               after a stop, it restarts on its port and data)
 #   source tests/services/kafka.sh; ws_svc_kafka -> WS_KAFKA_BROKERS (127.0.0.1:PORT)
 #   ws_svc_kafka_stop / ws_svc_kafka_restart    (same port, same data: a broker restart)
 #
@@ -133,11 +134,18 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   here=$(cd "$(dirname "$0")" && pwd)
   case "${1:-}" in
     install) ws_kafka_install ;;
-    start) # start DIR: a broker that outlives this script (tools/cluster.sh); prints its address
+    start) # start DIR: a broker that outlives this script (tools/cluster.sh); prints its address.
+      # A broker of DIR that was stopped restarts on its port with its data (a broker restart).
       [ -n "${2:-}" ] || { echo "usage: $0 start DIR" >&2; exit 2; }
       mkdir -p "$2"; WS_SVC_DIR=$(cd "$2" && pwd)
       if [ -f "$WS_SVC_DIR/kafka/pid" ] && kill -0 "$(cat "$WS_SVC_DIR/kafka/pid")" 2>/dev/null; then
         cat "$WS_SVC_DIR/kafka/brokers"; exit 0
+      fi
+      if [ -s "$WS_SVC_DIR/kafka/brokers" ] && [ -f "$WS_SVC_DIR/kafka/meta.properties.ok" ]; then
+        WS_KAFKA_DIR=$WS_SVC_DIR/kafka WS_KAFKA_LIB=$WS_KAFKA_CACHE/libs
+        WS_KAFKA_BROKERS=$(cat "$WS_KAFKA_DIR/brokers")
+        ws_svc_kafka_run >&2
+        echo "$WS_KAFKA_PID" > "$WS_KAFKA_DIR/pid"; echo "$WS_KAFKA_BROKERS"; exit 0
       fi
       rm -rf "$WS_SVC_DIR/kafka"
       source "$here/services.sh" >/dev/null; trap - EXIT   # ws_svc_free_port; keep what starts
@@ -145,6 +153,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
       WS_SVC_DIR=$(cd "$2" && pwd)
       ws_svc_kafka >&2
       echo "$WS_KAFKA_PID" > "$WS_SVC_DIR/kafka/pid"; echo "$WS_KAFKA_BROKERS" > "$WS_SVC_DIR/kafka/brokers"
+      touch "$WS_SVC_DIR/kafka/meta.properties.ok" # formatted and started once: restart in place
       echo "$WS_KAFKA_BROKERS" ;;
     status) # status DIR: exit 0 when the broker of DIR answers
       b=$(cat "$2/kafka/brokers" 2>/dev/null) && kcat -b "$b" -L -m 2 >/dev/null 2>&1 && echo "kafka up at $b" ;;

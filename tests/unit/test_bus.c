@@ -205,6 +205,13 @@ static void test_relay(void)
     CHECK_EQ_INT(analytics, 5);
     char tp[WS_TRACEPARENT_LEN + 1];
     CHECK(!ws_relay_payload_traceparent("{\"job\":{\"params\":{\"traceparent\":\"00-00\"}}}", 42, tp));
+    /* an analytics event carries its request's context in its data */
+    const char *an = "{\"type\":\"analytics\",\"event_id\":7,\"data\":{\"cached\":true,"
+                     "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}}";
+    CHECK(ws_relay_payload_traceparent(an, strlen(an), tp));
+    CHECK_EQ_STR(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    const char *plain = "{\"type\":\"analytics\",\"event_id\":8,\"data\":{\"cached\":true}}";
+    CHECK(!ws_relay_payload_traceparent(plain, strlen(plain), tp));
     CHECK_EQ_INT(ws_relay_step(st, bus, 0, &n, NULL, NULL, NULL), WS_EINVAL);
     ws_bus_free(bus);
     ws_bus_free(cons);
