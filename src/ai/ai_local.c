@@ -16,6 +16,7 @@
 #include "clone/clone.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/deadline.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "core/mem.h"
@@ -469,6 +470,11 @@ static int l_generate_stream(ws_ai *ai, const char *user_id, const char *message
     }
     ws_clone_answer a;
     ws_clone_reply_opts ro = {.cancel = cancel};
+    double deadline = ws_deadline_get(); /* a request's own budget (X-Request-Timeout-Ms) */
+    if (deadline > 0) {
+        double left_ms = (deadline - ws_now_s()) * 1000;
+        ro.budget_ms = left_ms > 1 ? left_ms : 1;
+    }
     rc = on_piece ? ws_clone_reply_stream(e->clone, message, ctx, n_context, &ro, on_piece, arg, &a, err)
                   : ws_clone_reply(e->clone, message, ctx, n_context, &ro, &a, err);
     free(ctx);
