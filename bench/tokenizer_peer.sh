@@ -5,10 +5,12 @@
 #   per-line  each line (message) encoded on its own (peer: encode_batch with one thread)
 # for the committed qwen2/llama3 reference tokenizers and a 16k-vocab Qwen2-style tokenizer
 # trained on the text here. Prints MB/s, the ratio C / peer and whether token counts agree.
-# Needs a Python with `tokenizers` (WS_REF_PYTHON, default /work/venv-ref/bin/python).
+# Needs a Python with `tokenizers` (WS_REF_PYTHON, default build/pyref-venv/bin/python,
+# made by tools/pyref-venv.sh when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${WS_REF_PYTHON:-/work/venv-ref/bin/python}
+PY=${WS_REF_PYTHON:-build/pyref-venv/bin/python}
+[ -n "${WS_REF_PYTHON:-}" ] || [ -x "$PY" ] || bash tools/pyref-venv.sh pyref >/dev/null
 [ -x build/bench_tokenizer ] || make
 if ! "$PY" -c "import tokenizers" 2>/dev/null; then
   echo "tokenizer peer: no Python with tokenizers at $PY; skipped"; exit 0
