@@ -13,10 +13,12 @@ make -s all >/dev/null
 py=build/pyref-venv/bin/python
 [ -x "$py" ] || bash tools/pyref-venv.sh
 out=$(mktemp); trap 'rm -f "$out"' EXIT
-for r in $(seq "$rounds"); do
-  ./build/bench_lora_gguf_bench "$threads" "$batch" "$seq" 3 "$gguf" >> "$out"
-  "$py" bench/peft_peer.py "$threads" "$batch" "$seq" 3 "$gguf" >> "$out"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $(seq "$rounds"); do   # each row is printed as it comes, then the medians
+  ./build/bench_lora_gguf_bench "$threads" "$batch" "$seq" 3 "$gguf" | tee -a "$out"
+  "$py" -W ignore::FutureWarning bench/peft_peer.py "$threads" "$batch" "$seq" 3 "$gguf" | tee -a "$out"
 done
+echo "load average (1, 5, 15 min) at start: $load0, at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]

@@ -7,13 +7,14 @@
 # process each, 2 timed repetitions per process) and the medians over the rounds are compared.
 # Usage: bench/nn_bench.sh [THREADS] [ROUNDS] [CONFIGS] [MODES]
 # (CONFIGS default "small smol", MODES default "train-full train-lora prefill generate"; needs
-# build/bench_nn_bench and /work/venv-ref or $WS_PYTHON). Training rows also give the CPU
+# build/bench_nn_bench and build/pyref-venv from tools/pyref-venv.sh, made here if missing, or $WS_PYTHON). Training rows also give the CPU
 # seconds per step of each side (user + system of the process, all threads): on a shared
 # machine the steadier figure of how much work a step is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}; rounds=${2:-3}; configs=${3:-small smol}; modes=${4:-train-full train-lora prefill generate}; reps=2
-py=${WS_PYTHON:-/work/venv-ref/bin/python}
+py=${WS_PYTHON:-build/pyref-venv/bin/python}
+[ -n "${WS_PYTHON:-}" ] || [ -x "$py" ] || bash tools/pyref-venv.sh pyref >/dev/null
 bin=build/bench_nn_bench
 [ -x "$bin" ] || { echo "build first: make"; exit 1; }
 have_torch=1; "$py" -c "import torch, transformers, peft" 2>/dev/null || have_torch=0

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) peer of bench_nn_bench: same configs, same measurement, one JSON line.
-Usage: nn_torch.py MODE CONFIG [threads] [reps]  (run with /work/venv-ref/bin/python)."""
+Usage: nn_torch.py MODE CONFIG [threads] [reps]  (run with build/pyref-venv/bin/python from tools/pyref-venv.sh)."""
 import json, os, resource, sys, time
 
 # bench/ holds a timeit.py of its own: keep it from shadowing the standard module torch imports

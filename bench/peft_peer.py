@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch + PEFT (CPU) peer of the C engine's LoRA training on the GGUF base: SmolLM2 loaded from
 the GGUF and dequantized to f32 by transformers, LoRA rank 8 / alpha 16 on q,k,v,o,gate,up,down,
-AdamW, a batch of B x T random token ids (labels = inputs, shifted by the model), cross-entropy
+AdamW with global-norm clipping at 1.0 (as the C trainer), a batch of B x T random token ids (labels = inputs, shifted by the model), cross-entropy
 over the whole batch. Times R training steps after 1 warm-up; median tokens/s, peak RSS; one JSON line.
 Usage: peft_peer.py [threads] [batch] [seq] [reps] [gguf]   (defaults 2 4 128 3 models/base/...)
 Run with build/pyref-venv/bin/python (tools/pyref-venv.sh)."""
@@ -62,6 +62,7 @@ def step():
     opt.zero_grad(set_to_none=True)
     loss = model(input_ids=inp, labels=inp).loss
     loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)   # the C trainer clips at 1.0 too (folded into its AdamW pass)
     opt.step()
     return loss.item()
 

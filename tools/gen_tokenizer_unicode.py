@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates src/nn/tokenizer_unidata.h: the Unicode tables the C tokenizer needs.
 
-Run (after `bash tools/pyref-venv.sh`): HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/gen_tokenizer_unicode.py
+Run: bash tools/pyref-venv.sh && HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/gen_tokenizer_unicode.py
 
 Character classes (bits; 16 = NFC quick check not "yes", 32 = numeric for the Digits
 pre-tokenizer, i.e. Rust char::is_numeric, probed from the engine): L = \\p{L}, N = \\p{N}, S = \\s, as the regex engine inside Hugging Face

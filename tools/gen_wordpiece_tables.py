@@ -18,7 +18,7 @@ tables are older for categories and newer for lowercase) the reference behaviour
 ids match transformers exactly; the header of the output says how many code points were adjusted.
 --unicodedata-only skips that step.
 
-Usage (after `bash tools/pyref-venv.sh`): build/pyref-venv/bin/python tools/gen_wordpiece_tables.py > src/nn/wordpiece_tables.c
+Usage: build/pyref-venv/bin/python tools/gen_wordpiece_tables.py (tools/pyref-venv.sh) > src/nn/wordpiece_tables.c
 Check only (counts disagreements, writes nothing): tools/gen_wordpiece_tables.py --check
 """
 import sys

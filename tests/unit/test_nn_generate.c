@@ -7,6 +7,21 @@
 #include "nn/generate.h"
 #include "nn/model.h"
 
+enum { MIN_DISTINCT = 5 };   /* distinct tokens a greedy reference must hold (make_nn_ref.py) */
+
+/* Number of distinct token ids in a JSON array of numbers. */
+static int ref_distinct(const ws_json *toks)
+{
+    int n = 0;
+    for (size_t i = 0; i < toks->len; i++) {
+        size_t j = 0;
+        while (j < i && toks->items[j].number != toks->items[i].number)
+            j++;
+        n += j == i;
+    }
+    return n;
+}
+
 static void greedy_matches_transformers(void)
 {
     for (int v = 0; v < NN_N_VARIANTS; v++) {
@@ -21,8 +36,11 @@ static void greedy_matches_transformers(void)
             const ws_json *pj = ws_json_get(&gens->items[g], "prompt"), *tj = ws_json_get(&gens->items[g], "tokens"),
                           *lj = ws_json_get(&gens->items[g], "logprobs");
             int32_t prompt[16];
+            CHECK(pj->len <= 16);
             for (size_t i = 0; i < pj->len; i++)
                 prompt[i] = (int32_t)pj->items[i].number;
+            /* a reference that collapses into one repeated token checks little: keep it varied */
+            CHECK(ref_distinct(tj) >= MIN_DISTINCT);
             ws_gen_opts o;
             ws_gen_opts_init(&o);
             o.max_new_tokens = (int)tj->len;

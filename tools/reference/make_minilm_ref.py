@@ -3,7 +3,7 @@
 (as computed by sentence-transformers) for a set of chat-like sentences, so the C WordPiece
 tokenizer and BERT forward can be checked without Python (tests/unit/test_bert.c).
 
-Run (after `bash tools/pyref-venv.sh`): HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/reference/make_minilm_ref.py [MODEL_DIR]
+Run: bash tools/pyref-venv.sh && HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/reference/make_minilm_ref.py [MODEL_DIR]
 MODEL_DIR defaults to models/minilm (tools/setup-minilm.sh installs it).
 """
 import json

@@ -9,7 +9,12 @@ transformers + peft in float32 from exactly the stored (rounded) weights:
   LoRA gradients (A/B) from a PEFT adapter saved in PEFT format (adapter_init/),
   losses of 10 LoRA AdamW steps and the adapter PEFT trained (adapter_trained/) with its logits,
   greedy generations with natural-log probabilities of each new token.
-Scalars and hyper-parameters go to ref.json. Run: /work/venv-ref/bin/python tools/reference/make_nn_ref.py
+Scalars and hyper-parameters go to ref.json. Before it is stored, each model is trained a few hundred
+steps on the short English text below (its 256-token vocabulary is read as bytes; the BPE model of
+`tiny_chat` on its own chat lines), so that greedy generation continues a prompt with varied text
+instead of collapsing into one repeated token; the script refuses references with fewer than
+MIN_DISTINCT distinct tokens or with a near-tie between the top two logits.
+Run: bash tools/pyref-venv.sh && build/pyref-venv/bin/python tools/reference/make_nn_ref.py [--tiny-chat]
 """
 import json, math, os, shutil, sys
 
@@ -29,6 +34,28 @@ TRAIN = dict(lr=1e-2, min_lr=1e-3, warmup=3, beta1=0.9, beta2=0.95, eps=1e-8, wd
 LORA = dict(r=4, alpha=8, lr=3e-3, min_lr=3e-4, warmup=3, wd=0.01, clip=1.0,
             targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 MASKED_PREFIX = 5   # targets at positions < 5 of each row are ignored (loss on "reply" tokens only)
+MIN_DISTINCT = 5    # a greedy reference must hold at least this many distinct tokens
+MIN_MARGIN = 1e-3   # nor may its top two logits be closer than this at any step
+PRETRAIN = dict(steps=200, batch=16, seq=48, lr=3e-3)
+
+# written for this script: short chat-like English lines, the "real text" the byte-level variants learn
+TEXT = """hey how are you doing today? i was thinking we could go for a walk later.
+sounds good, see you at the station at seven. bring a jacket, it is cold outside.
+did you finish the book? i stopped at the chapter where they leave the island.
+no rush, we can talk about it over dinner. the new place near the river opens on friday.
+i got the job!! starting next monday, still cannot believe it.
+that is amazing news, congratulations! we should celebrate this weekend.
+can you send me the address of the restaurant? my phone lost the message.
+sure, it is on the corner of park street and the old bridge, next to the bakery.
+running late, the train is stuck outside the city. order without me please.
+what did you have for dinner? we made soup with the vegetables from the market.
+the weather is lovely this morning, coffee in the garden before work?
+thanks for yesterday, it was really good to see everyone again after so long.
+"""
+
+CHAT_LINES = ["hey how are you doing today?", "haha yes see you at the station at 7",
+              "ok sounds good, I'll bring the snacks", "where are you? I'm already here",
+              "lol that's so funny 😂", "good morning! coffee later?"]
 
 VARIANTS = [
     # name, arch, kwargs, on-disk dtype, shard size, config style
@@ -124,10 +151,41 @@ def greedy(model, prompt, n):
             logits = model(torch.tensor([ids])).logits[0, -1]
             lp = F.log_softmax(logits.double(), -1)
             t = int(torch.argmax(logits))
+            top2 = torch.topk(logits, 2).values
+            assert float(top2[0] - top2[1]) > MIN_MARGIN, f"near-tie at step {len(toks)}: {top2.tolist()}"
             toks.append(t)
             lps.append(float(lp[t]))
             ids.append(t)
+    assert len(set(toks)) >= MIN_DISTINCT, f"greedy output collapses: {toks}"
     return toks, lps
+
+
+def pretrain(model, seqs, seed):
+    """A few hundred AdamW steps of next-token prediction on random windows of `seqs` (lists of
+    token ids), so the model has learned something to continue a prompt with."""
+    g = torch.Generator().manual_seed(seed)
+    h = PRETRAIN
+    data = [torch.tensor(s) for s in seqs if len(s) > 2]
+    opt = torch.optim.AdamW(model.parameters(), lr=h["lr"], weight_decay=0.0)
+    model.train()
+    for step in range(h["steps"]):
+        rows = []
+        for _ in range(h["batch"]):
+            s = data[int(torch.randint(len(data), (1,), generator=g))]
+            if len(s) > h["seq"] + 1:
+                o = int(torch.randint(len(s) - h["seq"] - 1, (1,), generator=g))
+                s = s[o:o + h["seq"] + 1]
+            rows.append(torch.cat([s, torch.full((h["seq"] + 1 - len(s),), -100, dtype=s.dtype)]))
+        ids = torch.stack(rows)
+        inp = ids[:, :-1].clamp(min=0)
+        tgt = ids[:, 1:]
+        opt.zero_grad()
+        loss = ce_loss(model(inp).logits, tgt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    model.eval()
+    return float(loss)
 
 
 def fix_config(d, style, arch):
@@ -148,6 +206,8 @@ def main():
         torch.manual_seed(1234 + vi)
         g = torch.Generator().manual_seed(99 + vi)
         model = make_model(arch, kw)
+        pl = pretrain(model, [[1] + list(TEXT.encode())], 555 + vi)
+        print(name, "pretrained, loss", round(pl, 3))
         d = os.path.join(OUT, name)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -182,7 +242,7 @@ def main():
             assert "lm_head.weight" not in dict(model.named_parameters())
 
         # greedy generation
-        prompts = [[1, 17, 42, 99, 7], [1, 200, 3]]
+        prompts = [[1] + list(b"hey, how are"), [1] + list(b"see you at t")]
         gens = []
         for p in prompts:
             toks, lps = greedy(model, p, 12)
@@ -226,6 +286,12 @@ def main():
             rd = os.path.join(d, sub, "README.md")
             if os.path.exists(rd):
                 os.remove(rd)
+            # no machine's absolute path in committed data, and a stable order of the targets
+            ac = os.path.join(d, sub, "adapter_config.json")
+            acj = json.load(open(ac))
+            acj["base_model_name_or_path"] = ".."
+            acj["target_modules"] = sorted(acj["target_modules"])
+            json.dump(acj, open(ac, "w"), indent=2, sort_keys=True)
 
         save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(d, "ref.safetensors"))
         meta = {"B": B, "T": T, "steps": STEPS, "accum": ACCUM, "masked_prefix": MASKED_PREFIX,
@@ -249,9 +315,7 @@ def make_tiny_chat():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    text = ["hey how are you doing today?", "haha yes see you at the station at 7",
-            "ok sounds good, I'll bring the snacks", "where are you? I'm already here",
-            "lol that's so funny 😂", "good morning! coffee later?"] * 20
+    text = CHAT_LINES * 20
     trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(text, trainer)
@@ -272,6 +336,8 @@ def make_tiny_chat():
                 p.copy_(0.3 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p) / math.sqrt(p.shape[1]))
+    pl = pretrain(m, [tok.encode(" ".join(CHAT_LINES * 4)).ids], 4322)
+    print("tiny_chat pretrained, loss", round(pl, 3))
     m.save_pretrained(d)
     for f in os.listdir(d):
         if f.endswith(".json") and f not in ("config.json", "tokenizer.json"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the tokenizer reference data in tests/reference/tokenizer/ (nothing is downloaded).
 
-Run (after `bash tools/pyref-venv.sh`): HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/reference/make_tokenizer_ref.py
+Run: bash tools/pyref-venv.sh && HF_HUB_OFFLINE=1 build/pyref-venv/bin/python tools/reference/make_tokenizer_ref.py
 
 Trains four tiny byte-level BPE tokenizers with the `tokenizers` library, each configured like a
 real model family's tokenizer.json:
