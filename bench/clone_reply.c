@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     ws_chat_close(r);
     char tmpl[] = "/tmp/bench_clone_XXXXXX";
     char *root = mkdtemp(tmpl);
-    char *d1 = clone_path(root, "scratch");
+    char *d1 = ws__clone_path(root, "scratch");
     printf("clone benchmark: %s as %s, budget %.0f s, %ld cores online\n", path, persona, budget,
            sysconf(_SC_NPROCESSORS_ONLN));
     bool only_base = getenv("BENCH_CLONE") && getenv("BENCH_BASE");
@@ -154,15 +154,15 @@ int main(int argc, char **argv)
     if (!rc && base) {
         if (!strcmp(base, "smollm2-135m")) {
             /* the SmolLM2-135M shape with random weights and the byte vocabulary */
-            bdir = clone_path(root, "base");
+            bdir = ws__clone_path(root, "base");
             ws_file_make_dirs(bdir, NULL);
             ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = CLONE_VOCAB, .dim = 576, .hidden_dim = 1536,
                                   .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .max_pos = 2048,
                                   .norm_eps = 1e-5f, .rope_theta = 100000, .tied = true, .bos_id = -1,
                                   .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
             ws_model *bm = ws_model_new(&mc, 5);
-            char *tp = clone_path(bdir, "tokenizer.json");
-            if (ws_model_save(bm, bdir, &err) || clone_write_byte_tokenizer(tp, &err)) {
+            char *tp = ws__clone_path(bdir, "tokenizer.json");
+            if (ws_model_save(bm, bdir, &err) || ws__clone_write_byte_tokenizer(tp, &err)) {
                 fprintf(stderr, "base: %s\n", err.msg);
                 rc = 1;
             }
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
             ws_model_free(bm);
             base = bdir;
         }
-        char *d2 = clone_path(root, "lora");
+        char *d2 = ws__clone_path(root, "lora");
         if (!rc)
             rc = bench_one("LoRA r8 (every projection) on the base model", path, persona, d2, base, budget, msgs, nm,
                            n_replies / 4 ? n_replies / 4 : 1);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     ws_error err = {0};
     if (!dir || !*dir) {
         tmp = mkdtemp(tmpl);
-        char *out = clone_path(tmp, "clone");
+        char *out = ws__clone_path(tmp, "clone");
         ws_clone_train_opts o = {.export_path = export_path,
                                  .persona = persona,
                                  .out_dir = out,

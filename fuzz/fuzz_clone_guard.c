@@ -45,10 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      .ctx_texts = texts,
                      .ctx_authors = authors,
                      .n_ctx = nt};
-    clone_guard_why why = clone_guard_check(&g, parts[0]);
-    (void)clone_guard_name(why);
-    (void)clone_guard_label_start(&g, parts[0], false);
-    (void)clone_guard_label_start(&g, parts[0], true);
+    clone_guard_why why = ws__clone_guard_check(&g, parts[0]);
+    (void)ws__clone_guard_name(why);
+    (void)ws__clone_guard_label_start(&g, parts[0], false);
+    (void)ws__clone_guard_label_start(&g, parts[0], true);
     free(buf);
     return 0;
 }

@@ -11,7 +11,7 @@
 
 #define SENTINEL "\x1f"   /* stands for a message's content while the template renders */
 
-int clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err)
+int ws__clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err)
 {
     memset(f, 0, sizeof *f);
     if (!b->has_template)
@@ -34,20 +34,20 @@ static void encode_template(const clone_fmt *f, const char *s, size_t n, ibuf *o
     if (ws_tokenizer_encode(f->tok, s, n, false, &ids, &k, NULL))
         return;
     for (size_t i = 0; i < k; i++)
-        ibuf_push(out, ids[i]);
+        ws__clone_ibuf_push(out, ids[i]);
     free(ids);
 }
 
-void clone_chat_system(const clone_fmt *f, char *buf, size_t n)
+void ws__clone_chat_system(const clone_fmt *f, char *buf, size_t n)
 {
     snprintf(buf, n, "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona, f->persona);
 }
 
-void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
+void ws__clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
                        ibuf *out)
 {
     char system[512];
-    clone_chat_system(f, system, sizeof system);
+    ws__clone_chat_system(f, system, sizeof system);
     ws_chat_msg msgs[2] = {{"system", SENTINEL}, {"user", SENTINEL}};
     ws_buf r = WS_BUF_INIT;
     ws_chat_template_render(&f->base->tpl, msgs, 2, true, &r);
@@ -59,14 +59,14 @@ void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const cha
             q = end;
         encode_template(f, p, (size_t)(q - p), out);
         if (part == 0) {
-            clone_fmt_text(f, system, sizeof system, false, out);
+            ws__clone_fmt_text(f, system, sizeof system, false, out);
         } else if (part == 1) {
             size_t first = n > CLONE_CHAT_TURNS ? n - CLONE_CHAT_TURNS : 0;
             for (size_t i = first; i < n; i++) {
                 ws_buf line = WS_BUF_INIT;
                 ws_buf_printf(&line, "%s%s: ", i > first ? "\n" : "", authors[i] ? authors[i] : "Friend");
-                clone_fmt_text(f, line.data, line.len, false, out);
-                clone_fmt_text(f, texts[i] ? texts[i] : "", CLONE_CHAT_TURN_BYTES, true, out);
+                ws__clone_fmt_text(f, line.data, line.len, false, out);
+                ws__clone_fmt_text(f, texts[i] ? texts[i] : "", CLONE_CHAT_TURN_BYTES, true, out);
                 ws_buf_free(&line);
             }
         }

@@ -51,7 +51,7 @@ static void check_word(void *arg, const char *w, size_t n)
         k->ok = false;
 }
 
-bool clone_words_known(const ws_clone *c, const char *s)
+bool ws__clone_words_known(const ws_clone *c, const char *s)
 {
     known_ctx k = {&c->vocab, true};
     for_words(s, check_word, &k);
@@ -102,7 +102,7 @@ static int load_replies(ws_clone *c, const char *path, ws_error *err)
         c->keys[i] = ws_xstrdup(k);
         for_words(r, add_word, &c->vocab);
     }
-    clone_style_rates((const char *const *)c->replies, c->n_replies, c->rates);
+    ws__clone_style_rates((const char *const *)c->replies, c->n_replies, c->rates);
     /* generations stop a little past the persona's long replies (in tokens ~ bytes here) */
     size_t *lens = ws_xcalloc(c->n_replies + 1, sizeof *lens);
     for (size_t i = 0; i < c->n_replies; i++)
@@ -111,7 +111,7 @@ static int load_replies(ws_clone *c, const char *path, ws_error *err)
     /* a generation must be at least as typical as the persona's own replies at the 25th percentile */
     double *fits = ws_xcalloc(c->n_replies + 1, sizeof *fits);
     for (size_t i = 0; i < c->n_replies; i++)
-        fits[i] = clone_style_fit(c->replies[i], c->rates);
+        fits[i] = ws__clone_style_fit(c->replies[i], c->rates);
     qsort(fits, c->n_replies, sizeof *fits, cmp_double);
     c->fit_gate = c->n_replies ? fits[c->n_replies / 4] : 0;
     free(fits);
@@ -157,7 +157,7 @@ static int open_embedder(const char *name, ws_embedder **out, ws_error *err)
     return ws_error_set(err, WS_EUNSUPPORTED, "unknown embedder %s", name);
 }
 
-int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
+int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
                const char *persona, const char *embedder, ws_error *err)
 {
     int rc = 0;
@@ -165,8 +165,8 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
     c->dir = ws_xstrdup(dir);
     c->kind = ws_xstrdup(kind);
     if (!strcmp(kind, "scratch")) {
-        p = clone_path(dir, "model");
-        char *tp = clone_path(p, "tokenizer.json");
+        p = ws__clone_path(dir, "model");
+        char *tp = ws__clone_path(p, "tokenizer.json");
         rc = ws_tokenizer_load(tp, &c->tok, err);
         free(tp);
         if (rc)
@@ -179,11 +179,11 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
             goto out;
         }
         if (c->model->cfg.vocab_size == CLONE_VOCAB)
-            clone_fmt_init(&c->fmt, NULL, err);   /* bytes are their own ids */
-        else if ((rc = clone_fmt_init(&c->fmt, c->tok, err)))
+            ws__clone_fmt_init(&c->fmt, NULL, err);   /* bytes are their own ids */
+        else if ((rc = ws__clone_fmt_init(&c->fmt, c->tok, err)))
             goto out;
     } else if (!strcmp(kind, "lora")) {
-        if (!base_dir || !clone_exists(base_dir)) {
+        if (!base_dir || !ws__clone_exists(base_dir)) {
             rc = ws_error_set(err, WS_ENOENT, "the base model %s of this clone is missing", base_dir ? base_dir : "?");
             goto out;
         }
@@ -198,14 +198,14 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
         }
         c->model = c->base->model;
         c->tok = c->base->tok;
-        p = clone_path(dir, "adapter");
+        p = ws__clone_path(dir, "adapter");
         if ((rc = ws_lora_load(p, &c->model->cfg, &c->lora, err)))
             goto out;
-        rc = c->base->has_template ? clone_fmt_init_chat(&c->fmt, c->base, persona, err)
-                                   : clone_fmt_init(&c->fmt, c->tok, err);
+        rc = c->base->has_template ? ws__clone_fmt_init_chat(&c->fmt, c->base, persona, err)
+                                   : ws__clone_fmt_init(&c->fmt, c->tok, err);
         if (rc)
             goto out;
-        c->prefix = clone_prefix_new();
+        c->prefix = ws__clone_prefix_new();
     } else {
         rc = ws_error_set(err, WS_EUNSUPPORTED, "unknown model kind %s", kind);
         goto out;
@@ -213,7 +213,7 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
     if ((rc = open_embedder(embedder, &c->emb, err)))
         goto out;
     free(p);
-    p = clone_path(dir, "index.bin");
+    p = ws__clone_path(dir, "index.bin");
     if ((rc = ws_vindex_load(p, &c->ix, err)))
         goto out;
     if (strcmp(ws_vindex_space(c->ix), c->emb->name) != 0 || ws_vindex_dim(c->ix) != c->emb->dim) {
@@ -221,7 +221,7 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
         goto out;
     }
     free(p);
-    p = clone_path(dir, "replies.json");
+    p = ws__clone_path(dir, "replies.json");
     if ((rc = load_replies(c, p, err)))
         goto out;
     for (size_t i = 0; i < ws_vindex_count(c->ix); i++)
@@ -231,11 +231,11 @@ int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_
         }
     size_t len;
     free(p);
-    p = clone_path(dir, "profile.json");
+    p = ws__clone_path(dir, "profile.json");
     if ((rc = ws_file_read(p, MANIFEST_CAP, &c->profile_json, &len, err)))
         goto out;
     free(p);
-    p = clone_path(dir, "profile.txt");
+    p = ws__clone_path(dir, "profile.txt");
     rc = ws_file_read(p, MANIFEST_CAP, &c->profile_summary, &len, err);
 out:
     free(p);
@@ -255,7 +255,7 @@ void ws_clone_free(ws_clone *c)
     ws_strset_free(&c->vocab);
     ws_vindex_free(c->ix);
     ws_embedder_free(c->emb);
-    clone_prefix_free(c->prefix);
+    ws__clone_prefix_free(c->prefix);
     ws_lora_free(c->lora);
     if (c->base) {
         ws_base_release(c->base);   /* model and tokenizer are the base's */
@@ -277,7 +277,7 @@ void ws_clone_free(ws_clone *c)
 int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
 {
     *out = NULL;
-    char *mpath = clone_path(dir, "manifest.json"), *data = NULL;
+    char *mpath = ws__clone_path(dir, "manifest.json"), *data = NULL;
     size_t len = 0;
     ws_json_doc *doc = NULL;
     ws_clone *c = ws_xcalloc(1, sizeof *c);
@@ -319,7 +319,7 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
             rc = ws_error_set(err, WS_EFORMAT, "%s: corrupted manifest (bad file entry)", mpath);
             goto out;
         }
-        char *fp = clone_path(dir, files->keys[i]), hex[65];
+        char *fp = ws__clone_path(dir, files->keys[i]), hex[65];
         int hr = ws_file_sha256(fp, hex, NULL);
         free(fp);
         if (hr) {
@@ -332,7 +332,7 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
             goto out;
         }
     }
-    if ((rc = clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), ws_json_get_str(m, "base_id"), persona, emb,
+    if ((rc = ws__clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), ws_json_get_str(m, "base_id"), persona, emb,
                          err)))
         goto out;
     c->persona = ws_xstrdup(persona);

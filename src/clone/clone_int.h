@@ -20,48 +20,8 @@
 #include "style/pairs.h"
 #include "style/vindex.h"
 
-/* Link names: the clone's private functions are ws__clone_* symbols (every symbol the library
- * exports starts with ws_, tools/check-symbols.sh); the sources call them by these short names. */
-#define clone_build_prompt ws__clone_build_prompt
-#define clone_chat_prompt ws__clone_chat_prompt
-#define clone_context_key ws__clone_context_key
-#define clone_exists ws__clone_exists
-#define clone_prefix_empty ws__clone_prefix_empty
-#define clone_prefix_free ws__clone_prefix_free
-#define clone_prefix_new ws__clone_prefix_new
-#define clone_prefix_put ws__clone_prefix_put
-#define clone_prefix_run ws__clone_prefix_run
-#define clone_stutters ws__clone_stutters
-#define clone_fidelity_clear ws__clone_fidelity_clear
-#define clone_fidelity_run ws__clone_fidelity_run
-#define clone_fmt_init ws__clone_fmt_init
-#define clone_fmt_init_chat ws__clone_fmt_init_chat
-#define clone_fmt_text ws__clone_fmt_text
-#define clone_fmt_turn ws__clone_fmt_turn
-#define clone_chat_system ws__clone_chat_system
-#define clone_guard_check ws__clone_guard_check
-#define clone_guard_label_start ws__clone_guard_label_start
-#define clone_guard_name ws__clone_guard_name
-#define clone_guard_set ws__clone_guard_set
-#define clone_guard_clear ws__clone_guard_clear
-#define clone_is_echo ws__clone_is_echo
-#define clone_load ws__clone_load
-#define clone_path ws__clone_path
-#define clone_reply_ids ws__clone_reply_ids
-#define clone_reply_prompt ws__clone_reply_prompt
-#define clone_score_ids ws__clone_score_ids
-#define clone_scorer_free ws__clone_scorer_free
-#define clone_scorer_prompt ws__clone_scorer_prompt
-#define clone_scorer_reply ws__clone_scorer_reply
-#define clone_style_feats ws__clone_style_feats
-#define clone_style_fit ws__clone_style_fit
-#define clone_style_rates ws__clone_style_rates
-#define clone_trim ws__clone_trim
-#define clone_words_known ws__clone_words_known
-#define clone_write_bpe_tokenizer ws__clone_write_bpe_tokenizer
-#define clone_write_byte_tokenizer ws__clone_write_byte_tokenizer
-#define ibuf_free ws__clone_ibuf_free
-#define ibuf_push ws__clone_ibuf_push
+/* The clone's private functions shared between its files are named ws__clone_* (every symbol
+ * the library exports starts with ws_, tools/check-symbols.sh). */
 
 /* ---- the byte-level vocabulary of a model trained from scratch ----
  * ids 0..255 are the bytes themselves; then three special tokens. */
@@ -72,14 +32,14 @@
 #define CLONE_VOCAB 260
 
 /* Writes the tokenizer.json (a standard byte-level BPE file with no merges) to path. */
-int clone_write_byte_tokenizer(const char *path, ws_error *err);
+int ws__clone_write_byte_tokenizer(const char *path, ws_error *err);
 /* The same vocabulary plus up to n_merges byte-pair merges learned from texts (ids 260..). */
-int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
+int ws__clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
                               ws_error *err);
 
 /* How turns become token ids: prefix ids, text ids, end id; or, on a base with a chat template
  * (chat), one example = system + user message (the context, "Name: text" lines) + assistant
- * message (the reply), as clone_chat_prompt builds it. */
+ * message (the reply), as ws__clone_chat_prompt builds it. */
 typedef struct clone_fmt {
     bool bytes;                 /* byte-level model: text ids are the bytes */
     bool chat;                  /* the base's chat template */
@@ -97,28 +57,28 @@ typedef struct ibuf {
     size_t n, cap;
 } ibuf;
 
-void ibuf_push(ibuf *b, int32_t x);
-void ibuf_free(ibuf *b);
+void ws__clone_ibuf_push(ibuf *b, int32_t x);
+void ws__clone_ibuf_free(ibuf *b);
 
 /* Sets up fmt for a byte-level model (tok NULL) or a base model's tokenizer. */
-int clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err);
+int ws__clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err);
 /* Appends the ids of text cut to at most max_bytes (from the end when tail, at a UTF-8
  * boundary); returns how many ids. */
-size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out);
+size_t ws__clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out);
 /* Appends one whole turn: prefix, text, end. Returns the index where the text starts. */
-size_t clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out);
+size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out);
 
 /* Chat format on a base with a chat template: f->tok = the base's, f->end = the template's end
  * of message token. */
-int clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err);
+int ws__clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err);
 /* The ids of the prompt that asks the persona to answer the last of the n turns (authors[i]
  * NULL = someone else, "Friend"): system message, the turns as the user message (at most
  * CLONE_CHAT_TURNS, each cut to CLONE_CHAT_TURN_BYTES from its end), the assistant header.
  * The turns' text can never spell a special token. */
-void clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
+void ws__clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
                        ibuf *out);
 /* The system message of the chat prompt, naming the persona (into buf of n bytes). */
-void clone_chat_system(const clone_fmt *f, char *buf, size_t n);
+void ws__clone_chat_system(const clone_fmt *f, char *buf, size_t n);
 #define CLONE_CHAT_TURNS 4
 #define CLONE_CHAT_TURN_BYTES 160
 
@@ -131,18 +91,18 @@ void clone_chat_system(const clone_fmt *f, char *buf, size_t n);
 #define CLONE_SF_N 10
 /* 0/1 features of one reply: all lower case, starts upper case, ends with a full stop, emoji,
  * "!!", '?', a word in capitals, over 60 characters, a comma, several lines. */
-void clone_style_feats(const char *s, double out[CLONE_SF_N]);
+void ws__clone_style_feats(const char *s, double out[CLONE_SF_N]);
 /* Means of the features over texts (the person's rates). */
-void clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N]);
+void ws__clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N]);
 /* How typical s is of rates: the geometric mean of the per-feature likelihoods, in (0,1]. */
-double clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
+double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
 
 /* Lower-cased, trimmed comparison used to refuse echoes. */
-bool clone_is_echo(const char *reply, const char *message);
+bool ws__clone_is_echo(const char *reply, const char *message);
 /* True when words repeat back to back in runs of two or three (a small model's loop; reply.c). */
-bool clone_stutters(const char *s);
+bool ws__clone_stutters(const char *s);
 /* Text with leading/trailing white space removed (malloc'd). */
-char *clone_trim(const char *s);
+char *ws__clone_trim(const char *s);
 
 /* ---- the candidate guard (guard.c) ----
  * A candidate that leaks the prompt instead of answering is refused: it starts with a speaker
@@ -168,42 +128,42 @@ typedef struct clone_guard {
     const char *const *ctx_texts;    /* the context turns (n_ctx; borrowed, entries may be NULL) */
     const char *const *ctx_authors;  /* their authors (NULL entries: someone else); may be NULL */
     size_t n_ctx;
-    char sys_buf[256];               /* clone_guard_set: the system message is kept here */
-    const char **own;                /* clone_guard_set: the arrays it allocated (freed by clear) */
+    char sys_buf[256];               /* ws__clone_guard_set: the system message is kept here */
+    const char **own;                /* ws__clone_guard_set: the arrays it allocated (freed by clear) */
 } clone_guard;
 
-clone_guard_why clone_guard_check(const clone_guard *g, const char *cand);
+clone_guard_why ws__clone_guard_check(const clone_guard *g, const char *cand);
 /* For a reply being streamed: 1 when its text so far starts with a speaker label, 0 when it
  * does not, -1 when that is not known yet (hold the text back); final: no more text comes. */
-int clone_guard_label_start(const clone_guard *g, const char *text, bool final);
-const char *clone_guard_name(clone_guard_why why);
+int ws__clone_guard_label_start(const clone_guard *g, const char *text, bool final);
+const char *ws__clone_guard_name(clone_guard_why why);
 /* Sets g up for a reply of c to message after the context (all borrowed until
- * clone_guard_clear). */
-void clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
+ * ws__clone_guard_clear). */
+void ws__clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
                      size_t n_context);
-void clone_guard_clear(clone_guard *g);
+void ws__clone_guard_clear(clone_guard *g);
 
-bool clone_exists(const char *path);
-char *clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
+bool ws__clone_exists(const char *path);
+char *ws__clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
 
 /* ---- the KV caches kept between replies (prefix.c) ---- */
 typedef struct clone_prefix clone_prefix;
-clone_prefix *clone_prefix_new(void);
-void clone_prefix_free(clone_prefix *p);
+clone_prefix *ws__clone_prefix_new(void);
+void ws__clone_prefix_free(clone_prefix *p);
 /* Runs prompt through c's model (and adapter) into *kc (malloc'd; the caller owns it, and hands
- * it back with clone_prefix_put or frees it), with room more positions after it; last
+ * it back with ws__clone_prefix_put or frees it), with room more positions after it; last
  * (vocab floats) gets the logits after the prompt. Only the part past the longest common
  * prefix with the prompt last put back runs (all of it without c->prefix). */
-int clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **kc, float *last, ws_error *err);
+int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **kc, float *last, ws_error *err);
 /* Keeps kc (ownership passes to the clone) as the cache of prompt, whose logits are last. */
-void clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last);
-/* The cache and last logits of the chat prompt with no conversation (clone_chat_prompt with
+void ws__clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last);
+/* The cache and last logits of the chat prompt with no conversation (ws__clone_chat_prompt with
  * no turns), run on first use; owned by the clone, read-only. WS_EINVAL without c->prefix. */
-int clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err);
+int ws__clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err);
 
 /* ---- the opened clone ---- */
 /* True when every word of s (lower-cased) is one the persona wrote in training. */
-bool clone_words_known(const ws_clone *c, const char *s);
+bool ws__clone_words_known(const ws_clone *c, const char *s);
 
 struct ws_clone {
     char *dir, *persona, *model_version, *fallback, *profile_json, *profile_summary;
@@ -231,26 +191,26 @@ int ws__clone_threads(void);
 
 /* Opens the parts of a clone directory named by an already parsed manifest (used by
  * ws_clone_open and by training before the final manifest exists). */
-int clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
+int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
                const char *persona, const char *embedder, ws_error *err);
 
 /* The retrieval key of a context: its last CLONE_CTX_TURNS turns' texts, one per line. */
-void clone_context_key(const char *const *texts, size_t n, ws_buf *out);
+void ws__clone_context_key(const char *const *texts, size_t n, ws_buf *out);
 
 /* Mean log-probability per token of cand (ids, end included) under the model with adapter lora
  * (NULL: the base alone) after the prompt whose last logits are in last_logits and whose tokens
  * fill cache up to prompt_len. */
-int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
+int ws__clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
                     const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err);
 
 /* What the model reads before the persona's reply to a context (the persona's turn prefix
  * included), and the ids of a reply as it is scored (its text and the end of the turn). */
-void clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out);
-void clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out);
+void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out);
+void ws__clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out);
 
 /* Scores replies after a prompt run once: the prompt's KV cache and last logits are kept while
  * the same prompt comes again (R10@1 scores ten replies per context). Zero-initialise with c
- * and lora (NULL: the base alone) set; clone_scorer_free releases it. */
+ * and lora (NULL: the base alone) set; ws__clone_scorer_free releases it. */
 typedef struct clone_scorer {
     const ws_clone *c;
     const ws_lora *lora;
@@ -258,14 +218,14 @@ typedef struct clone_scorer {
     float *last;
     ibuf prompt;
 } clone_scorer;
-int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err);
+int ws__clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err);
 /* Summed negative log-likelihood (nats) of ids after the current prompt. */
-int clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err);
-void clone_scorer_free(clone_scorer *s);
+int ws__clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err);
+void ws__clone_scorer_free(clone_scorer *s);
 
 /* Builds the prompt of a reply: retrieved replies as earlier persona turns, the context turns,
  * the message, then the persona's prefix. */
-void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
+void ws__clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
                         const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out);
 
 /* ---- fidelity ---- */
@@ -277,8 +237,8 @@ typedef struct clone_fidelity {
 
 /* Evaluates c on the held-out examples of p (at most max_eval; generating and scoring stop
  * after deadline_s of ws_now_s once 5 are done) through ws_fidelity_evaluate (fidelity.c). */
-int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s, uint64_t seed,
+int ws__clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s, uint64_t seed,
                        clone_fidelity *out, ws_error *err);
-void clone_fidelity_clear(clone_fidelity *f);
+void ws__clone_fidelity_clear(clone_fidelity *f);
 
 #endif

@@ -94,21 +94,21 @@ static int score(void *arg, const ws_pairs *p, const ws_example *ex, const char 
     size_t n_ctx = context_of(p, ex, texts, me, NULL);
     clone_scorer *sc = base ? &e->base : &e->model;
     ibuf prompt = {0}, ids = {0};
-    clone_reply_prompt(e->c, texts, me, n_ctx, &prompt);
-    clone_reply_ids(e->c, reply, &ids);
-    int rc = clone_scorer_prompt(sc, &prompt, err);
+    ws__clone_reply_prompt(e->c, texts, me, n_ctx, &prompt);
+    ws__clone_reply_ids(e->c, reply, &ids);
+    int rc = ws__clone_scorer_prompt(sc, &prompt, err);
     if (!rc)
-        rc = clone_scorer_reply(sc, ids.v, ids.n, &out->nll, err);
+        rc = ws__clone_scorer_reply(sc, ids.v, ids.n, &out->nll, err);
     out->n_tok = ids.n;
-    ibuf_free(&prompt);
-    ibuf_free(&ids);
+    ws__clone_ibuf_free(&prompt);
+    ws__clone_ibuf_free(&ids);
     return rc;
 }
 
 static double typicality(void *arg, const char *reply)
 {
     const clone_eval *e = arg;
-    return clone_style_fit(reply, e->c->rates);
+    return ws__clone_style_fit(reply, e->c->rates);
 }
 
 /* A unigram byte model (add-one) of every turn before the held-out period. */
@@ -174,14 +174,14 @@ static void write_json(const ws_clone *c, const clone_eval *e, const ws_fidelity
     ws_buf_puts(b, "\n  ]\n}\n");
 }
 
-void clone_fidelity_clear(clone_fidelity *f)
+void ws__clone_fidelity_clear(clone_fidelity *f)
 {
     free(f->json);
     free(f->summary);
     memset(f, 0, sizeof *f);
 }
 
-int clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
+int ws__clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
                        uint64_t seed, clone_fidelity *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -224,8 +224,8 @@ out:
         free(e->s_clone[i]);
     }
     free(e->conf);
-    clone_scorer_free(&e->model);
-    clone_scorer_free(&e->base);
+    ws__clone_scorer_free(&e->model);
+    ws__clone_scorer_free(&e->base);
     free(e);
     return rc;
 }

@@ -174,7 +174,7 @@ static bool is_meta(const char *cand)
     return !memchr(s + 1, close, n - 2); /* one bracketed part: "(a) or (b)" is text */
 }
 
-clone_guard_why clone_guard_check(const clone_guard *g, const char *cand)
+clone_guard_why ws__clone_guard_check(const clone_guard *g, const char *cand)
 {
     if (has_label(g, cand))
         return CLONE_GUARD_LABEL;
@@ -204,7 +204,7 @@ clone_guard_why clone_guard_check(const clone_guard *g, const char *cand)
     return CLONE_GUARD_OK;
 }
 
-int clone_guard_label_start(const clone_guard *g, const char *text, bool final)
+int ws__clone_guard_label_start(const clone_guard *g, const char *text, bool final)
 {
     const char *s = text + strspn(text, " \t\r\n");
     size_t nl = 0;
@@ -219,7 +219,7 @@ int clone_guard_label_start(const clone_guard *g, const char *text, bool final)
     return r;
 }
 
-const char *clone_guard_name(clone_guard_why why)
+const char *ws__clone_guard_name(clone_guard_why why)
 {
     switch (why) {
     case CLONE_GUARD_OK: return "ok";
@@ -232,14 +232,14 @@ const char *clone_guard_name(clone_guard_why why)
     return "?";
 }
 
-void clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
+void ws__clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
                      size_t n_context)
 {
     memset(g, 0, sizeof *g);
     g->persona = c->persona;
     g->message = message;
     if (c->fmt.chat) {
-        clone_chat_system(&c->fmt, g->sys_buf, sizeof g->sys_buf);
+        ws__clone_chat_system(&c->fmt, g->sys_buf, sizeof g->sys_buf);
         g->system = g->sys_buf;
     }
     g->own = ws_xcalloc(2 * n_context + 1, sizeof *g->own);
@@ -252,7 +252,7 @@ void clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, con
     g->n_ctx = n_context;
 }
 
-void clone_guard_clear(clone_guard *g)
+void ws__clone_guard_clear(clone_guard *g)
 {
     free(g->own);
     memset(g, 0, sizeof *g);

@@ -18,19 +18,19 @@ struct clone_prefix {
     float *last0;
 };
 
-clone_prefix *clone_prefix_new(void)
+clone_prefix *ws__clone_prefix_new(void)
 {
     clone_prefix *p = ws_xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     return p;
 }
 
-void clone_prefix_free(clone_prefix *p)
+void ws__clone_prefix_free(clone_prefix *p)
 {
     if (!p)
         return;
     ws_kv_cache_free(p->kc);
-    ibuf_free(&p->ids);
+    ws__clone_ibuf_free(&p->ids);
     free(p->last);
     ws_kv_cache_free(p->kc0);
     free(p->last0);
@@ -53,7 +53,7 @@ static ws_kv_cache *take(clone_prefix *p, ibuf *ids, float *last, int V)
     return kc;
 }
 
-int clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **out, float *last, ws_error *err)
+int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **out, float *last, ws_error *err)
 {
     const ws_model *m = c->model;
     int V = m->cfg.vocab_size, need = (int)prompt->n + room;
@@ -63,7 +63,7 @@ int clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cach
     if (kc && ws_kv_cache_room(kc) >= need && ws_kv_cache_len(kc) >= (int)old.n)
         while (same < old.n && same < prompt->n && old.v[same] == prompt->v[same])
             same++;
-    ibuf_free(&old);
+    ws__clone_ibuf_free(&old);
     if (!same) {
         ws_kv_cache_free(kc);
         kc = ws_kv_cache_new(m, need);
@@ -79,7 +79,7 @@ int clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cach
     return ws_model_infer(m, c->lora, kc, prompt->v + same, (int)(prompt->n - same), last, NULL, err);
 }
 
-void clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last)
+void ws__clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last)
 {
     clone_prefix *p = c->prefix;
     if (!p || !kc || ws_kv_cache_len(kc) < (int)prompt->n) {
@@ -92,7 +92,7 @@ void clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, co
     p->kc = kc;
     p->ids.n = 0;
     for (size_t i = 0; i < prompt->n; i++)
-        ibuf_push(&p->ids, prompt->v[i]);
+        ws__clone_ibuf_push(&p->ids, prompt->v[i]);
     if (!p->last)
         p->last = ws_xmalloc(V * sizeof *p->last);
     memcpy(p->last, last, V * sizeof *last);
@@ -100,7 +100,7 @@ void clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, co
     ws_kv_cache_free(drop);
 }
 
-int clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err)
+int ws__clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err)
 {
     clone_prefix *p = c->prefix;
     if (!p)
@@ -110,11 +110,11 @@ int clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float *
     pthread_mutex_unlock(&p->mu);
     if (!have) {   /* run outside the lock; the first one to finish installs it */
         ibuf prompt = {0};
-        clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
+        ws__clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
         ws_kv_cache *kc = ws_kv_cache_new(c->model, (int)prompt.n);
         float *last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *last);
         int rc = ws_model_infer(c->model, c->lora, kc, prompt.v, (int)prompt.n, last, NULL, err);
-        ibuf_free(&prompt);
+        ws__clone_ibuf_free(&prompt);
         if (rc) {
             ws_kv_cache_free(kc);
             free(last);

@@ -34,7 +34,7 @@
 #define CHAT_PMI_WEIGHT 1.0
 
 /* ---- scoring ---- */
-int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
+int ws__clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
                     const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err)
 {
     int V = c->model->cfg.vocab_size;
@@ -55,7 +55,7 @@ int clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, 
     return 0;
 }
 
-void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
+void ws__clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
                         const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out)
 {
     ibuf t = {0};
@@ -67,25 +67,25 @@ void clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t 
             texts[i] = context[i].text ? context[i].text : "";
         }
         texts[n_context] = message;
-        clone_chat_prompt(&c->fmt, authors, texts, n_context + 1, out);
+        ws__clone_chat_prompt(&c->fmt, authors, texts, n_context + 1, out);
         free(authors);
         free(texts);
         return;
     }
     for (size_t i = 0; i < n_retrieved; i++)
-        clone_fmt_turn(&c->fmt, true, retrieved[i], CLONE_REPLY_BYTES, false, &t);
+        ws__clone_fmt_turn(&c->fmt, true, retrieved[i], CLONE_REPLY_BYTES, false, &t);
     size_t first = n_context > CLONE_CTX_TURNS - 1 ? n_context - (CLONE_CTX_TURNS - 1) : 0;
     for (size_t i = first; i < n_context; i++) {
         bool me = context[i].author && c->persona && !strcmp(context[i].author, c->persona);
-        clone_fmt_turn(&c->fmt, me, context[i].text ? context[i].text : "", CLONE_CTX_BYTES, true, &t);
+        ws__clone_fmt_turn(&c->fmt, me, context[i].text ? context[i].text : "", CLONE_CTX_BYTES, true, &t);
     }
-    clone_fmt_turn(&c->fmt, false, message, CLONE_CTX_BYTES, true, &t);
+    ws__clone_fmt_turn(&c->fmt, false, message, CLONE_CTX_BYTES, true, &t);
     for (int i = 0; i < c->fmt.n_me; i++)
-        ibuf_push(&t, c->fmt.me[i]);
+        ws__clone_ibuf_push(&t, c->fmt.me[i]);
     size_t from = t.n > PROMPT_MAX ? t.n - PROMPT_MAX : 0;
     for (size_t i = from; i < t.n; i++)
-        ibuf_push(out, t.v[i]);
-    ibuf_free(&t);
+        ws__clone_ibuf_push(out, t.v[i]);
+    ws__clone_ibuf_free(&t);
 }
 
 typedef struct cand {
@@ -108,15 +108,15 @@ static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_erro
     for (size_t i = 0; i < nc && !rc; i++) {   /* the generations were scored as they were sampled */
         if (cs[i].have_any)
             continue;
-        if (!kc && !(rc = clone_prefix_empty(c, &kc0, &last0, err)))
+        if (!kc && !(rc = ws__clone_prefix_empty(c, &kc0, &last0, err)))
             kc = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_len(kc0) + CLONE_REPLY_BYTES + 8);
         ids.n = 0;
-        clone_reply_ids(c, cs[i].text, &ids);
+        ws__clone_reply_ids(c, cs[i].text, &ids);
         if (!rc)
-            rc = clone_score_ids(c, c->lora, kc, ws_kv_cache_len(kc0), last0, ids.v, ids.n, &cs[i].lp_any, err);
+            rc = ws__clone_score_ids(c, c->lora, kc, ws_kv_cache_len(kc0), last0, ids.v, ids.n, &cs[i].lp_any, err);
     }
     ws_kv_cache_free(kc);
-    ibuf_free(&ids);
+    ws__clone_ibuf_free(&ids);
     return rc;
 }
 
@@ -147,7 +147,7 @@ static bool last_word_known(const ws_clone *c, const ibuf *ids)
     for (size_t j = st; j + 1 < ids->n && wl < CLONE_REPLY_BYTES; j++)
         word[wl++] = (char)ids->v[j];
     word[wl] = '\0';
-    return !wl || clone_words_known(c, word);
+    return !wl || ws__clone_words_known(c, word);
 }
 
 typedef struct sample {
@@ -181,7 +181,7 @@ static bool sample_step(const ws_clone *c, sample *s, float *logits, const float
     }
     if (is_turn_token(c, id))
         return false;
-    ibuf_push(&s->ids, id);
+    ws__clone_ibuf_push(&s->ids, id);
     if (c->fmt.bytes && (id == ' ' || id == '\n') && s->ids.n > 1 && !last_word_known(c, &s->ids))
         return false;
     if ((int)s->ids.n >= c->gen_max)
@@ -227,7 +227,7 @@ static void set_init(sample_set *st, const ws_clone *c, ws_kv_cache *cache, cons
 static void set_free(sample_set *st)
 {
     for (int i = 0; i < st->n; i++) {
-        ibuf_free(&st->ss[i].ids);
+        ws__clone_ibuf_free(&st->ss[i].ids);
         ws_kv_cache_free(st->ss[i].kc);
         ws_kv_cache_free(st->ss[i].kc0);
     }
@@ -359,7 +359,7 @@ out:
 
 /* True when words repeat back to back in runs of two or three ("at Marco's at Marco's"), the
  * usual loop of a small model; single-word doubling ("sí sí") is a style, not a loop. */
-bool clone_stutters(const char *s)
+bool ws__clone_stutters(const char *s)
 {
     char *c = ws_xstrdup(s);
     const char *w[96];
@@ -414,14 +414,14 @@ static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_contex
     for (size_t i = 0; i < n_context; i++)
         texts[i] = context[i].text ? context[i].text : "";
     texts[n_context] = rr->msg;
-    clone_context_key(texts, n_context + 1, &key);
+    ws__clone_context_key(texts, n_context + 1, &key);
     int rc = ws_embedder_embed(c->emb, key.data, key.len, q, err);
     size_t nh = rc ? 0 : ws_vindex_search(c->ix, q, (size_t)n_retr * 3, 64, hits);
     rr->top_sim = nh ? hits[0].score : 0;
     for (size_t i = 0; i < nh && rr->nc < (size_t)n_retr; i++) {
         const char *r = c->replies[hits[i].id];
-        if (clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) ||
-            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) || clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
+        if (ws__clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) ||
+            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) || ws__clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
             continue;
         cand *cd = &rr->cs[rr->nc++];
         cd->text = ws_xstrdup(r);
@@ -442,15 +442,15 @@ static int run_prompt(reply_run *rr, const ws_clone_turn *context, size_t n_cont
 {
     const ws_clone *c = rr->c;
     ibuf ids = {0};
-    clone_build_prompt(c, rr->ret_texts, rr->n_ret, context, n_context, rr->msg, &rr->prompt);
+    ws__clone_build_prompt(c, rr->ret_texts, rr->n_ret, context, n_context, rr->msg, &rr->prompt);
     rr->plen = (int)rr->prompt.n;
-    int rc = clone_prefix_run(c, &rr->prompt, CLONE_REPLY_BYTES + 8, &rr->cache, rr->last, err);
+    int rc = ws__clone_prefix_run(c, &rr->prompt, CLONE_REPLY_BYTES + 8, &rr->cache, rr->last, err);
     for (size_t i = 0; i < rr->nc && !rc; i++) {
         ids.n = 0;
-        clone_reply_ids(c, rr->cs[i].text, &ids);
-        rc = clone_score_ids(c, c->lora, rr->cache, rr->plen, rr->last, ids.v, ids.n, &rr->cs[i].lp, err);
+        ws__clone_reply_ids(c, rr->cs[i].text, &ids);
+        rc = ws__clone_score_ids(c, c->lora, rr->cache, rr->plen, rr->last, ids.v, ids.n, &rr->cs[i].lp, err);
     }
-    ibuf_free(&ids);
+    ws__clone_ibuf_free(&ids);
     return rc;
 }
 
@@ -462,17 +462,17 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
     double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp), *glp0 = ws_xcalloc((size_t)n_samples + 1, sizeof *glp0);
     const ws_kv_cache *kc0 = NULL;
     const float *last0 = NULL;
-    int rc = c->fmt.chat ? clone_prefix_empty(c, &kc0, &last0, err) : 0;
+    int rc = c->fmt.chat ? ws__clone_prefix_empty(c, &kc0, &last0, err) : 0;
     if (!rc)
         rc = sample_batch(c, rr->cache, rr->plen, rr->last, kc0, last0, &rr->rng, n_samples, gens, glp, glp0,
                           rr->o.cancel, rr->deadline, err);
     for (int s = 0; s < n_samples && !rc; s++) {
         if (!gens[s])
             continue;
-        char *gt = clone_trim(gens[s]);
-        bool bad = !*gt || clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || clone_stutters(gt) ||
-                   clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
-                   (!c->fmt.chat && (!clone_words_known(c, gt) || clone_style_fit(gt, c->rates) < c->fit_gate));
+        char *gt = ws__clone_trim(gens[s]);
+        bool bad = !*gt || ws__clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || ws__clone_stutters(gt) ||
+                   ws__clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
+                   (!c->fmt.chat && (!ws__clone_words_known(c, gt) || ws__clone_style_fit(gt, c->rates) < c->fit_gate));
         if (bad) {
             free(gt);
             continue;
@@ -502,7 +502,7 @@ static size_t choose(reply_run *rr)
     size_t best = 0, nc = rr->nc;
     double top = -1e300;
     for (size_t i = 0; i < nc; i++) {
-        cs[i].fit = clone_style_fit(cs[i].text, c->rates);
+        cs[i].fit = ws__clone_style_fit(cs[i].text, c->rates);
         if (c->fmt.chat)
             cs[i].score = cs[i].lp + CHAT_PMI_WEIGHT * (cs[i].lp - cs[i].lp_any) + CHAT_STYLE_WEIGHT * log(cs[i].fit) +
                           SIM_WEIGHT * cs[i].sim;
@@ -548,14 +548,14 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     }
     out->fallback = true;
     out->source = WS_CLONE_SRC_FALLBACK;
-    if (!clone_is_echo(c->fallback, rr->msg)) {
+    if (!ws__clone_is_echo(c->fallback, rr->msg)) {
         out->reply = ws_xstrdup(c->fallback);
     } else if (b) {
         out->reply = b->text;
         b->text = NULL;
     } else {   /* the persona's next most common reply that is not the message */
         for (size_t i = 0; i < c->n_replies && !out->reply; i++)
-            if (!clone_is_echo(c->replies[i], rr->msg))
+            if (!ws__clone_is_echo(c->replies[i], rr->msg))
                 out->reply = ws_xstrdup(c->replies[i]);
         if (!out->reply)
             out->reply = ws_xstrdup("...");
@@ -580,7 +580,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
                                                  : CHAT_SAMPLES;
     rr.deadline = rr.o.budget_ms > 0 ? t0 + rr.o.budget_ms / 1000.0 : 0;
     int n_retr = rr.o.n_retrieved > 0 ? rr.o.n_retrieved : 6;
-    char *msg = clone_trim(message);
+    char *msg = ws__clone_trim(message);
     if (strlen(msg) > WS_CLONE_MAX_MESSAGE)
         msg[WS_CLONE_MAX_MESSAGE] = '\0';
     if (!*msg) {
@@ -591,7 +591,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     rr.cs = ws_xcalloc((size_t)(n_samples + n_retr) + 1, sizeof *rr.cs);
     rr.last = ws_xmalloc((size_t)c->model->cfg.vocab_size * sizeof *rr.last);
     rr.rng = rr.o.seed ? rr.o.seed : seed_of(msg);
-    clone_guard_set(&rr.guard, c, msg, context, n_context);
+    ws__clone_guard_set(&rr.guard, c, msg, context, n_context);
     int rc = retrieve(&rr, context, n_context, n_retr, err);
     if (!rc && rr.o.cancel && *rr.o.cancel)
         rc = ws_error_set(err, WS_EAGAIN, "the reply was cancelled");
@@ -607,11 +607,11 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
         free(rr.cs[i].text);
     free(rr.cs);
     if (!rc && rr.cache)   /* the next reply starts from this prompt's cache */
-        clone_prefix_put(c, rr.cache, &rr.prompt, rr.last);
+        ws__clone_prefix_put(c, rr.cache, &rr.prompt, rr.last);
     else
         ws_kv_cache_free(rr.cache);
-    ibuf_free(&rr.prompt);
-    clone_guard_clear(&rr.guard);
+    ws__clone_ibuf_free(&rr.prompt);
+    ws__clone_guard_clear(&rr.guard);
     free(rr.last);
     free(msg);
     if (rc)
@@ -621,30 +621,30 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     return rc;
 }
 
-void clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out)
+void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out)
 {
     if (c->fmt.chat) {
         const char **authors = ws_xcalloc(n_ctx + 1, sizeof *authors);
         for (size_t i = 0; i < n_ctx; i++)
             authors[i] = ctx_me[i] ? c->persona : NULL;
-        clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, out);
+        ws__clone_chat_prompt(&c->fmt, authors, ctx, n_ctx, out);
         free(authors);
         return;
     }
     size_t first = n_ctx > CLONE_CTX_TURNS ? n_ctx - CLONE_CTX_TURNS : 0;
     for (size_t i = first; i < n_ctx; i++)
-        clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, out);
+        ws__clone_fmt_turn(&c->fmt, ctx_me[i], ctx[i], CLONE_CTX_BYTES, true, out);
     for (int i = 0; i < c->fmt.n_me; i++)
-        ibuf_push(out, c->fmt.me[i]);
+        ws__clone_ibuf_push(out, c->fmt.me[i]);
 }
 
-void clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out)
+void ws__clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out)
 {
-    clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, out);
-    ibuf_push(out, c->fmt.end);
+    ws__clone_fmt_text(&c->fmt, reply, CLONE_REPLY_BYTES, false, out);
+    ws__clone_ibuf_push(out, c->fmt.end);
 }
 
-int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
+int ws__clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
 {
     const ws_model *m = s->c->model;
     if (s->kc && s->prompt.n == prompt->n && !memcmp(s->prompt.v, prompt->v, prompt->n * sizeof *prompt->v))
@@ -662,22 +662,22 @@ int clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
         return rc;
     }
     for (size_t i = 0; i < prompt->n; i++)
-        ibuf_push(&s->prompt, prompt->v[i]);
+        ws__clone_ibuf_push(&s->prompt, prompt->v[i]);
     return 0;
 }
 
-int clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err)
+int ws__clone_scorer_reply(clone_scorer *s, const int32_t *ids, size_t n, double *nll, ws_error *err)
 {
     double mean = 0;
-    int rc = clone_score_ids(s->c, s->lora, s->kc, (int)s->prompt.n, s->last, ids, n, &mean, err);
+    int rc = ws__clone_score_ids(s->c, s->lora, s->kc, (int)s->prompt.n, s->last, ids, n, &mean, err);
     *nll = -mean * (double)n;
     return rc;
 }
 
-void clone_scorer_free(clone_scorer *s)
+void ws__clone_scorer_free(clone_scorer *s)
 {
     ws_kv_cache_free(s->kc);
     free(s->last);
-    ibuf_free(&s->prompt);
+    ws__clone_ibuf_free(&s->prompt);
     memset(s, 0, sizeof *s);
 }

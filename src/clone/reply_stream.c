@@ -58,13 +58,13 @@ static int stream_retrieve(stream_run *sr, const ws_clone_turn *context, size_t 
     for (size_t i = 0; i < n_context; i++)
         texts[i] = context[i].text ? context[i].text : "";
     texts[n_context] = sr->msg;
-    clone_context_key(texts, n_context + 1, &key);
+    ws__clone_context_key(texts, n_context + 1, &key);
     int rc = ws_embedder_embed(c->emb, key.data, key.len, q, err);
     size_t nh = rc ? 0 : ws_vindex_search(c->ix, q, STREAM_HITS, 64, hits);
     sr->top_sim = nh ? hits[0].score : 0;
     for (size_t i = 0; i < nh && sr->n_ret < STREAM_RETRIEVED; i++) {
         const char *r = c->replies[hits[i].id];
-        if (!clone_is_echo(r, sr->msg) && (!sr->n_ret || strcmp(sr->ret[0], r)))
+        if (!ws__clone_is_echo(r, sr->msg) && (!sr->n_ret || strcmp(sr->ret[0], r)))
             sr->ret[sr->n_ret++] = r;
     }
     free(texts);
@@ -82,7 +82,7 @@ static int stream_emit(stream_run *sr, ws_error *err)
     const char *t = sr->text.data;
     size_t end = sr->text.len;
     if (!sr->begun && t) {
-        int lab = clone_guard_label_start(&sr->guard, t, sr->over);
+        int lab = ws__clone_guard_label_start(&sr->guard, t, sr->over);
         if (lab)
             sr->label = lab > 0;
         if (lab)
@@ -118,7 +118,7 @@ static bool stream_take(stream_run *sr, int32_t id)
                     : ws_tokenizer_is_special(c->tok, id) || id == c->fmt.me[0] || id == c->fmt.other[0];
     if (turn)
         return false;
-    ibuf_push(&sr->ids, id);
+    ws__clone_ibuf_push(&sr->ids, id);
     size_t before = sr->text.len;
     ws_tokenizer_stream_put(c->tok, &sr->ts, id, true, &sr->text);
     if (sr->text.len > before && (memchr(sr->text.data + before, '\0', sr->text.len - before) ||
@@ -133,7 +133,7 @@ static bool stream_take(stream_run *sr, int32_t id)
         while (st > 0 && !is_space(sr->text.data[st - 1]))
             st--;
         char *word = ws_xstrndup(sr->text.data + st, sr->text.len - 1 - st);
-        bool known = !*word || clone_words_known(c, word);
+        bool known = !*word || ws__clone_words_known(c, word);
         free(word);
         if (!known)
             return false;
@@ -208,9 +208,9 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
 {
     const ws_clone *c = sr->c;
     ws_tokenizer_stream_flush(&sr->ts, &sr->text);
-    char *gt = clone_trim(sr->text.data ? sr->text.data : "");
+    char *gt = ws__clone_trim(sr->text.data ? sr->text.data : "");
     bool ok = sr->ended && sr->ids.n && !sr->bad_text && !sr->label && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
-              !clone_is_echo(gt, sr->msg) && !clone_stutters(gt) && clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
+              !ws__clone_is_echo(gt, sr->msg) && !ws__clone_stutters(gt) && ws__clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
     if (ok) {
         double sim = c->fmt.chat ? 0 : sr->top_sim * STREAM_SIM_SHARE;
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
@@ -223,12 +223,12 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     }
     out->fallback = true;
     out->source = WS_CLONE_SRC_FALLBACK;
-    if (!clone_is_echo(c->fallback, sr->msg))
+    if (!ws__clone_is_echo(c->fallback, sr->msg))
         out->reply = ws_xstrdup(c->fallback);
     else if (ok)
         out->reply = ws_xstrdup(gt);
     for (size_t i = 0; i < c->n_replies && !out->reply; i++)
-        if (!clone_is_echo(c->replies[i], sr->msg))
+        if (!ws__clone_is_echo(c->replies[i], sr->msg))
             out->reply = ws_xstrdup(c->replies[i]);
     if (!out->reply)
         out->reply = ws_xstrdup("...");
@@ -249,7 +249,7 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
     if (opts)
         o = *opts;
     stream_run sr = {.c = c, .fn = on_piece, .arg = arg, .cancel = o.cancel, .text = WS_BUF_INIT};
-    char *msg = clone_trim(message);
+    char *msg = ws__clone_trim(message);
     if (strlen(msg) > WS_CLONE_MAX_MESSAGE)
         msg[WS_CLONE_MAX_MESSAGE] = '\0';
     ibuf prompt = {0};
@@ -261,15 +261,15 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         goto out;
     }
     sr.msg = msg;
-    clone_guard_set(&sr.guard, c, msg, context, n_context);
+    ws__clone_guard_set(&sr.guard, c, msg, context, n_context);
     rc = stream_retrieve(&sr, context, n_context, err);
     if (rc)
         goto out;
-    clone_build_prompt(c, sr.ret, sr.n_ret, context, n_context, msg, &prompt);
+    ws__clone_build_prompt(c, sr.ret, sr.n_ret, context, n_context, msg, &prompt);
     size_t V = (size_t)c->model->cfg.vocab_size;
     logits = ws_xmalloc(V * sizeof *logits);
     if (c->prefix) { /* on a base: only the prompt past the last reply's (prefix.c) runs */
-        rc = clone_prefix_run(c, &prompt, CLONE_REPLY_BYTES + 8, &cache, logits, err);
+        rc = ws__clone_prefix_run(c, &prompt, CLONE_REPLY_BYTES + 8, &cache, logits, err);
         if (!rc) {
             last = ws_xmalloc(V * sizeof *last);
             memcpy(last, logits, V * sizeof *last);
@@ -286,13 +286,13 @@ int ws_clone_reply_stream(const ws_clone *c, const char *message, const ws_clone
         out->processing_ms = (ws_now_s() - t0) * 1000.0;
     }
     if (!rc && last) { /* the next reply starts from this prompt's cache */
-        clone_prefix_put(c, cache, &prompt, last);
+        ws__clone_prefix_put(c, cache, &prompt, last);
         cache = NULL;
     }
 out:
-    clone_guard_clear(&sr.guard);
-    ibuf_free(&prompt);
-    ibuf_free(&sr.ids);
+    ws__clone_guard_clear(&sr.guard);
+    ws__clone_ibuf_free(&prompt);
+    ws__clone_ibuf_free(&sr.ids);
     ws_buf_free(&sr.text);
     ws_kv_cache_free(cache);
     free(logits);

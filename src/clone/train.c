@@ -111,9 +111,9 @@ typedef struct seg {
 static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, bool tail, ibuf *ids, ibuf *fl)
 {
     size_t before = ids->n;
-    size_t at = clone_fmt_turn(f, me, text, cap, tail, ids);
+    size_t at = ws__clone_fmt_turn(f, me, text, cap, tail, ids);
     for (size_t i = before; i < ids->n; i++)
-        ibuf_push(fl, me && i >= at);
+        ws__clone_ibuf_push(fl, me && i >= at);
 }
 
 /* One example in the base's chat template: the prompt (not learned), then the reply and the
@@ -128,13 +128,13 @@ static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example
         authors[n] = tu->author;
         texts[n++] = tu->persona && tu->reply ? tu->reply : tu->text;
     }
-    clone_chat_prompt(f, authors, texts, n, ids);
+    ws__clone_chat_prompt(f, authors, texts, n, ids);
     while (fl->n < ids->n)
-        ibuf_push(fl, 0);
-    clone_fmt_text(f, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, ids);
-    ibuf_push(ids, f->end);
+        ws__clone_ibuf_push(fl, 0);
+    ws__clone_fmt_text(f, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, ids);
+    ws__clone_ibuf_push(ids, f->end);
     while (fl->n < ids->n)
-        ibuf_push(fl, 1);
+        ws__clone_ibuf_push(fl, 1);
 }
 
 static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out, uint64_t *hash)
@@ -172,8 +172,8 @@ static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out,
         h = (h ^ ws_hash_fnv1a(ids.v, ids.n * sizeof *ids.v)) * 1099511628211ull;
         n++;
     }
-    ibuf_free(&ids);
-    ibuf_free(&fl);
+    ws__clone_ibuf_free(&ids);
+    ws__clone_ibuf_free(&fl);
     *n_out = n;
     *hash = h;
     return s;
@@ -310,7 +310,7 @@ static bool read_state(const char *path, train_state *st)
 
 static int save_state(const char *dir, ws_trainer *tr, const train_state *st, ws_error *err)
 {
-    char *ck = clone_path(dir, "checkpoint.safetensors"), *sp = clone_path(dir, "train_state.json");
+    char *ck = ws__clone_path(dir, "checkpoint.safetensors"), *sp = ws__clone_path(dir, "train_state.json");
     int rc = ws_trainer_save(tr, ck, err);
     if (!rc) {
         ws_buf b = WS_BUF_INIT;
@@ -379,9 +379,9 @@ static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk
                          ws_trainer **out, ws_error *err)
 {
     size_t rows_per_epoch = pk->n_rows ? pk->n_rows : 1;
-    char *sp = clone_path(o->out_dir, "train_state.json");
+    char *sp = ws__clone_path(o->out_dir, "train_state.json");
     train_state old = {0};
-    bool resume = read_state(sp, &old) && !strcmp(old.key, st->key) && clone_exists(ck);
+    bool resume = read_state(sp, &old) && !strcmp(old.key, st->key) && ws__clone_exists(ck);
     free(sp);
     int max_steps = (int)((tr->lora ? LORA_EPOCHS : MAX_EPOCHS) * rows_per_epoch / (size_t)tr->B) + 1;
     int rc = 0;
@@ -427,7 +427,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
     size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
     ws_trainer *t = NULL;
     train_state st = {0};
-    char *ck = clone_path(o->out_dir, "checkpoint.safetensors");
+    char *ck = ws__clone_path(o->out_dir, "checkpoint.safetensors");
     snprintf(st.key, sizeof st.key, "%016llx-%d-%d-%s-%llu", (unsigned long long)dh, tr->B, tr->T,
              tr->lora ? "lora" : "scratch", (unsigned long long)o->seed);
     int rc = start_trainer(o, tr, &pk, in, tg, train_deadline, &st, ck, res, &t, err);
@@ -574,7 +574,7 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
         if (g == 2)
             list = fid;
         for (size_t i = 0; i < n; i++) {
-            char *fp = clone_path(dir, list[i]), hex[65];
+            char *fp = ws__clone_path(dir, list[i]), hex[65];
             rc = ws_file_sha256(fp, hex, err);
             free(fp);
             if (rc)
@@ -632,7 +632,7 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
                   p->n_examples - p->n_heldout, p->n_heldout, (unsigned long long)p->n_masked,
                   (unsigned long long)mi->res->tokens);
     ws_buf_printf(&b, "  \"files\": {\n    %s\n  }\n}\n", files.data ? files.data : "");
-    char *mp = clone_path(dir, "manifest.json");
+    char *mp = ws__clone_path(dir, "manifest.json");
     rc = ws_file_write_atomic(mp, b.data, b.len, err);
     free(mp);
 out:
@@ -666,7 +666,7 @@ typedef struct train_job {
 /* Writes text to dir/name atomically. */
 static int write_file(const char *dir, const char *name, const char *text, size_t n, ws_error *err)
 {
-    char *path = clone_path(dir, name);
+    char *path = ws__clone_path(dir, name);
     int rc = ws_file_write_atomic(path, text, n, err);
     free(path);
     return rc;
@@ -756,7 +756,7 @@ static int index_contexts(train_job *j, ws_buf *rj, ws_error *err)
         for (uint32_t t = first; t < ex->turn; t++)
             texts[nt++] = p->turns[t].text;
         ws_buf_reset(&key);
-        clone_context_key(texts, nt, &key);
+        ws__clone_context_key(texts, nt, &key);
         if ((rc = ws_embedder_embed(emb, key.data, key.len, vec, err)))
             break;
         ws_vindex_add(j->ix, (uint32_t)j->n_train, vec);
@@ -793,7 +793,7 @@ static int phase_index(train_job *j, ws_error *err)
     ws_buf_free(&rj);
     if (rc)
         return rc;
-    char *path = clone_path(j->o.out_dir, "index.bin");
+    char *path = ws__clone_path(j->o.out_dir, "index.bin");
     rc = ws_vindex_save(j->ix, path, err);
     free(path);
     if (rc)
@@ -811,8 +811,8 @@ static int setup_lora(train_job *j, ws_error *err)
     ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = ws_lora_parse_targets("all")};
     j->lora_rank = lc.rank;
     j->lora = ws_lora_new(&j->model->cfg, &lc, j->o.seed);
-    int rc = base->has_template ? clone_fmt_init_chat(&tr->fmt, base, j->o.persona, err)
-                                : clone_fmt_init(&tr->fmt, base->tok, err);
+    int rc = base->has_template ? ws__clone_fmt_init_chat(&tr->fmt, base, j->o.persona, err)
+                                : ws__clone_fmt_init(&tr->fmt, base->tok, err);
     if (rc)
         return rc;
     tr->T = base->has_template ? CHAT_T : LORA_T;
@@ -835,18 +835,18 @@ static int train_bpe(train_job *j, int merges, ws_error *err)
     for (size_t i = 0; i < p->n_turns; i++)
         if (p->turns[i].start < cut)
             tt[ntt++] = p->turns[i].text;
-    char *path = clone_path(j->o.out_dir, "model");
-    char *tp = clone_path(path, "tokenizer.json");
+    char *path = ws__clone_path(j->o.out_dir, "model");
+    char *tp = ws__clone_path(path, "tokenizer.json");
     int rc = ws_file_make_dirs(path, err);
     if (!rc)
-        rc = clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
+        rc = ws__clone_write_bpe_tokenizer(tp, tt, ntt, (size_t)merges, err);
     if (!rc)
         rc = ws_tokenizer_load(tp, &j->btok, err);
     free(tt);
     free(tp);
     free(path);
     if (!rc)
-        rc = clone_fmt_init(&j->tr.fmt, j->btok, err);
+        rc = ws__clone_fmt_init(&j->tr.fmt, j->btok, err);
     return rc;
 }
 
@@ -868,7 +868,7 @@ static int setup_scratch(train_job *j, ws_error *err)
                           .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
     j->model = ws_model_new(&mc, j->o.seed);
     if (!j->btok)
-        clone_fmt_init(&j->tr.fmt, NULL, err);
+        ws__clone_fmt_init(&j->tr.fmt, NULL, err);
     j->tr.lr = 3e-3f;
     j->tr.min_lr = 3e-4f;
     return 0;
@@ -894,13 +894,13 @@ static int phase_model(train_job *j, ws_error *err)
         return rc;
     char *path;
     if (o->base_model) {
-        path = clone_path(o->out_dir, "adapter");
+        path = ws__clone_path(o->out_dir, "adapter");
         rc = ws_lora_save(j->lora, path, o->base_model, err);
     } else {
-        path = clone_path(o->out_dir, "model");
+        path = ws__clone_path(o->out_dir, "model");
         if (!(rc = ws_file_make_dirs(path, err)) && !(rc = ws_model_save(j->model, path, err)) && !j->btok) {
-            char *tp = clone_path(path, "tokenizer.json");
-            rc = clone_write_byte_tokenizer(tp, err);
+            char *tp = ws__clone_path(path, "tokenizer.json");
+            rc = ws__clone_write_byte_tokenizer(tp, err);
             free(tp);
         }
     }
@@ -926,7 +926,7 @@ static int phase_fidelity(train_job *j, ws_error *err)
         return rc;
     phase(o, "fidelity report on %zu held-out examples", j->p->n_heldout);
     double fdl = j->deadline - ws_now_s() < 5 ? ws_now_s() + 5 : j->deadline;
-    if ((rc = clone_fidelity_run(j->c, j->p, 80, fdl, o->seed, &j->fid, err)))
+    if ((rc = ws__clone_fidelity_run(j->c, j->p, 80, fdl, o->seed, &j->fid, err)))
         return rc;
     if ((rc = write_file(o->out_dir, "fidelity.json", j->fid.json, strlen(j->fid.json), err)))
         return rc;
@@ -945,7 +945,7 @@ static int phase_fidelity(train_job *j, ws_error *err)
 
 static void train_job_free(train_job *j)
 {
-    clone_fidelity_clear(&j->fid);
+    ws__clone_fidelity_clear(&j->fid);
     ws_clone_free(j->c);
     for (size_t i = 0; i < j->n_train; i++)
         free(j->replies[i]);

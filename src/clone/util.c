@@ -17,7 +17,7 @@
 #include "style/text.h"
 
 /* ---- token id arrays ---- */
-void ibuf_push(ibuf *b, int32_t x)
+void ws__clone_ibuf_push(ibuf *b, int32_t x)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
@@ -26,7 +26,7 @@ void ibuf_push(ibuf *b, int32_t x)
     b->v[b->n++] = x;
 }
 
-void ibuf_free(ibuf *b)
+void ws__clone_ibuf_free(ibuf *b)
 {
     free(b->v);
     memset(b, 0, sizeof *b);
@@ -115,7 +115,7 @@ static int write_tokenizer(const char *path, const unsigned char *const *tok_byt
     return rc;
 }
 
-int clone_write_byte_tokenizer(const char *path, ws_error *err)
+int ws__clone_write_byte_tokenizer(const char *path, ws_error *err)
 {
     return write_tokenizer(path, NULL, NULL, NULL, NULL, 0, err);
 }
@@ -123,7 +123,7 @@ int clone_write_byte_tokenizer(const char *path, ws_error *err)
 /* Byte-pair merges learned from texts (merges never cross a text boundary): each round counts
  * adjacent pairs and merges the most frequent (ties: the smaller ids), until n_merges or no
  * pair occurs twice. */
-int clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
+int ws__clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
                               ws_error *err)
 {
     size_t total = 0;
@@ -222,7 +222,7 @@ static int encode_into(const ws_tokenizer *tok, const char *s, int32_t *out, int
     return (int)n;
 }
 
-int clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err)
+int ws__clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err)
 {
     memset(f, 0, sizeof *f);
     if (!tok) {
@@ -289,13 +289,13 @@ static void cut_utf8(const char *s, size_t n, size_t max, bool tail, size_t *sta
     }
 }
 
-size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out)
+size_t ws__clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out)
 {
     size_t n = strlen(text), st, len;
     cut_utf8(text, n, max_bytes, tail, &st, &len);
     if (f->bytes) {
         for (size_t i = 0; i < len; i++)
-            ibuf_push(out, (unsigned char)text[st + i]);
+            ws__clone_ibuf_push(out, (unsigned char)text[st + i]);
         return len;
     }
     /* encoded in pieces cut inside every "<|", so text can never spell a special token */
@@ -311,7 +311,7 @@ size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bo
         if (ws_tokenizer_encode(f->tok, p, (size_t)(q - p), false, &ids, &k, NULL))
             return total;
         for (size_t i = 0; i < k; i++)
-            ibuf_push(out, ids[i]);
+            ws__clone_ibuf_push(out, ids[i]);
         free(ids);
         total += k;
         p = q;
@@ -319,20 +319,20 @@ size_t clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bo
     return total;
 }
 
-size_t clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out)
+size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out)
 {
     const int32_t *p = me ? f->me : f->other;
     int np = me ? f->n_me : f->n_other;
     for (int i = 0; i < np; i++)
-        ibuf_push(out, p[i]);
+        ws__clone_ibuf_push(out, p[i]);
     size_t at = out->n;
-    clone_fmt_text(f, text, max_bytes, tail, out);
-    ibuf_push(out, f->end);
+    ws__clone_fmt_text(f, text, max_bytes, tail, out);
+    ws__clone_ibuf_push(out, f->end);
     return at;
 }
 
 /* ---- per-reply style features ---- */
-void clone_style_feats(const char *s, double out[CLONE_SF_N])
+void ws__clone_style_feats(const char *s, double out[CLONE_SF_N])
 {
     size_t n = strlen(s), i = 0, chars = 0;
     int upper = 0, lower = 0, first_case = 0, emoji = 0, caps_word = 0, word_up = 0, word_lo = 0;
@@ -390,13 +390,13 @@ void clone_style_feats(const char *s, double out[CLONE_SF_N])
     out[9] = lines ? 1 : 0;
 }
 
-void clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N])
+void ws__clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N])
 {
     double f[CLONE_SF_N];
     for (int k = 0; k < CLONE_SF_N; k++)
         rates[k] = 0;
     for (size_t i = 0; i < n; i++) {
-        clone_style_feats(texts[i], f);
+        ws__clone_style_feats(texts[i], f);
         for (int k = 0; k < CLONE_SF_N; k++)
             rates[k] += f[k];
     }
@@ -404,10 +404,10 @@ void clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF
         rates[k] = n ? rates[k] / (double)n : 0.5;
 }
 
-double clone_style_fit(const char *s, const double rates[CLONE_SF_N])
+double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N])
 {
     double f[CLONE_SF_N], sum = 0;
-    clone_style_feats(s, f);
+    ws__clone_style_feats(s, f);
     for (int k = 0; k < CLONE_SF_N; k++) {
         double p = f[k] > 0.5 ? rates[k] : 1 - rates[k];
         sum += log(p < 0.02 ? 0.02 : p);
@@ -416,12 +416,12 @@ double clone_style_fit(const char *s, const double rates[CLONE_SF_N])
 }
 
 /* ---- echo ---- */
-bool clone_is_echo(const char *reply, const char *message)
+bool ws__clone_is_echo(const char *reply, const char *message)
 {
     return ws_text_is_echo(reply, message);
 }
 
-char *clone_trim(const char *s)
+char *ws__clone_trim(const char *s)
 {
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r'))
@@ -434,20 +434,20 @@ char *clone_trim(const char *s)
 
 /* ---- files ---- */
 
-bool clone_exists(const char *path)
+bool ws__clone_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-char *clone_path(const char *dir, const char *name)
+char *ws__clone_path(const char *dir, const char *name)
 {
     ws_buf b = WS_BUF_INIT;
     ws_buf_printf(&b, "%s/%s", dir, name);
     return ws_buf_take(&b);
 }
 
-void clone_context_key(const char *const *texts, size_t n, ws_buf *out)
+void ws__clone_context_key(const char *const *texts, size_t n, ws_buf *out)
 {
     size_t first = n > CLONE_CTX_TURNS ? n - CLONE_CTX_TURNS : 0;
     for (size_t i = first; i < n; i++) {

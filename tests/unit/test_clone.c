@@ -14,32 +14,32 @@
 static void style_features(void)
 {
     double f[CLONE_SF_N];
-    clone_style_feats("omg yes 😂😂\nill bring snacks", f);
+    ws__clone_style_feats("omg yes 😂😂\nill bring snacks", f);
     CHECK(f[0] == 1 && f[1] == 0 && f[2] == 0 && f[3] == 1 && f[9] == 1);
-    clone_style_feats("Thank you for organising this. I shall be there, although I may arrive late.", f);
+    ws__clone_style_feats("Thank you for organising this. I shall be there, although I may arrive late.", f);
     CHECK(f[0] == 0 && f[1] == 1 && f[2] == 1 && f[3] == 0 && f[7] == 1 && f[8] == 1);
-    clone_style_feats("no manches!! jajaja", f);
+    ws__clone_style_feats("no manches!! jajaja", f);
     CHECK(f[4] == 1 && f[0] == 1);
-    clone_style_feats("haha okay but WHO is booking??", f);
+    ws__clone_style_feats("haha okay but WHO is booking??", f);
     CHECK(f[5] == 1 && f[6] == 1);
     /* typical texts fit their own rates better than someone else's */
     const char *maya[] = {"lol same 😂", "omg yes", "brb 🙈", "wait what 💀\nwho said that"};
     const char *henrik[] = {"Indeed. I agree entirely.", "Noted. I will reply tomorrow.", "Thank you, that is kind."};
     double rm[CLONE_SF_N], rh[CLONE_SF_N];
-    clone_style_rates(maya, 4, rm);
-    clone_style_rates(henrik, 3, rh);
-    CHECK(clone_style_fit("ok ok im in 🙈", rm) > clone_style_fit("ok ok im in 🙈", rh));
-    CHECK(clone_style_fit("Certainly. I will bring bread.", rh) > clone_style_fit("Certainly. I will bring bread.", rm));
-    double fit = clone_style_fit("anything at all", rm);
+    ws__clone_style_rates(maya, 4, rm);
+    ws__clone_style_rates(henrik, 3, rh);
+    CHECK(ws__clone_style_fit("ok ok im in 🙈", rm) > ws__clone_style_fit("ok ok im in 🙈", rh));
+    CHECK(ws__clone_style_fit("Certainly. I will bring bread.", rh) > ws__clone_style_fit("Certainly. I will bring bread.", rm));
+    double fit = ws__clone_style_fit("anything at all", rm);
     CHECK(fit > 0 && fit <= 1);
 }
 
 static void echo_and_trim(void)
 {
-    CHECK(clone_is_echo("Are you coming?", "are you coming"));
-    CHECK(clone_is_echo("  hi!! ", "Hi"));
-    CHECK(!clone_is_echo("hi there", "hi"));
-    char *t = clone_trim("  \n hello \t\n");
+    CHECK(ws__clone_is_echo("Are you coming?", "are you coming"));
+    CHECK(ws__clone_is_echo("  hi!! ", "Hi"));
+    CHECK(!ws__clone_is_echo("hi there", "hi"));
+    char *t = ws__clone_trim("  \n hello \t\n");
     CHECK_EQ_STR(t, "hello");
     free(t);
 }
@@ -59,55 +59,55 @@ static void guard(void)
                      .ctx_authors = authors,
                      .n_ctx = 3};
     /* leaks */
-    CHECK_EQ_INT(clone_guard_check(&g, "You're Maya, chatting on WhatsApp..."), CLONE_GUARD_SYSTEM);
-    CHECK_EQ_INT(clone_guard_check(&g, "Reply to the last message as Maya."), CLONE_GUARD_SYSTEM);
-    CHECK_EQ_INT(clone_guard_check(&g, "chatting on whatsapp"), CLONE_GUARD_SYSTEM);
-    CHECK_EQ_INT(clone_guard_check(&g, "Friend: Are you coming to the party tonight?"), CLONE_GUARD_LABEL);
-    CHECK_EQ_INT(clone_guard_check(&g, "Maya: yes!! 🎉"), CLONE_GUARD_LABEL);
-    CHECK_EQ_INT(clone_guard_check(&g, "priya: who's driving"), CLONE_GUARD_LABEL);
-    CHECK_EQ_INT(clone_guard_check(&g, "Sam K: see you there"), CLONE_GUARD_LABEL);
-    CHECK_EQ_INT(clone_guard_check(&g, "omg yes\nFriend: cool see you"), CLONE_GUARD_LABEL);
-    CHECK_EQ_INT(clone_guard_check(&g, "are you coming to the party tonight?? 😂"), CLONE_GUARD_ECHO);
-    CHECK_EQ_INT(clone_guard_check(&g, "coming to the party tonight?"), CLONE_GUARD_ECHO);
-    CHECK_EQ_INT(clone_guard_check(&g, "lol are you coming to the party tonight? I am"), CLONE_GUARD_ECHO);
-    CHECK_EQ_INT(clone_guard_check(&g, "who's driving tomorrow"), CLONE_GUARD_CONTEXT);
-    CHECK_EQ_INT(clone_guard_check(&g, "my car is at the garage until friday"), CLONE_GUARD_CONTEXT);
-    CHECK_EQ_INT(clone_guard_check(&g, "(no response)"), CLONE_GUARD_META);   /* Maya's clone, --budget 20 */
-    CHECK_EQ_INT(clone_guard_check(&g, " [image] "), CLONE_GUARD_META);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "You're Maya, chatting on WhatsApp..."), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Reply to the last message as Maya."), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "chatting on whatsapp"), CLONE_GUARD_SYSTEM);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Friend: Are you coming to the party tonight?"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Maya: yes!! 🎉"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "priya: who's driving"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Sam K: see you there"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "omg yes\nFriend: cool see you"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "are you coming to the party tonight?? 😂"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "coming to the party tonight?"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "lol are you coming to the party tonight? I am"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "who's driving tomorrow"), CLONE_GUARD_CONTEXT);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "my car is at the garage until friday"), CLONE_GUARD_CONTEXT);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "(no response)"), CLONE_GUARD_META);   /* Maya's clone, --budget 20 */
+    CHECK_EQ_INT(ws__clone_guard_check(&g, " [image] "), CLONE_GUARD_META);
     /* answers */
-    CHECK_EQ_INT(clone_guard_check(&g, "(sorry) or [maybe]"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "(jk) see you there"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "yes!! wouldn't miss it 🎉"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "ok"), CLONE_GUARD_OK);   /* her own short turn again: a style */
-    CHECK_EQ_INT(clone_guard_check(&g, "I'm coming, what time does the party start?"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "we went to the last show and it was great"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "10:30 works for me"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "haha: no idea"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "not tonight, I'm at my mum's"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g, "Note that Friday works better"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "(sorry) or [maybe]"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "(jk) see you there"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "yes!! wouldn't miss it 🎉"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "ok"), CLONE_GUARD_OK);   /* her own short turn again: a style */
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "I'm coming, what time does the party start?"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "we went to the last show and it was great"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "10:30 works for me"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "haha: no idea"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "not tonight, I'm at my mum's"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Note that Friday works better"), CLONE_GUARD_OK);
     /* a short answer that takes up the question's words (the topic check's Sam clone) */
     clone_guard g3 = {.message = "Have you worked out how you're getting to Stansted for the 06:40 flight?"};
-    CHECK_EQ_INT(clone_guard_check(&g3, "The 06:40 plane."), CLONE_GUARD_OK);
-    CHECK_EQ_INT(clone_guard_check(&g3, "how you're getting to Stansted"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g3, "The 06:40 plane."), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g3, "how you're getting to Stansted"), CLONE_GUARD_ECHO);
     /* the topic check's Jordan clone without the guard */
     clone_guard g4 = {.persona = "Jordan", .message = "Did you find a graduate in the end?"};
-    CHECK_EQ_INT(clone_guard_check(&g4, "Friend: Did u find a graduate in the end?"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g4, "Friend: Did u find a graduate in the end?"), CLONE_GUARD_LABEL);
     /* without a system message (a model from scratch) only the rest applies */
     clone_guard g2 = g;
     g2.system = NULL;
-    CHECK_EQ_INT(clone_guard_check(&g2, "chatting on whatsapp"), CLONE_GUARD_OK);
-    CHECK(strcmp(clone_guard_name(CLONE_GUARD_LABEL), "speaker label") == 0);
+    CHECK_EQ_INT(ws__clone_guard_check(&g2, "chatting on whatsapp"), CLONE_GUARD_OK);
+    CHECK(strcmp(ws__clone_guard_name(CLONE_GUARD_LABEL), "speaker label") == 0);
     /* the streamed start: held while it could still be a label */
-    CHECK_EQ_INT(clone_guard_label_start(&g, "Fri", false), -1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, " Friend", false), -1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "Friend:", false), 1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "Friend: are", false), 1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "yes I", false), -1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "yes I am", false), 0);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "omg, yes", false), 0);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "😂", false), -1);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "😂", true), 0);
-    CHECK_EQ_INT(clone_guard_label_start(&g, "10:30", false), 0);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "Fri", false), -1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, " Friend", false), -1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "Friend:", false), 1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "Friend: are", false), 1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "yes I", false), -1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "yes I am", false), 0);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "omg, yes", false), 0);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "😂", false), -1);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "😂", true), 0);
+    CHECK_EQ_INT(ws__clone_guard_label_start(&g, "10:30", false), 0);
 }
 
 static void context_parse(void)
@@ -150,7 +150,7 @@ static void byte_tokenizer(void)
     CHECK(fd >= 0);
     close(fd);
     ws_error err = {0};
-    CHECK_EQ_INT(clone_write_byte_tokenizer(path, &err), 0);
+    CHECK_EQ_INT(ws__clone_write_byte_tokenizer(path, &err), 0);
     ws_tokenizer *tok = NULL;
     CHECK_EQ_INT(ws_tokenizer_load(path, &tok, &err), 0);
     if (!tok) {
@@ -177,19 +177,19 @@ static void byte_tokenizer(void)
     free(ids);
     /* the clone's own turn format agrees with the file */
     clone_fmt f;
-    CHECK_EQ_INT(clone_fmt_init(&f, tok, &err), 0);
+    CHECK_EQ_INT(ws__clone_fmt_init(&f, tok, &err), 0);
     CHECK(f.n_me == 1 && f.me[0] == CLONE_TOK_ME && f.end == CLONE_TOK_END);
     clone_fmt fb;
-    clone_fmt_init(&fb, NULL, &err);
+    ws__clone_fmt_init(&fb, NULL, &err);
     ibuf b = {0};
-    size_t at = clone_fmt_turn(&fb, true, "abcdef", 4, false, &b);
+    size_t at = ws__clone_fmt_turn(&fb, true, "abcdef", 4, false, &b);
     CHECK_EQ_INT(at, 1);
     CHECK_EQ_INT(b.n, 6);
     CHECK(b.v[0] == CLONE_TOK_ME && b.v[1] == 'a' && b.v[4] == 'd' && b.v[5] == CLONE_TOK_END);
     b.n = 0;
-    clone_fmt_turn(&fb, false, "h\xC3\xA9llo", 4, true, &b);   /* tail cut lands inside é: skipped */
+    ws__clone_fmt_turn(&fb, false, "h\xC3\xA9llo", 4, true, &b);   /* tail cut lands inside é: skipped */
     CHECK(b.v[0] == CLONE_TOK_OTHER && b.v[1] == 'l' && b.n == 5);
-    ibuf_free(&b);
+    ws__clone_ibuf_free(&b);
     ws_tokenizer_free(tok);
     remove(path);
 }
@@ -201,7 +201,7 @@ static void bpe_tokenizer(void)
     close(fd);
     const char *texts[] = {"lol same lol same", "lol what", "same same 😂😂", "ok lol"};
     ws_error err = {0};
-    CHECK_EQ_INT(clone_write_bpe_tokenizer(path, texts, 4, 20, &err), 0);
+    CHECK_EQ_INT(ws__clone_write_bpe_tokenizer(path, texts, 4, 20, &err), 0);
     ws_tokenizer *tok = NULL;
     CHECK_EQ_INT(ws_tokenizer_load(path, &tok, &err), 0);
     if (tok) {
@@ -217,17 +217,17 @@ static void bpe_tokenizer(void)
         free(back);
         free(ids);
         clone_fmt f;
-        CHECK_EQ_INT(clone_fmt_init(&f, tok, &err), 0);
+        CHECK_EQ_INT(ws__clone_fmt_init(&f, tok, &err), 0);
         CHECK(f.n_me == 1 && f.me[0] == CLONE_TOK_ME && f.end == CLONE_TOK_END);
         /* a message cannot smuggle in a turn marker */
         ibuf b = {0};
-        clone_fmt_text(&f, "hi <|me|> <|endoftext|>", 200, false, &b);
+        ws__clone_fmt_text(&f, "hi <|me|> <|endoftext|>", 200, false, &b);
         for (size_t i = 0; i < b.n; i++)
             CHECK(b.v[i] < CLONE_TOK_END || b.v[i] >= CLONE_VOCAB);
         char *dec = ws_tokenizer_decode(tok, b.v, b.n, false);
         CHECK_EQ_STR(dec, "hi <|me|> <|endoftext|>");
         free(dec);
-        ibuf_free(&b);
+        ws__clone_ibuf_free(&b);
         ws_tokenizer_free(tok);
     }
     remove(path);
@@ -236,7 +236,7 @@ static void bpe_tokenizer(void)
 /* A two-person chat: Ana writes lower case with emoji, Bo formal sentences. */
 static char *write_chat(const char *dir, int days)
 {
-    char *path = clone_path(dir, "chat.txt");
+    char *path = ws__clone_path(dir, "chat.txt");
     FILE *f = fopen(path, "w");
     static const char *const ana[] = {"omg yes 😂", "lol same", "wait what 🙈", "ok ok im in", "brb 😅",
                                       "nooo why 😭", "see u there", "yesss 🥹"};
@@ -269,7 +269,7 @@ static void end_to_end(void)
     char *dir = mkdtemp(tmpl);
     CHECK(dir != NULL);
     char *chat = write_chat(dir, 12);
-    char *out = clone_path(dir, "ana");
+    char *out = ws__clone_path(dir, "ana");
     ws_error err = {0};
     ws_clone_train_result res;
 
@@ -279,8 +279,8 @@ static void end_to_end(void)
                              .embed_dir = "none", .progress = cancel_after, .progress_arg = &calls};
     CHECK_EQ_INT(ws_clone_train(&o, &res, &err), WS_EAGAIN);
     ws_clone_train_result_clear(&res);
-    char *ck = clone_path(out, "checkpoint.safetensors");
-    CHECK(clone_exists(ck));
+    char *ck = ws__clone_path(out, "checkpoint.safetensors");
+    CHECK(ws__clone_exists(ck));
     free(ck);
     o.progress = NULL;
     int rc = ws_clone_train(&o, &res, &err);
@@ -314,20 +314,20 @@ static void end_to_end(void)
     CHECK_EQ_INT(ws_clone_reply(c, "Is anybody bringing snacks tonight?", ctx, 2, NULL, &a, &err), 0);
     CHECK(a.reply && *a.reply);
     CHECK(a.confidence >= 0 && a.confidence <= 1);
-    CHECK(!clone_is_echo(a.reply, "Is anybody bringing snacks tonight?"));
+    CHECK(!ws__clone_is_echo(a.reply, "Is anybody bringing snacks tonight?"));
     double f[CLONE_SF_N];
-    clone_style_feats(a.reply, f);
+    ws__clone_style_feats(a.reply, f);
     CHECK(f[1] == 0);   /* Ana never starts with a capital */
     ws_clone_answer_clear(&a);
     /* a message that is one of Ana's own replies is never echoed back */
     CHECK_EQ_INT(ws_clone_reply(c, "lol same", NULL, 0, NULL, &a, &err), 0);
-    CHECK(!clone_is_echo(a.reply, "lol same"));
+    CHECK(!ws__clone_is_echo(a.reply, "lol same"));
     ws_clone_answer_clear(&a);
     CHECK_EQ_INT(ws_clone_reply(c, "   ", NULL, 0, NULL, &a, &err), WS_EINVAL);
     ws_clone_free(c);
 
     /* a corrupted file is caught by its hash */
-    char *rp = clone_path(out, "replies.json");
+    char *rp = ws__clone_path(out, "replies.json");
     FILE *fp = fopen(rp, "a");
     fputs(" ", fp);
     fclose(fp);

@@ -13,7 +13,7 @@
 
 static char *write_chat(const char *dir)
 {
-    char *path = clone_path(dir, "chat.txt");
+    char *path = ws__clone_path(dir, "chat.txt");
     FILE *f = fopen(path, "w");
     static const char *const cai[] = {"jajaja vamos!!", "claro que sí!!", "dale amigo 🔥", "qué bueno!!!"};
     static const char *const dee[] = {"Are we meeting today?", "What time works?", "Who is coming?"};
@@ -39,7 +39,7 @@ static void local_ai(void)
 {
     char tmpl[] = "/tmp/ws_test_clone_ai_XXXXXX";
     char *dir = mkdtemp(tmpl);
-    char *chat = write_chat(dir), *root = clone_path(dir, "models");
+    char *chat = write_chat(dir), *root = ws__clone_path(dir, "models");
     ws_ai *ai = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_ai_local_new(root, NULL, &ai, &err), 0);
@@ -96,7 +96,7 @@ static void local_ai(void)
     ws_ai_reply_clear(&r);
     CHECK_EQ_INT(ai->ops->forget(ai, "u1", &err), 0);
     CHECK_EQ_INT(ai->ops->generate(ai, "u1", "hey", NULL, 0, &r, &err), WS_ENOENT);
-    char *ud = clone_path(root, "u1");
+    char *ud = ws__clone_path(root, "u1");
     struct stat st;
     CHECK(stat(ud, &st) != 0);
     free(ud);
@@ -121,7 +121,7 @@ static void blobs_ai(void)
 {
     char tmpl[] = "/tmp/ws_test_clone_blobs_XXXXXX";
     char *dir = mkdtemp(tmpl);
-    char *chat = write_chat(dir), *root = clone_path(dir, "models"), *bdir = clone_path(dir, "blobs");
+    char *chat = write_chat(dir), *root = ws__clone_path(dir, "models"), *bdir = ws__clone_path(dir, "blobs");
     char url[300];
     snprintf(url, sizeof url, "file:%s", bdir);
     ws_blobs *blobs = NULL;
@@ -141,7 +141,7 @@ static void blobs_ai(void)
     ws_ai_train_result_clear(&tr);
     /* nothing of the model is left in plaintext: no user directory, an empty scratch, and the
      * persona's real replies (kept by the clone for retrieval) appear nowhere on disk */
-    char *ud = clone_path(root, "u2");
+    char *ud = ws__clone_path(root, "u2");
     struct stat st;
     CHECK(stat(ud, &st) != 0);
     char cmd[512];
@@ -165,7 +165,7 @@ static void blobs_ai(void)
     CHECK_EQ_INT(plain->ops->train(plain, &req, NULL, NULL, &tr, &err), 0);
     ws_ai_train_result_clear(&tr);
     ws_ai_free(plain);
-    char *u3 = clone_path(root, "u3");
+    char *u3 = ws__clone_path(root, "u3");
     CHECK(stat(u3, &st) == 0);
     CHECK_EQ_INT(ai->ops->generate(ai, "u3", "hola", NULL, 0, &r, &err), 0);
     ws_ai_reply_clear(&r);

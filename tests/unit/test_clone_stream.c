@@ -44,7 +44,7 @@ static int on_piece(void *arg, const char *piece, size_t len)
 
 static ws_clone *train(const char *dir)
 {
-    char *out = clone_path(dir, "tomas");
+    char *out = ws__clone_path(dir, "tomas");
     ws_error err = {0};
     ws_clone_train_result res;
     ws_clone_train_opts o = {.export_path = "samples/group_chat.txt",
@@ -78,7 +78,7 @@ static void stream(void)
     ws_clone_turn ctx[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}};
     int generated = 0, fallbacks = 0;
     clone_guard g;
-    clone_guard_set(&g, c, "¿vienes mañana a la fiesta?", ctx, 2);
+    ws__clone_guard_set(&g, c, "¿vienes mañana a la fiesta?", ctx, 2);
     for (uint64_t seed = 1; seed <= 120 && generated < 3; seed++) {
         collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
         ws_clone_answer a;
@@ -91,24 +91,24 @@ static void stream(void)
         }
         CHECK(k.utf8_ok && !k.empty_piece);
         CHECK(a.reply && *a.reply && a.confidence >= 0 && a.confidence <= 1);
-        CHECK(!clone_is_echo(a.reply, "¿vienes mañana a la fiesta?"));
+        CHECK(!ws__clone_is_echo(a.reply, "¿vienes mañana a la fiesta?"));
         if (!a.fallback) {
             generated++;
             CHECK(k.pieces >= 1);
             CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
-            CHECK_EQ_INT(clone_guard_check(&g, a.reply), CLONE_GUARD_OK); /* the guard ran before done */
+            CHECK_EQ_INT(ws__clone_guard_check(&g, a.reply), CLONE_GUARD_OK); /* the guard ran before done */
             CHECK(a.source == WS_CLONE_SRC_GENERATED);
             CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
         } else {
             fallbacks++;
-            CHECK(!k.all.data || clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
+            CHECK(!k.all.data || ws__clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
             CHECK(a.source == WS_CLONE_SRC_FALLBACK);
             CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
         }
         ws_clone_answer_clear(&a);
         ws_buf_free(&k.all);
     }
-    clone_guard_clear(&g);
+    ws__clone_guard_clear(&g);
     printf("streamed: %d generated, %d fallback\n", generated, fallbacks);
     CHECK(generated > 0);
 
@@ -160,7 +160,7 @@ static void stream_on_base(void)
     char tmpl[] = "/tmp/ws_test_clone_stream_base_XXXXXX";
     char *dir = mkdtemp(tmpl);
     CHECK(dir != NULL);
-    char *gguf = clone_path(dir, "tiny.gguf"), *out = clone_path(dir, "maya");
+    char *gguf = ws__clone_path(dir, "tiny.gguf"), *out = ws__clone_path(dir, "maya");
     ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = VOCAB, .dim = 64, .hidden_dim = 128, .n_layers = 2,
                           .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .max_pos = 512, .norm_eps = 1e-5f,
                           .rope_theta = 10000, .tied = true, .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
