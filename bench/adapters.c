@@ -72,7 +72,7 @@ int main(int argc, char **argv)
     int32_t prompt[48];
     for (int i = 0; i < 48; i++)
         prompt[i] = 17 + i * 97;
-    step(b->model, NULL, prompt);   /* page the weights in */
+    step(b->model, NULL, prompt); /* page the weights in */
     double r1 = rss_mb();
     /* adapters as clones keep them: saved by training, loaded from disk (no gradients) */
     char dir[] = "/tmp/ws_bench_adaptersXXXXXX";
@@ -93,15 +93,17 @@ int main(int argc, char **argv)
     double same[9], other[9];
     for (int k = 0; k < 9; k++) {
         step(b->model, ad[0], prompt);
-        same[k] = step(b->model, ad[0], prompt);          /* the adapter just used */
-        other[k] = step(b->model, ad[1 + k % (n - 1)], prompt);   /* another user's */
+        same[k] = step(b->model, ad[0], prompt);                /* the adapter just used */
+        other[k] = step(b->model, ad[1 + k % (n - 1)], prompt); /* another user's */
     }
     qsort(same, 9, sizeof *same, cmp_d);
     qsort(other, 9, sizeof *other, cmp_d);
     printf("base mapped and paged in: %.0f MB RSS (process before: %.0f MB)\n", r1, r0);
-    printf("%d resident adapters (rank 8, all projections): +%.1f MB, %.2f MB each; load from disk %.1f ms each\n", n,
-           r2 - r1, (r2 - r1) / n, load_ms);
-    printf("reply-sized step, same adapter: %.1f ms; after switching to another user's: %.1f ms (medians of 9)\n",
+    printf("%d resident adapters (rank 8, all projections): +%.1f MB, %.2f MB each; load from disk %.1f ms "
+           "each\n",
+           n, r2 - r1, (r2 - r1) / n, load_ms);
+    printf("reply-sized step, same adapter: %.1f ms; after switching to another user's: %.1f ms (medians of "
+           "9)\n",
            same[4] * 1000, other[4] * 1000);
     for (int i = 0; i < n; i++)
         ws_lora_free(ad[i]);

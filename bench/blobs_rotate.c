@@ -50,7 +50,8 @@ static int read_one(void *arg, const char *key)
 
 int main(int argc, char **argv)
 {
-    size_t n_small = argc > 2 ? strtoul(argv[1], NULL, 10) : 2000, n_big = argc > 2 ? strtoul(argv[2], NULL, 10) : 40;
+    size_t n_small = argc > 2 ? strtoul(argv[1], NULL, 10) : 2000,
+           n_big = argc > 2 ? strtoul(argv[2], NULL, 10) : 40;
     char dir[] = "/tmp/ws-bench-rotate-XXXXXX";
     if (!mkdtemp(dir))
         return 1;
@@ -102,14 +103,14 @@ int main(int argc, char **argv)
     qsort(rot_t, ROUNDS, sizeof rot_t[0], cmp_double);
     double rd = read_t[ROUNDS / 2], rt = rot_t[ROUNDS / 2], mb = bytes / 1e6;
     size_t n = n_small + n_big;
-    printf("store: %zu objects (%zu x 4 KiB, %zu x 1 MiB), %.1f MB, local backend, median of %d\n", n, n_small, n_big,
-           mb, ROUNDS);
+    printf("store: %zu objects (%zu x 4 KiB, %zu x 1 MiB), %.1f MB, local backend, median of %d\n", n,
+           n_small, n_big, mb, ROUNDS);
     printf("read pass (peer):  %8.3f s  %9.0f objects/s  %7.1f MB/s\n", rd, n / rd, mb / rd);
-    printf("rotate-master:     %8.3f s  %9.0f objects/s  %7.1f MB/s  (%.1fx the read pass)\n", rt, n / rt, mb / rt,
-           rt / rd);
+    printf("rotate-master:     %8.3f s  %9.0f objects/s  %7.1f MB/s  (%.1fx the read pass)\n", rt, n / rt,
+           mb / rt, rt / rd);
     double nt = noop_t[ROUNDS / 2];
-    printf("reseal, all done:  %8.3f s  %9.0f objects/s             (%.2fx the read pass; headers only)\n", nt,
-           n / nt, nt / rd);
+    printf("reseal, all done:  %8.3f s  %9.0f objects/s             (%.2fx the read pass; headers only)\n",
+           nt, n / nt, nt / rd);
     ws_blobs_close(b);
     free(data);
     char cmd[128];

@@ -4,10 +4,10 @@
  * never holds.
  * Usage: bench_clone_reply [EXPORT] [PERSONA] [BUDGET_S] [REPLIES]
  * Every reply follows 8 turns of context. BENCH_CLONE=DIR measures the replies of a clone trained
- * before (with BENCH_BASE set, its run is the base one). Env: BENCH_BASE=PATH (a GGUF file or a base model dir) or BENCH_BASE=smollm2-135m (a random model of that
- * shape, byte vocabulary: real compute cost, meaningless text); BENCH_EMBED=minilm to index
- * with MiniLM (default: hashed n-grams); BENCH_REPLY_BUDGET_MS=MS gives every reply that latency
- * budget (ws_clone_reply_opts.budget_ms). */
+ * before (with BENCH_BASE set, its run is the base one). Env: BENCH_BASE=PATH (a GGUF file or a base model
+ * dir) or BENCH_BASE=smollm2-135m (a random model of that shape, byte vocabulary: real compute cost,
+ * meaningless text); BENCH_EMBED=minilm to index with MiniLM (default: hashed n-grams);
+ * BENCH_REPLY_BUDGET_MS=MS gives every reply that latency budget (ws_clone_reply_opts.budget_ms). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,21 +46,31 @@ static double rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static const char *const novel[] = {
-    "are you free on saturday for a barbecue", "I finally finished my thesis", "did anyone see the news",
-    "my cat knocked over a plant", "should we try the new ramen place", "happy new year everyone",
-    "can someone send me the address", "I'm stuck in traffic, sorry", "who wants to join the pub quiz?",
-    "the wifi at my place is broken again"};
+static const char *const novel[] = {"are you free on saturday for a barbecue",
+                                    "I finally finished my thesis",
+                                    "did anyone see the news",
+                                    "my cat knocked over a plant",
+                                    "should we try the new ramen place",
+                                    "happy new year everyone",
+                                    "can someone send me the address",
+                                    "I'm stuck in traffic, sorry",
+                                    "who wants to join the pub quiz?",
+                                    "the wifi at my place is broken again"};
 
 static int bench_one(const char *label, const char *export_path, const char *persona, const char *dir,
                      const char *base, double budget, char **msgs, size_t n_msgs, size_t n_replies)
 {
-    ws_clone_train_opts o = {.export_path = export_path, .persona = persona, .out_dir = dir, .base_model = base,
-                             .budget_s = budget, .quiet = true,
-                             .embed_dir = getenv("BENCH_EMBED") && !strcmp(getenv("BENCH_EMBED"), "minilm") ? NULL : "none"};
+    ws_clone_train_opts o = {
+        .export_path = export_path,
+        .persona = persona,
+        .out_dir = dir,
+        .base_model = base,
+        .budget_s = budget,
+        .quiet = true,
+        .embed_dir = getenv("BENCH_EMBED") && !strcmp(getenv("BENCH_EMBED"), "minilm") ? NULL : "none"};
     ws_clone_train_result res;
     ws_error err = {0};
-    const char *ready = getenv("BENCH_CLONE");   /* replies only, from a clone trained before */
+    const char *ready = getenv("BENCH_CLONE"); /* replies only, from a clone trained before */
     if (ready && *ready) {
         dir = ready;
         printf("%s (trained before: %s)\n", label, dir);
@@ -73,11 +83,12 @@ static int bench_one(const char *label, const char *export_path, const char *per
     }
     double wall = ws_now_s() - t0;
     printf("%s\n", label);
-    printf("  train: %.1f s wall (budget %.0f), %llu steps, %.0f tokens/s, %.0f examples seen -> %.2f s per 1k "
-           "examples; %llu training examples\n",
-           wall, budget, (unsigned long long)res.steps, res.tokens_per_s, res.examples_seen,
-           res.examples_seen > 0 ? res.train_s / res.examples_seen * 1000.0 : 0,
-           (unsigned long long)(res.n_examples - res.n_heldout));
+    printf(
+        "  train: %.1f s wall (budget %.0f), %llu steps, %.0f tokens/s, %.0f examples seen -> %.2f s per 1k "
+        "examples; %llu training examples\n",
+        wall, budget, (unsigned long long)res.steps, res.tokens_per_s, res.examples_seen,
+        res.examples_seen > 0 ? res.train_s / res.examples_seen * 1000.0 : 0,
+        (unsigned long long)(res.n_examples - res.n_heldout));
     ws_clone_train_result_clear(&res);
 replies:;
     ws_clone *c = NULL;
@@ -89,12 +100,13 @@ replies:;
     size_t fb = 0;
     for (size_t i = 0; i < n_replies; i++) {
         const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
-        ws_clone_turn ctx[8];   /* 8 turns of context, as a conversation in progress gives */
+        ws_clone_turn ctx[8]; /* 8 turns of context, as a conversation in progress gives */
         for (size_t k = 0; k < 8; k++)
             ctx[k] = (ws_clone_turn){k % 2 ? persona : NULL, msgs[(i * 31 + k * 7) % n_msgs]};
         ws_clone_answer a;
         double s = ws_now_s(), cs = cpu_s();
-        ws_clone_reply_opts ro = {.budget_ms = getenv("BENCH_REPLY_BUDGET_MS") ? atof(getenv("BENCH_REPLY_BUDGET_MS")) : 0};
+        ws_clone_reply_opts ro = {
+            .budget_ms = getenv("BENCH_REPLY_BUDGET_MS") ? atof(getenv("BENCH_REPLY_BUDGET_MS")) : 0};
         if (ws_clone_reply(c, m, ctx, 8, &ro, &a, &err)) {
             fprintf(stderr, "%s: reply: %s\n", label, err.msg);
             return 1;
@@ -106,10 +118,12 @@ replies:;
     }
     qsort(ms, n_replies, sizeof *ms, cmp_d);
     qsort(cpu, n_replies, sizeof *cpu, cmp_d);
-    printf("  reply (%zu, 8 turns of context): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak RSS so far %.0f MB\n",
+    printf("  reply (%zu, 8 turns of context): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms; fallback %.0f%%; peak "
+           "RSS so far %.0f MB\n",
            n_replies, ms[n_replies / 2], ms[n_replies * 95 / 100], ms[n_replies * 99 / 100],
            100.0 * (double)fb / (double)n_replies, rss_mb());
-    printf("  reply CPU time (all threads): p50 %.1f ms  p95 %.1f ms\n", cpu[n_replies / 2], cpu[n_replies * 95 / 100]);
+    printf("  reply CPU time (all threads): p50 %.1f ms  p95 %.1f ms\n", cpu[n_replies / 2],
+           cpu[n_replies * 95 / 100]);
     free(ms);
     free(cpu);
     ws_clone_free(c);
@@ -120,7 +134,8 @@ int main(int argc, char **argv)
 {
     ws_bench_blas_kernels();
     const char *path = argc > 1 ? argv[1] : "samples/group_chat.txt";
-    if (getenv("WS_NN_THREADS"))   /* the engine's threads (else one per core; the CPU time counts their spinning) */
+    if (getenv("WS_NN_THREADS")) /* the engine's threads (else one per core; the CPU time counts their
+                                    spinning) */
         ws_nn_set_threads(atoi(getenv("WS_NN_THREADS")));
     const char *persona = argc > 2 ? argv[2] : "Maya";
     double budget = argc > 3 ? atof(argv[3]) : 60;
@@ -147,8 +162,8 @@ int main(int argc, char **argv)
            sysconf(_SC_NPROCESSORS_ONLN));
     bool only_base = getenv("BENCH_CLONE") && getenv("BENCH_BASE");
     int rc = only_base ? 0
-                       : bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)", path, persona,
-                                   d1, NULL, budget, msgs, nm, n_replies);
+                       : bench_one("default model (from scratch, 4x128, byte-pair vocabulary of the chat)",
+                                   path, persona, d1, NULL, budget, msgs, nm, n_replies);
     const char *base = getenv("BENCH_BASE");
     char *bdir = NULL;
     if (!rc && base) {
@@ -156,10 +171,21 @@ int main(int argc, char **argv)
             /* the SmolLM2-135M shape with random weights and the byte vocabulary */
             bdir = ws__clone_path(root, "base");
             ws_file_make_dirs(bdir, NULL);
-            ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = CLONE_VOCAB, .dim = 576, .hidden_dim = 1536,
-                                  .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .max_pos = 2048,
-                                  .norm_eps = 1e-5f, .rope_theta = 100000, .tied = true, .bos_id = -1,
-                                  .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
+            ws_model_config mc = {.arch = WS_ARCH_LLAMA,
+                                  .vocab_size = CLONE_VOCAB,
+                                  .dim = 576,
+                                  .hidden_dim = 1536,
+                                  .n_layers = 30,
+                                  .n_heads = 9,
+                                  .n_kv_heads = 3,
+                                  .head_dim = 64,
+                                  .max_pos = 2048,
+                                  .norm_eps = 1e-5f,
+                                  .rope_theta = 100000,
+                                  .tied = true,
+                                  .bos_id = -1,
+                                  .eos_ids = {CLONE_TOK_END},
+                                  .n_eos = 1};
             ws_model *bm = ws_model_new(&mc, 5);
             char *tp = ws__clone_path(bdir, "tokenizer.json");
             if (ws_model_save(bm, bdir, &err) || ws__clone_write_byte_tokenizer(tp, &err)) {
@@ -172,8 +198,8 @@ int main(int argc, char **argv)
         }
         char *d2 = ws__clone_path(root, "lora");
         if (!rc)
-            rc = bench_one("LoRA r8 (every projection) on the base model", path, persona, d2, base, budget, msgs, nm,
-                           n_replies / 4 ? n_replies / 4 : 1);
+            rc = bench_one("LoRA r8 (every projection) on the base model", path, persona, d2, base, budget,
+                           msgs, nm, n_replies / 4 ? n_replies / 4 : 1);
         free(d2);
     }
     char cmd[300];

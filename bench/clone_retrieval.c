@@ -82,7 +82,8 @@ int main(int argc, char **argv)
     double t_hnsw = ws_now_s() - t0;
 
     float *qs = ws_xmalloc(Q * e->dim * sizeof *qs);
-    double *te = ws_xmalloc(Q * sizeof *te), *th = ws_xmalloc(Q * sizeof *th), *tq = ws_xmalloc(Q * sizeof *tq);
+    double *te = ws_xmalloc(Q * sizeof *te), *th = ws_xmalloc(Q * sizeof *th),
+           *tq = ws_xmalloc(Q * sizeof *tq);
     for (size_t q = 0; q < Q; q++) {
         context_of(turns, nt, &b);
         double s = ws_now_s();
@@ -128,8 +129,8 @@ int main(int argc, char **argv)
     printf("  exact scan           p50 %8.1f us  p95 %8.1f us\n", te[Q / 2] * 1e6, te[Q * 95 / 100] * 1e6);
     printf("  HNSW (ef 64)         p50 %8.1f us  p95 %8.1f us  (%.1fx faster at p50)\n", th[Q / 2] * 1e6,
            th[Q * 95 / 100] * 1e6, te[Q / 2] / th[Q / 2]);
-    printf("  HNSW recall@10 vs exact: %.3f; index file with graph: %.1f MB\n", (double)hit / (double)(Q * 10),
-           (double)size / 1048576.0);
+    printf("  HNSW recall@10 vs exact: %.3f; index file with graph: %.1f MB\n",
+           (double)hit / (double)(Q * 10), (double)size / 1048576.0);
     ws_embedder *mini = NULL;
     if (ws_embed_minilm_new(ws_embed_minilm_default_dir(), &mini, NULL) == 0) {
         float *mv = ws_xmalloc(mini->dim * sizeof *mv);
@@ -141,8 +142,8 @@ int main(int argc, char **argv)
             tm[q] = ws_now_s() - s;
         }
         qsort(tm, 50, sizeof *tm, cmp_d);
-        printf("  MiniLM query embedding p50 %.1f ms  p95 %.1f ms (all-MiniLM-L6-v2, our BERT)\n", tm[25] * 1e3,
-               tm[47] * 1e3);
+        printf("  MiniLM query embedding p50 %.1f ms  p95 %.1f ms (all-MiniLM-L6-v2, our BERT)\n",
+               tm[25] * 1e3, tm[47] * 1e3);
         free(mv);
         free(tm);
         ws_embedder_free(mini);

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
         shortp[i] = first + (int32_t)(((long)i * 31 + 5) % (V - first));
     float *logits = malloc((size_t)V * sizeof *logits);
     double *pp = calloc((size_t)reps + 1, sizeof *pp), *tg = calloc((size_t)reps + 1, sizeof *tg);
-    for (int r = -1; r < reps; r++) {   /* r = -1: warm-up */
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         ws_kv_cache *kc = ws_kv_cache_new(m, PROMPT + 8);
         double t0 = now();
         if (ws_model_infer(m, NULL, kc, prompt, PROMPT, logits, NULL, &err))

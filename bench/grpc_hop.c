@@ -99,7 +99,8 @@ static double fresh_call(int port, SSL_CTX *ctx)
     ws_buf resp = WS_BUF_INIT;
     ws_grpc_result res = {0};
     double t0 = ws_now_s();
-    int st = ws_grpc_unary(ch, "/grpc.health.v1.Health/Check", (const uint8_t *)"", 0, t0 + 5, 64, &resp, &res);
+    int st =
+        ws_grpc_unary(ch, "/grpc.health.v1.Health/Check", (const uint8_t *)"", 0, t0 + 5, 64, &resp, &res);
     double ms = (ws_now_s() - t0) * 1000.0;
     if (st != WS_GRPC_OK)
         fprintf(stderr, "bench_grpc_hop: health check: %s\n", res.message.data ? res.message.data : "failed");
@@ -162,7 +163,8 @@ int main(int argc, char **argv)
     ws_ai_service *svc = NULL;
     ws_buf root = WS_BUF_INIT;
     ws_buf_printf(&root, "%s/models", data);
-    if (ws_blobs_open(NULL, data, &blobs, &err) || ws_ai_local_new(root.data, &(ws_ai_local_opts){.blobs = blobs}, &engine, &err) ||
+    if (ws_blobs_open(NULL, data, &blobs, &err) ||
+        ws_ai_local_new(root.data, &(ws_ai_local_opts){.blobs = blobs}, &engine, &err) ||
         ws_ai_service_start(engine, NULL, &svc, &err) ||
         ws_ai_local_new(root.data, &(ws_ai_local_opts){.blobs = blobs}, &gw_local, &err)) {
         fprintf(stderr, "bench_grpc_hop: %s\n", err.msg);

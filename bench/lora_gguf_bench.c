@@ -38,7 +38,8 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     ws_bench_blas_kernels();
-    int threads = argc > 1 ? atoi(argv[1]) : 2, B = argc > 2 ? atoi(argv[2]) : 4, T = argc > 3 ? atoi(argv[3]) : 128;
+    int threads = argc > 1 ? atoi(argv[1]) : 2, B = argc > 2 ? atoi(argv[2]) : 4,
+        T = argc > 3 ? atoi(argv[3]) : 128;
     int reps = argc > 4 ? atoi(argv[4]) : 3;
     const char *path = argc > 5 ? argv[5] : "models/base/SmolLM2-135M-Instruct.Q4_1.gguf";
     ws_nn_set_threads(threads);
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
     int32_t *in = malloc((size_t)N * sizeof *in), *tg = malloc((size_t)N * sizeof *tg);
     for (int i = 0; i < N; i++)
         in[i] = 17 + (int32_t)(((long)i * 7919) % (V - 17));
-    for (int i = 0; i < N; i++)   /* labels = inputs, shifted: the last position of a row has none */
+    for (int i = 0; i < N; i++) /* labels = inputs, shifted: the last position of a row has none */
         tg[i] = (i + 1) % T ? in[i + 1] : -1;
     float loss = 0;
     ws_trainer_step(tr, in, tg, &loss);
@@ -78,10 +79,12 @@ int main(int argc, char **argv)
     double med = reps % 2 ? ts[reps / 2] : 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"impl\": \"whatstyle\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"reps\": %d, \"lora_rank\": 8, "
-           "\"lora_alpha\": 16, \"trainable_params\": %zu, \"load_s\": %.2f, \"step_s\": %.3f, \"cpu_s\": %.3f, "
-           "\"tokens_per_s\": %.1f, \"loss\": %.3f, \"peak_mb\": %.0f}\n",
-           threads, B, T, reps, lo->n_floats, load_s, med, cpu, N / med, loss, (double)ru.ru_maxrss / 1024.0);
+    printf(
+        "{\"impl\": \"whatstyle\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"reps\": %d, \"lora_rank\": "
+        "8, "
+        "\"lora_alpha\": 16, \"trainable_params\": %zu, \"load_s\": %.2f, \"step_s\": %.3f, \"cpu_s\": %.3f, "
+        "\"tokens_per_s\": %.1f, \"loss\": %.3f, \"peak_mb\": %.0f}\n",
+        threads, B, T, reps, lo->n_floats, load_s, med, cpu, N / med, loss, (double)ru.ru_maxrss / 1024.0);
     ws_trainer_free(tr);
     ws_lora_free(lo);
     ws_model_free(m);

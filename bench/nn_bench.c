@@ -57,12 +57,27 @@ static double peak_mb(void)
 
 static ws_model_config config_named(const char *name)
 {
-    ws_model_config c = {.arch = WS_ARCH_LLAMA, .norm_eps = 1e-5f, .rope_theta = 100000.0f, .tied = true,
-                         .max_pos = 2048, .bos_id = 1, .n_eos = 0};
+    ws_model_config c = {.arch = WS_ARCH_LLAMA,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 100000.0f,
+                         .tied = true,
+                         .max_pos = 2048,
+                         .bos_id = 1,
+                         .n_eos = 0};
     if (!strcmp(name, "smol")) {
-        c.vocab_size = 49152; c.dim = 576; c.hidden_dim = 1536; c.n_layers = 30; c.n_heads = 9; c.n_kv_heads = 3;
+        c.vocab_size = 49152;
+        c.dim = 576;
+        c.hidden_dim = 1536;
+        c.n_layers = 30;
+        c.n_heads = 9;
+        c.n_kv_heads = 3;
     } else {
-        c.vocab_size = 4096; c.dim = 256; c.hidden_dim = 768; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 2;
+        c.vocab_size = 4096;
+        c.dim = 256;
+        c.hidden_dim = 768;
+        c.n_layers = 4;
+        c.n_heads = 4;
+        c.n_kv_heads = 2;
     }
     c.head_dim = c.dim / c.n_heads;
     return c;
@@ -77,8 +92,10 @@ static double sgemm_gflops(int threads, int reps)
     double times[64];
     float *a = ws_xaligned(64, (size_t)M * K * 4), *b = ws_xaligned(64, (size_t)N * K * 4),
           *o = ws_xaligned(64, (size_t)M * N * 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        a[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        b[i] = (float)(i % 7) * 0.01f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, o, N);
     for (int r = 0; r < reps; r++) {
         double t0 = now();
@@ -89,7 +106,7 @@ static double sgemm_gflops(int threads, int reps)
     free(a);
     free(b);
     free(o);
-    ws_nn_set_threads(threads);   /* back to the engine's setting (its pool, OpenBLAS on one thread) */
+    ws_nn_set_threads(threads); /* back to the engine's setting (its pool, OpenBLAS on one thread) */
     return 2.0 * M * N * K / median(times, reps) * 1e-9;
 }
 
@@ -97,7 +114,9 @@ int main(int argc, char **argv)
 {
     ws_bench_blas_kernels();
     if (argc < 3) {
-        fprintf(stderr, "usage: %s sgemm|train-full|train-lora|prefill|generate smol|small [threads] [reps]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s sgemm|train-full|train-lora|prefill|generate smol|small [threads] [reps]\n",
+                argv[0]);
         return 2;
     }
     const char *mode = argv[1], *cname = argv[2];
@@ -108,8 +127,8 @@ int main(int argc, char **argv)
     if (reps > 64)
         reps = 64;
     if (!strcmp(mode, "sgemm")) {
-        printf("{\"impl\":\"c\",\"mode\":\"sgemm\",\"threads\":%d,\"gflops\":%.1f,\"peak_mb\":%.0f}\n", threads,
-               sgemm_gflops(threads, reps), peak_mb());
+        printf("{\"impl\":\"c\",\"mode\":\"sgemm\",\"threads\":%d,\"gflops\":%.1f,\"peak_mb\":%.0f}\n",
+               threads, sgemm_gflops(threads, reps), peak_mb());
         return 0;
     }
     ws_model *m = ws_model_new(&c, 1);
@@ -117,7 +136,8 @@ int main(int argc, char **argv)
     if (!strncmp(mode, "train", 5)) {
         int B = 4, T = 256;
         bool lora = !strcmp(mode, "train-lora");
-        ws_lora_config lc = {.rank = 8, .alpha = 16, .dropout = 0.0f, .targets = ws_lora_parse_targets("q,k,v,o")};
+        ws_lora_config lc = {
+            .rank = 8, .alpha = 16, .dropout = 0.0f, .targets = ws_lora_parse_targets("q,k,v,o")};
         ws_lora *lo = lora ? ws_lora_new(&c, &lc, 3) : NULL;
         ws_train_opts o;
         ws_train_opts_init(&o, 100);
@@ -133,9 +153,9 @@ int main(int argc, char **argv)
             in[i] = (int32_t)((s >> 33) % (uint64_t)c.vocab_size);
             tg[i] = (int32_t)((s >> 13) % (uint64_t)c.vocab_size);
         }
-        double sg = sgemm_gflops(threads, reps);   /* the machine's limit, measured next to the steps */
+        double sg = sgemm_gflops(threads, reps); /* the machine's limit, measured next to the steps */
         float loss;
-        ws_trainer_step(t, in, tg, &loss);   /* warm-up */
+        ws_trainer_step(t, in, tg, &loss); /* warm-up */
         const char *pe = getenv("WS_NN_PROFILE");
         ws_prof_enable(pe && *pe && strcmp(pe, "0"), pe && !strcmp(pe, "cpu"));
         ws_prof_reset();
@@ -154,10 +174,11 @@ int main(int argc, char **argv)
         double med = median(times, reps);
         /* model FLOPs: 6 * params * tokens (full) or 4 * params * tokens (frozen base: no weight grads) */
         double nparams = (double)m->n_floats, tokens = (double)B * T;
-        double attn = 2.0 * 2.0 * c.n_layers * (double)B * c.n_heads * T * T * c.head_dim;   /* fwd QK^T + PV */
+        double attn = 2.0 * 2.0 * c.n_layers * (double)B * c.n_heads * T * T * c.head_dim; /* fwd QK^T + PV */
         double flops = (lora ? 4.0 : 6.0) * nparams * tokens + attn * (lora ? 3.0 : 3.0);
         printf("{\"impl\":\"c\",\"mode\":\"%s\",\"config\":\"%s\",\"threads\":%d,\"step_s\":%.3f,"
-               "\"cpu_s\":%.3f,\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,\"peak_mb\":%.0f}\n",
+               "\"cpu_s\":%.3f,\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,\"loss\":%.3f,"
+               "\"peak_mb\":%.0f}\n",
                mode, cname, threads, med, cpu, tokens / med, flops / med * 1e-9, sg, loss, peak_mb());
         ws_trainer_free(t);
         ws_lora_free(lo);
@@ -179,8 +200,10 @@ int main(int argc, char **argv)
             times[r] = now() - t0;
         }
         double med = median(times, reps);
-        printf("{\"impl\":\"c\",\"mode\":\"prefill\",\"config\":\"%s\",\"threads\":%d,\"tokens\":%d,\"s\":%.3f,"
-               "\"tokens_per_s\":%.1f,\"peak_mb\":%.0f}\n", cname, threads, n, med, n / med, peak_mb());
+        printf(
+            "{\"impl\":\"c\",\"mode\":\"prefill\",\"config\":\"%s\",\"threads\":%d,\"tokens\":%d,\"s\":%.3f,"
+            "\"tokens_per_s\":%.1f,\"peak_mb\":%.0f}\n",
+            cname, threads, n, med, n / med, peak_mb());
         ws_kv_cache_free(kc);
         free(logits);
         free(ids);
@@ -214,8 +237,8 @@ int main(int argc, char **argv)
         }
         double a = median(t1s, reps), b = median(t64s, reps);
         printf("{\"impl\":\"c\",\"mode\":\"generate\",\"config\":\"%s\",\"threads\":%d,\"new_tokens\":64,"
-               "\"total_s\":%.3f,\"tokens_per_s\":%.1f,\"peak_mb\":%.0f}\n", cname, threads, b, 63.0 / (b - a),
-               peak_mb());
+               "\"total_s\":%.3f,\"tokens_per_s\":%.1f,\"peak_mb\":%.0f}\n",
+               cname, threads, b, 63.0 / (b - a), peak_mb());
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

@@ -62,7 +62,7 @@ static double time_pass(const ws_qmat *mats, int count, const float *inp, float 
 {
     double t[64];
     reps = reps > 64 ? 64 : reps;
-    for (int rep = -1; rep < reps; rep++) {   /* rep -1 warms up */
+    for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
         double t0 = now_s();
         for (int m = 0; m < count; m++)
             ws_qmat_forward(out, inp, &mats[m], NULL, N, 0.0f);
@@ -100,14 +100,15 @@ int main(int argc, char **argv)
         model[7 * l + 6] = make_mat(WS_QT_Q4_1, D, F);
     }
     model[n_model - 1] = head;
-    float *inp = ws_xmalloc(sizeof(float) * (size_t)NT * F), *out = ws_xmalloc(sizeof(float) * (size_t)NT * V);
+    float *inp = ws_xmalloc(sizeof(float) * (size_t)NT * F),
+          *out = ws_xmalloc(sizeof(float) * (size_t)NT * V);
     for (int i = 0; i < NT * F; i++)
         inp[i] = ((float)(rnd() & 0xffff) / 65536.0f - 0.5f);
 
     printf("quantized matmul benchmark (medians); model sweep = %.1f MB of weights per token\n",
            bytes_of(model, n_model) / 1e6);
-    printf("%-7s %3s | %-22s | %-22s | %-24s | %-16s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv", "Q8_0 49152x576 head",
-           "token sweep (Q4_1+head)", "sweep, 8 rows", "tiled N=512 Q4_1");
+    printf("%-7s %3s | %-22s | %-22s | %-24s | %-16s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv",
+           "Q8_0 49152x576 head", "token sweep (Q4_1+head)", "sweep, 8 rows", "tiled N=512 Q4_1");
     ws_isa best = ws_quant_isa();
     for (int isa = WS_ISA_SCALAR; isa <= WS_ISA_AVX512; isa++) {
         if ((only && strcmp(only, ws_isa_name((ws_isa)isa))) || !ws_quant_force_isa((ws_isa)isa))
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
             double t4 = time_pass(&ffn, 1, inp, out, NT, 5);
             /* a reply's batched sampling step: 4 samples and their 4 rows without the conversation */
             double t5 = time_pass(model, n_model, inp, out, 8, isa == WS_ISA_SCALAR ? 3 : 11);
-            printf("%-7s %3d | %7.1f us %6.1f GB/s | %7.2f ms %6.1f GB/s | %7.2f ms %6.1f GB/s  | %7.2f ms      | "
+            printf("%-7s %3d | %7.1f us %6.1f GB/s | %7.2f ms %6.1f GB/s | %7.2f ms %6.1f GB/s  | %7.2f ms   "
+                   "   | "
                    "%6.1f GFLOP/s\n",
                    ws_isa_name((ws_isa)isa), th, t1 * 1e6, bytes_of(&ffn, 1) / t1 / 1e9, t2 * 1e3,
                    bytes_of(&head, 1) / t2 / 1e9, t3 * 1e3, bytes_of(model, n_model) / t3 / 1e9, t5 * 1e3,

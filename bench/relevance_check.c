@@ -93,8 +93,9 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
     p->real_v[vr]++;
     p->n++;
     if (show)
-        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic, question,
-               vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", a.processing_ms, a.reply, vnames[vr], real);
+        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
+               question, vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", a.processing_ms, a.reply,
+               vnames[vr], real);
     ws_clone_answer_clear(&a);
     return 0;
 }
@@ -114,7 +115,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
     }
-    const ws_json *root = ws_json_root(doc), *topics = ws_json_get(root, "topics"), *qs = ws_json_get(root, "questions");
+    const ws_json *root = ws_json_root(doc), *topics = ws_json_get(root, "topics"),
+                  *qs = ws_json_get(root, "questions");
     person ps[8];
     int np = 0;
     bool show = false;
@@ -140,8 +142,8 @@ int main(int argc, char **argv)
             if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &qs->items[i], topics, show))
                 return 1;
     }
-    printf("%-10s %9s %10s %9s | %9s %10s | %s\n", "person", "on-topic", "off-topic", "neutral", "real on", "real off",
-           "goal (on >= 90% of real, off <= 1/16)");
+    printf("%-10s %9s %10s %9s | %9s %10s | %s\n", "person", "on-topic", "off-topic", "neutral", "real on",
+           "real off", "goal (on >= 90% of real, off <= 1/16)");
     for (int k = 0; k < np; k++) {
         person *p = &ps[k];
         bool on_ok = p->clone_v[ON] * 10 >= p->real_v[ON] * 9, off_ok = p->clone_v[OFF] * 16 <= p->n;

@@ -52,9 +52,12 @@ static int store_op(store_ctx *c, int op, ws_arena *a)
     ws_error err = {0};
     switch (op) {
     case OP_CONV_INSERT: {
-        ws_conversation cv = {.user_id = c->user, .message = "how are you doing today?",
-                              .response = "great, you? 😄", .confidence = 0.8,
-                              .processing_ms = 42, .model_version = "v1"};
+        ws_conversation cv = {.user_id = c->user,
+                              .message = "how are you doing today?",
+                              .response = "great, you? 😄",
+                              .confidence = 0.8,
+                              .processing_ms = 42,
+                              .model_version = "v1"};
         return ws_store_conv_insert(c->s, &cv, NULL, &err);
     }
     case OP_CONV_PAGE: {
@@ -69,11 +72,9 @@ static int store_op(store_ctx *c, int op, ws_arena *a)
     }
     case OP_JOB_CREATE: {
         ws_job j;
-        return ws_store_job_create(c->s, a, c->user, "exports/x", "{\"persona\":\"A\"}", &j,
-                                   &err);
+        return ws_store_job_create(c->s, a, c->user, "exports/x", "{\"persona\":\"A\"}", &j, &err);
     }
-    default:
-        return ws_store_event_append(c->s, c->user, "reply", "{\"ms\":12}", NULL, &err);
+    default: return ws_store_event_append(c->s, c->user, "reply", "{\"ms\":12}", NULL, &err);
     }
 }
 
@@ -129,8 +130,7 @@ static void bench_store(const char *pg_url)
             med[b] = median(t, ROUNDS);
         }
         if (nb > 1)
-            printf("  %-28s %10.1f %10.1f %8.2f\n", store_op_names[op], med[0], med[1],
-                   med[1] / med[0]);
+            printf("  %-28s %10.1f %10.1f %8.2f\n", store_op_names[op], med[0], med[1], med[1] / med[0]);
         else
             printf("  %-28s %10.1f\n", store_op_names[op], med[0]);
     }
@@ -173,11 +173,9 @@ static void bench_cache(const char *redis_url)
                     char key[48];
                     snprintf(key, sizeof key, "reply:usr_bench:%d", i % 500);
                     ws_rate_result rr;
-                    int rc = op == 0 ? ws_cache_set(c[b], key, val, sizeof val,
-                                                    WS_CACHE_REPLY_TTL_MS, NULL)
-                           : op == 1 ? (ws_buf_reset(&out), ws_cache_get(c[b], key, &out, NULL))
-                                     : ws_cache_rate_check(c[b], "rl:user:bench", 1000000, 60,
-                                                           &rr, NULL);
+                    int rc = op == 0   ? ws_cache_set(c[b], key, val, sizeof val, WS_CACHE_REPLY_TTL_MS, NULL)
+                             : op == 1 ? (ws_buf_reset(&out), ws_cache_get(c[b], key, &out, NULL))
+                                       : ws_cache_rate_check(c[b], "rl:user:bench", 1000000, 60, &rr, NULL);
                     if (rc < 0) {
                         fprintf(stderr, "bench: cache op %d failed on %s\n", op, urls[b]);
                         exit(1);
@@ -211,17 +209,23 @@ static double writer_rows_per_s(store_ctx *c, bool batched)
     for (int done = 0; done < WRITER_ROWS;) {
         if (batched) {
             for (int i = 0; i < WRITER_BATCH; i++)
-                rows[i] = (ws_conv_batch_row){.conv = {.user_id = c->user, .message = "how are you doing today?",
-                                                       .response = "great, you? 😄", .confidence = 0.8,
-                                                       .processing_ms = 42, .model_version = "v1"},
+                rows[i] = (ws_conv_batch_row){.conv = {.user_id = c->user,
+                                                       .message = "how are you doing today?",
+                                                       .response = "great, you? 😄",
+                                                       .confidence = 0.8,
+                                                       .processing_ms = 42,
+                                                       .model_version = "v1"},
                                               .event_type = "reply",
                                               .event_data_json = "{\"cached\":false,\"confidence\":0.8}"};
             if (ws_store_conv_insert_batch(c->s, rows, WRITER_BATCH, NULL, &err) < 0)
                 fprintf(stderr, "bench: %s\n", err.msg);
             done += WRITER_BATCH;
         } else {
-            ws_conversation cv = {.user_id = c->user, .message = "how are you doing today?",
-                                  .response = "great, you? 😄", .confidence = 0.8, .processing_ms = 42,
+            ws_conversation cv = {.user_id = c->user,
+                                  .message = "how are you doing today?",
+                                  .response = "great, you? 😄",
+                                  .confidence = 0.8,
+                                  .processing_ms = 42,
                                   .model_version = "v1"};
             if (ws_store_conv_insert(c->s, &cv, NULL, &err) < 0 ||
                 ws_store_event_append(c->s, c->user, "reply", "{\"cached\":false,\"confidence\":0.8}", NULL,

@@ -12,10 +12,56 @@
 #include "nn/tokenizer.h"
 
 static const char *const words[] = {
-    "ok", "haha", "yes", "no", "I'll", "don't", "can't", "we're", "tomorrow", "tonight", "dinner", "love",
-    "you", "the", "at", "see", "what", "time", "are", "going", "to", "be", "there", "Hallo", "danke",
-    "schön", "mañana", "café", "👍", "😂", "❤️", "🎉", "👨‍👩‍👧", "🇩🇪", "你好", "世界", "مرحبا", "שלום",
-    "नमस्ते", "2024", "12345", "3.14", "!!!", "?", "...", "lol", "Okay", "WHAT", "it's", "https://wa.me/1",
+    "ok",
+    "haha",
+    "yes",
+    "no",
+    "I'll",
+    "don't",
+    "can't",
+    "we're",
+    "tomorrow",
+    "tonight",
+    "dinner",
+    "love",
+    "you",
+    "the",
+    "at",
+    "see",
+    "what",
+    "time",
+    "are",
+    "going",
+    "to",
+    "be",
+    "there",
+    "Hallo",
+    "danke",
+    "schön",
+    "mañana",
+    "café",
+    "👍",
+    "😂",
+    "❤️",
+    "🎉",
+    "👨‍👩‍👧",
+    "🇩🇪",
+    "你好",
+    "世界",
+    "مرحبا",
+    "שלום",
+    "नमस्ते",
+    "2024",
+    "12345",
+    "3.14",
+    "!!!",
+    "?",
+    "...",
+    "lol",
+    "Okay",
+    "WHAT",
+    "it's",
+    "https://wa.me/1",
 };
 
 static void make_text(ws_buf *b, size_t target)
@@ -97,7 +143,7 @@ int main(int argc, char **argv)
             if (!per_line) {
                 ws_tokenizer_encode(t, text.data, text.len, false, &ids, &n_ids, NULL);
                 free(ids);
-            } else {   /* each line (message) on its own, newline included */
+            } else { /* each line (message) on its own, newline included */
                 for (size_t i = 0; i < text.len;) {
                     const char *nl = memchr(text.data + i, '\n', text.len - i);
                     size_t end = nl ? (size_t)(nl - text.data) + 1 : text.len;
@@ -111,7 +157,8 @@ int main(int argc, char **argv)
         }
         qsort(secs, RUNS, sizeof secs[0], cmp_double);
         double med = secs[RUNS / 2];
-        printf("encode %s %.2f MB -> %zu tokens: median %.1f ms, %.2f MB/s, %.2f Mtok/s (min %.1f ms, max %.1f ms)\n",
+        printf("encode %s %.2f MB -> %zu tokens: median %.1f ms, %.2f MB/s, %.2f Mtok/s (min %.1f ms, max "
+               "%.1f ms)\n",
                per_line ? "per-line" : "one-call", (double)text.len / 1e6, n_ids, med * 1e3,
                (double)text.len / 1e6 / med, (double)n_ids / 1e6 / med, secs[0] * 1e3, secs[RUNS - 1] * 1e3);
     }

@@ -70,8 +70,8 @@ int main(int argc, char **argv)
         }
         qsort(times, (size_t)runs, sizeof times[0], cmp_double);
         double m = times[runs / 2];
-        printf("%-10s %8.2f ms %8.0f MB/s  %.2fx of memchr%s\n", names[impl], m * 1e3,
-               (double)size / 1e6 / m, base / m, out == (size_t)size ? "" : "  (stopped at invalid UTF-8)");
+        printf("%-10s %8.2f ms %8.0f MB/s  %.2fx of memchr%s\n", names[impl], m * 1e3, (double)size / 1e6 / m,
+               base / m, out == (size_t)size ? "" : "  (stopped at invalid UTF-8)");
     }
     printf("picked at run time: %s\n", names[ws_utf8_impl_used()]);
     free(data);

@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    ws_chat_options opt = {.date_order = (ws_date_order)(data[0] % 4), .max_message_bytes = 1 << 16,
-                           .max_file_bytes = 1 << 22};
+    ws_chat_options opt = {
+        .date_order = (ws_date_order)(data[0] % 4), .max_message_bytes = 1 << 16, .max_file_bytes = 1 << 22};
     const uint8_t *text = data + 1;
     size_t len = size - 1;
     digest whole = {1469598103934665603ull, 0, 0};

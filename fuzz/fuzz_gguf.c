@@ -83,8 +83,8 @@ static void walk_tensor(const ws_gguf *g, int i, const uint8_t *data, size_t siz
         abort();
     int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
     const uint8_t *p = t->data;
-    if (t->nbytes != ws_qtype_row_bytes(t->type, t->ne[0]) * (size_t)rows || p < data ||
-        t->nbytes > size || p > data + size - t->nbytes || t->offset % ws_gguf_alignment(g))
+    if (t->nbytes != ws_qtype_row_bytes(t->type, t->ne[0]) * (size_t)rows || p < data || t->nbytes > size ||
+        p > data + size - t->nbytes || t->offset % ws_gguf_alignment(g))
         abort();
     uint8_t x = 0;
     for (size_t k = 0; k < t->nbytes; k++)

@@ -21,7 +21,7 @@ static void try_tokenizer(const ws_gguf *g)
     ws_error err = {0};
     if (ws_tokenizer_load_gguf(g, "fuzz", &tok, &err)) {
         if (!err.msg[0])
-            abort();   /* every refusal says why */
+            abort(); /* every refusal says why */
         return;
     }
     int32_t *ids = NULL;
@@ -37,7 +37,8 @@ static void try_template(const ws_gguf *g)
     size_t n;
     ws_chat_template t;
     ws_error err = {0};
-    if (ws_gguf_get_str(g, "tokenizer.chat_template", &s, &n, &err) || ws_chat_template_detect(s, n, &t, &err))
+    if (ws_gguf_get_str(g, "tokenizer.chat_template", &s, &n, &err) ||
+        ws_chat_template_detect(s, n, &t, &err))
         return;
     ws_buf b = WS_BUF_INIT;
     ws_chat_msg m[2] = {{"user", "hi"}, {"assistant", "yo"}};
@@ -54,13 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     try_tokenizer(g);
     try_template(g);
     ws_model *m = NULL;
-    if (ws_model_load_gguf(g, "fuzz", 0, &m, &err)) {   /* takes g */
+    if (ws_model_load_gguf(g, "fuzz", 0, &m, &err)) { /* takes g */
         if (!err.msg[0])
             abort();
         return 0;
     }
     const ws_model_config *c = &m->cfg;
-    if ((size_t)c->dim * c->hidden_dim * c->n_layers < (1u << 20) && (size_t)c->vocab_size * c->dim < (1u << 20)) {
+    if ((size_t)c->dim * c->hidden_dim * c->n_layers < (1u << 20) &&
+        (size_t)c->vocab_size * c->dim < (1u << 20)) {
         int32_t toks[2] = {0, c->vocab_size - 1};
         ws_kv_cache *kc = ws_kv_cache_new(m, 4);
         float *logits = malloc((size_t)c->vocab_size * sizeof *logits);

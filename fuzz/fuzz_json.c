@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     write_tree(&b, ws_json_root(doc));
     ws_json_doc *again = NULL;
     if (ws_json_parse(b.data, b.len, &again, NULL) != 0 || !same_tree(ws_json_root(doc), ws_json_root(again)))
-        abort();   /* what the writer wrote, the parser must read back as the same tree */
+        abort(); /* what the writer wrote, the parser must read back as the same tree */
     ws_json_doc_free(again);
     ws_buf_free(&b);
     ws_json_doc_free(doc);

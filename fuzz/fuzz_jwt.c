@@ -1,6 +1,7 @@
 /* libFuzzer target: the JWT verifier and claim decoder read untrusted cookies and bearer
  * tokens, and the JWKS reader a key file (`whatstyle ai --gateway-jwks`); they must never
- * crash, read past the input, or accept a token that was not signed by the key. The key is fixed so the seed corpus holds tokens that verify. */
+ * crash, read past the input, or accept a token that was not signed by the key. The key is fixed so the seed
+ * corpus holds tokens that verify. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

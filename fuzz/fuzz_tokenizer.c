@@ -35,7 +35,11 @@ static bool valid_utf8(const uint8_t *s, size_t n)
     int32_t cp;
     for (size_t i = 0; i < n;) {
         uint8_t c = s[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
         if (!k || i + k > n)
             return false;
         cp = k == 1 ? c : k == 2 ? (c & 0x1F) : k == 3 ? (c & 0x0F) : (c & 0x07);
@@ -44,7 +48,8 @@ static bool valid_utf8(const uint8_t *s, size_t n)
                 return false;
             cp = (cp << 6) | (s[i + j] & 0x3F);
         }
-        if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp < 0xE000))) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp < 0xE000))) ||
+            (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
             return false;
         i += k;
     }
@@ -69,13 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     size_t dlen = 0;
     char *dec = ws_tokenizer_decode_len(t, ids, n, false, &dlen);
-    if (which <= 1 && !add_special && valid_utf8((const uint8_t *)text, len) && (dlen != len || memcmp(dec, text, len) != 0))
-        abort();   /* lossless tokenizers must round-trip */
+    if (which <= 1 && !add_special && valid_utf8((const uint8_t *)text, len) &&
+        (dlen != len || memcmp(dec, text, len) != 0))
+        abort(); /* lossless tokenizers must round-trip */
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t bl;
         if (ws_tokenizer_token_bytes(t, ids[i], &b, &bl) != 0)
-            abort();   /* every id produced must be a real token */
+            abort(); /* every id produced must be a real token */
     }
     free(dec);
     free(ids);

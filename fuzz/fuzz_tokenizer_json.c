@@ -9,7 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char sample[] = "Hi <|im_end|> I'LL pay 1234\xe2\x82\xac \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd e\xcc\x81 ab--ab\n\n";
+    static const char sample[] =
+        "Hi <|im_end|> I'LL pay 1234\xe2\x82\xac \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd e\xcc\x81 ab--ab\n\n";
     ws_tokenizer *t = NULL;
     if (ws_tokenizer_load_mem((const char *)data, size, "fuzz", &t, NULL) != 0)
         return 0;

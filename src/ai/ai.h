@@ -16,14 +16,14 @@
 #include "core/error.h"
 
 typedef struct ws_ai_turn {
-    const char *author;   /* may be NULL: "someone else" */
+    const char *author; /* may be NULL: "someone else" */
     const char *text;
 } ws_ai_turn;
 
 typedef struct ws_ai_reply {
     char *reply;
-    double confidence;     /* in [0,1] */
-    bool fallback;         /* confidence was below the person's threshold */
+    double confidence; /* in [0,1] */
+    bool fallback;     /* confidence was below the person's threshold */
     char *model_version;
     double processing_ms;
 } ws_ai_reply;
@@ -42,7 +42,7 @@ typedef struct ws_ai_train_request {
 typedef struct ws_ai_train_result {
     char *model_version;
     uint64_t samples_processed;
-    char *metrics_json;        /* the fidelity report, JSON */
+    char *metrics_json; /* the fidelity report, JSON */
 } ws_ai_train_result;
 
 /* Progress of a training run: fraction in [0,1], a short phase name, samples so far.
@@ -52,16 +52,16 @@ typedef int (*ws_ai_progress_fn)(void *arg, double fraction, const char *phase, 
 /* What an implementation holds in memory (ModelStatus of the AI service). */
 typedef struct ws_ai_resident {
     char *user_id;
-    uint64_t bytes;            /* memory the user's opened model adds (the shared base not counted) */
-    double idle_s;             /* since its last use */
+    uint64_t bytes; /* memory the user's opened model adds (the shared base not counted) */
+    double idle_s;  /* since its last use */
 } ws_ai_resident;
 
 typedef struct ws_ai_status {
-    uint64_t memory_budget;    /* bytes; 0 = unbounded */
+    uint64_t memory_budget; /* bytes; 0 = unbounded */
     uint64_t resident_bytes;
-    ws_ai_resident *resident;  /* most recently used first */
+    ws_ai_resident *resident; /* most recently used first */
     size_t n_resident;
-    char *base_model;          /* the shared base, NULL when none */
+    char *base_model; /* the shared base, NULL when none */
     uint64_t loads, evictions;
 } ws_ai_status;
 
@@ -77,8 +77,8 @@ typedef struct ws_ai_ops {
                     size_t n_context, ws_ai_reply *out, ws_error *err);
     /* Trains (blocking) and installs the new model for the user. WS_EINVAL with the list of
      * participants when the persona is not in the export. */
-    int (*train)(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn progress,
-                 void *progress_arg, ws_ai_train_result *out, ws_error *err);
+    int (*train)(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn progress, void *progress_arg,
+                 ws_ai_train_result *out, ws_error *err);
     /* Drops any cached model of the user so the next call loads the current one. */
     int (*reload)(ws_ai *ai, const char *user_id, ws_error *err);
     /* The persona's style profile as JSON (*json_out malloc'd). WS_ENOENT without a model. */
@@ -88,8 +88,9 @@ typedef struct ws_ai_ops {
     void (*destroy)(ws_ai *ai);
     /* Optional (NULL when not offered): generate() that stops early with WS_EAGAIN once *cancel
      * turns non-zero (the caller went away or its deadline passed). */
-    int (*generate_cancellable)(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
-                                size_t n_context, const volatile int *cancel, ws_ai_reply *out, ws_error *err);
+    int (*generate_cancellable)(ws_ai *ai, const char *user_id, const char *message,
+                                const ws_ai_turn *context, size_t n_context, const volatile int *cancel,
+                                ws_ai_reply *out, ws_error *err);
     /* Optional: the models held in memory (ws_ai_status_clear). */
     int (*status)(ws_ai *ai, ws_ai_status *out, ws_error *err);
     /* Optional: one reply generated and handed to on_piece as it is decoded (docs/clone.md,

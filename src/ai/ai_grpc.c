@@ -355,7 +355,7 @@ typedef struct stream_rx {
     void *arg;
     const volatile int *cancel;
     ws_ai_reply *out;
-    bool pieces, done, bad;   /* pieces: one reached the caller (no failover after that) */
+    bool pieces, done, bad; /* pieces: one reached the caller (no failover after that) */
 } stream_rx;
 
 static int on_token(void *arg, const uint8_t *msg, size_t len)
@@ -494,8 +494,8 @@ static void g_destroy(ws_ai *ai)
     free(ai);
 }
 
-static const ws_ai_ops grpc_ops = {g_generate, g_train,   g_reload, g_style_profile,
-                                   g_forget,   g_destroy, NULL,     NULL, g_generate_stream};
+static const ws_ai_ops grpc_ops = {g_generate, g_train, g_reload, g_style_profile,  g_forget,
+                                   g_destroy,  NULL,    NULL,     g_generate_stream};
 
 /* Parses one "host:port" or "[v6]:port" of the spec into the next node. */
 static int add_node(gai *g, const char *s, size_t len, ws_error *err)
@@ -533,7 +533,8 @@ int ws_ai_grpc_new(const char *spec, ws_ai *local, const ws_ai_grpc_opts *opts, 
     bool tls = spec && !strncmp(spec, "grpcs://", 8);
     if (!spec || (!tls && strncmp(spec, "grpc://", 7) != 0) || !local) {
         ws_ai_free(local);
-        return ws_error_set(err, WS_EINVAL, "--ai must be grpc://host:port[,host:port...] (grpcs:// for TLS)");
+        return ws_error_set(err, WS_EINVAL,
+                            "--ai must be grpc://host:port[,host:port...] (grpcs:// for TLS)");
     }
     gai *g = ws_xcalloc(1, sizeof *g);
     g->local = local;

@@ -1,6 +1,6 @@
 /* The AI interface over gRPC: `whatstyle serve --ai grpc://h1:p1,h2:p2` (grpcs:// for TLS)
- * sends replies and style profiles to `whatstyle ai` nodes (docs/ai-service.md). A user's calls go to one node by
- * consistent hashing of the user id (their model stays warm there); on UNAVAILABLE or a dead
+ * sends replies and style profiles to `whatstyle ai` nodes (docs/ai-service.md). A user's calls go to one
+ * node by consistent hashing of the user id (their model stays warm there); on UNAVAILABLE or a dead
  * connection the next node on the ring takes over. Each node has a circuit breaker: after
  * WS_AI_GRPC_BREAKER_FAILS failures in a row it is skipped for a cool-down, then one caller
  * probes it (grpc.health.v1.Health/Check) before it is used again. Calls are idempotent and are
@@ -34,8 +34,8 @@
 #define WS_AI_GRPC_BREAKER_FAILS 3
 
 typedef struct ws_ai_grpc_opts {
-    double budget_s;           /* time budget of one generate/profile call; 0 = 5 s */
-    double breaker_cooldown_s; /* 0 = 2 s */
+    double budget_s;            /* time budget of one generate/profile call; 0 = 5 s */
+    double breaker_cooldown_s;  /* 0 = 2 s */
     const ws_jwt_key *sign_key; /* borrowed, outlives the ws_ai; NULL = calls carry no token */
     /* grpcs:// only: the CAs that sign the nodes' certificates (PEM; NULL = the system's), and
      * the gateway's client certificate and key for nodes that require one (mTLS). The nodes'

@@ -29,24 +29,24 @@
 typedef struct entry {
     char *user;
     ws_clone *clone;
-    int refs;                  /* the cache's own reference + callers in flight */
-    uint64_t bytes;            /* memory it holds: RSS growth on open, at least its files' size */
-    double last_used;          /* ws_now_s() */
-    struct entry *next;        /* most recently used first */
+    int refs;           /* the cache's own reference + callers in flight */
+    uint64_t bytes;     /* memory it holds: RSS growth on open, at least its files' size */
+    double last_used;   /* ws_now_s() */
+    struct entry *next; /* most recently used first */
 } entry;
 
 typedef struct local {
     char *root;
-    ws_blobs *blobs;           /* borrowed; NULL = plaintext directories in root */
-    char *scratch;             /* private (0700) plaintext scratch when blobs is set */
+    ws_blobs *blobs; /* borrowed; NULL = plaintext directories in root */
+    char *scratch;   /* private (0700) plaintext scratch when blobs is set */
     char *base_model;
     double budget;
     pthread_mutex_t mu;
     entry *cache;
     unsigned long seq;
-    uint64_t memory_budget;    /* bytes of opened clones kept; 0 = unbounded */
+    uint64_t memory_budget; /* bytes of opened clones kept; 0 = unbounded */
     uint64_t resident, loads, evictions;
-    pthread_mutex_t open_mu;   /* one clone opened at a time (its RSS growth is measured) */
+    pthread_mutex_t open_mu; /* one clone opened at a time (its RSS growth is measured) */
 } local;
 
 /* User ids become directory names: letters, digits, '-', '_' and '.', not starting with '.'. */
@@ -346,7 +346,7 @@ static int publish(local *l, const char *user, const char *dir, ws_error *err)
     if (orc == 0 && strcmp(old_version, version) != 0) {
         free(key);
         key = models_key(user, old_version, NULL);
-        ws_blobs_delete_prefix(l->blobs, key, NULL, NULL);   /* a leftover only wastes space */
+        ws_blobs_delete_prefix(l->blobs, key, NULL, NULL); /* a leftover only wastes space */
     }
 out:
     ws_json_doc_free(doc);
@@ -562,11 +562,15 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
     }
     char *old = NULL;
     progress_bridge pb = {progress, progress_arg};
-    ws_clone_train_opts o = {.export_path = req->export_path, .persona = req->persona, .out_dir = work,
+    ws_clone_train_opts o = {.export_path = req->export_path,
+                             .persona = req->persona,
+                             .out_dir = work,
                              .base_model = req->base_model ? req->base_model : l->base_model,
-                             .budget_s = req->budget_s > 0 ? req->budget_s : l->budget, .quiet = true,
+                             .budget_s = req->budget_s > 0 ? req->budget_s : l->budget,
+                             .quiet = true,
                              .checkpoint_every_s = req->checkpoint_every_s,
-                             .progress = bridge, .progress_arg = &pb};
+                             .progress = bridge,
+                             .progress_arg = &pb};
     ws_clone_train_result res;
     int rc = ws_clone_train(&o, &res, err);
     if (rc)
@@ -575,7 +579,7 @@ static int l_train(ws_ai *ai, const ws_ai_train_request *req, ws_ai_progress_fn 
         rc = publish(l, req->user_id, work, err);
         if (!rc) {
             rm_tree(work);
-            rm_tree(dir);   /* a plaintext model of an older version */
+            rm_tree(dir); /* a plaintext model of an older version */
         }
         goto installed;
     }
@@ -679,8 +683,8 @@ static void l_destroy(ws_ai *ai)
     free(ai);
 }
 
-static const ws_ai_ops local_ops = {l_generate, l_train,   l_reload, l_style_profile,
-                                    l_forget,   l_destroy, generate, l_status, l_generate_stream};
+static const ws_ai_ops local_ops = {l_generate, l_train,  l_reload, l_style_profile,  l_forget,
+                                    l_destroy,  generate, l_status, l_generate_stream};
 
 int ws_ai_local_new(const char *models_root, const ws_ai_local_opts *opts, ws_ai **out, ws_error *err)
 {

@@ -22,11 +22,11 @@
 typedef struct ws_blobs ws_blobs;
 
 typedef struct ws_ai_local_opts {
-    const char *base_model;    /* default base model for train() when the request names none */
-    double default_budget_s;   /* 0 = WS_CLONE_DEFAULT_BUDGET_S */
-    ws_blobs *blobs;           /* borrowed, must outlive the ws_ai; NULL = plaintext directories */
-    uint64_t memory_budget;    /* bytes of opened clones kept in memory (least recently used
-                                * evicted first); 0 = unbounded */
+    const char *base_model;  /* default base model for train() when the request names none */
+    double default_budget_s; /* 0 = WS_CLONE_DEFAULT_BUDGET_S */
+    ws_blobs *blobs;         /* borrowed, must outlive the ws_ai; NULL = plaintext directories */
+    uint64_t memory_budget;  /* bytes of opened clones kept in memory (least recently used
+                              * evicted first); 0 = unbounded */
 } ws_ai_local_opts;
 
 /* models_root (and its scratch directory) is created if missing. opts may be NULL. Errors:

@@ -31,7 +31,7 @@ struct ws_ai_service {
     ws_grpc_server *srv;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int running, workers; /* replies being computed, and how many may run at once */
+    int running, workers;          /* replies being computed, and how many may run at once */
     const ws_jwt_key *gateway_key; /* borrowed; NULL = no authentication */
 };
 
@@ -46,7 +46,8 @@ static int authorize(const ws_ai_service *svc, ws_grpc_call *call, const char *u
         ws_buf_puts(msg, "a bearer token (authorization metadata) is required");
         return WS_GRPC_UNAUTHENTICATED;
     }
-    ws_jwt_expect x = {.now = (int64_t)time(NULL), .leeway_s = 5, .iss = WS_AI_TOKEN_ISS, .aud = WS_AI_TOKEN_AUD};
+    ws_jwt_expect x = {
+        .now = (int64_t)time(NULL), .leeway_s = 5, .iss = WS_AI_TOKEN_ISS, .aud = WS_AI_TOKEN_AUD};
     ws_jwt_claims c;
     ws_error e = {0};
     if (ws_jwt_verify(svc->gateway_key, h + 7, strlen(h + 7), &x, &c, &e) != 0) {
@@ -88,7 +89,8 @@ static int call_end(ws_span *sp, const char *method, int st)
         ws_span_error(sp, ws_grpc_status_name(st));
     WS_LOG(WS_LOG_INFO, "ai.call", NULL, WS_LF_S("rpc.method", method),
            WS_LF_S("rpc.grpc.status", ws_grpc_status_name(st)),
-           call_timeout_ms >= 0 ? WS_LF_I("rpc.grpc.timeout_ms", call_timeout_ms) : (ws_log_field){.type = WS_LF_END});
+           call_timeout_ms >= 0 ? WS_LF_I("rpc.grpc.timeout_ms", call_timeout_ms)
+                                : (ws_log_field){.type = WS_LF_END});
     ws_span_end(sp);
     return st;
 }

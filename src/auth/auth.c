@@ -132,8 +132,8 @@ static void fill_principal(ws_principal *p, const ws_user *u, const char *key_id
 }
 
 int ws_auth_key_create(ws_store *s, const char *user_name, ws_role role, int rate_limit,
-                       const char *client_name, int64_t expires_at,
-                       char key_out[WS_KEY_LEN + 1], ws_principal *principal, ws_error *err)
+                       const char *client_name, int64_t expires_at, char key_out[WS_KEY_LEN + 1],
+                       ws_principal *principal, ws_error *err)
 {
     if ((unsigned)role > WS_ROLE_SYSTEM)
         return ws_error_set(err, WS_EINVAL, "unknown role");
@@ -145,7 +145,7 @@ int ws_auth_key_create(ws_store *s, const char *user_name, ws_role role, int rat
     int rc = ws_store_user_get_by_name(s, a, user_name, &u, err);
     if (rc == WS_ENOENT) {
         rc = ws_store_user_create(s, a, user_name, NULL, NULL, &u, err);
-        if (rc == WS_ECONFLICT)   /* created meanwhile by someone else */
+        if (rc == WS_ECONFLICT) /* created meanwhile by someone else */
             rc = ws_store_user_get_by_name(s, a, user_name, &u, err);
     }
     if (rc < 0)
@@ -157,8 +157,11 @@ int ws_auth_key_create(ws_store *s, const char *user_name, ws_role role, int rat
             goto out;
         }
         ws_auth_key_hash(key_out, WS_KEY_LEN, hash);
-        ws_api_key k = {.key_id = id, .user_id = u.id, .client_name = client_name,
-                        .role = ws_role_name(role), .rate_limit = rate_limit,
+        ws_api_key k = {.key_id = id,
+                        .user_id = u.id,
+                        .client_name = client_name,
+                        .role = ws_role_name(role),
+                        .rate_limit = rate_limit,
                         .expires_at = expires_at};
         rc = ws_store_key_insert(s, &k, hash, err);
         if (rc != WS_ECONFLICT)
@@ -173,8 +176,7 @@ out:
     return rc;
 }
 
-int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal *out,
-                         ws_error *err)
+int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal *out, ws_error *err)
 {
     char id[WS_KEY_ID_LEN + 1], hash[WS_KEY_HASH_HEX + 1];
     if (ws_auth_key_parse(key, len, id) < 0)
@@ -183,8 +185,7 @@ int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal 
     return ws_auth_authenticate_hash(s, hash, id, out, err);
 }
 
-int ws_auth_authenticate_hash(ws_store *s, const char *hash, const char *id, ws_principal *out,
-                              ws_error *err)
+int ws_auth_authenticate_hash(ws_store *s, const char *hash, const char *id, ws_principal *out, ws_error *err)
 {
     ws_arena *a = ws_arena_new(1024);
     ws_api_key k;
@@ -198,8 +199,7 @@ int ws_auth_authenticate_hash(ws_store *s, const char *hash, const char *id, ws_
     /* The hash matched, so the key is the stored one; the id check guards against a row
      * whose id and hash disagree. One query brought the owner's name and state too. */
     if ((id && strcmp(k.key_id, id) != 0) || !k.is_active || !k.user_is_active ||
-        (k.expires_at > 0 && k.expires_at <= ws_store_now_ms()) ||
-        ws_role_parse(k.role, &role) < 0)
+        (k.expires_at > 0 && k.expires_at <= ws_store_now_ms()) || ws_role_parse(k.role, &role) < 0)
         goto denied;
     u.id = k.user_id;
     u.name = k.user_name;

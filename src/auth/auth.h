@@ -19,15 +19,15 @@
 #include "store/store.h"
 
 #define WS_KEY_PREFIX "ws_live_"
-#define WS_KEY_ID_LEN 16                /* "ws_live_" + 8 hex */
-#define WS_KEY_SECRET_LEN 43            /* base64url of 32 bytes, no padding */
-#define WS_KEY_LEN (WS_KEY_ID_LEN + 1 + WS_KEY_SECRET_LEN)   /* 60 */
+#define WS_KEY_ID_LEN 16                                   /* "ws_live_" + 8 hex */
+#define WS_KEY_SECRET_LEN 43                               /* base64url of 32 bytes, no padding */
+#define WS_KEY_LEN (WS_KEY_ID_LEN + 1 + WS_KEY_SECRET_LEN) /* 60 */
 #define WS_KEY_HASH_HEX 64
 
 typedef enum { WS_ROLE_USER = 0, WS_ROLE_ADMIN = 1, WS_ROLE_SYSTEM = 2 } ws_role;
 
-const char *ws_role_name(ws_role r);                   /* "user", "admin", "system" */
-int ws_role_parse(const char *name, ws_role *out);     /* WS_EINVAL if unknown */
+const char *ws_role_name(ws_role r);               /* "user", "admin", "system" */
+int ws_role_parse(const char *name, ws_role *out); /* WS_EINVAL if unknown */
 
 /* Who is calling, after authentication. Plain values, no pointers: copy freely. */
 typedef struct ws_principal {
@@ -35,7 +35,7 @@ typedef struct ws_principal {
     char user_name[WS_STORE_NAME_MAX + 1];
     char key_id[WS_KEY_ID_LEN + 1];
     ws_role role;
-    int rate_limit;                     /* per minute; 0 = server default */
+    int rate_limit; /* per minute; 0 = server default */
 } ws_principal;
 
 /* ---- pure functions on keys ----------------------------------------------------------- */
@@ -60,15 +60,14 @@ int ws_auth_bearer_token(const char *value, size_t len, const char **tok, size_t
  * never) are optional. key_out gets the plaintext key — the only time it exists; show it
  * once. *principal (may be NULL) gets who the key authenticates as. */
 int ws_auth_key_create(ws_store *s, const char *user_name, ws_role role, int rate_limit,
-                       const char *client_name, int64_t expires_at,
-                       char key_out[WS_KEY_LEN + 1], ws_principal *principal, ws_error *err);
+                       const char *client_name, int64_t expires_at, char key_out[WS_KEY_LEN + 1],
+                       ws_principal *principal, ws_error *err);
 
 /* Authenticates a presented key: format check, hash lookup, active, not expired, user
  * active. Fills *out. WS_EPERM for any key that does not authenticate (the message does
  * not say which check failed, to not help guessing); WS_EIO if the store failed. Does not
  * touch last_used_at (call ws_store_key_touch off the hot path if wanted). */
-int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal *out,
-                         ws_error *err);
+int ws_auth_authenticate(ws_store *s, const char *key, size_t len, ws_principal *out, ws_error *err);
 
 /* The same checks for a key known only by its stored hash (a dashboard session keeps the
  * hash of the key it signed in with, never the key). id (may be NULL) must match the key's

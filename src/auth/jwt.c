@@ -124,7 +124,8 @@ int ws_jwt_key_from_jwks(const char *json, size_t len, ws_jwt_key **out, ws_erro
             ws_base64url_decode(x, strlen(x), raw, sizeof raw) != ED25519_LEN)
             continue;
         EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, ED25519_LEN);
-        rc = pkey ? finish_key(pkey, false, out, err) : ws_error_set(err, WS_EINVAL, "bad Ed25519 key in the JWKS");
+        rc = pkey ? finish_key(pkey, false, out, err)
+                  : ws_error_set(err, WS_EINVAL, "bad Ed25519 key in the JWKS");
         break;
     }
     ws_json_doc_free(doc);

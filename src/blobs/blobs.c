@@ -211,7 +211,10 @@ struct ws_blobs_keyring {
 
 static key_sig sig_of(const struct stat *st)
 {
-    key_sig s = {.dev = st->st_dev, .ino = st->st_ino, .size = st->st_size, .mtime = st->st_mtim,
+    key_sig s = {.dev = st->st_dev,
+                 .ino = st->st_ino,
+                 .size = st->st_size,
+                 .mtime = st->st_mtim,
                  .ctime = st->st_ctim};
     return s;
 }
@@ -334,8 +337,8 @@ static int load_files(const char *data_dir, ring_key *cur, key_sig *sig, ring_ke
             char want[9], got[9];
             id_hex(id, want);
             id_hex(k.id, got);
-            rc = ws_error_set(err, WS_EFORMAT, "retired master key %s holds the key with id %s, not %s", path, got,
-                              want);
+            rc = ws_error_set(err, WS_EFORMAT, "retired master key %s holds the key with id %s, not %s", path,
+                              got, want);
         } else {
             rc = add_retired(retired, n, cur, &k, err);
         }
@@ -614,11 +617,12 @@ int ws_blobs_get(ws_blobs *b, const char *key, size_t max, ws_buf *out, ws_error
             char hex[9], cur[9];
             id_hex(h.key_id, hex);
             ws_blobs_current_key_id(b, cur);
-            rc = ws_error_set(err, WS_EPERM,
-                              "blob %s was encrypted with a different master key (key id %s; the current key is "
-                              "%s and no retired key has that id: check WS_MASTER_KEY / master.key and the "
-                              "retired keys)",
-                              key, hex, cur);
+            rc = ws_error_set(
+                err, WS_EPERM,
+                "blob %s was encrypted with a different master key (key id %s; the current key is "
+                "%s and no retired key has that id: check WS_MASTER_KEY / master.key and the "
+                "retired keys)",
+                key, hex, cur);
         }
     }
     if (rc == 0) {
@@ -676,7 +680,8 @@ int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_re
     /* the header first: an object already under the current key is not fetched whole */
     for (int whole = 0; whole < 2; whole++) {
         ws_buf_reset(&sealed);
-        rc = whole ? b->ops->get(b, key, max, &sealed, err) : b->ops->head(b, key, WS_BLOB_OVERHEAD, &sealed, err);
+        rc = whole ? b->ops->get(b, key, max, &sealed, err)
+                   : b->ops->head(b, key, WS_BLOB_OVERHEAD, &sealed, err);
         if (rc < 0 || (rc = ws_blob_header_parse(sealed.data, sealed.len, &h, err)) < 0)
             goto out;
         if (key_id)
@@ -686,14 +691,16 @@ int ws_blobs_reseal_object(ws_blobs *b, const char *key, size_t max, ws_blobs_re
             goto out;
         }
     }
-    if (!ring_find(r, h.key_id, &old) && ((rc = ring_reload(r, true, err)) < 0 || !ring_find(r, h.key_id, &old))) {
+    if (!ring_find(r, h.key_id, &old) &&
+        ((rc = ring_reload(r, true, err)) < 0 || !ring_find(r, h.key_id, &old))) {
         char hex[9];
         id_hex(h.key_id, hex);
         rc = rc < 0 ? rc
-                    : ws_error_set(err, WS_EPERM,
-                                   "blob %s is sealed under master key id %s, which is neither the current key nor "
-                                   "a retired one",
-                                   key, hex);
+                    : ws_error_set(
+                          err, WS_EPERM,
+                          "blob %s is sealed under master key id %s, which is neither the current key nor "
+                          "a retired one",
+                          key, hex);
         goto out;
     }
     if ((rc = ws_blob_unseal(old.key, key, sealed.data, sealed.len, &plain, err)) < 0)

@@ -20,8 +20,9 @@
  * Errors: 0 or a negative WS_E* code with details in err: WS_EINVAL (bad key or URL),
  * WS_ENOENT (no such object), WS_ETOOBIG (object larger than the caller's cap), WS_EFORMAT
  * (not an encrypted blob, or an unknown header version), WS_EPERM (sealed under a master
- * key that is neither the current one nor a retired one; err names its key id), WS_EUNSAFE (authentication failed: the object or its header was altered, or
- * it was stored under another name), WS_EIO (disk or network failure; err says which).
+ * key that is neither the current one nor a retired one; err names its key id), WS_EUNSAFE (authentication
+ * failed: the object or its header was altered, or it was stored under another name), WS_EIO (disk or network
+ * failure; err says which).
  *
  * Thread-safety: a ws_blobs handle may be used from several threads at once. */
 #ifndef WS_BLOBS_BLOBS_H
@@ -78,7 +79,7 @@ typedef struct ws_blobs_settings {
     const char *retired_keys; /* env mode: earlier master keys, comma-separated 64-hex */
     const char *s3_region;    /* default us-east-1 */
     const char *s3_access_key, *s3_secret_key;
-    size_t s3_part_size;      /* bytes; 0 = the default (ws_s3_config.part_size) */
+    size_t s3_part_size; /* bytes; 0 = the default (ws_s3_config.part_size) */
 } ws_blobs_settings;
 void ws_blobs_configure(const ws_blobs_settings *s);
 
@@ -98,9 +99,9 @@ struct ws_fault;
 void ws_blobs_fault_wrap(ws_blobs **b, struct ws_fault *f);
 const char *ws_blobs_backend(const ws_blobs *b);
 
-/* The master key: the configured one (WS_MASTER_KEY, 64 hex digits) if set, else DATA/master.key, created with
- * 32 random bytes, mode 0600, on first use (atomically: two processes agree on one key). A
- * key file that others can read, or of the wrong size, is refused. */
+/* The master key: the configured one (WS_MASTER_KEY, 64 hex digits) if set, else DATA/master.key, created
+ * with 32 random bytes, mode 0600, on first use (atomically: two processes agree on one key). A key file that
+ * others can read, or of the wrong size, is refused. */
 int ws_blobs_master_key(const char *data_dir, unsigned char key[WS_BLOB_MASTER_KEY_LEN], ws_error *err);
 
 /* Where the keyring comes from. File mode: DATA/master.key (current) and every

@@ -8,7 +8,7 @@
 #include "core/mem.h"
 
 typedef struct fault_blobs {
-    ws_blobs base; /* first: the layer above sees a ws_blobs */
+    ws_blobs base;   /* first: the layer above sees a ws_blobs */
     ws_blobs *inner; /* the real backend, owned; its ring moved to base */
     ws_fault *f;     /* borrowed */
 } fault_blobs;

@@ -84,7 +84,8 @@ static int write_key_temp(const char *dir, const unsigned char key[WS_BLOB_MASTE
 int ws_blobs_replace_master_key(const char *data_dir, char old_id[9], char new_id[9], ws_error *err)
 {
     if (ws_blobs_env_mode())
-        return ws_error_set(err, WS_EUNSUPPORTED, "WS_MASTER_KEY is set: the key is not in a file to replace");
+        return ws_error_set(err, WS_EUNSUPPORTED,
+                            "WS_MASTER_KEY is set: the key is not in a file to replace");
     unsigned char old[WS_BLOB_MASTER_KEY_LEN], fresh[WS_BLOB_MASTER_KEY_LEN], id[4];
     char hex[9], name[64];
     char *tmp = NULL, *retired = NULL, *master = path_in(data_dir, "master.key");
@@ -110,7 +111,8 @@ int ws_blobs_replace_master_key(const char *data_dir, char old_id[9], char new_i
         }
         rc = ws_file_read(retired, 64, &existing, &elen, err);
         if (rc == 0 && (elen != WS_BLOB_MASTER_KEY_LEN || CRYPTO_memcmp(existing, old, elen) != 0))
-            rc = ws_error_set(err, WS_ECONFLICT, "%s exists and holds another key: move it away first", retired);
+            rc = ws_error_set(err, WS_ECONFLICT, "%s exists and holds another key: move it away first",
+                              retired);
         if (rc < 0)
             goto out;
     }
@@ -170,9 +172,9 @@ static int lock_rotation(const char *data_dir, int *fd, ws_error *err)
     if (f < 0) {
         rc = ws_error_set(err, WS_EIO, "cannot open %s: %s", p, strerror(errno));
     } else if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK
-                 ? ws_error_set(err, WS_ECONFLICT, "another key rotation or re-seal is running on %s", data_dir)
-                 : ws_error_set(err, WS_EIO, "cannot lock %s: %s", p, strerror(errno));
+        rc = errno == EWOULDBLOCK ? ws_error_set(err, WS_ECONFLICT,
+                                                 "another key rotation or re-seal is running on %s", data_dir)
+                                  : ws_error_set(err, WS_EIO, "cannot lock %s: %s", p, strerror(errno));
         close(f);
     } else {
         *fd = f;

@@ -37,14 +37,14 @@ typedef struct ws_blobs_key_count {
 } ws_blobs_key_count;
 
 typedef struct ws_blobs_reseal_report {
-    char current_id[9];  /* the key everything is re-sealed under */
-    size_t objects;      /* objects seen by the re-seal pass */
-    size_t resealed;     /* moved to the current key */
-    size_t current;      /* already under the current key */
-    size_t changed;      /* rewritten by someone else meanwhile: left alone */
-    size_t failed;       /* reported through object_error; they keep their old bytes */
+    char current_id[9];                 /* the key everything is re-sealed under */
+    size_t objects;                     /* objects seen by the re-seal pass */
+    size_t resealed;                    /* moved to the current key */
+    size_t current;                     /* already under the current key */
+    size_t changed;                     /* rewritten by someone else meanwhile: left alone */
+    size_t failed;                      /* reported through object_error; they keep their old bytes */
     size_t final_objects, final_failed; /* the final scan */
-    size_t n_ids;        /* retired (or unknown) key ids and the objects still under each */
+    size_t n_ids;                       /* retired (or unknown) key ids and the objects still under each */
     ws_blobs_key_count ids[WS_BLOBS_MAX_KEY_IDS];
     size_t key_files_removed;
     bool kept_empty_store; /* retired key files kept because the store held no object */

@@ -24,9 +24,9 @@
 #define S3_META_MAX (4u << 20) /* a listing page or an error document */
 #define S3_URL_MAX 4096
 #define S3_AUTH_MAX 1024
-#define S3_HDR_MAX 256            /* the one response header we keep (ETag) */
-#define S3_PARTS_MAX 10000        /* S3's limit on the parts of one upload */
-#define S3_PART_MIN (5u << 20)    /* S3's smallest part (all but the last) */
+#define S3_HDR_MAX 256         /* the one response header we keep (ETag) */
+#define S3_PARTS_MAX 10000     /* S3's limit on the parts of one upload */
+#define S3_PART_MIN (5u << 20) /* S3's smallest part (all but the last) */
 #define S3_PART_DEFAULT (8u << 20)
 #define S3_UPLOAD_ID_MAX 1024
 
@@ -316,8 +316,8 @@ static int multipart_parts(s3_blobs *s, const char *key, const char *enc_id, con
 static int multipart_put(s3_blobs *s, const char *key, const void *data, size_t len, ws_error *err)
 {
     if ((len + s->part_size - 1) / s->part_size > S3_PARTS_MAX)
-        return ws_error_set(err, WS_ETOOBIG, "s3: %s needs more than %d parts of %zu bytes", key, S3_PARTS_MAX,
-                            s->part_size);
+        return ws_error_set(err, WS_ETOOBIG, "s3: %s needs more than %d parts of %zu bytes", key,
+                            S3_PARTS_MAX, s->part_size);
     s3_resp r = {0};
     char id[S3_UPLOAD_ID_MAX + 1] = "", enc_id[S3_UPLOAD_ID_MAX * 3 + 1];
     ws_buf done = WS_BUF_INIT;

@@ -8,6 +8,7 @@
 
 #include "core/lazylib.h"
 
+/* clang-format off */
 #define WS_RK_FUNCTIONS(X)                                                                          \
     X(rd_kafka_conf_new) X(rd_kafka_conf_set) X(rd_kafka_conf_destroy) X(rd_kafka_conf_set_dr_msg_cb)  \
     X(rd_kafka_conf_set_opaque) X(rd_kafka_new) X(rd_kafka_destroy) X(rd_kafka_producev)              \
@@ -22,12 +23,13 @@
     X(rd_kafka_topic_result_error) X(rd_kafka_topic_result_error_string) X(rd_kafka_topic_result_name) \
     X(rd_kafka_event_error) X(rd_kafka_event_error_string) X(rd_kafka_event_destroy)                   \
     X(rd_kafka_metadata) X(rd_kafka_metadata_destroy) X(rd_kafka_message_timestamp)
+/* clang-format on */
 
 typedef struct ws__rk_api {
     WS_RK_FUNCTIONS(WS_LAZYLIB_SLOT)
 } ws__rk_api;
 
-extern ws__rk_api ws__rk;   /* filled by ws__rk_load */
+extern ws__rk_api ws__rk; /* filled by ws__rk_load */
 
 /* 0 once librdkafka is loaded; WS_EUNSUPPORTED with a message naming the package otherwise. */
 int ws__rk_load(ws_error *err);

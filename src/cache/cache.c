@@ -49,8 +49,7 @@ int ws_cache_get(ws_cache *c, const char *key, ws_buf *out, ws_error *err)
     return rc < 0 ? rc : c->ops->get(c, key, klen, out, err);
 }
 
-int ws_cache_set(ws_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms,
-                 ws_error *err)
+int ws_cache_set(ws_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms, ws_error *err)
 {
     size_t klen;
     int rc = check_key(key, &klen, err);
@@ -59,8 +58,7 @@ int ws_cache_set(ws_cache *c, const char *key, const void *val, size_t len, int6
     if (!val && len)
         return ws_error_set(err, WS_EINVAL, "cache: no value");
     if (len > WS_CACHE_VALUE_MAX)
-        return ws_error_set(err, WS_ETOOBIG, "cache: value larger than %d bytes",
-                            WS_CACHE_VALUE_MAX);
+        return ws_error_set(err, WS_ETOOBIG, "cache: value larger than %d bytes", WS_CACHE_VALUE_MAX);
     if (ttl_ms < 0)
         return ws_error_set(err, WS_EINVAL, "cache: negative TTL");
     return c->ops->set(c, key, klen, val ? val : "", len, ttl_ms, err);
@@ -90,8 +88,8 @@ int ws_cache_del_prefix(ws_cache *c, const char *prefix, int64_t *deleted, ws_er
     return rc;
 }
 
-int ws_cache_rate_check(ws_cache *c, const char *key, int64_t limit, int window_s,
-                        ws_rate_result *out, ws_error *err)
+int ws_cache_rate_check(ws_cache *c, const char *key, int64_t limit, int window_s, ws_rate_result *out,
+                        ws_error *err)
 {
     size_t klen;
     memset(out, 0, sizeof *out);

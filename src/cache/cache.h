@@ -28,7 +28,7 @@
 
 #define WS_CACHE_KEY_MAX 1024
 #define WS_CACHE_VALUE_MAX (4 * 1024 * 1024)
-#define WS_CACHE_REPLY_TTL_MS (5 * 60 * 1000)     /* seed: response cache TTL 5 min */
+#define WS_CACHE_REPLY_TTL_MS (5 * 60 * 1000) /* seed: response cache TTL 5 min */
 
 typedef struct ws_cache ws_cache;
 
@@ -38,8 +38,8 @@ typedef struct ws_cache ws_cache;
  *   "redis://[:password@]host[:port][/db]" -> Redis (connect timeout 2 s, command timeout 2 s).
  * *out belongs to the caller; release with ws_cache_close. */
 int ws_cache_open(const char *url, ws_cache **out, ws_error *err);
-void ws_cache_close(ws_cache *c);                 /* NULL is a no-op */
-const char *ws_cache_backend(const ws_cache *c);  /* "memory" or "redis" */
+void ws_cache_close(ws_cache *c);                /* NULL is a no-op */
+const char *ws_cache_backend(const ws_cache *c); /* "memory" or "redis" */
 
 /* Liveness (Redis: PING), for /readyz. */
 int ws_cache_ping(ws_cache *c, ws_error *err);
@@ -47,8 +47,7 @@ int ws_cache_ping(ws_cache *c, ws_error *err);
 /* Appends the value of key to out; WS_ENOENT on a miss or expiry (out unchanged). */
 int ws_cache_get(ws_cache *c, const char *key, ws_buf *out, ws_error *err);
 /* Sets key to len bytes at val with a TTL in milliseconds (> 0; ttl_ms == 0 = no expiry). */
-int ws_cache_set(ws_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms,
-                 ws_error *err);
+int ws_cache_set(ws_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms, ws_error *err);
 /* Removes key; missing keys are fine. *deleted (may be NULL) gets 0 or 1. */
 int ws_cache_del(ws_cache *c, const char *key, int *deleted, ws_error *err);
 /* Removes every key that starts with prefix (e.g. per-user invalidation: keys are built as
@@ -60,10 +59,10 @@ int ws_cache_del_prefix(ws_cache *c, const char *prefix, int64_t *deleted, ws_er
 /* The rate-limit decision for one request. */
 typedef struct ws_rate_result {
     bool allowed;
-    int64_t count;               /* requests counted in the current window, this one included */
+    int64_t count; /* requests counted in the current window, this one included */
     int64_t limit;
-    int64_t remaining;           /* limit - count, never below 0 */
-    int retry_after_s;           /* seconds until the window resets (>= 1 when denied) */
+    int64_t remaining; /* limit - count, never below 0 */
+    int retry_after_s; /* seconds until the window resets (>= 1 when denied) */
 } ws_rate_result;
 
 /* ATOMIC fixed-window counter: counts one request against key ("rl:key:<key_id>",
@@ -74,7 +73,7 @@ typedef struct ws_rate_result {
  * WS_EIO when Redis is unreachable: the caller chooses to fail open or closed. Memory: the
  * counters are entries of the same LRU, so they count against max_entries (size it for
  * cached replies + active clients). */
-int ws_cache_rate_check(ws_cache *c, const char *key, int64_t limit, int window_s,
-                        ws_rate_result *out, ws_error *err);
+int ws_cache_rate_check(ws_cache *c, const char *key, int64_t limit, int window_s, ws_rate_result *out,
+                        ws_error *err);
 
 #endif

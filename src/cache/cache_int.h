@@ -10,11 +10,10 @@ typedef struct ws_cache_ops {
     void (*close)(ws_cache *c);
     int (*ping)(ws_cache *c, ws_error *err);
     int (*get)(ws_cache *c, const char *key, size_t klen, ws_buf *out, ws_error *err);
-    int (*set)(ws_cache *c, const char *key, size_t klen, const void *val, size_t len,
-               int64_t ttl_ms, ws_error *err);
+    int (*set)(ws_cache *c, const char *key, size_t klen, const void *val, size_t len, int64_t ttl_ms,
+               ws_error *err);
     int (*del)(ws_cache *c, const char *key, size_t klen, int *deleted, ws_error *err);
-    int (*del_prefix)(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted,
-                      ws_error *err);
+    int (*del_prefix)(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted, ws_error *err);
     int (*rate_check)(ws_cache *c, const char *key, size_t klen, int64_t limit, int window_s,
                       ws_rate_result *out, ws_error *err);
 } ws_cache_ops;

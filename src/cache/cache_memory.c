@@ -13,11 +13,11 @@
 #include "core/strset.h"
 
 typedef struct entry {
-    struct entry *hnext;              /* hash chain */
-    struct entry *prev, *next;        /* LRU list: head = most recent */
+    struct entry *hnext;       /* hash chain */
+    struct entry *prev, *next; /* LRU list: head = most recent */
     uint64_t hash;
-    int64_t expires;                  /* monotonic ms; 0 = never */
-    int64_t counter;                  /* rate-limit count (value unused) */
+    int64_t expires; /* monotonic ms; 0 = never */
+    int64_t counter; /* rate-limit count (value unused) */
     size_t klen, vlen;
     char *key;
     unsigned char *val;
@@ -39,8 +39,14 @@ static size_t entry_bytes(const entry *e)
 
 static void lru_unlink(memcache *m, entry *e)
 {
-    if (e->prev) e->prev->next = e->next; else m->head = e->next;
-    if (e->next) e->next->prev = e->prev; else m->tail = e->prev;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        m->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        m->tail = e->prev;
     e->prev = e->next = NULL;
 }
 
@@ -48,9 +54,11 @@ static void lru_push_front(memcache *m, entry *e)
 {
     e->prev = NULL;
     e->next = m->head;
-    if (m->head) m->head->prev = e;
+    if (m->head)
+        m->head->prev = e;
     m->head = e;
-    if (!m->tail) m->tail = e;
+    if (!m->tail)
+        m->tail = e;
 }
 
 static entry **find_slot(memcache *m, const char *key, size_t klen, uint64_t h)
@@ -160,8 +168,8 @@ static int mem_get(ws_cache *c, const char *key, size_t klen, ws_buf *out, ws_er
     return rc;
 }
 
-static int mem_set(ws_cache *c, const char *key, size_t klen, const void *val, size_t len,
-                   int64_t ttl_ms, ws_error *err)
+static int mem_set(ws_cache *c, const char *key, size_t klen, const void *val, size_t len, int64_t ttl_ms,
+                   ws_error *err)
 {
     memcache *m = (memcache *)c;
     if (sizeof(entry) + klen + len > m->max_bytes)
@@ -192,8 +200,7 @@ static int mem_del(ws_cache *c, const char *key, size_t klen, int *deleted, ws_e
     return 0;
 }
 
-static int mem_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted,
-                          ws_error *err)
+static int mem_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted, ws_error *err)
 {
     memcache *m = (memcache *)c;
     int64_t n = 0, now;
@@ -211,8 +218,8 @@ static int mem_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t 
     return 0;
 }
 
-static int mem_rate_check(ws_cache *c, const char *key, size_t klen, int64_t limit,
-                          int window_s, ws_rate_result *out, ws_error *err)
+static int mem_rate_check(ws_cache *c, const char *key, size_t klen, int64_t limit, int window_s,
+                          ws_rate_result *out, ws_error *err)
 {
     memcache *m = (memcache *)c;
     pthread_mutex_lock(&m->mu);

@@ -60,16 +60,15 @@ static int connect_ctx(rcache *r, ws_error *err)
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
         ws__redis.freeReplyObject(rep);
         if (!ok)
-            return ws_error_set(err, WS_EIO, "redis %s:%d: SELECT %d failed", r->host, r->port,
-                                r->db);
+            return ws_error_set(err, WS_EIO, "redis %s:%d: SELECT %d failed", r->host, r->port, r->db);
     }
     return 0;
 }
 
 /* Runs one command (argv form, binary safe); reconnects once if the connection is broken.
  * *out is the reply (free it); an error reply becomes WS_EIO. */
-static int command(rcache *r, int argc, const char **argv, const size_t *lens,
-                   redisReply **out, ws_error *err)
+static int command(rcache *r, int argc, const char **argv, const size_t *lens, redisReply **out,
+                   ws_error *err)
 {
     *out = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -81,7 +80,7 @@ static int command(rcache *r, int argc, const char **argv, const size_t *lens,
         redisReply *rep = ws__redis.redisCommandArgv(r->ctx, argc, argv, lens);
         if (!rep) {
             if (attempt == 0)
-                continue;   /* the connection broke (server restarted?): reconnect once */
+                continue; /* the connection broke (server restarted?): reconnect once */
             return ctx_err(r, err, argv[0]);
         }
         if (rep->type == REDIS_REPLY_ERROR) {
@@ -135,8 +134,8 @@ static int redis_get(ws_cache *c, const char *key, size_t klen, ws_buf *out, ws_
     return rc;
 }
 
-static int redis_set(ws_cache *c, const char *key, size_t klen, const void *val, size_t len,
-                     int64_t ttl_ms, ws_error *err)
+static int redis_set(ws_cache *c, const char *key, size_t klen, const void *val, size_t len, int64_t ttl_ms,
+                     ws_error *err)
 {
     rcache *r = (rcache *)c;
     char ttl[24];
@@ -182,8 +181,7 @@ static char *prefix_pattern(const char *prefix, size_t plen, size_t *out_len)
     return p;
 }
 
-static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted,
-                            ws_error *err)
+static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_t *deleted, ws_error *err)
 {
     rcache *r = (rcache *)c;
     size_t patlen;
@@ -199,8 +197,7 @@ static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_
         if ((rc = command(r, 6, argv, lens, &rep, err)) < 0)
             break;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
             ws__redis.freeReplyObject(rep);
             rc = ws_error_set(err, WS_EIO, "redis: unexpected SCAN reply");
             break;
@@ -233,8 +230,8 @@ static int redis_del_prefix(ws_cache *c, const char *prefix, size_t plen, int64_
     return rc;
 }
 
-static int redis_rate_check(ws_cache *c, const char *key, size_t klen, int64_t limit,
-                            int window_s, ws_rate_result *out, ws_error *err)
+static int redis_rate_check(ws_cache *c, const char *key, size_t klen, int64_t limit, int window_s,
+                            ws_rate_result *out, ws_error *err)
 {
     rcache *r = (rcache *)c;
     char win[24];
@@ -247,8 +244,7 @@ static int redis_rate_check(ws_cache *c, const char *key, size_t klen, int64_t l
     pthread_mutex_unlock(&r->mu);
     if (rc == 0) {
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-            rep->element[0]->type == REDIS_REPLY_INTEGER &&
-            rep->element[1]->type == REDIS_REPLY_INTEGER) {
+            rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_INTEGER) {
             out->count = rep->element[0]->integer;
             out->retry_after_s = (int)((rep->element[1]->integer + 999) / 1000);
         } else {

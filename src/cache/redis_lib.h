@@ -18,7 +18,7 @@ typedef struct ws__redis_api {
     WS_REDIS_FUNCTIONS(WS_LAZYLIB_SLOT)
 } ws__redis_api;
 
-extern ws__redis_api ws__redis;   /* filled by ws__redis_load */
+extern ws__redis_api ws__redis; /* filled by ws__redis_load */
 
 /* 0 once hiredis is loaded; WS_EUNSUPPORTED with a message naming the package otherwise. */
 int ws__redis_load(ws_error *err);

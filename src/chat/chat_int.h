@@ -19,9 +19,9 @@ typedef struct chat_source {
     int fd;
     const char *mem;
     size_t mem_len, mem_pos;
-    struct zip *zip;       /* libzip's zip_t */
+    struct zip *zip; /* libzip's zip_t */
     uint64_t entry;
-    struct zip_file *zf;   /* libzip's zip_file_t */
+    struct zip_file *zf; /* libzip's zip_file_t */
     uint64_t read_total, cap, size;
     char *path;
 } chat_source;
@@ -36,16 +36,16 @@ int ws__chat_source_open_zip(chat_source *s, uint64_t cap, ws_error *err);
 
 /* A message header as written, before the date order is applied. */
 typedef struct chat_header {
-    int field[3];        /* date fields in written order */
-    unsigned char digits[6];   /* how many digits field[0..2], hour, minute, second had */
+    int field[3];            /* date fields in written order */
+    unsigned char digits[6]; /* how many digits field[0..2], hour, minute, second had */
     int hour, minute, second;
-    int ampm;            /* 0 none, 1 AM, 2 PM */
-    bool us_marker;      /* spelled "AM"/"PM" exactly, as en-US writes it */
-    size_t body;         /* offset of the body (author + text) in the line */
-    unsigned short pos[6];   /* where field[0..2], hour, minute, second start */
-    bool no_template;        /* layouts the template path must not learn */
-    uint32_t layout;         /* the layout's signature (separators, brackets, 12h/24h, seconds,
-                              * order of date and time...): digits, padding and marks aside */
+    int ampm;              /* 0 none, 1 AM, 2 PM */
+    bool us_marker;        /* spelled "AM"/"PM" exactly, as en-US writes it */
+    size_t body;           /* offset of the body (author + text) in the line */
+    unsigned short pos[6]; /* where field[0..2], hour, minute, second start */
+    bool no_template;      /* layouts the template path must not learn */
+    uint32_t layout;       /* the layout's signature (separators, brackets, 12h/24h, seconds,
+                            * order of date and time...): digits, padding and marks aside */
 } chat_header;
 
 /* A learned header layout (see header.c). */
@@ -54,10 +54,10 @@ typedef struct chat_template {
     _Alignas(16) unsigned char litmask[64];
     _Alignas(16) unsigned char digitmask[64];
     size_t len;
-    size_t span;                 /* len rounded up to 16: the bytes the match compares */
+    size_t span; /* len rounded up to 16: the bytes the match compares */
     int fields;
-    unsigned char fpos[6], fdigits[6];   /* where each field starts and its digit count */
-    bool avx2_32;                /* span is 32 and this CPU has AVX2: one 32-byte compare */
+    unsigned char fpos[6], fdigits[6]; /* where each field starts and its digit count */
+    bool avx2_32;                      /* span is 32 and this CPU has AVX2: one 32-byte compare */
     chat_header proto;
     /* The last date a line of this layout resolved to (avx2_32 templates only): the line's
      * bytes under datemask (the date fields' digits) and that date under the reader's order.
@@ -89,7 +89,8 @@ bool ws__chat_template_match_avx2(const chat_template *t, const char *s, size_t 
  * (and the body starts at t->len) when line s[0..n) matches t, its date bytes are those of
  * t's remembered date and its time is valid; false sends the caller to the general path
  * (another date, another layout, not a header). The answer is the general path's. */
-bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable, ws_datetime *ts);
+bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable,
+                            ws_datetime *ts);
 #else
 #define ws__chat_template_match_avx2 ws__chat_template_match
 static inline bool ws__chat_template_fast(const chat_template *t, const char *s, size_t n, size_t readable,
@@ -116,13 +117,13 @@ bool ws__chat_resolve(const chat_header *h, ws_date_order order, ws_datetime *t)
  * send many times (an export in a language the phrase table lacks), and angle-bracketed
  * endings ("text <…>") that many of their messages share: its "edited" marker. */
 #define WS_CHAT_LEARNED_MAX 8
-#define WS_CHAT_LEARN_MIN_COUNT 4      /* times one body must occur in the sample */
-#define WS_CHAT_LEARN_MIN_AUTHORS 2    /* distinct authors who sent it */
+#define WS_CHAT_LEARN_MIN_COUNT 4       /* times one body must occur in the sample */
+#define WS_CHAT_LEARN_MIN_AUTHORS 2     /* distinct authors who sent it */
 #define WS_CHAT_SAMPLE_BYTES (1u << 20) /* the sample: the first MiB of the export */
 typedef struct chat_learned {
     unsigned count;
     unsigned char len[WS_CHAT_LEARNED_MAX];
-    bool suffix[WS_CHAT_LEARNED_MAX];   /* an edited marker, not a whole-body placeholder */
+    bool suffix[WS_CHAT_LEARNED_MAX]; /* an edited marker, not a whole-body placeholder */
     char text[WS_CHAT_LEARNED_MAX][64];
 } chat_learned;
 /* Candidate bodies counted over the sample (the first 32 distinct ones). */
@@ -130,15 +131,14 @@ typedef struct chat_sample {
     unsigned n;
     struct chat_sample_entry {
         unsigned char len;
-        bool suffix;   /* the "<…>" ending of a longer body */
+        bool suffix; /* the "<…>" ending of a longer body */
         char text[64];
         unsigned count, authors;
         uint32_t author[4];
     } c[32];
 } chat_sample;
 /* Counts one authored message of the sample (only "<…>" bodies and endings are candidates). */
-void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, const char *body,
-                         size_t n);
+void ws__chat_sample_add(chat_sample *s, const char *author, size_t author_len, const char *body, size_t n);
 /* The candidates that pass the thresholds and that the phrase table does not know. */
 void ws__chat_sample_learn(const chat_sample *s, chat_learned *out);
 
@@ -164,8 +164,8 @@ static inline const char *ws__chat_colon_space(const char *s, size_t n)
     return NULL;
 }
 
-#define WS_CHAT_MAX_PHRASE 192    /* bytes; a longer body is never a whole-body placeholder */
-#define WS_CHAT_BLOOM_BITS 65536  /* one probe per phrase: ~1% false hits with the 650 distinct phrases */
+#define WS_CHAT_MAX_PHRASE 192   /* bytes; a longer body is never a whole-body placeholder */
+#define WS_CHAT_BLOOM_BITS 65536 /* one probe per phrase: ~1% false hits with the 650 distinct phrases */
 
 /* The filter bit of a whole-body phrase of length len with these first and last folded bytes. */
 static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsigned char last)

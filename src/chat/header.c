@@ -34,9 +34,9 @@ enum {
     LAYOUT_12H = 1u << 10,
     LAYOUT_GAP_COMMA = 1u << 11,
     LAYOUT_GAP_WORD = 1u << 12,
-    LAYOUT_END_DASH = 1u << 13,     /* " - " */
+    LAYOUT_END_DASH = 1u << 13,      /* " - " */
     LAYOUT_END_LONG_DASH = 1u << 14, /* " – ", " — " */
-    LAYOUT_END_NONE = 1u << 15,     /* iOS without brackets or dash */
+    LAYOUT_END_NONE = 1u << 15,      /* iOS without brackets or dash */
 };
 
 size_t ws__chat_mark_len(const char *str, size_t n)
@@ -44,7 +44,8 @@ size_t ws__chat_mark_len(const char *str, size_t n)
     bytes s = (bytes)str;
     if (n == 0 || s[0] < 0xD8)
         return 0;
-    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0x8E || s[2] == 0x8F || (s[2] >= 0xAA && s[2] <= 0xAE)))
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
+        (s[2] == 0x8E || s[2] == 0x8F || (s[2] >= 0xAA && s[2] <= 0xAE)))
         return 3; /* LRM, RLM, LRE..RLO */
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9)
         return 3; /* LRI..PDI */
@@ -169,21 +170,23 @@ typedef struct marker {
 
 /* Markers that are not spelled with the Latin a/p + m pattern. */
 static const marker other_markers[] = {
-    {"\xD8\xB5", 1},                      /* ص (Arabic AM) */
-    {"\xD9\x85", 2},                      /* م (Arabic PM) */
-    {"\xD9\x82.\xD8\xB8.", 1},            /* ق.ظ. (Persian AM) */
-    {"\xD8\xA8.\xD8\xB8.", 2},            /* ب.ظ. (Persian PM) */
-    {"\xCF\x80.\xCE\xBC.", 1},            /* π.μ. (Greek AM) */
-    {"\xCE\xBC.\xCE\xBC.", 2},            /* μ.μ. (Greek PM) */
-    {"\xE5\x8D\x88\xE5\x89\x8D", 1},      /* 午前 */
-    {"\xE5\x8D\x88\xE5\xBE\x8C", 2},      /* 午後 */
-    {"\xE4\xB8\x8A\xE5\x8D\x88", 1},      /* 上午 */
-    {"\xE4\xB8\x8B\xE5\x8D\x88", 2},      /* 下午 */
-    {"\xEC\x98\xA4\xEC\xA0\x84", 1},      /* 오전 */
-    {"\xEC\x98\xA4\xED\x9B\x84", 2},      /* 오후 */
+    {"\xD8\xB5", 1},                 /* ص (Arabic AM) */
+    {"\xD9\x85", 2},                 /* م (Arabic PM) */
+    {"\xD9\x82.\xD8\xB8.", 1},       /* ق.ظ. (Persian AM) */
+    {"\xD8\xA8.\xD8\xB8.", 2},       /* ب.ظ. (Persian PM) */
+    {"\xCF\x80.\xCE\xBC.", 1},       /* π.μ. (Greek AM) */
+    {"\xCE\xBC.\xCE\xBC.", 2},       /* μ.μ. (Greek PM) */
+    {"\xE5\x8D\x88\xE5\x89\x8D", 1}, /* 午前 */
+    {"\xE5\x8D\x88\xE5\xBE\x8C", 2}, /* 午後 */
+    {"\xE4\xB8\x8A\xE5\x8D\x88", 1}, /* 上午 */
+    {"\xE4\xB8\x8B\xE5\x8D\x88", 2}, /* 下午 */
+    {"\xEC\x98\xA4\xEC\xA0\x84", 1}, /* 오전 */
+    {"\xEC\x98\xA4\xED\x9B\x84", 2}, /* 오후 */
     {"vorm.", 1},
     {"nachm.", 2},
-    {"\xE0\xA4\xAA\xE0\xA5\x82\xE0\xA4\xB0\xE0\xA5\x8D\xE0\xA4\xB5\xE0\xA4\xBE\xE0\xA4\xB9\xE0\xA5\x8D\xE0\xA4\xA8", 1}, /* पूर्वाह्न */
+    {"\xE0\xA4\xAA\xE0\xA5\x82\xE0\xA4\xB0\xE0\xA5\x8D\xE0\xA4\xB5\xE0\xA4\xBE\xE0\xA4\xB9\xE0\xA5\x8D\xE0"
+     "\xA4\xA8",
+     1}, /* पूर्वाह्न */
     {"\xE0\xA4\x85\xE0\xA4\xAA\xE0\xA4\xB0\xE0\xA4\xBE\xE0\xA4\xB9\xE0\xA5\x8D\xE0\xA4\xA8", 2}, /* अपराह्न */
 };
 
@@ -361,8 +364,7 @@ bool ws__chat_parse_header(const char *s, size_t n, chat_header *h)
             h->layout |= LAYOUT_END_LONG_DASH;
         } else {
             /* iOS without brackets or dash: "15/12/2025, 10:34:00 AM Charlie: text" */
-            if (!has_seconds || i == 0 || s[i - 1] != ' ' || i >= n ||
-                !memmem(s + i, n - i, ": ", 2))
+            if (!has_seconds || i == 0 || s[i - 1] != ' ' || i >= n || !memmem(s + i, n - i, ": ", 2))
                 return false;
             h->body = i;
             h->no_template = true;
@@ -465,8 +467,6 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     return true;
 }
 
-
-
 /* The value of a field of 1 to 4 ASCII digits (already checked to be digits). */
 static inline int field_value(const unsigned char *d, unsigned digits)
 {
@@ -517,8 +517,7 @@ static inline const unsigned char *match_source(const chat_template *t, const ch
     return copy;
 }
 
-bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable,
-                             chat_header *h)
+bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, size_t readable, chat_header *h)
 {
     if (n <= t->len || !t->len)
         return false;
@@ -549,7 +548,8 @@ bool ws__chat_template_match(const chat_template *t, const char *s, size_t n, si
         if ((word ^ lit) & litmask)
             return false;
         uint64_t x = word ^ 0x3030303030303030ull;
-        uint64_t not_digit = (((x & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
+        uint64_t not_digit =
+            (((x & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
         if (not_digit & digitmask)
             return false;
     }

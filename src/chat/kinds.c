@@ -19,15 +19,15 @@ extern const size_t ws__chat_locale_tsv_len;
 #define MAX_PHRASE WS_CHAT_MAX_PHRASE
 #define BLOOM_BITS WS_CHAT_BLOOM_BITS
 #define MAX_SUFFIXES 128
-#define MAX_PIECES 5        /* literal pieces of a template (at most 4 placeholders) */
+#define MAX_PIECES 5 /* literal pieces of a template (at most 4 placeholders) */
 
 typedef struct phrase {
-    uint32_t off, len;      /* folded text in table.folded */
-    uint8_t kind;           /* WS_MSG_MEDIA or WS_MSG_DELETED; 0 = empty slot */
+    uint32_t off, len; /* folded text in table.folded */
+    uint8_t kind;      /* WS_MSG_MEDIA or WS_MSG_DELETED; 0 = empty slot */
 } phrase;
 
 typedef struct affix {
-    const char *s;          /* folded */
+    const char *s; /* folded */
     size_t len;
 } affix;
 
@@ -36,30 +36,39 @@ typedef struct event_template {
     const char *piece[MAX_PIECES];
     uint16_t piece_len[MAX_PIECES];
     uint8_t pieces;
-    uint8_t quote;          /* which opening quote comes before a placeholder (QUOTE_*), 0 none */
-    uint16_t colon_pair;    /* the two bytes before a ": " inside a piece (its first), 0 none */
+    uint8_t quote;       /* which opening quote comes before a placeholder (QUOTE_*), 0 none */
+    uint16_t colon_pair; /* the two bytes before a ": " inside a piece (its first), 0 none */
 } event_template;
 
-enum { QUOTE_NONE, QUOTE_ASCII, QUOTE_APOS, QUOTE_LEFT_DOUBLE, QUOTE_LOW_DOUBLE, QUOTE_GUILLEMET,
-       QUOTE_CORNER };
+enum {
+    QUOTE_NONE,
+    QUOTE_ASCII,
+    QUOTE_APOS,
+    QUOTE_LEFT_DOUBLE,
+    QUOTE_LOW_DOUBLE,
+    QUOTE_GUILLEMET,
+    QUOTE_CORNER
+};
 
 static struct {
-    char *folded;                       /* every whole-body phrase, folded, back to back */
-    phrase *slots;                      /* open addressing on the folded text */
+    char *folded;  /* every whole-body phrase, folded, back to back */
+    phrase *slots; /* open addressing on the folded text */
     uint32_t mask;
-    uint64_t bloom[BLOOM_BITS / 64];    /* (length, first, last folded byte) of every phrase */
+    uint64_t bloom[BLOOM_BITS / 64]; /* (length, first, last folded byte) of every phrase */
     affix edited[MAX_SUFFIXES], attached_suffix[MAX_SUFFIXES], attached_prefix[MAX_SUFFIXES];
     size_t n_edited, n_attached_suffix, n_attached_prefix;
-    uint64_t suffix_last[4];            /* last bytes of the attached_suffix entries */
-    struct { affix head, tail; } attached[MAX_SUFFIXES];   /* iOS "<attached: " + ">" (exact) */
+    uint64_t suffix_last[4]; /* last bytes of the attached_suffix entries */
+    struct {
+        affix head, tail;
+    } attached[MAX_SUFFIXES]; /* iOS "<attached: " + ">" (exact) */
     size_t n_attached;
-    uint64_t colon_pairs[65536 / 64];   /* colon_pair of every template (see ws__chat_colon_pairs) */
-    event_template *events;             /* loaded apart, on first use (rarely needed) */
+    uint64_t colon_pairs[65536 / 64]; /* colon_pair of every template (see ws__chat_colon_pairs) */
+    event_template *events;           /* loaded apart, on first use (rarely needed) */
     size_t n_events;
     /* the templates by opening quote (QUOTE_*) and last byte, and those with a colon_pair: a
      * line is tried only against the few that can match it */
     const event_template **by_quote, **with_colon;
-    uint32_t quote_bucket[QUOTE_CORNER + 1][258];   /* [quote][last byte] -> range in by_quote */
+    uint32_t quote_bucket[QUOTE_CORNER + 1][258]; /* [quote][last byte] -> range in by_quote */
     size_t n_with_colon;
 } table;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT, events_once = PTHREAD_ONCE_INIT;
@@ -174,7 +183,7 @@ static uint32_t hash_bytes(const char *s, size_t n)
     }
     uint64_t tail = 0;
     if (n >= 8 && i < n)
-        memcpy(&tail, s + n - 8, 8);   /* the last word again, overlapping */
+        memcpy(&tail, s + n - 8, 8); /* the last word again, overlapping */
     else
         for (; i < n; i++)
             tail = tail << 8 | (unsigned char)s[i];
@@ -256,7 +265,7 @@ static void add_phrase(const char *s, size_t n, int kind, size_t *used)
     while (table.slots[at].kind) {
         phrase *p = &table.slots[at];
         if (p->len == n && memcmp(table.folded + p->off, f, n) == 0)
-            return;   /* already there (the same phrase in two languages) */
+            return; /* already there (the same phrase in two languages) */
         at = (at + 1) & table.mask;
     }
     table.slots[at] = (phrase){(uint32_t)*used, (uint32_t)n, (uint8_t)kind};
@@ -326,7 +335,7 @@ static void add_event(const char *s, size_t n)
         i++;
     }
     if (t->pieces == 0)
-        return;   /* no placeholder: nothing can hide a ": " */
+        return; /* no placeholder: nothing can hide a ": " */
     t->piece[t->pieces] = s + start;
     t->piece_len[t->pieces] = (uint16_t)(n - start);
     t->pieces++;
@@ -349,7 +358,7 @@ static void load_table(void)
 {
     size_t rows = count_lines(), cap = 16, used = 0;
     while (cap < rows)
-        cap *= 2;   /* whole-body phrases are a third of the rows: at most half full */
+        cap *= 2; /* whole-body phrases are a third of the rows: at most half full */
     table.slots = ws_xcalloc(cap, sizeof *table.slots);
     table.mask = (uint32_t)cap - 1;
     table.folded = ws_xmalloc(ws__chat_locale_tsv_len + 1);
@@ -373,8 +382,8 @@ static void load_table(void)
             if (ph == r.text) {
                 add_affix(table.attached_suffix, &table.n_attached_suffix, ph + 2,
                           r.text_len - (size_t)(ph + 2 - r.text));
-                unsigned char c = (unsigned char)table.attached_suffix[table.n_attached_suffix - 1].s[
-                    table.attached_suffix[table.n_attached_suffix - 1].len - 1];
+                unsigned char c = (unsigned char)table.attached_suffix[table.n_attached_suffix - 1]
+                                      .s[table.attached_suffix[table.n_attached_suffix - 1].len - 1];
                 table.suffix_last[c >> 6] |= 1ull << (c & 63);
             } else {
                 add_affix(table.attached_prefix, &table.n_attached_prefix, r.text, (size_t)(ph - r.text));
@@ -392,7 +401,7 @@ static void load_table(void)
             }
         }
     }
-    table.folded = ws_xrealloc(table.folded, used + 1);   /* phrases are found by offset */
+    table.folded = ws_xrealloc(table.folded, used + 1); /* phrases are found by offset */
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
@@ -411,7 +420,7 @@ static void load_events(void)
         if (is_event_kind(&r))
             add_event(r.text, r.text_len);
     /* bucket the quoted templates by (quote, last byte): counts, then starts, then fill */
-    uint32_t (*b)[258] = table.quote_bucket;
+    uint32_t(*b)[258] = table.quote_bucket;
     for (size_t i = 0; i < table.n_events; i++)
         if (table.events[i].quote)
             b[table.events[i].quote][event_last_byte(&table.events[i]) + 1]++;
@@ -467,7 +476,7 @@ static inline unsigned char fold_byte_at(const char *str, size_t n, size_t i)
     unsigned char c = s[i];
     if (c < 0x80)
         return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
-    size_t at = c >= 0xC0 ? i : i - 1;   /* the 2-byte character holding s[i] starts here */
+    size_t at = c >= 0xC0 ? i : i - 1; /* the 2-byte character holding s[i] starts here */
     if (c < 0xC0 && i == 0)
         return c;
     if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
@@ -508,7 +517,7 @@ static bool ends_with_folded(const char *s, size_t n, const affix *a, size_t *at
     if (a->len > n || a->len > sizeof f)
         return false;
     if (!may_fold_to((unsigned char)s[n - a->len], (unsigned char)a->s[0]))
-        return false;   /* most bodies differ at the affix's first byte ("<", " ") */
+        return false; /* most bodies differ at the affix's first byte ("<", " ") */
     fold(s + n - a->len, a->len, f);
     if (memcmp(f, a->s, a->len) != 0)
         return false;
@@ -610,8 +619,8 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (!n)
         return WS_MSG_TEXT;
     unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
-    if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' &&
-        last != '>' && last != ')') {
+    if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' && last != '>' &&
+        last != ')') {
         /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the phrases */
         if (ws__chat_plain_text(table.bloom, text, n))
             return WS_MSG_TEXT;
@@ -708,8 +717,8 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
         size_t from = pos + 1;
         if (from > n - ln)
             return false;
-        const char *found = k == last ? s + n - ln
-                                      : find_bytes(s + from, n - ln - from, t->piece[k], t->piece_len[k]);
+        const char *found =
+            k == last ? s + n - ln : find_bytes(s + from, n - ln - from, t->piece[k], t->piece_len[k]);
         if (!found)
             return false;
         size_t end = (size_t)(found - s);
@@ -742,13 +751,13 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
         return false;
     colon -= (size_t)(s - text);
     unsigned quotes = quotes_in(s, colon);
-    uint16_t pair = colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1])
-                               : 0;
+    uint16_t pair =
+        colon >= 2 ? (uint16_t)((unsigned char)s[colon - 2] << 8 | (unsigned char)s[colon - 1]) : 0;
     /* (after the fill, bucket (q, c) is by_quote[quote_bucket[q][c] .. quote_bucket[q][c + 1])) */
     for (int q = 1; q <= QUOTE_CORNER; q++) {
         if (!(quotes & (1u << q)))
             continue;
-        unsigned lasts[2] = {(unsigned char)s[len - 1], 256};   /* a literal end, or a placeholder */
+        unsigned lasts[2] = {(unsigned char)s[len - 1], 256}; /* a literal end, or a placeholder */
         for (int k = 0; k < 2; k++)
             for (uint32_t i = table.quote_bucket[q][lasts[k]]; i < table.quote_bucket[q][lasts[k] + 1]; i++)
                 if (event_matches(table.by_quote[i], s, len, colon))
@@ -762,8 +771,7 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon)
 
 /* ------------------------------------------------------------------ learning placeholders */
 
-void ws__chat_sample_add(chat_sample *sm, const char *author, size_t author_len, const char *body,
-                         size_t n)
+void ws__chat_sample_add(chat_sample *sm, const char *author, size_t author_len, const char *body, size_t n)
 {
     const char *s = body;
     size_t len = n;
@@ -817,7 +825,7 @@ void ws__chat_sample_learn(const chat_sample *sm, chat_learned *out)
             continue;
         bool edited;
         if (ws__chat_classify(e->text, e->len, NULL, &edited) != WS_MSG_TEXT || edited)
-            continue;   /* the table knows it already */
+            continue; /* the table knows it already */
         out->len[out->count] = e->len;
         out->suffix[out->count] = e->suffix;
         memcpy(out->text[out->count], e->text, e->len);

@@ -27,16 +27,16 @@
 struct ws_chat_reader {
     chat_source src;
     ws_chat_options opt;
-    char *buf;               /* input window: [pos, end) not yet consumed */
+    char *buf; /* input window: [pos, end) not yet consumed */
     size_t buf_cap, pos, end;
-    uint64_t window_offset;  /* offset in the source of buf[0] */
-    uint64_t line_offset;    /* offset in the source of the last line returned */
-    uint64_t *nl_bits;       /* bit i set: buf[i] is '\n' (for i < end); rebuilt after each refill */
-    size_t nl_words;         /* allocated words of nl_bits */
+    uint64_t window_offset; /* offset in the source of buf[0] */
+    uint64_t line_offset;   /* offset in the source of the last line returned */
+    uint64_t *nl_bits;      /* bit i set: buf[i] is '\n' (for i < end); rebuilt after each refill */
+    size_t nl_words;        /* allocated words of nl_bits */
     bool nl_ready;
-    size_t cr_at;            /* index in buf of the next '\r' at or after pos, or end */
-    bool cr_known;           /* cr_at is up to date for the bytes in the window */
-    size_t utf8_ok;          /* bytes of buf before this index (from the current line) are valid UTF-8 */
+    size_t cr_at;   /* index in buf of the next '\r' at or after pos, or end */
+    bool cr_known;  /* cr_at is up to date for the bytes in the window */
+    size_t utf8_ok; /* bytes of buf before this index (from the current line) are valid UTF-8 */
     bool eof, first_line;
     uint64_t line_no;
 
@@ -44,11 +44,11 @@ struct ws_chat_reader {
     bool empty, seen_header;
     uint64_t invalid_utf8, skipped;
 
-    bool date_cached;            /* the date of the last header, for resolve_cached */
+    bool date_cached; /* the date of the last header, for resolve_cached */
     int cached_field[3], cached_ampm;
     unsigned char cached_digits[3];
     ws_datetime cached_date;
-    chat_template templates[4];  /* header layouts seen lately, tried before the grammar */
+    chat_template templates[4]; /* header layouts seen lately, tried before the grammar */
     unsigned n_templates, next_template;
     /* The file's layout (the chat_header.layout 90% of the headers in its first MiB share, 0 =
      * none does): once known, a line of another layout is a body line. And the placeholders
@@ -56,20 +56,20 @@ struct ws_chat_reader {
      * reader agrees with a whole-file one (sample.c). */
     uint32_t layout;
     chat_learned learned;
-    const uint64_t *colon_pairs;   /* ws__chat_colon_pairs() */
-    const uint64_t *phrase_bloom;  /* ws__chat_phrase_bloom() */
+    const uint64_t *colon_pairs;  /* ws__chat_colon_pairs() */
+    const uint64_t *phrase_bloom; /* ws__chat_phrase_bloom() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
     ws_datetime cur_ts;
     uint64_t cur_line;
-    size_t cur_first_len;      /* bytes of the body that came from the header line */
+    size_t cur_first_len; /* bytes of the body that came from the header line */
     /* A message of one line is not copied: it stays in the window at buf[cur_at..+cur_len)
      * until a continuation line or a refill needs it in cur_body. */
     bool cur_in_window;
     size_t cur_at, cur_len;
     ws_buf cur_body, out_body;
-    ws_buf fixed;              /* scratch for a line with invalid UTF-8 repaired */
+    ws_buf fixed; /* scratch for a line with invalid UTF-8 repaired */
 };
 
 static const ws_chat_options default_options;
@@ -89,16 +89,19 @@ static int take_out_of_window(ws_chat_reader *r)
 #include <immintrin.h>
 /* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. Returns whether the
  * bytes hold a '\r' too. */
-__attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned char *b, size_t words, uint64_t *out)
+__attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned char *b, size_t words,
+                                                              uint64_t *out)
 {
     const __m256i nl = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
     __m256i any_cr = _mm256_setzero_si256();
     for (size_t w = 0; w < words; w++) {
         const unsigned char *p = b + w * 64;
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)p), x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)p),
+                x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
         uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, nl));
         uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, nl));
-        any_cr = _mm256_or_si256(any_cr, _mm256_or_si256(_mm256_cmpeq_epi8(x0, cr), _mm256_cmpeq_epi8(x1, cr)));
+        any_cr =
+            _mm256_or_si256(any_cr, _mm256_or_si256(_mm256_cmpeq_epi8(x0, cr), _mm256_cmpeq_epi8(x1, cr)));
         out[w] = lo | hi << 32;
     }
     return !_mm256_testz_si256(any_cr, any_cr);
@@ -130,11 +133,12 @@ static void index_newlines(ws_chat_reader *r)
     __m128i crs = _mm_setzero_si128();
 #endif
     for (size_t w = 0; w < words; w++) {
-        const unsigned char *p = b + w * 64;   /* may run into the slack: masked below */
+        const unsigned char *p = b + w * 64; /* may run into the slack: masked below */
         uint64_t bits = 0;
 #if defined(__SSE2__)
         __m128i x0 = _mm_loadu_si128((const __m128i *)p), x1 = _mm_loadu_si128((const __m128i *)(p + 16));
-        __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 32)), x3 = _mm_loadu_si128((const __m128i *)(p + 48));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 32)),
+                x3 = _mm_loadu_si128((const __m128i *)(p + 48));
         uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x0, nl));
         uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x1, nl));
         uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x2, nl));
@@ -159,7 +163,7 @@ static void index_newlines(ws_chat_reader *r)
     r->nl_bits[words] = 0;
     r->nl_ready = true;
     if (!any_cr) {
-        r->cr_at = r->end;   /* no '\r' in the window: the search in next_line never runs */
+        r->cr_at = r->end; /* no '\r' in the window: the search in next_line never runs */
         r->cr_known = true;
     }
 }
@@ -215,7 +219,8 @@ static int refill(ws_chat_reader *r, ws_error *err)
 
 /* Next physical line without its terminator (\n, \r\n or a lone \r). Returns 1, 0 at the end,
  * or a negative code. The line stays valid until the next call. */
-static inline __attribute__((always_inline)) int next_line(ws_chat_reader *r, const char **line, size_t *len, ws_error *err)
+static inline __attribute__((always_inline)) int next_line(ws_chat_reader *r, const char **line, size_t *len,
+                                                           ws_error *err)
 {
     for (;;) {
         char *start = r->buf + r->pos;
@@ -510,10 +515,10 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
     else if (dm_lines == 0 && ymd_lines > 0)
         r->order = WS_DATE_YMD;
     else if (dm_lines == 0)
-        return r->empty ? 0 : ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found",
-                                           r->src.path);
+        return r->empty ? 0
+                        : ws_error_set(err, WS_EFORMAT, "%s: no WhatsApp message headers found", r->src.path);
     else if (back_mdy + 3 <= back_dmy)
-        r->order = WS_DATE_MDY;      /* time runs forward only when read as M/D */
+        r->order = WS_DATE_MDY; /* time runs forward only when read as M/D */
     else if (back_dmy + 3 <= back_mdy)
         r->order = WS_DATE_DMY;
     else
@@ -564,8 +569,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     return r->opt.range_start ? seek_start(r, err) : 0;
 }
 
-int ws_chat_open_file(const char *path, const ws_chat_options *opt, ws_chat_reader **out,
-                      ws_error *err)
+int ws_chat_open_file(const char *path, const ws_chat_options *opt, ws_chat_reader **out, ws_error *err)
 {
     ws_chat_reader *r = ws_xcalloc(1, sizeof *r);
     int rc = 0;
@@ -600,8 +604,8 @@ out:
     return rc;
 }
 
-int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt,
-                        ws_chat_reader **out, ws_error *err)
+int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt, ws_chat_reader **out,
+                        ws_error *err)
 {
     ws_chat_reader *r = ws_xcalloc(1, sizeof *r);
     r->src.fd = -1;
@@ -613,8 +617,8 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
     uint64_t cap = opt && opt->max_file_bytes ? opt->max_file_bytes : WS_CHAT_DEFAULT_MAX_FILE;
     int rc = 0;
     if (len > cap)
-        rc = ws_error_set(err, WS_ETOOBIG, "export of %zu bytes is above the size cap of %llu bytes",
-                          len, (unsigned long long)cap);
+        rc = ws_error_set(err, WS_ETOOBIG, "export of %zu bytes is above the size cap of %llu bytes", len,
+                          (unsigned long long)cap);
     else
         rc = reader_start(r, opt, err);
     if (rc) {
@@ -657,7 +661,8 @@ static inline __attribute__((always_inline)) char *find_colon_space_window(char 
     for (size_t i = 0; i < n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 1));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
+        unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, colon), _mm_cmpeq_epi8(b, space)));
         __m128i q = _mm_or_si128(_mm_cmpeq_epi8(_mm_or_si128(a, x05), x27), _mm_cmpeq_epi8(a, ab));
         unsigned qm = (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmpeq_epi8(_mm_or_si128(a, x12), x9e)));
         if (m) {
@@ -697,7 +702,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
     }
     r->have_cur = false;
 
-    msg->ts = r->cur_ts;   /* every field is set below: no memset once per message */
+    msg->ts = r->cur_ts; /* every field is set below: no memset once per message */
     msg->line = r->cur_line;
     msg->author = NULL;
     msg->author_len = 0;
@@ -716,7 +721,8 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
      * or with an opening quote before it (a subject); only then are the templates tried */
     bool maybe_event = false;
     if (colon && colon > body) {
-        unsigned pair = colon - body >= 2 ? (unsigned)(unsigned char)colon[-2] << 8 | (unsigned char)colon[-1] : 0;
+        unsigned pair =
+            colon - body >= 2 ? (unsigned)(unsigned char)colon[-2] << 8 | (unsigned char)colon[-1] : 0;
         maybe_event = (r->colon_pairs[pair >> 6] >> (pair & 63) & 1) ||
                       (may_quote && has_opening_quote(body, (size_t)(colon - body)));
     }
@@ -756,7 +762,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
         bool is_header;
         /* most lines: the first layout on the date of the header before it (the first template
          * is the one tried first below: same answer) */
-        if (r->n_templates && ws__chat_template_fast(&r->templates[0], line, len, readable_at(r, line, len), &ts)) {
+        if (r->n_templates &&
+            ws__chat_template_fast(&r->templates[0], line, len, readable_at(r, line, len), &ts)) {
             is_header = true;
             h.body = r->templates[0].len;
         } else {
@@ -766,8 +773,8 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
                 ws__chat_template_remember_date(&r->templates[0], line, readable_at(r, line, len), &ts);
         }
         if (is_header && r->opt.range_end && r->line_offset >= r->opt.range_end) {
-            r->invalid_utf8 = invalid_before;   /* the next range counts this line */
-            r->eof = true;   /* the next range begins here */
+            r->invalid_utf8 = invalid_before; /* the next range counts this line */
+            r->eof = true;                    /* the next range begins here */
             r->pos = r->end;
             break;
         }
@@ -781,28 +788,30 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             r->cur_line = r->line_no;
             r->cur_first_len = len - h.body;
             if (line >= r->buf && line < r->buf + r->end && r->cur_first_len <= r->opt.max_message_bytes) {
-                r->cur_in_window = true;   /* not copied unless a second line joins */
+                r->cur_in_window = true; /* not copied unless a second line joins */
                 r->cur_at = (size_t)(line + h.body - r->buf);
                 r->cur_len = r->cur_first_len;
             } else {
                 r->cur_in_window = false;
                 ws_buf_reset(&r->cur_body);
                 if (ws_buf_append(&r->cur_body, line + h.body, len - h.body))
-                    return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
-                                        r->src.path, (unsigned long long)r->cur_line,
+                    return ws_error_set(err, WS_ETOOBIG,
+                                        "%s: the message at line %llu is longer than %llu bytes", r->src.path,
+                                        (unsigned long long)r->cur_line,
                                         (unsigned long long)r->opt.max_message_bytes);
             }
             if (had)
                 return 1;
         } else if (r->have_cur) {
-            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') || ws_buf_append(&r->cur_body, line, len))
+            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') ||
+                ws_buf_append(&r->cur_body, line, len))
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);
         } else if (!r->opt.range_start) {
-            r->skipped++;   /* lines before the first header of the file */
+            r->skipped++; /* lines before the first header of the file */
         } else {
-            r->invalid_utf8 = invalid_before;   /* the previous range's last message: counted there */
+            r->invalid_utf8 = invalid_before; /* the previous range's last message: counted there */
         }
     }
     if (rc < 0)
@@ -837,9 +846,18 @@ const char *ws_chat_date_order_name(ws_date_order o)
     }
 }
 
-uint64_t ws_chat_invalid_utf8(const ws_chat_reader *r) { return r->invalid_utf8; }
-uint64_t ws_chat_lines_skipped(const ws_chat_reader *r) { return r->skipped; }
-bool ws_chat_is_empty(const ws_chat_reader *r) { return r->empty; }
+uint64_t ws_chat_invalid_utf8(const ws_chat_reader *r)
+{
+    return r->invalid_utf8;
+}
+uint64_t ws_chat_lines_skipped(const ws_chat_reader *r)
+{
+    return r->skipped;
+}
+bool ws_chat_is_empty(const ws_chat_reader *r)
+{
+    return r->empty;
+}
 
 uint64_t ws_chat_bytes_read(const ws_chat_reader *r, uint64_t *total)
 {

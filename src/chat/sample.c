@@ -17,7 +17,7 @@ typedef struct sample_counts {
     unsigned count[8], layouts, headers;
 } sample_counts;
 
-#define SAMPLE_MAX_HEADERS 256     /* header lines whose layout the sample counts */
+#define SAMPLE_MAX_HEADERS 256 /* header lines whose layout the sample counts */
 
 /* One line of the sample: its header's layout is counted, a "<...>" body too. */
 static void sample_line(sample_counts *sc, const char *line, size_t len)
@@ -77,7 +77,7 @@ void ws__chat_sample_scan(const char *buf, size_t have, bool complete, uint32_t 
         const char *nl = memchr(line, '\n', have - at);
         size_t n = nl ? (size_t)(nl - line) : have - at;
         if (!nl && !complete)
-            break;   /* a line cut by the sample's end */
+            break; /* a line cut by the sample's end */
         /* up to a CR (the sample skips what follows a lone CR: it only counts) */
         const char *cr = any_cr ? memchr(line, '\r', n) : NULL;
         sample_line(sc, line, cr ? (size_t)(cr - line) : n);

@@ -49,16 +49,15 @@ long ws__chat_source_read(chat_source *s, char *buf, size_t n, ws_error *err)
     case SRC_ZIP: {
         zip_int64_t r = zip_fread(s->zf, buf, n);
         if (r < 0)
-            return ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path,
-                                zip_strerror(s->zip));
+            return ws_error_set(err, WS_EFORMAT, "%s: broken zip archive: %s", s->path, zip_strerror(s->zip));
         got = (long)r;
         break;
     }
     }
     s->read_total += (uint64_t)got;
     if (s->read_total > s->cap)
-        return ws_error_set(err, WS_ETOOBIG, "%s: more than %llu bytes of chat text (the size cap)",
-                            s->path, (unsigned long long)s->cap);
+        return ws_error_set(err, WS_ETOOBIG, "%s: more than %llu bytes of chat text (the size cap)", s->path,
+                            (unsigned long long)s->cap);
     return got;
 }
 
@@ -70,16 +69,14 @@ int ws__chat_source_rewind(chat_source *s, ws_error *err)
         if (lseek(s->fd, 0, SEEK_SET) < 0)
             return ws_error_set(err, WS_EIO, "%s: cannot seek: %s", s->path, strerror(errno));
         return 0;
-    case SRC_MEM:
-        s->mem_pos = 0;
-        return 0;
+    case SRC_MEM: s->mem_pos = 0; return 0;
     case SRC_ZIP:
         if (s->zf)
             zip_fclose(s->zf);
         s->zf = zip_fopen_index(s->zip, s->entry, 0);
         if (!s->zf)
-            return ws_error_set(err, WS_EFORMAT, "%s: cannot open the chat inside the zip: %s",
-                                s->path, zip_strerror(s->zip));
+            return ws_error_set(err, WS_EFORMAT, "%s: cannot open the chat inside the zip: %s", s->path,
+                                zip_strerror(s->zip));
         return 0;
     }
     return WS_EINTERNAL;
@@ -129,8 +126,8 @@ int ws__chat_source_open_zip(chat_source *s, uint64_t cap, ws_error *err)
         if (zip_stat_index(s->zip, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME))
             continue;
         if (unsafe_name(st.name)) {
-            rc = ws_error_set(err, WS_EUNSAFE, "%s: refusing a zip with an unsafe entry name '%s'",
-                              s->path, st.name);
+            rc = ws_error_set(err, WS_EUNSAFE, "%s: refusing a zip with an unsafe entry name '%s'", s->path,
+                              st.name);
             goto out;
         }
         if (!ends_with_txt(st.name))
@@ -145,24 +142,25 @@ int ws__chat_source_open_zip(chat_source *s, uint64_t cap, ws_error *err)
         }
     }
     if (best < 0) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: the zip holds no chat text file (_chat.txt or *.txt)", s->path);
+        rc = ws_error_set(err, WS_EFORMAT, "%s: the zip holds no chat text file (_chat.txt or *.txt)",
+                          s->path);
         goto out;
     }
     zip_stat_t st;
     zip_stat_index(s->zip, (zip_uint64_t)best, 0, &st);
     if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: '%s' in the zip is encrypted; export it without a password",
-                          s->path, st.name);
+        rc = ws_error_set(err, WS_EUNSUPPORTED,
+                          "%s: '%s' in the zip is encrypted; export it without a password", s->path, st.name);
         goto out;
     }
     if (st.size > cap) {
-        rc = ws_error_set(err, WS_ETOOBIG, "%s: '%s' unpacks to %llu bytes, above the cap of %llu",
-                          s->path, st.name, (unsigned long long)st.size, (unsigned long long)cap);
+        rc = ws_error_set(err, WS_ETOOBIG, "%s: '%s' unpacks to %llu bytes, above the cap of %llu", s->path,
+                          st.name, (unsigned long long)st.size, (unsigned long long)cap);
         goto out;
     }
     if (st.size > (1u << 20) && st.comp_size > 0 && st.size / st.comp_size > WS_CHAT_MAX_ZIP_RATIO) {
-        rc = ws_error_set(err, WS_EUNSAFE, "%s: '%s' compresses %llu:1, which only a zip bomb does",
-                          s->path, st.name, (unsigned long long)(st.size / st.comp_size));
+        rc = ws_error_set(err, WS_EUNSAFE, "%s: '%s' compresses %llu:1, which only a zip bomb does", s->path,
+                          st.name, (unsigned long long)(st.size / st.comp_size));
         goto out;
     }
     s->entry = (zip_uint64_t)best;

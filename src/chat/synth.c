@@ -22,12 +22,43 @@ void ws_chat_synth_init(ws_chat_synth *s, uint64_t seed)
 }
 
 static const char *const people[] = {
-    "Ana Souza", "Bea", "Jean\xE2\x80\x91Luc", "\xE2\x80\xAA+44 7700 900123\xE2\x80\xAC", "~\xE2\x80\xAFMika", "Omar",
+    "Ana Souza",         "Bea",  "Jean\xE2\x80\x91Luc", "\xE2\x80\xAA+44 7700 900123\xE2\x80\xAC",
+    "~\xE2\x80\xAFMika", "Omar",
 };
 static const char *const words[] = {
-    "ok", "lol", "see", "you", "at", "the", "station", "tomorrow", "haha", "yes", "no", "maybe",
-    "dinner", "\xF0\x9F\x98\x82", "\xF0\x9F\x91\x8D", "running", "late", "sorry", "what", "time", "is", "it",
-    "call", "me", "when", "free", "\xC3\xA9t\xC3\xA9", "caf\xC3\xA9", "wow", "nice", "photo", "send", "pls",
+    "ok",
+    "lol",
+    "see",
+    "you",
+    "at",
+    "the",
+    "station",
+    "tomorrow",
+    "haha",
+    "yes",
+    "no",
+    "maybe",
+    "dinner",
+    "\xF0\x9F\x98\x82",
+    "\xF0\x9F\x91\x8D",
+    "running",
+    "late",
+    "sorry",
+    "what",
+    "time",
+    "is",
+    "it",
+    "call",
+    "me",
+    "when",
+    "free",
+    "\xC3\xA9t\xC3\xA9",
+    "caf\xC3\xA9",
+    "wow",
+    "nice",
+    "photo",
+    "send",
+    "pls",
 };
 
 static void day_of(long long days, int *y, int *m, int *d)
@@ -62,7 +93,7 @@ void ws_chat_checksum_add(uint64_t *checksum, const ws_message *m)
     size_t lens[4] = {19, m->author ? m->author_len : 1, m->text_len, strlen(parts[3])};
     for (int p = 0; p < 4; p++) {
         h = ws_hash_fnv1a_more(h, parts[p], lens[p]);
-        h = ws_hash_fnv1a_more(h, "\xff", 1);   /* separator */
+        h = ws_hash_fnv1a_more(h, "\xff", 1); /* separator */
     }
     *checksum = h;
 }

@@ -12,7 +12,7 @@
 typedef struct ws_chat_synth {
     uint64_t rng;
     uint64_t count;
-    long long minutes;     /* minutes since 2019-01-01 00:00 of the current message */
+    long long minutes; /* minutes since 2019-01-01 00:00 of the current message */
 } ws_chat_synth;
 
 void ws_chat_synth_init(ws_chat_synth *s, uint64_t seed);

@@ -85,7 +85,8 @@ static int load_gateway_key(const char *path, ws_jwt_key **out)
     if (rc)
         fprintf(stderr, "whatstyle ai: --gateway-jwks %s: %s\n", path, err.msg);
     else
-        fprintf(stderr, "whatstyle ai: calls are authenticated with the gateway key %s\n", ws_jwt_key_id(*out));
+        fprintf(stderr, "whatstyle ai: calls are authenticated with the gateway key %s\n",
+                ws_jwt_key_id(*out));
     free(json);
     return rc;
 }
@@ -99,32 +100,78 @@ typedef struct ai_opts {
 
 #define F(field) offsetof(ai_opts, field)
 static const ws_opt rows[] = {
-    {.name = "listen", .kind = WS_OPT_STR, .off = F(listen), .arg = "HOST:PORT", .flags = WS_OPTF_REQUIRED,
+    {.name = "listen",
+     .kind = WS_OPT_STR,
+     .off = F(listen),
+     .arg = "HOST:PORT",
+     .flags = WS_OPTF_REQUIRED,
      .help = "gRPC address (h2c, or TLS with --tls-cert); port 0 picks a free one"},
-    {.name = "data", .kind = WS_OPT_STR, .off = F(data), .arg = "DIR",
-     .help = "where `serve --data DIR` keeps models (DIR/blobs, master key DIR/master.key, scratch DIR/models)"},
+    {.name = "data",
+     .kind = WS_OPT_STR,
+     .off = F(data),
+     .arg = "DIR",
+     .help =
+         "where `serve --data DIR` keeps models (DIR/blobs, master key DIR/master.key, scratch DIR/models)"},
     WS_CLI_ROWS_BLOBS(ai_opts, blobs),
-    {.name = "memory-budget", .kind = WS_OPT_NUM, .off = F(budget_mb), .lo = 1, .hi = 1 << 20, .dflt = "1024",
-     .arg = "MB", .help = "memory for opened user models, least recently used dropped"},
+    {.name = "memory-budget",
+     .kind = WS_OPT_NUM,
+     .off = F(budget_mb),
+     .lo = 1,
+     .hi = 1 << 20,
+     .dflt = "1024",
+     .arg = "MB",
+     .help = "memory for opened user models, least recently used dropped"},
     WS_CLI_ROW_BASE_MODEL(ai_opts, base),
     WS_CLI_ROW_NN_THREADS(ai_opts, nn_threads),
     WS_CLI_ROW_MINILM_DIR(ai_opts, minilm_dir),
-    {.name = "max-message-kb", .kind = WS_OPT_NUM, .off = F(msg_kb), .lo = 1, .hi = 1 << 20, .dflt = "4096",
-     .arg = "N", .help = "request/response message cap"},
-    {.name = "keepalive-s", .kind = WS_OPT_NUM, .off = F(keepalive), .lo = 0.1, .hi = 86400, .dflt = "60",
-     .arg = "S", .help = "ping idle connections after S seconds"},
-    {.name = "drain-grace-s", .kind = WS_OPT_NUM, .off = F(grace), .lo = 0.1, .hi = 3600, .dflt = "10", .arg = "S",
+    {.name = "max-message-kb",
+     .kind = WS_OPT_NUM,
+     .off = F(msg_kb),
+     .lo = 1,
+     .hi = 1 << 20,
+     .dflt = "4096",
+     .arg = "N",
+     .help = "request/response message cap"},
+    {.name = "keepalive-s",
+     .kind = WS_OPT_NUM,
+     .off = F(keepalive),
+     .lo = 0.1,
+     .hi = 86400,
+     .dflt = "60",
+     .arg = "S",
+     .help = "ping idle connections after S seconds"},
+    {.name = "drain-grace-s",
+     .kind = WS_OPT_NUM,
+     .off = F(grace),
+     .lo = 0.1,
+     .hi = 3600,
+     .dflt = "10",
+     .arg = "S",
      .help = "on SIGTERM, cancel calls still running after S seconds"},
-    {.name = "workers", .kind = WS_OPT_INT, .off = F(workers), .lo = 1, .hi = 1024, .arg = "N",
+    {.name = "workers",
+     .kind = WS_OPT_INT,
+     .off = F(workers),
+     .lo = 1,
+     .hi = 1024,
+     .arg = "N",
      .help = "replies computed at once, more wait their turn (default: the cores)"},
-    {.name = "gateway-jwks", .kind = WS_OPT_STR, .off = F(jwks), .arg = "FILE",
+    {.name = "gateway-jwks",
+     .kind = WS_OPT_STR,
+     .off = F(jwks),
+     .arg = "FILE",
      .help = "the gateway's JWKS (GET /.well-known/jwks.json of `serve`): every call must carry a token it "
              "signed (without: calls are NOT authenticated)"},
-    {.name = "tls-cert", .kind = WS_OPT_STR, .off = F(tls_cert), .arg = "PEM",
+    {.name = "tls-cert",
+     .kind = WS_OPT_STR,
+     .off = F(tls_cert),
+     .arg = "PEM",
      .help = "serve gRPC over TLS (1.2+, ALPN h2) with this certificate chain (with --tls-key; gateways: "
              "serve --ai grpcs://... --ai-ca)"},
     {.name = "tls-key", .kind = WS_OPT_STR, .off = F(tls_key), .arg = "PEM", .help = "the certificate's key"},
-    {.name = "tls-client-ca", .kind = WS_OPT_STR, .off = F(tls_ca), .arg = "PEM",
+    {.name = "tls-client-ca",
+     .kind = WS_OPT_STR,
+     .off = F(tls_ca),
+     .arg = "PEM",
      .help = "require a client certificate signed by these CAs (mTLS)"},
     WS_CLI_ROWS_TRACING(ai_opts, otlp, ratio),
 };
@@ -146,7 +193,8 @@ int ws_cmd_ai(int argc, char **argv)
     if (!o.data && !o.blobs.url)
         return ws_cli_fail(&ws_cli_spec_ai, "--data DIR or --blobs URL is required");
     if (!!o.tls_cert != !!o.tls_key || (o.tls_ca && !o.tls_cert))
-        return ws_cli_fail(&ws_cli_spec_ai, "--tls-cert and --tls-key go together (--tls-client-ca needs them)");
+        return ws_cli_fail(&ws_cli_spec_ai,
+                           "--tls-cert and --tls-key go together (--tls-client-ca needs them)");
     ws_cli_blobs_apply(&o.blobs);
     ws_cli_engine_apply(o.nn_threads, o.minilm_dir);
     ws_ai_service_config sc = {.max_message = (size_t)(o.msg_kb * 1024),

@@ -35,7 +35,8 @@ static void clear_history(ws_clone_turn *h, size_t *n)
     *n = 0;
 }
 
-static int say(ws_clone *c, ws_clone_turn *hist, size_t *n_hist, const char *line, bool interactive, bool show_you)
+static int say(ws_clone *c, ws_clone_turn *hist, size_t *n_hist, const char *line, bool interactive,
+               bool show_you)
 {
     ws_clone_answer a;
     ws_error err = {0};
@@ -46,8 +47,8 @@ static int say(ws_clone *c, ws_clone_turn *hist, size_t *n_hist, const char *lin
         return -1;
     }
     if (interactive)
-        printf("%s: %s   \033[2m(confidence %.2f%s, %.0f ms)\033[0m\n", ws_clone_persona(c), a.reply, a.confidence,
-               a.fallback ? ", fallback" : "", a.processing_ms);
+        printf("%s: %s   \033[2m(confidence %.2f%s, %.0f ms)\033[0m\n", ws_clone_persona(c), a.reply,
+               a.confidence, a.fallback ? ", fallback" : "", a.processing_ms);
     else
         printf("%s: %s\n", ws_clone_persona(c), a.reply);
     fflush(stdout);
@@ -63,7 +64,8 @@ int ws_cli_chat_loop(ws_clone *c, FILE *in, bool interactive)
     size_t n_hist = 0;
     char line[LINE_CAP];
     if (interactive)
-        printf("Chatting with the clone of %s. Type a message; /profile, /reset, /quit.\n", ws_clone_persona(c));
+        printf("Chatting with the clone of %s. Type a message; /profile, /reset, /quit.\n",
+               ws_clone_persona(c));
     int rc = 0;
     for (;;) {
         if (interactive) {
@@ -76,7 +78,7 @@ int ws_cli_chat_loop(ws_clone *c, FILE *in, bool interactive)
         bool too_long = len == sizeof line - 1 && line[len - 1] != '\n';
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
-        if (too_long) {   /* drop the rest of an over-long line */
+        if (too_long) { /* drop the rest of an over-long line */
             int ch;
             while ((ch = fgetc(in)) != EOF && ch != '\n')
                 ;

@@ -16,8 +16,8 @@
 
 #define SAMPLE_EXPORT "samples/group_chat.txt"
 #define SAMPLE_PERSONA "Maya"
-#define DEMO_BUDGET_S 60.0        /* a small model from scratch */
-#define DEMO_BASE_BUDGET_S 180.0  /* a LoRA adapter on the pretrained base (2 cores) */
+#define DEMO_BUDGET_S 60.0       /* a small model from scratch */
+#define DEMO_BASE_BUDGET_S 180.0 /* a LoRA adapter on the pretrained base (2 cores) */
 
 static volatile int interrupted;
 

@@ -21,20 +21,47 @@ typedef struct keys_opts {
 #define KEY_STORE_ROWS WS_CLI_ROW_DATA(keys_opts, data, 0), WS_CLI_ROW_STORE(keys_opts, store)
 static const ws_opt create_rows[] = {
     KEY_STORE_ROWS,
-    {.name = "user", .kind = WS_OPT_STR, .off = offsetof(keys_opts, user), .arg = "NAME", .flags = WS_OPTF_REQUIRED,
+    {.name = "user",
+     .kind = WS_OPT_STR,
+     .off = offsetof(keys_opts, user),
+     .arg = "NAME",
+     .flags = WS_OPTF_REQUIRED,
      .help = "the key's user (created if needed)"},
-    {.name = "role", .kind = WS_OPT_STR, .off = offsetof(keys_opts, role), .dflt = "user",
-     .choices = "user|admin|system", .arg = "ROLE", .help = "what the key may do"},
-    {.name = "rate-limit", .kind = WS_OPT_INT, .off = offsetof(keys_opts, rate_limit), .lo = 0, .hi = 1e9,
-     .dflt = "0", .arg = "N", .help = "requests per minute (0 = the server's default)"},
-    {.name = "client", .kind = WS_OPT_STR, .off = offsetof(keys_opts, client), .arg = "LABEL",
+    {.name = "role",
+     .kind = WS_OPT_STR,
+     .off = offsetof(keys_opts, role),
+     .dflt = "user",
+     .choices = "user|admin|system",
+     .arg = "ROLE",
+     .help = "what the key may do"},
+    {.name = "rate-limit",
+     .kind = WS_OPT_INT,
+     .off = offsetof(keys_opts, rate_limit),
+     .lo = 0,
+     .hi = 1e9,
+     .dflt = "0",
+     .arg = "N",
+     .help = "requests per minute (0 = the server's default)"},
+    {.name = "client",
+     .kind = WS_OPT_STR,
+     .off = offsetof(keys_opts, client),
+     .arg = "LABEL",
      .help = "a label for the client holding the key"},
-    {.name = "expires-days", .kind = WS_OPT_INT, .off = offsetof(keys_opts, expires_days), .lo = 0, .hi = 1e9,
-     .dflt = "0", .arg = "N", .help = "the key expires after N days (0 = never)"},
+    {.name = "expires-days",
+     .kind = WS_OPT_INT,
+     .off = offsetof(keys_opts, expires_days),
+     .lo = 0,
+     .hi = 1e9,
+     .dflt = "0",
+     .arg = "N",
+     .help = "the key expires after N days (0 = never)"},
 };
 static const ws_opt list_rows[] = {
     KEY_STORE_ROWS,
-    {.name = "user", .kind = WS_OPT_STR, .off = offsetof(keys_opts, user), .arg = "NAME",
+    {.name = "user",
+     .kind = WS_OPT_STR,
+     .off = offsetof(keys_opts, user),
+     .arg = "NAME",
      .help = "only this user's keys"},
 };
 static const ws_opt revoke_rows[] = {KEY_STORE_ROWS};
@@ -60,13 +87,12 @@ const ws_cli_spec ws_cli_spec_keys_revoke = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: whatstyle keys create (--data DIR | --store URL) --user NAME [options]\n"
-            "       whatstyle keys list   (--data DIR | --store URL) [--user NAME]\n"
-            "       whatstyle keys revoke (--data DIR | --store URL) PREFIX\n"
-            "       whatstyle keys rotate-master --data DIR [--blobs URL]\n"
-            "       whatstyle keys reseal        [--data DIR] [--blobs URL]\n"
-            "Run 'whatstyle keys ACTION --help' for the options of one action.\n");
+    fprintf(f, "usage: whatstyle keys create (--data DIR | --store URL) --user NAME [options]\n"
+               "       whatstyle keys list   (--data DIR | --store URL) [--user NAME]\n"
+               "       whatstyle keys revoke (--data DIR | --store URL) PREFIX\n"
+               "       whatstyle keys rotate-master --data DIR [--blobs URL]\n"
+               "       whatstyle keys reseal        [--data DIR] [--blobs URL]\n"
+               "Run 'whatstyle keys ACTION --help' for the options of one action.\n");
 }
 
 /* Opens the store and brings its schema up to date (migrations are idempotent and safe to
@@ -83,7 +109,8 @@ static int open_store(const char *data, const char *url, ws_store **s)
     if (rc == 0 && version != latest)
         rc = ws_error_set(&err, WS_ECONFLICT,
                           "database schema is at version %d, this binary needs %d:"
-                          " run whatstyle migrate", version, latest);
+                          " run whatstyle migrate",
+                          version, latest);
     if (rc < 0) {
         fprintf(stderr, "whatstyle keys: %s\n", err.msg);
         ws_store_close(*s);
@@ -104,8 +131,8 @@ static void fmt_time(int64_t ms, char *out, size_t n)
     strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int keys_create(ws_store *s, const char *user, const char *role_name, long rate,
-                       const char *client, long expires_days)
+static int keys_create(ws_store *s, const char *user, const char *role_name, long rate, const char *client,
+                       long expires_days)
 {
     ws_role role;
     if (ws_role_parse(role_name, &role) < 0) {
@@ -124,8 +151,7 @@ static int keys_create(ws_store *s, const char *user, const char *role_name, lon
     fmt_time(expires, exp, sizeof exp);
     fprintf(stderr, "user:       %s (%s)\n", p.user_name, p.user_id);
     fprintf(stderr, "role:       %s\n", ws_role_name(p.role));
-    fprintf(stderr, "rate limit: %d/min%s\n", p.rate_limit,
-            p.rate_limit ? "" : " (server default)");
+    fprintf(stderr, "rate limit: %d/min%s\n", p.rate_limit, p.rate_limit ? "" : " (server default)");
     fprintf(stderr, "expires:    %s\n", expires ? exp : "never");
     fprintf(stderr, "key id:     %s\n", p.key_id);
     fprintf(stderr, "The key (shown once; store it now):\n");
@@ -150,16 +176,16 @@ static int keys_list(ws_store *s, const char *user)
     }
     if ((rc = ws_store_key_list(s, a, uid, &keys, &n, &err)) < 0)
         goto out;
-    printf("%-18s %-20s %-7s %-6s %-8s %-21s %s\n", "KEY ID", "USER", "ROLE", "RATE", "STATUS",
-           "CREATED", "LAST USED");
+    printf("%-18s %-20s %-7s %-6s %-8s %-21s %s\n", "KEY ID", "USER", "ROLE", "RATE", "STATUS", "CREATED",
+           "LAST USED");
     for (size_t i = 0; i < n; i++) {
         const char *name = keys[i].user_name ? keys[i].user_name : "?";
         char created[32], used[32];
         fmt_time(keys[i].created_at, created, sizeof created);
         fmt_time(keys[i].last_used_at, used, sizeof used);
-        const char *status = !keys[i].is_active ? "revoked"
-                             : (keys[i].expires_at && keys[i].expires_at <= ws_store_now_ms())
-                                 ? "expired" : "active";
+        const char *status = !keys[i].is_active                                                ? "revoked"
+                             : (keys[i].expires_at && keys[i].expires_at <= ws_store_now_ms()) ? "expired"
+                                                                                               : "active";
         printf("%-18s %-20s %-7s %-6d %-8s %-21s %s\n", keys[i].key_id, name, keys[i].role,
                keys[i].rate_limit, status, created, used);
     }
@@ -176,8 +202,7 @@ static int keys_revoke(ws_store *s, const char *prefix)
     /* accept the prefix itself or a whole key (whose first WS_KEY_ID_LEN chars it is) */
     size_t n = strlen(prefix);
     if (n < WS_KEY_ID_LEN || strncmp(prefix, WS_KEY_PREFIX, strlen(WS_KEY_PREFIX)) != 0) {
-        fprintf(stderr, "whatstyle keys: '%s' is not a key prefix (like ws_live_3fa9c2d1)\n",
-                prefix);
+        fprintf(stderr, "whatstyle keys: '%s' is not a key prefix (like ws_live_3fa9c2d1)\n", prefix);
         return 2;
     }
     memcpy(id, prefix, WS_KEY_ID_LEN);
@@ -200,8 +225,8 @@ int ws_cmd_keys(int argc, char **argv)
     const char *action = argv[1];
     if (!strcmp(action, "rotate-master") || !strcmp(action, "reseal"))
         return ws_cli_keys_master(action, argc - 1, argv + 1);
-    const ws_cli_spec *spec = !strcmp(action, "create") ? &ws_cli_spec_keys_create
-                              : !strcmp(action, "list") ? &ws_cli_spec_keys_list
+    const ws_cli_spec *spec = !strcmp(action, "create")   ? &ws_cli_spec_keys_create
+                              : !strcmp(action, "list")   ? &ws_cli_spec_keys_list
                               : !strcmp(action, "revoke") ? &ws_cli_spec_keys_revoke
                                                           : NULL;
     if (!spec) {
@@ -217,7 +242,8 @@ int ws_cmd_keys(int argc, char **argv)
     ws_store *s = NULL;
     if (open_store(o.data, o.store, &s) < 0)
         return 1;
-    int rc = spec == &ws_cli_spec_keys_create ? keys_create(s, o.user, o.role, o.rate_limit, o.client, o.expires_days)
+    int rc = spec == &ws_cli_spec_keys_create
+                 ? keys_create(s, o.user, o.role, o.rate_limit, o.client, o.expires_days)
              : spec == &ws_cli_spec_keys_list ? keys_list(s, o.user)
                                               : keys_revoke(s, pos.v[0]);
     ws_store_close(s);

@@ -22,25 +22,28 @@ static const ws_opt rows[] = {
     WS_CLI_ROWS_BLOBS(master_opts, blobs),
 };
 
-#define MASTER_ABOUT                                                                                   \
-    "rotate-master (master key in DIR/master.key): writes a new master key, keeps the old\n"           \
-    "  one as DIR/master.key.retired-<key id>, re-seals every object under the new key and,\n"         \
-    "  when a final scan finds no object left under the old key, deletes the retired key\n"            \
-    "  file. Running servers keep working (they pick up the new key on their next write).\n"           \
-    "  Interrupted, run it again or run `keys reseal`: nothing is lost.\n"                             \
-    "reseal: re-seals every object that is not under the current master key and reports\n"            \
-    "  how many objects remain under each retired key id (file mode: deletes the retired\n"           \
-    "  key files no object needs).\n"                                                                  \
-    "With WS_MASTER_KEY set (keys in the environment), rotate by hand: set WS_MASTER_KEY to a\n"       \
-    "new key (openssl rand -hex 32), put the old one in WS_MASTER_KEYS_RETIRED (comma-\n"              \
-    "separated), restart the services, then run `whatstyle keys reseal`.\n"                            \
+#define MASTER_ABOUT                                                                                         \
+    "rotate-master (master key in DIR/master.key): writes a new master key, keeps the old\n"                 \
+    "  one as DIR/master.key.retired-<key id>, re-seals every object under the new key and,\n"               \
+    "  when a final scan finds no object left under the old key, deletes the retired key\n"                  \
+    "  file. Running servers keep working (they pick up the new key on their next write).\n"                 \
+    "  Interrupted, run it again or run `keys reseal`: nothing is lost.\n"                                   \
+    "reseal: re-seals every object that is not under the current master key and reports\n"                   \
+    "  how many objects remain under each retired key id (file mode: deletes the retired\n"                  \
+    "  key files no object needs).\n"                                                                        \
+    "With WS_MASTER_KEY set (keys in the environment), rotate by hand: set WS_MASTER_KEY to a\n"             \
+    "new key (openssl rand -hex 32), put the old one in WS_MASTER_KEYS_RETIRED (comma-\n"                    \
+    "separated), restart the services, then run `whatstyle keys reseal`.\n"                                  \
     "Exit status: 0 done, 1 some object failed or the store could not be read, 2 bad usage.\n"
 
-const ws_cli_spec ws_cli_spec_keys_rotate = {
-    .name = "keys rotate-master", .synopsis = "--data DIR [--blobs URL]", .about = MASTER_ABOUT,
-    WS_CLI_SPEC_ROWS(rows)};
-const ws_cli_spec ws_cli_spec_keys_reseal = {
-    .name = "keys reseal", .synopsis = "[--data DIR] [--blobs URL]", .about = MASTER_ABOUT, WS_CLI_SPEC_ROWS(rows)};
+const ws_cli_spec ws_cli_spec_keys_rotate = {.name = "keys rotate-master",
+                                             .synopsis = "--data DIR [--blobs URL]",
+                                             .about = MASTER_ABOUT,
+                                             WS_CLI_SPEC_ROWS(rows)};
+const ws_cli_spec ws_cli_spec_keys_reseal = {.name = "keys reseal",
+                                             .synopsis = "[--data DIR] [--blobs URL]",
+                                             .about = MASTER_ABOUT,
+                                             WS_CLI_SPEC_ROWS(rows)};
 
 typedef struct cli_state {
     ws_progress bar;
@@ -75,8 +78,8 @@ static void print_report(const ws_blobs_reseal_report *r, bool file_mode)
     printf("current master key id: %s\n", r->current_id);
     printf("final scan: %zu objects, %zu unreadable\n", r->final_objects, r->final_failed);
     for (size_t i = 0; i < r->n_ids; i++)
-        printf("retired key id %s: %zu object%s left%s\n", r->ids[i].id, r->ids[i].n, r->ids[i].n == 1 ? "" : "s",
-               r->ids[i].removed ? " (key file deleted)" : "");
+        printf("retired key id %s: %zu object%s left%s\n", r->ids[i].id, r->ids[i].n,
+               r->ids[i].n == 1 ? "" : "s", r->ids[i].removed ? " (key file deleted)" : "");
     if (r->kept_empty_store)
         printf("the store holds no object: retired key files are kept in case this is not the store they\n"
                "were used with (check --blobs / WS_BLOBS_URL; delete them yourself if it is)\n");

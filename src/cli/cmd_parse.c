@@ -22,19 +22,34 @@ typedef struct parse_cli {
 } parse_cli;
 
 static const ws_opt rows[] = {
-    {.name = "format", .kind = WS_OPT_STR, .off = offsetof(parse_cli, format), .dflt = "jsonl",
-     .choices = "jsonl|json|csv", .arg = "FMT", .help = "one record per message, a JSON array, or CSV"},
-    {.name = "stats", .kind = WS_OPT_FLAG, .off = offsetof(parse_cli, stats),
+    {.name = "format",
+     .kind = WS_OPT_STR,
+     .off = offsetof(parse_cli, format),
+     .dflt = "jsonl",
+     .choices = "jsonl|json|csv",
+     .arg = "FMT",
+     .help = "one record per message, a JSON array, or CSV"},
+    {.name = "stats",
+     .kind = WS_OPT_FLAG,
+     .off = offsetof(parse_cli, stats),
      .help = "print only a summary: messages, participants, first, last, date_order, kinds"},
-    {.name = "date-order", .kind = WS_OPT_STR, .off = offsetof(parse_cli, date_order), .choices = "dmy|mdy|ymd",
-     .arg = "ORDER", .help = "force the day/month order (default: decided from the file)"},
-    {.name = "max-size", .kind = WS_OPT_STR, .off = offsetof(parse_cli, max_size), .arg = "BYTES[K|M|G]",
+    {.name = "date-order",
+     .kind = WS_OPT_STR,
+     .off = offsetof(parse_cli, date_order),
+     .choices = "dmy|mdy|ymd",
+     .arg = "ORDER",
+     .help = "force the day/month order (default: decided from the file)"},
+    {.name = "max-size",
+     .kind = WS_OPT_STR,
+     .off = offsetof(parse_cli, max_size),
+     .arg = "BYTES[K|M|G]",
      .help = "refuse larger exports (default: the parser's cap)"},
 };
 
 const ws_cli_spec ws_cli_spec_parse = {
     .name = "parse",
-    .synopsis = "FILE [--format jsonl|json|csv] [--stats] [--date-order dmy|mdy|ymd] [--max-size BYTES[K|M|G]]",
+    .synopsis =
+        "FILE [--format jsonl|json|csv] [--stats] [--date-order dmy|mdy|ymd] [--max-size BYTES[K|M|G]]",
     .about = "Reads a WhatsApp export (.txt, or a .zip holding _chat.txt) and prints one record\n"
              "per message: {\"ts\",\"author\",\"text\",\"kind\"} (+ \"edited\", \"line\").\n",
     .min_pos = 1,
@@ -49,9 +64,21 @@ static int parse_size(const char *s, uint64_t *out)
     if (end == s)
         return -1;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
     default: break;
     }
     if (*end || v == 0)
@@ -203,11 +230,16 @@ static void stats_merge(chat_stats *into, chat_stats *from)
 static void key_format(long long k, char out[20])
 {
     ws_datetime t;
-    t.second = (int)(k % 60); k /= 60;
-    t.minute = (int)(k % 60); k /= 60;
-    t.hour = (int)(k % 24); k /= 24;
-    t.day = (int)(k % 32); k /= 32;
-    t.month = (int)(k % 13); k /= 13;
+    t.second = (int)(k % 60);
+    k /= 60;
+    t.minute = (int)(k % 60);
+    k /= 60;
+    t.hour = (int)(k % 24);
+    k /= 24;
+    t.day = (int)(k % 32);
+    k /= 32;
+    t.month = (int)(k % 13);
+    k /= 13;
     t.year = (int)k;
     ws_datetime_format(&t, out);
 }
@@ -314,7 +346,7 @@ int ws_cmd_parse(int argc, char **argv)
     bool stats = o.stats;
     ws_chat_options opt = {0};
     if (o.date_order)
-        opt.date_order = !strcmp(o.date_order, "dmy") ? WS_DATE_DMY
+        opt.date_order = !strcmp(o.date_order, "dmy")   ? WS_DATE_DMY
                          : !strcmp(o.date_order, "mdy") ? WS_DATE_MDY
                                                         : WS_DATE_YMD;
     if (o.max_size && parse_size(o.max_size, &opt.max_file_bytes))
@@ -328,7 +360,8 @@ int ws_cmd_parse(int argc, char **argv)
         return 1;
     }
     if (ws_chat_is_empty(r)) {
-        fprintf(stderr, "whatstyle parse: %s: the file is empty (0 bytes); there is nothing to parse\n", path);
+        fprintf(stderr, "whatstyle parse: %s: the file is empty (0 bytes); there is nothing to parse\n",
+                path);
         ws_chat_close(r);
         return 1;
     }
@@ -389,7 +422,8 @@ summary:
             ws_buf_printf(&out, "\"%s\",\"last\":\"%s\"", a, b);
         else
             ws_buf_puts(&out, "null,\"last\":null");
-        ws_buf_printf(&out, ",\"date_order\":\"%s\",\"kinds\":{\"text\":%llu,\"system\":%llu,"
+        ws_buf_printf(&out,
+                      ",\"date_order\":\"%s\",\"kinds\":{\"text\":%llu,\"system\":%llu,"
                       "\"media\":%llu,\"deleted\":%llu},\"invalid_utf8\":%llu,\"lines_skipped\":%llu}\n",
                       ws_chat_date_order_name(ws_chat_date_order(r)), (unsigned long long)st.kinds[0],
                       (unsigned long long)st.kinds[1], (unsigned long long)st.kinds[2],

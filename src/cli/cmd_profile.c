@@ -19,13 +19,29 @@ typedef struct profile_cli {
 } profile_cli;
 
 static const ws_opt rows[] = {
-    {.name = "as", .kind = WS_OPT_STR, .off = offsetof(profile_cli, as), .arg = "NAME", .flags = WS_OPTF_REQUIRED,
+    {.name = "as",
+     .kind = WS_OPT_STR,
+     .off = offsetof(profile_cli, as),
+     .arg = "NAME",
+     .flags = WS_OPTF_REQUIRED,
      .help = "the person (as written in the export)"},
-    {.name = "mask-rules", .kind = WS_OPT_STR, .off = offsetof(profile_cli, rules), .arg = "FILE", .alias = "rules",
-     .help = "masking rules, '<name> <phone|email|url> <replacement>' per line (default: phone, e-mail, links)"},
-    {.name = "set", .kind = WS_OPT_STR, .off = offsetof(profile_cli, set), .dflt = "all",
-     .choices = "all|train|heldout", .arg = "SET", .help = "which examples the profile describes"},
-    {.name = "json", .kind = WS_OPT_FLAG, .off = offsetof(profile_cli, json),
+    {.name = "mask-rules",
+     .kind = WS_OPT_STR,
+     .off = offsetof(profile_cli, rules),
+     .arg = "FILE",
+     .alias = "rules",
+     .help =
+         "masking rules, '<name> <phone|email|url> <replacement>' per line (default: phone, e-mail, links)"},
+    {.name = "set",
+     .kind = WS_OPT_STR,
+     .off = offsetof(profile_cli, set),
+     .dflt = "all",
+     .choices = "all|train|heldout",
+     .arg = "SET",
+     .help = "which examples the profile describes"},
+    {.name = "json",
+     .kind = WS_OPT_FLAG,
+     .off = offsetof(profile_cli, json),
      .help = "print {\"pairs\": {...}, \"profile\": {...}}"},
 };
 

@@ -30,32 +30,71 @@ typedef struct train_cli {
 
 #define F(field) offsetof(train_cli, field)
 #define TRAIN_ROWS                                                                                           \
-    {.name = "as", .kind = WS_OPT_STR, .off = F(as), .arg = "NAME",                                          \
-     .help = "the person to learn (as written in the export)"},                                             \
-    {.name = "out", .short_name = 'o', .kind = WS_OPT_STR, .off = F(out), .arg = "DIR",                      \
-     .help = "where the clone goes (created; rerun to resume)"},                                            \
-    WS_CLI_ROW_BASE_MODEL(train_cli, base),                                                                  \
-    {.name = "budget", .kind = WS_OPT_NUM, .off = F(budget), .lo = 0.001, .hi = 7 * 86400, .arg = "SECONDS", \
-     .help = "time for the whole run (train: 90; demo: 180 on the base, 60 from scratch)"},                 \
-    {.name = "mask-rules", .kind = WS_OPT_STR, .off = F(mask_rules), .arg = "FILE", .alias = "rules",        \
-     .help = "personal-data masking rules (default: phone, e-mail, links)"},                                \
-    {.name = "fallback", .kind = WS_OPT_STR, .off = F(fallback), .arg = "TEXT",                              \
-     .help = "reply when unsure (default: their most typical short reply)"},                                \
-    {.name = "embed-dir", .kind = WS_OPT_STR, .off = F(embed_dir), .arg = "DIR|none",                        \
-     .help = "MiniLM directory for retrieval, or none: hashed character n-grams (default: --minilm-dir "    \
-             "if installed, else n-grams)"},                                                                \
-    WS_CLI_ROW_MINILM_DIR(train_cli, minilm_dir),                                                            \
-    WS_CLI_ROW_NN_THREADS(train_cli, nn_threads),                                                            \
-    {.name = "seed", .kind = WS_OPT_NUM, .off = F(seed), .lo = 0, .hi = 1.8e19, .dflt = "1", .arg = "N",     \
-     .help = "random seed"},                                                                                \
-    {.name = "bpe-merges", .kind = WS_OPT_INT, .off = F(bpe_merges), .lo = 0, .hi = 1000000, .arg = "N",     \
-     .help = "small model: byte-pair merges learned from the chat (default 1024; 0 = bytes only)"},         \
-    {.name = "quiet", .kind = WS_OPT_FLAG, .off = F(quiet), .help = "only errors on stderr"}
+    {.name = "as",                                                                                           \
+     .kind = WS_OPT_STR,                                                                                     \
+     .off = F(as),                                                                                           \
+     .arg = "NAME",                                                                                          \
+     .help = "the person to learn (as written in the export)"},                                              \
+        {.name = "out",                                                                                      \
+         .short_name = 'o',                                                                                  \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = F(out),                                                                                      \
+         .arg = "DIR",                                                                                       \
+         .help = "where the clone goes (created; rerun to resume)"},                                         \
+        WS_CLI_ROW_BASE_MODEL(train_cli, base),                                                              \
+        {.name = "budget",                                                                                   \
+         .kind = WS_OPT_NUM,                                                                                 \
+         .off = F(budget),                                                                                   \
+         .lo = 0.001,                                                                                        \
+         .hi = 7 * 86400,                                                                                    \
+         .arg = "SECONDS",                                                                                   \
+         .help = "time for the whole run (train: 90; demo: 180 on the base, 60 from scratch)"},              \
+        {.name = "mask-rules",                                                                               \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = F(mask_rules),                                                                               \
+         .arg = "FILE",                                                                                      \
+         .alias = "rules",                                                                                   \
+         .help = "personal-data masking rules (default: phone, e-mail, links)"},                             \
+        {.name = "fallback",                                                                                 \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = F(fallback),                                                                                 \
+         .arg = "TEXT",                                                                                      \
+         .help = "reply when unsure (default: their most typical short reply)"},                             \
+        {.name = "embed-dir",                                                                                \
+         .kind = WS_OPT_STR,                                                                                 \
+         .off = F(embed_dir),                                                                                \
+         .arg = "DIR|none",                                                                                  \
+         .help = "MiniLM directory for retrieval, or none: hashed character n-grams (default: --minilm-dir " \
+                 "if installed, else n-grams)"},                                                             \
+        WS_CLI_ROW_MINILM_DIR(train_cli, minilm_dir), WS_CLI_ROW_NN_THREADS(train_cli, nn_threads),          \
+        {.name = "seed",                                                                                     \
+         .kind = WS_OPT_NUM,                                                                                 \
+         .off = F(seed),                                                                                     \
+         .lo = 0,                                                                                            \
+         .hi = 1.8e19,                                                                                       \
+         .dflt = "1",                                                                                        \
+         .arg = "N",                                                                                         \
+         .help = "random seed"},                                                                             \
+        {.name = "bpe-merges",                                                                               \
+         .kind = WS_OPT_INT,                                                                                 \
+         .off = F(bpe_merges),                                                                               \
+         .lo = 0,                                                                                            \
+         .hi = 1000000,                                                                                      \
+         .arg = "N",                                                                                         \
+         .help = "small model: byte-pair merges learned from the chat (default 1024; 0 = bytes only)"},      \
+    {                                                                                                        \
+        .name = "quiet", .kind = WS_OPT_FLAG, .off = F(quiet), .help = "only errors on stderr"               \
+    }
 
 static const ws_opt train_rows[] = {TRAIN_ROWS};
 static const ws_opt demo_rows[] = {
     TRAIN_ROWS,
-    {.name = "tmp-dir", .kind = WS_OPT_STR, .off = F(tmp_dir), .env = "TMPDIR", .dflt = "/tmp", .arg = "DIR",
+    {.name = "tmp-dir",
+     .kind = WS_OPT_STR,
+     .off = F(tmp_dir),
+     .env = "TMPDIR",
+     .dflt = "/tmp",
+     .arg = "DIR",
      .help = "without -o the clone goes to DIR/whatstyle-demo-UID/NAME"},
 };
 #undef F
@@ -87,13 +126,15 @@ const char *ws_cli_resolve_base(const char *given, bool quiet)
     if (access(WS_BASE_DEFAULT_PATH, R_OK) == 0)
         return WS_BASE_DEFAULT_PATH;
     if (!quiet)
-        fprintf(stderr, "note: the pretrained base model is not installed (run tools/setup-base-model.sh); the clone "
-                        "is a small model trained from scratch, which imitates the style but does not understand "
-                        "messages\n");
+        fprintf(stderr,
+                "note: the pretrained base model is not installed (run tools/setup-base-model.sh); the clone "
+                "is a small model trained from scratch, which imitates the style but does not understand "
+                "messages\n");
     return NULL;
 }
 
-int ws_cli_train_opts(const ws_cli_spec *spec, int argc, char **argv, ws_clone_train_opts *o, const char **tmp_dir)
+int ws_cli_train_opts(const ws_cli_spec *spec, int argc, char **argv, ws_clone_train_opts *o,
+                      const char **tmp_dir)
 {
     train_cli t = {.bpe_merges = -1, .nn_threads = -1};
     ws_cli_pos pos;

@@ -29,7 +29,8 @@ int ws_cmd_config(int argc, char **argv);
 /* The options train and demo share (cmd_train.c), parsed with spec (ws_cli_spec_train or
  * ws_cli_spec_demo) into o; *tmp_dir (may be NULL) gets demo's --tmp-dir. Returns as
  * ws_cli_parse: 0, 1 (--help printed) or 2 (bad usage, message printed). */
-int ws_cli_train_opts(const ws_cli_spec *spec, int argc, char **argv, ws_clone_train_opts *o, const char **tmp_dir);
+int ws_cli_train_opts(const ws_cli_spec *spec, int argc, char **argv, ws_clone_train_opts *o,
+                      const char **tmp_dir);
 /* The base model a clone is trained on: "none" = none (a small model from scratch); NULL or ""
  * = the default, WS_BASE_DEFAULT_PATH when installed (else none, with a note on stderr saying
  * how to install it unless quiet); anything else as given. (--base-model / WS_BASE_MODEL are
@@ -45,7 +46,6 @@ void ws_cli_free_context(ws_clone_turn *t, size_t n);
 
 /* `keys rotate-master` / `keys reseal` (cmd_keys_master.c); argv[0] is the action. */
 int ws_cli_keys_master(const char *action, int argc, char **argv);
-
 
 /* The option tables of the commands (one spec per command or action), in cmd_<name>.c, and
  * the list of all of them (main.c) that `whatstyle config --list` prints. */

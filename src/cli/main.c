@@ -31,11 +31,11 @@ static const subcommand subcommands[] = {
 
 /* Every option table, in the order of docs/configuration.md (`whatstyle config --list`). */
 const ws_cli_spec *const ws_cli_specs[] = {
-    &ws_cli_spec_serve,       &ws_cli_spec_ai,        &ws_cli_spec_worker,      &ws_cli_spec_migrate,     &ws_cli_spec_keys_create,
-    &ws_cli_spec_keys_list,   &ws_cli_spec_keys_revoke, &ws_cli_spec_keys_rotate, &ws_cli_spec_keys_reseal,
-    &ws_cli_spec_train,       &ws_cli_spec_demo,      &ws_cli_spec_reply,       &ws_cli_spec_chat,
-    &ws_cli_spec_profile,     &ws_cli_spec_parse,     &ws_cli_spec_generate,    &ws_cli_spec_version,
-    &ws_cli_spec_config,
+    &ws_cli_spec_serve,       &ws_cli_spec_ai,        &ws_cli_spec_worker,      &ws_cli_spec_migrate,
+    &ws_cli_spec_keys_create, &ws_cli_spec_keys_list, &ws_cli_spec_keys_revoke, &ws_cli_spec_keys_rotate,
+    &ws_cli_spec_keys_reseal, &ws_cli_spec_train,     &ws_cli_spec_demo,        &ws_cli_spec_reply,
+    &ws_cli_spec_chat,        &ws_cli_spec_profile,   &ws_cli_spec_parse,       &ws_cli_spec_generate,
+    &ws_cli_spec_version,     &ws_cli_spec_config,
 };
 const size_t ws_cli_n_specs = sizeof ws_cli_specs / sizeof ws_cli_specs[0];
 

@@ -202,7 +202,7 @@ typedef struct ws_cli_blobs {
          .lo = 0,                                                                                            \
          .hi = 2147483647,                                                                                   \
          .arg = "BYTES",                                                                                     \
-         .help = "S3 objects above this size go up as multipart uploads in parts of it, at least 5 MiB "      \
+         .help = "S3 objects above this size go up as multipart uploads in parts of it, at least 5 MiB "     \
                  "(default 0: 8 MiB)"},                                                                      \
     {                                                                                                        \
         .name = "s3-secret-key", .kind = WS_OPT_STR, .off = offsetof(T, f.s3_secret_key),                    \

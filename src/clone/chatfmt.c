@@ -9,7 +9,7 @@
 #include "clone/clone_int.h"
 #include "core/mem.h"
 
-#define SENTINEL "\x1f"   /* stands for a message's content while the template renders */
+#define SENTINEL "\x1f" /* stands for a message's content while the template renders */
 
 int ws__clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona, ws_error *err)
 {
@@ -40,11 +40,12 @@ static void encode_template(const clone_fmt *f, const char *s, size_t n, ibuf *o
 
 void ws__clone_chat_system(const clone_fmt *f, char *buf, size_t n)
 {
-    snprintf(buf, n, "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona, f->persona);
+    snprintf(buf, n, "You are %s, chatting on WhatsApp. Reply to the last message as %s.", f->persona,
+             f->persona);
 }
 
 void ws__clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
-                       ibuf *out)
+                           ibuf *out)
 {
     char system[512];
     ws__clone_chat_system(f, system, sizeof system);

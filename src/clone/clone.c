@@ -37,7 +37,10 @@ static void for_words(const char *s, void (*fn)(void *arg, const char *w, size_t
     ws_buf_free(&w);
 }
 
-static void add_word(void *arg, const char *w, size_t n) { ws_strset_add(arg, w, n); }
+static void add_word(void *arg, const char *w, size_t n)
+{
+    ws_strset_add(arg, w, n);
+}
 
 typedef struct {
     const ws_strset *set;
@@ -158,7 +161,7 @@ static int open_embedder(const char *name, ws_embedder **out, ws_error *err)
 }
 
 int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
-               const char *persona, const char *embedder, ws_error *err)
+                   const char *persona, const char *embedder, ws_error *err)
 {
     int rc = 0;
     char *p = NULL;
@@ -174,26 +177,28 @@ int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *b
         if ((rc = ws_model_load(p, 0, &c->model, err)))
             goto out;
         if ((size_t)c->model->cfg.vocab_size != ws_tokenizer_vocab_size(c->tok)) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: model vocabulary %d, tokenizer %zu", p, c->model->cfg.vocab_size,
-                              ws_tokenizer_vocab_size(c->tok));
+            rc = ws_error_set(err, WS_EFORMAT, "%s: model vocabulary %d, tokenizer %zu", p,
+                              c->model->cfg.vocab_size, ws_tokenizer_vocab_size(c->tok));
             goto out;
         }
         if (c->model->cfg.vocab_size == CLONE_VOCAB)
-            ws__clone_fmt_init(&c->fmt, NULL, err);   /* bytes are their own ids */
+            ws__clone_fmt_init(&c->fmt, NULL, err); /* bytes are their own ids */
         else if ((rc = ws__clone_fmt_init(&c->fmt, c->tok, err)))
             goto out;
     } else if (!strcmp(kind, "lora")) {
         if (!base_dir || !ws__clone_exists(base_dir)) {
-            rc = ws_error_set(err, WS_ENOENT, "the base model %s of this clone is missing", base_dir ? base_dir : "?");
+            rc = ws_error_set(err, WS_ENOENT, "the base model %s of this clone is missing",
+                              base_dir ? base_dir : "?");
             goto out;
         }
         c->base_dir = ws_xstrdup(base_dir);
         if ((rc = ws_base_acquire(base_dir, &c->base, err)))
             goto out;
         if (base_id && strcmp(base_id, c->base->id)) {
-            rc = ws_error_set(err, WS_EFORMAT, "this clone's adapter was trained on another base than %s "
-                              "(SHA-256 %.12s..., the adapter's %.12s...): train it again", base_dir, c->base->id,
-                              base_id);
+            rc = ws_error_set(err, WS_EFORMAT,
+                              "this clone's adapter was trained on another base than %s "
+                              "(SHA-256 %.12s..., the adapter's %.12s...): train it again",
+                              base_dir, c->base->id, base_id);
             goto out;
         }
         c->model = c->base->model;
@@ -258,7 +263,7 @@ void ws_clone_free(ws_clone *c)
     ws__clone_prefix_free(c->prefix);
     ws_lora_free(c->lora);
     if (c->base) {
-        ws_base_release(c->base);   /* model and tokenizer are the base's */
+        ws_base_release(c->base); /* model and tokenizer are the base's */
     } else {
         ws_model_free(c->model);
         ws_tokenizer_free(c->tok);
@@ -283,7 +288,8 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
     ws_clone *c = ws_xcalloc(1, sizeof *c);
     int rc = ws_file_read(mpath, MANIFEST_CAP, &data, &len, err);
     if (rc == WS_ENOENT) {
-        rc = ws_error_set(err, WS_ENOENT, "%s is not a trained clone (no manifest.json; run whatstyle train)", dir);
+        rc = ws_error_set(err, WS_ENOENT, "%s is not a trained clone (no manifest.json; run whatstyle train)",
+                          dir);
         goto out;
     }
     if (rc)
@@ -300,7 +306,8 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
         goto out;
     }
     if (strcmp(format, WS_CLONE_FORMAT) != 0) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: format %s, this build reads %s", mpath, format, WS_CLONE_FORMAT);
+        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: format %s, this build reads %s", mpath, format,
+                          WS_CLONE_FORMAT);
         goto out;
     }
     const ws_json *files = ws_json_get(m, "files");
@@ -323,17 +330,18 @@ int ws_clone_open(const char *dir, ws_clone **out, ws_error *err)
         int hr = ws_file_sha256(fp, hex, NULL);
         free(fp);
         if (hr) {
-            rc = ws_error_set(err, WS_EFORMAT, "corrupted model directory %s: %s is missing", dir, files->keys[i]);
-            goto out;
-        }
-        if (strcmp(hex, h->str) != 0) {
-            rc = ws_error_set(err, WS_EFORMAT, "corrupted model directory %s: %s does not match its hash", dir,
+            rc = ws_error_set(err, WS_EFORMAT, "corrupted model directory %s: %s is missing", dir,
                               files->keys[i]);
             goto out;
         }
+        if (strcmp(hex, h->str) != 0) {
+            rc = ws_error_set(err, WS_EFORMAT, "corrupted model directory %s: %s does not match its hash",
+                              dir, files->keys[i]);
+            goto out;
+        }
     }
-    if ((rc = ws__clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), ws_json_get_str(m, "base_id"), persona, emb,
-                         err)))
+    if ((rc = ws__clone_load(c, dir, kind, ws_json_get_str(m, "base_model"), ws_json_get_str(m, "base_id"),
+                             persona, emb, err)))
         goto out;
     c->persona = ws_xstrdup(persona);
     c->model_version = ws_xstrdup(ver);
@@ -351,17 +359,37 @@ out:
     return 0;
 }
 
-const char *ws_clone_model_version(const ws_clone *c) { return c->model_version; }
-const char *ws_clone_persona(const ws_clone *c) { return c->persona; }
-const char *ws_clone_profile_json(const ws_clone *c) { return c->profile_json; }
-const char *ws_clone_profile_summary(const ws_clone *c) { return c->profile_summary; }
-double ws_clone_threshold(const ws_clone *c) { return c->threshold; }
-const char *ws_clone_fallback_text(const ws_clone *c) { return c->fallback; }
-bool ws_clone_has_base(const ws_clone *c) { return c->lora != NULL; }
+const char *ws_clone_model_version(const ws_clone *c)
+{
+    return c->model_version;
+}
+const char *ws_clone_persona(const ws_clone *c)
+{
+    return c->persona;
+}
+const char *ws_clone_profile_json(const ws_clone *c)
+{
+    return c->profile_json;
+}
+const char *ws_clone_profile_summary(const ws_clone *c)
+{
+    return c->profile_summary;
+}
+double ws_clone_threshold(const ws_clone *c)
+{
+    return c->threshold;
+}
+const char *ws_clone_fallback_text(const ws_clone *c)
+{
+    return c->fallback;
+}
+bool ws_clone_has_base(const ws_clone *c)
+{
+    return c->lora != NULL;
+}
 
 void ws_clone_answer_clear(ws_clone_answer *r)
 {
     free(r->reply);
     memset(r, 0, sizeof *r);
 }
-

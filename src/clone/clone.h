@@ -39,9 +39,9 @@
 #define WS_CLONE_FORMAT "whatstyle-clone-1"
 #define WS_CLONE_DEFAULT_BUDGET_S 90.0
 #define WS_CLONE_DEFAULT_MERGES 1024
-#define WS_CLONE_MIN_MESSAGES 30      /* persona turns with text needed to train */
-#define WS_CLONE_MIN_EXAMPLES 20      /* persona replies to someone else needed to train */
-#define WS_CLONE_MAX_MESSAGE 4096     /* bytes of one incoming message used */
+#define WS_CLONE_MIN_MESSAGES 30  /* persona turns with text needed to train */
+#define WS_CLONE_MIN_EXAMPLES 20  /* persona replies to someone else needed to train */
+#define WS_CLONE_MAX_MESSAGE 4096 /* bytes of one incoming message used */
 
 typedef int (*ws_clone_progress_fn)(void *arg, double fraction, const char *phase, uint64_t samples);
 
@@ -62,8 +62,8 @@ typedef struct ws_clone_train_opts {
     bool quiet;                    /* no phase lines on stderr */
     ws_clone_progress_fn progress; /* optional; non-zero return cancels */
     void *progress_arg;
-    volatile int *cancel;          /* optional; set non-zero to stop (checkpoint kept) */
-    double checkpoint_every_s;     /* seconds between checkpoints while training (0 = 15) */
+    volatile int *cancel;      /* optional; set non-zero to stop (checkpoint kept) */
+    double checkpoint_every_s; /* seconds between checkpoints while training (0 = 15) */
 } ws_clone_train_opts;
 
 typedef struct ws_clone_train_result {
@@ -71,7 +71,7 @@ typedef struct ws_clone_train_result {
     uint64_t n_messages, n_examples, n_heldout;
     uint64_t steps, total_steps, tokens;
     double train_s, total_s, tokens_per_s;
-    double examples_seen;          /* training examples passed through the model (with repeats) */
+    double examples_seen; /* training examples passed through the model (with repeats) */
     bool resumed;
     char *profile_json, *profile_summary;
     char *fidelity_json, *fidelity_summary;
@@ -93,27 +93,27 @@ void ws_clone_set_threads(int n);
 typedef struct ws_clone ws_clone;
 
 typedef struct ws_clone_turn {
-    const char *author;   /* NULL or anyone but the persona: someone else */
+    const char *author; /* NULL or anyone but the persona: someone else */
     const char *text;
 } ws_clone_turn;
 
 typedef struct ws_clone_reply_opts {
-    int n_samples;        /* generated candidates; 0 = 4 */
-    int n_retrieved;      /* retrieved candidates; 0 = 6 */
-    uint64_t seed;        /* sampling seed; 0 = from the message */
-    bool no_fallback;     /* always give the best candidate (fidelity evaluation) */
+    int n_samples;              /* generated candidates; 0 = 4 */
+    int n_retrieved;            /* retrieved candidates; 0 = 6 */
+    uint64_t seed;              /* sampling seed; 0 = from the message */
+    bool no_fallback;           /* always give the best candidate (fidelity evaluation) */
     const volatile int *cancel; /* optional: once non-zero, the reply stops with WS_EAGAIN */
-    double budget_ms;     /* latency budget (0: none): on a base 2 sampled candidates instead of 4
-                           * (unless n_samples is set), and the sampling stops before a step
-                           * would end past the budget; samples not ended by then are dropped
-                           * (none left: the fallback, as for a low confidence) */
+    double budget_ms;           /* latency budget (0: none): on a base 2 sampled candidates instead of 4
+                                 * (unless n_samples is set), and the sampling stops before a step
+                                 * would end past the budget; samples not ended by then are dropped
+                                 * (none left: the fallback, as for a low confidence) */
 } ws_clone_reply_opts;
 
 typedef enum { WS_CLONE_SRC_RETRIEVED, WS_CLONE_SRC_GENERATED, WS_CLONE_SRC_FALLBACK } ws_clone_source;
 
 typedef struct ws_clone_answer {
     char *reply;
-    double confidence;    /* in [0,1] */
+    double confidence; /* in [0,1] */
     bool fallback;
     ws_clone_source source;
     double processing_ms;
@@ -124,7 +124,7 @@ typedef struct ws_clone_answer {
  * mismatch, bad JSON, bad model files), WS_EUNSUPPORTED (another format version), and
  * WS_ENOENT for a base model or embedding model that has gone missing. */
 int ws_clone_open(const char *dir, ws_clone **out, ws_error *err);
-void ws_clone_free(ws_clone *c);   /* NULL is a no-op */
+void ws_clone_free(ws_clone *c); /* NULL is a no-op */
 
 /* Tokens sampled by every reply in this process since start (for the metrics). Thread-safe. */
 uint64_t ws_clone_tokens_generated(void);

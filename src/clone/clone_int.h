@@ -25,9 +25,9 @@
 
 /* ---- the byte-level vocabulary of a model trained from scratch ----
  * ids 0..255 are the bytes themselves; then three special tokens. */
-#define CLONE_TOK_END 256      /* "<|endoftext|>": ends every turn */
-#define CLONE_TOK_ME 257       /* "<|me|>": starts a persona turn */
-#define CLONE_TOK_OTHER 258    /* "<|other|>": starts someone else's turn */
+#define CLONE_TOK_END 256   /* "<|endoftext|>": ends every turn */
+#define CLONE_TOK_ME 257    /* "<|me|>": starts a persona turn */
+#define CLONE_TOK_OTHER 258 /* "<|other|>": starts someone else's turn */
 #define CLONE_TOK_PAD 259
 #define CLONE_VOCAB 260
 
@@ -35,17 +35,17 @@
 int ws__clone_write_byte_tokenizer(const char *path, ws_error *err);
 /* The same vocabulary plus up to n_merges byte-pair merges learned from texts (ids 260..). */
 int ws__clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
-                              ws_error *err);
+                                  ws_error *err);
 
 /* How turns become token ids: prefix ids, text ids, end id; or, on a base with a chat template
  * (chat), one example = system + user message (the context, "Name: text" lines) + assistant
  * message (the reply), as ws__clone_chat_prompt builds it. */
 typedef struct clone_fmt {
-    bool bytes;                 /* byte-level model: text ids are the bytes */
-    bool chat;                  /* the base's chat template */
-    const ws_base *base;        /* chat: the base (its template) */
-    char persona[128];          /* chat: the name the system message gives */
-    const ws_tokenizer *tok;    /* otherwise encode with this (no special tokens added) */
+    bool bytes;              /* byte-level model: text ids are the bytes */
+    bool chat;               /* the base's chat template */
+    const ws_base *base;     /* chat: the base (its template) */
+    char persona[128];       /* chat: the name the system message gives */
+    const ws_tokenizer *tok; /* otherwise encode with this (no special tokens added) */
     int32_t me[16], other[16];
     int n_me, n_other;
     int32_t end;
@@ -66,7 +66,8 @@ int ws__clone_fmt_init(clone_fmt *f, const ws_tokenizer *tok, ws_error *err);
  * boundary); returns how many ids. */
 size_t ws__clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes, bool tail, ibuf *out);
 /* Appends one whole turn: prefix, text, end. Returns the index where the text starts. */
-size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out);
+size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail,
+                          ibuf *out);
 
 /* Chat format on a base with a chat template: f->tok = the base's, f->end = the template's end
  * of message token. */
@@ -76,7 +77,7 @@ int ws__clone_fmt_init_chat(clone_fmt *f, const ws_base *b, const char *persona,
  * CLONE_CHAT_TURNS, each cut to CLONE_CHAT_TURN_BYTES from its end), the assistant header.
  * The turns' text can never spell a special token. */
 void ws__clone_chat_prompt(const clone_fmt *f, const char *const *authors, const char *const *texts, size_t n,
-                       ibuf *out);
+                           ibuf *out);
 /* The system message of the chat prompt, naming the persona (into buf of n bytes). */
 void ws__clone_chat_system(const clone_fmt *f, char *buf, size_t n);
 #define CLONE_CHAT_TURNS 4
@@ -122,14 +123,14 @@ typedef enum {
 } clone_guard_why;
 
 typedef struct clone_guard {
-    const char *persona;             /* borrowed; NULL: none */
-    const char *system;              /* the system message the model read; NULL: none */
-    const char *message;             /* the incoming message; NULL: none */
-    const char *const *ctx_texts;    /* the context turns (n_ctx; borrowed, entries may be NULL) */
-    const char *const *ctx_authors;  /* their authors (NULL entries: someone else); may be NULL */
+    const char *persona;            /* borrowed; NULL: none */
+    const char *system;             /* the system message the model read; NULL: none */
+    const char *message;            /* the incoming message; NULL: none */
+    const char *const *ctx_texts;   /* the context turns (n_ctx; borrowed, entries may be NULL) */
+    const char *const *ctx_authors; /* their authors (NULL entries: someone else); may be NULL */
     size_t n_ctx;
-    char sys_buf[256];               /* ws__clone_guard_set: the system message is kept here */
-    const char **own;                /* ws__clone_guard_set: the arrays it allocated (freed by clear) */
+    char sys_buf[256]; /* ws__clone_guard_set: the system message is kept here */
+    const char **own;  /* ws__clone_guard_set: the arrays it allocated (freed by clear) */
 } clone_guard;
 
 clone_guard_why ws__clone_guard_check(const clone_guard *g, const char *cand);
@@ -140,11 +141,11 @@ const char *ws__clone_guard_name(clone_guard_why why);
 /* Sets g up for a reply of c to message after the context (all borrowed until
  * ws__clone_guard_clear). */
 void ws__clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
-                     size_t n_context);
+                         size_t n_context);
 void ws__clone_guard_clear(clone_guard *g);
 
 bool ws__clone_exists(const char *path);
-char *ws__clone_path(const char *dir, const char *name);   /* malloc'd dir/name */
+char *ws__clone_path(const char *dir, const char *name); /* malloc'd dir/name */
 
 /* ---- the KV caches kept between replies (prefix.c) ---- */
 typedef struct clone_prefix clone_prefix;
@@ -154,7 +155,8 @@ void ws__clone_prefix_free(clone_prefix *p);
  * it back with ws__clone_prefix_put or frees it), with room more positions after it; last
  * (vocab floats) gets the logits after the prompt. Only the part past the longest common
  * prefix with the prompt last put back runs (all of it without c->prefix). */
-int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **kc, float *last, ws_error *err);
+int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **kc, float *last,
+                         ws_error *err);
 /* Keeps kc (ownership passes to the clone) as the cache of prompt, whose logits are last. */
 void ws__clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt, const float *last);
 /* The cache and last logits of the chat prompt with no conversation (ws__clone_chat_prompt with
@@ -167,23 +169,23 @@ bool ws__clone_words_known(const ws_clone *c, const char *s);
 
 struct ws_clone {
     char *dir, *persona, *model_version, *fallback, *profile_json, *profile_summary;
-    char *kind;                 /* "scratch" or "lora" */
+    char *kind; /* "scratch" or "lora" */
     double threshold;
-    ws_model *model;            /* the base's when base is set (not owned then) */
-    ws_lora *lora;              /* NULL for a scratch model */
-    ws_tokenizer *tok;          /* the base's when base is set (not owned then) */
-    ws_base *base;              /* the shared base (ws_base_acquire) of a LoRA clone */
+    ws_model *model;   /* the base's when base is set (not owned then) */
+    ws_lora *lora;     /* NULL for a scratch model */
+    ws_tokenizer *tok; /* the base's when base is set (not owned then) */
+    ws_base *base;     /* the shared base (ws_base_acquire) of a LoRA clone */
     clone_fmt fmt;
     ws_embedder *emb;
     ws_vindex *ix;
-    char **replies, **keys;     /* training replies and their context keys, by index id */
+    char **replies, **keys; /* training replies and their context keys, by index id */
     size_t n_replies;
-    ws_strset vocab;            /* lower-cased words of the training replies */
+    ws_strset vocab; /* lower-cased words of the training replies */
     double rates[CLONE_SF_N];
-    int gen_max;                /* longest generation, in tokens */
-    double fit_gate;            /* least style fit a generation needs (25th pct of real replies) */
+    int gen_max;     /* longest generation, in tokens */
+    double fit_gate; /* least style fit a generation needs (25th pct of real replies) */
     char *base_dir;
-    clone_prefix *prefix;       /* on a base: the caches kept between replies (owned) */
+    clone_prefix *prefix; /* on a base: the caches kept between replies (owned) */
 };
 
 /* The engine threads set by ws_clone_set_threads (-1 = automatic). */
@@ -192,7 +194,7 @@ int ws__clone_threads(void);
 /* Opens the parts of a clone directory named by an already parsed manifest (used by
  * ws_clone_open and by training before the final manifest exists). */
 int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *base_dir, const char *base_id,
-               const char *persona, const char *embedder, ws_error *err);
+                   const char *persona, const char *embedder, ws_error *err);
 
 /* The retrieval key of a context: its last CLONE_CTX_TURNS turns' texts, one per line. */
 void ws__clone_context_key(const char *const *texts, size_t n, ws_buf *out);
@@ -201,11 +203,13 @@ void ws__clone_context_key(const char *const *texts, size_t n, ws_buf *out);
  * (NULL: the base alone) after the prompt whose last logits are in last_logits and whose tokens
  * fill cache up to prompt_len. */
 int ws__clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
-                    const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err);
+                        const float *last_logits, const int32_t *ids, size_t n, double *mean_lp,
+                        ws_error *err);
 
 /* What the model reads before the persona's reply to a context (the persona's turn prefix
  * included), and the ids of a reply as it is scored (its text and the end of the turn). */
-void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out);
+void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
+                            ibuf *out);
 void ws__clone_reply_ids(const ws_clone *c, const char *reply, ibuf *out);
 
 /* Scores replies after a prompt run once: the prompt's KV cache and last logits are kept while
@@ -226,7 +230,7 @@ void ws__clone_scorer_free(clone_scorer *s);
 /* Builds the prompt of a reply: retrieved replies as earlier persona turns, the context turns,
  * the message, then the persona's prefix. */
 void ws__clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
-                        const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out);
+                            const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out);
 
 /* ---- fidelity ---- */
 typedef struct clone_fidelity {
@@ -237,8 +241,8 @@ typedef struct clone_fidelity {
 
 /* Evaluates c on the held-out examples of p (at most max_eval; generating and scoring stop
  * after deadline_s of ws_now_s once 5 are done) through ws_fidelity_evaluate (fidelity.c). */
-int ws__clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s, uint64_t seed,
-                       clone_fidelity *out, ws_error *err);
+int ws__clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
+                           uint64_t seed, clone_fidelity *out, ws_error *err);
 void ws__clone_fidelity_clear(clone_fidelity *f);
 
 #endif

@@ -8,9 +8,10 @@
 #include "core/json.h"
 #include "core/mem.h"
 
-static void add_turn(ws_clone_turn **t, size_t *n, const char *author, size_t alen, const char *text, size_t tlen)
+static void add_turn(ws_clone_turn **t, size_t *n, const char *author, size_t alen, const char *text,
+                     size_t tlen)
 {
-    if (*n == WS_CLONE_CONTEXT_MAX) {   /* keep the latest */
+    if (*n == WS_CLONE_CONTEXT_MAX) { /* keep the latest */
         free((char *)(*t)[0].author);
         free((char *)(*t)[0].text);
         memmove(*t, *t + 1, (*n - 1) * sizeof **t);
@@ -50,9 +51,12 @@ int ws_clone_context_parse(const char *data, size_t len, ws_clone_turn **out, si
         for (size_t k = 0; k < r->len && !rc; k++) {
             const ws_json *it = &r->items[k];
             const ws_json *a = ws_json_get(it, "author"), *t = ws_json_get(it, "text");
-            if (!t || t->type != WS_JSON_STRING || (a && a->type != WS_JSON_STRING && a->type != WS_JSON_NULL))
-                rc = ws_error_set(err, WS_EFORMAT, "context: turn %zu needs a string \"text\" (and \"author\")", k);
-            else if (memchr(t->str, '\0', t->len) || (a && a->type == WS_JSON_STRING && memchr(a->str, '\0', a->len)))
+            if (!t || t->type != WS_JSON_STRING ||
+                (a && a->type != WS_JSON_STRING && a->type != WS_JSON_NULL))
+                rc = ws_error_set(err, WS_EFORMAT,
+                                  "context: turn %zu needs a string \"text\" (and \"author\")", k);
+            else if (memchr(t->str, '\0', t->len) ||
+                     (a && a->type == WS_JSON_STRING && memchr(a->str, '\0', a->len)))
                 rc = ws_error_set(err, WS_EFORMAT, "context: turn %zu holds a NUL character", k);
             else
                 add_turn(out, n_out, a && a->type == WS_JSON_STRING ? a->str : NULL,

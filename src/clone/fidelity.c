@@ -1,7 +1,7 @@
 /* The clone's fidelity report (DESIGN.md §3.6): the generic evaluation of src/style/fidelity.h
  * run through the clone's real reply path (without the fallback), with the clone's scorer
- * (clone_scorer: loss and R10@1, the context run once per example, under the model and under its base — the base model
- * without the adapter, or for a model trained from scratch a unigram byte model fitted on the
+ * (clone_scorer: loss and R10@1, the context run once per example, under the model and under its base — the
+ * base model without the adapter, or for a model trained from scratch a unigram byte model fitted on the
  * training period only), the clone's embedder for relevance and its style fit as typicality
  * (information). It also sets the persona's confidence threshold from the held-out
  * confidences and keeps a few samples. */
@@ -182,7 +182,7 @@ void ws__clone_fidelity_clear(clone_fidelity *f)
 }
 
 int ws__clone_fidelity_run(const ws_clone *c, const ws_pairs *p, size_t max_eval, double deadline_s,
-                       uint64_t seed, clone_fidelity *out, ws_error *err)
+                           uint64_t seed, clone_fidelity *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
     clone_eval *e = ws_xcalloc(1, sizeof *e);

@@ -233,7 +233,7 @@ const char *ws__clone_guard_name(clone_guard_why why)
 }
 
 void ws__clone_guard_set(clone_guard *g, const ws_clone *c, const char *message, const ws_clone_turn *context,
-                     size_t n_context)
+                         size_t n_context)
 {
     memset(g, 0, sizeof *g);
     g->persona = c->persona;

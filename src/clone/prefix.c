@@ -11,10 +11,10 @@
 
 struct clone_prefix {
     pthread_mutex_t mu;
-    ws_kv_cache *kc;      /* the last prompt's cache, NULL while a reply holds it */
-    ibuf ids;             /* its prompt */
-    float *last;          /* the logits after it */
-    ws_kv_cache *kc0;     /* the prompt without a conversation: set once, then only read */
+    ws_kv_cache *kc;  /* the last prompt's cache, NULL while a reply holds it */
+    ibuf ids;         /* its prompt */
+    float *last;      /* the logits after it */
+    ws_kv_cache *kc0; /* the prompt without a conversation: set once, then only read */
     float *last0;
 };
 
@@ -53,7 +53,8 @@ static ws_kv_cache *take(clone_prefix *p, ibuf *ids, float *last, int V)
     return kc;
 }
 
-int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **out, float *last, ws_error *err)
+int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_cache **out, float *last,
+                         ws_error *err)
 {
     const ws_model *m = c->model;
     int V = m->cfg.vocab_size, need = (int)prompt->n + room;
@@ -69,7 +70,7 @@ int ws__clone_prefix_run(const ws_clone *c, const ibuf *prompt, int room, ws_kv_
         kc = ws_kv_cache_new(m, need);
     }
     *out = kc;
-    if (same == prompt->n) {   /* the same prompt again: its logits are the ones taken */
+    if (same == prompt->n) { /* the same prompt again: its logits are the ones taken */
         ws_kv_cache_truncate(kc, (int)same);
         return 0;
     }
@@ -88,7 +89,7 @@ void ws__clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt
     }
     size_t V = (size_t)c->model->cfg.vocab_size;
     pthread_mutex_lock(&p->mu);
-    ws_kv_cache *drop = p->kc;   /* another reply's, put back in between: the newer prompt wins */
+    ws_kv_cache *drop = p->kc; /* another reply's, put back in between: the newer prompt wins */
     p->kc = kc;
     p->ids.n = 0;
     for (size_t i = 0; i < prompt->n; i++)
@@ -108,7 +109,7 @@ int ws__clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const flo
     pthread_mutex_lock(&p->mu);
     bool have = p->kc0 != NULL;
     pthread_mutex_unlock(&p->mu);
-    if (!have) {   /* run outside the lock; the first one to finish installs it */
+    if (!have) { /* run outside the lock; the first one to finish installs it */
         ibuf prompt = {0};
         ws__clone_chat_prompt(&c->fmt, NULL, NULL, 0, &prompt);
         ws_kv_cache *kc = ws_kv_cache_new(c->model, (int)prompt.n);

@@ -30,12 +30,13 @@
 #define CHAT_RETRIEVE_SIM 0.85
 #define CHAT_STYLE_WEIGHT 1.0
 #define CHAT_SAMPLES 4
-#define CHAT_SAMPLES_BUDGET 2   /* with a latency budget */
+#define CHAT_SAMPLES_BUDGET 2 /* with a latency budget */
 #define CHAT_PMI_WEIGHT 1.0
 
 /* ---- scoring ---- */
 int ws__clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cache, int prompt_len,
-                    const float *last_logits, const int32_t *ids, size_t n, double *mean_lp, ws_error *err)
+                        const float *last_logits, const int32_t *ids, size_t n, double *mean_lp,
+                        ws_error *err)
 {
     int V = c->model->cfg.vocab_size;
     ws_kv_cache_truncate(cache, prompt_len);
@@ -56,11 +57,12 @@ int ws__clone_score_ids(const ws_clone *c, const ws_lora *lora, ws_kv_cache *cac
 }
 
 void ws__clone_build_prompt(const ws_clone *c, const char *const *retrieved, size_t n_retrieved,
-                        const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out)
+                            const ws_clone_turn *context, size_t n_context, const char *message, ibuf *out)
 {
     ibuf t = {0};
-    if (c->fmt.chat) {   /* the base's chat template: the turns, then the message, as the user message */
-        const char **authors = ws_xcalloc(n_context + 1, sizeof *authors), **texts = ws_xcalloc(n_context + 1, sizeof *texts);
+    if (c->fmt.chat) { /* the base's chat template: the turns, then the message, as the user message */
+        const char **authors = ws_xcalloc(n_context + 1, sizeof *authors),
+                   **texts = ws_xcalloc(n_context + 1, sizeof *texts);
         for (size_t i = 0; i < n_context; i++) {
             bool me = context[i].author && c->persona && !strcmp(context[i].author, c->persona);
             authors[i] = me ? c->persona : context[i].author;
@@ -90,8 +92,8 @@ void ws__clone_build_prompt(const ws_clone *c, const char *const *retrieved, siz
 
 typedef struct cand {
     char *text;
-    double lp, lp_any, sim, fit, score;   /* lp_any: without the conversation (chat format) */
-    bool have_any;                        /* lp_any is set (scored while it was sampled) */
+    double lp, lp_any, sim, fit, score; /* lp_any: without the conversation (chat format) */
+    bool have_any;                      /* lp_any is set (scored while it was sampled) */
     ws_clone_source src;
 } cand;
 
@@ -105,7 +107,7 @@ static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_erro
     const float *last0 = NULL;
     ws_kv_cache *kc = NULL;
     int rc = 0;
-    for (size_t i = 0; i < nc && !rc; i++) {   /* the generations were scored as they were sampled */
+    for (size_t i = 0; i < nc && !rc; i++) { /* the generations were scored as they were sampled */
         if (cs[i].have_any)
             continue;
         if (!kc && !(rc = ws__clone_prefix_empty(c, &kc0, &last0, err)))
@@ -113,7 +115,8 @@ static int score_without_context(const ws_clone *c, cand *cs, size_t nc, ws_erro
         ids.n = 0;
         ws__clone_reply_ids(c, cs[i].text, &ids);
         if (!rc)
-            rc = ws__clone_score_ids(c, c->lora, kc, ws_kv_cache_len(kc0), last0, ids.v, ids.n, &cs[i].lp_any, err);
+            rc = ws__clone_score_ids(c, c->lora, kc, ws_kv_cache_len(kc0), last0, ids.v, ids.n, &cs[i].lp_any,
+                                     err);
     }
     ws_kv_cache_free(kc);
     ws__clone_ibuf_free(&ids);
@@ -152,7 +155,7 @@ static bool last_word_known(const ws_clone *c, const ibuf *ids)
 
 typedef struct sample {
     ibuf ids;
-    double lp, lp0;        /* lp0: the same tokens after the prompt without the conversation */
+    double lp, lp0; /* lp0: the same tokens after the prompt without the conversation */
     bool alive, ended;
     ws_kv_cache *kc, *kc0;
 } sample;
@@ -166,8 +169,8 @@ uint64_t ws_clone_tokens_generated(void)
 
 /* One sampling step of sample s from its logits (logits0: the same step without the
  * conversation, or NULL): false when the sample stops here. */
-static bool sample_step(const ws_clone *c, sample *s, float *logits, const float *logits0, const ws_gen_opts *o,
-                        uint64_t *rng, int32_t *next)
+static bool sample_step(const ws_clone *c, sample *s, float *logits, const float *logits0,
+                        const ws_gen_opts *o, uint64_t *rng, int32_t *next)
 {
     float l;
     int V = c->model->cfg.vocab_size;
@@ -195,14 +198,14 @@ static bool sample_step(const ws_clone *c, sample *s, float *logits, const float
 typedef struct sample_set {
     int n, V;
     sample *ss;
-    float *logits, *logits0, *bl;   /* [n][V] each; bl [2n][V]: one batched pass */
+    float *logits, *logits0, *bl; /* [n][V] each; bl [2n][V]: one batched pass */
     ws_kv_cache **live;
     int32_t *next;
     int *who;
 } sample_set;
 
-static void set_init(sample_set *st, const ws_clone *c, ws_kv_cache *cache, const float *last, const ws_kv_cache *kc0,
-                     const float *last0, int n)
+static void set_init(sample_set *st, const ws_clone *c, ws_kv_cache *cache, const float *last,
+                     const ws_kv_cache *kc0, const float *last0, int n)
 {
     int V = c->model->cfg.vocab_size;
     *st = (sample_set){.n = n, .V = V};
@@ -217,7 +220,7 @@ static void set_init(sample_set *st, const ws_clone *c, ws_kv_cache *cache, cons
         st->ss[i].alive = true;
         st->ss[i].kc = ws_kv_cache_dup(c->model, cache);
         memcpy(st->logits + (size_t)i * V, last, (size_t)V * sizeof *last);
-        if (kc0) {   /* all of one size, to share the batched pass */
+        if (kc0) { /* all of one size, to share the batched pass */
             st->ss[i].kc0 = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(cache));
             memcpy(st->logits0 + (size_t)i * V, last0, (size_t)V * sizeof *last0);
         }
@@ -250,8 +253,8 @@ static int set_step(const ws_clone *c, sample_set *st, const ws_gen_opts *o, uin
         sample *s = &st->ss[i];
         if (!s->alive)
             continue;
-        s->alive = sample_step(c, s, st->logits + (size_t)i * V, st->logits0 ? st->logits0 + (size_t)i * V : NULL, o,
-                               rng, &st->next[k]);
+        s->alive = sample_step(c, s, st->logits + (size_t)i * V,
+                               st->logits0 ? st->logits0 + (size_t)i * V : NULL, o, rng, &st->next[k]);
         if (s->alive)
             st->live[k] = s->kc, st->who[k++] = i;
     }
@@ -300,9 +303,10 @@ static int chat_max_tokens(const ws_clone *c)
  * one batched pass per step; texts[i] gets the text of each (NULL when it ran into the length
  * cap or a turn marker) and mean_lp[i] its mean log-probability; with kc0 (the prompt without
  * the conversation, last0 its logits) mean_lp0[i] gets the same tokens' mean after it. */
-static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits, const ws_kv_cache *kc0,
-                        const float *last0, uint64_t *rng, int n, char **texts, double *mean_lp, double *mean_lp0,
-                        const volatile int *cancel, double deadline, ws_error *err)
+static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const float *last_logits,
+                        const ws_kv_cache *kc0, const float *last0, uint64_t *rng, int n, char **texts,
+                        double *mean_lp, double *mean_lp0, const volatile int *cancel, double deadline,
+                        ws_error *err)
 {
     int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : chat_max_tokens(c);
     ws_gen_opts o;
@@ -325,7 +329,7 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
         else
             rc = set_step(c, &st, &o, rng, &done, err);
         done = done || straggling(&st, step);
-        double t = ws_now_s();   /* a budget: no step that would end past it */
+        double t = ws_now_s(); /* a budget: no step that would end past it */
         done = done || (deadline > 0 && t + (t - t_prev) > deadline);
         t_prev = t;
     }
@@ -364,7 +368,8 @@ bool ws__clone_stutters(const char *s)
     char *c = ws_xstrdup(s);
     const char *w[96];
     size_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 96; tok = strtok_r(NULL, " \n", &save))
+    for (char *save = NULL, *tok = strtok_r(c, " \n", &save); tok && n < 96;
+         tok = strtok_r(NULL, " \n", &save))
         w[n++] = tok;
     bool rep = false;
     for (size_t len = 2; len <= 3 && !rep; len++)
@@ -391,15 +396,15 @@ typedef struct reply_run {
     cand *cs;
     size_t nc;
     double top_sim;
-    const char *ret_texts[2];   /* the best retrieved replies (the prompt of a model from scratch) */
+    const char *ret_texts[2]; /* the best retrieved replies (the prompt of a model from scratch) */
     size_t n_ret;
-    ws_kv_cache *cache;         /* the prompt's (handed back to c->prefix after the reply) */
+    ws_kv_cache *cache; /* the prompt's (handed back to c->prefix after the reply) */
     ibuf prompt;
-    float *last;                /* logits after the prompt */
+    float *last; /* logits after the prompt */
     int plen;
     uint64_t rng;
-    clone_guard guard;          /* refuses candidates that leak the prompt (guard.c) */
-    double deadline;            /* ws_now_s() the sampling must end by (0: none) */
+    clone_guard guard; /* refuses candidates that leak the prompt (guard.c) */
+    double deadline;   /* ws_now_s() the sampling must end by (0: none) */
 } reply_run;
 
 /* Retrieval: the persona's real replies to the nearest training contexts (on a base, only to
@@ -421,7 +426,8 @@ static int retrieve(reply_run *rr, const ws_clone_turn *context, size_t n_contex
     for (size_t i = 0; i < nh && rr->nc < (size_t)n_retr; i++) {
         const char *r = c->replies[hits[i].id];
         if (ws__clone_is_echo(r, rr->msg) || have_cand(rr->cs, rr->nc, r) ||
-            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) || ws__clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
+            (c->fmt.chat && hits[i].score < CHAT_RETRIEVE_SIM) ||
+            ws__clone_guard_check(&rr->guard, r) != CLONE_GUARD_OK)
             continue;
         cand *cd = &rr->cs[rr->nc++];
         cd->text = ws_xstrdup(r);
@@ -459,7 +465,8 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
 {
     const ws_clone *c = rr->c;
     char **gens = ws_xcalloc((size_t)n_samples + 1, sizeof *gens);
-    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp), *glp0 = ws_xcalloc((size_t)n_samples + 1, sizeof *glp0);
+    double *glp = ws_xcalloc((size_t)n_samples + 1, sizeof *glp),
+           *glp0 = ws_xcalloc((size_t)n_samples + 1, sizeof *glp0);
     const ws_kv_cache *kc0 = NULL;
     const float *last0 = NULL;
     int rc = c->fmt.chat ? ws__clone_prefix_empty(c, &kc0, &last0, err) : 0;
@@ -470,9 +477,10 @@ static int add_generations(reply_run *rr, int n_samples, ws_error *err)
         if (!gens[s])
             continue;
         char *gt = ws__clone_trim(gens[s]);
-        bool bad = !*gt || ws__clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) || ws__clone_stutters(gt) ||
-                   ws__clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
-                   (!c->fmt.chat && (!ws__clone_words_known(c, gt) || ws__clone_style_fit(gt, c->rates) < c->fit_gate));
+        bool bad = !*gt || ws__clone_is_echo(gt, rr->msg) || have_cand(rr->cs, rr->nc, gt) ||
+                   ws__clone_stutters(gt) || ws__clone_guard_check(&rr->guard, gt) != CLONE_GUARD_OK ||
+                   (!c->fmt.chat &&
+                    (!ws__clone_words_known(c, gt) || ws__clone_style_fit(gt, c->rates) < c->fit_gate));
         if (bad) {
             free(gt);
             continue;
@@ -504,8 +512,8 @@ static size_t choose(reply_run *rr)
     for (size_t i = 0; i < nc; i++) {
         cs[i].fit = ws__clone_style_fit(cs[i].text, c->rates);
         if (c->fmt.chat)
-            cs[i].score = cs[i].lp + CHAT_PMI_WEIGHT * (cs[i].lp - cs[i].lp_any) + CHAT_STYLE_WEIGHT * log(cs[i].fit) +
-                          SIM_WEIGHT * cs[i].sim;
+            cs[i].score = cs[i].lp + CHAT_PMI_WEIGHT * (cs[i].lp - cs[i].lp_any) +
+                          CHAT_STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
         else
             cs[i].score = cs[i].lp + STYLE_WEIGHT * log(cs[i].fit) + SIM_WEIGHT * cs[i].sim;
         if (cs[i].score > top)
@@ -553,7 +561,7 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     } else if (b) {
         out->reply = b->text;
         b->text = NULL;
-    } else {   /* the persona's next most common reply that is not the message */
+    } else { /* the persona's next most common reply that is not the message */
         for (size_t i = 0; i < c->n_replies && !out->reply; i++)
             if (!ws__clone_is_echo(c->replies[i], rr->msg))
                 out->reply = ws_xstrdup(c->replies[i]);
@@ -568,16 +576,16 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     double t0 = ws_now_s();
     memset(out, 0, sizeof *out);
     if (c->model->cfg.dim < 512 && ws__clone_threads() < 0)
-        ws_nn_set_threads(1);   /* a small model: threads cost more than they give */
+        ws_nn_set_threads(1); /* a small model: threads cost more than they give */
     if (!message)
         return ws_error_set(err, WS_EINVAL, "no message");
     reply_run rr = {.c = c};
     if (opts)
         rr.o = *opts;
-    int n_samples = rr.o.n_samples > 0           ? rr.o.n_samples
-                    : !c->fmt.chat               ? 3
-                    : rr.o.budget_ms > 0         ? CHAT_SAMPLES_BUDGET
-                                                 : CHAT_SAMPLES;
+    int n_samples = rr.o.n_samples > 0   ? rr.o.n_samples
+                    : !c->fmt.chat       ? 3
+                    : rr.o.budget_ms > 0 ? CHAT_SAMPLES_BUDGET
+                                         : CHAT_SAMPLES;
     rr.deadline = rr.o.budget_ms > 0 ? t0 + rr.o.budget_ms / 1000.0 : 0;
     int n_retr = rr.o.n_retrieved > 0 ? rr.o.n_retrieved : 6;
     char *msg = ws__clone_trim(message);
@@ -606,7 +614,7 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     for (size_t i = 0; i < rr.nc; i++)
         free(rr.cs[i].text);
     free(rr.cs);
-    if (!rc && rr.cache)   /* the next reply starts from this prompt's cache */
+    if (!rc && rr.cache) /* the next reply starts from this prompt's cache */
         ws__clone_prefix_put(c, rr.cache, &rr.prompt, rr.last);
     else
         ws_kv_cache_free(rr.cache);
@@ -621,7 +629,8 @@ int ws_clone_reply(const ws_clone *c, const char *message, const ws_clone_turn *
     return rc;
 }
 
-void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx, ibuf *out)
+void ws__clone_reply_prompt(const ws_clone *c, const char *const *ctx, const bool *ctx_me, size_t n_ctx,
+                            ibuf *out)
 {
     if (c->fmt.chat) {
         const char **authors = ws_xcalloc(n_ctx + 1, sizeof *authors);
@@ -648,7 +657,7 @@ int ws__clone_scorer_prompt(clone_scorer *s, const ibuf *prompt, ws_error *err)
 {
     const ws_model *m = s->c->model;
     if (s->kc && s->prompt.n == prompt->n && !memcmp(s->prompt.v, prompt->v, prompt->n * sizeof *prompt->v))
-        return 0;   /* the same prompt: its cache and last logits are still there */
+        return 0; /* the same prompt: its cache and last logits are still there */
     ws_kv_cache_free(s->kc);
     s->kc = ws_kv_cache_new(m, (int)prompt->n + CLONE_REPLY_BYTES + 8);
     if (!s->last)

@@ -210,7 +210,8 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
     ws_tokenizer_stream_flush(&sr->ts, &sr->text);
     char *gt = ws__clone_trim(sr->text.data ? sr->text.data : "");
     bool ok = sr->ended && sr->ids.n && !sr->bad_text && !sr->label && !strstr(gt, "\xEF\xBF\xBD") && *gt &&
-              !ws__clone_is_echo(gt, sr->msg) && !ws__clone_stutters(gt) && ws__clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
+              !ws__clone_is_echo(gt, sr->msg) && !ws__clone_stutters(gt) &&
+              ws__clone_guard_check(&sr->guard, gt) == CLONE_GUARD_OK;
     if (ok) {
         double sim = c->fmt.chat ? 0 : sr->top_sim * STREAM_SIM_SHARE;
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);

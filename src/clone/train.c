@@ -28,9 +28,9 @@
 #define TRAIN_B 8
 #define TRAIN_T 192
 #define LORA_T 128
-#define CHAT_T 256      /* one example in the base's chat template fits */
+#define CHAT_T 256 /* one example in the base's chat template fits */
 #define MAX_EPOCHS 40
-#define LORA_EPOCHS 3    /* on a pretrained base: the seed's setting, when the budget allows */
+#define LORA_EPOCHS 3 /* on a pretrained base: the seed's setting, when the budget allows */
 #define CHECKPOINT_EVERY_S 15.0
 
 static void phase(const ws_clone_train_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,11 +104,12 @@ static int read_pairs(const ws_clone_train_opts *o, ws_pairs **out, ws_error *er
 /* ---- training sequences ---- */
 typedef struct seg {
     int32_t *ids;
-    uint8_t *learn;     /* 1 where the token is predicted (persona text and its end) */
+    uint8_t *learn; /* 1 where the token is predicted (persona text and its end) */
     size_t n;
 } seg;
 
-static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, bool tail, ibuf *ids, ibuf *fl)
+static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, bool tail, ibuf *ids,
+                     ibuf *fl)
 {
     size_t before = ids->n;
     size_t at = ws__clone_fmt_turn(f, me, text, cap, tail, ids);
@@ -157,8 +158,8 @@ static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out,
             first = ex->turn - (CLONE_CTX_TURNS - 1);
         for (uint32_t t = first; t < ex->turn; t++) {
             const ws_turn *tu = &p->turns[t];
-            seg_turn(f, tu->persona, tu->persona && tu->reply ? tu->reply : tu->text, CLONE_CTX_BYTES, true, &ids,
-                     &fl);
+            seg_turn(f, tu->persona, tu->persona && tu->reply ? tu->reply : tu->text, CLONE_CTX_BYTES, true,
+                     &ids, &fl);
         }
         seg_turn(f, true, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, &ids, &fl);
     keep:
@@ -197,7 +198,7 @@ typedef struct packer {
     int32_t pad;
     uint64_t seed;
     int epoch;
-    int32_t *rows_in, *rows_tg;   /* [n_rows][T] */
+    int32_t *rows_in, *rows_tg; /* [n_rows][T] */
     size_t n_rows, next;
 } packer;
 
@@ -282,7 +283,7 @@ static void next_batch(packer *pk, int B, int32_t *in, int32_t *tg)
 /* ---- train state (resume) ---- */
 typedef struct train_state {
     int steps_done, total_steps;
-    char key[128];    /* data + settings this checkpoint belongs to */
+    char key[128]; /* data + settings this checkpoint belongs to */
 } train_state;
 
 static bool read_state(const char *path, train_state *st)
@@ -327,7 +328,7 @@ static int save_state(const char *dir, ws_trainer *tr, const train_state *st, ws
 /* ---- the training loop ---- */
 typedef struct train_run {
     ws_model *model;
-    ws_lora *lora;          /* NULL: full training */
+    ws_lora *lora; /* NULL: full training */
     clone_fmt fmt;
     int B, T;
     float lr, min_lr;
@@ -361,7 +362,7 @@ static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, 
         double t0 = ws_now_s();
         if (!rc)
             rc = ws_trainer_step(t, in, tg, &loss);
-        *per = 1.2 * (ws_now_s() - t0) + 1e-6;   /* later steps share the core with more */
+        *per = 1.2 * (ws_now_s() - t0) + 1e-6; /* later steps share the core with more */
         if (rc)
             ws_error_set(err, rc, "training step failed");
     }
@@ -420,8 +421,12 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
     size_t n_segs = 0;
     uint64_t dh = 0;
     seg *segs = build_segments(p, &tr->fmt, &n_segs, &dh);
-    int32_t *in = ws_xmalloc((size_t)tr->B * tr->T * sizeof *in), *tg = ws_xmalloc((size_t)tr->B * tr->T * sizeof *tg);
-    packer pk = {.segs = segs, .n_segs = n_segs, .T = tr->T, .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
+    int32_t *in = ws_xmalloc((size_t)tr->B * tr->T * sizeof *in),
+            *tg = ws_xmalloc((size_t)tr->B * tr->T * sizeof *tg);
+    packer pk = {.segs = segs,
+                 .n_segs = n_segs,
+                 .T = tr->T,
+                 .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
                  .seed = o->seed};
     pack_epoch(&pk);
     size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
@@ -446,7 +451,9 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
         if (cancelled(o, (double)step / st.total_steps, "training", (uint64_t)step * tr->B)) {
             st.steps_done = step;
             int src = save_state(o->out_dir, t, &st, err);
-            rc = src ? src : ws_error_set(err, WS_EAGAIN, "training interrupted at step %d; run again to resume", step);
+            rc = src ? src
+                     : ws_error_set(err, WS_EAGAIN, "training interrupted at step %d; run again to resume",
+                                    step);
             goto out;
         }
         double now = ws_now_s();
@@ -524,7 +531,8 @@ static char *typical_reply(char **replies, size_t n)
 }
 
 /* ---- manifest ---- */
-static const char *const scratch_files[] = {"model/config.json", "model/model.safetensors", "model/tokenizer.json"};
+static const char *const scratch_files[] = {"model/config.json", "model/model.safetensors",
+                                            "model/tokenizer.json"};
 static const char *const lora_files[] = {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"};
 static const char *const common_files[] = {"index.bin", "replies.json", "profile.json", "profile.txt"};
 
@@ -612,25 +620,27 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
     ws_buf_puts(&b, ",\n  \"fallback_reply\": ");
     ws_json_put_cstr(&b, mi->fallback);
     const ws_model_config *mc = mi->mc;
-    ws_buf_printf(&b,
-                  ",\n  \"settings\": {\"budget_s\": %.1f, \"seed\": %llu, \"batch\": %d, \"seq_len\": %d, "
-                  "\"steps\": %llu, \"total_steps\": %llu, \"resumed\": %s, \"lora_rank\": %d,\n"
-                  "    \"model\": {\"vocab\": %d, \"dim\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, "
-                  "\"hidden\": %d, \"max_pos\": %d},\n"
-                  "    \"pairs\": {\"merge_gap_s\": 120, \"session_gap_s\": 3600, \"max_context\": 8, "
-                  "\"heldout_fraction\": 0.1, \"model_context_turns\": %d}},\n",
-                  mi->budget, (unsigned long long)mi->seed, mi->B, mi->T, (unsigned long long)mi->res->steps,
-                  (unsigned long long)mi->res->total_steps, mi->res->resumed ? "true" : "false", mi->lora_rank,
-                  mc->vocab_size, mc->dim, mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->hidden_dim, mc->max_pos,
-                  CLONE_CTX_TURNS - 1);
+    ws_buf_printf(
+        &b,
+        ",\n  \"settings\": {\"budget_s\": %.1f, \"seed\": %llu, \"batch\": %d, \"seq_len\": %d, "
+        "\"steps\": %llu, \"total_steps\": %llu, \"resumed\": %s, \"lora_rank\": %d,\n"
+        "    \"model\": {\"vocab\": %d, \"dim\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, "
+        "\"hidden\": %d, \"max_pos\": %d},\n"
+        "    \"pairs\": {\"merge_gap_s\": 120, \"session_gap_s\": 3600, \"max_context\": 8, "
+        "\"heldout_fraction\": 0.1, \"model_context_turns\": %d}},\n",
+        mi->budget, (unsigned long long)mi->seed, mi->B, mi->T, (unsigned long long)mi->res->steps,
+        (unsigned long long)mi->res->total_steps, mi->res->resumed ? "true" : "false", mi->lora_rank,
+        mc->vocab_size, mc->dim, mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->hidden_dim, mc->max_pos,
+        CLONE_CTX_TURNS - 1);
     const ws_pairs *p = mi->p;
     ws_buf_printf(&b,
-                  "  \"counts\": {\"persona_messages\": %llu, \"messages\": %llu, \"turns\": %zu, \"sessions\": %zu, \"participants\": %zu, "
+                  "  \"counts\": {\"persona_messages\": %llu, \"messages\": %llu, \"turns\": %zu, "
+                  "\"sessions\": %zu, \"participants\": %zu, "
                   "\"examples\": %zu, \"train_examples\": %zu, \"heldout_examples\": %zu, \"masked\": %llu, "
                   "\"tokens_trained\": %llu},\n",
-                  (unsigned long long)mi->res->n_messages, (unsigned long long)p->n_messages, p->n_turns, p->n_sessions, p->n_participants, p->n_examples,
-                  p->n_examples - p->n_heldout, p->n_heldout, (unsigned long long)p->n_masked,
-                  (unsigned long long)mi->res->tokens);
+                  (unsigned long long)mi->res->n_messages, (unsigned long long)p->n_messages, p->n_turns,
+                  p->n_sessions, p->n_participants, p->n_examples, p->n_examples - p->n_heldout, p->n_heldout,
+                  (unsigned long long)p->n_masked, (unsigned long long)mi->res->tokens);
     ws_buf_printf(&b, "  \"files\": {\n    %s\n  }\n}\n", files.data ? files.data : "");
     char *mp = ws__clone_path(dir, "manifest.json");
     rc = ws_file_write_atomic(mp, b.data, b.len, err);
@@ -646,17 +656,17 @@ typedef struct train_job {
     ws_clone_train_opts o;
     ws_clone_train_result *res;
     double t_start, deadline;
-    ws_base *base;          /* acquired; NULL: a model from scratch */
+    ws_base *base; /* acquired; NULL: a model from scratch */
     ws_pairs *p;
     ws_profile *prof;
     ws_embedder *emb;
     ws_vindex *ix;
-    char **replies;         /* n_train training replies, owned */
+    char **replies; /* n_train training replies, owned */
     size_t n_train;
     char *fallback;
-    ws_model *model;        /* base->model (borrowed) or owned when from scratch */
+    ws_model *model; /* base->model (borrowed) or owned when from scratch */
     ws_lora *lora;
-    ws_tokenizer *btok;     /* the byte-pair tokenizer trained here, NULL: bytes */
+    ws_tokenizer *btok; /* the byte-pair tokenizer trained here, NULL: bytes */
     train_run tr;
     int lora_rank;
     ws_clone *c;
@@ -689,12 +699,15 @@ static int phase_pairs(train_job *j, ws_error *err)
     res->n_examples = p->n_examples;
     res->n_heldout = p->n_heldout;
     if (persona_msgs < WS_CLONE_MIN_MESSAGES)
-        return ws_error_set(err, WS_EINVAL, "%s has only %llu messages with text in this export; at least %d are "
-                                            "needed to learn a style", o->persona, (unsigned long long)persona_msgs,
-                            WS_CLONE_MIN_MESSAGES);
+        return ws_error_set(err, WS_EINVAL,
+                            "%s has only %llu messages with text in this export; at least %d are "
+                            "needed to learn a style",
+                            o->persona, (unsigned long long)persona_msgs, WS_CLONE_MIN_MESSAGES);
     if (p->n_examples - p->n_heldout < WS_CLONE_MIN_EXAMPLES || p->n_heldout == 0)
-        return ws_error_set(err, WS_EINVAL, "%s answers someone else only %zu times in this export; at least %d "
-                                            "replies are needed", o->persona, p->n_examples, WS_CLONE_MIN_EXAMPLES + 2);
+        return ws_error_set(err, WS_EINVAL,
+                            "%s answers someone else only %zu times in this export; at least %d "
+                            "replies are needed",
+                            o->persona, p->n_examples, WS_CLONE_MIN_EXAMPLES + 2);
     phase(o, "%s: %llu messages, %zu examples (%zu held out), %zu participants", o->persona,
           (unsigned long long)persona_msgs, p->n_examples, p->n_heldout, p->n_participants);
     if (cancelled(o, 0.02, "pairs", 0))
@@ -712,9 +725,11 @@ static int phase_profile(train_job *j, ws_error *err)
     ws_profile_summary(j->prof, &b);
     j->res->profile_summary = ws_buf_take(&b);
     ws_buf_free(&b);
-    int rc = write_file(j->o.out_dir, "profile.json", j->res->profile_json, strlen(j->res->profile_json), err);
+    int rc =
+        write_file(j->o.out_dir, "profile.json", j->res->profile_json, strlen(j->res->profile_json), err);
     if (!rc)
-        rc = write_file(j->o.out_dir, "profile.txt", j->res->profile_summary, strlen(j->res->profile_summary), err);
+        rc = write_file(j->o.out_dir, "profile.txt", j->res->profile_summary, strlen(j->res->profile_summary),
+                        err);
     return rc;
 }
 
@@ -817,7 +832,7 @@ static int setup_lora(train_job *j, ws_error *err)
         return rc;
     tr->T = base->has_template ? CHAT_T : LORA_T;
     if (j->model->cfg.dim >= 512)
-        tr->B = 2;   /* a real base model: small batches so steps fit the budget */
+        tr->B = 2; /* a real base model: small batches so steps fit the budget */
     tr->lr = 1.5e-3f;
     tr->min_lr = 1e-4f;
     /* resume the adapter too */
@@ -861,11 +876,21 @@ static int setup_scratch(train_job *j, ws_error *err)
             return rc;
         vocab = (int)ws_tokenizer_vocab_size(j->btok);
     }
-    ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = vocab, .dim = SCRATCH_DIM,
-                          .hidden_dim = SCRATCH_HIDDEN, .n_layers = SCRATCH_LAYERS, .n_heads = SCRATCH_HEADS,
-                          .n_kv_heads = SCRATCH_KV, .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
-                          .max_pos = SCRATCH_MAX_POS, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = true,
-                          .bos_id = -1, .eos_ids = {CLONE_TOK_END}, .n_eos = 1};
+    ws_model_config mc = {.arch = WS_ARCH_LLAMA,
+                          .vocab_size = vocab,
+                          .dim = SCRATCH_DIM,
+                          .hidden_dim = SCRATCH_HIDDEN,
+                          .n_layers = SCRATCH_LAYERS,
+                          .n_heads = SCRATCH_HEADS,
+                          .n_kv_heads = SCRATCH_KV,
+                          .head_dim = SCRATCH_DIM / SCRATCH_HEADS,
+                          .max_pos = SCRATCH_MAX_POS,
+                          .norm_eps = 1e-5f,
+                          .rope_theta = 10000,
+                          .tied = true,
+                          .bos_id = -1,
+                          .eos_ids = {CLONE_TOK_END},
+                          .n_eos = 1};
     j->model = ws_model_new(&mc, j->o.seed);
     if (!j->btok)
         ws__clone_fmt_init(&j->tr.fmt, NULL, err);
@@ -886,10 +911,12 @@ static int phase_model(train_job *j, ws_error *err)
     j->tr.model = j->model;
     j->tr.lora = j->lora;
     int nt = ws__clone_threads();
-    ws_nn_set_threads(nt >= 0 ? nt : j->model->cfg.dim >= 512 ? 0 : 1);   /* small matrices: one core is fastest */
+    ws_nn_set_threads(nt >= 0                    ? nt
+                      : j->model->cfg.dim >= 512 ? 0
+                                                 : 1); /* small matrices: one core is fastest */
     double reserve = o->budget_s * 0.15 < 2 ? 2 : o->budget_s * 0.15;
-    phase(o, "training %s (budget %.0f s)", o->base_model ? "a LoRA adapter on the base model" : "a small model from scratch",
-          o->budget_s);
+    phase(o, "training %s (budget %.0f s)",
+          o->base_model ? "a LoRA adapter on the base model" : "a small model from scratch", o->budget_s);
     if ((rc = run_training(o, &j->tr, j->p, j->deadline - reserve, j->res, err)))
         return rc;
     char *path;
@@ -914,11 +941,21 @@ static int phase_fidelity(train_job *j, ws_error *err)
 {
     const ws_clone_train_opts *o = &j->o;
     ws_clone_train_result *res = j->res;
-    manifest_info mi = {.persona = o->persona, .kind = o->base_model ? "lora" : "scratch", .base = o->base_model,
+    manifest_info mi = {.persona = o->persona,
+                        .kind = o->base_model ? "lora" : "scratch",
+                        .base = o->base_model,
                         .base_id = j->base ? j->base->id : NULL,
-                        .embedder = j->emb->name, .fallback = j->fallback, .threshold = 0, .budget = o->budget_s,
-                        .p = j->p, .res = res, .mc = &j->model->cfg, .lora_rank = j->lora_rank, .B = j->tr.B,
-                        .T = j->tr.T, .seed = o->seed};
+                        .embedder = j->emb->name,
+                        .fallback = j->fallback,
+                        .threshold = 0,
+                        .budget = o->budget_s,
+                        .p = j->p,
+                        .res = res,
+                        .mc = &j->model->cfg,
+                        .lora_rank = j->lora_rank,
+                        .B = j->tr.B,
+                        .T = j->tr.T,
+                        .seed = o->seed};
     int rc;
     if ((rc = write_manifest(o->out_dir, &mi, err)))
         return rc;
@@ -986,7 +1023,7 @@ int ws_clone_train(const ws_clone_train_opts *opts, ws_clone_train_result *res, 
     res->total_s = ws_now_s() - j.t_start;
     phase(&j.o, "done in %.1f s: %s (model %s)", res->total_s, j.o.out_dir, res->model_version);
 out:
-    if (rc) {   /* on failure the result holds nothing to free */
+    if (rc) { /* on failure the result holds nothing to free */
         free(res->profile_json);
         free(res->profile_summary);
         res->profile_json = res->profile_summary = NULL;

@@ -69,15 +69,16 @@ static int write_tokenizer(const char *path, const unsigned char *const *tok_byt
                       "    {\"id\": %d, \"content\": \"%s\", \"single_word\": false, \"lstrip\": false, "
                       "\"rstrip\": false, \"normalized\": false, \"special\": true}%s\n",
                       CLONE_TOK_END + i, special_names[i], i < 3 ? "," : "");
-    ws_buf_puts(&b, "  ],\n  \"normalizer\": null,\n"
-                    "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
-                    "\"trim_offsets\": false, \"use_regex\": false},\n"
-                    "  \"post_processor\": null,\n"
-                    "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, "
-                    "\"use_regex\": false},\n"
-                    "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
-                    "\"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, \"fuse_unk\": false, "
-                    "\"byte_fallback\": false, \"ignore_merges\": false, \"vocab\": {");
+    ws_buf_puts(
+        &b, "  ],\n  \"normalizer\": null,\n"
+            "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+            "\"trim_offsets\": false, \"use_regex\": false},\n"
+            "  \"post_processor\": null,\n"
+            "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, "
+            "\"use_regex\": false},\n"
+            "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
+            "\"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, \"fuse_unk\": false, "
+            "\"byte_fallback\": false, \"ignore_merges\": false, \"vocab\": {");
     for (int i = 0; i < 256; i++) {
         unsigned char one = (unsigned char)i;
         ws_buf_reset(&t);
@@ -124,12 +125,12 @@ int ws__clone_write_byte_tokenizer(const char *path, ws_error *err)
  * adjacent pairs and merges the most frequent (ties: the smaller ids), until n_merges or no
  * pair occurs twice. */
 int ws__clone_write_bpe_tokenizer(const char *path, const char *const *texts, size_t n_texts, size_t n_merges,
-                              ws_error *err)
+                                  ws_error *err)
 {
     size_t total = 0;
     for (size_t i = 0; i < n_texts; i++)
         total += strlen(texts[i]) + 1;
-    int32_t *seq = ws_xmalloc((total + 1) * sizeof *seq);   /* -1 separates texts */
+    int32_t *seq = ws_xmalloc((total + 1) * sizeof *seq); /* -1 separates texts */
     size_t n = 0;
     for (size_t i = 0; i < n_texts; i++) {
         for (const unsigned char *p = (const unsigned char *)texts[i]; *p; p++)
@@ -169,12 +170,13 @@ int ws__clone_write_bpe_tokenizer(const char *path, const char *const *texts, si
                 cnt[h] = 0;
             }
             uint32_t c = ++cnt[h];
-            if (c > best_n || (c == best_n && best != UINT64_MAX && k < best) )
+            if (c > best_n || (c == best_n && best != UINT64_MAX && k < best))
                 best = k, best_n = c;
         }
         if (best == UINT64_MAX)
             break;
-        int32_t a = (int32_t)(best >> 32), b = (int32_t)(best & 0xffffffffu), id = (int32_t)(CLONE_VOCAB + done);
+        int32_t a = (int32_t)(best >> 32), b = (int32_t)(best & 0xffffffffu),
+                id = (int32_t)(CLONE_VOCAB + done);
         ma[done] = a;
         mb[done] = b;
         tl[id] = tl[a] + tl[b];
@@ -319,7 +321,8 @@ size_t ws__clone_fmt_text(const clone_fmt *f, const char *text, size_t max_bytes
     return total;
 }
 
-size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail, ibuf *out)
+size_t ws__clone_fmt_turn(const clone_fmt *f, bool me, const char *text, size_t max_bytes, bool tail,
+                          ibuf *out)
 {
     const int32_t *p = me ? f->me : f->other;
     int np = me ? f->n_me : f->n_other;

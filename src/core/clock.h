@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
-double ws_now_s(void);       /* monotonic seconds */
+double ws_now_s(void);        /* monotonic seconds */
 int64_t ws_now_ms_mono(void); /* monotonic milliseconds */
 /* The wall-clock time ms milliseconds from now, for pthread_cond_timedwait (whose condition
  * variables wait on CLOCK_REALTIME). */

@@ -22,7 +22,7 @@ typedef struct ws_curl_api {
     WS_CURL_FUNCTIONS(WS_LAZYLIB_SLOT)
 } ws_curl_api;
 
-extern ws_curl_api ws_curl;   /* filled by ws_curl_load */
+extern ws_curl_api ws_curl; /* filled by ws_curl_load */
 
 /* 0 once libcurl is loaded and initialised; WS_EUNSUPPORTED with a message otherwise. */
 int ws_curl_load(ws_error *err);

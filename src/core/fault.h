@@ -18,7 +18,10 @@ typedef struct ws_fault {
     _Atomic uint64_t injected; /* failures injected since arming */
 } ws_fault;
 
-#define WS_FAULT_INIT {0}
+#define WS_FAULT_INIT                                                                                        \
+    {                                                                                                        \
+        0                                                                                                    \
+    }
 
 /* Arms f: fail call number nth (1-based; 0 = none by count), or each call with probability
  * rate_ppm / 1e6 chosen from seed; resets the counters. */

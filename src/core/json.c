@@ -34,8 +34,10 @@ int ws_json_put_str(ws_buf *b, const char *s, size_t n)
         case '\b': esc[1] = 'b'; break;
         case '\f': esc[1] = 'f'; break;
         default:
-            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-            ws_hex_encode(&c, 1, esc + 4);   /* and the NUL in esc[6] */
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            ws_hex_encode(&c, 1, esc + 4); /* and the NUL in esc[6] */
             elen = 6;
         }
         if (!rc)
@@ -86,8 +88,8 @@ typedef struct parser {
 
 static int fail(parser *ps, const char *what)
 {
-    return ws_error_set(ps->err, WS_EFORMAT, "invalid JSON at byte %zu: %s",
-                        (size_t)(ps->p - ps->start), what);
+    return ws_error_set(ps->err, WS_EFORMAT, "invalid JSON at byte %zu: %s", (size_t)(ps->p - ps->start),
+                        what);
 }
 
 static void skip_ws(parser *ps)
@@ -176,8 +178,7 @@ static int parse_string(parser *ps, const char **out, size_t *out_len)
             put_utf8(&ps->scratch, cp);
             break;
         }
-        default:
-            return fail(ps, "bad escape");
+        default: return fail(ps, "bad escape");
         }
     }
     *out = ws_arena_strndup(ps->arena, ps->scratch.data ? ps->scratch.data : "", ps->scratch.len);
@@ -326,7 +327,10 @@ static int parse_value(parser *ps, ws_json *v, int depth)
     case '{': return parse_container(ps, v, depth, true);
     case '[': return parse_container(ps, v, depth, false);
     case '"': v->type = WS_JSON_STRING; return parse_string(ps, &v->str, &v->len);
-    case 't': v->type = WS_JSON_BOOL; v->boolean = true; return literal(ps, "true");
+    case 't':
+        v->type = WS_JSON_BOOL;
+        v->boolean = true;
+        return literal(ps, "true");
     case 'f': v->type = WS_JSON_BOOL; return literal(ps, "false");
     case 'n': v->type = WS_JSON_NULL; return literal(ps, "null");
     default: return parse_number(ps, v);

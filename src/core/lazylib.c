@@ -26,7 +26,7 @@ static int load_locked(ws_lazylib *lib)
         if (!sym) {
             snprintf(lib->message, sizeof lib->message, "%s has no function %s (a newer %s is needed)",
                      lib->soname, lib->names[i], lib->package);
-            return WS_EUNSUPPORTED;   /* the handle stays open: harmless, never retried */
+            return WS_EUNSUPPORTED; /* the handle stays open: harmless, never retried */
         }
         /* POSIX: a data pointer from dlsym converts to a function pointer of the same size */
         memcpy((char *)lib->table + i * sizeof(ws__any_fn), &sym, sizeof sym);

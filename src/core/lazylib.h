@@ -20,22 +20,24 @@
 #define WS_LAZYLIB_NAME(fn) #fn,
 
 typedef struct ws_lazylib {
-    const char *soname;          /* the file dlopen loads, e.g. "libpq.so.5" */
-    const char *package;         /* what to install when it is missing, for the message */
-    const char *const *names;    /* the symbols, in the order of the table's slots */
+    const char *soname;       /* the file dlopen loads, e.g. "libpq.so.5" */
+    const char *package;      /* what to install when it is missing, for the message */
+    const char *const *names; /* the symbols, in the order of the table's slots */
     size_t n_names;
-    void *table;                 /* struct of n_names function pointers */
-    size_t table_size;           /* sizeof the struct, checked against n_names */
+    void *table;       /* struct of n_names function pointers */
+    size_t table_size; /* sizeof the struct, checked against n_names */
     /* state, zero-initialised */
     pthread_mutex_t lock;
-    atomic_int state;            /* 0 not tried, 1 loaded, <0 the WS_E* code of the failure */
+    atomic_int state; /* 0 not tried, 1 loaded, <0 the WS_E* code of the failure */
     char message[256];
 } ws_lazylib;
 
-#define WS_LAZYLIB_INIT(soname_, package_, names_, table_)                                     \
-    {.soname = (soname_), .package = (package_), .names = (names_),                            \
-     .n_names = sizeof(names_) / sizeof(names_)[0], .table = &(table_),                         \
-     .table_size = sizeof(table_), .lock = PTHREAD_MUTEX_INITIALIZER}
+#define WS_LAZYLIB_INIT(soname_, package_, names_, table_)                                                   \
+    {                                                                                                        \
+        .soname = (soname_), .package = (package_), .names = (names_),                                       \
+        .n_names = sizeof(names_) / sizeof(names_)[0], .table = &(table_), .table_size = sizeof(table_),     \
+        .lock = PTHREAD_MUTEX_INITIALIZER                                                                    \
+    }
 
 /* Loads the library and resolves every name into the table. 0, or WS_EUNSUPPORTED with a message
  * naming the library and the package to install (a failure is remembered: it is not retried). */

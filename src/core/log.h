@@ -54,15 +54,16 @@ uint64_t ws_log_bytes(void);
 void ws_log_write(ws_log_level level, const char *event, const char *message, const ws_log_field *fields,
                   size_t n);
 /* The same with a printf-style message. */
-void ws_log_fmt(ws_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ws_log_fmt(ws_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* WS_LOG(level, event, message, field...): fields are built only when the level is on. */
-#define WS_LOG(level, event, message, ...)                                                               \
-    do {                                                                                                 \
-        if (ws_log_enabled(level)) {                                                                     \
-            const ws_log_field ws_lf_[] = {{.type = WS_LF_END}, __VA_ARGS__};                            \
-            ws_log_write(level, event, message, ws_lf_, sizeof ws_lf_ / sizeof ws_lf_[0]);               \
-        }                                                                                                \
+#define WS_LOG(level, event, message, ...)                                                                   \
+    do {                                                                                                     \
+        if (ws_log_enabled(level)) {                                                                         \
+            const ws_log_field ws_lf_[] = {{.type = WS_LF_END}, __VA_ARGS__};                                \
+            ws_log_write(level, event, message, ws_lf_, sizeof ws_lf_ / sizeof ws_lf_[0]);                   \
+        }                                                                                                    \
     } while (0)
 
 /* Appends one line with its newline (no level check) to out: JSON or the human format. The

@@ -6,11 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/clock.h"   /* ws_now_s */
+#include "core/clock.h" /* ws_now_s */
 
 typedef struct ws_progress {
     const char *label;
-    uint64_t total;      /* 0 = unknown */
+    uint64_t total; /* 0 = unknown */
     uint64_t done;
     double start_s, last_draw_s;
     bool enabled;

@@ -6,17 +6,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/hash.h"   /* ws_hash_fnv1a */
+#include "core/hash.h" /* ws_hash_fnv1a */
 
 typedef struct ws_strset {
-    char **items;        /* insertion order; NUL-terminated copies */
+    char **items; /* insertion order; NUL-terminated copies */
     size_t *lens;
     size_t count;
-    uint32_t *slots;     /* index+1 into items, 0 = empty */
+    uint32_t *slots; /* index+1 into items, 0 = empty */
     size_t n_slots;
 } ws_strset;
 
-#define WS_STRSET_INIT {0}
+#define WS_STRSET_INIT                                                                                       \
+    {                                                                                                        \
+        0                                                                                                    \
+    }
 
 /* Adds s if absent. Returns its index (insertion order). */
 size_t ws_strset_add(ws_strset *set, const char *s, size_t n);

@@ -70,7 +70,8 @@ int ws_tls_server_ctx_new(const ws_tls_server_opts *o, SSL_CTX **out, ws_error *
             if (names)
                 sk_X509_NAME_pop_free(names, X509_NAME_free);
             ossl_reason(why, sizeof why);
-            rc = ws_error_set(err, WS_EINVAL, "TLS: cannot load the client CAs %s: %s", o->client_ca_file, why);
+            rc = ws_error_set(err, WS_EINVAL, "TLS: cannot load the client CAs %s: %s", o->client_ca_file,
+                              why);
             goto out;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
@@ -102,19 +103,21 @@ int ws_tls_client_ctx_new(const ws_tls_client_opts *o, SSL_CTX **out, ws_error *
     if (o && o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1
                         : SSL_CTX_set_default_verify_paths(ctx) != 1) {
         ossl_reason(why, sizeof why);
-        rc = ws_error_set(err, WS_EINVAL, "TLS: cannot load the CAs %s: %s", o && o->ca_file ? o->ca_file : "(system)",
-                          why);
+        rc = ws_error_set(err, WS_EINVAL, "TLS: cannot load the CAs %s: %s",
+                          o && o->ca_file ? o->ca_file : "(system)", why);
         goto out;
     }
     if (o && o->cert_file &&
         (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)) {
+         SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1)) {
         ossl_reason(why, sizeof why);
         rc = ws_error_set(err, WS_EINVAL, "TLS: cannot load %s / %s: %s", o->cert_file, o->key_file, why);
         goto out;
     }
     /* SSL_CTX_set_alpn_protos returns 0 on success */
-    if (o && o->alpn && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)o->alpn, (unsigned)strlen(o->alpn))) {
+    if (o && o->alpn &&
+        SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)o->alpn, (unsigned)strlen(o->alpn))) {
         rc = ws_error_set(err, WS_EIO, "TLS: cannot set ALPN");
         goto out;
     }

@@ -10,10 +10,10 @@
 #include "core/hex.h"
 #include "core/mem.h"
 
-static double ratio;                      /* set before threads start */
-static void (*sink)(ws_span *sp);         /* likewise */
-static _Thread_local ws_span *current;    /* the thread's current span */
-static _Thread_local uint64_t rng_state;  /* xorshift64*, seeded from getrandom */
+static double ratio;                     /* set before threads start */
+static void (*sink)(ws_span *sp);        /* likewise */
+static _Thread_local ws_span *current;   /* the thread's current span */
+static _Thread_local uint64_t rng_state; /* xorshift64*, seeded from getrandom */
 
 void ws_trace_set_ratio(double r)
 {
@@ -61,7 +61,8 @@ static int hex_field(const char *s, size_t n_hex, uint8_t *out)
     for (size_t i = 0; i < n_hex / 2; i++) {
         int hi = ws_hex_digit(s[2 * i]), lo = ws_hex_digit(s[2 * i + 1]);
         /* the spec allows lower-case hex only */
-        if (hi < 0 || lo < 0 || (s[2 * i] >= 'A' && s[2 * i] <= 'F') || (s[2 * i + 1] >= 'A' && s[2 * i + 1] <= 'F'))
+        if (hi < 0 || lo < 0 || (s[2 * i] >= 'A' && s[2 * i] <= 'F') ||
+            (s[2 * i + 1] >= 'A' && s[2 * i + 1] <= 'F'))
             return WS_EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
     }

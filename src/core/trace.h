@@ -3,9 +3,9 @@
  * running; without one, spans cost a few field writes and nothing is recorded.
  *
  * Ownership: ws_span_begin returns a span the caller ends with ws_span_end (which frees it);
- * attribute keys are borrowed and must be static (string literals), string values copied. Thread-safety: a span is used by one thread at a
- * time (a request's span may move between threads with ws_span_activate); the current span
- * is per thread. */
+ * attribute keys are borrowed and must be static (string literals), string values copied. Thread-safety: a
+ * span is used by one thread at a time (a request's span may move between threads with ws_span_activate); the
+ * current span is per thread. */
 #ifndef WS_CORE_TRACE_H
 #define WS_CORE_TRACE_H
 

@@ -47,7 +47,8 @@ static void put_span(ws_buf *out, const ws_span *sp)
     }
     ws_buf_puts(out, ",\"name\":");
     ws_json_put_cstr(out, sp->name ? sp->name : "span");
-    ws_buf_printf(out, ",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\",\"attributes\":[",
+    ws_buf_printf(out,
+                  ",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\",\"attributes\":[",
                   (int)sp->kind, (unsigned long long)sp->start_ns, (unsigned long long)sp->end_ns);
     for (size_t i = 0; i < sp->n_attrs; i++) {
         if (i)
@@ -112,7 +113,8 @@ static void send_batch(CURL *h, ws_span **spans, size_t n)
         uint64_t failed = atomic_fetch_add(&n_failed, 1);
         atomic_fetch_add(&n_dropped, n);
         if (failed % 100 == 0) /* the first failure and every 100th after it */
-            WS_LOG(WS_LOG_WARN, "trace.export_failed", cc != CURLE_OK ? ws_curl.curl_easy_strerror(cc) : "collector refused",
+            WS_LOG(WS_LOG_WARN, "trace.export_failed",
+                   cc != CURLE_OK ? ws_curl.curl_easy_strerror(cc) : "collector refused",
                    WS_LF_I("http.response.status_code", status), WS_LF_I("trace.spans", (int64_t)n));
     }
     ws_curl.curl_slist_free_all(hdr);

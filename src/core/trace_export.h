@@ -27,10 +27,10 @@ typedef struct ws_trace_export_opts {
 } ws_trace_export_opts;
 
 typedef struct ws_trace_export_stats {
-    uint64_t exported;    /* spans the collector accepted */
-    uint64_t dropped;     /* spans dropped: queue full or a failed send */
+    uint64_t exported; /* spans the collector accepted */
+    uint64_t dropped;  /* spans dropped: queue full or a failed send */
     uint64_t failed_sends;
-    uint64_t queued;      /* waiting now */
+    uint64_t queued; /* waiting now */
 } ws_trace_export_stats;
 
 /* Starts the exporter and installs it as the span sink (core/trace.h) with the ratio.

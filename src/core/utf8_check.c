@@ -1,6 +1,6 @@
-/* UTF-8 validation (the chat reader's input window, the store's fields, the tokenizer's text): the length of the longest valid prefix, in a
- * portable scalar version and in AVX2 and AVX-512BW versions chosen at run time (the binary
- * still runs on any x86-64 and builds on other architectures).
+/* UTF-8 validation (the chat reader's input window, the store's fields, the tokenizer's text): the length of
+ * the longest valid prefix, in a portable scalar version and in AVX2 and AVX-512BW versions chosen at run
+ * time (the binary still runs on any x86-64 and builds on other architectures).
  *
  * The vector versions check 64 bytes at a time for the errors a byte pair can show, looked up
  * by the nibbles of the two bytes (the method of Keiser and Lemire, "Validating UTF-8 in less
@@ -36,12 +36,16 @@ size_t ws_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
         need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
+        if (c == 0xE0)
+            lo = 0xA0;
+        if (c == 0xED)
+            hi = 0x9F;
     } else if (c >= 0xF0 && c <= 0xF4) {
         need = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F;
     } else {
         *bad = 1;
         return 0;
@@ -82,8 +86,8 @@ size_t ws_utf8_valid_prefix_scalar(const unsigned char *s, size_t n)
             return i;
         }
         /* the common 3- and 4-byte leads (emoji are F0 9F ..) */
-        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n &&
-            (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+        if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n && (s[i + 1] & 0xC0) == 0x80 &&
+            (s[i + 2] & 0xC0) == 0x80) {
             i += 3;
             continue;
         }
@@ -124,37 +128,37 @@ static inline int ends_inside(const unsigned char *s)
 /* Error bits of a byte pair (previous byte, this byte); a pair is bad when the three lookups
  * (high and low nibble of the previous byte, high nibble of this one) share a bit. */
 enum {
-    TOO_SHORT = 1 << 0,     /* lead byte then no continuation */
-    TOO_LONG = 1 << 1,      /* ASCII then a continuation */
-    OVERLONG_3 = 1 << 2,    /* E0 80..9F */
-    TOO_LARGE = 1 << 3,     /* F4 90..BF, F5..FF 90..BF */
-    SURROGATE = 1 << 4,     /* ED A0..BF */
-    OVERLONG_2 = 1 << 5,    /* C0/C1 then a continuation */
+    TOO_SHORT = 1 << 0,      /* lead byte then no continuation */
+    TOO_LONG = 1 << 1,       /* ASCII then a continuation */
+    OVERLONG_3 = 1 << 2,     /* E0 80..9F */
+    TOO_LARGE = 1 << 3,      /* F4 90..BF, F5..FF 90..BF */
+    SURROGATE = 1 << 4,      /* ED A0..BF */
+    OVERLONG_2 = 1 << 5,     /* C0/C1 then a continuation */
     TOO_LARGE_1000 = 1 << 6, /* F5..FF 80..8F */
-    OVERLONG_4 = 1 << 6,    /* F0 80..8F */
-    TWO_CONTS = 1 << 7,     /* two continuations: fine only as byte 3 or 4 of a character */
+    OVERLONG_4 = 1 << 6,     /* F0 80..8F */
+    TWO_CONTS = 1 << 7,      /* two continuations: fine only as byte 3 or 4 of a character */
     CARRY = TOO_SHORT | TOO_LONG | TWO_CONTS,
 };
 
-#define B1_HIGH                                                                                    \
-    TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TWO_CONTS,     \
-        TWO_CONTS, TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT,                        \
-        TOO_SHORT | OVERLONG_3 | SURROGATE, TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4
-#define B1_LOW                                                                                     \
-    CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY,                \
-        CARRY | TOO_LARGE, CARRY | TOO_LARGE | TOO_LARGE_1000,                                     \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE,        \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000
-#define B2_HIGH                                                                                    \
-    TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT,        \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,              \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,                                \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                                 \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT,           \
-        TOO_SHORT, TOO_SHORT
+#define B1_HIGH                                                                                              \
+    TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TWO_CONTS, TWO_CONTS,    \
+        TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT, TOO_SHORT | OVERLONG_3 | SURROGATE,         \
+        TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4
+#define B1_LOW                                                                                               \
+    CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY, CARRY | TOO_LARGE,       \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                              \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                              \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                              \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                              \
+        CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE, CARRY | TOO_LARGE | TOO_LARGE_1000,                  \
+        CARRY | TOO_LARGE | TOO_LARGE_1000
+#define B2_HIGH                                                                                              \
+    TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT,                  \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,                        \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,                                          \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                                           \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT, TOO_SHORT,          \
+        TOO_SHORT
 
 static const unsigned char b1_high_table[16] = {B1_HIGH}, b1_low_table[16] = {B1_LOW},
                            b2_high_table[16] = {B2_HIGH};
@@ -163,7 +167,7 @@ static const unsigned char b1_high_table[16] = {B1_HIGH}, b1_low_table[16] = {B1
 
 /* Errors of the pairs ending in the 32 bytes in, given the same bytes 1, 2 and 3 places back. */
 __attribute__((target("avx2"))) static inline __m256i pair_errors_avx2(__m256i in, __m256i prev1,
-                                                                     __m256i prev2, __m256i prev3)
+                                                                       __m256i prev2, __m256i prev3)
 {
     const __m256i b1_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b1_high_table));
     const __m256i b1_low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b1_low_table));
@@ -189,10 +193,9 @@ __attribute__((target("avx2"))) static inline __m256i first_errors_avx2(__m256i 
 }
 
 /* Loads the 32 bytes at p and the 32 starting 1, 2 and 3 bytes earlier (p - 3 is readable). */
-#define AVX2_ERRORS_AT(p)                                                                          \
-    pair_errors_avx2(_mm256_loadu_si256((const __m256i *)(p)),                                    \
-                     _mm256_loadu_si256((const __m256i *)((p)-1)),                                \
-                     _mm256_loadu_si256((const __m256i *)((p)-2)),                                \
+#define AVX2_ERRORS_AT(p)                                                                                    \
+    pair_errors_avx2(_mm256_loadu_si256((const __m256i *)(p)), _mm256_loadu_si256((const __m256i *)((p)-1)), \
+                     _mm256_loadu_si256((const __m256i *)((p)-2)),                                           \
                      _mm256_loadu_si256((const __m256i *)((p)-3)))
 
 __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s, size_t n)
@@ -221,8 +224,8 @@ __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s
 
 /* ---- AVX-512BW: a block is one 64-byte vector */
 
-__attribute__((target("avx512f,avx512bw"))) static inline __m512i pair_errors_avx512(__m512i in, __m512i prev1,
-                                                                                   __m512i prev2, __m512i prev3)
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i
+pair_errors_avx512(__m512i in, __m512i prev1, __m512i prev2, __m512i prev3)
 {
     const __m512i b1_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b1_high_table));
     const __m512i b1_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b1_low_table));
@@ -251,8 +254,9 @@ __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const un
         } else {
             /* each 128-bit lane next to the one before it (prev's last lane for lane 0) */
             __m512i joined = _mm512_alignr_epi64(a, prev, 6);
-            __m512i err = pair_errors_avx512(a, _mm512_alignr_epi8(a, joined, 15), _mm512_alignr_epi8(a, joined, 14),
-                                             _mm512_alignr_epi8(a, joined, 13));
+            __m512i err =
+                pair_errors_avx512(a, _mm512_alignr_epi8(a, joined, 15), _mm512_alignr_epi8(a, joined, 14),
+                                   _mm512_alignr_epi8(a, joined, 13));
             if (_mm512_test_epi8_mask(err, err))
                 break;
         }
@@ -271,9 +275,7 @@ bool ws_utf8_valid_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t
     __builtin_cpu_init();
 #endif
     switch (impl) {
-    case WS_UTF8_SCALAR:
-        *out = ws_utf8_valid_prefix_scalar(s, n);
-        return true;
+    case WS_UTF8_SCALAR: *out = ws_utf8_valid_prefix_scalar(s, n); return true;
 #if WS_UTF8_X86
     case WS_UTF8_AVX2:
         if (!__builtin_cpu_supports("avx2"))
@@ -286,8 +288,7 @@ bool ws_utf8_valid_prefix_with(ws_utf8_impl impl, const unsigned char *s, size_t
         *out = prefix_avx512(s, n);
         return true;
 #endif
-    default:
-        return false;
+    default: return false;
     }
 }
 

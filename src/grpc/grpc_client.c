@@ -26,8 +26,8 @@
 typedef struct cconn {
     ws_grpc_io io;
     nghttp2_session *h2;
-    bool dead;     /* the connection cannot carry another call */
-    bool heard;    /* the server sent a frame (it speaks HTTP/2) */
+    bool dead;  /* the connection cannot carry another call */
+    bool heard; /* the server sent a frame (it speaks HTTP/2) */
     /* the call in progress */
     int32_t sid;
     const uint8_t *body; /* framed request */
@@ -40,7 +40,7 @@ typedef struct cconn {
     ws_buf *message;
     ws_grpc_msg_fn on_msg; /* server streaming: each message to it (NULL: unary, into resp) */
     void *msg_arg;
-    bool cancelled;        /* on_msg asked to stop: RST_STREAM sent */
+    bool cancelled; /* on_msg asked to stop: RST_STREAM sent */
 } cconn;
 
 struct ws_grpc_channel {
@@ -339,8 +339,10 @@ static void give_back(ws_grpc_channel *ch, cconn *c)
 static void conn_failure(const ws_grpc_channel *ch, const cconn *c, bool pooled, char *why, size_t cap)
 {
     if (!c->heard && !ch->tls)
-        snprintf(why, cap, "the server at %.200s closed the connection before speaking HTTP/2 (a TLS port? use "
-                           "grpcs://)", ch->authority);
+        snprintf(why, cap,
+                 "the server at %.200s closed the connection before speaking HTTP/2 (a TLS port? use "
+                 "grpcs://)",
+                 ch->authority);
     else
         snprintf(why, cap, "%s: %.200s", pooled ? "the connection was lost" : "the connection failed",
                  c->io.why[0] ? c->io.why : "unknown error");
@@ -417,12 +419,8 @@ static int do_call(ws_grpc_channel *ch, const char *path, const ws_grpc_md *md, 
     ws_grpc_format_timeout(deadline - ws_now_s(), tmo, sizeof tmo);
     nghttp2_nv nv[7 + MD_MAX] = {
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
-        NV(":method", "POST"),
-        NV(":scheme", ch->tls ? "https" : "http"),
-        NV(":path", path),
-        NV(":authority", ch->authority),
-        NV("content-type", "application/grpc"),
-        NV("te", "trailers"),
+        NV(":method", "POST"),           NV(":scheme", ch->tls ? "https" : "http"), NV(":path", path),
+        NV(":authority", ch->authority), NV("content-type", "application/grpc"),    NV("te", "trailers"),
         NV("grpc-timeout", tmo),
     };
     for (size_t i = 0; i < n_md; i++)

@@ -95,7 +95,8 @@ ssize_t ws_grpc_io_read(ws_grpc_io *io, uint8_t *buf, size_t cap)
                 continue;
             if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 return 0;
-            snprintf(io->why, sizeof io->why, "%s", r == 0 ? "the peer closed the connection" : strerror(errno));
+            snprintf(io->why, sizeof io->why, "%s",
+                     r == 0 ? "the peer closed the connection" : strerror(errno));
             return -1;
         }
     }

@@ -14,8 +14,8 @@
 #include <openssl/ssl.h>
 
 typedef struct ws_grpc_io {
-    int fd;      /* non-blocking; -1 = none */
-    SSL *ssl;    /* NULL = cleartext */
+    int fd;        /* non-blocking; -1 = none */
+    SSL *ssl;      /* NULL = cleartext */
     char why[200]; /* why the last handshake, read or write failed */
 } ws_grpc_io;
 

@@ -41,7 +41,7 @@ struct ws_grpc_call {
     const ws_grpc_method *m;
     char path[PATH_MAX_LEN];
     bool path_too_long, bad_method, bad_ctype, has_ctype, bad_timeout;
-    double deadline; /* ws_now_s() time; 0 = none */
+    double deadline;                   /* ws_now_s() time; 0 = none */
     char *authorization, *traceparent; /* metadata (NULL: absent or too long); owned */
     ws_grpc_deframer df;
     int n_msgs;
@@ -179,7 +179,9 @@ bool ws_grpc_call_draining(const ws_grpc_call *k)
 
 const char *ws_grpc_call_metadata(const ws_grpc_call *k, const char *name)
 {
-    return !strcmp(name, "authorization") ? k->authorization : !strcmp(name, "traceparent") ? k->traceparent : NULL;
+    return !strcmp(name, "authorization") ? k->authorization
+           : !strcmp(name, "traceparent") ? k->traceparent
+                                          : NULL;
 }
 
 void ws_grpc_call_wait(ws_grpc_call *k, double seconds)

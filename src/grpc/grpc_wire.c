@@ -118,7 +118,8 @@ void ws_grpc_percent_decode(ws_buf *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int a, b;
-        if (s[i] == '%' && i + 2 < n && (a = ws_hex_digit(s[i + 1])) >= 0 && (b = ws_hex_digit(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (a = ws_hex_digit(s[i + 1])) >= 0 &&
+            (b = ws_hex_digit(s[i + 2])) >= 0) {
             ws_buf_putc(out, (char)(a * 16 + b));
             i += 2;
         } else {

@@ -41,7 +41,7 @@ static int load_gguf(ws_base *b, int flags, ws_error *err)
         return rc;
     }
     b->gguf = true;
-    if ((rc = ws_model_load_gguf(g, b->path, flags, &b->model, err)))   /* takes g */
+    if ((rc = ws_model_load_gguf(g, b->path, flags, &b->model, err))) /* takes g */
         return rc;
     return ws_file_sha256(b->path, b->id, err);
 }
@@ -103,8 +103,10 @@ int ws_base_load(const char *path, int flags, ws_base **out, ws_error *err)
     *out = NULL;
     if (stat(path, &st)) {
         if (!strcmp(path, WS_BASE_DEFAULT_PATH))
-            return ws_error_set(err, WS_ENOENT, "base model %s not found: it is not installed (run "
-                                "tools/setup-base-model.sh)", path);
+            return ws_error_set(err, WS_ENOENT,
+                                "base model %s not found: it is not installed (run "
+                                "tools/setup-base-model.sh)",
+                                path);
         return ws_error_set(err, WS_ENOENT, "base model %s not found (%s)", path, strerror(errno));
     }
     ws_base *b = ws_xcalloc(1, sizeof *b);
@@ -147,7 +149,8 @@ int ws_base_acquire(const char *path, ws_base **out, ws_error *err)
             if (!shared[i])
                 slot = i;
         if (slot < 0)
-            rc = ws_error_set(err, WS_EAGAIN, "more than %d different base models in one process", MAX_SHARED);
+            rc =
+                ws_error_set(err, WS_EAGAIN, "more than %d different base models in one process", MAX_SHARED);
         else if (!(rc = ws_base_load(path, 0, &shared[slot], err)))
             *out = shared[slot];
     }

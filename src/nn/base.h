@@ -25,9 +25,9 @@ typedef struct ws_base {
     bool has_template;
     ws_chat_template tpl;
     char *path;
-    char id[65];        /* hex SHA-256 of the GGUF file, or of config.json + the weight files */
+    char id[65]; /* hex SHA-256 of the GGUF file, or of config.json + the weight files */
     bool gguf;
-    int refs;           /* holders of a shared base (ws_base_acquire) */
+    int refs; /* holders of a shared base (ws_base_acquire) */
 } ws_base;
 
 /* Loads path (a .gguf file or a model directory); flags as ws_model_load (WS_LOAD_COPY: f32

@@ -54,7 +54,6 @@ void ws_bert_free(ws_bert *m)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-
 static int config_int(const ws_json *root, const char *key, int *out, int lo, int hi, ws_error *err)
 {
     double v;
@@ -184,7 +183,8 @@ int ws_bert_load(const char *dir, ws_bert **out, ws_error *err)
     CARVE(m->ln_b, H);
     int h = c->hidden;
     if ((rc = st_tensor(st, prefix, "embeddings.word_embeddings.weight", c->vocab_size, h, m->word, err)) ||
-        (rc = st_tensor(st, prefix, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos, err)) ||
+        (rc = st_tensor(st, prefix, "embeddings.position_embeddings.weight", c->max_positions, h, m->pos,
+                        err)) ||
         (rc = st_tensor(st, prefix, "embeddings.token_type_embeddings.weight", c->type_vocab_size, h, m->type,
                         err)) ||
         (rc = st_tensor(st, prefix, "embeddings.LayerNorm.weight", 0, h, m->ln_g, err)) ||
@@ -313,8 +313,8 @@ int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *le
             for (size_t h = 0; h < nh; h++) {
                 const float *q = base + h * dh, *k = base + H + h * dh, *v = base + 2 * H + h * dh;
                 /* att[len, len] = q · k^T * scale */
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
-                            (int)(3 * H), k, (int)(3 * H), 0.0f, att, (int)len);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh,
+                                        scale, q, (int)(3 * H), k, (int)(3 * H), 0.0f, att, (int)len);
                 for (size_t r = 0; r < len; r++) {
                     float *a = att + r * len, mx = a[0], sum = 0;
                     for (size_t j = 1; j < len; j++)
@@ -327,8 +327,9 @@ int ws_bert_forward_batch(const ws_bert *m, const int32_t *ids, const size_t *le
                         a[j] /= sum;
                 }
                 /* ctx[:, h] = att · v */
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f, att,
-                            (int)len, v, (int)(3 * H), 0.0f, ctx + t0 * H + h * dh, (int)H);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh,
+                                        (int)len, 1.0f, att, (int)len, v, (int)(3 * H), 0.0f,
+                                        ctx + t0 * H + h * dh, (int)H);
             }
         }
         linear(ctx, n, H, L->wo, L->bo, H, tmp);

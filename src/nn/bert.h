@@ -17,7 +17,6 @@
 #include "core/error.h"
 #include "nn/wordpiece.h"
 
-
 typedef struct ws_bert_config {
     int vocab_size, hidden, layers, heads, intermediate, max_positions, type_vocab_size;
     float layer_norm_eps;

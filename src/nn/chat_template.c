@@ -47,7 +47,8 @@ int ws_chat_template_detect(const char *src, size_t len, ws_chat_template *out, 
         out->kind = WS_TPL_LLAMA3;
         return 0;
     }
-    return ws_error_set(err, WS_EUNSUPPORTED, "chat template: not one WhatStyle knows (ChatML as in SmolLM2 and "
+    return ws_error_set(err, WS_EUNSUPPORTED,
+                        "chat template: not one WhatStyle knows (ChatML as in SmolLM2 and "
                         "Qwen2.5, or Llama-3)");
 }
 

@@ -19,11 +19,11 @@ typedef enum { WS_TPL_CHATML = 1, WS_TPL_LLAMA3 } ws_tpl_kind;
 
 typedef struct ws_chat_template {
     ws_tpl_kind kind;
-    char default_system[512];   /* "" when the template inserts none */
+    char default_system[512]; /* "" when the template inserts none */
 } ws_chat_template;
 
 typedef struct ws_chat_msg {
-    const char *role;           /* "system", "user" or "assistant" */
+    const char *role; /* "system", "user" or "assistant" */
     const char *content;
 } ws_chat_msg;
 

@@ -29,16 +29,18 @@ static int get_int(const ws_json *o, const char *k, int *out, bool required, ws_
 
 int ws_config_validate(const ws_model_config *c, ws_error *err)
 {
-    if (c->vocab_size <= 0 || c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 ||
-        c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 || c->max_pos <= 0)
+    if (c->vocab_size <= 0 || c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+        c->n_kv_heads <= 0 || c->head_dim <= 0 || c->max_pos <= 0)
         return ws_error_set(err, WS_EFORMAT, "config: sizes must be positive");
     if (c->n_heads % c->n_kv_heads)
-        return ws_error_set(err, WS_EFORMAT, "config: num_attention_heads (%d) is not a multiple of "
-                            "num_key_value_heads (%d)", c->n_heads, c->n_kv_heads);
+        return ws_error_set(err, WS_EFORMAT,
+                            "config: num_attention_heads (%d) is not a multiple of "
+                            "num_key_value_heads (%d)",
+                            c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2)
         return ws_error_set(err, WS_EFORMAT, "config: head_dim must be even for RoPE");
-    if (c->vocab_size > (1 << 24) || c->dim > 65536 || c->hidden_dim > (1 << 20) ||
-        c->n_layers > 1024 || c->n_heads > 1024 || c->head_dim > 1024)
+    if (c->vocab_size > (1 << 24) || c->dim > 65536 || c->hidden_dim > (1 << 20) || c->n_layers > 1024 ||
+        c->n_heads > 1024 || c->head_dim > 1024)
         return ws_error_set(err, WS_EUNSUPPORTED, "config: model sizes beyond the engine's limits");
     if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
         return ws_error_set(err, WS_EFORMAT, "config: rms_norm_eps and rope_theta must be positive");
@@ -67,15 +69,18 @@ static int parse_rope(const ws_json *rs, ws_model_config *c, ws_error *err)
         double lo, hi, om;
         if (!ws_json_get_num(rs, "low_freq_factor", &lo) || !ws_json_get_num(rs, "high_freq_factor", &hi) ||
             !ws_json_get_num(rs, "original_max_position_embeddings", &om) || hi <= lo || om <= 0)
-            return ws_error_set(err, WS_EFORMAT, "config.json: llama3 rope scaling needs low_freq_factor < "
+            return ws_error_set(err, WS_EFORMAT,
+                                "config.json: llama3 rope scaling needs low_freq_factor < "
                                 "high_freq_factor and original_max_position_embeddings");
         c->rope_low_freq = (float)lo;
         c->rope_high_freq = (float)hi;
         c->rope_orig_max_pos = (int)om;
         return 0;
     }
-    return ws_error_set(err, WS_EUNSUPPORTED, "config.json: rope scaling type '%.40s' is not supported "
-                        "(default, linear, llama3 are)", type);
+    return ws_error_set(err, WS_EUNSUPPORTED,
+                        "config.json: rope scaling type '%.40s' is not supported "
+                        "(default, linear, llama3 are)",
+                        type);
 }
 
 static void parse_eos(const ws_json *root, ws_model_config *c)
@@ -112,8 +117,12 @@ int ws_config_parse(const char *text, size_t len, ws_model_config *c, ws_error *
     } else if ((arch && !strcmp(arch, "Qwen2ForCausalLM")) || (!arch && mtype && !strcmp(mtype, "qwen2"))) {
         c->arch = WS_ARCH_QWEN2;
     } else {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "config.json: architecture '%.80s' is not supported "
-                          "(LlamaForCausalLM, Qwen2ForCausalLM are)", arch ? arch : mtype ? mtype : "?");
+        rc = ws_error_set(err, WS_EUNSUPPORTED,
+                          "config.json: architecture '%.80s' is not supported "
+                          "(LlamaForCausalLM, Qwen2ForCausalLM are)",
+                          arch    ? arch
+                          : mtype ? mtype
+                                  : "?");
         goto out;
     }
     if ((rc = get_int(r, "vocab_size", &c->vocab_size, true, err)) ||
@@ -136,11 +145,12 @@ int ws_config_parse(const char *text, size_t len, ws_model_config *c, ws_error *
     c->rope_theta = ws_json_get_num(r, "rope_theta", &v) ? (float)v : 10000.0f;
     const char *act = ws_json_get_str(r, "hidden_act");
     if (act && strcmp(act, "silu")) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "config.json: hidden_act '%.40s' is not supported (silu is)", act);
+        rc = ws_error_set(err, WS_EUNSUPPORTED, "config.json: hidden_act '%.40s' is not supported (silu is)",
+                          act);
         goto out;
     }
     bool b = false;
-    c->tied = ws_json_get_bool(r, "tie_word_embeddings", &b) && b;   /* transformers' default: false */
+    c->tied = ws_json_get_bool(r, "tie_word_embeddings", &b) && b; /* transformers' default: false */
     if (c->arch == WS_ARCH_QWEN2) {
         c->qkv_bias = true;
         if (ws_json_get_bool(r, "use_sliding_window", &b) && b) {
@@ -186,24 +196,27 @@ char *ws_config_to_json(const ws_model_config *c)
     bool q = c->arch == WS_ARCH_QWEN2;
     ws_buf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
                   q ? "Qwen2ForCausalLM" : "LlamaForCausalLM", q ? "qwen2" : "llama");
-    ws_buf_printf(&b, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+    ws_buf_printf(&b,
+                  "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
                   "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
                   "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
                   "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
                   "  \"rope_theta\": %.9g,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s,\n",
-                  c->vocab_size, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                  c->head_dim, c->max_pos, (double)c->norm_eps, (double)c->rope_theta,
-                  c->tied ? "true" : "false");
+                  c->vocab_size, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+                  c->max_pos, (double)c->norm_eps, (double)c->rope_theta, c->tied ? "true" : "false");
     if (!q)
-        ws_buf_printf(&b, "  \"attention_bias\": %s,\n  \"mlp_bias\": false,\n", c->qkv_bias ? "true" : "false");
+        ws_buf_printf(&b, "  \"attention_bias\": %s,\n  \"mlp_bias\": false,\n",
+                      c->qkv_bias ? "true" : "false");
     if (c->rope_type == WS_ROPE_LINEAR)
         ws_buf_printf(&b, "  \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": %.9g},\n",
                       (double)c->rope_factor);
     else if (c->rope_type == WS_ROPE_LLAMA3)
-        ws_buf_printf(&b, "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
+        ws_buf_printf(&b,
+                      "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
                       "\"low_freq_factor\": %.9g, \"high_freq_factor\": %.9g, "
-                      "\"original_max_position_embeddings\": %d},\n", (double)c->rope_factor,
-                      (double)c->rope_low_freq, (double)c->rope_high_freq, c->rope_orig_max_pos);
+                      "\"original_max_position_embeddings\": %d},\n",
+                      (double)c->rope_factor, (double)c->rope_low_freq, (double)c->rope_high_freq,
+                      c->rope_orig_max_pos);
     if (c->bos_id >= 0)
         ws_buf_printf(&b, "  \"bos_token_id\": %d,\n", c->bos_id);
     if (c->n_eos == 1) {

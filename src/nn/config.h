@@ -18,22 +18,22 @@ typedef enum { WS_ROPE_DEFAULT, WS_ROPE_LINEAR, WS_ROPE_LLAMA3 } ws_rope_type;
 typedef struct ws_model_config {
     ws_arch arch;
     int vocab_size;
-    int dim;            /* hidden_size */
-    int hidden_dim;     /* intermediate_size */
+    int dim;        /* hidden_size */
+    int hidden_dim; /* intermediate_size */
     int n_layers;
     int n_heads;
     int n_kv_heads;
     int head_dim;
-    int max_pos;        /* max_position_embeddings */
+    int max_pos; /* max_position_embeddings */
     float norm_eps;
     float rope_theta;
     ws_rope_type rope_type;
     float rope_factor, rope_low_freq, rope_high_freq;
     int rope_orig_max_pos;
-    bool tied;          /* lm_head shares the token embedding */
-    bool qkv_bias;      /* q,k,v projections have bias (Qwen2, Llama attention_bias) */
-    bool o_bias;        /* o projection has bias (Llama attention_bias) */
-    int bos_id;         /* -1 if none */
+    bool tied;     /* lm_head shares the token embedding */
+    bool qkv_bias; /* q,k,v projections have bias (Qwen2, Llama attention_bias) */
+    bool o_bias;   /* o projection has bias (Llama attention_bias) */
+    int bos_id;    /* -1 if none */
     int eos_ids[WS_MAX_EOS];
     int n_eos;
 } ws_model_config;

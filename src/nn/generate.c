@@ -72,13 +72,13 @@ static int top_sorted(cand *c, int V, int k)
         if (n == k && !(v > h[0]))
             continue;
         int at;
-        if (n < k) {   /* sift up */
+        if (n < k) { /* sift up */
             at = n++;
             while (at > 0 && h[(at - 1) / 2] > v) {
                 h[at] = h[(at - 1) / 2];
                 at = (at - 1) / 2;
             }
-        } else {       /* replace the root, sift down */
+        } else { /* replace the root, sift down */
             at = 0;
             for (;;) {
                 int l = 2 * at + 1, m = l + 1 < k && h[l + 1] < h[l] ? l + 1 : l;
@@ -125,7 +125,7 @@ int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *his
             int32_t t = history[i];
             if (t < 0 || t >= V)
                 continue;
-            float x = orig[t];   /* each distinct id penalised once */
+            float x = orig[t]; /* each distinct id penalised once */
             logits[t] = x < 0 ? x * rp : x / rp;
         }
     }
@@ -145,7 +145,7 @@ int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *his
             qsort(c, (size_t)V, sizeof *c, cand_desc);
         if (o->top_k > 0 && o->top_k < n) {
             int k = o->top_k;
-            while (k < n && c[k].v == c[k - 1].v)   /* keep ties with the k-th, as transformers */
+            while (k < n && c[k].v == c[k - 1].v) /* keep ties with the k-th, as transformers */
                 k++;
             n = k;
         }
@@ -223,8 +223,9 @@ int ws_generate(const ws_model *m, const ws_lora *lora, const int32_t *prompt, i
     if (ctx > m->cfg.max_pos)
         ctx = m->cfg.max_pos;
     if (n_prompt >= ctx && o.max_new_tokens > 0)
-        return ws_error_set(err, WS_ETOOBIG, "prompt of %d tokens leaves no room under max_position_embeddings %d",
-                            n_prompt, m->cfg.max_pos);
+        return ws_error_set(err, WS_ETOOBIG,
+                            "prompt of %d tokens leaves no room under max_position_embeddings %d", n_prompt,
+                            m->cfg.max_pos);
     ws_kv_cache *kc = ws_kv_cache_new(m, ctx > n_prompt ? ctx : n_prompt);
     float *logits = ws_xmalloc((size_t)V * sizeof(float));
     int32_t *hist = ws_xmalloc((size_t)(n_prompt + o.max_new_tokens + 1) * sizeof(int32_t));

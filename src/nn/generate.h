@@ -16,12 +16,12 @@ typedef enum { WS_GEN_LENGTH, WS_GEN_EOS, WS_GEN_STOP_STRING, WS_GEN_CALLBACK } 
 
 typedef struct ws_gen_opts {
     int max_new_tokens;
-    float temperature;            /* <= 0: greedy */
-    int top_k;                    /* 0: off */
-    float top_p;                  /* >= 1: off */
-    float repetition_penalty;     /* 1 (or 0): off; as transformers, over prompt + generated */
+    float temperature;        /* <= 0: greedy */
+    int top_k;                /* 0: off */
+    float top_p;              /* >= 1: off */
+    float repetition_penalty; /* 1 (or 0): off; as transformers, over prompt + generated */
     uint64_t seed;
-    const int32_t *stop_ids;      /* NULL: the model config's eos ids */
+    const int32_t *stop_ids; /* NULL: the model config's eos ids */
     int n_stop_ids;
     const char *const *stop_strings;
     int n_stop_strings;
@@ -37,15 +37,15 @@ typedef struct ws_gen_opts {
 void ws_gen_opts_init(ws_gen_opts *o);
 
 typedef struct ws_gen_result {
-    int32_t *tokens;              /* new tokens, the stop token or the one ending a stop string included */
-    float *logprobs;              /* natural log p(token) under the model */
+    int32_t *tokens; /* new tokens, the stop token or the one ending a stop string included */
+    float *logprobs; /* natural log p(token) under the model */
     int n;
     ws_gen_stop stop;
 } ws_gen_result;
 
 /* Generates after prompt[n_prompt]; out's arrays are malloc'd (ws_gen_result_free). When the prompt is
- * rejected on_token is never called; on a later failure out is emptied. Errors: WS_EINVAL (empty prompt, bad ids, stop strings without
- * token_bytes), WS_ETOOBIG (prompt over max_position_embeddings). */
+ * rejected on_token is never called; on a later failure out is emptied. Errors: WS_EINVAL (empty prompt, bad
+ * ids, stop strings without token_bytes), WS_ETOOBIG (prompt over max_position_embeddings). */
 int ws_generate(const ws_model *m, const ws_lora *lora, const int32_t *prompt, int n_prompt,
                 const ws_gen_opts *opts, ws_gen_result *out, ws_error *err);
 void ws_gen_result_free(ws_gen_result *r);

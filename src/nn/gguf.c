@@ -19,33 +19,33 @@
 #include "core/strset.h"
 
 #define HEADER_BYTES 24
-#define KV_MIN_BYTES 13      /* key length (8), value type (4), one byte of value */
-#define TINFO_MIN_BYTES 32   /* name length (8), n_dims (4), one ne (8), type (4), offset (8) */
-#define ARR_MIN_BYTES 12     /* an array inside an array: element type (4), count (8) */
-#define SHOWN_NAME 80        /* bytes of a key or tensor name quoted in a message */
+#define KV_MIN_BYTES 13    /* key length (8), value type (4), one byte of value */
+#define TINFO_MIN_BYTES 32 /* name length (8), n_dims (4), one ne (8), type (4), offset (8) */
+#define ARR_MIN_BYTES 12   /* an array inside an array: element type (4), count (8) */
+#define SHOWN_NAME 80      /* bytes of a key or tensor name quoted in a message */
 
 /* One key's value. val points into the file: at the value of a scalar, at the length field of
  * a string, at the first element of an array. */
 typedef struct {
     ws_gguf_vtype type;
     const uint8_t *val;
-    ws_gguf_vtype elem;        /* arrays: element type */
-    uint64_t n;                /* arrays: element count */
-    const uint8_t **strs;      /* arrays of strings: each element's length field (owned) */
+    ws_gguf_vtype elem;   /* arrays: element type */
+    uint64_t n;           /* arrays: element count */
+    const uint8_t **strs; /* arrays of strings: each element's length field (owned) */
 } gguf_kv;
 
 struct ws_gguf {
     const uint8_t *base;
     size_t len;
-    void *map;                 /* the mapping (ws_gguf_open), NULL for ws_gguf_open_mem */
-    char *name;                /* for messages */
+    void *map;  /* the mapping (ws_gguf_open), NULL for ws_gguf_open_mem */
+    char *name; /* for messages */
     uint32_t version;
     size_t alignment;
-    size_t data_off;           /* start of the data section */
-    ws_strset keys;            /* key names; keys.items[i] is the name of kvs[i] */
+    size_t data_off; /* start of the data section */
+    ws_strset keys;  /* key names; keys.items[i] is the name of kvs[i] */
     gguf_kv *kvs;
     size_t kv_cap;
-    ws_strset tnames;          /* tensor names; tensors[i].name is tnames.items[i] */
+    ws_strset tnames; /* tensor names; tensors[i].name is tnames.items[i] */
     ws_gguf_tensor *tensors;
     size_t t_cap;
 };
@@ -58,7 +58,7 @@ typedef struct {
     ws_error *err;
 } rd;
 
-static const char *const vtype_names[] = {"U8", "I8", "U16", "I16", "U32", "I32", "F32",
+static const char *const vtype_names[] = {"U8",   "I8",     "U16",   "I16", "U32", "I32", "F32",
                                           "BOOL", "STRING", "ARRAY", "U64", "I64", "F64"};
 
 const char *ws_gguf_vtype_name(int type)
@@ -70,30 +70,43 @@ const char *ws_gguf_vtype_name(int type)
 static const char *ggml_type_name(uint32_t t)
 {
     static const char *const names[] = {
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
-        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
-        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
-        "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8",
-        "IQ4_NL_8_8", "MXFP4"};
+        "F32",      "F16",      "Q4_0",    "Q4_1",  "Q4_2",       "Q4_3",       "Q5_0",       "Q5_1",
+        "Q8_0",     "Q8_1",     "Q2_K",    "Q3_K",  "Q4_K",       "Q5_K",       "Q6_K",       "Q8_K",
+        "IQ2_XXS",  "IQ2_XS",   "IQ3_XXS", "IQ1_S", "IQ4_NL",     "IQ3_S",      "IQ2_S",      "IQ4_XS",
+        "I8",       "I16",      "I32",     "I64",   "F64",        "IQ1_M",      "BF16",       "Q4_0_4_4",
+        "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",   "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
     return t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 
 static uint32_t le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
 
 static size_t scalar_size(uint32_t t)
 {
     switch (t) {
-    case WS_GGUF_U8: case WS_GGUF_I8: case WS_GGUF_BOOL: return 1;
-    case WS_GGUF_U16: case WS_GGUF_I16: return 2;
-    case WS_GGUF_U32: case WS_GGUF_I32: case WS_GGUF_F32: return 4;
-    case WS_GGUF_U64: case WS_GGUF_I64: case WS_GGUF_F64: return 8;
+    case WS_GGUF_U8:
+    case WS_GGUF_I8:
+    case WS_GGUF_BOOL: return 1;
+    case WS_GGUF_U16:
+    case WS_GGUF_I16: return 2;
+    case WS_GGUF_U32:
+    case WS_GGUF_I32:
+    case WS_GGUF_F32: return 4;
+    case WS_GGUF_U64:
+    case WS_GGUF_I64:
+    case WS_GGUF_F64: return 8;
     default: return 0;
     }
 }
@@ -109,7 +122,10 @@ static int fail(rd *r, int code, const char *fmt, ...)
     return ws_error_set(r->err, code, "%s: %s", r->name, msg);
 }
 
-static bool has(const rd *r, uint64_t n) { return n <= r->len - r->pos; }
+static bool has(const rd *r, uint64_t n)
+{
+    return n <= r->len - r->pos;
+}
 
 static int past_end(rd *r, const char *ctx, const char *field)
 {
@@ -180,8 +196,9 @@ static int parse_array(rd *r, const char *ctx, gguf_kv *kv, int depth)
         return fail(r, WS_EFORMAT, "%s: arrays nested more than %d deep", ctx, WS_GGUF_MAX_NEST);
     size_t sz = scalar_size(elem), min = sz ? sz : elem == WS_GGUF_STRING ? 8 : ARR_MIN_BYTES;
     if (n > (r->len - r->pos) / min)
-        return fail(r, WS_EFORMAT, "%s: array of %llu %s elements runs past the end of the file (%zu bytes left)",
-                    ctx, (unsigned long long)n, vtype_names[elem], r->len - r->pos);
+        return fail(r, WS_EFORMAT,
+                    "%s: array of %llu %s elements runs past the end of the file (%zu bytes left)", ctx,
+                    (unsigned long long)n, vtype_names[elem], r->len - r->pos);
     if (kv) {
         kv->elem = (ws_gguf_vtype)elem;
         kv->n = n;
@@ -307,7 +324,8 @@ static int parse_shape(rd *r, const char *ctx, ws_gguf_tensor *t)
         if (d < t->n_dims && (rc = rd_u64(r, &v, ctx, field)))
             return rc;
         if (v == 0 || v > INT64_MAX)
-            return fail(r, WS_EFORMAT, "%s: ne[%d] is %lld (must be at least 1)", ctx, d, (long long)(int64_t)v);
+            return fail(r, WS_EFORMAT, "%s: ne[%d] is %lld (must be at least 1)", ctx, d,
+                        (long long)(int64_t)v);
         if (elems > (uint64_t)INT64_MAX / v)
             return fail(r, WS_EFORMAT, "%s: the shape's element count overflows 64 bits (at ne[%d])", ctx, d);
         elems *= v;
@@ -322,7 +340,8 @@ static int check_type(rd *r, const char *ctx, uint32_t type, ws_gguf_tensor *t)
     if (!ws_qtype_is_weight((int)type))
         return fail(r, WS_EUNSUPPORTED,
                     "%s has type %u (%s), which WhatStyle does not read; supported: F32, F16, BF16, Q8_0, "
-                    "Q4_0, Q4_1, Q4_K, Q5_K, Q6_K", ctx, type, ggml_type_name(type));
+                    "Q4_0, Q4_1, Q4_K, Q5_K, Q6_K",
+                    ctx, type, ggml_type_name(type));
     t->type = (ws_qtype)type;
     size_t be = ws_qtype_block_elems(t->type), bb = ws_qtype_block_bytes(t->type);
     if (t->ne[0] % (int64_t)be)
@@ -385,19 +404,23 @@ static int place_tensors(ws_gguf *g, rd *r)
         return 0;
     }
     if (start > r->len)
-        return fail(r, WS_EFORMAT, "the data section would start at byte %llu (padded to %zu), past the end "
-                    "of the file (%zu bytes)", (unsigned long long)start, a, r->len);
+        return fail(r, WS_EFORMAT,
+                    "the data section would start at byte %llu (padded to %zu), past the end "
+                    "of the file (%zu bytes)",
+                    (unsigned long long)start, a, r->len);
     g->data_off = (size_t)start;
     size_t avail = r->len - g->data_off;
     for (size_t i = 0; i < n; i++) {
         ws_gguf_tensor *t = &g->tensors[i];
         if (t->offset % a)
-            return fail(r, WS_EFORMAT, "tensor '%.*s': data offset %llu is not a multiple of the alignment %zu",
-                        SHOWN_NAME, t->name, (unsigned long long)t->offset, a);
+            return fail(r, WS_EFORMAT,
+                        "tensor '%.*s': data offset %llu is not a multiple of the alignment %zu", SHOWN_NAME,
+                        t->name, (unsigned long long)t->offset, a);
         if (t->offset > avail || t->nbytes > avail - t->offset)
-            return fail(r, WS_EFORMAT, "tensor '%.*s': data of %zu bytes at offset %llu lies outside the file's "
-                        "data section (%zu bytes)", SHOWN_NAME, t->name, t->nbytes,
-                        (unsigned long long)t->offset, avail);
+            return fail(r, WS_EFORMAT,
+                        "tensor '%.*s': data of %zu bytes at offset %llu lies outside the file's "
+                        "data section (%zu bytes)",
+                        SHOWN_NAME, t->name, t->nbytes, (unsigned long long)t->offset, avail);
         t->data = r->p + g->data_off + t->offset;
     }
     const ws_gguf_tensor **order = ws_xmalloc(n * sizeof *order);
@@ -424,9 +447,12 @@ static int parse_header(rd *r, uint32_t *version, uint64_t *n_t, uint64_t *n_kv)
     uint32_t v = le32(r->p + 4), swapped = __builtin_bswap32(v);
     if (v != 2 && v != 3) {
         if (swapped == 2 || swapped == 3)
-            return fail(r, WS_EUNSUPPORTED, "big-endian GGUF (version %u), which WhatStyle does not read", swapped);
-        return fail(r, WS_EUNSUPPORTED, "GGUF version %u, which WhatStyle does not read (it reads versions 2 "
-                    "and 3)", v);
+            return fail(r, WS_EUNSUPPORTED, "big-endian GGUF (version %u), which WhatStyle does not read",
+                        swapped);
+        return fail(r, WS_EUNSUPPORTED,
+                    "GGUF version %u, which WhatStyle does not read (it reads versions 2 "
+                    "and 3)",
+                    v);
     }
     *version = v;
     *n_t = le64(r->p + 8);
@@ -434,8 +460,10 @@ static int parse_header(rd *r, uint32_t *version, uint64_t *n_t, uint64_t *n_kv)
     size_t room = r->len - HEADER_BYTES;
     if (*n_t > INT_MAX || *n_kv > INT_MAX || *n_kv > room / KV_MIN_BYTES ||
         *n_t > (room - *n_kv * KV_MIN_BYTES) / TINFO_MIN_BYTES)
-        return fail(r, WS_EFORMAT, "the header's counts (%llu tensors, %llu keys) are more than the file's "
-                    "%zu bytes can hold", (unsigned long long)*n_t, (unsigned long long)*n_kv, r->len);
+        return fail(r, WS_EFORMAT,
+                    "the header's counts (%llu tensors, %llu keys) are more than the file's "
+                    "%zu bytes can hold",
+                    (unsigned long long)*n_t, (unsigned long long)*n_kv, r->len);
     r->pos = HEADER_BYTES;
     return 0;
 }
@@ -485,7 +513,8 @@ int ws_gguf_open(const char *path, ws_gguf **out, ws_error *err)
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = ws_error_set(err, WS_EIO, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a folder" : "not a regular file");
+        rc = ws_error_set(err, WS_EIO, "%s: %s", path,
+                          S_ISDIR(st.st_mode) ? "is a folder" : "not a regular file");
         goto out;
     }
     if (st.st_size == 0) {
@@ -529,8 +558,14 @@ void ws_gguf_close(ws_gguf *g)
     free(g);
 }
 
-uint32_t ws_gguf_version(const ws_gguf *g) { return g->version; }
-size_t ws_gguf_alignment(const ws_gguf *g) { return g->alignment; }
+uint32_t ws_gguf_version(const ws_gguf *g)
+{
+    return g->version;
+}
+size_t ws_gguf_alignment(const ws_gguf *g)
+{
+    return g->alignment;
+}
 
 /* ---- metadata ---- */
 
@@ -539,7 +574,10 @@ int ws_gguf_find_key(const ws_gguf *g, const char *key)
     return (int)ws_strset_find(&g->keys, key, strlen(key));
 }
 
-int ws_gguf_n_keys(const ws_gguf *g) { return (int)g->keys.count; }
+int ws_gguf_n_keys(const ws_gguf *g)
+{
+    return (int)g->keys.count;
+}
 
 const char *ws_gguf_key_name(const ws_gguf *g, int i)
 {
@@ -618,8 +656,8 @@ static int int_in_range(const ws_gguf *g, const char *key, int64_t elem, int t, 
     char what[SHOWN_NAME + 48], v[24];
     if (!read_int(t, p, &s, &u, &sgn)) {
         value_ctx(what, sizeof what, key, elem);
-        return ws_error_set(err, WS_EFORMAT, "%s: %s is %s, not an integer (%s)", g->name, what, vtype_names[t],
-                            want);
+        return ws_error_set(err, WS_EFORMAT, "%s: %s is %s, not an integer (%s)", g->name, what,
+                            vtype_names[t], want);
     }
     if (sgn ? s < lo || (s >= 0 && (uint64_t)s > hi) : u > hi) {
         value_ctx(what, sizeof what, key, elem);
@@ -713,8 +751,8 @@ static const gguf_kv *array_elem(const ws_gguf *g, const char *key, uint64_t i, 
         return NULL;
     }
     if (i >= kv->n) {
-        *rc = ws_error_set(err, WS_EINVAL, "%s: index %llu is past the end of key '%s' (%llu elements)", g->name,
-                           (unsigned long long)i, key, (unsigned long long)kv->n);
+        *rc = ws_error_set(err, WS_EINVAL, "%s: index %llu is past the end of key '%s' (%llu elements)",
+                           g->name, (unsigned long long)i, key, (unsigned long long)kv->n);
         return NULL;
     }
     return kv;
@@ -747,7 +785,8 @@ int ws_gguf_arr_i64(const ws_gguf *g, const char *key, uint64_t i, int64_t *out,
         if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d)) {
             char what[SHOWN_NAME + 48];
             value_ctx(what, sizeof what, key, (int64_t)i);
-            return ws_error_set(err, WS_EFORMAT, "%s: %s is %g, not an integer in I64's range", g->name, what, d);
+            return ws_error_set(err, WS_EFORMAT, "%s: %s is %g, not an integer in I64's range", g->name, what,
+                                d);
         }
         *out = (int64_t)d;
         return 0;
@@ -776,7 +815,10 @@ int ws_gguf_arr_f64(const ws_gguf *g, const char *key, uint64_t i, double *out, 
 
 /* ---- tensors ---- */
 
-int ws_gguf_n_tensors(const ws_gguf *g) { return (int)g->tnames.count; }
+int ws_gguf_n_tensors(const ws_gguf *g)
+{
+    return (int)g->tnames.count;
+}
 
 const ws_gguf_tensor *ws_gguf_tensor_at(const ws_gguf *g, int i)
 {

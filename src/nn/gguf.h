@@ -21,9 +21,19 @@
 #include "nn/quant.h"
 
 typedef enum {
-    WS_GGUF_U8 = 0, WS_GGUF_I8 = 1, WS_GGUF_U16 = 2, WS_GGUF_I16 = 3, WS_GGUF_U32 = 4,
-    WS_GGUF_I32 = 5, WS_GGUF_F32 = 6, WS_GGUF_BOOL = 7, WS_GGUF_STRING = 8, WS_GGUF_ARRAY = 9,
-    WS_GGUF_U64 = 10, WS_GGUF_I64 = 11, WS_GGUF_F64 = 12
+    WS_GGUF_U8 = 0,
+    WS_GGUF_I8 = 1,
+    WS_GGUF_U16 = 2,
+    WS_GGUF_I16 = 3,
+    WS_GGUF_U32 = 4,
+    WS_GGUF_I32 = 5,
+    WS_GGUF_F32 = 6,
+    WS_GGUF_BOOL = 7,
+    WS_GGUF_STRING = 8,
+    WS_GGUF_ARRAY = 9,
+    WS_GGUF_U64 = 10,
+    WS_GGUF_I64 = 11,
+    WS_GGUF_F64 = 12
 } ws_gguf_vtype;
 
 #define WS_GGUF_MAX_DIMS 4
@@ -37,13 +47,13 @@ typedef enum {
 const char *ws_gguf_vtype_name(int type);
 
 typedef struct ws_gguf_tensor {
-    const char *name;               /* NUL-terminated copy */
+    const char *name; /* NUL-terminated copy */
     int n_dims;
-    int64_t ne[WS_GGUF_MAX_DIMS];   /* GGML order: ne[0] is the innermost (row length) */
+    int64_t ne[WS_GGUF_MAX_DIMS]; /* GGML order: ne[0] is the innermost (row length) */
     ws_qtype type;
-    uint64_t offset;                /* from the start of the data section */
+    uint64_t offset; /* from the start of the data section */
     size_t nbytes;
-    const void *data;               /* inside the mapping */
+    const void *data; /* inside the mapping */
 } ws_gguf_tensor;
 
 typedef struct ws_gguf ws_gguf;
@@ -79,7 +89,8 @@ int ws_gguf_get_str(const ws_gguf *g, const char *key, const char **s, size_t *l
 int ws_gguf_get_arr(const ws_gguf *g, const char *key, ws_gguf_vtype *elem_type, uint64_t *n, ws_error *err);
 /* The element getters below also return WS_EINVAL when i is not below the array's length. */
 /* Element i of an array of strings (pointer into the mapping, not NUL-terminated). */
-int ws_gguf_arr_str(const ws_gguf *g, const char *key, uint64_t i, const char **s, size_t *len, ws_error *err);
+int ws_gguf_arr_str(const ws_gguf *g, const char *key, uint64_t i, const char **s, size_t *len,
+                    ws_error *err);
 /* Element i of an array of numbers (any integer or float type, or bool) as int64 / double.
  * ws_gguf_arr_i64 refuses (WS_EFORMAT) a U64 above INT64_MAX and a float that is not a whole
  * number in int64's range. */

@@ -18,12 +18,12 @@ typedef struct {
     int n_dims;
     int64_t ne[WS_GGUF_MAX_DIMS];
     ws_qtype type;
-    uint8_t *data;             /* owned copy */
+    uint8_t *data; /* owned copy */
     size_t nbytes;
 } wtensor;
 
 struct ws_gguf_writer {
-    ws_buf kv;                 /* the key/value section as it will be written */
+    ws_buf kv; /* the key/value section as it will be written */
     uint64_t n_kv;
     wtensor *t;
     size_t n_t, cap_t;
@@ -31,7 +31,10 @@ struct ws_gguf_writer {
     char bad[WS_ERROR_MSG_MAX]; /* the first tensor that could not be added, or "" */
 };
 
-static void put(ws_buf *b, const void *p, size_t n) { (void)ws_buf_append(b, p, n); }
+static void put(ws_buf *b, const void *p, size_t n)
+{
+    (void)ws_buf_append(b, p, n);
+}
 
 static void put_u32(ws_buf *b, uint32_t v)
 {
@@ -54,10 +57,17 @@ static void put_str(ws_buf *b, const char *s, size_t n)
 static size_t vsize(ws_gguf_vtype t)
 {
     switch (t) {
-    case WS_GGUF_U8: case WS_GGUF_I8: case WS_GGUF_BOOL: return 1;
-    case WS_GGUF_U16: case WS_GGUF_I16: return 2;
-    case WS_GGUF_U32: case WS_GGUF_I32: case WS_GGUF_F32: return 4;
-    case WS_GGUF_U64: case WS_GGUF_I64: case WS_GGUF_F64: return 8;
+    case WS_GGUF_U8:
+    case WS_GGUF_I8:
+    case WS_GGUF_BOOL: return 1;
+    case WS_GGUF_U16:
+    case WS_GGUF_I16: return 2;
+    case WS_GGUF_U32:
+    case WS_GGUF_I32:
+    case WS_GGUF_F32: return 4;
+    case WS_GGUF_U64:
+    case WS_GGUF_I64:
+    case WS_GGUF_F64: return 8;
     default: return 0;
     }
 }
@@ -140,9 +150,18 @@ void ws_gguf_add_raw(ws_gguf_writer *w, const char *key, uint32_t type, const vo
     put(&w->kv, body, len);
 }
 
-void ws_gguf_add_u32(ws_gguf_writer *w, const char *key, uint32_t v) { ws_gguf_add_num(w, key, WS_GGUF_U32, &v); }
-void ws_gguf_add_f32(ws_gguf_writer *w, const char *key, float v) { ws_gguf_add_num(w, key, WS_GGUF_F32, &v); }
-void ws_gguf_add_bool(ws_gguf_writer *w, const char *key, bool v) { ws_gguf_add_num(w, key, WS_GGUF_BOOL, &v); }
+void ws_gguf_add_u32(ws_gguf_writer *w, const char *key, uint32_t v)
+{
+    ws_gguf_add_num(w, key, WS_GGUF_U32, &v);
+}
+void ws_gguf_add_f32(ws_gguf_writer *w, const char *key, float v)
+{
+    ws_gguf_add_num(w, key, WS_GGUF_F32, &v);
+}
+void ws_gguf_add_bool(ws_gguf_writer *w, const char *key, bool v)
+{
+    ws_gguf_add_num(w, key, WS_GGUF_BOOL, &v);
+}
 
 void ws_gguf_add_str(ws_gguf_writer *w, const char *key, const char *v)
 {
@@ -185,7 +204,8 @@ void ws_gguf_add_tensor(ws_gguf_writer *w, const char *name, int n_dims, const i
     size_t row = ok ? ws_qtype_row_bytes(type, t.ne[0]) : 0;
     if (!row || (uint64_t)rows > ((uint64_t)1 << 40) / row) {
         if (!w->bad[0])
-            snprintf(w->bad, sizeof w->bad, "tensor '%s': the shape or type %d cannot be written", name, (int)type);
+            snprintf(w->bad, sizeof w->bad, "tensor '%s': the shape or type %d cannot be written", name,
+                     (int)type);
         free(t.name);
         return;
     }
@@ -199,7 +219,10 @@ void ws_gguf_add_tensor(ws_gguf_writer *w, const char *name, int n_dims, const i
     w->t[w->n_t++] = t;
 }
 
-static size_t pad_to(size_t n, size_t a) { return (n + a - 1) / a * a; }
+static size_t pad_to(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
 
 static void put_zeros(ws_buf *b, size_t n)
 {

@@ -14,10 +14,11 @@
 #include "core/mem.h"
 #include "nn/safetensors.h"
 
-static const char *const target_names[WS_LORA_NT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+static const char *const target_names[WS_LORA_NT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                      "gate_proj", "up_proj", "down_proj"};
-static const char *const target_modules[WS_LORA_NT] = {"self_attn.q_proj", "self_attn.k_proj",
-    "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+static const char *const target_modules[WS_LORA_NT] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 static int target_index(const char *s, size_t n)
 {
@@ -51,11 +52,28 @@ void ws_lora_dims(const ws_model_config *mc, int t, int *in, int *out)
 {
     int C = mc->dim, HD = mc->n_heads * mc->head_dim, KD = mc->n_kv_heads * mc->head_dim, F = mc->hidden_dim;
     switch (t) {
-    case WS_LORA_Q: *in = C; *out = HD; break;
-    case WS_LORA_K: case WS_LORA_V: *in = C; *out = KD; break;
-    case WS_LORA_O: *in = HD; *out = C; break;
-    case WS_LORA_GATE: case WS_LORA_UP: *in = C; *out = F; break;
-    default: *in = F; *out = C; break;
+    case WS_LORA_Q:
+        *in = C;
+        *out = HD;
+        break;
+    case WS_LORA_K:
+    case WS_LORA_V:
+        *in = C;
+        *out = KD;
+        break;
+    case WS_LORA_O:
+        *in = HD;
+        *out = C;
+        break;
+    case WS_LORA_GATE:
+    case WS_LORA_UP:
+        *in = C;
+        *out = F;
+        break;
+    default:
+        *in = F;
+        *out = C;
+        break;
     }
 }
 
@@ -102,7 +120,7 @@ void ws_lora_enable_grads(ws_lora *l)
     if (l->grad_block)
         memset(l->grad_block, 0, l->n_floats * sizeof(float));
     for (size_t i = 0; i < (size_t)l->mcfg.n_layers * WS_LORA_NT; i++)
-        if (l->A[i]) {   /* gradients sit at the parameters' offsets in their own block */
+        if (l->A[i]) { /* gradients sit at the parameters' offsets in their own block */
             l->gA[i] = l->grad_block + (l->A[i] - l->block);
             l->gB[i] = l->grad_block + (l->B[i] - l->block);
         }
@@ -127,7 +145,7 @@ ws_lora *ws_lora_new(const ws_model_config *mc, const ws_lora_config *cfg, uint6
             continue;
         int in, out;
         ws_lora_dims(mc, (int)(i % WS_LORA_NT), &in, &out);
-        float bound = 1.0f / sqrtf((float)in);   /* kaiming_uniform(a=sqrt(5)), as PEFT */
+        float bound = 1.0f / sqrtf((float)in); /* kaiming_uniform(a=sqrt(5)), as PEFT */
         for (size_t k = 0; k < (size_t)cfg->rank * in; k++)
             l->A[i][k] = bound * (float)(2.0 * ((splitmix(&s) >> 11) / 9007199254740992.0) - 1.0);
         memset(l->B[i], 0, (size_t)cfg->rank * out * sizeof(float));
@@ -154,10 +172,10 @@ void ws_lora_zero_grads(ws_lora *l)
         memset(l->grad_block, 0, l->n_floats * sizeof(float));
 }
 
-
 static bool json_empty_or_null(const ws_json *v)
 {
-    return !v || v->type == WS_JSON_NULL || ((v->type == WS_JSON_OBJECT || v->type == WS_JSON_ARRAY) && !v->len);
+    return !v || v->type == WS_JSON_NULL ||
+           ((v->type == WS_JSON_OBJECT || v->type == WS_JSON_ARRAY) && !v->len);
 }
 
 int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_error *err)
@@ -194,13 +212,17 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
     cfg.dropout = ws_json_get_num(r, "lora_dropout", &v) ? (float)v : 0.0f;
     bool b;
     cfg.rslora = ws_json_get_bool(r, "use_rslora", &b) && b;
-    if ((ws_json_get_bool(r, "use_dora", &b) && b) || !json_empty_or_null(ws_json_get(r, "modules_to_save")) ||
-        !json_empty_or_null(ws_json_get(r, "rank_pattern")) || !json_empty_or_null(ws_json_get(r, "alpha_pattern")) ||
+    if ((ws_json_get_bool(r, "use_dora", &b) && b) ||
+        !json_empty_or_null(ws_json_get(r, "modules_to_save")) ||
+        !json_empty_or_null(ws_json_get(r, "rank_pattern")) ||
+        !json_empty_or_null(ws_json_get(r, "alpha_pattern")) ||
         !json_empty_or_null(ws_json_get(r, "layers_to_transform")) ||
         (ws_json_get_str(r, "bias") && strcmp(ws_json_get_str(r, "bias"), "none")) ||
         (ws_json_get_bool(r, "fan_in_fan_out", &b) && b)) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: DoRA, modules_to_save, rank/alpha patterns, "
-                          "layers_to_transform, bias training and fan_in_fan_out are not supported", path);
+        rc = ws_error_set(err, WS_EUNSUPPORTED,
+                          "%s: DoRA, modules_to_save, rank/alpha patterns, "
+                          "layers_to_transform, bias training and fan_in_fan_out are not supported",
+                          path);
         goto out;
     }
     const ws_json *tm = ws_json_get(r, "target_modules");
@@ -218,7 +240,8 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
     } else if (tm && tm->type == WS_JSON_STRING && !strcmp(tm->str, "all-linear")) {
         cfg.targets = (1u << WS_LORA_NT) - 1;
     } else {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: target_modules must be a list of projection names", path);
+        rc =
+            ws_error_set(err, WS_EUNSUPPORTED, "%s: target_modules must be a list of projection names", path);
         goto out;
     }
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
@@ -248,16 +271,19 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
             }
         }
         if (ti < 0 || layer < 0 || layer >= mc->n_layers || !(cfg.targets & (1u << ti))) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s' does not fit the adapter config or the base",
-                              path, t->name);
+            rc = ws_error_set(err, WS_EFORMAT,
+                              "%s: tensor '%.100s' does not fit the adapter config or the base", path,
+                              t->name);
             goto out;
         }
         int in, outd;
         ws_lora_dims(mc, ti, &in, &outd);
         int64_t e0 = ab == 'A' ? cfg.rank : outd, e1 = ab == 'A' ? in : cfg.rank;
-        if (t->ndim != 2 || t->shape[0] != e0 || t->shape[1] != e1 || t->dtype == WS_DT_I32 || t->dtype == WS_DT_I64) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s' has the wrong shape or dtype for this base",
-                              path, t->name);
+        if (t->ndim != 2 || t->shape[0] != e0 || t->shape[1] != e1 || t->dtype == WS_DT_I32 ||
+            t->dtype == WS_DT_I64) {
+            rc =
+                ws_error_set(err, WS_EFORMAT,
+                             "%s: tensor '%.100s' has the wrong shape or dtype for this base", path, t->name);
             goto out;
         }
         size_t idx = (size_t)layer * WS_LORA_NT + ti;
@@ -292,7 +318,7 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
         return ws_error_set(err, WS_EIO, "%s: %s", dir, strerror(errno));
     size_t n = 0, cap = (size_t)l->mcfg.n_layers * WS_LORA_NT * 2;
     ws_st_entry *e = ws_xcalloc(cap ? cap : 1, sizeof *e);
-    char (*names)[128] = ws_xcalloc(cap ? cap : 1, sizeof *names);
+    char(*names)[128] = ws_xcalloc(cap ? cap : 1, sizeof *names);
     for (int layer = 0; layer < l->mcfg.n_layers; layer++)
         for (int t = 0; t < WS_LORA_NT; t++) {
             size_t i = (size_t)layer * WS_LORA_NT + t;
@@ -301,9 +327,11 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
             int in, out;
             ws_lora_dims(&l->mcfg, t, &in, &out);
             for (int k = 0; k < 2; k++) {
-                snprintf(names[n], sizeof names[n], "base_model.model.model.layers.%d.%s.lora_%c.weight", layer,
-                         target_modules[t], k ? 'B' : 'A');
-                e[n] = (ws_st_entry){.name = names[n], .dtype = WS_DT_F32, .ndim = 2,
+                snprintf(names[n], sizeof names[n], "base_model.model.model.layers.%d.%s.lora_%c.weight",
+                         layer, target_modules[t], k ? 'B' : 'A');
+                e[n] = (ws_st_entry){.name = names[n],
+                                     .dtype = WS_DT_F32,
+                                     .ndim = 2,
                                      .shape = {k ? out : l->cfg.rank, k ? l->cfg.rank : in},
                                      .data = k ? l->B[i] : l->A[i]};
                 n++;
@@ -317,13 +345,17 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
     if (rc)
         return rc;
     ws_buf b = WS_BUF_INIT;
-    ws_buf_puts(&b, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"base_model_name_or_path\": ");
+    ws_buf_puts(
+        &b,
+        "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"base_model_name_or_path\": ");
     ws_json_put_cstr(&b, base_model_name);
-    ws_buf_printf(&b, ",\n  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"use_rslora\": %s,\n"
-                  "  \"use_dora\": false,\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
-                  "  \"init_lora_weights\": true,\n  \"inference_mode\": true,\n  \"modules_to_save\": null,\n"
-                  "  \"rank_pattern\": {},\n  \"alpha_pattern\": {},\n  \"target_modules\": [",
-                  l->cfg.rank, (double)l->cfg.alpha, (double)l->cfg.dropout, l->cfg.rslora ? "true" : "false");
+    ws_buf_printf(
+        &b,
+        ",\n  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"use_rslora\": %s,\n"
+        "  \"use_dora\": false,\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
+        "  \"init_lora_weights\": true,\n  \"inference_mode\": true,\n  \"modules_to_save\": null,\n"
+        "  \"rank_pattern\": {},\n  \"alpha_pattern\": {},\n  \"target_modules\": [",
+        l->cfg.rank, (double)l->cfg.alpha, (double)l->cfg.dropout, l->cfg.rslora ? "true" : "false");
     bool first = true;
     for (int t = 0; t < WS_LORA_NT; t++)
         if (l->cfg.targets & (1u << t)) {

@@ -21,19 +21,19 @@ typedef struct ws_lora_config {
     int rank;
     float alpha;
     float dropout;
-    unsigned targets;          /* bit (1 << WS_LORA_*) per projection */
-    bool rslora;               /* scale alpha/sqrt(r) instead of alpha/r */
+    unsigned targets; /* bit (1 << WS_LORA_*) per projection */
+    bool rslora;      /* scale alpha/sqrt(r) instead of alpha/r */
 } ws_lora_config;
 
 struct ws_lora {
     ws_lora_config cfg;
-    ws_model_config mcfg;      /* the base it fits */
+    ws_model_config mcfg; /* the base it fits */
     float scale;
     float **A, **B;            /* [n_layers * WS_LORA_NT]; NULL where not targeted; A[r,in], B[out,r] */
     float **gA, **gB;          /* gradients (same layout; NULL until ws_lora_enable_grads) */
     float *block, *grad_block; /* all A/B in one allocation (A then B per module), grads alike */
     size_t n_floats;
-    uint64_t rng;              /* dropout stream */
+    uint64_t rng; /* dropout stream */
 };
 typedef struct ws_lora ws_lora;
 

@@ -42,7 +42,11 @@ static void build_params(ws_model *m)
     char n[96];
     add_param(m, "model.embed_tokens.weight", 2, c->vocab_size, C);
     for (int l = 0; l < c->n_layers; l++) {
-#define P(suffix, nd, a, b) do { snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix); add_param(m, n, nd, a, b); } while (0)
+#define P(suffix, nd, a, b)                                                                                  \
+    do {                                                                                                     \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                              \
+        add_param(m, n, nd, a, b);                                                                           \
+    } while (0)
         P("input_layernorm.weight", 1, C, 0);
         P("self_attn.q_proj.weight", 2, HD, C);
         P("self_attn.k_proj.weight", 2, KD, C);
@@ -79,7 +83,10 @@ float **ws__model_param_slot(const ws_model *m, const ws_weights *w, int i)
     int l = atoi(name + strlen("model.layers."));
     const char *s = strchr(name + strlen("model.layers."), '.') + 1;
     ws_layer_weights *L = &w->layers[l];
-    static const struct { const char *suffix; size_t off; } map[] = {
+    static const struct {
+        const char *suffix;
+        size_t off;
+    } map[] = {
         {"input_layernorm.weight", offsetof(ws_layer_weights, attn_norm)},
         {"self_attn.q_proj.weight", offsetof(ws_layer_weights, wq)},
         {"self_attn.k_proj.weight", offsetof(ws_layer_weights, wk)},
@@ -156,7 +163,8 @@ uint64_t ws__splitmix(uint64_t *s)
 
 static float randn(uint64_t *s)
 {
-    double u1 = ((ws__splitmix(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (ws__splitmix(s) >> 11) / 9007199254740992.0;
+    double u1 = ((ws__splitmix(s) >> 11) + 1.0) / 9007199254740993.0,
+           u2 = (ws__splitmix(s) >> 11) / 9007199254740992.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
@@ -169,7 +177,8 @@ ws_model *ws_model_new(const ws_model_config *cfg, uint64_t seed)
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         float *p = m->block + m->params[i].offset;
-        bool norm = strstr(m->params[i].name, "norm") != NULL, bias = strstr(m->params[i].name, "bias") != NULL;
+        bool norm = strstr(m->params[i].name, "norm") != NULL,
+             bias = strstr(m->params[i].name, "bias") != NULL;
         for (size_t k = 0; k < m->params[i].numel; k++)
             p[k] = norm ? 1.0f : bias ? 0.0f : 0.02f * randn(&s);
     }
@@ -216,9 +225,10 @@ int ws_model_load(const char *dir, int flags, ws_model **out, ws_error *err)
         }
         if (t->numel != p->numel || t->ndim != p->ndim || t->shape[0] != p->shape[0] ||
             (p->ndim > 1 && t->shape[1] != p->shape[1])) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: weight '%s' has shape [%lld,%lld], expected [%lld,%lld]",
-                              dir, p->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0),
-                              (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 0));
+            rc =
+                ws_error_set(err, WS_EFORMAT, "%s: weight '%s' has shape [%lld,%lld], expected [%lld,%lld]",
+                             dir, p->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0),
+                             (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 0));
             break;
         }
         if (t->dtype != WS_DT_F32 && t->dtype != WS_DT_F16 && t->dtype != WS_DT_BF16) {
@@ -227,7 +237,7 @@ int ws_model_load(const char *dir, int flags, ws_model **out, ws_error *err)
             break;
         }
         if (!copy && t->dtype == WS_DT_F32 && ((uintptr_t)t->data % 4) == 0) {
-            *ws__model_param_slot(m, &m->w, i) = (float *)t->data;   /* zero-copy view into the mapping */
+            *ws__model_param_slot(m, &m->w, i) = (float *)t->data; /* zero-copy view into the mapping */
             continue;
         }
         if (!m->block)
@@ -317,10 +327,22 @@ static void proj_f32(const ws_model *m, int l, int t, const float **w, const flo
     ws_lora_dims(&m->cfg, t, in, out);
     *bias = NULL;
     switch (t) {
-    case WS_LORA_Q: *w = L->wq; *bias = L->bq; break;
-    case WS_LORA_K: *w = L->wk; *bias = L->bk; break;
-    case WS_LORA_V: *w = L->wv; *bias = L->bv; break;
-    case WS_LORA_O: *w = L->wo; *bias = L->bo; break;
+    case WS_LORA_Q:
+        *w = L->wq;
+        *bias = L->bq;
+        break;
+    case WS_LORA_K:
+        *w = L->wk;
+        *bias = L->bk;
+        break;
+    case WS_LORA_V:
+        *w = L->wv;
+        *bias = L->bv;
+        break;
+    case WS_LORA_O:
+        *w = L->wo;
+        *bias = L->bo;
+        break;
     case WS_LORA_GATE: *w = L->wg; break;
     case WS_LORA_UP: *w = L->wu; break;
     default: *w = L->wd; break;
@@ -345,7 +367,8 @@ void ws__proj_forward(const ws_model *m, int l, int t, float *out, const float *
         ws_matmul_forward(out, in, w, bias, N, ic, oc, beta);
 }
 
-void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout, int N)
+void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
+                             int N)
 {
     const float *w, *bias;
     int ic, oc;

@@ -50,30 +50,30 @@ typedef struct ws_param {
     int ndim;
     int64_t shape[2];
     size_t numel;
-    size_t offset;            /* floats from the start of a contiguous block */
+    size_t offset; /* floats from the start of a contiguous block */
 } ws_param;
 
 typedef struct ws_model {
     ws_model_config cfg;
-    ws_weights w;             /* parameter views */
-    ws_weights g;             /* gradient views (NULL pointers until ws_model_enable_grads) */
-    ws_param *params;         /* the canonical list (tied head not listed) */
+    ws_weights w;     /* parameter views */
+    ws_weights g;     /* gradient views (NULL pointers until ws_model_enable_grads) */
+    ws_param *params; /* the canonical list (tied head not listed) */
     int n_params;
-    size_t n_floats;          /* total parameter floats */
-    float *block;             /* owned parameter storage, or NULL when all are mapped */
-    bool contiguous;          /* every parameter lives in block at its offset */
+    size_t n_floats; /* total parameter floats */
+    float *block;    /* owned parameter storage, or NULL when all are mapped */
+    bool contiguous; /* every parameter lives in block at its offset */
     float *grad_block;
-    ws_safetensors *st;       /* kept open while weights point into it */
-    float *rope_cos, *rope_sin;   /* [max_pos, head_dim/2] */
-    bool quantized;           /* projections, embedding and head are in q (GGUF, read in place) */
+    ws_safetensors *st;         /* kept open while weights point into it */
+    float *rope_cos, *rope_sin; /* [max_pos, head_dim/2] */
+    bool quantized;             /* projections, embedding and head are in q (GGUF, read in place) */
     ws_qweights q;
-    ws_gguf *gguf;            /* kept open while weights point into it */
-    void *owned_q;            /* owned quantized rows (un-permuted Q/K) */
+    ws_gguf *gguf; /* kept open while weights point into it */
+    void *owned_q; /* owned quantized rows (un-permuted Q/K) */
 } ws_model;
 
 enum {
-    WS_LOAD_COPY = 1,         /* copy every weight into one owned f32 block (needed for full training;
-                                 for a GGUF file: the whole model dequantized) */
+    WS_LOAD_COPY = 1, /* copy every weight into one owned f32 block (needed for full training;
+                         for a GGUF file: the whole model dequantized) */
 };
 
 /* Loads DIR/config.json and the safetensors weights (single or sharded; F32/F16/BF16), or a
@@ -107,7 +107,7 @@ typedef struct ws_acts ws_acts;
 ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T);
 void ws_acts_free(ws_acts *a);
 size_t ws_acts_bytes(const ws_acts *a);
-float *ws_acts_logits(ws_acts *a);    /* [B*T, vocab] after forward (dlogits after backward) */
+float *ws_acts_logits(ws_acts *a); /* [B*T, vocab] after forward (dlogits after backward) */
 /* With on, a forward that has targets runs the output head on the rows that have a target
  * only (the loss needs no others): ws_acts_logits then holds those rows, in order. For LoRA
  * training (the head's own gradient is not needed); the trainer sets it. */
@@ -151,7 +151,7 @@ int ws_kv_cache_room(const ws_kv_cache *c);
  * the weights are read once for all of them. logits gets n*vocab floats (row s: sequence s).
  * The caches must be distinct; scratch of caches[0] is used. Errors: WS_ETOOBIG (a cache full),
  * WS_EINVAL (bad id). */
-int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches, const int32_t *tokens,
-                         int n, float *logits, ws_error *err);
+int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches,
+                         const int32_t *tokens, int n, float *logits, ws_error *err);
 
 #endif

@@ -15,8 +15,8 @@
 #include "nn/model_int.h"
 #include "nn/ops.h"
 
-#define GGUF_MAX_POS 32768   /* RoPE tables and caches are sized for at most this context */
-#define GGUF_MIN_POS 16      /* a shorter context cannot hold one chat turn */
+#define GGUF_MAX_POS 32768 /* RoPE tables and caches are sized for at most this context */
+#define GGUF_MIN_POS 16    /* a shorter context cannot hold one chat turn */
 
 typedef struct {
     const ws_gguf *g;
@@ -75,8 +75,8 @@ static int read_arch(meta_ctx *mc, ws_model_config *c)
         c->arch = WS_ARCH_QWEN2;
     else
         return ws_error_set(mc->err, WS_EUNSUPPORTED,
-                            "%s: general.architecture is '%.*s'; WhatStyle runs 'llama' and 'qwen2'", mc->name,
-                            (int)(n > 40 ? 40 : n), s);
+                            "%s: general.architecture is '%.*s'; WhatStyle runs 'llama' and 'qwen2'",
+                            mc->name, (int)(n > 40 ? 40 : n), s);
     memcpy(mc->arch, s, n);
     mc->arch[n] = 0;
     return 0;
@@ -102,7 +102,8 @@ static int read_rope(meta_ctx *mc, ws_model_config *c)
     if ((rc = meta_f32(mc, "rope.scaling.factor", true, 1.0f, &c->rope_factor)))
         return rc;
     if (!(c->rope_factor > 0))
-        return ws_error_set(mc->err, WS_EFORMAT, "%s: %s.rope.scaling.factor must be positive", mc->name, mc->arch);
+        return ws_error_set(mc->err, WS_EFORMAT, "%s: %s.rope.scaling.factor must be positive", mc->name,
+                            mc->arch);
     return 0;
 }
 
@@ -113,7 +114,8 @@ static int read_special_ids(meta_ctx *mc, ws_model_config *c)
     uint32_t v;
     int rc;
     c->bos_id = -1;
-    if (!(rc = ws_gguf_get_u32(mc->g, "tokenizer.ggml.bos_token_id", &v, mc->err)) && v < (uint32_t)c->vocab_size)
+    if (!(rc = ws_gguf_get_u32(mc->g, "tokenizer.ggml.bos_token_id", &v, mc->err)) &&
+        v < (uint32_t)c->vocab_size)
         c->bos_id = (int)v;
     else if (rc && rc != WS_ENOENT)
         return rc;
@@ -125,7 +127,8 @@ static int read_special_ids(meta_ctx *mc, ws_model_config *c)
         if (rc)
             return rc;
         if (v >= (uint32_t)c->vocab_size)
-            return ws_error_set(mc->err, WS_EFORMAT, "%s: %s = %u is outside the vocabulary", mc->name, eos_keys[i], v);
+            return ws_error_set(mc->err, WS_EFORMAT, "%s: %s = %u is outside the vocabulary", mc->name,
+                                eos_keys[i], v);
         bool dup = false;
         for (int k = 0; k < c->n_eos; k++)
             dup |= c->eos_ids[k] == (int)v;
@@ -156,19 +159,22 @@ static int read_config(const ws_gguf *g, const char *name, ws_model_config *c, w
     if ((rc = meta_u32(&mc, "expert_count", false, 0, &expert)))
         return rc;
     if (expert > 0)
-        return ws_error_set(err, WS_EUNSUPPORTED, "%s: %s.expert_count = %d: mixture-of-experts models are not run",
-                            name, mc.arch, expert);
+        return ws_error_set(err, WS_EUNSUPPORTED,
+                            "%s: %s.expert_count = %d: mixture-of-experts models are not run", name, mc.arch,
+                            expert);
     if (c->n_heads <= 0 || c->dim % c->n_heads)
-        return ws_error_set(err, WS_EFORMAT, "%s: %s.embedding_length %d is not a multiple of the %d heads", name,
-                            mc.arch, c->dim, c->n_heads);
+        return ws_error_set(err, WS_EFORMAT, "%s: %s.embedding_length %d is not a multiple of the %d heads",
+                            name, mc.arch, c->dim, c->n_heads);
     if ((rc = meta_u32(&mc, "attention.key_length", false, (uint32_t)(c->dim / c->n_heads), &key_len)))
         return rc;
     c->head_dim = key_len;
     if ((rc = meta_u32(&mc, "rope.dimension_count", false, (uint32_t)c->head_dim, &rope_dims)))
         return rc;
     if (rope_dims != c->head_dim)
-        return ws_error_set(err, WS_EUNSUPPORTED, "%s: %s.rope.dimension_count %d differs from the head size %d "
-                            "(partial rotary embeddings are not run)", name, mc.arch, rope_dims, c->head_dim);
+        return ws_error_set(err, WS_EUNSUPPORTED,
+                            "%s: %s.rope.dimension_count %d differs from the head size %d "
+                            "(partial rotary embeddings are not run)",
+                            name, mc.arch, rope_dims, c->head_dim);
     rc = ws_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n_tok, err);
     if (rc == WS_ENOENT)
         return ws_error_set(err, WS_EFORMAT, "%s: metadata 'tokenizer.ggml.tokens' is missing", name);
@@ -182,8 +188,9 @@ static int read_config(const ws_gguf *g, const char *name, ws_model_config *c, w
         return ws_error_set(err, WS_EFORMAT, "%s: %llu tokens but token_embd.weight has %d rows", name,
                             (unsigned long long)n_tok, c->vocab_size);
     if (c->max_pos < GGUF_MIN_POS)
-        return ws_error_set(err, WS_EFORMAT, "%s: %s.context_length %d is too short for a chat turn (at least %d)",
-                            name, mc.arch, c->max_pos, GGUF_MIN_POS);
+        return ws_error_set(err, WS_EFORMAT,
+                            "%s: %s.context_length %d is too short for a chat turn (at least %d)", name,
+                            mc.arch, c->max_pos, GGUF_MIN_POS);
     if (c->max_pos > GGUF_MAX_POS)
         c->max_pos = GGUF_MAX_POS;
     c->tied = ws_gguf_find_tensor(g, "output.weight") == NULL;
@@ -206,7 +213,7 @@ static int gguf_row(int r, int D)
 
 typedef struct {
     const ws_gguf_tensor *t;
-    bool permute;        /* llama Q/K: rows un-permuted */
+    bool permute; /* llama Q/K: rows un-permuted */
 } wref;
 
 static int find(const ws_gguf *g, const char *name, const char *tname, int n_dims, int64_t ne0, int64_t ne1,
@@ -220,8 +227,8 @@ static int find(const ws_gguf *g, const char *name, const char *tname, int n_dim
     for (int d = 1; d < t->n_dims; d++)
         rows *= t->ne[d];
     if ((n_dims == 1 && (rows != 1 || t->ne[0] != ne0)) || (n_dims == 2 && (t->ne[0] != ne0 || rows != ne1)))
-        return ws_error_set(err, WS_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
-                            tname, (long long)t->ne[0], (long long)rows, (long long)ne0,
+        return ws_error_set(err, WS_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
+                            name, tname, (long long)t->ne[0], (long long)rows, (long long)ne0,
                             (long long)(n_dims == 2 ? ne1 : 1));
     return 0;
 }
@@ -242,7 +249,8 @@ static void mat_f32(const ws_gguf_tensor *t, float *dst, int rows, int cols, int
     size_t rb = ws_qtype_row_bytes(t->type, cols);
     const uint8_t *base = t->data;
     for (int r = 0; r < rows; r++)
-        ws_dequant_row(t->type, base + (size_t)(perm_D ? gguf_row(r, perm_D) : r) * rb, dst + (size_t)r * cols, cols);
+        ws_dequant_row(t->type, base + (size_t)(perm_D ? gguf_row(r, perm_D) : r) * rb,
+                       dst + (size_t)r * cols, cols);
 }
 
 typedef struct {
@@ -250,12 +258,12 @@ typedef struct {
     const ws_gguf *g;
     const char *name;
     bool copy;
-    uint8_t *owned;      /* un-permuted quantized rows, filled in order */
+    uint8_t *owned; /* un-permuted quantized rows, filled in order */
     size_t owned_used;
     ws_error *err;
 } loader;
 
-static const char *const layer_names[WS_LORA_NT] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const layer_names[WS_LORA_NT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                     "ffn_gate", "ffn_up", "ffn_down"};
 
 /* The quantized matrix of a 2-D tensor; Q/K rows copied un-permuted into the owned area. */
@@ -270,8 +278,8 @@ static void qmat_of(loader *ld, const ws_gguf_tensor *t, int rows, int cols, int
         return;
     uint8_t *dst = ld->owned + ld->owned_used;
     for (int r = 0; r < rows; r++)
-        memcpy(dst + (size_t)r * q->row_bytes, (const uint8_t *)t->data + (size_t)gguf_row(r, perm_D) * q->row_bytes,
-               q->row_bytes);
+        memcpy(dst + (size_t)r * q->row_bytes,
+               (const uint8_t *)t->data + (size_t)gguf_row(r, perm_D) * q->row_bytes, q->row_bytes);
     ld->owned_used += (size_t)rows * q->row_bytes;
     q->data = dst;
 }
@@ -366,7 +374,8 @@ static int apply_rope_freqs(ws_model *m, const ws_gguf *g, const char *name, ws_
     if (!t)
         return 0;
     if (t->n_dims != 1 || t->ne[0] != half || t->type != WS_QT_F32)
-        return ws_error_set(err, WS_EFORMAT, "%s: tensor 'rope_freqs.weight' must be %d F32 values", name, half);
+        return ws_error_set(err, WS_EFORMAT, "%s: tensor 'rope_freqs.weight' must be %d F32 values", name,
+                            half);
     float f[512];
     ws_dequant_row(t->type, t->data, f, half);
     for (int i = 0; i < half; i++) {
@@ -469,7 +478,7 @@ out:
         return rc;
     }
     if (m->quantized)
-        m->gguf = g;        /* the weights point into its mapping */
+        m->gguf = g; /* the weights point into its mapping */
     else
         ws_gguf_close(g);
     *out = m;

@@ -19,7 +19,7 @@
 
 struct ws_kv_cache {
     int max_T, len, cap_n;
-    float *k, *v;             /* [L, max_T, KV*D] */
+    float *k, *v; /* [L, max_T, KV*D] */
     /* scratch for a chunk of up to cap_n tokens */
     float *x, *xn, *q, *att, *atty, *g, *u, *xa, *kc, *vc;
 };
@@ -47,8 +47,14 @@ void ws_kv_cache_free(ws_kv_cache *c)
     free(c);
 }
 
-void ws_kv_cache_reset(ws_kv_cache *c) { c->len = 0; }
-int ws_kv_cache_len(const ws_kv_cache *c) { return c->len; }
+void ws_kv_cache_reset(ws_kv_cache *c)
+{
+    c->len = 0;
+}
+int ws_kv_cache_len(const ws_kv_cache *c)
+{
+    return c->len;
+}
 void ws_kv_cache_truncate(ws_kv_cache *c, int len)
 {
     if (len >= 0 && len < c->len)
@@ -132,8 +138,8 @@ static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
         float *s = kc->att + (size_t)h * n * T;
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         for (int i = 0; i < n; i++)
-            attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale, s + (size_t)i * T,
-                       kc->atty + (size_t)i * HD + (size_t)h * D);
+            attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale,
+                       s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D);
     }
 }
 
@@ -142,7 +148,8 @@ static void step_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, in
 {
     attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0};
     /* worth a fork only when the context is long */
-    ws_parallel_for((size_t)H, (size_t)(start + n) * n * D >= 65536 ? 1 : (size_t)H, step_attention_heads, &j);
+    ws_parallel_for((size_t)H, (size_t)(start + n) * n * D >= 65536 ? 1 : (size_t)H, step_attention_heads,
+                    &j);
 }
 
 static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
@@ -167,12 +174,12 @@ static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
     }
 }
 
-static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H, int KV,
-                            int D, float scale)
+static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H,
+                            int KV, int D, float scale)
 {
     int HD = H * D, KD = KV * D, grp = H / KV, ctx = start + n;
     for (int h = 0; h < H; h++) {
-        float *s = kc->att + (size_t)h * n * kc->max_T;   /* [n, ctx] */
+        float *s = kc->att + (size_t)h * n * kc->max_T; /* [n, ctx] */
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         ws_sgemm(false, true, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD, 0.0f, s, ctx);
         attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx};
@@ -206,7 +213,8 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
     if (n <= 0)
         return ws_error_set(err, WS_EINVAL, "no tokens to run");
     if (kc->len + n > kc->max_T)
-        return ws_error_set(err, WS_ETOOBIG, "context of %d tokens is over the cache's %d", kc->len + n, kc->max_T);
+        return ws_error_set(err, WS_ETOOBIG, "context of %d tokens is over the cache's %d", kc->len + n,
+                            kc->max_T);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return ws_error_set(err, WS_EINVAL, "token id %d outside the vocabulary", (int)tokens[i]);
@@ -259,7 +267,10 @@ ws_kv_cache *ws_kv_cache_dup(const ws_model *m, const ws_kv_cache *src)
     return ws_kv_cache_dup_room(m, src, src->max_T);
 }
 
-int ws_kv_cache_room(const ws_kv_cache *c) { return c->max_T; }
+int ws_kv_cache_room(const ws_kv_cache *c)
+{
+    return c->max_T;
+}
 
 ws_kv_cache *ws_kv_cache_dup_room(const ws_model *m, const ws_kv_cache *src, int max_tokens)
 {
@@ -310,8 +321,8 @@ static void put_rows(ws_kv_cache *const *caches, int n, int l, const float *k, c
     }
 }
 
-int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches, const int32_t *tokens,
-                         int n, float *logits, ws_error *err)
+int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *const *caches,
+                         const int32_t *tokens, int n, float *logits, ws_error *err)
 {
     const ws_model_config *c = &m->cfg;
     if (n <= 0)
@@ -323,7 +334,7 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         if (tokens[s] < 0 || tokens[s] >= c->vocab_size)
             return ws_error_set(err, WS_EINVAL, "token id %d outside the vocabulary", (int)tokens[s]);
     }
-    ws_kv_cache *sc = caches[0];   /* its scratch serves the batch */
+    ws_kv_cache *sc = caches[0]; /* its scratch serves the batch */
     cache_scratch(m, sc, n);
     int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;

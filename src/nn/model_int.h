@@ -25,7 +25,8 @@ uint64_t ws__splitmix(uint64_t *s);
 /* out[N,out] = beta*out + in[N,in] W^T (+ bias) for projection t of layer l. */
 void ws__proj_forward(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta);
 /* dinp[N,in] = beta*dinp + dout[N,out] W for projection t of layer l. */
-void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout, int N);
+void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
+                             int N);
 /* x[n,C] = rows ids of the token embedding. */
 void ws__embed(const ws_model *m, float *x, const int32_t *ids, int n);
 /* logits[n,V] = xn[n,C] head^T. */
@@ -35,6 +36,7 @@ void ws__head_backward_input(const ws_model *m, float *dxn, const float *dlogits
 
 /* y[N,out] += scale * x A^T B^T for adapter target t of layer l (inference: no dropout);
  * xa is scratch of N * rank floats. Nothing when lo is NULL or does not adapt (l, t). */
-void ws__lora_apply(const ws_lora *lo, int l, int t, float *y, const float *x, int N, int in, int out, float *xa);
+void ws__lora_apply(const ws_lora *lo, int l, int t, float *y, const float *x, int N, int in, int out,
+                    float *xa);
 
 #endif

@@ -24,28 +24,27 @@ typedef struct {
 } layer_acts;
 
 struct ws_acts {
-    int maxB, maxT;          /* allocated for */
-    int B, T;                /* of the last forward */
+    int maxB, maxT; /* allocated for */
+    int B, T;       /* of the last forward */
     size_t bytes;
-    float *res;              /* [L+1, N, C] residual stream */
+    float *res; /* [L+1, N, C] residual stream */
     layer_acts *L;
     float *xf, *rstdf, *logits;
     const int32_t *inputs;
     int32_t *targets;
-    int count;               /* counted targets of the last forward */
-    bool head_on_targets;    /* logits only for rows with a target (ws_acts_head_on_targets) */
-    int n_head;              /* rows the head ran on in the last forward */
-    int32_t *head_rows;      /* their indices [N] */
-    float *xsel;             /* their final-norm outputs, then their gradients [N, C] */
+    int count;            /* counted targets of the last forward */
+    bool head_on_targets; /* logits only for rows with a target (ws_acts_head_on_targets) */
+    int n_head;           /* rows the head ran on in the last forward */
+    int32_t *head_rows;   /* their indices [N] */
+    float *xsel;          /* their final-norm outputs, then their gradients [N, C] */
     /* LoRA */
-    float **lxa, **lxd;      /* [L*NT]: x A^T [N,r]; dropped input [N,in] (dropout only) */
+    float **lxa, **lxd; /* [L*NT]: x A^T [N,r]; dropped input [N,in] (dropout only) */
     uint64_t *lseed;
     int lrank;
     /* backward scratch */
     float *dres, *dxn, *dh, *dq, *dk, *dv, *datty, *lse, *ldxa, *ltmp;
     float *block;
 };
-
 
 ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
 {
@@ -58,9 +57,9 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->L = ws_xcalloc(L, sizeof *a->L);
     size_t r = lora ? (size_t)lora->cfg.rank : 0, maxin = C > F ? C : F;
     maxin = maxin > HD ? maxin : HD;
-    size_t total = (L + 1) * N * C + L * (N * (4 * C + HD * 2 + 2 * KD + 3 * F + 2) + (size_t)B * c->n_heads * T * T) +
-                   N * C + N + N * V + N * C * 2 + N * F + N * HD * 2 + N * KD * 2 + N +
-                   L * 64 * 16 + 64 * 32;
+    size_t total = (L + 1) * N * C +
+                   L * (N * (4 * C + HD * 2 + 2 * KD + 3 * F + 2) + (size_t)B * c->n_heads * T * T) + N * C +
+                   N + N * V + N * C * 2 + N * F + N * HD * 2 + N * KD * 2 + N + L * 64 * 16 + 64 * 32;
     if (lora) {
         for (size_t l = 0; l < L; l++)
             for (int t = 0; t < WS_LORA_NT; t++)
@@ -123,7 +122,7 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
         a->ltmp = ws__take(&cur, N * maxin);
     }
     if ((size_t)(cur - a->block) > total)
-        abort();   /* sizing bug */
+        abort(); /* sizing bug */
     return a;
 }
 
@@ -142,9 +141,18 @@ void ws_acts_free(ws_acts *a)
     free(a);
 }
 
-size_t ws_acts_bytes(const ws_acts *a) { return a->bytes; }
-float *ws_acts_logits(ws_acts *a) { return a->logits; }
-void ws_acts_head_on_targets(ws_acts *a, bool on) { a->head_on_targets = on; }
+size_t ws_acts_bytes(const ws_acts *a)
+{
+    return a->bytes;
+}
+float *ws_acts_logits(ws_acts *a)
+{
+    return a->logits;
+}
+void ws_acts_head_on_targets(ws_acts *a, bool on)
+{
+    a->head_on_targets = on;
+}
 
 /* ---------------------------------------------------------------- LoRA terms */
 
@@ -194,7 +202,7 @@ static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const flo
     ws_sgemm(false, false, N, r, out, lo->scale, dy, out, lo->B[idx], r, 0.0f, a->ldxa, r);
     ws_sgemm(true, false, r, in, N, 1.0f, a->ldxa, r, xin, in, 1.0f, lo->gA[idx], in);
     if (!dx)
-        return;   /* nothing below needs a gradient */
+        return; /* nothing below needs a gradient */
     if (lo->cfg.dropout > 0) {
         ws_sgemm(false, false, N, in, r, 1.0f, a->ldxa, r, lo->A[idx], in, 0.0f, a->ltmp, in);
         float p = lo->cfg.dropout, keep = 1.0f / (1.0f - p);
@@ -216,7 +224,8 @@ static void mm_dx(int cat, const ws_model *m, int l, int t, float *dinp, float b
 }
 
 /* dW (and dbias) of a product, added; nothing when both are NULL (frozen base) */
-static void mm_dw(int cat, float *dw, float *dbias, const float *dout, const float *inp, int N, int IC, int OC)
+static void mm_dw(int cat, float *dw, float *dbias, const float *dout, const float *inp, int N, int IC,
+                  int OC)
 {
     if (dw || dbias)
         WS_PROF(cat, ws_matmul_backward(NULL, dw, dbias, dout, inp, NULL, N, IC, OC));
@@ -246,29 +255,38 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_Q, la->q, la->xn1, N, 0.0f););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_K, la->k, la->xn1, N, 0.0f););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_V, la->v, la->xn1, N, 0.0f););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_Q, la->q, la->xn1, N, C, HD, training, NULL, NULL););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_K, la->k, la->xn1, N, C, KD, training, NULL, NULL););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_V, la->v, la->xn1, N, C, KD, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_Q, la->q, la->xn1, N, C, HD, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_K, la->k, la->xn1, N, C, KD, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_V, la->v, la->xn1, N, C, KD, training, NULL, NULL););
         WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->q, NULL, N, T, H, D, m->rope_cos, m->rope_sin););
         WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->k, NULL, N, T, KV, D, m->rope_cos, m->rope_sin););
-        WS_PROF(WS_PROF_ATTN_FWD, ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
+        WS_PROF(WS_PROF_ATTN_FWD,
+                ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
         WS_PROF(WS_PROF_COPY, memcpy(la->mid, x, (size_t)N * C * sizeof(float)););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_O, la->mid, la->atty, N, 1.0f););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_O, la->mid, la->atty, N, HD, C, training, NULL, NULL););
-        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(la->xn2, la->rstd2, la->mid, w->mlp_norm, N, C, c->norm_eps););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_O, la->mid, la->atty, N, HD, C, training, NULL, NULL););
+        WS_PROF(WS_PROF_RMSNORM,
+                ws_rmsnorm_forward(la->xn2, la->rstd2, la->mid, w->mlp_norm, N, C, c->norm_eps););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_GATE, la->g, la->xn2, N, 0.0f););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_UP, la->u, la->xn2, N, 0.0f););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_GATE, la->g, la->xn2, N, C, F, training, NULL, NULL););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_UP, la->u, la->xn2, N, C, F, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_GATE, la->g, la->xn2, N, C, F, training, NULL, NULL););
+        WS_PROF(WS_PROF_LORA,
+                lora_fwd(lora, a, l, WS_LORA_UP, la->u, la->xn2, N, C, F, training, NULL, NULL););
         WS_PROF(WS_PROF_SWIGLU, ws_swiglu_forward(la->h, la->g, la->u, (size_t)N * F););
         WS_PROF(WS_PROF_COPY, memcpy(xo, la->mid, (size_t)N * C * sizeof(float)););
         WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_DOWN, xo, la->h, N, 1.0f););
         WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_DOWN, xo, la->h, N, F, C, training, NULL, NULL););
     }
-    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C, m->w.final_norm, N, C, c->norm_eps););
+    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C,
+                                                m->w.final_norm, N, C, c->norm_eps););
     a->count = 0;
     a->n_head = N;
-    if (targets && a->head_on_targets) {   /* the head on the rows with a target only */
+    if (targets && a->head_on_targets) { /* the head on the rows with a target only */
         int M = 0;
         for (int i = 0; i < N; i++)
             if (targets[i] >= 0) {
@@ -288,7 +306,8 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
         int cnt = 0;
         double sum = 0;
         if (a->n_head)
-            WS_PROF(WS_PROF_CE_FWD, sum = ws_crossentropy_forward(a->logits, a->targets, a->n_head, V, &cnt, a->lse));
+            WS_PROF(WS_PROF_CE_FWD,
+                    sum = ws_crossentropy_forward(a->logits, a->targets, a->n_head, V, &cnt, a->lse));
         a->count = cnt;
         if (loss)
             *loss = cnt ? (float)(sum / cnt) : 0.0f;
@@ -296,7 +315,10 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     return 0;
 }
 
-static bool adapted(const ws_lora *lo, int l, int t) { return lo && lo->A[l * WS_LORA_NT + t]; }
+static bool adapted(const ws_lora *lo, int l, int t)
+{
+    return lo && lo->A[l * WS_LORA_NT + t];
+}
 
 void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
 {
@@ -321,19 +343,21 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
             return;
     }
     int M = a->n_head;
-    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, M, V, loss_scale / (float)a->count, a->lse));
+    WS_PROF(WS_PROF_CE_BWD,
+            ws_crossentropy_backward(a->logits, a->targets, M, V, loss_scale / (float)a->count, a->lse));
     if (M == N) {
         WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->dxn, a->logits, N));
-    } else {   /* rows without a target have no gradient from the head */
+    } else { /* rows without a target have no gradient from the head */
         WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->xsel, a->logits, M));
         WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float));
-                for (int r = 0; r < M; r++) memcpy(a->dxn + (size_t)a->head_rows[r] * C, a->xsel + (size_t)r * C,
-                                                   (size_t)C * sizeof(float)));
+                for (int r = 0; r < M; r++) memcpy(a->dxn + (size_t)a->head_rows[r] * C,
+                                                   a->xsel + (size_t)r * C, (size_t)C * sizeof(float)));
     }
     mm_dw(WS_PROF_HEAD_DW, full ? g->lm_head : NULL, NULL, a->logits, a->xf, N, C, V);
     WS_PROF(WS_PROF_COPY, memset(a->dres, 0, (size_t)N * C * sizeof(float)));
-    WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn,
-                                                 a->res + (size_t)c->n_layers * N * C, m->w.final_norm, a->rstdf, N, C));
+    WS_PROF(WS_PROF_RMSNORM,
+            ws_rmsnorm_backward(a->dres, full ? g->final_norm : NULL, a->dxn,
+                                a->res + (size_t)c->n_layers * N * C, m->w.final_norm, a->rstdf, N, C));
     for (int l = c->n_layers - 1; l >= lowest; l--) {
         const ws_layer_weights *w = &m->w.layers[l];
         ws_layer_weights *gl = full ? &g->layers[l] : NULL;
@@ -352,7 +376,8 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
             mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_DOWN, a->dh, 0.0f, a->dres, N);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wd : NULL, NULL, a->dres, la->h, N, F, C);
         if (lora)
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
+            WS_PROF(WS_PROF_LORA,
+                    lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
         if (!need_dh)
             break;
         /* dG, dU overwrite G, U (backward runs once per forward; it already turned the logits
@@ -366,25 +391,29 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, dg, la->xn2, N, C, F);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, du, la->xn2, N, C, F);
         if (lora) {
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, dg, la->xn2, N, C, F));
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, du, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA,
+                    lora_bwd(lora, a, l, WS_LORA_GATE, need_attn ? a->dxn : NULL, dg, la->xn2, N, C, F));
+            WS_PROF(WS_PROF_LORA,
+                    lora_bwd(lora, a, l, WS_LORA_UP, need_attn ? a->dxn : NULL, du, la->xn2, N, C, F));
         }
         if (!need_attn)
             break;
-        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid, w->mlp_norm,
-                                                     la->rstd2, N, C));
+        WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->mlp_norm : NULL, a->dxn, la->mid,
+                                                     w->mlp_norm, la->rstd2, N, C));
         /* attention: mid = x + atty Wo^T */
         if (need_qkv)
             mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_O, a->datty, 0.0f, a->dres, N);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, N, HD, C);
         if (lora)
-            WS_PROF(WS_PROF_LORA, lora_bwd(lora, a, l, WS_LORA_O, need_qkv ? a->datty : NULL, a->dres, la->atty, N, HD, C));
+            WS_PROF(WS_PROF_LORA,
+                    lora_bwd(lora, a, l, WS_LORA_O, need_qkv ? a->datty : NULL, a->dres, la->atty, N, HD, C));
         if (!need_qkv)
             break;
         WS_PROF(WS_PROF_COPY, memset(a->dq, 0, (size_t)N * HD * sizeof(float));
-                memset(a->dk, 0, (size_t)N * KD * sizeof(float)); memset(a->dv, 0, (size_t)N * KD * sizeof(float)));
-        WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k, la->v, B,
-                                                        T, H, KV, D));
+                memset(a->dk, 0, (size_t)N * KD * sizeof(float));
+                memset(a->dv, 0, (size_t)N * KD * sizeof(float)));
+        WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k,
+                                                        la->v, B, T, H, KV, D));
         WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
                 ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin));
         if (!bottom) {
@@ -402,14 +431,15 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
                     lora_bwd(lora, a, l, WS_LORA_V, dxn, a->dv, la->xn1, N, C, KD));
         }
         if (!bottom)
-            WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x, w->attn_norm,
-                                                         la->rstd1, N, C));
+            WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_backward(a->dres, full ? gl->attn_norm : NULL, a->dxn, x,
+                                                         w->attn_norm, la->rstd1, N, C));
     }
     if (full)
         WS_PROF(WS_PROF_EMBED, ws_embedding_backward(g->embed, a->dres, a->inputs, N, C));
 }
 
-void ws__lora_apply(const ws_lora *lo, int l, int t, float *y, const float *x, int N, int in, int out, float *xa)
+void ws__lora_apply(const ws_lora *lo, int l, int t, float *y, const float *x, int N, int in, int out,
+                    float *xa)
 {
     lora_fwd(lo, NULL, l, t, y, x, N, in, out, false, xa, NULL);
 }

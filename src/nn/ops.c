@@ -30,7 +30,7 @@ typedef struct {
     float *C;
 } gemm_job;
 
-#define GEMM_UNIT 16   /* rows or columns per unit of the split */
+#define GEMM_UNIT 16 /* rows or columns per unit of the split */
 
 static void gemm_part(void *p, size_t lo, size_t hi, int chunk)
 {
@@ -51,12 +51,13 @@ static void gemm_part(void *p, size_t lo, size_t hi, int chunk)
         C += (size_t)a * j->ldc;
         M = b - a;
     }
-    ws__blas()->cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, M, N, j->K,
-                j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+    ws__blas()->cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+                            j->tb ? CblasTrans : CblasNoTrans, M, N, j->K, j->alpha, A, j->lda, B, j->ldb,
+                            j->beta, C, j->ldc);
 }
 
-void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-              float beta, float *C, int ldc)
+void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
@@ -92,12 +93,12 @@ static void gemv_part(void *p, size_t lo, size_t hi, int chunk)
     size_t a = lo * GEMM_UNIT, b = hi * GEMM_UNIT;
     b = b > (size_t)j->OC ? (size_t)j->OC : b;
     if (a < b)
-        ws__blas()->cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(b - a), j->IC, 1.0f, j->w + a * j->IC, j->IC, j->x, 1, j->beta,
-                    j->out + a, 1);
+        ws__blas()->cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(b - a), j->IC, 1.0f, j->w + a * j->IC,
+                                j->IC, j->x, 1, j->beta, j->out + a, 1);
 }
 
-void ws_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
-                       int OC, float beta)
+void ws_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC,
+                       float beta)
 {
     if (N <= 0)
         return;
@@ -191,7 +192,7 @@ static void rms_bwd_rows(void *p, size_t lo, size_t hi, int chunk)
 static void rms_dw_cols(void *p, size_t lo, size_t hi, int chunk)
 {
     const rms_job *j = p;
-    int C = j->C, N = (int)j->eps;   /* N travels in eps for this job */
+    int C = j->C, N = (int)j->eps; /* N travels in eps for this job */
     for (int r = 0; r < N; r++) {
         const float *x = j->inp + (size_t)r * C, *dy = j->dout + (size_t)r * C;
         float s = j->srstd[r];
@@ -291,7 +292,7 @@ void ws_rope_backward(float *dx, const int32_t *pos, int N, int T, int n_heads, 
 typedef struct {
     float *h, *dg, *du;
     const float *g, *u, *dh;
-    float keep;   /* 1: backward adds to dg, du; 0: overwrites them */
+    float keep; /* 1: backward adds to dg, du; 0: overwrites them */
 } swiglu_job;
 
 static void swiglu_fwd_range(void *p, size_t lo, size_t hi, int chunk)
@@ -336,7 +337,7 @@ static void swiglu_bwd_range(void *p, size_t lo, size_t hi, int chunk)
     }
     for (size_t i = lo; i < hi; i++) {
         float g = gv[i], sg = 1.0f / (1.0f + ws_vexpf(-g)), silu = g * sg;
-        float vu = dh[i] * silu, vg = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg));   /* read before written */
+        float vu = dh[i] * silu, vg = dh[i] * u[i] * sg * (1.0f + g * (1.0f - sg)); /* read before written */
         if (du)
             du[i] = j->keep != 0.0f ? du[i] + vu : vu;
         if (dg)
@@ -358,7 +359,7 @@ void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *
 
 /* Attention works on causal row blocks: rows [r0, r1) of a head only see keys [0, r1), so the
  * products skip the masked upper triangle except inside the diagonal block. */
-#define ATT_BLOCK 32   /* 32 measured ~6% faster than 64 for T = 256, D = 64 (fewer masked FLOPs) */
+#define ATT_BLOCK 32 /* 32 measured ~6% faster than 64 for T = 256, D = 64 (fewer masked FLOPs) */
 
 typedef struct {
     float *out, *att, *dq, *dk, *dv;
@@ -406,19 +407,27 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
             int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, m = r1 - r0;
             float *ab = a + (size_t)r0 * T;
-            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale, qb + (size_t)r0 * qs, qs, kb,
-                        ks, 0.0f, ab, T);
+            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale,
+                                    qb + (size_t)r0 * qs, qs, kb, ks, 0.0f, ab, T);
             causal_softmax_block(a, T, r0, r1);
-            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks, 0.0f,
-                        ob + (size_t)r0 * qs, qs);
+            ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks,
+                                    0.0f, ob + (size_t)r0 * qs, qs);
         }
     }
 }
 
-void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          int B, int T, int H, int KV, int D)
+void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
+                          int T, int H, int KV, int D)
 {
-    attn_job j = {.out = out, .att = att, .q = q, .k = k, .v = v, .T = T, .H = H, .KV = KV, .D = D,
+    attn_job j = {.out = out,
+                  .att = att,
+                  .q = q,
+                  .k = k,
+                  .v = v,
+                  .T = T,
+                  .H = H,
+                  .KV = KV,
+                  .D = D,
                   .scale = 1.0f / sqrtf((float)D)};
     ws_parallel_for((size_t)B * H, 1, attn_fwd_heads, &j);
 }
@@ -442,8 +451,10 @@ static void attn_bwd_groups(void *p, size_t lo, size_t hi, int chunk)
                 int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, m = r1 - r0;
                 const float *ab = a + (size_t)r0 * T, *dob = jb->dout + qo + (size_t)r0 * qs;
                 /* dP = dO V^T ; dV += P^T dO */
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob, qs, vb, ks, 0.0f, dp, T);
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, ab, T, dob, qs, 1.0f, dvb, ks);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob, qs, vb,
+                                        ks, 0.0f, dp, T);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, ab, T, dob,
+                                        qs, 1.0f, dvb, ks);
                 /* dS = P * (dP - rowsum(P * dP)) */
                 for (int i = 0; i < m; i++) {
                     const float *pr = ab + (size_t)i * T;
@@ -459,21 +470,32 @@ static void attn_bwd_groups(void *p, size_t lo, size_t hi, int chunk)
                         dr[j] = 0;
                 }
                 /* dQ += scale dS K ; dK += scale dS^T Q */
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dp, T, kb, ks, 1.0f,
-                            jb->dq + qo + (size_t)r0 * qs, qs);
-                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dp, T, jb->q + qo + (size_t)r0 * qs,
-                            qs, 1.0f, dkb, ks);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dp, T, kb,
+                                        ks, 1.0f, jb->dq + qo + (size_t)r0 * qs, qs);
+                ws__blas()->cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dp, T,
+                                        jb->q + qo + (size_t)r0 * qs, qs, 1.0f, dkb, ks);
             }
         }
     }
     free(dp);
 }
 
-void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                           const float *k, const float *v, int B, int T, int H, int KV, int D)
+void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B, int T, int H, int KV, int D)
 {
-    attn_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T, .H = H,
-                  .KV = KV, .D = D, .scale = 1.0f / sqrtf((float)D)};
+    attn_job j = {.dq = dq,
+                  .dk = dk,
+                  .dv = dv,
+                  .dout = dout,
+                  .catt = att,
+                  .q = q,
+                  .k = k,
+                  .v = v,
+                  .T = T,
+                  .H = H,
+                  .KV = KV,
+                  .D = D,
+                  .scale = 1.0f / sqrtf((float)D)};
     ws_parallel_for((size_t)B * KV, 1, attn_bwd_groups, &j);
 }
 
@@ -550,7 +572,8 @@ static void ce_fwd_rows(void *p, size_t lo, size_t hi, int chunk)
     j->cnt[chunk] = cnt;
 }
 
-double ws_crossentropy_forward(const float *logits, const int32_t *targets, int N, int V, int *count, float *lse)
+double ws_crossentropy_forward(const float *logits, const int32_t *targets, int N, int V, int *count,
+                               float *lse)
 {
     ce_job j = {.clogits = logits, .lse = lse, .targets = targets, .V = V};
     ws_parallel_for((size_t)N, rows_min((size_t)V), ce_fwd_rows, &j);
@@ -583,7 +606,8 @@ static void ce_bwd_rows(void *p, size_t lo, size_t hi, int chunk)
     }
 }
 
-void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale, const float *lse)
+void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale,
+                              const float *lse)
 {
     ce_job j = {.logits = logits, .clse = lse, .targets = targets, .V = V, .scale = scale};
     ws_parallel_for((size_t)N, rows_min((size_t)V), ce_bwd_rows, &j);

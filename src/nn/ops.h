@@ -13,12 +13,12 @@
 /* C[M,N] = alpha op(A) op(B) + beta C (row-major; op transposes when ta/tb), through OpenBLAS
  * on one thread per part, the rows (or, when wider, the columns) of C split over the engine's
  * pool. All the engine's products go through here so that only the pool's threads run. */
-void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-              float beta, float *C, int ldc);
+void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
 
 /* out[N,OC] = inp[N,IC] * w[OC,IC]^T (+ bias[OC]); beta=0 overwrites out, beta=1 adds to it. */
-void ws_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
-                       int OC, float beta);
+void ws_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC,
+                       float beta);
 /* dinp += dout*w; dw += dout^T*inp; dbias += column sums of dout. */
 void ws_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int IC, int OC);
@@ -48,10 +48,11 @@ void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *
 /* Causal grouped-query attention. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
  * att[B,H,T,T] keeps the softmax probabilities for backward (only the causal blocks that
  * backward reads are written). Heads run in parallel on the pool. */
-void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          int B, int T, int H, int KV, int D);
-void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                           const float *k, const float *v, int B, int T, int H, int KV, int D);
+void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
+                          int T, int H, int KV, int D);
+void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B, int T, int H, int KV,
+                           int D);
 
 /* out[N,C] = table[ids[r]] ; backward adds rows of dout into dtable. */
 void ws_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
@@ -60,10 +61,12 @@ void ws_embedding_backward(float *dtable, const float *dout, const int32_t *ids,
 /* Cross-entropy over logits[N,V] with targets (negative = ignored). Returns the summed loss of
  * the counted rows; *count gets their number; lse[N] (may be NULL) gets each counted row's
  * log-sum-exp for the backward. */
-double ws_crossentropy_forward(const float *logits, const int32_t *targets, int N, int V, int *count, float *lse);
+double ws_crossentropy_forward(const float *logits, const int32_t *targets, int N, int V, int *count,
+                               float *lse);
 /* Turns logits into dlogits in place: (softmax - onehot) * scale; ignored rows become 0. lse is
  * the forward's (or NULL: computed again). */
-void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale, const float *lse);
+void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale,
+                              const float *lse);
 
 /* y[i] += x[i] */
 void ws_add_inplace(float *y, const float *x, size_t n);

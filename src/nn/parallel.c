@@ -7,15 +7,15 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 2000   /* sched_yield rounds before sleeping on the condition variable */
-#define CHUNKS_PER_THREAD 4   /* so a thread the machine holds back leaves little for the others to wait on */
+#define SPIN_ROUNDS 2000    /* sched_yield rounds before sleeping on the condition variable */
+#define CHUNKS_PER_THREAD 4 /* so a thread the machine holds back leaves little for the others to wait on */
 
-static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;   /* one fork-join at a time */
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER; /* one fork-join at a time */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[WS_MAX_THREADS];
-static int n_threads;            /* including the caller */
-static int n_workers;            /* started */
+static int n_threads; /* including the caller */
+static int n_workers; /* started */
 static atomic_uint generation;
 static atomic_int remaining;
 static atomic_bool quit;
@@ -24,7 +24,7 @@ static void *job_ctx;
 static size_t job_n;
 static int job_chunks;
 static atomic_int next_chunk;
-static unsigned start_generation[WS_MAX_THREADS];   /* what each worker has already seen */
+static unsigned start_generation[WS_MAX_THREADS]; /* what each worker has already seen */
 static _Thread_local bool in_pool;
 
 static void chunk_range(size_t n, int chunks, int c, size_t *lo, size_t *hi)
@@ -102,7 +102,7 @@ static void ensure_started(void)
         n_workers++;
     }
     if (n_workers < n_threads - 1)
-        n_threads = n_workers + 1;   /* could not start them all: use what we have */
+        n_threads = n_workers + 1; /* could not start them all: use what we have */
 }
 
 void ws_parallel_set_threads(int n)

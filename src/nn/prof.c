@@ -7,10 +7,11 @@ bool ws_prof_on;
 static double totals[WS_PROF_N];
 static long calls[WS_PROF_N];
 static const char *names[WS_PROF_N] = {
-    "matmul forward", "matmul backward dX", "matmul backward dW", "lm_head forward", "lm_head backward dX",
-    "lm_head backward dW", "attention forward", "attention backward", "rmsnorm fwd+bwd", "rope fwd+bwd",
-    "swiglu fwd+bwd", "cross-entropy forward", "cross-entropy backward", "lora terms fwd+bwd",
-    "embedding fwd+bwd", "copies and zeroing", "grad norm, clip, AdamW",
+    "matmul forward",         "matmul backward dX",  "matmul backward dW", "lm_head forward",
+    "lm_head backward dX",    "lm_head backward dW", "attention forward",  "attention backward",
+    "rmsnorm fwd+bwd",        "rope fwd+bwd",        "swiglu fwd+bwd",     "cross-entropy forward",
+    "cross-entropy backward", "lora terms fwd+bwd",  "embedding fwd+bwd",  "copies and zeroing",
+    "grad norm, clip, AdamW",
 };
 
 static clockid_t clock_id = CLOCK_MONOTONIC;
@@ -52,7 +53,7 @@ void ws_prof_report(FILE *f, double per)
     fprintf(f, "%-26s %10s %7s %8s\n", "op", "s/step", "share", "calls");
     for (int i = 0; i < WS_PROF_N; i++)
         if (calls[i])
-            fprintf(f, "%-26s %10.4f %6.1f%% %8.0f\n", names[i], totals[i] / per, all > 0 ? 100 * totals[i] / all : 0,
-                    calls[i] / per);
+            fprintf(f, "%-26s %10.4f %6.1f%% %8.0f\n", names[i], totals[i] / per,
+                    all > 0 ? 100 * totals[i] / all : 0, calls[i] / per);
     fprintf(f, "%-26s %10.4f\n", "total timed", all / per);
 }

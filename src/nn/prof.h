@@ -11,9 +11,24 @@
 #include <stdio.h>
 
 enum {
-    WS_PROF_MATMUL_FWD, WS_PROF_MATMUL_DX, WS_PROF_MATMUL_DW, WS_PROF_HEAD_FWD, WS_PROF_HEAD_DX, WS_PROF_HEAD_DW,
-    WS_PROF_ATTN_FWD, WS_PROF_ATTN_BWD, WS_PROF_RMSNORM, WS_PROF_ROPE, WS_PROF_SWIGLU, WS_PROF_CE_FWD,
-    WS_PROF_CE_BWD, WS_PROF_LORA, WS_PROF_EMBED, WS_PROF_COPY, WS_PROF_OPTIM, WS_PROF_N
+    WS_PROF_MATMUL_FWD,
+    WS_PROF_MATMUL_DX,
+    WS_PROF_MATMUL_DW,
+    WS_PROF_HEAD_FWD,
+    WS_PROF_HEAD_DX,
+    WS_PROF_HEAD_DW,
+    WS_PROF_ATTN_FWD,
+    WS_PROF_ATTN_BWD,
+    WS_PROF_RMSNORM,
+    WS_PROF_ROPE,
+    WS_PROF_SWIGLU,
+    WS_PROF_CE_FWD,
+    WS_PROF_CE_BWD,
+    WS_PROF_LORA,
+    WS_PROF_EMBED,
+    WS_PROF_COPY,
+    WS_PROF_OPTIM,
+    WS_PROF_N
 };
 
 extern bool ws_prof_on;
@@ -27,8 +42,17 @@ void ws_prof_add(int cat, double seconds);
 void ws_prof_report(FILE *f, double per);
 
 #define WS_PROF_BEGIN() double ws_prof_t0_ = ws_prof_on ? ws_prof_now() : 0.0
-#define WS_PROF_END(cat) do { if (ws_prof_on) ws_prof_add((cat), ws_prof_now() - ws_prof_t0_); } while (0)
+#define WS_PROF_END(cat)                                                                                     \
+    do {                                                                                                     \
+        if (ws_prof_on)                                                                                      \
+            ws_prof_add((cat), ws_prof_now() - ws_prof_t0_);                                                 \
+    } while (0)
 /* Times one statement. */
-#define WS_PROF(cat, stmt) do { WS_PROF_BEGIN(); stmt; WS_PROF_END(cat); } while (0)
+#define WS_PROF(cat, stmt)                                                                                   \
+    do {                                                                                                     \
+        WS_PROF_BEGIN();                                                                                     \
+        stmt;                                                                                                \
+        WS_PROF_END(cat);                                                                                    \
+    } while (0)
 
 #endif

@@ -85,7 +85,7 @@ static void store(float *o, float v, float beta)
 typedef struct {
     const ws_qmat *w;
     q_dot_fn dot;
-    q_dotn_fn dotn;   /* NULL: one dot per input row */
+    q_dotn_fn dotn; /* NULL: one dot per input row */
     const uint8_t *xq;
     size_t xq_bytes;
     const float *bias;
@@ -101,7 +101,7 @@ static void dot_rows(void *p, size_t lo, size_t hi, int chunk)
     for (size_t r = lo; r < hi; r++) {
         const uint8_t *wr = wrow(j->w, (int)r);
         float b = j->bias ? j->bias[r] : 0.0f;
-        if (j->dotn)   /* each weight block unpacked once for all the input rows */
+        if (j->dotn) /* each weight block unpacked once for all the input rows */
             j->dotn(IC, wr, j->xq, j->xq_bytes, j->N, v);
         else
             for (int n = 0; n < j->N; n++)
@@ -114,10 +114,17 @@ static void dot_rows(void *p, size_t lo, size_t hi, int chunk)
 static void forward_dots(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
 {
     ws_qtype dt = ws_qtype_dot_type(w->type);
-    dot_job j = {w,    ws__quant_dot_fn(w->type), ws__quant_dotn_fn(w->type), NULL, ws_qtype_row_bytes(dt, w->cols),
-                 bias, out, beta, N};
+    dot_job j = {w,
+                 ws__quant_dot_fn(w->type),
+                 ws__quant_dotn_fn(w->type),
+                 NULL,
+                 ws_qtype_row_bytes(dt, w->cols),
+                 bias,
+                 out,
+                 beta,
+                 N};
     if (dt == WS_QT_F32) {
-        j.xq = (const uint8_t *)inp;   /* f32 activations as they are */
+        j.xq = (const uint8_t *)inp; /* f32 activations as they are */
     } else {
         uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * j.xq_bytes);
         for (int n = 0; n < N; n++)
@@ -154,7 +161,8 @@ static void tile_rows(void *p, size_t lo, size_t hi, int chunk)
     }
 }
 
-static void forward_tiles(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
+static void forward_tiles(float *out, const float *inp, const ws_qmat *w, const float *bias, int N,
+                          float beta)
 {
     if (w->type == WS_QT_F32 && ((uintptr_t)w->data & 3) == 0) {
         ws_sgemm(false, true, N, w->rows, w->cols, 1.0f, inp, w->cols, (const float *)w->data, w->cols, beta,

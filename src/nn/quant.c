@@ -32,16 +32,11 @@ typedef struct {
  *   Q6_K: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d (256, 210)
  *   Q8_K: f32 d, 256 int8, 16 int16 block sums                (256 elems, 292 bytes) */
 static const qtype_info infos[WS_QT_COUNT] = {
-    [WS_QT_F32] = {"F32", 1, 4, true},
-    [WS_QT_F16] = {"F16", 1, 2, true},
-    [WS_QT_Q4_0] = {"Q4_0", 32, 18, true},
-    [WS_QT_Q4_1] = {"Q4_1", 32, 20, true},
-    [WS_QT_Q8_0] = {"Q8_0", 32, 34, true},
-    [WS_QT_Q8_1] = {"Q8_1", 32, 36, false},
-    [WS_QT_Q4_K] = {"Q4_K", 256, 144, true},
-    [WS_QT_Q5_K] = {"Q5_K", 256, 176, true},
-    [WS_QT_Q6_K] = {"Q6_K", 256, 210, true},
-    [WS_QT_Q8_K] = {"Q8_K", 256, 292, false},
+    [WS_QT_F32] = {"F32", 1, 4, true},       [WS_QT_F16] = {"F16", 1, 2, true},
+    [WS_QT_Q4_0] = {"Q4_0", 32, 18, true},   [WS_QT_Q4_1] = {"Q4_1", 32, 20, true},
+    [WS_QT_Q8_0] = {"Q8_0", 32, 34, true},   [WS_QT_Q8_1] = {"Q8_1", 32, 36, false},
+    [WS_QT_Q4_K] = {"Q4_K", 256, 144, true}, [WS_QT_Q5_K] = {"Q5_K", 256, 176, true},
+    [WS_QT_Q6_K] = {"Q6_K", 256, 210, true}, [WS_QT_Q8_K] = {"Q8_K", 256, 292, false},
     [WS_QT_BF16] = {"BF16", 1, 2, true},
 };
 
@@ -88,16 +83,12 @@ ws_qtype ws_qtype_dot_type(ws_qtype t)
 {
     switch (t) {
     case WS_QT_Q4_0:
-    case WS_QT_Q8_0:
-        return WS_QT_Q8_0;
-    case WS_QT_Q4_1:
-        return WS_QT_Q8_1;
+    case WS_QT_Q8_0: return WS_QT_Q8_0;
+    case WS_QT_Q4_1: return WS_QT_Q8_1;
     case WS_QT_Q4_K:
     case WS_QT_Q5_K:
-    case WS_QT_Q6_K:
-        return WS_QT_Q8_K;
-    default:
-        return WS_QT_F32;
+    case WS_QT_Q6_K: return WS_QT_Q8_K;
+    default: return WS_QT_F32;
     }
 }
 
@@ -120,7 +111,7 @@ static void merge(q_kernels *dst, const q_kernels *src)
             dst->quantize[t] = src->quantize[t];
         if (src->dot[t])
             dst->dot[t] = src->dot[t];
-        if (src->dot[t] || src->dotn[t])   /* a dotn goes with the dot it equals */
+        if (src->dot[t] || src->dotn[t]) /* a dotn goes with the dot it equals */
             dst->dotn[t] = src->dotn[t];
     }
 }
@@ -133,7 +124,7 @@ static void init_kernels(void)
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     unsigned eax, ebx, ecx = 0, edx;
-    bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);   /* clang lacks "f16c" here */
+    bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C); /* clang lacks "f16c" here */
     isa_ok[WS_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     isa_ok[WS_ISA_AVX512] = isa_ok[WS_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
                             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

@@ -20,13 +20,13 @@ typedef enum {
     WS_QT_Q4_0 = 2,
     WS_QT_Q4_1 = 3,
     WS_QT_Q8_0 = 8,
-    WS_QT_Q8_1 = 9,     /* activations only */
+    WS_QT_Q8_1 = 9, /* activations only */
     WS_QT_Q4_K = 12,
     WS_QT_Q5_K = 13,
     WS_QT_Q6_K = 14,
-    WS_QT_Q8_K = 15,    /* activations only */
+    WS_QT_Q8_K = 15, /* activations only */
     WS_QT_BF16 = 30,
-    WS_QT_COUNT = 40    /* ids are < this */
+    WS_QT_COUNT = 40 /* ids are < this */
 } ws_qtype;
 
 /* Name as GGML writes it ("Q4_1"), or NULL for an id we do not know at all. */

@@ -194,7 +194,8 @@ static inline __m256i wblock_dot(__m256i qx, __m256i sgn, const uint8_t *b, int 
     __m256i qy = _mm256_loadu_si256((const __m256i *)(b + (kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS)));
     if (kind == K_Q4_1)
         return dot_u8s8(qx, qy);
-    __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
+    __m256i p16 =
+        _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
@@ -219,16 +220,17 @@ static inline __m256 wside4(const uint8_t *a, size_t xs, int kind, __m256i wq[4]
 }
 
 /* One activation row's 4 blocks at b against the weight side. */
-static inline void step4(const __m256i wq[4], const __m256i sg[4], __m256 dx, const uint8_t *b, size_t ys, int kind,
-                         __m256 *acc0, __m256 *acc1, __m256 *accm)
+static inline void step4(const __m256i wq[4], const __m256i sg[4], __m256 dx, const uint8_t *b, size_t ys,
+                         int kind, __m256 *acc0, __m256 *acc1, __m256 *accm)
 {
     __m128i yh = headers4(b, ys);
-    __m256 d;   /* lane 2k (Q4_1) or k: block k's dx * dy */
+    __m256 d; /* lane 2k (Q4_1) or k: block k's dx * dy */
     if (kind == K_Q4_1) {
-        d = _mm256_mul_ps(dx, _mm256_cvtph_ps(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+        d = _mm256_mul_ps(dx, _mm256_cvtph_ps(yh)); /* [dd0, ms0, dd1, ms1, ...] */
         *accm = _mm256_add_ps(*accm, d);
     } else {
-        d = _mm256_castps128_ps256(_mm_mul_ps(_mm256_castps256_ps128(dx), _mm_cvtph_ps(_mm_shuffle_epi8(yh, LOWS))));
+        d = _mm256_castps128_ps256(
+            _mm_mul_ps(_mm256_castps256_ps128(dx), _mm_cvtph_ps(_mm_shuffle_epi8(yh, LOWS))));
     }
     int sh = kind == K_Q4_1 ? 1 : 0;
     for (int k = 0; k < 4; k++) {
@@ -242,8 +244,8 @@ static inline void step4(const __m256i wq[4], const __m256i sg[4], __m256 dx, co
 }
 
 /* The blocks from i on (fewer than 4), added to the accumulators of the 4-block steps. */
-static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m256 acc0, __m256 acc1,
-                               __m256 accm, int kind)
+static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m256 acc0,
+                               __m256 acc1, __m256 accm, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
@@ -255,7 +257,7 @@ static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const ui
             ms += h2f(a + Q4_1_M) * h2f(b + Q8_1_S);
     }
     float sum = hsum8(_mm256_add_ps(acc0, acc1));
-    if (kind == K_Q4_1) {   /* the odd lanes: m * s */
+    if (kind == K_Q4_1) { /* the odd lanes: m * s */
         __m256 odd = _mm256_and_ps(accm, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1)));
         sum += hsum8(odd) + ms;
     }
@@ -278,8 +280,8 @@ static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, in
 
 /* nx (a constant once inlined) activation rows bs bytes apart against one weight row, each
  * weight block unpacked once; bit for bit dot_blocks' results. */
-static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b, size_t bs,
-                                                              const int nx, float *out, int kind)
+static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b,
+                                                              size_t bs, const int nx, float *out, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
@@ -297,18 +299,18 @@ static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const u
         out[r] = dot_finish(nb, i, a, b + r * bs + (size_t)i * ys, acc0[r], acc1[r], accm[r], kind);
 }
 
-#define DOTN_KIND(name, kind)                                                                              \
-    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)               \
-    {                                                                                                      \
-        const uint8_t *b = x;                                                                              \
-        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                \
-            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                               \
-        if (nx == 3)                                                                                       \
-            dotn_blocks(n, w, b, bs, 3, out, kind);                                                        \
-        else if (nx == 2)                                                                                  \
-            dotn_blocks(n, w, b, bs, 2, out, kind);                                                        \
-        else if (nx == 1)                                                                                  \
-            out[0] = dot_blocks(n, w, b, kind);                                                            \
+#define DOTN_KIND(name, kind)                                                                                \
+    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)                 \
+    {                                                                                                        \
+        const uint8_t *b = x;                                                                                \
+        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                  \
+            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                                 \
+        if (nx == 3)                                                                                         \
+            dotn_blocks(n, w, b, bs, 3, out, kind);                                                          \
+        else if (nx == 2)                                                                                    \
+            dotn_blocks(n, w, b, bs, 2, out, kind);                                                          \
+        else if (nx == 1)                                                                                    \
+            out[0] = dot_blocks(n, w, b, kind);                                                              \
     }
 DOTN_KIND(dotn_q4_0, K_Q4_0)
 DOTN_KIND(dotn_q4_1, K_Q4_1)
@@ -357,13 +359,15 @@ static float dot_q45_k(int64_t n, const uint8_t *a, const uint8_t *b, int five)
             __m256i x0 = _mm256_and_si256(v, lo4), x1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
             if (five) {
                 x0 = _mm256_or_si256(x0, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
-                x1 = _mm256_or_si256(x1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                x1 = _mm256_or_si256(x1,
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
                 qh = _mm256_srli_epi16(qh, 2);
             }
             __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
             __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x0, y0), _mm256_set1_epi16((short)sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x1, y1), _mm256_set1_epi16((short)sc[2 * j + 1]));
+            __m256i p1 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(x1, y1), _mm256_set1_epi16((short)sc[2 * j + 1]));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         float yd = q_ldf(b);
@@ -405,7 +409,8 @@ static float dot_q6_k(int64_t n, const void *w, const void *x)
                 __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
                 __m256i q = _mm256_or_si256(lows[k], _mm256_slli_epi16(hb, 4));
                 __m256i y = _mm256_loadu_si256((const __m256i *)(b + Q8_K_QS + 128 * h + 32 * k));
-                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]),
+                                             _mm_set1_epi16(sc[8 * h + 2 * k]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), s));
             }
         }

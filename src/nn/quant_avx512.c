@@ -29,9 +29,10 @@ static inline __m512i load2x32(const uint8_t *p0, const uint8_t *p1)
 /* the 16-byte nibble arrays of two blocks -> 64 bytes 0..15, each block's 32 in element order */
 static inline __m512i nibbles2(const uint8_t *q0, const uint8_t *q1)
 {
-    __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)q1), _mm_loadu_si128((const __m128i *)q0));
+    __m256i both =
+        _mm256_set_m128i(_mm_loadu_si128((const __m128i *)q1), _mm_loadu_si128((const __m128i *)q0));
     __m512i z = _mm512_castsi256_si512(both);
-    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));   /* q0 q0 q1 q1 */
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0)); /* q0 q0 q1 q1 */
     z = _mm512_mask_blend_epi64(0xCC, z, _mm512_srli_epi16(z, 4));
     return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
 }
@@ -100,8 +101,10 @@ static inline __m256i headers8(const uint8_t *p, size_t stride)
 /* 16 halves to floats, in registers (gcc otherwise goes through the stack: a stall) */
 static inline __m512 cvt16(__m256i h)
 {
-    __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+    __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)),
+           hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
 }
 
 /* The weight side of 8 blocks: their bytes, two blocks per register, and their f16 headers
@@ -123,9 +126,9 @@ static inline void step8(const __m512i wq[4], __m512 dx, const uint8_t *b, size_
 {
     size_t yq = kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS;
     __m256i yh = headers8(b, ys);
-    __m512 d;   /* lanes 2k (Q4_1) or k (else): block k's dx * dy */
+    __m512 d; /* lanes 2k (Q4_1) or k (else): block k's dx * dy */
     if (kind == K_Q4_1) {
-        d = _mm512_mul_ps(dx, cvt16(yh));   /* [dd0, ms0, dd1, ms1, ...] */
+        d = _mm512_mul_ps(dx, cvt16(yh)); /* [dd0, ms0, dd1, ms1, ...] */
         *accm = _mm512_add_ps(*accm, d);
     } else {
         d = _mm512_castps256_ps512(
@@ -141,7 +144,8 @@ static inline void step8(const __m512i wq[4], __m512 dx, const uint8_t *b, size_
         if (kind == K_Q4_0)
             p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), y));
         else if (kind == K_Q8_0)
-            p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), y));
+            p = _mm512_sub_epi32(
+                p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), y));
         if (k & 1)
             *acc1 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(p), *acc1);
         else
@@ -151,8 +155,8 @@ static inline void step8(const __m512i wq[4], __m512 dx, const uint8_t *b, size_
 
 /* What is left of a row from block i on (fewer than 8 blocks), added to the accumulators of
  * the 8-block steps: pairs, then single blocks. */
-static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m512 acc0, __m512 acc1,
-                               __m512 accm, int kind)
+static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const uint8_t *b, __m512 acc0,
+                               __m512 acc1, __m512 accm, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
@@ -161,8 +165,8 @@ static inline float dot_finish(int64_t nb, int64_t i, const uint8_t *a, const ui
         acc0 = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(pair_dot(a, b, xs, ys, kind)), acc0);
         if (kind == K_Q4_1)
             for (int k = 0; k < 2; k++)
-                accm = _mm512_mask_add_ps(accm, 2, accm,
-                                          _mm512_set1_ps(h2f(a + k * xs + Q4_1_M) * h2f(b + k * ys + Q8_1_S)));
+                accm = _mm512_mask_add_ps(
+                    accm, 2, accm, _mm512_set1_ps(h2f(a + k * xs + Q4_1_M) * h2f(b + k * ys + Q8_1_S)));
     }
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (kind == K_Q4_1)
@@ -208,8 +212,8 @@ static inline float dot_blocks(int64_t n, const uint8_t *a, const uint8_t *b, in
 /* nx (a constant 1..Q_DOTN_MAX once inlined) activation rows bs bytes apart against one weight
  * row: each weight block is unpacked once for all of them; every result is bit for bit the one
  * dot_blocks gives (same operations in the same order). */
-static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b, size_t bs,
-                                                              const int nx, float *out, int kind)
+static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const uint8_t *a, const uint8_t *b,
+                                                              size_t bs, const int nx, float *out, int kind)
 {
     size_t xs = kind == K_Q4_1 ? Q4_1_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q8_0_BYTES;
     size_t ys = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES;
@@ -227,18 +231,18 @@ static inline __attribute__((always_inline)) void dotn_blocks(int64_t n, const u
         out[r] = dot_finish(nb, i, a, b + r * bs + (size_t)i * ys, acc0[r], acc1[r], accm[r], kind);
 }
 
-#define DOTN_KIND(name, kind)                                                                              \
-    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)               \
-    {                                                                                                      \
-        const uint8_t *b = x;                                                                              \
-        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                \
-            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                               \
-        if (nx == 3)                                                                                       \
-            dotn_blocks(n, w, b, bs, 3, out, kind);                                                        \
-        else if (nx == 2)                                                                                  \
-            dotn_blocks(n, w, b, bs, 2, out, kind);                                                        \
-        else if (nx == 1)                                                                                  \
-            out[0] = dot_blocks(n, w, b, kind);                                                            \
+#define DOTN_KIND(name, kind)                                                                                \
+    static void name(int64_t n, const void *w, const void *x, size_t bs, int nx, float *out)                 \
+    {                                                                                                        \
+        const uint8_t *b = x;                                                                                \
+        for (; nx >= Q_DOTN_MAX; nx -= Q_DOTN_MAX, b += Q_DOTN_MAX * bs, out += Q_DOTN_MAX)                  \
+            dotn_blocks(n, w, b, bs, Q_DOTN_MAX, out, kind);                                                 \
+        if (nx == 3)                                                                                         \
+            dotn_blocks(n, w, b, bs, 3, out, kind);                                                          \
+        else if (nx == 2)                                                                                    \
+            dotn_blocks(n, w, b, bs, 2, out, kind);                                                          \
+        else if (nx == 1)                                                                                    \
+            out[0] = dot_blocks(n, w, b, kind);                                                              \
     }
 DOTN_KIND(dotn_q4_0, K_Q4_0)
 DOTN_KIND(dotn_q4_1, K_Q4_1)
@@ -265,9 +269,9 @@ static inline __m512 round_away(__m512 x)
 {
     __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(x, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    __m512 step = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
-                                                      _mm512_and_si512(_mm512_castps_si512(x),
-                                                                       _mm512_set1_epi32((int)0x80000000u))));
+    __m512 step = _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
     return _mm512_mask_add_ps(t, up, t, step);
 }
 

@@ -10,17 +10,33 @@
 #include "nn/quant.h"
 
 /* Block layouts (GGML's), as byte offsets inside one block. */
-#define QK 32     /* elements of a Q4_0/Q4_1/Q8_0/Q8_1 block */
-#define QKK 256   /* elements of a k-quant super-block */
+#define QK 32   /* elements of a Q4_0/Q4_1/Q8_0/Q8_1 block */
+#define QKK 256 /* elements of a k-quant super-block */
 enum {
-    Q4_0_BYTES = 18, Q4_0_QS = 2,                       /* d; qs[16] */
-    Q4_1_BYTES = 20, Q4_1_M = 2, Q4_1_QS = 4,           /* d, m; qs[16] */
-    Q8_0_BYTES = 34, Q8_0_QS = 2,                       /* d; qs[32] */
-    Q8_1_BYTES = 36, Q8_1_S = 2, Q8_1_QS = 4,           /* d, s = d * sum(qs); qs[32] */
-    Q4_K_BYTES = 144, QK_DMIN = 2, QK_SCALES = 4, Q4_K_QS = 16,   /* d, dmin, scales[12], qs[128] */
-    Q5_K_BYTES = 176, Q5_K_QH = 16, Q5_K_QS = 48,       /* d, dmin, scales[12], qh[32], qs[128] */
-    Q6_K_BYTES = 210, Q6_K_QH = 128, Q6_K_SC = 192, Q6_K_D = 208,   /* ql[128], qh[64], sc[16], d */
-    Q8_K_BYTES = 292, Q8_K_QS = 4, Q8_K_BSUMS = 260,    /* f32 d; qs[256]; int16 bsums[16] */
+    Q4_0_BYTES = 18,
+    Q4_0_QS = 2, /* d; qs[16] */
+    Q4_1_BYTES = 20,
+    Q4_1_M = 2,
+    Q4_1_QS = 4, /* d, m; qs[16] */
+    Q8_0_BYTES = 34,
+    Q8_0_QS = 2, /* d; qs[32] */
+    Q8_1_BYTES = 36,
+    Q8_1_S = 2,
+    Q8_1_QS = 4, /* d, s = d * sum(qs); qs[32] */
+    Q4_K_BYTES = 144,
+    QK_DMIN = 2,
+    QK_SCALES = 4,
+    Q4_K_QS = 16, /* d, dmin, scales[12], qs[128] */
+    Q5_K_BYTES = 176,
+    Q5_K_QH = 16,
+    Q5_K_QS = 48, /* d, dmin, scales[12], qh[32], qs[128] */
+    Q6_K_BYTES = 210,
+    Q6_K_QH = 128,
+    Q6_K_SC = 192,
+    Q6_K_D = 208, /* ql[128], qh[64], sc[16], d */
+    Q8_K_BYTES = 292,
+    Q8_K_QS = 4,
+    Q8_K_BSUMS = 260, /* f32 d; qs[256]; int16 bsums[16] */
 };
 
 static inline uint16_t q_ld16(const uint8_t *p)
@@ -82,13 +98,13 @@ static inline uint16_t q_to_f16(float f)
     uint32_t u = q_f32_bits(f), sign = (u >> 16) & 0x8000, a = u & 0x7fffffffu;
     if (a > 0x7f800000u)
         return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x1ff));
-    if (a >= 0x477ff000u)   /* rounds to 65536 or more (or is infinite) */
+    if (a >= 0x477ff000u) /* rounds to 65536 or more (or is infinite) */
         return (uint16_t)(sign | 0x7c00);
-    if (a < 0x38800000u) {  /* below 2^-14: a half subnormal; the FPU rounds when adding 0.5 */
+    if (a < 0x38800000u) { /* below 2^-14: a half subnormal; the FPU rounds when adding 0.5 */
         float t = q_bits_f32(a) + 0.5f;
         return (uint16_t)(sign | (q_f32_bits(t) - 0x3f000000u));
     }
-    a += 0xc8000fffu + ((a >> 13) & 1);   /* rebias the exponent (-112 << 23) and round */
+    a += 0xc8000fffu + ((a >> 13) & 1); /* rebias the exponent (-112 << 23) and round */
     return (uint16_t)(sign | (a >> 13));
 }
 
@@ -131,7 +147,7 @@ typedef struct {
     q_dequant_fn dequant[WS_QT_COUNT];
     q_quantize_fn quantize[WS_QT_COUNT];
     q_dot_fn dot[WS_QT_COUNT];
-    q_dotn_fn dotn[WS_QT_COUNT];   /* NULL: the caller loops over dot */
+    q_dotn_fn dotn[WS_QT_COUNT]; /* NULL: the caller loops over dot */
 } q_kernels;
 
 /* The dot kernel in use for weight type wt (qmat.c calls it directly, once per row); NULL for a
@@ -141,8 +157,8 @@ q_dot_fn ws__quant_dot_fn(ws_qtype wt);
  * row is the same thing then). */
 q_dotn_fn ws__quant_dotn_fn(ws_qtype wt);
 
-void ws__quant_fill_scalar(q_kernels *k);   /* quant_ref.c: every entry */
-void ws__quant_fill_avx2(q_kernels *k);     /* quant_avx2.c: overrides its own entries */
-void ws__quant_fill_avx512(q_kernels *k);   /* quant_avx512.c */
+void ws__quant_fill_scalar(q_kernels *k); /* quant_ref.c: every entry */
+void ws__quant_fill_avx2(q_kernels *k);   /* quant_avx2.c: overrides its own entries */
+void ws__quant_fill_avx512(q_kernels *k); /* quant_avx512.c */
 
 #endif

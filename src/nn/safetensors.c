@@ -26,15 +26,17 @@ struct ws_safetensors {
     size_t n_maps;
     ws_st_tensor *tensors;
     size_t n, cap;
-    char **meta;               /* key, value pairs */
+    char **meta; /* key, value pairs */
     size_t n_meta;
 };
 
 size_t ws_dtype_size(ws_dtype dt)
 {
     switch (dt) {
-    case WS_DT_F32: case WS_DT_I32: return 4;
-    case WS_DT_F16: case WS_DT_BF16: return 2;
+    case WS_DT_F32:
+    case WS_DT_I32: return 4;
+    case WS_DT_F16:
+    case WS_DT_BF16: return 2;
     case WS_DT_I64: return 8;
     }
     return 0;
@@ -94,9 +96,7 @@ int ws_st_to_f32(const ws_st_tensor *t, float *dst)
 {
     const unsigned char *p = t->data;
     switch (t->dtype) {
-    case WS_DT_F32:
-        memcpy(dst, p, t->numel * 4);
-        return 0;
+    case WS_DT_F32: memcpy(dst, p, t->numel * 4); return 0;
     case WS_DT_F16:
         for (size_t i = 0; i < t->numel; i++) {
             uint16_t h;
@@ -111,8 +111,7 @@ int ws_st_to_f32(const ws_st_tensor *t, float *dst)
             dst[i] = ws_bf16_to_f32(h);
         }
         return 0;
-    default:
-        return WS_EINVAL;
+    default: return WS_EINVAL;
     }
 }
 
@@ -133,8 +132,14 @@ void ws_st_close(ws_safetensors *st)
     free(st);
 }
 
-size_t ws_st_count(const ws_safetensors *st) { return st->n; }
-const ws_st_tensor *ws_st_at(const ws_safetensors *st, size_t i) { return i < st->n ? &st->tensors[i] : NULL; }
+size_t ws_st_count(const ws_safetensors *st)
+{
+    return st->n;
+}
+const ws_st_tensor *ws_st_at(const ws_safetensors *st, size_t i)
+{
+    return i < st->n ? &st->tensors[i] : NULL;
+}
 
 const ws_st_tensor *ws_st_find(const ws_safetensors *st, const char *name)
 {
@@ -201,13 +206,13 @@ static int parse_image(ws_safetensors *st, const unsigned char *img, size_t len,
         const ws_json *shape = ws_json_get(v, "shape"), *offs = ws_json_get(v, "data_offsets");
         if (v->type != WS_JSON_OBJECT || !dts || !shape || shape->type != WS_JSON_ARRAY || !offs ||
             offs->type != WS_JSON_ARRAY || offs->len != 2) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s': missing dtype/shape/data_offsets",
-                              what, key);
+            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s': missing dtype/shape/data_offsets", what,
+                              key);
             goto out;
         }
         if (dtype_from(dts, &t.dtype)) {
-            rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: tensor '%.100s': unsupported dtype %.20s",
-                              what, key, dts);
+            rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: tensor '%.100s': unsupported dtype %.20s", what, key,
+                              dts);
             goto out;
         }
         if (shape->len > WS_ST_MAX_DIMS) {
@@ -233,8 +238,10 @@ static int parse_image(ws_safetensors *st, const unsigned char *img, size_t len,
         if (offs->items[0].type != WS_JSON_NUMBER || offs->items[1].type != WS_JSON_NUMBER || b < 0 ||
             e < b || e > (double)data_len || b != (double)(size_t)b || e != (double)(size_t)e ||
             (size_t)e - (size_t)b != numel * ws_dtype_size(t.dtype)) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s': data_offsets do not match its "
-                              "shape or the file", what, key);
+            rc = ws_error_set(err, WS_EFORMAT,
+                              "%s: tensor '%.100s': data_offsets do not match its "
+                              "shape or the file",
+                              what, key);
             goto out;
         }
         t.numel = numel;
@@ -305,7 +312,6 @@ int ws_st_open(const char *path, ws_safetensors **out, ws_error *err)
     return rc;
 }
 
-
 int ws_st_open_dir(const char *dir, ws_safetensors **out, ws_error *err)
 {
     char path[4096];
@@ -322,8 +328,10 @@ int ws_st_open_dir(const char *dir, ws_safetensors **out, ws_error *err)
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     if ((rc = ws_file_read(path, 64u << 20, &text, &len, err))) {
         if (rc == WS_ENOENT)
-            ws_error_set(err, WS_ENOENT, "%s: neither model.safetensors nor "
-                         "model.safetensors.index.json found", dir);
+            ws_error_set(err, WS_ENOENT,
+                         "%s: neither model.safetensors nor "
+                         "model.safetensors.index.json found",
+                         dir);
         goto out;
     }
     ws_error jerr = {0};
@@ -355,8 +363,7 @@ int ws_st_open_dir(const char *dir, ws_safetensors **out, ws_error *err)
     }
     for (size_t i = 0; i < map->len; i++)
         if (!ws_st_find(st, map->keys[i])) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s' is not in its shard", path,
-                              map->keys[i]);
+            rc = ws_error_set(err, WS_EFORMAT, "%s: tensor '%.100s' is not in its shard", path, map->keys[i]);
             goto out;
         }
 out:

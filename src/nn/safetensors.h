@@ -24,7 +24,7 @@ typedef struct ws_st_tensor {
     int ndim;
     int64_t shape[WS_ST_MAX_DIMS];
     size_t numel;
-    const void *data;          /* into the mapping (or the parsed buffer); may be unaligned */
+    const void *data; /* into the mapping (or the parsed buffer); may be unaligned */
     size_t nbytes;
 } ws_st_tensor;
 
@@ -41,7 +41,7 @@ void ws_st_close(ws_safetensors *st);
 
 size_t ws_st_count(const ws_safetensors *st);
 const ws_st_tensor *ws_st_at(const ws_safetensors *st, size_t i);
-const ws_st_tensor *ws_st_find(const ws_safetensors *st, const char *name);  /* NULL if absent */
+const ws_st_tensor *ws_st_find(const ws_safetensors *st, const char *name); /* NULL if absent */
 /* Value of a key of the header's "__metadata__" (string map), or NULL. */
 const char *ws_st_metadata(const ws_safetensors *st, const char *key);
 
@@ -55,7 +55,7 @@ float ws_bf16_to_f32(uint16_t h);
 /* ---- writer ---- */
 typedef struct ws_st_entry {
     const char *name;
-    ws_dtype dtype;            /* F32 or I32 */
+    ws_dtype dtype; /* F32 or I32 */
     int ndim;
     int64_t shape[WS_ST_MAX_DIMS];
     const void *data;

@@ -17,13 +17,13 @@
 #include "core/mem.h"
 #include "nn/tokenizer_int.h"
 
-#define MAX_FILE_BYTES ((size_t)256 << 20)   /* tokenizer.json files are ~2-35 MB */
-#define MAX_ID ((int32_t)1 << 21)            /* ids above this are refused at load (vocabs are < 300k) */
-#define MAX_TEXT_BYTES ((size_t)256 << 20)   /* offsets are 32-bit, and NFC/prefix spaces grow text */
+#define MAX_FILE_BYTES ((size_t)256 << 20) /* tokenizer.json files are ~2-35 MB */
+#define MAX_ID ((int32_t)1 << 21)          /* ids above this are refused at load (vocabs are < 300k) */
+#define MAX_TEXT_BYTES ((size_t)256 << 20) /* offsets are 32-bit, and NFC/prefix spaces grow text */
 
 /* ------------------------------------------------------------------ hash maps */
 
-static inline uint64_t mix64(uint64_t h)   /* MurmurHash3's finalizer */
+static inline uint64_t mix64(uint64_t h) /* MurmurHash3's finalizer */
 {
     h ^= h >> 33;
     h *= 0xFF51AFD7ED558CCDull;
@@ -51,7 +51,7 @@ static uint32_t hash_bytes(const char *s, size_t n)
 /* String -> id, keys are (offset, length) in the tokenizer's pool. */
 typedef struct {
     uint32_t hash, off, len;
-    int32_t id;   /* -1 = empty slot */
+    int32_t id; /* -1 = empty slot */
 } str_slot;
 
 typedef struct {
@@ -71,8 +71,7 @@ static void str_map_init(str_map *m, size_t expected)
     m->count = 0;
 }
 
-static str_slot *str_map_find(const str_map *m, const char *pool, const char *key, size_t len,
-                              uint32_t h)
+static str_slot *str_map_find(const str_map *m, const char *pool, const char *key, size_t len, uint32_t h)
 {
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
         str_slot *s = &m->slots[i];
@@ -91,8 +90,7 @@ static int32_t str_map_get(const str_map *m, const char *pool, const char *key, 
 static void str_map_grow(str_map *m, const char *pool);
 
 /* Sets key (already stored at pool + off) to id; replace: overwrite an existing entry. */
-static void str_map_put(str_map *m, const char *pool, uint32_t off, uint32_t len, int32_t id,
-                        bool replace)
+static void str_map_put(str_map *m, const char *pool, uint32_t off, uint32_t len, int32_t id, bool replace)
 {
     if ((m->count + 1) * 2 > m->mask + 1)
         str_map_grow(m, pool);
@@ -123,7 +121,7 @@ static void str_map_grow(str_map *m, const char *pool)
 /* (left id, right id) -> (rank, merged id) */
 typedef struct {
     uint64_t key;
-    int32_t rank;   /* -1 = empty slot */
+    int32_t rank; /* -1 = empty slot */
     int32_t new_id;
 } merge_slot;
 
@@ -157,21 +155,21 @@ static const merge_slot *merge_get(const merge_map *m, int32_t a, int32_t b)
 /* ------------------------------------------------------------------ the tokenizer */
 
 typedef struct {
-    uint32_t str_off, str_len;       /* the vocabulary string ("Ġhello", "<|im_end|>") */
-    uint32_t bytes_off, bytes_len;   /* what the ByteLevel decoder makes of it */
+    uint32_t str_off, str_len;     /* the vocabulary string ("Ġhello", "<|im_end|>") */
+    uint32_t bytes_off, bytes_len; /* what the ByteLevel decoder makes of it */
     bool present, special, added;
 } tok_info;
 
 typedef struct {
-    uint32_t off, len;   /* pattern text in pool (normalized when the token is) */
+    uint32_t off, len; /* pattern text in pool (normalized when the token is) */
     int32_t id;
     bool single_word, lstrip, rstrip;
 } added_tok;
 
 /* Added tokens of one kind (normalized or not), indexed by first byte, longest first. */
 typedef struct {
-    uint32_t *order;          /* indices into added[] */
-    uint32_t first[257];      /* order[first[b] .. first[b+1]) start with byte b */
+    uint32_t *order;     /* indices into added[] */
+    uint32_t first[257]; /* order[first[b] .. first[b+1]) start with byte b */
     size_t n;
 } added_group;
 
@@ -181,32 +179,32 @@ typedef enum { STEP_SPLIT_REGEX, STEP_SPLIT_STRING, STEP_DIGITS, STEP_BYTELEVEL 
 
 typedef struct {
     step_kind kind;
-    ws_pattern pattern;            /* STEP_SPLIT_REGEX */
-    uint32_t lit_off, lit_len;     /* STEP_SPLIT_STRING */
+    ws_pattern pattern;        /* STEP_SPLIT_REGEX */
+    uint32_t lit_off, lit_len; /* STEP_SPLIT_STRING */
     behavior beh;
     bool invert;
-    bool add_prefix_space, use_regex;   /* STEP_BYTELEVEL */
+    bool add_prefix_space, use_regex; /* STEP_BYTELEVEL */
 } pretok_step;
 
 struct ws_tokenizer {
     char *pool;
     size_t pool_len, pool_cap;
     tok_info *info;
-    size_t n_ids, info_cap;       /* highest id + 1, allocated entries */
-    str_map by_str;               /* vocabulary and added-token strings -> id */
-    str_map by_bytes;             /* model vocabulary, byte form -> id */
+    size_t n_ids, info_cap; /* highest id + 1, allocated entries */
+    str_map by_str;         /* vocabulary and added-token strings -> id */
+    str_map by_bytes;       /* model vocabulary, byte form -> id */
     merge_map merges;
-    int32_t byte_id[256];         /* id of each single-byte token, -1 if absent */
+    int32_t byte_id[256]; /* id of each single-byte token, -1 if absent */
     bool ignore_merges;
     int32_t unk_id;
     bool fuse_unk;
     bool nfc;
     added_tok *added;
     size_t n_added;
-    added_group groups[2];        /* 0: matched on the raw text, 1: on the normalized text */
+    added_group groups[2]; /* 0: matched on the raw text, 1: on the normalized text */
     pretok_step *steps;
     size_t n_steps;
-    int32_t *tmpl;                /* TemplateProcessing single: ids before and after $A */
+    int32_t *tmpl; /* TemplateProcessing single: ids before and after $A */
     size_t n_prefix, n_suffix;
     int32_t bos, eos;
 };
@@ -266,7 +264,6 @@ raw:
 }
 
 /* ------------------------------------------------------------------ loading */
-
 
 static bool json_is(const ws_json *v, ws_json_type t)
 {
@@ -330,7 +327,8 @@ static int load_model(ws_tokenizer *t, const ws_json *model, const char *path, w
                             path, type);
     const ws_json *vocab = ws_json_get(model, "vocab"), *merges = ws_json_get(model, "merges");
     if (!json_is(vocab, WS_JSON_OBJECT) || !json_is(merges, WS_JSON_ARRAY))
-        return ws_error_set(err, WS_EFORMAT, "%s: BPE model needs a \"vocab\" object and a \"merges\" array", path);
+        return ws_error_set(err, WS_EFORMAT, "%s: BPE model needs a \"vocab\" object and a \"merges\" array",
+                            path);
     const char *bad = NULL;
     const ws_json *v;
     if ((v = ws_json_get(model, "continuing_subword_prefix")) && v->type != WS_JSON_NULL && v->len)
@@ -351,7 +349,8 @@ static int load_model(ws_tokenizer *t, const ws_json *model, const char *path, w
     for (size_t i = 0; i < vocab->len; i++) {
         const ws_json *idv = &vocab->items[i];
         if (idv->type != WS_JSON_NUMBER || !id_ok(idv->number))
-            return ws_error_set(err, WS_EFORMAT, "%s: vocab entry \"%.64s\" has no valid id", path, vocab->keys[i]);
+            return ws_error_set(err, WS_EFORMAT, "%s: vocab entry \"%.64s\" has no valid id", path,
+                                vocab->keys[i]);
         set_token(t, (int32_t)idv->number, vocab->keys[i], vocab->key_lens[i], false, false);
     }
     t->unk_id = -1;
@@ -378,15 +377,20 @@ static int load_model(ws_tokenizer *t, const ws_json *model, const char *path, w
         if (m->type == WS_JSON_STRING) {
             const char *sp = memchr(m->str, ' ', m->len);
             if (!sp || memchr(sp + 1, ' ', m->len - (size_t)(sp + 1 - m->str))) {
-                rc = ws_error_set(err, WS_EFORMAT, "%s: merge %zu \"%.64s\" is not two tokens", path, r, m->str);
+                rc = ws_error_set(err, WS_EFORMAT, "%s: merge %zu \"%.64s\" is not two tokens", path, r,
+                                  m->str);
                 goto out;
             }
-            a = m->str; alen = (size_t)(sp - m->str);
-            b = sp + 1; blen = m->len - alen - 1;
+            a = m->str;
+            alen = (size_t)(sp - m->str);
+            b = sp + 1;
+            blen = m->len - alen - 1;
         } else if (m->type == WS_JSON_ARRAY && m->len == 2 && m->items[0].type == WS_JSON_STRING &&
                    m->items[1].type == WS_JSON_STRING) {
-            a = m->items[0].str; alen = m->items[0].len;
-            b = m->items[1].str; blen = m->items[1].len;
+            a = m->items[0].str;
+            alen = m->items[0].len;
+            b = m->items[1].str;
+            blen = m->items[1].len;
         } else {
             rc = ws_error_set(err, WS_EFORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", path, r);
             goto out;
@@ -398,14 +402,15 @@ static int load_model(ws_tokenizer *t, const ws_json *model, const char *path, w
         int32_t ib = str_map_get(&t->by_str, t->pool, b, blen);
         int32_t in = str_map_get(&t->by_str, t->pool, joined.data, joined.len);
         if (ia < 0 || ib < 0 || in < 0) {
-            rc = ws_error_set(err, WS_EFORMAT, "%s: merge %zu (\"%.32s\" + \"%.32s\") uses tokens not in the vocab",
-                              path, r, a, b);
+            rc = ws_error_set(err, WS_EFORMAT,
+                              "%s: merge %zu (\"%.32s\" + \"%.32s\") uses tokens not in the vocab", path, r,
+                              a, b);
             goto out;
         }
         uint64_t k = pair_key(ia, ib);
         for (size_t i = pair_hash(k) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
             merge_slot *s = &t->merges.slots[i];
-            if (s->rank < 0 || s->key == k) {   /* a repeated pair keeps its last rank */
+            if (s->rank < 0 || s->key == k) { /* a repeated pair keeps its last rank */
                 *s = (merge_slot){k, (int32_t)r, in};
                 break;
             }
@@ -432,7 +437,8 @@ static int load_added(ws_tokenizer *t, const ws_json *list, const char *path, ws
         if (!json_is(content, WS_JSON_STRING) || !ws_json_get_num(a, "id", &id) || !id_ok(id)) {
             ws_buf_free(&norm);
             free(normalized);
-            return ws_error_set(err, WS_EFORMAT, "%s: added_tokens[%zu] needs \"id\" and \"content\"", path, i);
+            return ws_error_set(err, WS_EFORMAT, "%s: added_tokens[%zu] needs \"id\" and \"content\"", path,
+                                i);
         }
         if (content->len == 0)
             continue;
@@ -469,8 +475,11 @@ static int load_added(ws_tokenizer *t, const ws_json *list, const char *path, ws
                     grp->order[n++] = (uint32_t)i;
             /* longest first (leftmost-longest matching); stable for equal lengths */
             for (size_t x = start + 1; x < n; x++)
-                for (size_t y = x; y > start && t->added[grp->order[y]].len > t->added[grp->order[y - 1]].len; y--) {
-                    uint32_t tmp = grp->order[y]; grp->order[y] = grp->order[y - 1]; grp->order[y - 1] = tmp;
+                for (size_t y = x; y > start && t->added[grp->order[y]].len > t->added[grp->order[y - 1]].len;
+                     y--) {
+                    uint32_t tmp = grp->order[y];
+                    grp->order[y] = grp->order[y - 1];
+                    grp->order[y - 1] = tmp;
                 }
         }
         grp->first[256] = (uint32_t)n;
@@ -506,9 +515,15 @@ static int load_normalizer(ws_tokenizer *t, const ws_json *n, const char *path, 
 
 static int parse_behavior(const char *s, behavior *b)
 {
-    static const struct { const char *name; behavior b; } names[] = {
-        {"Removed", BEH_REMOVED}, {"Isolated", BEH_ISOLATED}, {"MergedWithPrevious", BEH_MERGED_PREV},
-        {"MergedWithNext", BEH_MERGED_NEXT}, {"Contiguous", BEH_CONTIGUOUS},
+    static const struct {
+        const char *name;
+        behavior b;
+    } names[] = {
+        {"Removed", BEH_REMOVED},
+        {"Isolated", BEH_ISOLATED},
+        {"MergedWithPrevious", BEH_MERGED_PREV},
+        {"MergedWithNext", BEH_MERGED_NEXT},
+        {"Contiguous", BEH_CONTIGUOUS},
     };
     for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) {
@@ -528,7 +543,8 @@ static int load_pretok(ws_tokenizer *t, const ws_json *p, const char *path, ws_e
     if (strcmp(type, "Sequence") == 0) {
         const ws_json *list = ws_json_get(p, "pretokenizers");
         if (!json_is(list, WS_JSON_ARRAY))
-            return ws_error_set(err, WS_EFORMAT, "%s: pre_tokenizer Sequence without \"pretokenizers\"", path);
+            return ws_error_set(err, WS_EFORMAT, "%s: pre_tokenizer Sequence without \"pretokenizers\"",
+                                path);
         for (size_t i = 0; i < list->len; i++) {
             int rc = load_pretok(t, &list->items[i], path, err);
             if (rc)
@@ -554,9 +570,9 @@ static int load_pretok(ws_tokenizer *t, const ws_json *p, const char *path, ws_e
             const ws_json *rv = ws_json_get(pat, "Regex");
             int k = ws_pattern_lookup(rv->str, rv->len);
             if (k < 0)
-                return ws_error_set(err, WS_EUNSUPPORTED,
-                                    "%s: Split regex \"%.200s\" is not one we implement (GPT-2, Llama-3, Qwen2)",
-                                    path, re);
+                return ws_error_set(
+                    err, WS_EUNSUPPORTED,
+                    "%s: Split regex \"%.200s\" is not one we implement (GPT-2, Llama-3, Qwen2)", path, re);
             st.kind = STEP_SPLIT_REGEX;
             st.pattern = (ws_pattern)k;
         } else if (lit) {
@@ -600,7 +616,7 @@ static int load_post(ws_tokenizer *t, const ws_json *p, const char *path, ws_err
         return 0;
     const char *type = ws_json_get_str(p, "type");
     if (type && strcmp(type, "ByteLevel") == 0)
-        return 0;   /* only adjusts offsets */
+        return 0; /* only adjusts offsets */
     if (type && strcmp(type, "Sequence") == 0) {
         const ws_json *list = ws_json_get(p, "processors");
         if (!json_is(list, WS_JSON_ARRAY))
@@ -629,12 +645,14 @@ static int load_post(ws_tokenizer *t, const ws_json *p, const char *path, ws_err
         const ws_json *sp = ws_json_get(item, "SpecialToken"), *seq = ws_json_get(item, "Sequence");
         if (sp) {
             const char *name = ws_json_get_str(sp, "id");
-            rc = name ? template_special(t, specials, name, seen_a ? &post : &pre, seen_a ? &npost : &npre, path, err)
+            rc = name ? template_special(t, specials, name, seen_a ? &post : &pre, seen_a ? &npost : &npre,
+                                         path, err)
                       : ws_error_set(err, WS_EFORMAT, "%s: template SpecialToken without id", path);
         } else if (seq && !seen_a) {
             seen_a = true;
         } else {
-            rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: TemplateProcessing single template item %zu", path, i);
+            rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: TemplateProcessing single template item %zu", path,
+                              i);
         }
     }
     if (!rc && !seen_a)
@@ -689,7 +707,8 @@ static void read_config(ws_tokenizer *t, const char *path)
     char *data = NULL;
     size_t len = 0;
     ws_json_doc *doc = NULL;
-    if (ws_file_read(cpath.data, MAX_FILE_BYTES, &data, &len, NULL) == 0 && ws_json_parse(data, len, &doc, NULL) == 0) {
+    if (ws_file_read(cpath.data, MAX_FILE_BYTES, &data, &len, NULL) == 0 &&
+        ws_json_parse(data, len, &doc, NULL) == 0) {
         const ws_json *root = ws_json_root(doc);
         int32_t b = config_token(t, root, "bos_token"), e = config_token(t, root, "eos_token");
         const ws_json *bv = ws_json_get(root, "bos_token");
@@ -738,7 +757,8 @@ static int load_json(const char *data, size_t len, const char *path, ws_tokenize
     for (size_t i = 0; i < t->n_steps; i++)
         n_bl += t->steps[i].kind == STEP_BYTELEVEL;
     if (n_bl != 1 || t->steps[t->n_steps - 1].kind != STEP_BYTELEVEL) {
-        rc = ws_error_set(err, WS_EUNSUPPORTED, "%s: pre_tokenizer must end in one ByteLevel step (byte-level BPE)", path);
+        rc = ws_error_set(err, WS_EUNSUPPORTED,
+                          "%s: pre_tokenizer must end in one ByteLevel step (byte-level BPE)", path);
         goto out;
     }
     for (int b = 0; b < 256; b++) {
@@ -747,7 +767,8 @@ static int load_json(const char *data, size_t len, const char *path, ws_tokenize
     }
     t->bos = t->n_prefix ? t->tmpl[0] : -1;
     t->eos = -1;
-    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"};
+    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>",
+                                            "</s>"};
     for (size_t i = 0; i < sizeof eos_names / sizeof eos_names[0] && t->eos < 0; i++)
         t->eos = ws_tokenizer_token_id(t, eos_names[i]);
 out:
@@ -803,7 +824,7 @@ void ws_tokenizer_free(ws_tokenizer *t)
 
 typedef struct {
     uint32_t off, len;
-    int32_t id;   /* >= 0: an added token, emitted as is */
+    int32_t id; /* >= 0: an added token, emitted as is */
 } piece;
 
 typedef struct {
@@ -814,7 +835,7 @@ typedef struct {
 static void piece_push(piece_vec *pv, uint32_t off, uint32_t len, int32_t id)
 {
     if (len == 0 && id < 0)
-        return;   /* empty pieces are dropped, as tokenizers does */
+        return; /* empty pieces are dropped, as tokenizers does */
     if (pv->n == pv->cap) {
         pv->cap = pv->cap ? pv->cap * 2 : 64;
         pv->v = ws_xrealloc(pv->v, pv->cap * sizeof *pv->v);
@@ -858,21 +879,31 @@ static void span_push(span_vec *sv, uint32_t start, uint32_t end, bool match)
 
 /* Per-call scratch memory. */
 typedef struct {
-    ws_buf text;          /* sanitized input */
-    ws_buf work;          /* normalized pieces and their rewrites */
+    ws_buf text; /* sanitized input */
+    ws_buf work; /* normalized pieces and their rewrites */
     piece_vec a, b;
     span_vec spans;
-    struct sym { int32_t id; int32_t prev, next; uint32_t len; } *syms;
-    struct heap_ent { int32_t rank; uint32_t pos; int32_t new_id; } *heap;
+    struct sym {
+        int32_t id;
+        int32_t prev, next;
+        uint32_t len;
+    } * syms;
+    struct heap_ent {
+        int32_t rank;
+        uint32_t pos;
+        int32_t new_id;
+    } * heap;
     size_t sym_cap, heap_cap;
     /* word -> ids of this call (chat text repeats words a lot); keys are pieces in work */
-    struct cache_slot { uint32_t hash, off, len, ids_off, n_ids; } *cache;
+    struct cache_slot {
+        uint32_t hash, off, len, ids_off, n_ids;
+    } * cache;
     size_t cache_mask, cache_count;
     id_vec cache_ids;
 } scratch;
 
-#define CACHE_MAX_WORD 48      /* longer pieces are not cached */
-#define CACHE_MIN_PIECES 128   /* calls with fewer pieces do not build a cache */
+#define CACHE_MAX_WORD 48    /* longer pieces are not cached */
+#define CACHE_MIN_PIECES 128 /* calls with fewer pieces do not build a cache */
 
 static bool is_word_char_before(const char *s, size_t start)
 {
@@ -894,7 +925,8 @@ static bool is_word_char_at(const char *s, size_t len, size_t i)
 
 /* Splits text[0, len) (at buffer offset base) on the added tokens of group g, as
  * AddedVocabulary::find_matches: leftmost-longest, then single_word / lstrip / rstrip. */
-static void split_added(const ws_tokenizer *t, int g, const char *text, size_t len, uint32_t base, piece_vec *out)
+static void split_added(const ws_tokenizer *t, int g, const char *text, size_t len, uint32_t base,
+                        piece_vec *out)
 {
     const added_group *grp = &t->groups[g];
     if (grp->n == 0) {
@@ -965,9 +997,7 @@ static void apply_behavior(behavior beh, bool invert, const span_vec *sv, uint32
             if (!m)
                 piece_push(out, off, len, -1);
             break;
-        case BEH_ISOLATED:
-            piece_push(out, off, len, -1);
-            break;
+        case BEH_ISOLATED: piece_push(out, off, len, -1); break;
         case BEH_CONTIGUOUS:
             if (m == prev_match && has_last)
                 out->v[out->n - 1].len = off + len - out->v[out->n - 1].off;
@@ -980,8 +1010,7 @@ static void apply_behavior(behavior beh, bool invert, const span_vec *sv, uint32
             else
                 piece_push(out, off, len, -1);
             break;
-        case BEH_MERGED_NEXT:
-            break;
+        case BEH_MERGED_NEXT: break;
         }
         prev_match = m;
     }
@@ -1003,14 +1032,16 @@ static void apply_behavior(behavior beh, bool invert, const span_vec *sv, uint32
             prev_match = m;
         }
         for (size_t i = start_n, j = out->n - 1; i < j; i++, j--) {
-            piece tmp = out->v[i]; out->v[i] = out->v[j]; out->v[j] = tmp;
+            piece tmp = out->v[i];
+            out->v[i] = out->v[j];
+            out->v[j] = tmp;
         }
     }
 }
 
 /* Match/gap spans of one piece for a split step. */
-static void find_spans(const ws_tokenizer *t, const pretok_step *st, ws_pattern pat, const char *s, size_t len,
-                       span_vec *sv)
+static void find_spans(const ws_tokenizer *t, const pretok_step *st, ws_pattern pat, const char *s,
+                       size_t len, span_vec *sv)
 {
     sv->n = 0;
     size_t last = 0, pos = 0;
@@ -1138,10 +1169,16 @@ static void bpe(const ws_tokenizer *t, const char *s, size_t n, scratch *sc, id_
     struct heap_ent *h = sc->heap;
     size_t hn = 0;
 #define HEAP_LESS(x, y) ((x).rank < (y).rank || ((x).rank == (y).rank && (x).pos < (y).pos))
-#define HEAP_PUSH(e) do { \
-        struct heap_ent e_ = (e); size_t i_ = hn++; \
-        while (i_ > 0 && HEAP_LESS(e_, h[(i_ - 1) / 2])) { h[i_] = h[(i_ - 1) / 2]; i_ = (i_ - 1) / 2; } \
-        h[i_] = e_; } while (0)
+#define HEAP_PUSH(e)                                                                                         \
+    do {                                                                                                     \
+        struct heap_ent e_ = (e);                                                                            \
+        size_t i_ = hn++;                                                                                    \
+        while (i_ > 0 && HEAP_LESS(e_, h[(i_ - 1) / 2])) {                                                   \
+            h[i_] = h[(i_ - 1) / 2];                                                                         \
+            i_ = (i_ - 1) / 2;                                                                               \
+        }                                                                                                    \
+        h[i_] = e_;                                                                                          \
+    } while (0)
     for (size_t i = 0; i + 1 < ns; i++) {
         const merge_slot *m = merge_get(&t->merges, sy[i].id, sy[i + 1].id);
         if (m)
@@ -1218,15 +1255,15 @@ static void bpe_cached(const ws_tokenizer *t, uint32_t off, uint32_t n, scratch 
     size_t before = out->n;
     bpe(t, s, n, sc, out);
     if ((sc->cache_count + 1) * 2 > sc->cache_mask + 1)
-        return;   /* full: no eviction, the rest of the call goes uncached */
+        return; /* full: no eviction, the rest of the call goes uncached */
     sc->cache[i] = (struct cache_slot){h, off, n, (uint32_t)sc->cache_ids.n, (uint32_t)(out->n - before)};
     sc->cache_count++;
     for (size_t k = before; k < out->n; k++)
         id_push(&sc->cache_ids, out->v[k]);
 }
 
-int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, bool add_special,
-                        int32_t **ids, size_t *n_ids, ws_error *err)
+int ws_tokenizer_encode(const ws_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,
+                        size_t *n_ids, ws_error *err)
 {
     *ids = NULL;
     *n_ids = 0;
@@ -1307,7 +1344,8 @@ char *ws_tokenizer_decode(const ws_tokenizer *t, const int32_t *ids, size_t n, b
     return ws_tokenizer_decode_len(t, ids, n, skip_special, NULL);
 }
 
-char *ws_tokenizer_decode_len(const ws_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, size_t *len)
+char *ws_tokenizer_decode_len(const ws_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                              size_t *len)
 {
     ws_buf raw = WS_BUF_INIT, out = WS_BUF_INIT;
     for (size_t i = 0; i < n; i++) {

@@ -82,7 +82,7 @@ void ws_tokenizer_stream_flush(ws_tokenizer_stream *st, ws_buf *out);
 int32_t ws_tokenizer_token_id(const ws_tokenizer *tok, const char *token);
 bool ws_tokenizer_is_special(const ws_tokenizer *tok, int32_t id);
 size_t ws_tokenizer_vocab_size(const ws_tokenizer *tok);
-int32_t ws_tokenizer_bos_id(const ws_tokenizer *tok);   /* -1 when the model has none */
-int32_t ws_tokenizer_eos_id(const ws_tokenizer *tok);   /* -1 when the model has none */
+int32_t ws_tokenizer_bos_id(const ws_tokenizer *tok); /* -1 when the model has none */
+int32_t ws_tokenizer_eos_id(const ws_tokenizer *tok); /* -1 when the model has none */
 
 #endif

@@ -10,20 +10,27 @@
 #include "nn/gguf.h"
 #include "nn/tokenizer.h"
 
-enum { TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER = 4, TOKEN_UNUSED = 5, TOKEN_BYTE = 6 };
+enum {
+    TOKEN_NORMAL = 1,
+    TOKEN_UNKNOWN = 2,
+    TOKEN_CONTROL = 3,
+    TOKEN_USER = 4,
+    TOKEN_UNUSED = 5,
+    TOKEN_BYTE = 6
+};
 
-#define DIGITS_BYTELEVEL                                                                                         \
-    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"                 \
+#define DIGITS_BYTELEVEL                                                                                     \
+    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"            \
     "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}]}"
-#define SPLIT_BYTELEVEL(re)                                                                                      \
-    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":" re "},"               \
-    "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"             \
+#define SPLIT_BYTELEVEL(re)                                                                                  \
+    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":" re "},"          \
+    "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"        \
     "\"trim_offsets\":true,\"use_regex\":false}]}"
-#define LLAMA3_RE                                                                                                \
-    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "                       \
+#define LLAMA3_RE                                                                                            \
+    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "                 \
     "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\""
-#define QWEN2_RE                                                                                                 \
-    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "                            \
+#define QWEN2_RE                                                                                             \
+    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "                      \
     "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\""
 
 typedef struct {
@@ -36,8 +43,10 @@ static const pre_kind pre_kinds[] = {
     {"llama-bpe", "null", SPLIT_BYTELEVEL(LLAMA3_RE), true},
     {"llama3", "null", SPLIT_BYTELEVEL(LLAMA3_RE), true},
     {"qwen2", "{\"type\":\"NFC\"}", SPLIT_BYTELEVEL(QWEN2_RE), false},
-    {"gpt-2", "null", "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", false},
-    {"default", "null", "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", false},
+    {"gpt-2", "null",
+     "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", false},
+    {"default", "null",
+     "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", false},
 };
 
 static int check_model(const ws_gguf *g, const char *name, const pre_kind **kind, ws_error *err)
@@ -50,8 +59,10 @@ static int check_model(const ws_gguf *g, const char *name, const pre_kind **kind
     if (rc)
         return rc;
     if (!(n == 4 && !memcmp(s, "gpt2", 4)))
-        return ws_error_set(err, WS_EUNSUPPORTED, "%s: tokenizer.ggml.model is '%.*s'; WhatStyle reads 'gpt2' "
-                            "(byte-level BPE)", name, (int)(n > 40 ? 40 : n), s);
+        return ws_error_set(err, WS_EUNSUPPORTED,
+                            "%s: tokenizer.ggml.model is '%.*s'; WhatStyle reads 'gpt2' "
+                            "(byte-level BPE)",
+                            name, (int)(n > 40 ? 40 : n), s);
     rc = ws_gguf_get_str(g, "tokenizer.ggml.pre", &s, &n, err);
     if (rc == WS_ENOENT) {
         s = "default";
@@ -64,8 +75,10 @@ static int check_model(const ws_gguf *g, const char *name, const pre_kind **kind
             *kind = &pre_kinds[i];
             return 0;
         }
-    return ws_error_set(err, WS_EUNSUPPORTED, "%s: tokenizer.ggml.pre is '%.*s'; WhatStyle knows smollm, "
-                        "llama-bpe, qwen2 and gpt-2", name, (int)(n > 40 ? 40 : n), s);
+    return ws_error_set(err, WS_EUNSUPPORTED,
+                        "%s: tokenizer.ggml.pre is '%.*s'; WhatStyle knows smollm, "
+                        "llama-bpe, qwen2 and gpt-2",
+                        name, (int)(n > 40 ? 40 : n), s);
 }
 
 static int put_vocab(const ws_gguf *g, const char *name, uint64_t n_tok, ws_buf *b, ws_error *err)
@@ -78,7 +91,8 @@ static int put_vocab(const ws_gguf *g, const char *name, uint64_t n_tok, ws_buf 
         if ((rc = ws_gguf_arr_str(g, "tokenizer.ggml.tokens", i, &s, &n, err)))
             return rc;
         if (ws_utf8_valid_prefix(s, n) != n)
-            return ws_error_set(err, WS_EFORMAT, "%s: token %llu is not valid UTF-8", name, (unsigned long long)i);
+            return ws_error_set(err, WS_EFORMAT, "%s: token %llu is not valid UTF-8", name,
+                                (unsigned long long)i);
         if (i)
             ws_buf_putc(b, ',');
         ws_json_put_str(b, s, n);
@@ -106,8 +120,8 @@ static int put_merges(const ws_gguf *g, const char *name, ws_buf *b, ws_error *e
         if ((rc = ws_gguf_arr_str(g, "tokenizer.ggml.merges", i, &s, &n, err)))
             return rc;
         if (ws_utf8_valid_prefix(s, n) != n || !memchr(s, ' ', n))
-            return ws_error_set(err, WS_EFORMAT, "%s: merge %llu is not two tokens separated by a space", name,
-                                (unsigned long long)i);
+            return ws_error_set(err, WS_EFORMAT, "%s: merge %llu is not two tokens separated by a space",
+                                name, (unsigned long long)i);
         if (i)
             ws_buf_putc(b, ',');
         ws_json_put_str(b, s, n);
@@ -148,8 +162,9 @@ static int put_added(const ws_gguf *g, const char *name, uint64_t n_tok, ws_buf 
         first = false;
         ws_buf_printf(b, "{\"id\":%llu,\"content\":", (unsigned long long)i);
         ws_json_put_str(b, s, n);
-        ws_buf_printf(b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":%s,\"special\":%s}",
-                      type == TOKEN_CONTROL ? "false" : "true", type == TOKEN_CONTROL ? "true" : "false");
+        ws_buf_printf(
+            b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":%s,\"special\":%s}",
+            type == TOKEN_CONTROL ? "false" : "true", type == TOKEN_CONTROL ? "true" : "false");
     }
     ws_buf_putc(b, ']');
     return 0;
@@ -172,13 +187,16 @@ static int put_post(const ws_gguf *g, uint64_t n_tok, ws_buf *b)
     int32_t bos = meta_id(g, "tokenizer.ggml.bos_token_id", n_tok);
     ws_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, &e);
     if (!add_bos || bos < 0 || ws_gguf_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)bos, &s, &n, &e)) {
-        ws_buf_puts(b, ",\"post_processor\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,"
-                       "\"use_regex\":true}");
+        ws_buf_puts(
+            b, ",\"post_processor\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,"
+               "\"use_regex\":true}");
         return 0;
     }
-    ws_buf_puts(b, ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":");
+    ws_buf_puts(
+        b, ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":");
     ws_json_put_str(b, s, n);
-    ws_buf_puts(b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[],\"special_tokens\":{");
+    ws_buf_puts(
+        b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[],\"special_tokens\":{");
     ws_json_put_str(b, s, n);
     ws_buf_puts(b, ":{\"id\":");
     ws_json_put_str(b, s, n);

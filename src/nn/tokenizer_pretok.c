@@ -35,10 +35,14 @@ static inline unsigned cls_at(const char *s, size_t len, size_t i, size_t *n)
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
         *n = 1;
-        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return C_L;
-        if (c >= '0' && c <= '9') return C_N;
-        if (c == '\r' || c == '\n') return C_S | C_CRLF;
-        if (c == ' ' || (c >= 9 && c <= 13)) return C_S;
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+            return C_L;
+        if (c >= '0' && c <= '9')
+            return C_N;
+        if (c == '\r' || c == '\n')
+            return C_S | C_CRLF;
+        if (c == ' ' || (c >= 9 && c <= 13))
+            return C_S;
         return 0;
     }
     uint32_t cp;
@@ -71,7 +75,7 @@ static size_t contraction(const char *s, size_t len, size_t pos, bool icase)
     char c = s[pos + 1];
     if (icase) {
         if ((unsigned char)c == 0xC5 && pos + 2 < len && (unsigned char)s[pos + 2] == 0xBF)
-            return 3;   /* U+017F LATIN SMALL LETTER LONG S case-folds to 's' */
+            return 3; /* U+017F LATIN SMALL LETTER LONG S case-folds to 's' */
         c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
     if (c == 's' || c == 't' || c == 'm' || c == 'd')
@@ -94,8 +98,8 @@ static size_t space_run(const char *s, size_t len, size_t pos)
         return q - pos;
     size_t last = ws_utf8_prev(s, q);
     if (last > pos)
-        return last - pos;   /* \s+(?!\S): give back the last space */
-    return q - pos;          /* \s+ */
+        return last - pos; /* \s+(?!\S): give back the last space */
+    return q - pos;        /* \s+ */
 }
 
 static size_t match_gpt2(const char *s, size_t len, size_t pos)

@@ -15,7 +15,6 @@ unsigned ws_uni_class(uint32_t cp)
     return uni_stage2[(size_t)uni_stage1[cp >> 8] * 256 + (cp & 255)];
 }
 
-
 /* Length of the well-formed sequence at s[i] (> 0), or minus the length of the maximal
  * ill-formed subpart to replace (< 0). */
 static long utf8_seq(const unsigned char *s, size_t len, size_t i)
@@ -25,21 +24,34 @@ static long utf8_seq(const unsigned char *s, size_t len, size_t i)
         return 1;
     int need;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) { need = 2; lo = 0xA0; }
-    else if (c == 0xED) { need = 2; hi = 0x9F; }
-    else if (c >= 0xE1 && c <= 0xEF) need = 2;
-    else if (c == 0xF0) { need = 3; lo = 0x90; }
-    else if (c == 0xF4) { need = 3; hi = 0x8F; }
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else return -1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0) {
+        need = 2;
+        lo = 0xA0;
+    } else if (c == 0xED) {
+        need = 2;
+        hi = 0x9F;
+    } else if (c >= 0xE1 && c <= 0xEF)
+        need = 2;
+    else if (c == 0xF0) {
+        need = 3;
+        lo = 0x90;
+    } else if (c == 0xF4) {
+        need = 3;
+        hi = 0x8F;
+    } else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else
+        return -1;
     for (int k = 1; k <= need; k++) {
         if (i + (size_t)k >= len)
             return -(long)k;
         unsigned char b = s[i + (size_t)k];
         if (b < lo || b > hi)
             return -(long)k;
-        lo = 0x80; hi = 0xBF;
+        lo = 0x80;
+        hi = 0xBF;
     }
     return need + 1;
 }
@@ -65,7 +77,10 @@ void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out)
     size_t i = 0, run = 0;
     while (i < len) {
         long n = u[i] < 0x80 ? 1 : utf8_seq(u, len, i);
-        if (n > 0) { i += (size_t)n; continue; }
+        if (n > 0) {
+            i += (size_t)n;
+            continue;
+        }
         ws_buf_append(out, s + run, i - run);
         ws_buf_append(out, "\xEF\xBF\xBD", 3);
         i += (size_t)-n;
@@ -76,8 +91,17 @@ void ws_utf8_sanitize(const char *s, size_t len, ws_buf *out)
 
 /* ------------------------------------------------------------------ NFC */
 
-enum { SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7,
-       LCOUNT = 19, VCOUNT = 21, TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT };
+enum {
+    SBASE = 0xAC00,
+    LBASE = 0x1100,
+    VBASE = 0x1161,
+    TBASE = 0x11A7,
+    LCOUNT = 19,
+    VCOUNT = 21,
+    TCOUNT = 28,
+    NCOUNT = VCOUNT * TCOUNT,
+    SCOUNT = LCOUNT * NCOUNT
+};
 
 static unsigned ccc_of(uint32_t cp)
 {
@@ -86,8 +110,12 @@ static unsigned ccc_of(uint32_t cp)
     size_t lo = 0, hi = UNI_N_CCC;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (uni_ccc[mid].cp == cp) return uni_ccc[mid].ccc;
-        if (uni_ccc[mid].cp < cp) lo = mid + 1; else hi = mid;
+        if (uni_ccc[mid].cp == cp)
+            return uni_ccc[mid].ccc;
+        if (uni_ccc[mid].cp < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return 0;
 }
@@ -104,7 +132,10 @@ static size_t decomp_of(uint32_t cp, const uint32_t **d)
             *d = uni_decomp_pool + uni_decomp[mid].off;
             return uni_decomp[mid].len;
         }
-        if (uni_decomp[mid].cp < cp) lo = mid + 1; else hi = mid;
+        if (uni_decomp[mid].cp < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return 0;
 }
@@ -119,8 +150,12 @@ static uint32_t compose(uint32_t a, uint32_t b)
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const uint32_t ma = uni_comp[mid].a, mb = uni_comp[mid].b;
-        if (ma == a && mb == b) return uni_comp[mid].c;
-        if (ma < a || (ma == a && mb < b)) lo = mid + 1; else hi = mid;
+        if (ma == a && mb == b)
+            return uni_comp[mid].c;
+        if (ma < a || (ma == a && mb < b))
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return 0;
 }
@@ -132,8 +167,12 @@ static void sort_run(uint32_t *cps, uint8_t *cls, size_t n)
     if (n <= 16) {
         for (size_t k = 1; k < n; k++)
             for (size_t j = k; j > 0 && cls[j - 1] > cls[j]; j--) {
-                uint32_t tc = cps[j]; cps[j] = cps[j - 1]; cps[j - 1] = tc;
-                uint8_t tk = cls[j]; cls[j] = cls[j - 1]; cls[j - 1] = tk;
+                uint32_t tc = cps[j];
+                cps[j] = cps[j - 1];
+                cps[j - 1] = tc;
+                uint8_t tk = cls[j];
+                cls[j] = cls[j - 1];
+                cls[j - 1] = tk;
             }
         return;
     }

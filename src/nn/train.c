@@ -33,9 +33,16 @@ struct ws_trainer {
 
 void ws_train_opts_init(ws_train_opts *o, int total_steps)
 {
-    *o = (ws_train_opts){.lr = 1e-3f, .min_lr = 1e-4f, .warmup_steps = 0, .total_steps = total_steps,
-                         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f,
-                         .grad_clip = 1.0f, .accum = 1};
+    *o = (ws_train_opts){.lr = 1e-3f,
+                         .min_lr = 1e-4f,
+                         .warmup_steps = 0,
+                         .total_steps = total_steps,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.95f,
+                         .eps = 1e-8f,
+                         .weight_decay = 0.1f,
+                         .grad_clip = 1.0f,
+                         .accum = 1};
 }
 
 float ws_lr_at(const ws_train_opts *o, int step)
@@ -90,7 +97,7 @@ int ws_trainer_new(ws_model *m, ws_lora *lora, int B, int T, const ws_train_opts
     memset(t->vel, 0, t->n * sizeof(float));
     t->acts = ws_acts_new(m, lora, B, T);
     if (lora)
-        ws_acts_head_on_targets(t->acts, true);   /* the loss needs the head on targeted rows only */
+        ws_acts_head_on_targets(t->acts, true); /* the loss needs the head on targeted rows only */
     *out = t;
     return 0;
 }
@@ -106,11 +113,26 @@ void ws_trainer_free(ws_trainer *t)
     free(t);
 }
 
-int ws_trainer_steps_done(const ws_trainer *t) { return t->step; }
-float ws_trainer_last_lr(const ws_trainer *t) { return t->last_lr; }
-float ws_trainer_last_grad_norm(const ws_trainer *t) { return t->last_norm; }
-size_t ws_trainer_n_trainable(const ws_trainer *t) { return t->n; }
-size_t ws_trainer_bytes(const ws_trainer *t) { return ws_acts_bytes(t->acts) + 3 * t->n * sizeof(float); }
+int ws_trainer_steps_done(const ws_trainer *t)
+{
+    return t->step;
+}
+float ws_trainer_last_lr(const ws_trainer *t)
+{
+    return t->last_lr;
+}
+float ws_trainer_last_grad_norm(const ws_trainer *t)
+{
+    return t->last_norm;
+}
+size_t ws_trainer_n_trainable(const ws_trainer *t)
+{
+    return t->n;
+}
+size_t ws_trainer_bytes(const ws_trainer *t)
+{
+    return ws_acts_bytes(t->acts) + 3 * t->n * sizeof(float);
+}
 
 typedef struct {
     float *p, *g, *mm, *vv;
@@ -122,8 +144,9 @@ static void adamw_range(void *ctx, size_t lo, size_t hi, int chunk)
 {
     const adam_job *j = ctx;
     float *p = j->p, *g = j->g, *mm = j->mm, *vv = j->vv;
-    float b1 = j->b1, b2 = j->b2, eps = j->eps, decay = j->decay, step_size = j->step_size, bc2_sqrt = j->bc2_sqrt;
-    float gscale = j->gscale;   /* the clipping factor, applied here instead of in a pass of its own */
+    float b1 = j->b1, b2 = j->b2, eps = j->eps, decay = j->decay, step_size = j->step_size,
+          bc2_sqrt = j->bc2_sqrt;
+    float gscale = j->gscale; /* the clipping factor, applied here instead of in a pass of its own */
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
         float gi = g[i] * gscale;
@@ -153,8 +176,18 @@ static void adamw(ws_trainer *t, float lr, float gscale)
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
     for (int k = 0; k < t->n_segs; k++) {
         const segment *sg = &t->segs[k];
-        adam_job j = {t->params + sg->off, t->grads + sg->off, t->mom + sg->off, t->vel + sg->off, o->beta1,
-                      o->beta2, o->eps, sg->decay ? 1.0f - lr * o->weight_decay : 1.0f, step_size, bc2_sqrt, gscale, {0}};
+        adam_job j = {t->params + sg->off,
+                      t->grads + sg->off,
+                      t->mom + sg->off,
+                      t->vel + sg->off,
+                      o->beta1,
+                      o->beta2,
+                      o->eps,
+                      sg->decay ? 1.0f - lr * o->weight_decay : 1.0f,
+                      step_size,
+                      bc2_sqrt,
+                      gscale,
+                      {0}};
         ws_parallel_for(sg->n, 16384, adamw_range, &j);
     }
 }
@@ -166,7 +199,8 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
-        int rc = ws_model_forward(t->m, t->lora, t->acts, inputs + a * bt, targets + a * bt, t->B, t->T, true, &l);
+        int rc =
+            ws_model_forward(t->m, t->lora, t->acts, inputs + a * bt, targets + a * bt, t->B, t->T, true, &l);
         if (rc)
             return rc;
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);
@@ -180,7 +214,7 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
         ss += nj.ss[c];
     float norm = (float)sqrt(ss);
     t->last_norm = norm;
-    float gscale = 1.0f;   /* g * 1.0f == g: the same values as without clipping */
+    float gscale = 1.0f; /* g * 1.0f == g: the same values as without clipping */
     if (t->o.grad_clip > 0) {
         float coef = t->o.grad_clip / (norm + 1e-6f);
         if (coef < 1.0f)
@@ -224,14 +258,15 @@ int ws_trainer_load(ws_trainer *t, const char *path, ws_error *err)
     int rc = ws_st_open(path, &st, err);
     if (rc)
         return rc;
-    const ws_st_tensor *p = ws_st_find(st, "params"), *mm = ws_st_find(st, "adam_m"), *vv = ws_st_find(st, "adam_v");
+    const ws_st_tensor *p = ws_st_find(st, "params"), *mm = ws_st_find(st, "adam_m"),
+                       *vv = ws_st_find(st, "adam_v");
     const char *step = ws_st_metadata(st, "step"), *rng = ws_st_metadata(st, "lora_rng"),
                *kind = ws_st_metadata(st, "kind");
     if (!p || !mm || !vv || !step || !rng || !kind || p->dtype != WS_DT_F32 || mm->dtype != WS_DT_F32 ||
         vv->dtype != WS_DT_F32 || p->numel != t->n || mm->numel != t->n || vv->numel != t->n ||
         strcmp(kind, t->lora ? "lora" : "full")) {
-        rc = ws_error_set(err, WS_EFORMAT, "%s: not a checkpoint of this trainer (%zu trainable floats, %s)", path,
-                          t->n, t->lora ? "lora" : "full");
+        rc = ws_error_set(err, WS_EFORMAT, "%s: not a checkpoint of this trainer (%zu trainable floats, %s)",
+                          path, t->n, t->lora ? "lora" : "full");
         goto out;
     }
     ws_st_to_f32(p, t->params);

@@ -14,13 +14,13 @@
 #include "nn/model.h"
 
 typedef struct ws_train_opts {
-    float lr, min_lr;          /* peak and final learning rate */
-    int warmup_steps;          /* linear warmup: lr * (step+1) / warmup */
-    int total_steps;           /* cosine from lr to min_lr over the steps after warmup */
+    float lr, min_lr; /* peak and final learning rate */
+    int warmup_steps; /* linear warmup: lr * (step+1) / warmup */
+    int total_steps;  /* cosine from lr to min_lr over the steps after warmup */
     float beta1, beta2, eps;
-    float weight_decay;        /* applied to 2-D tensors (matrices, embeddings, LoRA A/B) */
-    float grad_clip;           /* max global L2 norm; <= 0: off */
-    int accum;                 /* micro-batches per optimizer step */
+    float weight_decay; /* applied to 2-D tensors (matrices, embeddings, LoRA A/B) */
+    float grad_clip;    /* max global L2 norm; <= 0: off */
+    int accum;          /* micro-batches per optimizer step */
 } ws_train_opts;
 
 /* lr 1e-3 -> 1e-4, warmup 0, betas 0.9/0.95, eps 1e-8, wd 0.1, clip 1, accum 1. */
@@ -43,9 +43,9 @@ int ws_trainer_eval(ws_trainer *t, const int32_t *inputs, const int32_t *targets
 
 int ws_trainer_steps_done(const ws_trainer *t);
 float ws_trainer_last_lr(const ws_trainer *t);
-float ws_trainer_last_grad_norm(const ws_trainer *t);   /* before clipping */
+float ws_trainer_last_grad_norm(const ws_trainer *t); /* before clipping */
 size_t ws_trainer_n_trainable(const ws_trainer *t);
-size_t ws_trainer_bytes(const ws_trainer *t);          /* activations + optimizer state */
+size_t ws_trainer_bytes(const ws_trainer *t); /* activations + optimizer state */
 
 /* Checkpoint: trainable parameters, AdamW moments, step and dropout RNG in one safetensors
  * file (atomic write). Loading requires a trainer of the same shape. */

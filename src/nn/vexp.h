@@ -1,7 +1,8 @@
 /* exp(x) in a form gcc vectorises inside `#pragma omp simd` loops (libm's expf is a call per
  * element): Cody-Waite range reduction and Cephes' degree-6 polynomial, within 1 ulp of the exact
  * value over the float range (checked against exp in double by test_nn_ops); x below -87 gives 0
- * and x above 88 gives exp(88); a NaN gives a NaN-like garbage value, never undefined behaviour. Needs -fno-trapping-math for the selects to vectorise. */
+ * and x above 88 gives exp(88); a NaN gives a NaN-like garbage value, never undefined behaviour. Needs
+ * -fno-trapping-math for the selects to vectorise. */
 #ifndef WS_NN_VEXP_H
 #define WS_NN_VEXP_H
 
@@ -10,9 +11,12 @@
 static inline float ws_vexpf(float x)
 {
     float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = xc * 1.44269504088896341f + 12582912.0f;   /* 1.5 * 2^23: rounds to an integer */
+    float t = xc * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
     float n = t - 12582912.0f;
-    union { float f; int32_t i; } tu = {t};
+    union {
+        float f;
+        int32_t i;
+    } tu = {t};
     int32_t ni = tu.i - 0x4B400000;
     float r = xc - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
@@ -23,8 +27,11 @@ static inline float ws_vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } pu = {p};
-    pu.i = (int32_t)((uint32_t)pu.i + ((uint32_t)ni << 23));   /* unsigned: a NaN input is no UB */
+    union {
+        float f;
+        int32_t i;
+    } pu = {p};
+    pu.i = (int32_t)((uint32_t)pu.i + ((uint32_t)ni << 23)); /* unsigned: a NaN input is no UB */
     return x < -87.0f ? 0.0f : pu.f;
 }
 

@@ -117,7 +117,8 @@ static int request_deadline(ws_http_ctx *ctx, ws_req *r)
     for (; i < h->len && i < 10 && h->p[i] >= '0' && h->p[i] <= '9'; i++)
         ms = ms * 10 + (h->p[i] - '0');
     if (i == 0 || i != h->len || ms < 1) {
-        ws_http_error(ctx, 400, "invalid_timeout", "X-Request-Timeout-Ms must be a positive number of milliseconds");
+        ws_http_error(ctx, 400, "invalid_timeout",
+                      "X-Request-Timeout-Ms must be a positive number of milliseconds");
         return 1;
     }
     r->deadline = r->t0 + (double)(ms < WS_REQUEST_TIMEOUT_MAX_MS ? ms : WS_REQUEST_TIMEOUT_MAX_MS) / 1000.0;
@@ -279,7 +280,8 @@ static bool budget_gone(const ws_req *r, ws_op_error *e)
 {
     if (!(r->deadline > 0 && ws_now_s() >= r->deadline))
         return false;
-    op_fail(e, 504, "deadline_exceeded", "the request's time budget (X-Request-Timeout-Ms) ran out before the AI call");
+    op_fail(e, 504, "deadline_exceeded",
+            "the request's time budget (X-Request-Timeout-Ms) ran out before the AI call");
     return true;
 }
 
@@ -316,7 +318,7 @@ int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *messag
                        size_t n_context, ws_ai_piece_fn on_piece, void *arg, ws_buf *out, ws_op_error *e)
 {
     if (on_piece && on_loop)
-        return WS_EAGAIN;   /* a stream is written from the pool */
+        return WS_EAGAIN; /* a stream is written from the pool */
     if (!r->model_version[0]) {
         op_fail(
             e, 409, "no_model",
@@ -355,7 +357,7 @@ int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *messag
                     ws_buf_free(&val);
                     return WS_EAGAIN;
                 }
-                if (on_piece && on_piece(arg, nl3, rlen)) {   /* a cached reply is one piece */
+                if (on_piece && on_piece(arg, nl3, rlen)) { /* a cached reply is one piece */
                     ws_buf_free(&val);
                     op_fail(e, 499, "cancelled", "the client went away");
                     return 1;
@@ -385,7 +387,7 @@ int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *messag
     ws_span *as = ws_span_begin_child("ai generate", WS_SPAN_CLIENT);
     ws_span_attr_int(as, "ai.context_turns", (int64_t)n_context);
     int rc = ai_reply(s, r, message, context, n_context, on_piece, arg, &ar, &err);
-    if (rc == WS_EAGAIN && on_piece) {   /* the stream's client went away: the engine stopped */
+    if (rc == WS_EAGAIN && on_piece) { /* the stream's client went away: the engine stopped */
         ws_span_end(as);
         op_fail(e, 499, "cancelled", "the client went away");
         return 1;
@@ -409,7 +411,7 @@ int ws_op_reply_stream(ws_server *s, ws_req *r, bool on_loop, const char *messag
         op_fail(e, 503, "ai_unavailable", "%s", err.msg[0] ? err.msg : "the AI service is unavailable");
         return 1;
     }
-    bool whole = rc == 0 && ar.reply && on_piece && !s->ai->ops->generate_stream;   /* one piece */
+    bool whole = rc == 0 && ar.reply && on_piece && !s->ai->ops->generate_stream; /* one piece */
     if (whole && on_piece(arg, ar.reply, strlen(ar.reply))) {
         ws_ai_reply_clear(&ar);
         op_fail(e, 499, "cancelled", "the client went away");

@@ -80,7 +80,6 @@ static bool send_response(conn *c)
     return false;
 }
 
-
 /* An error answered before the handler runs; the connection closes afterwards. */
 static void early_error(conn *c, exch *ex, int status, const char *code, const char *msg)
 {
@@ -143,7 +142,6 @@ void ws__http_on_stream_async(uv_async_t *a)
             ws__http_conn_flush(e->c);
     }
 }
-
 
 /* The handler of a streamed response returned: last piece, terminator, done. */
 static void stream_end(conn *c, exch *ex)
@@ -458,4 +456,3 @@ void ws__http_process(conn *c)
         return;
     }
 }
-

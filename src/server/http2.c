@@ -396,4 +396,3 @@ void ws__http_h2_feed(conn *c)
     }
     h2_flush(c);
 }
-

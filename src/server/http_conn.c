@@ -482,4 +482,3 @@ void ws__http_on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, ws__http_on_alloc, ws__http_on_read);
     ws__http_timer_arm(c, s->cfg.head_timeout_ms, ws__http_on_timeout);
 }
-

@@ -86,7 +86,7 @@ struct loop_ctx {
     ws_http_request scratch; /* head parsing before an exchange exists */
     char date[40];
     time_t date_sec;
-    char tls_in[65536]; /* ciphertext read buffer */
+    char tls_in[65536];          /* ciphertext read buffer */
     char *spare_bufs[SPARE_MAX]; /* READ_CHUNK bytes each */
     int n_spare_bufs;
     ws_arena *spare_arenas[SPARE_MAX];
@@ -189,7 +189,7 @@ void ws__http_allow_header(const ws_http_server *s, ws_http_ctx *ctx);
 int ws__http_call_handler(ws_http_ctx *ctx);
 void ws__http_request_done(ws_http_server *s, size_t route, ws_http_ctx *ctx);
 size_t ws__http_route_find(const ws_http_server *s, const ws_http_request *req, ws_http_slice *params,
-                         bool *method_mismatch);
+                           bool *method_mismatch);
 
 /* http_tls.c */
 void ws__http_tls_collect(conn *c);

@@ -4,7 +4,6 @@
  * HTTP/2: http2.c; TLS: http_tls.c; shared structs: http_int.h (see http_server.h). */
 #include "server/http_int.h"
 
-
 void ws_http_header_add(ws_http_ctx *ctx, const char *name, const char *fmt, ...)
 {
     va_list ap;
@@ -131,7 +130,7 @@ static bool pattern_match(const char *pat, ws_http_slice path, ws_http_slice *pa
 
 /* Returns the route index, ROUTE_NONE; *method_mismatch when the path matched another method. */
 size_t ws__http_route_find(const ws_http_server *s, const ws_http_request *req, ws_http_slice *params,
-                         bool *method_mismatch)
+                           bool *method_mismatch)
 {
     *method_mismatch = false;
     for (size_t i = 0; i < s->cfg.n_routes; i++) {
@@ -208,10 +207,12 @@ void ws__http_request_done(ws_http_server *s, size_t route, ws_http_ctx *ctx)
     if (ws_log_enabled(lv)) {
         const ws_http_slice *m = &ctx->req->method;
         char method[16];
-        snprintf(method, sizeof method, "%.*s", m->p ? (int)(m->len < 15 ? m->len : 15) : 0, m->p ? m->p : "");
-        WS_LOG(lv, "http.request", NULL, WS_LF_S("http.request.method", method), WS_LF_S("http.route", pattern),
-               WS_LF_I("http.response.status_code", st), WS_LF_I("event.duration", (int64_t)(dur * 1e9)),
-               WS_LF_S("user.id", ctx->user_id), WS_LF_I("http.response.body.bytes", ctx->out.len));
+        snprintf(method, sizeof method, "%.*s", m->p ? (int)(m->len < 15 ? m->len : 15) : 0,
+                 m->p ? m->p : "");
+        WS_LOG(lv, "http.request", NULL, WS_LF_S("http.request.method", method),
+               WS_LF_S("http.route", pattern), WS_LF_I("http.response.status_code", st),
+               WS_LF_I("event.duration", (int64_t)(dur * 1e9)), WS_LF_S("user.id", ctx->user_id),
+               WS_LF_I("http.response.body.bytes", ctx->out.len));
     }
     ws_span_deactivate(prev);
     if (ctx->span) {

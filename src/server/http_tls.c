@@ -44,4 +44,3 @@ int ws__http_tls_init(ws_http_server *s, ws_error *err)
                             .alpn = WS_TLS_ALPN_H2_HTTP11};
     return ws_tls_server_ctx_new(&o, &s->ssl_ctx, err);
 }
-

@@ -150,8 +150,8 @@ static int t_list_conversations(mcp_call *c)
 
 static int t_wa_link(mcp_call *c)
 {
-    ws_wa_link_req lr = {ws_json_get_str(c->args, "phone_number_id"), ws_json_get_str(c->args, "access_token"),
-                         ws_json_get_str(c->args, "mode")};
+    ws_wa_link_req lr = {ws_json_get_str(c->args, "phone_number_id"),
+                         ws_json_get_str(c->args, "access_token"), ws_json_get_str(c->args, "mode")};
     return ws_op_wa_link(c->s, c->r, &lr, c->out, &c->e) ? 1 : 0;
 }
 
@@ -160,8 +160,8 @@ static int t_wa_set_mode(mcp_call *c)
     const char *number = ws_json_get_str(c->args, "phone_number_id");
     if (!number || !*number)
         return bad_arg(c, "\"phone_number_id\" is required");
-    return ws_op_wa_mode(c->s, c->r, number, ws_json_get_str(c->args, "contact"), ws_json_get_str(c->args, "mode"),
-                         c->out, &c->e)
+    return ws_op_wa_mode(c->s, c->r, number, ws_json_get_str(c->args, "contact"),
+                         ws_json_get_str(c->args, "mode"), c->out, &c->e)
                ? 1
                : 0;
 }
@@ -186,7 +186,8 @@ static int t_wa_draft(mcp_call *c)
         return bad_arg(c, "\"action\" must be approve, edit or discard");
     bool send = false;
     ws_json_get_bool(c->args, "send", &send);
-    return ws_op_wa_draft(c->s, c->r, id, action, ws_json_get_str(c->args, "text"), send, c->out, &c->e) ? 1 : 0;
+    return ws_op_wa_draft(c->s, c->r, id, action, ws_json_get_str(c->args, "text"), send, c->out, &c->e) ? 1
+                                                                                                         : 0;
 }
 
 /* The tools: their definitions (name, title, description, input and output schemas) are the
@@ -386,7 +387,7 @@ static int reply_piece(void *arg, const char *piece, size_t len)
         ctx->status = 200;
         ctx->content_type = "text/event-stream";
         ws_http_header_add(ctx, "Cache-Control", "no-cache");
-        rp->live = ws_http_stream_begin(ctx) == 0;   /* else no notifications: the result alone */
+        rp->live = ws_http_stream_begin(ctx) == 0; /* else no notifications: the result alone */
     }
     ws_buf_append(&rp->text, piece, len);
     if (!rp->live)
@@ -399,7 +400,7 @@ static int reply_piece(void *arg, const char *piece, size_t len)
     ws_json_put_str(&rp->ev, rp->text.data, rp->text.len);
     ws_buf_puts(&rp->ev, "}}");
     sse_event(ctx, &rp->ev, &rp->alive);
-    return !rp->alive;   /* the client left: the engine stops */
+    return !rp->alive; /* the client left: the engine stops */
 }
 
 /* The JSON-RPC result of a tool call: its structured output, or a tool-level error. */
@@ -455,7 +456,7 @@ static bool m_tools_call(ws_http_ctx *ctx, const ws_json *id, const ws_json *par
         c.piece_arg = &rp;
     }
     int rc = t->fn(&c);
-    if (rp.begun) {   /* the result as the stream's last event (or after the events in one body) */
+    if (rp.begun) { /* the result as the stream's last event (or after the events in one body) */
         ws_buf res = WS_BUF_INIT;
         tool_result(&res, id, rc, &out, &c);
         ws_buf_puts(&ctx->out, "event: message\ndata: ");

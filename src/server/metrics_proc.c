@@ -15,9 +15,11 @@ void ws_proc_metrics_register(ws_metrics *m, ws_proc_metrics *pm, const char *ro
 {
     char labels[96];
     snprintf(labels, sizeof labels, "version=\"%s\",role=\"%s\"", WS_VERSION, role);
-    pm->build = ws_metrics_gauge(m, "ws_build_info", labels, "Always 1: the version and role of this process.");
+    pm->build =
+        ws_metrics_gauge(m, "ws_build_info", labels, "Always 1: the version and role of this process.");
     ws_metric_set(pm->build, 1);
-    pm->start = ws_metrics_gauge(m, "ws_process_start_time_seconds", NULL, "Start time of the process (Unix seconds).");
+    pm->start = ws_metrics_gauge(m, "ws_process_start_time_seconds", NULL,
+                                 "Start time of the process (Unix seconds).");
     ws_metric_set(pm->start, (int64_t)time(NULL));
     pm->log_lines = ws_metrics_counter(m, "ws_log_lines_total", NULL, "Log lines written.");
     pm->log_bytes = ws_metrics_counter(m, "ws_log_bytes_total", NULL, "Bytes of log lines written.");
@@ -29,12 +31,13 @@ void ws_proc_metrics_register(ws_metrics *m, ws_proc_metrics *pm, const char *ro
     pm->model_hits = pm->model_misses = pm->resident = pm->tokens = NULL;
     if (!with_ai)
         return;
-    pm->model_hits =
-        ws_metrics_counter(m, "ws_model_cache_hits_total", NULL, "Replies that found the user's clone loaded.");
-    pm->model_misses =
-        ws_metrics_counter(m, "ws_model_cache_misses_total", NULL, "Replies that had to load the user's clone.");
+    pm->model_hits = ws_metrics_counter(m, "ws_model_cache_hits_total", NULL,
+                                        "Replies that found the user's clone loaded.");
+    pm->model_misses = ws_metrics_counter(m, "ws_model_cache_misses_total", NULL,
+                                          "Replies that had to load the user's clone.");
     pm->resident = ws_metrics_gauge(m, "ws_models_resident", NULL, "Users' clones (adapters) loaded now.");
-    pm->tokens = ws_metrics_counter(m, "ws_tokens_generated_total", NULL, "Tokens sampled by reply generation.");
+    pm->tokens =
+        ws_metrics_counter(m, "ws_tokens_generated_total", NULL, "Tokens sampled by reply generation.");
 }
 
 void ws_proc_metrics_refresh(ws_proc_metrics *pm)

@@ -57,7 +57,7 @@ static unsigned bucket_of(const char *hash)
 {
     unsigned h = 0;
     for (int i = 0; i < 8; i++)
-        h = h * 16 + (unsigned)ws_hex_digit(hash[i]);   /* hash: 64 lower-case hex digits */
+        h = h * 16 + (unsigned)ws_hex_digit(hash[i]); /* hash: 64 lower-case hex digits */
     return h % WS_AUTH_CACHE_BUCKETS;
 }
 
@@ -200,7 +200,8 @@ static int write_items(ws_server *s, ws_store *st, write_item **items, bool *don
             size_t w1 = 0;
             int r1 = ws_store_conv_insert_batch(st, &rows[k], 1, &w1, &e1);
             if (r1 == WS_EINVAL || r1 == WS_ETOOBIG) {
-                WS_LOG(WS_LOG_ERROR, "conversation.refused", e1.msg, WS_LF_S("user.id", rows[k].conv.user_id));
+                WS_LOG(WS_LOG_ERROR, "conversation.refused", e1.msg,
+                       WS_LF_S("user.id", rows[k].conv.user_id));
                 ws_metric_add(s->m_conv_failed, 1);
                 done[idx[k]] = true;
             } else if (r1 == 0) {
@@ -689,7 +690,8 @@ static void register_metrics(ws_server *s)
     for (int st = 0; st <= WS_JOB_CANCELLED; st++) {
         char labels[48];
         snprintf(labels, sizeof labels, "state=\"%s\"", ws_job_status_name((ws_job_status)st));
-        s->m_jobs_state[st] = ws_metrics_gauge(m, "ws_training_jobs", labels, "Training jobs in the store by state.");
+        s->m_jobs_state[st] =
+            ws_metrics_gauge(m, "ws_training_jobs", labels, "Training jobs in the store by state.");
     }
     s->m_queue_lag = ws_metrics_gauge(m, "ws_training_queue_lag_seconds", NULL,
                                       "Age of the oldest queued training job (0 when none waits).");

@@ -32,20 +32,20 @@ typedef struct ws_server_config {
     int threads;                   /* event loops; 0 = one per core */
     const char *tls_cert;          /* both set: TLS 1.3 */
     const char *tls_key;
-    int key_rate_limit;          /* per key per minute when the key says 0; default 120 */
-    int user_rate_limit;         /* per user per minute over all their keys; default 600 */
-    size_t max_export_bytes;     /* upload cap; default 64 MiB */
-    size_t max_body_bytes;       /* other bodies; default 1 MiB */
-    size_t max_head_bytes;       /* default 16 KiB */
-    int store_connections;       /* store pool size; default 8 */
-    int keepalive_timeout_ms;    /* 0 = http_server default */
-    int head_timeout_ms;         /* 0 = default */
-    int drain_timeout_ms;        /* 0 = default */
-    const char *allowed_origins; /* comma-separated Origins accepted at /mcp (besides localhost) */
-    bool no_training;            /* do not run the training worker in this process */
-    bool allow_signup;           /* POST /v1/signup creates users (dashboard; rate-limited) */
-    size_t writer_queue_max;     /* conversation rows queued for the writer; default 50 000 */
-    ws_ai *ai;                   /* borrowed; NULL = AI-backed calls answer 503 */
+    int key_rate_limit;                   /* per key per minute when the key says 0; default 120 */
+    int user_rate_limit;                  /* per user per minute over all their keys; default 600 */
+    size_t max_export_bytes;              /* upload cap; default 64 MiB */
+    size_t max_body_bytes;                /* other bodies; default 1 MiB */
+    size_t max_head_bytes;                /* default 16 KiB */
+    int store_connections;                /* store pool size; default 8 */
+    int keepalive_timeout_ms;             /* 0 = http_server default */
+    int head_timeout_ms;                  /* 0 = default */
+    int drain_timeout_ms;                 /* 0 = default */
+    const char *allowed_origins;          /* comma-separated Origins accepted at /mcp (besides localhost) */
+    bool no_training;                     /* do not run the training worker in this process */
+    bool allow_signup;                    /* POST /v1/signup creates users (dashboard; rate-limited) */
+    size_t writer_queue_max;              /* conversation rows queued for the writer; default 50 000 */
+    ws_ai *ai;                            /* borrowed; NULL = AI-backed calls answer 503 */
     const struct ws_jwt_key *service_key; /* borrowed: its public half is served as JWKS at
                                            * /.well-known/jwks.json; NULL = the server reads
                                            * (or makes) DATA/WS_SERVICE_KEY_FILE itself */
@@ -75,10 +75,10 @@ void ws_server_free(ws_server *s); /* NULL is a no-op */
 
 /* The gateway's side of the bus (bus_events.c, `serve --kafka`): a thread consuming
  * training-events in its own consumer group (each gateway sees every event; at start it
- * skips the events older than a minute): a finished job drops the user's cached replies and principal here and asks the
- * AI engine (the gRPC AI nodes, or the in-process engine) to reload the user's model. Events
- * are handled once per event id. The bus is borrowed and must be subscribed by no one else;
- * stop before ws_server_free. */
+ * skips the events older than a minute): a finished job drops the user's cached replies and principal here
+ * and asks the AI engine (the gRPC AI nodes, or the in-process engine) to reload the user's model. Events are
+ * handled once per event id. The bus is borrowed and must be subscribed by no one else; stop before
+ * ws_server_free. */
 struct ws_bus;
 typedef struct ws_srv_bus ws_srv_bus;
 int ws_server_bus_start(ws_server *s, struct ws_bus *bus, const char *group, ws_srv_bus **out, ws_error *err);

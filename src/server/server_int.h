@@ -68,7 +68,7 @@ struct ws_server {
     ws_cache *cache;
     bool cache_blocking; /* Redis: calls block, so never on the loop */
     ws_ai *ai;
-    struct ws_jwt_key *session_key; /* signs dashboard session tokens (session.c) */
+    struct ws_jwt_key *session_key;       /* signs dashboard session tokens (session.c) */
     const struct ws_jwt_key *service_key; /* the gateway's key for AI calls (JWKS): cfg's or own */
     struct ws_jwt_key *own_service_key;   /* loaded here when cfg gave none (owned) */
     char worker_id[64];
@@ -92,19 +92,19 @@ struct ws_server {
     pthread_cond_t writer_cv;       /* the writer waits for rows (or for closing) */
     pthread_cond_t writer_space_cv; /* requests wait for room in a full queue */
     pthread_t writer;
-    bool writer_started;            /* the thread exists (join it) */
-    bool writer_on;                 /* the queue accepts rows (under writer_mu) */
+    bool writer_started; /* the thread exists (join it) */
+    bool writer_on;      /* the queue accepts rows (under writer_mu) */
     write_item *wq_head, *wq_tail;
     size_t wq_len, wq_bytes, wq_max;
     int wq_waiters;
-    uint64_t wq_queued, wq_finished; /* rows ever queued / taken off the queue and written (or given up) */
+    uint64_t wq_queued, wq_finished;  /* rows ever queued / taken off the queue and written (or given up) */
     pthread_cond_t writer_flushed_cv; /* readers wait for the rows queued before them */
 
     struct ws_wa_state *wa; /* the WhatsApp channel (wa_int.h) */
 
     ws_metric *m_cache_hits, *m_cache_misses, *m_ai_calls, *m_ai_errors, *m_ai_latency, *m_rate_limited,
-        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_sync, *m_conv_waits, *m_conv_discarded, *m_conv_failed,
-        *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
+        *m_auth_failures, *m_jobs_queued, *m_jobs_completed, *m_jobs_failed, *m_conv_written, *m_conv_sync,
+        *m_conv_waits, *m_conv_discarded, *m_conv_failed, *m_writer_queue, *m_auth_cache_hits, *m_mcp_calls;
     /* the process metrics, the training queue by state (refreshed at scrape) and job time */
     ws_proc_metrics m_proc;
     ws_metric *m_jobs_state[WS_JOB_CANCELLED + 1], *m_queue_lag, *m_job_duration;
@@ -145,9 +145,9 @@ typedef struct ws_req {
     int phase; /* 0 fresh, 1 authenticated, 2 rate limits passed */
     ws_principal p;
     char model_version[WS_MODEL_VERSION_MAX + 1];
-    double t0;         /* monotonic start of the request */
-    double deadline;   /* the request's own time budget (X-Request-Timeout-Ms) ends; 0 = none */
-    bool miss_counted; /* reply: the cache lookup missed already (loop run) */
+    double t0;              /* monotonic start of the request */
+    double deadline;        /* the request's own time budget (X-Request-Timeout-Ms) ends; 0 = none */
+    bool miss_counted;      /* reply: the cache lookup missed already (loop run) */
     const char *sid, *csrf; /* dashboard session (session.c): arena strings; NULL with a key */
 } ws_req;
 

@@ -54,8 +54,9 @@ int ws_wa_h_verify(ws_http_ctx *ctx)
     const char *token = ws_http_query_param(ctx, "hub.verify_token");
     const char *challenge = ws_http_query_param(ctx, "hub.challenge");
     const char *want = s->wa->verify_token;
-    bool ok = want && mode && token && challenge && !strcmp(mode, "subscribe") && strlen(token) == strlen(want) &&
-              CRYPTO_memcmp(token, want, strlen(want)) == 0 && strlen(challenge) <= 1024;
+    bool ok = want && mode && token && challenge && !strcmp(mode, "subscribe") &&
+              strlen(token) == strlen(want) && CRYPTO_memcmp(token, want, strlen(want)) == 0 &&
+              strlen(challenge) <= 1024;
     if (!ok) {
         ws_http_error(ctx, 403, "forbidden", "verification failed");
         return 0;
@@ -78,7 +79,8 @@ int ws_wa_h_webhook(ws_http_ctx *ctx)
         if (ws_wa_signature_check(wa->app_secret, wa->app_secret_len, ctx->body, ctx->body_len, sig) != 0) {
             ws_metric_add(wa->m_sig_failures, 1);
             ws_http_error(ctx, 401, "bad_signature",
-                          sig ? "X-Hub-Signature-256 does not match the body" : "X-Hub-Signature-256 is missing");
+                          sig ? "X-Hub-Signature-256 does not match the body"
+                              : "X-Hub-Signature-256 is missing");
             return 0;
         }
         ctx->scratch = wa;
@@ -137,7 +139,8 @@ int ws_op_wa_link(ws_server *s, ws_req *r, const ws_wa_link_req *lr, ws_buf *out
 {
     ws_wa_mode mode = WS_WA_MODE_DRAFT;
     if (!digits(lr->phone_number_id, 64)) {
-        op_fail(e, 400, "invalid_request", "phone_number_id must be the number's id (digits) from the WhatsApp Manager");
+        op_fail(e, 400, "invalid_request",
+                "phone_number_id must be the number's id (digits) from the WhatsApp Manager");
         return e->status;
     }
     if (!token_ok(lr->access_token)) {
@@ -151,7 +154,8 @@ int ws_op_wa_link(ws_server *s, ws_req *r, const ws_wa_link_req *lr, ws_buf *out
     ws_arena *a = ws_arena_new(1024);
     ws_store *st = ws_srv_store_get(s);
     ws_error err = {0};
-    ws_wa_link cur, l = {.phone_number_id = lr->phone_number_id, .user_id = r->p.user_id, .default_mode = mode};
+    ws_wa_link cur,
+        l = {.phone_number_id = lr->phone_number_id, .user_id = r->p.user_id, .default_mode = mode};
     char key[WS_BLOB_KEY_MAX];
     ws_wa_token_key(r->p.user_id, lr->phone_number_id, key, sizeof key);
     l.token_blob = key;
@@ -225,7 +229,8 @@ int ws_op_wa_mode(ws_server *s, ws_req *r, const char *phone_number_id, const ch
         return e->status;
     }
     if (contact && (!*contact || strlen(contact) > 256)) {
-        op_fail(e, 400, "invalid_request", "contact must be a phone number (wa_id) or a business-scoped user id");
+        op_fail(e, 400, "invalid_request",
+                "contact must be a phone number (wa_id) or a business-scoped user id");
         return e->status;
     }
     const char *c = contact && contact[0] == '+' ? contact + 1 : contact; /* wa_ids have no '+' */
@@ -353,7 +358,8 @@ static int draft_act(ws_store *st, ws_wa_draft *d, const char *action, const cha
             return e->status;
         }
         int64_t last = 0;
-        int rc = ws_store_wa_last_incoming(st, d->phone_number_id, d->contact_phone, d->contact_user_id, &last, &err);
+        int rc = ws_store_wa_last_incoming(st, d->phone_number_id, d->contact_phone, d->contact_user_id,
+                                           &last, &err);
         if (rc)
             return store_fail(e, rc, &err);
         if (last + DAY_MS < ws_store_now_ms()) {
@@ -372,8 +378,8 @@ static int draft_act(ws_store *st, ws_wa_draft *d, const char *action, const cha
     return rc ? store_fail(e, rc, &err) : 0;
 }
 
-int ws_op_wa_draft(ws_server *s, ws_req *r, const char *draft_id, const char *action, const char *text, bool send,
-                   ws_buf *out, ws_op_error *e)
+int ws_op_wa_draft(ws_server *s, ws_req *r, const char *draft_id, const char *action, const char *text,
+                   bool send, ws_buf *out, ws_op_error *e)
 {
     ws_arena *a = ws_arena_new(4096);
     ws_store *st = ws_srv_store_get(s);
@@ -469,10 +475,10 @@ int ws_wa_h_link(ws_http_ctx *ctx)
     const ws_json *j = body_json(ctx);
     if (!j)
         return 0;
-    return result(ctx,
-                  ws_op_wa_mode(s, r, number, ws_json_get_str(j, "contact"), ws_json_get_str(j, "mode"),
-                                &ctx->out, &e),
-                  &e);
+    return result(
+        ctx,
+        ws_op_wa_mode(s, r, number, ws_json_get_str(j, "contact"), ws_json_get_str(j, "mode"), &ctx->out, &e),
+        &e);
 }
 
 int ws_wa_h_drafts(ws_http_ctx *ctx)
@@ -488,14 +494,16 @@ int ws_wa_h_drafts(ws_http_ctx *ctx)
         char *end;
         limit = strtol(ls, &end, 10);
         if (end == ls || *end || limit < 1 || limit > WS_STORE_PAGE_MAX) {
-            ws_http_error(ctx, 400, "invalid_request", "limit must be an integer in 1..%d", WS_STORE_PAGE_MAX);
+            ws_http_error(ctx, 400, "invalid_request", "limit must be an integer in 1..%d",
+                          WS_STORE_PAGE_MAX);
             return 0;
         }
     }
     if (ctx->on_loop)
         return WS_EAGAIN;
     ws_op_error e = {0};
-    return result(ctx, ws_op_wa_drafts(s, r, ws_http_query_param(ctx, "status"), (int)limit, &ctx->out, &e), &e);
+    return result(ctx, ws_op_wa_drafts(s, r, ws_http_query_param(ctx, "status"), (int)limit, &ctx->out, &e),
+                  &e);
 }
 
 int ws_wa_h_draft(ws_http_ctx *ctx)

@@ -13,7 +13,7 @@
 #include "whatsapp/wa_graph.h"
 
 #define WS_WA_WEBHOOK_MAX_BODY ((size_t)3 << 20) /* Meta's notifications stay under 3 MiB */
-#define WS_WA_TOKEN_MAX 4096                      /* longest access token accepted */
+#define WS_WA_TOKEN_MAX 4096                     /* longest access token accepted */
 
 /* Where a recipient's last send is remembered (throughput cap per recipient). */
 #define WS_WA_RECIPIENTS 1024
@@ -104,12 +104,13 @@ int ws_op_wa_mode(ws_server *s, ws_req *r, const char *phone_number_id, const ch
                   ws_buf *out, ws_op_error *e);
 int ws_op_wa_drafts(ws_server *s, ws_req *r, const char *status, int limit, ws_buf *out, ws_op_error *e);
 /* action: "get", "approve", "edit" (text required; send = approve after the edit), "discard". */
-int ws_op_wa_draft(ws_server *s, ws_req *r, const char *draft_id, const char *action, const char *text, bool send,
-                   ws_buf *out, ws_op_error *e);
+int ws_op_wa_draft(ws_server *s, ws_req *r, const char *draft_id, const char *action, const char *text,
+                   bool send, ws_buf *out, ws_op_error *e);
 
 /* ---- the processor and the sender (wa_worker.c) ---- */
 /* The access token of a linked number, unsealed from the blobs into out. */
-int ws_wa_token_get(ws_server *s, const char *user_id, const char *phone_number_id, ws_buf *out, ws_error *err);
+int ws_wa_token_get(ws_server *s, const char *user_id, const char *phone_number_id, ws_buf *out,
+                    ws_error *err);
 /* The blob key of that token: "users/<user>/whatsapp/<number>.token". */
 void ws_wa_token_key(const char *user_id, const char *phone_number_id, char *out, size_t n);
 

@@ -99,8 +99,8 @@ static int process_body(void *arg, ws_store *st, const ws_wa_inbox_item *it, ws_
 {
     ws_server *s = arg;
     if (it->attempts >= INBOX_MAX_ATTEMPTS) {
-        fprintf(stderr, "whatstyle serve: whatsapp: notification %lld dropped after %d tries\n", (long long)it->id,
-                it->attempts);
+        fprintf(stderr, "whatstyle serve: whatsapp: notification %lld dropped after %d tries\n",
+                (long long)it->id, it->attempts);
         ws_metric_add(s->wa->m_bad_bodies, 1);
         return 0;
     }
@@ -149,7 +149,8 @@ static bool in_window(ws_server *s, const ws_wa_draft *d)
 {
     ws_store *st = ws_srv_store_get(s);
     int64_t last = 0;
-    int rc = ws_store_wa_last_incoming(st, d->phone_number_id, d->contact_phone, d->contact_user_id, &last, NULL);
+    int rc =
+        ws_store_wa_last_incoming(st, d->phone_number_id, d->contact_phone, d->contact_user_id, &last, NULL);
     ws_srv_store_put(s, st);
     return rc == 0 && last + DAY_MS >= ws_store_now_ms();
 }
@@ -168,11 +169,13 @@ static void generate_one(ws_server *s, ws_wa_draft *d)
     ws_ai_reply rep = {0};
     ws_error err = {0};
     char reason[160];
-    int rc = s->ai ? s->ai->ops->generate(s->ai, d->user_id, d->in_text ? d->in_text : "", NULL, 0, &rep, &err)
-                   : WS_EUNSUPPORTED;
+    int rc = s->ai
+                 ? s->ai->ops->generate(s->ai, d->user_id, d->in_text ? d->in_text : "", NULL, 0, &rep, &err)
+                 : WS_EUNSUPPORTED;
     if (rc == WS_ENOENT || rc == WS_EUNSUPPORTED) {
         d->status = "failed";
-        d->error_message = rc == WS_ENOENT ? "the clone has no trained model yet" : "no AI service configured";
+        d->error_message =
+            rc == WS_ENOENT ? "the clone has no trained model yet" : "no AI service configured";
     } else if (rc) {
         d->attempts++;
         d->status = d->attempts >= SEND_MAX_ATTEMPTS ? "failed" : "generating";
@@ -193,7 +196,8 @@ static void generate_one(ws_server *s, ws_wa_draft *d)
             else if (d->mode != WS_WA_MODE_AUTO)
                 snprintf(reason, sizeof reason, "draft mode: waiting for approval");
             else
-                snprintf(reason, sizeof reason, "confidence %.2f is below the clone's threshold", rep.confidence);
+                snprintf(reason, sizeof reason, "confidence %.2f is below the clone's threshold",
+                         rep.confidence);
             d->reason = reason;
         }
     }
@@ -217,9 +221,8 @@ static size_t generate_drafts(ws_server *s)
 
 /* ---- sending -------------------------------------------------------------------------- */
 
-
-
-int ws_wa_token_get(ws_server *s, const char *user_id, const char *phone_number_id, ws_buf *out, ws_error *err)
+int ws_wa_token_get(ws_server *s, const char *user_id, const char *phone_number_id, ws_buf *out,
+                    ws_error *err)
 {
     char key[WS_BLOB_KEY_MAX];
     ws_wa_token_key(user_id, phone_number_id, key, sizeof key);
@@ -403,16 +406,18 @@ static void register_metrics(ws_server *s)
     ws_metrics *m = s->metrics;
     wa->m_received = ws_metrics_counter(m, "ws_whatsapp_messages_received_total", NULL,
                                         "WhatsApp messages received (first delivery of each wamid).");
-    wa->m_duplicates = ws_metrics_counter(m, "ws_whatsapp_duplicates_total", NULL,
-                                          "WhatsApp messages delivered again (same wamid), not processed twice.");
+    wa->m_duplicates =
+        ws_metrics_counter(m, "ws_whatsapp_duplicates_total", NULL,
+                           "WhatsApp messages delivered again (same wamid), not processed twice.");
     wa->m_sig_failures = ws_metrics_counter(m, "ws_whatsapp_signature_failures_total", NULL,
                                             "Webhook POSTs refused: X-Hub-Signature-256 missing or wrong.");
     static const char help[] = "Replies sent through the Graph API, by outcome.";
     wa->m_sent_ok = ws_metrics_counter(m, "ws_whatsapp_sent_total", "status=\"sent\"", help);
     wa->m_sent_retry = ws_metrics_counter(m, "ws_whatsapp_sent_total", "status=\"retried\"", help);
     wa->m_sent_failed = ws_metrics_counter(m, "ws_whatsapp_sent_total", "status=\"failed\"", help);
-    wa->m_bad_bodies = ws_metrics_counter(m, "ws_whatsapp_bad_notifications_total", NULL,
-                                          "Signed webhook bodies that could not be stored or parsed (dropped).");
+    wa->m_bad_bodies =
+        ws_metrics_counter(m, "ws_whatsapp_bad_notifications_total", NULL,
+                           "Signed webhook bodies that could not be stored or parsed (dropped).");
 }
 
 int ws_wa_srv_new(ws_server *s, ws_error *err)
@@ -432,8 +437,8 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
     }
     if (c->whatsapp_verify_token && *c->whatsapp_verify_token)
         wa->verify_token = ws_xstrdup(c->whatsapp_verify_token);
-    const char *url = c->whatsapp_graph_url && *c->whatsapp_graph_url ? c->whatsapp_graph_url
-                                                                       : WS_WA_GRAPH_DEFAULT_URL;
+    const char *url =
+        c->whatsapp_graph_url && *c->whatsapp_graph_url ? c->whatsapp_graph_url : WS_WA_GRAPH_DEFAULT_URL;
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return ws_error_set(err, WS_EINVAL, "the Graph API URL must start with http:// or https://");
     char *u = ws_xstrdup(url);
@@ -441,9 +446,9 @@ int ws_wa_srv_new(ws_server *s, ws_error *err)
     while (ul && u[ul - 1] == '/')
         u[--ul] = '\0';
     wa->graph.base_url = u;
-    wa->graph.version = ws_xstrdup(c->whatsapp_graph_version && *c->whatsapp_graph_version
-                                       ? c->whatsapp_graph_version
-                                       : WS_WA_GRAPH_DEFAULT_VERSION);
+    wa->graph.version =
+        ws_xstrdup(c->whatsapp_graph_version && *c->whatsapp_graph_version ? c->whatsapp_graph_version
+                                                                           : WS_WA_GRAPH_DEFAULT_VERSION);
     wa->number_rate = c->whatsapp_number_rate > 0 ? c->whatsapp_number_rate : 80;
     wa->recipient_gap_ms = c->whatsapp_recipient_gap_ms > 0 ? c->whatsapp_recipient_gap_ms : 6000;
     register_metrics(s);

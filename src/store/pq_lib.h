@@ -20,7 +20,7 @@ typedef struct ws__pq_api {
     WS_PQ_FUNCTIONS(WS_LAZYLIB_SLOT)
 } ws__pq_api;
 
-extern ws__pq_api ws__pq;   /* filled by ws__pq_load */
+extern ws__pq_api ws__pq; /* filled by ws__pq_load */
 
 /* 0 once libpq is loaded; WS_EUNSUPPORTED with a message naming the package otherwise. */
 int ws__pq_load(ws_error *err);

@@ -49,8 +49,7 @@ int ws_store_new_id(const char *prefix, char *out, size_t out_size)
 
 /* Checks an input string: present when required, non-empty when present and required, at
  * most max bytes, valid UTF-8. */
-int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t max,
-                      bool required)
+int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t max, bool required)
 {
     if (!s)
         return required ? ws_error_set(err, WS_EINVAL, "%s is required", field) : 0;
@@ -71,8 +70,7 @@ int ws__store_check_json(ws_error *err, const char *field, const char *s)
         return 0;
     size_t n = strnlen(s, WS_STORE_JSON_MAX + 1);
     if (n > WS_STORE_JSON_MAX)
-        return ws_error_set(err, WS_ETOOBIG, "%s is longer than %d bytes", field,
-                            WS_STORE_JSON_MAX);
+        return ws_error_set(err, WS_ETOOBIG, "%s is longer than %d bytes", field, WS_STORE_JSON_MAX);
     ws_json_doc *doc = NULL;
     ws_error jerr = {0};
     if (ws_json_parse(s, n, &doc, &jerr) < 0)
@@ -114,7 +112,7 @@ bool ws__store_cell_bool(const ws_dbres *r, int row, int col)
 }
 
 int ws__store_query(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np,
-             ws_dbres *out, ws_error *err)
+                    ws_dbres *out, ws_error *err)
 {
     ws_span *sp = ws_span_begin_child("db query", WS_SPAN_CLIENT);
     if (sp) {
@@ -193,13 +191,13 @@ ws_db *ws__store_db(ws_store *s)
     return s->db;
 }
 
-int ws__store_outbox_insert(ws_store *s, ws_arena *a, const char *topic, const char *key,
-                         const char *payload, ws_error *err)
+int ws__store_outbox_insert(ws_store *s, ws_arena *a, const char *topic, const char *key, const char *payload,
+                            ws_error *err)
 {
     ws_dbp p[] = {DBP_S(topic), DBP_S(key), DBP_S(payload), DBP_I(ws_store_now_ms())};
     return ws__store_query(s, s->db, a,
-             "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)",
-             p, NP(p), NULL, err);
+                           "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)",
+                           p, NP(p), NULL, err);
 }
 
 /* ------------------------------------------------------------------ open / close */
@@ -208,8 +206,7 @@ static bool is_pg_url(const char *url)
 {
     if (!strncmp(url, "sqlite:", 7))
         return false;
-    return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
-           strchr(url, '=') != NULL;
+    return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) || strchr(url, '=') != NULL;
 }
 
 int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err)
@@ -311,8 +308,8 @@ char *ws_store_url_for_data_dir(const char *dir, ws_error *err)
     return ws_buf_take(&b);
 }
 
-int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
-                      ws_store **out, ws_error *err)
+int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url, ws_store **out,
+                      ws_error *err)
 {
     *out = NULL;
     char *own = NULL;
@@ -365,10 +362,10 @@ static int table_exists(ws_store *s, ws_arena *a, const char *name, bool *yes, w
     ws_dbres r = {0};
     ws_dbp p[] = {DBP_S(name)};
     int rc = ws__store_query(s, s->db, a,
-               s->drv->is_pg ? "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = $1"
-                               " AND schemaname = current_schema()"
-                             : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
-               p, NP(p), &r, err);
+                             s->drv->is_pg ? "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = $1"
+                                             " AND schemaname = current_schema()"
+                                           : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
+                             p, NP(p), &r, err);
     *yes = rc == 0 && r.nrows > 0;
     return rc;
 }
@@ -384,7 +381,7 @@ int ws_store_schema_version(ws_store *s, int *version, int *latest, ws_error *er
     if (rc == 0 && exists) {
         ws_dbres r = {0};
         rc = ws__store_query(s, s->db, a, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, 0,
-               &r, err);
+                             &r, err);
         if (rc == 0 && r.nrows == 1)
             *version = (int)ws__store_cell_i64(&r, 0, 0);
     }
@@ -415,7 +412,7 @@ int ws_store_migrate(ws_store *s, int *applied, ws_error *err)
         ws_dbp pv[] = {DBP_I(m->version)};
         if (rc == 0)
             rc = ws__store_query(s, s->db, a, "SELECT 1 FROM schema_migrations WHERE version = $1", pv,
-                   NP(pv), &r, err);
+                                 NP(pv), &r, err);
         if (rc == 0 && r.nrows == 0) {
             rc = s->drv->exec_script(s->db, m->sql, err);
             if (rc < 0) {
@@ -426,9 +423,9 @@ int ws_store_migrate(ws_store *s, int *applied, ws_error *err)
             ws_dbp pi[] = {DBP_I(m->version), DBP_S(m->name), DBP_I(ws_store_now_ms())};
             if (rc == 0)
                 rc = ws__store_query(s, s->db, a,
-                       "INSERT INTO schema_migrations (version, name, applied_at)"
-                       " VALUES ($1, $2, $3)",
-                       pi, NP(pi), NULL, err);
+                                     "INSERT INTO schema_migrations (version, name, applied_at)"
+                                     " VALUES ($1, $2, $3)",
+                                     pi, NP(pi), NULL, err);
             if (rc == 0)
                 count++;
         }
@@ -441,4 +438,3 @@ out:
         *applied = count;
     return rc;
 }
-

@@ -39,12 +39,12 @@
 typedef struct ws_store ws_store;
 
 /* Size caps (bytes, excluding NUL) enforced on input; longer input gives WS_ETOOBIG. */
-#define WS_STORE_ID_MAX 40          /* user/job ids: "usr_" / "job_" + 24 hex */
-#define WS_STORE_NAME_MAX 64        /* user names */
-#define WS_STORE_TEXT_MAX (64 * 1024)     /* one message / reply / error text */
-#define WS_STORE_JSON_MAX (256 * 1024)    /* metrics, event data, job params */
-#define WS_STORE_PAGE_MAX 200       /* largest page a list call returns */
-#define WS_STORE_CURSOR_MAX 128     /* longest cursor string accepted */
+#define WS_STORE_ID_MAX 40             /* user/job ids: "usr_" / "job_" + 24 hex */
+#define WS_STORE_NAME_MAX 64           /* user names */
+#define WS_STORE_TEXT_MAX (64 * 1024)  /* one message / reply / error text */
+#define WS_STORE_JSON_MAX (256 * 1024) /* metrics, event data, job params */
+#define WS_STORE_PAGE_MAX 200          /* largest page a list call returns */
+#define WS_STORE_CURSOR_MAX 128        /* longest cursor string accepted */
 
 /* ---- opening -------------------------------------------------------------------------- */
 
@@ -70,7 +70,7 @@ typedef struct ws_store_config {
 /* Opens a connection. Does NOT migrate: call ws_store_migrate (idempotent) or check with
  * ws_store_schema_version. *out belongs to the caller; release with ws_store_close. */
 int ws_store_open(const ws_store_config *cfg, ws_store **out, ws_error *err);
-void ws_store_close(ws_store *s);                 /* NULL is a no-op */
+void ws_store_close(ws_store *s); /* NULL is a no-op */
 
 /* "sqlite:DIR/whatstyle.db" for a data directory (DIR is created if missing). Caller frees. */
 char *ws_store_url_for_data_dir(const char *dir, ws_error *err);
@@ -78,8 +78,8 @@ char *ws_store_url_for_data_dir(const char *dir, ws_error *err);
 /* Opens the store the way every subcommand picks it: database_url if not NULL or "" (the CLI
  * resolves --store / WS_STORE_URL), else SQLite in data_dir (WS_EINVAL if that is NULL too).
  * replica_url (a PostgreSQL read replica) is optional. Reads no environment. */
-int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url,
-                      ws_store **out, ws_error *err);
+int ws_store_open_for(const char *data_dir, const char *database_url, const char *replica_url, ws_store **out,
+                      ws_error *err);
 
 /* ---- a pool of handles for worker threads --------------------------------------------- */
 
@@ -122,23 +122,21 @@ int ws_store_schema_version(ws_store *s, int *version, int *latest, ws_error *er
 /* ---- users ---------------------------------------------------------------------------- */
 
 typedef struct ws_user {
-    const char *id;              /* "usr_..." */
-    const char *name;            /* unique login/display name */
-    const char *phone;           /* unique, NULL if none */
-    const char *model_version;   /* current model version, NULL before the first training */
-    const char *tier;            /* subscription tier ("free" by default) */
+    const char *id;            /* "usr_..." */
+    const char *name;          /* unique login/display name */
+    const char *phone;         /* unique, NULL if none */
+    const char *model_version; /* current model version, NULL before the first training */
+    const char *tier;          /* subscription tier ("free" by default) */
     int64_t created_at;
-    int64_t last_active;         /* 0 = never */
+    int64_t last_active; /* 0 = never */
     bool is_active;
 } ws_user;
 
 /* Creates a user. phone and tier may be NULL. WS_ECONFLICT when name or phone is taken. */
-int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char *phone,
-                         const char *tier, ws_user *out, ws_error *err);
-int ws_store_user_get(ws_store *s, ws_arena *a, const char *user_id, ws_user *out,
-                      ws_error *err);
-int ws_store_user_get_by_name(ws_store *s, ws_arena *a, const char *name, ws_user *out,
-                              ws_error *err);
+int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char *phone, const char *tier,
+                         ws_user *out, ws_error *err);
+int ws_store_user_get(ws_store *s, ws_arena *a, const char *user_id, ws_user *out, ws_error *err);
+int ws_store_user_get_by_name(ws_store *s, ws_arena *a, const char *name, ws_user *out, ws_error *err);
 /* Suspends (false) or reactivates (true) a user: a suspended user's keys stop working. */
 int ws_store_user_set_active(ws_store *s, const char *user_id, bool active, ws_error *err);
 /* Sets last_active = now. */
@@ -152,15 +150,15 @@ int ws_store_user_delete(ws_store *s, const char *user_id, ws_error *err);
 /* ---- API keys (hashed; see auth/auth.h for generating and checking keys) -------------- */
 
 typedef struct ws_api_key {
-    const char *key_id;          /* the visible prefix, e.g. "ws_live_abcd1234" (unique) */
+    const char *key_id; /* the visible prefix, e.g. "ws_live_abcd1234" (unique) */
     const char *user_id;
-    const char *client_name;     /* free text label, NULL if none */
-    const char *role;            /* "user", "admin" or "system" */
-    int rate_limit;              /* requests per minute; 0 = server default */
-    bool is_active;              /* false once revoked */
+    const char *client_name; /* free text label, NULL if none */
+    const char *role;        /* "user", "admin" or "system" */
+    int rate_limit;          /* requests per minute; 0 = server default */
+    bool is_active;          /* false once revoked */
     int64_t created_at;
-    int64_t expires_at;          /* 0 = never */
-    int64_t last_used_at;        /* 0 = never */
+    int64_t expires_at;   /* 0 = never */
+    int64_t last_used_at; /* 0 = never */
     /* Read-only, filled by get_by_hash and list (ignored by insert): the owner. */
     const char *user_name;
     bool user_is_active;
@@ -169,15 +167,14 @@ typedef struct ws_api_key {
 /* Stores a key row; hashed_key is the lowercase hex SHA-256 of the full key (64 chars).
  * in->created_at/last_used_at/is_active are ignored (now, 0, true). WS_ECONFLICT on a
  * duplicate key_id or hash. */
-int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_key,
-                        ws_error *err);
+int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_key, ws_error *err);
 /* Looks a key up by its hash (active or not: the caller checks is_active/expires_at).
  * WS_ENOENT when no key has that hash. */
-int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key,
-                             ws_api_key *out, ws_error *err);
+int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key, ws_api_key *out,
+                             ws_error *err);
 /* Lists keys, newest first: one user's (user_id != NULL) or all (NULL). */
-int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key **items,
-                      size_t *n, ws_error *err);
+int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key **items, size_t *n,
+                      ws_error *err);
 /* Revokes (is_active = false). user_id != NULL restricts to that user's keys (ownership);
  * WS_ENOENT if no such key (for that user). Revoking twice is fine. */
 int ws_store_key_revoke(ws_store *s, const char *key_id, const char *user_id, ws_error *err);
@@ -187,23 +184,27 @@ int ws_store_key_touch(ws_store *s, const char *key_id, ws_error *err);
 /* ---- training jobs -------------------------------------------------------------------- */
 
 typedef enum {
-    WS_JOB_QUEUED, WS_JOB_RUNNING, WS_JOB_COMPLETED, WS_JOB_FAILED, WS_JOB_CANCELLED
+    WS_JOB_QUEUED,
+    WS_JOB_RUNNING,
+    WS_JOB_COMPLETED,
+    WS_JOB_FAILED,
+    WS_JOB_CANCELLED
 } ws_job_status;
 
-const char *ws_job_status_name(ws_job_status st);          /* "queued", ... */
-int ws_job_status_parse(const char *name, ws_job_status *out);  /* WS_EINVAL if unknown */
+const char *ws_job_status_name(ws_job_status st);              /* "queued", ... */
+int ws_job_status_parse(const char *name, ws_job_status *out); /* WS_EINVAL if unknown */
 
 typedef struct ws_job {
-    const char *id;              /* "job_..." */
+    const char *id; /* "job_..." */
     const char *user_id;
     ws_job_status status;
-    double progress;             /* 0..1 */
+    double progress; /* 0..1 */
     int64_t samples_processed;
-    const char *params_json;     /* what to train (persona, options); JSON object or NULL */
-    const char *metrics_json;    /* fidelity report / metrics; JSON object or NULL */
-    const char *error_message;   /* NULL unless failed */
-    const char *data_path;       /* blob key of the uploaded export (seed: s3_data_path) */
-    const char *worker_id;       /* who claimed it, NULL while queued */
+    const char *params_json;   /* what to train (persona, options); JSON object or NULL */
+    const char *metrics_json;  /* fidelity report / metrics; JSON object or NULL */
+    const char *error_message; /* NULL unless failed */
+    const char *data_path;     /* blob key of the uploaded export (seed: s3_data_path) */
+    const char *worker_id;     /* who claimed it, NULL while queued */
     int64_t created_at, started_at, completed_at, updated_at;
 } ws_job;
 
@@ -216,13 +217,16 @@ int ws_store_job_get(ws_store *s, ws_arena *a, const char *job_id, ws_job *out, 
 
 /* A partial update: fields at their "unchanged" value are left alone. */
 typedef struct ws_job_update {
-    int status;                  /* a ws_job_status, or -1 = unchanged */
-    double progress;             /* < 0 = unchanged */
-    int64_t samples_processed;   /* < 0 = unchanged */
-    const char *metrics_json;    /* NULL = unchanged */
-    const char *error_message;   /* NULL = unchanged */
+    int status;                /* a ws_job_status, or -1 = unchanged */
+    double progress;           /* < 0 = unchanged */
+    int64_t samples_processed; /* < 0 = unchanged */
+    const char *metrics_json;  /* NULL = unchanged */
+    const char *error_message; /* NULL = unchanged */
 } ws_job_update;
-#define WS_JOB_UPDATE_INIT {-1, -1.0, -1, NULL, NULL}
+#define WS_JOB_UPDATE_INIT                                                                                   \
+    {                                                                                                        \
+        -1, -1.0, -1, NULL, NULL                                                                             \
+    }
 
 /* Jobs per state and the creation time (ms) of the oldest queued job (0 when none), for the
  * metrics (queue length and lag). One GROUP BY over the status index. */
@@ -235,33 +239,30 @@ int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err);
 /* Applies u. Moving to completed/failed/cancelled sets completed_at and writes, in the same
  * transaction, an outbox message on "training-events" (type "training.completed"/".failed"/
  * ".cancelled"). A job already in a final state cannot change status: WS_ECONFLICT. */
-int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u,
-                        ws_error *err);
+int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u, ws_error *err);
 /* A user's jobs, newest first, at most limit (<= WS_STORE_PAGE_MAX). [replica] */
-int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                      ws_job **items, size_t *n, ws_error *err);
+int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit, ws_job **items, size_t *n,
+                      ws_error *err);
 /* Atomically moves the oldest queued job to running for worker_id (started_at = now) and
  * returns it; WS_ENOENT when none is queued. Two workers never get the same job
  * (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: a write transaction). */
-int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *out,
-                       ws_error *err);
+int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *out, ws_error *err);
 
 /* ---- conversations -------------------------------------------------------------------- */
 
 typedef struct ws_conversation {
-    int64_t id;                  /* assigned by the store */
+    int64_t id; /* assigned by the store */
     const char *user_id;
-    const char *message;         /* the incoming message */
-    const char *response;        /* the reply sent */
+    const char *message;  /* the incoming message */
+    const char *response; /* the reply sent */
     double confidence;
     int processing_ms;
-    const char *model_version;   /* may be NULL */
-    int64_t created_at;          /* caller's time; 0 = now */
+    const char *model_version; /* may be NULL */
+    int64_t created_at;        /* caller's time; 0 = now */
 } ws_conversation;
 
 /* Inserts one exchange (c->id ignored); *id_out (may be NULL) gets the new id. */
-int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
-                         ws_error *err);
+int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out, ws_error *err);
 /* One row of a batch insert: a conversation and, optionally, an analytics event about it
  * (written with its outbox message, as ws_store_event_append does). */
 typedef struct ws_conv_batch_row {
@@ -272,7 +273,7 @@ typedef struct ws_conv_batch_row {
     int status;                  /* out: 0 written, WS_ENOENT skipped (no such user) */
 } ws_conv_batch_row;
 
-#define WS_STORE_BATCH_MAX 1000  /* most rows one batch insert takes */
+#define WS_STORE_BATCH_MAX 1000 /* most rows one batch insert takes */
 
 /* Inserts n rows (0..WS_STORE_BATCH_MAX) and their analytics events in ONE transaction, a
  * few multi-row statements per 64 rows: all of them are written or, on error, none.
@@ -291,9 +292,8 @@ int ws_store_conv_count(ws_store *s, const char *user_id, int64_t *count, ws_err
  * cursor: NULL/"" for the first page, else the next_cursor of the previous page (opaque;
  * WS_EINVAL if malformed). *next_cursor: arena string, NULL on the last page.
  * limit 1..WS_STORE_PAGE_MAX. [replica] */
-int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                       const char *cursor, ws_conversation **items, size_t *n,
-                       const char **next_cursor, ws_error *err);
+int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit, const char *cursor,
+                       ws_conversation **items, size_t *n, const char **next_cursor, ws_error *err);
 
 /* The opaque cursor: "c1." + base64url of "<created_at>.<id>". Exposed for tests/fuzzing;
  * decode returns WS_EINVAL on anything malformed (never crashes, reads at most len bytes). */
@@ -305,52 +305,52 @@ int ws_store_cursor_decode(const char *s, size_t len, int64_t *created_at, int64
 /* Appends an analytics event (data_json: a JSON value or NULL) and, in the same transaction,
  * an outbox message on "analytics-events". user_id may be NULL (system events).
  * *id_out (may be NULL) gets the event id. */
-int ws_store_event_append(ws_store *s, const char *user_id, const char *event_type,
-                          const char *data_json, int64_t *id_out, ws_error *err);
+int ws_store_event_append(ws_store *s, const char *user_id, const char *event_type, const char *data_json,
+                          int64_t *id_out, ws_error *err);
 /* Count of a user's analytics events (for tests and the dashboard). [replica] */
 int ws_store_event_count(ws_store *s, const char *user_id, int64_t *count, ws_error *err);
 
 typedef struct ws_outbox_msg {
-    int64_t id;                  /* increasing; consumers dedupe on it (at-least-once) */
-    const char *topic;           /* "training-jobs", "training-events", "analytics-events", "user-events" */
-    const char *key;             /* partition key (user id) or NULL */
-    const char *payload;         /* JSON object */
+    int64_t id;          /* increasing; consumers dedupe on it (at-least-once) */
+    const char *topic;   /* "training-jobs", "training-events", "analytics-events", "user-events" */
+    const char *key;     /* partition key (user id) or NULL */
+    const char *payload; /* JSON object */
     int64_t created_at;
 } ws_outbox_msg;
 
 /* Queues a message (for events that are not part of one of the state changes above). */
-int ws_store_outbox_put(ws_store *s, const char *topic, const char *key,
-                        const char *payload_json, ws_error *err);
+int ws_store_outbox_put(ws_store *s, const char *topic, const char *key, const char *payload_json,
+                        ws_error *err);
 /* The oldest unpublished messages, at most limit, oldest first. A relay publishes them and
  * then marks them; a crash in between re-sends them (at-least-once). */
-int ws_store_outbox_fetch(ws_store *s, ws_arena *a, int limit, ws_outbox_msg **items,
-                          size_t *n, ws_error *err);
+int ws_store_outbox_fetch(ws_store *s, ws_arena *a, int limit, ws_outbox_msg **items, size_t *n,
+                          ws_error *err);
 int ws_store_outbox_mark_published(ws_store *s, const int64_t *ids, size_t n, ws_error *err);
 
 /* ---- audit log (access to personal data) ---------------------------------------------- */
 
 typedef struct ws_audit_entry {
-    int64_t id;                  /* assigned */
-    const char *actor;           /* who: key id / user id / "system" */
-    const char *user_id;         /* whose data (the subject), may be NULL */
-    const char *action;          /* "read", "export", "delete", "train", ... */
-    const char *resource;        /* "conversations", "/v1/me/export", ... */
-    const char *detail;          /* free text or JSON, may be NULL */
-    int64_t created_at;          /* assigned (now) */
+    int64_t id;           /* assigned */
+    const char *actor;    /* who: key id / user id / "system" */
+    const char *user_id;  /* whose data (the subject), may be NULL */
+    const char *action;   /* "read", "export", "delete", "train", ... */
+    const char *resource; /* "conversations", "/v1/me/export", ... */
+    const char *detail;   /* free text or JSON, may be NULL */
+    int64_t created_at;   /* assigned (now) */
 } ws_audit_entry;
 
 int ws_store_audit_append(ws_store *s, const ws_audit_entry *e, ws_error *err);
 /* Entries about user_id, newest first, at most limit. [replica] */
-int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                        ws_audit_entry **items, size_t *n, ws_error *err);
+int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit, ws_audit_entry **items,
+                        size_t *n, ws_error *err);
 
 /* ---- model registry ------------------------------------------------------------------- */
 
 typedef struct ws_model_rec {
     const char *user_id;
-    const char *version;         /* e.g. "v3" or a content hash */
-    const char *artifact_path;   /* blob key of the artifacts */
-    const char *job_id;          /* the training job that made it, may be NULL */
+    const char *version;       /* e.g. "v3" or a content hash */
+    const char *artifact_path; /* blob key of the artifacts */
+    const char *job_id;        /* the training job that made it, may be NULL */
     int64_t created_at;
 } ws_model_rec;
 
@@ -362,8 +362,8 @@ int ws_store_model_set_current(ws_store *s, const char *user_id, const char *ver
  * produced the same content-addressed version). WS_ENOENT when the user has no such model. */
 int ws_store_model_make_current(ws_store *s, const char *user_id, const char *version, ws_error *err);
 /* The user's current model; WS_ENOENT before the first. */
-int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id,
-                               ws_model_rec *out, ws_error *err);
+int ws_store_model_get_current(ws_store *s, ws_arena *a, const char *user_id, ws_model_rec *out,
+                               ws_error *err);
 
 /* ---- export (right of access) --------------------------------------------------------- */
 

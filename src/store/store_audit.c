@@ -28,18 +28,18 @@ int ws_store_audit_append(ws_store *s, const ws_audit_entry *e, ws_error *err)
         (rc = ws__store_check_text(err, "detail", e->detail, WS_STORE_TEXT_MAX, false)) < 0)
         return rc;
     ws_arena *a = ws_arena_new(256);
-    ws_dbp p[] = {DBP_S(e->actor), DBP_S(e->user_id), DBP_S(e->action), DBP_S(e->resource),
-                  DBP_S(e->detail), DBP_I(ws_store_now_ms())};
+    ws_dbp p[] = {DBP_S(e->actor),    DBP_S(e->user_id), DBP_S(e->action),
+                  DBP_S(e->resource), DBP_S(e->detail),  DBP_I(ws_store_now_ms())};
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO audit_log (actor, user_id, action, resource, detail, created_at)"
-           " VALUES ($1, $2, $3, $4, $5, $6)",
-           p, NP(p), NULL, err);
+                         "INSERT INTO audit_log (actor, user_id, action, resource, detail, created_at)"
+                         " VALUES ($1, $2, $3, $4, $5, $6)",
+                         p, NP(p), NULL, err);
     ws_arena_free(a);
     return rc;
 }
 
-int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                        ws_audit_entry **items, size_t *n, ws_error *err)
+int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit, ws_audit_entry **items,
+                        size_t *n, ws_error *err)
 {
     int rc;
     *items = NULL;
@@ -51,9 +51,9 @@ int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
     rc = ws__store_read_query(s, a,
-           "SELECT " AUDIT_COLS " FROM audit_log WHERE user_id = $1"
-           " ORDER BY created_at DESC, id DESC LIMIT $2",
-           p, NP(p), &r, err);
+                              "SELECT " AUDIT_COLS " FROM audit_log WHERE user_id = $1"
+                              " ORDER BY created_at DESC, id DESC LIMIT $2",
+                              p, NP(p), &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -72,4 +72,3 @@ int ws_store_audit_list(ws_store *s, ws_arena *a, const char *user_id, int limit
     *n = (size_t)r.nrows;
     return 0;
 }
-

@@ -99,23 +99,22 @@ static int conv_validate(const ws_conversation *c, ws_error *err)
     return 0;
 }
 
-int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out,
-                         ws_error *err)
+int ws_store_conv_insert(ws_store *s, const ws_conversation *c, int64_t *id_out, ws_error *err)
 {
     int rc;
     if ((rc = conv_validate(c, err)) < 0)
         return rc;
     ws_arena *a = ws_arena_new(256);
-    ws_dbp p[] = {DBP_S(c->user_id), DBP_S(c->message), DBP_S(c->response),
-                  DBP_D(c->confidence), DBP_I(c->processing_ms),
-                  DBP_I(c->created_at ? c->created_at : ws_store_now_ms()),
+    ws_dbp p[] = {DBP_S(c->user_id),       DBP_S(c->message),
+                  DBP_S(c->response),      DBP_D(c->confidence),
+                  DBP_I(c->processing_ms), DBP_I(c->created_at ? c->created_at : ws_store_now_ms()),
                   DBP_S(c->model_version)};
     ws_dbres r = {0};
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO conversations (user_id, message, response, confidence,"
-           " processing_time_ms, created_at, model_version) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-           " RETURNING conversation_id",
-           p, NP(p), &r, err);
+                         "INSERT INTO conversations (user_id, message, response, confidence,"
+                         " processing_time_ms, created_at, model_version) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                         " RETURNING conversation_id",
+                         p, NP(p), &r, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     if (rc == 0 && id_out)
@@ -228,11 +227,12 @@ static const char *insert_sql(ws_store *s, const char *head, const char *id_col,
     return e->sql;
 }
 
-static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w,
-                       const ws_dbp *p, int m, int64_t *ids, ws_error *err)
+static int insert_rows(ws_store *s, ws_arena *a, const char *head, const char *id_col, int w, const ws_dbp *p,
+                       int m, int64_t *ids, ws_error *err)
 {
     ws_dbres r = {0};
-    int rc = ws__store_query(s, s->db, a, insert_sql(s, head, id_col, w, m), p, m * w, id_col ? &r : NULL, err);
+    int rc =
+        ws__store_query(s, s->db, a, insert_sql(s, head, id_col, w, m), p, m * w, id_col ? &r : NULL, err);
     if (rc < 0 || !id_col)
         return rc;
     if (r.nrows != m)
@@ -256,7 +256,8 @@ static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *
         int piece = BATCH_CHUNK;
         while (piece > m - at)
             piece /= 2;
-        int rc = insert_rows(s, a, head, id_col, w, p + (size_t)at * (size_t)w, piece, ids ? ids + at : NULL, err);
+        int rc =
+            insert_rows(s, a, head, id_col, w, p + (size_t)at * (size_t)w, piece, ids ? ids + at : NULL, err);
         if (rc < 0)
             return rc;
         at += piece;
@@ -266,7 +267,7 @@ static int batch_insert(ws_store *s, ws_arena *a, const char *head, const char *
 
 /* The outbox payload of an analytics event (also written by ws_store_event_append). */
 void ws__store_analytics_payload(ws_buf *b, int64_t id, const char *user_id, const char *event_type,
-                              const char *data_json, int64_t now)
+                                 const char *data_json, int64_t now)
 {
     ws_buf_puts(b, "{\"type\":\"analytics\",\"event_id\":");
     ws_buf_put_i64(b, id);
@@ -283,8 +284,8 @@ void ws__store_analytics_payload(ws_buf *b, int64_t id, const char *user_id, con
 
 /* Writes the conversations and events of rows[0..m) (at most BATCH_CHUNK) that are not
  * skipped. */
-static int batch_chunk(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t m, int64_t now,
-                       size_t *nw, ws_error *err)
+static int batch_chunk(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t m, int64_t now, size_t *nw,
+                       ws_error *err)
 {
     ws_conv_batch_row *take[BATCH_CHUNK], *ev[BATCH_CHUNK];
     int nt = 0, ne = 0;
@@ -340,7 +341,7 @@ static int batch_chunk(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t
     for (int j = 0; j < ne; j++) {
         ws_buf_reset(&b);
         ws__store_analytics_payload(&b, ids[j], ev[j]->conv.user_id, ev[j]->event_type,
-                          ev[j]->event_data_json, now);
+                                    ev[j]->event_data_json, now);
         ws_dbp *r = p + (size_t)j * 4;
         r[0] = DBP_S("analytics-events");
         r[1] = DBP_S(ev[j]->conv.user_id);
@@ -348,12 +349,11 @@ static int batch_chunk(ws_store *s, ws_arena *a, ws_conv_batch_row *rows, size_t
         r[3] = DBP_I(now);
     }
     ws_buf_free(&b);
-    return batch_insert(s, a, "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ",
-                        NULL, 4, p, ne, NULL, err);
+    return batch_insert(s, a, "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ", NULL, 4, p,
+                        ne, NULL, err);
 }
 
-int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, size_t *written,
-                               ws_error *err)
+int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, size_t *written, ws_error *err)
 {
     int rc = 0;
     size_t nw = 0;
@@ -367,8 +367,9 @@ int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, s
         r->id = 0;
         r->status = 0;
         if ((rc = conv_validate(&r->conv, &e)) < 0 ||
-            (r->event_type && ((rc = ws__store_check_text(&e, "event type", r->event_type, TYPE_MAX, true)) < 0 ||
-                               (rc = ws__store_check_json(&e, "event data", r->event_data_json)) < 0)))
+            (r->event_type &&
+             ((rc = ws__store_check_text(&e, "event type", r->event_type, TYPE_MAX, true)) < 0 ||
+              (rc = ws__store_check_json(&e, "event data", r->event_data_json)) < 0)))
             return ws_error_set(err, rc, "row %zu: %s", i, e.msg);
     }
     if (n == 0)
@@ -379,8 +380,7 @@ int ws_store_conv_insert_batch(ws_store *s, ws_conv_batch_row *rows, size_t n, s
         goto out;
     rc = batch_mark_missing_users(s, a, rows, n, err);
     for (size_t at = 0; rc == 0 && at < n; at += BATCH_CHUNK)
-        rc = batch_chunk(s, a, rows + at, n - at < BATCH_CHUNK ? n - at : BATCH_CHUNK, now, &nw,
-                         err);
+        rc = batch_chunk(s, a, rows + at, n - at < BATCH_CHUNK ? n - at : BATCH_CHUNK, now, &nw, err);
     rc = ws__store_tx_end(s, rc, err);
 out:
     if (rc < 0) {
@@ -403,16 +403,15 @@ int ws_store_conv_count(ws_store *s, const char *user_id, int64_t *count, ws_err
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
     int rc = ws__store_query(s, s->db, a, "SELECT COUNT(*) FROM conversations WHERE user_id = $1", p, NP(p),
-               &r, err);
+                             &r, err);
     if (rc == 0 && r.nrows)
         *count = ws__store_cell_i64(&r, 0, 0);
     ws_arena_free(a);
     return rc;
 }
 
-int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                       const char *cursor, ws_conversation **items, size_t *n,
-                       const char **next_cursor, ws_error *err)
+int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit, const char *cursor,
+                       ws_conversation **items, size_t *n, const char **next_cursor, ws_error *err)
 {
     int rc;
     *items = NULL;
@@ -424,16 +423,15 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
         return rc;
     int64_t after_ts = INT64_MAX, after_id = INT64_MAX;
     if (cursor && *cursor &&
-        ws_store_cursor_decode(cursor, strnlen(cursor, WS_STORE_CURSOR_MAX + 1), &after_ts,
-                               &after_id) < 0)
+        ws_store_cursor_decode(cursor, strnlen(cursor, WS_STORE_CURSOR_MAX + 1), &after_ts, &after_id) < 0)
         return ws_error_set(err, WS_EINVAL, "malformed cursor");
     ws_dbp p[] = {DBP_S(user_id), DBP_I(after_ts), DBP_I(after_id), DBP_I(limit + 1)};
     ws_dbres r = {0};
     rc = ws__store_read_query(s, a,
-           "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
-           " AND (created_at, conversation_id) < ($2, $3)"
-           " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
-           p, NP(p), &r, err);
+                              "SELECT " CONV_COLS " FROM conversations WHERE user_id = $1"
+                              " AND (created_at, conversation_id) < ($2, $3)"
+                              " ORDER BY created_at DESC, conversation_id DESC LIMIT $4",
+                              p, NP(p), &r, err);
     if (rc < 0)
         return rc;
     int take = r.nrows > limit ? limit : r.nrows;
@@ -451,4 +449,3 @@ int ws_store_conv_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     }
     return 0;
 }
-

@@ -18,8 +18,8 @@
 
 /* ------------------------------------------------------------------ events and outbox */
 
-int ws_store_event_append(ws_store *s, const char *user_id, const char *event_type,
-                          const char *data_json, int64_t *id_out, ws_error *err)
+int ws_store_event_append(ws_store *s, const char *user_id, const char *event_type, const char *data_json,
+                          int64_t *id_out, ws_error *err)
 {
     int rc;
     if ((rc = ws__store_check_text(err, "user id", user_id, WS_STORE_ID_MAX, false)) < 0 ||
@@ -34,9 +34,9 @@ int ws_store_event_append(ws_store *s, const char *user_id, const char *event_ty
     if ((rc = ws__store_tx_begin(s, err)) < 0)
         goto out;
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO analytics_events (user_id, event_type, event_data, created_at)"
-           " VALUES ($1, $2, $3, $4) RETURNING event_id",
-           p, NP(p), &r, err);
+                         "INSERT INTO analytics_events (user_id, event_type, event_data, created_at)"
+                         " VALUES ($1, $2, $3, $4) RETURNING event_id",
+                         p, NP(p), &r, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     int64_t id = rc == 0 && r.nrows ? ws__store_cell_i64(&r, 0, 0) : 0;
@@ -58,15 +58,15 @@ int ws_store_event_count(ws_store *s, const char *user_id, int64_t *count, ws_er
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = ws__store_read_query(s, a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p,
-               NP(p), &r, err);
+    int rc = ws__store_read_query(s, a, "SELECT COUNT(*) FROM analytics_events WHERE user_id = $1", p, NP(p),
+                                  &r, err);
     *count = rc == 0 && r.nrows ? ws__store_cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);
     return rc;
 }
 
-int ws_store_outbox_put(ws_store *s, const char *topic, const char *key,
-                        const char *payload_json, ws_error *err)
+int ws_store_outbox_put(ws_store *s, const char *topic, const char *key, const char *payload_json,
+                        ws_error *err)
 {
     int rc;
     if ((rc = ws__store_check_text(err, "topic", topic, TYPE_MAX, true)) < 0 ||
@@ -82,8 +82,8 @@ int ws_store_outbox_put(ws_store *s, const char *topic, const char *key,
     return rc;
 }
 
-int ws_store_outbox_fetch(ws_store *s, ws_arena *a, int limit, ws_outbox_msg **items,
-                          size_t *n, ws_error *err)
+int ws_store_outbox_fetch(ws_store *s, ws_arena *a, int limit, ws_outbox_msg **items, size_t *n,
+                          ws_error *err)
 {
     int rc;
     *items = NULL;
@@ -93,8 +93,8 @@ int ws_store_outbox_fetch(ws_store *s, ws_arena *a, int limit, ws_outbox_msg **i
     ws_dbp p[] = {DBP_I(limit)};
     ws_dbres r = {0};
     rc = ws__store_query(s, s->db, a,
-           "SELECT " OUTBOX_COLS " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-           p, NP(p), &r, err);
+                         "SELECT " OUTBOX_COLS " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                         p, NP(p), &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -121,11 +121,10 @@ int ws_store_outbox_mark_published(ws_store *s, const int64_t *ids, size_t n, ws
     int rc = ws__store_tx_begin(s, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         ws_dbp p[] = {DBP_I(ids[i]), DBP_I(now)};
-        rc = ws__store_query(s, s->db, a, "UPDATE outbox SET published_at = $2 WHERE id = $1", p, NP(p),
-               NULL, err);
+        rc = ws__store_query(s, s->db, a, "UPDATE outbox SET published_at = $2 WHERE id = $1", p, NP(p), NULL,
+                             err);
     }
     rc = ws__store_tx_end(s, rc, err);
     ws_arena_free(a);
     return rc;
 }
-

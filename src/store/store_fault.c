@@ -77,10 +77,10 @@ static void f_rollback(ws_db *db)
     d->drv->rollback(d->db);
 }
 
-static const ws_store_driver fault_sqlite = {"sqlite", false, f_connect, f_close, f_query,
-                                             f_exec_script, f_begin, f_commit, f_rollback};
-static const ws_store_driver fault_pg = {"postgres", true, f_connect, f_close, f_query,
-                                         f_exec_script, f_begin, f_commit, f_rollback};
+static const ws_store_driver fault_sqlite = {"sqlite",      false,   f_connect, f_close,   f_query,
+                                             f_exec_script, f_begin, f_commit,  f_rollback};
+static const ws_store_driver fault_pg = {"postgres",    true,    f_connect, f_close,   f_query,
+                                         f_exec_script, f_begin, f_commit,  f_rollback};
 
 void ws__store_fault_wrap(const ws_store_driver *drv, ws_db **db, ws_fault *f)
 {

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "store/store.h"
 
-typedef struct ws_db ws_db;   /* one driver connection */
+typedef struct ws_db ws_db; /* one driver connection */
 
 /* A statement parameter: 's' text (NULL pointer = SQL NULL), 'i' int64, 'd' double,
  * 'n' SQL NULL. */
@@ -39,15 +39,15 @@ typedef struct ws_dbres {
 } ws_dbres;
 
 typedef struct ws_store_driver {
-    const char *name;                              /* "sqlite" / "postgres" */
+    const char *name; /* "sqlite" / "postgres" */
     bool is_pg;
     /* Connects; *out owned by the caller, released with close. */
     int (*connect)(const char *url, int timeout_ms, ws_db **out, ws_error *err);
     void (*close)(ws_db *db);
     /* Runs one statement. out may be NULL (rows are discarded). Errors: WS_ECONFLICT on a
      * unique violation, WS_ENOENT on a foreign-key violation, WS_EIO otherwise. */
-    int (*query)(ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np,
-                 ws_dbres *out, ws_error *err);
+    int (*query)(ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                 ws_error *err);
     /* Runs a script of several statements without parameters (migrations). */
     int (*exec_script)(ws_db *db, const char *sql, ws_error *err);
     /* Transactions. write = the transaction will write (SQLite takes the write lock at
@@ -75,7 +75,7 @@ extern const ws_store_driver ws_store_pg_driver;
  * tools/embed-migrations.cmake), sorted by version. */
 typedef struct ws_migration {
     int version;
-    const char *name;       /* file name without .sql, e.g. "0001_init" */
+    const char *name; /* file name without .sql, e.g. "0001_init" */
     const char *sql;
 } ws_migration;
 
@@ -84,16 +84,15 @@ extern const size_t ws_store_migrations_sqlite_count;
 extern const ws_migration ws_store_migrations_postgres[];
 extern const size_t ws_store_migrations_postgres_count;
 
-
 /* ---- shared by the store's files (store.c and one file per entity) ---------------------- */
 
 struct ws_store {
     const ws_store_driver *drv;
-    ws_db *db;      /* primary */
-    ws_db *rdb;     /* read replica, NULL when none or down */
-    char *replica_url;          /* owned; NULL when no replica is configured */
+    ws_db *db;         /* primary */
+    ws_db *rdb;        /* read replica, NULL when none or down */
+    char *replica_url; /* owned; NULL when no replica is configured */
     int timeout_ms;
-    int64_t replica_retry_ms;   /* while the replica is down: when to try it again (monotonic ms) */
+    int64_t replica_retry_ms; /* while the replica is down: when to try it again (monotonic ms) */
     const ws_migration *migs;
     size_t nmigs;
     /* texts of the multi-row inserts built so far (insert_rows), by statement and rows */
@@ -118,19 +117,24 @@ struct ws_store {
 #define RESOURCE_MAX 256
 #define PATH_MAX_LEN 1024
 
-#define USER_COLS "user_id, name, phone_number, model_version, subscription_tier, created_at," \
-                  " last_active, is_active"
+#define USER_COLS                                                                                            \
+    "user_id, name, phone_number, model_version, subscription_tier, created_at,"                             \
+    " last_active, is_active"
 /* with the owner's name and state: FROM api_keys k JOIN users u ON u.user_id = k.user_id */
-#define KEY_JOIN_COLS "k.key_id, k.user_id, k.client_name, k.role, k.rate_limit, k.is_active," \
-                      " k.created_at, k.expires_at, k.last_used_at, u.name, u.is_active"
+#define KEY_JOIN_COLS                                                                                        \
+    "k.key_id, k.user_id, k.client_name, k.role, k.rate_limit, k.is_active,"                                 \
+    " k.created_at, k.expires_at, k.last_used_at, u.name, u.is_active"
 #define KEY_JOIN " FROM api_keys k JOIN users u ON u.user_id = k.user_id"
-#define KEY_COLS "key_id, user_id, client_name, role, rate_limit, is_active, created_at," \
-                 " expires_at, last_used_at"
-#define JOB_COLS "job_id, user_id, status, progress, samples_processed, params, metrics," \
-                 " error_message, s3_data_path, worker_id, created_at, started_at," \
-                 " completed_at, updated_at"
-#define CONV_COLS "conversation_id, user_id, message, response, confidence," \
-                  " processing_time_ms, model_version, created_at"
+#define KEY_COLS                                                                                             \
+    "key_id, user_id, client_name, role, rate_limit, is_active, created_at,"                                 \
+    " expires_at, last_used_at"
+#define JOB_COLS                                                                                             \
+    "job_id, user_id, status, progress, samples_processed, params, metrics,"                                 \
+    " error_message, s3_data_path, worker_id, created_at, started_at,"                                       \
+    " completed_at, updated_at"
+#define CONV_COLS                                                                                            \
+    "conversation_id, user_id, message, response, confidence,"                                               \
+    " processing_time_ms, model_version, created_at"
 #define AUDIT_COLS "id, actor, user_id, action, resource, detail, created_at"
 #define OUTBOX_COLS "id, topic, msg_key, payload, created_at"
 #define MODEL_COLS "user_id, version, artifact_path, job_id, created_at"
@@ -140,7 +144,7 @@ struct ws_store {
 /* A column of a row in JSON: its name and type. */
 typedef struct ws__store_field {
     const char *name;
-    char type;   /* 's' string, 'i' integer, 'd' number, 'b' boolean, 'j' raw JSON */
+    char type; /* 's' string, 'i' integer, 'd' number, 'b' boolean, 'j' raw JSON */
 } ws__store_field;
 
 /* store.c */
@@ -150,12 +154,11 @@ double ws__store_cell_dbl(const ws_dbres *r, int row, int col);
 int64_t ws__store_cell_i64(const ws_dbres *r, int row, int col);
 int ws__store_check_json(ws_error *err, const char *field, const char *s);
 int ws__store_check_limit(ws_error *err, int *limit);
-int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t max,
-                      bool required);
-int ws__store_outbox_insert(ws_store *s, ws_arena *a, const char *topic, const char *key,
-                         const char *payload, ws_error *err);
+int ws__store_check_text(ws_error *err, const char *field, const char *s, size_t max, bool required);
+int ws__store_outbox_insert(ws_store *s, ws_arena *a, const char *topic, const char *key, const char *payload,
+                            ws_error *err);
 int ws__store_query(ws_store *s, ws_db *db, ws_arena *a, const char *sql, const ws_dbp *p, int np,
-             ws_dbres *out, ws_error *err);
+                    ws_dbres *out, ws_error *err);
 /* A [replica] read: on the replica when there is one and it answers, else on the primary (a
  * replica that fails is dropped and retried later, so a replica outage costs no request). */
 int ws__store_read_query(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
@@ -165,7 +168,7 @@ int ws__store_tx_end(ws_store *s, int rc, ws_error *err);
 
 /* store_conversations.c */
 void ws__store_analytics_payload(ws_buf *b, int64_t id, const char *user_id, const char *event_type,
-                              const char *data_json, int64_t now);
+                                 const char *data_json, int64_t now);
 
 /* store_export.c */
 void ws__store_put_row(ws_buf *b, const ws_dbres *r, int row, const ws__store_field *f, int nf);

@@ -19,8 +19,7 @@
 
 /* ------------------------------------------------------------------ training jobs */
 
-static const char *const job_status_names[] = {"queued", "running", "completed", "failed",
-                                               "cancelled"};
+static const char *const job_status_names[] = {"queued", "running", "completed", "failed", "cancelled"};
 
 const char *ws_job_status_name(ws_job_status st)
 {
@@ -92,11 +91,11 @@ int ws_store_job_create(ws_store *s, ws_arena *a, const char *user_id, const cha
     if ((rc = ws__store_tx_begin(s, err)) < 0)
         return rc;
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO training_jobs (job_id, user_id, status, progress, samples_processed,"
-           " params, s3_data_path, created_at, updated_at, seq)"
-           " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5,"
-           " (SELECT COALESCE(MAX(seq), 0) + 1 FROM training_jobs)) RETURNING " JOB_COLS,
-           p, NP(p), &r, err);
+                         "INSERT INTO training_jobs (job_id, user_id, status, progress, samples_processed,"
+                         " params, s3_data_path, created_at, updated_at, seq)"
+                         " VALUES ($1, $2, 'queued', 0, 0, $3, $4, $5, $5,"
+                         " (SELECT COALESCE(MAX(seq), 0) + 1 FROM training_jobs)) RETURNING " JOB_COLS,
+                         p, NP(p), &r, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     if (rc == 0 && r.nrows != 1)
@@ -119,7 +118,7 @@ int ws_store_job_get(ws_store *s, ws_arena *a, const char *job_id, ws_job *out, 
     ws_dbp p[] = {DBP_S(job_id)};
     ws_dbres r = {0};
     int rc = ws__store_query(s, s->db, a, "SELECT " JOB_COLS " FROM training_jobs WHERE job_id = $1", p,
-               NP(p), &r, err);
+                             NP(p), &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows == 0)
@@ -128,8 +127,7 @@ int ws_store_job_get(ws_store *s, ws_arena *a, const char *job_id, ws_job *out, 
     return 0;
 }
 
-int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u,
-                        ws_error *err)
+int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u, ws_error *err)
 {
     int rc;
     if (!job_id || !u)
@@ -146,9 +144,9 @@ int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u,
     if ((rc = ws__store_tx_begin(s, err)) < 0)
         goto out;
     rc = ws__store_query(s, s->db, a,
-           s->drv->is_pg ? "SELECT status FROM training_jobs WHERE job_id = $1 FOR UPDATE"
-                         : "SELECT status FROM training_jobs WHERE job_id = $1",
-           pid, NP(pid), &cur, err);
+                         s->drv->is_pg ? "SELECT status FROM training_jobs WHERE job_id = $1 FOR UPDATE"
+                                       : "SELECT status FROM training_jobs WHERE job_id = $1",
+                         pid, NP(pid), &cur, err);
     if (rc == 0 && cur.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such job");
     ws_job_status old = WS_JOB_QUEUED;
@@ -179,13 +177,13 @@ int ws_store_job_update(ws_store *s, const char *job_id, const ws_job_update *u,
     };
     if (rc == 0)
         rc = ws__store_query(s, s->db, a,
-               "UPDATE training_jobs SET status = COALESCE($2, status),"
-               " progress = COALESCE($3, progress),"
-               " samples_processed = COALESCE($4, samples_processed),"
-               " metrics = COALESCE($5, metrics), error_message = COALESCE($6, error_message),"
-               " completed_at = COALESCE($7, completed_at), updated_at = $8"
-               " WHERE job_id = $1 RETURNING " JOB_COLS,
-               p, NP(p), &r, err);
+                             "UPDATE training_jobs SET status = COALESCE($2, status),"
+                             " progress = COALESCE($3, progress),"
+                             " samples_processed = COALESCE($4, samples_processed),"
+                             " metrics = COALESCE($5, metrics), error_message = COALESCE($6, error_message),"
+                             " completed_at = COALESCE($7, completed_at), updated_at = $8"
+                             " WHERE job_id = $1 RETURNING " JOB_COLS,
+                             p, NP(p), &r, err);
     if (rc == 0 && finishing) {
         char type[32];
         snprintf(type, sizeof type, "training.%s", ws_job_status_name((ws_job_status)status));
@@ -199,8 +197,8 @@ out:
     return rc;
 }
 
-int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
-                      ws_job **items, size_t *n, ws_error *err)
+int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit, ws_job **items, size_t *n,
+                      ws_error *err)
 {
     int rc;
     *items = NULL;
@@ -212,9 +210,9 @@ int ws_store_job_list(ws_store *s, ws_arena *a, const char *user_id, int limit,
     ws_dbp p[] = {DBP_S(user_id), DBP_I(limit)};
     ws_dbres r = {0};
     rc = ws__store_read_query(s, a,
-           "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
-           " ORDER BY created_at DESC, seq DESC LIMIT $2",
-           p, NP(p), &r, err);
+                              "SELECT " JOB_COLS " FROM training_jobs WHERE user_id = $1"
+                              " ORDER BY created_at DESC, seq DESC LIMIT $2",
+                              p, NP(p), &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -231,8 +229,9 @@ int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err)
     memset(out, 0, sizeof *out);
     ws_arena *a = ws_arena_new(512);
     ws_dbres r = {0};
-    int rc = ws__store_read_query(s, a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL,
-               0, &r, err);
+    int rc = ws__store_read_query(
+        s, a, "SELECT status, COUNT(*), MIN(created_at) FROM training_jobs GROUP BY status", NULL, 0, &r,
+        err);
     for (int i = 0; rc == 0 && i < r.nrows; i++) {
         ws_job_status st;
         if (ws_job_status_parse(ws__store_cell(&r, i, 0), &st) != 0)
@@ -245,8 +244,7 @@ int ws_store_job_stats(ws_store *s, ws_job_stats *out, ws_error *err)
     return rc;
 }
 
-int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *out,
-                       ws_error *err)
+int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *out, ws_error *err)
 {
     int rc;
     if ((rc = ws__store_check_text(err, "worker id", worker_id, WORKER_MAX, true)) < 0)
@@ -256,18 +254,18 @@ int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *
     if ((rc = ws__store_tx_begin(s, err)) < 0)
         return rc;
     rc = ws__store_query(s, s->db, a,
-           s->drv->is_pg
-               ? "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
-                 " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1"
-                 " FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS
-               : "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
-                 " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
-                 " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1)"
-                 " RETURNING " JOB_COLS,
-           p, NP(p), &r, err);
+                         s->drv->is_pg
+                             ? "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
+                               " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
+                               " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1"
+                               " FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS
+                             : "UPDATE training_jobs SET status = 'running', worker_id = $1, started_at = $2,"
+                               " updated_at = $2 WHERE job_id = (SELECT job_id FROM training_jobs"
+                               " WHERE status = 'queued' ORDER BY seq, job_id LIMIT 1)"
+                               " RETURNING " JOB_COLS,
+                         p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
-        rc = WS_ENOENT;   /* nothing queued: not an error worth a message */
+        rc = WS_ENOENT; /* nothing queued: not an error worth a message */
     int end = ws__store_tx_end(s, rc == WS_ENOENT ? 0 : rc, err);
     if (rc == 0 && end < 0)
         rc = end;
@@ -277,4 +275,3 @@ int ws_store_job_claim(ws_store *s, ws_arena *a, const char *worker_id, ws_job *
         ws_error_set(err, WS_ENOENT, "no queued job");
     return rc;
 }
-

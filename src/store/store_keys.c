@@ -43,8 +43,7 @@ static bool is_hex64(const char *h)
     return true;
 }
 
-int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_key,
-                        ws_error *err)
+int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_key, ws_error *err)
 {
     int rc;
     if ((rc = ws__store_check_text(err, "key id", in->key_id, KEY_ID_MAX, true)) < 0 ||
@@ -59,14 +58,14 @@ int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_ke
     if (in->rate_limit < 0)
         return ws_error_set(err, WS_EINVAL, "rate limit must not be negative");
     ws_arena *a = ws_arena_new(256);
-    ws_dbp p[] = {DBP_S(in->key_id), DBP_S(hashed_key), DBP_S(in->user_id),
-                  DBP_S(in->client_name), DBP_S(in->role), DBP_I(in->rate_limit),
-                  DBP_I(ws_store_now_ms()),
-                  in->expires_at > 0 ? DBP_I(in->expires_at) : DBP_NULL};
+    ws_dbp p[] = {DBP_S(in->key_id),        DBP_S(hashed_key),
+                  DBP_S(in->user_id),       DBP_S(in->client_name),
+                  DBP_S(in->role),          DBP_I(in->rate_limit),
+                  DBP_I(ws_store_now_ms()), in->expires_at > 0 ? DBP_I(in->expires_at) : DBP_NULL};
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO api_keys (key_id, hashed_key, user_id, client_name, role, rate_limit,"
-           " is_active, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8)",
-           p, NP(p), NULL, err);
+                         "INSERT INTO api_keys (key_id, hashed_key, user_id, client_name, role, rate_limit,"
+                         " is_active, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8)",
+                         p, NP(p), NULL, err);
     if (rc == WS_ENOENT)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     else if (rc == WS_ECONFLICT)
@@ -75,15 +74,14 @@ int ws_store_key_insert(ws_store *s, const ws_api_key *in, const char *hashed_ke
     return rc;
 }
 
-int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key,
-                             ws_api_key *out, ws_error *err)
+int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key, ws_api_key *out, ws_error *err)
 {
     if (!is_hex64(hashed_key))
         return ws_error_set(err, WS_EINVAL, "key hash must be 64 lowercase hex digits");
     ws_dbp p[] = {DBP_S(hashed_key)};
     ws_dbres r = {0};
     int rc = ws__store_query(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.hashed_key = $1", p,
-               NP(p), &r, err);
+                             NP(p), &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows == 0)
@@ -92,18 +90,21 @@ int ws_store_key_get_by_hash(ws_store *s, ws_arena *a, const char *hashed_key,
     return 0;
 }
 
-int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key **items,
-                      size_t *n, ws_error *err)
+int ws_store_key_list(ws_store *s, ws_arena *a, const char *user_id, ws_api_key **items, size_t *n,
+                      ws_error *err)
 {
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
     *items = NULL;
     *n = 0;
     int rc = user_id
-                 ? ws__store_query(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.user_id = $1"
-                     " ORDER BY k.created_at DESC, k.key_id", p, NP(p), &r, err)
-                 : ws__store_query(s, s->db, a, "SELECT " KEY_JOIN_COLS KEY_JOIN
-                     " ORDER BY k.created_at DESC, k.key_id", NULL, 0, &r, err);
+                 ? ws__store_query(s, s->db, a,
+                                   "SELECT " KEY_JOIN_COLS KEY_JOIN " WHERE k.user_id = $1"
+                                   " ORDER BY k.created_at DESC, k.key_id",
+                                   p, NP(p), &r, err)
+                 : ws__store_query(s, s->db, a,
+                                   "SELECT " KEY_JOIN_COLS KEY_JOIN " ORDER BY k.created_at DESC, k.key_id",
+                                   NULL, 0, &r, err);
     if (rc < 0)
         return rc;
     if (r.nrows) {
@@ -122,10 +123,14 @@ int ws_store_key_revoke(ws_store *s, const char *key_id, const char *user_id, ws
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(key_id), DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = user_id ? ws__store_query(s, s->db, a, "UPDATE api_keys SET is_active = FALSE WHERE key_id = $1"
-                         " AND user_id = $2 RETURNING key_id", p, 2, &r, err)
-                     : ws__store_query(s, s->db, a, "UPDATE api_keys SET is_active = FALSE WHERE key_id = $1"
-                         " RETURNING key_id", p, 1, &r, err);
+    int rc = user_id ? ws__store_query(s, s->db, a,
+                                       "UPDATE api_keys SET is_active = FALSE WHERE key_id = $1"
+                                       " AND user_id = $2 RETURNING key_id",
+                                       p, 2, &r, err)
+                     : ws__store_query(s, s->db, a,
+                                       "UPDATE api_keys SET is_active = FALSE WHERE key_id = $1"
+                                       " RETURNING key_id",
+                                       p, 1, &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such key '%s'", key_id);
     ws_arena_free(a);
@@ -136,9 +141,8 @@ int ws_store_key_touch(ws_store *s, const char *key_id, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(key_id), DBP_I(ws_store_now_ms())};
-    int rc = ws__store_query(s, s->db, a, "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1", p,
-               NP(p), NULL, err);
+    int rc = ws__store_query(s, s->db, a, "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1", p, NP(p),
+                             NULL, err);
     ws_arena_free(a);
     return rc;
 }
-

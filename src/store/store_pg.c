@@ -40,13 +40,13 @@ static int result_err(ws_db *d, PGresult *r, ws_error *err)
     trim_newline(msg);
     int code = WS_EIO;
     if (state && !strcmp(state, "23505"))
-        code = WS_ECONFLICT;          /* unique_violation */
+        code = WS_ECONFLICT; /* unique_violation */
     else if (state && !strcmp(state, "23503"))
-        code = WS_ENOENT;             /* foreign_key_violation */
+        code = WS_ENOENT; /* foreign_key_violation */
     else if (state && !strncmp(state, "23", 2))
-        code = WS_EINVAL;             /* other integrity constraint (check, not null) */
+        code = WS_EINVAL; /* other integrity constraint (check, not null) */
     else if (state && !strcmp(state, "22P02"))
-        code = WS_EINVAL;             /* invalid_text_representation (bad JSON) */
+        code = WS_EINVAL; /* invalid_text_representation (bad JSON) */
     return ws_error_set(err, code, "postgres: %s", msg);
 }
 
@@ -93,8 +93,8 @@ static int ensure_conn(ws_db *d, ws_error *err)
     return 0;
 }
 
-static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np,
-                    ws_dbres *out, ws_error *err)
+static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                    ws_error *err)
 {
     /* the protocol's limit on parameters of one statement */
     if (np < 0 || np > 65535)
@@ -142,10 +142,9 @@ static int pg_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int
             for (int i = 0; i < nrows; i++)
                 for (int c = 0; c < ncols; c++)
                     cells[(size_t)i * (size_t)ncols + (size_t)c] =
-                        ws__pq.PQgetisnull(r, i, c)
-                            ? NULL
-                            : ws_arena_strndup(a, ws__pq.PQgetvalue(r, i, c),
-                                               (size_t)ws__pq.PQgetlength(r, i, c));
+                        ws__pq.PQgetisnull(r, i, c) ? NULL
+                                                    : ws_arena_strndup(a, ws__pq.PQgetvalue(r, i, c),
+                                                                       (size_t)ws__pq.PQgetlength(r, i, c));
             out->cells = cells;
         }
     }

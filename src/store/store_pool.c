@@ -16,7 +16,7 @@ struct ws_store_pool {
     char *url, *replica_url;
     int timeout_ms;
     struct ws_fault *fault;
-    int max, open;          /* handles allowed / existing (idle + in use) */
+    int max, open; /* handles allowed / existing (idle + in use) */
     ws_store **idle;
     int nidle;
 };
@@ -82,10 +82,10 @@ int ws_store_pool_acquire(ws_store_pool *p, int timeout_ms, ws_store **out, ws_e
         pthread_mutex_unlock(&p->mu);
         return 0;
     }
-    p->open++;   /* reserve the slot, then connect without holding the lock */
+    p->open++; /* reserve the slot, then connect without holding the lock */
     pthread_mutex_unlock(&p->mu);
-    ws_store_config cfg = {.url = p->url, .replica_url = p->replica_url,
-                           .timeout_ms = p->timeout_ms, .fault = p->fault};
+    ws_store_config cfg = {
+        .url = p->url, .replica_url = p->replica_url, .timeout_ms = p->timeout_ms, .fault = p->fault};
     int rc = ws_store_open(&cfg, out, err);
     if (rc < 0) {
         pthread_mutex_lock(&p->mu);

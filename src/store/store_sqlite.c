@@ -84,9 +84,8 @@ static int sqlite_connect(const char *url, int timeout_ms, ws_db **out, ws_error
     ws_db *d = ws_xcalloc(1, sizeof *d);
     /* NOMUTEX: a connection is used by one thread at a time (the store is not thread-safe),
      * so SQLite's per-call connection mutex is pure overhead */
-    int rc = sqlite3_open_v2(path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = sqlite_err(d, rc, err, path);
         sqlite_close(d);
@@ -159,8 +158,7 @@ static int bind_params(ws_db *d, sqlite3_stmt *st, const placeholders *ph, const
         switch (p[k].t) {
         case 's':
             /* STATIC: the parameters outlive the statement's run (reset before returning) */
-            rc = p[k].s ? sqlite3_bind_text(st, idx, p[k].s, -1, SQLITE_STATIC)
-                        : sqlite3_bind_null(st, idx);
+            rc = p[k].s ? sqlite3_bind_text(st, idx, p[k].s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
             break;
         case 'i': rc = sqlite3_bind_int64(st, idx, p[k].i); break;
         case 'd': rc = sqlite3_bind_double(st, idx, p[k].d); break;
@@ -220,8 +218,8 @@ static int stmt_get(ws_db *d, const char *sql, cached_stmt **out, ws_error *err)
     return 0;
 }
 
-static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np,
-                        ws_dbres *out, ws_error *err)
+static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out,
+                        ws_error *err)
 {
     rowbuf rb = {0};
     int ncols = 0, nrows = 0, rc;
@@ -252,9 +250,8 @@ static int sqlite_query(ws_db *d, ws_arena *a, const char *sql, const ws_dbp *p,
         }
         for (int c = 0; c < ncols; c++) {
             const unsigned char *t = sqlite3_column_text(st, c);
-            rb.cells[rb.len++] = t ? ws_arena_strndup(a, (const char *)t,
-                                                      (size_t)sqlite3_column_bytes(st, c))
-                                   : NULL;
+            rb.cells[rb.len++] =
+                t ? ws_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, c)) : NULL;
         }
     }
     rc = 0;

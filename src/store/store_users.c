@@ -30,8 +30,8 @@ static void fill_user(const ws_dbres *r, int i, ws_user *u)
     u->is_active = ws__store_cell_bool(r, i, 7);
 }
 
-int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char *phone,
-                         const char *tier, ws_user *out, ws_error *err)
+int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char *phone, const char *tier,
+                         ws_user *out, ws_error *err)
 {
     int rc;
     if ((rc = ws__store_check_text(err, "user name", name, WS_STORE_NAME_MAX, true)) < 0 ||
@@ -42,13 +42,12 @@ int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char 
     if (ws_store_new_id("usr_", id, sizeof id) < 0)
         return ws_error_set(err, WS_EIO, "no random bytes for an id");
     int64_t now = ws_store_now_ms();
-    ws_dbp p[] = {DBP_S(id), DBP_S(name), DBP_S(phone), DBP_S(tier ? tier : "free"),
-                  DBP_I(now)};
+    ws_dbp p[] = {DBP_S(id), DBP_S(name), DBP_S(phone), DBP_S(tier ? tier : "free"), DBP_I(now)};
     ws_dbres r = {0};
     rc = ws__store_query(s, s->db, a,
-           "INSERT INTO users (user_id, name, phone_number, subscription_tier, created_at,"
-           " is_active) VALUES ($1, $2, $3, $4, $5, TRUE) RETURNING " USER_COLS,
-           p, NP(p), &r, err);
+                         "INSERT INTO users (user_id, name, phone_number, subscription_tier, created_at,"
+                         " is_active) VALUES ($1, $2, $3, $4, $5, TRUE) RETURNING " USER_COLS,
+                         p, NP(p), &r, err);
     if (rc == WS_ECONFLICT)
         return ws_error_set(err, WS_ECONFLICT, "a user with that name or phone number exists");
     if (rc < 0)
@@ -58,8 +57,8 @@ int ws_store_user_create(ws_store *s, ws_arena *a, const char *name, const char 
     return 0;
 }
 
-static int user_get_where(ws_store *s, ws_arena *a, const char *sql, const char *arg,
-                          ws_user *out, ws_error *err)
+static int user_get_where(ws_store *s, ws_arena *a, const char *sql, const char *arg, ws_user *out,
+                          ws_error *err)
 {
     if (!arg)
         return ws_error_set(err, WS_EINVAL, "no user given");
@@ -74,18 +73,14 @@ static int user_get_where(ws_store *s, ws_arena *a, const char *sql, const char 
     return 0;
 }
 
-int ws_store_user_get(ws_store *s, ws_arena *a, const char *user_id, ws_user *out,
-                      ws_error *err)
+int ws_store_user_get(ws_store *s, ws_arena *a, const char *user_id, ws_user *out, ws_error *err)
 {
-    return user_get_where(s, a, "SELECT " USER_COLS " FROM users WHERE user_id = $1", user_id,
-                          out, err);
+    return user_get_where(s, a, "SELECT " USER_COLS " FROM users WHERE user_id = $1", user_id, out, err);
 }
 
-int ws_store_user_get_by_name(ws_store *s, ws_arena *a, const char *name, ws_user *out,
-                              ws_error *err)
+int ws_store_user_get_by_name(ws_store *s, ws_arena *a, const char *name, ws_user *out, ws_error *err)
 {
-    return user_get_where(s, a, "SELECT " USER_COLS " FROM users WHERE name = $1", name, out,
-                          err);
+    return user_get_where(s, a, "SELECT " USER_COLS " FROM users WHERE name = $1", name, out, err);
 }
 
 int ws_store_user_touch(ws_store *s, const char *user_id, ws_error *err)
@@ -93,8 +88,10 @@ int ws_store_user_touch(ws_store *s, const char *user_id, ws_error *err)
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(user_id), DBP_I(ws_store_now_ms())};
     ws_dbres r = {0};
-    int rc = ws__store_query(s, s->db, a, "UPDATE users SET last_active = $2 WHERE user_id = $1"
-               " RETURNING user_id", p, NP(p), &r, err);
+    int rc = ws__store_query(s, s->db, a,
+                             "UPDATE users SET last_active = $2 WHERE user_id = $1"
+                             " RETURNING user_id",
+                             p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     ws_arena_free(a);
@@ -106,10 +103,11 @@ int ws_store_user_set_active(ws_store *s, const char *user_id, bool active, ws_e
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = ws__store_query(s, s->db, a,
-               active ? "UPDATE users SET is_active = TRUE WHERE user_id = $1 RETURNING user_id"
-                      : "UPDATE users SET is_active = FALSE WHERE user_id = $1 RETURNING user_id",
-               p, NP(p), &r, err);
+    int rc =
+        ws__store_query(s, s->db, a,
+                        active ? "UPDATE users SET is_active = TRUE WHERE user_id = $1 RETURNING user_id"
+                               : "UPDATE users SET is_active = FALSE WHERE user_id = $1 RETURNING user_id",
+                        p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such user");
     ws_arena_free(a);
@@ -154,4 +152,3 @@ out:
     ws_arena_free(a);
     return rc;
 }
-

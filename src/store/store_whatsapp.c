@@ -9,9 +9,9 @@
 #include "store/store_int.h"
 
 #define NP(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
-#define DRAFT_COLS                                                                                        \
-    "d.draft_id, d.user_id, d.phone_number_id, d.contact_phone, d.contact_user_id, d.in_wamid, m.body,"  \
-    " d.mode, d.status, d.reply, d.confidence, d.reason, d.error_code, d.error_message, d.out_wamid,"   \
+#define DRAFT_COLS                                                                                           \
+    "d.draft_id, d.user_id, d.phone_number_id, d.contact_phone, d.contact_user_id, d.in_wamid, m.body,"      \
+    " d.mode, d.status, d.reply, d.confidence, d.reason, d.error_code, d.error_message, d.out_wamid,"        \
     " d.attempts, d.next_attempt_at, d.created_at, d.updated_at"
 #define DRAFT_FROM " FROM wa_drafts d LEFT JOIN wa_messages m ON m.wamid = d.in_wamid"
 #define LINK_COLS "phone_number_id, user_id, token_blob, default_mode, created_at, updated_at"
@@ -63,7 +63,8 @@ int ws_store_wa_inbox_put(ws_store *s, const char *body, size_t len, int64_t *id
     char *copy = ws_arena_strndup(a, body, len);
     ws_dbp p[] = {DBP_S(copy), DBP_I(ws_store_now_ms())};
     ws_dbres r = {0};
-    int rc = q(s, a, "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2) RETURNING id", p, NP(p), &r, err);
+    int rc =
+        q(s, a, "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2) RETURNING id", p, NP(p), &r, err);
     if (rc == 0 && id)
         *id = r.nrows ? cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);
@@ -135,7 +136,8 @@ int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_f
         return rc;
     rc = q(s, a, "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
     for (int i = 0; rc == 0 && i < r.nrows; i++) {
-        ws_wa_inbox_item it = {.id = cell_i64(&r, i, 0), .body = cell(&r, i, 1) ? cell(&r, i, 1) : "",
+        ws_wa_inbox_item it = {.id = cell_i64(&r, i, 0),
+                               .body = cell(&r, i, 1) ? cell(&r, i, 1) : "",
                                .attempts = (int)cell_i64(&r, i, 2)};
         it.len = strlen(it.body);
         rc = fn(arg, s, &it, err);
@@ -232,7 +234,8 @@ static void fill_link(const ws_dbres *r, int i, ws_wa_link *l)
 int ws_store_wa_link_put(ws_store *s, const ws_wa_link *l, ws_error *err)
 {
     int rc = check_id("phone_number_id", l->phone_number_id, err);
-    if (rc || (rc = check_id("user_id", l->user_id, err)) || (rc = check_id("token", l->token_blob ? "t" : NULL, err)))
+    if (rc || (rc = check_id("user_id", l->user_id, err)) ||
+        (rc = check_id("token", l->token_blob ? "t" : NULL, err)))
         return rc;
     ws_arena *a = ws_arena_new(1024);
     int64_t now = ws_store_now_ms();
@@ -251,7 +254,8 @@ int ws_store_wa_link_put(ws_store *s, const ws_wa_link *l, ws_error *err)
     return rc;
 }
 
-int ws_store_wa_link_get(ws_store *s, ws_arena *a, const char *phone_number_id, ws_wa_link *out, ws_error *err)
+int ws_store_wa_link_get(ws_store *s, ws_arena *a, const char *phone_number_id, ws_wa_link *out,
+                         ws_error *err)
 {
     ws_dbp p[] = {DBP_S(phone_number_id)};
     ws_dbres r = {0};
@@ -270,8 +274,8 @@ int ws_store_wa_link_list(ws_store *s, ws_arena *a, const char *user_id, ws_wa_l
     ws_dbres r = {0};
     *items = NULL;
     *n = 0;
-    int rc = q(s, a, "SELECT " LINK_COLS " FROM wa_links WHERE user_id = $1 ORDER BY created_at", p, NP(p), &r,
-               err);
+    int rc = q(s, a, "SELECT " LINK_COLS " FROM wa_links WHERE user_id = $1 ORDER BY created_at", p, NP(p),
+               &r, err);
     if (rc || !r.nrows)
         return rc;
     *items = ws_arena_calloc(a, (size_t)r.nrows * sizeof **items);
@@ -286,8 +290,9 @@ int ws_store_wa_link_delete(ws_store *s, const char *user_id, const char *phone_
     ws_arena *a = ws_arena_new(512);
     ws_dbp p[] = {DBP_S(phone_number_id), DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc = q(s, a, "DELETE FROM wa_links WHERE phone_number_id = $1 AND user_id = $2 RETURNING phone_number_id",
-               p, NP(p), &r, err);
+    int rc =
+        q(s, a, "DELETE FROM wa_links WHERE phone_number_id = $1 AND user_id = $2 RETURNING phone_number_id",
+          p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such linked number");
     ws_arena_free(a);
@@ -306,7 +311,8 @@ int ws_store_wa_mode_set(ws_store *s, const char *user_id, const char *phone_num
     if (!contact) {
         ws_dbp p[] = {DBP_S(phone_number_id), DBP_S(user_id), DBP_S(ws_wa_mode_name(mode)), DBP_I(now)};
         rc = q(s, a,
-               "UPDATE wa_links SET default_mode = $3, updated_at = $4 WHERE phone_number_id = $1 AND user_id = $2"
+               "UPDATE wa_links SET default_mode = $3, updated_at = $4 WHERE phone_number_id = $1 AND "
+               "user_id = $2"
                " RETURNING phone_number_id",
                p, NP(p), &r, err);
     } else {
@@ -326,8 +332,8 @@ int ws_store_wa_mode_set(ws_store *s, const char *user_id, const char *phone_num
     return rc;
 }
 
-int ws_store_wa_mode_for(ws_store *s, const ws_wa_link *l, const char *phone, const char *bsuid, ws_wa_mode *out,
-                         ws_error *err)
+int ws_store_wa_mode_for(ws_store *s, const ws_wa_link *l, const char *phone, const char *bsuid,
+                         ws_wa_mode *out, ws_error *err)
 {
     ws_arena *a = ws_arena_new(512);
     ws_dbp p[] = {DBP_S(l->phone_number_id), DBP_S(phone ? phone : ""), DBP_S(bsuid ? bsuid : "")};
@@ -352,23 +358,33 @@ int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, 
         return rc;
     ws_arena *a = ws_arena_new(1024);
     int64_t now = ws_store_now_ms();
-    ws_dbp p[] = {DBP_S(m->wamid),        DBP_S(m->phone_number_id), DBP_S(m->user_id),
-                  DBP_S(m->outgoing ? "out" : "in"), DBP_S(m->contact_phone), DBP_S(m->contact_user_id),
-                  DBP_S(m->msg_type),     DBP_S(m->body),            DBP_S(m->media_id),
-                  DBP_I(m->sent_at),      DBP_S(m->status),          DBP_I(m->status_rank),
+    ws_dbp p[] = {DBP_S(m->wamid),
+                  DBP_S(m->phone_number_id),
+                  DBP_S(m->user_id),
+                  DBP_S(m->outgoing ? "out" : "in"),
+                  DBP_S(m->contact_phone),
+                  DBP_S(m->contact_user_id),
+                  DBP_S(m->msg_type),
+                  DBP_S(m->body),
+                  DBP_S(m->media_id),
+                  DBP_I(m->sent_at),
+                  DBP_S(m->status),
+                  DBP_I(m->status_rank),
                   DBP_I(now)};
     ws_dbres r = {0};
-    rc = q(s, a,
-           "INSERT INTO wa_messages (wamid, phone_number_id, user_id, direction, contact_phone,"
-           " contact_user_id, msg_type, body, media_id, sent_at, status, status_rank, created_at, updated_at)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
-           /* a status may have come before the send was logged: fill that bare row in */
-           " ON CONFLICT (wamid) DO UPDATE SET user_id = excluded.user_id, contact_phone = excluded.contact_phone,"
-           " contact_user_id = excluded.contact_user_id, msg_type = excluded.msg_type, body = excluded.body,"
-           " media_id = excluded.media_id, sent_at = excluded.sent_at, updated_at = excluded.updated_at"
-           " WHERE excluded.direction = 'out' AND wa_messages.direction = 'out' AND wa_messages.user_id IS NULL"
-           " AND wa_messages.body IS NULL RETURNING wamid",
-           p, NP(p), &r, err);
+    rc = q(
+        s, a,
+        "INSERT INTO wa_messages (wamid, phone_number_id, user_id, direction, contact_phone,"
+        " contact_user_id, msg_type, body, media_id, sent_at, status, status_rank, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
+        /* a status may have come before the send was logged: fill that bare row in */
+        " ON CONFLICT (wamid) DO UPDATE SET user_id = excluded.user_id, contact_phone = "
+        "excluded.contact_phone,"
+        " contact_user_id = excluded.contact_user_id, msg_type = excluded.msg_type, body = excluded.body,"
+        " media_id = excluded.media_id, sent_at = excluded.sent_at, updated_at = excluded.updated_at"
+        " WHERE excluded.direction = 'out' AND wa_messages.direction = 'out' AND wa_messages.user_id IS NULL"
+        " AND wa_messages.body IS NULL RETURNING wamid",
+        p, NP(p), &r, err);
     if (inserted)
         *inserted = rc == 0 && r.nrows > 0;
     ws_arena_free(a);
@@ -383,8 +399,13 @@ int ws_store_wa_status_apply(ws_store *s, const char *wamid, const char *phone_n
         return rc;
     ws_arena *a = ws_arena_new(1024);
     int64_t now = ws_store_now_ms();
-    ws_dbp p[] = {DBP_S(wamid), DBP_S(phone_number_id), DBP_S(status), DBP_I(rank),
-                  error_code ? DBP_I(error_code) : DBP_NULL, DBP_S(error_title), DBP_I(now)};
+    ws_dbp p[] = {DBP_S(wamid),
+                  DBP_S(phone_number_id),
+                  DBP_S(status),
+                  DBP_I(rank),
+                  error_code ? DBP_I(error_code) : DBP_NULL,
+                  DBP_S(error_title),
+                  DBP_I(now)};
     ws_dbres r = {0};
     rc = q(s, a,
            "INSERT INTO wa_messages (wamid, phone_number_id, direction, status, status_rank, error_code,"
@@ -480,9 +501,14 @@ int ws_store_wa_draft_create(ws_store *s, const ws_wa_draft *d, char draft_id[48
         return ws_error_set(err, WS_EIO, "no random bytes for an id");
     ws_arena *a = ws_arena_new(1024);
     int64_t now = ws_store_now_ms();
-    ws_dbp p[] = {DBP_S(draft_id),        DBP_S(d->user_id),         DBP_S(d->phone_number_id),
-                  DBP_S(d->contact_phone), DBP_S(d->contact_user_id), DBP_S(d->in_wamid),
-                  DBP_S(ws_wa_mode_name(d->mode)), DBP_I(now)};
+    ws_dbp p[] = {DBP_S(draft_id),
+                  DBP_S(d->user_id),
+                  DBP_S(d->phone_number_id),
+                  DBP_S(d->contact_phone),
+                  DBP_S(d->contact_user_id),
+                  DBP_S(d->in_wamid),
+                  DBP_S(ws_wa_mode_name(d->mode)),
+                  DBP_I(now)};
     rc = q(s, a,
            "INSERT INTO wa_drafts (draft_id, user_id, phone_number_id, contact_phone, contact_user_id,"
            " in_wamid, mode, status, created_at, updated_at)"
@@ -507,7 +533,8 @@ int ws_store_wa_draft_get(ws_store *s, ws_arena *a, const char *draft_id, ws_wa_
 int ws_store_wa_draft_list(ws_store *s, ws_arena *a, const char *user_id, const char *status, int limit,
                            ws_wa_draft **items, size_t *n, ws_error *err)
 {
-    ws_dbp p[] = {DBP_S(user_id), DBP_S(status ? status : ""), DBP_I(limit < 1 || limit > WS_STORE_PAGE_MAX ? WS_STORE_PAGE_MAX : limit)};
+    ws_dbp p[] = {DBP_S(user_id), DBP_S(status ? status : ""),
+                  DBP_I(limit < 1 || limit > WS_STORE_PAGE_MAX ? WS_STORE_PAGE_MAX : limit)};
     ws_dbres r = {0};
     int rc = q(s, a,
                "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.user_id = $1 AND ($2 = '' OR d.status = $2)"
@@ -533,10 +560,11 @@ int ws_store_wa_draft_update(ws_store *s, const ws_wa_draft *d, const char *from
     if (d->reply && strlen(d->reply) > WS_STORE_TEXT_MAX)
         return ws_error_set(err, WS_ETOOBIG, "reply is longer than %d bytes", WS_STORE_TEXT_MAX);
     ws_arena *a = ws_arena_new(1024);
-    ws_dbp p[] = {DBP_S(d->draft_id),   DBP_S(d->status),        DBP_S(d->reply),
-                  DBP_D(d->confidence), DBP_S(d->reason),        d->error_code ? DBP_I(d->error_code) : DBP_NULL,
-                  DBP_S(d->error_message), DBP_S(d->out_wamid), DBP_I(d->attempts),
-                  DBP_I(d->next_attempt_at), DBP_I(ws_store_now_ms()), DBP_S(from ? from : "")};
+    ws_dbp p[] = {
+        DBP_S(d->draft_id),        DBP_S(d->status),         DBP_S(d->reply),
+        DBP_D(d->confidence),      DBP_S(d->reason),         d->error_code ? DBP_I(d->error_code) : DBP_NULL,
+        DBP_S(d->error_message),   DBP_S(d->out_wamid),      DBP_I(d->attempts),
+        DBP_I(d->next_attempt_at), DBP_I(ws_store_now_ms()), DBP_S(from ? from : "")};
     ws_dbres r = {0};
     int rc = q(s, a,
                "UPDATE wa_drafts SET status = $2, reply = $3, confidence = $4, reason = $5, error_code = $6,"

@@ -60,7 +60,7 @@ int ws_store_wa_inbox_count(ws_store *s, int64_t *n, ws_error *err);
 /* ---- links ---- */
 
 typedef enum { WS_WA_MODE_OFF, WS_WA_MODE_DRAFT, WS_WA_MODE_AUTO } ws_wa_mode;
-const char *ws_wa_mode_name(ws_wa_mode m);             /* "off", "draft", "auto" */
+const char *ws_wa_mode_name(ws_wa_mode m);               /* "off", "draft", "auto" */
 int ws_wa_mode_parse(const char *name, ws_wa_mode *out); /* WS_EINVAL if unknown */
 
 typedef struct ws_wa_link {
@@ -94,15 +94,15 @@ int ws_store_wa_mode_for(ws_store *s, const ws_wa_link *l, const char *phone, co
 typedef struct ws_wa_msg_row {
     const char *wamid;
     const char *phone_number_id;
-    const char *user_id;       /* the number's owner, NULL when not linked */
+    const char *user_id; /* the number's owner, NULL when not linked */
     bool outgoing;
     const char *contact_phone; /* NULL when not linked or not shared */
     const char *contact_user_id;
     const char *msg_type;
-    const char *body;          /* NULL when not linked */
+    const char *body; /* NULL when not linked */
     const char *media_id;
-    int64_t sent_at;           /* ms */
-    const char *status;        /* outgoing: "accepted" / "sent" / ...; NULL for incoming */
+    int64_t sent_at;    /* ms */
+    const char *status; /* outgoing: "accepted" / "sent" / ...; NULL for incoming */
     int status_rank;
 } ws_wa_msg_row;
 
@@ -130,16 +130,16 @@ typedef struct ws_wa_draft {
     const char *user_id;
     const char *phone_number_id;
     const char *contact_phone, *contact_user_id;
-    const char *in_wamid;   /* the message it answers */
-    const char *in_text;    /* read-only: that message's text (joined from the log) */
-    ws_wa_mode mode;        /* the mode when it was made */
-    const char *status;     /* generating, pending, queued, sent, failed, discarded */
-    const char *reply;      /* NULL while generating */
+    const char *in_wamid; /* the message it answers */
+    const char *in_text;  /* read-only: that message's text (joined from the log) */
+    ws_wa_mode mode;      /* the mode when it was made */
+    const char *status;   /* generating, pending, queued, sent, failed, discarded */
+    const char *reply;    /* NULL while generating */
     double confidence;
-    const char *reason;     /* why it waits for the owner (draft mode, low confidence, window) */
-    int error_code;         /* Graph API error code of a failed send */
+    const char *reason; /* why it waits for the owner (draft mode, low confidence, window) */
+    int error_code;     /* Graph API error code of a failed send */
     const char *error_message;
-    const char *out_wamid;  /* the sent message's id */
+    const char *out_wamid; /* the sent message's id */
     int attempts;
     int64_t next_attempt_at, created_at, updated_at;
 } ws_wa_draft;

@@ -300,8 +300,8 @@ size_t ws_mask_apply(const ws_mask_rules *r, const char *s, size_t n, ws_buf *ou
     }
     bool any = false;
     for (size_t k = 0; k < r->n; k++)
-        any |= (r->rule[k].kind == WS_MASK_PHONE && digits >= 7) || (r->rule[k].kind == WS_MASK_EMAIL && has_at) ||
-               (r->rule[k].kind == WS_MASK_URL && has_dc);
+        any |= (r->rule[k].kind == WS_MASK_PHONE && digits >= 7) ||
+               (r->rule[k].kind == WS_MASK_EMAIL && has_at) || (r->rule[k].kind == WS_MASK_URL && has_dc);
     if (!any) {
         ws_buf_append(out, s, n);
         return 0;

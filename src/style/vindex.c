@@ -457,7 +457,6 @@ size_t ws_vindex_search(const ws_vindex *ix, const float *q, size_t k, size_t ef
 #define HEADER_BYTES 136
 static const char MAGIC[8] = {'W', 'S', 'V', 'I', 'D', 'X', '1', '\n'};
 
-
 static void put32(unsigned char *p, uint32_t v)
 {
     memcpy(p, &v, 4);

@@ -35,7 +35,8 @@ static bool id_ok(const char *s, size_t max)
 static void parse_answer(const ws_buf *body, ws_wa_send_result *res)
 {
     ws_json_doc *doc = NULL;
-    if (!body->len || body->len >= WS_WA_GRAPH_RESPONSE_MAX || ws_json_parse(body->data, body->len, &doc, NULL))
+    if (!body->len || body->len >= WS_WA_GRAPH_RESPONSE_MAX ||
+        ws_json_parse(body->data, body->len, &doc, NULL))
         return;
     const ws_json *root = ws_json_root(doc);
     const ws_json *e = ws_json_get(root, "error");
@@ -111,8 +112,8 @@ static int check_common(const ws_wa_graph *g, const char *number, const char *to
 }
 
 int ws_wa_graph_send_text(const ws_wa_graph *g, const char *phone_number_id, const char *token,
-                          const char *to_phone, const char *to_user_id, const char *text, const char *reply_to,
-                          ws_wa_send_result *res, ws_error *err)
+                          const char *to_phone, const char *to_user_id, const char *text,
+                          const char *reply_to, ws_wa_send_result *res, ws_error *err)
 {
     memset(res, 0, sizeof *res);
     int rc = check_common(g, phone_number_id, token, err);
@@ -165,8 +166,7 @@ ws_wa_send_outcome ws_wa_graph_classify(const ws_wa_send_result *r)
     case 4:      /* application request limit */
     case 80007:  /* WhatsApp Business Account rate limit */
     case 131016: /* service unavailable */
-    case 2:      /* temporary API error */
-        return WS_WA_SEND_RETRY;
+    case 2: /* temporary API error */ return WS_WA_SEND_RETRY;
     default: break;
     }
     if (r->http_status == 0 || r->http_status == 429 || r->http_status >= 500)

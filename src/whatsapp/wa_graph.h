@@ -43,8 +43,8 @@ ws_wa_send_outcome ws_wa_graph_classify(const ws_wa_send_result *r);
  * when an answer came (res says what it was) or WS_EINVAL (bad arguments) / WS_EIO (no
  * answer; res->http_status 0, error_message says why). */
 int ws_wa_graph_send_text(const ws_wa_graph *g, const char *phone_number_id, const char *token,
-                          const char *to_phone, const char *to_user_id, const char *text, const char *reply_to,
-                          ws_wa_send_result *res, ws_error *err);
+                          const char *to_phone, const char *to_user_id, const char *text,
+                          const char *reply_to, ws_wa_send_result *res, ws_error *err);
 /* Marks an incoming message read (the blue ticks). Same returns. */
 int ws_wa_graph_mark_read(const ws_wa_graph *g, const char *phone_number_id, const char *token,
                           const char *wamid, ws_wa_send_result *res, ws_error *err);

@@ -13,12 +13,18 @@
 #include "core/mem.h"
 
 static const char *const type_names[] = {
-    [WS_WA_MSG_TEXT] = "text",         [WS_WA_MSG_REACTION] = "reaction",
-    [WS_WA_MSG_INTERACTIVE] = "interactive", [WS_WA_MSG_BUTTON] = "button",
-    [WS_WA_MSG_IMAGE] = "image",       [WS_WA_MSG_AUDIO] = "audio",
-    [WS_WA_MSG_VIDEO] = "video",       [WS_WA_MSG_DOCUMENT] = "document",
-    [WS_WA_MSG_STICKER] = "sticker",   [WS_WA_MSG_LOCATION] = "location",
-    [WS_WA_MSG_CONTACTS] = "contacts", [WS_WA_MSG_SYSTEM] = "system",
+    [WS_WA_MSG_TEXT] = "text",
+    [WS_WA_MSG_REACTION] = "reaction",
+    [WS_WA_MSG_INTERACTIVE] = "interactive",
+    [WS_WA_MSG_BUTTON] = "button",
+    [WS_WA_MSG_IMAGE] = "image",
+    [WS_WA_MSG_AUDIO] = "audio",
+    [WS_WA_MSG_VIDEO] = "video",
+    [WS_WA_MSG_DOCUMENT] = "document",
+    [WS_WA_MSG_STICKER] = "sticker",
+    [WS_WA_MSG_LOCATION] = "location",
+    [WS_WA_MSG_CONTACTS] = "contacts",
+    [WS_WA_MSG_SYSTEM] = "system",
     [WS_WA_MSG_UNSUPPORTED] = "unsupported",
 };
 
@@ -191,14 +197,20 @@ static void parse_body(pctx *c, const ws_json *msg, ws_wa_message *m)
             m->text = text_of(c, part, "emoji"); /* absent: the reaction was removed */
         }
         break;
-    case WS_WA_MSG_INTERACTIVE: if (part) parse_interactive(c, part, m); break;
+    case WS_WA_MSG_INTERACTIVE:
+        if (part)
+            parse_interactive(c, part, m);
+        break;
     case WS_WA_MSG_BUTTON:
         if (part) {
             m->ref_id = id_of(c, part, "payload");
             m->text = text_of(c, part, "text");
         }
         break;
-    case WS_WA_MSG_LOCATION: if (part) parse_location(c, part, m); break;
+    case WS_WA_MSG_LOCATION:
+        if (part)
+            parse_location(c, part, m);
+        break;
     case WS_WA_MSG_CONTACTS: parse_contacts(c, part, m); break;
     case WS_WA_MSG_SYSTEM: m->text = part ? text_of(c, part, "body") : NULL; break;
     case WS_WA_MSG_UNSUPPORTED: m->error_code = code_of(ws_json_get(msg, "errors")); break;
@@ -219,8 +231,7 @@ static const char *profile_name(pctx *c, const ws_json *contacts, const ws_wa_me
         const ws_json *ct = ws_json_at(contacts, i);
         const char *wa = ws_json_get_str(ct, "wa_id"), *uid = ws_json_get_str(ct, "user_id");
         bool match = (m->from && wa && !strcmp(wa, m->from)) ||
-                     (m->from_user_id && uid && !strcmp(uid, m->from_user_id)) ||
-                     count_of(contacts) == 1;
+                     (m->from_user_id && uid && !strcmp(uid, m->from_user_id)) || count_of(contacts) == 1;
         const ws_json *prof = ws_json_get(ct, "profile");
         if (match && prof)
             return text_of(c, prof, "name");

@@ -28,8 +28,7 @@ int ws_wa_signature_check(const void *secret, size_t secret_len, const void *bod
                           const char *header);
 /* The header value for body (tests, the benchmark): "sha256=" + 64 lowercase hex + NUL
  * into out (72 bytes). */
-void ws_wa_signature_make(const void *secret, size_t secret_len, const void *body, size_t len,
-                          char out[72]);
+void ws_wa_signature_make(const void *secret, size_t secret_len, const void *body, size_t len, char out[72]);
 
 typedef enum {
     WS_WA_MSG_TEXT,
@@ -61,17 +60,17 @@ typedef struct ws_wa_message {
     const char *profile_name;    /* contacts[].profile.name of the sender, NULL if none */
     int64_t timestamp;           /* Unix seconds, 0 when absent */
     ws_wa_msg_type type;
-    const char *type_name;       /* the type as sent (also for unknown types) */
+    const char *type_name; /* the type as sent (also for unknown types) */
     /* What the message says, as text: the body (text), the emoji (reaction), the chosen
      * title (interactive, button), the caption (media), "name, address (lat, lon)"
      * (location), the names (contacts), the body (system). NULL when nothing. */
     const char *text;
-    const char *media_id;        /* media types: the media id */
-    const char *mime_type;       /* media types, NULL if absent */
+    const char *media_id;  /* media types: the media id */
+    const char *mime_type; /* media types, NULL if absent */
     /* reaction: the wamid reacted to; interactive: the reply id; button: the payload */
     const char *ref_id;
-    const char *context_id;      /* the wamid this message replies to, NULL if none */
-    int error_code;              /* unsupported: errors[0].code, else 0 */
+    const char *context_id; /* the wamid this message replies to, NULL if none */
+    int error_code;         /* unsupported: errors[0].code, else 0 */
 } ws_wa_message;
 
 typedef enum {
@@ -94,8 +93,8 @@ typedef struct ws_wa_status {
     const char *recipient_user_id; /* business-scoped user id, NULL when absent */
     ws_wa_status_kind status;
     int64_t timestamp;
-    int error_code;                /* failed: errors[0].code */
-    const char *error_title;       /* failed: errors[0].title (or message) */
+    int error_code;          /* failed: errors[0].code */
+    const char *error_title; /* failed: errors[0].title (or message) */
 } ws_wa_status;
 
 typedef struct ws_wa_batch {

@@ -30,7 +30,8 @@ static void write_line(FILE *out, const ws_bus_msg *m, bool handled)
 {
     ws_bus_job_event ev;
     ws_error err = {0};
-    bool job = strcmp(m->topic, WS_TOPIC_ANALYTICS) != 0 && ws_bus_job_event_parse(m->payload, m->len, &ev, &err) == 0;
+    bool job = strcmp(m->topic, WS_TOPIC_ANALYTICS) != 0 &&
+               ws_bus_job_event_parse(m->payload, m->len, &ev, &err) == 0;
     fprintf(out, "%s\t%s\t%d\t%lld\t%s\t%s\t%d\n", m->topic, m->event_id[0] ? m->event_id : "-",
             (int)m->partition, (long long)m->offset, job ? ev.type : "-", job ? ev.job_id : "-", handled);
     fflush(out);
@@ -56,8 +57,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     ws_bus_kafka_config kc = {.brokers = argv[1], .client_id = "whatstyle-test-bus-count", .partitions = 2};
-    if (ws_bus_kafka_new(&kc, &bus, &err) || bus->ops->subscribe(bus, argv[2], (const char *const *)argv + 4,
-                                                                 (size_t)(argc - 4), &err)) {
+    if (ws_bus_kafka_new(&kc, &bus, &err) ||
+        bus->ops->subscribe(bus, argv[2], (const char *const *)argv + 4, (size_t)(argc - 4), &err)) {
         fprintf(stderr, "helper_bus_count: %s\n", err.msg);
         goto out;
     }

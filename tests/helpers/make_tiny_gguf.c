@@ -25,10 +25,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "DIM must be a positive multiple of 32\n");
         return 2;
     }
-    ws_model_config c = {.arch = qwen ? WS_ARCH_QWEN2 : WS_ARCH_LLAMA, .vocab_size = VOCAB, .dim = dim,
-                         .hidden_dim = 2 * dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = dim / 4,
-                         .max_pos = 512, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = !qwen, .qkv_bias = qwen,
-                         .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
+    ws_model_config c = {.arch = qwen ? WS_ARCH_QWEN2 : WS_ARCH_LLAMA,
+                         .vocab_size = VOCAB,
+                         .dim = dim,
+                         .hidden_dim = 2 * dim,
+                         .n_layers = 2,
+                         .n_heads = 4,
+                         .n_kv_heads = 2,
+                         .head_dim = dim / 4,
+                         .max_pos = 512,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 10000,
+                         .tied = !qwen,
+                         .qkv_bias = qwen,
+                         .bos_id = -1,
+                         .eos_ids = {2},
+                         .n_eos = 1};
     ws_model *m = ws_model_new(&c, argc > 2 ? strtoull(argv[2], NULL, 10) : 1);
     int rc = write_gguf(m, type, argv[1], NULL);
     ws_model_free(m);

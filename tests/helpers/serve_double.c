@@ -38,7 +38,8 @@ int main(int argc, char **argv)
     /* the logger as `whatstyle serve` sets it up (bench/http.sh passes WS_LOG_LEVEL=warn:
      * nginx, its yardstick, runs without an access log) */
     const char *lv = getenv("WS_LOG_LEVEL");
-    ws_log_setup("serve", lv && ws_log_level_parse(lv) >= 0 ? (ws_log_level)ws_log_level_parse(lv) : WS_LOG_INFO,
+    ws_log_setup("serve",
+                 lv && ws_log_level_parse(lv) >= 0 ? (ws_log_level)ws_log_level_parse(lv) : WS_LOG_INFO,
                  WS_LOG_JSON, stderr);
     /* as `whatstyle serve` does (--uv-threadpool-size, default 16): libuv reads it at first use */
     setenv("UV_THREADPOOL_SIZE", "16", 0);

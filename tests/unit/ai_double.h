@@ -189,9 +189,9 @@ static void cai_destroy(ws_ai *ai)
 
 /* The reply as generate gives it, handed out a word at a time (each piece with the spaces
  * before it) like an engine that streams; on_piece returning non-zero stops it (WS_EAGAIN). */
-static int cai_generate_stream(ws_ai *ai, const char *user_id, const char *message,
-                               const ws_ai_turn *context, size_t n_context, const volatile int *cancel,
-                               ws_ai_piece_fn on_piece, void *arg, ws_ai_reply *out, ws_error *err)
+static int cai_generate_stream(ws_ai *ai, const char *user_id, const char *message, const ws_ai_turn *context,
+                               size_t n_context, const volatile int *cancel, ws_ai_piece_fn on_piece,
+                               void *arg, ws_ai_reply *out, ws_error *err)
 {
     int rc = cai_generate(ai, user_id, message, context, n_context, out, err);
     for (const char *p = out->reply; !rc && p && *p;) {
@@ -209,8 +209,8 @@ static int cai_generate_stream(ws_ai *ai, const char *user_id, const char *messa
     return rc;
 }
 
-static const ws_ai_ops cai_ops = {cai_generate, cai_train,   cai_reload, cai_profile,
-                                  cai_forget,   cai_destroy, NULL,       NULL, cai_generate_stream};
+static const ws_ai_ops cai_ops = {cai_generate, cai_train, cai_reload, cai_profile,        cai_forget,
+                                  cai_destroy,  NULL,      NULL,       cai_generate_stream};
 
 static inline counting_ai *counting_ai_new(void)
 {

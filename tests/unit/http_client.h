@@ -61,7 +61,7 @@ static inline void hc_read_all(int fd, http_resp *r)
 
 /* extra_headers: "Name: v\r\n..." or NULL. Returns the status (-1 if no answer). */
 static inline int hc_request(int port, const char *method, const char *path, const char *key,
-                      const char *extra_headers, const char *body, size_t len, http_resp *r)
+                             const char *extra_headers, const char *body, size_t len, http_resp *r)
 {
     ws_buf_free(&r->raw);
     memset(r, 0, sizeof *r);
@@ -87,7 +87,7 @@ static inline int hc_request(int port, const char *method, const char *path, con
 }
 
 static inline int hc_json(int port, const char *method, const char *path, const char *key, const char *json,
-                   http_resp *r)
+                          http_resp *r)
 {
     return hc_request(port, method, path, key, json ? "Content-Type: application/json\r\n" : NULL, json,
                       json ? strlen(json) : 0, r);

@@ -93,7 +93,7 @@ static inline double nn_compare(const char *what, const float *a, const float *b
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
         if (!(d <= md))
-            md = d;   /* NaN propagates */
+            md = d; /* NaN propagates */
         if (fabs(b[i]) > mb)
             mb = fabs(b[i]);
     }

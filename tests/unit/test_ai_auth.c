@@ -24,8 +24,8 @@
 
 typedef struct fixture {
     counting_ai *engine;
-    ws_jwt_key *gw;       /* the gateway's private key */
-    ws_jwt_key *gw_pub;   /* its public half, read from its JWKS */
+    ws_jwt_key *gw;     /* the gateway's private key */
+    ws_jwt_key *gw_pub; /* its public half, read from its JWKS */
     ws_ai_service *svc;
     char addr[64];
 } fixture;
@@ -200,7 +200,8 @@ static void gateway_signs_and_traces(void)
 
     /* a gateway without the key is refused: its calls fail, they never reach the engine */
     int before = atomic_load(&f.engine->generate_calls);
-    CHECK_EQ_INT(ws_ai_grpc_new(f.addr, &counting_ai_new()->base, &(ws_ai_grpc_opts){.budget_s = 2}, &gw, NULL), 0);
+    CHECK_EQ_INT(
+        ws_ai_grpc_new(f.addr, &counting_ai_new()->base, &(ws_ai_grpc_opts){.budget_s = 2}, &gw, NULL), 0);
     CHECK(gw->ops->generate(gw, "maya", "hi", NULL, 0, &out, &e) != 0);
     CHECK(strstr(e.msg, "UNAUTHENTICATED") != NULL);
     CHECK_EQ_INT(atomic_load(&f.engine->generate_calls), before);
@@ -219,8 +220,8 @@ static void jwks_and_key_file(void)
     ws_error e = {0};
     CHECK(ws_jwt_key_from_jwks("{\"keys\":[]}", 11, &k, &e) == WS_EINVAL);
     CHECK(ws_jwt_key_from_jwks("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"x\"}]}", 33, &k, &e) == WS_EINVAL);
-    CHECK(ws_jwt_key_from_jwks("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}", 50, &k, &e) ==
-          WS_EINVAL);
+    CHECK(ws_jwt_key_from_jwks("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}", 50, &k,
+                               &e) == WS_EINVAL);
     CHECK(ws_jwt_key_from_jwks("nope", 4, &k, &e) == WS_EINVAL);
     CHECK(k == NULL);
     char dir[] = "/tmp/ws-ai-auth-XXXXXX", path[64];

@@ -18,7 +18,7 @@
 #include "grpc/grpc_wire.h"
 #include "whatstyle/ai/v1/ai.pb-c.h"
 
-static atomic_int mode;      /* 0: wait until cancelled; 1: answer at once */
+static atomic_int mode; /* 0: wait until cancelled; 1: answer at once */
 static atomic_int calls, cancelled;
 static _Atomic double given; /* the timeout the last call came with, s */
 
@@ -63,7 +63,8 @@ static void deadline_flows(void)
     char spec[64];
     snprintf(spec, sizeof spec, "grpc://127.0.0.1:%d", ws_grpc_server_port(srv));
     ws_ai *gw = NULL;
-    CHECK_EQ_INT(ws_ai_grpc_new(spec, &counting_ai_new()->base, &(ws_ai_grpc_opts){.budget_s = 5}, &gw, NULL), 0);
+    CHECK_EQ_INT(ws_ai_grpc_new(spec, &counting_ai_new()->base, &(ws_ai_grpc_opts){.budget_s = 5}, &gw, NULL),
+                 0);
     ws_error e = {0};
     double secs;
 
@@ -100,10 +101,9 @@ static void deadline_flows(void)
     ws_ai_free(gw);
 
     /* the gateway's own budget (0.2 s) binds: the node is to blame, its breaker opens */
-    CHECK_EQ_INT(
-        ws_ai_grpc_new(spec, &counting_ai_new()->base, &(ws_ai_grpc_opts){.budget_s = 0.2, .breaker_cooldown_s = 30},
-                       &gw, NULL),
-        0);
+    CHECK_EQ_INT(ws_ai_grpc_new(spec, &counting_ai_new()->base,
+                                &(ws_ai_grpc_opts){.budget_s = 0.2, .breaker_cooldown_s = 30}, &gw, NULL),
+                 0);
     atomic_store(&mode, 0);
     for (int i = 0; i < WS_AI_GRPC_BREAKER_FAILS; i++) {
         CHECK_EQ_INT(profile(gw, &secs, &e), WS_ETIMEDOUT);
@@ -128,7 +128,8 @@ static void tls_options(void)
     CHECK(ctx == NULL && strstr(e.msg, "/nonexistent/c.pem") != NULL);
     CHECK_EQ_INT(ws_tls_server_ctx_new(&(ws_tls_server_opts){.cert_file = "x"}, &ctx, &e), WS_EINVAL);
     CHECK_EQ_INT(ws_tls_client_ctx_new(&(ws_tls_client_opts){.cert_file = "c.pem"}, &ctx, &e), WS_EINVAL);
-    CHECK_EQ_INT(ws_tls_client_ctx_new(&(ws_tls_client_opts){.ca_file = "/nonexistent/ca.pem"}, &ctx, &e), WS_EINVAL);
+    CHECK_EQ_INT(ws_tls_client_ctx_new(&(ws_tls_client_opts){.ca_file = "/nonexistent/ca.pem"}, &ctx, &e),
+                 WS_EINVAL);
     CHECK(strstr(e.msg, "/nonexistent/ca.pem") != NULL);
     CHECK_EQ_INT(ws_tls_client_ctx_new(&(ws_tls_client_opts){.alpn = WS_TLS_ALPN_H2}, &ctx, &e), 0);
     SSL *ssl = SSL_new(ctx);

@@ -57,7 +57,8 @@ static void stored_id(ws_blobs *b, const char *key, char hex[9])
     ws_buf raw = WS_BUF_INIT;
     ws_blob_header h;
     hex[0] = '\0';
-    if (ws_blobs_get_raw(b, key, 1 << 24, &raw, NULL) == 0 && ws_blob_header_parse(raw.data, raw.len, &h, NULL) == 0)
+    if (ws_blobs_get_raw(b, key, 1 << 24, &raw, NULL) == 0 &&
+        ws_blob_header_parse(raw.data, raw.len, &h, NULL) == 0)
         snprintf(hex, 9, "%02x%02x%02x%02x", h.key_id[0], h.key_id[1], h.key_id[2], h.key_id[3]);
     ws_buf_free(&raw);
 }
@@ -75,10 +76,14 @@ static ws_blobs *open_blobs(const char *url)
 
 /* A populated store: exports and models of two users, nested keys, several sizes. */
 static const char *const obj_keys[] = {
-    "users/usr_a/exports/exp_1.txt",      "users/usr_a/exports/exp_2.zip",
-    "users/usr_a/models/v1/manifest.json", "users/usr_a/models/v1/model.safetensors",
-    "users/usr_a/models/v1/index/vectors.bin", "users/usr_a/models/current",
-    "users/usr_b/exports/exp_3.txt",      "users/usr_b/models/current",
+    "users/usr_a/exports/exp_1.txt",
+    "users/usr_a/exports/exp_2.zip",
+    "users/usr_a/models/v1/manifest.json",
+    "users/usr_a/models/v1/model.safetensors",
+    "users/usr_a/models/v1/index/vectors.bin",
+    "users/usr_a/models/current",
+    "users/usr_b/exports/exp_3.txt",
+    "users/usr_b/models/current",
     "empty",
 };
 enum { N_OBJ = sizeof obj_keys / sizeof obj_keys[0] };
@@ -350,9 +355,9 @@ static void list_suite(ws_blobs *b, const char *root)
     snprintf(pfx, sizeof pfx, "%susers/usr_a/", root);
     char *got = listing(b, pfx, &rc);
     CHECK_EQ_INT(rc, 0);
-    static const char *const usr_a[] = {"exports/exp_1.txt", "exports/exp_2.zip", "models/current",
-                                        "models/v1/index/vectors.bin", "models/v1/manifest.json",
-                                        "models/v1/model.safetensors"}; /* sorted */
+    static const char *const usr_a[] = {
+        "exports/exp_1.txt",           "exports/exp_2.zip",       "models/current",
+        "models/v1/index/vectors.bin", "models/v1/manifest.json", "models/v1/model.safetensors"}; /* sorted */
     for (size_t i = 0; i < sizeof usr_a / sizeof usr_a[0]; i++) {
         snprintf(k, sizeof k, "%susers/usr_a/%s;", root, usr_a[i]);
         strcat(want, k);
@@ -413,9 +418,10 @@ static void list_on_the_local_backend(void)
     int rc;
     char *all = listing(b, "", &rc);
     CHECK_EQ_INT(rc, 0);
-    CHECK_EQ_STR(all, "empty;users/usr_a/exports/exp_1.txt;users/usr_a/exports/exp_2.zip;users/usr_a/models/"
-                      "current;users/usr_a/models/v1/index/vectors.bin;users/usr_a/models/v1/manifest.json;users/"
-                      "usr_a/models/v1/model.safetensors;users/usr_b/exports/exp_3.txt;users/usr_b/models/current;");
+    CHECK_EQ_STR(
+        all, "empty;users/usr_a/exports/exp_1.txt;users/usr_a/exports/exp_2.zip;users/usr_a/models/"
+             "current;users/usr_a/models/v1/index/vectors.bin;users/usr_a/models/v1/manifest.json;users/"
+             "usr_a/models/v1/model.safetensors;users/usr_b/exports/exp_3.txt;users/usr_b/models/current;");
     free(all);
     ws_blobs_close(b);
     rmdata();
@@ -615,7 +621,8 @@ static void failures_are_reported_and_keep_the_old_bytes_and_key(void)
     CHECK_EQ_INT(rep.resealed, N_OBJ - 1);
     CHECK(log.errors.data && strstr(log.errors.data, "users/usr_a/exports/exp_1.txt: ") &&
           strstr(log.errors.data, "failed authentication"));
-    CHECK(log.errors.data && strstr(log.errors.data, "users/usr_c/x: ") && strstr(log.errors.data, stranger_id));
+    CHECK(log.errors.data && strstr(log.errors.data, "users/usr_c/x: ") &&
+          strstr(log.errors.data, stranger_id));
     /* the altered object keeps its bytes; its retired key is kept, and so is the count */
     char *now = NULL;
     size_t nl = 0;
@@ -779,7 +786,8 @@ static void list_and_rotation_on_s3(void)
     rmdata();
 }
 
-WS_TEST_MAIN(T(keyring_current_and_retired_keys_from_files), T(a_running_handle_follows_a_rotation_by_another_process),
+WS_TEST_MAIN(T(keyring_current_and_retired_keys_from_files),
+             T(a_running_handle_follows_a_rotation_by_another_process),
              T(one_handle_from_several_threads_while_keys_rotate), T(list_on_the_local_backend),
              T(rotation_of_a_populated_local_store), T(interrupted_rotation_then_reseal),
              T(failures_are_reported_and_keep_the_old_bytes_and_key),

@@ -61,9 +61,12 @@ static void run_backends(void (*body)(ws_cache *))
     }
 }
 
-#define CACHE_TEST(name) \
-    static void name##_body(ws_cache *c); \
-    static void name(void) { run_backends(name##_body); } \
+#define CACHE_TEST(name)                                                                                     \
+    static void name##_body(ws_cache *c);                                                                    \
+    static void name(void)                                                                                   \
+    {                                                                                                        \
+        run_backends(name##_body);                                                                           \
+    }                                                                                                        \
     static void name##_body(ws_cache *c)
 
 CACHE_TEST(get_set_del)
@@ -184,7 +187,7 @@ static void *hammer_thread(void *arg)
     hammer *h = arg;
     ws_cache *c = h->c;
     ws_cache *own = NULL;
-    if (!c) {   /* Redis: a connection per thread, like one per server process */
+    if (!c) { /* Redis: a connection per thread, like one per server process */
         if (ws_cache_open(cur_url, &own, NULL) < 0) {
             h->errors++;
             return NULL;
@@ -217,7 +220,7 @@ CACHE_TEST(rate_limit_is_atomic_under_concurrency)
         CHECK_EQ_INT(h[t].errors, 0);
         allowed += h[t].allowed;
     }
-    CHECK_EQ_INT(allowed, 100);   /* 240 requests, exactly the limit got through */
+    CHECK_EQ_INT(allowed, 100); /* 240 requests, exactly the limit got through */
 }
 
 static void memory_lru_evicts_least_recent(void)
@@ -231,7 +234,7 @@ static void memory_lru_evicts_least_recent(void)
     CHECK_EQ_INT(ws_cache_set(c, "a", "1", 1, 0, &err), 0);
     CHECK_EQ_INT(ws_cache_set(c, "b", "2", 1, 0, &err), 0);
     CHECK_EQ_INT(ws_cache_set(c, "c", "3", 1, 0, &err), 0);
-    CHECK_EQ_INT(ws_cache_get(c, "a", &b, &err), 0);      /* a is now the most recent */
+    CHECK_EQ_INT(ws_cache_get(c, "a", &b, &err), 0); /* a is now the most recent */
     CHECK_EQ_INT(ws_cache_set(c, "d", "4", 1, 0, &err), 0);
     CHECK_EQ_INT(ws_cache_get(c, "b", &b, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_cache_get(c, "a", &b, &err), 0);
@@ -280,6 +283,6 @@ static void bad_urls_are_refused(void)
     ws_cache_close(NULL);
 }
 
-WS_TEST_MAIN(T(get_set_del), T(ttl_expires), T(delete_by_prefix_is_per_user),
-             T(rate_limit_fixed_window), T(rate_limit_is_atomic_under_concurrency),
-             T(memory_lru_evicts_least_recent), T(bad_urls_are_refused))
+WS_TEST_MAIN(T(get_set_del), T(ttl_expires), T(delete_by_prefix_is_per_user), T(rate_limit_fixed_window),
+             T(rate_limit_is_atomic_under_concurrency), T(memory_lru_evicts_least_recent),
+             T(bad_urls_are_refused))

@@ -209,8 +209,10 @@ static void every_language_of_the_table_parses_exactly(void)
 static void corpus_with_our_expectations(void)
 {
     static const char *const files[][2] = {
-        {"Pustur-whatsapp-chat-parser/short-chat.txt", "tests/fixtures/corpus/pustur_short_chat.expected.jsonl"},
-        {"emmaakachukwu-whatsapp-chat-parser-rb/sample.txt", "tests/fixtures/corpus/emma_sample.expected.jsonl"},
+        {"Pustur-whatsapp-chat-parser/short-chat.txt",
+         "tests/fixtures/corpus/pustur_short_chat.expected.jsonl"},
+        {"emmaakachukwu-whatsapp-chat-parser-rb/sample.txt",
+         "tests/fixtures/corpus/emma_sample.expected.jsonl"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
@@ -302,7 +304,7 @@ static void free_view(size_t n, char **ts, char **author, char **text)
 static void corpus_chatminer_json_targets(void)
 {
     static const char *const files[] = {
-        "test_[mmddyy]_24hrs.txt", "test_ddmmyy_24hrs.txt", "test_mmddyy_24hrs.txt",
+        "test_[mmddyy]_24hrs.txt", "test_ddmmyy_24hrs.txt",   "test_mmddyy_24hrs.txt",
         "test_mmddyyyy_12hrs.txt", "test_yyyymmdd_24hrs.txt",
     };
     char path[1024];
@@ -328,10 +330,12 @@ static void corpus_chatminer_json_targets(void)
         CHECK_EQ_INT(n, want->len);
         for (size_t i = 0; i < n && i < want->len; i++) {
             const ws_json *o = ws_json_at(want, i);
-            if (!str_eq(ts[i], ws_json_get_str(o, "timestamp")) || !str_eq(author[i], ws_json_get_str(o, "author")) ||
+            if (!str_eq(ts[i], ws_json_get_str(o, "timestamp")) ||
+                !str_eq(author[i], ws_json_get_str(o, "author")) ||
                 !str_eq(text[i], ws_json_get_str(o, "message"))) {
-                fprintf(stderr, "%s #%zu: got %s|%s|%s want %s|%s|%s\n", files[f], i, ts[i], author[i], text[i],
-                        ws_json_get_str(o, "timestamp"), ws_json_get_str(o, "author"), ws_json_get_str(o, "message"));
+                fprintf(stderr, "%s #%zu: got %s|%s|%s want %s|%s|%s\n", files[f], i, ts[i], author[i],
+                        text[i], ws_json_get_str(o, "timestamp"), ws_json_get_str(o, "author"),
+                        ws_json_get_str(o, "message"));
                 CHECK(!"matches chat-miner target");
             }
         }
@@ -413,7 +417,8 @@ static void corpus_chatminer_csv_targets(void)
             snprintf(want_ts, sizeof want_ts, "%.31s", fields[0]);
             if (strlen(want_ts) > 10)
                 want_ts[10] = 'T';
-            if (i >= n || !str_eq(ts[i], want_ts) || !str_eq(author[i], fields[1]) || !str_eq(text[i], fields[2])) {
+            if (i >= n || !str_eq(ts[i], want_ts) || !str_eq(author[i], fields[1]) ||
+                !str_eq(text[i], fields[2])) {
                 fprintf(stderr, "%s #%zu: got %s|%s|%s want %s|%s|%s\n", names[f], i, i < n ? ts[i] : "-",
                         i < n ? author[i] : "-", i < n ? text[i] : "-", want_ts, fields[1], fields[2]);
                 CHECK(!"matches chat-miner target");
@@ -430,10 +435,12 @@ static void corpus_chatminer_csv_targets(void)
 static void corpus_chatminer_testlog(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/target.json", ws_t_fixtures());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/target.json",
+             ws_t_fixtures());
     char *target = slurp(path, NULL);
     CHECK(target != NULL);
-    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/testlog.txt", ws_t_fixtures());
+    snprintf(path, sizeof path, "%s/corpus/whatsapp/joweich-chat-miner/history-a7e9d8c/testlog.txt",
+             ws_t_fixtures());
     parsed p = {0};
     ws_error err = {0};
     CHECK_EQ_INT(parse_path(path, WS_DATE_AUTO, &p, &err), 0);
@@ -477,10 +484,11 @@ static void corpus_chatminer_testlog(void)
  * placeholder and a deletion notice. */
 static void phrase_table_is_well_formed(void)
 {
-    static const char *const kinds[] = {"media", "image", "video", "audio", "sticker", "gif", "document",
-                                        "contact", "attached", "file_attached", "deleted", "deleted_you",
-                                        "deleted_admin", "edited", "joined_link", "subject", "created", "added",
-                                        "left", "removed", "icon", "security_code", "disappearing", "description"};
+    static const char *const kinds[] = {
+        "media",         "image",   "video",       "audio",         "sticker",      "gif",
+        "document",      "contact", "attached",    "file_attached", "deleted",      "deleted_you",
+        "deleted_admin", "edited",  "joined_link", "subject",       "created",      "added",
+        "left",          "removed", "icon",        "security_code", "disappearing", "description"};
     char *tsv = slurp("src/chat/locale_strings.tsv", NULL);
     CHECK(tsv != NULL);
     if (!tsv)
@@ -529,7 +537,7 @@ static void phrase_table_is_well_formed(void)
         CHECK(has_media[l]);
         deleted_langs += has_deleted[l];
     }
-    CHECK(deleted_langs >= 55);   /* a few sources give no deletion notice (Lao, Albanian, Telugu) */
+    CHECK(deleted_langs >= 55); /* a few sources give no deletion notice (Lao, Albanian, Telugu) */
     free(tsv);
 }
 
@@ -618,16 +626,16 @@ static void date_order_evidence_and_forcing(void)
 
 static void twelve_hour_clock_edges(void)
 {
-    const char *text =
-        "[13/01/2024, 12:00:00 AM] A: midnight\n"
-        "[13/01/2024, 12:59:59 AM] A: before one\n"
-        "[13/01/2024, 12:00:00 PM] A: noon\n"
-        "[13/01/2024, 11:59:59 PM] A: last second\n"
-        "13/01/2024, 1:05 pm - A: lower case\n"
-        "13/01/2024, 1:05 a.m. - A: dotted\n"
-        "13/01/2024, 1:05\xE2\x80\xAF" "PM - A: narrow nbsp\n"
-        "13/01/2024, 01:05 p. m. - A: spanish\n"
-        "13/01/2024, 13:37 p.m. - A: already 24h\n";
+    const char *text = "[13/01/2024, 12:00:00 AM] A: midnight\n"
+                       "[13/01/2024, 12:59:59 AM] A: before one\n"
+                       "[13/01/2024, 12:00:00 PM] A: noon\n"
+                       "[13/01/2024, 11:59:59 PM] A: last second\n"
+                       "13/01/2024, 1:05 pm - A: lower case\n"
+                       "13/01/2024, 1:05 a.m. - A: dotted\n"
+                       "13/01/2024, 1:05\xE2\x80\xAF"
+                       "PM - A: narrow nbsp\n"
+                       "13/01/2024, 01:05 p. m. - A: spanish\n"
+                       "13/01/2024, 13:37 p.m. - A: already 24h\n";
     parsed p = {0};
     ws_error err = {0};
     CHECK_EQ_INT(parse_mem(text, strlen(text), WS_DATE_AUTO, &p, &err), 0);
@@ -652,19 +660,18 @@ static void twelve_hour_clock_edges(void)
  * them (the last three stay in the body before them). */
 static void same_day_lines_read_as_the_grammar_reads_them(void)
 {
-    const char *text =
-        "1/13/24, 10:00 AM - A: first\n"
-        "1/13/24, 10:01 AM - A: second\n"
-        "1/13/24, 12:05 AM - A: midnight\n"
-        "1/13/24, 12:06 PM - B: noon\n"
-        "1/13/24, 11:59 PM - A: late\n"
-        "1/13/24, 13:00 AM - A: bad hour\n"
-        "1/13/24, 10:60 AM - A: bad minute\n"
-        "1/14/24, 10:00 AM - B: next day\n"
-        "1/13/24, 10:02 AM - A: back\n"
-        "2/30/24, 10:00 AM - A: no such day\n"
-        "2/30/24, 10:01 AM - A: again\n"
-        "1/13/24, 10:03 AM - A: end\n";
+    const char *text = "1/13/24, 10:00 AM - A: first\n"
+                       "1/13/24, 10:01 AM - A: second\n"
+                       "1/13/24, 12:05 AM - A: midnight\n"
+                       "1/13/24, 12:06 PM - B: noon\n"
+                       "1/13/24, 11:59 PM - A: late\n"
+                       "1/13/24, 13:00 AM - A: bad hour\n"
+                       "1/13/24, 10:60 AM - A: bad minute\n"
+                       "1/14/24, 10:00 AM - B: next day\n"
+                       "1/13/24, 10:02 AM - A: back\n"
+                       "2/30/24, 10:00 AM - A: no such day\n"
+                       "2/30/24, 10:01 AM - A: again\n"
+                       "1/13/24, 10:03 AM - A: end\n";
     static const char *const ts[] = {
         "2024-01-13T10:00:00", "2024-01-13T10:01:00", "2024-01-13T00:05:00", "2024-01-13T12:06:00",
         "2024-01-13T23:59:00", "2024-01-14T10:00:00", "2024-01-13T10:02:00", "2024-01-13T10:03:00",
@@ -686,15 +693,14 @@ static void same_day_lines_read_as_the_grammar_reads_them(void)
 
 static void bodies_that_look_like_headers_stay_bodies(void)
 {
-    const char *text =
-        "13/01/2024, 10:00 - A: list:\n"
-        "13/01/2024 was a good day\n"
-        "10:30 - coffee\n"
-        "[13/01/2024] nope\n"
-        "13/01/2024, 25:00 - not a time\n"
-        "32/01/2024, 10:00 - not a date\n"
-        "13/01/2024, 10:00 no dash\n"
-        "13/01/2024, 10:01 - B: next\n";
+    const char *text = "13/01/2024, 10:00 - A: list:\n"
+                       "13/01/2024 was a good day\n"
+                       "10:30 - coffee\n"
+                       "[13/01/2024] nope\n"
+                       "13/01/2024, 25:00 - not a time\n"
+                       "32/01/2024, 10:00 - not a date\n"
+                       "13/01/2024, 10:00 no dash\n"
+                       "13/01/2024, 10:01 - B: next\n";
     parsed p = {0};
     ws_error err = {0};
     CHECK_EQ_INT(parse_mem(text, strlen(text), WS_DATE_AUTO, &p, &err), 0);
@@ -724,8 +730,8 @@ static void kinds_in_many_languages(void)
         "13/01/2024, 10:00 - A changed the subject from \"a: b\" to \"c\"\n"
         "13/01/2024, 10:00 - A: I deleted this message from my memory\n";
     static const ws_msg_kind want[] = {
-        WS_MSG_MEDIA, WS_MSG_MEDIA, WS_MSG_MEDIA, WS_MSG_DELETED, WS_MSG_DELETED, WS_MSG_TEXT,
-        WS_MSG_MEDIA, WS_MSG_MEDIA, WS_MSG_SYSTEM, WS_MSG_SYSTEM, WS_MSG_SYSTEM, WS_MSG_TEXT,
+        WS_MSG_MEDIA, WS_MSG_MEDIA, WS_MSG_MEDIA,  WS_MSG_DELETED, WS_MSG_DELETED, WS_MSG_TEXT,
+        WS_MSG_MEDIA, WS_MSG_MEDIA, WS_MSG_SYSTEM, WS_MSG_SYSTEM,  WS_MSG_SYSTEM,  WS_MSG_TEXT,
     };
     parsed p = {0};
     ws_error err = {0};
@@ -993,11 +999,11 @@ static void header_at_line_end_teaches_no_layout(void)
 }
 
 WS_TEST_MAIN(T(every_variant_fixture_parses_exactly), T(every_language_of_the_table_parses_exactly),
-             T(phrase_table_is_well_formed), T(learned_placeholder_and_layout_hold_in_every_range), T(header_at_line_end_teaches_no_layout), T(corpus_with_our_expectations),
+             T(phrase_table_is_well_formed), T(learned_placeholder_and_layout_hold_in_every_range),
+             T(header_at_line_end_teaches_no_layout), T(corpus_with_our_expectations),
              T(corpus_empty_file_has_no_messages), T(corpus_chatminer_json_targets),
-             T(corpus_chatminer_csv_targets), T(corpus_chatminer_testlog),
-             T(date_order_evidence_and_forcing), T(twelve_hour_clock_edges),
-             T(same_day_lines_read_as_the_grammar_reads_them),
+             T(corpus_chatminer_csv_targets), T(corpus_chatminer_testlog), T(date_order_evidence_and_forcing),
+             T(twelve_hour_clock_edges), T(same_day_lines_read_as_the_grammar_reads_them),
              T(bodies_that_look_like_headers_stay_bodies), T(kinds_in_many_languages),
              T(invalid_utf8_is_replaced_and_counted), T(line_endings_and_long_lines),
              T(bad_input_fails_cleanly), T(zip_exports), T(generated_million_messages))

@@ -55,26 +55,41 @@ static uint64_t next_rand(void)
 /* Appends one valid character: ASCII, 2, 3 or 4 bytes, edge code points included. */
 static size_t put_char(unsigned char *out)
 {
-    static const uint32_t edges[] = {0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF,
-                                     0x10000, 0x10FFFF, 0x1F602, 0xE9, 0x202F};
+    static const uint32_t edges[] = {0x7F,   0x80,    0x7FF,    0x800,   0xD7FF, 0xE000, 0xFFFD,
+                                     0xFFFF, 0x10000, 0x10FFFF, 0x1F602, 0xE9,   0x202F};
     uint64_t r = next_rand();
     uint32_t cp;
     switch (r % 6) {
-    case 0: case 1: cp = 0x20 + (uint32_t)(r >> 8) % 0x5F; break;
+    case 0:
+    case 1: cp = 0x20 + (uint32_t)(r >> 8) % 0x5F; break;
     case 2: cp = 0x80 + (uint32_t)(r >> 8) % 0x780; break;
-    case 3: cp = 0x800 + (uint32_t)(r >> 8) % 0xF800; if (cp >= 0xD800 && cp < 0xE000) cp -= 0x800; break;
+    case 3:
+        cp = 0x800 + (uint32_t)(r >> 8) % 0xF800;
+        if (cp >= 0xD800 && cp < 0xE000)
+            cp -= 0x800;
+        break;
     case 4: cp = 0x10000 + (uint32_t)(r >> 8) % 0x100000; break;
     default: cp = edges[(r >> 8) % (sizeof edges / sizeof edges[0])]; break;
     }
-    if (cp < 0x80) { out[0] = (unsigned char)cp; return 1; }
-    if (cp < 0x800) { out[0] = (unsigned char)(0xC0 | cp >> 6); out[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | cp >> 6);
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
     if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | cp >> 12); out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[0] = (unsigned char)(0xE0 | cp >> 12);
+        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
         out[2] = (unsigned char)(0x80 | (cp & 0x3F));
         return 3;
     }
-    out[0] = (unsigned char)(0xF0 | cp >> 18); out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    out[0] = (unsigned char)(0xF0 | cp >> 18);
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
     return 4;
 }
 
@@ -83,7 +98,8 @@ static size_t valid_text(unsigned char *out, size_t len, bool ascii)
 {
     size_t n = 0;
     while (n + 4 <= len)
-        n += ascii && next_rand() % 8 ? (out[n] = (unsigned char)('a' + next_rand() % 26), 1) : put_char(out + n);
+        n += ascii && next_rand() % 8 ? (out[n] = (unsigned char)('a' + next_rand() % 26), 1)
+                                      : put_char(out + n);
     return n;
 }
 
@@ -113,24 +129,47 @@ static void random_buffers_agree(void)
 /* Each ill-formed shape, at every position of two 64-byte blocks and across their boundary. */
 static void bad_forms_at_every_position(void)
 {
-    static const struct { const char *bytes; size_t len; } forms[] = {
-        {"\x80", 1}, {"\xBF", 1}, {"\xC0\x80", 2}, {"\xC1\xBF", 2}, {"\xC2", 1}, {"\xC2\x41", 2},
-        {"\xE0\x80\x80", 3}, {"\xE0\x9F\xBF", 3}, {"\xED\xA0\x80", 3}, {"\xED\xBF\xBF", 3},
-        {"\xE2\x82", 2}, {"\xE2\x41\x82", 3}, {"\xF0\x80\x80\x80", 4}, {"\xF0\x8F\xBF\xBF", 4},
-        {"\xF4\x90\x80\x80", 4}, {"\xF5\x80\x80\x80", 4}, {"\xF7\xBF\xBF\xBF", 4},
-        {"\xF0\x9F\x98", 3}, {"\xF0\x9F", 2}, {"\xF8\x88\x80\x80\x80", 5}, {"\xFE", 1}, {"\xFF", 1},
-        {"\xE2\x82\xAC\x80", 4}, {"\xF0\x9F\x98\x82\x80", 5}, {"\xC3\xA9\xA9", 3},
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } forms[] = {
+        {"\x80", 1},
+        {"\xBF", 1},
+        {"\xC0\x80", 2},
+        {"\xC1\xBF", 2},
+        {"\xC2", 1},
+        {"\xC2\x41", 2},
+        {"\xE0\x80\x80", 3},
+        {"\xE0\x9F\xBF", 3},
+        {"\xED\xA0\x80", 3},
+        {"\xED\xBF\xBF", 3},
+        {"\xE2\x82", 2},
+        {"\xE2\x41\x82", 3},
+        {"\xF0\x80\x80\x80", 4},
+        {"\xF0\x8F\xBF\xBF", 4},
+        {"\xF4\x90\x80\x80", 4},
+        {"\xF5\x80\x80\x80", 4},
+        {"\xF7\xBF\xBF\xBF", 4},
+        {"\xF0\x9F\x98", 3},
+        {"\xF0\x9F", 2},
+        {"\xF8\x88\x80\x80\x80", 5},
+        {"\xFE", 1},
+        {"\xFF", 1},
+        {"\xE2\x82\xAC\x80", 4},
+        {"\xF0\x9F\x98\x82\x80", 5},
+        {"\xC3\xA9\xA9", 3},
     };
     unsigned char base[200], buf[200];
     int bad = 0;
     for (int kind = 0; kind < 3; kind++) {
-        size_t n = kind == 0 ? (memset(base, 'a', sizeof base), sizeof base) : valid_text(base, sizeof base, kind == 1);
+        size_t n = kind == 0 ? (memset(base, 'a', sizeof base), sizeof base)
+                             : valid_text(base, sizeof base, kind == 1);
         for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++)
             for (size_t at = 0; at + forms[f].len <= n && at < 140; at++) {
                 memcpy(buf, base, n);
                 memcpy(buf + at, forms[f].bytes, forms[f].len);
                 bad += !all_agree(buf, n);
-                bad += !all_agree(buf, at + forms[f].len);   /* the form at the very end */
+                bad += !all_agree(buf, at + forms[f].len); /* the form at the very end */
             }
     }
     CHECK_EQ_INT(bad, 0);
@@ -171,7 +210,7 @@ static void long_forms_around_block_boundaries(void)
                         buf[at + 2] = later[j];
                         buf[at + 3] = later[k];
                         bad += !all_agree(buf, sizeof buf);
-                        bad += !all_agree(buf, at + 3);   /* cut at the end */
+                        bad += !all_agree(buf, at + 3); /* cut at the end */
                         bad += !all_agree(buf, 128);
                     }
     CHECK_EQ_INT(bad, 0);
@@ -195,7 +234,7 @@ static void truncated_tails(void)
 static void reader_window_boundary(void)
 {
     static const char *const pieces[] = {"\xF0\x9F\x98\x82", "\xE2\x82\xAC", "\xC3\xA9",
-                                         "\xF0\x9F\x98", "\xED\xA0\x80", "\xFF"};
+                                         "\xF0\x9F\x98",     "\xED\xA0\x80", "\xFF"};
     const size_t window = 1u << 20;
     for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++)
         for (size_t back = 1; back <= 4; back++) {
@@ -218,9 +257,11 @@ static void reader_window_boundary(void)
                     size_t valid = reference_prefix((const unsigned char *)pieces[p], strlen(pieces[p]));
                     size_t off = at - (size_t)(strstr(b.data, "B: ") + 3 - b.data);
                     if (valid == strlen(pieces[p]))
-                        body_ok = m.text_len == off + valid + 1 && memcmp(m.text + off, pieces[p], valid) == 0;
+                        body_ok =
+                            m.text_len == off + valid + 1 && memcmp(m.text + off, pieces[p], valid) == 0;
                     else
-                        body_ok = memcmp(m.text + off, "\xEF\xBF\xBD", 3) == 0 && m.text[m.text_len - 1] == 'y';
+                        body_ok =
+                            memcmp(m.text + off, "\xEF\xBF\xBD", 3) == 0 && m.text[m.text_len - 1] == 'y';
                 }
             }
             CHECK_EQ_INT(count, 3);

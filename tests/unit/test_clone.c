@@ -24,12 +24,14 @@ static void style_features(void)
     CHECK(f[5] == 1 && f[6] == 1);
     /* typical texts fit their own rates better than someone else's */
     const char *maya[] = {"lol same 😂", "omg yes", "brb 🙈", "wait what 💀\nwho said that"};
-    const char *henrik[] = {"Indeed. I agree entirely.", "Noted. I will reply tomorrow.", "Thank you, that is kind."};
+    const char *henrik[] = {"Indeed. I agree entirely.", "Noted. I will reply tomorrow.",
+                            "Thank you, that is kind."};
     double rm[CLONE_SF_N], rh[CLONE_SF_N];
     ws__clone_style_rates(maya, 4, rm);
     ws__clone_style_rates(henrik, 3, rh);
     CHECK(ws__clone_style_fit("ok ok im in 🙈", rm) > ws__clone_style_fit("ok ok im in 🙈", rh));
-    CHECK(ws__clone_style_fit("Certainly. I will bring bread.", rh) > ws__clone_style_fit("Certainly. I will bring bread.", rm));
+    CHECK(ws__clone_style_fit("Certainly. I will bring bread.", rh) >
+          ws__clone_style_fit("Certainly. I will bring bread.", rm));
     double fit = ws__clone_style_fit("anything at all", rm);
     CHECK(fit > 0 && fit <= 1);
 }
@@ -62,23 +64,26 @@ static void guard(void)
     CHECK_EQ_INT(ws__clone_guard_check(&g, "You're Maya, chatting on WhatsApp..."), CLONE_GUARD_SYSTEM);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "Reply to the last message as Maya."), CLONE_GUARD_SYSTEM);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "chatting on whatsapp"), CLONE_GUARD_SYSTEM);
-    CHECK_EQ_INT(ws__clone_guard_check(&g, "Friend: Are you coming to the party tonight?"), CLONE_GUARD_LABEL);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "Friend: Are you coming to the party tonight?"),
+                 CLONE_GUARD_LABEL);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "Maya: yes!! 🎉"), CLONE_GUARD_LABEL);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "priya: who's driving"), CLONE_GUARD_LABEL);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "Sam K: see you there"), CLONE_GUARD_LABEL);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "omg yes\nFriend: cool see you"), CLONE_GUARD_LABEL);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "are you coming to the party tonight?? 😂"), CLONE_GUARD_ECHO);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "coming to the party tonight?"), CLONE_GUARD_ECHO);
-    CHECK_EQ_INT(ws__clone_guard_check(&g, "lol are you coming to the party tonight? I am"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "lol are you coming to the party tonight? I am"),
+                 CLONE_GUARD_ECHO);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "who's driving tomorrow"), CLONE_GUARD_CONTEXT);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "my car is at the garage until friday"), CLONE_GUARD_CONTEXT);
-    CHECK_EQ_INT(ws__clone_guard_check(&g, "(no response)"), CLONE_GUARD_META);   /* Maya's clone, --budget 20 */
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "(no response)"),
+                 CLONE_GUARD_META); /* Maya's clone, --budget 20 */
     CHECK_EQ_INT(ws__clone_guard_check(&g, " [image] "), CLONE_GUARD_META);
     /* answers */
     CHECK_EQ_INT(ws__clone_guard_check(&g, "(sorry) or [maybe]"), CLONE_GUARD_OK);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "(jk) see you there"), CLONE_GUARD_OK);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "yes!! wouldn't miss it 🎉"), CLONE_GUARD_OK);
-    CHECK_EQ_INT(ws__clone_guard_check(&g, "ok"), CLONE_GUARD_OK);   /* her own short turn again: a style */
+    CHECK_EQ_INT(ws__clone_guard_check(&g, "ok"), CLONE_GUARD_OK); /* her own short turn again: a style */
     CHECK_EQ_INT(ws__clone_guard_check(&g, "I'm coming, what time does the party start?"), CLONE_GUARD_OK);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "we went to the last show and it was great"), CLONE_GUARD_OK);
     CHECK_EQ_INT(ws__clone_guard_check(&g, "10:30 works for me"), CLONE_GUARD_OK);
@@ -187,7 +192,7 @@ static void byte_tokenizer(void)
     CHECK_EQ_INT(b.n, 6);
     CHECK(b.v[0] == CLONE_TOK_ME && b.v[1] == 'a' && b.v[4] == 'd' && b.v[5] == CLONE_TOK_END);
     b.n = 0;
-    ws__clone_fmt_turn(&fb, false, "h\xC3\xA9llo", 4, true, &b);   /* tail cut lands inside é: skipped */
+    ws__clone_fmt_turn(&fb, false, "h\xC3\xA9llo", 4, true, &b); /* tail cut lands inside é: skipped */
     CHECK(b.v[0] == CLONE_TOK_OTHER && b.v[1] == 'l' && b.n == 5);
     ws__clone_ibuf_free(&b);
     ws_tokenizer_free(tok);
@@ -211,7 +216,7 @@ static void bpe_tokenizer(void)
         size_t n = 0;
         const char *s = "lol same 😂 new";
         CHECK_EQ_INT(ws_tokenizer_encode(tok, s, strlen(s), false, &ids, &n, &err), 0);
-        CHECK(n < strlen(s));   /* merges shorten the text */
+        CHECK(n < strlen(s)); /* merges shorten the text */
         char *back = ws_tokenizer_decode(tok, ids, n, false);
         CHECK_EQ_STR(back, s);
         free(back);
@@ -238,18 +243,23 @@ static char *write_chat(const char *dir, int days)
 {
     char *path = ws__clone_path(dir, "chat.txt");
     FILE *f = fopen(path, "w");
-    static const char *const ana[] = {"omg yes 😂", "lol same", "wait what 🙈", "ok ok im in", "brb 😅",
-                                      "nooo why 😭", "see u there", "yesss 🥹"};
-    static const char *const bo[] = {"Good evening. Shall we meet at seven?", "Thank you, that is very kind.",
-                                     "I am afraid I cannot attend.", "Indeed. I agree entirely.",
-                                     "Please confirm the time.", "Noted. I will check my schedule."};
+    static const char *const ana[] = {"omg yes 😂", "lol same",   "wait what 🙈", "ok ok im in",
+                                      "brb 😅",     "nooo why 😭", "see u there", "yesss 🥹"};
+    static const char *const bo[] = {"Good evening. Shall we meet at seven?",
+                                     "Thank you, that is very kind.",
+                                     "I am afraid I cannot attend.",
+                                     "Indeed. I agree entirely.",
+                                     "Please confirm the time.",
+                                     "Noted. I will check my schedule."};
     unsigned r = 7;
     for (int d = 0; d < days; d++)
         for (int k = 0; k < 6; k++) {
             r = r * 1103515245u + 12345u;
-            fprintf(f, "%02d/%02d/2024, %02d:%02d - Bo: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 0, bo[(r >> 16) % 6]);
+            fprintf(f, "%02d/%02d/2024, %02d:%02d - Bo: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 0,
+                    bo[(r >> 16) % 6]);
             r = r * 1103515245u + 12345u;
-            fprintf(f, "%02d/%02d/2024, %02d:%02d - Ana: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 5, ana[(r >> 16) % 8]);
+            fprintf(f, "%02d/%02d/2024, %02d:%02d - Ana: %s\n", d % 28 + 1, d / 28 + 1, 9 + k, 5,
+                    ana[(r >> 16) % 8]);
         }
     fclose(f);
     return path;
@@ -260,7 +270,7 @@ static int cancel_after(void *arg, double fraction, const char *phase, uint64_t 
     int *calls = arg;
     if (!strcmp(phase, "training"))
         (*calls)++;
-    return *calls > 1;   /* the second training step (there are always at least two) */
+    return *calls > 1; /* the second training step (there are always at least two) */
 }
 
 static void end_to_end(void)
@@ -275,8 +285,14 @@ static void end_to_end(void)
 
     /* cancelled after a few steps: WS_EAGAIN with a checkpoint, then a rerun resumes */
     int calls = 0;
-    ws_clone_train_opts o = {.export_path = chat, .persona = "Ana", .out_dir = out, .budget_s = 5, .quiet = true,
-                             .embed_dir = "none", .progress = cancel_after, .progress_arg = &calls};
+    ws_clone_train_opts o = {.export_path = chat,
+                             .persona = "Ana",
+                             .out_dir = out,
+                             .budget_s = 5,
+                             .quiet = true,
+                             .embed_dir = "none",
+                             .progress = cancel_after,
+                             .progress_arg = &calls};
     CHECK_EQ_INT(ws_clone_train(&o, &res, &err), WS_EAGAIN);
     ws_clone_train_result_clear(&res);
     char *ck = ws__clone_path(out, "checkpoint.safetensors");
@@ -317,7 +333,7 @@ static void end_to_end(void)
     CHECK(!ws__clone_is_echo(a.reply, "Is anybody bringing snacks tonight?"));
     double f[CLONE_SF_N];
     ws__clone_style_feats(a.reply, f);
-    CHECK(f[1] == 0);   /* Ana never starts with a capital */
+    CHECK(f[1] == 0); /* Ana never starts with a capital */
     ws_clone_answer_clear(&a);
     /* a message that is one of Ana's own replies is never echoed back */
     CHECK_EQ_INT(ws_clone_reply(c, "lol same", NULL, 0, NULL, &a, &err), 0);
@@ -343,7 +359,7 @@ static void end_to_end(void)
     bad = o;
     bad.base_model = "/nonexistent/model";
     CHECK_EQ_INT(ws_clone_train(&bad, &res, &err), WS_ENOENT);
-    char *few = write_chat(dir, 1);   /* overwrites chat.txt with 6 messages each */
+    char *few = write_chat(dir, 1); /* overwrites chat.txt with 6 messages each */
     bad = o;
     bad.export_path = few;
     CHECK_EQ_INT(ws_clone_train(&bad, &res, &err), WS_EINVAL);
@@ -358,4 +374,5 @@ out:
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(guard), T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))
+WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(guard), T(context_parse), T(byte_tokenizer),
+             T(bpe_tokenizer), T(end_to_end))

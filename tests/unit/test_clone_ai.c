@@ -32,7 +32,7 @@ static int on_progress(void *arg, double fraction, const char *phase, uint64_t s
     (void)arg;
     (void)samples;
     phases++;
-    return fraction < 0 || fraction > 1;   /* never cancels; checks the range */
+    return fraction < 0 || fraction > 1; /* never cancels; checks the range */
 }
 
 static void local_ai(void)
@@ -149,7 +149,7 @@ static void blobs_ai(void)
     CHECK_EQ_INT(system(cmd), 0);
     CHECK(!tree_contains(bdir, "claro que"));
     CHECK(!tree_contains(root, "claro que"));
-    CHECK(tree_contains(dir, "claro que"));   /* the export itself: the check can find it */
+    CHECK(tree_contains(dir, "claro que")); /* the export itself: the check can find it */
 
     /* another instance (a restarted server, another pod) replies from the blobs */
     CHECK_EQ_INT(ws_ai_local_new(root, &opts, &ai2, &err), 0);
@@ -180,8 +180,10 @@ static void blobs_ai(void)
     CHECK_EQ_INT(ws_blobs_get(blobs, "users/u2/models/current", 4096, &b, &err), 0);
     ws_buf_free(&b);
     CHECK_EQ_INT(ai2->ops->reload(ai2, "u2", &err), 0);
-    snprintf(cmd, sizeof cmd, "f=$(find '%s/users/u2/models' -path '*model.safetensors*' | head -1); "
-             "printf 'X' | dd of=\"$f\" bs=1 seek=100 conv=notrunc status=none", bdir);
+    snprintf(cmd, sizeof cmd,
+             "f=$(find '%s/users/u2/models' -path '*model.safetensors*' | head -1); "
+             "printf 'X' | dd of=\"$f\" bs=1 seek=100 conv=notrunc status=none",
+             bdir);
     CHECK_EQ_INT(system(cmd), 0);
     CHECK(ai2->ops->generate(ai2, "u2", "hola", NULL, 0, &r, &err) == WS_EUNSAFE);
     ws_ai_reply_clear(&r);

@@ -95,13 +95,14 @@ static void stream(void)
         if (!a.fallback) {
             generated++;
             CHECK(k.pieces >= 1);
-            CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply); /* the pieces are the reply */
+            CHECK_EQ_STR(k.all.data ? k.all.data : "", a.reply);              /* the pieces are the reply */
             CHECK_EQ_INT(ws__clone_guard_check(&g, a.reply), CLONE_GUARD_OK); /* the guard ran before done */
             CHECK(a.source == WS_CLONE_SRC_GENERATED);
             CHECK(ro.no_fallback || a.confidence >= ws_clone_threshold(c));
         } else {
             fallbacks++;
-            CHECK(!k.all.data || ws__clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
+            CHECK(!k.all.data ||
+                  ws__clone_guard_label_start(&g, k.all.data, true) == 0); /* a label is never sent */
             CHECK(a.source == WS_CLONE_SRC_FALLBACK);
             CHECK(!ro.no_fallback || a.confidence == 0); /* no_fallback: only a refused generation */
         }
@@ -161,16 +162,33 @@ static void stream_on_base(void)
     char *dir = mkdtemp(tmpl);
     CHECK(dir != NULL);
     char *gguf = ws__clone_path(dir, "tiny.gguf"), *out = ws__clone_path(dir, "maya");
-    ws_model_config mc = {.arch = WS_ARCH_LLAMA, .vocab_size = VOCAB, .dim = 64, .hidden_dim = 128, .n_layers = 2,
-                          .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .max_pos = 512, .norm_eps = 1e-5f,
-                          .rope_theta = 10000, .tied = true, .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
+    ws_model_config mc = {.arch = WS_ARCH_LLAMA,
+                          .vocab_size = VOCAB,
+                          .dim = 64,
+                          .hidden_dim = 128,
+                          .n_layers = 2,
+                          .n_heads = 4,
+                          .n_kv_heads = 2,
+                          .head_dim = 16,
+                          .max_pos = 512,
+                          .norm_eps = 1e-5f,
+                          .rope_theta = 10000,
+                          .tied = true,
+                          .bos_id = -1,
+                          .eos_ids = {2},
+                          .n_eos = 1};
     ws_model *m = ws_model_new(&mc, 7);
     CHECK_EQ_INT(write_gguf(m, WS_QT_Q4_1, gguf, NULL), 0);
     ws_model_free(m);
     ws_error err = {0};
     ws_clone_train_result res;
-    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt", .persona = "Maya", .out_dir = out,
-                             .base_model = gguf, .budget_s = 6, .quiet = true, .embed_dir = "none"};
+    ws_clone_train_opts o = {.export_path = "samples/group_chat.txt",
+                             .persona = "Maya",
+                             .out_dir = out,
+                             .base_model = gguf,
+                             .budget_s = 6,
+                             .quiet = true,
+                             .embed_dir = "none"};
     ws_clone *c = NULL;
     int rc = ws_clone_train(&o, &res, &err);
     CHECK_EQ_INT(rc, 0);
@@ -186,14 +204,18 @@ static void stream_on_base(void)
     ws_clone_reply_opts ro = {.seed = 5, .no_fallback = true};
     ws_clone_answer a1, a2, a3, a4;
     collect k1 = {.all = WS_BUF_INIT, .utf8_ok = true}, k2 = {.all = WS_BUF_INIT, .utf8_ok = true};
-    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k1, &a1, &err), 0);
-    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k2, &a2, &err), 0);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k1, &a1, &err),
+                 0);
+    CHECK_EQ_INT(ws_clone_reply_stream(c, "are you coming tonight?", ctx, 2, &ro, on_piece, &k2, &a2, &err),
+                 0);
     CHECK(a1.reply && a2.reply && !strcmp(a1.reply, a2.reply)); /* the second from the cached prompt */
     CHECK(a1.confidence == a2.confidence);
     CHECK_EQ_STR(k1.all.data ? k1.all.data : "", k2.all.data ? k2.all.data : "");
     /* the ranked path after it (same cache), then a conversation that grew */
     CHECK_EQ_INT(ws_clone_reply(c, "are you coming tonight?", ctx, 2, &ro, &a3, &err), 0);
-    ws_clone_turn ctx2[] = {{"Priya", "Who's driving??"}, {"Maya", "not me lol"}, {"Priya", "are you coming tonight?"},
+    ws_clone_turn ctx2[] = {{"Priya", "Who's driving??"},
+                            {"Maya", "not me lol"},
+                            {"Priya", "are you coming tonight?"},
                             {"Maya", a3.reply ? a3.reply : "ok"}};
     CHECK_EQ_INT(ws_clone_reply_stream(c, "ok see you at 8", ctx2, 4, &ro, NULL, NULL, &a4, &err), 0);
     CHECK(a4.reply && *a4.reply);

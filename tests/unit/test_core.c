@@ -59,7 +59,10 @@ static void buf_grows_and_caps(void)
 }
 
 static int hook_calls;
-static void count_hook(void *arg) { hook_calls += *(int *)arg; }
+static void count_hook(void *arg)
+{
+    hook_calls += *(int *)arg;
+}
 
 static void arena_allocates_and_runs_hooks(void)
 {
@@ -179,7 +182,9 @@ static void files_read_capped_and_write_atomically(void)
 /* the lazy loader: a library's functions resolve into a typed table once; a missing library
  * or symbol is a clear error naming what to install, remembered rather than retried */
 #define MATH_FUNCTIONS(X) X(cos) X(sqrt)
-typedef struct { MATH_FUNCTIONS(WS_LAZYLIB_SLOT) } math_api;
+typedef struct {
+    MATH_FUNCTIONS(WS_LAZYLIB_SLOT)
+} math_api;
 static math_api math_table, absent_table;
 static const char *const math_names[] = {MATH_FUNCTIONS(WS_LAZYLIB_NAME)};
 static const char *const bogus_names[] = {"cos", "ws_no_such_function"};
@@ -269,5 +274,8 @@ static void utf8_validator_is_strict(void)
     CHECK_EQ_INT(ws_utf8_valid_prefix("ab\xe2\x82", 4), 2);
 }
 
-WS_TEST_MAIN(T(fanout_runs_every_part_once), T(hash_is_fnv1a), T(utf8_validator_is_strict), T(base64_lenient_decodes_both_alphabets), T(lazylib_loads_once_and_names_what_is_missing), T(files_read_capped_and_write_atomically), T(buf_grows_and_caps), T(arena_allocates_and_runs_hooks), T(json_writer_escapes),
-             T(json_parses_documents), T(json_rejects_bad_input))
+WS_TEST_MAIN(T(fanout_runs_every_part_once), T(hash_is_fnv1a), T(utf8_validator_is_strict),
+             T(base64_lenient_decodes_both_alphabets), T(lazylib_loads_once_and_names_what_is_missing),
+             T(files_read_capped_and_write_atomically), T(buf_grows_and_caps),
+             T(arena_allocates_and_runs_hooks), T(json_writer_escapes), T(json_parses_documents),
+             T(json_rejects_bad_input))

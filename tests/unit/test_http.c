@@ -332,7 +332,8 @@ static void server_times_out_slow_clients(void)
     /* on a keep-alive connection after a whole request: a stalled head or body gets the
      * head/body timeout (300 ms), not the keep-alive one (2 s); trickled head bytes do not
      * extend the head's time */
-    const char *stalls[2] = {"GET /hello HTTP/1.1\r\nHo", "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"};
+    const char *stalls[2] = {"GET /hello HTTP/1.1\r\nHo",
+                             "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"};
     for (int k = 0; k < 2; k++) {
         fd = hc_dial(ws_http_server_port(s));
         hc_send(fd, "GET /hello HTTP/1.1\r\n\r\n", 23);

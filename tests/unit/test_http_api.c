@@ -825,8 +825,8 @@ static void mcp_streams_training_progress(void)
     teardown();
 }
 
-WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_reply_burst_loses_no_row), T(api_contract_end_to_end), T(api_rejects_bad_input),
-             T(api_accepts_zip_exports), T(api_isolates_users), T(api_rate_limits_per_key_and_user),
-             T(api_deletes_everything_of_a_user), T(api_survives_restart),
-             T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
+WS_TEST_MAIN(T(api_requires_a_valid_key), T(api_reply_burst_loses_no_row), T(api_contract_end_to_end),
+             T(api_rejects_bad_input), T(api_accepts_zip_exports), T(api_isolates_users),
+             T(api_rate_limits_per_key_and_user), T(api_deletes_everything_of_a_user),
+             T(api_survives_restart), T(api_requeues_training_interrupted_by_shutdown), T(mcp_over_http),
              T(mcp_streams_training_progress))

@@ -81,7 +81,7 @@ typedef struct {
 static void check_tokenize(const ws_json *row, void *arg)
 {
     tally *t = arg;
-    const ws_json *tj = ws_json_get(row, "text");   /* may hold NUL bytes: use its length */
+    const ws_json *tj = ws_json_get(row, "text"); /* may hold NUL bytes: use its length */
     const char *text = tj ? tj->str : NULL;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -92,7 +92,7 @@ static void check_tokenize(const ws_json *row, void *arg)
             fprintf(stderr, "tokenizer differs on: %s\n", text ? text : "?");
     }
     free(ids);
-    const char *hex = ws_json_get_str(row, "hex");   /* the raw bytes of an ill-formed text */
+    const char *hex = ws_json_get_str(row, "hex"); /* the raw bytes of an ill-formed text */
     if (hex) {
         size_t hl = strlen(hex) / 2;
         char *raw = malloc(hl + 1);
@@ -140,9 +140,11 @@ static void check_template(const ws_json *row, void *arg)
     size_t nid = 0;
     ws_error err = {0};
     bool ok = text.data && !strcmp(text.data, ws_json_get_str(row, "text")) &&
-              !ws_base_encode_chat(base(), m, n, gen, &ids, &nid, &err) && ids_equal(ws_json_get(row, "ids"), ids, nid);
+              !ws_base_encode_chat(base(), m, n, gen, &ids, &nid, &err) &&
+              ids_equal(ws_json_get(row, "ids"), ids, nid);
     if (!ok && t->bad++ < 3)
-        fprintf(stderr, "template differs:\n%s\n--- expected:\n%s\n", text.data, ws_json_get_str(row, "text"));
+        fprintf(stderr, "template differs:\n%s\n--- expected:\n%s\n", text.data,
+                ws_json_get_str(row, "text"));
     free(ids);
     ws_buf_free(&text);
 }
@@ -210,7 +212,7 @@ out:
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-#define GREEDY_PROMPTS 2   /* -O0 with sanitizers: a taste of the same path */
+#define GREEDY_PROMPTS 2 /* -O0 with sanitizers: a taste of the same path */
 #else
 #define GREEDY_PROMPTS 40
 #endif
@@ -241,7 +243,8 @@ static void test_greedy_matches_llamacpp(void)
     CHECK_EQ_INT(ws_file_read(REF "/llamacpp_greedy.json", 16u << 20, &data, &len, &err), 0);
     CHECK_EQ_INT(ws_json_parse(data, len, &doc, &err), 0);
     CHECK_EQ_INT(ws_st_open(REF "/llamacpp_top16.safetensors", &st, &err), 0);
-    const ws_st_tensor *ti = st ? ws_st_find(st, "top16_ids") : NULL, *tl = st ? ws_st_find(st, "top16_logits") : NULL;
+    const ws_st_tensor *ti = st ? ws_st_find(st, "top16_ids") : NULL,
+                       *tl = st ? ws_st_find(st, "top16_logits") : NULL;
     const ws_json *prompts = doc ? ws_json_get(ws_json_root(doc), "prompts") : NULL;
     if (!base() || !prompts || !ti || !tl) {
         CHECK(0);
@@ -249,7 +252,7 @@ static void test_greedy_matches_llamacpp(void)
     }
     const ws_model *m = base()->model;
     int V = m->cfg.vocab_size, n_same = 0, n_run = 0, steps = 32, agree = 0;
-    int32_t *top_ids = malloc(ti->numel * sizeof *top_ids);   /* copies: the data may be unaligned */
+    int32_t *top_ids = malloc(ti->numel * sizeof *top_ids); /* copies: the data may be unaligned */
     float *top_lg = malloc(tl->numel * sizeof *top_lg);
     memcpy(top_ids, ti->data, ti->numel * sizeof *top_ids);
     ws_st_to_f32(tl, top_lg);
@@ -290,10 +293,11 @@ static void test_greedy_matches_llamacpp(void)
         free(ids);
     }
     double tf = (double)agree / (double)(n_run * steps);
-    printf("     on llama.cpp's tokens our top-1 agrees at %.1f%% of %d steps; largest difference to its top-16 "
-           "logits %.3f; free-running, %d of %d 32-token sequences identical\n", 100 * tf, n_run * steps, worst, n_same,
-           n_run);
-    CHECK(tf >= (n_run < 40 ? 0.9 : 0.95));   /* a few prompts (sanitizer build): a coarser bound */
+    printf(
+        "     on llama.cpp's tokens our top-1 agrees at %.1f%% of %d steps; largest difference to its top-16 "
+        "logits %.3f; free-running, %d of %d 32-token sequences identical\n",
+        100 * tf, n_run * steps, worst, n_same, n_run);
+    CHECK(tf >= (n_run < 40 ? 0.9 : 0.95)); /* a few prompts (sanitizer build): a coarser bound */
     CHECK(worst < 2.5);
     /* The free-running count follows the order of the prompt's f32 sums at near-ties: 18 with
      * OpenBLAS's SSE3 (Prescott) kernels, 14 with its AVX-512 (SkylakeX) ones on this machine;

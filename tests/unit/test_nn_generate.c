@@ -7,7 +7,7 @@
 #include "nn/generate.h"
 #include "nn/model.h"
 
-enum { MIN_DISTINCT = 5 };   /* distinct tokens a greedy reference must hold (make_nn_ref.py) */
+enum { MIN_DISTINCT = 5 }; /* distinct tokens a greedy reference must hold (make_nn_ref.py) */
 
 /* Number of distinct token ids in a JSON array of numbers. */
 static int ref_distinct(const ws_json *toks)
@@ -33,7 +33,8 @@ static void greedy_matches_transformers(void)
         const ws_json *gens = ws_json_get(r.json, "generations");
         CHECK(gens && gens->len == 2);
         for (size_t g = 0; g < gens->len; g++) {
-            const ws_json *pj = ws_json_get(&gens->items[g], "prompt"), *tj = ws_json_get(&gens->items[g], "tokens"),
+            const ws_json *pj = ws_json_get(&gens->items[g], "prompt"),
+                          *tj = ws_json_get(&gens->items[g], "tokens"),
                           *lj = ws_json_get(&gens->items[g], "logprobs");
             int32_t prompt[16];
             CHECK(pj->len <= 16);
@@ -46,7 +47,7 @@ static void greedy_matches_transformers(void)
             o.max_new_tokens = (int)tj->len;
             o.stop_ids = NULL;
             int32_t none = -1;
-            o.stop_ids = &none;   /* the reference generated a fixed length */
+            o.stop_ids = &none; /* the reference generated a fixed length */
             o.n_stop_ids = 1;
             ws_gen_result res;
             CHECK_EQ_INT(ws_generate(m, NULL, prompt, (int)pj->len, &o, &res, &err), 0);
@@ -137,14 +138,14 @@ static void top_k_large_vocab(void)
     enum { NV = 5000, K = 40 };
     static float base[NV], l[NV];
     uint64_t r = 7;
-    for (int i = 0; i < NV; i++) {   /* 64 distinct values: about 78 ids share each */
+    for (int i = 0; i < NV; i++) { /* 64 distinct values: about 78 ids share each */
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         base[i] = (float)((r >> 33) % 64) / 8.0f;
     }
     float top = 0;
     for (int i = 0; i < NV; i++)
         top = base[i] > top ? base[i] : top;
-    int n_top = 0;   /* the 40 largest values are all ties with the largest: the set is every one of them */
+    int n_top = 0; /* the 40 largest values are all ties with the largest: the set is every one of them */
     for (int i = 0; i < NV; i++)
         n_top += base[i] == top;
     CHECK(n_top > K);
@@ -251,4 +252,5 @@ static void stops_and_streaming(void)
     nn_ref_close(&r);
 }
 
-WS_TEST_MAIN(T(greedy_matches_transformers), T(sampling_transforms), T(top_k_large_vocab), T(stops_and_streaming))
+WS_TEST_MAIN(T(greedy_matches_transformers), T(sampling_transforms), T(top_k_large_vocab),
+             T(stops_and_streaming))

@@ -41,10 +41,11 @@ static void expect_open(const uint8_t *img, size_t len, int want_rc, const char 
     ws_gguf *g = NULL;
     ws_error err = {0};
     int rc = ws_gguf_open_mem(copy, len, "x.gguf", &g, &err); /* the name is in every message */
-    if ((want_rc == ANY_ERROR ? rc >= 0 : rc != want_rc) || (rc && word && !strstr(err.msg, word)) || (rc != 0) != (g == NULL)) {
+    if ((want_rc == ANY_ERROR ? rc >= 0 : rc != want_rc) || (rc && word && !strstr(err.msg, word)) ||
+        (rc != 0) != (g == NULL)) {
         ws_t_failed_checks++;
-        fprintf(stderr, "%s: %s: rc %d (want %d), message \"%s\" (want the word \"%s\")\n", ws_t_current, what,
-                rc, want_rc, err.msg, word ? word : "");
+        fprintf(stderr, "%s: %s: rc %d (want %d), message \"%s\" (want the word \"%s\")\n", ws_t_current,
+                what, rc, want_rc, err.msg, word ? word : "");
     }
     ws_gguf_close(g);
     free(copy);
@@ -66,10 +67,10 @@ typedef struct {
 } tspec;
 
 static const tspec rich_tensors[] = {
-    {"f32", WS_QT_F32, 2, {4, 3}},         {"f16", WS_QT_F16, 1, {8}},
-    {"bf16", WS_QT_BF16, 3, {2, 2, 2}},    {"q8_0", WS_QT_Q8_0, 2, {64, 2}},
-    {"q4_0", WS_QT_Q4_0, 2, {32, 3}},      {"q4_1", WS_QT_Q4_1, 3, {32, 1, 2}},
-    {"q4_k", WS_QT_Q4_K, 2, {256, 2}},     {"q5_k", WS_QT_Q5_K, 1, {256}},
+    {"f32", WS_QT_F32, 2, {4, 3}},           {"f16", WS_QT_F16, 1, {8}},
+    {"bf16", WS_QT_BF16, 3, {2, 2, 2}},      {"q8_0", WS_QT_Q8_0, 2, {64, 2}},
+    {"q4_0", WS_QT_Q4_0, 2, {32, 3}},        {"q4_1", WS_QT_Q4_1, 3, {32, 1, 2}},
+    {"q4_k", WS_QT_Q4_K, 2, {256, 2}},       {"q5_k", WS_QT_Q5_K, 1, {256}},
     {"q6_k", WS_QT_Q6_K, 4, {256, 1, 1, 2}},
 };
 #define N_RICH (sizeof rich_tensors / sizeof rich_tensors[0])
@@ -209,11 +210,20 @@ static void check_rich_arrays(const ws_gguf *g)
     double d = 0;
     const char *s = NULL;
     size_t len = 0;
-    static const struct { const char *key; ws_gguf_vtype t; uint64_t n; int64_t first, last; } arrs[] = {
-        {"a.u8", WS_GGUF_U8, 3, 0, 255},           {"a.i8", WS_GGUF_I8, 3, -128, 127},
-        {"a.u16", WS_GGUF_U16, 2, 1, 65535},       {"a.i16", WS_GGUF_I16, 2, -32768, 32767},
-        {"a.u32", WS_GGUF_U32, 2, 7, 4294967295ll}, {"a.i32", WS_GGUF_I32, 4, -5, 2147483647},
-        {"a.bool", WS_GGUF_BOOL, 3, 1, 1},         {"a.i64", WS_GGUF_I64, 2, INT64_MIN, 42},
+    static const struct {
+        const char *key;
+        ws_gguf_vtype t;
+        uint64_t n;
+        int64_t first, last;
+    } arrs[] = {
+        {"a.u8", WS_GGUF_U8, 3, 0, 255},
+        {"a.i8", WS_GGUF_I8, 3, -128, 127},
+        {"a.u16", WS_GGUF_U16, 2, 1, 65535},
+        {"a.i16", WS_GGUF_I16, 2, -32768, 32767},
+        {"a.u32", WS_GGUF_U32, 2, 7, 4294967295ll},
+        {"a.i32", WS_GGUF_I32, 4, -5, 2147483647},
+        {"a.bool", WS_GGUF_BOOL, 3, 1, 1},
+        {"a.i64", WS_GGUF_I64, 2, INT64_MIN, 42},
     };
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
         CHECK_EQ_INT(ws_gguf_get_arr(g, arrs[i].key, &et, &n, &err), 0);
@@ -304,9 +314,9 @@ static void roundtrip_every_type(void)
         CHECK_EQ_STR(ws_gguf_key_name(g, 1), "t.u8");
         CHECK_EQ_INT(ws_gguf_find_key(g, "a.nested"), 26);
         CHECK_EQ_INT(ws_gguf_find_key(g, "a.nest"), -1);
-        static const ws_gguf_vtype order[] = {WS_GGUF_STRING, WS_GGUF_U8, WS_GGUF_I8, WS_GGUF_U16, WS_GGUF_I16,
-                                              WS_GGUF_U32, WS_GGUF_I32, WS_GGUF_F32, WS_GGUF_BOOL,
-                                              WS_GGUF_STRING, WS_GGUF_U64, WS_GGUF_I64, WS_GGUF_F64};
+        static const ws_gguf_vtype order[] = {
+            WS_GGUF_STRING, WS_GGUF_U8,   WS_GGUF_I8,     WS_GGUF_U16, WS_GGUF_I16, WS_GGUF_U32, WS_GGUF_I32,
+            WS_GGUF_F32,    WS_GGUF_BOOL, WS_GGUF_STRING, WS_GGUF_U64, WS_GGUF_I64, WS_GGUF_F64};
         for (int i = 0; i < 13; i++)
             CHECK_EQ_INT(ws_gguf_key_type(g, i), order[i]);
         CHECK(ws_gguf_key_name(g, 27) == NULL);
@@ -370,9 +380,14 @@ static void base_model(void)
     size_t len = 0;
     CHECK_EQ_INT(ws_gguf_get_str(g, "general.architecture", &s, &len, &err), 0);
     CHECK(len == 5 && !memcmp(s, "llama", 5));
-    static const struct { const char *key; uint32_t v; } nums[] = {
-        {"llama.block_count", 30}, {"llama.embedding_length", 576}, {"llama.attention.head_count", 9},
-        {"llama.attention.head_count_kv", 3}, {"llama.feed_forward_length", 1536}};
+    static const struct {
+        const char *key;
+        uint32_t v;
+    } nums[] = {{"llama.block_count", 30},
+                {"llama.embedding_length", 576},
+                {"llama.attention.head_count", 9},
+                {"llama.attention.head_count_kv", 3},
+                {"llama.feed_forward_length", 1536}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         CHECK_EQ_INT(ws_gguf_get_u32(g, nums[i].key, &u, &err), 0);
         CHECK_EQ_INT(u, nums[i].v);
@@ -408,7 +423,16 @@ static void base_model(void)
  * type at 52, value length at 56); tensor infos "a" F32 {4, 2} at 69 and "b" Q8_0 {32, 1} at
  * 110 (each 41 bytes, fields at the TI_ offsets); padding to 160; data of a at 160 (32 bytes),
  * of b at 192 (34 bytes, padded: 256 in all). */
-enum { T_A = 69, T_B = 110, TI_NDIMS = 9, TI_NE0 = 13, TI_NE1 = 21, TI_TYPE = 29, TI_OFF = 33, TINY_LEN = 256 };
+enum {
+    T_A = 69,
+    T_B = 110,
+    TI_NDIMS = 9,
+    TI_NE0 = 13,
+    TI_NE1 = 21,
+    TI_TYPE = 29,
+    TI_OFF = 33,
+    TINY_LEN = 256
+};
 
 static uint8_t *tiny(size_t *len)
 {
@@ -445,8 +469,10 @@ static void tiny_layout_is_as_described(void)
     size_t len;
     uint8_t *img = tiny(&len);
     CHECK_EQ_INT(len, TINY_LEN);
-    CHECK(img[T_A + 8] == 'a' && img[T_A + TI_NDIMS] == 2 && img[T_A + TI_NE0] == 4 && img[T_A + TI_NE1] == 2);
-    CHECK(img[T_B + 8] == 'b' && img[T_B + TI_TYPE] == 8 && img[T_B + TI_OFF] == 32 && img[T_B + TI_NE0] == 32);
+    CHECK(img[T_A + 8] == 'a' && img[T_A + TI_NDIMS] == 2 && img[T_A + TI_NE0] == 4 &&
+          img[T_A + TI_NE1] == 2);
+    CHECK(img[T_B + 8] == 'b' && img[T_B + TI_TYPE] == 8 && img[T_B + TI_OFF] == 32 &&
+          img[T_B + TI_NE0] == 32);
     CHECK(img[56] == 5 && !memcmp(img + 64, "llama", 5));
     expect_open(img, len, 0, NULL, "tiny");
     free(img);
@@ -469,8 +495,8 @@ static void bad_header(void)
 }
 
 /* A one-key file of key = raw value body (the type given), ending right after it, opened. */
-static void expect_raw(const char *key, uint32_t type, const void *body, size_t n, int want_rc, const char *word,
-                       const char *what)
+static void expect_raw(const char *key, uint32_t type, const void *body, size_t n, int want_rc,
+                       const char *word, const char *what)
 {
     ws_gguf_writer *w = ws_gguf_writer_new();
     ws_gguf_add_raw(w, key, type, body, n);
@@ -549,7 +575,8 @@ static void bad_metadata_values(void)
     for (int i = 0; i <= WS_GGUF_MAX_NEST; i++)
         put_le(deep + 12 * i, WS_GGUF_ARRAY, 4), put_le(deep + 12 * i + 4, 1, 8);
     expect_raw("k", WS_GGUF_ARRAY, deep, sizeof deep, WS_EFORMAT, "nested", "arrays nested too deep");
-    put_le(body, WS_GGUF_ARRAY, 4), put_le(body + 4, 2, 8), put_le(body + 12, WS_GGUF_U8, 4), put_le(body + 16, 0, 8);
+    put_le(body, WS_GGUF_ARRAY, 4), put_le(body + 4, 2, 8), put_le(body + 12, WS_GGUF_U8, 4),
+        put_le(body + 16, 0, 8);
     expect_raw("k", WS_GGUF_ARRAY, body, 24, WS_EFORMAT, "past the end", "second inner array missing");
 }
 
@@ -662,10 +689,18 @@ static size_t make_seeds(seed *s)
     ws_gguf_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const[]){"<s>", "a", "b"}, 3);
     img = image(w, &len);
     s[n++] = (seed){"keys_only.gguf", img, len, true};
-    static const struct { const char *name; size_t off; uint64_t v; int n; } cor[] = {
-        {"bad_ndims.gguf", T_A + TI_NDIMS, 5, 4},     {"bad_type.gguf", T_A + TI_TYPE, 7, 4},
-        {"bad_offset.gguf", T_B + TI_OFF, 0, 8},      {"bad_strlen.gguf", 56, 1000, 8},
-        {"bad_count.gguf", 8, 3, 8},                  {"bad_ne.gguf", T_B + TI_NE0, 48, 8},
+    static const struct {
+        const char *name;
+        size_t off;
+        uint64_t v;
+        int n;
+    } cor[] = {
+        {"bad_ndims.gguf", T_A + TI_NDIMS, 5, 4},
+        {"bad_type.gguf", T_A + TI_TYPE, 7, 4},
+        {"bad_offset.gguf", T_B + TI_OFF, 0, 8},
+        {"bad_strlen.gguf", 56, 1000, 8},
+        {"bad_count.gguf", 8, 3, 8},
+        {"bad_ne.gguf", T_B + TI_NE0, 48, 8},
     };
     for (size_t i = 0; i < sizeof cor / sizeof cor[0]; i++) {
         img = tiny(&len);
@@ -728,4 +763,5 @@ static void committed_corpus(void)
 
 WS_TEST_MAIN(T(roundtrip_every_type), T(writer_alignment_and_bad_tensor), T(base_model),
              T(tiny_layout_is_as_described), T(bad_header), T(bad_metadata_strings), T(bad_metadata_values),
-             T(bad_alignment), T(bad_tensors), T(truncation_at_every_byte), T(fuzz_seeds), T(committed_corpus))
+             T(bad_alignment), T(bad_tensors), T(truncation_at_every_byte), T(fuzz_seeds),
+             T(committed_corpus))

@@ -105,14 +105,20 @@ static void f32_roundtrip_arch(ws_arch arch)
     free(path);
 }
 
-static void test_f32_llama(void) { f32_roundtrip_arch(WS_ARCH_LLAMA); }
-static void test_f32_qwen2(void) { f32_roundtrip_arch(WS_ARCH_QWEN2); }
+static void test_f32_llama(void)
+{
+    f32_roundtrip_arch(WS_ARCH_LLAMA);
+}
+static void test_f32_qwen2(void)
+{
+    f32_roundtrip_arch(WS_ARCH_QWEN2);
+}
 
 /* Quantized weights run in place: close to their dequantized copy, identical greedy tokens. */
 static void test_quantized_types(void)
 {
-    static const ws_qtype types[] = {WS_QT_Q8_0, WS_QT_Q4_0, WS_QT_Q4_1, WS_QT_Q4_K, WS_QT_Q5_K, WS_QT_Q6_K,
-                                     WS_QT_F16, WS_QT_BF16};
+    static const ws_qtype types[] = {WS_QT_Q8_0, WS_QT_Q4_0, WS_QT_Q4_1, WS_QT_Q4_K,
+                                     WS_QT_Q5_K, WS_QT_Q6_K, WS_QT_F16,  WS_QT_BF16};
     ws_model_config c = tiny_config(WS_ARCH_LLAMA);
     ws_model *ref = ws_model_new(&c, 5);
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -181,7 +187,7 @@ static void test_lora_on_quantized(void)
     }
     for (int s = 0; s < STEPS; s++)
         CHECK_NEAR(lq[s], lf[s], 1e-4 * fabs(lf[s]) + 1e-5);
-    CHECK(lq[STEPS - 1] < lq[0]);   /* it learns */
+    CHECK(lq[STEPS - 1] < lq[0]); /* it learns */
     ws_model_free(q), ws_model_free(f), ws_model_free(ref);
     unlink(path);
     free(path);
@@ -197,7 +203,7 @@ static void test_batch_decode(void)
     ws_model *m = load(path, 0);
     ws_lora_config lc = {.rank = 4, .alpha = 8, .targets = ws_lora_parse_targets("all")};
     ws_lora *lo = ws_lora_new(&c, &lc, 5);
-    for (size_t i = 0; i < lo->n_floats; i++)   /* a non-zero B too */
+    for (size_t i = 0; i < lo->n_floats; i++) /* a non-zero B too */
         lo->block[i] = 0.01f * (float)((int)(i % 13) - 6);
     ws_error err = {0};
     enum { NS = 3, STEPS = 4 };
@@ -206,7 +212,7 @@ static void test_batch_decode(void)
     float *last = malloc((size_t)V * sizeof *last), *bl = malloc((size_t)NS * V * sizeof *bl);
     CHECK_EQ_INT(ws_model_infer(m, lo, p, probe, N_PROBE, last, NULL, &err), 0);
     ws_kv_cache *batch[NS], *solo[NS];
-    for (int s = 0; s < NS; s++)   /* a copy with more room and one with less hold the same positions */
+    for (int s = 0; s < NS; s++) /* a copy with more room and one with less hold the same positions */
         batch[s] = ws_kv_cache_dup(m, p), solo[s] = ws_kv_cache_dup_room(m, p, s ? 96 : N_PROBE + STEPS);
     CHECK_EQ_INT(ws_kv_cache_room(batch[0]), 64);
     CHECK_EQ_INT(ws_kv_cache_room(solo[1]), 96);
@@ -269,9 +275,10 @@ static void test_tokenizer_and_template(void)
         ws_chat_msg msgs[] = {{"user", "hi"}};
         CHECK_EQ_INT(ws_base_encode_chat(b, msgs, 1, true, &ids, &n, &err), 0);
         char *text = ws_tokenizer_decode(b->tok, ids, n, false);
-        CHECK_EQ_STR(text, "<|im_start|>system\nYou are a tiny test model<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
-                           "<|im_start|>assistant\n");
-        CHECK_EQ_INT(ids[0], 1);   /* <|im_start|> is one special token */
+        CHECK_EQ_STR(
+            text, "<|im_start|>system\nYou are a tiny test model<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+                  "<|im_start|>assistant\n");
+        CHECK_EQ_INT(ids[0], 1); /* <|im_start|> is one special token */
         free(text);
         free(ids);
         CHECK_EQ_INT(strlen(b->id), 64);
@@ -287,8 +294,9 @@ static void test_llama3_template(void)
 {
     ws_chat_template t;
     ws_error err = {0};
-    const char *src = "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-                      "{{ m['content'] | trim }}<|eot_id|>{% endfor %}";
+    const char *src =
+        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+        "{{ m['content'] | trim }}<|eot_id|>{% endfor %}";
     CHECK_EQ_INT(ws_chat_template_detect(src, strlen(src), &t, &err), 0);
     CHECK_EQ_INT(t.kind, WS_TPL_LLAMA3);
     ws_buf b = WS_BUF_INIT;
@@ -332,7 +340,8 @@ static void test_refused(void)
     expect_refused(&(gguf_opts){.pre = "falcon"}, WS_EUNSUPPORTED, "tokenizer.ggml.pre");
     expect_refused(&(gguf_opts){.no_tokens = true}, WS_EFORMAT, "tokenizer.ggml.tokens");
     expect_refused(&(gguf_opts){.rope_dims = 32}, WS_EUNSUPPORTED, "rope.dimension_count");
-    expect_refused(&(gguf_opts){.context_length = 1}, WS_EFORMAT, "context_length"); /* found by fuzz_gguf_model */
+    expect_refused(&(gguf_opts){.context_length = 1}, WS_EFORMAT,
+                   "context_length"); /* found by fuzz_gguf_model */
     /* a missing file, and the default path with its install hint */
     ws_base *b = NULL;
     ws_error err = {0};
@@ -347,7 +356,7 @@ static void test_refused(void)
 static void test_wrong_shape(void)
 {
     ws_model_config c = tiny_config(WS_ARCH_LLAMA), c2 = c;
-    c2.hidden_dim = 256;   /* FFN tensors of another size than feed_forward_length says */
+    c2.hidden_dim = 256; /* FFN tensors of another size than feed_forward_length says */
     ws_model *ref = ws_model_new(&c2, 4);
     char *path = tmp_path("shape");
     CHECK_EQ_INT(write_gguf(ref, WS_QT_Q8_0, path, NULL), 0);
@@ -367,7 +376,7 @@ static void test_wrong_shape(void)
     const char *key = "llama.feed_forward_length";
     for (size_t i = 0; i + strlen(key) + 8 < n; i++)
         if (!memcmp(buf + i, key, strlen(key))) {
-            size_t at = i + strlen(key) + 4;   /* after the key: u32 type, then the value */
+            size_t at = i + strlen(key) + 4; /* after the key: u32 type, then the value */
             uint32_t v = 512;
             fseek(f, (long)at, SEEK_SET);
             fwrite(&v, 4, 1, f);
@@ -383,5 +392,6 @@ static void test_wrong_shape(void)
     free(path);
 }
 
-WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized), T(test_batch_decode),
-             T(test_tokenizer_and_template), T(test_llama3_template), T(test_refused), T(test_wrong_shape))
+WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized),
+             T(test_batch_decode), T(test_tokenizer_and_template), T(test_llama3_template), T(test_refused),
+             T(test_wrong_shape))

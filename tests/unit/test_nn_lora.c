@@ -44,19 +44,21 @@ static void lora_grads_and_logits_match_peft(void)
         ws_json_get_num(r.json, "lora_loss", &rl);
         CHECK_NEAR(loss, rl, 1e-5 * fabs(rl));
         ws_model_backward(m, lo, a, 1.0f);
-        static const char *mods[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        static const char *mods[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                     "mlp.down_proj"};
         for (int l = 0; l < m->cfg.n_layers; l++)
             for (int t = 0; t < WS_LORA_NT; t++)
                 for (int k = 0; k < 2; k++) {
                     char name[200];
-                    snprintf(name, sizeof name, "lora.grad.base_model.model.model.layers.%d.%s.lora_%c.weight", l,
-                             mods[t], k ? 'B' : 'A');
+                    snprintf(name, sizeof name,
+                             "lora.grad.base_model.model.model.layers.%d.%s.lora_%c.weight", l, mods[t],
+                             k ? 'B' : 'A');
                     float *g = nn_ref_f32(&r, name, &n);
                     CHECK(g != NULL);
                     if (g)
-                        nn_compare(name + 10, k ? lo->gB[l * WS_LORA_NT + t] : lo->gA[l * WS_LORA_NT + t], g, n,
-                                   1e-6, 2e-4, &fails);
+                        nn_compare(name + 10, k ? lo->gB[l * WS_LORA_NT + t] : lo->gA[l * WS_LORA_NT + t], g,
+                                   n, 1e-6, 2e-4, &fails);
                     free(g);
                 }
         /* the PEFT-trained adapter */
@@ -68,8 +70,8 @@ static void lora_grads_and_logits_match_peft(void)
         ws_kv_cache *kc = ws_kv_cache_new(m, 32);
         float *all = malloc((size_t)16 * m->cfg.vocab_size * sizeof(float));
         CHECK_EQ_INT(ws_model_infer(m, trained, kc, in, 16, NULL, all, &err), 0);
-        nn_compare("infer logits with the PEFT-trained adapter", all, ref, (size_t)16 * m->cfg.vocab_size, 1e-4,
-                   1e-5, &fails);
+        nn_compare("infer logits with the PEFT-trained adapter", all, ref, (size_t)16 * m->cfg.vocab_size,
+                   1e-4, 1e-5, &fails);
         free(all);
         ws_kv_cache_free(kc);
         free(ref);
@@ -115,7 +117,10 @@ static void several_adapters_share_one_base(void)
         ws_kv_cache_reset(kc);
         CHECK_EQ_INT(ws_model_infer(m, order[i], kc, in, 16, NULL, out, &err), 0);
         char what[64];
-        snprintf(what, sizeof what, "switch %d: %s", i, order[i] == a1 ? "adapter 1" : order[i] ? "adapter 2" : "base");
+        snprintf(what, sizeof what, "switch %d: %s", i,
+                 order[i] == a1 ? "adapter 1"
+                 : order[i]     ? "adapter 2"
+                                : "base");
         nn_compare(what, out, refs[i], (size_t)16 * V, 1e-4, 1e-5, &fails);
     }
     CHECK_EQ_INT(fails, 0);
@@ -139,8 +144,10 @@ static void save_load_roundtrip_and_refusals(void)
     ws_model *m = NULL;
     ws_error err = {0};
     CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
-    ws_lora_config lc = {.rank = 3, .alpha = 6, .dropout = 0.05f, .targets = ws_lora_parse_targets("q,v,o,down")};
-    CHECK_EQ_INT(lc.targets, (1u << WS_LORA_Q) | (1u << WS_LORA_V) | (1u << WS_LORA_O) | (1u << WS_LORA_DOWN));
+    ws_lora_config lc = {
+        .rank = 3, .alpha = 6, .dropout = 0.05f, .targets = ws_lora_parse_targets("q,v,o,down")};
+    CHECK_EQ_INT(lc.targets,
+                 (1u << WS_LORA_Q) | (1u << WS_LORA_V) | (1u << WS_LORA_O) | (1u << WS_LORA_DOWN));
     CHECK_EQ_INT(ws_lora_parse_targets("q_proj,bogus"), 0);
     CHECK_EQ_INT(ws_lora_parse_targets("all"), (1u << WS_LORA_NT) - 1);
     ws_lora *lo = ws_lora_new(&m->cfg, &lc, 5);
@@ -154,7 +161,8 @@ static void save_load_roundtrip_and_refusals(void)
     ws_lora *back = NULL;
     CHECK_EQ_INT(ws_lora_load(sub, &m->cfg, &back, &err), 0);
     if (back) {
-        CHECK(back->n_floats == lo->n_floats && !memcmp(back->block, lo->block, lo->n_floats * sizeof(float)));
+        CHECK(back->n_floats == lo->n_floats &&
+              !memcmp(back->block, lo->block, lo->n_floats * sizeof(float)));
         CHECK(back->cfg.rank == 3 && back->cfg.alpha == 6 && back->cfg.targets == lc.targets);
         CHECK_NEAR(back->cfg.dropout, 0.05, 1e-7);
     }
@@ -190,7 +198,7 @@ static void lora_dropout_gradient(void)
     CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
     ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.3f, .targets = ws_lora_parse_targets("all")};
     ws_lora *lo = ws_lora_new(&m->cfg, &lc, 9);
-    for (size_t i = 0; i < lo->n_floats; i++)   /* B non-zero so A gets gradients */
+    for (size_t i = 0; i < lo->n_floats; i++) /* B non-zero so A gets gradients */
         lo->block[i] += 0.05f * (float)((int)(i % 11) - 5);
     int32_t *in = nn_ref_i32(&r, "train_inputs", NULL), *tg = nn_ref_i32(&r, "train_targets", NULL);
     ws_acts *a = ws_acts_new(m, lo, 2, 16);
@@ -212,7 +220,8 @@ static void lora_dropout_gradient(void)
         lo->block[k] = keep;
         double fd = ((double)lp - lm) / (2 * h), d = fabs(fd - lo->grad_block[k]);
         if (d > 2e-3 + 2e-2 * fabs(fd))
-            fprintf(stderr, "  lora param %zu: analytic %g, finite difference %g\n", k, lo->grad_block[k], fd);
+            fprintf(stderr, "  lora param %zu: analytic %g, finite difference %g\n", k, lo->grad_block[k],
+                    fd);
         CHECK(d <= 2e-3 + 2e-2 * fabs(fd));
         md = d > md ? d : md;
     }
@@ -247,11 +256,15 @@ static void upper_layer_adapters_skip_the_rest(void)
     ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.0f, .targets = ws_lora_parse_targets("all")};
     /* the modules dropped in each case: bit t of drop[l] */
     const unsigned qkv = 1u << WS_LORA_Q | 1u << WS_LORA_K | 1u << WS_LORA_V, all = (1u << WS_LORA_NT) - 1;
-    const unsigned cases[][2] = {{all, 0}, {all, qkv}, {all, all & ~(1u << WS_LORA_GATE)}, {qkv, 0},
-                                 {all, all & ~(1u << WS_LORA_DOWN)}, {all, all & ~(1u << WS_LORA_O)}};
+    const unsigned cases[][2] = {{all, 0},
+                                 {all, qkv},
+                                 {all, all & ~(1u << WS_LORA_GATE)},
+                                 {qkv, 0},
+                                 {all, all & ~(1u << WS_LORA_DOWN)},
+                                 {all, all & ~(1u << WS_LORA_O)}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         ws_lora *lf = ws_lora_new(&m->cfg, &lc, 9), *lp = ws_lora_new(&m->cfg, &lc, 9);
-        for (size_t i = 0; i < lf->n_floats; i++) {   /* B non-zero so A gets gradients */
+        for (size_t i = 0; i < lf->n_floats; i++) { /* B non-zero so A gets gradients */
             lf->block[i] += 0.05f * (float)((int)(i % 11) - 5);
             lp->block[i] = lf->block[i];
         }

@@ -119,14 +119,16 @@ static void config_parsing(void)
     CHECK_NEAR(c.rope_theta, 500000, 0);
     CHECK(!c.tied);
     CHECK_EQ_INT(ws_config_load(NN_REF_DIR "/llama_tied", &c, &err), 0);
-    CHECK(c.tied && c.n_kv_heads == 2 && c.head_dim == 8 && c.bos_id == 1 && c.n_eos == 1 && c.eos_ids[0] == 2);
+    CHECK(c.tied && c.n_kv_heads == 2 && c.head_dim == 8 && c.bos_id == 1 && c.n_eos == 1 &&
+          c.eos_ids[0] == 2);
     CHECK_EQ_INT(ws_config_load(NN_REF_DIR "/qwen2_bias", &c, &err), 0);
     CHECK(c.qkv_bias && !c.o_bias && c.arch == WS_ARCH_QWEN2);
     const char *bad_arch = "{\"architectures\":[\"GPT2LMHeadModel\"],\"vocab_size\":10}";
     CHECK_EQ_INT(ws_config_parse(bad_arch, strlen(bad_arch), &c, &err), WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "GPT2LMHeadModel") != NULL);
-    const char *gelu = "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":10,\"hidden_size\":8,"
-                       "\"intermediate_size\":16,\"num_hidden_layers\":1,\"num_attention_heads\":2,\"hidden_act\":\"gelu\"}";
+    const char *gelu =
+        "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":10,\"hidden_size\":8,"
+        "\"intermediate_size\":16,\"num_hidden_layers\":1,\"num_attention_heads\":2,\"hidden_act\":\"gelu\"}";
     CHECK_EQ_INT(ws_config_parse(gelu, strlen(gelu), &c, &err), WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "hidden_act") != NULL);
     const char *yarn = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"vocab_size\":10,\"hidden_size\":8,"
@@ -209,8 +211,10 @@ static void load_errors_are_clear(void)
     char dir[] = "/tmp/ws_nn_cfgXXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp " NN_REF_DIR "/llama_tied/model.safetensors %s/ && sed 's/\"intermediate_size\": 64/"
-             "\"intermediate_size\": 48/' " NN_REF_DIR "/llama_tied/config.json > %s/config.json", dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "cp " NN_REF_DIR "/llama_tied/model.safetensors %s/ && sed 's/\"intermediate_size\": 64/"
+             "\"intermediate_size\": 48/' " NN_REF_DIR "/llama_tied/config.json > %s/config.json",
+             dir, dir);
     CHECK(system(cmd) == 0);
     CHECK_EQ_INT(ws_model_load(dir, 0, &m, &err), WS_EFORMAT);
     CHECK(strstr(err.msg, "shape") != NULL);

@@ -22,7 +22,10 @@ static float *rnd(size_t n, float scale)
         p[i] = scale * frand();
     return p;
 }
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+static float *zeros(size_t n)
+{
+    return calloc(n, sizeof(float));
+}
 
 typedef double (*loss_fn)(void *ctx);
 
@@ -44,7 +47,8 @@ static void fd_check(const char *what, float *x, size_t n, const float *analytic
         ma = fabs(fd) > ma ? fabs(fd) : ma;
     }
     bool ok = md <= 2e-3 + 1e-2 * ma;
-    printf("  %-34s max|analytic - finite difference| %.3g (max %.3g)%s\n", what, md, ma, ok ? "" : "  <-- FAIL");
+    printf("  %-34s max|analytic - finite difference| %.3g (max %.3g)%s\n", what, md, ma,
+           ok ? "" : "  <-- FAIL");
     CHECK(ok);
 }
 
@@ -57,7 +61,10 @@ static double dot(const float *a, const float *b, size_t n)
 }
 
 /* ---- matmul ---- */
-typedef struct { float *out, *inp, *w, *b, *R; int N, IC, OC; } mm_ctx;
+typedef struct {
+    float *out, *inp, *w, *b, *R;
+    int N, IC, OC;
+} mm_ctx;
 static double mm_loss(void *p)
 {
     mm_ctx *c = p;
@@ -67,7 +74,11 @@ static double mm_loss(void *p)
 static void matmul_grad(void)
 {
     mm_ctx c = {.N = 5, .IC = 7, .OC = 6};
-    c.out = zeros(30); c.inp = rnd(35, 1); c.w = rnd(42, 1); c.b = rnd(6, 1); c.R = rnd(30, 1);
+    c.out = zeros(30);
+    c.inp = rnd(35, 1);
+    c.w = rnd(42, 1);
+    c.b = rnd(6, 1);
+    c.R = rnd(30, 1);
     float *di = zeros(35), *dw = zeros(42), *db = zeros(6);
     mm_loss(&c);
     ws_matmul_backward(di, dw, db, c.R, c.inp, c.w, c.N, c.IC, c.OC);
@@ -80,12 +91,24 @@ static void matmul_grad(void)
     mm_loss(&c);
     ws_matmul_backward(di1, dw1, db1, c.R, c.inp, c.w, 1, c.IC, c.OC);
     fd_check("matmul (N=1) d input", c.inp, 7, di1, mm_loss, &c);
-    free(c.out); free(c.inp); free(c.w); free(c.b); free(c.R); free(di); free(dw); free(db);
-    free(di1); free(dw1); free(db1);
+    free(c.out);
+    free(c.inp);
+    free(c.w);
+    free(c.b);
+    free(c.R);
+    free(di);
+    free(dw);
+    free(db);
+    free(di1);
+    free(dw1);
+    free(db1);
 }
 
 /* ---- rmsnorm ---- */
-typedef struct { float *out, *rstd, *inp, *w, *R; int N, C; } rn_ctx;
+typedef struct {
+    float *out, *rstd, *inp, *w, *R;
+    int N, C;
+} rn_ctx;
 static double rn_loss(void *p)
 {
     rn_ctx *c = p;
@@ -95,17 +118,30 @@ static double rn_loss(void *p)
 static void rmsnorm_grad(void)
 {
     rn_ctx c = {.N = 4, .C = 9};
-    c.out = zeros(36); c.rstd = zeros(4); c.inp = rnd(36, 2); c.w = rnd(9, 1); c.R = rnd(36, 1);
+    c.out = zeros(36);
+    c.rstd = zeros(4);
+    c.inp = rnd(36, 2);
+    c.w = rnd(9, 1);
+    c.R = rnd(36, 1);
     float *di = zeros(36), *dw = zeros(9);
     rn_loss(&c);
     ws_rmsnorm_backward(di, dw, c.R, c.inp, c.w, c.rstd, c.N, c.C);
     fd_check("rmsnorm d input", c.inp, 36, di, rn_loss, &c);
     fd_check("rmsnorm d weight", c.w, 9, dw, rn_loss, &c);
-    free(c.out); free(c.rstd); free(c.inp); free(c.w); free(c.R); free(di); free(dw);
+    free(c.out);
+    free(c.rstd);
+    free(c.inp);
+    free(c.w);
+    free(c.R);
+    free(di);
+    free(dw);
 }
 
 /* ---- rope ---- */
-typedef struct { float *x, *tmp, *R, *cs, *sn; int N, T, H, D; } rope_ctx;
+typedef struct {
+    float *x, *tmp, *R, *cs, *sn;
+    int N, T, H, D;
+} rope_ctx;
 static double rope_loss(void *p)
 {
     rope_ctx *c = p;
@@ -118,18 +154,29 @@ static void rope_grad(void)
 {
     rope_ctx c = {.N = 6, .T = 3, .H = 2, .D = 8};
     size_t n = 6 * 2 * 8;
-    c.cs = zeros(16 * 4); c.sn = zeros(16 * 4);
+    c.cs = zeros(16 * 4);
+    c.sn = zeros(16 * 4);
     ws_rope_tables(c.cs, c.sn, 16, 8, 10000.0f, WS_ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 8);
-    c.x = rnd(n, 1); c.tmp = zeros(n); c.R = rnd(n, 1);
+    c.x = rnd(n, 1);
+    c.tmp = zeros(n);
+    c.R = rnd(n, 1);
     float *dx = malloc(n * sizeof(float));
     memcpy(dx, c.R, n * sizeof(float));
     ws_rope_backward(dx, NULL, c.N, c.T, c.H, c.D, c.cs, c.sn);
     fd_check("rope d input", c.x, n, dx, rope_loss, &c);
-    free(c.cs); free(c.sn); free(c.x); free(c.tmp); free(c.R); free(dx);
+    free(c.cs);
+    free(c.sn);
+    free(c.x);
+    free(c.tmp);
+    free(c.R);
+    free(dx);
 }
 
 /* ---- swiglu ---- */
-typedef struct { float *h, *g, *u, *R; size_t n; } sw_ctx;
+typedef struct {
+    float *h, *g, *u, *R;
+    size_t n;
+} sw_ctx;
 static double sw_loss(void *p)
 {
     sw_ctx *c = p;
@@ -139,16 +186,27 @@ static double sw_loss(void *p)
 static void swiglu_grad(void)
 {
     sw_ctx c = {.n = 50};
-    c.h = zeros(50); c.g = rnd(50, 3); c.u = rnd(50, 2); c.R = rnd(50, 1);
+    c.h = zeros(50);
+    c.g = rnd(50, 3);
+    c.u = rnd(50, 2);
+    c.R = rnd(50, 1);
     float *dg = zeros(50), *du = zeros(50);
     ws_swiglu_backward(dg, du, c.R, c.g, c.u, c.n);
     fd_check("swiglu d gate", c.g, 50, dg, sw_loss, &c);
     fd_check("swiglu d up", c.u, 50, du, sw_loss, &c);
-    free(c.h); free(c.g); free(c.u); free(c.R); free(dg); free(du);
+    free(c.h);
+    free(c.g);
+    free(c.u);
+    free(c.R);
+    free(dg);
+    free(du);
 }
 
 /* ---- attention ---- */
-typedef struct { float *out, *att, *q, *k, *v, *R; int B, T, H, KV, D; } at_ctx;
+typedef struct {
+    float *out, *att, *q, *k, *v, *R;
+    int B, T, H, KV, D;
+} at_ctx;
 static double at_loss(void *p)
 {
     at_ctx *c = p;
@@ -159,7 +217,11 @@ static void attention_grad(void)
 {
     at_ctx c = {.B = 2, .T = 5, .H = 4, .KV = 2, .D = 4};
     size_t nq = 2 * 5 * 4 * 4, nk = 2 * 5 * 2 * 4;
-    c.out = zeros(nq); c.att = zeros(2 * 4 * 5 * 5); c.q = rnd(nq, 1); c.k = rnd(nk, 1); c.v = rnd(nk, 1);
+    c.out = zeros(nq);
+    c.att = zeros(2 * 4 * 5 * 5);
+    c.q = rnd(nq, 1);
+    c.k = rnd(nk, 1);
+    c.v = rnd(nk, 1);
     c.R = rnd(nq, 1);
     float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
     at_loss(&c);
@@ -171,11 +233,23 @@ static void attention_grad(void)
     at_loss(&c);
     CHECK_NEAR(c.att[0], 1.0, 1e-6);
     CHECK(c.att[1] == 0.0f);
-    free(c.out); free(c.att); free(c.q); free(c.k); free(c.v); free(c.R); free(dq); free(dk); free(dv);
+    free(c.out);
+    free(c.att);
+    free(c.q);
+    free(c.k);
+    free(c.v);
+    free(c.R);
+    free(dq);
+    free(dk);
+    free(dv);
 }
 
 /* ---- embedding ---- */
-typedef struct { float *out, *table, *R; int32_t *ids; int N, C; } em_ctx;
+typedef struct {
+    float *out, *table, *R;
+    int32_t *ids;
+    int N, C;
+} em_ctx;
 static double em_loss(void *p)
 {
     em_ctx *c = p;
@@ -186,15 +260,24 @@ static void embedding_grad(void)
 {
     int32_t ids[5] = {3, 0, 3, 7, 1};
     em_ctx c = {.N = 5, .C = 4, .ids = ids};
-    c.out = zeros(20); c.table = rnd(32, 1); c.R = rnd(20, 1);
+    c.out = zeros(20);
+    c.table = rnd(32, 1);
+    c.R = rnd(20, 1);
     float *dt = zeros(32);
     ws_embedding_backward(dt, c.R, ids, c.N, c.C);
     fd_check("embedding d table (repeated ids)", c.table, 32, dt, em_loss, &c);
-    free(c.out); free(c.table); free(c.R); free(dt);
+    free(c.out);
+    free(c.table);
+    free(c.R);
+    free(dt);
 }
 
 /* ---- cross-entropy with a loss mask ---- */
-typedef struct { float *logits; int32_t *tg; int N, V; } ce_ctx;
+typedef struct {
+    float *logits;
+    int32_t *tg;
+    int N, V;
+} ce_ctx;
 static double ce_loss(void *p)
 {
     ce_ctx *c = p;
@@ -215,8 +298,9 @@ static void crossentropy_grad(void)
     ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt, NULL);
     fd_check("cross-entropy (masked) d logits", c.logits, 24, d, ce_loss, &c);
     for (int i = 6; i < 12; i++)
-        CHECK(d[i] == 0.0f);   /* the ignored row */
-    free(c.logits); free(d);
+        CHECK(d[i] == 0.0f); /* the ignored row */
+    free(c.logits);
+    free(d);
 }
 
 /* ---- the vectorised exp, long cross-entropy rows and multi-block attention against doubles ---- */
@@ -228,13 +312,13 @@ static void vexp_accuracy(void)
         worst = d > worst ? d : worst;
     }
     printf("  ws_vexpf max relative error on [-87, 88]: %.3g\n", worst);
-    CHECK(worst < 2.4e-7);   /* about 2 ulp */
+    CHECK(worst < 2.4e-7); /* about 2 ulp */
     CHECK(ws_vexpf(-100.0f) == 0.0f && ws_vexpf(0.0f) == 1.0f);
 }
 
 static void crossentropy_long_rows(void)
 {
-    int N = 3, V = 1500;   /* rows over several of the one-pass log-sum-exp blocks */
+    int N = 3, V = 1500; /* rows over several of the one-pass log-sum-exp blocks */
     float *l = rnd((size_t)N * V, 6), *d = malloc((size_t)N * V * sizeof(float)), lse[3];
     int32_t tg[3] = {7, 1499, 700};
     memcpy(d, l, (size_t)N * V * sizeof(float));
@@ -255,18 +339,20 @@ static void crossentropy_long_rows(void)
     }
     printf("  cross-entropy V=%d: loss %.7f vs %.7f in double, max|dlogit diff| %.3g\n", V, got, want, md);
     CHECK(cnt == 3 && fabs(got - want) < 1e-5 && md < 1e-7);
-    free(l); free(d);
+    free(l);
+    free(d);
 }
 
 static void attention_blocks_match_naive(void)
 {
-    int B = 2, T = 150, H = 4, KV = 2, D = 16, grp = H / KV;   /* T over three causal blocks */
+    int B = 2, T = 150, H = 4, KV = 2, D = 16, grp = H / KV; /* T over three causal blocks */
     size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KV * D;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1), *out = zeros(nq);
     float *att = zeros((size_t)B * H * T * T), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
     ws_attention_forward(out, att, q, k, v, B, T, H, KV, D);
     ws_attention_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KV, D);
-    double *rq = calloc(nq, sizeof(double)), *rk = calloc(nk, sizeof(double)), *rv = calloc(nk, sizeof(double));
+    double *rq = calloc(nq, sizeof(double)), *rk = calloc(nk, sizeof(double)),
+           *rv = calloc(nk, sizeof(double));
     double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double)), mo = 0, mg = 0;
     double sc = 1.0 / sqrt((double)D);
     for (int b = 0; b < B; b++)
@@ -304,7 +390,8 @@ static void attention_blocks_match_naive(void)
                 for (int j = 0; j <= i; j++) {
                     double ds = p[j] * (dp[j] - dot) * sc;
                     for (int e = 0; e < D; e++) {
-                        rq[((size_t)(b * T + i) * H + h) * D + e] += ds * k[((size_t)(b * T + j) * KV + h / grp) * D + e];
+                        rq[((size_t)(b * T + i) * H + h) * D + e] +=
+                            ds * k[((size_t)(b * T + j) * KV + h / grp) * D + e];
                         rk[((size_t)(b * T + j) * KV + h / grp) * D + e] += ds * qi[e];
                     }
                 }
@@ -313,15 +400,31 @@ static void attention_blocks_match_naive(void)
         mg = fmax(mg, fabs(rq[i] - dq[i]));
     for (size_t i = 0; i < nk; i++)
         mg = fmax(mg, fmax(fabs(rk[i] - dk[i]), fabs(rv[i] - dv[i])));
-    printf("  attention T=%d (causal blocks): max|out diff| %.3g, max|grad diff| %.3g vs double\n", T, mo, mg);
+    printf("  attention T=%d (causal blocks): max|out diff| %.3g, max|grad diff| %.3g vs double\n", T, mo,
+           mg);
     CHECK(mo < 1e-5 && mg < 1e-4);
-    free(q); free(k); free(v); free(dout); free(out); free(att); free(dq); free(dk); free(dv);
-    free(rq); free(rk); free(rv); free(p); free(dp);
+    free(q);
+    free(k);
+    free(v);
+    free(dout);
+    free(out);
+    free(att);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(rq);
+    free(rk);
+    free(rv);
+    free(p);
+    free(dp);
 }
 
 /* The pool: every index exactly once, chunks deterministic, no lost wake-ups across thousands of
  * fork-joins and thread-count changes (a worker started just before the first job once missed it). */
-typedef struct { int *hits; size_t lo[WS_MAX_THREADS], hi[WS_MAX_THREADS]; } par_ctx;
+typedef struct {
+    int *hits;
+    size_t lo[WS_MAX_THREADS], hi[WS_MAX_THREADS];
+} par_ctx;
 static void mark(void *p, size_t lo, size_t hi, int chunk)
 {
     par_ctx *c = p;
@@ -355,5 +458,6 @@ static void parallel_pool(void)
     free(hits);
 }
 
-WS_TEST_MAIN(T(parallel_pool), T(matmul_grad), T(rmsnorm_grad), T(rope_grad), T(swiglu_grad), T(attention_grad), T(embedding_grad),
-             T(crossentropy_grad), T(vexp_accuracy), T(crossentropy_long_rows), T(attention_blocks_match_naive))
+WS_TEST_MAIN(T(parallel_pool), T(matmul_grad), T(rmsnorm_grad), T(rope_grad), T(swiglu_grad),
+             T(attention_grad), T(embedding_grad), T(crossentropy_grad), T(vexp_accuracy),
+             T(crossentropy_long_rows), T(attention_blocks_match_naive))

@@ -20,7 +20,7 @@ static uint32_t rnd(void)
     rng_state ^= rng_state >> 27;
     return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
 }
-static float rndf(void)   /* roughly normal, mean 0, sd 1 */
+static float rndf(void) /* roughly normal, mean 0, sd 1 */
 {
     float s = 0.0f;
     for (int i = 0; i < 4; i++)
@@ -28,7 +28,7 @@ static float rndf(void)   /* roughly normal, mean 0, sd 1 */
     return (s - 2.0f) * 1.7320508f;
 }
 
-static const ws_qtype weight_types[] = {WS_QT_F32, WS_QT_F16, WS_QT_BF16, WS_QT_Q8_0, WS_QT_Q4_0,
+static const ws_qtype weight_types[] = {WS_QT_F32,  WS_QT_F16,  WS_QT_BF16, WS_QT_Q8_0, WS_QT_Q4_0,
                                         WS_QT_Q4_1, WS_QT_Q4_K, WS_QT_Q5_K, WS_QT_Q6_K};
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -53,10 +53,10 @@ static void put16(uint8_t *p, uint16_t v)
 static uint16_t rnd_scale(int i)
 {
     switch (i % 11) {
-    case 3: return 0;                     /* zero */
-    case 5: return 0x7bff;                /* 65504 */
-    case 7: return 0xfbff;                /* -65504 */
-    case 9: return 0x0001;                /* smallest subnormal */
+    case 3: return 0;      /* zero */
+    case 5: return 0x7bff; /* 65504 */
+    case 7: return 0xfbff; /* -65504 */
+    case 9: return 0x0001; /* smallest subnormal */
     default: return q_to_f16(rndf() * 0.05f);
     }
 }
@@ -66,11 +66,19 @@ static void quant_area(ws_qtype t, size_t *off, size_t *len)
 {
     size_t bb = ws_qtype_block_bytes(t);
     switch (t) {
-    case WS_QT_Q8_0: case WS_QT_Q4_0: *off = 2; break;
+    case WS_QT_Q8_0:
+    case WS_QT_Q4_0: *off = 2; break;
     case WS_QT_Q4_1: *off = 4; break;
-    case WS_QT_Q4_K: case WS_QT_Q5_K: *off = 16; break;
-    case WS_QT_Q6_K: *off = 0; *len = Q6_K_SC; return;
-    default: *off = 0; *len = 0; return;
+    case WS_QT_Q4_K:
+    case WS_QT_Q5_K: *off = 16; break;
+    case WS_QT_Q6_K:
+        *off = 0;
+        *len = Q6_K_SC;
+        return;
+    default:
+        *off = 0;
+        *len = 0;
+        return;
     }
     *len = bb - *off;
 }
@@ -86,11 +94,18 @@ static void rnd_weights(ws_qtype t, uint8_t *dst, int64_t n, bool extreme)
         uint8_t *p = dst + b * bb;
         int k = extreme ? (int)(rnd() % 11) : 0;
         switch (t) {
-        case WS_QT_F32: { float v = rndf(); memcpy(p, &v, 4); break; }
+        case WS_QT_F32: {
+            float v = rndf();
+            memcpy(p, &v, 4);
+            break;
+        }
         case WS_QT_F16: put16(p, extreme ? (uint16_t)(rnd() & 0xfbff) : q_to_f16(rndf())); break;
         case WS_QT_BF16: put16(p, (uint16_t)(q_f32_bits(rndf() * (extreme ? 1e30f : 1.0f)) >> 16)); break;
-        case WS_QT_Q8_0: case WS_QT_Q4_0: put16(p, rnd_scale(k)); break;
-        case WS_QT_Q4_1: case WS_QT_Q4_K: case WS_QT_Q5_K:
+        case WS_QT_Q8_0:
+        case WS_QT_Q4_0: put16(p, rnd_scale(k)); break;
+        case WS_QT_Q4_1:
+        case WS_QT_Q4_K:
+        case WS_QT_Q5_K:
             put16(p, rnd_scale(k));
             put16(p + 2, rnd_scale(k + 1));
             break;
@@ -102,7 +117,7 @@ static void rnd_weights(ws_qtype t, uint8_t *dst, int64_t n, bool extreme)
         if (extreme && len && b % 5 == 1)
             memset(p + off, 0, len);
         if (extreme && len && b % 5 == 3)
-            memset(p + off, t == WS_QT_Q8_0 ? 0x80 : 0xFF, len);   /* -128 / 15 / 63 */
+            memset(p + off, t == WS_QT_Q8_0 ? 0x80 : 0xFF, len); /* -128 / 15 / 63 */
     }
 }
 
@@ -112,7 +127,7 @@ static void rnd_acts(ws_qtype wt, float *x, uint8_t *xq, int64_t n, bool extreme
     for (int64_t i = 0; i < n; i++)
         x[i] = rndf() * (extreme && i % 97 == 5 ? 1000.0f : 1.0f);
     if (extreme && n >= 64)
-        memset(x + 32, 0, 32 * sizeof(float));   /* an all-zero block */
+        memset(x + 32, 0, 32 * sizeof(float)); /* an all-zero block */
     ws_quantize_row(ws_qtype_dot_type(wt), x, xq, n);
 }
 
@@ -123,7 +138,7 @@ static void test_f16_convert(void)
     int bad = 0;
     for (uint32_t h = 0; h < 0x10000; h++) {
         if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
-            continue;   /* NaN */
+            continue; /* NaN */
         float f = q_f16((uint16_t)h);
         if (q_to_f16(f) != h)
             bad++;
@@ -133,7 +148,7 @@ static void test_f16_convert(void)
             float mid = (float)(((double)f + (double)g) / 2);
             uint16_t want = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
             if ((h & 0x7fff) == 0 && (h & 0x8000))
-                continue;   /* -0 next to the subnormals: the midpoint is -tiny, not positive */
+                continue; /* -0 next to the subnormals: the midpoint is -tiny, not positive */
             if (q_to_f16(mid) != want)
                 bad++;
         }
@@ -144,8 +159,8 @@ static void test_f16_convert(void)
     CHECK_EQ_INT(q_to_f16(65519.0f), 0x7bff);
     CHECK(isnan(q_f16(q_to_f16(NAN))));
     CHECK_EQ_INT(q_to_bf16(1.0f), 0x3f80);
-    CHECK_EQ_INT(q_to_bf16(q_bits_f32(0x3f808000u)), 0x3f80);   /* tie to even (down) */
-    CHECK_EQ_INT(q_to_bf16(q_bits_f32(0x3f818000u)), 0x3f82);   /* tie to even (up) */
+    CHECK_EQ_INT(q_to_bf16(q_bits_f32(0x3f808000u)), 0x3f80); /* tie to even (down) */
+    CHECK_EQ_INT(q_to_bf16(q_bits_f32(0x3f818000u)), 0x3f82); /* tie to even (up) */
     float src[3] = {1.5f, -2.25f, 65504.0f}, back[3];
     uint16_t h[3];
     ws_quantize_row(WS_QT_F16, src, h, 3);
@@ -220,7 +235,8 @@ static void test_dequant_reference(void)
             for (uint32_t e = 0; e < n; e++)
                 bad += q_f32_bits(got[e]) != q_f32_bits(want[e]);
             if (bad)
-                fprintf(stderr, "  %s under %s: %d of %u values differ\n", names[i], ws_isa_name(list[k]), bad, n);
+                fprintf(stderr, "  %s under %s: %d of %u values differ\n", names[i], ws_isa_name(list[k]),
+                        bad, n);
             CHECK_EQ_INT(bad, 0);
         }
         ws_quant_force_isa(list[n_isa - 1]);
@@ -358,8 +374,8 @@ static void test_isa_dequant(void)
 
 static void test_isa_quantize(void)
 {
-    static const ws_qtype types[] = {WS_QT_Q8_0, WS_QT_Q8_1, WS_QT_Q8_K, WS_QT_Q4_0, WS_QT_Q4_1,
-                                     WS_QT_F16, WS_QT_BF16};
+    static const ws_qtype types[] = {WS_QT_Q8_0, WS_QT_Q8_1, WS_QT_Q8_K, WS_QT_Q4_0,
+                                     WS_QT_Q4_1, WS_QT_F16,  WS_QT_BF16};
     ws_isa list[3];
     int n_isa = isas(list);
     const int64_t n = 8192;
@@ -368,8 +384,8 @@ static void test_isa_quantize(void)
     for (int rep = 0; rep < 4; rep++) {
         for (int64_t i = 0; i < n; i++)
             x[i] = rndf() * (rep == 1 ? 1e-30f : rep == 2 ? 1e4f : 1.0f);
-        memset(x + 256, 0, 256 * sizeof(float));   /* zero blocks */
-        for (int i = 0; i < 32; i++)               /* exact halves of d: ties */
+        memset(x + 256, 0, 256 * sizeof(float)); /* zero blocks */
+        for (int i = 0; i < 32; i++)             /* exact halves of d: ties */
             x[512 + i] = (float)(i - 16) * 0.5f;
         x[512] = -127.0f;
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -412,7 +428,8 @@ static void test_isa_quantize(void)
 }
 
 /* sum of |w_i x_i| over the dequantized rows (+ |m s| of Q4_1), the scale of a dot's rounding */
-static double abs_dot(ws_qtype wt, const uint8_t *w, const uint8_t *xq, const float *x, int64_t n, double *exact)
+static double abs_dot(ws_qtype wt, const uint8_t *w, const uint8_t *xq, const float *x, int64_t n,
+                      double *exact)
 {
     float *wd = malloc(4 * n), *xd = malloc(4 * n);
     ws_dequant_row(wt, w, wd, n);
@@ -426,7 +443,7 @@ static double abs_dot(ws_qtype wt, const uint8_t *w, const uint8_t *xq, const fl
         s += fabs((double)wd[i] * xd[i]);
         e += (double)wd[i] * xd[i];
     }
-    if (wt == WS_QT_Q4_1)   /* GGML's Q4_1 dot takes m * s, s the block's stored (f16) d * sum */
+    if (wt == WS_QT_Q4_1) /* GGML's Q4_1 dot takes m * s, s the block's stored (f16) d * sum */
         for (int64_t b = 0; b < n / 32; b++) {
             const uint8_t *yb = xq + b * Q8_1_BYTES;
             double m = q_ld_f16(w + b * Q4_1_BYTES + Q4_1_M), ysum = 0.0;
@@ -455,7 +472,8 @@ static void test_isa_dotn(void)
     for (int rep = 0; rep < 4; rep++) {
         for (size_t t = 0; t < N_WEIGHT_TYPES; t++) {
             ws_qtype wt = weight_types[t];
-            int64_t len = ws_qtype_block_elems(wt) == 32 && rep >= 2 ? 32 * 13 : n;   /* 13 blocks: every tail */
+            int64_t len =
+                ws_qtype_block_elems(wt) == 32 && rep >= 2 ? 32 * 13 : n; /* 13 blocks: every tail */
             size_t stride = ws_qtype_row_bytes(ws_qtype_dot_type(wt), len);
             rnd_weights(wt, w, len, rep % 2 == 1);
             for (int r = 0; r < ROWS; r++)
@@ -468,8 +486,8 @@ static void test_isa_dotn(void)
                         ref[r] = ws_quant_vec_dot(wt, len, w, xq + r * stride);
                     bool same = !memcmp(got, ref, (size_t)nx * sizeof *got);
                     if (!same)
-                        fprintf(stderr, "  dotn %s under %s, %d rows (rep %d): %.9g vs %.9g\n", ws_qtype_name(wt),
-                                ws_isa_name(list[k]), nx, rep, got[nx - 1], ref[nx - 1]);
+                        fprintf(stderr, "  dotn %s under %s, %d rows (rep %d): %.9g vs %.9g\n",
+                                ws_qtype_name(wt), ws_isa_name(list[k]), nx, rep, got[nx - 1], ref[nx - 1]);
                     CHECK(same);
                 }
             }
@@ -497,7 +515,7 @@ static void test_isa_dot(void)
         bool extreme = rep % 2 == 1;
         for (size_t t = 0; t < N_WEIGHT_TYPES; t++) {
             ws_qtype wt = weight_types[t];
-            int64_t len = ws_qtype_block_elems(wt) == 32 && rep >= 4 ? n - 32 * 3 : n;   /* odd block count */
+            int64_t len = ws_qtype_block_elems(wt) == 32 && rep >= 4 ? n - 32 * 3 : n; /* odd block count */
             rnd_weights(wt, w, len, extreme);
             rnd_acts(wt, x, xq, len, extreme);
             ws_quant_force_isa(WS_ISA_SCALAR);
@@ -528,7 +546,7 @@ static void test_isa_dot(void)
 typedef struct {
     ws_qmat m;
     uint8_t *data;
-    float *deq;   /* rows x cols, what the matrix holds */
+    float *deq; /* rows x cols, what the matrix holds */
 } test_mat;
 
 static void make_mat(test_mat *t, ws_qtype type, int rows, int cols)
@@ -581,7 +599,7 @@ static void check_forward(ws_qtype type, int N)
     for (int i = 0; i < N * OC; i++)
         out0[i] = rndf();
     double tol_rel = N < 16 && ws_qtype_dot_type(type) != WS_QT_F32 ? 1e-2 : 1e-5;
-    for (int variant = 0; variant < 2; variant++) {   /* no bias, beta 0; bias, beta 1 */
+    for (int variant = 0; variant < 2; variant++) { /* no bias, beta 0; bias, beta 1 */
         memcpy(out, out0, sizeof(float) * N * OC);
         ws_qmat_forward(out, inp, &t.m, variant ? bias : NULL, N, variant ? 1.0f : 0.0f);
         int bad = 0;
@@ -596,7 +614,8 @@ static void check_forward(ws_qtype type, int N)
                 bad += !(fabs(out[n * OC + r] - want) <= tol);
             }
         if (bad)
-            fprintf(stderr, "  forward %s N=%d variant %d: %d outputs off\n", ws_qtype_name(type), N, variant, bad);
+            fprintf(stderr, "  forward %s N=%d variant %d: %d outputs off\n", ws_qtype_name(type), N, variant,
+                    bad);
         CHECK_EQ_INT(bad, 0);
     }
     free(inp);
@@ -609,7 +628,7 @@ static void check_forward(ws_qtype type, int N)
 static void test_qmat_forward(void)
 {
     static const ws_qtype types[] = {WS_QT_Q4_1, WS_QT_Q8_0, WS_QT_Q4_0, WS_QT_Q4_K, WS_QT_Q5_K,
-                                     WS_QT_Q6_K, WS_QT_F16, WS_QT_BF16, WS_QT_F32};
+                                     WS_QT_Q6_K, WS_QT_F16,  WS_QT_BF16, WS_QT_F32};
     static const int Ns[] = {1, 3, 64};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         for (size_t k = 0; k < 3; k++)
@@ -618,7 +637,7 @@ static void test_qmat_forward(void)
 
 static void check_backward(ws_qtype type, int N, float beta)
 {
-    const int OC = 300, IC = 256;   /* OC over one 256-row tile */
+    const int OC = 300, IC = 256; /* OC over one 256-row tile */
     test_mat t;
     make_mat(&t, type, OC, IC);
     float *dout = malloc(sizeof(float) * N * OC), *dinp = malloc(sizeof(float) * N * IC);

@@ -14,11 +14,16 @@ static void opts_from(const ws_json *h, ws_train_opts *o, int steps, int accum)
 {
     double v;
     ws_train_opts_init(o, steps);
-    ws_json_get_num(h, "lr", &v); o->lr = (float)v;
-    ws_json_get_num(h, "min_lr", &v); o->min_lr = (float)v;
-    ws_json_get_num(h, "warmup", &v); o->warmup_steps = (int)v;
-    ws_json_get_num(h, "wd", &v); o->weight_decay = (float)v;
-    ws_json_get_num(h, "clip", &v); o->grad_clip = (float)v;
+    ws_json_get_num(h, "lr", &v);
+    o->lr = (float)v;
+    ws_json_get_num(h, "min_lr", &v);
+    o->min_lr = (float)v;
+    ws_json_get_num(h, "warmup", &v);
+    o->warmup_steps = (int)v;
+    ws_json_get_num(h, "wd", &v);
+    o->weight_decay = (float)v;
+    ws_json_get_num(h, "clip", &v);
+    o->grad_clip = (float)v;
     o->beta1 = 0.9f;
     o->beta2 = 0.95f;
     o->eps = 1e-8f;
@@ -32,9 +37,11 @@ static void check_losses(const char *what, const float *got, const ws_json *ref,
         double d = fabs(got[i] - ref->items[i].number);
         md = d > md ? d : md;
     }
-    for (int i = 0; i < n; i++) printf(" %.5f/%.5f", got[i], ref->items[i].number);
+    for (int i = 0; i < n; i++)
+        printf(" %.5f/%.5f", got[i], ref->items[i].number);
     printf("\n");
-    printf("  %-40s 10-step losses: first %.5f last %.5f, max|diff| vs torch %.3g\n", what, got[0], got[n - 1], md);
+    printf("  %-40s 10-step losses: first %.5f last %.5f, max|diff| vs torch %.3g\n", what, got[0],
+           got[n - 1], md);
     CHECK(md <= tol);
 }
 
@@ -69,7 +76,8 @@ static void full_training_matches_pytorch(void)
         nn_compare("params after 10 steps: model.norm.weight", m->w.final_norm, ref, n, 1e-4, 1e-4, &fails);
         free(ref);
         ref = nn_ref_f32(&r, "final.model.layers.1.mlp.down_proj.weight", &n);
-        nn_compare("params after 10 steps: layers.1.mlp.down_proj", m->w.layers[1].wd, ref, n, 1e-4, 1e-4, &fails);
+        nn_compare("params after 10 steps: layers.1.mlp.down_proj", m->w.layers[1].wd, ref, n, 1e-4, 1e-4,
+                   &fails);
         free(ref);
         CHECK_EQ_INT(fails, 0);
         free(in);
@@ -136,7 +144,8 @@ static void run_resume(bool lora_mode)
     o.lr = 5e-3f;
     o.warmup_steps = 2;
     o.accum = 2;
-    ws_lora_config lc = {.rank = 4, .alpha = 8, .dropout = 0.1f, .targets = ws_lora_parse_targets("q,v,down")};
+    ws_lora_config lc = {
+        .rank = 4, .alpha = 8, .dropout = 0.1f, .targets = ws_lora_parse_targets("q,v,down")};
     float *final[2] = {NULL, NULL};
     size_t nf = 0;
     char ckpt[] = "/tmp/ws_nn_ckptXXXXXX";
@@ -154,7 +163,7 @@ static void run_resume(bool lora_mode)
         CHECK_EQ_INT(ws_trainer_new(m, lo, 2, 16, &o, &t, &err), 0);
         size_t per = 2 * 16 * 2;
         for (int s = 0; s < 6; s++) {
-            if (run == 1 && s == 3) {   /* save, throw everything away, resume */
+            if (run == 1 && s == 3) { /* save, throw everything away, resume */
                 CHECK_EQ_INT(ws_trainer_save(t, ckpt, &err), 0);
                 ws_trainer_free(t);
                 ws_lora_free(lo);
@@ -223,9 +232,19 @@ static void schedule_shape(void)
 /* A small model trained from scratch on a repeating sequence learns it. */
 static void from_scratch_learns(void)
 {
-    ws_model_config c = {.arch = WS_ARCH_LLAMA, .vocab_size = 32, .dim = 32, .hidden_dim = 64, .n_layers = 2,
-                         .n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .max_pos = 64, .norm_eps = 1e-5f,
-                         .rope_theta = 10000, .tied = true, .bos_id = -1};
+    ws_model_config c = {.arch = WS_ARCH_LLAMA,
+                         .vocab_size = 32,
+                         .dim = 32,
+                         .hidden_dim = 64,
+                         .n_layers = 2,
+                         .n_heads = 4,
+                         .n_kv_heads = 2,
+                         .head_dim = 8,
+                         .max_pos = 64,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 10000,
+                         .tied = true,
+                         .bos_id = -1};
     ws_model *m = ws_model_new(&c, 3);
     ws_train_opts o;
     ws_train_opts_init(&o, 60);

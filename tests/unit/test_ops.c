@@ -19,8 +19,11 @@ static void test_log_json(void)
 {
     ws_log_setup("serve", WS_LOG_INFO, WS_LOG_JSON, stderr);
     ws_buf b = WS_BUF_INIT;
-    ws_log_field f[] = {WS_LF_S("http.route", "/v1/\"x\"\n"), WS_LF_I("http.response.status_code", 201),
-                        WS_LF_D("x.ratio", 0.25), WS_LF_B("x.flag", 1), WS_LF_S("user.id", NULL),
+    ws_log_field f[] = {WS_LF_S("http.route", "/v1/\"x\"\n"),
+                        WS_LF_I("http.response.status_code", 201),
+                        WS_LF_D("x.ratio", 0.25),
+                        WS_LF_B("x.flag", 1),
+                        WS_LF_S("user.id", NULL),
                         {.type = WS_LF_END}};
     ws_log_render(&b, true, WS_LOG_WARN, "http.request", "caf\xc3\xa9 \x01", f, 6);
     ws_json_doc *doc = NULL;
@@ -97,14 +100,16 @@ static void test_traceparent(void)
     char out[WS_TRACEPARENT_LEN + 1];
     ws_traceparent_format(&c, out);
     CHECK_EQ_STR(out, v);
-    CHECK_EQ_INT(ws_traceparent_parse(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ", 57, &c), 0);
+    CHECK_EQ_INT(ws_traceparent_parse(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ", 57, &c),
+                 0);
     CHECK(!c.sampled);
     static const char *const bad[] = {
-        "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
-        "00-00000000000000000000000000000000-00f067aa0ba902b7-01", /* zero trace id */
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", /* zero span id */
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", /* upper case */
-        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* version ff */
+        "",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   /* zero span id */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   /* upper case */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* version ff */
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* 00 with more */
         "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -237,8 +242,13 @@ static void test_exporter_queue(void)
     ws_error err = {0};
     ws_trace_export_opts bad = {.endpoint = "http://127.0.0.1:9", .ratio = 1.5};
     CHECK_EQ_INT(ws_trace_export_start(&bad, &err), WS_EINVAL);
-    ws_trace_export_opts o = {.endpoint = "http://127.0.0.1:9/", .service_name = "t", .ratio = 1,
-                              .queue_max = 4, .batch_max = 4, .flush_ms = 60000, .timeout_ms = 500};
+    ws_trace_export_opts o = {.endpoint = "http://127.0.0.1:9/",
+                              .service_name = "t",
+                              .ratio = 1,
+                              .queue_max = 4,
+                              .batch_max = 4,
+                              .flush_ms = 60000,
+                              .timeout_ms = 500};
     ws_trace_export_stats before, after;
     ws_trace_export_get_stats(&before);
     CHECK_EQ_INT(ws_trace_export_start(&o, &err), 0);
@@ -261,4 +271,5 @@ static void test_exporter_queue(void)
 
 WS_TEST_MAIN({"log_json", test_log_json}, {"log_caps_and_trace", test_log_caps_and_trace},
              {"log_text_and_levels", test_log_text_and_levels}, {"traceparent", test_traceparent},
-             {"spans", test_spans}, {"otlp_encode", test_otlp_encode}, {"exporter_queue", test_exporter_queue})
+             {"spans", test_spans}, {"otlp_encode", test_otlp_encode},
+             {"exporter_queue", test_exporter_queue})

@@ -113,9 +113,12 @@ static void run_backends(void (*body)(ws_store *), bool migrate)
     }
 }
 
-#define STORE_TEST(name) \
-    static void name##_body(ws_store *s); \
-    static void name(void) { run_backends(name##_body, true); } \
+#define STORE_TEST(name)                                                                                     \
+    static void name##_body(ws_store *s);                                                                    \
+    static void name(void)                                                                                   \
+    {                                                                                                        \
+        run_backends(name##_body, true);                                                                     \
+    }                                                                                                        \
     static void name##_body(ws_store *s)
 
 /* ------------------------------------------------------------------ migrations */
@@ -144,10 +147,8 @@ static void migrations_apply_once(void)
 static void migrations_same_versions_for_both_backends(void)
 {
     CHECK_EQ_INT(ws_store_migrations_sqlite_count, ws_store_migrations_postgres_count);
-    for (size_t i = 0; i < ws_store_migrations_sqlite_count &&
-                       i < ws_store_migrations_postgres_count; i++) {
-        CHECK_EQ_INT(ws_store_migrations_sqlite[i].version,
-                     ws_store_migrations_postgres[i].version);
+    for (size_t i = 0; i < ws_store_migrations_sqlite_count && i < ws_store_migrations_postgres_count; i++) {
+        CHECK_EQ_INT(ws_store_migrations_sqlite[i].version, ws_store_migrations_postgres[i].version);
         CHECK_EQ_STR(ws_store_migrations_sqlite[i].name, ws_store_migrations_postgres[i].name);
         if (i)
             CHECK(ws_store_migrations_sqlite[i].version > ws_store_migrations_sqlite[i - 1].version);
@@ -283,8 +284,8 @@ STORE_TEST(keys_create_authenticate_revoke)
 
     /* an expired key does not authenticate */
     char old[WS_KEY_LEN + 1];
-    CHECK_EQ_INT(ws_auth_key_create(s, "dana", WS_ROLE_USER, 0, NULL, ws_store_now_ms() - 1000,
-                                    old, NULL, &err), 0);
+    CHECK_EQ_INT(
+        ws_auth_key_create(s, "dana", WS_ROLE_USER, 0, NULL, ws_store_now_ms() - 1000, old, NULL, &err), 0);
     CHECK_EQ_INT(ws_auth_authenticate(s, old, strlen(old), &got, &err), WS_EPERM);
     ws_arena_free(a);
 }
@@ -300,7 +301,7 @@ static void key_format_and_bearer(void)
     CHECK_EQ_INT(ws_auth_key_parse(key, strlen(key) - 1, pid), WS_EINVAL);
     char bad[WS_KEY_LEN + 1];
     memcpy(bad, key, sizeof bad);
-    bad[9] = 'G';   /* id must be lowercase hex */
+    bad[9] = 'G'; /* id must be lowercase hex */
     CHECK_EQ_INT(ws_auth_key_parse(bad, WS_KEY_LEN, pid), WS_EINVAL);
     memcpy(bad, key, sizeof bad);
     bad[WS_KEY_ID_LEN] = '-';
@@ -352,7 +353,8 @@ STORE_TEST(jobs_lifecycle_with_outbox)
     ws_job j, g;
     CHECK_EQ_INT(ws_store_user_create(s, a, "erin", NULL, NULL, &u, &err), 0);
     CHECK_EQ_INT(ws_store_job_create(s, a, u.id, "exports/erin.txt.enc",
-                                     "{\"persona\":\"Erin\",\"epochs\":3}", &j, &err), 0);
+                                     "{\"persona\":\"Erin\",\"epochs\":3}", &j, &err),
+                 0);
     CHECK(!strncmp(j.id, "job_", 4));
     CHECK_EQ_INT(j.status, WS_JOB_QUEUED);
     CHECK_EQ_STR(j.user_id, u.id);
@@ -365,7 +367,7 @@ STORE_TEST(jobs_lifecycle_with_outbox)
     CHECK_EQ_INT(ws_store_job_get(s, a, "job_nope", &g, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_store_job_create(s, a, "usr_nope", NULL, NULL, &g, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_store_job_create(s, a, u.id, NULL, "{not json", &g, &err), WS_EINVAL);
-    CHECK_EQ_INT(outbox_count(s, "training-jobs"), 1);   /* failed creates left nothing */
+    CHECK_EQ_INT(outbox_count(s, "training-jobs"), 1); /* failed creates left nothing */
 
     /* claim: the oldest queued job, once */
     ws_job j2;
@@ -527,9 +529,13 @@ STORE_TEST(conversations_keyset_pagination)
         snprintf(msg, sizeof msg, "msg %d", i);
         snprintf(rep, sizeof rep, "reply %d", i);
         /* pairs share a timestamp so the id must break ties */
-        ws_conversation c = {.user_id = u.id, .message = msg, .response = rep,
-                             .confidence = 0.5 + i / 100.0, .processing_ms = 10 + i,
-                             .model_version = "v1", .created_at = base + (i / 2) * 1000};
+        ws_conversation c = {.user_id = u.id,
+                             .message = msg,
+                             .response = rep,
+                             .confidence = 0.5 + i / 100.0,
+                             .processing_ms = 10 + i,
+                             .model_version = "v1",
+                             .created_at = base + (i / 2) * 1000};
         int64_t id = 0;
         CHECK_EQ_INT(ws_store_conv_insert(s, &c, &id, &err), 0);
         CHECK(id > 0);
@@ -553,8 +559,7 @@ STORE_TEST(conversations_keyset_pagination)
             snprintf(want, sizeof want, "msg %d", expect_i--);
             if (strcmp(items[i].message, want))
                 order_ok = false;
-            if (items[i].created_at > last_ts ||
-                (items[i].created_at == last_ts && items[i].id >= last_id))
+            if (items[i].created_at > last_ts || (items[i].created_at == last_ts && items[i].id >= last_id))
                 order_ok = false;
             last_ts = items[i].created_at;
             last_id = items[i].id;
@@ -576,8 +581,7 @@ STORE_TEST(conversations_keyset_pagination)
     ws_conversation *items;
     size_t n;
     const char *next;
-    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 10, "c1.garbage!", &items, &n, &next, &err),
-                 WS_EINVAL);
+    CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 10, "c1.garbage!", &items, &n, &next, &err), WS_EINVAL);
     CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 25, NULL, &items, &n, &next, &err), 0);
     CHECK_EQ_INT(n, 25);
     CHECK(next == NULL);
@@ -606,10 +610,13 @@ STORE_TEST(conversations_batch_insert)
         snprintf(data[i], sizeof data[i], "{\"i\":%d,\"cached\":false}", i);
         bool gone = i == 77;
         bool to_u = i % 3 != 0;
-        rows[i].conv = (ws_conversation){.user_id = gone ? "usr_000000000000000000000000"
-                                                         : to_u ? u.id : v.id,
-                                         .message = msg[i], .response = "ok 👍",
-                                         .confidence = i / 200.0, .processing_ms = i,
+        rows[i].conv = (ws_conversation){.user_id = gone   ? "usr_000000000000000000000000"
+                                                    : to_u ? u.id
+                                                           : v.id,
+                                         .message = msg[i],
+                                         .response = "ok 👍",
+                                         .confidence = i / 200.0,
+                                         .processing_ms = i,
                                          .model_version = i % 2 ? "v2" : NULL,
                                          .created_at = i % 5 ? 1700000000000LL + i : 0};
         if (i % 4 != 1) {
@@ -661,9 +668,8 @@ STORE_TEST(conversations_batch_insert)
         CHECK(i >= 0 && i < N);
         if (i < 0 || i >= N)
             continue;
-        if (rows[i].id == items[k].id && rows[i].status == 0 &&
-            !strcmp(rows[i].conv.user_id, u.id) && items[k].processing_ms == i &&
-            !strcmp(items[k].response, "ok 👍"))
+        if (rows[i].id == items[k].id && rows[i].status == 0 && !strcmp(rows[i].conv.user_id, u.id) &&
+            items[k].processing_ms == i && !strcmp(items[k].response, "ok 👍"))
             matched++;
         if (i % 5)
             CHECK_EQ_INT(items[k].created_at, 1700000000000LL + i);
@@ -692,8 +698,7 @@ STORE_TEST(conversations_batch_insert)
         ws_json_get_num(ws_json_get(root, "data"), "i", &i);
         const char *uid = ws_json_get_str(root, "user_id");
         if (i >= 0 && i < N && uid && !strcmp(uid, rows[(int)i].conv.user_id) &&
-            !strcmp(ws_json_get_str(root, "event_type"), "reply") && m[k].key &&
-            !strcmp(m[k].key, uid))
+            !strcmp(ws_json_get_str(root, "event_type"), "reply") && m[k].key && !strcmp(m[k].key, uid))
             good++;
         ws_json_doc_free(d);
     }
@@ -711,8 +716,7 @@ STORE_TEST(conversations_batch_insert)
     rows[8].event_data_json = data[8];
     CHECK_EQ_INT(ws_store_conv_count(s, u.id, &cu, &err), 0);
     CHECK_EQ_INT(cu, want_u);
-    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, WS_STORE_BATCH_MAX + 1, &written, &err),
-                 WS_ETOOBIG);
+    CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, WS_STORE_BATCH_MAX + 1, &written, &err), WS_ETOOBIG);
     CHECK_EQ_INT(ws_store_conv_insert_batch(s, rows, 0, &written, &err), 0);
     CHECK_EQ_INT(written, 0);
 
@@ -748,9 +752,8 @@ static void *batch_writer_thread(void *arg)
     ws_conv_batch_row rows[M];
     for (int round = 0; round < 40; round++) {
         for (int i = 0; i < M; i++)
-            rows[i] = (ws_conv_batch_row){
-                .conv = {.user_id = er->user_id, .message = "m", .response = "r"},
-                .event_type = "reply"};
+            rows[i] = (ws_conv_batch_row){.conv = {.user_id = er->user_id, .message = "m", .response = "r"},
+                                          .event_type = "reply"};
         size_t w = 0;
         ws_error err = {0};
         if (ws_store_conv_insert_batch(s, rows, M, &w, &err) != 0) {
@@ -775,7 +778,7 @@ STORE_TEST(conversations_batch_races_erasure)
     pthread_t t;
     CHECK_EQ_INT(pthread_create(&t, NULL, batch_writer_thread, &er), 0);
     int64_t c = 0;
-    for (int i = 0; i < 2000 && c == 0; i++) {  /* delete once some rows are in */
+    for (int i = 0; i < 2000 && c == 0; i++) { /* delete once some rows are in */
         usleep(1000);
         ws_store_conv_count(s, u.id, &c, &err);
     }
@@ -802,11 +805,18 @@ static void cursor_round_trip_and_rejects(void)
         CHECK_EQ_INT(ts, cases[i][0]);
         CHECK_EQ_INT(id, cases[i][1]);
     }
-    const char *bad[] = {"", "c1.", "c2.MS4y", "c1.MS4y=", "c1.MTIz", "c1.LTEuMg",
-                         "c1.OTk5OTk5OTk5OTk5OTk5OTk5OTkuMQ", "c1.MS4yLg", "c1.MS4y!"};
+    const char *bad[] = {"",
+                         "c1.",
+                         "c2.MS4y",
+                         "c1.MS4y=",
+                         "c1.MTIz",
+                         "c1.LTEuMg",
+                         "c1.OTk5OTk5OTk5OTk5OTk5OTk5OTkuMQ",
+                         "c1.MS4yLg",
+                         "c1.MS4y!"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ_INT(ws_store_cursor_decode(bad[i], strlen(bad[i]), &ts, &id), WS_EINVAL);
-    CHECK_EQ_INT(ws_store_cursor_decode("c1.MS4y", 7, &ts, &id), 0);   /* "1.2" */
+    CHECK_EQ_INT(ws_store_cursor_decode("c1.MS4y", 7, &ts, &id), 0); /* "1.2" */
     CHECK_EQ_INT(ts, 1);
     CHECK_EQ_INT(id, 2);
 }
@@ -820,8 +830,7 @@ STORE_TEST(events_outbox_audit_models)
     ws_user u;
     CHECK_EQ_INT(ws_store_user_create(s, a, "ivy", NULL, NULL, &u, &err), 0);
     int64_t id1 = 0, id2 = 0, cnt = 0;
-    CHECK_EQ_INT(ws_store_event_append(s, u.id, "reply", "{\"cached\":false,\"ms\":12}", &id1,
-                                       &err), 0);
+    CHECK_EQ_INT(ws_store_event_append(s, u.id, "reply", "{\"cached\":false,\"ms\":12}", &id1, &err), 0);
     CHECK_EQ_INT(ws_store_event_append(s, u.id, "reply", NULL, &id2, &err), 0);
     CHECK(id2 > id1);
     CHECK_EQ_INT(ws_store_event_append(s, NULL, "startup", "{}", NULL, &err), 0);
@@ -841,12 +850,12 @@ STORE_TEST(events_outbox_audit_models)
     int64_t ids[2] = {m[0].id, m[1].id};
     CHECK_EQ_INT(ws_store_outbox_mark_published(s, ids, 2, &err), 0);
     CHECK_EQ_INT(ws_store_outbox_fetch(s, a, 100, &m, &n, &err), 0);
-    CHECK_EQ_INT(n, 2);   /* the startup event and the custom message remain */
+    CHECK_EQ_INT(n, 2); /* the startup event and the custom message remain */
     CHECK(m[0].id > ids[1]);
     CHECK_EQ_STR(m[1].topic, "custom");
 
-    ws_audit_entry e = {.actor = "ws_live_abcd1234", .user_id = u.id, .action = "read",
-                        .resource = "conversations"};
+    ws_audit_entry e = {
+        .actor = "ws_live_abcd1234", .user_id = u.id, .action = "read", .resource = "conversations"};
     CHECK_EQ_INT(ws_store_audit_append(s, &e, &err), 0);
     e.action = "export";
     e.resource = "/v1/me/export";
@@ -867,8 +876,7 @@ STORE_TEST(events_outbox_audit_models)
     CHECK_EQ_INT(ws_store_model_get_current(s, a, u.id, &mr, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v1", "models/ivy/v1", NULL, &err), 0);
     CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v2", "models/ivy/v2", "job_x", &err), 0);
-    CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v2", "models/ivy/v2b", NULL, &err),
-                 WS_ECONFLICT);
+    CHECK_EQ_INT(ws_store_model_set_current(s, u.id, "v2", "models/ivy/v2b", NULL, &err), WS_ECONFLICT);
     CHECK_EQ_INT(ws_store_model_set_current(s, "usr_nope", "v1", "p", NULL, &err), WS_ENOENT);
     /* an earlier version made current again (a retraining that gave the same model) */
     CHECK_EQ_INT(ws_store_model_make_current(s, u.id, "v1", &err), 0);
@@ -897,15 +905,16 @@ static void populate(ws_store *s, ws_arena *a, const char *name, ws_user *u, cha
     CHECK_EQ_INT(ws_auth_key_create(s, name, WS_ROLE_USER, 0, NULL, 0, key, NULL, &err), 0);
     CHECK_EQ_INT(ws_store_user_get_by_name(s, a, name, u, &err), 0);
     ws_job j;
-    CHECK_EQ_INT(ws_store_job_create(s, a, u->id, "exports/x", "{\"persona\":\"X\"}", &j, &err),
-                 0);
+    CHECK_EQ_INT(ws_store_job_create(s, a, u->id, "exports/x", "{\"persona\":\"X\"}", &j, &err), 0);
     snprintf(job_out, WS_STORE_ID_MAX + 1, "%s", j.id);
-    ws_conversation c = {.user_id = u->id, .message = "hi \"there\"\n", .response = "hey 👋",
-                         .confidence = 0.9, .processing_ms = 5};
+    ws_conversation c = {.user_id = u->id,
+                         .message = "hi \"there\"\n",
+                         .response = "hey 👋",
+                         .confidence = 0.9,
+                         .processing_ms = 5};
     CHECK_EQ_INT(ws_store_conv_insert(s, &c, NULL, &err), 0);
     CHECK_EQ_INT(ws_store_event_append(s, u->id, "reply", "{\"n\":1}", NULL, &err), 0);
-    ws_audit_entry e = {.actor = "system", .user_id = u->id, .action = "read",
-                        .resource = "profile"};
+    ws_audit_entry e = {.actor = "system", .user_id = u->id, .action = "read", .resource = "profile"};
     CHECK_EQ_INT(ws_store_audit_append(s, &e, &err), 0);
     CHECK_EQ_INT(ws_store_model_set_current(s, u->id, "v1", "models/x", j.id, &err), 0);
 }
@@ -992,8 +1001,8 @@ STORE_TEST(delete_user_erases_everything_they_own)
     for (size_t i = 0; i < n; i++)
         if (m[i].key && !strcmp(m[i].key, u.id)) {
             kate_msgs++;
-            deleted_notice += !strcmp(m[i].topic, "user-events") &&
-                              strstr(m[i].payload, "user.deleted") != NULL;
+            deleted_notice +=
+                !strcmp(m[i].topic, "user-events") && strstr(m[i].payload, "user.deleted") != NULL;
         }
     CHECK_EQ_INT(kate_msgs, 1);
     CHECK_EQ_INT(deleted_notice, 1);
@@ -1062,8 +1071,8 @@ STORE_TEST(pool_hands_out_at_most_max_handles)
     CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), WS_EAGAIN);
     ws_store_pool_release(pool, h2, false);
     CHECK_EQ_INT(ws_store_pool_acquire(pool, 50, &h3, &err), 0);
-    CHECK(h3 == h2);   /* the idle handle is reused, not a third one opened */
-    ws_store_pool_release(pool, h3, true);   /* broken: closed, a new one may open */
+    CHECK(h3 == h2);                       /* the idle handle is reused, not a third one opened */
+    ws_store_pool_release(pool, h3, true); /* broken: closed, a new one may open */
     ws_store_pool_release(pool, h1, false);
     pool_worker w[4];
     pthread_t th[4];
@@ -1095,7 +1104,7 @@ static void replica_serves_reads(void)
     const char *pg = getenv("WS_TEST_PG_URL"), *rep = getenv("WS_TEST_PG_REPLICA_URL");
     const char *require = getenv("WS_TEST_REQUIRE_PG");
     if (!pg || !*pg || !rep || !*rep) {
-        CHECK(!(require && *require == '1'));   /* the services run always provides one */
+        CHECK(!(require && *require == '1')); /* the services run always provides one */
         return;
     }
     CHECK_EQ_INT(pg_reset(pg), 0);
@@ -1179,7 +1188,7 @@ static void replica_down_falls_back_to_primary(void)
     const char *next;
     size_t n = 0;
     CHECK_EQ_INT(ws_store_conv_list(s, a, u.id, 10, NULL, &items, &n, &next, &err), 0);
-    CHECK_EQ_INT(n, 1);  /* read on the primary: no replication lag to wait for */
+    CHECK_EQ_INT(n, 1); /* read on the primary: no replication lag to wait for */
     ws_store_close(s);
     /* a live replica whose connection is killed: the next read still answers (primary) */
     ws_store_config cfg = {.url = pg, .replica_url = rep};
@@ -1260,12 +1269,11 @@ static void sqlite_refuses_replica_and_bad_urls(void)
 }
 
 WS_TEST_MAIN(T(migrations_apply_once), T(migrations_same_versions_for_both_backends),
-             T(users_create_get_conflict), T(keys_create_authenticate_revoke),
-             T(key_format_and_bearer), T(jobs_lifecycle_with_outbox),
-             T(jobs_claimed_once_by_concurrent_workers), T(conversations_keyset_pagination),
-             T(conversations_batch_insert), T(conversations_batch_races_erasure),
-             T(cursor_round_trip_and_rejects), T(events_outbox_audit_models),
-             T(export_holds_everything), T(delete_user_erases_everything_they_own),
-             T(pool_hands_out_at_most_max_handles),
-             T(replica_serves_reads), T(replica_down_falls_back_to_primary), T(pg_reconnects_after_backend_killed),
-             T(sqlite_refuses_replica_and_bad_urls))
+             T(users_create_get_conflict), T(keys_create_authenticate_revoke), T(key_format_and_bearer),
+             T(jobs_lifecycle_with_outbox), T(jobs_claimed_once_by_concurrent_workers),
+             T(conversations_keyset_pagination), T(conversations_batch_insert),
+             T(conversations_batch_races_erasure), T(cursor_round_trip_and_rejects),
+             T(events_outbox_audit_models), T(export_holds_everything),
+             T(delete_user_erases_everything_they_own), T(pool_hands_out_at_most_max_handles),
+             T(replica_serves_reads), T(replica_down_falls_back_to_primary),
+             T(pg_reconnects_after_backend_killed), T(sqlite_refuses_replica_and_bad_urls))

@@ -115,8 +115,8 @@ static void fidelity_catches_the_wrong_voice(void)
         ws_buf_free(&b);
         CHECK_EQ_INT(good.n_candidates, 4);
         CHECK(good.set[WS_FID_CLONE].attribution > 0.8);
-        CHECK(passes(&good, "style_distance") && passes(&good, "verifier") && passes(&good, "distinct_replies") &&
-              passes(&good, "copy_rate") && passes(&good, "echo_rate"));
+        CHECK(passes(&good, "style_distance") && passes(&good, "verifier") &&
+              passes(&good, "distinct_replies") && passes(&good, "copy_rate") && passes(&good, "echo_rate"));
         CHECK_EQ_INT(ws_fidelity_evaluate(maya, henrik_says, &s, NULL, &bad, NULL), 0);
         CHECK(!bad.pass && !passes(&bad, "style_distance") && !passes(&bad, "verifier"));
         CHECK(bad.set[WS_FID_CLONE].attribution < 0.2);

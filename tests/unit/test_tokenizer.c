@@ -118,7 +118,8 @@ static void matches_transformers_on_reference_cases(void)
             const ws_json *want = ws_json_get(c, special ? "ids" : "ids_nospecial");
             if (!ids_match(want, ids, n)) {
                 if (n_bad < 5) {
-                    fprintf(stderr, "MISMATCH %s add_special=%d text=\"%.*s\"\n", name, special, (int)tlen, text);
+                    fprintf(stderr, "MISMATCH %s add_special=%d text=\"%.*s\"\n", name, special, (int)tlen,
+                            text);
                     int32_t w[4096];
                     size_t wn = 0;
                     for (size_t i = 0; want && i < want->len && i < 4096; i++)
@@ -134,8 +135,8 @@ static void matches_transformers_on_reference_cases(void)
                 const char *wd = ws_json_get_str(c, "decoded"), *wds = ws_json_get_str(c, "decoded_skip");
                 if (!wd || !wds || strcmp(d, wd) != 0 || strcmp(ds, wds) != 0) {
                     if (n_bad < 5)
-                        fprintf(stderr, "DECODE MISMATCH %s: \"%s\" / \"%s\", expected \"%s\" / \"%s\"\n", name, d, ds,
-                                wd ? wd : "?", wds ? wds : "?");
+                        fprintf(stderr, "DECODE MISMATCH %s: \"%s\" / \"%s\", expected \"%s\" / \"%s\"\n",
+                                name, d, ds, wd ? wd : "?", wds ? wds : "?");
                     bad = true;
                 }
                 free(d);
@@ -173,7 +174,7 @@ static void queries_and_special_tokens(void)
     size_t bl;
     CHECK_EQ_INT(ws_tokenizer_token_bytes(t, eot, &b, &bl), 0);
     CHECK(bl == 10 && memcmp(b, "<|eot_id|>", 10) == 0);
-    int32_t sp = ws_tokenizer_token_id(t, "\xc4\xa0");   /* "Ġ" is the byte ' ' */
+    int32_t sp = ws_tokenizer_token_id(t, "\xc4\xa0"); /* "Ġ" is the byte ' ' */
     CHECK_EQ_INT(ws_tokenizer_token_bytes(t, sp, &b, &bl), 0);
     CHECK(bl == 1 && b[0] == ' ');
     CHECK_EQ_INT(ws_tokenizer_token_bytes(t, -1, &b, &bl), WS_EINVAL);
@@ -235,22 +236,34 @@ static void load_errors_are_clear(void)
     CHECK_EQ_INT(load_text("[]", &err), WS_EFORMAT);
     CHECK_EQ_INT(load_text("{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", &err), WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "Unigram") != NULL);
-    CHECK_EQ_INT(load_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[\"a b\"]},\"pre_tokenizer\":" BL
-                           ",\"decoder\":" BL "}", &err), WS_EFORMAT);
+    CHECK_EQ_INT(
+        load_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[\"a b\"]},\"pre_tokenizer\":" BL
+                  ",\"decoder\":" BL "}",
+                  &err),
+        WS_EFORMAT);
     CHECK(strstr(err.msg, "merge 0") != NULL);
-    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"normalizer\":{\"type\":\"NFKC\"},\"pre_tokenizer\":" BL ",\"decoder\":" BL "}",
-                           &err), WS_EUNSUPPORTED);
+    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"normalizer\":{\"type\":\"NFKC\"},\"pre_tokenizer\":" BL
+                           ",\"decoder\":" BL "}",
+                           &err),
+                 WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "NFKC") != NULL);
-    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
-                           "\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Isolated\",\"invert\":false}," BL "]},"
-                           "\"decoder\":" BL "}", &err), WS_EUNSUPPORTED);
+    CHECK_EQ_INT(
+        load_text("{" MODEL_OK
+                  ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+                  "\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Isolated\",\"invert\":false}," BL "]},"
+                  "\"decoder\":" BL "}",
+                  &err),
+        WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "\\w+") != NULL);
-    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"decoder\":" BL "}", &err),
-                 WS_EUNSUPPORTED);
+    CHECK_EQ_INT(
+        load_text("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"decoder\":" BL "}", &err),
+        WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "Metaspace") != NULL);
-    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":" BL ",\"decoder\":{\"type\":\"Metaspace\"}}", &err),
+    CHECK_EQ_INT(
+        load_text("{" MODEL_OK ",\"pre_tokenizer\":" BL ",\"decoder\":{\"type\":\"Metaspace\"}}", &err),
+        WS_EUNSUPPORTED);
+    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":null,\"decoder\":" BL "}", &err),
                  WS_EUNSUPPORTED);
-    CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":null,\"decoder\":" BL "}", &err), WS_EUNSUPPORTED);
     CHECK(strstr(err.msg, "ByteLevel") != NULL);
     CHECK_EQ_INT(load_text("{" MODEL_OK ",\"pre_tokenizer\":" BL ",\"decoder\":" BL "}", &err), 0);
 }
@@ -311,7 +324,11 @@ static void invalid_utf8_is_replaced(void)
         return;
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    CHECK_EQ_INT(ws_tokenizer_encode(t, "x\xff" "y", 3, false, &a, &na, NULL), 0);
+    CHECK_EQ_INT(ws_tokenizer_encode(t,
+                                     "x\xff"
+                                     "y",
+                                     3, false, &a, &na, NULL),
+                 0);
     CHECK_EQ_INT(ws_tokenizer_encode(t, "x\xef\xbf\xbdy", 5, false, &b, &nb, NULL), 0);
     CHECK(na == nb && memcmp(a, b, na * sizeof *a) == 0);
     free(a);
@@ -339,7 +356,7 @@ static void stream_decode_equals_decode(void)
         size_t n = (size_t)(round % 60) + 1;
         for (size_t i = 0; i < n; i++) {
             r = r * 6364136223846793005ull + 1442695040888963407ull;
-            ids[i] = (int32_t)((r >> 33) % 300);   /* mostly single bytes, many >= 0x80 */
+            ids[i] = (int32_t)((r >> 33) % 300); /* mostly single bytes, many >= 0x80 */
         }
         if (round == 0) {
             const char *text = "caf\xc3\xa9 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd<|im_end|>\xe4\xbd\xa0";
@@ -391,7 +408,8 @@ static void concurrent_encode_agrees(void)
     CHECK(t != NULL);
     if (!t)
         return;
-    const char *text = "[12/03/2024, 21:47] Anna: I'LL bring the cake \xf0\x9f\x8d\xb0 don't forget 1234567 cafe\xcc\x81";
+    const char *text =
+        "[12/03/2024, 21:47] Anna: I'LL bring the cake \xf0\x9f\x8d\xb0 don't forget 1234567 cafe\xcc\x81";
     int32_t *ref = NULL;
     size_t nref = 0;
     ws_tokenizer_encode(t, text, strlen(text), true, &ref, &nref, NULL);
@@ -410,6 +428,6 @@ static void concurrent_encode_agrees(void)
     ws_tokenizer_free(t);
 }
 
-WS_TEST_MAIN(T(matches_transformers_on_reference_cases), T(queries_and_special_tokens), T(load_errors_are_clear),
-             T(config_names_bos_and_eos), T(invalid_utf8_is_replaced), T(stream_decode_equals_decode),
-             T(concurrent_encode_agrees))
+WS_TEST_MAIN(T(matches_transformers_on_reference_cases), T(queries_and_special_tokens),
+             T(load_errors_are_clear), T(config_names_bos_and_eos), T(invalid_utf8_is_replaced),
+             T(stream_decode_equals_decode), T(concurrent_encode_agrees))

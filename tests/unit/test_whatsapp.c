@@ -214,13 +214,14 @@ static void parse_rejects_and_caps(void)
     CHECK_EQ_INT(ws_wa_parse(empty, strlen(empty), a, &b, NULL), 0);
     CHECK_EQ_INT(b.n_messages + b.n_statuses, 0);
     /* items without an id or a sender, a change of another field, a value without metadata */
-    const char *partial = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":["
-                          "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1\"},"
-                          "\"messages\":[{\"id\":\"w1\",\"type\":\"text\"},{\"from\":\"2\",\"type\":\"text\"},"
-                          "{\"from\":\"2\",\"id\":\"w3\",\"type\":\"brand_new\",\"brand_new\":{}}],"
-                          "\"statuses\":[{\"id\":\"w4\",\"status\":\"deleted\"}]}},"
-                          "{\"field\":\"account_update\",\"value\":{\"messages\":[{\"id\":\"x\",\"from\":\"y\"}]}},"
-                          "{\"field\":\"messages\",\"value\":{\"messages\":[{\"id\":\"z\",\"from\":\"y\"}]}}]}]}";
+    const char *partial =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":["
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1\"},"
+        "\"messages\":[{\"id\":\"w1\",\"type\":\"text\"},{\"from\":\"2\",\"type\":\"text\"},"
+        "{\"from\":\"2\",\"id\":\"w3\",\"type\":\"brand_new\",\"brand_new\":{}}],"
+        "\"statuses\":[{\"id\":\"w4\",\"status\":\"deleted\"}]}},"
+        "{\"field\":\"account_update\",\"value\":{\"messages\":[{\"id\":\"x\",\"from\":\"y\"}]}},"
+        "{\"field\":\"messages\",\"value\":{\"messages\":[{\"id\":\"z\",\"from\":\"y\"}]}}]}]}";
     CHECK_EQ_INT(ws_wa_parse(partial, strlen(partial), a, &b, NULL), 0);
     CHECK_EQ_INT(b.n_messages, 1);
     CHECK_EQ_INT(b.n_skipped, 4);
@@ -239,8 +240,9 @@ static void parse_rejects_and_caps(void)
     CHECK_EQ_INT(b.n_statuses, 0);
     /* an id over WS_WA_ID_MAX */
     ws_buf_reset(&big);
-    ws_buf_puts(&big, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{"
-                      "\"metadata\":{\"phone_number_id\":\"1\"},\"statuses\":[{\"status\":\"read\",\"id\":\"");
+    ws_buf_puts(&big,
+                "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{"
+                "\"metadata\":{\"phone_number_id\":\"1\"},\"statuses\":[{\"status\":\"read\",\"id\":\"");
     for (int i = 0; i < WS_WA_ID_MAX + 1; i++)
         ws_buf_putc(&big, 'w');
     ws_buf_puts(&big, "\"}]}}]}]}");
@@ -392,7 +394,9 @@ static void links_on(bool pg)
     ws_user alice, bob;
     CHECK_EQ_INT(ws_store_user_create(s, a, "alice", NULL, NULL, &alice, &err), 0);
     CHECK_EQ_INT(ws_store_user_create(s, a, "bob", NULL, NULL, &bob, &err), 0);
-    ws_wa_link l = {.phone_number_id = "106540352242922", .user_id = alice.id, .token_blob = "users/x/t",
+    ws_wa_link l = {.phone_number_id = "106540352242922",
+                    .user_id = alice.id,
+                    .token_blob = "users/x/t",
                     .default_mode = WS_WA_MODE_DRAFT};
     CHECK_EQ_INT(ws_store_wa_link_put(s, &l, &err), 0);
     CHECK_EQ_INT(ws_store_wa_link_put(s, &l, &err), 0); /* relinking is fine */
@@ -406,7 +410,8 @@ static void links_on(bool pg)
     CHECK_EQ_INT(ws_store_wa_link_get(s, a, "999", &got, &err), WS_ENOENT);
     /* modes: default, per contact by phone, per contact by business-scoped id; not bob's */
     ws_wa_mode m;
-    CHECK_EQ_INT(ws_store_wa_mode_set(s, alice.id, l.phone_number_id, "16505551234", WS_WA_MODE_AUTO, &err), 0);
+    CHECK_EQ_INT(ws_store_wa_mode_set(s, alice.id, l.phone_number_id, "16505551234", WS_WA_MODE_AUTO, &err),
+                 0);
     CHECK_EQ_INT(ws_store_wa_mode_set(s, alice.id, l.phone_number_id, "US.1", WS_WA_MODE_OFF, &err), 0);
     CHECK_EQ_INT(ws_store_wa_mode_set(s, bob.id, l.phone_number_id, NULL, WS_WA_MODE_OFF, &err), WS_ENOENT);
     CHECK_EQ_INT(ws_store_wa_mode_for(s, &l, "16505551234", NULL, &m, &err), 0);
@@ -416,8 +421,12 @@ static void links_on(bool pg)
     CHECK_EQ_INT(ws_store_wa_mode_for(s, &l, "1999", NULL, &m, &err), 0);
     CHECK_EQ_INT(m, WS_WA_MODE_DRAFT);
     /* dedupe by wamid */
-    ws_wa_msg_row in = {.wamid = "wamid.IN1", .phone_number_id = l.phone_number_id, .user_id = alice.id,
-                        .contact_phone = "16505551234", .msg_type = "text", .body = "hi there",
+    ws_wa_msg_row in = {.wamid = "wamid.IN1",
+                        .phone_number_id = l.phone_number_id,
+                        .user_id = alice.id,
+                        .contact_phone = "16505551234",
+                        .msg_type = "text",
+                        .body = "hi there",
                         .sent_at = ws_store_now_ms() - 1000};
     bool ins = false;
     CHECK_EQ_INT(ws_store_wa_msg_insert(s, &in, &ins, &err), 0);
@@ -431,23 +440,35 @@ static void links_on(bool pg)
     bool ap = false;
     const char *st = NULL;
     int code = 0;
-    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT1", l.phone_number_id, "read", 3, 0, NULL, &ap, &err), 0);
+    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT1", l.phone_number_id, "read", 3, 0, NULL, &ap, &err),
+                 0);
     CHECK(ap);
-    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT1", l.phone_number_id, "delivered", 2, 0, NULL, &ap, &err), 0);
+    CHECK_EQ_INT(
+        ws_store_wa_status_apply(s, "wamid.OUT1", l.phone_number_id, "delivered", 2, 0, NULL, &ap, &err), 0);
     CHECK(!ap);
     CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT1", &st, &code, &err), 0);
     CHECK_EQ_STR(st, "read");
-    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "sent", 1, 0, NULL, &ap, &err), 0);
-    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "failed", 4, 131047, "Re-engagement", &ap, &err), 0);
-    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "read", 3, 0, NULL, &ap, &err), 0);
+    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "sent", 1, 0, NULL, &ap, &err),
+                 0);
+    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "failed", 4, 131047,
+                                          "Re-engagement", &ap, &err),
+                 0);
+    CHECK_EQ_INT(ws_store_wa_status_apply(s, "wamid.OUT2", l.phone_number_id, "read", 3, 0, NULL, &ap, &err),
+                 0);
     CHECK(!ap);
     CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT2", &st, &code, &err), 0);
     CHECK_EQ_STR(st, "failed");
     CHECK_EQ_INT(code, 131047);
     /* the send is logged after its status arrived: the bare row is filled in, status kept */
-    ws_wa_msg_row out = {.wamid = "wamid.OUT1", .phone_number_id = l.phone_number_id, .user_id = alice.id,
-                         .outgoing = true, .contact_phone = "16505551234", .msg_type = "text", .body = "sure",
-                         .sent_at = ws_store_now_ms(), .status = "accepted"};
+    ws_wa_msg_row out = {.wamid = "wamid.OUT1",
+                         .phone_number_id = l.phone_number_id,
+                         .user_id = alice.id,
+                         .outgoing = true,
+                         .contact_phone = "16505551234",
+                         .msg_type = "text",
+                         .body = "sure",
+                         .sent_at = ws_store_now_ms(),
+                         .status = "accepted"};
     CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
     CHECK(ins);
     CHECK_EQ_INT(ws_store_wa_msg_insert(s, &out, &ins, &err), 0);
@@ -455,8 +476,11 @@ static void links_on(bool pg)
     CHECK_EQ_INT(ws_store_wa_msg_status(s, a, "wamid.OUT1", &st, &code, &err), 0);
     CHECK_EQ_STR(st, "read");
     /* drafts */
-    ws_wa_draft d = {.user_id = alice.id, .phone_number_id = l.phone_number_id, .contact_phone = "16505551234",
-                     .in_wamid = "wamid.IN1", .mode = WS_WA_MODE_DRAFT};
+    ws_wa_draft d = {.user_id = alice.id,
+                     .phone_number_id = l.phone_number_id,
+                     .contact_phone = "16505551234",
+                     .in_wamid = "wamid.IN1",
+                     .mode = WS_WA_MODE_DRAFT};
     char id[48];
     CHECK_EQ_INT(ws_store_wa_draft_create(s, &d, id, &err), 0);
     char id2[48];

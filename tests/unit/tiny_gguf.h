@@ -69,20 +69,33 @@ static inline void make_vocab(vocab *v)
         v->tokens[i] = v->store[i];
 }
 
-#define CHATML_TEMPLATE                                                                                          \
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "                    \
-    "'<|im_start|>system\nYou are a tiny test model<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "                \
-    "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt " \
+#define CHATML_TEMPLATE                                                                                      \
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "                \
+    "'<|im_start|>system\nYou are a tiny test model<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "           \
+    "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if "                  \
+    "add_generation_prompt "                                                                                 \
     "%}{{ '<|im_start|>assistant\n' }}{% endif %}"
 
 /* ---------------------------------------------------------------- writing a model as GGUF */
 
 static inline ws_model_config tiny_config(ws_arch arch)
 {
-    ws_model_config c = {.arch = arch, .vocab_size = VOCAB, .dim = 256, .hidden_dim = 512, .n_layers = 2,
-                         .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .max_pos = 128, .norm_eps = 1e-5f,
-                         .rope_theta = 10000, .tied = arch == WS_ARCH_LLAMA, .qkv_bias = arch == WS_ARCH_QWEN2,
-                         .bos_id = -1, .eos_ids = {2}, .n_eos = 1};
+    ws_model_config c = {.arch = arch,
+                         .vocab_size = VOCAB,
+                         .dim = 256,
+                         .hidden_dim = 512,
+                         .n_layers = 2,
+                         .n_heads = 4,
+                         .n_kv_heads = 2,
+                         .head_dim = 64,
+                         .max_pos = 128,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 10000,
+                         .tied = arch == WS_ARCH_LLAMA,
+                         .qkv_bias = arch == WS_ARCH_QWEN2,
+                         .bos_id = -1,
+                         .eos_ids = {2},
+                         .n_eos = 1};
     return c;
 }
 
@@ -109,7 +122,7 @@ static inline void random_kquant(ws_qtype type, uint8_t *data, size_t n_blocks, 
     }
     for (size_t k = 0; k < n_blocks; k++) {
         uint8_t *b = data + k * bb;
-        if (type == WS_QT_Q6_K) {   /* 16 int8 scales at 192: positive and alike, as real ones are */
+        if (type == WS_QT_Q6_K) { /* 16 int8 scales at 192: positive and alike, as real ones are */
             for (int j = 0; j < 16; j++)
                 b[192 + j] = (uint8_t)(8 + (b[192 + j] & 15));
             put_f16(b + 208, 0.0004f);
@@ -120,8 +133,8 @@ static inline void random_kquant(ws_qtype type, uint8_t *data, size_t n_blocks, 
     }
 }
 
-static inline void add_matrix(ws_gguf_writer *w, const char *name, const float *m, int rows, int cols, ws_qtype type,
-                       int perm_D)
+static inline void add_matrix(ws_gguf_writer *w, const char *name, const float *m, int rows, int cols,
+                              ws_qtype type, int perm_D)
 {
     size_t rb = ws_qtype_row_bytes(type, cols);
     uint8_t *data = malloc(rb * (size_t)rows);
@@ -135,7 +148,7 @@ static inline void add_matrix(ws_gguf_writer *w, const char *name, const float *
     }
     for (int r = 0; r < rows; r++) {
         int src = r;
-        if (perm_D)   /* GGUF row r holds HF row src with gguf_row(src) == r */
+        if (perm_D) /* GGUF row r holds HF row src with gguf_row(src) == r */
             for (int s = 0; s < rows; s++)
                 if (gguf_row(s, perm_D) == r)
                     src = s;
@@ -148,13 +161,22 @@ static inline void add_matrix(ws_gguf_writer *w, const char *name, const float *
 
 static inline const char *gguf_name(const char *hf, char *buf, size_t cap, int *perm)
 {
-    static const struct { const char *hf, *gg; bool qk; } map[] = {
-        {"input_layernorm.weight", "attn_norm.weight", 0}, {"self_attn.q_proj.weight", "attn_q.weight", 1},
-        {"self_attn.k_proj.weight", "attn_k.weight", 1},   {"self_attn.v_proj.weight", "attn_v.weight", 0},
-        {"self_attn.o_proj.weight", "attn_output.weight", 0}, {"self_attn.q_proj.bias", "attn_q.bias", 1},
-        {"self_attn.k_proj.bias", "attn_k.bias", 1},       {"self_attn.v_proj.bias", "attn_v.bias", 0},
-        {"post_attention_layernorm.weight", "ffn_norm.weight", 0}, {"mlp.gate_proj.weight", "ffn_gate.weight", 0},
-        {"mlp.up_proj.weight", "ffn_up.weight", 0},        {"mlp.down_proj.weight", "ffn_down.weight", 0},
+    static const struct {
+        const char *hf, *gg;
+        bool qk;
+    } map[] = {
+        {"input_layernorm.weight", "attn_norm.weight", 0},
+        {"self_attn.q_proj.weight", "attn_q.weight", 1},
+        {"self_attn.k_proj.weight", "attn_k.weight", 1},
+        {"self_attn.v_proj.weight", "attn_v.weight", 0},
+        {"self_attn.o_proj.weight", "attn_output.weight", 0},
+        {"self_attn.q_proj.bias", "attn_q.bias", 1},
+        {"self_attn.k_proj.bias", "attn_k.bias", 1},
+        {"self_attn.v_proj.bias", "attn_v.bias", 0},
+        {"post_attention_layernorm.weight", "ffn_norm.weight", 0},
+        {"mlp.gate_proj.weight", "ffn_gate.weight", 0},
+        {"mlp.up_proj.weight", "ffn_up.weight", 0},
+        {"mlp.down_proj.weight", "ffn_down.weight", 0},
     };
     *perm = 0;
     if (!strcmp(hf, "model.embed_tokens.weight"))
@@ -175,12 +197,12 @@ static inline const char *gguf_name(const char *hf, char *buf, size_t cap, int *
 }
 
 typedef struct {
-    const char *skip_tensor;     /* leave this tensor out */
-    const char *arch_name;       /* general.architecture written ("llama" when NULL) */
-    const char *pre;             /* tokenizer.ggml.pre */
+    const char *skip_tensor; /* leave this tensor out */
+    const char *arch_name;   /* general.architecture written ("llama" when NULL) */
+    const char *pre;         /* tokenizer.ggml.pre */
     bool no_tokens;
-    int rope_dims;               /* 0: head_dim */
-    int context_length;          /* 0: the model's max_pos */
+    int rope_dims;      /* 0: head_dim */
+    int context_length; /* 0: the model's max_pos */
 } gguf_opts;
 
 /* Writes m as a GGUF file with matrices of type (norms F32). */
@@ -200,7 +222,8 @@ static inline int write_gguf(const ws_model *m, ws_qtype type, const char *path,
     ws_gguf_add_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim);
     ws_gguf_add_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads);
     ws_gguf_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
-    ws_gguf_add_u32(w, KEY("context_length"), (uint32_t)(go->context_length ? go->context_length : c->max_pos));
+    ws_gguf_add_u32(w, KEY("context_length"),
+                    (uint32_t)(go->context_length ? go->context_length : c->max_pos));
     ws_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
     ws_gguf_add_f32(w, KEY("rope.freq_base"), c->rope_theta);
     ws_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)(go->rope_dims ? go->rope_dims : c->head_dim));
