@@ -54,12 +54,12 @@ bench: all
 deps:
 	bash tools/install-deps.sh
 
-# clang-format the given files in place: make format FILES="src/chat/reader.c ..."
+# clang-format files in place: make format FILES="src/chat/reader.c ..." (default: the whole tree)
 format:
-	clang-format-14 -i $(FILES)
+	@if [ -n "$(FILES)" ]; then clang-format-14 -i --style=file $(FILES); else bash tools/check-format.sh --fix; fi
 
 # which files clang-format would change (report only, exit 0; tools/check-format.sh without
-# --report fails on any, the ctest test check_format with -DWS_CHECK_FORMAT=ON)
+# --report fails on any, as the ctest test check_format does)
 format-check:
 	@bash tools/check-format.sh --report
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The C sources' formatting against .clang-format (clang-format-14), like curl's checker in CI.
 #   tools/check-format.sh [FILE...]           fail (exit 1) and list every file clang-format would change
-#   tools/check-format.sh --report [FILE...]  the same list and a count, exit 0 (while the tree is not yet
-#                                            formatted: the lead formats it once after the merges)
+#   tools/check-format.sh --report [FILE...]  the same list and a count, exit 0
 #   tools/check-format.sh --fix [FILE...]     format the files in place (the one-time tree format)
 # Without FILEs: every tracked .c/.h under src/, tests/, fuzz/ and bench/. The ctest test
 # check_format runs the first form when CMake's WS_CHECK_FORMAT is ON.
