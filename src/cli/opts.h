@@ -155,6 +155,17 @@ int ws_cli_fail(const ws_cli_spec *spec, const char *fmt, ...) __attribute__((fo
         .help = "where the all-MiniLM-L6-v2 retrieval embedder is installed (tools/setup-minilm.sh)"         \
     }
 
+#define WS_CLI_ROW_KAFKA_PARTITIONS(T, f)                                                                    \
+    {                                                                                                        \
+        .name = "kafka-partitions", .kind = WS_OPT_INT, .off = offsetof(T, f), .alias = "partitions",        \
+        .lo = 1, .hi = 1024, .dflt = "3", .arg = "N", .help = "partitions of the Kafka topics it creates"    \
+    }
+#define WS_CLI_ROW_TRAIN_BUDGET(T, f)                                                                        \
+    {                                                                                                        \
+        .name = "train-budget", .kind = WS_OPT_NUM, .off = offsetof(T, f), .lo = 0, .hi = 7 * 86400,         \
+        .arg = "S", .help = "seconds per training job when the job gives none (default 90)"                  \
+    }
+
 /* The blobs: where, and their keys (blobs/blobs.h ws_blobs_settings). */
 typedef struct ws_cli_blobs {
     const char *url, *master_key, *retired_keys, *s3_region, *s3_access_key, *s3_secret_key;

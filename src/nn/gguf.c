@@ -93,7 +93,7 @@ static uint64_t le64(const uint8_t *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-static size_t scalar_size(uint32_t t)
+size_t ws_gguf_scalar_size(uint32_t t)
 {
     switch (t) {
     case WS_GGUF_U8:
@@ -194,7 +194,7 @@ static int parse_array(rd *r, const char *ctx, gguf_kv *kv, int depth)
         return fail(r, WS_EFORMAT, "%s: array element type %u is not a GGUF value type (0..12)", ctx, elem);
     if (elem == WS_GGUF_ARRAY && depth >= WS_GGUF_MAX_NEST)
         return fail(r, WS_EFORMAT, "%s: arrays nested more than %d deep", ctx, WS_GGUF_MAX_NEST);
-    size_t sz = scalar_size(elem), min = sz ? sz : elem == WS_GGUF_STRING ? 8 : ARR_MIN_BYTES;
+    size_t sz = ws_gguf_scalar_size(elem), min = sz ? sz : elem == WS_GGUF_STRING ? 8 : ARR_MIN_BYTES;
     if (n > (r->len - r->pos) / min)
         return fail(r, WS_EFORMAT,
                     "%s: array of %llu %s elements runs past the end of the file (%zu bytes left)", ctx,
@@ -241,7 +241,7 @@ static int parse_value(rd *r, const char *ctx, uint32_t type, gguf_kv *kv)
         return fail(r, WS_EFORMAT, "%s: value type %u is not a GGUF value type (0..12)", ctx, type);
     kv->type = (ws_gguf_vtype)type;
     kv->val = r->p + r->pos;
-    size_t sz = scalar_size(type);
+    size_t sz = ws_gguf_scalar_size(type);
     if (sz) {
         if (!has(r, sz))
             return past_end(r, ctx, "value");
@@ -745,7 +745,7 @@ static const gguf_kv *array_elem(const ws_gguf *g, const char *key, uint64_t i, 
     const gguf_kv *kv = lookup(g, key, WS_GGUF_ARRAY, rc, err);
     if (!kv)
         return NULL;
-    if (numeric ? !scalar_size(kv->elem) : kv->elem != WS_GGUF_STRING) {
+    if (numeric ? !ws_gguf_scalar_size(kv->elem) : kv->elem != WS_GGUF_STRING) {
         *rc = ws_error_set(err, WS_EFORMAT, "%s: key '%s' is an array of %s, not of %s", g->name, key,
                            vtype_names[kv->elem], numeric ? "numbers" : "STRING");
         return NULL;
@@ -775,7 +775,7 @@ int ws_gguf_arr_i64(const ws_gguf *g, const char *key, uint64_t i, int64_t *out,
     const gguf_kv *kv = array_elem(g, key, i, true, &rc, err);
     if (!kv)
         return rc;
-    const uint8_t *p = kv->val + i * scalar_size(kv->elem);
+    const uint8_t *p = kv->val + i * ws_gguf_scalar_size(kv->elem);
     if (kv->elem == WS_GGUF_BOOL) {
         *out = p[0];
         return 0;
@@ -800,7 +800,7 @@ int ws_gguf_arr_f64(const ws_gguf *g, const char *key, uint64_t i, double *out, 
     const gguf_kv *kv = array_elem(g, key, i, true, &rc, err);
     if (!kv)
         return rc;
-    const uint8_t *p = kv->val + i * scalar_size(kv->elem);
+    const uint8_t *p = kv->val + i * ws_gguf_scalar_size(kv->elem);
     int64_t s = 0;
     uint64_t u = 0;
     bool sgn;

@@ -45,6 +45,8 @@ typedef enum {
 
 /* "U8", ..., "F64" ("unknown" for other values). */
 const char *ws_gguf_vtype_name(int type);
+/* Bytes of one scalar of the type (1, 2, 4 or 8); 0 for strings, arrays and unknown values. */
+size_t ws_gguf_scalar_size(uint32_t type);
 
 typedef struct ws_gguf_tensor {
     const char *name; /* NUL-terminated copy */

@@ -54,29 +54,11 @@ static void put_str(ws_buf *b, const char *s, size_t n)
     put(b, s, n);
 }
 
-static size_t vsize(ws_gguf_vtype t)
-{
-    switch (t) {
-    case WS_GGUF_U8:
-    case WS_GGUF_I8:
-    case WS_GGUF_BOOL: return 1;
-    case WS_GGUF_U16:
-    case WS_GGUF_I16: return 2;
-    case WS_GGUF_U32:
-    case WS_GGUF_I32:
-    case WS_GGUF_F32: return 4;
-    case WS_GGUF_U64:
-    case WS_GGUF_I64:
-    case WS_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 /* One scalar of type t from its C representation at v, little-endian. */
 static void put_scalar(ws_buf *b, ws_gguf_vtype t, const void *v)
 {
     uint64_t bits = 0;
-    size_t n = vsize(t);
+    size_t n = ws_gguf_scalar_size(t);
     if (t == WS_GGUF_BOOL) {
         bool x;
         memcpy(&x, v, sizeof x);
@@ -119,7 +101,7 @@ void ws_gguf_writer_free(ws_gguf_writer *w)
 
 void ws_gguf_add_num(ws_gguf_writer *w, const char *key, ws_gguf_vtype type, const void *v)
 {
-    if (!vsize(type))
+    if (!ws_gguf_scalar_size(type))
         abort(); /* a programming error: STRING and ARRAY have their own adders */
     begin_kv(w, key, type);
     put_scalar(&w->kv, type, v);
@@ -133,7 +115,7 @@ void ws_gguf_add_num(ws_gguf_writer *w, const char *key, ws_gguf_vtype type, con
 
 void ws_gguf_add_num_arr(ws_gguf_writer *w, const char *key, ws_gguf_vtype elem, const void *v, size_t n)
 {
-    size_t sz = vsize(elem);
+    size_t sz = ws_gguf_scalar_size(elem);
     if (!sz)
         abort();
     begin_kv(w, key, WS_GGUF_ARRAY);

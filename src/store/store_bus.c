@@ -14,26 +14,6 @@
 /* the relay's advisory lock key: "wsob" */
 #define RELAY_LOCK_KEY "2004050530"
 
-static int q(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out, ws_error *err)
-{
-    return ws__store_driver(s)->query(ws__store_db(s), a, sql, p, np, out, err);
-}
-
-static const char *cell(const ws_dbres *r, int row, int col)
-{
-    return r->cells[(size_t)row * (size_t)r->ncols + (size_t)col];
-}
-
-static int tx_end(ws_store *s, int rc, ws_error *err)
-{
-    const ws_store_driver *d = ws__store_driver(s);
-    if (rc == 0)
-        rc = d->commit(ws__store_db(s), err);
-    if (rc < 0)
-        d->rollback(ws__store_db(s));
-    return rc;
-}
-
 static int check_ids(const char *job_id, const char *worker_id, ws_error *err)
 {
     if (!job_id || !*job_id || strlen(job_id) > WS_STORE_ID_MAX)
@@ -52,9 +32,10 @@ int ws_store_outbox_try_lead(ws_store *s, bool *leader, ws_error *err)
     }
     ws_arena *a = ws_arena_new(256);
     ws_dbres r = {0};
-    int rc = q(s, a, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", NULL, 0, &r, err);
-    if (rc == 0 && r.nrows == 1 && cell(&r, 0, 0))
-        *leader = cell(&r, 0, 0)[0] == 't' || cell(&r, 0, 0)[0] == '1';
+    int rc = ws__store_query(s, ws__store_db(s), a, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", NULL,
+                             0, &r, err);
+    if (rc == 0 && r.nrows == 1 && ws__store_cell(&r, 0, 0))
+        *leader = ws__store_cell(&r, 0, 0)[0] == 't' || ws__store_cell(&r, 0, 0)[0] == '1';
     ws_arena_free(a);
     return rc;
 }
@@ -64,10 +45,9 @@ int ws_store_outbox_mark_many(ws_store *s, const int64_t *ids, size_t n, ws_erro
     enum { CHUNK = 100 };
     if (n == 0)
         return 0;
-    const ws_store_driver *d = ws__store_driver(s);
     ws_arena *a = ws_arena_new(4096);
     ws_dbp p[CHUNK + 1];
-    int rc = d->begin(ws__store_db(s), true, err);
+    int rc = ws__store_tx_begin(s, err);
     for (size_t at = 0; rc == 0 && at < n; at += CHUNK) {
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         ws_buf sql = WS_BUF_INIT;
@@ -78,10 +58,10 @@ int ws_store_outbox_mark_many(ws_store *s, const int64_t *ids, size_t n, ws_erro
             p[i + 1] = DBP_I(ids[at + i]);
         }
         ws_buf_putc(&sql, ')');
-        rc = q(s, a, sql.data, p, (int)k + 1, NULL, err);
+        rc = ws__store_query(s, ws__store_db(s), a, sql.data, p, (int)k + 1, NULL, err);
         ws_buf_free(&sql);
     }
-    rc = tx_end(s, rc, err);
+    rc = ws__store_tx_end(s, rc, err);
     ws_arena_free(a);
     return rc;
 }
@@ -95,12 +75,12 @@ int ws_store_job_take(ws_store *s, ws_arena *a, const char *job_id, const char *
     int64_t now = ws_store_now_ms();
     ws_dbp p[] = {DBP_S(job_id), DBP_S(worker_id), DBP_I(now), DBP_I(now - (lease_ms > 0 ? lease_ms : 0))};
     ws_dbres r = {0};
-    rc = q(s, a,
-           "UPDATE training_jobs SET status = 'running', worker_id = $2,"
-           " started_at = COALESCE(started_at, $3), updated_at = $3"
-           " WHERE job_id = $1 AND (status = 'queued' OR (status = 'running' AND"
-           " (worker_id = $2 OR worker_id IS NULL OR updated_at < $4))) RETURNING job_id",
-           p, NP(p), &r, err);
+    rc = ws__store_query(s, ws__store_db(s), a,
+                         "UPDATE training_jobs SET status = 'running', worker_id = $2,"
+                         " started_at = COALESCE(started_at, $3), updated_at = $3"
+                         " WHERE job_id = $1 AND (status = 'queued' OR (status = 'running' AND"
+                         " (worker_id = $2 OR worker_id IS NULL OR updated_at < $4))) RETURNING job_id",
+                         p, NP(p), &r, err);
     if (rc)
         return rc;
     int got = ws_store_job_get(s, a, job_id, out, err);
@@ -126,10 +106,10 @@ int ws_store_job_progress_as(ws_store *s, const char *job_id, const char *worker
                                        : progress),
                   DBP_I(samples < 0 ? 0 : samples), DBP_I(ws_store_now_ms())};
     ws_dbres r = {0};
-    rc = q(s, a,
-           "UPDATE training_jobs SET progress = $3, samples_processed = $4, updated_at = $5"
-           " WHERE job_id = $1 AND worker_id = $2 AND status = 'running' RETURNING job_id",
-           p, NP(p), &r, err);
+    rc = ws__store_query(s, ws__store_db(s), a,
+                         "UPDATE training_jobs SET progress = $3, samples_processed = $4, updated_at = $5"
+                         " WHERE job_id = $1 AND worker_id = $2 AND status = 'running' RETURNING job_id",
+                         p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ECONFLICT, "job %s is no longer held by this worker", job_id);
     ws_arena_free(a);
@@ -175,7 +155,6 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
     }
     if (error_message && strlen(error_message) > WS_STORE_TEXT_MAX)
         return ws_error_set(err, WS_ETOOBIG, "error message too long");
-    const ws_store_driver *d = ws__store_driver(s);
     ws_arena *a = ws_arena_new(4096);
     char *payload = NULL;
     int64_t now = ws_store_now_ms();
@@ -189,15 +168,16 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
                   status == WS_JOB_COMPLETED ? DBP_D(1.0) : DBP_NULL};
     ws_dbres r = {0};
     ws_job j;
-    if ((rc = d->begin(ws__store_db(s), true, err)))
+    if ((rc = ws__store_tx_begin(s, err)))
         goto out;
     /* the compare-and-set: only the holder moves running to a final state, once */
-    rc = q(s, a,
-           "UPDATE training_jobs SET status = $3, progress = COALESCE($8, progress),"
-           " samples_processed = CASE WHEN $4 > 0 THEN $4 ELSE samples_processed END,"
-           " metrics = COALESCE($5, metrics), error_message = $6, completed_at = $7, updated_at = $7"
-           " WHERE job_id = $1 AND worker_id = $2 AND status = 'running' RETURNING job_id",
-           p, NP(p), &r, err);
+    rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "UPDATE training_jobs SET status = $3, progress = COALESCE($8, progress),"
+        " samples_processed = CASE WHEN $4 > 0 THEN $4 ELSE samples_processed END,"
+        " metrics = COALESCE($5, metrics), error_message = $6, completed_at = $7, updated_at = $7"
+        " WHERE job_id = $1 AND worker_id = $2 AND status = 'running' RETURNING job_id",
+        p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ECONFLICT, "job %s is not running for this worker", job_id);
     if (rc == 0)
@@ -205,10 +185,12 @@ int ws_store_job_finish_as(ws_store *s, const char *job_id, const char *worker_i
     if (rc == 0) {
         payload = finish_payload(&j);
         ws_dbp op[] = {DBP_S("training-events"), DBP_S(j.user_id), DBP_S(payload), DBP_I(now)};
-        rc = q(s, a, "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)", op,
-               NP(op), NULL, err);
+        rc = ws__store_query(
+            s, ws__store_db(s), a,
+            "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)", op, NP(op),
+            NULL, err);
     }
-    rc = tx_end(s, rc, err);
+    rc = ws__store_tx_end(s, rc, err);
 out:
     free(payload);
     ws_arena_free(a);

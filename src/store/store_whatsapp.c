@@ -16,32 +16,6 @@
 #define DRAFT_FROM " FROM wa_drafts d LEFT JOIN wa_messages m ON m.wamid = d.in_wamid"
 #define LINK_COLS "phone_number_id, user_id, token_blob, default_mode, created_at, updated_at"
 
-static int q(ws_store *s, ws_arena *a, const char *sql, const ws_dbp *p, int np, ws_dbres *out, ws_error *err)
-{
-    return ws__store_driver(s)->query(ws__store_db(s), a, sql, p, np, out, err);
-}
-
-static const char *cell(const ws_dbres *r, int row, int col)
-{
-    return r->cells[(size_t)row * (size_t)r->ncols + (size_t)col];
-}
-
-static int64_t cell_i64(const ws_dbres *r, int row, int col)
-{
-    const char *c = cell(r, row, col);
-    return c ? strtoll(c, NULL, 10) : 0;
-}
-
-static int tx_end(ws_store *s, int rc, ws_error *err)
-{
-    const ws_store_driver *d = ws__store_driver(s);
-    if (rc == 0)
-        rc = d->commit(ws__store_db(s), err);
-    if (rc < 0)
-        d->rollback(ws__store_db(s));
-    return rc;
-}
-
 static int check_id(const char *what, const char *v, ws_error *err)
 {
     if (!v || !*v)
@@ -63,10 +37,11 @@ int ws_store_wa_inbox_put(ws_store *s, const char *body, size_t len, int64_t *id
     char *copy = ws_arena_strndup(a, body, len);
     ws_dbp p[] = {DBP_S(copy), DBP_I(ws_store_now_ms())};
     ws_dbres r = {0};
-    int rc =
-        q(s, a, "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2) RETURNING id", p, NP(p), &r, err);
+    int rc = ws__store_query(s, ws__store_db(s), a,
+                             "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2) RETURNING id", p,
+                             NP(p), &r, err);
     if (rc == 0 && id)
-        *id = r.nrows ? cell_i64(&r, 0, 0) : 0;
+        *id = r.nrows ? ws__store_cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);
     return rc;
 }
@@ -82,13 +57,15 @@ int ws_store_wa_inbox_put_many(ws_store *s, const char *const *bodies, const siz
     }
     ws_arena *a = ws_arena_new(4096);
     int64_t now = ws_store_now_ms();
-    int rc = ws__store_driver(s)->begin(ws__store_db(s), true, err);
+    int rc = ws__store_tx_begin(s, err);
     if (rc == 0) {
         for (size_t i = 0; rc == 0 && i < n; i++) {
             ws_dbp p[] = {DBP_S(ws_arena_strndup(a, bodies[i], lens[i])), DBP_I(now)};
-            rc = q(s, a, "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2)", p, NP(p), NULL, err);
+            rc = ws__store_query(s, ws__store_db(s), a,
+                                 "INSERT INTO wa_inbox (body, received_at) VALUES ($1, $2)", p, NP(p), NULL,
+                                 err);
         }
-        rc = tx_end(s, rc, err);
+        rc = ws__store_tx_end(s, rc, err);
     }
     ws_arena_free(a);
     return rc;
@@ -101,24 +78,27 @@ int ws_store_wa_inbox_take(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_item
     *n = 0;
     ws_dbp p[] = {DBP_I(limit < 1 ? 1 : limit)};
     ws_dbres r = {0};
-    int rc = ws__store_driver(s)->begin(ws__store_db(s), true, err);
+    int rc = ws__store_tx_begin(s, err);
     if (rc)
         return rc;
-    rc = q(s, a, "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
+    rc = ws__store_query(s, ws__store_db(s), a,
+                         "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
     if (rc == 0 && r.nrows) {
-        ws_dbp p2[] = {DBP_I(cell_i64(&r, r.nrows - 1, 0))};
-        rc = q(s, a, "UPDATE wa_inbox SET attempts = attempts + 1 WHERE id <= $1", p2, NP(p2), NULL, err);
+        ws_dbp p2[] = {DBP_I(ws__store_cell_i64(&r, r.nrows - 1, 0))};
+        rc = ws__store_query(s, ws__store_db(s), a,
+                             "UPDATE wa_inbox SET attempts = attempts + 1 WHERE id <= $1", p2, NP(p2), NULL,
+                             err);
     }
-    rc = tx_end(s, rc, err);
+    rc = ws__store_tx_end(s, rc, err);
     if (rc || !r.nrows)
         return rc;
     *items = ws_arena_calloc(a, (size_t)r.nrows * sizeof **items);
     for (int i = 0; i < r.nrows; i++) {
         ws_wa_inbox_item *it = &(*items)[i];
-        it->id = cell_i64(&r, i, 0);
-        it->body = cell(&r, i, 1) ? cell(&r, i, 1) : "";
+        it->id = ws__store_cell_i64(&r, i, 0);
+        it->body = ws__store_cell(&r, i, 1) ? ws__store_cell(&r, i, 1) : "";
         it->len = strlen(it->body);
-        it->attempts = (int)cell_i64(&r, i, 2) + 1;
+        it->attempts = (int)ws__store_cell_i64(&r, i, 2) + 1;
     }
     *n = (size_t)r.nrows;
     return 0;
@@ -131,26 +111,29 @@ int ws_store_wa_inbox_process(ws_store *s, ws_arena *a, int limit, ws_wa_inbox_f
         *n = 0;
     ws_dbp p[] = {DBP_I(limit < 1 ? 1 : limit)};
     ws_dbres r = {0};
-    int rc = ws__store_driver(s)->begin(ws__store_db(s), true, err);
+    int rc = ws__store_tx_begin(s, err);
     if (rc)
         return rc;
-    rc = q(s, a, "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
+    rc = ws__store_query(s, ws__store_db(s), a,
+                         "SELECT id, body, attempts FROM wa_inbox ORDER BY id LIMIT $1", p, NP(p), &r, err);
     for (int i = 0; rc == 0 && i < r.nrows; i++) {
-        ws_wa_inbox_item it = {.id = cell_i64(&r, i, 0),
-                               .body = cell(&r, i, 1) ? cell(&r, i, 1) : "",
-                               .attempts = (int)cell_i64(&r, i, 2)};
+        ws_wa_inbox_item it = {.id = ws__store_cell_i64(&r, i, 0),
+                               .body = ws__store_cell(&r, i, 1) ? ws__store_cell(&r, i, 1) : "",
+                               .attempts = (int)ws__store_cell_i64(&r, i, 2)};
         it.len = strlen(it.body);
         rc = fn(arg, s, &it, err);
         ws_dbp pd[] = {DBP_I(it.id)};
         if (rc == 0)
-            rc = q(s, a, "DELETE FROM wa_inbox WHERE id = $1", pd, NP(pd), NULL, err);
+            rc = ws__store_query(s, ws__store_db(s), a, "DELETE FROM wa_inbox WHERE id = $1", pd, NP(pd),
+                                 NULL, err);
     }
-    rc = tx_end(s, rc, err);
+    rc = ws__store_tx_end(s, rc, err);
     if (rc == 0 && n)
         *n = (size_t)r.nrows;
     for (int i = 0; rc != 0 && i < r.nrows; i++) {
-        ws_dbp pa[] = {DBP_I(cell_i64(&r, i, 0))};
-        q(s, a, "UPDATE wa_inbox SET attempts = attempts + 1 WHERE id = $1", pa, NP(pa), NULL, NULL);
+        ws_dbp pa[] = {DBP_I(ws__store_cell_i64(&r, i, 0))};
+        ws__store_query(s, ws__store_db(s), a, "UPDATE wa_inbox SET attempts = attempts + 1 WHERE id = $1",
+                        pa, NP(pa), NULL, NULL);
     }
     return rc;
 }
@@ -161,7 +144,7 @@ static int sqlite_pragma(ws_store *s, const char *sql, ws_error *err)
         return 0;
     ws_arena *a = ws_arena_new(256);
     ws_dbres r = {0};
-    int rc = q(s, a, sql, NULL, 0, &r, err);
+    int rc = ws__store_query(s, ws__store_db(s), a, sql, NULL, 0, &r, err);
     ws_arena_free(a);
     return rc;
 }
@@ -180,7 +163,8 @@ int ws_store_wa_inbox_done(ws_store *s, int64_t id, ws_error *err)
 {
     ws_arena *a = ws_arena_new(256);
     ws_dbp p[] = {DBP_I(id)};
-    int rc = q(s, a, "DELETE FROM wa_inbox WHERE id = $1", p, NP(p), NULL, err);
+    int rc =
+        ws__store_query(s, ws__store_db(s), a, "DELETE FROM wa_inbox WHERE id = $1", p, NP(p), NULL, err);
     ws_arena_free(a);
     return rc;
 }
@@ -189,8 +173,8 @@ static int count_where(ws_store *s, const char *sql, const ws_dbp *p, int np, in
 {
     ws_arena *a = ws_arena_new(256);
     ws_dbres r = {0};
-    int rc = q(s, a, sql, p, np, &r, err);
-    *n = rc == 0 && r.nrows ? cell_i64(&r, 0, 0) : 0;
+    int rc = ws__store_query(s, ws__store_db(s), a, sql, p, np, &r, err);
+    *n = rc == 0 && r.nrows ? ws__store_cell_i64(&r, 0, 0) : 0;
     ws_arena_free(a);
     return rc;
 }
@@ -222,13 +206,13 @@ int ws_wa_mode_parse(const char *name, ws_wa_mode *out)
 
 static void fill_link(const ws_dbres *r, int i, ws_wa_link *l)
 {
-    l->phone_number_id = cell(r, i, 0);
-    l->user_id = cell(r, i, 1);
-    l->token_blob = cell(r, i, 2);
-    if (ws_wa_mode_parse(cell(r, i, 3), &l->default_mode) != 0)
+    l->phone_number_id = ws__store_cell(r, i, 0);
+    l->user_id = ws__store_cell(r, i, 1);
+    l->token_blob = ws__store_cell(r, i, 2);
+    if (ws_wa_mode_parse(ws__store_cell(r, i, 3), &l->default_mode) != 0)
         l->default_mode = WS_WA_MODE_OFF;
-    l->created_at = cell_i64(r, i, 4);
-    l->updated_at = cell_i64(r, i, 5);
+    l->created_at = ws__store_cell_i64(r, i, 4);
+    l->updated_at = ws__store_cell_i64(r, i, 5);
 }
 
 int ws_store_wa_link_put(ws_store *s, const ws_wa_link *l, ws_error *err)
@@ -242,12 +226,12 @@ int ws_store_wa_link_put(ws_store *s, const ws_wa_link *l, ws_error *err)
     ws_dbp p[] = {DBP_S(l->phone_number_id), DBP_S(l->user_id), DBP_S(l->token_blob),
                   DBP_S(ws_wa_mode_name(l->default_mode)), DBP_I(now)};
     ws_dbres r = {0};
-    rc = q(s, a,
-           "INSERT INTO wa_links (" LINK_COLS ") VALUES ($1, $2, $3, $4, $5, $5)"
-           " ON CONFLICT (phone_number_id) DO UPDATE SET token_blob = excluded.token_blob,"
-           " default_mode = excluded.default_mode, updated_at = excluded.updated_at"
-           " WHERE wa_links.user_id = excluded.user_id RETURNING phone_number_id",
-           p, NP(p), &r, err);
+    rc = ws__store_query(s, ws__store_db(s), a,
+                         "INSERT INTO wa_links (" LINK_COLS ") VALUES ($1, $2, $3, $4, $5, $5)"
+                         " ON CONFLICT (phone_number_id) DO UPDATE SET token_blob = excluded.token_blob,"
+                         " default_mode = excluded.default_mode, updated_at = excluded.updated_at"
+                         " WHERE wa_links.user_id = excluded.user_id RETURNING phone_number_id",
+                         p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ECONFLICT, "that number is linked to another account");
     ws_arena_free(a);
@@ -259,7 +243,9 @@ int ws_store_wa_link_get(ws_store *s, ws_arena *a, const char *phone_number_id, 
 {
     ws_dbp p[] = {DBP_S(phone_number_id)};
     ws_dbres r = {0};
-    int rc = q(s, a, "SELECT " LINK_COLS " FROM wa_links WHERE phone_number_id = $1", p, NP(p), &r, err);
+    int rc =
+        ws__store_query(s, ws__store_db(s), a,
+                        "SELECT " LINK_COLS " FROM wa_links WHERE phone_number_id = $1", p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "number not linked");
     if (rc == 0)
@@ -274,8 +260,9 @@ int ws_store_wa_link_list(ws_store *s, ws_arena *a, const char *user_id, ws_wa_l
     ws_dbres r = {0};
     *items = NULL;
     *n = 0;
-    int rc = q(s, a, "SELECT " LINK_COLS " FROM wa_links WHERE user_id = $1 ORDER BY created_at", p, NP(p),
-               &r, err);
+    int rc = ws__store_query(s, ws__store_db(s), a,
+                             "SELECT " LINK_COLS " FROM wa_links WHERE user_id = $1 ORDER BY created_at", p,
+                             NP(p), &r, err);
     if (rc || !r.nrows)
         return rc;
     *items = ws_arena_calloc(a, (size_t)r.nrows * sizeof **items);
@@ -290,9 +277,10 @@ int ws_store_wa_link_delete(ws_store *s, const char *user_id, const char *phone_
     ws_arena *a = ws_arena_new(512);
     ws_dbp p[] = {DBP_S(phone_number_id), DBP_S(user_id)};
     ws_dbres r = {0};
-    int rc =
-        q(s, a, "DELETE FROM wa_links WHERE phone_number_id = $1 AND user_id = $2 RETURNING phone_number_id",
-          p, NP(p), &r, err);
+    int rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "DELETE FROM wa_links WHERE phone_number_id = $1 AND user_id = $2 RETURNING phone_number_id", p,
+        NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such linked number");
     ws_arena_free(a);
@@ -310,21 +298,22 @@ int ws_store_wa_mode_set(ws_store *s, const char *user_id, const char *phone_num
     int rc;
     if (!contact) {
         ws_dbp p[] = {DBP_S(phone_number_id), DBP_S(user_id), DBP_S(ws_wa_mode_name(mode)), DBP_I(now)};
-        rc = q(s, a,
-               "UPDATE wa_links SET default_mode = $3, updated_at = $4 WHERE phone_number_id = $1 AND "
-               "user_id = $2"
-               " RETURNING phone_number_id",
-               p, NP(p), &r, err);
+        rc = ws__store_query(
+            s, ws__store_db(s), a,
+            "UPDATE wa_links SET default_mode = $3, updated_at = $4 WHERE phone_number_id = $1 AND "
+            "user_id = $2"
+            " RETURNING phone_number_id",
+            p, NP(p), &r, err);
     } else {
         ws_dbp p[] = {DBP_S(phone_number_id), DBP_S(user_id), DBP_S(ws_wa_mode_name(mode)), DBP_I(now),
                       DBP_S(contact)};
-        rc = q(s, a,
-               "INSERT INTO wa_contacts (phone_number_id, contact, user_id, mode, updated_at)"
-               " SELECT phone_number_id, $5, user_id, $3, $4 FROM wa_links"
-               " WHERE phone_number_id = $1 AND user_id = $2"
-               " ON CONFLICT (phone_number_id, contact) DO UPDATE SET mode = excluded.mode,"
-               " updated_at = excluded.updated_at RETURNING phone_number_id",
-               p, NP(p), &r, err);
+        rc = ws__store_query(s, ws__store_db(s), a,
+                             "INSERT INTO wa_contacts (phone_number_id, contact, user_id, mode, updated_at)"
+                             " SELECT phone_number_id, $5, user_id, $3, $4 FROM wa_links"
+                             " WHERE phone_number_id = $1 AND user_id = $2"
+                             " ON CONFLICT (phone_number_id, contact) DO UPDATE SET mode = excluded.mode,"
+                             " updated_at = excluded.updated_at RETURNING phone_number_id",
+                             p, NP(p), &r, err);
     }
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such linked number");
@@ -338,12 +327,12 @@ int ws_store_wa_mode_for(ws_store *s, const ws_wa_link *l, const char *phone, co
     ws_arena *a = ws_arena_new(512);
     ws_dbp p[] = {DBP_S(l->phone_number_id), DBP_S(phone ? phone : ""), DBP_S(bsuid ? bsuid : "")};
     ws_dbres r = {0};
-    int rc = q(s, a,
-               "SELECT mode FROM wa_contacts WHERE phone_number_id = $1 AND contact IN ($2, $3)"
-               " ORDER BY updated_at DESC LIMIT 1",
-               p, NP(p), &r, err);
+    int rc = ws__store_query(s, ws__store_db(s), a,
+                             "SELECT mode FROM wa_contacts WHERE phone_number_id = $1 AND contact IN ($2, $3)"
+                             " ORDER BY updated_at DESC LIMIT 1",
+                             p, NP(p), &r, err);
     *out = l->default_mode;
-    if (rc == 0 && r.nrows && ws_wa_mode_parse(cell(&r, 0, 0), out) != 0)
+    if (rc == 0 && r.nrows && ws_wa_mode_parse(ws__store_cell(&r, 0, 0), out) != 0)
         *out = WS_WA_MODE_OFF;
     ws_arena_free(a);
     return rc;
@@ -372,8 +361,8 @@ int ws_store_wa_msg_insert(ws_store *s, const ws_wa_msg_row *m, bool *inserted, 
                   DBP_I(m->status_rank),
                   DBP_I(now)};
     ws_dbres r = {0};
-    rc = q(
-        s, a,
+    rc = ws__store_query(
+        s, ws__store_db(s), a,
         "INSERT INTO wa_messages (wamid, phone_number_id, user_id, direction, contact_phone,"
         " contact_user_id, msg_type, body, media_id, sent_at, status, status_rank, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
@@ -407,14 +396,15 @@ int ws_store_wa_status_apply(ws_store *s, const char *wamid, const char *phone_n
                   DBP_S(error_title),
                   DBP_I(now)};
     ws_dbres r = {0};
-    rc = q(s, a,
-           "INSERT INTO wa_messages (wamid, phone_number_id, direction, status, status_rank, error_code,"
-           " error_title, created_at, updated_at) VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $7)"
-           " ON CONFLICT (wamid) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,"
-           " error_code = excluded.error_code, error_title = excluded.error_title,"
-           " updated_at = excluded.updated_at WHERE wa_messages.status_rank < excluded.status_rank"
-           " RETURNING wamid",
-           p, NP(p), &r, err);
+    rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "INSERT INTO wa_messages (wamid, phone_number_id, direction, status, status_rank, error_code,"
+        " error_title, created_at, updated_at) VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $7)"
+        " ON CONFLICT (wamid) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,"
+        " error_code = excluded.error_code, error_title = excluded.error_title,"
+        " updated_at = excluded.updated_at WHERE wa_messages.status_rank < excluded.status_rank"
+        " RETURNING wamid",
+        p, NP(p), &r, err);
     if (applied)
         *applied = rc == 0 && r.nrows > 0;
     ws_arena_free(a);
@@ -426,12 +416,14 @@ int ws_store_wa_msg_status(ws_store *s, ws_arena *a, const char *wamid, const ch
 {
     ws_dbp p[] = {DBP_S(wamid)};
     ws_dbres r = {0};
-    int rc = q(s, a, "SELECT status, error_code FROM wa_messages WHERE wamid = $1", p, NP(p), &r, err);
+    int rc =
+        ws__store_query(s, ws__store_db(s), a, "SELECT status, error_code FROM wa_messages WHERE wamid = $1",
+                        p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such message");
     if (rc == 0) {
-        *status = cell(&r, 0, 0);
-        *error_code = (int)cell_i64(&r, 0, 1);
+        *status = ws__store_cell(&r, 0, 0);
+        *error_code = (int)ws__store_cell_i64(&r, 0, 1);
     }
     return rc;
 }
@@ -457,26 +449,26 @@ int ws_store_wa_msg_count(ws_store *s, const char *user_id, int64_t *n, ws_error
 static void fill_draft(const ws_dbres *r, int i, ws_wa_draft *d)
 {
     memset(d, 0, sizeof *d);
-    d->draft_id = cell(r, i, 0);
-    d->user_id = cell(r, i, 1);
-    d->phone_number_id = cell(r, i, 2);
-    d->contact_phone = cell(r, i, 3);
-    d->contact_user_id = cell(r, i, 4);
-    d->in_wamid = cell(r, i, 5);
-    d->in_text = cell(r, i, 6);
-    if (ws_wa_mode_parse(cell(r, i, 7), &d->mode) != 0)
+    d->draft_id = ws__store_cell(r, i, 0);
+    d->user_id = ws__store_cell(r, i, 1);
+    d->phone_number_id = ws__store_cell(r, i, 2);
+    d->contact_phone = ws__store_cell(r, i, 3);
+    d->contact_user_id = ws__store_cell(r, i, 4);
+    d->in_wamid = ws__store_cell(r, i, 5);
+    d->in_text = ws__store_cell(r, i, 6);
+    if (ws_wa_mode_parse(ws__store_cell(r, i, 7), &d->mode) != 0)
         d->mode = WS_WA_MODE_DRAFT;
-    d->status = cell(r, i, 8);
-    d->reply = cell(r, i, 9);
-    d->confidence = cell(r, i, 10) ? strtod(cell(r, i, 10), NULL) : 0.0;
-    d->reason = cell(r, i, 11);
-    d->error_code = (int)cell_i64(r, i, 12);
-    d->error_message = cell(r, i, 13);
-    d->out_wamid = cell(r, i, 14);
-    d->attempts = (int)cell_i64(r, i, 15);
-    d->next_attempt_at = cell_i64(r, i, 16);
-    d->created_at = cell_i64(r, i, 17);
-    d->updated_at = cell_i64(r, i, 18);
+    d->status = ws__store_cell(r, i, 8);
+    d->reply = ws__store_cell(r, i, 9);
+    d->confidence = ws__store_cell(r, i, 10) ? strtod(ws__store_cell(r, i, 10), NULL) : 0.0;
+    d->reason = ws__store_cell(r, i, 11);
+    d->error_code = (int)ws__store_cell_i64(r, i, 12);
+    d->error_message = ws__store_cell(r, i, 13);
+    d->out_wamid = ws__store_cell(r, i, 14);
+    d->attempts = (int)ws__store_cell_i64(r, i, 15);
+    d->next_attempt_at = ws__store_cell_i64(r, i, 16);
+    d->created_at = ws__store_cell_i64(r, i, 17);
+    d->updated_at = ws__store_cell_i64(r, i, 18);
 }
 
 static int drafts_of(const ws_dbres *r, ws_arena *a, ws_wa_draft **items, size_t *n)
@@ -509,11 +501,12 @@ int ws_store_wa_draft_create(ws_store *s, const ws_wa_draft *d, char draft_id[48
                   DBP_S(d->in_wamid),
                   DBP_S(ws_wa_mode_name(d->mode)),
                   DBP_I(now)};
-    rc = q(s, a,
-           "INSERT INTO wa_drafts (draft_id, user_id, phone_number_id, contact_phone, contact_user_id,"
-           " in_wamid, mode, status, created_at, updated_at)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7, 'generating', $8, $8)",
-           p, NP(p), NULL, err);
+    rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "INSERT INTO wa_drafts (draft_id, user_id, phone_number_id, contact_phone, contact_user_id,"
+        " in_wamid, mode, status, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, 'generating', $8, $8)",
+        p, NP(p), NULL, err);
     ws_arena_free(a);
     return rc;
 }
@@ -522,7 +515,8 @@ int ws_store_wa_draft_get(ws_store *s, ws_arena *a, const char *draft_id, ws_wa_
 {
     ws_dbp p[] = {DBP_S(draft_id)};
     ws_dbres r = {0};
-    int rc = q(s, a, "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.draft_id = $1", p, NP(p), &r, err);
+    int rc = ws__store_query(s, ws__store_db(s), a, "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.draft_id = $1",
+                             p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ENOENT, "no such draft");
     if (rc == 0)
@@ -536,10 +530,11 @@ int ws_store_wa_draft_list(ws_store *s, ws_arena *a, const char *user_id, const 
     ws_dbp p[] = {DBP_S(user_id), DBP_S(status ? status : ""),
                   DBP_I(limit < 1 || limit > WS_STORE_PAGE_MAX ? WS_STORE_PAGE_MAX : limit)};
     ws_dbres r = {0};
-    int rc = q(s, a,
-               "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.user_id = $1 AND ($2 = '' OR d.status = $2)"
-               " ORDER BY d.created_at DESC, d.draft_id LIMIT $3",
-               p, NP(p), &r, err);
+    int rc =
+        ws__store_query(s, ws__store_db(s), a,
+                        "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.user_id = $1 AND ($2 = '' OR d.status = $2)"
+                        " ORDER BY d.created_at DESC, d.draft_id LIMIT $3",
+                        p, NP(p), &r, err);
     return rc ? rc : drafts_of(&r, a, items, n);
 }
 
@@ -548,10 +543,11 @@ int ws_store_wa_draft_due(ws_store *s, ws_arena *a, const char *status, int64_t 
 {
     ws_dbp p[] = {DBP_S(status), DBP_I(now_ms), DBP_I(limit < 1 ? 1 : limit)};
     ws_dbres r = {0};
-    int rc = q(s, a,
-               "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.status = $1 AND d.next_attempt_at <= $2"
-               " ORDER BY d.next_attempt_at, d.created_at LIMIT $3",
-               p, NP(p), &r, err);
+    int rc =
+        ws__store_query(s, ws__store_db(s), a,
+                        "SELECT " DRAFT_COLS DRAFT_FROM " WHERE d.status = $1 AND d.next_attempt_at <= $2"
+                        " ORDER BY d.next_attempt_at, d.created_at LIMIT $3",
+                        p, NP(p), &r, err);
     return rc ? rc : drafts_of(&r, a, items, n);
 }
 
@@ -566,12 +562,13 @@ int ws_store_wa_draft_update(ws_store *s, const ws_wa_draft *d, const char *from
         DBP_S(d->error_message),   DBP_S(d->out_wamid),      DBP_I(d->attempts),
         DBP_I(d->next_attempt_at), DBP_I(ws_store_now_ms()), DBP_S(from ? from : "")};
     ws_dbres r = {0};
-    int rc = q(s, a,
-               "UPDATE wa_drafts SET status = $2, reply = $3, confidence = $4, reason = $5, error_code = $6,"
-               " error_message = $7, out_wamid = $8, attempts = $9, next_attempt_at = $10, updated_at = $11"
-               " WHERE draft_id = $1 AND (($12 = '' AND status NOT IN ('sent', 'discarded')) OR status = $12)"
-               " RETURNING draft_id",
-               p, NP(p), &r, err);
+    int rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "UPDATE wa_drafts SET status = $2, reply = $3, confidence = $4, reason = $5, error_code = $6,"
+        " error_message = $7, out_wamid = $8, attempts = $9, next_attempt_at = $10, updated_at = $11"
+        " WHERE draft_id = $1 AND (($12 = '' AND status NOT IN ('sent', 'discarded')) OR status = $12)"
+        " RETURNING draft_id",
+        p, NP(p), &r, err);
     if (rc == 0 && r.nrows == 0)
         rc = ws_error_set(err, WS_ECONFLICT, "the draft is no longer %s", from ? from : "open");
     ws_arena_free(a);
@@ -584,10 +581,11 @@ int ws_store_wa_draft_fail_sent(ws_store *s, const char *out_wamid, int error_co
     ws_arena *a = ws_arena_new(512);
     ws_dbp p[] = {DBP_S(out_wamid), error_code ? DBP_I(error_code) : DBP_NULL, DBP_S(error_message),
                   DBP_I(ws_store_now_ms())};
-    int rc = q(s, a,
-               "UPDATE wa_drafts SET status = 'failed', error_code = $2, error_message = $3, updated_at = $4"
-               " WHERE out_wamid = $1 AND status = 'sent'",
-               p, NP(p), NULL, err);
+    int rc = ws__store_query(
+        s, ws__store_db(s), a,
+        "UPDATE wa_drafts SET status = 'failed', error_code = $2, error_message = $3, updated_at = $4"
+        " WHERE out_wamid = $1 AND status = 'sent'",
+        p, NP(p), NULL, err);
     ws_arena_free(a);
     return rc;
 }
