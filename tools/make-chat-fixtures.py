@@ -218,6 +218,9 @@ def language_messages(rows):
             out.append((text.replace("%1", "IMG-20240113-WA0001.jpg"), "media"))
         elif kind == "edited":
             out.append(("fixed typo " + mark + text, "edited"))
+            # exports write a marker with and without a dot before its ">": both are markers
+            other = text[:-2] + ">" if text.endswith(".>") else text[:-1] + ".>"
+            out.append(("fixed typo again " + mark + other, "edited"))
         elif kind in EVENT_KINDS:
             out.append((fill(text), "event"))
     out.append(("bye \U0001f389", "text"))

@@ -287,6 +287,24 @@ static void add_affix(affix *list, size_t *count, const char *s, size_t n)
     list[(*count)++] = (affix){f, n};
 }
 
+/* An edited marker, with and without a dot before its closing '>': exports of one language
+ * write both ("<Diese Nachricht wurde bearbeitet.>" and "...bearbeitet>"). */
+static void add_edited(const char *s, size_t n)
+{
+    char v[MAX_PHRASE + 2];
+    trim(&s, &n);
+    add_affix(table.edited, &table.n_edited, s, n);
+    if (n < 3 || n > MAX_PHRASE || s[n - 1] != '>')
+        return;
+    bool dot = s[n - 2] == '.';
+    size_t m = n - 1 - dot; /* the bytes before ".>" or ">" */
+    memcpy(v, s, m);
+    if (!dot)
+        v[m++] = '.';
+    v[m++] = '>';
+    add_affix(table.edited, &table.n_edited, v, m);
+}
+
 /* The opening quote (QUOTE_*) that ends piece s[0..n), if any. */
 static uint8_t quote_before(const char *s, size_t n)
 {
@@ -369,10 +387,7 @@ static void load_table(void)
         if (kind) {
             add_phrase(r.text, r.text_len, kind, &used);
         } else if (KIND_IS(&r, "edited")) {
-            const char *s = r.text;
-            size_t n = r.text_len;
-            trim(&s, &n);
-            add_affix(table.edited, &table.n_edited, s, n);
+            add_edited(r.text, r.text_len);
         } else if (is_event_kind(&r)) {
             uint16_t pair = colon_pair_of(r.text, r.text_len);
             if (pair)
