@@ -173,28 +173,48 @@ static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsi
     return (((uint32_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B1u) >> 16;
 }
 
-/* The phrase table's filter (WS_CHAT_BLOOM_BITS bits, valid for the life of the program). */
-const uint64_t *ws__chat_phrase_bloom(void);
+/* A filter of the phrase table that answers "plain text" for most bodies from their two ends
+ * (ws__chat_plain_filter, valid for the life of the program). first_stop and last_stop: the
+ * first and last bytes that send a body to ws__chat_classify. */
+typedef struct chat_plain_filter {
+    uint64_t first_stop[4], last_stop[4];
+    const uint64_t *bloom; /* WS_CHAT_BLOOM_BITS bits: (length, folded first, folded last byte) */
+} chat_plain_filter;
+const chat_plain_filter *ws__chat_plain_filter(void);
+/* ws__chat_bloom_hash of the body s[0..n) (n >= 1) with its end bytes folded as the phrase
+ * table folds them (a non-ASCII end byte folds with its neighbour). */
+uint32_t ws__chat_folded_bloom_hash(const char *s, size_t n);
+/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
+ * U+2066-U+2069, U+FEFF), or 0. */
+size_t ws__chat_mark_len(const char *s, size_t n);
 
 /* True when ws__chat_classify(text, n) is WS_MSG_TEXT, not edited, for certain from the two
- * ends of the body alone (most bodies): ASCII at both ends, nothing trim would take off
- * (' ' '.' or a mark), no '>' or ')' that could end a marker or placeholder, no 'M' that could
- * start the encryption notice, and no phrase of this length and folded ends in the filter.
- * False means "ask ws__chat_classify". Inline, so that most messages make no call. */
-static inline bool ws__chat_plain_text(const uint64_t *bloom, const char *text, size_t n)
+ * ends of the body alone (most bodies, with or without non-ASCII ends): no first byte that
+ * could start a direction mark, the encryption notice ('M') or an attached prefix; no last
+ * byte that trim would take off (' ' '.' or the end of a mark), that ends an edited marker, a
+ * placeholder ('>') or an attached suffix; and no phrase of this length and folded end bytes
+ * in the filter. False means "ask ws__chat_classify". Inline, so that most messages make no
+ * call (a non-ASCII end costs one). tests/unit/test_chat_plain.c checks the promise. */
+static inline bool ws__chat_plain_text(const chat_plain_filter *f, const char *text, size_t n)
 {
     if (n < 1)
         return false;
     unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
-    if (first >= 0x80 || first == 'M' || last >= 0x80 || last == ' ' || last == '.' || last == '>' ||
-        last == ')')
+    if ((f->first_stop[first >> 6] >> (first & 63) | f->last_stop[last >> 6] >> (last & 63)) & 1)
+        return false;
+    if (last >= 0x80 && n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)
         return false;
     if (n < 2 || n > WS_CHAT_MAX_PHRASE)
         return true;
-    unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
-    unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
-    uint32_t h = ws__chat_bloom_hash(n, f0, f1);
-    return !(bloom[h >> 6] >> (h & 63) & 1);
+    uint32_t h;
+    if ((first | last) < 0x80) {
+        unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
+        unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
+        h = ws__chat_bloom_hash(n, f0, f1);
+    } else {
+        h = ws__chat_folded_bloom_hash(text, n);
+    }
+    return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }
 
 /* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
@@ -212,9 +232,5 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
 const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation and the AVX2 check: core/utf8.h (core/utf8_check.c). */
-
-/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
- * U+2066-U+2069, U+FEFF), or 0. */
-size_t ws__chat_mark_len(const char *s, size_t n);
 
 #endif

@@ -622,7 +622,7 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' && last != '>' &&
         last != ')') {
         /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the phrases */
-        if (ws__chat_plain_text(table.bloom, text, n))
+        if (n < 2 || n > MAX_PHRASE || !bloom_has(folded_bloom_hash(text, n)))
             return WS_MSG_TEXT;
         char f[MAX_PHRASE];
         fold(s, n, f);
@@ -729,10 +729,50 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
     return colon_ok;
 }
 
-const uint64_t *ws__chat_phrase_bloom(void)
+/* The filter of ws__chat_plain_text, made from the loaded table (see chat_int.h for why each
+ * byte stops it). */
+static chat_plain_filter plain_filter;
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
+static void set_bit(uint64_t *set, unsigned char c)
+{
+    set[c >> 6] |= 1ull << (c & 63);
+}
+
+static void build_plain_filter(void)
 {
     ensure_table();
-    return table.bloom;
+    chat_plain_filter *f = &plain_filter;
+    f->bloom = table.bloom;
+    /* first bytes: the encryption notice, the leads of direction marks (trim, the iOS LRM) and
+     * whatever may fold to the first byte of an attached prefix (tried on non-ASCII starts) */
+    set_bit(f->first_stop, 'M');
+    set_bit(f->first_stop, 0xD8);
+    set_bit(f->first_stop, 0xE2);
+    set_bit(f->first_stop, 0xEF);
+    for (unsigned c = 0x80; c < 256; c++)
+        for (size_t i = 0; i < table.n_attached_prefix; i++)
+            if (table.attached_prefix[i].len &&
+                may_fold_to((unsigned char)c, (unsigned char)table.attached_prefix[i].s[0]))
+                set_bit(f->first_stop, (unsigned char)c);
+    /* last bytes: what trim takes off, the end of an edited marker or "<...>", and the last
+     * bytes of the attached suffixes */
+    set_bit(f->last_stop, ' ');
+    set_bit(f->last_stop, '.');
+    set_bit(f->last_stop, '>');
+    for (int w = 0; w < 4; w++)
+        f->last_stop[w] |= table.suffix_last[w];
+}
+
+const chat_plain_filter *ws__chat_plain_filter(void)
+{
+    pthread_once(&plain_once, build_plain_filter);
+    return &plain_filter;
+}
+
+uint32_t ws__chat_folded_bloom_hash(const char *s, size_t n)
+{
+    return folded_bloom_hash(s, n);
 }
 
 const uint64_t *ws__chat_colon_pairs(void)

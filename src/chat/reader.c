@@ -56,8 +56,8 @@ struct ws_chat_reader {
      * reader agrees with a whole-file one (sample.c). */
     uint32_t layout;
     chat_learned learned;
-    const uint64_t *colon_pairs;  /* ws__chat_colon_pairs() */
-    const uint64_t *phrase_bloom; /* ws__chat_phrase_bloom() */
+    const uint64_t *colon_pairs;    /* ws__chat_colon_pairs() */
+    const chat_plain_filter *plain; /* ws__chat_plain_filter() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -558,7 +558,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     }
     r->order = r->opt.date_order;
     r->colon_pairs = ws__chat_colon_pairs();
-    r->phrase_bloom = ws__chat_phrase_bloom();
+    r->plain = ws__chat_plain_filter();
     if (!r->empty) {
         int rc = sample_start(r, err);
         if (rc)
@@ -733,7 +733,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_plain_text(r->phrase_bloom, msg->text, msg->text_len)
+        msg->kind = ws__chat_plain_text(r->plain, msg->text, msg->text_len)
                         ? WS_MSG_TEXT
                         : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
