@@ -181,9 +181,48 @@ typedef struct chat_plain_filter {
     const uint64_t *bloom; /* WS_CHAT_BLOOM_BITS bits: (length, folded first, folded last byte) */
 } chat_plain_filter;
 const chat_plain_filter *ws__chat_plain_filter(void);
-/* ws__chat_bloom_hash of the body s[0..n) (n >= 1) with its end bytes folded as the phrase
- * table folds them (a non-ASCII end byte folds with its neighbour). */
-uint32_t ws__chat_folded_bloom_hash(const char *s, size_t n);
+
+/* Case folding that keeps every byte length: ASCII, U+00C0-00DE, U+0100-017F (even -> odd),
+ * Greek U+0391-03A9, Cyrillic U+0400-042F. Enough to make upper and lower case of the phrases
+ * meet; it is not Unicode's full case folding. This folds the 2-byte character c b. */
+static inline void ws__chat_fold_pair(unsigned char c, unsigned char b, unsigned char *lead,
+                                      unsigned char *next)
+{
+    *lead = c;
+    *next = b;
+    if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
+        *next = (unsigned char)(b + 0x20);
+    else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
+        *next = (unsigned char)(b + 1);
+    else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
+        *lead = 0xCF, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
+        *lead = 0xD1, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
+        *lead = 0xD1, *next = (unsigned char)(b + 0x10);
+}
+
+/* The folded form of the byte at s[i] (what fold() makes of it), reading s[i-1..i+1]. */
+static inline unsigned char ws__chat_fold_byte_at(const char *str, size_t n, size_t i)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[i];
+    if (c < 0x80)
+        return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
+    size_t at = c >= 0xC0 ? i : i - 1; /* the 2-byte character holding s[i] starts here */
+    if (c < 0xC0 && i == 0)
+        return c;
+    if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
+        return c;
+    unsigned char pair[2];
+    ws__chat_fold_pair(s[at], s[at + 1], &pair[0], &pair[1]);
+    return pair[i - at];
+}
+
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */
 size_t ws__chat_mark_len(const char *s, size_t n);
@@ -212,7 +251,7 @@ static inline bool ws__chat_plain_text(const chat_plain_filter *f, const char *t
         unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
         h = ws__chat_bloom_hash(n, f0, f1);
     } else {
-        h = ws__chat_folded_bloom_hash(text, n);
+        h = ws__chat_bloom_hash(n, ws__chat_fold_byte_at(text, n, 0), ws__chat_fold_byte_at(text, n, n - 1));
     }
     return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }

@@ -76,28 +76,9 @@ static int table_ready, events_ready;
 
 /* ------------------------------------------------------------------ folding and trimming */
 
-/* Case folding that keeps every byte length: ASCII, U+00C0-00DE, U+0100-017F (even -> odd),
- * Greek U+0391-03A9, Cyrillic U+0400-042F. Enough to make upper and lower case of the phrases
- * meet; it is not Unicode's full case folding. This folds the 2-byte character c b. */
-static inline void fold_pair(unsigned char c, unsigned char b, unsigned char *lead, unsigned char *next)
-{
-    *lead = c;
-    *next = b;
-    if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
-        *next = (unsigned char)(b + 0x20);
-    else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
-        *next = (unsigned char)(b + 1);
-    else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
-        *next = (unsigned char)(b + 0x20);
-    else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
-        *lead = 0xCF, *next = (unsigned char)(b - 0x20);
-    else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
-        *next = (unsigned char)(b + 0x20);
-    else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
-        *lead = 0xD1, *next = (unsigned char)(b - 0x20);
-    else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
-        *lead = 0xD1, *next = (unsigned char)(b + 0x10);
-}
+/* Case folding: ws__chat_fold_pair and ws__chat_fold_byte_at (chat_int.h). */
+#define fold_pair ws__chat_fold_pair
+#define fold_byte_at ws__chat_fold_byte_at
 
 /* 8 ASCII bytes lower-cased at once (bit 5 set where 'A' <= byte <= 'Z'). */
 static inline uint64_t lower8(uint64_t w)
@@ -469,23 +450,6 @@ static int lookup_folded(const char *f, size_t n)
     return 0;
 }
 
-/* The folded form of the byte at s[i] (what fold() makes of it), reading s[i-1..i+1]. */
-static inline unsigned char fold_byte_at(const char *str, size_t n, size_t i)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char c = s[i];
-    if (c < 0x80)
-        return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
-    size_t at = c >= 0xC0 ? i : i - 1; /* the 2-byte character holding s[i] starts here */
-    if (c < 0xC0 && i == 0)
-        return c;
-    if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
-        return c;
-    unsigned char pair[2];
-    fold_pair(s[at], s[at + 1], &pair[0], &pair[1]);
-    return pair[i - at];
-}
-
 /* bloom_hash() of the folded s[0..n) (n >= 1), without folding the rest. */
 static inline uint32_t folded_bloom_hash(const char *s, size_t n)
 {
@@ -768,11 +732,6 @@ const chat_plain_filter *ws__chat_plain_filter(void)
 {
     pthread_once(&plain_once, build_plain_filter);
     return &plain_filter;
-}
-
-uint32_t ws__chat_folded_bloom_hash(const char *s, size_t n)
-{
-    return folded_bloom_hash(s, n);
 }
 
 const uint64_t *ws__chat_colon_pairs(void)
