@@ -66,6 +66,9 @@ typedef struct chat_template {
     _Alignas(16) unsigned char date_bytes[32];
     bool date_known;
     ws_datetime date;
+    /* The fast path's time: hour24[h] is written hour h (0..99) on the 24h clock under the
+     * layout's AM/PM marker, or -1 when the grammar and ws__chat_resolve reject it. */
+    signed char hour24[100];
 } chat_template;
 
 /* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
@@ -99,6 +102,10 @@ static inline bool ws__chat_template_fast(const chat_template *t, const char *s,
     (void)t, (void)s, (void)n, (void)readable, (void)ts;
     return false;
 }
+/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
+ * U+2066-U+2069, U+FEFF), or 0. */
+size_t ws__chat_mark_len(const char *s, size_t n);
+
 #endif
 /* Remembers the date ts of line s (a header of t's layout that resolved, readable bytes from
  * s) for ws__chat_template_fast; a no-op for templates without the AVX2 compare. */
@@ -174,58 +181,14 @@ static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsi
 }
 
 /* A filter of the phrase table that answers "plain text" for most bodies from their two ends
- * (ws__chat_plain_filter, valid for the life of the program). first_stop and last_stop: the
- * first and last bytes that send a body to ws__chat_classify. */
+ * (ws__chat_plain_filter, valid for the life of the program). */
 typedef struct chat_plain_filter {
-    uint64_t first_stop[4], last_stop[4];
-    const uint64_t *bloom; /* WS_CHAT_BLOOM_BITS bits: (length, folded first, folded last byte) */
+    unsigned char stop[256]; /* bit 0: a first byte, bit 1: a last byte that needs ws__chat_classify */
+    const uint64_t *bloom;   /* WS_CHAT_BLOOM_BITS bits: (length, folded first, folded last byte) */
 } chat_plain_filter;
 const chat_plain_filter *ws__chat_plain_filter(void);
-
-/* Case folding that keeps every byte length: ASCII, U+00C0-00DE, U+0100-017F (even -> odd),
- * Greek U+0391-03A9, Cyrillic U+0400-042F. Enough to make upper and lower case of the phrases
- * meet; it is not Unicode's full case folding. This folds the 2-byte character c b. */
-static inline void ws__chat_fold_pair(unsigned char c, unsigned char b, unsigned char *lead,
-                                      unsigned char *next)
-{
-    *lead = c;
-    *next = b;
-    if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
-        *next = (unsigned char)(b + 0x20);
-    else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
-        *next = (unsigned char)(b + 1);
-    else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
-        *next = (unsigned char)(b + 0x20);
-    else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
-        *lead = 0xCF, *next = (unsigned char)(b - 0x20);
-    else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
-        *next = (unsigned char)(b + 0x20);
-    else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
-        *lead = 0xD1, *next = (unsigned char)(b - 0x20);
-    else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
-        *lead = 0xD1, *next = (unsigned char)(b + 0x10);
-}
-
-/* The folded form of the byte at s[i] (what fold() makes of it), reading s[i-1..i+1]. */
-static inline unsigned char ws__chat_fold_byte_at(const char *str, size_t n, size_t i)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char c = s[i];
-    if (c < 0x80)
-        return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
-    size_t at = c >= 0xC0 ? i : i - 1; /* the 2-byte character holding s[i] starts here */
-    if (c < 0xC0 && i == 0)
-        return c;
-    if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
-        return c;
-    unsigned char pair[2];
-    ws__chat_fold_pair(s[at], s[at + 1], &pair[0], &pair[1]);
-    return pair[i - at];
-}
-
-/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
- * U+2066-U+2069, U+FEFF), or 0. */
-size_t ws__chat_mark_len(const char *s, size_t n);
+/* ws__chat_plain_text for a body with a non-ASCII first or last byte (kinds.c). */
+bool ws__chat_plain_text_wide(const chat_plain_filter *f, const char *text, size_t n);
 
 /* True when ws__chat_classify(text, n) is WS_MSG_TEXT, not edited, for certain from the two
  * ends of the body alone (most bodies, with or without non-ASCII ends): no first byte that
@@ -239,20 +202,15 @@ static inline bool ws__chat_plain_text(const chat_plain_filter *f, const char *t
     if (n < 1)
         return false;
     unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
-    if ((f->first_stop[first >> 6] >> (first & 63) | f->last_stop[last >> 6] >> (last & 63)) & 1)
+    if ((f->stop[first] & 1) | (f->stop[last] & 2))
         return false;
-    if (last >= 0x80 && n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)
-        return false;
+    if ((first | last) >= 0x80)
+        return ws__chat_plain_text_wide(f, text, n);
     if (n < 2 || n > WS_CHAT_MAX_PHRASE)
         return true;
-    uint32_t h;
-    if ((first | last) < 0x80) {
-        unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
-        unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
-        h = ws__chat_bloom_hash(n, f0, f1);
-    } else {
-        h = ws__chat_bloom_hash(n, ws__chat_fold_byte_at(text, n, 0), ws__chat_fold_byte_at(text, n, n - 1));
-    }
+    unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
+    unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
+    uint32_t h = ws__chat_bloom_hash(n, f0, f1);
     return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }
 
@@ -271,5 +229,9 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
 const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation and the AVX2 check: core/utf8.h (core/utf8_check.c). */
+
+/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
+ * U+2066-U+2069, U+FEFF), or 0. */
+size_t ws__chat_mark_len(const char *s, size_t n);
 
 #endif

@@ -76,9 +76,28 @@ static int table_ready, events_ready;
 
 /* ------------------------------------------------------------------ folding and trimming */
 
-/* Case folding: ws__chat_fold_pair and ws__chat_fold_byte_at (chat_int.h). */
-#define fold_pair ws__chat_fold_pair
-#define fold_byte_at ws__chat_fold_byte_at
+/* Case folding that keeps every byte length: ASCII, U+00C0-00DE, U+0100-017F (even -> odd),
+ * Greek U+0391-03A9, Cyrillic U+0400-042F. Enough to make upper and lower case of the phrases
+ * meet; it is not Unicode's full case folding. This folds the 2-byte character c b. */
+static inline void fold_pair(unsigned char c, unsigned char b, unsigned char *lead, unsigned char *next)
+{
+    *lead = c;
+    *next = b;
+    if (c == 0xC3 && b >= 0x80 && b <= 0x9E && b != 0x97)
+        *next = (unsigned char)(b + 0x20);
+    else if ((c == 0xC4 || c == 0xC5) && b >= 0x80 && b <= 0xBF && !(b & 1))
+        *next = (unsigned char)(b + 1);
+    else if (c == 0xCE && b >= 0x91 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xCE && b >= 0xA0 && b <= 0xA9)
+        *lead = 0xCF, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x90 && b <= 0x9F)
+        *next = (unsigned char)(b + 0x20);
+    else if (c == 0xD0 && b >= 0xA0 && b <= 0xAF)
+        *lead = 0xD1, *next = (unsigned char)(b - 0x20);
+    else if (c == 0xD0 && b >= 0x80 && b <= 0x8F)
+        *lead = 0xD1, *next = (unsigned char)(b + 0x10);
+}
 
 /* 8 ASCII bytes lower-cased at once (bit 5 set where 'A' <= byte <= 'Z'). */
 static inline uint64_t lower8(uint64_t w)
@@ -450,6 +469,23 @@ static int lookup_folded(const char *f, size_t n)
     return 0;
 }
 
+/* The folded form of the byte at s[i] (what fold() makes of it), reading s[i-1..i+1]. */
+static inline unsigned char fold_byte_at(const char *str, size_t n, size_t i)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[i];
+    if (c < 0x80)
+        return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
+    size_t at = c >= 0xC0 ? i : i - 1; /* the 2-byte character holding s[i] starts here */
+    if (c < 0xC0 && i == 0)
+        return c;
+    if (s[at] < 0xC3 || s[at] > 0xD0 || at + 1 >= n)
+        return c;
+    unsigned char pair[2];
+    fold_pair(s[at], s[at + 1], &pair[0], &pair[1]);
+    return pair[i - at];
+}
+
 /* bloom_hash() of the folded s[0..n) (n >= 1), without folding the rest. */
 static inline uint32_t folded_bloom_hash(const char *s, size_t n)
 {
@@ -698,11 +734,6 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
 static chat_plain_filter plain_filter;
 static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
 
-static void set_bit(uint64_t *set, unsigned char c)
-{
-    set[c >> 6] |= 1ull << (c & 63);
-}
-
 static void build_plain_filter(void)
 {
     ensure_table();
@@ -710,28 +741,39 @@ static void build_plain_filter(void)
     f->bloom = table.bloom;
     /* first bytes: the encryption notice, the leads of direction marks (trim, the iOS LRM) and
      * whatever may fold to the first byte of an attached prefix (tried on non-ASCII starts) */
-    set_bit(f->first_stop, 'M');
-    set_bit(f->first_stop, 0xD8);
-    set_bit(f->first_stop, 0xE2);
-    set_bit(f->first_stop, 0xEF);
+    f->stop['M'] |= 1;
+    f->stop[0xD8] |= 1;
+    f->stop[0xE2] |= 1;
+    f->stop[0xEF] |= 1;
     for (unsigned c = 0x80; c < 256; c++)
         for (size_t i = 0; i < table.n_attached_prefix; i++)
             if (table.attached_prefix[i].len &&
                 may_fold_to((unsigned char)c, (unsigned char)table.attached_prefix[i].s[0]))
-                set_bit(f->first_stop, (unsigned char)c);
+                f->stop[c] |= 1;
     /* last bytes: what trim takes off, the end of an edited marker or "<...>", and the last
      * bytes of the attached suffixes */
-    set_bit(f->last_stop, ' ');
-    set_bit(f->last_stop, '.');
-    set_bit(f->last_stop, '>');
-    for (int w = 0; w < 4; w++)
-        f->last_stop[w] |= table.suffix_last[w];
+    f->stop[' '] |= 2;
+    f->stop['.'] |= 2;
+    f->stop['>'] |= 2;
+    for (unsigned c = 0; c < 256; c++)
+        if (table.suffix_last[c >> 6] >> (c & 63) & 1)
+            f->stop[c] |= 2;
 }
 
 const chat_plain_filter *ws__chat_plain_filter(void)
 {
     pthread_once(&plain_once, build_plain_filter);
     return &plain_filter;
+}
+
+bool ws__chat_plain_text_wide(const chat_plain_filter *f, const char *text, size_t n)
+{
+    if ((unsigned char)text[n - 1] >= 0x80 && n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)
+        return false; /* trim would take a mark off the end */
+    if (n < 2 || n > MAX_PHRASE)
+        return true;
+    uint32_t h = folded_bloom_hash(text, n);
+    return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }
 
 const uint64_t *ws__chat_colon_pairs(void)
