@@ -19,6 +19,8 @@
 #include "core/mem.h"
 
 #define CHUNK (1u << 20)
+/* Bytes a range reader reads past its end before it reads whole windows again. */
+#define RANGE_LOOKAHEAD 4096
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
 
@@ -208,7 +210,13 @@ static int refill(ws_chat_reader *r, ws_error *err)
         r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
         memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
-    long got = ws__chat_source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
+    size_t want = r->buf_cap - r->end;
+    /* a range reads little past its end: the line there (its first RANGE_LOOKAHEAD bytes tell
+     * whether it starts a header), not a whole window that the next range reads again */
+    uint64_t stop = r->opt.range_end + RANGE_LOOKAHEAD;
+    if (r->opt.range_end && r->src.read_total < stop && stop - r->src.read_total < want)
+        want = (size_t)(stop - r->src.read_total);
+    long got = ws__chat_source_read(&r->src, r->buf + r->end, want, err);
     if (got < 0)
         return (int)got;
     if (got == 0)

@@ -294,26 +294,63 @@ out:
     return at;
 }
 
-/* --stats with one thread per core over line-aligned parts of a large text export.
+/* The parts and the next one to take: each worker takes parts in file order until none is
+ * left, so a worker that gets more of the CPU (other processes share the cores) reads more. */
+typedef struct stats_pool {
+    stats_part *parts;
+    int n, next;
+} stats_pool;
+
+static void stats_worker(void *arg)
+{
+    stats_pool *pool = arg;
+    int k;
+    while ((k = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED)) < pool->n)
+        stats_part_run(&pool->parts[k]);
+}
+
+/* Line-aligned cuts of a file of size bytes for workers threads: parts that shrink as the
+ * rest does (a quarter of the rest per worker, at least min_part bytes), so that the last
+ * parts are small and the workers finish together. Returns the number of parts; cut[k] is
+ * where part k starts and cut[parts] is 0 (to the end). */
+static int stats_cuts(const char *path, uint64_t size, int workers, uint64_t min_part, uint64_t *cut,
+                      int max_parts)
+{
+    int parts = 0;
+    uint64_t at = 0;
+    cut[0] = 0;
+    while (parts + 1 < max_parts) {
+        uint64_t rest = size - at, len = rest / (4u * (unsigned)workers);
+        if (len < min_part)
+            len = min_part;
+        if (len + min_part / 2 >= rest)
+            break; /* the rest is one part */
+        uint64_t c = line_start_after(path, at + len);
+        if (!c || c >= size)
+            break; /* no line starts after it: the rest is one part */
+        cut[++parts] = c;
+        at = c;
+    }
+    cut[++parts] = 0;
+    return parts;
+}
+
+/* --stats with one worker thread per core over line-aligned parts of a large text export.
  * Returns 1 when it did the work (rc in *rc), 0 when the file is not suited. */
 static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, ws_error *err, int *rc)
 {
-    enum { MAX_PARTS = 8 };
+    enum { MAX_WORKERS = 8, MAX_PARTS = 32 };
     uint64_t size = 0;
     ws_chat_bytes_read(r, &size);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cores < 1 ? 1 : cores > MAX_PARTS ? MAX_PARTS : (int)cores;
-    if (ws_chat_is_zip(r) || size < (8u << 20) || n < 2)
+    int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
+    if (ws_chat_is_zip(r) || size < (8u << 20) || workers < 2)
         return 0;
     stats_part parts[MAX_PARTS];
     uint64_t cut[MAX_PARTS + 1];
-    cut[0] = 0;
-    cut[n] = 0;
-    for (int k = 1; k < n; k++) {
-        cut[k] = line_start_after(path, size / (uint64_t)n * (uint64_t)k);
-        if (!cut[k] || cut[k] <= cut[k - 1])
-            return 0;
-    }
+    int n = stats_cuts(path, size, workers, 4u << 20, cut, MAX_PARTS);
+    if (n < 2)
+        return 0;
     ws_chat_options base = {.date_order = ws_chat_date_order(r)};
     for (int k = 0; k < n; k++) {
         memset(&parts[k], 0, sizeof parts[k]);
@@ -323,7 +360,8 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
         parts[k].opt.range_start = cut[k];
         parts[k].opt.range_end = cut[k + 1];
     }
-    ws_fanout((size_t)n, stats_part_run, parts, sizeof *parts);
+    stats_pool pool = {.parts = parts, .n = n};
+    ws_fanout((size_t)(workers < n ? workers : n), stats_worker, &pool, 0);
     *rc = 0;
     for (int k = 0; k < n; k++) {
         if (parts[k].rc < 0 && !*rc) {

@@ -1,13 +1,17 @@
-/* Tests of the header fast path (ws__chat_template_fast, header.c): on every line it accepts,
- * its time must be the general path's (template match, then ws__chat_resolve), and it must
- * accept every valid line of the remembered date, for 24h and 12h layouts, 1- and 2-digit
- * hours and every hour, minute and second, valid or not. */
+/* Tests of the reader's fast paths. The header fast path (ws__chat_template_fast, header.c):
+ * on every line it accepts, its time must be the general path's (template match, then
+ * ws__chat_resolve), and it must accept every valid line of the remembered date, for 24h and
+ * 12h layouts, 1- and 2-digit hours and every hour, minute and second, valid or not. And a
+ * range reader, which reads only a little past its end: two ranges split at any line start
+ * give the messages of the whole, long messages and lines across the end included. */
 #include "harness.h"
 
 #include <stdio.h>
 
 #include "chat/chat.h"
 #include "chat/chat_int.h"
+#include "chat/synth.h"
+#include "core/buf.h"
 #include "core/utf8.h"
 
 /* Each layout as a printf format of day, month, hour, minute (and second, marker). */
@@ -84,4 +88,73 @@ static void fast_path_agrees_with_general_path(void)
 #endif
 }
 
-WS_TEST_MAIN(T(fast_path_agrees_with_general_path))
+/* Messages of text[0..n) in [start, end) (0 = to the end), into a checksum and a count. */
+static int read_range(const char *text, size_t n, uint64_t start, uint64_t end, uint64_t *sum,
+                      uint64_t *count)
+{
+    ws_chat_options opt = {.date_order = WS_DATE_DMY, .range_start = start, .range_end = end};
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    int rc = ws_chat_open_memory(text, n, &opt, &r, &err);
+    ws_message m;
+    if (rc)
+        return rc;
+    while ((rc = ws_chat_next(r, &m, &err)) == 1) {
+        ws_chat_checksum_add(sum, &m);
+        (*count)++;
+    }
+    ws_chat_close(r);
+    return rc;
+}
+
+static void ranges_split_anywhere_give_the_whole(void)
+{
+    /* ordinary messages, then messages with long lines and many lines around the cuts */
+    ws_chat_synth s;
+    ws_chat_synth_init(&s, 7);
+    ws_buf b = WS_BUF_INIT;
+    uint64_t ignored = 0;
+    for (int i = 0; i < 3000; i++)
+        ws_chat_synth_next(&s, &b, &ignored);
+    for (int i = 0; i < 40; i++) {
+        ws_buf_printf(&b, "02/03/2020, 10:%02d - Ana: start %d\n", i, i);
+        for (int k = 0; k < i % 5; k++) {
+            for (int j = 0; j < 1500 * (k + 1); j++)
+                ws_buf_putc(&b, (char)('a' + (i + j) % 26));
+            ws_buf_puts(&b, "\n");
+        }
+        if (i % 7 == 0)
+            ws_buf_puts(&b, "03/03/2020 not a header of this layout\n");
+    }
+    for (int i = 0; i < 3000; i++)
+        ws_chat_synth_next(&s, &b, &ignored);
+    uint64_t whole = 1469598103934665603ull, whole_n = 0;
+    CHECK_EQ_INT(read_range(b.data, b.len, 0, 0, &whole, &whole_n), 0);
+    CHECK(whole_n > 6000);
+    bool ok = true;
+    int cuts = 0;
+    /* every line start in the long-message stretch, and every 97th elsewhere */
+    for (size_t at = 1, line = 0; at < b.len; at++) {
+        if (b.data[at - 1] != '\n')
+            continue;
+        line++;
+        bool long_part = at > b.len / 2 - 80000 && at < b.len / 2 + 80000;
+        if (!long_part && line % 199)
+            continue;
+        uint64_t sum = 1469598103934665603ull, n = 0;
+        int rc = read_range(b.data, b.len, 0, at, &sum, &n);
+        rc = rc ? rc : read_range(b.data, b.len, at, 0, &sum, &n);
+        cuts++;
+        if (rc || sum != whole || n != whole_n) {
+            fprintf(stderr, "split at %zu: rc %d, %llu messages, expected %llu\n", at, rc,
+                    (unsigned long long)n, (unsigned long long)whole_n);
+            ok = false;
+            break;
+        }
+    }
+    CHECK(ok);
+    CHECK(cuts > 100);
+    ws_buf_free(&b);
+}
+
+WS_TEST_MAIN(T(fast_path_agrees_with_general_path), T(ranges_split_anywhere_give_the_whole))
