@@ -230,6 +230,12 @@ const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation and the AVX2 check: core/utf8.h (core/utf8_check.c). */
 
+/* The reader's newline index (reader.c) with one implementation (WS_UTF8_SCALAR: the portable
+ * one, SSE2 where the build has it): bit k of out[w] set when b[w * 64 + k] is '\n', for
+ * words * 64 bytes; *any_cr: whether they hold a '\r'. False when this CPU or build lacks it. */
+bool ws__chat_newline_bits_with(ws_utf8_impl impl, const unsigned char *b, size_t words, uint64_t *out,
+                                bool *any_cr);
+
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */
 size_t ws__chat_mark_len(const char *s, size_t n);

@@ -3,10 +3,12 @@
  * ws__chat_resolve), and it must accept every valid line of the remembered date, for 24h and
  * 12h layouts, 1- and 2-digit hours and every hour, minute and second, valid or not. And a
  * range reader, which reads only a little past its end: two ranges split at any line start
- * give the messages of the whole, long messages and lines across the end included. */
+ * give the messages of the whole, long messages and lines across the end included. And the
+ * newline index: every implementation (portable, AVX2, AVX-512BW) gives the byte loop's bits. */
 #include "harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "chat/chat.h"
 #include "chat/chat_int.h"
@@ -157,4 +159,48 @@ static void ranges_split_anywhere_give_the_whole(void)
     ws_buf_free(&b);
 }
 
-WS_TEST_MAIN(T(fast_path_agrees_with_general_path), T(ranges_split_anywhere_give_the_whole))
+static void newline_bits_agree(void)
+{
+    enum { WORDS = 40 };
+    static unsigned char b[WORDS * 64];
+    unsigned seed = 99;
+    bool ok = true;
+    int impls = 0;
+    for (int round = 0; round < 400; round++) {
+        /* densities from no newline at all to every byte one; '\r' in some rounds only */
+        unsigned density = (unsigned)round % 9;
+        for (size_t i = 0; i < sizeof b; i++) {
+            unsigned x = (unsigned)rand_r(&seed);
+            b[i] = (unsigned char)(x & 0xFF);
+            if (density && x % (1u << density) == 0)
+                b[i] = '\n';
+            else if (b[i] == '\r' && round % 3)
+                b[i] = 'r';
+        }
+        size_t words = 1 + (size_t)round % WORDS;
+        uint64_t want[WORDS] = {0};
+        bool want_cr = false;
+        for (size_t i = 0; i < words * 64; i++) {
+            want[i / 64] |= (uint64_t)(b[i] == '\n') << (i % 64);
+            want_cr |= b[i] == '\r';
+        }
+        for (int impl = WS_UTF8_SCALAR; impl <= WS_UTF8_AVX512; impl++) {
+            uint64_t got[WORDS + 1];
+            got[words] = 0x5A5A5A5A;
+            bool cr = !want_cr;
+            if (!ws__chat_newline_bits_with((ws_utf8_impl)impl, b, words, got, &cr))
+                continue;
+            impls++;
+            if (cr != want_cr || memcmp(got, want, words * sizeof *got) != 0 || got[words] != 0x5A5A5A5A) {
+                fprintf(stderr, "impl %d differs (round %d, %zu words)\n", impl, round, words);
+                ok = false;
+            }
+        }
+    }
+    CHECK(ok);
+    CHECK(impls >= 400); /* the portable one at least, every round */
+    printf("newline index implementations compared: %d runs\n", impls);
+}
+
+WS_TEST_MAIN(T(fast_path_agrees_with_general_path), T(ranges_split_anywhere_give_the_whole),
+             T(newline_bits_agree))
