@@ -768,8 +768,10 @@ const chat_plain_filter *ws__chat_plain_filter(void)
 
 bool ws__chat_plain_text_wide(const chat_plain_filter *f, const char *text, size_t n)
 {
-    if ((unsigned char)text[n - 1] >= 0x80 && n >= 3 && ws__chat_mark_len(text + n - 3, 3) == 3)
-        return false; /* trim would take a mark off the end */
+    /* trim would take a mark off the end (every 3-byte mark begins with E2 or EF) */
+    unsigned char third_last = n >= 3 ? (unsigned char)text[n - 3] : 0;
+    if ((third_last == 0xE2 || third_last == 0xEF) && ws__chat_mark_len(text + n - 3, 3) == 3)
+        return false;
     if (n < 2 || n > MAX_PHRASE)
         return true;
     uint32_t h = folded_bloom_hash(text, n);
