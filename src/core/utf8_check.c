@@ -5,7 +5,8 @@
  * The vector versions check 64 bytes at a time for the errors a byte pair can show, looked up
  * by the nibbles of the two bytes (the method of Keiser and Lemire, "Validating UTF-8 in less
  * than one instruction per byte", 2021), plus the third/fourth-byte rule of 3- and 4-byte
- * sequences. They only answer "this block is clean": where a block is not, or at the tail,
+ * sequences, in runs of 16 blocks without a branch per block (the errors of a run are tested
+ * once). They only answer "this block is clean": where a block is not, or at the tail,
  * the scalar version finishes from the last character boundary, so every version returns
  * exactly the scalar answer. */
 #include <pthread.h>
