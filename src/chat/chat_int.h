@@ -66,6 +66,9 @@ typedef struct chat_template {
     _Alignas(16) unsigned char date_bytes[32];
     bool date_known;
     ws_datetime date;
+    /* The fast path's time: hour24[h] is written hour h (0..99) on the 24h clock under the
+     * layout's AM/PM marker, or -1 when the grammar and ws__chat_resolve reject it. */
+    signed char hour24[100];
 } chat_template;
 
 /* Bytes a match may read from the line start (the layout span, at most 64): lines with fewer
@@ -99,6 +102,10 @@ static inline bool ws__chat_template_fast(const chat_template *t, const char *s,
     (void)t, (void)s, (void)n, (void)readable, (void)ts;
     return false;
 }
+/* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
+ * U+2066-U+2069, U+FEFF), or 0. */
+size_t ws__chat_mark_len(const char *s, size_t n);
+
 #endif
 /* Remembers the date ts of line s (a header of t's layout that resolved, readable bytes from
  * s) for ws__chat_template_fast; a no-op for templates without the AVX2 compare. */
@@ -173,28 +180,38 @@ static inline uint32_t ws__chat_bloom_hash(size_t len, unsigned char first, unsi
     return (((uint32_t)len << 16 | (uint32_t)first << 8 | last) * 0x9E3779B1u) >> 16;
 }
 
-/* The phrase table's filter (WS_CHAT_BLOOM_BITS bits, valid for the life of the program). */
-const uint64_t *ws__chat_phrase_bloom(void);
+/* A filter of the phrase table that answers "plain text" for most bodies from their two ends
+ * (ws__chat_plain_filter, valid for the life of the program). */
+typedef struct chat_plain_filter {
+    unsigned char stop[256]; /* bit 0: a first byte, bit 1: a last byte that needs ws__chat_classify */
+    const uint64_t *bloom;   /* WS_CHAT_BLOOM_BITS bits: (length, folded first, folded last byte) */
+} chat_plain_filter;
+const chat_plain_filter *ws__chat_plain_filter(void);
+/* ws__chat_plain_text for a body with a non-ASCII first or last byte (kinds.c). */
+bool ws__chat_plain_text_wide(const chat_plain_filter *f, const char *text, size_t n);
 
 /* True when ws__chat_classify(text, n) is WS_MSG_TEXT, not edited, for certain from the two
- * ends of the body alone (most bodies): ASCII at both ends, nothing trim would take off
- * (' ' '.' or a mark), no '>' or ')' that could end a marker or placeholder, no 'M' that could
- * start the encryption notice, and no phrase of this length and folded ends in the filter.
- * False means "ask ws__chat_classify". Inline, so that most messages make no call. */
-static inline bool ws__chat_plain_text(const uint64_t *bloom, const char *text, size_t n)
+ * ends of the body alone (most bodies, with or without non-ASCII ends): no first byte that
+ * could start a direction mark, the encryption notice ('M') or an attached prefix; no last
+ * byte that trim would take off (' ' '.' or the end of a mark), that ends an edited marker, a
+ * placeholder ('>') or an attached suffix; and no phrase of this length and folded end bytes
+ * in the filter. False means "ask ws__chat_classify". Inline, so that most messages make no
+ * call (a non-ASCII end costs one). tests/unit/test_chat_plain.c checks the promise. */
+static inline bool ws__chat_plain_text(const chat_plain_filter *f, const char *text, size_t n)
 {
     if (n < 1)
         return false;
     unsigned char first = (unsigned char)text[0], last = (unsigned char)text[n - 1];
-    if (first >= 0x80 || first == 'M' || last >= 0x80 || last == ' ' || last == '.' || last == '>' ||
-        last == ')')
+    if ((f->stop[first] & 1) | (f->stop[last] & 2))
         return false;
+    if ((first | last) >= 0x80)
+        return ws__chat_plain_text_wide(f, text, n);
     if (n < 2 || n > WS_CHAT_MAX_PHRASE)
         return true;
     unsigned char f0 = (unsigned char)(first + ((unsigned)(first - 'A') < 26u ? 32 : 0));
     unsigned char f1 = (unsigned char)(last + ((unsigned)(last - 'A') < 26u ? 32 : 0));
     uint32_t h = ws__chat_bloom_hash(n, f0, f1);
-    return !(bloom[h >> 6] >> (h & 63) & 1);
+    return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }
 
 /* Classifies an authored message body (media, deleted, iOS system events, edited marker) with
@@ -212,6 +229,12 @@ bool ws__chat_is_system_text(const char *text, size_t n, size_t colon);
 const uint64_t *ws__chat_colon_pairs(void);
 
 /* UTF-8 validation and the AVX2 check: core/utf8.h (core/utf8_check.c). */
+
+/* The reader's newline index (reader.c) with one implementation (WS_UTF8_SCALAR: the portable
+ * one, SSE2 where the build has it): bit k of out[w] set when b[w * 64 + k] is '\n', for
+ * words * 64 bytes; *any_cr: whether they hold a '\r'. False when this CPU or build lacks it. */
+bool ws__chat_newline_bits_with(ws_utf8_impl impl, const unsigned char *b, size_t words, uint64_t *out,
+                                bool *any_cr);
 
 /* Length of an invisible direction mark or BOM at s (LRM, RLM, ALM, U+202A-U+202E,
  * U+2066-U+2069, U+FEFF), or 0. */

@@ -461,6 +461,16 @@ bool ws__chat_template_make(const char *s, const chat_header *h, chat_template *
     for (int f = 0; f < 3; f++)
         for (int k = 0; k < h->digits[f] && h->pos[f] + k < (int)sizeof t->datemask; k++)
             t->datemask[h->pos[f] + k] = 0xFF;
+    /* the checks of fill_fields (hour <= 24) and the 12h conversion of ws__chat_resolve */
+    for (int hour = 0; hour < 100; hour++) {
+        int ampm = h->ampm, h24 = hour;
+        if (ampm == 1 && hour == 12)
+            h24 = 0;
+        else if (ampm == 2 && hour < 12)
+            h24 += 12;
+        bool ok = hour <= 24 && h24 <= 23 && !(ampm == 1 && hour > 12);
+        t->hour24[hour] = (signed char)(ok ? h24 : -1);
+    }
 #if defined(WS_CHAT_HAVE_MATCH_AVX2)
     t->avx2_32 = t->span == 32 && ws_cpu_avx2();
 #endif
@@ -610,19 +620,15 @@ __attribute__((target("avx2"))) bool ws__chat_template_fast(const chat_template 
                                      _mm256_loadu_si256((const __m256i *)t->date_bytes));
     if ((unsigned)_mm256_movemask_epi8(_mm256_and_si256(ok, date)) != 0xFFFFFFFFu)
         return false;
+    /* the time: 1 or 2 digits of hour (hour24 holds the 12h conversion and its checks) */
     const unsigned char *b = (const unsigned char *)s;
-    int hour = field_value(b + t->fpos[3], t->fdigits[3]);
+    int hour = t->fdigits[3] == 2   ? (b[t->fpos[3]] - '0') * 10 + (b[t->fpos[3] + 1] - '0')
+               : t->fdigits[3] == 1 ? b[t->fpos[3]] - '0'
+                                    : 100;
     int minute = field_value(b + t->fpos[4], t->fdigits[4]);
     int second = t->fields == 6 ? field_value(b + t->fpos[5], t->fdigits[5]) : 0;
-    if (minute > 59 || second > 59 || hour > 24)
-        return false;
-    /* the 12h conversion of ws__chat_resolve */
-    int ampm = t->proto.ampm, h24 = hour;
-    if (ampm == 1 && hour == 12)
-        h24 = 0;
-    else if (ampm == 2 && hour < 12)
-        h24 += 12;
-    if (h24 > 23 || (ampm == 1 && hour > 12))
+    int h24 = hour < 100 ? t->hour24[hour] : -1;
+    if (minute > 59 || second > 59 || h24 < 0)
         return false;
     *ts = t->date;
     ts->hour = h24;

@@ -637,7 +637,7 @@ ws_msg_kind ws__chat_classify(const char *text, size_t n, const chat_learned *le
     if (first < 0x80 && first != 'M' && last < 0x80 && last != ' ' && last != '.' && last != '>' &&
         last != ')') {
         /* nothing to trim, no marker suffix, no LRM, no encryption notice: only the phrases */
-        if (ws__chat_plain_text(table.bloom, text, n))
+        if (n < 2 || n > MAX_PHRASE || !bloom_has(folded_bloom_hash(text, n)))
             return WS_MSG_TEXT;
         char f[MAX_PHRASE];
         fold(s, n, f);
@@ -744,10 +744,53 @@ static bool event_matches(const event_template *t, const char *s, size_t n, size
     return colon_ok;
 }
 
-const uint64_t *ws__chat_phrase_bloom(void)
+/* The filter of ws__chat_plain_text, made from the loaded table (see chat_int.h for why each
+ * byte stops it). */
+static chat_plain_filter plain_filter;
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
+static void build_plain_filter(void)
 {
     ensure_table();
-    return table.bloom;
+    chat_plain_filter *f = &plain_filter;
+    f->bloom = table.bloom;
+    /* first bytes: the encryption notice, the leads of direction marks (trim, the iOS LRM) and
+     * whatever may fold to the first byte of an attached prefix (tried on non-ASCII starts) */
+    f->stop['M'] |= 1;
+    f->stop[0xD8] |= 1;
+    f->stop[0xE2] |= 1;
+    f->stop[0xEF] |= 1;
+    for (unsigned c = 0x80; c < 256; c++)
+        for (size_t i = 0; i < table.n_attached_prefix; i++)
+            if (table.attached_prefix[i].len &&
+                may_fold_to((unsigned char)c, (unsigned char)table.attached_prefix[i].s[0]))
+                f->stop[c] |= 1;
+    /* last bytes: what trim takes off, the end of an edited marker or "<...>", and the last
+     * bytes of the attached suffixes */
+    f->stop[' '] |= 2;
+    f->stop['.'] |= 2;
+    f->stop['>'] |= 2;
+    for (unsigned c = 0; c < 256; c++)
+        if (table.suffix_last[c >> 6] >> (c & 63) & 1)
+            f->stop[c] |= 2;
+}
+
+const chat_plain_filter *ws__chat_plain_filter(void)
+{
+    pthread_once(&plain_once, build_plain_filter);
+    return &plain_filter;
+}
+
+bool ws__chat_plain_text_wide(const chat_plain_filter *f, const char *text, size_t n)
+{
+    /* trim would take a mark off the end (every 3-byte mark begins with E2 or EF) */
+    unsigned char third_last = n >= 3 ? (unsigned char)text[n - 3] : 0;
+    if ((third_last == 0xE2 || third_last == 0xEF) && ws__chat_mark_len(text + n - 3, 3) == 3)
+        return false;
+    if (n < 2 || n > MAX_PHRASE)
+        return true;
+    uint32_t h = folded_bloom_hash(text, n);
+    return !(f->bloom[h >> 6] >> (h & 63) & 1);
 }
 
 const uint64_t *ws__chat_colon_pairs(void)

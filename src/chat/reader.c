@@ -19,6 +19,8 @@
 #include "core/mem.h"
 
 #define CHUNK (1u << 20)
+/* Bytes a range reader reads past its end before it reads whole windows again. */
+#define RANGE_LOOKAHEAD 4096
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
 
@@ -56,8 +58,8 @@ struct ws_chat_reader {
      * reader agrees with a whole-file one (sample.c). */
     uint32_t layout;
     chat_learned learned;
-    const uint64_t *colon_pairs;  /* ws__chat_colon_pairs() */
-    const uint64_t *phrase_bloom; /* ws__chat_phrase_bloom() */
+    const uint64_t *colon_pairs;    /* ws__chat_colon_pairs() */
+    const chat_plain_filter *plain; /* ws__chat_plain_filter() */
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -87,8 +89,7 @@ static int take_out_of_window(ws_chat_reader *r)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* The AVX2 form of the loop below: two 32-byte compares per 64 bytes. Returns whether the
- * bytes hold a '\r' too. */
+/* The AVX2 form of newline_bits_portable: two 32-byte compares per 64 bytes. */
 __attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned char *b, size_t words,
                                                               uint64_t *out)
 {
@@ -106,34 +107,34 @@ __attribute__((target("avx2"))) static bool newline_bits_avx2(const unsigned cha
     }
     return !_mm256_testz_si256(any_cr, any_cr);
 }
-#define HAVE_NEWLINE_AVX2 1
+
+/* The AVX-512BW form: one 64-byte compare gives a word of the bitmap. */
+__attribute__((target("avx512f,avx512bw"))) static bool newline_bits_avx512(const unsigned char *b,
+                                                                            size_t words, uint64_t *out)
+{
+    const __m512i nl = _mm512_set1_epi8('\n'), cr = _mm512_set1_epi8('\r');
+    __mmask64 any_cr = 0;
+    for (size_t w = 0; w < words; w++) {
+        __m512i x = _mm512_loadu_si512((const void *)(b + w * 64));
+        out[w] = _mm512_cmpeq_epi8_mask(x, nl);
+        any_cr |= _mm512_cmpeq_epi8_mask(x, cr);
+    }
+    return any_cr != 0;
+}
+#define HAVE_NEWLINE_X86 1
 #endif
 
-/* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
- * per line. The same pass tells whether the window holds any '\r' (bytes of the slack may
- * count: that only costs the search below): when it holds none, no line needs the search. */
-static void index_newlines(ws_chat_reader *r)
+/* Bit k of out[w] set: b[w * 64 + k] is '\n', for words * 64 bytes. Returns whether the bytes
+ * hold a '\r' too. SSE2 where the build has it, else a byte loop. */
+static bool newline_bits_portable(const unsigned char *b, size_t words, uint64_t *out)
 {
-    size_t words = (r->end + 63) / 64;
-    if (words + 1 > r->nl_words) {
-        r->nl_words = (r->buf_cap + SLACK) / 64 + 1;
-        free(r->nl_bits);
-        r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
-    }
-    const unsigned char *b = (const unsigned char *)r->buf;
     bool any_cr = false;
-#if defined(HAVE_NEWLINE_AVX2)
-    if (ws_cpu_avx2()) {
-        any_cr = newline_bits_avx2(b, words, r->nl_bits);
-        words = 0;
-    }
-#endif
 #if defined(__SSE2__)
     const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
     __m128i crs = _mm_setzero_si128();
 #endif
     for (size_t w = 0; w < words; w++) {
-        const unsigned char *p = b + w * 64; /* may run into the slack: masked below */
+        const unsigned char *p = b + w * 64;
         uint64_t bits = 0;
 #if defined(__SSE2__)
         __m128i x0 = _mm_loadu_si128((const __m128i *)p), x1 = _mm_loadu_si128((const __m128i *)(p + 16));
@@ -152,12 +153,61 @@ static void index_newlines(ws_chat_reader *r)
             any_cr |= p[k] == '\r';
         }
 #endif
-        r->nl_bits[w] = bits;
+        out[w] = bits;
     }
 #if defined(__SSE2__)
     any_cr |= _mm_movemask_epi8(crs) != 0;
 #endif
-    words = (r->end + 63) / 64;
+    return any_cr;
+}
+
+bool ws__chat_newline_bits_with(ws_utf8_impl impl, const unsigned char *b, size_t words, uint64_t *out,
+                                bool *any_cr)
+{
+    switch (impl) {
+    case WS_UTF8_SCALAR: *any_cr = newline_bits_portable(b, words, out); return true;
+#if defined(HAVE_NEWLINE_X86)
+    case WS_UTF8_AVX2:
+        if (!ws_cpu_avx2())
+            return false;
+        *any_cr = newline_bits_avx2(b, words, out);
+        return true;
+    case WS_UTF8_AVX512:
+        if (ws_utf8_impl_used() != WS_UTF8_AVX512)
+            return false;
+        *any_cr = newline_bits_avx512(b, words, out);
+        return true;
+#endif
+    default: return false;
+    }
+}
+
+/* The widest form this CPU has (the one UTF-8 validation uses, and AVX2 on its own). */
+static bool newline_bits(const unsigned char *b, size_t words, uint64_t *out)
+{
+#if defined(HAVE_NEWLINE_X86)
+    ws_utf8_impl impl = ws_utf8_impl_used();
+    if (impl == WS_UTF8_AVX512)
+        return newline_bits_avx512(b, words, out);
+    if (impl == WS_UTF8_AVX2 || ws_cpu_avx2())
+        return newline_bits_avx2(b, words, out);
+#endif
+    return newline_bits_portable(b, words, out);
+}
+
+/* Marks the '\n' bytes of buf[0..end) in nl_bits: one pass per window instead of a search
+ * per line. The same pass tells whether the window holds any '\r' (bytes of the slack may
+ * count: that only costs the search below): when it holds none, no line needs the search. */
+static void index_newlines(ws_chat_reader *r)
+{
+    size_t words = (r->end + 63) / 64;
+    if (words + 1 > r->nl_words) {
+        r->nl_words = (r->buf_cap + SLACK) / 64 + 1;
+        free(r->nl_bits);
+        r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
+    }
+    /* the last word may run into the slack: masked below */
+    bool any_cr = newline_bits((const unsigned char *)r->buf, words, r->nl_bits);
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
@@ -208,7 +258,13 @@ static int refill(ws_chat_reader *r, ws_error *err)
         r->buf = ws_xrealloc(r->buf, r->buf_cap + SLACK);
         memset(r->buf + r->buf_cap / 2, 0, r->buf_cap / 2 + SLACK);
     }
-    long got = ws__chat_source_read(&r->src, r->buf + r->end, r->buf_cap - r->end, err);
+    size_t want = r->buf_cap - r->end;
+    /* a range reads little past its end: the line there (its first RANGE_LOOKAHEAD bytes tell
+     * whether it starts a header), not a whole window that the next range reads again */
+    uint64_t stop = r->opt.range_end + RANGE_LOOKAHEAD;
+    if (r->opt.range_end && r->src.read_total < stop && stop - r->src.read_total < want)
+        want = (size_t)(stop - r->src.read_total);
+    long got = ws__chat_source_read(&r->src, r->buf + r->end, want, err);
     if (got < 0)
         return (int)got;
     if (got == 0)
@@ -558,7 +614,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
     }
     r->order = r->opt.date_order;
     r->colon_pairs = ws__chat_colon_pairs();
-    r->phrase_bloom = ws__chat_phrase_bloom();
+    r->plain = ws__chat_plain_filter();
     if (!r->empty) {
         int rc = sample_start(r, err);
         if (rc)
@@ -733,7 +789,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->author_len = (size_t)(colon - body);
         msg->text = colon + 2;
         msg->text_len = len - (size_t)(colon + 2 - body);
-        msg->kind = ws__chat_plain_text(r->phrase_bloom, msg->text, msg->text_len)
+        msg->kind = ws__chat_plain_text(r->plain, msg->text, msg->text_len)
                         ? WS_MSG_TEXT
                         : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {

@@ -1,5 +1,6 @@
 /* `whatstyle parse FILE`: reads a WhatsApp export and prints its messages as JSON Lines,
  * a JSON array or CSV, or (--stats) a JSON summary of the whole chat. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,9 +145,13 @@ static void put_message(ws_buf *b, const ws_message *m, out_format fmt, char ts[
     ws_buf_putc(b, '}');
 }
 
-static long long datetime_key(const ws_datetime *t)
+/* An order-keeping key of a resolved time: its fields packed in bit ranges wider than their
+ * values (month <= 12, day <= 31, hour <= 23, minute and second <= 59), so shifts instead of
+ * multiplications. */
+static inline long long datetime_key(const ws_datetime *t)
 {
-    return ((((t->year * 13LL + t->month) * 32 + t->day) * 24 + t->hour) * 60 + t->minute) * 60 + t->second;
+    return (long long)t->year << 26 | (long long)t->month << 22 | t->day << 17 | t->hour << 12 |
+           t->minute << 6 | t->second;
 }
 
 /* The --stats summary of a run of messages; runs over parts of a file merge in order. */
@@ -189,11 +194,17 @@ static inline bool same_bytes(const char *a, const char *b, size_t n)
     return ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
 }
 
-static void stats_add(chat_stats *st, const ws_message *m)
+/* first and last start at the ends of the key range, so that no count check is needed */
+#define STATS_INIT                                                                                           \
+    {                                                                                                        \
+        .first = LLONG_MAX, .last = LLONG_MIN                                                                \
+    }
+
+static inline __attribute__((always_inline)) void stats_add(chat_stats *st, const ws_message *m)
 {
-    if (m->author && m->author_len) {
+    size_t n = m->author_len;
+    if (n) {
         const unsigned char *a = (const unsigned char *)m->author;
-        size_t n = m->author_len;
         unsigned h = ((unsigned)n * 37u + a[0] * 5u + a[n - 1]) & 63u;
         if (st->seen[h].len != n || !same_bytes(st->seen[h].name, (const char *)a, n)) {
             size_t i = ws_strset_add(&st->authors, m->author, n);
@@ -205,10 +216,8 @@ static void stats_add(chat_stats *st, const ws_message *m)
     }
     st->kinds[m->kind]++;
     long long k = datetime_key(&m->ts);
-    if (!st->count || k < st->first)
-        st->first = k;
-    if (!st->count || k > st->last)
-        st->last = k;
+    st->first = k < st->first ? k : st->first;
+    st->last = k > st->last ? k : st->last;
     st->count++;
 }
 
@@ -218,9 +227,9 @@ static void stats_merge(chat_stats *into, chat_stats *from)
         ws_strset_add(&into->authors, from->authors.items[i], from->authors.lens[i]);
     for (int k = 0; k < 4; k++)
         into->kinds[k] += from->kinds[k];
-    if (from->count && (!into->count || from->first < into->first))
+    if (from->first < into->first)
         into->first = from->first;
-    if (from->count && (!into->count || from->last > into->last))
+    if (from->last > into->last)
         into->last = from->last;
     into->count += from->count;
     into->invalid_utf8 += from->invalid_utf8;
@@ -230,17 +239,12 @@ static void stats_merge(chat_stats *into, chat_stats *from)
 static void key_format(long long k, char out[20])
 {
     ws_datetime t;
-    t.second = (int)(k % 60);
-    k /= 60;
-    t.minute = (int)(k % 60);
-    k /= 60;
-    t.hour = (int)(k % 24);
-    k /= 24;
-    t.day = (int)(k % 32);
-    k /= 32;
-    t.month = (int)(k % 13);
-    k /= 13;
-    t.year = (int)k;
+    t.second = (int)(k & 63);
+    t.minute = (int)(k >> 6 & 63);
+    t.hour = (int)(k >> 12 & 31);
+    t.day = (int)(k >> 17 & 31);
+    t.month = (int)(k >> 22 & 15);
+    t.year = (int)(k >> 26);
     ws_datetime_format(&t, out);
 }
 
@@ -290,35 +294,74 @@ out:
     return at;
 }
 
-/* --stats with one thread per core over line-aligned parts of a large text export.
+/* The parts and the next one to take: each worker takes parts in file order until none is
+ * left, so a worker that gets more of the CPU (other processes share the cores) reads more. */
+typedef struct stats_pool {
+    stats_part *parts;
+    int n, next;
+} stats_pool;
+
+static void stats_worker(void *arg)
+{
+    stats_pool *pool = arg;
+    int k;
+    while ((k = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED)) < pool->n)
+        stats_part_run(&pool->parts[k]);
+}
+
+/* Line-aligned cuts of a file of size bytes for workers threads: parts that shrink as the
+ * rest does (a quarter of the rest per worker, at least min_part bytes), so that the last
+ * parts are small and the workers finish together. Returns the number of parts; cut[k] is
+ * where part k starts and cut[parts] is 0 (to the end). */
+static int stats_cuts(const char *path, uint64_t size, int workers, uint64_t min_part, uint64_t *cut,
+                      int max_parts)
+{
+    int parts = 0;
+    uint64_t at = 0;
+    cut[0] = 0;
+    while (parts + 1 < max_parts) {
+        uint64_t rest = size - at, len = rest / (4u * (unsigned)workers);
+        if (len < min_part)
+            len = min_part;
+        if (len + min_part / 2 >= rest)
+            break; /* the rest is one part */
+        uint64_t c = line_start_after(path, at + len);
+        if (!c || c >= size)
+            break; /* no line starts after it: the rest is one part */
+        cut[++parts] = c;
+        at = c;
+    }
+    cut[++parts] = 0;
+    return parts;
+}
+
+/* --stats with one worker thread per core over line-aligned parts of a large text export.
  * Returns 1 when it did the work (rc in *rc), 0 when the file is not suited. */
 static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, ws_error *err, int *rc)
 {
-    enum { MAX_PARTS = 8 };
+    enum { MAX_WORKERS = 8, MAX_PARTS = 32 };
     uint64_t size = 0;
     ws_chat_bytes_read(r, &size);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cores < 1 ? 1 : cores > MAX_PARTS ? MAX_PARTS : (int)cores;
-    if (ws_chat_is_zip(r) || size < (8u << 20) || n < 2)
+    int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
+    if (ws_chat_is_zip(r) || size < (8u << 20) || workers < 2)
         return 0;
     stats_part parts[MAX_PARTS];
     uint64_t cut[MAX_PARTS + 1];
-    cut[0] = 0;
-    cut[n] = 0;
-    for (int k = 1; k < n; k++) {
-        cut[k] = line_start_after(path, size / (uint64_t)n * (uint64_t)k);
-        if (!cut[k] || cut[k] <= cut[k - 1])
-            return 0;
-    }
+    int n = stats_cuts(path, size, workers, 4u << 20, cut, MAX_PARTS);
+    if (n < 2)
+        return 0;
     ws_chat_options base = {.date_order = ws_chat_date_order(r)};
     for (int k = 0; k < n; k++) {
         memset(&parts[k], 0, sizeof parts[k]);
+        parts[k].st = (chat_stats)STATS_INIT;
         parts[k].path = path;
         parts[k].opt = base;
         parts[k].opt.range_start = cut[k];
         parts[k].opt.range_end = cut[k + 1];
     }
-    ws_fanout((size_t)n, stats_part_run, parts, sizeof *parts);
+    stats_pool pool = {.parts = parts, .n = n};
+    ws_fanout((size_t)(workers < n ? workers : n), stats_worker, &pool, 0);
     *rc = 0;
     for (int k = 0; k < n; k++) {
         if (parts[k].rc < 0 && !*rc) {
@@ -367,7 +410,7 @@ int ws_cmd_parse(int argc, char **argv)
     }
 
     ws_buf out = WS_BUF_INIT;
-    chat_stats st = {0};
+    chat_stats st = STATS_INIT;
     uint64_t count = 0;
     ws_message m;
     ws_progress bar;

@@ -5,7 +5,8 @@
  * The vector versions check 64 bytes at a time for the errors a byte pair can show, looked up
  * by the nibbles of the two bytes (the method of Keiser and Lemire, "Validating UTF-8 in less
  * than one instruction per byte", 2021), plus the third/fourth-byte rule of 3- and 4-byte
- * sequences. They only answer "this block is clean": where a block is not, or at the tail,
+ * sequences, in runs of 16 blocks without a branch per block (the errors of a run are tested
+ * once). They only answer "this block is clean": where a block is not, or at the tail,
  * the scalar version finishes from the last character boundary, so every version returns
  * exactly the scalar answer. */
 #include <pthread.h>
@@ -200,9 +201,23 @@ __attribute__((target("avx2"))) static inline __m256i first_errors_avx2(__m256i 
 
 __attribute__((target("avx2"))) static size_t prefix_avx2(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, no_run_before = 64;
     int inside = 0;
     while (i + 64 <= n) {
+        /* a run of 16 blocks without a branch per block (as in prefix_avx512): every pair of
+         * bytes checked, ASCII blocks too, the errors tested once; after a run with an error,
+         * its blocks are checked one by one */
+        if (i >= no_run_before && i + 1024 <= n) {
+            __m256i err = _mm256_setzero_si256();
+            for (size_t k = 0; k < 1024; k += 32)
+                err = _mm256_or_si256(err, AVX2_ERRORS_AT(s + i + k));
+            if (_mm256_testz_si256(err, err)) {
+                i += 1024;
+                inside = ends_inside(s + i - 64);
+                continue;
+            }
+            no_run_before = i + 1024;
+        }
         __m256i a = _mm256_loadu_si256((const __m256i *)(s + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(s + i + 32));
         if (!_mm256_movemask_epi8(_mm256_or_si256(a, b))) {
@@ -241,11 +256,38 @@ pair_errors_avx512(__m512i in, __m512i prev1, __m512i prev2, __m512i prev3)
     return _mm512_xor_si512(must23, special);
 }
 
+/* The errors of the 64 bytes at s given the 64 before them (prev): every byte pair, an ASCII
+ * block included (a character cut short at the end of prev shows as an error of its first
+ * bytes), so blocks need no branch on their content. */
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i block_errors_avx512(__m512i a, __m512i prev)
+{
+    /* each 128-bit lane next to the one before it (prev's last lane for lane 0) */
+    __m512i joined = _mm512_alignr_epi64(a, prev, 6);
+    return pair_errors_avx512(a, _mm512_alignr_epi8(a, joined, 15), _mm512_alignr_epi8(a, joined, 14),
+                              _mm512_alignr_epi8(a, joined, 13));
+}
+
 __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     int inside = 0;
     __m512i prev = _mm512_setzero_si512();
+    /* runs of 16 blocks without a branch per block: errors are gathered and tested once per
+     * run (mixed ASCII and non-ASCII blocks made the per-block branch mispredict); a run with
+     * an error is checked again block by block below, from its start */
+    while (i + 1024 <= n) {
+        __m512i err = _mm512_setzero_si512(), p = prev;
+        for (size_t k = 0; k < 1024; k += 64) {
+            __m512i a = _mm512_loadu_si512((const void *)(s + i + k));
+            err = _mm512_or_si512(err, block_errors_avx512(a, p));
+            p = a;
+        }
+        if (_mm512_test_epi8_mask(err, err))
+            break;
+        prev = p;
+        i += 1024;
+    }
+    inside = i ? ends_inside(s + i - 64) : 0;
     while (i + 64 <= n) {
         __m512i a = _mm512_loadu_si512((const void *)(s + i));
         if (!_mm512_movepi8_mask(a)) {

@@ -1,6 +1,7 @@
 /* Tests of the reader's UTF-8 validation (src/core/utf8_check.c): the AVX2 and AVX-512BW
  * versions must give exactly the scalar answer (the longest valid prefix) on random and
- * adversarial input, and the scalar one the answer of a plain decoder; the reader must count
+ * adversarial input (buffers of several 1 KiB runs too), and the scalar one the answer of a
+ * plain decoder; the reader must count
  * and replace bad bytes the same wherever its 1 MiB window boundary falls. */
 #include "harness.h"
 
@@ -120,6 +121,37 @@ static void random_buffers_agree(void)
                     buf[i] = (unsigned char)(0x80 + next_rand() % 0x80);
         } else if (how == 3 && n > 1)
             n -= 1 + next_rand() % (n < 3 ? n - 1 : 3); /* maybe a cut character */
+        bad += !all_agree(buf, n);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(impls_checked > 0);
+}
+
+/* Buffers of several 1 KiB runs (the vector versions test a run of 16 blocks at once, then
+ * block by block after a run with an error): one bad byte, a cut character before an ASCII
+ * block or a bad form near a run's or a block's edge, anywhere in up to 5 KiB. */
+static void long_buffers_agree(void)
+{
+    static unsigned char buf[5200];
+    static const unsigned char leads[] = {0xC3, 0xE2, 0xF0, 0xED, 0xF4, 0xC0, 0xFF, 0x80};
+    int bad = 0;
+    for (int round = 0; round < 6000; round++) {
+        size_t len = 1024 + next_rand() % (sizeof buf - 1024);
+        size_t n = valid_text(buf, len, round % 3 != 0);
+        uint64_t how = next_rand() % 5;
+        /* an edge: a run's (k * 1024) or a block's (k * 64), give or take 3 bytes */
+        size_t edge = (how < 3 ? 1024 * (next_rand() % 5) : 64 * (next_rand() % 80)) + next_rand() % 7;
+        edge = edge >= 3 ? edge - 3 : 0;
+        if (edge >= n)
+            edge = n ? n - 1 : 0;
+        if (how == 1 && n)
+            buf[next_rand() % n] = (unsigned char)next_rand();
+        else if ((how == 2 || how == 3) && n) {
+            buf[edge] = leads[next_rand() % sizeof leads]; /* then ASCII: a cut character */
+            for (size_t k = edge + 1; k < n && k < edge + 70; k++)
+                buf[k] = 'a';
+        } else if (how == 4 && n)
+            buf[edge] = (unsigned char)(0x80 + next_rand() % 0x80);
         bad += !all_agree(buf, n);
     }
     CHECK_EQ_INT(bad, 0);
@@ -281,6 +313,6 @@ static void reader_window_boundary(void)
         }
 }
 
-WS_TEST_MAIN(T(random_buffers_agree), T(bad_forms_at_every_position),
+WS_TEST_MAIN(T(random_buffers_agree), T(long_buffers_agree), T(bad_forms_at_every_position),
              T(all_byte_pairs_around_block_boundaries), T(long_forms_around_block_boundaries),
              T(truncated_tails), T(reader_window_boundary))
