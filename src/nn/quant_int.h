@@ -143,11 +143,19 @@ typedef float (*q_dot_fn)(int64_t n, const void *w, const void *x);
  * once for Q_DOTN_MAX rows) */
 typedef void (*q_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 #define Q_DOTN_MAX 4
+/* Many activation rows (a prompt): out[i * out_stride + r] = beta * out[..] + the dot of weight
+ * row r (rows of them, w_stride bytes apart) with activation row i (nx of them, quantized to the
+ * dot type, x_stride bytes apart), for r < rows and i < nx. xds holds each activation row's
+ * block scales as floats (ws__quant_gemm_scales: 2 per block, row i at xds + i * 2 * (n / 32)).
+ * Equal to the dots up to the order of the float sums (not bit for bit). beta is 0 or 1. */
+typedef void (*q_gemm_fn)(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                          const float *xds, int nx, float *out, size_t out_stride, float beta);
 typedef struct {
     q_dequant_fn dequant[WS_QT_COUNT];
     q_quantize_fn quantize[WS_QT_COUNT];
     q_dot_fn dot[WS_QT_COUNT];
     q_dotn_fn dotn[WS_QT_COUNT]; /* NULL: the caller loops over dot */
+    q_gemm_fn gemm[WS_QT_COUNT]; /* NULL: none (the caller dequantizes tiles for sgemm) */
 } q_kernels;
 
 /* The dot kernel in use for weight type wt (qmat.c calls it directly, once per row); NULL for a
@@ -156,6 +164,12 @@ q_dot_fn ws__quant_dot_fn(ws_qtype wt);
 /* The multi-row dot kernel in use for wt; NULL where the instruction set has none (a dot per
  * row is the same thing then). */
 q_dotn_fn ws__quant_dotn_fn(ws_qtype wt);
+/* The many-row kernel in use for wt (only where the instruction set has one: Q4_1 under AVX2 and
+ * AVX-512); NULL otherwise. */
+q_gemm_fn ws__quant_gemm_fn(ws_qtype wt);
+/* xds[i * 2 * nb + 2 * b] = the scale d and [.. + 1] the sum term s of block b (nb = n / 32) of
+ * the nx Q8_1 rows at x, x_stride bytes apart, as floats (what q_gemm_fn reads). */
+void ws__quant_gemm_scales(const void *x, size_t x_stride, int nx, int64_t n, float *xds);
 
 void ws__quant_fill_scalar(q_kernels *k); /* quant_ref.c: every entry */
 void ws__quant_fill_avx2(q_kernels *k);   /* quant_avx2.c: overrides its own entries */
