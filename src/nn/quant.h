@@ -90,10 +90,11 @@ typedef struct ws_qmat {
  * many rows: W is dequantized a tile at a time and multiplied with sgemm. Runs on the engine's
  * pool (parallel.h). beta is 0 (overwrite) or 1 (add). */
 void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
-/* The same product for inference (a prompt, a token): with many rows too the activations are
- * quantized to 8 bits per block and multiplied with the quantized blocks where the instruction
- * set has a many-row kernel for w's type (Q4_1 under AVX2 and AVX-512; llama.cpp's arithmetic,
- * and the one the few-row dots use), else as ws_qmat_forward. Training keeps ws_qmat_forward,
+/* The same product for inference (a prompt, a token): the activations are quantized to 8 bits
+ * per block and multiplied with the quantized blocks by the many-row kernel where the
+ * instruction set has one for w's type (Q4_1 under AVX2 and AVX-512; llama.cpp's arithmetic, the
+ * few-row dots' up to the order of the float sums), for one row as for 500; else as
+ * ws_qmat_forward. Training keeps ws_qmat_forward,
  * whose f32 products match the dequantized weights its backward pass uses. */
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
 /* dinp[N,IC] = beta*dinp + dout[N,OC] W (the input gradient through a frozen quantized W):
