@@ -408,6 +408,14 @@ void ws__head_forward(const ws_model *m, float *logits, const float *xn, int n)
         ws_matmul_forward(logits, xn, m->w.lm_head, NULL, n, m->cfg.dim, m->cfg.vocab_size, 0.0f);
 }
 
+void ws__head_infer(const ws_model *m, float *logits, const float *xn, int n)
+{
+    if (m->quantized)
+        ws_qmat_infer(logits, xn, &m->q.lm_head, NULL, n, 0.0f);
+    else
+        ws_matmul_forward(logits, xn, m->w.lm_head, NULL, n, m->cfg.dim, m->cfg.vocab_size, 0.0f);
+}
+
 void ws__head_backward_input(const ws_model *m, float *dxn, const float *dlogits, int n)
 {
     int C = m->cfg.dim, V = m->cfg.vocab_size;

@@ -248,12 +248,12 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
     }
     if (all_logits) {
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, m->w.final_norm, n, C, c->norm_eps);
-        ws__head_forward(m, all_logits, kc->xn, n);
+        ws__head_infer(m, all_logits, kc->xn, n);
         if (logits)
             memcpy(logits, all_logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
     } else if (logits) {
         ws_rmsnorm_forward(kc->xn, NULL, kc->x + (size_t)(n - 1) * C, m->w.final_norm, 1, C, c->norm_eps);
-        ws__head_forward(m, logits, kc->xn, 1);
+        ws__head_infer(m, logits, kc->xn, 1);
     }
     kc->len = ctx;
     free(pos);
@@ -359,7 +359,7 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         layer_tail(m, lora, l, sc, n);
     }
     ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.final_norm, n, C, c->norm_eps);
-    ws__head_forward(m, logits, sc->xn, n);
+    ws__head_infer(m, logits, sc->xn, n);
     for (int s = 0; s < n; s++)
         caches[s]->len++;
     free(pos);

@@ -33,6 +33,8 @@ void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float
 void ws__embed(const ws_model *m, float *x, const int32_t *ids, int n);
 /* logits[n,V] = xn[n,C] head^T. */
 void ws__head_forward(const ws_model *m, float *logits, const float *xn, int n);
+/* The same for inference (ws_qmat_infer). */
+void ws__head_infer(const ws_model *m, float *logits, const float *xn, int n);
 /* dxn[n,C] = dlogits[n,V] head. */
 void ws__head_backward_input(const ws_model *m, float *dxn, const float *dlogits, int n);
 

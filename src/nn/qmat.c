@@ -172,7 +172,7 @@ static void forward_gemm(float *out, const float *inp, const ws_qmat *w, const f
     float *xds = scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof *xds + 1);
     for (int n = 0; n < N; n++)
         ws_quantize_row(dt, inp + (size_t)n * w->cols, xq + n * xq_bytes, w->cols);
-    ws__quant_gemm_scales(xq, xq_bytes, N, w->cols, xds);
+    ws__quant_gemm_scales(dt, xq, xq_bytes, N, w->cols, xds);
     gemm_job j = {w, gemm, xq, xq_bytes, xds, bias, out, beta, N};
     size_t groups = ((size_t)w->rows + GEMM_ROWS - 1) / GEMM_ROWS;
     ws_parallel_for(groups, 1, gemm_rows, &j);
@@ -239,7 +239,7 @@ void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *
     /* the many-row kernel wins from one row on (bench_quant_bench: a 576x1536 Q4_1 product on one
      * AVX-512 core, 26 against 46 us for 1 row, 67 against 232 us for 8) */
     q_gemm_fn gemm = ws__quant_gemm_fn(w->type);
-    if (gemm && ws_qtype_dot_type(w->type) == WS_QT_Q8_1 && w->cols % 32 == 0)
+    if (gemm && w->cols % 32 == 0)
         forward_gemm(out, inp, w, bias, N, beta, gemm);
     else
         ws_qmat_forward(out, inp, w, bias, N, beta);

@@ -219,15 +219,23 @@ q_gemm_fn ws__quant_gemm_fn(ws_qtype wt)
     return (unsigned)wt < WS_QT_COUNT ? kernels()->gemm[wt] : NULL;
 }
 
-void ws__quant_gemm_scales(const void *x, size_t x_stride, int nx, int64_t n, float *xds)
+void ws__quant_gemm_scales(ws_qtype dt, const void *x, size_t x_stride, int nx, int64_t n, float *xds)
 {
     int64_t nb = n / QK;
+    size_t bb = dt == WS_QT_Q8_1 ? Q8_1_BYTES : Q8_0_BYTES;
     for (int i = 0; i < nx; i++) {
         const uint8_t *b = (const uint8_t *)x + (size_t)i * x_stride;
         float *o = xds + (size_t)i * 2 * (size_t)nb;
-        for (int64_t k = 0; k < nb; k++, b += Q8_1_BYTES) {
+        for (int64_t k = 0; k < nb; k++, b += bb) {
             o[2 * k] = q_ld_f16(b);
-            o[2 * k + 1] = q_ld_f16(b + Q8_1_S);
+            if (dt == WS_QT_Q8_1) {
+                o[2 * k + 1] = q_ld_f16(b + Q8_1_S);
+                continue;
+            }
+            int sum = 0;
+            for (int j = 0; j < QK; j++)
+                sum += (int8_t)b[Q8_0_QS + j];
+            o[2 * k + 1] = -128.0f * (float)sum;
         }
     }
 }
@@ -238,9 +246,9 @@ void ws_quant_gemm(ws_qtype wt, int64_t n, const void *w, size_t w_stride, int r
     const q_kernels *k = kernels();
     if ((unsigned)wt >= WS_QT_COUNT || !k->dot[wt])
         no_kernel("dot", wt);
-    if (k->gemm[wt] && ws_qtype_dot_type(wt) == WS_QT_Q8_1) {
+    if (k->gemm[wt]) {
         float *xds = ws_xmalloc((size_t)nx * 2 * (size_t)(n / QK) * sizeof *xds + 1);
-        ws__quant_gemm_scales(x, x_stride, nx, n, xds);
+        ws__quant_gemm_scales(ws_qtype_dot_type(wt), x, x_stride, nx, n, xds);
         k->gemm[wt](n, w, w_stride, rows, x, x_stride, xds, nx, out, out_stride, 0.0f);
         free(xds);
         return;
