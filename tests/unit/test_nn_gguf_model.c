@@ -250,7 +250,13 @@ static void test_batch_decode(void)
     CHECK_EQ_INT(ws_model_infer(m, lo, solo[1], probe + 3, N_PROBE - 3, last, NULL, &err), 0);
     ws_kv_cache_reset(solo[2]);
     CHECK_EQ_INT(ws_model_infer(m, lo, solo[2], probe, N_PROBE, fresh, NULL, &err), 0);
-    CHECK(rel_diff(last, fresh, (size_t)V) < 1e-4);
+    /* f32 products: the same up to float order; 8-bit ones (Q4_1 where the CPU has the many-row
+     * kernel): the chunks' attention sums in another order, and a quant that rounds the other
+     * way moves the logits by the 8-bit noise (the bound of test_quantized_types) */
+    double tol = ws__quant_gemm_fn(WS_QT_Q4_1) ? 0.02 : 1e-4, dp = rel_diff(last, fresh, (size_t)V);
+    if (dp >= tol)
+        fprintf(stderr, "prefix continued vs afresh: %g\n", dp);
+    CHECK(dp < tol);
     free(fresh);
     for (int s = 0; s < NS; s++)
         ws_kv_cache_free(batch[s]), ws_kv_cache_free(solo[s]);
