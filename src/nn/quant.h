@@ -6,7 +6,7 @@
  * Types (GGML ids, as stored in GGUF): F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the k-quants Q4_K,
  * Q5_K, Q6_K. Activations are quantized to the weight type's "dot type": Q8_0 for Q4_0/Q8_0,
  * Q8_1 for Q4_1, Q8_K for the k-quants; F32/F16/BF16 weights take f32 activations.
- * Every function is pure and thread-safe; none allocates. */
+ * Every function is pure and thread-safe; none allocates but ws_quant_gemm (its scale buffer). */
 #ifndef WS_NN_QUANT_H
 #define WS_NN_QUANT_H
 
