@@ -1,13 +1,18 @@
 /* Clone benchmark: training time per 1k examples and reply latency p50/p95/p99 (one thread),
  * for the default model trained from scratch and for a LoRA adapter on a base model, plus
- * peak memory. Messages are other participants' turns of the export and messages the chat
+ * peak memory. On a base, also the latency the issue defines: one 20-token generated reply after
+ * 8 turns of context (prompt through the clone's prompt cache, then 20 sampled tokens; the end of
+ * the turn is masked so every reply has 20), p50/p95 over the same messages, with the prompt's
+ * and the generation's shares. Messages are other participants' turns of the export and messages the chat
  * never holds.
  * Usage: bench_clone_reply [EXPORT] [PERSONA] [BUDGET_S] [REPLIES]
  * Every reply follows 8 turns of context. BENCH_CLONE=DIR measures the replies of a clone trained
  * before (with BENCH_BASE set, its run is the base one). Env: BENCH_BASE=PATH (a GGUF file or a base model
  * dir) or BENCH_BASE=smollm2-135m (a random model of that shape, byte vocabulary: real compute cost,
  * meaningless text); BENCH_EMBED=minilm to index with MiniLM (default: hashed n-grams);
- * BENCH_REPLY_BUDGET_MS=MS gives every reply that latency budget (ws_clone_reply_opts.budget_ms). */
+ * BENCH_REPLY_BUDGET_MS=MS gives every reply that latency budget (ws_clone_reply_opts.budget_ms);
+ * BENCH_RANKED=0 measures only the 20-token replies. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +27,7 @@
 #include "core/mem.h"
 #include "core/progress.h"
 #include "bench_env.h"
+#include "nn/generate.h"
 #include "nn/ops.h"
 
 static int cmp_d(const void *a, const void *b)
@@ -56,6 +62,50 @@ static const char *const novel[] = {"are you free on saturday for a barbecue",
                                     "I'm stuck in traffic, sorry",
                                     "who wants to join the pub quiz?",
                                     "the wifi at my place is broken again"};
+
+/* The issue's reply latency: per message, the chat prompt (8 turns + the message, its common
+ * prefix with the last prompt from the clone's cache, as ws_clone_reply runs it), then 20 tokens
+ * sampled one at a time with the adapter. ms/pre_ms get the wall times of each reply and of its
+ * prompt. */
+
+static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_t n_ctx, uint64_t *rng,
+                     double *ms, double *pre_ms, double *cpu_ms, ws_error *err)
+{
+    enum { N_GEN = 20 };
+    int V = c->model->cfg.vocab_size, rc;
+    ibuf prompt = {0};
+    float *last = ws_xmalloc((size_t)V * sizeof *last);
+    ws_kv_cache *kc = NULL;
+    ws_gen_opts o;
+    ws_gen_opts_init(&o);
+    o.temperature = 0.8f, o.top_k = 40, o.top_p = 0.95f;
+    int32_t ids[N_GEN], *ban = ws_xmalloc((size_t)V * sizeof *ban);
+    int n_ban = 0;
+    for (int32_t id = 0; id < V; id++)
+        if (id == c->fmt.end || ws_tokenizer_is_special(c->tok, id))
+            ban[n_ban++] = id;
+    double t0 = ws_now_s(), c0 = cpu_s();
+    ws__clone_build_prompt(c, NULL, 0, ctx, n_ctx, m, &prompt);
+    rc = ws__clone_prefix_run(c, &prompt, N_GEN + 8, &kc, last, err);
+    *pre_ms = (ws_now_s() - t0) * 1000.0;
+    for (int i = 0; i < N_GEN && !rc; i++) {
+        for (int b = 0; b < n_ban; b++) /* every reply runs its 20 tokens */
+            last[ban[b]] = -INFINITY;
+        ids[i] = ws_sample(last, V, &o, ids, i, rng, NULL);
+        rc = ws_model_infer(c->model, c->lora, kc, &ids[i], 1, last, NULL, err);
+    }
+    *ms = (ws_now_s() - t0) * 1000.0;
+    *cpu_ms = (cpu_s() - c0) * 1000.0;
+    if (!rc) { /* the full prompt's cache goes back, as a reply hands it back */
+        ws_kv_cache_truncate(kc, (int)prompt.n);
+        ws__clone_prefix_put(c, kc, &prompt, last);
+    } else
+        ws_kv_cache_free(kc);
+    ws__clone_ibuf_free(&prompt);
+    free(last);
+    free(ban);
+    return rc;
+}
 
 static int bench_one(const char *label, const char *export_path, const char *persona, const char *dir,
                      const char *base, double budget, char **msgs, size_t n_msgs, size_t n_replies)
@@ -98,6 +148,30 @@ replies:;
     }
     double *ms = ws_xmalloc(n_replies * sizeof *ms), *cpu = ws_xmalloc(n_replies * sizeof *cpu);
     size_t fb = 0;
+    if (c->fmt.chat) {
+        double *pre = ws_xmalloc(n_replies * sizeof *pre);
+        uint64_t rng = 0x2545F4914F6CDD1Dull;
+        for (size_t i = 0; i < n_replies; i++) {
+            const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
+            ws_clone_turn ctx[8];
+            for (size_t k = 0; k < 8; k++)
+                ctx[k] = (ws_clone_turn){k % 2 ? persona : NULL, msgs[(i * 31 + k * 7) % n_msgs]};
+            if (gen20_one(c, m, ctx, 8, &rng, &ms[i], &pre[i], &cpu[i], &err)) {
+                fprintf(stderr, "%s: 20-token reply: %s\n", label, err.msg);
+                return 1;
+            }
+        }
+        qsort(ms, n_replies, sizeof *ms, cmp_d);
+        qsort(pre, n_replies, sizeof *pre, cmp_d);
+        qsort(cpu, n_replies, sizeof *cpu, cmp_d);
+        printf("  20-token reply (%zu, 8 turns of context, %d engine threads): p50 %.1f ms  p95 %.1f ms; its "
+               "prompt p50 %.1f ms  p95 %.1f ms; CPU time (all threads) p50 %.1f ms  p95 %.1f ms\n",
+               n_replies, ws_nn_threads(), ms[n_replies / 2], ms[n_replies * 95 / 100], pre[n_replies / 2],
+               pre[n_replies * 95 / 100], cpu[n_replies / 2], cpu[n_replies * 95 / 100]);
+        free(pre);
+        if (getenv("BENCH_RANKED") && !strcmp(getenv("BENCH_RANKED"), "0"))
+            goto done; /* the 20-token replies only (a profile of them) */
+    }
     for (size_t i = 0; i < n_replies; i++) {
         const char *m = i % 3 == 0 ? novel[(i / 3) % 10] : msgs[(i * 7919) % n_msgs];
         ws_clone_turn ctx[8]; /* 8 turns of context, as a conversation in progress gives */
@@ -124,6 +198,7 @@ replies:;
            100.0 * (double)fb / (double)n_replies, rss_mb());
     printf("  reply CPU time (all threads): p50 %.1f ms  p95 %.1f ms\n", cpu[n_replies / 2],
            cpu[n_replies * 95 / 100]);
+done:
     free(ms);
     free(cpu);
     ws_clone_free(c);

@@ -3,9 +3,11 @@
  * tokens after a 16-token prompt, median of R runs each with a fresh KV cache, peak RSS; one
  * JSON line in the format of bench/llamacpp_peer.py. The workload is the peer's: the same token
  * ids, the logits of the last prompt position only, argmax on every step.
- * Usage: bench_gguf_bench [threads] [reps] [gen_tokens] [gguf] */
+ * Usage: bench_gguf_bench [threads] [reps] [gen_tokens] [gguf]; BENCH_ISA=scalar|avx2|avx512 runs the
+ * kernels of that instruction set (when the CPU has it). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -51,6 +53,10 @@ int main(int argc, char **argv)
     int gen = argc > 3 ? atoi(argv[3]) : 64;
     const char *path = argc > 4 ? argv[4] : "models/base/SmolLM2-135M-Instruct.Q4_1.gguf";
     ws_nn_set_threads(threads);
+    const char *isa = getenv("BENCH_ISA");
+    for (int i = 0; isa && i <= WS_ISA_AVX512; i++)
+        if (!strcmp(isa, ws_isa_name((ws_isa)i)) && !ws_quant_force_isa((ws_isa)i))
+            fprintf(stderr, "this CPU lacks %s\n", isa);
     ws_model *m = NULL;
     ws_error err = {0};
     if (ws_model_load(path, 0, &m, &err)) {

@@ -3,7 +3,9 @@
  * SmolLM2-135M token's worth of weight gemvs (30 layers x q,k,v,o,gate,up,down in Q4_1 + the
  * Q8_0 head, ~98 MB, so weights stream from memory as in generation), the same sweep for 8
  * activation rows (a reply's batched sampling step: the multi-row dot kernels), the tiled sgemm path
- * at N=512. Prints medians of repeated runs: time, GB/s of weights read, GFLOP/s.
+ * at N=512 and the 8-bit many-row kernel at N=512 (ws_qmat_infer, a prompt's path), then under the
+ * best instruction set the crossover of that kernel with the multi-row dots for 1..32 rows.
+ * Prints medians of repeated runs: time, GB/s of weights read, GFLOP/s.
  * Usage: bench_quant_bench [max_threads [isa]]   (default 2 threads, every isa the CPU has;
  * isa: scalar, avx2 or avx512) */
 #include <stdio.h>
@@ -57,19 +59,27 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-/* median seconds of one pass of ws_qmat_forward over mats[0..count) with N rows */
-static double time_pass(const ws_qmat *mats, int count, const float *inp, float *out, int N, int reps)
+typedef void (*fwd_fn)(float *, const float *, const ws_qmat *, const float *, int, float);
+
+/* median seconds of one pass of fn (ws_qmat_forward) over mats[0..count) with N rows */
+static double time_pass_fn(fwd_fn fn, const ws_qmat *mats, int count, const float *inp, float *out, int N,
+                           int reps)
 {
     double t[64];
     reps = reps > 64 ? 64 : reps;
     for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
         double t0 = now_s();
         for (int m = 0; m < count; m++)
-            ws_qmat_forward(out, inp, &mats[m], NULL, N, 0.0f);
+            fn(out, inp, &mats[m], NULL, N, 0.0f);
         if (rep >= 0)
             t[rep] = now_s() - t0;
     }
     return median(t, reps);
+}
+
+static double time_pass(const ws_qmat *mats, int count, const float *inp, float *out, int N, int reps)
+{
+    return time_pass_fn(ws_qmat_forward, mats, count, inp, out, N, reps);
 }
 
 static size_t bytes_of(const ws_qmat *mats, int count)
@@ -107,8 +117,9 @@ int main(int argc, char **argv)
 
     printf("quantized matmul benchmark (medians); model sweep = %.1f MB of weights per token\n",
            bytes_of(model, n_model) / 1e6);
-    printf("%-7s %3s | %-22s | %-22s | %-24s | %-16s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv",
-           "Q8_0 49152x576 head", "token sweep (Q4_1+head)", "sweep, 8 rows", "tiled N=512 Q4_1");
+    printf("%-7s %3s | %-22s | %-22s | %-24s | %-16s | %-18s | %s\n", "isa", "thr", "Q4_1 576x1536 gemv",
+           "Q8_0 49152x576 head", "token sweep (Q4_1+head)", "sweep, 8 rows", "tiled N=512 Q4_1",
+           "8-bit N=512 Q4_1");
     ws_isa best = ws_quant_isa();
     for (int isa = WS_ISA_SCALAR; isa <= WS_ISA_AVX512; isa++) {
         if ((only && strcmp(only, ws_isa_name((ws_isa)isa))) || !ws_quant_force_isa((ws_isa)isa))
@@ -121,14 +132,30 @@ int main(int argc, char **argv)
             double t4 = time_pass(&ffn, 1, inp, out, NT, 5);
             /* a reply's batched sampling step: 4 samples and their 4 rows without the conversation */
             double t5 = time_pass(model, n_model, inp, out, 8, isa == WS_ISA_SCALAR ? 3 : 11);
+            double t6 = time_pass_fn(ws_qmat_infer, &ffn, 1, inp, out, NT, 5);
             printf("%-7s %3d | %7.1f us %6.1f GB/s | %7.2f ms %6.1f GB/s | %7.2f ms %6.1f GB/s  | %7.2f ms   "
                    "   | "
-                   "%6.1f GFLOP/s\n",
+                   "%6.1f GFLOP/s     | %6.1f GFLOP/s\n",
                    ws_isa_name((ws_isa)isa), th, t1 * 1e6, bytes_of(&ffn, 1) / t1 / 1e9, t2 * 1e3,
                    bytes_of(&head, 1) / t2 / 1e9, t3 * 1e3, bytes_of(model, n_model) / t3 / 1e9, t5 * 1e3,
-                   2.0 * NT * D * F / t4 / 1e9);
+                   2.0 * NT * D * F / t4 / 1e9, 2.0 * NT * D * F / t6 / 1e9);
             fflush(stdout);
         }
+    }
+    ws_quant_force_isa(only && !strcmp(only, "avx2") ? WS_ISA_AVX2 : best);
+    ws_parallel_set_threads(1);
+    printf(
+        "crossover under %s, 1 thread, Q4_1 576x1536: rows, multi-row dots vs 8-bit many-row kernel (us)\n",
+        ws_isa_name(ws_quant_isa()));
+    for (int n = 1; n <= 32; n += n < 8 ? 1 : 4) {
+        double a = time_pass_fn(ws_qmat_forward, &ffn, 1, inp, out, n, 31);
+        double b = time_pass_fn(ws_qmat_infer, &ffn, 1, inp, out, n, 31);
+        printf("  %2d rows: %7.1f vs %7.1f\n", n, a * 1e6, b * 1e6);
+    }
+    for (int n = 1; n <= 8; n += 7) { /* a token's weights streamed from memory (the head stays Q8_0 dots) */
+        double a = time_pass_fn(ws_qmat_forward, model, n_model, inp, out, n, 11);
+        double b = time_pass_fn(ws_qmat_infer, model, n_model, inp, out, n, 11);
+        printf("  token sweep, %d row%s: %7.2f vs %7.2f ms\n", n, n > 1 ? "s" : "", a * 1e3, b * 1e3);
     }
     ws_quant_force_isa(best);
     for (int m = 0; m < n_model; m++)

@@ -367,6 +367,17 @@ void ws__proj_forward(const ws_model *m, int l, int t, float *out, const float *
         ws_matmul_forward(out, in, w, bias, N, ic, oc, beta);
 }
 
+void ws__proj_infer(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta)
+{
+    const float *w, *bias;
+    int ic, oc;
+    proj_f32(m, l, t, &w, &bias, &ic, &oc);
+    if (m->quantized)
+        ws_qmat_infer(out, in, proj_q(m, l, t), bias, N, beta);
+    else
+        ws_matmul_forward(out, in, w, bias, N, ic, oc, beta);
+}
+
 void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
                              int N)
 {
@@ -393,6 +404,14 @@ void ws__head_forward(const ws_model *m, float *logits, const float *xn, int n)
 {
     if (m->quantized)
         ws_qmat_forward(logits, xn, &m->q.lm_head, NULL, n, 0.0f);
+    else
+        ws_matmul_forward(logits, xn, m->w.lm_head, NULL, n, m->cfg.dim, m->cfg.vocab_size, 0.0f);
+}
+
+void ws__head_infer(const ws_model *m, float *logits, const float *xn, int n)
+{
+    if (m->quantized)
+        ws_qmat_infer(logits, xn, &m->q.lm_head, NULL, n, 0.0f);
     else
         ws_matmul_forward(logits, xn, m->w.lm_head, NULL, n, m->cfg.dim, m->cfg.vocab_size, 0.0f);
 }

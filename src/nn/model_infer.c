@@ -194,15 +194,15 @@ static void layer_tail(const ws_model *m, const ws_lora *lora, int l, ws_kv_cach
 {
     const ws_model_config *c = &m->cfg;
     int C = c->dim, F = c->hidden_dim, HD = c->n_heads * c->head_dim;
-    ws__proj_forward(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
+    ws__proj_infer(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
     ws__lora_apply(lora, l, WS_LORA_O, sc->x, sc->atty, n, HD, C, sc->xa);
     ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.layers[l].mlp_norm, n, C, c->norm_eps);
-    ws__proj_forward(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
-    ws__proj_forward(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
+    ws__proj_infer(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
+    ws__proj_infer(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
     ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
     ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
     ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
-    ws__proj_forward(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
+    ws__proj_infer(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
     ws__lora_apply(lora, l, WS_LORA_DOWN, sc->x, sc->g, n, F, C, sc->xa);
 }
 
@@ -230,9 +230,9 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         const ws_layer_weights *w = &m->w.layers[l];
         float *Kc = kc->k + (size_t)l * T * KD, *Vc = kc->v + (size_t)l * T * KD;
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, w->attn_norm, n, C, c->norm_eps);
-        ws__proj_forward(m, l, WS_LORA_Q, kc->q, kc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_Q, kc->q, kc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, 0.0f);
         ws__lora_apply(lora, l, WS_LORA_Q, kc->q, kc->xn, n, C, HD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
@@ -248,12 +248,12 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
     }
     if (all_logits) {
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, m->w.final_norm, n, C, c->norm_eps);
-        ws__head_forward(m, all_logits, kc->xn, n);
+        ws__head_infer(m, all_logits, kc->xn, n);
         if (logits)
             memcpy(logits, all_logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
     } else if (logits) {
         ws_rmsnorm_forward(kc->xn, NULL, kc->x + (size_t)(n - 1) * C, m->w.final_norm, 1, C, c->norm_eps);
-        ws__head_forward(m, logits, kc->xn, 1);
+        ws__head_infer(m, logits, kc->xn, 1);
     }
     kc->len = ctx;
     free(pos);
@@ -345,9 +345,9 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
     for (int l = 0; l < c->n_layers; l++) {
         const ws_layer_weights *w = &m->w.layers[l];
         ws_rmsnorm_forward(sc->xn, NULL, sc->x, w->attn_norm, n, C, c->norm_eps);
-        ws__proj_forward(m, l, WS_LORA_Q, sc->q, sc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_K, sc->kc, sc->xn, n, 0.0f);
-        ws__proj_forward(m, l, WS_LORA_V, sc->vc, sc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_Q, sc->q, sc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_K, sc->kc, sc->xn, n, 0.0f);
+        ws__proj_infer(m, l, WS_LORA_V, sc->vc, sc->xn, n, 0.0f);
         ws__lora_apply(lora, l, WS_LORA_Q, sc->q, sc->xn, n, C, HD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, sc->kc, sc->xn, n, C, KD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, sc->vc, sc->xn, n, C, KD, sc->xa);
@@ -359,7 +359,7 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         layer_tail(m, lora, l, sc, n);
     }
     ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.final_norm, n, C, c->norm_eps);
-    ws__head_forward(m, logits, sc->xn, n);
+    ws__head_infer(m, logits, sc->xn, n);
     for (int s = 0; s < n; s++)
         caches[s]->len++;
     free(pos);

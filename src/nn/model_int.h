@@ -24,6 +24,8 @@ uint64_t ws__splitmix(uint64_t *s);
 /* Projections are named by the LoRA target ids (WS_LORA_Q ... WS_LORA_DOWN). */
 /* out[N,out] = beta*out + in[N,in] W^T (+ bias) for projection t of layer l. */
 void ws__proj_forward(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta);
+/* The same for inference (ws_qmat_infer: a prompt's rows through the 8-bit kernels). */
+void ws__proj_infer(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta);
 /* dinp[N,in] = beta*dinp + dout[N,out] W for projection t of layer l. */
 void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
                              int N);
@@ -31,6 +33,8 @@ void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float
 void ws__embed(const ws_model *m, float *x, const int32_t *ids, int n);
 /* logits[n,V] = xn[n,C] head^T. */
 void ws__head_forward(const ws_model *m, float *logits, const float *xn, int n);
+/* The same for inference (ws_qmat_infer). */
+void ws__head_infer(const ws_model *m, float *logits, const float *xn, int n);
 /* dxn[n,C] = dlogits[n,V] head. */
 void ws__head_backward_input(const ws_model *m, float *dxn, const float *dlogits, int n);
 

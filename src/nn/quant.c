@@ -4,6 +4,7 @@
 #include "nn/quant.h"
 
 #include "core/log.h"
+#include "core/mem.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -113,6 +114,8 @@ static void merge(q_kernels *dst, const q_kernels *src)
             dst->dot[t] = src->dot[t];
         if (src->dot[t] || src->dotn[t]) /* a dotn goes with the dot it equals */
             dst->dotn[t] = src->dotn[t];
+        if (src->gemm[t]) /* AVX-512 without its own keeps AVX2's */
+            dst->gemm[t] = src->gemm[t];
     }
 }
 
@@ -209,6 +212,51 @@ q_dot_fn ws__quant_dot_fn(ws_qtype wt)
 q_dotn_fn ws__quant_dotn_fn(ws_qtype wt)
 {
     return (unsigned)wt < WS_QT_COUNT ? kernels()->dotn[wt] : NULL;
+}
+
+q_gemm_fn ws__quant_gemm_fn(ws_qtype wt)
+{
+    return (unsigned)wt < WS_QT_COUNT ? kernels()->gemm[wt] : NULL;
+}
+
+void ws__quant_gemm_scales(ws_qtype dt, const void *x, size_t x_stride, int nx, int64_t n, float *xds)
+{
+    int64_t nb = n / QK;
+    size_t bb = dt == WS_QT_Q8_1 ? Q8_1_BYTES : Q8_0_BYTES;
+    for (int i = 0; i < nx; i++) {
+        const uint8_t *b = (const uint8_t *)x + (size_t)i * x_stride;
+        float *o = xds + (size_t)i * 2 * (size_t)nb;
+        for (int64_t k = 0; k < nb; k++, b += bb) {
+            o[2 * k] = q_ld_f16(b);
+            if (dt == WS_QT_Q8_1) {
+                o[2 * k + 1] = q_ld_f16(b + Q8_1_S);
+                continue;
+            }
+            int sum = 0;
+            for (int j = 0; j < QK; j++)
+                sum += (int8_t)b[Q8_0_QS + j];
+            o[2 * k + 1] = -128.0f * (float)sum;
+        }
+    }
+}
+
+void ws_quant_gemm(ws_qtype wt, int64_t n, const void *w, size_t w_stride, int rows, const void *x,
+                   size_t x_stride, int nx, float *out, size_t out_stride)
+{
+    const q_kernels *k = kernels();
+    if ((unsigned)wt >= WS_QT_COUNT || !k->dot[wt])
+        no_kernel("dot", wt);
+    if (k->gemm[wt]) {
+        float *xds = ws_xmalloc((size_t)nx * 2 * (size_t)(n / QK) * sizeof *xds + 1);
+        ws__quant_gemm_scales(ws_qtype_dot_type(wt), x, x_stride, nx, n, xds);
+        k->gemm[wt](n, w, w_stride, rows, x, x_stride, xds, nx, out, out_stride, 0.0f);
+        free(xds);
+        return;
+    }
+    for (int i = 0; i < nx; i++)
+        for (int r = 0; r < rows; r++)
+            out[(size_t)i * out_stride + r] = k->dot[wt](n, (const uint8_t *)w + (size_t)r * w_stride,
+                                                         (const uint8_t *)x + (size_t)i * x_stride);
 }
 
 void ws_quant_vec_dotn(ws_qtype wt, int64_t n, const void *w_row, const void *x_rows, size_t x_stride, int nx,

@@ -6,7 +6,7 @@
  * Types (GGML ids, as stored in GGUF): F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the k-quants Q4_K,
  * Q5_K, Q6_K. Activations are quantized to the weight type's "dot type": Q8_0 for Q4_0/Q8_0,
  * Q8_1 for Q4_1, Q8_K for the k-quants; F32/F16/BF16 weights take f32 activations.
- * Every function is pure and thread-safe; none allocates. */
+ * Every function is pure and thread-safe; none allocates but ws_quant_gemm (its scale buffer). */
 #ifndef WS_NN_QUANT_H
 #define WS_NN_QUANT_H
 
@@ -59,6 +59,13 @@ float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_
  * weight block is unpacked once for several activation rows. */
 void ws_quant_vec_dotn(ws_qtype wt, int64_t n, const void *w_row, const void *x_rows, size_t x_stride, int nx,
                        float *out);
+/* out[i * out_stride + r] = ws_quant_vec_dot(wt, n, w + r * w_stride, x + i * x_stride) for
+ * r < rows, i < nx, up to the order of the float sums: where the instruction set has a many-row
+ * kernel (Q4_1 under AVX2 and AVX-512, 8-bit activations times the 4-bit blocks, several weight
+ * rows x several activation rows per step) it is used, else the dots one by one. Allocates the
+ * activations' float scales (aborts on OOM). */
+void ws_quant_gemm(ws_qtype wt, int64_t n, const void *w, size_t w_stride, int rows, const void *x,
+                   size_t x_stride, int nx, float *out, size_t out_stride);
 
 /* Instruction sets the kernels have versions for. ws_quant_isa() is the one in use (the best
  * the CPU has, unless forced); forcing one the CPU lacks is ignored (returns false). Tests use
@@ -83,6 +90,13 @@ typedef struct ws_qmat {
  * many rows: W is dequantized a tile at a time and multiplied with sgemm. Runs on the engine's
  * pool (parallel.h). beta is 0 (overwrite) or 1 (add). */
 void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
+/* The same product for inference (a prompt, a token): the activations are quantized to 8 bits
+ * per block and multiplied with the quantized blocks by the many-row kernel where the
+ * instruction set has one for w's type (Q4_1 under AVX2 and AVX-512; llama.cpp's arithmetic, the
+ * few-row dots' up to the order of the float sums), for one row as for 500; else as
+ * ws_qmat_forward. Training keeps ws_qmat_forward,
+ * whose f32 products match the dequantized weights its backward pass uses. */
+void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
 /* dinp[N,IC] = beta*dinp + dout[N,OC] W (the input gradient through a frozen quantized W):
  * W dequantized a tile at a time, products with sgemm. */
 void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws_qmat *w, int N);

@@ -331,6 +331,205 @@ static float dot_q4_1(int64_t n, const void *w, const void *x)
     return dot_blocks(n, w, x, K_Q4_1);
 }
 
+/* ---- many activation rows: 8 weight rows x up to 4 activation rows a step ----------------- */
+
+/* Q4_1 weight rows expanded for vpmaddubsw: for each block, 8 registers (4 elements of each of
+ * 8 rows per register, values 0..15) and the 8 rows' d and m. GEMM_NB blocks at a time. */
+#define GEMM_NB 48
+typedef struct {
+    __m256i q[GEMM_NB][8];
+    __m256 d[GEMM_NB], m[GEMM_NB];
+} q41_tile;
+
+/* 16-byte pieces at offset off of 8 rows, as 4 registers: register k holds dword k of every
+ * row (lane = row) */
+static inline void rows8_dwords(const uint8_t *w, size_t ws, size_t off, __m256i out[4])
+{
+    __m256i z[4];
+    for (int a = 0; a < 4; a++) /* 128-bit lane L of z[a] is row 4L + a */
+        z[a] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(w + (4 + a) * ws + off)),
+                                _mm_loadu_si128((const __m128i *)(w + a * ws + off)));
+    __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+static void q41_expand(const uint8_t *w, size_t ws, int b0, int nb, q41_tile *t)
+{
+    __m256i lo4 = _mm256_set1_epi8(0x0F);
+    for (int b = 0; b < nb; b++) {
+        size_t off = (size_t)(b0 + b) * Q4_1_BYTES;
+        __m256i q[4], h[4];
+        rows8_dwords(w, ws, off + Q4_1_QS, q);
+        for (int k = 0; k < 4; k++) { /* elements 4k.. are low nibbles, 16 + 4k.. high ones */
+            t->q[b][k] = _mm256_and_si256(q[k], lo4);
+            t->q[b][k + 4] = _mm256_and_si256(_mm256_srli_epi16(q[k], 4), lo4);
+        }
+        rows8_dwords(w, ws, off, h); /* dword 0: d | m << 16 */
+        __m256i lo = _mm256_and_si256(h[0], _mm256_set1_epi32(0xFFFF)), hi = _mm256_srli_epi32(h[0], 16);
+        /* [d of rows 0..7, m of rows 0..7] as halves */
+        __m256i dm = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), _MM_SHUFFLE(3, 1, 2, 0));
+        t->d[b] = _mm256_cvtph_ps(_mm256_castsi256_si128(dm));
+        t->m[b] = _mm256_cvtph_ps(_mm256_extracti128_si256(dm, 1));
+    }
+}
+
+/* NX activation rows against the 8 rows of t, blocks [b0, b0 + nb) */
+static inline __attribute__((always_inline)) void q41_tile_rows(const q41_tile *t, int b0, int nb,
+                                                                const uint8_t *x, size_t xs, const float *xds,
+                                                                size_t dss, int NX, __m256 acc[4])
+{
+    __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < NX; i++)
+        acc[i] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i s[4];
+        const uint8_t *xb = x + (size_t)(b0 + b) * Q8_1_BYTES + Q8_1_QS;
+        for (int i = 0; i < NX; i++)
+            s[i] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) { /* 16-bit sums: 8 x 2 x 15 x 127 < 32768 */
+            __m256i wq = t->q[b][k];
+            for (int i = 0; i < NX; i++)
+                s[i] = _mm256_add_epi16(
+                    s[i], _mm256_maddubs_epi16(wq, _mm256_set1_epi32(ld32(xb + i * xs + 4 * k))));
+        }
+        for (int i = 0; i < NX; i++) {
+            const float *ds = xds + i * dss + 2 * (b0 + b);
+            __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s[i], ones));
+            acc[i] = _mm256_fmadd_ps(p, _mm256_mul_ps(t->d[b], _mm256_broadcast_ss(ds)), acc[i]);
+            acc[i] = _mm256_fmadd_ps(t->m[b], _mm256_broadcast_ss(ds + 1), acc[i]);
+        }
+    }
+}
+
+static void q41_tile_out(const __m256 *acc, int nx, float *out, size_t os, int add)
+{
+    for (int i = 0; i < nx; i++) {
+        float *o = out + (size_t)i * os;
+        _mm256_storeu_ps(o, add ? _mm256_add_ps(acc[i], _mm256_loadu_ps(o)) : acc[i]);
+    }
+}
+
+static void gemm_q4_1(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                      const float *xds, int nx, float *out, size_t out_stride, float beta)
+{
+    int nb_all = (int)(n / QK), r8 = rows & ~7;
+    size_t dss = 2 * (size_t)nb_all;
+    q41_tile t;
+    for (int r = 0; r < r8; r += 8) {
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r * w_stride;
+        for (int b0 = 0; b0 < nb_all; b0 += GEMM_NB) {
+            int nb = nb_all - b0 < GEMM_NB ? nb_all - b0 : GEMM_NB, add = b0 > 0 || beta != 0.0f, i = 0;
+            q41_expand(wr, w_stride, b0, nb, &t);
+            __m256 acc[4];
+            for (; i + 4 <= nx; i += 4) {
+                q41_tile_rows(&t, b0, nb, (const uint8_t *)x + (size_t)i * x_stride, x_stride, xds + i * dss,
+                              dss, 4, acc);
+                q41_tile_out(acc, 4, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+            for (; i < nx; i++) {
+                q41_tile_rows(&t, b0, nb, (const uint8_t *)x + (size_t)i * x_stride, x_stride, xds + i * dss,
+                              dss, 1, acc);
+                q41_tile_out(acc, 1, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+        }
+    }
+    for (int r = r8; r < rows; r++) /* the last rows of a count not a multiple of 8 */
+        for (int i = 0; i < nx; i++) {
+            float v = dot_q4_1(n, (const uint8_t *)w + (size_t)r * w_stride,
+                               (const uint8_t *)x + (size_t)i * x_stride);
+            float *o = out + (size_t)i * out_stride + r;
+            *o = beta != 0.0f ? *o + v : v;
+        }
+}
+
+/* Q8_0 weights: vpmaddubsw multiplies unsigned by signed bytes, so each register holds |w| and
+ * the activations take w's sign (as the dot does); products go to 32 bits at every step */
+typedef struct {
+    __m256i a[GEMM_NB][8], s[GEMM_NB][8]; /* |w|, w */
+    __m256 d[GEMM_NB];
+} q80_tile;
+
+static void q80_expand(const uint8_t *w, size_t ws, int b0, int nb, q80_tile *t)
+{
+    for (int b = 0; b < nb; b++) {
+        size_t off = (size_t)(b0 + b) * Q8_0_BYTES;
+        __m256i q[4], h[4];
+        for (int half = 0; half < 2; half++) {
+            rows8_dwords(w, ws, off + Q8_0_QS + 16 * (size_t)half, q);
+            for (int k = 0; k < 4; k++) {
+                t->s[b][4 * half + k] = q[k];
+                t->a[b][4 * half + k] = _mm256_sign_epi8(q[k], q[k]);
+            }
+        }
+        rows8_dwords(w, ws, off, h); /* the low half of dword 0: d */
+        __m256i lo = _mm256_and_si256(h[0], _mm256_set1_epi32(0xFFFF));
+        t->d[b] = _mm256_cvtph_ps(_mm256_castsi256_si128(
+            _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, lo), _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+}
+
+static inline __attribute__((always_inline)) void q80_tile_rows(const q80_tile *t, int b0, int nb,
+                                                                const uint8_t *x, size_t xs, const float *xds,
+                                                                size_t dss, int NX, __m256 acc[4])
+{
+    __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < NX; i++)
+        acc[i] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i s[4];
+        const uint8_t *xb = x + (size_t)(b0 + b) * Q8_0_BYTES + Q8_0_QS;
+        for (int i = 0; i < NX; i++)
+            s[i] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            __m256i wa = t->a[b][k], wsg = t->s[b][k];
+            for (int i = 0; i < NX; i++) {
+                __m256i xv = _mm256_sign_epi8(_mm256_set1_epi32(ld32(xb + i * xs + 4 * k)), wsg);
+                s[i] = _mm256_add_epi32(s[i], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, xv), ones));
+            }
+        }
+        for (int i = 0; i < NX; i++) {
+            const float *ds = xds + i * dss + 2 * (b0 + b);
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[i]),
+                                     _mm256_mul_ps(t->d[b], _mm256_broadcast_ss(ds)), acc[i]);
+        }
+    }
+}
+
+static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                      const float *xds, int nx, float *out, size_t out_stride, float beta)
+{
+    int nb_all = (int)(n / QK), r8 = rows & ~7;
+    size_t dss = 2 * (size_t)nb_all;
+    const uint8_t *xu = x;
+    q80_tile t;
+    for (int r = 0; r < r8; r += 8) {
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r * w_stride;
+        for (int b0 = 0; b0 < nb_all; b0 += GEMM_NB) {
+            int nb = nb_all - b0 < GEMM_NB ? nb_all - b0 : GEMM_NB, add = b0 > 0 || beta != 0.0f, i = 0;
+            q80_expand(wr, w_stride, b0, nb, &t);
+            __m256 acc[4];
+            for (; i + 4 <= nx; i += 4) {
+                q80_tile_rows(&t, b0, nb, xu + i * x_stride, x_stride, xds + i * dss, dss, 4, acc);
+                q41_tile_out(acc, 4, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+            for (; i < nx; i++) {
+                q80_tile_rows(&t, b0, nb, xu + i * x_stride, x_stride, xds + i * dss, dss, 1, acc);
+                q41_tile_out(acc, 1, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+        }
+    }
+    for (int r = r8; r < rows; r++) /* the last rows of a count not a multiple of 8 */
+        for (int i = 0; i < nx; i++) {
+            float v = dot_q8_0(n, (const uint8_t *)w + (size_t)r * w_stride, xu + i * x_stride);
+            float *o = out + (size_t)i * out_stride + r;
+            *o = beta != 0.0f ? *o + v : v;
+        }
+}
+
 /* ---- k-quants ------------------------------------------------------------------------- */
 
 static int k_mins(const int m[8], const uint8_t *y)
@@ -434,6 +633,8 @@ void ws__quant_fill_avx2(q_kernels *k)
     k->dotn[WS_QT_Q8_0] = dotn_q8_0;
     k->dotn[WS_QT_Q4_0] = dotn_q4_0;
     k->dotn[WS_QT_Q4_1] = dotn_q4_1;
+    k->gemm[WS_QT_Q4_1] = gemm_q4_1;
+    k->gemm[WS_QT_Q8_0] = gemm_q8_0;
     k->dot[WS_QT_Q4_K] = dot_q4_k;
     k->dot[WS_QT_Q5_K] = dot_q5_k;
     k->dot[WS_QT_Q6_K] = dot_q6_k;

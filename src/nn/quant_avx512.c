@@ -6,6 +6,8 @@
  * dots stay with the AVX2 versions. */
 #include "nn/quant_int.h"
 
+#include <stdbool.h>
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 
@@ -263,6 +265,157 @@ static float dot_q4_1(int64_t n, const void *w, const void *x)
     return dot_blocks(n, w, x, K_Q4_1);
 }
 
+/* ---- many activation rows: 16 weight rows x up to 8 activation rows a step ---------------- */
+
+/* Weight rows expanded for vpdpbusd: for each block, 8 registers (4 elements of each of 16 rows
+ * per register, unsigned: Q4_1's 0..15, Q8_0's quants + 128) and the 16 rows' d (and Q4_1's m).
+ * GEMM_NB blocks at a time. */
+#define GEMM_NB 48
+typedef struct {
+    __m512i q[GEMM_NB][8];
+    __m512 d[GEMM_NB], m[GEMM_NB];
+} wtile;
+
+/* 16-byte pieces at offset off of 16 rows, as 4 registers: register k holds dword k of every
+ * row (lane = row) */
+static inline void rows16_dwords(const uint8_t *w, size_t ws, size_t off, __m512i out[4])
+{
+    __m512i z[4];
+    for (int a = 0; a < 4; a++) { /* lane L of z[a] is row 4L + a */
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(w + a * ws + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(w + (4 + a) * ws + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(w + (8 + a) * ws + off)), 2);
+        z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(w + (12 + a) * ws + off)), 3);
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+static inline __attribute__((always_inline)) void wtile_expand(const uint8_t *w, size_t ws, int b0, int nb,
+                                                               int kind, wtile *t)
+{
+    __m512i lo4 = _mm512_set1_epi8(0x0F), bias = _mm512_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b++) {
+        __m512i q[4], h[4];
+        if (kind == K_Q4_1) {
+            size_t off = (size_t)(b0 + b) * Q4_1_BYTES;
+            rows16_dwords(w, ws, off + Q4_1_QS, q);
+            for (int k = 0; k < 4; k++) { /* elements 4k.. are low nibbles, 16 + 4k.. high ones */
+                t->q[b][k] = _mm512_and_si512(q[k], lo4);
+                t->q[b][k + 4] = _mm512_and_si512(_mm512_srli_epi16(q[k], 4), lo4);
+            }
+            rows16_dwords(w, ws, off, h); /* dword 0: d | m << 16 */
+            t->m[b] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16)));
+        } else {
+            size_t off = (size_t)(b0 + b) * Q8_0_BYTES;
+            rows16_dwords(w, ws, off + Q8_0_QS, q);
+            for (int k = 0; k < 4; k++)
+                t->q[b][k] = _mm512_xor_si512(q[k], bias);
+            rows16_dwords(w, ws, off + Q8_0_QS + 16, q);
+            for (int k = 0; k < 4; k++)
+                t->q[b][k + 4] = _mm512_xor_si512(q[k], bias);
+            rows16_dwords(w, ws, off, h); /* the low half of dword 0: d */
+        }
+        t->d[b] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
+    }
+}
+
+/* NX activation rows against the 16 rows of t, blocks [b0, b0 + nb): 16 sums per row in acc.
+ * xds per block: Q4_1 d, s; Q8_0 d, -128 * the sum of the quants (the weights' + 128 taken off) */
+static inline __attribute__((always_inline)) void wtile_rows(const wtile *t, int b0, int nb, const uint8_t *x,
+                                                             size_t xs, const float *xds, size_t dss, int NX,
+                                                             int kind, __m512 acc[8])
+{
+    size_t xbb = kind == K_Q4_1 ? Q8_1_BYTES : Q8_0_BYTES, xqs = kind == K_Q4_1 ? Q8_1_QS : Q8_0_QS;
+    for (int i = 0; i < NX; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i s[8];
+        const uint8_t *xb = x + (size_t)(b0 + b) * xbb + xqs;
+        for (int i = 0; i < NX; i++)
+            s[i] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k++) {
+            __m512i wq = t->q[b][k];
+            for (int i = 0; i < NX; i++)
+                s[i] = _mm512_dpbusd_epi32(s[i], wq, _mm512_set1_epi32(ld32(xb + i * xs + 4 * k)));
+        }
+        for (int i = 0; i < NX; i++) {
+            const float *ds = xds + i * dss + 2 * (b0 + b);
+            __m512 p = _mm512_cvtepi32_ps(s[i]), dd = _mm512_mul_ps(t->d[b], _mm512_set1_ps(ds[0]));
+            if (kind == K_Q4_1) {
+                acc[i] = _mm512_fmadd_ps(p, dd, acc[i]);
+                acc[i] = _mm512_fmadd_ps(t->m[b], _mm512_set1_ps(ds[1]), acc[i]);
+            } else { /* integers under 2^24: the sum is exact */
+                acc[i] = _mm512_fmadd_ps(_mm512_add_ps(p, _mm512_set1_ps(ds[1])), dd, acc[i]);
+            }
+        }
+    }
+}
+
+static void wtile_out(const __m512 *acc, int nx, float *out, size_t os, bool add)
+{
+    for (int i = 0; i < nx; i++) {
+        float *o = out + (size_t)i * os;
+        _mm512_storeu_ps(o, add ? _mm512_add_ps(acc[i], _mm512_loadu_ps(o)) : acc[i]);
+    }
+}
+
+static inline __attribute__((always_inline)) void gemm_kind(int64_t n, const void *w, size_t w_stride,
+                                                            int rows, const void *x, size_t x_stride,
+                                                            const float *xds, int nx, float *out,
+                                                            size_t out_stride, float beta, int kind)
+{
+    int nb_all = (int)(n / QK), r16 = rows & ~15;
+    size_t dss = 2 * (size_t)nb_all;
+    const uint8_t *xu = x;
+    wtile t;
+    for (int r = 0; r < r16; r += 16) {
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r * w_stride;
+        for (int b0 = 0; b0 < nb_all; b0 += GEMM_NB) {
+            int nb = nb_all - b0 < GEMM_NB ? nb_all - b0 : GEMM_NB, i = 0;
+            bool add = b0 > 0 || beta != 0.0f;
+            wtile_expand(wr, w_stride, b0, nb, kind, &t);
+            __m512 acc[8];
+            for (; i + 8 <= nx; i += 8) {
+                wtile_rows(&t, b0, nb, xu + i * x_stride, x_stride, xds + i * dss, dss, 8, kind, acc);
+                wtile_out(acc, 8, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+            for (; i + 4 <= nx; i += 4) {
+                wtile_rows(&t, b0, nb, xu + i * x_stride, x_stride, xds + i * dss, dss, 4, kind, acc);
+                wtile_out(acc, 4, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+            for (; i < nx; i++) {
+                wtile_rows(&t, b0, nb, xu + i * x_stride, x_stride, xds + i * dss, dss, 1, kind, acc);
+                wtile_out(acc, 1, out + (size_t)i * out_stride + r, out_stride, add);
+            }
+        }
+    }
+    for (int r = r16; r < rows; r++) /* the last rows of a count not a multiple of 16 */
+        for (int i = 0; i < nx; i++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * w_stride;
+            float v =
+                kind == K_Q4_1 ? dot_q4_1(n, wr, xu + i * x_stride) : dot_q8_0(n, wr, xu + i * x_stride);
+            float *o = out + (size_t)i * out_stride + r;
+            *o = beta != 0.0f ? *o + v : v;
+        }
+}
+
+static void gemm_q4_1(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                      const float *xds, int nx, float *out, size_t out_stride, float beta)
+{
+    gemm_kind(n, w, w_stride, rows, x, x_stride, xds, nx, out, out_stride, beta, K_Q4_1);
+}
+
+static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                      const float *xds, int nx, float *out, size_t out_stride, float beta)
+{
+    gemm_kind(n, w, w_stride, rows, x, x_stride, xds, nx, out, out_stride, beta, K_Q8_0);
+}
+
 /* ---- activation quantization ------------------------------------------------------------- */
 
 static inline __m512 round_away(__m512 x)
@@ -368,6 +521,8 @@ void ws__quant_fill_avx512(q_kernels *k)
     k->dotn[WS_QT_Q8_0] = dotn_q8_0;
     k->dotn[WS_QT_Q4_0] = dotn_q4_0;
     k->dotn[WS_QT_Q4_1] = dotn_q4_1;
+    k->gemm[WS_QT_Q4_1] = gemm_q4_1;
+    k->gemm[WS_QT_Q8_0] = gemm_q8_0;
 }
 
 #else

@@ -143,11 +143,19 @@ typedef float (*q_dot_fn)(int64_t n, const void *w, const void *x);
  * once for Q_DOTN_MAX rows) */
 typedef void (*q_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 #define Q_DOTN_MAX 4
+/* Many activation rows (a prompt): out[i * out_stride + r] = beta * out[..] + the dot of weight
+ * row r (rows of them, w_stride bytes apart) with activation row i (nx of them, quantized to the
+ * dot type, x_stride bytes apart), for r < rows and i < nx. xds holds each activation row's
+ * block terms as floats (ws__quant_gemm_scales: 2 per block, row i at xds + i * 2 * (n / 32)).
+ * Equal to the dots up to the order of the float sums (not bit for bit). beta is 0 or 1. */
+typedef void (*q_gemm_fn)(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
+                          const float *xds, int nx, float *out, size_t out_stride, float beta);
 typedef struct {
     q_dequant_fn dequant[WS_QT_COUNT];
     q_quantize_fn quantize[WS_QT_COUNT];
     q_dot_fn dot[WS_QT_COUNT];
     q_dotn_fn dotn[WS_QT_COUNT]; /* NULL: the caller loops over dot */
+    q_gemm_fn gemm[WS_QT_COUNT]; /* NULL: none (the caller dequantizes tiles for sgemm) */
 } q_kernels;
 
 /* The dot kernel in use for weight type wt (qmat.c calls it directly, once per row); NULL for a
@@ -156,6 +164,14 @@ q_dot_fn ws__quant_dot_fn(ws_qtype wt);
 /* The multi-row dot kernel in use for wt; NULL where the instruction set has none (a dot per
  * row is the same thing then). */
 q_dotn_fn ws__quant_dotn_fn(ws_qtype wt);
+/* The many-row kernel in use for wt (only where the instruction set has one: Q4_1 and Q8_0 under
+ * AVX2 and AVX-512); NULL otherwise. */
+q_gemm_fn ws__quant_gemm_fn(ws_qtype wt);
+/* What q_gemm_fn reads of the nx activation rows at x (x_stride bytes apart) quantized to dt
+ * (Q8_1 or Q8_0), per block b (nb = n / 32): xds[i * 2 * nb + 2 * b] = the scale d, and [.. + 1]
+ * Q8_1's sum term s, or for Q8_0 -128 x the sum of the block's quants (the kernels add 128 to
+ * the Q8_0 weights to multiply them as unsigned bytes). */
+void ws__quant_gemm_scales(ws_qtype dt, const void *x, size_t x_stride, int nx, int64_t n, float *xds);
 
 void ws__quant_fill_scalar(q_kernels *k); /* quant_ref.c: every entry */
 void ws__quant_fill_avx2(q_kernels *k);   /* quant_avx2.c: overrides its own entries */

@@ -21,6 +21,7 @@
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/quant.h"
+#include "nn/quant_int.h"
 #include "nn/tokenizer.h"
 #include "nn/train.h"
 
@@ -128,20 +129,32 @@ static void test_quantized_types(void)
         if (q && f) {
             float *a = logits_of(q, NULL), *b = logits_of(f, NULL);
             double d = rel_diff(a, b, (size_t)N_PROBE * c.vocab_size);
-            /* the rows of 17 tokens go through the dequantized-tile path: the same arithmetic */
-            if (d > 1e-4)
+            /* the rows of 17 tokens go through the dequantized-tile path (the same arithmetic as
+             * the f32 copy), or where the CPU has a many-row kernel for the type (Q4_1) through
+             * 8-bit activations as the single tokens below: then held to their tolerance */
+            bool q8_prompt = ws__quant_gemm_fn(types[t]) != NULL;
+            if (d > (q8_prompt ? 0.05 : 1e-4))
                 fprintf(stderr, "%s: prompt logits differ by %g\n", ws_qtype_name(types[t]), d);
-            CHECK(d < 1e-4);
+            CHECK(d < (q8_prompt ? 0.05 : 1e-4));
             /* one token at a time: the activations are quantized to 8 bits (llama.cpp's way) */
             ws_error err = {0};
             ws_kv_cache *k1 = ws_kv_cache_new(q, 64), *k2 = ws_kv_cache_new(f, 64);
             float *l1 = malloc(c.vocab_size * sizeof *l1), *l2 = malloc(c.vocab_size * sizeof *l2);
-            double worst = 0;
+            double worst = 0, worst_self = 0;
             for (int i = 0; i < N_PROBE; i++) {
                 CHECK_EQ_INT(ws_model_infer(q, NULL, k1, probe + i, 1, l1, NULL, &err), 0);
                 CHECK_EQ_INT(ws_model_infer(f, NULL, k2, probe + i, 1, l2, NULL, &err), 0);
                 worst = fmax(worst, rel_diff(l1, l2, (size_t)c.vocab_size));
+                worst_self =
+                    fmax(worst_self, rel_diff(a + (size_t)i * c.vocab_size, l1, (size_t)c.vocab_size));
             }
+            /* the 8-bit prompt path is the single-token arithmetic in another order; a quant that
+             * rounds the other way (activations ~1e-7 apart: attention runs through sgemm for the
+             * prompt) moves the logits by as much as the 8 bits do (measured: 0.0063 from the
+             * prompt, 0.011 from the f32 copy), so the bound is that noise's, not float order's */
+            if (q8_prompt && worst_self > 0.02)
+                fprintf(stderr, "%s: prompt vs token by token %g\n", ws_qtype_name(types[t]), worst_self);
+            CHECK(!q8_prompt || worst_self < 0.02);
             if (worst > 0.05)
                 fprintf(stderr, "%s: step logits differ by %g\n", ws_qtype_name(types[t]), worst);
             CHECK(worst < 0.05);
@@ -237,7 +250,13 @@ static void test_batch_decode(void)
     CHECK_EQ_INT(ws_model_infer(m, lo, solo[1], probe + 3, N_PROBE - 3, last, NULL, &err), 0);
     ws_kv_cache_reset(solo[2]);
     CHECK_EQ_INT(ws_model_infer(m, lo, solo[2], probe, N_PROBE, fresh, NULL, &err), 0);
-    CHECK(rel_diff(last, fresh, (size_t)V) < 1e-4);
+    /* f32 products: the same up to float order; 8-bit ones (Q4_1 where the CPU has the many-row
+     * kernel): the chunks' attention sums in another order, and a quant that rounds the other
+     * way moves the logits by the 8-bit noise (the bound of test_quantized_types) */
+    double tol = ws__quant_gemm_fn(WS_QT_Q4_1) ? 0.02 : 1e-4, dp = rel_diff(last, fresh, (size_t)V);
+    if (dp >= tol)
+        fprintf(stderr, "prefix continued vs afresh: %g\n", dp);
+    CHECK(dp < tol);
     free(fresh);
     for (int s = 0; s < NS; s++)
         ws_kv_cache_free(batch[s]), ws_kv_cache_free(solo[s]);

@@ -504,6 +504,69 @@ static void test_isa_dotn(void)
     free(x);
 }
 
+/* The many-row kernels (8-bit activations x Q4_1 or Q8_0 blocks, 16 (AVX-512) or 8 (AVX2) weight
+ * rows x up to 8 or 4 activation rows a step) under every instruction set that has them: each
+ * output within the single-row test's bound of the scalar reference dot, for row counts with and
+ * without a tail, 1..13 and 20 activation rows (every step size and remainder), 13 blocks, the 18
+ * of a 576-wide row and 50 (over the kernels' 48-block tile: two passes adding into the output);
+ * extreme weights and activations in some rows (Q8_0 weights of -128 included). */
+static void test_isa_gemm(void)
+{
+    ws_isa list[3];
+    int n_isa = isas(list);
+    static const int64_t lens[] = {32 * 13, 576, 32 * 50};
+    static const int rows_list[] = {16, 37};
+    static const ws_qtype gemm_types[] = {WS_QT_Q4_1, WS_QT_Q8_0};
+    enum { NX = 20, MAXR = 37 };
+    int tested = 0;
+    for (size_t ti = 0; ti < 2 * sizeof lens / sizeof lens[0]; ti++) {
+        ws_qtype wt = gemm_types[ti % 2];
+        size_t li = ti / 2;
+        int64_t len = lens[li];
+        size_t ws = ws_qtype_row_bytes(wt, len), xs = ws_qtype_row_bytes(ws_qtype_dot_type(wt), len);
+        uint8_t *w = malloc(ws * MAXR), *xq = malloc(xs * NX);
+        float *x = malloc(sizeof(float) * len * NX), *ref = malloc(sizeof(float) * MAXR * NX);
+        float *got = malloc(sizeof(float) * MAXR * NX);
+        double *scale = malloc(sizeof(double) * MAXR * NX);
+        for (int r = 0; r < MAXR; r++)
+            rnd_weights(wt, w + r * ws, len, (r + (int)li) % 5 == 3);
+        if (wt == WS_QT_Q8_0) /* a quant of -128 (GGML's quantizer never writes one; a file may) */
+            w[3 * ws + Q8_0_QS + 5] = 0x80;
+        for (int i = 0; i < NX; i++)
+            rnd_acts(wt, x + i * len, xq + i * xs, len, i % 7 == 2);
+        ws_quant_force_isa(WS_ISA_SCALAR);
+        for (int i = 0; i < NX; i++)
+            for (int r = 0; r < MAXR; r++) {
+                double exact;
+                ref[i * MAXR + r] = ws_quant_vec_dot(wt, len, w + r * ws, xq + i * xs);
+                scale[i * MAXR + r] = abs_dot(wt, w + r * ws, xq + i * xs, x + i * len, len, &exact);
+            }
+        for (int k = 0; k < n_isa; k++) {
+            ws_quant_force_isa(list[k]);
+            if (!ws__quant_gemm_fn(wt))
+                continue;
+            for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+                for (int nx = 1; nx <= NX; nx = nx == 13 ? NX : nx + 1) {
+                    int rows = rows_list[ri], bad = 0;
+                    ws_quant_gemm(wt, len, w, ws, rows, xq, xs, nx, got, MAXR);
+                    for (int i = 0; i < nx; i++)
+                        for (int r = 0; r < rows; r++)
+                            bad += !(fabs(got[i * MAXR + r] - ref[i * MAXR + r]) <=
+                                     1e-5 * scale[i * MAXR + r] + 1e-30);
+                    if (bad)
+                        fprintf(stderr, "  gemm %s under %s, %d x %d, %d elems: %d outputs off\n",
+                                ws_qtype_name(wt), ws_isa_name(list[k]), rows, nx, (int)len, bad);
+                    CHECK_EQ_INT(bad, 0);
+                    tested++;
+                }
+        }
+        free(w), free(xq), free(x), free(ref), free(got), free(scale);
+    }
+    ws_quant_force_isa(list[n_isa - 1]);
+    /* this test runs on AVX2 machines at least (the project's build and CI machines) */
+    CHECK(tested > 0);
+}
+
 static void test_isa_dot(void)
 {
     ws_isa list[3];
@@ -688,4 +751,4 @@ static void test_qmat_row(void)
 
 WS_TEST_MAIN(T(test_table), T(test_f16_convert), T(test_dequant_reference), T(test_quantize_reference),
              T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot), T(test_isa_dotn),
-             T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_row))
+             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_row))
