@@ -142,10 +142,19 @@ for _ in $(seq 1 300); do
   [ "$(psql_q "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")" = 0 ] && break
   sleep 0.1
 done
+# the consumer has every analytics event the outbox holds (after a broker restart it may take
+# its group some seconds to rejoin and fetch the backlog: a count that merely held still for a
+# second read those as lost), then its count holds (a duplicate would still arrive)
+want=$(psql_q "SELECT COUNT(*) FROM outbox WHERE topic = 'analytics-events'")
+for _ in $(seq 1 120); do
+  got=$(awk -F'\t' '$1 == "analytics-events" {print $2}' "$work/bus.tsv" | sort -u | wc -l)
+  [ "$got" -ge "$want" ] && break
+  sleep 1
+done
 n=-1
 for _ in $(seq 1 60); do
   m=$(wc -l < "$work/bus.tsv"); [ "$m" = "$n" ] && break
-  n=$m; sleep 1
+  n=$m; sleep 2
 done
 kill "$bc"; wait "$bc" 2> /dev/null
 psql_q "SELECT id, created_at FROM outbox WHERE topic = 'analytics-events'" | tr '|' ' ' > "$work/outbox"
