@@ -364,6 +364,19 @@ static void wtile_out(const __m512 *acc, int nx, float *out, size_t os, bool add
     }
 }
 
+/* With few activation rows a step is a pass over the weights, bound by how fast memory delivers
+ * them: the weight rows of the tile PREFETCH_TILES ahead (16 consecutive rows, contiguous) are
+ * requested while this one is multiplied. One thread, 1-row products: ~5% less CPU per
+ * generated token on SmolLM2-135M (the hardware prefetcher does not follow 16 interleaved rows). */
+#define PREFETCH_MAX_NX 8
+#define PREFETCH_TILES 2
+
+static inline void prefetch_bytes(const uint8_t *p, size_t n)
+{
+    for (size_t o = 0; o < n; o += 64)
+        _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
 static inline __attribute__((always_inline)) void gemm_kind(int64_t n, const void *w, size_t w_stride,
                                                             int rows, const void *x, size_t x_stride,
                                                             const float *xds, int nx, float *out,
@@ -375,6 +388,8 @@ static inline __attribute__((always_inline)) void gemm_kind(int64_t n, const voi
     wtile t;
     for (int r = 0; r < r16; r += 16) {
         const uint8_t *wr = (const uint8_t *)w + (size_t)r * w_stride;
+        if (nx <= PREFETCH_MAX_NX && r + 16 * PREFETCH_TILES < r16)
+            prefetch_bytes(wr + 16 * PREFETCH_TILES * w_stride, 16 * w_stride);
         for (int b0 = 0; b0 < nb_all; b0 += GEMM_NB) {
             int nb = nb_all - b0 < GEMM_NB ? nb_all - b0 : GEMM_NB, i = 0;
             bool add = b0 > 0 || beta != 0.0f;
