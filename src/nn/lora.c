@@ -112,8 +112,33 @@ static ws_lora *lora_alloc(const ws_model_config *mc, const ws_lora_config *cfg)
     return l;
 }
 
+/* B of module i from [out,r] to [r,out] (by_rank) or back, in place through a copy */
+static void transpose_b(ws_lora *l, size_t i, bool by_rank)
+{
+    int in, out, r = l->cfg.rank;
+    ws_lora_dims(&l->mcfg, (int)(i % WS_LORA_NT), &in, &out);
+    int rows = by_rank ? out : r, cols = by_rank ? r : out;
+    float *b = l->B[i], *tmp = ws_xmalloc((size_t)r * out * sizeof *tmp);
+    memcpy(tmp, b, (size_t)r * out * sizeof *tmp);
+    for (int y = 0; y < rows; y++)
+        for (int x = 0; x < cols; x++)
+            b[(size_t)x * rows + y] = tmp[(size_t)y * cols + x];
+    free(tmp);
+}
+
+void ws_lora_set_b_by_rank(ws_lora *l, bool by_rank)
+{
+    if (l->b_by_rank == by_rank)
+        return;
+    for (size_t i = 0; i < (size_t)l->mcfg.n_layers * WS_LORA_NT; i++)
+        if (l->B[i])
+            transpose_b(l, i, by_rank);
+    l->b_by_rank = by_rank;
+}
+
 void ws_lora_enable_grads(ws_lora *l)
 {
+    ws_lora_set_b_by_rank(l, false); /* the trainer's products read B as [out,r] */
     if (l->grad_block)
         return;
     l->grad_block = ws_xaligned(64, (l->n_floats ? l->n_floats : 1) * sizeof(float));
@@ -298,6 +323,7 @@ int ws_lora_load(const char *dir, const ws_model_config *mc, ws_lora **out, ws_e
         rc = ws_error_set(err, WS_EFORMAT, "%s: %zu LoRA tensors, expected %zu", path, found, want);
         goto out;
     }
+    ws_lora_set_b_by_rank(l, true); /* an adapter read from disk serves replies first */
 out:
     ws_st_close(st);
     ws_json_doc_free(doc);
@@ -319,6 +345,20 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
     size_t n = 0, cap = (size_t)l->mcfg.n_layers * WS_LORA_NT * 2;
     ws_st_entry *e = ws_xcalloc(cap ? cap : 1, sizeof *e);
     char(*names)[128] = ws_xcalloc(cap ? cap : 1, sizeof *names);
+    float *b_out = NULL; /* B as [out,r] when it is held by rank */
+    if (l->b_by_rank) {
+        b_out = ws_xmalloc((l->n_floats ? l->n_floats : 1) * sizeof *b_out);
+        for (size_t i = 0; i < (size_t)l->mcfg.n_layers * WS_LORA_NT; i++) {
+            if (!l->B[i])
+                continue;
+            int in, out, r = l->cfg.rank;
+            ws_lora_dims(&l->mcfg, (int)(i % WS_LORA_NT), &in, &out);
+            float *d = b_out + (l->B[i] - l->block);
+            for (int y = 0; y < out; y++)
+                for (int x = 0; x < r; x++)
+                    d[(size_t)y * r + x] = l->B[i][(size_t)x * out + y];
+        }
+    }
     for (int layer = 0; layer < l->mcfg.n_layers; layer++)
         for (int t = 0; t < WS_LORA_NT; t++) {
             size_t i = (size_t)layer * WS_LORA_NT + t;
@@ -333,13 +373,16 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
                                      .dtype = WS_DT_F32,
                                      .ndim = 2,
                                      .shape = {k ? out : l->cfg.rank, k ? l->cfg.rank : in},
-                                     .data = k ? l->B[i] : l->A[i]};
+                                     .data = !k      ? l->A[i]
+                                             : b_out ? b_out + (l->B[i] - l->block)
+                                                     : l->B[i]};
                 n++;
             }
         }
     static const char *meta[] = {"format", "pt"};
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     rc = ws_st_write(path, e, n, meta, 1, err);
+    free(b_out);
     free(e);
     free(names);
     if (rc)

@@ -30,6 +30,8 @@ struct ws_lora {
     ws_model_config mcfg; /* the base it fits */
     float scale;
     float **A, **B;            /* [n_layers * WS_LORA_NT]; NULL where not targeted; A[r,in], B[out,r] */
+    bool b_by_rank;            /* B held as [r,out] (ws_lora_load: one token's B product is then r
+                                  row additions); ws_lora_enable_grads and ws_lora_save go back */
     float **gA, **gB;          /* gradients (same layout; NULL until ws_lora_enable_grads) */
     float *block, *grad_block; /* all A/B in one allocation (A then B per module), grads alike */
     size_t n_floats;
@@ -50,6 +52,9 @@ void ws_lora_free(ws_lora *l);
  * asks, so a resident inference adapter costs its parameters only). */
 void ws_lora_enable_grads(ws_lora *l);
 void ws_lora_zero_grads(ws_lora *l);
+/* Holds B as [r,out] (by_rank) or [out,r]: what b_by_rank says. ws_lora_load leaves it by rank,
+ * ws_lora_enable_grads not; the products read either. */
+void ws_lora_set_b_by_rank(ws_lora *l, bool by_rank);
 
 /* Loads a PEFT adapter directory for base config mc. Errors: WS_ENOENT, WS_EFORMAT,
  * WS_EUNSUPPORTED (DoRA, bias training, modules_to_save, per-layer ranks, other targets). */

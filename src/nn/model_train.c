@@ -162,6 +162,9 @@ static float drop_uniform(uint64_t *s)
 }
 
 /* y[N,out] += scale * drop(x) A^T B^T; saves x A^T (and the dropped x) in acts when given. */
+/* up to this many rows an inference B product is done as row additions */
+#define LORA_ROW_ADD_MAX_N 8
+
 static void lora_fwd(const ws_lora *lo, ws_acts *a, int l, int t, float *y, const float *x, int N, int in,
                      int out, bool training, float *xa_scratch, float *xd_scratch)
 {
@@ -186,7 +189,22 @@ static void lora_fwd(const ws_lora *lo, ws_acts *a, int l, int t, float *y, cons
         xin = xd;
     }
     ws_sgemm(false, true, N, r, in, 1.0f, xin, in, A, in, 0.0f, xa, r);
-    ws_sgemm(false, true, N, out, r, lo->scale, xa, r, Bm, r, 1.0f, y, out);
+    if (!lo->b_by_rank) {
+        ws_sgemm(false, true, N, out, r, lo->scale, xa, r, Bm, r, 1.0f, y, out);
+    } else if (N > LORA_ROW_ADD_MAX_N) {
+        ws_sgemm(false, false, N, out, r, lo->scale, xa, r, Bm, out, 1.0f, y, out);
+    } else { /* a token or a few: y += scale xa B as r row additions (sgemm would pack B first) */
+        for (int n = 0; n < N; n++) {
+            float *yn = y + (size_t)n * out;
+            for (int k = 0; k < r; k++) {
+                float c = lo->scale * xa[(size_t)n * r + k];
+                const float *b = Bm + (size_t)k * out;
+#pragma omp simd
+                for (int o = 0; o < out; o++)
+                    yn[o] += c * b[o];
+            }
+        }
+    }
 }
 
 static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const float *dy, const float *x, int N,

@@ -72,6 +72,16 @@ static void lora_grads_and_logits_match_peft(void)
         CHECK_EQ_INT(ws_model_infer(m, trained, kc, in, 16, NULL, all, &err), 0);
         nn_compare("infer logits with the PEFT-trained adapter", all, ref, (size_t)16 * m->cfg.vocab_size,
                    1e-4, 1e-5, &fails);
+        /* one token at a time: the loaded adapter's B, held by rank, as row additions */
+        CHECK(trained->b_by_rank);
+        ws_kv_cache_reset(kc);
+        for (int i = 0; i < 16 && !fails; i++) {
+            CHECK_EQ_INT(
+                ws_model_infer(m, trained, kc, in + i, 1, all + (size_t)i * m->cfg.vocab_size, NULL, &err),
+                0);
+        }
+        nn_compare("token-by-token infer logits with the PEFT-trained adapter", all, ref,
+                   (size_t)16 * m->cfg.vocab_size, 1e-4, 1e-5, &fails);
         free(all);
         ws_kv_cache_free(kc);
         free(ref);
@@ -161,6 +171,8 @@ static void save_load_roundtrip_and_refusals(void)
     ws_lora *back = NULL;
     CHECK_EQ_INT(ws_lora_load(sub, &m->cfg, &back, &err), 0);
     if (back) {
+        CHECK(back->b_by_rank);
+        ws_lora_set_b_by_rank(back, false); /* the layout lo has */
         CHECK(back->n_floats == lo->n_floats &&
               !memcmp(back->block, lo->block, lo->n_floats * sizeof(float)));
         CHECK(back->cfg.rank == 3 && back->cfg.alpha == 6 && back->cfg.targets == lc.targets);
