@@ -378,6 +378,25 @@ void ws__proj_infer(const ws_model *m, int l, int t, float *out, const float *in
         ws_matmul_forward(out, in, w, bias, N, ic, oc, beta);
 }
 
+void ws__proj_infer_group(const ws_model *m, int l, const int *t, float *const *out, const float *in, int n,
+                          int N)
+{
+    if (!m->quantized) {
+        for (int i = 0; i < n; i++)
+            ws__proj_infer(m, l, t[i], out[i], in, N, 0.0f);
+        return;
+    }
+    const ws_qmat *w[WS_QMAT_MAX_GROUP];
+    const float *bias[WS_QMAT_MAX_GROUP];
+    for (int i = 0; i < n && i < WS_QMAT_MAX_GROUP; i++) {
+        const float *wf;
+        int ic, oc;
+        proj_f32(m, l, t[i], &wf, &bias[i], &ic, &oc);
+        w[i] = proj_q(m, l, t[i]);
+    }
+    ws_qmat_infer_group(out, in, w, bias, n, N);
+}
+
 void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
                              int N)
 {

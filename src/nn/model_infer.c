@@ -188,6 +188,10 @@ static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, i
     }
 }
 
+/* the projections that share an input, each group in one pass of the pool */
+static const int QKV[3] = {WS_LORA_Q, WS_LORA_K, WS_LORA_V};
+static const int GATE_UP[2] = {WS_LORA_GATE, WS_LORA_UP};
+
 /* The rest of layer l after attention, on the n rows of sc's scratch: the output projection
  * into the residual x (from atty), then the MLP block. */
 static void layer_tail(const ws_model *m, const ws_lora *lora, int l, ws_kv_cache *sc, int n)
@@ -197,8 +201,8 @@ static void layer_tail(const ws_model *m, const ws_lora *lora, int l, ws_kv_cach
     ws__proj_infer(m, l, WS_LORA_O, sc->x, sc->atty, n, 1.0f);
     ws__lora_apply(lora, l, WS_LORA_O, sc->x, sc->atty, n, HD, C, sc->xa);
     ws_rmsnorm_forward(sc->xn, NULL, sc->x, m->w.layers[l].mlp_norm, n, C, c->norm_eps);
-    ws__proj_infer(m, l, WS_LORA_GATE, sc->g, sc->xn, n, 0.0f);
-    ws__proj_infer(m, l, WS_LORA_UP, sc->u, sc->xn, n, 0.0f);
+    float *gu[2] = {sc->g, sc->u};
+    ws__proj_infer_group(m, l, GATE_UP, gu, sc->xn, 2, n);
     ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
     ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
     ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
@@ -230,9 +234,8 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         const ws_layer_weights *w = &m->w.layers[l];
         float *Kc = kc->k + (size_t)l * T * KD, *Vc = kc->v + (size_t)l * T * KD;
         ws_rmsnorm_forward(kc->xn, NULL, kc->x, w->attn_norm, n, C, c->norm_eps);
-        ws__proj_infer(m, l, WS_LORA_Q, kc->q, kc->xn, n, 0.0f);
-        ws__proj_infer(m, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, 0.0f);
-        ws__proj_infer(m, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, 0.0f);
+        float *qkv[3] = {kc->q, Kc + (size_t)start * KD, Vc + (size_t)start * KD};
+        ws__proj_infer_group(m, l, QKV, qkv, kc->xn, 3, n);
         ws__lora_apply(lora, l, WS_LORA_Q, kc->q, kc->xn, n, C, HD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
@@ -345,9 +348,8 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
     for (int l = 0; l < c->n_layers; l++) {
         const ws_layer_weights *w = &m->w.layers[l];
         ws_rmsnorm_forward(sc->xn, NULL, sc->x, w->attn_norm, n, C, c->norm_eps);
-        ws__proj_infer(m, l, WS_LORA_Q, sc->q, sc->xn, n, 0.0f);
-        ws__proj_infer(m, l, WS_LORA_K, sc->kc, sc->xn, n, 0.0f);
-        ws__proj_infer(m, l, WS_LORA_V, sc->vc, sc->xn, n, 0.0f);
+        float *qkv[3] = {sc->q, sc->kc, sc->vc};
+        ws__proj_infer_group(m, l, QKV, qkv, sc->xn, 3, n);
         ws__lora_apply(lora, l, WS_LORA_Q, sc->q, sc->xn, n, C, HD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, sc->kc, sc->xn, n, C, KD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, sc->vc, sc->xn, n, C, KD, sc->xa);

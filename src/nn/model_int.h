@@ -26,6 +26,9 @@ uint64_t ws__splitmix(uint64_t *s);
 void ws__proj_forward(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta);
 /* The same for inference (ws_qmat_infer: a prompt's rows through the 8-bit kernels). */
 void ws__proj_infer(const ws_model *m, int l, int t, float *out, const float *in, int N, float beta);
+/* Projections t[0..n) (n <= WS_QMAT_MAX_GROUP) of one input, beta 0: out[i] = in W_t[i]^T. */
+void ws__proj_infer_group(const ws_model *m, int l, const int *t, float *const *out, const float *in, int n,
+                          int N);
 /* dinp[N,in] = beta*dinp + dout[N,out] W for projection t of layer l. */
 void ws__proj_backward_input(const ws_model *m, int l, int t, float *dinp, float beta, const float *dout,
                              int N);

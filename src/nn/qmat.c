@@ -232,6 +232,52 @@ void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float
         forward_tiles(out, inp, w, bias, N, beta);
 }
 
+/* several products of one input: the weight-row groups of all of them in one fork-join */
+typedef struct {
+    gemm_job part[WS_QMAT_MAX_GROUP];
+    size_t first[WS_QMAT_MAX_GROUP + 1]; /* group index where part i starts */
+    int n;
+} gemm_group_job;
+
+static void gemm_group_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const gemm_group_job *g = p;
+    for (int i = 0; i < g->n; i++) {
+        size_t a = lo > g->first[i] ? lo : g->first[i], b = hi < g->first[i + 1] ? hi : g->first[i + 1];
+        if (a < b)
+            gemm_rows((void *)&g->part[i], a - g->first[i], b - g->first[i], chunk);
+    }
+}
+
+void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *const *w,
+                         const float *const *bias, int n, int N)
+{
+    if (N <= 0 || n <= 0)
+        return;
+    q_gemm_fn gemm = ws__quant_gemm_fn(w[0]->type);
+    bool same = n <= WS_QMAT_MAX_GROUP && gemm && w[0]->cols % 32 == 0;
+    for (int i = 1; i < n && same; i++)
+        same = w[i]->type == w[0]->type && w[i]->cols == w[0]->cols && w[i]->rows > 0;
+    if (!same || w[0]->rows <= 0) {
+        for (int i = 0; i < n; i++)
+            ws_qmat_infer(out[i], inp, w[i], bias[i], N, 0.0f);
+        return;
+    }
+    ws_qtype dt = ws_qtype_dot_type(w[0]->type);
+    size_t xq_bytes = ws_qtype_row_bytes(dt, w[0]->cols), nb = (size_t)w[0]->cols / 32;
+    uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
+    float *xds = scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof *xds + 1);
+    for (int r = 0; r < N; r++)
+        ws_quantize_row(dt, inp + (size_t)r * w[0]->cols, xq + r * xq_bytes, w[0]->cols);
+    ws__quant_gemm_scales(dt, xq, xq_bytes, N, w[0]->cols, xds);
+    gemm_group_job g = {.n = n};
+    for (int i = 0; i < n; i++) {
+        g.part[i] = (gemm_job){w[i], gemm, xq, xq_bytes, xds, bias[i], out[i], 0.0f, N};
+        g.first[i + 1] = g.first[i] + ((size_t)w[i]->rows + GEMM_ROWS - 1) / GEMM_ROWS;
+    }
+    ws_parallel_for(g.first[n], 1, gemm_group_rows, &g);
+}
+
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
 {
     if (N <= 0 || w->rows <= 0)

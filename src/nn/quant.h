@@ -97,6 +97,13 @@ void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float
  * ws_qmat_forward. Training keeps ws_qmat_forward,
  * whose f32 products match the dequantized weights its backward pass uses. */
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
+/* out[i] = inp w[i]^T (+ bias[i], each may be NULL) for n <= WS_QMAT_MAX_GROUP weights of one
+ * input (Q, K and V; gate and up): as ws_qmat_infer with beta 0, the input quantized once and
+ * every weight row of them all in one fork-join of the pool (a token's K and V alone are too
+ * small to split). */
+#define WS_QMAT_MAX_GROUP 4
+void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *const *w,
+                         const float *const *bias, int n, int N);
 /* dinp[N,IC] = beta*dinp + dout[N,OC] W (the input gradient through a frozen quantized W):
  * W dequantized a tile at a time, products with sgemm. */
 void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws_qmat *w, int N);
