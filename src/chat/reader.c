@@ -23,6 +23,9 @@
 #define RANGE_LOOKAHEAD 4096
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
+/* Bodies remembered with their kind (see struct kind_memo): slots and the longest body. */
+#define KIND_MEMO_SLOTS 8
+#define KIND_MEMO_TEXT 61
 
 /* ------------------------------------------------------------------ the reader */
 
@@ -60,6 +63,14 @@ struct ws_chat_reader {
     chat_learned learned;
     const uint64_t *colon_pairs;    /* ws__chat_colon_pairs() */
     const chat_plain_filter *plain; /* ws__chat_plain_filter() */
+    /* The last bodies ws__chat_classify answered for, by length and last byte: an export sends
+     * the same few placeholders ("<Media omitted>", "This message was deleted") over and over,
+     * and the answer depends only on the bytes (and learned, fixed per reader). len 0 = empty. */
+    struct kind_memo {
+        unsigned char len, kind;
+        bool edited;
+        char text[KIND_MEMO_TEXT];
+    } memo[KIND_MEMO_SLOTS];
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -660,6 +671,22 @@ out:
     return rc;
 }
 
+/* Starts over on another byte range of the same input, as a reader opened with those range
+ * options would (same date order, same sample), keeping the window and buffers: the readers
+ * of one file's parts need not allocate, zero and fault in a window each. */
+int ws_chat_set_range(ws_chat_reader *r, uint64_t range_start, uint64_t range_end, ws_error *err)
+{
+    r->opt.range_start = range_start;
+    r->opt.range_end = range_end;
+    r->invalid_utf8 = r->skipped = 0;
+    r->seen_header = r->date_cached = false;
+    r->n_templates = r->next_template = 0;
+    ws_buf_reset(&r->cur_body);
+    if (r->empty)
+        return 0;
+    return seek_start(r, err);
+}
+
 int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt, ws_chat_reader **out,
                         ws_error *err)
 {
@@ -738,6 +765,25 @@ static inline __attribute__((always_inline)) char *find_colon_space_window(char 
 #endif
 }
 
+/* ws__chat_classify(text, n, &r->learned, edited), answered from r->memo when the same body
+ * was classified before. */
+static ws_msg_kind classify_memo(ws_chat_reader *r, const char *text, size_t n, bool *edited)
+{
+    if (n == 0 || n > KIND_MEMO_TEXT)
+        return ws__chat_classify(text, n, &r->learned, edited);
+    struct kind_memo *m = &r->memo[(n + (unsigned char)text[n - 1]) % KIND_MEMO_SLOTS];
+    if (m->len == n && memcmp(m->text, text, n) == 0) {
+        *edited = m->edited;
+        return (ws_msg_kind)m->kind;
+    }
+    ws_msg_kind kind = ws__chat_classify(text, n, &r->learned, edited);
+    m->len = (unsigned char)n;
+    m->kind = (unsigned char)kind;
+    m->edited = *edited;
+    memcpy(m->text, text, n);
+    return kind;
+}
+
 /* Moves the message being assembled into the output slot and fills msg. */
 static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_message *msg)
 {
@@ -791,7 +837,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->text_len = len - (size_t)(colon + 2 - body);
         msg->kind = ws__chat_plain_text(r->plain, msg->text, msg->text_len)
                         ? WS_MSG_TEXT
-                        : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
+                        : classify_memo(r, msg->text, msg->text_len, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;
