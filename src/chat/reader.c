@@ -217,8 +217,16 @@ static void index_newlines(ws_chat_reader *r)
         free(r->nl_bits);
         r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
     }
-    /* the last word may run into the slack: masked below */
-    bool any_cr = newline_bits((const unsigned char *)r->buf, words, r->nl_bits);
+    /* the last word may run into the slack: masked below. With AVX-512BW the UTF-8 check of the
+     * window runs in the same pass (buf[0] is a line start, so a character boundary) */
+    bool any_cr;
+    size_t valid;
+    if (ws_utf8_valid_prefix_lines(r->buf, r->end, r->nl_bits, &any_cr, &valid)) {
+        if (valid > r->utf8_ok)
+            r->utf8_ok = valid;
+    } else {
+        any_cr = newline_bits((const unsigned char *)r->buf, words, r->nl_bits);
+    }
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
