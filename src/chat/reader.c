@@ -933,8 +933,16 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             if (had)
                 return 1;
         } else if (r->have_cur) {
-            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') ||
-                ws_buf_append(&r->cur_body, line, len))
+            /* a line that follows the message in the window after a lone '\n' (its own bytes,
+             * not a repaired copy) joins it where it is: body and line are one stretch of the
+             * window, as joined with '\n' */
+            size_t at = (size_t)(line - r->buf);
+            if (r->cur_in_window && line >= r->buf && line < r->buf + r->end &&
+                at == r->cur_at + r->cur_len + 1 && r->buf[at - 1] == '\n' &&
+                r->cur_len + 1 + len <= r->opt.max_message_bytes) {
+                r->cur_len += 1 + len;
+            } else if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') ||
+                       ws_buf_append(&r->cur_body, line, len))
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);

@@ -305,6 +305,58 @@ static void repeated_bodies_keep_their_kind(void)
     ws_buf_free(&b);
 }
 
+/* Continuation lines after a lone '\n' join their message in the window, the others (CRLF,
+ * a lone CR, a repaired line) by copy: the texts are the same either way, and the message cap
+ * holds at its exact size. */
+static void continuation_lines_join_alike(void)
+{
+    const char *text = "02/03/2020, 10:00 - Ana: one\ntwo\nthree\n"
+                       "02/03/2020, 10:01 - Bob: crlf\r\nnext\r\n"
+                       "02/03/2020, 10:02 - Ana: mixed\nlf\r\ncr\rend\n"
+                       "02/03/2020, 10:03 - Bob: bad\n\xC3(\nafter\n"
+                       "02/03/2020, 10:04 - Ana: last\n\n";
+    static const char *want[] = {"one\ntwo\nthree", "crlf\nnext", "mixed\nlf\ncr\nend",
+                                 "bad\n\xEF\xBF\xBD(\nafter", "last\n"};
+    ws_chat_options opt = {.date_order = WS_DATE_DMY};
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    ws_message m;
+    int n = 0, rc;
+    CHECK_EQ_INT(ws_chat_open_memory(text, strlen(text), &opt, &r, &err), 0);
+    bool ok = true;
+    while ((rc = ws_chat_next(r, &m, &err)) == 1) {
+        ok = ok && n < 5 && strcmp(m.text, want[n]) == 0 && m.text_len == strlen(want[n]) &&
+             m.text[m.text_len] == '\0' && m.author[m.author_len] == '\0';
+        n++;
+    }
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(n, 5);
+    CHECK(ok);
+    ws_chat_close(r);
+    /* the cap counts "author: text" with its joined lines: 100 bytes pass, 101 do not */
+    for (int extra = 0; extra <= 1; extra++) {
+        ws_buf b = WS_BUF_INIT;
+        ws_buf_puts(&b, "02/03/2020, 10:00 - Ana: ");
+        for (int i = 0; i < 40; i++)
+            ws_buf_putc(&b, 'x');
+        ws_buf_putc(&b, '\n');
+        for (int i = 0; i < 54 + extra; i++)
+            ws_buf_putc(&b, 'y');
+        ws_buf_puts(&b, "\n02/03/2020, 10:01 - Bob: end\n");
+        ws_chat_options capped = {.date_order = WS_DATE_DMY, .max_message_bytes = 100};
+        CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &capped, &r, &err), 0);
+        rc = ws_chat_next(r, &m, &err);
+        if (extra) {
+            CHECK_EQ_INT(rc, WS_ETOOBIG);
+        } else {
+            CHECK_EQ_INT(rc, 1);
+            CHECK_EQ_INT(m.text_len, 95);
+        }
+        ws_chat_close(r);
+        ws_buf_free(&b);
+    }
+}
+
 static void newline_bits_agree(void)
 {
     enum { WORDS = 40 };
@@ -349,4 +401,5 @@ static void newline_bits_agree(void)
 }
 
 WS_TEST_MAIN(T(fast_path_agrees_with_general_path), T(ranges_split_anywhere_give_the_whole),
-             T(set_range_reads_as_a_fresh_reader), T(repeated_bodies_keep_their_kind), T(newline_bits_agree))
+             T(set_range_reads_as_a_fresh_reader), T(repeated_bodies_keep_their_kind),
+             T(continuation_lines_join_alike), T(newline_bits_agree))
