@@ -25,7 +25,7 @@
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
 /* Bodies remembered with their kind (see struct kind_memo): slots and the longest body. */
-#define KIND_MEMO_SLOTS 8
+#define KIND_MEMO_SLOTS 16 /* 8 pairs */
 #define KIND_MEMO_TEXT 61
 
 /* ------------------------------------------------------------------ the reader */
@@ -799,16 +799,21 @@ static ws_msg_kind classify_memo(ws_chat_reader *r, const char *text, size_t n, 
 {
     if (n == 0 || n > KIND_MEMO_TEXT)
         return ws__chat_classify(text, n, &r->learned, edited);
-    struct kind_memo *m = &r->memo[(n + (unsigned char)text[n - 1]) % KIND_MEMO_SLOTS];
-    if (m->len == n && memcmp(m->text, text, n) == 0) {
-        *edited = m->edited;
-        return (ws_msg_kind)m->kind;
-    }
+    /* two ways: the pair of slots of this length and last byte, the latest body first (two
+     * common placeholders that share a pair, "<Media omitted>" and "You deleted this
+     * message", both stay) */
+    struct kind_memo *m = &r->memo[((n + (unsigned char)text[n - 1]) * 2) % KIND_MEMO_SLOTS];
+    for (int way = 0; way < 2; way++)
+        if (m[way].len == n && memcmp(m[way].text, text, n) == 0) {
+            *edited = m[way].edited;
+            return (ws_msg_kind)m[way].kind;
+        }
     ws_msg_kind kind = ws__chat_classify(text, n, &r->learned, edited);
-    m->len = (unsigned char)n;
-    m->kind = (unsigned char)kind;
-    m->edited = *edited;
-    memcpy(m->text, text, n);
+    m[1] = m[0];
+    m[0].len = (unsigned char)n;
+    m[0].kind = (unsigned char)kind;
+    m[0].edited = *edited;
+    memcpy(m[0].text, text, n);
     return kind;
 }
 
