@@ -9,9 +9,10 @@
 # Env: N (messages, default 1000000), RUNS (default 5), BIG (1 to run the 1 GB check, default 1),
 # PEERS (0 skips the slow whatstk and whatsapp-chat-parser runs, for quick iterations; default 1),
 # BIN (the whatstyle binary to measure, default build/whatstyle: to compare with another build).
-# Last measured (docs/parser.md, 2026-12-03, 2 shared cores, PEERS=0 BIG=0 RUNS=9, three runs of
-# each build back to back): --stats 0.233-0.249x of wc -l (48.8-65.9 ms, 88-119 ms CPU), the
-# build before 0.183-0.215x (66.5-71.7 ms, 106-128 ms CPU).
+# Last measured (docs/parser.md, fourth pass, 2026-12-03, 2 shared cores at load 7.9-9.3, PEERS=0
+# BIG=0 RUNS=9, the builds run alternately three times): --stats 70.6-71.5 ms CPU (one run 96 ms,
+# beside a build) against 81.4-87.6 ms before; wall ratios 0.14-0.18x for both (at that load the
+# wall time is the cores' queue); quiet-machine runs of the third pass: 0.23-0.25x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}; RUNS=${RUNS:-5}; BIG=${BIG:-1}; PEERS=${PEERS:-1}

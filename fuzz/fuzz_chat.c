@@ -2,7 +2,7 @@
  * crash, hang or leak, whatever the bytes. The first byte picks the date order. A text export
  * that parses is parsed again in two byte ranges split at a line start (as `parse --stats`
  * does over threads): the two parts must give exactly the same messages and invalid-UTF-8
- * count as the whole. */
+ * count as the whole, and so must one reader moved over the two with ws_chat_set_range. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,14 +26,10 @@ static void mix(digest *d, const void *p, size_t n)
     d->hash *= 1099511628211ull;
 }
 
-/* Reads every message of one reader into d; returns the final code. */
-static int read_all(const uint8_t *text, size_t len, const ws_chat_options *opt, digest *d,
-                    ws_date_order *order, int *is_zip)
+/* Reads every message of reader r into d; returns the final code. */
+static int drain(ws_chat_reader *r, digest *d)
 {
-    ws_chat_reader *r = NULL;
     ws_error err = {0};
-    if (ws_chat_open_memory(text, len, opt, &r, &err) != 0)
-        return -1;
     ws_message m;
     int rc;
     while ((rc = ws_chat_next(r, &m, &err)) == 1) {
@@ -48,6 +44,18 @@ static int read_all(const uint8_t *text, size_t len, const ws_chat_options *opt,
         d->count++;
     }
     d->invalid += ws_chat_invalid_utf8(r);
+    return rc;
+}
+
+/* Reads every message of one reader into d; returns the final code. */
+static int read_all(const uint8_t *text, size_t len, const ws_chat_options *opt, digest *d,
+                    ws_date_order *order, int *is_zip)
+{
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    if (ws_chat_open_memory(text, len, opt, &r, &err) != 0)
+        return -1;
+    int rc = drain(r, d);
     if (order)
         *order = ws_chat_date_order(r);
     if (is_zip)
@@ -82,6 +90,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (read_all(text, len, &a, &parts, NULL, NULL) != 0 || read_all(text, len, &b, &parts, NULL, NULL) != 0)
         __builtin_trap();
     if (parts.hash != whole.hash || parts.count != whole.count || parts.invalid != whole.invalid)
+        __builtin_trap();
+    /* one reader moved over the parts with ws_chat_set_range, the second part first (a worker
+     * takes parts in any order), reads each as the fresh readers did */
+    digest fresh_a = {1469598103934665603ull, 0, 0}, fresh_b = fresh_a, moved_a = fresh_a, moved_b = fresh_a;
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    if (read_all(text, len, &a, &fresh_a, NULL, NULL) != 0 ||
+        read_all(text, len, &b, &fresh_b, NULL, NULL) != 0 ||
+        ws_chat_open_memory(text, len, &b, &r, &err) != 0)
+        __builtin_trap();
+    if (drain(r, &moved_b) != 0 || ws_chat_set_range(r, 0, cut, &err) != 0 || drain(r, &moved_a) != 0)
+        __builtin_trap();
+    ws_chat_close(r);
+    if (memcmp(&fresh_a, &moved_a, sizeof fresh_a) != 0 || memcmp(&fresh_b, &moved_b, sizeof fresh_b) != 0)
         __builtin_trap();
     return 0;
 }

@@ -78,6 +78,11 @@ int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt
  * An input with no message header at all fails with WS_EFORMAT ("no WhatsApp message headers
  * found"); an empty input ends at once with 0 messages (ws_chat_is_empty tells). */
 int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err);
+/* Starts r over on the byte range [range_start, range_end) of the same input, exactly as a
+ * reader opened with those range options and r's date order would read it; the window and
+ * buffers are kept (no allocation). Errors as ws_chat_open_* gives for those options: WS_EINVAL
+ * for a range that does not start at 0 in a zip, WS_EIO when the file cannot seek. */
+int ws_chat_set_range(ws_chat_reader *r, uint64_t range_start, uint64_t range_end, ws_error *err);
 
 ws_date_order ws_chat_date_order(const ws_chat_reader *r); /* the order in use */
 const char *ws_chat_date_order_name(ws_date_order o);      /* "dmy", "mdy", "ymd", "auto" */

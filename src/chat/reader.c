@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,9 @@
 #define RANGE_LOOKAHEAD 4096
 /* Zeroed bytes after the window, so word and vector reads near a line's start need no copy. */
 #define SLACK 64
+/* Bodies remembered with their kind (see struct kind_memo): slots and the longest body. */
+#define KIND_MEMO_SLOTS 16 /* 8 pairs */
+#define KIND_MEMO_TEXT 61
 
 /* ------------------------------------------------------------------ the reader */
 
@@ -60,6 +64,14 @@ struct ws_chat_reader {
     chat_learned learned;
     const uint64_t *colon_pairs;    /* ws__chat_colon_pairs() */
     const chat_plain_filter *plain; /* ws__chat_plain_filter() */
+    /* The last bodies ws__chat_classify answered for, by length and last byte: an export sends
+     * the same few placeholders ("<Media omitted>", "This message was deleted") over and over,
+     * and the answer depends only on the bytes (and learned, fixed per reader). len 0 = empty. */
+    struct kind_memo {
+        unsigned char len, kind;
+        bool edited;
+        char text[KIND_MEMO_TEXT];
+    } memo[KIND_MEMO_SLOTS];
 
     /* the message being assembled and the one last returned */
     bool have_cur;
@@ -206,8 +218,16 @@ static void index_newlines(ws_chat_reader *r)
         free(r->nl_bits);
         r->nl_bits = ws_xmalloc(r->nl_words * sizeof *r->nl_bits);
     }
-    /* the last word may run into the slack: masked below */
-    bool any_cr = newline_bits((const unsigned char *)r->buf, words, r->nl_bits);
+    /* the last word may run into the slack: masked below. With AVX-512BW the UTF-8 check of the
+     * window runs in the same pass (buf[0] is a line start, so a character boundary) */
+    bool any_cr;
+    size_t valid;
+    if (ws_utf8_valid_prefix_lines(r->buf, r->end, r->nl_bits, &any_cr, &valid)) {
+        if (valid > r->utf8_ok)
+            r->utf8_ok = valid;
+    } else {
+        any_cr = newline_bits((const unsigned char *)r->buf, words, r->nl_bits);
+    }
     if (r->end % 64)
         r->nl_bits[words - 1] &= (1ull << (r->end % 64)) - 1;
     r->nl_bits[words] = 0;
@@ -582,6 +602,25 @@ static int detect_order(ws_chat_reader *r, ws_error *err)
     return seek_start(r, err);
 }
 
+/* The zeroed window. For an input larger than one window it is placed in a 2 MiB page where
+ * the kernel has transparent huge pages (one page fault and one TLB entry instead of 256 of
+ * each: the window is copied into and read for every line); the page's other MiB stays unused,
+ * so memory is still one fixed window per reader. */
+static char *window_alloc(size_t bytes, bool big)
+{
+#if defined(MADV_HUGEPAGE)
+    enum { HUGE_PAGE = 2u << 20 };
+    void *p = NULL;
+    if (big && bytes <= HUGE_PAGE && posix_memalign(&p, HUGE_PAGE, HUGE_PAGE) == 0) {
+        madvise(p, HUGE_PAGE, MADV_HUGEPAGE);
+        memset(p, 0, bytes);
+        return p;
+    }
+#endif
+    (void)big;
+    return ws_xcalloc(1, bytes);
+}
+
 static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error *err)
 {
     r->opt = opt ? *opt : default_options;
@@ -591,7 +630,7 @@ static int reader_start(ws_chat_reader *r, const ws_chat_options *opt, ws_error 
         r->opt.max_message_bytes = WS_CHAT_DEFAULT_MAX_MESSAGE;
     r->src.cap = r->opt.max_file_bytes;
     r->buf_cap = CHUNK;
-    r->buf = ws_xcalloc(1, r->buf_cap + SLACK);
+    r->buf = window_alloc(r->buf_cap + SLACK, r->src.size > CHUNK);
     r->first_line = true;
     r->cur_body.limit = r->opt.max_message_bytes;
 
@@ -658,6 +697,22 @@ out:
     }
     *out = r;
     return rc;
+}
+
+/* Starts over on another byte range of the same input, as a reader opened with those range
+ * options would (same date order, same sample), keeping the window and buffers: the readers
+ * of one file's parts need not allocate, zero and fault in a window each. */
+int ws_chat_set_range(ws_chat_reader *r, uint64_t range_start, uint64_t range_end, ws_error *err)
+{
+    r->opt.range_start = range_start;
+    r->opt.range_end = range_end;
+    r->invalid_utf8 = r->skipped = 0;
+    r->seen_header = r->date_cached = false;
+    r->n_templates = r->next_template = 0;
+    ws_buf_reset(&r->cur_body);
+    if (r->empty)
+        return 0;
+    return seek_start(r, err);
 }
 
 int ws_chat_open_memory(const void *data, size_t len, const ws_chat_options *opt, ws_chat_reader **out,
@@ -738,6 +793,30 @@ static inline __attribute__((always_inline)) char *find_colon_space_window(char 
 #endif
 }
 
+/* ws__chat_classify(text, n, &r->learned, edited), answered from r->memo when the same body
+ * was classified before. */
+static ws_msg_kind classify_memo(ws_chat_reader *r, const char *text, size_t n, bool *edited)
+{
+    if (n == 0 || n > KIND_MEMO_TEXT)
+        return ws__chat_classify(text, n, &r->learned, edited);
+    /* two ways: the pair of slots of this length and last byte, the latest body first (two
+     * common placeholders that share a pair, "<Media omitted>" and "You deleted this
+     * message", both stay) */
+    struct kind_memo *m = &r->memo[((n + (unsigned char)text[n - 1]) * 2) % KIND_MEMO_SLOTS];
+    for (int way = 0; way < 2; way++)
+        if (m[way].len == n && memcmp(m[way].text, text, n) == 0) {
+            *edited = m[way].edited;
+            return (ws_msg_kind)m[way].kind;
+        }
+    ws_msg_kind kind = ws__chat_classify(text, n, &r->learned, edited);
+    m[1] = m[0];
+    m[0].len = (unsigned char)n;
+    m[0].kind = (unsigned char)kind;
+    m[0].edited = *edited;
+    memcpy(m[0].text, text, n);
+    return kind;
+}
+
 /* Moves the message being assembled into the output slot and fills msg. */
 static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_message *msg)
 {
@@ -791,7 +870,7 @@ static inline __attribute__((always_inline)) void emit(ws_chat_reader *r, ws_mes
         msg->text_len = len - (size_t)(colon + 2 - body);
         msg->kind = ws__chat_plain_text(r->plain, msg->text, msg->text_len)
                         ? WS_MSG_TEXT
-                        : ws__chat_classify(msg->text, msg->text_len, &r->learned, &msg->edited);
+                        : classify_memo(r, msg->text, msg->text_len, &msg->edited);
         if (msg->kind == WS_MSG_SYSTEM) {
             msg->author = NULL;
             msg->author_len = 0;
@@ -859,8 +938,16 @@ int ws_chat_next(ws_chat_reader *r, ws_message *msg, ws_error *err)
             if (had)
                 return 1;
         } else if (r->have_cur) {
-            if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') ||
-                ws_buf_append(&r->cur_body, line, len))
+            /* a line that follows the message in the window after a lone '\n' (its own bytes,
+             * not a repaired copy) joins it where it is: body and line are one stretch of the
+             * window, as joined with '\n' */
+            size_t at = (size_t)(line - r->buf);
+            if (r->cur_in_window && line >= r->buf && line < r->buf + r->end &&
+                at == r->cur_at + r->cur_len + 1 && r->buf[at - 1] == '\n' &&
+                r->cur_len + 1 + len <= r->opt.max_message_bytes) {
+                r->cur_len += 1 + len;
+            } else if (take_out_of_window(r) || ws_buf_putc(&r->cur_body, '\n') ||
+                       ws_buf_append(&r->cur_body, line, len))
                 return ws_error_set(err, WS_ETOOBIG, "%s: the message at line %llu is longer than %llu bytes",
                                     r->src.path, (unsigned long long)r->cur_line,
                                     (unsigned long long)r->opt.max_message_bytes);

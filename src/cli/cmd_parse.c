@@ -1,5 +1,6 @@
 /* `whatstyle parse FILE`: reads a WhatsApp export and prints its messages as JSON Lines,
  * a JSON array or CSV, or (--stats) a JSON summary of the whole chat. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,65 +249,70 @@ static void key_format(long long k, char out[20])
     ws_datetime_format(&t, out);
 }
 
-/* One part of a file read by its own thread for --stats. */
+/* One part of a file read by a worker thread for --stats. */
 typedef struct stats_part {
-    const char *path;
     ws_chat_options opt;
     chat_stats st;
     ws_error err;
     int rc;
 } stats_part;
 
-static void stats_part_run(void *arg)
+/* Reads one part with the worker's reader *r: opened at its first part, moved to the next
+ * ones with ws_chat_set_range (one window per worker, not one per part). */
+static void stats_part_run(const char *path, ws_chat_reader **r, stats_part *part)
 {
-    stats_part *part = arg;
-    ws_chat_reader *r = NULL;
     ws_message m;
-    part->rc = ws_chat_open_file(part->path, &part->opt, &r, &part->err);
+    part->rc = *r ? ws_chat_set_range(*r, part->opt.range_start, part->opt.range_end, &part->err)
+                  : ws_chat_open_file(path, &part->opt, r, &part->err);
     if (part->rc)
         return;
-    while ((part->rc = ws_chat_next(r, &m, &part->err)) == 1)
+    while ((part->rc = ws_chat_next(*r, &m, &part->err)) == 1)
         stats_add(&part->st, &m);
-    part->st.invalid_utf8 = ws_chat_invalid_utf8(r);
-    part->st.skipped = ws_chat_lines_skipped(r);
-    ws_chat_close(r);
+    part->st.invalid_utf8 = ws_chat_invalid_utf8(*r);
+    part->st.skipped = ws_chat_lines_skipped(*r);
 }
 
-/* The first line start at or after offset in the file, or 0 when there is none. */
-static uint64_t line_start_after(const char *path, uint64_t offset)
+/* The first line start at or after offset (> 0) in the file open as fd, or 0 when there is none. */
+static uint64_t line_start_after(int fd, uint64_t offset)
 {
-    FILE *f = fopen(path, "rb");
-    uint64_t at = 0;
-    if (!f || fseeko(f, (off_t)offset - 1, SEEK_SET) != 0)
-        goto out;
-    int c;
+    char buf[4096];
     uint64_t pos = offset - 1;
-    while ((c = getc(f)) != EOF) {
-        pos++;
-        if (c == '\n') {
-            at = pos;
-            break;
-        }
+    for (;;) {
+        ssize_t got = pread(fd, buf, sizeof buf, (off_t)pos);
+        if (got <= 0)
+            return 0;
+        const char *nl = memchr(buf, '\n', (size_t)got);
+        if (nl)
+            return pos + (uint64_t)(nl - buf) + 1;
+        pos += (uint64_t)got;
     }
-out:
-    if (f)
-        fclose(f);
-    return at;
 }
 
 /* The parts and the next one to take: each worker takes parts in file order until none is
  * left, so a worker that gets more of the CPU (other processes share the cores) reads more. */
 typedef struct stats_pool {
+    const char *path;
     stats_part *parts;
     int n, next;
 } stats_pool;
 
+/* A worker: the pool it takes parts from and its reader (the main reader for the first
+ * worker, whose window the sample already faulted in; NULL: opened at its first part). */
+typedef struct stats_worker_arg {
+    stats_pool *pool;
+    ws_chat_reader *r;
+    bool borrowed; /* r is the caller's: not closed here */
+} stats_worker_arg;
+
 static void stats_worker(void *arg)
 {
-    stats_pool *pool = arg;
+    stats_worker_arg *w = arg;
+    stats_pool *pool = w->pool;
     int k;
     while ((k = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED)) < pool->n)
-        stats_part_run(&pool->parts[k]);
+        stats_part_run(pool->path, &w->r, &pool->parts[k]);
+    if (!w->borrowed)
+        ws_chat_close(w->r);
 }
 
 /* Line-aligned cuts of a file of size bytes for workers threads: parts that shrink as the
@@ -316,7 +322,7 @@ static void stats_worker(void *arg)
 static int stats_cuts(const char *path, uint64_t size, int workers, uint64_t min_part, uint64_t *cut,
                       int max_parts)
 {
-    int parts = 0;
+    int parts = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
     uint64_t at = 0;
     cut[0] = 0;
     while (parts + 1 < max_parts) {
@@ -325,13 +331,15 @@ static int stats_cuts(const char *path, uint64_t size, int workers, uint64_t min
             len = min_part;
         if (len + min_part / 2 >= rest)
             break; /* the rest is one part */
-        uint64_t c = line_start_after(path, at + len);
+        uint64_t c = fd < 0 ? 0 : line_start_after(fd, at + len);
         if (!c || c >= size)
             break; /* no line starts after it: the rest is one part */
         cut[++parts] = c;
         at = c;
     }
     cut[++parts] = 0;
+    if (fd >= 0)
+        close(fd);
     return parts;
 }
 
@@ -355,13 +363,15 @@ static int stats_parallel(const char *path, ws_chat_reader *r, chat_stats *st, w
     for (int k = 0; k < n; k++) {
         memset(&parts[k], 0, sizeof parts[k]);
         parts[k].st = (chat_stats)STATS_INIT;
-        parts[k].path = path;
         parts[k].opt = base;
         parts[k].opt.range_start = cut[k];
         parts[k].opt.range_end = cut[k + 1];
     }
-    stats_pool pool = {.parts = parts, .n = n};
-    ws_fanout((size_t)(workers < n ? workers : n), stats_worker, &pool, 0);
+    stats_pool pool = {.path = path, .parts = parts, .n = n};
+    stats_worker_arg w[MAX_WORKERS] = {{.pool = &pool, .r = r, .borrowed = true}};
+    for (int i = 1; i < workers; i++)
+        w[i] = (stats_worker_arg){.pool = &pool};
+    ws_fanout((size_t)(workers < n ? workers : n), stats_worker, w, sizeof w[0]);
     *rc = 0;
     for (int k = 0; k < n; k++) {
         if (parts[k].rc < 0 && !*rc) {

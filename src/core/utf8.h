@@ -20,6 +20,12 @@ size_t ws_utf8_count(const char *s, size_t n); /* number of code points */
  * AVX-512BW: every one returns the same answer) is picked once; thread-safe. */
 size_t ws_utf8_valid_prefix(const char *s, size_t n);
 bool ws_utf8_valid(const char *s, size_t n); /* the whole of s[0..n) is valid */
+/* ws_utf8_valid_prefix(s, n) into *valid and, from the same loads, a line index: bit k of
+ * lf[w] set when s[w * 64 + k] is '\n', for every w < (n + 63) / 64 (the bytes up to that
+ * multiple of 64 must be readable; bits past n come from whatever they hold), and *any_cr
+ * whether those bytes hold a '\r'. One pass over the bytes instead of two; only the AVX-512BW
+ * version has it: false (nothing done) when ws_utf8_impl_used() is another. */
+bool ws_utf8_valid_prefix_lines(const char *s, size_t n, uint64_t *lf, bool *any_cr, size_t *valid);
 typedef enum { WS_UTF8_SCALAR, WS_UTF8_AVX2, WS_UTF8_AVX512 } ws_utf8_impl;
 size_t ws_utf8_valid_prefix_scalar(const unsigned char *s, size_t n);
 /* With one implementation; false (and *out untouched) when this CPU or build lacks it. */

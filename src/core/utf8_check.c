@@ -267,11 +267,17 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512i block_errors_a
                               _mm512_alignr_epi8(a, joined, 13));
 }
 
-__attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const unsigned char *s, size_t n)
+/* prefix_avx512, and with lf set the '\n' bitmap and '\r' presence of the words of s[0..n)
+ * (see ws_utf8_valid_prefix_lines) from the same loads: inlined into both callers, so the
+ * plain prefix has no trace of the bitmap. */
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline size_t
+prefix_avx512_impl(const unsigned char *s, size_t n, uint64_t *lf, bool *any_cr)
 {
     size_t i = 0;
     int inside = 0;
     __m512i prev = _mm512_setzero_si512();
+    const __m512i nl = _mm512_set1_epi8('\n'), cr = _mm512_set1_epi8('\r');
+    __mmask64 crs = 0;
     /* runs of 16 blocks without a branch per block: errors are gathered and tested once per
      * run (mixed ASCII and non-ASCII blocks made the per-block branch mispredict); a run with
      * an error is checked again block by block below, from its start */
@@ -279,6 +285,10 @@ __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const un
         __m512i err = _mm512_setzero_si512(), p = prev;
         for (size_t k = 0; k < 1024; k += 64) {
             __m512i a = _mm512_loadu_si512((const void *)(s + i + k));
+            if (lf) {
+                lf[(i + k) / 64] = _mm512_cmpeq_epi8_mask(a, nl);
+                crs |= _mm512_cmpeq_epi8_mask(a, cr);
+            }
             err = _mm512_or_si512(err, block_errors_avx512(a, p));
             p = a;
         }
@@ -286,6 +296,14 @@ __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const un
             break;
         prev = p;
         i += 1024;
+    }
+    if (lf) { /* the words the runs did not index (a run with an error is indexed again) */
+        for (size_t w = i / 64; w < (n + 63) / 64; w++) {
+            __m512i a = _mm512_loadu_si512((const void *)(s + w * 64));
+            lf[w] = _mm512_cmpeq_epi8_mask(a, nl);
+            crs |= _mm512_cmpeq_epi8_mask(a, cr);
+        }
+        *any_cr = crs != 0;
     }
     inside = i ? ends_inside(s + i - 64) : 0;
     while (i + 64 <= n) {
@@ -308,6 +326,17 @@ __attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const un
     }
     size_t from = resume_at(s, i);
     return from + ws_utf8_valid_prefix_scalar(s + from, n - from);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static size_t prefix_avx512(const unsigned char *s, size_t n)
+{
+    return prefix_avx512_impl(s, n, NULL, NULL);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static size_t
+prefix_lines_avx512(const unsigned char *s, size_t n, uint64_t *lf, bool *any_cr)
+{
+    return prefix_avx512_impl(s, n, lf, any_cr);
 }
 #endif
 
@@ -364,6 +393,19 @@ size_t ws_utf8_valid_prefix(const char *s, size_t n)
 {
     pthread_once(&pick_once, pick);
     return best_prefix((const unsigned char *)s, n);
+}
+
+bool ws_utf8_valid_prefix_lines(const char *s, size_t n, uint64_t *lf, bool *any_cr, size_t *valid)
+{
+    pthread_once(&pick_once, pick);
+#if WS_UTF8_X86
+    if (best_impl == WS_UTF8_AVX512) {
+        *valid = prefix_lines_avx512((const unsigned char *)s, n, lf, any_cr);
+        return true;
+    }
+#endif
+    (void)s, (void)n, (void)lf, (void)any_cr, (void)valid;
+    return false;
 }
 
 bool ws_utf8_valid(const char *s, size_t n)

@@ -4,7 +4,9 @@
  * 12h layouts, 1- and 2-digit hours and every hour, minute and second, valid or not. And a
  * range reader, which reads only a little past its end: two ranges split at any line start
  * give the messages of the whole, long messages and lines across the end included. And the
- * newline index: every implementation (portable, AVX2, AVX-512BW) gives the byte loop's bits. */
+ * newline index: every implementation (portable, AVX2, AVX-512BW) gives the byte loop's bits.
+ * A reader moved to another range (ws_chat_set_range) reads it as a fresh one; the reader's
+ * memo of classified bodies gives ws__chat_classify's answers. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -159,6 +161,202 @@ static void ranges_split_anywhere_give_the_whole(void)
     ws_buf_free(&b);
 }
 
+/* Per part: messages, checksum, invalid UTF-8 and skipped lines. */
+typedef struct part_result {
+    uint64_t sum, count, invalid, skipped;
+    int rc;
+} part_result;
+
+static void drain(ws_chat_reader *r, part_result *p)
+{
+    ws_message m;
+    ws_error err = {0};
+    p->sum = 1469598103934665603ull;
+    p->count = 0;
+    while ((p->rc = ws_chat_next(r, &m, &err)) == 1) {
+        ws_chat_checksum_add(&p->sum, &m);
+        p->count++;
+    }
+    p->invalid = ws_chat_invalid_utf8(r);
+    p->skipped = ws_chat_lines_skipped(r);
+}
+
+/* One reader moved over the parts of an export with ws_chat_set_range (in an order that
+ * jumps back and forth, as workers take parts) reads each part as a fresh reader does:
+ * messages, bad UTF-8 counts, skipped lines; nothing of the part before leaks in. */
+static void set_range_reads_as_a_fresh_reader(void)
+{
+    ws_chat_synth s;
+    ws_chat_synth_init(&s, 11);
+    ws_buf b = WS_BUF_INIT;
+    uint64_t ignored = 0;
+    ws_buf_puts(&b, "a line before any header\n");
+    for (int i = 0; i < 4000; i++) {
+        ws_chat_synth_next(&s, &b, &ignored);
+        if (i % 301 == 0)
+            ws_buf_puts(&b, "bad \xC3\x28 byte\n"); /* continues a message, counted as bad UTF-8 */
+        if (i % 977 == 0)
+            for (int j = 0; j < 3000; j++)
+                ws_buf_putc(&b, j % 80 == 79 ? '\n' : 'x');
+    }
+    enum { PARTS = 9 };
+    uint64_t cut[PARTS + 1] = {0};
+    for (int k = 1; k < PARTS; k++) {
+        size_t at = b.len / PARTS * (size_t)k;
+        while (b.data[at - 1] != '\n')
+            at++;
+        cut[k] = at;
+    }
+    part_result fresh[PARTS], reused[PARTS];
+    for (int k = 0; k < PARTS; k++) {
+        ws_chat_options opt = {.date_order = WS_DATE_DMY, .range_start = cut[k], .range_end = cut[k + 1]};
+        ws_chat_reader *r = NULL;
+        ws_error err = {0};
+        CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &opt, &r, &err), 0);
+        drain(r, &fresh[k]);
+        ws_chat_close(r);
+    }
+    static const int order[PARTS] = {4, 0, 8, 1, 7, 2, 6, 3, 5};
+    ws_chat_options opt = {.date_order = WS_DATE_DMY};
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &opt, &r, &err), 0);
+    part_result whole;
+    drain(r, &whole); /* the whole first: every later part starts from a used reader */
+    for (int i = 0; i < PARTS; i++) {
+        int k = order[i];
+        CHECK_EQ_INT(ws_chat_set_range(r, cut[k], cut[k + 1], &err), 0);
+        drain(r, &reused[k]);
+    }
+    ws_chat_close(r);
+    bool ok = true;
+    uint64_t total = 0, bad = 0;
+    for (int k = 0; k < PARTS; k++) {
+        ok = ok && fresh[k].rc == 0 && reused[k].rc == 0 && fresh[k].sum == reused[k].sum &&
+             fresh[k].count == reused[k].count && fresh[k].invalid == reused[k].invalid &&
+             fresh[k].skipped == reused[k].skipped;
+        total += reused[k].count;
+        bad += reused[k].invalid;
+    }
+    CHECK(ok);
+    CHECK(total == whole.count);
+    CHECK(bad == whole.invalid && bad >= 13);
+    CHECK(reused[0].skipped == 1);
+    ws_buf_free(&b);
+}
+
+/* The reader remembers the kinds of bodies it classified (placeholders repeat): bodies that
+ * share a memo slot (same length and last byte), placeholders and near misses alternating,
+ * must still get ws__chat_classify's answer each time. */
+static void repeated_bodies_keep_their_kind(void)
+{
+    static const char *bodies[] = {
+        "<Media omitted>",
+        "<Media omitter>",
+        "<MEDIA OMITTED>",
+        "<Media omitted> ",
+        "This message was deleted",
+        "This message was deletes",
+        "This message was deleteD",
+        "image omitted",
+        "image omitteD.",
+        "video omitted",
+        "hello <This message was edited>",
+        "hello <This message was editex>",
+        "caf\xC3\xA9",
+        "caf\xC3\x89",
+        "ok \xF0\x9F\x91\x8D",
+        "You deleted this message",
+        "You deleted this messagf",
+        "x",
+        "y",
+    };
+    enum { N = sizeof bodies / sizeof bodies[0] };
+    ws_buf b = WS_BUF_INIT;
+    unsigned seed = 5;
+    int want[3000];
+    for (int i = 0; i < 3000; i++) {
+        want[i] = rand_r(&seed) % N;
+        ws_buf_printf(&b, "02/03/2020, %02d:%02d - Ana: %s\n", i / 60 % 24, i % 60, bodies[want[i]]);
+    }
+    ws_chat_options opt = {.date_order = WS_DATE_DMY};
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &opt, &r, &err), 0);
+    ws_message m;
+    int i = 0, rc, kinds[4] = {0};
+    bool ok = true;
+    while ((rc = ws_chat_next(r, &m, &err)) == 1 && i < 3000) {
+        bool edited;
+        const char *body = bodies[want[i++]];
+        ws_msg_kind k = ws__chat_classify(body, strlen(body), NULL, &edited);
+        kinds[k]++;
+        if (m.kind != k || m.edited != edited || strcmp(m.text, body) != 0) {
+            fprintf(stderr, "message %d '%s': kind %d edited %d, expected %d %d\n", i, body, m.kind, m.edited,
+                    k, edited);
+            ok = false;
+        }
+    }
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(i, 3000);
+    CHECK(ok);
+    CHECK(kinds[WS_MSG_MEDIA] > 500 && kinds[WS_MSG_DELETED] > 300 && kinds[WS_MSG_TEXT] > 1000);
+    ws_chat_close(r);
+    ws_buf_free(&b);
+}
+
+/* Continuation lines after a lone '\n' join their message in the window, the others (CRLF,
+ * a lone CR, a repaired line) by copy: the texts are the same either way, and the message cap
+ * holds at its exact size. */
+static void continuation_lines_join_alike(void)
+{
+    const char *text = "02/03/2020, 10:00 - Ana: one\ntwo\nthree\n"
+                       "02/03/2020, 10:01 - Bob: crlf\r\nnext\r\n"
+                       "02/03/2020, 10:02 - Ana: mixed\nlf\r\ncr\rend\n"
+                       "02/03/2020, 10:03 - Bob: bad\n\xC3(\nafter\n"
+                       "02/03/2020, 10:04 - Ana: last\n\n";
+    static const char *want[] = {"one\ntwo\nthree", "crlf\nnext", "mixed\nlf\ncr\nend",
+                                 "bad\n\xEF\xBF\xBD(\nafter", "last\n"};
+    ws_chat_options opt = {.date_order = WS_DATE_DMY};
+    ws_chat_reader *r = NULL;
+    ws_error err = {0};
+    ws_message m;
+    int n = 0, rc;
+    CHECK_EQ_INT(ws_chat_open_memory(text, strlen(text), &opt, &r, &err), 0);
+    bool ok = true;
+    while ((rc = ws_chat_next(r, &m, &err)) == 1) {
+        ok = ok && n < 5 && strcmp(m.text, want[n]) == 0 && m.text_len == strlen(want[n]) &&
+             m.text[m.text_len] == '\0' && m.author[m.author_len] == '\0';
+        n++;
+    }
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(n, 5);
+    CHECK(ok);
+    ws_chat_close(r);
+    /* the cap counts "author: text" with its joined lines: 100 bytes pass, 101 do not */
+    for (int extra = 0; extra <= 1; extra++) {
+        ws_buf b = WS_BUF_INIT;
+        ws_buf_puts(&b, "02/03/2020, 10:00 - Ana: ");
+        for (int i = 0; i < 40; i++)
+            ws_buf_putc(&b, 'x');
+        ws_buf_putc(&b, '\n');
+        for (int i = 0; i < 54 + extra; i++)
+            ws_buf_putc(&b, 'y');
+        ws_buf_puts(&b, "\n02/03/2020, 10:01 - Bob: end\n");
+        ws_chat_options capped = {.date_order = WS_DATE_DMY, .max_message_bytes = 100};
+        CHECK_EQ_INT(ws_chat_open_memory(b.data, b.len, &capped, &r, &err), 0);
+        rc = ws_chat_next(r, &m, &err);
+        if (extra) {
+            CHECK_EQ_INT(rc, WS_ETOOBIG);
+        } else {
+            CHECK_EQ_INT(rc, 1);
+            CHECK_EQ_INT(m.text_len, 95);
+        }
+        ws_chat_close(r);
+        ws_buf_free(&b);
+    }
+}
+
 static void newline_bits_agree(void)
 {
     enum { WORDS = 40 };
@@ -203,4 +401,5 @@ static void newline_bits_agree(void)
 }
 
 WS_TEST_MAIN(T(fast_path_agrees_with_general_path), T(ranges_split_anywhere_give_the_whole),
-             T(newline_bits_agree))
+             T(set_range_reads_as_a_fresh_reader), T(repeated_bodies_keep_their_kind),
+             T(continuation_lines_join_alike), T(newline_bits_agree))

@@ -27,6 +27,8 @@ static size_t reference_prefix(const unsigned char *s, size_t n)
 static int impls_checked;
 
 /* Every implementation this CPU has agrees with the reference on s[0..n). */
+static long lines_checked; /* calls that ran ws_utf8_valid_prefix_lines */
+
 static bool all_agree(const unsigned char *s, size_t n)
 {
     size_t want = reference_prefix(s, n);
@@ -38,6 +40,33 @@ static bool all_agree(const unsigned char *s, size_t n)
         impls_checked++;
         if (got != want) {
             fprintf(stderr, "impl %d: prefix %zu, expected %zu (n %zu)\n", impl, got, want, n);
+            ok = false;
+        }
+    }
+    /* the fused check and line index (AVX-512BW only), on a copy with readable bytes up to the
+     * next multiple of 64 */
+    static unsigned char pad[8192 + 64];
+    static uint64_t lf[8192 / 64 + 1];
+    size_t words = (n + 63) / 64, got;
+    bool any_cr = false, want_cr = false;
+    if (n > 8192)
+        return ok;
+    memcpy(pad, s, n);
+    memset(pad + n, 'x', 64);
+    if (ws_utf8_valid_prefix_lines((const char *)pad, n, lf, &any_cr, &got)) {
+        lines_checked++;
+        bool bits_ok = true;
+        for (size_t w = 0; w < words; w++) {
+            uint64_t bits = 0;
+            for (int k = 0; k < 64; k++) {
+                bits |= (uint64_t)(pad[w * 64 + (size_t)k] == '\n') << k;
+                want_cr |= pad[w * 64 + (size_t)k] == '\r';
+            }
+            bits_ok = bits_ok && bits == lf[w];
+        }
+        if (got != want || !bits_ok || any_cr != want_cr) {
+            fprintf(stderr, "lines: prefix %zu, expected %zu, bits %s, cr %d (n %zu)\n", got, want,
+                    bits_ok ? "ok" : "wrong", any_cr, n);
             ok = false;
         }
     }
@@ -125,6 +154,8 @@ static void random_buffers_agree(void)
     }
     CHECK_EQ_INT(bad, 0);
     CHECK(impls_checked > 0);
+    /* the fused version exists only with AVX-512BW */
+    CHECK(lines_checked > 0 || ws_utf8_impl_used() != WS_UTF8_AVX512);
 }
 
 /* Buffers of several 1 KiB runs (the vector versions test a run of 16 blocks at once, then
@@ -152,6 +183,10 @@ static void long_buffers_agree(void)
                 buf[k] = 'a';
         } else if (how == 4 && n)
             buf[edge] = (unsigned char)(0x80 + next_rand() % 0x80);
+        /* line ends for the fused line index: ASCII bytes become '\n' (and '\r' in some rounds) */
+        for (size_t k = 0; k < n; k++)
+            if (buf[k] < 0x80 && next_rand() % 23 == 0)
+                buf[k] = round % 4 == 0 && next_rand() % 3 == 0 ? '\r' : '\n';
         bad += !all_agree(buf, n);
     }
     CHECK_EQ_INT(bad, 0);
