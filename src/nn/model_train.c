@@ -50,7 +50,7 @@ struct ws_acts {
     float *block;
     /* 8-bit products through a frozen quantized base (ws_acts_base_8bit) */
     bool q8;
-    ws_qmat *bt;     /* [L*NT + 1] transposed Q8_0 copies (the last: the head); data NULL: none */
+    ws_qmat *bt;      /* [L*NT + 1] transposed Q8_0 copies (the last: the head); data NULL: none */
     uint8_t **bt_own; /* their rows, owned */
     int n_bt;
     size_t bt_bytes;

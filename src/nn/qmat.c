@@ -10,7 +10,6 @@
  * (ws_qmat_transpose_q8_0), whose blocks lie along the dimension dX = dY W contracts over. The
  * scratch (quantized
  * inputs, f32 tiles) is per thread, kept between calls and freed when the thread ends. */
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,29 +199,9 @@ typedef struct {
 static void q8f_rows(void *p, size_t lo, size_t hi, int chunk)
 {
     const q8f_job *j = p;
-    int nb = j->n / QK;
-    for (size_t r = lo; r < hi; r++) {
-        const float *x = j->x + r * (size_t)j->n;
-        uint8_t *b = j->xq + r * j->xq_bytes;
-        float *ds = j->xds + r * 2 * (size_t)nb;
-        for (int k = 0; k < nb; k++, x += QK, b += Q8_0_BYTES) {
-            float amax = 0.0f;
-            for (int i = 0; i < QK; i++)
-                amax = fmaxf(amax, fabsf(x[i]));
-            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-            int8_t q[QK];
-            int sum = 0;
-            for (int i = 0; i < QK; i++) {
-                q[i] = (int8_t)nearbyintf(x[i] * id);
-                sum += q[i];
-            }
-            uint16_t h = q_to_f16(d);
-            memcpy(b, &h, 2);
-            memcpy(b + Q8_0_QS, q, QK);
-            ds[2 * k] = d;
-            ds[2 * k + 1] = -128.0f * (float)sum;
-        }
-    }
+    size_t nb = (size_t)j->n / QK;
+    for (size_t r = lo; r < hi; r++)
+        ws__quant_q8_0_fs(j->x + r * (size_t)j->n, j->xq + r * j->xq_bytes, j->xds + r * 2 * nb, j->n);
 }
 
 void ws_qmat_backward_input_t(float *dinp, float beta, const float *dout, const ws_qmat *t, int N)

@@ -253,10 +253,11 @@ static void test_lora_grads_8bit(void)
         double d = rel_diff(g[1], g[0], lo->n_floats), e2 = 0, n2 = 0;
         for (size_t i = 0; i < lo->n_floats; i++)
             e2 += ((double)g[1][i] - g[0][i]) * ((double)g[1][i] - g[0][i]), n2 += (double)g[0][i] * g[0][i];
-        fprintf(stderr, "  8-bit base: loss %g vs %g, adapter gradients %g apart (largest, relative), %g (L2)\n",
+        fprintf(stderr,
+                "  8-bit base: loss %g vs %g, adapter gradients %g apart (largest, relative), %g (L2)\n",
                 l[1], l[0], d, sqrt(e2 / n2));
         CHECK(sqrt(e2 / n2) < 2.5e-2); /* measured 1.3e-2, as much with the 8-bit forward alone */
-        CHECK(bytes[1] > bytes[0]); /* the transposed copies were made */
+        CHECK(bytes[1] > bytes[0]);    /* the transposed copies were made */
         CHECK(d > 0 && d < 5e-2);
         CHECK_NEAR(l[1], l[0], 2e-3 * fabs(l[0]));
     }
@@ -472,6 +473,6 @@ static void test_wrong_shape(void)
     free(path);
 }
 
-WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized), T(test_lora_grads_8bit),
-             T(test_batch_decode), T(test_tokenizer_and_template), T(test_llama3_template), T(test_refused),
-             T(test_wrong_shape))
+WS_TEST_MAIN(T(test_f32_llama), T(test_f32_qwen2), T(test_quantized_types), T(test_lora_on_quantized),
+             T(test_lora_grads_8bit), T(test_batch_decode), T(test_tokenizer_and_template),
+             T(test_llama3_template), T(test_refused), T(test_wrong_shape))

@@ -788,7 +788,8 @@ static void check_backward_t(ws_qtype type, int N, float beta, float mag)
             bad += !(err <= 1e-2 * scale + 1e-5 * fabs(want));
         }
     if (bad)
-        fprintf(stderr, "  backward_t %s N=%d mag %g: %d off, worst %g\n", ws_qtype_name(type), N, mag, bad, worst);
+        fprintf(stderr, "  backward_t %s N=%d mag %g: %d off, worst %g\n", ws_qtype_name(type), N, mag, bad,
+                worst);
     CHECK_EQ_INT(bad, 0);
     CHECK(worst > 0); /* 8-bit: not the f32 product */
     free(col);
@@ -833,5 +834,5 @@ static void test_qmat_row(void)
 
 WS_TEST_MAIN(T(test_table), T(test_f16_convert), T(test_dequant_reference), T(test_quantize_reference),
              T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot), T(test_isa_dotn),
-             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward),
-             T(test_qmat_backward_transposed), T(test_qmat_row))
+             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_backward_transposed),
+             T(test_qmat_row))
