@@ -1,12 +1,11 @@
 /* The C engine's side of the LoRA training comparison (bench/lora_bench.sh): LoRA rank 8 /
- * alpha 16 on every projection of the quantized GGUF base (blocks dequantized on the fly, no f32
- * copy), AdamW, a batch of B x T token ids whose targets are the next ids (every position
- * counted, as the PyTorch + PEFT peer does), R timed steps after 1 warm-up; median tokens/s and
- * peak RSS in the JSON format of bench/peft_peer.py.
- * The frozen base's products are 8-bit (as inference: ws_acts_base_8bit) unless the mode is
- * "exact" (f32 products on dequantized blocks, ws_train_opts.exact_base).
- * WS_NN_PROFILE=1 (wall) or cpu (the calling thread's CPU) prints the time per step by op.
- * Usage: bench_lora_gguf_bench [threads] [batch] [seq] [reps] [gguf] [8bit|exact] */
+ * alpha 16 on every projection of the quantized GGUF base (no f32 copy of it), AdamW, a batch of B x T token
+ * ids whose targets are the next ids (every position counted, as the PyTorch + PEFT peer does), R timed steps
+ * after 1 warm-up; median tokens/s and peak RSS in the JSON format of bench/peft_peer.py. The frozen base's
+ * products are 8-bit (as inference: ws_acts_base_8bit) unless the mode is "exact" (f32 products on
+ * dequantized blocks, ws_train_opts.exact_base). WS_NN_PROFILE=1 (wall) or cpu (the calling thread's CPU)
+ * prints the time per step by op. Usage: bench_lora_gguf_bench [threads] [batch] [seq] [reps] [gguf]
+ * [8bit|exact] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
