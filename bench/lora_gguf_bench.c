@@ -1,17 +1,21 @@
 /* The C engine's side of the LoRA training comparison (bench/lora_bench.sh): LoRA rank 8 /
- * alpha 16 on every projection of the quantized GGUF base (blocks dequantized on the fly, no f32
- * copy), AdamW, a batch of B x T token ids whose targets are the next ids (every position
- * counted, as the PyTorch + PEFT peer does), R timed steps after 1 warm-up; median tokens/s and
- * peak RSS in the JSON format of bench/peft_peer.py.
- * Usage: bench_lora_gguf_bench [threads] [batch] [seq] [reps] [gguf] */
+ * alpha 16 on every projection of the quantized GGUF base (no f32 copy of it), AdamW, a batch of B x T token
+ * ids whose targets are the next ids (every position counted, as the PyTorch + PEFT peer does), R timed steps
+ * after 1 warm-up; median tokens/s and peak RSS in the JSON format of bench/peft_peer.py. The frozen base's
+ * products are 8-bit (as inference: ws_acts_base_8bit) unless the mode is "exact" (f32 products on
+ * dequantized blocks, ws_train_opts.exact_base). WS_NN_PROFILE=1 (wall) or cpu (the calling thread's CPU)
+ * prints the time per step by op. Usage: bench_lora_gguf_bench [threads] [batch] [seq] [reps] [gguf]
+ * [8bit|exact] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/ops.h"
+#include "nn/prof.h"
 #include "nn/train.h"
 #include "bench_env.h"
 
@@ -55,19 +59,25 @@ int main(int argc, char **argv)
     ws_lora *lo = ws_lora_new(&m->cfg, &lc, 1);
     ws_train_opts to;
     ws_train_opts_init(&to, reps + 1);
+    to.exact_base = argc > 6 && !strcmp(argv[6], "exact");
     ws_trainer *tr = NULL;
+    t0 = now();
     if (ws_trainer_new(m, lo, B, T, &to, &tr, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
+    double setup_s = now() - t0; /* the 8-bit mode's transposed copies are made here */
     int V = m->cfg.vocab_size, N = B * T;
     int32_t *in = malloc((size_t)N * sizeof *in), *tg = malloc((size_t)N * sizeof *tg);
     for (int i = 0; i < N; i++)
         in[i] = 17 + (int32_t)(((long)i * 7919) % (V - 17));
     for (int i = 0; i < N; i++) /* labels = inputs, shifted: the last position of a row has none */
         tg[i] = (i + 1) % T ? in[i + 1] : -1;
-    float loss = 0;
-    ws_trainer_step(tr, in, tg, &loss);
+    float loss = 0, loss0 = 0;
+    ws_trainer_step(tr, in, tg, &loss0);
+    const char *pe = getenv("WS_NN_PROFILE"); /* as bench_nn_bench: time per step by op */
+    ws_prof_enable(pe && *pe && strcmp(pe, "0"), pe && !strcmp(pe, "cpu"));
+    ws_prof_reset();
     double *ts = calloc((size_t)reps, sizeof *ts), c0 = cpu_now();
     for (int r = 0; r < reps; r++) {
         double s = now();
@@ -75,6 +85,8 @@ int main(int argc, char **argv)
         ts[r] = now() - s;
     }
     double cpu = (cpu_now() - c0) / reps;
+    if (ws_prof_on)
+        ws_prof_report(stderr, reps);
     qsort(ts, (size_t)reps, sizeof *ts, cmp_d);
     double med = reps % 2 ? ts[reps / 2] : 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]);
     struct rusage ru;
@@ -82,9 +94,11 @@ int main(int argc, char **argv)
     printf(
         "{\"impl\": \"whatstyle\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"reps\": %d, \"lora_rank\": "
         "8, "
-        "\"lora_alpha\": 16, \"trainable_params\": %zu, \"load_s\": %.2f, \"step_s\": %.3f, \"cpu_s\": %.3f, "
-        "\"tokens_per_s\": %.1f, \"loss\": %.3f, \"peak_mb\": %.0f}\n",
-        threads, B, T, reps, lo->n_floats, load_s, med, cpu, N / med, loss, (double)ru.ru_maxrss / 1024.0);
+        "\"lora_alpha\": 16, \"trainable_params\": %zu, \"load_s\": %.2f, \"setup_s\": %.2f, \"step_s\": "
+        "%.3f, \"cpu_s\": %.3f, "
+        "\"tokens_per_s\": %.1f, \"loss0\": %.4f, \"loss\": %.4f, \"peak_mb\": %.0f, \"base\": \"%s\"}\n",
+        threads, B, T, reps, lo->n_floats, load_s, setup_s, med, cpu, N / med, loss0, loss,
+        (double)ru.ru_maxrss / 1024.0, to.exact_base ? "exact" : "8bit");
     ws_trainer_free(tr);
     ws_lora_free(lo);
     ws_model_free(m);

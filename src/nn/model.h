@@ -112,6 +112,16 @@ float *ws_acts_logits(ws_acts *a); /* [B*T, vocab] after forward (dlogits after 
  * only (the loss needs no others): ws_acts_logits then holds those rows, in order. For LoRA
  * training (the head's own gradient is not needed); the trainer sets it. */
 void ws_acts_head_on_targets(ws_acts *a, bool on);
+/* LoRA training through a quantized base (m->quantized; nothing otherwise): the frozen base's
+ * products run on 8-bit activations times its quantized blocks, as inference does
+ * (ws_qmat_infer), forward and for the input gradients backward, those on transposed Q8_0 copies
+ * of the matrices that need one (the head and the projections from the lowest adapted layer up,
+ * made here once: ~1.06 bytes per weight, counted in ws_acts_bytes; where the CPU has no
+ * many-row Q8_0 kernel the gradients stay f32). The adapter's own products and every gradient
+ * of its parameters stay f32. Without it (the default) the base's products are f32 on
+ * dequantized tiles, the arithmetic of its dequantized f32 copy. lora: the adapter the
+ * activations were made for. */
+void ws_acts_base_8bit(ws_acts *a, const ws_model *m, const ws_lora *lora);
 
 /* Forward of inputs[B*T] (row b = one sequence, positions 0..T-1). With targets (negative =
  * ignored), *loss gets the mean cross-entropy over counted targets. lora may be NULL; when

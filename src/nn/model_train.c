@@ -1,7 +1,9 @@
 /* Training passes of the decoder over a (B,T) batch: the activations kept for backward (llm.c
- * style), the LoRA terms with dropout, and the forward/backward pair. Products go through the
- * projection helpers of model_int.h, so a frozen quantized base trains adapters directly
- * (QLoRA-style: blocks dequantized on the fly). */
+ * style, nothing recomputed), the LoRA terms with dropout, and the forward/backward pair.
+ * Products go through the projection helpers of model_int.h, so a frozen quantized base trains
+ * adapters directly (QLoRA-style): by default with f32 products on blocks dequantized on the
+ * fly, or with ws_acts_base_8bit with 8-bit activations times the quantized blocks forward and
+ * transposed Q8_0 copies for the input gradients backward. */
 #include "nn/model.h"
 
 #include <math.h>
@@ -20,7 +22,7 @@
 /* ---------------------------------------------------------------- activations */
 
 typedef struct {
-    float *xn1, *rstd1, *q, *k, *v, *att, *atty, *mid, *xn2, *rstd2, *g, *u, *h;
+    float *xn1, *rstd1, *q, *k, *v, *att, *atty, *mid, *xn2, *rstd2, *g, *u;
 } layer_acts;
 
 struct ws_acts {
@@ -43,7 +45,15 @@ struct ws_acts {
     int lrank;
     /* backward scratch */
     float *dres, *dxn, *dh, *dq, *dk, *dv, *datty, *lse, *ldxa, *ltmp;
+    float *h; /* [N, F] a layer's SwiGLU output: made again in backward from G and U (kept per
+                 layer it would be the largest activation) */
     float *block;
+    /* 8-bit products through a frozen quantized base (ws_acts_base_8bit) */
+    bool q8;
+    ws_qmat *bt;      /* [L*NT + 1] transposed Q8_0 copies (the last: the head); data NULL: none */
+    uint8_t **bt_own; /* their rows, owned */
+    int n_bt;
+    size_t bt_bytes;
 };
 
 ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
@@ -58,8 +68,8 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     size_t r = lora ? (size_t)lora->cfg.rank : 0, maxin = C > F ? C : F;
     maxin = maxin > HD ? maxin : HD;
     size_t total = (L + 1) * N * C +
-                   L * (N * (4 * C + HD * 2 + 2 * KD + 3 * F + 2) + (size_t)B * c->n_heads * T * T) + N * C +
-                   N + N * V + N * C * 2 + N * F + N * HD * 2 + N * KD * 2 + N + L * 64 * 16 + 64 * 32;
+                   L * (N * (4 * C + HD * 2 + 2 * KD + 2 * F + 2) + (size_t)B * c->n_heads * T * T) + N * C +
+                   N + N * V + N * C * 2 + 2 * N * F + N * HD * 2 + N * KD * 2 + N + L * 64 * 16 + 64 * 32;
     if (lora) {
         for (size_t l = 0; l < L; l++)
             for (int t = 0; t < WS_LORA_NT; t++)
@@ -88,7 +98,6 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
         la->rstd2 = ws__take(&cur, N);
         la->g = ws__take(&cur, N * F);
         la->u = ws__take(&cur, N * F);
-        la->h = ws__take(&cur, N * F);
     }
     a->xf = ws__take(&cur, N * C);
     a->rstdf = ws__take(&cur, N);
@@ -96,6 +105,7 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->dres = ws__take(&cur, N * C);
     a->dxn = ws__take(&cur, N * C);
     a->dh = ws__take(&cur, N * F);
+    a->h = ws__take(&cur, N * F);
     a->dq = ws__take(&cur, N * HD);
     a->datty = ws__take(&cur, N * HD);
     a->dk = ws__take(&cur, N * KD);
@@ -138,12 +148,17 @@ void ws_acts_free(ws_acts *a)
     free(a->lxa);
     free(a->lxd);
     free(a->lseed);
+    if (a->bt_own)
+        for (int i = 0; i < a->n_bt; i++)
+            free(a->bt_own[i]);
+    free(a->bt_own);
+    free(a->bt);
     free(a);
 }
 
 size_t ws_acts_bytes(const ws_acts *a)
 {
-    return a->bytes;
+    return a->bytes + a->bt_bytes;
 }
 float *ws_acts_logits(ws_acts *a)
 {
@@ -152,6 +167,59 @@ float *ws_acts_logits(ws_acts *a)
 void ws_acts_head_on_targets(ws_acts *a, bool on)
 {
     a->head_on_targets = on;
+}
+
+static bool adapted(const ws_lora *lo, int l, int t)
+{
+    return lo && lo->A[l * WS_LORA_NT + t];
+}
+
+/* The lowest layer with an adapter (n_layers when none): nothing below it needs a gradient. */
+static int lowest_adapted(const ws_model *m, const ws_lora *lora)
+{
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < WS_LORA_NT; t++)
+            if (adapted(lora, l, t))
+                return l;
+    return m->cfg.n_layers;
+}
+
+static const ws_qmat *proj_qmat(const ws_model *m, int l, int t)
+{
+    const ws_layer_qweights *q = &m->q.layers[l];
+    const ws_qmat *all[WS_LORA_NT] = {&q->wq, &q->wk, &q->wv, &q->wo, &q->wg, &q->wu, &q->wd};
+    return all[t];
+}
+
+/* w's transposed Q8_0 copy into slot i, where the 8-bit products apply to w's type */
+static void make_transposed(ws_acts *a, int i, const ws_qmat *w)
+{
+    if (ws_qtype_dot_type(w->type) == WS_QT_F32) /* f32/f16/bf16 weights keep f32 products */
+        return;
+    a->bt_own[i] = ws_qmat_transpose_q8_0(w, &a->bt[i]);
+    if (a->bt_own[i])
+        a->bt_bytes += a->bt[i].row_bytes * (size_t)a->bt[i].rows;
+}
+
+void ws_acts_base_8bit(ws_acts *a, const ws_model *m, const ws_lora *lora)
+{
+    if (!m->quantized || !lora || a->q8)
+        return;
+    a->q8 = true;
+    /* without a many-row Q8_0 kernel the transposed copies would only go through f32 tiles again */
+    if (!ws_qmat_infer_is_8bit(WS_QT_Q8_0))
+        return;
+    int L = m->cfg.n_layers, lowest = lowest_adapted(m, lora);
+    a->n_bt = L * WS_LORA_NT + 1;
+    a->bt = ws_xcalloc((size_t)a->n_bt, sizeof *a->bt);
+    a->bt_own = ws_xcalloc((size_t)a->n_bt, sizeof *a->bt_own);
+    if (lowest == L)
+        return;
+    make_transposed(a, L * WS_LORA_NT, &m->q.lm_head);
+    for (int l = lowest; l < L; l++)
+        for (int t = 0; t < WS_LORA_NT; t++) /* the bottom layer: no dX below its q, k, v */
+            if (l > lowest || (t != WS_LORA_Q && t != WS_LORA_K && t != WS_LORA_V))
+                make_transposed(a, l * WS_LORA_NT + t, proj_qmat(m, l, t));
 }
 
 /* ---------------------------------------------------------------- LoRA terms */
@@ -234,11 +302,33 @@ static void lora_bwd(ws_lora *lo, ws_acts *a, int l, int t, float *dx, const flo
 
 /* ---------------------------------------------------------------- training forward/backward */
 
+/* out = beta * out + in W^T for projection t of layer l: 8-bit products (ws_acts_base_8bit) or
+ * f32 ones */
+static void proj_fwd(const ws_model *m, const ws_acts *a, int l, int t, float *out, const float *in, int N,
+                     float beta)
+{
+    if (a->q8)
+        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_infer(m, l, t, out, in, N, beta));
+    else
+        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, t, out, in, N, beta));
+}
+
+/* the transposed Q8_0 copy of slot i, or NULL (f32 products) */
+static const ws_qmat *transposed(const ws_acts *a, int i)
+{
+    return a->bt && a->bt[i].data ? &a->bt[i] : NULL;
+}
+
 /* dX of projection t of layer l: dinp = beta * dinp + dout W (beta 0 overwrites: no zeroing
  * pass first) */
-static void mm_dx(int cat, const ws_model *m, int l, int t, float *dinp, float beta, const float *dout, int N)
+static void mm_dx(int cat, const ws_model *m, const ws_acts *a, int l, int t, float *dinp, float beta,
+                  const float *dout, int N)
 {
-    WS_PROF(cat, ws__proj_backward_input(m, l, t, dinp, beta, dout, N));
+    const ws_qmat *wt = transposed(a, l * WS_LORA_NT + t);
+    if (wt)
+        WS_PROF(cat, ws_qmat_backward_input_t(dinp, beta, dout, wt, N));
+    else
+        WS_PROF(cat, ws__proj_backward_input(m, l, t, dinp, beta, dout, N));
 }
 
 /* dW (and dbias) of a product, added; nothing when both are NULL (frozen base) */
@@ -247,6 +337,24 @@ static void mm_dw(int cat, float *dw, float *dbias, const float *dout, const flo
 {
     if (dw || dbias)
         WS_PROF(cat, ws_matmul_backward(NULL, dw, dbias, dout, inp, NULL, N, IC, OC));
+}
+
+static void head_fwd(const ws_model *m, const ws_acts *a, float *logits, const float *xn, int n)
+{
+    if (a->q8)
+        ws__head_infer(m, logits, xn, n);
+    else
+        ws__head_forward(m, logits, xn, n);
+}
+
+/* dxn = dlogits head */
+static void head_dx(const ws_model *m, const ws_acts *a, float *dxn, const float *dlogits, int n)
+{
+    const ws_qmat *wt = transposed(a, m->cfg.n_layers * WS_LORA_NT);
+    if (wt)
+        ws_qmat_backward_input_t(dxn, 0.0f, dlogits, wt, n);
+    else
+        ws__head_backward_input(m, dxn, dlogits, n);
 }
 
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
@@ -270,9 +378,9 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
         layer_acts *la = &a->L[l];
         float *x = a->res + (size_t)l * N * C, *xo = a->res + (size_t)(l + 1) * N * C;
         WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(la->xn1, la->rstd1, x, w->attn_norm, N, C, c->norm_eps););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_Q, la->q, la->xn1, N, 0.0f););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_K, la->k, la->xn1, N, 0.0f););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_V, la->v, la->xn1, N, 0.0f););
+        proj_fwd(m, a, l, WS_LORA_Q, la->q, la->xn1, N, 0.0f);
+        proj_fwd(m, a, l, WS_LORA_K, la->k, la->xn1, N, 0.0f);
+        proj_fwd(m, a, l, WS_LORA_V, la->v, la->xn1, N, 0.0f);
         WS_PROF(WS_PROF_LORA,
                 lora_fwd(lora, a, l, WS_LORA_Q, la->q, la->xn1, N, C, HD, training, NULL, NULL););
         WS_PROF(WS_PROF_LORA,
@@ -284,21 +392,21 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
         WS_PROF(WS_PROF_ATTN_FWD,
                 ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
         WS_PROF(WS_PROF_COPY, memcpy(la->mid, x, (size_t)N * C * sizeof(float)););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_O, la->mid, la->atty, N, 1.0f););
+        proj_fwd(m, a, l, WS_LORA_O, la->mid, la->atty, N, 1.0f);
         WS_PROF(WS_PROF_LORA,
                 lora_fwd(lora, a, l, WS_LORA_O, la->mid, la->atty, N, HD, C, training, NULL, NULL););
         WS_PROF(WS_PROF_RMSNORM,
                 ws_rmsnorm_forward(la->xn2, la->rstd2, la->mid, w->mlp_norm, N, C, c->norm_eps););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_GATE, la->g, la->xn2, N, 0.0f););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_UP, la->u, la->xn2, N, 0.0f););
+        proj_fwd(m, a, l, WS_LORA_GATE, la->g, la->xn2, N, 0.0f);
+        proj_fwd(m, a, l, WS_LORA_UP, la->u, la->xn2, N, 0.0f);
         WS_PROF(WS_PROF_LORA,
                 lora_fwd(lora, a, l, WS_LORA_GATE, la->g, la->xn2, N, C, F, training, NULL, NULL););
         WS_PROF(WS_PROF_LORA,
                 lora_fwd(lora, a, l, WS_LORA_UP, la->u, la->xn2, N, C, F, training, NULL, NULL););
-        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_forward(la->h, la->g, la->u, (size_t)N * F););
+        WS_PROF(WS_PROF_SWIGLU, ws_swiglu_forward(a->h, la->g, la->u, (size_t)N * F););
         WS_PROF(WS_PROF_COPY, memcpy(xo, la->mid, (size_t)N * C * sizeof(float)););
-        WS_PROF(WS_PROF_MATMUL_FWD, ws__proj_forward(m, l, WS_LORA_DOWN, xo, la->h, N, 1.0f););
-        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_DOWN, xo, la->h, N, F, C, training, NULL, NULL););
+        proj_fwd(m, a, l, WS_LORA_DOWN, xo, a->h, N, 1.0f);
+        WS_PROF(WS_PROF_LORA, lora_fwd(lora, a, l, WS_LORA_DOWN, xo, a->h, N, F, C, training, NULL, NULL););
     }
     WS_PROF(WS_PROF_RMSNORM, ws_rmsnorm_forward(a->xf, a->rstdf, a->res + (size_t)c->n_layers * N * C,
                                                 m->w.final_norm, N, C, c->norm_eps););
@@ -314,9 +422,9 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
             }
         a->n_head = M;
         if (M)
-            WS_PROF(WS_PROF_HEAD_FWD, ws__head_forward(m, a->logits, a->xsel, M););
+            WS_PROF(WS_PROF_HEAD_FWD, head_fwd(m, a, a->logits, a->xsel, M););
     } else {
-        WS_PROF(WS_PROF_HEAD_FWD, ws__head_forward(m, a->logits, a->xf, N););
+        WS_PROF(WS_PROF_HEAD_FWD, head_fwd(m, a, a->logits, a->xf, N););
         if (targets)
             WS_PROF(WS_PROF_COPY, memcpy(a->targets, targets, (size_t)N * sizeof(int32_t)););
     }
@@ -333,11 +441,6 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     return 0;
 }
 
-static bool adapted(const ws_lora *lo, int l, int t)
-{
-    return lo && lo->A[l * WS_LORA_NT + t];
-}
-
 void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
 {
     const ws_model_config *c = &m->cfg;
@@ -351,22 +454,15 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         return;
     /* with a frozen base, nothing below the lowest adapted layer needs a gradient */
     int lowest = 0;
-    if (lora) {
-        lowest = c->n_layers;
-        for (int l = c->n_layers - 1; l >= 0; l--)
-            for (int t = 0; t < WS_LORA_NT; t++)
-                if (adapted(lora, l, t))
-                    lowest = l;
-        if (lowest == c->n_layers)
-            return;
-    }
+    if (lora && (lowest = lowest_adapted(m, lora)) == c->n_layers)
+        return;
     int M = a->n_head;
     WS_PROF(WS_PROF_CE_BWD,
             ws_crossentropy_backward(a->logits, a->targets, M, V, loss_scale / (float)a->count, a->lse));
     if (M == N) {
-        WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->dxn, a->logits, N));
+        WS_PROF(WS_PROF_HEAD_DX, head_dx(m, a, a->dxn, a->logits, N));
     } else { /* rows without a target have no gradient from the head */
-        WS_PROF(WS_PROF_HEAD_DX, ws__head_backward_input(m, a->xsel, a->logits, M));
+        WS_PROF(WS_PROF_HEAD_DX, head_dx(m, a, a->xsel, a->logits, M));
         WS_PROF(WS_PROF_COPY, memset(a->dxn, 0, (size_t)N * C * sizeof(float));
                 for (int r = 0; r < M; r++) memcpy(a->dxn + (size_t)a->head_rows[r] * C,
                                                    a->xsel + (size_t)r * C, (size_t)C * sizeof(float)));
@@ -391,11 +487,13 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         bool need_dh = need_attn || adapted(lora, l, WS_LORA_GATE) || adapted(lora, l, WS_LORA_UP);
         /* MLP: xo = mid + h Wd^T */
         if (need_dh)
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_DOWN, a->dh, 0.0f, a->dres, N);
-        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wd : NULL, NULL, a->dres, la->h, N, F, C);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_DOWN, a->dh, 0.0f, a->dres, N);
+        if (full || adapted(lora, l, WS_LORA_DOWN)) /* h again, bit for bit (Wd's dW or its adapter) */
+            WS_PROF(WS_PROF_SWIGLU, ws_swiglu_forward(a->h, la->g, la->u, (size_t)N * F));
+        mm_dw(WS_PROF_MATMUL_DW, full ? gl->wd : NULL, NULL, a->dres, a->h, N, F, C);
         if (lora)
             WS_PROF(WS_PROF_LORA,
-                    lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, la->h, N, F, C));
+                    lora_bwd(lora, a, l, WS_LORA_DOWN, need_dh ? a->dh : NULL, a->dres, a->h, N, F, C));
         if (!need_dh)
             break;
         /* dG, dU overwrite G, U (backward runs once per forward; it already turned the logits
@@ -403,8 +501,8 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         float *dg = la->g, *du = la->u;
         WS_PROF(WS_PROF_SWIGLU, ws_swiglu_backward_set(dg, du, a->dh, la->g, la->u, (size_t)N * F));
         if (need_attn) {
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_GATE, a->dxn, 0.0f, dg, N);
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_UP, a->dxn, 1.0f, du, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_GATE, a->dxn, 0.0f, dg, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_UP, a->dxn, 1.0f, du, N);
         }
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wg : NULL, NULL, dg, la->xn2, N, C, F);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wu : NULL, NULL, du, la->xn2, N, C, F);
@@ -420,7 +518,7 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
                                                      w->mlp_norm, la->rstd2, N, C));
         /* attention: mid = x + atty Wo^T */
         if (need_qkv)
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_O, a->datty, 0.0f, a->dres, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_O, a->datty, 0.0f, a->dres, N);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wo : NULL, full ? gl->bo : NULL, a->dres, la->atty, N, HD, C);
         if (lora)
             WS_PROF(WS_PROF_LORA,
@@ -435,9 +533,9 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
         WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
                 ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin));
         if (!bottom) {
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_Q, a->dxn, 0.0f, a->dq, N);
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_K, a->dxn, 1.0f, a->dk, N);
-            mm_dx(WS_PROF_MATMUL_DX, m, l, WS_LORA_V, a->dxn, 1.0f, a->dv, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_Q, a->dxn, 0.0f, a->dq, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_K, a->dxn, 1.0f, a->dk, N);
+            mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_V, a->dxn, 1.0f, a->dv, N);
         }
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wq : NULL, full ? gl->bq : NULL, a->dq, la->xn1, N, C, HD);
         mm_dw(WS_PROF_MATMUL_DW, full ? gl->wk : NULL, full ? gl->bk : NULL, a->dk, la->xn1, N, C, KD);

@@ -5,10 +5,14 @@
  * f32 and multiplied with sgemm (training: the same arithmetic as its backward). Inference
  * (ws_qmat_infer), any number of rows: where the instruction set has a many-row kernel for the
  * type (Q4_1), the rows are quantized to 8 bits and multiplied with the 4-bit blocks 16 weight
- * rows at a time (quant_int.h: q_gemm_fn); otherwise as above. The scratch (quantized
+ * rows at a time (quant_int.h: q_gemm_fn); otherwise as above. Training's input gradients
+ * through a frozen quantized W run the same way on a transposed Q8_0 copy of W
+ * (ws_qmat_transpose_q8_0), whose blocks lie along the dimension dX = dY W contracts over. The
+ * scratch (quantized
  * inputs, f32 tiles) is per thread, kept between calls and freed when the thread ends. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/mem.h"
 #include "nn/ops.h"
@@ -178,6 +182,45 @@ static void forward_gemm(float *out, const float *inp, const ws_qmat *w, const f
     ws_parallel_for(groups, 1, gemm_rows, &j);
 }
 
+/* ---- gradients: 8-bit rows with f32 scales ------------------------------------------------ */
+
+typedef struct {
+    const float *x;
+    int n;
+    uint8_t *xq;
+    size_t xq_bytes;
+    float *xds;
+} q8f_job;
+
+/* rows lo..hi of x as Q8_0 blocks whose scale (and -128 x the quants' sum) go to xds as f32: a
+ * gradient's blocks can lie far below the smallest half-precision scale (the head's dlogits of
+ * a 49k vocabulary: ~1e-9), where Q8_0's f16 scale would round them to zero. The blocks' own
+ * f16 scale is written too (only the kernels' last rows, a count not a multiple of 16, read it) */
+static void q8f_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const q8f_job *j = p;
+    size_t nb = (size_t)j->n / QK;
+    for (size_t r = lo; r < hi; r++)
+        ws__quant_q8_0_fs(j->x + r * (size_t)j->n, j->xq + r * j->xq_bytes, j->xds + r * 2 * nb, j->n);
+}
+
+void ws_qmat_backward_input_t(float *dinp, float beta, const float *dout, const ws_qmat *t, int N)
+{
+    if (N <= 0 || t->rows <= 0)
+        return;
+    q_gemm_fn gemm = ws__quant_gemm_fn(WS_QT_Q8_0);
+    if (t->type != WS_QT_Q8_0 || !gemm || t->rows % GEMM_ROWS || t->cols % QK) {
+        ws_qmat_forward(dinp, dout, t, NULL, N, beta);
+        return;
+    }
+    size_t xq_bytes = ws_qtype_row_bytes(WS_QT_Q8_0, t->cols), nb = (size_t)t->cols / QK;
+    q8f_job q = {dout, t->cols, scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes), xq_bytes,
+                 scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof(float) + 1)};
+    ws_parallel_for((size_t)N, min_rows((size_t)t->cols), q8f_rows, &q);
+    gemm_job j = {t, gemm, q.xq, xq_bytes, q.xds, NULL, dinp, beta, N};
+    ws_parallel_for(((size_t)t->rows + GEMM_ROWS - 1) / GEMM_ROWS, 1, gemm_rows, &j);
+}
+
 /* ---- many rows: dequantized tiles and sgemm ---------------------------------------------- */
 
 typedef struct {
@@ -278,6 +321,11 @@ void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *con
     ws_parallel_for(g.first[n], 1, gemm_group_rows, &g);
 }
 
+bool ws_qmat_infer_is_8bit(ws_qtype wt)
+{
+    return ws__quant_gemm_fn(wt) != NULL;
+}
+
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
 {
     if (N <= 0 || w->rows <= 0)
@@ -329,6 +377,43 @@ void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws
         ws_parallel_for((size_t)rows, min_rows((size_t)IC), deq_rows, &j);
         ws_sgemm(false, false, N, IC, rows, 1.0f, dout + r0, OC, t, IC, r0 == 0 ? beta : 1.0f, dinp, IC);
     }
+}
+
+/* ---- transposed Q8_0 copy ----------------------------------------------------------------- */
+
+typedef struct {
+    const ws_qmat *w;
+    uint8_t *dst;
+    size_t drow; /* bytes of a transposed row */
+} tr_job;
+
+/* blocks lo..hi of 32 rows of w: dequantized, then each column's 32 values one Q8_0 block */
+static void tr_blocks(void *p, size_t lo, size_t hi, int chunk)
+{
+    const tr_job *j = p;
+    int IC = j->w->cols;
+    float *t = scratch_get(SCRATCH_TILE, (size_t)QK * IC * sizeof(float)), col[QK];
+    for (size_t b = lo; b < hi; b++) {
+        for (int i = 0; i < QK; i++)
+            ws_dequant_row(j->w->type, wrow(j->w, (int)b * QK + i), t + (size_t)i * IC, IC);
+        for (int c = 0; c < IC; c++) {
+            for (int i = 0; i < QK; i++)
+                col[i] = t[(size_t)i * IC + c];
+            ws_quantize_row(WS_QT_Q8_0, col, j->dst + (size_t)c * j->drow + b * Q8_0_BYTES, QK);
+        }
+    }
+}
+
+uint8_t *ws_qmat_transpose_q8_0(const ws_qmat *w, ws_qmat *t)
+{
+    if (w->rows <= 0 || w->cols <= 0 || w->rows % QK)
+        return NULL;
+    size_t drow = ws_qtype_row_bytes(WS_QT_Q8_0, w->rows);
+    uint8_t *d = ws_xaligned(64, drow * (size_t)w->cols);
+    tr_job j = {w, d, drow};
+    ws_parallel_for((size_t)w->rows / QK, min_rows((size_t)QK * w->cols), tr_blocks, &j);
+    *t = (ws_qmat){WS_QT_Q8_0, w->cols, w->rows, drow, d};
+    return d;
 }
 
 void ws_qmat_row(const ws_qmat *w, int r, float *dst)

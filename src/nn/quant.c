@@ -105,6 +105,8 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void merge(q_kernels *dst, const q_kernels *src)
 {
+    if (src->quantize_q8_0_fs)
+        dst->quantize_q8_0_fs = src->quantize_q8_0_fs;
     for (int t = 0; t < WS_QT_COUNT; t++) {
         if (src->dequant[t])
             dst->dequant[t] = src->dequant[t];
@@ -194,6 +196,11 @@ void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n)
     if ((unsigned)type >= WS_QT_COUNT || !k->quantize[type])
         no_kernel("quantize", type);
     k->quantize[type](x, dst, n);
+}
+
+void ws__quant_q8_0_fs(const float *x, void *dst, float *ds, int64_t n)
+{
+    kernels()->quantize_q8_0_fs(x, dst, ds, n);
 }
 
 float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row)

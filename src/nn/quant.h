@@ -94,8 +94,8 @@ void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float
  * per block and multiplied with the quantized blocks by the many-row kernel where the
  * instruction set has one for w's type (Q4_1 under AVX2 and AVX-512; llama.cpp's arithmetic, the
  * few-row dots' up to the order of the float sums), for one row as for 500; else as
- * ws_qmat_forward. Training keeps ws_qmat_forward,
- * whose f32 products match the dequantized weights its backward pass uses. */
+ * ws_qmat_forward. LoRA training uses it too (ws_acts_base_8bit); its exact mode keeps
+ * ws_qmat_forward, whose f32 products match the dequantized weights. */
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta);
 /* out[i] = inp w[i]^T (+ bias[i], each may be NULL) for n <= WS_QMAT_MAX_GROUP weights of one
  * input (Q, K and V; gate and up): as ws_qmat_infer with beta 0, the input quantized once and
@@ -104,9 +104,24 @@ void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *
 #define WS_QMAT_MAX_GROUP 4
 void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *const *w,
                          const float *const *bias, int n, int N);
+/* True when ws_qmat_infer multiplies weights of type wt with 8-bit activations for any number
+ * of rows (the instruction set has a many-row kernel for it). */
+bool ws_qmat_infer_is_8bit(ws_qtype wt);
 /* dinp[N,IC] = beta*dinp + dout[N,OC] W (the input gradient through a frozen quantized W):
  * W dequantized a tile at a time, products with sgemm. */
 void ws_qmat_backward_input(float *dinp, float beta, const float *dout, const ws_qmat *w, int N);
+/* W^T (cols x rows) in Q8_0, each column of w's values (dequantized) quantized in blocks of 32
+ * along w's rows: the blocks of the input gradient dinp = dout W through a frozen base
+ * (ws_qmat_backward_input_t). Fills *t and
+ * returns its rows (owned by the caller, free()); NULL (t untouched) when w->rows is not a
+ * multiple of 32. Memory: 34 bytes per 32 weights. Runs on the engine's pool. */
+uint8_t *ws_qmat_transpose_q8_0(const ws_qmat *w, ws_qmat *t);
+/* dinp[N, t->rows] = beta*dinp + dout[N, t->cols] t^T for t = ws_qmat_transpose_q8_0(w):
+ * dinp = beta*dinp + dout W. The rows of dout are quantized to 8 bits per block of 32 with f32
+ * scales (a gradient's values may lie below half precision's range) and multiplied with t's
+ * blocks by the many-row Q8_0 kernel (where the instruction set has none: f32 products on t's
+ * dequantized tiles). Runs on the engine's pool. beta is 0 or 1. */
+void ws_qmat_backward_input_t(float *dinp, float beta, const float *dout, const ws_qmat *t, int N);
 /* Row r of w as f32 (cols values), e.g. an embedding lookup. */
 void ws_qmat_row(const ws_qmat *w, int r, float *dst);
 

@@ -468,6 +468,15 @@ static void qz_q8_0(const float *x, void *dst, int64_t n)
     }
 }
 
+static void qz_q8_0_fs(const float *x, void *dst, float *ds, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, x += QK) {
+        int sum = q8_block(x, b, (b + Q8_0_QS), &ds[2 * i]);
+        ds[2 * i + 1] = -128.0f * (float)sum;
+    }
+}
+
 static void qz_q8_1(const float *x, void *dst, int64_t n)
 {
     uint8_t *b = dst;
@@ -529,6 +538,7 @@ void ws__quant_fill_avx512(q_kernels *k)
     k->dequant[WS_QT_Q4_0] = deq_q4_0;
     k->dequant[WS_QT_Q4_1] = deq_q4_1;
     k->quantize[WS_QT_Q8_0] = qz_q8_0;
+    k->quantize_q8_0_fs = qz_q8_0_fs;
     k->quantize[WS_QT_Q8_1] = qz_q8_1;
     k->dot[WS_QT_Q8_0] = dot_q8_0;
     k->dot[WS_QT_Q4_0] = dot_q4_0;

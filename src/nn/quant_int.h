@@ -150,7 +150,12 @@ typedef void (*q_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stri
  * Equal to the dots up to the order of the float sums (not bit for bit). beta is 0 or 1. */
 typedef void (*q_gemm_fn)(int64_t n, const void *w, size_t w_stride, int rows, const void *x, size_t x_stride,
                           const float *xds, int nx, float *out, size_t out_stride, float beta);
+/* x[n] as Q8_0 blocks at dst (as its quantize kernel) and each block's scale d and -128 x the
+ * sum of its quants as floats at ds[2 * b], ds[2 * b + 1] (what q_gemm_fn reads as xds): a
+ * gradient's blocks may lie below half precision's smallest scale, the f32 one keeps them. */
+typedef void (*q_quantize_fs_fn)(const float *x, void *dst, float *ds, int64_t n);
 typedef struct {
+    q_quantize_fs_fn quantize_q8_0_fs;
     q_dequant_fn dequant[WS_QT_COUNT];
     q_quantize_fn quantize[WS_QT_COUNT];
     q_dot_fn dot[WS_QT_COUNT];
@@ -171,6 +176,8 @@ q_gemm_fn ws__quant_gemm_fn(ws_qtype wt);
  * (Q8_1 or Q8_0), per block b (nb = n / 32): xds[i * 2 * nb + 2 * b] = the scale d, and [.. + 1]
  * Q8_1's sum term s, or for Q8_0 -128 x the sum of the block's quants (the kernels add 128 to
  * the Q8_0 weights to multiply them as unsigned bytes). */
+/* The kernel in use (q_quantize_fs_fn). */
+void ws__quant_q8_0_fs(const float *x, void *dst, float *ds, int64_t n);
 void ws__quant_gemm_scales(ws_qtype dt, const void *x, size_t x_stride, int nx, int64_t n, float *xds);
 
 void ws__quant_fill_scalar(q_kernels *k); /* quant_ref.c: every entry */

@@ -204,6 +204,15 @@ static void qz_q8_0(const float *x, void *dst, int64_t n)
     }
 }
 
+static void qz_q8_0_fs(const float *x, void *dst, float *ds, int64_t n)
+{
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, x += QK) {
+        int sum = q8_block(x, b, (int8_t *)(b + Q8_0_QS), &ds[2 * i]);
+        ds[2 * i + 1] = -128.0f * (float)sum;
+    }
+}
+
 static void qz_q8_1(const float *x, void *dst, int64_t n)
 {
     uint8_t *b = dst;
@@ -497,6 +506,7 @@ void ws__quant_fill_scalar(q_kernels *k)
     k->quantize[WS_QT_F16] = qz_f16;
     k->quantize[WS_QT_BF16] = qz_bf16;
     k->quantize[WS_QT_Q8_0] = qz_q8_0;
+    k->quantize_q8_0_fs = qz_q8_0_fs;
     k->quantize[WS_QT_Q8_1] = qz_q8_1;
     k->quantize[WS_QT_Q8_K] = qz_q8_k;
     k->quantize[WS_QT_Q4_0] = qz_q4_0;

@@ -96,8 +96,11 @@ int ws_trainer_new(ws_model *m, ws_lora *lora, int B, int T, const ws_train_opts
     memset(t->mom, 0, t->n * sizeof(float));
     memset(t->vel, 0, t->n * sizeof(float));
     t->acts = ws_acts_new(m, lora, B, T);
-    if (lora)
+    if (lora) {
         ws_acts_head_on_targets(t->acts, true); /* the loss needs the head on targeted rows only */
+        if (!o->exact_base)
+            ws_acts_base_8bit(t->acts, m, lora);
+    }
     *out = t;
     return 0;
 }

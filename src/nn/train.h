@@ -21,9 +21,12 @@ typedef struct ws_train_opts {
     float weight_decay; /* applied to 2-D tensors (matrices, embeddings, LoRA A/B) */
     float grad_clip;    /* max global L2 norm; <= 0: off */
     int accum;          /* micro-batches per optimizer step */
+    bool exact_base;    /* LoRA on a quantized base: f32 products on its dequantized blocks (the
+                           arithmetic of its f32 copy) instead of the 8-bit ones
+                           (ws_acts_base_8bit), e.g. for exactness tests */
 } ws_train_opts;
 
-/* lr 1e-3 -> 1e-4, warmup 0, betas 0.9/0.95, eps 1e-8, wd 0.1, clip 1, accum 1. */
+/* lr 1e-3 -> 1e-4, warmup 0, betas 0.9/0.95, eps 1e-8, wd 0.1, clip 1, accum 1, 8-bit base. */
 void ws_train_opts_init(ws_train_opts *o, int total_steps);
 float ws_lr_at(const ws_train_opts *o, int step);
 

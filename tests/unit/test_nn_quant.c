@@ -738,6 +738,89 @@ static void test_qmat_backward(void)
     }
 }
 
+/* The input gradient through a transposed Q8_0 copy (LoRA training's 8-bit backward) against
+ * the f64 product with the dequantized weights, under every instruction set; gradients of any
+ * magnitude (dlogits of a large vocabulary reach ~1e-9, below half precision's scales). */
+static void check_backward_t(ws_qtype type, int N, float beta, float mag)
+{
+    const int OC = 320, IC = 256;
+    test_mat t;
+    make_mat(&t, type, OC, IC);
+    ws_qmat tr;
+    uint8_t *own = ws_qmat_transpose_q8_0(&t.m, &tr);
+    CHECK(own && tr.type == WS_QT_Q8_0 && tr.rows == IC && tr.cols == OC);
+    if (!own) {
+        free_mat(&t);
+        return;
+    }
+    float *col = malloc(sizeof(float) * OC);
+    int bad = 0;
+    for (int c = 0; c < IC; c++) { /* each column of W, to Q8_0's half step of its block's largest */
+        ws_qmat_row(&tr, c, col);
+        for (int r = 0; r < OC; r++) {
+            float amax = 0;
+            for (int i = r / 32 * 32; i < r / 32 * 32 + 32; i++)
+                amax = fmaxf(amax, fabsf(t.deq[i * IC + c]));
+            bad += !(fabsf(col[r] - t.deq[r * IC + c]) <= amax / 254.0f * 1.15f + 1e-7f); /* + f16 d */
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    float *dout = malloc(sizeof(float) * N * OC), *dinp = malloc(sizeof(float) * N * IC);
+    float *dinp0 = malloc(sizeof(float) * N * IC);
+    for (int i = 0; i < N * OC; i++)
+        dout[i] = rndf() * mag * (i % 7 == 3 ? 100.0f : 1.0f); /* a few large ones */
+    for (int i = 0; i < N * IC; i++)
+        dinp0[i] = rndf() * mag;
+    memcpy(dinp, dinp0, sizeof(float) * N * IC);
+    ws_qmat_backward_input_t(dinp, beta, dout, &tr, N);
+    double worst = 0;
+    bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < IC; c++) {
+            double want = beta * dinp0[n * IC + c], cn = 0.0;
+            for (int r = 0; r < OC; r++) {
+                want += (double)dout[n * OC + r] * t.deq[r * IC + c];
+                cn += (double)t.deq[r * IC + c] * t.deq[r * IC + c];
+            }
+            /* both sides 8-bit: ~1/254 of each block's largest, as the forward's 8-bit bound */
+            double scale = norm(dout + n * OC, OC) * sqrt(cn), err = fabs(dinp[n * IC + c] - want);
+            worst = fmax(worst, err / scale);
+            bad += !(err <= 1e-2 * scale + 1e-5 * fabs(want));
+        }
+    if (bad)
+        fprintf(stderr, "  backward_t %s N=%d mag %g: %d off, worst %g\n", ws_qtype_name(type), N, mag, bad,
+                worst);
+    CHECK_EQ_INT(bad, 0);
+    CHECK(worst > 0); /* 8-bit: not the f32 product */
+    free(col);
+    free(dout);
+    free(dinp);
+    free(dinp0);
+    free(own);
+    free_mat(&t);
+}
+
+static void test_qmat_backward_transposed(void)
+{
+    ws_isa list[3];
+    int n_isa = isas(list);
+    static const ws_qtype types[] = {WS_QT_Q4_1, WS_QT_Q8_0, WS_QT_Q6_K};
+    for (int k = 0; k < n_isa; k++) {
+        ws_quant_force_isa(list[k]);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            check_backward_t(types[t], 3, 0.0f, 1.0f);
+            check_backward_t(types[t], 64, 1.0f, 1.0f);
+            check_backward_t(types[t], 37, 0.0f, 1e-9f);
+        }
+    }
+    ws_quant_force_isa(list[n_isa - 1]);
+    test_mat t; /* rows not a multiple of 32: no copy */
+    make_mat(&t, WS_QT_Q8_0, 40, 64);
+    ws_qmat tr = {0};
+    CHECK(ws_qmat_transpose_q8_0(&t.m, &tr) == NULL && tr.data == NULL);
+    free_mat(&t);
+}
+
 static void test_qmat_row(void)
 {
     test_mat t;
@@ -751,4 +834,5 @@ static void test_qmat_row(void)
 
 WS_TEST_MAIN(T(test_table), T(test_f16_convert), T(test_dequant_reference), T(test_quantize_reference),
              T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot), T(test_isa_dotn),
-             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_row))
+             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_backward_transposed),
+             T(test_qmat_row))
