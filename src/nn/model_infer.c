@@ -13,6 +13,7 @@
 #include "nn/ops.h"
 #include "nn/parallel.h"
 #include "nn/prof.h"
+#include "nn/quant.h"
 #include "nn/vexp.h"
 
 /* ---------------------------------------------------------------- inference */
@@ -93,14 +94,91 @@ typedef struct {
     float scale;
     float *s;
     int ctx;
+    bool f16; /* probabilities rounded to f16 (the quantized path, as llama.cpp) */
 } attn_job;
+
+/* The quantized path holds what llama.cpp's default f16 KV cache and f16 attention operands
+ * hold: keys, values, queries and the softmax probabilities rounded to f16 (the sums stay f32).
+ * The f32 path keeps f32, as transformers. */
+static void round_f16_if(bool on, float *x, size_t n)
+{
+    if (on)
+        ws_round_f16(x, (int64_t)n);
+}
+
+/* RoPE of x[n, heads, head_dim]: the quantized path as llama.cpp computes it */
+static void rope(const ws_model *m, float *x, const int32_t *pos, int n, int heads)
+{
+    if (m->quantized)
+        ws_rope_forward_ggml(x, pos, n, heads, m->cfg.head_dim, m->rope_cos, m->rope_sin);
+    else
+        ws_rope_forward(x, pos, n, 0, heads, m->cfg.head_dim, m->rope_cos, m->rope_sin);
+}
+
+/* GGML's softmax (AVX-512 build): its exp, each 16 values summed as _mm512_reduce_add_ps does
+ * (halves folded down), those sums added in double; the probabilities rounded to f16 */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma")))
+#endif
+static double exp_ggml_fma(float *s, int lim, float mx)
+{
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] = ws_vexpf_ggml(s[j] - mx);
+    double sum = 0;
+    for (int j = 0; j < lim; j += 16) {
+        float t[16] = {0};
+        for (int k = 0; k < 16 && j + k < lim; k++)
+            t[k] = s[j + k];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++)
+                t[k] += t[k + w];
+        sum += t[0];
+    }
+    return sum;
+}
+
+static void softmax_row_ggml(float *s, int lim)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < lim; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    float inv = (float)(1.0 / exp_ggml_fma(s, lim, mx));
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] *= inv;
+    ws_round_f16(s, lim);
+}
+
+/* exp(s_j - max) / sum in place over lim scores, the sum in double (as GGML's softmax) */
+static void softmax_row(float *s, int lim, bool f16)
+{
+    if (f16) {
+        softmax_row_ggml(s, lim);
+        return;
+    }
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < lim; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < lim; j++) {
+        s[j] = ws_vexpf(s[j] - mx);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] *= inv;
+    round_f16_if(f16, s, (size_t)lim);
+}
 
 /* Softmax attention of one query over lim cached positions (keys/values KD floats apart, head
  * size D): o[D] = sum_j softmax(q.k_j * scale) v_j; s is scratch of lim floats. */
 static void attend_one(const float *qi, const float *kh, const float *vh, int lim, int KD, int D, float scale,
-                       float *si, float *o)
+                       float *si, float *o, bool f16)
 {
-    float mx = -INFINITY, sum = 0;
     for (int j = 0; j < lim; j++) {
         const float *kj = kh + (size_t)j * KD;
         float d = 0;
@@ -108,18 +186,13 @@ static void attend_one(const float *qi, const float *kh, const float *vh, int li
         for (int e = 0; e < D; e++)
             d += qi[e] * kj[e];
         si[j] = d * scale;
-        mx = si[j] > mx ? si[j] : mx;
     }
-    for (int j = 0; j < lim; j++) {
-        si[j] = ws_vexpf(si[j] - mx);
-        sum += si[j];
-    }
-    float inv = 1.0f / sum;
+    softmax_row(si, lim, f16);
     for (int e = 0; e < D; e++)
         o[e] = 0;
     for (int j = 0; j < lim; j++) {
         const float *vj = vh + (size_t)j * KD;
-        float p = si[j] * inv;
+        float p = si[j];
 #pragma omp simd
         for (int e = 0; e < D; e++)
             o[e] += p * vj[e];
@@ -139,14 +212,14 @@ static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         for (int i = 0; i < n; i++)
             attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale,
-                       s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D);
+                       s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D, jb->f16);
     }
 }
 
 static void step_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H, int KV,
-                           int D, float scale)
+                           int D, float scale, bool f16)
 {
-    attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0};
+    attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0, f16};
     /* worth a fork only when the context is long */
     ws_parallel_for((size_t)H, (size_t)(start + n) * n * D >= 65536 ? 1 : (size_t)H, step_attention_heads,
                     &j);
@@ -158,31 +231,21 @@ static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
     for (size_t i = lo; i < hi; i++) {
         float *row = jb->s + i * jb->ctx;
         int lim = jb->start + (int)i + 1;
-        float mx = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < lim; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < lim; j++) {
-            row[j] = ws_vexpf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < lim; j++)
-            row[j] *= inv;
+        softmax_row(row, lim, jb->f16);
         for (int j = lim; j < jb->ctx; j++)
             row[j] = 0;
     }
 }
 
 static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H,
-                            int KV, int D, float scale)
+                            int KV, int D, float scale, bool f16)
 {
     int HD = H * D, KD = KV * D, grp = H / KV, ctx = start + n;
     for (int h = 0; h < H; h++) {
         float *s = kc->att + (size_t)h * n * kc->max_T; /* [n, ctx] */
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         ws_sgemm(false, true, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD, 0.0f, s, ctx);
-        attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx};
+        attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx, .f16 = f16};
         ws_parallel_for((size_t)n, 16384 / (size_t)ctx + 1, chunk_softmax_rows, &jb);
         ws_sgemm(false, false, n, D, ctx, 1.0f, s, ctx, vh, KD, 0.0f, kc->atty + (size_t)h * D, HD);
     }
@@ -236,14 +299,17 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         ws__lora_apply(lora, l, WS_LORA_Q, kc->q, kc->xn, n, C, HD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
-        ws_rope_forward(kc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_forward(Kc + (size_t)start * KD, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
+        rope(m, kc->q, pos, n, H);
+        rope(m, Kc + (size_t)start * KD, pos, n, KV);
+        round_f16_if(m->quantized, kc->q, (size_t)n * HD);
+        round_f16_if(m->quantized, Kc + (size_t)start * KD, (size_t)n * KD);
+        round_f16_if(m->quantized, Vc + (size_t)start * KD, (size_t)n * KD);
         /* attention of the n new queries over ctx cached keys: a chunk goes through sgemm,
          * a single token through the dot-product loops */
         if (n >= 8)
-            chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
+            chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale, m->quantized);
         else
-            step_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
+            step_attention(kc, Kc, Vc, n, start, H, KV, D, scale, m->quantized);
         layer_tail(m, lora, l, kc, n);
     }
     if (all_logits) {
@@ -292,6 +358,7 @@ typedef struct {
     const ws_kv_cache *scratch;
     int l, H, KV, D;
     float scale;
+    bool f16;
 } batch_attn_job;
 
 /* attention of sequence s's one new query (row s of the scratch) over its own cache, per head */
@@ -306,7 +373,7 @@ static void batch_attention_rows(void *arg, size_t lo, size_t hi, int chunk)
         const float *kh = kc->k + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
         const float *vh = kc->v + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
         attend_one(sc->q + (size_t)s * HD + (size_t)h * D, kh, vh, kc->len + 1, KD, D, jb->scale,
-                   sc->att + idx * (size_t)sc->max_T, sc->atty + (size_t)s * HD + (size_t)h * D);
+                   sc->att + idx * (size_t)sc->max_T, sc->atty + (size_t)s * HD + (size_t)h * D, jb->f16);
     }
 }
 
@@ -351,10 +418,13 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         ws__lora_apply(lora, l, WS_LORA_Q, sc->q, sc->xn, n, C, HD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, sc->kc, sc->xn, n, C, KD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, sc->vc, sc->xn, n, C, KD, sc->xa);
-        ws_rope_forward(sc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_forward(sc->kc, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
+        rope(m, sc->q, pos, n, H);
+        rope(m, sc->kc, pos, n, KV);
+        round_f16_if(m->quantized, sc->q, (size_t)n * HD);
+        round_f16_if(m->quantized, sc->kc, (size_t)n * KD);
+        round_f16_if(m->quantized, sc->vc, (size_t)n * KD);
         put_rows(caches, n, l, sc->kc, sc->vc, (size_t)KD);
-        batch_attn_job jb = {caches, sc, l, H, KV, D, 1.0f / sqrtf((float)D)};
+        batch_attn_job jb = {caches, sc, l, H, KV, D, 1.0f / sqrtf((float)D), m->quantized};
         ws_parallel_for((size_t)n * H, 1, batch_attention_rows, &jb);
         layer_tail(m, lora, l, sc, n);
     }

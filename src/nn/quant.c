@@ -196,6 +196,16 @@ void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n)
     k->quantize[type](x, dst, n);
 }
 
+void ws_round_f16(float *x, int64_t n)
+{
+    uint16_t h[256];
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t k = n - i < 256 ? n - i : 256;
+        ws_quantize_row(WS_QT_F16, x + i, h, k);
+        ws_dequant_row(WS_QT_F16, h, x + i, k);
+    }
+}
+
 float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row)
 {
     const q_kernels *k = kernels();

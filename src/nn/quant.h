@@ -48,6 +48,9 @@ void ws_dequant_row(ws_qtype type, const void *src, float *dst, int64_t n);
  * Q4_0/Q4_1 as GGML's reference quantizer and gguf-py do; F16/BF16 round to nearest even;
  * F32 copy). dst holds ws_qtype_row_bytes(type, n) bytes. Any other type aborts. */
 void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
+/* x[i] rounded to the nearest IEEE half (ties to even) and back, in place: the values an f16
+ * tensor holds (llama.cpp's default KV cache and the f16 operands of its attention). */
+void ws_round_f16(float *x, int64_t n);
 
 /* Dot product of one weight row (type wt, n elements) with one activation row already
  * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). The activation quants

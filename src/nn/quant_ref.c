@@ -178,16 +178,17 @@ static void st16(uint8_t *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-/* One block of 32 to int8 with d = amax/127 (GGML's q8_0/q8_1 reference); returns the sum. */
+/* One block of 32 to int8 with d = amax/127, as GGML's x86 kernels quantize activations (not its
+ * scalar reference): x * (127/amax) rounded to nearest, ties to even; returns the sum. */
 static int q8_block(const float *x, uint8_t *dhalf, int8_t *q, float *d_out)
 {
     float amax = 0.0f;
     for (int j = 0; j < QK; j++)
         amax = fmaxf(amax, fabsf(x[j]));
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < QK; j++) {
-        q[j] = (int8_t)roundf(x[j] * id);
+        q[j] = (int8_t)nearbyintf(x[j] * id);
         sum += q[j];
     }
     st16(dhalf, q_to_f16(d));

@@ -297,12 +297,14 @@ static void test_greedy_matches_llamacpp(void)
         "     on llama.cpp's tokens our top-1 agrees at %.1f%% of %d steps; largest difference to its top-16 "
         "logits %.3f; free-running, %d of %d 32-token sequences identical\n",
         100 * tf, n_run * steps, worst, n_same, n_run);
-    CHECK(tf >= (n_run < 40 ? 0.9 : 0.95)); /* a few prompts (sanitizer build): a coarser bound */
-    CHECK(worst < 2.5);
-    /* The free-running count follows the order of the prompt's f32 sums at near-ties: 18 with
-     * OpenBLAS's SSE3 (Prescott) kernels, 14 with its AVX-512 (SkylakeX) ones on this machine;
-     * the teacher-forced agreement above is the stable measure. */
-    CHECK(n_run < 40 || n_same >= 14);
+    CHECK(tf >= (n_run < 40 ? 0.9 : 0.96)); /* a few prompts (sanitizer build): a coarser bound */
+    CHECK(worst < 2.0);
+    /* Measured 97.6%, 1.57 and 19 of 40 (docs/nn.md): the quantized path rounds as llama.cpp does
+     * (8-bit activations, f16 attention operands, its RoPE and softmax), but not its float sums'
+     * order in the Q4_1 dot and the attention products; a 1-ulp difference flips an 8-bit
+     * rounding downstream and grows to ~1% of the logits by the last layer, so the free-running
+     * count moves with any change of sum order (14-19 seen); teacher-forced is the stable one. */
+    CHECK(n_run < 40 || n_same >= 16);
     free(logits);
     free(top_ids);
     free(top_lg);
