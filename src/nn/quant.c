@@ -196,6 +196,13 @@ void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n)
     k->quantize[type](x, dst, n);
 }
 
+float ws_quant_dot_q4_1_ggml(int64_t n, const void *w_row, const void *x_row)
+{
+    if (ws__dot_q4_1_ggml_avx2 && ws_quant_isa() != WS_ISA_SCALAR)
+        return ws__dot_q4_1_ggml_avx2(n, w_row, x_row);
+    return ws__dot_q4_1_ggml_ref(n, w_row, x_row);
+}
+
 void ws_round_f16(float *x, int64_t n)
 {
     uint16_t h[256];

@@ -610,6 +610,30 @@ static float dot_q6_k(int64_t n, const void *w, const void *x)
     return hsum8(acc);
 }
 
+/* ---- Q4_1 x Q8_1 in GGML's order: 8 lanes of 4-element sums, each fused over the blocks -- */
+
+static float dot_q4_1_ggml(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / QK; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
+        summs += q_ld_f16(a + Q4_1_M) * q_ld_f16(b + Q8_1_S);
+        __m256 dd = _mm256_set1_ps(q_ld_f16(a) * q_ld_f16(b));
+        __m128i raw = _mm_loadu_si128((const __m128i *)(a + Q4_1_QS));
+        __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(15));
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(b + Q8_1_QS));
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), _mm256_set1_epi16(1));
+        acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s), acc);
+    }
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r) + summs;
+}
+
+float (*const ws__dot_q4_1_ggml_avx2)(int64_t n, const void *w, const void *x) = dot_q4_1_ggml;
+
 /* ---- f16 (F16C: rounding to nearest even, as the scalar code does) ----------------------- */
 
 static void deq_f16(const void *src, float *y, int64_t n)
@@ -658,6 +682,7 @@ void ws__quant_fill_avx2(q_kernels *k)
 }
 
 #else
+float (*const ws__dot_q4_1_ggml_avx2)(int64_t n, const void *w, const void *x) = NULL;
 /* built without AVX2 code generation (another architecture): nothing to add */
 void ws__quant_fill_avx2(q_kernels *k)
 {

@@ -628,7 +628,7 @@ static void make_mat(test_mat *t, ws_qtype type, int rows, int cols)
             rnd_weights(type, t->data + rb * r, cols, false);
         }
     }
-    t->m = (ws_qmat){type, rows, cols, rb, t->data};
+    t->m = (ws_qmat){type, rows, cols, rb, t->data, false};
     for (int r = 0; r < rows; r++)
         ws_qmat_row(&t->m, r, t->deq + (size_t)r * cols);
     free(tmp);
