@@ -127,9 +127,18 @@ static double exp_ggml_fma(float *s, int lim, float mx)
     for (int j = 0; j < lim; j++)
         s[j] = ws_vexpf_ggml(s[j] - mx);
     double sum = 0;
-    for (int j = 0; j < lim; j += 16) {
+    int j = 0;
+    for (; j + 16 <= lim; j += 16) {
+        float t[8];
+        for (int k = 0; k < 8; k++)
+            t[k] = s[j + k] + s[j + k + 8];
+        for (int k = 0; k < 4; k++)
+            t[k] += t[k + 4];
+        sum += (t[0] + t[2]) + (t[1] + t[3]);
+    }
+    if (j < lim) { /* the last block, as if padded with zeros */
         float t[16] = {0};
-        for (int k = 0; k < 16 && j + k < lim; k++)
+        for (int k = 0; j + k < lim; k++)
             t[k] = s[j + k];
         for (int w = 8; w >= 1; w /= 2)
             for (int k = 0; k < w; k++)

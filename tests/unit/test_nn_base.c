@@ -231,8 +231,9 @@ typedef struct {
     double worst;
 } greedy_stats;
 
-/* The reference's prompts through m: free-running greedy against llama.cpp's 32 tokens, then
- * teacher-forced on them against its top-16 logits at each step. */
+/* The reference's prompts through m, fed llama.cpp's 32 tokens: our top-1 against its token and
+ * our logits against its top-16 at each step; a sequence whose every step agrees is one greedy
+ * decoding would reproduce. */
 static void greedy_vs_llamacpp(const ws_model *m, const ws_json *prompts, const int32_t *top_ids,
                                const float *top_lg, greedy_stats *gs)
 {
@@ -247,30 +248,23 @@ static void greedy_vs_llamacpp(const ws_model *m, const ws_json *prompts, const 
         int32_t *ids = malloc((size_t)np * sizeof *ids);
         for (int i = 0; i < np; i++)
             ids[i] = (int32_t)pid->items[i].number;
-        /* free-running greedy */
+        /* teacher-forced on llama.cpp's tokens (its top-16 logits at each step); while our top-1
+         * is its token this is also the free-running greedy run, so identical = never parted */
         ws_kv_cache *kc = ws_kv_cache_new(m, np + steps + 1);
         CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
         bool same = true;
-        for (int s = 0; s < steps; s++) {
-            int32_t tok = argmax(logits, V);
-            same &= tok == (int32_t)lt->items[s].number;
-            if (!same)
-                break;
-            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
-        }
-        gs->n_same += same;
-        /* teacher-forced on llama.cpp's tokens: its top-16 logits at each step */
-        ws_kv_cache_reset(kc);
-        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
         for (int s = 0; s < steps; s++) {
             const int32_t *tid = top_ids + ((size_t)p * steps + s) * 16;
             const float *tlg = top_lg + ((size_t)p * steps + s) * 16;
             for (int k = 0; k < 16; k++)
                 gs->worst = fmax(gs->worst, fabs((double)logits[tid[k]] - tlg[k]));
             int32_t tok = (int32_t)lt->items[s].number;
-            gs->agree += argmax(logits, V) == tok;
+            bool hit = argmax(logits, V) == tok;
+            gs->agree += hit;
+            same &= hit;
             CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
         }
+        gs->n_same += same;
         ws_kv_cache_free(kc);
         free(ids);
     }
