@@ -50,7 +50,7 @@ static ws_qmat make_mat(ws_qtype type, int rows, int cols)
         ws_quantize_row(type, tmp, data + rb * (size_t)r, cols);
     }
     free(tmp);
-    return (ws_qmat){type, rows, cols, rb, data};
+    return (ws_qmat){type, rows, cols, rb, data, false};
 }
 
 static double median(double *v, int n)

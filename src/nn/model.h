@@ -66,6 +66,7 @@ typedef struct ws_model {
     ws_safetensors *st;         /* kept open while weights point into it */
     float *rope_cos, *rope_sin; /* [max_pos, head_dim/2] */
     bool quantized;             /* projections, embedding and head are in q (GGUF, read in place) */
+    bool llamacpp_order;        /* quantized inference sums in GGML's order (ws_model_set_llamacpp_order) */
     ws_qweights q;
     ws_gguf *gguf; /* kept open while weights point into it */
     void *owned_q; /* owned quantized rows (un-permuted Q/K) */
@@ -93,6 +94,13 @@ ws_model *ws_model_new(const ws_model_config *cfg, uint64_t seed);
 /* Writes DIR/config.json and DIR/model.safetensors (F32). DIR must exist. */
 int ws_model_save(const ws_model *m, const char *dir, ws_error *err);
 void ws_model_free(ws_model *m);
+/* Quantized models only (else ignored): inference sums as llama.cpp's CPU backend does, bit for
+ * bit where measured (its Q4_1 dot's 8 lanes, the attention products' lane orders, its SiLU), at
+ * about llama.cpp's own speed instead of ours; for parity checks (docs/nn.md). Not thread-safe
+ * against running inference; a KV cache filled in one order is not for the other (K is stored in
+ * GGUF's element order in llama.cpp's). */
+#define WS_GGML_MAX_D 128
+void ws_model_set_llamacpp_order(ws_model *m, bool on);
 /* Allocates zeroed gradients (requires a contiguous model: WS_LOAD_COPY or ws_model_new). */
 int ws_model_enable_grads(ws_model *m, ws_error *err);
 void ws_model_zero_grads(ws_model *m);

@@ -365,14 +365,19 @@ static void alloc_block(loader *ld)
     ld->owned = m->owned_q = ws_xaligned(64, bytes ? bytes : 1);
 }
 
-/* llama 3.1+ files carry per-frequency RoPE factors (rope_freqs.weight): inv_freq / factor. */
-static int apply_rope_freqs(ws_model *m, const ws_gguf *g, const char *name, ws_error *err)
+/* llama 3.1+ files carry per-frequency RoPE factors (rope_freqs.weight): inv_freq / factor.
+ * The quantized path takes llama.cpp's angles (ws_rope_tables_ggml), the f32 path transformers'. */
+static int apply_rope_freqs(ws_model *m, const ws_gguf *g, const char *name, bool ggml, ws_error *err)
 {
     const ws_gguf_tensor *t = ws_gguf_find_tensor(g, "rope_freqs.weight");
     const ws_model_config *c = &m->cfg;
     int half = c->head_dim / 2;
-    if (!t)
+    if (!t) {
+        if (ggml && c->rope_type != WS_ROPE_LLAMA3)
+            ws_rope_tables_ggml(m->rope_cos, m->rope_sin, c->max_pos, c->head_dim, c->rope_theta,
+                                c->rope_type == WS_ROPE_LINEAR ? 1.0f / c->rope_factor : 1.0f, NULL);
         return 0;
+    }
     if (t->n_dims != 1 || t->ne[0] != half || t->type != WS_QT_F32)
         return ws_error_set(err, WS_EFORMAT, "%s: tensor 'rope_freqs.weight' must be %d F32 values", name,
                             half);
@@ -381,12 +386,16 @@ static int apply_rope_freqs(ws_model *m, const ws_gguf *g, const char *name, ws_
     for (int i = 0; i < half; i++) {
         if (!(f[i] > 0))
             return ws_error_set(err, WS_EFORMAT, "%s: rope_freqs.weight[%d] is not positive", name, i);
+        if (ggml)
+            continue;
         float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim) / f[i];
         for (int p = 0; p < c->max_pos; p++) {
             m->rope_cos[(size_t)p * half + i] = cosf((float)p * inv);
             m->rope_sin[(size_t)p * half + i] = sinf((float)p * inv);
         }
     }
+    if (ggml)
+        ws_rope_tables_ggml(m->rope_cos, m->rope_sin, c->max_pos, c->head_dim, c->rope_theta, 1.0f, f);
     return 0;
 }
 
@@ -466,7 +475,7 @@ int ws_model_load_gguf(ws_gguf *g, const char *name, int flags, ws_model **out, 
         goto out;
     for (int l = 0; l < cfg.n_layers && !rc; l++)
         rc = load_layer(&ld, l);
-    if (rc || (rc = apply_rope_freqs(m, g, name, err)))
+    if (rc || (rc = apply_rope_freqs(m, g, name, !ld.copy, err)))
         goto out;
     if (cfg.tied && ld.copy)
         m->w.lm_head = m->w.embed;

@@ -13,6 +13,7 @@
 #include "nn/ops.h"
 #include "nn/parallel.h"
 #include "nn/prof.h"
+#include "nn/quant.h"
 #include "nn/vexp.h"
 
 /* ---------------------------------------------------------------- inference */
@@ -93,14 +94,102 @@ typedef struct {
     float scale;
     float *s;
     int ctx;
+    bool f16;  /* probabilities rounded to f16 (the quantized path, as llama.cpp) */
+    bool ggml; /* and GGML's sum order (attend_ggml) */
 } attn_job;
+
+/* The quantized path holds what llama.cpp's default f16 KV cache and f16 attention operands
+ * hold: keys, values, queries and the softmax probabilities rounded to f16 (the sums stay f32).
+ * The f32 path keeps f32, as transformers. */
+static void round_f16_if(bool on, float *x, size_t n)
+{
+    if (on)
+        ws_round_f16(x, (int64_t)n);
+}
+
+/* RoPE of x[n, heads, head_dim]: the quantized path as llama.cpp computes it */
+static void rope(const ws_model *m, float *x, const int32_t *pos, int n, int heads)
+{
+    if (m->quantized)
+        ws_rope_forward_ggml(x, pos, n, heads, m->cfg.head_dim, m->rope_cos, m->rope_sin);
+    else
+        ws_rope_forward(x, pos, n, 0, heads, m->cfg.head_dim, m->rope_cos, m->rope_sin);
+}
+
+/* GGML's softmax (AVX-512 build): its exp, each 16 values summed as _mm512_reduce_add_ps does
+ * (halves folded down), those sums added in double; the probabilities rounded to f16 */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma")))
+#endif
+static double
+exp_ggml_fma(float *s, int lim, float mx)
+{
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] = ws_vexpf_ggml(s[j] - mx);
+    double sum = 0;
+    int j = 0;
+    for (; j + 16 <= lim; j += 16) {
+        float t[8];
+        for (int k = 0; k < 8; k++)
+            t[k] = s[j + k] + s[j + k + 8];
+        for (int k = 0; k < 4; k++)
+            t[k] += t[k + 4];
+        sum += (t[0] + t[2]) + (t[1] + t[3]);
+    }
+    if (j < lim) { /* the last block, as if padded with zeros */
+        float t[16] = {0};
+        for (int k = 0; j + k < lim; k++)
+            t[k] = s[j + k];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++)
+                t[k] += t[k + w];
+        sum += t[0];
+    }
+    return sum;
+}
+
+static void softmax_row_ggml(float *s, int lim)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < lim; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    float inv = (float)(1.0 / exp_ggml_fma(s, lim, mx));
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] *= inv;
+    ws_round_f16(s, lim);
+}
+
+/* exp(s_j - max) / sum in place over lim scores, the sum in double (as GGML's softmax) */
+static void softmax_row(float *s, int lim, bool f16)
+{
+    if (f16) {
+        softmax_row_ggml(s, lim);
+        return;
+    }
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < lim; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < lim; j++) {
+        s[j] = ws_vexpf(s[j] - mx);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int j = 0; j < lim; j++)
+        s[j] *= inv;
+    round_f16_if(f16, s, (size_t)lim);
+}
 
 /* Softmax attention of one query over lim cached positions (keys/values KD floats apart, head
  * size D): o[D] = sum_j softmax(q.k_j * scale) v_j; s is scratch of lim floats. */
 static void attend_one(const float *qi, const float *kh, const float *vh, int lim, int KD, int D, float scale,
-                       float *si, float *o)
+                       float *si, float *o, bool f16)
 {
-    float mx = -INFINITY, sum = 0;
     for (int j = 0; j < lim; j++) {
         const float *kj = kh + (size_t)j * KD;
         float d = 0;
@@ -108,22 +197,125 @@ static void attend_one(const float *qi, const float *kh, const float *vh, int li
         for (int e = 0; e < D; e++)
             d += qi[e] * kj[e];
         si[j] = d * scale;
-        mx = si[j] > mx ? si[j] : mx;
     }
-    for (int j = 0; j < lim; j++) {
-        si[j] = ws_vexpf(si[j] - mx);
-        sum += si[j];
-    }
-    float inv = 1.0f / sum;
+    softmax_row(si, lim, f16);
     for (int e = 0; e < D; e++)
         o[e] = 0;
     for (int j = 0; j < lim; j++) {
         const float *vj = vh + (size_t)j * KD;
-        float p = si[j] * inv;
+        float p = si[j];
 #pragma omp simd
         for (int e = 0; e < D; e++)
             o[e] += p * vj[e];
     }
+}
+
+/* ---- GGML's sum order (ws_model_set_llamacpp_order) ---------------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WS_FMA_TARGET __attribute__((target("avx2,fma")))
+#else
+#define WS_FMA_TARGET
+#endif
+
+/* lanes[0..nl) folded as GGML does: 64 lanes (ggml_vec_dot_f16's 4 registers) 0+2, 1+3, 0+1 to
+ * 16, then 16 as _mm512_reduce_add_ps: 8+8, 4+4, 2+2, 1+1; D columns each, vectorised over them */
+WS_FMA_TARGET static void fold_lanes(float *acc, int nl, int D)
+{
+    if (nl == 64)
+        for (int l = 0; l < 16; l++)
+#pragma omp simd
+            for (int e = 0; e < D; e++)
+                acc[l * D + e] = (acc[l * D + e] + acc[(l + 32) * D + e]) +
+                                 (acc[(l + 16) * D + e] + acc[(l + 48) * D + e]);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+#pragma omp simd
+            for (int e = 0; e < D; e++)
+                acc[l * D + e] += acc[(l + w) * D + e];
+}
+
+/* Rows of heads of D values into GGUF's element order (the pairs interleaved: element g is our
+ * (g % 2) * D/2 + g / 2), in place: llama.cpp's q.k sums its elements in that order. Only the
+ * attention reads Q and K, and a dot product is the same under one permutation of both. */
+static void to_gguf_order(float *x, size_t heads, int D)
+{
+    float t[WS_GGML_MAX_D];
+    for (size_t h = 0; h < heads; h++, x += D) {
+        for (int g = 0; g < D; g++)
+            t[g] = x[(g & 1) * (D / 2) + (g >> 1)];
+        memcpy(x, t, (size_t)D * sizeof *t);
+    }
+}
+
+/* q.k over a head (both in GGUF's order), element g in lane g % nl, fused */
+WS_FMA_TARGET static float qk_ggml(const float *q, const float *k, int D, int nl)
+{
+    float acc[64] = {0};
+    if (nl == 16)
+        for (int c = 0; c < D; c += 16)
+#pragma omp simd
+            for (int t = 0; t < 16; t++)
+                acc[t] = fmaf(q[c + t], k[c + t], acc[t]);
+    else
+        for (int c = 0; c < D; c += 64)
+#pragma omp simd
+            for (int t = 0; t < 64; t++)
+                acc[t] = fmaf(q[c + t], k[c + t], acc[t]);
+    fold_lanes(acc, nl, 1);
+    return acc[0];
+}
+
+/* o[e] = sum_j p_j v_j[e], position j in lane j % nl, fused; acc holds 64 * D floats */
+WS_FMA_TARGET static void pv_ggml(const float *p, const float *vh, int lim, int KD, int D, int nl, float *acc,
+                                  float *o)
+{
+    memset(acc, 0, (size_t)nl * D * sizeof *acc);
+    for (int j = 0; j < lim; j++) {
+        float pj = p[j], *a = acc + (size_t)(j % nl) * D;
+        const float *vj = vh + (size_t)j * KD;
+#pragma omp simd
+        for (int e = 0; e < D; e++)
+            a[e] = fmaf(pj, vj[e], a[e]);
+    }
+    fold_lanes(acc, nl, D);
+    memcpy(o, acc, (size_t)D * sizeof *o);
+}
+
+/* One query as llama.cpp's attention sums (f16 operands already rounded): a chunk of several
+ * tokens goes through llamafile's tinyBLAS there (16 lanes), one token through
+ * ggml_vec_dot_f16 (64 lanes) */
+static void attend_ggml(const float *qi, const float *kh, const float *vh, int lim, int KD, int D,
+                        float scale, float *si, float *o, bool chunk)
+{
+    int nl = chunk ? 16 : 64;
+    float acc[64 * WS_GGML_MAX_D];
+    for (int j = 0; j < lim; j++)
+        si[j] = qk_ggml(qi, kh + (size_t)j * KD, D, nl) * scale;
+    softmax_row_ggml(si, lim);
+    pv_ggml(si, vh, lim, KD, D, nl, acc, o);
+}
+
+/* h = silu(g) * u as GGML's swiglu kernel: g / (1 + its exp(-g)) */
+WS_FMA_TARGET static void swiglu_ggml(float *h, const float *g, const float *u, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        h[i] = g[i] / (1.0f + ws_vexpf_ggml(-g[i])) * u[i];
+}
+
+void ws_model_set_llamacpp_order(ws_model *m, bool on)
+{
+    if (!m->quantized || m->cfg.head_dim > WS_GGML_MAX_D || m->cfg.head_dim % 16)
+        return;
+    m->llamacpp_order = on;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        ws_layer_qweights *q = &m->q.layers[l];
+        ws_qmat *all[] = {&q->wq, &q->wk, &q->wv, &q->wo, &q->wg, &q->wu, &q->wd};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            all[i]->ggml_order = on;
+    }
+    m->q.lm_head.ggml_order = on;
 }
 
 static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
@@ -138,15 +330,19 @@ static void step_attention_heads(void *arg, size_t lo, size_t hi, int chunk)
         float *s = kc->att + (size_t)h * n * T;
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         for (int i = 0; i < n; i++)
-            attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale,
-                       s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D);
+            if (jb->ggml)
+                attend_ggml(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale,
+                            s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D, n > 1);
+            else
+                attend_one(kc->q + (size_t)i * HD + (size_t)h * D, kh, vh, start + i + 1, KD, D, scale,
+                           s + (size_t)i * T, kc->atty + (size_t)i * HD + (size_t)h * D, jb->f16);
     }
 }
 
 static void step_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H, int KV,
-                           int D, float scale)
+                           int D, float scale, bool f16, bool ggml)
 {
-    attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0};
+    attn_job j = {kc, Kc, Vc, n, start, H, KV, D, scale, NULL, 0, f16, ggml};
     /* worth a fork only when the context is long */
     ws_parallel_for((size_t)H, (size_t)(start + n) * n * D >= 65536 ? 1 : (size_t)H, step_attention_heads,
                     &j);
@@ -158,31 +354,21 @@ static void chunk_softmax_rows(void *p, size_t lo, size_t hi, int chunk)
     for (size_t i = lo; i < hi; i++) {
         float *row = jb->s + i * jb->ctx;
         int lim = jb->start + (int)i + 1;
-        float mx = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < lim; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < lim; j++) {
-            row[j] = ws_vexpf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < lim; j++)
-            row[j] *= inv;
+        softmax_row(row, lim, jb->f16);
         for (int j = lim; j < jb->ctx; j++)
             row[j] = 0;
     }
 }
 
 static void chunk_attention(ws_kv_cache *kc, const float *Kc, const float *Vc, int n, int start, int H,
-                            int KV, int D, float scale)
+                            int KV, int D, float scale, bool f16)
 {
     int HD = H * D, KD = KV * D, grp = H / KV, ctx = start + n;
     for (int h = 0; h < H; h++) {
         float *s = kc->att + (size_t)h * n * kc->max_T; /* [n, ctx] */
         const float *kh = Kc + (size_t)(h / grp) * D, *vh = Vc + (size_t)(h / grp) * D;
         ws_sgemm(false, true, n, ctx, D, scale, kc->q + (size_t)h * D, HD, kh, KD, 0.0f, s, ctx);
-        attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx};
+        attn_job jb = {.kc = kc, .start = start, .s = s, .ctx = ctx, .f16 = f16};
         ws_parallel_for((size_t)n, 16384 / (size_t)ctx + 1, chunk_softmax_rows, &jb);
         ws_sgemm(false, false, n, D, ctx, 1.0f, s, ctx, vh, KD, 0.0f, kc->atty + (size_t)h * D, HD);
     }
@@ -205,7 +391,10 @@ static void layer_tail(const ws_model *m, const ws_lora *lora, int l, ws_kv_cach
     ws__proj_infer_group(m, l, GATE_UP, gu, sc->xn, 2, n);
     ws__lora_apply(lora, l, WS_LORA_GATE, sc->g, sc->xn, n, C, F, sc->xa);
     ws__lora_apply(lora, l, WS_LORA_UP, sc->u, sc->xn, n, C, F, sc->xa);
-    ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
+    if (m->llamacpp_order)
+        swiglu_ggml(sc->g, sc->g, sc->u, (size_t)n * F);
+    else
+        ws_swiglu_forward(sc->g, sc->g, sc->u, (size_t)n * F);
     ws__proj_infer(m, l, WS_LORA_DOWN, sc->x, sc->g, n, 1.0f);
     ws__lora_apply(lora, l, WS_LORA_DOWN, sc->x, sc->g, n, F, C, sc->xa);
 }
@@ -239,14 +428,21 @@ int ws_model_infer(const ws_model *m, const ws_lora *lora, ws_kv_cache *kc, cons
         ws__lora_apply(lora, l, WS_LORA_Q, kc->q, kc->xn, n, C, HD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, Kc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, Vc + (size_t)start * KD, kc->xn, n, C, KD, kc->xa);
-        ws_rope_forward(kc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_forward(Kc + (size_t)start * KD, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
+        rope(m, kc->q, pos, n, H);
+        rope(m, Kc + (size_t)start * KD, pos, n, KV);
+        round_f16_if(m->quantized, kc->q, (size_t)n * HD);
+        round_f16_if(m->quantized, Kc + (size_t)start * KD, (size_t)n * KD);
+        round_f16_if(m->quantized, Vc + (size_t)start * KD, (size_t)n * KD);
+        if (m->llamacpp_order) {
+            to_gguf_order(kc->q, (size_t)n * H, D);
+            to_gguf_order(Kc + (size_t)start * KD, (size_t)n * KV, D);
+        }
         /* attention of the n new queries over ctx cached keys: a chunk goes through sgemm,
          * a single token through the dot-product loops */
-        if (n >= 8)
-            chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
+        if (n >= 8 && !m->llamacpp_order)
+            chunk_attention(kc, Kc, Vc, n, start, H, KV, D, scale, m->quantized);
         else
-            step_attention(kc, Kc, Vc, n, start, H, KV, D, scale);
+            step_attention(kc, Kc, Vc, n, start, H, KV, D, scale, m->quantized, m->llamacpp_order);
         layer_tail(m, lora, l, kc, n);
     }
     if (all_logits) {
@@ -295,6 +491,7 @@ typedef struct {
     const ws_kv_cache *scratch;
     int l, H, KV, D;
     float scale;
+    bool f16, ggml;
 } batch_attn_job;
 
 /* attention of sequence s's one new query (row s of the scratch) over its own cache, per head */
@@ -308,8 +505,12 @@ static void batch_attention_rows(void *arg, size_t lo, size_t hi, int chunk)
         const ws_kv_cache *kc = jb->caches[s];
         const float *kh = kc->k + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
         const float *vh = kc->v + (size_t)jb->l * kc->max_T * KD + (size_t)(h / grp) * D;
-        attend_one(sc->q + (size_t)s * HD + (size_t)h * D, kh, vh, kc->len + 1, KD, D, jb->scale,
-                   sc->att + idx * (size_t)sc->max_T, sc->atty + (size_t)s * HD + (size_t)h * D);
+        const float *q = sc->q + (size_t)s * HD + (size_t)h * D;
+        float *si = sc->att + idx * (size_t)sc->max_T, *o = sc->atty + (size_t)s * HD + (size_t)h * D;
+        if (jb->ggml)
+            attend_ggml(q, kh, vh, kc->len + 1, KD, D, jb->scale, si, o, false);
+        else
+            attend_one(q, kh, vh, kc->len + 1, KD, D, jb->scale, si, o, jb->f16);
     }
 }
 
@@ -353,10 +554,18 @@ int ws_model_infer_batch(const ws_model *m, const ws_lora *lora, ws_kv_cache *co
         ws__lora_apply(lora, l, WS_LORA_Q, sc->q, sc->xn, n, C, HD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_K, sc->kc, sc->xn, n, C, KD, sc->xa);
         ws__lora_apply(lora, l, WS_LORA_V, sc->vc, sc->xn, n, C, KD, sc->xa);
-        ws_rope_forward(sc->q, pos, n, 0, H, D, m->rope_cos, m->rope_sin);
-        ws_rope_forward(sc->kc, pos, n, 0, KV, D, m->rope_cos, m->rope_sin);
+        rope(m, sc->q, pos, n, H);
+        rope(m, sc->kc, pos, n, KV);
+        round_f16_if(m->quantized, sc->q, (size_t)n * HD);
+        round_f16_if(m->quantized, sc->kc, (size_t)n * KD);
+        round_f16_if(m->quantized, sc->vc, (size_t)n * KD);
+        if (m->llamacpp_order) {
+            to_gguf_order(sc->q, (size_t)n * H, D);
+            to_gguf_order(sc->kc, (size_t)n * KV, D);
+        }
         put_rows(caches, n, l, sc->kc, sc->vc, (size_t)KD);
-        batch_attn_job jb = {caches, sc, l, H, KV, D, 1.0f / sqrtf((float)D)};
+        batch_attn_job jb = {caches,           sc, l, H, KV, D, 1.0f / sqrtf((float)D), m->quantized,
+                             m->llamacpp_order};
         ws_parallel_for((size_t)n * H, 1, batch_attention_rows, &jb);
         layer_tail(m, lora, l, sc, n);
     }

@@ -178,11 +178,13 @@ static void rms_fwd_rows(void *p, size_t lo, size_t hi, int chunk)
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->inp + r * C;
         float *o = j->out + r * C;
-        float ss = 0;
+        /* the squares summed in double, the mean rounded to float before eps is added: as GGML
+         * does, so that the quantized path's 8-bit activations round as llama.cpp's do */
+        double ss = 0;
 #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < C; i++)
-            ss += x[i] * x[i];
-        float s = 1.0f / sqrtf(ss / C + j->eps);
+            ss += (double)(x[i] * x[i]);
+        float s = 1.0f / sqrtf((float)(ss / C) + j->eps);
         if (j->rstd)
             j->rstd[r] = s;
 #pragma omp simd
@@ -269,6 +271,21 @@ void ws_rope_tables(float *cos_t, float *sin_t, int max_pos, int head_dim, float
     }
 }
 
+void ws_rope_tables_ggml(float *cos_t, float *sin_t, int max_pos, int head_dim, float theta, float freq_scale,
+                         const float *freq_factors)
+{
+    int half = head_dim / 2;
+    float step = powf(theta, -2.0f / (float)head_dim);
+    for (int p = 0; p < max_pos; p++) {
+        float a = (float)p;
+        for (int i = 0; i < half; i++, a *= step) {
+            float t = freq_scale * (freq_factors ? a / freq_factors[i] : a);
+            cos_t[(size_t)p * half + i] = cosf(t);
+            sin_t[(size_t)p * half + i] = sinf(t);
+        }
+    }
+}
+
 typedef struct {
     float *x;
     const int32_t *pos;
@@ -296,6 +313,55 @@ static void rope_rows(void *arg, size_t lo, size_t hi, int chunk)
             }
         }
     }
+}
+
+/* x1 c - x2 s and x1 s + x2 c with the x1 products fused (one rounding), as GGML's compiled
+ * rope kernel computes them; fmaf is exact wherever it runs, the FMA clone is only faster */
+static inline __attribute__((always_inline)) void rope_fused_row(float *v, int half, const float *c,
+                                                                 const float *s)
+{
+#pragma omp simd
+    for (int i = 0; i < half; i++) {
+        float x1 = v[i], x2 = v[i + half];
+        v[i] = fmaf(x1, c[i], -(x2 * s[i]));
+        v[i + half] = fmaf(x1, s[i], x2 * c[i]);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static void rope_fused_row_fma(float *v, int half, const float *c,
+                                                                   const float *s)
+{
+    rope_fused_row(v, half, c, s);
+}
+#endif
+
+static void rope_fused_rows(void *arg, size_t lo, size_t hi, int chunk)
+{
+    const rope_job *j = arg;
+    int half = j->head_dim / 2;
+#if defined(__x86_64__) && defined(__GNUC__)
+    bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    for (size_t r = lo; r < hi; r++)
+        for (int h = 0; h < j->n_heads; h++) {
+            float *v = j->x + ((size_t)r * j->n_heads + h) * j->head_dim;
+            const float *c = j->cos_t + (size_t)j->pos[r] * half, *s = j->sin_t + (size_t)j->pos[r] * half;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (fma) {
+                rope_fused_row_fma(v, half, c, s);
+                continue;
+            }
+#endif
+            rope_fused_row(v, half, c, s);
+        }
+}
+
+void ws_rope_forward_ggml(float *x, const int32_t *pos, int N, int n_heads, int head_dim, const float *cos_t,
+                          const float *sin_t)
+{
+    rope_job j = {x, pos, 0, n_heads, head_dim, cos_t, sin_t, 1.0f};
+    ws_parallel_for((size_t)N, rows_min((size_t)n_heads * head_dim), rope_fused_rows, &j);
 }
 
 static void rope_apply(float *x, const int32_t *pos, int N, int T, int n_heads, int head_dim,

@@ -34,6 +34,13 @@ void ws_rope_tables(float *cos_t, float *sin_t, int max_pos, int head_dim, float
 /* Rotates x[N, n_heads, head_dim] in place; row r has position pos[r] (or r % T when pos is NULL). */
 void ws_rope_forward(float *x, const int32_t *pos, int N, int T, int n_heads, int head_dim,
                      const float *cos_t, const float *sin_t);
+/* As llama.cpp (GGML) computes RoPE, for the quantized path to reproduce it: the angles p *
+ * step^i by repeated float multiplication (step = theta^(-2/head_dim)), divided by
+ * freq_factors[i] when given, times freq_scale; the rotation with the x_i products fused. */
+void ws_rope_tables_ggml(float *cos_t, float *sin_t, int max_pos, int head_dim, float theta, float freq_scale,
+                         const float *freq_factors);
+void ws_rope_forward_ggml(float *x, const int32_t *pos, int N, int n_heads, int head_dim, const float *cos_t,
+                          const float *sin_t);
 /* The backward of a rotation is the inverse rotation, applied in place to the gradient. */
 void ws_rope_backward(float *dx, const int32_t *pos, int N, int T, int n_heads, int head_dim,
                       const float *cos_t, const float *sin_t);

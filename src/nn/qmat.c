@@ -167,9 +167,46 @@ static void gemm_rows(void *p, size_t lo, size_t hi, int chunk)
                 j->out[(size_t)n * OC + r] += j->bias[r];
 }
 
+#include <math.h>
+static float exact_dot_q4_1(int n, const uint8_t *a, const uint8_t *b)
+{
+    float acc[8] = {0}, summs = 0;
+    for (int i = 0; i < n / 32; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
+        float d0 = q_ld_f16(a), d1 = q_ld_f16(b);
+        summs += q_ld_f16(a + Q4_1_M) * q_ld_f16(b + 2);
+        float dd = d0 * d1;
+        const int8_t *y = (const int8_t *)(b + 4);
+        for (int k = 0; k < 8; k++) {
+            int is = 0;
+            for (int e = 4 * k; e < 4 * k + 4; e++) {
+                int qw = e < 16 ? (a[Q4_1_QS + e] & 15) : (a[Q4_1_QS + e - 16] >> 4);
+                is += qw * y[e];
+            }
+            acc[k] = fmaf(dd, (float)is, acc[k]);
+        }
+    }
+    float r[4];
+    for (int k = 0; k < 4; k++)
+        r[k] = acc[k + 4] + acc[k];
+    float r0 = r[0] + r[2], r1 = r[1] + r[3];
+    return (r0 + r1) + summs;
+}
+
 static void forward_gemm(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta,
                          q_gemm_fn gemm)
 {
+    if (getenv("WS_EXACT") && w->type == WS_QT_Q4_1) {
+        size_t xb = ws_qtype_row_bytes(WS_QT_Q8_1, w->cols);
+        uint8_t *xq = malloc(N * xb);
+        for (int n = 0; n < N; n++)
+            ws_quantize_row(WS_QT_Q8_1, inp + (size_t)n * w->cols, xq + n * xb, w->cols);
+        for (int n = 0; n < N; n++)
+            for (int r = 0; r < w->rows; r++)
+                store(&out[(size_t)n * w->rows + r],
+                      exact_dot_q4_1(w->cols, wrow(w, r), xq + n * xb) + (bias ? bias[r] : 0), beta);
+        free(xq);
+        return;
+    }
     ws_qtype dt = ws_qtype_dot_type(w->type);
     size_t xq_bytes = ws_qtype_row_bytes(dt, w->cols), nb = (size_t)w->cols / 32;
     uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
@@ -299,8 +336,8 @@ void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *con
         return;
     q_gemm_fn gemm = ws__quant_gemm_fn(w[0]->type);
     bool same = n <= WS_QMAT_MAX_GROUP && gemm && w[0]->cols % 32 == 0;
-    for (int i = 1; i < n && same; i++)
-        same = w[i]->type == w[0]->type && w[i]->cols == w[0]->cols && w[i]->rows > 0;
+    for (int i = 0; i < n && same; i++) /* GGML's order goes through ws_qmat_infer, one by one */
+        same = w[i]->type == w[0]->type && w[i]->cols == w[0]->cols && w[i]->rows > 0 && !w[i]->ggml_order;
     if (!same || w[0]->rows <= 0) {
         for (int i = 0; i < n; i++)
             ws_qmat_infer(out[i], inp, w[i], bias[i], N, 0.0f);
@@ -326,10 +363,38 @@ bool ws_qmat_infer_is_8bit(ws_qtype wt)
     return ws__quant_gemm_fn(wt) != NULL;
 }
 
+/* ---- GGML's order: one dot per row and input, ws_quant_dot_q4_1_ggml ---------------------- */
+
+static void ggml_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const dot_job *j = p;
+    for (size_t r = lo; r < hi; r++)
+        for (int n = 0; n < j->N; n++) {
+            float b = j->bias ? j->bias[r] : 0.0f;
+            store(&j->out[(size_t)n * j->w->rows + r],
+                  ws_quant_dot_q4_1_ggml(j->w->cols, wrow(j->w, (int)r), j->xq + n * j->xq_bytes) + b,
+                  j->beta);
+        }
+}
+
+static void forward_ggml(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
+{
+    dot_job j = {w, NULL, NULL, NULL, ws_qtype_row_bytes(WS_QT_Q8_1, w->cols), bias, out, beta, N};
+    uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * j.xq_bytes);
+    for (int n = 0; n < N; n++)
+        ws_quantize_row(WS_QT_Q8_1, inp + (size_t)n * w->cols, xq + n * j.xq_bytes, w->cols);
+    j.xq = xq;
+    ws_parallel_for((size_t)w->rows, min_rows((size_t)w->cols * N), ggml_rows, &j);
+}
+
 void ws_qmat_infer(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta)
 {
     if (N <= 0 || w->rows <= 0)
         return;
+    if (w->ggml_order && w->type == WS_QT_Q4_1 && w->cols % 32 == 0) {
+        forward_ggml(out, inp, w, bias, N, beta);
+        return;
+    }
     /* the many-row kernel wins from one row on (bench_quant_bench: a 576x1536 Q4_1 product on one
      * AVX-512 core, 26 against 46 us for 1 row, 67 against 232 us for 8) */
     q_gemm_fn gemm = ws__quant_gemm_fn(w->type);
@@ -412,7 +477,7 @@ uint8_t *ws_qmat_transpose_q8_0(const ws_qmat *w, ws_qmat *t)
     uint8_t *d = ws_xaligned(64, drow * (size_t)w->cols);
     tr_job j = {w, d, drow};
     ws_parallel_for((size_t)w->rows / QK, min_rows((size_t)QK * w->cols), tr_blocks, &j);
-    *t = (ws_qmat){WS_QT_Q8_0, w->cols, w->rows, drow, d};
+    *t = (ws_qmat){WS_QT_Q8_0, w->cols, w->rows, drow, d, false};
     return d;
 }
 

@@ -203,6 +203,23 @@ void ws__quant_q8_0_fs(const float *x, void *dst, float *ds, int64_t n)
     kernels()->quantize_q8_0_fs(x, dst, ds, n);
 }
 
+float ws_quant_dot_q4_1_ggml(int64_t n, const void *w_row, const void *x_row)
+{
+    if (ws__dot_q4_1_ggml_avx2 && ws_quant_isa() != WS_ISA_SCALAR)
+        return ws__dot_q4_1_ggml_avx2(n, w_row, x_row);
+    return ws__dot_q4_1_ggml_ref(n, w_row, x_row);
+}
+
+void ws_round_f16(float *x, int64_t n)
+{
+    uint16_t h[256];
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t k = n - i < 256 ? n - i : 256;
+        ws_quantize_row(WS_QT_F16, x + i, h, k);
+        ws_dequant_row(WS_QT_F16, h, x + i, k);
+    }
+}
+
 float ws_quant_vec_dot(ws_qtype wt, int64_t n, const void *w_row, const void *x_row)
 {
     const q_kernels *k = kernels();

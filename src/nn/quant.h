@@ -48,6 +48,13 @@ void ws_dequant_row(ws_qtype type, const void *src, float *dst, int64_t n);
  * Q4_0/Q4_1 as GGML's reference quantizer and gguf-py do; F16/BF16 round to nearest even;
  * F32 copy). dst holds ws_qtype_row_bytes(type, n) bytes. Any other type aborts. */
 void ws_quantize_row(ws_qtype type, const float *x, void *dst, int64_t n);
+/* x[i] rounded to the nearest IEEE half (ties to even) and back, in place: the values an f16
+ * tensor holds (llama.cpp's default KV cache and the f16 operands of its attention). */
+void ws_round_f16(float *x, int64_t n);
+/* A Q4_1 row times a Q8_1 row with GGML's float sums bit for bit (its x86 kernel: 8 lanes of
+ * 4-element integer sums, each accumulated over the blocks by fused multiply-add, the lanes
+ * folded 4+4, 2+2, 1+1, then the m*s terms added); slower than ws_quant_vec_dot. */
+float ws_quant_dot_q4_1_ggml(int64_t n, const void *w_row, const void *x_row);
 
 /* Dot product of one weight row (type wt, n elements) with one activation row already
  * quantized to ws_qtype_dot_type(wt) (f32 for F32/F16/BF16 weights). The activation quants
@@ -83,6 +90,7 @@ typedef struct ws_qmat {
     int rows, cols;
     size_t row_bytes;
     const uint8_t *data;
+    bool ggml_order; /* inference of a Q4_1 matrix sums as GGML does (ws_quant_dot_q4_1_ggml) */
 } ws_qmat;
 
 /* out[N,OC] = beta*out + inp[N,IC] W^T (+ bias[OC]) with W = w (OC rows of IC). Few rows: the

@@ -89,16 +89,6 @@ static void deq_q4_1(const void *src, float *y, int64_t n)
 
 /* ---- activation quantization ------------------------------------------------------------ */
 
-/* roundf (halves away from zero), exactly */
-static inline __m256 round_away(__m256 x)
-{
-    __m256 t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
-    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, t));
-    __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
-    return _mm256_add_ps(t, _mm256_or_ps(up, sign));
-}
-
 /* one block of 32 floats -> 32 int8 at q, d (as f16) at dh; returns the sum of the quants */
 static int q8_block(const float *x, uint8_t *dh, uint8_t *q, float *d_out)
 {
@@ -110,11 +100,12 @@ static int q8_block(const float *x, uint8_t *dh, uint8_t *q, float *d_out)
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float d = _mm_cvtss_f32(m4) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float mx = _mm_cvtss_f32(m4), d = mx / 127.0f, id = mx != 0.0f ? 127.0f / mx : 0.0f;
     __m256 idv = _mm256_set1_ps(id);
     __m256i i32[4];
     for (int j = 0; j < 4; j++)
-        i32[j] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[j], idv)));
+        i32[j] = _mm256_cvtps_epi32(
+            _mm256_round_ps(_mm256_mul_ps(v[j], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     __m256i s = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
     /* pack to int8 in order: packs interleaves the 128-bit lanes, the permute undoes it */
     __m256i p16a = _mm256_packs_epi32(i32[0], i32[1]), p16b = _mm256_packs_epi32(i32[2], i32[3]);
@@ -629,8 +620,60 @@ static float dot_q6_k(int64_t n, const void *w, const void *x)
     return hsum8(acc);
 }
 
+/* ---- Q4_1 x Q8_1 in GGML's order: 8 lanes of 4-element sums, each fused over the blocks -- */
+
+static float dot_q4_1_ggml(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / QK; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
+        summs += q_ld_f16(a + Q4_1_M) * q_ld_f16(b + Q8_1_S);
+        __m256 dd = _mm256_set1_ps(q_ld_f16(a) * q_ld_f16(b));
+        __m128i raw = _mm_loadu_si128((const __m128i *)(a + Q4_1_QS));
+        __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(15));
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(b + Q8_1_QS));
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), _mm256_set1_epi16(1));
+        acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s), acc);
+    }
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r) + summs;
+}
+
+float (*const ws__dot_q4_1_ggml_avx2)(int64_t n, const void *w, const void *x) = dot_q4_1_ggml;
+
+/* ---- f16 (F16C: rounding to nearest even, as the scalar code does) ----------------------- */
+
+static void deq_f16(const void *src, float *y, int64_t n)
+{
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    for (; i < n; i++)
+        y[i] = q_ld_f16(p + 2 * i);
+}
+
+static void qz_f16(const float *x, void *dst, int64_t n)
+{
+    uint8_t *p = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(
+            (__m128i *)(p + 2 * i),
+            _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) {
+        uint16_t h = q_to_f16(x[i]);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+
 void ws__quant_fill_avx2(q_kernels *k)
 {
+    k->dequant[WS_QT_F16] = deq_f16;
+    k->quantize[WS_QT_F16] = qz_f16;
     k->dequant[WS_QT_Q8_0] = deq_q8_0;
     k->dequant[WS_QT_Q4_0] = deq_q4_0;
     k->dequant[WS_QT_Q4_1] = deq_q4_1;
@@ -651,6 +694,7 @@ void ws__quant_fill_avx2(q_kernels *k)
 }
 
 #else
+float (*const ws__dot_q4_1_ggml_avx2)(int64_t n, const void *w, const void *x) = NULL;
 /* built without AVX2 code generation (another architecture): nothing to add */
 void ws__quant_fill_avx2(q_kernels *k)
 {

@@ -433,24 +433,16 @@ static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int rows, const
 
 /* ---- activation quantization ------------------------------------------------------------- */
 
-static inline __m512 round_away(__m512 x)
-{
-    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(x, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    __m512 step = _mm512_castsi512_ps(
-        _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
-                        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
-    return _mm512_mask_add_ps(t, up, t, step);
-}
-
 static int q8_block(const float *x, uint8_t *dh, uint8_t *q, float *d_out)
 {
     __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     __m512 idv = _mm512_set1_ps(id);
-    __m512i i0 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v0, idv)));
-    __m512i i1 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v1, idv)));
+    __m512i i0 =
+        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512i i1 =
+        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
     _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(i1));
     uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);

@@ -183,5 +183,9 @@ void ws__quant_gemm_scales(ws_qtype dt, const void *x, size_t x_stride, int nx, 
 void ws__quant_fill_scalar(q_kernels *k); /* quant_ref.c: every entry */
 void ws__quant_fill_avx2(q_kernels *k);   /* quant_avx2.c: overrides its own entries */
 void ws__quant_fill_avx512(q_kernels *k); /* quant_avx512.c */
+/* Q4_1 x Q8_1 dot in GGML's order (ws_quant_dot_q4_1_ggml): quant_ref.c, and quant_avx2.c's
+ * version (NULL where built without AVX2) */
+float ws__dot_q4_1_ggml_ref(int64_t n, const void *w, const void *x);
+extern float (*const ws__dot_q4_1_ggml_avx2)(int64_t n, const void *w, const void *x);
 
 #endif

@@ -178,21 +178,41 @@ static void st16(uint8_t *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-/* One block of 32 to int8 with d = amax/127 (GGML's q8_0/q8_1 reference); returns the sum. */
+/* One block of 32 to int8 with d = amax/127, as GGML's x86 kernels quantize activations (not its
+ * scalar reference): x * (127/amax) rounded to nearest, ties to even; returns the sum. */
 static int q8_block(const float *x, uint8_t *dhalf, int8_t *q, float *d_out)
 {
     float amax = 0.0f;
     for (int j = 0; j < QK; j++)
         amax = fmaxf(amax, fabsf(x[j]));
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < QK; j++) {
-        q[j] = (int8_t)roundf(x[j] * id);
+        q[j] = (int8_t)nearbyintf(x[j] * id);
         sum += q[j];
     }
     st16(dhalf, q_to_f16(d));
     *d_out = d;
     return sum;
+}
+
+float ws__dot_q4_1_ggml_ref(int64_t n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    float acc[8] = {0}, summs = 0;
+    for (int64_t i = 0; i < n / QK; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
+        summs += q_ld_f16(a + Q4_1_M) * q_ld_f16(b + Q8_1_S);
+        float dd = q_ld_f16(a) * q_ld_f16(b);
+        const int8_t *y = (const int8_t *)(b + Q8_1_QS);
+        for (int k = 0; k < 8; k++) { /* elements 0..15 are the low nibbles, 16..31 the high ones */
+            int s = 0;
+            for (int e = 4 * k; e < 4 * k + 4; e++)
+                s += (e < 16 ? a[Q4_1_QS + e] & 15 : a[Q4_1_QS + e - 16] >> 4) * y[e];
+            acc[k] = fmaf(dd, (float)s, acc[k]);
+        }
+    }
+    float r0 = (acc[0] + acc[4]) + (acc[2] + acc[6]), r1 = (acc[1] + acc[5]) + (acc[3] + acc[7]);
+    return (r0 + r1) + summs;
 }
 
 static void qz_q8_0(const float *x, void *dst, int64_t n)

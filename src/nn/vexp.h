@@ -6,6 +6,7 @@
 #ifndef WS_NN_VEXP_H
 #define WS_NN_VEXP_H
 
+#include <math.h>
 #include <stdint.h>
 
 static inline float ws_vexpf(float x)
@@ -33,6 +34,28 @@ static inline float ws_vexpf(float x)
     } pu = {p};
     pu.i = (int32_t)((uint32_t)pu.i + ((uint32_t)ni << 23)); /* unsigned: a NaN input is no UB */
     return x < -87.0f ? 0.0f : pu.f;
+}
+
+/* exp(x) as GGML's AVX-512 kernel (ggml_v_expf) computes it, bit for bit: its
+ * range reduction and polynomial with fused multiply-adds, scaled by 2^n exactly (one rounding
+ * where the result is subnormal or overflows); below -150 it gives 0. Slow unless compiled with FMA. */
+static inline float ws_vexpf_ggml(float x)
+{
+    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
+    float n = z - 0x1.8p23f;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    float u = b * b;
+    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    int32_t ni = (int32_t)n;
+    int32_t e = ni < -126 ? ni + 64 : ni > 127 ? ni - 64 : ni;
+    union {
+        float f;
+        int32_t i;
+    } p2 = {.i = (int32_t)((uint32_t)(e + 127) << 23)};
+    float r = j * p2.f;
+    r = ni < -126 ? r * 0x1p-64f : ni > 127 ? r * 0x1p64f : r;
+    return ni < -150 ? 0.0f : ni > 192 ? INFINITY : r;
 }
 
 #endif

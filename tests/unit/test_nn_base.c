@@ -226,13 +226,60 @@ static int argmax(const float *x, int n)
     return b;
 }
 
+typedef struct {
+    int n_run, n_same, agree;
+    double worst;
+} greedy_stats;
+
+/* The reference's prompts through m, fed llama.cpp's 32 tokens: our top-1 against its token and
+ * our logits against its top-16 at each step; a sequence whose every step agrees is one greedy
+ * decoding would reproduce. */
+static void greedy_vs_llamacpp(const ws_model *m, const ws_json *prompts, const int32_t *top_ids,
+                               const float *top_lg, greedy_stats *gs)
+{
+    int V = m->cfg.vocab_size, steps = 32;
+    ws_error err = {0};
+    float *logits = malloc((size_t)V * sizeof *logits);
+    memset(gs, 0, sizeof *gs);
+    for (size_t p = 0; p < prompts->len && (int)p < GREEDY_PROMPTS; p++, gs->n_run++) {
+        const ws_json *pj = &prompts->items[p], *pid = ws_json_get(pj, "prompt_ids"),
+                      *lt = ws_json_get(pj, "llamacpp_tokens");
+        int np = (int)pid->len;
+        int32_t *ids = malloc((size_t)np * sizeof *ids);
+        for (int i = 0; i < np; i++)
+            ids[i] = (int32_t)pid->items[i].number;
+        /* teacher-forced on llama.cpp's tokens (its top-16 logits at each step); while our top-1
+         * is its token this is also the free-running greedy run, so identical = never parted */
+        ws_kv_cache *kc = ws_kv_cache_new(m, np + steps + 1);
+        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
+        bool same = true;
+        for (int s = 0; s < steps; s++) {
+            const int32_t *tid = top_ids + ((size_t)p * steps + s) * 16;
+            const float *tlg = top_lg + ((size_t)p * steps + s) * 16;
+            for (int k = 0; k < 16; k++)
+                gs->worst = fmax(gs->worst, fabs((double)logits[tid[k]] - tlg[k]));
+            int32_t tok = (int32_t)lt->items[s].number;
+            bool hit = argmax(logits, V) == tok;
+            gs->agree += hit;
+            same &= hit;
+            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
+        }
+        gs->n_same += same;
+        ws_kv_cache_free(kc);
+        free(ids);
+    }
+    free(logits);
+}
+
 /* The quantized path against llama.cpp on the same file (the reference's 40 chat prompts, 32
- * greedy steps each). Fed llama.cpp's own tokens, our top-1 must agree with its token at 95% of
- * the steps or more, and our logits of its top-16 tokens at every step stay within 2.5 of its
- * own (the largest difference is printed). Free-running, how many of the 32-token sequences come
- * out identical is printed and bounded below by transformers' own count on the f32 weights (18 of
- * 40): the quantized numbers of the two engines differ enough to part at near-ties (issue 8's goal
- * of 95% identical sequences is not met; docs/nn.md says where we stand). */
+ * greedy steps each), as it runs by default and with llama.cpp's sum order
+ * (ws_model_set_llamacpp_order). By default, fed llama.cpp's own tokens, our top-1 must agree
+ * with its token at 96% of the steps or more and our logits of its top-16 tokens stay within 2.0
+ * of its own; free-running, at least 16 of the 32-token sequences must come out identical
+ * (measured 97.6%, 1.57, 19: the rounding is llama.cpp's, the order of the float sums is not, and
+ * a 1-ulp difference grows through the 8-bit roundings; docs/nn.md). In llama.cpp's order the
+ * computation is its own bit for bit up to the tied Q8_0 head: 38 of 40 identical or more
+ * (issue 8's goal), top-1 at 99.5% or more, logits within 1e-3. */
 static void test_greedy_matches_llamacpp(void)
 {
     char *data = NULL;
@@ -250,60 +297,30 @@ static void test_greedy_matches_llamacpp(void)
         CHECK(0);
         goto out;
     }
-    const ws_model *m = base()->model;
-    int V = m->cfg.vocab_size, n_same = 0, n_run = 0, steps = 32, agree = 0;
+    ws_model *m = (ws_model *)base()->model;                /* the order is switched back before the end */
     int32_t *top_ids = malloc(ti->numel * sizeof *top_ids); /* copies: the data may be unaligned */
     float *top_lg = malloc(tl->numel * sizeof *top_lg);
     memcpy(top_ids, ti->data, ti->numel * sizeof *top_ids);
     ws_st_to_f32(tl, top_lg);
-    double worst = 0;
-    float *logits = malloc((size_t)V * sizeof *logits);
-    for (size_t p = 0; p < prompts->len && (int)p < GREEDY_PROMPTS; p++, n_run++) {
-        const ws_json *pj = &prompts->items[p], *pid = ws_json_get(pj, "prompt_ids"),
-                      *lt = ws_json_get(pj, "llamacpp_tokens");
-        int np = (int)pid->len;
-        int32_t *ids = malloc((size_t)np * sizeof *ids);
-        for (int i = 0; i < np; i++)
-            ids[i] = (int32_t)pid->items[i].number;
-        /* free-running greedy */
-        ws_kv_cache *kc = ws_kv_cache_new(m, np + steps + 1);
-        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
-        bool same = true;
-        for (int s = 0; s < steps; s++) {
-            int32_t tok = argmax(logits, V);
-            same &= tok == (int32_t)lt->items[s].number;
-            if (!same)
-                break;
-            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
-        }
-        n_same += same;
-        /* teacher-forced on llama.cpp's tokens: its top-16 logits at each step */
-        ws_kv_cache_reset(kc);
-        CHECK_EQ_INT(ws_model_infer(m, NULL, kc, ids, np, logits, NULL, &err), 0);
-        for (int s = 0; s < steps; s++) {
-            const int32_t *tid = top_ids + ((size_t)p * steps + s) * 16;
-            const float *tlg = top_lg + ((size_t)p * steps + s) * 16;
-            for (int k = 0; k < 16; k++)
-                worst = fmax(worst, fabs((double)logits[tid[k]] - tlg[k]));
-            int32_t tok = (int32_t)lt->items[s].number;
-            agree += argmax(logits, V) == tok;
-            CHECK_EQ_INT(ws_model_infer(m, NULL, kc, &tok, 1, logits, NULL, &err), 0);
-        }
-        ws_kv_cache_free(kc);
-        free(ids);
-    }
-    double tf = (double)agree / (double)(n_run * steps);
+    greedy_stats d, g;
+    greedy_vs_llamacpp(m, prompts, top_ids, top_lg, &d);
+    ws_model_set_llamacpp_order(m, true);
+    CHECK(m->llamacpp_order);
+    greedy_vs_llamacpp(m, prompts, top_ids, top_lg, &g);
+    ws_model_set_llamacpp_order(m, false);
+    double tf = (double)d.agree / (double)(d.n_run * 32), tg = (double)g.agree / (double)(g.n_run * 32);
     printf(
         "     on llama.cpp's tokens our top-1 agrees at %.1f%% of %d steps; largest difference to its top-16 "
         "logits %.3f; free-running, %d of %d 32-token sequences identical\n",
-        100 * tf, n_run * steps, worst, n_same, n_run);
-    CHECK(tf >= (n_run < 40 ? 0.9 : 0.95)); /* a few prompts (sanitizer build): a coarser bound */
-    CHECK(worst < 2.5);
-    /* The free-running count follows the order of the prompt's f32 sums at near-ties: 18 with
-     * OpenBLAS's SSE3 (Prescott) kernels, 14 with its AVX-512 (SkylakeX) ones on this machine;
-     * the teacher-forced agreement above is the stable measure. */
-    CHECK(n_run < 40 || n_same >= 14);
-    free(logits);
+        100 * tf, d.n_run * 32, d.worst, d.n_same, d.n_run);
+    printf("     in llama.cpp's sum order: %.1f%%, largest difference %.2g, %d of %d identical\n", 100 * tg,
+           g.worst, g.n_same, g.n_run);
+    CHECK(tf >= (d.n_run < 40 ? 0.9 : 0.96)); /* a few prompts (sanitizer build): a coarser bound */
+    CHECK(d.worst < 2.0);
+    CHECK(d.n_run < 40 || d.n_same >= 16);
+    CHECK(tg >= 0.995);
+    CHECK(g.worst < 1e-3);
+    CHECK(g.n_run < 40 || g.n_same >= 38);
     free(top_ids);
     free(top_lg);
 out:

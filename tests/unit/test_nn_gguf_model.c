@@ -84,7 +84,9 @@ static void f32_roundtrip_arch(ws_arch arch)
         CHECK(g->quantized && !gc->quantized);
         float *a = logits_of(ref, NULL), *b = logits_of(g, NULL), *d = logits_of(gc, NULL);
         size_t n = (size_t)N_PROBE * c.vocab_size;
-        CHECK(rel_diff(b, a, n) < 1e-5);
+        /* the in-place path rounds the attention's operands to f16 as llama.cpp does (its f16 KV
+         * cache): ~5e-4 relative per value */
+        CHECK(rel_diff(b, a, n) < 2e-3);
         CHECK(rel_diff(d, a, n) < 1e-6);
         free(a), free(b), free(d);
         /* one token at a time through the cache */
@@ -97,7 +99,7 @@ static void f32_roundtrip_arch(ws_arch arch)
             CHECK_EQ_INT(ws_model_infer(g, NULL, k2, probe + i, 1, l2, NULL, &err), 0);
             worst = fmax(worst, rel_diff(l2, l1, (size_t)c.vocab_size));
         }
-        CHECK(worst < 1e-5);
+        CHECK(worst < 2e-3);
         free(l1), free(l2);
         ws_kv_cache_free(k1), ws_kv_cache_free(k2);
     }
@@ -133,9 +135,10 @@ static void test_quantized_types(void)
              * the f32 copy), or where the CPU has a many-row kernel for the type (Q4_1) through
              * 8-bit activations as the single tokens below: then held to their tolerance */
             bool q8_prompt = ws__quant_gemm_fn(types[t]) != NULL;
-            if (d > (q8_prompt ? 0.05 : 1e-4))
+            /* (and the in-place path's attention runs on f16 operands, as llama.cpp's) */
+            if (d > (q8_prompt ? 0.05 : 2e-3))
                 fprintf(stderr, "%s: prompt logits differ by %g\n", ws_qtype_name(types[t]), d);
-            CHECK(d < (q8_prompt ? 0.05 : 1e-4));
+            CHECK(d < (q8_prompt ? 0.05 : 2e-3));
             /* one token at a time: the activations are quantized to 8 bits (llama.cpp's way) */
             ws_error err = {0};
             ws_kv_cache *k1 = ws_kv_cache_new(q, 64), *k2 = ws_kv_cache_new(f, 64);

@@ -628,7 +628,7 @@ static void make_mat(test_mat *t, ws_qtype type, int rows, int cols)
             rnd_weights(type, t->data + rb * r, cols, false);
         }
     }
-    t->m = (ws_qmat){type, rows, cols, rb, t->data};
+    t->m = (ws_qmat){type, rows, cols, rb, t->data, false};
     for (int r = 0; r < rows; r++)
         ws_qmat_row(&t->m, r, t->deq + (size_t)r * cols);
     free(tmp);
@@ -832,7 +832,36 @@ static void test_qmat_row(void)
     free_mat(&t);
 }
 
+/* GGML's order of the Q4_1 x Q8_1 sums: the same bits under every instruction set, the value
+ * within float rounding of the plain dot (the parity test compares it with llama.cpp itself) */
+static void test_isa_dot_ggml(void)
+{
+    ws_isa list[3];
+    int n_isa = isas(list);
+    const int64_t n = 1536;
+    uint8_t *w = malloc(ws_qtype_row_bytes(WS_QT_Q4_1, n)), *xq = malloc(ws_qtype_row_bytes(WS_QT_Q8_1, n));
+    float *x = malloc(4 * n);
+    for (int rep = 0; rep < 8; rep++) {
+        rnd_weights(WS_QT_Q4_1, w, n, false);
+        for (int64_t i = 0; i < n; i++)
+            x[i] = rndf() * (rep + 1);
+        ws_quant_force_isa(WS_ISA_SCALAR);
+        ws_quantize_row(WS_QT_Q8_1, x, xq, n);
+        float want = ws_quant_dot_q4_1_ggml(n, w, xq), plain = ws_quant_vec_dot(WS_QT_Q4_1, n, w, xq);
+        CHECK(fabsf(want - plain) <= 1e-4f * (1.0f + fabsf(plain)));
+        for (int k = 1; k < n_isa; k++) {
+            ws_quant_force_isa(list[k]);
+            float got = ws_quant_dot_q4_1_ggml(n, w, xq);
+            CHECK(memcmp(&got, &want, 4) == 0);
+        }
+    }
+    ws_quant_force_isa(list[n_isa - 1]);
+    free(w);
+    free(xq);
+    free(x);
+}
+
 WS_TEST_MAIN(T(test_table), T(test_f16_convert), T(test_dequant_reference), T(test_quantize_reference),
              T(test_model_rows), T(test_isa_dequant), T(test_isa_quantize), T(test_isa_dot), T(test_isa_dotn),
-             T(test_isa_gemm), T(test_qmat_forward), T(test_qmat_backward), T(test_qmat_backward_transposed),
-             T(test_qmat_row))
+             T(test_isa_gemm), T(test_isa_dot_ggml), T(test_qmat_forward), T(test_qmat_backward),
+             T(test_qmat_backward_transposed), T(test_qmat_row))
