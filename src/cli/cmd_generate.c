@@ -23,7 +23,7 @@ typedef struct gen_cli {
     ws_cli_list stop;
     double max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed;
     int threads;
-    bool json, chat, f32;
+    bool json, chat, f32, llamacpp_order;
 } gen_cli;
 
 #define F(field) offsetof(gen_cli, field)
@@ -111,6 +111,10 @@ static const ws_opt rows[] = {
      .arg = "TEXT",
      .help = "the system message (--chat)"},
     {.name = "f32", .kind = WS_OPT_FLAG, .off = F(f32), .help = "dequantize a GGUF model first"},
+    {.name = "llamacpp-order",
+     .kind = WS_OPT_FLAG,
+     .off = F(llamacpp_order),
+     .help = "a quantized GGUF model sums as llama.cpp does: its greedy tokens, about half the speed"},
 };
 #undef F
 
@@ -201,6 +205,15 @@ int ws_cmd_generate(int argc, char **argv)
     }
     m = base->model;
     tok = base->tok;
+    if (g0.llamacpp_order) {
+        if (!m->quantized) {
+            fprintf(stderr,
+                    "whatstyle generate: --llamacpp-order needs a quantized GGUF model (not --f32 nor a "
+                    "Hugging Face directory)\n");
+            goto out;
+        }
+        ws_model_set_llamacpp_order(m, true);
+    }
     if (n_ids == 0) {
         fprintf(stderr, "whatstyle generate: the prompt encodes to no tokens\n");
         goto out;

@@ -59,6 +59,18 @@ case "$bin" in
           --max-new-tokens 16 $mode 2>&1)
     expect "base answers on its chat template $mode ($out)" grep -q "Paris" <<< "$out"
   done
+  # llama.cpp's sum order: its greedy tokens for the committed reference's first prompt
+  ref=tests/reference/gguf/llamacpp_greedy.json
+  refget() { python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["prompts"][0]
+print(eval(sys.argv[2]))' "$ref" "$1"; }
+  want=$(refget '",".join(map(str, p["llamacpp_tokens"]))')
+  out=$("$bin" generate --model "$base" --chat --system "$(refget 'p["messages"][0]["content"]')" \
+        --prompt "$(refget 'p["messages"][1]["content"]')" --max-new-tokens 32 --temperature 0 --llamacpp-order \
+        --json 2>&1)
+  got=$(python3 -c 'import json,sys; print(",".join(map(str, json.loads(sys.argv[1])["tokens"])))' "$out" 2>/dev/null)
+  expect "--llamacpp-order gives llama.cpp's 32 greedy tokens ($got)" test "$got" = "$want"
+  err=$("$bin" generate --model "$base" --f32 --prompt hi --llamacpp-order 2>&1)
+  expect "--llamacpp-order refused on --f32 ($err)" grep -q "needs a quantized GGUF" <<< "$err"
   unset WS_BASE_MODEL
   "$bin" train "$sample" --as Maya -o "$tmp/maya" --budget 40 --quiet 2> "$tmp/maya.err"
   expect "train on the default base ($(tail -1 "$tmp/maya.err"))" test $? -eq 0
