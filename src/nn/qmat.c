@@ -167,46 +167,9 @@ static void gemm_rows(void *p, size_t lo, size_t hi, int chunk)
                 j->out[(size_t)n * OC + r] += j->bias[r];
 }
 
-#include <math.h>
-static float exact_dot_q4_1(int n, const uint8_t *a, const uint8_t *b)
-{
-    float acc[8] = {0}, summs = 0;
-    for (int i = 0; i < n / 32; i++, a += Q4_1_BYTES, b += Q8_1_BYTES) {
-        float d0 = q_ld_f16(a), d1 = q_ld_f16(b);
-        summs += q_ld_f16(a + Q4_1_M) * q_ld_f16(b + 2);
-        float dd = d0 * d1;
-        const int8_t *y = (const int8_t *)(b + 4);
-        for (int k = 0; k < 8; k++) {
-            int is = 0;
-            for (int e = 4 * k; e < 4 * k + 4; e++) {
-                int qw = e < 16 ? (a[Q4_1_QS + e] & 15) : (a[Q4_1_QS + e - 16] >> 4);
-                is += qw * y[e];
-            }
-            acc[k] = fmaf(dd, (float)is, acc[k]);
-        }
-    }
-    float r[4];
-    for (int k = 0; k < 4; k++)
-        r[k] = acc[k + 4] + acc[k];
-    float r0 = r[0] + r[2], r1 = r[1] + r[3];
-    return (r0 + r1) + summs;
-}
-
 static void forward_gemm(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta,
                          q_gemm_fn gemm)
 {
-    if (getenv("WS_EXACT") && w->type == WS_QT_Q4_1) {
-        size_t xb = ws_qtype_row_bytes(WS_QT_Q8_1, w->cols);
-        uint8_t *xq = malloc(N * xb);
-        for (int n = 0; n < N; n++)
-            ws_quantize_row(WS_QT_Q8_1, inp + (size_t)n * w->cols, xq + n * xb, w->cols);
-        for (int n = 0; n < N; n++)
-            for (int r = 0; r < w->rows; r++)
-                store(&out[(size_t)n * w->rows + r],
-                      exact_dot_q4_1(w->cols, wrow(w, r), xq + n * xb) + (bias ? bias[r] : 0), beta);
-        free(xq);
-        return;
-    }
     ws_qtype dt = ws_qtype_dot_type(w->type);
     size_t xq_bytes = ws_qtype_row_bytes(dt, w->cols), nb = (size_t)w->cols / 32;
     uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
