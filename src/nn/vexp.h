@@ -41,8 +41,11 @@ static inline float ws_vexpf(float x)
  * where the result is subnormal or overflows); below -150 it gives 0. Slow unless compiled with FMA. */
 static inline float ws_vexpf_ggml(float x)
 {
+    if (x != x)
+        return x; /* NaN in, NaN out (and no NaN converted to int below) */
     float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
     float n = z - 0x1.8p23f;
+    n = n < -200.0f ? -200.0f : n > 200.0f ? 200.0f : n; /* ±inf: the result is 0 / inf either way */
     float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
     float u = b * b;
     float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
