@@ -56,39 +56,11 @@ static void gemm_part(void *p, size_t lo, size_t hi, int chunk)
                             j->beta, C, j->ldc);
 }
 
-/* C = alpha A B^T + beta C for a handful of rows of A and a few long rows of B: a LoRA adapter's
- * A product while one token (or one per sample) is generated, seven per layer. Through OpenBLAS
- * each such call first packs B, which costs more than the few thousand multiply-adds. */
-#define SMALL_NT_ROWS 8
-#define SMALL_NT_MIN_K 64
-#define SMALL_NT_MACS 131072.0
-
-static void sgemm_small_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                           float beta, float *C, int ldc)
-{
-    for (int i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * lda;
-        float *c = C + (size_t)i * ldc;
-        for (int j = 0; j < N; j++) {
-            const float *b = B + (size_t)j * ldb;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int k = 0; k < K; k++)
-                s += a[k] * b[k];
-            c[j] = beta == 0.0f ? alpha * s : alpha * s + beta * c[j];
-        }
-    }
-}
-
 void ws_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
-    if (!ta && tb && M <= SMALL_NT_ROWS && K >= SMALL_NT_MIN_K && (double)M * N * K <= SMALL_NT_MACS) {
-        sgemm_small_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
     gemm_job j = {ta, tb, N > M, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
     size_t units = (size_t)((j.split_n ? N : M) + GEMM_UNIT - 1) / GEMM_UNIT;
     /* under about a million multiply-adds a fork costs more than it gives */
