@@ -112,17 +112,22 @@ static ws_lora *lora_alloc(const ws_model_config *mc, const ws_lora_config *cfg)
     return l;
 }
 
+/* dst[cols][rows] = src[rows][cols] */
+static void transpose(float *dst, const float *src, int rows, int cols)
+{
+    for (int y = 0; y < rows; y++)
+        for (int x = 0; x < cols; x++)
+            dst[(size_t)x * rows + y] = src[(size_t)y * cols + x];
+}
+
 /* B of module i from [out,r] to [r,out] (by_rank) or back, in place through a copy */
 static void transpose_b(ws_lora *l, size_t i, bool by_rank)
 {
     int in, out, r = l->cfg.rank;
     ws_lora_dims(&l->mcfg, (int)(i % WS_LORA_NT), &in, &out);
-    int rows = by_rank ? out : r, cols = by_rank ? r : out;
-    float *b = l->B[i], *tmp = ws_xmalloc((size_t)r * out * sizeof *tmp);
-    memcpy(tmp, b, (size_t)r * out * sizeof *tmp);
-    for (int y = 0; y < rows; y++)
-        for (int x = 0; x < cols; x++)
-            b[(size_t)x * rows + y] = tmp[(size_t)y * cols + x];
+    float *tmp = ws_xmalloc((size_t)r * out * sizeof *tmp);
+    memcpy(tmp, l->B[i], (size_t)r * out * sizeof *tmp);
+    transpose(l->B[i], tmp, by_rank ? out : r, by_rank ? r : out);
     free(tmp);
 }
 
@@ -351,12 +356,9 @@ int ws_lora_save(const ws_lora *l, const char *dir, const char *base_model_name,
         for (size_t i = 0; i < (size_t)l->mcfg.n_layers * WS_LORA_NT; i++) {
             if (!l->B[i])
                 continue;
-            int in, out, r = l->cfg.rank;
+            int in, out;
             ws_lora_dims(&l->mcfg, (int)(i % WS_LORA_NT), &in, &out);
-            float *d = b_out + (l->B[i] - l->block);
-            for (int y = 0; y < out; y++)
-                for (int x = 0; x < r; x++)
-                    d[(size_t)y * r + x] = l->B[i][(size_t)x * out + y];
+            transpose(b_out + (l->B[i] - l->block), l->B[i], l->cfg.rank, out);
         }
     }
     for (int layer = 0; layer < l->mcfg.n_layers; layer++)

@@ -167,19 +167,47 @@ static void gemm_rows(void *p, size_t lo, size_t hi, int chunk)
                 j->out[(size_t)n * OC + r] += j->bias[r];
 }
 
+/* several products of one input: the weight-row groups of all of them in one fork-join */
+typedef struct {
+    gemm_job part[WS_QMAT_MAX_GROUP];
+    size_t first[WS_QMAT_MAX_GROUP + 1]; /* group index where part i starts */
+    int n;
+} gemm_group_job;
+
+static void gemm_group_rows(void *p, size_t lo, size_t hi, int chunk)
+{
+    const gemm_group_job *g = p;
+    for (int i = 0; i < g->n; i++) {
+        size_t a = lo > g->first[i] ? lo : g->first[i], b = hi < g->first[i + 1] ? hi : g->first[i + 1];
+        if (a < b)
+            gemm_rows((void *)&g->part[i], a - g->first[i], b - g->first[i], chunk);
+    }
+}
+
+/* out[i] = beta*out[i] + inp w[i]^T (+ bias[i]) for n weights of one type and width: the input
+ * rows quantized once to the dot type, every weight row of them all in one fork-join */
+static void gemm_group(float *const *out, const float *inp, const ws_qmat *const *w, const float *const *bias,
+                       int n, int N, float beta, q_gemm_fn gemm)
+{
+    ws_qtype dt = ws_qtype_dot_type(w[0]->type);
+    size_t xq_bytes = ws_qtype_row_bytes(dt, w[0]->cols), nb = (size_t)w[0]->cols / 32;
+    uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
+    float *xds = scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof *xds + 1);
+    for (int r = 0; r < N; r++)
+        ws_quantize_row(dt, inp + (size_t)r * w[0]->cols, xq + r * xq_bytes, w[0]->cols);
+    ws__quant_gemm_scales(dt, xq, xq_bytes, N, w[0]->cols, xds);
+    gemm_group_job g = {.n = n};
+    for (int i = 0; i < n; i++) {
+        g.part[i] = (gemm_job){w[i], gemm, xq, xq_bytes, xds, bias[i], out[i], beta, N};
+        g.first[i + 1] = g.first[i] + ((size_t)w[i]->rows + GEMM_ROWS - 1) / GEMM_ROWS;
+    }
+    ws_parallel_for(g.first[n], 1, gemm_group_rows, &g);
+}
+
 static void forward_gemm(float *out, const float *inp, const ws_qmat *w, const float *bias, int N, float beta,
                          q_gemm_fn gemm)
 {
-    ws_qtype dt = ws_qtype_dot_type(w->type);
-    size_t xq_bytes = ws_qtype_row_bytes(dt, w->cols), nb = (size_t)w->cols / 32;
-    uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
-    float *xds = scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof *xds + 1);
-    for (int n = 0; n < N; n++)
-        ws_quantize_row(dt, inp + (size_t)n * w->cols, xq + n * xq_bytes, w->cols);
-    ws__quant_gemm_scales(dt, xq, xq_bytes, N, w->cols, xds);
-    gemm_job j = {w, gemm, xq, xq_bytes, xds, bias, out, beta, N};
-    size_t groups = ((size_t)w->rows + GEMM_ROWS - 1) / GEMM_ROWS;
-    ws_parallel_for(groups, 1, gemm_rows, &j);
+    gemm_group(&out, inp, &w, &bias, 1, N, beta, gemm);
 }
 
 /* ---- gradients: 8-bit rows with f32 scales ------------------------------------------------ */
@@ -275,23 +303,6 @@ void ws_qmat_forward(float *out, const float *inp, const ws_qmat *w, const float
         forward_tiles(out, inp, w, bias, N, beta);
 }
 
-/* several products of one input: the weight-row groups of all of them in one fork-join */
-typedef struct {
-    gemm_job part[WS_QMAT_MAX_GROUP];
-    size_t first[WS_QMAT_MAX_GROUP + 1]; /* group index where part i starts */
-    int n;
-} gemm_group_job;
-
-static void gemm_group_rows(void *p, size_t lo, size_t hi, int chunk)
-{
-    const gemm_group_job *g = p;
-    for (int i = 0; i < g->n; i++) {
-        size_t a = lo > g->first[i] ? lo : g->first[i], b = hi < g->first[i + 1] ? hi : g->first[i + 1];
-        if (a < b)
-            gemm_rows((void *)&g->part[i], a - g->first[i], b - g->first[i], chunk);
-    }
-}
-
 void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *const *w,
                          const float *const *bias, int n, int N)
 {
@@ -306,19 +317,7 @@ void ws_qmat_infer_group(float *const *out, const float *inp, const ws_qmat *con
             ws_qmat_infer(out[i], inp, w[i], bias[i], N, 0.0f);
         return;
     }
-    ws_qtype dt = ws_qtype_dot_type(w[0]->type);
-    size_t xq_bytes = ws_qtype_row_bytes(dt, w[0]->cols), nb = (size_t)w[0]->cols / 32;
-    uint8_t *xq = scratch_get(SCRATCH_INPUT, (size_t)N * xq_bytes);
-    float *xds = scratch_get(SCRATCH_SCALES, (size_t)N * 2 * nb * sizeof *xds + 1);
-    for (int r = 0; r < N; r++)
-        ws_quantize_row(dt, inp + (size_t)r * w[0]->cols, xq + r * xq_bytes, w[0]->cols);
-    ws__quant_gemm_scales(dt, xq, xq_bytes, N, w[0]->cols, xds);
-    gemm_group_job g = {.n = n};
-    for (int i = 0; i < n; i++) {
-        g.part[i] = (gemm_job){w[i], gemm, xq, xq_bytes, xds, bias[i], out[i], 0.0f, N};
-        g.first[i + 1] = g.first[i] + ((size_t)w[i]->rows + GEMM_ROWS - 1) / GEMM_ROWS;
-    }
-    ws_parallel_for(g.first[n], 1, gemm_group_rows, &g);
+    gemm_group(out, inp, w, bias, n, N, 0.0f, gemm);
 }
 
 bool ws_qmat_infer_is_8bit(ws_qtype wt)
