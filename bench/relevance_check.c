@@ -2,9 +2,12 @@
  * that person answers in questions.json (unseen messages on the chat's topics) and every answer
  * is judged on-topic, off-topic or neutral by the topics' keywords — the clone's answers next to
  * the person's real ones. Goal (issue 8): on-topic at least 90% as often as the real answers and
- * off-topic at most 1 time in 16.
+ * off-topic at most 1 time in 16. --draws N asks every question N times (the first draw with the
+ * reply's own seed, as the product answers; the others with other sampling seeds) and reports
+ * the counts per 16 questions averaged over the draws, since one draw is a noisy estimate.
  *
- * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show] */
+ * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show]
+ *        [--draws N] */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +72,7 @@ typedef struct {
     int n, clone_v[3], real_v[3];
 } person;
 
-static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
+static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, int draw)
 {
     const ws_json *ctx = ws_json_get(q, "context");
     size_t nc = ctx ? ctx->len : 0;
@@ -81,7 +84,8 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
     ws_clone_answer a;
     ws_error err = {0};
     const char *question = ws_json_get_str(q, "question"), *topic = ws_json_get_str(q, "topic");
-    int rc = ws_clone_reply(p->c, question, turns, nc, NULL, &a, &err);
+    ws_clone_reply_opts o = {.seed = draw ? 0x9E3779B97F4A7C15ull * (uint64_t)draw + strlen(question) : 0};
+    int rc = ws_clone_reply(p->c, question, turns, nc, &o, &a, &err);
     free(turns);
     if (rc) {
         fprintf(stderr, "%s: %s\n", p->name, err.msg);
@@ -90,8 +94,10 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show)
     const char *o1, *o2, *real = ws_json_get_str(q, "real_answer");
     verdict vc = judge(topics, topic, a.reply, &o1), vr = judge(topics, topic, real, &o2);
     p->clone_v[vc]++;
-    p->real_v[vr]++;
-    p->n++;
+    if (!draw) {
+        p->real_v[vr]++;
+        p->n++;
+    }
     if (show)
         printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
                question, vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", a.processing_ms, a.reply,
@@ -120,9 +126,15 @@ int main(int argc, char **argv)
     person ps[8];
     int np = 0;
     bool show = false;
+    int draws = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--show")) {
             show = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--draws") && i + 1 < argc) {
+            draws = atoi(argv[++i]);
+            draws = draws < 1 ? 1 : draws > 64 ? 64 : draws;
             continue;
         }
         char *eq = strchr(argv[i], '=');
@@ -136,19 +148,24 @@ int main(int argc, char **argv)
         }
         np++;
     }
-    for (size_t i = 0; qs && i < qs->len; i++) {
-        const char *who = ws_json_get_str(&qs->items[i], "answerer");
-        for (int k = 0; k < np; k++)
-            if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &qs->items[i], topics, show))
-                return 1;
-    }
+    for (int d = 0; d < draws; d++)
+        for (size_t i = 0; qs && i < qs->len; i++) {
+            const char *who = ws_json_get_str(&qs->items[i], "answerer");
+            for (int k = 0; k < np; k++)
+                if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &qs->items[i], topics, show, d))
+                    return 1;
+        }
+    if (draws > 1)
+        printf("clone counts: mean over %d draws\n", draws);
     printf("%-10s %9s %10s %9s | %9s %10s | %s\n", "person", "on-topic", "off-topic", "neutral", "real on",
            "real off", "goal (on >= 90% of real, off <= 1/16)");
     for (int k = 0; k < np; k++) {
         person *p = &ps[k];
-        bool on_ok = p->clone_v[ON] * 10 >= p->real_v[ON] * 9, off_ok = p->clone_v[OFF] * 16 <= p->n;
-        printf("%-10s %6d/%-2d %7d/%-2d %6d/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, p->clone_v[ON], p->n,
-               p->clone_v[OFF], p->n, p->clone_v[NEUTRAL], p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
+        double on = (double)p->clone_v[ON] / draws, off = (double)p->clone_v[OFF] / draws,
+               neu = (double)p->clone_v[NEUTRAL] / draws;
+        bool on_ok = on * 10 >= p->real_v[ON] * 9, off_ok = off * 16 <= p->n;
+        printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, on, p->n, off,
+               p->n, neu, p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
                on_ok && off_ok ? "met" : "NOT met");
         ws_clone_free(p->c);
     }

@@ -190,7 +190,9 @@ static void free_segments(seg *s, size_t n)
 }
 
 /* Packs segments, in an order shuffled per epoch, into rows of T+1 tokens (inputs + shifted
- * targets). Deterministic for (seed, epoch) so a resumed run sees the same data. */
+ * targets), each position with the start of its segment in the row: a segment attends only to
+ * itself and its positions count from 0, as when it is alone (ws_model_forward_packed).
+ * Deterministic for (seed, epoch) so a resumed run sees the same data. */
 typedef struct packer {
     const seg *segs;
     size_t n_segs;
@@ -198,9 +200,14 @@ typedef struct packer {
     int32_t pad;
     uint64_t seed;
     int epoch;
-    int32_t *rows_in, *rows_tg; /* [n_rows][T] */
+    int32_t *rows_in, *rows_tg, *rows_st; /* [n_rows][T] */
     size_t n_rows, next;
 } packer;
+
+/* One micro-batch: inputs, targets and segment starts, [B][T] each. */
+typedef struct batch {
+    int32_t *in, *tg, *st;
+} batch;
 
 static uint64_t splitmix(uint64_t *x)
 {
@@ -225,12 +232,14 @@ static void pack_epoch(packer *pk)
     }
     free(pk->rows_in);
     free(pk->rows_tg);
+    free(pk->rows_st);
     size_t cap = 64;
     pk->rows_in = ws_xmalloc(cap * T * sizeof(int32_t));
     pk->rows_tg = ws_xmalloc(cap * T * sizeof(int32_t));
+    pk->rows_st = ws_xmalloc(cap * T * sizeof(int32_t));
     pk->n_rows = 0;
     pk->next = 0;
-    int32_t *buf = ws_xmalloc((T + 1) * sizeof *buf);
+    int32_t *buf = ws_xmalloc((T + 1) * sizeof *buf), *st = ws_xmalloc((T + 1) * sizeof *st);
     uint8_t *lb = ws_xmalloc(T + 1);
     size_t fill = 0;
     for (size_t k = 0; k <= ns; k++) {
@@ -241,11 +250,15 @@ static void pack_epoch(packer *pk)
                     cap *= 2;
                     pk->rows_in = ws_xrealloc(pk->rows_in, cap * T * sizeof(int32_t));
                     pk->rows_tg = ws_xrealloc(pk->rows_tg, cap * T * sizeof(int32_t));
+                    pk->rows_st = ws_xrealloc(pk->rows_st, cap * T * sizeof(int32_t));
                 }
-                int32_t *in = pk->rows_in + pk->n_rows * T, *tg = pk->rows_tg + pk->n_rows * T;
+                size_t o = pk->n_rows * T;
+                int32_t *in = pk->rows_in + o, *tg = pk->rows_tg + o, *rs = pk->rows_st + o;
                 for (size_t i = 0; i < T; i++) {
                     in[i] = i < fill ? buf[i] : pk->pad;
-                    tg[i] = (i + 1 < fill && lb[i + 1]) ? buf[i + 1] : -1;
+                    /* a target only inside the same segment (not the next segment's first token) */
+                    tg[i] = (i + 1 < fill && lb[i + 1] && st[i + 1] == st[i]) ? buf[i + 1] : -1;
+                    rs[i] = i < fill ? st[i] : (int32_t)fill; /* the padding: a segment of its own */
                 }
                 pk->n_rows++;
             }
@@ -253,30 +266,38 @@ static void pack_epoch(packer *pk)
         }
         if (!s)
             break;
-        size_t from = s->n > T + 1 ? s->n - (T + 1) : 0;
+        size_t from = s->n > T + 1 ? s->n - (T + 1) : 0, start = fill;
         for (size_t i = from; i < s->n; i++) {
             buf[fill] = s->ids[i];
             lb[fill] = s->learn[i];
+            st[fill] = (int32_t)start;
             fill++;
         }
     }
     free(buf);
+    free(st);
     free(lb);
     free(ord);
 }
 
-/* Copies the next B rows (moving on to the next epoch as needed). */
-static void next_batch(packer *pk, int B, int32_t *in, int32_t *tg)
+/* Row r of the packed epoch into micro-batch row b. */
+static void copy_row(const packer *pk, size_t r, batch *bt, int b)
 {
-    size_t T = (size_t)pk->T;
+    size_t T = (size_t)pk->T, o = (size_t)b * T;
+    memcpy(bt->in + o, pk->rows_in + r * T, T * sizeof *bt->in);
+    memcpy(bt->tg + o, pk->rows_tg + r * T, T * sizeof *bt->tg);
+    memcpy(bt->st + o, pk->rows_st + r * T, T * sizeof *bt->st);
+}
+
+/* Copies the next B rows (moving on to the next epoch as needed). */
+static void next_batch(packer *pk, int B, batch *bt)
+{
     for (int b = 0; b < B; b++) {
         if (pk->next >= pk->n_rows) {
             pk->epoch++;
             pack_epoch(pk);
         }
-        memcpy(in + b * T, pk->rows_in + pk->next * T, T * sizeof *in);
-        memcpy(tg + b * T, pk->rows_tg + pk->next * T, T * sizeof *tg);
-        pk->next++;
+        copy_row(pk, pk->next++, bt, b);
     }
 }
 
@@ -337,7 +358,7 @@ typedef struct train_run {
 
 /* Seconds per optimizer step, from the second of two steps on a throwaway copy (the real weights stay
  * untouched, so the schedule can be sized before training starts). */
-static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, double *per, ws_error *err)
+static int calibrate(const train_run *tr, packer *pk, batch *bt, double *per, ws_error *err)
 {
     ws_model *m = tr->model;
     ws_model *scratch = NULL;
@@ -351,17 +372,13 @@ static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, 
     ws_trainer *t = NULL;
     int rc = ws_trainer_new(m, l, tr->B, tr->T, &to, &t, err);
     if (!rc) {
-        size_t T = (size_t)pk->T;
-        for (int b = 0; b < tr->B; b++) {
-            size_t r = pk->n_rows ? (size_t)b % pk->n_rows : 0;
-            memcpy(in + b * T, pk->rows_in + r * T, T * sizeof *in);
-            memcpy(tg + b * T, pk->rows_tg + r * T, T * sizeof *tg);
-        }
+        for (int b = 0; b < tr->B; b++)
+            copy_row(pk, pk->n_rows ? (size_t)b % pk->n_rows : 0, bt, b);
         float loss;
-        rc = ws_trainer_step(t, in, tg, &loss);
+        rc = ws_trainer_step_packed(t, bt->in, bt->st, bt->tg, &loss);
         double t0 = ws_now_s();
         if (!rc)
-            rc = ws_trainer_step(t, in, tg, &loss);
+            rc = ws_trainer_step_packed(t, bt->in, bt->st, bt->tg, &loss);
         *per = 1.2 * (ws_now_s() - t0) + 1e-6; /* later steps share the core with more */
         if (rc)
             ws_error_set(err, rc, "training step failed");
@@ -375,7 +392,7 @@ static int calibrate(const train_run *tr, packer *pk, int32_t *in, int32_t *tg, 
 /* Sizes the run (from the checkpoint when it matches this data and setting, else from the speed
  * of two calibration steps) and makes the trainer, resumed from the checkpoint when there is one:
  * *out owned by the caller. */
-static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk, int32_t *in, int32_t *tg,
+static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk, batch *bt,
                          double train_deadline, train_state *st, const char *ck, ws_clone_train_result *res,
                          ws_trainer **out, ws_error *err)
 {
@@ -391,7 +408,7 @@ static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk
     } else {
         /* size the run to the budget from the speed of two steps of a throwaway copy */
         double per = 0;
-        if ((rc = calibrate(tr, pk, in, tg, &per, err)))
+        if ((rc = calibrate(tr, pk, bt, &per, err)))
             return rc;
         int fit = (int)((train_deadline - ws_now_s()) / per);
         st->total_steps = fit < 2 ? 2 : fit > max_steps ? max_steps : fit;
@@ -409,7 +426,7 @@ static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk
         res->resumed = true;
         /* replay the data order up to where the checkpoint stopped */
         for (int s = 0; s < ws_trainer_steps_done(*out); s++)
-            next_batch(pk, tr->B, in, tg);
+            next_batch(pk, tr->B, bt);
         phase(o, "resuming at step %d of %d", ws_trainer_steps_done(*out), st->total_steps);
     }
     return 0;
@@ -421,8 +438,9 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
     size_t n_segs = 0;
     uint64_t dh = 0;
     seg *segs = build_segments(p, &tr->fmt, &n_segs, &dh);
-    int32_t *in = ws_xmalloc((size_t)tr->B * tr->T * sizeof *in),
-            *tg = ws_xmalloc((size_t)tr->B * tr->T * sizeof *tg);
+    size_t bn = (size_t)tr->B * tr->T;
+    batch bt = {ws_xmalloc(bn * sizeof *bt.in), ws_xmalloc(bn * sizeof *bt.tg),
+                ws_xmalloc(bn * sizeof *bt.st)};
     packer pk = {.segs = segs,
                  .n_segs = n_segs,
                  .T = tr->T,
@@ -433,9 +451,9 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
     ws_trainer *t = NULL;
     train_state st = {0};
     char *ck = ws__clone_path(o->out_dir, "checkpoint.safetensors");
-    snprintf(st.key, sizeof st.key, "%016llx-%d-%d-%s-%llu", (unsigned long long)dh, tr->B, tr->T,
+    snprintf(st.key, sizeof st.key, "%016llx-%d-%d-%s-%llu-packed", (unsigned long long)dh, tr->B, tr->T,
              tr->lora ? "lora" : "scratch", (unsigned long long)o->seed);
-    int rc = start_trainer(o, tr, &pk, in, tg, train_deadline, &st, ck, res, &t, err);
+    int rc = start_trainer(o, tr, &pk, &bt, train_deadline, &st, ck, res, &t, err);
     if (rc)
         goto out;
     ws_progress pb;
@@ -462,15 +480,15 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
                   st.total_steps);
             break;
         }
-        next_batch(&pk, tr->B, in, tg);
+        next_batch(&pk, tr->B, &bt);
         res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
         float loss = 0;
-        if ((rc = ws_trainer_step(t, in, tg, &loss))) {
+        if ((rc = ws_trainer_step_packed(t, bt.in, bt.st, bt.tg, &loss))) {
             ws_error_set(err, rc, "training step %d failed", step);
             goto out;
         }
         for (int i = 0; i < tr->B * tr->T; i++)
-            tokens += tg[i] >= 0 || in[i] != pk.pad;
+            tokens += bt.tg[i] >= 0 || bt.in[i] != pk.pad;
         loss_ema = step == first_step ? loss : 0.9 * loss_ema + 0.1 * loss;
         double el = ws_now_s() - t0;
         char extra[96];
@@ -499,8 +517,10 @@ out:
     ws_trainer_free(t);
     free(pk.rows_in);
     free(pk.rows_tg);
-    free(in);
-    free(tg);
+    free(pk.rows_st);
+    free(bt.in);
+    free(bt.tg);
+    free(bt.st);
     free(ck);
     free_segments(segs, n_segs);
     return rc;

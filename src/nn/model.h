@@ -136,6 +136,13 @@ void ws_acts_base_8bit(ws_acts *a, const ws_model *m, const ws_lora *lora);
  * training is true LoRA dropout is applied. */
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                      const int32_t *targets, int B, int T, bool training, float *loss);
+/* The same over rows that pack several sequences: starts[B*T] (NULL: one sequence a row) holds,
+ * for each position, the index in its row where its sequence begins (non-decreasing within a
+ * row, starts[i] <= i). A position attends only inside its sequence and its RoPE position counts
+ * from that start, so each packed sequence is computed as if it were alone in its row. */
+int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
+                            const int32_t *starts, const int32_t *targets, int B, int T, bool training,
+                            float *loss);
 /* Backward of the last forward (which had targets): gradients of loss * loss_scale are ADDED
  * to the model's grads (lora == NULL: full training) or to the adapter's grads (base frozen).
  * It uses up the forward's activations (logits, MLP gates): once per forward. */

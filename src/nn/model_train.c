@@ -34,6 +34,8 @@ struct ws_acts {
     float *xf, *rstdf, *logits;
     const int32_t *inputs;
     int32_t *targets;
+    bool packed;          /* the last forward had packed rows (ws_model_forward_packed) */
+    int32_t *pos;         /* [N] their RoPE positions (i - starts[i]) */
     int count;            /* counted targets of the last forward */
     bool head_on_targets; /* logits only for rows with a target (ws_acts_head_on_targets) */
     int n_head;           /* rows the head ran on in the last forward */
@@ -112,6 +114,7 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->dv = ws__take(&cur, N * KD);
     a->lse = ws__take(&cur, N);
     a->targets = ws_xmalloc(N * sizeof(int32_t));
+    a->pos = ws_xmalloc(N * sizeof(int32_t));
     a->head_rows = ws_xmalloc(N * sizeof(int32_t));
     a->xsel = ws_xaligned(64, N * C * sizeof(float));
     if (lora) {
@@ -143,6 +146,7 @@ void ws_acts_free(ws_acts *a)
     free(a->block);
     free(a->L);
     free(a->targets);
+    free(a->pos);
     free(a->head_rows);
     free(a->xsel);
     free(a->lxa);
@@ -360,6 +364,26 @@ static void head_dx(const ws_model *m, const ws_acts *a, float *dxn, const float
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                      const int32_t *targets, int B, int T, bool training, float *loss)
 {
+    return ws_model_forward_packed(m, lora, a, inputs, NULL, targets, B, T, training, loss);
+}
+
+/* RoPE positions of packed rows from their sequence starts; false when a start is invalid. */
+static bool packed_positions(ws_acts *a, const int32_t *starts, int B, int T)
+{
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < T; i++) {
+            int r = b * T + i, s0 = starts[r];
+            if (s0 < 0 || s0 > i || (i && s0 < starts[r - 1]))
+                return false;
+            a->pos[r] = i - s0;
+        }
+    return true;
+}
+
+int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
+                            const int32_t *starts, const int32_t *targets, int B, int T, bool training,
+                            float *loss)
+{
     const ws_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0 || B > a->maxB || T > a->maxT || (lora && !a->lxa))
         return WS_EINVAL;
@@ -368,6 +392,10 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V || (targets && targets[i] >= V))
             return WS_EINVAL;
+    if (starts && !packed_positions(a, starts, B, T))
+        return WS_EINVAL;
+    a->packed = starts != NULL;
+    const int32_t *pos = starts ? a->pos : NULL;
     /* activations were laid out for (a->B, a->T); a smaller T reuses the same buffers */
     a->B = B;
     a->T = T;
@@ -387,10 +415,10 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
                 lora_fwd(lora, a, l, WS_LORA_K, la->k, la->xn1, N, C, KD, training, NULL, NULL););
         WS_PROF(WS_PROF_LORA,
                 lora_fwd(lora, a, l, WS_LORA_V, la->v, la->xn1, N, C, KD, training, NULL, NULL););
-        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->q, NULL, N, T, H, D, m->rope_cos, m->rope_sin););
-        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->k, NULL, N, T, KV, D, m->rope_cos, m->rope_sin););
+        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->q, pos, N, T, H, D, m->rope_cos, m->rope_sin););
+        WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->k, pos, N, T, KV, D, m->rope_cos, m->rope_sin););
         WS_PROF(WS_PROF_ATTN_FWD,
-                ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, B, T, H, KV, D););
+                ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, starts, B, T, H, KV, D););
         WS_PROF(WS_PROF_COPY, memcpy(la->mid, x, (size_t)N * C * sizeof(float)););
         proj_fwd(m, a, l, WS_LORA_O, la->mid, la->atty, N, 1.0f);
         WS_PROF(WS_PROF_LORA,
@@ -530,8 +558,9 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
                 memset(a->dv, 0, (size_t)N * KD * sizeof(float)));
         WS_PROF(WS_PROF_ATTN_BWD, ws_attention_backward(a->dq, a->dk, a->dv, a->datty, la->att, la->q, la->k,
                                                         la->v, B, T, H, KV, D));
-        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, NULL, N, T, H, D, m->rope_cos, m->rope_sin);
-                ws_rope_backward(a->dk, NULL, N, T, KV, D, m->rope_cos, m->rope_sin));
+        const int32_t *pos = a->packed ? a->pos : NULL;
+        WS_PROF(WS_PROF_ROPE, ws_rope_backward(a->dq, pos, N, T, H, D, m->rope_cos, m->rope_sin);
+                ws_rope_backward(a->dk, pos, N, T, KV, D, m->rope_cos, m->rope_sin));
         if (!bottom) {
             mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_Q, a->dxn, 0.0f, a->dq, N);
             mm_dx(WS_PROF_MATMUL_DX, m, a, l, WS_LORA_K, a->dxn, 1.0f, a->dk, N);

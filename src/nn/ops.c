@@ -430,29 +430,33 @@ void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *
 typedef struct {
     float *out, *att, *dq, *dk, *dv;
     const float *q, *k, *v, *dout, *catt;
+    const int32_t *starts; /* [B*T] where each position's sequence begins in its row; NULL: 0 */
     int T, H, KV, D;
     float scale;
 } attn_job;
 
-/* rows [r0, r1) of s (row stride T): softmax of row i over columns 0..i, zeros up to r1 */
-static void causal_softmax_block(float *s, int T, int r0, int r1)
+/* rows [r0, r1) of s (row stride T): softmax of row i over columns st[i]..i (st NULL: 0..i),
+ * zeros elsewhere up to r1 (a zero probability also gives a zero gradient in backward) */
+static void causal_softmax_block(float *s, const int32_t *st, int T, int r0, int r1)
 {
     for (int i = r0; i < r1; i++) {
         float *row = s + (size_t)i * T;
-        int lim = i + 1;
+        int from = st ? st[i] : 0, lim = i + 1;
         float mx = -INFINITY;
+        for (int j = 0; j < from; j++)
+            row[j] = 0;
 #pragma omp simd reduction(max : mx)
-        for (int j = 0; j < lim; j++)
+        for (int j = from; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < lim; j++) {
+        for (int j = from; j < lim; j++) {
             row[j] = ws_vexpf(row[j] - mx);
             sum += row[j];
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = 0; j < lim; j++)
+        for (int j = from; j < lim; j++)
             row[j] *= inv;
         for (int j = lim; j < r1; j++)
             row[j] = 0;
@@ -475,21 +479,22 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
             float *ab = a + (size_t)r0 * T;
             ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale,
                                     qb + (size_t)r0 * qs, qs, kb, ks, 0.0f, ab, T);
-            causal_softmax_block(a, T, r0, r1);
+            causal_softmax_block(a, jb->starts ? jb->starts + (size_t)b * T : NULL, T, r0, r1);
             ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks,
                                     0.0f, ob + (size_t)r0 * qs, qs);
         }
     }
 }
 
-void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
-                          int T, int H, int KV, int D)
+void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const int32_t *starts, int B, int T, int H, int KV, int D)
 {
     attn_job j = {.out = out,
                   .att = att,
                   .q = q,
                   .k = k,
                   .v = v,
+                  .starts = starts,
                   .T = T,
                   .H = H,
                   .KV = KV,

@@ -54,9 +54,10 @@ void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *
 
 /* Causal grouped-query attention. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
  * att[B,H,T,T] keeps the softmax probabilities for backward (only the causal blocks that
- * backward reads are written). Heads run in parallel on the pool. */
-void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
-                          int T, int H, int KV, int D);
+ * backward reads are written). starts[B*T] (NULL: all 0) packs several sequences in a row:
+ * position i attends to positions starts[i]..i only. Heads run in parallel on the pool. */
+void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const int32_t *starts, int B, int T, int H, int KV, int D);
 void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H, int KV,
                            int D);

@@ -197,13 +197,20 @@ static void adamw(ws_trainer *t, float lr, float gscale)
 
 int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets, float *loss)
 {
+    return ws_trainer_step_packed(t, inputs, NULL, targets, loss);
+}
+
+int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+                           const int32_t *targets, float *loss)
+{
     size_t bt = (size_t)t->B * t->T;
     WS_PROF(WS_PROF_COPY, if (t->lora) ws_lora_zero_grads(t->lora); else ws_model_zero_grads(t->m));
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
         int rc =
-            ws_model_forward(t->m, t->lora, t->acts, inputs + a * bt, targets + a * bt, t->B, t->T, true, &l);
+            ws_model_forward_packed(t->m, t->lora, t->acts, inputs + a * bt, starts ? starts + a * bt : NULL,
+                                    targets + a * bt, t->B, t->T, true, &l);
         if (rc)
             return rc;
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);

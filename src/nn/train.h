@@ -41,6 +41,9 @@ void ws_trainer_free(ws_trainer *t);
 /* One optimizer step over accum micro-batches: inputs/targets hold accum*B*T ids (targets
  * negative = not trained on). *loss gets the mean of the micro-batch mean losses. */
 int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets, float *loss);
+/* The same over packed rows: starts (accum*B*T, NULL: unpacked) as ws_model_forward_packed. */
+int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+                           const int32_t *targets, float *loss);
 /* Mean loss over a batch without training (dropout off). */
 int ws_trainer_eval(ws_trainer *t, const int32_t *inputs, const int32_t *targets, int B, float *loss);
 

@@ -16,6 +16,7 @@
 
 #define EMB_DIM 512
 #define MIN_EXAMPLES 5
+#define MIN_RANKED 20 /* R10@1 examples ranked even past the deadline */
 
 /* The evaluation under way. */
 typedef struct eval {
@@ -378,7 +379,10 @@ static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
     const char *cands[WS_FIDELITY_RANK_CANDIDATES];
     double chance = 0;
     int rc = 0;
-    for (; done < e->n && !rc && !over_deadline(e, done); done++) {
+    /* past the deadline only while fewer than MIN_RANKED are ranked: R10@1 on fewer is too
+     * coarse to judge (10 examples need 3 hits to clear chance + 1.645 standard errors) */
+    size_t min_ranked = max_ranked < MIN_RANKED ? max_ranked : MIN_RANKED;
+    for (; done < e->n && !rc && (ranked < min_ranked || !over_deadline(e, done)); done++) {
         bool rank_it = done % step == 0 && ranked < max_ranked;
         size_t nc = rank_it ? rank_candidates(e, done, cands, want) : 0;
         rank_it = nc > 0;

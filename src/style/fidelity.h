@@ -62,7 +62,7 @@ typedef struct ws_fidelity_options {
     size_t max_ranked;          /* of those, ranked for R10@1; 0 = 40 */
     uint64_t seed;              /* baselines, cross-validation folds, ranking candidates; 0 = 1 */
     double deadline_s;          /* ws_now_s() after which generating and scoring stop (once 5 examples
-                                 * are done); 0 = none */
+                                 * are done, and scoring once 20 are ranked); 0 = none */
     ws_embedder *embedder;      /* relevance (borrowed); NULL = hashed n-grams, 512 dims */
     ws_fidelity_score_fn score; /* NULL = no loss and no ranking */
     void *score_arg;

@@ -1,6 +1,6 @@
 /* LoRA against PEFT: gradients of every A/B, logits with a PEFT adapter loaded (initial and
  * PEFT-trained), our save -> load round trip, several adapters on one base without copying
- * it, and PEFT configs we refuse. */
+ * it, PEFT configs we refuse, and packed rows that train as separate ones. */
 #include "harness.h"
 #include "nn_ref.h"
 
@@ -326,6 +326,76 @@ static void upper_layer_adapters_skip_the_rest(void)
     nn_ref_close(&r);
 }
 
+/* Two sequences packed in one row with their starts (ws_model_forward_packed) train exactly as
+ * the same sequences alone in two rows: same loss, same adapter gradients; without the starts
+ * the second would see the first and the numbers differ. */
+static void packed_rows_train_like_separate_rows(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    int32_t *ref = nn_ref_i32(&r, "train_inputs", NULL);
+    enum { T = 16, L1 = 10, L2 = 6 };
+    int32_t sep_in[2 * T], sep_tg[2 * T], pk_in[T], pk_tg[T], pk_st[T];
+    for (int i = 0; i < T; i++) {
+        sep_in[i] = i < L1 ? ref[i] : 0;
+        sep_tg[i] = i + 1 < L1 ? ref[i + 1] : -1;
+        sep_in[T + i] = i < L2 ? ref[T + i] : 0;
+        sep_tg[T + i] = i + 1 < L2 ? ref[T + i + 1] : -1;
+        pk_in[i] = i < L1 ? sep_in[i] : sep_in[T + i - L1];
+        pk_tg[i] = i < L1 ? sep_tg[i] : sep_tg[T + i - L1];
+        pk_st[i] = i < L1 ? 0 : L1;
+    }
+    ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.0f, .targets = ws_lora_parse_targets("all")};
+    ws_lora *ls = ws_lora_new(&m->cfg, &lc, 5), *lp = ws_lora_new(&m->cfg, &lc, 5);
+    for (size_t i = 0; i < ls->n_floats; i++) { /* B non-zero so A gets gradients */
+        ls->block[i] += 0.05f * (float)((int)(i % 13) - 6);
+        lp->block[i] = ls->block[i];
+    }
+    ws_acts *as = ws_acts_new(m, ls, 2, T), *ap = ws_acts_new(m, lp, 1, T);
+    float loss_s, loss_p, loss_mixed;
+    CHECK_EQ_INT(ws_model_forward(m, ls, as, sep_in, sep_tg, 2, T, true, &loss_s), 0);
+    CHECK_EQ_INT(ws_model_forward(m, lp, ap, pk_in, pk_tg, 1, T, true, &loss_mixed), 0);
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, pk_st, pk_tg, 1, T, true, &loss_p), 0);
+    printf("  loss: two rows %.6f, packed %.6f, packed without starts %.6f\n", loss_s, loss_p, loss_mixed);
+    CHECK(fabsf(loss_s - loss_p) <= 1e-5f * fabsf(loss_s));
+    CHECK(fabsf(loss_s - loss_mixed) > 1e-4f);
+    ws_lora_zero_grads(ls);
+    ws_lora_zero_grads(lp);
+    ws_model_backward(m, ls, as, 1.0f);
+    ws_model_backward(m, lp, ap, 1.0f);
+    double md = 0, mx = 0;
+    for (int idx = 0; idx < m->cfg.n_layers * WS_LORA_NT; idx++) {
+        int rin, rout;
+        ws_lora_dims(&m->cfg, idx % WS_LORA_NT, &rin, &rout);
+        for (int i = 0; i < 2 * rin; i++) {
+            md = fmax(md, fabs(ls->gA[idx][i] - lp->gA[idx][i]));
+            mx = fmax(mx, fabs(ls->gA[idx][i]));
+        }
+        for (int i = 0; i < 2 * rout; i++) {
+            md = fmax(md, fabs(ls->gB[idx][i] - lp->gB[idx][i]));
+            mx = fmax(mx, fabs(ls->gB[idx][i]));
+        }
+    }
+    printf("  adapter gradients: max|diff| %.3g (max %.3g)\n", md, mx);
+    CHECK(mx > 0 && md <= 1e-4 * mx);
+    int32_t bad[T];
+    memcpy(bad, pk_st, sizeof bad);
+    bad[L1 + 1] = 0; /* a start that goes back */
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, bad, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
+    bad[L1 + 1] = L1 + 2; /* a start after its position */
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, bad, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
+    ws_acts_free(as);
+    ws_acts_free(ap);
+    ws_lora_free(ls);
+    ws_lora_free(lp);
+    free(ref);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
 WS_TEST_MAIN(T(lora_grads_and_logits_match_peft), T(several_adapters_share_one_base),
              T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient),
-             T(upper_layer_adapters_skip_the_rest))
+             T(upper_layer_adapters_skip_the_rest), T(packed_rows_train_like_separate_rows))

@@ -210,7 +210,7 @@ typedef struct {
 static double at_loss(void *p)
 {
     at_ctx *c = p;
-    ws_attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KV, c->D);
+    ws_attention_forward(c->out, c->att, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->KV, c->D);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->H * c->D);
 }
 static void attention_grad(void)
@@ -349,7 +349,7 @@ static void attention_blocks_match_naive(void)
     size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KV * D;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1), *out = zeros(nq);
     float *att = zeros((size_t)B * H * T * T), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
-    ws_attention_forward(out, att, q, k, v, B, T, H, KV, D);
+    ws_attention_forward(out, att, q, k, v, NULL, B, T, H, KV, D);
     ws_attention_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KV, D);
     double *rq = calloc(nq, sizeof(double)), *rk = calloc(nk, sizeof(double)),
            *rv = calloc(nk, sizeof(double));
