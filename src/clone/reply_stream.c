@@ -180,6 +180,7 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
             break;
         }
         mask_tokens(sr, logits, V, step == 0);
+        ws__clone_penalize_repeats(c, sr->ids.v, sr->ids.n, logits);
         float l;
         int32_t id = ws_sample(logits, V, &o, sr->ids.v, (int)sr->ids.n, &rng, &l);
         sr->lp += l;

@@ -241,14 +241,43 @@ static double f_typ(const ws_fidelity_set *s)
     return s->typicality;
 }
 
+static double f_p_fw(const ws_fidelity_set *s)
+{
+    return s->parts.function_words;
+}
+static double f_p_ng(const ws_fidelity_set *s)
+{
+    return s->parts.char_ngrams;
+}
+static double f_p_len(const ws_fidelity_set *s)
+{
+    return s->parts.length;
+}
+static double f_p_burst(const ws_fidelity_set *s)
+{
+    return s->parts.bursts;
+}
+static double f_p_voc(const ws_fidelity_set *s)
+{
+    return s->parts.vocabulary;
+}
+static double f_p_lang(const ws_fidelity_set *s)
+{
+    return s->parts.language;
+}
+
+/* the style distance, then its parts (ws_stylo_distance's weights), then the other measures */
 static const struct {
     const char *label;
     set_field f;
 } rows[] = {
-    {"style distance (lower)", f_dist},     {"verifier acc. (0.5 ideal)", f_ver},
-    {"context cosine (relevance)", f_rel},  {"distinct replies", f_dis},
-    {"copies of training replies", f_copy}, {"echoes the message", f_echo},
-    {"length / real length", f_len},        {"attributed to them (info)", f_att},
+    {"style distance (lower)", f_dist},      {"  function words (x0.25)", f_p_fw},
+    {"  char n-grams (x0.25)", f_p_ng},      {"  message length (x0.15)", f_p_len},
+    {"  bubbles a turn (x0.10)", f_p_burst}, {"  vocabulary (x0.15)", f_p_voc},
+    {"  language (x0.10)", f_p_lang},        {"verifier acc. (0.5 ideal)", f_ver},
+    {"context cosine (relevance)", f_rel},   {"distinct replies", f_dis},
+    {"copies of training replies", f_copy},  {"echoes the message", f_echo},
+    {"length / real length", f_len},         {"attributed to them (info)", f_att},
     {"style typicality (info)", f_typ},
 };
 
