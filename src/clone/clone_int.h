@@ -102,9 +102,9 @@ double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
 bool ws__clone_is_echo(const char *reply, const char *message);
 /* True when words repeat back to back in runs of two or three (a small model's loop; reply.c). */
 bool ws__clone_stutters(const char *s);
-/* Sampling on a subword base: each word piece of ids[n] (the reply so far) other than newlines
- * and one-byte pieces has its logit divided by the repetition penalty (a negative one multiplied),
- * once however often it came (reply.c; a byte-level model: nothing). */
+/* Sampling on a pretrained chat base: each word piece of ids[n] (the reply so far) other than
+ * newlines and one-byte pieces has its logit divided by the repetition penalty (a negative one
+ * multiplied), once however often it came (reply.c; a model from scratch: nothing, unmeasured). */
 void ws__clone_penalize_repeats(const ws_clone *c, const int32_t *ids, size_t n, float *logits);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *ws__clone_trim(const char *s);

@@ -186,7 +186,7 @@ uint64_t ws_clone_tokens_generated(void)
 
 void ws__clone_penalize_repeats(const ws_clone *c, const int32_t *ids, size_t n, float *logits)
 {
-    if (c->fmt.bytes)
+    if (!c->fmt.chat)
         return;
     for (size_t q = 0; q < n; q++) {
         int32_t t = ids[q];

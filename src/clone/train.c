@@ -190,14 +190,16 @@ static void free_segments(seg *s, size_t n)
 }
 
 /* Packs segments, in an order shuffled per epoch, into rows of T+1 tokens (inputs + shifted
- * targets), each position with the start of its segment in the row: a segment attends only to
- * itself and its positions count from 0, as when it is alone (ws_model_forward_packed).
- * Deterministic for (seed, epoch) so a resumed run sees the same data. */
+ * targets), each position with the start of its segment in the row: on a chat base a segment
+ * attends only to itself and its positions count from 0, as when it is alone
+ * (ws_model_forward_packed; a model from scratch still reads its rows whole, as its tests were
+ * tuned on). Deterministic for (seed, epoch) so a resumed run sees the same data. */
 typedef struct packer {
     const seg *segs;
     size_t n_segs;
     int T;
     int32_t pad;
+    bool isolate; /* segments apart: no target across a segment's end, starts used (chat base) */
     uint64_t seed;
     int epoch;
     int32_t *rows_in, *rows_tg, *rows_st; /* [n_rows][T] */
@@ -257,7 +259,8 @@ static void pack_epoch(packer *pk)
                 for (size_t i = 0; i < T; i++) {
                     in[i] = i < fill ? buf[i] : pk->pad;
                     /* a target only inside the same segment (not the next segment's first token) */
-                    tg[i] = (i + 1 < fill && lb[i + 1] && st[i + 1] == st[i]) ? buf[i + 1] : -1;
+                    tg[i] =
+                        (i + 1 < fill && lb[i + 1] && (!pk->isolate || st[i + 1] == st[i])) ? buf[i + 1] : -1;
                     rs[i] = i < fill ? st[i] : (int32_t)fill; /* the padding: a segment of its own */
                 }
                 pk->n_rows++;
@@ -375,10 +378,10 @@ static int calibrate(const train_run *tr, packer *pk, batch *bt, double *per, ws
         for (int b = 0; b < tr->B; b++)
             copy_row(pk, pk->n_rows ? (size_t)b % pk->n_rows : 0, bt, b);
         float loss;
-        rc = ws_trainer_step_packed(t, bt->in, bt->st, bt->tg, &loss);
+        rc = ws_trainer_step_packed(t, bt->in, pk->isolate ? bt->st : NULL, bt->tg, &loss);
         double t0 = ws_now_s();
         if (!rc)
-            rc = ws_trainer_step_packed(t, bt->in, bt->st, bt->tg, &loss);
+            rc = ws_trainer_step_packed(t, bt->in, pk->isolate ? bt->st : NULL, bt->tg, &loss);
         *per = 1.2 * (ws_now_s() - t0) + 1e-6; /* later steps share the core with more */
         if (rc)
             ws_error_set(err, rc, "training step failed");
@@ -445,6 +448,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
                  .n_segs = n_segs,
                  .T = tr->T,
                  .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
+                 .isolate = tr->fmt.chat,
                  .seed = o->seed};
     pack_epoch(&pk);
     size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
@@ -483,7 +487,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
         next_batch(&pk, tr->B, &bt);
         res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
         float loss = 0;
-        if ((rc = ws_trainer_step_packed(t, bt.in, bt.st, bt.tg, &loss))) {
+        if ((rc = ws_trainer_step_packed(t, bt.in, pk.isolate ? bt.st : NULL, bt.tg, &loss))) {
             ws_error_set(err, rc, "training step %d failed", step);
             goto out;
         }

@@ -1,7 +1,7 @@
 /* POST /v1/reply answered as Server-Sent Events (docs/server.md, "Streaming replies"): "token"
- * events with the reply's text as the engine generates it, then one "done" event with the JSON
- * of the plain reply; a failure after the stream began is an "error" event, one before it the
- * usual HTTP error. */
+ * events with the reply's text as the engine generates it (the fallback, when none of it made it
+ * out, as one piece), then one "done" event with the JSON of the plain reply; a failure after the stream
+ * began is an "error" event, one before it the usual HTTP error. */
 #include <string.h>
 
 #include "core/buf.h"
@@ -12,6 +12,7 @@ typedef struct sse_run {
     ws_http_ctx *ctx;
     bool begun; /* the 200 head is decided */
     bool live;  /* events go out as they are written (HTTP/1.1); else all at the end in ctx->out */
+    int pieces; /* token events sent */
     ws_buf ev;
 } sse_run;
 
@@ -40,12 +41,25 @@ static int on_piece(void *arg, const char *piece, size_t len)
 {
     sse_run *sr = arg;
     ws_buf j = WS_BUF_INIT;
+    sr->pieces++;
     ws_buf_puts(&j, "{\"text\":");
     ws_json_put_str(&j, piece, len);
     ws_buf_putc(&j, '}');
     int rc = sse_send(sr, "token", j.data, j.len);
     ws_buf_free(&j);
     return rc != 0; /* the client left: the engine stops */
+}
+
+/* One token event with the "reply" of the reply's JSON (when it has a non-empty one). */
+static void piece_of_reply(sse_run *sr, const ws_buf *reply_json)
+{
+    ws_json_doc *doc = NULL;
+    if (ws_json_parse(reply_json->data, reply_json->len, &doc, NULL) == 0) {
+        const char *text = ws_json_get_str(ws_json_root(doc), "reply");
+        if (text && *text)
+            on_piece(sr, text, strlen(text));
+    }
+    ws_json_doc_free(doc);
 }
 
 int ws_srv_h_reply_sse(ws_http_ctx *ctx, ws_req *r, const char *message, const ws_ai_turn *turns, size_t n)
@@ -57,6 +71,8 @@ int ws_srv_h_reply_sse(ws_http_ctx *ctx, ws_req *r, const char *message, const w
     ws_op_error e = {0};
     int rc = ws_op_reply_stream(ctx->app, r, false, message, turns, n, on_piece, &sr, &out, &e);
     if (rc == 0) {
+        if (!sr.pieces) /* nothing generated made it out (the fallback): the reply as one piece */
+            piece_of_reply(&sr, &out);
         sse_send(&sr, "done", out.data, out.len);
     } else if (sr.begun) {
         ws_buf j = WS_BUF_INIT;
