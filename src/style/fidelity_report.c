@@ -2,6 +2,7 @@
  * fidelity.h. The verdict only uses measures a reply ranker does not optimise: stylometric
  * distance, the verifier, relevance, distinct replies, copies, echoes and the loss lift. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -203,83 +204,33 @@ void ws_fidelity_to_json(const ws_fidelity_report *r, ws_buf *out)
     ws_buf_puts(out, "\n}\n");
 }
 
-typedef double (*set_field)(const ws_fidelity_set *s);
-static double f_dist(const ws_fidelity_set *s)
-{
-    return s->style_distance;
-}
-static double f_ver(const ws_fidelity_set *s)
-{
-    return s->verifier;
-}
-static double f_rel(const ws_fidelity_set *s)
-{
-    return s->relevance;
-}
-static double f_dis(const ws_fidelity_set *s)
-{
-    return s->distinct;
-}
-static double f_copy(const ws_fidelity_set *s)
-{
-    return s->copy_rate;
-}
-static double f_echo(const ws_fidelity_set *s)
-{
-    return s->echo_rate;
-}
-static double f_len(const ws_fidelity_set *s)
-{
-    return s->length_ratio;
-}
-static double f_att(const ws_fidelity_set *s)
-{
-    return s->attribution;
-}
-static double f_typ(const ws_fidelity_set *s)
-{
-    return s->typicality;
-}
-
-static double f_p_fw(const ws_fidelity_set *s)
-{
-    return s->parts.function_words;
-}
-static double f_p_ng(const ws_fidelity_set *s)
-{
-    return s->parts.char_ngrams;
-}
-static double f_p_len(const ws_fidelity_set *s)
-{
-    return s->parts.length;
-}
-static double f_p_burst(const ws_fidelity_set *s)
-{
-    return s->parts.bursts;
-}
-static double f_p_voc(const ws_fidelity_set *s)
-{
-    return s->parts.vocabulary;
-}
-static double f_p_lang(const ws_fidelity_set *s)
-{
-    return s->parts.language;
-}
-
-/* the style distance, then its parts (ws_stylo_distance's weights), then the other measures */
+/* The table's rows: the style distance, then its parts (ws_stylo_distance's weights), then the
+ * other measures; each a double of ws_fidelity_set at off. */
+#define ROW(label, field)                                                                                    \
+    {                                                                                                        \
+        label, offsetof(ws_fidelity_set, field)                                                              \
+    }
 static const struct {
     const char *label;
-    set_field f;
+    size_t off;
 } rows[] = {
-    {"style distance (lower)", f_dist},      {"  function words (x0.25)", f_p_fw},
-    {"  char n-grams (x0.25)", f_p_ng},      {"  message length (x0.15)", f_p_len},
-    {"  bubbles a turn (x0.10)", f_p_burst}, {"  vocabulary (x0.15)", f_p_voc},
-    {"  language (x0.10)", f_p_lang},        {"verifier acc. (0.5 ideal)", f_ver},
-    {"context cosine (relevance)", f_rel},   {"distinct replies", f_dis},
-    {"copies of training replies", f_copy},  {"echoes the message", f_echo},
-    {"length / real length", f_len},         {"attributed to them (info)", f_att},
-    {"style typicality (info)", f_typ},
+    ROW("style distance (lower)", style_distance),    ROW("  function words (x0.25)", parts.function_words),
+    ROW("  char n-grams (x0.25)", parts.char_ngrams), ROW("  message length (x0.15)", parts.length),
+    ROW("  bubbles a turn (x0.10)", parts.bursts),    ROW("  vocabulary (x0.15)", parts.vocabulary),
+    ROW("  language (x0.10)", parts.language),        ROW("verifier acc. (0.5 ideal)", verifier),
+    ROW("context cosine (relevance)", relevance),     ROW("distinct replies", distinct),
+    ROW("copies of training replies", copy_rate),     ROW("echoes the message", echo_rate),
+    ROW("length / real length", length_ratio),        ROW("attributed to them (info)", attribution),
+    ROW("style typicality (info)", typicality),
 };
+#undef ROW
+
+static double row_value(size_t row, const ws_fidelity_set *s)
+{
+    double v;
+    memcpy(&v, (const char *)s + rows[row].off, sizeof v);
+    return v;
+}
 
 static void summary_rank(const ws_fidelity_report *r, ws_buf *b)
 {
@@ -309,8 +260,8 @@ void ws_fidelity_summary(const ws_fidelity_report *r, ws_buf *b)
     ws_buf_printf(b, "  %-28s %8s %12s %13s %8s\n", "", "clone", "same person", "other person", "real");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         ws_buf_printf(b, "  %-28s %8.3f %12.3f %13.3f %8.3f\n", rows[i].label,
-                      rows[i].f(&r->set[WS_FID_CLONE]), rows[i].f(&r->set[WS_FID_SAME]),
-                      rows[i].f(&r->set[WS_FID_OTHER]), rows[i].f(&r->set[WS_FID_REAL]));
+                      row_value(i, &r->set[WS_FID_CLONE]), row_value(i, &r->set[WS_FID_SAME]),
+                      row_value(i, &r->set[WS_FID_OTHER]), row_value(i, &r->set[WS_FID_REAL]));
     ws_buf_printf(b, "  relevance gain over a random reply of theirs: %+.4f (paired t %.2f, %s)\n",
                   r->relevance_gain, r->relevance_t, r->embedder);
     summary_rank(r, b);
