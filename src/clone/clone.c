@@ -210,6 +210,8 @@ int ws__clone_load(ws_clone *c, const char *dir, const char *kind, const char *b
                                    : ws__clone_fmt_init(&c->fmt, c->tok, err);
         if (rc)
             goto out;
+        if (c->fmt.chat)
+            c->repeat_exempt = ws__clone_repeat_exempt_new(c->tok, c->model->cfg.vocab_size);
         c->prefix = ws__clone_prefix_new();
     } else {
         rc = ws_error_set(err, WS_EUNSUPPORTED, "unknown model kind %s", kind);
@@ -276,6 +278,7 @@ void ws_clone_free(ws_clone *c)
     free(c->profile_summary);
     free(c->kind);
     free(c->base_dir);
+    free(c->repeat_exempt);
     free(c);
 }
 

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/strset.h"
 #include "nn/base.h"
+#include "nn/generate.h"
 #include "nn/lora.h"
 #include "nn/model.h"
 #include "nn/tokenizer.h"
@@ -102,10 +103,13 @@ double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
 bool ws__clone_is_echo(const char *reply, const char *message);
 /* True when words repeat back to back in runs of two or three (a small model's loop; reply.c). */
 bool ws__clone_stutters(const char *s);
-/* Sampling on a pretrained chat base: each word piece of ids[n] (the reply so far) other than
- * newlines and one-byte pieces has its logit divided by the repetition penalty (a negative one
- * multiplied), once however often it came (reply.c; a model from scratch: nothing, unmeasured). */
-void ws__clone_penalize_repeats(const ws_clone *c, const int32_t *ids, size_t n, float *logits);
+/* The sampling options of a reply at the given temperature (top-k 40, top-p 0.95); on a
+ * pretrained chat base also the repetition penalty over the reply so far, with newlines and
+ * one-byte pieces exempt (c->repeat_exempt; a model from scratch: none, unmeasured). reply.c */
+void ws__clone_sample_opts(const ws_clone *c, float temperature, ws_gen_opts *o);
+/* The ids the repetition penalty leaves alone: a malloc'd [vocab] mask, 1 for a piece of fewer
+ * than two bytes or with a newline (the caller frees it). */
+uint8_t *ws__clone_repeat_exempt_new(const ws_tokenizer *tok, int vocab);
 /* Text with leading/trailing white space removed (malloc'd). */
 char *ws__clone_trim(const char *s);
 
@@ -189,7 +193,8 @@ struct ws_clone {
     int gen_max;     /* longest generation, in tokens */
     double fit_gate; /* least style fit a generation needs (25th pct of real replies) */
     char *base_dir;
-    clone_prefix *prefix; /* on a base: the caches kept between replies (owned) */
+    clone_prefix *prefix;   /* on a base: the caches kept between replies (owned) */
+    uint8_t *repeat_exempt; /* on a chat base: ws__clone_repeat_exempt_new (owned) */
 };
 
 /* The engine threads set by ws_clone_set_threads (-1 = automatic). */

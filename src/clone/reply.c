@@ -46,7 +46,9 @@
  * person's. Newlines (the person's bubbles) and one-byte pieces are exempt. On the held-out
  * report of the two clones of tests/fixtures/eval (same adapters, only this changed): style
  * distance 0.105 -> 0.078 (Sam; bound 0.085) and 0.066 -> 0.045 (Jordan; bound 0.063), the
- * vocabulary part 0.399 -> ~0.2 for Sam; 1.2 and 1.3 cost Jordan the verifier criterion. */
+ * vocabulary part 0.399 -> ~0.2 for Sam; 1.2 and 1.3 cost Jordan the verifier criterion. The
+ * penalty only steers the sampling (ws_sample): the ranking and the confidence read the model's
+ * own log-probabilities. */
 #define REPEAT_PENALTY 1.15f
 
 /* ---- scoring ---- */
@@ -184,20 +186,26 @@ uint64_t ws_clone_tokens_generated(void)
     return atomic_load_explicit(&tokens_generated, memory_order_relaxed);
 }
 
-void ws__clone_penalize_repeats(const ws_clone *c, const int32_t *ids, size_t n, float *logits)
+uint8_t *ws__clone_repeat_exempt_new(const ws_tokenizer *tok, int vocab)
 {
-    if (!c->fmt.chat)
-        return;
-    for (size_t q = 0; q < n; q++) {
-        int32_t t = ids[q];
+    uint8_t *m = ws_xcalloc((size_t)vocab, 1);
+    for (int t = 0; t < vocab; t++) {
         const char *b;
         size_t bl;
-        bool seen = false;
-        for (size_t k = 0; k < q && !seen; k++)
-            seen = ids[k] == t;
-        if (seen || ws_tokenizer_token_bytes(c->tok, t, &b, &bl) || bl < 2 || memchr(b, '\n', bl))
-            continue;
-        logits[t] = logits[t] > 0 ? logits[t] / REPEAT_PENALTY : logits[t] * REPEAT_PENALTY;
+        m[t] = ws_tokenizer_token_bytes(tok, t, &b, &bl) || bl < 2 || memchr(b, '\n', bl);
+    }
+    return m;
+}
+
+void ws__clone_sample_opts(const ws_clone *c, float temperature, ws_gen_opts *o)
+{
+    ws_gen_opts_init(o);
+    o->temperature = temperature;
+    o->top_k = 40;
+    o->top_p = 0.95f;
+    if (c->fmt.chat) {
+        o->repetition_penalty = REPEAT_PENALTY;
+        o->repetition_exempt = c->repeat_exempt;
     }
 }
 
@@ -208,7 +216,6 @@ static bool sample_step(const ws_clone *c, sample *s, float *logits, const float
 {
     float l;
     int V = c->model->cfg.vocab_size;
-    ws__clone_penalize_repeats(c, s->ids.v, s->ids.n, logits);
     int32_t id = ws_sample(logits, V, o, s->ids.v, (int)s->ids.n, rng, &l);
     s->lp += l;
     if (logits0)
@@ -352,10 +359,7 @@ static int sample_batch(const ws_clone *c, ws_kv_cache *cache, int plen, const f
 {
     int rc = 0, maxn = c->fmt.bytes ? c->gen_max + 1 : chat_max_tokens(c);
     ws_gen_opts o;
-    ws_gen_opts_init(&o);
-    o.temperature = 0.8f;
-    o.top_k = 40;
-    o.top_p = 0.95f;
+    ws__clone_sample_opts(c, 0.8f, &o);
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", n);
     ws_kv_cache_truncate(cache, plen);

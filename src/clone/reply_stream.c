@@ -167,10 +167,7 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
     const ws_clone *c = sr->c;
     int V = c->model->cfg.vocab_size, maxn = c->fmt.bytes ? c->gen_max + 1 : STREAM_MAX_TOKENS, rc = 0;
     ws_gen_opts o;
-    ws_gen_opts_init(&o);
-    o.temperature = STREAM_TEMPERATURE;
-    o.top_k = 40;
-    o.top_p = 0.95f;
+    ws__clone_sample_opts(c, STREAM_TEMPERATURE, &o);
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", 1);
     double t_prev = ws_now_s();
@@ -180,7 +177,6 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
             break;
         }
         mask_tokens(sr, logits, V, step == 0);
-        ws__clone_penalize_repeats(c, sr->ids.v, sr->ids.n, logits);
         float l;
         int32_t id = ws_sample(logits, V, &o, sr->ids.v, (int)sr->ids.n, &rng, &l);
         sr->lp += l;

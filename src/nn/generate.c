@@ -123,7 +123,7 @@ int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *his
         memcpy(orig, logits, (size_t)V * sizeof(float));
         for (int i = 0; i < n_hist; i++) {
             int32_t t = history[i];
-            if (t < 0 || t >= V)
+            if (t < 0 || t >= V || (o->repetition_exempt && o->repetition_exempt[t]))
                 continue;
             float x = orig[t]; /* each distinct id penalised once */
             logits[t] = x < 0 ? x * rp : x / rp;

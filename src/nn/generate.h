@@ -16,10 +16,11 @@ typedef enum { WS_GEN_LENGTH, WS_GEN_EOS, WS_GEN_STOP_STRING, WS_GEN_CALLBACK } 
 
 typedef struct ws_gen_opts {
     int max_new_tokens;
-    float temperature;        /* <= 0: greedy */
-    int top_k;                /* 0: off */
-    float top_p;              /* >= 1: off */
-    float repetition_penalty; /* 1 (or 0): off; as transformers, over prompt + generated */
+    float temperature;                /* <= 0: greedy */
+    int top_k;                        /* 0: off */
+    float top_p;                      /* >= 1: off */
+    float repetition_penalty;         /* 1 (or 0): off; as transformers, over prompt + generated */
+    const uint8_t *repetition_exempt; /* [vocab]: nonzero = never penalised; NULL: none (not owned) */
     uint64_t seed;
     const int32_t *stop_ids; /* NULL: the model config's eos ids */
     int n_stop_ids;
@@ -51,8 +52,8 @@ int ws_generate(const ws_model *m, const ws_lora *lora, const int32_t *prompt, i
 void ws_gen_result_free(ws_gen_result *r);
 
 /* One sampling step over logits[V] (modified in place); history = ids seen so far (for the
- * repetition penalty). *logprob (optional) gets log softmax of the original logits at the
- * chosen id. rng: caller's state. */
+ * repetition penalty, each distinct id once, o->repetition_exempt's ids never). *logprob
+ * (optional) gets log softmax of the original logits at the chosen id. rng: caller's state. */
 int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *history, int n_hist,
                   uint64_t *rng, float *logprob);
 /* log softmax(logits)[id], computed in double. */

@@ -93,6 +93,13 @@ static void sampling_transforms(void)
     memcpy(l, base, sizeof l);
     ws_sample(l, V, &o, &h3, 1, &rng, &lp);
     CHECK_NEAR(l[3], -1.5, 1e-6);
+    /* an exempt id keeps its logit: token 1 stays the argmax */
+    const uint8_t exempt[V] = {0, 1, 0, 0, 0, 0};
+    o.repetition_exempt = exempt;
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, hist, 2, &rng, &lp), 1);
+    CHECK_NEAR(l[1], 3.0, 1e-6);
+    o.repetition_exempt = NULL;
     o.repetition_penalty = 1.0f;
     /* top_k = 1 and tiny top_p are greedy whatever the temperature */
     o.temperature = 5.0f;
