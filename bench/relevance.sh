@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The held-out topic check of issue 8 on tests/fixtures/eval/: a clone of Sam and one of Jordan
 # trained on the pretrained base for BUDGET seconds each, then each answers the 16 unseen
-# questions of questions.json that the person answers, judged on/off topic by the topics'
-# keywords next to the person's real answers (bench_relevance_check). Env: BUDGET (default 300),
-# BASE (a base model path; default the installed one), SHOW=1 to print every answer.
+# questions of questions.json that the person answers, DRAWS times with different sampling seeds,
+# judged on/off topic by the topics' keywords next to the person's real answers
+# (bench_relevance_check). PEER=1 also trains the PyTorch + PEFT peer on the same examples for the
+# same budget (bench/relevance_peer.py, in build/pyref-venv: tools/pyref-venv.sh) and judges its
+# answers alike. Env: BUDGET (default 300), DRAWS (default 6), BASE (a base model path; default
+# the installed one), SHOW=1 to print every answer, PEER=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s all >/dev/null
@@ -15,4 +18,10 @@ for p in Sam Jordan; do
   grep -E "^ *(R10@1|relevance gain|verdict)" "$out/$p/fidelity.txt" | sed "s/^/$p: /"
 done
 ./build/bench_relevance_check tests/fixtures/eval/questions.json Sam="$out/Sam" Jordan="$out/Jordan" \
-  ${SHOW:+--show}
+  --draws "${DRAWS:-6}" ${SHOW:+--show}
+if [ -n "${PEER:-}" ]; then
+  py=$(bash tools/pyref-venv.sh pyref | tail -1)/bin/python
+  "$py" bench/relevance_peer.py tests/fixtures/eval/friends_chat.txt tests/fixtures/eval/questions.json \
+    "$out/peer.json" Sam Jordan --budget "${BUDGET:-300}" --draws "${DRAWS:-6}" ${BASE:+--gguf "$BASE"}
+  ./build/bench_relevance_check tests/fixtures/eval/questions.json --answers "$out/peer.json" ${SHOW:+--show}
+fi

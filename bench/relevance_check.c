@@ -5,9 +5,12 @@
  * off-topic at most 1 time in 16. --draws N asks every question N times (the first draw with the
  * reply's own seed, as the product answers; the others with other sampling seeds) and reports
  * the counts per 16 questions averaged over the draws, since one draw is a noisy estimate.
+ * --answers FILE judges a peer's answers instead (bench/relevance_peer.py writes them: PyTorch +
+ * PEFT on the same base), with the same judge, so the two are counted alike.
  *
  * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show]
- *        [--draws N] */
+ *        [--draws N]
+ *        bench_relevance_check QUESTIONS.json --answers FILE [--show] */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +75,23 @@ typedef struct {
     int n, clone_v[3], real_v[3];
 } person;
 
+/* Judges one answer of p (and, on the first draw, the real one) into p's counts. */
+static void tally(person *p, const ws_json *q, const ws_json *topics, const char *reply, double ms, bool show,
+                  int draw)
+{
+    const char *o1, *o2, *real = ws_json_get_str(q, "real_answer"), *topic = ws_json_get_str(q, "topic");
+    verdict vc = judge(topics, topic, reply, &o1), vr = judge(topics, topic, real, &o2);
+    p->clone_v[vc]++;
+    if (!draw) {
+        p->real_v[vr]++;
+        p->n++;
+    }
+    if (show)
+        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
+               ws_json_get_str(q, "question"), vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", ms,
+               reply, vnames[vr], real);
+}
+
 static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, int draw)
 {
     const ws_json *ctx = ws_json_get(q, "context");
@@ -83,7 +103,7 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, in
     }
     ws_clone_answer a;
     ws_error err = {0};
-    const char *question = ws_json_get_str(q, "question"), *topic = ws_json_get_str(q, "topic");
+    const char *question = ws_json_get_str(q, "question");
     ws_clone_reply_opts o = {.seed = draw ? 0x9E3779B97F4A7C15ull * (uint64_t)draw + strlen(question) : 0};
     int rc = ws_clone_reply(p->c, question, turns, nc, &o, &a, &err);
     free(turns);
@@ -91,18 +111,60 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, in
         fprintf(stderr, "%s: %s\n", p->name, err.msg);
         return rc;
     }
-    const char *o1, *o2, *real = ws_json_get_str(q, "real_answer");
-    verdict vc = judge(topics, topic, a.reply, &o1), vr = judge(topics, topic, real, &o2);
-    p->clone_v[vc]++;
-    if (!draw) {
-        p->real_v[vr]++;
-        p->n++;
-    }
-    if (show)
-        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
-               question, vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", a.processing_ms, a.reply,
-               vnames[vr], real);
+    tally(p, q, topics, a.reply, a.processing_ms, show, draw);
     ws_clone_answer_clear(&a);
+    return 0;
+}
+
+/* The question of questions.json with this id, or NULL. */
+static const ws_json *question_by_id(const ws_json *qs, double id)
+{
+    double v;
+    for (size_t i = 0; qs && i < qs->len; i++)
+        if (ws_json_get_num(&qs->items[i], "id", &v) && v == id)
+            return &qs->items[i];
+    return NULL;
+}
+
+/* A peer's answers ({"answers": [{"id", "answerer", "draw", "reply"}...]}) judged into ps[];
+ * the people's names point into *doc (the caller frees it and *data). */
+static int judge_peer(const char *path, const ws_json *qs, const ws_json *topics, bool show, person *ps,
+                      int *np, int *draws, char **data, ws_json_doc **doc)
+{
+    size_t len = 0;
+    ws_error err = {0};
+    if (ws_file_read(path, 16u << 20, data, &len, &err) || ws_json_parse(*data, len, doc, &err)) {
+        fprintf(stderr, "%s: %s\n", path, err.msg);
+        return 1;
+    }
+    const ws_json *root = ws_json_root(*doc);
+    const ws_json *as = ws_json_get(root, "answers");
+    for (int d = 0; d < 64; d++) /* draw by draw, so the real answers count once, on draw 0 */
+        for (size_t i = 0; as && i < as->len; i++) {
+            const ws_json *a = &as->items[i];
+            const char *who = ws_json_get_str(a, "answerer"), *reply = ws_json_get_str(a, "reply");
+            double id = -1, dr = -1;
+            ws_json_get_num(a, "id", &id);
+            if (!ws_json_get_num(a, "draw", &dr) || (int)dr != d)
+                continue;
+            const ws_json *q = question_by_id(qs, id);
+            if (!q || !who || !reply) {
+                fprintf(stderr, "%s: answer %zu lacks a known id, answerer or reply\n", path, i);
+                return 1;
+            }
+            int k = 0;
+            while (k < *np && strcmp(ps[k].name, who))
+                k++;
+            if (k == *np) {
+                if (*np == 8)
+                    return 1;
+                ps[(*np)++] = (person){.name = who};
+            }
+            tally(&ps[k], q, topics, reply, 0, show, d);
+            *draws = d + 1 > *draws ? d + 1 : *draws;
+        }
+    const char *peer = ws_json_get_str(root, "peer");
+    printf("answers of %s\n", peer ? peer : path);
     return 0;
 }
 
@@ -110,7 +172,9 @@ int main(int argc, char **argv)
 {
     ws_bench_blas_kernels();
     if (argc < 3) {
-        fprintf(stderr, "usage: %s QUESTIONS.json NAME=CLONE_DIR... [--show]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s QUESTIONS.json (NAME=CLONE_DIR... [--draws N] | --answers FILE) [--show]\n",
+                argv[0]);
         return 2;
     }
     char *data = NULL;
@@ -127,9 +191,14 @@ int main(int argc, char **argv)
     int np = 0;
     bool show = false;
     int draws = 1;
+    const char *answers = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--show")) {
             show = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--answers") && i + 1 < argc) {
+            answers = argv[++i];
             continue;
         }
         if (!strcmp(argv[i], "--draws") && i + 1 < argc) {
@@ -148,7 +217,14 @@ int main(int argc, char **argv)
         }
         np++;
     }
-    for (int d = 0; d < draws; d++)
+    char *peer_data = NULL;
+    ws_json_doc *peer_doc = NULL;
+    if (answers) {
+        draws = 0;
+        if (judge_peer(answers, qs, topics, show, ps, &np, &draws, &peer_data, &peer_doc) || !draws)
+            return 1;
+    }
+    for (int d = 0; d < draws && !answers; d++)
         for (size_t i = 0; qs && i < qs->len; i++) {
             const char *who = ws_json_get_str(&qs->items[i], "answerer");
             for (int k = 0; k < np; k++)
@@ -167,8 +243,11 @@ int main(int argc, char **argv)
         printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, on, p->n, off,
                p->n, neu, p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
                on_ok && off_ok ? "met" : "NOT met");
-        ws_clone_free(p->c);
+        if (p->c)
+            ws_clone_free(p->c);
     }
+    ws_json_doc_free(peer_doc);
+    free(peer_data);
     ws_json_doc_free(doc);
     free(data);
     return 0;
