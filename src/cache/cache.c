@@ -34,6 +34,7 @@ int ws_cache_ping(ws_cache *c, ws_error *err)
 
 static int check_key(const char *key, size_t *klen, ws_error *err)
 {
+    *klen = 0;
     if (!key || !*key)
         return ws_error_set(err, WS_EINVAL, "cache: empty key");
     *klen = strnlen(key, WS_CACHE_KEY_MAX + 1);

@@ -210,7 +210,7 @@ static void test_dequant_reference(void)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, REF_DIR "deq_%s.bin", names[i]);
-        size_t len;
+        size_t len = 0;
         uint8_t *buf = read_file(path, &len);
         CHECK(buf != NULL);
         if (!buf)
@@ -256,7 +256,7 @@ static void test_quantize_reference(void)
     for (size_t i = 0; i < 3; i++) {
         char path[256];
         snprintf(path, sizeof path, REF_DIR "quant_%s.bin", names[i]);
-        size_t len;
+        size_t len = 0;
         uint8_t *buf = read_file(path, &len);
         CHECK(buf != NULL);
         if (!buf)
@@ -293,7 +293,7 @@ static void test_quantize_reference(void)
 /* the base model's own tensors: the first rows at the offsets gguf-py reported */
 static void test_model_rows(void)
 {
-    size_t len;
+    size_t len = 0;
     uint8_t *ref = read_file(REF_DIR "model.bin", &len);
     CHECK(ref != NULL && len > 16 && memcmp(ref, "WSQM", 4) == 0);
     FILE *f = fopen(MODEL_PATH, "rb");
