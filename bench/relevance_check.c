@@ -139,30 +139,27 @@ static int judge_peer(const char *path, const ws_json *qs, const ws_json *topics
     }
     const ws_json *root = ws_json_root(*doc);
     const ws_json *as = ws_json_get(root, "answers");
-    for (int d = 0; d < 64; d++) /* draw by draw, so the real answers count once, on draw 0 */
-        for (size_t i = 0; as && i < as->len; i++) {
-            const ws_json *a = &as->items[i];
-            const char *who = ws_json_get_str(a, "answerer"), *reply = ws_json_get_str(a, "reply");
-            double id = -1, dr = -1;
-            ws_json_get_num(a, "id", &id);
-            if (!ws_json_get_num(a, "draw", &dr) || (int)dr != d)
-                continue;
-            const ws_json *q = question_by_id(qs, id);
-            if (!q || !who || !reply) {
-                fprintf(stderr, "%s: answer %zu lacks a known id, answerer or reply\n", path, i);
-                return 1;
-            }
-            int k = 0;
-            while (k < *np && strcmp(ps[k].name, who))
-                k++;
-            if (k == *np) {
-                if (*np == 8)
-                    return 1;
-                ps[(*np)++] = (person){.name = who};
-            }
-            tally(&ps[k], q, topics, reply, 0, show, d);
-            *draws = d + 1 > *draws ? d + 1 : *draws;
+    for (size_t i = 0; as && i < as->len; i++) { /* the real answers count once, on draw 0 */
+        const ws_json *a = &as->items[i];
+        const char *who = ws_json_get_str(a, "answerer"), *reply = ws_json_get_str(a, "reply");
+        double id = -1, dr = -1;
+        ws_json_get_num(a, "id", &id);
+        const ws_json *q = question_by_id(qs, id);
+        if (!q || !who || !reply || !ws_json_get_num(a, "draw", &dr) || dr < 0 || dr >= 64) {
+            fprintf(stderr, "%s: answer %zu lacks a known id, answerer, reply or draw (0..63)\n", path, i);
+            return 1;
         }
+        int k = 0;
+        while (k < *np && strcmp(ps[k].name, who))
+            k++;
+        if (k == *np) {
+            if (*np == 8)
+                return 1;
+            ps[(*np)++] = (person){.name = who};
+        }
+        tally(&ps[k], q, topics, reply, 0, show, (int)dr);
+        *draws = (int)dr + 1 > *draws ? (int)dr + 1 : *draws;
+    }
     const char *peer = ws_json_get_str(root, "peer");
     printf("answers of %s\n", peer ? peer : path);
     return 0;
@@ -243,8 +240,7 @@ int main(int argc, char **argv)
         printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, on, p->n, off,
                p->n, neu, p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
                on_ok && off_ok ? "met" : "NOT met");
-        if (p->c)
-            ws_clone_free(p->c);
+        ws_clone_free(p->c);
     }
     ws_json_doc_free(peer_doc);
     free(peer_data);

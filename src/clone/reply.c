@@ -570,12 +570,8 @@ static int cosine_to_message(reply_run *rr, ws_error *err)
     for (size_t i = 0; i <= nc; i++)
         lens[i] = strlen(texts[i]);
     int rc = ws_embedder_embed_batch(c->emb, texts, lens, nc + 1, e, err);
-    for (size_t i = 0; i < nc && !rc; i++) {
-        double d = 0;
-        for (size_t k = 0; k < dim; k++)
-            d += (double)e[k] * e[(i + 1) * dim + k];
-        rr->cs[i].cos = d;
-    }
+    for (size_t i = 0; i < nc && !rc; i++)
+        rr->cs[i].cos = ws_vec_dot(e, e + (i + 1) * dim, dim);
     free(e);
     free(lens);
     free(texts);
