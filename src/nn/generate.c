@@ -117,17 +117,22 @@ int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *his
         lse += exp((double)logits[i] - mx);
     lse = log(lse) + mx;
     float *orig = NULL;
-    float rp = o->repetition_penalty;
-    if (rp > 0 && rp != 1.0f && n_hist > 0) {
+    float rp = o->repetition_penalty, g = o->guidance_logits ? o->guidance : 0;
+    bool penalise = rp > 0 && rp != 1.0f && n_hist > 0;
+    if (g > 0 || penalise) {
         orig = ws_xmalloc((size_t)V * sizeof(float));
         memcpy(orig, logits, (size_t)V * sizeof(float));
-        for (int i = 0; i < n_hist; i++) {
-            int32_t t = history[i];
-            if (t < 0 || t >= V || (o->repetition_exempt && o->repetition_exempt[t]))
-                continue;
-            float x = orig[t]; /* each distinct id penalised once */
-            logits[t] = x < 0 ? x * rp : x / rp;
-        }
+    }
+    if (g > 0)
+        for (int i = 0; i < V; i++)
+            logits[i] = orig[i] + g * (orig[i] - o->guidance_logits[i]);
+    for (int i = 0; penalise && i < n_hist; i++) {
+        int32_t t = history[i];
+        if (t < 0 || t >= V || (o->repetition_exempt && o->repetition_exempt[t]))
+            continue;
+        /* from the unpenalised value, so each distinct id is penalised once */
+        float x = g > 0 ? orig[t] + g * (orig[t] - o->guidance_logits[t]) : orig[t];
+        logits[t] = x < 0 ? x * rp : x / rp;
     }
     int32_t pick = 0;
     if (o->temperature <= 0) {

@@ -21,6 +21,12 @@ typedef struct ws_gen_opts {
     float top_p;                      /* >= 1: off */
     float repetition_penalty;         /* 1 (or 0): off; as transformers, over prompt + generated */
     const uint8_t *repetition_exempt; /* [vocab]: nonzero = never penalised; NULL: none (not owned) */
+    /* Classifier-free guidance (ws_sample only: ws_generate has no unconditioned pass): with
+     * guidance > 0 and guidance_logits (the same step's logits without the condition, e.g.
+     * without the conversation; [vocab], not owned) the draw is from
+     * logits + guidance * (logits - guidance_logits), before the penalty and temperature. */
+    float guidance;
+    const float *guidance_logits;
     uint64_t seed;
     const int32_t *stop_ids; /* NULL: the model config's eos ids */
     int n_stop_ids;
@@ -51,9 +57,10 @@ int ws_generate(const ws_model *m, const ws_lora *lora, const int32_t *prompt, i
                 const ws_gen_opts *opts, ws_gen_result *out, ws_error *err);
 void ws_gen_result_free(ws_gen_result *r);
 
-/* One sampling step over logits[V] (modified in place); history = ids seen so far (for the
- * repetition penalty, each distinct id once, o->repetition_exempt's ids never). *logprob
- * (optional) gets log softmax of the original logits at the chosen id. rng: caller's state. */
+/* One sampling step over logits[V] (modified in place): guidance, then the repetition penalty
+ * (history = ids seen so far; each distinct id once, o->repetition_exempt's ids never), then
+ * temperature, top-k and top-p. *logprob (optional) gets log softmax of the original logits at
+ * the chosen id. rng: caller's state. */
 int32_t ws_sample(float *logits, int V, const ws_gen_opts *o, const int32_t *history, int n_hist,
                   uint64_t *rng, float *logprob);
 /* log softmax(logits)[id], computed in double. */

@@ -100,6 +100,26 @@ static void sampling_transforms(void)
     CHECK_EQ_INT(ws_sample(l, V, &o, hist, 2, &rng, &lp), 1);
     CHECK_NEAR(l[1], 3.0, 1e-6);
     o.repetition_exempt = NULL;
+    /* guidance 1: l + (l - u) raises what the condition raised (token 5: 2.9 + 0.9) over token 1
+     * (3 - 0.2); the log-prob stays the model's; the penalty then acts once on the guided value */
+    const float uncond[V] = {1.0f, 3.2f, 2.5f, -1.0f, 0.0f, 2.0f};
+    o.repetition_penalty = 1.0f;
+    o.guidance = 1.0f;
+    o.guidance_logits = uncond;
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, NULL, 0, &rng, &lp), 5);
+    CHECK_NEAR(lp, ws_logprob(base, V, 5), 1e-6);
+    CHECK_NEAR(l[1], 2.8, 1e-6);
+    o.repetition_penalty = 2.0f;
+    int32_t h5[2] = {5, 5};
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, h5, 2, &rng, &lp), 1); /* 3.8 / 2 = 1.9 < 2.8 */
+    CHECK_NEAR(l[5], 1.9, 1e-6);
+    CHECK_NEAR(lp, ws_logprob(base, V, 1), 1e-6);
+    o.guidance_logits = NULL; /* no unconditioned logits: no guidance */
+    memcpy(l, base, sizeof l);
+    CHECK_EQ_INT(ws_sample(l, V, &o, NULL, 0, &rng, &lp), 1);
+    o.guidance = 0;
     o.repetition_penalty = 1.0f;
     /* top_k = 1 and tiny top_p are greedy whatever the temperature */
     o.temperature = 5.0f;
