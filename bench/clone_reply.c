@@ -11,7 +11,7 @@
  * dir) or BENCH_BASE=smollm2-135m (a random model of that shape, byte vocabulary: real compute cost,
  * meaningless text); BENCH_EMBED=minilm to index with MiniLM (default: hashed n-grams);
  * BENCH_REPLY_BUDGET_MS=MS gives every reply that latency budget (ws_clone_reply_opts.budget_ms);
- * BENCH_RANKED=0 measures only the 20-token replies. */
+ * BENCH_RANKED=0 measures only the 20-token replies; BENCH_GUIDANCE=0 samples them unguided. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,8 +65,9 @@ static const char *const novel[] = {"are you free on saturday for a barbecue",
 
 /* The issue's reply latency: per message, the chat prompt (8 turns + the message, its common
  * prefix with the last prompt from the clone's cache, as ws_clone_reply runs it), then 20 tokens
- * sampled one at a time with the adapter. ms/pre_ms get the wall times of each reply and of its
- * prompt. */
+ * sampled one at a time with the adapter, guided as the clone's replies are (each token also
+ * after the prompt without the conversation, in the same batched pass; BENCH_GUIDANCE=0: not).
+ * ms/pre_ms get the wall times of each reply and of its prompt. */
 
 static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_t n_ctx, uint64_t *rng,
                      double *ms, double *pre_ms, double *cpu_ms, ws_error *err)
@@ -77,8 +78,13 @@ static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_
     float *last = ws_xmalloc((size_t)V * sizeof *last);
     ws_kv_cache *kc = NULL;
     ws_gen_opts o;
-    ws_gen_opts_init(&o);
-    o.temperature = 0.8f, o.top_k = 40, o.top_p = 0.95f;
+    ws__clone_sample_opts(c, 0.8f, &o);
+    const char *ge = getenv("BENCH_GUIDANCE");
+    o.guidance = ge && !strcmp(ge, "0") ? 0 : o.guidance;
+    const ws_kv_cache *kc0 = NULL;
+    const float *last0 = NULL;
+    ws_kv_cache *guided = NULL;
+    float *logits0 = NULL, *rows = NULL;
     int32_t ids[N_GEN], *ban = ws_xmalloc((size_t)V * sizeof *ban);
     int n_ban = 0;
     for (int32_t id = 0; id < V; id++)
@@ -87,13 +93,31 @@ static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_
     double t0 = ws_now_s(), c0 = cpu_s();
     ws__clone_build_prompt(c, NULL, 0, ctx, n_ctx, m, &prompt);
     rc = ws__clone_prefix_run(c, &prompt, N_GEN + 8, &kc, last, err);
+    if (!rc && o.guidance > 0 && !(rc = ws__clone_prefix_empty(c, &kc0, &last0, err))) {
+        guided = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(kc));
+        logits0 = ws_xmalloc((size_t)V * sizeof *logits0);
+        memcpy(logits0, last0, (size_t)V * sizeof *logits0);
+        rows = ws_xmalloc(2 * (size_t)V * sizeof *rows);
+        o.guidance_logits = logits0;
+    }
     *pre_ms = (ws_now_s() - t0) * 1000.0;
     for (int i = 0; i < N_GEN && !rc; i++) {
         for (int b = 0; b < n_ban; b++) /* every reply runs its 20 tokens */
             last[ban[b]] = -INFINITY;
         ids[i] = ws_sample(last, V, &o, ids, i, rng, NULL);
-        rc = ws_model_infer(c->model, c->lora, kc, &ids[i], 1, last, NULL, err);
+        if (!guided) {
+            rc = ws_model_infer(c->model, c->lora, kc, &ids[i], 1, last, NULL, err);
+            continue;
+        }
+        ws_kv_cache *caches[2] = {kc, guided};
+        int32_t two[2] = {ids[i], ids[i]};
+        rc = ws_model_infer_batch(c->model, c->lora, caches, two, 2, rows, err);
+        memcpy(last, rows, (size_t)V * sizeof *last);
+        memcpy(logits0, rows + V, (size_t)V * sizeof *logits0);
     }
+    ws_kv_cache_free(guided);
+    free(logits0);
+    free(rows);
     *ms = (ws_now_s() - t0) * 1000.0;
     *cpu_ms = (cpu_s() - c0) * 1000.0;
     if (!rc) { /* the full prompt's cache goes back, as a reply hands it back */
