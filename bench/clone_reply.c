@@ -81,10 +81,7 @@ static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_
     ws__clone_sample_opts(c, 0.8f, &o);
     const char *ge = getenv("BENCH_GUIDANCE");
     o.guidance = ge && !strcmp(ge, "0") ? 0 : o.guidance;
-    const ws_kv_cache *kc0 = NULL;
-    const float *last0 = NULL;
-    ws_kv_cache *guided = NULL;
-    float *logits0 = NULL, *rows = NULL;
+    clone_guided g = {0};
     int32_t ids[N_GEN], *ban = ws_xmalloc((size_t)V * sizeof *ban);
     int n_ban = 0;
     for (int32_t id = 0; id < V; id++)
@@ -93,31 +90,16 @@ static int gen20_one(ws_clone *c, const char *m, const ws_clone_turn *ctx, size_
     double t0 = ws_now_s(), c0 = cpu_s();
     ws__clone_build_prompt(c, NULL, 0, ctx, n_ctx, m, &prompt);
     rc = ws__clone_prefix_run(c, &prompt, N_GEN + 8, &kc, last, err);
-    if (!rc && o.guidance > 0 && !(rc = ws__clone_prefix_empty(c, &kc0, &last0, err))) {
-        guided = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(kc));
-        logits0 = ws_xmalloc((size_t)V * sizeof *logits0);
-        memcpy(logits0, last0, (size_t)V * sizeof *logits0);
-        rows = ws_xmalloc(2 * (size_t)V * sizeof *rows);
-        o.guidance_logits = logits0;
-    }
+    if (!rc)
+        rc = ws__clone_guided_begin(c, kc, &o, &g, err);
     *pre_ms = (ws_now_s() - t0) * 1000.0;
     for (int i = 0; i < N_GEN && !rc; i++) {
         for (int b = 0; b < n_ban; b++) /* every reply runs its 20 tokens */
             last[ban[b]] = -INFINITY;
         ids[i] = ws_sample(last, V, &o, ids, i, rng, NULL);
-        if (!guided) {
-            rc = ws_model_infer(c->model, c->lora, kc, &ids[i], 1, last, NULL, err);
-            continue;
-        }
-        ws_kv_cache *caches[2] = {kc, guided};
-        int32_t two[2] = {ids[i], ids[i]};
-        rc = ws_model_infer_batch(c->model, c->lora, caches, two, 2, rows, err);
-        memcpy(last, rows, (size_t)V * sizeof *last);
-        memcpy(logits0, rows + V, (size_t)V * sizeof *logits0);
+        rc = ws__clone_guided_next(c, kc, &g, ids[i], last, err);
     }
-    ws_kv_cache_free(guided);
-    free(logits0);
-    free(rows);
+    ws__clone_guided_end(&g);
     *ms = (ws_now_s() - t0) * 1000.0;
     *cpu_ms = (cpu_s() - c0) * 1000.0;
     if (!rc) { /* the full prompt's cache goes back, as a reply hands it back */

@@ -170,6 +170,20 @@ void ws__clone_prefix_put(const ws_clone *c, ws_kv_cache *kc, const ibuf *prompt
 /* The cache and last logits of the chat prompt with no conversation (ws__clone_chat_prompt with
  * no turns), run on first use; owned by the clone, read-only. WS_EINVAL without c->prefix. */
 int ws__clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const float **last0, ws_error *err);
+/* One sequence sampled with guidance (ws_gen_opts.guidance): its tokens also run after the
+ * prompt with no conversation, in the same batched pass. ws__clone_guided_begin sets it up for
+ * cache (the sequence's) when o->guidance > 0 and points o->guidance_logits at its logits (else
+ * leaves g inactive); ws__clone_guided_next runs token id into cache (logits: its logits) and,
+ * when active, into the unconditioned cache; ws__clone_guided_end frees what begin took. */
+typedef struct clone_guided {
+    ws_kv_cache *kc0; /* NULL: inactive */
+    float *logits0, *rows;
+} clone_guided;
+int ws__clone_guided_begin(const ws_clone *c, const ws_kv_cache *cache, ws_gen_opts *o, clone_guided *g,
+                           ws_error *err);
+int ws__clone_guided_next(const ws_clone *c, ws_kv_cache *cache, clone_guided *g, int32_t id, float *logits,
+                          ws_error *err);
+void ws__clone_guided_end(clone_guided *g);
 
 /* ---- the opened clone ---- */
 /* True when every word of s (lower-cased) is one the persona wrote in training. */

@@ -1,7 +1,8 @@
 /* The KV caches a clone on a base keeps between replies: the last reply's prompt (the next
  * prompt runs only past the longest common prefix: the system message always, the whole
  * conversation when it only grew) and the prompt without a conversation (run once; the ranking's
- * pointwise mutual information scores every candidate after it). */
+ * pointwise mutual information scores every candidate after it, and a guided sequence runs its
+ * tokens after it too). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +136,48 @@ int ws__clone_prefix_empty(const ws_clone *c, const ws_kv_cache **kc0, const flo
     *last0 = p->last0;
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+int ws__clone_guided_begin(const ws_clone *c, const ws_kv_cache *cache, ws_gen_opts *o, clone_guided *g,
+                           ws_error *err)
+{
+    *g = (clone_guided){0};
+    if (o->guidance <= 0)
+        return 0;
+    const ws_kv_cache *kc0 = NULL;
+    const float *last0 = NULL;
+    int rc = ws__clone_prefix_empty(c, &kc0, &last0, err);
+    if (rc)
+        return rc;
+    size_t V = (size_t)c->model->cfg.vocab_size;
+    g->kc0 = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(cache)); /* one size: one batch */
+    g->logits0 = ws_xmalloc(V * sizeof *g->logits0);
+    memcpy(g->logits0, last0, V * sizeof *g->logits0);
+    g->rows = ws_xmalloc(2 * V * sizeof *g->rows);
+    o->guidance_logits = g->logits0;
+    return 0;
+}
+
+int ws__clone_guided_next(const ws_clone *c, ws_kv_cache *cache, clone_guided *g, int32_t id, float *logits,
+                          ws_error *err)
+{
+    if (!g->kc0)
+        return ws_model_infer(c->model, c->lora, cache, &id, 1, logits, NULL, err);
+    size_t V = (size_t)c->model->cfg.vocab_size;
+    ws_kv_cache *caches[2] = {cache, g->kc0};
+    int32_t ids[2] = {id, id};
+    int rc = ws_model_infer_batch(c->model, c->lora, caches, ids, 2, g->rows, err);
+    if (!rc) {
+        memcpy(logits, g->rows, V * sizeof *logits);
+        memcpy(g->logits0, g->rows + V, V * sizeof *g->logits0);
+    }
+    return rc;
+}
+
+void ws__clone_guided_end(clone_guided *g)
+{
+    ws_kv_cache_free(g->kc0);
+    free(g->logits0);
+    free(g->rows);
+    *g = (clone_guided){0};
 }

@@ -161,24 +161,6 @@ static void mask_tokens(const stream_run *sr, float *logits, int V, bool first)
     }
 }
 
-/* The next token through the model: on a chat base with the same token after the prompt without
- * the conversation in the same batched pass (guided: the unconditioned cache and its logits). */
-static int stream_next(const ws_clone *c, ws_kv_cache *cache, ws_kv_cache *guided, int32_t id, float *logits,
-                       float *logits0, float *rows, ws_error *err)
-{
-    if (!guided)
-        return ws_model_infer(c->model, c->lora, cache, &id, 1, logits, NULL, err);
-    size_t V = (size_t)c->model->cfg.vocab_size;
-    ws_kv_cache *caches[2] = {cache, guided};
-    int32_t ids[2] = {id, id};
-    int rc = ws_model_infer_batch(c->model, c->lora, caches, ids, 2, rows, err);
-    if (!rc) {
-        memcpy(logits, rows, V * sizeof *logits);
-        memcpy(logits0, rows + V, V * sizeof *logits0);
-    }
-    return rc;
-}
-
 /* The sampling loop: one token at a time through the model, each piece handed out at once; on a
  * chat base guided by the prompt without the conversation, as ws_clone_reply's samples are. */
 static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, uint64_t rng, double deadline,
@@ -188,19 +170,9 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
     int V = c->model->cfg.vocab_size, maxn = c->fmt.bytes ? c->gen_max + 1 : STREAM_MAX_TOKENS, rc = 0;
     ws_gen_opts o;
     ws__clone_sample_opts(c, STREAM_TEMPERATURE, &o);
-    const ws_kv_cache *kc0 = NULL;
-    const float *last0 = NULL;
-    ws_kv_cache *guided = NULL;
-    float *logits0 = NULL, *rows = NULL;
-    if (c->fmt.chat && o.guidance > 0) {
-        if ((rc = ws__clone_prefix_empty(c, &kc0, &last0, err)))
-            return rc;
-        guided = ws_kv_cache_dup_room(c->model, kc0, ws_kv_cache_room(cache)); /* one size: one batch */
-        logits0 = ws_xmalloc((size_t)V * sizeof *logits0);
-        memcpy(logits0, last0, (size_t)V * sizeof *logits0);
-        rows = ws_xmalloc(2 * (size_t)V * sizeof *rows);
-        o.guidance_logits = logits0;
-    }
+    clone_guided g;
+    if ((rc = ws__clone_guided_begin(c, cache, &o, &g, err)))
+        return rc;
     ws_span *sp = ws_span_begin("generation", WS_SPAN_INTERNAL, NULL);
     ws_span_attr_int(sp, "gen.sequences", 1);
     double t_prev = ws_now_s();
@@ -221,15 +193,13 @@ static int stream_generate(stream_run *sr, ws_kv_cache *cache, float *logits, ui
         rc = stream_emit(sr, err);
         if (!more || rc || sr->label)
             break;
-        rc = stream_next(c, cache, guided, id, logits, logits0, rows, err);
+        rc = ws__clone_guided_next(c, cache, &g, id, logits, err);
     }
     ws_span_attr_int(sp, "gen.tokens", (int64_t)sr->ids.n);
     if (rc)
         ws_span_error(sp, "generation stopped");
     ws_span_end(sp);
-    ws_kv_cache_free(guided);
-    free(logits0);
-    free(rows);
+    ws__clone_guided_end(&g);
     return rc;
 }
 
