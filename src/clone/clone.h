@@ -98,12 +98,12 @@ typedef struct ws_clone_turn {
 } ws_clone_turn;
 
 typedef struct ws_clone_reply_opts {
-    int n_samples;              /* generated candidates; 0 = 4 */
+    int n_samples;              /* generated candidates; 0 = 16 on a base, 3 without */
     int n_retrieved;            /* retrieved candidates; 0 = 6 */
     uint64_t seed;              /* sampling seed; 0 = from the message */
     bool no_fallback;           /* always give the best candidate (fidelity evaluation) */
     const volatile int *cancel; /* optional: once non-zero, the reply stops with WS_EAGAIN */
-    double budget_ms;           /* latency budget (0: none): on a base 2 sampled candidates instead of 4
+    double budget_ms;           /* latency budget (0: none): on a base 2 sampled candidates instead of 16
                                  * (unless n_samples is set), and the sampling stops before a step
                                  * would end past the budget; samples not ended by then are dropped
                                  * (none left: the fallback, as for a low confidence) */

@@ -37,8 +37,15 @@
  * carried relevance; with them that term only made replies long: Sam's clone wrote 1.7x his
  * length and failed its style distance (0.088, bound 0.085; without the term 0.048, Jordan's
  * 0.045 -> 0.048, docs/clone.md "Classifier-free guidance"). */
-#define CHAT_SAMPLES 8
+/* A reply on a base samples CHAT_SAMPLES candidates and draws among them at CHAT_RANK_TEMP:
+ * held-out topic check (set B's adapters, 12 draws, on / off the question's topic of 16), 8
+ * samples at 0.4: Sam 10.3 / 1.8, Jordan 13.5 / 1.25; 16 at 0.2 (cosine x16): 11.3 / 1.5 and
+ * 14.5 / 0.92; 24 at 0.2: 10.8 / 2.5 and 14.3 / 1.4 (more candidates, more an off-topic one
+ * the ranking takes for an answer). 16 cost a ranked reply p50 394 -> 695 ms (docs/clone.md
+ * "Sixteen samples"). */
+#define CHAT_SAMPLES 16
 #define CHAT_SAMPLES_BUDGET 2 /* with a latency budget */
+#define CHAT_RANK_TEMP 0.2
 #define CHAT_PMI_WEIGHT 1.0
 /* The ranking also counts the embedder's cosine of candidate and message, x CHAT_COSINE_WEIGHT:
  * of a reply's candidates many land on another topic while one on the question's topic exists
@@ -46,8 +53,9 @@
  * topic check (16-sample dumps of every reply judged, the 8-candidate ranking's expected
  * counts): x8 took Sam from 8.3 / 3.3 on / off of 16 to 9.3 / 3.5 and Jordan from 9.3 / 3.0
  * to 11.3 / 1.8; x12 with the guidance and without the total PMI, 10.5 / 2.7 and 12.0 / 2.0
- * against 10.7 / 3.6 and 10.6 / 2.6 at x8 with it; +50 ms on a ranked reply. */
-#define CHAT_COSINE_WEIGHT 12.0
+ * against 10.7 / 3.6 and 10.6 / 2.6 at x8 with it; +50 ms on a ranked reply. x16 with 16
+ * samples: 11.3 / 1.5 and 14.5 / 0.92 on the real check, against 10.9 / 1.6 and 14.6 / 1.0 at x12. */
+#define CHAT_COSINE_WEIGHT 16.0
 /* A word piece the sample already wrote gets its logit divided (or a negative one multiplied) by
  * REPEAT_PENALTY, once however often it came: a small model otherwise says the same words again
  * ("ok ok", "the tablets ... the tablets"), and its replies came out poorer in vocabulary than the
@@ -592,7 +600,8 @@ static int cosine_to_message(reply_run *rr, ws_error *err)
 }
 
 /* Ranks the candidates, then draws among the best (a person does not always give their single
- * most likely reply): softmax of the scores at temperature RANK_TEMP, seeded by the message. */
+ * most likely reply): softmax of the scores at temperature RANK_TEMP (CHAT_RANK_TEMP on a base),
+ * seeded by the message. */
 static size_t choose(reply_run *rr)
 {
     const ws_clone *c = rr->c;
@@ -612,16 +621,16 @@ static size_t choose(reply_run *rr)
     }
     if (nc < 2)
         return best;
-    double z = 0;
+    double temp = c->fmt.chat ? CHAT_RANK_TEMP : RANK_TEMP, z = 0;
     for (size_t i = 0; i < nc; i++)
-        z += exp((cs[i].score - top) / RANK_TEMP);
+        z += exp((cs[i].score - top) / temp);
     uint64_t r = rr->rng ^ 0x9E3779B97F4A7C15ull;
     r ^= r >> 33;
     r *= 0xff51afd7ed558ccdull;
     r ^= r >> 33;
     double u = (double)(r >> 11) / 9007199254740992.0 * z, acc = 0;
     for (size_t i = 0; i < nc; i++) {
-        acc += exp((cs[i].score - top) / RANK_TEMP);
+        acc += exp((cs[i].score - top) / temp);
         if (u <= acc)
             return i;
     }
