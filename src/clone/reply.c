@@ -41,8 +41,9 @@
  * held-out topic check (set B's adapters, 12 draws, on / off the question's topic of 16), 8
  * samples at 0.4: Sam 10.3 / 1.8, Jordan 13.5 / 1.25; 16 at 0.2 (cosine x16): 11.3 / 1.5 and
  * 14.5 / 0.92; 24 at 0.2: 10.8 / 2.5 and 14.3 / 1.4 (more candidates, more an off-topic one
- * the ranking takes for an answer). 16 cost a ranked reply p50 394 -> 695 ms (docs/clone.md
- * "Sixteen samples"). */
+ * the ranking takes for an answer). 16 cost a ranked reply p50 376 -> 667 ms. A fresh pair of
+ * adapters scored 11.2 / 3.2 and 10.0 / 4.25 with 16: adapters vary a lot between trainings, and
+ * the old setting was not run on that pair (docs/clone.md "Sixteen samples"). */
 #define CHAT_SAMPLES 16
 #define CHAT_SAMPLES_BUDGET 2 /* with a latency budget */
 #define CHAT_RANK_TEMP 0.2
