@@ -6,18 +6,27 @@
 # (bench_relevance_check). PEER=1 also trains the PyTorch + PEFT peer on the same examples for the
 # same budget (bench/relevance_peer.py, in build/pyref-venv: tools/pyref-venv.sh) and judges its
 # answers alike. Env: BUDGET (default 300), DRAWS (default 6), BASE (a base model path; default
-# the installed one), SHOW=1 to print every answer, PEER=1.
+# the installed one), SHOW=1 to print every answer, PEER=1, PAIRS (default 1, at most 4): train
+# that many clones of each person with seeds 1..PAIRS and report each and their mean — one 300 s
+# training's adapter answers on the topic up to 4 times in 16 more or less than the next one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s all >/dev/null
 [ -s models/base/SmolLM2-135M-Instruct.Q4_1.gguf ] || bash tools/setup-base-model.sh
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
-for p in Sam Jordan; do
-  ./build/whatstyle train tests/fixtures/eval/friends_chat.txt --as "$p" -o "$out/$p" --budget "${BUDGET:-300}" \
-    ${BASE:+--base-model "$BASE"} --quiet
-  grep -E "^ *(R10@1|relevance gain|verdict)" "$out/$p/fidelity.txt" | sed "s/^/$p: /"
+pairs=${PAIRS:-1}
+[[ "$pairs" =~ ^[1-4]$ ]] || { echo "relevance.sh: PAIRS must be 1 to 4" >&2; exit 2; }
+clones=()
+for seed in $(seq 1 "$pairs"); do
+  for p in Sam Jordan; do
+    dir="$out/$p-$seed"
+    ./build/whatstyle train tests/fixtures/eval/friends_chat.txt --as "$p" -o "$dir" --budget "${BUDGET:-300}" \
+      --seed "$seed" ${BASE:+--base-model "$BASE"} --quiet
+    grep -E "^ *(R10@1|relevance gain|verdict)" "$dir/fidelity.txt" | sed "s/^/$p (seed $seed): /"
+    clones+=("$p=$dir")
+  done
 done
-./build/bench_relevance_check tests/fixtures/eval/questions.json Sam="$out/Sam" Jordan="$out/Jordan" \
+./build/bench_relevance_check tests/fixtures/eval/questions.json "${clones[@]}" \
   --draws "${DRAWS:-6}" ${SHOW:+--show}
 if [ -n "${PEER:-}" ]; then
   py=$(bash tools/pyref-venv.sh pyref | tail -1)/bin/python

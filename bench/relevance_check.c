@@ -6,7 +6,8 @@
  * reply's own seed, as the product answers; the others with other sampling seeds) and reports
  * the counts per 16 questions averaged over the draws, since one draw is a noisy estimate.
  * --answers FILE judges a peer's answers instead (bench/relevance_peer.py writes them: PyTorch +
- * PEFT on the same base), with the same judge, so the two are counted alike.
+ * PEFT on the same base), with the same judge, so the two are counted alike. A NAME given more
+ * than once (clones of separate trainings) also gets the mean of its clones' counts.
  *
  * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show]
  *        [--draws N]
@@ -90,6 +91,33 @@ static void tally(person *p, const ws_json *q, const ws_json *topics, const char
         printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
                ws_json_get_str(q, "question"), vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", ms,
                reply, vnames[vr], real);
+}
+
+/* A person given several clones (adapters of separate trainings, NAME=DIR more than once): the
+ * counts averaged over them, judged against the goal, since one training's adapter is a noisy
+ * sample of what training gives. */
+static void print_means(const person *ps, int np, int draws)
+{
+    for (int k = 0; k < np; k++) {
+        bool first = true;
+        for (int j = 0; j < k && first; j++)
+            first = strcmp(ps[j].name, ps[k].name) != 0;
+        int n_clones = 0;
+        double on = 0, off = 0;
+        for (int j = k; j < np && first; j++)
+            if (!strcmp(ps[j].name, ps[k].name)) {
+                n_clones++;
+                on += (double)ps[j].clone_v[ON] / draws;
+                off += (double)ps[j].clone_v[OFF] / draws;
+            }
+        if (n_clones < 2)
+            continue;
+        on /= n_clones;
+        off /= n_clones;
+        const person *p = &ps[k];
+        printf("%s: mean of %d clones %.4g on / %.4g off of %d | %s\n", p->name, n_clones, on, off, p->n,
+               on * 10 >= p->real_v[ON] * 9 && off * 16 <= p->n ? "met" : "NOT met");
+    }
 }
 
 static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, int draw)
@@ -242,6 +270,7 @@ int main(int argc, char **argv)
                on_ok && off_ok ? "met" : "NOT met");
         ws_clone_free(p->c);
     }
+    print_means(ps, np, draws);
     ws_json_doc_free(peer_doc);
     free(peer_data);
     ws_json_doc_free(doc);
