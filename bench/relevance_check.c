@@ -93,18 +93,26 @@ static void tally(person *p, const ws_json *q, const ws_json *topics, const char
                reply, vnames[vr], real);
 }
 
+/* The goal: on the topic at least 90% as often as the real answers, off it at most 1 in 16. */
+static bool goal_met(const person *p, double on, double off)
+{
+    return on * 10 >= p->real_v[ON] * 9 && off * 16 <= p->n;
+}
+
 /* A person given several clones (adapters of separate trainings, NAME=DIR more than once): the
  * counts averaged over them, judged against the goal, since one training's adapter is a noisy
- * sample of what training gives. */
+ * sample of what training gives. Printed once, at the person's first clone. */
 static void print_means(const person *ps, int np, int draws)
 {
     for (int k = 0; k < np; k++) {
-        bool first = true;
-        for (int j = 0; j < k && first; j++)
-            first = strcmp(ps[j].name, ps[k].name) != 0;
+        bool seen = false;
+        for (int j = 0; j < k && !seen; j++)
+            seen = !strcmp(ps[j].name, ps[k].name);
+        if (seen)
+            continue;
         int n_clones = 0;
         double on = 0, off = 0;
-        for (int j = k; j < np && first; j++)
+        for (int j = k; j < np; j++)
             if (!strcmp(ps[j].name, ps[k].name)) {
                 n_clones++;
                 on += (double)ps[j].clone_v[ON] / draws;
@@ -114,9 +122,8 @@ static void print_means(const person *ps, int np, int draws)
             continue;
         on /= n_clones;
         off /= n_clones;
-        const person *p = &ps[k];
-        printf("%s: mean of %d clones %.4g on / %.4g off of %d | %s\n", p->name, n_clones, on, off, p->n,
-               on * 10 >= p->real_v[ON] * 9 && off * 16 <= p->n ? "met" : "NOT met");
+        printf("%s: mean of %d clones %.4g on / %.4g off of %d | %s\n", ps[k].name, n_clones, on, off,
+               ps[k].n, goal_met(&ps[k], on, off) ? "met" : "NOT met");
     }
 }
 
@@ -264,10 +271,9 @@ int main(int argc, char **argv)
         person *p = &ps[k];
         double on = (double)p->clone_v[ON] / draws, off = (double)p->clone_v[OFF] / draws,
                neu = (double)p->clone_v[NEUTRAL] / draws;
-        bool on_ok = on * 10 >= p->real_v[ON] * 9, off_ok = off * 16 <= p->n;
         printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, on, p->n, off,
                p->n, neu, p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
-               on_ok && off_ok ? "met" : "NOT met");
+               goal_met(p, on, off) ? "met" : "NOT met");
         ws_clone_free(p->c);
     }
     print_means(ps, np, draws);
