@@ -332,16 +332,37 @@ static size_t rank_candidates(eval *e, size_t k, const char **out, size_t want)
     return n;
 }
 
-/* Share (in [0,1]) of being first: 1 when the true score beats every candidate, split on ties. */
-static double first_share(double truth, const double *cand, size_t n)
+/* Distractors a ranking draws from a pool of n. */
+static size_t drawn(size_t n)
 {
-    size_t ties = 0;
+    return n < WS_FIDELITY_RANK_CANDIDATES - 1 ? n : WS_FIDELITY_RANK_CANDIDATES - 1;
+}
+
+/* n choose r, in double (n is at most WS_FIDELITY_RANK_POOL). */
+static double choose(size_t n, size_t r)
+{
+    if (r > n)
+        return 0;
+    double c = 1;
+    for (size_t i = 1; i <= r; i++)
+        c = c * (double)(n - r + i) / (double)i;
+    return c;
+}
+
+/* The true reply's expected share (in [0,1]) of first place among itself and k of the n scored
+ * distractors, over every draw of k: a draw with a better distractor gives 0, one with t ties
+ * 1 / (t + 1). */
+static double first_share(double truth, const double *cand, size_t n, size_t k)
+{
+    size_t better = 0, ties = 0;
     for (size_t i = 0; i < n; i++) {
-        if (cand[i] > truth)
-            return 0;
+        better += cand[i] > truth;
         ties += cand[i] == truth;
     }
-    return 1.0 / (double)(ties + 1);
+    double share = 0, worse = (double)(n - better - ties);
+    for (size_t t = 0; t <= ties && t <= k; t++)
+        share += choose(ties, t) * choose((size_t)worse, k - t) / (double)(t + 1);
+    return share / choose(n, k);
 }
 
 /* Scores the true reply and, for ranked examples, the candidates under one model (base or not);
@@ -355,7 +376,7 @@ static int score_example(eval *e, size_t k, bool base, const char **cands, size_
     if (rc)
         return rc;
     *nll += t.nll, *ntok += t.n_tok, *nbytes += t.n_bytes;
-    double mean[WS_FIDELITY_RANK_CANDIDATES], total[WS_FIDELITY_RANK_CANDIDATES];
+    double mean[WS_FIDELITY_RANK_POOL], total[WS_FIDELITY_RANK_POOL];
     for (size_t i = 0; i < nc; i++) {
         if ((rc = e->o.score(e->o.score_arg, e->p, x, cands[i], base, &s, err)))
             return rc;
@@ -363,20 +384,21 @@ static int score_example(eval *e, size_t k, bool base, const char **cands, size_
         total[i] = -s.nll;
     }
     if (nc) {
-        rank->by_mean_logprob += first_share(-t.nll / (double)(t.n_tok ? t.n_tok : 1), mean, nc);
-        rank->by_total_logprob += first_share(-t.nll, total, nc);
+        rank->by_mean_logprob += first_share(-t.nll / (double)(t.n_tok ? t.n_tok : 1), mean, nc, drawn(nc));
+        rank->by_total_logprob += first_share(-t.nll, total, nc, drawn(nc));
     }
     return 0;
 }
 
-/* Loss of the true replies under the model and its base; R10@1 on the first max_ranked. */
+/* Loss of the true replies under the model and its base; R10@1 on the first max_ranked, each
+ * against a pool of up to WS_FIDELITY_RANK_POOL distractors. */
 static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
 {
     size_t max_ranked = e->o.max_ranked ? e->o.max_ranked : 40, ranked = 0, done = 0,
-           want = WS_FIDELITY_RANK_CANDIDATES - 1;
+           want = WS_FIDELITY_RANK_POOL;
     size_t step = e->n > max_ranked ? e->n / max_ranked : 1, ntok = 0, nbytes = 0, ntok_b = 0, nbytes_b = 0;
     double nll = 0, nll_b = 0;
-    const char *cands[WS_FIDELITY_RANK_CANDIDATES];
+    const char *cands[WS_FIDELITY_RANK_POOL];
     double chance = 0;
     int rc = 0;
     /* past the deadline only while fewer than MIN_RANKED are ranked: R10@1 on fewer is too
@@ -390,9 +412,11 @@ static int score_all(eval *e, ws_fidelity_report *r, ws_error *err)
         if (!rc)
             rc = score_example(e, done, true, e->o.base_is_model ? cands : NULL, e->o.base_is_model ? nc : 0,
                                &nll_b, &ntok_b, &nbytes_b, &r->rank_base, err);
+        size_t k = drawn(nc);
         ranked += rank_it;
-        chance += rank_it ? 1.0 / (double)(nc + 1) : 0;
-        r->n_rank_candidates = nc + 1 > r->n_rank_candidates ? nc + 1 : r->n_rank_candidates;
+        chance += rank_it ? 1.0 / (double)(k + 1) : 0;
+        r->n_rank_candidates = k + 1 > r->n_rank_candidates ? k + 1 : r->n_rank_candidates;
+        r->n_rank_pool = nc > r->n_rank_pool ? nc : r->n_rank_pool;
     }
     if (rc || !done)
         return rc;

@@ -34,6 +34,10 @@
 
 #define WS_FIDELITY_MAX_EXAMPLES 2000
 #define WS_FIDELITY_RANK_CANDIDATES 10
+/* Distractors scored for each ranked example: R10@1 is the true reply's expected share of first
+ * place over every draw of WS_FIDELITY_RANK_CANDIDATES - 1 of them, so it does not hinge on the
+ * one draw a seed makes. */
+#define WS_FIDELITY_RANK_POOL 27
 #define WS_FIDELITY_MAX_CRITERIA 10
 
 /* Writes the clone's reply to example ex of p (its context: turns[ex->ctx_first .. ex->turn-1])
@@ -85,7 +89,8 @@ typedef struct ws_fidelity_set {
     double distinct, copy_rate, echo_rate, repetition, empty_rate, mean_chars, length_ratio;
 } ws_fidelity_set;
 
-/* R10@1 of a scorer: share of ranked examples where the true reply scored best. */
+/* R10@1 of a scorer: share of ranked examples where the true reply scored best among itself and
+ * WS_FIDELITY_RANK_CANDIDATES - 1 distractors, in expectation over the draws from the pool. */
 typedef struct ws_fidelity_rank {
     double by_mean_logprob;  /* mean log-probability per token */
     double by_total_logprob; /* total log-probability (favours short replies) */
@@ -110,7 +115,7 @@ typedef struct ws_fidelity_report {
     /* scorer results (have_loss / have_rank false without a scorer) */
     bool have_loss, have_rank, have_base_rank;
     const char *base_name;
-    size_t n_scored, n_ranked, n_rank_candidates;
+    size_t n_scored, n_ranked, n_rank_candidates, n_rank_pool; /* pool: distractors scored an example */
     double model_nll_byte, base_nll_byte, loss_lift, model_nll_token;
     double rank_chance;
     ws_fidelity_rank rank_model, rank_base;

@@ -122,6 +122,7 @@ static void put_relevance(ws_buf *o, const ws_fidelity_report *r)
     ws_buf_putc(o, '{');
     num(o, "examples", (double)r->n_ranked, false);
     num(o, "candidates", (double)r->n_rank_candidates, true);
+    num(o, "pool", (double)r->n_rank_pool, true);
     num(o, "chance", r->rank_chance, true);
     ws_buf_puts(o, ", \"model\": {");
     num(o, "r10_at_1_mean_logprob", r->rank_model.by_mean_logprob, false);
@@ -239,10 +240,10 @@ static void summary_rank(const ws_fidelity_report *r, ws_buf *b)
         return;
     }
     ws_buf_printf(b,
-                  "  R10@1 on %zu examples (true reply among %zu, chance %.3f): model %.3f by mean log-prob, "
-                  "%.3f by total",
-                  r->n_ranked, r->n_rank_candidates, r->rank_chance, r->rank_model.by_mean_logprob,
-                  r->rank_model.by_total_logprob);
+                  "  R10@1 on %zu examples (true reply among %zu, expected over draws from %zu of theirs, "
+                  "chance %.3f): model %.3f by mean log-prob, %.3f by total",
+                  r->n_ranked, r->n_rank_candidates, r->n_rank_pool, r->rank_chance,
+                  r->rank_model.by_mean_logprob, r->rank_model.by_total_logprob);
     if (r->have_base_rank)
         ws_buf_printf(b, "; %s %.3f / %.3f", r->base_name, r->rank_base.by_mean_logprob,
                       r->rank_base.by_total_logprob);

@@ -2,7 +2,8 @@
  * two-person chat where Ann's replies answer Bob's messages (they name his topic): an oracle
  * clone (the true held-out replies) passes the verdict; negative controls — a constant clone
  * (Ann's most frequent training reply), a clone answering with Bob's replies and a clone echoing
- * the message — fail it; R10@1 through a small context-aware word model; the retrieval
+ * the message — fail it; R10@1 through a small context-aware word model, and over a pool of distractors
+ * (1, chance and 0 for a true reply above, level with and below them all); the retrieval
  * baseline; errors. */
 #include "harness.h"
 
@@ -294,6 +295,7 @@ static void ranking_with_a_scorer(void)
         bool beats = false;
         CHECK(ws_json_get_bool(root, "beats_baselines", &beats) && beats);
         CHECK(ws_json_get_num(ws_json_get(rank, "model"), "r10_at_1_mean_logprob", &v) && v > 0.4);
+        CHECK(ws_json_get_num(rank, "pool", &v) && v == (double)r.n_rank_pool && v > 9);
         CHECK(ws_json_get_num(ws_json_get(ws_json_get(root, "sets"), "clone"), "copy_rate", &v));
         CHECK(ws_json_get_num(ws_json_get(root, "loss"), "lift", &v) && v > 0);
         const ws_json *crit = ws_json_get(ws_json_get(root, "verdict"), "criteria");
@@ -303,6 +305,41 @@ static void ranking_with_a_scorer(void)
     ws_buf_free(&j);
     ws_strset_free(&m.vocab);
     free(m.count);
+    ws_pairs_free(p);
+}
+
+/* Scores every distractor alike and the true reply above them (*arg 0), level with them (1) or
+ * below them (2). */
+static int placed_score(void *arg, const ws_pairs *p, const ws_example *ex, const char *reply, bool base,
+                        ws_fidelity_score *out, ws_error *err)
+{
+    int place = *(const int *)arg;
+    bool truth = !strcmp(reply, p->turns[ex->turn].reply);
+    out->nll = truth ? 1.0 + place : 2.0;
+    out->n_tok = 1;
+    out->n_bytes = strlen(reply) + 1;
+    return 0;
+}
+
+/* R10@1 is the expected share of first place over every draw of 9 distractors from a pool of up
+ * to WS_FIDELITY_RANK_POOL: 1 above them all, exactly chance level with them all (ties split),
+ * 0 below them all. */
+static void ranking_over_a_pool(void)
+{
+    ws_pairs *p = chat(600);
+    if (!p)
+        return;
+    for (int place = 0; place < 3; place++) {
+        ws_fidelity_options o = {.score = placed_score, .score_arg = &place};
+        ws_fidelity_report r;
+        CHECK_EQ_INT(ws_fidelity_evaluate(p, oracle, NULL, &o, &r, NULL), 0);
+        CHECK(r.have_rank && !r.have_base_rank);
+        CHECK_EQ_INT(r.n_rank_candidates, WS_FIDELITY_RANK_CANDIDATES);
+        CHECK(r.n_rank_pool > 2 * WS_FIDELITY_RANK_CANDIDATES && r.n_rank_pool <= WS_FIDELITY_RANK_POOL);
+        double want = place == 0 ? 1.0 : place == 1 ? r.rank_chance : 0.0;
+        CHECK_NEAR(r.rank_model.by_mean_logprob, want, 1e-9);
+        CHECK_NEAR(r.rank_model.by_total_logprob, want, 1e-9);
+    }
     ws_pairs_free(p);
 }
 
@@ -373,5 +410,5 @@ static void errors(void)
     ws_pairs_free(p);
 }
 
-WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer),
+WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer), T(ranking_over_a_pool),
              T(stylometry_tells_writers_apart), T(retrieval_baseline), T(errors))
