@@ -349,19 +349,20 @@ static double choose(size_t n, size_t r)
     return c;
 }
 
-/* The true reply's expected share (in [0,1]) of first place among itself and k of the n scored
- * distractors, over every draw of k: a draw with a better distractor gives 0, one with t ties
- * 1 / (t + 1). */
-static double first_share(double truth, const double *cand, size_t n, size_t k)
+/* The true reply's expected share (in [0,1]) of first place among itself and drawn(n) of the n
+ * scored distractors, over every such draw: a draw with a better distractor gives 0, one with t
+ * ties 1 / (t + 1). */
+static double first_share(double truth, const double *cand, size_t n)
 {
-    size_t better = 0, ties = 0;
+    size_t better = 0, ties = 0, k = drawn(n);
     for (size_t i = 0; i < n; i++) {
         better += cand[i] > truth;
         ties += cand[i] == truth;
     }
-    double share = 0, worse = (double)(n - better - ties);
+    size_t worse = n - better - ties;
+    double share = 0;
     for (size_t t = 0; t <= ties && t <= k; t++)
-        share += choose(ties, t) * choose((size_t)worse, k - t) / (double)(t + 1);
+        share += choose(ties, t) * choose(worse, k - t) / (double)(t + 1);
     return share / choose(n, k);
 }
 
@@ -384,8 +385,8 @@ static int score_example(eval *e, size_t k, bool base, const char **cands, size_
         total[i] = -s.nll;
     }
     if (nc) {
-        rank->by_mean_logprob += first_share(-t.nll / (double)(t.n_tok ? t.n_tok : 1), mean, nc, drawn(nc));
-        rank->by_total_logprob += first_share(-t.nll, total, nc, drawn(nc));
+        rank->by_mean_logprob += first_share(-t.nll / (double)(t.n_tok ? t.n_tok : 1), mean, nc);
+        rank->by_total_logprob += first_share(-t.nll, total, nc);
     }
     return 0;
 }
