@@ -206,7 +206,10 @@ static void *worker(void *p)
     int st = k->m->handler(k, (const uint8_t *)(k->req.data ? k->req.data : ""), k->req.len, c->srv->cfg.arg,
                            &msg);
     pthread_mutex_lock(&c->mu);
-    finish_locked(k, st, msg.data);
+    if (st == WS_GRPC_CANCELLED && !k->closed && k->deadline > 0 && ws_now_s() >= k->deadline)
+        finish_locked(k, WS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded"); /* its time ran out, as gRPC says */
+    else
+        finish_locked(k, st, msg.data);
     bool last = call_unref_locked(k);
     pthread_mutex_unlock(&c->mu);
     wake(c);

@@ -1,7 +1,8 @@
 /* The gRPC layer in-process: message framing in every split, grpc-timeout and grpc-message
  * encoding, reflection answers over the embedded descriptor set, and the server with our own
  * client end to end (echo, status and message, unknown method, size caps, a deadline that
- * raises the handler's cancel flag so its work stops, drain with a call in flight). */
+ * raises the handler's cancel flag so its work stops, a handler stopped by the deadline answering
+ * DEADLINE_EXCEEDED, drain with a call in flight). */
 #include "harness.h"
 
 #include <pthread.h>
@@ -193,9 +194,20 @@ static int h_slow(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg,
     return WS_GRPC_OK;
 }
 
+/* Watches the clock itself, as the AI node's handlers do, and answers CANCELLED when the call's
+ * time is up (it sees that before the connection thread's deadline check does). */
+static int h_until_deadline(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg)
+{
+    double t0 = ws_now_s();
+    while (!ws_grpc_call_cancelled(call) && ws_now_s() - t0 < 10)
+        ;
+    return WS_GRPC_CANCELLED;
+}
+
 static const ws_grpc_method methods[] = {
     {"/t.T/Echo", WS_GRPC_METHOD_UNARY, h_echo},
     {"/t.T/Slow", WS_GRPC_METHOD_UNARY, h_slow},
+    {"/t.T/UntilDeadline", WS_GRPC_METHOD_UNARY, h_until_deadline},
 };
 
 static int call(ws_grpc_channel *ch, const char *path, const char *req, double budget, ws_buf *resp,
@@ -224,7 +236,7 @@ static void *run_slow(void *p)
 static void server_end_to_end(void)
 {
     ws_grpc_server_config cfg = {
-        .methods = methods, .n_methods = 2, .max_recv_message = 1024, .drain_grace_s = 0.5};
+        .methods = methods, .n_methods = 3, .max_recv_message = 1024, .drain_grace_s = 0.5};
     ws_grpc_server *srv = NULL;
     CHECK_EQ_INT(ws_grpc_server_start(&cfg, &srv, NULL), 0);
     if (!srv)
@@ -251,6 +263,16 @@ static void server_end_to_end(void)
     for (int i = 0; i < 200 && atomic_load(&stopped_by_cancel) < 1; i++)
         usleep(10000);
     CHECK_EQ_INT(atomic_load(&stopped_by_cancel), 1);
+    /* the server's deadline ends first (a later grpc-timeout header, as from a proxy that shortens
+     * it, replaces the client's 5 s): the handler's CANCELLED comes back as DEADLINE_EXCEEDED */
+    for (int i = 0; i < 5; i++) {
+        ws_grpc_md shorter = {"grpc-timeout", "50m"};
+        t0 = ws_now_s();
+        CHECK_EQ_INT(ws_grpc_unary_md(ch, "/t.T/UntilDeadline", &shorter, 1, (const uint8_t *)"x", 1,
+                                      ws_now_s() + 5, 1000, &resp, &res),
+                     WS_GRPC_DEADLINE_EXCEEDED);
+        CHECK(ws_now_s() - t0 < 2.0);
+    }
     /* drain with a call in flight: it is cancelled after the grace period, the server ends */
     slow_call sc = {ws_grpc_channel_new("127.0.0.1", ws_grpc_server_port(srv)), -1};
     pthread_t t;
