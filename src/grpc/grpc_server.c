@@ -125,11 +125,15 @@ static void call_free(ws_grpc_call *k)
     free(k);
 }
 
-/* Sets the final status once (later ones are ignored); c->mu held. */
+/* Sets the final status once (later ones are ignored); c->mu held. A handler that stopped
+ * itself with CANCELLED once the call's time was up, the client still there, ends it
+ * DEADLINE_EXCEEDED, as gRPC says: the deadline stopped it, not the client. */
 static void finish_locked(ws_grpc_call *k, int status, const char *msg)
 {
     if (k->finished)
         return;
+    if (status == WS_GRPC_CANCELLED && !k->closed && k->deadline > 0 && ws_now_s() >= k->deadline)
+        status = WS_GRPC_DEADLINE_EXCEEDED, msg = "deadline exceeded";
     k->finished = true;
     k->status = status;
     k->status_msg = msg && *msg ? ws_xstrdup(msg) : NULL;
@@ -206,10 +210,7 @@ static void *worker(void *p)
     int st = k->m->handler(k, (const uint8_t *)(k->req.data ? k->req.data : ""), k->req.len, c->srv->cfg.arg,
                            &msg);
     pthread_mutex_lock(&c->mu);
-    if (st == WS_GRPC_CANCELLED && !k->closed && k->deadline > 0 && ws_now_s() >= k->deadline)
-        finish_locked(k, WS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded"); /* its time ran out, as gRPC says */
-    else
-        finish_locked(k, st, msg.data);
+    finish_locked(k, st, msg.data);
     bool last = call_unref_locked(k);
     pthread_mutex_unlock(&c->mu);
     wake(c);

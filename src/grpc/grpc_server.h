@@ -39,9 +39,9 @@ typedef enum {
 /* Runs a call: req is the request message (len bytes, valid during the call). Sends responses
  * with ws_grpc_call_send and returns the call's gRPC status, with a message for the client in
  * msg when not OK (plain text: it is percent-encoded on the wire). For BIDI_INLINE it is called
- * once per request message; a non-OK status ends the call. CANCELLED returned by a unary or
- * server-streaming handler once the call's deadline has passed reaches the client as
- * DEADLINE_EXCEEDED (the deadline, not the client, stopped it). */
+ * once per request message; a non-OK status ends the call. CANCELLED returned once the call's
+ * deadline has passed reaches the client as DEADLINE_EXCEEDED (the deadline, not the client,
+ * stopped it). */
 typedef int (*ws_grpc_handler)(ws_grpc_call *call, const uint8_t *req, size_t len, void *arg, ws_buf *msg);
 
 typedef struct ws_grpc_method {
