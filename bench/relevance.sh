@@ -9,6 +9,8 @@
 # the installed one), SHOW=1 to print every answer, PEER=1, PAIRS (default 1, at most 4): train
 # that many clones of each person with seeds 1..PAIRS and report each and their mean — one 300 s
 # training's adapter answers on the topic up to 4 times in 16 more or less than the next one's.
+# The keyword judge is a quick proxy that blind readers often overrule: to score by readers'
+# labels, keep the SHOW=1 output and run bench/relevance_readers.py on it (docs/clone.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s all >/dev/null

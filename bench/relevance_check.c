@@ -7,7 +7,10 @@
  * the counts per 16 questions averaged over the draws, since one draw is a noisy estimate.
  * --answers FILE judges a peer's answers instead (bench/relevance_peer.py writes them: PyTorch +
  * PEFT on the same base), with the same judge, so the two are counted alike. A NAME given more
- * than once (clones of separate trainings) also gets the mean of its clones' counts.
+ * than once (clones of separate trainings) also gets the mean of its clones' counts. The keyword
+ * judge is a quick proxy that blind readers often overrule (a reply's word that is also another
+ * topic's keyword makes it "off-topic"): bench/relevance_readers.py scores the --show output by
+ * readers' labels instead (tests/fixtures/eval/README.md).
  *
  * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show]
  *        [--draws N]
