@@ -118,9 +118,11 @@ char *ws__clone_trim(const char *s);
  * label ("Friend: ...", "Maya: ...", a capitalised "Name:"; or a known name starts a later
  * line), repeats the system message (two of its word trigrams, or one that is half of them),
  * mostly echoes the message (the same words, or at least 4 words and 60% of its words are the
- * message's in order, or a message of 4+ words quoted whole), or does that to a turn of the
- * context (the persona's own turns only from 4 words: repeating "haha" is a style), or is one
- * bracketed stage direction ("(no response)", "[image]"). */
+ * message's in order, or a message of 4+ words quoted whole), opens with an echo of it (a first
+ * bubble of several that is 60% the message's words in order, or a one-bubble candidate made only
+ * of the message's words), or mostly echoes a turn of the context (the persona's own turns only
+ * from 4 words: repeating "haha" is a style), or is one bracketed stage direction ("(no
+ * response)", "[image]"). */
 typedef enum {
     CLONE_GUARD_OK = 0,
     CLONE_GUARD_LABEL,
@@ -145,6 +147,9 @@ clone_guard_why ws__clone_guard_check(const clone_guard *g, const char *cand);
 /* For a reply being streamed: 1 when its text so far starts with a speaker label, 0 when it
  * does not, -1 when that is not known yet (hold the text back); final: no more text comes. */
 int ws__clone_guard_label_start(const clone_guard *g, const char *text, bool final);
+/* The share of cand's words that are the message's, in the message's order (the LCS of the two
+ * word lists over cand's words; 0 when cand has none): the ranking's echo term (reply.c). */
+double ws__clone_echo_share(const char *cand, const char *message);
 const char *ws__clone_guard_name(clone_guard_why why);
 /* Sets g up for a reply of c to message after the context (all borrowed until
  * ws__clone_guard_clear). */

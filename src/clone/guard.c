@@ -1,6 +1,7 @@
 /* The candidate guard of a reply: refuses a candidate that leaks the prompt instead of answering
  * (it repeats the system message or a line of the conversation, starts with a speaker label
- * "Name:", or mostly echoes the incoming message). Used by the ranked and the streamed path. */
+ * "Name:", mostly echoes the incoming message or opens by restating it). Used by the ranked and
+ * the streamed path; the ranking also reads how much of a candidate echoes the message. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #define ECHO_SHARE 0.6       /* "mostly": this share of the candidate's words echo the text */
 #define ECHO_MIN_WORDS 4     /* "The 06:40 plane." to "...for the 06:40 flight?" shares 3 words: an answer */
 #define QUOTE_MIN_WORDS 4    /* a message this long found whole in the candidate is quoted */
+#define OPENING_ECHO_SHARE 0.6 /* a first bubble this much the message's words opens with an echo */
 
 typedef struct words {
     uint64_t h[GUARD_WORDS];
@@ -75,6 +77,39 @@ static bool mostly_echoes(const char *cand, const words *cw, const char *text, b
     if (cw->n >= ECHO_MIN_WORDS && common >= ECHO_MIN_WORDS && (double)common >= ECHO_SHARE * (double)cw->n)
         return true;
     return quote && tw.n >= QUOTE_MIN_WORDS && contains_run(cw, &tw);
+}
+
+/* cand opens by echoing the message: its first bubble, when more follow, is mostly the message's
+ * words in the message's order ("49:58 in Regent's Park\nu are a friend now" to "49:58 in
+ * Regent's Park. Under fifty."), or a one-bubble cand is nothing but the message's words
+ * ("Lisbon flat??" to "Don't forget the Lisbon flat."). Replies like that restate the message
+ * instead of answering it; a short answer that adds a word ("The 06:40 plane.") passes. */
+static bool opens_with_echo(const char *cand, const char *text)
+{
+    const char *s = cand + strspn(cand, " \t\r\n");
+    const char *nl = strchr(s, '\n');
+    bool more = nl && nl[strspn(nl, " \t\r\n")];
+    words fw, tw;
+    if (more) {
+        char *first = ws_xstrndup(s, (size_t)(nl - s));
+        split_words(first, &fw);
+        free(first);
+    } else {
+        split_words(s, &fw);
+    }
+    if (!fw.n)
+        return false;
+    split_words(text, &tw);
+    size_t common = lcs(&fw, &tw);
+    return more ? (double)common >= OPENING_ECHO_SHARE * (double)fw.n : common == fw.n;
+}
+
+double ws__clone_echo_share(const char *cand, const char *message)
+{
+    words cw, mw;
+    split_words(cand, &cw);
+    split_words(message, &mw);
+    return cw.n ? (double)lcs(&cw, &mw) / (double)cw.n : 0;
 }
 
 /* The candidate repeats the system message: two of its word trigrams are the system message's,
@@ -184,7 +219,7 @@ clone_guard_why ws__clone_guard_check(const clone_guard *g, const char *cand)
     split_words(cand, &cw);
     if (g->system && repeats_system(&cw, g->system))
         return CLONE_GUARD_SYSTEM;
-    if (g->message && mostly_echoes(cand, &cw, g->message, true))
+    if (g->message && (mostly_echoes(cand, &cw, g->message, true) || opens_with_echo(cand, g->message)))
         return CLONE_GUARD_ECHO;
     for (size_t i = 0; i < g->n_ctx; i++) {
         const char *t = g->ctx_texts[i];

@@ -1,6 +1,7 @@
 /* Tests of the clone: style features, echo detection, the byte-level tokenizer file, the turn
  * format, and a small end-to-end run (train within a tiny budget on a generated two-person
  * chat, cancel + resume, open, reply, corrupted directory, bad input). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,32 @@ static void guard(void)
     clone_guard g3 = {.message = "Have you worked out how you're getting to Stansted for the 06:40 flight?"};
     CHECK_EQ_INT(ws__clone_guard_check(&g3, "The 06:40 plane."), CLONE_GUARD_OK);
     CHECK_EQ_INT(ws__clone_guard_check(&g3, "how you're getting to Stansted"), CLONE_GUARD_ECHO);
+    /* replies that open by restating the message (the topic check's Sam clone, blind readers'
+     * NEUTRAL), and real answers of the check that pass */
+    clone_guard g5 = {.message = "49:58 in Regent's Park. Under fifty."};
+    CHECK_EQ_INT(ws__clone_guard_check(&g5, "49:58 in Regent's Park\nu are a friend now"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g5, "under fifty\n11:48 in Regent's Park"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g5, "JORDAN\nthats insane\nso proud of u"), CLONE_GUARD_OK);
+    clone_guard g6 = {.message = "Payday today, isn't it? Don't forget the Lisbon flat."};
+    CHECK_EQ_INT(ws__clone_guard_check(&g6, "Lisbon flat??"), CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g6, "Lisbon flat is the best"), CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g6, "omg\nsending rn\n180 right?"), CLONE_GUARD_OK);
+    clone_guard g7 = {.message = "Have you booked somewhere for when Ellie's down?"};
+    CHECK_EQ_INT(
+        ws__clone_guard_check(&g7, "yes!! booked somewhere for Ellie down\nbooking it in advance lol"),
+        CLONE_GUARD_ECHO);
+    CHECK_EQ_INT(ws__clone_guard_check(&g7, "yes!! booked o cantinho, friday at 8\ntable for 4"),
+                 CLONE_GUARD_OK);
+    CHECK_EQ_INT(ws__clone_guard_check(&g3, "06:40??\nhow do u get from London to Stansted"),
+                 CLONE_GUARD_ECHO);
+    /* the ranking's echo term: the share of the candidate's words that are the message's (11 words,
+     * 6 of them the message's in its order) */
+    CHECK(fabs(ws__clone_echo_share("49:58 in Regent's Park\nu are a friend now", g5.message) - 6.0 / 11) <
+          1e-9);
+    CHECK(fabs(ws__clone_echo_share("8 weeks before Lisbon", "Eight weeks until Lisbon. Bora!") - 0.5) <
+          1e-9);
+    CHECK(ws__clone_echo_share("JORDAN\nthats insane", g5.message) == 0);
+    CHECK(ws__clone_echo_share("!!", g5.message) == 0);
     /* the topic check's Jordan clone without the guard */
     clone_guard g4 = {.persona = "Jordan", .message = "Did you find a graduate in the end?"};
     CHECK_EQ_INT(ws__clone_guard_check(&g4, "Friend: Did u find a graduate in the end?"), CLONE_GUARD_LABEL);
