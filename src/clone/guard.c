@@ -21,10 +21,11 @@ typedef struct words {
     size_t n;
 } words;
 
-/* The text's words (runs of letters, digits and pictographic emoji, lower-cased) as hashes. */
-static void split_words(const char *s, words *w)
+/* The words of the text's first n bytes (runs of letters, digits and pictographic emoji, lower-cased)
+ * as hashes. */
+static void split_words_n(const char *s, size_t n, words *w)
 {
-    size_t n = strlen(s), i = 0;
+    size_t i = 0;
     uint64_t h = 0;
     bool in = false;
     w->n = 0;
@@ -40,6 +41,11 @@ static void split_words(const char *s, words *w)
             in = false;
         }
     }
+}
+
+static void split_words(const char *s, words *w)
+{
+    split_words_n(s, strlen(s), w);
 }
 
 /* Longest common subsequence of two word lists. */
@@ -90,13 +96,7 @@ static bool opens_with_echo(const char *cand, const char *text)
     const char *nl = strchr(s, '\n');
     bool more = nl && nl[strspn(nl, " \t\r\n")];
     words fw, tw;
-    if (more) {
-        char *first = ws_xstrndup(s, (size_t)(nl - s));
-        split_words(first, &fw);
-        free(first);
-    } else {
-        split_words(s, &fw);
-    }
+    split_words_n(s, more ? (size_t)(nl - s) : strlen(s), &fw);
     if (!fw.n)
         return false;
     split_words(text, &tw);
