@@ -143,6 +143,12 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
 int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                             const int32_t *starts, const int32_t *targets, int B, int T, bool training,
                             float *loss);
+/* After a forward with targets: nll[B*T] gets each position's loss (-log p of its target), 0
+ * where it has no target. */
+void ws_acts_target_nll(const ws_acts *a, float *nll);
+/* Weights w[B*T] (copied; NULL: none) for the next backward only: it then propagates the sum of
+ * each position's loss times its weight (weights may be negative) instead of the mean loss. */
+void ws_acts_weigh_targets(ws_acts *a, const float *w);
 /* Backward of the last forward (which had targets): gradients of loss * loss_scale are ADDED
  * to the model's grads (lora == NULL: full training) or to the adapter's grads (base frozen).
  * It uses up the forward's activations (logits, MLP gates): once per forward. */

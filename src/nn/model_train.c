@@ -37,6 +37,9 @@ struct ws_acts {
     bool packed;          /* the last forward had packed rows (ws_model_forward_packed) */
     int32_t *pos;         /* [N] their RoPE positions (i - starts[i]) */
     int count;            /* counted targets of the last forward */
+    int V;                /* vocabulary: the width of a logits row */
+    float *tw;            /* [N] per head row: the weights of the next backward (ws_acts_weigh_targets) */
+    bool weighted;        /* the next backward uses tw instead of the mean */
     bool head_on_targets; /* logits only for rows with a target (ws_acts_head_on_targets) */
     int n_head;           /* rows the head ran on in the last forward */
     int32_t *head_rows;   /* their indices [N] */
@@ -116,6 +119,8 @@ ws_acts *ws_acts_new(const ws_model *m, const ws_lora *lora, int B, int T)
     a->targets = ws_xmalloc(N * sizeof(int32_t));
     a->pos = ws_xmalloc(N * sizeof(int32_t));
     a->head_rows = ws_xmalloc(N * sizeof(int32_t));
+    a->tw = ws_xmalloc(N * sizeof(float));
+    a->V = (int)V;
     a->xsel = ws_xaligned(64, N * C * sizeof(float));
     if (lora) {
         a->lrank = (int)r;
@@ -148,6 +153,7 @@ void ws_acts_free(ws_acts *a)
     free(a->targets);
     free(a->pos);
     free(a->head_rows);
+    free(a->tw);
     free(a->xsel);
     free(a->lxa);
     free(a->lxd);
@@ -171,6 +177,27 @@ float *ws_acts_logits(ws_acts *a)
 void ws_acts_head_on_targets(ws_acts *a, bool on)
 {
     a->head_on_targets = on;
+}
+
+/* The position (in B*T) of head row r of the last forward. */
+static int head_position(const ws_acts *a, int r)
+{
+    return a->n_head < a->B * a->T ? a->head_rows[r] : r;
+}
+
+void ws_acts_target_nll(const ws_acts *a, float *nll)
+{
+    memset(nll, 0, (size_t)a->B * a->T * sizeof *nll);
+    for (int r = 0; r < a->n_head && a->count; r++)
+        if (a->targets[r] >= 0)
+            nll[head_position(a, r)] = a->lse[r] - a->logits[(size_t)r * a->V + a->targets[r]];
+}
+
+void ws_acts_weigh_targets(ws_acts *a, const float *w)
+{
+    a->weighted = w != NULL;
+    for (int r = 0; w && r < a->n_head; r++)
+        a->tw[r] = w[head_position(a, r)];
 }
 
 static bool adapted(const ws_lora *lo, int l, int t)
@@ -485,8 +512,10 @@ void ws_model_backward(ws_model *m, ws_lora *lora, ws_acts *a, float loss_scale)
     if (lora && (lowest = lowest_adapted(m, lora)) == c->n_layers)
         return;
     int M = a->n_head;
-    WS_PROF(WS_PROF_CE_BWD,
-            ws_crossentropy_backward(a->logits, a->targets, M, V, loss_scale / (float)a->count, a->lse));
+    WS_PROF(WS_PROF_CE_BWD, ws_crossentropy_backward(a->logits, a->targets, M, V,
+                                                     a->weighted ? loss_scale : loss_scale / (float)a->count,
+                                                     a->lse, a->weighted ? a->tw : NULL));
+    a->weighted = false;
     if (M == N) {
         WS_PROF(WS_PROF_HEAD_DX, head_dx(m, a, a->dxn, a->logits, N));
     } else { /* rows without a target have no gradient from the head */

@@ -589,7 +589,7 @@ void ws_embedding_backward(float *dtable, const float *dout, const int32_t *ids,
 
 typedef struct {
     float *logits, *lse;
-    const float *clogits, *clse;
+    const float *clogits, *clse, *w;
     const int32_t *targets;
     int V;
     float scale;
@@ -662,13 +662,13 @@ static void ce_bwd_rows(void *p, size_t lo, size_t hi, int chunk)
 {
     ce_job *j = p;
     int V = j->V;
-    float scale = j->scale;
     for (size_t r = lo; r < hi; r++) {
         float *l = j->logits + r * V;
         if (j->targets[r] < 0) {
             memset(l, 0, (size_t)V * sizeof(float));
             continue;
         }
+        float scale = j->w ? j->scale * j->w[r] : j->scale;
         float lse = j->clse ? j->clse[r] : (float)row_lse(l, V);
 #pragma omp simd
         for (int i = 0; i < V; i++)
@@ -678,9 +678,9 @@ static void ce_bwd_rows(void *p, size_t lo, size_t hi, int chunk)
 }
 
 void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale,
-                              const float *lse)
+                              const float *lse, const float *w)
 {
-    ce_job j = {.logits = logits, .clse = lse, .targets = targets, .V = V, .scale = scale};
+    ce_job j = {.logits = logits, .clse = lse, .targets = targets, .V = V, .scale = scale, .w = w};
     ws_parallel_for((size_t)N, rows_min((size_t)V), ce_bwd_rows, &j);
 }
 

@@ -71,10 +71,11 @@ void ws_embedding_backward(float *dtable, const float *dout, const int32_t *ids,
  * log-sum-exp for the backward. */
 double ws_crossentropy_forward(const float *logits, const int32_t *targets, int N, int V, int *count,
                                float *lse);
-/* Turns logits into dlogits in place: (softmax - onehot) * scale; ignored rows become 0. lse is
- * the forward's (or NULL: computed again). */
+/* Turns logits into dlogits in place: (softmax - onehot) * scale * w[r] (w NULL: 1, the
+ * gradient of the summed loss times scale; w: of the sum of each row's loss times its weight,
+ * which may be negative); ignored rows become 0. lse is the forward's (or NULL: computed again). */
 void ws_crossentropy_backward(float *logits, const int32_t *targets, int N, int V, float scale,
-                              const float *lse);
+                              const float *lse, const float *w);
 
 /* y[i] += x[i] */
 void ws_add_inplace(float *y, const float *x, size_t n);

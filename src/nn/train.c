@@ -29,6 +29,7 @@ struct ws_trainer {
     int n_segs;
     int step;
     float last_lr, last_norm;
+    float *nll, *w; /* [B*T] per-position losses and weights (ws_trainer_step_weighted) */
 };
 
 void ws_train_opts_init(ws_train_opts *o, int total_steps)
@@ -113,6 +114,8 @@ void ws_trainer_free(ws_trainer *t)
     free(t->mom);
     free(t->vel);
     free(t->segs);
+    free(t->nll);
+    free(t->w);
     free(t);
 }
 
@@ -203,8 +206,18 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
 int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
                            const int32_t *targets, float *loss)
 {
+    return ws_trainer_step_weighted(t, inputs, starts, targets, NULL, NULL, loss);
+}
+
+int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+                             const int32_t *targets, ws_trainer_weigh_fn weigh, void *arg, float *loss)
+{
     size_t bt = (size_t)t->B * t->T;
     WS_PROF(WS_PROF_COPY, if (t->lora) ws_lora_zero_grads(t->lora); else ws_model_zero_grads(t->m));
+    if (weigh && !t->nll) {
+        t->nll = ws_xmalloc(bt * sizeof *t->nll);
+        t->w = ws_xmalloc(bt * sizeof *t->w);
+    }
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
@@ -213,6 +226,11 @@ int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *
                                     targets + a * bt, t->B, t->T, true, &l);
         if (rc)
             return rc;
+        if (weigh) {
+            ws_acts_target_nll(t->acts, t->nll);
+            l = (float)weigh(arg, a, t->nll, t->w);
+            ws_acts_weigh_targets(t->acts, t->w);
+        }
         ws_model_backward(t->m, t->lora, t->acts, 1.0f / (float)t->o.accum);
         total += l / t->o.accum;
     }

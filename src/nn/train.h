@@ -44,6 +44,15 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
 /* The same over packed rows: starts (accum*B*T, NULL: unpacked) as ws_model_forward_packed. */
 int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
                            const int32_t *targets, float *loss);
+/* Weights of one micro-batch's positions from their losses after its forward: nll[B*T] (0
+ * where no target), into w[B*T] (the backward propagates sum_i w[i] * nll[i]). Returns the
+ * micro-batch's loss under that objective, for the report. */
+typedef double (*ws_trainer_weigh_fn)(void *arg, int micro, const float *nll, float *w);
+/* The same as ws_trainer_step_packed with an objective of weighted position losses set by weigh
+ * after each micro-batch's forward (e.g. a contrastive term between sequences); weigh NULL: the
+ * mean loss. *loss gets the mean of weigh's values. */
+int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+                             const int32_t *targets, ws_trainer_weigh_fn weigh, void *arg, float *loss);
 /* Mean loss over a batch without training (dropout off). */
 int ws_trainer_eval(ws_trainer *t, const int32_t *inputs, const int32_t *targets, int B, float *loss);
 

@@ -326,6 +326,17 @@ static void upper_layer_adapters_skip_the_rest(void)
     nn_ref_close(&r);
 }
 
+/* A rank-2 adapter on every projection, its B non-zero so A gets gradients; the same one each
+ * call. */
+static ws_lora *test_adapter(const ws_model *m)
+{
+    ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.0f, .targets = ws_lora_parse_targets("all")};
+    ws_lora *lo = ws_lora_new(&m->cfg, &lc, 5);
+    for (size_t i = 0; i < lo->n_floats; i++)
+        lo->block[i] += 0.05f * (float)((int)(i % 13) - 6);
+    return lo;
+}
+
 /* Two sequences packed in one row with their starts (ws_model_forward_packed) train exactly as
  * the same sequences alone in two rows: same loss, same adapter gradients; without the starts
  * the second would see the first and the numbers differ. */
@@ -348,12 +359,7 @@ static void packed_rows_train_like_separate_rows(void)
         pk_tg[i] = i < L1 ? sep_tg[i] : sep_tg[T + i - L1];
         pk_st[i] = i < L1 ? 0 : L1;
     }
-    ws_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.0f, .targets = ws_lora_parse_targets("all")};
-    ws_lora *ls = ws_lora_new(&m->cfg, &lc, 5), *lp = ws_lora_new(&m->cfg, &lc, 5);
-    for (size_t i = 0; i < ls->n_floats; i++) { /* B non-zero so A gets gradients */
-        ls->block[i] += 0.05f * (float)((int)(i % 13) - 6);
-        lp->block[i] = ls->block[i];
-    }
+    ws_lora *ls = test_adapter(m), *lp = test_adapter(m);
     ws_acts *as = ws_acts_new(m, ls, 2, T), *ap = ws_acts_new(m, lp, 1, T);
     float loss_s, loss_p, loss_mixed;
     CHECK_EQ_INT(ws_model_forward(m, ls, as, sep_in, sep_tg, 2, T, true, &loss_s), 0);
@@ -396,6 +402,98 @@ static void packed_rows_train_like_separate_rows(void)
     nn_ref_close(&r);
 }
 
+/* The weighted objective of one forward: sum of w[i] * loss_i over the positions. */
+static double weighted_sum(const ws_model *m, const ws_lora *lo, ws_acts *a, const int32_t *in,
+                           const int32_t *tg, const float *w, float *nll)
+{
+    float loss;
+    CHECK_EQ_INT(ws_model_forward(m, lo, a, in, tg, 2, 16, true, &loss), 0);
+    ws_acts_target_nll(a, nll);
+    double j = 0;
+    for (int i = 0; i < 32; i++)
+        j += (double)w[i] * nll[i];
+    return j;
+}
+
+/* Per-position losses (ws_acts_target_nll) and weighted targets (ws_acts_weigh_targets): the
+ * losses average to the forward's loss, weights of 1 / count give the mean's gradients, and
+ * mixed-sign weights the gradient of the weighted sum (central differences on the adapter). */
+static void weighted_targets(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    int32_t *ref = nn_ref_i32(&r, "train_inputs", NULL);
+    int32_t in[32], tg[32];
+    int count = 0;
+    for (int i = 0; i < 32; i++) {
+        in[i] = ref[i];
+        tg[i] = i % 16 < 15 && i % 5 != 2 ? ref[i + 1] : -1;
+        count += tg[i] >= 0;
+    }
+    ws_lora *lo = test_adapter(m);
+    ws_acts *a = ws_acts_new(m, lo, 2, 16);
+    float loss, nll[32], mean_w[32], mixed[32];
+    CHECK_EQ_INT(ws_model_forward(m, lo, a, in, tg, 2, 16, true, &loss), 0);
+    ws_acts_target_nll(a, nll);
+    double sum = 0;
+    for (int i = 0; i < 32; i++) {
+        sum += nll[i];
+        CHECK(tg[i] >= 0 || nll[i] == 0.0f);
+        mean_w[i] = tg[i] >= 0 ? 1.0f / (float)count : 0.0f;
+        mixed[i] = tg[i] >= 0 ? (i % 3 ? 0.7f : -0.4f) / (float)count : 0.0f;
+    }
+    printf("  mean of the position losses %.6f, forward's loss %.6f\n", sum / count, loss);
+    CHECK(fabs(sum / count - loss) <= 1e-5 * loss);
+    ws_lora_zero_grads(lo);
+    ws_model_backward(m, lo, a, 1.0f);
+    float *g0 = malloc(lo->n_floats * sizeof *g0);
+    memcpy(g0, lo->grad_block, lo->n_floats * sizeof *g0);
+    weighted_sum(m, lo, a, in, tg, mean_w, nll);
+    ws_acts_weigh_targets(a, mean_w);
+    ws_lora_zero_grads(lo);
+    ws_model_backward(m, lo, a, 1.0f);
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < lo->n_floats; i++) {
+        md = fmax(md, fabs(g0[i] - lo->grad_block[i]));
+        mx = fmax(mx, fabs(g0[i]));
+    }
+    printf("  weights 1/count against the mean: max|diff| %.3g (max %.3g)\n", md, mx);
+    CHECK(mx > 0 && md <= 1e-5 * mx);
+    weighted_sum(m, lo, a, in, tg, mixed, nll);
+    ws_acts_weigh_targets(a, mixed);
+    ws_lora_zero_grads(lo);
+    ws_model_backward(m, lo, a, 1.0f);
+    memcpy(g0, lo->grad_block, lo->n_floats * sizeof *g0);
+    int checked = 0;
+    double worst = 0;
+    for (size_t i = 0; i < lo->n_floats && checked < 8; i += lo->n_floats / 97) {
+        if (fabs(g0[i]) < 1e-3)
+            continue;
+        float keep = lo->block[i];
+        lo->block[i] = keep + 1e-2f;
+        double up = weighted_sum(m, lo, a, in, tg, mixed, nll);
+        lo->block[i] = keep - 1e-2f;
+        double down = weighted_sum(m, lo, a, in, tg, mixed, nll);
+        lo->block[i] = keep;
+        double fd = (up - down) / 2e-2;
+        worst = fmax(worst, fabs(fd - g0[i]) / fmax(fabs(fd), fabs(g0[i])));
+        checked++;
+    }
+    printf("  mixed-sign weights: %d gradients against central differences, worst relative diff %.3g\n",
+           checked, worst);
+    CHECK(checked >= 4 && worst < 0.05);
+    free(g0);
+    ws_acts_free(a);
+    ws_lora_free(lo);
+    free(ref);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
 WS_TEST_MAIN(T(lora_grads_and_logits_match_peft), T(several_adapters_share_one_base),
              T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient),
-             T(upper_layer_adapters_skip_the_rest), T(packed_rows_train_like_separate_rows))
+             T(upper_layer_adapters_skip_the_rest), T(packed_rows_train_like_separate_rows),
+             T(weighted_targets))

@@ -285,6 +285,17 @@ static double ce_loss(void *p)
     double s = ws_crossentropy_forward(c->logits, c->tg, c->N, c->V, &cnt, NULL);
     return s / cnt;
 }
+static const float ce_w[4] = {0.5f, 9.0f, -0.25f, 1.5f};
+static double ce_loss_weighted(void *p)
+{
+    ce_ctx *c = p;
+    double s = 0;
+    for (int r = 0; r < c->N; r++) {
+        int cnt;
+        s += ce_w[r] * ws_crossentropy_forward(c->logits + r * c->V, c->tg + r, 1, c->V, &cnt, NULL);
+    }
+    return s;
+}
 static void crossentropy_grad(void)
 {
     int32_t tg[4] = {2, -100, 0, 5};
@@ -295,10 +306,16 @@ static void crossentropy_grad(void)
     int cnt;
     ws_crossentropy_forward(c.logits, tg, 4, 6, &cnt, NULL);
     CHECK_EQ_INT(cnt, 3);
-    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt, NULL);
+    ws_crossentropy_backward(d, tg, 4, 6, 1.0f / cnt, NULL, NULL);
     fd_check("cross-entropy (masked) d logits", c.logits, 24, d, ce_loss, &c);
     for (int i = 6; i < 12; i++)
         CHECK(d[i] == 0.0f); /* the ignored row */
+    /* weighted rows, one of them negative: the gradient of sum_r w[r] * loss_r */
+    memcpy(d, c.logits, 24 * sizeof(float));
+    ws_crossentropy_backward(d, tg, 4, 6, 1.0f, NULL, ce_w);
+    fd_check("cross-entropy (weighted rows) d logits", c.logits, 24, d, ce_loss_weighted, &c);
+    for (int i = 6; i < 12; i++)
+        CHECK(d[i] == 0.0f); /* the ignored row, whatever its weight */
     free(c.logits);
     free(d);
 }
@@ -324,7 +341,7 @@ static void crossentropy_long_rows(void)
     memcpy(d, l, (size_t)N * V * sizeof(float));
     int cnt;
     double got = ws_crossentropy_forward(l, tg, N, V, &cnt, lse), want = 0, md = 0;
-    ws_crossentropy_backward(d, tg, N, V, 0.5f, lse);
+    ws_crossentropy_backward(d, tg, N, V, 0.5f, lse, NULL);
     for (int r = 0; r < N; r++) {
         double mx = -1e30, s = 0;
         for (int i = 0; i < V; i++)
