@@ -8,6 +8,7 @@
 
 #include "chat/chat.h"
 #include "clone/clone_int.h"
+#include "clone/train_data.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -101,209 +102,6 @@ static int read_pairs(const ws_clone_train_opts *o, ws_pairs **out, ws_error *er
     return ws_pairs_builder_finish(b, out, err);
 }
 
-/* ---- training sequences ---- */
-typedef struct seg {
-    int32_t *ids;
-    uint8_t *learn; /* 1 where the token is predicted (persona text and its end) */
-    size_t n;
-} seg;
-
-static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, bool tail, ibuf *ids,
-                     ibuf *fl)
-{
-    size_t before = ids->n;
-    size_t at = ws__clone_fmt_turn(f, me, text, cap, tail, ids);
-    for (size_t i = before; i < ids->n; i++)
-        ws__clone_ibuf_push(fl, me && i >= at);
-}
-
-/* One example in the base's chat template: the prompt (not learned), then the reply and the
- * end-of-message token (learned). */
-static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example *ex, ibuf *ids, ibuf *fl)
-{
-    const char *authors[CLONE_CHAT_TURNS], *texts[CLONE_CHAT_TURNS];
-    size_t n = 0;
-    uint32_t first = ex->n_context > CLONE_CHAT_TURNS ? ex->turn - CLONE_CHAT_TURNS : ex->ctx_first;
-    for (uint32_t t = first; t < ex->turn; t++) {
-        const ws_turn *tu = &p->turns[t];
-        authors[n] = tu->author;
-        texts[n++] = tu->persona && tu->reply ? tu->reply : tu->text;
-    }
-    ws__clone_chat_prompt(f, authors, texts, n, ids);
-    while (fl->n < ids->n)
-        ws__clone_ibuf_push(fl, 0);
-    ws__clone_fmt_text(f, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, ids);
-    ws__clone_ibuf_push(ids, f->end);
-    while (fl->n < ids->n)
-        ws__clone_ibuf_push(fl, 1);
-}
-
-static seg *build_segments(const ws_pairs *p, const clone_fmt *f, size_t *n_out, uint64_t *hash)
-{
-    seg *s = ws_xcalloc(p->n_examples + 1, sizeof *s);
-    size_t n = 0;
-    uint64_t h = 1469598103934665603ull;
-    ibuf ids = {0}, fl = {0};
-    for (size_t e = 0; e < p->n_examples; e++) {
-        const ws_example *ex = &p->examples[e];
-        if (ex->heldout)
-            continue;
-        ids.n = fl.n = 0;
-        if (f->chat) {
-            chat_example(f, p, ex, &ids, &fl);
-            goto keep;
-        }
-        uint32_t first = ex->turn - ex->n_context;
-        if (ex->n_context > CLONE_CTX_TURNS - 1)
-            first = ex->turn - (CLONE_CTX_TURNS - 1);
-        for (uint32_t t = first; t < ex->turn; t++) {
-            const ws_turn *tu = &p->turns[t];
-            seg_turn(f, tu->persona, tu->persona && tu->reply ? tu->reply : tu->text, CLONE_CTX_BYTES, true,
-                     &ids, &fl);
-        }
-        seg_turn(f, true, p->turns[ex->turn].reply, CLONE_REPLY_BYTES, false, &ids, &fl);
-    keep:
-        s[n].n = ids.n;
-        s[n].ids = ws_xmalloc(ids.n * sizeof *s[n].ids);
-        s[n].learn = ws_xmalloc(ids.n);
-        for (size_t i = 0; i < ids.n; i++) {
-            s[n].ids[i] = ids.v[i];
-            s[n].learn[i] = (uint8_t)fl.v[i];
-        }
-        h = (h ^ ws_hash_fnv1a(ids.v, ids.n * sizeof *ids.v)) * 1099511628211ull;
-        n++;
-    }
-    ws__clone_ibuf_free(&ids);
-    ws__clone_ibuf_free(&fl);
-    *n_out = n;
-    *hash = h;
-    return s;
-}
-
-static void free_segments(seg *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(s[i].ids);
-        free(s[i].learn);
-    }
-    free(s);
-}
-
-/* Packs segments, in an order shuffled per epoch, into rows of T+1 tokens (inputs + shifted
- * targets), each position with the start of its segment in the row: on a chat base a segment
- * attends only to itself and its positions count from 0, as when it is alone
- * (ws_model_forward_packed; a model from scratch still reads its rows whole, as its tests were
- * tuned on). Deterministic for (seed, epoch) so a resumed run sees the same data. */
-typedef struct packer {
-    const seg *segs;
-    size_t n_segs;
-    int T;
-    int32_t pad;
-    bool isolate; /* segments apart: no target across a segment's end, starts used (chat base) */
-    uint64_t seed;
-    int epoch;
-    int32_t *rows_in, *rows_tg, *rows_st; /* [n_rows][T] */
-    size_t n_rows, next;
-} packer;
-
-/* One micro-batch: inputs, targets and segment starts, [B][T] each. */
-typedef struct batch {
-    int32_t *in, *tg, *st;
-} batch;
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void pack_epoch(packer *pk)
-{
-    size_t ns = pk->n_segs, T = (size_t)pk->T;
-    size_t *ord = ws_xmalloc(ns * sizeof *ord);
-    for (size_t i = 0; i < ns; i++)
-        ord[i] = i;
-    uint64_t rng = pk->seed * 1000003u + (uint64_t)pk->epoch;
-    for (size_t i = ns; i > 1; i--) {
-        size_t j = splitmix(&rng) % i;
-        size_t t = ord[i - 1];
-        ord[i - 1] = ord[j];
-        ord[j] = t;
-    }
-    free(pk->rows_in);
-    free(pk->rows_tg);
-    free(pk->rows_st);
-    size_t cap = 64;
-    pk->rows_in = ws_xmalloc(cap * T * sizeof(int32_t));
-    pk->rows_tg = ws_xmalloc(cap * T * sizeof(int32_t));
-    pk->rows_st = ws_xmalloc(cap * T * sizeof(int32_t));
-    pk->n_rows = 0;
-    pk->next = 0;
-    int32_t *buf = ws_xmalloc((T + 1) * sizeof *buf), *st = ws_xmalloc((T + 1) * sizeof *st);
-    uint8_t *lb = ws_xmalloc(T + 1);
-    size_t fill = 0;
-    for (size_t k = 0; k <= ns; k++) {
-        const seg *s = k < ns ? &pk->segs[ord[k]] : NULL;
-        if (!s || (fill && fill + s->n > T + 1)) {
-            if (fill > 1) {
-                if (pk->n_rows == cap) {
-                    cap *= 2;
-                    pk->rows_in = ws_xrealloc(pk->rows_in, cap * T * sizeof(int32_t));
-                    pk->rows_tg = ws_xrealloc(pk->rows_tg, cap * T * sizeof(int32_t));
-                    pk->rows_st = ws_xrealloc(pk->rows_st, cap * T * sizeof(int32_t));
-                }
-                size_t o = pk->n_rows * T;
-                int32_t *in = pk->rows_in + o, *tg = pk->rows_tg + o, *rs = pk->rows_st + o;
-                for (size_t i = 0; i < T; i++) {
-                    in[i] = i < fill ? buf[i] : pk->pad;
-                    /* a target only inside the same segment (not the next segment's first token) */
-                    tg[i] =
-                        (i + 1 < fill && lb[i + 1] && (!pk->isolate || st[i + 1] == st[i])) ? buf[i + 1] : -1;
-                    rs[i] = i < fill ? st[i] : (int32_t)fill; /* the padding: a segment of its own */
-                }
-                pk->n_rows++;
-            }
-            fill = 0;
-        }
-        if (!s)
-            break;
-        size_t from = s->n > T + 1 ? s->n - (T + 1) : 0, start = fill;
-        for (size_t i = from; i < s->n; i++) {
-            buf[fill] = s->ids[i];
-            lb[fill] = s->learn[i];
-            st[fill] = (int32_t)start;
-            fill++;
-        }
-    }
-    free(buf);
-    free(st);
-    free(lb);
-    free(ord);
-}
-
-/* Row r of the packed epoch into micro-batch row b. */
-static void copy_row(const packer *pk, size_t r, batch *bt, int b)
-{
-    size_t T = (size_t)pk->T, o = (size_t)b * T;
-    memcpy(bt->in + o, pk->rows_in + r * T, T * sizeof *bt->in);
-    memcpy(bt->tg + o, pk->rows_tg + r * T, T * sizeof *bt->tg);
-    memcpy(bt->st + o, pk->rows_st + r * T, T * sizeof *bt->st);
-}
-
-/* Copies the next B rows (moving on to the next epoch as needed). */
-static void next_batch(packer *pk, int B, batch *bt)
-{
-    for (int b = 0; b < B; b++) {
-        if (pk->next >= pk->n_rows) {
-            pk->epoch++;
-            pack_epoch(pk);
-        }
-        copy_row(pk, pk->next++, bt, b);
-    }
-}
-
 /* ---- train state (resume) ---- */
 typedef struct train_state {
     int steps_done, total_steps;
@@ -361,7 +159,7 @@ typedef struct train_run {
 
 /* Seconds per optimizer step, from the second of two steps on a throwaway copy (the real weights stay
  * untouched, so the schedule can be sized before training starts). */
-static int calibrate(const train_run *tr, packer *pk, batch *bt, double *per, ws_error *err)
+static int calibrate(const train_run *tr, clone_packer *pk, clone_batch *bt, double *per, ws_error *err)
 {
     ws_model *m = tr->model;
     ws_model *scratch = NULL;
@@ -376,12 +174,12 @@ static int calibrate(const train_run *tr, packer *pk, batch *bt, double *per, ws
     int rc = ws_trainer_new(m, l, tr->B, tr->T, &to, &t, err);
     if (!rc) {
         for (int b = 0; b < tr->B; b++)
-            copy_row(pk, pk->n_rows ? (size_t)b % pk->n_rows : 0, bt, b);
+            ws__clone_copy_row(pk, pk->n_rows ? (size_t)b % pk->n_rows : 0, bt, b);
         float loss;
-        rc = ws_trainer_step_packed(t, bt->in, pk->isolate ? bt->st : NULL, bt->tg, &loss);
+        rc = ws__clone_train_step(t, pk, bt, tr->B, &loss);
         double t0 = ws_now_s();
         if (!rc)
-            rc = ws_trainer_step_packed(t, bt->in, pk->isolate ? bt->st : NULL, bt->tg, &loss);
+            rc = ws__clone_train_step(t, pk, bt, tr->B, &loss);
         *per = 1.2 * (ws_now_s() - t0) + 1e-6; /* later steps share the core with more */
         if (rc)
             ws_error_set(err, rc, "training step failed");
@@ -395,7 +193,7 @@ static int calibrate(const train_run *tr, packer *pk, batch *bt, double *per, ws
 /* Sizes the run (from the checkpoint when it matches this data and setting, else from the speed
  * of two calibration steps) and makes the trainer, resumed from the checkpoint when there is one:
  * *out owned by the caller. */
-static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk, batch *bt,
+static int start_trainer(const ws_clone_train_opts *o, train_run *tr, clone_packer *pk, clone_batch *bt,
                          double train_deadline, train_state *st, const char *ck, ws_clone_train_result *res,
                          ws_trainer **out, ws_error *err)
 {
@@ -429,7 +227,7 @@ static int start_trainer(const ws_clone_train_opts *o, train_run *tr, packer *pk
         res->resumed = true;
         /* replay the data order up to where the checkpoint stopped */
         for (int s = 0; s < ws_trainer_steps_done(*out); s++)
-            next_batch(pk, tr->B, bt);
+            ws__clone_next_batch(pk, tr->B, bt);
         phase(o, "resuming at step %d of %d", ws_trainer_steps_done(*out), st->total_steps);
     }
     return 0;
@@ -440,17 +238,15 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
 {
     size_t n_segs = 0;
     uint64_t dh = 0;
-    seg *segs = build_segments(p, &tr->fmt, &n_segs, &dh);
-    size_t bn = (size_t)tr->B * tr->T;
-    batch bt = {ws_xmalloc(bn * sizeof *bt.in), ws_xmalloc(bn * sizeof *bt.tg),
-                ws_xmalloc(bn * sizeof *bt.st)};
-    packer pk = {.segs = segs,
-                 .n_segs = n_segs,
-                 .T = tr->T,
-                 .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
-                 .isolate = tr->fmt.chat,
-                 .seed = o->seed};
-    pack_epoch(&pk);
+    clone_seg *segs = ws__clone_segments_build(p, &tr->fmt, &n_segs, &dh);
+    clone_batch bt = ws__clone_batch_new(tr->B, tr->T);
+    clone_packer pk = {.segs = segs,
+                       .n_segs = n_segs,
+                       .T = tr->T,
+                       .pad = tr->fmt.bytes ? CLONE_TOK_PAD : tr->fmt.end,
+                       .isolate = tr->fmt.chat,
+                       .seed = o->seed};
+    ws__clone_pack_epoch(&pk);
     size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
     ws_trainer *t = NULL;
     train_state st = {0};
@@ -484,10 +280,10 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
                   st.total_steps);
             break;
         }
-        next_batch(&pk, tr->B, &bt);
+        ws__clone_next_batch(&pk, tr->B, &bt);
         res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
         float loss = 0;
-        if ((rc = ws_trainer_step_packed(t, bt.in, pk.isolate ? bt.st : NULL, bt.tg, &loss))) {
+        if ((rc = ws__clone_train_step(t, &pk, &bt, tr->B, &loss))) {
             ws_error_set(err, rc, "training step %d failed", step);
             goto out;
         }
@@ -519,14 +315,10 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
           res->train_s, res->tokens_per_s, loss_ema);
 out:
     ws_trainer_free(t);
-    free(pk.rows_in);
-    free(pk.rows_tg);
-    free(pk.rows_st);
-    free(bt.in);
-    free(bt.tg);
-    free(bt.st);
+    ws__clone_packer_free(&pk);
+    ws__clone_batch_free(&bt);
     free(ck);
-    free_segments(segs, n_segs);
+    ws__clone_segments_free(segs, n_segs);
     return rc;
 }
 
@@ -568,6 +360,7 @@ typedef struct manifest_info {
     const ws_model_config *mc;
     int lora_rank, B, T;
     uint64_t seed;
+    bool chat; /* in the base's chat template (with mismatched twins) */
     bool with_fidelity;
     char version[64];
 } manifest_info;
@@ -651,11 +444,11 @@ static int write_manifest(const char *dir, manifest_info *mi, ws_error *err)
         "    \"model\": {\"vocab\": %d, \"dim\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, "
         "\"hidden\": %d, \"max_pos\": %d},\n"
         "    \"pairs\": {\"merge_gap_s\": 120, \"session_gap_s\": 3600, \"max_context\": 8, "
-        "\"heldout_fraction\": 0.1, \"model_context_turns\": %d}},\n",
+        "\"heldout_fraction\": 0.1, \"model_context_turns\": %d}, \"contrast_weight\": %g},\n",
         mi->budget, (unsigned long long)mi->seed, mi->B, mi->T, (unsigned long long)mi->res->steps,
         (unsigned long long)mi->res->total_steps, mi->res->resumed ? "true" : "false", mi->lora_rank,
         mc->vocab_size, mc->dim, mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->hidden_dim, mc->max_pos,
-        CLONE_CTX_TURNS - 1);
+        mi->chat ? CLONE_CHAT_TURNS : CLONE_CTX_TURNS - 1, mi->chat ? CONTRAST_WEIGHT : 0.0);
     const ws_pairs *p = mi->p;
     ws_buf_printf(&b,
                   "  \"counts\": {\"persona_messages\": %llu, \"messages\": %llu, \"turns\": %zu, "
@@ -979,7 +772,8 @@ static int phase_fidelity(train_job *j, ws_error *err)
                         .lora_rank = j->lora_rank,
                         .B = j->tr.B,
                         .T = j->tr.T,
-                        .seed = o->seed};
+                        .seed = o->seed,
+                        .chat = j->tr.fmt.chat};
     int rc;
     if ((rc = write_manifest(o->out_dir, &mi, err)))
         return rc;

@@ -27,6 +27,8 @@ WS_BASE_MODEL="$tmp/tiny.gguf" "$bin" train "$sample" --as Maya -o "$tmp/tiny_ma
   2> "$tmp/tiny.err"
 expect "train on the tiny base ($(tail -1 "$tmp/tiny.err"))" test $? -eq 0
 expect "manifest: kind lora" test "$(json_get "$tmp/tiny_maya/manifest.json" kind)" = lora
+settings() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["settings"]; print(s["contrast_weight"], s["pairs"]["model_context_turns"])' "$1"; }
+expect "manifest: trained with mismatched twins, 4 turns of context" test "$(settings "$tmp/tiny_maya/manifest.json")" = "0.5 4"
 expect "manifest: the base's SHA-256" test "$(json_get "$tmp/tiny_maya/manifest.json" base_id)" = \
   "$(sha256sum "$tmp/tiny.gguf" | cut -d' ' -f1)"
 expect "adapter saved in PEFT format" test -s "$tmp/tiny_maya/adapter/adapter_model.safetensors"
@@ -41,6 +43,7 @@ expect "another base named in the error" grep -q "another base" "$tmp/r2.err"
 WS_BASE_MODEL="$tmp/tiny.gguf" "$bin" train "$sample" --as Maya -o "$tmp/scratch" --budget 8 --base-model none \
   --quiet 2> /dev/null
 expect "--base-model none trains from scratch" test "$(json_get "$tmp/scratch/manifest.json" kind)" = scratch
+expect "from scratch: no twins, 2 turns of context" test "$(settings "$tmp/scratch/manifest.json")" = "0 2"
 # a broken base: refused before any work, naming the problem
 head -c 5000 "$tmp/tiny.gguf" > "$tmp/cut.gguf"
 "$bin" train "$sample" --as Maya -o "$tmp/cut" --base-model "$tmp/cut.gguf" --quiet 2> "$tmp/cut.err" &&

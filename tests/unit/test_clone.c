@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clone/clone_int.h"
+#include "clone/train_data.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "harness.h"
@@ -401,5 +402,49 @@ out:
     CHECK_EQ_INT(system(cmd), 0);
 }
 
-WS_TEST_MAIN(T(style_features), T(echo_and_trim), T(guard), T(context_parse), T(byte_tokenizer),
-             T(bpe_tokenizer), T(end_to_end))
+/* The training objective with mismatched twins: its weights are its derivative by each
+ * position's loss (central differences), the real replies' tokens weigh more than the plain mean
+ * and the twins' less than nothing, a twin likelier than its real reply costs more than one less
+ * likely, and without twins it is the mean loss with weights 1 / count. */
+static void contrast_objective(void)
+{
+    enum { B = 2, T = 8 };
+    /* row 0: a segment without twin (0-2), pair 0's real reply (3-4) and twin (5-7, 5 no target);
+     * row 1: pair 0 (0-2 real, 3-5 twin), pair 1 (6 real, 7 twin) */
+    const int32_t tag[B * T] = {0, 0, 0, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 4};
+    int32_t tg[B * T];
+    float nll[B * T], w[B * T], wd[B * T];
+    for (int i = 0; i < B * T; i++) {
+        tg[i] = i == 5 ? -1 : 7;
+        nll[i] = 0.5f + 0.37f * (float)((i * 5) % 7);
+    }
+    double j = ws__clone_contrast_objective(tg, tag, B, T, nll, w), worst = 0;
+    for (int i = 0; i < B * T; i++) {
+        float keep = nll[i];
+        nll[i] = keep + 0.01f;
+        double up = ws__clone_contrast_objective(tg, tag, B, T, nll, wd);
+        nll[i] = keep - 0.01f;
+        double down = ws__clone_contrast_objective(tg, tag, B, T, nll, wd);
+        nll[i] = keep;
+        double fd = tg[i] >= 0 ? (up - down) / 0.02 : 0;
+        worst = fmax(worst, fabs(fd - w[i]));
+    }
+    printf("  objective %.4f, weights vs central differences: max |diff| %.2g\n", j, worst);
+    CHECK(worst < 1e-4);
+    CHECK(w[5] == 0.0f);                                /* no target, no weight */
+    CHECK(w[3] > 1.0f / 9 && w[6] < 0 && w[0] == w[1]); /* 9 real-reply tokens */
+    /* the same pair with the twin likelier (lower loss) costs more */
+    for (int i = 11; i < 14; i++)
+        nll[i] = 0.1f;
+    CHECK(ws__clone_contrast_objective(tg, tag, B, T, nll, wd) > j);
+    const int32_t none[B * T] = {0};
+    double mean = 0;
+    for (int i = 0; i < B * T; i++)
+        mean += tg[i] >= 0 ? nll[i] / 15 : 0;
+    CHECK(fabs(ws__clone_contrast_objective(tg, none, B, T, nll, w) - mean) < 1e-6);
+    for (int i = 0; i < B * T; i++)
+        CHECK(w[i] == (tg[i] >= 0 ? 1.0f / 15 : 0.0f));
+}
+
+WS_TEST_MAIN(T(style_features), T(contrast_objective), T(echo_and_trim), T(guard), T(context_parse),
+             T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))
