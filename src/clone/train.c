@@ -247,7 +247,6 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
                        .isolate = tr->fmt.chat,
                        .seed = o->seed};
     ws__clone_pack_epoch(&pk);
-    size_t rows_per_epoch = pk.n_rows ? pk.n_rows : 1;
     ws_trainer *t = NULL;
     train_state st = {0};
     char *ck = ws__clone_path(o->out_dir, "checkpoint.safetensors");
@@ -281,7 +280,7 @@ static int run_training(const ws_clone_train_opts *o, train_run *tr, const ws_pa
             break;
         }
         ws__clone_next_batch(&pk, tr->B, &bt);
-        res->examples_seen += (double)tr->B * (double)n_segs / (double)rows_per_epoch;
+        res->examples_seen += (double)tr->B * (double)n_segs / (double)(pk.n_rows ? pk.n_rows : 1);
         float loss = 0;
         if ((rc = ws__clone_train_step(t, &pk, &bt, tr->B, &loss))) {
             ws_error_set(err, rc, "training step %d failed", step);

@@ -1,5 +1,5 @@
 /* Training data of a clone: examples as token sequences in the model's format (on a chat
- * base each with a mismatched twin: its conversation, another example's reply), packed into rows
+ * base each with a mismatched twin: another example's reply after its conversation), packed into rows
  * of T tokens, and the objective of a step over them (train_data.h). */
 #include <math.h>
 #include <stdlib.h>
@@ -26,10 +26,17 @@ static void seg_turn(const clone_fmt *f, bool me, const char *text, size_t cap, 
         ws__clone_ibuf_push(fl, me && i >= at);
 }
 
-/* One example in the base's chat template: the prompt (not learned), then the reply (that of
- * the example, or another's for a mismatched twin) and the end-of-message token (learned). */
-static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example *ex, const char *reply,
-                         ibuf *ids, ibuf *fl)
+/* A reply and the end-of-message token (learned). */
+static void chat_reply(const clone_fmt *f, const char *reply, ibuf *ids, ibuf *fl)
+{
+    ws__clone_fmt_text(f, reply, CLONE_REPLY_BYTES, false, ids);
+    ws__clone_ibuf_push(ids, f->end);
+    while (fl->n < ids->n)
+        ws__clone_ibuf_push(fl, 1);
+}
+
+/* One example in the base's chat template: the prompt (not learned), then its reply. */
+static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example *ex, ibuf *ids, ibuf *fl)
 {
     const char *authors[CLONE_CHAT_TURNS], *texts[CLONE_CHAT_TURNS];
     size_t n = 0;
@@ -42,15 +49,15 @@ static void chat_example(const clone_fmt *f, const ws_pairs *p, const ws_example
     ws__clone_chat_prompt(f, authors, texts, n, ids);
     while (fl->n < ids->n)
         ws__clone_ibuf_push(fl, 0);
-    ws__clone_fmt_text(f, reply, CLONE_REPLY_BYTES, false, ids);
-    ws__clone_ibuf_push(ids, f->end);
-    while (fl->n < ids->n)
-        ws__clone_ibuf_push(fl, 1);
+    chat_reply(f, p->turns[ex->turn].reply, ids, fl);
 }
 
 static void seg_set(clone_seg *s, const ibuf *ids, const ibuf *fl, uint64_t *h)
 {
     s->n = ids->n;
+    s->prompt_n = 0;
+    while (s->prompt_n < ids->n && !fl->v[s->prompt_n])
+        s->prompt_n++;
     s->ids = ws_xmalloc(ids->n * sizeof *s->ids);
     s->learn = ws_xmalloc(ids->n);
     for (size_t i = 0; i < ids->n; i++) {
@@ -60,8 +67,8 @@ static void seg_set(clone_seg *s, const ibuf *ids, const ibuf *fl, uint64_t *h)
     *h = (*h ^ ws_hash_fnv1a(ids->v, ids->n * sizeof *ids->v)) * 1099511628211ull;
 }
 
-/* The mismatched twin of training example e: its conversation, the reply of another training
- * example (a different text, drawn with a fixed seed so the data hash is stable). */
+/* The mismatched twin of training example e: the reply of another training example (a
+ * different text, drawn with a fixed seed so the data hash is stable), packed after e's prompt. */
 static clone_seg *twin_of(const clone_fmt *f, const ws_pairs *p, size_t e, uint64_t *h)
 {
     const char *own = p->turns[p->examples[e].turn].reply;
@@ -72,7 +79,7 @@ static clone_seg *twin_of(const clone_fmt *f, const ws_pairs *p, size_t e, uint6
         if (o->heldout || !r || !own || !strcmp(r, own))
             continue;
         ibuf ids = {0}, fl = {0};
-        chat_example(f, p, &p->examples[e], r, &ids, &fl);
+        chat_reply(f, r, &ids, &fl);
         clone_seg *t = ws_xcalloc(1, sizeof *t);
         seg_set(t, &ids, &fl, h);
         ws__clone_ibuf_free(&ids);
@@ -94,7 +101,7 @@ clone_seg *ws__clone_segments_build(const ws_pairs *p, const clone_fmt *f, size_
             continue;
         ids.n = fl.n = 0;
         if (f->chat) {
-            chat_example(f, p, ex, p->turns[ex->turn].reply, &ids, &fl);
+            chat_example(f, p, ex, &ids, &fl);
             s[n].twin = CONTRAST_WEIGHT > 0 ? twin_of(f, p, e, &h) : NULL;
             goto keep;
         }
@@ -131,9 +138,10 @@ void ws__clone_segments_free(clone_seg *s, size_t n)
     free(s);
 }
 
-/* The row being filled: ids, learn flags, segment starts and tags of its first fill positions. */
+/* The row being filled: ids, learn flags, segment starts, skips and tags of its first fill
+ * positions. */
 typedef struct row_fill {
-    int32_t *ids, *st, *tag;
+    int32_t *ids, *st, *sf, *sk, *tag;
     uint8_t *learn;
     size_t fill;
     int pairs;
@@ -151,10 +159,13 @@ static void emit_row(clone_packer *pk, row_fill *r)
         pk->rows_in = ws_xrealloc(pk->rows_in, pk->cap * T * sizeof(int32_t));
         pk->rows_tg = ws_xrealloc(pk->rows_tg, pk->cap * T * sizeof(int32_t));
         pk->rows_st = ws_xrealloc(pk->rows_st, pk->cap * T * sizeof(int32_t));
+        pk->rows_sf = ws_xrealloc(pk->rows_sf, pk->cap * T * sizeof(int32_t));
+        pk->rows_sk = ws_xrealloc(pk->rows_sk, pk->cap * T * sizeof(int32_t));
         pk->rows_tag = ws_xrealloc(pk->rows_tag, pk->cap * T * sizeof(int32_t));
     }
     size_t o = pk->n_rows++ * T;
     int32_t *in = pk->rows_in + o, *tg = pk->rows_tg + o, *rs = pk->rows_st + o, *tag = pk->rows_tag + o;
+    int32_t *sf = pk->rows_sf + o, *sk = pk->rows_sk + o;
     for (size_t i = 0; i < T; i++) {
         in[i] = i < fill ? r->ids[i] : pk->pad;
         /* a target only inside the same segment (not the next segment's first token) */
@@ -162,20 +173,42 @@ static void emit_row(clone_packer *pk, row_fill *r)
                     ? r->ids[i + 1]
                     : -1;
         rs[i] = i < fill ? r->st[i] : (int32_t)fill; /* the padding: a segment of its own */
+        sf[i] = i < fill ? r->sf[i] : rs[i];
+        sk[i] = i < fill ? r->sk[i] : rs[i];
         tag[i] = i < fill ? r->tag[i] : 0;
     }
 }
 
-/* Appends s (its last T+1 tokens when longer) to the row with the given tag. */
-static void place(row_fill *r, const clone_seg *s, size_t T, int32_t tag)
+static void put(row_fill *r, int32_t id, uint8_t learn, size_t start, size_t skip_from, size_t skip_to,
+                int32_t tag)
+{
+    r->ids[r->fill] = id;
+    r->learn[r->fill] = learn;
+    r->st[r->fill] = (int32_t)start;
+    r->sf[r->fill] = (int32_t)skip_from;
+    r->sk[r->fill] = (int32_t)skip_to;
+    r->tag[r->fill++] = tag;
+}
+
+/* Appends s (its last T+1 tokens when longer) to the row with the given tag; returns where its
+ * prompt's last token went (or where s begins when its prompt was cut). */
+static size_t place(row_fill *r, const clone_seg *s, size_t T, int32_t tag)
 {
     size_t from = s->n > T + 1 ? s->n - (T + 1) : 0, start = r->fill;
-    for (size_t i = from; i < s->n; i++) {
-        r->ids[r->fill] = s->ids[i];
-        r->learn[r->fill] = s->learn[i];
-        r->st[r->fill] = (int32_t)start;
-        r->tag[r->fill++] = tag;
-    }
+    for (size_t i = from; i < s->n; i++)
+        put(r, s->ids[i], s->learn[i], start, start, start, tag);
+    return start + (s->prompt_n > from ? s->prompt_n - from - 1 : 0);
+}
+
+/* Appends twin tw of the segment placed at start whose prompt's last token is at last: that
+ * token again, then tw's reply, seeing the prompt (start..last-1) and themselves only, at the
+ * positions that token and the true reply had. */
+static void place_twin(row_fill *r, const clone_seg *tw, size_t start, size_t last, int32_t tag)
+{
+    size_t at = r->fill;
+    put(r, r->ids[last], 0, start, last, at, tag);
+    for (size_t i = 0; i < tw->n; i++)
+        put(r, tw->ids[i], tw->learn[i], start, last, at, tag);
 }
 
 void ws__clone_pack_epoch(clone_packer *pk)
@@ -193,26 +226,31 @@ void ws__clone_pack_epoch(clone_packer *pk)
     }
     pk->n_rows = 0;
     pk->next = 0;
-    row_fill r = {ws_xmalloc((T + 1) * sizeof(int32_t)),
-                  ws_xmalloc((T + 1) * sizeof(int32_t)),
-                  ws_xmalloc((T + 1) * sizeof(int32_t)),
+    size_t rb = (T + 1) * sizeof(int32_t);
+    row_fill r = {ws_xmalloc(rb),
+                  ws_xmalloc(rb),
+                  ws_xmalloc(rb),
+                  ws_xmalloc(rb),
+                  ws_xmalloc(rb),
                   ws_xmalloc(T + 1),
                   0,
                   0};
     for (size_t k = 0; k < ns; k++) {
         const clone_seg *s = &pk->segs[ord[k]], *tw = s->twin;
-        size_t need = s->n + (tw ? tw->n : 0);
-        if (tw && need > T + 1)
+        size_t need = s->n + (tw ? 1 + tw->n : 0);
+        if (tw && (need > T + 1 || !s->prompt_n))
             tw = NULL, need = s->n;
         if (r.fill && r.fill + need > T + 1)
             emit_row(pk, &r);
-        place(&r, s, T, tw ? 2 * r.pairs + 1 : 0);
+        size_t start = r.fill, last = place(&r, s, T, tw ? 2 * r.pairs + 1 : 0);
         if (tw)
-            place(&r, tw, T, 2 * r.pairs++ + 2);
+            place_twin(&r, tw, start, last, 2 * r.pairs++ + 2);
     }
     emit_row(pk, &r);
     free(r.ids);
     free(r.st);
+    free(r.sf);
+    free(r.sk);
     free(r.tag);
     free(r.learn);
     free(ord);
@@ -225,6 +263,8 @@ void ws__clone_copy_row(const clone_packer *pk, size_t r, clone_batch *bt, int b
     memcpy(bt->in + o, pk->rows_in + r * T, T * sizeof *bt->in);
     memcpy(bt->tg + o, pk->rows_tg + r * T, T * sizeof *bt->tg);
     memcpy(bt->st + o, pk->rows_st + r * T, T * sizeof *bt->st);
+    memcpy(bt->sf + o, pk->rows_sf + r * T, T * sizeof *bt->sf);
+    memcpy(bt->sk + o, pk->rows_sk + r * T, T * sizeof *bt->sk);
     memcpy(bt->tag + o, pk->rows_tag + r * T, T * sizeof *bt->tag);
 }
 
@@ -314,7 +354,8 @@ int ws__clone_train_step(ws_trainer *t, const clone_packer *pk, const clone_batc
     bool twins = false;
     for (size_t i = 0; i < (size_t)B * pk->T && !twins; i++)
         twins = bt->tag[i] != 0;
-    return ws_trainer_step_weighted(t, bt->in, pk->isolate ? bt->st : NULL, bt->tg,
+    ws_packing rows = {bt->st, bt->sf, bt->sk};
+    return ws_trainer_step_weighted(t, bt->in, pk->isolate ? &rows : NULL, bt->tg,
                                     twins ? contrast_weigh : NULL, &c, loss);
 }
 
@@ -323,14 +364,17 @@ void ws__clone_packer_free(clone_packer *pk)
     free(pk->rows_in);
     free(pk->rows_tg);
     free(pk->rows_st);
+    free(pk->rows_sf);
+    free(pk->rows_sk);
     free(pk->rows_tag);
 }
 
 clone_batch ws__clone_batch_new(int B, int T)
 {
     size_t n = (size_t)B * T;
-    return (clone_batch){ws_xmalloc(n * sizeof(int32_t)), ws_xmalloc(n * sizeof(int32_t)),
-                         ws_xmalloc(n * sizeof(int32_t)), ws_xmalloc(n * sizeof(int32_t))};
+    size_t b = n * sizeof(int32_t);
+    return (clone_batch){ws_xmalloc(b), ws_xmalloc(b), ws_xmalloc(b),
+                         ws_xmalloc(b), ws_xmalloc(b), ws_xmalloc(b)};
 }
 
 void ws__clone_batch_free(clone_batch *bt)
@@ -338,5 +382,7 @@ void ws__clone_batch_free(clone_batch *bt)
     free(bt->in);
     free(bt->tg);
     free(bt->st);
+    free(bt->sf);
+    free(bt->sk);
     free(bt->tag);
 }

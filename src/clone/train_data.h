@@ -12,11 +12,12 @@
 #include "nn/train.h"
 #include "style/pairs.h"
 
-/* On a chat base each example is packed with a mismatched twin: its conversation followed by the
- * reply of another training example. Besides the reply's loss, the objective takes
- * CONTRAST_WEIGHT x softplus(mean log-prob of the twin's reply - the true reply's) per pair, so
- * the adapter learns which reply answers the conversation, not only how the person writes
- * (response selection, as R10@1 of the fidelity report measures it). */
+/* On a chat base each example is packed with a mismatched twin: the reply of another training example after
+ * the same conversation. Besides the reply's loss, the objective takes CONTRAST_WEIGHT x softplus(mean
+ * log-prob of the twin's reply - the true reply's) per pair, so the adapter learns which reply answers the
+ * conversation, not only how the person writes (response selection, as R10@1 of the fidelity report measures
+ * it). The twin shares its example's prompt in the row (it skips the true reply: ws_packing), so it costs its
+ * reply's tokens only, not a second prompt (docs/clone.md). */
 #define CONTRAST_WEIGHT 0.5
 
 /* One training example as token ids. */
@@ -24,7 +25,9 @@ typedef struct clone_seg {
     int32_t *ids;
     uint8_t *learn; /* 1 where the token is predicted (persona text and its end) */
     size_t n;
-    struct clone_seg *twin; /* on a chat base: its mismatched twin (CONTRAST_WEIGHT; owned), or NULL */
+    size_t prompt_n;        /* tokens before the reply (not learned) */
+    struct clone_seg *twin; /* on a chat base: its mismatched twin's reply and end (all learned;
+                               CONTRAST_WEIGHT; owned), or NULL */
 } clone_seg;
 
 /* The training examples of p (held-out ones left out) in f's format, and a hash of their ids
@@ -36,7 +39,10 @@ void ws__clone_segments_free(clone_seg *s, size_t n);
  * targets), each position with the start of its segment in the row: on a chat base a segment
  * attends only to itself and its positions count from 0, as when it is alone
  * (ws_model_forward_packed; a model from scratch still reads its rows whole, as its tests were
- * tuned on). A segment's mismatched twin goes right after it in the same row when both fit;
+ * tuned on). A segment's mismatched twin goes right after it
+ * in the same row when both fit: the prompt's last token again, then the twin's reply, at the
+ * positions the true reply had and seeing the prompt but not the true reply (skip_from,
+ * skip_to: ws_packing);
  * each position's tag says what it belongs to: 0 a segment without its twin, 2k+1 the k-th
  * pair's segment of its row, 2k+2 that pair's twin. Deterministic for (seed, epoch) so a resumed
  * run sees the same data. */
@@ -48,13 +54,13 @@ typedef struct clone_packer {
     bool isolate; /* segments apart: no target across a segment's end, starts used (chat base) */
     uint64_t seed;
     int epoch;
-    int32_t *rows_in, *rows_tg, *rows_st, *rows_tag; /* [n_rows][T] */
+    int32_t *rows_in, *rows_tg, *rows_st, *rows_sf, *rows_sk, *rows_tag; /* [n_rows][T] */
     size_t n_rows, next, cap;
 } clone_packer;
 
-/* One micro-batch: inputs, targets, segment starts and tags, [B][T] each. */
+/* One micro-batch: inputs, targets, segment starts, skips and tags, [B][T] each. */
 typedef struct clone_batch {
-    int32_t *in, *tg, *st, *tag;
+    int32_t *in, *tg, *st, *sf, *sk, *tag;
 } clone_batch;
 
 /* Packs the epoch pk->epoch (its rows owned by pk: ws__clone_packer_free). */

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "nn/config.h"
+#include "nn/ops.h"
 #include "nn/quant.h"
 
 typedef struct ws_lora ws_lora;
@@ -136,12 +137,14 @@ void ws_acts_base_8bit(ws_acts *a, const ws_model *m, const ws_lora *lora);
  * training is true LoRA dropout is applied. */
 int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
                      const int32_t *targets, int B, int T, bool training, float *loss);
-/* The same over rows that pack several sequences: starts[B*T] (NULL: one sequence a row) holds,
- * for each position, the index in its row where its sequence begins (non-decreasing within a
- * row, starts[i] <= i). A position attends only inside its sequence and its RoPE position counts
- * from that start, so each packed sequence is computed as if it were alone in its row. */
+/* The same over rows that pack several sequences (pk NULL or pk->starts NULL: one sequence a
+ * row): pk->starts[B*T] holds, for each position, the index in its row where its sequence begins
+ * (non-decreasing within a row, starts[i] <= i). A position attends only inside its sequence, but
+ * the keys it skips (ws_packing), and its RoPE position counts from that start without them, so
+ * each packed sequence is computed as if it were alone in its row; invalid starts or skips:
+ * WS_EINVAL. */
 int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
-                            const int32_t *starts, const int32_t *targets, int B, int T, bool training,
+                            const ws_packing *pk, const int32_t *targets, int B, int T, bool training,
                             float *loss);
 /* After a forward with targets: nll[B*T] gets each position's loss (-log p of its target), 0
  * where it has no target. */

@@ -394,21 +394,27 @@ int ws_model_forward(const ws_model *m, const ws_lora *lora, ws_acts *a, const i
     return ws_model_forward_packed(m, lora, a, inputs, NULL, targets, B, T, training, loss);
 }
 
-/* RoPE positions of packed rows from their sequence starts; false when a start is invalid. */
-static bool packed_positions(ws_acts *a, const int32_t *starts, int B, int T)
+/* RoPE positions of packed rows from their sequence starts and skips (ws_packing); false when a
+ * start or a skip is invalid. */
+static bool packed_positions(ws_acts *a, const ws_packing *pk, int B, int T)
 {
+    const int32_t *starts = pk->starts, *sf = pk->skip_from, *sk = pk->skip_to;
+    if (sf && !sk)
+        return false;
     for (int b = 0; b < B; b++)
         for (int i = 0; i < T; i++) {
-            int r = b * T + i, s0 = starts[r];
+            int r = b * T + i, s0 = starts[r], gap = sf ? sk[r] - sf[r] : 0;
             if (s0 < 0 || s0 > i || (i && s0 < starts[r - 1]))
                 return false;
-            a->pos[r] = i - s0;
+            if (sf && (sf[r] < s0 || gap < 0 || sk[r] > i))
+                return false;
+            a->pos[r] = i - s0 - gap;
         }
     return true;
 }
 
 int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, const int32_t *inputs,
-                            const int32_t *starts, const int32_t *targets, int B, int T, bool training,
+                            const ws_packing *pk, const int32_t *targets, int B, int T, bool training,
                             float *loss)
 {
     const ws_model_config *c = &m->cfg;
@@ -419,7 +425,8 @@ int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, 
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V || (targets && targets[i] >= V))
             return WS_EINVAL;
-    if (starts && !packed_positions(a, starts, B, T))
+    const int32_t *starts = pk ? pk->starts : NULL;
+    if (starts && !packed_positions(a, pk, B, T))
         return WS_EINVAL;
     a->packed = starts != NULL;
     const int32_t *pos = starts ? a->pos : NULL;
@@ -445,7 +452,7 @@ int ws_model_forward_packed(const ws_model *m, const ws_lora *lora, ws_acts *a, 
         WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->q, pos, N, T, H, D, m->rope_cos, m->rope_sin););
         WS_PROF(WS_PROF_ROPE, ws_rope_forward(la->k, pos, N, T, KV, D, m->rope_cos, m->rope_sin););
         WS_PROF(WS_PROF_ATTN_FWD,
-                ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, starts, B, T, H, KV, D););
+                ws_attention_forward(la->atty, la->att, la->q, la->k, la->v, pk, B, T, H, KV, D););
         WS_PROF(WS_PROF_COPY, memcpy(la->mid, x, (size_t)N * C * sizeof(float)););
         proj_fwd(m, a, l, WS_LORA_O, la->mid, la->atty, N, 1.0f);
         WS_PROF(WS_PROF_LORA,

@@ -430,14 +430,17 @@ void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *
 typedef struct {
     float *out, *att, *dq, *dk, *dv;
     const float *q, *k, *v, *dout, *catt;
-    const int32_t *starts; /* [B*T] where each position's sequence begins in its row; NULL: 0 */
+    const int32_t *starts;              /* [B*T] where each position's sequence begins in its row; NULL: 0 */
+    const int32_t *skip_from, *skip_to; /* [B*T] keys each position skips; NULL: none */
     int T, H, KV, D;
     float scale;
 } attn_job;
 
-/* rows [r0, r1) of s (row stride T): softmax of row i over columns st[i]..i (st NULL: 0..i),
- * zeros elsewhere up to r1 (a zero probability also gives a zero gradient in backward) */
-static void causal_softmax_block(float *s, const int32_t *st, int T, int r0, int r1)
+/* rows [r0, r1) of s (row stride T): softmax of row i over columns st[i]..i (st NULL: 0..i)
+ * but sf[i]..sk[i]-1 (sf NULL: none), zeros elsewhere up to r1 (a zero probability also gives a
+ * zero gradient in backward) */
+static void causal_softmax_block(float *s, const int32_t *st, const int32_t *sf, const int32_t *sk, int T,
+                                 int r0, int r1)
 {
     for (int i = r0; i < r1; i++) {
         float *row = s + (size_t)i * T;
@@ -445,6 +448,8 @@ static void causal_softmax_block(float *s, const int32_t *st, int T, int r0, int
         float mx = -INFINITY;
         for (int j = 0; j < from; j++)
             row[j] = 0;
+        for (int j = sf ? sf[i] : 0; sf && j < sk[i]; j++)
+            row[j] = -INFINITY; /* exp gives 0: out of the max and the sum */
 #pragma omp simd reduction(max : mx)
         for (int j = from; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
@@ -479,7 +484,10 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
             float *ab = a + (size_t)r0 * T;
             ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, jb->scale,
                                     qb + (size_t)r0 * qs, qs, kb, ks, 0.0f, ab, T);
-            causal_softmax_block(a, jb->starts ? jb->starts + (size_t)b * T : NULL, T, r0, r1);
+            size_t ro = (size_t)b * T;
+            causal_softmax_block(a, jb->starts ? jb->starts + ro : NULL,
+                                 jb->skip_from ? jb->skip_from + ro : NULL,
+                                 jb->skip_to ? jb->skip_to + ro : NULL, T, r0, r1);
             ws__blas()->cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, 1.0f, ab, T, vb, ks,
                                     0.0f, ob + (size_t)r0 * qs, qs);
         }
@@ -487,14 +495,16 @@ static void attn_fwd_heads(void *p, size_t lo, size_t hi, int chunk)
 }
 
 void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const int32_t *starts, int B, int T, int H, int KV, int D)
+                          const ws_packing *pk, int B, int T, int H, int KV, int D)
 {
     attn_job j = {.out = out,
                   .att = att,
                   .q = q,
                   .k = k,
                   .v = v,
-                  .starts = starts,
+                  .starts = pk ? pk->starts : NULL,
+                  .skip_from = pk && pk->starts ? pk->skip_from : NULL,
+                  .skip_to = pk && pk->starts ? pk->skip_to : NULL,
                   .T = T,
                   .H = H,
                   .KV = KV,

@@ -52,12 +52,21 @@ void ws_swiglu_backward(float *dg, float *du, const float *dh, const float *g, c
  * may be g, u themselves (in place, when the forward values are not needed again). */
 void ws_swiglu_backward_set(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
 
+/* Sequences packed in rows of T positions, [B*T] arrays: position i attends to positions
+ * starts[i]..i of its row (starts non-decreasing within a row) except skip_from[i]..skip_to[i]-1
+ * (skip_from NULL: none skipped; starts[i] <= skip_from[i] <= skip_to[i] <= i), and its RoPE
+ * position counts from starts[i] without the skipped ones. A skip lets a sequence reuse the
+ * prefix of the one before it: its own positions see that prefix and not what came between. */
+typedef struct ws_packing {
+    const int32_t *starts, *skip_from, *skip_to;
+} ws_packing;
+
 /* Causal grouped-query attention. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
  * att[B,H,T,T] keeps the softmax probabilities for backward (only the causal blocks that
- * backward reads are written). starts[B*T] (NULL: all 0) packs several sequences in a row:
- * position i attends to positions starts[i]..i only. Heads run in parallel on the pool. */
+ * backward reads are written). pk (NULL: one sequence a row) packs several sequences in a row.
+ * Heads run in parallel on the pool. */
 void ws_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const int32_t *starts, int B, int T, int H, int KV, int D);
+                          const ws_packing *pk, int B, int T, int H, int KV, int D);
 void ws_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H, int KV,
                            int D);

@@ -203,13 +203,22 @@ int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets
     return ws_trainer_step_packed(t, inputs, NULL, targets, loss);
 }
 
-int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
-                           const int32_t *targets, float *loss)
+int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const ws_packing *pk, const int32_t *targets,
+                           float *loss)
 {
-    return ws_trainer_step_weighted(t, inputs, starts, targets, NULL, NULL, loss);
+    return ws_trainer_step_weighted(t, inputs, pk, targets, NULL, NULL, loss);
 }
 
-int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+/* Micro-batch a's part of pk's arrays. */
+static ws_packing micro_packing(const ws_packing *pk, size_t off)
+{
+    if (!pk || !pk->starts)
+        return (ws_packing){0};
+    return (ws_packing){pk->starts + off, pk->skip_from ? pk->skip_from + off : NULL,
+                        pk->skip_to ? pk->skip_to + off : NULL};
+}
+
+int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const ws_packing *pk,
                              const int32_t *targets, ws_trainer_weigh_fn weigh, void *arg, float *loss)
 {
     size_t bt = (size_t)t->B * t->T;
@@ -221,9 +230,9 @@ int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const int32_t
     double total = 0;
     for (int a = 0; a < t->o.accum; a++) {
         float l = 0;
-        int rc =
-            ws_model_forward_packed(t->m, t->lora, t->acts, inputs + a * bt, starts ? starts + a * bt : NULL,
-                                    targets + a * bt, t->B, t->T, true, &l);
+        ws_packing mp = micro_packing(pk, a * bt);
+        int rc = ws_model_forward_packed(t->m, t->lora, t->acts, inputs + a * bt, mp.starts ? &mp : NULL,
+                                         targets + a * bt, t->B, t->T, true, &l);
         if (rc)
             return rc;
         if (weigh) {

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "nn/lora.h"
+#include "nn/ops.h"
 #include "nn/model.h"
 
 typedef struct ws_train_opts {
@@ -41,9 +42,10 @@ void ws_trainer_free(ws_trainer *t);
 /* One optimizer step over accum micro-batches: inputs/targets hold accum*B*T ids (targets
  * negative = not trained on). *loss gets the mean of the micro-batch mean losses. */
 int ws_trainer_step(ws_trainer *t, const int32_t *inputs, const int32_t *targets, float *loss);
-/* The same over packed rows: starts (accum*B*T, NULL: unpacked) as ws_model_forward_packed. */
-int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
-                           const int32_t *targets, float *loss);
+/* The same over packed rows: pk's arrays (accum*B*T each; pk NULL: unpacked) as
+ * ws_model_forward_packed. */
+int ws_trainer_step_packed(ws_trainer *t, const int32_t *inputs, const ws_packing *pk, const int32_t *targets,
+                           float *loss);
 /* Weights of one micro-batch's positions from their losses after its forward: nll[B*T] (0
  * where no target), into w[B*T] (the backward propagates sum_i w[i] * nll[i]). Returns the
  * micro-batch's loss under that objective, for the report. */
@@ -51,7 +53,7 @@ typedef double (*ws_trainer_weigh_fn)(void *arg, int micro, const float *nll, fl
 /* The same as ws_trainer_step_packed with an objective of weighted position losses set by weigh
  * after each micro-batch's forward (e.g. a contrastive term between sequences); weigh NULL: the
  * mean loss. *loss gets the mean of weigh's values. */
-int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const int32_t *starts,
+int ws_trainer_step_weighted(ws_trainer *t, const int32_t *inputs, const ws_packing *pk,
                              const int32_t *targets, ws_trainer_weigh_fn weigh, void *arg, float *loss);
 /* Mean loss over a batch without training (dropout off). */
 int ws_trainer_eval(ws_trainer *t, const int32_t *inputs, const int32_t *targets, int B, float *loss);

@@ -446,5 +446,46 @@ static void contrast_objective(void)
         CHECK(w[i] == (tg[i] >= 0 ? 1.0f / 15 : 0.0f));
 }
 
-WS_TEST_MAIN(T(style_features), T(contrast_objective), T(echo_and_trim), T(guard), T(context_parse),
-             T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))
+/* Packing: each segment's twin follows it in its row, sharing its prompt: the prompt's last
+ * token again (no target), then the twin's reply, skipping the true reply (skip_from at the
+ * prompt's last token, skip_to where the twin begins); tags 2k+1, 2k+2. A segment without a
+ * twin packs alone (tag 0). */
+static void twins_share_the_prompt(void)
+{
+    enum { N = 12, LEN = 5, TW = 2, T = 16 };
+    clone_seg segs[N], twins[N];
+    int32_t ids[LEN] = {1, 2, 3, 4, 5}, tids[TW] = {9, 9};
+    uint8_t learn[LEN] = {0, 0, 0, 1, 1}, tlearn[TW] = {1, 1};
+    for (int round = 0; round < 2; round++) {
+        bool twin = round == 0;
+        for (int i = 0; i < N; i++) {
+            twins[i] = (clone_seg){tids, tlearn, TW, 0, NULL};
+            segs[i] = (clone_seg){ids, learn, LEN, 3, twin ? &twins[i] : NULL};
+        }
+        clone_packer pk = {.segs = segs, .n_segs = N, .T = T, .pad = 0, .isolate = true, .seed = 3};
+        ws__clone_pack_epoch(&pk);
+        int max_tag = 0, learned = 0;
+        for (size_t i = 0; i < pk.n_rows * T; i++) {
+            max_tag = pk.rows_tag[i] > max_tag ? pk.rows_tag[i] : max_tag;
+            learned += pk.rows_tg[i] >= 0;
+        }
+        printf("  %s: %zu rows, largest tag %d, %d targets\n", twin ? "twins" : "alone", pk.n_rows, max_tag,
+               learned);
+        /* a pair takes 5 + 1 + 2 tokens: two a row of 17; alone, three */
+        CHECK_EQ_INT((int)pk.n_rows, twin ? 6 : 4);
+        CHECK_EQ_INT(max_tag, twin ? 4 : 0);
+        CHECK_EQ_INT(learned, (twin ? 4 : 2) * N);
+        if (twin) { /* row 0: the pair at 0..4, its twin at 5..7, the next pair from 8 */
+            const int32_t *in = pk.rows_in, *tg = pk.rows_tg, *st = pk.rows_st, *sf = pk.rows_sf,
+                          *sk = pk.rows_sk;
+            CHECK(in[5] == 3 && tg[4] < 0 && tg[5] == 9 && tg[6] == 9 && tg[7] < 0);
+            CHECK(st[5] == 0 && sf[5] == 2 && sk[5] == 5 && sf[7] == 2 && sk[7] == 5);
+            CHECK(st[4] == 0 && sf[4] == 0 && sk[4] == 0 && st[8] == 8 && sf[8] == 8 && sk[8] == 8);
+            CHECK(pk.rows_tag[4] == 1 && pk.rows_tag[5] == 2 && pk.rows_tag[8] == 3);
+        }
+        ws__clone_packer_free(&pk);
+    }
+}
+
+WS_TEST_MAIN(T(style_features), T(contrast_objective), T(twins_share_the_prompt), T(echo_and_trim), T(guard),
+             T(context_parse), T(byte_tokenizer), T(bpe_tokenizer), T(end_to_end))

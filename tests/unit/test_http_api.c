@@ -583,6 +583,7 @@ static void api_reply_burst_loses_no_row(void)
         char path[300];
         snprintf(path, sizeof path, "%s/whatstyle.db", data_dir);
         CHECK_EQ_INT(sqlite3_open(path, &lite), SQLITE_OK);
+        sqlite3_busy_timeout(lite, 5000); /* the server may be writing (the training job's rows) */
         CHECK_EQ_INT(sqlite3_exec(lite, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     }
     reply_burst b[THREADS];

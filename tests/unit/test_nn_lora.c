@@ -337,6 +337,30 @@ static ws_lora *test_adapter(const ws_model *m)
     return lo;
 }
 
+/* Backward on the same adapter from two forwards (as, ap) gives the same gradients. */
+static void check_same_grads(ws_model *m, ws_lora *ls, ws_acts *as, ws_lora *lp, ws_acts *ap)
+{
+    ws_lora_zero_grads(ls);
+    ws_lora_zero_grads(lp);
+    ws_model_backward(m, ls, as, 1.0f);
+    ws_model_backward(m, lp, ap, 1.0f);
+    double md = 0, mx = 0;
+    for (int idx = 0; idx < m->cfg.n_layers * WS_LORA_NT; idx++) {
+        int rin, rout;
+        ws_lora_dims(&m->cfg, idx % WS_LORA_NT, &rin, &rout);
+        for (int i = 0; i < 2 * rin; i++) {
+            md = fmax(md, fabs(ls->gA[idx][i] - lp->gA[idx][i]));
+            mx = fmax(mx, fabs(ls->gA[idx][i]));
+        }
+        for (int i = 0; i < 2 * rout; i++) {
+            md = fmax(md, fabs(ls->gB[idx][i] - lp->gB[idx][i]));
+            mx = fmax(mx, fabs(ls->gB[idx][i]));
+        }
+    }
+    printf("  adapter gradients: max|diff| %.3g (max %.3g)\n", md, mx);
+    CHECK(mx > 0 && md <= 1e-4 * mx);
+}
+
 /* Two sequences packed in one row with their starts (ws_model_forward_packed) train exactly as
  * the same sequences alone in two rows: same loss, same adapter gradients; without the starts
  * the second would see the first and the numbers differ. */
@@ -364,35 +388,78 @@ static void packed_rows_train_like_separate_rows(void)
     float loss_s, loss_p, loss_mixed;
     CHECK_EQ_INT(ws_model_forward(m, ls, as, sep_in, sep_tg, 2, T, true, &loss_s), 0);
     CHECK_EQ_INT(ws_model_forward(m, lp, ap, pk_in, pk_tg, 1, T, true, &loss_mixed), 0);
-    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, pk_st, pk_tg, 1, T, true, &loss_p), 0);
+    CHECK_EQ_INT(
+        ws_model_forward_packed(m, lp, ap, pk_in, &(ws_packing){.starts = pk_st}, pk_tg, 1, T, true, &loss_p),
+        0);
     printf("  loss: two rows %.6f, packed %.6f, packed without starts %.6f\n", loss_s, loss_p, loss_mixed);
     CHECK(fabsf(loss_s - loss_p) <= 1e-5f * fabsf(loss_s));
     CHECK(fabsf(loss_s - loss_mixed) > 1e-4f);
-    ws_lora_zero_grads(ls);
-    ws_lora_zero_grads(lp);
-    ws_model_backward(m, ls, as, 1.0f);
-    ws_model_backward(m, lp, ap, 1.0f);
-    double md = 0, mx = 0;
-    for (int idx = 0; idx < m->cfg.n_layers * WS_LORA_NT; idx++) {
-        int rin, rout;
-        ws_lora_dims(&m->cfg, idx % WS_LORA_NT, &rin, &rout);
-        for (int i = 0; i < 2 * rin; i++) {
-            md = fmax(md, fabs(ls->gA[idx][i] - lp->gA[idx][i]));
-            mx = fmax(mx, fabs(ls->gA[idx][i]));
-        }
-        for (int i = 0; i < 2 * rout; i++) {
-            md = fmax(md, fabs(ls->gB[idx][i] - lp->gB[idx][i]));
-            mx = fmax(mx, fabs(ls->gB[idx][i]));
-        }
-    }
-    printf("  adapter gradients: max|diff| %.3g (max %.3g)\n", md, mx);
-    CHECK(mx > 0 && md <= 1e-4 * mx);
+    check_same_grads(m, ls, as, lp, ap);
     int32_t bad[T];
     memcpy(bad, pk_st, sizeof bad);
     bad[L1 + 1] = 0; /* a start that goes back */
-    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, bad, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
+    CHECK_EQ_INT(
+        ws_model_forward_packed(m, lp, ap, pk_in, &(ws_packing){.starts = bad}, pk_tg, 1, T, true, &loss_p),
+        WS_EINVAL);
     bad[L1 + 1] = L1 + 2; /* a start after its position */
-    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, bad, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
+    CHECK_EQ_INT(
+        ws_model_forward_packed(m, lp, ap, pk_in, &(ws_packing){.starts = bad}, pk_tg, 1, T, true, &loss_p),
+        WS_EINVAL);
+    ws_acts_free(as);
+    ws_acts_free(ap);
+    ws_lora_free(ls);
+    ws_lora_free(lp);
+    free(ref);
+    ws_model_free(m);
+    nn_ref_close(&r);
+}
+
+/* A second reply that shares the first's prompt in the row (ws_packing skips: the prompt's last
+ * token again, then the reply, seeing the prompt but not the first reply) trains exactly as the
+ * prompt with that reply alone in a row: same loss, same adapter gradients. Skips out of their
+ * bounds are refused. */
+static void shared_prompt_trains_like_its_own_row(void)
+{
+    nn_ref r;
+    CHECK(nn_ref_open(&r, "llama_tied") == 0);
+    ws_model *m = NULL;
+    ws_error err = {0};
+    CHECK_EQ_INT(ws_model_load(r.dir, 0, &m, &err), 0);
+    int32_t *ref = nn_ref_i32(&r, "train_inputs", NULL);
+    /* prompt ref[0..5], first reply ref[6..9], second reply ref[16..18] */
+    enum { T = 16, P = 6, RA = 4, RB = 3 };
+    int32_t sep_in[2 * T], sep_tg[2 * T], pk_in[T], pk_tg[T], pk_st[T], pk_sf[T], pk_sk[T];
+    for (int i = 0; i < T; i++) {
+        sep_in[i] = i < P + RA ? ref[i] : 0;
+        sep_tg[i] = i >= P - 1 && i + 1 < P + RA ? ref[i + 1] : -1;
+        sep_in[T + i] = i < P ? ref[i] : i < P + RB ? ref[T + i - P] : 0;
+        sep_tg[T + i] = i >= P - 1 && i + 1 < P + RB ? sep_in[T + i + 1] : -1;
+    }
+    const int tw = P + RA; /* where the twin part begins: the prompt's last token again */
+    for (int i = 0; i < T; i++) {
+        bool twin = i >= tw && i < tw + 1 + RB, pad = i >= tw + 1 + RB;
+        pk_in[i] = i < tw ? sep_in[i] : twin ? sep_in[T + P - 1 + (i - tw)] : 0;
+        pk_tg[i] = i < tw ? sep_tg[i] : twin ? sep_tg[T + P - 1 + (i - tw)] : -1;
+        pk_st[i] = pad ? tw + 1 + RB : 0;
+        pk_sf[i] = twin ? P - 1 : pk_st[i];
+        pk_sk[i] = twin ? tw : pk_st[i];
+    }
+    ws_lora *ls = test_adapter(m), *lp = test_adapter(m);
+    ws_acts *as = ws_acts_new(m, ls, 2, T), *ap = ws_acts_new(m, lp, 1, T);
+    float loss_s, loss_p, loss_noskip;
+    ws_packing pk = {pk_st, pk_sf, pk_sk}, noskip = {.starts = pk_st};
+    CHECK_EQ_INT(ws_model_forward(m, ls, as, sep_in, sep_tg, 2, T, true, &loss_s), 0);
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, &noskip, pk_tg, 1, T, true, &loss_noskip), 0);
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, &pk, pk_tg, 1, T, true, &loss_p), 0);
+    printf("  loss: two rows %.6f, shared prompt %.6f, without the skip %.6f\n", loss_s, loss_p, loss_noskip);
+    CHECK(fabsf(loss_s - loss_p) <= 1e-5f * fabsf(loss_s));
+    CHECK(fabsf(loss_s - loss_noskip) > 1e-4f);
+    check_same_grads(m, ls, as, lp, ap);
+    pk_sk[tw + 1] = tw + 2; /* a skip past its position */
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, &pk, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
+    pk_sk[tw + 1] = tw;
+    pk_sf[tw + 1] = tw + 1; /* a skip that ends before it begins */
+    CHECK_EQ_INT(ws_model_forward_packed(m, lp, ap, pk_in, &pk, pk_tg, 1, T, true, &loss_p), WS_EINVAL);
     ws_acts_free(as);
     ws_acts_free(ap);
     ws_lora_free(ls);
@@ -496,4 +563,4 @@ static void weighted_targets(void)
 WS_TEST_MAIN(T(lora_grads_and_logits_match_peft), T(several_adapters_share_one_base),
              T(save_load_roundtrip_and_refusals), T(lora_dropout_gradient),
              T(upper_layer_adapters_skip_the_rest), T(packed_rows_train_like_separate_rows),
-             T(weighted_targets))
+             T(shared_prompt_trains_like_its_own_row), T(weighted_targets))
