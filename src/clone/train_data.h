@@ -12,12 +12,13 @@
 #include "nn/train.h"
 #include "style/pairs.h"
 
-/* On a chat base each example is packed with a mismatched twin: the reply of another training example after
- * the same conversation. Besides the reply's loss, the objective takes CONTRAST_WEIGHT x softplus(mean
- * log-prob of the twin's reply - the true reply's) per pair, so the adapter learns which reply answers the
- * conversation, not only how the person writes (response selection, as R10@1 of the fidelity report measures
- * it). The twin shares its example's prompt in the row (it skips the true reply: ws_packing), so it costs its
- * reply's tokens only, not a second prompt (docs/clone.md). */
+/* On a chat base each example is packed with a mismatched twin: the reply of another training
+ * example after the same conversation. Besides the reply's loss, the objective takes
+ * CONTRAST_WEIGHT x softplus(mean log-prob of the twin's reply - the true reply's) per pair, so
+ * the adapter learns which reply answers the conversation, not only how the person writes
+ * (response selection, as R10@1 of the fidelity report measures it). The twin shares its
+ * example's prompt in the row (it skips the true reply: ws_packing), so it costs its reply's
+ * tokens only, not a second prompt (docs/clone.md). */
 #define CONTRAST_WEIGHT 0.5
 
 /* One training example as token ids. */
@@ -39,13 +40,12 @@ void ws__clone_segments_free(clone_seg *s, size_t n);
  * targets), each position with the start of its segment in the row: on a chat base a segment
  * attends only to itself and its positions count from 0, as when it is alone
  * (ws_model_forward_packed; a model from scratch still reads its rows whole, as its tests were
- * tuned on). A segment's mismatched twin goes right after it
- * in the same row when both fit: the prompt's last token again, then the twin's reply, at the
- * positions the true reply had and seeing the prompt but not the true reply (skip_from,
- * skip_to: ws_packing);
- * each position's tag says what it belongs to: 0 a segment without its twin, 2k+1 the k-th
- * pair's segment of its row, 2k+2 that pair's twin. Deterministic for (seed, epoch) so a resumed
- * run sees the same data. */
+ * tuned on). A segment's mismatched twin goes right after it in the same row when both fit: the
+ * prompt's last token again, then the twin's reply, at the positions the true reply had and
+ * seeing the prompt but not the true reply (skip_from, skip_to: ws_packing); each position's tag
+ * says what it belongs to: 0 a segment without its twin, 2k+1 the k-th pair's segment of its
+ * row, 2k+2 that pair's twin. Deterministic for (seed, epoch) so a resumed run sees the same
+ * data. */
 typedef struct clone_packer {
     const clone_seg *segs;
     size_t n_segs;

@@ -11,7 +11,6 @@
 
 #include "core/error.h"
 #include "nn/lora.h"
-#include "nn/ops.h"
 #include "nn/model.h"
 
 typedef struct ws_train_opts {
