@@ -190,14 +190,12 @@ static void put(row_fill *r, int32_t id, uint8_t learn, size_t start, size_t ski
     r->tag[r->fill++] = tag;
 }
 
-/* Appends s (its last T+1 tokens when longer) to the row with the given tag; returns where its
- * prompt's last token went (or where s begins when its prompt was cut). */
-static size_t place(row_fill *r, const clone_seg *s, size_t T, int32_t tag)
+/* Appends s (its last T+1 tokens when longer) to the row with the given tag. */
+static void place(row_fill *r, const clone_seg *s, size_t T, int32_t tag)
 {
     size_t from = s->n > T + 1 ? s->n - (T + 1) : 0, start = r->fill;
     for (size_t i = from; i < s->n; i++)
         put(r, s->ids[i], s->learn[i], start, start, start, tag);
-    return start + (s->prompt_n > from ? s->prompt_n - from - 1 : 0);
 }
 
 /* Appends twin tw of the segment placed at start whose prompt's last token is at last: that
@@ -242,9 +240,11 @@ void ws__clone_pack_epoch(clone_packer *pk)
             tw = NULL, need = s->n;
         if (r.fill && r.fill + need > T + 1)
             emit_row(pk, &r);
-        size_t start = r.fill, last = place(&r, s, T, tw ? 2 * r.pairs + 1 : 0);
+        size_t start = r.fill; /* a segment with a twin fits whole: its prompt's last token is at
+                                  start + prompt_n - 1 */
+        place(&r, s, T, tw ? 2 * r.pairs + 1 : 0);
         if (tw)
-            place_twin(&r, tw, start, last, 2 * r.pairs++ + 2);
+            place_twin(&r, tw, start, start + s->prompt_n - 1, 2 * r.pairs++ + 2);
     }
     emit_row(pk, &r);
     free(r.ids);

@@ -448,8 +448,9 @@ static void causal_softmax_block(float *s, const int32_t *st, const int32_t *sf,
         float mx = -INFINITY;
         for (int j = 0; j < from; j++)
             row[j] = 0;
-        for (int j = sf ? sf[i] : 0; sf && j < sk[i]; j++)
-            row[j] = -INFINITY; /* exp gives 0: out of the max and the sum */
+        if (sf)
+            for (int j = sf[i]; j < sk[i]; j++)
+                row[j] = -INFINITY; /* exp gives 0: out of the max and the sum */
 #pragma omp simd reduction(max : mx)
         for (int j = from; j < lim; j++)
             mx = row[j] > mx ? row[j] : mx;
