@@ -10,7 +10,10 @@
  * than once (clones of separate trainings) also gets the mean of its clones' counts. The keyword
  * judge is a quick proxy that blind readers often overrule (a reply's word that is also another
  * topic's keyword makes it "off-topic"): bench/relevance_readers.py scores the --show output by
- * readers' labels instead (tests/fixtures/eval/README.md).
+ * readers' labels instead (tests/fixtures/eval/README.md). Beside the topic, the goal keeps the
+ * style: each answer, the clone's and the real one, is attributed to one of the chat's people by
+ * Cosine Delta over every turn of the chat (ws_stylo_attributor), and the share attributed to
+ * the person who answers is printed (the goal: 16 of 20, 0.8).
  *
  * Usage: bench_relevance_check QUESTIONS.json NAME=CLONE_DIR [NAME=CLONE_DIR...] [--show]
  *        [--draws N]
@@ -23,6 +26,8 @@
 #include "clone/clone.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "style/pairs.h"
+#include "style/stylometry.h"
 #include "bench_env.h"
 
 typedef enum { ON, NEUTRAL, OFF } verdict;
@@ -73,33 +78,93 @@ static verdict judge(const ws_json *topics, const char *topic, const char *answe
     return best_other > 0 ? OFF : NEUTRAL;
 }
 
+/* What every answer is judged by. */
+typedef struct check {
+    const ws_json *topics;
+    bool show;
+    const ws_pairs *chat;            /* the chat the clones learnt from: its people's names */
+    ws_stylo_attributor *attributor; /* Cosine Delta over the chat's turns */
+} check;
+
 typedef struct {
     const char *name, *dir;
     ws_clone *c;
+    size_t author; /* index among the chat's participants; SIZE_MAX: not in it */
     int n, clone_v[3], real_v[3];
+    int clone_answers, clone_theirs, real_theirs; /* answers attributed to this person */
 } person;
 
+static person new_person(const check *chk, const char *name, const char *dir)
+{
+    person p = {.name = name, .dir = dir, .author = SIZE_MAX};
+    for (size_t a = 0; chk->chat && a < chk->chat->n_participants; a++)
+        if (!strcmp(chk->chat->participants[a], name))
+            p.author = a;
+    return p;
+}
+
+/* The chat of questions.json ("chat", beside it) read whole, and an attributor over its turns;
+ * NULL with a message when it cannot be read (the topic counts go on without attribution). */
+static ws_pairs *read_chat(const char *questions_path, const ws_json *root, ws_stylo_attributor **attr)
+{
+    const ws_json *qs = ws_json_get(root, "questions");
+    const char *name = ws_json_get_str(root, "chat"), *slash = strrchr(questions_path, '/'),
+               *someone = qs && qs->len ? ws_json_get_str(&qs->items[0], "answerer") : NULL;
+    if (!name || !someone)
+        return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%.*s%s", slash ? (int)(slash - questions_path + 1) : 0, questions_path,
+             name);
+    ws_pairs *chat = NULL;
+    ws_error err = {0};
+    ws_pairs_options o = {.heldout_fraction = -1};
+    if (ws_pairs_from_file(path, someone, &o, &chat, &err)) { /* any person: only the turns are used */
+        fprintf(stderr, "%s: %s (no style attribution)\n", path, err.msg);
+        return NULL;
+    }
+    *attr = ws_stylo_attributor_new(chat->n_participants);
+    for (size_t t = 0; t < chat->n_turns; t++)
+        if (chat->turns[t].reply)
+            ws_stylo_attributor_add(*attr, chat->turns[t].author_idx, chat->turns[t].reply);
+    ws_stylo_attributor_fit(*attr, 3, SIZE_MAX);
+    return chat;
+}
+
 /* Judges one answer of p (and, on the first draw, the real one) into p's counts. */
-static void tally(person *p, const ws_json *q, const ws_json *topics, const char *reply, double ms, bool show,
-                  int draw)
+static void tally(person *p, const check *chk, const ws_json *q, const char *reply, double ms, int draw)
 {
     const char *o1, *o2, *real = ws_json_get_str(q, "real_answer"), *topic = ws_json_get_str(q, "topic");
-    verdict vc = judge(topics, topic, reply, &o1), vr = judge(topics, topic, real, &o2);
+    verdict vc = judge(chk->topics, topic, reply, &o1), vr = judge(chk->topics, topic, real, &o2);
     p->clone_v[vc]++;
     if (!draw) {
         p->real_v[vr]++;
         p->n++;
     }
-    if (show)
-        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms): %s\n  real  (%s): %s\n", p->name, topic,
+    const char *style_of = NULL; /* another person's, when the clone's answer is attributed to them */
+    if (chk->attributor && p->author != SIZE_MAX) {
+        size_t a = ws_stylo_attribute(chk->attributor, reply);
+        p->clone_answers++;
+        p->clone_theirs += a == p->author;
+        p->real_theirs += !draw && ws_stylo_attribute(chk->attributor, real) == p->author;
+        style_of = a != p->author && a != SIZE_MAX ? chk->chat->participants[a] : NULL;
+    }
+    if (chk->show)
+        printf("[%s] %s\n  Q: %s\n  clone (%s%s%s, %.0f ms%s%s): %s\n  real  (%s): %s\n", p->name, topic,
                ws_json_get_str(q, "question"), vnames[vc], vc == OFF ? " -> " : "", vc == OFF ? o1 : "", ms,
-               reply, vnames[vr], real);
+               style_of ? ", style of " : "", style_of ? style_of : "", reply, vnames[vr], real);
 }
 
-/* The goal: on the topic at least 90% as often as the real answers, off it at most 1 in 16. */
-static bool goal_met(const person *p, double on, double off)
+/* Share of p's clone answers attributed to p; -1 when not measured. */
+static double attributed(const person *p)
 {
-    return on * 10 >= p->real_v[ON] * 9 && off * 16 <= p->n;
+    return p->clone_answers ? (double)p->clone_theirs / p->clone_answers : -1;
+}
+
+/* The issue's goal: on the topic at least 90% as often as the real answers, off it at most 1 in
+ * 16, with the style kept: at least 16 answers of 20 attributed to the person (when measured). */
+static bool goal_met(const person *p, double on, double off, double attr)
+{
+    return on * 10 >= p->real_v[ON] * 9 && off * 16 <= p->n && (attr < 0 || attr >= 0.8);
 }
 
 /* A person given several clones (adapters of separate trainings, NAME=DIR more than once): the
@@ -114,23 +179,25 @@ static void print_means(const person *ps, int np, int draws)
         if (seen)
             continue;
         int n_clones = 0;
-        double on = 0, off = 0;
+        double on = 0, off = 0, attr = 0;
         for (int j = k; j < np; j++)
             if (!strcmp(ps[j].name, ps[k].name)) {
                 n_clones++;
                 on += (double)ps[j].clone_v[ON] / draws;
                 off += (double)ps[j].clone_v[OFF] / draws;
+                attr += attributed(&ps[j]);
             }
         if (n_clones < 2)
             continue;
         on /= n_clones;
         off /= n_clones;
-        printf("%s: mean of %d clones %.4g on / %.4g off of %d | %s\n", ps[k].name, n_clones, on, off,
-               ps[k].n, goal_met(&ps[k], on, off) ? "met" : "NOT met");
+        attr /= n_clones;
+        printf("%s: mean of %d clones %.4g on / %.4g off of %d, attributed %.3f | %s\n", ps[k].name, n_clones,
+               on, off, ps[k].n, attr, goal_met(&ps[k], on, off, attr) ? "met" : "NOT met");
     }
 }
 
-static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, int draw)
+static int ask(person *p, const check *chk, const ws_json *q, int draw)
 {
     const ws_json *ctx = ws_json_get(q, "context");
     size_t nc = ctx ? ctx->len : 0;
@@ -149,7 +216,7 @@ static int ask(person *p, const ws_json *q, const ws_json *topics, bool show, in
         fprintf(stderr, "%s: %s\n", p->name, err.msg);
         return rc;
     }
-    tally(p, q, topics, a.reply, a.processing_ms, show, draw);
+    tally(p, chk, q, a.reply, a.processing_ms, draw);
     ws_clone_answer_clear(&a);
     return 0;
 }
@@ -166,8 +233,8 @@ static const ws_json *question_by_id(const ws_json *qs, double id)
 
 /* A peer's answers ({"answers": [{"id", "answerer", "draw", "reply"}...]}) judged into ps[];
  * the people's names point into *doc (the caller frees it and *data). */
-static int judge_peer(const char *path, const ws_json *qs, const ws_json *topics, bool show, person *ps,
-                      int *np, int *draws, char **data, ws_json_doc **doc)
+static int judge_peer(const char *path, const ws_json *qs, const check *chk, person *ps, int *np, int *draws,
+                      char **data, ws_json_doc **doc)
 {
     size_t len = 0;
     ws_error err = {0};
@@ -193,9 +260,9 @@ static int judge_peer(const char *path, const ws_json *qs, const ws_json *topics
         if (k == *np) {
             if (*np == 8)
                 return 1;
-            ps[(*np)++] = (person){.name = who};
+            ps[(*np)++] = new_person(chk, who, NULL);
         }
-        tally(&ps[k], q, topics, reply, 0, show, (int)dr);
+        tally(&ps[k], chk, q, reply, 0, (int)dr);
         *draws = (int)dr + 1 > *draws ? (int)dr + 1 : *draws;
     }
     const char *peer = ws_json_get_str(root, "peer");
@@ -220,16 +287,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
     }
-    const ws_json *root = ws_json_root(doc), *topics = ws_json_get(root, "topics"),
-                  *qs = ws_json_get(root, "questions");
+    const ws_json *root = ws_json_root(doc), *qs = ws_json_get(root, "questions");
+    check chk = {.topics = ws_json_get(root, "topics")};
+    ws_pairs *chat = read_chat(argv[1], root, &chk.attributor);
+    chk.chat = chat;
     person ps[8];
     int np = 0;
-    bool show = false;
     int draws = 1;
     const char *answers = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--show")) {
-            show = true;
+            chk.show = true;
             continue;
         }
         if (!strcmp(argv[i], "--answers") && i + 1 < argc) {
@@ -245,7 +313,7 @@ int main(int argc, char **argv)
         if (!eq || np == 8)
             return 2;
         *eq = 0;
-        ps[np] = (person){.name = argv[i], .dir = eq + 1};
+        ps[np] = new_person(&chk, argv[i], eq + 1);
         if (ws_clone_open(ps[np].dir, &ps[np].c, &err)) {
             fprintf(stderr, "%s: %s\n", ps[np].dir, err.msg);
             return 1;
@@ -256,30 +324,36 @@ int main(int argc, char **argv)
     ws_json_doc *peer_doc = NULL;
     if (answers) {
         draws = 0;
-        if (judge_peer(answers, qs, topics, show, ps, &np, &draws, &peer_data, &peer_doc) || !draws)
+        if (judge_peer(answers, qs, &chk, ps, &np, &draws, &peer_data, &peer_doc) || !draws)
             return 1;
     }
     for (int d = 0; d < draws && !answers; d++)
         for (size_t i = 0; qs && i < qs->len; i++) {
             const char *who = ws_json_get_str(&qs->items[i], "answerer");
             for (int k = 0; k < np; k++)
-                if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &qs->items[i], topics, show, d))
+                if (who && !strcmp(who, ps[k].name) && ask(&ps[k], &chk, &qs->items[i], d))
                     return 1;
         }
     if (draws > 1)
         printf("clone counts: mean over %d draws\n", draws);
-    printf("%-10s %9s %10s %9s | %9s %10s | %s\n", "person", "on-topic", "off-topic", "neutral", "real on",
-           "real off", "goal (on >= 90% of real, off <= 1/16)");
+    printf("%-10s %9s %10s %9s %6s | %9s %10s %6s | %s\n", "person", "on-topic", "off-topic", "neutral",
+           "style", "real on", "real off", "style", "goal (on >= 90% of real, off <= 1/16, style >= 0.8)");
     for (int k = 0; k < np; k++) {
         person *p = &ps[k];
         double on = (double)p->clone_v[ON] / draws, off = (double)p->clone_v[OFF] / draws,
-               neu = (double)p->clone_v[NEUTRAL] / draws;
-        printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d | %6d/%-2d %7d/%-2d | %s\n", p->name, on, p->n, off,
-               p->n, neu, p->n, p->real_v[ON], p->n, p->real_v[OFF], p->n,
-               goal_met(p, on, off) ? "met" : "NOT met");
+               neu = (double)p->clone_v[NEUTRAL] / draws, attr = attributed(p);
+        printf("%-10s %6.4g/%-2d %7.4g/%-2d %6.4g/%-2d %6.3f | %6d/%-2d %7d/%-2d %6.3f | %s\n", p->name, on,
+               p->n, off, p->n, neu, p->n, attr, p->real_v[ON], p->n, p->real_v[OFF], p->n,
+               p->n && attr >= 0 ? (double)p->real_theirs / p->n : -1,
+               goal_met(p, on, off, attr) ? "met" : "NOT met");
         ws_clone_free(p->c);
     }
+    if (chk.attributor)
+        printf("style: share of the answers that Cosine Delta over the chat's turns gives to the person "
+               "answering (-1: not measured)\n");
     print_means(ps, np, draws);
+    ws_stylo_attributor_free(chk.attributor);
+    ws_pairs_free(chat);
     ws_json_doc_free(peer_doc);
     free(peer_data);
     ws_json_doc_free(doc);

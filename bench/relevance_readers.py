@@ -49,7 +49,7 @@ def parse_show(path):
         while not lines[i].startswith("  clone ("):
             q.append(lines[i])
             i += 1
-        m2 = re.match(r"^  clone \(([^,]+), \d+ ms\): (.*)$", lines[i])
+        m2 = re.match(r"^  clone \(([^,]+), \d+ ms(?:, style of [^)]*)?\): (.*)$", lines[i])
         a = [m2.group(2)]
         i += 1
         while not lines[i].startswith("  real  ("):

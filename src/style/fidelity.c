@@ -212,47 +212,27 @@ static void measure_sets(eval *e, ws_fidelity_report *r)
     }
 }
 
-/* Attribution (information): nearest participant centroid of stylometric vectors of the
- * training-period turns (the judged replies are all held out, so none is in a centroid). */
+/* Attribution (information): Cosine Delta (ws_stylo_attributor) over the participants'
+ * training-period turns; the judged replies are all held out, so none is among them. */
 static void attribute(eval *e, ws_fidelity_report *r)
 {
     const ws_pairs *p = e->p;
-    size_t np = p->n_participants, D = WS_STYLO_DIM, *cnt = ws_xcalloc(np + 1, sizeof *cnt);
-    float *cent = ws_xcalloc((np + 1) * D, sizeof *cent), *v = ws_xmalloc(D * sizeof *v);
+    ws_stylo_attributor *at = ws_stylo_attributor_new(p->n_participants);
     uint32_t me = p->turns[p->examples[e->ex[0]].turn].author_idx;
     for (size_t t = 0; t < p->n_turns; t++) {
         const ws_turn *tu = &p->turns[t];
-        if (!tu->reply || tu->start >= e->cutoff)
-            continue;
-        ws_stylo_vector(tu->reply, v);
-        for (size_t d = 0; d < D; d++)
-            cent[tu->author_idx * D + d] += v[d];
-        cnt[tu->author_idx]++;
+        if (tu->reply && tu->start < e->cutoff)
+            ws_stylo_attributor_add(at, tu->author_idx, tu->reply);
     }
-    for (size_t a = 0; a < np; a++) {
-        if (cnt[a] < 3 && a != me)
-            cnt[a] = 0; /* too little to stand for a person */
-        ws_vec_normalize(cent + a * D, D);
-        r->n_candidates += cnt[a] > 0;
-    }
+    /* fewer than 3 turns is too little to stand for a person (the persona always stands) */
+    r->n_candidates = ws_stylo_attributor_fit(at, 3, me);
     for (int s = 0; s < WS_FID_SETS; s++) {
         size_t hits = 0;
-        for (size_t k = 0; k < e->n; k++) {
-            ws_stylo_vector(e->txt[s][k], v);
-            size_t best = me;
-            float bs = -2;
-            for (size_t a = 0; a < np; a++) {
-                float sc = cnt[a] ? ws_vec_dot(v, cent + a * D, D) : -3;
-                if (sc > bs)
-                    bs = sc, best = a;
-            }
-            hits += best == me;
-        }
+        for (size_t k = 0; k < e->n; k++)
+            hits += ws_stylo_attribute(at, e->txt[s][k]) == me;
         r->set[s].attribution = (double)hits / (double)e->n;
     }
-    free(cnt);
-    free(cent);
-    free(v);
+    ws_stylo_attributor_free(at);
 }
 
 /* Context-reply cosine for each set; the same-person baseline is its exact expectation over

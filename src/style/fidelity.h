@@ -11,10 +11,10 @@
  *   - distinct replies, copies of training replies (verbatim), echoes of the message, word
  *     trigram repetition, empty replies and length,
  *   - loss of the true replies under the model and under its base (with a scorer),
- *   - for information only: attribution (nearest participant centroid of training-period turns,
- *     which never hold the replies judged) and typicality (a caller's callback, e.g. the reply
- *     ranker's style fit).
- * The verdict uses only measures a reply ranker does not optimise (see ws_fidelity_criterion).
+ *   - for information only: attribution (Cosine Delta over the participants' training-period
+ *     turns, which never hold the replies judged: ws_stylo_attributor) and typicality (a caller's callback,
+ * e.g. the reply ranker's style fit). The verdict uses only measures a reply ranker does not optimise (see
+ * ws_fidelity_criterion).
  *
  * Thread-safety: one evaluation at a time per generator; the report holds no pointers except
  * the static strings of its criteria. */

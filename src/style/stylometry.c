@@ -1,4 +1,4 @@
-/* General stylometric profiles, distance and verifier (see stylometry.h). */
+/* General stylometric profiles, distance, verifier and attribution (see stylometry.h). */
 #include "style/stylometry.h"
 
 #include <math.h>
@@ -418,4 +418,119 @@ double ws_stylo_verifier(const char *const *a, size_t na, const char *const *b, 
     free(order);
     free(matched);
     return (double)right2 / (double)(2 * n);
+}
+
+struct ws_stylo_attributor {
+    size_t n_authors, n_texts;
+    size_t *count;         /* texts per author; 0 once fitted = no candidate */
+    double *mean, *inv_sd; /* per feature over all texts: sum and sum of squares until fitted */
+    double *author_sum;    /* n_authors x WS_STYLO_DIM sums: then unit z-scored centroids */
+    bool fitted;
+};
+
+ws_stylo_attributor *ws_stylo_attributor_new(size_t n_authors)
+{
+    ws_stylo_attributor *a = ws_xcalloc(1, sizeof *a);
+    a->n_authors = n_authors;
+    a->count = ws_xcalloc(n_authors + 1, sizeof *a->count);
+    a->mean = ws_xcalloc(WS_STYLO_DIM, sizeof *a->mean);
+    a->inv_sd = ws_xcalloc(WS_STYLO_DIM, sizeof *a->inv_sd);
+    a->author_sum = ws_xcalloc((n_authors + 1) * WS_STYLO_DIM, sizeof *a->author_sum);
+    return a;
+}
+
+void ws_stylo_attributor_add(ws_stylo_attributor *a, size_t author, const char *text)
+{
+    if (a->fitted || author >= a->n_authors)
+        return;
+    float v[WS_STYLO_DIM];
+    ws_stylo_vector(text, v);
+    double *c = a->author_sum + author * WS_STYLO_DIM;
+    for (size_t d = 0; d < WS_STYLO_DIM; d++) {
+        a->mean[d] += v[d];
+        a->inv_sd[d] += (double)v[d] * v[d];
+        c[d] += v[d];
+    }
+    a->count[author]++;
+    a->n_texts++;
+}
+
+/* z-scores v (WS_STYLO_DIM) in place by the fitted means and inverse deviations. */
+static void zscore(const ws_stylo_attributor *a, double *v)
+{
+    for (size_t d = 0; d < WS_STYLO_DIM; d++)
+        v[d] = (v[d] - a->mean[d]) * a->inv_sd[d];
+}
+
+static void unit(double *v)
+{
+    double n = 0;
+    for (size_t d = 0; d < WS_STYLO_DIM; d++)
+        n += v[d] * v[d];
+    n = n > 0 ? 1.0 / sqrt(n) : 0;
+    for (size_t d = 0; d < WS_STYLO_DIM; d++)
+        v[d] *= n;
+}
+
+size_t ws_stylo_attributor_fit(ws_stylo_attributor *a, size_t min_texts, size_t keep)
+{
+    if (a->fitted)
+        return 0;
+    a->fitted = true;
+    double n = a->n_texts ? (double)a->n_texts : 1;
+    for (size_t d = 0; d < WS_STYLO_DIM; d++) {
+        double m = a->mean[d] / n, var = a->inv_sd[d] / n - m * m;
+        a->mean[d] = m;
+        a->inv_sd[d] = var > 1e-12 ? 1.0 / sqrt(var) : 0; /* a constant feature tells nothing */
+    }
+    size_t candidates = 0;
+    for (size_t k = 0; k < a->n_authors; k++) {
+        double *c = a->author_sum + k * WS_STYLO_DIM;
+        if (a->count[k] < min_texts && !(k == keep && a->count[k]))
+            a->count[k] = 0;
+        if (!a->count[k])
+            continue;
+        for (size_t d = 0; d < WS_STYLO_DIM; d++)
+            c[d] /= (double)a->count[k];
+        zscore(a, c);
+        unit(c);
+        candidates++;
+    }
+    return candidates;
+}
+
+size_t ws_stylo_attribute(const ws_stylo_attributor *a, const char *text)
+{
+    if (!a->fitted)
+        return SIZE_MAX;
+    float f[WS_STYLO_DIM];
+    double v[WS_STYLO_DIM];
+    ws_stylo_vector(text, f);
+    for (size_t d = 0; d < WS_STYLO_DIM; d++)
+        v[d] = f[d];
+    zscore(a, v);
+    size_t best = SIZE_MAX;
+    double best_cos = 0;
+    for (size_t k = 0; k < a->n_authors; k++) {
+        if (!a->count[k])
+            continue;
+        const double *c = a->author_sum + k * WS_STYLO_DIM;
+        double dot = 0;
+        for (size_t d = 0; d < WS_STYLO_DIM; d++)
+            dot += v[d] * c[d];
+        if (best == SIZE_MAX || dot > best_cos)
+            best = k, best_cos = dot;
+    }
+    return best;
+}
+
+void ws_stylo_attributor_free(ws_stylo_attributor *a)
+{
+    if (!a)
+        return;
+    free(a->count);
+    free(a->mean);
+    free(a->inv_sd);
+    free(a->author_sum);
+    free(a);
 }

@@ -8,9 +8,12 @@
  *     fixed windows of words so sets of different sizes compare, and mean word length,
  *   - language mix (function-word hits per language, letters outside the Latin script).
  * A set profile (ws_stylo_profile) compares with another by ws_stylo_distance; a per-text vector
- * (ws_stylo_vector) feeds ws_stylo_verifier, a cross-validated classifier of two sets of texts.
+ * (ws_stylo_vector) feeds ws_stylo_verifier, a cross-validated classifier of two sets of texts,
+ * and ws_stylo_attributor, which tells which of several people wrote a text (Cosine Delta).
  *
- * Everything here is pure computation on caller-owned strings; no state, thread-safe. */
+ * Everything here is pure computation on caller-owned strings; the profile functions and the
+ * verifier keep no state and are thread-safe; an attributor is used by one thread at a time
+ * while it is fed, and read-only (any threads) once fitted. */
 #ifndef WS_STYLE_STYLOMETRY_H
 #define WS_STYLE_STYLOMETRY_H
 
@@ -62,5 +65,24 @@ void ws_stylo_vector(const char *text, float *out);
  * the rest are judged by 5-fold cross-validation. Deterministic for a seed.
  * Returns 0.5 when there are fewer than 4 texts or one side is empty. */
 double ws_stylo_verifier(const char *const *a, size_t na, const char *const *b, size_t nb, uint64_t seed);
+
+/* Authorship attribution by Cosine Delta (Burrows's Delta with the cosine, as in Evert et al.
+ * 2017): every feature of ws_stylo_vector is z-scored by its mean and deviation over all the
+ * texts fed, so length, case and punctuation weigh as much as the n-gram buckets, and a text is
+ * given to the author whose mean z-scored text is nearest by cosine. Build: _new, _add each
+ * known text, _fit once; then ws_stylo_attribute. Owned by the caller: free with
+ * ws_stylo_attributor_free (NULL is a no-op). */
+typedef struct ws_stylo_attributor ws_stylo_attributor;
+ws_stylo_attributor *ws_stylo_attributor_new(size_t n_authors);
+/* A known text of author (< n_authors; others are ignored). Not after _fit. */
+void ws_stylo_attributor_add(ws_stylo_attributor *a, size_t author, const char *text);
+/* Ends the feeding: an author with fewer than min_texts texts is no candidate, except keep
+ * (pass SIZE_MAX for none), a candidate with at least one text. Returns the number of
+ * candidates (0 when called again: it fits once). */
+size_t ws_stylo_attributor_fit(ws_stylo_attributor *a, size_t min_texts, size_t keep);
+/* The candidate nearest text (ties to the lower index); SIZE_MAX before _fit or without
+ * candidates. */
+size_t ws_stylo_attribute(const ws_stylo_attributor *a, const char *text);
+void ws_stylo_attributor_free(ws_stylo_attributor *a);
 
 #endif

@@ -372,6 +372,50 @@ static void stylometry_tells_writers_apart(void)
     CHECK_NEAR(ws_stylo_verifier(ann, 5, ann, 5, 3), 0.5, 1e-12);
 }
 
+static const char *const known_texts[3][4] = {
+    {"omg the pizza yes", "lol cinema tmrw?", "haha ok", "ugh the exam\nsame"},
+    {"Good morning. I would like to plan it with you this week.",
+     "Thank you for the invitation, I shall be there on time.", "Please let me know when the train leaves.",
+     "That is a very kind offer, thank you."},
+    {"WHAT!! NO WAY!!", "THE BEACH!!! NOW!!", "YES YES YES!!", "CALL ME!!"}};
+
+/* An attributor fed the known texts, the third writer's first `third` only. */
+static ws_stylo_attributor *fed(size_t third)
+{
+    ws_stylo_attributor *a = ws_stylo_attributor_new(3);
+    for (size_t w = 0; w < 3; w++)
+        for (size_t k = 0; k < (w == 2 ? third : 4); k++)
+            ws_stylo_attributor_add(a, w, known_texts[w][k]);
+    return a;
+}
+
+/* Cosine Delta: three writers who differ in case, length and punctuation; texts not fed are
+ * given to their writer; an author under min_texts stands only when kept. */
+static void attribution_by_cosine_delta(void)
+{
+    const char *unseen[3] = {"yay beach tmrw?", "I would be glad to come, thank you for asking.",
+                             "STOP IT!! NOW!!"};
+    ws_stylo_attributor *a = fed(4);
+    ws_stylo_attributor_add(a, 7, "no such author: ignored");
+    CHECK(ws_stylo_attribute(a, "x") == SIZE_MAX); /* not fitted */
+    CHECK_EQ_INT((int)ws_stylo_attributor_fit(a, 3, SIZE_MAX), 3);
+    for (size_t w = 0; w < 3; w++) {
+        CHECK_EQ_INT((int)ws_stylo_attribute(a, unseen[w]), (int)w);
+        for (size_t k = 0; k < 4; k++)
+            CHECK_EQ_INT((int)ws_stylo_attribute(a, known_texts[w][k]), (int)w);
+    }
+    ws_stylo_attributor_free(a);
+    a = fed(1); /* the third writer with one text: no candidate unless kept */
+    ws_stylo_attributor *kept = fed(1);
+    CHECK_EQ_INT((int)ws_stylo_attributor_fit(a, 3, SIZE_MAX), 2);
+    CHECK_EQ_INT((int)ws_stylo_attributor_fit(kept, 3, 2), 3);
+    CHECK(ws_stylo_attribute(a, unseen[2]) != 2);
+    CHECK_EQ_INT((int)ws_stylo_attribute(kept, unseen[2]), 2);
+    ws_stylo_attributor_free(a);
+    ws_stylo_attributor_free(kept);
+    ws_stylo_attributor_free(NULL);
+}
+
 static void retrieval_baseline(void)
 {
     ws_pairs *p = chat(600);
@@ -411,4 +455,5 @@ static void errors(void)
 }
 
 WS_TEST_MAIN(T(oracle_passes), T(negative_controls_fail), T(ranking_with_a_scorer), T(ranking_over_a_pool),
-             T(stylometry_tells_writers_apart), T(retrieval_baseline), T(errors))
+             T(stylometry_tells_writers_apart), T(attribution_by_cosine_delta), T(retrieval_baseline),
+             T(errors))
