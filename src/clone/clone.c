@@ -74,6 +74,17 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Whether the persona writes in lower case: at most 1 in 50 of their words that are lower-case
+ * or capitalised are capitalised (all-caps emphasis aside), over 200 words or more. */
+static bool writes_lower_case(const ws_clone *c)
+{
+    ws_case_shapes cs = {0};
+    for (size_t i = 0; i < c->n_replies; i++)
+        ws_text_case_shapes(c->replies[i], &cs);
+    size_t words = cs.lower + cs.capitalised;
+    return words >= 200 && cs.capitalised * 50 <= words;
+}
+
 static int load_replies(ws_clone *c, const char *path, ws_error *err)
 {
     char *data = NULL;
@@ -106,6 +117,7 @@ static int load_replies(ws_clone *c, const char *path, ws_error *err)
         for_words(r, add_word, &c->vocab);
     }
     ws__clone_style_rates((const char *const *)c->replies, c->n_replies, c->rates);
+    c->lower_case = writes_lower_case(c);
     /* generations stop a little past the persona's long replies (in tokens ~ bytes here) */
     size_t *lens = ws_xcalloc(c->n_replies + 1, sizeof *lens);
     for (size_t i = 0; i < c->n_replies; i++)

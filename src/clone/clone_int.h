@@ -98,6 +98,9 @@ void ws__clone_style_feats(const char *s, double out[CLONE_SF_N]);
 void ws__clone_style_rates(const char *const *texts, size_t n, double rates[CLONE_SF_N]);
 /* How typical s is of rates: the geometric mean of the per-feature likelihoods, in (0,1]. */
 double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N]);
+/* A generation written the persona's way: when c->lower_case, text (malloc'd; taken) comes back
+ * with its capitalised words in lower case (ws_text_lower_capitalised); otherwise text itself. */
+char *ws__clone_in_their_case(const ws_clone *c, char *text);
 
 /* Lower-cased, trimmed comparison used to refuse echoes. */
 bool ws__clone_is_echo(const char *reply, const char *message);
@@ -209,6 +212,7 @@ struct ws_clone {
     size_t n_replies;
     ws_strset vocab; /* lower-cased words of the training replies */
     double rates[CLONE_SF_N];
+    bool lower_case; /* the persona writes in lower case: a generation's capitalised words are too */
     int gen_max;     /* longest generation, in tokens */
     double fit_gate; /* least style fit a generation needs (25th pct of real replies) */
     char *base_dir;

@@ -659,7 +659,7 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     }
     out->confidence = conf;
     if (b && (rr->o.no_fallback || conf >= c->threshold)) {
-        out->reply = b->text;
+        out->reply = b->src == WS_CLONE_SRC_GENERATED ? ws__clone_in_their_case(c, b->text) : b->text;
         b->text = NULL;
         out->source = b->src;
         return;
@@ -669,7 +669,7 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     if (!ws__clone_is_echo(c->fallback, rr->msg)) {
         out->reply = ws_xstrdup(c->fallback);
     } else if (b) {
-        out->reply = b->text;
+        out->reply = b->src == WS_CLONE_SRC_GENERATED ? ws__clone_in_their_case(c, b->text) : b->text;
         b->text = NULL;
     } else { /* the persona's next most common reply that is not the message */
         for (size_t i = 0; i < c->n_replies && !out->reply; i++)

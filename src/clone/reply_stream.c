@@ -12,6 +12,7 @@
 #include "core/trace.h"
 #include "nn/generate.h"
 #include "nn/ops.h"
+#include "style/text.h"
 
 #define STREAM_MAX_TOKENS 48 /* as a sampled candidate of ws_clone_reply on a base */
 #define STREAM_HITS 18
@@ -98,9 +99,22 @@ static int stream_emit(stream_run *sr, ws_error *err)
     }
     while (end > sr->sent && is_space(t[end - 1]))
         end--;
+    if (sr->c->lower_case && !sr->over) { /* a word still coming is held: is it "Lisbon" or "LISBON"? */
+        end = sr->sent + ws_text_whole_words(t + sr->sent, end - sr->sent);
+        while (end > sr->sent && is_space(t[end - 1]))
+            end--;
+    }
     if (end <= sr->sent)
         return 0;
-    int stop = sr->fn ? sr->fn(sr->arg, t + sr->sent, end - sr->sent) : 0;
+    int stop = 0;
+    if (sr->fn && sr->c->lower_case) {
+        ws_buf piece = WS_BUF_INIT;
+        ws_text_lower_capitalised(t + sr->sent, end - sr->sent, &piece);
+        stop = sr->fn(sr->arg, piece.data, piece.len);
+        ws_buf_free(&piece);
+    } else if (sr->fn) {
+        stop = sr->fn(sr->arg, t + sr->sent, end - sr->sent);
+    }
     sr->sent = end;
     return stop ? ws_error_set(err, WS_EAGAIN, "the reply was cancelled") : 0;
 }
@@ -220,6 +234,7 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
         out->confidence = conf < 0 ? 0 : conf > 1 ? 1 : conf;
     }
+    gt = ws__clone_in_their_case(c, gt); /* as its pieces were handed out */
     if (ok && (no_fallback || out->confidence >= c->threshold)) {
         out->reply = gt;
         out->source = WS_CLONE_SRC_GENERATED;

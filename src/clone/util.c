@@ -418,6 +418,16 @@ double ws__clone_style_fit(const char *s, const double rates[CLONE_SF_N])
     return exp(sum / CLONE_SF_N);
 }
 
+char *ws__clone_in_their_case(const ws_clone *c, char *text)
+{
+    if (!c->lower_case || !text)
+        return text;
+    ws_buf b = WS_BUF_INIT;
+    ws_text_lower_capitalised(text, strlen(text), &b);
+    free(text);
+    return ws_buf_take(&b);
+}
+
 /* ---- echo ---- */
 bool ws__clone_is_echo(const char *reply, const char *message)
 {

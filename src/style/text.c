@@ -268,3 +268,84 @@ bool ws_text_is_echo(const char *a, const char *b)
             return true;
     }
 }
+
+typedef enum { SHAPE_NONE, SHAPE_LOWER, SHAPE_CAPITALISED, SHAPE_CAPS } case_shape;
+
+/* The word starting at s[i] (a letter or digit there): its end in *end and its shape. */
+static case_shape word_shape(const char *s, size_t n, size_t i, size_t *end)
+{
+    size_t letters = 0, upper = 0, j = i;
+    bool first_upper = false;
+    while (j < n) {
+        size_t at = j;
+        uint32_t cp = ws_utf8_next(s, n, &j);
+        if (!ws_cp_is_alnum(cp)) {
+            j = at;
+            break;
+        }
+        int c = ws_cp_case(cp);
+        if (c) {
+            first_upper |= !letters && c > 0;
+            upper += c > 0;
+            letters++;
+        }
+    }
+    *end = j;
+    if (!letters)
+        return SHAPE_NONE;
+    if (!upper)
+        return SHAPE_LOWER;
+    if (upper == letters)
+        return letters >= 2 ? SHAPE_CAPS : SHAPE_CAPITALISED;
+    return first_upper && upper == 1 ? SHAPE_CAPITALISED : SHAPE_NONE;
+}
+
+void ws_text_case_shapes(const char *s, ws_case_shapes *c)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t at = i, end;
+        if (!ws_cp_is_alnum(ws_utf8_next(s, n, &i)))
+            continue;
+        case_shape sh = word_shape(s, n, at, &end);
+        c->lower += sh == SHAPE_LOWER;
+        c->capitalised += sh == SHAPE_CAPITALISED;
+        c->caps += sh == SHAPE_CAPS;
+        i = end;
+    }
+}
+
+void ws_text_lower_capitalised(const char *s, size_t n, ws_buf *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t at = i, end;
+        if (!ws_cp_is_alnum(ws_utf8_next(s, n, &i))) {
+            ws_buf_append(out, s + at, i - at);
+            continue;
+        }
+        if (word_shape(s, n, at, &end) != SHAPE_CAPITALISED) {
+            ws_buf_append(out, s + at, end - at);
+        } else {
+            for (size_t k = at; k < end;) {
+                char enc[4];
+                ws_buf_append(out, enc, ws_utf8_put(enc, ws_cp_lower(ws_utf8_next(s, end, &k))));
+            }
+        }
+        i = end;
+    }
+}
+
+size_t ws_text_whole_words(const char *s, size_t n)
+{
+    size_t i = 0, word_start = n;
+    bool in_word = false;
+    while (i < n) {
+        size_t at = i;
+        bool alnum = ws_cp_is_alnum(ws_utf8_next(s, n, &i));
+        if (alnum && !in_word)
+            word_start = at;
+        in_word = alnum;
+    }
+    return in_word ? word_start : n;
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/utf8.h"
 
 /* If an emoji grapheme starts at s[i], returns its length in bytes (covers ZWJ sequences,
@@ -47,5 +48,20 @@ bool ws_cp_is_alnum(uint32_t cp); /* a letter or digit in any script we know */
 /* True when a and b hold the same letters, digits and pictographic emoji in the same order,
  * case ignored (punctuation and spaces skipped): a reply that only echoes a message. */
 bool ws_text_is_echo(const char *a, const char *b);
+
+/* Case shapes of the words of texts (a word: a run of letters and digits): all lower-case
+ * ("lisbon"), capitalised (first letter upper-case, the rest lower-case: "Lisbon", and a lone
+ * "I" or "A") and all caps of two letters or more ("WAIT"); other words ("iPhone", digits
+ * only) count in none. ws_text_case_shapes adds the words of s to *c. */
+typedef struct ws_case_shapes {
+    size_t lower, capitalised, caps;
+} ws_case_shapes;
+void ws_text_case_shapes(const char *s, ws_case_shapes *c);
+/* Appends s[0..n) to out with every capitalised word (as above) in lower case; every other
+ * byte is copied as it is. A word cut at either end of s is judged as the part given. */
+void ws_text_lower_capitalised(const char *s, size_t n, ws_buf *out);
+/* The length of s[0..n) without its last word when s ends inside one (a word could go on past
+ * n): what can be passed to ws_text_lower_capitalised before the rest has come. */
+size_t ws_text_whole_words(const char *s, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* Tests of the streamed reply (ws_clone_reply_stream): the pieces are whole UTF-8 characters
  * and concatenate to the final reply (or the fallback replaces them), a callback that asks to
- * stop ends the generation at once, a raised cancel flag stops it before any piece, bad input.
+ * stop ends the generation at once, a raised cancel flag stops it before any piece, bad input,
+ * and a lower-case writer's generations come in their case.
  * The clone is trained on the sample chat (Tomás: Spanish, accents, emoji). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "core/mem.h"
 #include "core/utf8.h"
 #include "harness.h"
+#include "style/text.h"
 #include "tiny_gguf.h"
 
 typedef struct collect {
@@ -66,6 +68,49 @@ static ws_clone *train(const char *dir)
     return c;
 }
 
+/* A persona who writes in lower case (c->lower_case, set as ws_clone_open would for one): the
+ * same seeds give the same generations with their capitalised words lower-cased, on the streamed
+ * path (piece by piece: a word is never cut between pieces) and on the ranked one. */
+static void in_their_case(ws_clone *c, const ws_clone_turn *ctx)
+{
+    const char *msg = "¿vienes mañana a la fiesta?";
+    int lowered = 0;
+    ws_error err = {0};
+    for (uint64_t seed = 1; seed <= 24; seed++) {
+        ws_clone_reply_opts ro = {.seed = seed, .no_fallback = true};
+        ws_clone_answer as[4];
+        collect k = {.all = WS_BUF_INIT, .utf8_ok = true};
+        c->lower_case = false;
+        CHECK_EQ_INT(ws_clone_reply_stream(c, msg, ctx, 2, &ro, NULL, NULL, &as[0], &err), 0);
+        CHECK_EQ_INT(ws_clone_reply(c, msg, ctx, 2, &ro, &as[1], &err), 0);
+        c->lower_case = true;
+        CHECK_EQ_INT(ws_clone_reply_stream(c, msg, ctx, 2, &ro, on_piece, &k, &as[2], &err), 0);
+        CHECK_EQ_INT(ws_clone_reply(c, msg, ctx, 2, &ro, &as[3], &err), 0);
+        for (int path = 0; path < 2; path++) {
+            ws_clone_answer *plain = &as[path], *low = &as[path + 2];
+            if (!plain->reply || !low->reply || plain->source != WS_CLONE_SRC_GENERATED)
+                continue;
+            ws_buf want = WS_BUF_INIT;
+            ws_text_lower_capitalised(plain->reply, strlen(plain->reply), &want);
+            ws_buf_putc(&want, '\0');
+            CHECK_EQ_STR(low->reply, want.data);
+            ws_case_shapes cs = {0};
+            ws_text_case_shapes(low->reply, &cs);
+            CHECK_EQ_INT((int)cs.capitalised, 0);
+            lowered += strcmp(plain->reply, low->reply) != 0;
+            ws_buf_free(&want);
+        }
+        if (as[2].source == WS_CLONE_SRC_GENERATED)
+            CHECK_EQ_STR(k.all.data ? k.all.data : "", as[2].reply);
+        for (int i = 0; i < 4; i++)
+            ws_clone_answer_clear(&as[i]);
+        ws_buf_free(&k.all);
+    }
+    c->lower_case = false;
+    printf("lower-cased: %d generations\n", lowered);
+    CHECK(lowered > 0);
+}
+
 static void stream(void)
 {
     char tmpl[] = "/tmp/ws_test_clone_stream_XXXXXX";
@@ -112,6 +157,7 @@ static void stream(void)
     ws__clone_guard_clear(&g);
     printf("streamed: %d generated, %d fallback\n", generated, fallbacks);
     CHECK(generated > 0);
+    in_their_case(c, ctx);
 
     /* a callback asking to stop after its first piece: WS_EAGAIN, no further piece */
     int stopped = 0;

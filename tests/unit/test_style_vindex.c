@@ -71,6 +71,34 @@ static void scripts_and_case(void)
     CHECK(!ws_cp_is_space('x'));
 }
 
+static char *lowered(const char *s)
+{
+    ws_buf b = WS_BUF_INIT;
+    ws_text_lower_capitalised(s, strlen(s), &b);
+    return ws_buf_take(&b);
+}
+
+/* Word case shapes, and a lower-case writer's version of a text: capitalised words (a lone "I"
+ * included) lower-cased, all caps and the rest as they are, any script with case. */
+static void case_shapes_and_lowering(void)
+{
+    ws_case_shapes c = {0};
+    ws_text_case_shapes("I said WAIT, Lisbon in 5 days iPhone x\nÉcole ok", &c);
+    CHECK_EQ_INT((int)c.capitalised, 3); /* I, Lisbon, École */
+    CHECK_EQ_INT((int)c.caps, 1);        /* WAIT */
+    CHECK_EQ_INT((int)c.lower, 5);       /* said in days x ok; "5" and "iPhone" count in none */
+    char *s = lowered("I'm off to Lisbon!! SO good.\nЖора and NASA, iPhone 2x");
+    CHECK_EQ_STR(s, "i'm off to lisbon!! SO good.\nжора and NASA, iPhone 2x");
+    free(s);
+    s = lowered("\xff Bad byte Kept \xf0\x9f\x98\x82 Émoji");
+    CHECK_EQ_STR(s, "\xff bad byte kept \xf0\x9f\x98\x82 émoji");
+    free(s);
+    CHECK_EQ_INT((int)ws_text_whole_words("see u in Lis", 12), 9); /* "Lis" may go on */
+    CHECK_EQ_INT((int)ws_text_whole_words("see u in Lis ", 13), 13);
+    CHECK_EQ_INT((int)ws_text_whole_words("Lis", 3), 0);
+    CHECK_EQ_INT((int)ws_text_whole_words("", 0), 0);
+}
+
 static void hash_embedder_is_normalised_and_similar(void)
 {
     ws_embedder *e = ws_embed_hash_new(512);
@@ -257,5 +285,6 @@ static void save_load_roundtrip_and_corruption(void)
 }
 
 WS_TEST_MAIN(T(utf8_decodes_and_replaces), T(emoji_graphemes), T(scripts_and_case),
-             T(hash_embedder_is_normalised_and_similar), T(exact_search_finds_itself),
-             T(hnsw_recall_matches_exact), T(save_load_roundtrip_and_corruption))
+             T(case_shapes_and_lowering), T(hash_embedder_is_normalised_and_similar),
+             T(exact_search_finds_itself), T(hnsw_recall_matches_exact),
+             T(save_load_roundtrip_and_corruption))
