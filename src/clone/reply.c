@@ -647,6 +647,14 @@ static size_t choose(reply_run *rr)
     return best;
 }
 
+/* b's text, taken: a generation in the persona's case, a retrieved reply as they wrote it. */
+static char *take_text(const ws_clone *c, cand *b)
+{
+    char *t = b->text;
+    b->text = NULL;
+    return b->src == WS_CLONE_SRC_GENERATED ? ws__clone_in_their_case(c, t) : t;
+}
+
 /* The answer: the chosen candidate when confident enough, else the fallback. */
 static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
 {
@@ -659,8 +667,7 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     }
     out->confidence = conf;
     if (b && (rr->o.no_fallback || conf >= c->threshold)) {
-        out->reply = b->src == WS_CLONE_SRC_GENERATED ? ws__clone_in_their_case(c, b->text) : b->text;
-        b->text = NULL;
+        out->reply = take_text(c, b);
         out->source = b->src;
         return;
     }
@@ -669,8 +676,7 @@ static void answer(reply_run *rr, size_t best, ws_clone_answer *out)
     if (!ws__clone_is_echo(c->fallback, rr->msg)) {
         out->reply = ws_xstrdup(c->fallback);
     } else if (b) {
-        out->reply = b->src == WS_CLONE_SRC_GENERATED ? ws__clone_in_their_case(c, b->text) : b->text;
-        b->text = NULL;
+        out->reply = take_text(c, b);
     } else { /* the persona's next most common reply that is not the message */
         for (size_t i = 0; i < c->n_replies && !out->reply; i++)
             if (!ws__clone_is_echo(c->replies[i], rr->msg))

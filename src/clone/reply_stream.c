@@ -107,7 +107,7 @@ static int stream_emit(stream_run *sr, ws_error *err)
     if (end <= sr->sent)
         return 0;
     int stop = 0;
-    if (sr->fn && sr->c->lower_case) {
+    if (sr->fn && sr->c->lower_case) { /* in the persona's case, as the final reply */
         ws_buf piece = WS_BUF_INIT;
         ws_text_lower_capitalised(t + sr->sent, end - sr->sent, &piece);
         stop = sr->fn(sr->arg, piece.data, piece.len);
@@ -234,7 +234,8 @@ static void stream_answer(stream_run *sr, bool no_fallback, ws_clone_answer *out
         double conf = 0.7 * exp(sr->lp / (double)(sr->ids.n + 1)) + 0.3 * (sim > 0 ? sim : 0);
         out->confidence = conf < 0 ? 0 : conf > 1 ? 1 : conf;
     }
-    gt = ws__clone_in_their_case(c, gt); /* as its pieces were handed out */
+    if (ok)
+        gt = ws__clone_in_their_case(c, gt); /* as its pieces were handed out */
     if (ok && (no_fallback || out->confidence >= c->threshold)) {
         out->reply = gt;
         out->source = WS_CLONE_SRC_GENERATED;

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "core/strset.h"
 #include "core/utf8.h"
+#include "style/embed.h"
 #include "style/text.h"
 
 enum { ANY = -1, EN, ES, DE, FR, IT, PT, NL }; /* ANY: shared by several languages, no vote */
@@ -424,8 +425,8 @@ struct ws_stylo_attributor {
     size_t n_authors, n_texts;
     size_t *count;         /* texts per author; 0 once fitted = no candidate */
     double *mean, *inv_sd; /* per feature over all texts: sum and sum of squares until fitted */
-    double *author_sum;    /* n_authors x WS_STYLO_DIM sums: then unit z-scored centroids */
-    bool fitted;
+    double *author_sum;    /* n_authors x WS_STYLO_DIM sums while fed (NULL once fitted) */
+    float *centroid;       /* once fitted: n_authors x WS_STYLO_DIM unit z-scored means */
 };
 
 ws_stylo_attributor *ws_stylo_attributor_new(size_t n_authors)
@@ -441,7 +442,7 @@ ws_stylo_attributor *ws_stylo_attributor_new(size_t n_authors)
 
 void ws_stylo_attributor_add(ws_stylo_attributor *a, size_t author, const char *text)
 {
-    if (a->fitted || author >= a->n_authors)
+    if (a->centroid || author >= a->n_authors)
         return;
     float v[WS_STYLO_DIM];
     ws_stylo_vector(text, v);
@@ -455,69 +456,49 @@ void ws_stylo_attributor_add(ws_stylo_attributor *a, size_t author, const char *
     a->n_texts++;
 }
 
-/* z-scores v (WS_STYLO_DIM) in place by the fitted means and inverse deviations. */
-static void zscore(const ws_stylo_attributor *a, double *v)
-{
-    for (size_t d = 0; d < WS_STYLO_DIM; d++)
-        v[d] = (v[d] - a->mean[d]) * a->inv_sd[d];
-}
-
-static void unit(double *v)
-{
-    double n = 0;
-    for (size_t d = 0; d < WS_STYLO_DIM; d++)
-        n += v[d] * v[d];
-    n = n > 0 ? 1.0 / sqrt(n) : 0;
-    for (size_t d = 0; d < WS_STYLO_DIM; d++)
-        v[d] *= n;
-}
-
 size_t ws_stylo_attributor_fit(ws_stylo_attributor *a, size_t min_texts, size_t keep)
 {
-    if (a->fitted)
+    if (a->centroid)
         return 0;
-    a->fitted = true;
     double n = a->n_texts ? (double)a->n_texts : 1;
     for (size_t d = 0; d < WS_STYLO_DIM; d++) {
         double m = a->mean[d] / n, var = a->inv_sd[d] / n - m * m;
         a->mean[d] = m;
         a->inv_sd[d] = var > 1e-12 ? 1.0 / sqrt(var) : 0; /* a constant feature tells nothing */
     }
+    a->centroid = ws_xcalloc((a->n_authors + 1) * WS_STYLO_DIM, sizeof *a->centroid);
     size_t candidates = 0;
     for (size_t k = 0; k < a->n_authors; k++) {
-        double *c = a->author_sum + k * WS_STYLO_DIM;
         if (a->count[k] < min_texts && !(k == keep && a->count[k]))
             a->count[k] = 0;
         if (!a->count[k])
             continue;
+        const double *sum = a->author_sum + k * WS_STYLO_DIM;
+        float *c = a->centroid + k * WS_STYLO_DIM;
         for (size_t d = 0; d < WS_STYLO_DIM; d++)
-            c[d] /= (double)a->count[k];
-        zscore(a, c);
-        unit(c);
+            c[d] = (float)((sum[d] / (double)a->count[k] - a->mean[d]) * a->inv_sd[d]);
+        ws_vec_normalize(c, WS_STYLO_DIM);
         candidates++;
     }
+    free(a->author_sum);
+    a->author_sum = NULL;
     return candidates;
 }
 
 size_t ws_stylo_attribute(const ws_stylo_attributor *a, const char *text)
 {
-    if (!a->fitted)
+    if (!a->centroid)
         return SIZE_MAX;
-    float f[WS_STYLO_DIM];
-    double v[WS_STYLO_DIM];
-    ws_stylo_vector(text, f);
+    float v[WS_STYLO_DIM];
+    ws_stylo_vector(text, v);
     for (size_t d = 0; d < WS_STYLO_DIM; d++)
-        v[d] = f[d];
-    zscore(a, v);
+        v[d] = (float)((v[d] - a->mean[d]) * a->inv_sd[d]);
     size_t best = SIZE_MAX;
-    double best_cos = 0;
+    float best_cos = 0;
     for (size_t k = 0; k < a->n_authors; k++) {
         if (!a->count[k])
             continue;
-        const double *c = a->author_sum + k * WS_STYLO_DIM;
-        double dot = 0;
-        for (size_t d = 0; d < WS_STYLO_DIM; d++)
-            dot += v[d] * c[d];
+        float dot = ws_vec_dot(v, a->centroid + k * WS_STYLO_DIM, WS_STYLO_DIM);
         if (best == SIZE_MAX || dot > best_cos)
             best = k, best_cos = dot;
     }
@@ -532,5 +513,6 @@ void ws_stylo_attributor_free(ws_stylo_attributor *a)
     free(a->mean);
     free(a->inv_sd);
     free(a->author_sum);
+    free(a->centroid);
     free(a);
 }
